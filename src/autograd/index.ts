@@ -1,0 +1,13 @@
+// Public API of the engine.
+import "./methods.ts";
+export { keep, noGrad, Tensor, tidy, isGradEnabled } from "./tensor.ts";
+export { backward, grad, type GradOptions } from "./engine.ts";
+export * from "./ops/elementwise.ts";
+export * from "./ops/reduce.ts";
+export * from "./ops/movement.ts";
+export * from "./ops/linalg.ts";
+export * from "./ops/conv.ts";
+export * from "./ops/nn.ts";
+export { Generator, rand, randn } from "./random.ts";
+export { cpu, defaultBackend, onBackend, setDefaultBackend } from "./device.ts";
+export { fmt, sizeOf, type Shape } from "./shape.ts";

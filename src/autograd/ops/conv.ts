@@ -1,0 +1,51 @@
+// conv2d NCHW with stride, zero padding and groups, and its two backward ops.
+// The three are bilinear and each one's gradients are the other two, so grad-of-grad works.
+import type { ConvParams } from "../../kernels/backend.ts";
+import { fmt } from "../shape.ts";
+import { assertSameBackend, result, type Tensor } from "../tensor.ts";
+
+export interface ConvOptions {
+  stride?: number;
+  padding?: number;
+  groups?: number;
+}
+
+function params(x: readonly number[], w: readonly number[], o: ConvOptions): ConvParams {
+  const stride = o.stride ?? 1, pad = o.padding ?? 0, groups = o.groups ?? 1;
+  const [N, Cin, H, W] = x;
+  const [Cout, cg, KH, KW] = w;
+  const bad = (why: string) => new Error(`conv2d: input ${fmt(x)} and weight ${fmt(w)} (stride ${stride}, padding ${pad}, groups ${groups}): ${why}`);
+  if (x.length !== 4 || w.length !== 4) throw bad("both must be rank 4 (NCHW and OIHW)");
+  if (Cin % groups || Cout % groups) throw bad("channels not divisible by groups");
+  if (cg * groups !== Cin) throw bad(`weight expects ${cg * groups} input channels`);
+  if (!(stride >= 1) || !(pad >= 0)) throw bad("stride must be >= 1 and padding >= 0");
+  const OH = Math.floor((H + 2 * pad - KH) / stride) + 1, OW = Math.floor((W + 2 * pad - KW) / stride) + 1;
+  if (OH < 1 || OW < 1) throw bad("kernel larger than padded input");
+  return { N, Cin, H, W, Cout, KH, KW, stride, pad, groups, OH, OW };
+}
+
+const outShape = (p: ConvParams) => [p.N, p.Cout, p.OH, p.OW];
+const optsOf = (p: ConvParams): ConvOptions => ({ stride: p.stride, padding: p.pad, groups: p.groups });
+
+export function conv2d(x: Tensor, w: Tensor, o: ConvOptions = {}): Tensor {
+  assertSameBackend("conv2d", [x, w]);
+  const p = params(x.shape, w.shape, o);
+  const s = x.backend.conv2d(x.storage("conv2d"), w.storage("conv2d"), p, x.dtype);
+  return result("conv2d", [x, w], s, outShape(p), (g) => [conv2dInputGrad(g, w, x.shape, optsOf(p)), conv2dWeightGrad(x, g, w.shape, optsOf(p))], x);
+}
+
+/** d(conv2d)/dx applied to gy: the transposed convolution. */
+export function conv2dInputGrad(gy: Tensor, w: Tensor, xShape: readonly number[], o: ConvOptions): Tensor {
+  const p = params(xShape, w.shape, o);
+  if (gy.shape.join() !== outShape(p).join()) throw new Error(`conv2dInputGrad: gradient ${fmt(gy.shape)} but conv output is ${fmt(outShape(p))}`);
+  const s = gy.backend.conv2dInputGrad(gy.storage("conv2dInputGrad"), w.storage("conv2dInputGrad"), p, gy.dtype);
+  return result("conv2dInputGrad", [gy, w], s, xShape, (h) => [conv2d(h, w, o), conv2dWeightGrad(h, gy, w.shape, o)], gy);
+}
+
+/** d(conv2d)/dw applied to gy: correlation of input and output gradient. */
+export function conv2dWeightGrad(x: Tensor, gy: Tensor, wShape: readonly number[], o: ConvOptions): Tensor {
+  const p = params(x.shape, wShape, o);
+  if (gy.shape.join() !== outShape(p).join()) throw new Error(`conv2dWeightGrad: gradient ${fmt(gy.shape)} but conv output is ${fmt(outShape(p))}`);
+  const s = x.backend.conv2dWeightGrad(x.storage("conv2dWeightGrad"), gy.storage("conv2dWeightGrad"), p, x.dtype);
+  return result("conv2dWeightGrad", [x, gy], s, wShape, (h) => [conv2dInputGrad(gy, h, x.shape, o), conv2d(x, h, o)], x);
+}

@@ -1,0 +1,183 @@
+// Elementwise ops: one table entry per op, forward kernel name and backward rule side by side.
+// Backward rules use differentiable ops only, so they can be differentiated again.
+import type { BinaryOp, DType, UnaryOp } from "../../kernels/backend.ts";
+import type { Backend } from "../../kernels/backend.ts";
+import { defaultBackend } from "../device.ts";
+import { broadcastShapes, checkShape, fmt, type Shape, sameShape, sizeOf } from "../shape.ts";
+import { assertSameBackend, result, Tensor } from "../tensor.ts";
+import { sumTo } from "./reduce.ts";
+
+export interface Creation {
+  backend?: Backend;
+  dtype?: DType;
+  requiresGrad?: boolean;
+}
+
+function make(storage: unknown, shape: Shape, o: Creation, backend: Backend): Tensor {
+  const t = new Tensor(backend, storage, shape, o.dtype ?? "float32");
+  if (o.requiresGrad) t.requireGrad();
+  return t;
+}
+
+function checkDtype(b: Backend, dtype: DType) {
+  if (dtype === "float64" && b.name !== "cpu") throw new Error(`float64 tensors exist on the cpu backend only (asked on ${b.name})`);
+}
+
+export function tensor(data: ArrayLike<number>, shape?: Shape, o: Creation = {}): Tensor {
+  const s = shape ?? [data.length];
+  checkShape("tensor", s);
+  if (sizeOf(s) !== data.length) throw new Error(`tensor: ${data.length} values do not fill shape ${fmt(s)}`);
+  const b = o.backend ?? defaultBackend();
+  checkDtype(b, o.dtype ?? "float32");
+  return make(b.upload(data, o.dtype ?? "float32"), s, o, b);
+}
+
+export function full(shape: Shape, value: number, o: Creation = {}): Tensor {
+  checkShape("full", shape);
+  const b = o.backend ?? defaultBackend();
+  checkDtype(b, o.dtype ?? "float32");
+  return make(b.fill(sizeOf(shape), value, o.dtype ?? "float32"), shape, o, b);
+}
+export const zeros = (shape: Shape, o: Creation = {}) => full(shape, 0, o);
+export const ones = (shape: Shape, o: Creation = {}) => full(shape, 1, o);
+export const fullLike = (t: Tensor, v: number) => full(t.shape, v, { backend: t.backend, dtype: t.dtype });
+export const zerosLike = (t: Tensor) => fullLike(t, 0);
+export const onesLike = (t: Tensor) => fullLike(t, 1);
+export const scalarLike = (t: Tensor, v: number) => full([], v, { backend: t.backend, dtype: t.dtype });
+
+// ---- unary ----
+
+type UnaryGrad = (x: Tensor, y: Tensor, g: Tensor, p: number) => Tensor | null;
+
+const UNARY_GRAD: Record<UnaryOp, UnaryGrad> = {
+  neg: (_x, _y, g) => neg(g),
+  exp: (_x, y, g) => mul(g, y),
+  log: (x, _y, g) => div(g, x),
+  sqrt: (_x, y, g) => div(mulScalar(g, 0.5), y),
+  abs: (x, _y, g) => mul(g, unary("sign", x)),
+  relu: (x, _y, g) => mul(g, unary("step", x)),
+  step: () => null,
+  sign: () => null,
+  sigmoid: (_x, y, g) => mul(g, mul(y, addScalar(neg(y), 1))),
+  softplus: (x, _y, g) => mul(g, sigmoid(x)),
+  tanh: (_x, y, g) => mul(g, addScalar(neg(square(y)), 1)),
+  square: (x, _y, g) => mul(g, mulScalar(x, 2)),
+  recip: (_x, y, g) => neg(mul(g, square(y))),
+  powScalar: (x, _y, g, p) => mul(g, mulScalar(powScalar(x, p - 1), p)),
+  mulScalar: (_x, _y, g, p) => mulScalar(g, p),
+  addScalar: (_x, _y, g) => g,
+  leakyRelu: (x, _y, g, p) => mul(g, unary("leakyStep", x, p)),
+  leakyStep: () => null,
+};
+
+export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {
+  const s = x.backend.unary(op, x.storage(op), x.size, x.dtype, p);
+  let y: Tensor;
+  const grad = UNARY_GRAD[op];
+  y = result(op, [x], s, x.shape, (g) => [grad(x, y, g, p)], x);
+  return y;
+}
+
+export const neg = (x: Tensor) => unary("neg", x);
+export const exp = (x: Tensor) => unary("exp", x);
+export const log = (x: Tensor) => unary("log", x);
+export const sqrt = (x: Tensor) => unary("sqrt", x);
+export const abs = (x: Tensor) => unary("abs", x);
+export const relu = (x: Tensor) => unary("relu", x);
+export const sigmoid = (x: Tensor) => unary("sigmoid", x);
+export const softplus = (x: Tensor) => unary("softplus", x);
+export const tanh = (x: Tensor) => unary("tanh", x);
+export const square = (x: Tensor) => unary("square", x);
+export const recip = (x: Tensor) => unary("recip", x);
+export const sign = (x: Tensor) => unary("sign", x);
+export const powScalar = (x: Tensor, p: number) => unary("powScalar", x, p);
+export const mulScalar = (x: Tensor, p: number) => unary("mulScalar", x, p);
+export const addScalar = (x: Tensor, p: number) => unary("addScalar", x, p);
+export const leakyRelu = (x: Tensor, slope = 0.01) => unary("leakyRelu", x, slope);
+/** log(sigmoid(x)) = -softplus(-x), stable for large |x|. */
+export const logSigmoid = (x: Tensor) => neg(softplus(neg(x)));
+export const silu = (x: Tensor) => mul(x, sigmoid(x));
+
+// ---- binary with broadcasting ----
+
+type BinaryGrad = (a: Tensor, b: Tensor, g: Tensor, out: Tensor) => [Tensor | null, Tensor | null];
+
+const BINARY_GRAD: Record<BinaryOp, BinaryGrad> = {
+  add: (_a, _b, g) => [g, g],
+  sub: (_a, _b, g) => [g, neg(g)],
+  mul: (a, b, g) => [mul(g, b), mul(g, a)],
+  div: (_a, b, g, out) => [div(g, b), neg(div(mul(g, out), b))],
+  maximum: (a, b, g) => [mul(g, binary("ge", a, b)), mul(g, binary("lt", a, b))],
+  minimum: (a, b, g) => [mul(g, binary("le", a, b)), mul(g, binary("gt", a, b))],
+  gt: () => [null, null],
+  ge: () => [null, null],
+  lt: () => [null, null],
+  le: () => [null, null],
+  eq: () => [null, null],
+};
+
+export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+  assertSameBackend(op, [a, b]);
+  const shape = broadcastShapes(op, a.shape, b.shape);
+  const s = a.backend.binary(op, a.storage(op), a.shape, b.storage(op), b.shape, shape, a.dtype);
+  const grad = BINARY_GRAD[op];
+  const out: Tensor = result(op, [a, b], s, shape, (g) => {
+    const [ga, gb] = grad(a, b, g, out);
+    return [ga && sumTo(ga, a.shape), gb && sumTo(gb, b.shape)];
+  }, a);
+  return out;
+}
+
+type Operand = Tensor | number;
+const lift = (like: Tensor, v: Operand) => (typeof v === "number" ? scalarLike(like, v) : v);
+
+export function add(a: Operand, b: Operand): Tensor {
+  if (typeof b === "number") return addScalar(a as Tensor, b);
+  if (typeof a === "number") return addScalar(b, a);
+  return binary("add", a, b);
+}
+export function sub(a: Operand, b: Operand): Tensor {
+  if (typeof b === "number") return addScalar(a as Tensor, -b);
+  if (typeof a === "number") return addScalar(neg(b), a);
+  return binary("sub", a, b);
+}
+export function mul(a: Operand, b: Operand): Tensor {
+  if (typeof b === "number") return mulScalar(a as Tensor, b);
+  if (typeof a === "number") return mulScalar(b, a);
+  return binary("mul", a, b);
+}
+export function div(a: Operand, b: Operand): Tensor {
+  if (typeof b === "number") return mulScalar(a as Tensor, 1 / b);
+  if (typeof a === "number") return mulScalar(recip(b), a);
+  return binary("div", a, b);
+}
+const cmp = (op: BinaryOp) => (a: Tensor, b: Operand) => binary(op, a, lift(a, b));
+export const maximum = cmp("maximum");
+export const minimum = cmp("minimum");
+export const gt = cmp("gt");
+export const ge = cmp("ge");
+export const lt = cmp("lt");
+export const le = cmp("le");
+export const eq = cmp("eq");
+
+/** where(cond, a, b): a where cond != 0, else b; broadcasting all three. */
+export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
+  const like = cond;
+  const ta = lift(like, a), tb = lift(like, b);
+  assertSameBackend("where", [cond, ta, tb]);
+  const shape = broadcastShapes("where", broadcastShapes("where", cond.shape, ta.shape), tb.shape);
+  const s = cond.backend.where(cond.storage("where"), cond.shape, ta.storage("where"), ta.shape, tb.storage("where"), tb.shape, shape, cond.dtype);
+  return result("where", [ta, tb], s, shape, (g) => {
+    const z = zerosLike(g);
+    return [sumTo(where(cond, g, z), ta.shape), sumTo(where(cond, z, g), tb.shape)];
+  }, cond);
+}
+
+export function clamp(x: Tensor, lo: number, hi: number): Tensor {
+  if (!(lo <= hi)) throw new Error(`clamp: lo ${lo} > hi ${hi}`);
+  return where(lt(x, lo), lo, where(gt(x, hi), hi, x));
+}
+
+export function sameShapeOrThrow(op: string, a: Tensor, b: Tensor) {
+  if (!sameShape(a.shape, b.shape)) throw new Error(`${op}: shape mismatch ${fmt(a.shape)} vs ${fmt(b.shape)}`);
+}

@@ -1,0 +1,42 @@
+// Matrix products. One primitive, mm(a, b, transA, transB) on [batch, rows, cols] operands,
+// so the backward products need no transposed copies.
+import { fmt } from "../shape.ts";
+import { assertSameBackend, result, type Tensor } from "../tensor.ts";
+import { reshape } from "./movement.ts";
+import { sum } from "./reduce.ts";
+
+function as3(x: Tensor): [number, number, number] {
+  if (x.rank === 2) return [1, x.shape[0], x.shape[1]];
+  const r = x.rank;
+  return [x.shape.slice(0, r - 2).reduce((a, b) => a * b, 1), x.shape[r - 2], x.shape[r - 1]];
+}
+
+/** Batched product with optional transposes of the last two axes; batch dims 1 broadcast. */
+export function mm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor {
+  assertSameBackend("matmul", [a, b]);
+  if (a.rank < 2 || b.rank < 2 || a.rank > 3 || b.rank > 3) {
+    throw new Error(`matmul: operands must be rank 2 or 3, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  }
+  const [Ba, ar, ac] = as3(a), [Bb, br, bc] = as3(b);
+  const M = transA ? ac : ar, K = transA ? ar : ac;
+  const Kb = transB ? bc : br, N = transB ? br : bc;
+  if (K !== Kb || (Ba !== Bb && Ba !== 1 && Bb !== 1)) {
+    throw new Error(`matmul: shapes ${fmt(a.shape)}${transA ? "ᵀ" : ""} and ${fmt(b.shape)}${transB ? "ᵀ" : ""} do not match (inner ${K} vs ${Kb}, batch ${Ba} vs ${Bb})`);
+  }
+  const batch = Math.max(Ba, Bb);
+  const outShape = a.rank === 3 || b.rank === 3 ? [batch, M, N] : [M, N];
+  const s = a.backend.matmul(a.storage("matmul"), b.storage("matmul"), { batchA: Ba, batchB: Bb, M, K, N, transA, transB }, a.dtype);
+  return result("matmul", [a, b], s, outShape, (g) => {
+    const ga = transA ? mm(b, g, transB, true) : mm(g, b, false, !transB);
+    const gb = transB ? mm(g, a, true, transA) : mm(a, g, !transA, false);
+    return [reduceBatch(ga, a), reduceBatch(gb, b)];
+  }, a);
+}
+
+/** Sum over the batch when the operand was broadcast along it. */
+function reduceBatch(g: Tensor, x: Tensor): Tensor {
+  if (g.rank === 3 && (x.rank === 2 || x.shape[0] === 1) && g.shape[0] !== 1) return reshape(sum(g, 0), x.shape);
+  return reshape(g, x.shape);
+}
+
+export const matmul = (a: Tensor, b: Tensor) => mm(a, b, false, false);

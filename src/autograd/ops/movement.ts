@@ -1,0 +1,138 @@
+// Shape and movement ops. Reshape shares storage; the rest are one strided-copy kernel
+// (output dim -> input dim, start, step, out-of-range reads give padValue).
+import type { StridedSpec } from "../../kernels/backend.ts";
+import { fmt, type Shape, sameShape, sizeOf } from "../shape.ts";
+import { result, type Tensor } from "../tensor.ts";
+import { add } from "./elementwise.ts";
+import { sumTo } from "./reduce.ts";
+
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  const s = [...shape];
+  const free = s.indexOf(-1);
+  if (free >= 0) {
+    const rest = sizeOf(s.filter((_, i) => i !== free));
+    s[free] = rest === 0 ? 0 : x.size / rest;
+  }
+  if (!s.every((d) => Number.isInteger(d) && d >= 0) || sizeOf(s) !== x.size) {
+    throw new Error(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)}`);
+  }
+  return result("reshape", [x], null, s, (g) => [reshape(g, x.shape)], x, x);
+}
+
+function strided(op: string, x: Tensor, spec: Omit<StridedSpec, "inShape">, backward: (g: Tensor) => Tensor): Tensor {
+  const full: StridedSpec = { inShape: x.shape, ...spec };
+  const s = x.backend.strided(x.storage(op), full, x.dtype);
+  return result(op, [x], s, spec.outShape, (g) => [backward(g)], x);
+}
+
+const ident = (r: number) => [...Array(r).keys()];
+
+export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  const r = x.rank;
+  if (perm.length !== r || !ident(r).every((i) => perm.includes(i))) {
+    throw new Error(`permute: ${JSON.stringify(perm)} is not a permutation of the axes of ${fmt(x.shape)}`);
+  }
+  const inv = new Array<number>(r);
+  perm.forEach((p, i) => (inv[p] = i));
+  return strided("permute", x, {
+    outShape: perm.map((p) => x.shape[p]), map: perm, start: perm.map(() => 0), step: perm.map(() => 1), padValue: 0,
+  }, (g) => permute(g, inv));
+}
+
+/** Swap two axes (default: the last two). */
+export function transpose(x: Tensor, a = -2, b = -1): Tensor {
+  const r = x.rank;
+  const aa = a < 0 ? a + r : a, bb = b < 0 ? b + r : b;
+  if (aa < 0 || aa >= r || bb < 0 || bb >= r) throw new Error(`transpose: axes ${a},${b} out of range for ${fmt(x.shape)}`);
+  const perm = ident(r);
+  perm[aa] = bb;
+  perm[bb] = aa;
+  return permute(x, perm);
+}
+
+/** x[begin:end] per axis (step 1). Missing entries mean the whole axis; negatives count from the end. */
+export function slice(x: Tensor, begin: readonly number[], end?: readonly number[]): Tensor {
+  const r = x.rank;
+  const b0 = ident(r).map((i) => {
+    const v = begin[i] ?? 0;
+    return v < 0 ? v + x.shape[i] : v;
+  });
+  const e0 = ident(r).map((i) => {
+    const v = end?.[i] ?? x.shape[i];
+    return v < 0 ? v + x.shape[i] : v;
+  });
+  for (let i = 0; i < r; i++) {
+    if (b0[i] < 0 || e0[i] > x.shape[i] || b0[i] > e0[i]) {
+      throw new Error(`slice: range [${begin}]..[${end ?? ""}] out of bounds for ${fmt(x.shape)} at axis ${i}`);
+    }
+  }
+  const outShape = ident(r).map((i) => e0[i] - b0[i]);
+  return strided("slice", x, { outShape, map: ident(r), start: b0, step: outShape.map(() => 1), padValue: 0 },
+    (g) => pad(g, ident(r).map((i) => [b0[i], x.shape[i] - e0[i]] as [number, number])));
+}
+
+/** Pad each axis by [before, after] with a constant. */
+export function pad(x: Tensor, pads: readonly (readonly [number, number])[], value = 0): Tensor {
+  const r = x.rank;
+  if (pads.length !== r || pads.some(([a, b]) => a < 0 || b < 0 || !Number.isInteger(a) || !Number.isInteger(b))) {
+    throw new Error(`pad: need ${r} non-negative [before, after] pairs for ${fmt(x.shape)}, got ${JSON.stringify(pads)}`);
+  }
+  const outShape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
+  return strided("pad", x, { outShape, map: ident(r), start: pads.map((p) => -p[0]), step: outShape.map(() => 1), padValue: value },
+    (g) => slice(g, pads.map((p) => p[0]), x.shape.map((d, i) => pads[i][0] + d)));
+}
+
+export function flip(x: Tensor, axes: readonly number[]): Tensor {
+  const r = x.rank;
+  const ax = axes.map((a) => (a < 0 ? a + r : a));
+  if (ax.some((a) => a < 0 || a >= r)) throw new Error(`flip: axes ${JSON.stringify(axes)} out of range for ${fmt(x.shape)}`);
+  return strided("flip", x, {
+    outShape: x.shape, map: ident(r),
+    start: x.shape.map((d, i) => (ax.includes(i) ? d - 1 : 0)),
+    step: x.shape.map((_, i) => (ax.includes(i) ? -1 : 1)), padValue: 0,
+  }, (g) => flip(g, ax));
+}
+
+export function broadcastTo(x: Tensor, shape: Shape): Tensor {
+  if (sameShape(x.shape, shape)) return x;
+  const r = shape.length;
+  const ok = x.rank <= r && x.shape.every((d, i) => d === 1 || d === shape[r - x.rank + i]);
+  if (!ok) throw new Error(`broadcastTo: cannot broadcast ${fmt(x.shape)} to ${fmt(shape)}`);
+  const xr = x.rank < r ? reshape(x, [...Array(r - x.rank).fill(1), ...x.shape]) : x;
+  return strided("broadcastTo", xr, {
+    outShape: shape, map: ident(r), start: shape.map(() => 0),
+    step: shape.map((d, i) => (xr.shape[i] === 1 && d !== 1 ? 0 : 1)), padValue: 0,
+  }, (g) => sumTo(g, xr.shape));
+}
+
+export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  if (!xs.length) throw new Error("concat: no tensors");
+  const r = xs[0].rank;
+  const a = axis < 0 ? axis + r : axis;
+  for (const t of xs) {
+    if (t.rank !== r || t.shape.some((d, i) => i !== a && d !== xs[0].shape[i])) {
+      throw new Error(`concat: shapes ${xs.map((t) => fmt(t.shape)).join(", ")} differ off axis ${axis}`);
+    }
+  }
+  if (xs.length === 1) return xs[0];
+  const total = xs.reduce((s, t) => s + t.shape[a], 0);
+  let off = 0, out: Tensor | null = null;
+  for (const t of xs) {
+    const pads = t.shape.map((_, i) => (i === a ? [off, total - off - t.shape[a]] : [0, 0]) as [number, number]);
+    const p = pad(t, pads);
+    out = out ? add(out, p) : p;
+    off += t.shape[a];
+  }
+  return out!;
+}
+
+export function unsqueeze(x: Tensor, axis: number): Tensor {
+  const a = axis < 0 ? axis + x.rank + 1 : axis;
+  const s = [...x.shape];
+  s.splice(a, 0, 1);
+  return reshape(x, s);
+}
+
+export function flatten(x: Tensor, from = 1): Tensor {
+  return reshape(x, [...x.shape.slice(0, from), -1]);
+}

@@ -1,0 +1,59 @@
+// Neural-network ops composed of primitives (their gradients come for free).
+import { fmt } from "../shape.ts";
+import type { Tensor } from "../tensor.ts";
+import { add, mul, recip, sqrt, square, sub, tensor } from "./elementwise.ts";
+import { matmul } from "./linalg.ts";
+import { broadcastTo, reshape } from "./movement.ts";
+import { mean } from "./reduce.ts";
+
+/** Average pooling with a k x k window and stride k (NCHW; H and W divisible by k). */
+export function avgPool2d(x: Tensor, k = 2): Tensor {
+  const [N, C, H, W] = x.shape;
+  if (x.rank !== 4 || H % k || W % k) throw new Error(`avgPool2d: input ${fmt(x.shape)} must be NCHW with H, W divisible by ${k}`);
+  return mean(reshape(x, [N, C, H / k, k, W / k, k]), [3, 5]);
+}
+
+/** Nearest-neighbour upsampling by an integer factor (default 2), NCHW. */
+export function upsampleNearest(x: Tensor, factor = 2): Tensor {
+  const [N, C, H, W] = x.shape;
+  if (x.rank !== 4) throw new Error(`upsampleNearest: input ${fmt(x.shape)} must be NCHW`);
+  const b = broadcastTo(reshape(x, [N, C, H, 1, W, 1]), [N, C, H, factor, W, factor]);
+  return reshape(b, [N, C, H * factor, W * factor]);
+}
+
+/** Group normalisation over (C/groups, H, W) per example, with optional per-channel affine. */
+export function groupNorm(x: Tensor, groups: number, weight?: Tensor, bias?: Tensor, eps = 1e-5): Tensor {
+  const [N, C] = x.shape;
+  if (x.rank < 2 || C % groups) throw new Error(`groupNorm: ${C} channels of ${fmt(x.shape)} not divisible into ${groups} groups`);
+  const g = reshape(x, [N, groups, -1]);
+  const mu = mean(g, 2, true);
+  const d = sub(g, mu);
+  const v = mean(square(d), 2, true);
+  let y = reshape(mul(d, recipSqrt(add(v, eps))), x.shape);
+  const cshape = [1, C, ...x.shape.slice(2).map(() => 1)];
+  if (weight) y = mul(y, reshape(weight, cshape));
+  if (bias) y = add(y, reshape(bias, cshape));
+  return y;
+}
+
+function recipSqrt(v: Tensor): Tensor {
+  return recip(sqrt(v));
+}
+
+/** One-hot rows for integer labels: [labels.length, n]. */
+export function oneHot(labels: ArrayLike<number>, n: number, like: Tensor): Tensor {
+  const data = new Float64Array(labels.length * n);
+  for (let i = 0; i < labels.length; i++) {
+    const c = labels[i];
+    if (!Number.isInteger(c) || c < 0 || c >= n) throw new Error(`oneHot: label ${c} at ${i} outside [0, ${n})`);
+    data[i * n + c] = 1;
+  }
+  return tensor(data, [labels.length, n], { backend: like.backend, dtype: like.dtype });
+}
+
+/** Rows of a [R, D] tensor picked by index, as a one-hot product (so it is differentiable). */
+export function gatherRows(x: Tensor, idx: ArrayLike<number>): Tensor {
+  if (x.rank !== 2) throw new Error(`gatherRows: expects [R, D], got ${fmt(x.shape)}`);
+  return matmul(oneHot(idx, x.shape[0], x), x);
+}
+

@@ -1,0 +1,76 @@
+// Reductions over chosen axes. The backend reduces the middle axis of [outer, R, inner];
+// non-adjacent axes are first moved to the end by a strided copy.
+import type { ReduceOp } from "../../kernels/backend.ts";
+import { fmt, normAxes, reducedAxesFor, type Shape, sameShape, sizeOf } from "../shape.ts";
+import { result, type Tensor } from "../tensor.ts";
+import { add, div, eq, exp, log, mul, sub } from "./elementwise.ts";
+import { broadcastTo, reshape } from "./movement.ts";
+import { noGrad } from "../tensor.ts";
+
+function keptShape(shape: Shape, axes: number[]): number[] {
+  return shape.map((d, i) => (axes.includes(i) ? 1 : d));
+}
+
+function reduceStorage(op: ReduceOp, x: Tensor, axes: number[]): unknown {
+  const b = x.backend, r = x.rank;
+  const contiguous = axes.every((a, i) => i === 0 || a === axes[i - 1] + 1);
+  if (axes.length === 0) return b.unary("mulScalar", x.storage(op), x.size, x.dtype, 1);
+  if (contiguous) {
+    const outer = sizeOf(x.shape.slice(0, axes[0]));
+    const R = sizeOf(axes.map((a) => x.shape[a]));
+    const inner = sizeOf(x.shape.slice(axes[axes.length - 1] + 1));
+    return b.reduce(op, x.storage(op), outer, R, inner, x.dtype);
+  }
+  const keepAx = [...Array(r).keys()].filter((a) => !axes.includes(a));
+  const perm = [...keepAx, ...axes];
+  const outShape = perm.map((a) => x.shape[a]);
+  const moved = b.strided(x.storage(op), {
+    inShape: x.shape, outShape, map: perm, start: perm.map(() => 0), step: perm.map(() => 1), padValue: 0,
+  }, x.dtype);
+  const out = b.reduce(op, moved, sizeOf(keepAx.map((a) => x.shape[a])), sizeOf(axes.map((a) => x.shape[a])), 1, x.dtype);
+  b.release(moved);
+  return out;
+}
+
+export function sum(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  const ax = normAxes("sum", axes, x.rank);
+  const kept = keptShape(x.shape, ax);
+  const shape = keepdims ? kept : x.shape.filter((_, i) => !ax.includes(i));
+  return result("sum", [x], reduceStorage("sum", x, ax), shape, (g) => [broadcastTo(reshape(g, kept), x.shape)], x);
+}
+
+export function mean(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  const ax = normAxes("mean", axes, x.rank);
+  const n = sizeOf(ax.map((a) => x.shape[a]));
+  return div(sum(x, ax, keepdims), n);
+}
+
+/** Max over axes; the gradient is split evenly between tied maxima. */
+export function max(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  const ax = normAxes("max", axes, x.rank);
+  const kept = keptShape(x.shape, ax);
+  const shape = keepdims ? kept : x.shape.filter((_, i) => !ax.includes(i));
+  const y: Tensor = result("max", [x], reduceStorage("max", x, ax), shape, (g) => {
+    const mask = noGrad(() => eq(x, reshape(y, kept)));
+    const count = noGrad(() => sum(mask, ax, true));
+    return [mul(broadcastTo(reshape(g, kept), x.shape), div(mask, count))];
+  }, x);
+  return y;
+}
+
+/** log(sum(exp(x))) over axes, shifted by the (constant) max for stability. */
+export function logsumexp(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  const ax = normAxes("logsumexp", axes, x.rank);
+  const m = noGrad(() => max(x, ax, true)).detach();
+  const s = add(log(sum(exp(sub(x, m)), ax, true)), m);
+  return keepdims ? s : reshape(s, x.shape.filter((_, i) => !ax.includes(i)));
+}
+
+/** Sum g down to `shape` (the inverse of broadcasting). */
+export function sumTo(g: Tensor, shape: Shape): Tensor {
+  if (sameShape(g.shape, shape)) return g;
+  const axes = reducedAxesFor(shape, g.shape);
+  const s = axes.length ? sum(g, axes, true) : g;
+  if (s.size !== sizeOf(shape)) throw new Error(`sumTo: cannot reduce ${fmt(g.shape)} to ${fmt(shape)}`);
+  return reshape(s, shape);
+}

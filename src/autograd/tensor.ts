@@ -1,0 +1,209 @@
+// Tensor: a shape, a dtype and a storage on a backend, plus the autograd node that made it.
+import type { Backend, Data, DType } from "../kernels/backend.ts";
+import { fmt, type Shape, sizeOf } from "./shape.ts";
+
+export type GradFn = (g: Tensor) => (Tensor | null)[];
+export interface Node {
+  op: string;
+  inputs: Tensor[];
+  backward: GradFn;
+}
+export type Hook = (g: Tensor) => Tensor | void;
+
+let nextId = 1;
+let gradEnabled = true;
+const scopes: Set<Tensor>[] = [];
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Run f with graph recording off (no tensor made inside requires grad). */
+export function noGrad<T>(f: () => T): T {
+  return withGradMode(false, f);
+}
+
+export function withGradMode<T>(on: boolean, f: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = on;
+  try {
+    return f();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** Storages are shared by views (reshape, detach) and released when the last holder goes. */
+interface StorageRef {
+  backend: Backend;
+  s: unknown;
+  refs: number;
+}
+function unref(r: StorageRef): void {
+  if (--r.refs === 0) r.backend.release(r.s);
+}
+const finalizer = new FinalizationRegistry<StorageRef>(unref);
+
+export class Tensor {
+  readonly id = nextId++;
+  readonly shape: readonly number[];
+  readonly size: number;
+  requiresGrad = false;
+  /** Accumulated gradient on leaves, and on intermediates that called retainGrad(). */
+  grad: Tensor | null = null;
+  node: Node | null = null;
+  /** Optional stable name (parameters get their dotted names here). */
+  name = "";
+  hooks: Hook[] = [];
+  retainsGrad = false;
+  #ref: StorageRef;
+  #disposed = false;
+  #token = {};
+
+  constructor(readonly backend: Backend, storage: unknown, shape: Shape, readonly dtype: DType, share?: Tensor) {
+    this.shape = Object.freeze([...shape]);
+    this.size = sizeOf(shape);
+    if (share) {
+      this.#ref = share.#ref;
+      this.#ref.refs++;
+    } else this.#ref = { backend, s: storage, refs: 1 };
+    finalizer.register(this, this.#ref, this.#token);
+    if (scopes.length) scopes[scopes.length - 1].add(this);
+  }
+
+  get rank(): number {
+    return this.shape.length;
+  }
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+  get isLeaf(): boolean {
+    return this.node === null;
+  }
+
+  /** The storage, checked: using a freed tensor is an error that names the op. */
+  storage(op = "read"): unknown {
+    if (this.#disposed) {
+      throw new Error(`${op}: tensor #${this.id}${this.name ? ` '${this.name}'` : ""} ${fmt(this.shape)} was already disposed (freed)`);
+    }
+    return this.#ref.s;
+  }
+
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    finalizer.unregister(this.#token);
+    unref(this.#ref);
+    for (const s of scopes) s.delete(this);
+  }
+
+  /** Mark as a leaf that collects gradients. */
+  requireGrad(on = true): this {
+    if (on && this.dtype !== "float32" && this.dtype !== "float64") throw new Error("requireGrad: float tensors only");
+    this.requiresGrad = on;
+    return this;
+  }
+
+  retainGrad(): this {
+    this.retainsGrad = true;
+    return this;
+  }
+
+  registerHook(h: Hook): () => void {
+    this.hooks.push(h);
+    return () => {
+      this.hooks = this.hooks.filter((x) => x !== h);
+    };
+  }
+
+  zeroGrad(): void {
+    this.grad?.dispose();
+    this.grad = null;
+  }
+
+  /** Same storage, cut from the graph. */
+  detach(): Tensor {
+    return shareStorage(this, this.shape, "detach");
+  }
+
+  async data(): Promise<Data> {
+    return await this.backend.read(this.storage("data"), this.size, this.dtype);
+  }
+
+  /** Synchronous read; CPU backend only. */
+  dataSync(): Data {
+    const b = this.backend as Backend & { readSync?: (s: unknown) => Data };
+    if (!b.readSync) throw new Error(`dataSync: not available on the ${this.backend.name} backend; use await t.data()`);
+    return b.readSync(this.storage("dataSync"));
+  }
+
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new Error(`item: tensor ${fmt(this.shape)} has ${this.size} elements, expected 1`);
+    return (await this.data())[0];
+  }
+
+  toString(): string {
+    return `Tensor#${this.id}(${fmt(this.shape)}, ${this.dtype}, ${this.backend.name}${this.requiresGrad ? ", grad" : ""})`;
+  }
+}
+
+/** A new tensor of another shape over the same storage (no copy). */
+export function shareStorage(t: Tensor, shape: Shape, op: string): Tensor {
+  t.storage(op);
+  return new Tensor(t.backend, null, shape, t.dtype, t);
+}
+
+/** Build an op's result, recording the node when grad is on and an input needs it. */
+export function result(op: string, inputs: Tensor[], storage: unknown, shape: Shape, backward: GradFn | null, like: Tensor, share?: Tensor): Tensor {
+  const out = new Tensor(like.backend, storage, shape, like.dtype, share);
+  if (backward && gradEnabled && inputs.some((t) => t.requiresGrad)) {
+    out.requiresGrad = true;
+    out.node = { op, inputs, backward };
+  }
+  return out;
+}
+
+// ---- scopes: deterministic release of GPU memory ----
+
+function collect(v: unknown, into: Set<Tensor>, seen = new Set<unknown>()): void {
+  if (v instanceof Tensor) into.add(v);
+  else if (v && typeof v === "object" && !seen.has(v)) {
+    seen.add(v);
+    for (const x of Object.values(v as object)) collect(x, into, seen);
+  }
+}
+
+/** Run f; dispose every tensor made inside that is not in its result or kept. */
+export function tidy<T>(f: () => T): T {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let out: T;
+  try {
+    out = f();
+  } finally {
+    scopes.pop();
+  }
+  if (out instanceof Promise) throw new Error("tidy: f must be synchronous (await outside tidy)");
+  const keepSet = new Set<Tensor>();
+  collect(out, keepSet);
+  for (const t of scope) {
+    if (keepSet.has(t)) {
+      if (scopes.length) scopes[scopes.length - 1].add(t);
+    } else t.dispose();
+  }
+  return out;
+}
+
+/** Take t out of every enclosing scope so tidy() won't free it. */
+export function keep<T extends Tensor>(t: T): T {
+  for (const s of scopes) s.delete(t);
+  return t;
+}
+
+export function assertSameBackend(op: string, ts: Tensor[]): void {
+  const b = ts[0].backend, d = ts[0].dtype;
+  for (const t of ts) {
+    if (t.backend !== b) throw new Error(`${op}: tensors on different backends (${b.name} vs ${t.backend.name})`);
+    if (t.dtype !== d) throw new Error(`${op}: dtype mismatch (${d} vs ${t.dtype})`);
+  }
+}

@@ -1,0 +1,61 @@
+// The contract every backend implements. Storages are flat, contiguous, row-major.
+// Ops here are the primitives; everything else in src/autograd is composed of them.
+
+export type DType = "float32" | "float64";
+export type Data = Float32Array | Float64Array;
+
+/** Unary elementwise ops. `p` is the scalar parameter where one is used. */
+export const UNARY_OPS = [
+  "neg", "exp", "log", "sqrt", "abs", "relu", "step", "sign", "sigmoid", "softplus", "tanh",
+  "square", "recip", "powScalar", "mulScalar", "addScalar", "leakyRelu", "leakyStep",
+] as const;
+export type UnaryOp = typeof UNARY_OPS[number];
+
+export const BINARY_OPS = ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq"] as const;
+export type BinaryOp = typeof BINARY_OPS[number];
+
+export type ReduceOp = "sum" | "max";
+
+export interface ConvParams {
+  N: number; Cin: number; H: number; W: number;
+  Cout: number; KH: number; KW: number;
+  stride: number; pad: number; groups: number;
+  OH: number; OW: number;
+}
+
+export interface StridedSpec {
+  inShape: readonly number[];
+  outShape: readonly number[];
+  /** For each output dim, the input dim it walks. */
+  map: readonly number[];
+  /** For each output dim, input coordinate at output index 0 and its step. */
+  start: readonly number[];
+  step: readonly number[];
+  /** Value written where the input coordinate falls outside the input (padding). */
+  padValue: number;
+}
+
+export interface MatmulSpec {
+  batchA: number; batchB: number; M: number; K: number; N: number;
+  transA: boolean; transB: boolean;
+}
+
+export interface Backend<S = unknown> {
+  readonly name: "cpu" | "webgpu";
+  upload(data: ArrayLike<number>, dtype: DType): S;
+  read(s: S, size: number, dtype: DType): Promise<Data>;
+  release(s: S): void;
+  fill(size: number, value: number, dtype: DType): S;
+  unary(op: UnaryOp, x: S, size: number, dtype: DType, p: number): S;
+  binary(op: BinaryOp, a: S, aShape: readonly number[], b: S, bShape: readonly number[], outShape: readonly number[], dtype: DType): S;
+  where(c: S, cShape: readonly number[], a: S, aShape: readonly number[], b: S, bShape: readonly number[], outShape: readonly number[], dtype: DType): S;
+  /** Reduce the middle axis of x seen as [outer, R, inner]; result is [outer, inner]. */
+  reduce(op: ReduceOp, x: S, outer: number, R: number, inner: number, dtype: DType): S;
+  strided(x: S, spec: StridedSpec, dtype: DType): S;
+  matmul(a: S, b: S, spec: MatmulSpec, dtype: DType): S;
+  conv2d(x: S, w: S, p: ConvParams, dtype: DType): S;
+  conv2dInputGrad(gy: S, w: S, p: ConvParams, dtype: DType): S;
+  conv2dWeightGrad(x: S, gy: S, p: ConvParams, dtype: DType): S;
+  /** Wait for queued work (no-op on CPU). */
+  sync(): Promise<void>;
+}

@@ -1,0 +1,59 @@
+// Shared test tools: float64 finite-difference gradient checks, comparisons, backends under test.
+import * as T from "../src/autograd/index.ts";
+import type { Backend } from "../src/kernels/backend.ts";
+
+export const gen = (seed: number) => new T.Generator(seed);
+
+export function rand64(seed: number, shape: number[], lo = -1, hi = 1): T.Tensor {
+  return T.rand(gen(seed), shape, { low: lo, high: hi, dtype: "float64", backend: T.cpu });
+}
+
+/**
+ * Checks d(sum(f(xs) * r))/dxs against central differences in float64, with r a fixed random
+ * weighting so every output element matters. Returns the worst error relative to max(1, |grad|).
+ */
+export function gradcheck(f: (...xs: T.Tensor[]) => T.Tensor, xs: T.Tensor[], eps = 1e-6, seed = 99): number {
+  const leaves = xs.map((x) => T.tensor(x.dataSync(), x.shape, { dtype: "float64", backend: T.cpu, requiresGrad: true }));
+  const out0 = f(...leaves);
+  const r = rand64(seed, [...out0.shape], 0.5, 1.5);
+  const loss = (ys: T.Tensor[]) => T.noGrad(() => T.sum(T.mul(f(...ys), r)).dataSync()[0]);
+  const gs = T.grad(T.sum(T.mul(out0, r)), leaves);
+  let worst = 0;
+  for (let k = 0; k < leaves.length; k++) {
+    const base = leaves[k].dataSync();
+    const an = gs[k] ? gs[k]!.dataSync() : new Float64Array(base.length);
+    for (let i = 0; i < base.length; i++) {
+      const plus = base.slice(), minus = base.slice();
+      plus[i] += eps;
+      minus[i] -= eps;
+      const args = (d: Float64Array | Float32Array) => leaves.map((l, j) => (j === k ? T.tensor(d, l.shape, { dtype: "float64", backend: T.cpu }) : l.detach()));
+      const num = (loss(args(plus)) - loss(args(minus))) / (2 * eps);
+      const err = Math.abs(num - an[i]) / Math.max(1, Math.abs(num));
+      if (!(err <= worst)) worst = Number.isNaN(err) ? Infinity : Math.max(worst, err);
+    }
+  }
+  return worst;
+}
+
+export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let w = 0;
+  for (let i = 0; i < a.length; i++) {
+    const e = Math.abs(a[i] - b[i]) / Math.max(1, Math.abs(b[i]));
+    if (!(e <= w)) w = Number.isNaN(e) ? Infinity : e;
+  }
+  return w;
+}
+
+let gpu: Backend | null | undefined;
+/** The WebGPU backend, or null (a failure when FIMSCOPE_REQUIRE_WEBGPU=1). */
+export async function webgpu(): Promise<Backend | null> {
+  if (gpu !== undefined) return gpu;
+  const { createWebGPUBackend } = await import("../src/kernels/webgpu/backend.ts");
+  gpu = await createWebGPUBackend().catch((e) => {
+    if (Deno.env.get("FIMSCOPE_REQUIRE_WEBGPU") === "1") throw e;
+    console.warn(`WebGPU suites skipped: ${e.message}`);
+    return null;
+  });
+  return gpu;
+}
