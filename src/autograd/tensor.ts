@@ -121,6 +121,25 @@ export class Tensor {
     this.grad = null;
   }
 
+  /**
+   * Make this tensor hold `src`'s values (shared storage, no copy): the in-place update
+   * optimisers use. Not recorded by autograd.
+   */
+  assign(src: Tensor): this {
+    if (src.size !== this.size || src.backend !== this.backend || src.dtype !== this.dtype) {
+      throw new Error(`assign: ${src} does not fit ${this}`);
+    }
+    src.storage("assign");
+    this.storage("assign");
+    const old = this.#ref;
+    this.#ref = src.#ref;
+    this.#ref.refs++;
+    finalizer.unregister(this.#token);
+    finalizer.register(this, this.#ref, this.#token);
+    unref(old);
+    return this;
+  }
+
   /** Same storage, cut from the graph. */
   detach(): Tensor {
     return shareStorage(this, this.shape, "detach");

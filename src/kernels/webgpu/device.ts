@@ -1,0 +1,52 @@
+// Getting a GPUDevice: Deno and browsers have navigator.gpu; Node uses the `webgpu` package (Dawn).
+/// <reference types="@webgpu/types" />
+
+const WANTED_LIMITS = [
+  "maxStorageBufferBindingSize", "maxBufferSize", "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup", "maxComputeWorkgroupSizeX", "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupSizeZ", "maxComputeWorkgroupsPerDimension", "maxStorageBuffersPerShaderStage",
+] as const;
+
+async function getGPU(): Promise<GPU | null> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  const proc = (globalThis as { process?: { versions?: { node?: string } } }).process;
+  if (proc?.versions?.node && !("Deno" in globalThis)) {
+    // Node: Dawn through the `webgpu` package.
+    const pkg = "webgpu";
+    const mod = await import(pkg) as { create: (o: string[]) => GPU; globals: object };
+    Object.assign(globalThis, mod.globals);
+    return mod.create([]);
+  }
+  return null;
+}
+
+export interface AcquiredDevice {
+  device: GPUDevice;
+  description: string;
+}
+
+export async function acquireDevice(): Promise<AcquiredDevice> {
+  const gpu = await getGPU();
+  if (!gpu) {
+    throw new Error("WebGPU: no navigator.gpu in this runtime (use Deno, Chrome, or Node with the `webgpu` package)");
+  }
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" }) ??
+    await gpu.requestAdapter({ featureLevel: "compatibility" } as GPURequestAdapterOptions);
+  if (!adapter) {
+    throw new Error(
+      "WebGPU: no adapter found (requestAdapter() returned null). Without a GPU, install Mesa's lavapipe: " +
+        "apt-get install -y mesa-vulkan-drivers",
+    );
+  }
+  // The default device limits are small; ask for what the adapter has.
+  const requiredLimits: Record<string, number> = {};
+  for (const k of WANTED_LIMITS) {
+    const v = (adapter.limits as unknown as Record<string, number>)[k];
+    if (typeof v === "number") requiredLimits[k] = v;
+  }
+  const device = await adapter.requestDevice({ requiredLimits });
+  const info = adapter.info ?? {};
+  const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(" ") || "unknown adapter";
+  return { device, description };
+}

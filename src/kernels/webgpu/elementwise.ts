@@ -1,0 +1,55 @@
+// Drivers for the elementwise family (unary, broadcasting binary, where, fill).
+import type { BinaryOp, UnaryOp } from "../backend.ts";
+import { broadcastStrides, sameShape, sizeOf } from "../../autograd/shape.ts";
+import { binaryShader, fillShader, unaryShader, whereShader } from "../../../shaders/elementwise.wgsl.ts";
+import { WG } from "../../../shaders/preamble.ts";
+import type { GpuStorage, Runtime } from "./runtime.ts";
+
+export const MAX_RANK = 8;
+const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
+const groups = (n: number) => Math.ceil(n / WG);
+
+export function checkRank(op: string, r: number) {
+  if (r > MAX_RANK) throw new Error(`${op}: rank ${r} exceeds the WebGPU kernels' limit of ${MAX_RANK}`);
+}
+
+export function fill(rt: Runtime, n: number, value: number): GpuStorage {
+  const out = rt.alloc(n);
+  rt.dispatch("fill", fillShader, [n, f32bits(value)], [], out, groups(n));
+  return out;
+}
+
+export function unary(rt: Runtime, op: UnaryOp, x: GpuStorage, n: number, p: number): GpuStorage {
+  const out = rt.alloc(n);
+  rt.dispatch(`unary:${op}`, () => unaryShader(op), [n, f32bits(p)], [x], out, groups(n));
+  return out;
+}
+
+/** [n, rank, shape[8], strides of input 0 [8], of input 1 [8], ...] */
+function broadcastParams(outShape: readonly number[], inShapes: (readonly number[])[]): number[] {
+  const r = outShape.length;
+  const pad8 = (a: number[]) => [...a, ...Array(MAX_RANK - a.length).fill(0)];
+  const p = [sizeOf(outShape), r, ...pad8([...outShape])];
+  for (const s of inShapes) p.push(...pad8(broadcastStrides(s, outShape)));
+  return p;
+}
+
+export function binary(rt: Runtime, op: BinaryOp, a: GpuStorage, aShape: readonly number[], b: GpuStorage, bShape: readonly number[], outShape: readonly number[]): GpuStorage {
+  checkRank(op, outShape.length);
+  const n = sizeOf(outShape);
+  const out = rt.alloc(n);
+  const same = sameShape(aShape, outShape) && sameShape(bShape, outShape);
+  const params = same ? [n] : broadcastParams(outShape, [aShape, bShape]);
+  rt.dispatch(`binary:${op}:${same}`, () => binaryShader(op, same), params, [a, b], out, groups(n));
+  return out;
+}
+
+export function where(rt: Runtime, c: GpuStorage, cShape: readonly number[], a: GpuStorage, aShape: readonly number[], b: GpuStorage, bShape: readonly number[], outShape: readonly number[]): GpuStorage {
+  checkRank("where", outShape.length);
+  const n = sizeOf(outShape);
+  const out = rt.alloc(n);
+  rt.dispatch("where", whereShader, broadcastParams(outShape, [cShape, aShape, bShape]), [c, a, b], out, groups(n));
+  return out;
+}
+
+export { f32bits, groups };

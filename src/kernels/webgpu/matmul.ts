@@ -1,0 +1,22 @@
+// Driver for batched matmul; the variant is selectable (see bench/README.md for measurements).
+import type { MatmulSpec } from "../backend.ts";
+import { matmulShader, type MatmulVariant } from "../../../shaders/matmul.wgsl.ts";
+import type { GpuStorage, Runtime } from "./runtime.ts";
+import { groups } from "./elementwise.ts";
+
+export function matmul(rt: Runtime, a: GpuStorage, b: GpuStorage, s: MatmulSpec, variant: MatmulVariant): GpuStorage {
+  const { batchA, batchB, M, K, N, transA, transB } = s;
+  const batch = Math.max(batchA, batchB);
+  const out = rt.alloc(batch * M * N);
+  const params = [
+    batch, M, K, N,
+    batchA === 1 ? 0 : M * K, transA ? 1 : K, transA ? M : 1,
+    batchB === 1 ? 0 : K * N, transB ? 1 : N, transB ? K : 1,
+  ];
+  const key = `matmul:${variant}`;
+  const code = () => matmulShader(variant);
+  if (variant === "tiled") rt.dispatch(key, code, params, [a, b], out, [Math.ceil(N / 64), Math.ceil(M / 64), batch]);
+  else if (variant === "block4x4") rt.dispatch(key, code, params, [a, b], out, groups(batch * Math.ceil(M / 4) * Math.ceil(N / 4)));
+  else rt.dispatch(key, code, params, [a, b], out, groups(batch * M * N));
+  return out;
+}
