@@ -8,8 +8,18 @@ const IO = `${PARAMS}
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;`;
 
-export type MatmulVariant = "naive" | "block4x4" | "tiled";
-export const MATMUL_VARIANTS: MatmulVariant[] = ["naive", "block4x4", "tiled"];
+export type MatmulVariant =
+  | "naive" | "block2x4" | "block4x4" | "block4x8" | "block8x4" | "block8x8"
+  | "grouped4x4" | "grouped4x8" | "grouped8x8" | "tiled";
+export const MATMUL_VARIANTS: MatmulVariant[] = [
+  "naive", "block2x4", "block4x4", "block4x8", "block8x4", "block8x8", "grouped4x4", "grouped4x8", "grouped8x8", "tiled",
+];
+
+/** Rows and columns per invocation of a block variant. */
+export function blockDims(v: MatmulVariant): [number, number] | null {
+  const m = /^(?:block|grouped)(\d)x(\d)$/.exec(v);
+  return m ? [+m[1], +m[2]] : null;
+}
 
 /** One output per invocation. */
 function naive(): string {
@@ -33,44 +43,51 @@ ${entry()}
 }
 
 /**
- * Each invocation owns a 4x4 block held in four vec4 accumulators (no arrays: lavapipe keeps
- * these in registers). Out-of-range rows/cols read a clamped index and are not written.
+ * Grouped order: the 64 invocations of a workgroup take an 8x8 grid of blocks instead of a row
+ * of 64, so they share rows of A and columns of B in cache.
  */
-function block4x4(): string {
+const GROUPED = `
+  let wgs = (tm + 7u) / 8u * ((tn + 7u) / 8u);
+  let w = idx / 64u;
+  let l = idx % 64u;
+  let b = w / wgs;
+  let wr = w % wgs;
+  let tnw = (tn + 7u) / 8u;
+  let bm = (wr / tnw) * 8u + l / 8u;
+  let bn = (wr % tnw) * 8u + l % 8u;
+  if (b >= P[0] || bm >= tm || bn >= tn) { return; }
+  let m0 = bm * RMu;
+  let n0 = bn * RNu;`;
+
+/**
+ * Each invocation owns an RM x RN block (RN a multiple of 4) held in vec4 accumulators, no
+ * arrays (lavapipe keeps these in registers). Out-of-range rows/cols read a clamped index and
+ * are not written.
+ */
+function block(RM: number, RN: number, grouped: boolean): string {
+  const rows = [...Array(RM).keys()], quads = [...Array(RN / 4).keys()], cols = [...Array(RN).keys()];
   return `${IO}
 ${entry()}
   let M = P[1]; let K = P[2]; let N = P[3];
-  let tm = (M + 3u) / 4u;
-  let tn = (N + 3u) / 4u;
-  if (idx >= P[0] * tm * tn) { return; }
+  let tm = (M + ${RM - 1}u) / ${RM}u;
+  let tn = (N + ${RN - 1}u) / ${RN}u;
+${grouped ? GROUPED.replace("RMu", `${RM}u`).replace("RNu", `${RN}u`) : `  if (idx >= P[0] * tm * tn) { return; }
   let b = idx / (tm * tn);
-  let m0 = ((idx / tn) % tm) * 4u;
-  let n0 = (idx % tn) * 4u;
+  let m0 = ((idx / tn) % tm) * ${RM}u;
+  let n0 = (idx % tn) * ${RN}u;`}
   let aM = P[5]; let aK = P[6]; let bK = P[8]; let bN = P[9];
-  let a0 = b * P[4] + min(m0, M - 1u) * aM;
-  let a1 = b * P[4] + min(m0 + 1u, M - 1u) * aM;
-  let a2 = b * P[4] + min(m0 + 2u, M - 1u) * aM;
-  let a3 = b * P[4] + min(m0 + 3u, M - 1u) * aM;
   let bb = b * P[7];
-  let c0 = min(n0, N - 1u) * bN;
-  let c1 = min(n0 + 1u, N - 1u) * bN;
-  let c2 = min(n0 + 2u, N - 1u) * bN;
-  let c3 = min(n0 + 3u, N - 1u) * bN;
-  var r0 = vec4<f32>(0.0); var r1 = vec4<f32>(0.0); var r2 = vec4<f32>(0.0); var r3 = vec4<f32>(0.0);
+  ${rows.map((r) => `let a${r} = b * P[4] + min(m0 + ${r}u, M - 1u) * aM;`).join("\n  ")}
+  ${cols.map((c) => `let c${c} = min(n0 + ${c}u, N - 1u) * bN;`).join("\n  ")}
+  ${rows.map((r) => quads.map((q) => `var r${r}_${q} = vec4<f32>(0.0);`).join(" ")).join("\n  ")}
   for (var k = 0u; k < K; k++) {
     let kb = bb + k * bK;
-    let bv = vec4<f32>(B[kb + c0], B[kb + c1], B[kb + c2], B[kb + c3]);
+    ${quads.map((q) => `let b${q} = vec4<f32>(${[0, 1, 2, 3].map((e) => `B[kb + c${q * 4 + e}]`).join(", ")});`).join("\n    ")}
     let ka = k * aK;
-    r0 = fma(vec4<f32>(A[a0 + ka]), bv, r0);
-    r1 = fma(vec4<f32>(A[a1 + ka]), bv, r1);
-    r2 = fma(vec4<f32>(A[a2 + ka]), bv, r2);
-    r3 = fma(vec4<f32>(A[a3 + ka]), bv, r3);
+    ${rows.map((r) => `let av${r} = vec4<f32>(A[a${r} + ka]); ` + quads.map((q) => `r${r}_${q} = fma(av${r}, b${q}, r${r}_${q});`).join(" ")).join("\n    ")}
   }
   let base = b * M * N;
-  store(base, m0, n0, M, N, r0);
-  store(base, m0 + 1u, n0, M, N, r1);
-  store(base, m0 + 2u, n0, M, N, r2);
-  store(base, m0 + 3u, n0, M, N, r3);
+  ${rows.map((r) => quads.map((q) => `store(base, m0 + ${r}u, n0 + ${q * 4}u, M, N, r${r}_${q});`).join(" ")).join("\n  ")}
 }
 
 fn store(base: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) {
@@ -140,5 +157,6 @@ fn store(base: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) {
 }
 
 export function matmulShader(v: MatmulVariant): string {
-  return v === "naive" ? naive() : v === "block4x4" ? block4x4() : tiled();
+  const bd = blockDims(v);
+  return bd ? block(bd[0], bd[1], v.startsWith("grouped")) : v === "naive" ? naive() : tiled();
 }

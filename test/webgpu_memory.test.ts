@@ -34,11 +34,13 @@ if (gpu) {
     const end = gpu.rt.pool.stats();
     const last = await T.tidy(() => lossOf()).item();
     assert.is(end.created, warm.created, `buffers created grew from ${warm.created} to ${end.created}`);
-    assert.is(end.inUse, warm.inUse, `buffers in use grew from ${warm.inUse} to ${end.inUse}`);
+    // Earlier suites' unreferenced tensors may be collected meanwhile, so in-use can only fall.
+    assert.ok(end.inUse <= warm.inUse, `buffers in use grew from ${warm.inUse} to ${end.inUse}`);
     assert.ok(last < first * 0.5, `loss ${first} -> ${last}`);
   });
 
   S("tidy returns every temporary buffer to the pool", async () => {
+    await gpu.sync();
     const before = gpu.rt.pool.stats().inUse;
     const a = T.ones([100], { backend: gpu });
     T.tidy(() => { T.sum(T.exp(T.mul(a, 2))); });

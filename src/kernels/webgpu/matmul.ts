@@ -1,6 +1,6 @@
 // Driver for batched matmul; the variant is selectable (see bench/README.md for measurements).
 import type { MatmulSpec } from "../backend.ts";
-import { matmulShader, type MatmulVariant } from "../../../shaders/matmul.wgsl.ts";
+import { blockDims, matmulShader, type MatmulVariant } from "../../../shaders/matmul.wgsl.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
 import { groups } from "./elementwise.ts";
 
@@ -16,7 +16,12 @@ export function matmul(rt: Runtime, a: GpuStorage, b: GpuStorage, s: MatmulSpec,
   const key = `matmul:${variant}`;
   const code = () => matmulShader(variant);
   if (variant === "tiled") rt.dispatch(key, code, params, [a, b], out, [Math.ceil(N / 64), Math.ceil(M / 64), batch]);
-  else if (variant === "block4x4") rt.dispatch(key, code, params, [a, b], out, groups(batch * Math.ceil(M / 4) * Math.ceil(N / 4)));
+  else if (blockDims(variant)) {
+    const [rm, rn] = blockDims(variant)!;
+    const tm = Math.ceil(M / rm), tn = Math.ceil(N / rn);
+    const n = variant.startsWith("grouped") ? batch * Math.ceil(tm / 8) * Math.ceil(tn / 8) * 64 : batch * tm * tn;
+    rt.dispatch(key, code, params, [a, b], out, groups(n));
+  }
   else rt.dispatch(key, code, params, [a, b], out, groups(batch * M * N));
   return out;
 }
