@@ -67,7 +67,7 @@ function propagate(root: Tensor, seed: Tensor | undefined, createGraph: boolean,
       sink(t, g);
       if (!t.node) continue;
       const ins = t.node.inputs;
-      const gs = t.node.backward(g);
+      const gs = t.node.backward(g, ins.map((x) => x.requiresGrad));
       for (let i = 0; i < ins.length; i++) {
         const x = ins[i], gx = gs[i];
         if (!gx || !x.requiresGrad) continue;

@@ -2,7 +2,8 @@
 import type { Backend, Data, DType } from "../kernels/backend.ts";
 import { fmt, type Shape, sizeOf } from "./shape.ts";
 
-export type GradFn = (g: Tensor) => (Tensor | null)[];
+/** Gradients of the inputs given the output gradient; `needs[i]` says whether input i wants one. */
+export type GradFn = (g: Tensor, needs: boolean[]) => (Tensor | null)[];
 export interface Node {
   op: string;
   inputs: Tensor[];

@@ -67,7 +67,7 @@ console.log(`backends: cpu${gpuOrCpu.name === "webgpu" ? ` + webgpu (${(gpuOrCpu
 
 // 2. The same network in float32 on each backend: losses and gradients agree, and timings.
 const rows: string[][] = [];
-const results: Record<string, Float32Array[]> = {};
+const results: Record<string, ArrayLike<number>[]> = {};
 for (const b of gpuOrCpu.name === "webgpu" ? [T.cpu, gpuOrCpu] : [T.cpu]) {
   const net = makeNet(b, "float32");
   const { x, labels } = input(b, "float32", 32);

@@ -31,7 +31,10 @@ export function conv2d(x: Tensor, w: Tensor, o: ConvOptions = {}): Tensor {
   assertSameBackend("conv2d", [x, w]);
   const p = params(x.shape, w.shape, o);
   const s = x.backend.conv2d(x.storage("conv2d"), w.storage("conv2d"), p, x.dtype);
-  return result("conv2d", [x, w], s, outShape(p), (g) => [conv2dInputGrad(g, w, x.shape, optsOf(p)), conv2dWeightGrad(x, g, w.shape, optsOf(p))], x);
+  return result("conv2d", [x, w], s, outShape(p), (g, needs) => [
+    needs[0] ? conv2dInputGrad(g, w, x.shape, optsOf(p)) : null,
+    needs[1] ? conv2dWeightGrad(x, g, w.shape, optsOf(p)) : null,
+  ], x);
 }
 
 /** d(conv2d)/dx applied to gy: the transposed convolution. */
@@ -39,7 +42,10 @@ export function conv2dInputGrad(gy: Tensor, w: Tensor, xShape: readonly number[]
   const p = params(xShape, w.shape, o);
   if (gy.shape.join() !== outShape(p).join()) throw new Error(`conv2dInputGrad: gradient ${fmt(gy.shape)} but conv output is ${fmt(outShape(p))}`);
   const s = gy.backend.conv2dInputGrad(gy.storage("conv2dInputGrad"), w.storage("conv2dInputGrad"), p, gy.dtype);
-  return result("conv2dInputGrad", [gy, w], s, xShape, (h) => [conv2d(h, w, o), conv2dWeightGrad(h, gy, w.shape, o)], gy);
+  return result("conv2dInputGrad", [gy, w], s, xShape, (h, needs) => [
+    needs[0] ? conv2d(h, w, o) : null,
+    needs[1] ? conv2dWeightGrad(h, gy, w.shape, o) : null,
+  ], gy);
 }
 
 /** d(conv2d)/dw applied to gy: correlation of input and output gradient. */
@@ -47,5 +53,8 @@ export function conv2dWeightGrad(x: Tensor, gy: Tensor, wShape: readonly number[
   const p = params(x.shape, wShape, o);
   if (gy.shape.join() !== outShape(p).join()) throw new Error(`conv2dWeightGrad: gradient ${fmt(gy.shape)} but conv output is ${fmt(outShape(p))}`);
   const s = x.backend.conv2dWeightGrad(x.storage("conv2dWeightGrad"), gy.storage("conv2dWeightGrad"), p, x.dtype);
-  return result("conv2dWeightGrad", [x, gy], s, wShape, (h) => [conv2dInputGrad(gy, h, x.shape, o), conv2d(x, h, o)], x);
+  return result("conv2dWeightGrad", [x, gy], s, wShape, (h, needs) => [
+    needs[0] ? conv2dInputGrad(gy, h, x.shape, o) : null,
+    needs[1] ? conv2d(x, h, o) : null,
+  ], x);
 }

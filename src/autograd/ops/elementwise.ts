@@ -121,9 +121,9 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const shape = broadcastShapes(op, a.shape, b.shape);
   const s = a.backend.binary(op, a.storage(op), a.shape, b.storage(op), b.shape, shape, a.dtype);
   const grad = BINARY_GRAD[op];
-  const out: Tensor = result(op, [a, b], s, shape, (g) => {
+  const out: Tensor = result(op, [a, b], s, shape, (g, needs) => {
     const [ga, gb] = grad(a, b, g, out);
-    return [ga && sumTo(ga, a.shape), gb && sumTo(gb, b.shape)];
+    return [needs[0] && ga ? sumTo(ga, a.shape) : null, needs[1] && gb ? sumTo(gb, b.shape) : null];
   }, a);
   return out;
 }

@@ -26,10 +26,10 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor
   const batch = Math.max(Ba, Bb);
   const outShape = a.rank === 3 || b.rank === 3 ? [batch, M, N] : [M, N];
   const s = a.backend.matmul(a.storage("matmul"), b.storage("matmul"), { batchA: Ba, batchB: Bb, M, K, N, transA, transB }, a.dtype);
-  return result("matmul", [a, b], s, outShape, (g) => {
-    const ga = transA ? mm(b, g, transB, true) : mm(g, b, false, !transB);
-    const gb = transB ? mm(g, a, true, transA) : mm(a, g, !transA, false);
-    return [reduceBatch(ga, a), reduceBatch(gb, b)];
+  return result("matmul", [a, b], s, outShape, (g, needs) => {
+    const ga = !needs[0] ? null : transA ? mm(b, g, transB, true) : mm(g, b, false, !transB);
+    const gb = !needs[1] ? null : transB ? mm(g, a, true, transA) : mm(a, g, !transA, false);
+    return [ga && reduceBatch(ga, a), gb && reduceBatch(gb, b)];
   }, a);
 }
 
