@@ -9,10 +9,11 @@ const IO = `${PARAMS}
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;`;
 
 export type MatmulVariant =
-  | "naive" | "block2x4" | "block4x4" | "block4x8" | "block8x4" | "block8x8"
-  | "grouped4x4" | "grouped4x8" | "grouped8x8" | "tiled";
+  | "auto" | "naive" | "block2x4" | "block4x4" | "block4x8" | "block8x4" | "block8x8"
+  | "grouped4x4" | "grouped4x8" | "grouped8x8" | "rows4x8" | "rows8x8" | "rows16x4" | "tiled";
 export const MATMUL_VARIANTS: MatmulVariant[] = [
-  "naive", "block2x4", "block4x4", "block4x8", "block8x4", "block8x8", "grouped4x4", "grouped4x8", "grouped8x8", "tiled",
+  "naive", "block2x4", "block4x4", "block4x8", "block8x4", "block8x8", "grouped4x4", "grouped4x8", "grouped8x8",
+  "rows4x8", "rows8x8", "rows16x4", "tiled",
 ];
 
 /** Rows and columns per invocation of a block variant. */
@@ -100,6 +101,39 @@ fn store(base: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) {
 }
 
 /**
+ * Rows from the workgroup, columns from the lane: every load of A is then uniform across the
+ * SIMD lanes (one scalar load and a broadcast on lavapipe), and B and C move as vec4 along N.
+ * Needs N % 4 == 0 and B not transposed; a workgroup is 64 lanes x RN columns by RM rows.
+ */
+function rowsUniform(RM: number, RN: number): string {
+  const rows = [...Array(RM).keys()], quads = [...Array(RN / 4).keys()];
+  return `${PARAMS}
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> C4: array<vec4<f32>>;
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let M = P[1]; let K = P[2]; let N = P[3];
+  let b = wid.z;
+  let m0 = wid.y * ${RM}u;
+  let qf = (wid.x * 64u + lid) * ${RN / 4}u;   // first vec4 column of this lane
+  let nq = N / 4u;
+  let aM = P[5]; let aK = P[6]; let bK4 = P[8] / 4u;
+  ${rows.map((r) => `let a${r} = b * P[4] + min(m0 + ${r}u, M - 1u) * aM;`).join("\n  ")}
+  ${quads.map((q) => `let q${q} = b * P[7] / 4u + min(qf + ${q}u, nq - 1u);`).join("\n  ")}
+  ${rows.map((r) => quads.map((q) => `var r${r}_${q} = vec4<f32>(0.0);`).join(" ")).join("\n  ")}
+  for (var k = 0u; k < K; k++) {
+    let kb = k * bK4;
+    ${quads.map((q) => `let b${q} = B4[q${q} + kb];`).join("\n    ")}
+    let ka = k * aK;
+    ${rows.map((r) => `let av${r} = A[a${r} + ka]; ` + quads.map((q) => `r${r}_${q} = fma(vec4<f32>(av${r}), b${q}, r${r}_${q});`).join(" ")).join("\n    ")}
+  }
+  let base = b * M * nq;
+  ${rows.map((r) => `if (m0 + ${r}u < M) { ` + quads.map((q) => `if (qf + ${q}u < nq) { C4[base + (m0 + ${r}u) * nq + qf + ${q}u] = r${r}_${q}; }`).join(" ") + " }").join("\n  ")}
+}`;
+}
+
+/**
  * Shared-memory tiling, the GPU classic: a 16x16 workgroup computes a 64x64 tile, 4x4 per
  * invocation, staging 64x16 slices of A and B in workgroup memory.
  */
@@ -156,7 +190,15 @@ fn store(base: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) {
 }`;
 }
 
+/** Rows and columns per lane of a rows-uniform variant. */
+export function rowsDims(v: MatmulVariant): [number, number] | null {
+  const m = /^rows(\d+)x(\d)$/.exec(v);
+  return m ? [+m[1], +m[2]] : null;
+}
+
 export function matmulShader(v: MatmulVariant): string {
+  const rd = rowsDims(v);
+  if (rd) return rowsUniform(rd[0], rd[1]);
   const bd = blockDims(v);
   return bd ? block(bd[0], bd[1], v.startsWith("grouped")) : v === "naive" ? naive() : tiled();
 }

@@ -107,7 +107,7 @@ if (gpu) {
         [[3, 7, 5], [3, 5, 2], false, false], [[7, 5], [2, 5, 70], false, false], [[2, 70, 5], [3, 70], true, true],
       ];
       for (const [sa, sb, ta, tb] of cases) await compare(`mm ${variant}`, (a, b) => T.mm(a, b, ta, tb), [sa, sb], { tol: 1e-4 });
-      gpu.variants.matmul = "block8x8";
+      gpu.variants.matmul = "auto";
     });
   }
 
