@@ -13,8 +13,20 @@ const IO = (a: string, b: string, out: string) => `${PARAMS}
 @group(0) @binding(2) var<storage, read> ${b}: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ${out}: array<f32>;`;
 
-export type ConvVariant = "direct" | "block4";
-export const CONV_VARIANTS: ConvVariant[] = ["direct", "block4"];
+export type ConvVariant = "direct" | "block4" | "uniform8" | "uniform16" | "uniform32";
+export const CONV_VARIANTS: ConvVariant[] = ["direct", "block4", "uniform8", "uniform16", "uniform32"];
+
+/** Channels per workgroup of a uniform variant (0 for the others). */
+export function uniformChannels(v: ConvVariant): number {
+  const m = /^uniform(\d+)$/.exec(v);
+  return m ? +m[1] : 0;
+}
+
+/** Header of the uniform variants: channel block from the workgroup (so weight loads are uniform), position from the lane. */
+const UNIFORM_HEAD = `
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let pos = (wid.x + wid.z * nwg.x) * 64u + lid;`;
 
 /** Forward. direct: one output per invocation; block4: 4 output channels per invocation share input loads. */
 export function conv2dForwardShader(v: ConvVariant): string {
@@ -113,5 +125,121 @@ ${DIMS}
     }
   }
   DW[idx] = acc;
+}`;
+}
+
+/**
+ * Forward, uniform variant: a workgroup takes 8 output channels of one group (weights uniform
+ * across lanes) and 64 output positions (one per lane). Dispatch y = groups * ceil(og / 8).
+ */
+export function conv2dForwardUniformShader(UNIFORM_CH: number): string {
+  const CH = [...Array(UNIFORM_CH).keys()];
+  return `${IO("X", "Wt", "Y")}
+${UNIFORM_HEAD}
+${DIMS}
+  let cbs = (og + ${UNIFORM_CH - 1}u) / ${UNIFORM_CH}u;
+  let g = wid.y / cbs;
+  let co0 = g * og + (wid.y % cbs) * ${UNIFORM_CH}u;
+  let coEnd = (g + 1u) * og;
+  let valid = pos < N * OH * OW;
+  let p = min(pos, N * OH * OW - 1u);
+  let ox = p % OW;
+  let oy = (p / OW) % OH;
+  let n = p / (OW * OH);
+  ${CH.map((j) => `var acc${j} = 0.0; let w${j} = min(co0 + ${j}u, coEnd - 1u) * cg * KH * KW;`).join("\n  ")}
+  let iy0 = i32(oy * S) - i32(PAD);
+  let ix0 = i32(ox * S) - i32(PAD);
+  for (var ci = 0u; ci < cg; ci++) {
+    let xb = (n * Cin + g * cg + ci) * H * W;
+    let wc = ci * KH * KW;
+    for (var ky = 0u; ky < KH; ky++) {
+      let iy = iy0 + i32(ky);
+      for (var kx = 0u; kx < KW; kx++) {
+        let ix = ix0 + i32(kx);
+        let inside = iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W);
+        let xv = select(0.0, X[xb + u32(clamp(iy, 0, i32(H) - 1)) * W + u32(clamp(ix, 0, i32(W) - 1))], inside);
+        let wk = wc + ky * KW + kx;
+        ${CH.map((j) => `acc${j} = fma(xv, Wt[w${j} + wk], acc${j});`).join("\n        ")}
+      }
+    }
+  }
+  if (!valid) { return; }
+  ${CH.map((j) => `if (co0 + ${j}u < coEnd) { Y[((n * Cout + co0 + ${j}u) * OH + oy) * OW + ox] = acc${j}; }`).join("\n  ")}
+}`;
+}
+
+/** Input gradient, uniform variant: 8 input channels of one group per workgroup, 64 input positions. */
+export function conv2dInputGradUniformShader(UNIFORM_CH: number): string {
+  const CH = [...Array(UNIFORM_CH).keys()];
+  return `${IO("GY", "Wt", "DX")}
+${UNIFORM_HEAD}
+${DIMS}
+  let cbs = (cg + ${UNIFORM_CH - 1}u) / ${UNIFORM_CH}u;
+  let g = wid.y / cbs;
+  let ci0 = (wid.y % cbs) * ${UNIFORM_CH}u;
+  let valid = pos < N * H * W;
+  let p = min(pos, N * H * W - 1u);
+  let ix = p % W;
+  let iy = (p / W) % H;
+  let n = p / (W * H);
+  ${CH.map((j) => `var acc${j} = 0.0; let wi${j} = min(ci0 + ${j}u, cg - 1u) * KH * KW;`).join("\n  ")}
+  for (var ky = 0u; ky < KH; ky++) {
+    let ty = i32(iy + PAD) - i32(ky);
+    let oy = u32(max(ty, 0)) / S;
+    let okY = ty >= 0 && ty % i32(S) == 0 && oy < OH;
+    for (var kx = 0u; kx < KW; kx++) {
+      let tx = i32(ix + PAD) - i32(kx);
+      let ox = u32(max(tx, 0)) / S;
+      let ok = okY && tx >= 0 && tx % i32(S) == 0 && ox < OW;
+      let gpos = min(oy, OH - 1u) * OW + min(ox, OW - 1u);
+      for (var j = 0u; j < og; j++) {
+        let co = g * og + j;
+        let gv = select(0.0, GY[(n * Cout + co) * OH * OW + gpos], ok);
+        let wb = co * cg * KH * KW + ky * KW + kx;
+        ${CH.map((j) => `acc${j} = fma(gv, Wt[wb + wi${j}], acc${j});`).join("\n        ")}
+      }
+    }
+  }
+  if (!valid) { return; }
+  ${CH.map((j) => `if (ci0 + ${j}u < cg) { DX[((n * Cin + g * cg + ci0 + ${j}u) * H + iy) * W + ix] = acc${j}; }`).join("\n  ")}
+}`;
+}
+
+/**
+ * Weight gradient, uniform variant: 8 output channels per workgroup (gradient loads uniform),
+ * lanes over (ci, ky, kx) of that group, summing over batch and output positions.
+ */
+export function conv2dWeightGradUniformShader(UNIFORM_CH: number): string {
+  const CH = [...Array(UNIFORM_CH).keys()];
+  return `${IO("X", "GY", "DW")}
+${UNIFORM_HEAD}
+${DIMS}
+  let cbs = (og + ${UNIFORM_CH - 1}u) / ${UNIFORM_CH}u;
+  let g = wid.y / cbs;
+  let co0 = g * og + (wid.y % cbs) * ${UNIFORM_CH}u;
+  let coEnd = (g + 1u) * og;
+  let per = cg * KH * KW;
+  let valid = pos < per;
+  let p = min(pos, per - 1u);
+  let kx = p % KW;
+  let ky = (p / KW) % KH;
+  let ci = p / (KW * KH);
+  ${CH.map((j) => `var acc${j} = 0.0; let c${j} = min(co0 + ${j}u, coEnd - 1u);`).join("\n  ")}
+  for (var n = 0u; n < N; n++) {
+    let xb = (n * Cin + g * cg + ci) * H * W;
+    for (var oy = 0u; oy < OH; oy++) {
+      let iy = i32(oy * S + ky) - i32(PAD);
+      let okY = iy >= 0 && iy < i32(H);
+      let xrow = xb + u32(clamp(iy, 0, i32(H) - 1)) * W;
+      for (var ox = 0u; ox < OW; ox++) {
+        let ix = i32(ox * S + kx) - i32(PAD);
+        let xv = select(0.0, X[xrow + u32(clamp(ix, 0, i32(W) - 1))], okY && ix >= 0 && ix < i32(W));
+        let o = oy * OW + ox;
+        ${CH.map((j) => `acc${j} = fma(GY[(n * Cout + c${j}) * OH * OW + o], xv, acc${j});`).join("\n        ")}
+      }
+    }
+  }
+  if (!valid) { return; }
+  ${CH.map((j) => `if (co0 + ${j}u < coEnd) { DW[(co0 + ${j}u) * per + p] = acc${j}; }`).join("\n  ")}
 }`;
 }

@@ -17,7 +17,7 @@ export interface KernelVariants {
 }
 
 /** Defaults chosen from bench/ measurements on lavapipe (see bench/README.md). */
-export const DEFAULT_VARIANTS: KernelVariants = { matmul: "auto", conv: "block4", reduce: "auto" };
+export const DEFAULT_VARIANTS: KernelVariants = { matmul: "auto", conv: "uniform16", reduce: "auto" };
 
 function f32only(op: string, dtype: DType) {
   if (dtype !== "float32") throw new Error(`${op}: the webgpu backend computes in float32 only (got ${dtype})`);
@@ -72,10 +72,10 @@ export class WebGPUBackend implements Backend<GpuStorage> {
     return CV.conv2d(this.rt, x, w, p, this.variants.conv);
   }
   conv2dInputGrad(gy: GpuStorage, w: GpuStorage, p: ConvParams): GpuStorage {
-    return CV.conv2dInputGrad(this.rt, gy, w, p);
+    return CV.conv2dInputGrad(this.rt, gy, w, p, this.variants.conv);
   }
   conv2dWeightGrad(x: GpuStorage, gy: GpuStorage, p: ConvParams): GpuStorage {
-    return CV.conv2dWeightGrad(this.rt, x, gy, p);
+    return CV.conv2dWeightGrad(this.rt, x, gy, p, this.variants.conv);
   }
 }
 
