@@ -15,7 +15,7 @@ const { values: args } = parseArgs({
   args: Deno.args,
   options: {
     only: { type: "string" }, "no-cpu": { type: "boolean" }, "no-tf": { type: "boolean" },
-    iterations: { type: "string", default: "5" }, matmul: { type: "string" }, conv: { type: "string" }, json: { type: "string" },
+    iterations: { type: "string", default: "7" }, matmul: { type: "string" }, conv: { type: "string" }, json: { type: "string" },
   },
 });
 const iterations = Number(args.iterations);
@@ -39,30 +39,45 @@ if (gpu && !args["no-tf"]) {
   await tf.setBackend("webgpu");
   await tf.ready();
 }
-console.log(`adapter: ${gpu?.description ?? "none"}; iterations per task: ${iterations} (+1 warm-up); median of full-readback runs`);
+console.log(`adapter: ${gpu?.description ?? "none"}; ${iterations} interleaved rounds (+1 warm-up); medians of full-readback runs`);
 if (gpu) console.log(`kernel variants: ${JSON.stringify(gpu.variants)}`);
 
-async function median(name: string, make: () => { run: () => Promise<unknown>; dispose: () => void }, iters: number): Promise<number> {
-  const w = make();
-  const bench = new Bench({ iterations: iters, time: 0, warmupIterations: 1, warmupTime: 0 });
-  bench.add(name, w.run);
-  await bench.run();
-  w.dispose();
-  const r = bench.tasks[0].result as { latency?: { p50: number }; error?: unknown };
-  if (!r.latency) throw new Error(`${name}: ${String(r.error)}`);
-  return r.latency.p50;
+type Handle = { run: () => Promise<unknown>; dispose: () => void };
+
+/**
+ * Medians of interleaved rounds: each round is one tinybench run of every engine's task once, so
+ * a slow patch of this shared machine hits every engine alike and the ratio stays fair.
+ */
+async function interleaved(engines: [string, () => Handle][], rounds: number): Promise<number[]> {
+  const hs = engines.map(([, make]) => make());
+  for (const h of hs) await h.run(); // warm-up: pipelines compiled, pools filled
+  const samples: number[][] = hs.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    const bench = new Bench({ iterations: 1, time: 0, warmupIterations: 0, warmupTime: 0 });
+    hs.forEach((h, i) => bench.add(engines[i][0], h.run));
+    await bench.run();
+    bench.tasks.forEach((t, i) => {
+      const res = t.result as { latency?: { p50: number }; error?: unknown };
+      if (!res.latency) throw new Error(`${engines[i][0]}: ${String(res.error)}`);
+      samples[i].push(res.latency.p50);
+    });
+  }
+  hs.forEach((h) => h.dispose());
+  return samples.map((s) => s.sort((a, b) => a - b)[Math.floor(s.length / 2)]);
 }
 
 const rows: Record<string, string | number>[] = [];
 const fmt = (ms: number, flops: number) => `${ms.toFixed(1).padStart(8)} ms ${(flops / ms / 1e6).toFixed(2).padStart(6)} GF/s`;
-console.log(`\n${"workload".padEnd(34)} | ${"cpu".padEnd(23)} | ${"webgpu (ours)".padEnd(23)} | ${"tfjs-webgpu".padEnd(23)} | ours/tfjs speed`);
+console.log(`\n${"workload".padEnd(36)} | ${"cpu".padEnd(23)} | ${"webgpu (ours)".padEnd(23)} | ${"tfjs-webgpu".padEnd(23)} | ours/tfjs speed`);
 for (const w of list) {
-  const cpuMs = args["no-cpu"] ? NaN : await median(`${w.name} cpu`, () => w.ours(cpu as Backend), Math.min(iterations, 3));
-  const gpuMs = gpu ? await median(`${w.name} webgpu`, () => w.ours(gpu!), iterations) : NaN;
-  const tfMs = tf && w.tf ? await median(`${w.name} tfjs`, () => w.tf!(tf), iterations) : NaN;
-  const cell = (ms: number) => (Number.isNaN(ms) ? "-".padEnd(23) : fmt(ms, w.flops));
-  console.log(`${w.name.padEnd(34)} | ${cell(cpuMs)} | ${cell(gpuMs)} | ${cell(tfMs)} | ${Number.isNaN(tfMs) ? "-" : (tfMs / gpuMs).toFixed(2) + "x"}`);
-  rows.push({ workload: w.name, gflop: w.flops / 1e9, cpu_ms: cpuMs, webgpu_ms: gpuMs, tfjs_webgpu_ms: tfMs });
+  const cpuMs = args["no-cpu"] ? NaN : (await interleaved([["cpu", () => w.ours(cpu as Backend)]], Math.min(iterations, 3)))[0];
+  const engines: [string, () => Handle][] = [];
+  if (gpu) engines.push(["webgpu", () => w.ours(gpu!)]);
+  if (tf && w.tf) engines.push(["tfjs", () => w.tf!(tf)]);
+  const [gpuMs, tfMs] = engines.length ? await interleaved(engines, iterations) : [NaN, NaN];
+  const cell = (ms: number | undefined) => (ms === undefined || Number.isNaN(ms) ? "-".padEnd(23) : fmt(ms, w.flops));
+  console.log(`${w.name.padEnd(36)} | ${cell(cpuMs)} | ${cell(gpuMs)} | ${cell(tfMs)} | ${tfMs === undefined || Number.isNaN(tfMs) ? "-" : (tfMs / gpuMs).toFixed(2) + "x"}`);
+  rows.push({ workload: w.name, gflop: w.flops / 1e9, cpu_ms: cpuMs, webgpu_ms: gpuMs ?? NaN, tfjs_webgpu_ms: tfMs ?? NaN });
 }
 if (args.json) Deno.writeTextFileSync(args.json, JSON.stringify({ adapter: gpu?.description, variants: gpu?.variants, rows }, null, 2));
 Deno.exit(0);

@@ -88,7 +88,7 @@ export function workloads(): Workload[] {
         return loss;
       });
       return {
-        run: async () => { const l = step(); await l.data(); await ps[4].data(); l.dispose(); },
+        run: async () => { const l = step(); await Promise.all([l.data(), ps[4].data()]); l.dispose(); },
         dispose: () => [x, ...ps].forEach((t) => t.dispose()),
       };
     },
@@ -109,7 +109,11 @@ export function workloads(): Workload[] {
         return tf.mean(tf.square(tf.sub(h, x)));
       };
       return {
-        run: async () => { const l = opt.minimize(f, true, ps); await l.data(); await (ps[4] as { data(): Promise<unknown> }).data(); l.dispose(); },
+        run: async () => {
+          const l = opt.minimize(f, true, ps);
+          await Promise.all([l.data(), (ps[4] as { data(): Promise<unknown> }).data()]);
+          l.dispose();
+        },
         dispose: () => { tf.dispose([x, ...ps]); opt.dispose(); },
       };
     },

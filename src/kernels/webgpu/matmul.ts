@@ -3,23 +3,13 @@ import type { MatmulSpec } from "../backend.ts";
 import { blockDims, matmulShader, type MatmulVariant, rowsDims } from "../../../shaders/matmul.wgsl.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
 import { groups } from "./elementwise.ts";
-import { strided } from "./strided.ts";
 
 /**
- * "auto": the rows-uniform kernel when columns come in vec4s (a transposed B is first copied
- * to row-major, O(KN) against O(MKN)), else the 8x8 register block.
+ * "auto": the rows-uniform kernel when B's columns come in vec4s, else the 8x8 register block.
+ * (Copying a transposed B to row-major first cost more than it saved: bench/README.md.)
  */
 export function matmul(rt: Runtime, a: GpuStorage, b: GpuStorage, s: MatmulSpec, variant: MatmulVariant): GpuStorage {
-  if (variant === "auto") {
-    if (s.N % 4 !== 0 || s.N < 32) return matmul(rt, a, b, s, "block8x8");
-    if (!s.transB) return matmul(rt, a, b, s, "rows8x8");
-    const bt = strided(rt, b, {
-      inShape: [s.batchB, s.N, s.K], outShape: [s.batchB, s.K, s.N], map: [0, 2, 1], start: [0, 0, 0], step: [1, 1, 1], padValue: 0,
-    });
-    const out = matmul(rt, a, bt, { ...s, transB: false }, "rows8x8");
-    rt.free(bt);
-    return out;
-  }
+  if (variant === "auto") variant = s.N % 4 === 0 && s.N >= 32 && !s.transB ? "rows8x8" : "block8x8";
   const { batchA, batchB, M, K, N, transA, transB } = s;
   const batch = Math.max(batchA, batchB);
   const out = rt.alloc(batch * M * N);
