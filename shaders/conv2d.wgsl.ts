@@ -13,8 +13,8 @@ const IO = (a: string, b: string, out: string) => `${PARAMS}
 @group(0) @binding(2) var<storage, read> ${b}: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ${out}: array<f32>;`;
 
-export type ConvVariant = "direct" | "block4" | "uniform8" | "uniform16" | "uniform32";
-export const CONV_VARIANTS: ConvVariant[] = ["direct", "block4", "uniform8", "uniform16", "uniform32"];
+export type ConvVariant = "auto" | "direct" | "block4" | "uniform4" | "uniform8" | "uniform16" | "uniform32";
+export const CONV_VARIANTS: ConvVariant[] = ["auto", "direct", "block4", "uniform4", "uniform8", "uniform16", "uniform32"];
 
 /** Channels per workgroup of a uniform variant (0 for the others). */
 export function uniformChannels(v: ConvVariant): number {
@@ -206,26 +206,31 @@ ${DIMS}
 }
 
 /**
- * Weight gradient, uniform variant: 8 output channels per workgroup (gradient loads uniform),
- * lanes over (ci, ky, kx) of that group, summing over batch and output positions.
+ * Weight gradient, uniform variant: a block of output channels per workgroup (gradient loads
+ * uniform across lanes); lanes over (split s, ci, ky, kx). Split s sums images n = s, s+S, ...
+ * into its own slice of a [S, Cout, cg*KH*KW] partial result, summed over S afterwards, so small
+ * filters (few (ci, ky, kx)) still fill the lanes. params: conv words + [S].
  */
 export function conv2dWeightGradUniformShader(UNIFORM_CH: number): string {
   const CH = [...Array(UNIFORM_CH).keys()];
   return `${IO("X", "GY", "DW")}
 ${UNIFORM_HEAD}
 ${DIMS}
+  let SPLITS = P[12];
   let cbs = (og + ${UNIFORM_CH - 1}u) / ${UNIFORM_CH}u;
   let g = wid.y / cbs;
   let co0 = g * og + (wid.y % cbs) * ${UNIFORM_CH}u;
   let coEnd = (g + 1u) * og;
   let per = cg * KH * KW;
-  let valid = pos < per;
-  let p = min(pos, per - 1u);
+  let valid = pos < per * SPLITS;
+  let q = min(pos, per * SPLITS - 1u);
+  let p = q % per;
+  let split = q / per;
   let kx = p % KW;
   let ky = (p / KW) % KH;
   let ci = p / (KW * KH);
   ${CH.map((j) => `var acc${j} = 0.0; let c${j} = min(co0 + ${j}u, coEnd - 1u);`).join("\n  ")}
-  for (var n = 0u; n < N; n++) {
+  for (var n = split; n < N; n += SPLITS) {
     let xb = (n * Cin + g * cg + ci) * H * W;
     for (var oy = 0u; oy < OH; oy++) {
       let iy = i32(oy * S + ky) - i32(PAD);
@@ -240,6 +245,7 @@ ${DIMS}
     }
   }
   if (!valid) { return; }
-  ${CH.map((j) => `if (co0 + ${j}u < coEnd) { DW[(co0 + ${j}u) * per + p] = acc${j}; }`).join("\n  ")}
+  let ob = split * Cout * per;
+  ${CH.map((j) => `if (co0 + ${j}u < coEnd) { DW[ob + (co0 + ${j}u) * per + p] = acc${j}; }`).join("\n  ")}
 }`;
 }

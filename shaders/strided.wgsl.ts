@@ -1,8 +1,12 @@
-// The strided copy behind permute, slice, pad, flip and broadcast:
-// each output dim walks one input dim from `start` by `step`; outside the input reads padValue.
+// The strided copy behind permute, slice, pad, flip and broadcast. Each (coalesced) output dim has
+// a size and either an element stride into the input, or, where it can run outside the input
+// (padding), a checked walk: coordinate start + i*step, bounds-tested, times the input stride.
 import { entry, PARAMS } from "./preamble.ts";
 
-/** params: [n, rank, padValue, shape[8], start[8] (i32), step[8] (i32), extent[8], inStride[8]] */
+/**
+ * params: [n, rank, padValue, base, then per dim (8 slots each group):
+ *   size[8], estride[8] (i32), checked[8], start[8] (i32), step[8] (i32), extent[8], inStride[8]]
+ */
 export function stridedShader(): string {
   return `${PARAMS}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
@@ -11,15 +15,20 @@ ${entry()}
   if (idx >= P[0]) { return; }
   let rank = P[1];
   var rem = idx;
-  var off = 0i;
+  var off = pi(3u);
   var inside = true;
   for (var d = i32(rank) - 1; d >= 0; d--) {
     let k = u32(d);
-    let dim = P[3u + k];
-    let c = pi(11u + k) + i32(rem % dim) * pi(19u + k);
-    rem = rem / dim;
-    inside = inside && c >= 0 && c < i32(P[27u + k]);
-    off += c * i32(P[35u + k]);
+    let size = P[4u + k];
+    let i = rem % size;
+    rem = rem / size;
+    if (P[20u + k] != 0u) {
+      let c = pi(28u + k) + i32(i) * pi(36u + k);
+      inside = inside && c >= 0 && c < i32(P[44u + k]);
+      off += c * i32(P[52u + k]);
+    } else {
+      off += i32(i) * pi(12u + k);
+    }
   }
   Y[idx] = select(pf(2u), X[u32(max(off, 0))], inside);
 }`;

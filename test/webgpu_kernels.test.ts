@@ -120,7 +120,7 @@ if (gpu) {
         [[1, 6, 6, 7], [6, 1, 3, 3], { padding: 1, groups: 6 }], [[2, 3, 8, 8], [2, 3, 4, 4], { stride: 2, padding: 1 }],
       ];
       for (const [sx, sw, o] of cases) await compare(`conv2d ${variant}`, (x, w) => T.conv2d(x, w, o), [sx, sw], { tol: 1e-4 });
-      gpu.variants.conv = "uniform16";
+      gpu.variants.conv = "auto";
     });
   }
 

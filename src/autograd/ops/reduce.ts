@@ -11,25 +11,38 @@ function keptShape(shape: Shape, axes: number[]): number[] {
   return shape.map((d, i) => (axes.includes(i) ? 1 : d));
 }
 
-function reduceStorage(op: ReduceOp, x: Tensor, axes: number[]): unknown {
-  const b = x.backend, r = x.rank;
-  const contiguous = axes.every((a, i) => i === 0 || a === axes[i - 1] + 1);
-  if (axes.length === 0) return b.unary("mulScalar", x.storage(op), x.size, x.dtype, 1);
-  if (contiguous) {
-    const outer = sizeOf(x.shape.slice(0, axes[0]));
-    const R = sizeOf(axes.map((a) => x.shape[a]));
-    const inner = sizeOf(x.shape.slice(axes[axes.length - 1] + 1));
-    return b.reduce(op, x.storage(op), outer, R, inner, x.dtype);
+/** Splits sorted axes into runs of adjacent axes. */
+function runsOf(axes: number[]): number[][] {
+  const runs: number[][] = [];
+  for (const a of axes) {
+    const r = runs[runs.length - 1];
+    if (r && a === r[r.length - 1] + 1) r.push(a);
+    else runs.push([a]);
   }
-  const keepAx = [...Array(r).keys()].filter((a) => !axes.includes(a));
-  const perm = [...keepAx, ...axes];
-  const outShape = perm.map((a) => x.shape[a]);
-  const moved = b.strided(x.storage(op), {
-    inShape: x.shape, outShape, map: perm, start: perm.map(() => 0), step: perm.map(() => 1), padValue: 0,
-  }, x.dtype);
-  const out = b.reduce(op, moved, sizeOf(keepAx.map((a) => x.shape[a])), sizeOf(axes.map((a) => x.shape[a])), 1, x.dtype);
-  b.release(moved);
-  return out;
+  return runs;
+}
+
+/**
+ * Reduce over axes: each run of adjacent axes is one [outer, R, inner] reduction, innermost run
+ * first (no transposing copy; for max this is exact too, since max of maxes is the max).
+ */
+function reduceStorage(op: ReduceOp, x: Tensor, axes: number[]): unknown {
+  const b = x.backend;
+  if (axes.length === 0) return b.unary("mulScalar", x.storage(op), x.size, x.dtype, 1);
+  let shape = [...x.shape];
+  let cur = x.storage(op);
+  let owned = false;
+  for (const run of runsOf(axes).reverse()) {
+    const outer = sizeOf(shape.slice(0, run[0]));
+    const R = sizeOf(run.map((a) => shape[a]));
+    const inner = sizeOf(shape.slice(run[run.length - 1] + 1));
+    const next = b.reduce(op, cur, outer, R, inner, x.dtype);
+    if (owned) b.release(cur);
+    cur = next;
+    owned = true;
+    shape = shape.map((d, i) => (run.includes(i) ? 1 : d));
+  }
+  return cur;
 }
 
 export function sum(x: Tensor, axes?: number | number[], keepdims = false): Tensor {

@@ -17,7 +17,7 @@ export interface KernelVariants {
 }
 
 /** Defaults chosen from bench/ measurements on lavapipe (see bench/README.md). */
-export const DEFAULT_VARIANTS: KernelVariants = { matmul: "auto", conv: "uniform16", reduce: "auto" };
+export const DEFAULT_VARIANTS: KernelVariants = { matmul: "auto", conv: "auto", reduce: "auto" };
 
 function f32only(op: string, dtype: DType) {
   if (dtype !== "float32") throw new Error(`${op}: the webgpu backend computes in float32 only (got ${dtype})`);

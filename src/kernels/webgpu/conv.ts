@@ -6,6 +6,13 @@ import {
 } from "../../../shaders/conv2d.wgsl.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
 import { groups } from "./elementwise.ts";
+import { reduce } from "./reduce.ts";
+
+/** "auto": the uniform kernel with the smallest channel block (4, 8, 16) covering the channels. */
+function resolve(variant: ConvVariant, channels: number): ConvVariant {
+  if (variant !== "auto") return variant;
+  return channels <= 4 ? "uniform4" : channels <= 8 ? "uniform8" : "uniform16";
+}
 
 const words = (p: ConvParams) => [p.N, p.Cin, p.H, p.W, p.Cout, p.KH, p.KW, p.stride, p.pad, p.groups, p.OH, p.OW];
 
@@ -19,6 +26,7 @@ function uniformGrid(positions: number, channelBlocks: number): [number, number,
 export function conv2d(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvParams, variant: ConvVariant): GpuStorage {
   const out = rt.alloc(p.N * p.Cout * p.OH * p.OW);
   const og = p.Cout / p.groups;
+  variant = resolve(variant, og);
   const ch = uniformChannels(variant);
   if (ch) {
     const grid = uniformGrid(p.N * p.OH * p.OW, p.groups * Math.ceil(og / ch));
@@ -34,6 +42,7 @@ export function conv2d(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvParams,
 export function conv2dInputGrad(rt: Runtime, gy: GpuStorage, w: GpuStorage, p: ConvParams, variant: ConvVariant): GpuStorage {
   const n = p.N * p.Cin * p.H * p.W;
   const out = rt.alloc(n);
+  variant = resolve(variant, p.Cin / p.groups);
   const ch = uniformChannels(variant);
   if (ch) {
     const grid = uniformGrid(p.N * p.H * p.W, p.groups * Math.ceil(p.Cin / p.groups / ch));
@@ -44,11 +53,20 @@ export function conv2dInputGrad(rt: Runtime, gy: GpuStorage, w: GpuStorage, p: C
 
 export function conv2dWeightGrad(rt: Runtime, x: GpuStorage, gy: GpuStorage, p: ConvParams, variant: ConvVariant): GpuStorage {
   const per = (p.Cin / p.groups) * p.KH * p.KW;
-  const out = rt.alloc(p.Cout * per);
+  variant = resolve(variant, p.Cout / p.groups);
   const ch = uniformChannels(variant);
-  if (ch) {
-    const grid = uniformGrid(per, p.groups * Math.ceil(p.Cout / p.groups / ch));
-    rt.dispatch(`conv2dWeightGrad:${variant}`, () => conv2dWeightGradUniformShader(ch), words(p), [x, gy], out, grid);
-  } else rt.dispatch("conv2dWeightGrad", conv2dWeightGradShader, words(p), [x, gy], out, groups(p.Cout * per));
+  if (!ch) {
+    const out = rt.alloc(p.Cout * per);
+    rt.dispatch("conv2dWeightGrad", conv2dWeightGradShader, words(p), [x, gy], out, groups(p.Cout * per));
+    return out;
+  }
+  // Split the sum over images so at least ~512 lanes work, then add the splits up.
+  const splits = Math.max(1, Math.min(p.N, Math.ceil(512 / per)));
+  const partial = rt.alloc(splits * p.Cout * per);
+  const grid = uniformGrid(per * splits, p.groups * Math.ceil(p.Cout / p.groups / ch));
+  rt.dispatch(`conv2dWeightGrad:${variant}`, () => conv2dWeightGradUniformShader(ch), [...words(p), splits], [x, gy], partial, grid);
+  if (splits === 1) return partial;
+  const out = reduce(rt, "sum", partial, 1, splits, p.Cout * per);
+  rt.free(partial);
   return out;
 }

@@ -45,7 +45,9 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
     const v = (adapter.limits as unknown as Record<string, number>)[k];
     if (typeof v === "number") requiredLimits[k] = v;
   }
-  const device = await adapter.requestDevice({ requiredLimits });
+  // Timestamp queries let the runtime's profiler time each kernel on the device.
+  const requiredFeatures: GPUFeatureName[] = adapter.features.has("timestamp-query") ? ["timestamp-query"] : [];
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const info = adapter.info ?? {};
   const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(" ") || "unknown adapter";
   return { device, description };

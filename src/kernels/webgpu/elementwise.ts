@@ -25,12 +25,27 @@ export function unary(rt: Runtime, op: UnaryOp, x: GpuStorage, n: number, p: num
   return out;
 }
 
-/** [n, rank, shape[8], strides of input 0 [8], of input 1 [8], ...] */
+/**
+ * [n, rank, shape[8], strides of input 0 [8], of input 1 [8], ...], with size-1 dims dropped and
+ * adjacent dims merged where every input walks them linearly (fewer divisions per element).
+ */
 function broadcastParams(outShape: readonly number[], inShapes: (readonly number[])[]): number[] {
-  const r = outShape.length;
+  const strides = inShapes.map((s) => broadcastStrides(s, outShape));
+  const shape: number[] = [], st: number[][] = inShapes.map(() => []);
+  outShape.forEach((size, d) => {
+    if (size === 1) return;
+    const last = shape.length - 1;
+    if (last >= 0 && strides.every((s, k) => st[k][last] === size * s[d])) {
+      shape[last] *= size;
+      strides.forEach((s, k) => (st[k][last] = s[d]));
+    } else {
+      shape.push(size);
+      strides.forEach((s, k) => st[k].push(s[d]));
+    }
+  });
   const pad8 = (a: number[]) => [...a, ...Array(MAX_RANK - a.length).fill(0)];
-  const p = [sizeOf(outShape), r, ...pad8([...outShape])];
-  for (const s of inShapes) p.push(...pad8(broadcastStrides(s, outShape)));
+  const p = [sizeOf(outShape), shape.length, ...pad8(shape)];
+  for (const s of st) p.push(...pad8(s));
   return p;
 }
 

@@ -12,6 +12,7 @@ export interface GpuStorage {
 }
 
 const MAX_PENDING = 128;
+const PROFILE_BATCH = 256;
 const MAX_GROUPS_X = 65535;
 const MAX_PARAM_BUFFERS = 4096;
 
@@ -28,6 +29,7 @@ export class Runtime {
   submits = 0;
   /** Tests set this: every new output buffer is filled with NaN first, so unwritten elements show. */
   poison = false;
+  #prof: { qs: GPUQuerySet; keys: string[]; totals: Map<string, { n: number; ns: number }> } | null = null;
 
   constructor(readonly device: GPUDevice, readonly description: string) {
     this.pool = new BufferPool(device, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
@@ -97,8 +99,15 @@ export class Runtime {
     inputs.forEach((s, i) => entries.push({ binding: i + 1, resource: { buffer: s.buf } }));
     entries.push({ binding: inputs.length + 1, resource: { buffer: output.buf } });
     const bind = this.device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
-    if (!this.#pass) {
-      this.#encoder = this.device.createCommandEncoder();
+    if (this.#prof) {
+      // Profiling: one pass per dispatch, timestamped at its start and end.
+      this.#endPass();
+      this.#encoder ??= this.device.createCommandEncoder();
+      const i = this.#prof.keys.length;
+      this.#prof.keys.push(key);
+      this.#pass = this.#encoder.beginComputePass({ timestampWrites: { querySet: this.#prof.qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+    } else if (!this.#pass) {
+      this.#encoder ??= this.device.createCommandEncoder();
       this.#pass = this.#encoder.beginComputePass();
     }
     this.#pass.setPipeline(pipe);
@@ -109,18 +118,71 @@ export class Runtime {
       this.#pass.dispatchWorkgroups(x, Math.ceil(groups / x));
     } else this.#pass.dispatchWorkgroups(...groups);
     this.dispatches++;
-    if (++this.#pending >= MAX_PENDING) this.flush();
+    if (this.#prof) this.#endPass();
+    if (++this.#pending >= (this.#prof ? PROFILE_BATCH : MAX_PENDING)) this.flush();
+  }
+
+  #endPass(): void {
+    this.#pass?.end();
+    this.#pass = null;
   }
 
   /** Submit what has been recorded. */
   flush(): void {
-    if (!this.#pass) return;
-    this.#pass.end();
-    this.device.queue.submit([this.#encoder!.finish()]);
-    this.#pass = null;
+    this.#endPass();
+    if (!this.#encoder) return;
+    const prof = this.#prof;
+    let resolved: GPUBuffer | null = null;
+    if (prof && prof.keys.length) {
+      resolved = this.device.createBuffer({ size: prof.keys.length * 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      this.#encoder.resolveQuerySet(prof.qs, 0, prof.keys.length * 2, resolved, 0);
+    }
+    this.device.queue.submit([this.#encoder.finish()]);
     this.#encoder = null;
     this.#pending = 0;
     this.submits++;
+    if (prof && resolved) {
+      const keys = prof.keys.splice(0);
+      this.#pendingProfiles.push(this.#collect(resolved, keys, prof.totals));
+    }
+  }
+
+  #pendingProfiles: Promise<void>[] = [];
+
+  async #collect(resolved: GPUBuffer, keys: string[], totals: Map<string, { n: number; ns: number }>): Promise<void> {
+    const st = this.device.createBuffer({ size: resolved.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(resolved, 0, st, 0, resolved.size);
+    this.device.queue.submit([enc.finish()]);
+    await st.mapAsync(GPUMapMode.READ);
+    const t = new BigUint64Array(st.getMappedRange());
+    keys.forEach((k, i) => {
+      const e = totals.get(k) ?? { n: 0, ns: 0 };
+      e.n++;
+      e.ns += Number(t[2 * i + 1] - t[2 * i]);
+      totals.set(k, e);
+    });
+    st.unmap();
+    st.destroy();
+    resolved.destroy();
+  }
+
+  /** Start timing every kernel on the device (needs the timestamp-query feature). */
+  startProfile(): void {
+    if (!this.device.features.has("timestamp-query")) throw new Error("profile: this adapter has no timestamp-query feature");
+    this.flush();
+    this.#prof = { qs: this.device.createQuerySet({ type: "timestamp", count: PROFILE_BATCH * 2 }), keys: [], totals: new Map() };
+  }
+
+  /** Stop timing; per kernel key: dispatch count and total device milliseconds, slowest first. */
+  async stopProfile(): Promise<{ kernel: string; count: number; ms: number }[]> {
+    const prof = this.#prof;
+    if (!prof) return [];
+    this.flush();
+    await Promise.all(this.#pendingProfiles.splice(0));
+    this.#prof = null;
+    prof.qs.destroy();
+    return [...prof.totals].map(([kernel, e]) => ({ kernel, count: e.n, ms: e.ns / 1e6 })).sort((a, b) => b.ms - a.ms);
   }
 
   upload(data: Float32Array): GpuStorage {

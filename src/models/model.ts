@@ -1,0 +1,25 @@
+// What every generative model offers the trainer and the OOD method.
+import type * as T from "../autograd/index.ts";
+import type { ImageSet } from "../data/dataset.ts";
+import type { Module } from "../nn/module.ts";
+
+export interface NllOptions {
+  /** Randomness of stochastic estimates (VAE samples); fixed per call for reproducible features. */
+  gen?: T.Generator;
+}
+
+export interface GenerativeModel extends Module {
+  readonly kind: string;
+  /** JSON-serialisable constructor options, stored in checkpoints. */
+  readonly config: Record<string, unknown>;
+  /** Pixels per example (C*H*W), for bits/dim. */
+  readonly dims: number;
+  /** Data to model input: a batch [B, C, H, W] of the images at idx. `gen` adds dequantisation noise where the model uses it. */
+  input(s: ImageSet, idx: ArrayLike<number>, gen?: T.Generator): T.Tensor;
+  /** Per-example negative log-likelihood (estimate) of 8-bit images, in nats: shape [B]. */
+  nll(x: T.Tensor, o?: NllOptions): T.Tensor;
+  /** Data-dependent initialisation on a first batch (ActNorm); a no-op where none is needed. */
+  initialize?(x: T.Tensor): void;
+}
+
+export const LN2 = Math.log(2);

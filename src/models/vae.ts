@@ -1,0 +1,146 @@
+// A convolutional VAE with a discretised-logistic likelihood for 8-bit pixels.
+//
+// Why discretised logistic (PixelCNN++-style) and not Bernoulli on binarised data: it is a proper
+// probability mass function over the 256 pixel levels, so the NLL is in the same bits/dim as
+// Glow's and the data need no binarisation (which would change the OOD sets themselves).
+import * as T from "../autograd/index.ts";
+import { type ImageSet, toTensor } from "../data/dataset.ts";
+import { Conv2d, type Init, Linear, Module } from "../nn/module.ts";
+import type { GenerativeModel, NllOptions } from "./model.ts";
+
+export interface VaeConfig {
+  latent: number;
+  /** Channels of the two encoder convs (mirrored in the decoder). */
+  channels: [number, number];
+  /** Channels of the last decoder conv before the 2-channel output. */
+  outChannels: number;
+}
+
+export const VAE_DEFAULT: VaeConfig = { latent: 16, channels: [16, 32], outChannels: 8 };
+
+const HALF_BIN = 1 / 255; // pixels in [-1, 1], levels 2/255 apart
+
+/**
+ * log P(x) of 8-bit levels x (scaled to [-1, 1]) under a logistic (mu, exp(logS)) discretised
+ * to bins of width 2/255, with the edge bins taking the tails. Elementwise.
+ */
+export function discretizedLogisticLogProb(x: T.Tensor, mu: T.Tensor, logS: T.Tensor): T.Tensor {
+  const c = T.sub(x, mu);
+  const invS = T.exp(T.neg(logS));
+  const plusIn = T.mul(invS, T.add(c, HALF_BIN));
+  const minIn = T.mul(invS, T.sub(c, HALF_BIN));
+  const logCdfPlus = T.sub(plusIn, T.softplus(plusIn)); // log sigmoid(plusIn): the x = -1 edge bin
+  const logOneMinusCdfMin = T.neg(T.softplus(minIn)); // log(1 - sigmoid(minIn)): the x = 1 edge bin
+  const cdfDelta = T.sub(T.sigmoid(plusIn), T.sigmoid(minIn));
+  const midIn = T.mul(invS, c);
+  const logPdfMid = T.sub(T.sub(midIn, logS), T.mul(T.softplus(midIn), 2));
+  // Tiny bins (float32 cancellation): density times bin width instead.
+  const logMid = T.where(T.gt(cdfDelta, 1e-5), T.log(T.maximum(cdfDelta, 1e-12)), T.sub(logPdfMid, Math.log(127.5)));
+  return T.where(T.lt(x, -0.999), logCdfPlus, T.where(T.gt(x, 0.999), logOneMinusCdfMin, logMid));
+}
+
+export class VAE extends Module implements GenerativeModel {
+  readonly kind = "vae";
+  readonly dims = 784;
+  readonly config: Record<string, unknown>;
+  readonly enc1: Conv2d;
+  readonly enc2: Conv2d;
+  readonly encOut: Linear;
+  readonly decIn: Linear;
+  readonly dec1: Conv2d;
+  readonly dec2: Conv2d;
+  readonly dec3: Conv2d;
+  readonly decOut: Conv2d;
+
+  constructor(readonly cfg: VaeConfig, o: Init) {
+    super();
+    this.config = { ...cfg };
+    const [c1, c2] = cfg.channels;
+    this.enc1 = this.child("encoder.conv1", new Conv2d(1, c1, 3, { ...o, stride: 2 }));
+    this.enc2 = this.child("encoder.conv2", new Conv2d(c1, c2, 3, { ...o, stride: 2 }));
+    this.encOut = this.child("encoder.out", new Linear(c2 * 49, 2 * cfg.latent, o));
+    this.decIn = this.child("decoder.in", new Linear(cfg.latent, c2 * 49, o));
+    this.dec1 = this.child("decoder.conv1", new Conv2d(c2, c2, 3, o));
+    this.dec2 = this.child("decoder.conv2", new Conv2d(c2, c1, 3, o));
+    this.dec3 = this.child("decoder.conv3", new Conv2d(c1, cfg.outChannels, 3, o));
+    this.decOut = this.child("decoder.out", new Conv2d(cfg.outChannels, 2, 3, o));
+  }
+
+  input(s: ImageSet, idx: ArrayLike<number>): T.Tensor {
+    return toTensor(s, idx, { backend: this.parameters()[0].backend, offset: 0, divisor: 255, scale: 2, shift: -1 });
+  }
+
+  /** q(z|x): mean and log-variance, each [B, latent]. */
+  encode(x: T.Tensor): { mu: T.Tensor; logvar: T.Tensor } {
+    const B = x.shape[0], L = this.cfg.latent;
+    let h = T.silu(this.enc1.forward(x));
+    h = T.silu(this.enc2.forward(h));
+    const o = this.encOut.forward(T.reshape(h, [B, -1]));
+    return { mu: T.slice(o, [0, 0], [B, L]), logvar: T.slice(o, [0, L], [B, 2 * L]) };
+  }
+
+  /** p(x|z): per-pixel logistic mean and log-scale, each [B, 1, 28, 28]. */
+  decode(z: T.Tensor): { mean: T.Tensor; logScale: T.Tensor } {
+    const B = z.shape[0], c2 = this.cfg.channels[1];
+    let h = T.reshape(T.silu(this.decIn.forward(z)), [B, c2, 7, 7]);
+    h = T.silu(this.dec1.forward(h));
+    h = T.silu(this.dec2.forward(T.upsampleNearest(h)));
+    h = T.silu(this.dec3.forward(T.upsampleNearest(h)));
+    const o = this.decOut.forward(h);
+    return {
+      mean: T.slice(o, [0, 0, 0, 0], [B, 1, 28, 28]),
+      logScale: T.maximum(T.slice(o, [0, 1, 0, 0], [B, 2, 28, 28]), -7),
+    };
+  }
+
+  /** log p(x|z) summed over pixels: [B]. */
+  logLikelihood(x: T.Tensor, z: T.Tensor): T.Tensor {
+    const { mean, logScale } = this.decode(z);
+    return T.sum(T.reshape(discretizedLogisticLogProb(x, mean, logScale), [x.shape[0], -1]), 1);
+  }
+
+  /** One reparameterised sample per example: ELBO terms in nats, each [B]. */
+  elbo(x: T.Tensor, gen: T.Generator): { elbo: T.Tensor; rec: T.Tensor; kl: T.Tensor } {
+    const { mu, logvar } = this.encode(x);
+    const eps = T.randn(gen, [...mu.shape], { backend: x.backend });
+    const z = T.add(mu, T.mul(T.exp(T.mul(logvar, 0.5)), eps));
+    const rec = this.logLikelihood(x, z);
+    const kl = T.mul(T.sum(T.sub(T.add(T.square(mu), T.exp(logvar)), T.add(logvar, 1)), 1), 0.5);
+    return { elbo: T.sub(rec, kl), rec, kl };
+  }
+
+  /**
+   * The NLL estimate the OOD method differentiates: the negative ELBO with one reparameterised
+   * sample (noise from o.gen, default a fixed seed, so features are reproducible). Nats, [B].
+   */
+  nll(x: T.Tensor, o: NllOptions = {}): T.Tensor {
+    return T.neg(this.elbo(x, o.gen ?? new T.Generator(0)).elbo);
+  }
+
+  /**
+   * Importance-weighted bound with K samples (Burda et al. 2016), a tighter NLL estimate:
+   * -log (1/K) sum_k p(x, z_k) / q(z_k | x). Nats, [B].
+   */
+  iwNll(x: T.Tensor, K: number, gen: T.Generator): T.Tensor {
+    const B = x.shape[0], L = this.cfg.latent;
+    const { mu, logvar } = this.encode(x);
+    const rep = (t: T.Tensor) => T.reshape(T.broadcastTo(T.unsqueeze(t, 0), [K, ...t.shape]), [K * t.shape[0], ...t.shape.slice(1)]);
+    const eps = T.randn(gen, [K * B, L], { backend: x.backend });
+    const muK = rep(mu), lvK = rep(logvar);
+    const z = T.add(muK, T.mul(T.exp(T.mul(lvK, 0.5)), eps));
+    const logPxz = this.logLikelihood(rep(x), z);
+    const log2pi = Math.log(2 * Math.PI);
+    const logPz = T.mul(T.sum(T.add(T.square(z), log2pi), 1), -0.5);
+    const logQz = T.mul(T.sum(T.add(T.add(T.square(eps), lvK), log2pi), 1), -0.5);
+    const logW = T.reshape(T.sub(T.add(logPxz, logPz), logQz), [K, B]);
+    return T.neg(T.sub(T.logsumexp(logW, 0), Math.log(K)));
+  }
+
+  /** Images from the prior: the decoder's per-pixel mean, as 0..255 levels. */
+  async sample(n: number, gen: T.Generator): Promise<Uint8Array> {
+    const mean = T.tidy(() => T.noGrad(() => this.decode(T.randn(gen, [n, this.cfg.latent], { backend: this.parameters()[0].backend })).mean));
+    const d = await mean.data();
+    mean.dispose();
+    return Uint8Array.from(d, (v) => Math.round(Math.min(1, Math.max(-1, v)) * 127.5 + 127.5));
+  }
+}

@@ -1,0 +1,105 @@
+// A small module system: parameters with stable dotted names, children in a fixed order,
+// train/eval modes.
+import * as T from "../autograd/index.ts";
+import type { Backend } from "../kernels/backend.ts";
+
+export abstract class Module {
+  training = true;
+  #params: [string, T.Tensor][] = [];
+  #children: [string, Module][] = [];
+
+  /** Register a parameter (a leaf that requires grad) under `name`. */
+  protected param(name: string, t: T.Tensor): T.Tensor {
+    if (this.#params.some(([n]) => n === name) || this.#children.some(([n]) => n === name)) {
+      throw new Error(`Module ${this.constructor.name}: '${name}' registered twice`);
+    }
+    t.requireGrad();
+    T.keep(t);
+    this.#params.push([name, t]);
+    return t;
+  }
+
+  protected child<M extends Module>(name: string, m: M): M {
+    if (this.#params.some(([n]) => n === name) || this.#children.some(([n]) => n === name)) {
+      throw new Error(`Module ${this.constructor.name}: '${name}' registered twice`);
+    }
+    this.#children.push([name, m]);
+    return m;
+  }
+
+  /** Every parameter with its dotted name, in registration order (depth first). */
+  namedParameters(prefix = ""): [string, T.Tensor][] {
+    const out: [string, T.Tensor][] = this.#params.map(([n, t]) => [prefix + n, t]);
+    for (const [n, c] of this.#children) out.push(...c.namedParameters(`${prefix}${n}.`));
+    for (const [n, t] of out) t.name = n;
+    return out;
+  }
+
+  parameters(): T.Tensor[] {
+    return this.namedParameters().map(([, t]) => t);
+  }
+
+  modules(): Module[] {
+    return [this, ...this.#children.flatMap(([, c]) => c.modules())];
+  }
+
+  train(on = true): this {
+    for (const m of this.modules()) m.training = on;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.zeroGrad();
+  }
+
+  numParameters(): number {
+    return this.parameters().reduce((s, p) => s + p.size, 0);
+  }
+}
+
+export interface Init {
+  backend?: Backend;
+  gen: T.Generator;
+}
+
+/** Kaiming-uniform-style init: U(-b, b) with b = gain * sqrt(3 / fanIn). */
+export function uniformInit(shape: number[], fanIn: number, o: Init, gain = 1): T.Tensor {
+  const b = gain * Math.sqrt(3 / Math.max(1, fanIn));
+  return T.rand(o.gen, shape, { backend: o.backend, low: -b, high: b });
+}
+
+export class Linear extends Module {
+  readonly weight: T.Tensor;
+  readonly bias: T.Tensor | null;
+  constructor(readonly inF: number, readonly outF: number, o: Init & { bias?: boolean; zero?: boolean }) {
+    super();
+    this.weight = this.param("weight", o.zero ? T.zeros([inF, outF], { backend: o.backend }) : uniformInit([inF, outF], inF, o));
+    this.bias = o.bias === false ? null : this.param("bias", T.zeros([outF], { backend: o.backend }));
+  }
+  forward(x: T.Tensor): T.Tensor {
+    const y = T.matmul(x, this.weight);
+    return this.bias ? T.add(y, this.bias) : y;
+  }
+}
+
+export class Conv2d extends Module {
+  readonly weight: T.Tensor;
+  readonly bias: T.Tensor | null;
+  constructor(readonly cin: number, readonly cout: number, readonly k: number, o: Init & T.ConvOptions & { bias?: boolean; zero?: boolean }) {
+    super();
+    this.opts = { stride: o.stride ?? 1, padding: o.padding ?? Math.floor(k / 2), groups: o.groups ?? 1 };
+    const fanIn = (cin / this.opts.groups!) * k * k;
+    const shape = [cout, cin / this.opts.groups!, k, k];
+    this.weight = this.param("weight", o.zero ? T.zeros(shape, { backend: o.backend }) : uniformInit(shape, fanIn, o));
+    this.bias = o.bias === false ? null : this.param("bias", T.zeros([cout], { backend: o.backend }));
+  }
+  readonly opts: T.ConvOptions;
+  forward(x: T.Tensor): T.Tensor {
+    const y = T.conv2d(x, this.weight, this.opts);
+    return this.bias ? T.add(y, T.reshape(this.bias, [1, this.cout, 1, 1])) : y;
+  }
+}

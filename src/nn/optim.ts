@@ -1,0 +1,94 @@
+// Optimisers that update parameters in place (Tensor.assign), all on the parameters' backend
+// with no host round trip. Weight decay is off unless asked for.
+import * as T from "../autograd/index.ts";
+
+export interface OptimOptions {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+}
+
+abstract class MomentOptimizer {
+  step = 0;
+  readonly m: T.Tensor[];
+  readonly v: T.Tensor[];
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  lr: number;
+
+  constructor(readonly params: T.Tensor[], o: OptimOptions) {
+    this.lr = o.lr;
+    this.beta1 = o.beta1 ?? 0.9;
+    this.beta2 = o.beta2 ?? 0.999;
+    this.eps = o.eps ?? 1e-8;
+    this.weightDecay = o.weightDecay ?? 0;
+    this.m = params.map((p) => T.keep(T.zerosLike(p)));
+    this.v = params.map((p) => T.keep(T.zerosLike(p)));
+  }
+
+  /** One update from each parameter's .grad (parameters without a gradient are skipped). */
+  update(): void {
+    this.step++;
+    T.tidy(() => T.noGrad(() => {
+      this.params.forEach((p, i) => {
+        if (!p.grad) return;
+        let g = p.grad;
+        if (this.weightDecay) g = T.add(g, T.mul(p, this.weightDecay));
+        this.m[i].assign(T.add(T.mul(this.m[i], this.beta1), T.mul(g, 1 - this.beta1)));
+        this.v[i].assign(this.second(this.v[i], g));
+        p.assign(T.sub(p, this.delta(this.m[i], this.v[i])));
+      });
+    }));
+  }
+
+  protected abstract second(v: T.Tensor, g: T.Tensor): T.Tensor;
+  protected abstract delta(m: T.Tensor, v: T.Tensor): T.Tensor;
+
+  /** State for checkpoints: moments by index and the step count. */
+  state(): { step: number; m: T.Tensor[]; v: T.Tensor[] } {
+    return { step: this.step, m: this.m, v: this.v };
+  }
+}
+
+/** Adam (Kingma & Ba 2015) with bias correction. */
+export class Adam extends MomentOptimizer {
+  protected second(v: T.Tensor, g: T.Tensor) {
+    return T.add(T.mul(v, this.beta2), T.mul(T.square(g), 1 - this.beta2));
+  }
+  protected delta(m: T.Tensor, v: T.Tensor) {
+    const c1 = 1 - this.beta1 ** this.step, c2 = 1 - this.beta2 ** this.step;
+    return T.mul(T.div(m, T.add(T.sqrt(T.div(v, c2)), this.eps)), this.lr / c1);
+  }
+}
+
+/** Adamax: the infinity-norm variant of Adam (the Glow paper's optimiser). */
+export class Adamax extends MomentOptimizer {
+  protected second(v: T.Tensor, g: T.Tensor) {
+    return T.maximum(T.mul(v, this.beta2), T.abs(g));
+  }
+  protected delta(m: T.Tensor, v: T.Tensor) {
+    const c1 = 1 - this.beta1 ** this.step;
+    return T.mul(T.div(m, T.add(v, this.eps)), this.lr / c1);
+  }
+}
+
+/**
+ * Scales every .grad so their joint L2 norm is at most maxNorm; returns the norm before
+ * clipping as a scalar tensor (stays on the device: no sync).
+ */
+export function clipGradNorm(params: T.Tensor[], maxNorm: number): T.Tensor {
+  const withGrad = params.filter((p) => p.grad);
+  return T.keep(T.tidy(() => T.noGrad(() => {
+    if (!withGrad.length) return T.zeros([], { backend: params[0]?.backend });
+    let sq = T.sum(T.square(withGrad[0].grad!));
+    for (const p of withGrad.slice(1)) sq = T.add(sq, T.sum(T.square(p.grad!)));
+    const norm = T.sqrt(sq);
+    const scale = T.minimum(T.div(maxNorm, T.add(norm, 1e-6)), 1);
+    for (const p of withGrad) p.grad!.assign(T.mul(p.grad!, scale));
+    return norm;
+  })));
+}
