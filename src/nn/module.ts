@@ -1,7 +1,7 @@
 // A small module system: parameters with stable dotted names, children in a fixed order,
 // train/eval modes.
 import * as T from "../autograd/index.ts";
-import type { Backend } from "../kernels/backend.ts";
+import type { Backend, DType } from "../kernels/backend.ts";
 
 export abstract class Module {
   training = true;
@@ -64,21 +64,25 @@ export abstract class Module {
 export interface Init {
   backend?: Backend;
   gen: T.Generator;
+  /** float64 on the CPU backend is for gradient checks. */
+  dtype?: DType;
 }
 
 /** Kaiming-uniform-style init: U(-b, b) with b = gain * sqrt(3 / fanIn). */
 export function uniformInit(shape: number[], fanIn: number, o: Init, gain = 1): T.Tensor {
   const b = gain * Math.sqrt(3 / Math.max(1, fanIn));
-  return T.rand(o.gen, shape, { backend: o.backend, low: -b, high: b });
+  return T.rand(o.gen, shape, { backend: o.backend, dtype: o.dtype, low: -b, high: b });
 }
+
+export const zerosFor = (shape: number[], o: Init) => T.zeros(shape, { backend: o.backend, dtype: o.dtype });
 
 export class Linear extends Module {
   readonly weight: T.Tensor;
   readonly bias: T.Tensor | null;
   constructor(readonly inF: number, readonly outF: number, o: Init & { bias?: boolean; zero?: boolean }) {
     super();
-    this.weight = this.param("weight", o.zero ? T.zeros([inF, outF], { backend: o.backend }) : uniformInit([inF, outF], inF, o));
-    this.bias = o.bias === false ? null : this.param("bias", T.zeros([outF], { backend: o.backend }));
+    this.weight = this.param("weight", o.zero ? zerosFor([inF, outF], o) : uniformInit([inF, outF], inF, o));
+    this.bias = o.bias === false ? null : this.param("bias", zerosFor([outF], o));
   }
   forward(x: T.Tensor): T.Tensor {
     const y = T.matmul(x, this.weight);
@@ -94,8 +98,8 @@ export class Conv2d extends Module {
     this.opts = { stride: o.stride ?? 1, padding: o.padding ?? Math.floor(k / 2), groups: o.groups ?? 1 };
     const fanIn = (cin / this.opts.groups!) * k * k;
     const shape = [cout, cin / this.opts.groups!, k, k];
-    this.weight = this.param("weight", o.zero ? T.zeros(shape, { backend: o.backend }) : uniformInit(shape, fanIn, o));
-    this.bias = o.bias === false ? null : this.param("bias", T.zeros([cout], { backend: o.backend }));
+    this.weight = this.param("weight", o.zero ? zerosFor(shape, o) : uniformInit(shape, fanIn, o));
+    this.bias = o.bias === false ? null : this.param("bias", zerosFor([cout], o));
   }
   readonly opts: T.ConvOptions;
   forward(x: T.Tensor): T.Tensor {

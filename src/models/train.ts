@@ -1,0 +1,129 @@
+// The training loop shared by every model: seeded data order, Adam/Adamax, gradient clipping,
+// NaN checks, periodic checkpoints with optimiser state, exact resume, and test evaluation.
+import * as T from "../autograd/index.ts";
+import type { Backend } from "../kernels/backend.ts";
+import { batches, type ImageSet, range } from "../data/dataset.ts";
+import { loadInto, readCheckpoint, saveTensors } from "../io/safetensors.ts";
+import { Adam, Adamax, clipGradNorm } from "../nn/optim.ts";
+import { progressBar } from "../cli/progress.ts";
+import { type GenerativeModel, LN2 } from "./model.ts";
+
+export interface TrainOptions {
+  steps: number;
+  batch: number;
+  lr: number;
+  seed: number;
+  optimizer: "adam" | "adamax";
+  clip: number;
+  /** Linear learning-rate warm-up steps. */
+  warmup: number;
+  checkpointEvery: number;
+  checkpointPath: string;
+  resume?: string;
+  data: string;
+  quiet?: boolean;
+}
+
+/** A per-step generator, so a resumed run sees exactly the noise the uninterrupted one would. */
+export const stepGen = (seed: number, step: number) => new T.Generator((seed * 1_000_003 + step * 7919 + 17) >>> 0);
+
+function epochOrder(n: number, batch: number, seed: number, epoch: number): number[][] {
+  return batches(n, batch, new T.Generator((seed * 31337 + epoch * 104729 + 5) >>> 0));
+}
+
+export interface TrainResult {
+  steps: number;
+  seconds: number;
+  lastLoss: number;
+}
+
+export function metadataOf(model: GenerativeModel, extra: Record<string, string | number>): Record<string, string> {
+  const m: Record<string, string> = { kind: model.kind, config: JSON.stringify(model.config), format: "fimscope-1" };
+  for (const [k, v] of Object.entries(extra)) m[k] = String(v);
+  return m;
+}
+
+export async function train(model: GenerativeModel, data: ImageSet, o: TrainOptions): Promise<TrainResult> {
+  const params = model.namedParameters();
+  const opt = o.optimizer === "adamax" ? new Adamax(params.map(([, p]) => p), { lr: o.lr }) : new Adam(params.map(([, p]) => p), { lr: o.lr });
+  let start = 0, elapsedBefore = 0;
+  if (o.resume) {
+    const d = readCheckpoint(o.resume);
+    const optNamed: [string, T.Tensor][] = params.flatMap(([n], i) => [[`optimizer.m.${n}`, opt.m[i]], [`optimizer.v.${n}`, opt.v[i]]] as [string, T.Tensor][]);
+    loadInto(d, o.resume, [...params, ...optNamed]);
+    start = Number(d.metadata.step ?? NaN);
+    if (!Number.isInteger(start)) throw new Error(`checkpoint ${o.resume}: no step in __metadata__ (not a training checkpoint)`);
+    opt.step = start;
+    elapsedBefore = Number(d.metadata.elapsed_s ?? 0);
+    if (!o.quiet) console.log(`resumed from ${o.resume} at step ${start}`);
+  }
+  model.train();
+  const perEpoch = Math.floor(data.n / o.batch);
+  if (perEpoch < 1) throw new Error(`train: batch ${o.batch} larger than the data (${data.n})`);
+  let order: number[][] = [], orderEpoch = -1;
+  const bar = o.quiet ? null : progressBar("train", "loss {loss} bits/dim | {rate} ex/s");
+  bar?.start(o.steps, start, { loss: "-", rate: "-" });
+  const t0 = performance.now();
+  let lastLoss = NaN;
+  const save = async (step: number) => {
+    const optNamed: [string, T.Tensor][] = params.flatMap(([n], i) => [[`optimizer.m.${n}`, opt.m[i]], [`optimizer.v.${n}`, opt.v[i]]] as [string, T.Tensor][]);
+    await saveTensors(o.checkpointPath, [...params, ...optNamed], metadataOf(model, {
+      step, seed: o.seed, data: o.data, lr: o.lr, batch: o.batch, optimizer: o.optimizer, elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
+    }));
+  };
+  for (let step = start; step < o.steps; step++) {
+    const epoch = Math.floor(step / perEpoch);
+    if (epoch !== orderEpoch) {
+      order = epochOrder(data.n, o.batch, o.seed, epoch);
+      orderEpoch = epoch;
+    }
+    const idx = order[step % perEpoch];
+    const gen = stepGen(o.seed, step);
+    opt.lr = o.lr * Math.min(1, (step + 1) / Math.max(1, o.warmup));
+    const loss = T.tidy(() => {
+      const x = model.input(data, idx, gen);
+      if (step === 0 && model.initialize) model.initialize(x);
+      const l = T.div(T.mean(model.nll(x, { gen })), model.dims * LN2);
+      for (const [, p] of params) p.zeroGrad();
+      l.backward();
+      return l;
+    });
+    const norm = clipGradNorm(params.map(([, p]) => p), o.clip);
+    opt.update();
+    const [lv] = await Promise.all([loss.item(), norm.item()]);
+    loss.dispose();
+    norm.dispose();
+    if (!Number.isFinite(lv)) {
+      bar?.stop();
+      throw new Error(`train: loss is ${lv} at step ${step} (model ${model.kind}, lr ${o.lr}); last finite loss ${lastLoss}. Lower --lr or --clip, or resume from ${o.checkpointPath}`);
+    }
+    lastLoss = lv;
+    const secs = (performance.now() - t0) / 1000;
+    bar?.update(step + 1, { loss: lv.toFixed(3), rate: (((step + 1 - start) * o.batch) / secs).toFixed(0) });
+    if ((step + 1) % o.checkpointEvery === 0 || step + 1 === o.steps) await save(step + 1);
+  }
+  bar?.stop();
+  model.eval();
+  return { steps: o.steps, seconds: elapsedBefore + (performance.now() - t0) / 1000, lastLoss };
+}
+
+/** Mean test NLL in bits/dim over the first n images (batched, no graph). */
+export async function evaluate(model: GenerativeModel, data: ImageSet, n: number, batch = 250, seed = 0, quiet = false): Promise<number> {
+  model.eval();
+  let total = 0;
+  const count = Math.min(n, data.n);
+  const bar = quiet ? null : progressBar("eval ", "{rate} ex/s");
+  bar?.start(count, 0, { rate: "-" });
+  const t0 = performance.now();
+  for (let i = 0; i < count; i += batch) {
+    const idx = range(i, Math.min(count, i + batch));
+    const s = T.tidy(() => T.noGrad(() => T.sum(model.nll(model.input(data, idx, stepGen(seed, i)), { gen: stepGen(seed + 1, i) }))));
+    total += await s.item();
+    s.dispose();
+    bar?.update(Math.min(count, i + batch), { rate: ((i + batch) / ((performance.now() - t0) / 1000)).toFixed(0) });
+  }
+  bar?.stop();
+  return total / count / (model.dims * LN2);
+}
+
+export type { Backend };
