@@ -1,7 +1,7 @@
 // A progress bar (cli-progress) that also logs periodically when stdout is not a terminal.
 import cliProgress from "cli-progress";
 
-export function progressBar(label: string, fields: string): cliProgress.SingleBar {
+export function progressBar(label: string, fields: string): InstanceType<typeof cliProgress.SingleBar> {
   return new cliProgress.SingleBar({
     format: `${label} [{bar}] {value}/{total} | ${fields} | ETA {eta_formatted}`,
     hideCursor: true,

@@ -102,7 +102,7 @@ export class VAE extends Module implements GenerativeModel {
   /** One reparameterised sample per example: ELBO terms in nats, each [B]. */
   elbo(x: T.Tensor, gen: T.Generator): { elbo: T.Tensor; rec: T.Tensor; kl: T.Tensor } {
     const { mu, logvar } = this.encode(x);
-    const eps = T.randn(gen, [...mu.shape], { backend: x.backend });
+    const eps = T.randn(gen, [...mu.shape], { backend: x.backend, dtype: x.dtype });
     const z = T.add(mu, T.mul(T.exp(T.mul(logvar, 0.5)), eps));
     const rec = this.logLikelihood(x, z);
     const kl = T.mul(T.sum(T.sub(T.add(T.square(mu), T.exp(logvar)), T.add(logvar, 1)), 1), 0.5);
@@ -125,7 +125,7 @@ export class VAE extends Module implements GenerativeModel {
     const B = x.shape[0], L = this.cfg.latent;
     const { mu, logvar } = this.encode(x);
     const rep = (t: T.Tensor) => T.reshape(T.broadcastTo(T.unsqueeze(t, 0), [K, ...t.shape]), [K * t.shape[0], ...t.shape.slice(1)]);
-    const eps = T.randn(gen, [K * B, L], { backend: x.backend });
+    const eps = T.randn(gen, [K * B, L], { backend: x.backend, dtype: x.dtype });
     const muK = rep(mu), lvK = rep(logvar);
     const z = T.add(muK, T.mul(T.exp(T.mul(lvK, 0.5)), eps));
     const logPxz = this.logLikelihood(rep(x), z);
@@ -138,7 +138,7 @@ export class VAE extends Module implements GenerativeModel {
 
   /** Images from the prior: the decoder's per-pixel mean, as 0..255 levels. */
   async sample(n: number, gen: T.Generator): Promise<Uint8Array> {
-    const mean = T.tidy(() => T.noGrad(() => this.decode(T.randn(gen, [n, this.cfg.latent], { backend: this.parameters()[0].backend })).mean));
+    const mean = T.tidy(() => T.noGrad(() => this.decode(T.randn(gen, [n, this.cfg.latent], { backend: this.parameters()[0].backend, dtype: this.parameters()[0].dtype })).mean));
     const d = await mean.data();
     mean.dispose();
     return Uint8Array.from(d, (v) => Math.round(Math.min(1, Math.max(-1, v)) * 127.5 + 127.5));

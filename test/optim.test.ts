@@ -1,0 +1,73 @@
+// One optimiser step against a hand-computed update; gradient clipping; modules.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as T from "../src/autograd/index.ts";
+import { Adam, Adamax, clipGradNorm } from "../src/nn/optim.ts";
+import { Linear, Module } from "../src/nn/module.ts";
+
+const S = suite("optimisers and modules");
+const f64 = { backend: T.cpu, dtype: "float64" as const };
+
+S("Adam: two steps match the update rule computed by hand", () => {
+  const p = T.tensor([1, -2], [2], { ...f64, requiresGrad: true });
+  const opt = new Adam([p], { lr: 0.1 });
+  const grads = [[0.5, -1], [0.2, 0.3]];
+  let m = [0, 0], v = [0, 0], w = [1, -2];
+  for (let t = 1; t <= 2; t++) {
+    p.grad = T.tensor(grads[t - 1], [2], f64);
+    opt.update();
+    m = m.map((mi, i) => 0.9 * mi + 0.1 * grads[t - 1][i]);
+    v = v.map((vi, i) => 0.999 * vi + 0.001 * grads[t - 1][i] ** 2);
+    w = w.map((wi, i) => wi - 0.1 * (m[i] / (1 - 0.9 ** t)) / (Math.sqrt(v[i] / (1 - 0.999 ** t)) + 1e-8));
+  }
+  p.dataSync().forEach((x, i) => assert.ok(Math.abs(x - w[i]) < 1e-12, `${x} vs ${w[i]}`));
+});
+
+S("Adamax: one step matches; weight decay is off by default and applies when set", () => {
+  const p = T.tensor([1, -2], [2], { ...f64, requiresGrad: true });
+  new Adamax([p], { lr: 0.01 }).update(); // no grad: skipped
+  assert.equal([...p.dataSync()], [1, -2]);
+  p.grad = T.tensor([0.5, -1], [2], f64);
+  new Adamax([p], { lr: 0.01 }).update();
+  // m = 0.1 g, u = |g|, step = lr * (m / 0.1) / u = lr * sign(g)
+  p.dataSync().forEach((x, i) => assert.ok(Math.abs(x - ([1, -2][i] - 0.01 * Math.sign([0.5, -1][i]))) < 1e-9));
+  const q = T.tensor([1], [1], { ...f64, requiresGrad: true });
+  q.grad = T.tensor([0], [1], f64);
+  new Adam([q], { lr: 0.1, weightDecay: 0.5 }).update();
+  assert.ok(q.dataSync()[0] < 1, "decay moved the weight");
+});
+
+S("clipGradNorm scales all gradients to the max norm and returns the norm before", () => {
+  const a = T.tensor([0], [1], { ...f64, requiresGrad: true }), b = T.tensor([0, 0], [2], { ...f64, requiresGrad: true });
+  a.grad = T.tensor([3], [1], f64);
+  b.grad = T.tensor([0, 4], [2], f64);
+  const n = clipGradNorm([a, b], 1);
+  assert.ok(Math.abs(n.dataSync()[0] - 5) < 1e-12);
+  assert.ok(Math.abs(a.grad!.dataSync()[0] - 0.6) < 1e-6 && Math.abs(b.grad!.dataSync()[1] - 0.8) < 1e-6);
+  a.grad = T.tensor([0.3], [1], f64);
+  b.grad = null;
+  clipGradNorm([a, b], 1);
+  assert.ok(Math.abs(a.grad!.dataSync()[0] - 0.3) < 1e-12, "small gradients untouched");
+});
+
+S("modules: stable dotted names in registration order, train/eval modes", () => {
+  class Net extends Module {
+    readonly enc: Linear;
+    readonly dec: Linear;
+    constructor() {
+      super();
+      const o = { ...f64, gen: new T.Generator(1) };
+      this.enc = this.child("encoder", new Linear(3, 4, o));
+      this.dec = this.child("decoder", new Linear(4, 2, { ...o, bias: false }));
+    }
+  }
+  const n = new Net();
+  assert.equal(n.namedParameters().map(([k]) => k), ["encoder.weight", "encoder.bias", "decoder.weight"]);
+  assert.is(n.numParameters(), 12 + 4 + 8);
+  n.eval();
+  assert.ok(n.modules().every((m) => !m.training));
+  n.train();
+  assert.ok(n.enc.training);
+});
+
+S.run();
