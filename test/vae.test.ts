@@ -101,7 +101,7 @@ S("discretised logistic sums to 1 over the 256 levels", () => {
   for (const [mu, ls] of [[0.1, -2], [-0.9, -4], [0.95, 0.3]]) {
     const { discretizedLogisticLogProb } = VAEmod;
     const lp = discretizedLogisticLogProb(levels, T.full([256], mu, f64), T.full([256], ls, f64));
-    const total = lp.dataSync().reduce((s, v) => s + Math.exp(v), 0);
+    const total = [...lp.dataSync()].reduce((s, v) => s + Math.exp(v), 0);
     assert.ok(Math.abs(total - 1) < 1e-6, `mass ${total} for mu ${mu}, log s ${ls}`);
   }
 });
