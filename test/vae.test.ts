@@ -109,7 +109,7 @@ S("discretised logistic sums to 1 over the 256 levels", () => {
 S("importance-weighted bound: K=1 has the ELBO's mean, and larger K is tighter on average", () => {
   const m = makeTiny(3);
   const x = T.tensor(images(4, 2), [2, 1, 28, 28], f64);
-  const mean = (t: T.Tensor) => t.dataSync().reduce((s, v) => s + v, 0) / t.size;
+  const mean = (t: T.Tensor) => [...t.dataSync()].reduce((s, v) => s + v, 0) / t.size;
   let e1 = 0, e16 = 0;
   for (let r = 0; r < 8; r++) {
     e1 += mean(m.iwNll(x, 1, new T.Generator(100 + r)));
