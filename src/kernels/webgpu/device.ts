@@ -16,7 +16,10 @@ async function getGPU(): Promise<GPU | null> {
     const pkg = "webgpu";
     const mod = await import(pkg) as { create: (o: string[]) => GPU; globals: object };
     Object.assign(globalThis, mod.globals);
-    return mod.create([]);
+    // Dawn options, e.g. FIMSCOPE_DAWN_OPTIONS=backend=opengles (with EGL_PLATFORM=surfaceless) on
+    // machines whose Vulkan driver Dawn rejects.
+    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+    return mod.create((env.FIMSCOPE_DAWN_OPTIONS ?? "").split(",").filter((s) => s));
   }
   return null;
 }
@@ -31,7 +34,10 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
   if (!gpu) {
     throw new Error("WebGPU: no navigator.gpu in this runtime (use Deno, Chrome, or Node with the `webgpu` package)");
   }
-  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" }) ??
+  // Dawn's OpenGL ES backend only offers compatibility-level adapters that work.
+  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+  const compat = (env.FIMSCOPE_DAWN_OPTIONS ?? "").includes("opengles");
+  const adapter = (compat ? null : await gpu.requestAdapter({ powerPreference: "high-performance" })) ??
     await gpu.requestAdapter({ featureLevel: "compatibility" } as GPURequestAdapterOptions);
   if (!adapter) {
     throw new Error(
