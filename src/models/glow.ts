@@ -64,6 +64,10 @@ export class Glow extends Module implements GenerativeModel {
     return toTensor(s, idx, { backend: this.parameters()[0].backend, dequantize: gen, shift: -0.5 });
   }
 
+  noiseShape(): null {
+    return null;
+  }
+
   actnorms() {
     return this.levels.flatMap((l) => l.steps.map((s) => s.actnorm));
   }

@@ -6,6 +6,8 @@ import type { Module } from "../nn/module.ts";
 export interface NllOptions {
   /** Randomness of stochastic estimates (VAE samples); fixed per call for reproducible features. */
   gen?: T.Generator;
+  /** Explicit standard-normal noise, one row per example (shape from noiseShape), instead of gen. */
+  noise?: T.Tensor;
 }
 
 export interface GenerativeModel extends Module {
@@ -18,6 +20,8 @@ export interface GenerativeModel extends Module {
   input(s: ImageSet, idx: ArrayLike<number>, gen?: T.Generator): T.Tensor;
   /** Per-example negative log-likelihood (estimate) of 8-bit images, in nats: shape [B]. */
   nll(x: T.Tensor, o?: NllOptions): T.Tensor;
+  /** Shape of the per-example noise nll() draws for a batch of B ([B, ...]), or null if it draws none. */
+  noiseShape(B: number): number[] | null;
   /** Data-dependent initialisation on a first batch (ActNorm); a no-op where none is needed. */
   initialize?(x: T.Tensor): void;
 }

@@ -99,10 +99,14 @@ export class VAE extends Module implements GenerativeModel {
     return T.sum(T.reshape(discretizedLogisticLogProb(x, mean, logScale), [x.shape[0], -1]), 1);
   }
 
-  /** One reparameterised sample per example: ELBO terms in nats, each [B]. */
-  elbo(x: T.Tensor, gen: T.Generator): { elbo: T.Tensor; rec: T.Tensor; kl: T.Tensor } {
+  noiseShape(B: number): number[] {
+    return [B, this.cfg.latent];
+  }
+
+  /** One reparameterised sample per example (eps from gen, or given): ELBO terms in nats, each [B]. */
+  elbo(x: T.Tensor, gen: T.Generator | T.Tensor): { elbo: T.Tensor; rec: T.Tensor; kl: T.Tensor } {
     const { mu, logvar } = this.encode(x);
-    const eps = T.randn(gen, [...mu.shape], { backend: x.backend, dtype: x.dtype });
+    const eps = gen instanceof T.Tensor ? gen : T.randn(gen, [...mu.shape], { backend: x.backend, dtype: x.dtype });
     const z = T.add(mu, T.mul(T.exp(T.mul(logvar, 0.5)), eps));
     const rec = this.logLikelihood(x, z);
     const kl = T.mul(T.sum(T.sub(T.add(T.square(mu), T.exp(logvar)), T.add(logvar, 1)), 1), 0.5);
@@ -114,7 +118,7 @@ export class VAE extends Module implements GenerativeModel {
    * sample (noise from o.gen, default a fixed seed, so features are reproducible). Nats, [B].
    */
   nll(x: T.Tensor, o: NllOptions = {}): T.Tensor {
-    return T.neg(this.elbo(x, o.gen ?? new T.Generator(0)).elbo);
+    return T.neg(this.elbo(x, o.noise ?? o.gen ?? new T.Generator(0)).elbo);
   }
 
   /**

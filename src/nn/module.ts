@@ -2,6 +2,7 @@
 // train/eval modes.
 import * as T from "../autograd/index.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
+import { byGroup, expanded, groupedConv, perGroup } from "./per_example.ts";
 
 export abstract class Module {
   training = true;
@@ -85,6 +86,12 @@ export class Linear extends Module {
     this.bias = o.bias === false ? null : this.param("bias", zerosFor([outF], o));
   }
   forward(x: T.Tensor): T.Tensor {
+    const c = perGroup();
+    if (c) {
+      let y = T.matmul(byGroup(x, c), expanded(this.weight));
+      if (this.bias) y = T.add(y, T.reshape(expanded(this.bias), [c.groups, 1, this.outF]));
+      return T.reshape(y, [x.shape[0], this.outF]);
+    }
     const y = T.matmul(x, this.weight);
     return this.bias ? T.add(y, this.bias) : y;
   }
@@ -103,6 +110,12 @@ export class Conv2d extends Module {
   }
   readonly opts: T.ConvOptions;
   forward(x: T.Tensor): T.Tensor {
+    const c = perGroup();
+    if (c) {
+      const y = groupedConv(x, expanded(this.weight), this.opts, c);
+      if (!this.bias) return y;
+      return T.reshape(T.add(byGroup(y, c), T.reshape(expanded(this.bias), [c.groups, 1, this.cout, 1, 1])), y.shape);
+    }
     const y = T.conv2d(x, this.weight, this.opts);
     return this.bias ? T.add(y, T.reshape(this.bias, [1, this.cout, 1, 1])) : y;
   }

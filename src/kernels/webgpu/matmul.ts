@@ -9,7 +9,7 @@ import { groups } from "./elementwise.ts";
  * (Copying a transposed B to row-major first cost more than it saved: bench/README.md.)
  */
 export function matmul(rt: Runtime, a: GpuStorage, b: GpuStorage, s: MatmulSpec, variant: MatmulVariant): GpuStorage {
-  if (variant === "auto") variant = s.N % 4 === 0 && s.N >= 32 && !s.transB ? "rows8x8" : "block8x8";
+  if (variant === "auto") variant = s.M <= 2 ? "naive" : s.N % 4 === 0 && s.N >= 32 && !s.transB ? "rows8x8" : "block8x8";
   const { batchA, batchB, M, K, N, transA, transB } = s;
   const batch = Math.max(batchA, batchB);
   const out = rt.alloc(batch * M * N);
