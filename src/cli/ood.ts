@@ -1,0 +1,111 @@
+// ood: the main job. For each shipped model trained on FashionMNIST, compute layer-wise gradient
+// features for a fit set, an in-distribution evaluation set and OOD sets (MNIST and synthetic), for
+// groups of B = 1 and 5, score them with the method and its baselines, print one table, write a report.
+//
+//   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--ood mnist,noise,constant,vflip,invert]
+//                  [--B 1,5] [--fit 200] [--eval 200] [--batch 64] [--backend auto] [--out reports/ood] [--loop]
+import { parseArgs } from "node:util";
+import * as T from "../autograd/index.ts";
+import { type ImageSet, subset } from "../data/dataset.ts";
+import { loadDataset } from "../data/mnist.ts";
+import { constantImages, flipVertical, invert, uniformNoise } from "../data/synthetic.ts";
+import { readCheckpoint } from "../io/safetensors.ts";
+import { type BackendChoice, selectBackend } from "../kernels/select.ts";
+import { loadModel } from "../models/registry.ts";
+import { evaluateSets, setFeatures, type Evaluation, type SetFeatures } from "../ood/pipeline.ts";
+import { tableText, writeReport } from "../ood/report.ts";
+import { progressBar } from "./progress.ts";
+
+const { values: a } = parseArgs({
+  args: Deno.args,
+  options: {
+    model: { type: "string" },
+    ood: { type: "string", default: "mnist,noise,constant,vflip,invert" },
+    B: { type: "string", default: "1,5" },
+    fit: { type: "string", default: "200" },
+    eval: { type: "string", default: "200" },
+    batch: { type: "string", default: "64" },
+    backend: { type: "string", default: "auto" },
+    out: { type: "string", default: "reports/ood" },
+    seed: { type: "string", default: "0" },
+    loop: { type: "boolean", default: false },
+  },
+});
+
+const t0 = performance.now();
+const timings: [string, number][] = [];
+let tMark = t0;
+const mark = (what: string) => {
+  const now = performance.now();
+  timings.push([what, (now - tMark) / 1000]);
+  tMark = now;
+};
+
+const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"];
+const modelPaths = a.model ? a.model.split(",") : defaults.filter((p) => { try { Deno.statSync(p); return true; } catch { return false; } });
+if (!modelPaths.length) throw new Error(`ood: no model weights found (looked for ${defaults.join(", ")}); pass --model`);
+const Bs = a.B!.split(",").map(Number);
+const nFit = Number(a.fit), nEval = Number(a.eval), seed = Number(a.seed);
+const backend = await selectBackend(a.backend as BackendChoice);
+console.log(`backend: ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}`);
+
+/** The fixed protocol: a seeded permutation of the in-distribution test split; fit on its first half, evaluate on the second. */
+function sets(inName: string): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
+  const test = loadDataset(inName, "test");
+  const perm = new T.Generator(1000 + seed).permutation(test.n);
+  const half = Math.floor(test.n / 2);
+  if (nFit > half || nEval > test.n - half) throw new Error(`ood: --fit ${nFit} / --eval ${nEval} exceed the halves of the ${test.n}-image test split`);
+  const fit = subset(test, perm.subarray(0, nFit), `${inName}-fit`);
+  const inEval = subset(test, perm.subarray(half, half + nEval), `${inName}`);
+  const ood: ImageSet[] = [];
+  for (const o of a.ood!.split(",")) {
+    const g = new T.Generator(2000 + seed);
+    if (o === "mnist" || o === "fashion") {
+      const other = loadDataset(o, "test");
+      ood.push(subset(other, new T.Generator(3000 + seed).permutation(other.n).subarray(0, nEval), o));
+    } else if (o === "noise") ood.push(uniformNoise(inEval, nEval, g));
+    else if (o === "constant") ood.push(constantImages(inEval, nEval, g));
+    else if (o === "vflip") ood.push({ ...flipVertical(inEval), name: "vflip" });
+    else if (o === "invert") ood.push({ ...invert(inEval), name: "invert" });
+    else throw new Error(`ood: unknown OOD set '${o}' (mnist, fashion, noise, constant, vflip, invert)`);
+  }
+  return { fit, inEval, ood };
+}
+
+const evals: Evaluation[] = [];
+for (const path of modelPaths) {
+  const meta = readCheckpoint(path).metadata;
+  const inName = meta.data ?? "fashion";
+  const model = await loadModel(path, backend);
+  const label = `${meta.kind}-${inName}`;
+  const s = sets(inName);
+  mark(`load ${label} and data`);
+  for (const B of Bs) {
+    const all = [s.fit, s.inEval, ...s.ood];
+    const total = all.reduce((n, x) => n + x.n - (x.n % B), 0);
+    const bar = progressBar(`${label} B=${B}`, "{rate} inputs/s");
+    bar.start(total, 0, { rate: "-" });
+    const tb = performance.now();
+    let done = 0;
+    const feats: (SetFeatures & { names: string[] })[] = [];
+    for (const set of all) {
+      feats.push(await setFeatures(model, set, {
+        groupSize: B, batch: Number(a.batch), loop: a.loop, seed,
+        onProgress: (k) => { done += k; bar.update(done, { rate: (done / ((performance.now() - tb) / 1000)).toFixed(0) }); },
+      }));
+    }
+    bar.stop();
+    mark(`features ${label} B=${B} (${total} inputs)`);
+    evals.push(evaluateSets(label, B, feats[0].names, feats[0], feats[1], feats.slice(2), seed));
+    mark(`fit and score ${label} B=${B}`);
+  }
+}
+
+console.log("\nAUROC, in-distribution test (second half) vs each OOD set; density fitted on the first half:\n");
+console.log(tableText(evals));
+const files = writeReport(a.out!, evals, { models: modelPaths, fit: nFit, eval: nEval, B: Bs, backend: backend.name, seed, loop: a.loop });
+mark("report");
+console.log(`\nreport: ${a.out}/ (${files.length} files: table.md, table.json, features-*.csv, roc-*.svg, hist-*.svg, corr-*.svg)`);
+console.log(`elapsed ${((performance.now() - t0) / 1000).toFixed(1)} s:`);
+for (const [w, s] of timings) console.log(`  ${s.toFixed(1).padStart(7)} s  ${w}`);
+Deno.exit(0);

@@ -1,0 +1,146 @@
+// Densities fitted on in-distribution features; each scores a row (higher = more in-distribution).
+// Rows are per input (or group): the L layer features.
+
+export interface Scorer {
+  readonly name: string;
+  score(row: ArrayLike<number>): number;
+}
+
+const LOG2PI = Math.log(2 * Math.PI);
+
+function meanVar(rows: ArrayLike<number>[], L: number): { mean: Float64Array; variance: Float64Array } {
+  const n = rows.length, mean = new Float64Array(L), variance = new Float64Array(L);
+  for (const r of rows) for (let l = 0; l < L; l++) mean[l] += r[l] / n;
+  for (const r of rows) for (let l = 0; l < L; l++) variance[l] += (r[l] - mean[l]) ** 2 / n;
+  return { mean, variance };
+}
+
+/**
+ * The method's density: an independent Gaussian per feature (log f_l), fitted by maximum
+ * likelihood; features with zero variance on the fit data are dropped.
+ */
+export class DiagonalGaussian implements Scorer {
+  readonly name = "gradient";
+  readonly mean: Float64Array;
+  readonly variance: Float64Array;
+  readonly kept: number[];
+  constructor(rows: ArrayLike<number>[], L: number) {
+    if (rows.length < 2) throw new Error(`DiagonalGaussian: need at least 2 fit rows, got ${rows.length}`);
+    ({ mean: this.mean, variance: this.variance } = meanVar(rows, L));
+    this.kept = [...Array(L).keys()].filter((l) => this.variance[l] > 1e-12 * Math.max(1, this.mean[l] ** 2));
+  }
+  /** Per-feature log densities (NaN where dropped). */
+  perFeature(row: ArrayLike<number>): Float64Array {
+    const out = new Float64Array(this.mean.length).fill(NaN);
+    for (const l of this.kept) out[l] = -0.5 * (LOG2PI + Math.log(this.variance[l]) + (row[l] - this.mean[l]) ** 2 / this.variance[l]);
+    return out;
+  }
+  score(row: ArrayLike<number>): number {
+    let s = 0;
+    for (const l of this.kept) s += -0.5 * (LOG2PI + Math.log(this.variance[l]) + (row[l] - this.mean[l]) ** 2 / this.variance[l]);
+    return s;
+  }
+}
+
+/** A full-covariance Gaussian over the kept features, with a small ridge for conditioning. */
+export class FullGaussian implements Scorer {
+  readonly name = "gradient-fullcov";
+  readonly mean: Float64Array;
+  readonly kept: number[];
+  readonly #chol: Float64Array;
+  readonly #logdet: number;
+  constructor(rows: ArrayLike<number>[], L: number, ridge = 1e-3) {
+    const diag = new DiagonalGaussian(rows, L);
+    this.kept = diag.kept;
+    this.mean = diag.mean;
+    const k = this.kept.length, n = rows.length;
+    const cov = new Float64Array(k * k);
+    for (const r of rows) {
+      for (let i = 0; i < k; i++) {
+        const di = r[this.kept[i]] - this.mean[this.kept[i]];
+        for (let j = 0; j <= i; j++) cov[i * k + j] += (di * (r[this.kept[j]] - this.mean[this.kept[j]])) / n;
+      }
+    }
+    let avg = 0;
+    for (let i = 0; i < k; i++) avg += cov[i * k + i] / k;
+    for (let i = 0; i < k; i++) {
+      cov[i * k + i] += ridge * avg;
+      for (let j = 0; j < i; j++) cov[j * k + i] = cov[i * k + j];
+    }
+    // Cholesky, lower.
+    const c = new Float64Array(k * k);
+    for (let i = 0; i < k; i++) {
+      for (let j = 0; j <= i; j++) {
+        let s = cov[i * k + j];
+        for (let p = 0; p < j; p++) s -= c[i * k + p] * c[j * k + p];
+        c[i * k + j] = i === j ? Math.sqrt(Math.max(s, 1e-300)) : s / c[j * k + j];
+      }
+    }
+    this.#chol = c;
+    let ld = 0;
+    for (let i = 0; i < k; i++) ld += 2 * Math.log(c[i * k + i]);
+    this.#logdet = ld;
+  }
+  score(row: ArrayLike<number>): number {
+    const k = this.kept.length, c = this.#chol, y = new Float64Array(k);
+    let q = 0;
+    for (let i = 0; i < k; i++) {
+      let s = row[this.kept[i]] - this.mean[this.kept[i]];
+      for (let p = 0; p < i; p++) s -= c[i * k + p] * y[p];
+      y[i] = s / c[i * k + i];
+      q += y[i] ** 2;
+    }
+    return -0.5 * (k * LOG2PI + this.#logdet + q);
+  }
+}
+
+/** Baseline: minus the log of the total squared gradient norm (no per-layer density). */
+export class NaiveTotalNorm implements Scorer {
+  readonly name = "gradient-naive";
+  score(logRow: ArrayLike<number>): number {
+    let m = -Infinity;
+    for (let l = 0; l < logRow.length; l++) m = Math.max(m, logRow[l]);
+    let s = 0;
+    for (let l = 0; l < logRow.length; l++) s += Math.exp(logRow[l] - m);
+    return -(m + Math.log(s));
+  }
+}
+
+/** Lanczos log-gamma (g = 7), accurate to ~1e-13 for x > 0. */
+export function lgamma(x: number): number {
+  const c = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+  if (x < 0.5) return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * x))) - lgamma(1 - x);
+  x -= 1;
+  let a = c[0];
+  const t = x + 7.5;
+  for (let i = 1; i < 9; i++) a += c[i] / (x + i);
+  return 0.5 * Math.log(2 * Math.PI) + (x + 0.5) * Math.log(t) - t + Math.log(a);
+}
+
+/** Per-layer scaled chi-square on f_l itself (moments: mean k s, variance 2 k s^2), log densities summed. */
+export class ChiSquarePerLayer implements Scorer {
+  readonly name = "gradient-chi2";
+  readonly k: Float64Array;
+  readonly s: Float64Array;
+  readonly kept: number[];
+  constructor(logRows: ArrayLike<number>[], L: number) {
+    const rows = logRows.map((r) => Float64Array.from({ length: L }, (_, l) => Math.exp(r[l])));
+    const { mean, variance } = meanVar(rows, L);
+    this.kept = [...Array(L).keys()].filter((l) => variance[l] > 0 && mean[l] > 0);
+    this.k = new Float64Array(L);
+    this.s = new Float64Array(L);
+    for (const l of this.kept) {
+      this.s[l] = variance[l] / (2 * mean[l]);
+      this.k[l] = (2 * mean[l] ** 2) / variance[l];
+    }
+  }
+  score(logRow: ArrayLike<number>): number {
+    let t = 0;
+    for (const l of this.kept) {
+      const k = this.k[l], s = this.s[l], y = Math.exp(logRow[l]) / s;
+      t += (k / 2 - 1) * Math.log(y) - y / 2 - (k / 2) * Math.LN2 - lgamma(k / 2) - Math.log(s);
+    }
+    return t;
+  }
+}

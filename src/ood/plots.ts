@@ -1,0 +1,100 @@
+// SVG figures for the report: ROC curves, histograms of log f_l (in vs out), and a feature
+// correlation heatmap. Scales and paths from d3-scale / d3-shape; the SVG skeleton is ours.
+import { scaleLinear, scaleSequential } from "d3-scale";
+import { line } from "d3-shape";
+import { interpolateRdBu } from "d3-scale-chromatic";
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+
+function frame(w: number, h: number, body: string, title: string): string {
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${w}" height="${h}" viewBox="0 0 ${w} ${h}" font-family="sans-serif" font-size="11">
+<rect width="${w}" height="${h}" fill="white"/>
+<text x="${w / 2}" y="16" text-anchor="middle" font-size="13">${esc(title)}</text>
+${body}
+</svg>
+`;
+}
+
+function axes(x0: number, y0: number, x1: number, y1: number, xs: (v: number) => number, ys: (v: number) => number, xt: number[], yt: number[], xl: string, yl: string): string {
+  let s = `<line x1="${x0}" y1="${y0}" x2="${x1}" y2="${y0}" stroke="black"/><line x1="${x0}" y1="${y0}" x2="${x0}" y2="${y1}" stroke="black"/>`;
+  for (const t of xt) s += `<line x1="${xs(t)}" y1="${y0}" x2="${xs(t)}" y2="${y0 + 4}" stroke="black"/><text x="${xs(t)}" y="${y0 + 15}" text-anchor="middle">${+t.toPrecision(3)}</text>`;
+  for (const t of yt) s += `<line x1="${x0 - 4}" y1="${ys(t)}" x2="${x0}" y2="${ys(t)}" stroke="black"/><text x="${x0 - 6}" y="${ys(t) + 4}" text-anchor="end">${+t.toPrecision(3)}</text>`;
+  s += `<text x="${(x0 + x1) / 2}" y="${y0 + 30}" text-anchor="middle">${esc(xl)}</text>`;
+  s += `<text transform="translate(${x0 - 38},${(y0 + y1) / 2}) rotate(-90)" text-anchor="middle">${esc(yl)}</text>`;
+  return s;
+}
+
+/** ROC curves, one per method, with AUROC in the legend. */
+export function rocSvg(title: string, curves: { label: string; points: [number, number][]; auroc: number }[]): string {
+  const W = 420, H = 380, m = { l: 55, r: 15, t: 30, b: 45 };
+  const xs = scaleLinear().domain([0, 1]).range([m.l, W - m.r]), ys = scaleLinear().domain([0, 1]).range([H - m.b, m.t]);
+  let body = axes(m.l, H - m.b, W - m.r, m.t, xs, ys, xs.ticks(5), ys.ticks(5), "false positive rate (OOD kept)", "true positive rate (in-dist kept)");
+  body += `<line x1="${xs(0)}" y1="${ys(0)}" x2="${xs(1)}" y2="${ys(1)}" stroke="#bbb" stroke-dasharray="4 3"/>`;
+  const path = line<[number, number]>().x((d) => xs(d[0])).y((d) => ys(d[1]));
+  curves.forEach((c, i) => {
+    const col = PALETTE[i % PALETTE.length];
+    body += `<path d="${path(c.points)}" fill="none" stroke="${col}" stroke-width="1.6"/>`;
+    body += `<rect x="${W - m.r - 175}" y="${H - m.b - 18 - 15 * (curves.length - 1 - i)}" width="10" height="10" fill="${col}"/><text x="${W - m.r - 160}" y="${H - m.b - 9 - 15 * (curves.length - 1 - i)}">${esc(c.label)} (${c.auroc.toFixed(3)})</text>`;
+  });
+  return frame(W, H, body, title);
+}
+
+/** Overlaid histograms of one feature for several sets. */
+function histPanel(x: number, y: number, w: number, h: number, label: string, series: { name: string; values: number[] }[]): string {
+  const all = series.flatMap((s) => s.values).filter(Number.isFinite);
+  if (!all.length) return "";
+  let lo = Math.min(...all), hi = Math.max(...all);
+  if (lo === hi) { lo -= 1; hi += 1; }
+  const bins = 30, bw = (hi - lo) / bins;
+  const counts = series.map((s) => {
+    const c = new Array(bins).fill(0);
+    for (const v of s.values) if (Number.isFinite(v)) c[Math.min(bins - 1, Math.floor((v - lo) / bw))] += 1 / s.values.length;
+    return c;
+  });
+  const ymax = Math.max(...counts.flat(), 1e-9);
+  const xs = scaleLinear().domain([lo, hi]).range([x + 40, x + w - 5]), ys = scaleLinear().domain([0, ymax]).range([y + h - 25, y + 15]);
+  let s = axes(x + 40, y + h - 25, x + w - 5, y + 15, xs, ys, xs.ticks(4), ys.ticks(3), label, "fraction");
+  counts.forEach((c, i) => {
+    const col = PALETTE[i % PALETTE.length];
+    const pts: [number, number][] = [];
+    c.forEach((v, b) => { pts.push([xs(lo + b * bw), ys(v)], [xs(lo + (b + 1) * bw), ys(v)]); });
+    s += `<path d="M${xs(lo)},${ys(0)}L${pts.map((p) => p.join(",")).join("L")}L${xs(hi)},${ys(0)}Z" fill="${col}" fill-opacity="0.25" stroke="${col}"/>`;
+  });
+  return s;
+}
+
+export function histogramsSvg(title: string, features: { label: string; series: { name: string; values: number[] }[] }[]): string {
+  const pw = 300, ph = 190, cols = 2, rows = Math.ceil(features.length / cols);
+  const W = pw * cols, H = ph * rows + 50;
+  let body = "";
+  features.forEach((f, i) => { body += histPanel((i % cols) * pw, 25 + Math.floor(i / cols) * ph, pw, ph, f.label, f.series); });
+  const names = features[0]?.series.map((s) => s.name) ?? [];
+  names.forEach((n, i) => { body += `<rect x="${10 + i * 140}" y="${H - 18}" width="10" height="10" fill="${PALETTE[i % PALETTE.length]}" fill-opacity="0.5"/><text x="${24 + i * 140}" y="${H - 9}">${esc(n)}</text>`; });
+  return frame(W, H, body, title);
+}
+
+/** Correlation matrix of the features across layers (Pearson, on the fit data). */
+export function correlationSvg(title: string, names: string[], rows: ArrayLike<number>[]): string {
+  const L = names.length, n = rows.length;
+  const mean = new Float64Array(L), sd = new Float64Array(L);
+  for (const r of rows) for (let l = 0; l < L; l++) mean[l] += r[l] / n;
+  for (const r of rows) for (let l = 0; l < L; l++) sd[l] += (r[l] - mean[l]) ** 2 / n;
+  for (let l = 0; l < L; l++) sd[l] = Math.sqrt(sd[l]);
+  const cell = Math.max(4, Math.min(18, Math.floor(600 / L))), off = 40;
+  const color = scaleSequential(interpolateRdBu).domain([1, -1]);
+  let body = "";
+  for (let i = 0; i < L; i++) for (let j = 0; j < L; j++) {
+    let c = 0;
+    for (const r of rows) c += ((r[i] - mean[i]) * (r[j] - mean[j])) / n;
+    const rho = sd[i] && sd[j] ? c / (sd[i] * sd[j]) : 0;
+    body += `<rect x="${off + j * cell}" y="${off + i * cell}" width="${cell}" height="${cell}" fill="${color(rho)}"><title>${esc(names[i])} / ${esc(names[j])}: ${rho.toFixed(3)}</title></rect>`;
+  }
+  const W = off + L * cell + 110, H = off + L * cell + 20;
+  for (let k = 0; k <= 10; k++) {
+    const v = 1 - k / 5;
+    body += `<rect x="${W - 80}" y="${off + k * 14}" width="14" height="14" fill="${color(v)}"/><text x="${W - 60}" y="${off + k * 14 + 11}">${v.toFixed(1)}</text>`;
+  }
+  body += `<text x="${off}" y="${off - 6}">parameter tensors in model order (hover for names)</text>`;
+  return frame(W, H, body, title);
+}

@@ -1,0 +1,86 @@
+// The report folder: table (Markdown, JSON), features (CSV), figures (SVG).
+import type { Evaluation } from "./pipeline.ts";
+import { correlationSvg, histogramsSvg, rocSvg } from "./plots.ts";
+
+const f3 = (v: number) => v.toFixed(3);
+
+export function tableMarkdown(evals: Evaluation[], main = ["likelihood", "typicality", "gradient"]): string {
+  let md = `| model | B | OOD set | ${main.map((m) => `${m} AUROC`).join(" | ")} |\n|---|---|---|${main.map(() => "---").join("|")}|\n`;
+  for (const e of evals) {
+    for (const [set, rs] of Object.entries(e.results)) {
+      md += `| ${e.model} | ${e.groupSize} | ${set} | ${main.map((m) => {
+        const r = rs.find((x) => x.method === m)!;
+        return `${f3(r.metrics.auroc)} [${f3(r.metrics.aurocCI[0])}, ${f3(r.metrics.aurocCI[1])}]`;
+      }).join(" | ")} |\n`;
+    }
+  }
+  return md;
+}
+
+export function detailMarkdown(evals: Evaluation[]): string {
+  let md = "| model | B | OOD set | method | AUROC | 95% CI | AUPR-in | AUPR-out | FPR@95%TPR |\n|---|---|---|---|---|---|---|---|---|\n";
+  for (const e of evals) {
+    for (const [set, rs] of Object.entries(e.results)) {
+      for (const r of rs) {
+        const m = r.metrics;
+        md += `| ${e.model} | ${e.groupSize} | ${set} | ${r.method} | ${f3(m.auroc)} | [${f3(m.aurocCI[0])}, ${f3(m.aurocCI[1])}] | ${f3(m.auprIn)} | ${f3(m.auprOut)} | ${f3(m.fpr95)} |\n`;
+      }
+    }
+  }
+  return md;
+}
+
+/** Plain-text table for the terminal: one row per (model, B, OOD set). */
+export function tableText(evals: Evaluation[], main = ["likelihood", "typicality", "gradient"]): string {
+  const head = ["model", "B", "OOD set", ...main.map((m) => `${m}`)];
+  const rows = evals.flatMap((e) => Object.entries(e.results).map(([set, rs]) => [e.model, String(e.groupSize), set, ...main.map((m) => f3(rs.find((x) => x.method === m)!.metrics.auroc))]));
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (r: string[]) => r.map((c, i) => c.padEnd(w[i])).join("  ");
+  return [fmt(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(fmt)].join("\n");
+}
+
+function featuresCsv(e: Evaluation): string {
+  const lines = [["set", "role", "group", "nll_bpd", ...e.names.map((n) => `log_sqnorm:${n}`)].join(",")];
+  const add = (s: { name: string; logf: Float64Array[]; nll: Float64Array }, role: string) =>
+    s.logf.forEach((r, g) => lines.push([s.name, role, g, s.nll[g].toPrecision(8), ...Array.from(r, (v) => v.toPrecision(8))].join(",")));
+  add(e.fit, "fit");
+  add(e.inEval, "in-eval");
+  e.ood.forEach((o) => add(o, "ood"));
+  return lines.join("\n") + "\n";
+}
+
+export function writeReport(dir: string, evals: Evaluation[], meta: Record<string, unknown>): string[] {
+  Deno.mkdirSync(dir, { recursive: true });
+  const files: string[] = [];
+  const put = (name: string, text: string) => {
+    Deno.writeTextFileSync(`${dir}/${name}`, text);
+    files.push(`${dir}/${name}`);
+  };
+  put("table.md", `# OOD detection: AUROC (in-distribution = positive)\n\n${tableMarkdown(evals)}\n## All methods and metrics\n\n${detailMarkdown(evals)}`);
+  put("table.json", JSON.stringify({
+    meta,
+    evaluations: evals.map((e) => ({
+      model: e.model, groupSize: e.groupSize, features: e.names, fitSize: e.fit.logf.length, inEvalSize: e.inEval.logf.length,
+      results: Object.fromEntries(Object.entries(e.results).map(([k, rs]) => [k, Object.fromEntries(rs.map((r) => [r.method, r.metrics]))])),
+      droppedFeatures: e.names.filter((_, l) => !e.scorers.diag.kept.includes(l)),
+    })),
+  }, null, 2));
+  for (const e of evals) {
+    const tag = `${e.model}-B${e.groupSize}`;
+    put(`features-${tag}.csv`, featuresCsv(e));
+    for (const [set, rs] of Object.entries(e.results)) {
+      put(`roc-${tag}-${set}.svg`, rocSvg(`${e.model}, B=${e.groupSize}: ${e.inEval.name} vs ${set}`, rs.map((r) => ({ label: r.method, points: r.roc, auroc: r.metrics.auroc }))));
+    }
+    if (e.groupSize === 1) {
+      // Histograms for the first, a middle and the last layers, and the one the fit finds most spread.
+      const L = e.names.length;
+      const picks = [...new Set([0, Math.floor(L / 3), Math.floor((2 * L) / 3), L - 1])];
+      put(`hist-${tag}.svg`, histogramsSvg(`${e.model}: log ||grad||^2 per layer, in vs out`, picks.map((l) => ({
+        label: `log f: ${e.names[l]}`,
+        series: [e.inEval, ...e.ood].map((s) => ({ name: s.name, values: s.logf.map((r) => r[l]) })),
+      }))));
+      put(`corr-${tag}.svg`, correlationSvg(`${e.model}: correlation of log f_l across layers (fit data)`, e.names, e.fit.logf));
+    }
+  }
+  return files;
+}
