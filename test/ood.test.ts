@@ -1,0 +1,131 @@
+// The OOD method: batched per-group gradient norms equal the per-input loop on every tensor (VAE
+// and Glow, B = 1 and 5); density fits; metrics against direct counts; the ood command end to end.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as T from "../src/autograd/index.ts";
+import { createModel } from "../src/models/registry.ts";
+import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
+import { auroc, averagePrecision, fprAtTpr, aurocBootstrap } from "../src/ood/metrics.ts";
+import { ChiSquarePerLayer, DiagonalGaussian, FullGaussian, lgamma } from "../src/ood/density.ts";
+import { saveTensors } from "../src/io/safetensors.ts";
+import { metadataOf } from "../src/models/train.ts";
+import { webgpu } from "./helpers.ts";
+
+const S = suite("ood");
+
+async function compareBatchedLoop(backendName: string, backend: T.Tensor["backend"]) {
+  for (const [kind, cfg] of [["vae", { latent: 4, channels: [4, 8], outChannels: 4 }], ["glow", { levels: 2, steps: 2, hidden: 8, image: [1, 28, 28] }]] as const) {
+    const m = await createModel(kind, cfg, backend, 1);
+    const x = T.rand(new T.Generator(2), [10, 1, 28, 28], { backend, low: -0.5, high: 0.5 });
+    if (m.initialize) m.initialize(x);
+    // Move every parameter off its initial value (zero-initialised convs would give zero gradients).
+    m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(new T.Generator(10 + i), [...p.shape], { backend, std: 0.02 }))));
+    m.eval();
+    const noise = noiseFor(m, 10, new T.Generator(3));
+    for (const B of [1, 5]) {
+      const a = await featuresBatched(m, x, B, noise), r = await featuresLoop(m, x, B, noise);
+      assert.is(a.groups, 10 / B);
+      assert.is(a.names.length, m.namedParameters().length);
+      for (let i = 0; i < a.sq.length; i++) {
+        const rel = Math.abs(a.sq[i] - r.sq[i]) / Math.abs(r.sq[i]);
+        assert.ok(r.sq[i] > 0 && rel < 1e-4, `${backendName} ${kind} B=${B} ${a.names[i % a.names.length]} group ${Math.floor(i / a.names.length)}: batched ${a.sq[i]} vs loop ${r.sq[i]}`);
+      }
+      for (let g = 0; g < a.groups; g++) assert.ok(Math.abs(a.nll[g] - r.nll[g]) < 1e-4 * Math.abs(r.nll[g]));
+    }
+  }
+}
+
+S("batched per-group squared norms equal the per-input loop on every tensor (cpu)", async () => {
+  await compareBatchedLoop("cpu", T.cpu);
+});
+
+S("... and on webgpu", async () => {
+  const gpu = await webgpu();
+  if (gpu) await compareBatchedLoop("webgpu", gpu);
+});
+
+S("a group's features are those of its summed NLL (B=2 by hand on a tiny VAE)", async () => {
+  const m = await createModel("vae", { latent: 2, channels: [2, 2], outChannels: 2 }, T.cpu, 4);
+  const x = T.rand(new T.Generator(5), [2, 1, 28, 28], { backend: T.cpu, low: -1, high: 1 });
+  const noise = noiseFor(m, 2, new T.Generator(6));
+  const f = await featuresBatched(m, x, 2, noise);
+  const gs = T.grad(T.sum(m.nll(x, { noise })), m.parameters());
+  gs.forEach((g, l) => {
+    const want = [...g!.dataSync()].reduce((s, v) => s + v * v, 0);
+    assert.ok(Math.abs(f.sq[l] - want) < 1e-4 * want, `${f.names[l]}: ${f.sq[l]} vs ${want}`);
+  });
+});
+
+S("AUROC equals the direct pairwise count, ties counted one half", () => {
+  const g = new T.Generator(7);
+  for (let t = 0; t < 20; t++) {
+    const a = Array.from({ length: 1 + g.int(12) }, () => g.int(6)), b = Array.from({ length: 1 + g.int(12) }, () => g.int(6));
+    let c = 0;
+    for (const x of a) for (const y of b) c += x > y ? 1 : x === y ? 0.5 : 0;
+    assert.ok(Math.abs(auroc(a, b) - c / (a.length * b.length)) < 1e-12);
+  }
+  assert.is(auroc([1, 2], [1, 2]), 0.5);
+  assert.is(auroc([3], [1, 2]), 1);
+  assert.is(auroc([0], [1, 2]), 0);
+  assert.throws(() => auroc([], [1]), /need both classes/);
+});
+
+S("AUPR, FPR at 95% TPR and the bootstrap interval on small cases", () => {
+  assert.is(averagePrecision([3, 2], [1, 0]), 1);
+  assert.ok(Math.abs(averagePrecision([1], [2]) - 0.5) < 1e-12);
+  const inS = Array.from({ length: 100 }, (_, i) => i), outS = [3, 94, 200];
+  assert.ok(Math.abs(fprAtTpr(inS, outS) - 2 / 3) < 1e-12); // threshold 5 keeps 95 of 100 in; 94 and 200 pass, 3 does not
+  const [lo, hi] = aurocBootstrap(inS, Array.from({ length: 50 }, (_, i) => i * 1.5), 200);
+  const point = auroc(inS, Array.from({ length: 50 }, (_, i) => i * 1.5));
+  assert.ok(lo <= point && point <= hi && hi - lo < 0.3);
+});
+
+S("density fits recover known means and variances; zero-variance features are dropped", () => {
+  const g = new T.Generator(8);
+  const rows = Array.from({ length: 20000 }, () => Float64Array.from([3 + 2 * g.normal(), -1 + 0.5 * g.normal(), 7]));
+  const d = new DiagonalGaussian(rows, 3);
+  assert.ok(Math.abs(d.mean[0] - 3) < 0.05 && Math.abs(d.variance[0] - 4) < 0.15);
+  assert.ok(Math.abs(d.mean[1] + 1) < 0.02 && Math.abs(d.variance[1] - 0.25) < 0.01);
+  assert.equal(d.kept, [0, 1]);
+  const at = Float64Array.from([3, -1, 7]);
+  const expected = -0.5 * (Math.log(2 * Math.PI * 4) + Math.log(2 * Math.PI * 0.25));
+  assert.ok(Math.abs(d.score(at) - expected) < 0.05);
+  assert.ok(d.score(at) > d.score(Float64Array.from([9, -1, 7])));
+  const full = new FullGaussian(rows, 3);
+  assert.ok(Math.abs(full.score(at) - expected) < 0.05, "independent features: full = diagonal");
+  // Chi-square moments: f = s * chi2(k) with k = 5, s = 2 -> recovered from log f rows.
+  const chiRows = Array.from({ length: 20000 }, () => {
+    let c = 0;
+    for (let i = 0; i < 5; i++) c += g.normal() ** 2;
+    return Float64Array.from([Math.log(2 * c)]);
+  });
+  const chi = new ChiSquarePerLayer(chiRows, 1);
+  assert.ok(Math.abs(chi.k[0] - 5) < 0.3 && Math.abs(chi.s[0] - 2) < 0.15, `k ${chi.k[0]} s ${chi.s[0]}`);
+  assert.ok(Math.abs(lgamma(5) - Math.log(24)) < 1e-10 && Math.abs(lgamma(0.5) - 0.5 * Math.log(Math.PI)) < 1e-10);
+});
+
+S("the ood command runs on a few dozen inputs and writes every report file", async () => {
+  const dir = Deno.makeTempDirSync();
+  const m = await createModel("vae", { latent: 2, channels: [2, 4], outChannels: 2 }, T.cpu, 9);
+  const wpath = `${dir}/tiny-vae.safetensors`;
+  await saveTensors(wpath, m.namedParameters(), metadataOf(m, { data: "fashion" }));
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "src/cli/ood.ts", "--model", wpath, "--fit", "20", "--eval", "10", "--ood", "mnist,noise,vflip", "--backend", "cpu", "--out", `${dir}/report`],
+    stdout: "piped", stderr: "piped",
+  });
+  const r = await cmd.output();
+  const out = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
+  assert.is(r.code, 0, out);
+  assert.match(out, /vae-fashion\s+1\s+mnist/);
+  const files = [...Deno.readDirSync(`${dir}/report`)].map((e) => e.name).sort();
+  for (const f of ["table.md", "table.json", "features-vae-fashion-B1.csv", "features-vae-fashion-B5.csv", "roc-vae-fashion-B1-mnist.svg", "roc-vae-fashion-B5-vflip.svg", "hist-vae-fashion-B1.svg", "corr-vae-fashion-B1.svg"]) {
+    assert.ok(files.includes(f), `missing ${f} in ${files.join(", ")}`);
+  }
+  const csv = Deno.readTextFileSync(`${dir}/report/features-vae-fashion-B1.csv`).trim().split("\n");
+  assert.is(csv.length, 1 + 20 + 10 + 3 * 10);
+  const json = JSON.parse(Deno.readTextFileSync(`${dir}/report/table.json`));
+  assert.ok(json.evaluations[0].results.mnist.gradient.auroc >= 0);
+  assert.match(Deno.readTextFileSync(`${dir}/report/roc-vae-fashion-B1-mnist.svg`), /<svg[^>]*>[\s\S]*<path d="M/);
+});
+
+S.run();
