@@ -137,6 +137,10 @@ export class Glow extends Module implements GenerativeModel {
     return T.add(T.neg(T.add(logpz, logdet)), this.dims * Math.log(256));
   }
 
+  sampleImages(n: number, gen: T.Generator): Promise<Uint8Array> {
+    return this.sample(n, 1, gen);
+  }
+
   /** n samples at a temperature, as 0..255 levels [n*C*H*W]. */
   async sample(n: number, temperature: number, gen: T.Generator): Promise<Uint8Array> {
     const { backend, dtype } = this.parameters()[0];

@@ -22,6 +22,8 @@ export interface GenerativeModel extends Module {
   nll(x: T.Tensor, o?: NllOptions): T.Tensor;
   /** Shape of the per-example noise nll() draws for a batch of B ([B, ...]), or null if it draws none. */
   noiseShape(B: number): number[] | null;
+  /** n samples from the model, as 8-bit images (N*C*H*W bytes). */
+  sampleImages(n: number, gen: T.Generator): Promise<Uint8Array>;
   /** Data-dependent initialisation on a first batch (ActNorm); a no-op where none is needed. */
   initialize?(x: T.Tensor): void;
 }

@@ -30,6 +30,7 @@ export async function loadModel(path: string, backend: Backend): Promise<Generat
   }
   const model = await createModel(kind, config, backend);
   loadInto(d, path, model.namedParameters(), { allowExtra: true });
+  (model as { markInitialized?: () => void }).markInitialized?.();
   model.eval();
   return model;
 }

@@ -140,11 +140,24 @@ export class VAE extends Module implements GenerativeModel {
     return T.neg(T.sub(T.logsumexp(logW, 0), Math.log(K)));
   }
 
-  /** Images from the prior: the decoder's per-pixel mean, as 0..255 levels. */
-  async sample(n: number, gen: T.Generator): Promise<Uint8Array> {
-    const mean = T.tidy(() => T.noGrad(() => this.decode(T.randn(gen, [n, this.cfg.latent], { backend: this.parameters()[0].backend, dtype: this.parameters()[0].dtype })).mean));
-    const d = await mean.data();
-    mean.dispose();
+  /**
+   * Images from the model as 0..255 levels: z from the prior, then each pixel from the
+   * discretised logistic (or its mean, for the usual smooth sample grids).
+   */
+  async sample(n: number, gen: T.Generator, mean = false): Promise<Uint8Array> {
+    const { backend, dtype } = this.parameters()[0];
+    const out = T.tidy(() => T.noGrad(() => {
+      const d = this.decode(T.randn(gen, [n, this.cfg.latent], { backend, dtype }));
+      if (mean) return d.mean;
+      const u = T.rand(gen, [...d.mean.shape], { backend, dtype, low: 1e-6, high: 1 - 1e-6 });
+      return T.add(d.mean, T.mul(T.exp(d.logScale), T.sub(T.log(u), T.log(T.sub(1, u))))); // logistic noise
+    }));
+    const d = await out.data();
+    out.dispose();
     return Uint8Array.from(d, (v) => Math.round(Math.min(1, Math.max(-1, v)) * 127.5 + 127.5));
+  }
+
+  sampleImages(n: number, gen: T.Generator): Promise<Uint8Array> {
+    return this.sample(n, gen);
   }
 }

@@ -1,0 +1,30 @@
+// samples --model weights/glow-fashion.safetensors [--n 64] [--temperature 0.7] [--out samples.png]
+import { parseArgs } from "node:util";
+import * as T from "../autograd/index.ts";
+import { type BackendChoice, selectBackend } from "../kernels/select.ts";
+import { loadModel } from "../models/registry.ts";
+import { imageGridPng } from "../io/png.ts";
+import type { Glow } from "../models/glow.ts";
+import type { VAE } from "../models/vae.ts";
+
+const { values: a } = parseArgs({
+  args: Deno.args,
+  options: {
+    model: { type: "string", default: "weights/glow-fashion.safetensors" },
+    n: { type: "string", default: "64" },
+    temperature: { type: "string", default: "0.7" },
+    out: { type: "string" },
+    seed: { type: "string", default: "0" },
+    backend: { type: "string", default: "auto" },
+  },
+});
+const backend = await selectBackend(a.backend as BackendChoice);
+const model = await loadModel(a.model!, backend);
+const n = Number(a.n), gen = new T.Generator(Number(a.seed));
+const images = model.kind === "glow"
+  ? await (model as unknown as Glow).sample(n, Number(a.temperature), gen)
+  : await (model as unknown as VAE).sample(n, gen, true);
+const out = a.out ?? a.model!.replace(/\.safetensors$/, "") + "-samples.png";
+Deno.writeFileSync(out, imageGridPng(images, n, 1, 28, 28));
+console.log(`${n} samples${model.kind === "glow" ? ` at temperature ${a.temperature}` : " (decoder means)"}: ${out}`);
+Deno.exit(0);
