@@ -118,7 +118,7 @@ S("the ood command runs on a few dozen inputs and writes every report file", asy
   assert.is(r.code, 0, out);
   assert.match(out, /vae-fashion\s+1\s+mnist/);
   const files = [...Deno.readDirSync(`${dir}/report`)].map((e) => e.name).sort();
-  for (const f of ["table.md", "table.json", "features-vae-fashion-B1.csv", "features-vae-fashion-B5.csv", "roc-vae-fashion-B1-mnist.svg", "roc-vae-fashion-B5-vflip.svg", "hist-vae-fashion-B1.svg", "corr-vae-fashion-B1.svg"]) {
+  for (const f of ["table.md", "layers.md", "table.json", "features-vae-fashion-B1.csv", "features-vae-fashion-B5.csv", "roc-vae-fashion-B1-mnist.svg", "roc-vae-fashion-B5-vflip.svg", "hist-vae-fashion-B1.svg", "corr-vae-fashion-B1.svg"]) {
     assert.ok(files.includes(f), `missing ${f} in ${files.join(", ")}`);
   }
   const csv = Deno.readTextFileSync(`${dir}/report/features-vae-fashion-B1.csv`).trim().split("\n");
@@ -126,6 +126,18 @@ S("the ood command runs on a few dozen inputs and writes every report file", asy
   const json = JSON.parse(Deno.readTextFileSync(`${dir}/report/table.json`));
   assert.ok(json.evaluations[0].results.mnist.gradient.auroc >= 0);
   assert.match(Deno.readTextFileSync(`${dir}/report/roc-vae-fashion-B1-mnist.svg`), /<svg[^>]*>[\s\S]*<path d="M/);
+});
+
+S("Fisher study: F restricted to the chosen weights is symmetric with a non-negative diagonal", async () => {
+  const { fimStudy } = await import("../src/ood/fim.ts");
+  const m = await createModel("vae", { latent: 2, channels: [2, 4], outChannels: 2 }, T.cpu, 11);
+  const r = await fimStudy(m, { samples: 8, perLayer: 3, batch: 4, seed: 1 });
+  const k = 6;
+  for (let a = 0; a < k; a++) {
+    assert.ok(r.fim[a * k + a] >= 0);
+    for (let b = 0; b < k; b++) assert.ok(Math.abs(r.fim[a * k + b] - r.fim[b * k + a]) <= 1e-9 * (Math.abs(r.fim[a * k + b]) + 1e-30));
+  }
+  assert.ok(r.meanAbsDiagonal > 0 && r.meanAbsAcross >= 0 && Number.isFinite(r.meanAbsWithin));
 });
 
 S.run();

@@ -1,5 +1,6 @@
 // The report folder: table (Markdown, JSON), features (CSV), figures (SVG).
 import type { Evaluation } from "./pipeline.ts";
+import { auroc } from "./metrics.ts";
 import { correlationSvg, histogramsSvg, rocSvg } from "./plots.ts";
 
 const f3 = (v: number) => v.toFixed(3);
@@ -39,6 +40,25 @@ export function tableText(evals: Evaluation[], main = ["likelihood", "typicality
   return [fmt(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(fmt)].join("\n");
 }
 
+/**
+ * Diagnostics per parameter tensor: AUROC of log f_l alone (in-distribution vs each OOD set; above
+ * 0.5 means OOD inputs have smaller gradients there), and the shift of the OOD mean in fit SDs.
+ */
+export function layersMarkdown(e: Evaluation): string {
+  const sets = e.ood.map((o) => o.name);
+  let md = `### ${e.model}, B=${e.groupSize}\n\n| parameter tensor | fit mean | fit sd | ${sets.map((s) => `${s}: AUROC, shift/sd`).join(" | ")} |\n|---|---|---|${sets.map(() => "---").join("|")}|\n`;
+  e.names.forEach((n, l) => {
+    const mean = e.scorers.diag.mean[l], sd = Math.sqrt(e.scorers.diag.variance[l]);
+    const cells = e.ood.map((o) => {
+      const a = e.inEval.logf.map((r) => r[l]), b = o.logf.map((r) => r[l]);
+      const mb = b.reduce((s, v) => s + v, 0) / b.length;
+      return `${auroc(a, b).toFixed(3)}, ${sd > 0 ? ((mb - mean) / sd).toFixed(2) : "-"}`;
+    });
+    md += `| ${n} | ${mean.toFixed(2)} | ${sd.toFixed(2)} | ${cells.join(" | ")} |\n`;
+  });
+  return md + "\n";
+}
+
 function featuresCsv(e: Evaluation): string {
   const lines = [["set", "role", "group", "nll_bpd", ...e.names.map((n) => `log_sqnorm:${n}`)].join(",")];
   const add = (s: { name: string; logf: Float64Array[]; nll: Float64Array }, role: string) =>
@@ -57,6 +77,7 @@ export function writeReport(dir: string, evals: Evaluation[], meta: Record<strin
     files.push(`${dir}/${name}`);
   };
   put("table.md", `# OOD detection: AUROC (in-distribution = positive)\n\n${tableMarkdown(evals)}\n## All methods and metrics\n\n${detailMarkdown(evals)}`);
+  put("layers.md", `# Per-layer diagnostics: log ||grad||^2 of each parameter tensor alone\n\n${evals.map(layersMarkdown).join("")}`);
   put("table.json", JSON.stringify({
     meta,
     evaluations: evals.map((e) => ({
