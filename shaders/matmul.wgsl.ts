@@ -8,6 +8,16 @@ const IO = `${PARAMS}
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;`;
 
+/** Writes a vec4 of C at row m from column n0, skipping what falls outside M x N. */
+const STORE = /* wgsl */ `
+fn store(base: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) {
+  if (m >= M) { return; }
+  let o = base + m * N;
+  for (var j = 0u; j < 4u; j++) {
+    if (n0 + j < N) { C[o + n0 + j] = v[j]; }
+  }
+}`;
+
 export type MatmulVariant =
   | "auto" | "naive" | "block2x4" | "block4x4" | "block4x8" | "block8x4" | "block8x8"
   | "grouped4x4" | "grouped4x8" | "grouped8x8" | "rows4x8" | "rows8x8" | "rows16x4" | "tiled";
@@ -91,13 +101,7 @@ ${grouped ? GROUPED.replace("RMu", `${RM}u`).replace("RNu", `${RN}u`) : `  if (i
   ${rows.map((r) => quads.map((q) => `store(base, m0 + ${r}u, n0 + ${q * 4}u, M, N, r${r}_${q});`).join(" ")).join("\n  ")}
 }
 
-fn store(base: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) {
-  if (m >= M) { return; }
-  let o = base + m * N;
-  for (var j = 0u; j < 4u; j++) {
-    if (n0 + j < N) { C[o + n0 + j] = v[j]; }
-  }
-}`;
+${STORE}`;
 }
 
 /**
@@ -181,13 +185,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   store(base, m0 + 3u, n0, M, N, r3);
 }
 
-fn store(base: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) {
-  if (m >= M) { return; }
-  let o = base + m * N;
-  for (var j = 0u; j < 4u; j++) {
-    if (n0 + j < N) { C[o + n0 + j] = v[j]; }
-  }
-}`;
+${STORE}`;
 }
 
 /** Rows and columns per lane of a rows-uniform variant. */

@@ -20,21 +20,29 @@ export function auroc(inScores: ArrayLike<number>, outScores: ArrayLike<number>)
   return (rankSumIn - (n1 * (n1 + 1)) / 2) / (n1 * n0);
 }
 
+/** Cumulative (true, false) positive counts at each distinct threshold, from the highest score down. */
+function sweep(pos: ArrayLike<number>, neg: ArrayLike<number>): [number, number][] {
+  const all = [...Array.from(pos, (s) => [s, 1] as const), ...Array.from(neg, (s) => [s, 0] as const)].sort((a, b) => b[0] - a[0]);
+  const out: [number, number][] = [];
+  let tp = 0, fp = 0;
+  for (let i = 0; i < all.length;) {
+    const s = all[i][0];
+    for (; i < all.length && all[i][0] === s; i++) {
+      if (all[i][1]) tp++;
+      else fp++;
+    }
+    out.push([tp, fp]);
+  }
+  return out;
+}
+
 /** Average precision (area under the precision-recall step curve), ties taken as one threshold. */
 export function averagePrecision(pos: ArrayLike<number>, neg: ArrayLike<number>): number {
-  const all = [...Array.from(pos, (s) => [s, 1] as const), ...Array.from(neg, (s) => [s, 0] as const)].sort((a, b) => b[0] - a[0]);
-  let tp = 0, fp = 0, prevRecall = 0, ap = 0;
-  for (let i = 0; i < all.length;) {
-    let j = i;
-    while (j < all.length && all[j][0] === all[i][0]) {
-      if (all[j][1]) tp++;
-      else fp++;
-      j++;
-    }
-    const recall = tp / pos.length, precision = tp / (tp + fp);
-    ap += (recall - prevRecall) * precision;
+  let prevRecall = 0, ap = 0;
+  for (const [tp, fp] of sweep(pos, neg)) {
+    const recall = tp / pos.length;
+    ap += (recall - prevRecall) * (tp / (tp + fp));
     prevRecall = recall;
-    i = j;
   }
   return ap;
 }
@@ -77,18 +85,5 @@ export function allMetrics(inScores: ArrayLike<number>, outScores: ArrayLike<num
 
 /** ROC curve points (FPR, TPR), thresholds from high to low. */
 export function rocCurve(inScores: ArrayLike<number>, outScores: ArrayLike<number>): [number, number][] {
-  const all = [...Array.from(inScores, (s) => [s, 1] as const), ...Array.from(outScores, (s) => [s, 0] as const)].sort((a, b) => b[0] - a[0]);
-  const pts: [number, number][] = [[0, 0]];
-  let tp = 0, fp = 0;
-  for (let i = 0; i < all.length;) {
-    let j = i;
-    while (j < all.length && all[j][0] === all[i][0]) {
-      if (all[j][1]) tp++;
-      else fp++;
-      j++;
-    }
-    pts.push([fp / outScores.length, tp / inScores.length]);
-    i = j;
-  }
-  return pts;
+  return [[0, 0], ...sweep(inScores, outScores).map(([tp, fp]) => [fp / outScores.length, tp / inScores.length] as [number, number])];
 }
