@@ -107,16 +107,20 @@ export async function train(model: GenerativeModel, data: ImageSet, o: TrainOpti
   return { steps: o.steps, seconds: elapsedBefore + (performance.now() - t0) / 1000, lastLoss };
 }
 
-/** Mean test NLL in bits/dim over the first n images (batched, no graph). */
+/**
+ * Mean NLL in bits/dim over n images (all of them, or a seeded random subset: the FashionMNIST
+ * test split is ordered by class, so a prefix would be biased). Batched, no graph.
+ */
 export async function evaluate(model: GenerativeModel, data: ImageSet, n: number, batch = 250, seed = 0, quiet = false): Promise<number> {
   model.eval();
   let total = 0;
   const count = Math.min(n, data.n);
+  const order = count < data.n ? new T.Generator(4242 + seed).permutation(data.n).subarray(0, count) : null;
   const bar = quiet ? null : progressBar("eval ", "{rate} ex/s");
   bar?.start(count, 0, { rate: "-" });
   const t0 = performance.now();
   for (let i = 0; i < count; i += batch) {
-    const idx = range(i, Math.min(count, i + batch));
+    const idx = order ? [...order.subarray(i, Math.min(count, i + batch))] : range(i, Math.min(count, i + batch));
     const s = T.tidy(() => T.noGrad(() => T.sum(model.nll(model.input(data, idx, stepGen(seed, i)), { gen: stepGen(seed + 1, i) }))));
     total += await s.item();
     s.dispose();
