@@ -21,7 +21,7 @@ function axes(x0: number, y0: number, x1: number, y1: number, xs: (v: number) =>
   for (const t of xt) s += `<line x1="${xs(t)}" y1="${y0}" x2="${xs(t)}" y2="${y0 + 4}" stroke="black"/><text x="${xs(t)}" y="${y0 + 15}" text-anchor="middle">${+t.toPrecision(3)}</text>`;
   for (const t of yt) s += `<line x1="${x0 - 4}" y1="${ys(t)}" x2="${x0}" y2="${ys(t)}" stroke="black"/><text x="${x0 - 6}" y="${ys(t) + 4}" text-anchor="end">${+t.toPrecision(3)}</text>`;
   s += `<text x="${(x0 + x1) / 2}" y="${y0 + 30}" text-anchor="middle">${esc(xl)}</text>`;
-  s += `<text transform="translate(${x0 - 38},${(y0 + y1) / 2}) rotate(-90)" text-anchor="middle">${esc(yl)}</text>`;
+  s += `<text transform="translate(${x0 - 30},${(y0 + y1) / 2}) rotate(-90)" text-anchor="middle">${esc(yl)}</text>`;
   return s;
 }
 
@@ -70,7 +70,8 @@ export function histogramsSvg(title: string, features: { label: string; series: 
   let body = "";
   features.forEach((f, i) => { body += histPanel((i % cols) * pw, 25 + Math.floor(i / cols) * ph, pw, ph, f.label, f.series); });
   const names = features[0]?.series.map((s) => s.name) ?? [];
-  names.forEach((n, i) => { body += `<rect x="${10 + i * 140}" y="${H - 18}" width="10" height="10" fill="${PALETTE[i % PALETTE.length]}" fill-opacity="0.5"/><text x="${24 + i * 140}" y="${H - 9}">${esc(n)}</text>`; });
+  const step = (W - 20) / Math.max(1, names.length);
+  names.forEach((n, i) => { body += `<rect x="${10 + i * step}" y="${H - 18}" width="10" height="10" fill="${PALETTE[i % PALETTE.length]}" fill-opacity="0.5"/><text x="${24 + i * step}" y="${H - 9}">${esc(n)}</text>`; });
   return frame(W, H, body, title);
 }
 
