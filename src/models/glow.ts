@@ -111,10 +111,11 @@ export class Glow extends Module implements GenerativeModel {
 
   /** Exact inverse of encode. */
   async decode(zs: T.Tensor[]): Promise<T.Tensor> {
-    return await this.#reverse(zs.length - 1, (l) => zs[l], () => zs[zs.length - 1]);
+    return await this.#reverse((l) => zs[l], () => zs[zs.length - 1]);
   }
 
-  async #reverse(_last: number, z2At: (l: number, mean: T.Tensor, logs: T.Tensor) => T.Tensor, top: () => T.Tensor): Promise<T.Tensor> {
+  /** From the top latent down: each split level takes back its half from z2At, then the steps run in reverse. */
+  async #reverse(z2At: (l: number, mean: T.Tensor, logs: T.Tensor) => T.Tensor, top: () => T.Tensor): Promise<T.Tensor> {
     let h = top();
     for (let l = this.levels.length - 1; l >= 0; l--) {
       const level = this.levels[l];
@@ -148,7 +149,7 @@ export class Glow extends Module implements GenerativeModel {
     const f = 2 ** this.levels.length;
     const topC = this.levels.length === 1 ? C * 4 : (C * 4 ** this.levels.length) / 2 ** (this.levels.length - 1);
     const x = await T.noGrad(() =>
-      this.#reverse(this.levels.length - 1,
+      this.#reverse(
         (_l, mean, logs) => T.add(mean, T.mul(T.exp(logs), T.randn(gen, [...mean.shape], { backend, dtype, std: temperature }))),
         () => T.randn(gen, [n, topC, H / f, W / f], { backend, dtype, std: temperature }))
     );
