@@ -7,6 +7,9 @@ const WANTED_LIMITS = [
   "maxComputeWorkgroupSizeZ", "maxComputeWorkgroupsPerDimension", "maxStorageBuffersPerShaderStage",
 ] as const;
 
+/** Dawn's instance must outlive every device made from it: if it is collected, the addon crashes. */
+let dawnInstance: GPU | null = null;
+
 async function getGPU(): Promise<GPU | null> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu;
@@ -19,7 +22,8 @@ async function getGPU(): Promise<GPU | null> {
     // Dawn options, e.g. FIMSCOPE_DAWN_OPTIONS=backend=opengles (with EGL_PLATFORM=surfaceless) on
     // machines whose Vulkan driver Dawn rejects.
     const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
-    return mod.create((env.FIMSCOPE_DAWN_OPTIONS ?? "").split(",").filter((s) => s));
+    dawnInstance ??= mod.create((env.FIMSCOPE_DAWN_OPTIONS ?? "").split(",").filter((s) => s));
+    return dawnInstance;
   }
   return null;
 }
