@@ -29,12 +29,6 @@ export class DiagonalGaussian implements Scorer {
     ({ mean: this.mean, variance: this.variance } = meanVar(rows, L));
     this.kept = [...Array(L).keys()].filter((l) => this.variance[l] > 1e-12 * Math.max(1, this.mean[l] ** 2));
   }
-  /** Per-feature log densities (NaN where dropped). */
-  perFeature(row: ArrayLike<number>): Float64Array {
-    const out = new Float64Array(this.mean.length).fill(NaN);
-    for (const l of this.kept) out[l] = -0.5 * (LOG2PI + Math.log(this.variance[l]) + (row[l] - this.mean[l]) ** 2 / this.variance[l]);
-    return out;
-  }
   score(row: ArrayLike<number>): number {
     let s = 0;
     for (const l of this.kept) s += -0.5 * (LOG2PI + Math.log(this.variance[l]) + (row[l] - this.mean[l]) ** 2 / this.variance[l]);

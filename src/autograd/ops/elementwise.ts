@@ -3,7 +3,7 @@
 import type { BinaryOp, DType, UnaryOp } from "../../kernels/backend.ts";
 import type { Backend } from "../../kernels/backend.ts";
 import { defaultBackend } from "../device.ts";
-import { broadcastShapes, checkShape, fmt, type Shape, sameShape, sizeOf } from "../shape.ts";
+import { broadcastShapes, checkShape, fmt, type Shape, sizeOf } from "../shape.ts";
 import { assertSameBackend, result, Tensor } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
 
@@ -176,8 +176,4 @@ export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
 export function clamp(x: Tensor, lo: number, hi: number): Tensor {
   if (!(lo <= hi)) throw new Error(`clamp: lo ${lo} > hi ${hi}`);
   return where(lt(x, lo), lo, where(gt(x, hi), hi, x));
-}
-
-export function sameShapeOrThrow(op: string, a: Tensor, b: Tensor) {
-  if (!sameShape(a.shape, b.shape)) throw new Error(`${op}: shape mismatch ${fmt(a.shape)} vs ${fmt(b.shape)}`);
 }

@@ -29,15 +29,11 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor, bias?: Ten
   const mu = mean(g, 2, true);
   const d = sub(g, mu);
   const v = mean(square(d), 2, true);
-  let y = reshape(mul(d, recipSqrt(add(v, eps))), x.shape);
+  let y = reshape(mul(d, recip(sqrt(add(v, eps)))), x.shape);
   const cshape = [1, C, ...x.shape.slice(2).map(() => 1)];
   if (weight) y = mul(y, reshape(weight, cshape));
   if (bias) y = add(y, reshape(bias, cshape));
   return y;
-}
-
-function recipSqrt(v: Tensor): Tensor {
-  return recip(sqrt(v));
 }
 
 /** One-hot rows for integer labels: [labels.length, n]. */
