@@ -1,5 +1,6 @@
 // Batched matmul C[b] = op(A[b]) op(B[b]); transposes and batch broadcast are strides.
-// params: [batch, M, K, N, aBatch, aM, aK, bBatch, bK, bN]  (element strides; 0 = broadcast)
+// params: [batch, M, K, N, aBatch, aM, aK, bBatch, bK, bN, aWrap]  (element strides; 0 = broadcast;
+// A repeats every aWrap batches: A[b % aWrap], which lets a convolution pair per-group weights with every image)
 import { wgsl } from "wgsl-preprocessor";
 import { entry, PARAMS } from "./preamble.ts";
 
@@ -41,7 +42,7 @@ ${entry()}
   let b = idx / (M * N);
   let m = (idx / N) % M;
   let n = idx % N;
-  var ai = b * P[4] + m * P[5];
+  var ai = (b % P[10]) * P[4] + m * P[5];
   var bi = b * P[7] + n * P[9];
   var acc = 0.0;
   for (var k = 0u; k < K; k++) {
@@ -88,7 +89,7 @@ ${grouped ? GROUPED.replace("RMu", `${RM}u`).replace("RNu", `${RN}u`) : `  if (i
   let n0 = (idx % tn) * ${RN}u;`}
   let aM = P[5]; let aK = P[6]; let bK = P[8]; let bN = P[9];
   let bb = b * P[7];
-  ${rows.map((r) => `let a${r} = b * P[4] + min(m0 + ${r}u, M - 1u) * aM;`).join("\n  ")}
+  ${rows.map((r) => `let a${r} = (b % P[10]) * P[4] + min(m0 + ${r}u, M - 1u) * aM;`).join("\n  ")}
   ${cols.map((c) => `let c${c} = min(n0 + ${c}u, N - 1u) * bN;`).join("\n  ")}
   ${rows.map((r) => quads.map((q) => `var r${r}_${q} = vec4<f32>(0.0);`).join(" ")).join("\n  ")}
   for (var k = 0u; k < K; k++) {
@@ -123,7 +124,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let qf = (wid.x * 64u + lid) * ${RN / 4}u;   // first vec4 column of this lane
   let nq = N / 4u;
   let aM = P[5]; let aK = P[6]; let bK4 = P[8] / 4u;
-  ${rows.map((r) => `let a${r} = b * P[4] + min(m0 + ${r}u, M - 1u) * aM;`).join("\n  ")}
+  ${rows.map((r) => `let a${r} = (b % P[10]) * P[4] + min(m0 + ${r}u, M - 1u) * aM;`).join("\n  ")}
   ${quads.map((q) => `let q${q} = b * P[7] / 4u + min(qf + ${q}u, nq - 1u);`).join("\n  ")}
   ${rows.map((r) => quads.map((q) => `var r${r}_${q} = vec4<f32>(0.0);`).join(" ")).join("\n  ")}
   for (var k = 0u; k < K; k++) {
@@ -162,7 +163,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
       let k = k0 + kk;
       let m = mBase + t;
       let n = nBase + t;
-      As[kk * TS + t] = select(0.0, A[b * P[4] + min(m, M - 1u) * P[5] + min(k, K - 1u) * P[6]], m < M && k < K);
+      As[kk * TS + t] = select(0.0, A[(b % P[10]) * P[4] + min(m, M - 1u) * P[5] + min(k, K - 1u) * P[6]], m < M && k < K);
       Bs[kk * TS + t] = select(0.0, B[b * P[7] + min(k, K - 1u) * P[8] + min(n, N - 1u) * P[9]], n < N && k < K);
     }
     workgroupBarrier();

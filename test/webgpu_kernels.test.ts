@@ -117,9 +117,16 @@ if (gpu) {
       const cases: [number[], number[], T.ConvOptions][] = [
         [[1, 1, 1, 1], [1, 1, 1, 1], {}], [[2, 3, 7, 5], [5, 3, 3, 3], { padding: 1 }],
         [[1, 4, 9, 8], [6, 2, 3, 3], { stride: 2, padding: 1, groups: 2 }], [[3, 2, 5, 5], [7, 2, 1, 1], {}],
-        [[1, 6, 6, 7], [6, 1, 3, 3], { padding: 1, groups: 6 }], [[2, 3, 8, 8], [2, 3, 4, 4], { stride: 2, padding: 1 }],
+        [[2, 6, 6, 7], [6, 1, 3, 3], { padding: 1, groups: 6 }], [[2, 3, 8, 8], [2, 3, 4, 4], { stride: 2, padding: 1 }],
+        [[3, 4, 8, 8], [10, 2, 3, 3], { padding: 1, groups: 2 }],
       ];
-      for (const [sx, sw, o] of cases) await compare(`conv2d ${variant}`, (x, w) => T.conv2d(x, w, o), [sx, sw], { tol: 1e-4 });
+      // gemm runs on the matmul kernels: check it over each of them (per-group weights repeat across images).
+      const mms = variant === "gemm" ? ["auto", "naive", "block4x8", "grouped8x8", "rows8x8", "rows16x4", "tiled"] as const : ["auto"] as const;
+      for (const mm of mms) {
+        gpu.variants.matmul = mm;
+        for (const [sx, sw, o] of cases) await compare(`conv2d ${variant}/${mm}`, (x, w) => T.conv2d(x, w, o), [sx, sw], { tol: 1e-4 });
+      }
+      gpu.variants.matmul = "auto";
       gpu.variants.conv = "auto";
     });
   }

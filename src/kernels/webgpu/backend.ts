@@ -69,13 +69,13 @@ export class WebGPUBackend implements Backend<GpuStorage> {
     return matmul(this.rt, a, b, spec, this.variants.matmul);
   }
   conv2d(x: GpuStorage, w: GpuStorage, p: ConvParams): GpuStorage {
-    return CV.conv2d(this.rt, x, w, p, this.variants.conv);
+    return CV.conv2d(this.rt, x, w, p, this.variants.conv, this.variants.matmul);
   }
   conv2dInputGrad(gy: GpuStorage, w: GpuStorage, p: ConvParams): GpuStorage {
-    return CV.conv2dInputGrad(this.rt, gy, w, p, this.variants.conv);
+    return CV.conv2dInputGrad(this.rt, gy, w, p, this.variants.conv, this.variants.matmul);
   }
   conv2dWeightGrad(x: GpuStorage, gy: GpuStorage, p: ConvParams): GpuStorage {
-    return CV.conv2dWeightGrad(this.rt, x, gy, p, this.variants.conv);
+    return CV.conv2dWeightGrad(this.rt, x, gy, p, this.variants.conv, this.variants.matmul);
   }
 }
 

@@ -7,10 +7,18 @@ import {
 import type { GpuStorage, Runtime } from "./runtime.ts";
 import { groups } from "./elementwise.ts";
 import { reduce } from "./reduce.ts";
+import type { MatmulVariant } from "../../../shaders/matmul.wgsl.ts";
+import { conv2dGemm, conv2dInputGradGemm, conv2dWeightGradGemm } from "./conv_gemm.ts";
 
-/** "auto": the uniform kernel with the smallest channel block (4, 8, 16) covering the channels. */
-function resolve(variant: ConvVariant, channels: number): ConvVariant {
+/**
+ * "auto": gemm (im2col + matmul; 2.3-3.3x the uniform kernels on the bench's conv, bench/README.md)
+ * while its patch matrix stays within one storage binding and 256 MiB; past that the uniform
+ * kernel with the smallest channel block (4, 8, 16) covering the channels.
+ */
+function resolve(rt: Runtime, variant: ConvVariant, p: ConvParams, channels: number): ConvVariant {
   if (variant !== "auto") return variant;
+  const colBytes = 4 * p.N * p.Cin * p.KH * p.KW * p.OH * p.OW;
+  if (colBytes <= Math.min(rt.device.limits.maxStorageBufferBindingSize, 256 << 20)) return "gemm";
   return channels <= 4 ? "uniform4" : channels <= 8 ? "uniform8" : "uniform16";
 }
 
@@ -23,10 +31,11 @@ function uniformGrid(positions: number, channelBlocks: number): [number, number,
   return [Math.ceil(wx / z), channelBlocks, z];
 }
 
-export function conv2d(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvParams, variant: ConvVariant): GpuStorage {
-  const out = rt.alloc(p.N * p.Cout * p.OH * p.OW);
+export function conv2d(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvParams, variant: ConvVariant, mm: MatmulVariant = "auto"): GpuStorage {
   const og = p.Cout / p.groups;
-  variant = resolve(variant, og);
+  variant = resolve(rt, variant, p, og);
+  if (variant === "gemm") return conv2dGemm(rt, x, w, p, mm);
+  const out = rt.alloc(p.N * p.Cout * p.OH * p.OW);
   const ch = uniformChannels(variant);
   if (ch) {
     const grid = uniformGrid(p.N * p.OH * p.OW, p.groups * Math.ceil(og / ch));
@@ -39,10 +48,11 @@ export function conv2d(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvParams,
   return out;
 }
 
-export function conv2dInputGrad(rt: Runtime, gy: GpuStorage, w: GpuStorage, p: ConvParams, variant: ConvVariant): GpuStorage {
+export function conv2dInputGrad(rt: Runtime, gy: GpuStorage, w: GpuStorage, p: ConvParams, variant: ConvVariant, mm: MatmulVariant = "auto"): GpuStorage {
+  variant = resolve(rt, variant, p, p.Cin / p.groups);
+  if (variant === "gemm") return conv2dInputGradGemm(rt, gy, w, p, mm);
   const n = p.N * p.Cin * p.H * p.W;
   const out = rt.alloc(n);
-  variant = resolve(variant, p.Cin / p.groups);
   const ch = uniformChannels(variant);
   if (ch) {
     const grid = uniformGrid(p.N * p.H * p.W, p.groups * Math.ceil(p.Cin / p.groups / ch));
@@ -51,9 +61,10 @@ export function conv2dInputGrad(rt: Runtime, gy: GpuStorage, w: GpuStorage, p: C
   return out;
 }
 
-export function conv2dWeightGrad(rt: Runtime, x: GpuStorage, gy: GpuStorage, p: ConvParams, variant: ConvVariant): GpuStorage {
+export function conv2dWeightGrad(rt: Runtime, x: GpuStorage, gy: GpuStorage, p: ConvParams, variant: ConvVariant, mm: MatmulVariant = "auto"): GpuStorage {
+  variant = resolve(rt, variant, p, p.Cout / p.groups);
+  if (variant === "gemm") return conv2dWeightGradGemm(rt, x, gy, p, mm);
   const per = (p.Cin / p.groups) * p.KH * p.KW;
-  variant = resolve(variant, p.Cout / p.groups);
   const ch = uniformChannels(variant);
   if (!ch) {
     const out = rt.alloc(p.Cout * per);

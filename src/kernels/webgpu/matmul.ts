@@ -4,22 +4,36 @@ import { blockDims, matmulShader, type MatmulVariant, rowsDims } from "../../../
 import type { GpuStorage, Runtime } from "./runtime.ts";
 import { groups } from "./elementwise.ts";
 
+/** Element strides of A and B per batch, row and column (0 = broadcast); A[b % aWrap] is used for batch b. */
+export interface MatmulStrides {
+  aBatch: number; aM: number; aK: number;
+  bBatch: number; bK: number; bN: number;
+  aWrap?: number;
+}
+
 /**
  * "auto": the rows-uniform kernel when B's columns come in vec4s, else the 8x8 register block.
  * (Copying a transposed B to row-major first cost more than it saved: bench/README.md.)
  */
 export function matmul(rt: Runtime, a: GpuStorage, b: GpuStorage, s: MatmulSpec, variant: MatmulVariant): GpuStorage {
-  if (variant === "auto") variant = s.M <= 2 ? "naive" : s.N % 4 === 0 && s.N >= 32 && !s.transB ? "rows8x8" : "block8x8";
   const { batchA, batchB, M, K, N, transA, transB } = s;
-  const batch = Math.max(batchA, batchB);
+  const strides = {
+    aBatch: batchA === 1 ? 0 : M * K, aM: transA ? 1 : K, aK: transA ? M : 1,
+    bBatch: batchB === 1 ? 0 : K * N, bK: transB ? 1 : N, bN: transB ? K : 1,
+  };
+  return matmulStrided(rt, a, b, Math.max(batchA, batchB), M, K, N, strides, variant);
+}
+
+/** C[b] (contiguous [batch, M, N]) from A and B read through explicit strides. */
+export function matmulStrided(
+  rt: Runtime, a: GpuStorage, b: GpuStorage, batch: number, M: number, K: number, N: number, s: MatmulStrides, variant: MatmulVariant,
+): GpuStorage {
+  // rows-uniform kernels read B and write C as vec4 along N.
+  const vec4B = N % 4 === 0 && s.bN === 1 && s.bK % 4 === 0 && s.bBatch % 4 === 0;
+  if (variant === "auto") variant = M <= 2 ? "naive" : vec4B && N >= 32 ? (M <= 4 ? "rows4x8" : "rows8x8") : "block8x8";
+  if (rowsDims(variant) && !vec4B) variant = "block8x8";
   const out = rt.alloc(batch * M * N);
-  const params = [
-    batch, M, K, N,
-    batchA === 1 ? 0 : M * K, transA ? 1 : K, transA ? M : 1,
-    batchB === 1 ? 0 : K * N, transB ? 1 : N, transB ? K : 1,
-  ];
-  // rows-uniform kernels need vec4 columns of B and C; otherwise fall back to the block kernel.
-  if (rowsDims(variant) && (N % 4 !== 0 || transB)) variant = "block8x8";
+  const params = [batch, M, K, N, s.aBatch, s.aM, s.aK, s.bBatch, s.bK, s.bN, s.aWrap ?? batch];
   const key = `matmul:${variant}`;
   const code = () => matmulShader(variant);
   const rd = rowsDims(variant);
@@ -30,7 +44,6 @@ export function matmul(rt: Runtime, a: GpuStorage, b: GpuStorage, s: MatmulSpec,
     const tm = Math.ceil(M / rm), tn = Math.ceil(N / rn);
     const n = variant.startsWith("grouped") ? batch * Math.ceil(tm / 8) * Math.ceil(tn / 8) * 64 : batch * tm * tn;
     rt.dispatch(key, code, params, [a, b], out, groups(n));
-  }
-  else rt.dispatch(key, code, params, [a, b], out, groups(batch * M * N));
+  } else rt.dispatch(key, code, params, [a, b], out, groups(batch * M * N));
   return out;
 }

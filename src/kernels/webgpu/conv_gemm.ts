@@ -1,0 +1,54 @@
+// conv2d through im2col + the matmul kernels. Batch b = (image n, group g) of the matmul pairs
+// W[g] (A repeats every `groups` batches) with image n's patch block of group g, so outputs land
+// in NCHW directly and per-group weights (the per-example OOD pass) cost no transpose.
+import type { ConvParams } from "../backend.ts";
+import { col2imShader, im2colShader } from "../../../shaders/conv2d_gemm.wgsl.ts";
+import type { MatmulVariant } from "../../../shaders/matmul.wgsl.ts";
+import type { GpuStorage, Runtime } from "./runtime.ts";
+import { groups } from "./elementwise.ts";
+import { matmulStrided } from "./matmul.ts";
+import { reduce } from "./reduce.ts";
+
+const words = (p: ConvParams) => [p.N, p.Cin, p.H, p.W, p.Cout, p.KH, p.KW, p.stride, p.pad, p.groups, p.OH, p.OW];
+
+/** Sizes of the GEMM view: K = patch rows per group, P = output positions, og = output channels per group. */
+function dims(p: ConvParams) {
+  return { K: (p.Cin / p.groups) * p.KH * p.KW, P: p.OH * p.OW, og: p.Cout / p.groups, G: p.groups };
+}
+
+function im2col(rt: Runtime, x: GpuStorage, p: ConvParams): GpuStorage {
+  const col = rt.alloc(p.N * p.Cin * p.KH * p.KW * p.OH * p.OW);
+  rt.dispatch("im2col", im2colShader, words(p), [x], col, groups(p.N * p.Cin * p.KH * p.KW * p.OH));
+  return col;
+}
+
+/** Y[n, g] = W[g] [og, K] x col[n, g] [K, P]. */
+export function conv2dGemm(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvParams, mm: MatmulVariant = "auto"): GpuStorage {
+  const { K, P, og, G } = dims(p);
+  const col = im2col(rt, x, p);
+  const y = matmulStrided(rt, w, col, p.N * G, og, K, P, { aBatch: og * K, aM: K, aK: 1, bBatch: K * P, bK: P, bN: 1, aWrap: G }, mm);
+  rt.free(col);
+  return y;
+}
+
+/** dcol[n, g] = W[g]^T [K, og] x dY[n, g] [og, P], then summed back onto the input grid. */
+export function conv2dInputGradGemm(rt: Runtime, gy: GpuStorage, w: GpuStorage, p: ConvParams, mm: MatmulVariant = "auto"): GpuStorage {
+  const { K, P, og, G } = dims(p);
+  const dcol = matmulStrided(rt, w, gy, p.N * G, K, og, P, { aBatch: og * K, aM: 1, aK: K, bBatch: og * P, bK: P, bN: 1, aWrap: G }, mm);
+  const dx = rt.alloc(p.N * p.Cin * p.H * p.W);
+  rt.dispatch(`col2im:s${p.stride}`, () => col2imShader(p.stride), words(p), [dcol], dx, groups(p.N * p.Cin * p.H));
+  rt.free(dcol);
+  return dx;
+}
+
+/** dW[g] = sum over images of dY[n, g] [og, P] x col[n, g]^T [P, K]. */
+export function conv2dWeightGradGemm(rt: Runtime, x: GpuStorage, gy: GpuStorage, p: ConvParams, mm: MatmulVariant = "auto"): GpuStorage {
+  const { K, P, og, G } = dims(p);
+  const col = im2col(rt, x, p);
+  const per = matmulStrided(rt, gy, col, p.N * G, og, P, K, { aBatch: og * P, aM: P, aK: 1, bBatch: K * P, bK: 1, bN: P }, mm);
+  rt.free(col);
+  if (p.N === 1) return per;
+  const dw = reduce(rt, "sum", per, 1, p.N, p.Cout * K);
+  rt.free(per);
+  return dw;
+}
