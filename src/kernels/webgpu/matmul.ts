@@ -31,7 +31,8 @@ export function matmulStrided(
   // rows-uniform kernels read B and write C as vec4 along N.
   const vec4B = N % 4 === 0 && s.bN === 1 && s.bK % 4 === 0 && s.bBatch % 4 === 0;
   if (variant === "auto") variant = M <= 2 ? "naive" : vec4B && N >= 32 ? (M <= 4 ? "rows4x8" : "rows8x8") : "block8x8";
-  if (rowsDims(variant) && !vec4B) variant = "block8x8";
+  // rows and tiled put the batch on the z grid axis (at most 65535 workgroups); block kernels use a flat grid.
+  if ((rowsDims(variant) && !vec4B) || ((rowsDims(variant) || variant === "tiled") && batch > 65535)) variant = "block8x8";
   const out = rt.alloc(batch * M * N);
   const params = [batch, M, K, N, s.aBatch, s.aM, s.aK, s.bBatch, s.bK, s.bN, s.aWrap ?? batch];
   const key = `matmul:${variant}`;
