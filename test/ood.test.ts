@@ -9,6 +9,7 @@ import { auroc, averagePrecision, fprAtTpr, aurocBootstrap } from "../src/ood/me
 import { ChiSquarePerLayer, DiagonalGaussian, FullGaussian, lgamma } from "../src/ood/density.ts";
 import { saveTensors } from "../src/io/safetensors.ts";
 import { metadataOf } from "../src/models/train.ts";
+import { leadingEigen, shiftDiagnostic } from "../src/ood/shift.ts";
 import { webgpu } from "./helpers.ts";
 
 const S = suite("ood");
@@ -104,6 +105,32 @@ S("density fits recover known means and variances; zero-variance features are dr
   assert.ok(Math.abs(lgamma(5) - Math.log(24)) < 1e-10 && Math.abs(lgamma(0.5) - 0.5 * Math.log(Math.PI)) < 1e-10);
 });
 
+S("shift diagnostic: a shift along the common factor vs one across it", () => {
+  const eig = leadingEigen(Float64Array.from([2, 1, 1, 2]), 2);
+  assert.ok(Math.abs(eig.value - 3) < 1e-9 && Math.abs(Math.abs(eig.vector[0]) - Math.SQRT1_2) < 1e-9);
+  // Six features = one common factor c plus small independent noise; OOD sets move c by 2 SDs, or
+  // move half the features up and half down by the same amount (orthogonal to the factor).
+  const g = new T.Generator(4), k = 6;
+  const draw = (n: number, dc: number, contrast: number) => Array.from({ length: n }, () => {
+    const c = g.normal() + dc;
+    return Float64Array.from({ length: k }, (_, l) => c + 0.3 * g.normal() + (l < 3 ? contrast : -contrast));
+  });
+  const fit = draw(4000, 0, 0), inEval = draw(2000, 0, 0);
+  const d = new DiagonalGaussian(fit, k), full = new FullGaussian(fit, k);
+  const along = shiftDiagnostic(d, full, fit, inEval, { name: "along", rows: draw(2000, 2, 0) });
+  const across = shiftDiagnostic(d, full, fit, inEval, { name: "across", rows: draw(2000, 0, 1) });
+  // Correlation 1/1.09 between features: PC1 holds (1 + 5/1.09)/6 = 0.93 of the variance.
+  assert.ok(Math.abs(along.pc1Share - 0.93) < 0.02, `pc1 share ${along.pc1Share}`);
+  assert.ok(along.shiftAlongPc1 > 0.98, `along ${along.shiftAlongPc1}`);
+  assert.ok(Math.abs(along.shiftPc1Sd - 2) < 0.15, `along in PC1 SDs ${along.shiftPc1Sd}`);
+  assert.ok(across.shiftAlongPc1 < 0.02, `across ${across.shiftAlongPc1}`);
+  // Full-covariance distance: chi-square(6) median 5.35 in distribution; the contrast shift is far
+  // off the factor (per-feature residual SD 0.3/sqrt(1.09)), the factor shift only by its 2 SDs.
+  assert.ok(Math.abs(along.mahalanobis2.fit - 5.35) < 0.4 && Math.abs(along.mahalanobis2.inEval - 5.35) < 0.5);
+  assert.ok(across.mahalanobis2.ood > 3 * along.mahalanobis2.ood, `${across.mahalanobis2.ood} vs ${along.mahalanobis2.ood}`);
+  assert.ok(along.diagZ2.ood > along.diagZ2.fit + 10, "the diagonal sees the factor shift in every feature");
+});
+
 S("the ood command runs on a few dozen inputs and writes every report file", async () => {
   const dir = Deno.makeTempDirSync();
   const m = await createModel("vae", { latent: 2, channels: [2, 4], outChannels: 2 }, T.cpu, 9);
@@ -125,6 +152,8 @@ S("the ood command runs on a few dozen inputs and writes every report file", asy
   assert.is(csv.length, 1 + 20 + 10 + 3 * 10);
   const json = JSON.parse(Deno.readTextFileSync(`${dir}/report/table.json`));
   assert.ok(json.evaluations[0].results.mnist.gradient.auroc >= 0);
+  assert.is(json.evaluations[0].shift.length, 3);
+  assert.match(Deno.readTextFileSync(`${dir}/report/layers.md`), /share along PC1/);
   assert.match(Deno.readTextFileSync(`${dir}/report/roc-vae-fashion-B1-mnist.svg`), /<svg[^>]*>[\s\S]*<path d="M/);
 });
 

@@ -75,7 +75,8 @@ export class FullGaussian implements Scorer {
     for (let i = 0; i < k; i++) ld += 2 * Math.log(c[i * k + i]);
     this.#logdet = ld;
   }
-  score(row: ArrayLike<number>): number {
+  /** Squared Mahalanobis distance of a row from the fit mean (forward substitution with the Cholesky factor). */
+  mahalanobis2(row: ArrayLike<number>): number {
     const k = this.kept.length, c = this.#chol, y = new Float64Array(k);
     let q = 0;
     for (let i = 0; i < k; i++) {
@@ -84,7 +85,10 @@ export class FullGaussian implements Scorer {
       y[i] = s / c[i * k + i];
       q += y[i] ** 2;
     }
-    return -0.5 * (k * LOG2PI + this.#logdet + q);
+    return q;
+  }
+  score(row: ArrayLike<number>): number {
+    return -0.5 * (this.kept.length * LOG2PI + this.#logdet + this.mahalanobis2(row));
   }
 }
 

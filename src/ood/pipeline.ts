@@ -65,7 +65,7 @@ export interface Evaluation {
   ood: SetFeatures[];
   /** Per OOD set, per method. */
   results: Record<string, MethodResult[]>;
-  scorers: { diag: DiagonalGaussian };
+  scorers: { diag: DiagonalGaussian; full: FullGaussian };
 }
 
 export const METHODS = ["likelihood", "typicality", "gradient", "gradient-fullcov", "gradient-naive", "gradient-chi2"] as const;
@@ -73,8 +73,8 @@ export const METHODS = ["likelihood", "typicality", "gradient", "gradient-fullco
 /** Fit on `fit`, score in-distribution evaluation vs each OOD set. */
 export function evaluateSets(model: string, B: number, names: string[], fit: SetFeatures, inEval: SetFeatures, ood: SetFeatures[], seed = 0): Evaluation {
   const L = names.length;
-  const diag = new DiagonalGaussian(fit.logf, L);
-  const scorers: Scorer[] = [diag, new FullGaussian(fit.logf, L), new NaiveTotalNorm(), new ChiSquarePerLayer(fit.logf, L)];
+  const diag = new DiagonalGaussian(fit.logf, L), full = new FullGaussian(fit.logf, L);
+  const scorers: Scorer[] = [diag, full, new NaiveTotalNorm(), new ChiSquarePerLayer(fit.logf, L)];
   const fitMean = fit.nll.reduce((s, v) => s + v, 0) / fit.nll.length;
   const score = (method: string, s: SetFeatures): number[] => {
     if (method === "likelihood") return Array.from(s.nll, (v) => -v);
@@ -89,5 +89,5 @@ export function evaluateSets(model: string, B: number, names: string[], fit: Set
       return { method: m, metrics: allMetrics(si, so, seed), roc: rocCurve(si, so) };
     });
   }
-  return { model, groupSize: B, names, fit, inEval, ood, results, scorers: { diag } };
+  return { model, groupSize: B, names, fit, inEval, ood, results, scorers: { diag, full } };
 }

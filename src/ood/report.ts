@@ -2,6 +2,7 @@
 import type { Evaluation } from "./pipeline.ts";
 import { auroc } from "./metrics.ts";
 import { correlationSvg, histogramsSvg, rocSvg } from "./plots.ts";
+import { type ShiftDiagnostic, shiftDiagnostic } from "./shift.ts";
 
 const f3 = (v: number) => v.toFixed(3);
 
@@ -56,6 +57,23 @@ export function layersMarkdown(e: Evaluation): string {
     });
     md += `| ${n} | ${mean.toFixed(2)} | ${sd.toFixed(2)} | ${cells.join(" | ")} |\n`;
   });
+  return md + "\n" + shiftMarkdown(shifts(e));
+}
+
+export function shifts(e: Evaluation): ShiftDiagnostic[] {
+  return e.ood.map((o) => shiftDiagnostic(e.scorers.diag, e.scorers.full, e.fit.logf, e.inEval.logf, { name: o.name, rows: o.logf }));
+}
+
+/** Where each OOD set's mean shift lies relative to the fit data's common factor (see shift.ts). */
+export function shiftMarkdown(ds: ShiftDiagnostic[]): string {
+  if (ds.length === 0) return "";
+  const f2 = (v: number) => v.toFixed(2), tri = (t: { fit: number; inEval: number; ood: number }) => `${f2(t.fit)} / ${f2(t.inEval)} / ${f2(t.ood)}`;
+  let md = `Shift of each OOD set from the fit mean, in z-units (fit SDs per feature). PC1 is the fit data's ` +
+    `first principal component of the z-scores (${ds[0].k} features, ${(100 * ds[0].pc1Share).toFixed(0)}% of their variance), ` +
+    `oriented so that positive = larger gradients. A shift mostly along PC1 is a change of overall gradient size ` +
+    `that per-layer densities score weakly; medians are fit / in-distribution eval / OOD.\n\n` +
+    `| OOD set | |shift| | share along PC1 | shift along PC1 (PC1 SDs) | median Mahalanobis^2 | median sum z^2 |\n|---|---|---|---|---|---|\n`;
+  for (const d of ds) md += `| ${d.set} | ${f2(d.shiftNorm)} | ${f2(d.shiftAlongPc1)} | ${f2(d.shiftPc1Sd)} | ${tri(d.mahalanobis2)} | ${tri(d.diagZ2)} |\n`;
   return md + "\n";
 }
 
@@ -84,6 +102,7 @@ export function writeReport(dir: string, evals: Evaluation[], meta: Record<strin
       model: e.model, groupSize: e.groupSize, features: e.names, fitSize: e.fit.logf.length, inEvalSize: e.inEval.logf.length,
       results: Object.fromEntries(Object.entries(e.results).map(([k, rs]) => [k, Object.fromEntries(rs.map((r) => [r.method, r.metrics]))])),
       droppedFeatures: e.names.filter((_, l) => !e.scorers.diag.kept.includes(l)),
+      shift: shifts(e),
     })),
   }, null, 2));
   for (const e of evals) {

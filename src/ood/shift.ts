@@ -1,0 +1,70 @@
+// Where does an OOD set's shift lie? The per-layer log-norms of in-distribution inputs share one strong
+// common factor (an input with large gradients has them in every layer). A set shifted along that
+// factor differs from the fit data in "overall gradient size" only; a per-layer (diagonal) density
+// scores it by how far each coordinate moves, a directional score (total norm) by which way.
+import type { DiagonalGaussian, FullGaussian } from "./density.ts";
+
+export interface ShiftDiagnostic {
+  set: string;
+  /** Kept features (k) and the share of the fit's correlation (trace k) on its first principal component. */
+  k: number;
+  pc1Share: number;
+  /** |mean z-shift| of the set from the fit mean, in per-feature fit SDs (Euclidean over features). */
+  shiftNorm: number;
+  /** Share of the squared mean shift that lies along PC1. */
+  shiftAlongPc1: number;
+  /** Mean shift along PC1 in PC1 SDs; PC1 is oriented so that positive = larger gradients. */
+  shiftPc1Sd: number;
+  /** Medians of the squared Mahalanobis distance (full covariance) and of the diagonal sum of z^2. */
+  mahalanobis2: { fit: number; inEval: number; ood: number };
+  diagZ2: { fit: number; inEval: number; ood: number };
+}
+
+const median = (v: number[]): number => {
+  const s = [...v].sort((a, b) => a - b), m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+function zRows(rows: ArrayLike<number>[], d: DiagonalGaussian): Float64Array[] {
+  return rows.map((r) => Float64Array.from(d.kept, (l) => (r[l] - d.mean[l]) / Math.sqrt(d.variance[l])));
+}
+
+/** Leading eigenpair of a symmetric positive semi-definite k x k matrix by power iteration. */
+export function leadingEigen(m: Float64Array, k: number, iters = 500): { value: number; vector: Float64Array } {
+  let v = new Float64Array(k).fill(1 / Math.sqrt(k)), value = 0;
+  for (let it = 0; it < iters; it++) {
+    const w = new Float64Array(k);
+    for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) w[i] += m[i * k + j] * v[j];
+    const n = Math.hypot(...w);
+    if (n === 0) return { value: 0, vector: v };
+    const next = w.map((x) => x / n);
+    const delta = Math.hypot(...next.map((x, i) => x - v[i]));
+    v = next;
+    value = n;
+    if (delta < 1e-12) break;
+  }
+  return { value, vector: v };
+}
+
+export function shiftDiagnostic(
+  d: DiagonalGaussian, full: FullGaussian, fit: ArrayLike<number>[], inEval: ArrayLike<number>[], ood: { name: string; rows: ArrayLike<number>[] },
+): ShiftDiagnostic {
+  const zf = zRows(fit, d), k = d.kept.length, n = zf.length;
+  const corr = new Float64Array(k * k);
+  for (const z of zf) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) corr[i * k + j] += (z[i] * z[j]) / n;
+  const { value, vector } = leadingEigen(corr, k);
+  if (vector.reduce((s, x) => s + x, 0) < 0) vector.forEach((x, i) => (vector[i] = -x));
+  const zo = zRows(ood.rows, d);
+  const delta = new Float64Array(k);
+  for (const z of zo) for (let i = 0; i < k; i++) delta[i] += z[i] / zo.length;
+  const norm2 = delta.reduce((s, x) => s + x * x, 0);
+  const along = delta.reduce((s, x, i) => s + x * vector[i], 0);
+  const z2 = (rows: ArrayLike<number>[]) => median(zRows(rows, d).map((z) => z.reduce((s, x) => s + x * x, 0)));
+  const m2 = (rows: ArrayLike<number>[]) => median(rows.map((r) => full.mahalanobis2(r)));
+  return {
+    set: ood.name, k, pc1Share: value / k, shiftNorm: Math.sqrt(norm2),
+    shiftAlongPc1: norm2 > 0 ? (along * along) / norm2 : 0, shiftPc1Sd: value > 0 ? along / Math.sqrt(value) : 0,
+    mahalanobis2: { fit: m2(fit), inEval: m2(inEval), ood: m2(ood.rows) },
+    diagZ2: { fit: z2(fit), inEval: z2(inEval), ood: z2(ood.rows) },
+  };
+}
