@@ -6,6 +6,7 @@ import * as T from "../src/autograd/index.ts";
 import type { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import { MATMUL_VARIANTS } from "../shaders/matmul.wgsl.ts";
 import { CONV_VARIANTS } from "../shaders/conv2d.wgsl.ts";
+import { STRIDED_VARIANTS } from "../src/kernels/webgpu/strided.ts";
 import { maxRelErr, webgpu } from "./helpers.ts";
 
 const gpu = await webgpu() as WebGPUBackend | null;
@@ -94,8 +95,18 @@ if (gpu) {
       T.reshape(T.flip(x, [0, 2]), [-1]),
       T.reshape(T.broadcastTo(T.slice(x, [0, 0, 0], [1, 3, 5]), [3, 2, 3, 5]), [-1]),
     ], 0);
-    await compare("movement", f, [[2, 3, 5]]);
-    await compare("movement size 1", (x) => T.pad(T.flip(x, [0]), [[2, 1]], -1), [[1]]);
+    for (const variant of STRIDED_VARIANTS) {
+      gpu.variants.strided = variant;
+      await compare(`movement ${variant}`, f, [[2, 3, 5]]);
+      await compare(`movement size 1 ${variant}`, (x) => T.pad(T.flip(x, [0]), [[2, 1]], -1), [[1]]);
+      // Long contiguous runs (what auto sends to buffer copies): leading-axis slices and broadcasts.
+      await compare(`runs ${variant}`, (x) => T.concat([
+        T.reshape(T.slice(x, [1, 0], [3, 1100]), [-1]),
+        T.reshape(T.broadcastTo(T.reshape(x, [1, 3, 1100]), [5, 3, 1100]), [-1]),
+        T.reshape(T.broadcastTo(T.reshape(T.slice(x, [2, 0], [3, 1100]), [1, 1, 1100]), [2, 3, 1100]), [-1]),
+      ], 0), [[3, 1100]]);
+    }
+    gpu.variants.strided = "auto";
   });
 
   for (const variant of MATMUL_VARIANTS) {

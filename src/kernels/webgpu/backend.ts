@@ -6,7 +6,7 @@ import { acquireDevice } from "./device.ts";
 import { type GpuStorage, Runtime } from "./runtime.ts";
 import * as EW from "./elementwise.ts";
 import { reduce, type ReduceVariant } from "./reduce.ts";
-import { strided } from "./strided.ts";
+import { strided, type StridedVariant } from "./strided.ts";
 import { matmul } from "./matmul.ts";
 import * as CV from "./conv.ts";
 
@@ -14,10 +14,11 @@ export interface KernelVariants {
   matmul: MatmulVariant;
   conv: ConvVariant;
   reduce: ReduceVariant;
+  strided: StridedVariant;
 }
 
 /** Defaults chosen from bench/ measurements on lavapipe (see bench/README.md). */
-export const DEFAULT_VARIANTS: KernelVariants = { matmul: "auto", conv: "auto", reduce: "auto" };
+export const DEFAULT_VARIANTS: KernelVariants = { matmul: "auto", conv: "auto", reduce: "auto", strided: "auto" };
 
 function f32only(op: string, dtype: DType) {
   if (dtype !== "float32") throw new Error(`${op}: the webgpu backend computes in float32 only (got ${dtype})`);
@@ -63,7 +64,7 @@ export class WebGPUBackend implements Backend<GpuStorage> {
     return reduce(this.rt, op, x, outer, R, inner, this.variants.reduce);
   }
   strided(x: GpuStorage, spec: StridedSpec): GpuStorage {
-    return strided(this.rt, x, spec);
+    return strided(this.rt, x, spec, this.variants.strided);
   }
   matmul(a: GpuStorage, b: GpuStorage, spec: MatmulSpec): GpuStorage {
     return matmul(this.rt, a, b, spec, this.variants.matmul);

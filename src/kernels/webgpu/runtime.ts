@@ -122,6 +122,15 @@ export class Runtime {
     if (++this.#pending >= (this.#prof ? PROFILE_BATCH : MAX_PENDING)) this.flush();
   }
 
+  /** Record a buffer-to-buffer copy of n f32 elements (between dispatches, in stream order). */
+  copy(src: GpuStorage, srcOffset: number, dst: GpuStorage, dstOffset: number, n: number): void {
+    if (n === 0) return;
+    this.#endPass();
+    this.#encoder ??= this.device.createCommandEncoder();
+    this.#encoder.copyBufferToBuffer(src.buf, srcOffset * 4, dst.buf, dstOffset * 4, n * 4);
+    if (++this.#pending >= MAX_PENDING) this.flush();
+  }
+
   #endPass(): void {
     this.#pass?.end();
     this.#pass = null;

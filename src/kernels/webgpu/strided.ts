@@ -1,5 +1,7 @@
 // Driver for the strided copy (permute, slice, pad, flip, broadcast). Adjacent output dims that
 // walk the input linearly are merged first: fewer dims, fewer integer divisions per element.
+// Where what is left is a few long contiguous runs (a slice along leading axes, a broadcast along
+// a new leading axis such as the per-example parameter copies), buffer copies do it instead.
 import type { StridedSpec } from "../backend.ts";
 import { sizeOf, stridesOf } from "../../autograd/shape.ts";
 import { stridedShader } from "../../../shaders/strided.wgsl.ts";
@@ -40,11 +42,40 @@ export function coalesceStrided(spec: StridedSpec): { base: number; dims: Dim[] 
   return { base, dims: merged };
 }
 
-export function strided(rt: Runtime, x: GpuStorage, spec: StridedSpec): GpuStorage {
+/** kernel: always the shader; copy: buffer copies wherever the runs are contiguous; auto: copies for few long runs. */
+export type StridedVariant = "kernel" | "copy" | "auto";
+export const STRIDED_VARIANTS: StridedVariant[] = ["kernel", "copy", "auto"];
+const AUTO_MIN_RUN = 1024, AUTO_MAX_RUNS = 256, COPY_MAX_RUNS = 4096;
+
+/** Source offsets of each contiguous output run, or null where the layout is not runs of a unit-stride walk. */
+function contiguousRuns(base: number, dims: Dim[], maxRuns: number): { run: number; offsets: number[] } | null {
+  const last = dims[dims.length - 1];
+  if (!last || last.checked || last.estride !== 1 || dims.some((d) => d.checked || d.estride < 0)) return null;
+  const outer = dims.slice(0, -1);
+  const count = outer.reduce((s, d) => s * d.size, 1);
+  if (count > maxRuns) return null;
+  const offsets: number[] = [];
+  for (let r = 0; r < count; r++) {
+    let rem = r, off = base;
+    for (let d = outer.length - 1; d >= 0; d--) {
+      off += (rem % outer[d].size) * outer[d].estride;
+      rem = Math.floor(rem / outer[d].size);
+    }
+    offsets.push(off);
+  }
+  return { run: last.size, offsets };
+}
+
+export function strided(rt: Runtime, x: GpuStorage, spec: StridedSpec, variant: StridedVariant = "auto"): GpuStorage {
   checkRank("strided copy", spec.outShape.length);
   const n = sizeOf(spec.outShape);
   const out = rt.alloc(n);
   const { base, dims } = coalesceStrided(spec);
+  const runs = variant === "kernel" ? null : contiguousRuns(base, dims, variant === "copy" ? COPY_MAX_RUNS : AUTO_MAX_RUNS);
+  if (runs && (variant === "copy" || runs.run >= AUTO_MIN_RUN)) {
+    runs.offsets.forEach((o, i) => rt.copy(x, o, out, i * runs.run, runs.run));
+    return out;
+  }
   const pad8 = (f: (d: Dim) => number) => [...dims.map(f), ...Array(MAX_RANK - dims.length).fill(0)].map((v) => v >>> 0);
   const params = [
     n, dims.length, f32bits(spec.padValue), base >>> 0,
