@@ -98,6 +98,28 @@ S("matmul and batched matmul, all transposes, batch broadcast", () => {
   }
 });
 
+S("mmSharedB (per-group copies of one matrix): finite differences, and the per-group derivatives of mm to second order", () => {
+  const cases: [number, number, number, number, boolean][] = [[3, 2, 4, 5, false], [2, 1, 3, 1, true], [1, 1, 1, 1, false], [4, 3, 2, 6, true]];
+  for (const [i, [G, R, K, N, tb]] of cases.entries()) {
+    const bShape = tb ? [N, K] : [K, N];
+    const copies = (p: T.Tensor) => T.broadcastTo(T.reshape(p, [1, ...bShape]), [G, ...bShape]);
+    const err = gradcheck((a, p) => T.mmSharedB(a, copies(p), tb), [rand64(40 + i, [G, R, K]), rand64(45 + i, bShape)]);
+    assert.ok(err < TOL, `mmSharedB case ${i}: err ${err}`);
+    // Per-group leaves: first and second derivatives equal those of the per-group product.
+    const a = T.tensor(rand64(40 + i, [G, R, K]).dataSync(), [G, R, K], { dtype: "float64", backend: T.cpu, requiresGrad: true });
+    const e = T.tensor(copies(rand64(45 + i, bShape)).dataSync(), [G, ...bShape], { dtype: "float64", backend: T.cpu, requiresGrad: true });
+    const r = rand64(49 + i, [G, R, N]);
+    const derivs = (f: (x: T.Tensor, y: T.Tensor) => T.Tensor) => {
+      const [ga, ge] = T.grad(T.sum(T.mul(f(a, e), r)), [a, e], { createGraph: true });
+      const [ha, he] = T.grad(T.add(T.sum(T.square(ga!)), T.sum(T.mul(T.square(ge!), ge!))), [a, e]);
+      return [ga!, ge!, ha!, he!].map((t) => t.dataSync());
+    };
+    const got = derivs((x, y) => T.mmSharedB(x, y, tb)), want = derivs((x, y) => T.mm(x, y, false, tb));
+    got.forEach((g, j) => assert.ok(g.every((v, k) => Math.abs(v - want[j][k]) < 1e-12 * (1 + Math.abs(want[j][k]))), `case ${i} derivative ${j}`));
+  }
+  assert.throws(() => T.mmSharedB(rand64(1, [2, 3, 4]), rand64(2, [2, 5, 6])), /mmSharedB: inner sizes 4 and 5/);
+});
+
 S("conv2d: stride, padding, groups, odd sizes", () => {
   const cases: [number[], number[], T.ConvOptions][] = [
     [[1, 1, 5, 5], [1, 1, 3, 3], {}],

@@ -88,7 +88,7 @@ export class Linear extends Module {
   forward(x: T.Tensor): T.Tensor {
     const c = perGroup();
     if (c) {
-      let y = T.matmul(byGroup(x, c), expanded(this.weight));
+      let y = T.mmSharedB(byGroup(x, c), expanded(this.weight));
       if (this.bias) y = T.add(y, T.reshape(expanded(this.bias), [c.groups, 1, this.outF]));
       return T.reshape(y, [x.shape[0], this.outF]);
     }

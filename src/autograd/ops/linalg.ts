@@ -40,3 +40,25 @@ function reduceBatch(g: Tensor, x: Tensor): Tensor {
 }
 
 export const matmul = (a: Tensor, b: Tensor) => mm(a, b, false, false);
+
+/**
+ * a [G, R, K] times b [G, K, N] (or b[g] transposed, [G, N, K]) where the caller guarantees that
+ * every b[g] holds the same values (per-group copies of one parameter, src/nn/per_example.ts).
+ * The forward is then one product of all G*R rows with b[0] instead of G thin ones; derivatives are
+ * those of the per-group product (the one for a is this op again), so higher orders stay exact.
+ */
+export function mmSharedB(a: Tensor, b: Tensor, transB = false): Tensor {
+  assertSameBackend("mmSharedB", [a, b]);
+  if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0]) {
+    throw new Error(`mmSharedB: need [G, R, K] and [G, K, N] operands, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  }
+  const [G, R, K] = a.shape;
+  const [Kb, N] = transB ? [b.shape[2], b.shape[1]] : [b.shape[1], b.shape[2]];
+  if (K !== Kb) throw new Error(`mmSharedB: inner sizes ${K} and ${Kb} differ (${fmt(a.shape)}, ${fmt(b.shape)}${transB ? "ᵀ" : ""})`);
+  // b's storage starts with b[0]: read as one [K, N] matrix.
+  const s = a.backend.matmul(a.storage("mmSharedB"), b.storage("mmSharedB"), { batchA: 1, batchB: 1, M: G * R, K, N, transA: false, transB }, a.dtype);
+  return result("mmSharedB", [a, b], s, [G, R, N], (g, needs) => [
+    needs[0] ? mmSharedB(g, b, !transB) : null,
+    needs[1] ? (transB ? mm(g, a, true, false) : mm(a, g, true, false)) : null,
+  ], a);
+}
