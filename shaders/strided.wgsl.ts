@@ -33,3 +33,15 @@ ${entry()}
   Y[idx] = select(pf(2u), X[u32(max(off, 0))], inside);
 }`;
 }
+
+/** params: [n = outer * blk, blk, total, off]: Y[o * total + off + j] = X[o * blk + j]. */
+export function placeShader(): string {
+  return `${PARAMS}
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+${entry()}
+  if (idx >= P[0]) { return; }
+  let o = idx / P[1];
+  Y[o * P[2] + P[3] + (idx - o * P[1])] = X[idx];
+}`;
+}

@@ -105,6 +105,10 @@ if (gpu) {
         T.reshape(T.broadcastTo(T.reshape(x, [1, 3, 1100]), [5, 3, 1100]), [-1]),
         T.reshape(T.broadcastTo(T.reshape(T.slice(x, [2, 0], [3, 1100]), [1, 1, 1100]), [2, 3, 1100]), [-1]),
       ], 0), [[3, 1100]]);
+      // Concatenation along middle and last axes, odd blocks, a size-1 part, long blocks.
+      await compare(`concat ${variant}`, (a, b, c) => T.concat([a, b, c], 1), [[3, 2, 5], [3, 1, 5], [3, 4, 5]]);
+      await compare(`concat last ${variant}`, (a, b) => T.concat([a, b], 2), [[2, 3, 1], [2, 3, 7]]);
+      await compare(`concat long ${variant}`, (a, b) => T.concat([a, b], 1), [[2, 1030, 1], [2, 5, 1]]);
     }
     gpu.variants.strided = "auto";
   });

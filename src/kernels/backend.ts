@@ -52,6 +52,8 @@ export interface Backend<S = unknown> {
   /** Reduce the middle axis of x seen as [outer, R, inner]; result is [outer, inner]. */
   reduce(op: ReduceOp, x: S, outer: number, R: number, inner: number, dtype: DType): S;
   strided(x: S, spec: StridedSpec, dtype: DType): S;
+  /** Join parts seen as [outer, blocks[i]] along their second axis: the result is [outer, sum(blocks)]. */
+  concat(parts: S[], blocks: readonly number[], outer: number, dtype: DType): S;
   matmul(a: S, b: S, spec: MatmulSpec, dtype: DType): S;
   conv2d(x: S, w: S, p: ConvParams, dtype: DType): S;
   conv2dInputGrad(gy: S, w: S, p: ConvParams, dtype: DType): S;

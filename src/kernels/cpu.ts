@@ -89,6 +89,18 @@ export class CpuBackend implements Backend<Data> {
     return out;
   }
 
+  concat(parts: Data[], blocks: readonly number[], outer: number, dtype: DType): Data {
+    const total = blocks.reduce((a, b) => a + b, 0);
+    const out = alloc(outer * total, dtype);
+    let off = 0;
+    parts.forEach((x, i) => {
+      const blk = blocks[i];
+      for (let o = 0; o < outer; o++) out.set(x.subarray(o * blk, (o + 1) * blk), o * total + off);
+      off += blk;
+    });
+    return out;
+  }
+
   strided(x: Data, spec: StridedSpec, dtype: DType): Data {
     const { inShape, outShape, map, start, step, padValue } = spec;
     const inSt = stridesOf(inShape);

@@ -2,8 +2,7 @@
 // (output dim -> input dim, start, step, out-of-range reads give padValue).
 import type { StridedSpec } from "../../kernels/backend.ts";
 import { fmt, type Shape, sameShape, sizeOf } from "../shape.ts";
-import { result, type Tensor } from "../tensor.ts";
-import { add } from "./elementwise.ts";
+import { assertSameBackend, result, type Tensor } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
 
 export function reshape(x: Tensor, shape: Shape): Tensor {
@@ -115,15 +114,14 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
     }
   }
   if (xs.length === 1) return xs[0];
-  const total = xs.reduce((s, t) => s + t.shape[a], 0);
-  let off = 0, out: Tensor | null = null;
-  for (const t of xs) {
-    const pads = t.shape.map((_, i) => (i === a ? [off, total - off - t.shape[a]] : [0, 0]) as [number, number]);
-    const p = pad(t, pads);
-    out = out ? add(out, p) : p;
-    off += t.shape[a];
-  }
-  return out!;
+  assertSameBackend("concat", [...xs]);
+  if (xs.some((t) => t.dtype !== xs[0].dtype)) throw new Error(`concat: dtypes ${xs.map((t) => t.dtype).join(", ")} differ`);
+  const outer = sizeOf(xs[0].shape.slice(0, a)), inner = sizeOf(xs[0].shape.slice(a + 1));
+  const outShape = xs[0].shape.map((d, i) => (i === a ? xs.reduce((s, t) => s + t.shape[a], 0) : d));
+  const s = xs[0].backend.concat(xs.map((t) => t.storage("concat")), xs.map((t) => t.shape[a] * inner), outer, xs[0].dtype);
+  const offsets = xs.map((_, i) => xs.slice(0, i).reduce((s, t) => s + t.shape[a], 0));
+  return result("concat", [...xs], s, outShape, (g, needs) =>
+    xs.map((t, i) => needs[i] ? slice(g, outShape.map((_, d) => (d === a ? offsets[i] : 0)), outShape.map((n, d) => (d === a ? offsets[i] + t.shape[a] : n))) : null), xs[0]);
 }
 
 export function unsqueeze(x: Tensor, axis: number): Tensor {

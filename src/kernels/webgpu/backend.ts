@@ -6,7 +6,7 @@ import { acquireDevice } from "./device.ts";
 import { type GpuStorage, Runtime } from "./runtime.ts";
 import * as EW from "./elementwise.ts";
 import { reduce, type ReduceVariant } from "./reduce.ts";
-import { strided, type StridedVariant } from "./strided.ts";
+import { concat, strided, type StridedVariant } from "./strided.ts";
 import { matmul } from "./matmul.ts";
 import * as CV from "./conv.ts";
 
@@ -65,6 +65,9 @@ export class WebGPUBackend implements Backend<GpuStorage> {
   }
   strided(x: GpuStorage, spec: StridedSpec): GpuStorage {
     return strided(this.rt, x, spec, this.variants.strided);
+  }
+  concat(parts: GpuStorage[], blocks: readonly number[], outer: number): GpuStorage {
+    return concat(this.rt, parts, blocks, outer, this.variants.strided);
   }
   matmul(a: GpuStorage, b: GpuStorage, spec: MatmulSpec): GpuStorage {
     return matmul(this.rt, a, b, spec, this.variants.matmul);

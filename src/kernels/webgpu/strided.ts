@@ -4,7 +4,7 @@
 // a new leading axis such as the per-example parameter copies), buffer copies do it instead.
 import type { StridedSpec } from "../backend.ts";
 import { sizeOf, stridesOf } from "../../autograd/shape.ts";
-import { stridedShader } from "../../../shaders/strided.wgsl.ts";
+import { placeShader, stridedShader } from "../../../shaders/strided.wgsl.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
 import { checkRank, f32bits, groups, MAX_RANK } from "./elementwise.ts";
 
@@ -83,5 +83,20 @@ export function strided(rt: Runtime, x: GpuStorage, spec: StridedSpec, variant: 
     ...pad8((d) => d.start), ...pad8((d) => d.step), ...pad8((d) => d.extent), ...pad8((d) => d.inStride),
   ];
   rt.dispatch("strided", stridedShader, params, [x], out, groups(n));
+  return out;
+}
+
+/** Concatenation: each part written into its column block of the output, one pass per part. */
+export function concat(rt: Runtime, parts: GpuStorage[], blocks: readonly number[], outer: number, variant: StridedVariant = "auto"): GpuStorage {
+  const total = blocks.reduce((a, b) => a + b, 0);
+  const out = rt.alloc(outer * total);
+  let off = 0;
+  parts.forEach((x, i) => {
+    const blk = blocks[i], n = outer * blk;
+    const copies = variant === "copy" ? outer <= COPY_MAX_RUNS : variant === "auto" && outer <= AUTO_MAX_RUNS && blk >= AUTO_MIN_RUN;
+    if (copies) for (let o = 0; o < outer; o++) rt.copy(x, o * blk, out, o * total + off, blk);
+    else if (n) rt.dispatch("place", placeShader, [n, blk, total, off], [x], out, groups(n));
+    off += blk;
+  });
   return out;
 }
