@@ -72,16 +72,19 @@ ${entry()}
  * Broadcast offsets from per-input strides. params: [n, rank, shape[8], strides of each input[8]...]
  * `same` variant: all shapes equal the output, no index arithmetic.
  */
-const OFFSETS = /* wgsl */ `
-fn offsetOf(idx: u32, input: u32) -> u32 {
+// One walk over the (coalesced) output coordinates gives every input's offset: the integer
+// divisions, slow on CPU-backed adapters, are shared by the inputs.
+const offsets = (inputs: 2 | 3) => /* wgsl */ `
+fn offsetsOf(idx: u32) -> vec${inputs}<u32> {
   let rank = P[1];
   var rem = idx;
-  var off = 0u;
+  var off = vec${inputs}<u32>();
   for (var d = i32(rank) - 1; d >= 0; d--) {
-    let dim = P[2u + u32(d)];
+    let k = u32(d);
+    let dim = P[2u + k];
     let c = rem % dim;
     rem = rem / dim;
-    off += c * P[10u + input * 8u + u32(d)];
+    off += c * vec${inputs}<u32>(P[10u + k], P[18u + k]${inputs === 3 ? ", P[26u + k]" : ""});
   }
   return off;
 }`;
@@ -92,7 +95,7 @@ export function binaryShader(op: BinaryOp, same: boolean): string {
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> Y: array<f32>;
 #if ${!same}
-${OFFSETS}
+${offsets(2)}
 #endif
 ${entry()}
   if (idx >= P[0]) { return; }
@@ -100,8 +103,9 @@ ${entry()}
   let a = A[idx];
   let b = B[idx];
 #else
-  let a = A[offsetOf(idx, 0u)];
-  let b = B[offsetOf(idx, 1u)];
+  let o = offsetsOf(idx);
+  let a = A[o.x];
+  let b = B[o.y];
 #endif
   Y[idx] = ${BINARY_WGSL[op]};
 }`;
@@ -113,10 +117,11 @@ export function whereShader(): string {
 @group(0) @binding(2) var<storage, read> A: array<f32>;
 @group(0) @binding(3) var<storage, read> B: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
-${OFFSETS}
+${offsets(3)}
 ${entry()}
   if (idx >= P[0]) { return; }
-  Y[idx] = select(B[offsetOf(idx, 2u)], A[offsetOf(idx, 1u)], C[offsetOf(idx, 0u)] != 0.0);
+  let o = offsetsOf(idx);
+  Y[idx] = select(B[o.z], A[o.y], C[o.x] != 0.0);
 }`;
 }
 
