@@ -134,6 +134,8 @@ if (gpu) {
         [[1, 4, 9, 8], [6, 2, 3, 3], { stride: 2, padding: 1, groups: 2 }], [[3, 2, 5, 5], [7, 2, 1, 1], {}],
         [[2, 6, 6, 7], [6, 1, 3, 3], { padding: 1, groups: 6 }], [[2, 3, 8, 8], [2, 3, 4, 4], { stride: 2, padding: 1 }],
         [[3, 4, 8, 8], [10, 2, 3, 3], { padding: 1, groups: 2 }],
+        // 1x1 unpadded (gemm reads the input as its patch matrix), grouped and not, and a padded 1x1.
+        [[2, 6, 3, 5], [9, 2, 1, 1], { groups: 3 }], [[1, 3, 4, 4], [2, 3, 1, 1], { padding: 1 }],
       ];
       // gemm runs on the matmul kernels: check it over each of them (per-group weights repeat across images).
       const mms = variant === "gemm" ? ["auto", "naive", "block4x8", "grouped8x8", "rows8x8", "rows16x4", "tiled"] as const : ["auto"] as const;

@@ -16,7 +16,11 @@ function dims(p: ConvParams) {
   return { K: (p.Cin / p.groups) * p.KH * p.KW, P: p.OH * p.OW, og: p.Cout / p.groups, G: p.groups };
 }
 
+/** A 1x1, stride-1, unpadded conv's patch matrix is its input, in the same layout: no im2col/col2im. */
+const pointwise = (p: ConvParams) => p.KH === 1 && p.KW === 1 && p.stride === 1 && p.pad === 0;
+
 function im2col(rt: Runtime, x: GpuStorage, p: ConvParams): GpuStorage {
+  if (pointwise(p)) return x;
   const col = rt.alloc(p.N * p.Cin * p.KH * p.KW * p.OH * p.OW);
   rt.dispatch("im2col", im2colShader, words(p), [x], col, groups(p.N * p.Cin * p.KH * p.KW * p.OH));
   return col;
@@ -27,7 +31,7 @@ export function conv2dGemm(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvPar
   const { K, P, og, G } = dims(p);
   const col = im2col(rt, x, p);
   const y = matmulStrided(rt, w, col, p.N * G, og, K, P, { aBatch: og * K, aM: K, aK: 1, bBatch: K * P, bK: P, bN: 1, aWrap: G }, mm);
-  rt.free(col);
+  if (col !== x) rt.free(col);
   return y;
 }
 
@@ -35,6 +39,7 @@ export function conv2dGemm(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvPar
 export function conv2dInputGradGemm(rt: Runtime, gy: GpuStorage, w: GpuStorage, p: ConvParams, mm: MatmulVariant = "auto"): GpuStorage {
   const { K, P, og, G } = dims(p);
   const dcol = matmulStrided(rt, w, gy, p.N * G, K, og, P, { aBatch: og * K, aM: 1, aK: K, bBatch: og * P, bK: P, bN: 1, aWrap: G }, mm);
+  if (pointwise(p)) return dcol;
   const dx = rt.alloc(p.N * p.Cin * p.H * p.W);
   rt.dispatch(`col2im:s${p.stride}`, () => col2imShader(p.stride), words(p), [dcol], dx, groups(p.N * p.Cin * p.H));
   rt.free(dcol);
@@ -46,7 +51,7 @@ export function conv2dWeightGradGemm(rt: Runtime, x: GpuStorage, gy: GpuStorage,
   const { K, P, og, G } = dims(p);
   const col = im2col(rt, x, p);
   const per = matmulStrided(rt, gy, col, p.N * G, og, P, K, { aBatch: og * P, aM: P, aK: 1, bBatch: K * P, bK: 1, bN: P }, mm);
-  rt.free(col);
+  if (col !== x) rt.free(col);
   if (p.N === 1) return per;
   const dw = reduce(rt, "sum", per, 1, p.N, p.Cout * K);
   rt.free(per);
