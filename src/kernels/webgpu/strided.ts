@@ -5,6 +5,7 @@
 import type { StridedSpec } from "../backend.ts";
 import { sizeOf, stridesOf } from "../../autograd/shape.ts";
 import { placeShader, stridedShader } from "../../../shaders/strided.wgsl.ts";
+import { fillShader } from "../../../shaders/elementwise.wgsl.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
 import { checkRank, f32bits, groups, MAX_RANK } from "./elementwise.ts";
 
@@ -66,9 +67,32 @@ function contiguousRuns(base: number, dims: Dim[], maxRuns: number): { run: numb
   return { run: last.size, offsets };
 }
 
+/** A pad along one axis only (what a slice's gradient is): [outer, before | x | after, inner]. */
+function singleAxisPad(spec: StridedSpec): { outer: number; blk: number; total: number; off: number } | null {
+  const { inShape, outShape, map, start, step } = spec;
+  let axis = -1;
+  for (let d = 0; d < outShape.length; d++) {
+    if (map[d] !== d || step[d] !== 1) return null;
+    if (start[d] === 0 && outShape[d] === inShape[d]) continue;
+    if (axis >= 0 || start[d] > 0 || start[d] + outShape[d] < inShape[d]) return null;
+    axis = d;
+  }
+  if (axis < 0 || inShape.length !== outShape.length) return null;
+  const inner = sizeOf(inShape.slice(axis + 1));
+  return { outer: sizeOf(inShape.slice(0, axis)), blk: inShape[axis] * inner, total: outShape[axis] * inner, off: -start[axis] * inner };
+}
+
 export function strided(rt: Runtime, x: GpuStorage, spec: StridedSpec, variant: StridedVariant = "auto"): GpuStorage {
   checkRank("strided copy", spec.outShape.length);
   const n = sizeOf(spec.outShape);
+  const pad = variant === "kernel" ? null : singleAxisPad(spec);
+  if (pad) {
+    // Fill, then place x: two passes without the per-dimension index walk.
+    const out = rt.alloc(n);
+    rt.dispatch("fill", fillShader, [n, f32bits(spec.padValue)], [], out, groups(n));
+    if (pad.outer * pad.blk) rt.dispatch("place", placeShader, [pad.outer * pad.blk, pad.blk, pad.total, pad.off], [x], out, groups(pad.outer * pad.blk));
+    return out;
+  }
   const out = rt.alloc(n);
   const { base, dims } = coalesceStrided(spec);
   const runs = variant === "kernel" ? null : contiguousRuns(base, dims, variant === "copy" ? COPY_MAX_RUNS : AUTO_MAX_RUNS);
