@@ -45,3 +45,15 @@ ${entry()}
   Y[o * P[2] + P[3] + (idx - o * P[1])] = X[idx];
 }`;
 }
+
+/** params: [n = outer * blk, blk, total, off]: Y[o * blk + j] = X[o * total + off + j]. */
+export function takeShader(): string {
+  return `${PARAMS}
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+${entry()}
+  if (idx >= P[0]) { return; }
+  let o = idx / P[1];
+  Y[idx] = X[o * P[2] + P[3] + (idx - o * P[1])];
+}`;
+}

@@ -105,10 +105,11 @@ if (gpu) {
         T.reshape(T.broadcastTo(T.reshape(x, [1, 3, 1100]), [5, 3, 1100]), [-1]),
         T.reshape(T.broadcastTo(T.reshape(T.slice(x, [2, 0], [3, 1100]), [1, 1, 1100]), [2, 3, 1100]), [-1]),
       ], 0), [[3, 1100]]);
-      // Pads along a single axis (a slice's gradient; auto fills, then places the input).
+      // Pads and slices along a single axis (fill + place, and take, outside the kernel variant).
       await compare(`pad one axis ${variant}`, (x) => T.concat([
         T.reshape(T.pad(x, [[0, 0], [2, 1], [0, 0]], 0.5), [-1]), T.reshape(T.pad(x, [[3, 0], [0, 0], [0, 0]]), [-1]),
         T.reshape(T.pad(x, [[0, 0], [0, 0], [0, 4]], -2), [-1]), T.reshape(T.slice(x, [0, 1, 0], [3, 2, 5]), [-1]),
+        T.reshape(T.slice(x, [0, 0, 1], [3, 2, 4]), [-1]), T.reshape(T.slice(x, [1, 0, 0], [2, 2, 5]), [-1]),
       ], 0), [[3, 2, 5]]);
       await compare(`pad size 1 ${variant}`, (x) => T.pad(x, [[0, 0], [1, 0]], 7), [[1, 1]]);
       // Concatenation along middle and last axes, odd blocks, a size-1 part, long blocks.

@@ -4,7 +4,7 @@
 // a new leading axis such as the per-example parameter copies), buffer copies do it instead.
 import type { StridedSpec } from "../backend.ts";
 import { sizeOf, stridesOf } from "../../autograd/shape.ts";
-import { placeShader, stridedShader } from "../../../shaders/strided.wgsl.ts";
+import { placeShader, stridedShader, takeShader } from "../../../shaders/strided.wgsl.ts";
 import { fillShader } from "../../../shaders/elementwise.wgsl.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
 import { checkRank, f32bits, groups, MAX_RANK } from "./elementwise.ts";
@@ -67,30 +67,37 @@ function contiguousRuns(base: number, dims: Dim[], maxRuns: number): { run: numb
   return { run: last.size, offsets };
 }
 
-/** A pad along one axis only (what a slice's gradient is): [outer, before | x | after, inner]. */
-function singleAxisPad(spec: StridedSpec): { outer: number; blk: number; total: number; off: number } | null {
+/**
+ * A pad along one axis only (what a slice's gradient is), [outer, before | x | after, inner], or a
+ * slice along one axis, [outer, x[off .. off + blk], inner]: one division per element instead of
+ * the per-dimension index walk.
+ */
+function singleAxis(spec: StridedSpec): { kind: "pad" | "slice"; outer: number; blk: number; total: number; off: number } | null {
   const { inShape, outShape, map, start, step } = spec;
+  if (inShape.length !== outShape.length) return null;
   let axis = -1;
   for (let d = 0; d < outShape.length; d++) {
     if (map[d] !== d || step[d] !== 1) return null;
     if (start[d] === 0 && outShape[d] === inShape[d]) continue;
-    if (axis >= 0 || start[d] > 0 || start[d] + outShape[d] < inShape[d]) return null;
+    if (axis >= 0) return null;
     axis = d;
   }
-  if (axis < 0 || inShape.length !== outShape.length) return null;
-  const inner = sizeOf(inShape.slice(axis + 1));
-  return { outer: sizeOf(inShape.slice(0, axis)), blk: inShape[axis] * inner, total: outShape[axis] * inner, off: -start[axis] * inner };
+  if (axis < 0) return null;
+  const inner = sizeOf(inShape.slice(axis + 1)), outer = sizeOf(inShape.slice(0, axis)), s0 = start[axis];
+  if (s0 <= 0 && s0 + outShape[axis] >= inShape[axis]) return { kind: "pad", outer, blk: inShape[axis] * inner, total: outShape[axis] * inner, off: -s0 * inner };
+  if (s0 >= 0 && s0 + outShape[axis] <= inShape[axis]) return { kind: "slice", outer, blk: outShape[axis] * inner, total: inShape[axis] * inner, off: s0 * inner };
+  return null;
 }
 
 export function strided(rt: Runtime, x: GpuStorage, spec: StridedSpec, variant: StridedVariant = "auto"): GpuStorage {
   checkRank("strided copy", spec.outShape.length);
   const n = sizeOf(spec.outShape);
-  const pad = variant === "kernel" ? null : singleAxisPad(spec);
-  if (pad) {
-    // Fill, then place x: two passes without the per-dimension index walk.
+  const one = variant === "kernel" || n === 0 ? null : singleAxis(spec);
+  if (one?.kind === "pad") {
+    // Fill, then place x.
     const out = rt.alloc(n);
     rt.dispatch("fill", fillShader, [n, f32bits(spec.padValue)], [], out, groups(n));
-    if (pad.outer * pad.blk) rt.dispatch("place", placeShader, [pad.outer * pad.blk, pad.blk, pad.total, pad.off], [x], out, groups(pad.outer * pad.blk));
+    if (one.outer * one.blk) rt.dispatch("place", placeShader, [one.outer * one.blk, one.blk, one.total, one.off], [x], out, groups(one.outer * one.blk));
     return out;
   }
   const out = rt.alloc(n);
@@ -98,6 +105,10 @@ export function strided(rt: Runtime, x: GpuStorage, spec: StridedSpec, variant: 
   const runs = variant === "kernel" ? null : contiguousRuns(base, dims, variant === "copy" ? COPY_MAX_RUNS : AUTO_MAX_RUNS);
   if (runs && (variant === "copy" || runs.run >= AUTO_MIN_RUN)) {
     runs.offsets.forEach((o, i) => rt.copy(x, o, out, i * runs.run, runs.run));
+    return out;
+  }
+  if (one?.kind === "slice") {
+    rt.dispatch("take", takeShader, [n, one.blk, one.total, one.off], [x], out, groups(n));
     return out;
   }
   const pad8 = (f: (d: Dim) => number) => [...dims.map(f), ...Array(MAX_RANK - dims.length).fill(0)].map((v) => v >>> 0);
