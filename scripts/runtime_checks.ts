@@ -9,6 +9,12 @@ try {
   const cases: [string, (b: T.Tensor["backend"]) => T.Tensor][] = [
     ["matmul 33x17x9", (b) => T.matmul(T.randn(new T.Generator(1), [33, 17], { backend: b }), T.randn(new T.Generator(2), [17, 9], { backend: b }))],
     ["conv2d", (b) => T.conv2d(T.randn(new T.Generator(3), [2, 3, 7, 5], { backend: b }), T.randn(new T.Generator(4), [5, 3, 3, 3], { backend: b }), { padding: 1 })],
+    ["movement and broadcast, with gradient", (b) => {
+      const x = T.randn(new T.Generator(6), [2, 3, 4, 5], { backend: b, requiresGrad: true });
+      const y = T.concat([T.slice(x, [0, 1, 0, 0], [2, 3, 4, 5]), T.pad(x, [[0, 0], [1, 0], [0, 0], [0, 0]])], 1);
+      const z = T.add(y, T.randn(new T.Generator(7), [1, 6, 1, 1], { backend: b }));
+      return T.grad(T.sum(T.square(T.where(T.gt(z, 0), z, T.mul(z, 0.1)))), [x])[0]!;
+    }],
     ["grad of softplus-sum", (b) => { const x = T.randn(new T.Generator(5), [4, 6], { backend: b, requiresGrad: true }); return T.grad(T.sum(T.softplus(T.mul(x, x))), [x])[0]!; }],
   ];
   for (const [name, f] of cases) {
