@@ -12,7 +12,8 @@ export interface MatmulStrides {
 }
 
 /**
- * "auto": the rows-uniform kernel when B's columns come in vec4s, else the 8x8 register block.
+ * "auto": the rows-uniform kernel when B's columns come in vec4s, else the 8x8 register block;
+ * for one or two rows, the 4x8 block unless N is long (naive was 2-4x slower on every such shape).
  * (Copying a transposed B to row-major first cost more than it saved: bench/README.md.)
  */
 export function matmul(rt: Runtime, a: GpuStorage, b: GpuStorage, s: MatmulSpec, variant: MatmulVariant): GpuStorage {
@@ -30,7 +31,9 @@ export function matmulStrided(
 ): GpuStorage {
   // rows-uniform kernels read B and write C as vec4 along N.
   const vec4B = N % 4 === 0 && s.bN === 1 && s.bK % 4 === 0 && s.bBatch % 4 === 0;
-  if (variant === "auto") variant = M <= 2 ? "naive" : vec4B && N >= 32 ? (M <= 4 ? "rows4x8" : "rows8x8") : "block8x8";
+  if (variant === "auto") {
+    variant = M <= 2 ? (vec4B && N >= 256 ? "rows4x8" : "block4x8") : vec4B && N >= 32 ? (M <= 4 ? "rows4x8" : "rows8x8") : "block8x8";
+  }
   // rows and tiled put the batch on the z grid axis (at most 65535 workgroups); block kernels use a flat grid.
   if ((rowsDims(variant) && !vec4B) || ((rowsDims(variant) || variant === "tiled") && batch > 65535)) variant = "block8x8";
   const out = rt.alloc(batch * M * N);
