@@ -3,7 +3,7 @@
 // groups of B = 1 and 5, score them with the method and its baselines, print one table, write a report.
 //
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--ood mnist,noise,constant,vflip,invert]
-//                  [--B 1,5] [--fit 200] [--eval 200] [--batch 64] [--backend auto] [--out reports/ood] [--loop]
+//                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto] [--out reports/ood] [--loop]
 import { parseArgs } from "node:util";
 import * as T from "../autograd/index.ts";
 import { type ImageSet, subset } from "../data/dataset.ts";
@@ -22,8 +22,8 @@ const { values: a } = parseArgs({
     model: { type: "string" },
     ood: { type: "string", default: "mnist,noise,constant,vflip,invert" },
     B: { type: "string", default: "1,5" },
-    fit: { type: "string", default: "200" },
-    eval: { type: "string", default: "200" },
+    fit: { type: "string", default: "500" },
+    eval: { type: "string", default: "500" },
     batch: { type: "string", default: "64" },
     backend: { type: "string", default: "auto" },
     out: { type: "string", default: "reports/ood" },
