@@ -121,6 +121,7 @@ S("shift diagnostic: a shift along the common factor vs one across it", () => {
   const across = shiftDiagnostic(d, full, fit, inEval, { name: "across", rows: draw(2000, 0, 1) });
   // Correlation 1/1.09 between features: PC1 holds (1 + 5/1.09)/6 = 0.93 of the variance.
   assert.ok(Math.abs(along.pc1Share - 0.93) < 0.02, `pc1 share ${along.pc1Share}`);
+  assert.ok(Math.abs(along.meanCorrelation - 1 / 1.09) < 0.02, `mean correlation ${along.meanCorrelation}`);
   assert.ok(along.shiftAlongPc1 > 0.98, `along ${along.shiftAlongPc1}`);
   assert.ok(Math.abs(along.shiftPc1Sd - 2) < 0.15, `along in PC1 SDs ${along.shiftPc1Sd}`);
   assert.ok(across.shiftAlongPc1 < 0.02, `across ${across.shiftAlongPc1}`);

@@ -69,7 +69,8 @@ export function shiftMarkdown(ds: ShiftDiagnostic[]): string {
   if (ds.length === 0) return "";
   const f2 = (v: number) => v.toFixed(2), tri = (t: { fit: number; inEval: number; ood: number }) => `${f2(t.fit)} / ${f2(t.inEval)} / ${f2(t.ood)}`;
   let md = `Shift of each OOD set from the fit mean, in z-units (fit SDs per feature). PC1 is the fit data's ` +
-    `first principal component of the z-scores (${ds[0].k} features, ${(100 * ds[0].pc1Share).toFixed(0)}% of their variance), ` +
+    `first principal component of the z-scores (${ds[0].k} features, mean pairwise correlation ${ds[0].meanCorrelation.toFixed(2)}; ` +
+    `PC1 holds ${(100 * ds[0].pc1Share).toFixed(0)}% of their variance), ` +
     `oriented so that positive = larger gradients. A shift mostly along PC1 is a change of overall gradient size ` +
     `that per-layer densities score weakly; medians are fit / in-distribution eval / OOD.\n\n` +
     `| OOD set | |shift| | share along PC1 | shift along PC1 (PC1 SDs) | median Mahalanobis^2 | median sum z^2 |\n|---|---|---|---|---|---|\n`;

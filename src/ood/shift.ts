@@ -9,6 +9,8 @@ export interface ShiftDiagnostic {
   /** Kept features (k) and the share of the fit's correlation (trace k) on its first principal component. */
   k: number;
   pc1Share: number;
+  /** Mean correlation between two different features on the fit data (the paper finds it weak). */
+  meanCorrelation: number;
   /** |mean z-shift| of the set from the fit mean, in per-feature fit SDs (Euclidean over features). */
   shiftNorm: number;
   /** Share of the squared mean shift that lies along PC1. */
@@ -53,6 +55,8 @@ export function shiftDiagnostic(
   const corr = new Float64Array(k * k);
   for (const z of zf) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) corr[i * k + j] += (z[i] * z[j]) / n;
   const { value, vector } = leadingEigen(corr, k);
+  let off = 0;
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) if (i !== j) off += corr[i * k + j];
   if (vector.reduce((s, x) => s + x, 0) < 0) vector.forEach((x, i) => (vector[i] = -x));
   const zo = zRows(ood.rows, d);
   const delta = new Float64Array(k);
@@ -62,7 +66,7 @@ export function shiftDiagnostic(
   const z2 = (rows: ArrayLike<number>[]) => median(zRows(rows, d).map((z) => z.reduce((s, x) => s + x * x, 0)));
   const m2 = (rows: ArrayLike<number>[]) => median(rows.map((r) => full.mahalanobis2(r)));
   return {
-    set: ood.name, k, pc1Share: value / k, shiftNorm: Math.sqrt(norm2),
+    set: ood.name, k, pc1Share: value / k, meanCorrelation: k > 1 ? off / (k * (k - 1)) : 0, shiftNorm: Math.sqrt(norm2),
     shiftAlongPc1: norm2 > 0 ? (along * along) / norm2 : 0, shiftPc1Sd: value > 0 ? along / Math.sqrt(value) : 0,
     mahalanobis2: { fit: m2(fit), inEval: m2(inEval), ood: m2(ood.rows) },
     diagZ2: { fit: z2(fit), inEval: z2(inEval), ood: z2(ood.rows) },
