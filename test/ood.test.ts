@@ -111,20 +111,30 @@ S("shift diagnostic: a shift along the common factor vs one across it", () => {
   // Six features = one common factor c plus small independent noise; OOD sets move c by 2 SDs, or
   // move half the features up and half down by the same amount (orthogonal to the factor).
   const g = new T.Generator(4), k = 6;
-  const draw = (n: number, dc: number, contrast: number) => Array.from({ length: n }, () => {
-    const c = g.normal() + dc;
-    return Float64Array.from({ length: k }, (_, l) => c + 0.3 * g.normal() + (l < 3 ? contrast : -contrast));
-  });
+  // The NLL falls as the common factor rises (as in the shipped Glow: simpler images, larger gradients).
+  const draw = (n: number, dc: number, contrast: number) => {
+    const rows: Float64Array[] = [], nll: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const c = g.normal() + dc;
+      rows.push(Float64Array.from({ length: k }, (_, l) => c + 0.3 * g.normal() + (l < 3 ? contrast : -contrast)));
+      nll.push(-c + 0.1 * g.normal());
+    }
+    return { rows, nll };
+  };
   const fit = draw(4000, 0, 0), inEval = draw(2000, 0, 0);
-  const d = new DiagonalGaussian(fit, k), full = new FullGaussian(fit, k);
-  const along = shiftDiagnostic(d, full, fit, inEval, { name: "along", rows: draw(2000, 2, 0) });
-  const across = shiftDiagnostic(d, full, fit, inEval, { name: "across", rows: draw(2000, 0, 1) });
+  const d = new DiagonalGaussian(fit.rows, k), full = new FullGaussian(fit.rows, k);
+  const along = shiftDiagnostic(d, full, fit, inEval, { name: "along", ...draw(2000, 2, 0) });
+  const across = shiftDiagnostic(d, full, fit, inEval, { name: "across", ...draw(2000, 0, 1) });
   // Correlation 1/1.09 between features: PC1 holds (1 + 5/1.09)/6 = 0.93 of the variance.
   assert.ok(Math.abs(along.pc1Share - 0.93) < 0.02, `pc1 share ${along.pc1Share}`);
   assert.ok(Math.abs(along.meanCorrelation - 1 / 1.09) < 0.02, `mean correlation ${along.meanCorrelation}`);
+  assert.ok(along.pc1NllCorrelation < -0.95, `PC1 vs NLL ${along.pc1NllCorrelation}`);
   assert.ok(along.shiftAlongPc1 > 0.98, `along ${along.shiftAlongPc1}`);
   assert.ok(Math.abs(along.shiftPc1Sd - 2) < 0.15, `along in PC1 SDs ${along.shiftPc1Sd}`);
   assert.ok(across.shiftAlongPc1 < 0.02, `across ${across.shiftAlongPc1}`);
+  // PC1 alone sees the factor shift (P(N(0,1) < N(2,1)) = 0.92), not the contrast; the residual the reverse.
+  assert.ok(Math.abs(along.aurocPc1 - 0.921) < 0.02 && Math.abs(along.aurocResidual - 0.5) < 0.05, `along: ${along.aurocPc1} ${along.aurocResidual}`);
+  assert.ok(Math.abs(across.aurocPc1 - 0.5) < 0.05 && across.aurocResidual > 0.99, `across: ${across.aurocPc1} ${across.aurocResidual}`);
   // Full-covariance distance: chi-square(6) median 5.35 in distribution; the contrast shift is far
   // off the factor (per-feature residual SD 0.3/sqrt(1.09)), the factor shift only by its 2 SDs.
   assert.ok(Math.abs(along.mahalanobis2.fit - 5.35) < 0.4 && Math.abs(along.mahalanobis2.inEval - 5.35) < 0.5);

@@ -61,20 +61,25 @@ export function layersMarkdown(e: Evaluation): string {
 }
 
 export function shifts(e: Evaluation): ShiftDiagnostic[] {
-  return e.ood.map((o) => shiftDiagnostic(e.scorers.diag, e.scorers.full, e.fit.logf, e.inEval.logf, { name: o.name, rows: o.logf }));
+  const rows = (s: { logf: Float64Array[]; nll: Float64Array }) => ({ rows: s.logf, nll: s.nll });
+  return e.ood.map((o) => shiftDiagnostic(e.scorers.diag, e.scorers.full, rows(e.fit), rows(e.inEval), { name: o.name, ...rows(o) }));
 }
 
 /** Where each OOD set's mean shift lies relative to the fit data's common factor (see shift.ts). */
 export function shiftMarkdown(ds: ShiftDiagnostic[]): string {
   if (ds.length === 0) return "";
   const f2 = (v: number) => v.toFixed(2), tri = (t: { fit: number; inEval: number; ood: number }) => `${f2(t.fit)} / ${f2(t.inEval)} / ${f2(t.ood)}`;
+  const d0 = ds[0];
   let md = `Shift of each OOD set from the fit mean, in z-units (fit SDs per feature). PC1 is the fit data's ` +
-    `first principal component of the z-scores (${ds[0].k} features, mean pairwise correlation ${ds[0].meanCorrelation.toFixed(2)}; ` +
-    `PC1 holds ${(100 * ds[0].pc1Share).toFixed(0)}% of their variance), ` +
+    `first principal component of the z-scores (${d0.k} features, mean pairwise correlation ${d0.meanCorrelation.toFixed(2)}; ` +
+    `PC1 holds ${(100 * d0.pc1Share).toFixed(0)}% of their variance and correlates ${f2(d0.pc1NllCorrelation)} with the NLL), ` +
     `oriented so that positive = larger gradients. A shift mostly along PC1 is a change of overall gradient size ` +
-    `that per-layer densities score weakly; medians are fit / in-distribution eval / OOD.\n\n` +
-    `| OOD set | |shift| | share along PC1 | shift along PC1 (PC1 SDs) | median Mahalanobis^2 | median sum z^2 |\n|---|---|---|---|---|---|\n`;
-  for (const d of ds) md += `| ${d.set} | ${f2(d.shiftNorm)} | ${f2(d.shiftAlongPc1)} | ${f2(d.shiftPc1Sd)} | ${tri(d.mahalanobis2)} | ${tri(d.diagZ2)} |\n`;
+    `that per-layer densities score weakly. AUROC of PC1 alone (one-sided: larger gradients = OOD) and of the ` +
+    `diagonal Gaussian on what is left with PC1 projected out; medians are fit / in-distribution eval / OOD.\n\n` +
+    `| OOD set | |shift| | share along PC1 | shift along PC1 (PC1 SDs) | AUROC PC1 | AUROC residual | median Mahalanobis^2 | median sum z^2 |\n|---|---|---|---|---|---|---|---|\n`;
+  for (const d of ds) {
+    md += `| ${d.set} | ${f2(d.shiftNorm)} | ${f2(d.shiftAlongPc1)} | ${f2(d.shiftPc1Sd)} | ${d.aurocPc1.toFixed(3)} | ${d.aurocResidual.toFixed(3)} | ${tri(d.mahalanobis2)} | ${tri(d.diagZ2)} |\n`;
+  }
   return md + "\n";
 }
 
