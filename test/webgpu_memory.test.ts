@@ -4,6 +4,8 @@ import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import type { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import { webgpu } from "./helpers.ts";
+import { createModel } from "../src/models/registry.ts";
+import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
 
 const gpu = await webgpu() as WebGPUBackend | null;
 const S = suite("webgpu memory");
@@ -37,6 +39,28 @@ if (gpu) {
     // Earlier suites' unreferenced tensors may be collected meanwhile, so in-use can only fall.
     assert.ok(end.inUse <= warm.inUse, `buffers in use grew from ${warm.inUse} to ${end.inUse}`);
     assert.ok(last < first * 0.5, `loss ${first} -> ${last}`);
+  });
+
+  S("repeated OOD feature passes (per-group and loop, VAE and Glow): nothing created after warm-up, nothing left in use", async () => {
+    for (const [kind, cfg] of [["vae", { latent: 2, channels: [2, 4], outChannels: 2 }], ["glow", { levels: 2, steps: 1, hidden: 4, image: [1, 28, 28] }]] as const) {
+      const m = await createModel(kind, cfg, gpu, 5);
+      const x = T.rand(new T.Generator(6), [6, 1, 28, 28], { backend: gpu, low: -0.5, high: 0.5 });
+      if (m.initialize) m.initialize(x);
+      m.eval();
+      const noise = noiseFor(m, 6, new T.Generator(7));
+      const pass = async () => {
+        for (const B of [1, 3]) await featuresBatched(m, x, B, noise);
+        await featuresLoop(m, x, 3, noise);
+      };
+      await pass();
+      await gpu.sync();
+      const warm = gpu.rt.pool.stats();
+      for (let i = 0; i < 20; i++) await pass();
+      await gpu.sync();
+      const end = gpu.rt.pool.stats();
+      assert.is(end.created, warm.created, `${kind}: buffers created grew from ${warm.created} to ${end.created}`);
+      assert.ok(end.inUse <= warm.inUse, `${kind}: buffers in use grew from ${warm.inUse} to ${end.inUse}`);
+    }
   });
 
   S("tidy returns every temporary buffer to the pool", async () => {
