@@ -148,7 +148,7 @@ S("the ood command runs on a few dozen inputs and writes every report file", asy
   const wpath = `${dir}/tiny-vae.safetensors`;
   await saveTensors(wpath, m.namedParameters(), metadataOf(m, { data: "fashion" }));
   const cmd = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "src/cli/ood.ts", "--model", wpath, "--fit", "20", "--eval", "10", "--ood", "mnist,noise,vflip", "--backend", "cpu", "--out", `${dir}/report`],
+    args: ["run", "-A", "src/cli/ood.ts", "--model", wpath, "--fit", "20", "--eval", "10", "--data", "fashion", "--ood", "mnist,noise,vflip", "--backend", "cpu", "--out", `${dir}/report`],
     stdout: "piped", stderr: "piped",
   });
   const r = await cmd.output();

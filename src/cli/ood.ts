@@ -2,7 +2,7 @@
 // features for a fit set, an in-distribution evaluation set and OOD sets (MNIST and synthetic), for
 // groups of B = 1 and 5, score them with the method and its baselines, print one table, write a report.
 //
-//   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--ood mnist,noise,constant,vflip,invert]
+//   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
 //                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto] [--out reports/ood] [--loop]
 import { parseArgs } from "node:util";
 import * as T from "../autograd/index.ts";
@@ -20,6 +20,7 @@ const { values: a } = parseArgs({
   args: Deno.args,
   options: {
     model: { type: "string" },
+    data: { type: "string" },
     ood: { type: "string", default: "mnist,noise,constant,vflip,invert" },
     B: { type: "string", default: "1,5" },
     fit: { type: "string", default: "500" },
@@ -75,9 +76,11 @@ function sets(inName: string): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[
 const evals: Evaluation[] = [];
 for (const path of modelPaths) {
   const meta = readCheckpoint(path).metadata;
-  const inName = meta.data ?? "fashion";
+  // In-distribution data: what the model was trained on (its metadata), unless --data says otherwise.
+  const inName = a.data ?? meta.data ?? "fashion";
+  if (a.data && meta.data && a.data !== meta.data) console.log(`note: ${path} was trained on ${meta.data}; --data ${a.data} makes ${a.data} the in-distribution set`);
   const model = await loadModel(path, backend);
-  const label = `${meta.kind}-${inName}`;
+  const label = meta.data && meta.data !== inName ? `${meta.kind}-${meta.data}-in-${inName}` : `${meta.kind}-${inName}`;
   const s = sets(inName);
   mark(`load ${label} and data`);
   for (const B of Bs) {
