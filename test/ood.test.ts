@@ -156,7 +156,7 @@ S("the ood command runs on a few dozen inputs and writes every report file", asy
   assert.is(r.code, 0, out);
   assert.match(out, /vae-fashion\s+1\s+mnist/);
   const files = [...Deno.readDirSync(`${dir}/report`)].map((e) => e.name).sort();
-  for (const f of ["table.md", "layers.md", "table.json", "features-vae-fashion-B1.csv", "features-vae-fashion-B5.csv", "roc-vae-fashion-B1-mnist.svg", "roc-vae-fashion-B5-vflip.svg", "hist-vae-fashion-B1.svg", "corr-vae-fashion-B1.svg"]) {
+  for (const f of ["table.md", "layers.md", "table.json", "features-vae-fashion-B1.csv", "features-vae-fashion-B5.csv", "roc-vae-fashion-B1-mnist.svg", "roc-vae-fashion-B5-vflip.svg", "hist-vae-fashion-B1.svg", "corr-vae-fashion-B1.svg", "pc1-vae-fashion-B1.svg"]) {
     assert.ok(files.includes(f), `missing ${f} in ${files.join(", ")}`);
   }
   const csv = Deno.readTextFileSync(`${dir}/report/features-vae-fashion-B1.csv`).trim().split("\n");
@@ -166,6 +166,8 @@ S("the ood command runs on a few dozen inputs and writes every report file", asy
   assert.is(json.evaluations[0].shift.length, 3);
   assert.match(Deno.readTextFileSync(`${dir}/report/layers.md`), /share along PC1/);
   assert.match(Deno.readTextFileSync(`${dir}/report/roc-vae-fashion-B1-mnist.svg`), /<svg[^>]*>[\s\S]*<path d="M/);
+  // One point per fit, evaluation and OOD row in each of the three panels.
+  assert.is((Deno.readTextFileSync(`${dir}/report/pc1-vae-fashion-B1.svg`).match(/<circle /g) ?? []).length, 3 * (20 + 10 + 10));
 });
 
 S("Fisher study: F restricted to the chosen weights is symmetric with a non-negative diagonal", async () => {

@@ -1,5 +1,5 @@
-// SVG figures for the report: ROC curves, histograms of log f_l (in vs out), and a feature
-// correlation heatmap. Scales and paths from d3-scale / d3-shape; the SVG skeleton is ours.
+// SVG figures for the report: ROC curves, histograms of log f_l (in vs out), a feature
+// correlation heatmap, and scatter panels (NLL against the features' common factor). Scales and paths from d3-scale / d3-shape; the SVG skeleton is ours.
 import { scaleLinear, scaleSequential } from "d3-scale";
 import { line } from "d3-shape";
 import { interpolateRdBu } from "d3-scale-chromatic";
@@ -97,5 +97,35 @@ export function correlationSvg(title: string, names: string[], rows: ArrayLike<n
     body += `<rect x="${W - 80}" y="${off + k * 14}" width="14" height="14" fill="${color(v)}"/><text x="${W - 60}" y="${off + k * 14 + 11}">${v.toFixed(1)}</text>`;
   }
   body += `<text x="${off}" y="${off - 6}">parameter tensors in model order (hover for names)</text>`;
+  return frame(W, H, body, title);
+}
+
+/**
+ * Small multiples of scatter plots: each panel overlays its point sets, on its own axes. A series
+ * longer than maxPoints is drawn as an evenly strided subset (the axes still span every point).
+ */
+export function scatterSvg(title: string, xl: string, yl: string, panels: { label: string; series: { name: string; points: [number, number][] }[] }[], maxPoints = 300): string {
+  const pw = 300, ph = 240, cols = 2, rows = Math.ceil(panels.length / cols);
+  const W = pw * cols, H = ph * rows + 30;
+  let body = "";
+  panels.forEach((p, k) => {
+    const x = (k % cols) * pw, y = 25 + Math.floor(k / cols) * ph;
+    const pts = p.series.flatMap((s) => s.points).filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b));
+    if (!pts.length) return;
+    const ext = (i: 0 | 1) => {
+      let lo = Math.min(...pts.map((q) => q[i])), hi = Math.max(...pts.map((q) => q[i]));
+      if (lo === hi) (lo -= 1), (hi += 1);
+      return [lo, hi];
+    };
+    const xs = scaleLinear().domain(ext(0)).range([x + 45, x + pw - 10]).nice(), ys = scaleLinear().domain(ext(1)).range([y + ph - 45, y + 20]).nice();
+    body += axes(x + 45, y + ph - 45, x + pw - 10, y + 20, xs, ys, xs.ticks(4), ys.ticks(4), xl, yl);
+    body += `<text x="${x + pw / 2}" y="${y + 12}" text-anchor="middle">${esc(p.label)}</text>`;
+    p.series.forEach((s, i) => {
+      const col = PALETTE[i % PALETTE.length];
+      const stride = Math.max(1, Math.ceil(s.points.length / maxPoints));
+      for (const [a, b] of s.points.filter((_, j) => j % stride === 0)) if (Number.isFinite(a) && Number.isFinite(b)) body += `<circle cx="${xs(a).toFixed(1)}" cy="${ys(b).toFixed(1)}" r="1.6" fill="${col}" fill-opacity="0.45"/>`;
+      body += `<rect x="${x + pw - 95}" y="${y + 24 + 13 * i}" width="8" height="8" fill="${col}"/><text x="${x + pw - 83}" y="${y + 32 + 13 * i}">${esc(s.name)}</text>`;
+    });
+  });
   return frame(W, H, body, title);
 }

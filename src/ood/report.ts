@@ -1,8 +1,8 @@
 // The report folder: table (Markdown, JSON), features (CSV), figures (SVG).
 import type { Evaluation } from "./pipeline.ts";
 import { auroc } from "./metrics.ts";
-import { correlationSvg, histogramsSvg, rocSvg } from "./plots.ts";
-import { type ShiftDiagnostic, shiftDiagnostic } from "./shift.ts";
+import { correlationSvg, histogramsSvg, rocSvg, scatterSvg } from "./plots.ts";
+import { commonFactor, type ShiftDiagnostic, shiftDiagnostic } from "./shift.ts";
 
 const f3 = (v: number) => v.toFixed(3);
 
@@ -126,6 +126,11 @@ export function writeReport(dir: string, evals: Evaluation[], meta: Record<strin
         series: [e.inEval, ...e.ood].map((s) => ({ name: s.name, values: s.logf.map((r) => r[l]) })),
       }))));
       put(`corr-${tag}.svg`, correlationSvg(`${e.model}: correlation of log f_l across layers (fit data)`, e.names, e.fit.logf));
+      // Is the features' common factor the likelihood? NLL against the PC1 score, per OOD set.
+      const cf = commonFactor(e.scorers.diag, e.fit.logf);
+      const pts = (s: { logf: Float64Array[]; nll: Float64Array }) => s.logf.map((r, i) => [s.nll[i], cf.score(r)] as [number, number]);
+      put(`pc1-${tag}.svg`, scatterSvg(`${e.model}: NLL vs the gradient features' first principal component`, "NLL (bits/dim)", "PC1 score (fit z-units)",
+        e.ood.map((o) => ({ label: `${e.inEval.name} vs ${o.name}`, series: [{ name: "fit", points: pts(e.fit) }, { name: e.inEval.name, points: pts(e.inEval) }, { name: o.name, points: pts(o) }] }))));
     }
   }
   return files;

@@ -74,15 +74,22 @@ export function leadingEigen(m: Float64Array, k: number, iters = 500): { value: 
   return { value, vector: v };
 }
 
-export function shiftDiagnostic(d: DiagonalGaussian, full: FullGaussian, fit: FeatureRows, inEval: FeatureRows, ood: FeatureRows & { name: string }): ShiftDiagnostic {
-  const zf = zRows(fit.rows, d), k = d.kept.length, n = zf.length;
+/** The fit data's common factor: PC1 of the z-scores (oriented: positive = larger gradients), and a row's score on it. */
+export function commonFactor(d: DiagonalGaussian, fitRows: ArrayLike<number>[]) {
+  const zf = zRows(fitRows, d), k = d.kept.length, n = zf.length;
   const corr = new Float64Array(k * k);
   for (const z of zf) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) corr[i * k + j] += (z[i] * z[j]) / n;
   const { value, vector } = leadingEigen(corr, k);
   if (vector.reduce((s, x) => s + x, 0) < 0) vector.forEach((x, i) => (vector[i] = -x));
+  const pc1 = (z: Float64Array) => z.reduce((s, x, i) => s + x * vector[i], 0);
+  return { zf, corr, value, vector, pc1, score: (row: ArrayLike<number>) => pc1(zRows([row], d)[0]) };
+}
+
+export function shiftDiagnostic(d: DiagonalGaussian, full: FullGaussian, fit: FeatureRows, inEval: FeatureRows, ood: FeatureRows & { name: string }): ShiftDiagnostic {
+  const k = d.kept.length;
+  const { zf, corr, value, vector, pc1 } = commonFactor(d, fit.rows);
   let off = 0;
   for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) if (i !== j) off += corr[i * k + j];
-  const pc1 = (z: Float64Array) => z.reduce((s, x, i) => s + x * vector[i], 0);
   const residual = (z: Float64Array) => {
     const p = pc1(z);
     return z.map((x, i) => x - p * vector[i]);
