@@ -123,6 +123,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let m0 = wid.y * ${RM}u;
   let qf = (wid.x * 64u + lid) * ${RN / 4}u;   // first vec4 column of this lane
   let nq = N / 4u;
+  if (qf >= nq) { return; }
   let aM = P[5]; let aK = P[6]; let bK4 = P[8] / 4u;
   ${rows.map((r) => `let a${r} = (b % P[10]) * P[4] + min(m0 + ${r}u, M - 1u) * aM;`).join("\n  ")}
   ${quads.map((q) => `let q${q} = b * P[7] / 4u + min(qf + ${q}u, nq - 1u);`).join("\n  ")}

@@ -6,31 +6,28 @@ import { entry, PARAMS } from "./preamble.ts";
 /**
  * params: [n, rank, padValue, base, then per dim (8 slots each group):
  *   size[8], estride[8] (i32), checked[8], start[8] (i32), step[8] (i32), extent[8], inStride[8]]
+ * The rank and which dims are checked are baked in (one pipeline each): the unrolled walk beat a
+ * loop over a runtime rank on lavapipe (see the broadcast kernels in elementwise.wgsl.ts).
  */
-export function stridedShader(): string {
+export function stridedShader(checked: readonly boolean[]): string {
+  const steps = [...checked.keys()].reverse().map((k) => {
+    const last = k === 0;
+    const i = last ? "rem" : `i${k}`;
+    const head = last ? "" : `  let q${k} = rem / P[${4 + k}u];\n  let i${k} = rem - q${k} * P[${4 + k}u];\n  rem = q${k};\n`;
+    const body = checked[k]
+      ? `  let c${k} = pi(${28 + k}u) + i32(${i}) * pi(${36 + k}u);\n  inside = inside && c${k} >= 0 && c${k} < i32(P[${44 + k}u]);\n  off += c${k} * i32(P[${52 + k}u]);\n`
+      : `  off += i32(${i}) * pi(${12 + k}u);\n`;
+    return head + body;
+  });
   return `${PARAMS}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 ${entry()}
   if (idx >= P[0]) { return; }
-  let rank = P[1];
   var rem = idx;
   var off = pi(3u);
   var inside = true;
-  for (var d = i32(rank) - 1; d >= 0; d--) {
-    let k = u32(d);
-    let size = P[4u + k];
-    let i = rem % size;
-    rem = rem / size;
-    if (P[20u + k] != 0u) {
-      let c = pi(28u + k) + i32(i) * pi(36u + k);
-      inside = inside && c >= 0 && c < i32(P[44u + k]);
-      off += c * i32(P[52u + k]);
-    } else {
-      off += i32(i) * pi(12u + k);
-    }
-  }
-  Y[idx] = select(pf(2u), X[u32(max(off, 0))], inside);
+${steps.join("")}  Y[idx] = select(pf(2u), X[u32(max(off, 0))], inside);
 }`;
 }
 

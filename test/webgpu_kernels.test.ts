@@ -127,6 +127,8 @@ if (gpu) {
         [[1, 1], [1, 1], false, false], [[3, 5], [5, 7], false, false], [[65, 17], [17, 66], false, false],
         [[17, 65], [17, 130], true, false], [[67, 9], [131, 9], false, true], [[9, 64], [64, 9], true, true],
         [[3, 7, 5], [3, 5, 2], false, false], [[7, 5], [2, 5, 70], false, false], [[2, 70, 5], [3, 70], true, true],
+        // vec4 columns for the rows kernels: fewer than one workgroup's (idle lanes return early), and just past one.
+        [[2, 5, 12], [2, 12, 196], false, false], [[3, 9], [9, 516], false, false], [[4, 1], [1, 4], false, false],
       ];
       for (const [sa, sb, ta, tb] of cases) await compare(`mm ${variant}`, (a, b) => T.mm(a, b, ta, tb), [sa, sb], { tol: 1e-4 });
       gpu.variants.matmul = "auto";

@@ -55,7 +55,8 @@ export function binary(rt: Runtime, op: BinaryOp, a: GpuStorage, aShape: readonl
   const out = rt.alloc(n);
   const same = sameShape(aShape, outShape) && sameShape(bShape, outShape);
   const params = same ? [n] : broadcastParams(outShape, [aShape, bShape]);
-  rt.dispatch(`binary:${op}:${same}`, () => binaryShader(op, same), params, [a, b], out, groups(n));
+  const rank = same ? 0 : params[1];
+  rt.dispatch(`binary:${op}:${same ? "same" : `r${rank}`}`, () => binaryShader(op, same, rank), params, [a, b], out, groups(n));
   return out;
 }
 
@@ -63,7 +64,8 @@ export function where(rt: Runtime, c: GpuStorage, cShape: readonly number[], a: 
   checkRank("where", outShape.length);
   const n = sizeOf(outShape);
   const out = rt.alloc(n);
-  rt.dispatch("where", whereShader, broadcastParams(outShape, [cShape, aShape, bShape]), [c, a, b], out, groups(n));
+  const params = broadcastParams(outShape, [cShape, aShape, bShape]);
+  rt.dispatch(`where:r${params[1]}`, () => whereShader(params[1]), params, [c, a, b], out, groups(n));
   return out;
 }
 

@@ -117,7 +117,8 @@ export function strided(rt: Runtime, x: GpuStorage, spec: StridedSpec, variant: 
     ...pad8((d) => d.size), ...pad8((d) => d.estride), ...pad8((d) => (d.checked ? 1 : 0)),
     ...pad8((d) => d.start), ...pad8((d) => d.step), ...pad8((d) => d.extent), ...pad8((d) => d.inStride),
   ];
-  rt.dispatch("strided", stridedShader, params, [x], out, groups(n));
+  const checked = dims.map((d) => d.checked);
+  rt.dispatch(`strided:${checked.map((c) => (c ? "c" : "u")).join("")}`, () => stridedShader(checked), params, [x], out, groups(n));
   return out;
 }
 
