@@ -63,6 +63,40 @@ if (gpu) {
     }
   });
 
+  S("a conv forward keeps its patch matrix for the weight gradient: one im2col, freed when taken or with the input", async () => {
+    gpu.variants.conv = "gemm";
+    const g = new T.Generator(8);
+    const w = T.randn(g, [4, 3, 3, 3], { backend: gpu, requiresGrad: true });
+    const im2cols = () => gpu.rt.dispatchesOf("im2col");
+    await gpu.sync();
+    const before = gpu.rt.pool.stats().inUse;
+    // Forward and weight gradient: one im2col (the forward's), and nothing left in use after.
+    const x = T.randn(g, [2, 3, 7, 5], { backend: gpu });
+    // Tensors of earlier suites may still hold kept matrices (until collected): count relative to now,
+    // with no await in between (finalizers cannot run inside synchronous code).
+    const owners0 = gpu.rt.owners;
+    const n0 = im2cols();
+    T.tidy(() => void T.grad(T.sum(T.conv2d(x, w, { padding: 1 })), [w]));
+    assert.is(im2cols() - n0, 1);
+    assert.is(gpu.rt.owners, owners0);
+    // A forward with no backward: the kept matrix goes when its input goes.
+    T.tidy(() => void T.conv2d(x, w, { padding: 1 }));
+    assert.is(gpu.rt.owners, owners0 + 1);
+    x.dispose();
+    assert.is(gpu.rt.owners, owners0);
+    // No weight gradient to follow (no grad, or a weight that needs none): nothing kept.
+    const y = T.randn(g, [2, 3, 7, 5], { backend: gpu });
+    T.noGrad(() => T.tidy(() => void T.conv2d(y, w, { padding: 1 })));
+    T.tidy(() => void T.conv2d(y, w.detach(), { padding: 1 }));
+    assert.is(gpu.rt.owners, owners0);
+    y.dispose();
+    w.dispose();
+    await gpu.sync();
+    // (Earlier suites' unreferenced tensors may be collected meanwhile, so in-use can only fall.)
+    assert.ok(gpu.rt.pool.stats().inUse <= before);
+    gpu.variants.conv = "auto";
+  });
+
   S("tidy returns every temporary buffer to the pool", async () => {
     await gpu.sync();
     const before = gpu.rt.pool.stats().inUse;

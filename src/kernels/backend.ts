@@ -21,6 +21,8 @@ export interface ConvParams {
   Cout: number; KH: number; KW: number;
   stride: number; pad: number; groups: number;
   OH: number; OW: number;
+  /** Set on a forward whose weight gradient may follow: a backend may keep work it can reuse for it. */
+  weightGradFollows?: boolean;
 }
 
 export interface StridedSpec {

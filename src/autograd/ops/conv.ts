@@ -2,7 +2,7 @@
 // The three are bilinear and each one's gradients are the other two, so grad-of-grad works.
 import type { ConvParams } from "../../kernels/backend.ts";
 import { fmt } from "../shape.ts";
-import { assertSameBackend, result, type Tensor } from "../tensor.ts";
+import { assertSameBackend, isGradEnabled, result, type Tensor } from "../tensor.ts";
 
 export interface ConvOptions {
   stride?: number;
@@ -30,7 +30,7 @@ const optsOf = (p: ConvParams): ConvOptions => ({ stride: p.stride, padding: p.p
 export function conv2d(x: Tensor, w: Tensor, o: ConvOptions = {}): Tensor {
   assertSameBackend("conv2d", [x, w]);
   const p = params(x.shape, w.shape, o);
-  const s = x.backend.conv2d(x.storage("conv2d"), w.storage("conv2d"), p, x.dtype);
+  const s = x.backend.conv2d(x.storage("conv2d"), w.storage("conv2d"), { ...p, weightGradFollows: isGradEnabled() && w.requiresGrad }, x.dtype);
   return result("conv2d", [x, w], s, outShape(p), (g, needs) => [
     needs[0] ? conv2dInputGrad(g, w, x.shape, optsOf(p)) : null,
     needs[1] ? conv2dWeightGrad(x, g, w.shape, optsOf(p)) : null,

@@ -26,12 +26,32 @@ function im2col(rt: Runtime, x: GpuStorage, p: ConvParams): GpuStorage {
   return col;
 }
 
+// A forward whose weight gradient will follow keeps its patch matrix for it (inputs are immutable
+// storages): one im2col instead of two. It is freed when the weight gradient takes it, or with x.
+const kept = new WeakMap<GpuStorage, { key: string; col: GpuStorage }>();
+
+function keepPatches(rt: Runtime, x: GpuStorage, p: ConvParams, col: GpuStorage): boolean {
+  if (!p.weightGradFollows || col === x || kept.has(x)) return false;
+  kept.set(x, { key: words(p).join(), col });
+  rt.attach(x, col);
+  return true;
+}
+
+/** The patch matrix of x: kept by the forward (handed over: the caller frees it) or built now. */
+function takePatches(rt: Runtime, x: GpuStorage, p: ConvParams): GpuStorage {
+  const k = kept.get(x);
+  if (!k || k.key !== words(p).join()) return im2col(rt, x, p);
+  kept.delete(x);
+  rt.detach(x, k.col);
+  return k.col;
+}
+
 /** Y[n, g] = W[g] [og, K] x col[n, g] [K, P]. */
 export function conv2dGemm(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvParams, mm: MatmulVariant = "auto"): GpuStorage {
   const { K, P, og, G } = dims(p);
   const col = im2col(rt, x, p);
   const y = matmulStrided(rt, w, col, p.N * G, og, K, P, { aBatch: og * K, aM: K, aK: 1, bBatch: K * P, bK: P, bN: 1, aWrap: G }, mm);
-  if (col !== x) rt.free(col);
+  if (col !== x && !keepPatches(rt, x, p, col)) rt.free(col);
   return y;
 }
 
@@ -49,7 +69,7 @@ export function conv2dInputGradGemm(rt: Runtime, gy: GpuStorage, w: GpuStorage, 
 /** dW[g] = sum over images of dY[n, g] [og, P] x col[n, g]^T [P, K]. */
 export function conv2dWeightGradGemm(rt: Runtime, x: GpuStorage, gy: GpuStorage, p: ConvParams, mm: MatmulVariant = "auto"): GpuStorage {
   const { K, P, og, G } = dims(p);
-  const col = im2col(rt, x, p);
+  const col = takePatches(rt, x, p);
   const per = matmulStrided(rt, gy, col, p.N * G, og, P, K, { aBatch: og * P, aM: P, aK: 1, bBatch: K * P, bK: 1, bN: P }, mm);
   if (col !== x) rt.free(col);
   if (p.N === 1) return per;

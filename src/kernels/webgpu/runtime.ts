@@ -56,6 +56,32 @@ export class Runtime {
 
   free(s: GpuStorage): void {
     this.pool.release(s.buf);
+    const deps = this.#dependents.get(s);
+    if (deps) {
+      this.#dependents.delete(s);
+      deps.forEach((d) => this.pool.release(d.buf));
+    }
+  }
+
+  /** Storages derived from one (a cached patch matrix): freed with it unless detached first. */
+  #dependents = new Map<GpuStorage, GpuStorage[]>();
+
+  attach(owner: GpuStorage, dep: GpuStorage): void {
+    const l = this.#dependents.get(owner);
+    if (l) l.push(dep);
+    else this.#dependents.set(owner, [dep]);
+  }
+
+  /** How many storages have dependents attached (tests check this returns to zero). */
+  get owners(): number {
+    return this.#dependents.size;
+  }
+
+  /** Take dep back from owner (the caller frees it). */
+  detach(owner: GpuStorage, dep: GpuStorage): void {
+    const l = this.#dependents.get(owner)?.filter((d) => d !== dep);
+    if (l?.length) this.#dependents.set(owner, l);
+    else this.#dependents.delete(owner);
   }
 
   pipeline(key: string, code: () => string): GPUComputePipeline {
@@ -118,8 +144,16 @@ export class Runtime {
       this.#pass.dispatchWorkgroups(x, Math.ceil(groups / x));
     } else this.#pass.dispatchWorkgroups(...groups);
     this.dispatches++;
+    this.#byKey.set(key, (this.#byKey.get(key) ?? 0) + 1);
     if (this.#prof) this.#endPass();
     if (++this.#pending >= (this.#prof ? PROFILE_BATCH : MAX_PENDING)) this.flush();
+  }
+
+  #byKey = new Map<string, number>();
+
+  /** Dispatches recorded so far of one kernel key (tests count them). */
+  dispatchesOf(key: string): number {
+    return this.#byKey.get(key) ?? 0;
   }
 
   /** Record a buffer-to-buffer copy of n f32 elements (between dispatches, in stream order). */
