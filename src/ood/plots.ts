@@ -25,9 +25,9 @@ function axes(x0: number, y0: number, x1: number, y1: number, xs: (v: number) =>
   return s;
 }
 
-/** ROC curves, one per method, with AUROC in the legend. */
+/** ROC curves, one per method, with AUROC in the legend (right of the plot, so it hides no curve). */
 export function rocSvg(title: string, curves: { label: string; points: [number, number][]; auroc: number }[]): string {
-  const W = 420, H = 380, m = { l: 55, r: 15, t: 30, b: 45 };
+  const W = 600, H = 380, m = { l: 55, r: 195, t: 30, b: 45 };
   const xs = scaleLinear().domain([0, 1]).range([m.l, W - m.r]), ys = scaleLinear().domain([0, 1]).range([H - m.b, m.t]);
   let body = axes(m.l, H - m.b, W - m.r, m.t, xs, ys, xs.ticks(5), ys.ticks(5), "false positive rate (OOD kept)", "true positive rate (in-dist kept)");
   body += `<line x1="${xs(0)}" y1="${ys(0)}" x2="${xs(1)}" y2="${ys(1)}" stroke="#bbb" stroke-dasharray="4 3"/>`;
@@ -35,7 +35,7 @@ export function rocSvg(title: string, curves: { label: string; points: [number, 
   curves.forEach((c, i) => {
     const col = PALETTE[i % PALETTE.length];
     body += `<path d="${path(c.points)}" fill="none" stroke="${col}" stroke-width="1.6"/>`;
-    body += `<rect x="${W - m.r - 175}" y="${H - m.b - 18 - 15 * (curves.length - 1 - i)}" width="10" height="10" fill="${col}"/><text x="${W - m.r - 160}" y="${H - m.b - 9 - 15 * (curves.length - 1 - i)}">${esc(c.label)} (${c.auroc.toFixed(3)})</text>`;
+    body += `<rect x="${W - m.r + 15}" y="${m.t + 15 * i}" width="10" height="10" fill="${col}"/><text x="${W - m.r + 30}" y="${m.t + 9 + 15 * i}">${esc(c.label)} (${c.auroc.toFixed(3)})</text>`;
   });
   return frame(W, H, body, title);
 }
