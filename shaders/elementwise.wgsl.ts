@@ -37,6 +37,7 @@ export const BINARY_WGSL: Record<BinaryOp, string> = {
   lt: "select(0.0, 1.0, a < b)",
   le: "select(0.0, 1.0, a <= b)",
   eq: "select(0.0, 1.0, a == b)",
+  reluMask: "select(0.0, a, b > 0.0)",
 };
 
 // pow for negative bases with integer exponents, as Math.pow does.

@@ -36,6 +36,7 @@ for (const [name, f, dom] of unary) {
 const BSHAPES: [number[], number[]][] = [[[3, 4], [3, 4]], [[3, 4], [4]], [[2, 1, 5], [3, 1]], [[1], [6]], [[1], [1]]];
 const binary: [string, (a: T.Tensor, b: T.Tensor) => T.Tensor][] = [
   ["add", T.add], ["sub", T.sub], ["mul", T.mul], ["div", T.div], ["maximum", T.maximum], ["minimum", T.minimum],
+  ["reluMask", T.reluMask],
 ];
 for (const [name, f] of binary) {
   S(`binary ${name} with broadcasting`, () => {
@@ -47,6 +48,16 @@ for (const [name, f] of binary) {
     }
   });
 }
+
+S("relu's gradient (reluMask) is itself differentiable", () => {
+  // g = d/dx sum(relu(x) w) = w step(x), so d/dw sum(g r) = r step(x) and d/dx of it is 0.
+  const x = awayFromZero(50, [3, 4]).requireGrad(), w = rand64(51, [3, 4], -2, 2).requireGrad(), r = rand64(52, [3, 4], -2, 2);
+  const g = T.grad(T.sum(T.mul(T.relu(x), w)), [x], { createGraph: true })[0]!;
+  const [dw, dx] = T.grad(T.sum(T.mul(g, r)), [w, x]);
+  const xs = x.dataSync(), rs = r.dataSync(), dws = dw!.dataSync();
+  xs.forEach((v, i) => assert.is(dws[i], v > 0 ? rs[i] : 0));
+  assert.ok(!dx || dx.dataSync().every((v) => v === 0));
+});
 
 S("where (broadcast condition)", () => {
   const c = T.gt(rand64(1, [3, 1]), 0);

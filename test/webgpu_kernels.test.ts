@@ -70,6 +70,7 @@ if (gpu) {
     const ops: [string, (a: T.Tensor, b: T.Tensor) => T.Tensor][] = [
       ["add", T.add], ["sub", T.sub], ["mul", T.mul], ["div", T.div], ["maximum", T.maximum], ["minimum", T.minimum],
       ["where", (a, b) => T.where(T.gt(a, 0), a, b)], ["lt", (a, b) => T.mul(T.lt(a, b), a)], ["eq", (a, _b) => T.eq(a, a)],
+      ["reluMask", (a, b) => T.reluMask(a, T.addScalar(b, -1.25))],
     ];
     for (const [name, f] of ops) for (const [sa, sb] of shapes) await compare(name, f, [sa, sb], { lo: 0.5, hi: 2 });
   });

@@ -11,7 +11,7 @@ export const UNARY_OPS = [
 ] as const;
 export type UnaryOp = typeof UNARY_OPS[number];
 
-export const BINARY_OPS = ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq"] as const;
+export const BINARY_OPS = ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq", "reluMask"] as const;
 export type BinaryOp = typeof BINARY_OPS[number];
 
 export type ReduceOp = "sum" | "max";

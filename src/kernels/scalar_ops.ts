@@ -45,4 +45,5 @@ export const BINARY: Record<BinaryOp, (a: number, b: number) => number> = {
   lt: (a, b) => (a < b ? 1 : 0),
   le: (a, b) => (a <= b ? 1 : 0),
   eq: (a, b) => (a === b ? 1 : 0),
+  reluMask: (a, b) => (b > 0 ? a : 0),
 };

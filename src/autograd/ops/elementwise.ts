@@ -55,7 +55,7 @@ const UNARY_GRAD: Record<UnaryOp, UnaryGrad> = {
   log: (x, _y, g) => div(g, x),
   sqrt: (_x, y, g) => div(mulScalar(g, 0.5), y),
   abs: (x, _y, g) => mul(g, unary("sign", x)),
-  relu: (x, _y, g) => mul(g, unary("step", x)),
+  relu: (x, _y, g) => reluMask(g, x),
   step: () => null,
   sign: () => null,
   sigmoid: (_x, y, g) => mul(g, mul(y, addScalar(neg(y), 1))),
@@ -114,6 +114,7 @@ const BINARY_GRAD: Record<BinaryOp, BinaryGrad> = {
   lt: () => [null, null],
   le: () => [null, null],
   eq: () => [null, null],
+  reluMask: (_a, b, g) => [reluMask(g, b), null],
 };
 
 export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
@@ -159,6 +160,8 @@ export const ge = cmp("ge");
 export const lt = cmp("lt");
 export const le = cmp("le");
 export const eq = cmp("eq");
+/** a where b > 0, else 0: ReLU's backward in one kernel (instead of a step and a product). */
+export const reluMask = (a: Tensor, b: Tensor) => binary("reluMask", a, b);
 
 /** where(cond, a, b): a where cond != 0, else b; broadcasting all three. */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
