@@ -170,6 +170,23 @@ S("the ood command runs on a few dozen inputs and writes every report file", asy
   assert.is((Deno.readTextFileSync(`${dir}/report/pc1-vae-fashion-B1.svg`).match(/<circle /g) ?? []).length, 3 * (20 + 10 + 10));
 });
 
+S("the commands end bad input with one error line that names it, exit code 1, and print --help", async () => {
+  const run = async (...args: string[]) => {
+    const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", ...args], stdout: "piped", stderr: "piped" }).output();
+    return { code: r.code, out: new TextDecoder().decode(r.stdout), err: new TextDecoder().decode(r.stderr) };
+  };
+  const missing = await run("src/cli/ood.ts", "--model", "no-such-weights.safetensors", "--backend", "cpu");
+  assert.is(missing.code, 1);
+  assert.match(missing.err, /^error: checkpoint no-such-weights\.safetensors: cannot read/m);
+  assert.not.match(missing.err, /^\s+at /m, "no stack trace without FIMSCOPE_DEBUG");
+  const unknown = await run("src/cli/ood.ts", "--ood", "cifar", "--backend", "cpu");
+  assert.is(unknown.code, 1);
+  assert.match(unknown.err, /error: ood: unknown OOD set 'cifar'/);
+  const help = await run("src/cli/ood.ts", "--help");
+  assert.is(help.code, 0);
+  assert.match(help.out, /npm run ood -- \[--model/);
+});
+
 S("Fisher study: F restricted to the chosen weights is symmetric with a non-negative diagonal", async () => {
   const { fimStudy } = await import("../src/ood/fim.ts");
   const m = await createModel("vae", { latent: 2, channels: [2, 4], outChannels: 2 }, T.cpu, 11);

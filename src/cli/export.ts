@@ -1,6 +1,7 @@
 // export --checkpoint weights/x.ckpt.safetensors --out weights/x.safetensors [--eval-n 10000]
 // Turns a training checkpoint into shipped weights (parameters only), evaluating the test NLL and
 // recording steps, training time and the command in the metadata.
+import "./errors.ts";
 import { parseArgs } from "node:util";
 import { loadDataset } from "../data/mnist.ts";
 import { readCheckpoint, saveTensors } from "../io/safetensors.ts";

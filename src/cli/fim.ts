@@ -1,6 +1,7 @@
 // fim --model weights/glow-fashion.safetensors [--samples 128] [--weights 8] [--layers a,b] [--backend auto]
 // Estimates the Fisher information from model samples for a few random weights in two layers and
 // prints how the layer-diagonal blocks compare with the cross-layer block.
+import "./errors.ts";
 import { parseArgs } from "node:util";
 import { type BackendChoice, selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";

@@ -1,6 +1,7 @@
 // nll --model weights/glow-fashion.safetensors [--data fashion,mnist] [--n 10000]
 // Mean test NLL (bits/dim) of a model on each dataset's test split: the likelihood failure shows
 // as a lower NLL on the dataset the model never saw.
+import "./errors.ts";
 import { parseArgs } from "node:util";
 import { loadDataset } from "../data/mnist.ts";
 import { type BackendChoice, selectBackend } from "../kernels/select.ts";

@@ -4,6 +4,7 @@
 //
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
 //                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto] [--out reports/ood] [--loop]
+import "./errors.ts";
 import { parseArgs } from "node:util";
 import * as T from "../autograd/index.ts";
 import { type ImageSet, subset } from "../data/dataset.ts";

@@ -1,4 +1,5 @@
 // samples --model weights/glow-fashion.safetensors [--n 64] [--temperature 0.7] [--out samples.png]
+import "./errors.ts";
 import { parseArgs } from "node:util";
 import * as T from "../autograd/index.ts";
 import { type BackendChoice, selectBackend } from "../kernels/select.ts";

@@ -1,0 +1,24 @@
+// Imported first by every CLI: an error ends the command with one line naming what went wrong
+// (the stack too with FIMSCOPE_DEBUG=1) and exit code 1; --help prints the command's header comment.
+function report(err: unknown): void {
+  const e = err as Error | undefined;
+  console.error(`error: ${e?.message ?? String(err)}`);
+  if (Deno.env.get("FIMSCOPE_DEBUG") && e?.stack) console.error(e.stack);
+  Deno.exit(1);
+}
+
+globalThis.addEventListener("unhandledrejection", (ev) => {
+  ev.preventDefault();
+  report(ev.reason);
+});
+globalThis.addEventListener("error", (ev) => {
+  ev.preventDefault();
+  report(ev.error);
+});
+
+if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  const src = Deno.readTextFileSync(new URL(Deno.mainModule));
+  const head = src.split("\n").filter((l, i, all) => all.slice(0, i + 1).every((x) => x.startsWith("//")));
+  console.log(head.map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
+  Deno.exit(0);
+}
