@@ -197,6 +197,13 @@ S("Fisher study: F restricted to the chosen weights is symmetric with a non-nega
     for (let b = 0; b < k; b++) assert.ok(Math.abs(r.fim[a * k + b] - r.fim[b * k + a]) <= 1e-9 * (Math.abs(r.fim[a * k + b]) + 1e-30));
   }
   assert.ok(r.meanAbsDiagonal > 0 && r.meanAbsAcross >= 0 && Number.isFinite(r.meanAbsWithin));
+  // Scale-free form: |F_ab| <= sqrt(F_aa F_bb) (Cauchy-Schwarz), and one sample holds at least 1/8 of the trace.
+  for (const c of [r.meanAbsCorrWithin, r.meanAbsCorrAcross]) assert.ok(c >= 0 && c <= 1 + 1e-12, `${c}`);
+  assert.ok(r.maxSampleShare >= 1 / 8 - 1e-12 && r.maxSampleShare <= 1 + 1e-12, `${r.maxSampleShare}`);
+  // From one sample F = g g^T has rank one: every correlation is 1 and that sample is the whole trace.
+  const one = await fimStudy(m, { samples: 1, perLayer: 3, batch: 1, seed: 1 });
+  assert.ok(Math.abs(one.meanAbsCorrWithin - 1) < 1e-9 && Math.abs(one.meanAbsCorrAcross - 1) < 1e-9, `${one.meanAbsCorrWithin} ${one.meanAbsCorrAcross}`);
+  assert.ok(Math.abs(one.maxSampleShare - 1) < 1e-12);
 });
 
 S.run();

@@ -29,4 +29,6 @@ console.log(`mean |F| on the diagonal:                ${r.meanAbsDiagonal.toExpo
 console.log(`mean |F| off-diagonal, within a layer:   ${r.meanAbsWithin.toExponential(3)}`);
 console.log(`mean |F| across the two layers:          ${r.meanAbsAcross.toExponential(3)}`);
 console.log(`within-layer blocks / cross-layer block: ${(r.meanAbsWithin / r.meanAbsAcross).toFixed(2)}x (diagonal / cross: ${(r.meanAbsDiagonal / r.meanAbsAcross).toFixed(2)}x)`);
+console.log(`scale-free, mean |F_ab| / sqrt(F_aa F_bb): within a layer ${r.meanAbsCorrWithin.toFixed(3)}, across ${r.meanAbsCorrAcross.toFixed(3)} (${(r.meanAbsCorrWithin / r.meanAbsCorrAcross).toFixed(2)}x)`);
+console.log(`largest share of trace(F) from one sample: ${(100 * r.maxSampleShare).toFixed(1)}%${r.maxSampleShare > 0.5 ? " (heavy-tailed: the raw means above rest on a few samples)" : ""}`);
 Deno.exit(0);

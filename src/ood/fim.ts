@@ -16,6 +16,14 @@ export interface FimStudy {
   meanAbsWithin: number;
   meanAbsAcross: number;
   meanAbsDiagonal: number;
+  /**
+   * The same comparison free of each weight's scale: mean |F_ab| / sqrt(F_aa F_bb) (the gradient
+   * components' correlation under the model) within a layer and across the two.
+   */
+  meanAbsCorrWithin: number;
+  meanAbsCorrAcross: number;
+  /** The largest share of trace(F) that one sample contributes (heavy tails make the raw means unstable). */
+  maxSampleShare: number;
 }
 
 export async function fimStudy(model: GenerativeModel, o: { samples: number; perLayer: number; layers?: [string, string]; batch?: number; seed?: number }): Promise<FimStudy> {
@@ -38,6 +46,7 @@ export async function fimStudy(model: GenerativeModel, o: { samples: number; per
   const images = await model.sampleImages(o.samples, gen);
   const set = makeSet("samples", images, new Uint8Array(o.samples), C, H, W);
   const batch = o.batch ?? 32;
+  let maxSample = 0;
   for (let i = 0; i < o.samples; i += batch) {
     const idx = range(i, Math.min(o.samples, i + batch));
     const x = model.input(set, idx, gen);
@@ -56,14 +65,27 @@ export async function fimStudy(model: GenerativeModel, o: { samples: number; per
       // g is the gradient of the NLL; F uses grad log p = -g, and the sign cancels in g g^T.
       const v = chosen.flatMap((c, j) => c.idx.map((e) => vals[j][g * c.p.size + e]));
       for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) fim[a * k + b] += (v[a] * v[b]) / o.samples;
+      maxSample = Math.max(maxSample, v.reduce((s, x) => s + x * x, 0) / o.samples);
     }
   }
-  let within = 0, nw = 0, across = 0, na = 0, diag = 0;
+  let within = 0, nw = 0, across = 0, na = 0, diag = 0, cWithin = 0, ncw = 0, cAcross = 0, nca = 0, trace = 0;
   for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) {
     const v = Math.abs(fim[a * k + b]);
-    if (a === b) diag += v / k;
-    else if ((a < o.perLayer) === (b < o.perLayer)) { within += v; nw++; }
+    const den = Math.sqrt(fim[a * k + a] * fim[b * k + b]);
+    const same = (a < o.perLayer) === (b < o.perLayer);
+    if (a === b) {
+      diag += v / k;
+      trace += v;
+    } else if (same) { within += v; nw++; }
     else { across += v; na++; }
+    // Masked weights (zero gradient) have no correlation to count.
+    if (a !== b && den > 0) {
+      if (same) { cWithin += v / den; ncw++; }
+      else { cAcross += v / den; nca++; }
+    }
   }
-  return { layers: pick, weights: o.perLayer, samples: o.samples, fim, meanAbsWithin: within / nw, meanAbsAcross: across / na, meanAbsDiagonal: diag };
+  return {
+    layers: pick, weights: o.perLayer, samples: o.samples, fim, meanAbsWithin: within / nw, meanAbsAcross: across / na, meanAbsDiagonal: diag,
+    meanAbsCorrWithin: cWithin / ncw, meanAbsCorrAcross: cAcross / nca, maxSampleShare: trace > 0 ? maxSample / trace : 0,
+  };
 }
