@@ -3,9 +3,11 @@ import { wgsl } from "wgsl-preprocessor";
 import type { ReduceOp } from "../src/kernels/backend.ts";
 import { entry, PARAMS } from "./preamble.ts";
 
-const INIT = { sum: "0.0", max: "bitcast<f32>(0xff800000u)" };
+const INIT = { sum: "0.0", max: "bitcast<f32>(0xff800000u)", sumsq: "0.0" };
 // max propagates NaN like the CPU reference.
-const STEP = { sum: "acc + v", max: "select(acc, v, v > acc || v != v)" };
+const STEP = { sum: "acc + v", max: "select(acc, v, v > acc || v != v)", sumsq: "fma(v, v, acc)" };
+// Combining two partial results (the workgroup tree): partial sums of squares add.
+const COMBINE = { sum: "acc2 + v", max: "select(acc2, v, v > acc2 || v != v)", sumsq: "acc2 + v" };
 
 /** One invocation per output. params: [outer*inner, R, inner] */
 export function reduceShader(op: ReduceOp): string {
@@ -56,7 +58,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (lid < s) {
       let v = part[lid + s];
       let acc2 = part[lid];
-      part[lid] = ${STEP[op].replaceAll("acc", "acc2")};
+      part[lid] = ${COMBINE[op]};
     }
     workgroupBarrier();
   }

@@ -68,7 +68,7 @@ S("where (broadcast condition)", () => {
 const RED: [number[], number[] | undefined, boolean][] = [
   [[5], undefined, false], [[3, 4], [0], false], [[3, 4], [1], true], [[2, 3, 5], [0, 2], false], [[2, 3, 5], [1], true], [[1, 1], [0, 1], false],
 ];
-for (const [name, f] of [["sum", T.sum], ["mean", T.mean], ["max", T.max], ["logsumexp", T.logsumexp]] as const) {
+for (const [name, f] of [["sum", T.sum], ["sumSquares", T.sumSquares], ["mean", T.mean], ["max", T.max], ["logsumexp", T.logsumexp]] as const) {
   S(`reduce ${name} over axes`, () => {
     for (const [i, [sh, ax, kd]] of RED.entries()) {
       const err = gradcheck((x) => f(x, ax, kd), [rand64(30 + i, sh, -2, 2)]);

@@ -76,11 +76,12 @@ if (gpu) {
   });
 
   S("reductions: sum, max, mean, logsumexp, both kernel variants", async () => {
-    const cases: [number[], number | number[] | undefined][] = [[[1], undefined], [[1000], undefined], [[3, 257], 1], [[300, 3], 0], [[2, 3, 5, 7], [1, 3]], [[4, 1, 3], [0, 2]]];
+    const cases: [number[], number | number[] | undefined][] = [[[1], undefined], [[1000], undefined], [[3, 257], 1], [[300, 3], 0], [[2, 3, 5, 7], [1, 3]], [[4, 1, 3], [0, 2]], [[3, 5], []]];
     for (const variant of ["loop", "wide", "auto"] as const) {
       gpu.variants.reduce = variant;
       for (const [sh, ax] of cases) {
         await compare(`sum ${variant}`, (x) => T.sum(x, ax), [sh], { tol: 1e-4 });
+        await compare(`sumSquares ${variant}`, (x) => T.sumSquares(x, ax), [sh], { tol: 1e-4 });
         await compare(`max ${variant}`, (x) => T.max(x, ax), [sh]);
         await compare(`logsumexp ${variant}`, (x) => T.logsumexp(x, ax), [sh], { tol: 1e-4 });
       }

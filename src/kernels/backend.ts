@@ -14,7 +14,8 @@ export type UnaryOp = typeof UNARY_OPS[number];
 export const BINARY_OPS = ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq", "reluMask"] as const;
 export type BinaryOp = typeof BINARY_OPS[number];
 
-export type ReduceOp = "sum" | "max";
+/** sumsq: the sum of squares (one pass, no squared copy). */
+export type ReduceOp = "sum" | "max" | "sumsq";
 
 export interface ConvParams {
   N: number; Cin: number; H: number; W: number;

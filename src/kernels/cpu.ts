@@ -77,11 +77,11 @@ export class CpuBackend implements Backend<Data> {
     const out = alloc(outer * inner, dtype);
     for (let o = 0; o < outer; o++) {
       for (let i = 0; i < inner; i++) {
-        let acc = op === "sum" ? 0 : -Infinity;
+        let acc = op === "max" ? -Infinity : 0;
         let base = o * R * inner + i;
         for (let r = 0; r < R; r++, base += inner) {
           const v = x[base];
-          acc = op === "sum" ? acc + v : (v > acc || Number.isNaN(v) ? v : acc);
+          acc = op === "sum" ? acc + v : op === "sumsq" ? acc + v * v : (v > acc || Number.isNaN(v) ? v : acc);
         }
         out[o * inner + i] = acc;
       }

@@ -38,7 +38,7 @@ export async function featuresLoop(model: GenerativeModel, x: T.Tensor, B: numbe
       const sl = (t: T.Tensor) => T.slice(t, [g * B], [(g + 1) * B]);
       const nll = T.sum(model.nll(sl(x), { noise: noise && sl(noise) }));
       const grads = T.grad(nll, params);
-      return T.concat([T.reshape(nll, [1]), ...grads.map((gr) => T.reshape(T.sum(T.square(gr!)), [1]))], 0);
+      return T.concat([T.reshape(nll, [1]), ...grads.map((gr) => T.reshape(T.sumSquares(gr!), [1]))], 0);
     }));
   }
   return await collect(rows.length ? T.tidy(() => T.concat(rows.map((r) => T.reshape(r, [1, -1])), 0)) : null, named.map(([n]) => n), G, rows);
@@ -55,7 +55,7 @@ export async function featuresBatched(model: GenerativeModel, x: T.Tensor, B: nu
       const grads = T.grad(T.sum(nll), leaves);
       const cols = grads.map((gr, i) => {
         if (!gr) throw new Error(`features: parameter ${named[i][0]} does not reach the NLL`);
-        return T.reshape(T.sum(T.reshape(T.square(gr), [G, -1]), 1), [G, 1]);
+        return T.reshape(T.sumSquares(T.reshape(gr, [G, -1]), 1), [G, 1]);
       });
       return T.concat([T.reshape(nll, [G, 1]), ...cols], 1);
     })

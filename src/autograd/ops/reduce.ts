@@ -28,7 +28,7 @@ function runsOf(axes: number[]): number[][] {
  */
 function reduceStorage(op: ReduceOp, x: Tensor, axes: number[]): unknown {
   const b = x.backend;
-  if (axes.length === 0) return b.unary("mulScalar", x.storage(op), x.size, x.dtype, 1);
+  if (axes.length === 0) return op === "sumsq" ? b.unary("square", x.storage(op), x.size, x.dtype, 0) : b.unary("mulScalar", x.storage(op), x.size, x.dtype, 1);
   let shape = [...x.shape];
   let cur = x.storage(op);
   let owned = false;
@@ -36,7 +36,8 @@ function reduceStorage(op: ReduceOp, x: Tensor, axes: number[]): unknown {
     const outer = sizeOf(shape.slice(0, run[0]));
     const R = sizeOf(run.map((a) => shape[a]));
     const inner = sizeOf(shape.slice(run[run.length - 1] + 1));
-    const next = b.reduce(op, cur, outer, R, inner, x.dtype);
+    // After the first run, partial sums of squares are summed, not squared again.
+    const next = b.reduce(owned && op === "sumsq" ? "sum" : op, cur, outer, R, inner, x.dtype);
     if (owned) b.release(cur);
     cur = next;
     owned = true;
@@ -50,6 +51,14 @@ export function sum(x: Tensor, axes?: number | number[], keepdims = false): Tens
   const kept = keptShape(x.shape, ax);
   const shape = keepdims ? kept : x.shape.filter((_, i) => !ax.includes(i));
   return result("sum", [x], reduceStorage("sum", x, ax), shape, (g) => [broadcastTo(reshape(g, kept), x.shape)], x);
+}
+
+/** Sum of squares over axes in one pass (no squared copy): the layer-wise norms f_l. */
+export function sumSquares(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  const ax = normAxes("sumSquares", axes, x.rank);
+  const kept = keptShape(x.shape, ax);
+  const shape = keepdims ? kept : x.shape.filter((_, i) => !ax.includes(i));
+  return result("sumSquares", [x], reduceStorage("sumsq", x, ax), shape, (g) => [mul(broadcastTo(reshape(g, kept), x.shape), mul(x, 2))], x);
 }
 
 export function mean(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
