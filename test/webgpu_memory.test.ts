@@ -4,6 +4,7 @@ import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import type { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import { webgpu } from "./helpers.ts";
+import { KEPT_PATCHES_MAX_BYTES } from "../src/kernels/webgpu/conv_gemm.ts";
 import { createModel } from "../src/models/registry.ts";
 import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
 
@@ -74,7 +75,7 @@ if (gpu) {
     const x = T.randn(g, [2, 3, 7, 5], { backend: gpu });
     // Tensors of earlier suites may still hold kept matrices (until collected): count relative to now,
     // with no await in between (finalizers cannot run inside synchronous code).
-    const owners0 = gpu.rt.owners;
+    const owners0 = gpu.rt.owners, floats0 = gpu.rt.dependentFloats;
     const n0 = im2cols();
     T.tidy(() => void T.grad(T.sum(T.conv2d(x, w, { padding: 1 })), [w]));
     assert.is(im2cols() - n0, 1);
@@ -82,13 +83,23 @@ if (gpu) {
     // A forward with no backward: the kept matrix goes when its input goes.
     T.tidy(() => void T.conv2d(x, w, { padding: 1 }));
     assert.is(gpu.rt.owners, owners0 + 1);
+    assert.is(gpu.rt.dependentFloats, floats0 + 2 * 27 * 7 * 5);
     x.dispose();
     assert.is(gpu.rt.owners, owners0);
+    assert.is(gpu.rt.dependentFloats, floats0);
     // No weight gradient to follow (no grad, or a weight that needs none): nothing kept.
     const y = T.randn(g, [2, 3, 7, 5], { backend: gpu });
     T.noGrad(() => T.tidy(() => void T.conv2d(y, w, { padding: 1 })));
     T.tidy(() => void T.conv2d(y, w.detach(), { padding: 1 }));
     assert.is(gpu.rt.owners, owners0);
+    // Past the cap on kept bytes the forward keeps nothing and the weight gradient unrolls again.
+    const held = gpu.rt.dependentFloats;
+    gpu.rt.dependentFloats = KEPT_PATCHES_MAX_BYTES / 4;
+    const n1 = im2cols();
+    T.tidy(() => void T.grad(T.sum(T.conv2d(y, w, { padding: 1 })), [w]));
+    assert.is(im2cols() - n1, 2);
+    assert.is(gpu.rt.owners, owners0);
+    gpu.rt.dependentFloats = held;
     y.dispose();
     w.dispose();
     await gpu.sync();

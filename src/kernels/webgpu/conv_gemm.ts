@@ -28,10 +28,14 @@ function im2col(rt: Runtime, x: GpuStorage, p: ConvParams): GpuStorage {
 
 // A forward whose weight gradient will follow keeps its patch matrix for it (inputs are immutable
 // storages): one im2col instead of two. It is freed when the weight gradient takes it, or with x.
+// Kept matrices live from the forward to the backward, so their total is capped (past the cap the
+// weight gradient unrolls again): large models trade this speed-up for memory.
 const kept = new WeakMap<GpuStorage, { key: string; col: GpuStorage }>();
+export const KEPT_PATCHES_MAX_BYTES = 256 << 20;
 
 function keepPatches(rt: Runtime, x: GpuStorage, p: ConvParams, col: GpuStorage): boolean {
   if (!p.weightGradFollows || col === x || kept.has(x)) return false;
+  if (4 * (rt.dependentFloats + col.n) > KEPT_PATCHES_MAX_BYTES) return false;
   kept.set(x, { key: words(p).join(), col });
   rt.attach(x, col);
   return true;

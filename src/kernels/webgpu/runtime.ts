@@ -59,14 +59,21 @@ export class Runtime {
     const deps = this.#dependents.get(s);
     if (deps) {
       this.#dependents.delete(s);
-      deps.forEach((d) => this.pool.release(d.buf));
+      deps.forEach((d) => {
+        this.dependentFloats -= d.n;
+        this.pool.release(d.buf);
+      });
     }
   }
 
   /** Storages derived from one (a cached patch matrix): freed with it unless detached first. */
   #dependents = new Map<GpuStorage, GpuStorage[]>();
 
+  /** f32 elements held by attached dependents now. */
+  dependentFloats = 0;
+
   attach(owner: GpuStorage, dep: GpuStorage): void {
+    this.dependentFloats += dep.n;
     const l = this.#dependents.get(owner);
     if (l) l.push(dep);
     else this.#dependents.set(owner, [dep]);
@@ -79,6 +86,7 @@ export class Runtime {
 
   /** Take dep back from owner (the caller frees it). */
   detach(owner: GpuStorage, dep: GpuStorage): void {
+    this.dependentFloats -= dep.n;
     const l = this.#dependents.get(owner)?.filter((d) => d !== dep);
     if (l?.length) this.#dependents.set(owner, l);
     else this.#dependents.delete(owner);
