@@ -87,6 +87,14 @@ export class Linear extends Module {
   }
   forward(x: T.Tensor): T.Tensor {
     const c = perGroup();
+    if (c?.gram) {
+      // Norms-only pass: the shared weight (detached: its summed gradient is not wanted); the
+      // caller differentiates with respect to the output and forms the norms from a and g.
+      let y = T.matmul(x, this.weight.detach());
+      if (this.bias) y = T.add(y, this.bias.detach());
+      c.gram.push({ weight: this.weight, bias: this.bias, input: x, output: y });
+      return y;
+    }
     if (c) {
       let y = T.mmSharedB(byGroup(x, c), expanded(this.weight));
       if (this.bias) y = T.add(y, T.reshape(expanded(this.bias), [c.groups, 1, this.outF]));

@@ -9,6 +9,20 @@ export interface PerGroup {
   groupSize: number;
   /** Parameter -> its per-group copy, in first-use order. */
   leaves: Map<T.Tensor, T.Tensor>;
+  /**
+   * Set by callers that need only each group's squared gradient norm: linear layers then use
+   * their shared weight and record their input and output here instead of taking copies, and the
+   * norms come from the Gram form (gramNorms), without a [G, in, out] gradient.
+   */
+  gram?: GramSite[];
+}
+
+/** A linear layer y = a W (+ b) seen in a norms-only pass: rows [G*Bg, in] and [G*Bg, out]. */
+export interface GramSite {
+  weight: T.Tensor;
+  bias: T.Tensor | null;
+  input: T.Tensor;
+  output: T.Tensor;
 }
 
 let current: PerGroup | null = null;
@@ -17,9 +31,9 @@ export function perGroup(): PerGroup | null {
   return current;
 }
 
-export function withPerGroup<R>(groups: number, groupSize: number, f: (ctx: PerGroup) => R): R {
+export function withPerGroup<R>(groups: number, groupSize: number, f: (ctx: PerGroup) => R, o: { normsOnly?: boolean } = {}): R {
   if (current) throw new Error("withPerGroup: already inside a per-group pass");
-  const ctx: PerGroup = { groups, groupSize, leaves: new Map() };
+  const ctx: PerGroup = { groups, groupSize, leaves: new Map(), gram: o.normsOnly ? [] : undefined };
   current = ctx;
   try {
     return f(ctx);
@@ -38,6 +52,20 @@ export function expanded(p: T.Tensor): T.Tensor {
     c.leaves.set(p, e);
   }
   return e;
+}
+
+/**
+ * Per-group squared norms [G] of a linear layer's weight and bias gradients from its input a and
+ * output gradient g (rows [G*Bg, ...]): the weight gradient of group k is A_k^T G_k, so its squared
+ * norm is sum_{t,s} (a_t.a_s)(g_t.g_s) over the group's rows (|a|^2 |g|^2 for one row), and the
+ * bias gradient is the sum of the group's g rows.
+ */
+export function gramNorms(a: T.Tensor, g: T.Tensor, c: PerGroup): { weight: T.Tensor; bias: T.Tensor } {
+  const ag = byGroup(a, c), gg = byGroup(g, c);
+  const weight = c.groupSize === 1
+    ? T.mul(T.sumSquares(ag, [1, 2]), T.sumSquares(gg, [1, 2]))
+    : T.sum(T.mul(T.mm(ag, ag, false, true), T.mm(gg, gg, false, true)), [1, 2]);
+  return { weight, bias: T.sumSquares(T.sum(gg, 1), 1) };
 }
 
 /** [G*Bg, ...] -> [G, Bg, ...] (a view). */

@@ -4,7 +4,7 @@
 // parameter copies, one forward and one backward for the whole batch). Models run in eval mode.
 import * as T from "../autograd/index.ts";
 import type { GenerativeModel } from "../models/model.ts";
-import { expanded, withPerGroup } from "../nn/per_example.ts";
+import { gramNorms, withPerGroup } from "../nn/per_example.ts";
 
 export interface GradFeatures {
   /** Parameter tensor names, in the model's order. */
@@ -44,21 +44,48 @@ export async function featuresLoop(model: GenerativeModel, x: T.Tensor, B: numbe
   return await collect(rows.length ? T.tidy(() => T.concat(rows.map((r) => T.reshape(r, [1, -1])), 0)) : null, named.map(([n]) => n), G, rows);
 }
 
-/** Batched: per-group copies of every parameter, one forward and one backward for all G groups. */
+/**
+ * Batched: one forward and one backward for all G groups. Each parameter has a per-group copy,
+ * except linear layers' weights and biases, whose per-group norms come from the Gram form of
+ * their inputs and output gradients (cheaper than a [G, in, out] gradient: gramNorms).
+ */
 export async function featuresBatched(model: GenerativeModel, x: T.Tensor, B: number, noise?: T.Tensor): Promise<GradFeatures> {
   const G = checkGroups(x.shape[0], B);
   const named = model.namedParameters();
   const out = T.tidy(() =>
-    withPerGroup(G, B, () => {
-      const leaves = named.map(([, p]) => expanded(p));
+    withPerGroup(G, B, (ctx) => {
       const nll = T.sum(T.reshape(model.nll(x, { noise }), [G, B]), 1);
-      const grads = T.grad(T.sum(nll), leaves);
-      const cols = grads.map((gr, i) => {
-        if (!gr) throw new Error(`features: parameter ${named[i][0]} does not reach the NLL`);
-        return T.reshape(T.sumSquares(T.reshape(gr, [G, -1]), 1), [G, 1]);
+      const sites = ctx.gram!;
+      const owner = new Map<T.Tensor, string>();
+      for (const site of sites) {
+        for (const p of [site.weight, site.bias]) {
+          if (!p) continue;
+          const name = named.find(([, q]) => q === p)?.[0] ?? p.name;
+          // The Gram form gives the norm of one layer's gradient: a parameter used twice needs the copies.
+          if (owner.has(p) || ctx.leaves.has(p)) throw new Error(`features: parameter ${name} enters the NLL more than once; the norms-only pass needs it once`);
+          owner.set(p, name);
+        }
+      }
+      const copied = named.filter(([, p]) => !owner.has(p)).map(([n, p]) => {
+        const leaf = ctx.leaves.get(p);
+        if (!leaf) throw new Error(`features: parameter ${n} does not reach the NLL`);
+        return [p, leaf] as const;
       });
-      return T.concat([T.reshape(nll, [G, 1]), ...cols], 1);
-    })
+      const grads = T.grad(T.sum(nll), [...copied.map(([, l]) => l), ...sites.map((s) => s.output)]);
+      const col = new Map<T.Tensor, T.Tensor>();
+      copied.forEach(([p], i) => {
+        if (!grads[i]) throw new Error(`features: parameter ${named.find(([, q]) => q === p)![0]} does not reach the NLL`);
+        col.set(p, T.sumSquares(T.reshape(grads[i]!, [G, -1]), 1));
+      });
+      sites.forEach((site, i) => {
+        const g = grads[copied.length + i];
+        if (!g) throw new Error(`features: linear layer ${owner.get(site.weight)} does not reach the NLL`);
+        const n = gramNorms(site.input, g, ctx);
+        col.set(site.weight, n.weight);
+        if (site.bias) col.set(site.bias, n.bias);
+      });
+      return T.concat([T.reshape(nll, [G, 1]), ...named.map(([, p]) => T.reshape(col.get(p)!, [G, 1]))], 1);
+    }, { normsOnly: true })
   );
   return await collect(out, named.map(([n]) => n), G, []);
 }
