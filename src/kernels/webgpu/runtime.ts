@@ -152,16 +152,8 @@ export class Runtime {
       this.#pass.dispatchWorkgroups(x, Math.ceil(groups / x));
     } else this.#pass.dispatchWorkgroups(...groups);
     this.dispatches++;
-    this.#byKey.set(key, (this.#byKey.get(key) ?? 0) + 1);
     if (this.#prof) this.#endPass();
     if (++this.#pending >= (this.#prof ? PROFILE_BATCH : MAX_PENDING)) this.flush();
-  }
-
-  #byKey = new Map<string, number>();
-
-  /** Dispatches recorded so far of one kernel key (tests count them). */
-  dispatchesOf(key: string): number {
-    return this.#byKey.get(key) ?? 0;
   }
 
   /** Record a buffer-to-buffer copy of n f32 elements (between dispatches, in stream order). */
