@@ -56,17 +56,17 @@ export async function featuresBatched(model: GenerativeModel, x: T.Tensor, B: nu
     withPerGroup(G, B, (ctx) => {
       const nll = T.sum(T.reshape(model.nll(x, { noise }), [G, B]), 1);
       const sites = ctx.gram!;
-      const owner = new Map<T.Tensor, string>();
+      const nameOf = new Map(named.map(([n, p]) => [p, n]));
+      const claimed = new Set<T.Tensor>();
       for (const site of sites) {
         for (const p of [site.weight, site.bias]) {
           if (!p) continue;
-          const name = named.find(([, q]) => q === p)?.[0] ?? p.name;
           // The Gram form gives the norm of one layer's gradient: a parameter used twice needs the copies.
-          if (owner.has(p) || ctx.leaves.has(p)) throw new Error(`features: parameter ${name} enters the NLL more than once; the norms-only pass needs it once`);
-          owner.set(p, name);
+          if (claimed.has(p) || ctx.leaves.has(p)) throw new Error(`features: parameter ${nameOf.get(p) ?? p.name} enters the NLL more than once; the norms-only pass needs it once`);
+          claimed.add(p);
         }
       }
-      const copied = named.filter(([, p]) => !owner.has(p)).map(([n, p]) => {
+      const copied = named.filter(([, p]) => !claimed.has(p)).map(([n, p]) => {
         const leaf = ctx.leaves.get(p);
         if (!leaf) throw new Error(`features: parameter ${n} does not reach the NLL`);
         return [p, leaf] as const;
@@ -74,12 +74,12 @@ export async function featuresBatched(model: GenerativeModel, x: T.Tensor, B: nu
       const grads = T.grad(T.sum(nll), [...copied.map(([, l]) => l), ...sites.map((s) => s.output)]);
       const col = new Map<T.Tensor, T.Tensor>();
       copied.forEach(([p], i) => {
-        if (!grads[i]) throw new Error(`features: parameter ${named.find(([, q]) => q === p)![0]} does not reach the NLL`);
+        if (!grads[i]) throw new Error(`features: parameter ${nameOf.get(p)} does not reach the NLL`);
         col.set(p, T.sumSquares(T.reshape(grads[i]!, [G, -1]), 1));
       });
       sites.forEach((site, i) => {
         const g = grads[copied.length + i];
-        if (!g) throw new Error(`features: linear layer ${owner.get(site.weight)} does not reach the NLL`);
+        if (!g) throw new Error(`features: linear layer ${nameOf.get(site.weight)} does not reach the NLL`);
         const n = gramNorms(site.input, g, ctx);
         col.set(site.weight, n.weight);
         if (site.bias) col.set(site.bias, n.bias);

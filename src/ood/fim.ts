@@ -68,15 +68,13 @@ export async function fimStudy(model: GenerativeModel, o: { samples: number; per
       maxSample = Math.max(maxSample, v.reduce((s, x) => s + x * x, 0) / o.samples);
     }
   }
-  let within = 0, nw = 0, across = 0, na = 0, diag = 0, cWithin = 0, ncw = 0, cAcross = 0, nca = 0, trace = 0;
+  let within = 0, nw = 0, across = 0, na = 0, diag = 0, cWithin = 0, ncw = 0, cAcross = 0, nca = 0;
   for (let a = 0; a < k; a++) for (let b = 0; b < k; b++) {
     const v = Math.abs(fim[a * k + b]);
     const den = Math.sqrt(fim[a * k + a] * fim[b * k + b]);
     const same = (a < o.perLayer) === (b < o.perLayer);
-    if (a === b) {
-      diag += v / k;
-      trace += v;
-    } else if (same) { within += v; nw++; }
+    if (a === b) diag += v / k;
+    else if (same) { within += v; nw++; }
     else { across += v; na++; }
     // Masked weights (zero gradient) have no correlation to count.
     if (a !== b && den > 0) {
@@ -86,6 +84,6 @@ export async function fimStudy(model: GenerativeModel, o: { samples: number; per
   }
   return {
     layers: pick, weights: o.perLayer, samples: o.samples, fim, meanAbsWithin: within / nw, meanAbsAcross: across / na, meanAbsDiagonal: diag,
-    meanAbsCorrWithin: cWithin / ncw, meanAbsCorrAcross: cAcross / nca, maxSampleShare: trace > 0 ? maxSample / trace : 0,
+    meanAbsCorrWithin: cWithin / ncw, meanAbsCorrAcross: cAcross / nca, maxSampleShare: diag > 0 ? maxSample / (diag * k) : 0,
   };
 }
