@@ -11,6 +11,13 @@ function keptShape(shape: Shape, axes: number[]): number[] {
   return shape.map((d, i) => (axes.includes(i) ? 1 : d));
 }
 
+/** A reduction's axes, its shape with the axes kept as 1, and its result shape. */
+function reduction(op: string, x: Tensor, axes: number | number[] | undefined, keepdims: boolean) {
+  const ax = normAxes(op, axes, x.rank);
+  const kept = keptShape(x.shape, ax);
+  return { ax, kept, shape: keepdims ? kept : x.shape.filter((_, i) => !ax.includes(i)) };
+}
+
 /** Splits sorted axes into runs of adjacent axes. */
 function runsOf(axes: number[]): number[][] {
   const runs: number[][] = [];
@@ -47,17 +54,13 @@ function reduceStorage(op: ReduceOp, x: Tensor, axes: number[]): unknown {
 }
 
 export function sum(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
-  const ax = normAxes("sum", axes, x.rank);
-  const kept = keptShape(x.shape, ax);
-  const shape = keepdims ? kept : x.shape.filter((_, i) => !ax.includes(i));
+  const { ax, kept, shape } = reduction("sum", x, axes, keepdims);
   return result("sum", [x], reduceStorage("sum", x, ax), shape, (g) => [broadcastTo(reshape(g, kept), x.shape)], x);
 }
 
 /** Sum of squares over axes in one pass (no squared copy): the layer-wise norms f_l. */
 export function sumSquares(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
-  const ax = normAxes("sumSquares", axes, x.rank);
-  const kept = keptShape(x.shape, ax);
-  const shape = keepdims ? kept : x.shape.filter((_, i) => !ax.includes(i));
+  const { ax, kept, shape } = reduction("sumSquares", x, axes, keepdims);
   return result("sumSquares", [x], reduceStorage("sumsq", x, ax), shape, (g) => [mul(broadcastTo(reshape(g, kept), x.shape), mul(x, 2))], x);
 }
 
@@ -69,9 +72,7 @@ export function mean(x: Tensor, axes?: number | number[], keepdims = false): Ten
 
 /** Max over axes; the gradient is split evenly between tied maxima. */
 export function max(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
-  const ax = normAxes("max", axes, x.rank);
-  const kept = keptShape(x.shape, ax);
-  const shape = keepdims ? kept : x.shape.filter((_, i) => !ax.includes(i));
+  const { ax, kept, shape } = reduction("max", x, axes, keepdims);
   const y: Tensor = result("max", [x], reduceStorage("max", x, ax), shape, (g) => {
     const mask = noGrad(() => eq(x, reshape(y, kept)));
     const count = noGrad(() => sum(mask, ax, true));
