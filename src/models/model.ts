@@ -24,6 +24,11 @@ export interface GenerativeModel extends Module {
   noiseShape(B: number): number[] | null;
   /** n samples from the model, as 8-bit images (N*C*H*W bytes). */
   sampleImages(n: number, gen: T.Generator): Promise<Uint8Array>;
+  /**
+   * The per-example training objective where it is not the NLL (the diffusion model's eps-loss at a
+   * random step); the trainer minimises its mean. Absent: the trainer minimises nll in bits/dim.
+   */
+  trainingLoss?(x: T.Tensor, gen: T.Generator): T.Tensor;
   /** Data-dependent initialisation on a first batch (ActNorm); a no-op where none is needed. */
   initialize?(x: T.Tensor): void;
 }

@@ -5,7 +5,7 @@ import { loadInto, readCheckpoint } from "../io/safetensors.ts";
 import type { GenerativeModel } from "./model.ts";
 import { VAE, VAE_DEFAULT, type VaeConfig } from "./vae.ts";
 
-export type ModelKind = "vae" | "glow";
+export type ModelKind = "vae" | "glow" | "diffusion";
 
 export async function createModel(kind: string, config: Record<string, unknown> | undefined, backend: Backend, seed = 0): Promise<GenerativeModel> {
   const init = { backend, gen: new T.Generator(seed) };
@@ -14,7 +14,11 @@ export async function createModel(kind: string, config: Record<string, unknown> 
     const { Glow, GLOW_DEFAULT } = await import("./glow.ts");
     return new Glow({ ...GLOW_DEFAULT, ...(config as object) }, init);
   }
-  throw new Error(`unknown model kind '${kind}' (expected vae or glow)`);
+  if (kind === "diffusion") {
+    const { Diffusion, resolveConfig } = await import("./diffusion.ts");
+    return new Diffusion(resolveConfig(config as Parameters<typeof resolveConfig>[0]), init);
+  }
+  throw new Error(`unknown model kind '${kind}' (expected vae, glow or diffusion)`);
 }
 
 /** A model rebuilt from a checkpoint's metadata, with its weights loaded. */

@@ -61,7 +61,7 @@ export async function train(model: GenerativeModel, data: ImageSet, o: TrainOpti
   const perEpoch = Math.floor(data.n / o.batch);
   if (perEpoch < 1) throw new Error(`train: batch ${o.batch} larger than the data (${data.n})`);
   let order: number[][] = [], orderEpoch = -1;
-  const bar = o.quiet ? null : progressBar("train", "loss {loss} bits/dim | {rate} ex/s");
+  const bar = o.quiet ? null : progressBar("train", `loss {loss}${model.trainingLoss ? "" : " bits/dim"} | {rate} ex/s`);
   bar?.start(o.steps, start, { loss: "-", rate: "-" });
   const t0 = performance.now();
   let lastLoss = NaN;
@@ -83,7 +83,7 @@ export async function train(model: GenerativeModel, data: ImageSet, o: TrainOpti
     const loss = T.tidy(() => {
       const x = model.input(data, idx, gen);
       if (step === 0 && model.initialize) model.initialize(x);
-      const l = T.div(T.mean(model.nll(x, { gen })), model.dims * LN2);
+      const l = model.trainingLoss ? T.mean(model.trainingLoss(x, gen)) : T.div(T.mean(model.nll(x, { gen })), model.dims * LN2);
       for (const [, p] of params) p.zeroGrad();
       l.backward();
       return l;
