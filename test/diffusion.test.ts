@@ -6,7 +6,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { makeSet, range } from "../src/data/dataset.ts";
-import { betaSchedule, Diffusion, DiffusionOps, Process, resolveConfig } from "../src/models/diffusion.ts";
+import { approxNormalCdf, betaSchedule, Diffusion, discretizedGaussianLogProb, DiffusionOps, gaussianKL, Process, resolveConfig } from "../src/models/diffusion.ts";
 import { train } from "../src/models/train.ts";
 import type { UnetConfig } from "../src/models/unet.ts";
 import { gen, rand64 } from "./helpers.ts";
@@ -129,6 +129,194 @@ S("training the tiny U-Net lowers the eps-loss (cpu backend, float32)", async ()
   const after = lossOn();
   Deno.removeSync(tmp, { recursive: true });
   assert.ok(after < before * 0.8, `eps-loss ${before.toFixed(3)} -> ${after.toFixed(3)}`);
+});
+
+
+// ---- the bound ----
+
+const klClosed = (m1: number, v1: number, m2: number, v2: number) => 0.5 * (Math.log(v2 / v1) + v1 / v2 + (m1 - m2) ** 2 / v2 - 1);
+
+/** erf to ~1e-16 by its Taylor series (|x| < 3) or the continued fraction of erfc (beyond). */
+function erf(x: number): number {
+  const a = Math.abs(x);
+  if (a < 3) {
+    let term = a, sum = a;
+    for (let n = 1; n < 200; n++) {
+      term *= (-a * a) / n;
+      sum += term / (2 * n + 1);
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  let f = 0;
+  for (let n = 60; n >= 1; n--) f = (n / 2) / (a + f);
+  return Math.sign(x) * (1 - Math.exp(-a * a) / Math.sqrt(Math.PI) / (a + f));
+}
+
+S("Gaussian KL, the posterior q(x_{t-1}|x_t,x_0) and the prior term against closed forms (float64)", () => {
+  const m1 = rand64(20, [5]), m2 = rand64(21, [5]), l1 = rand64(22, [5], -3, 1), l2 = rand64(23, [5], -3, 1);
+  const kl = gaussianKL(m1, l1, m2, l2).dataSync();
+  const [a, b, c, d] = [m1, m2, l1, l2].map((t) => t.dataSync());
+  for (let i = 0; i < 5; i++) assert.ok(Math.abs(kl[i] - klClosed(a[i], Math.exp(c[i]), b[i], Math.exp(d[i]))) < 1e-14, `KL ${i}`);
+  // The posterior by Bayes' rule: prior N(sqrt(abar_{t-1}) x0, 1 - abar_{t-1}), likelihood N(x_t; sqrt(alpha_t) x_{t-1}, beta_t).
+  const p = new Process("sigmoid", 1000);
+  for (const t of [2, 3, 100, 500, 999, 1000]) {
+    const ap = p.abar[t - 2], al = 1 - p.betas[t - 1];
+    const prec = 1 / (1 - ap) + al / p.betas[t - 1];
+    const v = 1 / prec;
+    assert.ok(Math.abs(p.postVar[t - 1] - v) < 1e-12 * v, `posterior variance at ${t}`);
+    assert.ok(Math.abs(p.coef0[t - 1] - v * Math.sqrt(ap) / (1 - ap)) < 1e-12, `coefficient of x0 at ${t}`);
+    assert.ok(Math.abs(p.coefT[t - 1] - v * Math.sqrt(al) / p.betas[t - 1]) < 1e-12, `coefficient of x_t at ${t}`);
+  }
+  assert.is(p.sigma2[0], p.postVar[1]);
+  // The KL term for a stand-in predictor, against Bayes + the closed-form KL, and Ho et al.'s eps-weighting.
+  const ops = new DiffusionOps(p, (x) => T.mul(x, 0.7));
+  const x0 = rand64(24, [2, 1, 1, 3]), noise = rand64(25, [2, 1, 1, 3]), t = [2, 640];
+  const got = ops.klTerm(x0, t, noise).dataSync();
+  const xs = x0.dataSync(), ns = noise.dataSync();
+  for (let i = 0; i < 2; i++) {
+    const s = t[i], ab = p.abar[s - 1], ap = p.abar[s - 2], be = p.betas[s - 1], al = 1 - be;
+    const v = 1 / (1 / (1 - ap) + al / be);
+    let want = 0, viaEps = 0;
+    for (let k = 0; k < 3; k++) {
+      const x = xs[i * 3 + k], e = ns[i * 3 + k];
+      const xt = Math.sqrt(ab) * x + Math.sqrt(1 - ab) * e;
+      const post = v * (Math.sqrt(ap) * x / (1 - ap) + Math.sqrt(al) * xt / be);
+      const epsHat = 0.7 * xt;
+      const mu = (xt - be / Math.sqrt(1 - ab) * epsHat) / Math.sqrt(al);
+      want += klClosed(post, v, mu, v);
+      viaEps += (be * be) / (2 * v * al * (1 - ab)) * (e - epsHat) ** 2;
+    }
+    assert.ok(Math.abs(got[i] - want) < 1e-10 * Math.max(1, want), `KL term ${i}: ${got[i]} vs ${want}`);
+    assert.ok(Math.abs(want - viaEps) < 1e-9 * Math.max(1, want), `eps form ${i}`);
+  }
+  // Prior term.
+  const pr = ops.priorKL(x0).dataSync(), aT = p.abar[999];
+  for (let i = 0; i < 2; i++) {
+    let want = 0;
+    for (let k = 0; k < 3; k++) want += klClosed(Math.sqrt(aT) * xs[i * 3 + k], 1 - aT, 0, 1);
+    assert.ok(Math.abs(pr[i] - want) < 1e-13, `prior ${i}`);
+  }
+});
+
+S("discretised Gaussian decoder: a probability mass function over the 256 levels; its CDF within 3e-4 of the exact one", () => {
+  for (const a of [-6, -3, -1, -0.3, 0, 0.5, 2, 4]) {
+    const exact = 0.5 * (1 + erf(a / Math.SQRT2));
+    assert.ok(Math.abs(approxNormalCdf(a) - exact) < 3e-4, `Phi(${a}): ${approxNormalCdf(a)} vs ${exact}`);
+  }
+  const levels = T.tensor(Float64Array.from({ length: 256 }, (_, v) => (2 * v) / 255 - 1), [256], f64);
+  for (const [mu, sigma] of [[0.1, 0.01], [-0.99, 0.05], [1.2, 0.2], [0.3, 0.002], [-0.5, 1]]) {
+    const lp = discretizedGaussianLogProb(levels, T.full([256], mu, f64), T.full([1], sigma, f64)).dataSync();
+    const total = lp.reduce((s, v) => s + Math.exp(v), 0);
+    assert.ok(Math.abs(total - 1) < 1e-4, `mu ${mu} sigma ${sigma}: masses sum to ${total}`);
+    // An interior bin against Phi differences.
+    const v = 128, x = (2 * v) / 255 - 1;
+    const want = Math.log(approxNormalCdf((x + 1 / 255 - mu) / sigma) - approxNormalCdf((x - 1 / 255 - mu) / sigma));
+    if (Math.exp(want) > 1e-5) assert.ok(Math.abs(lp[v] - want) < 1e-9, `bin ${v}: ${lp[v]} vs ${want}`);
+  }
+});
+
+// Two equally likely 2x2 images: the exact denoiser E[eps | x_t] is known in closed form.
+const IMG_A = [0, 255, 100, 30], IMG_B = [255, 0, 140, 200];
+const lv = (v: number[]) => v.map((x) => (2 * x) / 255 - 1);
+function exactEps(p: Process) {
+  const A = lv(IMG_A), Bm = lv(IMG_B);
+  return (x: T.Tensor, t: ArrayLike<number>) => {
+    const B = x.shape[0], xs = x.dataSync(), out = new Float64Array(B * 4);
+    for (let i = 0; i < B; i++) {
+      const ab = p.abar[t[i] - 1];
+      let da = 0, db = 0;
+      for (let k = 0; k < 4; k++) {
+        da += (xs[i * 4 + k] - Math.sqrt(ab) * A[k]) ** 2;
+        db += (xs[i * 4 + k] - Math.sqrt(ab) * Bm[k]) ** 2;
+      }
+      const wa = 1 / (1 + Math.exp((da - db) / (2 * (1 - ab)))); // P(x0 = A | x_t)
+      for (let k = 0; k < 4; k++) out[i * 4 + k] = (xs[i * 4 + k] - Math.sqrt(ab) * (wa * A[k] + (1 - wa) * Bm[k])) / Math.sqrt(1 - ab);
+    }
+    return T.tensor(out, [...x.shape], f64);
+  };
+}
+
+/** The whole bound in plain float64 loops, every step, the same noise: [T][4] (slot 0 the decoder's). */
+function boundByHand(p: Process, img: number[], noise: Float64Array | Float32Array, eps: ReturnType<typeof exactEps>): number {
+  const x = lv(img), n = p.T;
+  let total = 0;
+  for (let k = 0; k < 4; k++) total += klClosed(Math.sqrt(p.abar[n - 1]) * x[k], 1 - p.abar[n - 1], 0, 1);
+  const at = (s: number, slot: number) => {
+    const ab = p.abar[s - 1];
+    const xt = x.map((v, k) => Math.sqrt(ab) * v + Math.sqrt(1 - ab) * noise[slot * 4 + k]);
+    const e = eps(T.tensor(xt, [1, 1, 2, 2], f64), [s]).dataSync();
+    const be = p.betas[s - 1];
+    return { xt, mu: xt.map((v, k) => (v - (be / Math.sqrt(1 - ab)) * e[k]) / Math.sqrt(1 - be)) };
+  };
+  const d = at(1, 0), sd = Math.sqrt(p.postVar[1]);
+  for (let k = 0; k < 4; k++) {
+    const lo = x[k] < -0.999 ? 0 : approxNormalCdf((x[k] - 1 / 255 - d.mu[k]) / sd);
+    const hi = x[k] > 0.999 ? 1 : approxNormalCdf((x[k] + 1 / 255 - d.mu[k]) / sd);
+    total -= Math.log(hi - lo);
+  }
+  for (let s = 2; s <= n; s++) {
+    const { xt, mu } = at(s, s - 1);
+    const ap = p.abar[s - 2], be = p.betas[s - 1], al = 1 - be;
+    const v = 1 / (1 / (1 - ap) + al / be);
+    for (let k = 0; k < 4; k++) total += klClosed(v * (Math.sqrt(ap) * x[k] / (1 - ap) + Math.sqrt(al) * xt[k] / be), v, mu[k], v);
+  }
+  return total;
+}
+
+S("the whole bound on a known two-image distribution: equals a plain float64 computation; averages above the true NLL log 2; the stratified estimate is unbiased", () => {
+  const p = new Process("sigmoid", 1000);
+  const eps = exactEps(p);
+  const ops = new DiffusionOps(p, eps);
+  const x = T.tensor([...lv(IMG_A), ...lv(IMG_B)], [2, 1, 2, 2], f64);
+  const K = p.T - 1;
+  const noise = T.randn(gen(30), [2, K + 1, 1, 2, 2], f64);
+  const ts = [...Array(K).keys()].map((k) => [k + 2, k + 2]);
+  const exact = ops.elbo(x, ts, noise).total.dataSync();
+  const nd = noise.dataSync();
+  const byHand = [IMG_A, IMG_B].map((img, i) => boundByHand(p, img, nd.subarray(i * (K + 1) * 4, (i + 1) * (K + 1) * 4), eps));
+  for (let i = 0; i < 2; i++) assert.ok(Math.abs(exact[i] - byHand[i]) < 1e-9 * byHand[i], `image ${i}: ${exact[i]} vs ${byHand[i]}`);
+  assert.ok((exact[0] + exact[1]) / 2 >= Math.LN2, `mean bound ${(exact[0] + exact[1]) / 2} below the data entropy log 2`);
+  // Stratified (K = 10, 60 draws) against every step (4 noise draws): the same expectation.
+  const R = 60, strata = 10;
+  const xa = T.tensor(Array.from({ length: R }, () => lv(IMG_A)).flat(), [R, 1, 2, 2], f64);
+  const est = ops.elbo(xa, ops.drawSteps(R, strata, gen(31)), T.randn(gen(32), [R, strata + 1, 1, 2, 2], f64)).total.dataSync();
+  const full = [0, 1, 2, 3].map((r) => ops.elbo(T.slice(xa, [0], [1]), ts.map((s) => [s[0]]), T.randn(gen(40 + r), [1, K + 1, 1, 2, 2], f64)).total.dataSync()[0]);
+  const mean = (v: ArrayLike<number>) => Array.from(v).reduce((s, a) => s + a, 0) / v.length;
+  const se = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((s, a) => s + (a - mean(v)) ** 2, 0) / (v.length - 1) / v.length);
+  const gap = Math.abs(mean(est) - mean(full)), tol = 4 * Math.hypot(se(est), se(full));
+  assert.ok(gap < tol, `stratified mean ${mean(est).toFixed(4)} vs full ${mean(full).toFixed(4)} (4 SE = ${tol.toFixed(4)})`);
+  assert.throws(() => ops.elbo(xa, [[1]], T.randn(gen(1), [R, 2, 1, 2, 2], f64)), /outside stratum/);
+});
+
+S("nll: per-input draws, so a batch gives each input what it gets alone (bound and eps-loss scores)", () => {
+  const m = tinyModel(5);
+  const x = rand64(50, [3, 1, 4, 4]);
+  for (const score of [{ kind: "elbo" as const }, { kind: "loss" as const, t: 1, loss: "l1" as const }]) {
+    m.setScore(score);
+    const noise = T.randn(gen(51), m.noiseShape(3), f64);
+    const all = m.nll(x, { noise }).dataSync();
+    for (let i = 0; i < 3; i++) {
+      const one = m.nll(T.slice(x, [i], [i + 1]), { noise: T.slice(noise, [i], [i + 1]) }).dataSync()[0];
+      assert.ok(Math.abs(one - all[i]) < 1e-12 * Math.max(1, Math.abs(one)), `${score.kind} input ${i}`);
+    }
+  }
+  assert.throws(() => m.setScore({ kind: "loss", t: 0, loss: "l1" }), /t 0 must be an integer in \[1, 50\]/);
+  assert.throws(() => m.nll(x, { noise: T.randn(gen(1), [3, 2, 4, 4], f64) }), /noise \[3,2,4,4\], expected \[3,1,4,4\]/);
+});
+
+S("samplers: shapes, range, determinism under a seed (DDIM and DDPM)", async () => {
+  const m = tinyModel(6, 20);
+  const a = await m.sample(3, gen(1), { steps: 5 }), b = await m.sample(3, gen(1), { steps: 5 }), c = await m.sample(3, gen(2), { steps: 5 });
+  assert.is(a.length, 3 * 16);
+  assert.equal([...a], [...b]);
+  assert.not.equal([...a], [...c]);
+  const d = await m.sample(2, gen(3), { sampler: "ddpm" }), e = await m.sample(2, gen(3), { sampler: "ddpm" });
+  assert.is(d.length, 2 * 16);
+  assert.equal([...d], [...e]);
+  const x = m.ops.ddim([2, 1, 4, 4], gen(4), 4, f64);
+  assert.equal(x.shape, [2, 1, 4, 4]);
+  assert.ok(x.dataSync().every((v) => v >= -1 && v <= 1));
+  assert.throws(() => m.ops.ddim([1, 1, 4, 4], gen(1), 0), /steps 0 must be an integer in \[1, 20\]/);
 });
 
 S.run();
