@@ -1,6 +1,6 @@
 // Elementwise kernels: unary (with a scalar parameter), broadcasting binary, where, fill.
 import { wgsl } from "wgsl-preprocessor";
-import type { BinaryOp, UnaryOp } from "../src/kernels/backend.ts";
+import type { BinaryOp, UnaryOp } from "../src/kernels/ops.ts";
 import { entry, PARAMS } from "./preamble.ts";
 
 /** One WGSL expression per op, in x and p; stable forms mirror src/kernels/scalar_ops.ts. */

@@ -1,6 +1,6 @@
 // Reduction of the middle axis of [outer, R, inner].
 import { wgsl } from "wgsl-preprocessor";
-import type { ReduceOp } from "../src/kernels/backend.ts";
+import type { ReduceOp } from "../src/kernels/ops.ts";
 import { entry, PARAMS } from "./preamble.ts";
 
 const INIT = { sum: "0.0", max: "bitcast<f32>(0xff800000u)", sumsq: "0.0" };

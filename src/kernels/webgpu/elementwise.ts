@@ -1,6 +1,6 @@
 // Drivers for the elementwise family (unary, broadcasting binary, where, fill).
 import type { BinaryOp, UnaryOp } from "../backend.ts";
-import { broadcastStrides, sameShape, sizeOf } from "../../autograd/shape.ts";
+import { broadcastStrides, sameShape, sizeOf } from "../shape.ts";
 import { binaryShader, fillShader, unaryShader, whereShader } from "../../../shaders/elementwise.wgsl.ts";
 import { WG } from "../../../shaders/preamble.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";

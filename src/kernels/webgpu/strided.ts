@@ -3,7 +3,7 @@
 // Where what is left is a few long contiguous runs (a slice along leading axes, a broadcast along
 // a new leading axis such as the per-example parameter copies), buffer copies do it instead.
 import type { StridedSpec } from "../backend.ts";
-import { sizeOf, stridesOf } from "../../autograd/shape.ts";
+import { sizeOf, stridesOf } from "../shape.ts";
 import { placeShader, stridedShader, takeShader } from "../../../shaders/strided.wgsl.ts";
 import { fillShader } from "../../../shaders/elementwise.wgsl.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
