@@ -2,8 +2,8 @@
 // and submitted in batches, params buffers cached by content, storages from the pool.
 /// <reference types="@webgpu/types" />
 import { BufferPool } from "./pool.ts";
-import { fillShader } from "../../../shaders/elementwise.wgsl.ts";
-import { WG } from "../../../shaders/preamble.ts";
+import { FILL, fillShader } from "../../../shaders/elementwise.wgsl.ts";
+import { MAX_GROUPS_X, WG } from "../../../shaders/preamble.ts";
 
 export interface GpuStorage {
   buf: GPUBuffer;
@@ -13,7 +13,6 @@ export interface GpuStorage {
 
 const MAX_PENDING = 128;
 const PROFILE_BATCH = 256;
-const MAX_GROUPS_X = 65535;
 const MAX_PARAM_BUFFERS = 4096;
 
 export class Runtime {
@@ -50,7 +49,7 @@ export class Runtime {
 
   alloc(n: number): GpuStorage {
     const s = { buf: this.pool.acquire(n * 4), n };
-    if (this.poison && n) this.dispatch("fill", fillShader, [n, 0x7fc00000], [], s, Math.ceil(n / WG));
+    if (this.poison && n) this.dispatch("fill", fillShader, FILL.pack({ n, value: 0x7fc00000 }), [], s, Math.ceil(n / WG));
     return s;
   }
 
