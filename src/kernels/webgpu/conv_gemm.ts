@@ -31,28 +31,15 @@ function im2col(rt: Runtime, x: GpuStorage, p: ConvParams): GpuStorage {
   return col;
 }
 
-// A forward whose weight gradient will follow keeps its patch matrix for it (inputs are immutable
-// storages): one im2col instead of two. It is freed when the weight gradient takes it, or with x.
-// Kept matrices live from the forward to the backward, so their total is capped (past the cap the
-// weight gradient unrolls again): large models trade this speed-up for memory.
-const kept = new WeakMap<GpuStorage, { key: string; col: GpuStorage }>();
-export const KEPT_PATCHES_MAX_BYTES = 256 << 20;
-
+// A forward whose weight gradient will follow keeps its patch matrix for it (rt.patches,
+// patches.ts): one im2col instead of two.
 function keepPatches(rt: Runtime, x: GpuStorage, p: ConvParams, col: GpuStorage): boolean {
-  if (!p.weightGradFollows || col === x || kept.has(x)) return false;
-  if (4 * (rt.dependentFloats + col.n) > KEPT_PATCHES_MAX_BYTES) return false;
-  kept.set(x, { key: convParams(p).join(), col });
-  rt.attach(x, col);
-  return true;
+  return !!p.weightGradFollows && col !== x && rt.patches.keep(x, convParams(p).join(), col);
 }
 
 /** The patch matrix of x: kept by the forward (handed over: the caller frees it) or built now. */
 function takePatches(rt: Runtime, x: GpuStorage, p: ConvParams): GpuStorage {
-  const k = kept.get(x);
-  if (!k || k.key !== convParams(p).join()) return im2col(rt, x, p);
-  kept.delete(x);
-  rt.detach(x, k.col);
-  return k.col;
+  return rt.patches.take(x, convParams(p).join()) ?? im2col(rt, x, p);
 }
 
 /** Y[n, g] = W[g] [og, K] x col[n, g] [K, P]. */
