@@ -9,7 +9,8 @@ import { makeSet, range } from "../src/data/dataset.ts";
 import { approxNormalCdf, betaSchedule, Diffusion, discretizedGaussianLogProb, DiffusionOps, gaussianKL, Process, resolveConfig } from "../src/models/diffusion.ts";
 import { train } from "../src/models/train.ts";
 import type { UnetConfig } from "../src/models/unet.ts";
-import { gen, rand64 } from "./helpers.ts";
+import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
+import { gen, rand64, webgpu } from "./helpers.ts";
 
 const S = suite("diffusion");
 const f64 = { backend: T.cpu, dtype: "float64" as const };
@@ -206,7 +207,7 @@ S("discretised Gaussian decoder: a probability mass function over the 256 levels
   const levels = T.tensor(Float64Array.from({ length: 256 }, (_, v) => (2 * v) / 255 - 1), [256], f64);
   for (const [mu, sigma] of [[0.1, 0.01], [-0.99, 0.05], [1.2, 0.2], [0.3, 0.002], [-0.5, 1]]) {
     const lp = discretizedGaussianLogProb(levels, T.full([256], mu, f64), T.full([1], sigma, f64)).dataSync();
-    const total = lp.reduce((s, v) => s + Math.exp(v), 0);
+    const total = Array.from(lp).reduce((s, v) => s + Math.exp(v), 0);
     assert.ok(Math.abs(total - 1) < 1e-4, `mu ${mu} sigma ${sigma}: masses sum to ${total}`);
     // An interior bin against Phi differences.
     const v = 128, x = (2 * v) / 255 - 1;
@@ -317,6 +318,33 @@ S("samplers: shapes, range, determinism under a seed (DDIM and DDPM)", async () 
   assert.equal(x.shape, [2, 1, 4, 4]);
   assert.ok(x.dataSync().every((v) => v >= -1 && v <= 1));
   assert.throws(() => m.ops.ddim([1, 1, 4, 4], gen(1), 0), /steps 0 must be an integer in \[1, 20\]/);
+});
+
+S("batched per-group features equal the per-input loop on every tensor (both scores, B = 1 and 3; cpu and webgpu)", async () => {
+  for (const [name, backend] of [["cpu", T.cpu], ["webgpu", await webgpu()]] as const) {
+    if (!backend) continue;
+    const m = new Diffusion(resolveConfig({ unet: tinyUnet, steps: 50, strata: 3 }), { backend, gen: gen(7) });
+    m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(gen(200 + i), [...p.shape], { backend, std: 0.1 }))));
+    m.eval();
+    const x = T.rand(gen(8), [6, 1, 4, 4], { backend, low: -1, high: 1 });
+    for (const score of [{ kind: "loss" as const, t: 1, loss: "l1" as const }, { kind: "elbo" as const }]) {
+      m.setScore(score);
+      const noise = noiseFor(m, 6, gen(9));
+      for (const B of [1, 3]) {
+        const a = await featuresBatched(m, x, B, noise), r = await featuresLoop(m, x, B, noise);
+        assert.is(a.names.length, m.namedParameters().length);
+        let zeros = 0;
+        for (let i = 0; i < a.sq.length; i++) {
+          // An L1 loss's output-bias gradient is exactly 0 when as many pixels err up as down.
+          if (r.sq[i] === 0) zeros++;
+          const ok = r.sq[i] === 0 ? a.sq[i] < 1e-12 : Math.abs(a.sq[i] - r.sq[i]) / Math.abs(r.sq[i]) < 2e-4;
+          assert.ok(ok, `${name} ${score.kind} B=${B} ${a.names[i % a.names.length]} group ${Math.floor(i / a.names.length)}: batched ${a.sq[i]} vs loop ${r.sq[i]}`);
+        }
+        assert.ok(zeros <= a.groups, `${zeros} zero norms`);
+        for (let g = 0; g < a.groups; g++) assert.ok(Math.abs(a.nll[g] - r.nll[g]) < 1e-4 * Math.abs(r.nll[g]), `${name} ${score.kind} B=${B} nll ${g}`);
+      }
+    }
+  }
 });
 
 S.run();

@@ -198,8 +198,12 @@ export class DiffusionOps {
   /** KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) summed over pixels [B], t >= 2 per example. */
   klTerm(x0: T.Tensor, t: ArrayLike<number>, noise: T.Tensor): T.Tensor {
     const xt = this.qSample(x0, t, noise);
+    return this.#kl(x0, xt, t, this.eps(xt, t));
+  }
+
+  #kl(x0: T.Tensor, xt: T.Tensor, t: ArrayLike<number>, epsHat: T.Tensor): T.Tensor {
     const post = T.add(T.mul(x0, perStep(this.p.coef0, t, x0)), T.mul(xt, perStep(this.p.coefT, t, x0)));
-    const mu = this.modelMean(xt, t, this.eps(xt, t));
+    const mu = this.modelMean(xt, t, epsHat);
     return sumPixels(gaussianKL(post, perStep(this.p.postVar, t, x0, Math.log), mu, perStep(this.p.sigma2, t, x0, Math.log)));
   }
 
@@ -207,7 +211,12 @@ export class DiffusionOps {
   decoderNll(x0: T.Tensor, noise: T.Tensor): T.Tensor {
     const t = new Array(x0.shape[0]).fill(1);
     const x1 = this.qSample(x0, t, noise);
-    const mu = this.modelMean(x1, t, this.eps(x1, t));
+    return this.#decoder(x0, x1, this.eps(x1, t));
+  }
+
+  #decoder(x0: T.Tensor, x1: T.Tensor, epsHat: T.Tensor): T.Tensor {
+    const t = new Array(x0.shape[0]).fill(1);
+    const mu = this.modelMean(x1, t, epsHat);
     return T.neg(sumPixels(discretizedGaussianLogProb(x0, mu, perStep(this.p.sigma2, t, x0, Math.sqrt))));
   }
 
@@ -220,16 +229,25 @@ export class DiffusionOps {
     const B = x0.shape[0], K = ts.length, img = x0.shape.slice(1);
     if (noise.shape[0] !== B || noise.shape[1] !== K + 1) throw new Error(`elbo: noise ${T.fmt(noise.shape)} for ${B} images and ${K} strata (need [${B}, ${K + 1}, ...])`);
     const slot = (k: number) => T.reshape(T.slice(noise, [0, k], [B, k + 1]), [B, ...img]);
-    const prior = this.priorKL(x0);
-    const decoder = this.decoderNll(x0, slot(0));
-    let kl: T.Tensor | null = null;
     for (let k = 0; k < K; k++) {
       const [lo, hi] = this.p.stratum(k, K);
       for (let i = 0; i < B; i++) {
         const s = ts[k][i];
         if (!(Number.isInteger(s) && s >= lo && s < hi)) throw new Error(`elbo: step ${s} outside stratum ${k} [${lo}, ${hi})`);
       }
-      const term = T.mul(this.klTerm(x0, ts[k], slot(k + 1)), hi - lo);
+    }
+    // One network call on all K + 1 noised batches (so each parameter enters the bound once: the
+    // per-group norms-only pass needs that), then the terms per slot.
+    const steps = [new Array(B).fill(1), ...ts.map((t) => Array.from(t))];
+    const xts = steps.map((t, k) => this.qSample(x0, t, slot(k)));
+    const epsAll = this.eps(K ? T.concat(xts, 0) : xts[0], steps.flat());
+    const epsAt = (k: number) => T.slice(epsAll, [k * B], [(k + 1) * B]);
+    const prior = this.priorKL(x0);
+    const decoder = this.#decoder(x0, xts[0], epsAt(0));
+    let kl: T.Tensor | null = null;
+    for (let k = 0; k < K; k++) {
+      const [lo, hi] = this.p.stratum(k, K);
+      const term = T.mul(this.#kl(x0, xts[k + 1], ts[k], epsAt(k + 1)), hi - lo);
       kl = kl ? T.add(kl, term) : term;
     }
     kl ??= T.zerosLike(prior);
