@@ -4,6 +4,10 @@
 //
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
 //                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto] [--out reports/ood] [--loop]
+//                  [--diffusion-score l1|l2|elbo] [--diffusion-t 1] [--diffusion-fit 200] [--diffusion-eval 200]
+// The diffusion model's feature: the gradient of its eps-loss at step t (the paper's: L1 at t = 1)
+// or of its bound; its likelihood and typicality baselines use that same quantity. (With B = 5
+// and the bound, 16 inputs per batch: each one is 11 U-Net passes.)
 import "./errors.ts";
 import { parseArgs } from "node:util";
 import * as T from "../autograd/index.ts";
@@ -13,6 +17,7 @@ import { constantImages, flipVertical, invert, uniformNoise } from "../data/synt
 import { readCheckpoint } from "../io/safetensors.ts";
 import { type BackendChoice, selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
+import { type Diffusion, DIFFUSION_OOD_COUNT, parseDiffusionScore, scoreLabel } from "../models/diffusion.ts";
 import { evaluateSets, setFeatures, type Evaluation, type SetFeatures } from "../ood/pipeline.ts";
 import { tableText, writeReport } from "../ood/report.ts";
 import { progressBar } from "./progress.ts";
@@ -31,6 +36,10 @@ const { values: a } = parseArgs({
     out: { type: "string", default: "reports/ood" },
     seed: { type: "string", default: "0" },
     loop: { type: "boolean", default: false },
+    "diffusion-score": { type: "string", default: "l1" },
+    "diffusion-t": { type: "string", default: "1" },
+    "diffusion-fit": { type: "string", default: String(DIFFUSION_OOD_COUNT) },
+    "diffusion-eval": { type: "string", default: String(DIFFUSION_OOD_COUNT) },
   },
 });
 
@@ -43,16 +52,19 @@ const mark = (what: string) => {
   tMark = now;
 };
 
-const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"];
+const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors", "weights/diffusion-fashion.safetensors"];
 const modelPaths = a.model ? a.model.split(",") : defaults.filter((p) => { try { Deno.statSync(p); return true; } catch { return false; } });
 if (!modelPaths.length) throw new Error(`ood: no model weights found (looked for ${defaults.join(", ")}); pass --model`);
 const Bs = a.B!.split(",").map(Number);
 const nFit = Number(a.fit), nEval = Number(a.eval), seed = Number(a.seed);
+// The diffusion model's features cost far more per input (a U-Net pass), so it has its own counts.
+const nFitD = Number(a["diffusion-fit"]), nEvalD = Number(a["diffusion-eval"]);
+const dScore = parseDiffusionScore(a["diffusion-score"]!, a["diffusion-t"]!);
 const backend = await selectBackend(a.backend as BackendChoice);
 console.log(`backend: ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}`);
 
 /** The fixed protocol: a seeded permutation of the in-distribution test split; fit on its first half, evaluate on the second. */
-function sets(inName: string): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
+function sets(inName: string, nFit: number, nEval: number): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
   const test = loadDataset(inName, "test");
   const perm = new T.Generator(1000 + seed).permutation(test.n);
   const half = Math.floor(test.n / 2);
@@ -81,8 +93,11 @@ for (const path of modelPaths) {
   const inName = a.data ?? meta.data ?? "fashion";
   if (a.data && meta.data && a.data !== meta.data) console.log(`note: ${path} was trained on ${meta.data}; --data ${a.data} makes ${a.data} the in-distribution set`);
   const model = await loadModel(path, backend);
-  const label = meta.data && meta.data !== inName ? `${meta.kind}-${meta.data}-in-${inName}` : `${meta.kind}-${inName}`;
-  const s = sets(inName);
+  const isDiffusion = model.kind === "diffusion";
+  if (isDiffusion) (model as Diffusion).setScore(dScore);
+  const base = meta.data && meta.data !== inName ? `${meta.kind}-${meta.data}-in-${inName}` : `${meta.kind}-${inName}`;
+  const label = isDiffusion ? `${base}-${scoreLabel(dScore)}` : base;
+  const s = isDiffusion ? sets(inName, nFitD, nEvalD) : sets(inName, nFit, nEval);
   mark(`load ${label} and data`);
   for (const B of Bs) {
     const all = [s.fit, s.inEval, ...s.ood];
@@ -94,7 +109,7 @@ for (const path of modelPaths) {
     const feats: (SetFeatures & { names: string[] })[] = [];
     for (const set of all) {
       feats.push(await setFeatures(model, set, {
-        groupSize: B, batch: Number(a.batch), loop: a.loop, seed,
+        groupSize: B, batch: isDiffusion && dScore.kind === "elbo" ? Math.min(16, Number(a.batch)) : Number(a.batch), loop: a.loop, seed,
         onProgress: (k) => { done += k; bar.update(done, { rate: (done / ((performance.now() - tb) / 1000)).toFixed(0) }); },
       }));
     }

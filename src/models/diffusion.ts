@@ -51,6 +51,21 @@ export type DiffusionScore =
 /** The paper's feature: the L1 eps-loss at the first step, one noise draw per input. */
 export const PAPER_SCORE: DiffusionScore = { kind: "loss", t: 1, loss: "l1" };
 
+/** Fit and evaluation images per set in the default `npm run ood` job (its U-Net pass per input costs ~10x the VAE's). */
+export const DIFFUSION_OOD_COUNT = 200;
+
+/** A score from the command line: "l1" | "l2" (the eps-loss at step t) or "elbo". */
+export function parseDiffusionScore(kind: string, t: string): DiffusionScore {
+  if (kind === "elbo") return { kind: "elbo" };
+  if (kind !== "l1" && kind !== "l2") throw new Error(`--diffusion-score '${kind}': expected l1, l2 or elbo`);
+  const step = Number(t);
+  if (!(Number.isInteger(step) && step >= 1)) throw new Error(`--diffusion-t '${t}': expected an integer step >= 1`);
+  return { kind: "loss", t: step, loss: kind };
+}
+
+/** A short name for reports: "elbo" or e.g. "l1-t1". */
+export const scoreLabel = (s: DiffusionScore) => (s.kind === "elbo" ? "elbo" : `${s.loss}-t${s.t}`);
+
 export function betaSchedule(kind: BetaSchedule, T: number): Float64Array {
   if (!(Number.isInteger(T) && T >= 2)) throw new Error(`betaSchedule: steps ${T} must be an integer >= 2`);
   const betas = new Float64Array(T);
