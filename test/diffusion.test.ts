@@ -7,9 +7,10 @@ import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { makeSet, range } from "../src/data/dataset.ts";
 import { approxNormalCdf, betaSchedule, Diffusion, discretizedGaussianLogProb, DiffusionOps, gaussianKL, Process, resolveConfig } from "../src/models/diffusion.ts";
-import { train } from "../src/models/train.ts";
 import type { UnetConfig } from "../src/models/unet.ts";
 import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
+import { saveTensors } from "../src/io/safetensors.ts";
+import { metadataOf, train } from "../src/models/train.ts";
 import { gen, rand64, webgpu } from "./helpers.ts";
 
 const S = suite("diffusion");
@@ -345,6 +346,36 @@ S("batched per-group features equal the per-input loop on every tensor (both sco
       }
     }
   }
+});
+
+S("the ood and timestep-ablation commands run on a tiny diffusion model and write their files", async () => {
+  const dir = Deno.makeTempDirSync();
+  const m = new Diffusion(resolveConfig({ unet: { image: [1, 28, 28], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4 }, steps: 100 }), { backend: T.cpu, gen: gen(3) });
+  m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(gen(300 + i), [...p.shape], { backend: T.cpu, std: 0.05 }))));
+  const wpath = `${dir}/tiny-diffusion.safetensors`;
+  await saveTensors(wpath, m.namedParameters(), metadataOf(m, { data: "fashion" }));
+  const run = async (...args: string[]) => {
+    const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", ...args], stdout: "piped", stderr: "piped" }).output();
+    return { code: r.code, out: new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr) };
+  };
+  const ood = await run("src/cli/ood.ts", "--model", wpath, "--diffusion-fit", "10", "--diffusion-eval", "10", "--B", "1", "--ood", "noise", "--backend", "cpu", "--out", `${dir}/ood`);
+  assert.is(ood.code, 0, ood.out);
+  assert.match(ood.out, /diffusion-fashion-l1-t1\s+1\s+noise/);
+  const csv = Deno.readTextFileSync(`${dir}/ood/features-diffusion-fashion-l1-t1-B1.csv`).trim().split("\n");
+  assert.is(csv.length, 1 + 10 + 10 + 10);
+  const abl = await run("src/cli/ablation.ts", "--model", wpath, "--t", "1,4", "--fit", "10", "--eval", "10", "--backend", "cpu", "--out", `${dir}/abl`);
+  assert.is(abl.code, 0, abl.out);
+  const json = JSON.parse(Deno.readTextFileSync(`${dir}/abl/table.json`));
+  assert.equal(json.rows.map((r: { t: number }) => r.t), [1, 4]);
+  assert.ok(json.rows.every((r: { gradient: number; typicality: number }) => r.gradient >= 0 && r.gradient <= 1 && r.typicality >= 0 && r.typicality <= 1));
+  assert.is((Deno.readTextFileSync(`${dir}/abl/auroc-vs-t.svg`).match(/<circle /g) ?? []).length, 4);
+  const bad = await run("src/cli/ablation.ts", "--model", wpath, "--t", "1,200", "--backend", "cpu", "--out", `${dir}/abl2`);
+  assert.is(bad.code, 1);
+  assert.match(bad.out, /error: diffusion score: t 200 must be an integer in \[1, 100\]/);
+  const badScore = await run("src/cli/ood.ts", "--model", wpath, "--diffusion-score", "l3", "--backend", "cpu");
+  assert.is(badScore.code, 1);
+  assert.match(badScore.out, /error: --diffusion-score 'l3': expected l1, l2 or elbo/);
+  Deno.removeSync(dir, { recursive: true });
 });
 
 S.run();
