@@ -130,7 +130,3 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
   s.splice(a, 0, 1);
   return reshape(x, s);
 }
-
-export function flatten(x: Tensor, from = 1): Tensor {
-  return reshape(x, [...x.shape.slice(0, from), -1]);
-}
