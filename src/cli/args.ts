@@ -21,7 +21,17 @@
 // one dash (`--B -1` is refused by the range, not by the parser). Unknown options, positional
 // arguments, an option given twice and a missing value are errors. Cross-option rules (e.g. --fit
 // against the split size) are checked by the command right after parseOptions, still before work.
-import { isProtected, protectedReason } from "../io/atomic.ts";
+import { isProtected, PROJECT_ROOT, protectedReason } from "../io/atomic.ts";
+
+/** A shipped file as a default: the path as given if it exists from here, else inside the project. */
+export function shippedDefault(rel: string): string {
+  try {
+    Deno.statSync(rel);
+    return rel;
+  } catch {
+    return `${PROJECT_ROOT}/${rel}`;
+  }
+}
 
 /** A usage error: errors.ts prints its message as the one `error:` line. */
 export class UsageError extends Error {}
@@ -36,6 +46,8 @@ interface Ctx {
   cmd: string;
   name: string;
   force: boolean;
+  /** How messages name the value when it is not an option itself (e.g. "checkpoint (from --out)"). */
+  label?: string;
 }
 
 /** One option: how to parse its text, and its default (if any). */
@@ -62,7 +74,7 @@ export type Values<S extends Record<string, AnyOpt>> =
   & { [K in keyof S]: S[K] extends Opt<infer T, true> ? T : S[K] extends Opt<infer T, false> ? T | undefined : never }
   & { given: Set<string> };
 
-const fail = (c: Ctx, raw: unknown, allowed: string) => usageError(c.cmd, `--${c.name}`, raw, allowed);
+const fail = (c: Ctx, raw: unknown, allowed: string) => usageError(c.cmd, c.label ?? `--${c.name}`, raw, allowed);
 
 const NUM_RE = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 function parseNumber(raw: string, c: Ctx, what: string): number {
@@ -331,6 +343,6 @@ export function parseOptions<S extends Record<string, AnyOpt>>(cmd: string, spec
 }
 
 /** For checks of a value the command computed (e.g. a default output): same message format. */
-export function checkOutput(cmd: string, name: string, path: string, force: boolean, kind: "file" | "dir" = "file"): void {
-  (kind === "file" ? checkOutFile : checkOutDir)(path, { cmd, name, force });
+export function checkOutput(cmd: string, label: string, path: string, force: boolean, kind: "file" | "dir" = "file"): void {
+  (kind === "file" ? checkOutFile : checkOutDir)(path, { cmd, name: label, label, force });
 }

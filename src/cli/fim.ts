@@ -3,14 +3,14 @@
 // Estimates the Fisher information from model samples for a few random weights in two layers and
 // prints how the layer-diagonal blocks compare with the cross-layer block.
 import "./errors.ts";
-import { BACKEND, inFile, int, parseOptions, text, usageError } from "./args.ts";
+import { BACKEND, inFile, int, parseOptions, shippedDefault, text, usageError } from "./args.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";
 import { fimStudy } from "../ood/fim.ts";
 
 const a = parseOptions("fim", {
-  model: inFile().default("weights/glow-fashion.safetensors"),
-  samples: int({ min: 2, max: 100000 }).default(128),
+  model: inFile().default(shippedDefault("weights/glow-fashion.safetensors")),
+  samples: int({ min: 1, max: 100000 }).default(128),
   weights: int({ min: 1, max: 256 }).default(8),
   layers: text(),
   backend: BACKEND,

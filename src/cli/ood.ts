@@ -9,7 +9,7 @@
 // refused as an OOD set. Report files are named after the model files; a reused --out folder is
 // cleared of the previous report's files (listed in its .fimscope-report.json), nothing else.
 import "./errors.ts";
-import { BACKEND, choice, choices, flag, inFiles, int, ints, outDir, parseOptions, usageError } from "./args.ts";
+import { BACKEND, choice, choices, flag, inFiles, int, ints, outDir, parseOptions, shippedDefault, usageError } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import { type ImageSet, subset } from "../data/dataset.ts";
 import { DATASETS, loadDataset, splitSize } from "../data/mnist.ts";
@@ -22,7 +22,7 @@ import { tableText, writeReport } from "../ood/report.ts";
 import { progressBar } from "./progress.ts";
 
 const OOD_SETS = ["mnist", "fashion", "noise", "constant", "vflip", "invert"] as const;
-const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"];
+const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"].map(shippedDefault);
 const a = parseOptions("ood", {
   model: inFiles(),
   data: choice(DATASETS),

@@ -4,7 +4,7 @@
 // shipped weights/*-samples.png; writing over a shipped or git-tracked file needs --force).
 // --temperature applies to Glow only (the VAE's grid shows decoder means).
 import "./errors.ts";
-import { BACKEND, checkOutput, flag, inFile, int, num, outFile, parseOptions, usageError } from "./args.ts";
+import { BACKEND, checkOutput, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";
@@ -14,7 +14,7 @@ import type { Glow } from "../models/glow.ts";
 import type { VAE } from "../models/vae.ts";
 
 const a = parseOptions("samples", {
-  model: inFile().default("weights/glow-fashion.safetensors"),
+  model: inFile().default(shippedDefault("weights/glow-fashion.safetensors")),
   n: int({ min: 1, max: 1024 }).default(64),
   temperature: num({ min: 0, max: 10 }).default(0.7),
   out: outFile(),

@@ -56,7 +56,10 @@ interface FashionAll {
   perClass: Uint8Array[];
 }
 
+/** node_modules/.cache/fimscope-fashion-mnist.bin, or FIMSCOPE_FASHION_CACHE (tests point it at a temp file). */
 export function cachePath(): string {
+  const env = Deno.env.get("FIMSCOPE_FASHION_CACHE");
+  if (env) return env;
   return packageFile("fashion-mnist", "..", ".cache", "fimscope-fashion-mnist.bin");
 }
 
