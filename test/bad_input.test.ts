@@ -75,6 +75,8 @@ const NOT_ST = `${tmp}/not-safetensors.safetensors`;
 Deno.writeTextFileSync(NOT_ST, "hello, this is not a checkpoint at all");
 const USER_FILE = `${tmp}/user-notes.txt`;
 Deno.writeTextFileSync(USER_FILE, "keep me");
+const CKPT_COPY = `${tmp}/copy.ckpt.safetensors`;
+Deno.copyFileSync(VAE_CKPT, CKPT_COPY);
 const A_DIR = `${tmp}/a-folder`;
 Deno.mkdirSync(A_DIR);
 
@@ -105,6 +107,7 @@ const cases: Case[] = [
   { cmd: "train", args: ["--batch", "0"], error: /^error: train: --batch '0': out of range/ },
   { cmd: "train", args: ["--batch", "abc"], error: /^error: train: --batch 'abc': not a number/ },
   { cmd: "train", args: ["--batch", "2.5"], error: /^error: train: --batch '2.5': not an integer/ },
+  { cmd: "train", args: ["--steps", "1.5"], error: /^error: train: --steps '1.5': not an integer/ },
   { cmd: "train", args: ["--seed", "abc"], error: /^error: train: --seed 'abc': not a number/ },
   { cmd: "train", args: ["--seed", "-1"], error: /^error: train: --seed '-1': out of range/ },
   { cmd: "train", args: ["--clip", "abc"], error: /^error: train: --clip 'abc': not a number/ },
@@ -131,6 +134,8 @@ const cases: Case[] = [
   { cmd: "ood", args: ["--B", "2.5"], error: /^error: ood: --B '2.5': '2.5' is not an integer/ },
   { cmd: "ood", args: ["--B", "-1"], error: /^error: ood: --B '-1': -1 is out of range/ },
   { cmd: "ood", args: ["--B", "1,1"], error: /^error: ood: --B '1,1': '1' is listed twice/ },
+  { cmd: "ood", args: ["--B", "0,5"], error: /^error: ood: --B '0,5': 0 is out of range/ },
+  { cmd: "nll", args: ["--model", VAE, "--data", "fashion,fashion"], error: /^error: nll: --data 'fashion,fashion': 'fashion' is listed twice/ },
   { cmd: "ood", args: ["--B", ""], error: /^error: ood: --B '': empty item/ },
   { cmd: "ood", args: ["--ood", "mnist,,noise"], error: /^error: ood: --ood 'mnist,,noise': empty item/ },
   { cmd: "nll", args: ["--model", VAE, "--data", "fashion,cifar"], error: /^error: nll: --data 'fashion,cifar': 'cifar' is not allowed/ },
@@ -193,6 +198,8 @@ const cases: Case[] = [
   { cmd: "samples", args: ["--model", GLOW, "--out", A_DIR], error: /^error: samples: --out '.*a-folder': is a folder/ },
   { cmd: "export", args: ["--checkpoint", VAE_CKPT, "--out", VAE], error: /^error: export: --out '.*vae-fashion\.safetensors': .* is a shipped file/ },
   { cmd: "export", args: ["--checkpoint", VAE_CKPT], error: /^error: export: --out is required$/ },
+  { cmd: "export", args: ["--checkpoint", CKPT_COPY, "--out", CKPT_COPY], error: /^error: export: --out '.*copy\.ckpt\.safetensors': is the checkpoint itself/, keep: [CKPT_COPY] },
+  { cmd: "ood", args: ["--out", `${USER_FILE}/report`], error: /^error: ood: --out '.*user-notes\.txt\/report': .*user-notes\.txt is not a folder/, keep: [USER_FILE] },
   { cmd: "ood", args: ["--out", ""], error: /^error: ood: --out '': empty \(allowed: a folder path\)$/ },
   { cmd: "ood", args: ["--out", USER_FILE], error: /^error: ood: --out '.*user-notes\.txt': is an existing file, not a folder/, keep: [USER_FILE] },
   { cmd: "ood", args: ["--out", W], error: /^error: ood: --out '.*weights': .* holds the shipped weights/ },

@@ -20,6 +20,11 @@ const a = parseOptions("export", {
   command: text(),
   force: flag(),
 });
+try {
+  if (Deno.realPathSync(a.out) === Deno.realPathSync(a.checkpoint)) throw usageError("export", "--out", a.out, "is the checkpoint itself (its optimiser state would be lost); choose another path");
+} catch (e) {
+  if (!(e instanceof Deno.errors.NotFound)) throw e;
+}
 const file = await checkModelFile(a.checkpoint);
 const meta = file.decoded.metadata;
 if (!isTrainingCheckpoint(file.decoded)) {
