@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import * as T from "../src/autograd/index.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedTensor, readCheckpoint, saveTensors } from "../src/io/safetensors.ts";
 import { writeFileAtomic } from "../src/io/atomic.ts";
-import { choice, flag, inFile, int, ints, num, parseOptions } from "../src/cli/args.ts";
+import { choice, flag, inFile, int, ints, nameOrPath, num, parseOptions } from "../src/cli/args.ts";
 import { createModel, loadModel } from "../src/models/registry.ts";
 import { metadataOf } from "../src/models/train.ts";
 
@@ -332,6 +332,10 @@ S("parseOptions: typed values, defaults, given, and one-line refusals", () => {
   assert.is(err(["--n", "0x10"]), "t: --n '0x10': not a number (allowed: an integer from 1 to 10)");
   assert.is(err(["--n", " "]), "t: --n ' ': not a number (allowed: an integer from 1 to 10)");
   assert.match(err(["--m", tmp]), /t: --m '.*': not a regular file/);
+  const d = { data: nameOrPath(["fashion", "mnist"]) };
+  assert.is(parseOptions("t", d, ["--data", "mnist"]).data, "mnist");
+  assert.is(parseOptions("t", d, ["--data", tmp]).data, tmp);
+  assert.throws(() => parseOptions("t", d, ["--data", "cifar"]), /^t: --data 'cifar': neither fashion, mnist nor an existing file or folder$/);
 });
 
 // ---- what the defaults write, and the report folder ----------------------------------------

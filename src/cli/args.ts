@@ -212,6 +212,23 @@ export function inFile(): Opt<string> {
   return new Opt(checkInFile);
 }
 
+/**
+ * A built-in name or the path of an existing file or folder (for data options that also take
+ * images from disk): refused when it is neither.
+ */
+export function nameOrPath<C extends string>(names: readonly C[]): Opt<string> {
+  return new Opt((raw, c) => {
+    if ((names as readonly string[]).includes(raw)) return raw;
+    if (raw.trim() === "") throw fail(c, raw, `empty (allowed: ${names.join(", ")}, or the path of an existing file or folder)`);
+    try {
+      Deno.statSync(raw);
+    } catch {
+      throw fail(c, raw, `neither ${names.join(", ")} nor an existing file or folder`);
+    }
+    return raw;
+  });
+}
+
 /** A comma list of existing, readable files, each once. */
 export function inFiles(): Opt<string[]> {
   return new Opt((raw, c) => items(raw, c, "paths of existing files", true).map((p) => {
