@@ -69,6 +69,11 @@ const LATENT_HUGE = vaeWith((_, m) => (m.config = JSON.stringify({ latent: 1e9, 
 const CONFIG_KEY = vaeWith((_, m) => (m.config = JSON.stringify({ latnt: 16 })), "config-key.safetensors");
 const CONFIG_ARRAY = vaeWith((_, m) => (m.config = "[16]"), "config-array.safetensors");
 const KIND_BAD = vaeWith((_, m) => (m.kind = "gan"), "kind.safetensors");
+const GLOW_CIFAR = `${tmp}/glow-32x32.safetensors`;
+Deno.writeFileSync(GLOW_CIFAR, rawSafetensors({ __metadata__: { kind: "glow", config: JSON.stringify({ image: [3, 32, 32] }), data: "fashion" } }, new Uint8Array(0)));
+const shippedCkpt = readCheckpoint(VAE_CKPT);
+const BATCH0_CKPT = `${tmp}/batch0.ckpt.safetensors`;
+Deno.writeFileSync(BATCH0_CKPT, encodeSafetensors([...shippedCkpt.tensors.values()], { ...shippedCkpt.metadata, batch: "0" }));
 const NULL_HEADER = `${tmp}/null-header.safetensors`;
 Deno.writeFileSync(NULL_HEADER, rawSafetensors(null, new Uint8Array(0)));
 const NOT_ST = `${tmp}/not-safetensors.safetensors`;
@@ -184,6 +189,10 @@ const cases: Case[] = [
   { cmd: "train", args: ["--config", '{"latent":-1}'], error: /^error: train: --config: vae config key 'latent' is -1/ },
   { cmd: "train", args: ["--config", '{"latent":1e9}'], error: /^error: train: --config: vae config key 'latent' is 1000000000/ },
   { cmd: "train", args: ["--model", "glow", "--config", '{"levels":3}'], error: /^error: train: --config: glow config .* not divisible by 2\^levels = 8$/ },
+  { cmd: "train", args: ["--model", "glow", "--config", '{"image":[3,32,32]}'], error: /^error: train: --config: the glow takes 3x32x32 images but fashion has 1x28x28 images$/ },
+  { cmd: "nll", args: ["--model", GLOW_CIFAR], error: /^error: nll: --model .*glow-32x32\.safetensors: the glow takes 3x32x32 images but fashion has 1x28x28 images$/ },
+  { cmd: "ood", args: ["--model", GLOW_CIFAR], error: /^error: ood: --model .*glow-32x32\.safetensors: the glow takes 3x32x32 images/ },
+  { cmd: "train", args: ["--resume", BATCH0_CKPT, "--steps", "7000"], error: /^error: train: checkpoint .*batch0\.ckpt\.safetensors: __metadata__\.batch '0': out of range/ },
   { cmd: "train", args: ["--config", "{latent: 3}"], error: /^error: train: --config '\{latent: 3\}': not valid JSON/ },
   { cmd: "train", args: ["--config", "null"], error: /^error: train: --config 'null': not a JSON object/ },
   // outputs: never a shipped or tracked file, a folder, a missing folder or empty

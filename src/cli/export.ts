@@ -6,10 +6,10 @@
 // file needs --force.
 import "./errors.ts";
 import { BACKEND, flag, inFile, int, outFile, parseOptions, text, usageError } from "./args.ts";
-import { DATASETS, loadDataset, splitSize } from "../data/mnist.ts";
+import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
 import { selectBackend } from "../kernels/select.ts";
-import { checkModelFile, isTrainingCheckpoint, loadModel } from "../models/registry.ts";
+import { checkImageShape, checkModelFile, isTrainingCheckpoint, loadModel } from "../models/registry.ts";
 import { evaluate, metadataOf } from "../models/train.ts";
 
 const a = parseOptions("export", {
@@ -35,6 +35,7 @@ if (!(DATASETS as readonly string[]).includes(data)) throw new Error(`checkpoint
 for (const k of ["seed", "lr", "batch", "optimizer"] as const) {
   if (meta[k] === undefined) throw new Error(`checkpoint ${a.checkpoint}: no '${k}' in __metadata__ (not a checkpoint written by train)`);
 }
+checkImageShape(file.kind, file.config, imageShapeOf(data), data, `checkpoint ${a.checkpoint}`);
 const n = Math.min(a["eval-n"], splitSize(data, "test"));
 const backend = await selectBackend(a.backend);
 const model = await loadModel(a.checkpoint, backend, file);

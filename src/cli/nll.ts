@@ -3,9 +3,9 @@
 // as a lower NLL on the dataset the model never saw.
 import "./errors.ts";
 import { BACKEND, choices, inFile, int, parseOptions } from "./args.ts";
-import { DATASETS, loadDataset, splitSize } from "../data/mnist.ts";
+import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { selectBackend } from "../kernels/select.ts";
-import { checkModelFile, loadModel } from "../models/registry.ts";
+import { checkImageShape, checkModelFile, loadModel } from "../models/registry.ts";
 import { evaluate } from "../models/train.ts";
 
 const a = parseOptions("nll", {
@@ -15,6 +15,7 @@ const a = parseOptions("nll", {
   backend: BACKEND,
 });
 const file = await checkModelFile(a.model);
+for (const d of a.data) checkImageShape(file.kind, file.config, imageShapeOf(d), d, `nll: --model ${a.model}`);
 const model = await loadModel(a.model, await selectBackend(a.backend), file);
 for (const d of a.data) {
   const n = Math.min(a.n, splitSize(d, "test"));

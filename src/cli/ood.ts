@@ -12,11 +12,11 @@ import "./errors.ts";
 import { BACKEND, choice, choices, flag, inFiles, int, ints, outDir, parseOptions, shippedDefault, usageError } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import { type ImageSet, subset } from "../data/dataset.ts";
-import { DATASETS, loadDataset, splitSize } from "../data/mnist.ts";
+import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { constantImages, flipVertical, invert, uniformNoise } from "../data/synthetic.ts";
 import { protectedReason } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
-import { checkModelFile, loadModel, type ModelFile } from "../models/registry.ts";
+import { checkImageShape, checkModelFile, loadModel, type ModelFile } from "../models/registry.ts";
 import { evaluateSets, setFeatures, type Evaluation, type SetFeatures } from "../ood/pipeline.ts";
 import { tableText, writeReport } from "../ood/report.ts";
 import { progressBar } from "./progress.ts";
@@ -72,6 +72,7 @@ for (const path of modelPaths) {
   if (oodSets.includes(inName)) {
     throw usageError("ood", "--ood", oodSets.join(","), `${inName} is the in-distribution data of ${path}${a.data ? " (--data)" : " (trained on it)"}, so it cannot be an OOD set (allowed: ${OOD_SETS.filter((o) => o !== inName).join(", ")})`);
   }
+  checkImageShape(file.kind, file.config, imageShapeOf(inName), inName, `ood: --model ${path}`);
   const testN = splitSize(inName, "test"), half = Math.floor(testN / 2);
   if (nFit > half) throw usageError("ood", "--fit", String(nFit), `at most ${half} (the first half of the ${testN}-image ${inName} test split; the second half is for --eval)`);
   if (nEval > testN - half) throw usageError("ood", "--eval", String(nEval), `at most ${testN - half} (the second half of the ${testN}-image ${inName} test split)`);

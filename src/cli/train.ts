@@ -8,24 +8,34 @@
 // options given that differ from them are refused (listing the differences) unless --force.
 import "./errors.ts";
 import { BACKEND, checkOutput, choice, flag, inFile, int, jsonObject, num, outFile, parseOptions, UsageError, usageError } from "./args.ts";
-import { DATASETS, loadDataset, splitSize } from "../data/mnist.ts";
+import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
 import { selectBackend } from "../kernels/select.ts";
-import { checkModelFile, createModel, isTrainingCheckpoint, MODEL_KINDS, resolveConfig } from "../models/registry.ts";
+import { checkImageShape, checkModelFile, createModel, isTrainingCheckpoint, MODEL_KINDS, resolveConfig } from "../models/registry.ts";
 import { planResume, type RunSettings, type SettingName, storedSettings } from "../models/resume.ts";
 import { evaluate, metadataOf, train } from "../models/train.ts";
 
 const OPTIMIZERS = ["adam", "adamax"] as const;
+// The run's settings, declared once: parsed from the command line and re-checked when a checkpoint supplies them.
+const SETTING_OPTS = {
+  data: choice(DATASETS),
+  batch: int({ min: 1, max: 4096 }),
+  lr: num({ gt: 0, max: 10 }),
+  seed: int({ max: 2 ** 32 - 1 }),
+  optimizer: choice(OPTIMIZERS),
+  clip: num({ gt: 0, max: 1e12 }),
+  warmup: int({ max: 10_000_000 }),
+};
 const a = parseOptions("train", {
   model: choice(MODEL_KINDS).default("vae"),
-  data: choice(DATASETS).default("fashion"),
+  data: SETTING_OPTS.data.default("fashion"),
   steps: int({ min: 1, max: 10_000_000 }),
-  batch: int({ min: 1, max: 4096 }).default(64),
-  lr: num({ gt: 0, max: 10 }),
-  seed: int({ max: 2 ** 32 - 1 }).default(0),
-  optimizer: choice(OPTIMIZERS),
-  clip: num({ gt: 0, max: 1e12 }).default(100),
-  warmup: int({ max: 10_000_000 }).default(200),
+  batch: SETTING_OPTS.batch.default(64),
+  lr: SETTING_OPTS.lr,
+  seed: SETTING_OPTS.seed.default(0),
+  optimizer: SETTING_OPTS.optimizer,
+  clip: SETTING_OPTS.clip.default(100),
+  warmup: SETTING_OPTS.warmup.default(200),
   out: outFile(),
   "checkpoint-every": int({ min: 1, max: 10_000_000 }).default(500),
   resume: inFile(),
@@ -57,14 +67,17 @@ if (a.resume) {
     throw usageError("train", "--resume", a.resume, `the command line differs from the checkpoint: ${plan.differences.join(", ")}; leave these options out to continue with the checkpoint's settings, or add --force to use the command line's`);
   }
   settings = plan.settings;
-  if (!(OPTIMIZERS as readonly string[]).includes(settings.optimizer)) throw new Error(`checkpoint ${a.resume}: __metadata__.optimizer '${settings.optimizer}' is not one of ${OPTIMIZERS.join(", ")}`);
-  if (!(DATASETS as readonly string[]).includes(settings.data)) throw new Error(`checkpoint ${a.resume}: __metadata__.data '${settings.data}' is not one of ${DATASETS.join(", ")}`);
+  // Settings taken from the checkpoint pass the same checks as the command line's.
+  for (const [k, o] of Object.entries(SETTING_OPTS)) {
+    if (!given.has(k as SettingName)) o.parse(String(settings[k as SettingName]), { cmd: "train", name: k, force: false, label: `checkpoint ${a.resume}: __metadata__.${k}` });
+  }
   if (a.steps === undefined) throw new UsageError(`train: --steps is required with --resume (allowed: the total step count to train to, more than the checkpoint's ${startStep})`);
   if (a.steps <= startStep) {
     throw usageError("train", "--steps", String(a.steps), `the checkpoint is already at step ${startStep}; --steps is the total step count, so give more than ${startStep} (to make weights of the checkpoint as it is, use export)`);
   }
 }
 const steps = a.steps ?? 3000;
+checkImageShape(settings.kind, settings.config, imageShapeOf(settings.data), settings.data, given.has("config") ? "train: --config" : "train: --model");
 const trainN = splitSize(settings.data, "train");
 if (settings.batch > trainN) throw usageError("train", "--batch", String(settings.batch), `at most the ${trainN} images of the ${settings.data} training split`);
 

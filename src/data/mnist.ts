@@ -153,6 +153,12 @@ export const DATASETS = ["fashion", "mnist"] as const;
 export type DatasetName = typeof DATASETS[number];
 const SPLIT_SIZES: Record<DatasetName, Record<Split, number>> = { fashion: { train: 60000, test: 10000 }, mnist: { train: 60000, test: 10000 } };
 
+/** [C, H, W] of a built-in dataset's images. */
+export function imageShapeOf(name: string): [number, number, number] {
+  splitSize(name, "test");
+  return [1, 28, 28];
+}
+
 export function splitSize(name: string, split: Split): number {
   const s = SPLIT_SIZES[name as DatasetName];
   if (!s) throw new Error(`data: unknown dataset '${name}' (expected ${DATASETS.join(" or ")})`);

@@ -16,12 +16,15 @@ export interface KindRules {
   keys: Record<string, Rule>;
   /** Cross-key constraints on the merged config; returns why it is invalid, or null. */
   check?: (c: Record<string, unknown>) => string | null;
+  /** The [C, H, W] images a model of this config takes (checked against the data before any work). */
+  imageShape: (c: Record<string, unknown>) => [number, number, number];
 }
 
 /** Ranges are generous (well past what fits this machine) but exclude sizes that cannot be allocated. */
 export const CONFIG_RULES: Record<string, KindRules> = {
   vae: {
     keys: { latent: int(1, 4096), channels: ints(2, 1, 1024), outChannels: int(1, 1024) },
+    imageShape: () => [1, 28, 28],
   },
   glow: {
     keys: { levels: int(1, 6), steps: int(1, 128), hidden: int(1, 4096), image: ints(3, 1, 1024) },
@@ -31,8 +34,15 @@ export const CONFIG_RULES: Record<string, KindRules> = {
       if (H % 2 ** L || W % 2 ** L) return `image ${H}x${W} is not divisible by 2^levels = ${2 ** L}`;
       return null;
     },
+    imageShape: (c) => c.image as [number, number, number],
   },
 };
+
+/** Throws (naming `source`) unless a model of this kind and (merged) config takes images of `shape`. */
+export function checkImageShape(kind: string, merged: Record<string, unknown>, shape: readonly number[], data: string, source: string): void {
+  const want = CONFIG_RULES[kind].imageShape(merged);
+  if (want.join("x") !== shape.join("x")) throw new Error(`${source}: the ${kind} takes ${want.join("x")} images but ${data} has ${shape.join("x")} images`);
+}
 
 function ruleText(r: Rule): string {
   if (r.type === "int") return `an integer from ${r.min} to ${r.max}`;

@@ -67,7 +67,10 @@ export async function loadModel(path: string, backend: Backend, file?: ModelFile
   return model;
 }
 
+/** Throws unless a model of this kind and config takes images of the dataset's shape; `source` names the option or file. */
+export { checkImageShape } from "./config_check.ts";
+
 /** Whether a file is a training checkpoint (step in the metadata and the optimiser's moments), not shipped weights. */
 export function isTrainingCheckpoint(d: Decoded): boolean {
-  return Number.isInteger(Number(d.metadata.step ?? NaN)) && d.metadata.step !== "" && [...d.tensors.keys()].some((n) => n.startsWith("optimizer.m."));
+  return /^\d+$/.test(d.metadata.step ?? "") && [...d.tensors.keys()].some((n) => n.startsWith("optimizer.m."));
 }
