@@ -1,8 +1,9 @@
 // Bad input, table-driven, through the commands' real entry points (each CLI run as a subprocess in
-// its own empty temp folder) and through the checkpoint reader. Every refused case must: exit 1,
-// print exactly one line (the `error:` line, which names the option or file and what is allowed)
-// and nothing on stdout (so no work started: every command prints before it computes), leave its
-// temp folder as it was and every shipped/tracked weights file byte-identical. Also here: the
+// its own empty temp folder) and through the checkpoint reader. Every refused case runs with
+// FIMSCOPE_STOP_BEFORE_WORK=1, which ends a command with exit 0 where validation ends and work
+// would start; so each case must be refused before any work: exit 1, exactly one line on stderr
+// (the `error:` line, naming the option or file, the value and what is allowed), nothing on stdout,
+// its temp folder as it was and every shipped/tracked weights file byte-identical. Also here: the
 // defaults that write (train, samples) go to new names, a reused report folder is cleared of the
 // previous report's files only, atomic writes, and the FashionMNIST cache's checksum.
 import { suite } from "uvu";
@@ -70,7 +71,13 @@ const CONFIG_KEY = vaeWith((_, m) => (m.config = JSON.stringify({ latnt: 16 })),
 const CONFIG_ARRAY = vaeWith((_, m) => (m.config = "[16]"), "config-array.safetensors");
 const KIND_BAD = vaeWith((_, m) => (m.kind = "gan"), "kind.safetensors");
 const GLOW_CIFAR = `${tmp}/glow-32x32.safetensors`;
-Deno.writeFileSync(GLOW_CIFAR, rawSafetensors({ __metadata__: { kind: "glow", config: JSON.stringify({ image: [3, 32, 32] }), data: "fashion" } }, new Uint8Array(0)));
+{
+  const g = await createModel("glow", { image: [3, 32, 32], steps: 1, hidden: 4 }, T.cpu, 1);
+  await saveTensors(GLOW_CIFAR, g.namedParameters(), metadataOf(g, { data: "fashion" }));
+}
+const WRONG_SHAPE = vaeWith((_, m) => (m.config = JSON.stringify({ latent: 8, channels: [16, 32], outChannels: 8 })), "wrong-shape.safetensors");
+const NO_MOMENTS = `${tmp}/no-moments.ckpt.safetensors`;
+Deno.writeFileSync(NO_MOMENTS, encodeSafetensors([...readCheckpoint(VAE_CKPT).tensors.values()].filter((t) => t.name !== "optimizer.v.decoder.out.bias"), readCheckpoint(VAE_CKPT).metadata));
 const shippedCkpt = readCheckpoint(VAE_CKPT);
 const BATCH0_CKPT = `${tmp}/batch0.ckpt.safetensors`;
 Deno.writeFileSync(BATCH0_CKPT, encodeSafetensors([...shippedCkpt.tensors.values()], { ...shippedCkpt.metadata, batch: "0" }));
@@ -192,6 +199,8 @@ const cases: Case[] = [
   { cmd: "train", args: ["--model", "glow", "--config", '{"image":[3,32,32]}'], error: /^error: train: --config: the glow takes 3x32x32 images but fashion has 1x28x28 images$/ },
   { cmd: "nll", args: ["--model", GLOW_CIFAR], error: /^error: nll: --model .*glow-32x32\.safetensors: the glow takes 3x32x32 images but fashion has 1x28x28 images$/ },
   { cmd: "ood", args: ["--model", GLOW_CIFAR], error: /^error: ood: --model .*glow-32x32\.safetensors: the glow takes 3x32x32 images/ },
+  { cmd: "nll", args: ["--model", WRONG_SHAPE], error: /^error: checkpoint .*wrong-shape\.safetensors: tensor 'encoder\.out\.weight' has shape \[1568,32\], the model expects \[1568,16\]$/ },
+  { cmd: "train", args: ["--resume", NO_MOMENTS, "--steps", "7000"], error: /^error: checkpoint .*no-moments\.ckpt\.safetensors: tensor 'optimizer\.v\.decoder\.out\.bias' missing/ },
   { cmd: "train", args: ["--resume", BATCH0_CKPT, "--steps", "7000"], error: /^error: train: checkpoint .*batch0\.ckpt\.safetensors: __metadata__\.batch '0': out of range/ },
   { cmd: "train", args: ["--config", "{latent: 3}"], error: /^error: train: --config '\{latent: 3\}': not valid JSON/ },
   { cmd: "train", args: ["--config", "null"], error: /^error: train: --config 'null': not a JSON object/ },
@@ -233,7 +242,7 @@ async function runCase(c: Case, k: number): Promise<Result> {
   const t0 = performance.now();
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}/src/cli/${c.cmd}.ts`, ...c.args], cwd, stdout: "piped", stderr: "piped",
-    env: { FIMSCOPE_FASHION_CACHE: `${tmp}/never-built.bin` },
+    env: { FIMSCOPE_FASHION_CACHE: `${tmp}/never-built.bin`, FIMSCOPE_STOP_BEFORE_WORK: "1" },
   }).output();
   const ms = performance.now() - t0;
   return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr), ms, cwdBefore, cwdAfter: listTree(cwd), keepOk: [...keep].every(([f, h]) => sha(f) === h) };
@@ -264,6 +273,16 @@ cases.forEach((c, k) => {
     assert.equal(r.cwdAfter, r.cwdBefore, "the command created files");
     assert.ok(r.keepOk, "a file the command was pointed at changed");
   });
+});
+
+S("control: with FIMSCOPE_STOP_BEFORE_WORK=1 valid options stop at the end of validation with exit 0 (so a refusal after it would fail the cases above)", async () => {
+  const cwd = Deno.makeTempDirSync({ dir: tmp });
+  for (const [cmd, args] of [["ood", ["--model", VAE, "--fit", "10"]], ["nll", ["--model", GLOW]], ["train", ["--resume", VAE_CKPT, "--steps", "7000"]], ["export", ["--checkpoint", VAE_CKPT, "--out", `${cwd}/x.safetensors`]], ["fim", []], ["samples", ["--out", `${cwd}/s.png`]], ["demo", []]] as const) {
+    const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", `${ROOT}/src/cli/${cmd}.ts`, ...args], cwd, stdout: "piped", stderr: "piped", env: { FIMSCOPE_STOP_BEFORE_WORK: "1", FIMSCOPE_FASHION_CACHE: `${tmp}/never-built.bin` } }).output();
+    assert.is(r.code, 0, `${cmd}: ${dec.decode(r.stderr)}`);
+    assert.match(dec.decode(r.stderr), /^checked: all options valid/);
+  }
+  assert.equal(listTree(cwd), [], "nothing written before work");
 });
 
 // ---- the reader ---------------------------------------------------------------------------

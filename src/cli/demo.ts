@@ -2,7 +2,7 @@
 // differences on the CPU, then WebGPU against CPU) and print a timing table.
 //   npm run demo [-- --backend auto|cpu|webgpu]
 import "./errors.ts";
-import { BACKEND, parseOptions } from "./args.ts";
+import { BACKEND, parseOptions, workStarts } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import type { Backend } from "../kernels/backend.ts";
 import { selectBackend } from "../kernels/select.ts";
@@ -39,6 +39,7 @@ function input(backend: Backend, dtype: "float32" | "float64", B: number) {
   return { x, labels };
 }
 
+workStarts();
 const gpuOrCpu = await selectBackend(choice);
 console.log(`backends: cpu${gpuOrCpu.name === "webgpu" ? ` + webgpu (${(gpuOrCpu as unknown as { description: string }).description})` : ""}`);
 

@@ -5,7 +5,7 @@
 // checkpoint (step and optimiser state), not a weights file; writing over a shipped or git-tracked
 // file needs --force.
 import "./errors.ts";
-import { BACKEND, flag, inFile, int, outFile, parseOptions, text, usageError } from "./args.ts";
+import { BACKEND, flag, inFile, int, outFile, parseOptions, text, usageError, workStarts } from "./args.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
 import { selectBackend } from "../kernels/select.ts";
@@ -37,6 +37,7 @@ for (const k of ["seed", "lr", "batch", "optimizer"] as const) {
 }
 checkImageShape(file.kind, file.config, imageShapeOf(data), data, `checkpoint ${a.checkpoint}`);
 const n = Math.min(a["eval-n"], splitSize(data, "test"));
+workStarts();
 const backend = await selectBackend(a.backend);
 const model = await loadModel(a.checkpoint, backend, file);
 const bpd = await evaluate(model, loadDataset(data, "test"), n);

@@ -3,7 +3,7 @@
 // Estimates the Fisher information from model samples for a few random weights in two layers and
 // prints how the layer-diagonal blocks compare with the cross-layer block.
 import "./errors.ts";
-import { BACKEND, inFile, int, parseOptions, shippedDefault, text, usageError } from "./args.ts";
+import { BACKEND, inFile, int, parseOptions, shippedDefault, text, usageError, workStarts } from "./args.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";
 import { fimStudy } from "../ood/fim.ts";
@@ -33,6 +33,7 @@ if (a.layers !== undefined) {
 } else if ([...sizes.values()].filter((s) => s >= a.weights).length < 2) {
   throw usageError("fim", "--weights", String(a.weights), `at most the size of this model's second-largest tensor`);
 }
+workStarts();
 const backend = await selectBackend(a.backend);
 const model = await loadModel(a.model, backend, file);
 const r = await fimStudy(model, { samples: a.samples, perLayer: a.weights, seed: a.seed, layers });

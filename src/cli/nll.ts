@@ -2,7 +2,7 @@
 // Mean test NLL (bits/dim) of a model on each dataset's test split: the likelihood failure shows
 // as a lower NLL on the dataset the model never saw.
 import "./errors.ts";
-import { BACKEND, choices, inFile, int, parseOptions } from "./args.ts";
+import { BACKEND, choices, inFile, int, parseOptions, workStarts } from "./args.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkImageShape, checkModelFile, loadModel } from "../models/registry.ts";
@@ -16,6 +16,7 @@ const a = parseOptions("nll", {
 });
 const file = await checkModelFile(a.model);
 for (const d of a.data) checkImageShape(file.kind, file.config, imageShapeOf(d), d, `nll: --model ${a.model}`);
+workStarts();
 const model = await loadModel(a.model, await selectBackend(a.backend), file);
 for (const d of a.data) {
   const n = Math.min(a.n, splitSize(d, "test"));

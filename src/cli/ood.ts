@@ -9,7 +9,7 @@
 // refused as an OOD set. Report files are named after the model files; a reused --out folder is
 // cleared of the previous report's files (listed in its .fimscope-report.json), nothing else.
 import "./errors.ts";
-import { BACKEND, choice, choices, flag, inFiles, int, ints, outDir, parseOptions, shippedDefault, usageError } from "./args.ts";
+import { BACKEND, choice, choices, flag, inFiles, int, ints, outDir, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import { type ImageSet, subset } from "../data/dataset.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
@@ -94,6 +94,7 @@ for (const path of modelPaths) {
   jobs.push({ path, file, inName, label, oodSets });
 }
 
+workStarts();
 const backend = await selectBackend(a.backend);
 console.log(`backend: ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}`);
 

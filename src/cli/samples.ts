@@ -4,7 +4,7 @@
 // shipped weights/*-samples.png; writing over a shipped or git-tracked file needs --force).
 // --temperature applies to Glow only (the VAE's grid shows decoder means).
 import "./errors.ts";
-import { BACKEND, checkOutput, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError } from "./args.ts";
+import { BACKEND, checkOutput, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";
@@ -27,10 +27,13 @@ if (file.kind !== "glow" && a.given.has("temperature")) throw usageError("sample
 const stem = a.model.replace(/^.*\//, "").replace(/\.safetensors$/, "");
 const out = a.out ?? `reports/samples/${stem}-samples.png`;
 if (!a.out) {
-  checkOutput("samples", "--out (default)", "reports/samples", a.force, "dir");
-  Deno.mkdirSync("reports/samples", { recursive: true });
-  checkOutput("samples", "--out (default)", out, a.force);
+  checkOutput("samples", "--out (default)", "reports/samples", a.force, "dir"); // created once work starts
+  try {
+    if (Deno.statSync("reports/samples").isDirectory) checkOutput("samples", "--out (default)", out, a.force);
+  } catch { /* a new folder: the file is new too */ }
 }
+workStarts();
+if (!a.out) Deno.mkdirSync("reports/samples", { recursive: true });
 const backend = await selectBackend(a.backend);
 const model = await loadModel(a.model, backend, file);
 const gen = new T.Generator(a.seed);

@@ -7,11 +7,11 @@
 // goes next to it as <out>.ckpt.safetensors. --resume continues with the checkpoint's settings;
 // options given that differ from them are refused (listing the differences) unless --force.
 import "./errors.ts";
-import { BACKEND, checkOutput, choice, flag, inFile, int, jsonObject, num, outFile, parseOptions, UsageError, usageError } from "./args.ts";
+import { BACKEND, checkOutput, choice, flag, inFile, int, jsonObject, num, outFile, parseOptions, UsageError, usageError, workStarts } from "./args.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
 import { selectBackend } from "../kernels/select.ts";
-import { checkImageShape, checkModelFile, createModel, isTrainingCheckpoint, MODEL_KINDS, resolveConfig } from "../models/registry.ts";
+import { checkImageShape, checkModelFile, checkTrainingState, createModel, isTrainingCheckpoint, MODEL_KINDS, resolveConfig } from "../models/registry.ts";
 import { planResume, type RunSettings, type SettingName, storedSettings } from "../models/resume.ts";
 import { evaluate, metadataOf, train } from "../models/train.ts";
 
@@ -60,6 +60,7 @@ let settings = cli, startStep = 0;
 if (a.resume) {
   const file = await checkModelFile(a.resume);
   if (!isTrainingCheckpoint(file.decoded)) throw usageError("train", "--resume", a.resume, "is a weights file, not a training checkpoint (allowed: a *.ckpt.safetensors written by train)");
+  checkTrainingState(file, a.resume);
   startStep = Number(file.decoded.metadata.step);
   const plan = planResume(cli, given, storedSettings(file.decoded, a.resume));
   if (plan.fixed.length) throw usageError("train", "--resume", a.resume, `the model differs from the checkpoint's: ${plan.fixed.join(", ")}; a checkpoint resumes only into its own model (leave --model/--config out)`);
@@ -84,8 +85,7 @@ if (settings.batch > trainN) throw usageError("train", "--batch", String(setting
 // Outputs: checked now, before any work. The default is a new name, so nothing is ever replaced.
 let out = a.out;
 if (out === undefined) {
-  checkOutput("train", "--out (default)", "weights/runs", a.force, "dir");
-  Deno.mkdirSync("weights/runs", { recursive: true });
+  checkOutput("train", "--out (default)", "weights/runs", a.force, "dir"); // created once work starts
   for (let k = 1; ; k++) {
     const c = `weights/runs/${settings.kind}-${settings.data}-${k}.safetensors`;
     if (![c, ckptOf(c)].some(exists)) {
@@ -95,10 +95,15 @@ if (out === undefined) {
   }
 }
 const ckpt = ckptOf(out);
-checkOutput("train", a.out === undefined ? "--out (default)" : "--out", out, a.force);
-checkOutput("train", "checkpoint (from --out)", ckpt, a.force);
+// (A default in a folder that does not exist yet is a new file; its nearest folder was checked above.)
+if (a.out !== undefined || exists("weights/runs")) {
+  checkOutput("train", a.out === undefined ? "--out (default)" : "--out", out, a.force);
+  checkOutput("train", "checkpoint (from --out)", ckpt, a.force);
+}
 if (a.resume && sameFile(a.resume, out)) throw usageError("train", "--out", out, "is the checkpoint being resumed from (the weights would replace it); choose another path");
 
+workStarts();
+if (a.out === undefined) Deno.mkdirSync("weights/runs", { recursive: true });
 const backend = await selectBackend(a.backend);
 const model = await createModel(settings.kind, settings.config, backend, settings.seed);
 console.log(`${settings.kind} on ${settings.data}: ${model.numParameters()} parameters, backend ${backend.name}`);

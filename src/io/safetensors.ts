@@ -132,20 +132,28 @@ export function readCheckpoint(path: string): Decoded {
 }
 
 /**
- * Loads tensors into existing parameters by name. Every parameter must be present with the same
- * shape (names in `optional` may be missing); extra tensors are an error unless allowExtra.
+ * Checks that every expected tensor is present with its shape (extra tensors are an error unless
+ * allowExtra); the errors name the file and the tensor. Used before any work, and by loadInto.
  */
-export function loadInto(d: Decoded, file: string, params: [string, T.Tensor][], opts: { allowExtra?: boolean } = {}): void {
-  for (const [name, p] of params) {
+export function checkTensors(d: Decoded, file: string, expected: [string, readonly number[]][], opts: { allowExtra?: boolean } = {}): void {
+  for (const [name, shape] of expected) {
     const t = d.tensors.get(name);
-    if (!t) throw new Error(`checkpoint ${file}: tensor '${name}' missing (the model expects shape [${p.shape}])`);
-    if (t.shape.join() !== p.shape.join()) throw new Error(`checkpoint ${file}: tensor '${name}' has shape [${t.shape}], the model expects [${p.shape}]`);
+    if (!t) throw new Error(`checkpoint ${file}: tensor '${name}' missing (the model expects shape [${shape}])`);
+    if (t.shape.join() !== shape.join()) throw new Error(`checkpoint ${file}: tensor '${name}' has shape [${t.shape}], the model expects [${shape}]`);
   }
   if (!opts.allowExtra) {
-    const known = new Set(params.map(([n]) => n));
+    const known = new Set(expected.map(([n]) => n));
     const extra = [...d.tensors.keys()].filter((n) => !known.has(n));
     if (extra.length) throw new Error(`checkpoint ${file}: tensors not in the model: ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ", ..." : ""}`);
   }
+}
+
+/**
+ * Loads tensors into existing parameters by name. Every parameter must be present with the same
+ * shape; extra tensors are an error unless allowExtra.
+ */
+export function loadInto(d: Decoded, file: string, params: [string, T.Tensor][], opts: { allowExtra?: boolean } = {}): void {
+  checkTensors(d, file, params.map(([n, p]) => [n, p.shape]), opts);
   for (const [name, p] of params) {
     const src = T.tensor(d.tensors.get(name)!.data, p.shape, { backend: p.backend });
     p.assign(src);

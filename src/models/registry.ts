@@ -2,7 +2,7 @@
 // Configs are checked by config_check.ts before anything is allocated.
 import * as T from "../autograd/index.ts";
 import type { Backend } from "../kernels/backend.ts";
-import { type Decoded, loadInto, readCheckpoint } from "../io/safetensors.ts";
+import { checkTensors, type Decoded, loadInto, readCheckpoint } from "../io/safetensors.ts";
 import { checkConfig, CONFIG_RULES } from "./config_check.ts";
 import type { GenerativeModel } from "./model.ts";
 import { VAE, VAE_DEFAULT, type VaeConfig } from "./vae.ts";
@@ -36,6 +36,8 @@ export interface ModelFile {
   decoded: Decoded;
   kind: string;
   config: Record<string, unknown>;
+  /** The model's parameter names and shapes (all present in the file). */
+  shapes: [string, number[]][];
 }
 
 /**
@@ -54,7 +56,11 @@ export async function checkModelFile(path: string): Promise<ModelFile> {
     throw new Error(`checkpoint ${path}: __metadata__.config is not valid JSON`);
   }
   const merged = await resolveConfig(kind, config, `checkpoint ${path}: __metadata__.config`);
-  return { decoded, kind, config: merged };
+  // The tensors must fit the model the metadata describes: built on the CPU only to read its shapes.
+  const probe = await createModel(kind, merged, T.cpu, 0, `checkpoint ${path}: __metadata__.config`);
+  const shapes = probe.namedParameters().map(([n, p]) => [n, [...p.shape]] as [string, number[]]);
+  checkTensors(decoded, path, shapes, { allowExtra: true });
+  return { decoded, kind, config: merged, shapes };
 }
 
 /** A model rebuilt from a checkpoint's metadata, with its weights loaded (pass `file` if already checked). */
@@ -73,4 +79,9 @@ export { checkImageShape } from "./config_check.ts";
 /** Whether a file is a training checkpoint (step in the metadata and the optimiser's moments), not shipped weights. */
 export function isTrainingCheckpoint(d: Decoded): boolean {
   return /^\d+$/.test(d.metadata.step ?? "") && [...d.tensors.keys()].some((n) => n.startsWith("optimizer.m."));
+}
+
+/** Throws (naming the file and tensor) unless a checkpoint holds exactly the parameters and both optimiser moments of each. */
+export function checkTrainingState(f: ModelFile, path: string): void {
+  checkTensors(f.decoded, path, f.shapes.flatMap(([n, s]) => [[n, s], [`optimizer.m.${n}`, s], [`optimizer.v.${n}`, s]] as [string, number[]][]));
 }
