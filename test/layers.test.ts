@@ -18,7 +18,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   shaders: [], // plus leaf modules of src/, checked separately
   kernels: ["shaders"],
   autograd: ["kernels"],
-  data: ["autograd", "kernels"],
+  data: ["io", "autograd", "kernels"], // io: file formats and atomic writes, below the datasets
   io: ["autograd", "kernels"],
   nn: ["autograd", "kernels"],
   models: ["nn", "data", "io", "autograd", "kernels"],
