@@ -192,12 +192,12 @@ S("the ood command runs on a few dozen inputs and writes every report file", asy
   const r = await cmd.output();
   const out = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
   assert.is(r.code, 0, out);
-  assert.match(out, /vae-fashion\s+1\s+mnist/);
+  assert.match(out, /tiny-vae\s+1\s+mnist/); // rows and files are named after the model file
   const files = [...Deno.readDirSync(`${dir}/report`)].map((e) => e.name).sort();
-  for (const f of ["table.md", "layers.md", "table.json", "features-vae-fashion-B1.csv", "features-vae-fashion-B5.csv", "roc-vae-fashion-B1-mnist.svg", "roc-vae-fashion-B5-vflip.svg", "hist-vae-fashion-B1.svg", "corr-vae-fashion-B1.svg", "pc1-vae-fashion-B1.svg"]) {
+  for (const f of ["table.md", "layers.md", "table.json", ".fimscope-report.json", "features-tiny-vae-B1.csv", "features-tiny-vae-B5.csv", "roc-tiny-vae-B1-mnist.svg", "roc-tiny-vae-B5-vflip.svg", "hist-tiny-vae-B1.svg", "corr-tiny-vae-B1.svg", "pc1-tiny-vae-B1.svg"]) {
     assert.ok(files.includes(f), `missing ${f} in ${files.join(", ")}`);
   }
-  const csv = Deno.readTextFileSync(`${dir}/report/features-vae-fashion-B1.csv`).trim().split("\n");
+  const csv = Deno.readTextFileSync(`${dir}/report/features-tiny-vae-B1.csv`).trim().split("\n");
   assert.is(csv.length, 1 + 20 + 10 + 3 * 10);
   const json = JSON.parse(Deno.readTextFileSync(`${dir}/report/table.json`));
   // The reported AUROCs against the CSV's rows, recomputed here: a direct pairwise count over
@@ -225,9 +225,9 @@ S("the ood command runs on a few dozen inputs and writes every report file", asy
   }
   assert.is(json.evaluations[0].shift.length, 3);
   assert.match(Deno.readTextFileSync(`${dir}/report/layers.md`), /share along PC1/);
-  assert.match(Deno.readTextFileSync(`${dir}/report/roc-vae-fashion-B1-mnist.svg`), /<svg[^>]*>[\s\S]*<path d="M/);
+  assert.match(Deno.readTextFileSync(`${dir}/report/roc-tiny-vae-B1-mnist.svg`), /<svg[^>]*>[\s\S]*<path d="M/);
   // One point per fit, evaluation and OOD row in each of the three panels.
-  assert.is((Deno.readTextFileSync(`${dir}/report/pc1-vae-fashion-B1.svg`).match(/<circle /g) ?? []).length, 3 * (20 + 10 + 10));
+  assert.is((Deno.readTextFileSync(`${dir}/report/pc1-tiny-vae-B1.svg`).match(/<circle /g) ?? []).length, 3 * (20 + 10 + 10));
 });
 
 S("the commands end bad input with one error line that names it, exit code 1, and print --help", async () => {
@@ -237,11 +237,11 @@ S("the commands end bad input with one error line that names it, exit code 1, an
   };
   const missing = await run("src/cli/ood.ts", "--model", "no-such-weights.safetensors", "--backend", "cpu");
   assert.is(missing.code, 1);
-  assert.match(missing.err, /^error: checkpoint no-such-weights\.safetensors: cannot read/m);
+  assert.match(missing.err, /^error: ood: --model 'no-such-weights\.safetensors': .*no such file/m);
   assert.not.match(missing.err, /^\s+at /m, "no stack trace without FIMSCOPE_DEBUG");
   const unknown = await run("src/cli/ood.ts", "--ood", "cifar", "--backend", "cpu");
   assert.is(unknown.code, 1);
-  assert.match(unknown.err, /error: ood: unknown OOD set 'cifar'/);
+  assert.match(unknown.err, /error: ood: --ood 'cifar': 'cifar' is not allowed/);
   const help = await run("src/cli/ood.ts", "--help");
   assert.is(help.code, 0);
   assert.match(help.out, /npm run ood -- \[--model/);
