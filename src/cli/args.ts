@@ -18,6 +18,12 @@
 //   if (bad) throw usageError("mycmd", "--fit", a.fit, "at most 5000 (half of the test split)");
 //   workStarts();     // call once every check is done, right before the first real work
 //
+// Option types: int, num (min/gt/max), ints (comma list), choice, choices (comma list), text,
+// jsonObject, flag, inFile, inFiles (comma list), nameOrPath (a built-in name or an existing path),
+// outFile, outDir; BACKEND is the shared --backend. For values a command computes (a default output,
+// a setting read from a checkpoint): checkOutput(cmd, label, path, force), or opt.parse(text, ctx).
+// shippedDefault(rel) resolves a shipped file from the project root when it is not found from cwd.
+//
 // Syntax: `--name value` or `--name=value`; flags take no value (`--force`). A value may start with
 // one dash (`--B -1` is refused by the range, not by the parser). Unknown options, positional
 // arguments, an option given twice and a missing value are errors. Cross-option rules (e.g. --fit
