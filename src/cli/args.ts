@@ -276,11 +276,13 @@ function probeWritableDir(dir: string, c: Ctx, raw: string): void {
 export function checkOutFile(path: string, c: Ctx): void {
   if (path.trim() === "") throw fail(c, path, "empty (allowed: a file path)");
   if (path.endsWith("/")) throw fail(c, path, "ends with '/' (allowed: a file path, not a folder)");
+  let st: Deno.FileInfo | null = null;
   try {
-    if (Deno.statSync(path).isDirectory) throw fail(c, path, "is a folder (allowed: a file path)");
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-  }
+    st = Deno.lstatSync(path);
+  } catch { /* a new file */ }
+  if (st?.isDirectory) throw fail(c, path, "is a folder (allowed: a file path)");
+  if (st?.isSymlink) throw fail(c, path, "is a symbolic link (allowed: a regular file path; give the link's target)");
+  if (st && !st.isFile) throw fail(c, path, "is not a regular file (a device or pipe; allowed: a regular file path)");
   probeWritableDir(dirOf(path), c, path);
   if (!c.force && isProtected(path)) throw fail(c, path, `${protectedReason(path)}; refusing to overwrite it (choose another path, or add --force)`);
 }
