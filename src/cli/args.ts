@@ -18,6 +18,12 @@
 //   if (bad) throw usageError("mycmd", "--fit", a.fit, "at most 5000 (half of the test split)");
 //   workStarts();     // call once every check is done, right before the first real work
 //
+// Option types: int, num (min/gt/max), ints (comma list), choice, choices (comma list), text,
+// jsonObject, flag, inFile, inFiles (comma list), nameOrPath (a built-in name or an existing path),
+// outFile, outDir; BACKEND is the shared --backend. For values a command computes (a default output,
+// a setting read from a checkpoint): checkOutput(cmd, label, path, force), or opt.parse(text, ctx).
+// shippedDefault(rel) resolves a shipped file from the project root when it is not found from cwd.
+//
 // Syntax: `--name value` or `--name=value`; flags take no value (`--force`). A value may start with
 // one dash (`--B -1` is refused by the range, not by the parser). Unknown options, positional
 // arguments, an option given twice and a missing value are errors. Cross-option rules (e.g. --fit
@@ -270,11 +276,13 @@ function probeWritableDir(dir: string, c: Ctx, raw: string): void {
 export function checkOutFile(path: string, c: Ctx): void {
   if (path.trim() === "") throw fail(c, path, "empty (allowed: a file path)");
   if (path.endsWith("/")) throw fail(c, path, "ends with '/' (allowed: a file path, not a folder)");
+  let st: Deno.FileInfo | null = null;
   try {
-    if (Deno.statSync(path).isDirectory) throw fail(c, path, "is a folder (allowed: a file path)");
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-  }
+    st = Deno.lstatSync(path);
+  } catch { /* a new file */ }
+  if (st?.isDirectory) throw fail(c, path, "is a folder (allowed: a file path)");
+  if (st?.isSymlink) throw fail(c, path, "is a symbolic link (allowed: a regular file path; give the link's target)");
+  if (st && !st.isFile) throw fail(c, path, "is not a regular file (a device or pipe; allowed: a regular file path)");
   probeWritableDir(dirOf(path), c, path);
   if (!c.force && isProtected(path)) throw fail(c, path, `${protectedReason(path)}; refusing to overwrite it (choose another path, or add --force)`);
 }

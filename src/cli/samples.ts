@@ -32,6 +32,11 @@ if (!a.out) {
     if (Deno.statSync("reports/samples").isDirectory) checkOutput("samples", "--out (default)", out, a.force);
   } catch { /* a new folder: the file is new too */ }
 }
+try {
+  if (Deno.realPathSync(out) === Deno.realPathSync(a.model)) throw usageError("samples", "--out", out, "is the model file itself; choose another path");
+} catch (e) {
+  if (!(e instanceof Deno.errors.NotFound)) throw e;
+}
 workStarts();
 if (!a.out) Deno.mkdirSync("reports/samples", { recursive: true });
 const backend = await selectBackend(a.backend);

@@ -68,6 +68,8 @@ if (a.resume) {
     throw usageError("train", "--resume", a.resume, `the command line differs from the checkpoint: ${plan.differences.join(", ")}; leave these options out to continue with the checkpoint's settings, or add --force to use the command line's`);
   }
   settings = plan.settings;
+  const el = file.decoded.metadata.elapsed_s;
+  if (el !== undefined && !(el.trim() !== "" && Number(el) >= 0 && Number.isFinite(Number(el)))) throw new Error(`checkpoint ${a.resume}: __metadata__.elapsed_s is '${el}', not a number of seconds`);
   // Settings taken from the checkpoint pass the same checks as the command line's.
   for (const [k, o] of Object.entries(SETTING_OPTS)) {
     if (!given.has(k as SettingName)) o.parse(String(settings[k as SettingName]), { cmd: "train", name: k, force: false, label: `checkpoint ${a.resume}: __metadata__.${k}` });
