@@ -11,6 +11,9 @@ export type { Backend, DType } from "./src/kernels/backend.ts";
 export { CpuBackend } from "./src/kernels/cpu.ts";
 export { type BackendChoice, selectBackend } from "./src/kernels/select.ts";
 export { createWebGPUBackend } from "./src/kernels/webgpu/backend.ts";
+export {
+  createGpujsBackend, GPUJS_OPS, GpujsBackend, type GpujsOp, type GpujsOptions, gpujsFromSource, gpujsPolicy, isSoftwareRenderer, webgl2Renderer,
+} from "./src/kernels/gpujs.ts";
 
 // Models.
 export type { GenerativeModel } from "./src/models/model.ts";
@@ -31,4 +34,4 @@ export { allMetrics, auroc, fprAtTpr, type Metrics, rocCurve } from "./src/ood/m
 export {
   checkDetector, type DetectorFile, detectorFile, type Inspection, inspectImage, inspectInput, type InspectOptions, type SaliencyTarget, scoreRow, zScores,
 } from "./src/ood/inspect.ts";
-export { createGpujsBackend, GPUJS_DEFAULT, GPUJS_OPS, GpujsBackend, type GpujsOp, gpujsFromSource } from "./src/kernels/gpujs.ts";
+export { histogramsSvg, rocSvg } from "./src/ood/plots.ts";

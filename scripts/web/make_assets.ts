@@ -90,6 +90,7 @@ for (const m of models) {
     weights: { steps: meta.steps, test_bpd: meta.test_bpd },
     backend: backend.name,
   });
+  det.nllMean = fit.nll.reduce((t, v) => t + v, 0) / fit.nll.length;
   write(`${out}/${m}.detector.json`, JSON.stringify(det) + "\n");
   detectors[m] = `${m}.detector.json`;
   console.log(`${m}: ${fit.names.length} features, ${det.kept.length} kept, threshold ${threshold.toFixed(3)} (${(100 * kept).toFixed(1)}% of ${nCal} calibration images above)`);

@@ -13,10 +13,31 @@ export const GPUJS_OPS = ["matmul", "conv2d", "conv2dInputGrad", "conv2dWeightGr
 export type GpujsOp = typeof GPUJS_OPS[number];
 
 /**
- * The ops run on gpu.js by default and the least work (multiply-adds) for which it pays: chosen
- * from the headless-Chromium measurement recorded in bench/README.md (SwiftShader's WebGL2).
+ * Which ops run on gpu.js by default, by the WebGL2 renderer. Measured (bench/README.md, "gpu.js
+ * fallback"): on SwiftShader, Chromium's software WebGL2, every gpu.js kernel was 10-100x slower than
+ * the CPU backend on the same cores (matmul 512: 5.2 s against 0.34 s), so a software renderer gets
+ * none. A hardware renderer gets all four from 2^22 multiply-adds up: not measured here (no GPU on
+ * these machines), chosen so small ops, where texture upload and readback dominate, stay on the CPU.
  */
-export const GPUJS_DEFAULT: { ops: GpujsOp[]; minMacs: number } = { ops: ["matmul", "conv2d", "conv2dInputGrad", "conv2dWeightGrad"], minMacs: 1 << 18 };
+export function gpujsPolicy(renderer: string): { ops: GpujsOp[]; minMacs: number; why: string } {
+  if (isSoftwareRenderer(renderer)) return { ops: [], minMacs: Infinity, why: "software WebGL2, measured slower than the CPU on every op" };
+  return { ops: [...GPUJS_OPS], minMacs: 1 << 22, why: "hardware WebGL2 (not measured on these machines)" };
+}
+
+export const isSoftwareRenderer = (r: string) => /swiftshader|llvmpipe|softpipe|lavapipe|software|mesa offscreen/i.test(r);
+
+/** The browser's WebGL2 renderer (unmasked where allowed), or "" where there is no WebGL2. */
+export function webgl2Renderer(): string {
+  try {
+    const doc = (globalThis as { document?: { createElement(t: string): { getContext(k: string): WebGL2RenderingContext | null } } }).document;
+    const gl = doc?.createElement("canvas").getContext("webgl2");
+    if (!gl) return "";
+    const ext = gl.getExtension("WEBGL_debug_renderer_info");
+    return String(gl.getParameter(ext ? ext.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  } catch {
+    return "";
+  }
+}
 
 // deno-lint-ignore no-explicit-any
 type Kernel = ((...args: any[]) => Float32Array) & { destroy?: (removeCanvas?: boolean) => void };
@@ -29,105 +50,104 @@ export interface GpuClass {
   readonly isWebGL2Supported: boolean;
 }
 
-// Kernel sources: gpu.js translates these functions to GLSL, so they use only its JavaScript subset
-// (this.thread, this.constants, Math, for loops over constants). Index arithmetic is in floats on the
-// GPU: division is rounded from i + 0.5 so an exact quotient never lands just below an integer.
-function matmulKernel(this: KernelThis, a: number[], b: number[]): number {
-  const c = this.constants;
+// Kernel sources: gpu.js parses these (acorn) and translates them to GLSL, so they are strings
+// (a bundler's minifier would rewrite functions into forms gpu.js rejects) in its JavaScript subset:
+// this.thread.x, this.constants.X spelled out, for loops bounded by constants. Index arithmetic is
+// in floats on the GPU: a quotient is rounded from i + 0.5 so an exact one never lands just below
+// an integer.
+const MATMUL = `function (a, b) {
   const i = this.thread.x;
-  const q = Math.floor((i + 0.5) / c.N);
-  const n = i - q * c.N;
-  const bi = Math.floor((q + 0.5) / c.M);
-  const m = q - bi * c.M;
-  const aBase = bi * c.aBatch + m * c.aM, bBase = bi * c.bBatch + n * c.bN;
+  const q = Math.floor((i + 0.5) / this.constants.N);
+  const n = i - q * this.constants.N;
+  const bi = Math.floor((q + 0.5) / this.constants.M);
+  const m = q - bi * this.constants.M;
+  const aBase = bi * this.constants.aBatch + m * this.constants.aM;
+  const bBase = bi * this.constants.bBatch + n * this.constants.bN;
   let s = 0;
-  for (let k = 0; k < c.K; k++) s += a[aBase + k * c.aK] * b[bBase + k * c.bK];
+  for (let k = 0; k < this.constants.K; k++) {
+    s += a[aBase + k * this.constants.aK] * b[bBase + k * this.constants.bK];
+  }
   return s;
-}
+}`;
 
-function convKernel(this: KernelThis, x: number[], w: number[]): number {
-  const c = this.constants;
+const CONV = `function (x, w) {
   const i = this.thread.x;
-  const q1 = Math.floor((i + 0.5) / c.OW);
-  const ox = i - q1 * c.OW;
-  const q2 = Math.floor((q1 + 0.5) / c.OH);
-  const oy = q1 - q2 * c.OH;
-  const n = Math.floor((q2 + 0.5) / c.Cout);
-  const co = q2 - n * c.Cout;
-  const g = Math.floor((co + 0.5) / c.og);
+  const q1 = Math.floor((i + 0.5) / this.constants.OW);
+  const ox = i - q1 * this.constants.OW;
+  const q2 = Math.floor((q1 + 0.5) / this.constants.OH);
+  const oy = q1 - q2 * this.constants.OH;
+  const n = Math.floor((q2 + 0.5) / this.constants.Cout);
+  const co = q2 - n * this.constants.Cout;
+  const g = Math.floor((co + 0.5) / this.constants.og);
   let s = 0;
-  for (let ci = 0; ci < c.cg; ci++) {
-    for (let ky = 0; ky < c.KH; ky++) {
-      const iy = oy * c.stride - c.pad + ky;
-      for (let kx = 0; kx < c.KW; kx++) {
-        const ix = ox * c.stride - c.pad + kx;
-        if (iy >= 0 && iy < c.H && ix >= 0 && ix < c.W) {
-          s += w[((co * c.cg + ci) * c.KH + ky) * c.KW + kx] * x[((n * c.Cin + g * c.cg + ci) * c.H + iy) * c.W + ix];
+  for (let ci = 0; ci < this.constants.cg; ci++) {
+    for (let ky = 0; ky < this.constants.KH; ky++) {
+      const iy = oy * this.constants.stride - this.constants.pad + ky;
+      for (let kx = 0; kx < this.constants.KW; kx++) {
+        const ix = ox * this.constants.stride - this.constants.pad + kx;
+        if (iy >= 0 && iy < this.constants.H && ix >= 0 && ix < this.constants.W) {
+          s += w[((co * this.constants.cg + ci) * this.constants.KH + ky) * this.constants.KW + kx] *
+            x[((n * this.constants.Cin + g * this.constants.cg + ci) * this.constants.H + iy) * this.constants.W + ix];
         }
       }
     }
   }
   return s;
-}
+}`;
 
-function convInputGradKernel(this: KernelThis, gy: number[], w: number[]): number {
-  const c = this.constants;
+const CONV_INPUT_GRAD = `function (gy, w) {
   const i = this.thread.x;
-  const q1 = Math.floor((i + 0.5) / c.W);
-  const ix = i - q1 * c.W;
-  const q2 = Math.floor((q1 + 0.5) / c.H);
-  const iy = q1 - q2 * c.H;
-  const n = Math.floor((q2 + 0.5) / c.Cin);
-  const ch = q2 - n * c.Cin;
-  const g = Math.floor((ch + 0.5) / c.cg);
-  const ci = ch - g * c.cg;
+  const q1 = Math.floor((i + 0.5) / this.constants.W);
+  const ix = i - q1 * this.constants.W;
+  const q2 = Math.floor((q1 + 0.5) / this.constants.H);
+  const iy = q1 - q2 * this.constants.H;
+  const n = Math.floor((q2 + 0.5) / this.constants.Cin);
+  const ch = q2 - n * this.constants.Cin;
+  const g = Math.floor((ch + 0.5) / this.constants.cg);
+  const ci = ch - g * this.constants.cg;
   let s = 0;
-  for (let j = 0; j < c.og; j++) {
-    const co = g * c.og + j;
-    for (let ky = 0; ky < c.KH; ky++) {
-      const ty = iy + c.pad - ky;
-      const oy = Math.floor((ty + 0.5) / c.stride);
-      for (let kx = 0; kx < c.KW; kx++) {
-        const tx = ix + c.pad - kx;
-        const ox = Math.floor((tx + 0.5) / c.stride);
-        if (ty >= 0 && tx >= 0 && oy * c.stride === ty && ox * c.stride === tx && oy < c.OH && ox < c.OW) {
-          s += w[((co * c.cg + ci) * c.KH + ky) * c.KW + kx] * gy[((n * c.Cout + co) * c.OH + oy) * c.OW + ox];
+  for (let j = 0; j < this.constants.og; j++) {
+    const co = g * this.constants.og + j;
+    for (let ky = 0; ky < this.constants.KH; ky++) {
+      const ty = iy + this.constants.pad - ky;
+      const oy = Math.floor((ty + 0.5) / this.constants.stride);
+      for (let kx = 0; kx < this.constants.KW; kx++) {
+        const tx = ix + this.constants.pad - kx;
+        const ox = Math.floor((tx + 0.5) / this.constants.stride);
+        if (ty >= 0 && tx >= 0 && oy * this.constants.stride == ty && ox * this.constants.stride == tx && oy < this.constants.OH && ox < this.constants.OW) {
+          s += w[((co * this.constants.cg + ci) * this.constants.KH + ky) * this.constants.KW + kx] *
+            gy[((n * this.constants.Cout + co) * this.constants.OH + oy) * this.constants.OW + ox];
         }
       }
     }
   }
   return s;
-}
+}`;
 
-function convWeightGradKernel(this: KernelThis, x: number[], gy: number[]): number {
-  const c = this.constants;
+const CONV_WEIGHT_GRAD = `function (x, gy) {
   const i = this.thread.x;
-  const q1 = Math.floor((i + 0.5) / c.KW);
-  const kx = i - q1 * c.KW;
-  const q2 = Math.floor((q1 + 0.5) / c.KH);
-  const ky = q1 - q2 * c.KH;
-  const co = Math.floor((q2 + 0.5) / c.cg);
-  const ci = q2 - co * c.cg;
-  const g = Math.floor((co + 0.5) / c.og);
+  const q1 = Math.floor((i + 0.5) / this.constants.KW);
+  const kx = i - q1 * this.constants.KW;
+  const q2 = Math.floor((q1 + 0.5) / this.constants.KH);
+  const ky = q1 - q2 * this.constants.KH;
+  const co = Math.floor((q2 + 0.5) / this.constants.cg);
+  const ci = q2 - co * this.constants.cg;
+  const g = Math.floor((co + 0.5) / this.constants.og);
   let s = 0;
-  for (let n = 0; n < c.N; n++) {
-    for (let oy = 0; oy < c.OH; oy++) {
-      const iy = oy * c.stride - c.pad + ky;
-      for (let ox = 0; ox < c.OW; ox++) {
-        const ix = ox * c.stride - c.pad + kx;
-        if (iy >= 0 && iy < c.H && ix >= 0 && ix < c.W) {
-          s += gy[((n * c.Cout + co) * c.OH + oy) * c.OW + ox] * x[((n * c.Cin + g * c.cg + ci) * c.H + iy) * c.W + ix];
+  for (let n = 0; n < this.constants.N; n++) {
+    for (let oy = 0; oy < this.constants.OH; oy++) {
+      const iy = oy * this.constants.stride - this.constants.pad + ky;
+      for (let ox = 0; ox < this.constants.OW; ox++) {
+        const ix = ox * this.constants.stride - this.constants.pad + kx;
+        if (iy >= 0 && iy < this.constants.H && ix >= 0 && ix < this.constants.W) {
+          s += gy[((n * this.constants.Cout + co) * this.constants.OH + oy) * this.constants.OW + ox] *
+            x[((n * this.constants.Cin + g * this.constants.cg + ci) * this.constants.H + iy) * this.constants.W + ix];
         }
       }
     }
   }
   return s;
-}
-
-interface KernelThis {
-  thread: { x: number };
-  constants: Record<string, number>;
-}
+}`;
 
 export interface GpujsOptions {
   ops?: readonly GpujsOp[];
@@ -138,6 +158,7 @@ export interface GpujsOptions {
 export class GpujsBackend implements Backend<Data> {
   readonly name = "gpujs" as const;
   readonly description: string;
+  readonly renderer: string;
   readonly cpu = new CpuBackend();
   readonly ops: ReadonlySet<GpujsOp>;
   readonly minMacs: number;
@@ -146,12 +167,16 @@ export class GpujsBackend implements Backend<Data> {
   readonly #gpu: GpuLike;
   readonly #kernels = new Map<string, Kernel>();
 
-  constructor(GPU: GpuClass, o: GpujsOptions = {}) {
+  constructor(readonly gpuClass: GpuClass, o: GpujsOptions = {}) {
+    const GPU = gpuClass;
     if (!GPU.isWebGL2Supported) throw new Error("gpu.js: WebGL2 is not supported in this runtime");
     this.#gpu = new GPU({ mode: "webgl2" });
-    this.ops = new Set(o.ops ?? GPUJS_DEFAULT.ops);
-    this.minMacs = o.minMacs ?? GPUJS_DEFAULT.minMacs;
-    this.description = `gpu.js WebGL2 for ${[...this.ops].join(", ") || "no op"} (at least ${this.minMacs} multiply-adds), CPU for the rest`;
+    this.renderer = webgl2Renderer();
+    const policy = gpujsPolicy(this.renderer);
+    this.ops = new Set(o.ops ?? policy.ops);
+    this.minMacs = o.minMacs ?? policy.minMacs;
+    const on = this.ops.size ? `${[...this.ops].join(", ")} on gpu.js WebGL2${this.minMacs > 0 ? ` from ${this.minMacs} multiply-adds` : ""}, CPU for the rest` : "every op on the CPU";
+    this.description = `${on} (${this.renderer || "unknown renderer"}${o.ops ? "; ops chosen by the caller" : `: ${policy.why}`})`;
   }
 
   #use(op: GpujsOp, macs: number, dtype: DType): boolean {
@@ -160,11 +185,11 @@ export class GpujsBackend implements Backend<Data> {
     return on;
   }
 
-  #run(fn: (...a: never[]) => number, constants: Record<string, number>, size: number, args: Data[]): Data {
-    const key = `${fn.name}:${size}:${JSON.stringify(constants)}`;
+  #run(name: string, source: string, constants: Record<string, number>, size: number, args: Data[]): Data {
+    const key = `${name}:${size}:${JSON.stringify(constants)}`;
     let k = this.#kernels.get(key);
     if (!k) {
-      k = this.#gpu.createKernel(fn, { output: [size], constants, precision: "single", tactic: "precision", dynamicArguments: true });
+      k = this.#gpu.createKernel(source, { output: [size], constants, precision: "single", tactic: "precision", dynamicArguments: true });
       this.#kernels.set(key, k);
     }
     const r = k(...args);
@@ -175,7 +200,7 @@ export class GpujsBackend implements Backend<Data> {
     const batch = Math.max(s.batchA, s.batchB);
     if (!this.#use("matmul", batch * s.M * s.N * s.K, dtype)) return this.cpu.matmul(a, b, s, dtype);
     const { M, K, N } = s;
-    return this.#run(matmulKernel, {
+    return this.#run("matmul", MATMUL, {
       M, K, N,
       aBatch: s.batchA === 1 ? 0 : M * K, aM: s.transA ? 1 : K, aK: s.transA ? M : 1,
       bBatch: s.batchB === 1 ? 0 : K * N, bN: s.transB ? K : 1, bK: s.transB ? 1 : N,
@@ -191,15 +216,15 @@ export class GpujsBackend implements Backend<Data> {
   }
   conv2d(x: Data, w: Data, p: ConvParams, dtype: DType): Data {
     if (!this.#use("conv2d", this.#convMacs(p), dtype)) return this.cpu.conv2d(x, w, p, dtype);
-    return this.#run(convKernel, this.#convConstants(p), p.N * p.Cout * p.OH * p.OW, [x, w]);
+    return this.#run("conv", CONV, this.#convConstants(p), p.N * p.Cout * p.OH * p.OW, [x, w]);
   }
   conv2dInputGrad(gy: Data, w: Data, p: ConvParams, dtype: DType): Data {
     if (!this.#use("conv2dInputGrad", this.#convMacs(p), dtype)) return this.cpu.conv2dInputGrad(gy, w, p, dtype);
-    return this.#run(convInputGradKernel, this.#convConstants(p), p.N * p.Cin * p.H * p.W, [gy, w]);
+    return this.#run("convInputGrad", CONV_INPUT_GRAD, this.#convConstants(p), p.N * p.Cin * p.H * p.W, [gy, w]);
   }
   conv2dWeightGrad(x: Data, gy: Data, p: ConvParams, dtype: DType): Data {
     if (!this.#use("conv2dWeightGrad", this.#convMacs(p), dtype)) return this.cpu.conv2dWeightGrad(x, gy, p, dtype);
-    return this.#run(convWeightGradKernel, this.#convConstants(p), p.Cout * (p.Cin / p.groups) * p.KH * p.KW, [x, gy]);
+    return this.#run("convWeightGrad", CONV_WEIGHT_GRAD, this.#convConstants(p), p.Cout * (p.Cin / p.groups) * p.KH * p.KW, [x, gy]);
   }
 
   // Everything else: the CPU backend.

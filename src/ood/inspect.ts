@@ -26,6 +26,8 @@ export interface DetectorFile {
   kept: number[];
   threshold: number;
   tpr: number;
+  /** Mean NLL of the fit inputs, bits/dim (the typicality baseline's centre), where recorded. */
+  nllMean?: number;
   /** How the file was made: command, sets, sizes, seeds. */
   made: Record<string, unknown>;
 }
