@@ -19,7 +19,7 @@ const tinyUnet: UnetConfig = { image: [1, 4, 4], dim: 8, dimMults: [1, 2], resBl
 
 /** A tiny model in float64 with every parameter perturbed (zero-initialised layers would hide gradients). */
 function tinyModel(seed = 1, steps = 50) {
-  const m = new Diffusion(resolveConfig({ unet: tinyUnet, steps, strata: 4 }), { ...f64, gen: gen(seed) });
+  const m = new Diffusion(resolveConfig({ ...tinyUnet, steps, strata: 4 }), { ...f64, gen: gen(seed) });
   m.namedParameters().forEach(([, p], i) => p.assign(T.add(p, T.randn(gen(100 + i), [...p.shape], { ...f64, std: 0.2 }))));
   return m;
 }
@@ -116,7 +116,7 @@ S("training the tiny U-Net lowers the eps-loss (cpu backend, float32)", async ()
     for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) imgs[i * 64 + (oy + y) * 8 + ox + x] = 255;
   }
   const data = makeSet("squares", imgs, new Uint8Array(n), 1, 8, 8);
-  const m = new Diffusion(resolveConfig({ unet: { image: [1, 8, 8], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4 }, steps: 100 }), { backend: T.cpu, gen: gen(2) });
+  const m = new Diffusion(resolveConfig({ image: [1, 8, 8], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4, steps: 100 }), { backend: T.cpu, gen: gen(2) });
   const lossOn = () => T.tidy(() => T.noGrad(() => {
     let s = 0;
     for (let r = 0; r < 4; r++) s += T.mean(m.trainingLoss(m.input(data, range(0, n)), gen(77 + r))).dataSync()[0];
@@ -324,7 +324,7 @@ S("samplers: shapes, range, determinism under a seed (DDIM and DDPM)", async () 
 S("batched per-group features equal the per-input loop on every tensor (both scores, B = 1 and 3; cpu and webgpu)", async () => {
   for (const [name, backend] of [["cpu", T.cpu], ["webgpu", await webgpu()]] as const) {
     if (!backend) continue;
-    const m = new Diffusion(resolveConfig({ unet: tinyUnet, steps: 50, strata: 3 }), { backend, gen: gen(7) });
+    const m = new Diffusion(resolveConfig({ ...tinyUnet, steps: 50, strata: 3 }), { backend, gen: gen(7) });
     m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(gen(200 + i), [...p.shape], { backend, std: 0.1 }))));
     m.eval();
     const x = T.rand(gen(8), [6, 1, 4, 4], { backend, low: -1, high: 1 });
@@ -350,7 +350,7 @@ S("batched per-group features equal the per-input loop on every tensor (both sco
 
 S("the ood and timestep-ablation commands run on a tiny diffusion model and write their files", async () => {
   const dir = Deno.makeTempDirSync();
-  const m = new Diffusion(resolveConfig({ unet: { image: [1, 28, 28], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4 }, steps: 100 }), { backend: T.cpu, gen: gen(3) });
+  const m = new Diffusion(resolveConfig({ image: [1, 28, 28], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4, steps: 100 }), { backend: T.cpu, gen: gen(3) });
   m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(gen(300 + i), [...p.shape], { backend: T.cpu, std: 0.05 }))));
   const wpath = `${dir}/tiny-diffusion.safetensors`;
   await saveTensors(wpath, m.namedParameters(), metadataOf(m, { data: "fashion" }));
@@ -360,8 +360,8 @@ S("the ood and timestep-ablation commands run on a tiny diffusion model and writ
   };
   const ood = await run("src/cli/ood.ts", "--model", wpath, "--diffusion-fit", "10", "--diffusion-eval", "10", "--B", "1", "--ood", "noise", "--backend", "cpu", "--out", `${dir}/ood`);
   assert.is(ood.code, 0, ood.out);
-  assert.match(ood.out, /diffusion-fashion-l1-t1\s+1\s+noise/);
-  const csv = Deno.readTextFileSync(`${dir}/ood/features-diffusion-fashion-l1-t1-B1.csv`).trim().split("\n");
+  assert.match(ood.out, /tiny-diffusion-l1-t1\s+1\s+noise/);
+  const csv = Deno.readTextFileSync(`${dir}/ood/features-tiny-diffusion-l1-t1-B1.csv`).trim().split("\n");
   assert.is(csv.length, 1 + 10 + 10 + 10);
   const abl = await run("src/cli/ablation.ts", "--model", wpath, "--t", "1,4", "--fit", "10", "--eval", "10", "--backend", "cpu", "--out", `${dir}/abl`);
   assert.is(abl.code, 0, abl.out);
@@ -371,10 +371,10 @@ S("the ood and timestep-ablation commands run on a tiny diffusion model and writ
   assert.is((Deno.readTextFileSync(`${dir}/abl/auroc-vs-t.svg`).match(/<circle /g) ?? []).length, 4);
   const bad = await run("src/cli/ablation.ts", "--model", wpath, "--t", "1,200", "--backend", "cpu", "--out", `${dir}/abl2`);
   assert.is(bad.code, 1);
-  assert.match(bad.out, /error: diffusion score: t 200 must be an integer in \[1, 100\]/);
+  assert.match(bad.out, /error: ablation: --t '1,200': step 200 exceeds the model's 100 steps/);
   const badScore = await run("src/cli/ood.ts", "--model", wpath, "--diffusion-score", "l3", "--backend", "cpu");
   assert.is(badScore.code, 1);
-  assert.match(badScore.out, /error: --diffusion-score 'l3': expected l1, l2 or elbo/);
+  assert.match(badScore.out, /error: ood: --diffusion-score 'l3'/);
   Deno.removeSync(dir, { recursive: true });
 });
 

@@ -28,8 +28,8 @@ import { Unet, UNET_DEFAULT, UNET_PAPER, type UnetConfig } from "./unet.ts";
 
 export type BetaSchedule = "sigmoid" | "linear" | "cosine";
 
-export interface DiffusionConfig {
-  unet: UnetConfig;
+/** The U-Net's shape (UnetConfig) and the process; flat, so the config checker sees every key. */
+export interface DiffusionConfig extends UnetConfig {
   /** Diffusion steps T. */
   steps: number;
   schedule: BetaSchedule;
@@ -39,9 +39,12 @@ export interface DiffusionConfig {
   strata: number;
 }
 
-export const DIFFUSION_DEFAULT: DiffusionConfig = { unet: UNET_DEFAULT, steps: 1000, schedule: "sigmoid", trainLoss: "l2", strata: 10 };
-/** The paper's size (for a GPU): denoising-diffusion-pytorch Unet(dim=32, dim_mults=(1,2,4,8)) on 32x32, L1 loss. */
-export const DIFFUSION_PAPER: DiffusionConfig = { unet: UNET_PAPER, steps: 1000, schedule: "sigmoid", trainLoss: "l1", strata: 10 };
+export const DIFFUSION_DEFAULT: DiffusionConfig = { ...UNET_DEFAULT, steps: 1000, schedule: "sigmoid", trainLoss: "l2", strata: 10 };
+/**
+ * The paper's size (for a GPU): denoising-diffusion-pytorch Unet(dim=32, dim_mults=(1,2,4,8)) on
+ * 32x32 images, L1 loss: `--config '{"image":[3,32,32],"dim":32,"dimMults":[1,2,4,8],"resBlocks":2,"trainLoss":"l1"}'`.
+ */
+export const DIFFUSION_PAPER: DiffusionConfig = { ...UNET_PAPER, steps: 1000, schedule: "sigmoid", trainLoss: "l1", strata: 10 };
 
 /** What nll() returns, i.e. what the OOD features differentiate. */
 export type DiffusionScore =
@@ -324,10 +327,17 @@ export class DiffusionOps {
   }
 }
 
-export function resolveConfig(c: Partial<DiffusionConfig> & { unet?: Partial<UnetConfig> | "default" | "paper" } = {}): DiffusionConfig {
-  const base = c.unet === "paper" ? DIFFUSION_PAPER : DIFFUSION_DEFAULT;
-  const unet = typeof c.unet === "string" || !c.unet ? base.unet : { ...base.unet, ...c.unet };
-  return { ...base, ...c, unet } as DiffusionConfig;
+/**
+ * A config as stored: flat, or (checkpoints written before configs were flat) with the U-Net's
+ * keys under "unet"; returned flat and merged with the defaults.
+ */
+export function flattenConfig(c: Record<string, unknown> = {}): Record<string, unknown> {
+  const { unet, ...rest } = c;
+  return unet && typeof unet === "object" && !Array.isArray(unet) ? { ...(unet as object), ...rest } : c;
+}
+
+export function resolveConfig(c: Partial<DiffusionConfig> = {}): DiffusionConfig {
+  return { ...DIFFUSION_DEFAULT, ...flattenConfig(c as Record<string, unknown>) } as DiffusionConfig;
 }
 
 export class Diffusion extends Module implements GenerativeModel {
@@ -343,10 +353,10 @@ export class Diffusion extends Module implements GenerativeModel {
   constructor(readonly cfg: DiffusionConfig, o: Init) {
     super();
     this.config = { ...cfg };
-    const [C, H, W] = cfg.unet.image;
+    const [C, H, W] = cfg.image;
     this.dims = C * H * W;
     if (!(Number.isInteger(cfg.strata) && cfg.strata >= 1 && cfg.strata <= cfg.steps - 1)) throw new Error(`Diffusion: strata ${cfg.strata} must be an integer in [1, ${cfg.steps - 1}]`);
-    this.unet = this.child("unet", new Unet(cfg.unet, o));
+    this.unet = this.child("unet", new Unet(cfg, o));
     this.process = new Process(cfg.schedule, cfg.steps);
     this.ops = new DiffusionOps(this.process, (x, t) => this.unet.forward(x, t));
   }
@@ -363,7 +373,7 @@ export class Diffusion extends Module implements GenerativeModel {
   }
 
   noiseShape(B: number): number[] {
-    const img = this.cfg.unet.image;
+    const img = this.cfg.image;
     return this.score.kind === "loss" ? [B, ...img] : [B, this.cfg.strata + 1, ...img];
   }
 
@@ -393,7 +403,7 @@ export class Diffusion extends Module implements GenerativeModel {
   /** The negative bound in nats [B] with fresh draws from gen (steps per image), whatever the score. */
   elboNll(x: T.Tensor, gen: T.Generator): T.Tensor {
     const B = x.shape[0];
-    const noise = T.randn(gen, [B, this.cfg.strata + 1, ...this.cfg.unet.image], { backend: x.backend, dtype: x.dtype });
+    const noise = T.randn(gen, [B, this.cfg.strata + 1, ...this.cfg.image], { backend: x.backend, dtype: x.dtype });
     return this.ops.elbo(x, this.ops.drawSteps(B, this.cfg.strata, gen), noise).total;
   }
 
@@ -408,7 +418,7 @@ export class Diffusion extends Module implements GenerativeModel {
   /** n images as 0..255 levels: DDIM with `steps` steps (deterministic given gen), or ancestral DDPM. */
   async sample(n: number, gen: T.Generator, o: { sampler?: "ddim" | "ddpm"; steps?: number } = {}): Promise<Uint8Array> {
     const { backend, dtype } = this.parameters()[0];
-    const shape = [n, ...this.cfg.unet.image];
+    const shape = [n, ...this.cfg.image];
     const x = o.sampler === "ddpm" ? this.ops.ddpm(shape, gen, { backend, dtype }) : this.ops.ddim(shape, gen, o.steps ?? 50, { backend, dtype });
     const d = await x.data();
     x.dispose();
