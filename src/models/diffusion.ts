@@ -18,8 +18,9 @@
 // with p(x_{t-1}|x_t) = N(mu_theta, sigma_t^2), sigma_t^2 the posterior variance beta~_t
 // (Ho's "fixed small" choice, the one the library samples with), and at t = 1 sigma_1^2 = beta~_2
 // (beta~_1 = 0; Ho et al.'s clipped log-variance). The 999 KL terms are estimated by stratified
-// sampling: {2..T} is cut into K equal strata, one t drawn uniformly in each, each term weighted
-// by its stratum's size; unbiased for the sum. The decoder and prior terms are exact.
+// sampling: {2..T} is cut into K strata (geometric in t, see Process.stratum), one t drawn
+// uniformly in each, each term weighted by its stratum's size; unbiased for the sum. The decoder
+// and prior terms are exact.
 import * as T from "../autograd/index.ts";
 import { type ImageSet, toTensor } from "../data/dataset.ts";
 import { type Init, Module } from "../nn/module.ts";
@@ -119,10 +120,24 @@ export class Process {
     this.sigma2 = Float64Array.from(this.postVar, (v, i) => (i === 0 ? this.postVar[1] : v));
   }
 
-  /** Stratum k of K over {2..T}: [lo, hi). */
+  #bounds = new Map<number, number[]>();
+
+  /**
+   * Stratum k of K over {2..T}: [lo, hi). The boundaries are geometric in t (2, 2r, 2r^2, ...,
+   * T + 1, rounded, each stratum at least one step): the KL terms are largest and change fastest
+   * at small t, so narrow strata there and wide ones where the terms are small and flat keep the
+   * estimator's variance low. K = T - 1 gives one step per stratum (the exact sum).
+   */
   stratum(k: number, K: number): [number, number] {
-    const N = this.T - 1;
-    return [2 + Math.floor((k * N) / K), 2 + Math.floor(((k + 1) * N) / K)];
+    let b = this.#bounds.get(K);
+    if (!b) {
+      const top = this.T + 1;
+      b = [2];
+      for (let j = 1; j < K; j++) b.push(Math.min(top - (K - j), Math.max(b[j - 1] + 1, Math.round(2 * (top / 2) ** (j / K)))));
+      b.push(top);
+      this.#bounds.set(K, b);
+    }
+    return [b[k], b[k + 1]];
   }
 }
 
@@ -342,6 +357,7 @@ export function resolveConfig(c: Partial<DiffusionConfig> = {}): DiffusionConfig
 
 export class Diffusion extends Module implements GenerativeModel {
   readonly kind = "diffusion";
+  readonly evalBatch = 16;
   readonly dims: number;
   readonly config: Record<string, unknown>;
   readonly unet: Unet;

@@ -29,6 +29,8 @@ export interface GenerativeModel extends Module {
    * random step); the trainer minimises its mean. Absent: the trainer minimises nll in bits/dim.
    */
   trainingLoss?(x: T.Tensor, gen: T.Generator): T.Tensor;
+  /** The largest batch evaluation should pass to nll (the diffusion bound runs K + 1 U-Net passes per image). */
+  readonly evalBatch?: number;
   /** Data-dependent initialisation on a first batch (ActNorm); a no-op where none is needed. */
   initialize?(x: T.Tensor): void;
 }

@@ -114,22 +114,35 @@ export async function train(model: GenerativeModel, data: ImageSet, o: TrainOpti
  * test split is ordered by class, so a prefix would be biased). Batched, no graph.
  */
 export async function evaluate(model: GenerativeModel, data: ImageSet, n: number, batch = 250, seed = 0, quiet = false): Promise<number> {
+  return (await evaluateStats(model, data, n, batch, seed, quiet)).mean;
+}
+
+/**
+ * Mean NLL in bits/dim over n images (as evaluate) with its standard error over the images: for a
+ * stochastic bound (the VAE's one-sample ELBO, the diffusion model's sampled steps) the per-image
+ * values include the estimator's noise, so the error covers both. Batches are capped by the
+ * model's evalBatch where it sets one.
+ */
+export async function evaluateStats(model: GenerativeModel, data: ImageSet, n: number, batch = 250, seed = 0, quiet = false): Promise<{ mean: number; se: number; n: number }> {
   model.eval();
-  let total = 0;
+  batch = Math.min(batch, model.evalBatch ?? batch);
   const count = Math.min(n, data.n);
   const order = count < data.n ? new T.Generator(4242 + seed).permutation(data.n).subarray(0, count) : null;
   const bar = quiet ? null : progressBar("eval ", "{rate} ex/s");
   bar?.start(count, 0, { rate: "-" });
   const t0 = performance.now();
+  const values: number[] = [];
   for (let i = 0; i < count; i += batch) {
     const idx = order ? [...order.subarray(i, Math.min(count, i + batch))] : range(i, Math.min(count, i + batch));
-    const s = T.tidy(() => T.noGrad(() => T.sum(model.nll(model.input(data, idx, stepGen(seed, i)), { gen: stepGen(seed + 1, i) }))));
-    total += await s.item();
+    const s = T.tidy(() => T.noGrad(() => model.nll(model.input(data, idx, stepGen(seed, i)), { gen: stepGen(seed + 1, i) })));
+    for (const v of await s.data()) values.push(v / (model.dims * LN2));
     s.dispose();
     bar?.update(Math.min(count, i + batch), { rate: ((i + batch) / ((performance.now() - t0) / 1000)).toFixed(0) });
   }
   bar?.stop();
-  return total / count / (model.dims * LN2);
+  const mean = values.reduce((a, v) => a + v, 0) / count;
+  const se = count > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (count - 1) / count) : NaN;
+  return { mean, se, n: count };
 }
 
 export type { Backend };
