@@ -290,6 +290,24 @@ S("the whole bound on a known two-image distribution: equals a plain float64 com
   assert.throws(() => ops.elbo(xa, [[1]], T.randn(gen(1), [R, 2, 1, 2, 2], f64)), /outside stratum/);
 });
 
+S("samplers with the exact denoiser of the two-image distribution draw those two images (DDPM and DDIM)", () => {
+  const p = new Process("sigmoid", 1000);
+  const ops = new DiffusionOps(p, exactEps(p));
+  const toLevels = (x: T.Tensor) => Array.from(x.dataSync(), (v) => Math.round((Math.min(1, Math.max(-1, v)) + 1) * 127.5));
+  for (const [name, x] of [["ddpm", ops.ddpm([20, 1, 2, 2], gen(60), f64)], ["ddim", ops.ddim([20, 1, 2, 2], gen(61), 50, f64)]] as const) {
+    const lv = toLevels(x);
+    let a = 0, b = 0;
+    for (let i = 0; i < 20; i++) {
+      const img = lv.slice(i * 4, i * 4 + 4);
+      const near = (ref: number[]) => img.every((v, k) => Math.abs(v - ref[k]) <= 1);
+      if (near(IMG_A)) a++;
+      else if (near(IMG_B)) b++;
+      else assert.unreachable(`${name} sample ${i}: ${img} is neither image`);
+    }
+    assert.ok(a > 0 && b > 0, `${name}: ${a} of A, ${b} of B`);
+  }
+});
+
 S("nll: per-input draws, so a batch gives each input what it gets alone (bound and eps-loss scores)", () => {
   const m = tinyModel(5);
   const x = rand64(50, [3, 1, 4, 4]);
