@@ -66,6 +66,25 @@ S("U-Net eps-loss: gradients w.r.t. every parameter tensor and the input vs cent
   assert.ok(worst < 1e-6);
 });
 
+S("the bound's gradient w.r.t. parameters vs central differences (float64; decoder, KL and prior terms)", () => {
+  const m = tinyModel(8).setScore({ kind: "elbo" });
+  // Inputs on pixel levels, edge levels included (the decoder's tail branches).
+  const levels = [0, 255, 128, 3, 250, 77, 180, 0, 255, 64, 10, 200, 90, 140, 33, 255];
+  const x = T.tensor([...levels, ...levels.reverse()].map((v) => (2 * v) / 255 - 1), [2, 1, 4, 4], f64);
+  const noise = T.randn(gen(70), m.noiseShape(2), f64);
+  const loss = () => T.sum(m.nll(x, { noise }));
+  const named = m.namedParameters();
+  const grads = T.grad(loss(), named.map(([, p]) => p));
+  const lossN = () => T.noGrad(() => loss().dataSync()[0]);
+  for (const k of [0, 5, Math.floor(named.length / 2), named.length - 2, named.length - 1]) {
+    const [name, p] = named[k];
+    const picks = [0, p.size - 1];
+    const num = fdEntries(p, lossN, picks, 1e-5);
+    const an = grads[k]!.dataSync();
+    picks.forEach((i, j) => assert.ok(Math.abs(num[j] - an[i]) < 1e-5 * Math.max(1, Math.abs(num[j])), `${name}[${i}]: analytic ${an[i]}, numeric ${num[j]}`));
+  }
+});
+
 S("beta schedules: the sigmoid default against its formula, linear endpoints, cosine bounds", () => {
   const b = betaSchedule("sigmoid", 1000);
   const sig = (v: number) => 1 / (1 + Math.exp(-v));
