@@ -116,7 +116,7 @@ S("NLL gradient of every parameter tensor matches central finite differences", (
 
 S("samples are valid 8-bit images; NLL in bits/dim is finite and includes the discretisation term", async () => {
   const g = tiny();
-  const s = await g.sample(3, 0.7, new T.Generator(11));
+  const s = await g.sample(3, new T.Generator(11), { temperature: 0.7 });
   assert.is(s.length, 3 * 16);
   const x = rnd(12, [2, 1, 4, 4], 0.2);
   const nll = g.nll(x).dataSync();

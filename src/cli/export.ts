@@ -2,6 +2,7 @@
 // Turns a training checkpoint into shipped weights (parameters only), evaluating the test NLL and
 // recording steps, training time and the command in the metadata.
 import "./errors.ts";
+import { barFor } from "./progress.ts";
 import { parseArgs } from "node:util";
 import { loadDataset } from "../data/mnist.ts";
 import { readCheckpoint, saveTensors } from "../io/safetensors.ts";
@@ -22,7 +23,8 @@ const backend = await selectBackend(a.backend as BackendChoice);
 const model = await loadModel(a.checkpoint, backend);
 const data = meta.data ?? "fashion";
 const n = Number(a["eval-n"]);
-const bpd = await evaluate(model, loadDataset(data, "test"), n);
+const bar = barFor("eval ", "ex");
+const bpd = await evaluate(model, loadDataset(data, "test"), n, { onProgress: (d, t) => bar.update(d, t) }).finally(() => bar.stop());
 await saveTensors(a.out, model.namedParameters(), metadataOf(model, {
   data, steps: meta.step, seed: meta.seed, lr: meta.lr, batch: meta.batch, optimizer: meta.optimizer,
   train_seconds: Number(meta.elapsed_s ?? 0).toFixed(0), test_bpd: bpd.toFixed(4), test_eval_n: Math.min(n, 10000),

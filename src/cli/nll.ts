@@ -15,7 +15,7 @@ const { values: a } = parseArgs({
 if (!a.model) throw new Error("nll: --model is required");
 const model = await loadModel(a.model, await selectBackend(a.backend as BackendChoice));
 for (const d of a.data!.split(",")) {
-  const bpd = await evaluate(model, loadDataset(d, "test"), Number(a.n), 250, 0, true);
+  const bpd = await evaluate(model, loadDataset(d, "test"), Number(a.n));
   console.log(`${a.model}: mean NLL on ${d} test (${Math.min(Number(a.n), 10000)} images): ${bpd.toFixed(4)} bits/dim`);
 }
 Deno.exit(0);

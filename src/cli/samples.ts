@@ -5,8 +5,6 @@ import * as T from "../autograd/index.ts";
 import { type BackendChoice, selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
 import { imageGridPng } from "../io/png.ts";
-import type { Glow } from "../models/glow.ts";
-import type { VAE } from "../models/vae.ts";
 
 const { values: a } = parseArgs({
   args: Deno.args,
@@ -22,10 +20,9 @@ const { values: a } = parseArgs({
 const backend = await selectBackend(a.backend as BackendChoice);
 const model = await loadModel(a.model!, backend);
 const n = Number(a.n), gen = new T.Generator(Number(a.seed));
-const images = model.kind === "glow"
-  ? await (model as unknown as Glow).sample(n, Number(a.temperature), gen)
-  : await (model as unknown as VAE).sample(n, gen, true);
+// Glow draws its latents at --temperature; the VAE shows its decoder means (each model uses what applies to it).
+const images = await model.sample(n, gen, { temperature: Number(a.temperature), mean: true });
 const out = a.out ?? a.model!.replace(/\.safetensors$/, "") + "-samples.png";
-Deno.writeFileSync(out, imageGridPng(images, n, 1, 28, 28));
+Deno.writeFileSync(out, imageGridPng(images, n, ...model.imageShape));
 console.log(`${n} samples${model.kind === "glow" ? ` at temperature ${a.temperature}` : " (decoder means)"}: ${out}`);
 Deno.exit(0);

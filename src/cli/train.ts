@@ -8,6 +8,7 @@ import { saveTensors } from "../io/safetensors.ts";
 import { selectBackend, type BackendChoice } from "../kernels/select.ts";
 import { createModel } from "../models/registry.ts";
 import { evaluate, metadataOf, train } from "../models/train.ts";
+import { barFor } from "./progress.ts";
 
 const { values: a } = parseArgs({
   args: Deno.args,
@@ -38,13 +39,21 @@ const model = await createModel(kind, a.config ? JSON.parse(a.config) : undefine
 console.log(`${kind} on ${dataName}: ${model.numParameters()} parameters, backend ${backend.name}`);
 const trainSet = loadDataset(dataName, "train"), testSet = loadDataset(dataName, "test");
 const ckpt = out.replace(/\.safetensors$/, "") + ".ckpt.safetensors";
+const trainBar = barFor("train", "ex", "loss {loss} bits/dim");
+let first = true;
 const res = await train(model, trainSet, {
   steps: Number(a.steps), batch: Number(a.batch), lr: Number(a.lr ?? (kind === "glow" ? 1e-3 : 2e-3)), seed,
   optimizer: (a.optimizer ?? (kind === "glow" ? "adamax" : "adam")) as "adam" | "adamax",
   clip: Number(a.clip), warmup: Number(a.warmup), checkpointEvery: Number(a["checkpoint-every"]),
   checkpointPath: ckpt, resume: a.resume, data: dataName,
-});
-const bpd = await evaluate(model, testSet, Number(a["eval-n"]));
+  onProgress: (p) => {
+    if (first && a.resume) console.log(`resumed from ${a.resume} at step ${p.step}`);
+    first = false;
+    trainBar.update(p.step, p.steps, { loss: Number.isFinite(p.loss) ? p.loss.toFixed(3) : "-" });
+  },
+}).finally(() => trainBar.stop());
+const evalBar = barFor("eval ", "ex");
+const bpd = await evaluate(model, testSet, Number(a["eval-n"]), { onProgress: (d, n) => evalBar.update(d, n) }).finally(() => evalBar.stop());
 console.log(`trained ${res.steps} steps in ${(res.seconds / 60).toFixed(1)} min; test NLL ${bpd.toFixed(4)} bits/dim (${dataName} test, first ${Math.min(Number(a["eval-n"]), testSet.n)} images)`);
 await saveTensors(out, model.namedParameters(), metadataOf(model, {
   data: dataName, steps: res.steps, seed, train_seconds: res.seconds.toFixed(0), test_bpd: bpd.toFixed(4),

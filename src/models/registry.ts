@@ -5,8 +5,6 @@ import { loadInto, readCheckpoint } from "../io/safetensors.ts";
 import type { GenerativeModel } from "./model.ts";
 import { VAE, VAE_DEFAULT, type VaeConfig } from "./vae.ts";
 
-export type ModelKind = "vae" | "glow";
-
 export async function createModel(kind: string, config: Record<string, unknown> | undefined, backend: Backend, seed = 0): Promise<GenerativeModel> {
   const init = { backend, gen: new T.Generator(seed) };
   if (kind === "vae") return new VAE({ ...VAE_DEFAULT, ...(config as Partial<VaeConfig>) }, init);
