@@ -1,5 +1,5 @@
-// Reductions over chosen axes. The backend reduces the middle axis of [outer, R, inner];
-// non-adjacent axes are first moved to the end by a strided copy.
+// Reductions over chosen axes. The backend reduces the middle axis of [outer, R, inner]; each run
+// of adjacent axes is one such reduction (no transposing copy, reduceStorage below).
 import type { ReduceOp } from "../../kernels/backend.ts";
 import { fmt, normAxes, reducedAxesFor, type Shape, sameShape, sizeOf } from "../shape.ts";
 import { result, type Tensor } from "../tensor.ts";
