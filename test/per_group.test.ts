@@ -106,6 +106,16 @@ function closeTo(got: ArrayLike<number>, want: ArrayLike<number>, what: string, 
   for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= tol * scale, `${what}[${i}]: ${got[i]} vs ${want[i]}`);
 }
 
+function checkAgainstLoopGradientsOnly(model: Module, inputs: T.Tensor[], G: number, loss: (...xs: T.Tensor[]) => T.Tensor) {
+  const params = model.parameters();
+  const want = loopGradients(params, inputs, G, loss);
+  const got = perGroupGradients(perGroupPass(model, { groups: G }, inputs, (...xs) => loss(...(xs as T.Tensor[]))), params);
+  params.forEach((p, l) => {
+    const d = got[l].dataSync();
+    for (let g = 0; g < G; g++) closeTo(d.subarray(g * p.size, (g + 1) * p.size), want[g][l], `${p.name} group ${g}`);
+  });
+}
+
 function checkAgainstLoop(model: Module, inputs: T.Tensor[], G: number, loss: (...xs: T.Tensor[]) => T.Tensor) {
   const named = model.namedParameters();
   const params = named.map(([, p]) => p);
@@ -142,6 +152,15 @@ S("every op with a batching rule: per-group gradients equal the loop (parameters
     const x = T.randn(new T.Generator(6), [G * Bg, 3, 4], { backend: T.cpu, dtype: "float64" });
     checkAgainstLoop(m, [x], G, (xs) => m.loss(xs));
   }
+});
+
+S("norms-only: a weight used by a product and anywhere else is refused; without normsOnly its gradient is the sum of both uses", () => {
+  const lin = new Linear(3, 2, init(12));
+  const x = T.randn(new T.Generator(13), [4, 3], { backend: T.cpu, dtype: "float64" });
+  const loss = (xs: T.Tensor) => T.add(T.sum(T.square(lin.forward(xs)), 1), T.sum(T.square(lin.weight)));
+  const pass = perGroupPass(lin, { groups: 2, normsOnly: true }, [x], (xs) => loss(xs!));
+  assert.throws(() => perGroupSquaredNorms(pass, lin.parameters()), /parameter weight enters the loss more than once/);
+  checkAgainstLoopGradientsOnly(lin, [x], 2, (xs) => loss(xs));
 });
 
 S("a module's own forward is unchanged outside a pass, and withParameters restores the fields when f throws", () => {
