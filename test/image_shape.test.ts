@@ -97,7 +97,7 @@ S("a set of another image shape is refused before any features are computed", as
   }
   let err = "";
   try { await createModel("vae", { image: [3, 30, 30] }, T.cpu); } catch (e) { err = (e as Error).message; }
-  assert.match(err, /VAE: image 30x30 needs H and W divisible by 4/);
+  assert.match(err, /image 30x30 needs H and W divisible by 4/);
 });
 
 S.run();

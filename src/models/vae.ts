@@ -15,11 +15,11 @@ export interface VaeConfig {
   channels: [number, number];
   /** Channels of the last decoder conv before the output (a mean and a log-scale per image channel). */
   outChannels: number;
-  /** Input image shape [C, H, W]; H and W divisible by 4 (two stride-2 convs down, two upsamplings back). */
-  image: [number, number, number];
+  /** Input image shape [C, H, W]; H and W divisible by 4 (two stride-2 convs down, two upsamplings back). Default VAE_DEFAULT.image. */
+  image?: [number, number, number];
 }
 
-export const VAE_DEFAULT: VaeConfig = { latent: 16, channels: [16, 32], outChannels: 8, image: [1, 28, 28] };
+export const VAE_DEFAULT: Required<VaeConfig> = { latent: 16, channels: [16, 32], outChannels: 8, image: [1, 28, 28] };
 
 const HALF_BIN = 1 / 255; // pixels in [-1, 1], levels 2/255 apart
 
@@ -63,7 +63,7 @@ export class VAE extends Module implements GenerativeModel {
   constructor(readonly cfg: VaeConfig, o: Init) {
     super();
     this.config = { ...cfg };
-    const [C, H, W] = this.imageShape = checkImageShape("VAE", cfg.image);
+    const [C, H, W] = this.imageShape = checkImageShape("VAE", cfg.image ?? VAE_DEFAULT.image);
     if (H % 4 || W % 4) throw new Error(`VAE: image ${H}x${W} needs H and W divisible by 4`);
     this.dims = C * H * W;
     this.backend = o.backend ?? T.defaultBackend();
