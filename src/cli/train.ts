@@ -1,6 +1,6 @@
 // train --model vae|glow --data fashion|mnist [--steps N] [--batch B] [--lr LR] [--seed S]
 //       [--out weights/<model>-<data>.safetensors] [--checkpoint-every N] [--resume FILE]
-//       [--eval-n N] [--backend auto|cpu|webgpu] [--config JSON]
+//       [--eval-n N] [--backend auto|cpu|webgpu|wasm] [--config JSON]
 import "./errors.ts";
 import { parseArgs } from "node:util";
 import { loadDataset } from "../data/mnist.ts";

@@ -1,0 +1,103 @@
+// The wasm SIMD backend against the CPU reference: the shared kernel-parity cases
+// (test/kernel_parity.ts, poisoned outputs), shapes that cross the kernel's blocking (K past KC,
+// rows past an L2 block, the threaded path), one thread against several, memory that stays flat
+// over a loop, and whole-model losses and gradients (Glow, VAE) in float32.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as T from "../src/autograd/index.ts";
+import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
+import { Glow } from "../src/models/glow.ts";
+import { VAE } from "../src/models/vae.ts";
+import { maxRelErr } from "./helpers.ts";
+import { compare, kernelParity } from "./kernel_parity.ts";
+
+const wb = await createWasmBackend();
+const one = await createWasmBackend({ threads: 1 });
+const S = suite(`wasm kernels vs cpu (float32, poisoned outputs; ${wb.description})`);
+
+S("poisoning catches an element a kernel did not write", () => {
+  const was = wb.poison;
+  wb.poison = true;
+  const out = wb.alloc(10);
+  out.fill(1, 0, 7);
+  wb.poison = was;
+  assert.ok(Number.isNaN(out[9]) && out[0] === 1);
+  wb.release(out);
+});
+
+kernelParity(S, { backend: wb, poison: (on) => { wb.poison = on; } });
+
+S("large shapes: K past the reduction block, rows past an L2 block, the threaded path", async () => {
+  wb.poison = true;
+  await compare(wb, "mm big", (a, b) => T.mm(a, b), [[131, 600], [600, 70]], { tol: 1e-4 });
+  await compare(wb, "mm big T", (a, b) => T.mm(a, b, true, true), [[517, 101], [99, 517]], { tol: 1e-4 });
+  await compare(wb, "bmm", (a, b) => T.mm(a, b), [[5, 37, 300], [5, 300, 41]], { tol: 1e-4 });
+  await compare(wb, "conv big", (x, w) => T.conv2d(x, w, { padding: 1 }), [[3, 40, 17, 19], [26, 40, 3, 3]], { tol: 2e-4 });
+  await compare(wb, "conv big stride", (x, w) => T.conv2d(x, w, { padding: 1, stride: 2 }), [[2, 33, 15, 16], [9, 33, 3, 3]], { tol: 2e-4 });
+  await compare(wb, "conv many groups", (x, w) => T.conv2d(x, w, { padding: 1, groups: 16 }), [[2, 32, 9, 9], [48, 2, 3, 3]], { tol: 1e-4 });
+  wb.poison = false;
+});
+
+S("one thread and several give the same bits", async () => {
+  const g = new T.Generator(7);
+  const a = T.randn(g, [300, 257]), b = T.randn(g, [257, 190]);
+  const x = T.randn(g, [4, 16, 20, 20]), w = T.randn(g, [24, 16, 3, 3]), gy = T.randn(g, [4, 24, 20, 20]);
+  const on = (be: typeof wb) => {
+    const t = (v: T.Tensor) => T.tensor(v.dataSync(), v.shape, { backend: be });
+    const o = { padding: 1 };
+    return [T.matmul(t(a), t(b)), T.conv2d(t(x), t(w), o), T.conv2dInputGrad(t(gy), t(w), x.shape, o), T.conv2dWeightGrad(t(x), t(gy), w.shape, o)].map((r) => r.dataSync());
+  };
+  const [r1, r2] = [on(one), on(wb)];
+  r1.forEach((v, i) => assert.ok(v.every((e, j) => Object.is(e, r2[i][j])), `result ${i} differs`));
+});
+
+S("memory stays flat over a loop of products and convolutions", () => {
+  const g = new T.Generator(8);
+  const x = T.randn(g, [8, 8, 12, 12], { backend: wb, requiresGrad: true }), w = T.randn(g, [8, 8, 3, 3], { backend: wb, requiresGrad: true });
+  const step = () => T.tidy(() => {
+    const y = T.relu(T.conv2d(x, w, { padding: 1 }));
+    const z = T.matmul(T.reshape(y, [8, -1]), T.reshape(T.transpose(T.reshape(y, [8, -1])), [-1, 8]));
+    T.grad(T.sum(z), [x, w]).forEach((t) => t!.dataSync());
+  });
+  step();
+  step();
+  const before = wb.memoryBytes;
+  for (let i = 0; i < 20; i++) step();
+  assert.is(wb.memoryBytes, before);
+});
+
+/** A model's per-example NLL and the gradient of its sum w.r.t. every parameter, on one backend. */
+function modelGrads(make: (be: typeof T.cpu | typeof wb) => { m: { nll(x: T.Tensor): T.Tensor; parameters(): T.Tensor[]; initialize?(x: T.Tensor): void }; x: T.Tensor }, be: typeof T.cpu | typeof wb) {
+  const { m, x } = make(be);
+  m.initialize?.(x);
+  const nll = m.nll(x);
+  const gs = T.grad(T.sum(nll), m.parameters());
+  return [nll.dataSync(), ...gs.map((g) => g!.dataSync())];
+}
+
+S("whole models: Glow and VAE NLL and every parameter gradient match the cpu backend", () => {
+  const data = (be: typeof wb | typeof T.cpu, shape: number[]) => T.tensor(T.rand(new T.Generator(21), shape, { low: -0.5, high: 0.5, backend: T.cpu }).dataSync(), shape, { backend: be });
+  const glow = (be: typeof wb | typeof T.cpu) => ({
+    m: new Glow({ levels: 2, steps: 2, hidden: 16, image: [1, 8, 8] }, { backend: be, gen: new T.Generator(13) }),
+    x: data(be, [5, 1, 8, 8]),
+  });
+  const vae = (be: typeof wb | typeof T.cpu) => ({
+    m: new VAE({ latent: 4, channels: [8, 16], outChannels: 4 }, { backend: be, gen: new T.Generator(14) }),
+    x: T.tensor(Float32Array.from({ length: 3 * 28 * 28 }, (_, i) => ((i * 37) % 256) / 255), [3, 1, 28, 28], { backend: be }),
+  });
+  for (const [name, make] of [["glow", glow], ["vae", vae]] as const) {
+    const [c, w] = [modelGrads(make, T.cpu), modelGrads(make, wb)];
+    c.forEach((v, i) => {
+      const scale = Math.max(1, ...Array.from(v, Math.abs));
+      const e = maxRelErr(w[i].map((q) => q / scale), v.map((q) => q / scale));
+      assert.ok(e < 1e-4, `${name} ${i === 0 ? "nll" : `grad ${i - 1}`}: err ${e} (scale ${scale})`);
+    });
+  }
+});
+
+S.after(() => {
+  wb.close();
+  one.close();
+});
+
+S.run();
