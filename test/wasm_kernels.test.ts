@@ -38,6 +38,31 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
   wb.poison = false;
 });
 
+S("strided copies and broadcasts on random specs (negative steps, padding on every side) equal the reference", () => {
+  const g = new T.Generator(31);
+  const ri = (n: number) => Math.floor(g.uniform() * n);
+  for (let t = 0; t < 300; t++) {
+    const rank = 1 + ri(3);
+    const inShape = Array.from({ length: rank }, () => 1 + ri(5));
+    const orank = 1 + ri(3);
+    const outShape = Array.from({ length: orank }, () => 1 + ri(6));
+    const map = outShape.map(() => ri(rank));
+    const start = map.map((m) => ri(inShape[m] + 4) - 2), step = map.map(() => ri(5) - 2);
+    const spec = { inShape, outShape, map, start, step, padValue: ri(3) - 1 };
+    const x = Float32Array.from({ length: inShape.reduce((p, q) => p * q, 1) }, (_, i) => i + 1);
+    const want = T.cpu.strided(x, spec, "float32"), got = wb.strided(x, spec, "float32");
+    assert.equal([...got], [...want], JSON.stringify(spec));
+    // broadcasting binary op between outShape and a shape with some dims set to 1
+    const bShape = outShape.slice(ri(orank)).map((d) => (ri(2) ? 1 : d));
+    const a = Float32Array.from({ length: want.length }, (_, i) => i * 0.5 - 3);
+    const b = Float32Array.from({ length: bShape.reduce((p, q) => p * q, 1) }, (_, i) => 2 - i);
+    for (const op of ["sub", "maximum", "reluMask"] as const) {
+      assert.equal([...wb.binary(op, a, outShape, b, bShape, outShape, "float32")], [...T.cpu.binary(op, a, outShape, b, bShape, outShape, "float32")], `${op} ${outShape} ${bShape}`);
+      assert.equal([...wb.binary(op, b, bShape, a, outShape, outShape, "float32")], [...T.cpu.binary(op, b, bShape, a, outShape, outShape, "float32")], `${op} ${bShape} ${outShape}`);
+    }
+  }
+});
+
 S("one thread and several give the same bits", async () => {
   const g = new T.Generator(7);
   const a = T.randn(g, [300, 257]), b = T.randn(g, [257, 190]);

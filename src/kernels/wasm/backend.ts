@@ -1,13 +1,15 @@
 // The wasm backend: matrix products and convolutions as SIMD128 kernels (gemm.ts) on all cores,
-// everything else (and all float64 work) on the CPU reference backend, whose storages it shares:
-// a storage is a Float32Array or Float64Array, either a view of the wasm memory (what this
-// backend's kernels write, pooled by size class and returned by release) or an ordinary array
-// (what the reference ops make), copied into the memory when a kernel needs it.
+// elementwise, reduction and movement ops as tight TypeScript loops (js_ops.ts), float64 work on
+// the CPU reference backend, whose storages it shares: a storage is a Float32Array or
+// Float64Array, either a view of the wasm memory (what this backend writes, pooled by size class
+// and returned by release) or an ordinary array (the reference's float64 results, or data made
+// elsewhere), copied into the memory when a kernel needs it.
 import type { Backend, BinaryOp, ConvParams, Data, DType, MatmulSpec, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
 import { CpuBackend } from "../cpu.ts";
 import { buildModule, KERNELS, type KernelName, MAX_PAGES } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
 import { Pool, type Task } from "./pool.ts";
+import { binaryInto, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
 
 const KI = Object.fromEntries(KERNELS.map((n, i) => [n, i])) as Record<KernelName, number>;
 const PAGE = 65536;
@@ -179,24 +181,49 @@ export class WasmBackend implements Backend<Data> {
     return this.#out(size).fill(value);
   }
 
-  // ---- elementwise, reductions, movement: the reference backend ----
+  // ---- elementwise, reductions, movement: tight loops in TypeScript (js_ops.ts); float64 on the reference ----
   unary(op: UnaryOp, x: Data, size: number, dtype: DType, p: number): Data {
-    return this.ref.unary(op, x, size, dtype, p);
+    if (dtype === "float64") return this.ref.unary(op, x, size, dtype, p);
+    const out = this.#out(size);
+    unaryInto(op, x, out, size, p);
+    return out;
   }
   binary(op: BinaryOp, a: Data, aShape: readonly number[], b: Data, bShape: readonly number[], outShape: readonly number[], dtype: DType): Data {
-    return this.ref.binary(op, a, aShape, b, bShape, outShape, dtype);
+    if (dtype === "float64") return this.ref.binary(op, a, aShape, b, bShape, outShape, dtype);
+    const out = this.#out(outShape.reduce((p, q) => p * q, 1));
+    binaryInto(op, a, aShape, b, bShape, outShape, out);
+    return out;
   }
   where(c: Data, cShape: readonly number[], a: Data, aShape: readonly number[], b: Data, bShape: readonly number[], outShape: readonly number[], dtype: DType): Data {
-    return this.ref.where(c, cShape, a, aShape, b, bShape, outShape, dtype);
+    if (dtype === "float64") return this.ref.where(c, cShape, a, aShape, b, bShape, outShape, dtype);
+    const out = this.#out(outShape.reduce((p, q) => p * q, 1));
+    whereInto(c, cShape, a, aShape, b, bShape, outShape, out);
+    return out;
   }
   reduce(op: ReduceOp, x: Data, outer: number, R: number, inner: number, dtype: DType): Data {
-    return this.ref.reduce(op, x, outer, R, inner, dtype);
+    if (dtype === "float64") return this.ref.reduce(op, x, outer, R, inner, dtype);
+    const out = this.#out(outer * inner);
+    reduceInto(op, x, outer, R, inner, out);
+    return out;
   }
   strided(x: Data, spec: StridedSpec, dtype: DType): Data {
-    return this.ref.strided(x, spec, dtype);
+    if (dtype === "float64") return this.ref.strided(x, spec, dtype);
+    const out = this.#out(spec.outShape.reduce((p, q) => p * q, 1));
+    stridedInto(x, spec, out);
+    return out;
   }
   concat(parts: Data[], blocks: readonly number[], outer: number, dtype: DType): Data {
-    return this.ref.concat(parts, blocks, outer, dtype);
+    if (dtype === "float64") return this.ref.concat(parts, blocks, outer, dtype);
+    const total = blocks.reduce((a, b) => a + b, 0);
+    const out = this.#out(outer * total);
+    let off = 0;
+    parts.forEach((x, i) => {
+      const blk = blocks[i];
+      if (outer === 1) out.set(x.subarray(0, blk), off);
+      else for (let o = 0; o < outer; o++) out.set(x.subarray(o * blk, (o + 1) * blk), o * total + off);
+      off += blk;
+    });
+    return out;
   }
 
   // ---- matrix products ----
@@ -306,7 +333,7 @@ export class WasmBackend implements Backend<Data> {
       const wp = this.#tmp(groups * WPB);
       for (let g = 0; g < groups; g++) prep.push([KI.pack_a, wo + g * og * Q * 4, 4, Q * 4, Q, og, 0, rpan, wp + g * WPB * 4]);
       const work = N * Cout * Q * OH * OW;
-      this.#run(prep, work);
+      this.#run(prep, work, "conv prep");
       const tab = this.#tabAddr(L.tab);
       const c = this.#tmp(N * groups * CB);
       const mm: Task[] = [];
@@ -315,13 +342,13 @@ export class WasmBackend implements Backend<Data> {
         const ng = n * groups + g;
         for (const [j0, j1] of this.#split(cpan, parts)) mm.push([KI.gemm_pt, wp + g * WPB * 4, 0, xp + ng * XB * 4, tab, c + ng * CB * 4, ldc, Q, 0, rpan, j0, j1, 0, 1, 0, 0]);
       }
-      this.#run(mm, work);
+      this.#run(mm, work, "conv gemm");
       const out = this.#out(N * Cout * OH * OW);
       const cp: Task[] = [];
       for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
         cp.push([KI.copy3d, c + (n * groups + g) * CB * 4, ldc * 4, Wph * 4, 4, out.byteOffset + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, og, OH, OW]);
       }
-      this.#run(cp, work);
+      this.#run(cp, work, "conv out");
       return this.#fresh(out);
     } finally {
       this.#endOp();
@@ -365,7 +392,7 @@ export class WasmBackend implements Backend<Data> {
       const wp = this.#tmp(groups * WPB);
       for (let g = 0; g < groups; g++) prep.push([KI.pack_a, wfo + g * cg * Qg * 4, 4, Qg * 4, Qg, cg, 0, rpan, wp + g * WPB * 4]);
       const work = N * Cin * Qg * H * W;
-      this.#run(prep, work);
+      this.#run(prep, work, "conv prep");
       const tab = this.#tabAddr(tabA);
       const c = this.#tmp(N * groups * CB);
       const mm: Task[] = [];
@@ -374,13 +401,13 @@ export class WasmBackend implements Backend<Data> {
         const ng = n * groups + g;
         for (const [j0, j1] of this.#split(cpan, parts)) mm.push([KI.gemm_pt, wp + g * WPB * 4, 0, gb + ng * GB * 4, tab, c + ng * CB * 4, ldc, Qg, 0, rpan, j0, j1, 0, 1, 0, 0]);
       }
-      this.#run(mm, work);
+      this.#run(mm, work, "conv gemm");
       const out = this.#out(N * Cin * H * W);
       const cp: Task[] = [];
       for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
         cp.push([KI.copy3d, c + (n * groups + g) * CB * 4, ldc * 4, Wg * 4, 4, out.byteOffset + (n * Cin + g * cg) * H * W * 4, H * W * 4, W * 4, 4, cg, H, W]);
       }
-      this.#run(cp, work);
+      this.#run(cp, work, "conv out");
       return this.#fresh(out);
     } finally {
       this.#endOp();
@@ -408,7 +435,7 @@ export class WasmBackend implements Backend<Data> {
         prep.push([KI.copy3d, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, gq + (n * groups + g) * GYB * 4, P * 4, Wph * 4, 4, og, OH, OW]);
       }
       const work = N * Cout * Q * OH * OW;
-      this.#run(prep, work);
+      this.#run(prep, work, "conv prep");
       const BPB = opan * P * NR;
       const bp = this.#tmp(N * groups * BPB);
       const pack: Task[] = [];
@@ -416,7 +443,7 @@ export class WasmBackend implements Backend<Data> {
         const ng = n * groups + g;
         pack.push([KI.pack_b, gq + ng * GYB * 4, 4, P * 4, P, og, 0, opan, bp + ng * BPB * 4]);
       }
-      this.#run(pack, work);
+      this.#run(pack, work, "conv pack");
       const tab = this.#tabAddr(L.tab);
       const c = this.#tmp(groups * CB);
       const mm: Task[] = [];
@@ -426,7 +453,7 @@ export class WasmBackend implements Backend<Data> {
           mm.push([KI.gemm_tp, xp + g * XB * 4, tab, bp + g * BPB * 4, 0, c + g * CB * 4, ldc, P, i0, i1, 0, opan, 0, N, groups * XB * 4, groups * BPB * 4]);
         }
       }
-      this.#run(mm, work);
+      this.#run(mm, work, "conv gemm");
       const out = this.#out(Cout * Q);
       const cp: Task[] = [];
       for (let g = 0; g < groups; g++) cp.push([KI.copy3d, c + g * CB * 4, 0, 4, ldc * 4, out.byteOffset + g * og * Q * 4, 0, Q * 4, 4, 1, og, Q]);
