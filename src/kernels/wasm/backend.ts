@@ -9,9 +9,14 @@ import { CpuBackend } from "../cpu.ts";
 import { buildModule, KERNELS, type KernelName, MAX_PAGES } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
 import { Pool, type Task } from "./pool.ts";
-import { binaryInto, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
+import { binaryInto, coalesce, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
+import { SIMD_BINARY, SIMD_UNARY } from "./elementwise.ts";
 
 const KI = Object.fromEntries(KERNELS.map((n, i) => [n, i])) as Record<KernelName, number>;
+const F32_BITS = (v: number) => new Int32Array(new Float32Array([v]).buffer)[0];
+const SIMD_UN = new Set<string>(SIMD_UNARY), SIMD_BIN = new Set<string>(SIMD_BINARY);
+/** Elementwise ops of at least this many elements run on all threads. */
+const PARALLEL_EW = 1 << 16;
 const PAGE = 65536;
 /** Below this many multiply-adds a product runs on the calling thread alone (waking workers costs more). */
 const PARALLEL_MIN = 1 << 18;
@@ -25,6 +30,17 @@ function ranges(n: number, parts: number): [number, number][] {
     if (b > a) out.push([a, b]);
   }
   return out;
+}
+
+/** Strides of shape seen from outShape (numpy broadcasting: 0 where broadcast). */
+function bstrides(shape: readonly number[], outShape: readonly number[]): number[] {
+  const r = outShape.length, off = r - shape.length;
+  const st = new Array<number>(r).fill(0);
+  for (let d = shape.length - 1, s = 1; d >= 0; d--) {
+    st[d + off] = shape[d] === 1 ? 0 : s;
+    s *= shape[d];
+  }
+  return st;
 }
 
 const sizeClass = (bytes: number) => Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, bytes))));
@@ -185,14 +201,49 @@ export class WasmBackend implements Backend<Data> {
   unary(op: UnaryOp, x: Data, size: number, dtype: DType, p: number): Data {
     if (dtype === "float64") return this.ref.unary(op, x, size, dtype, p);
     const out = this.#out(size);
-    unaryInto(op, x, out, size, p);
-    return out;
+    if (!SIMD_UN.has(op) || size < 64) {
+      unaryInto(op, x, out, size, p);
+      return out;
+    }
+    try {
+      const xo = this.#addr(x), fn = KI[`un_${op}` as KernelName];
+      const tasks: Task[] = ranges(size >> 2, size >= PARALLEL_EW ? this.threads * 2 : 1).map(([a, b]) => {
+        const end = b === size >> 2 ? size : b * 4; // the last range takes the tail
+        return [fn, xo + a * 16, out.byteOffset + a * 16, end - a * 4, F32_BITS(p)];
+      });
+      this.#pool.run(tasks, size >= PARALLEL_EW);
+      return this.#fresh(out);
+    } finally {
+      this.#endOp();
+    }
   }
   binary(op: BinaryOp, a: Data, aShape: readonly number[], b: Data, bShape: readonly number[], outShape: readonly number[], dtype: DType): Data {
     if (dtype === "float64") return this.ref.binary(op, a, aShape, b, bShape, outShape, dtype);
-    const out = this.#out(outShape.reduce((p, q) => p * q, 1));
-    binaryInto(op, a, aShape, b, bShape, outShape, out);
-    return out;
+    const n = outShape.reduce((p, q) => p * q, 1);
+    const out = this.#out(n);
+    const c = SIMD_BIN.has(op) && n >= 64 ? coalesce(outShape, [aShape, bShape].map((s) => bstrides(s, outShape))) : null;
+    if (!c || c.shape.length > 3) {
+      binaryInto(op, a, aShape, b, bShape, outShape, out);
+      return out;
+    }
+    try {
+      const ao = this.#addr(a), bo = this.#addr(b), fn = KI[`bin_${op}` as KernelName];
+      const pad = 3 - c.shape.length;
+      const D = [...Array(pad).fill(1), ...c.shape], sa = [...Array(pad).fill(0), ...c.strides[0]].map((s) => s * 4), sb = [...Array(pad).fill(0), ...c.strides[1]].map((s) => s * 4);
+      // split the outermost dimension with more than one index among the threads
+      const d = D[0] > 1 ? 0 : 1;
+      const parts = n >= PARALLEL_EW ? this.threads * 2 : 1;
+      const tasks: Task[] = ranges(D[d], parts).map(([lo, hi]) => {
+        const Dd = [...D];
+        Dd[d] = hi - lo;
+        const inner = d === 0 ? D[1] * D[2] : D[2]; // d = 1 only when D0 = 1
+        return [fn, ao + lo * sa[d], sa[0], sa[1], sa[2], bo + lo * sb[d], sb[0], sb[1], sb[2], out.byteOffset + lo * inner * 4, Dd[0], Dd[1], Dd[2]];
+      });
+      this.#pool.run(tasks, n >= PARALLEL_EW);
+      return this.#fresh(out);
+    } finally {
+      this.#endOp();
+    }
   }
   where(c: Data, cShape: readonly number[], a: Data, aShape: readonly number[], b: Data, bShape: readonly number[], outShape: readonly number[], dtype: DType): Data {
     if (dtype === "float64") return this.ref.where(c, cShape, a, aShape, b, bShape, outShape, dtype);

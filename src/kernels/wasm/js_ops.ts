@@ -170,24 +170,46 @@ export function stridedInto(x: F, spec: StridedSpec, out: F): void {
   const total = out.length;
   if (total === 0) return;
   if (r === 0) { out[0] = x[base]; return; }
-  const n = outShape[r - 1], sIn = st[r - 1], l = lo[r - 1], h = hi[r - 1];
-  const idx = new Array<number>(r).fill(0);
+  // Coalesce: drop size-1 dims; merge a dim into the previous one where both are unpadded and
+  // walk the input linearly (a broadcast of [1, n] to [G, n] becomes one run per row).
+  const shp: number[] = [], stp: number[] = [], los: number[] = [], his: number[] = [];
+  for (let d = 0; d < r; d++) {
+    if (outShape[d] === 1 && lo[d] === 0 && hi[d] === 1) continue;
+    const k = shp.length - 1;
+    const full = lo[d] === 0 && hi[d] === outShape[d];
+    if (k >= 0 && full && los[k] === 0 && his[k] === shp[k] && stp[k] === st[d] * outShape[d]) {
+      shp[k] *= outShape[d];
+      his[k] = shp[k];
+      stp[k] = st[d];
+    } else {
+      shp.push(outShape[d]); stp.push(st[d]); los.push(lo[d]); his.push(hi[d]);
+    }
+  }
+  if (!shp.length) { out[0] = x[base]; return; }
+  const R = shp.length;
+  const n = shp[R - 1], sIn = stp[R - 1], l = los[R - 1], h = his[R - 1];
+  // Short unpadded rows: two dimensions per inner loop.
+  const two = R >= 2 && n < 16 && l === 0 && h === n && los[R - 2] === 0 && his[R - 2] === shp[R - 2];
+  const rowDims = two ? R - 2 : R - 1, rowLen = two ? n * shp[R - 2] : n, s1 = two ? stp[R - 2] : 0, n1 = two ? shp[R - 2] : 1;
+  const idx = new Array<number>(R).fill(0);
   let off = base; // input offset of the row's element 0 (may be outside: only used inside [l, h))
-  for (let o = 0; o < total; o += n) {
+  for (let o = 0; o < total; o += rowLen) {
     let inside = true;
-    for (let d = 0; d < r - 1; d++) if (idx[d] < lo[d] || idx[d] >= hi[d]) { inside = false; break; }
-    if (!inside || l >= h) out.fill(padValue, o, o + n);
-    else {
+    for (let d = 0; d < rowDims; d++) if (idx[d] < los[d] || idx[d] >= his[d]) { inside = false; break; }
+    if (!inside || l >= h) out.fill(padValue, o, o + rowLen);
+    else if (two) {
+      for (let j = 0, q = o, pj = off; j < n1; j++, pj += s1) for (let i = 0, p = pj; i < n; i++, p += sIn) out[q++] = x[p];
+    } else {
       if (l > 0) out.fill(padValue, o, o + l);
       if (sIn === 1 && h - l >= 16) out.set(x.subarray(off + l, off + h), o + l);
       else for (let i = l, p = off + l * sIn; i < h; i++, p += sIn) out[o + i] = x[p];
       if (h < n) out.fill(padValue, o + h, o + n);
     }
-    for (let d = r - 2; d >= 0; d--) {
+    for (let d = rowDims - 1; d >= 0; d--) {
       idx[d]++;
-      off += st[d];
-      if (idx[d] < outShape[d]) break;
-      off -= st[d] * outShape[d];
+      off += stp[d];
+      if (idx[d] < shp[d]) break;
+      off -= stp[d] * shp[d];
       idx[d] = 0;
     }
   }
