@@ -34,6 +34,9 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
   await compare(wb, "bmm", (a, b) => T.mm(a, b), [[5, 37, 300], [5, 300, 41]], { tol: 1e-4 });
   await compare(wb, "conv big", (x, w) => T.conv2d(x, w, { padding: 1 }), [[3, 40, 17, 19], [26, 40, 3, 3]], { tol: 2e-4 });
   await compare(wb, "conv big stride", (x, w) => T.conv2d(x, w, { padding: 1, stride: 2 }), [[2, 33, 15, 16], [9, 33, 3, 3]], { tol: 2e-4 });
+  // unpadded stride 1: the input read in place, past its last row into the storage's slack
+  await compare(wb, "conv in place", (x, w) => T.conv2d(x, w), [[2, 5, 9, 11], [4, 5, 3, 2]], { tol: 1e-4 });
+  await compare(wb, "conv in place 1x1 groups", (x, w) => T.conv2d(x, w, { groups: 2 }), [[3, 6, 7, 5], [10, 3, 1, 1]], { tol: 1e-4 });
   await compare(wb, "conv many groups", (x, w) => T.conv2d(x, w, { padding: 1, groups: 16 }), [[2, 32, 9, 9], [48, 2, 3, 3]], { tol: 1e-4 });
   wb.poison = false;
 });

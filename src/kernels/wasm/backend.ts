@@ -47,6 +47,8 @@ const sizeClass = (bytes: number) => Math.max(256, 2 ** Math.ceil(Math.log2(Math
 
 interface PhaseLayout {
   cg: number; Hph: number; Wph: number; Q: number; P: number; tab: Int32Array; cpan: number; XB: number;
+  /** Unpadded stride 1: the input is its own phase block (no copy), blocks [n][g] of cg*H*W. */
+  inPlace: boolean;
 }
 
 export interface WasmOptions {
@@ -124,7 +126,8 @@ export class WasmBackend implements Backend<Data> {
   #tmp(floats: number): number {
     const at = this.#alloc(floats * 4 + 64); // slack: vector loads may run past the last element
     this.#scratch.push([at, floats * 4 + 64]);
-    if (this.poison) this.#f32.fill(NaN, at / 4, at / 4 + floats + 16);
+    if (this.poison) this.#f32.fill(NaN, at / 4, at / 4 + floats);
+    this.#f32.fill(0, at / 4 + floats, at / 4 + floats + 16); // finite slack (see #out)
     return at;
   }
   #endOp(): void {
@@ -133,7 +136,10 @@ export class WasmBackend implements Backend<Data> {
   }
   /** A new float32 storage in wasm memory. */
   #out(n: number): Float32Array {
-    const at = this.#alloc(n * 4);
+    // Slack, zeroed: a kernel reading a storage in place may run up to a vector past its end, and
+    // what it reads there must be finite (a weight gradient multiplies it by a zero).
+    const at = this.#alloc(n * 4 + 64);
+    this.#f32.fill(0, at / 4 + n, at / 4 + n + 16);
     const v = new Float32Array(this.#mem.buffer, at, n);
     return this.poison ? v.fill(NaN) : v;
   }
@@ -187,7 +193,7 @@ export class WasmBackend implements Backend<Data> {
     return s.slice();
   }
   release(s: Data): void {
-    if (this.#inMem(s)) this.#freeBlock(s.byteOffset, s.byteLength);
+    if (this.#inMem(s)) this.#freeBlock(s.byteOffset, s.byteLength + 64);
   }
   sync(): Promise<void> {
     return Promise.resolve();
@@ -329,7 +335,7 @@ export class WasmBackend implements Backend<Data> {
   // ---- convolutions: the input padded and split into stride phases, read in place by the kernels ----
 
   /** Layout of one (image, group) input block: [s*s phases][cg][Hph][Wph], and the offset table. */
-  #phaseLayout(p: ConvParams): PhaseLayout {
+  #phaseLayout(p: ConvParams, allowInPlace: boolean): PhaseLayout {
     const { Cin, H, W, KH, KW, stride: s, pad, groups, OH } = p;
     const cg = Cin / groups;
     const Hph = Math.ceil((H + 2 * pad) / s), Wph = Math.ceil((W + 2 * pad) / s);
@@ -342,14 +348,17 @@ export class WasmBackend implements Backend<Data> {
       maxTab = Math.max(maxTab, e);
     }
     const cpan = Math.ceil(P / this.shape.NR);
-    const XB = Math.ceil(Math.max(s * s * cg * Hph * Wph, maxTab + cpan * this.shape.NR) / 16) * 16 + 16;
-    return { cg, Hph, Wph, Q, P, tab, cpan, XB };
+    const inPlace = allowInPlace && pad === 0 && s === 1;
+    // In place, the kernels read past the last block by less than one vector (storages keep 64 bytes of slack).
+    const XB = inPlace ? cg * H * W : Math.ceil(Math.max(s * s * cg * Hph * Wph, maxTab + cpan * this.shape.NR) / 16) * 16 + 16;
+    return { cg, Hph, Wph, Q, P, tab, cpan, XB, inPlace };
   }
 
   /** Copies x into zeroed phase blocks [n][g] of XB floats; returns their address. */
   #phases(xo: number, p: ConvParams, L: PhaseLayout, tasks: Task[]): number {
     const { N, Cin, H, W, stride: s, pad, groups } = p;
     const { cg, Hph, Wph, XB } = L;
+    if (L.inPlace) return xo;
     const xp = this.#tmp(N * groups * XB);
     this.#zero(xp, N * groups * XB);
     for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) {
@@ -375,7 +384,7 @@ export class WasmBackend implements Backend<Data> {
     const { MR, NR } = this.shape;
     const og = Cout / groups;
     try {
-      const L = this.#phaseLayout(p);
+      const L = this.#phaseLayout(p, true);
       const { Q, Wph, cpan, XB } = L;
       const xo = this.#addr(x), wo = this.#addr(w);
       const rpan = Math.ceil(og / MR), ldc = cpan * NR, CB = rpan * MR * ldc, WPB = rpan * Q * MR;
@@ -423,7 +432,9 @@ export class WasmBackend implements Backend<Data> {
         tabA[(co * KH + ky) * KW + kx] = e * 4;
         maxTab = Math.max(maxTab, e);
       }
-      const GB = Math.ceil(Math.max(og * Hg * Wg, maxTab + cpan * NR) / 16) * 16 + 16;
+      // A 1x1 unpadded stride-1 filter needs no border: the output gradient is read in place.
+      const inPlace = KH === 1 && KW === 1 && s === 1 && pad === 0;
+      const GB = inPlace ? og * H * W : Math.ceil(Math.max(og * Hg * Wg, maxTab + cpan * NR) / 16) * 16 + 16;
       // Flipped filters W'[g][ci][co][KH-1-ky][KW-1-kx] = W[g*og + co][ci][ky][kx]
       const wf = this.ref.fill(groups * cg * Qg, 0, "float32");
       for (let g = 0; g < groups; g++) for (let co = 0; co < og; co++) for (let ci = 0; ci < cg; ci++) {
@@ -433,10 +444,10 @@ export class WasmBackend implements Backend<Data> {
       }
       const gyo = this.#addr(gy), wfo = this.#addr(wf);
       const WPB = rpan * Qg * MR, ldc = cpan * NR, CB = rpan * MR * ldc;
-      const gb = this.#tmp(N * groups * GB);
-      this.#zero(gb, N * groups * GB);
+      const gb = inPlace ? gyo : this.#tmp(N * groups * GB);
+      if (!inPlace) this.#zero(gb, N * groups * GB);
       const prep: Task[] = [];
-      for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+      if (!inPlace) for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
         prep.push([KI.copy3d, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4,
           gb + ((n * groups + g) * GB + (KH - 1) * Wg + KW - 1) * 4, Hg * Wg * 4, s * Wg * 4, s * 4, og, OH, OW]);
       }
@@ -473,7 +484,7 @@ export class WasmBackend implements Backend<Data> {
     try {
       // dW^T[q][co] = sum over images and positions of X[tab[q] + p'] gy'[co][p'], with gy' the
       // output gradient on the phase grid (zero in the columns past OW).
-      const L = this.#phaseLayout(p);
+      const L = this.#phaseLayout(p, true);
       const { Q, Wph, P, XB } = L;
       const xo = this.#addr(x), gyo = this.#addr(gy);
       const qpan = Math.ceil(Q / MR), opan = Math.ceil(og / NR), ldc = opan * NR, CB = qpan * MR * ldc;
