@@ -10,11 +10,11 @@ import { buildModule, KERNELS, type KernelName, MAX_PAGES } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
 import { Pool, type Task } from "./pool.ts";
 import { binaryInto, coalesce, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
-import { SIMD_BINARY, SIMD_UNARY } from "./elementwise.ts";
+import { SIMD_APPROX, SIMD_BINARY, SIMD_UNARY } from "./elementwise.ts";
 
 const KI = Object.fromEntries(KERNELS.map((n, i) => [n, i])) as Record<KernelName, number>;
 const F32_BITS = (v: number) => new Int32Array(new Float32Array([v]).buffer)[0];
-const SIMD_UN = new Set<string>(SIMD_UNARY), SIMD_BIN = new Set<string>(SIMD_BINARY);
+const SIMD_UN = new Set<string>([...SIMD_UNARY, ...SIMD_APPROX]), SIMD_BIN = new Set<string>(SIMD_BINARY);
 /** Elementwise ops of at least this many elements run on all threads. */
 const PARALLEL_EW = 1 << 16;
 const PAGE = 65536;

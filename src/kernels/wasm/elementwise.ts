@@ -10,6 +10,8 @@ import type { BinaryOp, UnaryOp } from "../backend.ts";
 import { F32, Fn, I32, op, simd, V128 } from "./emit.ts";
 
 export const SIMD_UNARY = ["neg", "abs", "relu", "step", "sqrt", "square", "recip", "mulScalar", "addScalar", "leakyRelu", "leakyStep"] as const satisfies readonly UnaryOp[];
+/** Ops computed with a polynomial exp (a few ulp from Math.exp), not bit for bit. */
+export const SIMD_APPROX = ["exp", "sigmoid"] as const satisfies readonly UnaryOp[];
 export const SIMD_BINARY = ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq", "reluMask"] as const satisfies readonly BinaryOp[];
 
 // f32x4 opcodes
@@ -37,6 +39,32 @@ function binExpr(f: Fn, o: BinaryOp, x: number, y: number, one: number, zero: nu
   else f.op(S[c as keyof typeof S]).op(S.select);
 }
 
+/**
+ * exp(x) for a v128 local (Cephes' expf scheme): n = round(x log2 e), r = x - n ln 2 in two
+ * parts, a polynomial for e^r, scaled by 2^n1 2^n2 (n1 + n2 = n, each a normal float built from
+ * exponent bits). Below -87.3 the result is 0, above 88.7228 +Infinity; NaN stays NaN. Result on
+ * the stack; t: four scratch v128 locals.
+ */
+function expV(f: Fn, x: number, t: number[]): void {
+  const [n, r, p, xc] = t;
+  const c = (v: number) => f.f32(v).simd(simd.f32x4splat);
+  f.get(x); c(-87.3); f.simd(0xe9); c(88.7228); f.simd(0xe8).set(xc); // clamp: max, min (NaN stays NaN)
+  f.get(xc); c(Math.LOG2E); f.simd(V.mul).simd(0x6a).set(n); // f32x4.nearest
+  f.get(xc).get(n); c(0.693359375); f.simd(V.mul).simd(V.sub).get(n); c(-2.12194440e-4); f.simd(V.mul).simd(V.sub).set(r);
+  c(1.9875691500e-4);
+  for (const k of [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1]) { f.get(r).simd(V.mul); c(k); f.simd(V.add); }
+  f.get(r).get(r).simd(V.mul).simd(V.mul).get(r).simd(V.add); c(1); f.simd(V.add).set(p);
+  // times 2^n1 2^n2, n1 = n >> 1, n2 = n - n1: (k + 127) << 23 read as float bits
+  f.get(n).simd(0xf8).set(r); // i32x4.trunc_sat_f32x4_s (r now holds the integer n)
+  f.get(r).i32(1).simd(0xac).set(xc); // n1 = n >> 1 (i32x4.shr_s)
+  const pow2 = (k: number) => { f.get(k).i32(127).simd(0x11).simd(0xae).i32(23).simd(0xab); }; // splat, add, shl
+  f.get(p); pow2(xc); f.simd(V.mul);
+  f.get(r).get(xc).simd(0xb1).set(xc); // n2 = n - n1 (i32x4.sub)
+  pow2(xc); f.simd(V.mul).set(p);
+  c(0); f.get(p); f.get(x); c(-87.3); f.simd(V.lt).simd(V.bitselect).set(p);
+  c(Infinity); f.get(p); f.get(x); c(88.7228); f.simd(V.gt).simd(V.bitselect);
+}
+
 /** Unary op on x (local), p and constants (locals), vector or scalar, result on the stack. */
 function unExpr(f: Fn, o: UnaryOp, x: number, p: number, one: number, zero: number, vec: boolean): void {
   const sel = (t: () => void, e: () => void, cond: () => void) => {
@@ -57,6 +85,19 @@ function unExpr(f: Fn, o: UnaryOp, x: number, p: number, one: number, zero: numb
     case "step": return sel(() => f.get(one), () => f.get(zero), cmpGt0);
     case "leakyRelu": return sel(() => f.get(x), () => { f.get(p).get(x); if (vec) f.simd(V.mul); else f.op(S.mul); }, cmpGt0);
     case "leakyStep": return sel(() => f.get(one), () => f.get(p), cmpGt0);
+    case "exp": case "sigmoid": {
+      if (!vec) throw new Error("exp: vector only");
+      const tmp = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
+      if (o === "exp") return expV(f, x, tmp);
+      // sigmoid: t = exp(-|x|), 1/(1+t) for x >= 0, t/(1+t) below (the reference's stable form)
+      const e = f.local(V128), q = f.local(V128);
+      f.get(x).simd(V.abs).simd(V.neg).set(e);
+      expV(f, e, tmp);
+      f.set(e);
+      f.get(one).get(one).get(e).simd(V.add).simd(V.div).set(q);
+      f.get(q).get(e).get(q).simd(V.mul).get(x).get(zero).simd(V.ge).simd(V.bitselect);
+      return;
+    }
     default: throw new Error(`no SIMD kernel for ${o}`);
   }
 }
@@ -85,11 +126,19 @@ export function unaryFn(o: UnaryOp): Fn {
     f.get(px).i32(16).op(op.add).set(px);
     f.get(po).i32(16).op(op.add).set(po);
   });
+  const approx = (SIMD_APPROX as readonly string[]).includes(o);
   f.loop(i, () => f.get(vend), () => f.get(n), 1, () => {
-    f.get(px).op(0x2a, 0, 0).set(sx);
-    f.get(po);
-    unExpr(f, o, sx, p, s1, s0, false);
-    f.op(0x38, 0, 0);
+    if (approx) { // the tail through one lane of the vector code
+      f.get(px).simd(0x09, 0, 0).set(vx);
+      f.get(po);
+      unExpr(f, o, vx, vp, v1, v0, true);
+      f.simd(simd.f32x4extract, 0).op(0x38, 0, 0);
+    } else {
+      f.get(px).op(0x2a, 0, 0).set(sx);
+      f.get(po);
+      unExpr(f, o, sx, p, s1, s0, false);
+      f.op(0x38, 0, 0);
+    }
     f.get(px).i32(4).op(op.add).set(px);
     f.get(po).i32(4).op(op.add).set(po);
   });

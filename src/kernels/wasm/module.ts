@@ -2,7 +2,7 @@
 // and instantiated on each thread over one shared memory.
 import { Fn, I32, moduleBytes, op, simd } from "./emit.ts";
 import { GEMM_DEFAULT, type GemmShape, gemmFn, packFn } from "./gemm.ts";
-import { binaryFn, SIMD_BINARY, SIMD_UNARY, unaryFn } from "./elementwise.ts";
+import { binaryFn, SIMD_APPROX, SIMD_BINARY, SIMD_UNARY, unaryFn } from "./elementwise.ts";
 
 /**
  * copy3d(src, s0, s1, s2, dst, d0, d1, d2, D0, D1, D2): dst[i][j][k] = src[i][j][k] for the
@@ -42,7 +42,7 @@ function copy3dFn(): Fn {
 
 export const KERNELS = [
   "gemm_pp", "gemm_pt", "gemm_tp", "pack_a", "pack_b", "copy3d",
-  ...SIMD_UNARY.map((o) => `un_${o}` as const), ...SIMD_BINARY.map((o) => `bin_${o}` as const),
+  ...SIMD_UNARY.map((o) => `un_${o}` as const), ...SIMD_APPROX.map((o) => `un_${o}` as const), ...SIMD_BINARY.map((o) => `bin_${o}` as const),
 ] as const;
 export type KernelName = typeof KERNELS[number];
 
@@ -50,7 +50,7 @@ export function kernelFns(s: GemmShape): Fn[] {
   return [
     gemmFn(s, "packed", "packed", "gemm_pp"), gemmFn(s, "packed", "table", "gemm_pt"), gemmFn(s, "table", "packed", "gemm_tp"),
     packFn(s.MR, "pack_a"), packFn(s.NR, "pack_b"), copy3dFn(),
-    ...SIMD_UNARY.map(unaryFn), ...SIMD_BINARY.map(binaryFn),
+    ...SIMD_UNARY.map(unaryFn), ...SIMD_APPROX.map(unaryFn), ...SIMD_BINARY.map(binaryFn),
   ];
 }
 
