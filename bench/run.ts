@@ -9,6 +9,7 @@
 import { Bench } from "tinybench";
 import { parseArgs } from "node:util";
 import { cpu } from "../src/autograd/index.ts";
+import { writeFileAtomic } from "../src/io/atomic.ts";
 import { createWebGPUBackend, type WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import { createWasmBackend, type WasmBackend } from "../src/kernels/wasm/backend.ts";
 import type { Backend } from "../src/kernels/backend.ts";
@@ -137,9 +138,5 @@ for (const w of list) {
     console.log(`  ${e.padEnd(16)} ${ms.toFixed(1).padStart(9)} ms ${(w.flops / ms / 1e6).toFixed(2).padStart(7)} GF/s  [${lo.toFixed(1)}-${hi.toFixed(1)}]${vs}`);
   }
 }
-if (args.json) {
-  const tmp = `${args.json}.tmp`;
-  Deno.writeTextFileSync(tmp, JSON.stringify({ notes, iterations, rows }, null, 2));
-  Deno.renameSync(tmp, args.json);
-}
+if (args.json) writeFileAtomic(args.json, JSON.stringify({ notes, iterations, rows }, null, 2));
 Deno.exit(0);

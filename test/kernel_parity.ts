@@ -1,7 +1,8 @@
 // The kernel-parity cases, parametrised by backend: every op forward and its gradient on the
 // backend under test against the CPU reference backend (float32), on odd, size-1 and non-tile
 // shapes, with the backend's fresh outputs poisoned (NaN) so an unwritten element fails.
-// test/webgpu_kernels.test.ts and test/wasm_kernels.test.ts run them, each with its own variants.
+// test/wasm_kernels.test.ts runs them (the same cases as test/webgpu_kernels.test.ts, which keeps
+// its own copy with the WebGPU kernel variants and skip reporting).
 import type { Test } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
@@ -66,7 +67,10 @@ export function kernelParity(S: Test, t: ParityTarget): void {
     const shapes: [number[], number[]][] = [[[1], [1]], [[33], [33]], [[3, 5], [5]], [[2, 1, 7], [3, 1]], [[1], [4, 3]], [[2, 3, 4, 5, 2], [3, 1, 5, 1]]];
     const ops: [string, (a: T.Tensor, b: T.Tensor) => T.Tensor][] = [
       ["add", T.add], ["sub", T.sub], ["mul", T.mul], ["div", T.div], ["maximum", T.maximum], ["minimum", T.minimum],
-      ["where", (a, b) => T.where(T.gt(a, 0), a, b)], ["lt", (a, b) => T.mul(T.lt(a, b), a)], ["eq", (a, _b) => T.eq(a, a)],
+      ["where", (a, b) => T.where(T.gt(a, 0), a, b)], ["lt", (a, b) => T.mul(T.lt(a, b), a)],
+      ["gt", (a, b) => T.mul(T.gt(a, b), b)], ["ge", (a, b) => T.mul(T.ge(a, b), b)], ["le", (a, b) => T.mul(T.le(a, b), a)],
+      // eq on operands that are equal where a >= b (maximum returns a there) and differ elsewhere.
+      ["eq", (a, b) => T.mul(T.eq(a, T.maximum(a, b)), b)],
       ["reluMask", (a, b) => T.reluMask(a, T.addScalar(b, -1.25))],
     ];
     for (const [name, f] of ops) for (const [sa, sb] of shapes) await cmp(name, f, [sa, sb], { lo: 0.5, hi: 2 });

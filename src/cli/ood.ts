@@ -3,35 +3,39 @@
 // groups of B = 1 and 5, score them with the method and its baselines, print one table, write a report.
 //
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
-//                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto|cpu|webgpu|wasm] [--out reports/ood] [--loop]
+//                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto|cpu|webgpu|wasm] [--out reports/ood]
+//                  [--seed 0] [--loop] [--force]
+// --ood defaults to the other built-in dataset and the synthetic sets; the in-distribution set is
+// refused as an OOD set. Report files are named after the model files; a reused --out folder is
+// cleared of the previous report's files (listed in its .fimscope-report.json), nothing else.
 import "./errors.ts";
-import { parseArgs } from "node:util";
+import { BACKEND, choice, choices, flag, inFiles, int, ints, outDir, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import { type ImageSet, subset } from "../data/dataset.ts";
-import { loadDataset } from "../data/mnist.ts";
+import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { constantImages, flipVertical, invert, uniformNoise } from "../data/synthetic.ts";
-import { readCheckpoint } from "../io/safetensors.ts";
-import { type BackendChoice, selectBackend } from "../kernels/select.ts";
-import { loadModel } from "../models/registry.ts";
+import { protectedReason } from "../io/atomic.ts";
+import { selectBackend } from "../kernels/select.ts";
+import { checkImageShape, checkModelFile, loadModel, type ModelFile } from "../models/registry.ts";
 import { evaluateSets, setFeatures, type Evaluation, type SetFeatures } from "../ood/pipeline.ts";
 import { tableText, writeReport } from "../ood/report.ts";
 import { progressBar } from "./progress.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    model: { type: "string" },
-    data: { type: "string" },
-    ood: { type: "string", default: "mnist,noise,constant,vflip,invert" },
-    B: { type: "string", default: "1,5" },
-    fit: { type: "string", default: "500" },
-    eval: { type: "string", default: "500" },
-    batch: { type: "string", default: "64" },
-    backend: { type: "string", default: "auto" },
-    out: { type: "string", default: "reports/ood" },
-    seed: { type: "string", default: "0" },
-    loop: { type: "boolean", default: false },
-  },
+const OOD_SETS = ["mnist", "fashion", "noise", "constant", "vflip", "invert"] as const;
+const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"].map(shippedDefault);
+const a = parseOptions("ood", {
+  model: inFiles(),
+  data: choice(DATASETS),
+  ood: choices(OOD_SETS),
+  B: ints({ min: 1, max: 1000 }).default([1, 5]),
+  fit: int({ min: 1, max: 100000 }).default(500),
+  eval: int({ min: 1, max: 100000 }).default(500),
+  batch: int({ min: 1, max: 4096 }).default(64),
+  backend: BACKEND,
+  out: outDir().default("reports/ood"),
+  seed: int({ max: 2 ** 32 - 1 }).default(0),
+  loop: flag(),
+  force: flag(),
 });
 
 const t0 = performance.now();
@@ -43,24 +47,66 @@ const mark = (what: string) => {
   tMark = now;
 };
 
-const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"];
-const modelPaths = a.model ? a.model.split(",") : defaults.filter((p) => { try { Deno.statSync(p); return true; } catch { return false; } });
+const modelPaths = a.model ?? defaults.filter((p) => { try { Deno.statSync(p); return true; } catch { return false; } });
 if (!modelPaths.length) throw new Error(`ood: no model weights found (looked for ${defaults.join(", ")}); pass --model`);
-const Bs = a.B!.split(",").map(Number);
-const nFit = Number(a.fit), nEval = Number(a.eval), seed = Number(a.seed);
-const backend = await selectBackend(a.backend as BackendChoice);
+const Bs = a.B, nFit = a.fit, nEval = a.eval, seed = a.seed;
+const outWhy = a.force ? null : protectedReason(a.out);
+if (outWhy) throw usageError("ood", "--out", a.out, `${outWhy}; the report goes to its own folder (e.g. reports/ood), or add --force`);
+
+// Every model file, and every option that depends on it, is checked before any work.
+interface Job { path: string; file: ModelFile; inName: string; label: string; oodSets: string[] }
+const jobs: Job[] = [];
+const seen = new Map<string, string>();
+for (const path of modelPaths) {
+  const real = Deno.realPathSync(path);
+  if (seen.has(real)) throw usageError("ood", "--model", modelPaths.join(","), `${path} and ${seen.get(real)} are the same file (allowed: each model once)`);
+  seen.set(real, path);
+  const file = await checkModelFile(path);
+  const meta = file.decoded.metadata;
+  if (meta.data !== undefined && !(DATASETS as readonly string[]).includes(meta.data) && !a.data) {
+    throw new Error(`checkpoint ${path}: __metadata__.data '${meta.data}' is not a built-in dataset (allowed: ${DATASETS.join(", ")}); pass --data`);
+  }
+  // In-distribution data: what the model was trained on (its metadata), unless --data says otherwise.
+  const inName = a.data ?? meta.data ?? "fashion";
+  const oodSets: string[] = a.ood ?? [DATASETS.find((d) => d !== inName)!, "noise", "constant", "vflip", "invert"];
+  if (oodSets.includes(inName)) {
+    throw usageError("ood", "--ood", oodSets.join(","), `${inName} is the in-distribution data of ${path}${a.data ? " (--data)" : " (trained on it)"}, so it cannot be an OOD set (allowed: ${OOD_SETS.filter((o) => o !== inName).join(", ")})`);
+  }
+  checkImageShape(file.kind, file.config, imageShapeOf(inName), inName, `ood: --model ${path}`);
+  const testN = splitSize(inName, "test"), half = Math.floor(testN / 2);
+  if (nFit > half) throw usageError("ood", "--fit", String(nFit), `at most ${half} (the first half of the ${testN}-image ${inName} test split; the second half is for --eval)`);
+  if (nEval > testN - half) throw usageError("ood", "--eval", String(nEval), `at most ${testN - half} (the second half of the ${testN}-image ${inName} test split)`);
+  for (const o of oodSets) if (o === "mnist" || o === "fashion") {
+    if (nEval > splitSize(o, "test")) throw usageError("ood", "--eval", String(nEval), `at most ${splitSize(o, "test")} (the ${o} test split, an OOD set)`);
+  }
+  for (const B of Bs) {
+    if (Math.floor(nFit / B) < 2) throw usageError("ood", "--B", Bs.join(","), `group size ${B} leaves ${Math.floor(nFit / B)} fit group(s) of --fit ${nFit}; the density needs at least 2 (allowed: B <= ${Math.floor(nFit / 2)})`);
+    if (Math.floor(nEval / B) < 1) throw usageError("ood", "--B", Bs.join(","), `group size ${B} is larger than --eval ${nEval} (allowed: B <= ${nEval})`);
+  }
+  // Report names come from the model file's name, so two models of one kind and data stay apart.
+  const stem = path.replace(/^.*\//, "").replace(/\.safetensors$/, "").replace(/\.ckpt$/, "").replace(/[^A-Za-z0-9._-]/g, "_");
+  let label = meta.data && meta.data !== inName ? `${stem}-in-${inName}` : stem;
+  if (jobs.some((j) => j.label === label)) {
+    const parent = path.split("/").slice(-2, -1)[0]?.replace(/[^A-Za-z0-9._-]/g, "_");
+    if (parent) label = `${parent}-${label}`;
+    for (let k = 2; jobs.some((j) => j.label === label); k++) label = `${label.replace(/-\d+$/, "")}-${k}`;
+  }
+  jobs.push({ path, file, inName, label, oodSets });
+}
+
+workStarts();
+const backend = await selectBackend(a.backend);
 console.log(`backend: ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}`);
 
 /** The fixed protocol: a seeded permutation of the in-distribution test split; fit on its first half, evaluate on the second. */
-function sets(inName: string): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
+function sets(inName: string, oodSets: string[]): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
   const test = loadDataset(inName, "test");
   const perm = new T.Generator(1000 + seed).permutation(test.n);
   const half = Math.floor(test.n / 2);
-  if (nFit > half || nEval > test.n - half) throw new Error(`ood: --fit ${nFit} / --eval ${nEval} exceed the halves of the ${test.n}-image test split`);
   const fit = subset(test, perm.subarray(0, nFit), `${inName}-fit`);
   const inEval = subset(test, perm.subarray(half, half + nEval), `${inName}`);
   const ood: ImageSet[] = [];
-  for (const o of a.ood!.split(",")) {
+  for (const o of oodSets) {
     const g = new T.Generator(2000 + seed);
     if (o === "mnist" || o === "fashion") {
       const other = loadDataset(o, "test");
@@ -75,14 +121,11 @@ function sets(inName: string): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[
 }
 
 const evals: Evaluation[] = [];
-for (const path of modelPaths) {
-  const meta = readCheckpoint(path).metadata;
-  // In-distribution data: what the model was trained on (its metadata), unless --data says otherwise.
-  const inName = a.data ?? meta.data ?? "fashion";
+for (const { path, file, inName, label, oodSets } of jobs) {
+  const meta = file.decoded.metadata;
   if (a.data && meta.data && a.data !== meta.data) console.log(`note: ${path} was trained on ${meta.data}; --data ${a.data} makes ${a.data} the in-distribution set`);
-  const model = await loadModel(path, backend);
-  const label = meta.data && meta.data !== inName ? `${meta.kind}-${meta.data}-in-${inName}` : `${meta.kind}-${inName}`;
-  const s = sets(inName);
+  const model = await loadModel(path, backend, file);
+  const s = sets(inName, oodSets);
   mark(`load ${label} and data`);
   for (const B of Bs) {
     const all = [s.fit, s.inEval, ...s.ood];
@@ -94,7 +137,7 @@ for (const path of modelPaths) {
     const feats: (SetFeatures & { names: string[] })[] = [];
     for (const set of all) {
       feats.push(await setFeatures(model, set, {
-        groupSize: B, batch: Number(a.batch), loop: a.loop, seed,
+        groupSize: B, batch: a.batch, loop: a.loop, seed,
         onProgress: (k) => { done += k; bar.update(done, { rate: (done / ((performance.now() - tb) / 1000)).toFixed(0) }); },
       }));
     }
@@ -107,7 +150,7 @@ for (const path of modelPaths) {
 
 console.log("\nAUROC, in-distribution test (second half) vs each OOD set; density fitted on the first half:\n");
 console.log(tableText(evals));
-const files = writeReport(a.out!, evals, { models: modelPaths, fit: nFit, eval: nEval, B: Bs, backend: backend.name, seed, loop: a.loop });
+const files = writeReport(a.out, evals, { models: Object.fromEntries(jobs.map((j) => [j.label, j.path])), fit: nFit, eval: nEval, B: Bs, backend: backend.name, seed, loop: a.loop });
 mark("report");
 console.log(`\nreport: ${a.out}/ (${files.length} files: table.md, table.json, features-*.csv, roc-*.svg, hist-*.svg, corr-*.svg)`);
 console.log(`elapsed ${((performance.now() - t0) / 1000).toFixed(1)} s:`);

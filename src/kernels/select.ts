@@ -4,7 +4,7 @@
 // backend where WebAssembly SIMD is missing too. On this project's CPU-only machine the wasm
 // backend measured faster than WebGPU on lavapipe on every bench workload (bench/README.md).
 import type { Backend } from "./backend.ts";
-import { cpu, setDefaultBackend } from "../autograd/device.ts";
+import { cpu, setDefaultBackend } from "./default.ts";
 
 export const BACKEND_CHOICES = ["auto", "cpu", "webgpu", "wasm"] as const;
 export type BackendChoice = typeof BACKEND_CHOICES[number];

@@ -8,26 +8,30 @@ import type { GpuStorage, Runtime } from "./runtime.ts";
 import { groups } from "./elementwise.ts";
 import { reduce } from "./reduce.ts";
 import type { MatmulVariant } from "../../../shaders/matmul.wgsl.ts";
-import { conv2dGemm, conv2dInputGradGemm, conv2dWeightGradGemm } from "./conv_gemm.ts";
+import { conv2dGemm, conv2dInputGradGemm, conv2dWeightGradGemm, convParams } from "./conv_gemm.ts";
+import { MAX_GROUPS_X, WG } from "../../../shaders/preamble.ts";
+
+/** Largest patch matrix auto gives to gemm. */
+const GEMM_MAX_PATCH_BYTES = 256 << 20;
+/** The uniform weight gradient splits its sum over images until about this many lanes work. */
+const WGRAD_MIN_LANES = 512;
 
 /**
  * "auto": gemm (im2col + matmul; 2.3-3.3x the uniform kernels on the bench's conv, bench/README.md)
- * while its patch matrix stays within one storage binding and 256 MiB; past that the uniform
- * kernel with the smallest channel block (4, 8, 16) covering the channels.
+ * while its patch matrix stays within one storage binding and GEMM_MAX_PATCH_BYTES; past that the
+ * uniform kernel with the smallest channel block (4, 8, 16) covering the channels.
  */
 function resolve(rt: Runtime, variant: ConvVariant, p: ConvParams, channels: number): ConvVariant {
   if (variant !== "auto") return variant;
   const colBytes = 4 * p.N * p.Cin * p.KH * p.KW * p.OH * p.OW;
-  if (colBytes <= Math.min(rt.device.limits.maxStorageBufferBindingSize, 256 << 20)) return "gemm";
+  if (colBytes <= Math.min(rt.device.limits.maxStorageBufferBindingSize, GEMM_MAX_PATCH_BYTES)) return "gemm";
   return channels <= 4 ? "uniform4" : channels <= 8 ? "uniform8" : "uniform16";
 }
 
-const words = (p: ConvParams) => [p.N, p.Cin, p.H, p.W, p.Cout, p.KH, p.KW, p.stride, p.pad, p.groups, p.OH, p.OW];
-
 /** Workgroups for the uniform variants: x (and z past the per-dimension limit) over positions, y over channel blocks. */
 function uniformGrid(positions: number, channelBlocks: number): [number, number, number] {
-  const wx = Math.ceil(positions / 64);
-  const z = Math.ceil(wx / 65535);
+  const wx = Math.ceil(positions / WG);
+  const z = Math.ceil(wx / MAX_GROUPS_X);
   return [Math.ceil(wx / z), channelBlocks, z];
 }
 
@@ -39,12 +43,12 @@ export function conv2d(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvParams,
   const ch = uniformChannels(variant);
   if (ch) {
     const grid = uniformGrid(p.N * p.OH * p.OW, p.groups * Math.ceil(og / ch));
-    rt.dispatch(`conv2d:${variant}`, () => conv2dForwardUniformShader(ch), words(p), [x, w], out, grid);
+    rt.dispatch(`conv2d:${variant}`, () => conv2dForwardUniformShader(ch), convParams(p), [x, w], out, grid);
     return out;
   }
   const cb = variant === "block4" ? 4 : 1;
   const n = p.N * p.groups * Math.ceil(og / cb) * p.OH * p.OW;
-  rt.dispatch(`conv2d:${variant}`, () => conv2dForwardShader(variant), words(p), [x, w], out, groups(n));
+  rt.dispatch(`conv2d:${variant}`, () => conv2dForwardShader(variant), convParams(p), [x, w], out, groups(n));
   return out;
 }
 
@@ -56,8 +60,8 @@ export function conv2dInputGrad(rt: Runtime, gy: GpuStorage, w: GpuStorage, p: C
   const ch = uniformChannels(variant);
   if (ch) {
     const grid = uniformGrid(p.N * p.H * p.W, p.groups * Math.ceil(p.Cin / p.groups / ch));
-    rt.dispatch(`conv2dInputGrad:${variant}`, () => conv2dInputGradUniformShader(ch), words(p), [gy, w], out, grid);
-  } else rt.dispatch("conv2dInputGrad", conv2dInputGradShader, words(p), [gy, w], out, groups(n));
+    rt.dispatch(`conv2dInputGrad:${variant}`, () => conv2dInputGradUniformShader(ch), convParams(p), [gy, w], out, grid);
+  } else rt.dispatch("conv2dInputGrad", conv2dInputGradShader, convParams(p), [gy, w], out, groups(n));
   return out;
 }
 
@@ -68,14 +72,14 @@ export function conv2dWeightGrad(rt: Runtime, x: GpuStorage, gy: GpuStorage, p: 
   const ch = uniformChannels(variant);
   if (!ch) {
     const out = rt.alloc(p.Cout * per);
-    rt.dispatch("conv2dWeightGrad", conv2dWeightGradShader, words(p), [x, gy], out, groups(p.Cout * per));
+    rt.dispatch("conv2dWeightGrad", conv2dWeightGradShader, convParams(p), [x, gy], out, groups(p.Cout * per));
     return out;
   }
-  // Split the sum over images so at least ~512 lanes work, then add the splits up.
-  const splits = Math.max(1, Math.min(p.N, Math.ceil(512 / per)));
+  // Split the sum over images so at least ~WGRAD_MIN_LANES lanes work, then add the splits up.
+  const splits = Math.max(1, Math.min(p.N, Math.ceil(WGRAD_MIN_LANES / per)));
   const partial = rt.alloc(splits * p.Cout * per);
   const grid = uniformGrid(per * splits, p.groups * Math.ceil(p.Cout / p.groups / ch));
-  rt.dispatch(`conv2dWeightGrad:${variant}`, () => conv2dWeightGradUniformShader(ch), [...words(p), splits], [x, gy], partial, grid);
+  rt.dispatch(`conv2dWeightGrad:${variant}`, () => conv2dWeightGradUniformShader(ch), convParams(p, splits), [x, gy], partial, grid);
   if (splits === 1) return partial;
   const out = reduce(rt, "sum", partial, 1, splits, p.Cout * per);
   rt.free(partial);
