@@ -77,7 +77,7 @@ export class WasmBackend implements Backend<Data> {
     this.shape = shape;
     this.threads = pool.threads;
     this.#f32 = this.#view();
-    this.description = `wasm simd128 ${shape.MR}x${shape.NR}${shape.fma ? " relaxed-madd" : ""}, ${pool.threads} thread${pool.threads > 1 ? "s" : ""}`;
+    this.description = `wasm simd128 ${shape.MR}x${shape.NR} and 4x${shape.NR}${shape.fma ? " relaxed-madd" : ""}, ${pool.threads} thread${pool.threads > 1 ? "s" : ""}`;
   }
 
   static async create(opts: WasmOptions = {}): Promise<WasmBackend> {
@@ -174,6 +174,15 @@ export class WasmBackend implements Backend<Data> {
   }
   /** When set, wall time per kernel phase (ms) is summed here. */
   profile: Map<string, number> | null = null;
+  /**
+   * The row block for a product with M rows: 6 (the faster kernel) unless 4 wastes fewer padded
+   * rows by more than 6's speed-up (measured 59.8 vs 52.5 GFLOP/s, bench/README.md): M = 4, 8, 2, ...
+   */
+  #rows(M: number): { MR: number; pp: number; pt: number; tp: number; packA: number } {
+    const six = Math.ceil(M / 6) * 6 / 59.8, four = Math.ceil(M / 4) * 4 / 52.5;
+    return four < six ? { MR: 4, pp: KI.gemm_pp4, pt: KI.gemm_pt4, tp: KI.gemm_tp4, packA: KI.pack_a4 }
+      : { MR: 6, pp: KI.gemm_pp, pt: KI.gemm_pt, tp: KI.gemm_tp, packA: KI.pack_a };
+  }
   /** Splits n panels into tasks for the threads (a few per thread, for balance). */
   #split(n: number, perThread = 3): [number, number][] {
     return ranges(n, this.threads === 1 ? 1 : this.threads * perThread);
@@ -289,7 +298,8 @@ export class WasmBackend implements Backend<Data> {
     const { batchA, batchB, M, K, N, transA, transB } = s;
     const batch = Math.max(batchA, batchB);
     if (K === 0 || M * N === 0) return this.fill(batch * M * N, 0, dtype);
-    const { MR, NR } = this.shape;
+    const { NR } = this.shape;
+    const R = this.#rows(M), MR = R.MR;
     const rp = Math.ceil(M / MR), cp = Math.ceil(N / NR), ldc = cp * NR;
     try {
       const ao = this.#addr(a), bo = this.#addr(b);
@@ -304,7 +314,7 @@ export class WasmBackend implements Backend<Data> {
       const [bsk, bsn] = transB ? [4, K * 4] : [N * 4, 4];
       const pack: Task[] = [];
       for (let i = 0; i < batchA; i++) {
-        for (const [j0, j1] of this.#split(rp, 1)) pack.push([KI.pack_a, ao + i * M * K * 4, ask, asn, K, M, j0, j1, ap + i * apB]);
+        for (const [j0, j1] of this.#split(rp, 1)) pack.push([R.packA, ao + i * M * K * 4, ask, asn, K, M, j0, j1, ap + i * apB]);
       }
       for (let i = 0; i < batchB; i++) {
         for (const [j0, j1] of this.#split(cp, 1)) pack.push([KI.pack_b, bo + i * K * N * 4, bsk, bsn, K, N, j0, j1, bp + i * bpB]);
@@ -316,7 +326,7 @@ export class WasmBackend implements Backend<Data> {
         const byCols = cp >= rp;
         for (const [x0, x1] of this.#split(byCols ? cp : rp, batch > 1 ? 1 : 3)) {
           const [i0, i1, j0, j1] = byCols ? [0, rp, x0, x1] : [x0, x1, 0, cp];
-          mm.push([KI.gemm_pp, pa, 0, pb, 0, pc, ldc, K, i0, i1, j0, j1, 0, 1, 0, 0]);
+          mm.push([R.pp, pa, 0, pb, 0, pc, ldc, K, i0, i1, j0, j1, 0, 1, 0, 0]);
         }
       }
       this.#run(mm, work, "mm gemm");
@@ -335,12 +345,12 @@ export class WasmBackend implements Backend<Data> {
   // ---- convolutions: the input padded and split into stride phases, read in place by the kernels ----
 
   /** Layout of one (image, group) input block: [s*s phases][cg][Hph][Wph], and the offset table. */
-  #phaseLayout(p: ConvParams, allowInPlace: boolean): PhaseLayout {
+  #phaseLayout(p: ConvParams, allowInPlace: boolean, MR: number): PhaseLayout {
     const { Cin, H, W, KH, KW, stride: s, pad, groups, OH } = p;
     const cg = Cin / groups;
     const Hph = Math.ceil((H + 2 * pad) / s), Wph = Math.ceil((W + 2 * pad) / s);
     const Q = cg * KH * KW, P = OH * Wph;
-    const tab = new Int32Array(Math.ceil(Q / this.shape.MR) * this.shape.MR);
+    const tab = new Int32Array(Math.ceil(Q / MR) * MR); // rows past Q read offset 0 (discarded)
     let maxTab = 0;
     for (let ci = 0; ci < cg; ci++) for (let ky = 0; ky < KH; ky++) for (let kx = 0; kx < KW; kx++) {
       const e = (((ky % s) * s + (kx % s)) * cg + ci) * Hph * Wph + Math.floor(ky / s) * Wph + Math.floor(kx / s);
@@ -381,17 +391,18 @@ export class WasmBackend implements Backend<Data> {
   conv2d(x: Data, w: Data, p: ConvParams, dtype: DType): Data {
     if (dtype === "float64") return this.ref.conv2d(x, w, p, dtype);
     const { N, Cout, groups, OH, OW } = p;
-    const { MR, NR } = this.shape;
+    const { NR } = this.shape;
     const og = Cout / groups;
+    const R = this.#rows(og), MR = R.MR;
     try {
-      const L = this.#phaseLayout(p, true);
+      const L = this.#phaseLayout(p, true, MR);
       const { Q, Wph, cpan, XB } = L;
       const xo = this.#addr(x), wo = this.#addr(w);
       const rpan = Math.ceil(og / MR), ldc = cpan * NR, CB = rpan * MR * ldc, WPB = rpan * Q * MR;
       const prep: Task[] = [];
       const xp = this.#phases(xo, p, L, prep);
       const wp = this.#tmp(groups * WPB);
-      for (let g = 0; g < groups; g++) prep.push([KI.pack_a, wo + g * og * Q * 4, 4, Q * 4, Q, og, 0, rpan, wp + g * WPB * 4]);
+      for (let g = 0; g < groups; g++) prep.push([R.packA, wo + g * og * Q * 4, 4, Q * 4, Q, og, 0, rpan, wp + g * WPB * 4]);
       const work = N * Cout * Q * OH * OW;
       this.#run(prep, work, "conv prep");
       const tab = this.#tabAddr(L.tab);
@@ -400,7 +411,7 @@ export class WasmBackend implements Backend<Data> {
       const parts = N * groups >= this.threads * 4 ? 1 : 3;
       for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
         const ng = n * groups + g;
-        for (const [j0, j1] of this.#split(cpan, parts)) mm.push([KI.gemm_pt, wp + g * WPB * 4, 0, xp + ng * XB * 4, tab, c + ng * CB * 4, ldc, Q, 0, rpan, j0, j1, 0, 1, 0, 0]);
+        for (const [j0, j1] of this.#split(cpan, parts)) mm.push([R.pt, wp + g * WPB * 4, 0, xp + ng * XB * 4, tab, c + ng * CB * 4, ldc, Q, 0, rpan, j0, j1, 0, 1, 0, 0]);
       }
       this.#run(mm, work, "conv gemm");
       const out = this.#out(N * Cout * OH * OW);
@@ -418,8 +429,9 @@ export class WasmBackend implements Backend<Data> {
   conv2dInputGrad(gy: Data, w: Data, p: ConvParams, dtype: DType): Data {
     if (dtype === "float64") return this.ref.conv2dInputGrad(gy, w, p, dtype);
     const { N, Cin, H, W, Cout, KH, KW, stride: s, pad, groups, OH, OW } = p;
-    const { MR, NR } = this.shape;
+    const { NR } = this.shape;
     const cg = Cin / groups, og = Cout / groups;
+    const R = this.#rows(cg), MR = R.MR;
     try {
       // gy spread (stride) into zeroed blocks [og][Hg][Wg] with a border of k-1; then a stride-1
       // correlation with the flipped, transposed filters gives the padded input's gradient.
@@ -452,7 +464,7 @@ export class WasmBackend implements Backend<Data> {
           gb + ((n * groups + g) * GB + (KH - 1) * Wg + KW - 1) * 4, Hg * Wg * 4, s * Wg * 4, s * 4, og, OH, OW]);
       }
       const wp = this.#tmp(groups * WPB);
-      for (let g = 0; g < groups; g++) prep.push([KI.pack_a, wfo + g * cg * Qg * 4, 4, Qg * 4, Qg, cg, 0, rpan, wp + g * WPB * 4]);
+      for (let g = 0; g < groups; g++) prep.push([R.packA, wfo + g * cg * Qg * 4, 4, Qg * 4, Qg, cg, 0, rpan, wp + g * WPB * 4]);
       const work = N * Cin * Qg * H * W;
       this.#run(prep, work, "conv prep");
       const tab = this.#tabAddr(tabA);
@@ -461,7 +473,7 @@ export class WasmBackend implements Backend<Data> {
       const parts = N * groups >= this.threads * 4 ? 1 : 3;
       for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
         const ng = n * groups + g;
-        for (const [j0, j1] of this.#split(cpan, parts)) mm.push([KI.gemm_pt, wp + g * WPB * 4, 0, gb + ng * GB * 4, tab, c + ng * CB * 4, ldc, Qg, 0, rpan, j0, j1, 0, 1, 0, 0]);
+        for (const [j0, j1] of this.#split(cpan, parts)) mm.push([R.pt, wp + g * WPB * 4, 0, gb + ng * GB * 4, tab, c + ng * CB * 4, ldc, Qg, 0, rpan, j0, j1, 0, 1, 0, 0]);
       }
       this.#run(mm, work, "conv gemm");
       const out = this.#out(N * Cin * H * W);
@@ -479,12 +491,13 @@ export class WasmBackend implements Backend<Data> {
   conv2dWeightGrad(x: Data, gy: Data, p: ConvParams, dtype: DType): Data {
     if (dtype === "float64") return this.ref.conv2dWeightGrad(x, gy, p, dtype);
     const { N, Cout, groups, OH, OW } = p;
-    const { MR, NR } = this.shape;
+    const { NR } = this.shape;
     const og = Cout / groups;
+    const R = this.#rows(p.Cin / groups * p.KH * p.KW), MR = R.MR;
     try {
       // dW^T[q][co] = sum over images and positions of X[tab[q] + p'] gy'[co][p'], with gy' the
       // output gradient on the phase grid (zero in the columns past OW).
-      const L = this.#phaseLayout(p, true);
+      const L = this.#phaseLayout(p, true, MR);
       const { Q, Wph, P, XB } = L;
       const xo = this.#addr(x), gyo = this.#addr(gy);
       const qpan = Math.ceil(Q / MR), opan = Math.ceil(og / NR), ldc = opan * NR, CB = qpan * MR * ldc;
@@ -512,7 +525,7 @@ export class WasmBackend implements Backend<Data> {
       for (let g = 0; g < groups; g++) {
         const tiles = groups >= this.threads * 2 ? [[0, qpan]] as [number, number][] : this.#split(qpan, 2);
         for (const [i0, i1] of tiles) {
-          mm.push([KI.gemm_tp, xp + g * XB * 4, tab, bp + g * BPB * 4, 0, c + g * CB * 4, ldc, P, i0, i1, 0, opan, 0, N, groups * XB * 4, groups * BPB * 4]);
+          mm.push([R.tp, xp + g * XB * 4, tab, bp + g * BPB * 4, 0, c + g * CB * 4, ldc, P, i0, i1, 0, opan, 0, N, groups * XB * 4, groups * BPB * 4]);
         }
       }
       this.#run(mm, work, "conv gemm");

@@ -41,7 +41,7 @@ function copy3dFn(): Fn {
 }
 
 export const KERNELS = [
-  "gemm_pp", "gemm_pt", "gemm_tp", "pack_a", "pack_b", "copy3d",
+  "gemm_pp", "gemm_pt", "gemm_tp", "pack_a", "pack_b", "copy3d", "gemm_pp4", "gemm_pt4", "gemm_tp4", "pack_a4",
   ...SIMD_UNARY.map((o) => `un_${o}` as const), ...SIMD_APPROX.map((o) => `un_${o}` as const), ...SIMD_BINARY.map((o) => `bin_${o}` as const),
 ] as const;
 export type KernelName = typeof KERNELS[number];
@@ -50,6 +50,9 @@ export function kernelFns(s: GemmShape): Fn[] {
   return [
     gemmFn(s, "packed", "packed", "gemm_pp"), gemmFn(s, "packed", "table", "gemm_pt"), gemmFn(s, "table", "packed", "gemm_tp"),
     packFn(s.MR, "pack_a"), packFn(s.NR, "pack_b"), copy3dFn(),
+    // a 4-row block for products with few rows (4 or 8 channels: no padded rows)
+    gemmFn({ ...s, MR: 4 }, "packed", "packed", "gemm_pp4"), gemmFn({ ...s, MR: 4 }, "packed", "table", "gemm_pt4"),
+    gemmFn({ ...s, MR: 4 }, "table", "packed", "gemm_tp4"), packFn(4, "pack_a4"),
     ...SIMD_UNARY.map(unaryFn), ...SIMD_APPROX.map(unaryFn), ...SIMD_BINARY.map(binaryFn),
   ];
 }
