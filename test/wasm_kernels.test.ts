@@ -105,6 +105,19 @@ S("SIMD exp and sigmoid (a polynomial exp) within 4e-7 of Math.exp's, specials e
   }
 });
 
+S("the worker threads take part (tasks run by workers, not only by the caller)", async () => {
+  if (wb.threads < 2) return console.warn("  (one thread here: nothing to check)");
+  const before = wb.workerTasks;
+  const a = T.randn(new T.Generator(3), [512, 512], { backend: wb });
+  // several products, with pauses, so a worker that is slow to wake still gets tasks
+  for (let i = 0; i < 6; i++) {
+    T.matmul(a, a).dispose();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  a.dispose();
+  assert.ok(wb.workerTasks > before, `workers ran ${wb.workerTasks - before} tasks`);
+});
+
 S("one thread and several give the same bits", async () => {
   const g = new T.Generator(7);
   const a = T.randn(g, [300, 257]), b = T.randn(g, [257, 190]);

@@ -82,13 +82,23 @@ export class WasmBackend implements Backend<Data> {
 
   static async create(opts: WasmOptions = {}): Promise<WasmBackend> {
     const canShare = typeof SharedArrayBuffer !== "undefined" && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated !== false;
-    const hc = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+    let hc = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
+    if (!hc && (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node) {
+      const spec = "node:os"; // Node 20 has no navigator (a variable: browser bundles must not resolve it)
+      hc = await import(spec).then((os) => os.availableParallelism?.() ?? os.cpus().length).catch(() => 1);
+    }
+    hc ??= 1;
     const threads = canShare ? Math.max(1, opts.threads ?? hc) : 1;
     const { module, shape } = buildModule(canShare);
     const mem = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: canShare } as WebAssembly.MemoryDescriptor);
     const inst = new WebAssembly.Instance(module, { env: { mem } });
     const pool = await Pool.create(module, mem, [...KERNELS], inst, threads);
     return new WasmBackend(mem, pool, shape);
+  }
+
+  /** Tasks the worker threads have run (0 with one thread): shows the workers work. */
+  get workerTasks(): number {
+    return this.#pool.workerTasks;
   }
 
   /** Stops the worker threads; the backend must not be used afterwards. */

@@ -5,7 +5,7 @@
 // may not pass `end`, which is published only after the phase's tasks are written.
 //
 // Control words (Int32Array over their own SharedArrayBuffer):
-const GEN = 0, NEXT = 1, END = 2, DONE = 3, TASKS = 8, STRIDE = 20, CAP = 4096;
+const GEN = 0, NEXT = 1, END = 2, DONE = 3, BY_WORKERS = 4, TASKS = 8, STRIDE = 20, CAP = 4096;
 
 export type Task = [fn: number, ...args: number[]];
 
@@ -22,6 +22,7 @@ function work(c, fns) {
     const a = [];
     for (let i = 0; i < n; i++) a.push(c[b + 2 + i]);
     fns[c[b]](...a);
+    Atomics.add(c, ${BY_WORKERS}, 1);
     if (Atomics.add(c, ${DONE}, 1) + 1 === Atomics.load(c, ${END})) Atomics.notify(c, ${DONE});
   }
 }
@@ -37,6 +38,7 @@ function start(d) {
     work(c, fns);
   }
 }
+// A Web Worker (browsers; Deno's worker_threads run on one too), or Node's worker_threads.
 if (typeof self !== "undefined" && typeof self.postMessage === "function") self.onmessage = (e) => start(e.data);
 else import("node:worker_threads").then((w) => w.parentPort.once("message", start));
 `;
@@ -66,13 +68,17 @@ export class Pool {
     // deno-lint-ignore no-explicit-any
     const g = globalThis as any;
     for (let i = 1; i < threads; i++) {
+      // node:worker_threads where there is one (Node, and Deno, whose process global says so):
+      // those workers can be unref'd, so an idle pool does not keep the process alive (Deno
+      // does not exit while a Web Worker lives). Web Workers in browsers.
       if (typeof g.Worker === "function" && !g.process?.versions?.node) {
         const url = URL.createObjectURL(new Blob([WORKER_SRC], { type: "application/javascript" }));
         const w = new g.Worker(url, { type: "module" });
         w.postMessage(msg);
         pool.#workers.push(w);
       } else {
-        const { Worker } = await import("node:worker_threads");
+        const spec = "node:worker_threads"; // a variable: browser bundles must not try to resolve it
+        const { Worker } = await import(spec);
         const w = new Worker(WORKER_SRC, { eval: true });
         w.postMessage(msg);
         w.unref();
@@ -135,6 +141,11 @@ export class Pool {
       }
       Atomics.add(c, DONE, 1);
     }
+  }
+
+  /** Tasks the workers (not the caller) have run so far. */
+  get workerTasks(): number {
+    return Atomics.load(this.#c, BY_WORKERS);
   }
 
   /** Stops the workers (they otherwise sleep in Atomics.wait). */
