@@ -1,4 +1,4 @@
-// nll --model weights/glow-fashion.safetensors [--data fashion,mnist] [--n 10000] [--backend auto|cpu|webgpu]
+// nll --model weights/glow-fashion.safetensors [--data fashion,mnist] [--n 10000] [--backend auto|cpu|webgpu|wasm]
 // Mean test NLL (bits/dim) of a model on each dataset's test split: the likelihood failure shows
 // as a lower NLL on the dataset the model never saw.
 import "./errors.ts";

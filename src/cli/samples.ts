@@ -1,5 +1,5 @@
 // samples --model weights/glow-fashion.safetensors [--n 64] [--temperature 0.7] [--out FILE.png] [--seed 0]
-//         [--backend auto|cpu|webgpu] [--force]
+//         [--backend auto|cpu|webgpu|wasm] [--force]
 // A PNG grid of samples. Default output: reports/samples/<model file name>-samples.png (never the
 // shipped weights/*-samples.png; writing over a shipped or git-tracked file needs --force).
 // --temperature applies to Glow only (the VAE's grid shows decoder means).

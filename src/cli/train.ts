@@ -1,7 +1,7 @@
 // train --model vae|glow --data fashion|mnist [--steps N] [--batch 64] [--lr LR] [--seed 0]
 //       [--optimizer adam|adamax] [--clip 100] [--warmup 200] [--config JSON]
 //       [--out weights/runs/<model>-<data>-<k>.safetensors] [--checkpoint-every 500]
-//       [--resume FILE.ckpt.safetensors] [--eval-n 10000] [--backend auto|cpu|webgpu] [--force]
+//       [--resume FILE.ckpt.safetensors] [--eval-n 10000] [--backend auto|cpu|webgpu|wasm] [--force]
 // --steps is the total step count (a resumed run continues to it; it must exceed the checkpoint's
 // step). The default --out is a new file under weights/runs/ (never a shipped file); the checkpoint
 // goes next to it as <out>.ckpt.safetensors. --resume continues with the checkpoint's settings;
