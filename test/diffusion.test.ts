@@ -145,7 +145,7 @@ S("training the tiny U-Net lowers the eps-loss (cpu backend, float32)", async ()
   const tmp = Deno.makeTempDirSync();
   await train(m, data, {
     steps: 60, batch: 16, lr: 3e-3, seed: 1, optimizer: "adam", clip: 1, warmup: 1, checkpointEvery: 1000,
-    checkpointPath: `${tmp}/d.safetensors`, data: "squares", quiet: true,
+    checkpointPath: `${tmp}/d.safetensors`, data: "squares",
   });
   const after = lossOn();
   Deno.removeSync(tmp, { recursive: true });

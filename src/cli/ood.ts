@@ -3,7 +3,7 @@
 // groups of B = 1 and 5, score them with the method and its baselines, print one table, write a report.
 //
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
-//                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto|cpu|webgpu] [--out reports/ood]
+//                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto|cpu|webgpu|wasm] [--out reports/ood]
 //                  [--seed 0] [--loop] [--force]
 //                  [--diffusion-score l1|l2|elbo] [--diffusion-t 1] [--diffusion-fit 100] [--diffusion-eval 100]
 // A diffusion model's feature is the gradient of its eps-loss at step t (the paper's: L1 at t = 1)

@@ -1,5 +1,5 @@
 // samples --model weights/glow-fashion.safetensors [--n 64] [--temperature 0.7] [--out FILE.png] [--seed 0]
-//         [--backend auto|cpu|webgpu] [--force] [--sampler ddim|ddpm] [--steps 100]
+//         [--backend auto|cpu|webgpu|wasm] [--force] [--sampler ddim|ddpm] [--steps 100]
 // A PNG grid of samples. Default output: reports/samples/<model file name>-samples.png (never the
 // shipped weights/*-samples.png; writing over a shipped or git-tracked file needs --force).
 // --temperature applies to Glow only (the VAE's grid shows decoder means); --sampler and --steps to
@@ -11,9 +11,6 @@ import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { imageGridPng } from "../io/png.ts";
-import type { Glow } from "../models/glow.ts";
-import type { VAE } from "../models/vae.ts";
-import type { Diffusion } from "../models/diffusion.ts";
 
 const a = parseOptions("samples", {
   model: inFile().default(shippedDefault("weights/glow-fashion.safetensors")),
@@ -50,13 +47,9 @@ if (!a.out) Deno.mkdirSync("reports/samples", { recursive: true });
 const backend = await selectBackend(a.backend);
 const model = await loadModel(a.model, backend, file);
 const gen = new T.Generator(a.seed);
-const images = model.kind === "glow"
-  ? await (model as unknown as Glow).sample(a.n, a.temperature, gen)
-  : model.kind === "diffusion"
-  ? await (model as unknown as Diffusion).sample(a.n, gen, { sampler: a.sampler, steps: a.steps })
-  : await (model as unknown as VAE).sample(a.n, gen, true);
-const [c, h, w] = (file.config.image as number[] | undefined) ?? [1, 28, 28];
-writeFileAtomic(out, imageGridPng(images, a.n, c, h, w));
+// Glow draws its latents at --temperature; the VAE shows its decoder means; the diffusion model runs its sampler (each model takes what applies to it).
+const images = await model.sample(a.n, gen, { temperature: a.temperature, mean: true, sampler: a.sampler, steps: a.steps });
+writeFileAtomic(out, imageGridPng(images, a.n, ...model.imageShape));
 const how = model.kind === "glow" ? ` at temperature ${a.temperature}` : model.kind === "diffusion" ? (a.sampler === "ddpm" ? " (ancestral DDPM, every step)" : ` (DDIM, ${a.steps} steps)`) : " (decoder means)";
 console.log(`${a.n} samples${how}: ${out}`);
 Deno.exit(0);

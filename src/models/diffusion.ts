@@ -24,7 +24,8 @@
 import * as T from "../autograd/index.ts";
 import { type ImageSet, toTensor } from "../data/dataset.ts";
 import { type Init, Module } from "../nn/module.ts";
-import type { GenerativeModel, NllOptions } from "./model.ts";
+import type { Backend, DType } from "../kernels/backend.ts";
+import { checkImageShape, type GenerativeModel, type ImageShape, type NllOptions, type SampleOptions } from "./model.ts";
 import { Unet, UNET_DEFAULT, UNET_PAPER, type UnetConfig } from "./unet.ts";
 
 export type BetaSchedule = "sigmoid" | "linear" | "cosine";
@@ -358,7 +359,10 @@ export function resolveConfig(c: Partial<DiffusionConfig> = {}): DiffusionConfig
 export class Diffusion extends Module implements GenerativeModel {
   readonly kind = "diffusion";
   readonly evalBatch = 16;
+  readonly imageShape: ImageShape;
   readonly dims: number;
+  readonly backend: Backend;
+  readonly dtype: DType;
   readonly config: Record<string, unknown>;
   readonly unet: Unet;
   readonly process: Process;
@@ -369,8 +373,10 @@ export class Diffusion extends Module implements GenerativeModel {
   constructor(readonly cfg: DiffusionConfig, o: Init) {
     super();
     this.config = { ...cfg };
-    const [C, H, W] = cfg.image;
+    const [C, H, W] = this.imageShape = checkImageShape("Diffusion", cfg.image);
     this.dims = C * H * W;
+    this.backend = o.backend ?? T.defaultBackend();
+    this.dtype = o.dtype ?? "float32";
     if (!(Number.isInteger(cfg.strata) && cfg.strata >= 1 && cfg.strata <= cfg.steps - 1)) throw new Error(`Diffusion: strata ${cfg.strata} must be an integer in [1, ${cfg.steps - 1}]`);
     this.unet = this.child("unet", new Unet(cfg, o));
     this.process = new Process(cfg.schedule, cfg.steps);
@@ -385,7 +391,7 @@ export class Diffusion extends Module implements GenerativeModel {
 
   /** Pixels to [-1, 1] levels (2v/255 - 1), no dequantisation (the decoder is discrete). */
   input(s: ImageSet, idx: ArrayLike<number>): T.Tensor {
-    return toTensor(s, idx, { backend: this.parameters()[0].backend, offset: 0, divisor: 255, scale: 2, shift: -1 });
+    return toTensor(s, idx, { backend: this.backend, offset: 0, divisor: 255, scale: 2, shift: -1 });
   }
 
   noiseShape(B: number): number[] {
@@ -431,17 +437,13 @@ export class Diffusion extends Module implements GenerativeModel {
     return this.ops.epsLoss(x, t, noise, this.cfg.trainLoss);
   }
 
-  /** n images as 0..255 levels: DDIM with `steps` steps (deterministic given gen), or ancestral DDPM. */
-  async sample(n: number, gen: T.Generator, o: { sampler?: "ddim" | "ddpm"; steps?: number } = {}): Promise<Uint8Array> {
-    const { backend, dtype } = this.parameters()[0];
+  /** n images as 0..255 levels: DDIM with o.steps steps (default 100; deterministic given gen), or ancestral DDPM. */
+  async sample(n: number, gen: T.Generator, o: SampleOptions = {}): Promise<Uint8Array> {
+    const { backend, dtype } = this;
     const shape = [n, ...this.cfg.image];
-    const x = o.sampler === "ddpm" ? this.ops.ddpm(shape, gen, { backend, dtype }) : this.ops.ddim(shape, gen, o.steps ?? 50, { backend, dtype });
+    const x = o.sampler === "ddpm" ? this.ops.ddpm(shape, gen, { backend, dtype }) : this.ops.ddim(shape, gen, o.steps ?? 100, { backend, dtype });
     const d = await x.data();
     x.dispose();
     return Uint8Array.from(d, (v) => Math.round(Math.min(1, Math.max(-1, v)) * 127.5 + 127.5));
-  }
-
-  sampleImages(n: number, gen: T.Generator): Promise<Uint8Array> {
-    return this.sample(n, gen);
   }
 }
