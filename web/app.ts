@@ -126,10 +126,13 @@ function drawGray(canvas: HTMLCanvasElement, img: ArrayLike<number>, w = 28, h =
   ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
 }
 
-/** A diverging map: red where raising the pixel raises the target, blue where it lowers it. */
+/**
+ * A diverging map: red where raising the pixel raises the target, blue where it lowers it; the
+ * colour scale saturates at the 98th percentile of |value| so a few extreme pixels do not wash out the rest.
+ */
 function drawSaliency(canvas: HTMLCanvasElement, s: ArrayLike<number>) {
-  let m = 0;
-  for (let i = 0; i < s.length; i++) m = Math.max(m, Math.abs(s[i]));
+  const mags = Array.from(s, Math.abs).sort((a, b) => a - b);
+  const m = mags[Math.floor(0.98 * (mags.length - 1))] || mags[mags.length - 1];
   const side = Math.round(Math.sqrt(s.length));
   const id = new ImageData(side, side);
   for (let i = 0; i < s.length; i++) {
@@ -144,7 +147,7 @@ function drawSaliency(canvas: HTMLCanvasElement, s: ArrayLike<number>) {
   const ctx = canvas.getContext("2d")!;
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
-  canvas.dataset.max = String(m);
+  canvas.dataset.max = String(mags[mags.length - 1]);
 }
 
 function zBarsSvg(names: string[], z: number[]): string {
@@ -152,7 +155,7 @@ function zBarsSvg(names: string[], z: number[]): string {
   const lim = Math.max(3, ...z.filter(Number.isFinite).map(Math.abs));
   const ys = (v: number) => mid - (v / lim) * ((H - top - 30) / 2);
   const W = 50 + L * bw + 10;
-  let s = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="10">`;
+  let s = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" style="max-width: ${W}px" font-family="sans-serif" font-size="10">`;
   s += `<text x="${W / 2}" y="12" text-anchor="middle" font-size="12">z-score of log f_l per layer (fit mean and SD); |z| > 2 in red</text>`;
   for (const t of [-lim, -2, 0, 2, lim]) s += `<line x1="45" x2="${W - 5}" y1="${ys(t)}" y2="${ys(t)}" stroke="${t === 0 ? "#000" : "#ddd"}"/><text x="40" y="${ys(t) + 3}" text-anchor="end">${+t.toFixed(1)}</text>`;
   z.forEach((v, l) => {
