@@ -174,12 +174,28 @@ if (!have) {
     assert.is(await c.eval("document.getElementById('eval-progress').value"), 1);
     assert.is(await c.eval("document.querySelectorAll('#eval-out svg').length"), 2, "a ROC figure and a histogram figure");
     assert.ok((await c.eval<number>("document.querySelectorAll('#eval-out svg path').length")) >= 3 + 2 * 6, "three ROC curves and two histograms per panel");
-    const bench = await c.eval<{ name: string; gflops: number }[]>(`fimscope.benchmark(["matmul 256", "conv2d 3x3 forward"])`);
+    const bench = await c.eval<{ name: string; gflops: number }[]>(`fimscope.benchmark(["matmul 256", "matmul 512"])`);
     assert.is(bench.length, 2);
     assert.ok(bench.every((b) => b.gflops > 0 && Number.isFinite(b.gflops)), JSON.stringify(bench));
     assert.is(await c.eval("document.querySelectorAll('#bench-out tr').length"), 3);
     console.log(`    in-page benchmark on WebGPU: ${bench.map((b) => `${b.name} ${b.gflops.toFixed(2)} GFLOP/s`).join(", ")}`);
     await c.screenshot(`${SHOTS}/page-evaluation.png`);
+  });
+
+  S("the README's web-page example (web/example.html, the library bundle dist/fimscope.js) prints Deno's norms", async () => {
+    const c = chrome!;
+    await c.goto(`${URL0}web/example.html`);
+    await c.waitFor("document.body && document.body.dataset.ready", 60000);
+    const text = await c.eval<string>("document.getElementById('out').textContent");
+    // The same computation: examples/layer_norms.ts in Deno (lavapipe or the CPU), printed to 3 decimals.
+    const p = new Deno.Command(Deno.execPath(), { args: ["run", "-A", "examples/layer_norms.ts"], stdout: "piped", stderr: "null" }).outputSync();
+    const denoLines = new TextDecoder().decode(p.stdout).trim().split("\n"), pageLines = text.trim().split("\n");
+    assert.is(pageLines.length, 17, text);
+    assert.is(pageLines.length, denoLines.length);
+    for (let i = 0; i < pageLines.length; i++) {
+      const [a, b] = [pageLines[i], denoLines[i]].map((l) => Number(l.match(/-?\d+\.\d+/g)?.pop()));
+      assert.ok(Number.isFinite(a) && Math.abs(a - b) <= 0.0011 + 1e-5 * Math.abs(b), `line ${i}: page '${pageLines[i]}', Deno '${denoLines[i]}'`);
+    }
   });
 
   S("without WebGPU: the fallback says so, its gpu.js kernels match the CPU, and it gives Deno's numbers", async () => {
