@@ -11,6 +11,7 @@ export type { Backend, DType } from "./src/kernels/backend.ts";
 export { CpuBackend } from "./src/kernels/cpu.ts";
 export { type BackendChoice, selectBackend } from "./src/kernels/select.ts";
 export { createWebGPUBackend } from "./src/kernels/webgpu/backend.ts";
+export { createWasmBackend } from "./src/kernels/wasm/backend.ts";
 export {
   createGpujsBackend, GPUJS_OPS, GpujsBackend, type GpujsOp, type GpujsOptions, gpujsFromSource, gpujsPolicy, isSoftwareRenderer, webgl2Renderer,
 } from "./src/kernels/gpujs.ts";

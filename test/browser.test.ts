@@ -198,6 +198,15 @@ if (!have) {
     }
   });
 
+  S("?backend=wasm (WebAssembly SIMD, threads through cross-origin isolation) gives Deno's numbers", async () => {
+    const c = chrome!;
+    await openPage(c, "?backend=wasm");
+    assert.is(await c.eval("document.getElementById('backend').dataset.kind"), "wasm");
+    assert.ok(await c.eval("crossOriginIsolated"), "the server's COOP/COEP headers isolate the page");
+    await c.eval(`fimscope.inspectSet("mnist", 7).then(() => 1)`);
+    assertSame(await c.eval<PageResult>(LAST), await deno("vae-fashion", testImage("mnist", 7)), "wasm mnist #7");
+  });
+
   S("without WebGPU: the fallback says so, its gpu.js kernels match the CPU, and it gives Deno's numbers", async () => {
     const c = await Chrome.launch({ webgpu: false });
     try {

@@ -1,6 +1,7 @@
 // The page (web/index.html): one input's gradients end to end on this browser's WebGPU, or on the
 // gpu.js WebGL2 fallback, or on the CPU. Bundled by scripts/web/build.ts into dist/web.js.
-// URL options: ?backend=webgpu|gpujs|cpu (default: the first that works, in that order), ?gpujs=all
+// URL options: ?backend=webgpu|gpujs|cpu (default: the first that works, in that order; or wasm,
+// the WebAssembly SIMD backend, only when asked for), ?gpujs=all
 // (the fallback runs every op it can on gpu.js, at any size, whatever its renderer policy),
 // ?model=<id from web/models.json>. window.fimscope exposes the state and the actions to the
 // browser tests (test/browser.test.ts).
@@ -43,7 +44,7 @@ async function fetchOk(url: string): Promise<Response> {
 
 interface Chosen {
   backend: F.Backend;
-  kind: "webgpu" | "gpujs" | "cpu";
+  kind: "webgpu" | "gpujs" | "wasm" | "cpu";
   label: string;
   /** Why the faster backends were not used. */
   notes: string[];
@@ -51,7 +52,11 @@ interface Chosen {
 
 async function chooseBackend(want: string | null): Promise<Chosen> {
   const notes: string[] = [];
-  if (want && !["webgpu", "gpujs", "cpu"].includes(want)) throw new Error(`?backend=${want}: expected webgpu, gpujs or cpu`);
+  if (want && !["webgpu", "gpujs", "wasm", "cpu"].includes(want)) throw new Error(`?backend=${want}: expected webgpu, gpujs, wasm or cpu`);
+  if (want === "wasm") {
+    const b = await F.createWasmBackend();
+    return { backend: b, kind: "wasm", label: `WebAssembly: ${b.description}`, notes };
+  }
   if (!want || want === "webgpu") {
     try {
       const b = await F.createWebGPUBackend();

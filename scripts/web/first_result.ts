@@ -1,5 +1,6 @@
 // Time to first result: in headless Chromium, from navigation to the first inspected input's
-// numbers on screen, on SwiftShader's WebGPU and without WebGPU (the fallback), each in a fresh
+// numbers on screen, on SwiftShader's WebGPU, without WebGPU (the fallback) and on the wasm
+// backend (?backend=wasm), each in a fresh
 // browser profile (cold shader and pipeline caches); and, for lavapipe, which Chromium does not
 // reach here (bench/README.md), the same work in Deno on lavapipe: weights read, model built,
 // detector checked, first inspectImage (cold pipelines), timed from before the library's import.
@@ -18,7 +19,9 @@ if (!(Number.isInteger(runs) && runs >= 1)) {
 if (!Deno.args.includes("--no-build")) await build();
 const port = 8773;
 const server = serve(port);
-const configs: [string, ChromeOptions][] = [["SwiftShader WebGPU", { webgpu: true }], ["no WebGPU (fallback)", { webgpu: false }]];
+const configs: [string, ChromeOptions, string][] = [
+  ["SwiftShader WebGPU", { webgpu: true }, ""], ["no WebGPU (fallback)", { webgpu: false }, ""], ["wasm SIMD (?backend=wasm)", { webgpu: true }, "&backend=wasm"],
+];
 const root = new URL("../../", import.meta.url).pathname;
 const denoProbe = `const t0 = performance.now();
 const F = await import("${root}mod.ts");
@@ -31,10 +34,10 @@ console.log(JSON.stringify({ first: performance.now() - t0, inspect: performance
 try {
   for (const model of ["vae-fashion", "glow-fashion"]) {
     for (let r = 0; r < runs; r++) {
-      for (const [name, o] of configs) {
+      for (const [name, o, query] of configs) {
         const c = await Chrome.launch(o);
         try {
-          await c.goto(`http://127.0.0.1:${port}/?model=${model}`);
+          await c.goto(`http://127.0.0.1:${port}/?model=${model}${query}`);
           await c.waitFor("document.body && document.body.dataset.ready", 180000);
           const s = await c.eval<{ first: number; label: string; error: string; inspectMs: number }>(
             "({ first: fimscope.state.firstResultMs, label: fimscope.state.chosen.label, error: fimscope.state.error, inspectMs: fimscope.state.last && fimscope.state.last.ms })",
