@@ -13,7 +13,7 @@ import * as T from "../src/autograd/index.ts";
 import { readCheckpoint } from "../src/io/safetensors.ts";
 import { loadModelBytes } from "../src/models/from_bytes.ts";
 import type { GenerativeModel } from "../src/models/model.ts";
-import { checkDetector, type DetectorFile, inspectImage, type SaliencyTarget } from "../src/ood/inspect.ts";
+import { checkDetector, type DiagonalDetector, inspectImage, type SaliencyTarget } from "../src/ood/inspect.ts";
 import { build } from "../scripts/web/build.ts";
 import { Chrome, chromiumPath } from "../scripts/web/chrome.ts";
 import { serve } from "../scripts/web/serve.ts";
@@ -34,7 +34,7 @@ interface PageResult {
 const LAST = `(() => { const l = fimscope.state.last; return l && { bitsPerDim: l.bitsPerDim, score: l.score, z: l.z, inDistribution: l.inDistribution, source: l.source, saliency: l.saliency && Array.from(l.saliency) }; })()`;
 
 // Deno's reference: the same library on the CPU backend.
-const reference = new Map<string, { model: GenerativeModel; det: DetectorFile }>();
+const reference = new Map<string, { model: GenerativeModel; det: DiagonalDetector }>();
 async function deno(modelId: string, image: Uint8Array, saliency: SaliencyTarget = "score") {
   if (!reference.has(modelId)) {
     const { model } = await loadModelBytes(Deno.readFileSync(`weights/${modelId}.safetensors`), T.cpu, modelId);

@@ -88,7 +88,7 @@ const state = {
   entry: null as ModelEntry | null,
   model: null as F.GenerativeModel | null,
   metadata: {} as Record<string, string>,
-  det: null as F.DetectorFile | null,
+  det: null as F.DiagonalDetector | null,
   sets: new Map<string, F.ImageSet>(),
   image: null as Uint8Array | null,
   source: "",
