@@ -118,6 +118,28 @@ S("the worker threads take part (tasks run by workers, not only by the caller)",
   assert.ok(wb.workerTasks > before, `workers ran ${wb.workerTasks - before} tasks`);
 });
 
+S("without shared memory (a browser page that is not cross-origin isolated): one thread, ordinary arrays, growth keeps every result", async () => {
+  const solo = await createWasmBackend({ shared: false });
+  try {
+    assert.is(solo.threads, 1);
+    solo.poison = true;
+    await compare(solo, "mm unshared", (a, b) => T.mm(a, b, false, true), [[67, 130], [33, 130]], { tol: 1e-4 });
+    await compare(solo, "conv unshared", (x, w) => T.conv2d(x, w, { padding: 1, stride: 2 }), [[2, 5, 9, 8], [7, 5, 3, 3]], { tol: 1e-4 });
+    await compare(solo, "elementwise unshared", (a, b) => T.relu(T.sigmoid(T.add(a, b))), [[3, 70, 9], [70, 1]], { tol: 1e-4 });
+    solo.poison = false;
+    // results made before the memory grows (a non-shared buffer detaches when it grows) stay intact
+    const a = T.tensor(Float32Array.from({ length: 300 * 300 }, (_, i) => Math.sin(i)), [300, 300], { backend: solo });
+    const first = T.matmul(a, a), want = [...first.dataSync()];
+    const before = solo.memoryBytes;
+    const big = T.matmul(T.broadcastTo(T.reshape(a, [1, 300, 300]), [40, 300, 300]), a); // scratch far past the first product's
+    assert.ok(solo.memoryBytes > before, "the memory grew");
+    assert.equal([...first.dataSync()], want);
+    big.dispose();
+  } finally {
+    solo.close();
+  }
+});
+
 S("one thread and several give the same bits", async () => {
   const g = new T.Generator(7);
   const a = T.randn(g, [300, 257]), b = T.randn(g, [257, 190]);
