@@ -91,11 +91,11 @@ S("SIMD elementwise kernels equal the reference bit for bit, NaN, infinities and
   }
 });
 
-S("SIMD exp and sigmoid (a polynomial exp) within 4e-7 of Math.exp's, specials exact", () => {
+S("SIMD exp, sigmoid and softplus (polynomial exp and log1p) within 4e-7 of the reference, specials exact", () => {
   const xs = Float32Array.from({ length: 100003 }, (_, i) => (i / 100003 - 0.5) * 200);
   const specials = [NaN, Infinity, -Infinity, 0, -0, 88.72, 88.73, -87.2, -100, 100];
   xs.set(specials);
-  for (const op of ["exp", "sigmoid"] as const) {
+  for (const op of ["exp", "sigmoid", "softplus"] as const) {
     const got = wb.unary(op, xs, xs.length, "float32", 0), want = T.cpu.unary(op, xs, xs.length, "float32", 0);
     for (let i = 0; i < xs.length; i++) {
       const ok = Object.is(got[i], want[i]) || Math.abs(got[i] - want[i]) <= 4e-7 * Math.abs(want[i]) + 2e-38;
