@@ -25,7 +25,9 @@ S("poisoning catches an element a kernel did not write", () => {
   wb.release(out);
 });
 
-kernelParity(S, { backend: wb, poison: (on) => { wb.poison = on; } });
+S.before(() => { wb.poison = true; });
+S.after(() => { wb.poison = false; });
+kernelParity({ backend: wb, test: (name, fn) => S(name, fn) });
 
 S("large shapes: K past the reduction block, rows past an L2 block, the threaded path", async () => {
   wb.poison = true;
