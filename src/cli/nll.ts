@@ -20,7 +20,7 @@ workStarts();
 const model = await loadModel(a.model, await selectBackend(a.backend), file);
 for (const d of a.data) {
   const n = Math.min(a.n, splitSize(d, "test"));
-  const bpd = await evaluate(model, loadDataset(d, "test"), n, 250, 0, true);
+  const bpd = await evaluate(model, loadDataset(d, "test"), n);
   console.log(`${a.model}: mean NLL on ${d} test (${n} images): ${bpd.toFixed(4)} bits/dim`);
 }
 Deno.exit(0);
