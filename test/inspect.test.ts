@@ -9,18 +9,18 @@ import type { GenerativeModel } from "../src/models/model.ts";
 import { VAE } from "../src/models/vae.ts";
 import { loadModelBytes } from "../src/models/from_bytes.ts";
 import { DiagonalGaussian } from "../src/ood/density.ts";
-import { checkDetector, type DetectorFile, detectorFile, inspectImage, inspectInput, scoreRow } from "../src/ood/inspect.ts";
+import { checkDetector, type DiagonalDetector, diagonalDetector, inspectImage, inspectInput, scoreRow } from "../src/ood/inspect.ts";
 
 const S = suite("inspect");
 const f64 = { backend: T.cpu, dtype: "float64" as const };
 
 /** A detector fitted on the features of a few random inputs, so z-scores are of order one. */
-async function fakeDetector(model: GenerativeModel, xs: T.Tensor[]): Promise<DetectorFile> {
+async function fakeDetector(model: GenerativeModel, xs: T.Tensor[]): Promise<DiagonalDetector> {
   const rows: Float64Array[] = [];
   for (const [i, x] of xs.entries()) rows.push((await inspectInput(model, x, { format: "fimscope-diag-detector/1", model: "", groupSize: 1, names: [], mean: [], variance: [], kept: [], threshold: 0, tpr: 0.95, made: {} }, { saliency: "none", noiseSeed: i })).logf);
   const names = model.namedParameters().map(([n]) => n);
   const d = new DiagonalGaussian(rows, names.length);
-  return detectorFile(d, names, 0, 0.95, "test", {});
+  return diagonalDetector(d, names, 0, 0.95, "test", {});
 }
 
 async function checkSaliency(model: GenerativeModel, shape: number[]) {
@@ -77,7 +77,7 @@ S("shipped detectors: match their models, score as DiagonalGaussian, flag a cons
 S("bad input refused with a message naming it", async () => {
   const vae = new VAE({ latent: 4, channels: [4, 8], outChannels: 4 }, { backend: T.cpu, gen: new T.Generator(3) });
   const names = vae.namedParameters().map(([n]) => n);
-  const det = detectorFile(new DiagonalGaussian([new Float64Array(names.length), new Float64Array(names.length).fill(1)], names.length), names, 0, 0.95, "x", {});
+  const det = diagonalDetector(new DiagonalGaussian([new Float64Array(names.length), new Float64Array(names.length).fill(1)], names.length), names, 0, 0.95, "x", {});
   const rejects = async (p: Promise<unknown>, re: RegExp) => {
     const e = await p.then(() => null, (e: Error) => e);
     assert.ok(e && re.test(e.message), `expected an error matching ${re}, got ${e?.message ?? "none"}`);
@@ -85,7 +85,7 @@ S("bad input refused with a message naming it", async () => {
   await rejects(inspectImage(vae, new Uint8Array(100), det), /100 bytes/);
   await rejects(inspectImage(vae, new Uint8Array(784), det, { saliency: names.length }), /out of range/);
   assert.throws(() => checkDetector({ ...det, names: det.names.slice(1), mean: det.mean.slice(1), variance: det.variance.slice(1) }, names, "d.json"), /d.json: its 15 features/);
-  assert.throws(() => checkDetector({ ...det, format: "x" } as unknown as DetectorFile, names, "d.json"), /format "x"/);
+  assert.throws(() => checkDetector({ ...det, format: "x" } as unknown as DiagonalDetector, names, "d.json"), /format "x"/);
 });
 
 S.run();

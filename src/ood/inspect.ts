@@ -14,7 +14,7 @@ const LOG2PI = Math.log(2 * Math.PI);
  * A fitted detector as shipped (JSON): the method's diagonal Gaussian over log f_l at B = 1 and the
  * threshold that keeps `tpr` of held-out in-distribution inputs (score >= threshold: in-distribution).
  */
-export interface DetectorFile {
+export interface DiagonalDetector {
   format: "fimscope-diag-detector/1";
   /** Weights file the features came from, and its test bits/dim. */
   model: string;
@@ -32,7 +32,7 @@ export interface DetectorFile {
   made: Record<string, unknown>;
 }
 
-export function detectorFile(d: DiagonalGaussian, names: string[], threshold: number, tpr: number, model: string, made: Record<string, unknown>): DetectorFile {
+export function diagonalDetector(d: DiagonalGaussian, names: string[], threshold: number, tpr: number, model: string, made: Record<string, unknown>): DiagonalDetector {
   return {
     format: "fimscope-diag-detector/1", model, groupSize: 1, names,
     mean: Array.from(d.mean), variance: Array.from(d.variance), kept: [...d.kept], threshold, tpr, made,
@@ -40,7 +40,7 @@ export function detectorFile(d: DiagonalGaussian, names: string[], threshold: nu
 }
 
 /** Checks a parsed detector file against a model's parameter names; one error naming what is wrong. */
-export function checkDetector(det: DetectorFile, names: string[], file = "detector"): DetectorFile {
+export function checkDetector(det: DiagonalDetector, names: string[], file = "detector"): DiagonalDetector {
   if (det?.format !== "fimscope-diag-detector/1") throw new Error(`${file}: format ${JSON.stringify(det?.format)}, expected "fimscope-diag-detector/1"`);
   const L = det.names.length;
   if (det.mean.length !== L || det.variance.length !== L) throw new Error(`${file}: ${L} names but ${det.mean.length} means and ${det.variance.length} variances`);
@@ -50,14 +50,14 @@ export function checkDetector(det: DetectorFile, names: string[], file = "detect
 }
 
 /** The score of a row of log f_l: the sum of the kept features' Gaussian log densities (as DiagonalGaussian.score). */
-export function scoreRow(det: DetectorFile, logf: ArrayLike<number>): number {
+export function scoreRow(det: DiagonalDetector, logf: ArrayLike<number>): number {
   let s = 0;
   for (const l of det.kept) s += -0.5 * (LOG2PI + Math.log(det.variance[l]) + (logf[l] - det.mean[l]) ** 2 / det.variance[l]);
   return s;
 }
 
 /** Per-feature z-scores (log f_l - mean) / sd; NaN where the feature is not kept. */
-export function zScores(det: DetectorFile, logf: ArrayLike<number>): number[] {
+export function zScores(det: DiagonalDetector, logf: ArrayLike<number>): number[] {
   const kept = new Set(det.kept);
   return det.names.map((_, l) => kept.has(l) ? (logf[l] - det.mean[l]) / Math.sqrt(det.variance[l]) : NaN);
 }
@@ -82,7 +82,7 @@ export interface Inspection {
  * latent sample (the features are reproducible for a given seed); `saliency` picks the map's target:
  * the detector's score, one feature's log f_l (its index), or none (no second backward pass).
  */
-export async function inspectImage(model: GenerativeModel, image: Uint8Array, det: DetectorFile, o: InspectOptions = {}): Promise<Inspection> {
+export async function inspectImage(model: GenerativeModel, image: Uint8Array, det: DiagonalDetector, o: InspectOptions = {}): Promise<Inspection> {
   if (image.length !== model.dims) throw new Error(`inspect: image has ${image.length} bytes, the model takes ${model.dims}`);
   const set = makeSet("input", image, new Uint8Array([255]), ...model.imageShape);
   const x = model.input(set, [0]);
@@ -99,7 +99,7 @@ export interface InspectOptions {
 }
 
 /** The same for one input already in model space (x: [1, C, H, W], the model's dtype); the saliency is w.r.t. x. */
-export async function inspectInput(model: GenerativeModel, x: T.Tensor, det: DetectorFile, o: InspectOptions = {}): Promise<Inspection> {
+export async function inspectInput(model: GenerativeModel, x: T.Tensor, det: DiagonalDetector, o: InspectOptions = {}): Promise<Inspection> {
   const target = o.saliency ?? "score";
   if (typeof target === "number" && !(Number.isInteger(target) && target >= 0 && target < det.names.length)) {
     throw new Error(`inspect: saliency layer ${target} out of range [0, ${det.names.length})`);
