@@ -5,7 +5,7 @@
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
 //                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto|cpu|webgpu|wasm] [--out reports/ood]
 //                  [--seed 0] [--loop] [--force]
-//                  [--diffusion-score l1|l2|elbo] [--diffusion-t 1] [--diffusion-fit 100] [--diffusion-eval 100]
+//                  [--diffusion-score l1|l2|elbo] [--diffusion-t 1] [--diffusion-fit 200] [--diffusion-eval 200]
 // A diffusion model's feature is the gradient of its eps-loss at step t (the paper's: L1 at t = 1)
 // or of its bound; its likelihood and typicality baselines use that same quantity. It has its own
 // fit/eval counts (a U-Net pass per input costs ~10x the VAE's); with the bound, batches of at
