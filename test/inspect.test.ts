@@ -9,6 +9,7 @@ import type { GenerativeModel } from "../src/models/model.ts";
 import { VAE } from "../src/models/vae.ts";
 import { loadModelBytes } from "../src/models/from_bytes.ts";
 import { DiagonalGaussian } from "../src/ood/density.ts";
+import { gpuTest, webgpu } from "./helpers.ts";
 import { checkDetector, type DiagonalDetector, diagonalDetector, inspectImage, inspectInput, scoreRow } from "../src/ood/inspect.ts";
 
 const S = suite("inspect");
@@ -86,6 +87,28 @@ S("bad input refused with a message naming it", async () => {
   await rejects(inspectImage(vae, new Uint8Array(784), det, { saliency: names.length }), /out of range/);
   assert.throws(() => checkDetector({ ...det, names: det.names.slice(1), mean: det.mean.slice(1), variance: det.variance.slice(1) }, names, "d.json"), /d.json: its 15 features/);
   assert.throws(() => checkDetector({ ...det, format: "x" } as unknown as DiagonalDetector, names, "d.json"), /format "x"/);
+});
+
+const gpu = await webgpu();
+gpuTest(S, gpu)("WebGPU: 20 inspections with saliency (double backprop) keep GPU memory flat; numbers match the CPU", async (gpu) => {
+  const bytes = Deno.readFileSync("weights/glow-fashion.safetensors");
+  const onGpu = (await loadModelBytes(bytes, gpu, "glow")).model, onCpu = (await loadModelBytes(bytes, T.cpu, "glow")).model;
+  const names = onGpu.namedParameters().map(([n]) => n);
+  const det = checkDetector(JSON.parse(Deno.readTextFileSync("web/data/glow-fashion.detector.json")), names);
+  const img = (i: number) => Deno.readFileSync("web/data/mnist.u8").slice(i * 784, (i + 1) * 784);
+  for (let i = 0; i < 3; i++) await inspectImage(onGpu, img(i), det);
+  await gpu.sync();
+  const warm = gpu.rt.pool.stats();
+  for (let i = 0; i < 20; i++) await inspectImage(onGpu, img(i % 3), det, { saliency: i % 2 ? "score" : 7 });
+  await gpu.sync();
+  const end = gpu.rt.pool.stats();
+  assert.is(end.created, warm.created, `buffers created grew from ${warm.created} to ${end.created}`);
+  assert.ok(end.inUse <= warm.inUse, `buffers in use grew from ${warm.inUse} to ${end.inUse}`);
+  const a = await inspectImage(onGpu, img(1), det), b = await inspectImage(onCpu, img(1), det);
+  // float32 on both; the Glow's score sums 90 squared z-scores, some with small SDs, so it carries
+  // more rounding than the NLL (this image: 1.2e-4 relative between lavapipe and the CPU).
+  assert.ok(Math.abs(a.score - b.score) < 1e-3 * Math.abs(b.score) && Math.abs(a.bitsPerDim - b.bitsPerDim) < 1e-5 * b.bitsPerDim, `${a.score} vs ${b.score}`);
+  onGpu.parameters().forEach((p) => p.dispose());
 });
 
 S.run();
