@@ -25,7 +25,9 @@ S("poisoning catches an element a kernel did not write", () => {
   wb.release(out);
 });
 
-kernelParity(S, { backend: wb, poison: (on) => { wb.poison = on; } });
+S.before(() => { wb.poison = true; });
+S.after(() => { wb.poison = false; });
+kernelParity({ backend: wb, test: (name, fn) => S(name, fn) });
 
 S("large shapes: K past the reduction block, rows past an L2 block, the threaded path", async () => {
   wb.poison = true;
@@ -91,11 +93,11 @@ S("SIMD elementwise kernels equal the reference bit for bit, NaN, infinities and
   }
 });
 
-S("SIMD exp and sigmoid (a polynomial exp) within 4e-7 of Math.exp's, specials exact", () => {
+S("SIMD exp, sigmoid and softplus (polynomial exp and log1p) within 4e-7 of the reference, specials exact", () => {
   const xs = Float32Array.from({ length: 100003 }, (_, i) => (i / 100003 - 0.5) * 200);
   const specials = [NaN, Infinity, -Infinity, 0, -0, 88.72, 88.73, -87.2, -100, 100];
   xs.set(specials);
-  for (const op of ["exp", "sigmoid"] as const) {
+  for (const op of ["exp", "sigmoid", "softplus"] as const) {
     const got = wb.unary(op, xs, xs.length, "float32", 0), want = T.cpu.unary(op, xs, xs.length, "float32", 0);
     for (let i = 0; i < xs.length; i++) {
       const ok = Object.is(got[i], want[i]) || Math.abs(got[i] - want[i]) <= 4e-7 * Math.abs(want[i]) + 2e-38;
@@ -116,6 +118,28 @@ S("the worker threads take part (tasks run by workers, not only by the caller)",
   }
   a.dispose();
   assert.ok(wb.workerTasks > before, `workers ran ${wb.workerTasks - before} tasks`);
+});
+
+S("without shared memory (a browser page that is not cross-origin isolated): one thread, ordinary arrays, growth keeps every result", async () => {
+  const solo = await createWasmBackend({ shared: false });
+  try {
+    assert.is(solo.threads, 1);
+    solo.poison = true;
+    await compare(solo, "mm unshared", (a, b) => T.mm(a, b, false, true), [[67, 130], [33, 130]], { tol: 1e-4 });
+    await compare(solo, "conv unshared", (x, w) => T.conv2d(x, w, { padding: 1, stride: 2 }), [[2, 5, 9, 8], [7, 5, 3, 3]], { tol: 1e-4 });
+    await compare(solo, "elementwise unshared", (a, b) => T.relu(T.sigmoid(T.add(a, b))), [[3, 70, 9], [70, 1]], { tol: 1e-4 });
+    solo.poison = false;
+    // results made before the memory grows (a non-shared buffer detaches when it grows) stay intact
+    const a = T.tensor(Float32Array.from({ length: 300 * 300 }, (_, i) => Math.sin(i)), [300, 300], { backend: solo });
+    const first = T.matmul(a, a), want = [...first.dataSync()];
+    const before = solo.memoryBytes;
+    const big = T.matmul(T.broadcastTo(T.reshape(a, [1, 300, 300]), [40, 300, 300]), a); // scratch far past the first product's
+    assert.ok(solo.memoryBytes > before, "the memory grew");
+    assert.equal([...first.dataSync()], want);
+    big.dispose();
+  } finally {
+    solo.close();
+  }
 });
 
 S("one thread and several give the same bits", async () => {
