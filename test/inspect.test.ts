@@ -75,6 +75,22 @@ S("shipped detectors: match their models, score as DiagonalGaussian, flag a cons
   }
 });
 
+S("a detector file from npm run fit (format fimscope-detector 1) is read as the same diagonal Gaussian", () => {
+  const det = JSON.parse(Deno.readTextFileSync("web/data/vae-fashion.detector.json")) as DiagonalDetector;
+  const fit = {
+    format: "fimscope-detector", version: 1, model: { path: "weights/vae-fashion.safetensors", sha256: "ab", kind: "vae", image: [1, 28, 28] }, groupSize: 1,
+    features: det.names, fit: { data: "fashion", groups: 500, nllMean: 3.4, nllSd: 0.5 },
+    densities: { gradient: { mean: det.mean, variance: det.variance, kept: det.kept } }, method: "gradient", threshold95: { gradient: -40 },
+  };
+  const d = checkDetector(fit, det.names, "fit.json");
+  const row = det.mean.map((m, l) => m + 0.3 * Math.sqrt(det.variance[l]));
+  assert.is(scoreRow(d, row), scoreRow(det, row));
+  assert.is(d.threshold, -40);
+  assert.is(d.nllMean, 3.4);
+  assert.throws(() => checkDetector({ ...fit, groupSize: 5 }, det.names, "fit.json"), /fit.json: groupSize 5/);
+  assert.throws(() => checkDetector({ ...fit, threshold95: {} }, det.names, "fit.json"), /threshold95/);
+});
+
 S("bad input refused with a message naming it", async () => {
   const vae = new VAE({ latent: 4, channels: [4, 8], outChannels: 4 }, { backend: T.cpu, gen: new T.Generator(3) });
   const names = vae.namedParameters().map(([n]) => n);
