@@ -1,9 +1,10 @@
-// The wasm backend: matrix products and convolutions as SIMD128 kernels (gemm.ts) on all cores,
-// elementwise, reduction and movement ops as tight TypeScript loops (js_ops.ts), float64 work on
-// the CPU reference backend, whose storages it shares: a storage is a Float32Array or
-// Float64Array, either a view of the wasm memory (what this backend writes, pooled by size class
-// and returned by release) or an ordinary array (the reference's float64 results, or data made
-// elsewhere), copied into the memory when a kernel needs it.
+// The wasm backend: matrix products and convolutions (gemm.ts) and the common elementwise ops
+// (elementwise.ts) as SIMD128 kernels on all cores (pool.ts); reductions, movement and the other
+// elementwise ops as tight TypeScript loops (js_ops.ts); float64 work on the CPU reference
+// backend, whose storages it shares. A storage is a Float32Array or Float64Array: a view of the
+// shared wasm memory (what this backend writes, pooled by size class and returned by release), or
+// an ordinary array (float64 results, data made elsewhere, and every storage when the memory
+// cannot be shared), copied into the memory when a kernel needs it.
 import type { Backend, BinaryOp, ConvParams, Data, DType, MatmulSpec, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
 import { CpuBackend } from "../cpu.ts";
 import { buildModule, KERNELS, type KernelName, MAX_PAGES } from "./module.ts";
@@ -122,7 +123,7 @@ export class WasmBackend implements Backend<Data> {
     this.#buffers.add(buf);
     return new Float32Array(buf);
   }
-  /** A block of at least `bytes` (64-byte aligned); its address. */
+  /** A block of at least `bytes` (a power of two, 256-byte aligned); its address. */
   #alloc(bytes: number): number {
     const cls = sizeClass(bytes);
     const list = this.#free.get(cls);
