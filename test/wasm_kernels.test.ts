@@ -182,7 +182,7 @@ S("strided convolutions' input gradient by stride phases: strides 2 and 3, filte
   wb.poison = false;
 });
 
-S("one thread and several give the same bits", async () => {
+S("one thread and several give the same bits", () => {
   const g = new T.Generator(7);
   const a = T.randn(g, [300, 257]), b = T.randn(g, [257, 190]);
   const x = T.randn(g, [4, 16, 20, 20]), w = T.randn(g, [24, 16, 3, 3]), gy = T.randn(g, [4, 24, 20, 20]);
