@@ -1,5 +1,5 @@
 // export --checkpoint weights/runs/x.ckpt.safetensors --out weights/runs/x.safetensors [--eval-n 10000]
-//        [--command TEXT] [--backend auto|cpu|webgpu] [--force]
+//        [--command TEXT] [--backend auto|cpu|webgpu|wasm] [--force]
 // Turns a training checkpoint into shipped weights (parameters only), evaluating the test NLL and
 // recording steps, training time and the command in the metadata. The input must be a training
 // checkpoint (step and optimiser state), not a weights file; writing over a shipped or git-tracked
