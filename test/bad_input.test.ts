@@ -479,4 +479,6 @@ S("no shipped or tracked file changed during this suite", () => {
   for (const [f, h] of before) assert.is(sha(f), h, `${f} changed`);
 });
 
+S.after(() => Deno.removeSync(tmp, { recursive: true }));
+
 S.run();
