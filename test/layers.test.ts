@@ -18,8 +18,8 @@ const MAY_IMPORT: Record<string, string[]> = {
   shaders: [], // plus leaf modules of src/, checked separately
   kernels: ["shaders"],
   autograd: ["kernels"],
-  data: ["io", "autograd", "kernels"], // io: file formats and atomic writes, below the datasets
   io: ["autograd", "kernels"],
+  data: ["io", "autograd", "kernels"],
   nn: ["autograd", "kernels"],
   models: ["nn", "data", "io", "autograd", "kernels"],
   ood: ["models", "nn", "data", "io", "autograd", "kernels"],
