@@ -14,6 +14,7 @@ import { parseArgs } from "node:util";
 import * as T from "../../src/autograd/index.ts";
 import { subset } from "../../src/data/dataset.ts";
 import { loadDataset } from "../../src/data/mnist.ts";
+import { writeFileAtomic } from "../../src/io/atomic.ts";
 import { readCheckpoint } from "../../src/io/safetensors.ts";
 import { selectBackend } from "../../src/kernels/select.ts";
 import { loadModel } from "../../src/models/registry.ts";
@@ -56,12 +57,7 @@ if (!a.force) {
   if (there.length) throw new Error(`make_assets: ${there.join(", ")} exist; pass --force to regenerate them`);
 }
 Deno.mkdirSync(out, { recursive: true });
-const write = (path: string, data: Uint8Array | string) => {
-  const tmp = `${path}.tmp`;
-  if (typeof data === "string") Deno.writeTextFileSync(tmp, data);
-  else Deno.writeFileSync(tmp, data);
-  Deno.renameSync(tmp, path);
-};
+const write = (path: string, data: Uint8Array | string) => writeFileAtomic(path, data);
 
 const fashion = loadDataset("fashion", "test"), mnist = loadDataset("mnist", "test");
 const permF = new T.Generator(1000).permutation(fashion.n), permM = new T.Generator(3000).permutation(mnist.n);
