@@ -9,7 +9,7 @@
 //     model: inFile().required(),                 // an existing, readable file
 //     steps: int({ min: 1, max: 1e7 }).default(3000),
 //     B: ints({ min: 1, max: 64 }).default([1, 5]), // "1,5": a comma list, no empty or repeated items
-//     backend: BACKEND,                           // auto|cpu|webgpu, default auto
+//     backend: BACKEND,                           // auto|cpu|webgpu|wasm, default auto
 //     out: outFile(),                             // checked: parent writable, not a directory, not shipped
 //     force: flag(),                              // --force: lets outFile/outDir replace shipped/tracked files
 //   });
@@ -29,6 +29,7 @@
 // arguments, an option given twice and a missing value are errors. Cross-option rules (e.g. --fit
 // against the split size) are checked by the command right after parseOptions, still before work.
 import { isProtected, PROJECT_ROOT, protectedReason } from "../io/atomic.ts";
+import { BACKEND_CHOICES } from "../kernels/select.ts";
 
 /** A shipped file as a default: the path as given if it exists from here, else inside the project. */
 export function shippedDefault(rel: string): string {
@@ -323,7 +324,7 @@ export function outDir(): Opt<string> {
 }
 
 /** The backend option every command shares. */
-export const BACKEND = choice(["auto", "cpu", "webgpu"] as const).default("auto");
+export const BACKEND = choice(BACKEND_CHOICES).default("auto");
 
 /**
  * Parses args against the spec; every value is checked (ranges, choices, files, output locations)

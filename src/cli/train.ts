@@ -1,7 +1,7 @@
 // train --model vae|glow --data fashion|mnist [--steps N] [--batch 64] [--lr LR] [--seed 0]
 //       [--optimizer adam|adamax] [--clip 100] [--warmup 200] [--config JSON]
 //       [--out weights/runs/<model>-<data>-<k>.safetensors] [--checkpoint-every 500]
-//       [--resume FILE.ckpt.safetensors] [--eval-n 10000] [--backend auto|cpu|webgpu] [--force]
+//       [--resume FILE.ckpt.safetensors] [--eval-n 10000] [--backend auto|cpu|webgpu|wasm] [--force]
 // --steps is the total step count (a resumed run continues to it; it must exceed the checkpoint's
 // step). The default --out is a new file under weights/runs/ (never a shipped file); the checkpoint
 // goes next to it as <out>.ckpt.safetensors. --resume continues with the checkpoint's settings;
@@ -14,6 +14,7 @@ import { selectBackend } from "../kernels/select.ts";
 import { checkImageShape, checkModelFile, checkTrainingState, createModel, isTrainingCheckpoint, MODEL_KINDS, resolveConfig } from "../models/registry.ts";
 import { planResume, type RunSettings, type SettingName, storedSettings } from "../models/resume.ts";
 import { evaluate, metadataOf, train } from "../models/train.ts";
+import { barFor } from "./progress.ts";
 
 const OPTIMIZERS = ["adam", "adamax"] as const;
 // The run's settings, declared once: parsed from the command line and re-checked when a checkpoint supplies them.
@@ -110,13 +111,17 @@ const backend = await selectBackend(a.backend);
 const model = await createModel(settings.kind, settings.config, backend, settings.seed);
 console.log(`${settings.kind} on ${settings.data}: ${model.numParameters()} parameters, backend ${backend.name}`);
 const trainSet = loadDataset(settings.data, "train"), testSet = loadDataset(settings.data, "test");
+const trainBar = barFor("train", "ex", "loss {loss} bits/dim");
+if (a.resume) console.log(`resumed from ${a.resume} at step ${startStep}`);
 const res = await train(model, trainSet, {
   steps, batch: settings.batch, lr: settings.lr, seed: settings.seed, optimizer: settings.optimizer as "adam" | "adamax",
   clip: settings.clip, warmup: settings.warmup, checkpointEvery: a["checkpoint-every"],
   checkpointPath: ckpt, resume: a.resume, data: settings.data,
-});
+  onProgress: (p) => trainBar.update(p.step, p.steps, { loss: Number.isFinite(p.loss) ? p.loss.toFixed(3) : "-" }),
+}).finally(() => trainBar.stop());
 const evalN = Math.min(a["eval-n"], testSet.n);
-const bpd = await evaluate(model, testSet, evalN);
+const evalBar = barFor("eval ", "ex");
+const bpd = await evaluate(model, testSet, evalN, { onProgress: (d, n) => evalBar.update(d, n) }).finally(() => evalBar.stop());
 console.log(`trained ${res.steps} steps in ${(res.seconds / 60).toFixed(1)} min; test NLL ${bpd.toFixed(4)} bits/dim (${settings.data} test, ${evalN} images)`);
 await saveTensors(out, model.namedParameters(), metadataOf(model, {
   data: settings.data, steps: res.steps, seed: settings.seed, lr: settings.lr, batch: settings.batch, optimizer: settings.optimizer,

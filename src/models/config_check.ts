@@ -29,19 +29,18 @@ export interface KindRules {
 /** Ranges are generous (well past what fits this machine) but exclude sizes that cannot be allocated. */
 export const CONFIG_RULES: Record<string, KindRules> = {
   vae: {
-    // image: the pergroup branch's VAE takes its geometry from config.image (H, W divisible by 4).
     keys: { latent: int(1, 4096), channels: ints(2, 1, 1024), outChannels: int(1, 1024), image: ints(3, 1, 1024) },
     check: (c) => {
-      const [ch, H, W] = (c.image as number[] | undefined) ?? [1, 28, 28];
+      const [ch, H, W] = c.image as number[];
       if (ch > 4) return `image channels ${ch}: at most 4`;
       if (H % 4 || W % 4) return `image ${H}x${W} needs H and W divisible by 4`;
       return null;
     },
-    imageShape: (c) => (c.image as [number, number, number] | undefined) ?? [1, 28, 28],
+    imageShape: (c) => c.image as [number, number, number],
     parameters: (c) => {
       const [c1, c2] = c.channels as number[], L = c.latent as number, o = c.outChannels as number;
-      const [C, H, W] = (c.image as number[] | undefined) ?? [1, 28, 28];
-      return 9 * (C * c1 + c1 * c2 + c2 * c2 + c2 * c1 + c1 * o + 2 * C * o) + (H / 4) * (W / 4) * c2 * 3 * L;
+      const [ch, H, W] = c.image as number[];
+      return 9 * (ch * c1 + c1 * c2 + c2 * c2 + c2 * c1 + c1 * o + 2 * ch * o) + (H / 4) * (W / 4) * c2 * 3 * L;
     },
   },
   glow: {

@@ -8,8 +8,6 @@ import type { GenerativeModel } from "./model.ts";
 import type { Init } from "../nn/module.ts";
 import { VAE, VAE_DEFAULT, type VaeConfig } from "./vae.ts";
 
-export type ModelKind = "vae" | "glow";
-
 /**
  * How each kind is built. A new kind adds one entry here and one to CONFIG_RULES
  * (config_check.ts: its keys' ranges, image shape and parameter count).

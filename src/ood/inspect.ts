@@ -84,8 +84,7 @@ export interface Inspection {
  */
 export async function inspectImage(model: GenerativeModel, image: Uint8Array, det: DetectorFile, o: InspectOptions = {}): Promise<Inspection> {
   if (image.length !== model.dims) throw new Error(`inspect: image has ${image.length} bytes, the model takes ${model.dims}`);
-  const side = Math.round(Math.sqrt(model.dims));
-  const set = makeSet("input", image, new Uint8Array([255]), model.dims / (side * side), side, side);
+  const set = makeSet("input", image, new Uint8Array([255]), ...model.imageShape);
   const x = model.input(set, [0]);
   try {
     return await inspectInput(model, x, det, o);
