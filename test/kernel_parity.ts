@@ -1,9 +1,8 @@
 // The kernel-parity cases, parametrised by backend: every op forward and its gradient on the
 // backend under test against the CPU reference backend (float32), on odd, size-1 and non-tile
 // shapes, with the backend's fresh outputs poisoned (NaN) so an unwritten element fails.
-// test/wasm_kernels.test.ts runs them (the same cases as test/webgpu_kernels.test.ts, which keeps
-// its own copy with the WebGPU kernel variants and skip reporting).
-import type { Test } from "uvu";
+// test/webgpu_kernels.test.ts runs them over every WebGPU kernel variant, test/wasm_kernels.test.ts
+// on the wasm backend; each file poisons its backend's outputs around the suite.
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import type { Backend } from "../src/kernels/backend.ts";
@@ -13,15 +12,15 @@ const TOL = 2e-5;
 
 export interface ParityTarget {
   backend: Backend;
-  /** Turns NaN-poisoning of fresh outputs on or off. */
-  poison(on: boolean): void;
-  /** Runs f once per kernel variant of a family (once, with no variants), resetting after. */
-  variants?: Partial<Record<"reduce" | "strided" | "matmul" | "conv", (f: (variant: string) => Promise<void>) => Promise<void>>>;
-  /** The matrix-product variants a convolution variant is checked over (default: one run). */
-  convMatmuls?: (convVariant: string, f: (variant: string) => Promise<void>) => Promise<void>;
+  /** Registers a test (a skip where the backend is missing). */
+  test: (name: string, fn: () => Promise<void>) => void;
+  /** The backend's kernel variants per family (default: none, one run), and a way to run f with some set. */
+  variants?: { reduce?: readonly string[]; strided?: readonly string[]; matmul?: readonly string[]; conv?: readonly string[] };
+  /** The matrix-product variants a convolution variant is checked over (default: its default one). */
+  convMatmuls?: (convVariant: string) => readonly string[];
+  withVariants?: (v: Record<string, string>, f: () => Promise<void>) => Promise<void>;
 }
 
-const once = async (f: (v: string) => Promise<void>) => await f("default");
 
 /** Runs f on the CPU and on the target, forward and (if grads) the gradient of sum(f * r) w.r.t. the inputs. */
 export async function compare(b: Backend, name: string, f: (...xs: T.Tensor[]) => T.Tensor, shapes: number[][], opts: { lo?: number; hi?: number; grads?: boolean; tol?: number } = {}) {
@@ -45,12 +44,15 @@ export async function compare(b: Backend, name: string, f: (...xs: T.Tensor[]) =
   }
 }
 
-export function kernelParity(S: Test, t: ParityTarget): void {
+export function kernelParity(t: ParityTarget): void {
   const b = t.backend;
   const cmp = (name: string, f: (...xs: T.Tensor[]) => T.Tensor, shapes: number[][], opts?: Parameters<typeof compare>[4]) => compare(b, name, f, shapes, opts);
-  const v = t.variants ?? {};
-  S.before(() => t.poison(true));
-  S.after(() => t.poison(false));
+  const S = t.test;
+  /** Runs f once per listed variant of a family with it set (once, unset, when none are listed). */
+  const over = async (family: "reduce" | "strided" | "matmul" | "conv", f: (v: string) => Promise<void>, list = t.variants?.[family]) => {
+    if (!list || !t.withVariants) return await f("default");
+    for (const v of list) await t.withVariants({ [family]: v }, () => f(v));
+  };
 
   S("unary ops", async () => {
     const ops: [string, (x: T.Tensor) => T.Tensor, number, number][] = [
@@ -78,7 +80,7 @@ export function kernelParity(S: Test, t: ParityTarget): void {
 
   S("reductions: sum, max, mean, logsumexp", async () => {
     const cases: [number[], number | number[] | undefined][] = [[[1], undefined], [[1000], undefined], [[3, 257], 1], [[300, 3], 0], [[2, 3, 5, 7], [1, 3]], [[4, 1, 3], [0, 2]], [[3, 5], []]];
-    await (v.reduce ?? once)(async (variant) => {
+    await over("reduce", async (variant) => {
       for (const [sh, ax] of cases) {
         await cmp(`sum ${variant}`, (x) => T.sum(x, ax), [sh], { tol: 1e-4 });
         await cmp(`sumSquares ${variant}`, (x) => T.sumSquares(x, ax), [sh], { tol: 1e-4 });
@@ -96,7 +98,7 @@ export function kernelParity(S: Test, t: ParityTarget): void {
       T.reshape(T.flip(x, [0, 2]), [-1]),
       T.reshape(T.broadcastTo(T.slice(x, [0, 0, 0], [1, 3, 5]), [3, 2, 3, 5]), [-1]),
     ], 0);
-    await (v.strided ?? once)(async (variant) => {
+    await over("strided", async (variant) => {
       await cmp(`movement ${variant}`, f, [[2, 3, 5]]);
       await cmp(`movement size 1 ${variant}`, (x) => T.pad(T.flip(x, [0]), [[2, 1]], -1), [[1]]);
       // Long contiguous runs: leading-axis slices and broadcasts.
@@ -119,7 +121,8 @@ export function kernelParity(S: Test, t: ParityTarget): void {
     });
   });
 
-  S("matmul: transposes, batch broadcast, odd sizes", async () => {
+  for (const variant of t.variants?.matmul ?? ["default"]) {
+  S(`matmul${t.variants?.matmul ? ` variant ${variant}` : ""}: transposes, batch broadcast, odd sizes`, async () => {
     const cases: [number[], number[], boolean, boolean][] = [
       [[1, 1], [1, 1], false, false], [[3, 5], [5, 7], false, false], [[65, 17], [17, 66], false, false],
       [[17, 65], [17, 130], true, false], [[67, 9], [131, 9], false, true], [[9, 64], [64, 9], true, true],
@@ -128,12 +131,14 @@ export function kernelParity(S: Test, t: ParityTarget): void {
       [[2, 5, 12], [2, 12, 196], false, false], [[3, 9], [9, 516], false, false], [[4, 1], [1, 4], false, false],
       [[1, 33], [33, 1], false, false], [[6, 8], [8, 8], false, false],
     ];
-    await (v.matmul ?? once)(async (variant) => {
+    await over("matmul", async () => {
       for (const [sa, sb, ta, tb] of cases) await cmp(`mm ${variant}`, (a, b) => T.mm(a, b, ta, tb), [sa, sb], { tol: 1e-4 });
-    });
+    }, t.variants?.matmul ? [variant] : undefined);
   });
+  }
 
-  S("conv2d and both backward kernels: stride, padding, groups", async () => {
+  for (const variant of t.variants?.conv ?? ["default"]) {
+  S(`conv2d${t.variants?.conv ? ` variant ${variant}` : ""} and both backward kernels: stride, padding, groups`, async () => {
     const cases: [number[], number[], T.ConvOptions][] = [
       [[1, 1, 1, 1], [1, 1, 1, 1], {}], [[2, 3, 7, 5], [5, 3, 3, 3], { padding: 1 }],
       [[1, 4, 9, 8], [6, 2, 3, 3], { stride: 2, padding: 1, groups: 2 }], [[3, 2, 5, 5], [7, 2, 1, 1], {}],
@@ -143,12 +148,17 @@ export function kernelParity(S: Test, t: ParityTarget): void {
       [[2, 6, 3, 5], [9, 2, 1, 1], { groups: 3 }], [[1, 3, 4, 4], [2, 3, 1, 1], { padding: 1 }],
       [[1, 3, 6, 5], [2, 3, 2, 3], { stride: 2 }],
     ];
-    await (v.conv ?? once)(async (variant) => {
-      await (t.convMatmuls ?? ((_c: string, f: (v: string) => Promise<void>) => once(f)))(variant, async (mm) => {
+    // gemm convolutions run on the matrix-product kernels: each listed one is checked.
+    for (const mm of t.convMatmuls?.(variant) ?? ["default"]) {
+      const set = () => (t.variants?.conv ? { conv: variant, ...(t.convMatmuls ? { matmul: mm } : {}) } : null);
+      const run = async () => {
         for (const [sx, sw, o] of cases) await cmp(`conv2d ${variant}/${mm}`, (x, w) => T.conv2d(x, w, o), [sx, sw], { tol: 1e-4 });
-      });
-    });
+      };
+      const v = set();
+      await (v && t.withVariants ? t.withVariants(v, run) : run());
+    }
   });
+  }
 
   S("nn composites: groupNorm, avgPool2d, upsampleNearest", async () => {
     await cmp("groupNorm", (x, w, b) => T.groupNorm(x, 2, w, b), [[2, 4, 3, 5], [4], [4]], { tol: 1e-4 });

@@ -25,7 +25,9 @@ S("poisoning catches an element a kernel did not write", () => {
   wb.release(out);
 });
 
-kernelParity(S, { backend: wb, poison: (on) => { wb.poison = on; } });
+S.before(() => { wb.poison = true; });
+S.after(() => { wb.poison = false; });
+kernelParity({ backend: wb, test: (name, fn) => S(name, fn) });
 
 S("large shapes: K past the reduction block, rows past an L2 block, the threaded path", async () => {
   wb.poison = true;
@@ -91,11 +93,11 @@ S("SIMD elementwise kernels equal the reference bit for bit, NaN, infinities and
   }
 });
 
-S("SIMD exp and sigmoid (a polynomial exp) within 4e-7 of Math.exp's, specials exact", () => {
+S("SIMD exp, sigmoid and softplus (polynomial exp and log1p) within 4e-7 of the reference, specials exact", () => {
   const xs = Float32Array.from({ length: 100003 }, (_, i) => (i / 100003 - 0.5) * 200);
   const specials = [NaN, Infinity, -Infinity, 0, -0, 88.72, 88.73, -87.2, -100, 100];
   xs.set(specials);
-  for (const op of ["exp", "sigmoid"] as const) {
+  for (const op of ["exp", "sigmoid", "softplus"] as const) {
     const got = wb.unary(op, xs, xs.length, "float32", 0), want = T.cpu.unary(op, xs, xs.length, "float32", 0);
     for (let i = 0; i < xs.length; i++) {
       const ok = Object.is(got[i], want[i]) || Math.abs(got[i] - want[i]) <= 4e-7 * Math.abs(want[i]) + 2e-38;
@@ -118,7 +120,69 @@ S("the worker threads take part (tasks run by workers, not only by the caller)",
   assert.ok(wb.workerTasks > before, `workers ran ${wb.workerTasks - before} tasks`);
 });
 
-S("one thread and several give the same bits", async () => {
+S("without shared memory (a browser page that is not cross-origin isolated): one thread, ordinary arrays, growth keeps every result", async () => {
+  const solo = await createWasmBackend({ shared: false });
+  try {
+    assert.is(solo.threads, 1);
+    solo.poison = true;
+    await compare(solo, "mm unshared", (a, b) => T.mm(a, b, false, true), [[67, 130], [33, 130]], { tol: 1e-4 });
+    await compare(solo, "conv unshared", (x, w) => T.conv2d(x, w, { padding: 1, stride: 2 }), [[2, 5, 9, 8], [7, 5, 3, 3]], { tol: 1e-4 });
+    await compare(solo, "elementwise unshared", (a, b) => T.relu(T.sigmoid(T.add(a, b))), [[3, 70, 9], [70, 1]], { tol: 1e-4 });
+    solo.poison = false;
+    // results made before the memory grows (a non-shared buffer detaches when it grows) stay intact
+    const a = T.tensor(Float32Array.from({ length: 300 * 300 }, (_, i) => Math.sin(i)), [300, 300], { backend: solo });
+    const first = T.matmul(a, a), want = [...first.dataSync()];
+    const before = solo.memoryBytes;
+    const big = T.matmul(T.broadcastTo(T.reshape(a, [1, 300, 300]), [40, 300, 300]), a); // scratch far past the first product's
+    assert.ok(solo.memoryBytes > before, "the memory grew");
+    assert.equal([...first.dataSync()], want);
+    big.dispose();
+  } finally {
+    solo.close();
+  }
+});
+
+S("a kernel that traps (on a worker or the caller) ends the call with an error, not a hang or a crash; the pool goes on", async () => {
+  const { Fn, I32, moduleBytes } = await import("../src/kernels/wasm/emit.ts");
+  const { Pool } = await import("../src/kernels/wasm/pool.ts");
+  // boom(x): traps when x is odd (so the caller, claiming tasks too, may or may not hit one itself)
+  const f = new Fn("boom", [I32]);
+  f.get(0).i32(1).op(0x71).if(() => f.op(0x00)); // i32.and; unreachable
+  const mem = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true } as WebAssembly.MemoryDescriptor);
+  const module = new WebAssembly.Module(moduleBytes([f], { initial: 1, maximum: 1, shared: true }));
+  const pool = await Pool.create(module, mem, ["boom"], new WebAssembly.Instance(module, { env: { mem } }), 2);
+  try {
+    pool.run(Array.from({ length: 8 }, () => [0, 0] as [number, number])); // even: fine
+    await new Promise((r) => setTimeout(r, 50));
+    let threw = false;
+    try {
+      for (let i = 0; i < 20 && !threw; i++) {
+        pool.run(Array.from({ length: 64 }, (_, k) => [0, k] as [number, number]));
+        await new Promise((r) => setTimeout(r, 20)); // let a worker's error event arrive
+      }
+    } catch {
+      threw = true;
+    }
+    assert.ok(threw, "no error from a trapping kernel");
+    // and the pool still works afterwards
+    pool.run(Array.from({ length: 64 }, () => [0, 2] as [number, number]));
+  } finally {
+    pool.close();
+  }
+});
+
+S("strided convolutions' input gradient by stride phases: strides 2 and 3, filters narrower than the stride, padding, groups", async () => {
+  const cases: [number[], number[], T.ConvOptions][] = [
+    [[2, 3, 9, 8], [4, 3, 3, 3], { stride: 2, padding: 1 }], [[1, 2, 7, 7], [3, 2, 1, 1], { stride: 2 }],
+    [[2, 4, 10, 11], [6, 2, 3, 2], { stride: 3, padding: 2, groups: 2 }], [[1, 3, 8, 8], [2, 3, 4, 4], { stride: 2, padding: 1 }],
+    [[3, 2, 5, 6], [2, 2, 2, 3], { stride: 3 }], [[64, 16, 14, 14], [32, 16, 3, 3], { stride: 2, padding: 1 }],
+  ];
+  wb.poison = true;
+  for (const [sx, sw, o] of cases) await compare(wb, `conv ${JSON.stringify(o)}`, (x, w) => T.conv2d(x, w, o), [sx, sw], { tol: 1e-4 });
+  wb.poison = false;
+});
+
+S("one thread and several give the same bits", () => {
   const g = new T.Generator(7);
   const a = T.randn(g, [300, 257]), b = T.randn(g, [257, 190]);
   const x = T.randn(g, [4, 16, 20, 20]), w = T.randn(g, [24, 16, 3, 3]), gy = T.randn(g, [4, 24, 20, 20]);

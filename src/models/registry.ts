@@ -15,6 +15,8 @@ import { VAE, VAE_DEFAULT, type VaeConfig } from "./vae.ts";
 const KINDS: Record<string, {
   defaults: () => Promise<Record<string, unknown>>;
   build: (config: Record<string, unknown>, init: Init) => Promise<GenerativeModel>;
+  /** Rewrites a config as given (e.g. nested keys) into the flat form the rules check; optional. */
+  normalize?: (config: Record<string, unknown>) => Promise<Record<string, unknown>>;
 }> = {
   vae: {
     defaults: () => Promise.resolve({ ...VAE_DEFAULT }),
@@ -26,6 +28,14 @@ const KINDS: Record<string, {
       const { Glow } = await import("./glow.ts");
       return new Glow(c as unknown as ConstructorParameters<typeof Glow>[0], init);
     },
+  },
+  diffusion: {
+    defaults: async () => ({ ...(await import("./diffusion.ts")).DIFFUSION_DEFAULT }),
+    build: async (c, init) => {
+      const { Diffusion } = await import("./diffusion.ts");
+      return new Diffusion(c as unknown as ConstructorParameters<typeof Diffusion>[0], init);
+    },
+    normalize: async (c) => (await import("./diffusion.ts")).flattenConfig(c),
   },
 };
 for (const k of Object.keys(KINDS)) if (!CONFIG_RULES[k]) throw new Error(`registry: model kind '${k}' has no entry in CONFIG_RULES`);
@@ -39,7 +49,8 @@ function kindOf(kind: string) {
 
 /** Checks a config for a kind (throws one line naming `source` and the key); returns it merged with the defaults. */
 export async function resolveConfig(kind: string, config: unknown, source: string): Promise<Record<string, unknown>> {
-  const base = await kindOf(kind).defaults();
+  const k = kindOf(kind), base = await k.defaults();
+  if (k.normalize && config && typeof config === "object" && !Array.isArray(config)) config = await k.normalize(config as Record<string, unknown>);
   const merged = { ...base, ...(config && typeof config === "object" && !Array.isArray(config) ? config as object : {}) };
   checkConfig(kind, config ?? {}, merged, source);
   return merged;
