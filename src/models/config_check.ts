@@ -1,6 +1,7 @@
 // Model configs are checked against a table before a model is built, so a bad value in a
 // checkpoint's metadata or in --config gives one line naming the source and key (not "Invalid
-// typed array length" from deep inside a layer). A new model kind adds one entry to CONFIG_RULES.
+// typed array length" from deep inside a layer). A new model kind adds one entry to CONFIG_RULES
+// (its keys, image shape and parameter count) and one to KINDS in registry.ts (defaults, builder).
 
 import { VAE_DEFAULT } from "./vae.ts";
 
