@@ -8,11 +8,12 @@ import "./errors.ts";
 import { parseArgs } from "node:util";
 import * as T from "../autograd/index.ts";
 import { type ImageSet, subset } from "../data/dataset.ts";
-import { loadDataset } from "../data/mnist.ts";
+import { conformShape, isBuiltinSet, loadNamedSet, setLabel } from "../data/image_files.ts";
 import { constantImages, flipVertical, invert, uniformNoise } from "../data/synthetic.ts";
 import { readCheckpoint } from "../io/safetensors.ts";
 import { type BackendChoice, selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
+import { modelImageShape } from "../ood/detector.ts";
 import { evaluateSets, setFeatures, type Evaluation, type SetFeatures } from "../ood/pipeline.ts";
 import { tableText, writeReport } from "../ood/report.ts";
 import { progressBar } from "./progress.ts";
@@ -51,25 +52,30 @@ const nFit = Number(a.fit), nEval = Number(a.eval), seed = Number(a.seed);
 const backend = await selectBackend(a.backend as BackendChoice);
 console.log(`backend: ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}`);
 
+const exists = (p: string) => { try { Deno.statSync(p); return true; } catch { return false; } };
+
 /** The fixed protocol: a seeded permutation of the in-distribution test split; fit on its first half, evaluate on the second. */
-function sets(inName: string): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
-  const test = loadDataset(inName, "test");
+function sets(inName: string, shape: [number, number, number]): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
+  // A packaged set's test split, or all the images of a file or folder (checked against the model's shape).
+  const load = (spec: string, what: string) => conformShape(loadNamedSet(spec, "test").set, shape, `${what} ${spec}`);
+  const test = load(inName, "--data");
   const perm = new T.Generator(1000 + seed).permutation(test.n);
   const half = Math.floor(test.n / 2);
-  if (nFit > half || nEval > test.n - half) throw new Error(`ood: --fit ${nFit} / --eval ${nEval} exceed the halves of the ${test.n}-image test split`);
-  const fit = subset(test, perm.subarray(0, nFit), `${inName}-fit`);
-  const inEval = subset(test, perm.subarray(half, half + nEval), `${inName}`);
+  if (nFit > half || nEval > test.n - half) throw new Error(`ood: --fit ${nFit} / --eval ${nEval} exceed the halves of the ${test.n}-image ${isBuiltinSet(inName) ? "test split" : `set ${inName}`}`);
+  const fit = subset(test, perm.subarray(0, nFit), `${setLabel(inName)}-fit`);
+  const inEval = subset(test, perm.subarray(half, half + nEval), setLabel(inName));
   const ood: ImageSet[] = [];
   for (const o of a.ood!.split(",")) {
     const g = new T.Generator(2000 + seed);
-    if (o === "mnist" || o === "fashion") {
-      const other = loadDataset(o, "test");
-      ood.push(subset(other, new T.Generator(3000 + seed).permutation(other.n).subarray(0, nEval), o));
-    } else if (o === "noise") ood.push(uniformNoise(inEval, nEval, g));
+    if (o === "noise") ood.push(uniformNoise(inEval, nEval, g));
     else if (o === "constant") ood.push(constantImages(inEval, nEval, g));
     else if (o === "vflip") ood.push({ ...flipVertical(inEval), name: "vflip" });
     else if (o === "invert") ood.push({ ...invert(inEval), name: "invert" });
-    else throw new Error(`ood: unknown OOD set '${o}' (mnist, fashion, noise, constant, vflip, invert)`);
+    else if (isBuiltinSet(o) || exists(o)) {
+      const other = load(o, "--ood");
+      ood.push(subset(other, new T.Generator(3000 + seed).permutation(other.n).subarray(0, Math.min(nEval, other.n)), setLabel(o)));
+    }
+    else throw new Error(`ood: unknown OOD set '${o}' (mnist, fashion, noise, constant, vflip, invert, or a path to image files)`);
   }
   return { fit, inEval, ood };
 }
@@ -81,8 +87,8 @@ for (const path of modelPaths) {
   const inName = a.data ?? meta.data ?? "fashion";
   if (a.data && meta.data && a.data !== meta.data) console.log(`note: ${path} was trained on ${meta.data}; --data ${a.data} makes ${a.data} the in-distribution set`);
   const model = await loadModel(path, backend);
-  const label = meta.data && meta.data !== inName ? `${meta.kind}-${meta.data}-in-${inName}` : `${meta.kind}-${inName}`;
-  const s = sets(inName);
+  const label = meta.data && meta.data !== inName ? `${meta.kind}-${setLabel(meta.data)}-in-${setLabel(inName)}` : `${meta.kind}-${setLabel(inName)}`;
+  const s = sets(inName, modelImageShape(model));
   mark(`load ${label} and data`);
   for (const B of Bs) {
     const all = [s.fit, s.inEval, ...s.ood];

@@ -1,13 +1,14 @@
-// train --model vae|glow --data fashion|mnist [--steps N] [--batch B] [--lr LR] [--seed S]
+// train --model vae|glow --data fashion|mnist|<images: PNG folder, .npy, IDX, CIFAR-10 .bin> [--steps N] [--batch B] [--lr LR] [--seed S]
 //       [--out weights/<model>-<data>.safetensors] [--checkpoint-every N] [--resume FILE]
 //       [--eval-n N] [--backend auto|cpu|webgpu] [--config JSON]
 import "./errors.ts";
 import { parseArgs } from "node:util";
-import { loadDataset } from "../data/mnist.ts";
+import { conformShape, isBuiltinSet, trainTestSets } from "../data/image_files.ts";
 import { saveTensors } from "../io/safetensors.ts";
 import { selectBackend, type BackendChoice } from "../kernels/select.ts";
 import { createModel } from "../models/registry.ts";
 import { evaluate, metadataOf, train } from "../models/train.ts";
+import { modelImageShape } from "../ood/detector.ts";
 
 const { values: a } = parseArgs({
   args: Deno.args,
@@ -34,9 +35,14 @@ const kind = a.model!, dataName = a.data!;
 const out = a.out ?? `weights/${kind}-${dataName}.safetensors`;
 const backend = await selectBackend(a.backend as BackendChoice);
 const seed = Number(a.seed);
-const model = await createModel(kind, a.config ? JSON.parse(a.config) : undefined, backend, seed);
-console.log(`${kind} on ${dataName}: ${model.numParameters()} parameters, backend ${backend.name}`);
-const trainSet = loadDataset(dataName, "train"), testSet = loadDataset(dataName, "test");
+// Data first (a bad file fails before any work); a Glow takes the files' image shape unless --config gives one.
+const sets = trainTestSets(dataName);
+const config = a.config ? JSON.parse(a.config) : undefined;
+const glowImage = kind === "glow" && !isBuiltinSet(dataName) && !config?.image ? { image: [sets.train.c, sets.train.h, sets.train.w] } : {};
+const model = await createModel(kind, config || Object.keys(glowImage).length ? { ...config, ...glowImage } : undefined, backend, seed);
+console.log(`${kind} on ${dataName}: ${model.numParameters()} parameters, backend ${backend.name}${isBuiltinSet(dataName) ? "" : `; test set: ${sets.note}`}`);
+const shape = modelImageShape(model);
+const trainSet = conformShape(sets.train, shape, `--data ${dataName}`), testSet = conformShape(sets.test, shape, `--data ${dataName}`);
 const ckpt = out.replace(/\.safetensors$/, "") + ".ckpt.safetensors";
 const res = await train(model, trainSet, {
   steps: Number(a.steps), batch: Number(a.batch), lr: Number(a.lr ?? (kind === "glow" ? 1e-3 : 2e-3)), seed,

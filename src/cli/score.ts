@@ -1,0 +1,86 @@
+// score --detector detector.json --input <file|folder> [--out scores.csv|scores.json] [--model M]
+//       [--batch 64] [--backend auto|cpu|webgpu] [--quiet]
+// Scores images against a detector from `npm run fit`: per input (or group of B consecutive inputs),
+// named by its file (or file:index inside an array file), the NLL in bits/dim, the score (higher =
+// more in-distribution), its percentile among the fit data's scores, the verdict at the 95%-TPR
+// threshold and the three layers furthest from the fit (z-scores). --input: a PNG, a folder of PNGs,
+// an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX *-ubyte file, CIFAR-10 binary, or mnist/fashion
+// (their test split). The model is the detector's (or --model); a model file whose SHA-256 differs
+// from the one the detector was fitted with is refused. --out writes CSV or JSON by its extension;
+// --quiet prints only the summary.
+import "./errors.ts";
+import { parseArgs } from "node:util";
+import { conformShape, loadNamedSet } from "../data/image_files.ts";
+import { type BackendChoice, selectBackend } from "../kernels/select.ts";
+import { loadModel } from "../models/registry.ts";
+import { checkModelHash, DETECTOR_METHODS, type InputScore, modelImageShape, readDetectorText, sha256Hex } from "../ood/detector.ts";
+import { setFeatures } from "../ood/pipeline.ts";
+import { atomicWrite, checkBackend, checkOutPath, positiveInt, readableFile } from "./detector_args.ts";
+
+const { values: a } = parseArgs({
+  args: Deno.args,
+  options: {
+    detector: { type: "string" },
+    input: { type: "string" },
+    out: { type: "string" },
+    model: { type: "string" },
+    batch: { type: "string", default: "64" },
+    backend: { type: "string", default: "auto" },
+    quiet: { type: "boolean", default: false },
+  },
+});
+
+if (!a.detector) throw new Error("score: --detector is required (a detector file from npm run fit)");
+if (!a.input) throw new Error("score: --input is required (an image file or a folder of PNGs)");
+const det = readDetectorText(new TextDecoder().decode(readableFile(a.detector, "--detector")), a.detector);
+const modelPath = a.model ?? det.file.model.path;
+const modelBytes = readableFile(modelPath, a.model ? "--model" : `model (from ${a.detector})`);
+checkModelHash(det.file, await sha256Hex(modelBytes), modelPath, a.detector);
+const ext = a.out ? checkOutPath(a.out, "--out", [".csv", ".json"]) : null;
+const batch = positiveInt(a.batch!, "--batch");
+const backendChoice = checkBackend(a.backend!);
+const input = loadNamedSet(a.input, "test");
+const set = conformShape(input.set, det.file.model.image, `--input ${a.input}`);
+const B = det.file.groupSize;
+if (set.n < B) throw new Error(`--input ${a.input}: ${set.n} images, fewer than the detector's group size B = ${B}`);
+
+const t0 = performance.now();
+const model = await loadModel(modelPath, await selectBackend(backendChoice, { quiet: true }));
+const shape = modelImageShape(model);
+if (shape.join() !== det.file.model.image.join()) throw new Error(`${a.detector}: image shape ${det.file.model.image.join("x")} but ${modelPath} takes ${shape.join("x")}`);
+const tf = performance.now();
+const f = await setFeatures(model, set, { groupSize: B, batch });
+const featureSeconds = (performance.now() - tf) / 1000;
+if (f.names.join() !== det.names.join()) throw new Error(`${a.detector}: its features do not match ${modelPath}'s parameter tensors`);
+
+const groups = f.logf.length;
+const rows: (InputScore & { id: string })[] = f.logf.map((r, g) => ({ id: B === 1 ? input.ids[g] : `${input.ids[g * B]}..${input.ids[g * B + B - 1]}`, ...det.scoreRow(r, f.nll[g]) }));
+const dropped = set.n - groups * B;
+
+const f2 = (v: number) => v.toFixed(2);
+if (!a.quiet) {
+  const head = ["input", "NLL bpd", "score", "pct", "verdict", "top layers (z)"];
+  const cells = rows.map((r) => [r.id, r.nll.toFixed(3), r.score.toFixed(2), r.percentile.toFixed(1), r.verdict, r.top.map((t) => `${t.name} ${t.z >= 0 ? "+" : ""}${f2(t.z)}`).join(", ")]);
+  const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const fmt = (c: string[]) => c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(w[i]))).join("  ");
+  console.log([fmt(head), ...cells.map(fmt)].join("\n"));
+}
+const flagged = rows.filter((r) => r.verdict === "ood").length;
+console.log(`${groups} ${B === 1 ? "inputs" : `groups of ${B}`} scored (${det.file.method}; threshold ${f2(det.file.threshold95[det.file.method])} keeps 95% of the fit data): ${flagged} flagged OOD (${(100 * flagged / groups).toFixed(1)}%)${dropped ? `; the last ${dropped} inputs do not fill a group and were not scored` : ""}`);
+console.log(`features ${featureSeconds.toFixed(2)} s (${(set.n - dropped) / featureSeconds > 0 ? ((set.n - dropped) / featureSeconds).toFixed(0) : "-"} inputs/s), ${((performance.now() - t0) / 1000).toFixed(2)} s in all`);
+
+if (a.out) {
+  if (ext === ".json") {
+    atomicWrite(a.out, JSON.stringify({ detector: a.detector, model: modelPath, groupSize: B, method: det.file.method, threshold95: det.file.threshold95[det.file.method], scores: rows }, null, 1) + "\n");
+  } else {
+    const q = (s: string) => /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+    const lines = [["input", "nll_bpd", "score", "percentile", "verdict", "layer1", "z1", "layer2", "z2", "layer3", "z3", ...DETECTOR_METHODS.map((m) => `score:${m}`)].join(",")];
+    for (const r of rows) {
+      const top = [0, 1, 2].flatMap((i) => (r.top[i] ? [r.top[i].name, r.top[i].z.toPrecision(6)] : ["", ""]));
+      lines.push([q(r.id), r.nll.toPrecision(8), r.score.toPrecision(10), r.percentile.toFixed(2), r.verdict, ...top, ...DETECTOR_METHODS.map((m) => r.scores[m].toPrecision(10))].join(","));
+    }
+    atomicWrite(a.out, lines.join("\n") + "\n");
+  }
+  console.log(`scores: ${a.out}`);
+}
+Deno.exit(0);
