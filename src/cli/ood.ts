@@ -115,7 +115,7 @@ console.log("\nAUROC, in-distribution test (second half) vs each OOD set; densit
 console.log(tableText(evals));
 const files = writeReport(a.out!, evals, { models: modelPaths, fit: nFit, eval: nEval, B: Bs, backend: backend.name, seed, loop: a.loop });
 mark("report");
-console.log(`\nreport: ${a.out}/ (${files.length} files: table.md, table.json, features-*.csv, roc-*.svg, hist-*.svg, corr-*.svg)`);
+console.log(`\nreport: ${a.out}/ (${files.length} files: table.md, table.json, features-*.csv, roc-*.svg, hist-*.svg, corr-*.svg, layers-auroc-*.svg)`);
 console.log(`elapsed ${((performance.now() - t0) / 1000).toFixed(1)} s:`);
 for (const [w, s] of timings) console.log(`  ${s.toFixed(1).padStart(7)} s  ${w}`);
 Deno.exit(0);

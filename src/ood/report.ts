@@ -3,6 +3,7 @@ import type { Evaluation } from "./pipeline.ts";
 import { auroc } from "./metrics.ts";
 import { correlationSvg, histogramsSvg, rocSvg, scatterSvg } from "./plots.ts";
 import { commonFactor, type ShiftDiagnostic, shiftDiagnostic } from "./shift.ts";
+import { heatmapSvg, layerAurocs } from "./heatmap.ts";
 
 const f3 = (v: number) => v.toFixed(3);
 
@@ -116,6 +117,11 @@ export function writeReport(dir: string, evals: Evaluation[], meta: Record<strin
     put(`features-${tag}.csv`, featuresCsv(e));
     for (const [set, rs] of Object.entries(e.results)) {
       put(`roc-${tag}-${set}.svg`, rocSvg(`${e.model}, B=${e.groupSize}: ${e.inEval.name} vs ${set}`, rs.map((r) => ({ label: r.method, points: r.roc, auroc: r.metrics.auroc }))));
+    }
+    if (e.ood.length) {
+      const h = layerAurocs(e.scorers.diag, e.inEval.logf, e.ood.map((o) => ({ name: o.name, rows: o.logf })));
+      put(`layers-auroc-${tag}.svg`, heatmapSvg(`${e.model}, B=${e.groupSize}: AUROC of each layer's density term alone`, h.layers.map((l) => e.names[l]), h.sets, h.auroc,
+        `${e.inEval.name} (in) vs each OOD set; blue: the layer alone detects the set, red: it sees the set as more typical`));
     }
     if (e.groupSize === 1) {
       // Histograms for the first, a middle and the last layers, and the one the fit finds most spread.
