@@ -4,6 +4,11 @@
 //
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
 //                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto] [--out reports/ood] [--loop]
+//                  [--fim] [--fim-lambda 1]
+// --data and --ood also take image files: a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an
+// IDX *-ubyte file, CIFAR-10 binary (all of a file's images; --data's are split in halves as above).
+// --fim adds the full-FIM method (columns gradient-fim and gradient-fim-block, src/ood/woodbury.ts):
+// a second gradient pass that keeps the fit set's per-input gradients; --fim-lambda scales its lambda.
 import "./errors.ts";
 import { parseArgs } from "node:util";
 import * as T from "../autograd/index.ts";
@@ -16,6 +21,7 @@ import { loadModel } from "../models/registry.ts";
 import { modelImageShape } from "../ood/detector.ts";
 import { evaluateSets, setFeatures, type Evaluation, type SetFeatures } from "../ood/pipeline.ts";
 import { tableText, writeReport } from "../ood/report.ts";
+import { addFimMethods } from "../ood/fim_method.ts";
 import { progressBar } from "./progress.ts";
 
 const { values: a } = parseArgs({
@@ -32,6 +38,8 @@ const { values: a } = parseArgs({
     out: { type: "string", default: "reports/ood" },
     seed: { type: "string", default: "0" },
     loop: { type: "boolean", default: false },
+    fim: { type: "boolean", default: false },
+    "fim-lambda": { type: "string", default: "1" },
   },
 });
 
@@ -48,7 +56,9 @@ const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion.safet
 const modelPaths = a.model ? a.model.split(",") : defaults.filter((p) => { try { Deno.statSync(p); return true; } catch { return false; } });
 if (!modelPaths.length) throw new Error(`ood: no model weights found (looked for ${defaults.join(", ")}); pass --model`);
 const Bs = a.B!.split(",").map(Number);
-const nFit = Number(a.fit), nEval = Number(a.eval), seed = Number(a.seed);
+const nFit = Number(a.fit), nEval = Number(a.eval), seed = Number(a.seed), fimLambda = Number(a["fim-lambda"]);
+if (!(fimLambda > 0)) throw new Error(`--fim-lambda ${JSON.stringify(a["fim-lambda"])}: expected a positive number`);
+const main = ["likelihood", "typicality", "gradient", ...(a.fim ? ["gradient-fim", "gradient-fim-block"] : [])];
 const backend = await selectBackend(a.backend as BackendChoice);
 console.log(`backend: ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}`);
 
@@ -106,14 +116,21 @@ for (const path of modelPaths) {
     }
     bar.stop();
     mark(`features ${label} B=${B} (${total} inputs)`);
-    evals.push(evaluateSets(label, B, feats[0].names, feats[0], feats[1], feats.slice(2), seed));
+    const ev = evaluateSets(label, B, feats[0].names, feats[0], feats[1], feats.slice(2), seed);
+    evals.push(ev);
     mark(`fit and score ${label} B=${B}`);
+    if (a.fim) {
+      const fim = await addFimMethods(ev, model, s, { groupSize: B, batch: Number(a.batch), seed, lambdaScale: fimLambda });
+      console.log(`full FIM ${label} B=${B}: ${fim.n} fit gradients x ${fim.parameters} parameters, lambda ${fim.lambda.toExponential(3)}, ${(fim.floats * 4 / 2 ** 20).toFixed(0)} MiB held (${fim.floats} floats)`);
+      fim.dispose();
+      mark(`full FIM ${label} B=${B} (gradients, fit and score)`);
+    }
   }
 }
 
 console.log("\nAUROC, in-distribution test (second half) vs each OOD set; density fitted on the first half:\n");
-console.log(tableText(evals));
-const files = writeReport(a.out!, evals, { models: modelPaths, fit: nFit, eval: nEval, B: Bs, backend: backend.name, seed, loop: a.loop });
+console.log(tableText(evals, main));
+const files = writeReport(a.out!, evals, { models: modelPaths, fit: nFit, eval: nEval, B: Bs, backend: backend.name, seed, loop: a.loop, fim: a.fim ? { lambdaScale: fimLambda } : false }, main);
 mark("report");
 console.log(`\nreport: ${a.out}/ (${files.length} files: table.md, table.json, features-*.csv, roc-*.svg, hist-*.svg, corr-*.svg, layers-auroc-*.svg)`);
 console.log(`elapsed ${((performance.now() - t0) / 1000).toFixed(1)} s:`);

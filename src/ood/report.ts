@@ -94,14 +94,14 @@ function featuresCsv(e: Evaluation): string {
   return lines.join("\n") + "\n";
 }
 
-export function writeReport(dir: string, evals: Evaluation[], meta: Record<string, unknown>): string[] {
+export function writeReport(dir: string, evals: Evaluation[], meta: Record<string, unknown>, main?: string[]): string[] {
   Deno.mkdirSync(dir, { recursive: true });
   const files: string[] = [];
   const put = (name: string, text: string) => {
     Deno.writeTextFileSync(`${dir}/${name}`, text);
     files.push(`${dir}/${name}`);
   };
-  put("table.md", `# OOD detection: AUROC (in-distribution = positive)\n\n${tableMarkdown(evals)}\n## All methods and metrics\n\n${detailMarkdown(evals)}`);
+  put("table.md", `# OOD detection: AUROC (in-distribution = positive)\n\n${tableMarkdown(evals, main)}\n## All methods and metrics\n\n${detailMarkdown(evals)}`);
   put("layers.md", `# Per-layer diagnostics: log ||grad||^2 of each parameter tensor alone\n\n${evals.map(layersMarkdown).join("")}`);
   put("table.json", JSON.stringify({
     meta,

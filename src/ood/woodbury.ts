@@ -1,0 +1,262 @@
+// The full-FIM metric the blog proposes (via Sherman-Morrison / Woodbury): from the fit gradients
+// s_1..s_N (one per fit input or group, over all P parameters), F_N = lambda I + (1/N) sum s s^T,
+// and the score of a new gradient g is q = g^T F_N^{-1} g, computed exactly through N x N systems:
+//
+//   F_N^{-1} = (1/lambda) (I - S^T A^{-1} S),  A = lambda N I + S S^T   (S: the N x P rows s_i)
+//   q = (|g|^2 - |L^{-1} S g|^2) / lambda,     A = L L^T (Cholesky)
+//
+// No P x P matrix is ever formed. We keep S per layer on the backend and, for the per-layer block
+// version (F block-diagonal over parameter tensors, q_block = sum_l g_l^T F_l^{-1} g_l), R_l = L_l^{-1} S_l
+// for layers with P_l >= N, or the P_l x P_l factor L_l^{-1} of F_l itself for smaller layers.
+//
+// lambda (documented rule): the mean of the empirical FIM's diagonal, tr(S^T S / N) / P (per layer:
+// over that layer's P_l entries), times `lambdaScale` (default 1). It is the empirical FIM's mean
+// eigenvalue over all P directions: F_N then has every eigenvalue at least that, so a direction
+// the N fit gradients do not span costs as much as an average direction of the FIM, not infinitely.
+// It is scale-free (rescaling the NLL rescales lambda with F) and needs no held-out data.
+//
+// Memory: S is P x N floats; the block version's R_l adds up to another P x N (layers with P_l >= N).
+import * as T from "../autograd/index.ts";
+import type { GenerativeModel } from "../models/model.ts";
+import { withPerGroup } from "../nn/per_example.ts";
+
+/** Lower Cholesky factor of a symmetric positive definite n x n matrix (row-major). */
+export function cholesky(a: ArrayLike<number>, n: number): Float64Array {
+  const c = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const ri = i * n;
+    for (let j = 0; j <= i; j++) {
+      const rj = j * n;
+      let s = a[ri + j];
+      for (let p = 0; p < j; p++) s -= c[ri + p] * c[rj + p];
+      if (i === j) {
+        if (!(s > 0)) throw new Error(`cholesky: matrix is not positive definite (pivot ${i}: ${s})`);
+        c[ri + i] = Math.sqrt(s);
+      } else c[ri + j] = s / c[rj + j];
+    }
+  }
+  return c;
+}
+
+/** Inverse of a lower-triangular n x n matrix (row-major; lower triangular too). */
+export function lowerInverse(l: Float64Array, n: number): Float64Array {
+  const inv = new Float64Array(n * n);
+  for (let j = 0; j < n; j++) {
+    inv[j * n + j] = 1 / l[j * n + j];
+    for (let i = j + 1; i < n; i++) {
+      let s = 0;
+      for (let p = j; p < i; p++) s += l[i * n + p] * inv[p * n + j];
+      inv[i * n + j] = -s / l[i * n + i];
+    }
+  }
+  return inv;
+}
+
+/**
+ * Per-group gradients of the summed NLL, one [G, P_l] matrix per parameter tensor, by one forward
+ * and one backward with per-group parameter copies (no norms-only shortcut: the vectors are needed).
+ */
+export function groupGradients(model: GenerativeModel, x: T.Tensor, B: number, noise?: T.Tensor): T.Tensor[] {
+  const G = x.shape[0] / B;
+  if (!Number.isInteger(G)) throw new Error(`gradients: ${x.shape[0]} inputs do not split into groups of ${B}`);
+  const named = model.namedParameters();
+  return T.tidy(() =>
+    withPerGroup(G, B, (ctx) => {
+      const nll = T.sum(model.nll(x, { noise }));
+      const leaves = named.map(([n, p]) => {
+        const l = ctx.leaves.get(p);
+        if (!l) throw new Error(`gradients: parameter ${n} does not reach the NLL`);
+        return l;
+      });
+      return T.grad(nll, leaves).map((g, i) => {
+        if (!g) throw new Error(`gradients: parameter ${named[i][0]} does not reach the NLL`);
+        return T.reshape(g, [G, -1]);
+      });
+    })
+  );
+}
+
+/** The reference: one backward per group. Same layout as groupGradients. */
+export function groupGradientsLoop(model: GenerativeModel, x: T.Tensor, B: number, noise?: T.Tensor): T.Tensor[] {
+  const G = x.shape[0] / B;
+  const params = model.parameters();
+  const rows: T.Tensor[][] = [];
+  for (let g = 0; g < G; g++) {
+    rows.push(T.tidy(() => {
+      const sl = (t: T.Tensor) => T.slice(t, [g * B], [(g + 1) * B]);
+      return T.grad(T.sum(model.nll(sl(x), { noise: noise && sl(noise) })), params).map((gr) => T.reshape(gr!, [1, -1]));
+    }));
+  }
+  const out = params.map((_, l) => T.concat(rows.map((r) => r[l]), 0));
+  rows.flat().forEach((t) => t.dispose());
+  return out;
+}
+
+interface BlockFactor {
+  /** "woodbury": R = L^{-1} S_l [N, P_l]; "explicit": Linv = L^{-1} of F_l [P_l, P_l]. */
+  kind: "woodbury" | "explicit";
+  m: T.Tensor;
+  lambda: number;
+}
+
+export interface FimScores {
+  /** g^T F_N^{-1} g with the full F_N. */
+  full: Float64Array;
+  /** sum over layers of g_l^T F_l^{-1} g_l (block-diagonal F). */
+  block: Float64Array;
+  /** Per layer, g_l^T F_l^{-1} g_l: [layer][group]. */
+  perLayer: Float64Array[];
+}
+
+export interface FimOptions {
+  lambdaScale?: number;
+  /** Also build the block version's factors (default true). */
+  block?: boolean;
+}
+
+/** Reads a tensor to the host as float64 and frees it. */
+async function host(t: T.Tensor): Promise<Float64Array> {
+  const d = Float64Array.from(await t.data());
+  t.dispose();
+  return d;
+}
+
+/** F_N from the fit gradients, ready to score new gradients. Call dispose() to free its matrices. */
+export class WoodburyFim {
+  readonly n: number;
+  readonly sizes: number[];
+  readonly lambda: number;
+  /** The fit gradients S [N, P] (layers side by side, in the model's order), kept on the backend. */
+  readonly s: T.Tensor;
+  /** A = lambda N I + S S^T = L L^T; L^{-1} [N, N] on the backend. */
+  readonly #linv: T.Tensor;
+  readonly #blocks: BlockFactor[] | null;
+
+  private constructor(s: T.Tensor, sizes: number[], lambda: number, linv: T.Tensor, blocks: BlockFactor[] | null) {
+    this.s = s;
+    this.n = s.shape[0];
+    this.sizes = sizes;
+    this.lambda = lambda;
+    this.#linv = linv;
+    this.#blocks = blocks;
+  }
+
+  /** layers: the fit gradients, one [N, P_l] tensor per parameter tensor; consumed (freed here). */
+  static async fit(layers: T.Tensor[], o: FimOptions = {}): Promise<WoodburyFim> {
+    const n = layers[0].shape[0], backend = layers[0].backend, dtype = layers[0].dtype;
+    const sizes = layers.map((t) => t.shape[1]);
+    const scale = o.lambdaScale ?? 1;
+    // Traces of the per-layer Grams are the per-layer squared norms summed; N x N Grams only where needed.
+    const sq = await host(T.tidy(() => T.concat(layers.map((t) => T.reshape(T.sumSquares(t), [1])), 0)));
+    const k = await host(T.tidy(() => {
+      let acc: T.Tensor | null = null;
+      for (const t of layers) { const g = T.mm(t, t, false, true); acc = acc ? T.add(acc, g) : g; }
+      return acc!;
+    }));
+    const P = sizes.reduce((a, b) => a + b, 0);
+    const lambda = (scale * sq.reduce((a, b) => a + b, 0)) / (n * P);
+    if (!(lambda > 0)) throw new Error("FIM: the fit gradients are all zero");
+    const onDevice = (m: Float64Array, r: number, c: number) => T.keep(T.tensor(m, [r, c], { backend, dtype }));
+    const linv = onDevice(lowerInverse(cholesky(addDiagonal(k, n, lambda * n), n), n), n, n);
+    let blocks: BlockFactor[] | null = null;
+    if (o.block !== false) {
+      blocks = [];
+      for (const [l, t] of layers.entries()) {
+        const p = sizes[l], lam = (scale * sq[l]) / (n * p) || lambda;
+        if (p >= n) {
+          const gram = await host(T.tidy(() => T.mm(t, t, false, true)));
+          const li = onDevice(lowerInverse(cholesky(addDiagonal(gram, n, lam * n), n), n), n, n);
+          blocks.push({ kind: "woodbury", m: T.keep(T.tidy(() => T.mm(li, t))), lambda: lam });
+          li.dispose();
+        } else {
+          // A small layer: its own P_l x P_l F_l = lam I + S_l^T S_l / N, factored directly.
+          const c = await host(T.tidy(() => T.mm(t, t, true, false)));
+          for (let i = 0; i < c.length; i++) c[i] /= n;
+          blocks.push({ kind: "explicit", m: onDevice(lowerInverse(cholesky(addDiagonal(c, p, lam), p), p), p, p), lambda: lam });
+        }
+      }
+    }
+    const S = T.keep(T.tidy(() => T.concat(layers, 1)));
+    layers.forEach((t) => t.dispose());
+    return new WoodburyFim(S, sizes, lambda, linv, blocks);
+  }
+
+  get parameters(): number {
+    return this.sizes.reduce((a, b) => a + b, 0);
+  }
+
+  /** Floats held on the backend: S, L^{-1} and the block factors. */
+  get floats(): number {
+    return this.s.size + this.n * this.n + (this.#blocks ?? []).reduce((a, b) => a + b.m.size, 0);
+  }
+
+  /** Scores G gradients given per layer ([G, P_l] each, on the fit gradients' backend). */
+  async score(g: T.Tensor[]): Promise<FimScores> {
+    const G = g[0].shape[0], L = this.sizes.length;
+    if (g.length !== L) throw new Error(`FIM: ${g.length} gradient layers, fitted on ${L}`);
+    // w = S g [N, G] summed over layers, |g|^2 per group, and the block terms where built.
+    const out = T.tidy(() => {
+      const gs = T.concat(g, 1);
+      const w = T.mm(this.s, gs, false, true), sq = T.sumSquares(gs, 1);
+      const per: T.Tensor[] = [];
+      for (let l = 0; l < L; l++) {
+        const b = this.#blocks?.[l];
+        if (!b) continue;
+        const proj = T.sumSquares(T.mm(g[l], b.m, false, true), 1);
+        per.push(b.kind === "woodbury" ? T.mul(T.sub(T.sumSquares(g[l], 1), proj), 1 / b.lambda) : proj);
+      }
+      const full = T.mul(T.sub(sq, T.sumSquares(T.mm(this.#linv, w), 0)), 1 / this.lambda);
+      // One table [1 + L, G], one readback.
+      return T.concat([full, ...per].map((t) => T.reshape(t, [1, G])), 0);
+    });
+    const d = await host(out);
+    const full = d.slice(0, G), perLayer = this.#blocks ? this.sizes.map((_, l) => d.slice((1 + l) * G, (2 + l) * G)) : [];
+    const block = new Float64Array(G);
+    for (const p of perLayer) for (let j = 0; j < G; j++) block[j] += p[j];
+    return { full, block, perLayer };
+  }
+
+  /**
+   * FIM inner products g_a^T F_N^{-1} g_b for every pair (a from `a`, b from `b`, each [G, P_l] per
+   * layer): (g_a . g_b - (L^{-1} S g_a) . (L^{-1} S g_b)) / lambda, a [Ga, Gb] row-major matrix.
+   */
+  async inner(a: T.Tensor[], b: T.Tensor[]): Promise<Float64Array> {
+    return await host(T.tidy(() => {
+      const ga = T.concat(a, 1), gb = T.concat(b, 1);
+      const ya = T.mm(this.#linv, T.mm(this.s, ga, false, true)), yb = T.mm(this.#linv, T.mm(this.s, gb, false, true));
+      return T.mul(T.sub(T.mm(ga, gb, false, true), T.mm(ya, yb, true, false)), 1 / this.lambda);
+    }));
+  }
+
+  dispose(): void {
+    this.s.dispose();
+    this.#linv.dispose();
+    this.#blocks?.forEach((b) => b.m.dispose());
+  }
+}
+
+function addDiagonal(m: Float64Array, n: number, v: number): Float64Array {
+  const out = Float64Array.from(m);
+  for (let i = 0; i < n; i++) out[i * n + i] += v;
+  return out;
+}
+
+/**
+ * The diagonal of the empirical FIM (per parameter, mean of s^2 over the fit gradients) plus the
+ * same lambda: the cheap alternative to F_N for inner products (influence with --fim diag).
+ */
+export function diagonalFim(layers: T.Tensor[], lambda: number): T.Tensor[] {
+  return layers.map((t) => T.keep(T.tidy(() => T.add(T.mean(T.square(t), 0), lambda))));
+}
+
+/** g_a^T D^{-1} g_b for diagonal D (per layer [P_l]), every pair: a [Ga, Gb] row-major matrix. */
+export async function diagonalInner(d: T.Tensor[], a: T.Tensor[], b: T.Tensor[]): Promise<Float64Array> {
+  return await host(T.tidy(() => {
+    let acc: T.Tensor | null = null;
+    d.forEach((dl, l) => {
+      const x = T.mm(T.div(a[l], T.reshape(dl, [1, -1])), b[l], false, true);
+      acc = acc ? T.add(acc, x) : x;
+    });
+    return acc!;
+  }));
+}
