@@ -1,11 +1,17 @@
 // conv2d NCHW / OIHW as implicit GEMM: no im2col buffer, the patch index is decoded in-kernel.
-// params: [N, Cin, H, W, Cout, KH, KW, stride, pad, groups, OH, OW]
-import { entry, PARAMS } from "./preamble.ts";
+import { entry, Layout, PARAMS, WG } from "./preamble.ts";
+
+/**
+ * Params of every conv kernel (here and in conv2d_gemm.wgsl.ts): the conv's sizes, stride S,
+ * padding PAD and groups G; SPLITS only for the uniform weight gradient (0 elsewhere).
+ */
+export const CONV = new Layout({
+  N: 1, Cin: 1, H: 1, W: 1, Cout: 1, KH: 1, KW: 1, S: 1, PAD: 1, G: 1, OH: 1, OW: 1, SPLITS: 1,
+});
 
 const DIMS = `
-  let N = P[0]; let Cin = P[1]; let H = P[2]; let W = P[3];
-  let Cout = P[4]; let KH = P[5]; let KW = P[6];
-  let S = P[7]; let PAD = P[8]; let G = P[9]; let OH = P[10]; let OW = P[11];
+  ${CONV.declare("N", "Cin", "H", "W", "Cout", "KH", "KW")}
+  ${CONV.declare("S", "PAD", "G", "OH", "OW")}
   let cg = Cin / G; let og = Cout / G;`;
 
 const IO = (a: string, b: string, out: string) => `${PARAMS}
@@ -25,9 +31,9 @@ export function uniformChannels(v: ConvVariant): number {
 
 /** Header of the uniform variants: channel block from the workgroup (so weight loads are uniform), position from the lane. */
 const UNIFORM_HEAD = `
-@compute @workgroup_size(64)
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let pos = (wid.x + wid.z * nwg.x) * 64u + lid;`;
+  let pos = (wid.x + wid.z * nwg.x) * ${WG}u + lid;`;
 
 /** Forward. direct: one output per invocation; block4: 4 output channels per invocation share input loads. */
 export function conv2dForwardShader(v: ConvVariant): string {
@@ -130,8 +136,8 @@ ${DIMS}
 }
 
 /**
- * Forward, uniform variant: a workgroup takes 8 output channels of one group (weights uniform
- * across lanes) and 64 output positions (one per lane). Dispatch y = groups * ceil(og / 8).
+ * Forward, uniform variant: a workgroup takes UNIFORM_CH output channels of one group (weights
+ * uniform across lanes) and WG output positions (one per lane). Dispatch y = groups * ceil(og / UNIFORM_CH).
  */
 export function conv2dForwardUniformShader(UNIFORM_CH: number): string {
   const CH = [...Array(UNIFORM_CH).keys()];
@@ -169,7 +175,7 @@ ${DIMS}
 }`;
 }
 
-/** Input gradient, uniform variant: 8 input channels of one group per workgroup, 64 input positions. */
+/** Input gradient, uniform variant: UNIFORM_CH input channels of one group per workgroup, WG input positions. */
 export function conv2dInputGradUniformShader(UNIFORM_CH: number): string {
   const CH = [...Array(UNIFORM_CH).keys()];
   return `${IO("GY", "Wt", "DX")}
@@ -210,14 +216,14 @@ ${DIMS}
  * Weight gradient, uniform variant: a block of output channels per workgroup (gradient loads
  * uniform across lanes); lanes over (split s, ci, ky, kx). Split s sums images n = s, s+S, ...
  * into its own slice of a [S, Cout, cg*KH*KW] partial result, summed over S afterwards, so small
- * filters (few (ci, ky, kx)) still fill the lanes. params: conv words + [S].
+ * filters (few (ci, ky, kx)) still fill the lanes (CONV's SPLITS).
  */
 export function conv2dWeightGradUniformShader(UNIFORM_CH: number): string {
   const CH = [...Array(UNIFORM_CH).keys()];
   return `${IO("X", "GY", "DW")}
 ${UNIFORM_HEAD}
 ${DIMS}
-  let SPLITS = P[12];
+  ${CONV.declare("SPLITS")}
   let cbs = (og + ${UNIFORM_CH - 1}u) / ${UNIFORM_CH}u;
   let g = wid.y / cbs;
   let co0 = g * og + (wid.y % cbs) * ${UNIFORM_CH}u;

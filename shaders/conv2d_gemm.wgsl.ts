@@ -1,13 +1,13 @@
 // conv2d as explicit GEMM: im2col unrolls input patches into a [N, Cin*KH*KW, OH*OW] matrix so
 // the matmul kernels (the fastest we have) do the arithmetic; col2im sums such a matrix back onto
-// the input grid (the input gradient). params: the conv words [N, Cin, H, W, Cout, KH, KW, stride,
-// pad, groups, OH, OW]. Row order (ci, ky, kx) matches the OIHW weight, so group g's rows are a
-// contiguous block and W[g] is an [og, cg*KH*KW] matrix.
+// the input grid (the input gradient). Params: CONV (conv2d.wgsl.ts). Row order (ci, ky, kx)
+// matches the OIHW weight, so group g's rows are a contiguous block and W[g] is an [og, cg*KH*KW] matrix.
+import { wgsl } from "wgsl-preprocessor";
+import { CONV } from "./conv2d.wgsl.ts";
 import { entry, PARAMS } from "./preamble.ts";
 
 const DIMS = `
-  let N = P[0]; let Cin = P[1]; let H = P[2]; let W = P[3];
-  let KH = P[5]; let KW = P[6]; let S = P[7]; let PAD = P[8]; let OH = P[10]; let OW = P[11];`;
+  ${CONV.declare("N", "Cin", "H", "W", "KH", "KW", "S", "PAD", "OH", "OW")}`;
 
 // Integer division is slow on CPU-backed adapters (lavapipe scalarises it), so each invocation
 // decodes its indices once and then walks a whole row of positions.
@@ -39,9 +39,8 @@ ${DIMS}
 /** One input row dX[n, c, iy, :] per invocation: the sum of the col entries whose window covers each element. */
 export function col2imShader(stride: number): string {
   // The stride is baked in: with stride 1 every tap hits and no division is left.
-  const hit = (t: string, lim: string) => stride === 1 ? `${t} >= 0 && ${t} < i32(${lim})` : `${t} >= 0 && ${t} % ${stride} == 0 && ${t} / ${stride} < i32(${lim})`;
-  const div = (t: string) => stride === 1 ? `u32(${t})` : `u32(${t} / ${stride})`;
-  return `${PARAMS}
+  const one = stride === 1;
+  return wgsl`${PARAMS}
 @group(0) @binding(1) var<storage, read> COL: array<f32>;
 @group(0) @binding(2) var<storage, read_write> DX: array<f32>;
 ${entry()}
@@ -53,12 +52,24 @@ ${DIMS}
     var acc = 0.0;
     for (var ky = 0u; ky < KH; ky++) {
       let ty = i32(iy + PAD) - i32(ky);
-      if (!(${hit("ty", "OH")})) { continue; }
-      let rb = ((nc * KH + ky) * KW) * OH * OW + ${div("ty")} * OW;
+#if ${one}
+      if (ty < 0 || ty >= i32(OH)) { continue; }
+      let oy = u32(ty);
+#else
+      if (ty < 0 || ty % ${stride} != 0 || ty / ${stride} >= i32(OH)) { continue; }
+      let oy = u32(ty / ${stride});
+#endif
+      let rb = ((nc * KH + ky) * KW) * OH * OW + oy * OW;
       for (var kx = 0u; kx < KW; kx++) {
         let tx = i32(ix + PAD) - i32(kx);
-        if (!(${hit("tx", "OW")})) { continue; }
-        acc += COL[rb + kx * OH * OW + ${div("tx")}];
+#if ${one}
+        if (tx < 0 || tx >= i32(OW)) { continue; }
+        let ox = u32(tx);
+#else
+        if (tx < 0 || tx % ${stride} != 0 || tx / ${stride} >= i32(OW)) { continue; }
+        let ox = u32(tx / ${stride});
+#endif
+        acc += COL[rb + kx * OH * OW + ox];
       }
     }
     DX[idx * W + ix] = acc;

@@ -1,7 +1,7 @@
 // Elementwise kernels: unary (with a scalar parameter), broadcasting binary, where, fill.
 import { wgsl } from "wgsl-preprocessor";
-import type { BinaryOp, UnaryOp } from "../src/kernels/backend.ts";
-import { entry, PARAMS } from "./preamble.ts";
+import type { BinaryOp, UnaryOp } from "../src/kernels/ops.ts";
+import { entry, Layout, MAX_RANK, PARAMS } from "./preamble.ts";
 
 /** One WGSL expression per op, in x and p; stable forms mirror src/kernels/scalar_ops.ts. */
 export const UNARY_WGSL: Record<UnaryOp, string> = {
@@ -53,7 +53,19 @@ fn powScalar(x: f32, p: f32) -> f32 {
   return m;
 }`;
 
-/** params: [n, p] */
+/** Params of unary ops (n elements, the op's scalar p as f32) and of fill (the value as f32). */
+export const UNARY = new Layout({ n: 1, p: 1 });
+export const FILL = new Layout({ n: 1, value: 1 });
+
+/**
+ * Params of the broadcasting ops: the output's (coalesced) shape, then each input's element
+ * strides over it (0 on broadcast dims), MAX_RANK words per field. `same` binaries use only n.
+ */
+export const BROADCAST = new Layout({ n: 1, rank: 1, shape: MAX_RANK, in0: MAX_RANK, in1: MAX_RANK, in2: MAX_RANK });
+/** Params of a binary op whose inputs have the output's shape. */
+export const SAME = new Layout({ n: 1 });
+const INPUTS = ["in0", "in1", "in2"] as const;
+
 export function unaryShader(op: UnaryOp): string {
   return wgsl`${PARAMS}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
@@ -62,26 +74,22 @@ export function unaryShader(op: UnaryOp): string {
 ${POW}
 #endif
 ${entry()}
-  if (idx >= P[0]) { return; }
+  if (idx >= ${UNARY.u("n")}) { return; }
   let x = X[idx];
-  let p = pf(1u);
+  let p = ${UNARY.f("p")};
   Y[idx] = ${UNARY_WGSL[op]};
 }`;
 }
 
-/**
- * Broadcast offsets from per-input strides. params: [n, rank, shape[8], strides of each input[8]...]
- * `same` variant: all shapes equal the output, no index arithmetic.
- */
 // One walk over the (coalesced) output coordinates gives every input's offset: the divisions are
 // shared by the inputs. The rank is baked in (one pipeline per rank): the unrolled walk ran 2-2.5x
 // faster than a loop over a runtime rank on lavapipe ([2048,196] + [2048,1]: 3.4-3.8 -> 1.5 ms).
 function offsets(inputs: 2 | 3, rank: number): string {
   const vec = `vec${inputs}<u32>`;
   const steps = [...Array(rank).keys()].reverse().map((k) => {
-    const st = [10 + k, 18 + k, 26 + k].slice(0, inputs).map((i) => `P[${i}u]`).join(", ");
-    const c = k === 0 ? "rem" : `rem - q${k} * P[${2 + k}u]`;
-    return (k === 0 ? "" : `  let q${k} = rem / P[${2 + k}u];\n`) + `  off += (${c}) * ${vec}(${st});\n` + (k === 0 ? "" : `  rem = q${k};\n`);
+    const st = INPUTS.slice(0, inputs).map((f) => BROADCAST.u(f, k)).join(", ");
+    const c = k === 0 ? "rem" : `rem - q${k} * ${BROADCAST.u("shape", k)}`;
+    return (k === 0 ? "" : `  let q${k} = rem / ${BROADCAST.u("shape", k)};\n`) + `  off += (${c}) * ${vec}(${st});\n` + (k === 0 ? "" : `  rem = q${k};\n`);
   });
   return `
 fn offsetsOf(idx: u32) -> ${vec} {
@@ -91,7 +99,7 @@ ${steps.join("")}  return off;
 }`;
 }
 
-/** `rank`: the coalesced rank of a broadcasting op (ignored when `same`). */
+/** `rank`: the coalesced rank of a broadcasting op (ignored when `same`: all shapes equal the output, no index arithmetic). */
 export function binaryShader(op: BinaryOp, same: boolean, rank = 0): string {
   return wgsl`${PARAMS}
 @group(0) @binding(1) var<storage, read> A: array<f32>;
@@ -101,11 +109,12 @@ export function binaryShader(op: BinaryOp, same: boolean, rank = 0): string {
 ${offsets(2, rank)}
 #endif
 ${entry()}
-  if (idx >= P[0]) { return; }
 #if ${same}
+  if (idx >= ${SAME.u("n")}) { return; }
   let a = A[idx];
   let b = B[idx];
 #else
+  if (idx >= ${BROADCAST.u("n")}) { return; }
   let o = offsetsOf(idx);
   let a = A[o.x];
   let b = B[o.y];
@@ -122,18 +131,17 @@ export function whereShader(rank: number): string {
 @group(0) @binding(4) var<storage, read_write> Y: array<f32>;
 ${offsets(3, rank)}
 ${entry()}
-  if (idx >= P[0]) { return; }
+  if (idx >= ${BROADCAST.u("n")}) { return; }
   let o = offsetsOf(idx);
   Y[idx] = select(B[o.z], A[o.y], C[o.x] != 0.0);
 }`;
 }
 
-/** params: [n, value] */
 export function fillShader(): string {
   return `${PARAMS}
 @group(0) @binding(1) var<storage, read_write> Y: array<f32>;
 ${entry()}
-  if (idx >= P[0]) { return; }
-  Y[idx] = pf(1u);
+  if (idx >= ${FILL.u("n")}) { return; }
+  Y[idx] = ${FILL.f("value")};
 }`;
 }

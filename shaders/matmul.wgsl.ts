@@ -1,8 +1,21 @@
 // Batched matmul C[b] = op(A[b]) op(B[b]); transposes and batch broadcast are strides.
-// params: [batch, M, K, N, aBatch, aM, aK, bBatch, bK, bN, aWrap]  (element strides; 0 = broadcast;
-// A repeats every aWrap batches: A[b % aWrap], which lets a convolution pair per-group weights with every image)
 import { wgsl } from "wgsl-preprocessor";
-import { entry, PARAMS } from "./preamble.ts";
+import { entry, Layout, PARAMS, WG } from "./preamble.ts";
+
+/**
+ * Params: C is [batch, M, N]; A and B are read through element strides per batch, row and column
+ * (0 = broadcast), A repeating every aWrap batches (A[b % aWrap]: a convolution pairs per-group
+ * weights with every image that way).
+ */
+export const MATMUL = new Layout({ batch: 1, M: 1, K: 1, N: 1, aBatch: 1, aM: 1, aK: 1, bBatch: 1, bK: 1, bN: 1, aWrap: 1 });
+const L = MATMUL;
+const DIMS = L.declare("M", "K", "N");
+
+/** Block kernels: a workgroup's WG lanes take a GROUP_SIDE x GROUP_SIDE grid of blocks in the grouped order. */
+export const GROUP_SIDE = Math.sqrt(WG);
+if (!Number.isInteger(GROUP_SIDE)) throw new Error("matmul: the grouped order needs WG to be a square");
+/** The tiled kernel: a TILE_LANES x TILE_LANES workgroup computes a TILE x TILE block of C. */
+export const TILE = 64, TILE_K = 16, TILE_LANES = 16;
 
 const IO = `${PARAMS}
 @group(0) @binding(1) var<storage, read> A: array<f32>;
@@ -37,39 +50,23 @@ export function blockDims(v: MatmulVariant): [number, number] | null {
 function naive(): string {
   return `${IO}
 ${entry()}
-  let M = P[1]; let K = P[2]; let N = P[3];
-  if (idx >= P[0] * M * N) { return; }
+  ${DIMS}
+  if (idx >= ${L.u("batch")} * M * N) { return; }
   let b = idx / (M * N);
   let m = (idx / N) % M;
   let n = idx % N;
-  var ai = (b % P[10]) * P[4] + m * P[5];
-  var bi = b * P[7] + n * P[9];
+  var ai = (b % ${L.u("aWrap")}) * ${L.u("aBatch")} + m * ${L.u("aM")};
+  var bi = b * ${L.u("bBatch")} + n * ${L.u("bN")};
   var acc = 0.0;
   for (var k = 0u; k < K; k++) {
     acc = fma(A[ai], B[bi], acc);
-    ai += P[6];
-    bi += P[8];
+    ai += ${L.u("aK")};
+    bi += ${L.u("bK")};
   }
   C[idx] = acc;
 }`;
 }
 
-/**
- * Grouped order: the 64 invocations of a workgroup take an 8x8 grid of blocks instead of a row
- * of 64, so they share rows of A and columns of B in cache.
- */
-const GROUPED = `
-  let wgs = (tm + 7u) / 8u * ((tn + 7u) / 8u);
-  let w = idx / 64u;
-  let l = idx % 64u;
-  let b = w / wgs;
-  let wr = w % wgs;
-  let tnw = (tn + 7u) / 8u;
-  let bm = (wr / tnw) * 8u + l / 8u;
-  let bn = (wr % tnw) * 8u + l % 8u;
-  if (b >= P[0] || bm >= tm || bn >= tn) { return; }
-  let m0 = bm * RMu;
-  let n0 = bn * RNu;`;
 
 /**
  * Each invocation owns an RM x RN block (RN a multiple of 4) held in vec4 accumulators, no
@@ -78,18 +75,35 @@ const GROUPED = `
  */
 function block(RM: number, RN: number, grouped: boolean): string {
   const rows = [...Array(RM).keys()], quads = [...Array(RN / 4).keys()], cols = [...Array(RN).keys()];
-  return `${IO}
+  const G = GROUP_SIDE;
+  // Grouped order: the WG invocations of a workgroup take a G x G grid of blocks instead of a row
+  // of WG, so they share rows of A and columns of B in cache.
+  return wgsl`${IO}
 ${entry()}
-  let M = P[1]; let K = P[2]; let N = P[3];
+  ${DIMS}
   let tm = (M + ${RM - 1}u) / ${RM}u;
   let tn = (N + ${RN - 1}u) / ${RN}u;
-${grouped ? GROUPED.replace("RMu", `${RM}u`).replace("RNu", `${RN}u`) : `  if (idx >= P[0] * tm * tn) { return; }
+#if ${grouped}
+  let wgs = (tm + ${G - 1}u) / ${G}u * ((tn + ${G - 1}u) / ${G}u);
+  let w = idx / ${WG}u;
+  let l = idx % ${WG}u;
+  let b = w / wgs;
+  let wr = w % wgs;
+  let tnw = (tn + ${G - 1}u) / ${G}u;
+  let bm = (wr / tnw) * ${G}u + l / ${G}u;
+  let bn = (wr % tnw) * ${G}u + l % ${G}u;
+  if (b >= ${L.u("batch")} || bm >= tm || bn >= tn) { return; }
+  let m0 = bm * ${RM}u;
+  let n0 = bn * ${RN}u;
+#else
+  if (idx >= ${L.u("batch")} * tm * tn) { return; }
   let b = idx / (tm * tn);
   let m0 = ((idx / tn) % tm) * ${RM}u;
-  let n0 = (idx % tn) * ${RN}u;`}
-  let aM = P[5]; let aK = P[6]; let bK = P[8]; let bN = P[9];
-  let bb = b * P[7];
-  ${rows.map((r) => `let a${r} = (b % P[10]) * P[4] + min(m0 + ${r}u, M - 1u) * aM;`).join("\n  ")}
+  let n0 = (idx % tn) * ${RN}u;
+#endif
+  ${L.declare("aM", "aK", "bK", "bN")}
+  let bb = b * ${L.u("bBatch")};
+  ${rows.map((r) => `let a${r} = (b % ${L.u("aWrap")}) * ${L.u("aBatch")} + min(m0 + ${r}u, M - 1u) * aM;`).join("\n  ")}
   ${cols.map((c) => `let c${c} = min(n0 + ${c}u, N - 1u) * bN;`).join("\n  ")}
   ${rows.map((r) => quads.map((q) => `var r${r}_${q} = vec4<f32>(0.0);`).join(" ")).join("\n  ")}
   for (var k = 0u; k < K; k++) {
@@ -108,7 +122,8 @@ ${STORE}`;
 /**
  * Rows from the workgroup, columns from the lane: every load of A is then uniform across the
  * SIMD lanes (one scalar load and a broadcast on lavapipe), and B and C move as vec4 along N.
- * Needs N % 4 == 0 and B not transposed; a workgroup is 64 lanes x RN columns by RM rows.
+ * Needs N % 4 == 0 and B not transposed; a workgroup is WG lanes x RN columns by RM rows
+ * (grid: x over columns, y over rows, z over the batch).
  */
 function rowsUniform(RM: number, RN: number): string {
   const rows = [...Array(RM).keys()], quads = [...Array(RN / 4).keys()];
@@ -116,17 +131,17 @@ function rowsUniform(RM: number, RN: number): string {
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> C4: array<vec4<f32>>;
-@compute @workgroup_size(64)
+@compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let M = P[1]; let K = P[2]; let N = P[3];
+  ${DIMS}
   let b = wid.z;
   let m0 = wid.y * ${RM}u;
-  let qf = (wid.x * 64u + lid) * ${RN / 4}u;   // first vec4 column of this lane
+  let qf = (wid.x * ${WG}u + lid) * ${RN / 4}u;   // first vec4 column of this lane
   let nq = N / 4u;
   if (qf >= nq) { return; }
-  let aM = P[5]; let aK = P[6]; let bK4 = P[8] / 4u;
-  ${rows.map((r) => `let a${r} = (b % P[10]) * P[4] + min(m0 + ${r}u, M - 1u) * aM;`).join("\n  ")}
-  ${quads.map((q) => `let q${q} = b * P[7] / 4u + min(qf + ${q}u, nq - 1u);`).join("\n  ")}
+  ${L.declare("aM", "aK")} let bK4 = ${L.u("bK")} / 4u;
+  ${rows.map((r) => `let a${r} = (b % ${L.u("aWrap")}) * ${L.u("aBatch")} + min(m0 + ${r}u, M - 1u) * aM;`).join("\n  ")}
+  ${quads.map((q) => `let q${q} = b * ${L.u("bBatch")} / 4u + min(qf + ${q}u, nq - 1u);`).join("\n  ")}
   ${rows.map((r) => quads.map((q) => `var r${r}_${q} = vec4<f32>(0.0);`).join(" ")).join("\n  ")}
   for (var k = 0u; k < K; k++) {
     let kb = k * bK4;
@@ -140,32 +155,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 /**
- * Shared-memory tiling, the GPU classic: a 16x16 workgroup computes a 64x64 tile, 4x4 per
- * invocation, staging 64x16 slices of A and B in workgroup memory.
+ * Shared-memory tiling, the GPU classic: a TILE_LANES^2 workgroup computes a TILE x TILE tile,
+ * 4x4 per invocation, staging TILE x TILE_K slices of A and B in workgroup memory.
  */
 function tiled(): string {
-  return wgsl`${IO}
-const TS = 64u;
-const TK = 16u;
-var<workgroup> As: array<f32, 1024>;  // [TK][TS]
-var<workgroup> Bs: array<f32, 1024>;  // [TK][TS]
-@compute @workgroup_size(16, 16)
+  if (TILE !== 4 * TILE_LANES) throw new Error("matmul tiled: each lane computes 4x4 of the tile");
+  return `${IO}
+const TS = ${TILE}u;
+const TK = ${TILE_K}u;
+const LANES = ${TILE_LANES * TILE_LANES}u;
+var<workgroup> As: array<f32, ${TILE * TILE_K}>;  // [TK][TS]
+var<workgroup> Bs: array<f32, ${TILE * TILE_K}>;  // [TK][TS]
+@compute @workgroup_size(${TILE_LANES}, ${TILE_LANES})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let M = P[1]; let K = P[2]; let N = P[3];
+  ${DIMS}
   let b = wid.z;
   let mBase = wid.y * TS;
   let nBase = wid.x * TS;
-  let tid = lid.y * 16u + lid.x;
+  let tid = lid.y * ${TILE_LANES}u + lid.x;
   var r0 = vec4<f32>(0.0); var r1 = vec4<f32>(0.0); var r2 = vec4<f32>(0.0); var r3 = vec4<f32>(0.0);
   for (var k0 = 0u; k0 < K; k0 += TK) {
-    for (var e = tid; e < TS * TK; e += 256u) {
+    for (var e = tid; e < TS * TK; e += LANES) {
       let kk = e / TS;
       let t = e % TS;
       let k = k0 + kk;
       let m = mBase + t;
       let n = nBase + t;
-      As[kk * TS + t] = select(0.0, A[(b % P[10]) * P[4] + min(m, M - 1u) * P[5] + min(k, K - 1u) * P[6]], m < M && k < K);
-      Bs[kk * TS + t] = select(0.0, B[b * P[7] + min(k, K - 1u) * P[8] + min(n, N - 1u) * P[9]], n < N && k < K);
+      As[kk * TS + t] = select(0.0, A[(b % ${L.u("aWrap")}) * ${L.u("aBatch")} + min(m, M - 1u) * ${L.u("aM")} + min(k, K - 1u) * ${L.u("aK")}], m < M && k < K);
+      Bs[kk * TS + t] = select(0.0, B[b * ${L.u("bBatch")} + min(k, K - 1u) * ${L.u("bK")} + min(n, N - 1u) * ${L.u("bN")}], n < N && k < K);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < TK; kk++) {

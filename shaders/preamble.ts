@@ -1,5 +1,16 @@
-// Shared WGSL pieces: the params buffer and the flat invocation index over a 2-D dispatch.
+// What every kernel family shares: the dispatch constants, the params buffer and its layouts, and
+// the flat invocation index over a 2-D dispatch. A leaf module: the drivers in src/kernels/webgpu
+// and the shaders both import it, so a layout is written once and read by both.
+
+/** Invocations per workgroup of the flat kernels (the driver's workgroup count is ceil(n / WG)). */
 export const WG = 64;
+/** Workgroups per dispatch dimension (WebGPU's default maxComputeWorkgroupsPerDimension). */
+export const MAX_GROUPS_X = 65535;
+/** Highest tensor rank the broadcasting and strided kernels take (each holds MAX_RANK words per per-dim field). */
+export const MAX_RANK = 8;
+
+/** An f32 value as the u32 word that carries it in a params buffer (read back with pf). */
+export const f32bits = (v: number): number => new Uint32Array(new Float32Array([v]).buffer)[0];
 
 /** Params are a u32 array at binding 0; f32 values travel bit-cast. */
 export const PARAMS = /* wgsl */ `
@@ -8,7 +19,71 @@ fn pf(i: u32) -> f32 { return bitcast<f32>(P[i]); }
 fn pi(i: u32) -> i32 { return bitcast<i32>(P[i]); }
 `;
 
-/** Entry point header: `idx` is the flat index, spread over x and y (x <= 65535 groups). */
+/**
+ * The params-buffer layout of one kernel family: named fields of given word counts, in order.
+ * The driver fills a buffer with `pack`, the shader reads it with `u`/`i`/`f`/`declare`, so the
+ * offsets exist in one place (and follow MAX_RANK where a field is per-dimension).
+ */
+export class Layout<K extends string> {
+  readonly offset = {} as Record<K, number>;
+  readonly length = {} as Record<K, number>;
+  /** Total words. */
+  readonly words: number;
+
+  constructor(fields: Record<K, number>) {
+    let at = 0;
+    for (const [k, n] of Object.entries(fields) as [K, number][]) {
+      this.offset[k] = at;
+      this.length[k] = n;
+      at += n;
+    }
+    this.words = at;
+  }
+
+  #word(name: K, k: number): number {
+    if (!(k >= 0 && k < this.length[name])) throw new Error(`params layout: word ${k} of ${name} (length ${this.length[name]})`);
+    return this.offset[name] + k;
+  }
+
+  /** WGSL: word k of field `name` as u32. */
+  u(name: K, k = 0): string {
+    return `P[${this.#word(name, k)}u]`;
+  }
+
+  /** WGSL: word k of field `name` as i32. */
+  i(name: K, k = 0): string {
+    return `pi(${this.#word(name, k)}u)`;
+  }
+
+  /** WGSL: word k of field `name` as f32. */
+  f(name: K, k = 0): string {
+    return `pf(${this.#word(name, k)}u)`;
+  }
+
+  /** WGSL: `let name = P[..];` for each scalar field named. */
+  declare(...names: K[]): string {
+    return names.map((n) => `let ${n} = ${this.u(n)};`).join(" ");
+  }
+
+  /**
+   * The words of one dispatch: each field's value (a number, or up to its length of numbers),
+   * fields not given (or undefined) and unused words 0. Negative integers wrap to their u32 bits; f32 values must
+   * come through f32bits.
+   */
+  pack(values: Partial<Record<K, number | readonly number[] | undefined>>): number[] {
+    const out = new Array<number>(this.words).fill(0);
+    for (const [k, v] of Object.entries(values) as [K, number | readonly number[] | undefined][]) {
+      if (!(k in this.offset)) throw new Error(`params layout: no field ${k}`);
+      if (v === undefined) continue;
+      const list = typeof v === "number" ? [v] : v;
+      if (list.length > this.length[k]) throw new Error(`params layout: ${list.length} words for ${k} (length ${this.length[k]})`);
+      list.forEach((x, j) => (out[this.offset[k] + j] = x >>> 0));
+    }
+    return out;
+  }
+}
+
+/** Entry point header: `idx` is the flat index, spread over x and y (x <= MAX_GROUPS_X groups). */
 export function entry(wg = WG): string {
   return /* wgsl */ `
 @compute @workgroup_size(${wg})

@@ -1,7 +1,9 @@
 // Reduction of the middle axis of [outer, R, inner].
-import { wgsl } from "wgsl-preprocessor";
-import type { ReduceOp } from "../src/kernels/backend.ts";
-import { entry, PARAMS } from "./preamble.ts";
+import type { ReduceOp } from "../src/kernels/ops.ts";
+import { entry, Layout, PARAMS } from "./preamble.ts";
+
+/** Params: n = outer * inner outputs, each the reduction of R elements inner apart. */
+export const REDUCE = new Layout({ n: 1, R: 1, inner: 1 });
 
 const INIT = { sum: "0.0", max: "bitcast<f32>(0xff800000u)", sumsq: "0.0" };
 // max propagates NaN like the CPU reference.
@@ -9,15 +11,14 @@ const STEP = { sum: "acc + v", max: "select(acc, v, v > acc || v != v)", sumsq: 
 // Combining two partial results (the workgroup tree): partial sums of squares add.
 const COMBINE = { sum: "acc2 + v", max: "select(acc2, v, v > acc2 || v != v)", sumsq: "acc2 + v" };
 
-/** One invocation per output. params: [outer*inner, R, inner] */
+/** One invocation per output. */
 export function reduceShader(op: ReduceOp): string {
   return `${PARAMS}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 ${entry()}
-  if (idx >= P[0]) { return; }
-  let R = P[1];
-  let inner = P[2];
+  ${REDUCE.declare("n", "R", "inner")}
+  if (idx >= n) { return; }
   let o = idx / inner;
   let i = idx % inner;
   var base = o * R * inner + i;
@@ -31,18 +32,17 @@ ${entry()}
 }`;
 }
 
-/** One workgroup per output, for few outputs over a long axis. params as above. */
+/** One workgroup of wg lanes (a power of two) per output, for few outputs over a long axis. */
 export function reduceWideShader(op: ReduceOp, wg: number): string {
-  return wgsl`${PARAMS}
+  return `${PARAMS}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 var<workgroup> part: array<f32, ${wg}>;
 @compute @workgroup_size(${wg})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let out = wid.x + wid.y * nwg.x;
-  let valid = out < P[0];
-  let R = P[1];
-  let inner = P[2];
+  ${REDUCE.declare("n", "R", "inner")}
+  let valid = out < n;
   let o = out / inner;
   let i = out % inner;
   var acc = ${INIT[op]};

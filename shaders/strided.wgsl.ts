@@ -1,11 +1,23 @@
 // The strided copy behind permute, slice, pad, flip and broadcast. Each (coalesced) output dim has
 // a size and either an element stride into the input, or, where it can run outside the input
 // (padding), a checked walk: coordinate start + i*step, bounds-tested, times the input stride.
-import { entry, PARAMS } from "./preamble.ts";
+import { entry, Layout, MAX_RANK, PARAMS } from "./preamble.ts";
 
 /**
- * params: [n, rank, padValue, base, then per dim (8 slots each group):
- *   size[8], estride[8] (i32), checked[8], start[8] (i32), step[8] (i32), extent[8], inStride[8]]
+ * Params of the strided copy: n outputs, padValue (f32), the input offset at output 0 (base), then
+ * per (coalesced) output dim, MAX_RANK words each: its size; for unchecked dims the element stride
+ * (estride, i32); for checked dims the input coordinate at index 0 and its step (i32), the input
+ * dim's extent and its element stride.
+ */
+export const STRIDED = new Layout({
+  n: 1, rank: 1, padValue: 1, base: 1,
+  size: MAX_RANK, estride: MAX_RANK, start: MAX_RANK, step: MAX_RANK, extent: MAX_RANK, inStride: MAX_RANK,
+});
+
+/** Params of place and take: n = outer * blk elements moved between rows of blk and rows of total, at column off. */
+export const PLACE = new Layout({ n: 1, blk: 1, total: 1, off: 1 });
+
+/**
  * The rank and which dims are checked are baked in (one pipeline each): the unrolled walk beat a
  * loop over a runtime rank on lavapipe (see the broadcast kernels in elementwise.wgsl.ts).
  */
@@ -13,44 +25,47 @@ export function stridedShader(checked: readonly boolean[]): string {
   const steps = [...checked.keys()].reverse().map((k) => {
     const last = k === 0;
     const i = last ? "rem" : `i${k}`;
-    const head = last ? "" : `  let q${k} = rem / P[${4 + k}u];\n  let i${k} = rem - q${k} * P[${4 + k}u];\n  rem = q${k};\n`;
+    const L = STRIDED;
+    const head = last ? "" : `  let q${k} = rem / ${L.u("size", k)};\n  let i${k} = rem - q${k} * ${L.u("size", k)};\n  rem = q${k};\n`;
     const body = checked[k]
-      ? `  let c${k} = pi(${28 + k}u) + i32(${i}) * pi(${36 + k}u);\n  inside = inside && c${k} >= 0 && c${k} < i32(P[${44 + k}u]);\n  off += c${k} * i32(P[${52 + k}u]);\n`
-      : `  off += i32(${i}) * pi(${12 + k}u);\n`;
+      ? `  let c${k} = ${L.i("start", k)} + i32(${i}) * ${L.i("step", k)};\n  inside = inside && c${k} >= 0 && c${k} < i32(${L.u("extent", k)});\n  off += c${k} * i32(${L.u("inStride", k)});\n`
+      : `  off += i32(${i}) * ${L.i("estride", k)};\n`;
     return head + body;
   });
   return `${PARAMS}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 ${entry()}
-  if (idx >= P[0]) { return; }
+  if (idx >= ${STRIDED.u("n")}) { return; }
   var rem = idx;
-  var off = pi(3u);
+  var off = ${STRIDED.i("base")};
   var inside = true;
-${steps.join("")}  Y[idx] = select(pf(2u), X[u32(max(off, 0))], inside);
+${steps.join("")}  Y[idx] = select(${STRIDED.f("padValue")}, X[u32(max(off, 0))], inside);
 }`;
 }
 
-/** params: [n = outer * blk, blk, total, off]: Y[o * total + off + j] = X[o * blk + j]. */
+/** Y[o * total + off + j] = X[o * blk + j]. */
 export function placeShader(): string {
   return `${PARAMS}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 ${entry()}
-  if (idx >= P[0]) { return; }
-  let o = idx / P[1];
-  Y[o * P[2] + P[3] + (idx - o * P[1])] = X[idx];
+  ${PLACE.declare("n", "blk", "total", "off")}
+  if (idx >= n) { return; }
+  let o = idx / blk;
+  Y[o * total + off + (idx - o * blk)] = X[idx];
 }`;
 }
 
-/** params: [n = outer * blk, blk, total, off]: Y[o * blk + j] = X[o * total + off + j]. */
+/** Y[o * blk + j] = X[o * total + off + j]. */
 export function takeShader(): string {
   return `${PARAMS}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 ${entry()}
-  if (idx >= P[0]) { return; }
-  let o = idx / P[1];
-  Y[idx] = X[o * P[2] + P[3] + (idx - o * P[1])];
+  ${PLACE.declare("n", "blk", "total", "off")}
+  if (idx >= n) { return; }
+  let o = idx / blk;
+  Y[idx] = X[o * total + off + (idx - o * blk)];
 }`;
 }

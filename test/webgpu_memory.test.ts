@@ -4,7 +4,7 @@ import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import type { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import { webgpu } from "./helpers.ts";
-import { KEPT_PATCHES_MAX_BYTES } from "../src/kernels/webgpu/conv_gemm.ts";
+import { KEPT_PATCHES_MAX_BYTES } from "../src/kernels/webgpu/patches.ts";
 import { createModel } from "../src/models/registry.ts";
 import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
 
@@ -65,55 +65,59 @@ if (gpu) {
   });
 
   S("a conv forward keeps its patch matrix for the weight gradient: one im2col, freed when taken or with the input", async () => {
-    gpu.variants.conv = "gemm";
     const g = new T.Generator(8);
     const w = T.randn(g, [4, 3, 3, 3], { backend: gpu, requiresGrad: true });
-    // Count im2col dispatches by wrapping the runtime's dispatch for this test.
+    const kept = gpu.rt.patches;
+    // Count im2col dispatches by wrapping the runtime's dispatch for this test (restored below,
+    // with the conv variant and the cap, whether or not an assert fails).
     let im2colCount = 0;
     const dispatch = gpu.rt.dispatch;
     gpu.rt.dispatch = function (key, ...rest) {
       if (key === "im2col") im2colCount++;
       return dispatch.call(this, key, ...rest);
     };
-    const im2cols = () => im2colCount;
-    await gpu.sync();
-    const before = gpu.rt.pool.stats().inUse;
-    // Forward and weight gradient: one im2col (the forward's), and nothing left in use after.
-    const x = T.randn(g, [2, 3, 7, 5], { backend: gpu });
-    // Tensors of earlier suites may still hold kept matrices (until collected): count relative to now,
-    // with no await in between (finalizers cannot run inside synchronous code).
-    const owners0 = gpu.rt.owners, floats0 = gpu.rt.dependentFloats;
-    const n0 = im2cols();
-    T.tidy(() => void T.grad(T.sum(T.conv2d(x, w, { padding: 1 })), [w]));
-    assert.is(im2cols() - n0, 1);
-    assert.is(gpu.rt.owners, owners0);
-    // A forward with no backward: the kept matrix goes when its input goes.
-    T.tidy(() => void T.conv2d(x, w, { padding: 1 }));
-    assert.is(gpu.rt.owners, owners0 + 1);
-    assert.is(gpu.rt.dependentFloats, floats0 + 2 * 27 * 7 * 5);
-    x.dispose();
-    assert.is(gpu.rt.owners, owners0);
-    assert.is(gpu.rt.dependentFloats, floats0);
-    // No weight gradient to follow (no grad, or a weight that needs none): nothing kept.
-    const y = T.randn(g, [2, 3, 7, 5], { backend: gpu });
-    T.noGrad(() => T.tidy(() => void T.conv2d(y, w, { padding: 1 })));
-    T.tidy(() => void T.conv2d(y, w.detach(), { padding: 1 }));
-    assert.is(gpu.rt.owners, owners0);
-    // Past the cap on kept bytes the forward keeps nothing and the weight gradient unrolls again.
-    const held = gpu.rt.dependentFloats;
-    gpu.rt.dependentFloats = KEPT_PATCHES_MAX_BYTES / 4;
-    const n1 = im2cols();
-    T.tidy(() => void T.grad(T.sum(T.conv2d(y, w, { padding: 1 })), [w]));
-    assert.is(im2cols() - n1, 2);
-    assert.is(gpu.rt.owners, owners0);
-    gpu.rt.dependentFloats = held;
-    y.dispose();
-    w.dispose();
-    await gpu.sync();
-    // (Earlier suites' unreferenced tensors may be collected meanwhile, so in-use can only fall.)
-    assert.ok(gpu.rt.pool.stats().inUse <= before);
-    gpu.variants.conv = "auto";
-    gpu.rt.dispatch = dispatch;
+    const conv = gpu.variants.conv;
+    gpu.variants.conv = "gemm";
+    try {
+      await gpu.sync();
+      const before = gpu.rt.pool.stats().inUse;
+      // Forward and weight gradient: one im2col (the forward's), and nothing left in use after.
+      const x = T.randn(g, [2, 3, 7, 5], { backend: gpu });
+      // Tensors of earlier suites may still hold kept matrices (until collected): count relative to now,
+      // with no await in between (finalizers cannot run inside synchronous code).
+      const count0 = kept.count, floats0 = kept.floats;
+      const n0 = im2colCount;
+      T.tidy(() => void T.grad(T.sum(T.conv2d(x, w, { padding: 1 })), [w]));
+      assert.is(im2colCount - n0, 1);
+      assert.is(kept.count, count0);
+      // A forward with no backward: the kept matrix goes when its input goes.
+      T.tidy(() => void T.conv2d(x, w, { padding: 1 }));
+      assert.is(kept.count, count0 + 1);
+      assert.is(kept.floats, floats0 + 2 * 27 * 7 * 5);
+      x.dispose();
+      assert.is(kept.count, count0);
+      assert.is(kept.floats, floats0);
+      // No weight gradient to follow (no grad, or a weight that needs none): nothing kept.
+      const y = T.randn(g, [2, 3, 7, 5], { backend: gpu });
+      T.noGrad(() => T.tidy(() => void T.conv2d(y, w, { padding: 1 })));
+      T.tidy(() => void T.conv2d(y, w.detach(), { padding: 1 }));
+      assert.is(kept.count, count0);
+      // Past the cap on kept bytes the forward keeps nothing and the weight gradient unrolls again.
+      kept.maxBytes = 4 * kept.floats;
+      const n1 = im2colCount;
+      T.tidy(() => void T.grad(T.sum(T.conv2d(y, w, { padding: 1 })), [w]));
+      assert.is(im2colCount - n1, 2);
+      assert.is(kept.count, count0);
+      y.dispose();
+      w.dispose();
+      await gpu.sync();
+      // (Earlier suites' unreferenced tensors may be collected meanwhile, so in-use can only fall.)
+      assert.ok(gpu.rt.pool.stats().inUse <= before);
+    } finally {
+      kept.maxBytes = KEPT_PATCHES_MAX_BYTES;
+      gpu.variants.conv = conv;
+      gpu.rt.dispatch = dispatch;
+    }
   });
 
   S("tidy returns every temporary buffer to the pool", async () => {

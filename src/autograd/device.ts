@@ -1,25 +1,3 @@
-// Which backend new tensors go to.
-import type { Backend } from "../kernels/backend.ts";
-import { CpuBackend } from "../kernels/cpu.ts";
-
-export const cpu = new CpuBackend();
-let current: Backend = cpu;
-
-export function defaultBackend(): Backend {
-  return current;
-}
-
-export function setDefaultBackend(b: Backend): void {
-  current = b;
-}
-
-/** Run f with `b` as the default backend. */
-export function onBackend<T>(b: Backend, f: () => T): T {
-  const prev = current;
-  current = b;
-  try {
-    return f();
-  } finally {
-    current = prev;
-  }
-}
+// Which backend new tensors go to; the state lives in src/kernels/default.ts (kernels import
+// nothing from autograd), re-exported here for the autograd front end.
+export { cpu, defaultBackend, onBackend, setDefaultBackend } from "../kernels/default.ts";

@@ -46,6 +46,7 @@ function topoOrder(root: Tensor): Tensor[] {
  */
 function propagate(root: Tensor, seed: Tensor | undefined, createGraph: boolean, sink: (t: Tensor, g: Tensor) => void) {
   if (!root.requiresGrad) throw new Error(`backward: ${root} does not require grad (no input of it has requiresGrad)`);
+  if (root.groups) throw new Error(`backward: ${root} is batched; differentiate an ordinary tensor (unbatch, then sum)`);
   if (!seed && root.size !== 1) {
     throw new Error(`backward: output has shape ${fmt(root.shape)}; backward on a non-scalar needs an explicit seed of that shape`);
   }

@@ -1,6 +1,7 @@
 // Public API of the engine.
 import "./methods.ts";
-export { keep, noGrad, Tensor, tidy, isGradEnabled } from "./tensor.ts";
+export { type GramSite, keep, noGrad, Tensor, tidy, isGradEnabled } from "./tensor.ts";
+export { batch, groupCopy, unbatch } from "./batched.ts";
 export { backward, grad, type GradOptions } from "./engine.ts";
 export * from "./ops/elementwise.ts";
 export * from "./ops/reduce.ts";

@@ -57,13 +57,22 @@ export class Tensor {
   name = "";
   hooks: Hook[] = [];
   retainsGrad = false;
+  /**
+   * 0 for an ordinary tensor. G > 0 for a batched one (a per-group pass, src/autograd/batched.ts):
+   * `shape` is what one group sees, the storage holds [G, ...shape], and ops apply their batching
+   * rule instead of reading the storage directly.
+   */
+  readonly groups: number;
+  /** Set on the per-group copies of one tensor (every group's slice holds its values). */
+  groupCopy: GroupCopy | null = null;
   #ref: StorageRef;
   #disposed = false;
   #token = {};
 
-  constructor(readonly backend: Backend, storage: unknown, shape: Shape, readonly dtype: DType, share?: Tensor) {
+  constructor(readonly backend: Backend, storage: unknown, shape: Shape, readonly dtype: DType, share?: Tensor, groups = 0) {
     this.shape = Object.freeze([...shape]);
     this.size = sizeOf(shape);
+    this.groups = groups;
     if (share) {
       this.#ref = share.#ref;
       this.#ref.refs++;
@@ -84,6 +93,13 @@ export class Tensor {
 
   /** The storage, checked: using a freed tensor is an error that names the op. */
   storage(op = "read"): unknown {
+    if (this.groups) throw new Error(`${op}: tensor #${this.id}${this.name ? ` '${this.name}'` : ""} is batched over ${this.groups} groups and ${op} has no batching rule`);
+    return this.physicalStorage(op);
+  }
+
+  /** The storage of any tensor, batched ones included ([groups, ...shape] values). */
+  physicalStorage(op = "read"): unknown {
+    if (this.groupCopy) throw new Error(`${op}: tensor #${this.id}${this.name ? ` '${this.name}'` : ""} is a per-group copy; read it through unbatch`);
     if (this.#disposed) {
       throw new Error(`${op}: tensor #${this.id}${this.name ? ` '${this.name}'` : ""} ${fmt(this.shape)} was already disposed (freed)`);
     }
@@ -146,8 +162,9 @@ export class Tensor {
     return shareStorage(this, this.shape, "detach");
   }
 
+  /** The values; for a batched tensor all groups' ([groups, ...shape]). */
   async data(): Promise<Data> {
-    return await this.backend.read(this.storage("data"), this.size, this.dtype);
+    return await this.backend.read(this.physicalStorage("data"), this.size * Math.max(1, this.groups), this.dtype);
   }
 
   /** Synchronous read; CPU backend only. */
@@ -163,19 +180,42 @@ export class Tensor {
   }
 
   toString(): string {
-    return `Tensor#${this.id}(${fmt(this.shape)}, ${this.dtype}, ${this.backend.name}${this.requiresGrad ? ", grad" : ""})`;
+    return `Tensor#${this.id}(${this.groups ? `${this.groups} groups of ` : ""}${fmt(this.shape)}, ${this.dtype}, ${this.backend.name}${this.requiresGrad ? ", grad" : ""})`;
   }
 }
 
-/** A new tensor of another shape over the same storage (no copy). */
+/** A new tensor of another shape over the same storage (no copy), batched like t. */
 export function shareStorage(t: Tensor, shape: Shape, op: string): Tensor {
-  t.storage(op);
-  return new Tensor(t.backend, null, shape, t.dtype, t);
+  t.physicalStorage(op);
+  return new Tensor(t.backend, null, shape, t.dtype, t, t.groups);
 }
 
-/** Build an op's result, recording the node when grad is on and an input needs it. */
-export function result(op: string, inputs: Tensor[], storage: unknown, shape: Shape, backward: GradFn | null, like: Tensor, share?: Tensor): Tensor {
-  const out = new Tensor(like.backend, storage, shape, like.dtype, share);
+/** What a per-group copy leaf knows: the tensor it copies, and (norms-only passes) where matmuls record their Gram sites. */
+export interface GroupCopy {
+  of: Tensor;
+  gramSites?: GramSite[];
+  /** [G, ...of.shape], made on first use (a norms-only pass may never need it). */
+  expanded?: Tensor;
+}
+
+/**
+ * A product y = a W of a per-group copy W seen in a norms-only pass, kept so that each group's
+ * squared gradient norm of W can be formed from a and dL/dy (the Gram form) instead of a
+ * [G, ...W.shape] gradient. a [G*R, K] and y [G*R, N] are ordinary tensors, R rows per group.
+ */
+export interface GramSite {
+  copy: Tensor;
+  groups: number;
+  input: Tensor;
+  output: Tensor;
+}
+
+/**
+ * Build an op's result, recording the node when grad is on and an input needs it. `share`: a view
+ * of that tensor's storage; `groups`: the result is batched (only the batching views make these).
+ */
+export function result(op: string, inputs: Tensor[], storage: unknown, shape: Shape, backward: GradFn | null, like: Tensor, share?: Tensor, groups = 0): Tensor {
+  const out = new Tensor(like.backend, storage, shape, like.dtype, share, groups);
   if (backward && gradEnabled && inputs.some((t) => t.requiresGrad)) {
     out.requiresGrad = true;
     out.node = { op, inputs, backward };

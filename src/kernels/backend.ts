@@ -4,18 +4,8 @@
 export type DType = "float32" | "float64";
 export type Data = Float32Array | Float64Array;
 
-/** Unary elementwise ops. `p` is the scalar parameter where one is used. */
-export const UNARY_OPS = [
-  "neg", "exp", "log", "sqrt", "abs", "relu", "step", "sign", "sigmoid", "softplus", "tanh",
-  "square", "recip", "powScalar", "mulScalar", "addScalar", "leakyRelu", "leakyStep",
-] as const;
-export type UnaryOp = typeof UNARY_OPS[number];
-
-export const BINARY_OPS = ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq", "reluMask"] as const;
-export type BinaryOp = typeof BINARY_OPS[number];
-
-/** sumsq: the sum of squares (one pass, no squared copy). */
-export type ReduceOp = "sum" | "max" | "sumsq";
+export { BINARY_OPS, type BinaryOp, type ReduceOp, UNARY_OPS, type UnaryOp } from "./ops.ts";
+import type { BinaryOp, ReduceOp, UnaryOp } from "./ops.ts";
 
 export interface ConvParams {
   N: number; Cin: number; H: number; W: number;

@@ -1,7 +1,7 @@
 // The reference backend: plain TypeScript over Float32Array or Float64Array.
 import type { Backend, BinaryOp, ConvParams, Data, DType, MatmulSpec, ReduceOp, StridedSpec, UnaryOp } from "./backend.ts";
 import { BINARY, UNARY } from "./scalar_ops.ts";
-import { broadcastStrides, sameShape, sizeOf, stridesOf } from "../autograd/shape.ts";
+import { broadcastStrides, sameShape, sizeOf, stridesOf } from "./shape.ts";
 
 function alloc(size: number, dtype: DType): Data {
   return dtype === "float64" ? new Float64Array(size) : new Float32Array(size);

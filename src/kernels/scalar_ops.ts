@@ -1,6 +1,6 @@
 // Scalar definitions of the elementwise ops: the CPU backend's kernels and the
 // reference the WGSL versions are tested against. Numerically stable forms.
-import type { BinaryOp, UnaryOp } from "./backend.ts";
+import type { BinaryOp, UnaryOp } from "./ops.ts";
 
 export function softplus(x: number): number {
   return x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x));

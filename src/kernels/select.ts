@@ -1,6 +1,6 @@
 // Choosing a backend: explicitly, or by default WebGPU when an adapter exists, else the CPU.
 import type { Backend } from "./backend.ts";
-import { cpu, setDefaultBackend } from "../autograd/device.ts";
+import { cpu, setDefaultBackend } from "./default.ts";
 
 export type BackendChoice = "auto" | "cpu" | "webgpu";
 

@@ -3,7 +3,6 @@
 import * as T from "../autograd/index.ts";
 import { Conv2d, type Init, Module, zerosFor } from "../nn/module.ts";
 import { invert, luDecompose, permutationMatrix, randomRotation } from "./host_linalg.ts";
-import { byGroup, expanded, groupedConv, perExample, perGroup } from "../nn/per_example.ts";
 
 export interface FlowOut {
   y: T.Tensor;
@@ -51,14 +50,7 @@ export class ActNorm extends Module {
       this.initNext = false;
       this.initialized = true;
     }
-    const [, C, H, W] = x.shape;
-    const g = perGroup();
-    if (g) {
-      const b = T.reshape(expanded(this.bias), [g.groups, 1, C, 1, 1]);
-      const ls = expanded(this.logs);
-      const y = T.mul(T.add(byGroup(x, g), b), T.exp(T.reshape(ls, [g.groups, 1, C, 1, 1])));
-      return { y: T.reshape(y, x.shape), logdet: perExample(T.mul(T.sum(ls, 1), H * W), g) };
-    }
+    const [, , H, W] = x.shape;
     return { y: T.mul(T.add(x, this.#c(this.bias)), T.exp(this.#c(this.logs))), logdet: T.mul(T.sum(this.logs), H * W) };
   }
 
@@ -99,23 +91,15 @@ export class InvConv1x1 extends Module {
     this.logs = this.param("logs", mk(diag.map((v) => Math.log(Math.abs(v))), [n]));
   }
 
-  /** W, or per group [G, C, C] inside a per-group pass. */
+  /** W = P L U as a [C, C] matrix. */
   weight(): T.Tensor {
-    const g = perGroup();
-    const [lower, upper, logs] = g ? [expanded(this.lower), expanded(this.upper), expanded(this.logs)] : [this.lower, this.upper, this.logs];
-    const diag = g ? T.reshape(T.mul(this.#sign, T.exp(logs)), [g.groups, 1, this.channels]) : T.mul(this.#sign, T.exp(logs));
-    const L = T.add(T.mul(lower, this.#lmask), this.#eye);
-    const U = T.add(T.mul(upper, this.#umask), T.mul(this.#eye, diag));
+    const L = T.add(T.mul(this.lower, this.#lmask), this.#eye);
+    const U = T.add(T.mul(this.upper, this.#umask), T.mul(this.#eye, T.mul(this.#sign, T.exp(this.logs))));
     return T.matmul(T.matmul(this.#p, L), U);
   }
 
   forward(x: T.Tensor): FlowOut {
     const [, C, H, W] = x.shape;
-    const g = perGroup();
-    if (g) {
-      const y = groupedConv(x, T.reshape(this.weight(), [g.groups, C, C, 1, 1]), {}, g);
-      return { y, logdet: perExample(T.mul(T.sum(expanded(this.logs), 1), H * W), g) };
-    }
     const y = T.conv2d(x, T.reshape(this.weight(), [C, C, 1, 1]));
     return { y, logdet: T.mul(T.sum(this.logs), H * W) };
   }

@@ -23,6 +23,10 @@ export class LogitRepresentation extends Module implements GenerativeModel {
     return this.inner.namedParameters(prefix);
   }
 
+  override modules(): Module[] {
+    return [this, ...this.inner.modules()];
+  }
+
   sampleImages(n: number, gen: T.Generator): Promise<Uint8Array> {
     return this.inner.sampleImages(n, gen);
   }

@@ -1,8 +1,7 @@
 // A small module system: parameters with stable dotted names, children in a fixed order,
-// train/eval modes.
+// train/eval modes, and calls with substituted parameters (withParameters).
 import * as T from "../autograd/index.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
-import { byGroup, expanded, groupedConv, perGroup } from "./per_example.ts";
 
 export abstract class Module {
   training = true;
@@ -62,6 +61,35 @@ export abstract class Module {
   }
 }
 
+/**
+ * f() with each parameter p of the module tree replaced by subs.get(p) wherever a module holds it
+ * in a field (torch.func.functional_call does the same): layers read their fields and so compute
+ * with the substitutes. The fields are restored when f returns or throws.
+ */
+export function withParameters<R>(m: Module, subs: ReadonlyMap<T.Tensor, T.Tensor>, f: () => R): R {
+  const swapped: [Record<string, unknown>, string, T.Tensor][] = [];
+  try {
+    for (const mod of m.modules()) {
+      const fields = mod as unknown as Record<string, unknown>;
+      for (const k of Object.keys(fields)) {
+        const v = fields[k];
+        if (!(v instanceof T.Tensor)) continue;
+        const s = subs.get(v);
+        if (!s) continue;
+        swapped.push([fields, k, v]);
+        fields[k] = s;
+      }
+    }
+    const held = new Set(swapped.map(([, , v]) => v));
+    for (const p of subs.keys()) {
+      if (!held.has(p)) throw new Error(`withParameters: parameter '${p.name}' is not held in a field of any module (keep what param() returns in a field)`);
+    }
+    return f();
+  } finally {
+    for (const [fields, k, v] of swapped.reverse()) fields[k] = v;
+  }
+}
+
 export interface Init {
   backend?: Backend;
   gen: T.Generator;
@@ -86,20 +114,6 @@ export class Linear extends Module {
     this.bias = o.bias === false ? null : this.param("bias", zerosFor([outF], o));
   }
   forward(x: T.Tensor): T.Tensor {
-    const c = perGroup();
-    if (c?.gram) {
-      // Norms-only pass: the shared weight (detached: its summed gradient is not wanted); the
-      // caller differentiates with respect to the output and forms the norms from a and g.
-      let y = T.matmul(x, this.weight.detach());
-      if (this.bias) y = T.add(y, this.bias.detach());
-      c.gram.push({ weight: this.weight, bias: this.bias, input: x, output: y });
-      return y;
-    }
-    if (c) {
-      let y = T.mmSharedB(byGroup(x, c), expanded(this.weight));
-      if (this.bias) y = T.add(y, T.reshape(expanded(this.bias), [c.groups, 1, this.outF]));
-      return T.reshape(y, [x.shape[0], this.outF]);
-    }
     const y = T.matmul(x, this.weight);
     return this.bias ? T.add(y, this.bias) : y;
   }
@@ -118,12 +132,6 @@ export class Conv2d extends Module {
   }
   readonly opts: T.ConvOptions;
   forward(x: T.Tensor): T.Tensor {
-    const c = perGroup();
-    if (c) {
-      const y = groupedConv(x, expanded(this.weight), this.opts, c);
-      if (!this.bias) return y;
-      return T.reshape(T.add(byGroup(y, c), T.reshape(expanded(this.bias), [c.groups, 1, this.cout, 1, 1])), y.shape);
-    }
     const y = T.conv2d(x, this.weight, this.opts);
     return this.bias ? T.add(y, T.reshape(this.bias, [1, this.cout, 1, 1])) : y;
   }

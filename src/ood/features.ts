@@ -1,10 +1,10 @@
 // Layer-wise gradient features (Dauncey et al., TMLR 2024): for an input, or a group of B inputs,
 // back-propagate the summed NLL and take, per parameter tensor l, f_l = ||grad_l||^2 (no division
-// by size). Two ways: the reference loop (one backward per group) and the batched pass (per-group
-// parameter copies, one forward and one backward for the whole batch). Models run in eval mode.
+// by size). Two ways: the reference loop (one backward per group) and the batched pass (one
+// forward and one backward for the whole batch, src/nn/per_group.ts). Models run in eval mode.
 import * as T from "../autograd/index.ts";
 import type { GenerativeModel } from "../models/model.ts";
-import { gramNorms, withPerGroup } from "../nn/per_example.ts";
+import { perGroupPass, perGroupSquaredNorms } from "../nn/per_group.ts";
 
 export interface GradFeatures {
   /** Parameter tensor names, in the model's order. */
@@ -45,48 +45,17 @@ export async function featuresLoop(model: GenerativeModel, x: T.Tensor, B: numbe
 }
 
 /**
- * Batched: one forward and one backward for all G groups. Each parameter has a per-group copy,
- * except linear layers' weights and biases, whose per-group norms come from the Gram form of
- * their inputs and output gradients (cheaper than a [G, in, out] gradient: gramNorms).
+ * Batched: one forward and one backward for all G groups (a per-group pass, src/nn/per_group.ts),
+ * norms only: products with a parameter give their norms by the Gram form.
  */
 export async function featuresBatched(model: GenerativeModel, x: T.Tensor, B: number, noise?: T.Tensor): Promise<GradFeatures> {
   const G = checkGroups(x.shape[0], B);
   const named = model.namedParameters();
-  const out = T.tidy(() =>
-    withPerGroup(G, B, (ctx) => {
-      const nll = T.sum(T.reshape(model.nll(x, { noise }), [G, B]), 1);
-      const sites = ctx.gram!;
-      const nameOf = new Map(named.map(([n, p]) => [p, n]));
-      const claimed = new Set<T.Tensor>();
-      for (const site of sites) {
-        for (const p of [site.weight, site.bias]) {
-          if (!p) continue;
-          // The Gram form gives the norm of one layer's gradient: a parameter used twice needs the copies.
-          if (claimed.has(p) || ctx.leaves.has(p)) throw new Error(`features: parameter ${nameOf.get(p) ?? p.name} enters the NLL more than once; the norms-only pass needs it once`);
-          claimed.add(p);
-        }
-      }
-      const copied = named.filter(([, p]) => !claimed.has(p)).map(([n, p]) => {
-        const leaf = ctx.leaves.get(p);
-        if (!leaf) throw new Error(`features: parameter ${n} does not reach the NLL`);
-        return [p, leaf] as const;
-      });
-      const grads = T.grad(T.sum(nll), [...copied.map(([, l]) => l), ...sites.map((s) => s.output)]);
-      const col = new Map<T.Tensor, T.Tensor>();
-      copied.forEach(([p], i) => {
-        if (!grads[i]) throw new Error(`features: parameter ${nameOf.get(p)} does not reach the NLL`);
-        col.set(p, T.sumSquares(T.reshape(grads[i]!, [G, -1]), 1));
-      });
-      sites.forEach((site, i) => {
-        const g = grads[copied.length + i];
-        if (!g) throw new Error(`features: linear layer ${nameOf.get(site.weight)} does not reach the NLL`);
-        const n = gramNorms(site.input, g, ctx);
-        col.set(site.weight, n.weight);
-        if (site.bias) col.set(site.bias, n.bias);
-      });
-      return T.concat([T.reshape(nll, [G, 1]), ...named.map(([, p]) => T.reshape(col.get(p)!, [G, 1]))], 1);
-    }, { normsOnly: true })
-  );
+  const out = T.tidy(() => {
+    const pass = perGroupPass(model, { groups: G, normsOnly: true }, [x, noise], (xg, ng) => model.nll(xg!, { noise: ng }));
+    const norms = perGroupSquaredNorms(pass, named.map(([, p]) => p));
+    return T.concat([T.reshape(pass.loss, [G, 1]), ...norms.map((n) => T.reshape(n, [G, 1]))], 1);
+  });
   return await collect(out, named.map(([n]) => n), G, []);
 }
 

@@ -4,7 +4,7 @@
 import * as T from "../autograd/index.ts";
 import { makeSet, range } from "../data/dataset.ts";
 import type { GenerativeModel } from "../models/model.ts";
-import { expanded, withPerGroup } from "../nn/per_example.ts";
+import { perGroupGradients, perGroupPass } from "../nn/per_group.ts";
 import { noiseFor } from "./features.ts";
 
 export interface FimStudy {
@@ -52,11 +52,11 @@ export async function fimStudy(model: GenerativeModel, o: { samples: number; per
     const x = model.input(set, idx, gen);
     const noise = noiseFor(model, idx.length, gen);
     const G = idx.length;
-    const rows = T.tidy(() => withPerGroup(G, 1, () => {
-      const leaves = chosen.map((c) => expanded(c.p));
-      const grads = T.grad(T.sum(model.nll(x, { noise })), leaves);
-      return grads.map((g) => T.reshape(g!, [G, -1]));
-    }));
+    const rows = T.tidy(() => {
+      const params = chosen.map((c) => c.p);
+      const pass = perGroupPass(model, { groups: G, params }, [x, noise], (xg, ng) => model.nll(xg!, { noise: ng }));
+      return perGroupGradients(pass, params).map((g) => T.reshape(g, [G, -1]));
+    });
     const vals = await Promise.all(rows.map((r) => r.data()));
     rows.forEach((r) => r.dispose());
     x.dispose();

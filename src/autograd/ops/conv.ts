@@ -3,6 +3,8 @@
 import type { ConvParams } from "../../kernels/backend.ts";
 import { fmt } from "../shape.ts";
 import { assertSameBackend, isGradEnabled, result, type Tensor } from "../tensor.ts";
+import { batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
+import { broadcastTo, permute, reshape } from "./movement.ts";
 
 export interface ConvOptions {
   stride?: number;
@@ -30,11 +32,32 @@ const optsOf = (p: ConvParams): ConvOptions => ({ stride: p.stride, padding: p.p
 export function conv2d(x: Tensor, w: Tensor, o: ConvOptions = {}): Tensor {
   assertSameBackend("conv2d", [x, w]);
   const p = params(x.shape, w.shape, o);
+  if (x.groups || w.groups) return batchedConv2d(x, w, o);
   const s = x.backend.conv2d(x.storage("conv2d"), w.storage("conv2d"), { ...p, weightGradFollows: isGradEnabled() && w.requiresGrad }, x.dtype);
   return result("conv2d", [x, w], s, outShape(p), (g, needs) => [
     needs[0] ? conv2dInputGrad(g, w, x.shape, optsOf(p)) : null,
     needs[1] ? conv2dWeightGrad(x, g, w.shape, optsOf(p)) : null,
   ], x);
+}
+
+/**
+ * Batching rule. An ordinary weight: the groups' images are one batch. A batched weight (one per
+ * group): the groups become channel groups of one convolution, each group's images side by side.
+ */
+function batchedConv2d(x: Tensor, w: Tensor, o: ConvOptions): Tensor {
+  const G = groupsOf("conv2d", [x, w]);
+  if (!w.groups) return unfolded(conv2d(folded(x), w, o), G);
+  const xb = x.groups ? x : batch(broadcastTo(reshape(x, [1, ...x.shape]), [G, ...x.shape]));
+  const [Bg, Cin, H, W] = xb.shape;
+  const [Cout, cg, kh, kw] = w.shape;
+  const xs = Bg === 1
+    ? reshape(unbatch(xb), [1, G * Cin, H, W])
+    : reshape(permute(unbatch(xb), [1, 0, 2, 3, 4]), [Bg, G * Cin, H, W]);
+  const y = conv2d(xs, reshape(unbatch(w), [G * Cout, cg, kh, kw]), { ...o, groups: G * (o.groups ?? 1) });
+  const [, , OH, OW] = y.shape;
+  return batch(Bg === 1
+    ? reshape(y, [G, 1, Cout, OH, OW])
+    : permute(reshape(y, [Bg, G, Cout, OH, OW]), [1, 0, 2, 3, 4]));
 }
 
 /** d(conv2d)/dx applied to gy: the transposed convolution. */

@@ -6,6 +6,7 @@ import { defaultBackend } from "../device.ts";
 import { broadcastShapes, checkShape, fmt, type Shape, sizeOf } from "../shape.ts";
 import { assertSameBackend, result, Tensor } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
+import { aligned, batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
 
 export interface Creation {
   backend?: Backend;
@@ -71,6 +72,7 @@ const UNARY_GRAD: Record<UnaryOp, UnaryGrad> = {
 };
 
 export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {
+  if (x.groups) return batch(unary(op, unbatch(x), p));
   const s = x.backend.unary(op, x.storage(op), x.size, x.dtype, p);
   let y: Tensor;
   const grad = UNARY_GRAD[op];
@@ -117,7 +119,22 @@ const BINARY_GRAD: Record<BinaryOp, BinaryGrad> = {
   reluMask: (_a, b, g) => [reluMask(g, b), null],
 };
 
+/**
+ * Batching rule of the broadcasting ops: `run` applied to ordinary operands. When every batched
+ * operand spans the result's first axis and no ordinary one does, the groups fold into that axis
+ * (the kernels see an ordinary batch); otherwise batched operands get the group axis in front.
+ */
+function batchedBroadcast(op: string, ts: Tensor[], run: (ps: Tensor[]) => Tensor): Tensor {
+  const G = groupsOf(op, ts);
+  const shape = ts.reduce<readonly number[]>((s, t) => broadcastShapes(op, s, t.shape), []);
+  const r = shape.length;
+  const fold = r > 0 && ts.every((t) => (t.groups ? t.rank === r && t.shape[0] === shape[0] : t.rank < r || t.shape[0] === 1));
+  if (fold) return unfolded(run(ts.map((t) => (t.groups ? folded(t) : t))), G);
+  return batch(run(ts.map((t) => aligned(t, r))));
+}
+
 export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+  if (a.groups || b.groups) return batchedBroadcast(op, [a, b], ([pa, pb]) => binary(op, pa, pb));
   assertSameBackend(op, [a, b]);
   const shape = broadcastShapes(op, a.shape, b.shape);
   const s = a.backend.binary(op, a.storage(op), a.shape, b.storage(op), b.shape, shape, a.dtype);
@@ -167,6 +184,7 @@ export const reluMask = (a: Tensor, b: Tensor) => binary("reluMask", a, b);
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {
   const like = cond;
   const ta = lift(like, a), tb = lift(like, b);
+  if (cond.groups || ta.groups || tb.groups) return batchedBroadcast("where", [cond, ta, tb], ([c, pa, pb]) => where(c, pa, pb));
   assertSameBackend("where", [cond, ta, tb]);
   const shape = broadcastShapes("where", broadcastShapes("where", cond.shape, ta.shape), tb.shape);
   const s = cond.backend.where(cond.storage("where"), cond.shape, ta.storage("where"), ta.shape, tb.storage("where"), tb.shape, shape, cond.dtype);

@@ -4,6 +4,7 @@ import { fmt } from "../shape.ts";
 import { assertSameBackend, result, type Tensor } from "../tensor.ts";
 import { reshape } from "./movement.ts";
 import { sum } from "./reduce.ts";
+import { batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
 
 function as3(x: Tensor): [number, number, number] {
   if (x.rank === 2) return [1, x.shape[0], x.shape[1]];
@@ -17,6 +18,7 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor
   if (a.rank < 2 || b.rank < 2 || a.rank > 3 || b.rank > 3) {
     throw new Error(`matmul: operands must be rank 2 or 3, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
   }
+  if (a.groups || b.groups) return batchedMm(a, b, transA, transB);
   const [Ba, ar, ac] = as3(a), [Bb, br, bc] = as3(b);
   const M = transA ? ac : ar, K = transA ? ar : ac;
   const Kb = transB ? bc : br, N = transB ? br : bc;
@@ -33,6 +35,32 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor
   }, a);
 }
 
+/**
+ * Batching rule. Rows of a batched a against an ordinary b fold into one product. A per-group copy
+ * b (every group holds the same matrix) costs the same product (mmSharedB), or, in a norms-only
+ * pass, is a Gram site: the shared matrix itself, with input and output recorded, and no gradient
+ * for b at all (the caller forms each group's norm from a and dL/dy). Otherwise: one product per group.
+ */
+function batchedMm(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
+  const G = groupsOf("matmul", [a, b]);
+  const copy = b.groupCopy;
+  if (a.groups && a.rank === 2 && b.rank === 2 && !transA) {
+    if (copy?.gramSites) {
+      const input = folded(a);
+      const output = mm(input, copy.of.detach(), false, transB);
+      copy.gramSites.push({ copy: b, groups: G, input, output });
+      return unfolded(output, G);
+    }
+    if (!b.groups) return unfolded(mm(folded(a), b, false, transB), G);
+    if (copy) return batch(mmSharedB(unbatch(a), unbatch(b), transB));
+  }
+  if (a.groups && a.rank === 3 && (!b.groups ? b.rank === 2 || b.shape[0] === 1 : b.rank === 3)) {
+    return unfolded(mm(folded(a), b.groups ? folded(b) : b, transA, transB), G);
+  }
+  if (a.rank === 2 && b.rank === 2) return batch(mm(unbatch(a), unbatch(b), transA, transB));
+  throw new Error(`matmul: no batching rule for ${a} and ${b}`);
+}
+
 /** Sum over the batch when the operand was broadcast along it. */
 function reduceBatch(g: Tensor, x: Tensor): Tensor {
   if (g.rank === 3 && (x.rank === 2 || x.shape[0] === 1) && g.shape[0] !== 1) return reshape(sum(g, 0), x.shape);
@@ -43,7 +71,7 @@ export const matmul = (a: Tensor, b: Tensor) => mm(a, b, false, false);
 
 /**
  * a [G, R, K] times b [G, K, N] (or b[g] transposed, [G, N, K]) where the caller guarantees that
- * every b[g] holds the same values (per-group copies of one parameter, src/nn/per_example.ts).
+ * every b[g] holds the same values (per-group copies of one parameter, src/autograd/batched.ts).
  * The forward is then one product of all G*R rows with b[0] instead of G thin ones; derivatives are
  * those of the per-group product (the one for a is this op again), so higher orders stay exact.
  */

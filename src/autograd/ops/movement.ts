@@ -4,6 +4,10 @@ import type { StridedSpec } from "../../kernels/backend.ts";
 import { fmt, type Shape, sameShape, sizeOf } from "../shape.ts";
 import { assertSameBackend, result, type Tensor } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
+import { aligned, batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
+
+// Batching rules: a batched operand's group axis leads; where the op leaves the first axis alone,
+// the groups fold into it, so the kernel runs at the rank of an ordinary batch.
 
 export function reshape(x: Tensor, shape: Shape): Tensor {
   const s = [...shape];
@@ -15,6 +19,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   if (!s.every((d) => Number.isInteger(d) && d >= 0) || sizeOf(s) !== x.size) {
     throw new Error(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)}`);
   }
+  if (x.groups) return batch(reshape(unbatch(x), [x.groups, ...s]));
   return result("reshape", [x], null, s, (g) => [reshape(g, x.shape)], x, x);
 }
 
@@ -30,6 +35,10 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   const r = x.rank;
   if (perm.length !== r || !ident(r).every((i) => perm.includes(i))) {
     throw new Error(`permute: ${JSON.stringify(perm)} is not a permutation of the axes of ${fmt(x.shape)}`);
+  }
+  if (x.groups) {
+    if (perm[0] === 0) return unfolded(permute(folded(x), perm), x.groups);
+    return batch(permute(unbatch(x), [0, ...perm.map((p) => p + 1)]));
   }
   const inv = new Array<number>(r);
   perm.forEach((p, i) => (inv[p] = i));
@@ -65,6 +74,10 @@ export function slice(x: Tensor, begin: readonly number[], end?: readonly number
       throw new Error(`slice: range [${begin}]..[${end ?? ""}] out of bounds for ${fmt(x.shape)} at axis ${i}`);
     }
   }
+  if (x.groups) {
+    if (b0[0] === 0 && e0[0] === x.shape[0]) return unfolded(slice(folded(x), [0, ...b0.slice(1)], [x.groups * x.shape[0], ...e0.slice(1)]), x.groups);
+    return batch(slice(unbatch(x), [0, ...b0], [x.groups, ...e0]));
+  }
   const outShape = ident(r).map((i) => e0[i] - b0[i]);
   return strided("slice", x, { outShape, map: ident(r), start: b0, step: outShape.map(() => 1), padValue: 0 },
     (g) => pad(g, ident(r).map((i) => [b0[i], x.shape[i] - e0[i]] as [number, number])));
@@ -76,6 +89,10 @@ export function pad(x: Tensor, pads: readonly (readonly [number, number])[], val
   if (pads.length !== r || pads.some(([a, b]) => a < 0 || b < 0 || !Number.isInteger(a) || !Number.isInteger(b))) {
     throw new Error(`pad: need ${r} non-negative [before, after] pairs for ${fmt(x.shape)}, got ${JSON.stringify(pads)}`);
   }
+  if (x.groups) {
+    if (pads[0][0] === 0 && pads[0][1] === 0) return unfolded(pad(folded(x), pads, value), x.groups);
+    return batch(pad(unbatch(x), [[0, 0], ...pads], value));
+  }
   const outShape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
   return strided("pad", x, { outShape, map: ident(r), start: pads.map((p) => -p[0]), step: outShape.map(() => 1), padValue: value },
     (g) => slice(g, pads.map((p) => p[0]), x.shape.map((d, i) => pads[i][0] + d)));
@@ -85,6 +102,10 @@ export function flip(x: Tensor, axes: readonly number[]): Tensor {
   const r = x.rank;
   const ax = axes.map((a) => (a < 0 ? a + r : a));
   if (ax.some((a) => a < 0 || a >= r)) throw new Error(`flip: axes ${JSON.stringify(axes)} out of range for ${fmt(x.shape)}`);
+  if (x.groups) {
+    if (!ax.includes(0)) return unfolded(flip(folded(x), ax), x.groups);
+    return batch(flip(unbatch(x), ax.map((a) => a + 1)));
+  }
   return strided("flip", x, {
     outShape: x.shape, map: ident(r),
     start: x.shape.map((d, i) => (ax.includes(i) ? d - 1 : 0)),
@@ -97,6 +118,11 @@ export function broadcastTo(x: Tensor, shape: Shape): Tensor {
   const r = shape.length;
   const ok = x.rank <= r && x.shape.every((d, i) => d === 1 || d === shape[r - x.rank + i]);
   if (!ok) throw new Error(`broadcastTo: cannot broadcast ${fmt(x.shape)} to ${fmt(shape)}`);
+  if (x.groups) {
+    const G = x.groups;
+    if (x.rank === r && r > 0 && x.shape[0] === shape[0]) return unfolded(broadcastTo(folded(x), [G * shape[0], ...shape.slice(1)]), G);
+    return batch(broadcastTo(aligned(x, r), [G, ...shape]));
+  }
   const xr = x.rank < r ? reshape(x, [...Array(r - x.rank).fill(1), ...x.shape]) : x;
   return strided("broadcastTo", xr, {
     outShape: shape, map: ident(r), start: shape.map(() => 0),
@@ -114,6 +140,13 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
     }
   }
   if (xs.length === 1) return xs[0];
+  const G = groupsOf("concat", xs);
+  if (G) {
+    // Ordinary operands are the same in every group.
+    const bs = xs.map((t) => (t.groups ? t : batch(broadcastTo(reshape(t, [1, ...t.shape]), [G, ...t.shape]))));
+    if (a > 0) return unfolded(concat(bs.map((t) => folded(t)), a), G);
+    return batch(concat(bs.map((t) => unbatch(t)), a + 1));
+  }
   assertSameBackend("concat", [...xs]);
   if (xs.some((t) => t.dtype !== xs[0].dtype)) throw new Error(`concat: dtypes ${xs.map((t) => t.dtype).join(", ")} differ`);
   const outer = sizeOf(xs[0].shape.slice(0, a)), inner = sizeOf(xs[0].shape.slice(a + 1));
@@ -129,8 +162,4 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
   const s = [...x.shape];
   s.splice(a, 0, 1);
   return reshape(x, s);
-}
-
-export function flatten(x: Tensor, from = 1): Tensor {
-  return reshape(x, [...x.shape.slice(0, from), -1]);
 }

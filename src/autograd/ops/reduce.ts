@@ -1,11 +1,21 @@
-// Reductions over chosen axes. The backend reduces the middle axis of [outer, R, inner];
-// non-adjacent axes are first moved to the end by a strided copy.
+// Reductions over chosen axes. The backend reduces the middle axis of [outer, R, inner]; each run
+// of adjacent axes is one such reduction (no transposing copy, reduceStorage below).
 import type { ReduceOp } from "../../kernels/backend.ts";
 import { fmt, normAxes, reducedAxesFor, type Shape, sameShape, sizeOf } from "../shape.ts";
 import { result, type Tensor } from "../tensor.ts";
 import { add, div, eq, exp, log, mul, sub } from "./elementwise.ts";
 import { broadcastTo, reshape } from "./movement.ts";
 import { noGrad } from "../tensor.ts";
+import { batch, folded, unbatch, unfolded } from "../batched.ts";
+
+type Reduction = (x: Tensor, axes?: number | number[], keepdims?: boolean) => Tensor;
+
+/** Batching rule of a reduction: over the groups' own axes; folded when the first axis is kept. */
+function batchedReduce(f: Reduction, op: string, x: Tensor, axes: number | number[] | undefined, keepdims: boolean): Tensor {
+  const ax = normAxes(op, axes, x.rank);
+  if (x.rank > 0 && !ax.includes(0)) return unfolded(f(folded(x), ax, keepdims), x.groups);
+  return batch(f(unbatch(x), ax.map((a) => a + 1), keepdims));
+}
 
 function keptShape(shape: Shape, axes: number[]): number[] {
   return shape.map((d, i) => (axes.includes(i) ? 1 : d));
@@ -54,12 +64,14 @@ function reduceStorage(op: ReduceOp, x: Tensor, axes: number[]): unknown {
 }
 
 export function sum(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  if (x.groups) return batchedReduce(sum, "sum", x, axes, keepdims);
   const { ax, kept, shape } = reduction("sum", x, axes, keepdims);
   return result("sum", [x], reduceStorage("sum", x, ax), shape, (g) => [broadcastTo(reshape(g, kept), x.shape)], x);
 }
 
 /** Sum of squares over axes in one pass (no squared copy): the layer-wise norms f_l. */
 export function sumSquares(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  if (x.groups) return batchedReduce(sumSquares, "sumSquares", x, axes, keepdims);
   const { ax, kept, shape } = reduction("sumSquares", x, axes, keepdims);
   return result("sumSquares", [x], reduceStorage("sumsq", x, ax), shape, (g) => [mul(broadcastTo(reshape(g, kept), x.shape), mul(x, 2))], x);
 }
@@ -72,6 +84,7 @@ export function mean(x: Tensor, axes?: number | number[], keepdims = false): Ten
 
 /** Max over axes; the gradient is split evenly between tied maxima. */
 export function max(x: Tensor, axes?: number | number[], keepdims = false): Tensor {
+  if (x.groups) return batchedReduce(max, "max", x, axes, keepdims);
   const { ax, kept, shape } = reduction("max", x, axes, keepdims);
   const y: Tensor = result("max", [x], reduceStorage("max", x, ax), shape, (g) => {
     const mask = noGrad(() => eq(x, reshape(y, kept)));

@@ -17,7 +17,7 @@ export interface KernelVariants {
   strided: StridedVariant;
 }
 
-/** Defaults chosen from bench/ measurements on lavapipe (see bench/README.md). */
+/** Every family on "auto": its driver picks a variant per shape, by rules measured on lavapipe (bench/README.md). */
 export const DEFAULT_VARIANTS: KernelVariants = { matmul: "auto", conv: "auto", reduce: "auto", strided: "auto" };
 
 function f32only(op: string, dtype: DType) {

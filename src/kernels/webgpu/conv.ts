@@ -8,7 +8,8 @@ import type { GpuStorage, Runtime } from "./runtime.ts";
 import { groups } from "./elementwise.ts";
 import { reduce } from "./reduce.ts";
 import type { MatmulVariant } from "../../../shaders/matmul.wgsl.ts";
-import { conv2dGemm, conv2dInputGradGemm, conv2dWeightGradGemm } from "./conv_gemm.ts";
+import { conv2dGemm, conv2dInputGradGemm, conv2dWeightGradGemm, convParams } from "./conv_gemm.ts";
+import { MAX_GROUPS_X, WG } from "../../../shaders/preamble.ts";
 
 /**
  * "auto": gemm (im2col + matmul; 2.3-3.3x the uniform kernels on the bench's conv, bench/README.md)
@@ -22,12 +23,10 @@ function resolve(rt: Runtime, variant: ConvVariant, p: ConvParams, channels: num
   return channels <= 4 ? "uniform4" : channels <= 8 ? "uniform8" : "uniform16";
 }
 
-const words = (p: ConvParams) => [p.N, p.Cin, p.H, p.W, p.Cout, p.KH, p.KW, p.stride, p.pad, p.groups, p.OH, p.OW];
-
 /** Workgroups for the uniform variants: x (and z past the per-dimension limit) over positions, y over channel blocks. */
 function uniformGrid(positions: number, channelBlocks: number): [number, number, number] {
-  const wx = Math.ceil(positions / 64);
-  const z = Math.ceil(wx / 65535);
+  const wx = Math.ceil(positions / WG);
+  const z = Math.ceil(wx / MAX_GROUPS_X);
   return [Math.ceil(wx / z), channelBlocks, z];
 }
 
@@ -39,12 +38,12 @@ export function conv2d(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvParams,
   const ch = uniformChannels(variant);
   if (ch) {
     const grid = uniformGrid(p.N * p.OH * p.OW, p.groups * Math.ceil(og / ch));
-    rt.dispatch(`conv2d:${variant}`, () => conv2dForwardUniformShader(ch), words(p), [x, w], out, grid);
+    rt.dispatch(`conv2d:${variant}`, () => conv2dForwardUniformShader(ch), convParams(p), [x, w], out, grid);
     return out;
   }
   const cb = variant === "block4" ? 4 : 1;
   const n = p.N * p.groups * Math.ceil(og / cb) * p.OH * p.OW;
-  rt.dispatch(`conv2d:${variant}`, () => conv2dForwardShader(variant), words(p), [x, w], out, groups(n));
+  rt.dispatch(`conv2d:${variant}`, () => conv2dForwardShader(variant), convParams(p), [x, w], out, groups(n));
   return out;
 }
 
@@ -56,8 +55,8 @@ export function conv2dInputGrad(rt: Runtime, gy: GpuStorage, w: GpuStorage, p: C
   const ch = uniformChannels(variant);
   if (ch) {
     const grid = uniformGrid(p.N * p.H * p.W, p.groups * Math.ceil(p.Cin / p.groups / ch));
-    rt.dispatch(`conv2dInputGrad:${variant}`, () => conv2dInputGradUniformShader(ch), words(p), [gy, w], out, grid);
-  } else rt.dispatch("conv2dInputGrad", conv2dInputGradShader, words(p), [gy, w], out, groups(n));
+    rt.dispatch(`conv2dInputGrad:${variant}`, () => conv2dInputGradUniformShader(ch), convParams(p), [gy, w], out, grid);
+  } else rt.dispatch("conv2dInputGrad", conv2dInputGradShader, convParams(p), [gy, w], out, groups(n));
   return out;
 }
 
@@ -68,14 +67,14 @@ export function conv2dWeightGrad(rt: Runtime, x: GpuStorage, gy: GpuStorage, p: 
   const ch = uniformChannels(variant);
   if (!ch) {
     const out = rt.alloc(p.Cout * per);
-    rt.dispatch("conv2dWeightGrad", conv2dWeightGradShader, words(p), [x, gy], out, groups(p.Cout * per));
+    rt.dispatch("conv2dWeightGrad", conv2dWeightGradShader, convParams(p), [x, gy], out, groups(p.Cout * per));
     return out;
   }
   // Split the sum over images so at least ~512 lanes work, then add the splits up.
   const splits = Math.max(1, Math.min(p.N, Math.ceil(512 / per)));
   const partial = rt.alloc(splits * p.Cout * per);
   const grid = uniformGrid(per * splits, p.groups * Math.ceil(p.Cout / p.groups / ch));
-  rt.dispatch(`conv2dWeightGrad:${variant}`, () => conv2dWeightGradUniformShader(ch), [...words(p), splits], [x, gy], partial, grid);
+  rt.dispatch(`conv2dWeightGrad:${variant}`, () => conv2dWeightGradUniformShader(ch), convParams(p, splits), [x, gy], partial, grid);
   if (splits === 1) return partial;
   const out = reduce(rt, "sum", partial, 1, splits, p.Cout * per);
   rt.free(partial);

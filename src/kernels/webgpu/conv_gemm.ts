@@ -3,13 +3,18 @@
 // in NCHW directly and per-group weights (the per-example OOD pass) cost no transpose.
 import type { ConvParams } from "../backend.ts";
 import { col2imShader, im2colShader } from "../../../shaders/conv2d_gemm.wgsl.ts";
+import { CONV } from "../../../shaders/conv2d.wgsl.ts";
 import type { MatmulVariant } from "../../../shaders/matmul.wgsl.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
 import { groups } from "./elementwise.ts";
 import { matmulStrided } from "./matmul.ts";
 import { reduce } from "./reduce.ts";
 
-const words = (p: ConvParams) => [p.N, p.Cin, p.H, p.W, p.Cout, p.KH, p.KW, p.stride, p.pad, p.groups, p.OH, p.OW];
+/** The CONV params of every conv kernel (conv.ts too); SPLITS only for the uniform weight gradient. */
+export function convParams(p: ConvParams, SPLITS = 0): number[] {
+  const { N, Cin, H, W, Cout, KH, KW, OH, OW } = p;
+  return CONV.pack({ N, Cin, H, W, Cout, KH, KW, S: p.stride, PAD: p.pad, G: p.groups, OH, OW, SPLITS });
+}
 
 /** Sizes of the GEMM view: K = patch rows per group, P = output positions, og = output channels per group. */
 function dims(p: ConvParams) {
@@ -22,32 +27,19 @@ const pointwise = (p: ConvParams) => p.KH === 1 && p.KW === 1 && p.stride === 1 
 function im2col(rt: Runtime, x: GpuStorage, p: ConvParams): GpuStorage {
   if (pointwise(p)) return x;
   const col = rt.alloc(p.N * p.Cin * p.KH * p.KW * p.OH * p.OW);
-  rt.dispatch("im2col", im2colShader, words(p), [x], col, groups(p.N * p.Cin * p.KH * p.KW * p.OH));
+  rt.dispatch("im2col", im2colShader, convParams(p), [x], col, groups(p.N * p.Cin * p.KH * p.KW * p.OH));
   return col;
 }
 
-// A forward whose weight gradient will follow keeps its patch matrix for it (inputs are immutable
-// storages): one im2col instead of two. It is freed when the weight gradient takes it, or with x.
-// Kept matrices live from the forward to the backward, so their total is capped (past the cap the
-// weight gradient unrolls again): large models trade this speed-up for memory.
-const kept = new WeakMap<GpuStorage, { key: string; col: GpuStorage }>();
-export const KEPT_PATCHES_MAX_BYTES = 256 << 20;
-
+// A forward whose weight gradient will follow keeps its patch matrix for it (rt.patches,
+// patches.ts): one im2col instead of two.
 function keepPatches(rt: Runtime, x: GpuStorage, p: ConvParams, col: GpuStorage): boolean {
-  if (!p.weightGradFollows || col === x || kept.has(x)) return false;
-  if (4 * (rt.dependentFloats + col.n) > KEPT_PATCHES_MAX_BYTES) return false;
-  kept.set(x, { key: words(p).join(), col });
-  rt.attach(x, col);
-  return true;
+  return !!p.weightGradFollows && col !== x && rt.patches.keep(x, convParams(p).join(), col);
 }
 
 /** The patch matrix of x: kept by the forward (handed over: the caller frees it) or built now. */
 function takePatches(rt: Runtime, x: GpuStorage, p: ConvParams): GpuStorage {
-  const k = kept.get(x);
-  if (!k || k.key !== words(p).join()) return im2col(rt, x, p);
-  kept.delete(x);
-  rt.detach(x, k.col);
-  return k.col;
+  return rt.patches.take(x, convParams(p).join()) ?? im2col(rt, x, p);
 }
 
 /** Y[n, g] = W[g] [og, K] x col[n, g] [K, P]. */
@@ -65,7 +57,7 @@ export function conv2dInputGradGemm(rt: Runtime, gy: GpuStorage, w: GpuStorage, 
   const dcol = matmulStrided(rt, w, gy, p.N * G, K, og, P, { aBatch: og * K, aM: 1, aK: K, bBatch: og * P, bK: P, bN: 1, aWrap: G }, mm);
   if (pointwise(p)) return dcol;
   const dx = rt.alloc(p.N * p.Cin * p.H * p.W);
-  rt.dispatch(`col2im:s${p.stride}`, () => col2imShader(p.stride), words(p), [dcol], dx, groups(p.N * p.Cin * p.H));
+  rt.dispatch(`col2im:s${p.stride}`, () => col2imShader(p.stride), convParams(p), [dcol], dx, groups(p.N * p.Cin * p.H));
   rt.free(dcol);
   return dx;
 }

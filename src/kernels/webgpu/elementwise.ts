@@ -1,12 +1,11 @@
 // Drivers for the elementwise family (unary, broadcasting binary, where, fill).
 import type { BinaryOp, UnaryOp } from "../backend.ts";
-import { broadcastStrides, sameShape, sizeOf } from "../../autograd/shape.ts";
-import { binaryShader, fillShader, unaryShader, whereShader } from "../../../shaders/elementwise.wgsl.ts";
-import { WG } from "../../../shaders/preamble.ts";
+import { broadcastStrides, sameShape, sizeOf } from "../shape.ts";
+import { BROADCAST, binaryShader, FILL, SAME, fillShader, UNARY, unaryShader, whereShader } from "../../../shaders/elementwise.wgsl.ts";
+import { f32bits, MAX_RANK, WG } from "../../../shaders/preamble.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
 
-export const MAX_RANK = 8;
-const f32bits = (v: number) => new Uint32Array(new Float32Array([v]).buffer)[0];
+/** Workgroups of a flat kernel over n elements. */
 const groups = (n: number) => Math.ceil(n / WG);
 
 export function checkRank(op: string, r: number) {
@@ -15,19 +14,19 @@ export function checkRank(op: string, r: number) {
 
 export function fill(rt: Runtime, n: number, value: number): GpuStorage {
   const out = rt.alloc(n);
-  rt.dispatch("fill", fillShader, [n, f32bits(value)], [], out, groups(n));
+  rt.dispatch("fill", fillShader, FILL.pack({ n, value: f32bits(value) }), [], out, groups(n));
   return out;
 }
 
 export function unary(rt: Runtime, op: UnaryOp, x: GpuStorage, n: number, p: number): GpuStorage {
   const out = rt.alloc(n);
-  rt.dispatch(`unary:${op}`, () => unaryShader(op), [n, f32bits(p)], [x], out, groups(n));
+  rt.dispatch(`unary:${op}`, () => unaryShader(op), UNARY.pack({ n, p: f32bits(p) }), [x], out, groups(n));
   return out;
 }
 
 /**
- * [n, rank, shape[8], strides of input 0 [8], of input 1 [8], ...], with size-1 dims dropped and
- * adjacent dims merged where every input walks them linearly (fewer divisions per element).
+ * BROADCAST params, with size-1 dims dropped and adjacent dims merged where every input walks
+ * them linearly (fewer divisions per element).
  */
 function broadcastParams(outShape: readonly number[], inShapes: (readonly number[])[]): number[] {
   const strides = inShapes.map((s) => broadcastStrides(s, outShape));
@@ -43,10 +42,7 @@ function broadcastParams(outShape: readonly number[], inShapes: (readonly number
       strides.forEach((s, k) => st[k].push(s[d]));
     }
   });
-  const pad8 = (a: number[]) => [...a, ...Array(MAX_RANK - a.length).fill(0)];
-  const p = [sizeOf(outShape), shape.length, ...pad8(shape)];
-  for (const s of st) p.push(...pad8(s));
-  return p;
+  return BROADCAST.pack({ n: sizeOf(outShape), rank: shape.length, shape, in0: st[0], in1: st[1], in2: st[2] });
 }
 
 export function binary(rt: Runtime, op: BinaryOp, a: GpuStorage, aShape: readonly number[], b: GpuStorage, bShape: readonly number[], outShape: readonly number[]): GpuStorage {
@@ -54,8 +50,8 @@ export function binary(rt: Runtime, op: BinaryOp, a: GpuStorage, aShape: readonl
   const n = sizeOf(outShape);
   const out = rt.alloc(n);
   const same = sameShape(aShape, outShape) && sameShape(bShape, outShape);
-  const params = same ? [n] : broadcastParams(outShape, [aShape, bShape]);
-  const rank = same ? 0 : params[1];
+  const params = same ? SAME.pack({ n }) : broadcastParams(outShape, [aShape, bShape]);
+  const rank = same ? 0 : params[BROADCAST.offset.rank];
   rt.dispatch(`binary:${op}:${same ? "same" : `r${rank}`}`, () => binaryShader(op, same, rank), params, [a, b], out, groups(n));
   return out;
 }
@@ -65,8 +61,9 @@ export function where(rt: Runtime, c: GpuStorage, cShape: readonly number[], a: 
   const n = sizeOf(outShape);
   const out = rt.alloc(n);
   const params = broadcastParams(outShape, [cShape, aShape, bShape]);
-  rt.dispatch(`where:r${params[1]}`, () => whereShader(params[1]), params, [c, a, b], out, groups(n));
+  const rank = params[BROADCAST.offset.rank];
+  rt.dispatch(`where:r${rank}`, () => whereShader(rank), params, [c, a, b], out, groups(n));
   return out;
 }
 
-export { f32bits, groups };
+export { f32bits, groups, MAX_RANK };

@@ -1,6 +1,7 @@
 // Driver for batched matmul; the variant is selectable (see bench/README.md for measurements).
 import type { MatmulSpec } from "../backend.ts";
-import { blockDims, matmulShader, type MatmulVariant, rowsDims } from "../../../shaders/matmul.wgsl.ts";
+import { blockDims, GROUP_SIDE, MATMUL, matmulShader, type MatmulVariant, rowsDims, TILE } from "../../../shaders/matmul.wgsl.ts";
+import { MAX_GROUPS_X, WG } from "../../../shaders/preamble.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
 import { groups } from "./elementwise.ts";
 
@@ -34,19 +35,19 @@ export function matmulStrided(
   if (variant === "auto") {
     variant = M <= 2 ? (vec4B && N >= 256 ? "rows4x8" : "block4x8") : vec4B && N >= 32 ? (M <= 4 ? "rows4x8" : "rows8x8") : "block8x8";
   }
-  // rows and tiled put the batch on the z grid axis (at most 65535 workgroups); block kernels use a flat grid.
-  if ((rowsDims(variant) && !vec4B) || ((rowsDims(variant) || variant === "tiled") && batch > 65535)) variant = "block8x8";
+  // rows and tiled put the batch on the z grid axis (at most MAX_GROUPS_X workgroups per axis); block kernels use a flat grid.
+  if ((rowsDims(variant) && !vec4B) || ((rowsDims(variant) || variant === "tiled") && batch > MAX_GROUPS_X)) variant = "block8x8";
   const out = rt.alloc(batch * M * N);
-  const params = [batch, M, K, N, s.aBatch, s.aM, s.aK, s.bBatch, s.bK, s.bN, s.aWrap ?? batch];
+  const params = MATMUL.pack({ batch, M, K, N, ...s, aWrap: s.aWrap ?? batch });
   const key = `matmul:${variant}`;
   const code = () => matmulShader(variant);
   const rd = rowsDims(variant);
-  if (rd) rt.dispatch(key, code, params, [a, b], out, [Math.ceil(N / (64 * rd[1])), Math.ceil(M / rd[0]), batch]);
-  else if (variant === "tiled") rt.dispatch(key, code, params, [a, b], out, [Math.ceil(N / 64), Math.ceil(M / 64), batch]);
+  if (rd) rt.dispatch(key, code, params, [a, b], out, [Math.ceil(N / (WG * rd[1])), Math.ceil(M / rd[0]), batch]);
+  else if (variant === "tiled") rt.dispatch(key, code, params, [a, b], out, [Math.ceil(N / TILE), Math.ceil(M / TILE), batch]);
   else if (blockDims(variant)) {
     const [rm, rn] = blockDims(variant)!;
     const tm = Math.ceil(M / rm), tn = Math.ceil(N / rn);
-    const n = variant.startsWith("grouped") ? batch * Math.ceil(tm / 8) * Math.ceil(tn / 8) * 64 : batch * tm * tn;
+    const n = variant.startsWith("grouped") ? batch * Math.ceil(tm / GROUP_SIDE) * Math.ceil(tn / GROUP_SIDE) * WG : batch * tm * tn;
     rt.dispatch(key, code, params, [a, b], out, groups(n));
   } else rt.dispatch(key, code, params, [a, b], out, groups(batch * M * N));
   return out;

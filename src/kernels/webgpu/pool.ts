@@ -57,14 +57,4 @@ export class BufferPool {
     }
     return { ...this.#stats, free, freeBytes };
   }
-
-  /** Destroy every pooled (free) buffer. */
-  trim(): void {
-    for (const l of this.#free.values()) for (const b of l) {
-      this.#stats.createdBytes -= this.#size.get(b)!;
-      this.#stats.created--;
-      b.destroy();
-    }
-    this.#free.clear();
-  }
 }

@@ -1,9 +1,13 @@
 // Pipelines built once (cached by kernel key), dispatches recorded into one open compute pass
-// and submitted in batches, params buffers cached by content, storages from the pool.
+// and submitted in batches, params buffers cached by content, storages from the pool, the first
+// validation error kept for the next check. Device timing is in profiler.ts, the conv patch
+// matrices kept between a forward and its weight gradient in patches.ts.
 /// <reference types="@webgpu/types" />
 import { BufferPool } from "./pool.ts";
-import { fillShader } from "../../../shaders/elementwise.wgsl.ts";
-import { WG } from "../../../shaders/preamble.ts";
+import { KeptPatches } from "./patches.ts";
+import { type KernelTime, Profiler } from "./profiler.ts";
+import { FILL, fillShader } from "../../../shaders/elementwise.wgsl.ts";
+import { MAX_GROUPS_X, WG } from "../../../shaders/preamble.ts";
 
 export interface GpuStorage {
   buf: GPUBuffer;
@@ -11,9 +15,8 @@ export interface GpuStorage {
   n: number;
 }
 
+/** Dispatches and copies recorded per submit. */
 const MAX_PENDING = 128;
-const PROFILE_BATCH = 256;
-const MAX_GROUPS_X = 65535;
 const MAX_PARAM_BUFFERS = 4096;
 
 export class Runtime {
@@ -25,15 +28,16 @@ export class Runtime {
   #pass: GPUComputePassEncoder | null = null;
   #pending = 0;
   #error: string | null = null;
-  dispatches = 0;
-  submits = 0;
   /** Tests set this: every new output buffer is filled with NaN first, so unwritten elements show. */
   poison = false;
-  #prof: { qs: GPUQuerySet; keys: string[]; totals: Map<string, { n: number; ns: number }> } | null = null;
+  #prof: Profiler | null = null;
+  /** Patch matrices kept by conv forwards for their weight gradients, freed with their inputs. */
+  readonly patches: KeptPatches;
 
   constructor(readonly device: GPUDevice, readonly description: string) {
     this.pool = new BufferPool(device, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
     this.staging = new BufferPool(device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    this.patches = new KeptPatches((s) => this.pool.release(s.buf));
     device.addEventListener("uncapturederror", (e) => {
       this.#error ??= (e as GPUUncapturedErrorEvent).error.message;
     });
@@ -50,46 +54,13 @@ export class Runtime {
 
   alloc(n: number): GpuStorage {
     const s = { buf: this.pool.acquire(n * 4), n };
-    if (this.poison && n) this.dispatch("fill", fillShader, [n, 0x7fc00000], [], s, Math.ceil(n / WG));
+    if (this.poison && n) this.dispatch("fill", fillShader, FILL.pack({ n, value: 0x7fc00000 }), [], s, Math.ceil(n / WG));
     return s;
   }
 
   free(s: GpuStorage): void {
     this.pool.release(s.buf);
-    const deps = this.#dependents.get(s);
-    if (deps) {
-      this.#dependents.delete(s);
-      deps.forEach((d) => {
-        this.dependentFloats -= d.n;
-        this.pool.release(d.buf);
-      });
-    }
-  }
-
-  /** Storages derived from one (a cached patch matrix): freed with it unless detached first. */
-  #dependents = new Map<GpuStorage, GpuStorage[]>();
-
-  /** f32 elements held by attached dependents now. */
-  dependentFloats = 0;
-
-  attach(owner: GpuStorage, dep: GpuStorage): void {
-    this.dependentFloats += dep.n;
-    const l = this.#dependents.get(owner);
-    if (l) l.push(dep);
-    else this.#dependents.set(owner, [dep]);
-  }
-
-  /** How many storages have dependents attached (tests check this returns to zero). */
-  get owners(): number {
-    return this.#dependents.size;
-  }
-
-  /** Take dep back from owner (the caller frees it). */
-  detach(owner: GpuStorage, dep: GpuStorage): void {
-    this.dependentFloats -= dep.n;
-    const l = this.#dependents.get(owner)?.filter((d) => d !== dep);
-    if (l?.length) this.#dependents.set(owner, l);
-    else this.#dependents.delete(owner);
+    this.patches.inputFreed(s);
   }
 
   pipeline(key: string, code: () => string): GPUComputePipeline {
@@ -137,9 +108,7 @@ export class Runtime {
       // Profiling: one pass per dispatch, timestamped at its start and end.
       this.#endPass();
       this.#encoder ??= this.device.createCommandEncoder();
-      const i = this.#prof.keys.length;
-      this.#prof.keys.push(key);
-      this.#pass = this.#encoder.beginComputePass({ timestampWrites: { querySet: this.#prof.qs, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+      this.#pass = this.#encoder.beginComputePass({ timestampWrites: this.#prof.timestamps(key) });
     } else if (!this.#pass) {
       this.#encoder ??= this.device.createCommandEncoder();
       this.#pass = this.#encoder.beginComputePass();
@@ -151,9 +120,8 @@ export class Runtime {
       const x = Math.min(groups, MAX_GROUPS_X);
       this.#pass.dispatchWorkgroups(x, Math.ceil(groups / x));
     } else this.#pass.dispatchWorkgroups(...groups);
-    this.dispatches++;
     if (this.#prof) this.#endPass();
-    if (++this.#pending >= (this.#prof ? PROFILE_BATCH : MAX_PENDING)) this.flush();
+    if (++this.#pending >= MAX_PENDING || this.#prof?.full) this.flush();
   }
 
   /** Record a buffer-to-buffer copy of n f32 elements (between dispatches, in stream order). */
@@ -174,58 +142,26 @@ export class Runtime {
   flush(): void {
     this.#endPass();
     if (!this.#encoder) return;
-    const prof = this.#prof;
-    let resolved: GPUBuffer | null = null;
-    if (prof && prof.keys.length) {
-      resolved = this.device.createBuffer({ size: prof.keys.length * 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-      this.#encoder.resolveQuerySet(prof.qs, 0, prof.keys.length * 2, resolved, 0);
-    }
+    const timed = this.#prof?.resolve(this.#encoder);
     this.device.queue.submit([this.#encoder.finish()]);
     this.#encoder = null;
     this.#pending = 0;
-    this.submits++;
-    if (prof && resolved) {
-      const keys = prof.keys.splice(0);
-      this.#pendingProfiles.push(this.#collect(resolved, keys, prof.totals));
-    }
-  }
-
-  #pendingProfiles: Promise<void>[] = [];
-
-  async #collect(resolved: GPUBuffer, keys: string[], totals: Map<string, { n: number; ns: number }>): Promise<void> {
-    const st = this.device.createBuffer({ size: resolved.size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const enc = this.device.createCommandEncoder();
-    enc.copyBufferToBuffer(resolved, 0, st, 0, resolved.size);
-    this.device.queue.submit([enc.finish()]);
-    await st.mapAsync(GPUMapMode.READ);
-    const t = new BigUint64Array(st.getMappedRange());
-    keys.forEach((k, i) => {
-      const e = totals.get(k) ?? { n: 0, ns: 0 };
-      e.n++;
-      e.ns += Number(t[2 * i + 1] - t[2 * i]);
-      totals.set(k, e);
-    });
-    st.unmap();
-    st.destroy();
-    resolved.destroy();
+    timed?.();
   }
 
   /** Start timing every kernel on the device (needs the timestamp-query feature). */
   startProfile(): void {
-    if (!this.device.features.has("timestamp-query")) throw new Error("profile: this adapter has no timestamp-query feature");
     this.flush();
-    this.#prof = { qs: this.device.createQuerySet({ type: "timestamp", count: PROFILE_BATCH * 2 }), keys: [], totals: new Map() };
+    this.#prof = new Profiler(this.device);
   }
 
   /** Stop timing; per kernel key: dispatch count and total device milliseconds, slowest first. */
-  async stopProfile(): Promise<{ kernel: string; count: number; ms: number }[]> {
-    const prof = this.#prof;
-    if (!prof) return [];
+  async stopProfile(): Promise<KernelTime[]> {
+    if (!this.#prof) return [];
     this.flush();
-    await Promise.all(this.#pendingProfiles.splice(0));
+    const prof = this.#prof;
     this.#prof = null;
-    prof.qs.destroy();
-    return [...prof.totals].map(([kernel, e]) => ({ kernel, count: e.n, ms: e.ns / 1e6 })).sort((a, b) => b.ms - a.ms);
+    return await prof.finish();
   }
 
   upload(data: Float32Array): GpuStorage {

@@ -3,11 +3,12 @@
 // Where what is left is a few long contiguous runs (a slice along leading axes, a broadcast along
 // a new leading axis such as the per-example parameter copies), buffer copies do it instead.
 import type { StridedSpec } from "../backend.ts";
-import { sizeOf, stridesOf } from "../../autograd/shape.ts";
-import { placeShader, stridedShader, takeShader } from "../../../shaders/strided.wgsl.ts";
-import { fillShader } from "../../../shaders/elementwise.wgsl.ts";
+import { sizeOf, stridesOf } from "../shape.ts";
+import { PLACE, placeShader, STRIDED, stridedShader, takeShader } from "../../../shaders/strided.wgsl.ts";
+import { FILL, fillShader } from "../../../shaders/elementwise.wgsl.ts";
+import { f32bits } from "../../../shaders/preamble.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
-import { checkRank, f32bits, groups, MAX_RANK } from "./elementwise.ts";
+import { checkRank, groups } from "./elementwise.ts";
 
 interface Dim {
   size: number;
@@ -96,8 +97,9 @@ export function strided(rt: Runtime, x: GpuStorage, spec: StridedSpec, variant: 
   if (one?.kind === "pad") {
     // Fill, then place x.
     const out = rt.alloc(n);
-    rt.dispatch("fill", fillShader, [n, f32bits(spec.padValue)], [], out, groups(n));
-    if (one.outer * one.blk) rt.dispatch("place", placeShader, [one.outer * one.blk, one.blk, one.total, one.off], [x], out, groups(one.outer * one.blk));
+    rt.dispatch("fill", fillShader, FILL.pack({ n, value: f32bits(spec.padValue) }), [], out, groups(n));
+    const moved = one.outer * one.blk;
+    if (moved) rt.dispatch("place", placeShader, PLACE.pack({ n: moved, blk: one.blk, total: one.total, off: one.off }), [x], out, groups(moved));
     return out;
   }
   const out = rt.alloc(n);
@@ -108,15 +110,14 @@ export function strided(rt: Runtime, x: GpuStorage, spec: StridedSpec, variant: 
     return out;
   }
   if (one?.kind === "slice") {
-    rt.dispatch("take", takeShader, [n, one.blk, one.total, one.off], [x], out, groups(n));
+    rt.dispatch("take", takeShader, PLACE.pack({ n, blk: one.blk, total: one.total, off: one.off }), [x], out, groups(n));
     return out;
   }
-  const pad8 = (f: (d: Dim) => number) => [...dims.map(f), ...Array(MAX_RANK - dims.length).fill(0)].map((v) => v >>> 0);
-  const params = [
-    n, dims.length, f32bits(spec.padValue), base >>> 0,
-    ...pad8((d) => d.size), ...pad8((d) => d.estride), ...pad8((d) => (d.checked ? 1 : 0)),
-    ...pad8((d) => d.start), ...pad8((d) => d.step), ...pad8((d) => d.extent), ...pad8((d) => d.inStride),
-  ];
+  const params = STRIDED.pack({
+    n, rank: dims.length, padValue: f32bits(spec.padValue), base,
+    size: dims.map((d) => d.size), estride: dims.map((d) => d.estride), start: dims.map((d) => d.start),
+    step: dims.map((d) => d.step), extent: dims.map((d) => d.extent), inStride: dims.map((d) => d.inStride),
+  });
   const checked = dims.map((d) => d.checked);
   rt.dispatch(`strided:${checked.map((c) => (c ? "c" : "u")).join("")}`, () => stridedShader(checked), params, [x], out, groups(n));
   return out;
@@ -131,7 +132,7 @@ export function concat(rt: Runtime, parts: GpuStorage[], blocks: readonly number
     const blk = blocks[i], n = outer * blk;
     const copies = variant === "copy" ? outer <= COPY_MAX_RUNS : variant === "auto" && outer <= AUTO_MAX_RUNS && blk >= AUTO_MIN_RUN;
     if (copies) for (let o = 0; o < outer; o++) rt.copy(x, o * blk, out, o * total + off, blk);
-    else if (n) rt.dispatch("place", placeShader, [n, blk, total, off], [x], out, groups(n));
+    else if (n) rt.dispatch("place", placeShader, PLACE.pack({ n, blk, total, off }), [x], out, groups(n));
     off += blk;
   });
   return out;

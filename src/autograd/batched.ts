@@ -1,0 +1,78 @@
+// Batched tensors: G groups computed side by side by one program, as vmap does (JAX, functorch).
+// A batched tensor has `groups` = G and a `shape` that is what one group sees; its storage holds
+// [G, ...shape]. Ops never read that storage directly (Tensor.storage refuses): each op's batching
+// rule (next to the op) views its operands as ordinary tensors with the group axis in front
+// (`unbatch`), runs the ordinary op, and views the result as batched again (`batch`). Both views are
+// recorded, so the backward pass is made of ordinary ops and needs no rules of its own, and the
+// gradient of a batched leaf is batched: one gradient per group.
+//
+// Where a rule can, it folds the group axis into the operand's first axis ([G*d0, ...]) so that
+// the kernels see the shapes of an ordinary batch (data flows through a per-group pass at the cost
+// of an ordinary forward).
+import { fmt } from "./shape.ts";
+import { type GramSite, noGrad, result, Tensor } from "./tensor.ts";
+import { broadcastTo, reshape } from "./ops/movement.ts";
+
+/** The batched tensor t as an ordinary one, [G, ...t.shape] (a view, recorded). */
+export function unbatch(t: Tensor): Tensor {
+  if (!t.groups) return t;
+  const c = t.groupCopy;
+  if (c && !c.expanded) {
+    c.expanded = noGrad(() => broadcastTo(reshape(c.of.detach(), [1, ...c.of.shape]), [t.groups, ...c.of.shape]));
+  }
+  const src = c ? c.expanded! : t;
+  src.physicalStorage("unbatch");
+  return result("unbatch", [t], null, [t.groups, ...t.shape], (g) => [batch(g)], t, src);
+}
+
+/**
+ * A per-group copy of p: a batched leaf of G groups, each holding p's values, whose gradient is
+ * each group's gradient. Its [G, ...p.shape] storage is made on first use; matmuls may read p
+ * itself (every group holds the same values) and, given gramSites, record a Gram site instead.
+ */
+export function groupCopy(p: Tensor, G: number, gramSites?: GramSite[]): Tensor {
+  if (p.groups) throw new Error(`groupCopy: ${p} is already batched`);
+  p.storage("groupCopy");
+  const c = new Tensor(p.backend, null, p.shape, p.dtype, p, G);
+  c.groupCopy = { of: p, gramSites };
+  c.name = p.name;
+  return c.requireGrad();
+}
+
+/** An ordinary tensor p [G, ...rest] as a batched one of G groups, each of shape rest (a view, recorded). */
+export function batch(p: Tensor): Tensor {
+  if (p.groups) throw new Error(`batch: ${p} is already batched`);
+  if (p.rank < 1) throw new Error("batch: a scalar has no group axis");
+  return result("batch", [p], null, p.shape.slice(1), (g) => [unbatch(g)], p, p, p.shape[0]);
+}
+
+/** The common group count of the batched operands (0 if none is batched); mismatches are refused. */
+export function groupsOf(op: string, ts: readonly Tensor[]): number {
+  let G = 0;
+  for (const t of ts) {
+    if (!t.groups) continue;
+    if (G && t.groups !== G) throw new Error(`${op}: operands batched over ${G} and ${t.groups} groups`);
+    G = t.groups;
+  }
+  return G;
+}
+
+/** An operand for a rule: batched -> [G, 1.., ...shape] of rank `rank` + 1; ordinary -> itself (broadcasting handles it). */
+export function aligned(t: Tensor, rank: number): Tensor {
+  if (!t.groups) return t;
+  const ones = Array(rank - t.rank).fill(1);
+  const u = unbatch(t);
+  return ones.length ? reshape(u, [t.groups, ...ones, ...t.shape]) : u;
+}
+
+/** Batched t [G | d0, ...rest] as an ordinary [G*d0, ...rest] (the group axis folded into the first). */
+export function folded(t: Tensor): Tensor {
+  if (!t.groups || t.rank < 1) throw new Error(`folded: ${t} has no first axis to fold the groups into`);
+  return reshape(unbatch(t), [t.groups * t.shape[0], ...t.shape.slice(1)]);
+}
+
+/** The inverse of folded: ordinary [G*d0, ...rest] -> batched [G | d0, ...rest]. */
+export function unfolded(y: Tensor, G: number): Tensor {
+  if (y.rank < 1 || y.shape[0] % G) throw new Error(`unfolded: ${fmt(y.shape)} does not split into ${G} groups`);
+  return batch(reshape(y, [G, y.shape[0] / G, ...y.shape.slice(1)]));
+}

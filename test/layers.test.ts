@@ -1,0 +1,88 @@
+// The import direction between layers (docs/architecture.md): every relative import in src/ and
+// shaders/, static or dynamic, type-only or not, must point to a layer its importer may use.
+// Shaders may reach into src/ only for leaf modules (files that import nothing).
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+
+const ROOT = new URL("../", import.meta.url);
+
+/** Layer of a path relative to the repository root: "shaders", or src/<dir>. */
+function layerOf(path: string): string | null {
+  if (path.startsWith("shaders/")) return "shaders";
+  const m = /^src\/([^/]+)\//.exec(path);
+  return m ? m[1] : null;
+}
+
+/** What each layer may import besides itself (downward only). */
+const MAY_IMPORT: Record<string, string[]> = {
+  shaders: [], // plus leaf modules of src/, checked separately
+  kernels: ["shaders"],
+  autograd: ["kernels"],
+  data: ["autograd", "kernels"],
+  io: ["autograd", "kernels"],
+  nn: ["autograd", "kernels"],
+  models: ["nn", "data", "io", "autograd", "kernels"],
+  ood: ["models", "nn", "data", "io", "autograd", "kernels"],
+  cli: ["ood", "models", "nn", "data", "io", "autograd", "kernels", "shaders"],
+};
+
+/**
+ * Imports known to break the rule and being removed elsewhere (issue 10, item 2: the training loop
+ * reports progress through callbacks, the CLIs own the bars). Tolerated, not required: an entry
+ * whose import is gone stops mattering. Add nothing here.
+ */
+const PENDING = new Set(["src/models/train.ts -> src/cli/progress.ts"]);
+
+function walk(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(new URL(dir, ROOT))) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory) out.push(...walk(p));
+    else if (/\.(ts|js)$/.test(e.name)) out.push(p);
+  }
+  return out;
+}
+
+/** Relative import specifiers of a source file, resolved against the repository root. */
+function importsOf(path: string): string[] {
+  const src = Deno.readTextFileSync(new URL(path, ROOT));
+  const specs = [...src.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)["']([^"']+)["']/gm)].map((m) => m[1]);
+  return specs.filter((s) => s.startsWith(".")).map((s) => new URL(s, new URL(path, ROOT)).href.slice(ROOT.href.length));
+}
+
+function violations(): string[] {
+  const files = [...walk("src"), ...walk("shaders")];
+  const bad: string[] = [];
+  for (const f of files) {
+    const from = layerOf(f)!;
+    for (const t of importsOf(f)) {
+      const to = layerOf(t);
+      const edge = `${f} -> ${t}`;
+      if (to === null || to === from || PENDING.has(edge)) continue;
+      if (from === "shaders") {
+        if (importsOf(t).length) bad.push(`${edge} (shaders may import only leaf modules of src/)`);
+        continue;
+      }
+      if (!(MAY_IMPORT[from] ?? []).includes(to)) bad.push(`${edge} (${from} may not import ${to})`);
+    }
+  }
+  return bad;
+}
+
+const S = suite("layers import downward only");
+
+S("every import in src/ and shaders/ points down the layer order", () => {
+  const bad = violations();
+  assert.equal(bad, [], `imports against the layer order:\n  ${bad.join("\n  ")}`);
+});
+
+S("the check sees imports: the kernels import the shaders, autograd the kernels", () => {
+  // Guards the scanner itself (a regex that matched nothing would pass the test above).
+  const kernelImports = walk("src/kernels").flatMap(importsOf);
+  assert.ok(kernelImports.some((t) => t.startsWith("shaders/")), "no kernel import of shaders/ found");
+  assert.ok(importsOf("src/autograd/ops/elementwise.ts").some((t) => t.startsWith("src/kernels/")));
+  assert.ok(importsOf("src/kernels/select.ts").includes("src/kernels/webgpu/backend.ts"), "dynamic import not seen");
+  assert.equal(layerOf("src/kernels/webgpu/x.ts"), "kernels");
+});
+
+S.run();
