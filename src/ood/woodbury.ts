@@ -18,7 +18,7 @@
 // Memory: S is P x N floats; the block version's R_l adds up to another P x N (layers with P_l >= N).
 import * as T from "../autograd/index.ts";
 import type { GenerativeModel } from "../models/model.ts";
-import { withPerGroup } from "../nn/per_example.ts";
+import { perGroupGradients, perGroupPass } from "../nn/per_group.ts";
 
 /** Lower Cholesky factor of a symmetric positive definite n x n matrix (row-major). */
 export function cholesky(a: ArrayLike<number>, n: number): Float64Array {
@@ -59,21 +59,11 @@ export function lowerInverse(l: Float64Array, n: number): Float64Array {
 export function groupGradients(model: GenerativeModel, x: T.Tensor, B: number, noise?: T.Tensor): T.Tensor[] {
   const G = x.shape[0] / B;
   if (!Number.isInteger(G)) throw new Error(`gradients: ${x.shape[0]} inputs do not split into groups of ${B}`);
-  const named = model.namedParameters();
-  return T.tidy(() =>
-    withPerGroup(G, B, (ctx) => {
-      const nll = T.sum(model.nll(x, { noise }));
-      const leaves = named.map(([n, p]) => {
-        const l = ctx.leaves.get(p);
-        if (!l) throw new Error(`gradients: parameter ${n} does not reach the NLL`);
-        return l;
-      });
-      return T.grad(nll, leaves).map((g, i) => {
-        if (!g) throw new Error(`gradients: parameter ${named[i][0]} does not reach the NLL`);
-        return T.reshape(g, [G, -1]);
-      });
-    })
-  );
+  const params = model.parameters();
+  return T.tidy(() => {
+    const pass = perGroupPass(model, { groups: G }, [x, noise], (xg, ng) => model.nll(xg!, { noise: ng }));
+    return perGroupGradients(pass, params).map((g) => T.reshape(g, [G, -1]));
+  });
 }
 
 /** The reference: one backward per group. Same layout as groupGradients. */
