@@ -4,11 +4,14 @@
 //
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
 //                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto] [--out reports/ood] [--loop]
-//                  [--fim] [--fim-lambda 1]
+//                  [--fim] [--fim-lambda 1] [--saliency 4]
 // --data and --ood also take image files: a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an
 // IDX *-ubyte file, CIFAR-10 binary (all of a file's images; --data's are split in halves as above).
 // --fim adds the full-FIM method (columns gradient-fim and gradient-fim-block, src/ood/woodbury.ts):
 // a second gradient pass that keeps the fit set's per-input gradients; --fim-lambda scales its lambda.
+// --saliency k: at B=1, the k inputs of each set that the diagonal Gaussian flags most strongly, with
+// the gradient of the score with respect to their pixels (double backprop) as an overlay in
+// saliency-<model>-B1.png (rows: in-distribution evaluation, then each OOD set); 0 skips it.
 import "./errors.ts";
 import { parseArgs } from "node:util";
 import * as T from "../autograd/index.ts";
@@ -19,9 +22,11 @@ import { readCheckpoint } from "../io/safetensors.ts";
 import { type BackendChoice, selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
 import { modelImageShape } from "../ood/detector.ts";
+import { noiseFor } from "../ood/features.ts";
 import { evaluateSets, setFeatures, type Evaluation, type SetFeatures } from "../ood/pipeline.ts";
 import { tableText, writeReport } from "../ood/report.ts";
 import { addFimMethods } from "../ood/fim_method.ts";
+import { flaggedSaliency, saliencyPng } from "../ood/saliency.ts";
 import { progressBar } from "./progress.ts";
 
 const { values: a } = parseArgs({
@@ -40,6 +45,7 @@ const { values: a } = parseArgs({
     loop: { type: "boolean", default: false },
     fim: { type: "boolean", default: false },
     "fim-lambda": { type: "string", default: "1" },
+    saliency: { type: "string", default: "4" },
   },
 });
 
@@ -57,6 +63,9 @@ const modelPaths = a.model ? a.model.split(",") : defaults.filter((p) => { try {
 if (!modelPaths.length) throw new Error(`ood: no model weights found (looked for ${defaults.join(", ")}); pass --model`);
 const Bs = a.B!.split(",").map(Number);
 const nFit = Number(a.fit), nEval = Number(a.eval), seed = Number(a.seed), fimLambda = Number(a["fim-lambda"]);
+const nSaliency = Number(a.saliency);
+if (!Number.isInteger(nSaliency) || nSaliency < 0) throw new Error(`--saliency ${JSON.stringify(a.saliency)}: expected a whole number of inputs per set (0 skips the overlays)`);
+const saliencyPngs: [string, Uint8Array][] = [];
 if (!(fimLambda > 0)) throw new Error(`--fim-lambda ${JSON.stringify(a["fim-lambda"])}: expected a positive number`);
 const main = ["likelihood", "typicality", "gradient", ...(a.fim ? ["gradient-fim", "gradient-fim-block"] : [])];
 const backend = await selectBackend(a.backend as BackendChoice);
@@ -119,6 +128,13 @@ for (const path of modelPaths) {
     const ev = evaluateSets(label, B, feats[0].names, feats[0], feats[1], feats.slice(2), seed);
     evals.push(ev);
     mark(`fit and score ${label} B=${B}`);
+    if (B === 1 && nSaliency > 0) {
+      const shown = [s.inEval, ...s.ood];
+      const rows = [];
+      for (const [k, set] of shown.entries()) rows.push(await flaggedSaliency(model, ev.scorers.diag, set, feats[1 + k].logf, nSaliency, (i) => noiseFor(model, 1, new T.Generator(7000 + i))));
+      saliencyPngs.push([`saliency-${label}-B1.png`, saliencyPng(rows, shown[0].c, shown[0].h, shown[0].w)]);
+      mark(`saliency ${label} (${nSaliency} inputs per set, double backprop)`);
+    }
     if (a.fim) {
       const fim = await addFimMethods(ev, model, s, { groupSize: B, batch: Number(a.batch), seed, lambdaScale: fimLambda });
       console.log(`full FIM ${label} B=${B}: ${fim.n} fit gradients x ${fim.parameters} parameters, lambda ${fim.lambda.toExponential(3)}, ${(fim.floats * 4 / 2 ** 20).toFixed(0)} MiB held (${fim.floats} floats)`);
@@ -131,8 +147,12 @@ for (const path of modelPaths) {
 console.log("\nAUROC, in-distribution test (second half) vs each OOD set; density fitted on the first half:\n");
 console.log(tableText(evals, main));
 const files = writeReport(a.out!, evals, { models: modelPaths, fit: nFit, eval: nEval, B: Bs, backend: backend.name, seed, loop: a.loop, fim: a.fim ? { lambdaScale: fimLambda } : false }, main);
+for (const [name, png] of saliencyPngs) {
+  Deno.writeFileSync(`${a.out}/${name}`, png);
+  files.push(`${a.out}/${name}`);
+}
 mark("report");
-console.log(`\nreport: ${a.out}/ (${files.length} files: table.md, table.json, features-*.csv, roc-*.svg, hist-*.svg, corr-*.svg, layers-auroc-*.svg)`);
+console.log(`\nreport: ${a.out}/ (${files.length} files: table.md, table.json, features-*.csv, roc-*.svg, hist-*.svg, corr-*.svg, layers-auroc-*.svg, saliency-*.png)`);
 console.log(`elapsed ${((performance.now() - t0) / 1000).toFixed(1)} s:`);
 for (const [w, s] of timings) console.log(`  ${s.toFixed(1).padStart(7)} s  ${w}`);
 Deno.exit(0);
