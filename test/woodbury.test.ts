@@ -119,10 +119,16 @@ S("FIM inner products: symmetric, equal the explicit inverse, and inner(a, a) is
   }
   const sc = await fim.score(a);
   for (let i = 0; i < 3; i++) assert.ok(rel(aa[i * 3 + i], sc.full[i]) < 1e-10);
+  // Against the fit set itself: the fast N A^{-1} S g form equals inner() with the fit rows, both ways.
+  const fitCopy = groupGradients(m, inputs(6, 9), 1);
+  const fa = await fim.fitInner(a), af = await fim.inner(fitCopy, a);
+  for (let i = 0; i < 3; i++) for (let t = 0; t < 9; t++) assert.ok(rel(fa[i * 9 + t], af[t * 3 + i]) < 1e-9, `fitInner ${i},${t}: ${fa[i * 9 + t]} vs ${af[t * 3 + i]}`);
   // The diagonal alternative is symmetric too, and equals sum a b / (mean s^2 + lambda).
   const d = diagonalFim(fitG, fim.lambda);
   const dab = await diagonalInner(d, a, b), dba = await diagonalInner(d, b, a);
   for (let i = 0; i < 3; i++) for (let j = 0; j < 5; j++) assert.ok(rel(dab[i * 5 + j], dba[j * 3 + i]) < 1e-12);
+  const fd = await fim.fitInner(a, true), df = await diagonalInner(d, a, fitCopy);
+  for (let i = 0; i < 27; i++) assert.ok(rel(fd[i], df[i]) < 1e-12, `diagonal fitInner ${i}`);
   fim.dispose();
 });
 

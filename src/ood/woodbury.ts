@@ -218,6 +218,23 @@ export class WoodburyFim {
     }));
   }
 
+  /**
+   * FIM inner products of G gradients with every fit gradient: g^T F_N^{-1} s_t for t = 1..N, as a
+   * [G, N] row-major matrix. Through the Woodbury form these are N A^{-1} S g (A^{-1} = L^-T L^-1),
+   * no P-sized solve. With `diagonal`, F is instead diag(mean of s^2 over the fit) + lambda.
+   */
+  async fitInner(g: T.Tensor[], diagonal = false): Promise<Float64Array> {
+    return await host(T.tidy(() => {
+      const gs = T.concat(g, 1);
+      if (diagonal) {
+        const d = T.add(T.mean(T.square(this.s), 0), this.lambda);
+        return T.mm(T.div(gs, T.reshape(d, [1, -1])), this.s, false, true);
+      }
+      const y = T.mm(this.#linv, T.mm(this.s, gs, false, true)); // L^-1 S g^T, [N, G]
+      return T.mul(T.mm(y, this.#linv, true, false), this.n); // (L^-T y)^T = y^T L^-1, [G, N]
+    }));
+  }
+
   dispose(): void {
     this.s.dispose();
     this.#linv.dispose();
