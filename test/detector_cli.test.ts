@@ -77,6 +77,23 @@ S("fit writes a detector; score prints and writes per-file scores equal to the d
   assert.ok(inside >= 18, `${inside} of the 24 (20 of them fit) inputs in`);
 });
 
+S("score --saliency writes overlays; ood takes files for --data and --ood, with --fim and saliency in the report", async () => {
+  const s = await run("score", "--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--backend", "cpu", "--quiet", "--saliency", `${dir}/sal.png`, "--saliency-k", "3");
+  assert.is(s.code, 0, s.err + s.out);
+  assert.match(s.out, /saliency: .*sal\.png \((t\d\.png, ){2}t\d\.png;/);
+  const { decode } = await import("fast-png");
+  const png = decode(Deno.readFileSync(`${dir}/sal.png`));
+  assert.equal([png.width, png.height], [6 * 30 + 2, 30 + 2]);
+  const o = await run("ood", "--model", model, "--data", `${dir}/fit.npy`, "--ood", `${dir}/test-png,noise`, "--fit", "8", "--eval", "8", "--B", "1", "--fim", "--saliency", "1", "--backend", "cpu", "--out", `${dir}/report`);
+  assert.is(o.code, 0, o.err + o.out);
+  assert.match(o.out, /gradient-fim\s+gradient-fim-block/);
+  assert.match(o.out, /glow-fashion-in-fit\s+1\s+test-png\s+(\d\.\d{3}\s+){5}/);
+  assert.match(o.out, /full FIM glow-fashion-in-fit B=1: 8 fit gradients x \d+ parameters, lambda/);
+  const files = [...Deno.readDirSync(`${dir}/report`)].map((e) => e.name);
+  for (const f of ["layers-auroc-glow-fashion-in-fit-B1.svg", "saliency-glow-fashion-in-fit-B1.png", "roc-glow-fashion-in-fit-B1-test-png.svg"]) assert.ok(files.includes(f), `${f} not in ${files}`);
+  assert.match(Deno.readTextFileSync(`${dir}/report/table.md`), /gradient-fim AUROC/);
+});
+
 S("score refuses a model whose hash differs, bad detector files, wrong shapes and bad options, in one line", async () => {
   const other = `${dir}/other.safetensors`;
   const m2 = await createModel("glow", { levels: 2, steps: 1, hidden: 8, image: [1, 28, 28] }, T.cpu, 4);

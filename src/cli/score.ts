@@ -1,5 +1,5 @@
 // score --detector detector.json --input <file|folder> [--out scores.csv|scores.json] [--model M]
-//       [--batch 64] [--backend auto|cpu|webgpu] [--quiet]
+//       [--batch 64] [--backend auto|cpu|webgpu] [--quiet] [--saliency overlays.png] [--saliency-k 8]
 // Scores images against a detector from `npm run fit`: per input (or group of B consecutive inputs),
 // named by its file (or file:index inside an array file), the NLL in bits/dim, the score (higher =
 // more in-distribution), its percentile among the fit data's scores, the verdict at the 95%-TPR
@@ -7,7 +7,8 @@
 // an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX *-ubyte file, CIFAR-10 binary, or mnist/fashion
 // (their test split). The model is the detector's (or --model); a model file whose SHA-256 differs
 // from the one the detector was fitted with is refused. --out writes CSV or JSON by its extension;
-// --quiet prints only the summary.
+// --quiet prints only the summary. --saliency (B = 1): a PNG of the --saliency-k lowest-scoring
+// inputs, each beside an overlay of d score / d pixels (double backprop: which pixels drive the score).
 import "./errors.ts";
 import { parseArgs } from "node:util";
 import { conformShape, loadNamedSet } from "../data/image_files.ts";
@@ -15,6 +16,10 @@ import { type BackendChoice, selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
 import { checkModelHash, DETECTOR_METHODS, type InputScore, modelImageShape, readDetectorText, sha256Hex } from "../ood/detector.ts";
 import { setFeatures } from "../ood/pipeline.ts";
+import * as T from "../autograd/index.ts";
+import { DiagonalGaussian } from "../ood/density.ts";
+import { noiseFor } from "../ood/features.ts";
+import { flaggedSaliency, saliencyPng } from "../ood/saliency.ts";
 import { atomicWrite, checkBackend, checkOutPath, positiveInt, readableFile } from "./detector_args.ts";
 
 const { values: a } = parseArgs({
@@ -27,6 +32,8 @@ const { values: a } = parseArgs({
     batch: { type: "string", default: "64" },
     backend: { type: "string", default: "auto" },
     quiet: { type: "boolean", default: false },
+    saliency: { type: "string" },
+    "saliency-k": { type: "string", default: "8" },
   },
 });
 
@@ -38,6 +45,9 @@ const modelBytes = readableFile(modelPath, a.model ? "--model" : `model (from ${
 checkModelHash(det.file, await sha256Hex(modelBytes), modelPath, a.detector);
 const ext = a.out ? checkOutPath(a.out, "--out", [".csv", ".json"]) : null;
 const batch = positiveInt(a.batch!, "--batch");
+if (a.saliency) checkOutPath(a.saliency, "--saliency", [".png"]);
+const salK = positiveInt(a["saliency-k"]!, "--saliency-k");
+if (a.saliency && det.file.groupSize !== 1) throw new Error(`--saliency: needs a detector fitted with B = 1 (this one has B = ${det.file.groupSize})`);
 const backendChoice = checkBackend(a.backend!);
 const input = loadNamedSet(a.input, "test");
 const set = conformShape(input.set, det.file.model.image, `--input ${a.input}`);
@@ -82,5 +92,12 @@ if (a.out) {
     atomicWrite(a.out, lines.join("\n") + "\n");
   }
   console.log(`scores: ${a.out}`);
+}
+if (a.saliency) {
+  const ts = performance.now();
+  const diag = DiagonalGaussian.fromParams(det.file.densities.gradient);
+  const shown = await flaggedSaliency(model, diag, set, f.logf, salK, (i) => noiseFor(model, 1, new T.Generator(7000 + i)));
+  atomicWrite(a.saliency, saliencyPng([shown], set.c, set.h, set.w));
+  console.log(`saliency: ${a.saliency} (${shown.map((e) => input.ids[e.index]).join(", ")}; ${((performance.now() - ts) / 1000).toFixed(1)} s)`);
 }
 Deno.exit(0);
