@@ -6,7 +6,8 @@
 //   deno run -A bench/detector.ts [--model weights/glow-fashion.safetensors] [--images 1000] [--N 1000] [--rounds 3]
 import { parseArgs } from "node:util";
 import * as T from "../src/autograd/index.ts";
-import { range, take } from "../src/data/dataset.ts";
+import { type ImageSet, range, subset } from "../src/data/dataset.ts";
+const take = (s: ImageSet, n: number) => subset(s, range(0, Math.min(n, s.n)));
 import { loadImageFiles, writePngFolder } from "../src/data/image_files.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { type BackendChoice, selectBackend } from "../src/kernels/select.ts";

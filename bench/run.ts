@@ -5,6 +5,7 @@
 import { Bench } from "tinybench";
 import { parseArgs } from "node:util";
 import { cpu } from "../src/autograd/index.ts";
+import { writeFileAtomic } from "../src/io/atomic.ts";
 import { createWebGPUBackend, type WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import type { Backend } from "../src/kernels/backend.ts";
 import { workloads } from "./workloads.ts";
@@ -79,5 +80,5 @@ for (const w of list) {
   console.log(`${w.name.padEnd(36)} | ${cell(cpuMs)} | ${cell(gpuMs)} | ${cell(tfMs)} | ${tfMs === undefined || Number.isNaN(tfMs) ? "-" : (tfMs / gpuMs).toFixed(2) + "x"}`);
   rows.push({ workload: w.name, gflop: w.flops / 1e9, cpu_ms: cpuMs, webgpu_ms: gpuMs ?? NaN, tfjs_webgpu_ms: tfMs ?? NaN });
 }
-if (args.json) Deno.writeTextFileSync(args.json, JSON.stringify({ adapter: gpu?.description, variants: gpu?.variants, rows }, null, 2));
+if (args.json) writeFileAtomic(args.json, JSON.stringify({ adapter: gpu?.description, variants: gpu?.variants, rows }, null, 2));
 Deno.exit(0);

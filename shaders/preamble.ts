@@ -72,12 +72,17 @@ export class Layout<K extends string> {
    */
   pack(values: Partial<Record<K, number | readonly number[] | undefined>>): number[] {
     const out = new Array<number>(this.words).fill(0);
-    for (const [k, v] of Object.entries(values) as [K, number | readonly number[] | undefined][]) {
-      if (!(k in this.offset)) throw new Error(`params layout: no field ${k}`);
+    for (const k in values) {
+      const v = values[k];
       if (v === undefined) continue;
-      const list = typeof v === "number" ? [v] : v;
-      if (list.length > this.length[k]) throw new Error(`params layout: ${list.length} words for ${k} (length ${this.length[k]})`);
-      list.forEach((x, j) => (out[this.offset[k] + j] = x >>> 0));
+      const at = this.offset[k];
+      if (at === undefined) throw new Error(`params layout: no field ${k}`);
+      if (typeof v === "number") {
+        out[at] = v >>> 0;
+        continue;
+      }
+      if (v.length > this.length[k]) throw new Error(`params layout: ${v.length} words for ${k} (length ${this.length[k]})`);
+      for (let j = 0; j < v.length; j++) out[at + j] = v[j] >>> 0;
     }
     return out;
   }

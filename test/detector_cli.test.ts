@@ -87,10 +87,10 @@ S("score --saliency writes overlays; ood takes files for --data and --ood, with 
   const o = await run("ood", "--model", model, "--data", `${dir}/fit.npy`, "--ood", `${dir}/test-png,noise`, "--fit", "8", "--eval", "8", "--B", "1", "--fim", "--saliency", "1", "--backend", "cpu", "--out", `${dir}/report`);
   assert.is(o.code, 0, o.err + o.out);
   assert.match(o.out, /gradient-fim\s+gradient-fim-block/);
-  assert.match(o.out, /glow-fashion-in-fit\s+1\s+test-png\s+(\d\.\d{3}\s+){5}/);
-  assert.match(o.out, /full FIM glow-fashion-in-fit B=1: 8 fit gradients x \d+ parameters, lambda/);
+  assert.match(o.out, /tiny-glow-in-fit\s+1\s+test-png\s+(\d\.\d{3}\s+){5}/);
+  assert.match(o.out, /full FIM tiny-glow-in-fit B=1: 8 fit gradients x \d+ parameters, lambda/);
   const files = [...Deno.readDirSync(`${dir}/report`)].map((e) => e.name);
-  for (const f of ["layers-auroc-glow-fashion-in-fit-B1.svg", "saliency-glow-fashion-in-fit-B1.png", "roc-glow-fashion-in-fit-B1-test-png.svg"]) assert.ok(files.includes(f), `${f} not in ${files}`);
+  for (const f of ["layers-auroc-tiny-glow-in-fit-B1.svg", "saliency-tiny-glow-in-fit-B1.png", "roc-tiny-glow-in-fit-B1-test-png.svg"]) assert.ok(files.includes(f), `${f} not in ${files}`);
   assert.match(Deno.readTextFileSync(`${dir}/report/table.md`), /gradient-fim AUROC/);
 });
 

@@ -1,6 +1,8 @@
 // Shared test tools: float64 finite-difference gradient checks, comparisons, backends under test.
 import * as T from "../src/autograd/index.ts";
 import type { Backend } from "../src/kernels/backend.ts";
+import type { KernelVariants, WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
+import type { Test } from "uvu";
 
 export const gen = (seed: number) => new T.Generator(seed);
 
@@ -45,9 +47,9 @@ export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return w;
 }
 
-let gpu: Backend | null | undefined;
+let gpu: WebGPUBackend | null | undefined;
 /** The WebGPU backend, or null (a failure when FIMSCOPE_REQUIRE_WEBGPU=1). */
-export async function webgpu(): Promise<Backend | null> {
+export async function webgpu(): Promise<WebGPUBackend | null> {
   if (gpu !== undefined) return gpu;
   const { createWebGPUBackend } = await import("../src/kernels/webgpu/backend.ts");
   gpu = await createWebGPUBackend().catch((e) => {
@@ -56,4 +58,26 @@ export async function webgpu(): Promise<Backend | null> {
     return null;
   });
   return gpu;
+}
+
+/**
+ * A test that needs the WebGPU backend: registered on suite S and given the backend, or, with no
+ * adapter, counted as skipped (never as passed). Use it for every test that needs a GPU.
+ */
+export function gpuTest(S: Test, gpu: WebGPUBackend | null): (name: string, fn: (gpu: WebGPUBackend) => unknown) => void {
+  return (name, fn) => {
+    if (gpu) S(name, async () => void await fn(gpu));
+    else S.skip(name);
+  };
+}
+
+/** Run f with some kernel variants set, restoring the previous ones however f ends. */
+export async function withVariants<R>(gpu: WebGPUBackend, v: Partial<KernelVariants>, f: () => Promise<R> | R): Promise<R> {
+  const saved = { ...gpu.variants };
+  Object.assign(gpu.variants, v);
+  try {
+    return await f();
+  } finally {
+    gpu.variants = saved;
+  }
 }

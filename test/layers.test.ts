@@ -18,7 +18,7 @@ const MAY_IMPORT: Record<string, string[]> = {
   shaders: [], // plus leaf modules of src/, checked separately
   kernels: ["shaders"],
   autograd: ["kernels"],
-  data: ["autograd", "kernels"],
+  data: ["io", "autograd", "kernels"], // io: file formats and atomic writes, below the datasets
   io: ["autograd", "kernels"],
   nn: ["autograd", "kernels"],
   models: ["nn", "data", "io", "autograd", "kernels"],
@@ -86,3 +86,25 @@ S("the check sees imports: the kernels import the shaders, autograd the kernels"
 });
 
 S.run();
+
+const L = suite("params layouts (shaders/preamble.ts)");
+
+L("offsets follow the field lengths and MAX_RANK; pack places each field and refuses what does not fit", async () => {
+  const { Layout, MAX_RANK } = await import("../shaders/preamble.ts");
+  const { BROADCAST } = await import("../shaders/elementwise.wgsl.ts");
+  const { STRIDED } = await import("../shaders/strided.wgsl.ts");
+  assert.is(BROADCAST.offset.in1, 2 + 2 * MAX_RANK);
+  assert.is(BROADCAST.words, 2 + 4 * MAX_RANK);
+  assert.is(STRIDED.offset.inStride, 4 + 5 * MAX_RANK);
+  const l = new Layout({ n: 1, dims: 3, v: 1 });
+  assert.equal(l.pack({ n: 7, dims: [1, -1], v: 2 }), [7, 1, 0xffffffff, 0, 2]);
+  assert.equal(l.pack({ v: 5 }), [0, 0, 0, 0, 5]);
+  assert.is(l.u("dims", 2), "P[3u]");
+  assert.is(l.f("v"), "pf(4u)");
+  assert.is(l.declare("n", "v"), "let n = P[0u]; let v = P[4u];");
+  assert.throws(() => l.pack({ dims: [1, 2, 3, 4] }), /4 words for dims \(length 3\)/);
+  assert.throws(() => l.pack({ nope: 1 } as never), /no field nope/);
+  assert.throws(() => l.u("dims", 3), /word 3 of dims/);
+});
+
+L.run();

@@ -1,12 +1,13 @@
 // The engine's demo: build a small conv net + MLP, check its gradients (float64 finite
 // differences on the CPU, then WebGPU against CPU) and print a timing table.
-//   npm run demo [-- --backend=auto|cpu|webgpu]
+//   npm run demo [-- --backend auto|cpu|webgpu]
 import "./errors.ts";
+import { BACKEND, parseOptions, workStarts } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import type { Backend } from "../kernels/backend.ts";
-import { type BackendChoice, selectBackend } from "../kernels/select.ts";
+import { selectBackend } from "../kernels/select.ts";
 
-const choice = (Deno.args.find((a) => a.startsWith("--backend="))?.split("=")[1] ?? "auto") as BackendChoice;
+const choice = parseOptions("demo", { backend: BACKEND }).backend;
 
 interface Net { w1: T.Tensor; b1: T.Tensor; w2: T.Tensor; b2: T.Tensor; w3: T.Tensor }
 
@@ -38,6 +39,7 @@ function input(backend: Backend, dtype: "float32" | "float64", B: number) {
   return { x, labels };
 }
 
+workStarts();
 const gpuOrCpu = await selectBackend(choice);
 console.log(`backends: cpu${gpuOrCpu.name === "webgpu" ? ` + webgpu (${(gpuOrCpu as unknown as { description: string }).description})` : ""}`);
 

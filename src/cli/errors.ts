@@ -2,7 +2,8 @@
 // (the stack too with FIMSCOPE_DEBUG=1) and exit code 1; --help prints the command's header comment.
 function report(err: unknown): void {
   const e = err as Error | undefined;
-  console.error(`error: ${e?.message ?? String(err)}`);
+  // One line, always: a multi-line message (e.g. from a dependency) is joined.
+  console.error(`error: ${String(e?.message ?? err).split("\n").map((l) => l.trim()).filter(Boolean).join("; ")}`);
   if (Deno.env.get("FIMSCOPE_DEBUG") && e?.stack) console.error(e.stack);
   Deno.exit(1);
 }

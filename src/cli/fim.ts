@@ -1,29 +1,42 @@
-// fim --model weights/glow-fashion.safetensors [--samples 128] [--weights 8] [--layers a,b] [--backend auto]
+// fim --model weights/glow-fashion.safetensors [--samples 128] [--weights 8] [--layers a,b] [--seed 0]
+//     [--backend auto|cpu|webgpu]
 // Estimates the Fisher information from model samples for a few random weights in two layers and
 // prints how the layer-diagonal blocks compare with the cross-layer block.
 import "./errors.ts";
-import { parseArgs } from "node:util";
-import { type BackendChoice, selectBackend } from "../kernels/select.ts";
-import { loadModel } from "../models/registry.ts";
+import { BACKEND, inFile, int, parseOptions, shippedDefault, text, usageError, workStarts } from "./args.ts";
+import { selectBackend } from "../kernels/select.ts";
+import { checkModelFile, loadModel } from "../models/registry.ts";
 import { fimStudy } from "../ood/fim.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    model: { type: "string", default: "weights/glow-fashion.safetensors" },
-    samples: { type: "string", default: "128" },
-    weights: { type: "string", default: "8" },
-    layers: { type: "string" },
-    backend: { type: "string", default: "auto" },
-    seed: { type: "string", default: "0" },
-  },
+const a = parseOptions("fim", {
+  model: inFile().default(shippedDefault("weights/glow-fashion.safetensors")),
+  samples: int({ min: 1, max: 100000 }).default(128),
+  weights: int({ min: 1, max: 256 }).default(8),
+  layers: text(),
+  backend: BACKEND,
+  seed: int({ max: 2 ** 32 - 1 }).default(0),
 });
-const backend = await selectBackend(a.backend as BackendChoice);
-const model = await loadModel(a.model!, backend);
-const r = await fimStudy(model, {
-  samples: Number(a.samples), perLayer: Number(a.weights), seed: Number(a.seed),
-  layers: a.layers ? a.layers.split(",") as [string, string] : undefined,
-});
+const file = await checkModelFile(a.model);
+// The chosen layers must be two different parameter tensors of this model with at least --weights entries.
+const sizes = new Map([...file.decoded.tensors].filter(([n]) => !n.startsWith("optimizer.")).map(([n, t]) => [n, t.data.length]));
+let layers: [string, string] | undefined;
+if (a.layers !== undefined) {
+  const ls = a.layers.split(",").map((s) => s.trim());
+  const names = [...sizes.keys()];
+  const list = `${names.slice(0, 6).join(", ")}${names.length > 6 ? `, ... (${names.length} in all)` : ""}`;
+  if (ls.length !== 2 || ls.some((l) => l === "") || ls[0] === ls[1]) throw usageError("fim", "--layers", a.layers, `two different parameter tensor names, comma-separated (this model has ${list})`);
+  for (const l of ls) {
+    if (!sizes.has(l)) throw usageError("fim", "--layers", a.layers, `'${l}' is not a parameter tensor of ${a.model} (it has ${list})`);
+    if (sizes.get(l)! < a.weights) throw usageError("fim", "--layers", a.layers, `'${l}' has ${sizes.get(l)} weights, fewer than --weights ${a.weights}`);
+  }
+  layers = ls as [string, string];
+} else if ([...sizes.values()].filter((s) => s >= a.weights).length < 2) {
+  throw usageError("fim", "--weights", String(a.weights), `at most the size of this model's second-largest tensor`);
+}
+workStarts();
+const backend = await selectBackend(a.backend);
+const model = await loadModel(a.model, backend, file);
+const r = await fimStudy(model, { samples: a.samples, perLayer: a.weights, seed: a.seed, layers });
 console.log(`Fisher information from ${r.samples} model samples, ${r.weights} random weights in each of:\n  A = ${r.layers[0]}\n  B = ${r.layers[1]}`);
 console.log(`mean |F| on the diagonal:                ${r.meanAbsDiagonal.toExponential(3)}`);
 console.log(`mean |F| off-diagonal, within a layer:   ${r.meanAbsWithin.toExponential(3)}`);

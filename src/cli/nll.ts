@@ -1,21 +1,26 @@
-// nll --model weights/glow-fashion.safetensors [--data fashion,mnist] [--n 10000]
+// nll --model weights/glow-fashion.safetensors [--data fashion,mnist] [--n 10000] [--backend auto|cpu|webgpu]
 // Mean test NLL (bits/dim) of a model on each dataset's test split: the likelihood failure shows
 // as a lower NLL on the dataset the model never saw.
 import "./errors.ts";
-import { parseArgs } from "node:util";
-import { loadDataset } from "../data/mnist.ts";
-import { type BackendChoice, selectBackend } from "../kernels/select.ts";
-import { loadModel } from "../models/registry.ts";
+import { BACKEND, choices, inFile, int, parseOptions, workStarts } from "./args.ts";
+import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
+import { selectBackend } from "../kernels/select.ts";
+import { checkImageShape, checkModelFile, loadModel } from "../models/registry.ts";
 import { evaluate } from "../models/train.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: { model: { type: "string" }, data: { type: "string", default: "fashion,mnist" }, n: { type: "string", default: "10000" }, backend: { type: "string", default: "auto" } },
+const a = parseOptions("nll", {
+  model: inFile().required(),
+  data: choices(DATASETS).default(["fashion", "mnist"]),
+  n: int({ min: 1, max: 10000 }).default(10000),
+  backend: BACKEND,
 });
-if (!a.model) throw new Error("nll: --model is required");
-const model = await loadModel(a.model, await selectBackend(a.backend as BackendChoice));
-for (const d of a.data!.split(",")) {
-  const bpd = await evaluate(model, loadDataset(d, "test"), Number(a.n), 250, 0, true);
-  console.log(`${a.model}: mean NLL on ${d} test (${Math.min(Number(a.n), 10000)} images): ${bpd.toFixed(4)} bits/dim`);
+const file = await checkModelFile(a.model);
+for (const d of a.data) checkImageShape(file.kind, file.config, imageShapeOf(d), d, `nll: --model ${a.model}`);
+workStarts();
+const model = await loadModel(a.model, await selectBackend(a.backend), file);
+for (const d of a.data) {
+  const n = Math.min(a.n, splitSize(d, "test"));
+  const bpd = await evaluate(model, loadDataset(d, "test"), n, 250, 0, true);
+  console.log(`${a.model}: mean NLL on ${d} test (${n} images): ${bpd.toFixed(4)} bits/dim`);
 }
 Deno.exit(0);

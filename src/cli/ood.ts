@@ -3,8 +3,11 @@
 // groups of B = 1 and 5, score them with the method and its baselines, print one table, write a report.
 //
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
-//                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto] [--out reports/ood] [--loop]
-//                  [--fim] [--fim-lambda 1] [--saliency 4]
+//                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto|cpu|webgpu] [--out reports/ood]
+//                  [--seed 0] [--loop] [--force] [--fim] [--fim-lambda 1] [--saliency 4]
+// --ood defaults to the other built-in dataset and the synthetic sets; the in-distribution set is
+// refused as an OOD set. Report files are named after the model files; a reused --out folder is
+// cleared of the previous report's files (listed in its .fimscope-report.json), nothing else.
 // --data and --ood also take image files: a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an
 // IDX *-ubyte file, CIFAR-10 binary (all of a file's images; --data's are split in halves as above).
 // --fim adds the full-FIM method (columns gradient-fim and gradient-fim-block, src/ood/woodbury.ts):
@@ -13,41 +16,66 @@
 // the gradient of the score with respect to their pixels (double backprop) as an overlay in
 // saliency-<model>-B1.png (rows: in-distribution evaluation, then each OOD set); 0 skips it.
 import "./errors.ts";
-import { parseArgs } from "node:util";
-import * as T from "../autograd/index.ts";
-import { type ImageSet, subset } from "../data/dataset.ts";
-import { conformShape, isBuiltinSet, loadNamedSet, setLabel } from "../data/image_files.ts";
-import { constantImages, flipVertical, invert, uniformNoise } from "../data/synthetic.ts";
-import { readCheckpoint } from "../io/safetensors.ts";
-import { type BackendChoice, selectBackend } from "../kernels/select.ts";
-import { loadModel } from "../models/registry.ts";
-import { modelImageShape } from "../ood/detector.ts";
+import { BACKEND, flag, inFiles, int, ints, nameOrPath, num, Opt, outDir, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
+import { type FileSet, isBuiltinSet, loadImageFiles, setLabel } from "../data/image_files.ts";
 import { noiseFor } from "../ood/features.ts";
-import { evaluateSets, setFeatures, type Evaluation, type SetFeatures } from "../ood/pipeline.ts";
-import { tableText, writeReport } from "../ood/report.ts";
 import { addFimMethods } from "../ood/fim_method.ts";
 import { flaggedSaliency, saliencyPng } from "../ood/saliency.ts";
+import * as T from "../autograd/index.ts";
+import { type ImageSet, subset } from "../data/dataset.ts";
+import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
+import { constantImages, flipVertical, invert, uniformNoise } from "../data/synthetic.ts";
+import { protectedReason } from "../io/atomic.ts";
+import { selectBackend } from "../kernels/select.ts";
+import { checkImageShape, checkModelFile, loadModel, type ModelFile } from "../models/registry.ts";
+import { evaluateSets, setFeatures, type Evaluation, type SetFeatures } from "../ood/pipeline.ts";
+import { tableText, writeReport } from "../ood/report.ts";
 import { progressBar } from "./progress.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    model: { type: "string" },
-    data: { type: "string" },
-    ood: { type: "string", default: "mnist,noise,constant,vflip,invert" },
-    B: { type: "string", default: "1,5" },
-    fit: { type: "string", default: "500" },
-    eval: { type: "string", default: "500" },
-    batch: { type: "string", default: "64" },
-    backend: { type: "string", default: "auto" },
-    out: { type: "string", default: "reports/ood" },
-    seed: { type: "string", default: "0" },
-    loop: { type: "boolean", default: false },
-    fim: { type: "boolean", default: false },
-    "fim-lambda": { type: "string", default: "1" },
-    saliency: { type: "string", default: "4" },
-  },
+const OOD_SETS = ["mnist", "fashion", "noise", "constant", "vflip", "invert"] as const;
+const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"].map(shippedDefault);
+const exists = (p: string) => { try { Deno.statSync(p); return true; } catch { return false; } };
+/** A comma list of OOD sets: the names above or paths of image files, each once. */
+const oodList = () => new Opt<string[]>((raw, c) => {
+  const parts = raw.split(",").map((p) => p.trim());
+  for (const [i, p] of parts.entries()) {
+    if (p === "") throw usageError(c.cmd, "--ood", raw, `empty item in the list (allowed: any of ${OOD_SETS.join(", ")} or paths of image files, separated by commas)`);
+    if (parts.indexOf(p) !== i) throw usageError(c.cmd, "--ood", raw, `'${p}' is listed twice (each once)`);
+    if (!(OOD_SETS as readonly string[]).includes(p) && !exists(p)) throw usageError(c.cmd, "--ood", raw, `'${p}' is not allowed (any of ${OOD_SETS.join(", ")}, or the path of an image file or folder)`);
+  }
+  return parts;
 });
+const a = parseOptions("ood", {
+  model: inFiles(),
+  data: nameOrPath(DATASETS),
+  ood: oodList(),
+  B: ints({ min: 1, max: 1000 }).default([1, 5]),
+  fit: int({ min: 1, max: 100000 }).default(500),
+  eval: int({ min: 1, max: 100000 }).default(500),
+  batch: int({ min: 1, max: 4096 }).default(64),
+  backend: BACKEND,
+  out: outDir().default("reports/ood"),
+  seed: int({ max: 2 ** 32 - 1 }).default(0),
+  loop: flag(),
+  force: flag(),
+  fim: flag(),
+  "fim-lambda": num({ gt: 0, max: 1e12 }).default(1),
+  saliency: int({ max: 1000 }).default(4),
+});
+const main = ["likelihood", "typicality", "gradient", ...(a.fim ? ["gradient-fim", "gradient-fim-block"] : [])];
+
+// Image files named by --data or --ood: read once, while checking (a bad file is refused before work).
+const fileSets = new Map<string, FileSet>();
+function filesOf(spec: string): FileSet {
+  if (!fileSets.has(spec)) fileSets.set(spec, loadImageFiles(spec));
+  return fileSets.get(spec)!;
+}
+const shapeOf = (spec: string): [number, number, number] => {
+  if (isBuiltinSet(spec)) return imageShapeOf(spec);
+  const s = filesOf(spec).set;
+  return [s.c, s.h, s.w];
+};
+const sizeOf = (spec: string) => isBuiltinSet(spec) ? splitSize(spec, "test") : filesOf(spec).set.n;
 
 const t0 = performance.now();
 const timings: [string, number][] = [];
@@ -58,56 +86,92 @@ const mark = (what: string) => {
   tMark = now;
 };
 
-const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"];
-const modelPaths = a.model ? a.model.split(",") : defaults.filter((p) => { try { Deno.statSync(p); return true; } catch { return false; } });
+const modelPaths = a.model ?? defaults.filter((p) => { try { Deno.statSync(p); return true; } catch { return false; } });
 if (!modelPaths.length) throw new Error(`ood: no model weights found (looked for ${defaults.join(", ")}); pass --model`);
-const Bs = a.B!.split(",").map(Number);
-const nFit = Number(a.fit), nEval = Number(a.eval), seed = Number(a.seed), fimLambda = Number(a["fim-lambda"]);
-const nSaliency = Number(a.saliency);
-if (!Number.isInteger(nSaliency) || nSaliency < 0) throw new Error(`--saliency ${JSON.stringify(a.saliency)}: expected a whole number of inputs per set (0 skips the overlays)`);
-const saliencyPngs: [string, Uint8Array][] = [];
-if (!(fimLambda > 0)) throw new Error(`--fim-lambda ${JSON.stringify(a["fim-lambda"])}: expected a positive number`);
-const main = ["likelihood", "typicality", "gradient", ...(a.fim ? ["gradient-fim", "gradient-fim-block"] : [])];
-const backend = await selectBackend(a.backend as BackendChoice);
+const Bs = a.B, nFit = a.fit, nEval = a.eval, seed = a.seed;
+const outWhy = a.force ? null : protectedReason(a.out);
+if (outWhy) throw usageError("ood", "--out", a.out, `${outWhy}; the report goes to its own folder (e.g. reports/ood), or add --force`);
+
+// Every model file, and every option that depends on it, is checked before any work.
+interface Job { path: string; file: ModelFile; inName: string; label: string; oodSets: string[] }
+const jobs: Job[] = [];
+const seen = new Map<string, string>();
+for (const path of modelPaths) {
+  const real = Deno.realPathSync(path);
+  if (seen.has(real)) throw usageError("ood", "--model", modelPaths.join(","), `${path} and ${seen.get(real)} are the same file (allowed: each model once)`);
+  seen.set(real, path);
+  const file = await checkModelFile(path);
+  const meta = file.decoded.metadata;
+  if (meta.data !== undefined && !(DATASETS as readonly string[]).includes(meta.data) && !exists(meta.data) && !a.data) {
+    throw new Error(`checkpoint ${path}: __metadata__.data '${meta.data}' is not a built-in dataset (allowed: ${DATASETS.join(", ")}); pass --data`);
+  }
+  // In-distribution data: what the model was trained on (its metadata), unless --data says otherwise.
+  const inName = a.data ?? meta.data ?? "fashion";
+  const oodSets: string[] = a.ood ?? [DATASETS.find((d) => d !== inName)!, "noise", "constant", "vflip", "invert"];
+  if (oodSets.includes(inName)) {
+    throw usageError("ood", "--ood", oodSets.join(","), `${inName} is the in-distribution data of ${path}${a.data ? " (--data)" : " (trained on it)"}, so it cannot be an OOD set (allowed: ${OOD_SETS.filter((o) => o !== inName).join(", ")})`);
+  }
+  checkImageShape(file.kind, file.config, shapeOf(inName), inName, `ood: --model ${path}`);
+  for (const o of oodSets) if (!(OOD_SETS as readonly string[]).includes(o)) checkImageShape(file.kind, file.config, shapeOf(o), o, `ood: --model ${path} (--ood ${o})`);
+  const testN = sizeOf(inName), half = Math.floor(testN / 2), what = isBuiltinSet(inName) ? `${inName} test split` : `set ${inName}`;
+  if (nFit > half) throw usageError("ood", "--fit", String(nFit), `at most ${half} (the first half of the ${testN}-image ${what}; the second half is for --eval)`);
+  if (nEval > testN - half) throw usageError("ood", "--eval", String(nEval), `at most ${testN - half} (the second half of the ${testN}-image ${what})`);
+  for (const o of oodSets) if (o === "mnist" || o === "fashion") {
+    if (nEval > splitSize(o, "test")) throw usageError("ood", "--eval", String(nEval), `at most ${splitSize(o, "test")} (the ${o} test split, an OOD set)`);
+  }
+  for (const B of Bs) {
+    if (Math.floor(nFit / B) < 2) throw usageError("ood", "--B", Bs.join(","), `group size ${B} leaves ${Math.floor(nFit / B)} fit group(s) of --fit ${nFit}; the density needs at least 2 (allowed: B <= ${Math.floor(nFit / 2)})`);
+    if (Math.floor(nEval / B) < 1) throw usageError("ood", "--B", Bs.join(","), `group size ${B} is larger than --eval ${nEval} (allowed: B <= ${nEval})`);
+  }
+  // Report names come from the model file's name, so two models of one kind and data stay apart.
+  const stem = path.replace(/^.*\//, "").replace(/\.safetensors$/, "").replace(/\.ckpt$/, "").replace(/[^A-Za-z0-9._-]/g, "_");
+  let label = meta.data && meta.data !== inName ? `${stem}-in-${setLabel(inName)}` : stem;
+  if (jobs.some((j) => j.label === label)) {
+    const parent = path.split("/").slice(-2, -1)[0]?.replace(/[^A-Za-z0-9._-]/g, "_");
+    if (parent) label = `${parent}-${label}`;
+    for (let k = 2; jobs.some((j) => j.label === label); k++) label = `${label.replace(/-\d+$/, "")}-${k}`;
+  }
+  jobs.push({ path, file, inName, label, oodSets });
+}
+
+workStarts();
+const backend = await selectBackend(a.backend);
 console.log(`backend: ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}`);
 
-const exists = (p: string) => { try { Deno.statSync(p); return true; } catch { return false; } };
-
 /** The fixed protocol: a seeded permutation of the in-distribution test split; fit on its first half, evaluate on the second. */
-function sets(inName: string, shape: [number, number, number]): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
-  // A packaged set's test split, or all the images of a file or folder (checked against the model's shape).
-  const load = (spec: string, what: string) => conformShape(loadNamedSet(spec, "test").set, shape, `${what} ${spec}`);
-  const test = load(inName, "--data");
+function sets(inName: string, oodSets: string[]): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
+  // A packaged set's test split, or all the images of a file or folder.
+  const load = (spec: string) => isBuiltinSet(spec) ? loadDataset(spec, "test") : filesOf(spec).set;
+  const test = load(inName);
   const perm = new T.Generator(1000 + seed).permutation(test.n);
   const half = Math.floor(test.n / 2);
-  if (nFit > half || nEval > test.n - half) throw new Error(`ood: --fit ${nFit} / --eval ${nEval} exceed the halves of the ${test.n}-image ${isBuiltinSet(inName) ? "test split" : `set ${inName}`}`);
   const fit = subset(test, perm.subarray(0, nFit), `${setLabel(inName)}-fit`);
   const inEval = subset(test, perm.subarray(half, half + nEval), setLabel(inName));
   const ood: ImageSet[] = [];
-  for (const o of a.ood!.split(",")) {
+  for (const o of oodSets) {
     const g = new T.Generator(2000 + seed);
-    if (o === "noise") ood.push(uniformNoise(inEval, nEval, g));
+    if (o === "mnist" || o === "fashion") {
+      const other = loadDataset(o, "test");
+      ood.push(subset(other, new T.Generator(3000 + seed).permutation(other.n).subarray(0, nEval), o));
+    } else if (o === "noise") ood.push(uniformNoise(inEval, nEval, g));
     else if (o === "constant") ood.push(constantImages(inEval, nEval, g));
     else if (o === "vflip") ood.push({ ...flipVertical(inEval), name: "vflip" });
     else if (o === "invert") ood.push({ ...invert(inEval), name: "invert" });
-    else if (isBuiltinSet(o) || exists(o)) {
-      const other = load(o, "--ood");
+    else {
+      const other = filesOf(o).set;
       ood.push(subset(other, new T.Generator(3000 + seed).permutation(other.n).subarray(0, Math.min(nEval, other.n)), setLabel(o)));
     }
-    else throw new Error(`ood: unknown OOD set '${o}' (mnist, fashion, noise, constant, vflip, invert, or a path to image files)`);
   }
   return { fit, inEval, ood };
 }
 
 const evals: Evaluation[] = [];
-for (const path of modelPaths) {
-  const meta = readCheckpoint(path).metadata;
-  // In-distribution data: what the model was trained on (its metadata), unless --data says otherwise.
-  const inName = a.data ?? meta.data ?? "fashion";
+const extraFiles: [string, Uint8Array][] = [];
+for (const { path, file, inName, label, oodSets } of jobs) {
+  const meta = file.decoded.metadata;
   if (a.data && meta.data && a.data !== meta.data) console.log(`note: ${path} was trained on ${meta.data}; --data ${a.data} makes ${a.data} the in-distribution set`);
-  const model = await loadModel(path, backend);
-  const label = meta.data && meta.data !== inName ? `${meta.kind}-${setLabel(meta.data)}-in-${setLabel(inName)}` : `${meta.kind}-${setLabel(inName)}`;
-  const s = sets(inName, modelImageShape(model));
+  const model = await loadModel(path, backend, file);
+  const s = sets(inName, oodSets);
   mark(`load ${label} and data`);
   for (const B of Bs) {
     const all = [s.fit, s.inEval, ...s.ood];
@@ -119,7 +183,7 @@ for (const path of modelPaths) {
     const feats: (SetFeatures & { names: string[] })[] = [];
     for (const set of all) {
       feats.push(await setFeatures(model, set, {
-        groupSize: B, batch: Number(a.batch), loop: a.loop, seed,
+        groupSize: B, batch: a.batch, loop: a.loop, seed,
         onProgress: (k) => { done += k; bar.update(done, { rate: (done / ((performance.now() - tb) / 1000)).toFixed(0) }); },
       }));
     }
@@ -128,15 +192,14 @@ for (const path of modelPaths) {
     const ev = evaluateSets(label, B, feats[0].names, feats[0], feats[1], feats.slice(2), seed);
     evals.push(ev);
     mark(`fit and score ${label} B=${B}`);
-    if (B === 1 && nSaliency > 0) {
-      const shown = [s.inEval, ...s.ood];
-      const rows = [];
-      for (const [k, set] of shown.entries()) rows.push(await flaggedSaliency(model, ev.scorers.diag, set, feats[1 + k].logf, nSaliency, (i) => noiseFor(model, 1, new T.Generator(7000 + i))));
-      saliencyPngs.push([`saliency-${label}-B1.png`, saliencyPng(rows, shown[0].c, shown[0].h, shown[0].w)]);
-      mark(`saliency ${label} (${nSaliency} inputs per set, double backprop)`);
+    if (B === 1 && a.saliency > 0) {
+      const shown = [s.inEval, ...s.ood], rows = [];
+      for (const [k, set] of shown.entries()) rows.push(await flaggedSaliency(model, ev.scorers.diag, set, feats[1 + k].logf, a.saliency, (i) => noiseFor(model, 1, new T.Generator(7000 + i))));
+      extraFiles.push([`saliency-${label}-B1.png`, saliencyPng(rows, shown[0].c, shown[0].h, shown[0].w)]);
+      mark(`saliency ${label} (${a.saliency} inputs per set, double backprop)`);
     }
     if (a.fim) {
-      const fim = await addFimMethods(ev, model, s, { groupSize: B, batch: Number(a.batch), seed, lambdaScale: fimLambda });
+      const fim = await addFimMethods(ev, model, s, { groupSize: B, batch: a.batch, seed, lambdaScale: a["fim-lambda"] });
       console.log(`full FIM ${label} B=${B}: ${fim.n} fit gradients x ${fim.parameters} parameters, lambda ${fim.lambda.toExponential(3)}, ${(fim.floats * 4 / 2 ** 20).toFixed(0)} MiB held (${fim.floats} floats)`);
       fim.dispose();
       mark(`full FIM ${label} B=${B} (gradients, fit and score)`);
@@ -146,11 +209,7 @@ for (const path of modelPaths) {
 
 console.log("\nAUROC, in-distribution test (second half) vs each OOD set; density fitted on the first half:\n");
 console.log(tableText(evals, main));
-const files = writeReport(a.out!, evals, { models: modelPaths, fit: nFit, eval: nEval, B: Bs, backend: backend.name, seed, loop: a.loop, fim: a.fim ? { lambdaScale: fimLambda } : false }, main);
-for (const [name, png] of saliencyPngs) {
-  Deno.writeFileSync(`${a.out}/${name}`, png);
-  files.push(`${a.out}/${name}`);
-}
+const files = writeReport(a.out, evals, { models: Object.fromEntries(jobs.map((j) => [j.label, j.path])), fit: nFit, eval: nEval, B: Bs, backend: backend.name, seed, loop: a.loop, fim: a.fim ? { lambdaScale: a["fim-lambda"] } : false, saliency: a.saliency }, main, extraFiles);
 mark("report");
 console.log(`\nreport: ${a.out}/ (${files.length} files: table.md, table.json, features-*.csv, roc-*.svg, hist-*.svg, corr-*.svg, layers-auroc-*.svg, saliency-*.png)`);
 console.log(`elapsed ${((performance.now() - t0) / 1000).toFixed(1)} s:`);

@@ -1,31 +1,45 @@
-// samples --model weights/glow-fashion.safetensors [--n 64] [--temperature 0.7] [--out samples.png]
+// samples --model weights/glow-fashion.safetensors [--n 64] [--temperature 0.7] [--out FILE.png] [--seed 0]
+//         [--backend auto|cpu|webgpu] [--force]
+// A PNG grid of samples. Default output: reports/samples/<model file name>-samples.png (never the
+// shipped weights/*-samples.png; writing over a shipped or git-tracked file needs --force).
+// --temperature applies to Glow only (the VAE's grid shows decoder means).
 import "./errors.ts";
-import { parseArgs } from "node:util";
+import { BACKEND, checkOutput, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
 import * as T from "../autograd/index.ts";
-import { type BackendChoice, selectBackend } from "../kernels/select.ts";
-import { loadModel } from "../models/registry.ts";
+import { selectBackend } from "../kernels/select.ts";
+import { checkModelFile, loadModel } from "../models/registry.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
 import { imageGridPng } from "../io/png.ts";
 import type { Glow } from "../models/glow.ts";
 import type { VAE } from "../models/vae.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    model: { type: "string", default: "weights/glow-fashion.safetensors" },
-    n: { type: "string", default: "64" },
-    temperature: { type: "string", default: "0.7" },
-    out: { type: "string" },
-    seed: { type: "string", default: "0" },
-    backend: { type: "string", default: "auto" },
-  },
+const a = parseOptions("samples", {
+  model: inFile().default(shippedDefault("weights/glow-fashion.safetensors")),
+  n: int({ min: 1, max: 1024 }).default(64),
+  temperature: num({ min: 0, max: 10 }).default(0.7),
+  out: outFile(),
+  seed: int({ max: 2 ** 32 - 1 }).default(0),
+  backend: BACKEND,
+  force: flag(),
 });
-const backend = await selectBackend(a.backend as BackendChoice);
-const model = await loadModel(a.model!, backend);
-const n = Number(a.n), gen = new T.Generator(Number(a.seed));
+const file = await checkModelFile(a.model);
+if (file.kind !== "glow" && a.given.has("temperature")) throw usageError("samples", "--temperature", String(a.temperature), `applies to glow models only (${a.model} is a ${file.kind}); leave it out`);
+const stem = a.model.replace(/^.*\//, "").replace(/\.safetensors$/, "");
+const out = a.out ?? `reports/samples/${stem}-samples.png`;
+if (!a.out) {
+  checkOutput("samples", "--out (default)", "reports/samples", a.force, "dir"); // created once work starts
+  try {
+    if (Deno.statSync("reports/samples").isDirectory) checkOutput("samples", "--out (default)", out, a.force);
+  } catch { /* a new folder: the file is new too */ }
+}
+workStarts();
+if (!a.out) Deno.mkdirSync("reports/samples", { recursive: true });
+const backend = await selectBackend(a.backend);
+const model = await loadModel(a.model, backend, file);
+const gen = new T.Generator(a.seed);
 const images = model.kind === "glow"
-  ? await (model as unknown as Glow).sample(n, Number(a.temperature), gen)
-  : await (model as unknown as VAE).sample(n, gen, true);
-const out = a.out ?? a.model!.replace(/\.safetensors$/, "") + "-samples.png";
-Deno.writeFileSync(out, imageGridPng(images, n, 1, 28, 28));
-console.log(`${n} samples${model.kind === "glow" ? ` at temperature ${a.temperature}` : " (decoder means)"}: ${out}`);
+  ? await (model as unknown as Glow).sample(a.n, a.temperature, gen)
+  : await (model as unknown as VAE).sample(a.n, gen, true);
+writeFileAtomic(out, imageGridPng(images, a.n, 1, 28, 28));
+console.log(`${a.n} samples${model.kind === "glow" ? ` at temperature ${a.temperature}` : " (decoder means)"}: ${out}`);
 Deno.exit(0);

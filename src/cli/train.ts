@@ -1,60 +1,162 @@
-// train --model vae|glow --data fashion|mnist|<images: PNG folder, .npy, IDX, CIFAR-10 .bin> [--steps N] [--batch B] [--lr LR] [--seed S]
-//       [--out weights/<model>-<data>.safetensors] [--checkpoint-every N] [--resume FILE]
-//       [--eval-n N] [--backend auto|cpu|webgpu] [--config JSON]
+// train --model vae|glow --data fashion|mnist|<images> [--steps N] [--batch 64] [--lr LR] [--seed 0]
+//       [--optimizer adam|adamax] [--clip 100] [--warmup 200] [--config JSON]
+//       [--out weights/runs/<model>-<data>-<k>.safetensors] [--checkpoint-every 500]
+//       [--resume FILE.ckpt.safetensors] [--eval-n 10000] [--backend auto|cpu|webgpu] [--force]
+// --steps is the total step count (a resumed run continues to it; it must exceed the checkpoint's
+// step). The default --out is a new file under weights/runs/ (never a shipped file); the checkpoint
+// goes next to it as <out>.ckpt.safetensors. --resume continues with the checkpoint's settings;
+// options given that differ from them are refused (listing the differences) unless --force.
+// --data also takes image files (a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX
+// *-ubyte file, CIFAR-10 binary): all but the last tenth train, the last tenth is the test set; a
+// Glow then takes the files' image shape unless --config gives one.
 import "./errors.ts";
-import { parseArgs } from "node:util";
-import { conformShape, isBuiltinSet, trainTestSets } from "../data/image_files.ts";
+import { BACKEND, checkOutput, choice, flag, inFile, int, jsonObject, nameOrPath, num, outFile, parseOptions, UsageError, usageError, workStarts } from "./args.ts";
+import { isBuiltinSet, setLabel, trainTestSets } from "../data/image_files.ts";
+import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
-import { selectBackend, type BackendChoice } from "../kernels/select.ts";
-import { createModel } from "../models/registry.ts";
+import { selectBackend } from "../kernels/select.ts";
+import { checkImageShape, checkModelFile, checkTrainingState, createModel, isTrainingCheckpoint, MODEL_KINDS, resolveConfig } from "../models/registry.ts";
+import { planResume, type RunSettings, type SettingName, storedSettings } from "../models/resume.ts";
 import { evaluate, metadataOf, train } from "../models/train.ts";
-import { modelImageShape } from "../ood/detector.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    model: { type: "string", default: "vae" },
-    data: { type: "string", default: "fashion" },
-    steps: { type: "string", default: "3000" },
-    batch: { type: "string", default: "64" },
-    lr: { type: "string" },
-    seed: { type: "string", default: "0" },
-    optimizer: { type: "string" },
-    clip: { type: "string", default: "100" },
-    warmup: { type: "string", default: "200" },
-    out: { type: "string" },
-    "checkpoint-every": { type: "string", default: "500" },
-    resume: { type: "string" },
-    "eval-n": { type: "string", default: "10000" },
-    backend: { type: "string", default: "auto" },
-    config: { type: "string" },
-  },
+const OPTIMIZERS = ["adam", "adamax"] as const;
+// The run's settings, declared once: parsed from the command line and re-checked when a checkpoint supplies them.
+const SETTING_OPTS = {
+  data: nameOrPath(DATASETS),
+  batch: int({ min: 1, max: 4096 }),
+  lr: num({ gt: 0, max: 10 }),
+  seed: int({ max: 2 ** 32 - 1 }),
+  optimizer: choice(OPTIMIZERS),
+  clip: num({ gt: 0, max: 1e12 }),
+  warmup: int({ max: 10_000_000 }),
+};
+const a = parseOptions("train", {
+  model: choice(MODEL_KINDS).default("vae"),
+  data: SETTING_OPTS.data.default("fashion"),
+  steps: int({ min: 1, max: 10_000_000 }),
+  batch: SETTING_OPTS.batch.default(64),
+  lr: SETTING_OPTS.lr,
+  seed: SETTING_OPTS.seed.default(0),
+  optimizer: SETTING_OPTS.optimizer,
+  clip: SETTING_OPTS.clip.default(100),
+  warmup: SETTING_OPTS.warmup.default(200),
+  out: outFile(),
+  "checkpoint-every": int({ min: 1, max: 10_000_000 }).default(500),
+  resume: inFile(),
+  "eval-n": int({ min: 1, max: 10000 }).default(10000),
+  backend: BACKEND,
+  config: jsonObject(),
+  force: flag(),
 });
 
-const kind = a.model!, dataName = a.data!;
-const out = a.out ?? `weights/${kind}-${dataName}.safetensors`;
-const backend = await selectBackend(a.backend as BackendChoice);
-const seed = Number(a.seed);
-// Data first (a bad file fails before any work); a Glow takes the files' image shape unless --config gives one.
-const sets = trainTestSets(dataName);
-const config = a.config ? JSON.parse(a.config) : undefined;
-const glowImage = kind === "glow" && !isBuiltinSet(dataName) && !config?.image ? { image: [sets.train.c, sets.train.h, sets.train.w] } : {};
-const model = await createModel(kind, config || Object.keys(glowImage).length ? { ...config, ...glowImage } : undefined, backend, seed);
-console.log(`${kind} on ${dataName}: ${model.numParameters()} parameters, backend ${backend.name}${isBuiltinSet(dataName) ? "" : `; test set: ${sets.note}`}`);
-const shape = modelImageShape(model);
-const trainSet = conformShape(sets.train, shape, `--data ${dataName}`), testSet = conformShape(sets.test, shape, `--data ${dataName}`);
-const ckpt = out.replace(/\.safetensors$/, "") + ".ckpt.safetensors";
+// Image files as data: read now (a bad file is refused before any work), split train / last tenth test.
+const fileSets = new Map<string, ReturnType<typeof trainTestSets>>();
+function setsOf(spec: string) {
+  if (!fileSets.has(spec)) fileSets.set(spec, trainTestSets(spec));
+  return fileSets.get(spec)!;
+}
+const shapeOfData = (spec: string): [number, number, number] => {
+  if (isBuiltinSet(spec)) return imageShapeOf(spec);
+  const t = setsOf(spec).train;
+  return [t.c, t.h, t.w];
+};
+const glowImage = a.model === "glow" && !isBuiltinSet(a.data) && !a.config?.image ? { image: shapeOfData(a.data) } : {};
+
+// The settings from the command line (defaults filled in), then the checkpoint's when resuming.
+const cli: RunSettings = {
+  kind: a.model, data: a.data, batch: a.batch, seed: a.seed, clip: a.clip, warmup: a.warmup,
+  config: await resolveConfig(a.model, a.config || Object.keys(glowImage).length ? { ...a.config, ...glowImage } : undefined, "train: --config"),
+  lr: a.lr ?? (a.model === "glow" ? 1e-3 : 2e-3),
+  optimizer: a.optimizer ?? (a.model === "glow" ? "adamax" : "adam"),
+};
+const given = new Set<SettingName>();
+for (const [opt, s] of [["model", "kind"], ["config", "config"], ["data", "data"], ["batch", "batch"], ["lr", "lr"], ["optimizer", "optimizer"], ["seed", "seed"], ["clip", "clip"], ["warmup", "warmup"]] as const) {
+  if (a.given.has(opt)) given.add(s);
+}
+let settings = cli, startStep = 0;
+if (a.resume) {
+  const file = await checkModelFile(a.resume);
+  if (!isTrainingCheckpoint(file.decoded)) throw usageError("train", "--resume", a.resume, "is a weights file, not a training checkpoint (allowed: a *.ckpt.safetensors written by train)");
+  checkTrainingState(file, a.resume);
+  startStep = Number(file.decoded.metadata.step);
+  const plan = planResume(cli, given, storedSettings(file.decoded, a.resume));
+  if (plan.fixed.length) throw usageError("train", "--resume", a.resume, `the model differs from the checkpoint's: ${plan.fixed.join(", ")}; a checkpoint resumes only into its own model (leave --model/--config out)`);
+  if (plan.differences.length && !a.force) {
+    throw usageError("train", "--resume", a.resume, `the command line differs from the checkpoint: ${plan.differences.join(", ")}; leave these options out to continue with the checkpoint's settings, or add --force to use the command line's`);
+  }
+  settings = plan.settings;
+  // Settings taken from the checkpoint pass the same checks as the command line's.
+  for (const [k, o] of Object.entries(SETTING_OPTS)) {
+    if (!given.has(k as SettingName)) o.parse(String(settings[k as SettingName]), { cmd: "train", name: k, force: false, label: `checkpoint ${a.resume}: __metadata__.${k}` });
+  }
+  if (a.steps === undefined) throw new UsageError(`train: --steps is required with --resume (allowed: the total step count to train to, more than the checkpoint's ${startStep})`);
+  if (a.steps <= startStep) {
+    throw usageError("train", "--steps", String(a.steps), `the checkpoint is already at step ${startStep}; --steps is the total step count, so give more than ${startStep} (to make weights of the checkpoint as it is, use export)`);
+  }
+}
+const steps = a.steps ?? 3000;
+checkImageShape(settings.kind, settings.config, shapeOfData(settings.data), settings.data, given.has("config") ? "train: --config" : "train: --model");
+const trainN = isBuiltinSet(settings.data) ? splitSize(settings.data, "train") : setsOf(settings.data).train.n;
+if (settings.batch > trainN) throw usageError("train", "--batch", String(settings.batch), `at most the ${trainN} images of the ${settings.data} training split`);
+
+// Outputs: checked now, before any work. The default is a new name, so nothing is ever replaced.
+let out = a.out;
+if (out === undefined) {
+  checkOutput("train", "--out (default)", "weights/runs", a.force, "dir"); // created once work starts
+  for (let k = 1; ; k++) {
+    const c = `weights/runs/${settings.kind}-${setLabel(settings.data)}-${k}.safetensors`;
+    if (![c, ckptOf(c)].some(exists)) {
+      out = c;
+      break;
+    }
+  }
+}
+const ckpt = ckptOf(out);
+// (A default in a folder that does not exist yet is a new file; its nearest folder was checked above.)
+if (a.out !== undefined || exists("weights/runs")) {
+  checkOutput("train", a.out === undefined ? "--out (default)" : "--out", out, a.force);
+  checkOutput("train", "checkpoint (from --out)", ckpt, a.force);
+}
+if (a.resume && sameFile(a.resume, out)) throw usageError("train", "--out", out, "is the checkpoint being resumed from (the weights would replace it); choose another path");
+
+workStarts();
+if (a.out === undefined) Deno.mkdirSync("weights/runs", { recursive: true });
+const backend = await selectBackend(a.backend);
+const model = await createModel(settings.kind, settings.config, backend, settings.seed);
+console.log(`${settings.kind} on ${settings.data}: ${model.numParameters()} parameters, backend ${backend.name}${isBuiltinSet(settings.data) ? "" : `; test set: ${setsOf(settings.data).note}`}`);
+const trainSet = isBuiltinSet(settings.data) ? loadDataset(settings.data, "train") : setsOf(settings.data).train;
+const testSet = isBuiltinSet(settings.data) ? loadDataset(settings.data, "test") : setsOf(settings.data).test;
 const res = await train(model, trainSet, {
-  steps: Number(a.steps), batch: Number(a.batch), lr: Number(a.lr ?? (kind === "glow" ? 1e-3 : 2e-3)), seed,
-  optimizer: (a.optimizer ?? (kind === "glow" ? "adamax" : "adam")) as "adam" | "adamax",
-  clip: Number(a.clip), warmup: Number(a.warmup), checkpointEvery: Number(a["checkpoint-every"]),
-  checkpointPath: ckpt, resume: a.resume, data: dataName,
+  steps, batch: settings.batch, lr: settings.lr, seed: settings.seed, optimizer: settings.optimizer as "adam" | "adamax",
+  clip: settings.clip, warmup: settings.warmup, checkpointEvery: a["checkpoint-every"],
+  checkpointPath: ckpt, resume: a.resume, data: settings.data,
 });
-const bpd = await evaluate(model, testSet, Number(a["eval-n"]));
-console.log(`trained ${res.steps} steps in ${(res.seconds / 60).toFixed(1)} min; test NLL ${bpd.toFixed(4)} bits/dim (${dataName} test, first ${Math.min(Number(a["eval-n"]), testSet.n)} images)`);
+const evalN = Math.min(a["eval-n"], testSet.n);
+const bpd = await evaluate(model, testSet, evalN);
+console.log(`trained ${res.steps} steps in ${(res.seconds / 60).toFixed(1)} min; test NLL ${bpd.toFixed(4)} bits/dim (${settings.data} test, ${evalN} images)`);
 await saveTensors(out, model.namedParameters(), metadataOf(model, {
-  data: dataName, steps: res.steps, seed, train_seconds: res.seconds.toFixed(0), test_bpd: bpd.toFixed(4),
+  data: settings.data, steps: res.steps, seed: settings.seed, lr: settings.lr, batch: settings.batch, optimizer: settings.optimizer,
+  train_seconds: res.seconds.toFixed(0), test_bpd: bpd.toFixed(4), test_eval_n: evalN,
   command: `npm run train -- ${Deno.args.join(" ")}`,
 }));
-console.log(`weights: ${out}`);
+console.log(`weights: ${out}\ncheckpoint: ${ckpt}`);
 Deno.exit(0);
+
+function ckptOf(path: string): string {
+  return path.replace(/\.safetensors$/, "") + ".ckpt.safetensors";
+}
+function exists(p: string): boolean {
+  try {
+    Deno.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+function sameFile(x: string, y: string): boolean {
+  try {
+    return Deno.realPathSync(x) === Deno.realPathSync(y);
+  } catch {
+    return false;
+  }
+}

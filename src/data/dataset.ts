@@ -38,7 +38,6 @@ export function subset(s: ImageSet, idx: ArrayLike<number>, name = s.name): Imag
 }
 
 export const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
-export const take = (s: ImageSet, n: number, from = 0) => subset(s, range(from, Math.min(s.n, from + n)));
 
 export interface ToTensor {
   backend?: Backend;

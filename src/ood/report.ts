@@ -1,4 +1,5 @@
 // The report folder: table (Markdown, JSON), features (CSV), figures (SVG).
+import { isProtected, writeFileAtomic } from "../io/atomic.ts";
 import type { Evaluation } from "./pipeline.ts";
 import { auroc } from "./metrics.ts";
 import { correlationSvg, histogramsSvg, rocSvg, scatterSvg } from "./plots.ts";
@@ -94,12 +95,31 @@ function featuresCsv(e: Evaluation): string {
   return lines.join("\n") + "\n";
 }
 
-export function writeReport(dir: string, evals: Evaluation[], meta: Record<string, unknown>, main?: string[]): string[] {
+/** Lists the files a report wrote, so the next report into the folder removes exactly those (and nothing of the user's). */
+export const REPORT_MANIFEST = ".fimscope-report.json";
+
+/** The names an earlier report in dir wrote (from its manifest); plain file names only. */
+function earlierReportFiles(dir: string): string[] {
+  try {
+    const m = JSON.parse(Deno.readTextFileSync(`${dir}/${REPORT_MANIFEST}`)) as { files?: unknown };
+    return Array.isArray(m.files) ? m.files.filter((f): f is string => typeof f === "string" && /^[^/\\]+$/.test(f) && f !== "." && f !== "..") : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Writes every report file atomically, then removes the files of an earlier report in the same
+ * folder that this one did not rewrite (stale figures), then the manifest.
+ */
+export function writeReport(dir: string, evals: Evaluation[], meta: Record<string, unknown>, main?: string[], extra: [string, Uint8Array][] = []): string[] {
   Deno.mkdirSync(dir, { recursive: true });
-  const files: string[] = [];
-  const put = (name: string, text: string) => {
-    Deno.writeTextFileSync(`${dir}/${name}`, text);
+  const earlier = earlierReportFiles(dir);
+  const files: string[] = [], names: string[] = [];
+  const put = (name: string, text: string | Uint8Array) => {
+    writeFileAtomic(`${dir}/${name}`, text);
     files.push(`${dir}/${name}`);
+    names.push(name);
   };
   put("table.md", `# OOD detection: AUROC (in-distribution = positive)\n\n${tableMarkdown(evals, main)}\n## All methods and metrics\n\n${detailMarkdown(evals)}`);
   put("layers.md", `# Per-layer diagnostics: log ||grad||^2 of each parameter tensor alone\n\n${evals.map(layersMarkdown).join("")}`);
@@ -139,5 +159,13 @@ export function writeReport(dir: string, evals: Evaluation[], meta: Record<strin
         e.ood.map((o) => ({ label: `${e.inEval.name} vs ${o.name}`, series: [{ name: "fit", points: pts(e.fit) }, { name: e.inEval.name, points: pts(e.inEval) }, { name: o.name, points: pts(o) }] }))));
     }
   }
+  for (const [name, bytes] of extra) put(name, bytes);
+  for (const f of earlier) {
+    if (names.includes(f) || isProtected(`${dir}/${f}`)) continue;
+    try {
+      Deno.removeSync(`${dir}/${f}`);
+    } catch { /* already gone */ }
+  }
+  writeFileAtomic(`${dir}/${REPORT_MANIFEST}`, JSON.stringify({ files: names }, null, 1) + "\n");
   return files;
 }

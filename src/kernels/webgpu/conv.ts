@@ -11,15 +11,20 @@ import type { MatmulVariant } from "../../../shaders/matmul.wgsl.ts";
 import { conv2dGemm, conv2dInputGradGemm, conv2dWeightGradGemm, convParams } from "./conv_gemm.ts";
 import { MAX_GROUPS_X, WG } from "../../../shaders/preamble.ts";
 
+/** Largest patch matrix auto gives to gemm. */
+const GEMM_MAX_PATCH_BYTES = 256 << 20;
+/** The uniform weight gradient splits its sum over images until about this many lanes work. */
+const WGRAD_MIN_LANES = 512;
+
 /**
  * "auto": gemm (im2col + matmul; 2.3-3.3x the uniform kernels on the bench's conv, bench/README.md)
- * while its patch matrix stays within one storage binding and 256 MiB; past that the uniform
- * kernel with the smallest channel block (4, 8, 16) covering the channels.
+ * while its patch matrix stays within one storage binding and GEMM_MAX_PATCH_BYTES; past that the
+ * uniform kernel with the smallest channel block (4, 8, 16) covering the channels.
  */
 function resolve(rt: Runtime, variant: ConvVariant, p: ConvParams, channels: number): ConvVariant {
   if (variant !== "auto") return variant;
   const colBytes = 4 * p.N * p.Cin * p.KH * p.KW * p.OH * p.OW;
-  if (colBytes <= Math.min(rt.device.limits.maxStorageBufferBindingSize, 256 << 20)) return "gemm";
+  if (colBytes <= Math.min(rt.device.limits.maxStorageBufferBindingSize, GEMM_MAX_PATCH_BYTES)) return "gemm";
   return channels <= 4 ? "uniform4" : channels <= 8 ? "uniform8" : "uniform16";
 }
 
@@ -70,8 +75,8 @@ export function conv2dWeightGrad(rt: Runtime, x: GpuStorage, gy: GpuStorage, p: 
     rt.dispatch("conv2dWeightGrad", conv2dWeightGradShader, convParams(p), [x, gy], out, groups(p.Cout * per));
     return out;
   }
-  // Split the sum over images so at least ~512 lanes work, then add the splits up.
-  const splits = Math.max(1, Math.min(p.N, Math.ceil(512 / per)));
+  // Split the sum over images so at least ~WGRAD_MIN_LANES lanes work, then add the splits up.
+  const splits = Math.max(1, Math.min(p.N, Math.ceil(WGRAD_MIN_LANES / per)));
   const partial = rt.alloc(splits * p.Cout * per);
   const grid = uniformGrid(per * splits, p.groups * Math.ceil(p.Cout / p.groups / ch));
   rt.dispatch(`conv2dWeightGrad:${variant}`, () => conv2dWeightGradUniformShader(ch), convParams(p, splits), [x, gy], partial, grid);

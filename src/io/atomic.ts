@@ -1,0 +1,95 @@
+// Every file the project writes goes through writeFileAtomic: the bytes go to a temp file in the
+// same folder, are fsynced, and the temp file is renamed over the target (then the folder is
+// fsynced), so a crash or a full disk never leaves a half-written file under the real name, and a
+// failed write leaves no temp file behind. Also here: which files are "shipped" (never overwritten
+// without --force).
+import { basename, dirname, resolve } from "node:path";
+
+const PROJECT_ROOT = resolve(decodeURIComponent(new URL("../..", import.meta.url).pathname));
+
+export function writeFileAtomic(path: string, data: Uint8Array | string): void {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const dir = dirname(path);
+  const tmp = `${dir}/.${basename(path)}.${Deno.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`;
+  try {
+    const f = Deno.openSync(tmp, { write: true, createNew: true });
+    try {
+      for (let off = 0; off < bytes.length;) off += f.writeSync(bytes.subarray(off));
+      f.syncSync();
+    } finally {
+      f.close();
+    }
+    Deno.renameSync(tmp, path);
+  } catch (e) {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* never created */ }
+    throw new Error(`cannot write ${path}: ${(e as Error).message.split("\n")[0]}`);
+  }
+  try {
+    const d = Deno.openSync(dir, { read: true });
+    d.syncSync();
+    d.close();
+  } catch { /* some file systems cannot fsync a folder; the rename is still atomic */ }
+}
+
+/** Whether git (if installed) tracks this file in the checkout that contains it. */
+function gitTracked(abs: string): boolean {
+  try {
+    const r = new Deno.Command("git", { args: ["-C", dirname(abs), "ls-files", "--error-unmatch", "--", basename(abs)], stdout: "null", stderr: "null" }).outputSync();
+    return r.success;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether git tracks any file inside this folder. */
+function gitTracksUnder(absDir: string): boolean {
+  try {
+    const r = new Deno.Command("git", { args: ["-C", absDir, "ls-files", "--", "."], stdout: "piped", stderr: "null" }).outputSync();
+    return r.success && r.stdout.length > 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Shipped with the project: an existing file under weights/ other than weights/runs/ (where training writes by default). */
+function shipped(abs: string): boolean {
+  const w = `${PROJECT_ROOT}/weights/`;
+  if (!abs.startsWith(w) || abs.startsWith(`${w}runs/`)) return false;
+  try {
+    return Deno.statSync(abs).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** Why a path must not be overwritten without --force, or null when it may be. */
+export function protectedReason(path: string): string | null {
+  const abs = resolve(path);
+  let isDir = false;
+  try {
+    isDir = Deno.statSync(abs).isDirectory;
+  } catch { /* does not exist yet */ }
+  if (isDir) {
+    const w = `${PROJECT_ROOT}/weights`;
+    const holdsWeights = `${w}/`.startsWith(`${abs}/`) || (abs.startsWith(`${w}/`) && !abs.startsWith(`${w}/runs`));
+    if (holdsWeights) return `${path} holds the shipped weights`;
+    if (gitTracksUnder(abs)) return `${path} holds files tracked by git`;
+    return null;
+  }
+  if (shipped(abs)) return `${path} is a shipped file`;
+  try {
+    Deno.statSync(abs);
+  } catch {
+    return null; // a new file cannot be a tracked one
+  }
+  if (gitTracked(abs)) return `${path} is tracked by git`;
+  return null;
+}
+
+export function isProtected(path: string): boolean {
+  return protectedReason(path) !== null;
+}
+
+export { PROJECT_ROOT };

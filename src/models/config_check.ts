@@ -1,0 +1,80 @@
+// Model configs are checked against a table before a model is built, so a bad value in a
+// checkpoint's metadata or in --config gives one line naming the source and key (not "Invalid
+// typed array length" from deep inside a layer). A new model kind adds one entry to CONFIG_RULES.
+
+/** A rule for one config key. */
+export type Rule =
+  | { type: "int"; min: number; max: number }
+  | { type: "ints"; length: number; min: number; max: number }
+  | { type: "number"; min: number; max: number }
+  | { type: "boolean" };
+
+const int = (min: number, max: number): Rule => ({ type: "int", min, max });
+const ints = (length: number, min: number, max: number): Rule => ({ type: "ints", length, min, max });
+
+export interface KindRules {
+  keys: Record<string, Rule>;
+  /** Cross-key constraints on the merged config; returns why it is invalid, or null. */
+  check?: (c: Record<string, unknown>) => string | null;
+  /** The [C, H, W] images a model of this config takes (checked against the data before any work). */
+  imageShape: (c: Record<string, unknown>) => [number, number, number];
+}
+
+/** Ranges are generous (well past what fits this machine) but exclude sizes that cannot be allocated. */
+export const CONFIG_RULES: Record<string, KindRules> = {
+  vae: {
+    keys: { latent: int(1, 4096), channels: ints(2, 1, 1024), outChannels: int(1, 1024) },
+    imageShape: () => [1, 28, 28],
+  },
+  glow: {
+    keys: { levels: int(1, 6), steps: int(1, 128), hidden: int(1, 4096), image: ints(3, 1, 1024) },
+    check: (c) => {
+      const [ch, H, W] = c.image as number[], L = c.levels as number;
+      if (ch > 4) return `image channels ${ch}: at most 4`;
+      if (H % 2 ** L || W % 2 ** L) return `image ${H}x${W} is not divisible by 2^levels = ${2 ** L}`;
+      return null;
+    },
+    imageShape: (c) => c.image as [number, number, number],
+  },
+};
+
+/** Throws (naming `source`) unless a model of this kind and (merged) config takes images of `shape`. */
+export function checkImageShape(kind: string, merged: Record<string, unknown>, shape: readonly number[], data: string, source: string): void {
+  const want = CONFIG_RULES[kind].imageShape(merged);
+  if (want.join("x") !== shape.join("x")) throw new Error(`${source}: the ${kind} takes ${want.join("x")} images but ${data} has ${shape.join("x")} images`);
+}
+
+function ruleText(r: Rule): string {
+  if (r.type === "int") return `an integer from ${r.min} to ${r.max}`;
+  if (r.type === "ints") return `a list of ${r.length} integers from ${r.min} to ${r.max}`;
+  if (r.type === "number") return `a number from ${r.min} to ${r.max}`;
+  return "true or false";
+}
+
+function valid(r: Rule, v: unknown): boolean {
+  const isInt = (x: unknown, lo: number, hi: number) => typeof x === "number" && Number.isInteger(x) && x >= lo && x <= hi;
+  if (r.type === "int") return isInt(v, r.min, r.max);
+  if (r.type === "ints") return Array.isArray(v) && v.length === r.length && v.every((x) => isInt(x, r.min, r.max));
+  if (r.type === "number") return typeof v === "number" && Number.isFinite(v) && v >= r.min && v <= r.max;
+  return typeof v === "boolean";
+}
+
+/**
+ * Throws (naming `source`, e.g. "checkpoint x.safetensors: __metadata__.config" or "train: --config")
+ * unless `config` is an object whose keys are all known for the kind and whose values are in range.
+ * `merged` is the config after defaults, for the cross-key check.
+ */
+export function checkConfig(kind: string, config: unknown, merged: Record<string, unknown>, source: string): void {
+  const rules = CONFIG_RULES[kind];
+  if (!rules) throw new Error(`${source}: unknown model kind '${kind}' (allowed: ${Object.keys(CONFIG_RULES).join(", ")})`);
+  if (config === null || typeof config !== "object" || Array.isArray(config)) {
+    throw new Error(`${source}: config ${JSON.stringify(config)} is not an object (allowed: keys ${Object.keys(rules.keys).join(", ")})`);
+  }
+  for (const [k, v] of Object.entries(config)) {
+    const r = rules.keys[k];
+    if (!r) throw new Error(`${source}: unknown ${kind} config key '${k}' (allowed: ${Object.keys(rules.keys).join(", ")})`);
+    if (!valid(r, v)) throw new Error(`${source}: ${kind} config key '${k}' is ${JSON.stringify(v)} (allowed: ${ruleText(r)})`);
+  }
+  const why = rules.check?.(merged);
+  if (why) throw new Error(`${source}: ${kind} config ${JSON.stringify(merged)}: ${why}`);
+}
