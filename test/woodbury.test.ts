@@ -63,13 +63,18 @@ S("batched per-group gradients equal the per-group loop (B = 1 and 2)", () => {
   }
 });
 
-S("Woodbury score = explicit P x P inverse, full and per-layer blocks, with the documented lambda", async () => {
+S("Woodbury score = explicit P x P inverse, full and per-layer blocks, with the documented lambda (S whole and in row blocks)", async () => {
+  for (const blockRows of [undefined, 3]) await woodburyVsExplicit(blockRows);
+});
+
+async function woodburyVsExplicit(blockRows?: number) {
   const m = tinyGlow();
   const N = 7;
   const fitG = groupGradients(m, inputs(4, N), 1), testG = groupGradients(m, inputs(5, 4), 1);
   const sizes = fitG.map((t) => t.shape[1]);
   assert.ok(sizes.some((p) => p < N) && sizes.some((p) => p >= N), `want layers on both sides of N: ${sizes}`);
-  const fim = await WoodburyFim.fit(copies(fitG));
+  const fim = await WoodburyFim.fit(copies(fitG), { blockRows });
+  assert.is(fim.s.length, blockRows ? 3 : 1);
   const S = rows(fitG), Tt = rows(testG);
   // lambda = mean of the empirical FIM's diagonal.
   let tr = 0;
@@ -98,18 +103,18 @@ S("Woodbury score = explicit P x P inverse, full and per-layer blocks, with the 
   });
   for (let g = 0; g < 4; g++) assert.ok(rel(sc.block[g], block[g]) < 1e-9);
   // A larger lambda shrinks every score (F grows).
-  const big = await WoodburyFim.fit(copies(fitG), { lambdaScale: 10 });
+  const big = await WoodburyFim.fit(copies(fitG), { lambdaScale: 10, blockRows });
   const sb = await big.score(testG);
   for (let g = 0; g < 4; g++) assert.ok(sb.full[g] < sc.full[g]);
   assert.is(fim.floats, S.P * N + N * N + sizes.reduce((s, p) => s + (p >= N ? N * p : p * p), 0));
   fim.dispose();
   big.dispose();
-});
+}
 
 S("FIM inner products: symmetric, equal the explicit inverse, and inner(a, a) is the score", async () => {
   const m = tinyGlow();
   const fitG = groupGradients(m, inputs(6, 9), 1), a = groupGradients(m, inputs(7, 3), 1), b = groupGradients(m, inputs(8, 5), 1);
-  const fim = await WoodburyFim.fit(copies(fitG));
+  const fim = await WoodburyFim.fit(copies(fitG), { blockRows: 4 });
   const ab = await fim.inner(a, b), ba = await fim.inner(b, a), aa = await fim.inner(a, a);
   const q = explicit(rows(fitG), fim.lambda), A = rows(a), Bm = rows(b);
   for (let i = 0; i < 3; i++) for (let j = 0; j < 5; j++) {

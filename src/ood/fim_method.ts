@@ -31,17 +31,14 @@ export async function forEachGradientBatch(model: GenerativeModel, set: ImageSet
   }
 }
 
-/** All per-group gradients of a set, [G, P_l] per layer (kept: the caller owns them). */
-export async function setGradients(model: GenerativeModel, set: ImageSet, o: FeatureOptions): Promise<T.Tensor[]> {
+/** All per-group gradients of a set, per batch a list of [G_b, P_l] tensors (kept: the caller owns them). */
+export async function setGradients(model: GenerativeModel, set: ImageSet, o: FeatureOptions): Promise<T.Tensor[][]> {
   const parts: T.Tensor[][] = [];
   await forEachGradientBatch(model, set, o, (g) => {
     parts.push(g);
     return Promise.resolve(true);
   });
-  if (parts.length === 1) return parts[0];
-  const out = parts[0].map((_, l) => T.keep(T.tidy(() => T.concat(parts.map((p) => p[l]), 0))));
-  parts.flat().forEach((t) => t.dispose());
-  return out;
+  return parts;
 }
 
 /** F_N from a fit set's gradients. */

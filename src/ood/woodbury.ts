@@ -83,9 +83,9 @@ export function groupGradientsLoop(model: GenerativeModel, x: T.Tensor, B: numbe
 }
 
 interface BlockFactor {
-  /** "woodbury": R = L^{-1} S_l [N, P_l]; "explicit": Linv = L^{-1} of F_l [P_l, P_l]. */
+  /** "woodbury": R = L^{-1} S_l in row blocks [n_i, P_l]; "explicit": L^{-1} of F_l itself, [P_l, P_l]. */
   kind: "woodbury" | "explicit";
-  m: T.Tensor;
+  m: T.Tensor[];
   lambda: number;
 }
 
@@ -102,6 +102,8 @@ export interface FimOptions {
   lambdaScale?: number;
   /** Also build the block version's factors (default true). */
   block?: boolean;
+  /** At most this many fit inputs per row block of S (default: as many as keep a block under 16 Mi floats). */
+  blockRows?: number;
 }
 
 /** Reads a tensor to the host as float64 and frees it. */
@@ -111,63 +113,102 @@ async function host(t: T.Tensor): Promise<Float64Array> {
   return d;
 }
 
-/** F_N from the fit gradients, ready to score new gradients. Call dispose() to free its matrices. */
+/** Rows per block of S so that one block stays well inside a WebGPU buffer binding (128 MiB on lavapipe). */
+const BLOCK_FLOATS = 16 * 2 ** 20;
+
+/**
+ * F_N from the fit gradients, ready to score new gradients. S is kept in row blocks (groups of fit
+ * inputs, [n_b, P] each) so no buffer exceeds a binding limit however large N x P gets; products
+ * with S are summed or stacked over the blocks. Call dispose() to free its matrices.
+ */
 export class WoodburyFim {
   readonly n: number;
   readonly sizes: number[];
   readonly lambda: number;
-  /** The fit gradients S [N, P] (layers side by side, in the model's order), kept on the backend. */
-  readonly s: T.Tensor;
+  /** The fit gradients S in row blocks [n_b, P] (layers side by side, in the model's order), on the backend. */
+  readonly s: T.Tensor[];
   /** A = lambda N I + S S^T = L L^T; L^{-1} [N, N] on the backend. */
   readonly #linv: T.Tensor;
   readonly #blocks: BlockFactor[] | null;
 
-  private constructor(s: T.Tensor, sizes: number[], lambda: number, linv: T.Tensor, blocks: BlockFactor[] | null) {
+  private constructor(s: T.Tensor[], sizes: number[], lambda: number, linv: T.Tensor, blocks: BlockFactor[] | null) {
     this.s = s;
-    this.n = s.shape[0];
+    this.n = s.reduce((a, t) => a + t.shape[0], 0);
     this.sizes = sizes;
     this.lambda = lambda;
     this.#linv = linv;
     this.#blocks = blocks;
   }
 
-  /** layers: the fit gradients, one [N, P_l] tensor per parameter tensor; consumed (freed here). */
-  static async fit(layers: T.Tensor[], o: FimOptions = {}): Promise<WoodburyFim> {
-    const n = layers[0].shape[0], backend = layers[0].backend, dtype = layers[0].dtype;
-    const sizes = layers.map((t) => t.shape[1]);
+  /**
+   * gradients: the fit gradients, per batch of fit inputs a list of [n_b, P_l] tensors (one per
+   * parameter tensor), or one such list for all N; consumed (freed here).
+   */
+  static async fit(gradients: T.Tensor[] | T.Tensor[][], o: FimOptions = {}): Promise<WoodburyFim> {
+    const batches0 = (Array.isArray(gradients[0]) ? gradients : [gradients]) as T.Tensor[][];
+    const sizes = batches0[0].map((t) => t.shape[1]);
+    const P = sizes.reduce((a, b) => a + b, 0), rowsPer = Math.max(1, Math.min(o.blockRows ?? Infinity, Math.floor(BLOCK_FLOATS / P)));
+    // Split batches into row blocks of at most rowsPer rows.
+    const batches: T.Tensor[][] = [];
+    for (const b of batches0) {
+      const r = b[0].shape[0];
+      if (r <= rowsPer) batches.push(b);
+      else {
+        for (let i = 0; i < r; i += rowsPer) batches.push(b.map((t) => T.keep(T.tidy(() => T.slice(t, [i, 0], [Math.min(r, i + rowsPer), t.shape[1]])))));
+        b.forEach((t) => t.dispose());
+      }
+    }
+    const rows = batches.map((b) => b[0].shape[0]), starts = rows.map((_, i) => rows.slice(0, i).reduce((a, v) => a + v, 0));
+    const n = rows.reduce((a, v) => a + v, 0), backend = batches[0][0].backend, dtype = batches[0][0].dtype;
     const scale = o.lambdaScale ?? 1;
-    // Traces of the per-layer Grams are the per-layer squared norms summed; N x N Grams only where needed.
-    const sq = await host(T.tidy(() => T.concat(layers.map((t) => T.reshape(T.sumSquares(t), [1])), 0)));
-    const k = await host(T.tidy(() => {
-      let acc: T.Tensor | null = null;
-      for (const t of layers) { const g = T.mm(t, t, false, true); acc = acc ? T.add(acc, g) : g; }
-      return acc!;
+    const S = batches.map((b) => T.keep(T.tidy(() => T.concat(b, 1))));
+    // Per-layer squared norms (the traces of the per-layer Grams), and the Gram K = S S^T block by block.
+    const sq = await host(T.tidy(() => {
+      const per = sizes.map((_, l) => batches.map((b) => T.sumSquares(b[l])).reduce((x, y) => T.add(x, y)));
+      return T.concat(per.map((t) => T.reshape(t, [1])), 0);
     }));
-    const P = sizes.reduce((a, b) => a + b, 0);
+    const gram = async (blocks: T.Tensor[]) => {
+      const k = new Float64Array(n * n);
+      for (let i = 0; i < blocks.length; i++) for (let j = 0; j <= i; j++) {
+        const kij = await host(T.tidy(() => T.mm(blocks[i], blocks[j], false, true)));
+        for (let a = 0; a < rows[i]; a++) for (let b = 0; b < rows[j]; b++) {
+          const v = kij[a * rows[j] + b];
+          k[(starts[i] + a) * n + starts[j] + b] = v;
+          k[(starts[j] + b) * n + starts[i] + a] = v;
+        }
+      }
+      return k;
+    };
     const lambda = (scale * sq.reduce((a, b) => a + b, 0)) / (n * P);
     if (!(lambda > 0)) throw new Error("FIM: the fit gradients are all zero");
     const onDevice = (m: Float64Array, r: number, c: number) => T.keep(T.tensor(m, [r, c], { backend, dtype }));
-    const linv = onDevice(lowerInverse(cholesky(addDiagonal(k, n, lambda * n), n), n), n, n);
+    const linv = onDevice(lowerInverse(cholesky(addDiagonal(await gram(S), n, lambda * n), n), n), n, n);
     let blocks: BlockFactor[] | null = null;
     if (o.block !== false) {
       blocks = [];
-      for (const [l, t] of layers.entries()) {
-        const p = sizes[l], lam = (scale * sq[l]) / (n * p) || lambda;
+      for (const [l, p] of sizes.entries()) {
+        const lam = (scale * sq[l]) / (n * p) || lambda, parts = batches.map((b) => b[l]);
         if (p >= n) {
-          const gram = await host(T.tidy(() => T.mm(t, t, false, true)));
-          const li = onDevice(lowerInverse(cholesky(addDiagonal(gram, n, lam * n), n), n), n, n);
-          blocks.push({ kind: "woodbury", m: T.keep(T.tidy(() => T.mm(li, t))), lambda: lam });
-          li.dispose();
+          // R_l = L_l^{-1} S_l, row block i = sum over j <= i of L_l^{-1}[i, j] S_l[j].
+          const li = lowerInverse(cholesky(addDiagonal(await gram(parts), n, lam * n), n), n);
+          const m = rows.map((ri, i) => {
+            const terms = rows.slice(0, i + 1).map((rj, j) => {
+              const sub = new Float64Array(ri * rj);
+              for (let a = 0; a < ri; a++) for (let b = 0; b < rj; b++) sub[a * rj + b] = li[(starts[i] + a) * n + starts[j] + b];
+              return sub;
+            });
+            return T.keep(T.tidy(() => terms.map((sub, j) => T.mm(T.tensor(sub, [ri, rows[j]], { backend, dtype }), parts[j])).reduce((x, y) => T.add(x, y))));
+          });
+          blocks.push({ kind: "woodbury", m, lambda: lam });
         } else {
           // A small layer: its own P_l x P_l F_l = lam I + S_l^T S_l / N, factored directly.
-          const c = await host(T.tidy(() => T.mm(t, t, true, false)));
+          const c = await host(T.tidy(() => parts.map((t) => T.mm(t, t, true, false)).reduce((x, y) => T.add(x, y))));
           for (let i = 0; i < c.length; i++) c[i] /= n;
-          blocks.push({ kind: "explicit", m: onDevice(lowerInverse(cholesky(addDiagonal(c, p, lam), p), p), p, p), lambda: lam });
+          blocks.push({ kind: "explicit", m: [onDevice(lowerInverse(cholesky(addDiagonal(c, p, lam), p), p), p, p)], lambda: lam });
         }
       }
     }
-    const S = T.keep(T.tidy(() => T.concat(layers, 1)));
-    layers.forEach((t) => t.dispose());
+    batches.flat().forEach((t) => t.dispose());
     return new WoodburyFim(S, sizes, lambda, linv, blocks);
   }
 
@@ -177,22 +218,27 @@ export class WoodburyFim {
 
   /** Floats held on the backend: S, L^{-1} and the block factors. */
   get floats(): number {
-    return this.s.size + this.n * this.n + (this.#blocks ?? []).reduce((a, b) => a + b.m.size, 0);
+    return this.s.reduce((a, t) => a + t.size, 0) + this.n * this.n + (this.#blocks ?? []).reduce((a, b) => a + b.m.reduce((x, t) => x + t.size, 0), 0);
+  }
+
+  /** S g for gs [G, P]: [N, G], stacked over S's row blocks. */
+  #sTimes(gs: T.Tensor): T.Tensor {
+    const parts = this.s.map((b) => T.mm(b, gs, false, true));
+    return parts.length === 1 ? parts[0] : T.concat(parts, 0);
   }
 
   /** Scores G gradients given per layer ([G, P_l] each, on the fit gradients' backend). */
   async score(g: T.Tensor[]): Promise<FimScores> {
     const G = g[0].shape[0], L = this.sizes.length;
     if (g.length !== L) throw new Error(`FIM: ${g.length} gradient layers, fitted on ${L}`);
-    // w = S g [N, G] summed over layers, |g|^2 per group, and the block terms where built.
     const out = T.tidy(() => {
       const gs = T.concat(g, 1);
-      const w = T.mm(this.s, gs, false, true), sq = T.sumSquares(gs, 1);
+      const w = this.#sTimes(gs), sq = T.sumSquares(gs, 1);
       const per: T.Tensor[] = [];
       for (let l = 0; l < L; l++) {
         const b = this.#blocks?.[l];
         if (!b) continue;
-        const proj = T.sumSquares(T.mm(g[l], b.m, false, true), 1);
+        const proj = b.m.map((m) => T.sumSquares(T.mm(g[l], m, false, true), 1)).reduce((x, y) => T.add(x, y));
         per.push(b.kind === "woodbury" ? T.mul(T.sub(T.sumSquares(g[l], 1), proj), 1 / b.lambda) : proj);
       }
       const full = T.mul(T.sub(sq, T.sumSquares(T.mm(this.#linv, w), 0)), 1 / this.lambda);
@@ -213,7 +259,7 @@ export class WoodburyFim {
   async inner(a: T.Tensor[], b: T.Tensor[]): Promise<Float64Array> {
     return await host(T.tidy(() => {
       const ga = T.concat(a, 1), gb = T.concat(b, 1);
-      const ya = T.mm(this.#linv, T.mm(this.s, ga, false, true)), yb = T.mm(this.#linv, T.mm(this.s, gb, false, true));
+      const ya = T.mm(this.#linv, this.#sTimes(ga)), yb = T.mm(this.#linv, this.#sTimes(gb));
       return T.mul(T.sub(T.mm(ga, gb, false, true), T.mm(ya, yb, true, false)), 1 / this.lambda);
     }));
   }
@@ -227,18 +273,20 @@ export class WoodburyFim {
     return await host(T.tidy(() => {
       const gs = T.concat(g, 1);
       if (diagonal) {
-        const d = T.add(T.mean(T.square(this.s), 0), this.lambda);
-        return T.mm(T.div(gs, T.reshape(d, [1, -1])), this.s, false, true);
+        const d = T.add(T.mul(this.s.map((b) => T.sum(T.square(b), 0)).reduce((x, y) => T.add(x, y)), 1 / this.n), this.lambda);
+        const scaled = T.div(gs, T.reshape(d, [1, -1]));
+        const parts = this.s.map((b) => T.mm(scaled, b, false, true));
+        return parts.length === 1 ? parts[0] : T.concat(parts, 1);
       }
-      const y = T.mm(this.#linv, T.mm(this.s, gs, false, true)); // L^-1 S g^T, [N, G]
+      const y = T.mm(this.#linv, this.#sTimes(gs)); // L^-1 S g^T, [N, G]
       return T.mul(T.mm(y, this.#linv, true, false), this.n); // (L^-T y)^T = y^T L^-1, [G, N]
     }));
   }
 
   dispose(): void {
-    this.s.dispose();
+    this.s.forEach((t) => t.dispose());
     this.#linv.dispose();
-    this.#blocks?.forEach((b) => b.m.dispose());
+    this.#blocks?.forEach((b) => b.m.forEach((t) => t.dispose()));
   }
 }
 
