@@ -94,6 +94,17 @@ S("score --saliency writes overlays; ood takes files for --data and --ood, with 
   assert.match(Deno.readTextFileSync(`${dir}/report/table.md`), /gradient-fim AUROC/);
 });
 
+S("influence prints each input's most influential training images and writes the strip", async () => {
+  const r = await run("influence", "--model", model, "--input", `${dir}/test-png`, "--data", `${dir}/fit.npy`, "--n", "10", "--first", "2", "--top", "3", "--backend", "cpu", "--out", `${dir}/strip.png`);
+  assert.is(r.code, 0, r.err + r.out);
+  assert.match(r.out, /F_N from 10 images of .*fit\.npy/);
+  assert.match(r.out, /^t0\.png: (.*fit\.npy:\d+ -?\d[^,]*, ){2}.*fit\.npy:\d+ -?\d/m);
+  assert.match(r.out, /^t1\.png: /m);
+  const { decode } = await import("fast-png");
+  const png = decode(Deno.readFileSync(`${dir}/strip.png`));
+  assert.equal([png.width, png.height], [4 * 30 + 2, 2 * 30 + 2]);
+});
+
 S("score refuses a model whose hash differs, bad detector files, wrong shapes and bad options, in one line", async () => {
   const other = `${dir}/other.safetensors`;
   const m2 = await createModel("glow", { levels: 2, steps: 1, hidden: 8, image: [1, 28, 28] }, T.cpu, 4);
@@ -104,16 +115,20 @@ S("score refuses a model whose hash differs, bad detector files, wrong shapes an
     ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--model", other], /^error: .*det\.json: fitted on a model with SHA-256 [0-9a-f]{16}\.\.\., but .*other\.safetensors has [0-9a-f]{16}/],
     ["score", ["--detector", `${dir}/broken.json`, "--input", `${dir}/test-png`], /^error: detector file .*broken\.json: "model" must hold/],
     ["score", ["--detector", `${dir}/notjson.json`, "--input", `${dir}/test-png`], /^error: detector file .*notjson\.json: not valid JSON/],
-    ["score", ["--detector", `${dir}/nope.json`, "--input", `${dir}/test-png`], /^error: --detector .*nope\.json: cannot read/],
+    ["score", ["--detector", `${dir}/nope.json`, "--input", `${dir}/test-png`], /^error: score: --detector '.*nope\.json': no such file/],
     ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/rgb-png`], /^error: --input .*rgb-png: images are 3x32x32 \(CxHxW\), the model takes 1x28x28/],
-    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/missing-folder`], /^error: data: .*missing-folder is not a dataset name/],
-    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--out", `${dir}/s.txt`], /^error: --out .*s\.txt: expected a file name ending in \.csv or \.json/],
-    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--batch", "0"], /^error: --batch "0": expected an integer >= 1/],
-    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--frobnicate"], /^error: .*frobnicate/],
+    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/missing-folder`], /^error: score: --input '.*missing-folder': neither fashion, mnist nor an existing file or folder/],
+    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--out", `${dir}/s.txt`], /^error: score: --out '.*s\.txt': expected a file name ending in \.csv or \.json/],
+    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--batch", "0"], /^error: score: --batch '0': out of range/],
+    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--frobnicate"], /^error: score: unknown option '--frobnicate'/],
     ["fit", ["--model", model, "--data", `${dir}/rgb-png`, "--out", `${dir}/d2.json`, "--backend", "cpu"], /^error: --data .*rgb-png: images are 3x32x32/],
-    ["fit", ["--model", model, "--out", `${dir}/d2.json`, "--B", "x"], /^error: --B "x": expected an integer >= 1/],
-    ["fit", ["--model", model, "--out", `${dir}/d2.txt`], /^error: --out .*d2\.txt: expected a file name ending in \.json/],
-    ["fit", ["--model", `${dir}/none.safetensors`, "--out", `${dir}/d2.json`], /^error: --model .*none\.safetensors: cannot read/],
+    ["fit", ["--model", model, "--out", `${dir}/d2.json`, "--B", "x"], /^error: fit: --B 'x': not a number/],
+    ["fit", ["--model", model, "--out", `${dir}/d2.txt`], /^error: fit: --out '.*d2\.txt': expected a file name ending in \.json/],
+    ["fit", ["--model", `${dir}/none.safetensors`, "--out", `${dir}/d2.json`], /^error: fit: --model '.*none\.safetensors': no such file/],
+    ["fit", ["--model", model, "--out", `${dir}/d2.json`, "--data", `${dir}/test-png/../nothing.npy`], /^error: fit: --data '.*nothing\.npy': neither fashion, mnist nor an existing file or folder/],
+    ["influence", ["--model", model, "--input", `${dir}/test-png`, "--out", `${dir}/d2.png`, "--fim", "exact"], /^error: influence: --fim 'exact': not one of full, diag/],
+    ["influence", ["--model", model, "--input", `${dir}/rgb-png`, "--out", `${dir}/d2.png`, "--backend", "cpu"], /^error: --input .*rgb-png: images are 3x32x32/],
+    ["influence", ["--model", model, "--input", `${dir}/test-png`, "--out", `${dir}/d2.jpg`], /^error: influence: --out '.*d2\.jpg': expected a file name ending in \.png/],
   ];
   for (const [cli, args, re] of cases) {
     const r = await run(cli, ...args);

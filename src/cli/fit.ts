@@ -1,5 +1,5 @@
 // fit --model weights/glow-fashion.safetensors --out detector.json [--data fashion|mnist|<images>]
-//     [--B 1] [--n 1000] [--batch 64] [--seed 0] [--backend auto|cpu|webgpu]
+//     [--B 1] [--n 1000] [--batch 64] [--seed 0] [--backend auto|cpu|webgpu] [--force]
 // Fits the OOD detector once: gradient features of n in-distribution inputs (groups of B), every
 // density (diagonal Gaussian, full covariance with ridge and with Ledoit-Wolf shrinkage, chi-square),
 // the quantiles of the fit scores and the 95%-TPR threshold, with the model file's SHA-256; writes
@@ -8,45 +8,43 @@
 // from files: a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX *-ubyte file, CIFAR-10
 // binary. --n inputs are drawn from it in a seeded random order (all of them if it has fewer).
 import "./errors.ts";
-import { parseArgs } from "node:util";
+import { BACKEND, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "./args.ts";
+import { DATASETS } from "../data/mnist.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { checkModelFile } from "../models/registry.ts";
 import * as T from "../autograd/index.ts";
 import { subset } from "../data/dataset.ts";
 import { conformShape, loadNamedSet } from "../data/image_files.ts";
-import { readCheckpoint } from "../io/safetensors.ts";
-import { type BackendChoice, selectBackend } from "../kernels/select.ts";
+import { selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
 import { detectorText, fitDetector, modelImageShape, sha256Hex } from "../ood/detector.ts";
 import { setFeatures } from "../ood/pipeline.ts";
 import { progressBar } from "./progress.ts";
-import { atomicWrite, checkBackend, checkOutPath, positiveInt, readableFile } from "./detector_args.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    model: { type: "string" },
-    data: { type: "string" },
-    B: { type: "string", default: "1" },
-    n: { type: "string", default: "1000" },
-    batch: { type: "string", default: "64" },
-    seed: { type: "string", default: "0" },
-    backend: { type: "string", default: "auto" },
-    out: { type: "string" },
-  },
+const a = parseOptions("fit", {
+  model: inFile().required(),
+  data: nameOrPath(DATASETS),
+  B: int({ min: 1, max: 1000 }).default(1),
+  n: int({ min: 2, max: 1_000_000 }).default(1000),
+  batch: int({ min: 1, max: 4096 }).default(64),
+  seed: int({ max: 2 ** 32 - 1 }).default(0),
+  backend: BACKEND,
+  out: outFile().required(),
+  force: flag(),
 });
 
 // Every option checked before any work.
-if (!a.model) throw new Error("fit: --model is required (a weights file, e.g. weights/glow-fashion.safetensors)");
-if (!a.out) throw new Error("fit: --out is required (the detector file to write, *.json)");
-const modelBytes = readableFile(a.model, "--model");
-const B = positiveInt(a.B!, "--B"), n = positiveInt(a.n!, "--n"), batch = positiveInt(a.batch!, "--batch"), seed = positiveInt(a.seed!, "--seed", 0);
-checkOutPath(a.out, "--out", [".json"]);
-const backendChoice = checkBackend(a.backend!);
-const meta = readCheckpoint(a.model).metadata;
+if (!a.out.toLowerCase().endsWith(".json")) throw usageError("fit", "--out", a.out, "expected a file name ending in .json (the detector file)");
+const modelFile = await checkModelFile(a.model);
+const modelBytes = Deno.readFileSync(a.model);
+const { B, n, batch, seed } = a;
+const meta = modelFile.decoded.metadata;
 const dataSpec = a.data ?? meta.data ?? "fashion";
 const source = loadNamedSet(dataSpec, "train");
+workStarts();
 
 const t0 = performance.now();
-const backend = await selectBackend(backendChoice);
+const backend = await selectBackend(a.backend);
 const model = await loadModel(a.model, backend);
 const shape = modelImageShape(model);
 const all = conformShape(source.set, shape, `--data ${dataSpec}`);
@@ -69,7 +67,7 @@ const det = fitDetector({
   model: { path: a.model, sha256: await sha256Hex(modelBytes), kind: meta.kind ?? "unknown", image: shape },
   groupSize: B, names: f.names, logf: f.logf, nll: f.nll, data: dataSpec,
 });
-atomicWrite(a.out, detectorText(det));
+writeFileAtomic(a.out, detectorText(det));
 const lw = det.densities["gradient-fullcov-lw"];
 console.log(`features: ${f.names.length} per group (${det.densities.gradient.kept.length} kept), ${f.logf.length} groups in ${featureSeconds.toFixed(1)} s`);
 console.log(`fit NLL ${det.fit.nllMean.toFixed(3)} ± ${det.fit.nllSd.toFixed(3)} bits/dim; Ledoit-Wolf shrinkage ${lw.shrinkage.value.toFixed(3)}`);

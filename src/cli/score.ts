@@ -1,5 +1,5 @@
 // score --detector detector.json --input <file|folder> [--out scores.csv|scores.json] [--model M]
-//       [--batch 64] [--backend auto|cpu|webgpu] [--quiet] [--saliency overlays.png] [--saliency-k 8]
+//       [--batch 64] [--backend auto|cpu|webgpu] [--quiet] [--saliency overlays.png] [--saliency-k 8] [--force]
 // Scores images against a detector from `npm run fit`: per input (or group of B consecutive inputs),
 // named by its file (or file:index inside an array file), the NLL in bits/dim, the score (higher =
 // more in-distribution), its percentile among the fit data's scores, the verdict at the 95%-TPR
@@ -10,9 +10,11 @@
 // --quiet prints only the summary. --saliency (B = 1): a PNG of the --saliency-k lowest-scoring
 // inputs, each beside an overlay of d score / d pixels (double backprop: which pixels drive the score).
 import "./errors.ts";
-import { parseArgs } from "node:util";
+import { BACKEND, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "./args.ts";
+import { DATASETS } from "../data/mnist.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
 import { conformShape, loadNamedSet } from "../data/image_files.ts";
-import { type BackendChoice, selectBackend } from "../kernels/select.ts";
+import { selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
 import { checkModelHash, DETECTOR_METHODS, type InputScore, modelImageShape, readDetectorText, sha256Hex } from "../ood/detector.ts";
 import { setFeatures } from "../ood/pipeline.ts";
@@ -20,42 +22,43 @@ import * as T from "../autograd/index.ts";
 import { DiagonalGaussian } from "../ood/density.ts";
 import { noiseFor } from "../ood/features.ts";
 import { flaggedSaliency, saliencyPng } from "../ood/saliency.ts";
-import { atomicWrite, checkBackend, checkOutPath, positiveInt, readableFile } from "./detector_args.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    detector: { type: "string" },
-    input: { type: "string" },
-    out: { type: "string" },
-    model: { type: "string" },
-    batch: { type: "string", default: "64" },
-    backend: { type: "string", default: "auto" },
-    quiet: { type: "boolean", default: false },
-    saliency: { type: "string" },
-    "saliency-k": { type: "string", default: "8" },
-  },
+const a = parseOptions("score", {
+  detector: inFile().required(),
+  input: nameOrPath(DATASETS).required(),
+  out: outFile(),
+  model: inFile(),
+  batch: int({ min: 1, max: 4096 }).default(64),
+  backend: BACKEND,
+  quiet: flag(),
+  saliency: outFile(),
+  "saliency-k": int({ min: 1, max: 1000 }).default(8),
+  force: flag(),
 });
 
-if (!a.detector) throw new Error("score: --detector is required (a detector file from npm run fit)");
-if (!a.input) throw new Error("score: --input is required (an image file or a folder of PNGs)");
-const det = readDetectorText(new TextDecoder().decode(readableFile(a.detector, "--detector")), a.detector);
+// Every option and file checked before any work.
+const ext = a.out ? [".csv", ".json"].find((e) => a.out!.toLowerCase().endsWith(e)) : null;
+if (a.out && !ext) throw usageError("score", "--out", a.out, "expected a file name ending in .csv or .json");
+if (a.saliency && !a.saliency.toLowerCase().endsWith(".png")) throw usageError("score", "--saliency", a.saliency, "expected a file name ending in .png");
+const det = readDetectorText(Deno.readTextFileSync(a.detector), a.detector);
 const modelPath = a.model ?? det.file.model.path;
-const modelBytes = readableFile(modelPath, a.model ? "--model" : `model (from ${a.detector})`);
+let modelBytes: Uint8Array;
+try {
+  modelBytes = Deno.readFileSync(modelPath);
+} catch (e) {
+  throw new Error(`${a.detector}: cannot read its model ${modelPath} (${(e as Error).message.split(":")[0]}); pass --model`);
+}
 checkModelHash(det.file, await sha256Hex(modelBytes), modelPath, a.detector);
-const ext = a.out ? checkOutPath(a.out, "--out", [".csv", ".json"]) : null;
-const batch = positiveInt(a.batch!, "--batch");
-if (a.saliency) checkOutPath(a.saliency, "--saliency", [".png"]);
-const salK = positiveInt(a["saliency-k"]!, "--saliency-k");
-if (a.saliency && det.file.groupSize !== 1) throw new Error(`--saliency: needs a detector fitted with B = 1 (this one has B = ${det.file.groupSize})`);
-const backendChoice = checkBackend(a.backend!);
+const batch = a.batch, salK = a["saliency-k"];
+if (a.saliency && det.file.groupSize !== 1) throw usageError("score", "--saliency", a.saliency, `needs a detector fitted with B = 1 (this one has B = ${det.file.groupSize})`);
 const input = loadNamedSet(a.input, "test");
 const set = conformShape(input.set, det.file.model.image, `--input ${a.input}`);
 const B = det.file.groupSize;
 if (set.n < B) throw new Error(`--input ${a.input}: ${set.n} images, fewer than the detector's group size B = ${B}`);
+workStarts();
 
 const t0 = performance.now();
-const model = await loadModel(modelPath, await selectBackend(backendChoice, { quiet: true }));
+const model = await loadModel(modelPath, await selectBackend(a.backend, { quiet: true }));
 const shape = modelImageShape(model);
 if (shape.join() !== det.file.model.image.join()) throw new Error(`${a.detector}: image shape ${det.file.model.image.join("x")} but ${modelPath} takes ${shape.join("x")}`);
 const tf = performance.now();
@@ -81,7 +84,7 @@ console.log(`features ${featureSeconds.toFixed(2)} s (${(set.n - dropped) / feat
 
 if (a.out) {
   if (ext === ".json") {
-    atomicWrite(a.out, JSON.stringify({ detector: a.detector, model: modelPath, groupSize: B, method: det.file.method, threshold95: det.file.threshold95[det.file.method], scores: rows }, null, 1) + "\n");
+    writeFileAtomic(a.out, JSON.stringify({ detector: a.detector, model: modelPath, groupSize: B, method: det.file.method, threshold95: det.file.threshold95[det.file.method], scores: rows }, null, 1) + "\n");
   } else {
     const q = (s: string) => /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
     const lines = [["input", "nll_bpd", "score", "percentile", "verdict", "layer1", "z1", "layer2", "z2", "layer3", "z3", ...DETECTOR_METHODS.map((m) => `score:${m}`)].join(",")];
@@ -89,7 +92,7 @@ if (a.out) {
       const top = [0, 1, 2].flatMap((i) => (r.top[i] ? [r.top[i].name, r.top[i].z.toPrecision(6)] : ["", ""]));
       lines.push([q(r.id), r.nll.toPrecision(8), r.score.toPrecision(10), r.percentile.toFixed(2), r.verdict, ...top, ...DETECTOR_METHODS.map((m) => r.scores[m].toPrecision(10))].join(","));
     }
-    atomicWrite(a.out, lines.join("\n") + "\n");
+    writeFileAtomic(a.out, lines.join("\n") + "\n");
   }
   console.log(`scores: ${a.out}`);
 }
@@ -97,7 +100,7 @@ if (a.saliency) {
   const ts = performance.now();
   const diag = DiagonalGaussian.fromParams(det.file.densities.gradient);
   const shown = await flaggedSaliency(model, diag, set, f.logf, salK, (i) => noiseFor(model, 1, new T.Generator(7000 + i)));
-  atomicWrite(a.saliency, saliencyPng([shown], set.c, set.h, set.w));
+  writeFileAtomic(a.saliency, saliencyPng([shown], set.c, set.h, set.w));
   console.log(`saliency: ${a.saliency} (${shown.map((e) => input.ids[e.index]).join(", ")}; ${((performance.now() - ts) / 1000).toFixed(1)} s)`);
 }
 Deno.exit(0);
