@@ -4,17 +4,20 @@
 // density (diagonal Gaussian, full covariance with ridge and with Ledoit-Wolf shrinkage, chi-square),
 // the quantiles of the fit scores and the 95%-TPR threshold, with the model file's SHA-256; writes
 // the detector JSON (src/ood/detector.ts) for `npm run score`.
-// --data: a packaged set's training split (default: the set the model was trained on), or images
-// from files: a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX *-ubyte file, CIFAR-10
-// binary. --n inputs are drawn from it in a seeded random order (all of them if it has fewer).
+// --data: a packaged set (default: the set the model was trained on), or images from files: a
+// folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX *-ubyte file, CIFAR-10 binary.
+// --split for a packaged set: test (default) fits on the first half of its seeded permutation of
+// the test split, the images `npm run ood` fits on, so its second half stays unseen; train fits on
+// the model's own training images (which the model has seen: their gradients are smaller than a
+// fresh image's). --n inputs are drawn in a seeded random order (all of them if there are fewer).
 import "./errors.ts";
-import { BACKEND, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "./args.ts";
+import { BACKEND, choice, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "./args.ts";
 import { DATASETS } from "../data/mnist.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { checkModelFile } from "../models/registry.ts";
 import * as T from "../autograd/index.ts";
 import { subset } from "../data/dataset.ts";
-import { conformShape, loadNamedSet } from "../data/image_files.ts";
+import { conformShape, isBuiltinSet, loadNamedSet } from "../data/image_files.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
 import { detectorText, fitDetector, modelImageShape, sha256Hex } from "../ood/detector.ts";
@@ -28,6 +31,7 @@ const a = parseOptions("fit", {
   n: int({ min: 2, max: 1_000_000 }).default(1000),
   batch: int({ min: 1, max: 4096 }).default(64),
   seed: int({ max: 2 ** 32 - 1 }).default(0),
+  split: choice(["test", "train"] as const).default("test"),
   backend: BACKEND,
   out: outFile().required(),
   force: flag(),
@@ -40,7 +44,11 @@ const modelBytes = Deno.readFileSync(a.model);
 const { B, n, batch, seed } = a;
 const meta = modelFile.decoded.metadata;
 const dataSpec = a.data ?? meta.data ?? "fashion";
-const source = loadNamedSet(dataSpec, "train");
+const source = loadNamedSet(dataSpec, a.split);
+// The pool to draw from: a packaged test split's first half (as ood), else every image.
+const pool = isBuiltinSet(dataSpec) && a.split === "test"
+  ? new T.Generator(1000 + seed).permutation(source.set.n).subarray(0, Math.floor(source.set.n / 2))
+  : new T.Generator(4000 + seed).permutation(source.set.n);
 workStarts();
 
 const t0 = performance.now();
@@ -48,10 +56,10 @@ const backend = await selectBackend(a.backend);
 const model = await loadModel(a.model, backend);
 const shape = modelImageShape(model);
 const all = conformShape(source.set, shape, `--data ${dataSpec}`);
-const count = Math.min(n, all.n) - (Math.min(n, all.n) % B);
-if (count < 2 * B) throw new Error(`fit: --data ${dataSpec} has ${all.n} images; a fit needs at least 2 groups of --B ${B}`);
-const fitSet = subset(all, new T.Generator(4000 + seed).permutation(all.n).subarray(0, count), dataSpec);
-console.log(`fit: ${a.model} (${meta.kind}, ${shape.join("x")}), ${count} inputs of ${dataSpec} in groups of ${B}, backend ${backend.name}`);
+const count = Math.min(n, pool.length) - (Math.min(n, pool.length) % B);
+if (count < 2 * B) throw new Error(`fit: --data ${dataSpec} has ${pool.length} images to fit on; a fit needs at least 2 groups of --B ${B}`);
+const fitSet = subset(all, pool.subarray(0, count), dataSpec);
+console.log(`fit: ${a.model} (${meta.kind}, ${shape.join("x")}), ${count} inputs of ${dataSpec}${isBuiltinSet(dataSpec) ? ` (${a.split} split${a.split === "test" ? ", first half" : ""})` : ""} in groups of ${B}, backend ${backend.name}`);
 
 const bar = progressBar("features", "{rate} inputs/s");
 bar.start(count, 0, { rate: "-" });
@@ -65,7 +73,7 @@ bar.stop();
 const featureSeconds = (performance.now() - tf) / 1000;
 const det = fitDetector({
   model: { path: a.model, sha256: await sha256Hex(modelBytes), kind: meta.kind ?? "unknown", image: shape },
-  groupSize: B, names: f.names, logf: f.logf, nll: f.nll, data: dataSpec,
+  groupSize: B, names: f.names, logf: f.logf, nll: f.nll, data: isBuiltinSet(dataSpec) ? `${dataSpec}-${a.split}` : dataSpec,
 });
 writeFileAtomic(a.out, detectorText(det));
 const lw = det.densities["gradient-fullcov-lw"];
