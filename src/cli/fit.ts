@@ -6,10 +6,11 @@
 // the detector JSON (src/ood/detector.ts) for `npm run score`.
 // --data: a packaged set (default: the set the model was trained on), or images from files: a
 // folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX *-ubyte file, CIFAR-10 binary.
-// --split for a packaged set: test (default) fits on the first half of its seeded permutation of
-// the test split, the images `npm run ood` fits on, so its second half stays unseen; train fits on
-// the model's own training images (which the model has seen: their gradients are smaller than a
-// fresh image's). --n inputs are drawn in a seeded random order (all of them if there are fewer).
+// --split, for a packaged set: test (default) fits on the first half of its seeded permutation of
+// the test split, the images `npm run ood` fits on, so its second half stays unseen by both the model
+// and the detector; train fits on the model's own training images. --n inputs are drawn in a seeded
+// random order (all of them if there are fewer); with B > 1 the groups are of consecutive drawn
+// inputs, so random groups: score groups drawn the same way (groups of one class score as OOD).
 import "./errors.ts";
 import { BACKEND, choice, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "./args.ts";
 import { DATASETS } from "../data/mnist.ts";
