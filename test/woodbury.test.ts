@@ -65,16 +65,20 @@ S("batched per-group gradients equal the per-group loop (B = 1 and 2)", () => {
 
 S("Woodbury score = explicit P x P inverse, full and per-layer blocks, with the documented lambda (S whole and in row blocks)", async () => {
   for (const blockRows of [undefined, 3]) await woodburyVsExplicit(blockRows);
+  // Fit gradients given in batches of 2 rows, merged up to 3 rows per block: blocks of 2, 2, 3.
+  await woodburyVsExplicit(3, 2);
 });
 
-async function woodburyVsExplicit(blockRows?: number) {
+async function woodburyVsExplicit(blockRows?: number, batchRows?: number) {
   const m = tinyGlow();
   const N = 7;
   const fitG = groupGradients(m, inputs(4, N), 1), testG = groupGradients(m, inputs(5, 4), 1);
   const sizes = fitG.map((t) => t.shape[1]);
   assert.ok(sizes.some((p) => p < N) && sizes.some((p) => p >= N), `want layers on both sides of N: ${sizes}`);
-  const fim = await WoodburyFim.fit(copies(fitG), { blockRows });
-  assert.is(fim.s.length, blockRows ? 3 : 1);
+  // As batches of batchRows rows (as setGradients gives them), or all N rows at once.
+  const asBatches = (ls: T.Tensor[]) => batchRows ? Array.from({ length: Math.ceil(N / batchRows) }, (_, i) => ls.map((t) => T.slice(t, [i * batchRows, 0], [Math.min(N, (i + 1) * batchRows), t.shape[1]]))) : ls;
+  const fim = await WoodburyFim.fit(asBatches(copies(fitG)), { blockRows });
+  assert.equal(fim.s.map((b) => b.shape[0]), blockRows ? (batchRows ? [2, 2, 3] : [3, 3, 1]) : [7]);
   const S = rows(fitG), Tt = rows(testG);
   // lambda = mean of the empirical FIM's diagonal.
   let tr = 0;
@@ -103,7 +107,7 @@ async function woodburyVsExplicit(blockRows?: number) {
   });
   for (let g = 0; g < 4; g++) assert.ok(rel(sc.block[g], block[g]) < 1e-9);
   // A larger lambda shrinks every score (F grows).
-  const big = await WoodburyFim.fit(copies(fitG), { lambdaScale: 10, blockRows });
+  const big = await WoodburyFim.fit(asBatches(copies(fitG)), { lambdaScale: 10, blockRows });
   const sb = await big.score(testG);
   for (let g = 0; g < 4; g++) assert.ok(sb.full[g] < sc.full[g]);
   assert.is(fim.floats, S.P * N + N * N + sizes.reduce((s, p) => s + (p >= N ? N * p : p * p), 0));

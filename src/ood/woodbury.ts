@@ -148,15 +148,29 @@ export class WoodburyFim {
     const batches0 = (Array.isArray(gradients[0]) ? gradients : [gradients]) as T.Tensor[][];
     const sizes = batches0[0].map((t) => t.shape[1]);
     const P = sizes.reduce((a, b) => a + b, 0), rowsPer = Math.max(1, Math.min(o.blockRows ?? Infinity, Math.floor(BLOCK_FLOATS / P)));
-    // Split batches into row blocks of at most rowsPer rows.
-    const batches: T.Tensor[][] = [];
+    // Row blocks of at most rowsPer rows: large batches split, consecutive small ones merged (fewer,
+    // larger products: a block is one matmul operand, so their count sets the dispatches per score).
+    const pieces: T.Tensor[][] = [];
     for (const b of batches0) {
       const r = b[0].shape[0];
-      if (r <= rowsPer) batches.push(b);
+      if (r <= rowsPer) pieces.push(b);
       else {
-        for (let i = 0; i < r; i += rowsPer) batches.push(b.map((t) => T.keep(T.tidy(() => T.slice(t, [i, 0], [Math.min(r, i + rowsPer), t.shape[1]])))));
+        for (let i = 0; i < r; i += rowsPer) pieces.push(b.map((t) => T.keep(T.tidy(() => T.slice(t, [i, 0], [Math.min(r, i + rowsPer), t.shape[1]])))));
         b.forEach((t) => t.dispose());
       }
+    }
+    const batches: T.Tensor[][] = [];
+    for (let i = 0; i < pieces.length;) {
+      let j = i, rowsIn = 0;
+      while (j < pieces.length && rowsIn + pieces[j][0].shape[0] <= rowsPer) rowsIn += pieces[j++][0].shape[0];
+      if (j === i) j = i + 1;
+      const group = pieces.slice(i, j);
+      if (group.length === 1) batches.push(group[0]);
+      else {
+        batches.push(sizes.map((_, l) => T.keep(T.tidy(() => T.concat(group.map((g) => g[l]), 0)))));
+        group.flat().forEach((t) => t.dispose());
+      }
+      i = j;
     }
     const rows = batches.map((b) => b[0].shape[0]), starts = rows.map((_, i) => rows.slice(0, i).reduce((a, v) => a + v, 0));
     const n = rows.reduce((a, v) => a + v, 0), backend = batches[0][0].backend, dtype = batches[0][0].dtype;
