@@ -3,7 +3,7 @@
 //     detector) against the batched features alone on the same images;
 //  2. the full-FIM (Woodbury) score of a batch against the batched features of that batch: the
 //     per-group gradient pass, S g and the N x N solve, with N fit gradients.
-//   deno run -A bench/detector.ts [--model weights/glow-fashion.safetensors] [--images 1000] [--N 1000] [--rounds 3]
+//   deno run -A bench/detector.ts [--model weights/glow-fashion.safetensors] [--images 1000] [--N 1000] [--rounds 3] [--only score|fim]
 import { parseArgs } from "node:util";
 import * as T from "../src/autograd/index.ts";
 import { type ImageSet, range, subset } from "../src/data/dataset.ts";
@@ -23,7 +23,7 @@ const { values: a } = parseArgs({
   options: {
     model: { type: "string", default: "weights/glow-fashion.safetensors" }, images: { type: "string", default: "1000" },
     N: { type: "string", default: "1000" }, rounds: { type: "string", default: "3" }, batch: { type: "string", default: "64" },
-    backend: { type: "string", default: "auto" },
+    backend: { type: "string", default: "auto" }, only: { type: "string" },
   },
 });
 const backend = await selectBackend(a.backend as BackendChoice);
@@ -37,10 +37,11 @@ const time = async (f: () => Promise<unknown>) => { const t = performance.now();
 const train = loadDataset("fashion", "train"), test = loadDataset("fashion", "test");
 const fitF = await setFeatures(model, take(train, 200), { groupSize: 1, batch });
 const det = new Detector(fitDetector({ model: { path: a.model!, sha256: "0".repeat(64), kind: model.kind, image: modelImageShape(model) }, groupSize: 1, names: fitF.names, logf: fitF.logf, nll: fitF.nll, data: "fashion" }));
-const dir = Deno.makeTempDirSync();
-writePngFolder(dir, take(test, nImages));
 
 // 1. score a folder vs the batched features alone.
+if (a.only !== "fim") {
+const dir = Deno.makeTempDirSync();
+writePngFolder(dir, take(test, nImages));
 const samples = { score: [] as number[], decode: [] as number[], features: [] as number[] };
 const setOnce = loadImageFiles(dir).set;
 for (let r = 0; r < rounds; r++) {
@@ -62,8 +63,10 @@ for (let r = 0; r < rounds; r++) {
 const [ms, md, mf] = [median(samples.score), median(samples.decode), median(samples.features)];
 console.log(`score a folder of ${nImages} PNGs: ${ms.toFixed(0)} ms (${(nImages / ms * 1000).toFixed(0)} inputs/s; PNG decode ${md.toFixed(0)} ms); batched features alone ${mf.toFixed(0)} ms (${(nImages / mf * 1000).toFixed(0)} inputs/s); ratio ${(ms / mf).toFixed(2)}`);
 Deno.removeSync(dir, { recursive: true });
+}
 
 // 2. the Woodbury score with N fit gradients vs the features of one batch.
+if (a.only === "score") Deno.exit(0);
 const tg = performance.now();
 const fitG = await setGradients(model, take(train, N), { groupSize: 1, batch });
 const gradSeconds = (performance.now() - tg) / 1000;
