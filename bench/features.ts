@@ -1,6 +1,8 @@
 // Per-example layer-wise gradient norms for a batch of 64 on the shipped models: the batched pass
-// (per-group parameter copies, one forward + one backward) against the per-input loop, same run.
-//   deno run -A bench/features.ts [--models weights/vae-fashion.safetensors,weights/glow-fashion.safetensors] [--n 64] [--rounds 3] [--profile]
+// (per-group parameter copies, one forward + one backward) against the per-input loop, same run;
+// with several backends (--backend wasm,webgpu) all of them interleaved in the same rounds.
+//   deno run -A bench/features.ts [--models weights/vae-fashion.safetensors,weights/glow-fashion.safetensors] [--n 64] [--rounds 3]
+//        [--backend auto|cpu|webgpu|wasm[,...]] [--no-loop] [--profile]
 // --profile: also time every kernel of one batched pass on the device (timestamp queries) and
 // print where the device time goes.
 import { parseArgs } from "node:util";
@@ -12,6 +14,7 @@ import { loadModel } from "../src/models/registry.ts";
 import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
 import * as T from "../src/autograd/index.ts";
 import { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
+import type { Backend } from "../src/kernels/backend.ts";
 
 /** Device time per kernel of one run of f (one compute pass per dispatch while profiling). */
 async function profile(be: WebGPUBackend, f: () => Promise<unknown>) {
@@ -30,31 +33,39 @@ const { values: a } = parseArgs({
   options: {
     models: { type: "string", default: "weights/vae-fashion.safetensors,weights/glow-fashion.safetensors" },
     n: { type: "string", default: "64" }, rounds: { type: "string", default: "3" }, backend: { type: "string", default: "auto" },
-    profile: { type: "boolean", default: false },
+    profile: { type: "boolean", default: false }, "no-loop": { type: "boolean", default: false },
   },
 });
-const backend = await selectBackend(a.backend as BackendChoice);
+const backends: Backend[] = [];
+for (const c of a.backend!.split(",")) backends.push(await selectBackend(c as BackendChoice, { makeDefault: false }));
 const n = Number(a.n), rounds = Number(a.rounds);
 const data = loadDataset("fashion", "test");
-console.log(`backend ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}; ${n} inputs, B=1; medians of ${rounds} interleaved rounds with full readback`);
+const desc = (b: Backend) => `${b.name}${"description" in b ? ` (${(b as { description: string }).description})` : ""}`;
+console.log(`backends ${backends.map(desc).join(", ")}; ${n} inputs, B=1; medians of ${rounds} interleaved rounds with full readback`);
 for (const path of a.models!.split(",")) {
-  const model = await loadModel(path, backend);
-  const x = model.input(data, range(0, n));
-  const noise = noiseFor(model, n, new T.Generator(1));
-  const batched = () => featuresBatched(model, x, 1, noise), loop = () => featuresLoop(model, x, 1, noise);
-  await batched();
-  await loop();
-  const samples: [number[], number[]] = [[], []];
+  const tasks: [string, () => Promise<unknown>][] = [];
+  const cleanup: (() => void)[] = [];
+  for (const backend of backends) {
+    const model = await loadModel(path, backend);
+    const x = model.input(data, range(0, n));
+    const noise = noiseFor(model, n, new T.Generator(1));
+    tasks.push([`${backend.name} batched`, () => featuresBatched(model, x, 1, noise)]);
+    if (!a["no-loop"]) tasks.push([`${backend.name} loop`, () => featuresLoop(model, x, 1, noise)]);
+    cleanup.push(() => { x.dispose(); noise?.dispose(); });
+  }
+  for (const [, f] of tasks) await f();
+  const samples: number[][] = tasks.map(() => []);
   for (let r = 0; r < rounds; r++) {
     const bench = new Bench({ iterations: 1, time: 0, warmupIterations: 0, warmupTime: 0 });
-    bench.add("batched", batched).add("loop", loop);
+    for (const [name, f] of tasks) bench.add(name, f);
     await bench.run();
     bench.tasks.forEach((t, i) => samples[i].push((t.result as { latency: { p50: number } }).latency.p50));
   }
-  const [mb, ml] = samples.map((s) => s.sort((p, q) => p - q)[Math.floor(s.length / 2)]);
-  console.log(`${path}: batched ${mb.toFixed(0)} ms, per-input loop ${ml.toFixed(0)} ms, speed-up ${(ml / mb).toFixed(2)}x`);
-  if (a.profile && backend instanceof WebGPUBackend) await profile(backend, batched);
-  x.dispose();
-  noise?.dispose();
+  const med = samples.map((s) => s.sort((p, q) => p - q)[Math.floor(s.length / 2)]);
+  const cells = tasks.map(([name], i) => `${name} ${med[i].toFixed(0)} ms [${samples[i][0].toFixed(0)}-${samples[i][samples[i].length - 1].toFixed(0)}]`);
+  const ups = a["no-loop"] ? [] : backends.map((b, i) => `${b.name} speed-up ${(med[2 * i + 1] / med[2 * i]).toFixed(2)}x`);
+  console.log(`${path}: ${[...cells, ...ups].join(", ")}`);
+  for (const b of backends) if (a.profile && b instanceof WebGPUBackend) await profile(b, tasks[backends.indexOf(b) * (a["no-loop"] ? 1 : 2)][1]);
+  cleanup.forEach((f) => f());
 }
 Deno.exit(0);

@@ -1,84 +1,142 @@
-// Kernel and training-step benchmarks (tinybench): our CPU and WebGPU backends and TensorFlow.js's
-// WebGPU backend on the same adapter in the same run. Prints median time, GFLOP/s, ours/theirs.
-//   npx deno run -A bench/run.ts [--only=matmul,conv,MLP] [--no-cpu] [--no-tf] [--iterations=N]
-//                                [--matmul=block8x8] [--conv=block4] [--json=file]
+// Kernel and training-step benchmarks (tinybench), every engine interleaved in one run: ours
+// (`fimscope wasm`, `fimscope webgpu`, optionally `fimscope cpu`) and the peers (`jax-js wasm`,
+// `jax-js webgpu`, `tfjs webgpu`; bench-only devDependencies) on the same machine and adapter.
+// Prints median ms per engine (and GFLOP/s), the spread (min-max over rounds) and our best engine
+// against each peer.
+//   npx deno run -A bench/run.ts [--only=matmul,conv,MLP] [--engines=fimscope wasm,jax-js wasm,...]
+//        [--cpu] [--iterations=N] [--matmul=block8x8] [--conv=block4] [--json=file]
+// --json writes { "rows": [{ "workload", "engines": { "<engine>": <median ms> }, "spread": {...} }] }.
 import { Bench } from "tinybench";
 import { parseArgs } from "node:util";
 import { cpu } from "../src/autograd/index.ts";
 import { writeFileAtomic } from "../src/io/atomic.ts";
 import { createWebGPUBackend, type WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
+import { createWasmBackend, type WasmBackend } from "../src/kernels/wasm/backend.ts";
 import type { Backend } from "../src/kernels/backend.ts";
-import { workloads } from "./workloads.ts";
+import { type Workload, workloads } from "./workloads.ts";
 import type { MatmulVariant } from "../shaders/matmul.wgsl.ts";
 import type { ConvVariant } from "../shaders/conv2d.wgsl.ts";
+
+const ALL = ["fimscope wasm", "fimscope webgpu", "fimscope cpu", "jax-js wasm", "jax-js webgpu", "tfjs webgpu"] as const;
+type Engine = typeof ALL[number];
 
 const { values: args } = parseArgs({
   args: Deno.args,
   options: {
-    only: { type: "string" }, "no-cpu": { type: "boolean" }, "no-tf": { type: "boolean" },
+    only: { type: "string" }, engines: { type: "string" }, cpu: { type: "boolean" },
     iterations: { type: "string", default: "7" }, matmul: { type: "string" }, conv: { type: "string" }, json: { type: "string" },
+    // kept for old command lines: the cpu engine is now opt-in, TF.js can be left out
+    "no-cpu": { type: "boolean" }, "no-tf": { type: "boolean" },
   },
 });
 const iterations = Number(args.iterations);
+if (!Number.isInteger(iterations) || iterations < 1) {
+  console.error(`error: --iterations: '${args.iterations}' is not a positive integer`);
+  Deno.exit(1);
+}
+let wanted: Engine[] = ALL.filter((e) => e !== "fimscope cpu" || args.cpu).filter((e) => !(args["no-tf"] && e.startsWith("tfjs")));
+if (args.engines) {
+  const list = args.engines.split(",").map((s) => s.trim());
+  const bad = list.find((e) => !(ALL as readonly string[]).includes(e));
+  if (bad) {
+    console.error(`error: --engines: '${bad}' is not an engine; use some of ${ALL.join(", ")}`);
+    Deno.exit(1);
+  }
+  wanted = list as Engine[];
+}
 const only = args.only?.split(",");
 const list = workloads().filter((w) => !only || only.some((o) => w.name.includes(o)));
 
-let gpu: WebGPUBackend | null = null;
-try {
-  gpu = await createWebGPUBackend();
-  if (args.matmul) gpu.variants.matmul = args.matmul as MatmulVariant;
-  if (args.conv) gpu.variants.conv = args.conv as ConvVariant;
-} catch (e) {
-  console.error(`notice: no WebGPU (${(e as Error).message}); benchmarking the cpu backend only`);
+type Handle = { run: () => Promise<unknown>; dispose: () => void };
+const makers: Partial<Record<Engine, (w: Workload) => (() => Handle) | null>> = {};
+const notes: string[] = [];
+
+if (wanted.includes("fimscope wasm")) {
+  const wb: WasmBackend = await createWasmBackend();
+  makers["fimscope wasm"] = (w) => () => w.ours(wb);
+  notes.push(`fimscope wasm: ${wb.description}`);
 }
-// deno-lint-ignore no-explicit-any
-let tf: any = null;
-if (gpu && !args["no-tf"]) {
+let gpu: WebGPUBackend | null = null;
+if (wanted.some((e) => e.includes("webgpu"))) {
+  try {
+    gpu = await createWebGPUBackend();
+    if (args.matmul) gpu.variants.matmul = args.matmul as MatmulVariant;
+    if (args.conv) gpu.variants.conv = args.conv as ConvVariant;
+    notes.push(`webgpu adapter: ${gpu.description}; our kernel variants ${JSON.stringify(gpu.variants)}`);
+  } catch (e) {
+    notes.push(`no WebGPU (${(e as Error).message.split("\n")[0]}): WebGPU engines left out`);
+  }
+}
+if (gpu && wanted.includes("fimscope webgpu")) makers["fimscope webgpu"] = (w) => () => w.ours(gpu!);
+if (wanted.includes("fimscope cpu")) makers["fimscope cpu"] = (w) => () => w.ours(cpu as Backend);
+if (wanted.includes("jax-js wasm") || (gpu && wanted.includes("jax-js webgpu"))) {
+  const jax = await import("@jax-js/jax");
+  const devs: string[] = await jax.init(...(gpu && wanted.includes("jax-js webgpu") ? ["wasm", "webgpu"] : ["wasm"]) as ("wasm" | "webgpu")[]);
+  for (const d of ["wasm", "webgpu"] as const) {
+    const e = `jax-js ${d}` as Engine;
+    if (wanted.includes(e) && devs.includes(d)) makers[e] = (w) => (w.jax ? () => w.jax!(jax, d) : null);
+  }
+  notes.push(`jax-js devices: ${devs.join(", ")}`);
+}
+if (gpu && wanted.includes("tfjs webgpu")) {
   // The umbrella package registers the gradients that tfjs-core alone lacks.
-  tf = await import("@tensorflow/tfjs");
+  const tf = await import("@tensorflow/tfjs");
   await import("@tensorflow/tfjs-backend-webgpu");
   await tf.setBackend("webgpu");
   await tf.ready();
+  makers["tfjs webgpu"] = (w) => (w.tf ? () => w.tf!(tf) : null);
 }
-console.log(`adapter: ${gpu?.description ?? "none"}; ${iterations} interleaved rounds (+1 warm-up); medians of full-readback runs`);
-if (gpu) console.log(`kernel variants: ${JSON.stringify(gpu.variants)}`);
-
-type Handle = { run: () => Promise<unknown>; dispose: () => void };
+const engines = wanted.filter((e) => makers[e]);
+console.log(notes.join("\n"));
+console.log(`${iterations} interleaved rounds (+1 warm-up) of ${engines.join(", ")}; medians of full-readback runs`);
 
 /**
  * Medians of interleaved rounds: each round is one tinybench run of every engine's task once, so
  * a slow patch of this shared machine hits every engine alike and the ratio stays fair.
  */
-async function interleaved(engines: [string, () => Handle][], rounds: number): Promise<number[]> {
-  const hs = engines.map(([, make]) => make());
+async function interleaved(es: [string, () => Handle][], rounds: number): Promise<{ median: number; min: number; max: number }[]> {
+  const hs = es.map(([, make]) => make());
   for (const h of hs) await h.run(); // warm-up: pipelines compiled, pools filled
   const samples: number[][] = hs.map(() => []);
   for (let r = 0; r < rounds; r++) {
     const bench = new Bench({ iterations: 1, time: 0, warmupIterations: 0, warmupTime: 0 });
-    hs.forEach((h, i) => bench.add(engines[i][0], h.run));
+    hs.forEach((h, i) => bench.add(es[i][0], h.run));
     await bench.run();
     bench.tasks.forEach((t, i) => {
       const res = t.result as { latency?: { p50: number }; error?: unknown };
-      if (!res.latency) throw new Error(`${engines[i][0]}: ${String(res.error)}`);
+      if (!res.latency) throw new Error(`${es[i][0]}: ${String(res.error)}`);
       samples[i].push(res.latency.p50);
     });
   }
   hs.forEach((h) => h.dispose());
-  return samples.map((s) => s.sort((a, b) => a - b)[Math.floor(s.length / 2)]);
+  return samples.map((s) => {
+    s.sort((a, b) => a - b);
+    return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
+  });
 }
 
-const rows: Record<string, string | number>[] = [];
-const fmt = (ms: number, flops: number) => `${ms.toFixed(1).padStart(8)} ms ${(flops / ms / 1e6).toFixed(2).padStart(6)} GF/s`;
-console.log(`\n${"workload".padEnd(36)} | ${"cpu".padEnd(23)} | ${"webgpu (ours)".padEnd(23)} | ${"tfjs-webgpu".padEnd(23)} | ours/tfjs speed`);
+const rows: { workload: string; gflop: number; engines: Record<string, number>; spread: Record<string, [number, number]> }[] = [];
+const ours = (e: string) => e.startsWith("fimscope");
 for (const w of list) {
-  const cpuMs = args["no-cpu"] ? NaN : (await interleaved([["cpu", () => w.ours(cpu as Backend)]], Math.min(iterations, 3)))[0];
-  const engines: [string, () => Handle][] = [];
-  if (gpu) engines.push(["webgpu", () => w.ours(gpu!)]);
-  if (tf && w.tf) engines.push(["tfjs", () => w.tf!(tf)]);
-  const [gpuMs, tfMs] = engines.length ? await interleaved(engines, iterations) : [NaN, NaN];
-  const cell = (ms: number | undefined) => (ms === undefined || Number.isNaN(ms) ? "-".padEnd(23) : fmt(ms, w.flops));
-  console.log(`${w.name.padEnd(36)} | ${cell(cpuMs)} | ${cell(gpuMs)} | ${cell(tfMs)} | ${tfMs === undefined || Number.isNaN(tfMs) ? "-" : (tfMs / gpuMs).toFixed(2) + "x"}`);
-  rows.push({ workload: w.name, gflop: w.flops / 1e9, cpu_ms: cpuMs, webgpu_ms: gpuMs ?? NaN, tfjs_webgpu_ms: tfMs ?? NaN });
+  const es: [string, () => Handle][] = [];
+  for (const e of engines) {
+    const m = makers[e]!(w);
+    if (m) es.push([e, m]);
+  }
+  const res = await interleaved(es, iterations);
+  const row = { workload: w.name, gflop: w.flops / 1e9, engines: {} as Record<string, number>, spread: {} as Record<string, [number, number]> };
+  es.forEach(([e], i) => {
+    row.engines[e] = +res[i].median.toFixed(2);
+    row.spread[e] = [+res[i].min.toFixed(2), +res[i].max.toFixed(2)];
+  });
+  rows.push(row);
+  const best = es.filter(([e]) => ours(e)).map(([e]) => [e, row.engines[e]] as const).sort((a, b) => a[1] - b[1])[0];
+  console.log(`\n${w.name} (${(w.flops / 1e9).toFixed(3)} GFLOP)`);
+  for (const [e] of es) {
+    const ms = row.engines[e], [lo, hi] = row.spread[e];
+    const vs = best && !ours(e) ? `  ${best[0]} is ${(ms / best[1]).toFixed(2)}x as fast` : "";
+    console.log(`  ${e.padEnd(16)} ${ms.toFixed(1).padStart(9)} ms ${(w.flops / ms / 1e6).toFixed(2).padStart(7)} GF/s  [${lo.toFixed(1)}-${hi.toFixed(1)}]${vs}`);
+  }
 }
-if (args.json) writeFileAtomic(args.json, JSON.stringify({ adapter: gpu?.description, variants: gpu?.variants, rows }, null, 2));
+if (args.json) writeFileAtomic(args.json, JSON.stringify({ notes, iterations, rows }, null, 2));
 Deno.exit(0);

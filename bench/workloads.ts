@@ -1,5 +1,6 @@
-// The benchmark workloads, written once for our engine (any backend) and once for TensorFlow.js.
-// Every run ends with a full readback of its result so queued GPU work is counted.
+// The benchmark workloads, written once for our engine (any backend), once for TensorFlow.js and
+// once for jax-js (on the device it is given). Every run ends with a full readback of its result
+// so queued work is counted.
 import * as T from "../src/autograd/index.ts";
 import type { Backend } from "../src/kernels/backend.ts";
 
@@ -10,6 +11,19 @@ export interface Workload {
   ours(b: Backend): { run: () => Promise<unknown>; dispose: () => void };
   // deno-lint-ignore no-explicit-any
   tf?(tf: any): { run: () => Promise<unknown>; dispose: () => void };
+  // deno-lint-ignore no-explicit-any
+  jax?(jax: any, device: string): { run: () => Promise<unknown>; dispose: () => void };
+}
+
+/** Uniform [-0.5, 0.5) values from a fixed LCG, so every engine gets the same inputs. */
+function values(n: number, seed: number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32 - 0.5) * scale;
+  }
+  return out;
 }
 
 const MLP = [784, 512, 512, 784], BATCH = 128;
@@ -36,6 +50,11 @@ export function workloads(): Workload[] {
         const a = tf.randomNormal([n, n]), c = tf.randomNormal([n, n]);
         return { run: async () => { const y = tf.matMul(a, c); await y.data(); y.dispose(); }, dispose: () => tf.dispose([a, c]) };
       },
+      jax(jax, device) {
+        const np = jax.numpy;
+        const a = np.array(values(n * n, 1), { shape: [n, n], device }), c = np.array(values(n * n, 2), { shape: [n, n], device });
+        return { run: async () => { await np.matmul(a.ref, c.ref).data(); }, dispose: () => { a.dispose(); c.dispose(); } };
+      },
     });
   }
   // conv2d 3x3, padding 1, on [64, 32, 28, 28] with 32 output channels.
@@ -61,6 +80,23 @@ export function workloads(): Workload[] {
         : kind === "input-grad" ? () => tf.engine().runKernel("Conv2DBackpropInput", { dy, filter: w }, { ...attrs, inputShape: [N, H, W, C] })
         : () => tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, { ...attrs, filterShape: [3, 3, C, C] });
       return { run: async () => { const y = f(); await y.data(); y.dispose(); }, dispose: () => tf.dispose([x, w, dy]) };
+    },
+    jax(jax, device) {
+      // NCHW / OIHW like ours. The gradients are the vjp functions of the forward, made once, so a
+      // run is the backward kernel alone (jit made jax-js's convolutions slower here: not used).
+      const { numpy: np, lax } = jax;
+      const x = np.array(values(N * C * H * W, 3), { shape: [N, C, H, W], device });
+      const w = np.array(values(C * C * 9, 4, 0.2), { shape: [C, C, 3, 3], device });
+      const gy = np.array(values(N * C * H * W, 5), { shape: [N, C, H, W], device });
+      const conv = (a: unknown, b: unknown) => lax.conv(a, b, [1, 1], [[1, 1], [1, 1]]);
+      if (kind === "forward") return { run: async () => { await conv(x.ref, w.ref).data(); }, dispose: () => [x, w, gy].forEach((t) => t.dispose()) };
+      // deno-lint-ignore no-explicit-any
+      const [y, back] = kind === "input-grad" ? jax.vjp((xx: any) => conv(xx, w.ref), [x.ref]) : jax.vjp((ww: any) => conv(x.ref, ww), [w.ref]);
+      y.dispose();
+      return {
+        run: async () => { const [g] = back(gy.ref); await g.data(); },
+        dispose: () => { back.dispose(); [x, w, gy].forEach((t) => t.dispose()); },
+      };
     },
   });
   list.push(convCase("forward"), convCase("input-grad"), convCase("weight-grad"));
@@ -115,6 +151,41 @@ export function workloads(): Workload[] {
           l.dispose();
         },
         dispose: () => { tf.dispose([x, ...ps]); opt.dispose(); },
+      };
+    },
+    jax(jax, device) {
+      // One jitted step: loss and gradients (valueAndGrad), SGD update; the new parameters replace the old.
+      const np = jax.numpy;
+      let ps: unknown[] = [];
+      for (let i = 0; i < 3; i++) {
+        ps.push(np.array(values(MLP[i] * MLP[i + 1], 10 + i, Math.sqrt(24 / MLP[i])), { shape: [MLP[i], MLP[i + 1]], device }));
+        ps.push(np.zeros([MLP[i + 1]], { device }));
+      }
+      const x = np.array(values(BATCH * MLP[0], 9).map((v) => v + 0.5), { shape: [BATCH, MLP[0]], device });
+      // deno-lint-ignore no-explicit-any
+      const loss = (p: any[], xx: any) => {
+        let h = xx.ref;
+        for (let i = 0; i < 3; i++) {
+          h = np.add(np.matmul(h, p[2 * i]), p[2 * i + 1]);
+          if (i < 2) h = jax.nn.relu(h);
+        }
+        return np.mean(np.square(np.subtract(h, xx)));
+      };
+      // deno-lint-ignore no-explicit-any
+      const step = jax.jit((p: any[], xx: any) => {
+        const [l, gs] = jax.valueAndGrad(loss)(p.map((t) => t.ref), xx);
+        // deno-lint-ignore no-explicit-any
+        return [l, p.map((t, i) => np.subtract(t, np.multiply(gs[i], 0.01)))] as any;
+      });
+      return {
+        run: async () => {
+          const [l, next] = step(ps, x.ref);
+          ps = next;
+          // deno-lint-ignore no-explicit-any
+          await Promise.all([l.data(), (ps[4] as any).ref.data()]);
+        },
+        // deno-lint-ignore no-explicit-any
+        dispose: () => { ps.forEach((t: any) => t.dispose()); x.dispose(); step.dispose(); },
       };
     },
   });

@@ -1,6 +1,7 @@
 // The strided copy behind permute, slice, pad, flip and broadcast. Each (coalesced) output dim has
 // a size and either an element stride into the input, or, where it can run outside the input
 // (padding), a checked walk: coordinate start + i*step, bounds-tested, times the input stride.
+import { wgsl } from "wgsl-preprocessor";
 import { entry, Layout, MAX_RANK, PARAMS } from "./preamble.ts";
 
 /**
@@ -22,25 +23,35 @@ export const PLACE = new Layout({ n: 1, blk: 1, total: 1, off: 1 });
  * loop over a runtime rank on lavapipe (see the broadcast kernels in elementwise.wgsl.ts).
  */
 export function stridedShader(checked: readonly boolean[]): string {
+  const L = STRIDED;
+  // One step per dim, innermost first: its index i_k (the last dim takes what is left), then its
+  // offset, bounds-checked where the walk can leave the input.
   const steps = [...checked.keys()].reverse().map((k) => {
-    const last = k === 0;
-    const i = last ? "rem" : `i${k}`;
-    const L = STRIDED;
-    const head = last ? "" : `  let q${k} = rem / ${L.u("size", k)};\n  let i${k} = rem - q${k} * ${L.u("size", k)};\n  rem = q${k};\n`;
-    const body = checked[k]
-      ? `  let c${k} = ${L.i("start", k)} + i32(${i}) * ${L.i("step", k)};\n  inside = inside && c${k} >= 0 && c${k} < i32(${L.u("extent", k)});\n  off += c${k} * i32(${L.u("inStride", k)});\n`
-      : `  off += i32(${i}) * ${L.i("estride", k)};\n`;
-    return head + body;
+    const i = k === 0 ? "rem" : `i${k}`;
+    return wgsl`
+#if ${k > 0}
+  let q${k} = rem / ${L.u("size", k)};
+  let i${k} = rem - q${k} * ${L.u("size", k)};
+  rem = q${k};
+#endif
+#if ${checked[k]}
+  let c${k} = ${L.i("start", k)} + i32(${i}) * ${L.i("step", k)};
+  inside = inside && c${k} >= 0 && c${k} < i32(${L.u("extent", k)});
+  off += c${k} * i32(${L.u("inStride", k)});
+#else
+  off += i32(${i}) * ${L.i("estride", k)};
+#endif`;
   });
   return `${PARAMS}
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 ${entry()}
-  if (idx >= ${STRIDED.u("n")}) { return; }
+  if (idx >= ${L.u("n")}) { return; }
   var rem = idx;
-  var off = ${STRIDED.i("base")};
+  var off = ${L.i("base")};
   var inside = true;
-${steps.join("")}  Y[idx] = select(${STRIDED.f("padValue")}, X[u32(max(off, 0))], inside);
+${steps.join("")}
+  Y[idx] = select(${L.f("padValue")}, X[u32(max(off, 0))], inside);
 }`;
 }
 

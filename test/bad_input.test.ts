@@ -38,6 +38,14 @@ function listTree(dir: string, pre = ""): string[] {
 const guarded = [...listTree(W).filter((f) => !f.endsWith("/") && !f.startsWith("runs/")).map((f) => `${W}/${f}`), `${ROOT}/README.md`, `${ROOT}/package.json`];
 const before = new Map(guarded.map((f) => [f, sha(f)]));
 
+function gitTracked(f: string): boolean {
+  try {
+    return new Deno.Command("git", { args: ["-C", ROOT, "ls-files", "--error-unmatch", f], stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
 // ---- crafted files -------------------------------------------------------------------------
 
 /** A safetensors file from a header object (or any JSON value) and a data section. */
@@ -81,12 +89,16 @@ Deno.writeFileSync(NO_MOMENTS, encodeSafetensors([...readCheckpoint(VAE_CKPT).te
 const shippedCkpt = readCheckpoint(VAE_CKPT);
 const BATCH0_CKPT = `${tmp}/batch0.ckpt.safetensors`;
 Deno.writeFileSync(BATCH0_CKPT, encodeSafetensors([...shippedCkpt.tensors.values()], { ...shippedCkpt.metadata, batch: "0" }));
+const ELAPSED_CKPT = `${tmp}/elapsed.ckpt.safetensors`;
+Deno.writeFileSync(ELAPSED_CKPT, encodeSafetensors([...shippedCkpt.tensors.values()], { ...shippedCkpt.metadata, elapsed_s: "soon" }));
 const NULL_HEADER = `${tmp}/null-header.safetensors`;
 Deno.writeFileSync(NULL_HEADER, rawSafetensors(null, new Uint8Array(0)));
 const NOT_ST = `${tmp}/not-safetensors.safetensors`;
 Deno.writeTextFileSync(NOT_ST, "hello, this is not a checkpoint at all");
 const USER_FILE = `${tmp}/user-notes.txt`;
 Deno.writeTextFileSync(USER_FILE, "keep me");
+const LINK = `${tmp}/link.png`;
+Deno.symlinkSync(USER_FILE, LINK);
 const CKPT_COPY = `${tmp}/copy.ckpt.safetensors`;
 Deno.copyFileSync(VAE_CKPT, CKPT_COPY);
 const A_DIR = `${tmp}/a-folder`;
@@ -106,7 +118,7 @@ interface Case {
 const cases: Case[] = [
   // unknown options, positional arguments, repeated or valueless options: every command
   ...["demo", "train", "ood", "nll", "samples", "export", "fim"].map((cmd) => ({ cmd, args: ["--bogus", "1"], error: new RegExp(`^error: ${cmd}: unknown option '--bogus' \\(allowed: .*--backend`) })),
-  { cmd: "demo", args: ["--backend=gpu"], error: /^error: demo: --backend 'gpu': not one of auto, cpu, webgpu$/ },
+  { cmd: "demo", args: ["--backend=gpu"], error: /^error: demo: --backend 'gpu': not one of auto, cpu, webgpu, wasm$/ },
   { cmd: "nll", args: ["--model", VAE, "stray"], error: /^error: nll: unexpected argument 'stray'/ },
   { cmd: "train", args: ["--steps", "5", "--steps", "6"], error: /^error: train: --steps given twice/ },
   { cmd: "train", args: ["--steps"], error: /^error: train: --steps needs a value$/ },
@@ -161,7 +173,7 @@ const cases: Case[] = [
   { cmd: "train", args: ["--batch", "4096", "--data", "mnist", "--out", "x.safetensors", "--steps", "1", "--batch", "5"], error: /^error: train: --batch given twice/ },
   { cmd: "fim", args: ["--model", VAE, "--weights", "100000"], error: /^error: fim: --weights '100000': out of range/ },
   // choices
-  { cmd: "train", args: ["--backend", "nonsense"], error: /^error: train: --backend 'nonsense': not one of auto, cpu, webgpu$/ },
+  { cmd: "train", args: ["--backend", "nonsense"], error: /^error: train: --backend 'nonsense': not one of auto, cpu, webgpu, wasm$/ },
   { cmd: "ood", args: ["--backend", "gpu"], error: /^error: ood: --backend 'gpu': not one of/ },
   { cmd: "train", args: ["--optimizer", "sgd"], error: /^error: train: --optimizer 'sgd': not one of adam, adamax$/ },
   { cmd: "train", args: ["--model", "gan"], error: /^error: train: --model 'gan': not one of vae, glow/ },
@@ -201,13 +213,16 @@ const cases: Case[] = [
   { cmd: "ood", args: ["--model", GLOW_CIFAR], error: /^error: ood: --model .*glow-32x32\.safetensors: the glow takes 3x32x32 images/ },
   { cmd: "nll", args: ["--model", WRONG_SHAPE], error: /^error: checkpoint .*wrong-shape\.safetensors: tensor 'encoder\.out\.weight' has shape \[1568,32\], the model expects \[1568,16\]$/ },
   { cmd: "train", args: ["--resume", NO_MOMENTS, "--steps", "7000"], error: /^error: checkpoint .*no-moments\.ckpt\.safetensors: tensor 'optimizer\.v\.decoder\.out\.bias' missing/ },
+  { cmd: "train", args: ["--model", "glow", "--config", '{"hidden":4096,"steps":128}'], error: /^error: train: --config: glow config .* has about \d+M parameters \(allowed: at most 50M\)$/ },
+  { cmd: "train", args: ["--resume", ELAPSED_CKPT, "--steps", "7000"], error: /^error: checkpoint .*elapsed\.ckpt\.safetensors: __metadata__\.elapsed_s is 'soon', not a number of seconds$/ },
   { cmd: "train", args: ["--resume", BATCH0_CKPT, "--steps", "7000"], error: /^error: train: checkpoint .*batch0\.ckpt\.safetensors: __metadata__\.batch '0': out of range/ },
   { cmd: "train", args: ["--config", "{latent: 3}"], error: /^error: train: --config '\{latent: 3\}': not valid JSON/ },
   { cmd: "train", args: ["--config", "null"], error: /^error: train: --config 'null': not a JSON object/ },
   // outputs: never a shipped or tracked file, a folder, a missing folder or empty
   { cmd: "train", args: ["--out", VAE_MNIST], error: /^error: train: --out '.*vae-mnist\.safetensors': .* is a shipped file; refusing to overwrite it \(choose another path, or add --force\)$/ },
   { cmd: "train", args: ["--out", `${W}/checkpoints/vae-fashion-step6000`], error: /^error: train: checkpoint \(from --out\) '.*vae-fashion-step6000\.ckpt\.safetensors': .* is a shipped file/ },
-  { cmd: "train", args: ["--out", `${ROOT}/README.md`], error: /^error: train: --out '.*README\.md': .* is tracked by git; refusing/ },
+  // (Only in a git checkout: elsewhere nothing is tracked, and the shipped-file rule covers weights/.)
+  ...(gitTracked(`${ROOT}/README.md`) ? [{ cmd: "train", args: ["--out", `${ROOT}/README.md`], error: /^error: train: --out '.*README\.md': .* is tracked by git; refusing/ }] : []),
   { cmd: "train", args: ["--out", A_DIR], error: /^error: train: --out '.*a-folder': is a folder/ },
   { cmd: "train", args: ["--out", `${tmp}/no/such/dir/x.safetensors`], error: /^error: train: --out '.*x\.safetensors': the folder .*no\/such\/dir does not exist/ },
   { cmd: "train", args: ["--out", ""], error: /^error: train: --out '': empty/ },
@@ -216,6 +231,9 @@ const cases: Case[] = [
   { cmd: "samples", args: ["--model", GLOW, "--out", A_DIR], error: /^error: samples: --out '.*a-folder': is a folder/ },
   { cmd: "export", args: ["--checkpoint", VAE_CKPT, "--out", VAE], error: /^error: export: --out '.*vae-fashion\.safetensors': .* is a shipped file/ },
   { cmd: "export", args: ["--checkpoint", VAE_CKPT], error: /^error: export: --out is required$/ },
+  { cmd: "train", args: ["--out", "/dev/null"], error: /^error: train: --out '\/dev\/null': is not a regular file/ },
+  { cmd: "samples", args: ["--out", LINK], error: /^error: samples: --out '.*link\.png': is a symbolic link/, keep: [USER_FILE] },
+  { cmd: "samples", args: ["--model", CKPT_COPY, "--out", CKPT_COPY], error: /^error: samples: --out '.*copy\.ckpt\.safetensors': is the model file itself/, keep: [CKPT_COPY] },
   { cmd: "export", args: ["--checkpoint", CKPT_COPY, "--out", CKPT_COPY], error: /^error: export: --out '.*copy\.ckpt\.safetensors': is the checkpoint itself/, keep: [CKPT_COPY] },
   { cmd: "ood", args: ["--out", `${USER_FILE}/report`], error: /^error: ood: --out '.*user-notes\.txt\/report': .*user-notes\.txt is not a folder/, keep: [USER_FILE] },
   { cmd: "ood", args: ["--out", ""], error: /^error: ood: --out '': empty \(allowed: a folder path\)$/ },

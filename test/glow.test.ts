@@ -118,7 +118,7 @@ S("NLL gradient of every parameter tensor matches central finite differences", (
 
 S("samples are valid 8-bit images; NLL is -log p(z) - log|det J| plus the discretisation term D log 256", async () => {
   const g = tiny();
-  const s = await g.sample(3, 0.7, new T.Generator(11));
+  const s = await g.sample(3, new T.Generator(11), { temperature: 0.7 });
   assert.is(s.length, 3 * 16);
   assert.ok(s.some((v) => v !== s[0]), "samples are not constant");
   const x = rnd(12, [2, 1, 4, 4], 0.2);

@@ -258,9 +258,8 @@ S("Fisher study: F restricted to the chosen weights equals the mean of g g^T ove
   const gen = new T.Generator(o.seed);
   const named = new Map(m.namedParameters());
   const chosen = r.layers.map((n) => ({ p: named.get(n)!, idx: [...gen.permutation(named.get(n)!.size).subarray(0, o.perLayer)] }));
-  const images = await m.sampleImages(o.samples, gen);
-  const side = Math.sqrt(m.dims);
-  const set = makeSet("samples", images, new Uint8Array(o.samples), 1, side, side);
+  const images = await m.sample(o.samples, gen);
+  const set = makeSet("samples", images, new Uint8Array(o.samples), ...m.imageShape);
   const ref = new Float64Array(k * k);
   for (let i = 0; i < o.samples; i += o.batch) {
     const idx = range(i, Math.min(o.samples, i + o.batch));

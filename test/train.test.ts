@@ -13,7 +13,7 @@ const tmp = Deno.makeTempDirSync();
 const data = subset(loadMnist("train"), range(0, 256));
 const base = (over: Partial<TrainOptions>): TrainOptions => ({
   steps: 30, batch: 16, lr: 3e-3, seed: 1, optimizer: "adam", clip: 100, warmup: 1,
-  checkpointEvery: 1000, checkpointPath: `${tmp}/c.safetensors`, data: "mnist", quiet: true, ...over,
+  checkpointEvery: 1000, checkpointPath: `${tmp}/c.safetensors`, data: "mnist", ...over,
 });
 const tinyVae = { latent: 4, channels: [4, 8], outChannels: 4 };
 const tinyGlow = { levels: 2, steps: 1, hidden: 8, image: [1, 28, 28] };
@@ -22,9 +22,9 @@ S("a few training steps lower the loss (VAE and Glow, cpu backend)", async () =>
   for (const [kind, cfg] of [["vae", tinyVae], ["glow", tinyGlow]] as const) {
     const m = await createModel(kind, cfg, T.cpu, 1);
     if (m.initialize) m.initialize(m.input(data, range(0, 64), new T.Generator(1)));
-    const before = await evaluate(m, data, 64, 64, 0, true);
+    const before = await evaluate(m, data, 64, { batch: 64 });
     await train(m, data, base({ steps: 25, optimizer: kind === "glow" ? "adamax" : "adam" }));
-    const after = await evaluate(m, data, 64, 64, 0, true);
+    const after = await evaluate(m, data, 64, { batch: 64 });
     assert.ok(after < before - 0.05, `${kind}: ${before.toFixed(3)} -> ${after.toFixed(3)} bits/dim`);
   }
 });

@@ -7,7 +7,7 @@ import { VAE } from "../src/models/vae.ts";
 
 const S = suite("vae");
 const f64 = { backend: T.cpu, dtype: "float64" as const };
-const cfg = { latent: 2, channels: [2, 3] as [number, number], outChannels: 2 };
+const cfg = { latent: 2, channels: [2, 3] as [number, number], outChannels: 2, image: [1, 28, 28] as [number, number, number] };
 
 function makeTiny(seed = 1) {
   const m = new VAE(cfg, { ...f64, gen: new T.Generator(seed) });

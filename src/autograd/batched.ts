@@ -9,12 +9,15 @@
 // Where a rule can, it folds the group axis into the operand's first axis ([G*d0, ...]) so that
 // the kernels see the shapes of an ordinary batch (data flows through a per-group pass at the cost
 // of an ordinary forward).
-import { fmt } from "./shape.ts";
+import { fmt, sizeOf } from "./shape.ts";
 import { type GramSite, noGrad, result, Tensor } from "./tensor.ts";
 import { broadcastTo, reshape } from "./ops/movement.ts";
 
-/** The batched tensor t as an ordinary one, [G, ...t.shape] (a view, recorded). */
-export function unbatch(t: Tensor): Tensor {
+/**
+ * The batched tensor t as an ordinary one: [G, ...t.shape], or any shape of that size and layout
+ * (`as`: the folded [G*d0, ...] or an aligned [G, 1, ..., ...shape]). One recorded view.
+ */
+export function unbatch(t: Tensor, as?: readonly number[]): Tensor {
   if (!t.groups) return t;
   const c = t.groupCopy;
   if (c && !c.expanded) {
@@ -22,7 +25,9 @@ export function unbatch(t: Tensor): Tensor {
   }
   const src = c ? c.expanded! : t;
   src.physicalStorage("unbatch");
-  return result("unbatch", [t], null, [t.groups, ...t.shape], (g) => [batch(g)], t, src);
+  const shape = as ?? [t.groups, ...t.shape];
+  if (sizeOf(shape) !== t.groups * t.size) throw new Error(`unbatch: ${t} cannot be viewed as ${fmt(shape)}`);
+  return result("unbatch", [t], null, shape, (g) => [batch(g, t.groups, t.shape)], t, src);
 }
 
 /**
@@ -39,11 +44,15 @@ export function groupCopy(p: Tensor, G: number, gramSites?: GramSite[]): Tensor 
   return c.requireGrad();
 }
 
-/** An ordinary tensor p [G, ...rest] as a batched one of G groups, each of shape rest (a view, recorded). */
-export function batch(p: Tensor): Tensor {
+/**
+ * An ordinary tensor p [G, ...rest] as a batched one of G groups, each of shape rest; or, given G
+ * and a shape, p of any shape of that size and layout (one recorded view).
+ */
+export function batch(p: Tensor, G = p.shape[0], shape: readonly number[] = p.shape.slice(1)): Tensor {
   if (p.groups) throw new Error(`batch: ${p} is already batched`);
-  if (p.rank < 1) throw new Error("batch: a scalar has no group axis");
-  return result("batch", [p], null, p.shape.slice(1), (g) => [unbatch(g)], p, p, p.shape[0]);
+  if (p.rank < 1 || !(G >= 1) || G * sizeOf(shape) !== p.size) throw new Error(`batch: ${p} is not ${G} groups of ${fmt(shape)}`);
+  const from = p.shape;
+  return result("batch", [p], null, shape, (g) => [unbatch(g, from)], p, p, G);
 }
 
 /** The common group count of the batched operands (0 if none is batched); mismatches are refused. */
@@ -60,19 +69,17 @@ export function groupsOf(op: string, ts: readonly Tensor[]): number {
 /** An operand for a rule: batched -> [G, 1.., ...shape] of rank `rank` + 1; ordinary -> itself (broadcasting handles it). */
 export function aligned(t: Tensor, rank: number): Tensor {
   if (!t.groups) return t;
-  const ones = Array(rank - t.rank).fill(1);
-  const u = unbatch(t);
-  return ones.length ? reshape(u, [t.groups, ...ones, ...t.shape]) : u;
+  return unbatch(t, [t.groups, ...Array(rank - t.rank).fill(1), ...t.shape]);
 }
 
 /** Batched t [G | d0, ...rest] as an ordinary [G*d0, ...rest] (the group axis folded into the first). */
 export function folded(t: Tensor): Tensor {
   if (!t.groups || t.rank < 1) throw new Error(`folded: ${t} has no first axis to fold the groups into`);
-  return reshape(unbatch(t), [t.groups * t.shape[0], ...t.shape.slice(1)]);
+  return unbatch(t, [t.groups * t.shape[0], ...t.shape.slice(1)]);
 }
 
 /** The inverse of folded: ordinary [G*d0, ...rest] -> batched [G | d0, ...rest]. */
 export function unfolded(y: Tensor, G: number): Tensor {
   if (y.rank < 1 || y.shape[0] % G) throw new Error(`unfolded: ${fmt(y.shape)} does not split into ${G} groups`);
-  return batch(reshape(y, [G, y.shape[0] / G, ...y.shape.slice(1)]));
+  return batch(y, G, [y.shape[0] / G, ...y.shape.slice(1)]);
 }

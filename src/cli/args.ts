@@ -9,7 +9,7 @@
 //     model: inFile().required(),                 // an existing, readable file
 //     steps: int({ min: 1, max: 1e7 }).default(3000),
 //     B: ints({ min: 1, max: 64 }).default([1, 5]), // "1,5": a comma list, no empty or repeated items
-//     backend: BACKEND,                           // auto|cpu|webgpu, default auto
+//     backend: BACKEND,                           // auto|cpu|webgpu|wasm, default auto
 //     out: outFile(),                             // checked: parent writable, not a directory, not shipped
 //     force: flag(),                              // --force: lets outFile/outDir replace shipped/tracked files
 //   });
@@ -18,11 +18,18 @@
 //   if (bad) throw usageError("mycmd", "--fit", a.fit, "at most 5000 (half of the test split)");
 //   workStarts();     // call once every check is done, right before the first real work
 //
+// Option types: int, num (min/gt/max), ints (comma list), choice, choices (comma list), text,
+// jsonObject, flag, inFile, inFiles (comma list), nameOrPath (a built-in name or an existing path),
+// outFile, outDir; BACKEND is the shared --backend. For values a command computes (a default output,
+// a setting read from a checkpoint): checkOutput(cmd, label, path, force), or opt.parse(text, ctx).
+// shippedDefault(rel) resolves a shipped file from the project root when it is not found from cwd.
+//
 // Syntax: `--name value` or `--name=value`; flags take no value (`--force`). A value may start with
 // one dash (`--B -1` is refused by the range, not by the parser). Unknown options, positional
 // arguments, an option given twice and a missing value are errors. Cross-option rules (e.g. --fit
 // against the split size) are checked by the command right after parseOptions, still before work.
 import { isProtected, PROJECT_ROOT, protectedReason } from "../io/atomic.ts";
+import { BACKEND_CHOICES } from "../kernels/select.ts";
 
 /** A shipped file as a default: the path as given if it exists from here, else inside the project. */
 export function shippedDefault(rel: string): string {
@@ -270,11 +277,13 @@ function probeWritableDir(dir: string, c: Ctx, raw: string): void {
 export function checkOutFile(path: string, c: Ctx): void {
   if (path.trim() === "") throw fail(c, path, "empty (allowed: a file path)");
   if (path.endsWith("/")) throw fail(c, path, "ends with '/' (allowed: a file path, not a folder)");
+  let st: Deno.FileInfo | null = null;
   try {
-    if (Deno.statSync(path).isDirectory) throw fail(c, path, "is a folder (allowed: a file path)");
-  } catch (e) {
-    if (e instanceof UsageError) throw e;
-  }
+    st = Deno.lstatSync(path);
+  } catch { /* a new file */ }
+  if (st?.isDirectory) throw fail(c, path, "is a folder (allowed: a file path)");
+  if (st?.isSymlink) throw fail(c, path, "is a symbolic link (allowed: a regular file path; give the link's target)");
+  if (st && !st.isFile) throw fail(c, path, "is not a regular file (a device or pipe; allowed: a regular file path)");
   probeWritableDir(dirOf(path), c, path);
   if (!c.force && isProtected(path)) throw fail(c, path, `${protectedReason(path)}; refusing to overwrite it (choose another path, or add --force)`);
 }
@@ -315,7 +324,7 @@ export function outDir(): Opt<string> {
 }
 
 /** The backend option every command shares. */
-export const BACKEND = choice(["auto", "cpu", "webgpu"] as const).default("auto");
+export const BACKEND = choice(BACKEND_CHOICES).default("auto");
 
 /**
  * Parses args against the spec; every value is checked (ranges, choices, files, output locations)

@@ -1,6 +1,6 @@
 // The engine's demo: build a small conv net + MLP, check its gradients (float64 finite
 // differences on the CPU, then WebGPU against CPU) and print a timing table.
-//   npm run demo [-- --backend auto|cpu|webgpu]
+//   npm run demo [-- --backend auto|cpu|webgpu|wasm]
 import "./errors.ts";
 import { BACKEND, parseOptions, workStarts } from "./args.ts";
 import * as T from "../autograd/index.ts";

@@ -1,5 +1,5 @@
 // export --checkpoint weights/runs/x.ckpt.safetensors --out weights/runs/x.safetensors [--eval-n 10000]
-//        [--command TEXT] [--backend auto|cpu|webgpu] [--force]
+//        [--command TEXT] [--backend auto|cpu|webgpu|wasm] [--force]
 // Turns a training checkpoint into shipped weights (parameters only), evaluating the test NLL and
 // recording steps, training time and the command in the metadata. The input must be a training
 // checkpoint (step and optimiser state), not a weights file; writing over a shipped or git-tracked
@@ -11,6 +11,7 @@ import { saveTensors } from "../io/safetensors.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkImageShape, checkModelFile, isTrainingCheckpoint, loadModel } from "../models/registry.ts";
 import { evaluate, metadataOf } from "../models/train.ts";
+import { barFor } from "./progress.ts";
 
 const a = parseOptions("export", {
   checkpoint: inFile().required(),
@@ -40,7 +41,8 @@ const n = Math.min(a["eval-n"], splitSize(data, "test"));
 workStarts();
 const backend = await selectBackend(a.backend);
 const model = await loadModel(a.checkpoint, backend, file);
-const bpd = await evaluate(model, loadDataset(data, "test"), n);
+const bar = barFor("eval ", "ex");
+const bpd = await evaluate(model, loadDataset(data, "test"), n, { onProgress: (d, t) => bar.update(d, t) }).finally(() => bar.stop());
 await saveTensors(a.out, model.namedParameters(), metadataOf(model, {
   data, steps: meta.step, seed: meta.seed, lr: meta.lr, batch: meta.batch, optimizer: meta.optimizer,
   train_seconds: Number(meta.elapsed_s ?? 0).toFixed(0), test_bpd: bpd.toFixed(4), test_eval_n: n,

@@ -1,5 +1,5 @@
 // fim --model weights/glow-fashion.safetensors [--samples 128] [--weights 8] [--layers a,b] [--seed 0]
-//     [--backend auto|cpu|webgpu]
+//     [--backend auto|cpu|webgpu|wasm]
 // Estimates the Fisher information from model samples for a few random weights in two layers and
 // prints how the layer-diagonal blocks compare with the cross-layer block.
 import "./errors.ts";

@@ -1,4 +1,4 @@
-// nll --model weights/glow-fashion.safetensors [--data fashion,mnist] [--n 10000] [--backend auto|cpu|webgpu]
+// nll --model weights/glow-fashion.safetensors [--data fashion,mnist] [--n 10000] [--backend auto|cpu|webgpu|wasm]
 // Mean test NLL (bits/dim) of a model on each dataset's test split: the likelihood failure shows
 // as a lower NLL on the dataset the model never saw.
 import "./errors.ts";
@@ -20,7 +20,7 @@ workStarts();
 const model = await loadModel(a.model, await selectBackend(a.backend), file);
 for (const d of a.data) {
   const n = Math.min(a.n, splitSize(d, "test"));
-  const bpd = await evaluate(model, loadDataset(d, "test"), n, 250, 0, true);
+  const bpd = await evaluate(model, loadDataset(d, "test"), n);
   console.log(`${a.model}: mean NLL on ${d} test (${n} images): ${bpd.toFixed(4)} bits/dim`);
 }
 Deno.exit(0);

@@ -3,7 +3,7 @@
 // groups of B = 1 and 5, score them with the method and its baselines, print one table, write a report.
 //
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
-//                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto|cpu|webgpu] [--out reports/ood]
+//                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto|cpu|webgpu|wasm] [--out reports/ood]
 //                  [--seed 0] [--loop] [--force] [--fim] [--fim-lambda 1] [--saliency 4]
 // --ood defaults to the other built-in dataset and the synthetic sets; the in-distribution set is
 // refused as an OOD set. Report files are named after the model files; a reused --out folder is

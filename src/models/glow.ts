@@ -4,7 +4,8 @@ import * as T from "../autograd/index.ts";
 import { type ImageSet, toTensor } from "../data/dataset.ts";
 import { type Init, Module } from "../nn/module.ts";
 import { FlowStep, gaussianLogProb, SplitPrior, squeeze, unsqueeze } from "./glow_layers.ts";
-import type { GenerativeModel } from "./model.ts";
+import type { Backend, DType } from "../kernels/backend.ts";
+import { checkImageShape, type GenerativeModel, type ImageShape, type SampleOptions } from "./model.ts";
 
 export interface GlowConfig {
   levels: number;
@@ -14,9 +15,8 @@ export interface GlowConfig {
   image: [number, number, number];
 }
 
-/** Sized for 2 CPU cores (lavapipe); GLOW_GPU is the larger setting for a real GPU. */
+/** Sized for 2 CPU cores (lavapipe). */
 export const GLOW_DEFAULT: GlowConfig = { levels: 2, steps: 4, hidden: 32, image: [1, 28, 28] };
-export const GLOW_GPU: GlowConfig = { levels: 2, steps: 16, hidden: 256, image: [1, 28, 28] };
 
 class Level extends Module {
   readonly steps: FlowStep[];
@@ -39,14 +39,19 @@ export interface Encoded {
 
 export class Glow extends Module implements GenerativeModel {
   readonly kind = "glow";
+  readonly imageShape: ImageShape;
   readonly dims: number;
+  readonly backend: Backend;
+  readonly dtype: DType;
   readonly config: Record<string, unknown>;
   readonly levels: Level[];
 
   constructor(readonly cfg: GlowConfig, o: Init) {
     super();
     this.config = { ...cfg };
-    const [C, H, W] = cfg.image;
+    const [C, H, W] = this.imageShape = checkImageShape("Glow", cfg.image);
+    this.backend = o.backend ?? T.defaultBackend();
+    this.dtype = o.dtype ?? "float32";
     if (H % 2 ** cfg.levels || W % 2 ** cfg.levels) throw new Error(`Glow: image ${H}x${W} not divisible by 2^${cfg.levels}`);
     this.dims = C * H * W;
     this.levels = [];
@@ -61,7 +66,7 @@ export class Glow extends Module implements GenerativeModel {
 
   /** Pixels v -> (v + u) / 256 - 0.5 with uniform dequantisation noise u (bin centres without a generator). */
   input(s: ImageSet, idx: ArrayLike<number>, gen?: T.Generator): T.Tensor {
-    return toTensor(s, idx, { backend: this.parameters()[0].backend, dequantize: gen, shift: -0.5 });
+    return toTensor(s, idx, { backend: this.backend, dequantize: gen, shift: -0.5 });
   }
 
   noiseShape(): null {
@@ -138,14 +143,10 @@ export class Glow extends Module implements GenerativeModel {
     return T.add(T.neg(T.add(logpz, logdet)), this.dims * Math.log(256));
   }
 
-  sampleImages(n: number, gen: T.Generator): Promise<Uint8Array> {
-    return this.sample(n, 1, gen);
-  }
-
-  /** n samples at a temperature, as 0..255 levels [n*C*H*W]. */
-  async sample(n: number, temperature: number, gen: T.Generator): Promise<Uint8Array> {
-    const { backend, dtype } = this.parameters()[0];
-    const [C, H, W] = this.cfg.image;
+  /** n samples at a temperature (o.temperature, default 1), as 0..255 levels [n*C*H*W]. */
+  async sample(n: number, gen: T.Generator, o: SampleOptions = {}): Promise<Uint8Array> {
+    const { backend, dtype } = this, temperature = o.temperature ?? 1;
+    const [C, H, W] = this.imageShape;
     const f = 2 ** this.levels.length;
     const topC = this.levels.length === 1 ? C * 4 : (C * 4 ** this.levels.length) / 2 ** (this.levels.length - 1);
     const x = await T.noGrad(() =>

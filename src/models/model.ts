@@ -1,7 +1,18 @@
 // What every generative model offers the trainer and the OOD method.
 import type * as T from "../autograd/index.ts";
 import type { ImageSet } from "../data/dataset.ts";
+import type { Backend, DType } from "../kernels/backend.ts";
 import type { Module } from "../nn/module.ts";
+
+/** One image's shape: channels, height, width. */
+export type ImageShape = readonly [number, number, number];
+
+export interface SampleOptions {
+  /** Scale of the latent noise, where the model has one (Glow; default 1). */
+  temperature?: number;
+  /** Each pixel's mean instead of a draw from the pixel distribution, where the model has one (the VAE's decoder; default false). */
+  mean?: boolean;
+}
 
 export interface NllOptions {
   /** Randomness of stochastic estimates (VAE samples); fixed per call for reproducible features. */
@@ -14,18 +25,29 @@ export interface GenerativeModel extends Module {
   readonly kind: string;
   /** JSON-serialisable constructor options, stored in checkpoints. */
   readonly config: Record<string, unknown>;
+  /** The images the model is for: [C, H, W]. */
+  readonly imageShape: ImageShape;
   /** Pixels per example (C*H*W), for bits/dim. */
   readonly dims: number;
+  /** Where the parameters live and their element type; inputs and noise are made to match. */
+  readonly backend: Backend;
+  readonly dtype: DType;
   /** Data to model input: a batch [B, C, H, W] of the images at idx. `gen` adds dequantisation noise where the model uses it. */
   input(s: ImageSet, idx: ArrayLike<number>, gen?: T.Generator): T.Tensor;
   /** Per-example negative log-likelihood (estimate) of 8-bit images, in nats: shape [B]. */
   nll(x: T.Tensor, o?: NllOptions): T.Tensor;
   /** Shape of the per-example noise nll() draws for a batch of B ([B, ...]), or null if it draws none. */
   noiseShape(B: number): number[] | null;
-  /** n samples from the model, as 8-bit images (N*C*H*W bytes). */
-  sampleImages(n: number, gen: T.Generator): Promise<Uint8Array>;
+  /** n samples from the model, as 8-bit images (n*C*H*W bytes, planar, in imageShape). */
+  sample(n: number, gen: T.Generator, o?: SampleOptions): Promise<Uint8Array>;
   /** Data-dependent initialisation on a first batch (ActNorm); a no-op where none is needed. */
   initialize?(x: T.Tensor): void;
 }
 
 export const LN2 = Math.log(2);
+
+/** [C, H, W] checked: positive integers. */
+export function checkImageShape(model: string, s: readonly number[]): ImageShape {
+  if (s.length !== 3 || !s.every((d) => Number.isInteger(d) && d >= 1)) throw new Error(`${model}: image must be [C, H, W] of positive integers, got ${JSON.stringify(s)}`);
+  return [s[0], s[1], s[2]];
+}

@@ -7,7 +7,6 @@ import { checkConfig, CONFIG_RULES } from "./config_check.ts";
 import type { GenerativeModel } from "./model.ts";
 import { VAE, VAE_DEFAULT, type VaeConfig } from "./vae.ts";
 
-export type ModelKind = "vae" | "glow";
 export const MODEL_KINDS = Object.keys(CONFIG_RULES);
 
 async function defaultConfig(kind: string): Promise<Record<string, unknown>> {

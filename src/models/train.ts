@@ -5,7 +5,6 @@ import type { Backend } from "../kernels/backend.ts";
 import { batches, type ImageSet, range } from "../data/dataset.ts";
 import { loadInto, readCheckpoint, saveTensors } from "../io/safetensors.ts";
 import { Adam, Adamax, clipGradNorm } from "../nn/optim.ts";
-import { progressBar } from "../cli/progress.ts";
 import { type GenerativeModel, LN2 } from "./model.ts";
 
 export interface TrainOptions {
@@ -21,7 +20,17 @@ export interface TrainOptions {
   checkpointPath: string;
   resume?: string;
   data: string;
-  quiet?: boolean;
+  /** Called once before the first step and after every step (the CLI draws a bar from it). */
+  onProgress?: (p: TrainProgress) => void;
+}
+
+export interface TrainProgress {
+  /** Steps done (the checkpoint's step when resuming, before the first). */
+  step: number;
+  steps: number;
+  /** The last step's loss in bits/dim (NaN before the first step). */
+  loss: number;
+  examplesPerSecond: number;
 }
 
 /** A per-step generator, so a resumed run sees exactly the noise the uninterrupted one would. */
@@ -57,14 +66,12 @@ export async function train(model: GenerativeModel, data: ImageSet, o: TrainOpti
     if (start >= o.steps) throw new Error(`train: the checkpoint ${o.resume} is at step ${start}; steps ${o.steps} is the total step count and must exceed it`);
     opt.step = start;
     elapsedBefore = Number(d.metadata.elapsed_s ?? 0);
-    if (!o.quiet) console.log(`resumed from ${o.resume} at step ${start}`);
   }
   model.train();
   const perEpoch = Math.floor(data.n / o.batch);
   if (perEpoch < 1) throw new Error(`train: batch ${o.batch} larger than the data (${data.n})`);
   let order: number[][] = [], orderEpoch = -1;
-  const bar = o.quiet ? null : progressBar("train", "loss {loss} bits/dim | {rate} ex/s");
-  bar?.start(o.steps, start, { loss: "-", rate: "-" });
+  o.onProgress?.({ step: start, steps: o.steps, loss: NaN, examplesPerSecond: NaN });
   const t0 = performance.now();
   let lastLoss = NaN;
   const save = async (step: number) => {
@@ -96,15 +103,13 @@ export async function train(model: GenerativeModel, data: ImageSet, o: TrainOpti
     loss.dispose();
     norm.dispose();
     if (!Number.isFinite(lv)) {
-      bar?.stop();
       throw new Error(`train: loss is ${lv} at step ${step} (model ${model.kind}, lr ${o.lr}); last finite loss ${lastLoss}. Lower --lr or --clip, or resume from ${o.checkpointPath}`);
     }
     lastLoss = lv;
     const secs = (performance.now() - t0) / 1000;
-    bar?.update(step + 1, { loss: lv.toFixed(3), rate: (((step + 1 - start) * o.batch) / secs).toFixed(0) });
+    o.onProgress?.({ step: step + 1, steps: o.steps, loss: lv, examplesPerSecond: ((step + 1 - start) * o.batch) / secs });
     if ((step + 1) % o.checkpointEvery === 0 || step + 1 === o.steps) await save(step + 1);
   }
-  bar?.stop();
   model.eval();
   return { steps: o.steps, seconds: elapsedBefore + (performance.now() - t0) / 1000, lastLoss };
 }
@@ -113,22 +118,26 @@ export async function train(model: GenerativeModel, data: ImageSet, o: TrainOpti
  * Mean NLL in bits/dim over n images (all of them, or a seeded random subset: the FashionMNIST
  * test split is ordered by class, so a prefix would be biased). Batched, no graph.
  */
-export async function evaluate(model: GenerativeModel, data: ImageSet, n: number, batch = 250, seed = 0, quiet = false): Promise<number> {
+export interface EvaluateOptions {
+  batch?: number;
+  seed?: number;
+  /** Called after every batch with the images done so far and the total. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function evaluate(model: GenerativeModel, data: ImageSet, n: number, o: EvaluateOptions = {}): Promise<number> {
+  const batch = o.batch ?? 250, seed = o.seed ?? 0;
   model.eval();
   let total = 0;
   const count = Math.min(n, data.n);
   const order = count < data.n ? new T.Generator(4242 + seed).permutation(data.n).subarray(0, count) : null;
-  const bar = quiet ? null : progressBar("eval ", "{rate} ex/s");
-  bar?.start(count, 0, { rate: "-" });
-  const t0 = performance.now();
   for (let i = 0; i < count; i += batch) {
     const idx = order ? [...order.subarray(i, Math.min(count, i + batch))] : range(i, Math.min(count, i + batch));
     const s = T.tidy(() => T.noGrad(() => T.sum(model.nll(model.input(data, idx, stepGen(seed, i)), { gen: stepGen(seed + 1, i) }))));
     total += await s.item();
     s.dispose();
-    bar?.update(Math.min(count, i + batch), { rate: ((i + batch) / ((performance.now() - t0) / 1000)).toFixed(0) });
+    o.onProgress?.(Math.min(count, i + batch), count);
   }
-  bar?.stop();
   return total / count / (model.dims * LN2);
 }
 

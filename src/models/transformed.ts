@@ -5,17 +5,24 @@
 import * as T from "../autograd/index.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import { Module } from "../nn/module.ts";
-import type { GenerativeModel, NllOptions } from "./model.ts";
+import type { Backend, DType } from "../kernels/backend.ts";
+import type { GenerativeModel, ImageShape, NllOptions, SampleOptions } from "./model.ts";
 
 export class LogitRepresentation extends Module implements GenerativeModel {
   readonly kind: string;
+  readonly imageShape: ImageShape;
   readonly dims: number;
+  readonly backend: Backend;
+  readonly dtype: DType;
   readonly config: Record<string, unknown>;
 
   constructor(readonly inner: GenerativeModel) {
     super();
     this.kind = `${inner.kind}+logit`;
+    this.imageShape = inner.imageShape;
     this.dims = inner.dims;
+    this.backend = inner.backend;
+    this.dtype = inner.dtype;
     this.config = { inner: inner.config };
   }
 
@@ -27,8 +34,8 @@ export class LogitRepresentation extends Module implements GenerativeModel {
     return [this, ...this.inner.modules()];
   }
 
-  sampleImages(n: number, gen: T.Generator): Promise<Uint8Array> {
-    return this.inner.sampleImages(n, gen);
+  sample(n: number, gen: T.Generator, o?: SampleOptions): Promise<Uint8Array> {
+    return this.inner.sample(n, gen, o);
   }
 
   noiseShape(B: number) {

@@ -5,18 +5,21 @@
 // Glow's and the data need no binarisation (which would change the OOD sets themselves).
 import * as T from "../autograd/index.ts";
 import { type ImageSet, toTensor } from "../data/dataset.ts";
+import type { Backend, DType } from "../kernels/backend.ts";
 import { Conv2d, type Init, Linear, Module } from "../nn/module.ts";
-import type { GenerativeModel, NllOptions } from "./model.ts";
+import { checkImageShape, type GenerativeModel, type ImageShape, type NllOptions, type SampleOptions } from "./model.ts";
 
 export interface VaeConfig {
   latent: number;
   /** Channels of the two encoder convs (mirrored in the decoder). */
   channels: [number, number];
-  /** Channels of the last decoder conv before the 2-channel output. */
+  /** Channels of the last decoder conv before the output (a mean and a log-scale per image channel). */
   outChannels: number;
+  /** Input image shape [C, H, W]; H and W divisible by 4 (two stride-2 convs down, two upsamplings back). Default VAE_DEFAULT.image. */
+  image?: [number, number, number];
 }
 
-export const VAE_DEFAULT: VaeConfig = { latent: 16, channels: [16, 32], outChannels: 8 };
+export const VAE_DEFAULT: Required<VaeConfig> = { latent: 16, channels: [16, 32], outChannels: 8, image: [1, 28, 28] };
 
 const HALF_BIN = 1 / 255; // pixels in [-1, 1], levels 2/255 apart
 
@@ -41,7 +44,12 @@ export function discretizedLogisticLogProb(x: T.Tensor, mu: T.Tensor, logS: T.Te
 
 export class VAE extends Module implements GenerativeModel {
   readonly kind = "vae";
-  readonly dims = 784;
+  readonly imageShape: ImageShape;
+  readonly dims: number;
+  readonly backend: Backend;
+  readonly dtype: DType;
+  /** The decoder's first feature map, [channels[1], H/4, W/4]. */
+  readonly #latentMap: [number, number, number];
   readonly config: Record<string, unknown>;
   readonly enc1: Conv2d;
   readonly enc2: Conv2d;
@@ -55,19 +63,26 @@ export class VAE extends Module implements GenerativeModel {
   constructor(readonly cfg: VaeConfig, o: Init) {
     super();
     this.config = { ...cfg };
+    const [C, H, W] = this.imageShape = checkImageShape("VAE", cfg.image ?? VAE_DEFAULT.image);
+    if (H % 4 || W % 4) throw new Error(`VAE: image ${H}x${W} needs H and W divisible by 4`);
+    this.dims = C * H * W;
+    this.backend = o.backend ?? T.defaultBackend();
+    this.dtype = o.dtype ?? "float32";
     const [c1, c2] = cfg.channels;
-    this.enc1 = this.child("encoder.conv1", new Conv2d(1, c1, 3, { ...o, stride: 2 }));
+    this.#latentMap = [c2, H / 4, W / 4];
+    const mapSize = c2 * (H / 4) * (W / 4);
+    this.enc1 = this.child("encoder.conv1", new Conv2d(C, c1, 3, { ...o, stride: 2 }));
     this.enc2 = this.child("encoder.conv2", new Conv2d(c1, c2, 3, { ...o, stride: 2 }));
-    this.encOut = this.child("encoder.out", new Linear(c2 * 49, 2 * cfg.latent, o));
-    this.decIn = this.child("decoder.in", new Linear(cfg.latent, c2 * 49, o));
+    this.encOut = this.child("encoder.out", new Linear(mapSize, 2 * cfg.latent, o));
+    this.decIn = this.child("decoder.in", new Linear(cfg.latent, mapSize, o));
     this.dec1 = this.child("decoder.conv1", new Conv2d(c2, c2, 3, o));
     this.dec2 = this.child("decoder.conv2", new Conv2d(c2, c1, 3, o));
     this.dec3 = this.child("decoder.conv3", new Conv2d(c1, cfg.outChannels, 3, o));
-    this.decOut = this.child("decoder.out", new Conv2d(cfg.outChannels, 2, 3, o));
+    this.decOut = this.child("decoder.out", new Conv2d(cfg.outChannels, 2 * C, 3, o));
   }
 
   input(s: ImageSet, idx: ArrayLike<number>): T.Tensor {
-    return toTensor(s, idx, { backend: this.parameters()[0].backend, offset: 0, divisor: 255, scale: 2, shift: -1 });
+    return toTensor(s, idx, { backend: this.backend, offset: 0, divisor: 255, scale: 2, shift: -1 });
   }
 
   /** q(z|x): mean and log-variance, each [B, latent]. */
@@ -79,17 +94,17 @@ export class VAE extends Module implements GenerativeModel {
     return { mu: T.slice(o, [0, 0], [B, L]), logvar: T.slice(o, [0, L], [B, 2 * L]) };
   }
 
-  /** p(x|z): per-pixel logistic mean and log-scale, each [B, 1, 28, 28]. */
+  /** p(x|z): per-pixel logistic mean and log-scale, each [B, C, H, W]. */
   decode(z: T.Tensor): { mean: T.Tensor; logScale: T.Tensor } {
-    const B = z.shape[0], c2 = this.cfg.channels[1];
-    let h = T.reshape(T.silu(this.decIn.forward(z)), [B, c2, 7, 7]);
+    const B = z.shape[0], [C, H, W] = this.imageShape;
+    let h = T.reshape(T.silu(this.decIn.forward(z)), [B, ...this.#latentMap]);
     h = T.silu(this.dec1.forward(h));
     h = T.silu(this.dec2.forward(T.upsampleNearest(h)));
     h = T.silu(this.dec3.forward(T.upsampleNearest(h)));
     const o = this.decOut.forward(h);
     return {
-      mean: T.slice(o, [0, 0, 0, 0], [B, 1, 28, 28]),
-      logScale: T.maximum(T.slice(o, [0, 1, 0, 0], [B, 2, 28, 28]), -7),
+      mean: T.slice(o, [0, 0, 0, 0], [B, C, H, W]),
+      logScale: T.maximum(T.slice(o, [0, C, 0, 0], [B, 2 * C, H, W]), -7),
     };
   }
 
@@ -144,8 +159,8 @@ export class VAE extends Module implements GenerativeModel {
    * Images from the model as 0..255 levels: z from the prior, then each pixel from the
    * discretised logistic (or its mean, for the usual smooth sample grids).
    */
-  async sample(n: number, gen: T.Generator, mean = false): Promise<Uint8Array> {
-    const { backend, dtype } = this.parameters()[0];
+  async sample(n: number, gen: T.Generator, o: SampleOptions = {}): Promise<Uint8Array> {
+    const { backend, dtype } = this, mean = o.mean ?? false;
     const out = T.tidy(() => T.noGrad(() => {
       const d = this.decode(T.randn(gen, [n, this.cfg.latent], { backend, dtype }));
       if (mean) return d.mean;
@@ -155,9 +170,5 @@ export class VAE extends Module implements GenerativeModel {
     const d = await out.data();
     out.dispose();
     return Uint8Array.from(d, (v) => Math.round(Math.min(1, Math.max(-1, v)) * 127.5 + 127.5));
-  }
-
-  sampleImages(n: number, gen: T.Generator): Promise<Uint8Array> {
-    return this.sample(n, gen);
   }
 }

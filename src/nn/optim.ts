@@ -47,11 +47,6 @@ abstract class MomentOptimizer {
 
   protected abstract second(v: T.Tensor, g: T.Tensor): T.Tensor;
   protected abstract delta(m: T.Tensor, v: T.Tensor): T.Tensor;
-
-  /** State for checkpoints: moments by index and the step count. */
-  state(): { step: number; m: T.Tensor[]; v: T.Tensor[] } {
-    return { step: this.step, m: this.m, v: this.v };
-  }
 }
 
 /** Adam (Kingma & Ba 2015) with bias correction. */

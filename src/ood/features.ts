@@ -17,9 +17,9 @@ export interface GradFeatures {
 }
 
 /** Per-example standard-normal noise for models whose NLL estimate samples (the VAE), seeded. */
-export function noiseFor(model: GenerativeModel, n: number, gen: T.Generator, backend = model.parameters()[0].backend): T.Tensor | undefined {
+export function noiseFor(model: GenerativeModel, n: number, gen: T.Generator): T.Tensor | undefined {
   const shape = model.noiseShape(n);
-  return shape ? T.randn(gen, shape, { backend, dtype: model.parameters()[0].dtype }) : undefined;
+  return shape ? T.randn(gen, shape, { backend: model.backend, dtype: model.dtype }) : undefined;
 }
 
 function checkGroups(n: number, B: number): number {

@@ -42,8 +42,8 @@ export async function fimStudy(model: GenerativeModel, o: { samples: number; per
   });
   const k = 2 * o.perLayer;
   const fim = new Float64Array(k * k);
-  const [C, H, W] = [1, Math.sqrt(model.dims), Math.sqrt(model.dims)];
-  const images = await model.sampleImages(o.samples, gen);
+  const [C, H, W] = model.imageShape;
+  const images = await model.sample(o.samples, gen);
   const set = makeSet("samples", images, new Uint8Array(o.samples), C, H, W);
   const batch = o.batch ?? 32;
   let maxSample = 0;

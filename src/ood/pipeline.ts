@@ -27,6 +27,8 @@ export interface FeatureOptions {
 /** Features of every group of `groupSize` consecutive images of a set (a multiple of groupSize of them). */
 export async function setFeatures(model: GenerativeModel, set: ImageSet, o: FeatureOptions): Promise<SetFeatures & { names: string[] }> {
   const B = o.groupSize;
+  const [C, H, W] = model.imageShape;
+  if (set.c !== C || set.h !== H || set.w !== W) throw new Error(`features: set ${set.name} has ${set.c}x${set.h}x${set.w} images, the model takes ${C}x${H}x${W}`);
   const n = set.n - (set.n % B);
   const per = Math.max(B, o.batch - (o.batch % B));
   const logf: Float64Array[] = [], nll: number[] = [];

@@ -51,13 +51,13 @@ function batchedConv2d(x: Tensor, w: Tensor, o: ConvOptions): Tensor {
   const [Bg, Cin, H, W] = xb.shape;
   const [Cout, cg, kh, kw] = w.shape;
   const xs = Bg === 1
-    ? reshape(unbatch(xb), [1, G * Cin, H, W])
+    ? unbatch(xb, [1, G * Cin, H, W])
     : reshape(permute(unbatch(xb), [1, 0, 2, 3, 4]), [Bg, G * Cin, H, W]);
-  const y = conv2d(xs, reshape(unbatch(w), [G * Cout, cg, kh, kw]), { ...o, groups: G * (o.groups ?? 1) });
+  const y = conv2d(xs, unbatch(w, [G * Cout, cg, kh, kw]), { ...o, groups: G * (o.groups ?? 1) });
   const [, , OH, OW] = y.shape;
-  return batch(Bg === 1
-    ? reshape(y, [G, 1, Cout, OH, OW])
-    : permute(reshape(y, [Bg, G, Cout, OH, OW]), [1, 0, 2, 3, 4]));
+  return Bg === 1
+    ? batch(y, G, [1, Cout, OH, OW])
+    : batch(permute(reshape(y, [Bg, G, Cout, OH, OW]), [1, 0, 2, 3, 4]));
 }
 
 /** d(conv2d)/dx applied to gy: the transposed convolution. */

@@ -1,7 +1,7 @@
 // Matrix products. One primitive, mm(a, b, transA, transB) on [batch, rows, cols] operands,
 // so the backward products need no transposed copies.
 import { fmt } from "../shape.ts";
-import { assertSameBackend, result, type Tensor } from "../tensor.ts";
+import { assertSameBackend, isGradEnabled, result, type Tensor } from "../tensor.ts";
 import { reshape } from "./movement.ts";
 import { sum } from "./reduce.ts";
 import { batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
@@ -48,11 +48,19 @@ function batchedMm(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tens
     if (copy?.gramSites) {
       const input = folded(a);
       const output = mm(input, copy.of.detach(), false, transB);
+      // The caller differentiates with respect to the output even where nothing before it needs grad (a first layer).
+      if (isGradEnabled() && !output.requiresGrad) output.requireGrad();
       copy.gramSites.push({ copy: b, groups: G, input, output });
       return unfolded(output, G);
     }
     if (!b.groups) return unfolded(mm(folded(a), b, false, transB), G);
     if (copy) return batch(mmSharedB(unbatch(a), unbatch(b), transB));
+  }
+  if (a.groups && a.rank === 3 && b.rank === 2 && !transA) {
+    // Rows of every batch entry against one matrix per group: as one [Bt*M, K] operand.
+    const [Bt, M, K] = a.shape;
+    const y = mm(reshape(a, [Bt * M, K]), b, false, transB);
+    return reshape(y, [Bt, M, y.shape[1]]);
   }
   if (a.groups && a.rank === 3 && (!b.groups ? b.rank === 2 || b.shape[0] === 1 : b.rank === 3)) {
     return unfolded(mm(folded(a), b.groups ? folded(b) : b, transA, transB), G);

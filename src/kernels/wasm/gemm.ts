@@ -1,0 +1,166 @@
+// The matrix-product kernel family: C (+)= A x B with SIMD128 f32x4 and an MR x NR register
+// block (MR scalars of A broadcast per k, NR/4 vectors of B), the reduction blocked by KC and the
+// rows by MCP panels so a B panel stays in L1 and an A block in L2. Each operand is read either
+//   packed:  A as [rowPanels][K][MR], B as [colPanels][K][NR] (zero-padded edges), or
+//   by table: row r of A at a + atab[row] + 4k (A[row][k]); B[k][n] at b + btab[k] + 4n.
+// The table forms are convolutions without an im2col copy: the input (padded, split into stride
+// phases) is read in place, one byte offset per (channel, ky, kx). A loop over images runs inside,
+// summing into C (the weight gradient's sum over the batch).
+import { F32, Fn, I32, op, simd, V128 } from "./emit.ts";
+
+export interface GemmShape {
+  MR: number;
+  NR: number;
+  KC: number;
+  /** Row panels per L2 block. */
+  MCP: number;
+  /** f32x4.relaxed_madd (an FMA where the CPU has one) instead of mul + add. */
+  fma: boolean;
+}
+
+/** 6x8 with FMA measured best of 4x8, 6x8, 8x8, 4x12, 4x16 (bench/wasm_gemm.ts, bench/README.md). */
+export const GEMM_DEFAULT: GemmShape = { MR: 6, NR: 8, KC: 256, MCP: 16, fma: true };
+
+export type Operand = "packed" | "table";
+export const GEMM_ARGS = ["a", "atab", "b", "btab", "c", "ldc", "K", "i0", "i1", "j0", "j1", "accum", "nImg", "aImg", "bImg"] as const;
+
+/**
+ * gemm(a, atab, b, btab, c, ldc, K, i0, i1, j0, j1, accum, nImg, aImg, bImg): addresses and image
+ * strides in bytes, the rest in elements. Writes C tiles (row panels [i0,i1) x column panels
+ * [j0,j1)) at c with row stride ldc; adds to what C holds when accum is 1.
+ */
+export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string): Fn {
+  const { MR, NR, KC, MCP, fma } = s;
+  const NV = NR / 4;
+  const f = new Fn(name, GEMM_ARGS.map(() => I32));
+  const [a, atab, b, btab, c, ldc, K, i0, i1, j0, j1, accum, nImg, aImg, bImg] = GEMM_ARGS.map((_, i) => i);
+  const img = f.local(), kb = f.local(), kl = f.local(), ib = f.local(), ie = f.local(), j = f.local(), i = f.local();
+  const pa = f.local(), pb = f.local(), pt = f.local(), pc = f.local(), k = f.local(), ldcB = f.local(), ai = f.local(), bi = f.local();
+  const addr = f.local();
+  const ar: number[] = [];
+  if (am === "table") for (let r = 0; r < MR; r++) ar.push(f.local());
+  const acc: number[] = [];
+  for (let r = 0; r < MR * NV; r++) acc.push(f.local(V128));
+  const bv: number[] = [];
+  for (let v = 0; v < NV; v++) bv.push(f.local(V128));
+  const sv = f.local(V128);
+
+  f.get(ldc).i32(2).op(op.shl).set(ldcB);
+  f.loop(img, () => f.i32(0), () => f.get(nImg), 1, () => {
+    f.get(a).get(img).get(aImg).op(op.mul).op(op.add).set(ai);
+    f.get(b).get(img).get(bImg).op(op.mul).op(op.add).set(bi);
+    f.loop(kb, () => f.i32(0), () => f.get(K), KC, () => {
+      f.get(K).get(kb).op(op.sub).set(kl);
+      f.get(kl).i32(KC).op(op.gtS).if(() => f.i32(KC).set(kl));
+      f.loop(ib, () => f.get(i0), () => f.get(i1), MCP, () => {
+        f.get(ib).i32(MCP).op(op.add).set(ie);
+        f.get(ie).get(i1).op(op.gtS).if(() => f.get(i1).set(ie));
+        f.loop(j, () => f.get(j0), () => f.get(j1), 1, () => {
+          f.loop(i, () => f.get(ib), () => f.get(ie), 1, () => {
+            if (am === "packed") f.get(ai).get(i).get(K).op(op.mul).get(kb).op(op.add).i32(MR * 4).op(op.mul).op(op.add).set(pa);
+            else {
+              for (let r = 0; r < MR; r++) {
+                // ar[r] = ai + atab[i*MR + r] + 4 kb
+                f.get(atab).get(i).i32(MR * 4).op(op.mul).op(op.add).op(0x28, 2, r * 4); // i32.load offset r*4
+                f.get(ai).op(op.add).get(kb).i32(2).op(op.shl).op(op.add).set(ar[r]);
+              }
+              f.i32(0).set(pa); // byte counter along k
+            }
+            if (bm === "packed") f.get(bi).get(j).get(K).op(op.mul).get(kb).op(op.add).i32(NR * 4).op(op.mul).op(op.add).set(pb);
+            else {
+              f.get(bi).get(j).i32(NR * 4).op(op.mul).op(op.add).set(pb);
+              f.get(btab).get(kb).i32(2).op(op.shl).op(op.add).set(pt);
+            }
+            f.get(c).get(i).i32(MR).op(op.mul).get(ldc).op(op.mul).get(j).i32(NR).op(op.mul).op(op.add).i32(2).op(op.shl).op(op.add).set(pc);
+            // zero on the first block of a fresh product, else continue the partial sums in C
+            f.get(kb).get(img).op(0x72).get(accum).op(0x72).op(op.eqz).if(() => { // i32.or
+              for (const x of acc) f.f32(0).simd(simd.f32x4splat).set(x);
+            }, () => {
+              for (let r = 0; r < MR; r++) for (let v = 0; v < NV; v++) {
+                f.get(pc).get(ldcB).i32(r).op(op.mul).op(op.add).v128load(v * 16).set(acc[r * NV + v]);
+              }
+            });
+            f.loop(k, () => f.i32(0), () => f.get(kl), 1, () => {
+              if (bm === "packed") {
+                for (let v = 0; v < NV; v++) f.get(pb).v128load(v * 16).set(bv[v]);
+                f.get(pb).i32(NR * 4).op(op.add).set(pb);
+              } else {
+                f.get(pb).get(pt).op(0x28, 2, 0).op(op.add).set(addr);
+                for (let v = 0; v < NV; v++) f.get(addr).simd(0x00, 0, v * 16).set(bv[v]); // unaligned v128.load
+                f.get(pt).i32(4).op(op.add).set(pt);
+              }
+              for (let r = 0; r < MR; r++) {
+                if (am === "packed") f.get(pa).splatLoad(r * 4).set(sv);
+                else f.get(ar[r]).get(pa).op(op.add).splatLoad(0).set(sv);
+                for (let v = 0; v < NV; v++) {
+                  const x = acc[r * NV + v];
+                  if (fma) f.get(sv).get(bv[v]).get(x).simd(simd.relaxedMadd).set(x);
+                  else f.get(x).get(sv).get(bv[v]).simd(simd.f32x4mul).simd(simd.f32x4add).set(x);
+                }
+              }
+              f.get(pa).i32(am === "packed" ? MR * 4 : 4).op(op.add).set(pa);
+            });
+            for (let r = 0; r < MR; r++) for (let v = 0; v < NV; v++) {
+              f.get(pc).get(ldcB).i32(r).op(op.mul).op(op.add).get(acc[r * NV + v]).v128store(v * 16);
+            }
+          });
+        });
+      });
+    });
+  });
+  return f;
+}
+
+/**
+ * pack{W}(src, sk, sn, K, ncols, j0, j1, dst): dst[j][k][w] = S(k, j*W + w) for panels [j0, j1),
+ * where S(k, n) = src[k*sk + n*sn] (byte strides) for n < ncols and 0 past the edge.
+ */
+export function packFn(W: number, name: string): Fn {
+  const f = new Fn(name, [I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [src, sk, sn, K, ncols, j0, j1, dst] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const j = f.local(), k = f.local(), pd = f.local(), ps = f.local(), nb = f.local(), q = f.local();
+  f.loop(j, () => f.get(j0), () => f.get(j1), 1, () => {
+    f.get(j).i32(W).op(op.mul).set(nb);
+    f.get(dst).get(j).get(K).op(op.mul).i32(W * 4).op(op.mul).op(op.add).set(pd);
+    f.get(src).get(nb).get(sn).op(op.mul).op(op.add).set(ps);
+    const next = () => {
+      f.get(pd).i32(W * 4).op(op.add).set(pd);
+      f.get(ps).get(sk).op(op.add).set(ps);
+    };
+    // full panel?
+    f.get(nb).i32(W).op(op.add).get(ncols).op(0x4c).if(() => { // i32.le_s
+      if (W % 4 === 0) {
+        f.get(sn).i32(4).op(op.eq).if(() => {
+          f.loop(k, () => f.i32(0), () => f.get(K), 1, () => {
+            for (let v = 0; v < W / 4; v++) f.get(pd).get(ps).simd(0x00, 0, v * 16).v128store(v * 16);
+            next();
+          });
+        }, () => fullScalar());
+      } else fullScalar();
+    }, () => {
+      f.loop(k, () => f.i32(0), () => f.get(K), 1, () => {
+        f.get(ps).set(q);
+        for (let w = 0; w < W; w++) {
+          f.get(pd);
+          // (n < ncols) ? load : 0, loading only inside
+          f.get(nb).i32(w).op(op.add).get(ncols).op(op.ltS).op(0x04, F32);
+          f.get(q).op(0x2a, 0, 0).op(0x05).f32(0).op(0x0b); // f32.load align 0; else 0; end
+          f.f32store(w * 4);
+          f.get(q).get(sn).op(op.add).set(q);
+        }
+        next();
+      });
+    });
+    function fullScalar() {
+      f.loop(k, () => f.i32(0), () => f.get(K), 1, () => {
+        f.get(ps).set(q);
+        for (let w = 0; w < W; w++) {
+          f.get(pd).get(q).op(0x2a, 0, 0).f32store(w * 4);
+          f.get(q).get(sn).op(op.add).set(q);
+        }
+        next();
+      });
+    }
+  });
+  return f;
+}

@@ -1,0 +1,158 @@
+// Threads for the wasm kernels: Workers sharing one WebAssembly.Memory (SharedArrayBuffer) and the
+// module. A phase is a list of tasks (an exported kernel and its i32 arguments); every thread, the
+// caller included, claims tasks until none are left, and the caller returns when all are done, so
+// the backend's ops stay synchronous. Claiming is a compare-exchange on a monotonic counter that
+// may not pass `end`, which is published only after the phase's tasks are written.
+//
+// Control words (Int32Array over their own SharedArrayBuffer):
+const GEN = 0, NEXT = 1, END = 2, DONE = 3, BY_WORKERS = 4, TASKS = 8, STRIDE = 20, CAP = 4096;
+
+export type Task = [fn: number, ...args: number[]];
+
+// The worker's whole program, as a string so the backend needs no separate file (bundles, Node).
+const WORKER_SRC = `
+const ctrl = { c: null, fns: null };
+function work(c, fns) {
+  for (;;) {
+    const t = Atomics.load(c, ${NEXT});
+    if (t >= Atomics.load(c, ${END})) return;
+    if (Atomics.compareExchange(c, ${NEXT}, t, t + 1) !== t) continue;
+    const b = ${TASKS} + (t % ${CAP}) * ${STRIDE};
+    const n = c[b + 1];
+    const a = [];
+    for (let i = 0; i < n; i++) a.push(c[b + 2 + i]);
+    fns[c[b]](...a);
+    Atomics.add(c, ${BY_WORKERS}, 1);
+    if (Atomics.add(c, ${DONE}, 1) + 1 === Atomics.load(c, ${END})) Atomics.notify(c, ${DONE});
+  }
+}
+function start(d) {
+  const inst = new WebAssembly.Instance(d.module, { env: { mem: d.mem } });
+  const c = new Int32Array(d.sab);
+  const fns = d.names.map((n) => inst.exports[n]);
+  let gen = 0;
+  for (;;) {
+    Atomics.wait(c, ${GEN}, gen);
+    gen = Atomics.load(c, ${GEN});
+    if (gen < 0) return;
+    work(c, fns);
+  }
+}
+// A Web Worker (browsers; Deno's worker_threads run on one too), or Node's worker_threads.
+if (typeof self !== "undefined" && typeof self.postMessage === "function") self.onmessage = (e) => start(e.data);
+else import("node:worker_threads").then((w) => w.parentPort.once("message", start));
+`;
+
+export class Pool {
+  readonly #c: Int32Array;
+  readonly #fns: ((...a: number[]) => void)[];
+  readonly #workers: { terminate(): unknown }[] = [];
+  #canWait = true;
+  /** Threads including the caller. */
+  readonly threads: number;
+
+  private constructor(fns: ((...a: number[]) => void)[], c: Int32Array, threads: number) {
+    this.#fns = fns;
+    this.#c = c;
+    this.threads = threads;
+  }
+
+  /** A pool of `threads - 1` workers (none when threads <= 1 or Workers/SharedArrayBuffer are missing). */
+  static async create(module: WebAssembly.Module, mem: WebAssembly.Memory, names: string[], instance: WebAssembly.Instance, threads: number): Promise<Pool> {
+    const fns = names.map((n) => instance.exports[n] as (...a: number[]) => void);
+    const shared = typeof SharedArrayBuffer !== "undefined" && mem.buffer instanceof SharedArrayBuffer;
+    if (!shared || threads <= 1) return new Pool(fns, new Int32Array(TASKS + CAP * STRIDE), 1);
+    const sab = new SharedArrayBuffer((TASKS + CAP * STRIDE) * 4);
+    const pool = new Pool(fns, new Int32Array(sab), threads);
+    const msg = { module, mem, sab, names };
+    // deno-lint-ignore no-explicit-any
+    const g = globalThis as any;
+    for (let i = 1; i < threads; i++) {
+      // node:worker_threads where there is one (Node, and Deno, whose process global says so):
+      // those workers can be unref'd, so an idle pool does not keep the process alive (Deno
+      // does not exit while a Web Worker lives). Web Workers in browsers.
+      if (typeof g.Worker === "function" && !g.process?.versions?.node) {
+        const url = URL.createObjectURL(new Blob([WORKER_SRC], { type: "application/javascript" }));
+        const w = new g.Worker(url, { type: "module" });
+        w.postMessage(msg);
+        pool.#workers.push(w);
+      } else {
+        const spec = "node:worker_threads"; // a variable: browser bundles must not try to resolve it
+        const { Worker } = await import(spec);
+        const w = new Worker(WORKER_SRC, { eval: true });
+        w.postMessage(msg);
+        w.unref();
+        pool.#workers.push(w);
+      }
+    }
+    return pool;
+  }
+
+  /** Runs every task (on all threads when there are several) and returns when all are done. */
+  run(tasks: Task[], parallel = true): void {
+    if (this.threads === 1 || !parallel || tasks.length === 1) {
+      for (const [fn, ...a] of tasks) this.#fns[fn](...a);
+      return;
+    }
+    const c = this.#c;
+    for (let from = 0; from < tasks.length; from += CAP) {
+      const part = tasks.slice(from, from + CAP);
+      const base = Atomics.load(c, NEXT);
+      part.forEach((t, i) => {
+        const b = TASKS + ((base + i) % CAP) * STRIDE;
+        c[b] = t[0];
+        c[b + 1] = t.length - 1;
+        for (let j = 1; j < t.length; j++) c[b + 1 + j] = t[j];
+      });
+      const end = base + part.length;
+      Atomics.store(c, END, end);
+      Atomics.add(c, GEN, 1);
+      Atomics.notify(c, GEN);
+      this.#work();
+      for (;;) {
+        const d = Atomics.load(c, DONE);
+        if (d >= end) break;
+        if (this.#canWait) {
+          try {
+            Atomics.wait(c, DONE, d, 50);
+          } catch {
+            this.#canWait = false; // a browser's main thread: spin instead
+          }
+        }
+      }
+    }
+  }
+
+  #work(): void {
+    const c = this.#c, fns = this.#fns;
+    for (;;) {
+      const t = Atomics.load(c, NEXT);
+      if (t >= Atomics.load(c, END)) return;
+      if (Atomics.compareExchange(c, NEXT, t, t + 1) !== t) continue;
+      const b = TASKS + (t % CAP) * STRIDE;
+      const n = c[b + 1];
+      switch (n) { // no array spread on the hot path for the common arities
+        case 15: fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16]); break;
+        default: {
+          const a: number[] = [];
+          for (let i = 0; i < n; i++) a.push(c[b + 2 + i]);
+          fns[c[b]](...a);
+        }
+      }
+      Atomics.add(c, DONE, 1);
+    }
+  }
+
+  /** Tasks the workers (not the caller) have run so far. */
+  get workerTasks(): number {
+    return Atomics.load(this.#c, BY_WORKERS);
+  }
+
+  /** Stops the workers (they otherwise sleep in Atomics.wait). */
+  close(): void {
+    Atomics.store(this.#c, GEN, -1);
+    Atomics.notify(this.#c, GEN);
+    for (const w of this.#workers) w.terminate();
+    this.#workers.length = 0;
+  }
+}

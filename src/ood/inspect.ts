@@ -1,0 +1,146 @@
+// One input, end to end: its NLL, its layer-wise gradient features log f_l, their z-scores under a
+// fitted per-layer Gaussian, the detector's score and verdict, and a saliency map: the gradient of
+// the score (or of one layer's log f_l) with respect to the input pixels. The saliency is double
+// backprop: the parameter gradients are taken with createGraph, so log f_l stays a function of x.
+import * as T from "../autograd/index.ts";
+import { makeSet } from "../data/dataset.ts";
+import type { GenerativeModel } from "../models/model.ts";
+import { LN2 } from "../models/model.ts";
+import type { DiagonalGaussian } from "./density.ts";
+
+const LOG2PI = Math.log(2 * Math.PI);
+
+/**
+ * A fitted detector as shipped (JSON): the method's diagonal Gaussian over log f_l at B = 1 and the
+ * threshold that keeps `tpr` of held-out in-distribution inputs (score >= threshold: in-distribution).
+ */
+export interface DiagonalDetector {
+  format: "fimscope-diag-detector/1";
+  /** Weights file the features came from, and its test bits/dim. */
+  model: string;
+  groupSize: number;
+  names: string[];
+  mean: number[];
+  variance: number[];
+  /** Feature indices with non-zero fit variance (the others are not scored). */
+  kept: number[];
+  threshold: number;
+  tpr: number;
+  /** Mean NLL of the fit inputs, bits/dim (the typicality baseline's centre), where recorded. */
+  nllMean?: number;
+  /** How the file was made: command, sets, sizes, seeds. */
+  made: Record<string, unknown>;
+}
+
+export function diagonalDetector(d: DiagonalGaussian, names: string[], threshold: number, tpr: number, model: string, made: Record<string, unknown>): DiagonalDetector {
+  return {
+    format: "fimscope-diag-detector/1", model, groupSize: 1, names,
+    mean: Array.from(d.mean), variance: Array.from(d.variance), kept: [...d.kept], threshold, tpr, made,
+  };
+}
+
+/** Checks a parsed detector file against a model's parameter names; one error naming what is wrong. */
+export function checkDetector(det: DiagonalDetector, names: string[], file = "detector"): DiagonalDetector {
+  if (det?.format !== "fimscope-diag-detector/1") throw new Error(`${file}: format ${JSON.stringify(det?.format)}, expected "fimscope-diag-detector/1"`);
+  const L = det.names.length;
+  if (det.mean.length !== L || det.variance.length !== L) throw new Error(`${file}: ${L} names but ${det.mean.length} means and ${det.variance.length} variances`);
+  if (names.join() !== det.names.join()) throw new Error(`${file}: its ${L} features do not match the model's ${names.length} parameter tensors`);
+  if (!det.kept.every((l) => Number.isInteger(l) && l >= 0 && l < L && det.variance[l] > 0)) throw new Error(`${file}: 'kept' names a feature out of range or with zero variance`);
+  return det;
+}
+
+/** The score of a row of log f_l: the sum of the kept features' Gaussian log densities (as DiagonalGaussian.score). */
+export function scoreRow(det: DiagonalDetector, logf: ArrayLike<number>): number {
+  let s = 0;
+  for (const l of det.kept) s += -0.5 * (LOG2PI + Math.log(det.variance[l]) + (logf[l] - det.mean[l]) ** 2 / det.variance[l]);
+  return s;
+}
+
+/** Per-feature z-scores (log f_l - mean) / sd; NaN where the feature is not kept. */
+export function zScores(det: DiagonalDetector, logf: ArrayLike<number>): number[] {
+  const kept = new Set(det.kept);
+  return det.names.map((_, l) => kept.has(l) ? (logf[l] - det.mean[l]) / Math.sqrt(det.variance[l]) : NaN);
+}
+
+export type SaliencyTarget = "none" | "score" | number;
+
+export interface Inspection {
+  /** NLL in bits/dim (the VAE: one-sample negative ELBO with the given noise). */
+  bitsPerDim: number;
+  nllNats: number;
+  logf: Float64Array;
+  z: number[];
+  score: number;
+  /** score >= threshold */
+  inDistribution: boolean;
+  /** d target / d input, one value per pixel (C*H*W), or null for "none". */
+  saliency: Float64Array | null;
+}
+
+/**
+ * Inspects one 8-bit image (C*H*W bytes in the model's layout). `noiseSeed` seeds the VAE's
+ * latent sample (the features are reproducible for a given seed); `saliency` picks the map's target:
+ * the detector's score, one feature's log f_l (its index), or none (no second backward pass).
+ */
+export async function inspectImage(model: GenerativeModel, image: Uint8Array, det: DiagonalDetector, o: InspectOptions = {}): Promise<Inspection> {
+  if (image.length !== model.dims) throw new Error(`inspect: image has ${image.length} bytes, the model takes ${model.dims}`);
+  const set = makeSet("input", image, new Uint8Array([255]), ...model.imageShape);
+  const x = model.input(set, [0]);
+  try {
+    return await inspectInput(model, x, det, o);
+  } finally {
+    x.dispose();
+  }
+}
+
+export interface InspectOptions {
+  saliency?: SaliencyTarget;
+  noiseSeed?: number;
+}
+
+/** The same for one input already in model space (x: [1, C, H, W], the model's dtype); the saliency is w.r.t. x. */
+export async function inspectInput(model: GenerativeModel, x: T.Tensor, det: DiagonalDetector, o: InspectOptions = {}): Promise<Inspection> {
+  const target = o.saliency ?? "score";
+  if (typeof target === "number" && !(Number.isInteger(target) && target >= 0 && target < det.names.length)) {
+    throw new Error(`inspect: saliency layer ${target} out of range [0, ${det.names.length})`);
+  }
+  if (x.shape[0] !== 1) throw new Error(`inspect: one input at a time (got a batch of ${x.shape[0]})`);
+  const named = model.namedParameters();
+  const params = named.map(([, p]) => p);
+  const { backend, dtype } = params[0];
+  const gen = new T.Generator(o.noiseSeed ?? 0);
+  const shape = model.noiseShape(1);
+  const withSaliency = target !== "none";
+  const out = T.tidy(() => {
+    const xi = T.reshape(x, x.shape); // a leaf of our own, so x's own requiresGrad is untouched
+    const leaf = withSaliency ? xi.detach().requireGrad() : xi;
+    const noise = shape ? T.randn(gen, shape, { backend, dtype }) : undefined;
+    const nll = T.sum(model.nll(leaf, { noise }));
+    const grads = T.grad(nll, params, { createGraph: withSaliency });
+    const logf = T.concat(grads.map((g, i) => {
+      if (!g) throw new Error(`inspect: parameter ${named[i][0]} does not reach the NLL`);
+      return T.reshape(T.log(T.sumSquares(g)), [1]);
+    }), 0);
+    let sal: T.Tensor | null = null;
+    if (withSaliency) {
+      let y: T.Tensor;
+      if (target === "score") {
+        const L = det.names.length, kept = new Set(det.kept);
+        const mean = T.tensor(det.mean.map((m, l) => (kept.has(l) ? m : 0)), [L], { backend, dtype });
+        const w = T.tensor(det.variance.map((v, l) => (kept.has(l) ? -0.5 / v : 0)), [L], { backend, dtype });
+        y = T.sum(T.mul(T.square(T.sub(logf, mean)), w)); // the score up to a constant
+      } else y = T.slice(logf, [target as number], [(target as number) + 1]);
+      sal = T.grad(T.sum(y), [leaf])[0];
+      if (!sal) throw new Error("inspect: the saliency target does not depend on the input");
+    }
+    return { nll, logf, sal };
+  });
+  const nllNats = (await out.nll.data())[0];
+  const logf = Float64Array.from(await out.logf.data());
+  const saliency = out.sal ? Float64Array.from(await out.sal.data()) : null;
+  out.nll.dispose();
+  out.logf.dispose();
+  out.sal?.dispose();
+  const score = scoreRow(det, logf);
+  return { bitsPerDim: nllNats / (model.dims * LN2), nllNats, logf, z: zScores(det, logf), score, inDistribution: score >= det.threshold, saliency };
+}

@@ -1,0 +1,198 @@
+// Per-group passes (src/nn/per_group.ts over src/autograd/batched.ts): layers written once, with no
+// per-group code, get each group's exact gradient from one forward and one backward. Checked in
+// float64 against one backward per group on layers of the kinds the models use and the U-Net will
+// add (a GroupNorm affine, projections of [B, T, C] tokens, attention, a time-embedding MLP), and on
+// every op with a batching rule.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as T from "../src/autograd/index.ts";
+import { Conv2d, type Init, Linear, Module, withParameters } from "../src/nn/module.ts";
+import { gramNorm, perGroupGradients, perGroupPass, perGroupSquaredNorms } from "../src/nn/per_group.ts";
+
+const S = suite("per_group");
+const init = (seed: number): Init => ({ backend: T.cpu, dtype: "float64", gen: new T.Generator(seed) });
+
+/** A per-channel affine after normalisation, written as a newcomer would: no per-group code. */
+class GroupNormAffine extends Module {
+  readonly gamma: T.Tensor;
+  readonly beta: T.Tensor;
+  constructor(readonly channels: number, o: Init) {
+    super();
+    this.gamma = this.param("gamma", T.add(T.rand(o.gen, [channels], { backend: o.backend, dtype: o.dtype }), 0.5));
+    this.beta = this.param("beta", T.randn(o.gen, [channels], { backend: o.backend, dtype: o.dtype }));
+  }
+  forward(x: T.Tensor): T.Tensor {
+    const c = [1, this.channels, 1, 1];
+    return T.add(T.mul(T.groupNorm(x, 2), T.reshape(this.gamma, c)), T.reshape(this.beta, c));
+  }
+}
+
+/** Conv, GroupNorm affine, then tokens [B, T, C] through q/k/v projections, attention and a time MLP. */
+class TinyBlock extends Module {
+  readonly conv: Conv2d;
+  readonly norm: GroupNormAffine;
+  readonly q: Linear;
+  readonly k: Linear;
+  readonly v: Linear;
+  readonly time1: Linear;
+  readonly time2: Linear;
+  readonly scale: T.Tensor;
+  constructor(o: Init) {
+    super();
+    this.conv = this.child("conv", new Conv2d(2, 4, 3, o));
+    this.norm = this.child("norm", new GroupNormAffine(4, o));
+    this.q = this.child("q", new Linear(4, 4, o));
+    this.k = this.child("k", new Linear(4, 4, o));
+    this.v = this.child("v", new Linear(4, 4, o));
+    this.time1 = this.child("time1", new Linear(3, 8, o));
+    this.time2 = this.child("time2", new Linear(8, 4, o));
+    this.scale = this.param("scale", T.randn(o.gen, [4], { backend: o.backend, dtype: o.dtype, std: 0.3 }));
+  }
+  /** Per-example loss [B] of images x [B, 2, 4, 4] and time features t [B, 3]. */
+  loss(x: T.Tensor, t: T.Tensor): T.Tensor {
+    const B = x.shape[0];
+    const h = T.silu(this.norm.forward(this.conv.forward(x))); // [B, 4, 4, 4]
+    const emb = this.time2.forward(T.silu(this.time1.forward(t))); // [B, 4]
+    const tok = T.transpose(T.reshape(T.add(h, T.reshape(emb, [B, 4, 1, 1])), [B, 4, 16]), 1, 2); // [B, 16, 4]
+    const att = T.mm(this.q.forward(tok), this.k.forward(tok), false, true); // [B, 16, 16]
+    const w = T.exp(T.sub(att, T.logsumexp(att, 2, true)));
+    const o = T.mm(w, this.v.forward(tok)); // [B, 16, 4]
+    // A data-independent term of a parameter, once per example (like a log-determinant).
+    const prior = T.mul(T.sum(T.exp(this.scale)), 0.1);
+    return T.add(T.sum(T.reshape(T.square(T.mul(o, this.scale)), [B, -1]), 1), prior);
+  }
+}
+
+/** Every op with a batching rule, on one parameter set: movement, reductions, where, concat, products of parameters. */
+class OpZoo extends Module {
+  readonly a: T.Tensor;
+  readonly m: T.Tensor;
+  readonly n: T.Tensor;
+  constructor(o: Init) {
+    super();
+    this.a = this.param("a", T.randn(o.gen, [3, 4], { backend: o.backend, dtype: o.dtype }));
+    this.m = this.param("m", T.randn(o.gen, [4, 4], { backend: o.backend, dtype: o.dtype }));
+    this.n = this.param("n", T.randn(o.gen, [2, 1, 4], { backend: o.backend, dtype: o.dtype }));
+  }
+  loss(x: T.Tensor): T.Tensor {
+    const B = x.shape[0]; // x [B, 3, 4]
+    const mn = T.matmul(this.m, T.transpose(this.m)); // parameter x parameter
+    let h = T.add(T.mul(x, this.a), T.mm(x, mn)); // [B, 3, 4]
+    h = T.concat([h, T.broadcastTo(T.reshape(this.a, [1, 3, 4]), [B, 3, 4]), T.ones([B, 1, 4], { backend: x.backend, dtype: x.dtype })], 1); // [B, 7, 4]
+    h = T.flip(T.pad(T.slice(h, [0, 1, 0], [B, 6, 4]), [[0, 0], [1, 0], [0, 2]]), [1, 2]); // [B, 6, 6]
+    h = T.permute(h, [0, 2, 1]);
+    const p = T.reshape(T.mul(this.n, T.ones([2, 3, 4], { backend: x.backend, dtype: x.dtype })), [6, 4]); // [6, 4] from a parameter
+    const mx = T.max(T.sub(T.slice(h, [0, 0, 0], [B, 6, 4]), p), 2); // [B, 6]
+    const sel = T.where(T.gt(mx, 0), T.maximum(mx, T.slice(this.a, [0, 0], [1, 1])), T.square(mx));
+    const edge = T.sum(T.slice(T.flip(T.permute(this.n, [1, 2, 0]), [2]), [0, 0, 1], [1, 4, 2])); // batching rules on a parameter's own axes
+    return T.add(T.sum(T.square(sel), 1), T.mul(T.add(T.logsumexp(T.reshape(h, [B, -1]), 1), edge), T.sum(T.square(this.n))));
+  }
+}
+
+/** Reference: one backward per group of Bg consecutive examples. */
+function loopGradients(params: T.Tensor[], inputs: T.Tensor[], G: number, loss: (...xs: T.Tensor[]) => T.Tensor): Float64Array[][] {
+  const out: Float64Array[][] = [];
+  for (let g = 0; g < G; g++) {
+    const sl = (t: T.Tensor) => T.slice(t, [g * (t.shape[0] / G)], [(g + 1) * (t.shape[0] / G)]);
+    const gs = T.grad(T.sum(loss(...inputs.map(sl))), params);
+    out.push(gs.map((x) => Float64Array.from(x!.dataSync())));
+  }
+  return out;
+}
+
+function closeTo(got: ArrayLike<number>, want: ArrayLike<number>, what: string, tol = 1e-10) {
+  assert.is(got.length, want.length, what);
+  const scale = Math.max(1e-12, ...Array.from(want, Math.abs));
+  for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= tol * scale, `${what}[${i}]: ${got[i]} vs ${want[i]}`);
+}
+
+function checkAgainstLoopGradientsOnly(model: Module, inputs: T.Tensor[], G: number, loss: (...xs: T.Tensor[]) => T.Tensor) {
+  const params = model.parameters();
+  const want = loopGradients(params, inputs, G, loss);
+  const got = perGroupGradients(perGroupPass(model, { groups: G }, inputs, (...xs) => loss(...(xs as T.Tensor[]))), params);
+  params.forEach((p, l) => {
+    const d = got[l].dataSync();
+    for (let g = 0; g < G; g++) closeTo(d.subarray(g * p.size, (g + 1) * p.size), want[g][l], `${p.name} group ${g}`);
+  });
+}
+
+function checkAgainstLoop(model: Module, inputs: T.Tensor[], G: number, loss: (...xs: T.Tensor[]) => T.Tensor) {
+  const named = model.namedParameters();
+  const params = named.map(([, p]) => p);
+  const want = loopGradients(params, inputs, G, loss);
+  const pass = perGroupPass(model, { groups: G }, inputs, (...xs) => loss(...(xs as T.Tensor[])));
+  const got = perGroupGradients(pass, params);
+  named.forEach(([name, p], l) => {
+    assert.equal(got[l].shape, [G, ...p.shape], name);
+    const d = got[l].dataSync();
+    for (let g = 0; g < G; g++) closeTo(d.subarray(g * p.size, (g + 1) * p.size), want[g][l], `${name} group ${g}`);
+  });
+  // Norms-only (Gram sites for the products with a parameter) against the same loop.
+  const normsPass = perGroupPass(model, { groups: G, normsOnly: true }, inputs, (...xs) => loss(...(xs as T.Tensor[])));
+  const norms = perGroupSquaredNorms(normsPass, params);
+  named.forEach(([name], l) => closeTo(norms[l].dataSync(), want.map((w) => w[l].reduce((s, v) => s + v * v, 0)), `${name} norms`));
+  return normsPass.gramSites.length;
+}
+
+S("layers with no per-group code get exact per-group gradients: GroupNorm affine, token projections, attention, time MLP, a data-independent term", () => {
+  for (const Bg of [1, 3]) {
+    const G = 4;
+    const m = new TinyBlock(init(1));
+    const x = T.randn(new T.Generator(2), [G * Bg, 2, 4, 4], { backend: T.cpu, dtype: "float64" });
+    const t = T.randn(new T.Generator(3), [G * Bg, 3], { backend: T.cpu, dtype: "float64" });
+    const sites = checkAgainstLoop(m, [x, t], G, (xs, ts) => m.loss(xs, ts));
+    assert.is(sites, 5, "every Linear weight is a Gram site in the norms-only pass");
+  }
+});
+
+S("every op with a batching rule: per-group gradients equal the loop (parameters meeting data, and parameters alone)", () => {
+  for (const Bg of [1, 2]) {
+    const G = 3;
+    const m = new OpZoo(init(5));
+    const x = T.randn(new T.Generator(6), [G * Bg, 3, 4], { backend: T.cpu, dtype: "float64" });
+    checkAgainstLoop(m, [x], G, (xs) => m.loss(xs));
+  }
+});
+
+S("norms-only: a weight used by a product and anywhere else is refused; without normsOnly its gradient is the sum of both uses", () => {
+  const lin = new Linear(3, 2, init(12));
+  const x = T.randn(new T.Generator(13), [4, 3], { backend: T.cpu, dtype: "float64" });
+  const loss = (xs: T.Tensor) => T.add(T.sum(T.square(lin.forward(xs)), 1), T.sum(T.square(lin.weight)));
+  const pass = perGroupPass(lin, { groups: 2, normsOnly: true }, [x], (xs) => loss(xs!));
+  assert.throws(() => perGroupSquaredNorms(pass, lin.parameters()), /parameter weight enters the loss more than once/);
+  checkAgainstLoopGradientsOnly(lin, [x], 2, (xs) => loss(xs));
+});
+
+S("a module's own forward is unchanged outside a pass, and withParameters restores the fields when f throws", () => {
+  const lin = new Linear(3, 2, init(7));
+  const w = lin.weight;
+  const other = T.zeros([3, 2], { backend: T.cpu, dtype: "float64" });
+  assert.throws(() => withParameters(lin, new Map([[w, other]]), () => {
+    assert.is(lin.weight, other);
+    throw new Error("boom");
+  }), /boom/);
+  assert.is(lin.weight, w);
+  const stray = T.zeros([1], { backend: T.cpu, dtype: "float64" });
+  assert.throws(() => withParameters(lin, new Map([[stray, other]]), () => 0), /not held in a field/);
+});
+
+S("an op without a batching rule refuses a batched operand instead of reading its storage", () => {
+  const g = T.batch(T.randn(new T.Generator(8), [2, 1, 1, 3, 3], { backend: T.cpu, dtype: "float64" }));
+  const w = T.randn(new T.Generator(9), [1, 1, 3, 3], { backend: T.cpu, dtype: "float64" });
+  assert.throws(() => T.conv2dInputGrad(g, w, [1, 1, 3, 3], { padding: 1 }), /batched over 2 groups and conv2dInputGrad has no batching rule/);
+});
+
+S("the Gram form agrees with explicit per-group weight gradients of rank-3 inputs (rows of all tokens)", () => {
+  const G = 2, Bg = 2, Tk = 3;
+  const a = T.randn(new T.Generator(10), [G * Bg * Tk, 4], { backend: T.cpu, dtype: "float64" });
+  const g = T.randn(new T.Generator(11), [G * Bg * Tk, 5], { backend: T.cpu, dtype: "float64" });
+  const n = gramNorm(a, g, G).dataSync();
+  for (let k = 0; k < G; k++) {
+    const rows = Bg * Tk;
+    const wk = T.mm(T.slice(a, [k * rows], [(k + 1) * rows]), T.slice(g, [k * rows], [(k + 1) * rows]), true, false);
+    const want = [...wk.dataSync()].reduce((s, v) => s + v * v, 0);
+    assert.ok(Math.abs(n[k] - want) < 1e-10 * want, `group ${k}: ${n[k]} vs ${want}`);
+  }
+});
+
+S.run();

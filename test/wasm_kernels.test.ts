@@ -1,0 +1,207 @@
+// The wasm SIMD backend against the CPU reference: the shared kernel-parity cases
+// (test/kernel_parity.ts, poisoned outputs), shapes that cross the kernel's blocking (K past KC,
+// rows past an L2 block, the threaded path), one thread against several, memory that stays flat
+// over a loop, and whole-model losses and gradients (Glow, VAE) in float32.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as T from "../src/autograd/index.ts";
+import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
+import { Glow } from "../src/models/glow.ts";
+import { VAE } from "../src/models/vae.ts";
+import { maxRelErr } from "./helpers.ts";
+import { compare, kernelParity } from "./kernel_parity.ts";
+
+const wb = await createWasmBackend();
+const one = await createWasmBackend({ threads: 1 });
+const S = suite(`wasm kernels vs cpu (float32, poisoned outputs; ${wb.description})`);
+
+S("poisoning catches an element a kernel did not write", () => {
+  const was = wb.poison;
+  wb.poison = true;
+  const out = wb.alloc(10);
+  out.fill(1, 0, 7);
+  wb.poison = was;
+  assert.ok(Number.isNaN(out[9]) && out[0] === 1);
+  wb.release(out);
+});
+
+S.before(() => { wb.poison = true; });
+S.after(() => { wb.poison = false; });
+kernelParity({ backend: wb, test: (name, fn) => S(name, fn) });
+
+S("large shapes: K past the reduction block, rows past an L2 block, the threaded path", async () => {
+  wb.poison = true;
+  await compare(wb, "mm big", (a, b) => T.mm(a, b), [[131, 600], [600, 70]], { tol: 1e-4 });
+  await compare(wb, "mm big T", (a, b) => T.mm(a, b, true, true), [[517, 101], [99, 517]], { tol: 1e-4 });
+  await compare(wb, "bmm", (a, b) => T.mm(a, b), [[5, 37, 300], [5, 300, 41]], { tol: 1e-4 });
+  await compare(wb, "conv big", (x, w) => T.conv2d(x, w, { padding: 1 }), [[3, 40, 17, 19], [26, 40, 3, 3]], { tol: 2e-4 });
+  await compare(wb, "conv big stride", (x, w) => T.conv2d(x, w, { padding: 1, stride: 2 }), [[2, 33, 15, 16], [9, 33, 3, 3]], { tol: 2e-4 });
+  // unpadded stride 1: the input read in place, past its last row into the storage's slack
+  await compare(wb, "conv in place", (x, w) => T.conv2d(x, w), [[2, 5, 9, 11], [4, 5, 3, 2]], { tol: 1e-4 });
+  await compare(wb, "conv in place 1x1 groups", (x, w) => T.conv2d(x, w, { groups: 2 }), [[3, 6, 7, 5], [10, 3, 1, 1]], { tol: 1e-4 });
+  await compare(wb, "conv many groups", (x, w) => T.conv2d(x, w, { padding: 1, groups: 16 }), [[2, 32, 9, 9], [48, 2, 3, 3]], { tol: 1e-4 });
+  wb.poison = false;
+});
+
+S("strided copies and broadcasts on random specs (negative steps, padding on every side) equal the reference", () => {
+  const g = new T.Generator(31);
+  const ri = (n: number) => Math.floor(g.uniform() * n);
+  for (let t = 0; t < 300; t++) {
+    const rank = 1 + ri(3);
+    const inShape = Array.from({ length: rank }, () => 1 + ri(5));
+    const orank = 1 + ri(3);
+    const outShape = Array.from({ length: orank }, () => 1 + ri(6));
+    const map = outShape.map(() => ri(rank));
+    const start = map.map((m) => ri(inShape[m] + 4) - 2), step = map.map(() => ri(5) - 2);
+    const spec = { inShape, outShape, map, start, step, padValue: ri(3) - 1 };
+    const x = Float32Array.from({ length: inShape.reduce((p, q) => p * q, 1) }, (_, i) => i + 1);
+    const want = T.cpu.strided(x, spec, "float32"), got = wb.strided(x, spec, "float32");
+    assert.equal([...got], [...want], JSON.stringify(spec));
+    // broadcasting binary op between outShape and a shape with some dims set to 1
+    const bShape = outShape.slice(ri(orank)).map((d) => (ri(2) ? 1 : d));
+    const a = Float32Array.from({ length: want.length }, (_, i) => i * 0.5 - 3);
+    const b = Float32Array.from({ length: bShape.reduce((p, q) => p * q, 1) }, (_, i) => 2 - i);
+    for (const op of ["sub", "maximum", "reluMask"] as const) {
+      assert.equal([...wb.binary(op, a, outShape, b, bShape, outShape, "float32")], [...T.cpu.binary(op, a, outShape, b, bShape, outShape, "float32")], `${op} ${outShape} ${bShape}`);
+      assert.equal([...wb.binary(op, b, bShape, a, outShape, outShape, "float32")], [...T.cpu.binary(op, b, bShape, a, outShape, outShape, "float32")], `${op} ${bShape} ${outShape}`);
+    }
+  }
+});
+
+S("SIMD elementwise kernels equal the reference bit for bit, NaN, infinities and signed zeros included", () => {
+  const special = [NaN, Infinity, -Infinity, 0, -0, 1, -1, 0.5, -2.5, 3e-39];
+  const vals = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => (i % 7 === 3 ? special[(i * 31 + seed) % special.length] : Math.sin(i * 1.7 + seed) * 3));
+  const same = (x: ArrayLike<number>, y: ArrayLike<number>, what: string) => {
+    assert.is(x.length, y.length, what);
+    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) assert.unreachable(`${what} at ${i}: ${x[i]} vs ${y[i]}`);
+  };
+  for (const op of ["neg", "abs", "relu", "step", "sqrt", "square", "recip", "mulScalar", "addScalar", "leakyRelu", "leakyStep"] as const) {
+    for (const n of [64, 67, 1001, 70001]) {
+      const x = vals(n, n);
+      same(wb.unary(op, x, n, "float32", -1.5), T.cpu.unary(op, x, n, "float32", -1.5), `${op} n=${n}`);
+    }
+  }
+  const shapes: [number[], number[], number[]][] = [
+    [[65], [65], [65]], [[70001], [1], [70001]], [[1], [131], [131]], [[64, 32, 9], [32, 1], [64, 32, 9]], [[3, 1, 70], [5, 1], [3, 5, 70]], [[300, 257], [300, 257], [300, 257]],
+  ];
+  for (const op of ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq", "reluMask"] as const) {
+    for (const [sa, sb, so] of shapes) {
+      const a = vals(sa.reduce((p, q) => p * q, 1), 1), b = vals(sb.reduce((p, q) => p * q, 1), 2);
+      same(wb.binary(op, a, sa, b, sb, so, "float32"), T.cpu.binary(op, a, sa, b, sb, so, "float32"), `${op} ${sa} ${sb}`);
+      same(wb.binary(op, b, sb, a, sa, so, "float32"), T.cpu.binary(op, b, sb, a, sa, so, "float32"), `${op} ${sb} ${sa}`);
+    }
+  }
+});
+
+S("SIMD exp, sigmoid and softplus (polynomial exp and log1p) within 4e-7 of the reference, specials exact", () => {
+  const xs = Float32Array.from({ length: 100003 }, (_, i) => (i / 100003 - 0.5) * 200);
+  const specials = [NaN, Infinity, -Infinity, 0, -0, 88.72, 88.73, -87.2, -100, 100];
+  xs.set(specials);
+  for (const op of ["exp", "sigmoid", "softplus"] as const) {
+    const got = wb.unary(op, xs, xs.length, "float32", 0), want = T.cpu.unary(op, xs, xs.length, "float32", 0);
+    for (let i = 0; i < xs.length; i++) {
+      const ok = Object.is(got[i], want[i]) || Math.abs(got[i] - want[i]) <= 4e-7 * Math.abs(want[i]) + 2e-38;
+      if (!ok) assert.unreachable(`${op}(${xs[i]}) = ${got[i]}, reference ${want[i]}`);
+    }
+    assert.ok(Number.isNaN(got[0]), `${op}(NaN)`);
+  }
+});
+
+S("the worker threads take part (tasks run by workers, not only by the caller)", async () => {
+  if (wb.threads < 2) return console.warn("  (one thread here: nothing to check)");
+  const before = wb.workerTasks;
+  const a = T.randn(new T.Generator(3), [512, 512], { backend: wb });
+  // several products, with pauses, so a worker that is slow to wake still gets tasks
+  for (let i = 0; i < 6; i++) {
+    T.matmul(a, a).dispose();
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  a.dispose();
+  assert.ok(wb.workerTasks > before, `workers ran ${wb.workerTasks - before} tasks`);
+});
+
+S("without shared memory (a browser page that is not cross-origin isolated): one thread, ordinary arrays, growth keeps every result", async () => {
+  const solo = await createWasmBackend({ shared: false });
+  try {
+    assert.is(solo.threads, 1);
+    solo.poison = true;
+    await compare(solo, "mm unshared", (a, b) => T.mm(a, b, false, true), [[67, 130], [33, 130]], { tol: 1e-4 });
+    await compare(solo, "conv unshared", (x, w) => T.conv2d(x, w, { padding: 1, stride: 2 }), [[2, 5, 9, 8], [7, 5, 3, 3]], { tol: 1e-4 });
+    await compare(solo, "elementwise unshared", (a, b) => T.relu(T.sigmoid(T.add(a, b))), [[3, 70, 9], [70, 1]], { tol: 1e-4 });
+    solo.poison = false;
+    // results made before the memory grows (a non-shared buffer detaches when it grows) stay intact
+    const a = T.tensor(Float32Array.from({ length: 300 * 300 }, (_, i) => Math.sin(i)), [300, 300], { backend: solo });
+    const first = T.matmul(a, a), want = [...first.dataSync()];
+    const before = solo.memoryBytes;
+    const big = T.matmul(T.broadcastTo(T.reshape(a, [1, 300, 300]), [40, 300, 300]), a); // scratch far past the first product's
+    assert.ok(solo.memoryBytes > before, "the memory grew");
+    assert.equal([...first.dataSync()], want);
+    big.dispose();
+  } finally {
+    solo.close();
+  }
+});
+
+S("one thread and several give the same bits", async () => {
+  const g = new T.Generator(7);
+  const a = T.randn(g, [300, 257]), b = T.randn(g, [257, 190]);
+  const x = T.randn(g, [4, 16, 20, 20]), w = T.randn(g, [24, 16, 3, 3]), gy = T.randn(g, [4, 24, 20, 20]);
+  const on = (be: typeof wb) => {
+    const t = (v: T.Tensor) => T.tensor(v.dataSync(), v.shape, { backend: be });
+    const o = { padding: 1 };
+    return [T.matmul(t(a), t(b)), T.conv2d(t(x), t(w), o), T.conv2dInputGrad(t(gy), t(w), x.shape, o), T.conv2dWeightGrad(t(x), t(gy), w.shape, o)].map((r) => r.dataSync());
+  };
+  const [r1, r2] = [on(one), on(wb)];
+  r1.forEach((v, i) => assert.ok(v.every((e, j) => Object.is(e, r2[i][j])), `result ${i} differs`));
+});
+
+S("memory stays flat over a loop of products and convolutions", () => {
+  const g = new T.Generator(8);
+  const x = T.randn(g, [8, 8, 12, 12], { backend: wb, requiresGrad: true }), w = T.randn(g, [8, 8, 3, 3], { backend: wb, requiresGrad: true });
+  const step = () => T.tidy(() => {
+    const y = T.relu(T.conv2d(x, w, { padding: 1 }));
+    const z = T.matmul(T.reshape(y, [8, -1]), T.reshape(T.transpose(T.reshape(y, [8, -1])), [-1, 8]));
+    T.grad(T.sum(z), [x, w]).forEach((t) => t!.dataSync());
+  });
+  step();
+  step();
+  const before = wb.memoryBytes;
+  for (let i = 0; i < 20; i++) step();
+  assert.is(wb.memoryBytes, before);
+});
+
+/** A model's per-example NLL and the gradient of its sum w.r.t. every parameter, on one backend. */
+function modelGrads(make: (be: typeof T.cpu | typeof wb) => { m: { nll(x: T.Tensor): T.Tensor; parameters(): T.Tensor[]; initialize?(x: T.Tensor): void }; x: T.Tensor }, be: typeof T.cpu | typeof wb) {
+  const { m, x } = make(be);
+  m.initialize?.(x);
+  const nll = m.nll(x);
+  const gs = T.grad(T.sum(nll), m.parameters());
+  return [nll.dataSync(), ...gs.map((g) => g!.dataSync())];
+}
+
+S("whole models: Glow and VAE NLL and every parameter gradient match the cpu backend", () => {
+  const data = (be: typeof wb | typeof T.cpu, shape: number[]) => T.tensor(T.rand(new T.Generator(21), shape, { low: -0.5, high: 0.5, backend: T.cpu }).dataSync(), shape, { backend: be });
+  const glow = (be: typeof wb | typeof T.cpu) => ({
+    m: new Glow({ levels: 2, steps: 2, hidden: 16, image: [1, 8, 8] }, { backend: be, gen: new T.Generator(13) }),
+    x: data(be, [5, 1, 8, 8]),
+  });
+  const vae = (be: typeof wb | typeof T.cpu) => ({
+    m: new VAE({ latent: 4, channels: [8, 16], outChannels: 4 }, { backend: be, gen: new T.Generator(14) }),
+    x: T.tensor(Float32Array.from({ length: 3 * 28 * 28 }, (_, i) => ((i * 37) % 256) / 255), [3, 1, 28, 28], { backend: be }),
+  });
+  for (const [name, make] of [["glow", glow], ["vae", vae]] as const) {
+    const [c, w] = [modelGrads(make, T.cpu), modelGrads(make, wb)];
+    c.forEach((v, i) => {
+      const scale = Math.max(1, ...Array.from(v, Math.abs));
+      const e = maxRelErr(w[i].map((q) => q / scale), v.map((q) => q / scale));
+      assert.ok(e < 1e-4, `${name} ${i === 0 ? "nll" : `grad ${i - 1}`}: err ${e} (scale ${scale})`);
+    });
+  }
+});
+
+S.after(() => {
+  wb.close();
+  one.close();
+});
+
+S.run();
