@@ -12,7 +12,7 @@ import { loadImageFiles, writePngFolder } from "../src/data/image_files.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { type BackendChoice, selectBackend } from "../src/kernels/select.ts";
 import { loadModel } from "../src/models/registry.ts";
-import { Detector, fitDetector, modelImageShape } from "../src/ood/detector.ts";
+import { Detector, fitDetector } from "../src/ood/detector.ts";
 import { featuresBatched } from "../src/ood/features.ts";
 import { setGradients } from "../src/ood/fim_method.ts";
 import { setFeatures } from "../src/ood/pipeline.ts";
@@ -36,7 +36,7 @@ const time = async (f: () => Promise<unknown>) => { const t = performance.now();
 // A detector fitted on 200 training images (its fit cost is not what is measured here).
 const train = loadDataset("fashion", "train"), test = loadDataset("fashion", "test");
 const fitF = await setFeatures(model, take(train, 200), { groupSize: 1, batch });
-const det = new Detector(fitDetector({ model: { path: a.model!, sha256: "0".repeat(64), kind: model.kind, image: modelImageShape(model) }, groupSize: 1, names: fitF.names, logf: fitF.logf, nll: fitF.nll, data: "fashion" }));
+const det = new Detector(fitDetector({ model: { path: a.model!, sha256: "0".repeat(64), kind: model.kind, image: [...model.imageShape] }, groupSize: 1, names: fitF.names, logf: fitF.logf, nll: fitF.nll, data: "fashion" }));
 
 // 1. score a folder vs the batched features alone.
 if (a.only !== "fim") {

@@ -21,7 +21,7 @@ import { subset } from "../data/dataset.ts";
 import { conformShape, isBuiltinSet, loadNamedSet } from "../data/image_files.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
-import { detectorText, fitDetector, modelImageShape, sha256Hex } from "../ood/detector.ts";
+import { detectorText, fitDetector, sha256Hex } from "../ood/detector.ts";
 import { setFeatures } from "../ood/pipeline.ts";
 import { progressBar } from "./progress.ts";
 
@@ -55,7 +55,7 @@ workStarts();
 const t0 = performance.now();
 const backend = await selectBackend(a.backend);
 const model = await loadModel(a.model, backend);
-const shape = modelImageShape(model);
+const shape: [number, number, number] = [...model.imageShape];
 const all = conformShape(source.set, shape, `--data ${dataSpec}`);
 const count = Math.min(n, pool.length) - (Math.min(n, pool.length) % B);
 if (count < 2 * B) throw new Error(`fit: --data ${dataSpec} has ${pool.length} images to fit on; a fit needs at least 2 groups of --B ${B}`);

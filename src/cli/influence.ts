@@ -17,7 +17,6 @@ import { range, subset } from "../data/dataset.ts";
 import { conformShape, loadNamedSet } from "../data/image_files.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
-import { modelImageShape } from "../ood/detector.ts";
 import { setGradients } from "../ood/fim_method.ts";
 import { influenceStripPng, topInfluences } from "../ood/influence.ts";
 import { groupGradients, WoodburyFim } from "../ood/woodbury.ts";
@@ -46,7 +45,7 @@ workStarts();
 
 const t0 = performance.now();
 const model = await loadModel(a.model, await selectBackend(a.backend, { quiet: true }));
-const shape = modelImageShape(model);
+const shape: [number, number, number] = [...model.imageShape];
 const trainSet = conformShape(train.set, shape, `--data ${dataSpec}`), inSet = conformShape(input.set, shape, `--input ${a.input}`);
 const pick = new T.Generator(5000 + seed).permutation(trainSet.n).subarray(0, Math.min(n, trainSet.n));
 const fitSet = subset(trainSet, pick);

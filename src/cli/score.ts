@@ -16,7 +16,7 @@ import { writeFileAtomic } from "../io/atomic.ts";
 import { conformShape, loadNamedSet } from "../data/image_files.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
-import { checkModelHash, DETECTOR_METHODS, type InputScore, modelImageShape, readDetectorText, sha256Hex } from "../ood/detector.ts";
+import { checkModelHash, DETECTOR_METHODS, type InputScore, readDetectorText, sha256Hex } from "../ood/detector.ts";
 import { setFeatures } from "../ood/pipeline.ts";
 import * as T from "../autograd/index.ts";
 import { DiagonalGaussian } from "../ood/density.ts";
@@ -59,7 +59,7 @@ workStarts();
 
 const t0 = performance.now();
 const model = await loadModel(modelPath, await selectBackend(a.backend, { quiet: true }));
-const shape = modelImageShape(model);
+const shape: [number, number, number] = [...model.imageShape];
 if (shape.join() !== det.file.model.image.join()) throw new Error(`${a.detector}: image shape ${det.file.model.image.join("x")} but ${modelPath} takes ${shape.join("x")}`);
 const tf = performance.now();
 const f = await setFeatures(model, set, { groupSize: B, batch });

@@ -260,12 +260,3 @@ export function detectorText(d: DetectorFile): string {
   return JSON.stringify(d) + "\n";
 }
 
-/** The image shape [C, H, W] a model takes: its own `imageShape` where it has one, else its config's `image`, else 1x28x28 for 784 pixels. */
-export function modelImageShape(model: { dims: number; config: Record<string, unknown> }): [number, number, number] {
-  const own = (model as { imageShape?: number[] }).imageShape;
-  const cfg = (model.config.image ?? (model.config.inner as Record<string, unknown> | undefined)?.image) as number[] | undefined;
-  const s = own ?? cfg;
-  if (Array.isArray(s) && s.length === 3) return [s[0], s[1], s[2]];
-  if (model.dims === 784) return [1, 28, 28];
-  throw new Error(`model: cannot tell its image shape (${model.dims} pixels, no image in its config)`);
-}
