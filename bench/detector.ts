@@ -42,15 +42,19 @@ const det = new Detector(fitDetector({ model: { path: a.model!, sha256: "0".repe
 if (a.only !== "fim") {
 const dir = Deno.makeTempDirSync();
 writePngFolder(dir, take(test, nImages));
-const samples = { score: [] as number[], decode: [] as number[], features: [] as number[] };
+const samples = { score: [] as number[], decode: [] as number[], setFeatures: [] as number[], scoring: [] as number[], features: [] as number[] };
 const setOnce = loadImageFiles(dir).set;
 for (let r = 0; r < rounds; r++) {
   samples.score.push(await time(async () => {
     const t0 = performance.now();
     const files = loadImageFiles(dir);
     samples.decode.push(performance.now() - t0);
+    const t1 = performance.now();
     const f = await setFeatures(model, files.set, { groupSize: 1, batch });
+    const t2 = performance.now();
     f.logf.forEach((row, i) => det.scoreRow(row, f.nll[i]));
+    samples.setFeatures.push(t2 - t1);
+    samples.scoring.push(performance.now() - t2);
   }));
   samples.features.push(await time(async () => {
     for (let i = 0; i < setOnce.n; i += batch) {
@@ -61,7 +65,7 @@ for (let r = 0; r < rounds; r++) {
   }));
 }
 const [ms, md, mf] = [median(samples.score), median(samples.decode), median(samples.features)];
-console.log(`score a folder of ${nImages} PNGs: ${ms.toFixed(0)} ms (${(nImages / ms * 1000).toFixed(0)} inputs/s; PNG decode ${md.toFixed(0)} ms); batched features alone ${mf.toFixed(0)} ms (${(nImages / mf * 1000).toFixed(0)} inputs/s); ratio ${(ms / mf).toFixed(2)}`);
+console.log(`score a folder of ${nImages} PNGs: ${ms.toFixed(0)} ms (${(nImages / ms * 1000).toFixed(0)} inputs/s; PNG decode ${md.toFixed(0)} ms, features ${median(samples.setFeatures).toFixed(0)} ms, scoring ${median(samples.scoring).toFixed(0)} ms); batched features alone ${mf.toFixed(0)} ms (${(nImages / mf * 1000).toFixed(0)} inputs/s); ratio ${(ms / mf).toFixed(2)}`);
 Deno.removeSync(dir, { recursive: true });
 }
 
