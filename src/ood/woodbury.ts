@@ -5,9 +5,10 @@
 //   F_N^{-1} = (1/lambda) (I - S^T A^{-1} S),  A = lambda N I + S S^T   (S: the N x P rows s_i)
 //   q = (|g|^2 - |L^{-1} S g|^2) / lambda,     A = L L^T (Cholesky)
 //
-// No P x P matrix is ever formed. We keep S per layer on the backend and, for the per-layer block
-// version (F block-diagonal over parameter tensors, q_block = sum_l g_l^T F_l^{-1} g_l), R_l = L_l^{-1} S_l
-// for layers with P_l >= N, or the P_l x P_l factor L_l^{-1} of F_l itself for smaller layers.
+// No P x P matrix is ever formed. S stays on the backend in row blocks (groups of fit inputs, every
+// layer side by side) and, for the per-layer block version (F block-diagonal over parameter
+// tensors, q_block = sum_l g_l^T F_l^{-1} g_l), R_l = L_l^{-1} S_l (row blocks too) for layers with
+// P_l >= N, or the P_l x P_l factor L_l^{-1} of F_l itself for smaller layers.
 //
 // lambda (documented rule): the mean of the empirical FIM's diagonal, tr(S^T S / N) / P (per layer:
 // over that layer's P_l entries), times `lambdaScale` (default 1). It is the empirical FIM's mean
