@@ -129,7 +129,11 @@ export class Chrome {
   }
 
   async screenshot(path: string): Promise<void> {
-    const r = await this.send<{ data: string }>("Page.captureScreenshot", { format: "png", captureBeyondViewport: true });
+    // The whole document, however wide or tall it is.
+    const [width, height] = await this.eval<[number, number]>("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]");
+    await this.send("Emulation.setDeviceMetricsOverride", { width, height, deviceScaleFactor: 1, mobile: false });
+    const r = await this.send<{ data: string }>("Page.captureScreenshot", { format: "png" });
+    await this.send("Emulation.clearDeviceMetricsOverride");
     Deno.writeFileSync(path, Uint8Array.from(atob(r.data), (c) => c.charCodeAt(0)));
   }
 
