@@ -178,7 +178,7 @@ const cases: Case[] = [
   { cmd: "ood", args: ["--backend", "gpu"], error: /^error: ood: --backend 'gpu': not one of/ },
   { cmd: "train", args: ["--optimizer", "sgd"], error: /^error: train: --optimizer 'sgd': not one of adam, adamax$/ },
   { cmd: "train", args: ["--model", "gan"], error: /^error: train: --model 'gan': not one of vae, glow/ },
-  { cmd: "train", args: ["--data", "cifar"], error: /^error: train: --data 'cifar': not one of fashion, mnist$/ },
+  { cmd: "train", args: ["--data", "cifar"], error: /^error: train: --data 'cifar': neither fashion, mnist nor an existing file or folder$/ },
   { cmd: "ood", args: ["--ood", "cifar"], error: /^error: ood: --ood 'cifar': 'cifar' is not allowed/ },
   { cmd: "ood", args: ["--ood", "fashion"], error: /^error: ood: --ood 'fashion': fashion is the in-distribution data of .*vae-fashion\.safetensors \(trained on it\)/ },
   { cmd: "ood", args: ["--model", VAE_MNIST, "--ood", "mnist,noise"], error: /^error: ood: --ood 'mnist,noise': mnist is the in-distribution data of .*vae-mnist/ },
