@@ -11,6 +11,7 @@ export type { Backend, DType } from "./src/kernels/backend.ts";
 export { CpuBackend } from "./src/kernels/cpu.ts";
 export { type BackendChoice, selectBackend } from "./src/kernels/select.ts";
 export { createWebGPUBackend } from "./src/kernels/webgpu/backend.ts";
+export { createWasmBackend } from "./src/kernels/wasm/backend.ts";
 export {
   createGpujsBackend, GPUJS_OPS, GpujsBackend, type GpujsOp, type GpujsOptions, gpujsFromSource, gpujsPolicy, isSoftwareRenderer, webgl2Renderer,
 } from "./src/kernels/gpujs.ts";
@@ -32,6 +33,6 @@ export { featuresBatched, featuresLoop, type GradFeatures, noiseFor } from "./sr
 export { DiagonalGaussian, FullGaussian, type Scorer } from "./src/ood/density.ts";
 export { allMetrics, auroc, fprAtTpr, type Metrics, rocCurve } from "./src/ood/metrics.ts";
 export {
-  checkDetector, type DetectorFile, detectorFile, type Inspection, inspectImage, inspectInput, type InspectOptions, type SaliencyTarget, scoreRow, zScores,
+  checkDetector, type DiagonalDetector, diagonalDetector, type Inspection, inspectImage, inspectInput, type InspectOptions, type SaliencyTarget, scoreRow, zScores,
 } from "./src/ood/inspect.ts";
 export { histogramsSvg, rocSvg } from "./src/ood/plots.ts";

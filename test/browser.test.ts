@@ -1,6 +1,6 @@
 // The page in a real browser: Debian's headless chromium driven over the DevTools protocol
 // (scripts/web/chrome.ts), the page served by scripts/web/serve.ts from freshly built bundles.
-// Its numbers are checked against Deno's (the same library on the CPU backend): NLL, score and
+// Live samples are drawn. Its numbers are checked against Deno's (the same library on the CPU backend): NLL, score and
 // z-scores of known test images to 1e-4 relative, on the browser's WebGPU (SwiftShader) and on the
 // fallback without WebGPU (gpu.js's WebGL2 with every op it has, and the default policy). Also:
 // the drawing and PNG-drop paths give the numbers of the image they produce, the saliency map
@@ -13,7 +13,7 @@ import * as T from "../src/autograd/index.ts";
 import { readCheckpoint } from "../src/io/safetensors.ts";
 import { loadModelBytes } from "../src/models/from_bytes.ts";
 import type { GenerativeModel } from "../src/models/model.ts";
-import { checkDetector, type DetectorFile, inspectImage, type SaliencyTarget } from "../src/ood/inspect.ts";
+import { checkDetector, type DiagonalDetector, inspectImage, type SaliencyTarget } from "../src/ood/inspect.ts";
 import { build } from "../scripts/web/build.ts";
 import { Chrome, chromiumPath } from "../scripts/web/chrome.ts";
 import { serve } from "../scripts/web/serve.ts";
@@ -34,7 +34,7 @@ interface PageResult {
 const LAST = `(() => { const l = fimscope.state.last; return l && { bitsPerDim: l.bitsPerDim, score: l.score, z: l.z, inDistribution: l.inDistribution, source: l.source, saliency: l.saliency && Array.from(l.saliency) }; })()`;
 
 // Deno's reference: the same library on the CPU backend.
-const reference = new Map<string, { model: GenerativeModel; det: DetectorFile }>();
+const reference = new Map<string, { model: GenerativeModel; det: DiagonalDetector }>();
 async function deno(modelId: string, image: Uint8Array, saliency: SaliencyTarget = "score") {
   if (!reference.has(modelId)) {
     const { model } = await loadModelBytes(Deno.readFileSync(`weights/${modelId}.safetensors`), T.cpu, modelId);
@@ -96,6 +96,10 @@ if (!have) {
     assert.ok(await c.waitFor("document.getElementById('samples').complete && document.getElementById('samples').naturalWidth > 0", 10000));
     assert.ok((await c.eval<number>("document.querySelectorAll('#thumbs canvas').length")) >= 20);
     assert.is(await c.eval("document.querySelectorAll('#zbars rect.zbar').length"), 16);
+    const sampled = await c.eval<{ n: number }>("fimscope.sampleNow(4)");
+    assert.is(sampled.n, 4);
+    const [sampleColours] = await c.eval<[number, number]>(canvasStats("live-samples"));
+    assert.ok(sampleColours > 10, `live samples drawn (${sampleColours} colours)`);
     const first = await c.eval<number>("fimscope.state.firstResultMs");
     assert.ok(first > 0, "time to first result recorded");
     console.log(`    page ready in ${ms.toFixed(0)} ms; first result at ${first.toFixed(0)} ms after navigation (${await c.eval("fimscope.state.chosen.label")})`);
@@ -174,12 +178,37 @@ if (!have) {
     assert.is(await c.eval("document.getElementById('eval-progress').value"), 1);
     assert.is(await c.eval("document.querySelectorAll('#eval-out svg').length"), 2, "a ROC figure and a histogram figure");
     assert.ok((await c.eval<number>("document.querySelectorAll('#eval-out svg path').length")) >= 3 + 2 * 6, "three ROC curves and two histograms per panel");
-    const bench = await c.eval<{ name: string; gflops: number }[]>(`fimscope.benchmark(["matmul 256", "conv2d 3x3 forward"])`);
+    const bench = await c.eval<{ name: string; gflops: number }[]>(`fimscope.benchmark(["matmul 256", "matmul 512"])`);
     assert.is(bench.length, 2);
     assert.ok(bench.every((b) => b.gflops > 0 && Number.isFinite(b.gflops)), JSON.stringify(bench));
     assert.is(await c.eval("document.querySelectorAll('#bench-out tr').length"), 3);
     console.log(`    in-page benchmark on WebGPU: ${bench.map((b) => `${b.name} ${b.gflops.toFixed(2)} GFLOP/s`).join(", ")}`);
     await c.screenshot(`${SHOTS}/page-evaluation.png`);
+  });
+
+  S("the README's web-page example (web/example.html, the library bundle dist/fimscope.js) prints Deno's norms", async () => {
+    const c = chrome!;
+    await c.goto(`${URL0}web/example.html`);
+    await c.waitFor("document.body && document.body.dataset.ready", 60000);
+    const text = await c.eval<string>("document.getElementById('out').textContent");
+    // The same computation: examples/layer_norms.ts in Deno (lavapipe or the CPU), printed to 3 decimals.
+    const p = new Deno.Command(Deno.execPath(), { args: ["run", "-A", "examples/layer_norms.ts"], stdout: "piped", stderr: "null" }).outputSync();
+    const denoLines = new TextDecoder().decode(p.stdout).trim().split("\n"), pageLines = text.trim().split("\n");
+    assert.is(pageLines.length, 17, text);
+    assert.is(pageLines.length, denoLines.length);
+    for (let i = 0; i < pageLines.length; i++) {
+      const [a, b] = [pageLines[i], denoLines[i]].map((l) => Number(l.match(/-?\d+\.\d+/g)?.pop()));
+      assert.ok(Number.isFinite(a) && Math.abs(a - b) <= 0.0011 + 1e-5 * Math.abs(b), `line ${i}: page '${pageLines[i]}', Deno '${denoLines[i]}'`);
+    }
+  });
+
+  S("?backend=wasm (WebAssembly SIMD, threads through cross-origin isolation) gives Deno's numbers", async () => {
+    const c = chrome!;
+    await openPage(c, "?backend=wasm");
+    assert.is(await c.eval("document.getElementById('backend').dataset.kind"), "wasm");
+    assert.ok(await c.eval("crossOriginIsolated"), "the server's COOP/COEP headers isolate the page");
+    await c.eval(`fimscope.inspectSet("mnist", 7).then(() => 1)`);
+    assertSame(await c.eval<PageResult>(LAST), await deno("vae-fashion", testImage("mnist", 7)), "wasm mnist #7");
   });
 
   S("without WebGPU: the fallback says so, its gpu.js kernels match the CPU, and it gives Deno's numbers", async () => {

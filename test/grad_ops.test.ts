@@ -170,6 +170,35 @@ S("nn: avgPool2d, upsampleNearest, groupNorm, gatherRows", () => {
   }
 });
 
+S("softmax over the last axis and over axis 0; its gradient is differentiable (second order)", () => {
+  for (const [i, [sh, ax]] of ([[[3, 5], -1], [[2, 3, 4], -1], [[1, 1], -1], [[4, 3], 0], [[2, 7, 1], 1]] as [number[], number][]).entries()) {
+    const err = gradcheck((x) => T.softmax(x, ax), [rand64(120 + i, sh, -3, 3)]);
+    assert.ok(err < TOL, `softmax ${JSON.stringify(sh)} axis ${ax}: err ${err}`);
+  }
+  // Second order: h(x) = v . grad_x sum(softmax(x) r); its gradient by double backprop vs central differences of h.
+  const r = rand64(131, [2, 3, 4]), v = rand64(133, [2, 3, 4]);
+  const h = (xd: Float64Array | Float32Array, create: boolean) => {
+    const x = T.tensor(xd, [2, 3, 4], { dtype: "float64", backend: T.cpu, requiresGrad: true });
+    const g = T.grad(T.sum(T.mul(T.softmax(x), r)), [x], { createGraph: create })[0]!;
+    return { x, h: T.sum(T.mul(g, v)) };
+  };
+  const x0 = rand64(130, [2, 3, 4], -2, 2).dataSync();
+  const a = h(x0, true), an = T.grad(a.h, [a.x])[0]!.dataSync();
+  for (let i = 0; i < x0.length; i++) {
+    const p = x0.slice(), m = x0.slice();
+    p[i] += 1e-6;
+    m[i] -= 1e-6;
+    const num = (h(p, false).h.dataSync()[0] - h(m, false).h.dataSync()[0]) / 2e-6;
+    assert.ok(Math.abs(num - an[i]) < TOL, `softmax second order at ${i}: ${an[i]} vs ${num}`);
+  }
+  // Rows sum to one and match exp(x) / sum(exp(x)) computed in plain float64.
+  const x = rand64(132, [3, 6], -20, 20), y = T.softmax(x).dataSync(), xs = x.dataSync();
+  for (let r = 0; r < 3; r++) {
+    const row = [...xs.slice(r * 6, r * 6 + 6)], m = Math.max(...row), z = row.reduce((s, v) => s + Math.exp(v - m), 0);
+    row.forEach((v, c) => assert.ok(Math.abs(y[r * 6 + c] - Math.exp(v - m) / z) < 1e-12 * (1e-300 + Math.exp(v - m) / z), `row ${r} col ${c}`));
+  }
+});
+
 S("gradcheck itself catches a wrong gradient", () => {
   // x*x with the stop-gradient trick: forward correct, backward halved.
   const wrong = (x: T.Tensor) => T.add(T.mul(x, x.detach()), T.mul(T.sub(x, x.detach()), T.sub(x, x.detach())));

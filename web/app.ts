@@ -1,6 +1,7 @@
 // The page (web/index.html): one input's gradients end to end on this browser's WebGPU, or on the
 // gpu.js WebGL2 fallback, or on the CPU. Bundled by scripts/web/build.ts into dist/web.js.
-// URL options: ?backend=webgpu|gpujs|cpu (default: the first that works, in that order), ?gpujs=all
+// URL options: ?backend=webgpu|gpujs|cpu (default: the first that works, in that order; or wasm,
+// the WebAssembly SIMD backend, only when asked for), ?gpujs=all
 // (the fallback runs every op it can on gpu.js, at any size, whatever its renderer policy),
 // ?model=<id from web/models.json>. window.fimscope exposes the state and the actions to the
 // browser tests (test/browser.test.ts).
@@ -43,7 +44,7 @@ async function fetchOk(url: string): Promise<Response> {
 
 interface Chosen {
   backend: F.Backend;
-  kind: "webgpu" | "gpujs" | "cpu";
+  kind: "webgpu" | "gpujs" | "wasm" | "cpu";
   label: string;
   /** Why the faster backends were not used. */
   notes: string[];
@@ -51,7 +52,11 @@ interface Chosen {
 
 async function chooseBackend(want: string | null): Promise<Chosen> {
   const notes: string[] = [];
-  if (want && !["webgpu", "gpujs", "cpu"].includes(want)) throw new Error(`?backend=${want}: expected webgpu, gpujs or cpu`);
+  if (want && !["webgpu", "gpujs", "wasm", "cpu"].includes(want)) throw new Error(`?backend=${want}: expected webgpu, gpujs, wasm or cpu`);
+  if (want === "wasm") {
+    const b = await F.createWasmBackend();
+    return { backend: b, kind: "wasm", label: `WebAssembly: ${b.description}`, notes };
+  }
   if (!want || want === "webgpu") {
     try {
       const b = await F.createWebGPUBackend();
@@ -83,7 +88,7 @@ const state = {
   entry: null as ModelEntry | null,
   model: null as F.GenerativeModel | null,
   metadata: {} as Record<string, string>,
-  det: null as F.DetectorFile | null,
+  det: null as F.DiagonalDetector | null,
   sets: new Map<string, F.ImageSet>(),
   image: null as Uint8Array | null,
   source: "",
@@ -126,10 +131,13 @@ function drawGray(canvas: HTMLCanvasElement, img: ArrayLike<number>, w = 28, h =
   ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
 }
 
-/** A diverging map: red where raising the pixel raises the target, blue where it lowers it. */
+/**
+ * A diverging map: red where raising the pixel raises the target, blue where it lowers it; the
+ * colour scale saturates at the 98th percentile of |value| so a few extreme pixels do not wash out the rest.
+ */
 function drawSaliency(canvas: HTMLCanvasElement, s: ArrayLike<number>) {
-  let m = 0;
-  for (let i = 0; i < s.length; i++) m = Math.max(m, Math.abs(s[i]));
+  const mags = Array.from(s, Math.abs).sort((a, b) => a - b);
+  const m = mags[Math.floor(0.98 * (mags.length - 1))] || mags[mags.length - 1];
   const side = Math.round(Math.sqrt(s.length));
   const id = new ImageData(side, side);
   for (let i = 0; i < s.length; i++) {
@@ -144,7 +152,7 @@ function drawSaliency(canvas: HTMLCanvasElement, s: ArrayLike<number>) {
   const ctx = canvas.getContext("2d")!;
   ctx.imageSmoothingEnabled = false;
   ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
-  canvas.dataset.max = String(m);
+  canvas.dataset.max = String(mags[mags.length - 1]);
 }
 
 function zBarsSvg(names: string[], z: number[]): string {
@@ -152,7 +160,7 @@ function zBarsSvg(names: string[], z: number[]): string {
   const lim = Math.max(3, ...z.filter(Number.isFinite).map(Math.abs));
   const ys = (v: number) => mid - (v / lim) * ((H - top - 30) / 2);
   const W = 50 + L * bw + 10;
-  let s = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="10">`;
+  let s = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="100%" style="max-width: ${W}px" font-family="sans-serif" font-size="10">`;
   s += `<text x="${W / 2}" y="12" text-anchor="middle" font-size="12">z-score of log f_l per layer (fit mean and SD); |z| > 2 in red</text>`;
   for (const t of [-lim, -2, 0, 2, lim]) s += `<line x1="45" x2="${W - 5}" y1="${ys(t)}" y2="${ys(t)}" stroke="${t === 0 ? "#000" : "#ddd"}"/><text x="40" y="${ys(t) + 3}" text-anchor="end">${+t.toFixed(1)}</text>`;
   z.forEach((v, l) => {
@@ -337,6 +345,36 @@ function setupDrop() {
   };
 }
 
+// ---- live samples ----
+
+let sampleSeed = 1;
+function sampleNow(n = 16) {
+  return serial(async () => {
+    const { model } = state;
+    if (!model) throw new Error("no model loaded");
+    const temperature = Number($<HTMLInputElement>("sample-t").value);
+    if (!(temperature > 0 && temperature <= 2)) throw new Error(`temperature ${temperature}: expected a number in (0, 2]`);
+    const t0 = performance.now();
+    const vae = state.metadata.kind === "vae";
+    const imgs = await model.sample(n, new F.T.Generator(sampleSeed++), vae ? { mean: true } : { temperature });
+    const c = $<HTMLCanvasElement>("live-samples"), cols = Math.ceil(Math.sqrt(n)), cell = c.width / cols;
+    const ctx = c.getContext("2d")!;
+    ctx.fillStyle = "#888";
+    ctx.fillRect(0, 0, c.width, c.height);
+    for (let i = 0; i < n; i++) {
+      const t = document.createElement("canvas");
+      t.width = t.height = 28;
+      drawGray(t, imgs.subarray(i * 784, (i + 1) * 784));
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(t, (i % cols) * cell + 1, Math.floor(i / cols) * cell + 1, cell - 2, cell - 2);
+    }
+    c.hidden = false;
+    $("sample-status").textContent = `${n} samples in ${(performance.now() - t0).toFixed(0)} ms on this backend` +
+      (vae ? " (the VAE's decoder means; the temperature is the Glow's)" : ` at temperature ${temperature}`);
+    return { n, ms: performance.now() - t0 };
+  });
+}
+
 // ---- the OOD evaluation ----
 
 function evaluate(n: number) {
@@ -458,6 +496,7 @@ async function start() {
   setupDrawing();
   setupDrop();
   $<HTMLSelectElement>("sal-target").onchange = () => state.image && inspect(state.image, state.source).catch(fail);
+  $("sample-run").onclick = () => sampleNow().catch(fail);
   $("eval-run").onclick = () => evaluate(Number($<HTMLInputElement>("eval-n").value)).catch(fail);
   $("bench-run").onclick = () => benchmark().catch(fail);
   await inspect(imageOf(state.entry!.inDistribution, 0), `${state.entry!.inDistribution} #0`);
@@ -475,6 +514,7 @@ const api = {
   },
   evaluate,
   benchmark,
+  sampleNow,
   /** gpu.js against the CPU (needs ?backend=gpujs or the fallback). */
   benchFallback: (reps = 3, only?: number[]) => serial(() => benchFallback(gpujsBackend(), reps, only)),
   fallbackCaseNames,

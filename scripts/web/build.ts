@@ -22,9 +22,17 @@ export async function build(out = `${root}dist`): Promise<Built[]> {
   for (const [entry, name] of [["mod.ts", "fimscope.js"], ["web/app.ts", "web.js"]]) {
     const file = `${out}/${name}`, tmp = `${file}.tmp.js`;
     const r = await new Deno.Command(Deno.execPath(), {
-      args: ["bundle", "--quiet", "--platform=browser", "--minify", `${root}${entry}`, "-o", tmp], cwd: root, stdout: "piped", stderr: "piped",
+      // browser_imports.json: deno.json's import map plus browser stand-ins for the node: modules
+      // the library's Deno-only file helpers import at load time.
+      args: ["bundle", "--quiet", "--platform=browser", "--minify", "--import-map", `${root}scripts/web/browser_imports.json`, `${root}${entry}`, "-o", tmp],
+      cwd: root, stdout: "piped", stderr: "piped",
     }).output();
     if (r.code !== 0) throw new Error(`build: deno bundle ${entry} failed:\n${new TextDecoder().decode(r.stderr)}`);
+    const node = Deno.readTextFileSync(tmp).match(/from\s*"(node:[\w/]+)"/);
+    if (node) {
+      Deno.removeSync(tmp);
+      throw new Error(`build: ${entry} imports ${node[1]}, which browsers do not have (map it in scripts/web/browser_imports.json)`);
+    }
     Deno.renameSync(tmp, file);
     const bytes = Deno.readFileSync(file);
     built.push({ file: file.replace(root, ""), bytes: bytes.length, gzip: await gzipSize(bytes) });

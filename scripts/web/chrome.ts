@@ -5,10 +5,10 @@
 export interface ChromeOptions {
   /** false: no --enable-unsafe-webgpu, so navigator.gpu gives no adapter (the fallback path). */
   webgpu?: boolean;
-  /** Use Mesa's lavapipe as Chromium's Vulkan driver instead of SwiftShader. */
-  lavapipe?: boolean;
   width?: number;
   height?: number;
+  /** More chromium flags (after the defaults). */
+  extraArgs?: string[];
 }
 
 export function chromiumPath(): string | null {
@@ -25,7 +25,8 @@ export class Chrome {
   #id = 0;
   #pending = new Map<number, { ok: (v: unknown) => void; err: (e: Error) => void }>();
   readonly console: string[] = [];
-  private constructor(readonly proc: Deno.ChildProcess, readonly ws: WebSocket, readonly profile: string) {
+  /** The last lines chromium wrote to stderr. */
+  private constructor(readonly proc: Deno.ChildProcess, readonly ws: WebSocket, readonly profile: string, readonly stderr: string[]) {
     ws.onmessage = (e) => {
       const m = JSON.parse(e.data);
       if (m.id && this.#pending.has(m.id)) {
@@ -50,16 +51,12 @@ export class Chrome {
       `--window-size=${o.width ?? 1400},${o.height ?? 1800}`];
     if (o.webgpu !== false) args.push("--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader");
     else args.push("--disable-gpu", "--disable-features=WebGPU", "--use-angle=swiftshader");
-    if (o.lavapipe) args.push("--use-vulkan=native", "--disable-vulkan-surface");
-    const env: Record<string, string> = {};
-    if (o.lavapipe) {
-      const icd = [...Deno.readDirSync("/usr/share/vulkan/icd.d")].find((e) => e.name.startsWith("lvp_icd"));
-      if (icd) env.VK_ICD_FILENAMES = `/usr/share/vulkan/icd.d/${icd.name}`;
-    }
-    const proc = new Deno.Command(exe, { args: [...args, "about:blank"], stdout: "null", stderr: "piped", env }).spawn();
+    args.push(...(o.extraArgs ?? []));
+    const proc = new Deno.Command(exe, { args: [...args, "about:blank"], stdout: "null", stderr: "piped" }).spawn();
     // The DevTools port is printed on stderr: "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/...".
     const reader = proc.stderr.pipeThrough(new TextDecoderStream()).getReader();
     let text = "", port = 0;
+    const this_stderr: string[] = [];
     const deadline = Date.now() + 20000;
     while (!port && Date.now() < deadline) {
       const r = await Promise.race([reader.read(), new Promise<null>((res) => setTimeout(() => res(null), deadline - Date.now()))]);
@@ -69,7 +66,16 @@ export class Chrome {
       if (m) port = Number(m[1]);
     }
     // Keep draining stderr so chromium never blocks on a full pipe.
-    (async () => { try { while (!(await reader.read()).done) { /* drop */ } } catch { /* closed */ } })();
+    (async () => {
+      try {
+        for (;;) {
+          const r = await reader.read();
+          if (r.done) break;
+          this_stderr.push(r.value);
+          if (this_stderr.length > 200) this_stderr.shift();
+        }
+      } catch { /* closed */ }
+    })();
     if (!port) {
       try { proc.kill(); } catch { /* gone */ }
       throw new Error(`chromium did not start: ${text.slice(-500)}`);
@@ -84,7 +90,7 @@ export class Chrome {
     if (!target) throw new Error("chromium: no page target");
     const ws = new WebSocket(target.webSocketDebuggerUrl);
     await new Promise((r, j) => { ws.onopen = r; ws.onerror = j; });
-    const c = new Chrome(proc, ws, profile);
+    const c = new Chrome(proc, ws, profile, this_stderr);
     await c.send("Runtime.enable");
     await c.send("Page.enable");
     return c;
@@ -123,7 +129,11 @@ export class Chrome {
   }
 
   async screenshot(path: string): Promise<void> {
-    const r = await this.send<{ data: string }>("Page.captureScreenshot", { format: "png", captureBeyondViewport: true });
+    // The whole document, however wide or tall it is.
+    const [width, height] = await this.eval<[number, number]>("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]");
+    await this.send("Emulation.setDeviceMetricsOverride", { width, height, deviceScaleFactor: 1, mobile: false });
+    const r = await this.send<{ data: string }>("Page.captureScreenshot", { format: "png" });
+    await this.send("Emulation.clearDeviceMetricsOverride");
     Deno.writeFileSync(path, Uint8Array.from(atob(r.data), (c) => c.charCodeAt(0)));
   }
 

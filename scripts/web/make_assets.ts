@@ -14,11 +14,12 @@ import { parseArgs } from "node:util";
 import * as T from "../../src/autograd/index.ts";
 import { subset } from "../../src/data/dataset.ts";
 import { loadDataset } from "../../src/data/mnist.ts";
+import { writeFileAtomic } from "../../src/io/atomic.ts";
 import { readCheckpoint } from "../../src/io/safetensors.ts";
 import { selectBackend } from "../../src/kernels/select.ts";
 import { loadModel } from "../../src/models/registry.ts";
 import { DiagonalGaussian } from "../../src/ood/density.ts";
-import { detectorFile } from "../../src/ood/inspect.ts";
+import { diagonalDetector } from "../../src/ood/inspect.ts";
 import { setFeatures } from "../../src/ood/pipeline.ts";
 
 const { values: a } = parseArgs({
@@ -56,12 +57,7 @@ if (!a.force) {
   if (there.length) throw new Error(`make_assets: ${there.join(", ")} exist; pass --force to regenerate them`);
 }
 Deno.mkdirSync(out, { recursive: true });
-const write = (path: string, data: Uint8Array | string) => {
-  const tmp = `${path}.tmp`;
-  if (typeof data === "string") Deno.writeTextFileSync(tmp, data);
-  else Deno.writeFileSync(tmp, data);
-  Deno.renameSync(tmp, path);
-};
+const write = writeFileAtomic;
 
 const fashion = loadDataset("fashion", "test"), mnist = loadDataset("mnist", "test");
 const permF = new T.Generator(1000).permutation(fashion.n), permM = new T.Generator(3000).permutation(mnist.n);
@@ -83,7 +79,7 @@ for (const m of models) {
   const threshold = scores[Math.floor(0.05 * scores.length)];
   const kept = scores.filter((s) => s >= threshold).length / scores.length;
   const meta = readCheckpoint(path).metadata;
-  const det = detectorFile(diag, fit.names, threshold, 0.95, `${m}.safetensors`, {
+  const det = diagonalDetector(diag, fit.names, threshold, 0.95, `${m}.safetensors`, {
     command: `deno run -A scripts/web/make_assets.ts --n ${n} --fit ${nFit} --calib ${nCal} --models ${models.join(",")}`,
     fit: `FashionMNIST test split permuted with Generator(1000), images [0, ${nFit}), features at B=1 (featuresBatched, noise seed 0)`,
     calibration: `the same permutation, images [${nFit}, ${nFit + nCal}) (noise seed 1); ${(100 * kept).toFixed(1)}% score >= threshold`,

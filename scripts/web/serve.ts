@@ -29,7 +29,14 @@ export function serve(port: number): Deno.HttpServer {
     if (!file) return new Response("not found", { status: 404 });
     try {
       const body = await Deno.readFile(file);
-      return new Response(body, { headers: { "content-type": TYPES[file.split(".").pop()!] ?? "application/octet-stream", "cache-control": "no-store" } });
+      return new Response(body, {
+        headers: {
+          "content-type": TYPES[file.split(".").pop()!] ?? "application/octet-stream", "cache-control": "no-store",
+          // Cross-origin isolation: gives the page SharedArrayBuffer, which the wasm backend's
+          // threads need (everything served here is same-origin; without it wasm runs on one thread).
+          "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp",
+        },
+      });
     } catch {
       return new Response("not found", { status: 404 });
     }

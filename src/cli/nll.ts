@@ -6,7 +6,7 @@ import { BACKEND, choices, inFile, int, parseOptions, workStarts } from "./args.
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkImageShape, checkModelFile, loadModel } from "../models/registry.ts";
-import { evaluate } from "../models/train.ts";
+import { evaluateStats } from "../models/train.ts";
 
 const a = parseOptions("nll", {
   model: inFile().required(),
@@ -20,7 +20,7 @@ workStarts();
 const model = await loadModel(a.model, await selectBackend(a.backend), file);
 for (const d of a.data) {
   const n = Math.min(a.n, splitSize(d, "test"));
-  const bpd = await evaluate(model, loadDataset(d, "test"), n);
-  console.log(`${a.model}: mean NLL on ${d} test (${n} images): ${bpd.toFixed(4)} bits/dim`);
+  const r = await evaluateStats(model, loadDataset(d, "test"), n);
+  console.log(`${a.model}: mean NLL on ${d} test (${n} images): ${r.mean.toFixed(4)} bits/dim (standard error ${r.se.toFixed(4)})`);
 }
 Deno.exit(0);

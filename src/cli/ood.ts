@@ -5,6 +5,11 @@
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
 //                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto|cpu|webgpu|wasm] [--out reports/ood]
 //                  [--seed 0] [--loop] [--force]
+//                  [--diffusion-score l1|l2|elbo] [--diffusion-t 1] [--diffusion-fit 100] [--diffusion-eval 100]
+// A diffusion model's feature is the gradient of its eps-loss at step t (the paper's: L1 at t = 1)
+// or of its bound; its likelihood and typicality baselines use that same quantity. It has its own
+// fit/eval counts (a U-Net pass per input costs ~10x the VAE's); with the bound, batches of at
+// most 16 inputs (each is 11 U-Net passes).
 // --ood defaults to the other built-in dataset and the synthetic sets; the in-distribution set is
 // refused as an OOD set. Report files are named after the model files; a reused --out folder is
 // cleared of the previous report's files (listed in its .fimscope-report.json), nothing else.
@@ -17,12 +22,13 @@ import { constantImages, flipVertical, invert, uniformNoise } from "../data/synt
 import { protectedReason } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkImageShape, checkModelFile, loadModel, type ModelFile } from "../models/registry.ts";
+import { type Diffusion, DIFFUSION_OOD_COUNT, parseDiffusionScore, scoreLabel } from "../models/diffusion.ts";
 import { evaluateSets, setFeatures, type Evaluation, type SetFeatures } from "../ood/pipeline.ts";
 import { tableText, writeReport } from "../ood/report.ts";
 import { progressBar } from "./progress.ts";
 
 const OOD_SETS = ["mnist", "fashion", "noise", "constant", "vflip", "invert"] as const;
-const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"].map(shippedDefault);
+const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors", "weights/diffusion-fashion.safetensors"].map(shippedDefault);
 const a = parseOptions("ood", {
   model: inFiles(),
   data: choice(DATASETS),
@@ -36,7 +42,12 @@ const a = parseOptions("ood", {
   seed: int({ max: 2 ** 32 - 1 }).default(0),
   loop: flag(),
   force: flag(),
+  "diffusion-score": choice(["l1", "l2", "elbo"] as const).default("l1"),
+  "diffusion-t": int({ min: 1, max: 100000 }).default(1),
+  "diffusion-fit": int({ min: 1, max: 100000 }).default(DIFFUSION_OOD_COUNT),
+  "diffusion-eval": int({ min: 1, max: 100000 }).default(DIFFUSION_OOD_COUNT),
 });
+const dScore = parseDiffusionScore(a["diffusion-score"], String(a["diffusion-t"]));
 
 const t0 = performance.now();
 const timings: [string, number][] = [];
@@ -49,12 +60,12 @@ const mark = (what: string) => {
 
 const modelPaths = a.model ?? defaults.filter((p) => { try { Deno.statSync(p); return true; } catch { return false; } });
 if (!modelPaths.length) throw new Error(`ood: no model weights found (looked for ${defaults.join(", ")}); pass --model`);
-const Bs = a.B, nFit = a.fit, nEval = a.eval, seed = a.seed;
+const Bs = a.B, seed = a.seed;
 const outWhy = a.force ? null : protectedReason(a.out);
 if (outWhy) throw usageError("ood", "--out", a.out, `${outWhy}; the report goes to its own folder (e.g. reports/ood), or add --force`);
 
 // Every model file, and every option that depends on it, is checked before any work.
-interface Job { path: string; file: ModelFile; inName: string; label: string; oodSets: string[] }
+interface Job { path: string; file: ModelFile; inName: string; label: string; oodSets: string[]; nFit: number; nEval: number }
 const jobs: Job[] = [];
 const seen = new Map<string, string>();
 for (const path of modelPaths) {
@@ -68,30 +79,36 @@ for (const path of modelPaths) {
   }
   // In-distribution data: what the model was trained on (its metadata), unless --data says otherwise.
   const inName = a.data ?? meta.data ?? "fashion";
+  const isDiffusion = file.kind === "diffusion";
+  const [nFit, nEval, fitOpt, evalOpt] = isDiffusion ? [a["diffusion-fit"], a["diffusion-eval"], "--diffusion-fit", "--diffusion-eval"] : [a.fit, a.eval, "--fit", "--eval"];
+  if (isDiffusion && dScore.kind === "loss" && dScore.t > (file.config.steps as number)) {
+    throw usageError("ood", "--diffusion-t", String(dScore.t), `at most ${file.config.steps} (the steps of ${path})`);
+  }
   const oodSets: string[] = a.ood ?? [DATASETS.find((d) => d !== inName)!, "noise", "constant", "vflip", "invert"];
   if (oodSets.includes(inName)) {
     throw usageError("ood", "--ood", oodSets.join(","), `${inName} is the in-distribution data of ${path}${a.data ? " (--data)" : " (trained on it)"}, so it cannot be an OOD set (allowed: ${OOD_SETS.filter((o) => o !== inName).join(", ")})`);
   }
   checkImageShape(file.kind, file.config, imageShapeOf(inName), inName, `ood: --model ${path}`);
   const testN = splitSize(inName, "test"), half = Math.floor(testN / 2);
-  if (nFit > half) throw usageError("ood", "--fit", String(nFit), `at most ${half} (the first half of the ${testN}-image ${inName} test split; the second half is for --eval)`);
-  if (nEval > testN - half) throw usageError("ood", "--eval", String(nEval), `at most ${testN - half} (the second half of the ${testN}-image ${inName} test split)`);
+  if (nFit > half) throw usageError("ood", fitOpt, String(nFit), `at most ${half} (the first half of the ${testN}-image ${inName} test split; the second half is for --eval)`);
+  if (nEval > testN - half) throw usageError("ood", evalOpt, String(nEval), `at most ${testN - half} (the second half of the ${testN}-image ${inName} test split)`);
   for (const o of oodSets) if (o === "mnist" || o === "fashion") {
-    if (nEval > splitSize(o, "test")) throw usageError("ood", "--eval", String(nEval), `at most ${splitSize(o, "test")} (the ${o} test split, an OOD set)`);
+    if (nEval > splitSize(o, "test")) throw usageError("ood", evalOpt, String(nEval), `at most ${splitSize(o, "test")} (the ${o} test split, an OOD set)`);
   }
   for (const B of Bs) {
-    if (Math.floor(nFit / B) < 2) throw usageError("ood", "--B", Bs.join(","), `group size ${B} leaves ${Math.floor(nFit / B)} fit group(s) of --fit ${nFit}; the density needs at least 2 (allowed: B <= ${Math.floor(nFit / 2)})`);
-    if (Math.floor(nEval / B) < 1) throw usageError("ood", "--B", Bs.join(","), `group size ${B} is larger than --eval ${nEval} (allowed: B <= ${nEval})`);
+    if (Math.floor(nFit / B) < 2) throw usageError("ood", "--B", Bs.join(","), `group size ${B} leaves ${Math.floor(nFit / B)} fit group(s) of ${fitOpt} ${nFit}; the density needs at least 2 (allowed: B <= ${Math.floor(nFit / 2)})`);
+    if (Math.floor(nEval / B) < 1) throw usageError("ood", "--B", Bs.join(","), `group size ${B} is larger than ${evalOpt} ${nEval} (allowed: B <= ${nEval})`);
   }
   // Report names come from the model file's name, so two models of one kind and data stay apart.
   const stem = path.replace(/^.*\//, "").replace(/\.safetensors$/, "").replace(/\.ckpt$/, "").replace(/[^A-Za-z0-9._-]/g, "_");
   let label = meta.data && meta.data !== inName ? `${stem}-in-${inName}` : stem;
+  if (isDiffusion) label += `-${scoreLabel(dScore)}`;
   if (jobs.some((j) => j.label === label)) {
     const parent = path.split("/").slice(-2, -1)[0]?.replace(/[^A-Za-z0-9._-]/g, "_");
     if (parent) label = `${parent}-${label}`;
     for (let k = 2; jobs.some((j) => j.label === label); k++) label = `${label.replace(/-\d+$/, "")}-${k}`;
   }
-  jobs.push({ path, file, inName, label, oodSets });
+  jobs.push({ path, file, inName, label, oodSets, nFit, nEval });
 }
 
 workStarts();
@@ -99,7 +116,7 @@ const backend = await selectBackend(a.backend);
 console.log(`backend: ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}`);
 
 /** The fixed protocol: a seeded permutation of the in-distribution test split; fit on its first half, evaluate on the second. */
-function sets(inName: string, oodSets: string[]): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
+function sets(inName: string, oodSets: string[], nFit: number, nEval: number): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
   const test = loadDataset(inName, "test");
   const perm = new T.Generator(1000 + seed).permutation(test.n);
   const half = Math.floor(test.n / 2);
@@ -121,11 +138,12 @@ function sets(inName: string, oodSets: string[]): { fit: ImageSet; inEval: Image
 }
 
 const evals: Evaluation[] = [];
-for (const { path, file, inName, label, oodSets } of jobs) {
+for (const { path, file, inName, label, oodSets, nFit, nEval } of jobs) {
   const meta = file.decoded.metadata;
   if (a.data && meta.data && a.data !== meta.data) console.log(`note: ${path} was trained on ${meta.data}; --data ${a.data} makes ${a.data} the in-distribution set`);
   const model = await loadModel(path, backend, file);
-  const s = sets(inName, oodSets);
+  if (model.kind === "diffusion") (model as unknown as Diffusion).setScore(dScore);
+  const s = sets(inName, oodSets, nFit, nEval);
   mark(`load ${label} and data`);
   for (const B of Bs) {
     const all = [s.fit, s.inEval, ...s.ood];
@@ -137,7 +155,7 @@ for (const { path, file, inName, label, oodSets } of jobs) {
     const feats: (SetFeatures & { names: string[] })[] = [];
     for (const set of all) {
       feats.push(await setFeatures(model, set, {
-        groupSize: B, batch: a.batch, loop: a.loop, seed,
+        groupSize: B, batch: model.kind === "diffusion" && dScore.kind === "elbo" ? Math.min(16, a.batch) : a.batch, loop: a.loop, seed,
         onProgress: (k) => { done += k; bar.update(done, { rate: (done / ((performance.now() - tb) / 1000)).toFixed(0) }); },
       }));
     }
@@ -150,7 +168,7 @@ for (const { path, file, inName, label, oodSets } of jobs) {
 
 console.log("\nAUROC, in-distribution test (second half) vs each OOD set; density fitted on the first half:\n");
 console.log(tableText(evals));
-const files = writeReport(a.out, evals, { models: Object.fromEntries(jobs.map((j) => [j.label, j.path])), fit: nFit, eval: nEval, B: Bs, backend: backend.name, seed, loop: a.loop });
+const files = writeReport(a.out, evals, { models: Object.fromEntries(jobs.map((j) => [j.label, j.path])), fit: a.fit, eval: a.eval, diffusionFit: a["diffusion-fit"], diffusionEval: a["diffusion-eval"], diffusionScore: scoreLabel(dScore), B: Bs, backend: backend.name, seed, loop: a.loop });
 mark("report");
 console.log(`\nreport: ${a.out}/ (${files.length} files: table.md, table.json, features-*.csv, roc-*.svg, hist-*.svg, corr-*.svg)`);
 console.log(`elapsed ${((performance.now() - t0) / 1000).toFixed(1)} s:`);

@@ -1,10 +1,11 @@
 // samples --model weights/glow-fashion.safetensors [--n 64] [--temperature 0.7] [--out FILE.png] [--seed 0]
-//         [--backend auto|cpu|webgpu|wasm] [--force]
+//         [--backend auto|cpu|webgpu|wasm] [--force] [--sampler ddim|ddpm] [--steps 100]
 // A PNG grid of samples. Default output: reports/samples/<model file name>-samples.png (never the
 // shipped weights/*-samples.png; writing over a shipped or git-tracked file needs --force).
-// --temperature applies to Glow only (the VAE's grid shows decoder means).
+// --temperature applies to Glow only (the VAE's grid shows decoder means); --sampler and --steps to
+// diffusion models (DDIM with --steps steps, deterministic given --seed, or ancestral DDPM over every step).
 import "./errors.ts";
-import { BACKEND, checkOutput, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
+import { BACKEND, checkOutput, choice, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";
@@ -19,9 +20,15 @@ const a = parseOptions("samples", {
   seed: int({ max: 2 ** 32 - 1 }).default(0),
   backend: BACKEND,
   force: flag(),
+  sampler: choice(["ddim", "ddpm"] as const).default("ddim"),
+  steps: int({ min: 1, max: 100000 }).default(100),
 });
 const file = await checkModelFile(a.model);
 if (file.kind !== "glow" && a.given.has("temperature")) throw usageError("samples", "--temperature", String(a.temperature), `applies to glow models only (${a.model} is a ${file.kind}); leave it out`);
+for (const o of ["sampler", "steps"] as const) {
+  if (file.kind !== "diffusion" && a.given.has(o)) throw usageError("samples", `--${o}`, String(a[o]), `applies to diffusion models only (${a.model} is a ${file.kind}); leave it out`);
+}
+if (file.kind === "diffusion" && a.steps > (file.config.steps as number)) throw usageError("samples", "--steps", String(a.steps), `at most ${file.config.steps} (the steps of ${a.model})`);
 const stem = a.model.replace(/^.*\//, "").replace(/\.safetensors$/, "");
 const out = a.out ?? `reports/samples/${stem}-samples.png`;
 if (!a.out) {
@@ -40,8 +47,9 @@ if (!a.out) Deno.mkdirSync("reports/samples", { recursive: true });
 const backend = await selectBackend(a.backend);
 const model = await loadModel(a.model, backend, file);
 const gen = new T.Generator(a.seed);
-// Glow draws its latents at --temperature; the VAE shows its decoder means (each model takes what applies to it).
-const images = await model.sample(a.n, gen, { temperature: a.temperature, mean: true });
+// Glow draws its latents at --temperature; the VAE shows its decoder means; the diffusion model runs its sampler (each model takes what applies to it).
+const images = await model.sample(a.n, gen, { temperature: a.temperature, mean: true, sampler: a.sampler, steps: a.steps });
 writeFileAtomic(out, imageGridPng(images, a.n, ...model.imageShape));
-console.log(`${a.n} samples${model.kind === "glow" ? ` at temperature ${a.temperature}` : " (decoder means)"}: ${out}`);
+const how = model.kind === "glow" ? ` at temperature ${a.temperature}` : model.kind === "diffusion" ? (a.sampler === "ddpm" ? " (ancestral DDPM, every step)" : ` (DDIM, ${a.steps} steps)`) : " (decoder means)";
+console.log(`${a.n} samples${how}: ${out}`);
 Deno.exit(0);

@@ -50,7 +50,7 @@ const a = parseOptions("train", {
 const cli: RunSettings = {
   kind: a.model, data: a.data, batch: a.batch, seed: a.seed, clip: a.clip, warmup: a.warmup,
   config: await resolveConfig(a.model, a.config, "train: --config"),
-  lr: a.lr ?? (a.model === "glow" ? 1e-3 : 2e-3),
+  lr: a.lr ?? (a.model === "vae" ? 2e-3 : 1e-3),
   optimizer: a.optimizer ?? (a.model === "glow" ? "adamax" : "adam"),
 };
 const given = new Set<SettingName>();
@@ -68,7 +68,8 @@ if (a.resume) {
   if (plan.differences.length && !a.force) {
     throw usageError("train", "--resume", a.resume, `the command line differs from the checkpoint: ${plan.differences.join(", ")}; leave these options out to continue with the checkpoint's settings, or add --force to use the command line's`);
   }
-  settings = plan.settings;
+  // The stored config merged with the defaults (and put in today's form), as the command line's is.
+  settings = { ...plan.settings, config: await resolveConfig(plan.settings.kind, plan.settings.config, `checkpoint ${a.resume}: __metadata__.config`) };
   const el = file.decoded.metadata.elapsed_s;
   if (el !== undefined && !(el.trim() !== "" && Number(el) >= 0 && Number.isFinite(Number(el)))) throw new Error(`checkpoint ${a.resume}: __metadata__.elapsed_s is '${el}', not a number of seconds`);
   // Settings taken from the checkpoint pass the same checks as the command line's.
@@ -111,7 +112,7 @@ const backend = await selectBackend(a.backend);
 const model = await createModel(settings.kind, settings.config, backend, settings.seed);
 console.log(`${settings.kind} on ${settings.data}: ${model.numParameters()} parameters, backend ${backend.name}`);
 const trainSet = loadDataset(settings.data, "train"), testSet = loadDataset(settings.data, "test");
-const trainBar = barFor("train", "ex", "loss {loss} bits/dim");
+const trainBar = barFor("train", "ex", model.trainingLoss ? "eps-loss {loss}" : "loss {loss} bits/dim");
 if (a.resume) console.log(`resumed from ${a.resume} at step ${startStep}`);
 const res = await train(model, trainSet, {
   steps, batch: settings.batch, lr: settings.lr, seed: settings.seed, optimizer: settings.optimizer as "adam" | "adamax",

@@ -7,6 +7,8 @@ export type Rule =
   | { type: "int"; min: number; max: number }
   | { type: "ints"; length: number; min: number; max: number }
   | { type: "number"; min: number; max: number }
+  | { type: "intList"; minLength: number; maxLength: number; min: number; max: number }
+  | { type: "enum"; values: readonly string[] }
   | { type: "boolean" };
 
 /** Past this a model does not fit this engine's memory (parameters, gradients and two moments in float32). */
@@ -14,6 +16,8 @@ export const MAX_PARAMETERS = 50_000_000;
 
 const int = (min: number, max: number): Rule => ({ type: "int", min, max });
 const ints = (length: number, min: number, max: number): Rule => ({ type: "ints", length, min, max });
+const intList = (minLength: number, maxLength: number, min: number, max: number): Rule => ({ type: "intList", minLength, maxLength, min, max });
+const oneOf = (...values: string[]): Rule => ({ type: "enum", values });
 
 export interface KindRules {
   keys: Record<string, Rule>;
@@ -65,6 +69,31 @@ export const CONFIG_RULES: Record<string, KindRules> = {
       return n;
     },
   },
+  diffusion: {
+    keys: {
+      image: ints(3, 1, 1024), dim: int(4, 1024), dimMults: intList(1, 6, 1, 64), resBlocks: int(1, 16), groups: int(1, 1024),
+      steps: int(2, 100000), schedule: oneOf("sigmoid", "linear", "cosine"), trainLoss: oneOf("l2", "l1"), strata: int(1, 99999),
+    },
+    check: (c) => {
+      const [ch, H, W] = c.image as number[], mults = c.dimMults as number[], L = mults.length;
+      const dim = c.dim as number, g = c.groups as number;
+      if (ch > 4) return `image channels ${ch}: at most 4`;
+      if (dim % 2) return `dim ${dim} must be even (the sinusoidal embedding's halves)`;
+      if (H % 2 ** (L - 1) || W % 2 ** (L - 1)) return `image ${H}x${W} is not divisible by 2^(levels - 1) = ${2 ** (L - 1)}`;
+      const widths = [dim, ...mults.map((m) => m * dim)];
+      const bad = widths.find((w) => w % g);
+      if (bad !== undefined) return `width ${bad} is not divisible by groups ${g}`;
+      if ((c.strata as number) > (c.steps as number) - 1) return `strata ${c.strata} exceeds steps - 1 = ${(c.steps as number) - 1}`;
+      return null;
+    },
+    imageShape: (c) => c.image as [number, number, number],
+    parameters: (c) => {
+      // Convolutions dominate: about 2 * 9 * c^2 per residual block at each width, both ways, plus the middle.
+      const dim = c.dim as number, rb = c.resBlocks as number;
+      const ws = (c.dimMults as number[]).map((m) => m * dim);
+      return ws.reduce((n, w) => n + rb * (2 * 9 * w * w + 9 * 2 * w * w + 9 * w * w) + 9 * w * w, 0) + 4 * 9 * ws[ws.length - 1] ** 2 + 20 * dim * dim;
+    },
+  },
 };
 
 /** Throws (naming `source`) unless a model of this kind and (merged) config takes images of `shape`. */
@@ -77,6 +106,8 @@ function ruleText(r: Rule): string {
   if (r.type === "int") return `an integer from ${r.min} to ${r.max}`;
   if (r.type === "ints") return `a list of ${r.length} integers from ${r.min} to ${r.max}`;
   if (r.type === "number") return `a number from ${r.min} to ${r.max}`;
+  if (r.type === "intList") return `a list of ${r.minLength} to ${r.maxLength} integers from ${r.min} to ${r.max}`;
+  if (r.type === "enum") return `one of ${r.values.join(", ")}`;
   return "true or false";
 }
 
@@ -85,6 +116,8 @@ function valid(r: Rule, v: unknown): boolean {
   if (r.type === "int") return isInt(v, r.min, r.max);
   if (r.type === "ints") return Array.isArray(v) && v.length === r.length && v.every((x) => isInt(x, r.min, r.max));
   if (r.type === "number") return typeof v === "number" && Number.isFinite(v) && v >= r.min && v <= r.max;
+  if (r.type === "intList") return Array.isArray(v) && v.length >= r.minLength && v.length <= r.maxLength && v.every((x) => isInt(x, r.min, r.max));
+  if (r.type === "enum") return typeof v === "string" && r.values.includes(v);
   return typeof v === "boolean";
 }
 

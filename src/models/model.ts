@@ -12,6 +12,10 @@ export interface SampleOptions {
   temperature?: number;
   /** Each pixel's mean instead of a draw from the pixel distribution, where the model has one (the VAE's decoder; default false). */
   mean?: boolean;
+  /** The diffusion model's sampler: deterministic DDIM with `steps` steps (default), or ancestral DDPM over every step. */
+  sampler?: "ddim" | "ddpm";
+  /** DDIM steps (default 100). */
+  steps?: number;
 }
 
 export interface NllOptions {
@@ -40,6 +44,13 @@ export interface GenerativeModel extends Module {
   noiseShape(B: number): number[] | null;
   /** n samples from the model, as 8-bit images (n*C*H*W bytes, planar, in imageShape). */
   sample(n: number, gen: T.Generator, o?: SampleOptions): Promise<Uint8Array>;
+  /**
+   * The per-example training objective where it is not the NLL (the diffusion model's eps-loss at a
+   * random step); the trainer minimises its mean. Absent: the trainer minimises nll in bits/dim.
+   */
+  trainingLoss?(x: T.Tensor, gen: T.Generator): T.Tensor;
+  /** The largest batch evaluation should pass to nll (the diffusion bound runs K + 1 U-Net passes per image). */
+  readonly evalBatch?: number;
   /** Data-dependent initialisation on a first batch (ActNorm); a no-op where none is needed. */
   initialize?(x: T.Tensor): void;
 }

@@ -12,12 +12,14 @@ export const MODEL_KINDS = Object.keys(CONFIG_RULES);
 async function defaultConfig(kind: string): Promise<Record<string, unknown>> {
   if (kind === "vae") return { ...VAE_DEFAULT };
   if (kind === "glow") return { ...(await import("./glow.ts")).GLOW_DEFAULT };
+  if (kind === "diffusion") return { ...(await import("./diffusion.ts")).DIFFUSION_DEFAULT };
   throw new Error(`unknown model kind '${kind}' (allowed: ${MODEL_KINDS.join(", ")})`);
 }
 
 /** Checks a config for a kind (throws one line naming `source` and the key); returns it merged with the defaults. */
 export async function resolveConfig(kind: string, config: unknown, source: string): Promise<Record<string, unknown>> {
   const base = await defaultConfig(kind);
+  if (kind === "diffusion" && config && typeof config === "object") config = (await import("./diffusion.ts")).flattenConfig(config as Record<string, unknown>);
   const merged = { ...base, ...(config && typeof config === "object" ? config as object : {}) };
   checkConfig(kind, config ?? {}, merged, source);
   return merged;
@@ -27,6 +29,10 @@ export async function createModel(kind: string, config: Record<string, unknown> 
   const merged = await resolveConfig(kind, config, source);
   const init = { backend, gen: new T.Generator(seed) };
   if (kind === "vae") return new VAE(merged as unknown as VaeConfig, init);
+  if (kind === "diffusion") {
+    const { Diffusion } = await import("./diffusion.ts");
+    return new Diffusion(merged as unknown as ConstructorParameters<typeof Diffusion>[0], init);
+  }
   const { Glow } = await import("./glow.ts");
   return new Glow(merged as unknown as ConstructorParameters<typeof Glow>[0], init);
 }

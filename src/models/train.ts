@@ -92,7 +92,7 @@ export async function train(model: GenerativeModel, data: ImageSet, o: TrainOpti
     const loss = T.tidy(() => {
       const x = model.input(data, idx, gen);
       if (step === 0 && model.initialize) model.initialize(x);
-      const l = T.div(T.mean(model.nll(x, { gen })), model.dims * LN2);
+      const l = model.trainingLoss ? T.mean(model.trainingLoss(x, gen)) : T.div(T.mean(model.nll(x, { gen })), model.dims * LN2);
       for (const [, p] of params) p.zeroGrad();
       l.backward();
       return l;
@@ -126,19 +126,31 @@ export interface EvaluateOptions {
 }
 
 export async function evaluate(model: GenerativeModel, data: ImageSet, n: number, o: EvaluateOptions = {}): Promise<number> {
-  const batch = o.batch ?? 250, seed = o.seed ?? 0;
+  return (await evaluateStats(model, data, n, o)).mean;
+}
+
+/**
+ * Mean NLL in bits/dim over n images (as evaluate) with its standard error over the images: for a
+ * stochastic bound (the VAE's one-sample ELBO, the diffusion model's sampled steps) the per-image
+ * values include the estimator's noise, so the error covers both. Batches are capped by the
+ * model's evalBatch where it sets one.
+ */
+export async function evaluateStats(model: GenerativeModel, data: ImageSet, n: number, o: EvaluateOptions = {}): Promise<{ mean: number; se: number; n: number }> {
+  const batch = Math.min(o.batch ?? 250, model.evalBatch ?? Infinity), seed = o.seed ?? 0;
   model.eval();
-  let total = 0;
   const count = Math.min(n, data.n);
   const order = count < data.n ? new T.Generator(4242 + seed).permutation(data.n).subarray(0, count) : null;
+  const values: number[] = [];
   for (let i = 0; i < count; i += batch) {
     const idx = order ? [...order.subarray(i, Math.min(count, i + batch))] : range(i, Math.min(count, i + batch));
-    const s = T.tidy(() => T.noGrad(() => T.sum(model.nll(model.input(data, idx, stepGen(seed, i)), { gen: stepGen(seed + 1, i) }))));
-    total += await s.item();
+    const s = T.tidy(() => T.noGrad(() => model.nll(model.input(data, idx, stepGen(seed, i)), { gen: stepGen(seed + 1, i) })));
+    for (const v of await s.data()) values.push(v / (model.dims * LN2));
     s.dispose();
     o.onProgress?.(Math.min(count, i + batch), count);
   }
-  return total / count / (model.dims * LN2);
+  const mean = values.reduce((a, v) => a + v, 0) / count;
+  const se = count > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (count - 1) / count) : NaN;
+  return { mean, se, n: count };
 }
 
 export type { Backend };

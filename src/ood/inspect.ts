@@ -14,7 +14,7 @@ const LOG2PI = Math.log(2 * Math.PI);
  * A fitted detector as shipped (JSON): the method's diagonal Gaussian over log f_l at B = 1 and the
  * threshold that keeps `tpr` of held-out in-distribution inputs (score >= threshold: in-distribution).
  */
-export interface DetectorFile {
+export interface DiagonalDetector {
   format: "fimscope-diag-detector/1";
   /** Weights file the features came from, and its test bits/dim. */
   model: string;
@@ -32,32 +32,63 @@ export interface DetectorFile {
   made: Record<string, unknown>;
 }
 
-export function detectorFile(d: DiagonalGaussian, names: string[], threshold: number, tpr: number, model: string, made: Record<string, unknown>): DetectorFile {
+export function diagonalDetector(d: DiagonalGaussian, names: string[], threshold: number, tpr: number, model: string, made: Record<string, unknown>): DiagonalDetector {
   return {
     format: "fimscope-diag-detector/1", model, groupSize: 1, names,
     mean: Array.from(d.mean), variance: Array.from(d.variance), kept: [...d.kept], threshold, tpr, made,
   };
 }
 
-/** Checks a parsed detector file against a model's parameter names; one error naming what is wrong. */
-export function checkDetector(det: DetectorFile, names: string[], file = "detector"): DetectorFile {
-  if (det?.format !== "fimscope-diag-detector/1") throw new Error(`${file}: format ${JSON.stringify(det?.format)}, expected "fimscope-diag-detector/1"`);
+/**
+ * The detector files `npm run fit` writes (format "fimscope-detector", version 1: branch
+ * `detector`, src/ood/detector.ts), read structurally so this module needs none of that code: the
+ * method's diagonal Gaussian (densities.gradient) and its threshold95.gradient (the score 95% of
+ * the fit groups reach, in-sample). Only B = 1 files fit a page that scores single inputs.
+ */
+function fromFitFormat(j: Record<string, unknown>, file: string): DiagonalDetector {
+  const fail = (why: string) => new Error(`${file}: ${why}`);
+  if (j.version !== 1) throw fail(`fimscope-detector version ${JSON.stringify(j.version)}, expected 1`);
+  if (j.groupSize !== 1) throw fail(`groupSize ${JSON.stringify(j.groupSize)}: one input at a time needs a detector fitted at B = 1`);
+  const g = (j.densities as { gradient?: { mean?: unknown; variance?: unknown; kept?: unknown } } | undefined)?.gradient;
+  const thr = (j.threshold95 as { gradient?: unknown } | undefined)?.gradient;
+  if (!g || !Array.isArray(g.mean) || !Array.isArray(g.variance) || !Array.isArray(g.kept)) throw fail("no densities.gradient with mean, variance and kept");
+  if (typeof thr !== "number" || !Number.isFinite(thr)) throw fail("no finite threshold95.gradient");
+  if (!Array.isArray(j.features)) throw fail("no features list");
+  const fit = j.fit as { nllMean?: number; data?: string; groups?: number } | undefined;
+  const model = j.model as { path?: string; sha256?: string } | undefined;
+  return {
+    format: "fimscope-diag-detector/1", model: model?.path ?? "", groupSize: 1, names: j.features as string[],
+    mean: g.mean as number[], variance: g.variance as number[], kept: g.kept as number[], threshold: thr, tpr: 0.95,
+    nllMean: fit?.nllMean,
+    made: { from: "npm run fit (format fimscope-detector 1)", fit: `${fit?.groups ?? "?"} groups of ${fit?.data ?? "?"}`, threshold: "in-sample: 95% of the fit groups", sha256: model?.sha256 },
+  };
+}
+
+/**
+ * Checks a parsed detector file against a model's parameter names; one error naming what is wrong.
+ * Takes this module's format or `npm run fit`'s ("fimscope-detector" 1, converted).
+ */
+export function checkDetector(json: unknown, names: string[], file = "detector"): DiagonalDetector {
+  const j = json as Record<string, unknown> | null;
+  const det = (j?.format === "fimscope-detector" ? fromFitFormat(j, file) : j) as DiagonalDetector;
+  if (det?.format !== "fimscope-diag-detector/1") throw new Error(`${file}: format ${JSON.stringify(det?.format)}, expected "fimscope-diag-detector/1" or "fimscope-detector"`);
   const L = det.names.length;
   if (det.mean.length !== L || det.variance.length !== L) throw new Error(`${file}: ${L} names but ${det.mean.length} means and ${det.variance.length} variances`);
   if (names.join() !== det.names.join()) throw new Error(`${file}: its ${L} features do not match the model's ${names.length} parameter tensors`);
   if (!det.kept.every((l) => Number.isInteger(l) && l >= 0 && l < L && det.variance[l] > 0)) throw new Error(`${file}: 'kept' names a feature out of range or with zero variance`);
+  if (!Number.isFinite(det.threshold)) throw new Error(`${file}: threshold ${det.threshold} is not a finite number`);
   return det;
 }
 
 /** The score of a row of log f_l: the sum of the kept features' Gaussian log densities (as DiagonalGaussian.score). */
-export function scoreRow(det: DetectorFile, logf: ArrayLike<number>): number {
+export function scoreRow(det: DiagonalDetector, logf: ArrayLike<number>): number {
   let s = 0;
   for (const l of det.kept) s += -0.5 * (LOG2PI + Math.log(det.variance[l]) + (logf[l] - det.mean[l]) ** 2 / det.variance[l]);
   return s;
 }
 
 /** Per-feature z-scores (log f_l - mean) / sd; NaN where the feature is not kept. */
-export function zScores(det: DetectorFile, logf: ArrayLike<number>): number[] {
+export function zScores(det: DiagonalDetector, logf: ArrayLike<number>): number[] {
   const kept = new Set(det.kept);
   return det.names.map((_, l) => kept.has(l) ? (logf[l] - det.mean[l]) / Math.sqrt(det.variance[l]) : NaN);
 }
@@ -82,7 +113,7 @@ export interface Inspection {
  * latent sample (the features are reproducible for a given seed); `saliency` picks the map's target:
  * the detector's score, one feature's log f_l (its index), or none (no second backward pass).
  */
-export async function inspectImage(model: GenerativeModel, image: Uint8Array, det: DetectorFile, o: InspectOptions = {}): Promise<Inspection> {
+export async function inspectImage(model: GenerativeModel, image: Uint8Array, det: DiagonalDetector, o: InspectOptions = {}): Promise<Inspection> {
   if (image.length !== model.dims) throw new Error(`inspect: image has ${image.length} bytes, the model takes ${model.dims}`);
   const set = makeSet("input", image, new Uint8Array([255]), ...model.imageShape);
   const x = model.input(set, [0]);
@@ -99,7 +130,7 @@ export interface InspectOptions {
 }
 
 /** The same for one input already in model space (x: [1, C, H, W], the model's dtype); the saliency is w.r.t. x. */
-export async function inspectInput(model: GenerativeModel, x: T.Tensor, det: DetectorFile, o: InspectOptions = {}): Promise<Inspection> {
+export async function inspectInput(model: GenerativeModel, x: T.Tensor, det: DiagonalDetector, o: InspectOptions = {}): Promise<Inspection> {
   const target = o.saliency ?? "score";
   if (typeof target === "number" && !(Number.isInteger(target) && target >= 0 && target < det.names.length)) {
     throw new Error(`inspect: saliency layer ${target} out of range [0, ${det.names.length})`);

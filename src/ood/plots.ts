@@ -129,3 +129,25 @@ export function scatterSvg(title: string, xl: string, yl: string, panels: { labe
   });
   return frame(W, H, body, title);
 }
+
+/** Lines with markers over a log2 x axis (e.g. AUROC against the diffusion step t), one per series. */
+export function lineLog2Svg(title: string, xl: string, yl: string, series: { name: string; points: [number, number][] }[]): string {
+  const W = 560, H = 360, x0 = 55, y0 = H - 45, x1 = W - 150, y1 = 30;
+  const pts = series.flatMap((s) => s.points).filter(([a, b]) => a > 0 && Number.isFinite(b));
+  if (!pts.length) return frame(W, H, "", title);
+  const lx = pts.map(([a]) => Math.log2(a));
+  let lo = Math.min(...pts.map((p) => p[1])), hi = Math.max(...pts.map((p) => p[1]));
+  if (lo === hi) (lo -= 0.05), (hi += 0.05);
+  const xs = scaleLinear().domain([Math.min(...lx), Math.max(Math.max(...lx), Math.min(...lx) + 1)]).range([x0, x1]);
+  const ys = scaleLinear().domain([lo, hi]).range([y0, y1]).nice();
+  const ticks = [...new Set(lx.map(Math.round))].sort((a, b) => a - b);
+  let body = axes(x0, y0, x1, y1, xs, ys, ticks, ys.ticks(5), xl, yl).replace(/>(-?[\d.]+)<\/text>/g, (m, v) => (ticks.includes(Number(v)) ? `>${2 ** Number(v)}</text>` : m));
+  series.forEach((s, i) => {
+    const col = PALETTE[i % PALETTE.length];
+    const p = s.points.filter(([a, b]) => a > 0 && Number.isFinite(b)).map(([a, b]) => [xs(Math.log2(a)), ys(b)] as [number, number]);
+    body += `<path d="${line()(p) ?? ""}" fill="none" stroke="${col}" stroke-width="1.5"/>`;
+    for (const [a, b] of p) body += `<circle cx="${a.toFixed(1)}" cy="${b.toFixed(1)}" r="2.5" fill="${col}"/>`;
+    body += `<rect x="${x1 + 15}" y="${y1 + 14 * i}" width="9" height="9" fill="${col}"/><text x="${x1 + 28}" y="${y1 + 8 + 14 * i}">${esc(s.name)}</text>`;
+  });
+  return frame(W, H, body, title);
+}

@@ -1,10 +1,10 @@
 // Neural-network ops composed of primitives (their gradients come for free).
 import { fmt } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
-import { add, mul, recip, sqrt, square, sub, tensor } from "./elementwise.ts";
+import { add, exp, mul, recip, sqrt, square, sub, tensor } from "./elementwise.ts";
 import { matmul } from "./linalg.ts";
 import { broadcastTo, reshape } from "./movement.ts";
-import { mean } from "./reduce.ts";
+import { logsumexp, mean } from "./reduce.ts";
 
 /** Average pooling with a k x k window and stride k (NCHW; H and W divisible by k). */
 export function avgPool2d(x: Tensor, k = 2): Tensor {
@@ -34,6 +34,15 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor, bias?: Ten
   if (weight) y = mul(y, reshape(weight, cshape));
   if (bias) y = add(y, reshape(bias, cshape));
   return y;
+}
+
+/**
+ * Softmax over one axis (default the last): exp(x - logsumexp(x)). Composed of differentiable ops
+ * (logsumexp shifts by a detached max), so its gradient y (g - sum(g y)) and every higher
+ * derivative follow; used by the U-Net's attention over [B, N, N] scores.
+ */
+export function softmax(x: Tensor, axis = -1): Tensor {
+  return exp(sub(x, logsumexp(x, axis, true)));
 }
 
 /** One-hot rows for integer labels: [labels.length, n]. */

@@ -1,0 +1,449 @@
+// A denoising diffusion model (Ho et al. 2020): the forward process q(x_t | x_0) with T steps,
+// a U-Net predicting the noise eps, training on the eps-prediction loss, ancestral (DDPM) and
+// deterministic (DDIM, Song et al. 2021) samplers, and the variational bound on the 256 discrete
+// pixel levels in nats (bits/dim after dividing by D ln 2).
+//
+// Steps are numbered t = 1..T as in Ho et al.; denoising-diffusion-pytorch's index is t - 1.
+//
+// The schedule: denoising-diffusion-pytorch 1.5.5 (the version the authors used) defaults to the
+// *sigmoid* schedule (Jabri et al. 2022, Fig. 8; start -3, end 3, tau 1): on the grid
+// s_i = i / T, abar(s) = (sigmoid(3) - sigmoid(6 s - 3)) / (sigmoid(3) - sigmoid(-3)), and
+// beta_i = 1 - abar(s_i) / abar(s_{i-1}) clipped to [0, 0.999]. That is our default; Ho's linear
+// schedule (1e-4 .. 0.02) and the cosine one are options.
+//
+// The bound (Ho et al. eq. 5), per image, in nats:
+//   L = KL(q(x_T|x_0) || N(0, I))                       prior term, closed form
+//     + sum_{t=2}^T KL(q(x_{t-1}|x_t, x_0) || p(x_{t-1}|x_t))   Gaussian KLs, one network call each
+//     - log p(x_0 | x_1)                                 discretised Gaussian decoder, 256 levels
+// with p(x_{t-1}|x_t) = N(mu_theta, sigma_t^2), sigma_t^2 the posterior variance beta~_t
+// (Ho's "fixed small" choice, the one the library samples with), and at t = 1 sigma_1^2 = beta~_2
+// (beta~_1 = 0; Ho et al.'s clipped log-variance). The 999 KL terms are estimated by stratified
+// sampling: {2..T} is cut into K strata (geometric in t, see Process.stratum), one t drawn
+// uniformly in each, each term weighted by its stratum's size; unbiased for the sum. The decoder
+// and prior terms are exact.
+import * as T from "../autograd/index.ts";
+import { type ImageSet, toTensor } from "../data/dataset.ts";
+import { type Init, Module } from "../nn/module.ts";
+import type { Backend, DType } from "../kernels/backend.ts";
+import { checkImageShape, type GenerativeModel, type ImageShape, type NllOptions, type SampleOptions } from "./model.ts";
+import { Unet, UNET_DEFAULT, UNET_PAPER, type UnetConfig } from "./unet.ts";
+
+export type BetaSchedule = "sigmoid" | "linear" | "cosine";
+
+/** The U-Net's shape (UnetConfig) and the process; flat, so the config checker sees every key. */
+export interface DiffusionConfig extends UnetConfig {
+  /** Diffusion steps T. */
+  steps: number;
+  schedule: BetaSchedule;
+  /** Training loss on the predicted noise: mean squared error (default) or mean absolute error (the paper's). */
+  trainLoss: "l2" | "l1";
+  /** Strata K of the bound's KL terms (network calls per image: K + 1). */
+  strata: number;
+}
+
+export const DIFFUSION_DEFAULT: DiffusionConfig = { ...UNET_DEFAULT, steps: 1000, schedule: "sigmoid", trainLoss: "l2", strata: 10 };
+/**
+ * The paper's size (for a GPU): denoising-diffusion-pytorch Unet(dim=32, dim_mults=(1,2,4,8)) on
+ * 32x32 images, L1 loss: `--config '{"image":[3,32,32],"dim":32,"dimMults":[1,2,4,8],"resBlocks":2,"trainLoss":"l1"}'`.
+ */
+export const DIFFUSION_PAPER: DiffusionConfig = { ...UNET_PAPER, steps: 1000, schedule: "sigmoid", trainLoss: "l1", strata: 10 };
+
+/** What nll() returns, i.e. what the OOD features differentiate. */
+export type DiffusionScore =
+  | { kind: "loss"; t: number; loss: "l1" | "l2" }
+  | { kind: "elbo" };
+
+/** The paper's feature: the L1 eps-loss at the first step, one noise draw per input. */
+export const PAPER_SCORE: DiffusionScore = { kind: "loss", t: 1, loss: "l1" };
+
+/** Fit and evaluation images per set in the default `npm run ood` job (its U-Net pass per input costs ~10x the VAE's). */
+export const DIFFUSION_OOD_COUNT = 100;
+
+/** A score from the command line: "l1" | "l2" (the eps-loss at step t) or "elbo". */
+export function parseDiffusionScore(kind: string, t: string): DiffusionScore {
+  if (kind === "elbo") return { kind: "elbo" };
+  if (kind !== "l1" && kind !== "l2") throw new Error(`--diffusion-score '${kind}': expected l1, l2 or elbo`);
+  const step = Number(t);
+  if (!(Number.isInteger(step) && step >= 1)) throw new Error(`--diffusion-t '${t}': expected an integer step >= 1`);
+  return { kind: "loss", t: step, loss: kind };
+}
+
+/** A short name for reports: "elbo" or e.g. "l1-t1". */
+export const scoreLabel = (s: DiffusionScore) => (s.kind === "elbo" ? "elbo" : `${s.loss}-t${s.t}`);
+
+export function betaSchedule(kind: BetaSchedule, T: number): Float64Array {
+  if (!(Number.isInteger(T) && T >= 2)) throw new Error(`betaSchedule: steps ${T} must be an integer >= 2`);
+  const betas = new Float64Array(T);
+  if (kind === "linear") {
+    const s = 1000 / T;
+    for (let i = 0; i < T; i++) betas[i] = s * 1e-4 + ((s * 0.02 - s * 1e-4) * i) / (T - 1);
+    return betas;
+  }
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  const abar = (u: number) => kind === "sigmoid"
+    ? (sig(3) - sig(6 * u - 3)) / (sig(3) - sig(-3))
+    : Math.cos(((u + 0.008) / 1.008) * Math.PI * 0.5) ** 2;
+  if (kind !== "sigmoid" && kind !== "cosine") throw new Error(`betaSchedule: unknown schedule '${kind}' (sigmoid, linear, cosine)`);
+  const a0 = abar(0);
+  for (let i = 1; i <= T; i++) betas[i - 1] = Math.min(0.999, Math.max(0, 1 - abar(i / T) / a0 / (abar((i - 1) / T) / a0)));
+  return betas;
+}
+
+/** Per-step constants of the process in float64; index t - 1 holds step t. */
+export class Process {
+  readonly T: number;
+  readonly betas: Float64Array;
+  readonly abar: Float64Array;
+  /** Posterior q(x_{t-1} | x_t, x_0) = N(coef0 x_0 + coefT x_t, postVar). */
+  readonly postVar: Float64Array;
+  readonly coef0: Float64Array;
+  readonly coefT: Float64Array;
+  /** Reverse-process variance sigma_t^2: postVar, with step 1 taking step 2's (postVar_1 = 0). */
+  readonly sigma2: Float64Array;
+
+  constructor(readonly schedule: BetaSchedule, steps: number) {
+    this.T = steps;
+    this.betas = betaSchedule(schedule, steps);
+    const n = steps;
+    this.abar = new Float64Array(n);
+    this.postVar = new Float64Array(n);
+    this.coef0 = new Float64Array(n);
+    this.coefT = new Float64Array(n);
+    let a = 1;
+    for (let i = 0; i < n; i++) {
+      const prev = a;
+      a *= 1 - this.betas[i];
+      this.abar[i] = a;
+      this.postVar[i] = (this.betas[i] * (1 - prev)) / (1 - a);
+      this.coef0[i] = (this.betas[i] * Math.sqrt(prev)) / (1 - a);
+      this.coefT[i] = ((1 - prev) * Math.sqrt(1 - this.betas[i])) / (1 - a);
+    }
+    this.sigma2 = Float64Array.from(this.postVar, (v, i) => (i === 0 ? this.postVar[1] : v));
+  }
+
+  #bounds = new Map<number, number[]>();
+
+  /**
+   * Stratum k of K over {2..T}: [lo, hi). The boundaries are geometric in t (2, 2r, 2r^2, ...,
+   * T + 1, rounded, each stratum at least one step): the KL terms are largest and change fastest
+   * at small t, so narrow strata there and wide ones where the terms are small and flat keep the
+   * estimator's variance low. K = T - 1 gives one step per stratum (the exact sum).
+   */
+  stratum(k: number, K: number): [number, number] {
+    let b = this.#bounds.get(K);
+    if (!b) {
+      const top = this.T + 1;
+      b = [2];
+      for (let j = 1; j < K; j++) b.push(Math.min(top - (K - j), Math.max(b[j - 1] + 1, Math.round(2 * (top / 2) ** (j / K)))));
+      b.push(top);
+      this.#bounds.set(K, b);
+    }
+    return [b[k], b[k + 1]];
+  }
+}
+
+type EpsFn = (x: T.Tensor, t: ArrayLike<number>) => T.Tensor;
+
+/** A per-example constant [B, 1, 1, 1] from a step table. */
+function perStep(table: Float64Array, t: ArrayLike<number>, like: T.Tensor, f: (v: number) => number = (v) => v): T.Tensor {
+  const rest = like.shape.slice(1).map(() => 1);
+  return T.tensor(Float64Array.from(t, (s) => f(table[s - 1])), [t.length, ...rest], { backend: like.backend, dtype: like.dtype });
+}
+
+const sumPixels = (x: T.Tensor) => T.sum(T.reshape(x, [x.shape[0], -1]), 1);
+
+/** KL(N(m1, v1) || N(m2, v2)) elementwise, log-variances given (tensors broadcasting with the means, or numbers). */
+export function gaussianKL(m1: T.Tensor, logv1: T.Tensor | number, m2: T.Tensor, logv2: T.Tensor | number): T.Tensor {
+  const lv = (v: T.Tensor | number) => (typeof v === "number" ? T.fullLike(m1, v) : v);
+  const l1 = lv(logv1), l2 = lv(logv2);
+  const d = T.sub(l1, l2);
+  return T.mul(T.add(T.sub(T.add(T.neg(d), T.exp(d)), 1), T.mul(T.square(T.sub(m1, m2)), T.exp(T.neg(l2)))), 0.5);
+}
+
+// Phi(a) ~ sigmoid(K1 a + K3 a^3): the tanh form of the normal CDF that Ho et al.'s decoder uses
+// (max abs. error ~2e-4); as a sigmoid its tails keep their relative precision in float32.
+const K1 = 2 * Math.sqrt(2 / Math.PI), K3 = K1 * 0.044715;
+const phiLogit = (a: T.Tensor) => T.add(T.mul(a, K1), T.mul(T.powScalar(a, 3), K3));
+/** The approximate normal CDF, for tests. */
+export const approxNormalCdf = (a: number) => 1 / (1 + Math.exp(-(K1 * a + K3 * a ** 3)));
+
+const HALF_BIN = 1 / 255; // levels in [-1, 1], 2/255 apart
+
+/**
+ * log P(x) of levels x in [-1, 1] under N(mean, sigma^2) discretised to bins of width 2/255, the edge
+ * bins taking the tails; elementwise. sigma: [B, 1, 1, 1] or broadcastable.
+ */
+export function discretizedGaussianLogProb(x: T.Tensor, mean: T.Tensor, sigma: T.Tensor): T.Tensor {
+  const c = T.sub(x, mean);
+  const inv = T.recip(sigma);
+  const zPlus = phiLogit(T.mul(T.add(c, HALF_BIN), inv)), zMin = phiLogit(T.mul(T.sub(c, HALF_BIN), inv));
+  const logCdfPlus = T.logSigmoid(zPlus); // x = -1: P(X <= -1 + half bin)
+  const logSfMin = T.logSigmoid(T.neg(zMin)); // x = 1: P(X > 1 - half bin)
+  // The bin's mass from the nearer tail (upper tail where x is above the mean), no cancellation.
+  const delta = T.where(T.gt(c, 0), T.sub(T.sigmoid(T.neg(zMin)), T.sigmoid(T.neg(zPlus))), T.sub(T.sigmoid(zPlus), T.sigmoid(zMin)));
+  const u = T.mul(c, inv);
+  const logPdfMid = T.sub(T.sub(T.mul(T.square(u), -0.5), T.log(sigma)), 0.5 * Math.log(2 * Math.PI) - Math.log(2 * HALF_BIN));
+  const logMid = T.where(T.gt(delta, 1e-5), T.log(T.maximum(delta, 1e-12)), logPdfMid);
+  return T.where(T.lt(x, -0.999), logCdfPlus, T.where(T.gt(x, 0.999), logSfMin, logMid));
+}
+
+/** The bound's parts per image [B], nats. */
+export interface ElboTerms {
+  prior: T.Tensor;
+  decoder: T.Tensor;
+  /** Stratified estimate of sum_{t=2}^T of the KL terms. */
+  kl: T.Tensor;
+  total: T.Tensor;
+}
+
+/** The process with an eps-predictor: losses, the bound, samplers. Works for any EpsFn (tests use exact ones). */
+export class DiffusionOps {
+  constructor(readonly p: Process, readonly eps: EpsFn) {}
+
+  /** x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) noise. */
+  qSample(x0: T.Tensor, t: ArrayLike<number>, noise: T.Tensor): T.Tensor {
+    return T.add(T.mul(x0, perStep(this.p.abar, t, x0, Math.sqrt)), T.mul(noise, perStep(this.p.abar, t, x0, (a) => Math.sqrt(1 - a))));
+  }
+
+  /** The eps-prediction loss per image [B]: mean over pixels of |eps - eps_hat| (l1) or its square (l2). */
+  epsLoss(x0: T.Tensor, t: ArrayLike<number>, noise: T.Tensor, kind: "l1" | "l2"): T.Tensor {
+    const e = T.sub(this.eps(this.qSample(x0, t, noise), t), noise);
+    const per = kind === "l1" ? T.abs(e) : T.square(e);
+    return T.div(sumPixels(per), per.size / per.shape[0]);
+  }
+
+  /** mu_theta(x_t, t) = (x_t - beta_t / sqrt(1 - abar_t) eps_hat) / sqrt(1 - beta_t). */
+  modelMean(xt: T.Tensor, t: ArrayLike<number>, epsHat: T.Tensor): T.Tensor {
+    const p = this.p;
+    const c = Float64Array.from(t, (s) => p.betas[s - 1] / Math.sqrt(1 - p.abar[s - 1]));
+    const r = Float64Array.from(t, (s) => 1 / Math.sqrt(1 - p.betas[s - 1]));
+    const like = xt;
+    const col = (v: Float64Array) => T.tensor(v, [t.length, ...like.shape.slice(1).map(() => 1)], { backend: like.backend, dtype: like.dtype });
+    return T.mul(T.sub(xt, T.mul(epsHat, col(c))), col(r));
+  }
+
+  /** KL(q(x_T | x_0) || N(0, I)) summed over pixels [B]. */
+  priorKL(x0: T.Tensor): T.Tensor {
+    const aT = this.p.abar[this.p.T - 1];
+    const m = T.mul(x0, Math.sqrt(aT));
+    return sumPixels(gaussianKL(m, Math.log(1 - aT), T.zerosLike(m), 0));
+  }
+
+  /** KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)) summed over pixels [B], t >= 2 per example. */
+  klTerm(x0: T.Tensor, t: ArrayLike<number>, noise: T.Tensor): T.Tensor {
+    const xt = this.qSample(x0, t, noise);
+    return this.#kl(x0, xt, t, this.eps(xt, t));
+  }
+
+  #kl(x0: T.Tensor, xt: T.Tensor, t: ArrayLike<number>, epsHat: T.Tensor): T.Tensor {
+    const post = T.add(T.mul(x0, perStep(this.p.coef0, t, x0)), T.mul(xt, perStep(this.p.coefT, t, x0)));
+    const mu = this.modelMean(xt, t, epsHat);
+    return sumPixels(gaussianKL(post, perStep(this.p.postVar, t, x0, Math.log), mu, perStep(this.p.sigma2, t, x0, Math.log)));
+  }
+
+  /** -log p(x_0 | x_1) summed over pixels [B]. */
+  decoderNll(x0: T.Tensor, noise: T.Tensor): T.Tensor {
+    const t = new Array(x0.shape[0]).fill(1);
+    const x1 = this.qSample(x0, t, noise);
+    return this.#decoder(x0, x1, this.eps(x1, t));
+  }
+
+  #decoder(x0: T.Tensor, x1: T.Tensor, epsHat: T.Tensor): T.Tensor {
+    const t = new Array(x0.shape[0]).fill(1);
+    const mu = this.modelMean(x1, t, epsHat);
+    return T.neg(sumPixels(discretizedGaussianLogProb(x0, mu, perStep(this.p.sigma2, t, x0, Math.sqrt))));
+  }
+
+  /**
+   * The bound with the KL sum estimated from one step per stratum: ts[k][i] is example i's step
+   * in stratum k (the strata of Process.stratum), noise [B, K + 1, ...image]: slot 0 for the
+   * decoder, slot k + 1 for stratum k. With K = T - 1 every step is its own stratum (the exact sum).
+   */
+  elbo(x0: T.Tensor, ts: ArrayLike<number>[], noise: T.Tensor): ElboTerms {
+    const B = x0.shape[0], K = ts.length, img = x0.shape.slice(1);
+    if (noise.shape[0] !== B || noise.shape[1] !== K + 1) throw new Error(`elbo: noise ${T.fmt(noise.shape)} for ${B} images and ${K} strata (need [${B}, ${K + 1}, ...])`);
+    const slot = (k: number) => T.reshape(T.slice(noise, [0, k], [B, k + 1]), [B, ...img]);
+    for (let k = 0; k < K; k++) {
+      const [lo, hi] = this.p.stratum(k, K);
+      for (let i = 0; i < B; i++) {
+        const s = ts[k][i];
+        if (!(Number.isInteger(s) && s >= lo && s < hi)) throw new Error(`elbo: step ${s} outside stratum ${k} [${lo}, ${hi})`);
+      }
+    }
+    // One network call on all K + 1 noised batches (so each parameter enters the bound once: the
+    // per-group norms-only pass needs that), then the terms per slot.
+    const steps = [new Array(B).fill(1), ...ts.map((t) => Array.from(t))];
+    const xts = steps.map((t, k) => this.qSample(x0, t, slot(k)));
+    const epsAll = this.eps(K ? T.concat(xts, 0) : xts[0], steps.flat());
+    const epsAt = (k: number) => T.slice(epsAll, [k * B], [(k + 1) * B]);
+    const prior = this.priorKL(x0);
+    const decoder = this.#decoder(x0, xts[0], epsAt(0));
+    let kl: T.Tensor | null = null;
+    for (let k = 0; k < K; k++) {
+      const [lo, hi] = this.p.stratum(k, K);
+      const term = T.mul(this.#kl(x0, xts[k + 1], ts[k], epsAt(k + 1)), hi - lo);
+      kl = kl ? T.add(kl, term) : term;
+    }
+    kl ??= T.zerosLike(prior);
+    return { prior, decoder, kl, total: T.add(T.add(prior, decoder), kl) };
+  }
+
+  /** One uniform step per stratum and example, [K][B]; `shared` gives every example the same steps. */
+  drawSteps(B: number, K: number, gen: T.Generator, shared = false): number[][] {
+    return [...Array(K).keys()].map((k) => {
+      const [lo, hi] = this.p.stratum(k, K);
+      const one = () => lo + gen.int(hi - lo);
+      if (shared) return new Array(B).fill(one());
+      return Array.from({ length: B }, one);
+    });
+  }
+
+  /** x_0 from x_t and eps_hat, clipped to [-1, 1] (the library's clip_denoised). */
+  #x0(xt: T.Tensor, t: number, epsHat: T.Tensor): T.Tensor {
+    const a = this.p.abar[t - 1];
+    return T.clamp(T.mul(T.sub(xt, T.mul(epsHat, Math.sqrt(1 - a))), 1 / Math.sqrt(a)), -1, 1);
+  }
+
+  /** Ancestral sampling: T network calls; returns x_0 in [-1, 1]. */
+  ddpm(shape: number[], gen: T.Generator, o: { backend?: T.Tensor["backend"]; dtype?: T.Tensor["dtype"] } = {}): T.Tensor {
+    let x = T.randn(gen, shape, o);
+    const p = this.p;
+    for (let t = p.T; t >= 1; t--) {
+      const next = T.tidy(() => T.noGrad(() => {
+        const ts = new Array(shape[0]).fill(t);
+        const x0 = this.#x0(x, t, this.eps(x, ts));
+        const mean = T.add(T.mul(x0, p.coef0[t - 1]), T.mul(x, p.coefT[t - 1]));
+        return t > 1 ? T.add(mean, T.mul(T.randn(gen, shape, o), Math.sqrt(p.sigma2[t - 1]))) : mean;
+      }));
+      x.dispose();
+      x = next;
+    }
+    return x;
+  }
+
+  /** Deterministic DDIM (eta = 0) over `steps` evenly spaced steps; returns x_0 in [-1, 1]. */
+  ddim(shape: number[], gen: T.Generator, steps: number, o: { backend?: T.Tensor["backend"]; dtype?: T.Tensor["dtype"] } = {}): T.Tensor {
+    const p = this.p;
+    if (!(Number.isInteger(steps) && steps >= 1 && steps <= p.T)) throw new Error(`ddim: steps ${steps} must be an integer in [1, ${p.T}]`);
+    const times = [...Array(steps + 1).keys()].map((i) => Math.round(p.T - (i * p.T) / steps)); // T .. 0
+    let x = T.randn(gen, shape, o);
+    for (let i = 0; i < steps; i++) {
+      const t = times[i], s = times[i + 1];
+      const next = T.tidy(() => T.noGrad(() => {
+        const x0 = this.#x0(x, t, this.eps(x, new Array(shape[0]).fill(t)));
+        if (s === 0) return x0;
+        const a = p.abar[t - 1], as = p.abar[s - 1];
+        const e = T.mul(T.sub(x, T.mul(x0, Math.sqrt(a))), 1 / Math.sqrt(1 - a)); // eps consistent with the clipped x_0
+        return T.add(T.mul(x0, Math.sqrt(as)), T.mul(e, Math.sqrt(1 - as)));
+      }));
+      x.dispose();
+      x = next;
+    }
+    return x;
+  }
+}
+
+/**
+ * A config as stored: flat, or (checkpoints written before configs were flat) with the U-Net's
+ * keys under "unet"; returned flat and merged with the defaults.
+ */
+export function flattenConfig(c: Record<string, unknown> = {}): Record<string, unknown> {
+  const { unet, ...rest } = c;
+  return unet && typeof unet === "object" && !Array.isArray(unet) ? { ...(unet as object), ...rest } : c;
+}
+
+export function resolveConfig(c: Partial<DiffusionConfig> = {}): DiffusionConfig {
+  return { ...DIFFUSION_DEFAULT, ...flattenConfig(c as Record<string, unknown>) } as DiffusionConfig;
+}
+
+export class Diffusion extends Module implements GenerativeModel {
+  readonly kind = "diffusion";
+  readonly evalBatch = 16;
+  readonly imageShape: ImageShape;
+  readonly dims: number;
+  readonly backend: Backend;
+  readonly dtype: DType;
+  readonly config: Record<string, unknown>;
+  readonly unet: Unet;
+  readonly process: Process;
+  readonly ops: DiffusionOps;
+  /** What nll() computes: the bound (default; what bits/dim report), or an eps-loss for the OOD features (setScore). */
+  score: DiffusionScore = { kind: "elbo" };
+
+  constructor(readonly cfg: DiffusionConfig, o: Init) {
+    super();
+    this.config = { ...cfg };
+    const [C, H, W] = this.imageShape = checkImageShape("Diffusion", cfg.image);
+    this.dims = C * H * W;
+    this.backend = o.backend ?? T.defaultBackend();
+    this.dtype = o.dtype ?? "float32";
+    if (!(Number.isInteger(cfg.strata) && cfg.strata >= 1 && cfg.strata <= cfg.steps - 1)) throw new Error(`Diffusion: strata ${cfg.strata} must be an integer in [1, ${cfg.steps - 1}]`);
+    this.unet = this.child("unet", new Unet(cfg, o));
+    this.process = new Process(cfg.schedule, cfg.steps);
+    this.ops = new DiffusionOps(this.process, (x, t) => this.unet.forward(x, t));
+  }
+
+  setScore(s: DiffusionScore): this {
+    if (s.kind === "loss" && !(Number.isInteger(s.t) && s.t >= 1 && s.t <= this.process.T)) throw new Error(`diffusion score: t ${s.t} must be an integer in [1, ${this.process.T}]`);
+    this.score = s;
+    return this;
+  }
+
+  /** Pixels to [-1, 1] levels (2v/255 - 1), no dequantisation (the decoder is discrete). */
+  input(s: ImageSet, idx: ArrayLike<number>): T.Tensor {
+    return toTensor(s, idx, { backend: this.backend, offset: 0, divisor: 255, scale: 2, shift: -1 });
+  }
+
+  noiseShape(B: number): number[] {
+    const img = this.cfg.image;
+    return this.score.kind === "loss" ? [B, ...img] : [B, this.cfg.strata + 1, ...img];
+  }
+
+  #noise(B: number, x: T.Tensor, o: NllOptions): T.Tensor {
+    if (o.noise) {
+      const want = this.noiseShape(B);
+      if (o.noise.shape.join() !== want.join()) throw new Error(`diffusion nll: noise ${T.fmt(o.noise.shape)}, expected ${T.fmt(want)}`);
+      return o.noise;
+    }
+    return T.randn(o.gen ?? new T.Generator(0), this.noiseShape(B), { backend: x.backend, dtype: x.dtype });
+  }
+
+  /**
+   * Per image [B]: with score "loss", the eps-loss at step t (mean over pixels); with "elbo", the
+   * negative bound in nats. Draws: noise from o.noise (per input) or o.gen; the bound's steps from
+   * o.gen per image when a generator is given, else one fixed seeded step per stratum for all images.
+   */
+  nll(x: T.Tensor, o: NllOptions = {}): T.Tensor {
+    const B = x.shape[0];
+    const s = this.score;
+    if (s.kind === "loss") return this.ops.epsLoss(x, new Array(B).fill(s.t), this.#noise(B, x, o), s.loss);
+    const noise = this.#noise(B, x, o);
+    const ts = o.gen && !o.noise ? this.ops.drawSteps(B, this.cfg.strata, o.gen) : this.ops.drawSteps(B, this.cfg.strata, new T.Generator(12345), true);
+    return this.ops.elbo(x, ts, noise).total;
+  }
+
+  /** The negative bound in nats [B] with fresh draws from gen (steps per image), whatever the score. */
+  elboNll(x: T.Tensor, gen: T.Generator): T.Tensor {
+    const B = x.shape[0];
+    const noise = T.randn(gen, [B, this.cfg.strata + 1, ...this.cfg.image], { backend: x.backend, dtype: x.dtype });
+    return this.ops.elbo(x, this.ops.drawSteps(B, this.cfg.strata, gen), noise).total;
+  }
+
+  /** The training objective per image [B]: the eps-loss at a uniform step t in 1..T. */
+  trainingLoss(x: T.Tensor, gen: T.Generator): T.Tensor {
+    const B = x.shape[0];
+    const t = Array.from({ length: B }, () => 1 + gen.int(this.process.T));
+    const noise = T.randn(gen, [...x.shape], { backend: x.backend, dtype: x.dtype });
+    return this.ops.epsLoss(x, t, noise, this.cfg.trainLoss);
+  }
+
+  /** n images as 0..255 levels: DDIM with o.steps steps (default 100; deterministic given gen), or ancestral DDPM. */
+  async sample(n: number, gen: T.Generator, o: SampleOptions = {}): Promise<Uint8Array> {
+    const { backend, dtype } = this;
+    const shape = [n, ...this.cfg.image];
+    const x = o.sampler === "ddpm" ? this.ops.ddpm(shape, gen, { backend, dtype }) : this.ops.ddim(shape, gen, o.steps ?? 100, { backend, dtype });
+    const d = await x.data();
+    x.dispose();
+    return Uint8Array.from(d, (v) => Math.round(Math.min(1, Math.max(-1, v)) * 127.5 + 127.5));
+  }
+}
