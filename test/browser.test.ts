@@ -1,6 +1,6 @@
 // The page in a real browser: Debian's headless chromium driven over the DevTools protocol
 // (scripts/web/chrome.ts), the page served by scripts/web/serve.ts from freshly built bundles.
-// Its numbers are checked against Deno's (the same library on the CPU backend): NLL, score and
+// Live samples are drawn. Its numbers are checked against Deno's (the same library on the CPU backend): NLL, score and
 // z-scores of known test images to 1e-4 relative, on the browser's WebGPU (SwiftShader) and on the
 // fallback without WebGPU (gpu.js's WebGL2 with every op it has, and the default policy). Also:
 // the drawing and PNG-drop paths give the numbers of the image they produce, the saliency map
@@ -96,6 +96,10 @@ if (!have) {
     assert.ok(await c.waitFor("document.getElementById('samples').complete && document.getElementById('samples').naturalWidth > 0", 10000));
     assert.ok((await c.eval<number>("document.querySelectorAll('#thumbs canvas').length")) >= 20);
     assert.is(await c.eval("document.querySelectorAll('#zbars rect.zbar').length"), 16);
+    const sampled = await c.eval<{ n: number }>("fimscope.sampleNow(4)");
+    assert.is(sampled.n, 4);
+    const [sampleColours] = await c.eval<[number, number]>(canvasStats("live-samples"));
+    assert.ok(sampleColours > 10, `live samples drawn (${sampleColours} colours)`);
     const first = await c.eval<number>("fimscope.state.firstResultMs");
     assert.ok(first > 0, "time to first result recorded");
     console.log(`    page ready in ${ms.toFixed(0)} ms; first result at ${first.toFixed(0)} ms after navigation (${await c.eval("fimscope.state.chosen.label")})`);

@@ -9,6 +9,7 @@ import type { GenerativeModel } from "../src/models/model.ts";
 import { VAE } from "../src/models/vae.ts";
 import { loadModelBytes } from "../src/models/from_bytes.ts";
 import { DiagonalGaussian } from "../src/ood/density.ts";
+import { gpuTest, webgpu } from "./helpers.ts";
 import { checkDetector, type DiagonalDetector, diagonalDetector, inspectImage, inspectInput, scoreRow } from "../src/ood/inspect.ts";
 
 const S = suite("inspect");
@@ -74,6 +75,22 @@ S("shipped detectors: match their models, score as DiagonalGaussian, flag a cons
   }
 });
 
+S("a detector file from npm run fit (format fimscope-detector 1) is read as the same diagonal Gaussian", () => {
+  const det = JSON.parse(Deno.readTextFileSync("web/data/vae-fashion.detector.json")) as DiagonalDetector;
+  const fit = {
+    format: "fimscope-detector", version: 1, model: { path: "weights/vae-fashion.safetensors", sha256: "ab", kind: "vae", image: [1, 28, 28] }, groupSize: 1,
+    features: det.names, fit: { data: "fashion", groups: 500, nllMean: 3.4, nllSd: 0.5 },
+    densities: { gradient: { mean: det.mean, variance: det.variance, kept: det.kept } }, method: "gradient", threshold95: { gradient: -40 },
+  };
+  const d = checkDetector(fit, det.names, "fit.json");
+  const row = det.mean.map((m, l) => m + 0.3 * Math.sqrt(det.variance[l]));
+  assert.is(scoreRow(d, row), scoreRow(det, row));
+  assert.is(d.threshold, -40);
+  assert.is(d.nllMean, 3.4);
+  assert.throws(() => checkDetector({ ...fit, groupSize: 5 }, det.names, "fit.json"), /fit.json: groupSize 5/);
+  assert.throws(() => checkDetector({ ...fit, threshold95: {} }, det.names, "fit.json"), /threshold95/);
+});
+
 S("bad input refused with a message naming it", async () => {
   const vae = new VAE({ latent: 4, channels: [4, 8], outChannels: 4 }, { backend: T.cpu, gen: new T.Generator(3) });
   const names = vae.namedParameters().map(([n]) => n);
@@ -86,6 +103,28 @@ S("bad input refused with a message naming it", async () => {
   await rejects(inspectImage(vae, new Uint8Array(784), det, { saliency: names.length }), /out of range/);
   assert.throws(() => checkDetector({ ...det, names: det.names.slice(1), mean: det.mean.slice(1), variance: det.variance.slice(1) }, names, "d.json"), /d.json: its 15 features/);
   assert.throws(() => checkDetector({ ...det, format: "x" } as unknown as DiagonalDetector, names, "d.json"), /format "x"/);
+});
+
+const gpu = await webgpu();
+gpuTest(S, gpu)("WebGPU: 20 inspections with saliency (double backprop) keep GPU memory flat; numbers match the CPU", async (gpu) => {
+  const bytes = Deno.readFileSync("weights/glow-fashion.safetensors");
+  const onGpu = (await loadModelBytes(bytes, gpu, "glow")).model, onCpu = (await loadModelBytes(bytes, T.cpu, "glow")).model;
+  const names = onGpu.namedParameters().map(([n]) => n);
+  const det = checkDetector(JSON.parse(Deno.readTextFileSync("web/data/glow-fashion.detector.json")), names);
+  const img = (i: number) => Deno.readFileSync("web/data/mnist.u8").slice(i * 784, (i + 1) * 784);
+  for (let i = 0; i < 3; i++) await inspectImage(onGpu, img(i), det);
+  await gpu.sync();
+  const warm = gpu.rt.pool.stats();
+  for (let i = 0; i < 20; i++) await inspectImage(onGpu, img(i % 3), det, { saliency: i % 2 ? "score" : 7 });
+  await gpu.sync();
+  const end = gpu.rt.pool.stats();
+  assert.is(end.created, warm.created, `buffers created grew from ${warm.created} to ${end.created}`);
+  assert.ok(end.inUse <= warm.inUse, `buffers in use grew from ${warm.inUse} to ${end.inUse}`);
+  const a = await inspectImage(onGpu, img(1), det), b = await inspectImage(onCpu, img(1), det);
+  // float32 on both; the Glow's score sums 90 squared z-scores, some with small SDs, so it carries
+  // more rounding than the NLL (this image: 1.2e-4 relative between lavapipe and the CPU).
+  assert.ok(Math.abs(a.score - b.score) < 1e-3 * Math.abs(b.score) && Math.abs(a.bitsPerDim - b.bitsPerDim) < 1e-5 * b.bitsPerDim, `${a.score} vs ${b.score}`);
+  onGpu.parameters().forEach((p) => p.dispose());
 });
 
 S.run();

@@ -47,6 +47,16 @@ G("... and on webgpu", async (gpu) => {
   await compareBatchedLoop("webgpu", gpu);
 });
 
+S("... and on wasm", async () => {
+  const { createWasmBackend } = await import("../src/kernels/wasm/backend.ts");
+  const wb = await createWasmBackend();
+  try {
+    await compareBatchedLoop("wasm", wb);
+  } finally {
+    wb.close();
+  }
+});
+
 S("a group's features are those of its summed NLL (B=2 by hand on a tiny VAE)", async () => {
   const m = await createModel("vae", { latent: 2, channels: [2, 2], outChannels: 2 }, T.cpu, 4);
   const x = T.rand(new T.Generator(5), [2, 1, 28, 28], { backend: T.cpu, low: -1, high: 1 });

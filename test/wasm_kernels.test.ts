@@ -142,7 +142,47 @@ S("without shared memory (a browser page that is not cross-origin isolated): one
   }
 });
 
-S("one thread and several give the same bits", async () => {
+S("a kernel that traps (on a worker or the caller) ends the call with an error, not a hang or a crash; the pool goes on", async () => {
+  const { Fn, I32, moduleBytes } = await import("../src/kernels/wasm/emit.ts");
+  const { Pool } = await import("../src/kernels/wasm/pool.ts");
+  // boom(x): traps when x is odd (so the caller, claiming tasks too, may or may not hit one itself)
+  const f = new Fn("boom", [I32]);
+  f.get(0).i32(1).op(0x71).if(() => f.op(0x00)); // i32.and; unreachable
+  const mem = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true } as WebAssembly.MemoryDescriptor);
+  const module = new WebAssembly.Module(moduleBytes([f], { initial: 1, maximum: 1, shared: true }));
+  const pool = await Pool.create(module, mem, ["boom"], new WebAssembly.Instance(module, { env: { mem } }), 2);
+  try {
+    pool.run(Array.from({ length: 8 }, () => [0, 0] as [number, number])); // even: fine
+    await new Promise((r) => setTimeout(r, 50));
+    let threw = false;
+    try {
+      for (let i = 0; i < 20 && !threw; i++) {
+        pool.run(Array.from({ length: 64 }, (_, k) => [0, k] as [number, number]));
+        await new Promise((r) => setTimeout(r, 20)); // let a worker's error event arrive
+      }
+    } catch {
+      threw = true;
+    }
+    assert.ok(threw, "no error from a trapping kernel");
+    // and the pool still works afterwards
+    pool.run(Array.from({ length: 64 }, () => [0, 2] as [number, number]));
+  } finally {
+    pool.close();
+  }
+});
+
+S("strided convolutions' input gradient by stride phases: strides 2 and 3, filters narrower than the stride, padding, groups", async () => {
+  const cases: [number[], number[], T.ConvOptions][] = [
+    [[2, 3, 9, 8], [4, 3, 3, 3], { stride: 2, padding: 1 }], [[1, 2, 7, 7], [3, 2, 1, 1], { stride: 2 }],
+    [[2, 4, 10, 11], [6, 2, 3, 2], { stride: 3, padding: 2, groups: 2 }], [[1, 3, 8, 8], [2, 3, 4, 4], { stride: 2, padding: 1 }],
+    [[3, 2, 5, 6], [2, 2, 2, 3], { stride: 3 }], [[64, 16, 14, 14], [32, 16, 3, 3], { stride: 2, padding: 1 }],
+  ];
+  wb.poison = true;
+  for (const [sx, sw, o] of cases) await compare(wb, `conv ${JSON.stringify(o)}`, (x, w) => T.conv2d(x, w, o), [sx, sw], { tol: 1e-4 });
+  wb.poison = false;
+});
+
+S("one thread and several give the same bits", () => {
   const g = new T.Generator(7);
   const a = T.randn(g, [300, 257]), b = T.randn(g, [257, 190]);
   const x = T.randn(g, [4, 16, 20, 20]), w = T.randn(g, [24, 16, 3, 3]), gy = T.randn(g, [4, 24, 20, 20]);

@@ -345,6 +345,36 @@ function setupDrop() {
   };
 }
 
+// ---- live samples ----
+
+let sampleSeed = 1;
+function sampleNow(n = 16) {
+  return serial(async () => {
+    const { model } = state;
+    if (!model) throw new Error("no model loaded");
+    const temperature = Number($<HTMLInputElement>("sample-t").value);
+    if (!(temperature > 0 && temperature <= 2)) throw new Error(`temperature ${temperature}: expected a number in (0, 2]`);
+    const t0 = performance.now();
+    const vae = state.metadata.kind === "vae";
+    const imgs = await model.sample(n, new F.T.Generator(sampleSeed++), vae ? { mean: true } : { temperature });
+    const c = $<HTMLCanvasElement>("live-samples"), cols = Math.ceil(Math.sqrt(n)), cell = c.width / cols;
+    const ctx = c.getContext("2d")!;
+    ctx.fillStyle = "#888";
+    ctx.fillRect(0, 0, c.width, c.height);
+    for (let i = 0; i < n; i++) {
+      const t = document.createElement("canvas");
+      t.width = t.height = 28;
+      drawGray(t, imgs.subarray(i * 784, (i + 1) * 784));
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(t, (i % cols) * cell + 1, Math.floor(i / cols) * cell + 1, cell - 2, cell - 2);
+    }
+    c.hidden = false;
+    $("sample-status").textContent = `${n} samples in ${(performance.now() - t0).toFixed(0)} ms on this backend` +
+      (vae ? " (the VAE's decoder means; the temperature is the Glow's)" : ` at temperature ${temperature}`);
+    return { n, ms: performance.now() - t0 };
+  });
+}
+
 // ---- the OOD evaluation ----
 
 function evaluate(n: number) {
@@ -466,6 +496,7 @@ async function start() {
   setupDrawing();
   setupDrop();
   $<HTMLSelectElement>("sal-target").onchange = () => state.image && inspect(state.image, state.source).catch(fail);
+  $("sample-run").onclick = () => sampleNow().catch(fail);
   $("eval-run").onclick = () => evaluate(Number($<HTMLInputElement>("eval-n").value)).catch(fail);
   $("bench-run").onclick = () => benchmark().catch(fail);
   await inspect(imageOf(state.entry!.inDistribution, 0), `${state.entry!.inDistribution} #0`);
@@ -483,6 +514,7 @@ const api = {
   },
   evaluate,
   benchmark,
+  sampleNow,
   /** gpu.js against the CPU (needs ?backend=gpujs or the fallback). */
   benchFallback: (reps = 3, only?: number[]) => serial(() => benchFallback(gpujsBackend(), reps, only)),
   fallbackCaseNames,

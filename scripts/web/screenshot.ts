@@ -1,4 +1,4 @@
-// The README's screenshot of the page: headless Chromium (SwiftShader WebGPU), the Glow, one MNIST
+// The README's screenshot of the page: headless Chromium (SwiftShader WebGPU), the Glow, 16 live samples, one MNIST
 // test image inspected, the OOD evaluation on 32 images per set and the benchmark panel run.
 //   deno run -A scripts/web/screenshot.ts --out docs/page.png [--no-build]
 import { writeFileAtomic } from "../../src/io/atomic.ts";
@@ -19,6 +19,7 @@ const c = await Chrome.launch({ webgpu: true, width: 1400, height: 1500 });
 try {
   await c.goto(`http://127.0.0.1:${port}/?model=glow-fashion`);
   await c.waitFor("document.body && document.body.dataset.ready", 120000);
+  await c.eval(`fimscope.sampleNow(16).then(() => 1)`);
   await c.eval(`fimscope.inspectSet("mnist", 7).then(() => 1)`);
   await c.eval(`fimscope.evaluate(32).then(() => 1)`);
   await c.eval(`fimscope.benchmark().then(() => 1)`);

@@ -33,7 +33,7 @@ export function serve(port: number): Deno.HttpServer {
         headers: {
           "content-type": TYPES[file.split(".").pop()!] ?? "application/octet-stream", "cache-control": "no-store",
           // Cross-origin isolation: gives the page SharedArrayBuffer, which the wasm backend's
-          // threads need (everything served here is same-origin).
+          // threads need (everything served here is same-origin; without it wasm runs on one thread).
           "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp",
         },
       });

@@ -9,7 +9,12 @@ import { cpu, setDefaultBackend } from "./default.ts";
 export const BACKEND_CHOICES = ["auto", "cpu", "webgpu", "wasm"] as const;
 export type BackendChoice = typeof BACKEND_CHOICES[number];
 
-/** Whether the WebGPU adapter runs on the CPU (then the wasm backend is faster). */
+const SOFTWARE = /llvmpipe|lavapipe|swiftshader|software/i;
+
+/**
+ * Whether the WebGPU adapter runs on the CPU (then the wasm backend is faster): true or false from
+ * navigator.gpu's adapter, null where there is no navigator.gpu (Node: see selectBackend) or no adapter.
+ */
 export async function webgpuIsCpuAdapter(): Promise<boolean | null> {
   const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   if (!gpu) return null;
@@ -17,8 +22,7 @@ export async function webgpuIsCpuAdapter(): Promise<boolean | null> {
   if (!a) return null;
   const info = (a.info ?? {}) as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   const fallback = info.isFallbackAdapter ?? (a as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false;
-  const text = [info.vendor, info.architecture, info.device, info.description].join(" ");
-  return fallback || /llvmpipe|lavapipe|swiftshader|software/i.test(text);
+  return fallback || SOFTWARE.test([info.vendor, info.architecture, info.device, info.description].join(" "));
 }
 
 async function wasm(): Promise<Backend> {
@@ -39,11 +43,18 @@ export async function selectBackend(choice: BackendChoice = "auto", opts: { quie
   if (choice === "webgpu") b = await webgpu();
   else if (choice === "wasm") b = await wasm();
   else if (choice === "auto") {
-    const cpuAdapter = await webgpuIsCpuAdapter();
+    let cpuAdapter = await webgpuIsCpuAdapter();
     let reason = "";
-    if (cpuAdapter === false) {
+    const hasNavigatorGpu = !!(globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
+    if (cpuAdapter === false || (cpuAdapter === null && !hasNavigatorGpu)) {
+      // a real GPU, or no navigator.gpu (Node: Dawn through the webgpu package, judged by its adapter's name)
       try {
-        b = await webgpu();
+        const g = await webgpu();
+        const desc = (g as { description?: string }).description ?? "";
+        if (cpuAdapter === null && SOFTWARE.test(desc)) {
+          cpuAdapter = true;
+          reason = "the WebGPU adapter runs on the CPU";
+        } else b = g;
       } catch (e) {
         reason = `WebGPU unavailable (${(e as Error).message.split("\n")[0]})`;
       }

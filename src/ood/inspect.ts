@@ -39,13 +39,44 @@ export function diagonalDetector(d: DiagonalGaussian, names: string[], threshold
   };
 }
 
-/** Checks a parsed detector file against a model's parameter names; one error naming what is wrong. */
-export function checkDetector(det: DiagonalDetector, names: string[], file = "detector"): DiagonalDetector {
-  if (det?.format !== "fimscope-diag-detector/1") throw new Error(`${file}: format ${JSON.stringify(det?.format)}, expected "fimscope-diag-detector/1"`);
+/**
+ * The detector files `npm run fit` writes (format "fimscope-detector", version 1: branch
+ * `detector`, src/ood/detector.ts), read structurally so this module needs none of that code: the
+ * method's diagonal Gaussian (densities.gradient) and its threshold95.gradient (the score 95% of
+ * the fit groups reach, in-sample). Only B = 1 files fit a page that scores single inputs.
+ */
+function fromFitFormat(j: Record<string, unknown>, file: string): DiagonalDetector {
+  const fail = (why: string) => new Error(`${file}: ${why}`);
+  if (j.version !== 1) throw fail(`fimscope-detector version ${JSON.stringify(j.version)}, expected 1`);
+  if (j.groupSize !== 1) throw fail(`groupSize ${JSON.stringify(j.groupSize)}: one input at a time needs a detector fitted at B = 1`);
+  const g = (j.densities as { gradient?: { mean?: unknown; variance?: unknown; kept?: unknown } } | undefined)?.gradient;
+  const thr = (j.threshold95 as { gradient?: unknown } | undefined)?.gradient;
+  if (!g || !Array.isArray(g.mean) || !Array.isArray(g.variance) || !Array.isArray(g.kept)) throw fail("no densities.gradient with mean, variance and kept");
+  if (typeof thr !== "number" || !Number.isFinite(thr)) throw fail("no finite threshold95.gradient");
+  if (!Array.isArray(j.features)) throw fail("no features list");
+  const fit = j.fit as { nllMean?: number; data?: string; groups?: number } | undefined;
+  const model = j.model as { path?: string; sha256?: string } | undefined;
+  return {
+    format: "fimscope-diag-detector/1", model: model?.path ?? "", groupSize: 1, names: j.features as string[],
+    mean: g.mean as number[], variance: g.variance as number[], kept: g.kept as number[], threshold: thr, tpr: 0.95,
+    nllMean: fit?.nllMean,
+    made: { from: "npm run fit (format fimscope-detector 1)", fit: `${fit?.groups ?? "?"} groups of ${fit?.data ?? "?"}`, threshold: "in-sample: 95% of the fit groups", sha256: model?.sha256 },
+  };
+}
+
+/**
+ * Checks a parsed detector file against a model's parameter names; one error naming what is wrong.
+ * Takes this module's format or `npm run fit`'s ("fimscope-detector" 1, converted).
+ */
+export function checkDetector(json: unknown, names: string[], file = "detector"): DiagonalDetector {
+  const j = json as Record<string, unknown> | null;
+  const det = (j?.format === "fimscope-detector" ? fromFitFormat(j, file) : j) as DiagonalDetector;
+  if (det?.format !== "fimscope-diag-detector/1") throw new Error(`${file}: format ${JSON.stringify(det?.format)}, expected "fimscope-diag-detector/1" or "fimscope-detector"`);
   const L = det.names.length;
   if (det.mean.length !== L || det.variance.length !== L) throw new Error(`${file}: ${L} names but ${det.mean.length} means and ${det.variance.length} variances`);
   if (names.join() !== det.names.join()) throw new Error(`${file}: its ${L} features do not match the model's ${names.length} parameter tensors`);
   if (!det.kept.every((l) => Number.isInteger(l) && l >= 0 && l < L && det.variance[l] > 0)) throw new Error(`${file}: 'kept' names a feature out of range or with zero variance`);
+  if (!Number.isFinite(det.threshold)) throw new Error(`${file}: threshold ${det.threshold} is not a finite number`);
   return det;
 }
 

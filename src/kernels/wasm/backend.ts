@@ -1,9 +1,10 @@
-// The wasm backend: matrix products and convolutions as SIMD128 kernels (gemm.ts) on all cores,
-// elementwise, reduction and movement ops as tight TypeScript loops (js_ops.ts), float64 work on
-// the CPU reference backend, whose storages it shares: a storage is a Float32Array or
-// Float64Array, either a view of the wasm memory (what this backend writes, pooled by size class
-// and returned by release) or an ordinary array (the reference's float64 results, or data made
-// elsewhere), copied into the memory when a kernel needs it.
+// The wasm backend: matrix products and convolutions (gemm.ts) and the common elementwise ops
+// (elementwise.ts) as SIMD128 kernels on all cores (pool.ts); reductions, movement and the other
+// elementwise ops as tight TypeScript loops (js_ops.ts); float64 work on the CPU reference
+// backend, whose storages it shares. A storage is a Float32Array or Float64Array: a view of the
+// shared wasm memory (what this backend writes, pooled by size class and returned by release), or
+// an ordinary array (float64 results, data made elsewhere, and every storage when the memory
+// cannot be shared), copied into the memory when a kernel needs it.
 import type { Backend, BinaryOp, ConvParams, Data, DType, MatmulSpec, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
 import { CpuBackend } from "../cpu.ts";
 import { buildModule, KERNELS, type KernelName, MAX_PAGES } from "./module.ts";
@@ -122,7 +123,7 @@ export class WasmBackend implements Backend<Data> {
     this.#buffers.add(buf);
     return new Float32Array(buf);
   }
-  /** A block of at least `bytes` (64-byte aligned); its address. */
+  /** A block of at least `bytes` (a power of two, 256-byte aligned); its address. */
   #alloc(bytes: number): number {
     const cls = sizeClass(bytes);
     const list = this.#free.get(cls);
@@ -461,6 +462,7 @@ export class WasmBackend implements Backend<Data> {
 
   conv2dInputGrad(gy: Data, w: Data, p: ConvParams, dtype: DType): Data {
     if (dtype === "float64") return this.ref.conv2dInputGrad(gy, w, p, dtype);
+    if (p.stride > 1) return this.#inputGradPhases(gy, w, p);
     const { N, Cin, H, W, Cout, KH, KW, stride: s, pad, groups, OH, OW } = p;
     const { NR } = this.shape;
     const cg = Cin / groups, og = Cout / groups;
@@ -514,6 +516,79 @@ export class WasmBackend implements Backend<Data> {
       for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
         cp.push([KI.copy3d, c + (n * groups + g) * CB * 4, ldc * 4, Wg * 4, 4, oo + (n * Cin + g * cg) * H * W * 4, H * W * 4, W * 4, 4, cg, H, W]);
       }
+      this.#run(cp, work, "conv out");
+      return this.#land(out, oo);
+    } finally {
+      this.#endOp();
+    }
+  }
+
+  /**
+   * The input gradient of a strided convolution, one stride phase of the (padded) input at a time:
+   * input rows Y = a + s t receive only the filter rows ky = a + s j, from output rows t - j, so
+   * each phase is a stride-1 correlation of the zero-bordered output gradient with its sub-filter
+   * (no multiplications by the zeros a spread gradient would hold), written back with stride s.
+   */
+  #inputGradPhases(gy: Data, w: Data, p: ConvParams): Data {
+    const { N, Cin, H, W, Cout, KH, KW, stride: s, pad, groups, OH, OW } = p;
+    const { NR } = this.shape;
+    const cg = Cin / groups, og = Cout / groups;
+    const R = this.#rows(cg), MR = R.MR, rpan = Math.ceil(cg / MR);
+    const P0 = Math.ceil(KH / s) - 1, Q0 = Math.ceil(KW / s) - 1; // border: the most taps a phase has, less one
+    const Tmax = Math.ceil((H + 2 * pad) / s), Umax = Math.ceil((W + 2 * pad) / s);
+    const Hg = Math.max(OH, Tmax) + P0 + 1, Wg = Math.max(OW, Umax) + Q0 + 1;
+    const out = this.#out(N * Cin * H * W);
+    out.fill(0); // phases with no taps (a filter narrower than the stride) stay zero
+    try {
+      const gyo = this.#addr(gy), oo = this.#dst(out);
+      if (!this.#inMem(out)) this.#zero(oo, out.length);
+      const P = Tmax * Wg, cpan = Math.ceil(P / NR), ldc = cpan * NR, CB = rpan * MR * ldc;
+      const GB = Math.ceil((og * Hg * Wg + 16) / 16) * 16 + NR * 2;
+      const gb = this.#tmp(N * groups * GB);
+      this.#zero(gb, N * groups * GB);
+      const prep: Task[] = [];
+      for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+        prep.push([KI.copy3d, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4,
+          gb + ((n * groups + g) * GB + P0 * Wg + Q0) * 4, Hg * Wg * 4, Wg * 4, 4, og, OH, OW]);
+      }
+      type Phase = { a: number; b: number; K: number; wp: number; WPB: number; tab: number };
+      const phases: Phase[] = [];
+      for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) {
+        const Ja = Math.ceil((KH - a) / s), Lb = Math.ceil((KW - b) / s);
+        if (Ja <= 0 || Lb <= 0) continue;
+        const K = og * Ja * Lb;
+        // sub-filters W_ab[g][ci][(co, j, l)] = W[g*og + co][ci][a + s j][b + s l]; their offsets into G
+        const wf = new Float32Array(groups * cg * K), tab = new Int32Array(K);
+        for (let co = 0; co < og; co++) for (let j = 0; j < Ja; j++) for (let l = 0; l < Lb; l++) {
+          const q = (co * Ja + j) * Lb + l;
+          tab[q] = (co * Hg * Wg + (P0 - j) * Wg + (Q0 - l)) * 4;
+          for (let g = 0; g < groups; g++) for (let ci = 0; ci < cg; ci++) {
+            wf[(g * cg + ci) * K + q] = w[(((g * og + co) * cg + ci) * KH + a + s * j) * KW + b + s * l];
+          }
+        }
+        const wfo = this.#addr(wf), WPB = rpan * K * MR, wp = this.#tmp(groups * WPB);
+        for (let g = 0; g < groups; g++) prep.push([R.packA, wfo + g * cg * K * 4, 4, K * 4, K, cg, 0, rpan, wp + g * WPB * 4]);
+        phases.push({ a, b, K, wp, WPB, tab: this.#tabAddr(tab) });
+      }
+      const work = N * Cin * og * Math.ceil(KH / s) * Math.ceil(KW / s) * H * W;
+      this.#run(prep, work, "conv prep");
+      const c = this.#tmp(N * groups * phases.length * CB);
+      const mm: Task[] = [], cp: Task[] = [];
+      const parts = N * groups * phases.length >= this.threads * 4 ? 1 : 3;
+      phases.forEach((ph, k) => {
+        // input rows y = a + s t - pad in [0, H): t in [t0, t1]; columns likewise
+        const t0 = Math.max(0, Math.ceil((pad - ph.a) / s)), t1 = Math.floor((H - 1 + pad - ph.a) / s);
+        const u0 = Math.max(0, Math.ceil((pad - ph.b) / s)), u1 = Math.floor((W - 1 + pad - ph.b) / s);
+        for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+          const ng = n * groups + g, cc = c + ((ng * phases.length) + k) * CB * 4;
+          for (const [j0, j1] of this.#split(cpan, parts)) mm.push([R.pt, ph.wp + g * ph.WPB * 4, 0, gb + ng * GB * 4, ph.tab, cc, ldc, ph.K, 0, rpan, j0, j1, 0, 1, 0, 0]);
+          if (t1 >= t0 && u1 >= u0) {
+            const y0 = ph.a + s * t0 - pad, x0 = ph.b + s * u0 - pad;
+            cp.push([KI.copy3d, cc + (t0 * Wg + u0) * 4, ldc * 4, Wg * 4, 4, oo + (((n * Cin + g * cg) * H + y0) * W + x0) * 4, H * W * 4, s * W * 4, s * 4, cg, t1 - t0 + 1, u1 - u0 + 1]);
+          }
+        }
+      });
+      this.#run(mm, work, "conv gemm");
       this.#run(cp, work, "conv out");
       return this.#land(out, oo);
     } finally {

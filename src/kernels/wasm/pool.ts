@@ -5,7 +5,7 @@
 // may not pass `end`, which is published only after the phase's tasks are written.
 //
 // Control words (Int32Array over their own SharedArrayBuffer):
-const GEN = 0, NEXT = 1, END = 2, DONE = 3, BY_WORKERS = 4, TASKS = 8, STRIDE = 20, CAP = 4096;
+const GEN = 0, NEXT = 1, END = 2, DONE = 3, BY_WORKERS = 4, FAILED = 5, TASKS = 8, STRIDE = 20, CAP = 4096;
 
 export type Task = [fn: number, ...args: number[]];
 
@@ -21,7 +21,11 @@ function work(c, fns) {
     const n = c[b + 1];
     const a = [];
     for (let i = 0; i < n; i++) a.push(c[b + 2 + i]);
-    fns[c[b]](...a);
+    try {
+      fns[c[b]](...a);
+    } catch {
+      Atomics.store(c, ${FAILED}, 1); // a trap: counted done, reported by the caller (an uncaught error would end the process)
+    }
     Atomics.add(c, ${BY_WORKERS}, 1);
     if (Atomics.add(c, ${DONE}, 1) + 1 === Atomics.load(c, ${END})) Atomics.notify(c, ${DONE});
   }
@@ -48,6 +52,8 @@ export class Pool {
   readonly #fns: ((...a: number[]) => void)[];
   readonly #workers: { terminate(): unknown }[] = [];
   #canWait = true;
+  /** A worker that failed outside a kernel (it cannot take tasks any more): the pool stops rather than wait forever. */
+  #failed: unknown = null;
   /** Threads including the caller. */
   readonly threads: number;
 
@@ -74,6 +80,7 @@ export class Pool {
       if (typeof g.Worker === "function" && !g.process?.versions?.node) {
         const url = URL.createObjectURL(new Blob([WORKER_SRC], { type: "application/javascript" }));
         const w = new g.Worker(url, { type: "module" });
+        w.onerror = (e: { message?: string }) => { pool.#failed = e.message ?? e; };
         w.postMessage(msg);
         pool.#workers.push(w);
       } else {
@@ -81,6 +88,7 @@ export class Pool {
         const { Worker } = await import(spec);
         const w = new Worker(WORKER_SRC, { eval: true });
         w.postMessage(msg);
+        w.on("error", (e: unknown) => { pool.#failed = e; });
         w.unref();
         pool.#workers.push(w);
       }
@@ -108,10 +116,16 @@ export class Pool {
       Atomics.store(c, END, end);
       Atomics.add(c, GEN, 1);
       Atomics.notify(c, GEN);
-      this.#work();
+      let err: unknown = null;
+      try {
+        this.#work();
+      } catch (e) {
+        err = e; // finish the phase first, so the pool stays consistent
+      }
       for (;;) {
         const d = Atomics.load(c, DONE);
         if (d >= end) break;
+        if (this.#failed) throw new Error(`wasm worker failed: ${(this.#failed as Error).message ?? this.#failed}`);
         if (this.#canWait) {
           try {
             Atomics.wait(c, DONE, d, 50);
@@ -120,6 +134,8 @@ export class Pool {
           }
         }
       }
+      if (Atomics.exchange(c, FAILED, 0)) err ??= new Error("wasm: a kernel trapped on a worker thread");
+      if (err) throw err;
     }
   }
 
@@ -131,15 +147,18 @@ export class Pool {
       if (Atomics.compareExchange(c, NEXT, t, t + 1) !== t) continue;
       const b = TASKS + (t % CAP) * STRIDE;
       const n = c[b + 1];
-      switch (n) { // no array spread on the hot path for the common arities
-        case 15: fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16]); break;
-        default: {
-          const a: number[] = [];
-          for (let i = 0; i < n; i++) a.push(c[b + 2 + i]);
-          fns[c[b]](...a);
+      try {
+        switch (n) { // no array spread on the hot path for the common arities
+          case 15: fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16]); break;
+          default: {
+            const a: number[] = [];
+            for (let i = 0; i < n; i++) a.push(c[b + 2 + i]);
+            fns[c[b]](...a);
+          }
         }
+      } finally {
+        Atomics.add(c, DONE, 1);
       }
-      Atomics.add(c, DONE, 1);
     }
   }
 
