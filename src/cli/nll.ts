@@ -21,6 +21,6 @@ const model = await loadModel(a.model, await selectBackend(a.backend), file);
 for (const d of a.data) {
   const n = Math.min(a.n, splitSize(d, "test"));
   const r = await evaluateStats(model, loadDataset(d, "test"), n);
-  console.log(`${a.model}: mean NLL on ${d} test (${n} images): ${r.mean.toFixed(4)} bits/dim (standard error ${r.se.toFixed(4)})`);
+  console.log(`${a.model}: mean NLL on ${d} test (${n} images): ${r.mean.toFixed(4)} bits/dim (standard error ${r.se.toFixed(4)}; median ${r.median.toFixed(4)}, largest ${r.max.toFixed(2)})`);
 }
 Deno.exit(0);

@@ -358,7 +358,7 @@ export function resolveConfig(c: Partial<DiffusionConfig> = {}): DiffusionConfig
 
 export class Diffusion extends Module implements GenerativeModel {
   readonly kind = "diffusion";
-  readonly evalBatch = 16;
+  readonly evalBatch = 4;
   readonly imageShape: ImageShape;
   readonly dims: number;
   readonly backend: Backend;

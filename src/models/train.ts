@@ -135,7 +135,7 @@ export async function evaluate(model: GenerativeModel, data: ImageSet, n: number
  * values include the estimator's noise, so the error covers both. Batches are capped by the
  * model's evalBatch where it sets one.
  */
-export async function evaluateStats(model: GenerativeModel, data: ImageSet, n: number, o: EvaluateOptions = {}): Promise<{ mean: number; se: number; n: number }> {
+export async function evaluateStats(model: GenerativeModel, data: ImageSet, n: number, o: EvaluateOptions = {}): Promise<{ mean: number; se: number; median: number; max: number; n: number }> {
   const batch = Math.min(o.batch ?? 250, model.evalBatch ?? Infinity), seed = o.seed ?? 0;
   model.eval();
   const count = Math.min(n, data.n);
@@ -150,7 +150,9 @@ export async function evaluateStats(model: GenerativeModel, data: ImageSet, n: n
   }
   const mean = values.reduce((a, v) => a + v, 0) / count;
   const se = count > 1 ? Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (count - 1) / count) : NaN;
-  return { mean, se, n: count };
+  const sorted = [...values].sort((p, q) => p - q);
+  const median = count % 2 ? sorted[(count - 1) / 2] : (sorted[count / 2 - 1] + sorted[count / 2]) / 2;
+  return { mean, se, median, max: sorted[count - 1], n: count };
 }
 
 export type { Backend };
