@@ -18,7 +18,7 @@
 // with p(x_{t-1}|x_t) = N(mu_theta, sigma_t^2), sigma_t^2 the posterior variance beta~_t
 // (Ho's "fixed small" choice, the one the library samples with), and at t = 1 sigma_1^2 = beta~_2
 // (beta~_1 = 0; Ho et al.'s clipped log-variance). The 999 KL terms are estimated by stratified
-// sampling: {2..T} is cut into K strata (geometric in t, see Process.stratum), one t drawn
+// sampling: {2..T} is cut into K strata (geometric in t, and {T} alone; see Process.stratum), one t drawn
 // uniformly in each, each term weighted by its stratum's size; unbiased for the sum. The decoder
 // and prior terms are exact.
 import * as T from "../autograd/index.ts";
@@ -124,18 +124,25 @@ export class Process {
   #bounds = new Map<number, number[]>();
 
   /**
-   * Stratum k of K over {2..T}: [lo, hi). The boundaries are geometric in t (2, 2r, 2r^2, ...,
-   * T + 1, rounded, each stratum at least one step): the KL terms are largest and change fastest
-   * at small t, so narrow strata there and wide ones where the terms are small and flat keep the
-   * estimator's variance low. K = T - 1 gives one step per stratum (the exact sum).
+   * Stratum k of K over {2..T}: [lo, hi). The first K - 1 are geometric in t over {2..T-1} (2, 2r,
+   * 2r^2, ..., rounded, each at least one step): the KL terms are largest and change fastest at
+   * small t, so narrow strata there and wide ones where the terms are small and flat keep the
+   * estimator's variance low; the last is {T} alone. K = T - 1 gives one step per stratum (the
+   * exact sum).
    */
   stratum(k: number, K: number): [number, number] {
     let b = this.#bounds.get(K);
     if (!b) {
-      const top = this.T + 1;
+      // The last step is a stratum of its own: beta_T is clipped to 0.999, so alpha_T = 0.001 and
+      // its KL term weighs ||eps - eps_hat||^2 by ~500 (every other step: at most ~0.5); drawn
+      // from a wide stratum and multiplied by its width it made the bound heavy-tailed.
+      const top = this.T, G = K - 1;
       b = [2];
-      for (let j = 1; j < K; j++) b.push(Math.min(top - (K - j), Math.max(b[j - 1] + 1, Math.round(2 * (top / 2) ** (j / K)))));
-      b.push(top);
+      if (G >= 1) {
+        for (let j = 1; j < G; j++) b.push(Math.min(top - (G - j), Math.max(b[j - 1] + 1, Math.round(2 * (top / 2) ** (j / G)))));
+        b.push(top);
+      }
+      b.push(this.T + 1);
       this.#bounds.set(K, b);
     }
     return [b[k], b[k + 1]];
