@@ -1,10 +1,10 @@
 import * as T from "../src/autograd/index.ts";
 import { createWebGPUBackend } from "../src/kernels/webgpu/backend.ts";
-/** WebGPU vs CPU on a matmul, a conv2d and a gradient; used by the Chrome and Node checks. */
-export async function runChecks(): Promise<Record<string, unknown>> {
+/** A backend (default WebGPU) vs CPU on a matmul, a conv2d and a gradient; used by the Chrome and Node checks. */
+export async function runChecks(make: () => Promise<T.Tensor["backend"] & { description: string }> = createWebGPUBackend): Promise<Record<string, unknown>> {
 const out: Record<string, unknown> = {};
 try {
-  const gpu = await createWebGPUBackend();
+  const gpu = await make();
   out.adapter = gpu.description;
   const cases: [string, (b: T.Tensor["backend"]) => T.Tensor][] = [
     ["matmul 33x17x9", (b) => T.matmul(T.randn(new T.Generator(1), [33, 17], { backend: b }), T.randn(new T.Generator(2), [17, 9], { backend: b }))],

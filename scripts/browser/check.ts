@@ -1,15 +1,24 @@
 // Runs the engine in headless Chromium's WebGPU (SwiftShader without a GPU): bundles
 // scripts/browser/entry.ts, serves it on localhost, drives Chromium over the DevTools protocol and
 // prints the page's result (WebGPU vs CPU on matmul, conv2d and a gradient). Needs `chromium`
-// (apt-get install -y chromium).   deno run -A scripts/browser/check.ts
+// (apt-get install -y chromium).   deno run -A scripts/browser/check.ts [--wasm [--isolated]]
+// --wasm: the same checks on the wasm backend (one thread; --isolated serves the page cross-origin
+// isolated, COOP + COEP, so it gets a shared memory and Worker threads).
 const dir = new URL(".", import.meta.url).pathname;
-const out = await new Deno.Command(Deno.execPath(), { args: ["bundle", "--platform=browser", `${dir}entry.ts`, "-o", "/tmp/fimscope-browser.js"] }).output();
+const wasm = Deno.args.includes("--wasm"), isolated = Deno.args.includes("--isolated");
+const bad = Deno.args.find((a) => a !== "--wasm" && a !== "--isolated");
+if (bad || (isolated && !wasm)) {
+  console.error(`error: ${bad ? `unknown option '${bad}'` : "--isolated: only with --wasm"}; options: --wasm [--isolated]`);
+  Deno.exit(1);
+}
+const out = await new Deno.Command(Deno.execPath(), { args: ["bundle", "--platform=browser", `${dir}${wasm ? "wasm_entry.ts" : "entry.ts"}`, "-o", "/tmp/fimscope-browser.js"] }).output();
 if (out.code !== 0) throw new Error(`bundle failed: ${new TextDecoder().decode(out.stderr)}`);
 const page = `<!doctype html><html><body>running<script type="module" src="/bundle.js"></script></body></html>`;
+const coi: Record<string, string> = isolated ? { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" } : {};
 const server = Deno.serve({ port: 8766, hostname: "127.0.0.1", onListen() {} }, (req) =>
   new URL(req.url).pathname === "/bundle.js"
-    ? new Response(Deno.readFileSync("/tmp/fimscope-browser.js"), { headers: { "content-type": "text/javascript" } })
-    : new Response(page, { headers: { "content-type": "text/html" } }));
+    ? new Response(Deno.readFileSync("/tmp/fimscope-browser.js"), { headers: { "content-type": "text/javascript", ...coi } })
+    : new Response(page, { headers: { "content-type": "text/html", ...coi } }));
 const port = 9334;
 const chrome = new Deno.Command("chromium", {
   args: ["--headless", "--no-sandbox", "--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-angle=swiftshader", "--disable-quic", "--no-first-run",

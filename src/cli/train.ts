@@ -80,7 +80,8 @@ if (a.resume) {
   if (!isTrainingCheckpoint(file.decoded)) throw usageError("train", "--resume", a.resume, "is a weights file, not a training checkpoint (allowed: a *.ckpt.safetensors written by train)");
   checkTrainingState(file, a.resume);
   startStep = Number(file.decoded.metadata.step);
-  const plan = planResume(cli, given, storedSettings(file.decoded, a.resume));
+  // The stored config merged with the defaults (as checkModelFile resolved it), so both sides compare in full.
+  const plan = planResume(cli, given, { ...storedSettings(file.decoded, a.resume), config: file.config });
   if (plan.fixed.length) throw usageError("train", "--resume", a.resume, `the model differs from the checkpoint's: ${plan.fixed.join(", ")}; a checkpoint resumes only into its own model (leave --model/--config out)`);
   if (plan.differences.length && !a.force) {
     throw usageError("train", "--resume", a.resume, `the command line differs from the checkpoint: ${plan.differences.join(", ")}; leave these options out to continue with the checkpoint's settings, or add --force to use the command line's`);
