@@ -10,7 +10,7 @@ const close = (b: unknown) => (b as { close?: () => void }).close?.();
 
 S("auto: webgpu on a real GPU, wasm on a CPU adapter or none", async () => {
   const cpuAdapter = await webgpuIsCpuAdapter();
-  const b = await selectBackend("auto", { quiet: true, makeDefault: false });
+  const b = await selectBackend("auto", { makeDefault: false });
   try {
     assert.is(b.name, cpuAdapter === false ? "webgpu" : "wasm", `adapter on the CPU: ${cpuAdapter}`);
   } finally {

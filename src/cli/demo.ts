@@ -1,7 +1,7 @@
 // The engine's demo: build a small conv net + MLP, check its gradients (float64 finite
 // differences on the CPU, then WebGPU against CPU) and print a timing table.
 //   npm run demo [-- --backend auto|cpu|webgpu|wasm]
-import "./errors.ts";
+import { notice } from "./errors.ts";
 import { BACKEND, parseOptions, workStarts } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import type { Backend } from "../kernels/backend.ts";
@@ -40,7 +40,7 @@ function input(backend: Backend, dtype: "float32" | "float64", B: number) {
 }
 
 workStarts();
-const gpuOrCpu = await selectBackend(choice);
+const gpuOrCpu = await selectBackend(choice, { onNotice: notice });
 console.log(`backends: cpu${gpuOrCpu.name === "webgpu" ? ` + webgpu (${(gpuOrCpu as unknown as { description: string }).description})` : ""}`);
 
 // 1. float64 finite-difference check on the CPU for a few entries of every parameter tensor.
