@@ -139,4 +139,6 @@ S("score refuses a model whose hash differs, bad detector files, wrong shapes an
   assert.not.ok([...Deno.readDirSync(dir)].some((e) => e.name.startsWith("d2")), "a failed fit wrote nothing");
 });
 
+S.after(() => Deno.removeSync(dir, { recursive: true }));
+
 S.run();
