@@ -1,5 +1,5 @@
 // ablation --model weights/diffusion-fashion.safetensors [--t 1,2,4,8,16,32,64,128,256,512] [--loss l1|l2]
-//          [--B 5] [--fit 100] [--eval 100] [--ood mnist|fashion] [--batch 64] [--backend auto|cpu|webgpu] [--seed 0]
+//          [--B 5] [--fit 100] [--eval 100] [--ood mnist|fashion] [--batch 64] [--backend auto|cpu|webgpu|wasm] [--seed 0]
 //          [--out reports/ablation] [--force]
 // The diffusion model's timestep ablation in the paper's form: for each step t, the features are the
 // gradient of the eps-loss at t (one noise draw per input); AUROC of the gradient method and of

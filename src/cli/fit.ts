@@ -1,5 +1,5 @@
 // fit --model weights/glow-fashion.safetensors --out detector.json [--data fashion|mnist|<images>]
-//     [--B 1] [--n 1000] [--batch 64] [--seed 0] [--backend auto|cpu|webgpu] [--force]
+//     [--split test|train] [--B 1] [--n 1000] [--batch 64] [--seed 0] [--backend auto|cpu|webgpu|wasm] [--force]
 // Fits the OOD detector once: gradient features of n in-distribution inputs (groups of B), every
 // density (diagonal Gaussian, full covariance with ridge and with Ledoit-Wolf shrinkage, chi-square),
 // the quantiles of the fit scores and the 95%-TPR threshold, with the model file's SHA-256; writes

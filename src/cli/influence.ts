@@ -1,6 +1,6 @@
 // influence --model weights/glow-fashion.safetensors --input <image file|folder|array> --out strip.png
 //           [--data fashion|mnist|<images>] [--n 1000] [--top 8] [--fim full|diag] [--first 8]
-//           [--fim-lambda 1] [--batch 64] [--seed 0] [--backend auto|cpu|webgpu] [--force]
+//           [--fim-lambda 1] [--batch 64] [--seed 0] [--backend auto|cpu|webgpu|wasm] [--force]
 // FIM inner products between inputs (influence): the per-input gradients of n training images
 // (--data: a packaged set's training split, default the model's own, or image files; a seeded
 // random n of them) define F_N = lambda I + (1/n) sum s s^T (src/ood/woodbury.ts). For each of the

@@ -1,5 +1,5 @@
 // score --detector detector.json --input <file|folder> [--out scores.csv|scores.json] [--model M]
-//       [--batch 64] [--backend auto|cpu|webgpu] [--quiet] [--saliency overlays.png] [--saliency-k 8] [--force]
+//       [--batch 64] [--backend auto|cpu|webgpu|wasm] [--quiet] [--saliency overlays.png] [--saliency-k 8] [--force]
 // Scores images against a detector from `npm run fit`: per input (or group of B consecutive inputs),
 // named by its file (or file:index inside an array file), the NLL in bits/dim, the score (higher =
 // more in-distribution), its percentile among the fit data's scores, the verdict at the 95%-TPR

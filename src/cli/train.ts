@@ -1,4 +1,4 @@
-// train --model vae|glow --data fashion|mnist|<images> [--steps N] [--batch 64] [--lr LR] [--seed 0]
+// train --model vae|glow|diffusion --data fashion|mnist|<images> [--steps N] [--batch 64] [--lr LR] [--seed 0]
 //       [--optimizer adam|adamax] [--clip 100] [--warmup 200] [--config JSON]
 //       [--out weights/runs/<model>-<data>-<k>.safetensors] [--checkpoint-every 500]
 //       [--resume FILE.ckpt.safetensors] [--eval-n 10000] [--backend auto|cpu|webgpu|wasm] [--force]
