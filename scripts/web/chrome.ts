@@ -1,6 +1,7 @@
 // A small DevTools-protocol driver for Debian's headless chromium (no browser download): start it,
 // open a page, evaluate expressions (awaiting promises), send mouse events, take screenshots.
 // Used by test/browser.test.ts and scripts/web/bench_fallback.ts.
+import { writeFileAtomic } from "../../src/io/atomic.ts";
 
 export interface ChromeOptions {
   /** false: no --enable-unsafe-webgpu, so navigator.gpu gives no adapter (the fallback path). */
@@ -134,7 +135,7 @@ export class Chrome {
     await this.send("Emulation.setDeviceMetricsOverride", { width, height, deviceScaleFactor: 1, mobile: false });
     const r = await this.send<{ data: string }>("Page.captureScreenshot", { format: "png" });
     await this.send("Emulation.clearDeviceMetricsOverride");
-    Deno.writeFileSync(path, Uint8Array.from(atob(r.data), (c) => c.charCodeAt(0)));
+    writeFileAtomic(path, Uint8Array.from(atob(r.data), (c) => c.charCodeAt(0)));
   }
 
   mouse(type: "mousePressed" | "mouseMoved" | "mouseReleased", x: number, y: number): Promise<unknown> {

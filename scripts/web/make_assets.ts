@@ -8,7 +8,8 @@
 // [fit, fit + calib), both in the first half; the shipped FashionMNIST images come from the second
 // half ([5000, 5000 + n)), the images `npm run ood` evaluates on, so none was used to fit. MNIST: its test split
 // permuted with Generator(3000), the first n.
-//   deno run -A scripts/web/make_assets.ts [--n 256] [--fit 500] [--calib 500] [--models vae-fashion,glow-fashion] [--out web/data] [--force]
+//   deno run -A scripts/web/make_assets.ts [--n 256] [--fit 500] [--calib 500] [--models vae-fashion,glow-fashion]
+//     [--backend webgpu|wasm|cpu] [--out web/data] [--force]
 import "../../src/cli/errors.ts";
 import { parseArgs } from "node:util";
 import * as T from "../../src/autograd/index.ts";
@@ -30,6 +31,7 @@ const { values: a } = parseArgs({
     calib: { type: "string", default: "500" },
     models: { type: "string", default: "vae-fashion,glow-fashion" },
     out: { type: "string", default: "web/data" },
+    backend: { type: "string", default: "webgpu" },
     force: { type: "boolean", default: false },
   },
 });
@@ -41,6 +43,7 @@ const int = (name: string, v: string, lo: number, hi: number) => {
 const n = int("n", a.n!, 1, 5000), nFit = int("fit", a.fit!, 2, 5000), nCal = int("calib", a.calib!, 20, 5000);
 if (nFit + nCal > 5000) throw new Error(`make_assets: --fit ${nFit} + --calib ${nCal} exceed the 5000 images of the split's first half`);
 const models = a.models!.split(",");
+if (!["webgpu", "wasm", "cpu"].includes(a.backend!)) throw new Error(`make_assets: --backend ${a.backend}: expected webgpu (the shipped files' backend), wasm or cpu`);
 for (const m of models) {
   try {
     Deno.statSync(`weights/${m}.safetensors`);
@@ -66,7 +69,7 @@ const shipped = {
   fashion: subset(fashion, permF.subarray(half, half + n), "fashion"),
   mnist: subset(mnist, permM.subarray(0, n), "mnist"),
 };
-const backend = await selectBackend("auto");
+const backend = await selectBackend(a.backend as "webgpu" | "wasm" | "cpu");
 const detectors: Record<string, string> = {};
 for (const m of models) {
   const path = `weights/${m}.safetensors`;
@@ -80,7 +83,7 @@ for (const m of models) {
   const kept = scores.filter((s) => s >= threshold).length / scores.length;
   const meta = readCheckpoint(path).metadata;
   const det = diagonalDetector(diag, fit.names, threshold, 0.95, `${m}.safetensors`, {
-    command: `deno run -A scripts/web/make_assets.ts --n ${n} --fit ${nFit} --calib ${nCal} --models ${models.join(",")}`,
+    command: `deno run -A scripts/web/make_assets.ts --n ${n} --fit ${nFit} --calib ${nCal} --models ${models.join(",")} --backend ${a.backend}`,
     fit: `FashionMNIST test split permuted with Generator(1000), images [0, ${nFit}), features at B=1 (featuresBatched, noise seed 0)`,
     calibration: `the same permutation, images [${nFit}, ${nFit + nCal}) (noise seed 1); ${(100 * kept).toFixed(1)}% score >= threshold`,
     weights: { steps: meta.steps, test_bpd: meta.test_bpd },

@@ -1,5 +1,5 @@
 // Reverse-mode differentiation over the recorded graph.
-import { fmt } from "./shape.ts";
+import { fmt, sameShape } from "./shape.ts";
 import { keep, Tensor, tidy, withGradMode } from "./tensor.ts";
 import { add, onesLike } from "./ops/elementwise.ts";
 import { reshape } from "./ops/movement.ts";
@@ -76,7 +76,8 @@ function propagate(root: Tensor, seed: Tensor | undefined, createGraph: boolean,
           throw new Error(`backward of ${t.node.op}: gradient ${fmt(gx.shape)} for input ${fmt(x.shape)}`);
         }
         const prev = grads.get(x);
-        grads.set(x, prev ? add(prev, gx) : reshape(gx, x.shape));
+        // (Gradient tensors are never changed in place, so one may stand for several inputs.)
+        grads.set(x, prev ? add(prev, gx) : gx.groups === x.groups && sameShape(gx.shape, x.shape) ? gx : reshape(gx, x.shape));
       }
     }
   });

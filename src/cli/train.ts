@@ -1,4 +1,4 @@
-// train --model vae|glow --data fashion|mnist [--steps N] [--batch 64] [--lr LR] [--seed 0]
+// train --model vae|glow --data fashion|mnist|<images> [--steps N] [--batch 64] [--lr LR] [--seed 0]
 //       [--optimizer adam|adamax] [--clip 100] [--warmup 200] [--config JSON]
 //       [--out weights/runs/<model>-<data>-<k>.safetensors] [--checkpoint-every 500]
 //       [--resume FILE.ckpt.safetensors] [--eval-n 10000] [--backend auto|cpu|webgpu|wasm] [--force]
@@ -6,8 +6,12 @@
 // step). The default --out is a new file under weights/runs/ (never a shipped file); the checkpoint
 // goes next to it as <out>.ckpt.safetensors. --resume continues with the checkpoint's settings;
 // options given that differ from them are refused (listing the differences) unless --force.
+// --data also takes image files (a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX
+// *-ubyte file, CIFAR-10 binary): all but the last tenth train, the last tenth is the test set; a
+// Glow then takes the files' image shape unless --config gives one.
 import "./errors.ts";
-import { BACKEND, checkOutput, choice, flag, inFile, int, jsonObject, num, outFile, parseOptions, UsageError, usageError, workStarts } from "./args.ts";
+import { BACKEND, checkOutput, choice, flag, inFile, int, jsonObject, nameOrPath, num, outFile, parseOptions, UsageError, usageError, workStarts } from "./args.ts";
+import { isBuiltinSet, setLabel, trainTestSets } from "../data/image_files.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
 import { selectBackend } from "../kernels/select.ts";
@@ -19,7 +23,7 @@ import { barFor } from "./progress.ts";
 const OPTIMIZERS = ["adam", "adamax"] as const;
 // The run's settings, declared once: parsed from the command line and re-checked when a checkpoint supplies them.
 const SETTING_OPTS = {
-  data: choice(DATASETS),
+  data: nameOrPath(DATASETS),
   batch: int({ min: 1, max: 4096 }),
   lr: num({ gt: 0, max: 10 }),
   seed: int({ max: 2 ** 32 - 1 }),
@@ -46,10 +50,23 @@ const a = parseOptions("train", {
   force: flag(),
 });
 
+// Image files as data: read now (a bad file is refused before any work), split train / last tenth test.
+const fileSets = new Map<string, ReturnType<typeof trainTestSets>>();
+function setsOf(spec: string) {
+  if (!fileSets.has(spec)) fileSets.set(spec, trainTestSets(spec));
+  return fileSets.get(spec)!;
+}
+const shapeOfData = (spec: string): [number, number, number] => {
+  if (isBuiltinSet(spec)) return imageShapeOf(spec);
+  const t = setsOf(spec).train;
+  return [t.c, t.h, t.w];
+};
+const glowImage = a.model === "glow" && !isBuiltinSet(a.data) && !a.config?.image ? { image: shapeOfData(a.data) } : {};
+
 // The settings from the command line (defaults filled in), then the checkpoint's when resuming.
 const cli: RunSettings = {
   kind: a.model, data: a.data, batch: a.batch, seed: a.seed, clip: a.clip, warmup: a.warmup,
-  config: await resolveConfig(a.model, a.config, "train: --config"),
+  config: await resolveConfig(a.model, a.config || Object.keys(glowImage).length ? { ...a.config, ...glowImage } : undefined, "train: --config"),
   lr: a.lr ?? (a.model === "vae" ? 2e-3 : 1e-3),
   optimizer: a.optimizer ?? (a.model === "glow" ? "adamax" : "adam"),
 };
@@ -63,7 +80,8 @@ if (a.resume) {
   if (!isTrainingCheckpoint(file.decoded)) throw usageError("train", "--resume", a.resume, "is a weights file, not a training checkpoint (allowed: a *.ckpt.safetensors written by train)");
   checkTrainingState(file, a.resume);
   startStep = Number(file.decoded.metadata.step);
-  const plan = planResume(cli, given, storedSettings(file.decoded, a.resume));
+  // The stored config merged with the defaults (as checkModelFile resolved it), so both sides compare in full.
+  const plan = planResume(cli, given, { ...storedSettings(file.decoded, a.resume), config: file.config });
   if (plan.fixed.length) throw usageError("train", "--resume", a.resume, `the model differs from the checkpoint's: ${plan.fixed.join(", ")}; a checkpoint resumes only into its own model (leave --model/--config out)`);
   if (plan.differences.length && !a.force) {
     throw usageError("train", "--resume", a.resume, `the command line differs from the checkpoint: ${plan.differences.join(", ")}; leave these options out to continue with the checkpoint's settings, or add --force to use the command line's`);
@@ -82,8 +100,8 @@ if (a.resume) {
   }
 }
 const steps = a.steps ?? 3000;
-checkImageShape(settings.kind, settings.config, imageShapeOf(settings.data), settings.data, given.has("config") ? "train: --config" : "train: --model");
-const trainN = splitSize(settings.data, "train");
+checkImageShape(settings.kind, settings.config, shapeOfData(settings.data), settings.data, given.has("config") ? "train: --config" : "train: --model");
+const trainN = isBuiltinSet(settings.data) ? splitSize(settings.data, "train") : setsOf(settings.data).train.n;
 if (settings.batch > trainN) throw usageError("train", "--batch", String(settings.batch), `at most the ${trainN} images of the ${settings.data} training split`);
 
 // Outputs: checked now, before any work. The default is a new name, so nothing is ever replaced.
@@ -91,7 +109,7 @@ let out = a.out;
 if (out === undefined) {
   checkOutput("train", "--out (default)", "weights/runs", a.force, "dir"); // created once work starts
   for (let k = 1; ; k++) {
-    const c = `weights/runs/${settings.kind}-${settings.data}-${k}.safetensors`;
+    const c = `weights/runs/${settings.kind}-${setLabel(settings.data)}-${k}.safetensors`;
     if (![c, ckptOf(c)].some(exists)) {
       out = c;
       break;
@@ -110,8 +128,9 @@ workStarts();
 if (a.out === undefined) Deno.mkdirSync("weights/runs", { recursive: true });
 const backend = await selectBackend(a.backend);
 const model = await createModel(settings.kind, settings.config, backend, settings.seed);
-console.log(`${settings.kind} on ${settings.data}: ${model.numParameters()} parameters, backend ${backend.name}`);
-const trainSet = loadDataset(settings.data, "train"), testSet = loadDataset(settings.data, "test");
+console.log(`${settings.kind} on ${settings.data}: ${model.numParameters()} parameters, backend ${backend.name}${isBuiltinSet(settings.data) ? "" : `; test set: ${setsOf(settings.data).note}`}`);
+const trainSet = isBuiltinSet(settings.data) ? loadDataset(settings.data, "train") : setsOf(settings.data).train;
+const testSet = isBuiltinSet(settings.data) ? loadDataset(settings.data, "test") : setsOf(settings.data).test;
 const trainBar = barFor("train", "ex", model.trainingLoss ? "eps-loss {loss}" : "loss {loss} bits/dim");
 if (a.resume) console.log(`resumed from ${a.resume} at step ${startStep}`);
 const res = await train(model, trainSet, {

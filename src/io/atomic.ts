@@ -3,9 +3,44 @@
 // fsynced), so a crash or a full disk never leaves a half-written file under the real name, and a
 // failed write leaves no temp file behind. Also here: which files are "shipped" (never overwritten
 // without --force).
-import { basename, dirname, resolve } from "node:path";
+// No node:path here: this module is part of the browser bundle (through safetensors.ts), where only
+// the pure code runs; the file functions are called from Deno alone.
 
-const PROJECT_ROOT = resolve(decodeURIComponent(new URL("../..", import.meta.url).pathname));
+function dirname(p: string): string {
+  const i = p.replace(/\/+$/, "").lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : p.slice(0, i);
+}
+
+function basename(p: string): string {
+  return p.replace(/\/+$/, "").split("/").pop() ?? p;
+}
+
+/** An absolute, normalised path (no ".", ".." or repeated slashes), relative paths taken from the cwd. */
+function resolve(p: string): string {
+  const parts: string[] = [];
+  for (const seg of (p.startsWith("/") ? p : `${Deno.cwd()}/${p}`).split("/")) {
+    if (seg === "" || seg === ".") continue;
+    if (seg === "..") parts.pop();
+    else parts.push(seg);
+  }
+  return `/${parts.join("/")}`;
+}
+
+const PROJECT_ROOT = decodeURIComponent(new URL("../..", import.meta.url).pathname).replace(/\/+$/, "");
+
+/** The real path (symbolic links in its folders resolved), so prefixes compare; p itself may not exist. */
+function real(p: string): string {
+  const abs = resolve(p);
+  try {
+    return Deno.realPathSync(abs);
+  } catch {
+    try {
+      return `${Deno.realPathSync(dirname(abs))}/${basename(abs)}`.replace(/^\/\//, "/");
+    } catch {
+      return abs;
+    }
+  }
+}
 
 export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
@@ -55,7 +90,7 @@ function gitTracksUnder(absDir: string): boolean {
 
 /** Shipped with the project: an existing file under weights/ other than weights/runs/ (where training writes by default). */
 function shipped(abs: string): boolean {
-  const w = `${PROJECT_ROOT}/weights/`;
+  const w = `${real(PROJECT_ROOT)}/weights/`;
   if (!abs.startsWith(w) || abs.startsWith(`${w}runs/`)) return false;
   try {
     return Deno.statSync(abs).isFile;
@@ -66,13 +101,13 @@ function shipped(abs: string): boolean {
 
 /** Why a path must not be overwritten without --force, or null when it may be. */
 export function protectedReason(path: string): string | null {
-  const abs = resolve(path);
+  const abs = real(path);
   let isDir = false;
   try {
     isDir = Deno.statSync(abs).isDirectory;
   } catch { /* does not exist yet */ }
   if (isDir) {
-    const w = `${PROJECT_ROOT}/weights`;
+    const w = `${real(PROJECT_ROOT)}/weights`;
     const holdsWeights = `${w}/`.startsWith(`${abs}/`) || (abs.startsWith(`${w}/`) && !abs.startsWith(`${w}/runs`));
     if (holdsWeights) return `${path} holds the shipped weights`;
     if (gitTracksUnder(abs)) return `${path} holds files tracked by git`;

@@ -1,6 +1,9 @@
 // Model configs are checked against a table before a model is built, so a bad value in a
 // checkpoint's metadata or in --config gives one line naming the source and key (not "Invalid
-// typed array length" from deep inside a layer). A new model kind adds one entry to CONFIG_RULES.
+// typed array length" from deep inside a layer). A new model kind adds one entry to CONFIG_RULES
+// (its keys, image shape and parameter count) and one to KINDS in registry.ts (defaults, builder).
+
+import { VAE_DEFAULT } from "./vae.ts";
 
 /** A rule for one config key. */
 export type Rule =
@@ -39,7 +42,8 @@ export const CONFIG_RULES: Record<string, KindRules> = {
       if (H % 4 || W % 4) return `image ${H}x${W} needs H and W divisible by 4`;
       return null;
     },
-    imageShape: (c) => c.image as [number, number, number],
+    // Checkpoints written before the VAE took an image shape have none in their config: the default's.
+    imageShape: (c) => (c.image ?? VAE_DEFAULT.image) as [number, number, number],
     parameters: (c) => {
       const [c1, c2] = c.channels as number[], L = c.latent as number, o = c.outChannels as number;
       const [ch, H, W] = c.image as number[];

@@ -5,36 +5,60 @@ import type { Backend } from "../kernels/backend.ts";
 import { checkTensors, type Decoded, loadInto, readCheckpoint } from "../io/safetensors.ts";
 import { checkConfig, CONFIG_RULES } from "./config_check.ts";
 import type { GenerativeModel } from "./model.ts";
+import type { Init } from "../nn/module.ts";
 import { VAE, VAE_DEFAULT, type VaeConfig } from "./vae.ts";
 
-export const MODEL_KINDS = Object.keys(CONFIG_RULES);
+/**
+ * How each kind is built. A new kind adds one entry here and one to CONFIG_RULES
+ * (config_check.ts: its keys' ranges, image shape and parameter count).
+ */
+const KINDS: Record<string, {
+  defaults: () => Promise<Record<string, unknown>>;
+  build: (config: Record<string, unknown>, init: Init) => Promise<GenerativeModel>;
+  /** Rewrites a config as given (e.g. nested keys) into the flat form the rules check; optional. */
+  normalize?: (config: Record<string, unknown>) => Promise<Record<string, unknown>>;
+}> = {
+  vae: {
+    defaults: () => Promise.resolve({ ...VAE_DEFAULT }),
+    build: (c, init) => Promise.resolve(new VAE(c as unknown as VaeConfig, init)),
+  },
+  glow: {
+    defaults: async () => ({ ...(await import("./glow.ts")).GLOW_DEFAULT }),
+    build: async (c, init) => {
+      const { Glow } = await import("./glow.ts");
+      return new Glow(c as unknown as ConstructorParameters<typeof Glow>[0], init);
+    },
+  },
+  diffusion: {
+    defaults: async () => ({ ...(await import("./diffusion.ts")).DIFFUSION_DEFAULT }),
+    build: async (c, init) => {
+      const { Diffusion } = await import("./diffusion.ts");
+      return new Diffusion(c as unknown as ConstructorParameters<typeof Diffusion>[0], init);
+    },
+    normalize: async (c) => (await import("./diffusion.ts")).flattenConfig(c),
+  },
+};
+for (const k of Object.keys(KINDS)) if (!CONFIG_RULES[k]) throw new Error(`registry: model kind '${k}' has no entry in CONFIG_RULES`);
+export const MODEL_KINDS = Object.keys(KINDS);
 
-async function defaultConfig(kind: string): Promise<Record<string, unknown>> {
-  if (kind === "vae") return { ...VAE_DEFAULT };
-  if (kind === "glow") return { ...(await import("./glow.ts")).GLOW_DEFAULT };
-  if (kind === "diffusion") return { ...(await import("./diffusion.ts")).DIFFUSION_DEFAULT };
-  throw new Error(`unknown model kind '${kind}' (allowed: ${MODEL_KINDS.join(", ")})`);
+function kindOf(kind: string) {
+  const k = KINDS[kind];
+  if (!k) throw new Error(`unknown model kind '${kind}' (allowed: ${MODEL_KINDS.join(", ")})`);
+  return k;
 }
 
 /** Checks a config for a kind (throws one line naming `source` and the key); returns it merged with the defaults. */
 export async function resolveConfig(kind: string, config: unknown, source: string): Promise<Record<string, unknown>> {
-  const base = await defaultConfig(kind);
-  if (kind === "diffusion" && config && typeof config === "object") config = (await import("./diffusion.ts")).flattenConfig(config as Record<string, unknown>);
-  const merged = { ...base, ...(config && typeof config === "object" ? config as object : {}) };
+  const k = kindOf(kind), base = await k.defaults();
+  if (k.normalize && config && typeof config === "object" && !Array.isArray(config)) config = await k.normalize(config as Record<string, unknown>);
+  const merged = { ...base, ...(config && typeof config === "object" && !Array.isArray(config) ? config as object : {}) };
   checkConfig(kind, config ?? {}, merged, source);
   return merged;
 }
 
 export async function createModel(kind: string, config: Record<string, unknown> | undefined, backend: Backend, seed = 0, source = `${kind} config`): Promise<GenerativeModel> {
   const merged = await resolveConfig(kind, config, source);
-  const init = { backend, gen: new T.Generator(seed) };
-  if (kind === "vae") return new VAE(merged as unknown as VaeConfig, init);
-  if (kind === "diffusion") {
-    const { Diffusion } = await import("./diffusion.ts");
-    return new Diffusion(merged as unknown as ConstructorParameters<typeof Diffusion>[0], init);
-  }
-  const { Glow } = await import("./glow.ts");
-  return new Glow(merged as unknown as ConstructorParameters<typeof Glow>[0], init);
+  return kindOf(kind).build(merged, { backend, gen: new T.Generator(seed) });
 }
 
 export interface ModelFile {

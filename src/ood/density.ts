@@ -15,9 +15,17 @@ function meanVar(rows: ArrayLike<number>[], L: number): { mean: Float64Array; va
   return { mean, variance };
 }
 
+/** The parameters of a fitted DiagonalGaussian (saved in detector files). */
+export interface DiagonalParams {
+  mean: ArrayLike<number>;
+  variance: ArrayLike<number>;
+  kept: number[];
+}
+
 /**
  * The method's density: an independent Gaussian per feature (log f_l), fitted by maximum
- * likelihood; features with zero variance on the fit data are dropped.
+ * likelihood; features with zero variance on the fit data are dropped. Built from fit rows, or
+ * from saved parameters (`DiagonalGaussian.fromParams`).
  */
 export class DiagonalGaussian implements Scorer {
   readonly name = "gradient";
@@ -29,6 +37,18 @@ export class DiagonalGaussian implements Scorer {
     ({ mean: this.mean, variance: this.variance } = meanVar(rows, L));
     this.kept = [...Array(L).keys()].filter((l) => this.variance[l] > 1e-12 * Math.max(1, this.mean[l] ** 2));
   }
+  static fromParams(p: DiagonalParams): DiagonalGaussian {
+    const d = Object.create(DiagonalGaussian.prototype) as DiagonalGaussian;
+    Object.assign(d, { name: "gradient", mean: Float64Array.from(p.mean), variance: Float64Array.from(p.variance), kept: [...p.kept] });
+    return d;
+  }
+  params(): DiagonalParams {
+    return { mean: Array.from(this.mean), variance: Array.from(this.variance), kept: [...this.kept] };
+  }
+  /** z-score of feature l: (row[l] - mean) / sd. */
+  z(row: ArrayLike<number>, l: number): number {
+    return (row[l] - this.mean[l]) / Math.sqrt(this.variance[l]);
+  }
   score(row: ArrayLike<number>): number {
     let s = 0;
     for (const l of this.kept) s += -0.5 * (LOG2PI + Math.log(this.variance[l]) + (row[l] - this.mean[l]) ** 2 / this.variance[l]);
@@ -36,33 +56,92 @@ export class DiagonalGaussian implements Scorer {
   }
 }
 
-/** A full-covariance Gaussian over the kept features, with a small ridge for conditioning. */
+/** The parameters of a fitted FullGaussian: mean, kept features and the k x k covariance over them (row-major, as used). */
+export interface FullParams {
+  mean: ArrayLike<number>;
+  kept: number[];
+  cov: ArrayLike<number>;
+  /** How the covariance was regularised: the ridge, or Ledoit-Wolf's shrinkage intensity toward the diagonal. */
+  shrinkage: { kind: "ridge" | "ledoit-wolf"; value: number };
+}
+
+export interface FullOptions {
+  /**
+   * "ridge" (default): the sample covariance plus `ridge` times its mean variance on the diagonal.
+   * "ledoit-wolf": the sample correlation shrunk toward the identity (so the covariance toward
+   * its own diagonal, the method's diagonal Gaussian) with the Ledoit-Wolf (2004) intensity,
+   * estimated from the fit rows; for a fit set that is small for the number of features.
+   */
+  shrink?: "ridge" | "ledoit-wolf";
+  ridge?: number;
+}
+
+/**
+ * Ledoit-Wolf shrinkage intensity rho in [0, 1] for the sample covariance S of the rows z (already
+ * centred, n x k), target mu I with mu = tr(S)/k: rho = min(1, b2 / d2) with d2 = ||S - mu I||^2 and
+ * b2 = (1/n^2) sum_i ||z_i z_i^T - S||^2 (Frobenius norms; the 1/k factors of the paper cancel).
+ */
+export function ledoitWolfIntensity(z: ArrayLike<number>[], k: number, S: Float64Array): number {
+  const n = z.length;
+  let mu = 0;
+  for (let i = 0; i < k; i++) mu += S[i * k + i] / k;
+  let d2 = 0;
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) d2 += (S[i * k + j] - (i === j ? mu : 0)) ** 2;
+  let b2 = 0;
+  for (const r of z) {
+    for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) b2 += (r[i] * r[j] - S[i * k + j]) ** 2;
+  }
+  b2 /= n * n;
+  return d2 > 0 ? Math.min(1, b2 / d2) : 1;
+}
+
+/** A full-covariance Gaussian over the kept features: ridge-regularised (default) or Ledoit-Wolf shrunk. */
 export class FullGaussian implements Scorer {
-  readonly name = "gradient-fullcov";
+  readonly name: string = "gradient-fullcov";
   readonly mean: Float64Array;
   readonly kept: number[];
+  readonly cov: Float64Array;
+  readonly shrinkage: FullParams["shrinkage"];
   readonly #chol: Float64Array;
   readonly #logdet: number;
-  constructor(rows: ArrayLike<number>[], L: number, ridge = 1e-3) {
-    const diag = new DiagonalGaussian(rows, L);
-    this.kept = diag.kept;
-    this.mean = diag.mean;
-    const k = this.kept.length, n = rows.length;
-    const cov = new Float64Array(k * k);
-    for (const r of rows) {
-      for (let i = 0; i < k; i++) {
-        const di = r[this.kept[i]] - this.mean[this.kept[i]];
-        for (let j = 0; j <= i; j++) cov[i * k + j] += (di * (r[this.kept[j]] - this.mean[this.kept[j]])) / n;
+  constructor(rows: ArrayLike<number>[] | FullParams, L = 0, o: FullOptions = {}) {
+    if (!Array.isArray(rows)) {
+      const p = rows as FullParams;
+      this.mean = Float64Array.from(p.mean);
+      this.kept = [...p.kept];
+      this.cov = Float64Array.from(p.cov);
+      this.shrinkage = { ...p.shrinkage };
+      if (this.cov.length !== this.kept.length ** 2) throw new Error(`FullGaussian: covariance has ${this.cov.length} entries, expected ${this.kept.length}^2`);
+    } else {
+      const diag = new DiagonalGaussian(rows, L);
+      this.kept = diag.kept;
+      this.mean = diag.mean;
+      const k = this.kept.length, n = rows.length;
+      const centred = rows.map((r) => Float64Array.from(this.kept, (l) => r[l] - this.mean[l]));
+      const cov = new Float64Array(k * k);
+      for (const d of centred) {
+        for (let i = 0; i < k; i++) for (let j = 0; j <= i; j++) cov[i * k + j] += (d[i] * d[j]) / n;
       }
-    }
-    let avg = 0;
-    for (let i = 0; i < k; i++) avg += cov[i * k + i] / k;
-    for (let i = 0; i < k; i++) {
-      cov[i * k + i] += ridge * avg;
-      for (let j = 0; j < i; j++) cov[j * k + i] = cov[i * k + j];
+      for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) cov[j * k + i] = cov[i * k + j];
+      if (o.shrink === "ledoit-wolf") {
+        // In correlation units, so the target is the diagonal covariance and every feature counts alike.
+        const sd = Float64Array.from({ length: k }, (_, i) => Math.sqrt(cov[i * k + i]));
+        const corr = cov.map((v, ij) => v / (sd[Math.floor(ij / k)] * sd[ij % k]));
+        const rho = ledoitWolfIntensity(centred.map((d) => d.map((v, i) => v / sd[i])), k, corr);
+        for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) if (i !== j) cov[i * k + j] *= 1 - rho;
+        this.shrinkage = { kind: "ledoit-wolf", value: rho };
+        this.name = "gradient-fullcov-lw";
+      } else {
+        const ridge = o.ridge ?? 1e-3;
+        let avg = 0;
+        for (let i = 0; i < k; i++) avg += cov[i * k + i] / k;
+        for (let i = 0; i < k; i++) cov[i * k + i] += ridge * avg;
+        this.shrinkage = { kind: "ridge", value: ridge };
+      }
+      this.cov = cov;
     }
     // Cholesky, lower.
-    const c = new Float64Array(k * k);
+    const k = this.kept.length, cov = this.cov, c = new Float64Array(k * k);
     for (let i = 0; i < k; i++) {
       for (let j = 0; j <= i; j++) {
         let s = cov[i * k + j];
@@ -74,6 +153,9 @@ export class FullGaussian implements Scorer {
     let ld = 0;
     for (let i = 0; i < k; i++) ld += 2 * Math.log(c[i * k + i]);
     this.#logdet = ld;
+  }
+  params(): FullParams {
+    return { mean: Array.from(this.mean), kept: [...this.kept], cov: Array.from(this.cov), shrinkage: { ...this.shrinkage } };
   }
   /** Squared Mahalanobis distance of a row from the fit mean (forward substitution with the Cholesky factor). */
   mahalanobis2(row: ArrayLike<number>): number {
@@ -116,12 +198,26 @@ export function lgamma(x: number): number {
   return 0.5 * Math.log(2 * Math.PI) + (x + 0.5) * Math.log(t) - t + Math.log(a);
 }
 
+export interface ChiSquareParams {
+  k: ArrayLike<number>;
+  s: ArrayLike<number>;
+  kept: number[];
+}
+
 /** Per-layer scaled chi-square on f_l itself (moments: mean k s, variance 2 k s^2), log densities summed. */
 export class ChiSquarePerLayer implements Scorer {
   readonly name = "gradient-chi2";
   readonly k: Float64Array;
   readonly s: Float64Array;
   readonly kept: number[];
+  static fromParams(p: ChiSquareParams): ChiSquarePerLayer {
+    const c = Object.create(ChiSquarePerLayer.prototype) as ChiSquarePerLayer;
+    Object.assign(c, { name: "gradient-chi2", k: Float64Array.from(p.k), s: Float64Array.from(p.s), kept: [...p.kept] });
+    return c;
+  }
+  params(): ChiSquareParams {
+    return { k: Array.from(this.k), s: Array.from(this.s), kept: [...this.kept] };
+  }
   constructor(logRows: ArrayLike<number>[], L: number) {
     const rows = logRows.map((r) => Float64Array.from({ length: L }, (_, l) => Math.exp(r[l])));
     const { mean, variance } = meanVar(rows, L);

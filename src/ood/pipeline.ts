@@ -70,13 +70,13 @@ export interface Evaluation {
   scorers: { diag: DiagonalGaussian; full: FullGaussian };
 }
 
-export const METHODS = ["likelihood", "typicality", "gradient", "gradient-fullcov", "gradient-naive", "gradient-chi2"] as const;
+export const METHODS = ["likelihood", "typicality", "gradient", "gradient-fullcov", "gradient-fullcov-lw", "gradient-naive", "gradient-chi2"] as const;
 
 /** Fit on `fit`, score in-distribution evaluation vs each OOD set. */
 export function evaluateSets(model: string, B: number, names: string[], fit: SetFeatures, inEval: SetFeatures, ood: SetFeatures[], seed = 0): Evaluation {
   const L = names.length;
   const diag = new DiagonalGaussian(fit.logf, L), full = new FullGaussian(fit.logf, L);
-  const scorers: Scorer[] = [diag, full, new NaiveTotalNorm(), new ChiSquarePerLayer(fit.logf, L)];
+  const scorers: Scorer[] = [diag, full, new FullGaussian(fit.logf, L, { shrink: "ledoit-wolf" }), new NaiveTotalNorm(), new ChiSquarePerLayer(fit.logf, L)];
   const fitMean = fit.nll.reduce((s, v) => s + v, 0) / fit.nll.length;
   const score = (method: string, s: SetFeatures): number[] => {
     if (method === "likelihood") return Array.from(s.nll, (v) => -v);

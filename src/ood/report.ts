@@ -4,6 +4,7 @@ import type { Evaluation } from "./pipeline.ts";
 import { auroc } from "./metrics.ts";
 import { correlationSvg, histogramsSvg, rocSvg, scatterSvg } from "./plots.ts";
 import { commonFactor, type ShiftDiagnostic, shiftDiagnostic } from "./shift.ts";
+import { heatmapSvg, layerAurocs } from "./heatmap.ts";
 
 const f3 = (v: number) => v.toFixed(3);
 
@@ -111,16 +112,16 @@ function earlierReportFiles(dir: string): string[] {
  * Writes every report file atomically, then removes the files of an earlier report in the same
  * folder that this one did not rewrite (stale figures), then the manifest.
  */
-export function writeReport(dir: string, evals: Evaluation[], meta: Record<string, unknown>): string[] {
+export function writeReport(dir: string, evals: Evaluation[], meta: Record<string, unknown>, main?: string[], extra: [string, Uint8Array][] = []): string[] {
   Deno.mkdirSync(dir, { recursive: true });
   const earlier = earlierReportFiles(dir);
   const files: string[] = [], names: string[] = [];
-  const put = (name: string, text: string) => {
+  const put = (name: string, text: string | Uint8Array) => {
     writeFileAtomic(`${dir}/${name}`, text);
     files.push(`${dir}/${name}`);
     names.push(name);
   };
-  put("table.md", `# OOD detection: AUROC (in-distribution = positive)\n\n${tableMarkdown(evals)}\n## All methods and metrics\n\n${detailMarkdown(evals)}`);
+  put("table.md", `# OOD detection: AUROC (in-distribution = positive)\n\n${tableMarkdown(evals, main)}\n## All methods and metrics\n\n${detailMarkdown(evals)}`);
   put("layers.md", `# Per-layer diagnostics: log ||grad||^2 of each parameter tensor alone\n\n${evals.map(layersMarkdown).join("")}`);
   put("table.json", JSON.stringify({
     meta,
@@ -136,6 +137,11 @@ export function writeReport(dir: string, evals: Evaluation[], meta: Record<strin
     put(`features-${tag}.csv`, featuresCsv(e));
     for (const [set, rs] of Object.entries(e.results)) {
       put(`roc-${tag}-${set}.svg`, rocSvg(`${e.model}, B=${e.groupSize}: ${e.inEval.name} vs ${set}`, rs.map((r) => ({ label: r.method, points: r.roc, auroc: r.metrics.auroc }))));
+    }
+    if (e.ood.length) {
+      const h = layerAurocs(e.scorers.diag, e.inEval.logf, e.ood.map((o) => ({ name: o.name, rows: o.logf })));
+      put(`layers-auroc-${tag}.svg`, heatmapSvg(`${e.model}, B=${e.groupSize}: AUROC of each layer's density term alone`, h.layers.map((l) => e.names[l]), h.sets, h.auroc,
+        `${e.inEval.name} (in) vs each OOD set; blue: the layer alone detects the set, red: it sees the set as more typical`));
     }
     if (e.groupSize === 1) {
       // Histograms for the first, a middle and the last layers, and the one the fit finds most spread.
@@ -153,6 +159,7 @@ export function writeReport(dir: string, evals: Evaluation[], meta: Record<strin
         e.ood.map((o) => ({ label: `${e.inEval.name} vs ${o.name}`, series: [{ name: "fit", points: pts(e.fit) }, { name: e.inEval.name, points: pts(e.inEval) }, { name: o.name, points: pts(o) }] }))));
     }
   }
+  for (const [name, bytes] of extra) put(name, bytes);
   for (const f of earlier) {
     if (names.includes(f) || isProtected(`${dir}/${f}`)) continue;
     try {

@@ -19,7 +19,11 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   if (!s.every((d) => Number.isInteger(d) && d >= 0) || sizeOf(s) !== x.size) {
     throw new Error(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)}`);
   }
-  if (x.groups) return batch(unbatch(x), x.groups, s);
+  if (x.groups) {
+    // Each group's storage is contiguous: the batched result is a view of x's (a copy's reads go through unbatch).
+    if (x.groupCopy) return batch(unbatch(x), x.groups, s);
+    return result("reshape", [x], null, s, (g) => [reshape(g, x.shape)], x, x, x.groups);
+  }
   return result("reshape", [x], null, s, (g) => [reshape(g, x.shape)], x, x);
 }
 
