@@ -5,11 +5,11 @@
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
 //                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto|cpu|webgpu|wasm] [--out reports/ood]
 //                  [--seed 0] [--loop] [--force] [--fim] [--fim-lambda 1] [--saliency 4]
-//                  [--diffusion-score l1|l2|elbo] [--diffusion-t 1] [--diffusion-fit 100] [--diffusion-eval 100]
+//                  [--diffusion-score l1|l2|elbo] [--diffusion-t 1] [--diffusion-fit 200] [--diffusion-eval 200]
 // A diffusion model's feature is the gradient of its eps-loss at step t (the paper's: L1 at t = 1)
 // or of its bound; its likelihood and typicality baselines use that same quantity. It has its own
 // fit/eval counts (a U-Net pass per input costs ~10x the VAE's); with the bound, batches of at
-// most 16 inputs (each is 11 U-Net passes).
+// most 4 inputs (each is 11 U-Net passes; 8 exceed the wasm backend's 4 GiB memory).
 // --ood defaults to the other built-in dataset and the synthetic sets; the in-distribution set is
 // refused as an OOD set. Report files are named after the model files; a reused --out folder is
 // cleared of the previous report's files (listed in its .fimscope-report.json), nothing else.
@@ -200,7 +200,7 @@ for (const { path, file, inName, label, oodSets, nFit, nEval } of jobs) {
     const feats: (SetFeatures & { names: string[] })[] = [];
     for (const set of all) {
       feats.push(await setFeatures(model, set, {
-        groupSize: B, batch: model.kind === "diffusion" && dScore.kind === "elbo" ? Math.min(16, a.batch) : a.batch, loop: a.loop, seed,
+        groupSize: B, batch: model.kind === "diffusion" && dScore.kind === "elbo" ? Math.min(4, a.batch) : a.batch, loop: a.loop, seed,
         onProgress: (k) => { done += k; bar.update(done, { rate: (done / ((performance.now() - tb) / 1000)).toFixed(0) }); },
       }));
     }
