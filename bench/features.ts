@@ -38,7 +38,7 @@ const { values: a } = parseArgs({
   },
 });
 const backends: Backend[] = [];
-for (const c of a.backend!.split(",")) backends.push(await selectBackend(c as BackendChoice, { makeDefault: false }));
+for (const c of a.backend!.split(",")) backends.push(await selectBackend(c as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) }));
 const n = Number(a.n), rounds = Number(a.rounds);
 const data = loadDataset("fashion", "test");
 const desc = (b: Backend) => `${b.name}${"description" in b ? ` (${(b as { description: string }).description})` : ""}`;

@@ -30,7 +30,7 @@ for (const n of names) {
   }
 }
 const backends: [string, Backend][] = [];
-for (const n of names) backends.push([n, await selectBackend(n as BackendChoice, { makeDefault: false })]);
+for (const n of names) backends.push([n, await selectBackend(n as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) })]);
 const batch = Number(a.batch), rounds = Number(a.rounds);
 const data = loadDataset("fashion", "train");
 console.log(`${backends.map(([n, b]) => `${n}${"description" in b ? ` (${(b as { description: string }).description})` : ""}`).join(", ")}; batch ${batch}; medians of ${rounds} interleaved rounds`);

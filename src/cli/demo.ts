@@ -1,7 +1,7 @@
 // The engine's demo: build a small conv net + MLP, check its gradients (float64 finite
-// differences on the CPU, then WebGPU against CPU) and print a timing table.
+// differences on the CPU, then WebGPU or wasm against CPU) and print a timing table.
 //   npm run demo [-- --backend auto|cpu|webgpu|wasm]
-import "./errors.ts";
+import { notice } from "./errors.ts";
 import { BACKEND, parseOptions, workStarts } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import type { Backend } from "../kernels/backend.ts";
@@ -40,8 +40,9 @@ function input(backend: Backend, dtype: "float32" | "float64", B: number) {
 }
 
 workStarts();
-const gpuOrCpu = await selectBackend(choice);
-console.log(`backends: cpu${gpuOrCpu.name === "webgpu" ? ` + webgpu (${(gpuOrCpu as unknown as { description: string }).description})` : ""}`);
+const gpuOrCpu = await selectBackend(choice, { onNotice: notice });
+const other = gpuOrCpu.name !== "cpu" ? gpuOrCpu : null; // webgpu or wasm, compared with the cpu below
+console.log(`backends: cpu${other ? ` + ${other.name} (${(other as unknown as { description: string }).description})` : ""}`);
 
 // 1. float64 finite-difference check on the CPU for a few entries of every parameter tensor.
 {
@@ -72,7 +73,7 @@ console.log(`backends: cpu${gpuOrCpu.name === "webgpu" ? ` + webgpu (${(gpuOrCpu
 // 2. The same network in float32 on each backend: losses and gradients agree, and timings.
 const rows: string[][] = [];
 const results: Record<string, ArrayLike<number>[]> = {};
-for (const b of gpuOrCpu.name === "webgpu" ? [T.cpu, gpuOrCpu] : [T.cpu]) {
+for (const b of other ? [T.cpu, other] : [T.cpu]) {
   const net = makeNet(b, "float32");
   const { x, labels } = input(b, "float32", 32);
   const step = () => T.tidy(() => T.grad(loss(net, x, labels), params(net)));
@@ -91,11 +92,11 @@ for (const b of gpuOrCpu.name === "webgpu" ? [T.cpu, gpuOrCpu] : [T.cpu]) {
   times.sort((a, c) => a - c);
   rows.push([b.name, "conv net fwd+bwd, batch 32", `${times[2].toFixed(1)} ms`]);
 }
-if (results.webgpu) {
-  console.log("\nwebgpu vs cpu gradients (float32), max |diff| / max(1,|cpu|):");
+if (other) {
+  console.log(`\n${other.name} vs cpu gradients (float32), max |diff| / max(1,|cpu|):`);
   results.cpu.forEach((c, k) => {
     let e = 0;
-    for (let i = 0; i < c.length; i++) e = Math.max(e, Math.abs(c[i] - results.webgpu[k][i]) / Math.max(1, Math.abs(c[i])));
+    for (let i = 0; i < c.length; i++) e = Math.max(e, Math.abs(c[i] - results[other.name][k][i]) / Math.max(1, Math.abs(c[i])));
     console.log(`  ${names[k].padEnd(14)} ${e.toExponential(2)}`);
   });
 }

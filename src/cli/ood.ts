@@ -20,7 +20,7 @@
 // --saliency k: at B=1, the k inputs of each set that the diagonal Gaussian flags most strongly, with
 // the gradient of the score with respect to their pixels (double backprop) as an overlay in
 // saliency-<model>-B1.png (rows: in-distribution evaluation, then each OOD set); 0 skips it.
-import "./errors.ts";
+import { notice } from "./errors.ts";
 import { BACKEND, choice, flag, inFiles, int, ints, nameOrPath, num, Opt, outDir, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
 import { type FileSet, isBuiltinSet, loadImageFiles, setLabel } from "../data/image_files.ts";
 import { noiseFor } from "../ood/features.ts";
@@ -152,13 +152,13 @@ for (const path of modelPaths) {
 }
 
 workStarts();
-const backend = await selectBackend(a.backend);
+const backend = await selectBackend(a.backend, { onNotice: notice });
 console.log(`backend: ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}`);
 
 /** The fixed protocol: a seeded permutation of the in-distribution test split; fit on its first half, evaluate on the second. */
 function sets(inName: string, oodSets: string[], nFit: number, nEval: number): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
   // A packaged set's test split, or all the images of a file or folder.
-  const test = isBuiltinSet(inName) ? loadDataset(inName, "test") : filesOf(inName).set;
+  const test = isBuiltinSet(inName) ? loadDataset(inName, "test", { onNotice: notice }) : filesOf(inName).set;
   const perm = new T.Generator(1000 + seed).permutation(test.n);
   const half = Math.floor(test.n / 2);
   const fit = subset(test, perm.subarray(0, nFit), `${setLabel(inName)}-fit`);
@@ -167,7 +167,7 @@ function sets(inName: string, oodSets: string[], nFit: number, nEval: number): {
   for (const o of oodSets) {
     const g = new T.Generator(2000 + seed);
     if (o === "mnist" || o === "fashion") {
-      const other = loadDataset(o, "test");
+      const other = loadDataset(o, "test", { onNotice: notice });
       ood.push(subset(other, new T.Generator(3000 + seed).permutation(other.n).subarray(0, nEval), o));
     } else if (o === "noise") ood.push(uniformNoise(inEval, nEval, g));
     else if (o === "constant") ood.push(constantImages(inEval, nEval, g));

@@ -482,14 +482,16 @@ export class WasmBackend implements Backend<Data> {
       // A 1x1 unpadded stride-1 filter needs no border: the output gradient is read in place.
       const inPlace = KH === 1 && KW === 1 && s === 1 && pad === 0;
       const GB = inPlace ? og * H * W : Math.ceil(Math.max(og * Hg * Wg, maxTab + cpan * NR) / 16) * 16 + 16;
-      // Flipped filters W'[g][ci][co][KH-1-ky][KW-1-kx] = W[g*og + co][ci][ky][kx]
-      const wf = this.ref.fill(groups * cg * Qg, 0, "float32");
-      for (let g = 0; g < groups; g++) for (let co = 0; co < og; co++) for (let ci = 0; ci < cg; ci++) {
-        for (let ky = 0; ky < KH; ky++) for (let kx = 0; kx < KW; kx++) {
-          wf[((g * cg + ci) * og + co) * KH * KW + (KH - 1 - ky) * KW + (KW - 1 - kx)] = w[(((g * og + co) * cg + ci) * KH + ky) * KW + kx];
-        }
+      // Flipped filters W'[g][ci][co][KH-1-ky][KW-1-kx] = W[g*og + co][ci][ky][kx]: flipping both
+      // axes reverses the flattened (ky, kx) order, so one strided copy per group (in wasm: for
+      // per-group weights this is half a million elements).
+      const gyo = this.#addr(gy), wo = this.#addr(w), KK = KH * KW;
+      const wfo = this.#tmp(groups * cg * Qg);
+      const flip: Task[] = [];
+      for (let g = 0; g < groups; g++) {
+        flip.push([KI.copy3d, wo + (g * og * cg * KK + KK - 1) * 4, KK * 4, cg * KK * 4, -4, wfo + g * cg * og * KK * 4, og * KK * 4, KK * 4, 4, cg, og, KK]);
       }
-      const gyo = this.#addr(gy), wfo = this.#addr(wf);
+      this.#run(flip, groups * cg * Qg * 64, "conv prep");
       const WPB = rpan * Qg * MR, ldc = cpan * NR, CB = rpan * MR * ldc;
       const gb = inPlace ? gyo : this.#tmp(N * groups * GB);
       if (!inPlace) this.#zero(gb, N * groups * GB);
@@ -552,24 +554,29 @@ export class WasmBackend implements Backend<Data> {
           gb + ((n * groups + g) * GB + P0 * Wg + Q0) * 4, Hg * Wg * 4, Wg * 4, 4, og, OH, OW]);
       }
       type Phase = { a: number; b: number; K: number; wp: number; WPB: number; tab: number };
-      const phases: Phase[] = [];
+      const phases: Phase[] = [], flip: Task[] = [], pack: Task[] = [];
+      const wo = this.#addr(w), KK = KH * KW;
       for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) {
         const Ja = Math.ceil((KH - a) / s), Lb = Math.ceil((KW - b) / s);
         if (Ja <= 0 || Lb <= 0) continue;
         const K = og * Ja * Lb;
-        // sub-filters W_ab[g][ci][(co, j, l)] = W[g*og + co][ci][a + s j][b + s l]; their offsets into G
-        const wf = new Float32Array(groups * cg * K), tab = new Int32Array(K);
+        // sub-filters W_ab[g][ci][(co, j, l)] = W[g*og + co][ci][a + s j][b + s l] (strided copies
+        // in wasm, one per output channel), and their offsets into G
+        const tab = new Int32Array(K);
         for (let co = 0; co < og; co++) for (let j = 0; j < Ja; j++) for (let l = 0; l < Lb; l++) {
-          const q = (co * Ja + j) * Lb + l;
-          tab[q] = (co * Hg * Wg + (P0 - j) * Wg + (Q0 - l)) * 4;
-          for (let g = 0; g < groups; g++) for (let ci = 0; ci < cg; ci++) {
-            wf[(g * cg + ci) * K + q] = w[(((g * og + co) * cg + ci) * KH + a + s * j) * KW + b + s * l];
-          }
+          tab[(co * Ja + j) * Lb + l] = (co * Hg * Wg + (P0 - j) * Wg + (Q0 - l)) * 4;
         }
-        const wfo = this.#addr(wf), WPB = rpan * K * MR, wp = this.#tmp(groups * WPB);
-        for (let g = 0; g < groups; g++) prep.push([R.packA, wfo + g * cg * K * 4, 4, K * 4, K, cg, 0, rpan, wp + g * WPB * 4]);
+        const wfo = this.#tmp(groups * cg * K);
+        for (let g = 0; g < groups; g++) for (let co = 0; co < og; co++) {
+          flip.push([KI.copy3d, wo + ((g * og + co) * cg * KK + a * KW + b) * 4, KK * 4, s * KW * 4, s * 4,
+            wfo + (g * cg * K + co * Ja * Lb) * 4, K * 4, Lb * 4, 4, cg, Ja, Lb]);
+        }
+        const WPB = rpan * K * MR, wp = this.#tmp(groups * WPB);
+        for (let g = 0; g < groups; g++) pack.push([R.packA, wfo + g * cg * K * 4, 4, K * 4, K, cg, 0, rpan, wp + g * WPB * 4]);
         phases.push({ a, b, K, wp, WPB, tab: this.#tabAddr(tab) });
       }
+      this.#run(flip, groups * og * cg * KK * 64, "conv prep");
+      prep.push(...pack);
       const work = N * Cin * og * Math.ceil(KH / s) * Math.ceil(KW / s) * H * W;
       this.#run(prep, work, "conv prep");
       const c = this.#tmp(N * groups * phases.length * CB);
