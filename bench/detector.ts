@@ -26,7 +26,7 @@ const { values: a } = parseArgs({
     backend: { type: "string", default: "auto" }, only: { type: "string" },
   },
 });
-const backend = await selectBackend(a.backend as BackendChoice);
+const backend = await selectBackend(a.backend as BackendChoice, { onNotice: (m: string) => console.error(`notice: ${m}`) });
 const nImages = Number(a.images), N = Number(a.N), rounds = Number(a.rounds), batch = Number(a.batch);
 const model = await loadModel(a.model!, backend);
 console.log(`backend ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}; ${a.model}, ${model.numParameters()} parameters; medians of ${rounds} interleaved rounds`);

@@ -11,6 +11,7 @@ import { range } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { type BackendChoice, selectBackend } from "../src/kernels/select.ts";
 import { loadModel } from "../src/models/registry.ts";
+import { type Diffusion, PAPER_SCORE } from "../src/models/diffusion.ts";
 import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
 import * as T from "../src/autograd/index.ts";
 import { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
@@ -37,7 +38,7 @@ const { values: a } = parseArgs({
   },
 });
 const backends: Backend[] = [];
-for (const c of a.backend!.split(",")) backends.push(await selectBackend(c as BackendChoice, { makeDefault: false }));
+for (const c of a.backend!.split(",")) backends.push(await selectBackend(c as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) }));
 const n = Number(a.n), rounds = Number(a.rounds);
 const data = loadDataset("fashion", "test");
 const desc = (b: Backend) => `${b.name}${"description" in b ? ` (${(b as { description: string }).description})` : ""}`;
@@ -47,6 +48,8 @@ for (const path of a.models!.split(",")) {
   const cleanup: (() => void)[] = [];
   for (const backend of backends) {
     const model = await loadModel(path, backend);
+    // The diffusion model's features in the default ood job: the paper's one-step L1 eps-loss.
+    if (model.kind === "diffusion") (model as unknown as Diffusion).setScore(PAPER_SCORE);
     const x = model.input(data, range(0, n));
     const noise = noiseFor(model, n, new T.Generator(1));
     tasks.push([`${backend.name} batched`, () => featuresBatched(model, x, 1, noise)]);

@@ -40,7 +40,7 @@ for (const [name, root] of roots) {
   const mn = await import(`${root}/data/mnist.ts`);
   const ds = await import(`${root}/data/dataset.ts`);
   const T = await import(`${root}/autograd/index.ts`);
-  const be = await sel.selectBackend("auto");
+  const be = await sel.selectBackend("auto", { onNotice: (m: string) => console.error(`notice: ${m}`) });
   const data = mn.loadDataset("fashion", "test");
   const side: Side = { name, be, run: new Map() };
   for (const path of models) {

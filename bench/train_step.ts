@@ -30,7 +30,7 @@ for (const n of names) {
   }
 }
 const backends: [string, Backend][] = [];
-for (const n of names) backends.push([n, await selectBackend(n as BackendChoice, { makeDefault: false })]);
+for (const n of names) backends.push([n, await selectBackend(n as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) })]);
 const batch = Number(a.batch), rounds = Number(a.rounds);
 const data = loadDataset("fashion", "train");
 console.log(`${backends.map(([n, b]) => `${n}${"description" in b ? ` (${(b as { description: string }).description})` : ""}`).join(", ")}; batch ${batch}; medians of ${rounds} interleaved rounds`);
@@ -69,7 +69,8 @@ for (const path of a.models!.split(",")) {
       const gen = stepGen(0, step++);
       const loss = T.tidy(() => {
         const x = model.input(data, idx, gen);
-        const l = T.div(T.mean(model.nll(x, { gen })), model.dims * LN2);
+        // The trainer's objective: the model's own training loss where it has one (the diffusion eps-loss).
+        const l = model.trainingLoss ? T.mean(model.trainingLoss(x, gen)) : T.div(T.mean(model.nll(x, { gen })), model.dims * LN2);
         for (const p of params) p.zeroGrad();
         l.backward();
         return l;

@@ -457,7 +457,7 @@ S("atomic writes: the content lands whole, and a failed write leaves no temp fil
 
 S("FashionMNIST cache: a corrupt cache is noticed (one line), rebuilt, and the data are unchanged", async () => {
   const cache = `${tmp}/fashion-cache.bin`;
-  const probe = ["eval", `import { loadFashion } from "${ROOT}/src/data/mnist.ts"; const s = loadFashion("test"); console.log(s.images.reduce((a, v) => (a * 31 + v) >>> 0, 7));`];
+  const probe = ["eval", `import { loadFashion } from "${ROOT}/src/data/mnist.ts"; const s = loadFashion("test", { onNotice: (m) => console.error("notice: " + m) }); console.log(s.images.reduce((a, v) => (a * 31 + v) >>> 0, 7));`];
   const run = async () => {
     const r = await new Deno.Command(Deno.execPath(), { args: probe, cwd: ROOT, stdout: "piped", stderr: "piped", env: { FIMSCOPE_FASHION_CACHE: cache } }).output();
     return { out: dec.decode(r.stdout).trim(), err: dec.decode(r.stderr).trim() };

@@ -5,7 +5,7 @@
 // fallback without WebGPU (gpu.js's WebGL2 with every op it has, and the default policy). Also:
 // the drawing and PNG-drop paths give the numbers of the image they produce, the saliency map
 // renders and matches Deno's, the OOD evaluation and the benchmark panel produce their figures.
-// Screenshots go to reports/browser/. Skipped (visibly) where chromium is not installed.
+// Screenshots go to a temp dir removed afterwards, or to FIMSCOPE_SHOTS=<dir> to keep them. Skipped (visibly) where chromium is not installed.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { encode } from "fast-png";
@@ -19,7 +19,8 @@ import { Chrome, chromiumPath } from "../scripts/web/chrome.ts";
 import { serve } from "../scripts/web/serve.ts";
 
 const S = suite("browser page");
-const SHOTS = "reports/browser";
+const KEEP_SHOTS = Deno.env.get("FIMSCOPE_SHOTS");
+let SHOTS = ""; // set before the suite
 const PORT = 8790 + Math.floor(Math.random() * 100);
 const URL0 = `http://127.0.0.1:${PORT}/`;
 
@@ -77,6 +78,7 @@ if (!have) {
   S.skip("the page in headless chromium (skipped: no chromium)", () => {});
 } else {
   S.before(async () => {
+    SHOTS = KEEP_SHOTS || Deno.makeTempDirSync({ prefix: "fimscope-browser-" });
     Deno.mkdirSync(SHOTS, { recursive: true });
     await build();
     server = serve(PORT);
@@ -85,6 +87,7 @@ if (!have) {
   S.after(async () => {
     await chrome?.close();
     await server?.shutdown();
+    if (SHOTS && !KEEP_SHOTS) Deno.removeSync(SHOTS, { recursive: true });
   });
 
   S("page loads on the browser's WebGPU: backend, model, bits/dim, samples, first result", async () => {

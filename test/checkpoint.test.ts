@@ -51,4 +51,6 @@ S("truncated, corrupt or mismatched files are refused, naming the file and tenso
   assert.throws(() => readCheckpoint(`${tmp}/nope.safetensors`), /checkpoint .*nope.safetensors: cannot read/);
 });
 
+S.after(() => Deno.removeSync(tmp, { recursive: true }));
+
 S.run();

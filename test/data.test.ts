@@ -103,4 +103,6 @@ S("CIFAR-10 binary: a tiny file written here loads; truncated and bad labels are
   assert.throws(() => loadCifar10([`${tmp}/missing.bin`]), /cannot read CIFAR-10 file .*missing.bin/);
 });
 
+S.after(() => Deno.removeSync(tmp, { recursive: true }));
+
 S.run();

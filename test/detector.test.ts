@@ -38,6 +38,14 @@ S("a saved and reloaded detector gives identical scores, for every method", () =
   assert.ok(ood > 25 && fresh < 8, `ood flagged ${ood}/30, fresh ${fresh}/30`);
 });
 
+S("the Ledoit-Wolf full covariance stays finite with fewer fit rows than features (shrinkage floor)", async () => {
+  const { FullGaussian } = await import("../src/ood/density.ts");
+  const fit = rows(5, 2, names.length), test = rows(6, 4, names.length);
+  const lw = new FullGaussian(fit, names.length, { shrink: "ledoit-wolf" });
+  assert.ok(lw.shrinkage.value >= 1e-3);
+  for (const r of test) assert.ok(Number.isFinite(lw.score(r)), "finite score");
+});
+
 S("top layers are the largest |z|, with z = (log f - mean) / sd", () => {
   const d = new Detector(fitted());
   const r = Float64Array.from(d.file.densities.gradient.mean as number[]);

@@ -67,6 +67,9 @@ S("fit writes a detector; score prints and writes per-file scores equal to the d
     assert.is(r[4], Number(r[2]) >= thr ? "in" : "ood");
     assert.ok(pct >= 0 && pct <= 100);
   }
+  // The percentile is the score's rank among the fit scores: it rises with the score.
+  const byScore = csv.slice(1).map((r) => [Number(r[2]), Number(r[3])]).sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < byScore.length; i++) assert.ok(byScore[i][1] >= byScore[i - 1][1], `percentiles against scores: ${JSON.stringify(byScore)}`);
   // The fit data scored again: the same features, so its NLL and scores land in the fit quantiles' range.
   const j = await run("score", "--detector", `${dir}/det.json`, "--input", `${dir}/fit.npy`, "--backend", "cpu", "--quiet", "--out", `${dir}/s.json`);
   assert.is(j.code, 0, j.err);
@@ -138,5 +141,7 @@ S("score refuses a model whose hash differs, bad detector files, wrong shapes an
   }
   assert.not.ok([...Deno.readDirSync(dir)].some((e) => e.name.startsWith("d2")), "a failed fit wrote nothing");
 });
+
+S.after(() => Deno.removeSync(dir, { recursive: true }));
 
 S.run();

@@ -138,4 +138,6 @@ S("bad files give one-line errors naming the file", () => {
   assert.throws(() => loadImageFiles(`${tmp}/empty`), /folder .*empty holds no .png or CIFAR-10 .bin files/);
 });
 
+S.after(() => Deno.removeSync(tmp, { recursive: true }));
+
 S.run();

@@ -86,6 +86,36 @@ S("the check sees imports: the kernels import the shaders, autograd the kernels"
 
 S.run();
 
+/**
+ * Source text with its comments blanked, line breaks kept (so line numbers hold). Quoted strings are
+ * skipped over so that a "//" inside one is not taken for a comment; their text still counts.
+ */
+function withoutComments(src: string): string {
+  return src.replace(/\/\*[\s\S]*?\*\/|(["'])(?:\\.|(?!\1)[^\\\n])*\1|`(?:\\.|[^\\`])*`|\/\/[^\n]*/g, (m) => (/^["'`]/.test(m) ? m : m.replace(/[^\n]/g, " ")));
+}
+
+/** `name:line: code` for every console call in a source text. */
+function consoleCalls(name: string, src: string): string[] {
+  return [...withoutComments(src).split("\n").entries()].filter(([, l]) => /\bconsole\s*\.\s*\w+/.test(l)).map(([i, l]) => `${name}:${i + 1}: ${l.trim()}`);
+}
+
+const T = suite("the library never draws the terminal");
+
+T("no console call in src/ outside src/cli (notices go to an onNotice callback)", () => {
+  const lib = walk("src").filter((f) => !f.startsWith("src/cli/"));
+  assert.ok(lib.length > 50, `only ${lib.length} library files found`);
+  const bad = lib.flatMap((f) => consoleCalls(f, Deno.readTextFileSync(new URL(f, ROOT))));
+  assert.equal(bad, [], `console calls in library code:\n  ${bad.join("\n  ")}`);
+});
+
+T("the check sees console calls and skips comments", () => {
+  assert.ok(consoleCalls("errors.ts", Deno.readTextFileSync(new URL("src/cli/errors.ts", ROOT))).length >= 2, "no console call found in src/cli/errors.ts");
+  const src = `// console.log("a")\n/* console.error(1)\n */ const u = "http://x"; console . warn(u);\nconst t = \`//\${x}\`; console.info(t);\nf(); // console.debug()\n`;
+  assert.equal(consoleCalls("x", src).map((l) => l.split(":")[1]), ["3", "4"]);
+});
+
+T.run();
+
 const L = suite("params layouts (shaders/preamble.ts)");
 
 L("offsets follow the field lengths and MAX_RANK; pack places each field and refuses what does not fit", async () => {

@@ -14,6 +14,7 @@ import { makeSet, range } from "../src/data/dataset.ts";
 import { gpuTest, webgpu } from "./helpers.ts";
 
 const S = suite("ood");
+const tmp = Deno.makeTempDirSync(); // removed after the suite
 const gpu = await webgpu();
 const G = gpuTest(S, gpu);
 
@@ -191,7 +192,7 @@ S("shift diagnostic: a shift along the common factor vs one across it", () => {
 });
 
 S("the ood command runs on a few dozen inputs and writes every report file", async () => {
-  const dir = Deno.makeTempDirSync();
+  const dir = Deno.makeTempDirSync({ dir: tmp });
   const m = await createModel("vae", { latent: 2, channels: [2, 4], outChannels: 2 }, T.cpu, 9);
   const wpath = `${dir}/tiny-vae.safetensors`;
   await saveTensors(wpath, m.namedParameters(), metadataOf(m, { data: "fashion" }));
@@ -296,5 +297,7 @@ S("Fisher study: F restricted to the chosen weights equals the mean of g g^T ove
   assert.ok(Math.abs(one.meanAbsCorrWithin - 1) < 1e-9 && Math.abs(one.meanAbsCorrAcross - 1) < 1e-9, `${one.meanAbsCorrWithin} ${one.meanAbsCorrAcross}`);
   assert.ok(Math.abs(one.maxSampleShare - 1) < 1e-12);
 });
+
+S.after(() => Deno.removeSync(tmp, { recursive: true }));
 
 S.run();

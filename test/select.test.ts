@@ -10,9 +10,13 @@ const close = (b: unknown) => (b as { close?: () => void }).close?.();
 
 S("auto: webgpu on a real GPU, wasm on a CPU adapter or none", async () => {
   const cpuAdapter = await webgpuIsCpuAdapter();
-  const b = await selectBackend("auto", { quiet: true, makeDefault: false });
+  const notices: string[] = [];
+  const b = await selectBackend("auto", { makeDefault: false, onNotice: (m) => notices.push(m) });
   try {
     assert.is(b.name, cpuAdapter === false ? "webgpu" : "wasm", `adapter on the CPU: ${cpuAdapter}`);
+    // A notice (to the callback, never printed) only where auto settles for wasm without a CPU adapter.
+    assert.equal(notices.length, b.name === "wasm" && cpuAdapter !== true ? 1 : 0, notices.join("; "));
+    for (const m of notices) assert.match(m, /; using the wasm backend$/);
   } finally {
     close(b);
   }

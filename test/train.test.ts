@@ -52,4 +52,6 @@ S("a NaN loss stops training with the step and model named", async () => {
   assert.match(err, /train: loss is NaN at step 0 \(model vae/);
 });
 
+S.after(() => Deno.removeSync(tmp, { recursive: true }));
+
 S.run();

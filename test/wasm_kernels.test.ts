@@ -25,12 +25,13 @@ S("poisoning catches an element a kernel did not write", () => {
   wb.release(out);
 });
 
+// Every test of this suite runs on poisoned outputs (tests set nothing back: a test's reset would
+// leave the tests after it unpoisoned).
 S.before(() => { wb.poison = true; });
 S.after(() => { wb.poison = false; });
 kernelParity({ backend: wb, test: (name, fn) => S(name, fn) });
 
 S("large shapes: K past the reduction block, rows past an L2 block, the threaded path", async () => {
-  wb.poison = true;
   await compare(wb, "mm big", (a, b) => T.mm(a, b), [[131, 600], [600, 70]], { tol: 1e-4 });
   await compare(wb, "mm big T", (a, b) => T.mm(a, b, true, true), [[517, 101], [99, 517]], { tol: 1e-4 });
   await compare(wb, "bmm", (a, b) => T.mm(a, b), [[5, 37, 300], [5, 300, 41]], { tol: 1e-4 });
@@ -40,7 +41,6 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
   await compare(wb, "conv in place", (x, w) => T.conv2d(x, w), [[2, 5, 9, 11], [4, 5, 3, 2]], { tol: 1e-4 });
   await compare(wb, "conv in place 1x1 groups", (x, w) => T.conv2d(x, w, { groups: 2 }), [[3, 6, 7, 5], [10, 3, 1, 1]], { tol: 1e-4 });
   await compare(wb, "conv many groups", (x, w) => T.conv2d(x, w, { padding: 1, groups: 16 }), [[2, 32, 9, 9], [48, 2, 3, 3]], { tol: 1e-4 });
-  wb.poison = false;
 });
 
 S("strided copies and broadcasts on random specs (negative steps, padding on every side) equal the reference", () => {
@@ -177,9 +177,7 @@ S("strided convolutions' input gradient by stride phases: strides 2 and 3, filte
     [[2, 4, 10, 11], [6, 2, 3, 2], { stride: 3, padding: 2, groups: 2 }], [[1, 3, 8, 8], [2, 3, 4, 4], { stride: 2, padding: 1 }],
     [[3, 2, 5, 6], [2, 2, 2, 3], { stride: 3 }], [[64, 16, 14, 14], [32, 16, 3, 3], { stride: 2, padding: 1 }],
   ];
-  wb.poison = true;
   for (const [sx, sw, o] of cases) await compare(wb, `conv ${JSON.stringify(o)}`, (x, w) => T.conv2d(x, w, o), [sx, sw], { tol: 1e-4 });
-  wb.poison = false;
 });
 
 S("one thread and several give the same bits", () => {

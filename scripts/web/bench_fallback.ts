@@ -1,19 +1,12 @@
 // gpu.js's WebGL2 kernels against the CPU backend in headless Chromium (SwiftShader's WebGL2),
 // interleaved in one page: prints the correctness check and a markdown table (bench/README.md).
 //   deno run -A scripts/web/bench_fallback.ts [--reps 3] [--no-build]
-import { build } from "./build.ts";
 import { Chrome } from "./chrome.ts";
-import { serve } from "./serve.ts";
+import { buildAndServe, positiveIntOption } from "./options.ts";
 
-const ri = Deno.args.indexOf("--reps");
-const reps = ri >= 0 ? Number(Deno.args[ri + 1]) : 3;
-if (!(Number.isInteger(reps) && reps >= 1)) {
-  console.error(`error: --reps ${Deno.args[ri + 1]} is not a positive integer`);
-  Deno.exit(1);
-}
-if (!Deno.args.includes("--no-build")) await build();
+const reps = positiveIntOption("--reps", 3);
 const port = 8772;
-const server = serve(port);
+const server = await buildAndServe(port);
 const chrome = await Chrome.launch({ webgpu: false });
 try {
   await chrome.goto(`http://127.0.0.1:${port}/?backend=gpujs`);

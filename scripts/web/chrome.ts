@@ -146,6 +146,12 @@ export class Chrome {
     try { this.ws.close(); } catch { /* closed */ }
     try { this.proc.kill("SIGKILL"); } catch { /* gone */ }
     await this.proc.status;
+    // Killed, Chromium leaves the folder of its singleton socket (/tmp/org.chromium.Chromium.*),
+    // which the profile links to: remove it too.
+    try {
+      const socketDir = Deno.readLinkSync(`${this.profile}/SingletonSocket`).replace(/\/SingletonSocket$/, "");
+      if (/\/org\.chromium\.Chromium\.\w+$/.test(socketDir)) Deno.removeSync(socketDir, { recursive: true });
+    } catch { /* no socket link */ }
     try { Deno.removeSync(this.profile, { recursive: true }); } catch { /* busy */ }
   }
 }

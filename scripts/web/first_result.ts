@@ -6,19 +6,12 @@
 // detector checked, first inspectImage (cold pipelines), timed from before the library's import.
 // `--runs N` repeats each, interleaved.
 //   deno run -A scripts/web/first_result.ts [--runs 3] [--no-build]
-import { build } from "./build.ts";
 import { Chrome, type ChromeOptions } from "./chrome.ts";
-import { serve } from "./serve.ts";
+import { buildAndServe, positiveIntOption } from "./options.ts";
 
-const ri = Deno.args.indexOf("--runs");
-const runs = ri >= 0 ? Number(Deno.args[ri + 1]) : 3;
-if (!(Number.isInteger(runs) && runs >= 1)) {
-  console.error(`error: --runs ${Deno.args[ri + 1]} is not a positive integer`);
-  Deno.exit(1);
-}
-if (!Deno.args.includes("--no-build")) await build();
+const runs = positiveIntOption("--runs", 3);
 const port = 8773;
-const server = serve(port);
+const server = await buildAndServe(port);
 const configs: [string, ChromeOptions, string][] = [
   ["SwiftShader WebGPU", { webgpu: true }, ""], ["no WebGPU (fallback)", { webgpu: false }, ""], ["wasm SIMD (?backend=wasm)", { webgpu: true }, "&backend=wasm"],
 ];

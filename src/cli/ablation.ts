@@ -1,12 +1,12 @@
 // ablation --model weights/diffusion-fashion.safetensors [--t 1,2,4,8,16,32,64,128,256,512] [--loss l1|l2]
-//          [--B 5] [--fit 100] [--eval 100] [--ood mnist|fashion] [--batch 64] [--backend auto|cpu|webgpu] [--seed 0]
+//          [--B 5] [--fit 100] [--eval 100] [--ood mnist|fashion] [--batch 64] [--backend auto|cpu|webgpu|wasm] [--seed 0]
 //          [--out reports/ablation] [--force]
 // The diffusion model's timestep ablation in the paper's form: for each step t, the features are the
 // gradient of the eps-loss at t (one noise draw per input); AUROC of the gradient method and of
 // typicality (on that same loss) against t, in-distribution test images vs the OOD set, at B = 5.
 // Writes table.md, table.json and auroc-vs-t.svg. Same protocol as `ood` (seeded permutations of
 // the test splits; fit on the first half, evaluate on the second).
-import "./errors.ts";
+import { notice } from "./errors.ts";
 import { BACKEND, choice, flag, inFile, int, ints, outDir, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import { subset } from "../data/dataset.ts";
@@ -52,13 +52,13 @@ if (Math.floor(nFit / B) < 2 || Math.floor(nEval / B) < 1) throw usageError("abl
 const outWhy = a.force ? null : protectedReason(a.out);
 if (outWhy) throw usageError("ablation", "--out", a.out, `${outWhy}; choose another folder or add --force`);
 workStarts();
-const backend = await selectBackend(a.backend);
+const backend = await selectBackend(a.backend, { onNotice: notice });
 const model = await loadModel(a.model, backend, file) as unknown as Diffusion;
 const steps = a.t.map((t) => ({ kind: "loss" as const, t, loss: a.loss }));
-const test = loadDataset(inName, "test");
+const test = loadDataset(inName, "test", { onNotice: notice });
 const perm = new T.Generator(1000 + seed).permutation(test.n);
 const fitSet = subset(test, perm.subarray(0, nFit), `${inName}-fit`), inSet = subset(test, perm.subarray(half, half + nEval), inName);
-const other = loadDataset(oodName, "test");
+const other = loadDataset(oodName, "test", { onNotice: notice });
 const oodSet = subset(other, new T.Generator(3000 + seed).permutation(other.n).subarray(0, nEval), oodName);
 
 const t0 = performance.now();

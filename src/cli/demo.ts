@@ -1,7 +1,7 @@
 // The engine's demo: build a small conv net + MLP, check its gradients (float64 finite
 // differences on the CPU, then WebGPU or wasm against CPU) and print a timing table.
 //   npm run demo [-- --backend auto|cpu|webgpu|wasm]
-import "./errors.ts";
+import { notice } from "./errors.ts";
 import { BACKEND, parseOptions, workStarts } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import type { Backend } from "../kernels/backend.ts";
@@ -40,7 +40,7 @@ function input(backend: Backend, dtype: "float32" | "float64", B: number) {
 }
 
 workStarts();
-const gpuOrCpu = await selectBackend(choice);
+const gpuOrCpu = await selectBackend(choice, { onNotice: notice });
 const other = gpuOrCpu.name !== "cpu" ? gpuOrCpu : null; // webgpu or wasm, compared with the cpu below
 console.log(`backends: cpu${other ? ` + ${other.name} (${(other as unknown as { description: string }).description})` : ""}`);
 

@@ -23,3 +23,8 @@ if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
   console.log(head.map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
   Deno.exit(0);
 }
+
+/** Prints a library notice (a slower backend chosen, a cache rebuilt) as one `notice:` line on stderr; the CLIs pass it as `onNotice`. */
+export function notice(message: string): void {
+  console.error(`notice: ${message}`);
+}

@@ -4,7 +4,7 @@
 // recording steps, training time and the command in the metadata. The input must be a training
 // checkpoint (step and optimiser state), not a weights file; writing over a shipped or git-tracked
 // file needs --force.
-import "./errors.ts";
+import { notice } from "./errors.ts";
 import { BACKEND, flag, inFile, int, outFile, parseOptions, text, usageError, workStarts } from "./args.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
@@ -39,10 +39,10 @@ for (const k of ["seed", "lr", "batch", "optimizer"] as const) {
 checkImageShape(file.kind, file.config, imageShapeOf(data), data, `checkpoint ${a.checkpoint}`);
 const n = Math.min(a["eval-n"], splitSize(data, "test"));
 workStarts();
-const backend = await selectBackend(a.backend);
+const backend = await selectBackend(a.backend, { onNotice: notice });
 const model = await loadModel(a.checkpoint, backend, file);
 const bar = barFor("eval ", "ex");
-const bpd = await evaluate(model, loadDataset(data, "test"), n, { onProgress: (d, t) => bar.update(d, t) }).finally(() => bar.stop());
+const bpd = await evaluate(model, loadDataset(data, "test", { onNotice: notice }), n, { onProgress: (d, t) => bar.update(d, t) }).finally(() => bar.stop());
 await saveTensors(a.out, model.namedParameters(), metadataOf(model, {
   data, steps: meta.step, seed: meta.seed, lr: meta.lr, batch: meta.batch, optimizer: meta.optimizer,
   train_seconds: Number(meta.elapsed_s ?? 0).toFixed(0), test_bpd: bpd.toFixed(4), test_eval_n: n,

@@ -2,7 +2,7 @@
 //     [--backend auto|cpu|webgpu|wasm]
 // Estimates the Fisher information from model samples for a few random weights in two layers and
 // prints how the layer-diagonal blocks compare with the cross-layer block.
-import "./errors.ts";
+import { notice } from "./errors.ts";
 import { BACKEND, inFile, int, parseOptions, shippedDefault, text, usageError, workStarts } from "./args.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";
@@ -34,7 +34,7 @@ if (a.layers !== undefined) {
   throw usageError("fim", "--weights", String(a.weights), `at most the size of this model's second-largest tensor`);
 }
 workStarts();
-const backend = await selectBackend(a.backend);
+const backend = await selectBackend(a.backend, { onNotice: notice });
 const model = await loadModel(a.model, backend, file);
 const r = await fimStudy(model, { samples: a.samples, perLayer: a.weights, seed: a.seed, layers });
 console.log(`Fisher information from ${r.samples} model samples, ${r.weights} random weights in each of:\n  A = ${r.layers[0]}\n  B = ${r.layers[1]}`);

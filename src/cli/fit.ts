@@ -1,5 +1,5 @@
 // fit --model weights/glow-fashion.safetensors --out detector.json [--data fashion|mnist|<images>]
-//     [--B 1] [--n 1000] [--batch 64] [--seed 0] [--backend auto|cpu|webgpu] [--force]
+//     [--split test|train] [--B 1] [--n 1000] [--batch 64] [--seed 0] [--backend auto|cpu|webgpu|wasm] [--force]
 // Fits the OOD detector once: gradient features of n in-distribution inputs (groups of B), every
 // density (diagonal Gaussian, full covariance with ridge and with Ledoit-Wolf shrinkage, chi-square),
 // the quantiles of the fit scores and the 95%-TPR threshold, with the model file's SHA-256; writes
@@ -11,7 +11,7 @@
 // and the detector; train fits on the model's own training images. --n inputs are drawn in a seeded
 // random order (all of them if there are fewer); with B > 1 the groups are of consecutive drawn
 // inputs, so random groups: score groups drawn the same way (groups of one class score as OOD).
-import "./errors.ts";
+import { notice } from "./errors.ts";
 import { BACKEND, choice, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "./args.ts";
 import { DATASETS } from "../data/mnist.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
@@ -45,7 +45,7 @@ const modelBytes = Deno.readFileSync(a.model);
 const { B, n, batch, seed } = a;
 const meta = modelFile.decoded.metadata;
 const dataSpec = a.data ?? meta.data ?? "fashion";
-const source = loadNamedSet(dataSpec, a.split);
+const source = loadNamedSet(dataSpec, a.split, { onNotice: notice });
 // The pool to draw from: a packaged test split's first half (as ood), else every image.
 const pool = isBuiltinSet(dataSpec) && a.split === "test"
   ? new T.Generator(1000 + seed).permutation(source.set.n).subarray(0, Math.floor(source.set.n / 2))
@@ -53,7 +53,7 @@ const pool = isBuiltinSet(dataSpec) && a.split === "test"
 workStarts();
 
 const t0 = performance.now();
-const backend = await selectBackend(a.backend);
+const backend = await selectBackend(a.backend, { onNotice: notice });
 const model = await loadModel(a.model, backend);
 const shape: [number, number, number] = [...model.imageShape];
 const all = conformShape(source.set, shape, `--data ${dataSpec}`);

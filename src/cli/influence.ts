@@ -1,13 +1,13 @@
 // influence --model weights/glow-fashion.safetensors --input <image file|folder|array> --out strip.png
 //           [--data fashion|mnist|<images>] [--n 1000] [--top 8] [--fim full|diag] [--first 8]
-//           [--fim-lambda 1] [--batch 64] [--seed 0] [--backend auto|cpu|webgpu] [--force]
+//           [--fim-lambda 1] [--batch 64] [--seed 0] [--backend auto|cpu|webgpu|wasm] [--force]
 // FIM inner products between inputs (influence): the per-input gradients of n training images
 // (--data: a packaged set's training split, default the model's own, or image files; a seeded
 // random n of them) define F_N = lambda I + (1/n) sum s s^T (src/ood/woodbury.ts). For each of the
 // first --first inputs of --input, prints the --top training images with the largest
 // |s_x^T F^{-1} s_t| (--fim diag: F's diagonal instead) and writes a PNG strip per input: the input,
 // then those training images, largest first.
-import "./errors.ts";
+import { notice } from "./errors.ts";
 import { BACKEND, choice, flag, inFile, int, nameOrPath, num, outFile, parseOptions, usageError, workStarts } from "./args.ts";
 import { DATASETS } from "../data/mnist.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
@@ -40,11 +40,11 @@ if (!a.out.toLowerCase().endsWith(".png")) throw usageError("influence", "--out"
 const meta = (await checkModelFile(a.model)).decoded.metadata;
 const { n, top, first, batch, seed } = a, lambdaScale = a["fim-lambda"];
 const dataSpec = a.data ?? meta.data ?? "fashion";
-const train = loadNamedSet(dataSpec, "train"), input = loadNamedSet(a.input, "test");
+const train = loadNamedSet(dataSpec, "train", { onNotice: notice }), input = loadNamedSet(a.input, "test", { onNotice: notice });
 workStarts();
 
 const t0 = performance.now();
-const model = await loadModel(a.model, await selectBackend(a.backend, { quiet: true }));
+const model = await loadModel(a.model, await selectBackend(a.backend));
 const shape: [number, number, number] = [...model.imageShape];
 const trainSet = conformShape(train.set, shape, `--data ${dataSpec}`), inSet = conformShape(input.set, shape, `--input ${a.input}`);
 const pick = new T.Generator(5000 + seed).permutation(trainSet.n).subarray(0, Math.min(n, trainSet.n));

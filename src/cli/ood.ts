@@ -5,11 +5,11 @@
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
 //                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto|cpu|webgpu|wasm] [--out reports/ood]
 //                  [--seed 0] [--loop] [--force] [--fim] [--fim-lambda 1] [--saliency 4]
-//                  [--diffusion-score l1|l2|elbo] [--diffusion-t 1] [--diffusion-fit 100] [--diffusion-eval 100]
+//                  [--diffusion-score l1|l2|elbo] [--diffusion-t 1] [--diffusion-fit 200] [--diffusion-eval 200]
 // A diffusion model's feature is the gradient of its eps-loss at step t (the paper's: L1 at t = 1)
 // or of its bound; its likelihood and typicality baselines use that same quantity. It has its own
 // fit/eval counts (a U-Net pass per input costs ~10x the VAE's); with the bound, batches of at
-// most 16 inputs (each is 11 U-Net passes).
+// most 4 inputs (each is 11 U-Net passes; 8 exceed the wasm backend's 4 GiB memory).
 // --ood defaults to the other built-in dataset and the synthetic sets; the in-distribution set is
 // refused as an OOD set. Report files are named after the model files; a reused --out folder is
 // cleared of the previous report's files (listed in its .fimscope-report.json), nothing else.
@@ -20,7 +20,7 @@
 // --saliency k: at B=1, the k inputs of each set that the diagonal Gaussian flags most strongly, with
 // the gradient of the score with respect to their pixels (double backprop) as an overlay in
 // saliency-<model>-B1.png (rows: in-distribution evaluation, then each OOD set); 0 skips it.
-import "./errors.ts";
+import { notice } from "./errors.ts";
 import { BACKEND, choice, flag, inFiles, int, ints, nameOrPath, num, Opt, outDir, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
 import { type FileSet, isBuiltinSet, loadImageFiles, setLabel } from "../data/image_files.ts";
 import { noiseFor } from "../ood/features.ts";
@@ -152,13 +152,13 @@ for (const path of modelPaths) {
 }
 
 workStarts();
-const backend = await selectBackend(a.backend);
+const backend = await selectBackend(a.backend, { onNotice: notice });
 console.log(`backend: ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}`);
 
 /** The fixed protocol: a seeded permutation of the in-distribution test split; fit on its first half, evaluate on the second. */
 function sets(inName: string, oodSets: string[], nFit: number, nEval: number): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
   // A packaged set's test split, or all the images of a file or folder.
-  const test = isBuiltinSet(inName) ? loadDataset(inName, "test") : filesOf(inName).set;
+  const test = isBuiltinSet(inName) ? loadDataset(inName, "test", { onNotice: notice }) : filesOf(inName).set;
   const perm = new T.Generator(1000 + seed).permutation(test.n);
   const half = Math.floor(test.n / 2);
   const fit = subset(test, perm.subarray(0, nFit), `${setLabel(inName)}-fit`);
@@ -167,7 +167,7 @@ function sets(inName: string, oodSets: string[], nFit: number, nEval: number): {
   for (const o of oodSets) {
     const g = new T.Generator(2000 + seed);
     if (o === "mnist" || o === "fashion") {
-      const other = loadDataset(o, "test");
+      const other = loadDataset(o, "test", { onNotice: notice });
       ood.push(subset(other, new T.Generator(3000 + seed).permutation(other.n).subarray(0, nEval), o));
     } else if (o === "noise") ood.push(uniformNoise(inEval, nEval, g));
     else if (o === "constant") ood.push(constantImages(inEval, nEval, g));
@@ -200,7 +200,7 @@ for (const { path, file, inName, label, oodSets, nFit, nEval } of jobs) {
     const feats: (SetFeatures & { names: string[] })[] = [];
     for (const set of all) {
       feats.push(await setFeatures(model, set, {
-        groupSize: B, batch: model.kind === "diffusion" && dScore.kind === "elbo" ? Math.min(16, a.batch) : a.batch, loop: a.loop, seed,
+        groupSize: B, batch: model.kind === "diffusion" && dScore.kind === "elbo" ? Math.min(4, a.batch) : a.batch, loop: a.loop, seed,
         onProgress: (k) => { done += k; bar.update(done, { rate: (done / ((performance.now() - tb) / 1000)).toFixed(0) }); },
       }));
     }

@@ -4,7 +4,7 @@
 // shipped weights/*-samples.png; writing over a shipped or git-tracked file needs --force).
 // --temperature applies to Glow only (the VAE's grid shows decoder means); --sampler and --steps to
 // diffusion models (DDIM with --steps steps, deterministic given --seed, or ancestral DDPM over every step).
-import "./errors.ts";
+import { notice } from "./errors.ts";
 import { BACKEND, checkOutput, choice, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
 import * as T from "../autograd/index.ts";
 import { selectBackend } from "../kernels/select.ts";
@@ -44,7 +44,7 @@ try {
 }
 workStarts();
 if (!a.out) Deno.mkdirSync("reports/samples", { recursive: true });
-const backend = await selectBackend(a.backend);
+const backend = await selectBackend(a.backend, { onNotice: notice });
 const model = await loadModel(a.model, backend, file);
 const gen = new T.Generator(a.seed);
 // Glow draws its latents at --temperature; the VAE shows its decoder means; the diffusion model runs its sampler (each model takes what applies to it).

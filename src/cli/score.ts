@@ -1,5 +1,5 @@
 // score --detector detector.json --input <file|folder> [--out scores.csv|scores.json] [--model M]
-//       [--batch 64] [--backend auto|cpu|webgpu] [--quiet] [--saliency overlays.png] [--saliency-k 8] [--force]
+//       [--batch 64] [--backend auto|cpu|webgpu|wasm] [--quiet] [--saliency overlays.png] [--saliency-k 8] [--force]
 // Scores images against a detector from `npm run fit`: per input (or group of B consecutive inputs),
 // named by its file (or file:index inside an array file), the NLL in bits/dim, the score (higher =
 // more in-distribution), its percentile among the fit data's scores, the verdict at the 95%-TPR
@@ -9,7 +9,7 @@
 // from the one the detector was fitted with is refused. --out writes CSV or JSON by its extension;
 // --quiet prints only the summary. --saliency (B = 1): a PNG of the --saliency-k lowest-scoring
 // inputs, each beside an overlay of d score / d pixels (double backprop: which pixels drive the score).
-import "./errors.ts";
+import { notice } from "./errors.ts";
 import { BACKEND, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "./args.ts";
 import { DATASETS } from "../data/mnist.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
@@ -51,14 +51,14 @@ try {
 checkModelHash(det.file, await sha256Hex(modelBytes), modelPath, a.detector);
 const batch = a.batch, salK = a["saliency-k"];
 if (a.saliency && det.file.groupSize !== 1) throw usageError("score", "--saliency", a.saliency, `needs a detector fitted with B = 1 (this one has B = ${det.file.groupSize})`);
-const input = loadNamedSet(a.input, "test");
+const input = loadNamedSet(a.input, "test", { onNotice: notice });
 const set = conformShape(input.set, det.file.model.image, `--input ${a.input}`);
 const B = det.file.groupSize;
 if (set.n < B) throw new Error(`--input ${a.input}: ${set.n} images, fewer than the detector's group size B = ${B}`);
 workStarts();
 
 const t0 = performance.now();
-const model = await loadModel(modelPath, await selectBackend(a.backend, { quiet: true }));
+const model = await loadModel(modelPath, await selectBackend(a.backend));
 const shape: [number, number, number] = [...model.imageShape];
 if (shape.join() !== det.file.model.image.join()) throw new Error(`${a.detector}: image shape ${det.file.model.image.join("x")} but ${modelPath} takes ${shape.join("x")}`);
 const tf = performance.now();

@@ -1,4 +1,4 @@
-// train --model vae|glow --data fashion|mnist|<images> [--steps N] [--batch 64] [--lr LR] [--seed 0]
+// train --model vae|glow|diffusion --data fashion|mnist|<images> [--steps N] [--batch 64] [--lr LR] [--seed 0]
 //       [--optimizer adam|adamax] [--clip 100] [--warmup 200] [--config JSON]
 //       [--out weights/runs/<model>-<data>-<k>.safetensors] [--checkpoint-every 500]
 //       [--resume FILE.ckpt.safetensors] [--eval-n 10000] [--backend auto|cpu|webgpu|wasm] [--force]
@@ -9,7 +9,7 @@
 // --data also takes image files (a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX
 // *-ubyte file, CIFAR-10 binary): all but the last tenth train, the last tenth is the test set; a
 // Glow then takes the files' image shape unless --config gives one.
-import "./errors.ts";
+import { notice } from "./errors.ts";
 import { BACKEND, checkOutput, choice, flag, inFile, int, jsonObject, nameOrPath, num, outFile, parseOptions, UsageError, usageError, workStarts } from "./args.ts";
 import { isBuiltinSet, setLabel, trainTestSets } from "../data/image_files.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
@@ -53,7 +53,7 @@ const a = parseOptions("train", {
 // Image files as data: read now (a bad file is refused before any work), split train / last tenth test.
 const fileSets = new Map<string, ReturnType<typeof trainTestSets>>();
 function setsOf(spec: string) {
-  if (!fileSets.has(spec)) fileSets.set(spec, trainTestSets(spec));
+  if (!fileSets.has(spec)) fileSets.set(spec, trainTestSets(spec, { onNotice: notice }));
   return fileSets.get(spec)!;
 }
 const shapeOfData = (spec: string): [number, number, number] => {
@@ -126,11 +126,11 @@ if (a.resume && sameFile(a.resume, out)) throw usageError("train", "--out", out,
 
 workStarts();
 if (a.out === undefined) Deno.mkdirSync("weights/runs", { recursive: true });
-const backend = await selectBackend(a.backend);
+const backend = await selectBackend(a.backend, { onNotice: notice });
 const model = await createModel(settings.kind, settings.config, backend, settings.seed);
 console.log(`${settings.kind} on ${settings.data}: ${model.numParameters()} parameters, backend ${backend.name}${isBuiltinSet(settings.data) ? "" : `; test set: ${setsOf(settings.data).note}`}`);
-const trainSet = isBuiltinSet(settings.data) ? loadDataset(settings.data, "train") : setsOf(settings.data).train;
-const testSet = isBuiltinSet(settings.data) ? loadDataset(settings.data, "test") : setsOf(settings.data).test;
+const trainSet = isBuiltinSet(settings.data) ? loadDataset(settings.data, "train", { onNotice: notice }) : setsOf(settings.data).train;
+const testSet = isBuiltinSet(settings.data) ? loadDataset(settings.data, "test", { onNotice: notice }) : setsOf(settings.data).test;
 const trainBar = barFor("train", "ex", model.trainingLoss ? "eps-loss {loss}" : "loss {loss} bits/dim");
 if (a.resume) console.log(`resumed from ${a.resume} at step ${startStep}`);
 const res = await train(model, trainSet, {

@@ -8,7 +8,7 @@ import { type ImageSet, makeSet } from "./dataset.ts";
 import { parseCifar10 } from "./cifar.ts";
 import { readBytes } from "./files.ts";
 import { parseIdx } from "./idx.ts";
-import { loadDataset, type Split } from "./mnist.ts";
+import { loadDataset, type LoadOptions, type Split } from "./mnist.ts";
 
 export interface FileSet {
   set: ImageSet;
@@ -235,9 +235,9 @@ function concatFiles(parts: FileSet[], name: string): FileSet {
 export const isBuiltinSet = (spec: string) => BUILTIN.includes(spec);
 
 /** A packaged dataset's split by name (mnist, fashion), or the images of a file or folder (no split). */
-export function loadNamedSet(spec: string, split: Split): FileSet {
+export function loadNamedSet(spec: string, split: Split, opts: LoadOptions = {}): FileSet {
   if (isBuiltinSet(spec)) {
-    const s = loadDataset(spec, split);
+    const s = loadDataset(spec, split, opts);
     return { set: s, ids: Array.from({ length: s.n }, (_, i) => `${spec}-${split}:${i}`) };
   }
   return loadImageFiles(spec);
@@ -281,8 +281,8 @@ export function setLabel(spec: string): string {
  * Training and test sets for a spec: a packaged set's official (or fixed) splits, or, for files,
  * all but the last tenth (at least one image) for training and that last tenth as the test set.
  */
-export function trainTestSets(spec: string): { train: ImageSet; test: ImageSet; note: string } {
-  if (isBuiltinSet(spec)) return { train: loadDataset(spec, "train"), test: loadDataset(spec, "test"), note: `${spec} test split` };
+export function trainTestSets(spec: string, opts: LoadOptions = {}): { train: ImageSet; test: ImageSet; note: string } {
+  if (isBuiltinSet(spec)) return { train: loadDataset(spec, "train", opts), test: loadDataset(spec, "test", opts), note: `${spec} test split` };
   const { set } = loadImageFiles(spec);
   if (set.n < 2) throw new Error(`--data ${spec}: ${set.n} image; training needs at least 2 (the last tenth is held out as the test set)`);
   const nTest = Math.max(1, Math.floor(set.n / 10)), d = set.c * set.h * set.w, cut = set.n - nTest;

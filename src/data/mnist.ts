@@ -70,9 +70,9 @@ export function cachePath(): string {
 
 /**
  * The cache: magic, SHA-256 of the body, body (per class: count, then the images). A cache that
- * fails the checksum or does not parse is rebuilt from the package, with a one-line notice.
+ * fails the checksum or does not parse is rebuilt from the package, with a one-line notice to `onNotice`.
  */
-function readCache(cache: string): FashionAll | null {
+function readCache(cache: string, onNotice: (message: string) => void): FashionAll | null {
   let b: Uint8Array;
   try {
     b = Deno.readFileSync(cache);
@@ -80,7 +80,7 @@ function readCache(cache: string): FashionAll | null {
     return null; // no cache yet
   }
   const bad = (why: string) => {
-    console.error(`notice: FashionMNIST cache ${cache} ${why}; rebuilding it from the fashion-mnist package`);
+    onNotice(`FashionMNIST cache ${cache} ${why}; rebuilding it from the fashion-mnist package`);
     return null;
   };
   const head = new TextDecoder().decode(b.subarray(0, CACHE_MAGIC.length));
@@ -104,9 +104,9 @@ function readCache(cache: string): FashionAll | null {
   return off === body.length ? { perClass } : bad("has trailing bytes");
 }
 
-function loadFashionAll(): FashionAll {
+function loadFashionAll(opts: LoadOptions): FashionAll {
   const cache = cachePath();
-  const cached = readCache(cache);
+  const cached = readCache(cache, opts.onNotice ?? (() => {}));
   if (cached) return cached;
   const perClass = [...Array(10).keys()].map((c) => {
     const f = packageFile("fashion-mnist", "src", "clothes", `${c}.json`);
@@ -141,8 +141,14 @@ function concatBytes(parts: Uint8Array[]): Uint8Array {
 
 let fashion: FashionAll | null = null;
 
-export function loadFashion(split: Split): ImageSet {
-  fashion ??= loadFashionAll();
+/** Options of the dataset loaders. */
+export interface LoadOptions {
+  /** Receives a one-line notice (a corrupt cache being rebuilt); the library prints nothing itself (default: ignored). */
+  onNotice?: (message: string) => void;
+}
+
+export function loadFashion(split: Split, opts: LoadOptions = {}): ImageSet {
+  fashion ??= loadFashionAll(opts);
   const imgs: Uint8Array[] = [], labels: number[] = [];
   fashion.perClass.forEach((p, c) => {
     const cut = FASHION_TEST_PER_CLASS * PIXELS;
@@ -170,8 +176,8 @@ export function splitSize(name: string, split: Split): number {
   return s[split];
 }
 
-export function loadDataset(name: string, split: Split): ImageSet {
+export function loadDataset(name: string, split: Split, opts: LoadOptions = {}): ImageSet {
   if (name === "mnist") return loadMnist(split);
-  if (name === "fashion") return loadFashion(split);
+  if (name === "fashion") return loadFashion(split, opts);
   throw new Error(`data: unknown dataset '${name}' (expected mnist or fashion)`);
 }

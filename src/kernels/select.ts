@@ -35,7 +35,14 @@ async function webgpu(): Promise<Backend> {
   return await createWebGPUBackend();
 }
 
-export async function selectBackend(choice: BackendChoice = "auto", opts: { quiet?: boolean; makeDefault?: boolean } = {}): Promise<Backend> {
+export interface SelectOptions {
+  /** Receives a one-line notice when `auto` settles for a slower backend; the library prints nothing itself (default: ignored). */
+  onNotice?: (message: string) => void;
+  /** Make the chosen backend the default one (default true). */
+  makeDefault?: boolean;
+}
+
+export async function selectBackend(choice: BackendChoice = "auto", opts: SelectOptions = {}): Promise<Backend> {
   if (!(BACKEND_CHOICES as readonly string[]).includes(choice)) {
     throw new Error(`--backend: '${choice}' is not a backend; use one of ${BACKEND_CHOICES.join(", ")}`);
   }
@@ -62,9 +69,9 @@ export async function selectBackend(choice: BackendChoice = "auto", opts: { quie
     if (b === cpu) {
       try {
         b = await wasm();
-        if (!opts.quiet && cpuAdapter !== true) console.error(`notice: ${reason}; using the wasm backend`);
+        if (cpuAdapter !== true) opts.onNotice?.(`${reason}; using the wasm backend`);
       } catch (e) {
-        if (!opts.quiet) console.error(`notice: ${reason}, and wasm SIMD unavailable (${(e as Error).message.split("\n")[0]}); using the cpu backend`);
+        opts.onNotice?.(`${reason}, and wasm SIMD unavailable (${(e as Error).message.split("\n")[0]}); using the cpu backend`);
       }
     }
   }

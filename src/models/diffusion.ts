@@ -57,7 +57,7 @@ export type DiffusionScore =
 export const PAPER_SCORE: DiffusionScore = { kind: "loss", t: 1, loss: "l1" };
 
 /** Fit and evaluation images per set in the default `npm run ood` job (its U-Net pass per input costs ~10x the VAE's). */
-export const DIFFUSION_OOD_COUNT = 100;
+export const DIFFUSION_OOD_COUNT = 200;
 
 /** A score from the command line: "l1" | "l2" (the eps-loss at step t) or "elbo". */
 export function parseDiffusionScore(kind: string, t: string): DiffusionScore {

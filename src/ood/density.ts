@@ -70,7 +70,7 @@ export interface FullOptions {
    * "ridge" (default): the sample covariance plus `ridge` times its mean variance on the diagonal.
    * "ledoit-wolf": the sample correlation shrunk toward the identity (so the covariance toward
    * its own diagonal, the method's diagonal Gaussian) with the Ledoit-Wolf (2004) intensity,
-   * estimated from the fit rows; for a fit set that is small for the number of features.
+   * estimated from the fit rows (at least 1e-3); for a fit set that is small for the number of features.
    */
   shrink?: "ridge" | "ledoit-wolf";
   ridge?: number;
@@ -127,7 +127,9 @@ export class FullGaussian implements Scorer {
         // In correlation units, so the target is the diagonal covariance and every feature counts alike.
         const sd = Float64Array.from({ length: k }, (_, i) => Math.sqrt(cov[i * k + i]));
         const corr = cov.map((v, ij) => v / (sd[Math.floor(ij / k)] * sd[ij % k]));
-        const rho = ledoitWolfIntensity(centred.map((d) => d.map((v, i) => v / sd[i])), k, corr);
+        // At least 1e-3, so the covariance stays positive definite when there are fewer fit rows than
+        // features (the sample covariance is singular there and the estimate can be 0).
+        const rho = Math.max(1e-3, ledoitWolfIntensity(centred.map((d) => d.map((v, i) => v / sd[i])), k, corr));
         for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) if (i !== j) cov[i * k + j] *= 1 - rho;
         this.shrinkage = { kind: "ledoit-wolf", value: rho };
         this.name = "gradient-fullcov-lw";
