@@ -33,6 +33,6 @@ export { featuresBatched, featuresLoop, type GradFeatures, noiseFor } from "./sr
 export { DiagonalGaussian, FullGaussian, type Scorer } from "./src/ood/density.ts";
 export { allMetrics, auroc, fprAtTpr, type Metrics, rocCurve } from "./src/ood/metrics.ts";
 export {
-  checkDetector, type DiagonalDetector, diagonalDetector, type Inspection, inspectImage, inspectInput, type InspectOptions, type SaliencyTarget, scoreRow, zScores,
+  checkDetector, type DiagonalDetector, diagonalDetector, type Inspection, inspectImage, inspectInput, type InspectOptions, nllMeasure, type NllMeasure, type SaliencyTarget, scoreRow, useDetectorScore, zScores,
 } from "./src/ood/inspect.ts";
 export { histogramsSvg, rocSvg } from "./src/ood/plots.ts";

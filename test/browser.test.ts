@@ -13,7 +13,7 @@ import * as T from "../src/autograd/index.ts";
 import { readCheckpoint } from "../src/io/safetensors.ts";
 import { loadModelBytes } from "../src/models/from_bytes.ts";
 import type { GenerativeModel } from "../src/models/model.ts";
-import { checkDetector, type DiagonalDetector, inspectImage, type SaliencyTarget } from "../src/ood/inspect.ts";
+import { checkDetector, type DiagonalDetector, inspectImage, type SaliencyTarget, useDetectorScore } from "../src/ood/inspect.ts";
 import { build } from "../scripts/web/build.ts";
 import { Chrome, chromiumPath } from "../scripts/web/chrome.ts";
 import { serve } from "../scripts/web/serve.ts";
@@ -26,19 +26,22 @@ const URL0 = `http://127.0.0.1:${PORT}/`;
 
 interface PageResult {
   bitsPerDim: number;
+  nllNats: number;
+  measure: { kind: string; short: string };
   score: number;
   z: number[];
   inDistribution: boolean;
   source: string;
   saliency: number[] | null;
 }
-const LAST = `(() => { const l = fimscope.state.last; return l && { bitsPerDim: l.bitsPerDim, score: l.score, z: l.z, inDistribution: l.inDistribution, source: l.source, saliency: l.saliency && Array.from(l.saliency) }; })()`;
+const LAST = `(() => { const l = fimscope.state.last; return l && { bitsPerDim: l.bitsPerDim, nllNats: l.nllNats, measure: l.measure, score: l.score, z: l.z, inDistribution: l.inDistribution, source: l.source, saliency: l.saliency && Array.from(l.saliency) }; })()`;
 
 // Deno's reference: the same library on the CPU backend.
 const reference = new Map<string, { model: GenerativeModel; det: DiagonalDetector }>();
 async function deno(modelId: string, image: Uint8Array, saliency: SaliencyTarget = "score") {
   if (!reference.has(modelId)) {
     const { model } = await loadModelBytes(Deno.readFileSync(`weights/${modelId}.safetensors`), T.cpu, modelId);
+    useDetectorScore(model); // as the page and make_assets (the diffusion model: its L1 eps-loss at t = 1)
     const det = checkDetector(JSON.parse(Deno.readTextFileSync(`web/data/${modelId}.detector.json`)), model.namedParameters().map(([n]) => n));
     reference.set(modelId, { model, det });
   }
@@ -52,7 +55,9 @@ function assertSame(page: PageResult, ref: Awaited<ReturnType<typeof deno>>, wha
   assert.ok(rel(page.bitsPerDim, ref.bitsPerDim) < tol, `${what}: NLL ${page.bitsPerDim} in the page, ${ref.bitsPerDim} in Deno`);
   assert.ok(rel(page.score, ref.score) < tol, `${what}: score ${page.score} in the page, ${ref.score} in Deno`);
   assert.is(page.inDistribution, ref.inDistribution, `${what}: verdict`);
-  const zErr = Math.max(...page.z.map((z, l) => Math.abs(z - ref.z[l])));
+  // Features the detector does not score have z NaN (null once through JSON) on both sides.
+  assert.equal(page.z.map((z) => z === null || !Number.isFinite(z)), ref.z.map((z) => !Number.isFinite(z)), `${what}: unscored features`);
+  const zErr = Math.max(...page.z.map((z, l) => (Number.isFinite(ref.z[l]) ? Math.abs(z - ref.z[l]) : 0)));
   assert.ok(zErr < 1e-3, `${what}: z-scores differ by up to ${zErr}`);
 }
 
@@ -121,6 +126,31 @@ if (!have) {
     }
     await c.screenshot(`${SHOTS}/page-glow.png`);
     await c.eval(`fimscope.selectModel("vae-fashion")`);
+  });
+
+  S("the diffusion model: samples, bits/dim, and its one-step L1 eps-loss and score equal Deno's to 1e-4 (WebGPU)", async () => {
+    const c = chrome!;
+    const t0 = performance.now();
+    await c.eval(`fimscope.selectModel("diffusion-fashion")`);
+    try {
+      assert.is(await c.eval("document.getElementById('bpd').textContent"), readCheckpoint("weights/diffusion-fashion.safetensors").metadata.test_bpd);
+      assert.ok(await c.waitFor("document.getElementById('samples').complete && document.getElementById('samples').naturalWidth > 0 && document.getElementById('samples').src.endsWith('diffusion-fashion-samples.png')", 10000));
+      await c.eval(`fimscope.inspectSet("mnist", 7).then(() => 1)`);
+      const page = await c.eval<PageResult>(LAST);
+      const ref = await deno("diffusion-fashion", testImage("mnist", 7));
+      assert.is(page.measure.kind, "eps-loss");
+      assert.is(ref.measure.kind, "eps-loss", "Deno's reference differentiates the eps-loss too");
+      assert.ok(rel(page.nllNats, ref.nllNats) < 1e-4, `eps-loss ${page.nllNats} in the page, ${ref.nllNats} in Deno`);
+      assertSame(page, ref, "diffusion-fashion mnist #7");
+      const m = Math.max(...ref.saliency!.map(Math.abs)), err = Math.max(...page.saliency!.map((v, i) => Math.abs(v - ref.saliency![i])));
+      assert.ok(m > 0 && err / m < 1e-3, `diffusion saliency of the score: max difference ${err} against max |value| ${m}`);
+      assert.is(await c.eval("document.getElementById('nll-label').textContent"), "L1 eps-loss, t = 1");
+      assert.is(await c.eval("document.getElementById('zbars').querySelectorAll('rect.zbar').length"), ref.z.filter(Number.isFinite).length);
+      await c.screenshot(`${SHOTS}/page-diffusion.png`);
+      console.log(`    diffusion mnist #7: eps-loss ${page.nllNats} (Deno ${ref.nllNats}), score ${page.score} (Deno ${ref.score}); inspect in the page ${(await c.eval<number>("fimscope.state.last.ms")).toFixed(0)} ms, this test ${(performance.now() - t0).toFixed(0)} ms`);
+    } finally {
+      await c.eval(`fimscope.selectModel("vae-fashion")`); // the later tests use the VAE
+    }
   });
 
   S("saliency map: rendered, and equal to Deno's double backprop (score and one layer)", async () => {

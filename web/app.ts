@@ -89,6 +89,8 @@ const state = {
   model: null as F.GenerativeModel | null,
   metadata: {} as Record<string, string>,
   det: null as F.DiagonalDetector | null,
+  /** What the model's nll() measures (the diffusion model: the eps-loss its features differentiate). */
+  measure: null as F.NllMeasure | null,
   sets: new Map<string, F.ImageSet>(),
   image: null as Uint8Array | null,
   source: "",
@@ -180,12 +182,16 @@ async function loadModel(id: string) {
   const t0 = performance.now();
   const bytes = new Uint8Array(await (await fetchOk(entry.weights)).arrayBuffer());
   const { model, metadata } = await F.loadModelBytes(bytes, state.chosen!.backend, entry.weights);
+  // What the detector differentiates, as in `npm run ood` (the diffusion model: its L1 eps-loss at t = 1).
+  const measure = F.useDetectorScore(model);
   const det = F.checkDetector(await (await fetchOk(entry.detector)).json(), model.namedParameters().map(([n]) => n), entry.detector);
   state.model?.parameters().forEach((p) => p.dispose());
-  Object.assign(state, { entry, model, metadata, det });
+  Object.assign(state, { entry, model, metadata, det, measure });
+  $<HTMLSelectElement>("model").value = id; // also when chosen through window.fimscope
   const params = model.parameters().reduce((s, p) => s + p.size, 0);
   $("model-info").innerHTML = `<b>${entry.label}</b>: ${metadata.kind}, ${params.toLocaleString()} parameters in ${det.names.length} tensors, ` +
     `trained ${metadata.steps ?? "?"} steps; test NLL <b id="bpd">${metadata.test_bpd ?? "?"}</b> bits/dim` +
+    (metadata.kind === "diffusion" ? " (its variational bound)" : "") +
     (metadata.test_eval_n ? ` (${metadata.test_eval_n} test images)` : "") + `. Loaded in ${(performance.now() - t0).toFixed(0)} ms.`;
   const img = $<HTMLImageElement>("samples");
   if (entry.samples) {
@@ -253,7 +259,9 @@ function inspect(image: Uint8Array, source: string) {
     drawGray($<HTMLCanvasElement>("input-view"), image);
     $("input-source").textContent = source;
     if (r.saliency) drawSaliency($<HTMLCanvasElement>("saliency"), r.saliency);
-    $("nll").textContent = `${fmt(r.bitsPerDim)} bits/dim`;
+    $("nll").textContent = r.measure.kind === "nll" ? `${fmt(r.bitsPerDim)} bits/dim` : fmt(r.nllNats);
+    $("nll").title = r.measure.label;
+    $("nll-label").textContent = r.measure.short;
     $("score").textContent = fmt(r.score, 3);
     $("threshold").textContent = fmt(det.threshold, 3);
     const v = $("verdict");
@@ -355,8 +363,8 @@ function sampleNow(n = 16) {
     const temperature = Number($<HTMLInputElement>("sample-t").value);
     if (!(temperature > 0 && temperature <= 2)) throw new Error(`temperature ${temperature}: expected a number in (0, 2]`);
     const t0 = performance.now();
-    const vae = state.metadata.kind === "vae";
-    const imgs = await model.sample(n, new F.T.Generator(sampleSeed++), vae ? { mean: true } : { temperature });
+    const vae = state.metadata.kind === "vae", diffusion = state.metadata.kind === "diffusion";
+    const imgs = await model.sample(n, new F.T.Generator(sampleSeed++), vae ? { mean: true } : diffusion ? { steps: 50 } : { temperature });
     const c = $<HTMLCanvasElement>("live-samples"), cols = Math.ceil(Math.sqrt(n)), cell = c.width / cols;
     const ctx = c.getContext("2d")!;
     ctx.fillStyle = "#888";
@@ -370,7 +378,7 @@ function sampleNow(n = 16) {
     }
     c.hidden = false;
     $("sample-status").textContent = `${n} samples in ${(performance.now() - t0).toFixed(0)} ms on this backend` +
-      (vae ? " (the VAE's decoder means; the temperature is the Glow's)" : ` at temperature ${temperature}`);
+      (vae ? " (the VAE's decoder means; the temperature is the Glow's)" : diffusion ? " (DDIM, 50 steps; the temperature is the Glow's)" : ` at temperature ${temperature}`);
     return { n, ms: performance.now() - t0 };
   });
 }
@@ -425,7 +433,7 @@ function evaluate(n: number) {
     const L = det.names.length, picks = [...new Set([0, Math.floor(L / 3), Math.floor((2 * L) / 3), L - 1])];
     const hist = F.histogramsSvg(`${entry.id}: score, NLL and log ||grad||^2 per layer, ${fi.name} vs ${fo.name}`, [
       { label: "gradient score", series: feats.map((f) => ({ name: f.name, values: f.logf.map((r) => F.scoreRow(det, r)) })) },
-      { label: "NLL (bits/dim)", series: feats.map((f) => ({ name: f.name, values: f.nll })) },
+      { label: state.measure?.kind === "eps-loss" ? "eps-loss / (D ln 2)" : "NLL (bits/dim)", series: feats.map((f) => ({ name: f.name, values: f.nll })) },
       ...picks.map((l) => ({ label: `log f: ${det.names[l]}`, series: feats.map((f) => ({ name: f.name, values: f.logf.map((r) => r[l]) })) })),
     ]);
     const ms = performance.now() - t0;

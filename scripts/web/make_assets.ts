@@ -2,7 +2,10 @@
 //   fashion.u8, mnist.u8   test images, 784 bytes each, from the npm dataset packages
 //   sets.json              what those files hold (counts, labels, which test indices, how)
 //   <model>.detector.json  each model's fitted detector (diagonal Gaussian over log f_l at B = 1)
-//                          and its threshold at 95% in-distribution TPR
+//                          and its threshold at 95% in-distribution TPR. The features are those of
+//                          `npm run ood` (setFeatures at B = 1): the gradient of the NLL, or for the
+//                          diffusion model of the L1 eps-loss at t = 1, one noise draw per input
+//                          (useDetectorScore), not of its bound.
 // Protocol (that of `npm run ood`, seed 0): FashionMNIST's test split is permuted with
 // Generator(1000); the detector is fitted on permuted images [0, fit) and its threshold set on
 // [fit, fit + calib), both in the first half; the shipped FashionMNIST images come from the second
@@ -10,6 +13,9 @@
 // permuted with Generator(3000), the first n.
 //   deno run -A scripts/web/make_assets.ts [--n 256] [--fit 500] [--calib 500] [--models vae-fashion,glow-fashion]
 //     [--backend webgpu|wasm|cpu] [--out web/data] [--force]
+// The shipped files: vae-fashion and glow-fashion from the defaults; diffusion-fashion from
+// `--models diffusion-fashion --out <temp dir>` (its detector copied in; the images and sets.json it
+// wrote there are byte-identical to the shipped ones).
 import "../../src/cli/errors.ts";
 import { parseArgs } from "node:util";
 import * as T from "../../src/autograd/index.ts";
@@ -20,7 +26,7 @@ import { readCheckpoint } from "../../src/io/safetensors.ts";
 import { selectBackend } from "../../src/kernels/select.ts";
 import { loadModel } from "../../src/models/registry.ts";
 import { DiagonalGaussian } from "../../src/ood/density.ts";
-import { diagonalDetector } from "../../src/ood/inspect.ts";
+import { diagonalDetector, useDetectorScore } from "../../src/ood/inspect.ts";
 import { setFeatures } from "../../src/ood/pipeline.ts";
 
 const { values: a } = parseArgs({
@@ -74,6 +80,7 @@ const detectors: Record<string, string> = {};
 for (const m of models) {
   const path = `weights/${m}.safetensors`;
   const model = await loadModel(path, backend);
+  const measure = useDetectorScore(model); // the diffusion model: the L1 eps-loss at t = 1, as `npm run ood`
   const fit = await setFeatures(model, subset(fashion, permF.subarray(0, nFit), "fit"), { groupSize: 1, batch: 64, seed: 0 });
   const cal = await setFeatures(model, subset(fashion, permF.subarray(nFit, nFit + nCal), "calibration"), { groupSize: 1, batch: 64, seed: 1 });
   const diag = new DiagonalGaussian(fit.logf, fit.names.length);
@@ -88,6 +95,8 @@ for (const m of models) {
     calibration: `the same permutation, images [${nFit}, ${nFit + nCal}) (noise seed 1); ${(100 * kept).toFixed(1)}% score >= threshold`,
     weights: { steps: meta.steps, test_bpd: meta.test_bpd },
     backend: backend.name,
+    // Only where nll() is not a likelihood (the diffusion model), so the VAE's and Glow's files stay as they were.
+    ...(measure.kind === "eps-loss" ? { nll: `${measure.label}; nllMean is that loss / (784 ln 2), as setFeatures scales it` } : {}),
   });
   det.nllMean = fit.nll.reduce((t, v) => t + v, 0) / fit.nll.length;
   write(`${out}/${m}.detector.json`, JSON.stringify(det) + "\n");

@@ -7,6 +7,7 @@ import { makeSet } from "../data/dataset.ts";
 import type { GenerativeModel } from "../models/model.ts";
 import { LN2 } from "../models/model.ts";
 import type { DiagonalGaussian } from "./density.ts";
+import { type Diffusion, PAPER_SCORE, scoreLabel } from "../models/diffusion.ts";
 
 const LOG2PI = Math.log(2 * Math.PI);
 
@@ -93,12 +94,47 @@ export function zScores(det: DiagonalDetector, logf: ArrayLike<number>): number[
   return det.names.map((_, l) => kept.has(l) ? (logf[l] - det.mean[l]) / Math.sqrt(det.variance[l]) : NaN);
 }
 
+/**
+ * Makes `model.nll` the quantity the detector differentiates, as `npm run ood` does by default: the
+ * NLL, except for the diffusion model, whose features are the gradient of the paper's score, the
+ * L1 eps-loss at t = 1 with one noise draw per input (src/cli/ood.ts: --diffusion-score l1
+ * --diffusion-t 1), not of its bound. Returns what nll() then measures, for labels.
+ */
+export function useDetectorScore(model: GenerativeModel): NllMeasure {
+  if (model.kind === "diffusion") (model as unknown as Diffusion).setScore(PAPER_SCORE);
+  return nllMeasure(model);
+}
+
+/** What a model's nll() measures now: a negative log-likelihood (bits/dim) or, for the diffusion model's eps-loss score, that loss. */
+export interface NllMeasure {
+  /** "nll" (report bitsPerDim) or "eps-loss" (report nllNats: the loss itself, mean over pixels). */
+  kind: "nll" | "eps-loss";
+  /** A table heading, e.g. "NLL" or "L1 eps-loss, t = 1". */
+  short: string;
+  label: string;
+}
+
+export function nllMeasure(model: GenerativeModel): NllMeasure {
+  const s = model.kind === "diffusion" ? (model as unknown as Diffusion).score : undefined;
+  if (s?.kind === "loss") {
+    const what = s.loss === "l1" ? "|eps - eps_hat|" : "(eps - eps_hat)^2";
+    return { kind: "eps-loss", short: `${s.loss.toUpperCase()} eps-loss, t = ${s.t}`, label: `${s.loss.toUpperCase()} eps-loss at t = ${s.t} (${scoreLabel(s)}: mean over pixels of ${what}, one noise draw; the detector's quantity, not a likelihood)` };
+  }
+  if (s?.kind === "elbo") return { kind: "nll", short: "NLL bound", label: "negative variational bound, bits/dim (stratified estimate)" };
+  return { kind: "nll", short: "NLL", label: model.kind === "vae" ? "NLL: negative ELBO, bits/dim (one latent sample)" : "NLL, bits/dim" };
+}
+
 export type SaliencyTarget = "none" | "score" | number;
 
 export interface Inspection {
-  /** NLL in bits/dim (the VAE: one-sample negative ELBO with the given noise). */
+  /**
+   * NLL in bits/dim (the VAE: one-sample negative ELBO with the given noise): nllNats / (D ln 2).
+   * Only a likelihood where measure.kind is "nll"; for the diffusion model's eps-loss score read nllNats.
+   */
   bitsPerDim: number;
+  /** model.nll of the input: nats, or the eps-loss itself (measure.kind "eps-loss"). */
   nllNats: number;
+  measure: NllMeasure;
   logf: Float64Array;
   z: number[];
   score: number;
@@ -148,19 +184,23 @@ export async function inspectInput(model: GenerativeModel, x: T.Tensor, det: Dia
     const noise = shape ? T.randn(gen, shape, { backend, dtype }) : undefined;
     const nll = T.sum(model.nll(leaf, { noise }));
     const grads = T.grad(nll, params, { createGraph: withSaliency });
-    const logf = T.concat(grads.map((g, i) => {
+    const perLayer = grads.map((g, i) => {
       if (!g) throw new Error(`inspect: parameter ${named[i][0]} does not reach the NLL`);
       return T.reshape(T.log(T.sumSquares(g)), [1]);
-    }), 0);
+    });
+    const logf = T.concat(perLayer, 0);
     let sal: T.Tensor | null = null;
     if (withSaliency) {
       let y: T.Tensor;
       if (target === "score") {
-        const L = det.names.length, kept = new Set(det.kept);
-        const mean = T.tensor(det.mean.map((m, l) => (kept.has(l) ? m : 0)), [L], { backend, dtype });
-        const w = T.tensor(det.variance.map((v, l) => (kept.has(l) ? -0.5 / v : 0)), [L], { backend, dtype });
-        y = T.sum(T.mul(T.square(T.sub(logf, mean)), w)); // the score up to a constant
-      } else y = T.slice(logf, [target as number], [(target as number) + 1]);
+        // The score up to a constant, from the kept features' own nodes only: an unscored feature can
+        // be log 0 = -inf for this input (the diffusion model's output bias under the L1 loss when
+        // the signs of eps - eps_hat balance), and a zero weight on it would still give 0 * inf = NaN.
+        const K = det.kept.length;
+        const mean = T.tensor(det.kept.map((l) => det.mean[l]), [K], { backend, dtype });
+        const w = T.tensor(det.kept.map((l) => -0.5 / det.variance[l]), [K], { backend, dtype });
+        y = T.sum(T.mul(T.square(T.sub(T.concat(det.kept.map((l) => perLayer[l]), 0), mean)), w));
+      } else y = perLayer[target as number];
       sal = T.grad(T.sum(y), [leaf])[0];
       if (!sal) throw new Error("inspect: the saliency target does not depend on the input");
     }
@@ -173,5 +213,5 @@ export async function inspectInput(model: GenerativeModel, x: T.Tensor, det: Dia
   out.logf.dispose();
   out.sal?.dispose();
   const score = scoreRow(det, logf);
-  return { bitsPerDim: nllNats / (model.dims * LN2), nllNats, logf, z: zScores(det, logf), score, inDistribution: score >= det.threshold, saliency };
+  return { bitsPerDim: nllNats / (model.dims * LN2), nllNats, measure: nllMeasure(model), logf, z: zScores(det, logf), score, inDistribution: score >= det.threshold, saliency };
 }
