@@ -11,7 +11,7 @@ import { BACKEND, choice, flag, inFile, int, ints, outDir, parseOptions, shipped
 import * as T from "../autograd/index.ts";
 import { subset } from "../data/dataset.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
-import { protectedReason } from "../io/atomic.ts";
+import { protectedReason, writeFileAtomic } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
 import type { Diffusion } from "../models/diffusion.ts";
 import { checkImageShape, checkModelFile, loadModel } from "../models/registry.ts";
@@ -83,11 +83,7 @@ const md = `# Timestep ablation: ${a.model}, ${inName} vs ${oodSet.name}, B = ${
   `fit ${nFit}, evaluate ${nEval} per set; AUROC with 95% bootstrap intervals.\n\n| t | gradient | typicality | likelihood |\n|---|---|---|---|\n` +
   rows.map((r) => `| ${r.t} | ${f3(r.gradient)} [${f3(r.ci[0])}, ${f3(r.ci[1])}] | ${f3(r.typicality)} [${f3(r.ciTyp[0])}, ${f3(r.ciTyp[1])}] | ${f3(r.likelihood)} |`).join("\n") + "\n";
 Deno.mkdirSync(a.out, { recursive: true });
-const write = (name: string, text: string) => {
-  const tmp = `${a.out}/.${name}.tmp`;
-  Deno.writeTextFileSync(tmp, text);
-  Deno.renameSync(tmp, `${a.out}/${name}`);
-};
+const write = (name: string, text: string) => writeFileAtomic(`${a.out}/${name}`, text);
 write("table.md", md);
 write("table.json", JSON.stringify({ model: a.model, B, fit: nFit, eval: nEval, ood: oodSet.name, loss: a.loss, seed, rows }, null, 2));
 write("auroc-vs-t.svg", lineLog2Svg(`${inName} vs ${oodSet.name}, B=${B}: AUROC against the step t`, "t", "AUROC", [

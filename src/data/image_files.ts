@@ -3,7 +3,9 @@
 // binary (*.bin, or a folder of them). Every input gets an id: the PNG's file name, or
 // `file:index` inside an array file. Writers for each format too (tests round-trip through them;
 // `encodeNpy` also exports sets). Errors are one line naming the file.
-import { convertIndexedToRgb, decode, encode } from "fast-png";
+import { convertIndexedToRgb, decode } from "fast-png";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { imageGridPng } from "../io/png.ts";
 import { type ImageSet, makeSet } from "./dataset.ts";
 import { parseCifar10 } from "./cifar.ts";
 import { readBytes } from "./files.ts";
@@ -50,9 +52,7 @@ export function decodePngImage(bytes: Uint8Array, file: string): { c: number; h:
 
 /** Planar [C, H, W] bytes as a PNG (C = 1 or 3). */
 export function encodePngImage(data: Uint8Array, c: number, h: number, w: number): Uint8Array {
-  const inter = new Uint8Array(c * h * w);
-  for (let i = 0; i < h * w; i++) for (let k = 0; k < c; k++) inter[i * c + k] = data[k * h * w + i];
-  return encode({ width: w, height: h, data: inter, channels: c, depth: 8 });
+  return imageGridPng(data, 1, c, h, w, 1, 0); // a grid of one image without a gap
 }
 
 const byName = (a: string, b: string) => a.localeCompare(b, "en", { numeric: true });
@@ -92,7 +92,7 @@ export function writePngFolder(dir: string, s: ImageSet, prefix = "img"): string
   const d = s.c * s.h * s.w, pad = String(s.n - 1).length;
   return Array.from({ length: s.n }, (_, i) => {
     const name = `${prefix}${String(i).padStart(pad, "0")}.png`;
-    Deno.writeFileSync(`${dir}/${name}`, encodePngImage(s.images.subarray(i * d, (i + 1) * d), s.c, s.h, s.w));
+    writeFileAtomic(`${dir}/${name}`, encodePngImage(s.images.subarray(i * d, (i + 1) * d), s.c, s.h, s.w));
     return name;
   });
 }
