@@ -17,7 +17,7 @@
 // `--models diffusion-fashion --out <temp dir>` (its detector copied in; the images and sets.json it
 // wrote there are byte-identical to the shipped ones).
 import "../../src/cli/errors.ts";
-import { parseArgs } from "node:util";
+import { choice, flag, int, outDir, parseOptions, text, usageError } from "../../src/cli/args.ts";
 import * as T from "../../src/autograd/index.ts";
 import { subset } from "../../src/data/dataset.ts";
 import { loadDataset } from "../../src/data/mnist.ts";
@@ -29,27 +29,18 @@ import { DiagonalGaussian } from "../../src/ood/density.ts";
 import { diagonalDetector, useDetectorScore } from "../../src/ood/inspect.ts";
 import { setFeatures } from "../../src/ood/pipeline.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    n: { type: "string", default: "256" },
-    fit: { type: "string", default: "500" },
-    calib: { type: "string", default: "500" },
-    models: { type: "string", default: "vae-fashion,glow-fashion" },
-    out: { type: "string", default: "web/data" },
-    backend: { type: "string", default: "webgpu" },
-    force: { type: "boolean", default: false },
-  },
+const a = parseOptions("make_assets", {
+  n: int({ min: 1, max: 5000 }).default(256),
+  fit: int({ min: 2, max: 5000 }).default(500),
+  calib: int({ min: 20, max: 5000 }).default(500),
+  models: text().default("vae-fashion,glow-fashion"),
+  out: outDir().default("web/data"),
+  backend: choice(["webgpu", "wasm", "cpu"] as const).default("webgpu"), // webgpu: the shipped files' backend
+  force: flag(),
 });
-const int = (name: string, v: string, lo: number, hi: number) => {
-  const x = Number(v);
-  if (!Number.isInteger(x) || x < lo || x > hi) throw new Error(`make_assets: --${name} ${v} is not an integer in [${lo}, ${hi}]`);
-  return x;
-};
-const n = int("n", a.n!, 1, 5000), nFit = int("fit", a.fit!, 2, 5000), nCal = int("calib", a.calib!, 20, 5000);
-if (nFit + nCal > 5000) throw new Error(`make_assets: --fit ${nFit} + --calib ${nCal} exceed the 5000 images of the split's first half`);
-const models = a.models!.split(",");
-if (!["webgpu", "wasm", "cpu"].includes(a.backend!)) throw new Error(`make_assets: --backend ${a.backend}: expected webgpu (the shipped files' backend), wasm or cpu`);
+const n = a.n, nFit = a.fit, nCal = a.calib;
+if (nFit + nCal > 5000) throw usageError("make_assets", "--fit + --calib", `${nFit} + ${nCal}`, "at most the 5000 images of the split's first half");
+const models = a.models.split(",");
 for (const m of models) {
   try {
     Deno.statSync(`weights/${m}.safetensors`);
@@ -59,7 +50,7 @@ for (const m of models) {
   const data = readCheckpoint(`weights/${m}.safetensors`).metadata.data;
   if (data !== "fashion") throw new Error(`make_assets: --models: ${m} was trained on ${data}; the shipped protocol is for FashionMNIST models`);
 }
-const out = a.out!;
+const out = a.out;
 const targets = ["fashion.u8", "mnist.u8", "sets.json", ...models.map((m) => `${m}.detector.json`)].map((f) => `${out}/${f}`);
 if (!a.force) {
   const there = targets.filter((f) => { try { Deno.statSync(f); return true; } catch { return false; } });
@@ -75,7 +66,7 @@ const shipped = {
   fashion: subset(fashion, permF.subarray(half, half + n), "fashion"),
   mnist: subset(mnist, permM.subarray(0, n), "mnist"),
 };
-const backend = await selectBackend(a.backend as "webgpu" | "wasm" | "cpu");
+const backend = await selectBackend(a.backend);
 const detectors: Record<string, string> = {};
 for (const m of models) {
   const path = `weights/${m}.safetensors`;
