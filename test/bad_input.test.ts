@@ -209,6 +209,7 @@ const cases: Case[] = [
   { cmd: "train", args: ["--config", '{"latent":-1}'], error: /^error: train: --config: vae config key 'latent' is -1/ },
   { cmd: "train", args: ["--config", '{"latent":1e9}'], error: /^error: train: --config: vae config key 'latent' is 1000000000/ },
   { cmd: "train", args: ["--model", "glow", "--config", '{"levels":3}'], error: /^error: train: --config: glow config .* not divisible by 2\^levels = 8$/ },
+  { cmd: "train", args: ["--model", "glow", "--config", '{"logit":0.5}'], error: /^error: train: --config: glow config key 'logit' is 0\.5 \(allowed: a number from 0 to 0\.25\)$/ },
   { cmd: "train", args: ["--model", "glow", "--config", '{"image":[3,32,32]}'], error: /^error: train: --config: the glow takes 3x32x32 images but fashion has 1x28x28 images$/ },
   { cmd: "nll", args: ["--model", GLOW_CIFAR], error: /^error: nll: --model .*glow-32x32\.safetensors: the glow takes 3x32x32 images but fashion has 1x28x28 images$/ },
   { cmd: "ood", args: ["--model", GLOW_CIFAR], error: /^error: ood: --model .*glow-32x32\.safetensors: the glow takes 3x32x32 images/ },

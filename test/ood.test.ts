@@ -19,7 +19,7 @@ const gpu = await webgpu();
 const G = gpuTest(S, gpu);
 
 async function compareBatchedLoop(backendName: string, backend: T.Tensor["backend"]) {
-  for (const [kind, cfg] of [["vae", { latent: 4, channels: [4, 8], outChannels: 4 }], ["glow", { levels: 2, steps: 2, hidden: 8, image: [1, 28, 28] }]] as const) {
+  for (const [kind, cfg] of [["vae", { latent: 4, channels: [4, 8], outChannels: 4 }], ["glow", { levels: 2, steps: 2, hidden: 8, image: [1, 28, 28] }], ["glow", { levels: 2, steps: 1, hidden: 8, image: [1, 28, 28], logit: 0.05 }]] as const) {
     const m = await createModel(kind, cfg, backend, 1);
     const x = T.rand(new T.Generator(2), [10, 1, 28, 28], { backend, low: -0.5, high: 0.5 });
     if (m.initialize) m.initialize(x);

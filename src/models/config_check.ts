@@ -51,7 +51,7 @@ export const CONFIG_RULES: Record<string, KindRules> = {
     },
   },
   glow: {
-    keys: { levels: int(1, 6), steps: int(1, 128), hidden: int(1, 4096), image: ints(3, 1, 1024) },
+    keys: { levels: int(1, 6), steps: int(1, 128), hidden: int(1, 4096), image: ints(3, 1, 1024), logit: { type: "number", min: 0, max: 0.25 } },
     check: (c) => {
       const [ch, H, W] = c.image as number[], L = c.levels as number;
       if (ch > 4) return `image channels ${ch}: at most 4`;

@@ -3,7 +3,7 @@
 import * as T from "../autograd/index.ts";
 import { type ImageSet, toTensor } from "../data/dataset.ts";
 import { type Init, Module } from "../nn/module.ts";
-import { FlowStep, gaussianLogProb, SplitPrior, squeeze, unsqueeze } from "./glow_layers.ts";
+import { FlowStep, gaussianLogProb, LogitPreprocess, SplitPrior, squeeze, unsqueeze } from "./glow_layers.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
 import { checkImageShape, type GenerativeModel, type ImageShape, type SampleOptions } from "./model.ts";
 
@@ -13,6 +13,11 @@ export interface GlowConfig {
   hidden: number;
   /** Input image shape [C, H, W]. */
   image: [number, number, number];
+  /**
+   * The flow models logit(alpha + (1 - 2 alpha) p) of the pixels p in [0, 1) (LogitPreprocess) when
+   * this alpha is given and > 0; absent or 0: the pixels minus 1/2, as the shipped weights were trained.
+   */
+  logit?: number;
 }
 
 /** Sized for 2 CPU cores (lavapipe). */
@@ -45,6 +50,7 @@ export class Glow extends Module implements GenerativeModel {
   readonly dtype: DType;
   readonly config: Record<string, unknown>;
   readonly levels: Level[];
+  readonly logit: LogitPreprocess | null;
 
   constructor(readonly cfg: GlowConfig, o: Init) {
     super();
@@ -54,6 +60,7 @@ export class Glow extends Module implements GenerativeModel {
     this.dtype = o.dtype ?? "float32";
     if (H % 2 ** cfg.levels || W % 2 ** cfg.levels) throw new Error(`Glow: image ${H}x${W} not divisible by 2^${cfg.levels}`);
     this.dims = C * H * W;
+    this.logit = cfg.logit ? new LogitPreprocess(cfg.logit) : null;
     this.levels = [];
     let c = C;
     for (let l = 0; l < cfg.levels; l++) {
@@ -92,6 +99,11 @@ export class Glow extends Module implements GenerativeModel {
     let h = x;
     let logdet: T.Tensor = T.zeros([x.shape[0]], { backend: x.backend, dtype: x.dtype });
     let logpz: T.Tensor = logdet;
+    if (this.logit) {
+      const r = this.logit.forward(x);
+      h = r.y;
+      logdet = r.logdet;
+    }
     const zs: T.Tensor[] = [];
     for (const level of this.levels) {
       h = squeeze(h);
@@ -131,7 +143,7 @@ export class Glow extends Module implements GenerativeModel {
       for (let k = level.steps.length - 1; k >= 0; k--) h = await level.steps[k].reverse(h);
       h = unsqueeze(h);
     }
-    return h;
+    return this.logit ? this.logit.reverse(h) : h;
   }
 
   /**
