@@ -68,6 +68,48 @@ S("strided copies and broadcasts on random specs (negative steps, padding on eve
   }
 });
 
+S("strided copies in wasm (boxes of 1-4 dimensions, vector, splat and scalar rows, threaded) and the loop past them equal the reference", () => {
+  const g = new T.Generator(47);
+  const ri = (n: number) => Math.floor(g.uniform() * n);
+  let viaKernel = 0;
+  for (let t = 0; t < 600; t++) {
+    const rank = 1 + ri(5);
+    const inShape = Array.from({ length: rank }, () => 2 + ri(t < 20 ? 40 : 11));
+    // every output dimension on its own input dimension (a permutation of a subset), plus broadcasts
+    const perm = inShape.map((_, i) => i).sort(() => g.uniform() - 0.5);
+    const map = perm.slice(0, 1 + ri(rank));
+    const outShape = map.map((m) => Math.max(1, inShape[m] + ri(5) - 2));
+    const start = map.map((m) => ri(5) === 0 ? ri(inShape[m] + 2) - 1 : 0), step = map.map(() => [1, 1, 1, 0, -1, 2][ri(6)]);
+    // a negative step starts at the far end (a flip), sometimes past it (padding)
+    map.forEach((m, d) => { if (step[d] < 0) start[d] = inShape[m] - 1 + ri(2); });
+    const spec = { inShape, outShape, map, start, step, padValue: ri(3) - 1.5 };
+    const x = wb.upload(Float32Array.from({ length: inShape.reduce((p, q) => p * q, 1) }, (_, i) => i + 1), "float32");
+    const want = T.cpu.strided(x, spec, "float32"), got = wb.strided(x, spec, "float32");
+    assert.equal([...got], [...want], JSON.stringify(spec));
+    if (want.length >= 64) viaKernel++;
+    wb.release(got);
+    wb.release(x);
+  }
+  // nearest upsampling (stride-0 innermost rows, threaded: 2^17 elements), a size-1 output, an all-padding output
+  const up = { inShape: [8, 16, 1, 32, 1], outShape: [8, 16, 2, 32, 2], map: [0, 1, 2, 3, 4], start: [0, 0, 0, 0, 0], step: [1, 1, 0, 1, 0], padValue: 0 };
+  const pad = { inShape: [3, 5], outShape: [4, 7], map: [0, 1], start: [5, -9], step: [1, 1], padValue: 2 };
+  const one = { inShape: [70], outShape: [1], map: [0], start: [69], step: [1], padValue: 0 };
+  for (const spec of [up, pad, one]) {
+    const x = Float32Array.from({ length: spec.inShape.reduce((p, q) => p * q, 1) }, (_, i) => Math.sin(i));
+    assert.equal([...wb.strided(x, spec, "float32")], [...T.cpu.strided(x, spec, "float32")], JSON.stringify(spec.outShape));
+  }
+  assert.ok(viaKernel > 150, `${viaKernel} specs of 64 elements or more`);
+});
+
+S("small products (the TypeScript path, batched, transposed, one side broadcast) equal the reference", async () => {
+  await compare(wb, "bmm 8x8", (a, b) => T.matmul(a, b), [[64, 8, 8], [64, 8, 8]], { tol: 1e-5 });
+  await compare(wb, "bmm broadcast", (a, b) => T.matmul(a, b), [[5, 3, 7], [7, 4]], { tol: 1e-5 });
+  await compare(wb, "mm T", (a, b) => T.mm(a, b, true, true), [[5, 3], [2, 5]], { tol: 1e-5 });
+  await compare(wb, "mm 1", (a, b) => T.mm(a, b), [[1, 1], [1, 1]], { tol: 1e-5 });
+  await compare(wb, "mm edge", (a, b) => T.mm(a, b), [[16, 16], [16, 16]], { tol: 1e-5 }); // 4096 multiply-adds: the last small one
+  await compare(wb, "mm past", (a, b) => T.mm(a, b), [[16, 16], [16, 17]], { tol: 1e-5 }); // the first through the kernels
+});
+
 S("SIMD elementwise kernels equal the reference bit for bit, NaN, infinities and signed zeros included", () => {
   const special = [NaN, Infinity, -Infinity, 0, -0, 1, -1, 0.5, -2.5, 3e-39];
   const vals = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => (i % 7 === 3 ? special[(i * 31 + seed) % special.length] : Math.sin(i * 1.7 + seed) * 3));

@@ -9,12 +9,18 @@ import type { KernelName } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
 import type { WasmMemory } from "./memory.ts";
 import { F32_BITS, KI, ranges, type Task, type WasmOptions, WasmRuntime } from "./runtime.ts";
-import { binaryInto, coalesce, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
+import { binaryInto, coalesce, matmulInto, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
 import { SIMD_APPROX, SIMD_BINARY, SIMD_UNARY } from "./elementwise.ts";
 import { conv2d, conv2dInputGrad, conv2dWeightGrad } from "./conv.ts";
+import { strided } from "./movement.ts";
 
 export type { WasmOptions };
 const SIMD_UN = new Set<string>([...SIMD_UNARY, ...SIMD_APPROX]), SIMD_BIN = new Set<string>(SIMD_BINARY);
+/**
+ * Products of at most this many multiply-adds (per batch item) run as a TypeScript loop: the
+ * Glow's batched 8x8 weight products (64 per call) cost ~0.4 ms each through packing and tasks.
+ */
+const SMALL_MM = 4096;
 /** Elementwise ops of at least this many elements run on all threads. */
 const PARALLEL_EW = 1 << 16;
 
@@ -174,7 +180,12 @@ export class WasmBackend implements Backend<Data> {
   }
   strided(x: Data, spec: StridedSpec, dtype: DType): Data {
     if (dtype === "float64") return this.ref.strided(x, spec, dtype);
-    const out = this.#m.out(spec.outShape.reduce((p, q) => p * q, 1));
+    const total = spec.outShape.reduce((p, q) => p * q, 1);
+    if (total >= 64) {
+      const r = strided(this.#rt, x as Float32Array, spec);
+      if (r) return r;
+    }
+    const out = this.#m.out(total);
     stridedInto(x, spec, out);
     return out;
   }
@@ -198,6 +209,11 @@ export class WasmBackend implements Backend<Data> {
     const { batchA, batchB, M, K, N, transA, transB } = s;
     const batch = Math.max(batchA, batchB);
     if (K === 0 || M * N === 0) return this.fill(batch * M * N, 0, dtype);
+    if (M * K * N <= SMALL_MM) { // packing and a task per product cost more than the product
+      const out = this.#m.out(batch * M * N);
+      matmulInto(a, b, s, out);
+      return out;
+    }
     const { NR } = this.#rt.shape;
     const R = this.#rt.rows(M), MR = R.MR;
     const rp = Math.ceil(M / MR), cp = Math.ceil(N / NR), ldc = cp * NR;

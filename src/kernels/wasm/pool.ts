@@ -18,11 +18,9 @@ function work(c, fns) {
     if (t >= Atomics.load(c, ${END})) return;
     if (Atomics.compareExchange(c, ${NEXT}, t, t + 1) !== t) continue;
     const b = ${TASKS} + (t % ${CAP}) * ${STRIDE};
-    const n = c[b + 1];
-    const a = [];
-    for (let i = 0; i < n; i++) a.push(c[b + 2 + i]);
     try {
-      fns[c[b]](...a);
+      // always 15 arguments: a wasm export ignores those past its parameters (no array, no spread)
+      fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16]);
     } catch {
       Atomics.store(c, ${FAILED}, 1); // a trap: counted done, reported by the caller (an uncaught error would end the process)
     }
@@ -46,6 +44,23 @@ function start(d) {
 if (typeof self !== "undefined" && typeof self.postMessage === "function") self.onmessage = (e) => start(e.data);
 else import("node:worker_threads").then((w) => w.parentPort.once("message", start));
 `;
+
+/**
+ * Runs one task on this thread, without the iterator, rest and spread of `fn(...args)` (they
+ * cost microseconds per call, and the Glow's per-example pass runs thousands of small tasks).
+ */
+function call(fns: ((...a: number[]) => void)[], t: Task): void {
+  const f = fns[t[0]];
+  switch (t.length) {
+    case 5: return f(t[1], t[2], t[3], t[4]);
+    case 10: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9]);
+    case 12: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11]);
+    case 13: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12]);
+    case 15: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14]);
+    case 16: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]);
+    default: return f(...t.slice(1));
+  }
+}
 
 export class Pool {
   readonly #c: Int32Array;
@@ -99,7 +114,7 @@ export class Pool {
   /** Runs every task (on all threads when there are several) and returns when all are done. */
   run(tasks: Task[], parallel = true): void {
     if (this.threads === 1 || !parallel || tasks.length === 1) {
-      for (const [fn, ...a] of tasks) this.#fns[fn](...a);
+      for (let i = 0; i < tasks.length; i++) call(this.#fns, tasks[i]);
       return;
     }
     const c = this.#c;
@@ -146,16 +161,9 @@ export class Pool {
       if (t >= Atomics.load(c, END)) return;
       if (Atomics.compareExchange(c, NEXT, t, t + 1) !== t) continue;
       const b = TASKS + (t % CAP) * STRIDE;
-      const n = c[b + 1];
       try {
-        switch (n) { // no array spread on the hot path for the common arities
-          case 15: fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16]); break;
-          default: {
-            const a: number[] = [];
-            for (let i = 0; i < n; i++) a.push(c[b + 2 + i]);
-            fns[c[b]](...a);
-          }
-        }
+        // always 15 arguments, as on the workers (a wasm export ignores the extra ones)
+        fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16]);
       } finally {
         Atomics.add(c, DONE, 1);
       }

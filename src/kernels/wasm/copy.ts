@@ -1,0 +1,87 @@
+// The wasm backend's copy kernels: strided block copies between byte-strided layouts (the
+// convolutions' phase blocks and results, the strided op's boxes), vectors along the innermost
+// dimension where both sides allow.
+import { Fn, I32, op } from "./emit.ts";
+
+/**
+ * copy3d(src, s0, s1, s2, dst, d0, d1, d2, D0, D1, D2): dst[i][j][k] = src[i][j][k] for the
+ * extents D0 x D1 x D2, with byte strides on both sides (vectors when both inner strides are 4).
+ */
+export function copy3dFn(): Fn {
+  const f = new Fn("copy3d", Array(11).fill(I32));
+  const [src, s0, s1, s2, dst, d0, d1, d2, D0, D1, D2] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const i = f.local(), j = f.local(), k = f.local(), ps = f.local(), pd = f.local(), vend = f.local();
+  f.get(D2).i32(-4).op(op.and).set(vend);
+  f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
+    f.loop(j, () => f.i32(0), () => f.get(D1), 1, () => {
+      f.get(src).get(i).get(s0).op(op.mul).op(op.add).get(j).get(s1).op(op.mul).op(op.add).set(ps);
+      f.get(dst).get(i).get(d0).op(op.mul).op(op.add).get(j).get(d1).op(op.mul).op(op.add).set(pd);
+      f.get(s2).i32(4).op(op.eq).get(d2).i32(4).op(op.eq).op(op.and).if(() => {
+        f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
+          f.get(pd).get(ps).simd(0x00, 0, 0).simd(0x0b, 0, 0); // unaligned v128 load/store
+          f.get(ps).i32(16).op(op.add).set(ps);
+          f.get(pd).i32(16).op(op.add).set(pd);
+        });
+        f.loop(k, () => f.get(vend), () => f.get(D2), 1, () => {
+          f.get(pd).get(ps).op(0x2a, 0, 0).op(0x38, 0, 0);
+          f.get(ps).i32(4).op(op.add).set(ps);
+          f.get(pd).i32(4).op(op.add).set(pd);
+        });
+      }, () => {
+        f.loop(k, () => f.i32(0), () => f.get(D2), 1, () => {
+          f.get(pd).get(ps).op(0x2a, 0, 0).op(0x38, 0, 0);
+          f.get(ps).get(s2).op(op.add).set(ps);
+          f.get(pd).get(d2).op(op.add).set(pd);
+        });
+      });
+    });
+  });
+  return f;
+}
+
+/**
+ * copy4d(src, s0, s1, s2, s3, dst, d0, d1, d2, d3, D0, D1, D2, D3): dst[i][j][k][l] =
+ * src[i][j][k][l] over D0 x D1 x D2 x D3, byte strides on both sides (any sign; 0 broadcasts).
+ * The innermost dimension moves vectors when the output is contiguous along it and the input
+ * is too (s3 = 4) or is broadcast (s3 = 0, one load splatted).
+ */
+export function copy4dFn(): Fn {
+  const f = new Fn("copy4d", Array(14).fill(I32));
+  const [src, s0, s1, s2, s3, dst, d0, d1, d2, d3, D0, D1, D2, D3] = Array.from({ length: 14 }, (_, i) => i);
+  const i = f.local(), j = f.local(), k = f.local(), l = f.local(), ps = f.local(), pd = f.local(), vend = f.local(), mode = f.local();
+  // mode 1: contiguous vectors, 2: splat of one input element, 0: scalar
+  f.i32(0).set(mode);
+  f.get(d3).i32(4).op(op.eq).if(() => {
+    f.get(s3).i32(4).op(op.eq).if(() => f.i32(1).set(mode));
+    f.get(s3).op(op.eqz).if(() => f.i32(2).set(mode));
+  });
+  f.get(D3).i32(-4).op(op.and).set(vend);
+  f.get(mode).op(op.eqz).if(() => f.i32(0).set(vend));
+  f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
+    f.loop(j, () => f.i32(0), () => f.get(D1), 1, () => {
+      f.loop(k, () => f.i32(0), () => f.get(D2), 1, () => {
+        f.get(src).get(i).get(s0).op(op.mul).op(op.add).get(j).get(s1).op(op.mul).op(op.add).get(k).get(s2).op(op.mul).op(op.add).set(ps);
+        f.get(dst).get(i).get(d0).op(op.mul).op(op.add).get(j).get(d1).op(op.mul).op(op.add).get(k).get(d2).op(op.mul).op(op.add).set(pd);
+        f.get(mode).i32(1).op(op.eq).if(() => {
+          f.loop(l, () => f.i32(0), () => f.get(vend), 4, () => {
+            f.get(pd).get(ps).simd(0x00, 0, 0).simd(0x0b, 0, 0); // unaligned v128 load/store
+            f.get(ps).i32(16).op(op.add).set(ps);
+            f.get(pd).i32(16).op(op.add).set(pd);
+          });
+        });
+        f.get(mode).i32(2).op(op.eq).if(() => {
+          f.loop(l, () => f.i32(0), () => f.get(vend), 4, () => {
+            f.get(pd).get(ps).splatLoad(0).simd(0x0b, 0, 0);
+            f.get(pd).i32(16).op(op.add).set(pd);
+          });
+        });
+        f.loop(l, () => f.get(vend), () => f.get(D3), 1, () => {
+          f.get(pd).get(ps).op(0x2a, 0, 0).op(0x38, 0, 0); // f32 load/store, align 1
+          f.get(ps).get(s3).op(op.add).set(ps);
+          f.get(pd).get(d3).op(op.add).set(pd);
+        });
+      });
+    });
+  });
+  return f;
+}
