@@ -115,7 +115,7 @@ export class WasmBackend implements Backend<Data> {
   }
   fill(size: number, value: number, dtype: DType): Data {
     if (dtype === "float64") return this.ref.fill(size, value, dtype);
-    return this.#m.out(size).fill(value);
+    return this.#m.fill(this.#m.out(size), value);
   }
 
   // ---- elementwise, reductions, movement: tight loops in TypeScript (js_ops.ts); float64 on the reference ----

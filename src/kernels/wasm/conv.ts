@@ -169,7 +169,7 @@ function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Flo
   const Tmax = Math.ceil((H + 2 * pad) / s), Umax = Math.ceil((W + 2 * pad) / s);
   const Hg = Math.max(OH, Tmax) + P0 + 1, Wg = Math.max(OW, Umax) + Q0 + 1;
   const out = m.out(N * Cin * H * W);
-  out.fill(0); // phases with no taps (a filter narrower than the stride) stay zero
+  m.fill(out, 0); // phases with no taps (a filter narrower than the stride) stay zero
   try {
     const gyo = m.addr(gy), oo = m.dst(out);
     if (!m.inMem(out)) m.zero(oo, out.length);

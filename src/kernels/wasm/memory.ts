@@ -14,6 +14,15 @@ const sizeClass = (bytes: number) => Math.max(256, 2 ** Math.ceil(Math.log2(Math
  * multiplies it by a zero).
  */
 const SLACK = 64;
+const NAN_BITS = 0x7fc00000;
+const F32_BITS = new Float32Array(1), I32_OF = new Int32Array(F32_BITS.buffer);
+/** A float's bits as an i32. */
+export function f32Bits(v: number): number {
+  F32_BITS[0] = v;
+  return I32_OF[0];
+}
+/** fill32(address, words, bits): the module's fill kernel on this thread. */
+export type Fill32 = (at: number, n: number, bits: number) => void;
 
 export class WasmMemory {
   readonly mem: WebAssembly.Memory;
@@ -32,8 +41,11 @@ export class WasmMemory {
   /** Scratch blocks of the op in progress, freed by endOp. */
   #scratch: [number, number][] = [];
 
-  constructor(mem: WebAssembly.Memory) {
+  readonly #fill32: Fill32;
+
+  constructor(mem: WebAssembly.Memory, fill32: Fill32) {
     this.mem = mem;
+    this.#fill32 = fill32;
     this.resident = typeof SharedArrayBuffer !== "undefined" && mem.buffer instanceof SharedArrayBuffer;
     this.#f32 = this.#view();
   }
@@ -77,8 +89,8 @@ export class WasmMemory {
   tmp(floats: number): number {
     const at = this.#alloc(floats * 4 + SLACK); // slack: vector loads may run past the last element
     this.#scratch.push([at, floats * 4 + SLACK]);
-    if (this.poison) this.#f32.fill(NaN, at / 4, at / 4 + floats);
-    this.#f32.fill(0, at / 4 + floats, at / 4 + floats + SLACK / 4);
+    if (this.poison) this.#fill32(at, floats, NAN_BITS);
+    this.#fill32(at + floats * 4, SLACK / 4, 0);
     return at;
   }
   /** A zeroed scratch block of `floats`; its address. */
@@ -99,7 +111,17 @@ export class WasmMemory {
     return at;
   }
   zero(at: number, floats: number): void {
-    this.#f32.fill(0, at / 4, at / 4 + floats);
+    this.#fill32(at, floats, 0);
+  }
+  /** Sets `floats` floats at address `at` to v. */
+  fillAt(at: number, floats: number, v: number): void {
+    this.#fill32(at, floats, f32Bits(v));
+  }
+  /** Sets every element of a storage to v (by the kernel where it lives in this memory). */
+  fill(s: Float32Array, v: number): Float32Array {
+    if (this.inMem(s)) this.#fill32(s.byteOffset, s.length, f32Bits(v));
+    else s.fill(v);
+    return s;
   }
 
   /** A new float32 storage of n elements (in wasm memory where it is resident; poisoned when `poison` is on). */
@@ -109,9 +131,9 @@ export class WasmMemory {
       return this.poison ? v.fill(NaN) : v;
     }
     const at = this.#alloc(n * 4 + SLACK);
-    this.#f32.fill(0, at / 4 + n, at / 4 + n + SLACK / 4);
-    const v = new Float32Array(this.mem.buffer, at, n);
-    return this.poison ? v.fill(NaN) : v;
+    this.#fill32(at + n * 4, SLACK / 4, 0);
+    if (this.poison) this.#fill32(at, n, NAN_BITS);
+    return new Float32Array(this.mem.buffer, at, n);
   }
   /** Returns a storage's block to the pool (storages that live elsewhere are left to the GC). */
   release(s: Data): void {

@@ -86,13 +86,12 @@ export function strided(rt: WasmRuntime, x: Float32Array, spec: StridedSpec): Fl
   const total = spec.outShape.reduce((p, q) => p * q, 1);
   const box = stridedBox(spec);
   const m = rt.mem;
-  if (box === "empty") return m.out(total).fill(spec.padValue);
+  if (box === "empty") return m.fill(m.out(total), spec.padValue);
   if (!box) return null;
   return rt.op(() => {
     const out = m.out(total);
-    if (box.padded) out.fill(spec.padValue);
     const xo = m.addr(x), oo = m.dst(out);
-    if (!m.inMem(out) && box.padded) m.f32.fill(spec.padValue, oo / 4, oo / 4 + total);
+    if (box.padded) m.fillAt(oo, total, spec.padValue);
     const pad = 4 - box.ext.length;
     const D = [...Array(pad).fill(1), ...box.ext];
     const si = [...Array(pad).fill(0), ...box.sIn].map((s) => s * 4), so = [...Array(pad).fill(0), ...box.sOut].map((s) => s * 4);

@@ -10,7 +10,7 @@ export type { Task };
 /** Kernel indices by name, for tasks. */
 export const KI = Object.fromEntries(KERNELS.map((n, i) => [n, i])) as Record<KernelName, number>;
 /** A float's bits as an i32 argument. */
-export const F32_BITS = (v: number) => new Int32Array(new Float32Array([v]).buffer)[0];
+export { f32Bits as F32_BITS } from "./memory.ts";
 /** Below this many multiply-adds a phase runs on the calling thread alone (waking workers costs more). */
 export const PARALLEL_MIN = 1 << 18;
 
@@ -63,7 +63,8 @@ export class WasmRuntime {
     const mem = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: canShare } as WebAssembly.MemoryDescriptor);
     const inst = new WebAssembly.Instance(module, { env: { mem } });
     const pool = await Pool.create(module, mem, [...KERNELS], inst, threads);
-    return new WasmRuntime(new WasmMemory(mem), pool, shape);
+    const fill32 = inst.exports.fill32 as (at: number, n: number, bits: number) => void;
+    return new WasmRuntime(new WasmMemory(mem, fill32), pool, shape);
   }
 
   /**
