@@ -43,6 +43,18 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
   await compare(wb, "conv many groups", (x, w) => T.conv2d(x, w, { padding: 1, groups: 16 }), [[2, 32, 9, 9], [48, 2, 3, 3]], { tol: 1e-4 });
 });
 
+S("convolutions on rows that share their zero border (stride 1, pad 1..k-1; non-square kernels; pad past k-1 on two borders) equal the reference", async () => {
+  const cases: [number[], number[], T.ConvOptions][] = [
+    [[2, 3, 7, 5], [4, 3, 3, 2], { padding: 1 }], // KW = 2: Bw = 0 (input grad), forward rows W + 1
+    [[1, 2, 9, 6], [3, 2, 5, 5], { padding: 2 }], // Bh = Bw = 2
+    [[2, 2, 6, 6], [3, 2, 3, 3], { padding: 2 }], // pad = k-1: Bh = Bw = 0 and OW = W + 2 (forward rows W + 2)
+    [[1, 3, 5, 4], [2, 3, 2, 2], { padding: 2 }], // pad > k-1: both borders, as before
+    [[1, 1, 1, 1], [2, 1, 3, 3], { padding: 1 }], // one pixel
+    [[3, 8, 7, 7], [12, 2, 3, 3], { padding: 1, groups: 4 }], // the Glow's 7x7 rows, grouped
+  ];
+  for (const [sx, sw, o] of cases) await compare(wb, `conv ${JSON.stringify([sx, sw, o])}`, (x, w) => T.conv2d(x, w, o), [sx, sw], { tol: 1e-4 });
+});
+
 S("strided copies and broadcasts on random specs (negative steps, padding on every side) equal the reference", () => {
   const g = new T.Generator(31);
   const ri = (n: number) => Math.floor(g.uniform() * n);

@@ -15,7 +15,11 @@ interface PhaseLayout {
 function phaseLayout(rt: WasmRuntime, p: ConvParams, allowInPlace: boolean, MR: number): PhaseLayout {
   const { Cin, H, W, KH, KW, stride: s, pad, groups, OH } = p;
   const cg = Cin / groups;
-  const Hph = Math.ceil((H + 2 * pad) / s), Wph = Math.ceil((W + 2 * pad) / s);
+  // Stride 1 with 0 < pad < KW: rows of W + pad, the pad zeros after a row serving as the left
+  // border of the next (a tap left of column 0 wraps into them), so each output row computes pad
+  // fewer discarded columns (7x7 rows: 8 instead of 9, 11% less work).
+  const shared = s === 1 && pad > 0 && pad <= KW - 1;
+  const Hph = Math.ceil((H + 2 * pad) / s), Wph = shared ? W + pad : Math.ceil((W + 2 * pad) / s);
   const Q = cg * KH * KW, P = OH * Wph;
   const tab = new Int32Array(Math.ceil(Q / MR) * MR); // rows past Q read offset 0 (discarded)
   let maxTab = 0;
@@ -96,19 +100,24 @@ export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParam
   const cg = Cin / groups, og = Cout / groups;
   const R = rt.rows(cg), MR = R.MR;
   try {
-    // gy spread (stride) into zeroed blocks [og][Hg][Wg] with a border of k-1; then a stride-1
-    // correlation with the flipped, transposed filters gives the padded input's gradient.
-    const Hg = H + 2 * pad + KH - 1, Wg = W + 2 * pad + KW - 1;
+    // gy into zeroed blocks [og][Hg][Wg] with a border of B = k-1-pad (the taps that reach past
+    // it); then a correlation with the flipped, transposed filters gives the input's gradient.
+    // Rows are OW + Bw wide: the Bw zeros after a row are the left border of the next (a tap
+    // left of column 0 wraps into them), so each input row computes Bw discarded columns (7x7
+    // rows: 8 instead of the 11 of a block with both borders). pad > k-1 keeps both borders.
+    const Bh = KH - 1 - pad, Bw = KW - 1 - pad, shared = Bh >= 0 && Bw >= 0;
+    // A 1x1 unpadded filter needs no border: the output gradient is read in place.
+    const inPlace = KH === 1 && KW === 1 && s === 1 && pad === 0;
+    const Hg = inPlace ? H : shared ? OH + 2 * Bh + 1 : H + 2 * pad + KH - 1, Wg = shared ? OW + Bw : W + 2 * pad + KW - 1;
+    const at0 = shared ? Bh * Wg + Bw : (KH - 1) * Wg + KW - 1, tap0 = shared ? 0 : pad; // gy's first element; the taps' shift
     const Qg = og * KH * KW, P = H * Wg, cpan = Math.ceil(P / NR), rpan = Math.ceil(cg / MR);
     const tabA = new Int32Array(Qg);
     let maxTab = 0;
     for (let co = 0; co < og; co++) for (let ky = 0; ky < KH; ky++) for (let kx = 0; kx < KW; kx++) {
-      const e = co * Hg * Wg + (ky + pad) * Wg + kx + pad;
+      const e = co * Hg * Wg + (ky + tap0) * Wg + kx + tap0;
       tabA[(co * KH + ky) * KW + kx] = e * 4;
       maxTab = Math.max(maxTab, e);
     }
-    // A 1x1 unpadded stride-1 filter needs no border: the output gradient is read in place.
-    const inPlace = KH === 1 && KW === 1 && s === 1 && pad === 0;
     const GB = inPlace ? og * H * W : Math.ceil(Math.max(og * Hg * Wg, maxTab + cpan * NR) / 16) * 16 + 16;
     // Flipped filters W'[g][ci][co][KH-1-ky][KW-1-kx] = W[g*og + co][ci][ky][kx]: flipping both
     // axes reverses the flattened (ky, kx) order, so one strided copy per group (in wasm: for
@@ -126,7 +135,7 @@ export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParam
     const prep: Task[] = [];
     if (!inPlace) for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
       prep.push([KI.copy3d, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4,
-        gb + ((n * groups + g) * GB + (KH - 1) * Wg + KW - 1) * 4, Hg * Wg * 4, s * Wg * 4, s * 4, og, OH, OW]);
+        gb + ((n * groups + g) * GB + at0) * 4, Hg * Wg * 4, Wg * 4, 4, og, OH, OW]);
     }
     const wp = m.tmp(groups * WPB);
     for (let g = 0; g < groups; g++) prep.push([R.packA, wfo + g * cg * Qg * 4, 4, Qg * 4, Qg, cg, 0, rpan, wp + g * WPB * 4]);
