@@ -5,35 +5,42 @@ import { Fn, I32, op, V128 } from "./emit.ts";
 
 /**
  * copy3d(src, s0, s1, s2, dst, d0, d1, d2, D0, D1, D2): dst[i][j][k] = src[i][j][k] for the
- * extents D0 x D1 x D2, with byte strides on both sides (vectors when both inner strides are 4).
+ * extents D0 x D1 x D2, with byte strides on both sides. Rows of at least 4 contiguous floats
+ * on both sides move as vectors, the last one overlapping the one before instead of a scalar
+ * tail (the rows are short: 7, 14, 28 floats), so source and destination must not overlap.
  */
 export function copy3dFn(): Fn {
   const f = new Fn("copy3d", Array(11).fill(I32));
   const [src, s0, s1, s2, dst, d0, d1, d2, D0, D1, D2] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-  const i = f.local(), j = f.local(), k = f.local(), ps = f.local(), pd = f.local(), vend = f.local();
-  f.get(D2).i32(-4).op(op.and).set(vend);
+  const i = f.local(), j = f.local(), k = f.local(), ps = f.local(), pd = f.local(), rs = f.local(), rd = f.local();
+  const vec = f.local(), vend = f.local(), last = f.local();
+  f.get(s2).i32(4).op(op.eq).get(d2).i32(4).op(op.eq).op(op.and).get(D2).i32(4).op(op.geS).op(op.and).set(vec);
+  f.get(D2).i32(4).op(op.sub).set(vend);
+  f.get(vend).i32(2).op(op.shl).set(last);
   f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
+    f.get(src).get(i).get(s0).op(op.mul).op(op.add).set(rs);
+    f.get(dst).get(i).get(d0).op(op.mul).op(op.add).set(rd);
     f.loop(j, () => f.i32(0), () => f.get(D1), 1, () => {
-      f.get(src).get(i).get(s0).op(op.mul).op(op.add).get(j).get(s1).op(op.mul).op(op.add).set(ps);
-      f.get(dst).get(i).get(d0).op(op.mul).op(op.add).get(j).get(d1).op(op.mul).op(op.add).set(pd);
-      f.get(s2).i32(4).op(op.eq).get(d2).i32(4).op(op.eq).op(op.and).if(() => {
+      f.get(vec).if(() => {
+        f.get(rs).set(ps);
+        f.get(rd).set(pd);
         f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
           f.get(pd).get(ps).simd(0x00, 0, 0).simd(0x0b, 0, 0); // unaligned v128 load/store
           f.get(ps).i32(16).op(op.add).set(ps);
           f.get(pd).i32(16).op(op.add).set(pd);
         });
-        f.loop(k, () => f.get(vend), () => f.get(D2), 1, () => {
-          f.get(pd).get(ps).op(0x2a, 0, 0).op(0x38, 0, 0);
-          f.get(ps).i32(4).op(op.add).set(ps);
-          f.get(pd).i32(4).op(op.add).set(pd);
-        });
+        f.get(rd).get(last).op(op.add).get(rs).get(last).op(op.add).simd(0x00, 0, 0).simd(0x0b, 0, 0);
       }, () => {
+        f.get(rs).set(ps);
+        f.get(rd).set(pd);
         f.loop(k, () => f.i32(0), () => f.get(D2), 1, () => {
           f.get(pd).get(ps).op(0x2a, 0, 0).op(0x38, 0, 0);
           f.get(ps).get(s2).op(op.add).set(ps);
           f.get(pd).get(d2).op(op.add).set(pd);
         });
       });
+      f.get(rs).get(s1).op(op.add).set(rs);
+      f.get(rd).get(d1).op(op.add).set(rd);
     });
   });
   return f;
