@@ -5,11 +5,12 @@
 //        [--backend auto|cpu|webgpu|wasm[,...]] [--no-loop] [--profile]
 // --profile: also time every kernel of one batched pass on the device (timestamp queries) and
 // print where the device time goes.
-import { parseArgs } from "node:util";
+import "../src/cli/errors.ts";
 import { Bench } from "tinybench";
+import { choices, flag, inFiles, int, parseOptions } from "../src/cli/args.ts";
 import { range } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
-import { type BackendChoice, selectBackend } from "../src/kernels/select.ts";
+import { BACKEND_CHOICES, selectBackend } from "../src/kernels/select.ts";
 import { loadModel } from "../src/models/registry.ts";
 import { type Diffusion, PAPER_SCORE } from "../src/models/diffusion.ts";
 import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
@@ -29,21 +30,18 @@ async function profile(be: WebGPUBackend, f: () => Promise<unknown>) {
   for (const r of rows.slice(0, 12)) console.log(`  ${r.ms.toFixed(1).padStart(7)} ms ${String(r.count).padStart(5)}x  ${r.kernel}`);
 }
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    models: { type: "string", default: "weights/vae-fashion.safetensors,weights/glow-fashion.safetensors" },
-    n: { type: "string", default: "64" }, rounds: { type: "string", default: "3" }, backend: { type: "string", default: "auto" },
-    profile: { type: "boolean", default: false }, "no-loop": { type: "boolean", default: false },
-  },
+const a = parseOptions("features", {
+  models: inFiles().default(["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"]),
+  n: int({ min: 1, max: 10000 }).default(64), rounds: int({ min: 1, max: 1000 }).default(3),
+  backend: choices(BACKEND_CHOICES).default(["auto"]), profile: flag(), "no-loop": flag(),
 });
 const backends: Backend[] = [];
-for (const c of a.backend!.split(",")) backends.push(await selectBackend(c as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) }));
-const n = Number(a.n), rounds = Number(a.rounds);
+for (const c of a.backend) backends.push(await selectBackend(c, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) }));
+const n = a.n, rounds = a.rounds;
 const data = loadDataset("fashion", "test");
 const desc = (b: Backend) => `${b.name}${"description" in b ? ` (${(b as { description: string }).description})` : ""}`;
 console.log(`backends ${backends.map(desc).join(", ")}; ${n} inputs, B=1; medians of ${rounds} interleaved rounds with full readback`);
-for (const path of a.models!.split(",")) {
+for (const path of a.models) {
   const tasks: [string, () => Promise<unknown>][] = [];
   const cleanup: (() => void)[] = [];
   for (const backend of backends) {

@@ -6,44 +6,30 @@
 //   npx deno run -A bench/run.ts [--only=matmul,conv,MLP] [--engines=fimscope wasm,jax-js wasm,...]
 //        [--cpu] [--iterations=N] [--matmul=block8x8] [--conv=block4] [--json=file]
 // --json writes { "rows": [{ "workload", "engines": { "<engine>": <median ms> }, "spread": {...} }] }.
+import "../src/cli/errors.ts";
 import { Bench } from "tinybench";
-import { parseArgs } from "node:util";
+import { choice, choices, flag, int, outFile, parseOptions, text } from "../src/cli/args.ts";
 import { cpu } from "../src/autograd/index.ts";
 import { writeFileAtomic } from "../src/io/atomic.ts";
 import { createWebGPUBackend, type WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import { createWasmBackend, type WasmBackend } from "../src/kernels/wasm/backend.ts";
 import type { Backend } from "../src/kernels/backend.ts";
 import { type Workload, workloads } from "./workloads.ts";
-import type { MatmulVariant } from "../shaders/matmul.wgsl.ts";
-import type { ConvVariant } from "../shaders/conv2d.wgsl.ts";
+import { MATMUL_VARIANTS } from "../shaders/matmul.wgsl.ts";
+import { CONV_VARIANTS } from "../shaders/conv2d.wgsl.ts";
 
 const ALL = ["fimscope wasm", "fimscope webgpu", "fimscope cpu", "jax-js wasm", "jax-js webgpu", "tfjs webgpu"] as const;
 type Engine = typeof ALL[number];
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    only: { type: "string" }, engines: { type: "string" }, cpu: { type: "boolean" },
-    iterations: { type: "string", default: "7" }, matmul: { type: "string" }, conv: { type: "string" }, json: { type: "string" },
-    // kept for old command lines: the cpu engine is now opt-in, TF.js can be left out
-    "no-cpu": { type: "boolean" }, "no-tf": { type: "boolean" },
-  },
+const args = parseOptions("bench", {
+  only: text(), engines: choices(ALL), cpu: flag(), iterations: int({ min: 1, max: 10000 }).default(7),
+  matmul: choice(MATMUL_VARIANTS), conv: choice(CONV_VARIANTS), json: outFile(),
+  // kept for old command lines: the cpu engine is now opt-in, TF.js can be left out
+  "no-cpu": flag(), "no-tf": flag(),
 });
-const iterations = Number(args.iterations);
-if (!Number.isInteger(iterations) || iterations < 1) {
-  console.error(`error: --iterations: '${args.iterations}' is not a positive integer`);
-  Deno.exit(1);
-}
+const iterations = args.iterations;
 let wanted: Engine[] = ALL.filter((e) => e !== "fimscope cpu" || args.cpu).filter((e) => !(args["no-tf"] && e.startsWith("tfjs")));
-if (args.engines) {
-  const list = args.engines.split(",").map((s) => s.trim());
-  const bad = list.find((e) => !(ALL as readonly string[]).includes(e));
-  if (bad) {
-    console.error(`error: --engines: '${bad}' is not an engine; use some of ${ALL.join(", ")}`);
-    Deno.exit(1);
-  }
-  wanted = list as Engine[];
-}
+if (args.engines) wanted = args.engines;
 const only = args.only?.split(",");
 const list = workloads().filter((w) => !only || only.some((o) => w.name.includes(o)));
 
@@ -60,8 +46,8 @@ let gpu: WebGPUBackend | null = null;
 if (wanted.some((e) => e.includes("webgpu"))) {
   try {
     gpu = await createWebGPUBackend();
-    if (args.matmul) gpu.variants.matmul = args.matmul as MatmulVariant;
-    if (args.conv) gpu.variants.conv = args.conv as ConvVariant;
+    if (args.matmul) gpu.variants.matmul = args.matmul;
+    if (args.conv) gpu.variants.conv = args.conv;
     notes.push(`webgpu adapter: ${gpu.description}; our kernel variants ${JSON.stringify(gpu.variants)}`);
   } catch (e) {
     notes.push(`no WebGPU (${(e as Error).message.split("\n")[0]}): WebGPU engines left out`);

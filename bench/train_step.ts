@@ -3,8 +3,9 @@
 //   deno run -A bench/train_step.ts [--models weights/glow-fashion.safetensors,weights/vae-fashion.safetensors]
 //        [--backends wasm,webgpu] [--batch 64] [--rounds 5] [--profile]
 // --profile: wall time per backend op (and per wasm kernel phase) over one step of each model.
-import { parseArgs } from "node:util";
+import "../src/cli/errors.ts";
 import { Bench } from "tinybench";
+import { choices, flag, inFiles, int, parseOptions } from "../src/cli/args.ts";
 import * as T from "../src/autograd/index.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { type BackendChoice, BACKEND_CHOICES, selectBackend } from "../src/kernels/select.ts";
@@ -14,24 +15,16 @@ import { LN2 } from "../src/models/model.ts";
 import { Adam, clipGradNorm } from "../src/nn/optim.ts";
 import { stepGen } from "../src/models/train.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    models: { type: "string", default: "weights/glow-fashion.safetensors,weights/vae-fashion.safetensors" },
-    backends: { type: "string", default: "wasm,webgpu" }, batch: { type: "string", default: "64" },
-    rounds: { type: "string", default: "5" }, profile: { type: "boolean", default: false }, "conv-shapes": { type: "boolean", default: false },
-  },
+const a = parseOptions("train_step", {
+  models: inFiles().default(["weights/glow-fashion.safetensors", "weights/vae-fashion.safetensors"]),
+  backends: choices(BACKEND_CHOICES.filter((c) => c !== "auto")).default(["wasm", "webgpu"]),
+  batch: int({ min: 1, max: 4096 }).default(64), rounds: int({ min: 1, max: 1000 }).default(5),
+  profile: flag(), "conv-shapes": flag(),
 });
-const names = a.backends!.split(",");
-for (const n of names) {
-  if (!(BACKEND_CHOICES as readonly string[]).includes(n) || n === "auto") {
-    console.error(`error: --backends: '${n}' is not one of cpu, webgpu, wasm`);
-    Deno.exit(1);
-  }
-}
+const names = a.backends;
 const backends: [string, Backend][] = [];
 for (const n of names) backends.push([n, await selectBackend(n as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) })]);
-const batch = Number(a.batch), rounds = Number(a.rounds);
+const batch = a.batch, rounds = a.rounds;
 const data = loadDataset("fashion", "train");
 console.log(`${backends.map(([n, b]) => `${n}${"description" in b ? ` (${(b as { description: string }).description})` : ""}`).join(", ")}; batch ${batch}; medians of ${rounds} interleaved rounds`);
 
@@ -56,7 +49,7 @@ function timeOps(b: Backend, byShape = false): Map<string, number> {
   return acc;
 }
 
-for (const path of a.models!.split(",")) {
+for (const path of a.models) {
   const steps: [string, () => Promise<void>][] = [];
   for (const [n, b] of backends) {
     const model = await loadModel(path, b);
