@@ -113,6 +113,20 @@ S("strided copies in wasm (boxes of 1-4 dimensions, vector, splat and scalar row
   assert.ok(viaKernel > 150, `${viaKernel} specs of 64 elements or more`);
 });
 
+S("sum and sumsq kernels equal the reference bit for bit (rows, column blocks, column tails, threaded, NaN and infinities)", () => {
+  const shapes = [[1, 300, 1], [7, 33, 1], [3, 5, 4], [2, 9, 13], [1, 64, 1027], [5, 3, 70001], [1000, 70, 1], [64, 2, 1], [1, 1, 300]];
+  for (const [outer, R, inner] of shapes) {
+    const n = outer * R * inner;
+    const x = Float32Array.from({ length: n }, (_, i) => (i % 997 === 5 ? [NaN, Infinity, -Infinity][i % 3] : Math.sin(i * 0.37) * 1e3 + 1e-3 * i));
+    for (const op of ["sum", "sumsq"] as const) {
+      const got = wb.reduce(op, x, outer, R, inner, "float32"), want = T.cpu.reduce(op, x, outer, R, inner, "float32");
+      assert.is(got.length, want.length);
+      for (let i = 0; i < want.length; i++) if (!Object.is(got[i], want[i])) assert.unreachable(`${op} ${outer}x${R}x${inner} at ${i}: ${got[i]} vs ${want[i]}`);
+      wb.release(got);
+    }
+  }
+});
+
 S("small products (the TypeScript path, batched, transposed, one side broadcast) equal the reference", async () => {
   await compare(wb, "bmm 8x8", (a, b) => T.matmul(a, b), [[64, 8, 8], [64, 8, 8]], { tol: 1e-5 });
   await compare(wb, "bmm broadcast", (a, b) => T.matmul(a, b), [[5, 3, 7], [7, 4]], { tol: 1e-5 });

@@ -118,7 +118,7 @@ export class WasmBackend implements Backend<Data> {
     return this.#m.fill(this.#m.out(size), value);
   }
 
-  // ---- elementwise, reductions, movement: tight loops in TypeScript (js_ops.ts); float64 on the reference ----
+  // ---- elementwise, reductions, movement: SIMD kernels where written, else tight loops in TypeScript (js_ops.ts); float64 on the reference ----
   unary(op: UnaryOp, x: Data, size: number, dtype: DType, p: number): Data {
     if (dtype === "float64") return this.ref.unary(op, x, size, dtype, p);
     const out = this.#m.out(size);
@@ -174,9 +174,29 @@ export class WasmBackend implements Backend<Data> {
   }
   reduce(op: ReduceOp, x: Data, outer: number, R: number, inner: number, dtype: DType): Data {
     if (dtype === "float64") return this.ref.reduce(op, x, outer, R, inner, dtype);
-    const out = this.#m.out(outer * inner);
-    reduceInto(op, x, outer, R, inner, out);
-    return out;
+    if (op === "max" || outer * R * inner < 256) {
+      const out = this.#m.out(outer * inner);
+      reduceInto(op, x, outer, R, inner, out);
+      return out;
+    }
+    const m = this.#m, rt = this.#rt;
+    return rt.op(() => {
+      const out = m.out(outer * inner);
+      const xo = m.addr(x), oo = m.dst(out);
+      const fn = op === "sum" ? KI.red_sum : KI.red_sumsq;
+      const parts = outer * R * inner >= PARALLEL_EW ? rt.threads * 2 : 1;
+      const tasks: Task[] = [];
+      if (outer >= parts || inner < 8) { // by rows
+        for (const [a, b] of ranges(outer, parts)) tasks.push([fn, xo + a * R * inner * 4, oo + a * inner * 4, b - a, R, inner, inner]);
+      } else { // few rows: by blocks of four columns
+        for (const [a, b] of ranges(Math.ceil(inner / 4), parts)) {
+          const c0 = a * 4, c1 = Math.min(inner, b * 4);
+          tasks.push([fn, xo + c0 * 4, oo + c0 * 4, outer, R, c1 - c0, inner]);
+        }
+      }
+      rt.pool.run(tasks, parts > 1);
+      return m.land(out, oo);
+    });
   }
   strided(x: Data, spec: StridedSpec, dtype: DType): Data {
     if (dtype === "float64") return this.ref.strided(x, spec, dtype);
