@@ -48,7 +48,9 @@ function binExpr(f: Fn, o: BinaryOp, x: number, y: number, one: number, zero: nu
 function expV(f: Fn, x: number, t: number[]): void {
   const [n, r, p, xc] = t;
   const c = (v: number) => f.f32(v).simd(simd.f32x4splat);
-  f.get(x); c(-87.3); f.simd(0xe9); c(88.7228); f.simd(0xe8).set(xc); // clamp: max, min (NaN stays NaN)
+  // clamp by pmax, pmin (a < b ? b : a, b < a ? b : a: one instruction each, where max and min
+  // propagate NaN in several); NaN stays NaN as the first operand
+  f.get(x); c(-87.3); f.simd(0xeb); c(88.7228); f.simd(0xea).set(xc);
   f.get(xc); c(Math.LOG2E); f.simd(V.mul).simd(0x6a).set(n); // f32x4.nearest
   f.get(xc).get(n); c(0.693359375); f.simd(V.mul).simd(V.sub).get(n); c(-2.12194440e-4); f.simd(V.mul).simd(V.sub).set(r);
   c(1.9875691500e-4);
