@@ -127,6 +127,21 @@ S("sum and sumsq kernels equal the reference bit for bit (rows, column blocks, c
   }
 });
 
+S("where kernel equals the reference (broadcast operands, NaN, -0 and infinities as conditions, vector and scalar rows)", () => {
+  const special = [NaN, -0, 0, Infinity, -Infinity, 1e-45, -2];
+  const cases: [number[], number[], number[], number[]][] = [
+    [[64, 784], [64, 784], [64, 784], [64, 784]], [[5, 7, 9], [5, 1, 9], [1, 7, 1], [9]], [[3, 70001], [3, 1], [3, 70001], [1]],
+    [[2, 3, 4, 5], [2, 3, 4, 5], [1], [2, 1, 4, 1]], [[130], [130], [1], [130]], [[7, 9], [1, 9], [7, 1], [7, 9]],
+  ];
+  for (const [out, cs, as, bs] of cases) {
+    const size = (s: number[]) => s.reduce((p, q) => p * q, 1);
+    const c = Float32Array.from({ length: size(cs) }, (_, i) => (i % 3 === 0 ? special[i % special.length] : i % 2));
+    const a = Float32Array.from({ length: size(as) }, (_, i) => i + 0.5), b = Float32Array.from({ length: size(bs) }, (_, i) => -i - 0.25);
+    const got = wb.where(c, cs, a, as, b, bs, out, "float32"), want = T.cpu.where(c, cs, a, as, b, bs, out, "float32");
+    assert.equal([...got], [...want], JSON.stringify([out, cs, as, bs]));
+  }
+});
+
 S("small products (the TypeScript path, batched, transposed, one side broadcast) equal the reference", async () => {
   await compare(wb, "bmm 8x8", (a, b) => T.matmul(a, b), [[64, 8, 8], [64, 8, 8]], { tol: 1e-5 });
   await compare(wb, "bmm broadcast", (a, b) => T.matmul(a, b), [[5, 3, 7], [7, 4]], { tol: 1e-5 });

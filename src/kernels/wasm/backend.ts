@@ -168,9 +168,27 @@ export class WasmBackend implements Backend<Data> {
   }
   where(c: Data, cShape: readonly number[], a: Data, aShape: readonly number[], b: Data, bShape: readonly number[], outShape: readonly number[], dtype: DType): Data {
     if (dtype === "float64") return this.ref.where(c, cShape, a, aShape, b, bShape, outShape, dtype);
-    const out = this.#m.out(outShape.reduce((p, q) => p * q, 1));
-    whereInto(c, cShape, a, aShape, b, bShape, outShape, out);
-    return out;
+    const n = outShape.reduce((p, q) => p * q, 1);
+    const out = this.#m.out(n);
+    const cs = n >= 64 ? coalesce(outShape, [cShape, aShape, bShape].map((s) => bstrides(s, outShape))) : null;
+    if (!cs || cs.shape.length > 3) {
+      whereInto(c, cShape, a, aShape, b, bShape, outShape, out);
+      return out;
+    }
+    return this.#rt.op(() => {
+      const m = this.#m, co = m.addr(c), ao = m.addr(a), bo = m.addr(b), oo = m.dst(out);
+      const pad = 3 - cs.shape.length;
+      const D = [...Array(pad).fill(1), ...cs.shape];
+      const [sc, sa, sb] = cs.strides.map((st) => [...Array(pad).fill(0), ...st].map((s) => s * 4));
+      const d = D[0] > 1 ? 0 : 1, inner = d === 0 ? D[1] * D[2] : D[2];
+      const tasks: Task[] = ranges(D[d], n >= PARALLEL_EW ? this.#rt.threads * 2 : 1).map(([lo, hi]) => {
+        const Dd = [...D];
+        Dd[d] = hi - lo;
+        return [KI.where, co + lo * sc[d], sc[0], sc[1], sc[2], ao + lo * sa[d], sa[0], sa[1], sa[2], bo + lo * sb[d], sb[0], sb[1], sb[2], oo + lo * inner * 4, Dd[0], Dd[1], Dd[2]];
+      });
+      this.#rt.pool.run(tasks, n >= PARALLEL_EW);
+      return m.land(out, oo);
+    });
   }
   reduce(op: ReduceOp, x: Data, outer: number, R: number, inner: number, dtype: DType): Data {
     if (dtype === "float64") return this.ref.reduce(op, x, outer, R, inner, dtype);

@@ -210,3 +210,43 @@ export function binaryFn(o: BinaryOp): Fn {
   });
   return f;
 }
+
+/**
+ * where(c, c0, c1, c2, a, a0, a1, a2, b, b0, b1, b2, out, D0, D1, D2): out = c != 0 ? a : b
+ * over D0 x D1 x D2 (operand byte strides per dimension; vectors along the last when every inner
+ * stride is 0 or 4). f32 `ne` is true for NaN and false for -0, as `c !== 0` in the reference.
+ */
+export function whereFn(): Fn {
+  const f = new Fn("where", Array(16).fill(I32));
+  const [c, c0, c1, c2, a, a0, a1, a2, b, b0, b1, b2, out, D0, D1, D2] = Array.from({ length: 16 }, (_, i) => i);
+  const i = f.local(), j = f.local(), k = f.local(), pc = f.local(), pa = f.local(), pb = f.local(), po = f.local(), vend = f.local();
+  const vc = f.local(V128), va = f.local(V128), vb = f.local(V128), v0 = f.local(V128);
+  f.f32(0).simd(simd.f32x4splat).set(v0);
+  f.get(out).set(po);
+  const ok = (s: number) => { f.get(s).op(op.eqz).get(s).i32(4).op(op.eq).op(0x72); }; // i32.or
+  f.get(D2).i32(-4).op(op.and).set(vend);
+  ok(c2); ok(a2); f.op(op.and); ok(b2); f.op(op.and).op(op.eqz).if(() => f.i32(0).set(vend));
+  const load = (p: number, s: number, dst: number) => {
+    f.get(s).op(op.eqz).if(() => f.get(p).splatLoad(0).set(dst), () => f.get(p).simd(0x00, 0, 0).set(dst));
+  };
+  const row = (base: number, s0: number, s1: number, dst: number) => {
+    f.get(base).get(i).get(s0).op(op.mul).op(op.add).get(j).get(s1).op(op.mul).op(op.add).set(dst);
+  };
+  f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
+    f.loop(j, () => f.i32(0), () => f.get(D1), 1, () => {
+      row(c, c0, c1, pc); row(a, a0, a1, pa); row(b, b0, b1, pb);
+      f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
+        load(pc, c2, vc); load(pa, a2, va); load(pb, b2, vb);
+        f.get(po).get(va).get(vb).get(vc).get(v0).simd(0x42).simd(V.bitselect).simd(0x0b, 0, 0); // f32x4.ne
+        for (const [p, s] of [[pc, c2], [pa, a2], [pb, b2]]) f.get(p).get(s).i32(2).op(op.shl).op(op.add).set(p);
+        f.get(po).i32(16).op(op.add).set(po);
+      });
+      f.loop(k, () => f.get(vend), () => f.get(D2), 1, () => {
+        f.get(po).get(pa).op(0x2a, 0, 0).get(pb).op(0x2a, 0, 0).get(pc).op(0x2a, 0, 0).f32(0).op(0x5c).op(S.select).op(0x38, 0, 0); // f32.ne, select
+        for (const [p, s] of [[pc, c2], [pa, a2], [pb, b2]]) f.get(p).get(s).op(op.add).set(p);
+        f.get(po).i32(4).op(op.add).set(po);
+      });
+    });
+  });
+  return f;
+}

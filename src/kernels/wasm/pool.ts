@@ -5,7 +5,8 @@
 // may not pass `end`, which is published only after the phase's tasks are written.
 //
 // Control words (Int32Array over their own SharedArrayBuffer):
-const GEN = 0, NEXT = 1, END = 2, DONE = 3, BY_WORKERS = 4, FAILED = 5, TASKS = 8, STRIDE = 20, CAP = 4096;
+// A task's slot: kernel, argument count, up to 16 arguments (the rest of the stride unused).
+const GEN = 0, NEXT = 1, END = 2, DONE = 3, BY_WORKERS = 4, FAILED = 5, TASKS = 8, STRIDE = 20, CAP = 4096, MAX_ARGS = 16;
 
 export type Task = [fn: number, ...args: number[]];
 
@@ -19,8 +20,8 @@ function work(c, fns) {
     if (Atomics.compareExchange(c, ${NEXT}, t, t + 1) !== t) continue;
     const b = ${TASKS} + (t % ${CAP}) * ${STRIDE};
     try {
-      // always 15 arguments: a wasm export ignores those past its parameters (no array, no spread)
-      fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16]);
+      // always 16 arguments: a wasm export ignores those past its parameters (no array, no spread)
+      fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16], c[b + 17]);
     } catch {
       Atomics.store(c, ${FAILED}, 1); // a trap: counted done, reported by the caller (an uncaught error would end the process)
     }
@@ -58,6 +59,7 @@ function call(fns: ((...a: number[]) => void)[], t: Task): void {
     case 13: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12]);
     case 15: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14]);
     case 16: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]);
+    case 17: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15], t[16]);
     default: return f(...t.slice(1));
   }
 }
@@ -122,6 +124,7 @@ export class Pool {
       const part = tasks.slice(from, from + CAP);
       const base = Atomics.load(c, NEXT);
       part.forEach((t, i) => {
+        if (t.length - 1 > MAX_ARGS) throw new Error(`wasm pool: a task of ${t.length - 1} arguments (at most ${MAX_ARGS})`);
         const b = TASKS + ((base + i) % CAP) * STRIDE;
         c[b] = t[0];
         c[b + 1] = t.length - 1;
@@ -162,8 +165,8 @@ export class Pool {
       if (Atomics.compareExchange(c, NEXT, t, t + 1) !== t) continue;
       const b = TASKS + (t % CAP) * STRIDE;
       try {
-        // always 15 arguments, as on the workers (a wasm export ignores the extra ones)
-        fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16]);
+        // always 16 arguments, as on the workers (a wasm export ignores the extra ones)
+        fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16], c[b + 17]);
       } finally {
         Atomics.add(c, DONE, 1);
       }
