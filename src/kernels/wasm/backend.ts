@@ -1,8 +1,9 @@
 // The wasm backend: the Backend contract over a WasmRuntime (runtime.ts: the module, the memory
-// of memory.ts and the thread pool of pool.ts). Matrix products (gemm.ts kernels) and the common
-// elementwise ops (elementwise.ts) run as SIMD128 kernels on all cores; convolutions in conv.ts;
-// reductions, movement and the other elementwise ops as tight TypeScript loops (js_ops.ts);
-// float64 work on the CPU reference backend, whose storages it shares.
+// of memory.ts and the thread pool of pool.ts). Matrix products (gemm.ts kernels), the common
+// elementwise ops and `where` (elementwise.ts), sums (reduce.ts) and strided copies (movement.ts)
+// run as SIMD128 kernels on all cores; convolutions in conv.ts; small products, max and the other
+// elementwise ops as tight TypeScript loops (js_ops.ts); float64 work on the CPU reference
+// backend, whose storages it shares.
 import type { Backend, BinaryOp, ConvParams, Data, DType, MatmulSpec, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
 import { CpuBackend } from "../cpu.ts";
 import type { KernelName } from "./module.ts";
