@@ -6,7 +6,7 @@
 //   deno run -A bench/detector.ts [--model weights/glow-fashion.safetensors] [--images 1000] [--N 1000] [--rounds 3] [--only score|fim]
 import "../src/cli/errors.ts";
 import { BACKEND, choice, inFile, int, parseOptions } from "../src/cli/args.ts";
-import * as T from "../src/autograd/index.ts";
+import type * as T from "../src/autograd/index.ts";
 import { type ImageSet, range, subset } from "../src/data/dataset.ts";
 const take = (s: ImageSet, n: number) => subset(s, range(0, Math.min(n, s.n)));
 import { loadImageFiles, writePngFolder } from "../src/data/image_files.ts";
