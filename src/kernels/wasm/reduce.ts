@@ -1,7 +1,7 @@
 // The wasm backend's sum and sum-of-squares kernels over the middle axis of [outer, R, inner],
 // in double accumulators in the reference's order (so the results equal the reference's bit for
-// bit): four columns at a time as two f64x2 where inner >= 4, one sequential f64 sum per row
-// where inner = 1. The backend splits them among the threads by rows or by column blocks; max
+// bit): four columns at a time as two f64x2 where inner >= 4, four rows at a time (one
+// sequential f64 sum each) where inner = 1. The backend splits them among the threads by rows or by column blocks; max
 // stays in js_ops.ts.
 import { F64, Fn, I32, op, V128 } from "./emit.ts";
 
@@ -18,7 +18,27 @@ export function reduceFn(kind: "sum" | "sumsq"): Fn {
   const sq = kind === "sumsq";
   f.get(ld).i32(2).op(op.shl).set(ldB);
   f.get(cols).i32(-4).op(op.and).set(vend);
-  f.loop(o, () => f.i32(0), () => f.get(rows), 1, () => {
+  // inner = 1: four rows at a time, each summed in order in its own f64 (four independent
+  // chains instead of one add's latency per element)
+  const o4 = f.local(), ps = [f.local(), f.local(), f.local(), f.local()], ss = [f.local(F64), f.local(F64), f.local(F64), f.local(F64)];
+  f.i32(0).set(o4);
+  f.get(ld).i32(1).op(op.eq).if(() => f.get(rows).i32(-4).op(op.and).set(o4));
+  f.loop(o, () => f.i32(0), () => f.get(o4), 4, () => {
+    ps.forEach((pk, k) => {
+      f.get(x).get(o).i32(k).op(op.add).get(R).op(op.mul).i32(2).op(op.shl).op(op.add).set(pk);
+      f.f32(0).op(0xbb).set(ss[k]);
+    });
+    f.loop(r, () => f.i32(0), () => f.get(R), 1, () => {
+      ps.forEach((pk, k) => {
+        f.get(ss[k]).get(pk).op(0x2a, 0, 0).op(0xbb);
+        if (sq) f.get(pk).op(0x2a, 0, 0).op(0xbb).op(0xa2);
+        f.op(0xa0).set(ss[k]);
+        f.get(pk).i32(4).op(op.add).set(pk);
+      });
+    });
+    ss.forEach((sk, k) => f.get(out).get(o).i32(k).op(op.add).i32(2).op(op.shl).op(op.add).get(sk).op(0xb6).op(0x38, 0, 0));
+  });
+  f.loop(o, () => f.get(o4), () => f.get(rows), 1, () => {
     f.get(x).get(o).get(R).op(op.mul).get(ldB).op(op.mul).op(op.add).set(base);
     f.get(out).get(o).get(ldB).op(op.mul).op(op.add).set(ob);
     // four columns: lanes 0-1 and 2-3 promoted to f64x2 and summed down the rows
