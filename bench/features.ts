@@ -4,8 +4,10 @@
 //   deno run -A bench/features.ts [--models weights/vae-fashion.safetensors,weights/glow-fashion.safetensors] [--n 64] [--rounds 3]
 //        [--backend auto|cpu|webgpu|wasm[,...]] [--no-loop] [--profile]
 // --profile: also time every kernel of one batched pass on the device (timestamp queries) and
-// print where the device time goes.
+// print where the device time goes; on the other backends, the wall time per op (by shape with
+// --by-shape) of one batched pass and one loop.
 import { parseArgs } from "node:util";
+import process from "node:process";
 import { Bench } from "tinybench";
 import { range } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
@@ -16,6 +18,7 @@ import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts"
 import * as T from "../src/autograd/index.ts";
 import { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import type { Backend } from "../src/kernels/backend.ts";
+import { opTable, timeOps } from "./op_timer.ts";
 
 /** Device time per kernel of one run of f (one compute pass per dispatch while profiling). */
 async function profile(be: WebGPUBackend, f: () => Promise<unknown>) {
@@ -34,7 +37,7 @@ const { values: a } = parseArgs({
   options: {
     models: { type: "string", default: "weights/vae-fashion.safetensors,weights/glow-fashion.safetensors" },
     n: { type: "string", default: "64" }, rounds: { type: "string", default: "3" }, backend: { type: "string", default: "auto" },
-    profile: { type: "boolean", default: false }, "no-loop": { type: "boolean", default: false },
+    profile: { type: "boolean", default: false }, "by-shape": { type: "boolean", default: false }, "no-loop": { type: "boolean", default: false },
   },
 });
 const backends: Backend[] = [];
@@ -57,10 +60,15 @@ for (const path of a.models!.split(",")) {
     cleanup.push(() => { x.dispose(); noise?.dispose(); });
   }
   for (const [, f] of tasks) await f();
-  const samples: number[][] = tasks.map(() => []);
+  const samples: number[][] = tasks.map(() => []), cpuMs: number[][] = tasks.map(() => []);
   for (let r = 0; r < rounds; r++) {
     const bench = new Bench({ iterations: 1, time: 0, warmupIterations: 0, warmupTime: 0 });
-    for (const [name, f] of tasks) bench.add(name, f);
+    tasks.forEach(([name, f], i) => bench.add(name, async () => {
+      const c0 = process.cpuUsage();
+      await f();
+      const c = process.cpuUsage(c0);
+      cpuMs[i].push((c.user + c.system) / 1000);
+    }));
     await bench.run();
     bench.tasks.forEach((t, i) => samples[i].push((t.result as { latency: { p50: number } }).latency.p50));
   }
@@ -68,7 +76,26 @@ for (const path of a.models!.split(",")) {
   const cells = tasks.map(([name], i) => `${name} ${med[i].toFixed(0)} ms [${samples[i][0].toFixed(0)}-${samples[i][samples[i].length - 1].toFixed(0)}]`);
   const ups = a["no-loop"] ? [] : backends.map((b, i) => `${b.name} speed-up ${(med[2 * i + 1] / med[2 * i]).toFixed(2)}x`);
   console.log(`${path}: ${[...cells, ...ups].join(", ")}`);
-  for (const b of backends) if (a.profile && b instanceof WebGPUBackend) await profile(b, tasks[backends.indexOf(b) * (a["no-loop"] ? 1 : 2)][1]);
+  // Process CPU time (all threads, lavapipe's and the wasm pool's included): what the other jobs'
+  // load disturbs least on this shared machine.
+  const cpuMed = cpuMs.map((s) => s.sort((p, q) => p - q)[Math.floor(s.length / 2)]);
+  console.log(`  CPU time: ${tasks.map(([name], i) => `${name} ${cpuMed[i].toFixed(0)} ms`).join(", ")}`);
+  for (const [i, b] of backends.entries()) {
+    if (!a.profile) break;
+    const per = a["no-loop"] ? 1 : 2;
+    if (b instanceof WebGPUBackend) {
+      await profile(b, tasks[i * per][1]);
+      continue;
+    }
+    for (const [name, f] of tasks.slice(i * per, (i + 1) * per)) {
+      const t = timeOps(b, a["by-shape"]);
+      const t0 = performance.now();
+      await f();
+      const wall = performance.now() - t0;
+      t.restore();
+      console.log(`  ${name}, one run ${wall.toFixed(0)} ms wall:\n${opTable(t.acc)}`);
+    }
+  }
   cleanup.forEach((f) => f());
 }
 Deno.exit(0);

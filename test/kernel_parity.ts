@@ -160,8 +160,20 @@ export function kernelParity(t: ParityTarget): void {
   });
   }
 
-  S("nn composites: groupNorm, avgPool2d, upsampleNearest", async () => {
+  S("nn composites: groupNorm (fused kernels), avgPool2d, upsampleNearest", async () => {
     await cmp("groupNorm", (x, w, b) => T.groupNorm(x, 2, w, b), [[2, 4, 3, 5], [4], [4]], { tol: 1e-4 });
+    // The fused kernels alone: rows of 1 element (variance 0), fewer and more rows than a
+    // workgroup's lanes, rows not a multiple of them, long rows (the U-Net's 2 x 28 x 28), data
+    // far from zero (cancellation in a one-pass variance).
+    const gn: [number[], number, number][] = [[[1, 1], 1, 0], [[3, 5, 1], 5, 0], [[2, 6, 7, 3], 3, 0], [[70, 2, 3], 1, 0], [[2, 16, 28, 28], 8, 0], [[3, 4, 9], 2, 50]];
+    for (const [sh, g, off] of gn) {
+      await cmp(`normalizeGroups ${JSON.stringify(sh)}/${g}${off ? ` offset ${off}` : ""}`, (x) => T.normalizeGroups(T.add(x, off), g), [sh], { tol: off ? 2e-3 : 1e-4 });
+    }
+    for (const [rows, M] of [[1, 1], [5, 3], [67, 129], [2, 1568]]) {
+      // rstd as a positive input (0.5..2): the backward of the fused gradient is composed, so this
+      // also checks that composition on the backend.
+      await cmp(`groupNormGrad [${rows}, ${M}]`, (g, y, r) => T.groupNormGrad(g, y, T.addScalar(T.abs(r), 0.5)), [[rows, M], [rows, M], [rows, 1]], { tol: 1e-4 });
+    }
     await cmp("avgPool2d", (x) => T.avgPool2d(x, 2), [[2, 3, 4, 6]]);
     await cmp("upsampleNearest", (x) => T.upsampleNearest(x), [[1, 2, 3, 5]]);
   });

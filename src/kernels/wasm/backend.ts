@@ -12,6 +12,7 @@ import type { GemmShape } from "./gemm.ts";
 import { Pool, type Task } from "./pool.ts";
 import { binaryInto, coalesce, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
 import { SIMD_APPROX, SIMD_BINARY, SIMD_UNARY } from "./elementwise.ts";
+import { groupNormGradInto, groupNormInto } from "./groupnorm.ts";
 
 const KI = Object.fromEntries(KERNELS.map((n, i) => [n, i])) as Record<KernelName, number>;
 const F32_BITS = (v: number) => new Int32Array(new Float32Array([v]).buffer)[0];
@@ -315,6 +316,20 @@ export class WasmBackend implements Backend<Data> {
       off += blk;
     });
     return out;
+  }
+
+  // ---- GroupNorm (groupnorm.ts) ----
+  groupNorm(x: Data, rows: number, M: number, eps: number, dtype: DType): { y: Data; rstd: Data } {
+    if (dtype === "float64") return this.ref.groupNorm(x, rows, M, eps, dtype);
+    const y = this.#out(rows * M), rstd = this.#out(rows);
+    groupNormInto(x, rows, M, eps, y, rstd);
+    return { y, rstd };
+  }
+  groupNormGrad(g: Data, y: Data, rstd: Data, rows: number, M: number, dtype: DType): Data {
+    if (dtype === "float64") return this.ref.groupNormGrad(g, y, rstd, rows, M, dtype);
+    const dx = this.#out(rows * M);
+    groupNormGradInto(g, y, rstd, rows, M, dx);
+    return dx;
   }
 
   // ---- matrix products ----
