@@ -2,7 +2,7 @@
 // (per-group parameter copies, one forward + one backward) against the per-input loop, same run;
 // with several backends (--backend wasm,webgpu) all of them interleaved in the same rounds.
 //   deno run -A bench/features.ts [--models weights/vae-fashion.safetensors,weights/glow-fashion.safetensors] [--n 64] [--rounds 3]
-//        [--backend auto|cpu|webgpu|wasm[,...]] [--no-loop] [--profile]
+//        [--backend auto|cpu|webgpu|wasm|wasm:<threads>[,...]] [--no-loop] [--profile] [--by-shape]
 // --profile: also time every kernel of one batched pass on the device (timestamp queries) and
 // print where the device time goes; on the other backends, the wall time per op (by shape with
 // --by-shape) of one batched pass and one loop.
@@ -17,6 +17,7 @@ import { type Diffusion, PAPER_SCORE } from "../src/models/diffusion.ts";
 import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
 import * as T from "../src/autograd/index.ts";
 import { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
+import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 import type { Backend } from "../src/kernels/backend.ts";
 import { opTable, timeOps } from "./op_timer.ts";
 
@@ -41,7 +42,17 @@ const { values: a } = parseArgs({
   },
 });
 const backends: Backend[] = [];
-for (const c of a.backend!.split(",")) backends.push(await selectBackend(c as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) }));
+for (const c of a.backend!.split(",")) {
+  // wasm:N: the wasm backend with N threads (the pool's size; default all cores).
+  const [name, threads] = c.split(":");
+  if (name === "wasm" && threads) {
+    if (!(Number(threads) >= 1 && Number.isInteger(Number(threads)))) {
+      console.error(`error: --backend: '${c}': the thread count must be a positive integer`);
+      Deno.exit(1);
+    }
+    backends.push(await createWasmBackend({ threads: Number(threads) }));
+  } else backends.push(await selectBackend(c as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) }));
+}
 const n = Number(a.n), rounds = Number(a.rounds);
 const data = loadDataset("fashion", "test");
 const desc = (b: Backend) => `${b.name}${"description" in b ? ` (${(b as { description: string }).description})` : ""}`;
@@ -55,8 +66,9 @@ for (const path of a.models!.split(",")) {
     if (model.kind === "diffusion") (model as unknown as Diffusion).setScore(PAPER_SCORE);
     const x = model.input(data, range(0, n));
     const noise = noiseFor(model, n, new T.Generator(1));
-    tasks.push([`${backend.name} batched`, () => featuresBatched(model, x, 1, noise)]);
-    if (!a["no-loop"]) tasks.push([`${backend.name} loop`, () => featuresLoop(model, x, 1, noise)]);
+    const label = "threads" in backend && backends.filter((b) => b.name === backend.name).length > 1 ? `${backend.name}/${(backend as { threads: number }).threads}t` : backend.name;
+    tasks.push([`${label} batched`, () => featuresBatched(model, x, 1, noise)]);
+    if (!a["no-loop"]) tasks.push([`${label} loop`, () => featuresLoop(model, x, 1, noise)]);
     cleanup.push(() => { x.dispose(); noise?.dispose(); });
   }
   for (const [, f] of tasks) await f();
@@ -74,12 +86,13 @@ for (const path of a.models!.split(",")) {
   }
   const med = samples.map((s) => s.sort((p, q) => p - q)[Math.floor(s.length / 2)]);
   const cells = tasks.map(([name], i) => `${name} ${med[i].toFixed(0)} ms [${samples[i][0].toFixed(0)}-${samples[i][samples[i].length - 1].toFixed(0)}]`);
-  const ups = a["no-loop"] ? [] : backends.map((b, i) => `${b.name} speed-up ${(med[2 * i + 1] / med[2 * i]).toFixed(2)}x`);
+  const ups = a["no-loop"] ? [] : backends.map((_, i) => `${tasks[2 * i][0].replace(/ batched$/, "")} speed-up ${(med[2 * i + 1] / med[2 * i]).toFixed(2)}x`);
   console.log(`${path}: ${[...cells, ...ups].join(", ")}`);
   // Process CPU time (all threads, lavapipe's and the wasm pool's included): what the other jobs'
   // load disturbs least on this shared machine.
   const cpuMed = cpuMs.map((s) => s.sort((p, q) => p - q)[Math.floor(s.length / 2)]);
-  console.log(`  CPU time: ${tasks.map(([name], i) => `${name} ${cpuMed[i].toFixed(0)} ms`).join(", ")}`);
+  const cpuUps = a["no-loop"] ? [] : backends.map((_, i) => `${tasks[2 * i][0].replace(/ batched$/, "")} speed-up ${(cpuMed[2 * i + 1] / cpuMed[2 * i]).toFixed(2)}x`);
+  console.log(`  CPU time: ${[...tasks.map(([name], i) => `${name} ${cpuMed[i].toFixed(0)} ms`), ...cpuUps].join(", ")}`);
   for (const [i, b] of backends.entries()) {
     if (!a.profile) break;
     const per = a["no-loop"] ? 1 : 2;
