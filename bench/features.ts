@@ -102,11 +102,14 @@ for (const path of a.models!.split(",")) {
     }
     for (const [name, f] of tasks.slice(i * per, (i + 1) * per)) {
       const t = timeOps(b, a["by-shape"]);
+      // The wasm pool's worker threads: how many tasks they took in this run (work handed off).
+      const worker = () => (b as { workerTasks?: number }).workerTasks ?? 0, w0 = worker();
       const t0 = performance.now();
       await f();
       const wall = performance.now() - t0;
       t.restore();
-      console.log(`  ${name}, one run ${wall.toFixed(0)} ms wall:\n${opTable(t.acc)}`);
+      const handed = "workerTasks" in b ? `, ${worker() - w0} tasks run by worker threads` : "";
+      console.log(`  ${name}, one run ${wall.toFixed(0)} ms wall${handed}:\n${opTable(t.acc)}`);
     }
   }
   cleanup.forEach((f) => f());
