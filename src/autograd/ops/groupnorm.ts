@@ -24,6 +24,8 @@ export function normalizeGroups(x: Tensor, groups: number, eps = 1e-5): Tensor {
   const rstd: Tensor = result("groupNormRstd", [x], s.rstd, [rows, 1], (g) => [reshape(mul(yRows, mul(g, mul(square(rstd), -1 / M))), x.shape)], x);
   const y: Tensor = result("normalizeGroups", [x], s.y, x.shape, (g) => [reshape(groupNormGrad(reshape(g, [rows, M]), yRows, rstd), x.shape)], x);
   const yRows = reshape(y, [rows, M]);
+  // Without a recorded graph nothing reads rstd: free it now rather than at the scope's end.
+  if (!y.requiresGrad) rstd.dispose();
   return y;
 }
 
