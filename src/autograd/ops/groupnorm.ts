@@ -18,7 +18,7 @@ import { mean, sum } from "./reduce.ts";
 export function normalizeGroups(x: Tensor, groups: number, eps = 1e-5): Tensor {
   if (x.rank < 2 || !(groups >= 1) || x.shape[1] % groups) throw new Error(`normalizeGroups: ${x.shape[1]} channels of ${fmt(x.shape)} not divisible into ${groups} groups`);
   if (x.groups) return unfolded(normalizeGroups(folded(x), groups, eps), x.groups);
-  const rows = x.shape[0] * groups, M = sizeOf(x.shape) / rows;
+  const rows = x.shape[0] * groups, M = rows ? sizeOf(x.shape) / rows : 0;
   const s = x.backend.groupNorm(x.storage("normalizeGroups"), rows, M, eps, x.dtype);
   // d rstd / dx = -rstd^3 (x - mean) / M = -(rstd^2 / M) y.
   const rstd: Tensor = result("groupNormRstd", [x], s.rstd, [rows, 1], (g) => [reshape(mul(yRows, mul(g, mul(square(rstd), -1 / M))), x.shape)], x);
