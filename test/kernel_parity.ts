@@ -58,7 +58,7 @@ export function kernelParity(t: ParityTarget): void {
     const ops: [string, (x: T.Tensor) => T.Tensor, number, number][] = [
       ["neg", T.neg, -3, 3], ["exp", T.exp, -3, 3], ["log", T.log, 0.1, 3], ["sqrt", T.sqrt, 0.1, 3], ["abs", T.abs, -3, 3],
       ["relu", T.relu, -3, 3], ["leakyRelu", (x) => T.leakyRelu(x, 0.1), -3, 3], ["sigmoid", T.sigmoid, -30, 30],
-      ["logSigmoid", T.logSigmoid, -30, 30], ["softplus", T.softplus, -30, 30], ["tanh", T.tanh, -20, 20], ["silu", T.silu, -5, 5],
+      ["logSigmoid", T.logSigmoid, -30, 30], ["softplus", T.softplus, -30, 30], ["tanh", T.tanh, -20, 20], ["silu", T.silu, -5, 5], ["siluGrad", (x) => T.unary("siluGrad", x), -5, 5],
       ["square", T.square, -3, 3], ["recip", T.recip, 0.5, 3], ["pow 3", (x) => T.powScalar(x, 3), -2, 2],
       ["pow 0.5", (x) => T.powScalar(x, 0.5), 0.1, 2], ["clamp", (x) => T.clamp(x, -0.3, 0.4), -1, 1],
     ];
