@@ -1,9 +1,10 @@
 // Kernel and training-step benchmarks (tinybench), every engine interleaved in one run: ours
 // (`fimscope wasm`, `fimscope webgpu`, optionally `fimscope cpu`) and the peers (`jax-js wasm`,
 // `jax-js webgpu`, `tfjs webgpu`; bench-only devDependencies) on the same machine and adapter.
+// The U-Net training step runs only when --only names it (TF.js takes about a minute a step).
 // Prints median ms per engine (and GFLOP/s), the spread (min-max over rounds) and our best engine
 // against each peer.
-//   npx deno run -A bench/run.ts [--only=matmul,conv,MLP] [--engines=fimscope wasm,jax-js wasm,...]
+//   npx deno run -A bench/run.ts [--only=matmul,conv,MLP,U-Net] [--engines=fimscope wasm,jax-js wasm,...]
 //        [--cpu] [--iterations=N] [--matmul=block8x8] [--conv=block4] [--json=file]
 // --json writes { "rows": [{ "workload", "engines": { "<engine>": <median ms> }, "spread": {...} }] }.
 import "../src/cli/errors.ts";
@@ -31,7 +32,7 @@ const iterations = args.iterations;
 let wanted: Engine[] = ALL.filter((e) => e !== "fimscope cpu" || args.cpu).filter((e) => !(args["no-tf"] && e.startsWith("tfjs")));
 if (args.engines) wanted = args.engines;
 const only = args.only?.split(",");
-const list = workloads().filter((w) => !only || only.some((o) => w.name.includes(o)));
+const list = workloads().filter((w) => only ? only.some((o) => w.name.includes(o)) : !w.optIn);
 
 type Handle = { run: () => Promise<unknown>; dispose: () => void };
 const makers: Partial<Record<Engine, (w: Workload) => (() => Handle) | null>> = {};
@@ -117,11 +118,14 @@ for (const w of list) {
   });
   rows.push(row);
   const best = es.filter(([e]) => ours(e)).map(([e]) => [e, row.engines[e]] as const).sort((a, b) => a[1] - b[1])[0];
-  console.log(`\n${w.name} (${(w.flops / 1e9).toFixed(3)} GFLOP)`);
+  console.log(`\n${w.name}${w.flops ? ` (${(w.flops / 1e9).toFixed(3)} GFLOP)` : ""}`);
   for (const [e] of es) {
     const ms = row.engines[e], [lo, hi] = row.spread[e];
-    const vs = best && !ours(e) ? `  ${best[0]} is ${(ms / best[1]).toFixed(2)}x as fast` : "";
-    console.log(`  ${e.padEnd(16)} ${ms.toFixed(1).padStart(9)} ms ${(w.flops / ms / 1e6).toFixed(2).padStart(7)} GF/s  [${lo.toFixed(1)}-${hi.toFixed(1)}]${vs}`);
+    // On the same adapter too: our WebGPU engine against a peer's, when our best is another engine.
+    const sameAdapter = e.endsWith("webgpu") && best?.[0] !== "fimscope webgpu" && row.engines["fimscope webgpu"]
+      ? `, fimscope webgpu ${(ms / row.engines["fimscope webgpu"]).toFixed(2)}x` : "";
+    const vs = best && !ours(e) ? `  ${best[0]} is ${(ms / best[1]).toFixed(2)}x as fast${sameAdapter}` : "";
+    console.log(`  ${e.padEnd(16)} ${ms.toFixed(1).padStart(9)} ms ${w.flops ? (w.flops / ms / 1e6).toFixed(2).padStart(7) : "      -"} GF/s  [${lo.toFixed(1)}-${hi.toFixed(1)}]${vs}`);
   }
 }
 if (args.json) writeFileAtomic(args.json, JSON.stringify({ notes, iterations, rows }, null, 2));

@@ -14,6 +14,7 @@ import { binaryInto, coalesce, matmulInto, reduceInto, stridedInto, unaryInto, w
 import { SIMD_APPROX, SIMD_BINARY, SIMD_UNARY } from "./elementwise.ts";
 import { conv2d, conv2dInputGrad, conv2dWeightGrad } from "./conv.ts";
 import { strided } from "./movement.ts";
+import { groupNormGradInto, groupNormInto } from "./groupnorm.ts";
 
 export type { WasmOptions };
 const SIMD_UN = new Set<string>([...SIMD_UNARY, ...SIMD_APPROX]), SIMD_BIN = new Set<string>(SIMD_BINARY);
@@ -240,6 +241,20 @@ export class WasmBackend implements Backend<Data> {
       off += blk;
     });
     return out;
+  }
+
+  // ---- GroupNorm (groupnorm.ts) ----
+  groupNorm(x: Data, rows: number, M: number, eps: number, dtype: DType): { y: Data; rstd: Data } {
+    if (dtype === "float64") return this.ref.groupNorm(x, rows, M, eps, dtype);
+    const y = this.#m.out(rows * M), rstd = this.#m.out(rows);
+    groupNormInto(x, rows, M, eps, y, rstd);
+    return { y, rstd };
+  }
+  groupNormGrad(g: Data, y: Data, rstd: Data, rows: number, M: number, dtype: DType): Data {
+    if (dtype === "float64") return this.ref.groupNormGrad(g, y, rstd, rows, M, dtype);
+    const dx = this.#m.out(rows * M);
+    groupNormGradInto(g, y, rstd, rows, M, dx);
+    return dx;
   }
 
   // ---- matrix products ----

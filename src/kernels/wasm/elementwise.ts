@@ -11,7 +11,7 @@ import { F32, Fn, I32, op, simd, V128 } from "./emit.ts";
 
 export const SIMD_UNARY = ["neg", "abs", "relu", "step", "sqrt", "square", "recip", "mulScalar", "addScalar", "leakyRelu", "leakyStep"] as const satisfies readonly UnaryOp[];
 /** Ops computed with a polynomial exp (and log1p), a few ulp from Math's, not bit for bit. */
-export const SIMD_APPROX = ["exp", "sigmoid", "softplus"] as const satisfies readonly UnaryOp[];
+export const SIMD_APPROX = ["exp", "sigmoid", "softplus", "silu", "siluGrad"] as const satisfies readonly UnaryOp[];
 export const SIMD_BINARY = ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq", "reluMask"] as const satisfies readonly BinaryOp[];
 
 // f32x4 opcodes
@@ -87,7 +87,7 @@ function unExpr(f: Fn, o: UnaryOp, x: number, p: number, one: number, zero: numb
     case "step": return sel(() => f.get(one), () => f.get(zero), cmpGt0);
     case "leakyRelu": return sel(() => f.get(x), () => { f.get(p).get(x); if (vec) f.simd(V.mul); else f.op(S.mul); }, cmpGt0);
     case "leakyStep": return sel(() => f.get(one), () => f.get(p), cmpGt0);
-    case "exp": case "sigmoid": case "softplus": {
+    case "exp": case "sigmoid": case "softplus": case "silu": case "siluGrad": {
       if (!vec) throw new Error("exp: vector only");
       const tmp = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
       if (o === "exp") return expV(f, x, tmp);
@@ -115,6 +115,14 @@ function unExpr(f: Fn, o: UnaryOp, x: number, p: number, one: number, zero: numb
       f.set(e);
       f.get(one).get(one).get(e).simd(V.add).simd(V.div).set(q);
       f.get(q).get(e).get(q).simd(V.mul).get(x).get(zero).simd(V.ge).simd(V.bitselect);
+      if (o === "sigmoid") return;
+      const s = f.local(V128);
+      f.set(s);
+      if (o === "silu") return void f.get(x).get(s).simd(V.mul);
+      // siluGrad: s (1 + x (1 - s)), with 1 - s = sigmoid(-x) taken as the other branch (e q for
+      // x >= 0, else q), not subtracted (1 - s cancels for large x).
+      f.get(e).get(q).simd(V.mul).get(q).get(x).get(zero).simd(V.ge).simd(V.bitselect).set(q);
+      f.get(s).get(one).get(x).get(q).simd(V.mul).simd(V.add).simd(V.mul);
       return;
     }
     default: throw new Error(`no SIMD kernel for ${o}`);

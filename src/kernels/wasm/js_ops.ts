@@ -81,6 +81,8 @@ export function unaryInto(op: UnaryOp, x: F, out: F, n: number, p: number): void
     case "addScalar": for (let i = 0; i < n; i++) out[i] = x[i] + p; return;
     case "leakyRelu": for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 0 ? v : p * v; } return;
     case "leakyStep": for (let i = 0; i < n; i++) out[i] = x[i] > 0 ? 1 : p; return;
+    case "silu": for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v * sigmoid(v); } return;
+    case "siluGrad": for (let i = 0; i < n; i++) { const v = x[i], s = sigmoid(v); out[i] = s * (1 + v * (1 - s)); } return;
   }
 }
 
