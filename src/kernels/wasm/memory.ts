@@ -69,14 +69,74 @@ export class WasmMemory {
     const cls = sizeClass(bytes);
     const list = this.#free.get(cls);
     if (list?.length) return list.pop()!;
-    const at = this.#top;
-    this.#top += cls;
-    const need = Math.ceil(this.#top / PAGE) - this.mem.buffer.byteLength / PAGE;
+    const need = Math.ceil((this.#top + cls) / PAGE) - this.mem.buffer.byteLength / PAGE;
     if (need > 0) {
-      this.mem.grow(need);
+      try {
+        this.mem.grow(need);
+      } catch (e) {
+        // At the memory's maximum: serve the request from pooled blocks of other classes.
+        const at = this.#reclaim(cls);
+        if (at !== null) return at;
+        throw new Error(`wasm backend: out of memory: a block of ${cls} bytes does not fit in ${this.mem.buffer.byteLength} bytes (${this.#pooledBytes()} of them pooled in blocks too small even when merged): ${(e as Error).message}`);
+      }
       this.#f32 = this.#view();
     }
+    const at = this.#top;
+    this.#top += cls;
     return at;
+  }
+  #pooledBytes(): number {
+    let b = 0;
+    for (const [cls, list] of this.#free) b += cls * list.length;
+    return b;
+  }
+  /**
+   * A block of class cls carved out of the pool when the memory cannot grow (a long run whose
+   * block sizes shift, e.g. batched feature passes followed by one input's double backprop, holds
+   * its memory in classes the new work does not ask for): first the smallest larger free block,
+   * split in halves down to cls; failing that, the free blocks merged into contiguous spans and
+   * re-cut into the largest powers of two, then the same split. Null if nothing is large enough.
+   */
+  #reclaim(cls: number): number | null {
+    const split = (): number | null => {
+      let c = cls * 2;
+      const maxCls = Math.max(0, ...this.#free.keys());
+      while (c <= maxCls && !this.#free.get(c)?.length) c *= 2;
+      if (c > maxCls) return null;
+      const at = this.#free.get(c)!.pop()!;
+      for (let h = c / 2; h >= cls; h /= 2) this.#freeBlock(at + h, h);
+      return at;
+    };
+    const at = split();
+    if (at !== null) return at;
+    const blocks: [number, number][] = [];
+    for (const [c, list] of this.#free) for (const a of list) blocks.push([a, c]);
+    blocks.sort((p, q) => p[0] - q[0]);
+    this.#free.clear();
+    const spans: [number, number][] = [];
+    for (const [a, c] of blocks) {
+      const last = spans[spans.length - 1];
+      if (last && last[0] + last[1] === a) last[1] += c;
+      else spans.push([a, c]);
+    }
+    for (let [a, len] of spans) {
+      if (a + len === this.#top) { // a span at the top goes back to the unallocated memory
+        this.#top = a;
+        continue;
+      }
+      while (len >= 256) {
+        const c = 2 ** Math.floor(Math.log2(len));
+        this.#freeBlock(a, c);
+        a += c;
+        len -= c;
+      }
+    }
+    if (this.#top + cls <= this.mem.buffer.byteLength) {
+      const top = this.#top;
+      this.#top += cls;
+      return top;
+    }
+    return this.#free.get(cls)?.pop() ?? split();
   }
   #freeBlock(at: number, bytes: number): void {
     const cls = sizeClass(bytes);
