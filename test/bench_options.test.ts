@@ -14,6 +14,7 @@ const CASES: [string, string, string[], string][] = [
   ["conv_shapes", "conv_shapes", ["--repeats", "x"], "--repeats"],
   ["detector", "detector", ["--images", "0"], "--images"],
   ["features", "features", ["--backend", "tpu"], "--backend"],
+  ["features", "features", ["--backend", "wasm,wasm"], "--backend"], // ran the models, then failed on a duplicate task name
   ["features_ab", "features_ab", ["--old", `${ROOT}/no-such-checkout`], "--old"],
   ["groupnorm", "groupnorm", ["--rounds", "x"], "--rounds"],
   ["small_ops", "small_ops", ["--iterations", "-1"], "--iterations"],
