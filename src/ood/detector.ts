@@ -105,7 +105,9 @@ function mean(v: ArrayLike<number>): number {
   return s / v.length;
 }
 
-/** Fits every density on the fit rows and records the fit scores' quantiles. */
+const finite = (v: number) => (v === Infinity ? Number.MAX_VALUE : v === -Infinity ? -Number.MAX_VALUE : v);
+
+/** Fits every density on the fit rows and records the fit (or calibration) scores' quantiles. */
 export function fitDetector(f: FitInput): DetectorFile {
   const L = f.names.length;
   if (f.logf.length < 2) throw new Error(`detector: need at least 2 fit groups, got ${f.logf.length}`);
@@ -130,8 +132,10 @@ export function fitDetector(f: FitInput): DetectorFile {
   const rows = c ? c.logf : f.logf, nlls = c ? c.nll : f.nll;
   for (const m of DETECTOR_METHODS) {
     const s = Array.from(rows, (r, i) => scorer.score(m, r, nlls[i]));
-    quantiles[m] = percentiles(s);
-    thr[m] = threshold95(s);
+    // JSON has no infinities: a score of +-inf (the chi-square's log density at f_l = 0 when its
+    // k < 2, a feature whose gradient is exactly 0 on some inputs) is kept as +-Number.MAX_VALUE.
+    quantiles[m] = percentiles(s).map(finite);
+    thr[m] = finite(threshold95(s));
   }
   return {
     format: DETECTOR_FORMAT, version: DETECTOR_VERSION, model: { ...f.model }, groupSize: f.groupSize, features: [...f.names],
@@ -259,17 +263,29 @@ export function parseDetector(json: unknown, file: string): DetectorFile {
     if (!Array.isArray(k) || !k.every((l) => Number.isInteger(l) && l >= 0 && l < L)) throw fail(`${what}.kept must list feature indices 0..${L - 1}`);
     return k.length;
   };
-  if (!ds.gradient || !isNums(ds.gradient.mean, L) || !isNums(ds.gradient.variance, L)) throw fail(`densities.gradient needs mean and variance of length ${L}`);
+  // A feature that is not kept may have a non-finite fit mean (log f_l = -inf where a gradient is
+  // exactly 0, e.g. a diffusion model's L1 output bias): JSON writes it as null.
+  const values = (v: unknown, keptList: unknown, what: string) => {
+    const keptSet = new Set(Array.isArray(keptList) ? keptList : []);
+    if (!Array.isArray(v) || v.length !== L || !v.every((x, l) => typeof x === "number" || (x === null && !keptSet.has(l)))) throw fail(`${what} must be ${L} numbers (null only for features not kept)`);
+  };
+  if (!ds.gradient) throw fail(`no densities.gradient`);
   kept(ds.gradient.kept, "densities.gradient");
+  values(ds.gradient.mean, ds.gradient.kept, "densities.gradient.mean");
+  values(ds.gradient.variance, ds.gradient.kept, "densities.gradient.variance");
   for (const key of ["gradient-fullcov", "gradient-fullcov-lw"] as const) {
     const f = ds[key];
-    if (!f || !isNums(f.mean, L)) throw fail(`densities.${key} needs mean of length ${L}`);
+    if (!f) throw fail(`no densities.${key}`);
     const k = kept(f.kept, `densities.${key}`);
+    values(f.mean, f.kept, `densities.${key}.mean`);
     if (!isNums(f.cov, k * k)) throw fail(`densities.${key}.cov must have ${k}x${k} = ${k * k} numbers`);
     if (!f.shrinkage || typeof f.shrinkage.value !== "number") throw fail(`densities.${key} needs shrinkage {kind, value}`);
   }
-  if (!ds["gradient-chi2"] || !isNums(ds["gradient-chi2"].k, L) || !isNums(ds["gradient-chi2"].s, L)) throw fail(`densities.gradient-chi2 needs k and s of length ${L}`);
-  kept(ds["gradient-chi2"].kept, "densities.gradient-chi2");
+  const chi = ds["gradient-chi2"];
+  if (!chi) throw fail(`no densities.gradient-chi2`);
+  kept(chi.kept, "densities.gradient-chi2");
+  values(chi.k, chi.kept, "densities.gradient-chi2.k");
+  values(chi.s, chi.kept, "densities.gradient-chi2.s");
   if (!DETECTOR_METHODS.includes(d.method as DetectorMethod)) throw fail(`"method" must be one of ${DETECTOR_METHODS.join(", ")}, got ${JSON.stringify(d.method)}`);
   for (const meth of DETECTOR_METHODS) {
     if (!isNums(d.quantiles?.[meth], 101)) throw fail(`quantiles.${meth} must be 101 numbers`);
