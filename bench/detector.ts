@@ -5,6 +5,7 @@
 //     per-group gradient pass, S g and the N x N solve, with N fit gradients.
 //   deno run -A bench/detector.ts [--model weights/glow-fashion.safetensors] [--images 1000] [--N 1000] [--rounds 3] [--only score|fim] [--old <checkout>]
 // --old: part 2 also for another checkout of the code (e.g. `git archive <commit> src | tar -x -C /tmp/old`).
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { type ImageSet, range, subset } from "../src/data/dataset.ts";
 const take = (s: ImageSet, n: number) => subset(s, range(0, Math.min(n, s.n)));
@@ -90,15 +91,23 @@ for (const [name, root] of roots) {
   console.log(`${name}: ${N} fit gradients in ${gradSeconds.toFixed(1)} s, Woodbury fit (Grams, Cholesky, factors) ${((performance.now() - tfit) / 1000).toFixed(1)} s; ${fim.floats} floats held (${(fim.floats * 4 / 2 ** 20).toFixed(0)} MiB at float32; S alone ${N * fim.parameters} = P x N)`);
   sides.push({ name, T: TT, model: m, fim, x: m.input(test, ds.range(0, batch)), groupGradients: wb.groupGradients, featuresBatched: ft.featuresBatched });
 }
-const s2: Record<string, number[]> = {};
-const push = (k: string, v: number) => (s2[k] ??= []).push(v);
+// Wall time and process CPU time (every thread: the wasm workers too), which other load on the
+// machine disturbs far less than wall time.
+const s2: Record<string, number[]> = {}, cpu2: Record<string, number[]> = {};
+const push = async (k: string, f: () => Promise<unknown>) => {
+  const c0 = process.cpuUsage(), t0 = performance.now();
+  await f();
+  (s2[k] ??= []).push(performance.now() - t0);
+  const c = process.cpuUsage(c0);
+  (cpu2[k] ??= []).push((c.user + c.system) / 1000);
+};
 for (let r = 0; r < rounds; r++) {
   for (const sd of r % 2 ? [...sides].reverse() : sides) {
-    push(`${sd.name} features`, await time(() => sd.featuresBatched(sd.model, sd.x, 1)));
+    await push(`${sd.name} features`, () => sd.featuresBatched(sd.model, sd.x, 1));
     let g: Any[] = [];
-    push(`${sd.name} grads`, await time(async () => { g = sd.groupGradients(sd.model, sd.x, 1); await g[0].data(); }));
-    push(`${sd.name} score`, await time(() => sd.fim.score(g)));
-    if (sd.name === "new") push(`${sd.name} full`, await time(() => sd.fim.score(g, { block: false })));
+    await push(`${sd.name} grads`, async () => { g = sd.groupGradients(sd.model, sd.x, 1); await g[0].data(); });
+    await push(`${sd.name} score`, () => sd.fim.score(g));
+    if (sd.name === "new") await push(`${sd.name} full`, () => sd.fim.score(g, { block: false }));
     g.forEach((t) => t.dispose());
   }
 }
@@ -106,6 +115,9 @@ for (const sd of sides) {
   const [f2, g2, q2] = [median(s2[`${sd.name} features`]), median(s2[`${sd.name} grads`]), median(s2[`${sd.name} score`])];
   const full = s2[`${sd.name} full`] ? median(s2[`${sd.name} full`]) : NaN;
   console.log(`${sd.name}: batch of ${batch}: batched features ${f2.toFixed(0)} ms; full per-group gradients ${g2.toFixed(0)} ms; Woodbury score (full + block) ${q2.toFixed(0)} ms${Number.isNaN(full) ? "" : `, full alone ${full.toFixed(0)} ms`}; score / features ${(q2 / f2).toFixed(2)}${Number.isNaN(full) ? "" : ` (full alone ${(full / f2).toFixed(2)})`}; FIM total (gradients + score) / features ${((g2 + q2) / f2).toFixed(2)}`);
+  const c = (k: string) => cpu2[`${sd.name} ${k}`] ? median(cpu2[`${sd.name} ${k}`]) : NaN, mn = (k: string) => Math.min(...s2[`${sd.name} ${k}`]);
+  console.log(`  CPU time (median, ms): features ${c("features").toFixed(0)}, gradients ${c("grads").toFixed(0)}, score ${c("score").toFixed(0)}${Number.isNaN(c("full")) ? "" : `, full alone ${c("full").toFixed(0)}`}; score / features ${(c("score") / c("features")).toFixed(2)}${Number.isNaN(c("full")) ? "" : ` (full alone ${(c("full") / c("features")).toFixed(2)})`}`);
+  console.log(`  fastest round (ms): features ${mn("features").toFixed(0)}, gradients ${mn("grads").toFixed(0)}, score ${mn("score").toFixed(0)}${s2[`${sd.name} full`] ? `, full alone ${mn("full").toFixed(0)}` : ""}`);
   console.log(`  rounds (ms): ${Object.entries(s2).filter(([k]) => k.startsWith(sd.name)).map(([k, v]) => `${k.slice(sd.name.length + 1)} ${v.map((t) => t.toFixed(0)).join("/")}`).join("; ")}`);
   sd.x.dispose();
   sd.fim.dispose();
