@@ -1,5 +1,6 @@
-// score --detector detector.json --input <file|folder> [--out scores.csv|scores.json] [--model M]
-//       [--batch 64] [--backend auto|cpu|webgpu|wasm] [--quiet] [--saliency overlays.png] [--saliency-k 8] [--force]
+// score --detector detector.json --input <file|folder|fashion[:test|train][:from-to]>
+//       [--out scores.csv|scores.json] [--model M] [--batch 64] [--backend auto|cpu|webgpu|wasm]
+//       [--quiet] [--saliency overlays.png] [--saliency-k 8] [--force]
 // Scores images against a detector from `npm run fit`: per input (or group of B consecutive inputs),
 // named by its file (or file:index inside an array file), the NLL in bits/dim, the score (higher =
 // more in-distribution), its percentile among the fit data's scores, the verdict at the 95%-TPR
@@ -8,10 +9,11 @@
 // `mnist|fashion[:train|test][:from-to]` (src/data/selection.ts): on the set, split and order the
 // detector was fitted on, only positions outside its fit and calibration images (by default the
 // last such run; a range that overlaps them is refused, naming the allowed ones); otherwise the
-// split's own order (default: the test split, all of it). The model is the detector's (or --model); a model file whose SHA-256 differs
-// from the one the detector was fitted with is refused. --out writes CSV or JSON by its extension;
-// --quiet prints only the summary. --saliency (B = 1): a PNG of the --saliency-k lowest-scoring
-// inputs, each beside an overlay of d score / d pixels (double backprop: which pixels drive the score).
+// split's own order (default: the test split, all of it). The model is the detector's (or
+// --model); a model file whose SHA-256 differs from the one the detector was fitted with is
+// refused. --out writes CSV or JSON by its extension; --quiet prints only the summary.
+// --saliency (B = 1): a PNG of the --saliency-k lowest-scoring inputs, each beside an overlay of
+// d score / d pixels (double backprop: which pixels drive the score).
 import { notice } from "./errors.ts";
 import { BACKEND, flag, inFile, int, outFile, parseOptions, setOrPath, usageError, workStarts } from "./args.ts";
 import { DATASETS, loadDataset } from "../data/mnist.ts";
