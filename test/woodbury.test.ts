@@ -89,14 +89,14 @@ async function woodburyVsExplicit(sliceRows?: number, batchRows?: number, triang
   // As batches of batchRows rows (as setGradients gives them), or all N rows at once.
   const asBatches = (ls: T.Tensor[]) => batchRows ? Array.from({ length: Math.ceil(N / batchRows) }, (_, i) => ls.map((t) => T.slice(t, [i * batchRows, 0], [Math.min(N, (i + 1) * batchRows), t.shape[1]]))) : ls;
   const fim = await WoodburyFim.fit(asBatches(copies(fitG)), { sliceRows, triangleBlocks });
-  // Layout: every layer with P_l >= N a chunk of its own, the smaller ones together; each chunk S_c^T
-  // [P_c, N] cut into slices of at most sliceRows parameters.
+  // Layout: every layer with P_l >= N a chunk of its own, the smaller ones together; each chunk S_c
+  // [N, P_c] cut into slices of at most sliceRows parameters.
   const own = sizes.map((p, l) => p >= N ? l : -1).filter((l) => l >= 0);
   assert.equal(fim.chunks.map((c) => c.layers), [...own.map((l) => [l]), sizes.map((_, l) => l).filter((l) => !own.includes(l))]);
   for (const c of fim.chunks) {
     const width = c.layers.reduce((a, l) => a + sizes[l], 0);
-    assert.equal(c.slices.map((t) => t.shape[0]), Array.from({ length: Math.ceil(width / (sliceRows ?? width)) }, (_, i) => Math.min(sliceRows ?? width, width - i * (sliceRows ?? width))));
-    c.slices.forEach((t, i) => { assert.is(t.shape[1], N); assert.is(c.starts[i], i * (sliceRows ?? width)); });
+    assert.equal(c.slices.map((t) => t.shape[1]), Array.from({ length: Math.ceil(width / (sliceRows ?? width)) }, (_, i) => Math.min(sliceRows ?? width, width - i * (sliceRows ?? width))));
+    c.slices.forEach((t, i) => { assert.is(t.shape[0], N); assert.is(c.starts[i], i * (sliceRows ?? width)); });
   }
   const S = rows(fitG), Tt = rows(testG);
   // lambda = mean of the empirical FIM's diagonal.

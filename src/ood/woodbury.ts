@@ -5,8 +5,8 @@
 //   F_N^{-1} = (1/lambda) (I - S^T A^{-1} S),  A = lambda N I + S S^T   (S: the N x P rows s_i)
 //   q = (|g|^2 - |L^{-1} S g|^2) / lambda,     A = L L^T (Cholesky)
 //
-// No P x P matrix is ever formed. S stays on the backend, transposed, in chunks of parameter
-// tensors (S_c^T, [P_c, N]), so a batch's S g is a split-K product: one partial sum w_c = g_c S_c^T
+// No P x P matrix is ever formed. S stays on the backend in chunks of parameter tensors
+// (S_c, [N, P_c]), so a batch's S g is a split-K product: one partial sum w_c = g_c S_c^T
 // per chunk, added up. For the per-layer block version (F block-diagonal over parameter tensors,
 // q_block = sum_l g_l^T F_l^{-1} g_l), each layer with P_l >= N is a chunk of its own and its
 // score (|g_l|^2 - |w_l L_l^{-T}|^2) / lambda_l reuses that partial sum: only the N x N factor
@@ -95,7 +95,9 @@ export function groupGradientsLoop(model: GenerativeModel, x: T.Tensor, B: numbe
 /**
  * An upper-triangular N x N matrix U (here L^{-T}) kept as column blocks: block j holds columns
  * [c_j, e_j) and only rows [0, e_j) (the rows below are zero), so w U costs sum_j e_j (e_j - c_j)
- * multiply-adds per row of w, 62.5% of the dense N^2 with 4 blocks.
+ * multiply-adds per row of w, 62.5% of the dense N^2 with 4 blocks. Each block is stored
+ * transposed ([e_j - c_j, e_j]: rows c_j..e_j of L^{-1}), the operand order lavapipe's product
+ * kernel runs fastest (bench/README.md).
  */
 class UpperFactor {
   constructor(readonly blocks: T.Tensor[], readonly ends: number[], readonly n: number) {}
@@ -104,9 +106,9 @@ class UpperFactor {
   static fromLowerInverse(li: Float64Array, n: number, parts: number, on: (m: Float64Array, r: number, c: number) => T.Tensor): UpperFactor {
     const k = Math.max(1, Math.min(parts, n)), ends = Array.from({ length: k }, (_, j) => Math.round(((j + 1) * n) / k));
     const blocks = ends.map((e, j) => {
-      const c0 = j ? ends[j - 1] : 0, w = e - c0, m = new Float64Array(e * w);
-      for (let i = 0; i < e; i++) for (let c = c0; c < e; c++) m[i * w + c - c0] = li[c * n + i]; // U[i][c] = L^{-1}[c][i]
-      return on(m, e, w);
+      const c0 = j ? ends[j - 1] : 0, w = e - c0, m = new Float64Array(w * e);
+      for (let c = c0; c < e; c++) for (let i = 0; i < e; i++) m[(c - c0) * e + i] = li[c * n + i]; // U^T[c][i] = L^{-1}[c][i]
+      return on(m, w, e);
     });
     return new UpperFactor(blocks, ends, n);
   }
@@ -116,11 +118,11 @@ class UpperFactor {
   }
   /** |w U|^2 per row of w [G, N]: [G]. */
   quad(w: T.Tensor): T.Tensor {
-    return this.blocks.map((b, j) => T.sumSquares(T.mm(this.#lead(w, this.ends[j]), b), 1)).reduce((x, y) => T.add(x, y));
+    return this.blocks.map((b, j) => T.sumSquares(T.mm(this.#lead(w, this.ends[j]), b, false, true), 1)).reduce((x, y) => T.add(x, y));
   }
   /** w U: [G, N]. */
   times(w: T.Tensor): T.Tensor {
-    const parts = this.blocks.map((b, j) => T.mm(this.#lead(w, this.ends[j]), b));
+    const parts = this.blocks.map((b, j) => T.mm(this.#lead(w, this.ends[j]), b, false, true));
     return parts.length === 1 ? parts[0] : T.concat(parts, 1);
   }
   /** y U^T [G, N] on the host (row-major float64): block j adds y[:, c_j:e_j] block_j^T into columns [0, e_j). */
@@ -128,7 +130,7 @@ class UpperFactor {
     const G = y.shape[0], out = new Float64Array(G * this.n);
     for (const [j, b] of this.blocks.entries()) {
       const c0 = j ? this.ends[j - 1] : 0, e = this.ends[j];
-      const part = await host(T.tidy(() => T.mm(T.slice(y, [0, c0], [G, e]), b, false, true)));
+      const part = await host(T.tidy(() => T.mm(T.slice(y, [0, c0], [G, e]), b)));
       for (let g = 0; g < G; g++) for (let i = 0; i < e; i++) out[g * this.n + i] += part[g * e + i];
     }
     return out;
@@ -141,10 +143,10 @@ class UpperFactor {
   }
 }
 
-/** Columns of S (some parameter tensors side by side), stored transposed as S_c^T in slices along the parameter axis. */
+/** Columns of S (some parameter tensors side by side), in slices along the parameter axis. */
 interface Chunk {
   layers: number[];
-  /** S_c^T rows [starts[i], starts[i] + slices[i].shape[0]): [p_i, N] each, on the backend. */
+  /** S_c's columns [starts[i], starts[i] + slices[i].shape[1]): [N, p_i] each, on the backend. */
   slices: T.Tensor[];
   starts: number[];
 }
@@ -168,7 +170,7 @@ export interface FimOptions {
   lambdaScale?: number;
   /** Also build the block version's factors (default true). */
   block?: boolean;
-  /** At most this many parameters per slice of S^T (default: as many as keep a slice under 16 Mi floats). */
+  /** At most this many parameters per slice of S (default: as many as keep a slice under 16 Mi floats). */
   sliceRows?: number;
   /** Column blocks of each triangular factor (default 4; 1 = one dense product). */
   triangleBlocks?: number;
@@ -181,13 +183,13 @@ async function host(t: T.Tensor): Promise<Float64Array> {
   return d;
 }
 
-/** Floats per slice of S^T, so that one stays well inside a WebGPU buffer binding (128 MiB on lavapipe). */
+/** Floats per slice of S, so that one stays well inside a WebGPU buffer binding (128 MiB on lavapipe). */
 const BLOCK_FLOATS = 16 * 2 ** 20;
 
 /**
- * F_N from the fit gradients, ready to score new gradients. S is held transposed, in chunks of
- * parameter tensors ([P_c, N]: every layer with P_l >= N its own chunk, the smaller layers
- * together), each cut into slices along the parameter axis so no buffer exceeds a binding limit.
+ * F_N from the fit gradients, ready to score new gradients. S is held in chunks of parameter
+ * tensors (S_c, [N, P_c]: every layer with P_l >= N its own chunk, the smaller layers together),
+ * each cut into slices along the parameter axis so no buffer exceeds a binding limit.
  * A batch's S g is then a split-K product, one partial sum w_c = g_c S_c^T per chunk, and the block
  * version reuses those partial sums: a layer's own w_l needs only its N x N triangular factor, not
  * a second pass over its P_l x N gradients. Call dispose() to free its matrices.
@@ -196,7 +198,7 @@ export class WoodburyFim {
   readonly n: number;
   readonly sizes: number[];
   readonly lambda: number;
-  /** S^T in chunks of parameter tensors, on the backend. */
+  /** S in chunks of parameter tensors, on the backend. */
   readonly chunks: Chunk[];
   /** A = lambda N I + S S^T = L L^T; U = L^{-T} on the backend. */
   readonly #u: UpperFactor;
@@ -256,18 +258,18 @@ export class WoodburyFim {
         blocks[l] = { kind: "explicit", m: onDevice(mt, p, p), lambda: lam[l] };
       }
     }
-    // S_c^T per chunk (the batches' tensors for its layers freed as it is made), its Gram K_c = S_c S_c^T, K = sum_c K_c.
+    // S_c per chunk (the batches' tensors for its layers freed as it is made), its Gram K_c = S_c S_c^T, K = sum_c K_c.
     const k = new Float64Array(n * n), chunks: Chunk[] = [];
     for (const [ci, layers] of groups.entries()) {
       const width = layers.reduce((a, l) => a + sizes[l], 0);
-      const st = T.tidy(() => T.transpose(T.concat(batches.map((b) => layers.length === 1 ? b[layers[0]] : T.concat(layers.map((l) => b[l]), 1)), 0)));
-      batches.forEach((b) => layers.forEach((l) => b[l].dispose()));
+      const sc = T.keep(T.tidy(() => T.concat(batches.map((b) => layers.length === 1 ? b[layers[0]] : T.concat(layers.map((l) => b[l]), 1)), 0)));
+      batches.forEach((b) => layers.forEach((l) => b[l] !== sc && b[l].dispose())); // (one batch, one layer: sc is that tensor)
       const starts: number[] = [];
       for (let r = 0; r < width; r += rowsPer) starts.push(r);
-      const slices = starts.length === 1 ? [T.keep(st)] : starts.map((r) => T.keep(T.tidy(() => T.slice(st, [r, 0], [Math.min(width, r + rowsPer), n]))));
-      if (starts.length > 1) st.dispose();
+      const slices = starts.length === 1 ? [sc] : starts.map((r) => T.keep(T.tidy(() => T.slice(sc, [0, r], [n, Math.min(width, r + rowsPer)]))));
+      if (starts.length > 1) sc.dispose();
       chunks.push({ layers, slices, starts });
-      const kc = await host(T.tidy(() => slices.map((s) => T.mm(s, s, true, false)).reduce((x, y) => T.add(x, y))));
+      const kc = await host(T.tidy(() => slices.map((s) => T.mm(s, s, false, true)).reduce((x, y) => T.add(x, y))));
       for (let i = 0; i < kc.length; i++) k[i] += kc[i];
       if (block && layers.length === 1 && own[layers[0]]) {
         const l = layers[0];
@@ -292,8 +294,8 @@ export class WoodburyFim {
   /** w_c = g_c S_c^T for one chunk ([G, N]): a sum over its slices. */
   #chunkTimes(c: Chunk, g: T.Tensor[]): T.Tensor {
     const gc = c.layers.length === 1 ? g[c.layers[0]] : T.concat(c.layers.map((l) => g[l]), 1), G = gc.shape[0];
-    if (c.slices.length === 1) return T.mm(gc, c.slices[0]);
-    return c.slices.map((s, i) => T.mm(T.slice(gc, [0, c.starts[i]], [G, c.starts[i] + s.shape[0]]), s)).reduce((x, y) => T.add(x, y));
+    if (c.slices.length === 1) return T.mm(gc, c.slices[0], false, true);
+    return c.slices.map((s, i) => T.mm(T.slice(gc, [0, c.starts[i]], [G, c.starts[i] + s.shape[1]]), s, false, true)).reduce((x, y) => T.add(x, y));
   }
   /** Per chunk, g S_c^T; their sum is g S^T ([G, N]). */
   #sTimes(g: T.Tensor[]): { parts: T.Tensor[]; w: T.Tensor } {
@@ -351,9 +353,9 @@ export class WoodburyFim {
       return await host(T.tidy(() => this.chunks.flatMap((c) => {
         const gc = c.layers.length === 1 ? g[c.layers[0]] : T.concat(c.layers.map((l) => g[l]), 1), G = gc.shape[0];
         return c.slices.map((s, i) => {
-          const d = T.add(T.mul(T.sum(T.square(s), 1), 1 / this.n), this.lambda);
-          const gs = c.slices.length === 1 ? gc : T.slice(gc, [0, c.starts[i]], [G, c.starts[i] + s.shape[0]]);
-          return T.mm(T.div(gs, T.reshape(d, [1, -1])), s);
+          const d = T.add(T.mul(T.sum(T.square(s), 0), 1 / this.n), this.lambda);
+          const gs = c.slices.length === 1 ? gc : T.slice(gc, [0, c.starts[i]], [G, c.starts[i] + s.shape[1]]);
+          return T.mm(T.div(gs, T.reshape(d, [1, -1])), s, false, true);
         });
       }).reduce((x, y) => T.add(x, y))));
     }
