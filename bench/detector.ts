@@ -4,29 +4,27 @@
 //  2. the full-FIM (Woodbury) score of a batch against the batched features of that batch: the
 //     per-group gradient pass, S g and the N x N solve, with N fit gradients.
 //   deno run -A bench/detector.ts [--model weights/glow-fashion.safetensors] [--images 1000] [--N 1000] [--rounds 3] [--only score|fim] [--old <checkout>]
-// --old: part 2 also for another checkout of the code (e.g. `git archive <commit> src | tar -x -C /tmp/old`).
+// --old: part 2 also for another checkout of the code (e.g. `git archive <commit> src shaders | tar -x -C /tmp/old`).
 import process from "node:process";
-import { parseArgs } from "node:util";
+import "../src/cli/errors.ts";
+import { BACKEND, choice, inFile, int, parseOptions, text } from "../src/cli/args.ts";
 import { type ImageSet, range, subset } from "../src/data/dataset.ts";
 const take = (s: ImageSet, n: number) => subset(s, range(0, Math.min(n, s.n)));
 import { loadImageFiles, writePngFolder } from "../src/data/image_files.ts";
 import { loadDataset } from "../src/data/mnist.ts";
-import { type BackendChoice, selectBackend } from "../src/kernels/select.ts";
+import { selectBackend } from "../src/kernels/select.ts";
 import { loadModel } from "../src/models/registry.ts";
 import { Detector, fitDetector } from "../src/ood/detector.ts";
 import { featuresBatched } from "../src/ood/features.ts";
 import { setFeatures } from "../src/ood/pipeline.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    model: { type: "string", default: "weights/glow-fashion.safetensors" }, images: { type: "string", default: "1000" },
-    N: { type: "string", default: "1000" }, rounds: { type: "string", default: "3" }, batch: { type: "string", default: "64" },
-    backend: { type: "string", default: "auto" }, only: { type: "string" }, old: { type: "string" },
-  },
+const a = parseOptions("detector", {
+  model: inFile().default("weights/glow-fashion.safetensors"), images: int({ min: 1, max: 10000 }).default(1000),
+  N: int({ min: 2, max: 60000 }).default(1000), rounds: int({ min: 1, max: 1000 }).default(3), batch: int({ min: 1, max: 4096 }).default(64),
+  backend: BACKEND, only: choice(["score", "fim"] as const), old: text(),
 });
-const backend = await selectBackend(a.backend as BackendChoice, { onNotice: (m: string) => console.error(`notice: ${m}`) });
-const nImages = Number(a.images), N = Number(a.N), rounds = Number(a.rounds), batch = Number(a.batch);
+const backend = await selectBackend(a.backend, { onNotice: (m: string) => console.error(`notice: ${m}`) });
+const nImages = a.images, N = a.N, rounds = a.rounds, batch = a.batch;
 const model = await loadModel(a.model!, backend);
 console.log(`backend ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}; ${a.model}, ${model.numParameters()} parameters; medians of ${rounds} interleaved rounds`);
 const median = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)];

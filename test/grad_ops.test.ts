@@ -20,7 +20,7 @@ const unary: [string, (x: T.Tensor) => T.Tensor, "any" | "pos" | "nz"][] = [
   ["abs", T.abs, "nz"], ["powScalar 3", (x) => T.powScalar(x, 3), "any"], ["powScalar -1.5", (x) => T.powScalar(x, -1.5), "pos"],
   ["square", T.square, "any"], ["relu", T.relu, "nz"], ["leakyRelu", (x) => T.leakyRelu(x, 0.2), "nz"],
   ["sigmoid", T.sigmoid, "any"], ["logSigmoid", T.logSigmoid, "any"], ["softplus", T.softplus, "any"],
-  ["tanh", T.tanh, "any"], ["silu", T.silu, "any"], ["recip", T.recip, "pos"],
+  ["tanh", T.tanh, "any"], ["silu", T.silu, "any"], ["siluGrad", (x) => T.unary("siluGrad", x), "any"], ["recip", T.recip, "pos"],
   ["clamp", (x) => T.clamp(x, -0.5, 0.5), "nz"],
 ];
 for (const [name, f, dom] of unary) {
@@ -48,6 +48,27 @@ for (const [name, f] of binary) {
     }
   });
 }
+
+S("silu: values against x / (1 + e^-x), its second derivative by double backprop against central differences", () => {
+  const x0 = rand64(60, [3, 7], -6, 6), xs = x0.dataSync(), y = T.silu(x0).dataSync();
+  xs.forEach((v, i) => assert.ok(Math.abs(y[i] - v / (1 + Math.exp(-v))) < 1e-15, `silu(${v})`));
+  // h(x) = sum(w * d/dx sum(silu(x))) = sum(w silu'(x)); dh/dx = w silu''(x).
+  const w = rand64(61, [3, 7]);
+  const h = (d: Float64Array | Float32Array, create: boolean) => {
+    const x = T.tensor(d, [3, 7], { dtype: "float64", backend: T.cpu, requiresGrad: true });
+    const g = T.grad(T.sum(T.silu(x)), [x], { createGraph: create })[0]!;
+    return { x, h: T.sum(T.mul(g, w)) };
+  };
+  const a = h(xs, true), an = T.grad(a.h, [a.x])[0]!.dataSync();
+  for (let i = 0; i < xs.length; i++) {
+    const p = xs.slice(), m = xs.slice();
+    p[i] += 1e-6;
+    m[i] -= 1e-6;
+    const num = (h(p, false).h.dataSync()[0] - h(m, false).h.dataSync()[0]) / 2e-6;
+    assert.ok(Math.abs(num - an[i]) < TOL * Math.max(1, Math.abs(num)), `silu second order at ${i}: ${an[i]} vs ${num}`);
+  }
+  assert.ok(an.some((v) => Math.abs(v) > 1e-2), "second derivative is all (near) zero");
+});
 
 S("relu's gradient (reluMask) is itself differentiable", () => {
   // g = d/dx sum(relu(x) w) = w step(x), so d/dw sum(g r) = r step(x) and d/dx of it is 0.
