@@ -13,6 +13,7 @@ const CASES: [string, string, string[], string][] = [
   ["run", "bench", ["--iterations", "0"], "--iterations"],
   ["conv_shapes", "conv_shapes", ["--repeats", "x"], "--repeats"],
   ["detector", "detector", ["--images", "0"], "--images"],
+  ["detector", "detector", ["--old", `${ROOT}/no-such-checkout`], "--old"], // was found missing after part 1's work
   ["features", "features", ["--backend", "tpu"], "--backend"],
   ["features", "features", ["--backend", "wasm,wasm"], "--backend"], // ran the models, then failed on a duplicate task name
   ["features_ab", "features_ab", ["--old", `${ROOT}/no-such-checkout`], "--old"],
