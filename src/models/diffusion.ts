@@ -52,7 +52,7 @@ export const DIFFUSION_PAPER: DiffusionConfig = { ...UNET_PAPER, steps: 1000, sc
  * What nll() returns, i.e. what the OOD features differentiate. `dropLast`: the bound without its
  * t = T stratum, the last step's KL term (weighted ~500 by beta_T = 0.999; nearly constant in x_0,
  * since x_T is nearly pure noise): its gradient dominates every layer's norm of the bound's
- * (scripts/elbo_terms.ts; README, "the bound as the feature").
+ * (scripts/elbo_terms.ts; README, "Why the bound is a weak feature").
  */
 export type DiffusionScore =
   | { kind: "loss"; t: number; loss: "l1" | "l2" }
