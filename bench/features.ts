@@ -46,6 +46,7 @@ for (const c of backendChoices) {
   const [name, threads] = c.split(":");
   const ok = threads === undefined ? (BACKEND_CHOICES as readonly string[]).includes(c) : name === "wasm" && /^[1-9][0-9]{0,2}$/.test(threads);
   if (!ok) throw usageError("features", "--backend", c, `a comma-separated list of ${BACKEND_CHOICES.join(", ")} or wasm:<threads> (threads 1-999)`);
+  if (backendChoices.indexOf(c) !== backendChoices.lastIndexOf(c)) throw usageError("features", "--backend", a.backend, `each backend once ('${c}' is listed twice)`);
 }
 const backends: Backend[] = [];
 for (const c of backendChoices) {
@@ -53,6 +54,10 @@ for (const c of backendChoices) {
   if (name === "wasm" && threads) backends.push(await createWasmBackend({ threads: Number(threads) }));
   else backends.push(await selectBackend(c as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) }));
 }
+// Task names: the backend's name, with the thread count where one name runs twice, and the
+// option's own word where that still repeats (wasm and wasm:2 on two cores).
+const base = backends.map((b) => "threads" in b && backends.filter((o) => o.name === b.name).length > 1 ? `${b.name}/${(b as { threads: number }).threads}t` : b.name);
+const labels = base.map((l, i) => base.indexOf(l) !== base.lastIndexOf(l) ? backendChoices[i] : l);
 const n = a.n, rounds = a.rounds;
 const data = loadDataset("fashion", "test");
 const desc = (b: Backend) => `${b.name}${"description" in b ? ` (${(b as { description: string }).description})` : ""}`;
@@ -66,7 +71,7 @@ for (const path of a.models) {
     if (model.kind === "diffusion") (model as unknown as Diffusion).setScore(PAPER_SCORE);
     const x = model.input(data, range(0, n));
     const noise = noiseFor(model, n, new T.Generator(1));
-    const label = "threads" in backend && backends.filter((b) => b.name === backend.name).length > 1 ? `${backend.name}/${(backend as { threads: number }).threads}t` : backend.name;
+    const label = labels[backends.indexOf(backend)];
     tasks.push([`${label} batched`, () => featuresBatched(model, x, 1, noise)]);
     if (!a["no-loop"]) tasks.push([`${label} loop`, () => featuresLoop(model, x, 1, noise)]);
     cleanup.push(() => { x.dispose(); noise?.dispose(); });

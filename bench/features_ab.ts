@@ -20,7 +20,8 @@ try {
   throw usageError("features_ab", "--old", a.old, "the path of another checkout (with src/ood/features.ts)");
 }
 const here = new URL("../", import.meta.url).pathname;
-const roots: [string, string][] = [["old", `${a.old.replace(/\/$/, "")}/src`], ["new", `${here}src`]];
+// Absolute: the dynamic imports below resolve a relative path against bench/, not the working directory.
+const roots: [string, string][] = [["old", `${Deno.realPathSync(a.old)}/src`], ["new", `${here}src`]];
 const rounds = a.rounds;
 const models = a.models;
 

@@ -4,13 +4,17 @@
 // wall ms per call (5 calls, then a readback), medians [min-max]; on WebGPU also the device time
 // (timestamp queries) of one call each. For scale, the attention softmax on its [32, 49, 49] scores.
 //   deno run -A bench/groupnorm.ts [--backend wasm,webgpu] [--rounds 7]
-import { parseArgs } from "node:util";
+import "../src/cli/errors.ts";
+import { choices, int, parseOptions } from "../src/cli/args.ts";
 import * as T from "../src/autograd/index.ts";
-import { type BackendChoice, selectBackend } from "../src/kernels/select.ts";
+import { type BackendChoice, BACKEND_CHOICES, selectBackend } from "../src/kernels/select.ts";
 import { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 
-const { values: a } = parseArgs({ args: Deno.args, options: { backend: { type: "string", default: "wasm,webgpu" }, rounds: { type: "string", default: "7" } } });
-const rounds = Number(a.rounds);
+const a = parseOptions("groupnorm", {
+  backend: choices(BACKEND_CHOICES.filter((c) => c !== "auto")).default(["wasm", "webgpu"]),
+  rounds: int({ min: 1, max: 1000 }).default(7),
+});
+const rounds = a.rounds;
 // The U-Net's GroupNorm inputs (UNET_DEFAULT, batch 32, 8 groups): 16 channels at 28x28, 32 at 14x14, 32 at 7x7.
 const SHAPES = [[32, 16, 28, 28], [32, 32, 14, 14], [32, 32, 7, 7]];
 /** The attention scores at 7x7 (49 positions), batch 32. */
@@ -23,7 +27,7 @@ function composed(x: T.Tensor, groups: number): T.Tensor {
   return T.reshape(T.mul(d, T.recip(T.sqrt(T.add(T.mean(T.square(d), 2, true), 1e-5)))), x.shape);
 }
 
-for (const name of a.backend!.split(",")) {
+for (const name of a.backend) {
   const b = await selectBackend(name as BackendChoice, { makeDefault: false });
   for (const shape of [...SHAPES, ATTENTION]) {
     const gen = new T.Generator(1);

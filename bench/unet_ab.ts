@@ -5,28 +5,24 @@
 // process CPU time (all threads) beside wall time. For before/after numbers of a kernel change.
 //   deno run -A bench/unet_ab.ts --old /tmp/old [--backend wasm|webgpu] [--rounds 7] [--n 32] [--loop]
 //        [--model weights/diffusion-fashion.safetensors]
+import "../src/cli/errors.ts";
 import process from "node:process";
-import { parseArgs } from "node:util";
+import { choice, flag, inFile, int, parseOptions, text, usageError } from "../src/cli/args.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    old: { type: "string" }, backend: { type: "string", default: "wasm" }, rounds: { type: "string", default: "7" },
-    n: { type: "string", default: "32" }, loop: { type: "boolean", default: false },
-    model: { type: "string", default: "weights/diffusion-fashion.safetensors" },
-  },
+const a = parseOptions("unet_ab", {
+  old: text().required(), backend: choice(["wasm", "webgpu", "cpu"] as const).default("wasm"),
+  rounds: int({ min: 1, max: 1000 }).default(7), n: int({ min: 1, max: 10000 }).default(32), loop: flag(),
+  model: inFile().default("weights/diffusion-fashion.safetensors"),
 });
-if (!a.old) {
-  console.error("error: --old needs the path of the other checkout");
-  Deno.exit(1);
-}
-if (!["wasm", "webgpu", "cpu"].includes(a.backend!)) {
-  console.error(`error: --backend: '${a.backend}' is not one of wasm, webgpu, cpu`);
-  Deno.exit(1);
+try {
+  Deno.statSync(`${a.old.replace(/\/$/, "")}/src/ood/features.ts`);
+} catch {
+  throw usageError("unet_ab", "--old", a.old, "the path of another checkout (with src/ood/features.ts)");
 }
 const here = new URL("../", import.meta.url).pathname;
-const roots: [string, string][] = [["old", `${a.old.replace(/\/$/, "")}/src`], ["new", `${here}src`]];
-const rounds = Number(a.rounds), n = Number(a.n);
+// Absolute: the dynamic imports below resolve a relative path against bench/, not the working directory.
+const roots: [string, string][] = [["old", `${Deno.realPathSync(a.old)}/src`], ["new", `${here}src`]];
+const rounds = a.rounds, n = a.n;
 
 type Task = () => Promise<unknown>;
 const tasks: Map<string, Task>[] = [];
@@ -44,7 +40,7 @@ for (const [name, root] of roots) {
   const T = await import(`${root}/autograd/index.ts`);
   const be = await sel.selectBackend(a.backend, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) });
   const test = mn.loadDataset("fashion", "test"), trainSet = mn.loadDataset("fashion", "train");
-  const m = await reg.loadModel(`${here}${a.model}`, be);
+  const m = await reg.loadModel(a.model, be);
   m.setScore(diff.PAPER_SCORE);
   const x = m.input(test, ds.range(0, n));
   const noise = feat.noiseFor(m, n, new T.Generator(1));
@@ -52,7 +48,7 @@ for (const [name, root] of roots) {
   t.set("features batched", () => feat.featuresBatched(m, x, 1, noise));
   if (a.loop) t.set("features loop", () => feat.featuresLoop(m, x, 1, noise));
   // A second copy of the model for training, so the feature model's weights stay as shipped.
-  const mt = await reg.loadModel(`${here}${a.model}`, be);
+  const mt = await reg.loadModel(a.model, be);
   const params = mt.namedParameters().map(([, p]: [string, unknown]) => p);
   const opt = new optim.Adam(params, { lr: 1e-4 });
   mt.train();

@@ -23,6 +23,8 @@ try {
 } catch {
   throw usageError("wasm_ab", "--old", a.old, "a checkout with src/kernels/wasm/backend.ts");
 }
+// Absolute: the dynamic imports resolve a relative path against bench/, not the working directory.
+const oldAbs = Deno.realPathSync(oldRoot);
 const here = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const MODELS = { vae: "weights/vae-fashion.safetensors", glow: "weights/glow-fashion.safetensors" };
 
@@ -76,7 +78,7 @@ async function side(name: string, root: string): Promise<Side> {
   return s;
 }
 
-const sides = [await side("old", oldRoot), await side("new", here)];
+const sides = [await side("old", oldAbs), await side("new", here)];
 const med = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)];
 const cpuMs = () => {
   const c = process.cpuUsage();

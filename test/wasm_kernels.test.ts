@@ -108,7 +108,9 @@ S("strided copies in wasm (boxes of 1-4 dimensions, vector, splat and scalar row
   const one = { inShape: [70], outShape: [1], map: [0], start: [69], step: [1], padValue: 0 };
   for (const spec of [up, pad, one]) {
     const x = Float32Array.from({ length: spec.inShape.reduce((p, q) => p * q, 1) }, (_, i) => Math.sin(i));
-    assert.equal([...wb.strided(x, spec, "float32")], [...T.cpu.strided(x, spec, "float32")], JSON.stringify(spec.outShape));
+    const got = wb.strided(x, spec, "float32");
+    assert.equal([...got], [...T.cpu.strided(x, spec, "float32")], JSON.stringify(spec.outShape));
+    wb.release(got);
   }
   assert.ok(viaKernel > 150, `${viaKernel} specs of 64 elements or more`);
 });
@@ -139,6 +141,7 @@ S("where kernel equals the reference (broadcast operands, NaN, -0 and infinities
     const a = Float32Array.from({ length: size(as) }, (_, i) => i + 0.5), b = Float32Array.from({ length: size(bs) }, (_, i) => -i - 0.25);
     const got = wb.where(c, cs, a, as, b, bs, out, "float32"), want = T.cpu.where(c, cs, a, as, b, bs, out, "float32");
     assert.equal([...got], [...want], JSON.stringify([out, cs, as, bs]));
+    wb.release(got);
   }
 });
 

@@ -54,39 +54,54 @@ function phases(rt: WasmRuntime, xo: number, p: ConvParams, L: PhaseLayout, task
   return xp;
 }
 
+/**
+ * The products of the forward and the stride-1 input gradient, and their results copied out:
+ * for each image n and group g, the packed filters of g (A panels at `a`, AB floats a group)
+ * times the (n, g) block at `b` (BB floats a block, read through the tap table `tab`, K taps)
+ * into a result block of rpan * MR rows by cpan * NR columns, then its first `rows` rows, each
+ * H rows of W columns at a row pitch of `pitch`, copied into out [N][groups * rows][H][W].
+ */
+function productsOut(rt: WasmRuntime, pt: number, o: {
+  N: number; groups: number; rows: number; H: number; W: number; pitch: number;
+  a: number; AB: number; b: number; BB: number; tab: Int32Array; K: number; rpan: number; cpan: number; work: number;
+}): Float32Array {
+  const m = rt.mem, { N, groups, rows, H, W, pitch, a, AB, b, BB, K, rpan, cpan, work } = o;
+  const { MR } = rt.rows(rows), ldc = cpan * rt.shape.NR, CB = rpan * MR * ldc;
+  const tab = m.table(o.tab);
+  const c = m.tmp(N * groups * CB);
+  const mm: Task[] = [];
+  const parts = N * groups >= rt.threads * 4 ? 1 : 3;
+  for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+    const ng = n * groups + g;
+    for (const [j0, j1] of rt.split(cpan, parts)) mm.push([pt, a + g * AB * 4, 0, b + ng * BB * 4, tab, c + ng * CB * 4, ldc, K, 0, rpan, j0, j1, 0, 1, 0, 0]);
+  }
+  rt.run(mm, work, "conv gemm");
+  const out = m.out(N * groups * rows * H * W), oo = m.dst(out);
+  const cp: Task[] = [];
+  for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+    cp.push([KI.copy3d, c + (n * groups + g) * CB * 4, ldc * 4, pitch * 4, 4, oo + (n * groups + g) * rows * H * W * 4, H * W * 4, W * 4, 4, rows, H, W]);
+  }
+  rt.run(cp, work, "conv out");
+  return m.land(out, oo);
+}
+
 export function conv2d(rt: WasmRuntime, x: Data, w: Data, p: ConvParams): Float32Array {
   const m = rt.mem;
   const { N, Cout, groups, OH, OW } = p;
-  const { NR } = rt.shape;
   const og = Cout / groups;
   const R = rt.rows(og), MR = R.MR;
   try {
     const L = phaseLayout(rt, p, true, MR);
     const { Q, Wph, cpan, XB } = L;
     const xo = m.addr(x), wo = m.addr(w);
-    const rpan = Math.ceil(og / MR), ldc = cpan * NR, CB = rpan * MR * ldc, WPB = rpan * Q * MR;
+    const rpan = Math.ceil(og / MR), WPB = rpan * Q * MR;
     const prep: Task[] = [];
     const xp = phases(rt, xo, p, L, prep);
     const wp = m.tmp(groups * WPB);
     for (let g = 0; g < groups; g++) prep.push([R.packA, wo + g * og * Q * 4, 4, Q * 4, Q, og, 0, rpan, wp + g * WPB * 4]);
     const work = N * Cout * Q * OH * OW;
     rt.run(prep, work, "conv prep");
-    const tab = m.table(L.tab);
-    const c = m.tmp(N * groups * CB);
-    const mm: Task[] = [];
-    const parts = N * groups >= rt.threads * 4 ? 1 : 3;
-    for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
-      const ng = n * groups + g;
-      for (const [j0, j1] of rt.split(cpan, parts)) mm.push([R.pt, wp + g * WPB * 4, 0, xp + ng * XB * 4, tab, c + ng * CB * 4, ldc, Q, 0, rpan, j0, j1, 0, 1, 0, 0]);
-    }
-    rt.run(mm, work, "conv gemm");
-    const out = m.out(N * Cout * OH * OW), oo = m.dst(out);
-    const cp: Task[] = [];
-    for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
-      cp.push([KI.copy3d, c + (n * groups + g) * CB * 4, ldc * 4, Wph * 4, 4, oo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, og, OH, OW]);
-    }
-    rt.run(cp, work, "conv out");
-    return m.land(out, oo);
+    return productsOut(rt, R.pt, { N, groups, rows: og, H: OH, W: OW, pitch: Wph, a: wp, AB: WPB, b: xp, BB: XB, tab: L.tab, K: Q, rpan, cpan, work });
   } finally {
     m.endOp();
   }
@@ -129,7 +144,7 @@ export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParam
       flip.push([KI.copy3d, wo + (g * og * cg * KK + KK - 1) * 4, KK * 4, cg * KK * 4, -4, wfo + g * cg * og * KK * 4, og * KK * 4, KK * 4, 4, cg, og, KK]);
     }
     rt.run(flip, groups * cg * Qg * 64, "conv prep");
-    const WPB = rpan * Qg * MR, ldc = cpan * NR, CB = rpan * MR * ldc;
+    const WPB = rpan * Qg * MR;
     const gb = inPlace ? gyo : m.tmp(N * groups * GB);
     if (!inPlace) m.zero(gb, N * groups * GB);
     const prep: Task[] = [];
@@ -141,22 +156,7 @@ export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParam
     for (let g = 0; g < groups; g++) prep.push([R.packA, wfo + g * cg * Qg * 4, 4, Qg * 4, Qg, cg, 0, rpan, wp + g * WPB * 4]);
     const work = N * Cin * Qg * H * W;
     rt.run(prep, work, "conv prep");
-    const tab = m.table(tabA);
-    const c = m.tmp(N * groups * CB);
-    const mm: Task[] = [];
-    const parts = N * groups >= rt.threads * 4 ? 1 : 3;
-    for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
-      const ng = n * groups + g;
-      for (const [j0, j1] of rt.split(cpan, parts)) mm.push([R.pt, wp + g * WPB * 4, 0, gb + ng * GB * 4, tab, c + ng * CB * 4, ldc, Qg, 0, rpan, j0, j1, 0, 1, 0, 0]);
-    }
-    rt.run(mm, work, "conv gemm");
-    const out = m.out(N * Cin * H * W), oo = m.dst(out);
-    const cp: Task[] = [];
-    for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
-      cp.push([KI.copy3d, c + (n * groups + g) * CB * 4, ldc * 4, Wg * 4, 4, oo + (n * Cin + g * cg) * H * W * 4, H * W * 4, W * 4, 4, cg, H, W]);
-    }
-    rt.run(cp, work, "conv out");
-    return m.land(out, oo);
+    return productsOut(rt, R.pt, { N, groups, rows: cg, H, W, pitch: Wg, a: wp, AB: WPB, b: gb, BB: GB, tab: tabA, K: Qg, rpan, cpan, work });
   } finally {
     m.endOp();
   }

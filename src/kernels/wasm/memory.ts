@@ -1,5 +1,6 @@
 // The wasm backend's storage: blocks of one WebAssembly.Memory, pooled by size class (a power of
-// two, never returned to the memory), handed out as Float32Array views (storages) or as scratch
+// two; at the memory's maximum, pooled blocks are split or merged into other classes, #reclaim),
+// handed out as Float32Array views (storages) or as scratch
 // addresses that live for one op. A storage is a Float32Array or Float64Array: a view of this
 // memory (what the backend writes, returned by release), or an ordinary array (float64 results,
 // data made elsewhere, and every storage when the memory cannot be shared), copied in when a
