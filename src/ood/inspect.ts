@@ -104,6 +104,7 @@ export function nllMeasure(model: GenerativeModel): NllMeasure {
     const what = s.loss === "l1" ? "|eps - eps_hat|" : "(eps - eps_hat)^2";
     return { kind: "eps-loss", short: `${s.loss.toUpperCase()} eps-loss, t = ${s.t}`, label: `${s.loss.toUpperCase()} eps-loss at t = ${s.t} (${scoreLabel(s)}: mean over pixels of ${what}, one noise draw; the detector's quantity, not a likelihood)` };
   }
+  if (s?.kind === "elbo" && s.dropLast) return { kind: "nll", short: "NLL bound w/o t = T", label: "negative variational bound without its t = T KL term, bits/dim (stratified estimate)" };
   if (s?.kind === "elbo") return { kind: "nll", short: "NLL bound", label: "negative variational bound, bits/dim (stratified estimate)" };
   return { kind: "nll", short: "NLL", label: model.kind === "vae" ? "NLL: negative ELBO, bits/dim (one latent sample)" : "NLL, bits/dim" };
 }
