@@ -1,17 +1,18 @@
 // conv2d kernels on the Glow's own layer shapes, forward / input-grad / weight-grad, per variant:
 // batch 64 as in training, and 64 channel groups of one image as in the per-example OOD pass.
-//   deno run -A bench/conv_shapes.ts [uniform16,gemm] [--repeats 5]
-import { parseArgs } from "node:util";
+//   deno run -A bench/conv_shapes.ts [--variants uniform16,gemm] [--repeats 5]
+import "../src/cli/errors.ts";
+import { choices, int, parseOptions } from "../src/cli/args.ts";
 import type { ConvParams } from "../src/kernels/backend.ts";
 import { selectBackend } from "../src/kernels/select.ts";
 import type { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import type { GpuStorage } from "../src/kernels/webgpu/runtime.ts";
-import type { ConvVariant } from "../shaders/conv2d.wgsl.ts";
+import { CONV_VARIANTS } from "../shaders/conv2d.wgsl.ts";
 
-const { values: a, positionals } = parseArgs({ args: Deno.args, allowPositionals: true, options: { repeats: { type: "string", default: "5" } } });
+const a = parseOptions("conv_shapes", { variants: choices(CONV_VARIANTS).default(["uniform16", "gemm"]), repeats: int({ min: 1, max: 1000 }).default(5) });
 const be = await selectBackend("webgpu") as WebGPUBackend;
-const rt = be.rt, R = Number(a.repeats);
-const variants = (positionals[0] ?? "uniform16,gemm").split(",") as ConvVariant[];
+const rt = be.rt, R = a.repeats;
+const variants = a.variants;
 
 function params(N: number, Cin: number, H: number, Cout: number, k: number, groups = 1): ConvParams {
   const pad = (k - 1) >> 1;

@@ -3,31 +3,39 @@
 //     detector) against the batched features alone on the same images;
 //  2. the full-FIM (Woodbury) score of a batch against the batched features of that batch: the
 //     per-group gradient pass, S g and the N x N solve, with N fit gradients.
-//   deno run -A bench/detector.ts [--model weights/glow-fashion.safetensors] [--images 1000] [--N 1000] [--rounds 3] [--only score|fim]
-import { parseArgs } from "node:util";
-import * as T from "../src/autograd/index.ts";
+//   deno run -A bench/detector.ts [--model weights/glow-fashion.safetensors] [--images 1000] [--N 1000] [--rounds 3] [--only score|fim] [--old <checkout>]
+// --old: part 2 also for another checkout of the code (e.g. `git archive <commit> src shaders | tar -x -C /tmp/old`).
+import process from "node:process";
+import "../src/cli/errors.ts";
+import { BACKEND, choice, inFile, int, parseOptions, text, usageError } from "../src/cli/args.ts";
 import { type ImageSet, range, subset } from "../src/data/dataset.ts";
 const take = (s: ImageSet, n: number) => subset(s, range(0, Math.min(n, s.n)));
 import { loadImageFiles, writePngFolder } from "../src/data/image_files.ts";
 import { loadDataset } from "../src/data/mnist.ts";
-import { type BackendChoice, selectBackend } from "../src/kernels/select.ts";
+import { selectBackend } from "../src/kernels/select.ts";
 import { loadModel } from "../src/models/registry.ts";
 import { Detector, fitDetector } from "../src/ood/detector.ts";
 import { featuresBatched } from "../src/ood/features.ts";
-import { setGradients } from "../src/ood/fim_method.ts";
 import { setFeatures } from "../src/ood/pipeline.ts";
-import { groupGradients, WoodburyFim } from "../src/ood/woodbury.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    model: { type: "string", default: "weights/glow-fashion.safetensors" }, images: { type: "string", default: "1000" },
-    N: { type: "string", default: "1000" }, rounds: { type: "string", default: "3" }, batch: { type: "string", default: "64" },
-    backend: { type: "string", default: "auto" }, only: { type: "string" },
-  },
+const a = parseOptions("detector", {
+  model: inFile().default("weights/glow-fashion.safetensors"), images: int({ min: 1, max: 10000 }).default(1000),
+  N: int({ min: 2, max: 60000 }).default(1000), rounds: int({ min: 1, max: 1000 }).default(3), batch: int({ min: 1, max: 4096 }).default(64),
+  backend: BACKEND, only: choice(["score", "fim"] as const), old: text(),
 });
-const backend = await selectBackend(a.backend as BackendChoice, { onNotice: (m: string) => console.error(`notice: ${m}`) });
-const nImages = Number(a.images), N = Number(a.N), rounds = Number(a.rounds), batch = Number(a.batch);
+// --old checked before any work, and made absolute: the dynamic imports of part 2 resolve a
+// relative path against bench/, not the working directory.
+let oldRoot: string | null = null;
+if (a.old !== undefined) {
+  try {
+    Deno.statSync(`${a.old}/src/ood/woodbury.ts`);
+    oldRoot = Deno.realPathSync(a.old);
+  } catch {
+    throw usageError("detector", "--old", a.old, "the path of another checkout (with src/ood/woodbury.ts)");
+  }
+}
+const backend = await selectBackend(a.backend, { onNotice: (m: string) => console.error(`notice: ${m}`) });
+const nImages = a.images, N = a.N, rounds = a.rounds, batch = a.batch;
 const model = await loadModel(a.model!, backend);
 console.log(`backend ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}; ${a.model}, ${model.numParameters()} parameters; medians of ${rounds} interleaved rounds`);
 const median = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)];
@@ -69,25 +77,58 @@ console.log(`score a folder of ${nImages} PNGs: ${ms.toFixed(0)} ms (${(nImages 
 Deno.removeSync(dir, { recursive: true });
 }
 
-// 2. the Woodbury score with N fit gradients vs the features of one batch.
+// 2. the Woodbury score with N fit gradients vs the features of one batch; with --old, the same for
+// another checkout's code (its own modules and backend, loaded side by side), interleaved per round.
 if (a.only === "score") Deno.exit(0);
-const tg = performance.now();
-const fitG = await setGradients(model, take(train, N), { groupSize: 1, batch });
-const gradSeconds = (performance.now() - tg) / 1000;
-const tfit = performance.now();
-const fim = await WoodburyFim.fit(fitG); // consumes fitG
-console.log(`FIM: ${N} fit gradients in ${gradSeconds.toFixed(1)} s, Woodbury fit (Gram, Cholesky, factors) ${((performance.now() - tfit) / 1000).toFixed(1)} s; ${fim.floats} floats held (${(fim.floats * 4 / 2 ** 20).toFixed(0)} MiB at float32; S alone ${N * fim.parameters} = P x N)`);
-const x = model.input(test, range(0, batch));
-const s2 = { features: [] as number[], grads: [] as number[], score: [] as number[] };
-for (let r = 0; r < rounds; r++) {
-  s2.features.push(await time(() => featuresBatched(model, x, 1)));
-  let g: T.Tensor[] = [];
-  s2.grads.push(await time(async () => { g = groupGradients(model, x, 1); await g[0].data(); }));
-  s2.score.push(await time(() => fim.score(g)));
-  g.forEach((t) => t.dispose());
+// deno-lint-ignore no-explicit-any
+type Any = any;
+const here = new URL("../", import.meta.url).pathname;
+const roots: [string, string][] = [["new", `${here}src`], ...(oldRoot ? [["old", `${oldRoot}/src`] as [string, string]] : [])];
+interface Side { name: string; T: Any; model: Any; fim: Any; x: Any; groupGradients: Any; featuresBatched: Any }
+const sides: Side[] = [];
+for (const [name, root] of roots) {
+  const sel = await import(`${root}/kernels/select.ts`), reg = await import(`${root}/models/registry.ts`);
+  const wb = await import(`${root}/ood/woodbury.ts`), fm = await import(`${root}/ood/fim_method.ts`), ft = await import(`${root}/ood/features.ts`);
+  const TT = await import(`${root}/autograd/index.ts`), ds = await import(`${root}/data/dataset.ts`);
+  const be = name === "new" ? backend : await sel.selectBackend(a.backend);
+  const m = name === "new" ? model : await reg.loadModel(a.model!, be);
+  const tg = performance.now();
+  const fitG = await fm.setGradients(m, take(train, N), { groupSize: 1, batch });
+  const gradSeconds = (performance.now() - tg) / 1000;
+  const tfit = performance.now();
+  const fim = await wb.WoodburyFim.fit(fitG); // consumes fitG
+  console.log(`${name}: ${N} fit gradients in ${gradSeconds.toFixed(1)} s, Woodbury fit (Grams, Cholesky, factors) ${((performance.now() - tfit) / 1000).toFixed(1)} s; ${fim.floats} floats held (${(fim.floats * 4 / 2 ** 20).toFixed(0)} MiB at float32; S alone ${N * fim.parameters} = P x N)`);
+  sides.push({ name, T: TT, model: m, fim, x: m.input(test, ds.range(0, batch)), groupGradients: wb.groupGradients, featuresBatched: ft.featuresBatched });
 }
-const [f2, g2, q2] = [median(s2.features), median(s2.grads), median(s2.score)];
-console.log(`batch of ${batch}: batched features ${f2.toFixed(0)} ms; full per-group gradients ${g2.toFixed(0)} ms; Woodbury score (full + block) of those gradients ${q2.toFixed(0)} ms; FIM total / features ${((g2 + q2) / f2).toFixed(2)}`);
-x.dispose();
-fim.dispose();
+// Wall time and process CPU time (every thread: the wasm workers too), which other load on the
+// machine disturbs far less than wall time.
+const s2: Record<string, number[]> = {}, cpu2: Record<string, number[]> = {};
+const push = async (k: string, f: () => Promise<unknown>) => {
+  const c0 = process.cpuUsage(), t0 = performance.now();
+  await f();
+  (s2[k] ??= []).push(performance.now() - t0);
+  const c = process.cpuUsage(c0);
+  (cpu2[k] ??= []).push((c.user + c.system) / 1000);
+};
+for (let r = 0; r < rounds; r++) {
+  for (const sd of r % 2 ? [...sides].reverse() : sides) {
+    await push(`${sd.name} features`, () => sd.featuresBatched(sd.model, sd.x, 1));
+    let g: Any[] = [];
+    await push(`${sd.name} grads`, async () => { g = sd.groupGradients(sd.model, sd.x, 1); await g[0].data(); });
+    await push(`${sd.name} score`, () => sd.fim.score(g));
+    if (sd.name === "new") await push(`${sd.name} full`, () => sd.fim.score(g, { block: false }));
+    g.forEach((t) => t.dispose());
+  }
+}
+for (const sd of sides) {
+  const [f2, g2, q2] = [median(s2[`${sd.name} features`]), median(s2[`${sd.name} grads`]), median(s2[`${sd.name} score`])];
+  const full = s2[`${sd.name} full`] ? median(s2[`${sd.name} full`]) : NaN;
+  console.log(`${sd.name}: batch of ${batch}: batched features ${f2.toFixed(0)} ms; full per-group gradients ${g2.toFixed(0)} ms; Woodbury score (full + block) ${q2.toFixed(0)} ms${Number.isNaN(full) ? "" : `, full alone ${full.toFixed(0)} ms`}; score / features ${(q2 / f2).toFixed(2)}${Number.isNaN(full) ? "" : ` (full alone ${(full / f2).toFixed(2)})`}; FIM total (gradients + score) / features ${((g2 + q2) / f2).toFixed(2)}`);
+  const c = (k: string) => cpu2[`${sd.name} ${k}`] ? median(cpu2[`${sd.name} ${k}`]) : NaN, mn = (k: string) => Math.min(...s2[`${sd.name} ${k}`]);
+  console.log(`  CPU time (median, ms): features ${c("features").toFixed(0)}, gradients ${c("grads").toFixed(0)}, score ${c("score").toFixed(0)}${Number.isNaN(c("full")) ? "" : `, full alone ${c("full").toFixed(0)}`}; score / features ${(c("score") / c("features")).toFixed(2)}${Number.isNaN(c("full")) ? "" : ` (full alone ${(c("full") / c("features")).toFixed(2)})`}`);
+  console.log(`  fastest round (ms): features ${mn("features").toFixed(0)}, gradients ${mn("grads").toFixed(0)}, score ${mn("score").toFixed(0)}${s2[`${sd.name} full`] ? `, full alone ${mn("full").toFixed(0)}` : ""}`);
+  console.log(`  rounds (ms): ${Object.entries(s2).filter(([k]) => k.startsWith(sd.name)).map(([k, v]) => `${k.slice(sd.name.length + 1)} ${v.map((t) => t.toFixed(0)).join("/")}`).join("; ")}`);
+  sd.x.dispose();
+  sd.fim.dispose();
+}
 Deno.exit(0);

@@ -2,20 +2,26 @@
 // (per-group parameter copies, one forward + one backward) against the per-input loop, same run;
 // with several backends (--backend wasm,webgpu) all of them interleaved in the same rounds.
 //   deno run -A bench/features.ts [--models weights/vae-fashion.safetensors,weights/glow-fashion.safetensors] [--n 64] [--rounds 3]
-//        [--backend auto|cpu|webgpu|wasm[,...]] [--no-loop] [--profile]
+//        [--backend auto|cpu|webgpu|wasm|wasm:<threads>[,...]] [--no-loop] [--profile] [--by-shape]
 // --profile: also time every kernel of one batched pass on the device (timestamp queries) and
-// print where the device time goes.
-import { parseArgs } from "node:util";
+// print where the device time goes; on the other backends, the wall time per op (by shape with
+// --by-shape) of one batched pass and one loop.
+import process from "node:process";
+import { usageError } from "../src/cli/args.ts";
+import "../src/cli/errors.ts";
 import { Bench } from "tinybench";
+import { flag, inFiles, int, parseOptions, text } from "../src/cli/args.ts";
 import { range } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
-import { type BackendChoice, selectBackend } from "../src/kernels/select.ts";
+import { BACKEND_CHOICES, type BackendChoice, selectBackend } from "../src/kernels/select.ts";
 import { loadModel } from "../src/models/registry.ts";
 import { type Diffusion, PAPER_SCORE } from "../src/models/diffusion.ts";
 import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
 import * as T from "../src/autograd/index.ts";
 import { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
+import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 import type { Backend } from "../src/kernels/backend.ts";
+import { opTable, timeOps } from "./op_timer.ts";
 
 /** Device time per kernel of one run of f (one compute pass per dispatch while profiling). */
 async function profile(be: WebGPUBackend, f: () => Promise<unknown>) {
@@ -29,21 +35,34 @@ async function profile(be: WebGPUBackend, f: () => Promise<unknown>) {
   for (const r of rows.slice(0, 12)) console.log(`  ${r.ms.toFixed(1).padStart(7)} ms ${String(r.count).padStart(5)}x  ${r.kernel}`);
 }
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    models: { type: "string", default: "weights/vae-fashion.safetensors,weights/glow-fashion.safetensors" },
-    n: { type: "string", default: "64" }, rounds: { type: "string", default: "3" }, backend: { type: "string", default: "auto" },
-    profile: { type: "boolean", default: false }, "no-loop": { type: "boolean", default: false },
-  },
+const a = parseOptions("features", {
+  models: inFiles().default(["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"]),
+  n: int({ min: 1, max: 10000 }).default(64), rounds: int({ min: 1, max: 1000 }).default(3),
+  backend: text().default("auto"), profile: flag(), "by-shape": flag(), "no-loop": flag(),
 });
+// wasm:N: the wasm backend with N threads (the pool's size; default all cores).
+const backendChoices = a.backend.split(",");
+for (const c of backendChoices) {
+  const [name, threads] = c.split(":");
+  const ok = threads === undefined ? (BACKEND_CHOICES as readonly string[]).includes(c) : name === "wasm" && /^[1-9][0-9]{0,2}$/.test(threads);
+  if (!ok) throw usageError("features", "--backend", c, `a comma-separated list of ${BACKEND_CHOICES.join(", ")} or wasm:<threads> (threads 1-999)`);
+  if (backendChoices.indexOf(c) !== backendChoices.lastIndexOf(c)) throw usageError("features", "--backend", a.backend, `each backend once ('${c}' is listed twice)`);
+}
 const backends: Backend[] = [];
-for (const c of a.backend!.split(",")) backends.push(await selectBackend(c as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) }));
-const n = Number(a.n), rounds = Number(a.rounds);
+for (const c of backendChoices) {
+  const [name, threads] = c.split(":");
+  if (name === "wasm" && threads) backends.push(await createWasmBackend({ threads: Number(threads) }));
+  else backends.push(await selectBackend(c as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) }));
+}
+// Task names: the backend's name, with the thread count where one name runs twice, and the
+// option's own word where that still repeats (wasm and wasm:2 on two cores).
+const base = backends.map((b) => "threads" in b && backends.filter((o) => o.name === b.name).length > 1 ? `${b.name}/${(b as { threads: number }).threads}t` : b.name);
+const labels = base.map((l, i) => base.indexOf(l) !== base.lastIndexOf(l) ? backendChoices[i] : l);
+const n = a.n, rounds = a.rounds;
 const data = loadDataset("fashion", "test");
 const desc = (b: Backend) => `${b.name}${"description" in b ? ` (${(b as { description: string }).description})` : ""}`;
 console.log(`backends ${backends.map(desc).join(", ")}; ${n} inputs, B=1; medians of ${rounds} interleaved rounds with full readback`);
-for (const path of a.models!.split(",")) {
+for (const path of a.models) {
   const tasks: [string, () => Promise<unknown>][] = [];
   const cleanup: (() => void)[] = [];
   for (const backend of backends) {
@@ -52,23 +71,52 @@ for (const path of a.models!.split(",")) {
     if (model.kind === "diffusion") (model as unknown as Diffusion).setScore(PAPER_SCORE);
     const x = model.input(data, range(0, n));
     const noise = noiseFor(model, n, new T.Generator(1));
-    tasks.push([`${backend.name} batched`, () => featuresBatched(model, x, 1, noise)]);
-    if (!a["no-loop"]) tasks.push([`${backend.name} loop`, () => featuresLoop(model, x, 1, noise)]);
+    const label = labels[backends.indexOf(backend)];
+    tasks.push([`${label} batched`, () => featuresBatched(model, x, 1, noise)]);
+    if (!a["no-loop"]) tasks.push([`${label} loop`, () => featuresLoop(model, x, 1, noise)]);
     cleanup.push(() => { x.dispose(); noise?.dispose(); });
   }
   for (const [, f] of tasks) await f();
-  const samples: number[][] = tasks.map(() => []);
+  const samples: number[][] = tasks.map(() => []), cpuMs: number[][] = tasks.map(() => []);
   for (let r = 0; r < rounds; r++) {
     const bench = new Bench({ iterations: 1, time: 0, warmupIterations: 0, warmupTime: 0 });
-    for (const [name, f] of tasks) bench.add(name, f);
+    tasks.forEach(([name, f], i) => bench.add(name, async () => {
+      const c0 = process.cpuUsage();
+      await f();
+      const c = process.cpuUsage(c0);
+      cpuMs[i].push((c.user + c.system) / 1000);
+    }));
     await bench.run();
     bench.tasks.forEach((t, i) => samples[i].push((t.result as { latency: { p50: number } }).latency.p50));
   }
   const med = samples.map((s) => s.sort((p, q) => p - q)[Math.floor(s.length / 2)]);
   const cells = tasks.map(([name], i) => `${name} ${med[i].toFixed(0)} ms [${samples[i][0].toFixed(0)}-${samples[i][samples[i].length - 1].toFixed(0)}]`);
-  const ups = a["no-loop"] ? [] : backends.map((b, i) => `${b.name} speed-up ${(med[2 * i + 1] / med[2 * i]).toFixed(2)}x`);
+  const ups = a["no-loop"] ? [] : backends.map((_, i) => `${tasks[2 * i][0].replace(/ batched$/, "")} speed-up ${(med[2 * i + 1] / med[2 * i]).toFixed(2)}x`);
   console.log(`${path}: ${[...cells, ...ups].join(", ")}`);
-  for (const b of backends) if (a.profile && b instanceof WebGPUBackend) await profile(b, tasks[backends.indexOf(b) * (a["no-loop"] ? 1 : 2)][1]);
+  // Process CPU time (all threads, lavapipe's and the wasm pool's included): what the other jobs'
+  // load disturbs least on this shared machine.
+  const cpuMed = cpuMs.map((s) => s.sort((p, q) => p - q)[Math.floor(s.length / 2)]);
+  const cpuUps = a["no-loop"] ? [] : backends.map((_, i) => `${tasks[2 * i][0].replace(/ batched$/, "")} speed-up ${(cpuMed[2 * i + 1] / cpuMed[2 * i]).toFixed(2)}x`);
+  console.log(`  CPU time: ${[...tasks.map(([name], i) => `${name} ${cpuMed[i].toFixed(0)} ms`), ...cpuUps].join(", ")}`);
+  for (const [i, b] of backends.entries()) {
+    if (!a.profile) break;
+    const per = a["no-loop"] ? 1 : 2;
+    if (b instanceof WebGPUBackend) {
+      await profile(b, tasks[i * per][1]);
+      continue;
+    }
+    for (const [name, f] of tasks.slice(i * per, (i + 1) * per)) {
+      const t = timeOps(b, a["by-shape"]);
+      // The wasm pool's worker threads: how many tasks they took in this run (work handed off).
+      const worker = () => (b as { workerTasks?: number }).workerTasks ?? 0, w0 = worker();
+      const t0 = performance.now();
+      await f();
+      const wall = performance.now() - t0;
+      t.restore();
+      const handed = "workerTasks" in b ? `, ${worker() - w0} tasks run by worker threads` : "";
+      console.log(`  ${name}, one run ${wall.toFixed(0)} ms wall${handed}:\n${opTable(t.acc)}`);
+    }
+  }
   cleanup.forEach((f) => f());
 }
 Deno.exit(0);

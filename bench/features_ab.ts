@@ -5,25 +5,25 @@
 //   deno run -A bench/features_ab.ts --old /tmp/old [--rounds 15] [--models a.safetensors,b.safetensors]
 // Both versions must export loadModel, featuresBatched, noiseFor, loadDataset and range from the
 // usual modules and have a WebGPU backend with rt.startProfile/stopProfile.
+import "../src/cli/errors.ts";
 import process from "node:process";
-import { parseArgs } from "node:util";
+import { inFiles, int, parseOptions, text, usageError } from "../src/cli/args.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    old: { type: "string" },
-    rounds: { type: "string", default: "15" },
-    models: { type: "string", default: "weights/vae-fashion.safetensors,weights/glow-fashion.safetensors" },
-  },
+const a = parseOptions("features_ab", {
+  old: text().required(),
+  rounds: int({ min: 1, max: 1000 }).default(15),
+  models: inFiles().default(["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"]),
 });
-if (!a.old) {
-  console.error("error: --old needs the path of the other checkout");
-  Deno.exit(1);
+try {
+  Deno.statSync(`${a.old.replace(/\/$/, "")}/src/ood/features.ts`);
+} catch {
+  throw usageError("features_ab", "--old", a.old, "the path of another checkout (with src/ood/features.ts)");
 }
 const here = new URL("../", import.meta.url).pathname;
-const roots: [string, string][] = [["old", `${a.old.replace(/\/$/, "")}/src`], ["new", `${here}src`]];
-const rounds = Number(a.rounds);
-const models = a.models!.split(",");
+// Absolute: the dynamic imports below resolve a relative path against bench/, not the working directory.
+const roots: [string, string][] = [["old", `${Deno.realPathSync(a.old)}/src`], ["new", `${here}src`]];
+const rounds = a.rounds;
+const models = a.models;
 
 // deno-lint-ignore no-explicit-any
 type Any = any;

@@ -1,51 +1,38 @@
 // Kernel and training-step benchmarks (tinybench), every engine interleaved in one run: ours
 // (`fimscope wasm`, `fimscope webgpu`, optionally `fimscope cpu`) and the peers (`jax-js wasm`,
 // `jax-js webgpu`, `tfjs webgpu`; bench-only devDependencies) on the same machine and adapter.
+// The U-Net training step runs only when --only names it (TF.js takes about a minute a step).
 // Prints median ms per engine (and GFLOP/s), the spread (min-max over rounds) and our best engine
 // against each peer.
-//   npx deno run -A bench/run.ts [--only=matmul,conv,MLP] [--engines=fimscope wasm,jax-js wasm,...]
+//   npx deno run -A bench/run.ts [--only=matmul,conv,MLP,U-Net] [--engines=fimscope wasm,jax-js wasm,...]
 //        [--cpu] [--iterations=N] [--matmul=block8x8] [--conv=block4] [--json=file]
 // --json writes { "rows": [{ "workload", "engines": { "<engine>": <median ms> }, "spread": {...} }] }.
+import "../src/cli/errors.ts";
 import { Bench } from "tinybench";
-import { parseArgs } from "node:util";
+import { choice, choices, flag, int, outFile, parseOptions, text } from "../src/cli/args.ts";
 import { cpu } from "../src/autograd/index.ts";
 import { writeFileAtomic } from "../src/io/atomic.ts";
 import { createWebGPUBackend, type WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import { createWasmBackend, type WasmBackend } from "../src/kernels/wasm/backend.ts";
 import type { Backend } from "../src/kernels/backend.ts";
 import { type Workload, workloads } from "./workloads.ts";
-import type { MatmulVariant } from "../shaders/matmul.wgsl.ts";
-import type { ConvVariant } from "../shaders/conv2d.wgsl.ts";
+import { MATMUL_VARIANTS } from "../shaders/matmul.wgsl.ts";
+import { CONV_VARIANTS } from "../shaders/conv2d.wgsl.ts";
 
 const ALL = ["fimscope wasm", "fimscope webgpu", "fimscope cpu", "jax-js wasm", "jax-js webgpu", "tfjs webgpu"] as const;
 type Engine = typeof ALL[number];
 
-const { values: args } = parseArgs({
-  args: Deno.args,
-  options: {
-    only: { type: "string" }, engines: { type: "string" }, cpu: { type: "boolean" },
-    iterations: { type: "string", default: "7" }, matmul: { type: "string" }, conv: { type: "string" }, json: { type: "string" },
-    // kept for old command lines: the cpu engine is now opt-in, TF.js can be left out
-    "no-cpu": { type: "boolean" }, "no-tf": { type: "boolean" },
-  },
+const args = parseOptions("bench", {
+  only: text(), engines: choices(ALL), cpu: flag(), iterations: int({ min: 1, max: 10000 }).default(7),
+  matmul: choice(MATMUL_VARIANTS), conv: choice(CONV_VARIANTS), json: outFile(),
+  // kept for old command lines: the cpu engine is now opt-in, TF.js can be left out
+  "no-cpu": flag(), "no-tf": flag(),
 });
-const iterations = Number(args.iterations);
-if (!Number.isInteger(iterations) || iterations < 1) {
-  console.error(`error: --iterations: '${args.iterations}' is not a positive integer`);
-  Deno.exit(1);
-}
+const iterations = args.iterations;
 let wanted: Engine[] = ALL.filter((e) => e !== "fimscope cpu" || args.cpu).filter((e) => !(args["no-tf"] && e.startsWith("tfjs")));
-if (args.engines) {
-  const list = args.engines.split(",").map((s) => s.trim());
-  const bad = list.find((e) => !(ALL as readonly string[]).includes(e));
-  if (bad) {
-    console.error(`error: --engines: '${bad}' is not an engine; use some of ${ALL.join(", ")}`);
-    Deno.exit(1);
-  }
-  wanted = list as Engine[];
-}
+if (args.engines) wanted = args.engines;
 const only = args.only?.split(",");
-const list = workloads().filter((w) => !only || only.some((o) => w.name.includes(o)));
+const list = workloads().filter((w) => only ? only.some((o) => w.name.includes(o)) : !w.optIn);
 
 type Handle = { run: () => Promise<unknown>; dispose: () => void };
 const makers: Partial<Record<Engine, (w: Workload) => (() => Handle) | null>> = {};
@@ -60,8 +47,8 @@ let gpu: WebGPUBackend | null = null;
 if (wanted.some((e) => e.includes("webgpu"))) {
   try {
     gpu = await createWebGPUBackend();
-    if (args.matmul) gpu.variants.matmul = args.matmul as MatmulVariant;
-    if (args.conv) gpu.variants.conv = args.conv as ConvVariant;
+    if (args.matmul) gpu.variants.matmul = args.matmul;
+    if (args.conv) gpu.variants.conv = args.conv;
     notes.push(`webgpu adapter: ${gpu.description}; our kernel variants ${JSON.stringify(gpu.variants)}`);
   } catch (e) {
     notes.push(`no WebGPU (${(e as Error).message.split("\n")[0]}): WebGPU engines left out`);
@@ -131,11 +118,14 @@ for (const w of list) {
   });
   rows.push(row);
   const best = es.filter(([e]) => ours(e)).map(([e]) => [e, row.engines[e]] as const).sort((a, b) => a[1] - b[1])[0];
-  console.log(`\n${w.name} (${(w.flops / 1e9).toFixed(3)} GFLOP)`);
+  console.log(`\n${w.name}${w.flops ? ` (${(w.flops / 1e9).toFixed(3)} GFLOP)` : ""}`);
   for (const [e] of es) {
     const ms = row.engines[e], [lo, hi] = row.spread[e];
-    const vs = best && !ours(e) ? `  ${best[0]} is ${(ms / best[1]).toFixed(2)}x as fast` : "";
-    console.log(`  ${e.padEnd(16)} ${ms.toFixed(1).padStart(9)} ms ${(w.flops / ms / 1e6).toFixed(2).padStart(7)} GF/s  [${lo.toFixed(1)}-${hi.toFixed(1)}]${vs}`);
+    // On the same adapter too: our WebGPU engine against a peer's, when our best is another engine.
+    const sameAdapter = e.endsWith("webgpu") && best?.[0] !== "fimscope webgpu" && row.engines["fimscope webgpu"]
+      ? `, fimscope webgpu ${(ms / row.engines["fimscope webgpu"]).toFixed(2)}x` : "";
+    const vs = best && !ours(e) ? `  ${best[0]} is ${(ms / best[1]).toFixed(2)}x as fast${sameAdapter}` : "";
+    console.log(`  ${e.padEnd(16)} ${ms.toFixed(1).padStart(9)} ms ${w.flops ? (w.flops / ms / 1e6).toFixed(2).padStart(7) : "      -"} GF/s  [${lo.toFixed(1)}-${hi.toFixed(1)}]${vs}`);
   }
 }
 if (args.json) writeFileAtomic(args.json, JSON.stringify({ notes, iterations, rows }, null, 2));

@@ -2,22 +2,23 @@
 // (strided variants), broadcasting adds, and products with one or two rows (matmul variants).
 // Each task launches the op 5 times and waits; tinybench medians of interleaved variants.
 //   deno run -A bench/small_ops.ts [--iterations 10]
-import { parseArgs } from "node:util";
+import "../src/cli/errors.ts";
 import { Bench } from "tinybench";
+import { int, parseOptions } from "../src/cli/args.ts";
 import * as T from "../src/autograd/index.ts";
 import { selectBackend } from "../src/kernels/select.ts";
 import type { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import type { StridedVariant } from "../src/kernels/webgpu/strided.ts";
 import type { MatmulVariant } from "../shaders/matmul.wgsl.ts";
 
-const { values: a } = parseArgs({ args: Deno.args, options: { iterations: { type: "string", default: "10" } } });
+const a = parseOptions("small_ops", { iterations: int({ min: 1, max: 10000 }).default(10) });
 const be = await selectBackend("webgpu") as WebGPUBackend;
 const b = be as unknown as T.Tensor["backend"];
 const rand = (seed: number, shape: number[]) => T.rand(new T.Generator(seed), shape, { backend: b });
 
 /** Median ms per launch of each variant of one case, the variants interleaved in one tinybench run. */
 async function compare<V>(name: string, variants: V[], set: (v: V) => void, op: () => T.Tensor) {
-  const bench = new Bench({ iterations: Number(a.iterations), time: 0, warmupIterations: 2, warmupTime: 0 });
+  const bench = new Bench({ iterations: a.iterations, time: 0, warmupIterations: 2, warmupTime: 0 });
   for (const v of variants) {
     bench.add(String(v), async () => {
       set(v);

@@ -3,8 +3,9 @@
 //   deno run -A bench/train_step.ts [--models weights/glow-fashion.safetensors,weights/vae-fashion.safetensors]
 //        [--backends wasm,webgpu] [--batch 64] [--rounds 5] [--profile]
 // --profile: wall time per backend op (and per wasm kernel phase) over one step of each model.
-import { parseArgs } from "node:util";
+import "../src/cli/errors.ts";
 import { Bench } from "tinybench";
+import { choices, flag, inFiles, int, parseOptions } from "../src/cli/args.ts";
 import * as T from "../src/autograd/index.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { type BackendChoice, BACKEND_CHOICES, selectBackend } from "../src/kernels/select.ts";
@@ -13,50 +14,22 @@ import { loadModel } from "../src/models/registry.ts";
 import { LN2 } from "../src/models/model.ts";
 import { Adam, clipGradNorm } from "../src/nn/optim.ts";
 import { stepGen } from "../src/models/train.ts";
+import { opTable, timeOps } from "./op_timer.ts";
 
-const { values: a } = parseArgs({
-  args: Deno.args,
-  options: {
-    models: { type: "string", default: "weights/glow-fashion.safetensors,weights/vae-fashion.safetensors" },
-    backends: { type: "string", default: "wasm,webgpu" }, batch: { type: "string", default: "64" },
-    rounds: { type: "string", default: "5" }, profile: { type: "boolean", default: false }, "conv-shapes": { type: "boolean", default: false },
-  },
+const a = parseOptions("train_step", {
+  models: inFiles().default(["weights/glow-fashion.safetensors", "weights/vae-fashion.safetensors"]),
+  backends: choices(BACKEND_CHOICES.filter((c) => c !== "auto")).default(["wasm", "webgpu"]),
+  batch: int({ min: 1, max: 4096 }).default(64), rounds: int({ min: 1, max: 1000 }).default(5),
+  profile: flag(), "conv-shapes": flag(),
 });
-const names = a.backends!.split(",");
-for (const n of names) {
-  if (!(BACKEND_CHOICES as readonly string[]).includes(n) || n === "auto") {
-    console.error(`error: --backends: '${n}' is not one of cpu, webgpu, wasm`);
-    Deno.exit(1);
-  }
-}
+const names = a.backends;
 const backends: [string, Backend][] = [];
 for (const n of names) backends.push([n, await selectBackend(n as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) })]);
-const batch = Number(a.batch), rounds = Number(a.rounds);
+const batch = a.batch, rounds = a.rounds;
 const data = loadDataset("fashion", "train");
 console.log(`${backends.map(([n, b]) => `${n}${"description" in b ? ` (${(b as { description: string }).description})` : ""}`).join(", ")}; batch ${batch}; medians of ${rounds} interleaved rounds`);
 
-/** Wraps every op of a backend to sum its wall time (sync after each, so queued GPU work is counted). */
-function timeOps(b: Backend, byShape = false): Map<string, number> {
-  const acc = new Map<string, number>();
-  const ops = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dInputGrad", "conv2dWeightGrad"] as const;
-  for (const op of ops) {
-    // deno-lint-ignore no-explicit-any
-    const bb = b as any;
-    const orig = bb[op].bind(b);
-    bb[op] = (...xs: unknown[]) => {
-      const t0 = performance.now();
-      const r = orig(...xs);
-      const cp = xs[2] as { N: number; Cin: number; H: number; W: number; Cout: number; KH: number; stride: number; groups: number };
-      const key = op === "unary" || op === "binary" || op === "reduce" ? `${op} ${xs[0]}`
-        : op.startsWith("conv") && byShape ? `${op} [${cp.N},${cp.Cin},${cp.H},${cp.W}]->${cp.Cout} k${cp.KH} s${cp.stride} g${cp.groups}` : op;
-      acc.set(key, (acc.get(key) ?? 0) + performance.now() - t0);
-      return r;
-    };
-  }
-  return acc;
-}
-
-for (const path of a.models!.split(",")) {
+for (const path of a.models) {
   const steps: [string, () => Promise<void>][] = [];
   for (const [n, b] of backends) {
     const model = await loadModel(path, b);
@@ -97,15 +70,15 @@ for (const path of a.models!.split(",")) {
   console.log(`${path}: ${cells.join(", ")}`);
   if (a.profile) {
     for (const [i, [n, b]] of backends.entries()) {
-      const acc = timeOps(b, a["conv-shapes"]);
+      const timer = timeOps(b, a["conv-shapes"]);
       const phases = (b as { profile?: Map<string, number> | null }).profile !== undefined ? new Map<string, number>() : null;
       if (phases) (b as unknown as { profile: Map<string, number> }).profile = phases;
       const t0 = performance.now();
       await steps[i][1]();
       const wall = performance.now() - t0;
       if (phases) (b as unknown as { profile: null }).profile = null;
-      const rows = [...acc].sort((p, q) => q[1] - p[1]).slice(0, 14);
-      console.log(`  ${n}, one step ${wall.toFixed(0)} ms; ops: ${rows.map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", ")}`);
+      timer.restore();
+      console.log(`  ${n}, one step ${wall.toFixed(0)} ms:\n${opTable(timer.acc, 14)}`);
       if (phases?.size) console.log(`    kernel phases: ${[...phases].map(([k, v]) => `${k || "copy"} ${v.toFixed(1)}`).join(", ")}`);
     }
   }

@@ -1,9 +1,11 @@
 // Micro-benchmark of the wasm SIMD128 matrix-product kernel's register blocks, one thread
-// (packing excluded): GFLOP/s on n x n x n. `deno run -A bench/wasm_gemm.ts [n]`
+// (packing excluded): GFLOP/s on n x n x n. `deno run -A bench/wasm_gemm.ts [--n 1024]`
+import "../src/cli/errors.ts";
+import { int, parseOptions } from "../src/cli/args.ts";
 import { moduleBytes } from "../src/kernels/wasm/emit.ts";
 import { type GemmShape, gemmFn } from "../src/kernels/wasm/gemm.ts";
 
-const n = Number(Deno.args[0] ?? 1024);
+const n = parseOptions("wasm_gemm", { n: int({ min: 1, max: 4096 }).default(1024) }).n;
 const shapes: GemmShape[] = [
   { MR: 4, NR: 8, KC: 256, MCP: 16, fma: true }, { MR: 6, NR: 8, KC: 256, MCP: 16, fma: true },
   { MR: 8, NR: 8, KC: 256, MCP: 16, fma: true }, { MR: 4, NR: 12, KC: 256, MCP: 16, fma: true },

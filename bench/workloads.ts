@@ -3,10 +3,16 @@
 // so queued work is counted.
 import * as T from "../src/autograd/index.ts";
 import type { Backend } from "../src/kernels/backend.ts";
+import { timeEmbedding, Unet, UNET_DEFAULT } from "../src/models/unet.ts";
+import { Adam } from "../src/nn/optim.ts";
+import { tfUnet } from "./unet_tf.ts";
 
 export interface Workload {
   name: string;
+  /** Floating-point operations per run (0: not counted). */
   flops: number;
+  /** Run only when `--only` names it (a slow row: minutes per round for some engines). */
+  optIn?: boolean;
   /** Builds inputs once; returns the timed function and a disposer. */
   ours(b: Backend): { run: () => Promise<unknown>; dispose: () => void };
   // deno-lint-ignore no-explicit-any
@@ -189,5 +195,64 @@ export function workloads(): Workload[] {
       };
     },
   });
+  list.push(unetStep());
   return list;
+}
+
+/**
+ * One training step of the diffusion model's default U-Net (UNET_DEFAULT, 192,513 parameters) at
+ * batch 32: forward on fixed x_t and steps, the L2 eps-loss, backward, Adam (lr 1e-4, no
+ * clipping), readback of the loss and of the output conv's weight. TF.js runs the same U-Net
+ * (bench/unet_tf.ts; its parameter count is checked equal to ours when it is built).
+ */
+function unetStep(): Workload {
+  const cfg = UNET_DEFAULT, B = 32, [C, H, W] = cfg.image, D = C * H * W;
+  const xt = values(B * D, 21, 2), eps = values(B * D, 22, 3.4);
+  const steps = Array.from({ length: B }, (_, i) => 1 + ((i * 997) % 1000));
+  return {
+    name: `U-Net step, batch ${B}`,
+    flops: 0,
+    // TF.js takes about a minute per step on lavapipe: 8 runs would double `npm run bench`.
+    optIn: true,
+    ours(b) {
+      const unet = new Unet(cfg, { backend: b, gen: new T.Generator(5) });
+      const params = unet.parameters(), opt = new Adam(params, { lr: 1e-4 });
+      const x = T.tensor(xt, [B, C, H, W], { backend: b }), e = T.tensor(eps, [B, C, H, W], { backend: b });
+      const w = unet.convOut.weight;
+      return {
+        run: async () => {
+          const loss = T.tidy(() => {
+            const l = T.mean(T.square(T.sub(unet.forward(x, steps), e)));
+            for (const p of params) p.zeroGrad();
+            l.backward();
+            return l;
+          });
+          opt.update();
+          await Promise.all([loss.data(), w.data()]);
+          loss.dispose();
+        },
+        dispose: () => { [x, e, ...params, ...opt.m, ...opt.v].forEach((t) => t.dispose()); },
+      };
+    },
+    tf(tf) {
+      const net = tfUnet(tf, cfg, 5);
+      const ours = new Unet(cfg, { gen: new T.Generator(5) }).numParameters();
+      if (net.parameters !== ours) throw new Error(`TF.js U-Net has ${net.parameters} parameters, ours ${ours}`);
+      console.log(`  U-Net parameters: ours ${ours}, TF.js ${net.parameters} (${net.variables.length} tensors)`);
+      // NHWC: with one channel the layout of x_t and eps is the same as NCHW's.
+      const toNhwc = (v: Float32Array) => tf.transpose(tf.tensor4d(v, [B, C, H, W]), [0, 2, 3, 1]);
+      const x = toNhwc(xt), e = toNhwc(eps);
+      const temb = tf.tensor2d(Float32Array.from(timeEmbedding(steps, cfg.dim)), [B, cfg.dim]);
+      const opt = tf.train.adam(1e-4);
+      const w = net.variables[net.variables.length - 2];
+      return {
+        run: async () => {
+          const l = opt.minimize(() => tf.mean(tf.square(tf.sub(net.forward(x, temb), e))), true, net.variables);
+          await Promise.all([l.data(), w.data()]);
+          l.dispose();
+        },
+        dispose: () => { tf.dispose([x, e, temb, ...net.variables]); opt.dispose(); },
+      };
+    },
+  };
 }

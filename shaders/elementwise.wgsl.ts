@@ -23,6 +23,8 @@ export const UNARY_WGSL: Record<UnaryOp, string> = {
   addScalar: "x + p",
   leakyRelu: "select(p * x, x, x > 0.0)",
   leakyStep: "select(p, 1.0, x > 0.0)",
+  silu: "x * sigmoidf(x)",
+  siluGrad: "siluGradf(x)",
 };
 
 export const BINARY_WGSL: Record<BinaryOp, string> = {
@@ -53,6 +55,18 @@ fn powScalar(x: f32, p: f32) -> f32 {
   return m;
 }`;
 
+// The stable sigmoid of UNARY_WGSL.sigmoid, for the ops built on it; siluGrad's 1 - s is
+// sigmoid(-x), the other branch of the same form (a subtraction would cancel for large x).
+const SIGMOID = /* wgsl */ `
+fn sigmoidf(x: f32) -> f32 { return select(exp(x) / (1.0 + exp(x)), 1.0 / (1.0 + exp(-x)), x >= 0.0); }
+fn siluGradf(x: f32) -> f32 {
+  let e = exp(-abs(x));
+  let q = 1.0 / (1.0 + e);
+  let s = select(e * q, q, x >= 0.0);
+  let c = select(q, e * q, x >= 0.0);
+  return s * (1.0 + x * c);
+}`;
+
 /** Params of unary ops (n elements, the op's scalar p as f32) and of fill (the value as f32). */
 export const UNARY = new Layout({ n: 1, p: 1 });
 export const FILL = new Layout({ n: 1, value: 1 });
@@ -72,6 +86,9 @@ export function unaryShader(op: UnaryOp): string {
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 #if ${op === "powScalar"}
 ${POW}
+#endif
+#if ${op === "silu" || op === "siluGrad"}
+${SIGMOID}
 #endif
 ${entry()}
   if (idx >= ${UNARY.u("n")}) { return; }

@@ -38,6 +38,31 @@ S("a saved and reloaded detector gives identical scores, for every method", () =
   assert.ok(ood > 25 && fresh < 8, `ood flagged ${ood}/30, fresh ${fresh}/30`);
 });
 
+S("a feature whose gradient is exactly 0 on the fit inputs (log f = -inf) is not kept, and the file still reads back and scores identically", () => {
+  const fit = rows(1, 50, names.length);
+  for (const r of fit) r[4] = -Infinity; // as the shipped diffusion model's L1 output bias gives
+  const f = fitDetector({ model, groupSize: 1, names, logf: fit, nll: new Float64Array(50).fill(4), data: "synthetic" });
+  assert.not.ok(f.densities.gradient.kept.includes(4));
+  const text = detectorText(f);
+  assert.match(text, /null/);
+  const a = new Detector(f), b = readDetectorText(text, "mem.json");
+  for (const r of rows(2, 5, names.length)) {
+    const sa = a.scoreRow(r, 4), sb = b.scoreRow(r, 4);
+    assert.is(sb.score, sa.score);
+    assert.ok(Number.isFinite(sb.score));
+  }
+  // Zero on only some inputs: the chi-square keeps the feature and scores f = 0 as +inf (k < 2);
+  // its quantiles hold that as Number.MAX_VALUE, so the file is valid JSON and reads back.
+  const mixed = rows(3, 50, names.length);
+  for (const [i, r] of mixed.entries()) r[4] = i % 5 ? 3 + 3 * Math.sin(i) : -Infinity;
+  const fm = fitDetector({ model, groupSize: 1, names, logf: mixed, nll: new Float64Array(50).fill(4), data: "synthetic" });
+  assert.ok(fm.densities["gradient-chi2"].kept.includes(4) && fm.densities["gradient-chi2"].k[4] < 2);
+  assert.is(fm.quantiles["gradient-chi2"][100], Number.MAX_VALUE);
+  const back = readDetectorText(detectorText(fm), "mixed.json");
+  assert.equal(back.file.quantiles, fm.quantiles);
+  assert.is(back.scoreRow(mixed[0], 4).percentile, new Detector(fm).scoreRow(mixed[0], 4).percentile);
+});
+
 S("the Ledoit-Wolf full covariance stays finite with fewer fit rows than features (shrinkage floor)", async () => {
   const { FullGaussian } = await import("../src/ood/density.ts");
   const fit = rows(5, 2, names.length), test = rows(6, 4, names.length);
@@ -84,7 +109,8 @@ S("bad detector files and a mismatched model hash give one-line errors", async (
     ["{}", /not a fimscope detector/],
     [JSON.stringify({ ...f, version: 99 }), /version 99, this fimscope reads version 1/],
     [JSON.stringify({ ...f, model: { ...f.model, sha256: "xyz" } }), /"model" must hold/],
-    [JSON.stringify({ ...f, features: ["a"] }), /densities.gradient needs mean and variance of length 1/],
+    [JSON.stringify({ ...f, features: ["a"] }), /densities.gradient.kept must list feature indices 0..0/],
+    [JSON.stringify({ ...f, densities: { ...f.densities, gradient: { ...f.densities.gradient, mean: [null, 1, 2, 3, 4] } } }), /densities.gradient.mean must be 5 numbers \(null only for features not kept\)/],
     [JSON.stringify({ ...f, method: "magic" }), /"method" must be one of/],
     [JSON.stringify({ ...f, quantiles: { ...f.quantiles, gradient: [1, 2] } }), /quantiles.gradient must be 101 numbers/],
   ];

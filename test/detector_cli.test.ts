@@ -10,6 +10,7 @@ import { saveTensors } from "../src/io/safetensors.ts";
 import { createModel } from "../src/models/registry.ts";
 import { metadataOf } from "../src/models/train.ts";
 import { readDetectorText } from "../src/ood/detector.ts";
+import { parseSetSpec, scoringSelection, selectionIndices } from "../src/data/selection.ts";
 
 const S = suite("detector_cli");
 const dir = Deno.makeTempDirSync();
@@ -108,6 +109,50 @@ S("influence prints each input's most influential training images and writes the
   assert.equal([png.width, png.height], [4 * 30 + 2, 2 * 30 + 2]);
 });
 
+S("score on a packaged set keeps off the detector's fit images: the allowed range by default, an overlapping one refused naming the allowed", async () => {
+  // Fitted on 12 images of the packaged FashionMNIST test split: positions [0, 12) of Generator(1000)'s permutation.
+  const f = await run("fit", "--model", model, "--data", "fashion", "--n", "12", "--batch", "8", "--backend", "cpu", "--out", `${dir}/det-fashion.json`);
+  assert.is(f.code, 0, f.err + f.out);
+  assert.match(f.out, /12 inputs of fashion test split, positions \[0, 12\) of its permutation by Generator\(1000\) in groups of 1/);
+  const det = readDetectorText(Deno.readTextFileSync(`${dir}/det-fashion.json`), "d").file;
+  assert.equal(det.fit.selection, { set: "fashion", split: "test", seed: 1000, from: 0, to: 12 });
+  const perm = new T.Generator(1000).permutation(10000);
+  const bad = await run("score", "--detector", `${dir}/det-fashion.json`, "--input", "fashion:10-14", "--backend", "cpu");
+  assert.is(bad.code, 1, bad.out);
+  assert.match(bad.err, /^error: score: --input fashion:10-14: positions \[10, 14\) of its permutation by Generator\(1000\) include images the detector was fitted or calibrated on \(positions \[0, 12\)\); allowed: fashion:test:12-10000\n$/);
+  // A range outside the fit images: scored, named by their indices in the split.
+  const ok = await run("score", "--detector", `${dir}/det-fashion.json`, "--input", "fashion:12-15", "--backend", "cpu", "--out", `${dir}/fs.json`);
+  assert.is(ok.code, 0, ok.err + ok.out);
+  assert.match(ok.out, /^input: 3 images, fashion test split, positions \[12, 15\) of its permutation by Generator\(1000\) \(none of them fitted or calibrated on\)$/m);
+  const ids = JSON.parse(Deno.readTextFileSync(`${dir}/fs.json`)).scores.map((r: { id: string }) => r.id);
+  assert.equal(ids, [12, 13, 14].map((p) => `fashion-test:${perm[p]}`));
+  // Another split, or another set: their own order, any range.
+  const tr = await run("score", "--detector", `${dir}/det-fashion.json`, "--input", "fashion:train:0-2", "--backend", "cpu", "--quiet");
+  assert.is(tr.code, 0, tr.err);
+  assert.match(tr.out, /^input: 2 images, fashion train split, images \[0, 2\)$/m);
+  // Without a range: every position after the fit images (stopped before the features; the selection is made first).
+  const all = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", "src/cli/score.ts", "--detector", `${dir}/det-fashion.json`, "--input", "fashion"], env: { FIMSCOPE_STOP_BEFORE_WORK: "1" }, stdout: "piped", stderr: "piped" }).output();
+  assert.is(all.code, 0, new TextDecoder().decode(all.stderr));
+  assert.match(new TextDecoder().decode(all.stdout), /^input: 9988 images, fashion test split, positions \[12, 10000\) of its permutation by Generator\(1000\) \(none of them fitted or calibrated on\)$/m);
+});
+
+S("scoringSelection: the positions outside the fit and calibration ranges, the default the last run, overlaps refused", () => {
+  const used = [{ set: "fashion", split: "test" as const, seed: 1000, from: 0, to: 500 }, { set: "fashion", split: "test" as const, seed: 1000, from: 500, to: 1000 }];
+  const n = (split: string) => (split === "test" ? 10000 : 60000);
+  assert.equal(scoringSelection({ set: "fashion" }, n, used, "x"), { set: "fashion", split: "test", seed: 1000, from: 1000, to: 10000 });
+  assert.equal(scoringSelection({ set: "fashion", range: [1000, 1010] }, n, used, "x"), { set: "fashion", split: "test", seed: 1000, from: 1000, to: 1010 });
+  assert.throws(() => scoringSelection({ set: "fashion", range: [999, 1010] }, n, used, "x"), /^x: positions \[999, 1010\) of its permutation by Generator\(1000\) include images .* \(positions \[0, 500\) and \[500, 1000\)\); allowed: fashion:test:1000-10000$/);
+  // A gap between used ranges is allowed too; with everything used, nothing is.
+  assert.throws(() => scoringSelection({ set: "fashion", range: [95, 105] }, n, [{ ...used[0], from: 100, to: 200 }], "x"), /allowed: fashion:test:0-100 or fashion:test:200-10000$/);
+  assert.throws(() => scoringSelection({ set: "fashion" }, n, [{ ...used[0], to: 10000 }], "x"), /used every image/);
+  assert.equal(scoringSelection({ set: "mnist" }, n, used, "x"), { set: "mnist", split: "test", seed: null, from: 0, to: 10000 });
+  assert.equal(scoringSelection({ set: "fashion", split: "train", range: [5, 9] }, n, used, "x"), { set: "fashion", split: "train", seed: null, from: 5, to: 9 });
+  assert.equal(Array.from(selectionIndices({ set: "fashion", split: "test", seed: 1000, from: 3, to: 6 }, 10000)), Array.from(new T.Generator(1000).permutation(10000).subarray(3, 6)));
+  assert.equal(parseSetSpec("fashion:test:5-9", ["fashion"]), { set: "fashion", split: "test", range: [5, 9] });
+  assert.equal(parseSetSpec("fashion:5-9", ["fashion"]), { set: "fashion", range: [5, 9] });
+  for (const bad of ["fashion:5-9:test", "fashion:val", "fashion:1-2:3-4", "cifar", "fashion:test:test"]) assert.is(parseSetSpec(bad, ["fashion"]), null, bad);
+});
+
 S("score refuses a model whose hash differs, bad detector files, wrong shapes and bad options, in one line", async () => {
   const other = `${dir}/other.safetensors`;
   const m2 = await createModel("glow", { levels: 2, steps: 1, hidden: 8, image: [1, 28, 28] }, T.cpu, 4);
@@ -120,7 +165,9 @@ S("score refuses a model whose hash differs, bad detector files, wrong shapes an
     ["score", ["--detector", `${dir}/notjson.json`, "--input", `${dir}/test-png`], /^error: detector file .*notjson\.json: not valid JSON/],
     ["score", ["--detector", `${dir}/nope.json`, "--input", `${dir}/test-png`], /^error: score: --detector '.*nope\.json': no such file/],
     ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/rgb-png`], /^error: --input .*rgb-png: images are 3x32x32 \(CxHxW\), the model takes 1x28x28/],
-    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/missing-folder`], /^error: score: --input '.*missing-folder': neither fashion, mnist nor an existing file or folder/],
+    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/missing-folder`], /^error: score: --input '.*missing-folder': neither a packaged set \(fashion, mnist, optionally :train or :test and :from-to, e\.g\. fashion:test:5000-6000\) nor an existing file or folder/],
+    ["score", ["--detector", `${dir}/det.json`, "--input", "fashion:test:5-3"], /^error: score: --input fashion:test:5-3: positions \[5, 3\) must satisfy from < to <= 10000/],
+    ["score", ["--detector", `${dir}/det.json`, "--input", "fashion:valid"], /^error: score: --input 'fashion:valid': neither a packaged set/],
     ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--out", `${dir}/s.txt`], /^error: score: --out '.*s\.txt': expected a file name ending in \.csv or \.json/],
     ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--batch", "0"], /^error: score: --batch '0': out of range/],
     ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--frobnicate"], /^error: score: unknown option '--frobnicate'/],

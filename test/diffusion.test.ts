@@ -6,7 +6,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { makeSet, range } from "../src/data/dataset.ts";
-import { approxNormalCdf, betaSchedule, Diffusion, discretizedGaussianLogProb, DiffusionOps, gaussianKL, Process, resolveConfig } from "../src/models/diffusion.ts";
+import { approxNormalCdf, betaSchedule, Diffusion, discretizedGaussianLogProb, DiffusionOps, gaussianKL, parseDiffusionScore, Process, resolveConfig, scoreLabel } from "../src/models/diffusion.ts";
+import { nllMeasure } from "../src/ood/inspect.ts";
 import type { UnetConfig } from "../src/models/unet.ts";
 import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
 import { saveTensors } from "../src/io/safetensors.ts";
@@ -330,17 +331,54 @@ S("samplers with the exact denoiser of the two-image distribution draw those two
 S("nll: per-input draws, so a batch gives each input what it gets alone (bound and eps-loss scores)", () => {
   const m = tinyModel(5);
   const x = rand64(50, [3, 1, 4, 4]);
-  for (const score of [{ kind: "elbo" as const }, { kind: "loss" as const, t: 1, loss: "l1" as const }]) {
+  for (const score of [{ kind: "elbo" as const }, { kind: "elbo" as const, dropLast: true }, { kind: "loss" as const, t: 1, loss: "l1" as const }]) {
     m.setScore(score);
     const noise = T.randn(gen(51), m.noiseShape(3), f64);
     const all = m.nll(x, { noise }).dataSync();
     for (let i = 0; i < 3; i++) {
       const one = m.nll(T.slice(x, [i], [i + 1]), { noise: T.slice(noise, [i], [i + 1]) }).dataSync()[0];
-      assert.ok(Math.abs(one - all[i]) < 1e-12 * Math.max(1, Math.abs(one)), `${score.kind} input ${i}`);
+      assert.ok(Math.abs(one - all[i]) < 1e-12 * Math.max(1, Math.abs(one)), `${JSON.stringify(score)} input ${i}`);
     }
   }
   assert.throws(() => m.setScore({ kind: "loss", t: 0, loss: "l1" }), /t 0 must be an integer in \[1, 50\]/);
   assert.throws(() => m.nll(x, { noise: T.randn(gen(1), [3, 2, 4, 4], f64) }), /noise \[3,2,4,4\], expected \[3,1,4,4\]/);
+});
+
+S("the bound without its t = T term (elbo-nolast): the bound less that term, value and parameter gradient (float64); refused with one stratum", () => {
+  const m = tinyModel(11); // steps 50, strata 4: the last stratum is {50}
+  const K = m.cfg.strata, ops = m.ops;
+  assert.equal(m.process.stratum(K - 1, K), [50, 51]);
+  const x = rand64(60, [2, 1, 4, 4]);
+  const noise = T.randn(gen(61), m.noiseShape(2), f64);
+  const params = m.namedParameters().map(([, p]) => p);
+  m.setScore({ kind: "elbo" });
+  const full = m.nll(x, { noise });
+  const gFull = T.grad(T.sum(full), params);
+  m.setScore({ kind: "elbo", dropLast: true });
+  assert.equal(m.noiseShape(2), [2, K + 1, 1, 4, 4]); // the same draws as the bound's, the last slot unused
+  const part = m.nll(x, { noise });
+  const gPart = T.grad(T.sum(part), params);
+  // The left-out term on its own: stratum K - 1 (width 1) at t = 50 with noise slot K.
+  const last = ops.klTerm(x, [50, 50], T.reshape(T.slice(noise, [0, K], [2, K + 1]), [2, 1, 4, 4]));
+  const gLast = T.grad(T.sum(last), params);
+  const f = full.dataSync(), p = part.dataSync(), l = last.dataSync();
+  for (let i = 0; i < 2; i++) {
+    assert.ok(l[i] > 1e-3, `the t = T term matters here: ${l[i]}`);
+    assert.ok(Math.abs(f[i] - l[i] - p[i]) < 1e-10 * Math.abs(f[i]), `input ${i}: bound ${f[i]} - last ${l[i]} vs ${p[i]}`);
+  }
+  let worst = 0;
+  params.forEach((_, k) => {
+    const a = gFull[k]!.dataSync(), b = gPart[k]!.dataSync(), c = gLast[k]!.dataSync();
+    for (let j = 0; j < a.length; j++) worst = Math.max(worst, Math.abs(a[j] - c[j] - b[j]) / Math.max(1, Math.abs(a[j])));
+  });
+  assert.ok(worst < 1e-10, `gradient: bound - last vs elbo-nolast, worst ${worst}`);
+  assert.is(scoreLabel(m.score), "elbo-nolast");
+  assert.is(nllMeasure(m).short, "NLL bound w/o t = T");
+  assert.equal(parseDiffusionScore("elbo-nolast", "1"), { kind: "elbo", dropLast: true });
+  assert.throws(() => parseDiffusionScore("elbo-last", "1"), /expected l1, l2, elbo or elbo-nolast/);
+  const one = new Diffusion(resolveConfig({ ...tinyUnet, steps: 50, strata: 1 }), { ...f64, gen: gen(12) });
+  assert.throws(() => one.setScore({ kind: "elbo", dropLast: true }), /elbo-nolast: needs at least 2 strata .* this model has 1/);
+  assert.throws(() => one.ops.elbo(x, [[2, 2]], T.randn(gen(1), [2, 2, 1, 4, 4], f64), { dropLast: true }), /dropLast needs at least 2 strata/);
 });
 
 S("samplers: shapes, range, determinism under a seed (DDIM and DDPM)", async () => {
@@ -358,14 +396,14 @@ S("samplers: shapes, range, determinism under a seed (DDIM and DDPM)", async () 
   assert.throws(() => m.ops.ddim([1, 1, 4, 4], gen(1), 0), /steps 0 must be an integer in \[1, 20\]/);
 });
 
-S("batched per-group features equal the per-input loop on every tensor (both scores, B = 1 and 3; cpu and webgpu)", async () => {
+S("batched per-group features equal the per-input loop on every tensor (each score, B = 1 and 3; cpu and webgpu)", async () => {
   for (const [name, backend] of [["cpu", T.cpu], ["webgpu", await webgpu()]] as const) {
     if (!backend) continue;
     const m = new Diffusion(resolveConfig({ ...tinyUnet, steps: 50, strata: 3 }), { backend, gen: gen(7) });
     m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(gen(200 + i), [...p.shape], { backend, std: 0.1 }))));
     m.eval();
     const x = T.rand(gen(8), [6, 1, 4, 4], { backend, low: -1, high: 1 });
-    for (const score of [{ kind: "loss" as const, t: 1, loss: "l1" as const }, { kind: "elbo" as const }]) {
+    for (const score of [{ kind: "loss" as const, t: 1, loss: "l1" as const }, { kind: "elbo" as const }, { kind: "elbo" as const, dropLast: true }]) {
       m.setScore(score);
       const noise = noiseFor(m, 6, gen(9));
       for (const B of [1, 3]) {
@@ -376,10 +414,10 @@ S("batched per-group features equal the per-input loop on every tensor (both sco
           // An L1 loss's output-bias gradient is exactly 0 when as many pixels err up as down.
           if (r.sq[i] === 0) zeros++;
           const ok = r.sq[i] === 0 ? a.sq[i] < 1e-12 : Math.abs(a.sq[i] - r.sq[i]) / Math.abs(r.sq[i]) < 2e-4;
-          assert.ok(ok, `${name} ${score.kind} B=${B} ${a.names[i % a.names.length]} group ${Math.floor(i / a.names.length)}: batched ${a.sq[i]} vs loop ${r.sq[i]}`);
+          assert.ok(ok, `${name} ${JSON.stringify(score)} B=${B} ${a.names[i % a.names.length]} group ${Math.floor(i / a.names.length)}: batched ${a.sq[i]} vs loop ${r.sq[i]}`);
         }
         assert.ok(zeros <= a.groups, `${zeros} zero norms`);
-        for (let g = 0; g < a.groups; g++) assert.ok(Math.abs(a.nll[g] - r.nll[g]) < 1e-4 * Math.abs(r.nll[g]), `${name} ${score.kind} B=${B} nll ${g}`);
+        for (let g = 0; g < a.groups; g++) assert.ok(Math.abs(a.nll[g] - r.nll[g]) < 1e-4 * Math.abs(r.nll[g]), `${name} ${JSON.stringify(score)} B=${B} nll ${g}`);
       }
     }
   }
@@ -411,7 +449,15 @@ S("the ood and timestep-ablation commands run on a tiny diffusion model and writ
   assert.match(bad.out, /error: ablation: --t '1,200': step 200 exceeds the model's 100 steps/);
   const badScore = await run("src/cli/ood.ts", "--model", wpath, "--diffusion-score", "l3", "--backend", "cpu");
   assert.is(badScore.code, 1);
-  assert.match(badScore.out, /error: ood: --diffusion-score 'l3'/);
+  assert.match(badScore.out, /error: ood: --diffusion-score 'l3'.*elbo-nolast/);
+  // The bound without its t = T term needs that term in a stratum of its own: refused before work for a one-stratum model.
+  const one = new Diffusion(resolveConfig({ image: [1, 28, 28], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4, steps: 100, strata: 1 }), { backend: T.cpu, gen: gen(4) });
+  const onePath = `${dir}/one-stratum.safetensors`;
+  await saveTensors(onePath, one.namedParameters(), metadataOf(one, { data: "fashion" }));
+  const badStrata = await run("src/cli/ood.ts", "--model", onePath, "--diffusion-score", "elbo-nolast", "--backend", "cpu", "--out", `${dir}/ood3`);
+  assert.is(badStrata.code, 1);
+  assert.match(badStrata.out, /error: ood: --diffusion-score 'elbo-nolast': .*has 1 stratum/);
+  assert.throws(() => Deno.statSync(`${dir}/ood3`), (e: unknown) => e instanceof Deno.errors.NotFound, "nothing written");
   Deno.removeSync(dir, { recursive: true });
 });
 

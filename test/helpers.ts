@@ -1,6 +1,5 @@
 // Shared test tools: float64 finite-difference gradient checks, comparisons, backends under test.
 import * as T from "../src/autograd/index.ts";
-import type { Backend } from "../src/kernels/backend.ts";
 import type { KernelVariants, WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import type { Test } from "uvu";
 
@@ -35,6 +34,28 @@ export function gradcheck(f: (...xs: T.Tensor[]) => T.Tensor, xs: T.Tensor[], ep
     }
   }
   return worst;
+}
+
+/**
+ * Second order: h(x, createGraph) is a scalar built from a first-order gradient w.r.t. x (taken
+ * with createGraph); its gradient by double backprop against central differences of h at x0
+ * (float64, CPU). Returns the worst error relative to max(1, |numeric|) and the analytic
+ * gradient (so a caller can show it is not all zero).
+ */
+export function gradcheck2(h: (x: T.Tensor, createGraph: boolean) => T.Tensor, x0: T.Tensor, eps = 1e-6): { err: number; an: Float64Array | Float32Array } {
+  const at = (d: Float64Array | Float32Array, requiresGrad: boolean) => T.tensor(d, x0.shape, { dtype: "float64", backend: T.cpu, requiresGrad });
+  const base = x0.dataSync(), x = at(base, true);
+  const an = T.grad(h(x, true), [x])[0]!.dataSync();
+  let worst = 0;
+  for (let i = 0; i < base.length; i++) {
+    const plus = base.slice(), minus = base.slice();
+    plus[i] += eps;
+    minus[i] -= eps;
+    const num = (h(at(plus, true), false).dataSync()[0] - h(at(minus, true), false).dataSync()[0]) / (2 * eps);
+    const err = Math.abs(num - an[i]) / Math.max(1, Math.abs(num));
+    if (!(err <= worst)) worst = Number.isNaN(err) ? Infinity : Math.max(worst, err);
+  }
+  return { err: worst, an };
 }
 
 export function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {

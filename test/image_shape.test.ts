@@ -6,6 +6,7 @@ import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { loadCifar10 } from "../src/data/cifar.ts";
 import { range, subset } from "../src/data/dataset.ts";
+import { encodeCifar10 } from "../src/data/image_files.ts";
 import { createModel } from "../src/models/registry.ts";
 import { evaluate, train } from "../src/models/train.ts";
 import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
@@ -13,18 +14,18 @@ import { setFeatures } from "../src/ood/pipeline.ts";
 
 const S = suite("image_shape");
 
-/** n CIFAR-10 records (label byte, then 1024 red, 1024 green, 1024 blue bytes), seeded. */
+/** n synthetic 3x32x32 images with labels, seeded, as CIFAR-10 binary records (the format's own encoder). */
 function cifarBytes(n: number, seed: number): Uint8Array {
   const g = new T.Generator(seed);
-  const out = new Uint8Array(n * 3073);
+  const images = new Uint8Array(n * 3072), labels = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
-    out[i * 3073] = g.int(10);
+    labels[i] = g.int(10);
     // Smooth-ish images (a per-channel ramp plus noise), so the models have something to fit.
     for (let c = 0; c < 3; c++) for (let p = 0; p < 1024; p++) {
-      out[i * 3073 + 1 + c * 1024 + p] = Math.min(255, Math.floor(((p % 32) + c * 40) * 2 + 60 * g.uniform()));
+      images[i * 3072 + c * 1024 + p] = Math.min(255, Math.floor(((p % 32) + c * 40) * 2 + 60 * g.uniform()));
     }
   }
-  return out;
+  return encodeCifar10({ name: "synthetic", images, labels, n, c: 3, h: 32, w: 32 });
 }
 
 S("VAE and Glow train and give batched features equal to the loop on 3x32x32 CIFAR-10-format images", async () => {

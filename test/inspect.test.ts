@@ -11,6 +11,7 @@ import { loadModelBytes } from "../src/models/from_bytes.ts";
 import { DiagonalGaussian } from "../src/ood/density.ts";
 import { gpuTest, webgpu } from "./helpers.ts";
 import { checkDetector, type DiagonalDetector, diagonalDetector, inspectImage, inspectInput, scoreRow } from "../src/ood/inspect.ts";
+import { parseDetector } from "../src/ood/detector.ts";
 
 const S = suite("inspect");
 const f64 = { backend: T.cpu, dtype: "float64" as const };
@@ -18,7 +19,7 @@ const f64 = { backend: T.cpu, dtype: "float64" as const };
 /** A detector fitted on the features of a few random inputs, so z-scores are of order one. */
 async function fakeDetector(model: GenerativeModel, xs: T.Tensor[]): Promise<DiagonalDetector> {
   const rows: Float64Array[] = [];
-  for (const [i, x] of xs.entries()) rows.push((await inspectInput(model, x, { format: "fimscope-diag-detector/1", model: "", groupSize: 1, names: [], mean: [], variance: [], kept: [], threshold: 0, tpr: 0.95, made: {} }, { saliency: "none", noiseSeed: i })).logf);
+  for (const [i, x] of xs.entries()) rows.push((await inspectInput(model, x, { model: "", groupSize: 1, names: [], mean: [], variance: [], kept: [], threshold: 0, tpr: 0.95, made: {} }, { saliency: "none", noiseSeed: i })).logf);
   const names = model.namedParameters().map(([n]) => n);
   const d = new DiagonalGaussian(rows, names.length);
   return diagonalDetector(d, names, 0, 0.95, "test", {});
@@ -75,20 +76,24 @@ S("shipped detectors: match their models, score as DiagonalGaussian, flag a cons
   }
 });
 
-S("a detector file from npm run fit (format fimscope-detector 1) is read as the same diagonal Gaussian", () => {
-  const det = JSON.parse(Deno.readTextFileSync("web/data/vae-fashion.detector.json")) as DiagonalDetector;
-  const fit = {
-    format: "fimscope-detector", version: 1, model: { path: "weights/vae-fashion.safetensors", sha256: "ab", kind: "vae", image: [1, 28, 28] }, groupSize: 1,
-    features: det.names, fit: { data: "fashion", groups: 500, nllMean: 3.4, nllSd: 0.5 },
-    densities: { gradient: { mean: det.mean, variance: det.variance, kept: det.kept } }, method: "gradient", threshold95: { gradient: -40 },
-  };
-  const d = checkDetector(fit, det.names, "fit.json");
-  const row = det.mean.map((m, l) => m + 0.3 * Math.sqrt(det.variance[l]));
-  assert.is(scoreRow(d, row), scoreRow(det, row));
-  assert.is(d.threshold, -40);
-  assert.is(d.nllMean, 3.4);
-  assert.throws(() => checkDetector({ ...fit, groupSize: 5 }, det.names, "fit.json"), /fit.json: groupSize 5/);
-  assert.throws(() => checkDetector({ ...fit, threshold95: {} }, det.names, "fit.json"), /threshold95/);
+S("a detector file (format fimscope-detector 1) is read as its diagonal Gaussian and threshold; the shipped ones carry their calibration", () => {
+  const file = parseDetector(JSON.parse(Deno.readTextFileSync("web/data/vae-fashion.detector.json")), "vae");
+  const g = file.densities.gradient;
+  const d = checkDetector(file, file.features, "vae");
+  const row = Array.from(g.mean, (m, l) => m + 0.3 * Math.sqrt(g.variance[l]));
+  assert.is(scoreRow(d, row), DiagonalGaussian.fromParams(g).score(row));
+  assert.is(d.threshold, file.threshold95.gradient);
+  assert.is(d.nllMean, file.fit.nllMean);
+  // The page's files: fitted on positions [0, 500) of the permuted test split, thresholds from [500, 1000).
+  assert.equal(file.fit.selection, { set: "fashion", split: "test", seed: 1000, from: 0, to: 500 });
+  assert.equal(file.calibration?.selection, { set: "fashion", split: "test", seed: 1000, from: 500, to: 1000 });
+  assert.match(String(d.made.threshold), /95% of 500 fashion test split, positions \[500, 1000\) of its permutation by Generator\(1000\) \(held out\)/);
+  assert.throws(() => checkDetector({ ...file, groupSize: 5 }, file.features, "fit.json"), /fit.json: groupSize 5/);
+  assert.throws(() => checkDetector({ ...file, threshold95: {} }, file.features, "fit.json"), /threshold95/);
+  assert.throws(() => checkDetector({ ...file, calibration: { data: 3 } }, file.features, "fit.json"), /"calibration" must hold data and groups/);
+  assert.throws(() => checkDetector({ ...file, fit: { ...file.fit, selection: { set: "fashion", split: "val", seed: 1, from: 0, to: 5 } } }, file.features, "fit.json"), /fit.selection must be/);
+  // The former page format is no longer read.
+  assert.throws(() => checkDetector({ format: "fimscope-diag-detector/1", names: file.features }, file.features, "old.json"), /old.json: not a fimscope detector/);
 });
 
 S("bad input refused with a message naming it", async () => {
@@ -101,8 +106,9 @@ S("bad input refused with a message naming it", async () => {
   };
   await rejects(inspectImage(vae, new Uint8Array(100), det), /100 bytes/);
   await rejects(inspectImage(vae, new Uint8Array(784), det, { saliency: names.length }), /out of range/);
-  assert.throws(() => checkDetector({ ...det, names: det.names.slice(1), mean: det.mean.slice(1), variance: det.variance.slice(1) }, names, "d.json"), /d.json: its 15 features/);
-  assert.throws(() => checkDetector({ ...det, format: "x" } as unknown as DiagonalDetector, names, "d.json"), /format "x"/);
+  const file = JSON.parse(Deno.readTextFileSync("web/data/vae-fashion.detector.json"));
+  assert.throws(() => checkDetector(file, names.slice(1), "d.json"), /d.json: its 16 features do not match the model's 15/);
+  assert.throws(() => checkDetector({ ...file, format: "x" }, names, "d.json"), /d.json: not a fimscope detector/);
 });
 
 const gpu = await webgpu();

@@ -58,7 +58,7 @@ export function kernelParity(t: ParityTarget): void {
     const ops: [string, (x: T.Tensor) => T.Tensor, number, number][] = [
       ["neg", T.neg, -3, 3], ["exp", T.exp, -3, 3], ["log", T.log, 0.1, 3], ["sqrt", T.sqrt, 0.1, 3], ["abs", T.abs, -3, 3],
       ["relu", T.relu, -3, 3], ["leakyRelu", (x) => T.leakyRelu(x, 0.1), -3, 3], ["sigmoid", T.sigmoid, -30, 30],
-      ["logSigmoid", T.logSigmoid, -30, 30], ["softplus", T.softplus, -30, 30], ["tanh", T.tanh, -20, 20], ["silu", T.silu, -5, 5],
+      ["logSigmoid", T.logSigmoid, -30, 30], ["softplus", T.softplus, -30, 30], ["tanh", T.tanh, -20, 20], ["silu", T.silu, -5, 5], ["siluGrad", (x) => T.unary("siluGrad", x), -5, 5],
       ["square", T.square, -3, 3], ["recip", T.recip, 0.5, 3], ["pow 3", (x) => T.powScalar(x, 3), -2, 2],
       ["pow 0.5", (x) => T.powScalar(x, 0.5), 0.1, 2], ["clamp", (x) => T.clamp(x, -0.3, 0.4), -1, 1],
     ];
@@ -160,8 +160,20 @@ export function kernelParity(t: ParityTarget): void {
   });
   }
 
-  S("nn composites: groupNorm, avgPool2d, upsampleNearest", async () => {
+  S("nn composites: groupNorm (fused kernels), avgPool2d, upsampleNearest", async () => {
     await cmp("groupNorm", (x, w, b) => T.groupNorm(x, 2, w, b), [[2, 4, 3, 5], [4], [4]], { tol: 1e-4 });
+    // The fused kernels alone: rows of 1 element (variance 0), fewer and more rows than a
+    // workgroup's lanes, rows not a multiple of them, long rows (the U-Net's 2 x 28 x 28), data
+    // far from zero (cancellation in a one-pass variance).
+    const gn: [number[], number, number][] = [[[1, 1], 1, 0], [[3, 5, 1], 5, 0], [[2, 6, 7, 3], 3, 0], [[70, 2, 3], 1, 0], [[2, 16, 28, 28], 8, 0], [[3, 4, 9], 2, 50]];
+    for (const [sh, g, off] of gn) {
+      await cmp(`normalizeGroups ${JSON.stringify(sh)}/${g}${off ? ` offset ${off}` : ""}`, (x) => T.normalizeGroups(T.add(x, off), g), [sh], { tol: off ? 2e-3 : 1e-4 });
+    }
+    for (const [rows, M] of [[1, 1], [5, 3], [67, 129], [2, 1568]]) {
+      // rstd as a positive input (0.5..2): the backward of the fused gradient is composed, so this
+      // also checks that composition on the backend.
+      await cmp(`groupNormGrad [${rows}, ${M}]`, (g, y, r) => T.groupNormGrad(g, y, T.addScalar(T.abs(r), 0.5)), [[rows, M], [rows, M], [rows, 1]], { tol: 1e-4 });
+    }
     await cmp("avgPool2d", (x) => T.avgPool2d(x, 2), [[2, 3, 4, 6]]);
     await cmp("upsampleNearest", (x) => T.upsampleNearest(x), [[1, 2, 3, 5]]);
   });

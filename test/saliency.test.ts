@@ -1,5 +1,6 @@
 // Input saliency by double backprop against float64 central differences of the same objective
-// (log f_l of one layer, and the diagonal Gaussian's score) on a small Glow and a small VAE.
+// (log f_l of one layer, and the diagonal Gaussian's score) on a small Glow, a small VAE and a tiny
+// diffusion U-Net (its eps-loss features with the per-input noise draw held fixed).
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
@@ -69,6 +70,31 @@ S("VAE (fixed noise): d score / dx matches central differences on sampled pixels
   const pixels = Array.from({ length: 12 }, () => g.int(784));
   const err = await check(m, x, { kind: "score", density }, pixels, noise64, 1e-5);
   assert.ok(err < 1e-4, `relative error ${err}`);
+});
+
+S("diffusion (tiny U-Net, fixed per-input noise): d log f_l / dx and d score / dx match central differences", async () => {
+  const { Diffusion, resolveConfig } = await import("../src/models/diffusion.ts");
+  const m = new Diffusion(resolveConfig({ image: [1, 4, 4], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 2, steps: 50, strata: 4 }), { ...f64, gen: new T.Generator(40) });
+  perturb(m, 50);
+  const x = T.rand(new T.Generator(41), [1, 1, 4, 4], { ...f64, low: -1, high: 1 });
+  const names = m.namedParameters().map(([n]) => n), L = names.length;
+  const all = [...Array(16).keys()];
+  // The detector's feature (the paper's L1 eps-loss at t = 1) and the L2 loss at a later step, each
+  // with its one noise draw per input (noiseFor, as setFeatures draws it), held fixed under the perturbation.
+  for (const score of [{ kind: "loss" as const, t: 1, loss: "l1" as const }, { kind: "loss" as const, t: 20, loss: "l2" as const }]) {
+    m.setScore(score);
+    const noise = noiseFor(m, 1, new T.Generator(42))!;
+    const noise64 = T.tensor(Float64Array.from(noise.dataSync()), noise.shape, f64);
+    for (const name of ["unet.in.weight", "unet.mid.attn.qkv.weight", "unet.down.0.0.norm1.weight"]) {
+      const layer = names.indexOf(name);
+      assert.ok(layer >= 0, `${name} in ${names}`);
+      const err = await check(m, x, { kind: "layer", layer }, all, noise64);
+      assert.ok(err < 1e-5, `${score.loss} t=${score.t} ${name}: relative error ${err}`);
+    }
+    const density = { mean: Float64Array.from({ length: L }, (_, l) => -3 + 0.05 * l), variance: Float64Array.from({ length: L }, (_, l) => 0.4 + 0.02 * l), kept: [...Array(L).keys()] };
+    const err = await check(m, x, { kind: "score", density }, all, noise64);
+    assert.ok(err < 1e-5, `${score.loss} t=${score.t} score: relative error ${err}`);
+  }
 });
 
 S("overlay: red where the saliency is, the image elsewhere; the PNG decodes to the grid", () => {

@@ -43,6 +43,18 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
   await compare(wb, "conv many groups", (x, w) => T.conv2d(x, w, { padding: 1, groups: 16 }), [[2, 32, 9, 9], [48, 2, 3, 3]], { tol: 1e-4 });
 });
 
+S("convolutions on rows that share their zero border (stride 1, pad 1..k-1; non-square kernels; pad past k-1 on two borders) equal the reference", async () => {
+  const cases: [number[], number[], T.ConvOptions][] = [
+    [[2, 3, 7, 5], [4, 3, 3, 2], { padding: 1 }], // KW = 2: Bw = 0 (input grad), forward rows W + 1
+    [[1, 2, 9, 6], [3, 2, 5, 5], { padding: 2 }], // Bh = Bw = 2
+    [[2, 2, 6, 6], [3, 2, 3, 3], { padding: 2 }], // pad = k-1: Bh = Bw = 0 and OW = W + 2 (forward rows W + 2)
+    [[1, 3, 5, 4], [2, 3, 2, 2], { padding: 2 }], // pad > k-1: both borders, as before
+    [[1, 1, 1, 1], [2, 1, 3, 3], { padding: 1 }], // one pixel
+    [[3, 8, 7, 7], [12, 2, 3, 3], { padding: 1, groups: 4 }], // the Glow's 7x7 rows, grouped
+  ];
+  for (const [sx, sw, o] of cases) await compare(wb, `conv ${JSON.stringify([sx, sw, o])}`, (x, w) => T.conv2d(x, w, o), [sx, sw], { tol: 1e-4 });
+});
+
 S("strided copies and broadcasts on random specs (negative steps, padding on every side) equal the reference", () => {
   const g = new T.Generator(31);
   const ri = (n: number) => Math.floor(g.uniform() * n);
@@ -66,6 +78,80 @@ S("strided copies and broadcasts on random specs (negative steps, padding on eve
       assert.equal([...wb.binary(op, b, bShape, a, outShape, outShape, "float32")], [...T.cpu.binary(op, b, bShape, a, outShape, outShape, "float32")], `${op} ${bShape} ${outShape}`);
     }
   }
+});
+
+S("strided copies in wasm (boxes of 1-4 dimensions, vector, splat and scalar rows, threaded) and the loop past them equal the reference", () => {
+  const g = new T.Generator(47);
+  const ri = (n: number) => Math.floor(g.uniform() * n);
+  let viaKernel = 0;
+  for (let t = 0; t < 600; t++) {
+    const rank = 1 + ri(5);
+    const inShape = Array.from({ length: rank }, () => 2 + ri(t < 20 ? 40 : 11));
+    // every output dimension on its own input dimension (a permutation of a subset), plus broadcasts
+    const perm = inShape.map((_, i) => i).sort(() => g.uniform() - 0.5);
+    const map = perm.slice(0, 1 + ri(rank));
+    const outShape = map.map((m) => Math.max(1, inShape[m] + ri(5) - 2));
+    const start = map.map((m) => ri(5) === 0 ? ri(inShape[m] + 2) - 1 : 0), step = map.map(() => [1, 1, 1, 0, -1, 2][ri(6)]);
+    // a negative step starts at the far end (a flip), sometimes past it (padding)
+    map.forEach((m, d) => { if (step[d] < 0) start[d] = inShape[m] - 1 + ri(2); });
+    const spec = { inShape, outShape, map, start, step, padValue: ri(3) - 1.5 };
+    const x = wb.upload(Float32Array.from({ length: inShape.reduce((p, q) => p * q, 1) }, (_, i) => i + 1), "float32");
+    const want = T.cpu.strided(x, spec, "float32"), got = wb.strided(x, spec, "float32");
+    assert.equal([...got], [...want], JSON.stringify(spec));
+    if (want.length >= 64) viaKernel++;
+    wb.release(got);
+    wb.release(x);
+  }
+  // nearest upsampling (stride-0 innermost rows, threaded: 2^17 elements), a size-1 output, an all-padding output
+  const up = { inShape: [8, 16, 1, 32, 1], outShape: [8, 16, 2, 32, 2], map: [0, 1, 2, 3, 4], start: [0, 0, 0, 0, 0], step: [1, 1, 0, 1, 0], padValue: 0 };
+  const pad = { inShape: [3, 5], outShape: [4, 7], map: [0, 1], start: [5, -9], step: [1, 1], padValue: 2 };
+  const one = { inShape: [70], outShape: [1], map: [0], start: [69], step: [1], padValue: 0 };
+  for (const spec of [up, pad, one]) {
+    const x = Float32Array.from({ length: spec.inShape.reduce((p, q) => p * q, 1) }, (_, i) => Math.sin(i));
+    const got = wb.strided(x, spec, "float32");
+    assert.equal([...got], [...T.cpu.strided(x, spec, "float32")], JSON.stringify(spec.outShape));
+    wb.release(got);
+  }
+  assert.ok(viaKernel > 150, `${viaKernel} specs of 64 elements or more`);
+});
+
+S("sum and sumsq kernels equal the reference bit for bit (rows, column blocks, column tails, threaded, NaN and infinities)", () => {
+  const shapes = [[1, 300, 1], [7, 33, 1], [3, 5, 4], [2, 9, 13], [1, 64, 1027], [5, 3, 70001], [1000, 70, 1], [64, 2, 1], [1, 1, 300]];
+  for (const [outer, R, inner] of shapes) {
+    const n = outer * R * inner;
+    const x = Float32Array.from({ length: n }, (_, i) => (i % 997 === 5 ? [NaN, Infinity, -Infinity][i % 3] : Math.sin(i * 0.37) * 1e3 + 1e-3 * i));
+    for (const op of ["sum", "sumsq"] as const) {
+      const got = wb.reduce(op, x, outer, R, inner, "float32"), want = T.cpu.reduce(op, x, outer, R, inner, "float32");
+      assert.is(got.length, want.length);
+      for (let i = 0; i < want.length; i++) if (!Object.is(got[i], want[i])) assert.unreachable(`${op} ${outer}x${R}x${inner} at ${i}: ${got[i]} vs ${want[i]}`);
+      wb.release(got);
+    }
+  }
+});
+
+S("where kernel equals the reference (broadcast operands, NaN, -0 and infinities as conditions, vector and scalar rows)", () => {
+  const special = [NaN, -0, 0, Infinity, -Infinity, 1e-45, -2];
+  const cases: [number[], number[], number[], number[]][] = [
+    [[64, 784], [64, 784], [64, 784], [64, 784]], [[5, 7, 9], [5, 1, 9], [1, 7, 1], [9]], [[3, 70001], [3, 1], [3, 70001], [1]],
+    [[2, 3, 4, 5], [2, 3, 4, 5], [1], [2, 1, 4, 1]], [[130], [130], [1], [130]], [[7, 9], [1, 9], [7, 1], [7, 9]],
+  ];
+  for (const [out, cs, as, bs] of cases) {
+    const size = (s: number[]) => s.reduce((p, q) => p * q, 1);
+    const c = Float32Array.from({ length: size(cs) }, (_, i) => (i % 3 === 0 ? special[i % special.length] : i % 2));
+    const a = Float32Array.from({ length: size(as) }, (_, i) => i + 0.5), b = Float32Array.from({ length: size(bs) }, (_, i) => -i - 0.25);
+    const got = wb.where(c, cs, a, as, b, bs, out, "float32"), want = T.cpu.where(c, cs, a, as, b, bs, out, "float32");
+    assert.equal([...got], [...want], JSON.stringify([out, cs, as, bs]));
+    wb.release(got);
+  }
+});
+
+S("small products (the TypeScript path, batched, transposed, one side broadcast) equal the reference", async () => {
+  await compare(wb, "bmm 8x8", (a, b) => T.matmul(a, b), [[64, 8, 8], [64, 8, 8]], { tol: 1e-5 });
+  await compare(wb, "bmm broadcast", (a, b) => T.matmul(a, b), [[5, 3, 7], [7, 4]], { tol: 1e-5 });
+  await compare(wb, "mm T", (a, b) => T.mm(a, b, true, true), [[5, 3], [2, 5]], { tol: 1e-5 });
+  await compare(wb, "mm 1", (a, b) => T.mm(a, b), [[1, 1], [1, 1]], { tol: 1e-5 });
+  await compare(wb, "mm edge", (a, b) => T.mm(a, b), [[16, 16], [16, 16]], { tol: 1e-5 }); // 4096 multiply-adds: the last small one
+  await compare(wb, "mm past", (a, b) => T.mm(a, b), [[16, 16], [16, 17]], { tol: 1e-5 }); // the first through the kernels
 });
 
 S("SIMD elementwise kernels equal the reference bit for bit, NaN, infinities and signed zeros included", () => {
@@ -93,14 +179,17 @@ S("SIMD elementwise kernels equal the reference bit for bit, NaN, infinities and
   }
 });
 
-S("SIMD exp, sigmoid and softplus (polynomial exp and log1p) within 4e-7 of the reference, specials exact", () => {
+S("SIMD exp, sigmoid, softplus, silu and siluGrad (polynomial exp and log1p) within 4e-7 of the reference, specials exact", () => {
   const xs = Float32Array.from({ length: 100003 }, (_, i) => (i / 100003 - 0.5) * 200);
   const specials = [NaN, Infinity, -Infinity, 0, -0, 88.72, 88.73, -87.2, -100, 100];
   xs.set(specials);
-  for (const op of ["exp", "sigmoid", "softplus"] as const) {
+  for (const op of ["exp", "sigmoid", "softplus", "silu", "siluGrad"] as const) {
     const got = wb.unary(op, xs, xs.length, "float32", 0), want = T.cpu.unary(op, xs, xs.length, "float32", 0);
+    // siluGrad = s (1 + x (1 - s)) crosses zero near x = -1.28: there its error is absolute (s's
+    // relative error times |x (1 - s)|); silu = x s carries sigmoid's absolute 2e-38 times |x| <= 100.
+    const abs = op === "siluGrad" ? 4e-7 : op === "silu" ? 2e-36 : 2e-38;
     for (let i = 0; i < xs.length; i++) {
-      const ok = Object.is(got[i], want[i]) || Math.abs(got[i] - want[i]) <= 4e-7 * Math.abs(want[i]) + 2e-38;
+      const ok = Object.is(got[i], want[i]) || Math.abs(got[i] - want[i]) <= 4e-7 * Math.abs(want[i]) + abs;
       if (!ok) assert.unreachable(`${op}(${xs[i]}) = ${got[i]}, reference ${want[i]}`);
     }
     assert.ok(Number.isNaN(got[0]), `${op}(NaN)`);

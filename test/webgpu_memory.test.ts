@@ -6,6 +6,8 @@ import { gpuTest, webgpu } from "./helpers.ts";
 import { KEPT_PATCHES_MAX_BYTES } from "../src/kernels/webgpu/patches.ts";
 import { createModel } from "../src/models/registry.ts";
 import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
+import { Diffusion, resolveConfig } from "../src/models/diffusion.ts";
+import { Adam } from "../src/nn/optim.ts";
 
 const gpu = await webgpu();
 const S = suite("webgpu memory");
@@ -61,6 +63,38 @@ G("repeated OOD feature passes (per-group and loop, VAE and Glow): nothing creat
     assert.is(end.created, warm.created, `${kind}: buffers created grew from ${warm.created} to ${end.created}`);
     assert.ok(end.inUse <= warm.inUse, `${kind}: buffers in use grew from ${warm.inUse} to ${end.inUse}`);
   }
+});
+
+G("the diffusion model (fused GroupNorm, attention): training steps and feature passes create nothing after warm-up, leave nothing in use", async (gpu) => {
+  const m = new Diffusion(resolveConfig({ image: [1, 8, 8], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 2, steps: 50 }), { backend: gpu, gen: new T.Generator(9) });
+  const params = m.parameters(), opt = new Adam(params, { lr: 1e-3 });
+  const x = T.rand(new T.Generator(10), [4, 1, 8, 8], { backend: gpu, low: -1, high: 1 });
+  const noise = noiseFor(m, 4, new T.Generator(11));
+  let k = 0;
+  const round = async () => {
+    m.train();
+    const l = T.tidy(() => {
+      const loss = T.mean(m.trainingLoss(x, new T.Generator(100 + k++)));
+      for (const p of params) p.zeroGrad();
+      loss.backward();
+      return loss;
+    });
+    opt.update();
+    await l.item();
+    l.dispose();
+    m.eval();
+    await featuresBatched(m, x, 2, noise);
+    await featuresLoop(m, x, 2, noise);
+  };
+  await round();
+  await round();
+  await gpu.sync();
+  const warm = gpu.rt.pool.stats();
+  for (let i = 0; i < 10; i++) await round();
+  await gpu.sync();
+  const end = gpu.rt.pool.stats();
+  assert.is(end.created, warm.created, `buffers created grew from ${warm.created} to ${end.created}`);
+  assert.ok(end.inUse <= warm.inUse, `buffers in use grew from ${warm.inUse} to ${end.inUse}`);
 });
 
 G("a conv forward keeps its patch matrix for the weight gradient: one im2col, freed when taken or with the input", async (gpu) => {

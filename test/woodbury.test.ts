@@ -8,6 +8,9 @@ import * as T from "../src/autograd/index.ts";
 import { Glow } from "../src/models/glow.ts";
 import { cholesky, diagonalFim, diagonalInner, groupGradients, groupGradientsLoop, lowerInverse, WoodburyFim } from "../src/ood/woodbury.ts";
 import { invert } from "../src/models/host_linalg.ts";
+import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
+import type { Backend } from "../src/kernels/backend.ts";
+import { maxRelErr, webgpu } from "./helpers.ts";
 
 const S = suite("woodbury");
 const f64 = { backend: T.cpu, dtype: "float64" as const };
@@ -63,13 +66,21 @@ S("batched per-group gradients equal the per-group loop (B = 1 and 2)", () => {
   }
 });
 
-S("Woodbury score = explicit P x P inverse, full and per-layer blocks, with the documented lambda (S whole and in row blocks)", async () => {
-  for (const blockRows of [undefined, 3]) await woodburyVsExplicit(blockRows);
-  // Fit gradients given in batches of 2 rows, merged up to 3 rows per block: blocks of 2, 2, 3.
-  await woodburyVsExplicit(3, 2);
+S("Woodbury score = explicit P x P inverse, full and per-layer blocks, with the documented lambda (S whole and in slices, triangular factors dense and in column blocks)", async () => {
+  for (const sliceRows of [undefined, 3]) await woodburyVsExplicit(sliceRows);
+  // Fit gradients given in batches of 2 rows; slices of 5 parameters; one dense triangular block.
+  await woodburyVsExplicit(5, 2, 1);
+  await woodburyVsExplicit(undefined, 3, 7);
 });
 
-async function woodburyVsExplicit(blockRows?: number, batchRows?: number) {
+/** Floats of an N x N triangular factor kept as k column blocks without their zero rows. */
+const triFloats = (n: number, k: number) => {
+  let f = 0, c0 = 0;
+  for (let j = 0; j < k; j++) { const e = Math.round(((j + 1) * n) / k); f += e * (e - c0); c0 = e; }
+  return f;
+};
+
+async function woodburyVsExplicit(sliceRows?: number, batchRows?: number, triangleBlocks?: number) {
   const m = tinyGlow();
   const N = 7;
   const fitG = groupGradients(m, inputs(4, N), 1), testG = groupGradients(m, inputs(5, 4), 1);
@@ -77,8 +88,16 @@ async function woodburyVsExplicit(blockRows?: number, batchRows?: number) {
   assert.ok(sizes.some((p) => p < N) && sizes.some((p) => p >= N), `want layers on both sides of N: ${sizes}`);
   // As batches of batchRows rows (as setGradients gives them), or all N rows at once.
   const asBatches = (ls: T.Tensor[]) => batchRows ? Array.from({ length: Math.ceil(N / batchRows) }, (_, i) => ls.map((t) => T.slice(t, [i * batchRows, 0], [Math.min(N, (i + 1) * batchRows), t.shape[1]]))) : ls;
-  const fim = await WoodburyFim.fit(asBatches(copies(fitG)), { blockRows });
-  assert.equal(fim.s.map((b) => b.shape[0]), blockRows ? (batchRows ? [2, 2, 3] : [3, 3, 1]) : [7]);
+  const fim = await WoodburyFim.fit(asBatches(copies(fitG)), { sliceRows, triangleBlocks });
+  // Layout: every layer with P_l >= N a chunk of its own, the smaller ones together; each chunk S_c
+  // [N, P_c] cut into slices of at most sliceRows parameters.
+  const own = sizes.map((p, l) => p >= N ? l : -1).filter((l) => l >= 0);
+  assert.equal(fim.chunks.map((c) => c.layers), [...own.map((l) => [l]), sizes.map((_, l) => l).filter((l) => !own.includes(l))]);
+  for (const c of fim.chunks) {
+    const width = c.layers.reduce((a, l) => a + sizes[l], 0);
+    assert.equal(c.slices.map((t) => t.shape[1]), Array.from({ length: Math.ceil(width / (sliceRows ?? width)) }, (_, i) => Math.min(sliceRows ?? width, width - i * (sliceRows ?? width))));
+    c.slices.forEach((t, i) => { assert.is(t.shape[0], N); assert.is(c.starts[i], i * (sliceRows ?? width)); });
+  }
   const S = rows(fitG), Tt = rows(testG);
   // lambda = mean of the empirical FIM's diagonal.
   let tr = 0;
@@ -107,10 +126,15 @@ async function woodburyVsExplicit(blockRows?: number, batchRows?: number) {
   });
   for (let g = 0; g < 4; g++) assert.ok(rel(sc.block[g], block[g]) < 1e-9);
   // A larger lambda shrinks every score (F grows).
-  const big = await WoodburyFim.fit(asBatches(copies(fitG)), { lambdaScale: 10, blockRows });
+  const big = await WoodburyFim.fit(asBatches(copies(fitG)), { lambdaScale: 10, sliceRows, triangleBlocks });
   const sb = await big.score(testG);
   for (let g = 0; g < 4; g++) assert.ok(sb.full[g] < sc.full[g]);
-  assert.is(fim.floats, S.P * N + N * N + sizes.reduce((s, p) => s + (p >= N ? N * p : p * p), 0));
+  const tri = triFloats(N, Math.min(N, triangleBlocks ?? 4));
+  assert.is(fim.floats, S.P * N + tri + sizes.reduce((s, p) => s + (p >= N ? tri : p * p), 0));
+  // The full score alone (block: false) is the same full score.
+  const fo = await fim.score(testG, { block: false });
+  assert.equal(Array.from(fo.full), Array.from(sc.full));
+  assert.equal(fo.perLayer, []);
   fim.dispose();
   big.dispose();
 }
@@ -118,8 +142,14 @@ async function woodburyVsExplicit(blockRows?: number, batchRows?: number) {
 S("FIM inner products: symmetric, equal the explicit inverse, and inner(a, a) is the score", async () => {
   const m = tinyGlow();
   const fitG = groupGradients(m, inputs(6, 9), 1), a = groupGradients(m, inputs(7, 3), 1), b = groupGradients(m, inputs(8, 5), 1);
-  const fim = await WoodburyFim.fit(copies(fitG), { blockRows: 4 });
+  const fim = await WoodburyFim.fit(copies(fitG), { sliceRows: 4 });
   const ab = await fim.inner(a, b), ba = await fim.inner(b, a), aa = await fim.inner(a, a);
+  // Without the block version the layers are merged into chunks of up to sliceRows parameters: the same products.
+  const merged = await WoodburyFim.fit(copies(fitG), { block: false, sliceRows: 40 });
+  assert.ok(merged.chunks.length < fitG.length && merged.chunks.some((c) => c.layers.length > 1), `${merged.chunks.length} chunks`);
+  const mab = await merged.inner(a, b);
+  for (let i = 0; i < 15; i++) assert.ok(rel(mab[i], ab[i]) < 1e-10, `merged chunks: ${mab[i]} vs ${ab[i]}`);
+  merged.dispose();
   const q = explicit(rows(fitG), fim.lambda), A = rows(a), Bm = rows(b);
   for (let i = 0; i < 3; i++) for (let j = 0; j < 5; j++) {
     assert.ok(rel(ab[i * 5 + j], ba[j * 3 + i]) < 1e-10, "symmetric");
@@ -139,6 +169,34 @@ S("FIM inner products: symmetric, equal the explicit inverse, and inner(a, a) is
   const fd = await fim.fitInner(a, true), df = await diagonalInner(d, a, fitCopy);
   for (let i = 0; i < 27; i++) assert.ok(rel(fd[i], df[i]) < 1e-12, `diagonal fitInner ${i}`);
   fim.dispose();
+});
+
+S("float32 on the wasm and WebGPU backends: the same scores, inner products and fit inner products as the CPU in float64 (slices and triangular blocks)", async () => {
+  const sizes = [50, 3, 61, 10, 1], N = 40, G = 5;
+  const draw = (seed: number, rows: number, backend: Backend, dtype: "float32" | "float64") =>
+    sizes.map((p, l) => T.tensor(T.randn(new T.Generator(seed + l), [rows, p], f64).dataSync(), [rows, p], { backend, dtype }));
+  const run = async (backend: Backend, dtype: "float32" | "float64") => {
+    const fit = [draw(100, 16, backend, dtype), draw(200, N - 16, backend, dtype)]; // two batches
+    const fim = await WoodburyFim.fit(fit, { sliceRows: 24, triangleBlocks: 3 });
+    const a = draw(300, G, backend, dtype), b = draw(400, 3, backend, dtype);
+    const sc = await fim.score(a);
+    const out = { full: Array.from(sc.full), per: sc.perLayer.flatMap((x) => Array.from(x)), inner: Array.from(await fim.inner(a, b)), fitInner: Array.from(await fim.fitInner(a)), diag: Array.from(await fim.fitInner(a, true)) };
+    fim.dispose();
+    return out;
+  };
+  const want = await run(T.cpu, "float64");
+  const wasm = await createWasmBackend();
+  wasm.poison = true;
+  const backends: [string, Backend | null][] = [["wasm", wasm], ["webgpu", await webgpu()]];
+  for (const [name, be] of backends) {
+    if (!be) continue;
+    const got = await run(be, "float32");
+    for (const k of Object.keys(want) as (keyof typeof want)[]) {
+      assert.is(got[k].length, want[k].length);
+      const err = maxRelErr(got[k].map((v, i) => v / Math.max(1, Math.abs(want[k][i]))), want[k].map((v) => v / Math.max(1, Math.abs(v))));
+      assert.ok(err < 1e-4, `${name} ${k}: relative error ${err}`);
+    }
+  }
 });
 
 S("cholesky and lowerInverse against a direct product", () => {

@@ -1,8 +1,10 @@
 // Makes the page's data files under web/data (committed; rerun to regenerate):
 //   fashion.u8, mnist.u8   test images, 784 bytes each, from the npm dataset packages
 //   sets.json              what those files hold (counts, labels, which test indices, how)
-//   <model>.detector.json  each model's fitted detector (diagonal Gaussian over log f_l at B = 1)
-//                          and its threshold at 95% in-distribution TPR. The features are those of
+//   <model>.detector.json  each model's fitted detector, the format `npm run fit` writes
+//                          (src/ood/detector.ts: every density over log f_l at B = 1, the model's
+//                          SHA-256), with a calibration set: its quantiles and thresholds at 95%
+//                          in-distribution TPR are those of held-out images. The features are those of
 //                          `npm run ood` (setFeatures at B = 1): the gradient of the NLL, or for the
 //                          diffusion model of the L1 eps-loss at t = 1, one noise draw per input
 //                          (useDetectorScore), not of its bound.
@@ -25,8 +27,9 @@ import { writeFileAtomic } from "../../src/io/atomic.ts";
 import { readCheckpoint } from "../../src/io/safetensors.ts";
 import { selectBackend } from "../../src/kernels/select.ts";
 import { loadModel } from "../../src/models/registry.ts";
-import { DiagonalGaussian } from "../../src/ood/density.ts";
-import { diagonalDetector, useDetectorScore } from "../../src/ood/inspect.ts";
+import { detectorText, fitDetector, sha256Hex } from "../../src/ood/detector.ts";
+import { useDetectorScore } from "../../src/ood/inspect.ts";
+import type { SetSelection } from "../../src/data/selection.ts";
 import { setFeatures } from "../../src/ood/pipeline.ts";
 
 const a = parseOptions("make_assets", {
@@ -74,25 +77,26 @@ for (const m of models) {
   const measure = useDetectorScore(model); // the diffusion model: the L1 eps-loss at t = 1, as `npm run ood`
   const fit = await setFeatures(model, subset(fashion, permF.subarray(0, nFit), "fit"), { groupSize: 1, batch: 64, seed: 0 });
   const cal = await setFeatures(model, subset(fashion, permF.subarray(nFit, nFit + nCal), "calibration"), { groupSize: 1, batch: 64, seed: 1 });
-  const diag = new DiagonalGaussian(fit.logf, fit.names.length);
-  const scores = cal.logf.map((r) => diag.score(r)).sort((x, y) => x - y);
-  // The threshold keeps 95% of the calibration images: those scoring at or above it.
-  const threshold = scores[Math.floor(0.05 * scores.length)];
-  const kept = scores.filter((s) => s >= threshold).length / scores.length;
   const meta = readCheckpoint(path).metadata;
-  const det = diagonalDetector(diag, fit.names, threshold, 0.95, `${m}.safetensors`, {
-    command: `deno run -A scripts/web/make_assets.ts --n ${n} --fit ${nFit} --calib ${nCal} --models ${models.join(",")} --backend ${a.backend}`,
-    fit: `FashionMNIST test split permuted with Generator(1000), images [0, ${nFit}), features at B=1 (featuresBatched, noise seed 0)`,
-    calibration: `the same permutation, images [${nFit}, ${nFit + nCal}) (noise seed 1); ${(100 * kept).toFixed(1)}% score >= threshold`,
-    weights: { steps: meta.steps, test_bpd: meta.test_bpd },
-    backend: backend.name,
-    // Only where nll() is not a likelihood (the diffusion model), so the VAE's and Glow's files stay as they were.
-    ...(measure.kind === "eps-loss" ? { nll: `${measure.label}; nllMean is that loss / (784 ln 2), as setFeatures scales it` } : {}),
+  const sel = (from: number, to: number): SetSelection => ({ set: "fashion", split: "test", seed: 1000, from, to });
+  const det = fitDetector({
+    model: { path, sha256: await sha256Hex(Deno.readFileSync(path)), kind: model.kind, image: [...model.imageShape] },
+    groupSize: 1, names: fit.names, logf: fit.logf, nll: fit.nll, data: "fashion-test", selection: sel(0, nFit),
+    calibration: { logf: cal.logf, nll: cal.nll, data: "fashion-test", selection: sel(nFit, nFit + nCal) },
+    made: {
+      command: `deno run -A scripts/web/make_assets.ts --n ${n} --fit ${nFit} --calib ${nCal} --models ${models.join(",")} --backend ${a.backend}`,
+      noise: "features at B=1 (featuresBatched), noise seed 0 for the fit images, 1 for the calibration images",
+      weights: { steps: meta.steps, test_bpd: meta.test_bpd },
+      backend: backend.name,
+      // Only where nll() is not a likelihood (the diffusion model).
+      ...(measure.kind === "eps-loss" ? { nll: `${measure.label}; nllMean is that loss / (784 ln 2), as setFeatures scales it` } : {}),
+    },
   });
-  det.nllMean = fit.nll.reduce((t, v) => t + v, 0) / fit.nll.length;
-  write(`${out}/${m}.detector.json`, JSON.stringify(det) + "\n");
+  const threshold = det.threshold95.gradient;
+  write(`${out}/${m}.detector.json`, detectorText(det));
+  const kept = det.densities.gradient.kept.length;
   detectors[m] = `${m}.detector.json`;
-  console.log(`${m}: ${fit.names.length} features, ${det.kept.length} kept, threshold ${threshold.toFixed(3)} (${(100 * kept).toFixed(1)}% of ${nCal} calibration images above)`);
+  console.log(`${m}: ${fit.names.length} features, ${kept} kept, threshold ${threshold.toFixed(3)} (95% of ${nCal} calibration images at or above)`);
 }
 write(`${out}/fashion.u8`, shipped.fashion.images);
 write(`${out}/mnist.u8`, shipped.mnist.images);

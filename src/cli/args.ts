@@ -30,6 +30,7 @@
 // against the split size) are checked by the command right after parseOptions, still before work.
 import { isProtected, PROJECT_ROOT, protectedReason } from "../io/atomic.ts";
 import { BACKEND_CHOICES } from "../kernels/select.ts";
+import { parseSetSpec } from "../data/selection.ts";
 
 /** A shipped file as a default: the path as given if it exists from here, else inside the project. */
 export function shippedDefault(rel: string): string {
@@ -218,6 +219,23 @@ function checkInFile(raw: string, c: Ctx): string {
 /** An existing, readable regular file. */
 export function inFile(): Opt<string> {
   return new Opt(checkInFile);
+}
+
+/**
+ * A packaged set as `name[:train|test][:from-to]` (src/data/selection.ts) or the path of an
+ * existing file or folder: refused when it is neither.
+ */
+export function setOrPath<C extends string>(names: readonly C[]): Opt<string> {
+  return new Opt((raw, c) => {
+    if (parseSetSpec(raw, names)) return raw;
+    if (raw.trim() === "") throw fail(c, raw, `empty (allowed: ${names.join(", ")} with an optional :train or :test and :from-to, or the path of an existing file or folder)`);
+    try {
+      Deno.statSync(raw);
+    } catch {
+      throw fail(c, raw, `neither a packaged set (${names.join(", ")}, optionally :train or :test and :from-to, e.g. ${names[0]}:test:5000-6000) nor an existing file or folder`);
+    }
+    return raw;
+  });
 }
 
 /**

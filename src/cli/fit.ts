@@ -9,7 +9,8 @@
 // --split, for a packaged set: test (default) fits on the first half of its seeded permutation of
 // the test split, the images `npm run ood` fits on, so its second half stays unseen by both the model
 // and the detector; train fits on the model's own training images. --n inputs are drawn in a seeded
-// random order (all of them if there are fewer); with B > 1 the groups are of consecutive drawn
+// random order (all of them if there are fewer; for a packaged set the detector records which: its
+// positions in that permutation, so score on the same set keeps off them); with B > 1 the groups are of consecutive drawn
 // inputs, so random groups: score groups drawn the same way (groups of one class score as OOD).
 import { notice } from "./errors.ts";
 import { BACKEND, choice, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "./args.ts";
@@ -19,6 +20,7 @@ import { checkModelFile } from "../models/registry.ts";
 import * as T from "../autograd/index.ts";
 import { subset } from "../data/dataset.ts";
 import { conformShape, isBuiltinSet, loadNamedSet } from "../data/image_files.ts";
+import { describeSelection, type SetSelection } from "../data/selection.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
 import { detectorText, fitDetector, sha256Hex } from "../ood/detector.ts";
@@ -60,7 +62,9 @@ const all = conformShape(source.set, shape, `--data ${dataSpec}`);
 const count = Math.min(n, pool.length) - (Math.min(n, pool.length) % B);
 if (count < 2 * B) throw new Error(`fit: --data ${dataSpec} has ${pool.length} images to fit on; a fit needs at least 2 groups of --B ${B}`);
 const fitSet = subset(all, pool.subarray(0, count), dataSpec);
-console.log(`fit: ${a.model} (${meta.kind}, ${shape.join("x")}), ${count} inputs of ${dataSpec}${isBuiltinSet(dataSpec) ? ` (${a.split} split${a.split === "test" ? ", first half" : ""})` : ""} in groups of ${B}, backend ${backend.name}`);
+// Which images, for a packaged set: positions [0, count) of the permutation drawn above (recorded, so score keeps off them).
+const selection: SetSelection | undefined = isBuiltinSet(dataSpec) ? { set: dataSpec, split: a.split, seed: a.split === "test" ? 1000 + seed : 4000 + seed, from: 0, to: count } : undefined;
+console.log(`fit: ${a.model} (${meta.kind}, ${shape.join("x")}), ${count} inputs of ${selection ? describeSelection(selection) : dataSpec} in groups of ${B}, backend ${backend.name}`);
 
 const bar = progressBar("features", "{rate} inputs/s");
 bar.start(count, 0, { rate: "-" });
@@ -74,7 +78,7 @@ bar.stop();
 const featureSeconds = (performance.now() - tf) / 1000;
 const det = fitDetector({
   model: { path: a.model, sha256: await sha256Hex(modelBytes), kind: meta.kind ?? "unknown", image: shape },
-  groupSize: B, names: f.names, logf: f.logf, nll: f.nll, data: isBuiltinSet(dataSpec) ? `${dataSpec}-${a.split}` : dataSpec,
+  groupSize: B, names: f.names, logf: f.logf, nll: f.nll, data: isBuiltinSet(dataSpec) ? `${dataSpec}-${a.split}` : dataSpec, selection,
 });
 writeFileAtomic(a.out, detectorText(det));
 const lw = det.densities["gradient-fullcov-lw"];

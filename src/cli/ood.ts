@@ -5,9 +5,10 @@
 //   npm run ood -- [--model weights/vae-fashion.safetensors,...] [--data fashion|mnist] [--ood mnist,noise,constant,vflip,invert]
 //                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto|cpu|webgpu|wasm] [--out reports/ood]
 //                  [--seed 0] [--loop] [--force] [--fim] [--fim-lambda 1] [--saliency 4]
-//                  [--diffusion-score l1|l2|elbo] [--diffusion-t 1] [--diffusion-fit 200] [--diffusion-eval 200]
+//                  [--diffusion-score l1|l2|elbo|elbo-nolast] [--diffusion-t 1] [--diffusion-fit 200] [--diffusion-eval 200]
 // A diffusion model's feature is the gradient of its eps-loss at step t (the paper's: L1 at t = 1)
-// or of its bound; its likelihood and typicality baselines use that same quantity. It has its own
+// or of its bound (elbo-nolast: without its t = T term, whose gradient dominates the bound's); its
+// likelihood and typicality baselines use that same quantity. It has its own
 // fit/eval counts (a U-Net pass per input costs ~10x the VAE's); with the bound, batches of at
 // most 4 inputs (each is 11 U-Net passes; 8 exceed the wasm backend's 4 GiB memory).
 // --ood defaults to the other built-in dataset and the synthetic sets; the in-distribution set is
@@ -33,7 +34,7 @@ import { constantImages, flipVertical, invert, uniformNoise } from "../data/synt
 import { protectedReason } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkImageShape, checkModelFile, loadModel, type ModelFile } from "../models/registry.ts";
-import { type Diffusion, DIFFUSION_OOD_COUNT, parseDiffusionScore, scoreLabel } from "../models/diffusion.ts";
+import { type Diffusion, DIFFUSION_OOD_COUNT, parseDiffusionScore, resolveConfig, scoreLabel } from "../models/diffusion.ts";
 import { evaluateSets, setFeatures, type Evaluation, type SetFeatures } from "../ood/pipeline.ts";
 import { tableText, writeReport } from "../ood/report.ts";
 import { progressBar } from "./progress.ts";
@@ -64,7 +65,7 @@ const a = parseOptions("ood", {
   seed: int({ max: 2 ** 32 - 1 }).default(0),
   loop: flag(),
   force: flag(),
-  "diffusion-score": choice(["l1", "l2", "elbo"] as const).default("l1"),
+  "diffusion-score": choice(["l1", "l2", "elbo", "elbo-nolast"] as const).default("l1"),
   "diffusion-t": int({ min: 1, max: 100000 }).default(1),
   "diffusion-fit": int({ min: 1, max: 100000 }).default(DIFFUSION_OOD_COUNT),
   "diffusion-eval": int({ min: 1, max: 100000 }).default(DIFFUSION_OOD_COUNT),
@@ -122,6 +123,9 @@ for (const path of modelPaths) {
   const [nFit, nEval, fitOpt, evalOpt] = isDiffusion ? [a["diffusion-fit"], a["diffusion-eval"], "--diffusion-fit", "--diffusion-eval"] : [a.fit, a.eval, "--fit", "--eval"];
   if (isDiffusion && dScore.kind === "loss" && dScore.t > (file.config.steps as number)) {
     throw usageError("ood", "--diffusion-t", String(dScore.t), `at most ${file.config.steps} (the steps of ${path})`);
+  }
+  if (isDiffusion && dScore.kind === "elbo" && dScore.dropLast && resolveConfig(file.config).strata < 2) {
+    throw usageError("ood", "--diffusion-score", "elbo-nolast", `${path} has ${resolveConfig(file.config).strata} stratum; leaving out the t = T term needs at least 2 (the last one is then t = T alone; allowed: l1, l2, elbo)`);
   }
   const oodSets: string[] = a.ood ?? [DATASETS.find((d) => d !== inName)!, "noise", "constant", "vflip", "invert"];
   if (oodSets.includes(inName)) {

@@ -1,19 +1,26 @@
-// score --detector detector.json --input <file|folder> [--out scores.csv|scores.json] [--model M]
-//       [--batch 64] [--backend auto|cpu|webgpu|wasm] [--quiet] [--saliency overlays.png] [--saliency-k 8] [--force]
+// score --detector detector.json --input <file|folder|fashion[:test|train][:from-to]>
+//       [--out scores.csv|scores.json] [--model M] [--batch 64] [--backend auto|cpu|webgpu|wasm]
+//       [--quiet] [--saliency overlays.png] [--saliency-k 8] [--force]
 // Scores images against a detector from `npm run fit`: per input (or group of B consecutive inputs),
 // named by its file (or file:index inside an array file), the NLL in bits/dim, the score (higher =
 // more in-distribution), its percentile among the fit data's scores, the verdict at the 95%-TPR
 // threshold and the three layers furthest from the fit (z-scores). --input: a PNG, a folder of PNGs,
-// an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX *-ubyte file, CIFAR-10 binary, or mnist/fashion
-// (their test split). The model is the detector's (or --model); a model file whose SHA-256 differs
-// from the one the detector was fitted with is refused. --out writes CSV or JSON by its extension;
-// --quiet prints only the summary. --saliency (B = 1): a PNG of the --saliency-k lowest-scoring
-// inputs, each beside an overlay of d score / d pixels (double backprop: which pixels drive the score).
+// an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX *-ubyte file, CIFAR-10 binary, or a packaged set
+// `mnist|fashion[:train|test][:from-to]` (src/data/selection.ts): on the set, split and order the
+// detector was fitted on, only positions outside its fit and calibration images (by default the
+// last such run; a range that overlaps them is refused, naming the allowed ones); otherwise the
+// split's own order (default: the test split, all of it). The model is the detector's (or
+// --model); a model file whose SHA-256 differs from the one the detector was fitted with is
+// refused. --out writes CSV or JSON by its extension; --quiet prints only the summary.
+// --saliency (B = 1): a PNG of the --saliency-k lowest-scoring inputs, each beside an overlay of
+// d score / d pixels (double backprop: which pixels drive the score).
 import { notice } from "./errors.ts";
-import { BACKEND, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "./args.ts";
-import { DATASETS } from "../data/mnist.ts";
+import { BACKEND, flag, inFile, int, outFile, parseOptions, setOrPath, usageError, workStarts } from "./args.ts";
+import { DATASETS, loadDataset } from "../data/mnist.ts";
+import { subset } from "../data/dataset.ts";
+import { describeSelection, parseSetSpec, scoringSelection, type SetSelection, selectionIndices } from "../data/selection.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { conformShape, loadNamedSet } from "../data/image_files.ts";
+import { conformShape, type FileSet, loadImageFiles } from "../data/image_files.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
 import { checkModelHash, DETECTOR_METHODS, type InputScore, readDetectorText, sha256Hex } from "../ood/detector.ts";
@@ -25,7 +32,7 @@ import { flaggedSaliency, saliencyPng } from "../ood/saliency.ts";
 
 const a = parseOptions("score", {
   detector: inFile().required(),
-  input: nameOrPath(DATASETS).required(),
+  input: setOrPath(DATASETS).required(),
   out: outFile(),
   model: inFile(),
   batch: int({ min: 1, max: 4096 }).default(64),
@@ -51,10 +58,19 @@ try {
 checkModelHash(det.file, await sha256Hex(modelBytes), modelPath, a.detector);
 const batch = a.batch, salK = a["saliency-k"];
 if (a.saliency && det.file.groupSize !== 1) throw usageError("score", "--saliency", a.saliency, `needs a detector fitted with B = 1 (this one has B = ${det.file.groupSize})`);
-const input = loadNamedSet(a.input, "test", { onNotice: notice });
+// A packaged set: the images the detector did not use (fit, calibration), or an error naming them.
+const spec = parseSetSpec(a.input, DATASETS);
+let input: FileSet, selection: SetSelection | null = null;
+if (spec) {
+  const used = [det.file.fit.selection, det.file.calibration?.selection].filter((s): s is SetSelection => !!s);
+  selection = scoringSelection(spec, (split) => loadDataset(spec.set, split, { onNotice: notice }).n, used, `score: --input ${a.input}`);
+  const all = loadDataset(spec.set, selection.split, { onNotice: notice }), idx = selectionIndices(selection, all.n);
+  input = { set: subset(all, idx, spec.set), ids: Array.from(idx, (i) => `${spec.set}-${selection!.split}:${i}`) };
+} else input = loadImageFiles(a.input);
 const set = conformShape(input.set, det.file.model.image, `--input ${a.input}`);
 const B = det.file.groupSize;
 if (set.n < B) throw new Error(`--input ${a.input}: ${set.n} images, fewer than the detector's group size B = ${B}`);
+if (selection) console.log(`input: ${set.n} images, ${describeSelection(selection)}${det.file.fit.selection?.set === selection.set && det.file.fit.selection.split === selection.split ? " (none of them fitted or calibrated on)" : ""}`);
 workStarts();
 
 const t0 = performance.now();

@@ -51,6 +51,16 @@ export interface Backend<S = unknown> {
   conv2d(x: S, w: S, p: ConvParams, dtype: DType): S;
   conv2dInputGrad(gy: S, w: S, p: ConvParams, dtype: DType): S;
   conv2dWeightGrad(x: S, gy: S, p: ConvParams, dtype: DType): S;
+  /**
+   * Normalise each row of x seen as [rows, M]: y = (x - mean) * rstd with
+   * rstd = 1 / sqrt(var + eps) (the biased variance); returns y [rows, M] and rstd [rows].
+   */
+  groupNorm(x: S, rows: number, M: number, eps: number, dtype: DType): { y: S; rstd: S };
+  /**
+   * The gradient of groupNorm's y w.r.t. x given dL/dy = g, from its outputs: per row,
+   * dx = rstd * (g - mean(g) - y * mean(g * y)).
+   */
+  groupNormGrad(g: S, y: S, rstd: S, rows: number, M: number, dtype: DType): S;
   /** Wait for queued work (no-op on CPU). */
   sync(): Promise<void>;
 }

@@ -89,6 +89,39 @@ export class CpuBackend implements Backend<Data> {
     return out;
   }
 
+  // GroupNorm's normalisation, written as its definition: the mean, then the variance of the
+  // deviations (two passes, float64 accumulation).
+  groupNorm(x: Data, rows: number, M: number, eps: number, dtype: DType): { y: Data; rstd: Data } {
+    const y = alloc(rows * M, dtype), rstd = alloc(rows, dtype);
+    for (let r = 0; r < rows; r++) {
+      const o = r * M;
+      let s = 0;
+      for (let i = 0; i < M; i++) s += x[o + i];
+      const mu = s / M;
+      let v = 0;
+      for (let i = 0; i < M; i++) v += (x[o + i] - mu) ** 2;
+      const k = 1 / Math.sqrt(v / M + eps);
+      rstd[r] = k;
+      for (let i = 0; i < M; i++) y[o + i] = (x[o + i] - mu) * k;
+    }
+    return { y, rstd };
+  }
+
+  groupNormGrad(g: Data, y: Data, rstd: Data, rows: number, M: number, dtype: DType): Data {
+    const dx = alloc(rows * M, dtype);
+    for (let r = 0; r < rows; r++) {
+      const o = r * M;
+      let sg = 0, sgy = 0;
+      for (let i = 0; i < M; i++) {
+        sg += g[o + i];
+        sgy += g[o + i] * y[o + i];
+      }
+      const mg = sg / M, mgy = sgy / M, k = rstd[r];
+      for (let i = 0; i < M; i++) dx[o + i] = k * (g[o + i] - mg - y[o + i] * mgy);
+    }
+    return dx;
+  }
+
   concat(parts: Data[], blocks: readonly number[], outer: number, dtype: DType): Data {
     const total = blocks.reduce((a, b) => a + b, 0);
     const out = alloc(outer * total, dtype);

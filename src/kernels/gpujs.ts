@@ -243,6 +243,8 @@ export class GpujsBackend implements Backend<Data> {
   reduce(op: ReduceOp, x: Data, outer: number, R: number, inner: number, dtype: DType): Data { return this.cpu.reduce(op, x, outer, R, inner, dtype); }
   strided(x: Data, spec: StridedSpec, dtype: DType): Data { return this.cpu.strided(x, spec, dtype); }
   concat(parts: Data[], blocks: readonly number[], outer: number, dtype: DType): Data { return this.cpu.concat(parts, blocks, outer, dtype); }
+  groupNorm(x: Data, rows: number, M: number, eps: number, dtype: DType): { y: Data; rstd: Data } { return this.cpu.groupNorm(x, rows, M, eps, dtype); }
+  groupNormGrad(g: Data, y: Data, rstd: Data, rows: number, M: number, dtype: DType): Data { return this.cpu.groupNormGrad(g, y, rstd, rows, M, dtype); }
   sync(): Promise<void> { return Promise.resolve(); }
 
   dispose(): void {

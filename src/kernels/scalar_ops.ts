@@ -31,6 +31,11 @@ export const UNARY: Record<UnaryOp, (x: number, p: number) => number> = {
   addScalar: (x, p) => x + p,
   leakyRelu: (x, p) => (x > 0 ? x : p * x),
   leakyStep: (x, p) => (x > 0 ? 1 : p),
+  silu: (x) => x * sigmoid(x),
+  siluGrad: (x) => {
+    const s = sigmoid(x);
+    return s * (1 + x * (1 - s));
+  },
 };
 
 export const BINARY: Record<BinaryOp, (a: number, b: number) => number> = {

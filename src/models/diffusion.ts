@@ -48,10 +48,15 @@ export const DIFFUSION_DEFAULT: DiffusionConfig = { ...UNET_DEFAULT, steps: 1000
  */
 export const DIFFUSION_PAPER: DiffusionConfig = { ...UNET_PAPER, steps: 1000, schedule: "sigmoid", trainLoss: "l1", strata: 10 };
 
-/** What nll() returns, i.e. what the OOD features differentiate. */
+/**
+ * What nll() returns, i.e. what the OOD features differentiate. `dropLast`: the bound without its
+ * t = T stratum, the last step's KL term (weighted ~500 by beta_T = 0.999; nearly constant in x_0,
+ * since x_T is nearly pure noise): its gradient dominates every layer's norm of the bound's
+ * (scripts/elbo_terms.ts; README, "Why the bound is a weak feature").
+ */
 export type DiffusionScore =
   | { kind: "loss"; t: number; loss: "l1" | "l2" }
-  | { kind: "elbo" };
+  | { kind: "elbo"; dropLast?: boolean };
 
 /** The paper's feature: the L1 eps-loss at the first step, one noise draw per input. */
 export const PAPER_SCORE: DiffusionScore = { kind: "loss", t: 1, loss: "l1" };
@@ -59,17 +64,18 @@ export const PAPER_SCORE: DiffusionScore = { kind: "loss", t: 1, loss: "l1" };
 /** Fit and evaluation images per set in the default `npm run ood` job (its U-Net pass per input costs ~10x the VAE's). */
 export const DIFFUSION_OOD_COUNT = 200;
 
-/** A score from the command line: "l1" | "l2" (the eps-loss at step t) or "elbo". */
+/** A score from the command line: "l1" | "l2" (the eps-loss at step t), "elbo" or "elbo-nolast" (the bound without its t = T term). */
 export function parseDiffusionScore(kind: string, t: string): DiffusionScore {
   if (kind === "elbo") return { kind: "elbo" };
-  if (kind !== "l1" && kind !== "l2") throw new Error(`--diffusion-score '${kind}': expected l1, l2 or elbo`);
+  if (kind === "elbo-nolast") return { kind: "elbo", dropLast: true };
+  if (kind !== "l1" && kind !== "l2") throw new Error(`--diffusion-score '${kind}': expected l1, l2, elbo or elbo-nolast`);
   const step = Number(t);
   if (!(Number.isInteger(step) && step >= 1)) throw new Error(`--diffusion-t '${t}': expected an integer step >= 1`);
   return { kind: "loss", t: step, loss: kind };
 }
 
-/** A short name for reports: "elbo" or e.g. "l1-t1". */
-export const scoreLabel = (s: DiffusionScore) => (s.kind === "elbo" ? "elbo" : `${s.loss}-t${s.t}`);
+/** A short name for reports: "elbo", "elbo-nolast" or e.g. "l1-t1". */
+export const scoreLabel = (s: DiffusionScore) => (s.kind === "elbo" ? (s.dropLast ? "elbo-nolast" : "elbo") : `${s.loss}-t${s.t}`);
 
 export function betaSchedule(kind: BetaSchedule, T: number): Float64Array {
   if (!(Number.isInteger(T) && T >= 2)) throw new Error(`betaSchedule: steps ${T} must be an integer >= 2`);
@@ -265,8 +271,10 @@ export class DiffusionOps {
    * The bound with the KL sum estimated from one step per stratum: ts[k][i] is example i's step
    * in stratum k (the strata of Process.stratum), noise [B, K + 1, ...image]: slot 0 for the
    * decoder, slot k + 1 for stratum k. With K = T - 1 every step is its own stratum (the exact sum).
+   * `dropLast` leaves out the last stratum's term (and its network call): with K >= 2 that is the
+   * t = T term alone; kl and total are then without it.
    */
-  elbo(x0: T.Tensor, ts: ArrayLike<number>[], noise: T.Tensor): ElboTerms {
+  elbo(x0: T.Tensor, ts: ArrayLike<number>[], noise: T.Tensor, o: { dropLast?: boolean } = {}): ElboTerms {
     const B = x0.shape[0], K = ts.length, img = x0.shape.slice(1);
     if (noise.shape[0] !== B || noise.shape[1] !== K + 1) throw new Error(`elbo: noise ${T.fmt(noise.shape)} for ${B} images and ${K} strata (need [${B}, ${K + 1}, ...])`);
     const slot = (k: number) => T.reshape(T.slice(noise, [0, k], [B, k + 1]), [B, ...img]);
@@ -277,16 +285,18 @@ export class DiffusionOps {
         if (!(Number.isInteger(s) && s >= lo && s < hi)) throw new Error(`elbo: step ${s} outside stratum ${k} [${lo}, ${hi})`);
       }
     }
-    // One network call on all K + 1 noised batches (so each parameter enters the bound once: the
+    if (o.dropLast && K < 2) throw new Error(`elbo: dropLast needs at least 2 strata (the last one is then {T} alone), got ${K}`);
+    const used = o.dropLast ? K - 1 : K;
+    // One network call on all used noised batches (so each parameter enters the bound once: the
     // per-group norms-only pass needs that), then the terms per slot.
-    const steps = [new Array(B).fill(1), ...ts.map((t) => Array.from(t))];
+    const steps = [new Array(B).fill(1), ...ts.slice(0, used).map((t) => Array.from(t))];
     const xts = steps.map((t, k) => this.qSample(x0, t, slot(k)));
-    const epsAll = this.eps(K ? T.concat(xts, 0) : xts[0], steps.flat());
+    const epsAll = this.eps(used ? T.concat(xts, 0) : xts[0], steps.flat());
     const epsAt = (k: number) => T.slice(epsAll, [k * B], [(k + 1) * B]);
     const prior = this.priorKL(x0);
     const decoder = this.#decoder(x0, xts[0], epsAt(0));
     let kl: T.Tensor | null = null;
-    for (let k = 0; k < K; k++) {
+    for (let k = 0; k < used; k++) {
       const [lo, hi] = this.p.stratum(k, K);
       const term = T.mul(this.#kl(x0, xts[k + 1], ts[k], epsAt(k + 1)), hi - lo);
       kl = kl ? T.add(kl, term) : term;
@@ -392,6 +402,7 @@ export class Diffusion extends Module implements GenerativeModel {
 
   setScore(s: DiffusionScore): this {
     if (s.kind === "loss" && !(Number.isInteger(s.t) && s.t >= 1 && s.t <= this.process.T)) throw new Error(`diffusion score: t ${s.t} must be an integer in [1, ${this.process.T}]`);
+    if (s.kind === "elbo" && s.dropLast && this.cfg.strata < 2) throw new Error(`diffusion score elbo-nolast: needs at least 2 strata (the last one is then t = ${this.process.T} alone); this model has ${this.cfg.strata}`);
     this.score = s;
     return this;
   }
@@ -417,7 +428,7 @@ export class Diffusion extends Module implements GenerativeModel {
 
   /**
    * Per image [B]: with score "loss", the eps-loss at step t (mean over pixels); with "elbo", the
-   * negative bound in nats. Draws: noise from o.noise (per input) or o.gen; the bound's steps from
+   * negative bound in nats (with dropLast: without its t = T term). Draws: noise from o.noise (per input) or o.gen; the bound's steps from
    * o.gen per image when a generator is given, else one fixed seeded step per stratum for all images.
    */
   nll(x: T.Tensor, o: NllOptions = {}): T.Tensor {
@@ -426,7 +437,7 @@ export class Diffusion extends Module implements GenerativeModel {
     if (s.kind === "loss") return this.ops.epsLoss(x, new Array(B).fill(s.t), this.#noise(B, x, o), s.loss);
     const noise = this.#noise(B, x, o);
     const ts = o.gen && !o.noise ? this.ops.drawSteps(B, this.cfg.strata, o.gen) : this.ops.drawSteps(B, this.cfg.strata, new T.Generator(12345), true);
-    return this.ops.elbo(x, ts, noise).total;
+    return this.ops.elbo(x, ts, noise, { dropLast: s.dropLast }).total;
   }
 
   /** The negative bound in nats [B] with fresh draws from gen (steps per image), whatever the score. */

@@ -5,15 +5,22 @@
 //   model: { path, sha256 (hex of the weights file), kind, image: [C, H, W] }
 //   groupSize: B (inputs per scored group; the features are those of the group's summed NLL)
 //   features: parameter tensor names, in the model's order (feature l = log ||grad_l NLL||^2)
-//   fit: { data, groups, nllMean, nllSd } (NLL in bits/dim, mean per input of each group)
+//   fit: { data, groups, nllMean, nllSd, selection? } (NLL in bits/dim, mean per input of each group;
+//        selection: which images of a packaged set, src/data/selection.ts)
+//   calibration? { data, groups, selection? }: held-out in-distribution groups; when present the
+//        quantiles and thresholds are theirs, not the fit groups' (the browser page's files)
 //   densities: { gradient: DiagonalParams, "gradient-fullcov": FullParams,
 //                "gradient-fullcov-lw": FullParams, "gradient-chi2": ChiSquareParams }
 //   method: which score the verdict uses (default "gradient", the method's diagonal Gaussian)
 //   quantiles: per method, 101 values: the 0th, 1st, ..., 100th percentiles of the fit groups' scores
-//   threshold95: per method, the score that 95% of fit groups reach (verdict "in" at or above it)
+//   threshold95: per method, the score that 95% of those groups reach (verdict "in" at or above it)
+//   made? { ... }: how the file was made (command, backend, notes), free-form
 //
-// Scores are higher = more in-distribution, as in density.ts. The quantiles and thresholds are those
-// of the fit data itself (in-sample), so a fresh in-distribution input lands slightly lower on average.
+// Scores are higher = more in-distribution, as in density.ts. Without a calibration set the
+// quantiles and thresholds are those of the fit data itself (in-sample), so a fresh
+// in-distribution input lands slightly lower on average. `npm run fit` and the page's files
+// (scripts/web/make_assets.ts, with calibration) are both this format.
+import type { SetSelection } from "../data/selection.ts";
 import { ChiSquarePerLayer, type ChiSquareParams, DiagonalGaussian, type DiagonalParams, FullGaussian, type FullParams } from "./density.ts";
 
 export const DETECTOR_FORMAT = "fimscope-detector";
@@ -35,7 +42,8 @@ export interface DetectorFile {
   model: DetectorModel;
   groupSize: number;
   features: string[];
-  fit: { data: string; groups: number; nllMean: number; nllSd: number };
+  fit: { data: string; groups: number; nllMean: number; nllSd: number; selection?: SetSelection };
+  calibration?: { data: string; groups: number; selection?: SetSelection };
   densities: {
     gradient: DiagonalParams;
     "gradient-fullcov": FullParams;
@@ -45,6 +53,7 @@ export interface DetectorFile {
   method: DetectorMethod;
   quantiles: Record<DetectorMethod, number[]>;
   threshold95: Record<DetectorMethod, number>;
+  made?: Record<string, unknown>;
 }
 
 export interface FitInput {
@@ -56,7 +65,12 @@ export interface FitInput {
   /** Mean NLL per input of each fit group, bits/dim. */
   nll: ArrayLike<number>;
   data: string;
+  /** Which images of a packaged set were fitted on. */
+  selection?: SetSelection;
+  /** Held-out groups whose scores set the quantiles and thresholds (default: the fit groups'). */
+  calibration?: { logf: ArrayLike<number>[]; nll: ArrayLike<number>; data: string; selection?: SetSelection };
   method?: DetectorMethod;
+  made?: Record<string, unknown>;
 }
 
 /** The p-th quantiles (p = 0..100) of values, by linear interpolation between order statistics. */
@@ -91,7 +105,9 @@ function mean(v: ArrayLike<number>): number {
   return s / v.length;
 }
 
-/** Fits every density on the fit rows and records the fit scores' quantiles. */
+const finite = (v: number) => (v === Infinity ? Number.MAX_VALUE : v === -Infinity ? -Number.MAX_VALUE : v);
+
+/** Fits every density on the fit rows and records the fit (or calibration) scores' quantiles. */
 export function fitDetector(f: FitInput): DetectorFile {
   const L = f.names.length;
   if (f.logf.length < 2) throw new Error(`detector: need at least 2 fit groups, got ${f.logf.length}`);
@@ -105,17 +121,26 @@ export function fitDetector(f: FitInput): DetectorFile {
     "gradient-fullcov-lw": new FullGaussian(f.logf, L, { shrink: "ledoit-wolf" }).params(),
     "gradient-chi2": new ChiSquarePerLayer(f.logf, L).params(),
   };
-  const partial = { densities, fit: { data: f.data, groups: f.logf.length, nllMean, nllSd } };
+  const partial = { densities, fit: { data: f.data, groups: f.logf.length, nllMean, nllSd, ...(f.selection ? { selection: { ...f.selection } } : {}) } };
   const scorer = new Scorers(partial);
   const quantiles = {} as Record<DetectorMethod, number[]>, thr = {} as Record<DetectorMethod, number>;
+  const c = f.calibration;
+  if (c) {
+    if (c.logf.length < 1 || c.logf.length !== c.nll.length) throw new Error(`detector: calibration has ${c.logf.length} feature rows and ${c.nll.length} NLLs`);
+    for (const r of c.logf) if (r.length !== L) throw new Error(`detector: a calibration row has ${r.length} values, expected ${L}`);
+  }
+  const rows = c ? c.logf : f.logf, nlls = c ? c.nll : f.nll;
   for (const m of DETECTOR_METHODS) {
-    const s = Array.from(f.logf, (r, i) => scorer.score(m, r, f.nll[i]));
-    quantiles[m] = percentiles(s);
-    thr[m] = threshold95(s);
+    const s = Array.from(rows, (r, i) => scorer.score(m, r, nlls[i]));
+    // JSON has no infinities: a score of +-inf (the chi-square's log density at f_l = 0 when its
+    // k < 2, a feature whose gradient is exactly 0 on some inputs) is kept as +-Number.MAX_VALUE.
+    quantiles[m] = percentiles(s).map(finite);
+    thr[m] = finite(threshold95(s));
   }
   return {
     format: DETECTOR_FORMAT, version: DETECTOR_VERSION, model: { ...f.model }, groupSize: f.groupSize, features: [...f.names],
-    ...partial, method: f.method ?? "gradient", quantiles, threshold95: thr,
+    ...partial, ...(c ? { calibration: { data: c.data, groups: c.logf.length, ...(c.selection ? { selection: { ...c.selection } } : {}) } } : {}),
+    method: f.method ?? "gradient", quantiles, threshold95: thr, ...(f.made ? { made: f.made } : {}),
   };
 }
 
@@ -219,23 +244,48 @@ export function parseDetector(json: unknown, file: string): DetectorFile {
   if (!Array.isArray(d.features) || !d.features.every((x) => typeof x === "string") || d.features.length === 0) throw fail(`"features" must be a non-empty list of parameter names`);
   const L = d.features.length;
   if (!d.fit || typeof d.fit.nllMean !== "number") throw fail(`"fit" must hold nllMean`);
+  const sel = (v: unknown, what: string) => {
+    const x = v as Partial<SetSelection> | undefined;
+    if (v === undefined) return;
+    if (!x || typeof x.set !== "string" || (x.split !== "train" && x.split !== "test") || !(x.seed === null || Number.isInteger(x.seed)) || !Number.isInteger(x.from) || !Number.isInteger(x.to) || !(x.from! >= 0 && x.from! < x.to!)) {
+      throw fail(`${what} must be { set, split: train|test, seed: integer or null, from < to }`);
+    }
+  };
+  sel(d.fit.selection, "fit.selection");
+  if (d.calibration !== undefined) {
+    if (!d.calibration || typeof d.calibration.data !== "string" || !Number.isInteger(d.calibration.groups)) throw fail(`"calibration" must hold data and groups`);
+    sel(d.calibration.selection, "calibration.selection");
+  }
+  if (d.made !== undefined && (!d.made || typeof d.made !== "object" || Array.isArray(d.made))) throw fail(`"made" must be an object`);
   const ds = d.densities;
   if (!ds) throw fail(`no "densities"`);
   const kept = (k: unknown, what: string) => {
     if (!Array.isArray(k) || !k.every((l) => Number.isInteger(l) && l >= 0 && l < L)) throw fail(`${what}.kept must list feature indices 0..${L - 1}`);
     return k.length;
   };
-  if (!ds.gradient || !isNums(ds.gradient.mean, L) || !isNums(ds.gradient.variance, L)) throw fail(`densities.gradient needs mean and variance of length ${L}`);
+  // A feature that is not kept may have a non-finite fit mean (log f_l = -inf where a gradient is
+  // exactly 0, e.g. a diffusion model's L1 output bias): JSON writes it as null.
+  const values = (v: unknown, keptList: unknown, what: string) => {
+    const keptSet = new Set(Array.isArray(keptList) ? keptList : []);
+    if (!Array.isArray(v) || v.length !== L || !v.every((x, l) => typeof x === "number" || (x === null && !keptSet.has(l)))) throw fail(`${what} must be ${L} numbers (null only for features not kept)`);
+  };
+  if (!ds.gradient) throw fail(`no densities.gradient`);
   kept(ds.gradient.kept, "densities.gradient");
+  values(ds.gradient.mean, ds.gradient.kept, "densities.gradient.mean");
+  values(ds.gradient.variance, ds.gradient.kept, "densities.gradient.variance");
   for (const key of ["gradient-fullcov", "gradient-fullcov-lw"] as const) {
     const f = ds[key];
-    if (!f || !isNums(f.mean, L)) throw fail(`densities.${key} needs mean of length ${L}`);
+    if (!f) throw fail(`no densities.${key}`);
     const k = kept(f.kept, `densities.${key}`);
+    values(f.mean, f.kept, `densities.${key}.mean`);
     if (!isNums(f.cov, k * k)) throw fail(`densities.${key}.cov must have ${k}x${k} = ${k * k} numbers`);
     if (!f.shrinkage || typeof f.shrinkage.value !== "number") throw fail(`densities.${key} needs shrinkage {kind, value}`);
   }
-  if (!ds["gradient-chi2"] || !isNums(ds["gradient-chi2"].k, L) || !isNums(ds["gradient-chi2"].s, L)) throw fail(`densities.gradient-chi2 needs k and s of length ${L}`);
-  kept(ds["gradient-chi2"].kept, "densities.gradient-chi2");
+  const chi = ds["gradient-chi2"];
+  if (!chi) throw fail(`no densities.gradient-chi2`);
+  kept(chi.kept, "densities.gradient-chi2");
+  values(chi.k, chi.kept, "densities.gradient-chi2.k");
+  values(chi.s, chi.kept, "densities.gradient-chi2.s");
   if (!DETECTOR_METHODS.includes(d.method as DetectorMethod)) throw fail(`"method" must be one of ${DETECTOR_METHODS.join(", ")}, got ${JSON.stringify(d.method)}`);
   for (const meth of DETECTOR_METHODS) {
     if (!isNums(d.quantiles?.[meth], 101)) throw fail(`quantiles.${meth} must be 101 numbers`);

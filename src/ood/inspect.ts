@@ -8,16 +8,18 @@ import type { GenerativeModel } from "../models/model.ts";
 import { LN2 } from "../models/model.ts";
 import type { DiagonalGaussian } from "./density.ts";
 import { type Diffusion, PAPER_SCORE, scoreLabel } from "../models/diffusion.ts";
+import { describeSelection, type SetSelection } from "../data/selection.ts";
+import { type DetectorFile, parseDetector } from "./detector.ts";
 
 const LOG2PI = Math.log(2 * Math.PI);
 
 /**
- * A fitted detector as shipped (JSON): the method's diagonal Gaussian over log f_l at B = 1 and the
- * threshold that keeps `tpr` of held-out in-distribution inputs (score >= threshold: in-distribution).
+ * What the page and inspectImage score with: a detector file's (src/ood/detector.ts, format
+ * "fimscope-detector" 1, from `npm run fit` or scripts/web/make_assets.ts) diagonal Gaussian over
+ * log f_l at B = 1 (densities.gradient) and its threshold95.gradient (score >= threshold: in-distribution).
  */
 export interface DiagonalDetector {
-  format: "fimscope-diag-detector/1";
-  /** Weights file the features came from, and its test bits/dim. */
+  /** Weights file the features came from. */
   model: string;
   groupSize: number;
   names: string[];
@@ -29,56 +31,38 @@ export interface DiagonalDetector {
   tpr: number;
   /** Mean NLL of the fit inputs, bits/dim (the typicality baseline's centre), where recorded. */
   nllMean?: number;
-  /** How the file was made: command, sets, sizes, seeds. */
+  /** How the file was made: command, sets, sizes, seeds (the file's `made`, plus fit and calibration as text). */
   made: Record<string, unknown>;
 }
 
+/** A view made in code (tests, examples): a fitted diagonal Gaussian and a threshold. */
 export function diagonalDetector(d: DiagonalGaussian, names: string[], threshold: number, tpr: number, model: string, made: Record<string, unknown>): DiagonalDetector {
-  return {
-    format: "fimscope-diag-detector/1", model, groupSize: 1, names,
-    mean: Array.from(d.mean), variance: Array.from(d.variance), kept: [...d.kept], threshold, tpr, made,
-  };
+  return { model, groupSize: 1, names, mean: Array.from(d.mean), variance: Array.from(d.variance), kept: [...d.kept], threshold, tpr, made };
 }
 
-/**
- * The detector files `npm run fit` writes (format "fimscope-detector", version 1: branch
- * `detector`, src/ood/detector.ts), read structurally so this module needs none of that code: the
- * method's diagonal Gaussian (densities.gradient) and its threshold95.gradient (the score 95% of
- * the fit groups reach, in-sample). Only B = 1 files fit a page that scores single inputs.
- */
-function fromFitFormat(j: Record<string, unknown>, file: string): DiagonalDetector {
-  const fail = (why: string) => new Error(`${file}: ${why}`);
-  if (j.version !== 1) throw fail(`fimscope-detector version ${JSON.stringify(j.version)}, expected 1`);
-  if (j.groupSize !== 1) throw fail(`groupSize ${JSON.stringify(j.groupSize)}: one input at a time needs a detector fitted at B = 1`);
-  const g = (j.densities as { gradient?: { mean?: unknown; variance?: unknown; kept?: unknown } } | undefined)?.gradient;
-  const thr = (j.threshold95 as { gradient?: unknown } | undefined)?.gradient;
-  if (!g || !Array.isArray(g.mean) || !Array.isArray(g.variance) || !Array.isArray(g.kept)) throw fail("no densities.gradient with mean, variance and kept");
-  if (typeof thr !== "number" || !Number.isFinite(thr)) throw fail("no finite threshold95.gradient");
-  if (!Array.isArray(j.features)) throw fail("no features list");
-  const fit = j.fit as { nllMean?: number; data?: string; groups?: number } | undefined;
-  const model = j.model as { path?: string; sha256?: string } | undefined;
-  return {
-    format: "fimscope-diag-detector/1", model: model?.path ?? "", groupSize: 1, names: j.features as string[],
-    mean: g.mean as number[], variance: g.variance as number[], kept: g.kept as number[], threshold: thr, tpr: 0.95,
-    nllMean: fit?.nllMean,
-    made: { from: "npm run fit (format fimscope-detector 1)", fit: `${fit?.groups ?? "?"} groups of ${fit?.data ?? "?"}`, threshold: "in-sample: 95% of the fit groups", sha256: model?.sha256 },
-  };
-}
+const described = (what: { data: string; groups: number; selection?: SetSelection }) =>
+  `${what.groups} ${what.selection ? describeSelection(what.selection) : what.data}`;
 
 /**
- * Checks a parsed detector file against a model's parameter names; one error naming what is wrong.
- * Takes this module's format or `npm run fit`'s ("fimscope-detector" 1, converted).
+ * Checks a parsed detector file (format "fimscope-detector" 1) against a model's parameter names
+ * and returns its diagonal view; one error naming what is wrong.
  */
 export function checkDetector(json: unknown, names: string[], file = "detector"): DiagonalDetector {
-  const j = json as Record<string, unknown> | null;
-  const det = (j?.format === "fimscope-detector" ? fromFitFormat(j, file) : j) as DiagonalDetector;
-  if (det?.format !== "fimscope-diag-detector/1") throw new Error(`${file}: format ${JSON.stringify(det?.format)}, expected "fimscope-diag-detector/1" or "fimscope-detector"`);
-  const L = det.names.length;
-  if (det.mean.length !== L || det.variance.length !== L) throw new Error(`${file}: ${L} names but ${det.mean.length} means and ${det.variance.length} variances`);
-  if (names.join() !== det.names.join()) throw new Error(`${file}: its ${L} features do not match the model's ${names.length} parameter tensors`);
-  if (!det.kept.every((l) => Number.isInteger(l) && l >= 0 && l < L && det.variance[l] > 0)) throw new Error(`${file}: 'kept' names a feature out of range or with zero variance`);
-  if (!Number.isFinite(det.threshold)) throw new Error(`${file}: threshold ${det.threshold} is not a finite number`);
-  return det;
+  const f: DetectorFile = parseDetector(json, file);
+  if (f.groupSize !== 1) throw new Error(`detector file ${file}: groupSize ${f.groupSize}: one input at a time needs a detector fitted at B = 1`);
+  const g = f.densities.gradient, L = f.features.length;
+  if (names.join() !== f.features.join()) throw new Error(`detector file ${file}: its ${L} features do not match the model's ${names.length} parameter tensors`);
+  if (!g.kept.every((l) => g.variance[l] > 0)) throw new Error(`detector file ${file}: densities.gradient.kept names a feature with zero variance`);
+  const thr = f.threshold95.gradient;
+  if (!Number.isFinite(thr)) throw new Error(`detector file ${file}: threshold95.gradient ${thr} is not a finite number`);
+  return {
+    model: f.model.path, groupSize: 1, names: [...f.features], mean: Array.from(g.mean), variance: Array.from(g.variance), kept: Array.from(g.kept), threshold: thr, tpr: 0.95,
+    nllMean: f.fit.nllMean,
+    made: {
+      ...f.made, sha256: f.model.sha256, fit: described(f.fit),
+      threshold: f.calibration ? `95% of ${described(f.calibration)} (held out) score at or above it` : "in-sample: 95% of the fit groups score at or above it",
+    },
+  };
 }
 
 /** The score of a row of log f_l: the sum of the kept features' Gaussian log densities (as DiagonalGaussian.score). */
@@ -120,6 +104,7 @@ export function nllMeasure(model: GenerativeModel): NllMeasure {
     const what = s.loss === "l1" ? "|eps - eps_hat|" : "(eps - eps_hat)^2";
     return { kind: "eps-loss", short: `${s.loss.toUpperCase()} eps-loss, t = ${s.t}`, label: `${s.loss.toUpperCase()} eps-loss at t = ${s.t} (${scoreLabel(s)}: mean over pixels of ${what}, one noise draw; the detector's quantity, not a likelihood)` };
   }
+  if (s?.kind === "elbo" && s.dropLast) return { kind: "nll", short: "NLL bound w/o t = T", label: "negative variational bound without its t = T KL term, bits/dim (stratified estimate)" };
   if (s?.kind === "elbo") return { kind: "nll", short: "NLL bound", label: "negative variational bound, bits/dim (stratified estimate)" };
   return { kind: "nll", short: "NLL", label: model.kind === "vae" ? "NLL: negative ELBO, bits/dim (one latent sample)" : "NLL, bits/dim" };
 }

@@ -69,6 +69,12 @@ const UNARY_GRAD: Record<UnaryOp, UnaryGrad> = {
   addScalar: (_x, _y, g) => g,
   leakyRelu: (x, _y, g, p) => mul(g, unary("leakyStep", x, p)),
   leakyStep: () => null,
+  silu: (x, _y, g) => mul(g, unary("siluGrad", x)),
+  // d/dx s (1 + x (1 - s)) = s (1 - s) (2 + x (1 - 2 s)), composed (so every order follows).
+  siluGrad: (x, _y, g) => {
+    const s = sigmoid(x), t = mul(s, addScalar(neg(s), 1));
+    return mul(g, mul(t, addScalar(mul(x, addScalar(mulScalar(s, -2), 1)), 2)));
+  },
 };
 
 export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {
@@ -98,7 +104,8 @@ export const addScalar = (x: Tensor, p: number) => unary("addScalar", x, p);
 export const leakyRelu = (x: Tensor, slope = 0.01) => unary("leakyRelu", x, slope);
 /** log(sigmoid(x)) = -softplus(-x), stable for large |x|. */
 export const logSigmoid = (x: Tensor) => neg(softplus(neg(x)));
-export const silu = (x: Tensor) => mul(x, sigmoid(x));
+/** x sigmoid(x), one kernel (its derivative another, siluGrad). */
+export const silu = (x: Tensor) => unary("silu", x);
 
 // ---- binary with broadcasting ----
 

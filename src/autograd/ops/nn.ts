@@ -1,10 +1,11 @@
 // Neural-network ops composed of primitives (their gradients come for free).
 import { fmt } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
-import { add, exp, mul, recip, sqrt, square, sub, tensor } from "./elementwise.ts";
+import { add, exp, mul, sub, tensor } from "./elementwise.ts";
 import { matmul } from "./linalg.ts";
 import { broadcastTo, reshape } from "./movement.ts";
 import { logsumexp, mean } from "./reduce.ts";
+import { normalizeGroups } from "./groupnorm.ts";
 
 /** Average pooling with a k x k window and stride k (NCHW; H and W divisible by k). */
 export function avgPool2d(x: Tensor, k = 2): Tensor {
@@ -21,15 +22,11 @@ export function upsampleNearest(x: Tensor, factor = 2): Tensor {
   return reshape(b, [N, C, H * factor, W * factor]);
 }
 
-/** Group normalisation over (C/groups, H, W) per example, with optional per-channel affine. */
+/** Group normalisation over (C/groups, H, W) per example (one fused op, groupnorm.ts), with optional per-channel affine. */
 export function groupNorm(x: Tensor, groups: number, weight?: Tensor, bias?: Tensor, eps = 1e-5): Tensor {
-  const [N, C] = x.shape;
+  const C = x.shape[1];
   if (x.rank < 2 || C % groups) throw new Error(`groupNorm: ${C} channels of ${fmt(x.shape)} not divisible into ${groups} groups`);
-  const g = reshape(x, [N, groups, -1]);
-  const mu = mean(g, 2, true);
-  const d = sub(g, mu);
-  const v = mean(square(d), 2, true);
-  let y = reshape(mul(d, recip(sqrt(add(v, eps)))), x.shape);
+  let y = normalizeGroups(x, groups, eps);
   const cshape = [1, C, ...x.shape.slice(2).map(() => 1)];
   if (weight) y = mul(y, reshape(weight, cshape));
   if (bias) y = add(y, reshape(bias, cshape));

@@ -11,7 +11,7 @@ import { F32, Fn, I32, op, simd, V128 } from "./emit.ts";
 
 export const SIMD_UNARY = ["neg", "abs", "relu", "step", "sqrt", "square", "recip", "mulScalar", "addScalar", "leakyRelu", "leakyStep"] as const satisfies readonly UnaryOp[];
 /** Ops computed with a polynomial exp (and log1p), a few ulp from Math's, not bit for bit. */
-export const SIMD_APPROX = ["exp", "sigmoid", "softplus"] as const satisfies readonly UnaryOp[];
+export const SIMD_APPROX = ["exp", "sigmoid", "softplus", "silu", "siluGrad"] as const satisfies readonly UnaryOp[];
 export const SIMD_BINARY = ["add", "sub", "mul", "div", "maximum", "minimum", "gt", "ge", "lt", "le", "eq", "reluMask"] as const satisfies readonly BinaryOp[];
 
 // f32x4 opcodes
@@ -48,7 +48,9 @@ function binExpr(f: Fn, o: BinaryOp, x: number, y: number, one: number, zero: nu
 function expV(f: Fn, x: number, t: number[]): void {
   const [n, r, p, xc] = t;
   const c = (v: number) => f.f32(v).simd(simd.f32x4splat);
-  f.get(x); c(-87.3); f.simd(0xe9); c(88.7228); f.simd(0xe8).set(xc); // clamp: max, min (NaN stays NaN)
+  // clamp by pmax, pmin (a < b ? b : a, b < a ? b : a: one instruction each, where max and min
+  // propagate NaN in several); NaN stays NaN as the first operand
+  f.get(x); c(-87.3); f.simd(0xeb); c(88.7228); f.simd(0xea).set(xc);
   f.get(xc); c(Math.LOG2E); f.simd(V.mul).simd(0x6a).set(n); // f32x4.nearest
   f.get(xc).get(n); c(0.693359375); f.simd(V.mul).simd(V.sub).get(n); c(-2.12194440e-4); f.simd(V.mul).simd(V.sub).set(r);
   c(1.9875691500e-4);
@@ -85,7 +87,7 @@ function unExpr(f: Fn, o: UnaryOp, x: number, p: number, one: number, zero: numb
     case "step": return sel(() => f.get(one), () => f.get(zero), cmpGt0);
     case "leakyRelu": return sel(() => f.get(x), () => { f.get(p).get(x); if (vec) f.simd(V.mul); else f.op(S.mul); }, cmpGt0);
     case "leakyStep": return sel(() => f.get(one), () => f.get(p), cmpGt0);
-    case "exp": case "sigmoid": case "softplus": {
+    case "exp": case "sigmoid": case "softplus": case "silu": case "siluGrad": {
       if (!vec) throw new Error("exp: vector only");
       const tmp = [f.local(V128), f.local(V128), f.local(V128), f.local(V128)];
       if (o === "exp") return expV(f, x, tmp);
@@ -113,6 +115,14 @@ function unExpr(f: Fn, o: UnaryOp, x: number, p: number, one: number, zero: numb
       f.set(e);
       f.get(one).get(one).get(e).simd(V.add).simd(V.div).set(q);
       f.get(q).get(e).get(q).simd(V.mul).get(x).get(zero).simd(V.ge).simd(V.bitselect);
+      if (o === "sigmoid") return;
+      const s = f.local(V128);
+      f.set(s);
+      if (o === "silu") return void f.get(x).get(s).simd(V.mul);
+      // siluGrad: s (1 + x (1 - s)), with 1 - s = sigmoid(-x) taken as the other branch (e q for
+      // x >= 0, else q), not subtracted (1 - s cancels for large x).
+      f.get(e).get(q).simd(V.mul).get(q).get(x).get(zero).simd(V.ge).simd(V.bitselect).set(q);
+      f.get(s).get(one).get(x).get(q).simd(V.mul).simd(V.add).simd(V.mul);
       return;
     }
     default: throw new Error(`no SIMD kernel for ${o}`);
@@ -202,6 +212,46 @@ export function binaryFn(o: BinaryOp): Fn {
         f.op(0x38, 0, 0);
         f.get(pa).get(a2).op(op.add).set(pa);
         f.get(pb).get(b2).op(op.add).set(pb);
+        f.get(po).i32(4).op(op.add).set(po);
+      });
+    });
+  });
+  return f;
+}
+
+/**
+ * where(c, c0, c1, c2, a, a0, a1, a2, b, b0, b1, b2, out, D0, D1, D2): out = c != 0 ? a : b
+ * over D0 x D1 x D2 (operand byte strides per dimension; vectors along the last when every inner
+ * stride is 0 or 4). f32 `ne` is true for NaN and false for -0, as `c !== 0` in the reference.
+ */
+export function whereFn(): Fn {
+  const f = new Fn("where", Array(16).fill(I32));
+  const [c, c0, c1, c2, a, a0, a1, a2, b, b0, b1, b2, out, D0, D1, D2] = Array.from({ length: 16 }, (_, i) => i);
+  const i = f.local(), j = f.local(), k = f.local(), pc = f.local(), pa = f.local(), pb = f.local(), po = f.local(), vend = f.local();
+  const vc = f.local(V128), va = f.local(V128), vb = f.local(V128), v0 = f.local(V128);
+  f.f32(0).simd(simd.f32x4splat).set(v0);
+  f.get(out).set(po);
+  const ok = (s: number) => { f.get(s).op(op.eqz).get(s).i32(4).op(op.eq).op(0x72); }; // i32.or
+  f.get(D2).i32(-4).op(op.and).set(vend);
+  ok(c2); ok(a2); f.op(op.and); ok(b2); f.op(op.and).op(op.eqz).if(() => f.i32(0).set(vend));
+  const load = (p: number, s: number, dst: number) => {
+    f.get(s).op(op.eqz).if(() => f.get(p).splatLoad(0).set(dst), () => f.get(p).simd(0x00, 0, 0).set(dst));
+  };
+  const row = (base: number, s0: number, s1: number, dst: number) => {
+    f.get(base).get(i).get(s0).op(op.mul).op(op.add).get(j).get(s1).op(op.mul).op(op.add).set(dst);
+  };
+  f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
+    f.loop(j, () => f.i32(0), () => f.get(D1), 1, () => {
+      row(c, c0, c1, pc); row(a, a0, a1, pa); row(b, b0, b1, pb);
+      f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
+        load(pc, c2, vc); load(pa, a2, va); load(pb, b2, vb);
+        f.get(po).get(va).get(vb).get(vc).get(v0).simd(0x42).simd(V.bitselect).simd(0x0b, 0, 0); // f32x4.ne
+        for (const [p, s] of [[pc, c2], [pa, a2], [pb, b2]]) f.get(p).get(s).i32(2).op(op.shl).op(op.add).set(p);
+        f.get(po).i32(16).op(op.add).set(po);
+      });
+      f.loop(k, () => f.get(vend), () => f.get(D2), 1, () => {
+        f.get(po).get(pa).op(0x2a, 0, 0).get(pb).op(0x2a, 0, 0).get(pc).op(0x2a, 0, 0).f32(0).op(0x5c).op(S.select).op(0x38, 0, 0); // f32.ne, select
+        for (const [p, s] of [[pc, c2], [pa, a2], [pb, b2]]) f.get(p).get(s).op(op.add).set(p);
         f.get(po).i32(4).op(op.add).set(po);
       });
     });

@@ -2,8 +2,8 @@
 // TypeScript that produces a module's bytes at load time (no build step, no dependency).
 // One module: functions of i32 parameters over one imported (shared) memory "env.mem".
 
-export const I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
-export type ValType = typeof I32 | typeof F32 | typeof V128;
+export const I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;
+export type ValType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
 
 function uleb(n: number, out: number[]): void {
   do {

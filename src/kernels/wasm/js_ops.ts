@@ -3,7 +3,7 @@
 // dimensions that walk every operand linearly merged), then one tight loop per op over the
 // innermost dimension (a loop per op, so each stays monomorphic), an odometer over the rest.
 // Same formulas as scalar_ops.ts (the CPU reference), so results agree to rounding.
-import type { BinaryOp, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
+import type { BinaryOp, MatmulSpec, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
 import { sigmoid, softplus } from "../scalar_ops.ts";
 
 type F = Float32Array | Float64Array;
@@ -81,6 +81,8 @@ export function unaryInto(op: UnaryOp, x: F, out: F, n: number, p: number): void
     case "addScalar": for (let i = 0; i < n; i++) out[i] = x[i] + p; return;
     case "leakyRelu": for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v > 0 ? v : p * v; } return;
     case "leakyStep": for (let i = 0; i < n; i++) out[i] = x[i] > 0 ? 1 : p; return;
+    case "silu": for (let i = 0; i < n; i++) { const v = x[i]; out[i] = v * sigmoid(v); } return;
+    case "siluGrad": for (let i = 0; i < n; i++) { const v = x[i], s = sigmoid(v); out[i] = s * (1 + v * (1 - s)); } return;
   }
 }
 
@@ -211,6 +213,27 @@ export function stridedInto(x: F, spec: StridedSpec, out: F): void {
       if (idx[d] < shp[d]) break;
       off -= stp[d] * shp[d];
       idx[d] = 0;
+    }
+  }
+}
+
+/** out = A B for small products (every batch item), float accumulation in the reference's order. */
+export function matmulInto(a: F, b: F, s: MatmulSpec, out: F): void {
+  const { batchA, batchB, M, K, N, transA, transB } = s;
+  const batch = Math.max(batchA, batchB);
+  // A(m, k) = a[ao + m*am + k*ak], B(k, n) = b[bo + k*bk + n*bn]
+  const [am, ak] = transA ? [1, M] : [K, 1], [bk, bn] = transB ? [1, K] : [N, 1];
+  out.fill(0, 0, batch * M * N);
+  for (let bi = 0; bi < batch; bi++) {
+    const ao = (batchA === 1 ? 0 : bi) * M * K, bo = (batchB === 1 ? 0 : bi) * K * N, oo = bi * M * N;
+    for (let m = 0; m < M; m++) {
+      const row = oo + m * N;
+      for (let k = 0; k < K; k++) {
+        const av = a[ao + m * am + k * ak];
+        if (av === 0) continue;
+        const bb = bo + k * bk;
+        for (let n = 0; n < N; n++) out[row + n] += av * b[bb + n * bn];
+      }
     }
   }
 }

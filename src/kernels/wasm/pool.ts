@@ -5,7 +5,8 @@
 // may not pass `end`, which is published only after the phase's tasks are written.
 //
 // Control words (Int32Array over their own SharedArrayBuffer):
-const GEN = 0, NEXT = 1, END = 2, DONE = 3, BY_WORKERS = 4, FAILED = 5, TASKS = 8, STRIDE = 20, CAP = 4096;
+// A task's slot: kernel, argument count, up to 16 arguments (the rest of the stride unused).
+const GEN = 0, NEXT = 1, END = 2, DONE = 3, BY_WORKERS = 4, FAILED = 5, TASKS = 8, STRIDE = 20, CAP = 4096, MAX_ARGS = 16;
 
 export type Task = [fn: number, ...args: number[]];
 
@@ -18,11 +19,9 @@ function work(c, fns) {
     if (t >= Atomics.load(c, ${END})) return;
     if (Atomics.compareExchange(c, ${NEXT}, t, t + 1) !== t) continue;
     const b = ${TASKS} + (t % ${CAP}) * ${STRIDE};
-    const n = c[b + 1];
-    const a = [];
-    for (let i = 0; i < n; i++) a.push(c[b + 2 + i]);
     try {
-      fns[c[b]](...a);
+      // always 16 arguments: a wasm export ignores those past its parameters (no array, no spread)
+      fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16], c[b + 17]);
     } catch {
       Atomics.store(c, ${FAILED}, 1); // a trap: counted done, reported by the caller (an uncaught error would end the process)
     }
@@ -46,6 +45,24 @@ function start(d) {
 if (typeof self !== "undefined" && typeof self.postMessage === "function") self.onmessage = (e) => start(e.data);
 else import("node:worker_threads").then((w) => w.parentPort.once("message", start));
 `;
+
+/**
+ * Runs one task on this thread, without the iterator, rest and spread of `fn(...args)` (they
+ * cost microseconds per call, and the Glow's per-example pass runs thousands of small tasks).
+ */
+function call(fns: ((...a: number[]) => void)[], t: Task): void {
+  const f = fns[t[0]];
+  switch (t.length) {
+    case 5: return f(t[1], t[2], t[3], t[4]);
+    case 10: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9]);
+    case 12: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11]);
+    case 13: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12]);
+    case 15: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14]);
+    case 16: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]);
+    case 17: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15], t[16]);
+    default: return f(...t.slice(1));
+  }
+}
 
 export class Pool {
   readonly #c: Int32Array;
@@ -99,7 +116,7 @@ export class Pool {
   /** Runs every task (on all threads when there are several) and returns when all are done. */
   run(tasks: Task[], parallel = true): void {
     if (this.threads === 1 || !parallel || tasks.length === 1) {
-      for (const [fn, ...a] of tasks) this.#fns[fn](...a);
+      for (let i = 0; i < tasks.length; i++) call(this.#fns, tasks[i]);
       return;
     }
     const c = this.#c;
@@ -107,6 +124,7 @@ export class Pool {
       const part = tasks.slice(from, from + CAP);
       const base = Atomics.load(c, NEXT);
       part.forEach((t, i) => {
+        if (t.length - 1 > MAX_ARGS) throw new Error(`wasm pool: a task of ${t.length - 1} arguments (at most ${MAX_ARGS})`);
         const b = TASKS + ((base + i) % CAP) * STRIDE;
         c[b] = t[0];
         c[b + 1] = t.length - 1;
@@ -146,16 +164,9 @@ export class Pool {
       if (t >= Atomics.load(c, END)) return;
       if (Atomics.compareExchange(c, NEXT, t, t + 1) !== t) continue;
       const b = TASKS + (t % CAP) * STRIDE;
-      const n = c[b + 1];
       try {
-        switch (n) { // no array spread on the hot path for the common arities
-          case 15: fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16]); break;
-          default: {
-            const a: number[] = [];
-            for (let i = 0; i < n; i++) a.push(c[b + 2 + i]);
-            fns[c[b]](...a);
-          }
-        }
+        // always 16 arguments, as on the workers (a wasm export ignores the extra ones)
+        fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16], c[b + 17]);
       } finally {
         Atomics.add(c, DONE, 1);
       }

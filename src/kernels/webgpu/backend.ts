@@ -9,6 +9,7 @@ import { reduce, type ReduceVariant } from "./reduce.ts";
 import { concat, strided, type StridedVariant } from "./strided.ts";
 import { matmul } from "./matmul.ts";
 import * as CV from "./conv.ts";
+import * as GN from "./groupnorm.ts";
 
 export interface KernelVariants {
   matmul: MatmulVariant;
@@ -80,6 +81,14 @@ export class WebGPUBackend implements Backend<GpuStorage> {
   }
   conv2dWeightGrad(x: GpuStorage, gy: GpuStorage, p: ConvParams): GpuStorage {
     return CV.conv2dWeightGrad(this.rt, x, gy, p, this.variants.conv, this.variants.matmul);
+  }
+  groupNorm(x: GpuStorage, rows: number, M: number, eps: number, dtype: DType): { y: GpuStorage; rstd: GpuStorage } {
+    f32only("groupNorm", dtype);
+    return GN.groupNorm(this.rt, x, rows, M, eps);
+  }
+  groupNormGrad(g: GpuStorage, y: GpuStorage, rstd: GpuStorage, rows: number, M: number, dtype: DType): GpuStorage {
+    f32only("groupNormGrad", dtype);
+    return GN.groupNormGrad(this.rt, g, y, rstd, rows, M);
   }
 }
 

@@ -97,13 +97,13 @@ export class Runtime {
   /**
    * Record one dispatch. `params` are u32 words (f32 values bit-cast by the caller);
    * groups is a workgroup count along x (split over x and y when above the per-dimension limit)
-   * or an explicit [x, y, z].
+   * or an explicit [x, y, z]. Outputs (one, or several) are bound after the inputs.
    */
-  dispatch(key: string, code: () => string, params: ArrayLike<number>, inputs: GpuStorage[], output: GpuStorage, groups: number | [number, number, number]): void {
+  dispatch(key: string, code: () => string, params: ArrayLike<number>, inputs: GpuStorage[], output: GpuStorage | GpuStorage[], groups: number | [number, number, number]): void {
     const pipe = this.pipeline(key, code);
     const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: this.#paramBuffer(params) } }];
     inputs.forEach((s, i) => entries.push({ binding: i + 1, resource: { buffer: s.buf } }));
-    entries.push({ binding: inputs.length + 1, resource: { buffer: output.buf } });
+    (Array.isArray(output) ? output : [output]).forEach((s, i) => entries.push({ binding: inputs.length + 1 + i, resource: { buffer: s.buf } }));
     const bind = this.device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
     if (this.#prof) {
       // Profiling: one pass per dispatch, timestamped at its start and end.

@@ -1,0 +1,74 @@
+// Wall time per backend op, for the benches' --profile on backends without timestamp queries
+// (the wasm and CPU backends run each op synchronously, so an op's wall time is its cost).
+import type { Backend } from "../src/kernels/backend.ts";
+
+const OPS = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dInputGrad", "conv2dWeightGrad", "groupNorm", "groupNormGrad"] as const;
+
+/** A short key per call: the op, its elementwise kind, and with byShape the operands' shapes. */
+function keyOf(op: string, xs: unknown[], byShape: boolean): string {
+  if (op === "unary" || op === "reduce") return byShape && op === "reduce" ? `${op} ${xs[0]} [${xs[2]},${xs[3]},${xs[4]}]` : `${op} ${xs[0]}`;
+  if (op === "binary") return byShape ? `${op} ${xs[0]} [${xs[2]}]x[${xs[4]}]` : `${op} ${xs[0]}`;
+  if (!byShape) return op;
+  if (op.startsWith("conv")) {
+    const p = xs[2] as { N: number; Cin: number; H: number; W: number; Cout: number; KH: number; stride: number; groups: number };
+    return `${op} [${p.N},${p.Cin},${p.H},${p.W}]->${p.Cout} k${p.KH} s${p.stride} g${p.groups}`;
+  }
+  if (op === "matmul") {
+    const s = xs[2] as { batchA: number; batchB: number; M: number; K: number; N: number; transA: boolean; transB: boolean };
+    return `matmul ${s.batchA}/${s.batchB} x ${s.M}x${s.K}x${s.N}${s.transA ? " tA" : ""}${s.transB ? " tB" : ""}`;
+  }
+  if (op === "strided") {
+    const s = xs[1] as { inShape: number[]; outShape: number[] };
+    return `strided [${s.inShape}]->[${s.outShape}]`;
+  }
+  return op;
+}
+
+/**
+ * Wraps every op of b to sum its wall time and call count under keyOf; returns the table and a
+ * function that restores the backend.
+ */
+export function timeOps(b: Backend, byShape = false): { acc: Map<string, { ms: number; n: number }>; restore: () => void } {
+  const acc = new Map<string, { ms: number; n: number }>();
+  // deno-lint-ignore no-explicit-any
+  const bb = b as any;
+  const saved: [string, unknown][] = [];
+  for (const op of OPS) {
+    if (typeof bb[op] !== "function") continue;
+    const orig = bb[op];
+    saved.push([op, Object.prototype.hasOwnProperty.call(bb, op) ? orig : undefined]);
+    bb[op] = (...xs: unknown[]) => {
+      const t0 = performance.now();
+      const r = orig.apply(b, xs);
+      const k = keyOf(op, xs, byShape), e = acc.get(k) ?? { ms: 0, n: 0 };
+      e.ms += performance.now() - t0;
+      e.n++;
+      acc.set(k, e);
+      return r;
+    };
+  }
+  return {
+    acc,
+    restore: () => {
+      for (const [op, own] of saved) {
+        if (own === undefined) delete bb[op];
+        else bb[op] = own;
+      }
+    },
+  };
+}
+
+/** The largest entries of a timeOps table, one per line. */
+export function opTable(acc: Map<string, { ms: number; n: number }>, top = 15): string {
+  const rows = [...acc].sort((p, q) => q[1].ms - p[1].ms);
+  const total = rows.reduce((s, [, v]) => s + v.ms, 0), calls = rows.reduce((s, [, v]) => s + v.n, 0);
+  const kinds = new Map<string, { ms: number; n: number }>();
+  for (const [k, v] of rows) {
+    const kind = k.split(" ")[0], e = kinds.get(kind) ?? { ms: 0, n: 0 };
+    e.ms += v.ms;
+    e.n += v.n;
+    kinds.set(kind, e);
+  }
+  const byKind = [...kinds].sort((p, q) => q[1].ms - p[1].ms).map(([k, v]) => `${k} ${v.ms.toFixed(0)} (${v.n})`).join(", ");
+  return [`    ops: ${calls} calls, ${total.toFixed(0)} ms: ${byKind}`, ...rows.slice(0, top).map(([k, v]) => `    ${v.ms.toFixed(1).padStart(8)} ms ${String(v.n).padStart(6)}x  ${k}`)].join("\n");
+}

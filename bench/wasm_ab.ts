@@ -1,0 +1,106 @@
+// Two versions of the wasm backend in one process, interleaved: this tree and another checkout
+// (e.g. `git archive <commit> | tar -x -C /tmp/old`, node_modules linked), each with its own
+// backend and models, on the issue-15 workloads: a training step (batch 64, Adam, clipping, loss
+// readback, as bench/train_step.ts) and the batched feature pass (64 inputs, B=1, as
+// bench/features.ts) of the shipped VAE and Glow. Each round runs every workload once per side,
+// the sides in alternating order; wall time and process CPU time (all threads; the idle side's
+// workers sleep), medians and ranges. CPU time is what other load on the machine disturbs least.
+//   deno run -A bench/wasm_ab.ts --old /tmp/old [--rounds 9] [--work vae-step,glow-step,vae-features,glow-features] [--threads 2]
+import "../src/cli/errors.ts";
+import process from "node:process";
+import { choices, int, parseOptions, text, usageError } from "../src/cli/args.ts";
+
+const WORK = ["vae-step", "glow-step", "vae-features", "glow-features"] as const;
+const a = parseOptions("wasm_ab", {
+  old: text().required(),
+  rounds: int({ min: 1, max: 1000 }).default(9),
+  work: choices(WORK).default([...WORK]),
+  threads: int({ min: 1, max: 64 }).default(0),
+});
+const oldRoot = a.old.replace(/\/$/, "");
+try {
+  Deno.statSync(`${oldRoot}/src/kernels/wasm/backend.ts`);
+} catch {
+  throw usageError("wasm_ab", "--old", a.old, "a checkout with src/kernels/wasm/backend.ts");
+}
+// Absolute: the dynamic imports resolve a relative path against bench/, not the working directory.
+const oldAbs = Deno.realPathSync(oldRoot);
+const here = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+const MODELS = { vae: "weights/vae-fashion.safetensors", glow: "weights/glow-fashion.safetensors" };
+
+// deno-lint-ignore no-explicit-any
+type Any = any;
+interface Side {
+  name: string;
+  be: Any;
+  run: Map<string, () => Promise<unknown>>;
+}
+
+async function side(name: string, root: string): Promise<Side> {
+  const imp = (p: string) => import(`${root}/src/${p}`);
+  const [wasm, reg, feat, mn, ds, T, model_, optim, train] = await Promise.all([
+    imp("kernels/wasm/backend.ts"), imp("models/registry.ts"), imp("ood/features.ts"), imp("data/mnist.ts"),
+    imp("data/dataset.ts"), imp("autograd/index.ts"), imp("models/model.ts"), imp("nn/optim.ts"), imp("models/train.ts"),
+  ]);
+  const be = await wasm.createWasmBackend(a.threads ? { threads: a.threads } : {});
+  const s: Side = { name, be, run: new Map() };
+  const trainSet = mn.loadDataset("fashion", "train"), testSet = mn.loadDataset("fashion", "test");
+  for (const w of a.work) {
+    const [kind, what] = w.split("-") as ["vae" | "glow", "step" | "features"];
+    const model = await reg.loadModel(`${here}/${MODELS[kind]}`, be);
+    if (what === "features") {
+      const x = model.input(testSet, ds.range(0, 64));
+      const noise = feat.noiseFor(model, 64, new T.Generator(1));
+      s.run.set(w, () => feat.featuresBatched(model, x, 1, noise));
+      continue;
+    }
+    const params = model.namedParameters().map(([, p]: Any) => p);
+    const opt = new optim.Adam(params, { lr: 1e-4 });
+    model.train();
+    let step = 0;
+    s.run.set(w, async () => {
+      const idx = Array.from({ length: 64 }, (_, i) => (step * 64 + i) % trainSet.n);
+      const gen = train.stepGen(0, step++);
+      const loss = T.tidy(() => {
+        const x = model.input(trainSet, idx, gen);
+        const l = T.div(T.mean(model.nll(x, { gen })), model.dims * model_.LN2);
+        for (const p of params) p.zeroGrad();
+        l.backward();
+        return l;
+      });
+      const norm = optim.clipGradNorm(params, 100);
+      opt.update();
+      await Promise.all([loss.item(), norm.item()]);
+      loss.dispose();
+      norm.dispose();
+    });
+  }
+  return s;
+}
+
+const sides = [await side("old", oldAbs), await side("new", here)];
+const med = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)];
+const cpuMs = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+console.log(`old ${oldRoot} (${sides[0].be.description}), new ${here} (${sides[1].be.description}); ${a.rounds} interleaved rounds, medians (range)`);
+const load0 = Deno.loadavg();
+for (const w of a.work) {
+  const wall: Record<string, number[]> = {}, cpu: Record<string, number[]> = {};
+  for (const s of sides) for (let i = 0; i < 2; i++) await s.run.get(w)!(); // warm-up
+  for (let r = 0; r < a.rounds; r++) {
+    for (const s of r % 2 ? [...sides].reverse() : sides) {
+      const t0 = performance.now(), c0 = cpuMs();
+      await s.run.get(w)!();
+      (cpu[s.name] ??= []).push(cpuMs() - c0);
+      (wall[s.name] ??= []).push(performance.now() - t0);
+    }
+  }
+  const f = (v: number[]) => `${med(v).toFixed(1)} (${Math.min(...v).toFixed(0)}-${Math.max(...v).toFixed(0)})`;
+  const cells = sides.map((s) => `${s.name} wall ${f(wall[s.name])} CPU ${f(cpu[s.name])}`);
+  const ratio = (k: Record<string, number[]>) => (med(k.old) / med(k.new)).toFixed(2);
+  console.log(`${w}: ${cells.join(", ")}; old/new wall ${ratio(wall)}x, CPU ${ratio(cpu)}x`);
+}
+console.log(`load average ${load0.map((v) => v.toFixed(1)).join(" ")} at the start, ${Deno.loadavg().map((v) => v.toFixed(1)).join(" ")} at the end`);
+Deno.exit(0);

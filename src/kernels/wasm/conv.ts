@@ -1,0 +1,293 @@
+// The wasm backend's convolutions: the input padded and split into stride phases (one block per
+// image and group), read in place by the product kernels through a table of tap offsets; the
+// gradients as products of the same kind (the input gradient as a correlation with the flipped
+// filters, one stride phase at a time when strided; the weight gradient summed over images).
+import type { ConvParams, Data } from "../backend.ts";
+import { KI, type Task, type WasmRuntime } from "./runtime.ts";
+
+interface PhaseLayout {
+  cg: number; Hph: number; Wph: number; Q: number; P: number; tab: Int32Array; cpan: number; XB: number;
+  /** Unpadded stride 1: the input is its own phase block (no copy), blocks [n][g] of cg*H*W. */
+  inPlace: boolean;
+}
+
+/** Layout of one (image, group) input block: [s*s phases][cg][Hph][Wph], and the offset table. */
+function phaseLayout(rt: WasmRuntime, p: ConvParams, allowInPlace: boolean, MR: number): PhaseLayout {
+  const { Cin, H, W, KH, KW, stride: s, pad, groups, OH } = p;
+  const cg = Cin / groups;
+  // Stride 1 with 0 < pad < KW: rows of W + pad, the pad zeros after a row serving as the left
+  // border of the next (a tap left of column 0 wraps into them), so each output row computes pad
+  // fewer discarded columns (7x7 rows: 8 instead of 9, 11% less work).
+  const shared = s === 1 && pad > 0 && pad <= KW - 1;
+  const Hph = Math.ceil((H + 2 * pad) / s), Wph = shared ? W + pad : Math.ceil((W + 2 * pad) / s);
+  const Q = cg * KH * KW, P = OH * Wph;
+  const tab = new Int32Array(Math.ceil(Q / MR) * MR); // rows past Q read offset 0 (discarded)
+  let maxTab = 0;
+  for (let ci = 0; ci < cg; ci++) for (let ky = 0; ky < KH; ky++) for (let kx = 0; kx < KW; kx++) {
+    const e = (((ky % s) * s + (kx % s)) * cg + ci) * Hph * Wph + Math.floor(ky / s) * Wph + Math.floor(kx / s);
+    tab[(ci * KH + ky) * KW + kx] = e * 4;
+    maxTab = Math.max(maxTab, e);
+  }
+  const cpan = Math.ceil(P / rt.shape.NR);
+  const inPlace = allowInPlace && pad === 0 && s === 1;
+  // In place, the kernels read past the last block by less than one vector (storages keep 64 bytes of slack).
+  const XB = inPlace ? cg * H * W : Math.ceil(Math.max(s * s * cg * Hph * Wph, maxTab + cpan * rt.shape.NR) / 16) * 16 + 16;
+  return { cg, Hph, Wph, Q, P, tab, cpan, XB, inPlace };
+}
+
+/** Copies x into zeroed phase blocks [n][g] of XB floats; returns their address. */
+function phases(rt: WasmRuntime, xo: number, p: ConvParams, L: PhaseLayout, tasks: Task[]): number {
+  const m = rt.mem;
+  const { N, Cin, H, W, stride: s, pad, groups } = p;
+  const { cg, Hph, Wph, XB } = L;
+  if (L.inPlace) return xo;
+  const xp = m.tmp(N * groups * XB);
+  m.zero(xp, N * groups * XB);
+  for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) {
+    const y0 = (((a - pad) % s) + s) % s, x0 = (((b - pad) % s) + s) % s;
+    if (y0 >= H || x0 >= W) continue;
+    const rows = Math.ceil((H - y0) / s), cols = Math.ceil((W - x0) / s);
+    const t0 = (y0 + pad - a) / s, u0 = (x0 + pad - b) / s;
+    tasks.push([KI.copy3d, xo + (((n * Cin + g * cg) * H + y0) * W + x0) * 4, H * W * 4, s * W * 4, s * 4,
+      xp + ((n * groups + g) * XB + (a * s + b) * cg * Hph * Wph + t0 * Wph + u0) * 4, Hph * Wph * 4, Wph * 4, 4, cg, rows, cols]);
+  }
+  return xp;
+}
+
+/**
+ * The products of the forward and the stride-1 input gradient, and their results copied out:
+ * for each image n and group g, the packed filters of g (A panels at `a`, AB floats a group)
+ * times the (n, g) block at `b` (BB floats a block, read through the tap table `tab`, K taps)
+ * into a result block of rpan * MR rows by cpan * NR columns, then its first `rows` rows, each
+ * H rows of W columns at a row pitch of `pitch`, copied into out [N][groups * rows][H][W].
+ */
+function productsOut(rt: WasmRuntime, pt: number, o: {
+  N: number; groups: number; rows: number; H: number; W: number; pitch: number;
+  a: number; AB: number; b: number; BB: number; tab: Int32Array; K: number; rpan: number; cpan: number; work: number;
+}): Float32Array {
+  const m = rt.mem, { N, groups, rows, H, W, pitch, a, AB, b, BB, K, rpan, cpan, work } = o;
+  const { MR } = rt.rows(rows), ldc = cpan * rt.shape.NR, CB = rpan * MR * ldc;
+  const tab = m.table(o.tab);
+  const c = m.tmp(N * groups * CB);
+  const mm: Task[] = [];
+  const parts = N * groups >= rt.threads * 4 ? 1 : 3;
+  for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+    const ng = n * groups + g;
+    for (const [j0, j1] of rt.split(cpan, parts)) mm.push([pt, a + g * AB * 4, 0, b + ng * BB * 4, tab, c + ng * CB * 4, ldc, K, 0, rpan, j0, j1, 0, 1, 0, 0]);
+  }
+  rt.run(mm, work, "conv gemm");
+  const out = m.out(N * groups * rows * H * W), oo = m.dst(out);
+  const cp: Task[] = [];
+  for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+    cp.push([KI.copy3d, c + (n * groups + g) * CB * 4, ldc * 4, pitch * 4, 4, oo + (n * groups + g) * rows * H * W * 4, H * W * 4, W * 4, 4, rows, H, W]);
+  }
+  rt.run(cp, work, "conv out");
+  return m.land(out, oo);
+}
+
+export function conv2d(rt: WasmRuntime, x: Data, w: Data, p: ConvParams): Float32Array {
+  const m = rt.mem;
+  const { N, Cout, groups, OH, OW } = p;
+  const og = Cout / groups;
+  const R = rt.rows(og), MR = R.MR;
+  try {
+    const L = phaseLayout(rt, p, true, MR);
+    const { Q, Wph, cpan, XB } = L;
+    const xo = m.addr(x), wo = m.addr(w);
+    const rpan = Math.ceil(og / MR), WPB = rpan * Q * MR;
+    const prep: Task[] = [];
+    const xp = phases(rt, xo, p, L, prep);
+    const wp = m.tmp(groups * WPB);
+    for (let g = 0; g < groups; g++) prep.push([R.packA, wo + g * og * Q * 4, 4, Q * 4, Q, og, 0, rpan, wp + g * WPB * 4]);
+    const work = N * Cout * Q * OH * OW;
+    rt.run(prep, work, "conv prep");
+    return productsOut(rt, R.pt, { N, groups, rows: og, H: OH, W: OW, pitch: Wph, a: wp, AB: WPB, b: xp, BB: XB, tab: L.tab, K: Q, rpan, cpan, work });
+  } finally {
+    m.endOp();
+  }
+}
+
+export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Float32Array {
+  const m = rt.mem;
+  if (p.stride > 1) return inputGradPhases(rt, gy, w, p);
+  const { N, Cin, H, W, Cout, KH, KW, stride: s, pad, groups, OH, OW } = p;
+  const { NR } = rt.shape;
+  const cg = Cin / groups, og = Cout / groups;
+  const R = rt.rows(cg), MR = R.MR;
+  try {
+    // gy into zeroed blocks [og][Hg][Wg] with a border of B = k-1-pad (the taps that reach past
+    // it); then a correlation with the flipped, transposed filters gives the input's gradient.
+    // Rows are OW + Bw wide: the Bw zeros after a row are the left border of the next (a tap
+    // left of column 0 wraps into them), so each input row computes Bw discarded columns (7x7
+    // rows: 8 instead of the 11 of a block with both borders). pad > k-1 keeps both borders.
+    const Bh = KH - 1 - pad, Bw = KW - 1 - pad, shared = Bh >= 0 && Bw >= 0;
+    // A 1x1 unpadded filter needs no border: the output gradient is read in place.
+    const inPlace = KH === 1 && KW === 1 && s === 1 && pad === 0;
+    const Hg = inPlace ? H : shared ? OH + 2 * Bh + 1 : H + 2 * pad + KH - 1, Wg = shared ? OW + Bw : W + 2 * pad + KW - 1;
+    const at0 = shared ? Bh * Wg + Bw : (KH - 1) * Wg + KW - 1, tap0 = shared ? 0 : pad; // gy's first element; the taps' shift
+    const Qg = og * KH * KW, P = H * Wg, cpan = Math.ceil(P / NR), rpan = Math.ceil(cg / MR);
+    const tabA = new Int32Array(Qg);
+    let maxTab = 0;
+    for (let co = 0; co < og; co++) for (let ky = 0; ky < KH; ky++) for (let kx = 0; kx < KW; kx++) {
+      const e = co * Hg * Wg + (ky + tap0) * Wg + kx + tap0;
+      tabA[(co * KH + ky) * KW + kx] = e * 4;
+      maxTab = Math.max(maxTab, e);
+    }
+    const GB = inPlace ? og * H * W : Math.ceil(Math.max(og * Hg * Wg, maxTab + cpan * NR) / 16) * 16 + 16;
+    // Flipped filters W'[g][ci][co][KH-1-ky][KW-1-kx] = W[g*og + co][ci][ky][kx]: flipping both
+    // axes reverses the flattened (ky, kx) order, so one strided copy per group (in wasm: for
+    // per-group weights this is half a million elements).
+    const gyo = m.addr(gy), wo = m.addr(w), KK = KH * KW;
+    const wfo = m.tmp(groups * cg * Qg);
+    const flip: Task[] = [];
+    for (let g = 0; g < groups; g++) {
+      flip.push([KI.copy3d, wo + (g * og * cg * KK + KK - 1) * 4, KK * 4, cg * KK * 4, -4, wfo + g * cg * og * KK * 4, og * KK * 4, KK * 4, 4, cg, og, KK]);
+    }
+    rt.run(flip, groups * cg * Qg * 64, "conv prep");
+    const WPB = rpan * Qg * MR;
+    const gb = inPlace ? gyo : m.tmp(N * groups * GB);
+    if (!inPlace) m.zero(gb, N * groups * GB);
+    const prep: Task[] = [];
+    if (!inPlace) for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+      prep.push([KI.copy3d, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4,
+        gb + ((n * groups + g) * GB + at0) * 4, Hg * Wg * 4, Wg * 4, 4, og, OH, OW]);
+    }
+    const wp = m.tmp(groups * WPB);
+    for (let g = 0; g < groups; g++) prep.push([R.packA, wfo + g * cg * Qg * 4, 4, Qg * 4, Qg, cg, 0, rpan, wp + g * WPB * 4]);
+    const work = N * Cin * Qg * H * W;
+    rt.run(prep, work, "conv prep");
+    return productsOut(rt, R.pt, { N, groups, rows: cg, H, W, pitch: Wg, a: wp, AB: WPB, b: gb, BB: GB, tab: tabA, K: Qg, rpan, cpan, work });
+  } finally {
+    m.endOp();
+  }
+}
+
+/**
+ * The input gradient of a strided convolution, one stride phase of the (padded) input at a time:
+ * input rows Y = a + s t receive only the filter rows ky = a + s j, from output rows t - j, so
+ * each phase is a stride-1 correlation of the zero-bordered output gradient with its sub-filter
+ * (no multiplications by the zeros a spread gradient would hold), written back with stride s.
+ */
+function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Float32Array {
+  const m = rt.mem;
+  const { N, Cin, H, W, Cout, KH, KW, stride: s, pad, groups, OH, OW } = p;
+  const { NR } = rt.shape;
+  const cg = Cin / groups, og = Cout / groups;
+  const R = rt.rows(cg), MR = R.MR, rpan = Math.ceil(cg / MR);
+  const P0 = Math.ceil(KH / s) - 1, Q0 = Math.ceil(KW / s) - 1; // border: the most taps a phase has, less one
+  const Tmax = Math.ceil((H + 2 * pad) / s), Umax = Math.ceil((W + 2 * pad) / s);
+  const Hg = Math.max(OH, Tmax) + P0 + 1, Wg = Math.max(OW, Umax) + Q0 + 1;
+  const out = m.out(N * Cin * H * W);
+  m.fill(out, 0); // phases with no taps (a filter narrower than the stride) stay zero
+  try {
+    const gyo = m.addr(gy), oo = m.dst(out);
+    if (!m.inMem(out)) m.zero(oo, out.length);
+    const P = Tmax * Wg, cpan = Math.ceil(P / NR), ldc = cpan * NR, CB = rpan * MR * ldc;
+    const GB = Math.ceil((og * Hg * Wg + 16) / 16) * 16 + NR * 2;
+    const gb = m.tmp(N * groups * GB);
+    m.zero(gb, N * groups * GB);
+    const prep: Task[] = [];
+    for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+      prep.push([KI.copy3d, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4,
+        gb + ((n * groups + g) * GB + P0 * Wg + Q0) * 4, Hg * Wg * 4, Wg * 4, 4, og, OH, OW]);
+    }
+    type Phase = { a: number; b: number; K: number; wp: number; WPB: number; tab: number };
+    const phases: Phase[] = [], flip: Task[] = [], pack: Task[] = [];
+    const wo = m.addr(w), KK = KH * KW;
+    for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) {
+      const Ja = Math.ceil((KH - a) / s), Lb = Math.ceil((KW - b) / s);
+      if (Ja <= 0 || Lb <= 0) continue;
+      const K = og * Ja * Lb;
+      // sub-filters W_ab[g][ci][(co, j, l)] = W[g*og + co][ci][a + s j][b + s l] (strided copies
+      // in wasm, one per output channel), and their offsets into G
+      const tab = new Int32Array(K);
+      for (let co = 0; co < og; co++) for (let j = 0; j < Ja; j++) for (let l = 0; l < Lb; l++) {
+        tab[(co * Ja + j) * Lb + l] = (co * Hg * Wg + (P0 - j) * Wg + (Q0 - l)) * 4;
+      }
+      const wfo = m.tmp(groups * cg * K);
+      for (let g = 0; g < groups; g++) for (let co = 0; co < og; co++) {
+        flip.push([KI.copy3d, wo + ((g * og + co) * cg * KK + a * KW + b) * 4, KK * 4, s * KW * 4, s * 4,
+          wfo + (g * cg * K + co * Ja * Lb) * 4, K * 4, Lb * 4, 4, cg, Ja, Lb]);
+      }
+      const WPB = rpan * K * MR, wp = m.tmp(groups * WPB);
+      for (let g = 0; g < groups; g++) pack.push([R.packA, wfo + g * cg * K * 4, 4, K * 4, K, cg, 0, rpan, wp + g * WPB * 4]);
+      phases.push({ a, b, K, wp, WPB, tab: m.table(tab) });
+    }
+    rt.run(flip, groups * og * cg * KK * 64, "conv prep");
+    prep.push(...pack);
+    const work = N * Cin * og * Math.ceil(KH / s) * Math.ceil(KW / s) * H * W;
+    rt.run(prep, work, "conv prep");
+    const c = m.tmp(N * groups * phases.length * CB);
+    const mm: Task[] = [], cp: Task[] = [];
+    const parts = N * groups * phases.length >= rt.threads * 4 ? 1 : 3;
+    phases.forEach((ph, k) => {
+      // input rows y = a + s t - pad in [0, H): t in [t0, t1]; columns likewise
+      const t0 = Math.max(0, Math.ceil((pad - ph.a) / s)), t1 = Math.floor((H - 1 + pad - ph.a) / s);
+      const u0 = Math.max(0, Math.ceil((pad - ph.b) / s)), u1 = Math.floor((W - 1 + pad - ph.b) / s);
+      for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+        const ng = n * groups + g, cc = c + ((ng * phases.length) + k) * CB * 4;
+        for (const [j0, j1] of rt.split(cpan, parts)) mm.push([R.pt, ph.wp + g * ph.WPB * 4, 0, gb + ng * GB * 4, ph.tab, cc, ldc, ph.K, 0, rpan, j0, j1, 0, 1, 0, 0]);
+        if (t1 >= t0 && u1 >= u0) {
+          const y0 = ph.a + s * t0 - pad, x0 = ph.b + s * u0 - pad;
+          cp.push([KI.copy3d, cc + (t0 * Wg + u0) * 4, ldc * 4, Wg * 4, 4, oo + (((n * Cin + g * cg) * H + y0) * W + x0) * 4, H * W * 4, s * W * 4, s * 4, cg, t1 - t0 + 1, u1 - u0 + 1]);
+        }
+      }
+    });
+    rt.run(mm, work, "conv gemm");
+    rt.run(cp, work, "conv out");
+    return m.land(out, oo);
+  } finally {
+    m.endOp();
+  }
+}
+
+export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvParams): Float32Array {
+  const m = rt.mem;
+  const { N, Cout, groups, OH, OW } = p;
+  const { NR } = rt.shape;
+  const og = Cout / groups;
+  const R = rt.rows(p.Cin / groups * p.KH * p.KW), MR = R.MR;
+  try {
+    // dW^T[q][co] = sum over images and positions of X[tab[q] + p'] gy'[co][p'], with gy' the
+    // output gradient on the phase grid (zero in the columns past OW).
+    const L = phaseLayout(rt, p, true, MR);
+    const { Q, Wph, P, XB } = L;
+    const xo = m.addr(x), gyo = m.addr(gy);
+    const qpan = Math.ceil(Q / MR), opan = Math.ceil(og / NR), ldc = opan * NR, CB = qpan * MR * ldc;
+    const prep: Task[] = [];
+    const xp = phases(rt, xo, p, L, prep);
+    const GYB = og * P + 16;
+    const gq = m.tmp(N * groups * GYB);
+    m.zero(gq, N * groups * GYB);
+    for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+      prep.push([KI.copy3d, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, gq + (n * groups + g) * GYB * 4, P * 4, Wph * 4, 4, og, OH, OW]);
+    }
+    const work = N * Cout * Q * OH * OW;
+    rt.run(prep, work, "conv prep");
+    const BPB = opan * P * NR;
+    const bp = m.tmp(N * groups * BPB);
+    const pack: Task[] = [];
+    for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+      const ng = n * groups + g;
+      pack.push([KI.pack_b, gq + ng * GYB * 4, 4, P * 4, P, og, 0, opan, bp + ng * BPB * 4]);
+    }
+    rt.run(pack, work, "conv pack");
+    const tab = m.table(L.tab);
+    const c = m.tmp(groups * CB);
+    const mm: Task[] = [];
+    for (let g = 0; g < groups; g++) {
+      const tiles = groups >= rt.threads * 2 ? [[0, qpan]] as [number, number][] : rt.split(qpan, 2);
+      for (const [i0, i1] of tiles) {
+        mm.push([R.tp, xp + g * XB * 4, tab, bp + g * BPB * 4, 0, c + g * CB * 4, ldc, P, i0, i1, 0, opan, 0, N, groups * XB * 4, groups * BPB * 4]);
+      }
+    }
+    rt.run(mm, work, "conv gemm");
+    const out = m.out(Cout * Q), oo = m.dst(out);
+    const cp: Task[] = [];
+    for (let g = 0; g < groups; g++) cp.push([KI.copy3d, c + g * CB * 4, 0, 4, ldc * 4, oo + g * og * Q * 4, 0, Q * 4, 4, 1, og, Q]);
+    rt.run(cp, 0);
+    return m.land(out, oo);
+  } finally {
+    m.endOp();
+  }
+}

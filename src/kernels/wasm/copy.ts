@@ -1,0 +1,117 @@
+// The wasm backend's copy kernels: strided block copies between byte-strided layouts (the
+// convolutions' phase blocks and results, the strided op's boxes), vectors along the innermost
+// dimension where both sides allow.
+import { Fn, I32, op, V128 } from "./emit.ts";
+
+/**
+ * copy3d(src, s0, s1, s2, dst, d0, d1, d2, D0, D1, D2): dst[i][j][k] = src[i][j][k] for the
+ * extents D0 x D1 x D2, with byte strides on both sides. Rows of at least 4 contiguous floats
+ * on both sides move as vectors, the last one overlapping the one before instead of a scalar
+ * tail (the rows are short: 7, 14, 28 floats), so source and destination must not overlap.
+ */
+export function copy3dFn(): Fn {
+  const f = new Fn("copy3d", Array(11).fill(I32));
+  const [src, s0, s1, s2, dst, d0, d1, d2, D0, D1, D2] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const i = f.local(), j = f.local(), k = f.local(), ps = f.local(), pd = f.local(), rs = f.local(), rd = f.local();
+  const vec = f.local(), vend = f.local(), last = f.local();
+  f.get(s2).i32(4).op(op.eq).get(d2).i32(4).op(op.eq).op(op.and).get(D2).i32(4).op(op.geS).op(op.and).set(vec);
+  f.get(D2).i32(4).op(op.sub).set(vend);
+  f.get(vend).i32(2).op(op.shl).set(last);
+  f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
+    f.get(src).get(i).get(s0).op(op.mul).op(op.add).set(rs);
+    f.get(dst).get(i).get(d0).op(op.mul).op(op.add).set(rd);
+    f.loop(j, () => f.i32(0), () => f.get(D1), 1, () => {
+      f.get(vec).if(() => {
+        f.get(rs).set(ps);
+        f.get(rd).set(pd);
+        f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
+          f.get(pd).get(ps).simd(0x00, 0, 0).simd(0x0b, 0, 0); // unaligned v128 load/store
+          f.get(ps).i32(16).op(op.add).set(ps);
+          f.get(pd).i32(16).op(op.add).set(pd);
+        });
+        f.get(rd).get(last).op(op.add).get(rs).get(last).op(op.add).simd(0x00, 0, 0).simd(0x0b, 0, 0);
+      }, () => {
+        f.get(rs).set(ps);
+        f.get(rd).set(pd);
+        f.loop(k, () => f.i32(0), () => f.get(D2), 1, () => {
+          f.get(pd).get(ps).op(0x2a, 0, 0).op(0x38, 0, 0);
+          f.get(ps).get(s2).op(op.add).set(ps);
+          f.get(pd).get(d2).op(op.add).set(pd);
+        });
+      });
+      f.get(rs).get(s1).op(op.add).set(rs);
+      f.get(rd).get(d1).op(op.add).set(rd);
+    });
+  });
+  return f;
+}
+
+/**
+ * copy4d(src, s0, s1, s2, s3, dst, d0, d1, d2, d3, D0, D1, D2, D3): dst[i][j][k][l] =
+ * src[i][j][k][l] over D0 x D1 x D2 x D3, byte strides on both sides (any sign; 0 broadcasts).
+ * The innermost dimension moves vectors when the output is contiguous along it and the input
+ * is too (s3 = 4) or is broadcast (s3 = 0, one load splatted).
+ */
+export function copy4dFn(): Fn {
+  const f = new Fn("copy4d", Array(14).fill(I32));
+  const [src, s0, s1, s2, s3, dst, d0, d1, d2, d3, D0, D1, D2, D3] = Array.from({ length: 14 }, (_, i) => i);
+  const i = f.local(), j = f.local(), k = f.local(), l = f.local(), ps = f.local(), pd = f.local(), vend = f.local(), mode = f.local();
+  // mode 1: contiguous vectors, 2: splat of one input element, 0: scalar
+  f.i32(0).set(mode);
+  f.get(d3).i32(4).op(op.eq).if(() => {
+    f.get(s3).i32(4).op(op.eq).if(() => f.i32(1).set(mode));
+    f.get(s3).op(op.eqz).if(() => f.i32(2).set(mode));
+  });
+  f.get(D3).i32(-4).op(op.and).set(vend);
+  f.get(mode).op(op.eqz).if(() => f.i32(0).set(vend));
+  f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
+    f.loop(j, () => f.i32(0), () => f.get(D1), 1, () => {
+      f.loop(k, () => f.i32(0), () => f.get(D2), 1, () => {
+        f.get(src).get(i).get(s0).op(op.mul).op(op.add).get(j).get(s1).op(op.mul).op(op.add).get(k).get(s2).op(op.mul).op(op.add).set(ps);
+        f.get(dst).get(i).get(d0).op(op.mul).op(op.add).get(j).get(d1).op(op.mul).op(op.add).get(k).get(d2).op(op.mul).op(op.add).set(pd);
+        f.get(mode).i32(1).op(op.eq).if(() => {
+          f.loop(l, () => f.i32(0), () => f.get(vend), 4, () => {
+            f.get(pd).get(ps).simd(0x00, 0, 0).simd(0x0b, 0, 0); // unaligned v128 load/store
+            f.get(ps).i32(16).op(op.add).set(ps);
+            f.get(pd).i32(16).op(op.add).set(pd);
+          });
+        });
+        f.get(mode).i32(2).op(op.eq).if(() => {
+          f.loop(l, () => f.i32(0), () => f.get(vend), 4, () => {
+            f.get(pd).get(ps).splatLoad(0).simd(0x0b, 0, 0);
+            f.get(pd).i32(16).op(op.add).set(pd);
+          });
+        });
+        f.loop(l, () => f.get(vend), () => f.get(D3), 1, () => {
+          f.get(pd).get(ps).op(0x2a, 0, 0).op(0x38, 0, 0); // f32 load/store, align 1
+          f.get(ps).get(s3).op(op.add).set(ps);
+          f.get(pd).get(d3).op(op.add).set(pd);
+        });
+      });
+    });
+  });
+  return f;
+}
+
+/**
+ * fill32(dst, n, bits): n 32-bit words at dst set to `bits` (a float's bits), by vectors. On a
+ * shared memory TypedArray.fill is ~12x slower than this (1.2 ns per float: it stores element by
+ * element, as for atomics; bench/README.md).
+ */
+export function fill32Fn(): Fn {
+  const f = new Fn("fill32", [I32, I32, I32]);
+  const [dst, n, bits] = [0, 1, 2];
+  const i = f.local(), vend = f.local(), p = f.local(), v = f.local(V128);
+  f.get(bits).simd(0x11).set(v); // i32x4.splat
+  f.get(n).i32(-4).op(op.and).set(vend);
+  f.get(dst).set(p);
+  f.loop(i, () => f.i32(0), () => f.get(vend), 4, () => {
+    f.get(p).get(v).simd(0x0b, 0, 0);
+    f.get(p).i32(16).op(op.add).set(p);
+  });
+  f.loop(i, () => f.get(vend), () => f.get(n), 1, () => {
+    f.get(p).get(bits).op(0x36, 0, 0); // i32.store align 1
+    f.get(p).i32(4).op(op.add).set(p);
+  });
+  return f;
+}

@@ -1,0 +1,79 @@
+// The wasm backend's sum and sum-of-squares kernels over the middle axis of [outer, R, inner],
+// in double accumulators in the reference's order (so the results equal the reference's bit for
+// bit): four columns at a time as two f64x2 where inner >= 4, four rows at a time (one
+// sequential f64 sum each) where inner = 1. The backend splits them among the threads by rows or by column blocks; max
+// stays in js_ops.ts.
+import { F64, Fn, I32, op, V128 } from "./emit.ts";
+
+/**
+ * red_<op>(x, out, rows, R, cols, ld): out[o][i] = sum over r of x[o][r][i] (squared for sumsq)
+ * for o < rows, i < cols, where x[o][r][i] is at x + 4 (o R ld + r ld + i) and out[o][i] at
+ * out + 4 (o ld + i): ld is the full inner extent, cols a block of it.
+ */
+export function reduceFn(kind: "sum" | "sumsq"): Fn {
+  const f = new Fn(`red_${kind}`, [I32, I32, I32, I32, I32, I32]);
+  const [x, out, rows, R, cols, ld] = [0, 1, 2, 3, 4, 5];
+  const o = f.local(), r = f.local(), i = f.local(), p = f.local(), base = f.local(), ob = f.local(), vend = f.local(), ldB = f.local();
+  const s = f.local(F64), lo = f.local(V128), hi = f.local(V128), v = f.local(V128), t = f.local(V128);
+  const sq = kind === "sumsq";
+  f.get(ld).i32(2).op(op.shl).set(ldB);
+  f.get(cols).i32(-4).op(op.and).set(vend);
+  // inner = 1: four rows at a time, each summed in order in its own f64 (four independent
+  // chains instead of one add's latency per element)
+  const o4 = f.local(), ps = [f.local(), f.local(), f.local(), f.local()], ss = [f.local(F64), f.local(F64), f.local(F64), f.local(F64)];
+  f.i32(0).set(o4);
+  f.get(ld).i32(1).op(op.eq).if(() => f.get(rows).i32(-4).op(op.and).set(o4));
+  f.loop(o, () => f.i32(0), () => f.get(o4), 4, () => {
+    ps.forEach((pk, k) => {
+      f.get(x).get(o).i32(k).op(op.add).get(R).op(op.mul).i32(2).op(op.shl).op(op.add).set(pk);
+      f.f32(0).op(0xbb).set(ss[k]);
+    });
+    f.loop(r, () => f.i32(0), () => f.get(R), 1, () => {
+      ps.forEach((pk, k) => {
+        f.get(ss[k]).get(pk).op(0x2a, 0, 0).op(0xbb);
+        if (sq) f.get(pk).op(0x2a, 0, 0).op(0xbb).op(0xa2);
+        f.op(0xa0).set(ss[k]);
+        f.get(pk).i32(4).op(op.add).set(pk);
+      });
+    });
+    ss.forEach((sk, k) => f.get(out).get(o).i32(k).op(op.add).i32(2).op(op.shl).op(op.add).get(sk).op(0xb6).op(0x38, 0, 0));
+  });
+  f.loop(o, () => f.get(o4), () => f.get(rows), 1, () => {
+    f.get(x).get(o).get(R).op(op.mul).get(ldB).op(op.mul).op(op.add).set(base);
+    f.get(out).get(o).get(ldB).op(op.mul).op(op.add).set(ob);
+    // four columns: lanes 0-1 and 2-3 promoted to f64x2 and summed down the rows
+    f.loop(i, () => f.i32(0), () => f.get(vend), 4, () => {
+      f.i32(0).simd(0x11).set(lo); // i32x4.splat 0: f64x2 zeros
+      f.i32(0).simd(0x11).set(hi);
+      f.get(base).get(i).i32(2).op(op.shl).op(op.add).set(p);
+      f.loop(r, () => f.i32(0), () => f.get(R), 1, () => {
+        f.get(p).simd(0x00, 0, 0).set(v);
+        const add = (acc: number, lanes: () => void) => {
+          lanes();
+          f.simd(0x5f).set(t); // f64x2.promote_low_f32x4
+          f.get(acc).get(t);
+          if (sq) f.get(t).simd(0xf2); // f64x2.mul
+          f.simd(0xf0).set(acc); // f64x2.add
+        };
+        add(lo, () => f.get(v));
+        add(hi, () => f.get(v).get(v).simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)); // lanes 2, 3 first
+        f.get(p).get(ldB).op(op.add).set(p);
+      });
+      f.get(ob).get(i).i32(2).op(op.shl).op(op.add).get(lo).simd(0x5e).simd(0x5b, 0, 0, 0); // f32x4.demote_f64x2_zero; v128.store64_lane 0
+      f.get(ob).get(i).i32(2).op(op.shl).op(op.add).get(hi).simd(0x5e).simd(0x5b, 0, 8, 0);
+    });
+    // the columns past the last four, one at a time
+    f.loop(i, () => f.get(vend), () => f.get(cols), 1, () => {
+      f.f32(0).op(0xbb).set(s); // f64.promote_f32
+      f.get(base).get(i).i32(2).op(op.shl).op(op.add).set(p);
+      f.loop(r, () => f.i32(0), () => f.get(R), 1, () => {
+        f.get(s).get(p).op(0x2a, 0, 0).op(0xbb);
+        if (sq) f.get(p).op(0x2a, 0, 0).op(0xbb).op(0xa2); // f64.mul
+        f.op(0xa0).set(s); // f64.add
+        f.get(p).get(ldB).op(op.add).set(p);
+      });
+      f.get(ob).get(i).i32(2).op(op.shl).op(op.add).get(s).op(0xb6).op(0x38, 0, 0); // f32.demote_f64, f32.store
+    });
+  });
+  return f;
+}

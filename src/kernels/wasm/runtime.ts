@@ -1,0 +1,101 @@
+// What every wasm op runs on: the compiled module (module.ts), one memory (memory.ts) and the
+// thread pool over it (pool.ts), with the helpers the ops share to cut work into tasks. The ops
+// themselves (backend.ts, conv.ts, ...) take a WasmRuntime and know nothing of how it was made.
+import { buildModule, KERNELS, type KernelName, MAX_PAGES } from "./module.ts";
+import type { GemmShape } from "./gemm.ts";
+import { WasmMemory } from "./memory.ts";
+import { Pool, type Task } from "./pool.ts";
+
+export type { Task };
+/** Kernel indices by name, for tasks. */
+export const KI = Object.fromEntries(KERNELS.map((n, i) => [n, i])) as Record<KernelName, number>;
+/** A float's bits as an i32 argument. */
+export { f32Bits as F32_BITS } from "./memory.ts";
+/** Below this many multiply-adds a phase runs on the calling thread alone (waking workers costs more). */
+export const PARALLEL_MIN = 1 << 18;
+
+/** [from, to) ranges splitting n items into at most `parts` nearly equal pieces. */
+export function ranges(n: number, parts: number): [number, number][] {
+  const p = Math.max(1, Math.min(n, parts));
+  const out: [number, number][] = [];
+  for (let i = 0; i < p; i++) {
+    const a = Math.floor((i * n) / p), b = Math.floor(((i + 1) * n) / p);
+    if (b > a) out.push([a, b]);
+  }
+  return out;
+}
+
+/** The kernels for one row block size of a product. */
+export interface RowBlock { MR: number; pp: number; pt: number; tp: number; packA: number }
+
+export interface WasmOptions {
+  /** Threads including the caller (default: navigator.hardwareConcurrency, 1 without shared memory). */
+  threads?: number;
+  /** Use a shared memory (default: where SharedArrayBuffer is available and, in a browser, the page is cross-origin isolated). */
+  shared?: boolean;
+}
+
+export class WasmRuntime {
+  readonly mem: WasmMemory;
+  readonly pool: Pool;
+  readonly shape: GemmShape;
+  readonly threads: number;
+  /** When set, wall time per kernel phase (ms) is summed here. */
+  profile: Map<string, number> | null = null;
+
+  private constructor(mem: WasmMemory, pool: Pool, shape: GemmShape) {
+    this.mem = mem;
+    this.pool = pool;
+    this.shape = shape;
+    this.threads = pool.threads;
+  }
+
+  static async create(opts: WasmOptions = {}): Promise<WasmRuntime> {
+    const canShare = (opts.shared ?? true) && typeof SharedArrayBuffer !== "undefined" && (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated !== false;
+    let hc = (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency;
+    if (!hc && (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node) {
+      const spec = "node:os"; // Node 20 has no navigator (a variable: browser bundles must not resolve it)
+      hc = await import(spec).then((os) => os.availableParallelism?.() ?? os.cpus().length).catch(() => 1);
+    }
+    hc ??= 1;
+    const threads = canShare ? Math.max(1, opts.threads ?? hc) : 1;
+    const { module, shape } = buildModule(canShare);
+    const mem = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: canShare } as WebAssembly.MemoryDescriptor);
+    const inst = new WebAssembly.Instance(module, { env: { mem } });
+    const pool = await Pool.create(module, mem, [...KERNELS], inst, threads);
+    const fill32 = inst.exports.fill32 as (at: number, n: number, bits: number) => void;
+    return new WasmRuntime(new WasmMemory(mem, fill32), pool, shape);
+  }
+
+  /**
+   * Runs one phase of tasks: on all threads when it has at least PARALLEL_MIN units of `work`
+   * (multiply-adds, or elements times a weight), else on the caller alone.
+   */
+  run(tasks: Task[], work: number, label = ""): void {
+    if (!this.profile) return this.pool.run(tasks, work >= PARALLEL_MIN);
+    const t0 = performance.now();
+    this.pool.run(tasks, work >= PARALLEL_MIN);
+    this.profile.set(label, (this.profile.get(label) ?? 0) + performance.now() - t0);
+  }
+  /**
+   * The row block for a product with M rows: 6 (the faster kernel) unless 4 wastes fewer padded
+   * rows by more than 6's speed-up (measured 59.8 vs 52.5 GFLOP/s, bench/README.md): M = 4, 8, 2, ...
+   */
+  rows(M: number): RowBlock {
+    const six = Math.ceil(M / 6) * 6 / 59.8, four = Math.ceil(M / 4) * 4 / 52.5;
+    return four < six ? { MR: 4, pp: KI.gemm_pp4, pt: KI.gemm_pt4, tp: KI.gemm_tp4, packA: KI.pack_a4 }
+      : { MR: 6, pp: KI.gemm_pp, pt: KI.gemm_pt, tp: KI.gemm_tp, packA: KI.pack_a };
+  }
+  /** Splits n panels into tasks for the threads (a few per thread, for balance). */
+  split(n: number, perThread = 3): [number, number][] {
+    return ranges(n, this.threads === 1 ? 1 : this.threads * perThread);
+  }
+  /** Runs `body` with this op's scratch blocks freed afterwards, whatever happens. */
+  op<R>(body: () => R): R {
+    try {
+      return body();
+    } finally {
+      this.mem.endOp();
+    }
+  }
+}
