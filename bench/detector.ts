@@ -7,7 +7,8 @@
 // --old: part 2 also for another checkout of the code (e.g. `git archive <commit> src shaders | tar -x -C /tmp/old`).
 import process from "node:process";
 import "../src/cli/errors.ts";
-import { BACKEND, choice, inFile, int, parseOptions, text, usageError } from "../src/cli/args.ts";
+import { BACKEND, choice, inFile, int, parseOptions, text } from "../src/cli/args.ts";
+import { oldCheckout } from "./old_checkout.ts";
 import { type ImageSet, range, subset } from "../src/data/dataset.ts";
 const take = (s: ImageSet, n: number) => subset(s, range(0, Math.min(n, s.n)));
 import { loadImageFiles, writePngFolder } from "../src/data/image_files.ts";
@@ -23,17 +24,7 @@ const a = parseOptions("detector", {
   N: int({ min: 2, max: 60000 }).default(1000), rounds: int({ min: 1, max: 1000 }).default(3), batch: int({ min: 1, max: 4096 }).default(64),
   backend: BACKEND, only: choice(["score", "fim"] as const), old: text(),
 });
-// --old checked before any work, and made absolute: the dynamic imports of part 2 resolve a
-// relative path against bench/, not the working directory.
-let oldRoot: string | null = null;
-if (a.old !== undefined) {
-  try {
-    Deno.statSync(`${a.old}/src/ood/woodbury.ts`);
-    oldRoot = Deno.realPathSync(a.old);
-  } catch {
-    throw usageError("detector", "--old", a.old, "the path of another checkout (with src/ood/woodbury.ts)");
-  }
-}
+const oldRoot = a.old === undefined ? null : oldCheckout("detector", a.old, "src/ood/woodbury.ts");
 const backend = await selectBackend(a.backend, { onNotice: (m: string) => console.error(`notice: ${m}`) });
 const nImages = a.images, N = a.N, rounds = a.rounds, batch = a.batch;
 const model = await loadModel(a.model!, backend);

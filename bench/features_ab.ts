@@ -7,21 +7,16 @@
 // usual modules and have a WebGPU backend with rt.startProfile/stopProfile.
 import "../src/cli/errors.ts";
 import process from "node:process";
-import { inFiles, int, parseOptions, text, usageError } from "../src/cli/args.ts";
+import { inFiles, int, parseOptions, text } from "../src/cli/args.ts";
+import { oldCheckout } from "./old_checkout.ts";
 
 const a = parseOptions("features_ab", {
   old: text().required(),
   rounds: int({ min: 1, max: 1000 }).default(15),
   models: inFiles().default(["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"]),
 });
-try {
-  Deno.statSync(`${a.old.replace(/\/$/, "")}/src/ood/features.ts`);
-} catch {
-  throw usageError("features_ab", "--old", a.old, "the path of another checkout (with src/ood/features.ts)");
-}
 const here = new URL("../", import.meta.url).pathname;
-// Absolute: the dynamic imports below resolve a relative path against bench/, not the working directory.
-const roots: [string, string][] = [["old", `${Deno.realPathSync(a.old)}/src`], ["new", `${here}src`]];
+const roots: [string, string][] = [["old", `${oldCheckout("features_ab", a.old, "src/ood/features.ts")}/src`], ["new", `${here}src`]];
 const rounds = a.rounds;
 const models = a.models;
 

@@ -7,21 +7,16 @@
 //        [--model weights/diffusion-fashion.safetensors]
 import "../src/cli/errors.ts";
 import process from "node:process";
-import { choice, flag, inFile, int, parseOptions, text, usageError } from "../src/cli/args.ts";
+import { choice, flag, inFile, int, parseOptions, text } from "../src/cli/args.ts";
+import { oldCheckout } from "./old_checkout.ts";
 
 const a = parseOptions("unet_ab", {
   old: text().required(), backend: choice(["wasm", "webgpu", "cpu"] as const).default("wasm"),
   rounds: int({ min: 1, max: 1000 }).default(7), n: int({ min: 1, max: 10000 }).default(32), loop: flag(),
   model: inFile().default("weights/diffusion-fashion.safetensors"),
 });
-try {
-  Deno.statSync(`${a.old.replace(/\/$/, "")}/src/ood/features.ts`);
-} catch {
-  throw usageError("unet_ab", "--old", a.old, "the path of another checkout (with src/ood/features.ts)");
-}
 const here = new URL("../", import.meta.url).pathname;
-// Absolute: the dynamic imports below resolve a relative path against bench/, not the working directory.
-const roots: [string, string][] = [["old", `${Deno.realPathSync(a.old)}/src`], ["new", `${here}src`]];
+const roots: [string, string][] = [["old", `${oldCheckout("unet_ab", a.old, "src/ood/features.ts")}/src`], ["new", `${here}src`]];
 const rounds = a.rounds, n = a.n;
 
 type Task = () => Promise<unknown>;

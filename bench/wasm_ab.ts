@@ -8,7 +8,8 @@
 //   deno run -A bench/wasm_ab.ts --old /tmp/old [--rounds 9] [--work vae-step,glow-step,vae-features,glow-features] [--threads 2]
 import "../src/cli/errors.ts";
 import process from "node:process";
-import { choices, int, parseOptions, text, usageError } from "../src/cli/args.ts";
+import { choices, int, parseOptions, text } from "../src/cli/args.ts";
+import { oldCheckout } from "./old_checkout.ts";
 
 const WORK = ["vae-step", "glow-step", "vae-features", "glow-features"] as const;
 const a = parseOptions("wasm_ab", {
@@ -17,14 +18,7 @@ const a = parseOptions("wasm_ab", {
   work: choices(WORK).default([...WORK]),
   threads: int({ min: 1, max: 64 }).default(0),
 });
-const oldRoot = a.old.replace(/\/$/, "");
-try {
-  Deno.statSync(`${oldRoot}/src/kernels/wasm/backend.ts`);
-} catch {
-  throw usageError("wasm_ab", "--old", a.old, "a checkout with src/kernels/wasm/backend.ts");
-}
-// Absolute: the dynamic imports resolve a relative path against bench/, not the working directory.
-const oldAbs = Deno.realPathSync(oldRoot);
+const oldAbs = oldCheckout("wasm_ab", a.old, "src/kernels/wasm/backend.ts");
 const here = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 const MODELS = { vae: "weights/vae-fashion.safetensors", glow: "weights/glow-fashion.safetensors" };
 
@@ -84,7 +78,7 @@ const cpuMs = () => {
   const c = process.cpuUsage();
   return (c.user + c.system) / 1000;
 };
-console.log(`old ${oldRoot} (${sides[0].be.description}), new ${here} (${sides[1].be.description}); ${a.rounds} interleaved rounds, medians (range)`);
+console.log(`old ${a.old} (${sides[0].be.description}), new ${here} (${sides[1].be.description}); ${a.rounds} interleaved rounds, medians (range)`);
 const load0 = Deno.loadavg();
 for (const w of a.work) {
   const wall: Record<string, number[]> = {}, cpu: Record<string, number[]> = {};
