@@ -2,7 +2,7 @@
 // batch 64 as in training, and 64 channel groups of one image as in the per-example OOD pass.
 //   deno run -A bench/conv_shapes.ts [--variants uniform16,gemm] [--repeats 5]
 import "../src/cli/errors.ts";
-import { choices, int, parseOptions } from "../src/cli/args.ts";
+import { choices, int, parseOptions } from "../src/io/options.ts";
 import type { ConvParams } from "../src/kernels/backend.ts";
 import { selectBackend } from "../src/kernels/select.ts";
 import type { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";

@@ -7,7 +7,7 @@
 // --old: part 2 also for another checkout of the code (e.g. `git archive <commit> src shaders | tar -x -C /tmp/old`).
 import process from "node:process";
 import "../src/cli/errors.ts";
-import { BACKEND, choice, inFile, int, parseOptions, text } from "../src/cli/args.ts";
+import { BACKEND, choice, inFile, int, parseOptions, text } from "../src/io/options.ts";
 import { oldCheckout } from "./old_checkout.ts";
 import { type ImageSet, range, subset } from "../src/data/dataset.ts";
 const take = (s: ImageSet, n: number) => subset(s, range(0, Math.min(n, s.n)));

@@ -7,10 +7,10 @@
 // print where the device time goes; on the other backends, the wall time per op (by shape with
 // --by-shape) of one batched pass and one loop.
 import process from "node:process";
-import { usageError } from "../src/cli/args.ts";
+import { usageError } from "../src/io/options.ts";
 import "../src/cli/errors.ts";
 import { Bench } from "tinybench";
-import { flag, inFiles, int, parseOptions, text } from "../src/cli/args.ts";
+import { flag, inFiles, int, parseOptions, text } from "../src/io/options.ts";
 import { range } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from "../src/kernels/select.ts";

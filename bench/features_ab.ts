@@ -7,7 +7,7 @@
 // usual modules and have a WebGPU backend with rt.startProfile/stopProfile.
 import "../src/cli/errors.ts";
 import process from "node:process";
-import { inFiles, int, parseOptions, text } from "../src/cli/args.ts";
+import { inFiles, int, parseOptions, text } from "../src/io/options.ts";
 import { oldCheckout } from "./old_checkout.ts";
 
 const a = parseOptions("features_ab", {

@@ -5,7 +5,7 @@
 // (timestamp queries) of one call each. For scale, the attention softmax on its [32, 49, 49] scores.
 //   deno run -A bench/groupnorm.ts [--backend wasm,webgpu] [--rounds 7]
 import "../src/cli/errors.ts";
-import { choices, int, parseOptions } from "../src/cli/args.ts";
+import { choices, int, parseOptions } from "../src/io/options.ts";
 import * as T from "../src/autograd/index.ts";
 import { type BackendChoice, BACKEND_CHOICES, selectBackend } from "../src/kernels/select.ts";
 import { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";

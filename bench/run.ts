@@ -9,7 +9,7 @@
 // --json writes { "rows": [{ "workload", "engines": { "<engine>": <median ms> }, "spread": {...} }] }.
 import "../src/cli/errors.ts";
 import { Bench } from "tinybench";
-import { choice, choices, flag, int, outFile, parseOptions, text } from "../src/cli/args.ts";
+import { choice, choices, flag, int, outFile, parseOptions, text } from "../src/io/options.ts";
 import { cpu } from "../src/autograd/index.ts";
 import { writeFileAtomic } from "../src/io/atomic.ts";
 import { createWebGPUBackend, type WebGPUBackend } from "../src/kernels/webgpu/backend.ts";

@@ -4,7 +4,7 @@
 //   deno run -A bench/small_ops.ts [--iterations 10]
 import "../src/cli/errors.ts";
 import { Bench } from "tinybench";
-import { int, parseOptions } from "../src/cli/args.ts";
+import { int, parseOptions } from "../src/io/options.ts";
 import * as T from "../src/autograd/index.ts";
 import { selectBackend } from "../src/kernels/select.ts";
 import type { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";

@@ -5,7 +5,7 @@
 // --profile: wall time per backend op (and per wasm kernel phase) over one step of each model.
 import "../src/cli/errors.ts";
 import { Bench } from "tinybench";
-import { choices, flag, inFiles, int, parseOptions } from "../src/cli/args.ts";
+import { choices, flag, inFiles, int, parseOptions } from "../src/io/options.ts";
 import * as T from "../src/autograd/index.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { type BackendChoice, BACKEND_CHOICES, selectBackend } from "../src/kernels/select.ts";

@@ -7,7 +7,7 @@
 //        [--model weights/diffusion-fashion.safetensors]
 import "../src/cli/errors.ts";
 import process from "node:process";
-import { choice, flag, inFile, int, parseOptions, text } from "../src/cli/args.ts";
+import { choice, flag, inFile, int, parseOptions, text } from "../src/io/options.ts";
 import { oldCheckout } from "./old_checkout.ts";
 
 const a = parseOptions("unet_ab", {

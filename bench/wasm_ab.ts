@@ -8,7 +8,7 @@
 //   deno run -A bench/wasm_ab.ts --old /tmp/old [--rounds 9] [--work vae-step,glow-step,vae-features,glow-features] [--threads 2]
 import "../src/cli/errors.ts";
 import process from "node:process";
-import { choices, int, parseOptions, text } from "../src/cli/args.ts";
+import { choices, int, parseOptions, text } from "../src/io/options.ts";
 import { oldCheckout } from "./old_checkout.ts";
 
 const WORK = ["vae-step", "glow-step", "vae-features", "glow-features"] as const;

@@ -1,7 +1,7 @@
 // Micro-benchmark of the wasm SIMD128 matrix-product kernel's register blocks, one thread
 // (packing excluded): GFLOP/s on n x n x n. `deno run -A bench/wasm_gemm.ts [--n 1024]`
 import "../src/cli/errors.ts";
-import { int, parseOptions } from "../src/cli/args.ts";
+import { int, parseOptions } from "../src/io/options.ts";
 import { moduleBytes } from "../src/kernels/wasm/emit.ts";
 import { type GemmShape, gemmFn } from "../src/kernels/wasm/gemm.ts";
 

@@ -13,7 +13,7 @@ import * as T from "../src/autograd/index.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedTensor, readCheckpoint, saveTensors } from "../src/io/safetensors.ts";
 import { writeFileAtomic } from "../src/io/atomic.ts";
 import { BACKEND_CHOICES } from "../src/kernels/select.ts";
-import { choice, flag, inFile, int, ints, nameOrPath, num, parseOptions } from "../src/cli/args.ts";
+import { choice, flag, inFile, int, ints, nameOrPath, num, parseOptions } from "../src/io/options.ts";
 import { createModel, loadModel } from "../src/models/registry.ts";
 import { metadataOf } from "../src/models/train.ts";
 

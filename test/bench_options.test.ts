@@ -1,4 +1,4 @@
-// The bench scripts' options (src/cli/args.ts's parseOptions): a bad value is refused before any
+// The bench scripts' options (src/io/options.ts's parseOptions): a bad value is refused before any
 // work with one `error:` line naming the script and the option, exit 1, nothing on stdout. One
 // case per script that takes options, each a subprocess (three at a time).
 import { suite } from "uvu";

@@ -19,7 +19,7 @@
 // `--models diffusion-fashion --out <temp dir>` (its detector copied in; the images and sets.json it
 // wrote there are byte-identical to the shipped ones).
 import "../../src/cli/errors.ts";
-import { choice, flag, int, outDir, parseOptions, text, usageError } from "../../src/cli/args.ts";
+import { choice, flag, int, outDir, parseOptions, text, usageError } from "../../src/io/options.ts";
 import * as T from "../../src/autograd/index.ts";
 import { subset } from "../../src/data/dataset.ts";
 import { loadDataset } from "../../src/data/mnist.ts";

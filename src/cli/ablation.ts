@@ -7,7 +7,7 @@
 // Writes table.md, table.json and auroc-vs-t.svg. Same protocol as `ood` (seeded permutations of
 // the test splits; fit on the first half, evaluate on the second).
 import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFile, int, ints, outDir, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
+import { BACKEND, choice, flag, inFile, int, ints, outDir, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
 import * as T from "../autograd/index.ts";
 import { subset } from "../data/dataset.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";

@@ -2,7 +2,7 @@
 // differences on the CPU, then WebGPU or wasm against CPU) and print a timing table.
 //   npm run demo [-- --backend auto|cpu|webgpu|wasm]
 import { notice } from "./errors.ts";
-import { BACKEND, parseOptions, workStarts } from "./args.ts";
+import { BACKEND, parseOptions, workStarts } from "../io/options.ts";
 import * as T from "../autograd/index.ts";
 import type { Backend } from "../kernels/backend.ts";
 import { selectBackend } from "../kernels/select.ts";

@@ -3,7 +3,7 @@
 // Estimates the Fisher information from model samples for a few random weights in two layers and
 // prints how the layer-diagonal blocks compare with the cross-layer block.
 import { notice } from "./errors.ts";
-import { BACKEND, inFile, int, parseOptions, shippedDefault, text, usageError, workStarts } from "./args.ts";
+import { BACKEND, inFile, int, parseOptions, shippedDefault, text, usageError, workStarts } from "../io/options.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";
 import { fimStudy } from "../ood/fim.ts";

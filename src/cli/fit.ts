@@ -13,7 +13,7 @@
 // positions in that permutation, so score on the same set keeps off them); with B > 1 the groups are of consecutive drawn
 // inputs, so random groups: score groups drawn the same way (groups of one class score as OOD).
 import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "./args.ts";
+import { BACKEND, choice, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "../io/options.ts";
 import { DATASETS } from "../data/mnist.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { checkModelFile } from "../models/registry.ts";

@@ -8,7 +8,7 @@
 // |s_x^T F^{-1} s_t| (--fim diag: F's diagonal instead) and writes a PNG strip per input: the input,
 // then those training images, largest first.
 import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFile, int, nameOrPath, num, outFile, parseOptions, usageError, workStarts } from "./args.ts";
+import { BACKEND, choice, flag, inFile, int, nameOrPath, num, outFile, parseOptions, usageError, workStarts } from "../io/options.ts";
 import { DATASETS } from "../data/mnist.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { checkModelFile } from "../models/registry.ts";

@@ -22,7 +22,7 @@
 // the gradient of the score with respect to their pixels (double backprop) as an overlay in
 // saliency-<model>-B1.png (rows: in-distribution evaluation, then each OOD set); 0 skips it.
 import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFiles, int, ints, nameOrPath, num, Opt, outDir, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
+import { BACKEND, choice, flag, inFiles, int, ints, nameOrPath, num, Opt, outDir, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
 import { type FileSet, isBuiltinSet, loadImageFiles, setLabel } from "../data/image_files.ts";
 import { noiseFor } from "../ood/features.ts";
 import { addFimMethods } from "../ood/fim_method.ts";

@@ -5,7 +5,7 @@
 // --temperature applies to Glow only (the VAE's grid shows decoder means); --sampler and --steps to
 // diffusion models (DDIM with --steps steps, deterministic given --seed, or ancestral DDPM over every step).
 import { notice } from "./errors.ts";
-import { BACKEND, checkOutput, choice, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError, workStarts } from "./args.ts";
+import { BACKEND, checkOutput, choice, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
 import * as T from "../autograd/index.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";

@@ -15,7 +15,7 @@
 // --saliency (B = 1): a PNG of the --saliency-k lowest-scoring inputs, each beside an overlay of
 // d score / d pixels (double backprop: which pixels drive the score).
 import { notice } from "./errors.ts";
-import { BACKEND, flag, inFile, int, outFile, parseOptions, setOrPath, usageError, workStarts } from "./args.ts";
+import { BACKEND, flag, inFile, int, outFile, parseOptions, setOrPath, usageError, workStarts } from "../io/options.ts";
 import { DATASETS, loadDataset } from "../data/mnist.ts";
 import { subset } from "../data/dataset.ts";
 import { describeSelection, parseSetSpec, scoringSelection, type SetSelection, selectionIndices } from "../data/selection.ts";
@@ -32,7 +32,7 @@ import { flaggedSaliency, saliencyPng } from "../ood/saliency.ts";
 
 const a = parseOptions("score", {
   detector: inFile().required(),
-  input: setOrPath(DATASETS).required(),
+  input: setOrPath(DATASETS, (r) => parseSetSpec(r, DATASETS) !== null).required(),
   out: outFile(),
   model: inFile(),
   batch: int({ min: 1, max: 4096 }).default(64),

@@ -10,7 +10,7 @@
 // *-ubyte file, CIFAR-10 binary): all but the last tenth train, the last tenth is the test set; a
 // Glow then takes the files' image shape unless --config gives one.
 import { notice } from "./errors.ts";
-import { BACKEND, checkOutput, choice, flag, inFile, int, jsonObject, nameOrPath, num, outFile, parseOptions, UsageError, usageError, workStarts } from "./args.ts";
+import { BACKEND, checkOutput, choice, flag, inFile, int, jsonObject, nameOrPath, num, outFile, parseOptions, UsageError, usageError, workStarts } from "../io/options.ts";
 import { isBuiltinSet, setLabel, trainTestSets } from "../data/image_files.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";

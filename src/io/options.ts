@@ -4,7 +4,7 @@
 //
 // How to declare a command's options (the whole contract):
 //
-//   import { choice, inFile, int, ints, outFile, parseOptions, usageError } from "./args.ts";
+//   import { choice, inFile, int, ints, outFile, parseOptions, usageError } from "../io/options.ts";
 //   const a = parseOptions("mycmd", {
 //     model: inFile().required(),                 // an existing, readable file
 //     steps: int({ min: 1, max: 1e7 }).default(3000),
@@ -28,9 +28,8 @@
 // one dash (`--B -1` is refused by the range, not by the parser). Unknown options, positional
 // arguments, an option given twice and a missing value are errors. Cross-option rules (e.g. --fit
 // against the split size) are checked by the command right after parseOptions, still before work.
-import { isProtected, PROJECT_ROOT, protectedReason } from "../io/atomic.ts";
+import { isProtected, PROJECT_ROOT, protectedReason } from "./atomic.ts";
 import { BACKEND_CHOICES } from "../kernels/select.ts";
-import { parseSetSpec } from "../data/selection.ts";
 
 /** A shipped file as a default: the path as given if it exists from here, else inside the project. */
 export function shippedDefault(rel: string): string {
@@ -222,12 +221,12 @@ export function inFile(): Opt<string> {
 }
 
 /**
- * A packaged set as `name[:train|test][:from-to]` (src/data/selection.ts) or the path of an
- * existing file or folder: refused when it is neither.
+ * A packaged set as `name[:train|test][:from-to]` (`isSet` decides: src/data/selection.ts's
+ * parseSetSpec) or the path of an existing file or folder: refused when it is neither.
  */
-export function setOrPath<C extends string>(names: readonly C[]): Opt<string> {
+export function setOrPath<C extends string>(names: readonly C[], isSet: (raw: string) => boolean): Opt<string> {
   return new Opt((raw, c) => {
-    if (parseSetSpec(raw, names)) return raw;
+    if (isSet(raw)) return raw;
     if (raw.trim() === "") throw fail(c, raw, `empty (allowed: ${names.join(", ")} with an optional :train or :test and :from-to, or the path of an existing file or folder)`);
     try {
       Deno.statSync(raw);
