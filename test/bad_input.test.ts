@@ -82,7 +82,7 @@ const KIND_BAD = vaeWith((_, m) => (m.kind = "gan"), "kind.safetensors");
 const GLOW_CIFAR = `${tmp}/glow-32x32.safetensors`;
 {
   const g = await createModel("glow", { image: [3, 32, 32], steps: 1, hidden: 4 }, T.cpu, 1);
-  await saveTensors(GLOW_CIFAR, g.namedParameters(), metadataOf(g, { data: "fashion" }));
+  await saveTensors(GLOW_CIFAR, g.namedState(), metadataOf(g, { data: "fashion" }));
 }
 const WRONG_SHAPE = vaeWith((_, m) => (m.config = JSON.stringify({ latent: 8, channels: [16, 32], outChannels: 8 })), "wrong-shape.safetensors");
 const NO_MOMENTS = `${tmp}/no-moments.ckpt.safetensors`;
@@ -429,8 +429,8 @@ S("a reused report folder loses the previous report's files, and only those", as
   const dir = Deno.makeTempDirSync({ dir: tmp });
   const m = await createModel("vae", { latent: 2, channels: [2, 2], outChannels: 2 }, T.cpu, 3);
   // Two models of the same kind and data: their rows and files are told apart by file name.
-  await saveTensors(`${dir}/a.safetensors`, m.namedParameters(), metadataOf(m, { data: "fashion" }));
-  await saveTensors(`${dir}/b.safetensors`, m.namedParameters(), metadataOf(m, { data: "fashion" }));
+  await saveTensors(`${dir}/a.safetensors`, m.namedState(), metadataOf(m, { data: "fashion" }));
+  await saveTensors(`${dir}/b.safetensors`, m.namedState(), metadataOf(m, { data: "fashion" }));
   const common = ["--fit", "8", "--eval", "4", "--ood", "noise", "--backend", "cpu", "--out", `${dir}/r`];
   const one = await cli("ood", ["--model", `${dir}/a.safetensors,${dir}/b.safetensors`, "--B", "1,2", ...common], dir);
   assert.is(one.code, 0, one.err);

@@ -40,7 +40,7 @@ S("setup: a tiny Glow and image files", async () => {
   const x = T.rand(new T.Generator(2), [16, 1, 28, 28], { backend: T.cpu, low: -0.5, high: 0.5 });
   m.initialize!(x);
   m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(new T.Generator(10 + i), [...p.shape], { backend: T.cpu, std: 0.02 }))));
-  await saveTensors(model, m.namedParameters(), metadataOf(m, { data: "fashion" }));
+  await saveTensors(model, m.namedState(), metadataOf(m, { data: "fashion" }));
   const fit = images(24, 1, 28, 28, 1);
   Deno.writeFileSync(`${dir}/fit.npy`, encodeNpy(fit.images, [24, 28, 28]));
   writePngFolder(`${dir}/test-png`, images(5, 1, 28, 28, 2), "t");
@@ -156,7 +156,7 @@ S("scoringSelection: the positions outside the fit and calibration ranges, the d
 S("score refuses a model whose hash differs, bad detector files, wrong shapes and bad options, in one line", async () => {
   const other = `${dir}/other.safetensors`;
   const m2 = await createModel("glow", { levels: 2, steps: 1, hidden: 8, image: [1, 28, 28] }, T.cpu, 4);
-  await saveTensors(other, m2.namedParameters(), metadataOf(m2, { data: "fashion" }));
+  await saveTensors(other, m2.namedState(), metadataOf(m2, { data: "fashion" }));
   Deno.writeTextFileSync(`${dir}/broken.json`, "{\"format\": \"fimscope-detector\", \"version\": 1}");
   Deno.writeTextFileSync(`${dir}/notjson.json`, "{{");
   const cases: [string, string[], RegExp][] = [

@@ -428,7 +428,7 @@ S("the ood and timestep-ablation commands run on a tiny diffusion model and writ
   const m = new Diffusion(resolveConfig({ image: [1, 28, 28], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4, steps: 100 }), { backend: T.cpu, gen: gen(3) });
   m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(gen(300 + i), [...p.shape], { backend: T.cpu, std: 0.05 }))));
   const wpath = `${dir}/tiny-diffusion.safetensors`;
-  await saveTensors(wpath, m.namedParameters(), metadataOf(m, { data: "fashion" }));
+  await saveTensors(wpath, m.namedState(), metadataOf(m, { data: "fashion" }));
   const run = async (...args: string[]) => {
     const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", ...args], stdout: "piped", stderr: "piped" }).output();
     return { code: r.code, out: new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr) };
@@ -453,7 +453,7 @@ S("the ood and timestep-ablation commands run on a tiny diffusion model and writ
   // The bound without its t = T term needs that term in a stratum of its own: refused before work for a one-stratum model.
   const one = new Diffusion(resolveConfig({ image: [1, 28, 28], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4, steps: 100, strata: 1 }), { backend: T.cpu, gen: gen(4) });
   const onePath = `${dir}/one-stratum.safetensors`;
-  await saveTensors(onePath, one.namedParameters(), metadataOf(one, { data: "fashion" }));
+  await saveTensors(onePath, one.namedState(), metadataOf(one, { data: "fashion" }));
   const badStrata = await run("src/cli/ood.ts", "--model", onePath, "--diffusion-score", "elbo-nolast", "--backend", "cpu", "--out", `${dir}/ood3`);
   assert.is(badStrata.code, 1);
   assert.match(badStrata.out, /error: ood: --diffusion-score 'elbo-nolast': .*has 1 stratum/);

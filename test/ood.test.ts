@@ -195,7 +195,7 @@ S("the ood command runs on a few dozen inputs and writes every report file", asy
   const dir = Deno.makeTempDirSync({ dir: tmp });
   const m = await createModel("vae", { latent: 2, channels: [2, 4], outChannels: 2 }, T.cpu, 9);
   const wpath = `${dir}/tiny-vae.safetensors`;
-  await saveTensors(wpath, m.namedParameters(), metadataOf(m, { data: "fashion" }));
+  await saveTensors(wpath, m.namedState(), metadataOf(m, { data: "fashion" }));
   const cmd = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "src/cli/ood.ts", "--model", wpath, "--fit", "20", "--eval", "10", "--data", "fashion", "--ood", "mnist,noise,vflip", "--backend", "cpu", "--out", `${dir}/report`],
     stdout: "piped", stderr: "piped",

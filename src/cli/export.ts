@@ -43,7 +43,7 @@ const backend = await selectBackend(a.backend, { onNotice: notice });
 const model = await loadModel(a.checkpoint, backend, file);
 const bar = barFor("eval ", "ex");
 const bpd = await evaluate(model, loadDataset(data, "test", { onNotice: notice }), n, { onProgress: (d, t) => bar.update(d, t) }).finally(() => bar.stop());
-await saveTensors(a.out, model.namedParameters(), metadataOf(model, {
+await saveTensors(a.out, model.namedState(), metadataOf(model, {
   data, steps: meta.step, seed: meta.seed, lr: meta.lr, batch: meta.batch, optimizer: meta.optimizer,
   train_seconds: Number(meta.elapsed_s ?? 0).toFixed(0), test_bpd: bpd.toFixed(4), test_eval_n: n,
   command: a.command ?? `npm run train -- --model ${model.kind} --data ${data} (checkpoint at step ${meta.step})`,

@@ -18,7 +18,7 @@ const a = parseOptions("fim", {
 });
 const file = await checkModelFile(a.model);
 // The chosen layers must be two different parameter tensors of this model with at least --weights entries.
-const sizes = new Map([...file.decoded.tensors].filter(([n]) => !n.startsWith("optimizer.")).map(([n, t]) => [n, t.data.length]));
+const sizes = new Map(file.shapes.map(([n, s]) => [n, s.reduce((p, d) => p * d, 1)]));
 let layers: [string, string] | undefined;
 if (a.layers !== undefined) {
   const ls = a.layers.split(",").map((s) => s.trim());

@@ -15,7 +15,7 @@ import { isBuiltinSet, setLabel, trainTestSets } from "../data/image_files.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
 import { selectBackend } from "../kernels/select.ts";
-import { checkImageShape, checkModelFile, checkTrainingState, createModel, isTrainingCheckpoint, MODEL_KINDS, resolveConfig } from "../models/registry.ts";
+import { checkImageShape, checkModelFile, createModel, isTrainingCheckpoint, MODEL_KINDS, resolveConfig } from "../models/registry.ts";
 import { planResume, type RunSettings, type SettingName, storedSettings } from "../models/resume.ts";
 import { evaluate, metadataOf, train } from "../models/train.ts";
 import { barFor } from "./progress.ts";
@@ -78,7 +78,6 @@ let settings = cli, startStep = 0;
 if (a.resume) {
   const file = await checkModelFile(a.resume);
   if (!isTrainingCheckpoint(file.decoded)) throw usageError("train", "--resume", a.resume, "is a weights file, not a training checkpoint (allowed: a *.ckpt.safetensors written by train)");
-  checkTrainingState(file, a.resume);
   startStep = Number(file.decoded.metadata.step);
   // The stored config merged with the defaults (as checkModelFile resolved it), so both sides compare in full.
   const plan = planResume(cli, given, { ...storedSettings(file.decoded, a.resume), config: file.config });
@@ -143,7 +142,7 @@ const evalN = Math.min(a["eval-n"], testSet.n);
 const evalBar = barFor("eval ", "ex");
 const bpd = await evaluate(model, testSet, evalN, { onProgress: (d, n) => evalBar.update(d, n) }).finally(() => evalBar.stop());
 console.log(`trained ${res.steps} steps in ${(res.seconds / 60).toFixed(1)} min; test NLL ${bpd.toFixed(4)} bits/dim (${settings.data} test, ${evalN} images)`);
-await saveTensors(out, model.namedParameters(), metadataOf(model, {
+await saveTensors(out, model.namedState(), metadataOf(model, {
   data: settings.data, steps: res.steps, seed: settings.seed, lr: settings.lr, batch: settings.batch, optimizer: settings.optimizer,
   train_seconds: res.seconds.toFixed(0), test_bpd: bpd.toFixed(4), test_eval_n: evalN,
   command: `npm run train -- ${Deno.args.join(" ")}`,

@@ -30,6 +30,14 @@ export class LogitRepresentation extends Module implements GenerativeModel {
     return this.inner.namedParameters(prefix);
   }
 
+  override namedBuffers(prefix = ""): [string, T.Tensor][] {
+    return this.inner.namedBuffers(prefix);
+  }
+
+  override bufferChecks(prefix = "") {
+    return this.inner.bufferChecks(prefix);
+  }
+
   override modules(): Module[] {
     return [this, ...this.inner.modules()];
   }
