@@ -11,6 +11,7 @@
 // Files of kinds without buffers (vae, diffusion) and files that already hold them are left alone.
 // --detectors: detector files whose model SHA-256 is a migrated file's old hash get the new hash
 // (the parameters are unchanged, so the fitted detector still holds). --check: report, write nothing.
+import { createHash } from "node:crypto";
 import * as T from "../src/autograd/index.ts";
 import { writeFileAtomic } from "../src/io/atomic.ts";
 import { type Decoded, decodeSafetensors, encodeSafetensors, type NamedTensor, readCheckpoint } from "../src/io/safetensors.ts";
@@ -44,7 +45,7 @@ export async function withConstants(d: Decoded, file: string): Promise<Migration
   return { tensors, added: added.map((t) => t.name), seed };
 }
 
-const sha256 = async (b: Uint8Array) => Array.from(new Uint8Array(await crypto.subtle.digest("SHA-256", b)), (x) => x.toString(16).padStart(2, "0")).join("");
+const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 if (import.meta.main) {
   await import("../src/cli/errors.ts"); // one error line, exit 1 (only when run, not when a test imports withConstants)
@@ -71,7 +72,7 @@ if (import.meta.main) {
       continue;
     }
     const bytes = encodeSafetensors(m.tensors, d.metadata);
-    plans.push({ file, bytes, oldHash: await sha256(Deno.readFileSync(file)), newHash: await sha256(bytes), m });
+    plans.push({ file, bytes, oldHash: sha256(Deno.readFileSync(file)), newHash: sha256(bytes), m });
   }
   const texts = detectors.map((f) => [f, Deno.readTextFileSync(f)] as const);
   for (const p of plans) {

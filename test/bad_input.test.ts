@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import * as T from "../src/autograd/index.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedTensor, readCheckpoint, saveTensors } from "../src/io/safetensors.ts";
 import { writeFileAtomic } from "../src/io/atomic.ts";
+import { encodeNpy, encodePngImage } from "../src/data/image_files.ts";
 import { BACKEND_CHOICES } from "../src/kernels/select.ts";
 import { choice, flag, inFile, int, ints, nameOrPath, num, parseOptions } from "../src/io/options.ts";
 import { createModel, loadModel } from "../src/models/registry.ts";
@@ -104,6 +105,70 @@ const CKPT_COPY = `${tmp}/copy.ckpt.safetensors`;
 Deno.copyFileSync(VAE_CKPT, CKPT_COPY);
 const A_DIR = `${tmp}/a-folder`;
 Deno.mkdirSync(A_DIR);
+
+// Issue 19: stored constants and exact tensor sets (A), outputs apart from inputs (B), file limits and checks before work (C).
+const shippedGlow = readCheckpoint(GLOW);
+function glowWith(edit: (ts: NamedTensor[], meta: Record<string, string>) => NamedTensor[] | void, name: string): string {
+  const meta = { ...shippedGlow.metadata };
+  let ts: NamedTensor[] = [...shippedGlow.tensors.values()].map((t) => ({ ...t, data: t.data.slice() }));
+  ts = edit(ts, meta) ?? ts;
+  const p = `${tmp}/${name}`;
+  Deno.writeFileSync(p, encodeSafetensors(ts, meta));
+  return p;
+}
+const GLOW_NO_CONSTANTS = glowWith((ts) => ts.filter((t) => !/\.invconv\.(perm|sign)$/.test(t.name)), "glow-no-constants.safetensors");
+// The metadata says 3 steps per level, the tensors are the 4-step model's: the 4th steps' tensors are not used.
+const GLOW_EXTRA = glowWith((_, m) => void (m.config = JSON.stringify({ ...JSON.parse(m.config), steps: 3 })), "glow-3-of-4-steps.safetensors");
+const GLOW_BAD_PERM = glowWith((ts) => {
+  const p = ts.find((t) => t.name === "levels.0.steps.0.invconv.perm")!;
+  p.data.fill(0);
+  p.data.fill(1, 0, 2); // row 0 holds two 1s
+}, "glow-bad-perm.safetensors");
+const GLOW_BAD_SIGN = glowWith((ts) => void (ts.find((t) => t.name === "levels.1.steps.2.invconv.sign")!.data[1] = 0.5), "glow-bad-sign.safetensors");
+const CKPT_EXTRA = `${tmp}/extra.ckpt.safetensors`;
+Deno.writeFileSync(CKPT_EXTRA, encodeSafetensors([...shippedCkpt.tensors.values(), { name: "notes", shape: [1], data: new Float32Array(1) }], shippedCkpt.metadata));
+const MOMENTS_NO_STEP = `${tmp}/moments-no-step.safetensors`;
+{
+  const { step: _, ...meta } = shippedCkpt.metadata;
+  Deno.writeFileSync(MOMENTS_NO_STEP, encodeSafetensors([...shippedCkpt.tensors.values()], meta));
+}
+// Image files and a detector, as inputs that outputs must stay apart from.
+const fashion10 = new Uint8Array(10 * 784).map((_, i) => (i * 37) % 256);
+const PNG = `${tmp}/input.png`;
+Deno.writeFileSync(PNG, encodePngImage(fashion10.subarray(0, 784), 1, 28, 28));
+const NPY = `${tmp}/images.npy`;
+Deno.writeFileSync(NPY, encodeNpy(fashion10, [10, 28, 28]));
+const PNG_DIR = `${tmp}/pngs`;
+Deno.mkdirSync(PNG_DIR);
+for (let i = 0; i < 4; i++) Deno.writeFileSync(`${PNG_DIR}/img${i}.png`, encodePngImage(fashion10.subarray(i * 784, (i + 1) * 784), 1, 28, 28));
+const PNG_DIR_LINK = `${tmp}/pngs-link`;
+Deno.symlinkSync(PNG_DIR, PNG_DIR_LINK);
+const DETECTOR = `${tmp}/glow.detector.json`;
+const detectorJson = JSON.parse(Deno.readTextFileSync(`${ROOT}/web/data/glow-fashion.detector.json`));
+Deno.writeTextFileSync(DETECTOR, JSON.stringify(detectorJson));
+const CKPT_HARDLINK = `${tmp}/hardlink.ckpt.safetensors`;
+Deno.linkSync(CKPT_COPY, CKPT_HARDLINK);
+const NOT_OURS_DIR = `${tmp}/someones-folder`;
+Deno.mkdirSync(NOT_OURS_DIR);
+Deno.writeTextFileSync(`${NOT_OURS_DIR}/thesis.tex`, "keep me");
+// Model paths inside a detector that are not regular files, and files over the size limits.
+const withModelPath = (path: string, name: string) => {
+  const p = `${tmp}/${name}`;
+  Deno.writeTextFileSync(p, JSON.stringify({ ...detectorJson, model: { ...detectorJson.model, path } }));
+  return p;
+};
+const DET_DEVZERO = withModelPath("/dev/zero", "devzero.detector.json");
+const FIFO = `${tmp}/model.fifo`;
+new Deno.Command("mkfifo", { args: [FIFO] }).outputSync();
+const DET_FIFO = withModelPath(FIFO, "fifo.detector.json");
+const DET_HUGE = `${tmp}/huge.detector.json`;
+Deno.writeTextFileSync(DET_HUGE, "{");
+Deno.truncateSync(DET_HUGE, 600 * 2 ** 20); // sparse: no disk used
+const MODEL_HUGE = `${tmp}/huge.safetensors`;
+Deno.writeFileSync(MODEL_HUGE, new Uint8Array(8));
+Deno.truncateSync(MODEL_HUGE, 2 ** 30 + 8);
+const DET_BOM = `${tmp}/bom.detector.json`;
+Deno.writeTextFileSync(DET_BOM, "\uFEFF" + JSON.stringify(detectorJson));
 
 // ---- the CLI cases ------------------------------------------------------------------------
 
@@ -235,13 +300,50 @@ const cases: Case[] = [
   { cmd: "export", args: ["--checkpoint", VAE_CKPT], error: /^error: export: --out is required$/ },
   { cmd: "train", args: ["--out", "/dev/null"], error: /^error: train: --out '\/dev\/null': is not a regular file/ },
   { cmd: "samples", args: ["--out", LINK], error: /^error: samples: --out '.*link\.png': is a symbolic link/, keep: [USER_FILE] },
-  { cmd: "samples", args: ["--model", CKPT_COPY, "--out", CKPT_COPY], error: /^error: samples: --out '.*copy\.ckpt\.safetensors': is the model file itself/, keep: [CKPT_COPY] },
-  { cmd: "export", args: ["--checkpoint", CKPT_COPY, "--out", CKPT_COPY], error: /^error: export: --out '.*copy\.ckpt\.safetensors': is the checkpoint itself/, keep: [CKPT_COPY] },
+  { cmd: "samples", args: ["--model", CKPT_COPY, "--out", CKPT_COPY], error: /^error: samples: --out '.*copy\.ckpt\.safetensors': is --model '.*copy\.ckpt\.safetensors' itself, an input of this command/, keep: [CKPT_COPY] },
+  { cmd: "export", args: ["--checkpoint", CKPT_COPY, "--out", CKPT_COPY], error: /^error: export: --out '.*copy\.ckpt\.safetensors': is --checkpoint '.*copy\.ckpt\.safetensors' itself, an input of this command/, keep: [CKPT_COPY] },
   { cmd: "ood", args: ["--out", `${USER_FILE}/report`], error: /^error: ood: --out '.*user-notes\.txt\/report': .*user-notes\.txt is not a folder/, keep: [USER_FILE] },
   { cmd: "ood", args: ["--out", ""], error: /^error: ood: --out '': empty \(allowed: a folder path\)$/ },
   { cmd: "ood", args: ["--out", USER_FILE], error: /^error: ood: --out '.*user-notes\.txt': is an existing file, not a folder/, keep: [USER_FILE] },
   { cmd: "ood", args: ["--out", W], error: /^error: ood: --out '.*weights': .* holds the shipped weights/ },
   { cmd: "ood", args: ["--out", ROOT], error: /^error: ood: --out '.*': .* holds the shipped weights/ },
+  // issue 19 A: a model file holds exactly the model's tensors, its stored constants included and valid
+  { cmd: "nll", args: ["--model", GLOW_NO_CONSTANTS], error: /^error: checkpoint .*glow-no-constants\.safetensors: the model's stored constants are missing \(tensor 'levels\.0\.steps\.0\.invconv\.perm' and 15 more\): .*migrate it with deno run -A scripts\/migrate_weights\.ts .*glow-no-constants\.safetensors$/ },
+  { cmd: "samples", args: ["--model", GLOW_NO_CONSTANTS, "--out", `${tmp}/s.png`], error: /stored constants are missing/ },
+  { cmd: "nll", args: ["--model", GLOW_EXTRA], error: /^error: checkpoint .*glow-3-of-4-steps\.safetensors: tensors the model does not use: levels\.0\.steps\.3\.actnorm\.bias, .*\(26 in all\)$/ },
+  { cmd: "ood", args: ["--model", GLOW_EXTRA], error: /tensors the model does not use: levels\.0\.steps\.3/ },
+  { cmd: "nll", args: ["--model", GLOW_BAD_PERM], error: /^error: checkpoint .*glow-bad-perm\.safetensors: tensor 'levels\.0\.steps\.0\.invconv\.perm' is not a permutation matrix/ },
+  { cmd: "fim", args: ["--model", GLOW_BAD_SIGN], error: /^error: checkpoint .*glow-bad-sign\.safetensors: tensor 'levels\.1\.steps\.2\.invconv\.sign' holds 0\.5 at index 1 \(allowed: signs, \+1 or -1\)$/ },
+  { cmd: "train", args: ["--resume", CKPT_EXTRA, "--steps", "7000"], error: /^error: checkpoint .*extra\.ckpt\.safetensors: tensors the model does not use: notes$/ },
+  { cmd: "nll", args: ["--model", MOMENTS_NO_STEP], error: /^error: checkpoint .*moments-no-step\.safetensors: holds optimiser moments but no step in __metadata__/ },
+  // issue 19 B: no output is an input of the same command, lies inside one or holds one (links resolved)
+  { cmd: "score", args: ["--detector", DETECTOR, "--input", "fashion:test:0-10", "--out", DETECTOR], error: /^error: score: --out '.*glow\.detector\.json': is --detector '.*glow\.detector\.json' itself, an input of this command/, keep: [DETECTOR] },
+  { cmd: "influence", args: ["--model", GLOW, "--input", PNG, "--out", PNG], error: /^error: influence: --out '.*input\.png': is --input '.*input\.png' itself/, keep: [PNG] },
+  { cmd: "score", args: ["--detector", DETECTOR, "--input", PNG, "--saliency", PNG, "--model", GLOW], error: /^error: score: --saliency '.*input\.png': is --input '.*input\.png' itself/, keep: [PNG] },
+  { cmd: "train", args: ["--data", NPY, "--out", NPY, "--batch", "4"], error: /^error: train: --out '.*images\.npy': is --data '.*images\.npy' itself/, keep: [NPY] },
+  { cmd: "ood", args: ["--data", PNG_DIR, "--out", PNG_DIR], error: /^error: ood: --out '.*pngs': is --data '.*pngs' itself/ },
+  { cmd: "ood", args: ["--data", PNG_DIR, "--out", PNG_DIR_LINK], error: /^error: ood: --out '.*pngs-link': is --data '.*pngs' itself/ },
+  { cmd: "ood", args: ["--model", GLOW, "--ood", PNG_DIR, "--out", `${PNG_DIR}/report`], error: /^error: ood: --out '.*pngs\/report': lies inside --ood '.*pngs', an input of this command/ },
+  { cmd: "fit", args: ["--model", GLOW, "--data", PNG_DIR_LINK, "--out", `${PNG_DIR}/detector.json`], error: /^error: fit: --out '.*pngs\/detector\.json': lies inside --data '.*pngs-link'/ },
+  { cmd: "export", args: ["--checkpoint", CKPT_COPY, "--out", CKPT_HARDLINK], error: /^error: export: --out '.*hardlink\.ckpt\.safetensors': is --checkpoint '.*copy\.ckpt\.safetensors' itself/, keep: [CKPT_COPY] },
+  { cmd: "score", args: ["--detector", DETECTOR, "--input", PNG, "--out", `${tmp}/scores.json`, "--saliency", `${tmp}/scores.json`], error: /^error: score: --saliency '.*scores\.json': meets --out '.*scores\.json': two outputs of this command would write over each other/ },
+  { cmd: "ood", args: ["--model", VAE, "--out", "."], error: /^error: ood: --out '\.': holds the current folder \(a report folder is replaced as a whole\)/ },
+  { cmd: "ood", args: ["--model", VAE, "--out", NOT_OURS_DIR], error: /^error: ood: --out '.*someones-folder': holds 1 entries but was not written by this project \(no \.fimscope-dir\.json\)/, keep: [`${NOT_OURS_DIR}/thesis.tex`] },
+  { cmd: "ablation", args: ["--out", NOT_OURS_DIR], error: /^error: ablation: --out '.*someones-folder': holds 1 entries but was not written by this project/, keep: [`${NOT_OURS_DIR}/thesis.tex`] },
+  // issue 19 C: model and detector files are regular files within a size limit; checks before work
+  { cmd: "score", args: ["--detector", DET_DEVZERO, "--input", PNG], error: /^error: .*devzero\.detector\.json: cannot read its model \(model \/dev\/zero: a character device, not a regular file \(allowed: a regular file of at most 1 GiB\)\); pass --model$/ },
+  { cmd: "score", args: ["--detector", DET_FIFO, "--input", PNG], error: /^error: .*fifo\.detector\.json: cannot read its model \(model .*model\.fifo: a pipe \(FIFO\), not a regular file/ },
+  { cmd: "score", args: ["--detector", DET_HUGE, "--input", PNG], error: /^error: detector .*huge\.detector\.json: 600 MiB, more than the 64 MiB a detector file may have$/ },
+  { cmd: "nll", args: ["--model", MODEL_HUGE], error: /^error: checkpoint .*huge\.safetensors: 1 GiB, more than the 1 GiB a checkpoint file may have$/ },
+  { cmd: "influence", args: ["--model", GLOW_CIFAR, "--data", NPY, "--input", PNG, "--out", `${tmp}/strip.png`], error: /^error: influence: --data .*images\.npy: images are 1x28x28 \(CxHxW\), the model takes 3x32x32$/ },
+  { cmd: "influence", args: ["--model", GLOW, "--data", NPY, "--input", NPY, "--out", `${tmp}/strip.png`, "--first", "11"], error: /^error: influence: --first '11': at most 10 \(the images of --input .*images\.npy\)$/ },
+  { cmd: "influence", args: ["--model", GLOW, "--data", NPY, "--input", PNG, "--out", `${tmp}/strip.png`, "--n", "20"], error: /^error: influence: --n '20': at most 10 \(the training images of .*images\.npy\)$/ },
+  { cmd: "influence", args: ["--model", GLOW, "--data", NPY, "--input", PNG, "--out", `${tmp}/strip.png`, "--top", "11"], error: /^error: influence: --top '11': at most 10 \(the training images F_N is fitted on\)$/ },
+  { cmd: "train", args: ["--data", NPY, "--batch", "4", "--eval-n", "5"], error: /^error: train: --eval-n '5': at most the 1 images of the .*images\.npy test set/ },
+  // options that do not apply to the chosen model (these were refused before issue 19 too)
+  { cmd: "samples", args: ["--model", `${W}/diffusion-fashion.safetensors`, "--temperature", "0.5"], error: /^error: samples: --temperature '0\.5': applies to glow models only \(.* is a diffusion\)/ },
+  { cmd: "samples", args: ["--model", GLOW, "--sampler", "ddpm"], error: /^error: samples: --sampler 'ddpm': applies to diffusion models only \(.* is a glow\)/ },
+  { cmd: "samples", args: ["--model", VAE, "--steps", "10"], error: /^error: samples: --steps '10': applies to diffusion models only \(.* is a vae\)/ },
   // resume: mismatches listed, --steps total and above the checkpoint's step
   { cmd: "train", args: ["--resume", VAE_CKPT], error: /^error: train: --steps is required with --resume .*more than the checkpoint's 6000/ },
   { cmd: "train", args: ["--resume", VAE_CKPT, "--steps", "5000"], error: /^error: train: --steps '5000': the checkpoint is already at step 6000; --steps is the total step count/ },
@@ -263,6 +365,7 @@ async function runCase(c: Case, k: number): Promise<Result> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}/src/cli/${c.cmd}.ts`, ...c.args], cwd, stdout: "piped", stderr: "piped",
     env: { FIMSCOPE_FASHION_CACHE: `${tmp}/never-built.bin`, FIMSCOPE_STOP_BEFORE_WORK: "1" },
+    signal: AbortSignal.timeout(60_000), // a refusal that never comes (a read that blocks) fails its case, not the suite
   }).output();
   const ms = performance.now() - t0;
   return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr), ms, cwdBefore, cwdAfter: listTree(cwd), keepOk: [...keep].every(([f, h]) => sha(f) === h) };
@@ -303,6 +406,15 @@ S("control: with FIMSCOPE_STOP_BEFORE_WORK=1 valid options stop at the end of va
     assert.match(dec.decode(r.stderr), /^checked: all options valid/);
   }
   assert.equal(listTree(cwd), [], "nothing written before work");
+});
+
+S("control: a detector file or --config text that starts with a UTF-8 byte-order mark is read as without it", async () => {
+  const cwd = Deno.makeTempDirSync({ dir: tmp });
+  for (const [cmd, args] of [["score", ["--detector", DET_BOM, "--input", PNG, "--model", GLOW]], ["train", ["--config", '\uFEFF{"latent":8}', "--steps", "1"]]] as const) {
+    const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", `${ROOT}/src/cli/${cmd}.ts`, ...args], cwd, stdout: "piped", stderr: "piped", env: { FIMSCOPE_STOP_BEFORE_WORK: "1", FIMSCOPE_FASHION_CACHE: `${tmp}/never-built.bin` } }).output();
+    assert.is(r.code, 0, `${cmd}: ${dec.decode(r.stderr)}`);
+    assert.match(dec.decode(r.stderr), /^checked: all options valid/);
+  }
 });
 
 // ---- the reader ---------------------------------------------------------------------------
@@ -454,6 +566,73 @@ S("atomic writes: the content lands whole, and a failed write leaves no temp fil
   Deno.writeTextFileSync(`${dir}/d/x`, "");
   assert.throws(() => writeFileAtomic(`${dir}/d`, "over a folder"), /cannot write .*\/d: /);
   assert.equal(listTree(dir), ["d/", "d/x", "f.bin"]);
+});
+
+S("default outputs are reserved atomically: two train runs and two samples runs started at once each write their own file", async () => {
+  const cwd = Deno.makeTempDirSync({ dir: tmp });
+  const args = ["--batch", "4", "--eval-n", "4", "--backend", "cpu", "--config", '{"latent":2,"channels":[2,2],"outChannels":2}', "--data", "mnist", "--steps", "1"];
+  const runs = await Promise.all([cli("train", args, cwd), cli("train", args, cwd)]);
+  for (const r of runs) assert.is(r.code, 0, r.err);
+  const outs = runs.map((r) => /weights: (\S+)/.exec(r.out)?.[1]);
+  assert.equal(outs.sort(), ["weights/runs/vae-mnist-1.safetensors", "weights/runs/vae-mnist-2.safetensors"], runs.map((r) => r.out).join("\n"));
+  assert.equal(listTree(`${cwd}/weights/runs`), ["vae-mnist-1.ckpt.safetensors", "vae-mnist-1.safetensors", "vae-mnist-2.ckpt.safetensors", "vae-mnist-2.safetensors"]);
+  for (const f of listTree(`${cwd}/weights/runs`)) assert.is(readCheckpoint(`${cwd}/weights/runs/${f}`).metadata.kind, "vae");
+  const shots = await Promise.all([0, 1].map(() => cli("samples", ["--model", VAE, "--n", "2", "--backend", "cpu"], cwd)));
+  for (const r of shots) assert.is(r.code, 0, r.err);
+  assert.equal(listTree(`${cwd}/reports/samples`), ["vae-fashion-samples-2.png", "vae-fashion-samples.png"]);
+  for (const f of listTree(`${cwd}/reports/samples`)) assert.equal([...Deno.readFileSync(`${cwd}/reports/samples/${f}`).subarray(1, 4)], [0x50, 0x4e, 0x47]);
+});
+
+/** Runs code in a fresh process with the project's imports, where Deno.renameSync ends the process (as a kill would) at its k-th call after `arm()`. */
+async function crashingRun(code: string, k: number) {
+  const prelude = `let __n = 0, __armed = false; const __rename = Deno.renameSync; const arm = () => (__armed = true);
+    Deno.renameSync = (a, b) => { if (__armed && ++__n === ${k}) Deno.exit(86); return __rename(a, b); };\n`;
+  return await new Deno.Command(Deno.execPath(), { args: ["eval", prelude + code], cwd: ROOT, stdout: "piped", stderr: "piped" }).output();
+}
+
+S("a report folder is replaced as a whole: a run killed at any rename of its write leaves the old report or the new one, never a mix", async () => {
+  const dir = `${tmp}/report-crash`;
+  const code = `import { writeReport } from "${ROOT}/src/ood/report.ts";
+    const figs = (v) => Array.from({ length: 12 }, (_, i) => ["fig-" + i + ".svg", new TextEncoder().encode(v + " " + i)]);
+    writeReport(${JSON.stringify(dir)}, [], { v: "old" }, undefined, figs("old"));
+    arm();
+    writeReport(${JSON.stringify(dir)}, [], { v: "new" }, undefined, figs("new"));`;
+  const seen = new Set<string>();
+  for (let k = 1; k <= 18; k++) {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* first round */ }
+    const r = await crashingRun(code, k);
+    assert.ok(r.code === 86 || r.code === 0, dec.decode(r.stderr));
+    // What the next write into the folder does first: recover from a swap cut short (old code: nothing to call).
+    const A = await import("../src/io/atomic.ts") as { recoverDir?: (d: string) => void };
+    A.recoverDir?.(dir);
+    const figs = listTree(dir).filter((f) => f.startsWith("fig-"));
+    assert.is(figs.length, 12, `after a kill at rename ${k}: ${listTree(dir).join(", ")}`);
+    const versions = new Set([...figs.map((f) => Deno.readTextFileSync(`${dir}/${f}`).split(" ")[0]), JSON.parse(Deno.readTextFileSync(`${dir}/table.json`)).meta.v]);
+    assert.is(versions.size, 1, `a kill at rename ${k} left a mix of the old and the new report`);
+    seen.add([...versions][0]);
+    assert.equal([...Deno.readDirSync(tmp)].map((e) => e.name).filter((n) => n.startsWith(".report-crash.")), [], "a killed write's folders were left behind");
+  }
+  assert.equal([...seen].sort(), ["new", "old"], "the kills should cover both outcomes");
+});
+
+S("temp files and folders of killed writes are removed by the next write there; a live writer's and the user's are kept", async () => {
+  const dir = Deno.makeTempDirSync({ dir: tmp });
+  const r = await crashingRun(`import { writeFileAtomic } from "${ROOT}/src/io/atomic.ts"; arm(); writeFileAtomic(${JSON.stringify(`${dir}/w.bin`)}, new Uint8Array(1000));`, 1);
+  assert.is(r.code, 86, dec.decode(r.stderr));
+  const killed = listTree(dir);
+  assert.is(killed.length, 1, "the killed write left its temp file");
+  const deadPid = killed[0].split(".").at(-3)!;
+  const live = `.x.bin.${Deno.pid}.abcdefgh.tmp`, stale = `.y.bin.${Deno.pid}.zzzzzzzz.tmp`, users = [".notes.tmp", "notes.1.abc.tmp"];
+  for (const f of [live, stale, ...users]) Deno.writeTextFileSync(`${dir}/${f}`, "x");
+  Deno.utimeSync(`${dir}/${stale}`, new Date(Date.now() - 2 * 3600_000), new Date(Date.now() - 2 * 3600_000));
+  Deno.mkdirSync(`${dir}/.r.fimscope-new.${deadPid}.abcdefgh`);
+  Deno.writeTextFileSync(`${dir}/.r.fimscope-new.${deadPid}.abcdefgh/half`, "x");
+  const A = await import("../src/io/atomic.ts") as { writeDirAtomic?: (d: string, f: [string, string][]) => void };
+  writeFileAtomic(`${dir}/f.bin`, "data");
+  A.writeDirAtomic?.(`${dir}/r`, [["a.txt", "1"]]);
+  assert.equal(listTree(dir).filter((f) => f === "r/" || !f.startsWith("r/")), ["f.bin", live, ...users, "r/"].sort());
 });
 
 S("FashionMNIST cache: a corrupt cache is noticed (one line), rebuilt, and the data are unchanged", async () => {

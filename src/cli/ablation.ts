@@ -7,11 +7,11 @@
 // Writes table.md, table.json and auroc-vs-t.svg. Same protocol as `ood` (seeded permutations of
 // the test splits; fit on the first half, evaluate on the second).
 import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFile, int, ints, outDir, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
+import { BACKEND, checkApart, choice, flag, inFile, int, ints, outDir, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
 import * as T from "../autograd/index.ts";
 import { subset } from "../data/dataset.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
-import { protectedReason, writeFileAtomic } from "../io/atomic.ts";
+import { writeDirAtomic } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
 import type { Diffusion } from "../models/diffusion.ts";
 import { checkImageShape, checkModelFile, loadModel } from "../models/registry.ts";
@@ -30,7 +30,7 @@ const a = parseOptions("ablation", {
   batch: int({ min: 1, max: 4096 }).default(64),
   backend: BACKEND,
   seed: int({ max: 2 ** 32 - 1 }).default(0),
-  out: outDir().default("reports/ablation"),
+  out: outDir({ replaced: true }).default("reports/ablation"),
   force: flag(),
 });
 
@@ -49,8 +49,7 @@ const half = Math.floor(splitSize(inName, "test") / 2);
 if (nFit > half) throw usageError("ablation", "--fit", String(nFit), `at most ${half} (the first half of the ${inName} test split)`);
 if (nEval > half || nEval > splitSize(oodName, "test")) throw usageError("ablation", "--eval", String(nEval), `at most ${Math.min(half, splitSize(oodName, "test"))}`);
 if (Math.floor(nFit / B) < 2 || Math.floor(nEval / B) < 1) throw usageError("ablation", "--B", String(B), `leaves too few groups of --fit ${nFit} / --eval ${nEval} (allowed: B <= ${Math.min(Math.floor(nFit / 2), nEval)})`);
-const outWhy = a.force ? null : protectedReason(a.out);
-if (outWhy) throw usageError("ablation", "--out", a.out, `${outWhy}; choose another folder or add --force`);
+checkApart("ablation", [{ option: "--out", path: a.out, kind: "dir" }], [{ option: "--model", path: a.model }]);
 workStarts();
 const backend = await selectBackend(a.backend, { onNotice: notice });
 const model = await loadModel(a.model, backend, file) as unknown as Diffusion;
@@ -82,14 +81,15 @@ const f3 = (v: number) => v.toFixed(3);
 const md = `# Timestep ablation: ${a.model}, ${inName} vs ${oodSet.name}, B = ${B}, ${a.loss} eps-loss\n\n` +
   `fit ${nFit}, evaluate ${nEval} per set; AUROC with 95% bootstrap intervals.\n\n| t | gradient | typicality | likelihood |\n|---|---|---|---|\n` +
   rows.map((r) => `| ${r.t} | ${f3(r.gradient)} [${f3(r.ci[0])}, ${f3(r.ci[1])}] | ${f3(r.typicality)} [${f3(r.ciTyp[0])}, ${f3(r.ciTyp[1])}] | ${f3(r.likelihood)} |`).join("\n") + "\n";
-Deno.mkdirSync(a.out, { recursive: true });
-const write = (name: string, text: string) => writeFileAtomic(`${a.out}/${name}`, text);
-write("table.md", md);
-write("table.json", JSON.stringify({ model: a.model, B, fit: nFit, eval: nEval, ood: oodSet.name, loss: a.loss, seed, rows }, null, 2));
-write("auroc-vs-t.svg", lineLog2Svg(`${inName} vs ${oodSet.name}, B=${B}: AUROC against the step t`, "t", "AUROC", [
-  { name: "gradient", points: rows.map((r) => [r.t, r.gradient]) },
-  { name: "typicality", points: rows.map((r) => [r.t, r.typicality]) },
-]));
+// The folder is replaced as a whole (a killed run leaves the old tables or the new ones); other files in it are kept.
+writeDirAtomic(a.out, [
+  ["table.md", md],
+  ["table.json", JSON.stringify({ model: a.model, B, fit: nFit, eval: nEval, ood: oodSet.name, loss: a.loss, seed, rows }, null, 2)],
+  ["auroc-vs-t.svg", lineLog2Svg(`${inName} vs ${oodSet.name}, B=${B}: AUROC against the step t`, "t", "AUROC", [
+    { name: "gradient", points: rows.map((r) => [r.t, r.gradient]) },
+    { name: "typicality", points: rows.map((r) => [r.t, r.typicality]) },
+  ])],
+], { keep: () => true });
 console.log("\n" + md);
 console.log(`${a.out}/: table.md, table.json, auroc-vs-t.svg (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 Deno.exit(0);

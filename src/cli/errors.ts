@@ -1,7 +1,19 @@
 // Imported first by every CLI: an error ends the command with one line naming what went wrong
 // (the stack too with FIMSCOPE_DEBUG=1) and exit code 1; --help prints the command's header comment.
+const failureHooks: (() => void)[] = [];
+
+/** Runs f when the command fails (before the exit): e.g. removing a reserved output name's empty placeholder. */
+export function onFailure(f: () => void): void {
+  failureHooks.push(f);
+}
+
 function report(err: unknown): void {
   const e = err as Error | undefined;
+  for (const f of failureHooks) {
+    try {
+      f();
+    } catch { /* the error below is what matters */ }
+  }
   // One line, always: a multi-line message (e.g. from a dependency) is joined.
   console.error(`error: ${String(e?.message ?? err).split("\n").map((l) => l.trim()).filter(Boolean).join("; ")}`);
   if (Deno.env.get("FIMSCOPE_DEBUG") && e?.stack) console.error(e.stack);

@@ -5,7 +5,7 @@
 // checkpoint (step and optimiser state), not a weights file; writing over a shipped or git-tracked
 // file needs --force.
 import { notice } from "./errors.ts";
-import { BACKEND, flag, inFile, int, outFile, parseOptions, text, usageError, workStarts } from "../io/options.ts";
+import { BACKEND, checkApart, flag, inFile, int, outFile, parseOptions, text, usageError, workStarts } from "../io/options.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
 import { selectBackend } from "../kernels/select.ts";
@@ -21,11 +21,7 @@ const a = parseOptions("export", {
   command: text(),
   force: flag(),
 });
-try {
-  if (Deno.realPathSync(a.out) === Deno.realPathSync(a.checkpoint)) throw usageError("export", "--out", a.out, "is the checkpoint itself (its optimiser state would be lost); choose another path");
-} catch (e) {
-  if (!(e instanceof Deno.errors.NotFound)) throw e;
-}
+checkApart("export", [{ option: "--out", path: a.out, kind: "file" }], [{ option: "--checkpoint", path: a.checkpoint }]);
 const file = await checkModelFile(a.checkpoint);
 const meta = file.decoded.metadata;
 if (!isTrainingCheckpoint(file.decoded)) {

@@ -13,7 +13,7 @@
 // positions in that permutation, so score on the same set keeps off them); with B > 1 the groups are of consecutive drawn
 // inputs, so random groups: score groups drawn the same way (groups of one class score as OOD).
 import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "../io/options.ts";
+import { BACKEND, checkApart, choice, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "../io/options.ts";
 import { DATASETS } from "../data/mnist.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { checkModelFile } from "../models/registry.ts";
@@ -39,6 +39,7 @@ const a = parseOptions("fit", {
   out: outFile().required(),
   force: flag(),
 });
+checkApart("fit", [{ option: "--out", path: a.out, kind: "file" }], [{ option: "--model", path: a.model }, { option: "--data", path: a.data }]);
 
 // Every option checked before any work.
 if (!a.out.toLowerCase().endsWith(".json")) throw usageError("fit", "--out", a.out, "expected a file name ending in .json (the detector file)");

@@ -8,10 +8,10 @@
 // |s_x^T F^{-1} s_t| (--fim diag: F's diagonal instead) and writes a PNG strip per input: the input,
 // then those training images, largest first.
 import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFile, int, nameOrPath, num, outFile, parseOptions, usageError, workStarts } from "../io/options.ts";
+import { BACKEND, checkApart, choice, flag, inFile, int, nameOrPath, num, outFile, parseOptions, usageError, workStarts } from "../io/options.ts";
 import { DATASETS } from "../data/mnist.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { checkModelFile } from "../models/registry.ts";
+import { checkModelFile, imageShapeOfFile } from "../models/registry.ts";
 import * as T from "../autograd/index.ts";
 import { range, subset } from "../data/dataset.ts";
 import { conformShape, loadNamedSet } from "../data/image_files.ts";
@@ -37,17 +37,24 @@ const a = parseOptions("influence", {
   force: flag(),
 });
 if (!a.out.toLowerCase().endsWith(".png")) throw usageError("influence", "--out", a.out, "expected a file name ending in .png (the strip)");
-const meta = (await checkModelFile(a.model)).decoded.metadata;
+checkApart("influence", [{ option: "--out", path: a.out, kind: "file" }], [{ option: "--model", path: a.model }, { option: "--input", path: a.input }, { option: "--data", path: a.data }]);
+const file = await checkModelFile(a.model), meta = file.decoded.metadata;
 const { n, top, first, batch, seed } = a, lambdaScale = a["fim-lambda"];
 const dataSpec = a.data ?? meta.data ?? "fashion";
 const train = loadNamedSet(dataSpec, "train", { onNotice: notice }), input = loadNamedSet(a.input, "test", { onNotice: notice });
+// Image shapes against the model's (from its file's config), before the model is loaded.
+const shape = imageShapeOfFile(file);
+const trainSet = conformShape(train.set, shape, `influence: --data ${dataSpec}`), inSet = conformShape(input.set, shape, `influence: --input ${a.input}`);
+// Counts beyond the data are refused when given (a default takes what there is).
+if (a.given.has("n") && n > trainSet.n) throw usageError("influence", "--n", String(n), `at most ${trainSet.n} (the training images of ${dataSpec})`);
+if (a.given.has("first") && first > inSet.n) throw usageError("influence", "--first", String(first), `at most ${inSet.n} (the images of --input ${a.input})`);
+const nFit = Math.min(n, trainSet.n);
+if (a.given.has("top") && top > nFit) throw usageError("influence", "--top", String(top), `at most ${nFit} (the training images F_N is fitted on)`);
 workStarts();
 
 const t0 = performance.now();
-const model = await loadModel(a.model, await selectBackend(a.backend));
-const shape: [number, number, number] = [...model.imageShape];
-const trainSet = conformShape(train.set, shape, `--data ${dataSpec}`), inSet = conformShape(input.set, shape, `--input ${a.input}`);
-const pick = new T.Generator(5000 + seed).permutation(trainSet.n).subarray(0, Math.min(n, trainSet.n));
+const model = await loadModel(a.model, await selectBackend(a.backend), file);
+const pick = new T.Generator(5000 + seed).permutation(trainSet.n).subarray(0, nFit);
 const fitSet = subset(trainSet, pick);
 const fim = await WoodburyFim.fit(await setGradients(model, fitSet, { groupSize: 1, batch, seed }), { lambdaScale, block: false });
 console.log(`F_N from ${fim.n} images of ${dataSpec} (${fim.parameters} parameters, lambda ${fim.lambda.toExponential(3)}; ${(fim.floats * 4 / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s; F: ${a.fim === "full" ? "full (Woodbury)" : "diagonal"}`);

@@ -22,7 +22,7 @@
 // the gradient of the score with respect to their pixels (double backprop) as an overlay in
 // saliency-<model>-B1.png (rows: in-distribution evaluation, then each OOD set); 0 skips it.
 import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFiles, int, ints, nameOrPath, num, Opt, outDir, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
+import { BACKEND, checkApart, choice, flag, inFiles, int, ints, nameOrPath, num, Opt, outDir, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
 import { type FileSet, isBuiltinSet, loadImageFiles, setLabel } from "../data/image_files.ts";
 import { noiseFor } from "../ood/features.ts";
 import { addFimMethods } from "../ood/fim_method.ts";
@@ -61,7 +61,7 @@ const a = parseOptions("ood", {
   eval: int({ min: 1, max: 100000 }).default(500),
   batch: int({ min: 1, max: 4096 }).default(64),
   backend: BACKEND,
-  out: outDir().default("reports/ood"),
+  out: outDir({ replaced: true }).default("reports/ood"),
   seed: int({ max: 2 ** 32 - 1 }).default(0),
   loop: flag(),
   force: flag(),
@@ -73,6 +73,7 @@ const a = parseOptions("ood", {
   "fim-lambda": num({ gt: 0, max: 1e12 }).default(1),
   saliency: int({ max: 1000 }).default(4),
 });
+checkApart("ood", [{ option: "--out", path: a.out, kind: "dir" }], [...(a.model ?? []).map((p) => ({ option: "--model", path: p })), { option: "--data", path: a.data }, ...(a.ood ?? []).map((p) => ({ option: "--ood", path: p }))]);
 const main = ["likelihood", "typicality", "gradient", ...(a.fim ? ["gradient-fim", "gradient-fim-block"] : [])];
 
 // Image files named by --data or --ood: read once, while checking (a bad file is refused before work).

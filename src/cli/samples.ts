@@ -1,15 +1,16 @@
 // samples --model weights/glow-fashion.safetensors [--n 64] [--temperature 0.7] [--out FILE.png] [--seed 0]
 //         [--backend auto|cpu|webgpu|wasm] [--force] [--sampler ddim|ddpm] [--steps 100]
-// A PNG grid of samples. Default output: reports/samples/<model file name>-samples.png (never the
-// shipped weights/*-samples.png; writing over a shipped or git-tracked file needs --force).
+// A PNG grid of samples. Default output: a new file reports/samples/<model file name>-samples.png
+// (-samples-2.png, ... when taken; never the shipped weights/*-samples.png; writing over a shipped
+// or git-tracked file needs --force).
 // --temperature applies to Glow only (the VAE's grid shows decoder means); --sampler and --steps to
 // diffusion models (DDIM with --steps steps, deterministic given --seed, or ancestral DDPM over every step).
-import { notice } from "./errors.ts";
-import { BACKEND, checkOutput, choice, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
+import { notice, onFailure } from "./errors.ts";
+import { BACKEND, checkApart, checkOutput, choice, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
 import * as T from "../autograd/index.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";
-import { writeFileAtomic } from "../io/atomic.ts";
+import { releaseReservation, reserveNewName, writeFileAtomic } from "../io/atomic.ts";
 import { imageGridPng } from "../io/png.ts";
 
 const a = parseOptions("samples", {
@@ -30,20 +31,17 @@ for (const o of ["sampler", "steps"] as const) {
 }
 if (file.kind === "diffusion" && a.steps > (file.config.steps as number)) throw usageError("samples", "--steps", String(a.steps), `at most ${file.config.steps} (the steps of ${a.model})`);
 const stem = a.model.replace(/^.*\//, "").replace(/\.safetensors$/, "");
-const out = a.out ?? `reports/samples/${stem}-samples.png`;
-if (!a.out) {
-  checkOutput("samples", "--out (default)", "reports/samples", a.force, "dir"); // created once work starts
-  try {
-    if (Deno.statSync("reports/samples").isDirectory) checkOutput("samples", "--out (default)", out, a.force);
-  } catch { /* a new folder: the file is new too */ }
-}
-try {
-  if (Deno.realPathSync(out) === Deno.realPathSync(a.model)) throw usageError("samples", "--out", out, "is the model file itself; choose another path");
-} catch (e) {
-  if (!(e instanceof Deno.errors.NotFound)) throw e;
-}
+// The default: a new name in reports/samples/ (<model>-samples.png, then -samples-2.png, ...), reserved once work starts.
+const defaultOut = (k: number) => `reports/samples/${stem}-samples${k === 1 ? "" : `-${k}`}.png`;
+let out = a.out ?? defaultOut(1);
+if (!a.out) checkOutput("samples", "--out (default)", "reports/samples", a.force, "dir"); // created once work starts
+checkApart("samples", [{ option: a.out ? "--out" : "--out (default)", path: out, kind: "file" }], [{ option: "--model", path: a.model }]);
 workStarts();
-if (!a.out) Deno.mkdirSync("reports/samples", { recursive: true });
+if (!a.out) {
+  Deno.mkdirSync("reports/samples", { recursive: true });
+  const reserved = out = reserveNewName(defaultOut);
+  onFailure(() => releaseReservation(reserved));
+}
 const backend = await selectBackend(a.backend, { onNotice: notice });
 const model = await loadModel(a.model, backend, file);
 const gen = new T.Generator(a.seed);

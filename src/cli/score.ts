@@ -15,11 +15,12 @@
 // --saliency (B = 1): a PNG of the --saliency-k lowest-scoring inputs, each beside an overlay of
 // d score / d pixels (double backprop: which pixels drive the score).
 import { notice } from "./errors.ts";
-import { BACKEND, flag, inFile, int, outFile, parseOptions, setOrPath, usageError, workStarts } from "../io/options.ts";
+import { BACKEND, checkApart, flag, inFile, int, outFile, parseOptions, setOrPath, usageError, workStarts } from "../io/options.ts";
 import { DATASETS, loadDataset } from "../data/mnist.ts";
 import { subset } from "../data/dataset.ts";
 import { describeSelection, parseSetSpec, scoringSelection, type SetSelection, selectionIndices } from "../data/selection.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
+import { DETECTOR_FILE_MAX_BYTES, MODEL_FILE_MAX_BYTES, readRegularFile, readTextFile } from "../io/read.ts";
 import { conformShape, type FileSet, loadImageFiles } from "../data/image_files.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
@@ -42,18 +43,19 @@ const a = parseOptions("score", {
   "saliency-k": int({ min: 1, max: 1000 }).default(8),
   force: flag(),
 });
+checkApart("score", [{ option: "--out", path: a.out, kind: "file" }, { option: "--saliency", path: a.saliency, kind: "file" }], [{ option: "--detector", path: a.detector }, { option: "--input", path: a.input }, { option: "--model", path: a.model }]);
 
 // Every option and file checked before any work.
 const ext = a.out ? [".csv", ".json"].find((e) => a.out!.toLowerCase().endsWith(e)) : null;
 if (a.out && !ext) throw usageError("score", "--out", a.out, "expected a file name ending in .csv or .json");
 if (a.saliency && !a.saliency.toLowerCase().endsWith(".png")) throw usageError("score", "--saliency", a.saliency, "expected a file name ending in .png");
-const det = readDetectorText(Deno.readTextFileSync(a.detector), a.detector);
+const det = readDetectorText(readTextFile(a.detector, DETECTOR_FILE_MAX_BYTES, "detector"), a.detector);
 const modelPath = a.model ?? det.file.model.path;
 let modelBytes: Uint8Array;
 try {
-  modelBytes = Deno.readFileSync(modelPath);
+  modelBytes = readRegularFile(modelPath, MODEL_FILE_MAX_BYTES, "model");
 } catch (e) {
-  throw new Error(`${a.detector}: cannot read its model ${modelPath} (${(e as Error).message.split(":")[0]}); pass --model`);
+  throw new Error(`${a.detector}: cannot read its model (${(e as Error).message}); pass --model`);
 }
 checkModelHash(det.file, await sha256Hex(modelBytes), modelPath, a.detector);
 const batch = a.batch, salK = a["saliency-k"];

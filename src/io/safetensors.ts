@@ -3,6 +3,7 @@
 // little-endian data. float32 ("F32") only, which is what the engine trains in.
 import * as T from "../autograd/index.ts";
 import { writeFileAtomic } from "./atomic.ts";
+import { MODEL_FILE_MAX_BYTES, readRegularFile } from "./read.ts";
 
 export interface NamedTensor {
   name: string;
@@ -121,25 +122,17 @@ export async function saveTensors(path: string, named: [string, T.Tensor][], met
   writeFileAtomic(path, encodeSafetensors(list, metadata)); // a crash mid-write never leaves a half checkpoint
 }
 
+/** A model file from disk: a regular file of at most MODEL_FILE_MAX_BYTES (src/io/read.ts), then decoded and checked. */
 export function readCheckpoint(path: string): Decoded {
-  let bytes: Uint8Array;
-  try {
+  const bytes = readRegularFile(path, MODEL_FILE_MAX_BYTES, "checkpoint", {
     // The header length first: a large file that is not safetensors is refused without reading it all.
-    const f = Deno.openSync(path, { read: true });
-    try {
-      const size = f.statSync().size, head = new Uint8Array(8);
-      if (size >= 8 && f.readSync(head) === 8) {
-        const hlen = Number(new DataView(head.buffer).getBigUint64(0, true));
-        if (hlen > size - 8) throw new Error(`checkpoint ${path}: header length ${hlen} exceeds file size ${size} (truncated or not safetensors)`);
-      }
-    } finally {
-      f.close();
-    }
-    bytes = Deno.readFileSync(path);
-  } catch (e) {
-    if ((e as Error).message.startsWith(`checkpoint ${path}:`)) throw e;
-    throw new Error(`checkpoint ${path}: cannot read (${(e as Error).message})`);
-  }
+    headBytes: 8,
+    head: (first, size) => {
+      if (first.length < 8) return;
+      const hlen = Number(new DataView(first.buffer, first.byteOffset, 8).getBigUint64(0, true));
+      if (hlen > size - 8) throw new Error(`checkpoint ${path}: header length ${hlen} exceeds file size ${size} (truncated or not safetensors)`);
+    },
+  });
   return decodeSafetensors(bytes, path);
 }
 
