@@ -333,8 +333,8 @@ const cases: Case[] = [
   // issue 19 C: model and detector files are regular files within a size limit; checks before work
   { cmd: "score", args: ["--detector", DET_DEVZERO, "--input", PNG], error: /^error: .*devzero\.detector\.json: cannot read its model \(model \/dev\/zero: a character device, not a regular file \(allowed: a regular file of at most 1 GiB\)\); pass --model$/ },
   { cmd: "score", args: ["--detector", DET_FIFO, "--input", PNG], error: /^error: .*fifo\.detector\.json: cannot read its model \(model .*model\.fifo: a pipe \(FIFO\), not a regular file/ },
-  { cmd: "score", args: ["--detector", DET_HUGE, "--input", PNG], error: /^error: detector .*huge\.detector\.json: 600 MiB, more than the 64 MiB a detector file may have$/ },
-  { cmd: "nll", args: ["--model", MODEL_HUGE], error: /^error: checkpoint .*huge\.safetensors: 1 GiB, more than the 1 GiB a checkpoint file may have$/ },
+  { cmd: "score", args: ["--detector", DET_HUGE, "--input", PNG], error: /^error: detector .*huge\.detector\.json: 629145600 bytes, more than the 64 MiB a detector file may have$/ },
+  { cmd: "nll", args: ["--model", MODEL_HUGE], error: /^error: checkpoint .*huge\.safetensors: 1073741832 bytes, more than the 1 GiB a checkpoint file may have$/ },
   { cmd: "influence", args: ["--model", GLOW_CIFAR, "--data", NPY, "--input", PNG, "--out", `${tmp}/strip.png`], error: /^error: influence: --data .*images\.npy: images are 1x28x28 \(CxHxW\), the model takes 3x32x32$/ },
   { cmd: "influence", args: ["--model", GLOW, "--data", NPY, "--input", NPY, "--out", `${tmp}/strip.png`, "--first", "11"], error: /^error: influence: --first '11': at most 10 \(the images of --input .*images\.npy\)$/ },
   { cmd: "influence", args: ["--model", GLOW, "--data", NPY, "--input", PNG, "--out", `${tmp}/strip.png`, "--n", "20"], error: /^error: influence: --n '20': at most 10 \(the training images of .*images\.npy\)$/ },

@@ -1,6 +1,7 @@
 // influence --model weights/glow-fashion.safetensors --input <image file|folder|array> --out strip.png
 //           [--data fashion|mnist|<images>] [--n 1000] [--top 8] [--fim full|diag] [--first 8]
 //           [--fim-lambda 1] [--batch 64] [--seed 0] [--backend auto|cpu|webgpu|wasm] [--force]
+// (--batch: inputs per gradient pass; unless given, at most the model's own limit, 4 for a diffusion model.)
 // FIM inner products between inputs (influence): the per-input gradients of n training images
 // (--data: a packaged set's training split, default the model's own, or image files; a seeded
 // random n of them) define F_N = lambda I + (1/n) sum s s^T (src/ood/woodbury.ts). For each of the
@@ -19,6 +20,7 @@ import { selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
 import { setGradients } from "../ood/fim_method.ts";
 import { influenceStripPng, topInfluences } from "../ood/influence.ts";
+import { noiseFor } from "../ood/features.ts";
 import { groupGradients, WoodburyFim } from "../ood/woodbury.ts";
 
 const a = parseOptions("influence", {
@@ -56,15 +58,23 @@ const t0 = performance.now();
 const model = await loadModel(a.model, await selectBackend(a.backend), file);
 const pick = new T.Generator(5000 + seed).permutation(trainSet.n).subarray(0, nFit);
 const fitSet = subset(trainSet, pick);
-const fim = await WoodburyFim.fit(await setGradients(model, fitSet, { groupSize: 1, batch, seed }), { lambdaScale, block: false });
+// Unless --batch is given, batches are capped by the model's evalBatch (the diffusion bound is 11 U-Net passes per image: 4 at most on wasm).
+const perBatch = a.given.has("batch") ? batch : Math.min(batch, model.evalBatch ?? Infinity);
+const fim = await WoodburyFim.fit(await setGradients(model, fitSet, { groupSize: 1, batch: perBatch, seed }), { lambdaScale, block: false });
 console.log(`F_N from ${fim.n} images of ${dataSpec} (${fim.parameters} parameters, lambda ${fim.lambda.toExponential(3)}; ${(fim.floats * 4 / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s; F: ${a.fim === "full" ? "full (Woodbury)" : "diagonal"}`);
 
 const m = Math.min(first, inSet.n), d = shape[0] * shape[1] * shape[2];
-const x = model.input(inSet, range(0, m));
-const g = groupGradients(model, x, 1);
-x.dispose();
-const infl = await topInfluences(fim, g, top, a.fim === "diag");
-g.forEach((t) => t.dispose());
+// The inputs' noise (VAE, diffusion) is one stream drawn in input order, so a batch boundary never changes an input's result.
+const infl: Awaited<ReturnType<typeof topInfluences>> = [], inGen = new T.Generator(0);
+for (let i = 0; i < m; i += perBatch) {
+  const idx = range(i, Math.min(m, i + perBatch));
+  const x = model.input(inSet, idx), noise = noiseFor(model, idx.length, inGen);
+  const g = groupGradients(model, x, 1, noise);
+  x.dispose();
+  noise?.dispose();
+  infl.push(...await topInfluences(fim, g, top, a.fim === "diag"));
+  g.forEach((t) => t.dispose());
+}
 const rows = infl.map((list, i) => {
   console.log(`${input.ids[i]}: ${list.map((e) => `${train.ids[pick[e.t]]} ${e.value.toPrecision(3)}`).join(", ")}`);
   return { input: inSet.images.slice(i * d, (i + 1) * d), top: list.map((e) => fitSet.images.slice(e.t * d, (e.t + 1) * d)) };
