@@ -128,3 +128,19 @@ export function isProtected(path: string): boolean {
 }
 
 export { PROJECT_ROOT };
+
+/**
+ * Reads a file that must be a regular file of at most maxBytes (a device such as /dev/zero, a
+ * FIFO or an oversized file is refused before reading; symbolic links are followed). `what` names it.
+ */
+export function readRegularFile(path: string, maxBytes: number, what = "file"): Uint8Array {
+  let st: Deno.FileInfo;
+  try {
+    st = Deno.statSync(path);
+  } catch (e) {
+    throw new Error(`${what} ${path}: cannot be read (${(e as Error).message.split(/[:\n]/)[0]})`);
+  }
+  if (!st.isFile) throw new Error(`${what} ${path}: not a regular file (a folder, device or pipe)`);
+  if (st.size > maxBytes) throw new Error(`${what} ${path}: ${st.size} bytes, more than the ${maxBytes}-byte limit for a ${what}`);
+  return Deno.readFileSync(path);
+}

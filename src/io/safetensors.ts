@@ -121,6 +121,9 @@ export async function saveTensors(path: string, named: [string, T.Tensor][], met
   writeFileAtomic(path, encodeSafetensors(list, metadata)); // a crash mid-write never leaves a half checkpoint
 }
 
+/** The largest model or checkpoint file read (a model has at most 50M parameters: 200 MB, 600 MB with Adam's moments). */
+export const MODEL_MAX_BYTES = 1024 * 2 ** 20;
+
 export function readCheckpoint(path: string): Decoded {
   let bytes: Uint8Array;
   try {

@@ -67,6 +67,11 @@ export interface ModelFile {
   config: Record<string, unknown>;
   /** The model's parameter names and shapes (all present in the file). */
   shapes: [string, number[]][];
+  /**
+   * The model built on the CPU from the metadata with initial weights (not the file's): what a
+   * command asks before any work, such as its objectives (probe.objective(name) throws on a bad one).
+   */
+  probe: GenerativeModel;
 }
 
 /**
@@ -89,7 +94,7 @@ export async function checkModelFile(path: string): Promise<ModelFile> {
   const probe = await createModel(kind, merged, T.cpu, 0, `checkpoint ${path}: __metadata__.config`);
   const shapes = probe.namedParameters().map(([n, p]) => [n, [...p.shape]] as [string, number[]]);
   checkTensors(decoded, path, shapes, { allowExtra: true });
-  return { decoded, kind, config: merged, shapes };
+  return { decoded, kind, config: merged, shapes, probe };
 }
 
 /** A model rebuilt from a checkpoint's metadata, with its weights loaded (pass `file` if already checked). */

@@ -8,6 +8,7 @@ import { type ImageSet, toTensor } from "../data/dataset.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
 import { Conv2d, type Init, Linear, Module } from "../nn/module.ts";
 import { checkImageShape, type GenerativeModel, type ImageShape, type NllOptions, type SampleOptions } from "./model.ts";
+import { makeObjective, type Objective, unknownObjective } from "./objective.ts";
 
 export interface VaeConfig {
   latent: number;
@@ -116,6 +117,17 @@ export class VAE extends Module implements GenerativeModel {
 
   noiseShape(B: number): number[] {
     return [B, this.cfg.latent];
+  }
+
+  readonly objectives = "nll";
+  readonly defaultObjective = "nll";
+  /** "nll": the negative ELBO with one reparameterised latent sample per input (its standard-normal draw given). */
+  objective(name = "nll"): Objective {
+    if (name !== "nll") throw unknownObjective("vae", name, this.objectives);
+    return makeObjective({
+      name, dims: this.dims, noiseShape: (B) => this.noiseShape(B), value: (x, noise) => this.nll(x, { noise }),
+      measure: { kind: "nll", short: "NLL", label: "NLL: negative ELBO, bits/dim (one latent sample)", unit: "bits/dim" },
+    });
   }
 
   /** One reparameterised sample per example (eps from gen, or given): ELBO terms in nats, each [B]. */
