@@ -20,12 +20,13 @@ export {
 export type { GenerativeModel } from "./src/models/model.ts";
 export { LN2 } from "./src/models/model.ts";
 export { makeObjective, type Measure, type Objective } from "./src/models/objective.ts";
-export { VAE, VAE_DEFAULT, type VaeConfig } from "./src/models/vae.ts";
+export { discretizedLogisticLogProb, VAE, VAE_DEFAULT, type VaeConfig } from "./src/models/vae.ts";
 export { Glow, GLOW_DEFAULT, type GlowConfig } from "./src/models/glow.ts";
 export { createModel } from "./src/models/registry.ts";
 export { type LoadedModel, loadModelBytes } from "./src/models/from_bytes.ts";
 export { decodeSafetensors, encodeSafetensors } from "./src/io/safetensors.ts";
-export { Module } from "./src/nn/module.ts";
+export { Conv2d, Linear, Module } from "./src/nn/module.ts";
+export { Adam } from "./src/nn/optim.ts";
 
 // Data.
 export { type ImageSet, makeSet, subset, toTensor } from "./src/data/dataset.ts";

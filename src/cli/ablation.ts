@@ -6,8 +6,8 @@
 // typicality (on that same loss) against t, in-distribution test images vs the OOD set, at B = 5.
 // Writes table.md, table.json and auroc-vs-t.svg. Same protocol as `ood` (seeded permutations of
 // the test splits; fit on the first half, evaluate on the second).
-import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFile, int, ints, outDir, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, choice, flag, inFile, int, ints, outDir, parseOptions, shippedDefault, usageError } from "../io/options.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { protectedReason, writeFileAtomic } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";

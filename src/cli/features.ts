@@ -13,8 +13,8 @@
 // --shard k/n: only shard k (0-based) of n, a contiguous run of whole passes of --batch inputs, so
 // n machines can share a set: merged in order, the shards hold exactly the rows of one run, and
 // `fit --data s0.npz,s1.npz,...` fits exactly as on one file. (README, "Features as files".)
-import { notice } from "./errors.ts";
-import { BACKEND, flag, inFile, int, outFile, parseOptions, setOrPath, text, usageError, workStarts } from "../io/options.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, flag, inFile, int, outFile, parseOptions, setOrPath, text, usageError } from "../io/options.ts";
 import { subset } from "../data/dataset.ts";
 import { conformShape, loadImageFiles } from "../data/image_files.ts";
 import { DATASETS, loadDataset } from "../data/mnist.ts";

@@ -19,8 +19,8 @@
 // positions in that permutation, so score on the same set keeps off them); with B > 1 the groups are of consecutive drawn
 // inputs, so random groups: score groups drawn the same way (groups of one class score as OOD).
 // --objective: what is differentiated (the model's default: the NLL; a diffusion model's L1 eps-loss at t = 1).
-import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFile, int, outFile, parseOptions, text, usageError, workStarts } from "../io/options.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, choice, flag, inFile, int, outFile, parseOptions, text, usageError } from "../io/options.ts";
 import * as T from "../autograd/index.ts";
 import { subset } from "../data/dataset.ts";
 import { conformShape, isBuiltinSet, loadNamedSet } from "../data/image_files.ts";

@@ -8,8 +8,8 @@
 // |s_x^T F^{-1} s_t| (--fim diag: F's diagonal instead) and writes a PNG strip per input: the input,
 // then those training images, largest first. --objective: what is differentiated (the model's default:
 // the NLL; a diffusion model's L1 eps-loss at t = 1); each input's draws come from its pixels and --seed.
-import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFile, int, nameOrPath, num, outFile, parseOptions, text, usageError, workStarts } from "../io/options.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, choice, flag, inFile, int, nameOrPath, num, outFile, parseOptions, text, usageError } from "../io/options.ts";
 import { DATASETS } from "../data/mnist.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { checkModelFile } from "../models/registry.ts";

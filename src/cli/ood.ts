@@ -26,8 +26,8 @@
 // --saliency k: at B=1, the k inputs of each set that the diagonal Gaussian flags most strongly, with
 // the gradient of the score with respect to their pixels (double backprop) as an overlay in
 // saliency-<model>-B1.png (rows: in-distribution evaluation, then each OOD set); 0 skips it.
-import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFiles, int, ints, nameOrPath, num, Opt, outDir, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, choice, flag, inFiles, int, ints, nameOrPath, num, Opt, outDir, parseOptions, shippedDefault, usageError } from "../io/options.ts";
 import { conformShape, type FileSet, isBuiltinSet, loadImageFiles, setLabel } from "../data/image_files.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { protectedReason } from "../io/atomic.ts";

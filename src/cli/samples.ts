@@ -4,8 +4,8 @@
 // shipped weights/*-samples.png; writing over a shipped or git-tracked file needs --force).
 // --temperature applies to Glow only (the VAE's grid shows decoder means); --sampler and --steps to
 // diffusion models (DDIM with --steps steps, deterministic given --seed, or ancestral DDPM over every step).
-import { notice } from "./errors.ts";
-import { BACKEND, checkOutput, choice, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, checkOutput, choice, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError } from "../io/options.ts";
 import * as T from "../autograd/index.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";

@@ -19,8 +19,8 @@
 // --out writes CSV or JSON by its extension; --quiet prints only the summary.
 // --saliency (B = 1): a PNG of the --saliency-k lowest-scoring inputs, each beside an overlay of
 // d score / d pixels (double backprop: which pixels drive the score).
-import { notice } from "./errors.ts";
-import { BACKEND, flag, inFile, int, outFile, parseOptions, text, usageError, workStarts } from "../io/options.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, flag, inFile, int, outFile, parseOptions, text, usageError } from "../io/options.ts";
 import { DATASETS, loadDataset } from "../data/mnist.ts";
 import { subset } from "../data/dataset.ts";
 import { describeSelection, parseSetSpec, scoringSelection, type SetSelection, selectionIndices } from "../data/selection.ts";

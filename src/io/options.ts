@@ -16,7 +16,7 @@
 //   a.steps;          // number (a default or .required() makes it non-optional)
 //   a.given.has("B"); // whether the user gave --B (resume logic needs this)
 //   if (bad) throw usageError("mycmd", "--fit", a.fit, "at most 5000 (half of the test split)");
-//   workStarts();     // call once every check is done, right before the first real work
+//   workStarts();     // (src/cli/errors.ts) call once every check is done, right before the first real work
 //
 // Option types: int, num (min/gt/max), ints (comma list), choice, choices (comma list), text,
 // jsonObject, flag, inFile, inFiles (comma list), nameOrPath (a built-in name or an existing path),
@@ -384,18 +384,6 @@ export function parseOptions<S extends Record<string, AnyOpt>>(cmd: string, spec
     if (o.finalCheck && out[name] !== undefined) o.finalCheck(out[name], { cmd, name, force });
   }
   return out as Values<S>;
-}
-
-/**
- * Marks the end of validation. With FIMSCOPE_STOP_BEFORE_WORK=1 the command stops here (exit 0,
- * "checked" on stderr): the bad-input tests run every refused case this way, so a check that only
- * fires once work has started makes its case exit 0 and fail.
- */
-export function workStarts(): void {
-  if (Deno.env.get("FIMSCOPE_STOP_BEFORE_WORK") === "1") {
-    console.error("checked: all options valid; stopping before work (FIMSCOPE_STOP_BEFORE_WORK=1)");
-    Deno.exit(0);
-  }
 }
 
 /** For checks of a value the command computed (e.g. a default output): same message format. */

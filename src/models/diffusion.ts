@@ -25,7 +25,7 @@ import * as T from "../autograd/index.ts";
 import { type ImageSet, toTensor } from "../data/dataset.ts";
 import { type Init, Module } from "../nn/module.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
-import { checkImageShape, type GenerativeModel, type ImageShape, type NllOptions, type SampleOptions } from "./model.ts";
+import { parseImageShape, type GenerativeModel, type ImageShape, type NllOptions, type SampleOptions } from "./model.ts";
 import { makeObjective, type Objective, unknownObjective } from "./objective.ts";
 import { Unet, UNET_DEFAULT, UNET_PAPER, type UnetConfig } from "./unet.ts";
 
@@ -341,7 +341,7 @@ export function flattenConfig(c: Record<string, unknown> = {}): Record<string, u
   return unet && typeof unet === "object" && !Array.isArray(unet) ? { ...(unet as object), ...rest } : c;
 }
 
-export function resolveConfig(c: Partial<DiffusionConfig> = {}): DiffusionConfig {
+export function diffusionConfig(c: Partial<DiffusionConfig> = {}): DiffusionConfig {
   return { ...DIFFUSION_DEFAULT, ...flattenConfig(c as Record<string, unknown>) } as DiffusionConfig;
 }
 
@@ -360,7 +360,7 @@ export class Diffusion extends Module implements GenerativeModel {
   constructor(readonly cfg: DiffusionConfig, o: Init) {
     super();
     this.config = { ...cfg };
-    const [C, H, W] = this.imageShape = checkImageShape("Diffusion", cfg.image);
+    const [C, H, W] = this.imageShape = parseImageShape("Diffusion", cfg.image);
     this.dims = C * H * W;
     this.backend = o.backend ?? T.defaultBackend();
     this.dtype = o.dtype ?? "float32";

@@ -5,7 +5,7 @@ import { type ImageSet, toTensor } from "../data/dataset.ts";
 import { type Init, Module } from "../nn/module.ts";
 import { FlowStep, gaussianLogProb, LogitPreprocess, SplitPrior, squeeze, unsqueeze } from "./glow_layers.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
-import { checkImageShape, type GenerativeModel, type ImageShape, type SampleOptions } from "./model.ts";
+import { parseImageShape, type GenerativeModel, type ImageShape, type SampleOptions } from "./model.ts";
 import { makeObjective, type Objective, unknownObjective } from "./objective.ts";
 
 export interface GlowConfig {
@@ -56,7 +56,7 @@ export class Glow extends Module implements GenerativeModel {
   constructor(readonly cfg: GlowConfig, o: Init) {
     super();
     this.config = { ...cfg };
-    const [C, H, W] = this.imageShape = checkImageShape("Glow", cfg.image);
+    const [C, H, W] = this.imageShape = parseImageShape("Glow", cfg.image);
     this.backend = o.backend ?? T.defaultBackend();
     this.dtype = o.dtype ?? "float32";
     if (H % 2 ** cfg.levels || W % 2 ** cfg.levels) throw new Error(`Glow: image ${H}x${W} not divisible by 2^${cfg.levels}`);

@@ -65,7 +65,7 @@ export interface GenerativeModel extends Module {
 export const LN2 = Math.log(2);
 
 /** [C, H, W] checked: positive integers. */
-export function checkImageShape(model: string, s: readonly number[]): ImageShape {
+export function parseImageShape(model: string, s: readonly number[]): ImageShape {
   if (s.length !== 3 || !s.every((d) => Number.isInteger(d) && d >= 1)) throw new Error(`${model}: image must be [C, H, W] of positive integers, got ${JSON.stringify(s)}`);
   return [s[0], s[1], s[2]];
 }

@@ -7,7 +7,7 @@ import * as T from "../autograd/index.ts";
 import { type ImageSet, toTensor } from "../data/dataset.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
 import { Conv2d, type Init, Linear, Module } from "../nn/module.ts";
-import { checkImageShape, type GenerativeModel, type ImageShape, type NllOptions, type SampleOptions } from "./model.ts";
+import { parseImageShape, type GenerativeModel, type ImageShape, type NllOptions, type SampleOptions } from "./model.ts";
 import { makeObjective, type Objective, unknownObjective } from "./objective.ts";
 
 export interface VaeConfig {
@@ -64,7 +64,7 @@ export class VAE extends Module implements GenerativeModel {
   constructor(readonly cfg: VaeConfig, o: Init) {
     super();
     this.config = { ...cfg };
-    const [C, H, W] = this.imageShape = checkImageShape("VAE", cfg.image ?? VAE_DEFAULT.image);
+    const [C, H, W] = this.imageShape = parseImageShape("VAE", cfg.image ?? VAE_DEFAULT.image);
     if (H % 4 || W % 4) throw new Error(`VAE: image ${H}x${W} needs H and W divisible by 4`);
     this.dims = C * H * W;
     this.backend = o.backend ?? T.defaultBackend();

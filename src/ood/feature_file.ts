@@ -73,7 +73,16 @@ export function encodeFeatureNpz(f: FeatureFile): Uint8Array {
 }
 
 const csvCell = (s: string) => (/[",\n#]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-const num9 = (v: number) => (v === -Infinity ? "-inf" : Number.isNaN(v) ? "nan" : v === Infinity ? "inf" : String(Math.fround(v).toPrecision(9)).replace(/\.?0+e/, "e").replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, ""));
+/** The shortest decimal that reads back to the same float32 (at most 9 significant digits). */
+function num9(v: number): string {
+  if (!Number.isFinite(v)) return v === -Infinity ? "-inf" : v === Infinity ? "inf" : "nan";
+  const f = Math.fround(v);
+  for (let p = 1; p < 9; p++) {
+    const t = f.toPrecision(p);
+    if (Math.fround(Number(t)) === f) return String(Number(t));
+  }
+  return String(Number(f.toPrecision(9)));
+}
 
 export function encodeFeatureCsv(f: FeatureFile): string {
   const lines = [`# ${FEATURES_FORMAT} ${JSON.stringify({ ...f.meta, sizes: f.sizes })}`, ["id", "nll", ...f.layers].map(csvCell).join(",")];
@@ -189,7 +198,7 @@ export function parseFeatureFile(bytes: Uint8Array, file: string): FeatureFile {
  * group size, seed, set, pass size, layers), concatenated in k order. One file is returned as it is.
  */
 export function mergeFeatureFiles(files: { file: string; f: FeatureFile }[]): FeatureFile {
-  if (files.length === 1) return files[0].f;
+  if (files.length === 1 && files[0].f.meta.shard.n === 1) return files[0].f;
   const sorted = [...files].sort((a, b) => a.f.meta.shard.k - b.f.meta.shard.k);
   const first = sorted[0].f.meta, n = first.shard.n;
   const same = (a: FeatureMeta, b: FeatureMeta) =>

@@ -87,11 +87,13 @@ export async function inspectInput(model: GenerativeModel, objective: Objective,
     const leaf = withSaliency ? xi.detach().requireGrad() : xi;
     const v = T.sum(objective.value(leaf, noise));
     const grads = T.grad(v, params, { createGraph: withSaliency });
-    const perLayer = grads.map((g, i) => {
+    const sq = grads.map((g, i) => {
       if (!g) throw new Error(`inspect: parameter ${named[i][0]} does not reach the objective ${objective.name}`);
-      return T.reshape(T.log(T.sumSquares(g)), [1]);
+      return T.reshape(T.sumSquares(g), [1]);
     });
-    const logf = T.concat(perLayer, 0);
+    const perLayer = sq.map((f) => T.log(f));
+    // The norms are read and their logs taken on the host (a float32 model's rounded to float32), as the loop over a set does.
+    const logf = T.concat(sq, 0);
     let sal: T.Tensor | null = null;
     if (withSaliency) {
       let y: T.Tensor;
@@ -108,7 +110,8 @@ export async function inspectInput(model: GenerativeModel, objective: Objective,
     return { v, logf, sal };
   });
   const raw = (await out.v.data())[0];
-  const logf = Float64Array.from(await out.logf.data());
+  const round = model.dtype === "float32" ? Math.fround : (v: number) => v;
+  const logf = Float64Array.from(await out.logf.data(), (v) => round(Math.log(v)));
   const saliency = out.sal ? Float64Array.from(await out.sal.data()) : null;
   out.v.dispose();
   out.logf.dispose();

@@ -96,7 +96,7 @@ export interface SetFeatures {
   name: string;
   /** Parameter tensor names, one per feature. */
   names: string[];
-  /** Group rows of log f_l. */
+  /** Group rows of log f_l (float32 values: what features files store). */
   logf: Float64Array[];
   /**
    * The objective's value, the mean per input of each group, in its measure's unit
@@ -114,12 +114,14 @@ export async function setFeatures(model: GenerativeModel, objective: Objective, 
   const B = o.groupSize ?? 1;
   const logf: Float64Array[] = [], nll: number[] = [];
   let names = model.namedParameters().map(([n]) => n);
+  const round = model.dtype === "float32" ? Math.fround : (v: number) => v;
   await forEachBatch(model, objective, set, o, async (b) => {
     const f = await (o.loop ? featuresLoop : featuresBatched)(model, objective, b.x, B, b.noise);
     names = f.names;
     const L = names.length;
     for (let g = 0; g < f.groups; g++) {
-      logf.push(Float64Array.from({ length: L }, (_, l) => Math.log(f.sq[g * L + l])));
+      // log f_l of a float32 model rounded to float32, as the features files store it, so a file holds exactly these rows.
+      logf.push(Float64Array.from({ length: L }, (_, l) => round(Math.log(f.sq[g * L + l]))));
       nll.push(objective.report(f.value[g] / B));
     }
   });
