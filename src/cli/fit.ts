@@ -5,7 +5,8 @@
 // the quantiles of the fit scores and the 95%-TPR threshold, with the model file's SHA-256; writes
 // the detector JSON (src/ood/detector.ts) for `npm run score`.
 // --data: a packaged set (default: the set the model was trained on), or images from files: a
-// folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX *-ubyte file, CIFAR-10 binary.
+// folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX *-ubyte file, CIFAR-10 binary, or
+// FORMAT:PATH for the paper's sets' official files (svhn:, gtsrb:, celeba:, imagenet32:, ...; docs/datasets.md).
 // --split, for a packaged set: test (default) fits on the first half of its seeded permutation of
 // the test split, the images `npm run ood` fits on, so its second half stays unseen by both the model
 // and the detector; train fits on the model's own training images. --n inputs are drawn in a seeded
@@ -16,7 +17,7 @@ import { notice } from "./errors.ts";
 import { BACKEND, choice, flag, inFile, int, nameOrPath, outFile, parseOptions, usageError, workStarts } from "../io/options.ts";
 import { DATASETS } from "../data/mnist.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { checkModelFile } from "../models/registry.ts";
+import { checkModelFile, modelImageShape } from "../models/registry.ts";
 import * as T from "../autograd/index.ts";
 import { subset } from "../data/dataset.ts";
 import { conformShape, isBuiltinSet, loadNamedSet } from "../data/image_files.ts";
@@ -48,6 +49,8 @@ const { B, n, batch, seed } = a;
 const meta = modelFile.decoded.metadata;
 const dataSpec = a.data ?? meta.data ?? "fashion";
 const source = loadNamedSet(dataSpec, a.split, { onNotice: notice });
+const shape = modelImageShape(modelFile.kind, modelFile.config);
+const all = conformShape(source.set, shape, `--data ${dataSpec}`);
 // The pool to draw from: a packaged test split's first half (as ood), else every image.
 const pool = isBuiltinSet(dataSpec) && a.split === "test"
   ? new T.Generator(1000 + seed).permutation(source.set.n).subarray(0, Math.floor(source.set.n / 2))
@@ -57,8 +60,6 @@ workStarts();
 const t0 = performance.now();
 const backend = await selectBackend(a.backend, { onNotice: notice });
 const model = await loadModel(a.model, backend);
-const shape: [number, number, number] = [...model.imageShape];
-const all = conformShape(source.set, shape, `--data ${dataSpec}`);
 const count = Math.min(n, pool.length) - (Math.min(n, pool.length) % B);
 if (count < 2 * B) throw new Error(`fit: --data ${dataSpec} has ${pool.length} images to fit on; a fit needs at least 2 groups of --B ${B}`);
 const fitSet = subset(all, pool.subarray(0, count), dataSpec);

@@ -15,15 +15,17 @@
 // refused as an OOD set. Report files are named after the model files; a reused --out folder is
 // cleared of the previous report's files (listed in its .fimscope-report.json), nothing else.
 // --data and --ood also take image files: a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an
-// IDX *-ubyte file, CIFAR-10 binary (all of a file's images; --data's are split in halves as above).
+// IDX *-ubyte file, CIFAR-10 binary, or the paper's sets in their official files as FORMAT:PATH
+// (svhn:, gtsrb:, gtsrb-roi:, celeba:, imagenet32:, cifar10:, omniglot:; docs/datasets.md); all of
+// a file's images (--data's are split in halves as above).
 // --fim adds the full-FIM method (columns gradient-fim and gradient-fim-block, src/ood/woodbury.ts):
 // a second gradient pass that keeps the fit set's per-input gradients; --fim-lambda scales its lambda.
 // --saliency k: at B=1, the k inputs of each set that the diagonal Gaussian flags most strongly, with
 // the gradient of the score with respect to their pixels (double backprop) as an overlay in
 // saliency-<model>-B1.png (rows: in-distribution evaluation, then each OOD set); 0 skips it.
 import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFiles, int, ints, nameOrPath, num, Opt, outDir, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
-import { type FileSet, isBuiltinSet, loadImageFiles, setLabel } from "../data/image_files.ts";
+import { BACKEND, choice, flag, inFiles, int, ints, nameOrPath, num, Opt, outDir, parseOptions, pathOrPrefixedExists, shippedDefault, usageError, workStarts } from "../io/options.ts";
+import { conformShape, type FileSet, isBuiltinSet, loadImageFiles, setLabel } from "../data/image_files.ts";
 import { noiseFor } from "../ood/features.ts";
 import { addFimMethods } from "../ood/fim_method.ts";
 import { flaggedSaliency, saliencyPng } from "../ood/saliency.ts";
@@ -33,7 +35,7 @@ import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts
 import { constantImages, flipVertical, invert, uniformNoise } from "../data/synthetic.ts";
 import { protectedReason } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
-import { checkImageShape, checkModelFile, loadModel, type ModelFile } from "../models/registry.ts";
+import { checkImageShape, checkModelFile, loadModel, modelImageShape, type ModelFile } from "../models/registry.ts";
 import { type Diffusion, DIFFUSION_OOD_COUNT, parseDiffusionScore, resolveConfig, scoreLabel } from "../models/diffusion.ts";
 import { evaluateSets, setFeatures, type Evaluation, type SetFeatures } from "../ood/pipeline.ts";
 import { tableText, writeReport } from "../ood/report.ts";
@@ -41,7 +43,7 @@ import { progressBar } from "./progress.ts";
 
 const OOD_SETS = ["mnist", "fashion", "noise", "constant", "vflip", "invert"] as const;
 const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors", "weights/diffusion-fashion.safetensors"].map(shippedDefault);
-const exists = (p: string) => { try { Deno.statSync(p); return true; } catch { return false; } };
+const exists = pathOrPrefixedExists;
 /** A comma list of OOD sets: the names above or paths of image files, each once. */
 const oodList = () => new Opt<string[]>((raw, c) => {
   const parts = raw.split(",").map((p) => p.trim());
@@ -81,9 +83,18 @@ function filesOf(spec: string): FileSet {
   if (!fileSets.has(spec)) fileSets.set(spec, loadImageFiles(spec));
   return fileSets.get(spec)!;
 }
-const shapeOf = (spec: string): [number, number, number] => {
-  if (isBuiltinSet(spec)) return imageShapeOf(spec);
+/** A file set as a model taking `want` sees it (conformShape: grey and equal-channel colour are one), or as read if that cannot be (checkImageShape then refuses it). */
+const setFor = (spec: string, want: [number, number, number]): ImageSet => {
   const s = filesOf(spec).set;
+  try {
+    return conformShape(s, want, spec);
+  } catch {
+    return s;
+  }
+};
+const shapeOf = (spec: string, want: [number, number, number]): [number, number, number] => {
+  if (isBuiltinSet(spec)) return imageShapeOf(spec);
+  const s = setFor(spec, want);
   return [s.c, s.h, s.w];
 };
 const sizeOf = (spec: string) => isBuiltinSet(spec) ? splitSize(spec, "test") : filesOf(spec).set.n;
@@ -131,8 +142,9 @@ for (const path of modelPaths) {
   if (oodSets.includes(inName)) {
     throw usageError("ood", "--ood", oodSets.join(","), `${inName} is the in-distribution data of ${path}${a.data ? " (--data)" : " (trained on it)"}, so it cannot be an OOD set (allowed: ${OOD_SETS.filter((o) => o !== inName).join(", ")})`);
   }
-  checkImageShape(file.kind, file.config, shapeOf(inName), inName, `ood: --model ${path}`);
-  for (const o of oodSets) if (!(OOD_SETS as readonly string[]).includes(o)) checkImageShape(file.kind, file.config, shapeOf(o), o, `ood: --model ${path} (--ood ${o})`);
+  const want = modelImageShape(file.kind, file.config);
+  checkImageShape(file.kind, file.config, shapeOf(inName, want), inName, `ood: --model ${path}`);
+  for (const o of oodSets) if (!(OOD_SETS as readonly string[]).includes(o)) checkImageShape(file.kind, file.config, shapeOf(o, want), o, `ood: --model ${path} (--ood ${o})`);
   const testN = sizeOf(inName), half = Math.floor(testN / 2), what = isBuiltinSet(inName) ? `${inName} test split` : `set ${inName}`;
   if (nFit > half) throw usageError("ood", fitOpt, String(nFit), `at most ${half} (the first half of the ${testN}-image ${what}; the second half is for --eval)`);
   if (nEval > testN - half) throw usageError("ood", evalOpt, String(nEval), `at most ${testN - half} (the second half of the ${testN}-image ${what})`);
@@ -160,9 +172,9 @@ const backend = await selectBackend(a.backend, { onNotice: notice });
 console.log(`backend: ${backend.name}${"description" in backend ? ` (${(backend as { description: string }).description})` : ""}`);
 
 /** The fixed protocol: a seeded permutation of the in-distribution test split; fit on its first half, evaluate on the second. */
-function sets(inName: string, oodSets: string[], nFit: number, nEval: number): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
+function sets(inName: string, oodSets: string[], nFit: number, nEval: number, want: [number, number, number]): { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] } {
   // A packaged set's test split, or all the images of a file or folder.
-  const test = isBuiltinSet(inName) ? loadDataset(inName, "test", { onNotice: notice }) : filesOf(inName).set;
+  const test = isBuiltinSet(inName) ? loadDataset(inName, "test", { onNotice: notice }) : setFor(inName, want);
   const perm = new T.Generator(1000 + seed).permutation(test.n);
   const half = Math.floor(test.n / 2);
   const fit = subset(test, perm.subarray(0, nFit), `${setLabel(inName)}-fit`);
@@ -178,7 +190,7 @@ function sets(inName: string, oodSets: string[], nFit: number, nEval: number): {
     else if (o === "vflip") ood.push({ ...flipVertical(inEval), name: "vflip" });
     else if (o === "invert") ood.push({ ...invert(inEval), name: "invert" });
     else {
-      const other = filesOf(o).set;
+      const other = setFor(o, want);
       ood.push(subset(other, new T.Generator(3000 + seed).permutation(other.n).subarray(0, Math.min(nEval, other.n)), setLabel(o)));
     }
   }
@@ -192,7 +204,7 @@ for (const { path, file, inName, label, oodSets, nFit, nEval } of jobs) {
   if (a.data && meta.data && a.data !== meta.data) console.log(`note: ${path} was trained on ${meta.data}; --data ${a.data} makes ${a.data} the in-distribution set`);
   const model = await loadModel(path, backend, file);
   if (model.kind === "diffusion") (model as unknown as Diffusion).setScore(dScore);
-  const s = sets(inName, oodSets, nFit, nEval);
+  const s = sets(inName, oodSets, nFit, nEval, modelImageShape(file.kind, file.config));
   mark(`load ${label} and data`);
   for (const B of Bs) {
     const all = [s.fit, s.inEval, ...s.ood];
