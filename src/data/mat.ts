@@ -174,6 +174,7 @@ export function readSvhn(path: string, name = path): { set: ImageSet; ids: strin
       if (tag.small) throw fail(`a small data element at top level (offset ${at}), expected miMATRIX or miCOMPRESSED`);
       if (tag.type === MI.COMPRESSED) {
         if (tag.size < 6) throw fail(`compressed element at offset ${at} has ${tag.size} bytes (too short for zlib)`);
+        if (src.pos + tag.size > src.size) throw fail(`truncated: the compressed element at offset ${at} announces ${tag.size} bytes, the file ends ${src.size - src.pos} bytes later`);
         const zhead = src.read(2);
         if ((zhead[0] & 0x0f) !== 8 || ((zhead[0] << 8) | zhead[1]) % 31 !== 0 || zhead[1] & 0x20) throw fail(`compressed element at offset ${at} is not a zlib stream (header ${zhead[0].toString(16)} ${zhead[1].toString(16)})`);
         const z = new InflateSource(src, tag.size - 6, fail, `compressed element at offset ${at}`, { fn: adler32, init: 1 });

@@ -139,7 +139,7 @@ export function readImagenet32(path: string, name = path): { set: ImageSet; ids:
       images.set(piece, o);
       o += piece.length;
     });
-    closeEntry(s, dataEntry, npyFail);
+    closeEntry(s, dataEntry, fail);
     if (labelEntry) {
       const lf: Fail = (why) => fail(`labels.npy: ${why}`);
       s = openEntry(src, labelEntry, lf);
@@ -147,7 +147,7 @@ export function readImagenet32(path: string, name = path): { set: ImageSet; ids:
       if (!INT_DESCRS.test(lh.descr)) throw lf(`dtype '${lh.descr}', expected integers`);
       if (lh.shape.length !== 1 || lh.shape[0] !== n) throw lf(`shape (${lh.shape.join(", ")}), expected (${n},): one label per image of data.npy`);
       s.skip(labelEntry.size - lh.dataOffset);
-      closeEntry(s, labelEntry, lf);
+      closeEntry(s, labelEntry, fail);
     }
     return { set: makeSet(name, images, new Uint8Array(n).fill(255), 3, 32, 32), ids: Array.from({ length: n }, (_, i) => `${path}:${i}`) };
   } finally {

@@ -11,7 +11,7 @@ export interface ByteSource {
   read(n: number): Uint8Array;
   /** Hands the next n bytes to `fn` in pieces, in order. */
   pipe(n: number, fn: (piece: Uint8Array) => void): void;
-  /** Up to `max` next bytes (at least 1 unless at the end) as a view that stays valid. */
+  /** Up to `max` next bytes (at least 1 unless at the end), as a view valid until the next call on this source. */
   next(max: number): Uint8Array;
   skip(n: number): void;
   /** Bytes consumed so far. */
@@ -64,10 +64,11 @@ abstract class PullSource implements ByteSource {
 /** How much of a file is read at a time. */
 export const CHUNK = 1 << 20;
 
-/** A file read CHUNK bytes at a time (each chunk a fresh array, so views handed out stay valid). */
+/** A file read CHUNK bytes at a time into one reused buffer (so the garbage collector has nothing to catch up with). */
 export class FileSource extends PullSource {
   readonly size: number;
   #file: Deno.FsFile;
+  #store = new Uint8Array(CHUNK);
   #buf = new Uint8Array(0);
   #off = 0;
   #filePos = 0;
@@ -99,7 +100,7 @@ export class FileSource extends PullSource {
     if (this.#off < this.#buf.length) return true;
     const want = Math.min(CHUNK, this.size - this.#filePos);
     if (want <= 0) return false;
-    const b = new Uint8Array(want);
+    const b = this.#store.subarray(0, want);
     let got = 0;
     while (got < want) {
       const k = this.#file.readSync(b.subarray(got));
@@ -107,7 +108,7 @@ export class FileSource extends PullSource {
       got += k;
     }
     if (got === 0) return false;
-    this.#buf = got === want ? b : b.subarray(0, got);
+    this.#buf = b.subarray(0, got);
     this.#off = 0;
     this.#filePos += got;
     return true;
@@ -174,7 +175,7 @@ export class InflateSource extends PullSource {
       this.#left -= piece.length;
       const final = this.#left === 0;
       try {
-        this.#inflate.push(piece, final);
+        this.#inflate.push(piece, final); // fflate keeps only a copy of unread input, so `piece` may be reused after
       } catch (e) {
         throw this.fail(`the ${this.what} does not decompress (${(e as Error).message}; truncated or corrupt)`);
       }
