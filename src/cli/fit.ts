@@ -9,7 +9,8 @@
 // exactly 0 on some inputs are floored (never -inf), and features constant on the fit data are
 // dropped; the drops are printed and recorded in the file.
 // --data: a packaged set (default: the set the model was trained on), image files (a folder of PNGs,
-// an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX *-ubyte file, CIFAR-10 binary), or features files from
+// an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX *-ubyte file, CIFAR-10 binary, or FORMAT:PATH for the
+// paper's sets' official files: svhn:, gtsrb:, celeba:, imagenet32:, ...; docs/datasets.md), or features files from
 // `npm run features` (.npz or .csv; the shards of one run, comma-separated, are merged in order and
 // fit exactly as the one run's file; --n, --B, --objective and --seed then come from the files).
 // --split, for a packaged set: test (default) fits on the first half of its seeded permutation of
@@ -20,7 +21,7 @@
 // inputs, so random groups: score groups drawn the same way (groups of one class score as OOD).
 // --objective: what is differentiated (the model's default: the NLL; a diffusion model's L1 eps-loss at t = 1).
 import { notice, workStarts } from "./errors.ts";
-import { BACKEND, choice, flag, inFile, int, outFile, parseOptions, text, usageError } from "../io/options.ts";
+import { BACKEND, choice, flag, inFile, int, outFile, parseOptions, pathOrPrefixedExists, text, usageError } from "../io/options.ts";
 import * as T from "../autograd/index.ts";
 import { subset } from "../data/dataset.ts";
 import { conformShape, isBuiltinSet, loadNamedSet } from "../data/image_files.ts";
@@ -81,12 +82,8 @@ if (fromFiles) {
   fitRows = { names: f.layers, logf: f.logf, nll: f.nll, B: f.meta.groupSize, seed: f.meta.seed, objective: f.meta.objective, data: `features ${f.meta.set.spec}`, count: f.logf.length * f.meta.groupSize };
   objectiveFor("fit", modelFile, a.model, f.meta.objective);
 } else {
-  if (!(DATASETS as readonly string[]).includes(dataSpec)) {
-    try {
-      Deno.statSync(dataSpec);
-    } catch {
-      throw usageError("fit", "--data", dataSpec, `neither ${DATASETS.join(", ")} nor an existing file or folder (images, or .npz/.csv features files)`);
-    }
+  if (!(DATASETS as readonly string[]).includes(dataSpec) && !pathOrPrefixedExists(dataSpec)) {
+    throw usageError("fit", "--data", dataSpec, `neither ${DATASETS.join(", ")} nor an existing file or folder (images, FORMAT:PATH, or .npz/.csv features files)`);
   }
   const objective = objectiveFor("fit", modelFile, a.model, a.objective);
   const source = loadNamedSet(dataSpec, a.split, { onNotice: notice });

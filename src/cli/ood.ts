@@ -20,19 +20,22 @@
 // refused as an OOD set. Report files are named after the model files; the report folder is
 // replaced as a whole.
 // --data and --ood also take image files: a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an
-// IDX *-ubyte file, CIFAR-10 binary (all of a file's images; --data's are split in halves as above).
+// IDX *-ubyte file, CIFAR-10 binary, or the paper's sets in their official files as FORMAT:PATH
+// (svhn:, gtsrb:, gtsrb-roi:, celeba:, imagenet32:, cifar10:, omniglot:; docs/datasets.md); all of
+// a file's images (--data's are split in halves as above).
 // --fim adds the full-FIM scores (gradient-fim, gradient-fim-block, src/ood/woodbury.ts): a second
 // gradient pass that keeps the fit set's per-input gradients; --fim-lambda scales its lambda.
 // --saliency k: at B=1, the k inputs of each set that the diagonal Gaussian flags most strongly, with
 // the gradient of the score with respect to their pixels (double backprop) as an overlay in
 // saliency-<model>-B1.png (rows: in-distribution evaluation, then each OOD set); 0 skips it.
 import { notice, workStarts } from "./errors.ts";
-import { BACKEND, choice, flag, inFiles, int, ints, nameOrPath, num, Opt, outDir, parseOptions, shippedDefault, usageError } from "../io/options.ts";
+import { BACKEND, choice, flag, inFiles, int, ints, nameOrPath, num, Opt, outDir, parseOptions, pathOrPrefixedExists, shippedDefault, usageError } from "../io/options.ts";
+import type { ImageSet } from "../data/dataset.ts";
 import { conformShape, type FileSet, isBuiltinSet, loadImageFiles, setLabel } from "../data/image_files.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { protectedReason } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
-import { checkImageShape, checkModelFile, loadModel, type ModelFile } from "../models/registry.ts";
+import { checkImageShape, checkModelFile, loadModel, modelImageShape, type ModelFile } from "../models/registry.ts";
 import { evaluateModel, isSynthetic, protocolSets, SYNTHETIC_SETS } from "../ood/job.ts";
 import type { Evaluation } from "../ood/pipeline.ts";
 import { tableText, writeReport } from "../ood/report.ts";
@@ -43,7 +46,7 @@ const OOD_SETS = ["mnist", "fashion", ...SYNTHETIC_SETS] as const;
 /** Fit and evaluation images per set for a diffusion model (its U-Net pass per input costs ~10x the VAE's). */
 const DIFFUSION_OOD_COUNT = 200;
 const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion-large.safetensors", "weights/diffusion-fashion.safetensors"].map(shippedDefault);
-const exists = (p: string) => { try { Deno.statSync(p); return true; } catch { return false; } };
+const exists = pathOrPrefixedExists;
 /** A comma list of OOD sets: the names above or paths of image files, each once. */
 const oodList = () => new Opt<string[]>((raw, c) => {
   const parts = raw.split(",").map((p) => p.trim());
@@ -85,9 +88,18 @@ function filesOf(spec: string): FileSet {
   if (!fileSets.has(spec)) fileSets.set(spec, loadImageFiles(spec));
   return fileSets.get(spec)!;
 }
-const shapeOf = (spec: string): [number, number, number] => {
-  if (isBuiltinSet(spec)) return imageShapeOf(spec);
+/** A file set as a model taking `want` sees it (conformShape: grey and equal-channel colour are one), or as read if that cannot be (checkImageShape then refuses it). */
+const setFor = (spec: string, want: [number, number, number]): ImageSet => {
   const s = filesOf(spec).set;
+  try {
+    return conformShape(s, want, spec);
+  } catch {
+    return s;
+  }
+};
+const shapeOf = (spec: string, want: [number, number, number]): [number, number, number] => {
+  if (isBuiltinSet(spec)) return imageShapeOf(spec);
+  const s = setFor(spec, want);
   return [s.c, s.h, s.w];
 };
 const sizeOf = (spec: string) => isBuiltinSet(spec) ? splitSize(spec, "test") : filesOf(spec).set.n;
@@ -130,8 +142,9 @@ for (const path of modelPaths) {
   if (oodSets.includes(inName)) {
     throw usageError("ood", "--ood", oodSets.join(","), `${inName} is the in-distribution data of ${path}${a.data ? " (--data)" : " (trained on it)"}, so it cannot be an OOD set (allowed: ${OOD_SETS.filter((o) => o !== inName).join(", ")})`);
   }
-  checkImageShape(file.kind, file.config, shapeOf(inName), inName, `ood: --model ${path}`);
-  for (const o of oodSets) if (!isSynthetic(o)) checkImageShape(file.kind, file.config, shapeOf(o), o, `ood: --model ${path} (--ood ${o})`);
+  const want = modelImageShape(file.kind, file.config);
+  checkImageShape(file.kind, file.config, shapeOf(inName, want), inName, `ood: --model ${path}`);
+  for (const o of oodSets) if (!isSynthetic(o)) checkImageShape(file.kind, file.config, shapeOf(o, want), o, `ood: --model ${path} (--ood ${o})`);
   const testN = sizeOf(inName), half = Math.floor(testN / 2), what = isBuiltinSet(inName) ? `${inName} test split` : `set ${inName}`;
   if (nFit > half) throw usageError("ood", fitOpt, String(nFit), `at most ${half} (the first half of the ${testN}-image ${what}; the second half is for ${evalOpt})`);
   if (nEval > testN - half) throw usageError("ood", evalOpt, String(nEval), `at most ${testN - half} (the second half of the ${testN}-image ${what})`);

@@ -221,35 +221,45 @@ export function inFile(): Opt<string> {
 }
 
 /**
+ * Whether `raw` names an existing file or folder: as it is, or as `format:PATH` (a data reader's
+ * prefix, e.g. svhn:test_32x32.mat; the data layer knows the formats and refuses an unknown one
+ * when it reads the set, before any work).
+ */
+export function pathOrPrefixedExists(raw: string): boolean {
+  for (const p of [raw, /^[a-z][a-z0-9-]*:(.+)$/s.exec(raw)?.[1]]) {
+    if (p === undefined) continue;
+    try {
+      Deno.statSync(p);
+      return true;
+    } catch { /* try the next reading */ }
+  }
+  return false;
+}
+
+/**
  * A packaged set as `name[:train|test][:from-to]` (`isSet` decides: src/data/selection.ts's
- * parseSetSpec) or the path of an existing file or folder: refused when it is neither.
+ * parseSetSpec) or the path of an existing file or folder (optionally `format:PATH`): refused when it is neither.
  */
 export function setOrPath<C extends string>(names: readonly C[], isSet: (raw: string) => boolean): Opt<string> {
   return new Opt((raw, c) => {
     if (isSet(raw)) return raw;
     if (raw.trim() === "") throw fail(c, raw, `empty (allowed: ${names.join(", ")} with an optional :train or :test and :from-to, or the path of an existing file or folder)`);
-    try {
-      Deno.statSync(raw);
-    } catch {
-      throw fail(c, raw, `neither a packaged set (${names.join(", ")}, optionally :train or :test and :from-to, e.g. ${names[0]}:test:5000-6000) nor an existing file or folder`);
+    if (!pathOrPrefixedExists(raw)) {
+      throw fail(c, raw, `neither a packaged set (${names.join(", ")}, optionally :train or :test and :from-to, e.g. ${names[0]}:test:5000-6000) nor an existing file or folder (optionally as format:PATH)`);
     }
     return raw;
   });
 }
 
 /**
- * A built-in name or the path of an existing file or folder (for data options that also take
- * images from disk): refused when it is neither.
+ * A built-in name or the path of an existing file or folder, optionally as `format:PATH` (for data
+ * options that also take images from disk): refused when it is neither.
  */
 export function nameOrPath<C extends string>(names: readonly C[]): Opt<string> {
   return new Opt((raw, c) => {
     if ((names as readonly string[]).includes(raw)) return raw;
     if (raw.trim() === "") throw fail(c, raw, `empty (allowed: ${names.join(", ")}, or the path of an existing file or folder)`);
-    try {
-      Deno.statSync(raw);
-    } catch {
-      throw fail(c, raw, `neither ${names.join(", ")} nor an existing file or folder`);
-    }
+    if (!pathOrPrefixedExists(raw)) throw fail(c, raw, `neither ${names.join(", ")} nor an existing file or folder`);
     return raw;
   });
 }

@@ -108,7 +108,7 @@ export async function loadModel(path: string, backend: Backend, file?: ModelFile
 }
 
 /** Throws unless a model of this kind and config takes images of the dataset's shape; `source` names the option or file. */
-export { checkImageShape } from "./config_check.ts";
+export { checkImageShape, modelImageShape } from "./config_check.ts";
 
 /** Whether a file is a training checkpoint (step in the metadata and the optimiser's moments), not shipped weights. */
 export function isTrainingCheckpoint(d: Decoded): boolean {
