@@ -10,6 +10,7 @@ import "../src/cli/errors.ts";
 import process from "node:process";
 import { choices, int, parseOptions, text } from "../src/io/options.ts";
 import { oldCheckout } from "./old_checkout.ts";
+import { featurePasses } from "./feature_pass.ts";
 
 const WORK = ["vae-step", "glow-step", "vae-features", "glow-features"] as const;
 const a = parseOptions("wasm_ab", {
@@ -44,8 +45,7 @@ async function side(name: string, root: string): Promise<Side> {
     const model = await reg.loadModel(`${here}/${MODELS[kind]}`, be);
     if (what === "features") {
       const x = model.input(testSet, ds.range(0, 64));
-      const noise = feat.noiseFor(model, 64, new T.Generator(1));
-      s.run.set(w, () => feat.featuresBatched(model, x, 1, noise));
+      s.run.set(w, featurePasses(feat, T, model, x, 64).batched);
       continue;
     }
     const params = model.namedParameters().map(([, p]: Any) => p);

@@ -12,11 +12,13 @@ import { createHash } from "node:crypto";
 import * as T from "../src/autograd/index.ts";
 import { decodeSafetensors, encodeSafetensors, type NamedTensor, readCheckpoint, saveTensors } from "../src/io/safetensors.ts";
 import { writeFileAtomic } from "../src/io/atomic.ts";
-import { encodeNpy, encodePngImage } from "../src/data/image_files.ts";
 import { BACKEND_CHOICES } from "../src/kernels/select.ts";
 import { choice, flag, inFile, int, ints, nameOrPath, num, parseOptions } from "../src/io/options.ts";
 import { createModel, loadModel } from "../src/models/registry.ts";
 import { metadataOf } from "../src/models/train.ts";
+import { encodeNpy, encodePngImage } from "../src/data/image_files.ts";
+import { encodeMat, svhnColumnMajor } from "../src/data/mat.ts";
+import { encodeNpz } from "../src/data/npz.ts";
 
 const S = suite("bad input");
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
@@ -105,6 +107,32 @@ const CKPT_COPY = `${tmp}/copy.ckpt.safetensors`;
 Deno.copyFileSync(VAE_CKPT, CKPT_COPY);
 const A_DIR = `${tmp}/a-folder`;
 Deno.mkdirSync(A_DIR);
+// Data files for the readers (src/data): each refused when read, before any work.
+const SVHN_DOUBLE = `${tmp}/svhn-double.mat`;
+Deno.writeFileSync(SVHN_DOUBLE, encodeMat([{ name: "X", cls: "double", dims: [32, 32, 3, 1], values: svhnColumnMajor(new Uint8Array(3072)) }, { name: "y", cls: "double", dims: [1, 1], values: [1] }], { compress: true }));
+const SVHN_CUT = `${tmp}/svhn-cut.mat`;
+Deno.writeFileSync(SVHN_CUT, encodeMat([{ name: "X", cls: "uint8", dims: [32, 32, 3, 2], values: new Uint8Array(6144) }, { name: "y", cls: "double", dims: [2, 1], values: [1, 2] }]).subarray(0, 3000));
+const GTSRB_BAD = `${tmp}/gtsrb-bad`;
+Deno.mkdirSync(GTSRB_BAD);
+Deno.writeTextFileSync(`${GTSRB_BAD}/GT-final_test.csv`, "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n00000.ppm;8;8;0;0;7;7;1\n");
+Deno.writeTextFileSync(`${GTSRB_BAD}/00000.ppm`, "P3\n8 8\n255\n0 0 0\n");
+const INET_FLOAT = `${tmp}/imagenet32-float.npz`;
+Deno.writeFileSync(INET_FLOAT, encodeNpz({ "data.npy": encodeNpy(new Uint8Array(4 * 3072), [1, 3072], "<f4") }, true));
+const EMPTY_NPY = `${tmp}/empty.npy`;
+Deno.writeFileSync(EMPTY_NPY, encodeNpy(new Uint8Array(0), [0, 28, 28]));
+const EMPTY_CELEBA = `${tmp}/celeba-empty`;
+Deno.mkdirSync(EMPTY_CELEBA);
+const HUGE_PNG = `${tmp}/huge.png`;
+{
+  const png = encodePngImage(new Uint8Array(4), 1, 2, 2);
+  new DataView(png.buffer, png.byteOffset).setUint32(16, 24000);
+  new DataView(png.buffer, png.byteOffset).setUint32(20, 24000);
+  Deno.writeFileSync(HUGE_PNG, png);
+}
+const DANGLING_DIR = `${tmp}/png-dangling`;
+Deno.mkdirSync(DANGLING_DIR);
+Deno.writeFileSync(`${DANGLING_DIR}/a.png`, encodePngImage(new Uint8Array(784), 1, 28, 28));
+Deno.symlinkSync(`${tmp}/gone.png`, `${DANGLING_DIR}/b.png`);
 
 // Issue 19: stored constants and exact tensor sets (A), outputs apart from inputs (B), file limits and checks before work (C).
 const shippedGlow = readCheckpoint(GLOW);
@@ -307,6 +335,18 @@ const cases: Case[] = [
   { cmd: "ood", args: ["--out", USER_FILE], error: /^error: ood: --out '.*user-notes\.txt': is an existing file, not a folder/, keep: [USER_FILE] },
   { cmd: "ood", args: ["--out", W], error: /^error: ood: --out '.*weights': .* holds the shipped weights/ },
   { cmd: "ood", args: ["--out", ROOT], error: /^error: ood: --out '.*': .* holds the shipped weights/ },
+  // data files through the readers (FORMAT:PATH and plain paths): refused when read, before any work
+  { cmd: "ood", args: ["--data", `svhn:${SVHN_DOUBLE}`], error: /^error: SVHN file .*svhn-double\.mat: variable 'X' is double, expected uint8 pixels/ },
+  { cmd: "ood", args: ["--data", `svhn:${SVHN_CUT}`], error: /^error: SVHN file .*svhn-cut\.mat: truncated/ },
+  { cmd: "ood", args: ["--ood", `svhn:${tmp}/no-such.mat`], error: /^error: ood: --ood 'svhn:.*no-such\.mat': 'svhn:.*no-such\.mat' is not allowed/ },
+  { cmd: "ood", args: ["--ood", EMPTY_NPY], error: /^error: npy file .*empty\.npy: holds no images \(shape \(0, 28, 28\)\)$/ },
+  { cmd: "ood", args: ["--ood", `imagenet32:${INET_FLOAT}`], error: /^error: ImageNet32 file .*imagenet32-float\.npz: data\.npy: dtype '<f4', expected uint8/ },
+  { cmd: "ood", args: ["--data", HUGE_PNG], error: /^error: PNG file .*huge\.png: 24000x24000 pixels \(allowed: .*checked before decoding\)$/ },
+  { cmd: "ood", args: ["--data", DANGLING_DIR], error: /^error: data: .*png-dangling\/b\.png is a symbolic link to .*gone\.png, which does not exist \(a dangling link\)$/ },
+  { cmd: "fit", args: ["--model", VAE, "--out", "d.json", "--data", `gtsrb:${GTSRB_BAD}`], error: /^error: PPM file .*gtsrb-bad\/00000\.ppm: an ASCII PPM \(P3\); expected binary P6 with maxval 255$/ },
+  { cmd: "fit", args: ["--model", VAE, "--out", "d.json", "--data", `omniglot:${EMPTY_CELEBA}`], error: /^error: Omniglot folder .*celeba-empty: holds no \.png files/ },
+  { cmd: "train", args: ["--data", `celeba:${EMPTY_CELEBA}`], error: /^error: CelebA folder .*celeba-empty: holds neither list_eval_partition\.txt nor any \.jpg file$/ },
+  { cmd: "train", args: ["--data", `svhn:${EMPTY_CELEBA}`], error: /^error: data: svhn:.*celeba-empty: .*celeba-empty is not a file \(svhn: takes an SVHN MAT-file/ },
   // issue 19 A: a model file holds exactly the model's tensors, its stored constants included and valid
   { cmd: "nll", args: ["--model", GLOW_NO_CONSTANTS], error: /^error: checkpoint .*glow-no-constants\.safetensors: the model's stored constants are missing \(tensor 'levels\.0\.steps\.0\.invconv\.perm' and 15 more\): .*migrate it with deno run -A scripts\/migrate_weights\.ts .*glow-no-constants\.safetensors$/ },
   { cmd: "samples", args: ["--model", GLOW_NO_CONSTANTS, "--out", `${tmp}/s.png`], error: /stored constants are missing/ },

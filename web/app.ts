@@ -88,9 +88,10 @@ const state = {
   entry: null as ModelEntry | null,
   model: null as F.GenerativeModel | null,
   metadata: {} as Record<string, string>,
-  det: null as F.DiagonalDetector | null,
-  /** What the model's nll() measures (the diffusion model: the eps-loss its features differentiate). */
-  measure: null as F.NllMeasure | null,
+  det: null as F.Detector | null,
+  /** What the features differentiate (the detector's objective: the NLL; the diffusion model's L1 eps-loss at t = 1). */
+  objective: null as F.Objective | null,
+  measure: null as F.Measure | null,
   sets: new Map<string, F.ImageSet>(),
   image: null as Uint8Array | null,
   source: "",
@@ -182,11 +183,11 @@ async function loadModel(id: string) {
   const t0 = performance.now();
   const bytes = new Uint8Array(await (await fetchOk(entry.weights)).arrayBuffer());
   const { model, metadata } = await F.loadModelBytes(bytes, state.chosen!.backend, entry.weights);
+  const det = F.readDetectorText(await (await fetchOk(entry.detector)).text(), entry.detector);
   // What the detector differentiates, as in `npm run ood` (the diffusion model: its L1 eps-loss at t = 1).
-  const measure = F.useDetectorScore(model);
-  const det = F.checkDetector(await (await fetchOk(entry.detector)).json(), model.namedParameters().map(([n]) => n), entry.detector);
+  const objective = F.detectorObjective(model, det, entry.detector, { single: true }), measure = objective.measure;
   state.model?.parameters().forEach((p) => p.dispose());
-  Object.assign(state, { entry, model, metadata, det, measure });
+  Object.assign(state, { entry, model, metadata, det, objective, measure });
   $<HTMLSelectElement>("model").value = id; // also when chosen through window.fimscope
   const params = model.parameters().reduce((s, p) => s + p.size, 0);
   $("model-info").innerHTML = `<b>${entry.label}</b>: ${metadata.kind}, ${params.toLocaleString()} parameters in ${det.names.length} tensors, ` +
@@ -251,7 +252,7 @@ function inspect(image: Uint8Array, source: string) {
     const { model, det } = state;
     if (!model || !det) throw new Error("no model loaded");
     const t0 = performance.now();
-    const r = await F.inspectImage(model, image, det, { saliency: saliencyTarget(), noiseSeed: 0 });
+    const r = await F.inspectImage(model, image, det, { saliency: saliencyTarget() });
     const ms = performance.now() - t0;
     state.image = image;
     state.source = source;
@@ -259,14 +260,14 @@ function inspect(image: Uint8Array, source: string) {
     drawGray($<HTMLCanvasElement>("input-view"), image);
     $("input-source").textContent = source;
     if (r.saliency) drawSaliency($<HTMLCanvasElement>("saliency"), r.saliency);
-    $("nll").textContent = r.measure.kind === "nll" ? `${fmt(r.bitsPerDim)} bits/dim` : fmt(r.nllNats);
+    $("nll").textContent = r.measure.unit ? `${fmt(r.value)} ${r.measure.unit}` : fmt(r.value);
     $("nll").title = r.measure.label;
     $("nll-label").textContent = r.measure.short;
     $("score").textContent = fmt(r.score, 3);
-    $("threshold").textContent = fmt(det.threshold, 3);
+    $("threshold").textContent = fmt(det.file.threshold95[det.file.method], 3);
     const v = $("verdict");
-    v.textContent = r.inDistribution ? "in-distribution" : "out of distribution";
-    v.className = r.inDistribution ? "in" : "out";
+    v.textContent = r.verdict === "in" ? "in-distribution" : "out of distribution";
+    v.className = r.verdict === "in" ? "in" : "out";
     $("time").textContent = `${ms.toFixed(0)} ms (forward, backward, double backward)`;
     $("zbars").innerHTML = zBarsSvg(det.names, r.z);
     if (Number.isNaN(state.firstResultMs)) state.firstResultMs = performance.now();
@@ -393,53 +394,40 @@ function evaluate(n: number) {
     if (!(Number.isInteger(n) && n >= 2 && n <= Math.min(inSet.n, outSet.n))) throw new Error(`images per set: ${n}, expected 2-${Math.min(inSet.n, outSet.n)}`);
     const bar = $<HTMLProgressElement>("eval-progress"), status = $("eval-status");
     const t0 = performance.now();
-    const feats: { name: string; logf: Float64Array[]; nll: number[] }[] = [];
-    const per = 16;
+    const feats: F.SetFeatures[] = [];
     let done = 0;
     for (const set of [inSet, outSet]) {
-      const f = { name: set.name, logf: [] as Float64Array[], nll: [] as number[] };
-      const gen = new F.T.Generator(5);
-      for (let i = 0; i < n; i += per) {
-        const idx = Array.from({ length: Math.min(per, n - i) }, (_, k) => i + k);
-        const x = model.input(set, idx), noise = F.noiseFor(model, idx.length, gen);
-        const g = await F.featuresBatched(model, x, 1, noise);
-        x.dispose();
-        noise?.dispose();
-        const L = g.names.length;
-        for (let k = 0; k < g.groups; k++) {
-          f.logf.push(Float64Array.from({ length: L }, (_, l) => Math.log(g.sq[k * L + l])));
-          f.nll.push(g.nll[k] / (model.dims * F.LN2));
-        }
-        done += idx.length;
-        bar.value = done / (2 * n);
-        status.textContent = `${done} / ${2 * n} inputs, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
-        await frame();
-      }
-      feats.push(f);
+      // The library's loop: each input's draws from its pixels and the detector's seed, as `npm run score`.
+      feats.push(await F.setFeatures(model, state.objective!, F.subset(set, Array.from({ length: n }, (_, i) => i)), {
+        batch: 16, seed: det.file.seed,
+        onProgress: (k) => {
+          bar.value = (done + k) / (2 * n);
+          status.textContent = `${done + k} / ${2 * n} inputs, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+        },
+      }));
+      done += n;
+      await frame();
     }
     const [fi, fo] = feats;
-    const centre = det.nllMean ?? fi.nll.reduce((s, v) => s + v, 0) / fi.nll.length;
-    const methods: [string, (f: typeof fi) => number[]][] = [
-      ["likelihood", (f) => f.nll.map((v) => -v)],
-      ["typicality", (f) => f.nll.map((v) => -Math.abs(v - centre))],
-      ["gradient", (f) => f.logf.map((r) => F.scoreRow(det, r))],
-    ];
+    const scoresOf = (f: F.SetFeatures) => f.logf.map((r, i) => det.scoreRow(r, f.nll[i]).scores);
+    const si = scoresOf(fi), so = scoresOf(fo);
+    const methods = ["likelihood", "typicality", "gradient"];
     const auroc: Record<string, number> = {};
-    const curves = methods.map(([m, s]) => {
-      const si = s(fi), so = s(fo);
-      auroc[m] = F.auroc(si, so);
-      return { label: m, points: F.rocCurve(si, so), auroc: auroc[m] };
+    const curves = methods.map((m) => {
+      const a = si.map((x) => x[m]), b = so.map((x) => x[m]);
+      auroc[m] = F.auroc(a, b);
+      return { label: m, points: F.rocCurve(a, b), auroc: auroc[m] };
     });
     const L = det.names.length, picks = [...new Set([0, Math.floor(L / 3), Math.floor((2 * L) / 3), L - 1])];
     const hist = F.histogramsSvg(`${entry.id}: score, NLL and log ||grad||^2 per layer, ${fi.name} vs ${fo.name}`, [
-      { label: "gradient score", series: feats.map((f) => ({ name: f.name, values: f.logf.map((r) => F.scoreRow(det, r)) })) },
-      { label: state.measure?.kind === "eps-loss" ? "eps-loss / (D ln 2)" : "NLL (bits/dim)", series: feats.map((f) => ({ name: f.name, values: f.nll })) },
+      { label: "gradient score", series: [{ name: fi.name, values: si.map((x) => x.gradient) }, { name: fo.name, values: so.map((x) => x.gradient) }] },
+      { label: state.measure!.unit ? `${state.measure!.short} (${state.measure!.unit})` : state.measure!.short, series: feats.map((f) => ({ name: f.name, values: Array.from(f.nll) })) },
       ...picks.map((l) => ({ label: `log f: ${det.names[l]}`, series: feats.map((f) => ({ name: f.name, values: f.logf.map((r) => r[l]) })) })),
     ]);
     const ms = performance.now() - t0;
     $("eval-out").innerHTML = F.rocSvg(`${entry.id}, B=1: ${fi.name} vs ${fo.name} (${n} each)`, curves) + hist;
-    status.textContent = `${2 * n} inputs in ${(ms / 1000).toFixed(1)} s; AUROC ` + methods.map(([m]) => `${m} ${auroc[m].toFixed(3)}`).join(", ") +
-      ` (the detector fitted on other FashionMNIST test images: ${det.made.fit ?? ""})`;
+    status.textContent = `${2 * n} inputs in ${(ms / 1000).toFixed(1)} s; AUROC ` + methods.map((m) => `${m} ${auroc[m].toFixed(3)}`).join(", ") +
+      ` (the detector fitted on ${det.file.fit.groups} other FashionMNIST test images)`;
     state.evaluation = { n, auroc, ms };
     return state.evaluation;
   });

@@ -5,9 +5,9 @@
 //                          (src/ood/detector.ts: every density over log f_l at B = 1, the model's
 //                          SHA-256), with a calibration set: its quantiles and thresholds at 95%
 //                          in-distribution TPR are those of held-out images. The features are those of
-//                          `npm run ood` (setFeatures at B = 1): the gradient of the NLL, or for the
-//                          diffusion model of the L1 eps-loss at t = 1, one noise draw per input
-//                          (useDetectorScore), not of its bound.
+//                          `npm run ood` (setFeatures at B = 1, seed 0): the gradient of the model's
+//                          default objective: the NLL, or for the diffusion model the L1 eps-loss at
+//                          t = 1, one noise draw per input from its pixels, not of its bound.
 // Protocol (that of `npm run ood`, seed 0): FashionMNIST's test split is permuted with
 // Generator(1000); the detector is fitted on permuted images [0, fit) and its threshold set on
 // [fit, fit + calib), both in the first half; the shipped FashionMNIST images come from the second
@@ -28,9 +28,8 @@ import { readCheckpoint } from "../../src/io/safetensors.ts";
 import { selectBackend } from "../../src/kernels/select.ts";
 import { loadModel } from "../../src/models/registry.ts";
 import { detectorText, fitDetector, sha256Hex } from "../../src/ood/detector.ts";
-import { useDetectorScore } from "../../src/ood/inspect.ts";
 import type { SetSelection } from "../../src/data/selection.ts";
-import { setFeatures } from "../../src/ood/pipeline.ts";
+import { setFeatures } from "../../src/ood/loop.ts";
 
 const a = parseOptions("make_assets", {
   n: int({ min: 1, max: 5000 }).default(256),
@@ -74,27 +73,26 @@ const detectors: Record<string, string> = {};
 for (const m of models) {
   const path = `weights/${m}.safetensors`;
   const model = await loadModel(path, backend);
-  const measure = useDetectorScore(model); // the diffusion model: the L1 eps-loss at t = 1, as `npm run ood`
-  const fit = await setFeatures(model, subset(fashion, permF.subarray(0, nFit), "fit"), { groupSize: 1, batch: 64, seed: 0 });
-  const cal = await setFeatures(model, subset(fashion, permF.subarray(nFit, nFit + nCal), "calibration"), { groupSize: 1, batch: 64, seed: 1 });
+  const objective = model.objective(); // the diffusion model: the L1 eps-loss at t = 1, as `npm run ood`
+  const fit = await setFeatures(model, objective, subset(fashion, permF.subarray(0, nFit), "fit"), { groupSize: 1, batch: 64, seed: 0 });
+  const cal = await setFeatures(model, objective, subset(fashion, permF.subarray(nFit, nFit + nCal), "calibration"), { groupSize: 1, batch: 64, seed: 0 });
   const meta = readCheckpoint(path).metadata;
   const sel = (from: number, to: number): SetSelection => ({ set: "fashion", split: "test", seed: 1000, from, to });
   const det = fitDetector({
-    model: { path, sha256: await sha256Hex(Deno.readFileSync(path)), kind: model.kind, image: [...model.imageShape] },
-    groupSize: 1, names: fit.names, logf: fit.logf, nll: fit.nll, data: "fashion-test", selection: sel(0, nFit),
+    model: { path, sha256: await sha256Hex(Deno.readFileSync(path)), kind: model.kind, image: [...model.imageShape], objective: objective.name },
+    groupSize: 1, seed: 0, sizes: model.namedParameters().map(([, p]) => p.size), names: fit.names, logf: fit.logf, nll: fit.nll, data: "fashion-test", selection: sel(0, nFit),
     calibration: { logf: cal.logf, nll: cal.nll, data: "fashion-test", selection: sel(nFit, nFit + nCal) },
     made: {
       command: `deno run -A scripts/web/make_assets.ts --n ${n} --fit ${nFit} --calib ${nCal} --models ${models.join(",")} --backend ${a.backend}`,
-      noise: "features at B=1 (featuresBatched), noise seed 0 for the fit images, 1 for the calibration images",
+      draws: "features at B=1 (setFeatures), each input's draws from its pixels and seed 0",
       weights: { steps: meta.steps, test_bpd: meta.test_bpd },
       backend: backend.name,
-      // Only where nll() is not a likelihood (the diffusion model).
-      ...(measure.kind === "eps-loss" ? { nll: `${measure.label}; nllMean is that loss / (784 ln 2), as setFeatures scales it` } : {}),
+      value: objective.measure.label,
     },
   });
   const threshold = det.threshold95.gradient;
   write(`${out}/${m}.detector.json`, detectorText(det));
-  const kept = det.densities.gradient.kept.length;
+  const kept = det.features.kept.length;
   detectors[m] = `${m}.detector.json`;
   console.log(`${m}: ${fit.names.length} features, ${kept} kept, threshold ${threshold.toFixed(3)} (95% of ${nCal} calibration images at or above)`);
 }

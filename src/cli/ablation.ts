@@ -6,16 +6,15 @@
 // typicality (on that same loss) against t, in-distribution test images vs the OOD set, at B = 5.
 // Writes table.md, table.json and auroc-vs-t.svg. Same protocol as `ood` (seeded permutations of
 // the test splits; fit on the first half, evaluate on the second).
-import { notice } from "./errors.ts";
-import { BACKEND, checkApart, choice, flag, inFile, int, ints, outDir, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
-import * as T from "../autograd/index.ts";
-import { subset } from "../data/dataset.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, checkApart, choice, flag, inFile, int, ints, outDir, parseOptions, shippedDefault, usageError } from "../io/options.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { writeDirAtomic } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
-import type { Diffusion } from "../models/diffusion.ts";
 import { checkImageShape, checkModelFile, loadModel } from "../models/registry.ts";
-import { evaluateSets, setFeatures } from "../ood/pipeline.ts";
+import { protocolSets } from "../ood/job.ts";
+import { groupedCount, setFeatures } from "../ood/loop.ts";
+import { evaluateSets } from "../ood/pipeline.ts";
 import { lineLog2Svg } from "../ood/plots.ts";
 import { progressBar } from "./progress.ts";
 
@@ -36,10 +35,14 @@ const a = parseOptions("ablation", {
 
 const B = a.B, nFit = a.fit, nEval = a.eval, seed = a.seed;
 const file = await checkModelFile(a.model);
-if (file.kind !== "diffusion") throw usageError("ablation", "--model", a.model, `is a ${file.kind} model; the timestep ablation needs a diffusion model`);
-const T_MAX = file.config.steps as number;
-const badT = a.t.find((t) => t > T_MAX);
-if (badT !== undefined) throw usageError("ablation", "--t", a.t.join(","), `step ${badT} exceeds the model's ${T_MAX} steps`);
+// The model must offer the eps-loss at every step asked for (a diffusion model's objectives).
+for (const t of a.t) {
+  try {
+    file.probe.objective(`${a.loss}-t${t}`);
+  } catch (e) {
+    throw usageError("ablation", a.t.length > 1 ? "--t" : "--model", a.t.length > 1 ? a.t.join(",") : a.model, `${(e as Error).message} (${a.model}; the timestep ablation needs a model with the eps-loss objectives l1-t<t>, l2-t<t>)`);
+  }
+}
 const meta = file.decoded.metadata;
 const inName = (DATASETS as readonly string[]).includes(meta.data ?? "") ? meta.data! : "fashion";
 const oodName = a.ood ?? DATASETS.find((d) => d !== inName)!;
@@ -52,27 +55,24 @@ if (Math.floor(nFit / B) < 2 || Math.floor(nEval / B) < 1) throw usageError("abl
 checkApart("ablation", [{ option: "--out", path: a.out, kind: "dir" }], [{ option: "--model", path: a.model }]);
 workStarts();
 const backend = await selectBackend(a.backend, { onNotice: notice });
-const model = await loadModel(a.model, backend, file) as unknown as Diffusion;
-const steps = a.t.map((t) => ({ kind: "loss" as const, t, loss: a.loss }));
-const test = loadDataset(inName, "test", { onNotice: notice });
-const perm = new T.Generator(1000 + seed).permutation(test.n);
-const fitSet = subset(test, perm.subarray(0, nFit), `${inName}-fit`), inSet = subset(test, perm.subarray(half, half + nEval), inName);
-const other = loadDataset(oodName, "test", { onNotice: notice });
-const oodSet = subset(other, new T.Generator(3000 + seed).permutation(other.n).subarray(0, nEval), oodName);
+const model = await loadModel(a.model, backend, file);
+const sets = protocolSets(loadDataset(inName, "test", { onNotice: notice }), inName, [{ name: oodName, images: loadDataset(oodName, "test", { onNotice: notice }) }], { nFit, nEval, seed });
+const oodSet = sets.ood[0];
 
 const t0 = performance.now();
 const rows: { t: number; gradient: number; typicality: number; likelihood: number; ci: [number, number]; ciTyp: [number, number] }[] = [];
 const bar = progressBar(`ablation B=${B}`, "t {t}");
-bar.start(steps.length * (nFit + 2 * nEval), 0, { t: "-" });
+const all = [sets.fit, sets.inEval, oodSet];
+bar.start(a.t.length * all.reduce((n, s) => n + groupedCount(s, B), 0), 0, { t: "-" });
 let done = 0;
-for (const s of steps) {
-  model.setScore(s);
-  const t = s.kind === "loss" ? s.t : 0;
+for (const t of a.t) {
+  const objective = model.objective(`${a.loss}-t${t}`);
   const feats = [];
-  for (const set of [fitSet, inSet, oodSet]) {
-    feats.push(await setFeatures(model, set, { groupSize: B, batch: Number(a.batch), seed, onProgress: (k) => bar.update((done += k), { t }) }));
+  for (const set of all) {
+    feats.push(await setFeatures(model, objective, set, { groupSize: B, batch: Number(a.batch), seed, onProgress: (k) => bar.update(done + k, { t }) }));
+    done += groupedCount(set, B);
   }
-  const e = evaluateSets(`diffusion-t${t}`, B, feats[0].names, feats[0], feats[1], [feats[2]], seed);
+  const e = evaluateSets(`diffusion-t${t}`, B, feats[0], feats[1], [feats[2]], seed);
   const m = (name: string) => e.results[oodSet.name].find((r) => r.method === name)!.metrics;
   rows.push({ t, gradient: m("gradient").auroc, typicality: m("typicality").auroc, likelihood: m("likelihood").auroc, ci: m("gradient").aurocCI, ciTyp: m("typicality").aurocCI });
 }

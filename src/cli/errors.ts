@@ -40,3 +40,15 @@ if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
 export function notice(message: string): void {
   console.error(`notice: ${message}`);
 }
+
+/**
+ * Marks the end of validation. With FIMSCOPE_STOP_BEFORE_WORK=1 the command stops here (exit 0,
+ * "checked" on stderr): the bad-input tests run every refused case this way, so a check that only
+ * fires once work has started makes its case exit 0 and fail.
+ */
+export function workStarts(): void {
+  if (Deno.env.get("FIMSCOPE_STOP_BEFORE_WORK") === "1") {
+    console.error("checked: all options valid; stopping before work (FIMSCOPE_STOP_BEFORE_WORK=1)");
+    Deno.exit(0);
+  }
+}

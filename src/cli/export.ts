@@ -4,8 +4,8 @@
 // recording steps, training time and the command in the metadata. The input must be a training
 // checkpoint (step and optimiser state), not a weights file; writing over a shipped or git-tracked
 // file needs --force.
-import { notice } from "./errors.ts";
-import { BACKEND, checkApart, flag, inFile, int, outFile, parseOptions, text, usageError, workStarts } from "../io/options.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, checkApart, flag, inFile, int, outFile, parseOptions, text, usageError } from "../io/options.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
 import { selectBackend } from "../kernels/select.ts";

@@ -2,8 +2,8 @@
 //     [--backend auto|cpu|webgpu|wasm]
 // Estimates the Fisher information from model samples for a few random weights in two layers and
 // prints how the layer-diagonal blocks compare with the cross-layer block.
-import { notice } from "./errors.ts";
-import { BACKEND, inFile, int, parseOptions, shippedDefault, text, usageError, workStarts } from "../io/options.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, inFile, int, parseOptions, shippedDefault, text, usageError } from "../io/options.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";
 import { fimStudy } from "../ood/fim.ts";

@@ -1,27 +1,27 @@
 // influence --model weights/glow-fashion.safetensors --input <image file|folder|array> --out strip.png
 //           [--data fashion|mnist|<images>] [--n 1000] [--top 8] [--fim full|diag] [--first 8]
-//           [--fim-lambda 1] [--batch 64] [--seed 0] [--backend auto|cpu|webgpu|wasm] [--force]
-// (--batch: inputs per gradient pass; unless given, at most the model's own limit, 4 for a diffusion model.)
+//           [--fim-lambda 1] [--batch 64] [--seed 0] [--objective nll] [--backend auto|cpu|webgpu|wasm] [--force]
 // FIM inner products between inputs (influence): the per-input gradients of n training images
 // (--data: a packaged set's training split, default the model's own, or image files; a seeded
 // random n of them) define F_N = lambda I + (1/n) sum s s^T (src/ood/woodbury.ts). For each of the
 // first --first inputs of --input, prints the --top training images with the largest
 // |s_x^T F^{-1} s_t| (--fim diag: F's diagonal instead) and writes a PNG strip per input: the input,
-// then those training images, largest first.
-import { notice } from "./errors.ts";
-import { BACKEND, checkApart, choice, flag, inFile, int, nameOrPath, num, outFile, parseOptions, usageError, workStarts } from "../io/options.ts";
+// then those training images, largest first. --objective: what is differentiated (the model's default:
+// the NLL; a diffusion model's L1 eps-loss at t = 1); each input's draws come from its pixels and --seed.
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, checkApart, choice, flag, inFile, int, nameOrPath, num, outFile, parseOptions, text, usageError } from "../io/options.ts";
 import { DATASETS } from "../data/mnist.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
-import { checkModelFile, imageShapeOfFile } from "../models/registry.ts";
+import { checkModelFile } from "../models/registry.ts";
 import * as T from "../autograd/index.ts";
 import { range, subset } from "../data/dataset.ts";
 import { conformShape, loadNamedSet } from "../data/image_files.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { loadModel } from "../models/registry.ts";
-import { setGradients } from "../ood/fim_method.ts";
+import { setGradients } from "../ood/loop.ts";
 import { influenceStripPng, topInfluences } from "../ood/influence.ts";
-import { noiseFor } from "../ood/features.ts";
-import { groupGradients, WoodburyFim } from "../ood/woodbury.ts";
+import { WoodburyFim } from "../ood/woodbury.ts";
+import { objectiveFor } from "./objective_option.ts";
 
 const a = parseOptions("influence", {
   model: inFile().required(),
@@ -35,17 +35,19 @@ const a = parseOptions("influence", {
   "fim-lambda": num({ gt: 0, max: 1e12 }).default(1),
   batch: int({ min: 1, max: 4096 }).default(64),
   seed: int({ max: 2 ** 32 - 1 }).default(0),
+  objective: text(),
   backend: BACKEND,
   force: flag(),
 });
 if (!a.out.toLowerCase().endsWith(".png")) throw usageError("influence", "--out", a.out, "expected a file name ending in .png (the strip)");
 checkApart("influence", [{ option: "--out", path: a.out, kind: "file" }], [{ option: "--model", path: a.model }, { option: "--input", path: a.input }, { option: "--data", path: a.data }]);
 const file = await checkModelFile(a.model), meta = file.decoded.metadata;
+const objectiveName = objectiveFor("influence", file, a.model, a.objective);
 const { n, top, first, batch, seed } = a, lambdaScale = a["fim-lambda"];
 const dataSpec = a.data ?? meta.data ?? "fashion";
 const train = loadNamedSet(dataSpec, "train", { onNotice: notice }), input = loadNamedSet(a.input, "test", { onNotice: notice });
-// Image shapes against the model's (from its file's config), before the model is loaded.
-const shape = imageShapeOfFile(file);
+// The images in the model's shape (from its file's config), checked before the model is loaded.
+const shape: [number, number, number] = [...file.probe.imageShape];
 const trainSet = conformShape(train.set, shape, `influence: --data ${dataSpec}`), inSet = conformShape(input.set, shape, `influence: --input ${a.input}`);
 // Counts beyond the data are refused when given (a default takes what there is).
 if (a.given.has("n") && n > trainSet.n) throw usageError("influence", "--n", String(n), `at most ${trainSet.n} (the training images of ${dataSpec})`);
@@ -56,22 +58,15 @@ workStarts();
 
 const t0 = performance.now();
 const model = await loadModel(a.model, await selectBackend(a.backend), file);
+const objective = model.objective(objectiveName);
 const pick = new T.Generator(5000 + seed).permutation(trainSet.n).subarray(0, nFit);
 const fitSet = subset(trainSet, pick);
-// Unless --batch is given, batches are capped by the model's evalBatch (the diffusion bound is 11 U-Net passes per image: 4 at most on wasm).
-const perBatch = a.given.has("batch") ? batch : Math.min(batch, model.evalBatch ?? Infinity);
-const fim = await WoodburyFim.fit(await setGradients(model, fitSet, { groupSize: 1, batch: perBatch, seed }), { lambdaScale, block: false });
+const fim = await WoodburyFim.fit(await setGradients(model, objective, fitSet, { groupSize: 1, batch, seed }), { lambdaScale, block: false });
 console.log(`F_N from ${fim.n} images of ${dataSpec} (${fim.parameters} parameters, lambda ${fim.lambda.toExponential(3)}; ${(fim.floats * 4 / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s; F: ${a.fim === "full" ? "full (Woodbury)" : "diagonal"}`);
 
 const m = Math.min(first, inSet.n), d = shape[0] * shape[1] * shape[2];
-// The inputs' noise (VAE, diffusion) is one stream drawn in input order, so a batch boundary never changes an input's result.
-const infl: Awaited<ReturnType<typeof topInfluences>> = [], inGen = new T.Generator(0);
-for (let i = 0; i < m; i += perBatch) {
-  const idx = range(i, Math.min(m, i + perBatch));
-  const x = model.input(inSet, idx), noise = noiseFor(model, idx.length, inGen);
-  const g = groupGradients(model, x, 1, noise);
-  x.dispose();
-  noise?.dispose();
+const infl = [];
+for (const g of await setGradients(model, objective, subset(inSet, range(0, m)), { groupSize: 1, batch, seed })) {
   infl.push(...await topInfluences(fim, g, top, a.fim === "diag"));
   g.forEach((t) => t.dispose());
 }

@@ -5,8 +5,8 @@
 // or git-tracked file needs --force).
 // --temperature applies to Glow only (the VAE's grid shows decoder means); --sampler and --steps to
 // diffusion models (DDIM with --steps steps, deterministic given --seed, or ancestral DDPM over every step).
-import { notice, onFailure } from "./errors.ts";
-import { BACKEND, checkApart, checkOutput, choice, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
+import { notice, onFailure, workStarts } from "./errors.ts";
+import { BACKEND, checkApart, checkOutput, choice, flag, inFile, int, num, outFile, parseOptions, shippedDefault, usageError } from "../io/options.ts";
 import * as T from "../autograd/index.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";

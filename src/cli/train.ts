@@ -9,8 +9,8 @@
 // --data also takes image files (a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX
 // *-ubyte file, CIFAR-10 binary): all but the last tenth train, the last tenth is the test set; a
 // Glow then takes the files' image shape unless --config gives one.
-import { notice, onFailure } from "./errors.ts";
-import { BACKEND, checkApart, checkOutput, choice, flag, inFile, int, jsonObject, nameOrPath, num, outFile, parseOptions, UsageError, usageError, workStarts } from "../io/options.ts";
+import { notice, onFailure, workStarts } from "./errors.ts";
+import { BACKEND, checkApart, checkOutput, choice, flag, inFile, int, jsonObject, nameOrPath, num, outFile, parseOptions, UsageError, usageError } from "../io/options.ts";
 import { isBuiltinSet, setLabel, trainTestSets } from "../data/image_files.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";

@@ -16,7 +16,7 @@
 //   a.steps;          // number (a default or .required() makes it non-optional)
 //   a.given.has("B"); // whether the user gave --B (resume logic needs this)
 //   if (bad) throw usageError("mycmd", "--fit", a.fit, "at most 5000 (half of the test split)");
-//   workStarts();     // call once every check is done, right before the first real work
+//   workStarts();     // (src/cli/errors.ts) call once every check is done, right before the first real work
 //
 // Outputs apart from inputs: every command that writes calls checkApart(cmd, outputs, inputs)
 // once its output paths are known (before work): no output may be an input, lie inside an input
@@ -34,7 +34,6 @@
 // against the split size) are checked by the command right after parseOptions, still before work.
 import { DIR_MANIFEST, isDirManifest, isProtected, PROJECT_ROOT, protectedReason, realPathOf } from "./atomic.ts";
 import { BACKEND_CHOICES } from "../kernels/select.ts";
-import { withoutBom } from "./read.ts";
 
 /** A shipped file as a default: the path as given if it exists from here, else inside the project. */
 export function shippedDefault(rel: string): string {
@@ -189,7 +188,7 @@ export function jsonObject(): Opt<Record<string, unknown>> {
   return new Opt((raw, c) => {
     let v: unknown;
     try {
-      v = JSON.parse(withoutBom(raw)); // a byte-order mark (text pasted from a file) is not part of the JSON
+      v = JSON.parse(raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw); // a byte-order mark (text pasted from a file) is not part of the JSON
     } catch (e) {
       throw fail(c, raw, `not valid JSON (${(e as Error).message}; allowed: a JSON object)`);
     }
@@ -226,35 +225,45 @@ export function inFile(): Opt<string> {
 }
 
 /**
+ * Whether `raw` names an existing file or folder: as it is, or as `format:PATH` (a data reader's
+ * prefix, e.g. svhn:test_32x32.mat; the data layer knows the formats and refuses an unknown one
+ * when it reads the set, before any work).
+ */
+export function pathOrPrefixedExists(raw: string): boolean {
+  for (const p of [raw, /^[a-z][a-z0-9-]*:(.+)$/s.exec(raw)?.[1]]) {
+    if (p === undefined) continue;
+    try {
+      Deno.statSync(p);
+      return true;
+    } catch { /* try the next reading */ }
+  }
+  return false;
+}
+
+/**
  * A packaged set as `name[:train|test][:from-to]` (`isSet` decides: src/data/selection.ts's
- * parseSetSpec) or the path of an existing file or folder: refused when it is neither.
+ * parseSetSpec) or the path of an existing file or folder (optionally `format:PATH`): refused when it is neither.
  */
 export function setOrPath<C extends string>(names: readonly C[], isSet: (raw: string) => boolean): Opt<string> {
   return new Opt((raw, c) => {
     if (isSet(raw)) return raw;
     if (raw.trim() === "") throw fail(c, raw, `empty (allowed: ${names.join(", ")} with an optional :train or :test and :from-to, or the path of an existing file or folder)`);
-    try {
-      Deno.statSync(raw);
-    } catch {
-      throw fail(c, raw, `neither a packaged set (${names.join(", ")}, optionally :train or :test and :from-to, e.g. ${names[0]}:test:5000-6000) nor an existing file or folder`);
+    if (!pathOrPrefixedExists(raw)) {
+      throw fail(c, raw, `neither a packaged set (${names.join(", ")}, optionally :train or :test and :from-to, e.g. ${names[0]}:test:5000-6000) nor an existing file or folder (optionally as format:PATH)`);
     }
     return raw;
   });
 }
 
 /**
- * A built-in name or the path of an existing file or folder (for data options that also take
- * images from disk): refused when it is neither.
+ * A built-in name or the path of an existing file or folder, optionally as `format:PATH` (for data
+ * options that also take images from disk): refused when it is neither.
  */
 export function nameOrPath<C extends string>(names: readonly C[]): Opt<string> {
   return new Opt((raw, c) => {
     if ((names as readonly string[]).includes(raw)) return raw;
     if (raw.trim() === "") throw fail(c, raw, `empty (allowed: ${names.join(", ")}, or the path of an existing file or folder)`);
-    try {
-      Deno.statSync(raw);
-    } catch {
-      throw fail(c, raw, `neither ${names.join(", ")} nor an existing file or folder`);
-    }
+    if (!pathOrPrefixedExists(raw)) throw fail(c, raw, `neither ${names.join(", ")} nor an existing file or folder`);
     return raw;
   });
 }
@@ -398,18 +407,6 @@ export function parseOptions<S extends Record<string, AnyOpt>>(cmd: string, spec
   return out as Values<S>;
 }
 
-/**
- * Marks the end of validation. With FIMSCOPE_STOP_BEFORE_WORK=1 the command stops here (exit 0,
- * "checked" on stderr): the bad-input tests run every refused case this way, so a check that only
- * fires once work has started makes its case exit 0 and fail.
- */
-export function workStarts(): void {
-  if (Deno.env.get("FIMSCOPE_STOP_BEFORE_WORK") === "1") {
-    console.error("checked: all options valid; stopping before work (FIMSCOPE_STOP_BEFORE_WORK=1)");
-    Deno.exit(0);
-  }
-}
-
 /** A path a command reads or writes, and the option (or label) that named it. Undefined paths are skipped. */
 export interface PathUse {
   option: string;
@@ -425,8 +422,8 @@ export interface PathUse {
  * that holds the current folder or that holds entries but is not a folder this project wrote
  * (no .fimscope-dir.json or older report manifest: never, say, /tmp or a home folder). Paths are
  * compared by real path (links resolved in the existing part) and, for existing files, by device
- * and inode (hard links). Inputs that do not exist on disk are names of packaged sets (e.g.
- * fashion:test), not paths, and are skipped.
+ * and inode (hard links). An input `format:PATH` is compared as PATH; inputs that do not exist
+ * on disk are names of packaged sets (e.g. fashion:test), not paths, and are skipped.
  */
 export function checkApart(cmd: string, outputs: PathUse[], inputs: PathUse[]): void {
   const where = (u: PathUse) => {
@@ -437,15 +434,20 @@ export function checkApart(cmd: string, outputs: PathUse[], inputs: PathUse[]): 
     return { ...u, path: u.path!, real: realPathOf(u.path!), st };
   };
   const outs = outputs.filter((u) => u.path !== undefined && u.path.trim() !== "").map(where);
-  const ins = inputs.filter((u) => {
-    if (u.path === undefined || u.path.trim() === "") return false;
+  // An input is compared as given or, for `format:PATH` (e.g. svhn:test_32x32.mat), as its PATH.
+  const onDisk = (p: string) => {
     try {
-      Deno.lstatSync(u.path);
+      Deno.lstatSync(p);
       return true;
     } catch {
       return false;
     }
-  }).map(where);
+  };
+  const ins = inputs.flatMap((u) => {
+    if (u.path === undefined || u.path.trim() === "") return [];
+    const p = [u.path, /^[a-z][a-z0-9-]*:(.+)$/s.exec(u.path)?.[1]].find((q) => q !== undefined && onDisk(q));
+    return p === undefined ? [] : [where({ ...u, path: p })];
+  });
   const same = (a: ReturnType<typeof where>, b: ReturnType<typeof where>) =>
     a.real === b.real || (a.st !== null && b.st !== null && a.st.isFile && b.st.isFile && a.st.dev === b.st.dev && a.st.ino !== null && a.st.ino === b.st.ino);
   const within = (inner: string, outer: string) => inner.startsWith(outer === "/" ? "/" : `${outer}/`);

@@ -2,8 +2,7 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}, then raw
 // little-endian data. float32 ("F32") only, which is what the engine trains in.
 import * as T from "../autograd/index.ts";
-import { writeFileAtomic } from "./atomic.ts";
-import { MODEL_FILE_MAX_BYTES, readRegularFile } from "./read.ts";
+import { readRegularFile, writeFileAtomic } from "./atomic.ts";
 
 export interface NamedTensor {
   name: string;
@@ -122,9 +121,12 @@ export async function saveTensors(path: string, named: [string, T.Tensor][], met
   writeFileAtomic(path, encodeSafetensors(list, metadata)); // a crash mid-write never leaves a half checkpoint
 }
 
-/** A model file from disk: a regular file of at most MODEL_FILE_MAX_BYTES (src/io/read.ts), then decoded and checked. */
+/** The largest model or checkpoint file read (a model has at most 50M parameters: 200 MB, 600 MB with Adam's moments). */
+export const MODEL_MAX_BYTES = 1024 * 2 ** 20;
+
+/** A model file from disk: a regular file of at most MODEL_MAX_BYTES (readRegularFile), then decoded and checked. */
 export function readCheckpoint(path: string): Decoded {
-  const bytes = readRegularFile(path, MODEL_FILE_MAX_BYTES, "checkpoint", {
+  const bytes = readRegularFile(path, MODEL_MAX_BYTES, "checkpoint", {
     // The header length first: a large file that is not safetensors is refused without reading it all.
     headBytes: 8,
     head: (first, size) => {

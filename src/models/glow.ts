@@ -5,7 +5,8 @@ import { type ImageSet, toTensor } from "../data/dataset.ts";
 import { type Init, Module } from "../nn/module.ts";
 import { FlowStep, gaussianLogProb, LogitPreprocess, SplitPrior, squeeze, unsqueeze } from "./glow_layers.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
-import { checkImageShape, type GenerativeModel, type ImageShape, type SampleOptions } from "./model.ts";
+import { parseImageShape, type GenerativeModel, type ImageShape, type SampleOptions } from "./model.ts";
+import { makeObjective, type Objective, unknownObjective } from "./objective.ts";
 
 export interface GlowConfig {
   levels: number;
@@ -55,7 +56,7 @@ export class Glow extends Module implements GenerativeModel {
   constructor(readonly cfg: GlowConfig, o: Init) {
     super();
     this.config = { ...cfg };
-    const [C, H, W] = this.imageShape = checkImageShape("Glow", cfg.image);
+    const [C, H, W] = this.imageShape = parseImageShape("Glow", cfg.image);
     this.backend = o.backend ?? T.defaultBackend();
     this.dtype = o.dtype ?? "float32";
     if (H % 2 ** cfg.levels || W % 2 ** cfg.levels) throw new Error(`Glow: image ${H}x${W} not divisible by 2^${cfg.levels}`);
@@ -78,6 +79,17 @@ export class Glow extends Module implements GenerativeModel {
 
   noiseShape(): null {
     return null;
+  }
+
+  readonly objectives = "nll";
+  readonly defaultObjective = "nll";
+  /** "nll": the exact NLL of the pixels at their bin centres (no dequantisation noise, so nothing is drawn). */
+  objective(name = "nll"): Objective {
+    if (name !== "nll") throw unknownObjective("glow", name, this.objectives);
+    return makeObjective({
+      name, dims: this.dims, noiseShape: () => null, value: (x) => this.nll(x),
+      measure: { kind: "nll", short: "NLL", label: "NLL, bits/dim (exact, pixels at their bin centres)", unit: "bits/dim" },
+    });
   }
 
   actnorms() {

@@ -3,6 +3,7 @@ import type * as T from "../autograd/index.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
 import type { Module } from "../nn/module.ts";
+import type { Objective } from "./objective.ts";
 
 /** One image's shape: channels, height, width. */
 export type ImageShape = readonly [number, number, number];
@@ -51,6 +52,12 @@ export interface GenerativeModel extends Module {
   trainingLoss?(x: T.Tensor, gen: T.Generator): T.Tensor;
   /** The largest batch evaluation should pass to nll (the diffusion bound runs K + 1 U-Net passes per image). */
   readonly evalBatch?: number;
+  /** The objectives this model offers, for messages: "nll", or the diffusion model's "l1-t<t>, l2-t<t> (t in 1..T), elbo, elbo-nolast". */
+  readonly objectives: string;
+  /** What the OOD features differentiate unless told otherwise: the NLL; for the diffusion model the paper's L1 eps-loss at t = 1. */
+  readonly defaultObjective: string;
+  /** An objective by name (default: defaultObjective; every model offers "nll", its NLL or bound on it); throws one line naming the allowed ones. */
+  objective(name?: string): Objective;
   /** Data-dependent initialisation on a first batch (ActNorm); a no-op where none is needed. */
   initialize?(x: T.Tensor): void;
 }
@@ -58,7 +65,7 @@ export interface GenerativeModel extends Module {
 export const LN2 = Math.log(2);
 
 /** [C, H, W] checked: positive integers. */
-export function checkImageShape(model: string, s: readonly number[]): ImageShape {
+export function parseImageShape(model: string, s: readonly number[]): ImageShape {
   if (s.length !== 3 || !s.every((d) => Number.isInteger(d) && d >= 1)) throw new Error(`${model}: image must be [C, H, W] of positive integers, got ${JSON.stringify(s)}`);
   return [s[0], s[1], s[2]];
 }

@@ -69,6 +69,11 @@ export interface ModelFile {
   shapes: [string, number[]][];
   /** The model's buffers (stored constants, e.g. Glow's permutations): names and shapes, all present in the file. */
   buffers: [string, number[]][];
+  /**
+   * The model built on the CPU from the metadata with initial weights (not the file's): what a
+   * command asks before any work, such as its objectives (probe.objective(name) throws on a bad one).
+   */
+  probe: GenerativeModel;
 }
 
 /** The command that adds the stored constants to a file written before they were stored. */
@@ -126,12 +131,7 @@ export async function checkModelFile(path: string): Promise<ModelFile> {
   checkModelTensors(decoded, path, probe);
   const shapes = probe.namedParameters().map(([n, p]) => [n, [...p.shape]] as [string, number[]]);
   const buffers = probe.namedBuffers().map(([n, p]) => [n, [...p.shape]] as [string, number[]]);
-  return { decoded, kind, config: merged, shapes, buffers };
-}
-
-/** The [C, H, W] images a checked model file's model takes (known before the model is built or loaded). */
-export function imageShapeOfFile(f: ModelFile): [number, number, number] {
-  return [...CONFIG_RULES[f.kind].imageShape(f.config)] as [number, number, number];
+  return { decoded, kind, config: merged, shapes, buffers, probe };
 }
 
 /** A model rebuilt from a checkpoint's metadata, with its weights and stored constants loaded (pass `file` if already checked). */
@@ -145,7 +145,7 @@ export async function loadModel(path: string, backend: Backend, file?: ModelFile
 }
 
 /** Throws unless a model of this kind and config takes images of the dataset's shape; `source` names the option or file. */
-export { checkImageShape } from "./config_check.ts";
+export { checkImageShape, modelImageShape } from "./config_check.ts";
 
 /** Whether a file is a training checkpoint (step in the metadata and the optimiser's moments), not shipped weights. */
 export function isTrainingCheckpoint(d: Decoded): boolean {
