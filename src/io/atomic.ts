@@ -393,7 +393,7 @@ export function readRegularFile(path: string, maxBytes: number, what = "file", o
     throw fail(e instanceof Deno.errors.NotFound ? "cannot read (no such file)" : `cannot read (${(e as Error).message.split("\n")[0]})`);
   }
   if (!st.isFile) throw fail(`${kindOf(st)}, not a regular file (allowed: a regular file of at most ${size(maxBytes)})`);
-  if (st.size > maxBytes) throw fail(`${st.size} bytes, more than the ${size(maxBytes)} a ${what} file may have`);
+  if (st.size > maxBytes) throw fail(`${st.size} bytes, more than the ${size(maxBytes)} allowed for a ${what}`);
   let f: Deno.FsFile;
   try {
     f = Deno.openSync(path, { read: true });
