@@ -39,7 +39,7 @@ function bstrides(shape: readonly number[], outShape: readonly number[]): number
 
 export class WasmBackend implements Backend<Data> {
   readonly name = "wasm" as const;
-  readonly ref = new CpuBackend();
+  readonly ref: CpuBackend = new CpuBackend();
   readonly description: string;
   readonly #rt: WasmRuntime;
   readonly #m: WasmMemory;
