@@ -32,7 +32,7 @@ const a = parseOptions("influence", {
   top: int({ min: 1, max: 1000 }).default(8),
   fim: choice(["full", "diag"] as const).default("full"),
   first: int({ min: 1, max: 1000 }).default(8),
-  "fim-lambda": num({ gt: 0, max: 1e12 }).default(1),
+  "fim-lambda": num({ min: 1e-12, max: 1e12 }).default(1),
   batch: int({ min: 1, max: 4096 }).default(64),
   seed: int({ max: 2 ** 32 - 1 }).default(0),
   objective: text(),

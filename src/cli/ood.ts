@@ -75,7 +75,7 @@ const a = parseOptions("ood", {
   "diffusion-fit": int({ min: 1, max: 100000 }).default(DIFFUSION_OOD_COUNT),
   "diffusion-eval": int({ min: 1, max: 100000 }).default(DIFFUSION_OOD_COUNT),
   fim: flag(),
-  "fim-lambda": num({ gt: 0, max: 1e12 }).default(1),
+  "fim-lambda": num({ min: 1e-12, max: 1e12 }).default(1),
   saliency: int({ max: 1000 }).default(4),
 });
 checkApart("ood", [{ option: "--out", path: a.out, kind: "dir" }], [...(a.model ?? []).map((p) => ({ option: "--model", path: p })), { option: "--data", path: a.data }, ...(a.ood ?? []).map((p) => ({ option: "--ood", path: p }))]);

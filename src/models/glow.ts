@@ -3,7 +3,7 @@
 import * as T from "../autograd/index.ts";
 import { type ImageSet, toTensor } from "../data/dataset.ts";
 import { type Init, Module } from "../nn/module.ts";
-import { FlowStep, gaussianLogProb, LogitPreprocess, SplitPrior, squeeze, unsqueeze } from "./glow_layers.ts";
+import { type ActNorm, FlowStep, gaussianLogProb, LogitPreprocess, SplitPrior, squeeze, unsqueeze } from "./glow_layers.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
 import { parseImageShape, type GenerativeModel, type ImageShape, type SampleOptions } from "./model.ts";
 import { makeObjective, type Objective, unknownObjective } from "./objective.ts";
@@ -92,7 +92,7 @@ export class Glow extends Module implements GenerativeModel {
     });
   }
 
-  actnorms() {
+  actnorms(): ActNorm[] {
     return this.levels.flatMap((l) => l.steps.map((s) => s.actnorm));
   }
 

@@ -62,7 +62,7 @@ export interface GenerativeModel extends Module {
   initialize?(x: T.Tensor): void;
 }
 
-export const LN2 = Math.log(2);
+export const LN2: number = Math.log(2);
 
 /** [C, H, W] checked: positive integers. */
 export function parseImageShape(model: string, s: readonly number[]): ImageShape {

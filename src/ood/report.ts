@@ -86,7 +86,7 @@ export function shiftMarkdown(ds: ShiftDiagnostic[]): string {
 }
 
 function featuresCsv(e: Evaluation): string {
-  const lines = [["set", "role", "group", "nll_bpd", ...e.names.map((n) => `log_sqnorm:${n}`)].join(",")];
+  const lines = [["set", "role", "group", `value:${e.objective}`, ...e.names.map((n) => `log_sqnorm:${n}`)].join(",")];
   const add = (s: { name: string; logf: Float64Array[]; nll: Float64Array }, role: string) =>
     s.logf.forEach((r, g) => lines.push([s.name, role, g, s.nll[g].toPrecision(8), ...Array.from(r, (v) => v.toPrecision(8))].join(",")));
   add(e.fit, "fit");

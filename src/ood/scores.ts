@@ -206,8 +206,8 @@ export const GRADIENT_SCORES = [
   { name: "gradient-fim-block", about: "the same with F block-diagonal over parameter tensors, summed over layers, negated" },
 ] as const;
 
-export const FEATURE_SCORE_NAMES = FEATURE_SCORES.map((s) => s.name);
-export const SCORE_NAMES = [...FEATURE_SCORE_NAMES, ...GRADIENT_SCORES.map((s) => s.name)];
+export const FEATURE_SCORE_NAMES: string[] = FEATURE_SCORES.map((s) => s.name);
+export const SCORE_NAMES: string[] = [...FEATURE_SCORE_NAMES, ...GRADIENT_SCORES.map((s) => s.name)];
 /** The `ood` table's columns (the rest are in its detail table). */
 export const MAIN_SCORES = ["likelihood", "typicality", "gradient"];
 
