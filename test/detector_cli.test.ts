@@ -178,7 +178,7 @@ S("score refuses a model whose hash differs, bad detector files, wrong shapes an
     ["fit", ["--model", `${dir}/none.safetensors`, "--out", `${dir}/d2.json`], /^error: fit: --model '.*none\.safetensors': no such file/],
     ["fit", ["--model", model, "--out", `${dir}/d2.json`, "--data", `${dir}/test-png/../nothing.npy`], /^error: fit: --data '.*nothing\.npy': neither fashion, mnist nor an existing file or folder/],
     ["influence", ["--model", model, "--input", `${dir}/test-png`, "--out", `${dir}/d2.png`, "--fim", "exact"], /^error: influence: --fim 'exact': not one of full, diag/],
-    ["influence", ["--model", model, "--input", `${dir}/rgb-png`, "--out", `${dir}/d2.png`, "--backend", "cpu"], /^error: --input .*rgb-png: images are 3x32x32/],
+    ["influence", ["--model", model, "--input", `${dir}/rgb-png`, "--out", `${dir}/d2.png`, "--backend", "cpu"], /^error: influence: --input .*rgb-png: images are 3x32x32/],
     ["influence", ["--model", model, "--input", `${dir}/test-png`, "--out", `${dir}/d2.jpg`], /^error: influence: --out '.*d2\.jpg': expected a file name ending in \.png/],
   ];
   for (const [cli, args, re] of cases) {
