@@ -76,3 +76,14 @@ export function linkIsFile(path: string): boolean {
     throw new Error(`data: ${path} is a symbolic link to ${target}, which cannot be read (${(e as Error).message.split(":")[0]})`);
   }
 }
+
+/** The byte arrays one after another, as one array. */
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}

@@ -9,6 +9,7 @@
 // integer class) holds 1..10, 10 meaning the digit 0. Other variables are skipped unread.
 import { zlibSync } from "fflate";
 import { type ImageSet, makeSet } from "./dataset.ts";
+import { concatBytes } from "./files.ts";
 import { adler32, type ByteSource, type Fail, FileSource, InflateSource } from "./stream.ts";
 
 const MI = { INT8: 1, UINT8: 2, INT16: 3, UINT16: 4, INT32: 5, UINT32: 6, SINGLE: 7, DOUBLE: 9, INT64: 12, UINT64: 13, MATRIX: 14, COMPRESSED: 15 } as const;
@@ -229,16 +230,6 @@ function element(type: number, data: Uint8Array, le: boolean, small = true): Uin
   return out;
 }
 
-const cat = (parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
-
 /** A v5 MAT-file of the given variables; each compressed into its own miCOMPRESSED element if `compress`. */
 export function encodeMat(vars: MatVariable[], opts: { compress?: boolean; bigEndian?: boolean } = {}): Uint8Array {
   const le = !opts.bigEndian;
@@ -262,7 +253,7 @@ export function encodeMat(vars: MatVariable[], opts: { compress?: boolean; bigEn
       const dv = new DataView(data.buffer);
       for (let i = 0; i < v.values.length; i++) dv.setFloat64(8 * i, v.values[i], le);
     }
-    const body = cat([
+    const body = concatBytes([
       element(MI.UINT32, flags, le, false),
       element(MI.INT32, dims, le, false),
       element(MI.INT8, new TextEncoder().encode(v.name), le),
@@ -278,7 +269,7 @@ export function encodeMat(vars: MatVariable[], opts: { compress?: boolean; bigEn
       parts.push(tag, z);
     }
   }
-  return cat(parts);
+  return concatBytes(parts);
 }
 
 /** Planar [N,3,32,32] bytes as MATLAB's column-major [32,32,3,N] values (SVHN's X). */

@@ -129,19 +129,22 @@ export async function setFeatures(model: GenerativeModel, objective: Objective, 
 }
 
 /**
- * Calls f with the per-group gradients ([G_b, P_l] per parameter tensor) of each batch of a set;
- * they are freed after f returns unless it returns true (it then owns them).
+ * Calls f with the per-group gradients ([G_b, P_l] per parameter tensor) of each batch of each set
+ * in turn (one pass of the loop over them all); they are freed after f returns unless it returns
+ * true (it then owns them).
  */
-export async function forEachGradientBatch(model: GenerativeModel, objective: Objective, set: ImageSet, o: LoopOptions, f: (g: T.Tensor[], firstGroup: number) => Promise<boolean | void>): Promise<void> {
-  await forEachBatch(model, objective, set, o, async (b) => {
-    const g = groupGradients(model, objective, b.x, o.groupSize ?? 1, b.noise);
-    let taken = false;
-    try {
-      taken = (await f(g, b.firstGroup)) === true;
-    } finally {
-      if (!taken) g.forEach((t) => t.dispose());
-    }
-  });
+export async function forEachGradientBatch(model: GenerativeModel, objective: Objective, sets: ImageSet | ImageSet[], o: LoopOptions, f: (g: T.Tensor[], set: number, firstGroup: number) => Promise<boolean | void>): Promise<void> {
+  for (const [k, set] of (Array.isArray(sets) ? sets : [sets]).entries()) {
+    await forEachBatch(model, objective, set, o, async (b) => {
+      const g = groupGradients(model, objective, b.x, o.groupSize ?? 1, b.noise);
+      let taken = false;
+      try {
+        taken = (await f(g, k, b.firstGroup)) === true;
+      } finally {
+        if (!taken) g.forEach((t) => t.dispose());
+      }
+    });
+  }
 }
 
 /** All per-group gradients of a set, per batch a list of [G_b, P_l] tensors (the caller owns them). */

@@ -1,12 +1,13 @@
 // The OOD evaluation of one model at one group size: every registered score (scores.ts) fitted on
 // the fit set's features and compared, in-distribution evaluation set against each OOD set, by
 // AUROC and the other metrics; and the full-FIM scores from the sets' gradients (`--fim`).
+import type * as T from "../autograd/index.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import type { GenerativeModel } from "../models/model.ts";
 import type { Measure, Objective } from "../models/objective.ts";
 import type { DiagonalGaussian, FullGaussian } from "./density.ts";
 import { FullGaussian as Full } from "./density.ts";
-import { forEachGradientBatch, type LoopOptions, type SetFeatures, setGradients } from "./loop.ts";
+import { forEachGradientBatch, type LoopOptions, type SetFeatures } from "./loop.ts";
 import { allMetrics, type Metrics, rocCurve } from "./metrics.ts";
 import { FEATURE_SCORES, FittedScores } from "./scores.ts";
 import { type FimOptions, WoodburyFim } from "./woodbury.ts";
@@ -56,34 +57,28 @@ export function addMethod(e: Evaluation, method: string, inScores: number[], ood
   for (const [set, so] of Object.entries(oodScores)) e.results[set].push({ method, metrics: allMetrics(inScores, so, seed), roc: rocCurve(inScores, so) });
 }
 
-/** q (full) and sum_l q_l (block) of every group of a set under a fitted F_N. */
-export async function fimSetScores(fim: WoodburyFim, model: GenerativeModel, objective: Objective, set: ImageSet, o: LoopOptions): Promise<{ full: number[]; block: number[] }> {
-  const full: number[] = [], block: number[] = [];
-  await forEachGradientBatch(model, objective, set, o, async (g) => {
-    const s = await fim.score(g);
-    full.push(...s.full);
-    block.push(...s.block);
-  });
-  return { full, block };
-}
-
 /**
- * The full-FIM scores (scores.ts GRADIENT_SCORES) of an evaluation: F_N fitted on the fit set's
- * per-group gradients (the same groups and draws as its features), then every other set's groups
- * scored batch by batch. Returns F_N (call dispose()).
+ * The full-FIM scores (scores.ts GRADIENT_SCORES) of an evaluation, in one pass of the loop over
+ * its sets: the fit set's per-group gradients (the same groups and draws as its features) are kept
+ * and F_N is fitted on them when the next set starts; every other set's groups are scored batch by
+ * batch. Returns F_N (call dispose()).
  */
 export async function addFimScores(e: Evaluation, model: GenerativeModel, objective: Objective, sets: { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] }, o: LoopOptions & FimOptions): Promise<WoodburyFim> {
-  const fim = await WoodburyFim.fit(await setGradients(model, objective, sets.fit, o), o);
-  const ins = await fimSetScores(fim, model, objective, sets.inEval, o);
-  const full: Record<string, number[]> = {}, block: Record<string, number[]> = {};
-  for (const [k, s] of sets.ood.entries()) {
-    const r = await fimSetScores(fim, model, objective, s, o);
-    full[e.ood[k].name] = r.full.map((v) => -v);
-    block[e.ood[k].name] = r.block.map((v) => -v);
-  }
-  addMethod(e, "gradient-fim", ins.full.map((v) => -v), full, o.seed);
-  addMethod(e, "gradient-fim-block", ins.block.map((v) => -v), block, o.seed);
-  return fim;
+  const all = [sets.fit, sets.inEval, ...sets.ood], fitParts: T.Tensor[][] = [];
+  const q = all.map(() => ({ full: [] as number[], block: [] as number[] }));
+  let fim: WoodburyFim | null = null;
+  await forEachGradientBatch(model, objective, all, o, async (g, k) => {
+    if (k === 0) {
+      fitParts.push(g);
+      return true; // kept for the fit
+    }
+    fim ??= await WoodburyFim.fit(fitParts, o);
+    const s = await fim.score(g);
+    q[k].full.push(...s.full);
+    q[k].block.push(...s.block);
+  });
+  const neg = (v: number[]) => v.map((x) => -x);
+  addMethod(e, "gradient-fim", neg(q[1].full), Object.fromEntries(e.ood.map((s, i) => [s.name, neg(q[2 + i].full)])), o.seed);
+  addMethod(e, "gradient-fim-block", neg(q[1].block), Object.fromEntries(e.ood.map((s, i) => [s.name, neg(q[2 + i].block)])), o.seed);
+  return fim!;
 }
-
-
