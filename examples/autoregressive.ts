@@ -61,6 +61,11 @@ export class Made extends Module implements GenerativeModel {
     return makeObjective({ name, dims: this.dims, noiseShape: () => null, value: (x) => this.nll(x), measure: { kind: "nll", short: "NLL", label: "exact NLL, bits/dim", unit: "bits/dim" } });
   }
 
+  readonly sampleOptions = [] as const;
+  describeSampling(): string {
+    return "(pixel by pixel, each from its logistic given the ones before)";
+  }
+
   /** Pixel by pixel: each from its logistic given the ones drawn before (D passes). */
   async sample(n: number, gen: T.Generator): Promise<Uint8Array> {
     const D = this.dims, x = new Float32Array(n * D);

@@ -276,7 +276,7 @@ const cases: Case[] = [
   { cmd: "ood", args: ["--ood", "fashion"], error: /^error: ood: --ood 'fashion': fashion is the in-distribution data of .*vae-fashion\.safetensors \(trained on it\)/ },
   { cmd: "ood", args: ["--model", VAE_MNIST, "--ood", "mnist,noise"], error: /^error: ood: --ood 'mnist,noise': mnist is the in-distribution data of .*vae-mnist/ },
   { cmd: "ood", args: ["--data", "mnist", "--ood", "mnist"], error: /^error: ood: --ood 'mnist': mnist is the in-distribution data .*\(--data\)/ },
-  { cmd: "samples", args: ["--model", VAE, "--temperature", "0.5"], error: /^error: samples: --temperature '0.5': applies to glow models only/ },
+  { cmd: "samples", args: ["--model", VAE, "--temperature", "0.5"], error: /^error: samples: --temperature '0.5': does not apply to .*, a vae model \(its sample options: none\)/ },
   // input files
   { cmd: "nll", args: [], error: /^error: nll: --model is required$/ },
   { cmd: "nll", args: ["--model", `${tmp}/missing.safetensors`], error: /^error: nll: --model '.*missing\.safetensors': no such file/ },
@@ -381,9 +381,25 @@ const cases: Case[] = [
   { cmd: "influence", args: ["--model", GLOW, "--data", NPY, "--input", PNG, "--out", `${tmp}/strip.png`, "--top", "11"], error: /^error: influence: --top '11': at most 10 \(the training images F_N is fitted on\)$/ },
   { cmd: "train", args: ["--data", NPY, "--batch", "4", "--eval-n", "5"], error: /^error: train: --eval-n '5': at most the 1 images of the .*images\.npy test set/ },
   // options that do not apply to the chosen model (these were refused before issue 19 too)
-  { cmd: "samples", args: ["--model", `${W}/diffusion-fashion.safetensors`, "--temperature", "0.5"], error: /^error: samples: --temperature '0\.5': applies to glow models only \(.* is a diffusion\)/ },
-  { cmd: "samples", args: ["--model", GLOW, "--sampler", "ddpm"], error: /^error: samples: --sampler 'ddpm': applies to diffusion models only \(.* is a glow\)/ },
-  { cmd: "samples", args: ["--model", VAE, "--steps", "10"], error: /^error: samples: --steps '10': applies to diffusion models only \(.* is a vae\)/ },
+  { cmd: "samples", args: ["--model", `${W}/diffusion-fashion.safetensors`, "--temperature", "0.5"], error: /^error: samples: --temperature '0\.5': does not apply to .*, a diffusion model \(its sample options: sampler, steps\)/ },
+  { cmd: "samples", args: ["--model", GLOW, "--sampler", "ddpm"], error: /^error: samples: --sampler 'ddpm': does not apply to .*, a glow model \(its sample options: temperature\)/ },
+  { cmd: "samples", args: ["--model", `${W}/diffusion-fashion.safetensors`, "--steps", "2000"], error: /^error: samples: --steps '2000': at most 1000 \(the steps of this diffusion model\)/ },
+  { cmd: "samples", args: ["--model", VAE, "--steps", "10"], error: /^error: samples: --steps '10': does not apply to .*, a vae model \(its sample options: none\)/ },
+  // ood: options no model of the run takes are refused, not ignored (issue 19)
+  { cmd: "ood", args: ["--model", VAE, "--diffusion-t", "5"], error: /^error: ood: --diffusion-t '5': applies to diffusion models only, and none of the models is one/ },
+  { cmd: "ood", args: ["--model", VAE, "--diffusion-fit", "20"], error: /^error: ood: --diffusion-fit '20': applies to diffusion models only/ },
+  { cmd: "ood", args: ["--model", `${W}/diffusion-fashion.safetensors`, "--fit", "20"], error: /^error: ood: --fit '20': applies to VAE and Glow models; every model here is a diffusion model \(use --diffusion-fit\)/ },
+  { cmd: "ood", args: ["--model", `${W}/diffusion-fashion.safetensors`, "--diffusion-score", "elbo", "--diffusion-t", "3"], error: /^error: ood: --diffusion-t '3': applies to the eps-losses \(--diffusion-score l1 or l2\), not to elbo/ },
+  { cmd: "ood", args: ["--model", `${W}/diffusion-fashion.safetensors`, "--diffusion-t", "1001"], error: /^error: ood: --diffusion-score 'l1-t1001': .*step 1001 is outside 1\.\.1000/ },
+  { cmd: "ood", args: ["--model", VAE, "--fim-lambda", "2"], error: /^error: ood: --fim-lambda '2': applies to the full-FIM scores only; add --fim/ },
+  { cmd: "ood", args: ["--model", VAE, "--fim", "--fim-lambda", "1e-320"], error: /^error: ood: --fim-lambda '1e-320': out of range/ },
+  // features files
+  { cmd: "features", args: ["--model", VAE, "--input", "fashion:test:0-10", "--out", `${tmp}/f.txt`], error: /^error: features: --out '.*f\.txt': expected a file name ending in \.npz or \.csv/ },
+  { cmd: "features", args: ["--model", VAE, "--input", "fashion:test:0-10", "--out", `${tmp}/f.npz`, "--shard", "3/2"], error: /^error: features: --shard '3\/2': expected k\/n with 0 <= k < n/ },
+  { cmd: "features", args: ["--model", VAE, "--input", "fashion:test:0-10", "--out", `${tmp}/f.npz`, "--objective", "l1-t1"], error: /^error: features: --objective 'l1-t1': .*allowed: nll/ },
+  { cmd: "features", args: ["--model", VAE, "--input", "fashion:test:20-10", "--out", `${tmp}/f.npz`], error: /^error: features: --input 'fashion:test:20-10': positions \[20, 10\) must satisfy from < to <= 10000/ },
+  { cmd: "features", args: ["--model", VAE, "--input", "fashion:test:0-64", "--out", `${tmp}/f.npz`, "--shard", "0/2"], error: /^error: features: --shard '0\/2': is empty: 64 inputs in passes of 64 make 1 pass\(es\), fewer than 2 shards/ },
+  { cmd: "fit", args: ["--model", VAE, "--out", `${tmp}/d.json`, "--objective", "elbo"], error: /^error: fit: --objective 'elbo': .*allowed: nll/ },
   // resume: mismatches listed, --steps total and above the checkpoint's step
   { cmd: "train", args: ["--resume", VAE_CKPT], error: /^error: train: --steps is required with --resume .*more than the checkpoint's 6000/ },
   { cmd: "train", args: ["--resume", VAE_CKPT, "--steps", "5000"], error: /^error: train: --steps '5000': the checkpoint is already at step 6000; --steps is the total step count/ },

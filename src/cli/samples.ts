@@ -25,11 +25,18 @@ const a = parseOptions("samples", {
   steps: int({ min: 1, max: 100000 }).default(100),
 });
 const file = await checkModelFile(a.model);
-if (file.kind !== "glow" && a.given.has("temperature")) throw usageError("samples", "--temperature", String(a.temperature), `applies to glow models only (${a.model} is a ${file.kind}); leave it out`);
-for (const o of ["sampler", "steps"] as const) {
-  if (file.kind !== "diffusion" && a.given.has(o)) throw usageError("samples", `--${o}`, String(a[o]), `applies to diffusion models only (${a.model} is a ${file.kind}); leave it out`);
+// Each model names the sample options it takes (Glow: temperature; diffusion: sampler, steps; the VAE shows its decoder means).
+const takes: readonly string[] = file.probe.sampleOptions;
+for (const o of ["temperature", "sampler", "steps"] as const) {
+  if (a.given.has(o) && !takes.includes(o)) throw usageError("samples", `--${o}`, String(a[o]), `does not apply to ${a.model}, a ${file.kind} model (its sample options: ${takes.filter((t) => t !== "mean").join(", ") || "none"}); leave it out`);
 }
-if (file.kind === "diffusion" && a.steps > (file.config.steps as number)) throw usageError("samples", "--steps", String(a.steps), `at most ${file.config.steps} (the steps of ${a.model})`);
+const sampling = { temperature: a.temperature, mean: true, sampler: a.sampler, steps: a.steps };
+let how: string;
+try {
+  how = file.probe.describeSampling(sampling);
+} catch (e) {
+  throw usageError("samples", `--${(e as Error).message.split(" ")[0]}`, (e as Error).message.split(" ")[1]?.replace(/:$/, ""), `${(e as Error).message.replace(/^\S+ \S+ /, "")} (${a.model})`);
+}
 const stem = a.model.replace(/^.*\//, "").replace(/\.safetensors$/, "");
 // The default: a new name in reports/samples/ (<model>-samples.png, then -samples-2.png, ...), reserved once work starts.
 const defaultOut = (k: number) => `reports/samples/${stem}-samples${k === 1 ? "" : `-${k}`}.png`;
@@ -46,8 +53,7 @@ const backend = await selectBackend(a.backend, { onNotice: notice });
 const model = await loadModel(a.model, backend, file);
 const gen = new T.Generator(a.seed);
 // Glow draws its latents at --temperature; the VAE shows its decoder means; the diffusion model runs its sampler (each model takes what applies to it).
-const images = await model.sample(a.n, gen, { temperature: a.temperature, mean: true, sampler: a.sampler, steps: a.steps });
+const images = await model.sample(a.n, gen, sampling);
 writeFileAtomic(out, imageGridPng(images, a.n, ...model.imageShape));
-const how = model.kind === "glow" ? ` at temperature ${a.temperature}` : model.kind === "diffusion" ? (a.sampler === "ddpm" ? " (ancestral DDPM, every step)" : ` (DDIM, ${a.steps} steps)`) : " (decoder means)";
-console.log(`${a.n} samples${how}: ${out}`);
+console.log(`${a.n} samples ${how}: ${out}`);
 Deno.exit(0);

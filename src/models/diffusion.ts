@@ -459,6 +459,14 @@ export class Diffusion extends Module implements GenerativeModel {
     return this.ops.epsLoss(x, t, noise, this.cfg.trainLoss);
   }
 
+  readonly sampleOptions = ["sampler", "steps"] as const;
+  describeSampling(o: SampleOptions): string {
+    if (o.sampler === "ddpm") return "(ancestral DDPM, every step)";
+    const steps = o.steps ?? 100;
+    if (!(Number.isInteger(steps) && steps >= 1 && steps <= this.process.T)) throw new Error(`steps ${steps}: at most ${this.process.T} (the steps of this diffusion model)`);
+    return `(DDIM, ${steps} steps)`;
+  }
+
   /** n images as 0..255 levels: DDIM with o.steps steps (default 100; deterministic given gen), or ancestral DDPM. */
   async sample(n: number, gen: T.Generator, o: SampleOptions = {}): Promise<Uint8Array> {
     const { backend, dtype } = this;

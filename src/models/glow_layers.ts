@@ -9,14 +9,15 @@ export interface FlowOut {
   logdet: T.Tensor;
 }
 
-/** Space-to-depth 2x2: [B, C, H, W] -> [B, 4C, H/2, W/2]; volume preserving. */
-export function squeeze(x: T.Tensor): T.Tensor {
+/** Space-to-depth 2x2 (the Glow paper's "squeeze"): [B, C, H, W] -> [B, 4C, H/2, W/2]; volume preserving. */
+export function spaceToDepth(x: T.Tensor): T.Tensor {
   const [B, C, H, W] = x.shape;
-  if (H % 2 || W % 2) throw new Error(`squeeze: ${T.fmt(x.shape)} needs even H and W`);
+  if (H % 2 || W % 2) throw new Error(`spaceToDepth: ${T.fmt(x.shape)} needs even H and W`);
   return T.reshape(T.permute(T.reshape(x, [B, C, H / 2, 2, W / 2, 2]), [0, 1, 3, 5, 2, 4]), [B, 4 * C, H / 2, W / 2]);
 }
 
-export function unsqueeze(x: T.Tensor): T.Tensor {
+/** Its inverse (the Glow paper's "unsqueeze"; not T.unsqueeze, which adds an axis). */
+export function depthToSpace(x: T.Tensor): T.Tensor {
   const [B, C4, h, w] = x.shape;
   return T.reshape(T.permute(T.reshape(x, [B, C4 / 4, 2, 2, h, w]), [0, 1, 4, 2, 5, 3]), [B, C4 / 4, 2 * h, 2 * w]);
 }

@@ -43,6 +43,10 @@ export interface GenerativeModel extends Module {
   nll(x: T.Tensor, o?: NllOptions): T.Tensor;
   /** Shape of the per-example noise nll() draws for a batch of B ([B, ...]), or null if it draws none. */
   noiseShape(B: number): number[] | null;
+  /** The sample options this model takes (the others do not apply to it). */
+  readonly sampleOptions: readonly (keyof SampleOptions)[];
+  /** How `sample` draws with these options, for messages ("at temperature 0.7"); throws one line when an option is out of range for this model. */
+  describeSampling(o: SampleOptions): string;
   /** n samples from the model, as 8-bit images (n*C*H*W bytes, planar, in imageShape). */
   sample(n: number, gen: T.Generator, o?: SampleOptions): Promise<Uint8Array>;
   /**

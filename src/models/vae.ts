@@ -167,6 +167,11 @@ export class VAE extends Module implements GenerativeModel {
     return T.neg(T.sub(T.logsumexp(logW, 0), Math.log(K)));
   }
 
+  readonly sampleOptions = ["mean"] as const;
+  describeSampling(o: SampleOptions): string {
+    return o.mean ?? false ? "(decoder means)" : "(drawn from the decoder's logistic)";
+  }
+
   /**
    * Images from the model as 0..255 levels: z from the prior, then each pixel from the
    * discretised logistic (or its mean, for the usual smooth sample grids).
