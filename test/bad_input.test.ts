@@ -371,8 +371,8 @@ const cases: Case[] = [
   { cmd: "ood", args: ["--model", VAE, "--out", NOT_OURS_DIR], error: /^error: ood: --out '.*someones-folder': holds 1 entries but was not written by this project \(no \.fimscope-dir\.json\)/, keep: [`${NOT_OURS_DIR}/thesis.tex`] },
   { cmd: "ablation", args: ["--out", NOT_OURS_DIR], error: /^error: ablation: --out '.*someones-folder': holds 1 entries but was not written by this project/, keep: [`${NOT_OURS_DIR}/thesis.tex`] },
   // issue 19 C: model and detector files are regular files within a size limit; checks before work
-  { cmd: "score", args: ["--detector", DET_DEVZERO, "--input", PNG], error: /^error: .*devzero\.detector\.json: its model \/dev\/zero: model file \/dev\/zero: a character device, not a regular file \(allowed: a regular file of at most 1 GiB\); pass --model$/ },
-  { cmd: "score", args: ["--detector", DET_FIFO, "--input", PNG], error: /^error: .*fifo\.detector\.json: its model .*model\.fifo: model file .*model\.fifo: a pipe \(FIFO\), not a regular file/ },
+  { cmd: "score", args: ["--detector", DET_DEVZERO, "--input", PNG], error: /^error: .*devzero\.detector\.json names its model: model file \/dev\/zero: a character device, not a regular file \(allowed: a regular file of at most 1 GiB\); pass --model$/ },
+  { cmd: "score", args: ["--detector", DET_FIFO, "--input", PNG], error: /^error: .*fifo\.detector\.json names its model: model file .*model\.fifo: a pipe \(FIFO\), not a regular file/ },
   { cmd: "score", args: ["--detector", DET_HUGE, "--input", PNG], error: /^error: detector file .*huge\.detector\.json: 629145600 bytes, more than the 64 MiB allowed for a detector file$/ },
   { cmd: "nll", args: ["--model", MODEL_HUGE], error: /^error: checkpoint .*huge\.safetensors: 1073741832 bytes, more than the 1 GiB allowed for a checkpoint$/ },
   { cmd: "influence", args: ["--model", GLOW_CIFAR, "--data", NPY, "--input", PNG, "--out", `${tmp}/strip.png`], error: /^error: influence: --data .*images\.npy: images are 1x28x28 \(CxHxW\), the model takes 3x32x32$/ },

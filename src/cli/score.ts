@@ -59,8 +59,10 @@ let modelBytes: Uint8Array;
 try {
   modelBytes = readRegularFile(modelPath, MODEL_MAX_BYTES, "model file");
 } catch (e) {
-  throw new Error(`${a.detector}: its model ${modelPath}: ${(e as Error).message}${a.model ? "" : "; pass --model"}`);
+  throw new Error(`${a.detector} names its model: ${(e as Error).message}${a.model ? "" : "; pass --model"}`);
 }
+// The detector's model is an input too: no output may replace it.
+if (!a.model) checkApart("score", [{ option: "--out", path: a.out, kind: "file" }, { option: "--saliency", path: a.saliency, kind: "file" }], [{ option: "the detector's model", path: modelPath }]);
 const sha = await sha256Hex(modelBytes);
 checkModelHash(det.file, sha, modelPath, a.detector);
 const modelFile = await checkModelFile(modelPath);
