@@ -9,7 +9,7 @@ import type { Layer } from "./engine.ts";
 
 export const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 const FONT = 12;
-const C = { bar: "#3b6ea8", out: "#a61c1c", band1: "#b7cde6", band2: "#e3edf7", mean: "#3b6ea8", grey: "#777", sel: "#111" };
+const C = { bar: "#3b6ea8", out: "#a61c1c", band1: "#b7cde6", band2: "#e3edf7", mean: "#3b6ea8", grey: "#595959", sel: "#111" };
 const num = (v: number, d = 2) => (Number.isFinite(v) ? v.toFixed(d) : "–");
 
 function svg(width: number, height: number, label: string, body: string, defs = ""): string {
@@ -19,7 +19,8 @@ function svg(width: number, height: number, label: string, body: string, defs = 
 
 /** A chart's title and legend in HTML, so they wrap on a narrow screen; swatches are small inline SVGs. */
 function head(title: string, items: [string, string][], defs = ""): string {
-  const sw = (shape: string) => `<svg aria-hidden="true" width="14" height="12" viewBox="0 0 14 12">${defs ? `<defs>${defs}</defs>` : ""}${shape}</svg>`;
+  // Only the swatch that uses the pattern defines it (ids are unique in a document).
+  const sw = (shape: string) => `<svg aria-hidden="true" width="14" height="12" viewBox="0 0 14 12">${defs && shape.includes("url(#") ? `<defs>${defs}</defs>` : ""}${shape}</svg>`;
   return `<p class="chart-title">${title}</p>` + (items.length ? `<p class="legend">${items.map(([shape, text]) => `<span>${sw(shape)} ${text}</span>`).join(" ")}</p>` : "");
 }
 
@@ -59,13 +60,22 @@ function blockLabels(ax: ReturnType<typeof layerAxis>, y: number): string {
   for (const b of ax.blocks) {
     const a = ax.xs[b.from], e = ax.xs[b.to] + ax.bw, mid = (a + e) / 2, text = shortBlock(b.block);
     s += `<line x1="${a}" x2="${e}" y1="${y}" y2="${y}" stroke="#999"/>`;
-    const w = text.length * FONT * 0.55;
-    if (mid - w / 2 > lastEnd + 4) {
-      s += `<text x="${mid}" y="${y + FONT + 2}" text-anchor="middle" fill="#333">${esc(text)}</text>`;
-      lastEnd = mid + w / 2;
+    const w = text.length * FONT * 0.6;
+    // Kept inside the chart: a label at either end is pulled in.
+    const cx = Math.min(Math.max(mid, ax.xs[0] + w / 2), ax.xs[ax.xs.length - 1] + ax.bw - w / 2);
+    if (cx - w / 2 > lastEnd + 4) {
+      s += `<text x="${cx}" y="${y + FONT + 2}" text-anchor="middle" fill="#333">${esc(text)}</text>`;
+      lastEnd = cx + w / 2;
     }
   }
   return s;
+}
+
+/** An axis tick label, centred on x but kept inside [x0, x1]. */
+function tick(x: number, y: number, text: string, x0: number, x1: number): string {
+  const half = text.length * FONT * 0.3;
+  const anchor = x - half < x0 ? "start" : x + half > x1 ? "end" : "middle";
+  return `<text x="${anchor === "start" ? Math.max(x, x0) : anchor === "end" ? Math.min(x, x1) : x}" y="${y}" text-anchor="${anchor}">${esc(text)}</text>`;
 }
 
 /** A triangle marker pointing down at x, tip at y. */
@@ -100,7 +110,7 @@ export function zBars(v: LayerView, width: number, id: string): string {
     // A full-height hit area, so thin bars are easy to click.
     s += `<rect class="hit" data-layer="${i}" x="${x}" y="${top}" width="${ax.bw}" height="${H - bottom - top}" fill="transparent">${title}</rect>`;
     if (!Number.isFinite(z)) {
-      s += `<text x="${x + ax.bw / 2}" y="${y(0) + 4}" text-anchor="middle" fill="${C.grey}" font-size="9" data-layer="${i}">×</text>`;
+      s += `<text x="${x + ax.bw / 2}" y="${y(0) + 4}" text-anchor="middle" fill="${C.grey}" data-layer="${i}">×</text>`;
     } else {
       const yy = Math.min(y(z), y(0)), h = Math.max(0.5, Math.abs(y(z) - y(0)));
       const out = Math.abs(z) > 2;
@@ -226,7 +236,7 @@ export function scoreHistogram(quantiles: number[], score: number, threshold: nu
     s += `<rect x="${x(dlo + k * bw)}" y="${y(m)}" width="${Math.max(0.5, x(dlo + (k + 1) * bw) - x(dlo + k * bw) - 1)}" height="${y(0) - y(m)}" fill="#9bb3cc"/>`;
   });
   s += `<line x1="${x0}" x2="${x1}" y1="${y(0)}" y2="${y(0)}" stroke="#000"/>`;
-  for (const t of x.ticks(Math.max(2, Math.floor((x1 - x0) / 90)))) s += `<line x1="${x(t)}" x2="${x(t)}" y1="${y(0)}" y2="${y(0) + 4}" stroke="#000"/><text x="${x(t)}" y="${y(0) + 16}" text-anchor="middle">${t}</text>`;
+  for (const t of x.ticks(Math.max(2, Math.floor((x1 - x0) / 90)))) s += `<line x1="${x(t)}" x2="${x(t)}" y1="${y(0)}" y2="${y(0) + 4}" stroke="#000"/>` + tick(x(t), y(0) + 16, String(t), x0, x1);
   const label = (px: number, yy: number, text: string, bold = false) => {
     const right = px < (x0 + x1) / 2;
     return `<text x="${px + (right ? 6 : -6)}" y="${yy}" text-anchor="${right ? "start" : "end"}"${bold ? ' font-weight="bold"' : ""}>${esc(text)}</text>`;
@@ -246,15 +256,15 @@ export function scoreHistogram(quantiles: number[], score: number, threshold: nu
 
 /** A blue-white-red colour bar for the saliency map, with the value it saturates at. */
 export function saliencyLegend(max: number, width: number): string {
-  const W = Math.min(width, 280), x0 = 10, x1 = W - 10, H = 46;
+  const W = Math.min(width, 280), x0 = 10, x1 = W - 10, H = 38;
   let stops = "";
   for (const [o, c] of [[0, "rgb(0,0,255)"], [0.5, "rgb(255,255,255)"], [1, "rgb(255,0,0)"]] as const) stops += `<stop offset="${o}" stop-color="${c}"/>`;
   const g = `<linearGradient id="sal-grad">${stops}</linearGradient>`;
   const m = max.toExponential(1);
   const s = `<rect x="${x0}" y="6" width="${x1 - x0}" height="12" fill="url(#sal-grad)" stroke="#999"/>` +
-    `<text x="${x0}" y="32">−${m}</text><text x="${(x0 + x1) / 2}" y="32" text-anchor="middle">0</text><text x="${x1}" y="32" text-anchor="end">+${m}</text>` +
-    `<text x="${x0}" y="44" font-size="11" fill="#555">blue: raising the pixel lowers it; red: raises it</text>`;
-  return svg(W, H, `Colour scale of the saliency map: blue is negative, white zero, red positive, saturating at plus or minus ${m}`, s, g);
+    `<text x="${x0}" y="32">−${m}</text><text x="${(x0 + x1) / 2}" y="32" text-anchor="middle">0</text><text x="${x1}" y="32" text-anchor="end">+${m}</text>`;
+  return svg(W, H, `Colour scale of the saliency map: blue is negative, white zero, red positive, saturating at plus or minus ${m}`, s, g) +
+    `<p class="chart-note">blue: raising the pixel lowers the target; red: raises it; white: no effect</p>`;
 }
 
 /** ROC curves of the evaluation: each method its own dash pattern and marker, named in the legend. */
@@ -314,7 +324,7 @@ export function pairHistogram(label: string, a: { name: string; values: number[]
   let s = `<path d="${area(ha.c)}" fill="#9bb3cc" fill-opacity="0.7" stroke="#3b6ea8"/>`;
   s += `<path d="${area(hb.c)}" fill="url(#${id}-h)" fill-opacity="0.6" stroke="${C.out}" stroke-dasharray="4 2" stroke-width="1.5"/>`;
   s += `<line x1="${x0}" x2="${x1}" y1="${y(0)}" y2="${y(0)}" stroke="#000"/>`;
-  for (const t of x.ticks(Math.max(2, Math.floor((x1 - x0) / 80)))) s += `<text x="${x(t)}" y="${y(0) + 15}" text-anchor="middle">${+t.toPrecision(4)}</text>`;
+  for (const t of x.ticks(Math.max(2, Math.floor((x1 - x0) / 80)))) s += tick(x(t), y(0) + 15, String(+t.toPrecision(4)), x0, x1);
   return `<div>` + head(esc(label), [
     [`<rect width="12" height="12" fill="#9bb3cc" stroke="#3b6ea8"/>`, `${esc(a.name)} (in-distribution)${ha.beyond ? `, ${ha.beyond} off the scale` : ""}`],
     [`<rect width="12" height="12" fill="url(#${id}-sw)" stroke="${C.out}" stroke-dasharray="3 2"/>`, `${esc(b.name)} (OOD, hatched, dashed)${hb.beyond ? `, ${hb.beyond} off the scale` : ""}`],

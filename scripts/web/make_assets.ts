@@ -15,9 +15,9 @@
 // permuted with Generator(3000), the first n.
 //   deno run -A scripts/web/make_assets.ts [--n 256] [--fit 500] [--calib 500] [--models vae-fashion,glow-fashion]
 //     [--backend webgpu|wasm|cpu] [--out web/data] [--force]
-// The shipped files: vae-fashion and glow-fashion from the defaults; diffusion-fashion from
-// `--models diffusion-fashion --out <temp dir>` (its detector copied in; the images and sets.json it
-// wrote there are byte-identical to the shipped ones).
+// The shipped files: vae-fashion and glow-fashion from the defaults; diffusion-fashion and
+// glow-fashion-large (the logit-space Glow) each from `--models <id> --out <temp dir>` (its detector
+// copied in; the images and sets.json written there are byte-identical to the shipped ones).
 import "../../src/cli/errors.ts";
 import { choice, flag, int, outDir, parseOptions, text, usageError } from "../../src/io/options.ts";
 import * as T from "../../src/autograd/index.ts";
