@@ -182,6 +182,13 @@ if (!have) {
     server = serve(PORT);
     chrome = await Chrome.launch({ webgpu: true, width: 1400, height: 900 });
   });
+  let t0 = 0;
+  S.before.each(() => {
+    t0 = performance.now();
+  });
+  S.after.each(() => {
+    console.log(`    (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  });
   S.after(async () => {
     await chrome?.close();
     await server?.shutdown();
@@ -225,18 +232,22 @@ if (!have) {
 
   S("NLL, score and z-scores of known test images equal Deno's to 1e-4 (WebGPU; VAE, pixel Glow, logit Glow)", async () => {
     const c = chrome!;
-    for (const [model, images] of [["vae-fashion", [["fashion", 3], ["mnist", 7]]], ["glow-fashion", [["fashion", 3], ["mnist", 7]]], ["glow-fashion-large", [["mnist", 7]]]] as const) {
-      await useModel(c, model);
-      for (const [set, i] of images) {
-        await c.eval(`fimscope.inspectSet("${set}", ${i}).then(() => 1)`);
-        assertSame(await c.eval<PageResult>(LAST), await deno(model, testImage(set, i)), `${model} ${set} #${i}`);
-      }
-      if (model.startsWith("glow")) {
-        // The Glows' edge columns are explained where the map is (docs/page.md has the numbers).
-        assert.ok(await c.eval("!document.getElementById('glow-edges').hidden"));
-        assert.match(await c.eval<string>("document.getElementById('glow-edges').textContent"), /outermost columns.*central differences/s);
-      }
-    }
+    const check = async (model: string, set: string, i: number) => assertSame(await c.eval<PageResult>(LAST), await deno(model, testImage(set, i)), `${model} ${set} #${i}`);
+    await useModel(c, "vae-fashion");
+    await c.eval(`fimscope.inspectSet("fashion", 3).then(() => 1)`);
+    await check("vae-fashion", "fashion", 3);
+    await c.eval(`fimscope.inspectSet("mnist", 7).then(() => 1)`);
+    await check("vae-fashion", "mnist", 7);
+    // A switch re-inspects the current input under the new model.
+    await c.eval(`fimscope.selectModel("glow-fashion")`);
+    await check("glow-fashion", "mnist", 7);
+    await c.eval(`fimscope.inspectSet("fashion", 3).then(() => 1)`);
+    await check("glow-fashion", "fashion", 3);
+    // The Glows' edge columns are explained where the map is (docs/page.md has the numbers).
+    assert.ok(await c.eval("!document.getElementById('glow-edges').hidden"));
+    assert.match(await c.eval<string>("document.getElementById('glow-edges').textContent"), /outermost columns.*central differences/s);
+    await c.eval(`fimscope.selectModel("glow-fashion-large")`);
+    await check("glow-fashion-large", "fashion", 3);
     // 178 tensors: bars, bands and boxes keep 12 px text, none clipped (issue 20: 2, chart text 7-9 px).
     const t = await c.eval<{ n: number; bad: string[] }>(CHART_TEXT);
     assert.ok(t.n > 30 && t.bad.length === 0, `chart text on the logit Glow: ${t.bad.join("; ")}`);
@@ -421,9 +432,10 @@ if (!have) {
 
   S("diffusion: sampling shows its steps and disables its button; a cancel frees its work within 1 s; a switch meanwhile cancels it; the eps-loss is named and scaled alike everywhere; Deno's numbers (issue 20: 3, 5)", async () => {
     const c = chrome!;
-    await useModel(c, "diffusion-fashion");
-    assert.is(await c.eval("document.getElementById('bpd').textContent"), readCheckpoint("weights/diffusion-fashion.safetensors").metadata.test_bpd);
+    await useModel(c, "vae-fashion");
     await c.eval(`fimscope.inspectSet("mnist", 7).then(() => 1)`);
+    await c.eval(`fimscope.selectModel("diffusion-fashion")`); // re-inspects mnist #7
+    assert.is(await c.eval("document.getElementById('bpd').textContent"), readCheckpoint("weights/diffusion-fashion.safetensors").metadata.test_bpd);
     const page = await c.eval<PageResult>(LAST);
     const ref = await deno("diffusion-fashion", testImage("mnist", 7));
     assert.is(page.measure.kind, "eps-loss");
@@ -439,7 +451,7 @@ if (!have) {
     const before = await c.eval<{ inUse: number }>("fimscope.poolStats()");
     await c.eval("fimscope.sampleNow().catch(() => 0); 1");
     await c.waitFor("fimscope.state.jobs.some((j) => j.panel === 'sample' && j.done >= 2)", 60000);
-    assert.match(await c.eval<string>("document.getElementById('sample-job').textContent"), /DDIM step \d+ of 100, \d+\.\d s/);
+    await c.waitFor("/DDIM step \\d+ of 100, \\d+\\.\\d s/.test(document.getElementById('sample-job').textContent)", 3000);
     assert.ok(await c.eval("document.getElementById('sample-run').disabled"));
     await audit(c, "diffusion model, sampling in progress");
     const freedMs = await c.eval<number>("(async () => { const t = performance.now(); await fimscope.cancel('sample'); return performance.now() - t; })()");
@@ -479,22 +491,11 @@ if (!have) {
       const t = await c.eval<{ n: number; bad: string[] }>(CHART_TEXT);
       assert.ok(t.n > 20 && t.bad.length === 0, `${w}x${h}: ${t.bad.join("; ")}`);
       if (w === 390) await audit(c, "390x844 (phone)");
+      await c.eval("window.scrollTo(0, 0); 1");
       await c.screenshotViewport(`${SHOTS}/first-view-${w}x${h}.png`);
       await c.screenshot(`${SHOTS}/page-${w}x${h}.png`);
     }
     await c.viewport(null);
-  });
-
-  S("a bad ?model= or ?backend= falls back to the default with a visible note (issue 20: 4)", async () => {
-    const c = chrome!;
-    await openPage(c, "?model=nope&backend=metal");
-    const notes = await c.eval<string>("document.getElementById('notices').textContent");
-    assert.match(notes, /\?backend=metal is not a backend this page has \(webgpu, gpujs, wasm, cpu\): using the default/);
-    assert.match(notes, /\?model=nope is not a model on this page .*: showing vae-fashion instead/);
-    assert.is(await c.eval("document.getElementById('backend').dataset.kind"), "webgpu");
-    assert.is(await c.eval("fimscope.state.entry.id"), "vae-fashion");
-    assert.ok(await c.eval("fimscope.state.last !== null"));
-    await audit(c, "URL notices shown");
   });
 
   S("the README's web-page example (web/example.html, the library bundle dist/fimscope.js) prints Deno's norms", async () => {
@@ -522,16 +523,22 @@ if (!have) {
     assertSame(await c.eval<PageResult>(LAST), await deno("vae-fashion", testImage("mnist", 7)), "wasm mnist #7");
   });
 
-  S("without WebGPU: the fallback says why in browser terms, its gpu.js kernels match the CPU, and it gives Deno's numbers (issue 20: 4)", async () => {
+  S("without WebGPU: the fallback says why in browser terms, its gpu.js kernels match the CPU, it gives Deno's numbers; a bad ?model= or ?backend= falls back with a note (issue 20: 4)", async () => {
     const c = await Chrome.launch({ webgpu: false });
     try {
-      // Every op gpu.js has, at any size: its kernels really run and the numbers stay Deno's.
-      await openPage(c, "?gpujs=all");
+      // Every op gpu.js has, at any size: its kernels really run and the numbers stay Deno's. A bad
+      // ?model= and ?backend= fall back to the defaults (here, no WebGPU: gpu.js) with visible notes.
+      await openPage(c, "?gpujs=all&model=nope&backend=metal");
       assert.is(await c.eval("document.getElementById('backend').dataset.kind"), "gpujs");
       assert.match(await c.eval<string>("document.getElementById('backend').textContent"), /fallback/);
-      const notes = await c.eval<string>("document.getElementById('notices').textContent");
-      assert.match(notes, /^WebGPU not used: this browser (has no WebGPU|has WebGPU but gave the page no GPU adapter)/);
+      const notes = await c.eval<string>("[...document.querySelectorAll('#notices p')].map((p) => p.textContent).join('\\n')");
+      assert.match(notes, /^\?backend=metal is not a backend this page has \(webgpu, gpujs, wasm, cpu\): using the default, the first that works\.$/m);
+      assert.match(notes, /^WebGPU not used: this browser (has no WebGPU|has WebGPU but gave the page no GPU adapter)/m);
       assert.not.match(notes, /WebGPU: WebGPU|apt-get|mesa/, "one prefix, and advice for a browser user");
+      assert.match(notes, /^\?model=nope is not a model on this page .*: showing vae-fashion instead\.$/m);
+      assert.is(await c.eval("fimscope.state.entry.id"), "vae-fashion");
+      assert.ok(await c.eval("fimscope.state.last !== null"));
+      await audit(c, "the fallback (no WebGPU) with URL notices");
       const check = await c.eval<{ name: string; err: number }[]>("fimscope.checkGpujs()");
       assert.ok(check.length >= 20 && check.every((k) => k.err < 1e-5), `gpu.js vs CPU: ${JSON.stringify(check.filter((k) => !(k.err < 1e-5)))}`);
       await c.eval(`fimscope.inspectSet("fashion", 3).then(() => 1)`);
@@ -544,7 +551,6 @@ if (!have) {
       await c.eval(`fimscope.inspectSet("mnist", 7).then(() => 1)`);
       assertSame(await c.eval<PageResult>(LAST), await deno("vae-fashion", testImage("mnist", 7)), "fallback (default policy) mnist #7");
       console.log(`    fallback: ${await c.eval("fimscope.state.chosen.label")}; first result at ${(await c.eval<number>("fimscope.state.firstResultMs")).toFixed(0)} ms`);
-      await audit(c, "the fallback (no WebGPU)");
       await c.screenshot(`${SHOTS}/page-fallback.png`);
     } finally {
       await c.close();

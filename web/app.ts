@@ -121,8 +121,16 @@ interface Job {
 
 let chain: Promise<void> = Promise.resolve();
 
+/**
+ * A job's box: shown only once the job has run for a second. On a software adapter (SwiftShader)
+ * every repaint during a WebGPU pass takes the CPU the pass needs: a box painted at once made a
+ * 170 ms inspection take 300-1100 ms (measured), so quick jobs paint nothing until their result.
+ */
+const SHOW_AFTER_MS = 1000;
+
 function showJob(j: Job) {
   const box = $(`${j.panel}-job`);
+  if (state.jobs.includes(j) && performance.now() - j.t0 < SHOW_AFTER_MS) return;
   if (!state.jobs.includes(j)) {
     box.hidden = true;
     box.innerHTML = "";
@@ -133,8 +141,8 @@ function showJob(j: Job) {
     box.querySelector("button")!.addEventListener("click", () => cancel(j.panel));
   }
   box.hidden = false;
-  // No indeterminate bar: its animation repaints all the time, and on a software adapter (SwiftShader)
-  // painting takes the CPU the computation needs. Without a count the text and elapsed time show.
+  // No indeterminate bar: its animation would repaint all the time. Without a count the text and
+  // the elapsed time show.
   const bar = box.querySelector("progress")!;
   bar.hidden = !(j.total > 0);
   if (j.total > 0) bar.value = j.done / j.total;
@@ -197,9 +205,9 @@ function startJob<T>(panel: Panel, what: string, work: (j: Job, signal: AbortSig
   });
 }
 
+/** Records a job's progress; its box shows it at the next second's tick (one repaint a second at most). */
 function progress(j: Job, done: number, total: number, text: string) {
   Object.assign(j, { done, total, text });
-  showJob(j);
 }
 
 /** Cancels a panel's jobs (all panels' when none is given); resolves when their work has stopped. */

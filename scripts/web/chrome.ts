@@ -186,7 +186,13 @@ export class Chrome {
    */
   async axe(impacts = ["serious", "critical"]): Promise<{ id: string; impact: string; help: string; nodes: string[] }[]> {
     if (!(await this.eval<boolean>("typeof axe === 'object'"))) {
-      const src = Deno.readTextFileSync(new URL("../../node_modules/axe-core/axe.min.js", import.meta.url));
+      const file = new URL("../../node_modules/axe-core/axe.min.js", import.meta.url);
+      let src: string;
+      try {
+        src = Deno.readTextFileSync(file);
+      } catch {
+        throw new Error(`axe-core is not installed (${file.pathname}): npm install (it is a dev dependency)`);
+      }
       const r = await this.send<{ exceptionDetails?: unknown }>("Runtime.evaluate", { expression: src, returnByValue: true });
       if (r.exceptionDetails) throw new Error(`axe-core did not load: ${JSON.stringify(r.exceptionDetails).slice(0, 300)}`);
     }

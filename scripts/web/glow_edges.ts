@@ -1,11 +1,10 @@
-// Why the pixel-space Glow's saliency maps sit on the image's left and right edge columns
-// (docs/page.md, "The Glow's edge columns"). For the shipped Glows and a few of the page's test
-// images: the share of |d score / d pixel| (and of |d NLL / d pixel|) in the outer columns and rows;
-// the map checked against float64 central differences on an edge pixel and an interior pixel; and
-// how often FashionMNIST's training images are not black in those columns and rows.
-//   deno run -A scripts/web/glow_edges.ts [--models glow-fashion,glow-fashion-large]
-import "../../src/cli/errors.ts";
-import { parseOptions, text } from "../../src/io/options.ts";
+// Why the Glows' saliency maps sit on the image's left and right edge columns (docs/page.md, "The
+// Glow's edge columns"). For the shipped Glows and a few of the page's test images: how |d score /
+// d pixel| (and |d NLL / d pixel|) spreads over the columns and rows; the map checked against
+// float64 central differences on edge and interior pixels, at several steps h; and how often
+// FashionMNIST's training images are not black in each column and row.
+//   deno run -A scripts/web/glow_edges.ts [--models glow-fashion,glow-fashion-large] [--n 12]
+// test/page_engine.test.ts uses its functions.
 import * as T from "../../src/autograd/index.ts";
 import { makeSet } from "../../src/data/dataset.ts";
 import { loadDataset } from "../../src/data/mnist.ts";
@@ -14,85 +13,108 @@ import { loadModelBytes } from "../../src/models/from_bytes.ts";
 import type { GenerativeModel } from "../../src/models/model.ts";
 import { checkDetector, type DiagonalDetector, inspectInput } from "../../src/ood/inspect.ts";
 
-const a = parseOptions("glow_edges", { models: text().default("glow-fashion,glow-fashion-large") });
 const S = 28;
-const image = (set: string, i: number) => Deno.readFileSync(`web/data/${set}.u8`).slice(i * 784, (i + 1) * 784);
-const inputs: [string, Uint8Array][] = [
-  ...[0, 1, 2, 3].map((i) => [`fashion #${i}`, image("fashion", i)] as [string, Uint8Array]),
-  ...[0, 7].map((i) => [`mnist #${i}`, image("mnist", i)] as [string, Uint8Array]),
-];
+const f64 = { backend: T.cpu, dtype: "float64" as const };
+export const pageImage = (set: string, i: number) => Deno.readFileSync(`web/data/${set}.u8`).slice(i * S * S, (i + 1) * S * S);
 
-/** Shares of sum |v| in the two outer columns, the two outer rows, and the mean |v| there over the interior's. */
-function edges(v: ArrayLike<number>) {
-  let total = 0, cols = 0, rows = 0, inner = 0, nInner = 0;
-  for (let r = 0; r < S; r++) {
-    for (let c = 0; c < S; c++) {
-      const m = Math.abs(v[r * S + c]);
-      total += m;
-      if (c === 0 || c === S - 1) cols += m;
-      if (r === 0 || r === S - 1) rows += m;
-      if (r > 1 && r < S - 2 && c > 1 && c < S - 2) (inner += m, nInner++);
-    }
-  }
-  return { cols: cols / total, rows: rows / total, colRatio: (cols / (2 * S)) / (inner / nInner), rowRatio: (rows / (2 * S)) / (inner / nInner) };
+/** A shipped model on the CPU and its page detector. */
+export async function shipped(id: string): Promise<{ model: GenerativeModel; det: DiagonalDetector }> {
+  const { model } = await loadModelBytes(Deno.readFileSync(`weights/${id}.safetensors`), T.cpu, id);
+  return { model, det: checkDetector(JSON.parse(Deno.readTextFileSync(`web/data/${id}.detector.json`)), model.namedParameters().map(([n]) => n), id) };
 }
-const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 
-// The training data: how often each outer column / row is not black.
-const train = loadDataset("fashion", "train");
-const lit = { left: 0, right: 0, top: 0, bottom: 0 };
-for (let n = 0; n < train.n; n++) {
-  const im = train.images.subarray(n * 784, (n + 1) * 784);
-  let l = false, r = false, t = false, b = false;
-  for (let k = 0; k < S; k++) {
-    l ||= im[k * S] > 0;
-    r ||= im[k * S + S - 1] > 0;
-    t ||= im[k] > 0;
-    b ||= im[(S - 1) * S + k] > 0;
+/** Shares of sum |v| per column and per row (each sums to 1). */
+export function profile(v: ArrayLike<number>): { cols: Float64Array; rows: Float64Array } {
+  const cols = new Float64Array(S), rows = new Float64Array(S);
+  let total = 0;
+  for (let i = 0; i < S * S; i++) total += Math.abs(v[i]);
+  for (let i = 0; i < S * S; i++) {
+    cols[i % S] += Math.abs(v[i]) / total;
+    rows[Math.floor(i / S)] += Math.abs(v[i]) / total;
   }
-  lit.left += +l, lit.right += +r, lit.top += +t, lit.bottom += +b;
+  return { cols, rows };
 }
-console.log(`FashionMNIST train (${train.n} images): not black somewhere in column 0 ${pct(lit.left / train.n)}, column 27 ${pct(lit.right / train.n)}, row 0 ${pct(lit.top / train.n)}, row 27 ${pct(lit.bottom / train.n)}`);
 
-/** The same weights as a float64 model on the CPU, for central differences. */
-async function f64Copy(model: GenerativeModel): Promise<GenerativeModel> {
-  const g = new Glow(model.config as unknown as GlowConfig, { backend: T.cpu, dtype: "float64", gen: new T.Generator(0) });
+/** The 4 outermost columns on each side, and the 4 outermost rows: their shares of a profile. */
+export const EDGE = [0, 1, 2, 3, 24, 25, 26, 27];
+export const edgeShare = (p: Float64Array) => EDGE.reduce((s, k) => s + p[k], 0);
+
+/** d score / d pixel (model space) and d NLL / d pixel of one page image. */
+export async function maps(model: GenerativeModel, det: DiagonalDetector, img: Uint8Array): Promise<{ score: Float64Array; nll: Float64Array }> {
+  const x = model.input(makeSet("x", img, new Uint8Array([0]), 1, S, S), [0]);
+  const r = await inspectInput(model, x, det, { saliency: "score" });
+  const xs = x.detach().requireGrad();
+  const [gx] = T.tidy(() => T.grad(T.sum(model.nll(xs)), [xs]));
+  const nll = Float64Array.from(await gx!.data());
+  gx!.dispose();
+  x.dispose();
+  return { score: r.saliency!, nll };
+}
+
+/** The same weights as a float64 Glow on the CPU, for central differences. */
+export async function f64Glow(model: GenerativeModel): Promise<GenerativeModel> {
+  const g = new Glow(model.config as unknown as GlowConfig, { ...f64, gen: new T.Generator(0) });
   const src = new Map(model.namedParameters());
-  for (const [n, p] of g.namedParameters()) p.assign(T.tensor(Float64Array.from(await src.get(n)!.data()), [...p.shape], { backend: T.cpu, dtype: "float64" }));
+  for (const [n, p] of g.namedParameters()) p.assign(T.tensor(Float64Array.from(await src.get(n)!.data()), [...p.shape], f64));
   g.markInitialized();
   g.eval();
   return g;
 }
 
-for (const id of a.models.split(",")) {
-  const { model } = await loadModelBytes(Deno.readFileSync(`weights/${id}.safetensors`), T.cpu, id);
-  const det: DiagonalDetector = checkDetector(JSON.parse(Deno.readTextFileSync(`web/data/${id}.detector.json`)), model.namedParameters().map(([n]) => n), id);
-  console.log(`\n${id} (${model.config.logit ? "logit space" : "pixel space"})`);
-  console.log("| input | score saliency: outer columns | outer rows | mean |s| outer columns / interior | outer rows / interior | d NLL/dx: outer columns | outer rows |");
-  console.log("| --- | --- | --- | --- | --- | --- | --- |");
-  for (const [name, img] of inputs) {
-    const x = model.input(makeSet("x", img, new Uint8Array([0]), 1, S, S), [0]);
-    const r = await inspectInput(model, x, det, { saliency: "score" });
-    const xs = x.detach().requireGrad();
-    const [gx] = T.grad(T.sum(model.nll(xs)), [xs]);
-    const dn = Float64Array.from(await gx!.data());
-    gx!.dispose();
-    x.dispose();
-    const s = edges(r.saliency!), n = edges(dn);
-    console.log(`| ${name} | ${pct(s.cols)} | ${pct(s.rows)} | ${s.colRatio.toFixed(1)}x | ${s.rowRatio.toFixed(1)}x | ${pct(n.cols)} | ${pct(n.rows)} |`);
-  }
-  // Central differences in float64 on an edge pixel and an interior one (fashion #0).
-  const m64 = await f64Copy(model);
-  const base = Float64Array.from(await model.input(makeSet("x", inputs[0][1], new Uint8Array([0]), 1, S, S), [0]).data());
-  const f64 = { backend: T.cpu, dtype: "float64" as const };
-  const r64 = await inspectInput(m64, T.tensor(base, [1, 1, S, S], f64), det, { saliency: "score" });
-  for (const [rr, cc] of [[14, 0], [13, 27], [0, 14], [14, 14]]) {
-    const i = rr * S + cc, h = 1e-4, p = base.slice(), q = base.slice();
+/** Double backprop's d score / d x at pixel (r, c) of x (model space, float64), and central differences at each step h. */
+export async function centralDifferences(m64: GenerativeModel, det: DiagonalDetector, x: Float64Array, r: number, c: number, hs: number[]) {
+  const i = r * S + c;
+  const score = async (v: Float64Array) => (await inspectInput(m64, T.tensor(v, [1, 1, S, S], f64), det, { saliency: "none" })).score;
+  const exact = (await inspectInput(m64, T.tensor(x, [1, 1, S, S], f64), det, { saliency: "score" })).saliency![i];
+  const fd: number[] = [];
+  for (const h of hs) {
+    const p = x.slice(), q = x.slice();
     p[i] += h;
     q[i] -= h;
-    const sp = (await inspectInput(m64, T.tensor(p, [1, 1, S, S], f64), det, { saliency: "none" })).score;
-    const sq = (await inspectInput(m64, T.tensor(q, [1, 1, S, S], f64), det, { saliency: "none" })).score;
-    const fd = (sp - sq) / (2 * h);
-    console.log(`  fashion #0 pixel (row ${rr}, column ${cc}): d score/dx ${r64.saliency![i].toExponential(4)} by double backprop, ${fd.toExponential(4)} by central differences (h = ${h})`);
+    fd.push(((await score(p)) - (await score(q))) / (2 * h));
+  }
+  return { exact, fd };
+}
+
+if (import.meta.main) {
+  await import("../../src/cli/errors.ts");
+  const { int, parseOptions, text } = await import("../../src/io/options.ts");
+  const a = parseOptions("glow_edges", { models: text().default("glow-fashion,glow-fashion-large"), n: int({ min: 1, max: 256 }).default(12) });
+  const pct = (v: number) => (100 * v).toFixed(1);
+  const line = (label: string, v: Float64Array, scale = 100) => `| ${label} | ${Array.from(v, (x) => (x * scale).toFixed(1)).join(" | ")} |`;
+  // The training data: how often each column / row is not black.
+  const train = loadDataset("fashion", "train");
+  const litC = new Float64Array(S), litR = new Float64Array(S);
+  for (let n = 0; n < train.n; n++) {
+    const im = train.images.subarray(n * S * S, (n + 1) * S * S);
+    for (let k = 0; k < S; k++) {
+      let col = false, row = false;
+      for (let j = 0; j < S; j++) (col ||= im[j * S + k] > 0, row ||= im[k * S + j] > 0);
+      litC[k] += +col / train.n;
+      litR[k] += +row / train.n;
+    }
+  }
+  console.log(`| index | ${[...Array(S).keys()].join(" | ")} |\n| --- |${" --- |".repeat(S)}`);
+  console.log(line("FashionMNIST train: % of images not black in the column", litC));
+  console.log(line("... in the row", litR));
+  for (const id of a.models.split(",")) {
+    const { model, det } = await shipped(id);
+    const sc = new Float64Array(S), sr = new Float64Array(S), nc = new Float64Array(S);
+    for (let k = 0; k < a.n; k++) {
+      const m = await maps(model, det, pageImage("fashion", k));
+      const ps = profile(m.score), pn = profile(m.nll);
+      for (let j = 0; j < S; j++) (sc[j] += ps.cols[j] / a.n, sr[j] += ps.rows[j] / a.n, nc[j] += pn.cols[j] / a.n);
+    }
+    console.log(line(`${id}: % of \\|d score/dx\\| per column (mean of ${a.n} page FashionMNIST images)`, sc));
+    console.log(line(`${id}: ... per row`, sr));
+    console.log(line(`${id}: % of \\|d NLL/dx\\| per column`, nc));
+    console.log(`${id}: the 8 outer columns (0-3, 24-27, 29% of the pixels) hold ${pct(edgeShare(sc))}% of |d score/dx|, the 8 outer rows ${pct(edgeShare(sr))}%`);
+    const m64 = await f64Glow(model);
+    const x = Float64Array.from(await model.input(makeSet("x", pageImage("fashion", 0), new Uint8Array([0]), 1, S, S), [0]).data());
+    const hs = [1e-3, 1e-4, 1e-5, 1e-6, 1e-7];
+    for (const [r, c] of [[14, 0], [13, 27], [0, 14], [14, 14]]) {
+      const { exact, fd } = await centralDifferences(m64, det, x, r, c, hs);
+      console.log(`${id} fashion #0 pixel (row ${r}, column ${c}): double backprop ${exact.toExponential(4)}; central differences ${fd.map((v, k) => `h=${hs[k]}: ${v.toExponential(4)}`).join(", ")}`);
+    }
   }
 }
