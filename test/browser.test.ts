@@ -125,7 +125,7 @@ async function blackPng(w: number, h: number): Promise<Uint8Array> {
   dv.setUint32(4, h);
   ihdr.set([8, 0, 0, 0, 0], 8);
   const rows = 64, block = new Uint8Array((w + 1) * rows);
-  const stream = new ReadableStream<Uint8Array>({
+  const stream = new ReadableStream<BufferSource>({
     start(c) {
       for (let y = 0; y < h; y += rows) c.enqueue(y + rows <= h ? block : block.subarray(0, (w + 1) * (h - y)));
       c.close();
