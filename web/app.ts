@@ -79,7 +79,6 @@ const state = {
   entry: null as ModelEntry | null,
   loaded: null as E.Loaded | null,
   sets: new Map<string, F.ImageSet>(),
-  setRoles: new Map<string, string>(),
   image: null as Uint8Array | null,
   source: "",
   notes: [] as string[],
@@ -363,6 +362,7 @@ function renderModel(ms: number) {
   $<HTMLSelectElement>("layer").innerHTML = `<option value="">none (the map shows the score)</option>` + blocks.map((b) => `<optgroup label="${V.esc(V.shortBlock(b))}">` +
     loaded.layers.filter((l) => l.block === b).map((l) => `<option value="${l.index}">${V.esc(l.name)} [${l.shape.join("×")}]</option>`).join("") + "</optgroup>").join("");
   $("eval-h").textContent = `OOD evaluation on a small sample: ${SET_NAMES[entry.inDistribution]} against ${SET_NAMES[entry.ood]}`;
+  labelSets();
   $("sample-t").parentElement!.querySelector("label")!.textContent = md.kind === "glow" ? "temperature" : "temperature (the Glow's only)";
   $("sample-run").textContent = `draw ${E.sampleCount(md.kind)} new samples here` + (md.kind === "diffusion" ? " (50 DDIM steps each)" : "");
   // The shipped sample grid: a placeholder until it has loaded, never a broken image.
@@ -390,12 +390,19 @@ async function loadSets() {
   for (const s of meta.sets) {
     const bytes = new Uint8Array(await (await fetchOk(`/web/data/${s.file}`)).arrayBuffer());
     state.sets.set(s.name, F.makeSet(s.name, bytes, Uint8Array.from(s.labels), s.c, s.h, s.w));
-    state.setRoles.set(s.name, s.role);
   }
   const sel = $<HTMLSelectElement>("set");
-  sel.innerHTML = meta.sets.map((s) => `<option value="${s.name}">${SET_NAMES[s.name] ?? s.name}: ${V.esc(s.role.split(" (")[0])}</option>`).join("");
+  sel.innerHTML = meta.sets.map((s) => `<option value="${s.name}">${SET_NAMES[s.name] ?? s.name}</option>`).join("");
   sel.onchange = () => showThumbs(sel.value);
-  showThumbs(meta.sets[0].name);
+}
+
+/** The test-set list names each set's role for the model shown (an MNIST model's in-distribution set is MNIST). */
+function labelSets() {
+  const entry = state.entry;
+  if (!entry) return;
+  for (const o of $<HTMLSelectElement>("set").options) {
+    o.textContent = `${SET_NAMES[o.value] ?? o.value}: ${o.value === entry.inDistribution ? "in-distribution" : "OOD"} for this model`;
+  }
 }
 
 function imageOf(set: string, i: number): Uint8Array {
@@ -513,7 +520,7 @@ function renderResult() {
     ` (${m.name} ${fmt(r.value, m.kind === "nll" ? 3 : 4)} ${m.unit})`;
   drawGray($<HTMLCanvasElement>("input-view"), state.image!);
   $("input-source").textContent = r.source;
-  $("nll").textContent = fmt(r.value, m.kind === "nll" ? 4 : 4);
+  $("nll").textContent = fmt(r.value, 4);
   $("nll").title = r.measure.label;
   const out = r.z.filter((z) => Math.abs(z) > 2).length;
   $("score-parts").textContent = `score ${fmt(r.score, 2)} = −½ Σ z² (${fmt(r.quadratic, 2)}) + the fit's constant −½ Σ log 2πσ² (${fmt(r.constant, 2)}), over ${det.kept.length} scored tensors; ` +
@@ -853,6 +860,9 @@ async function start() {
   $("eval-run").onclick = () => quiet(evaluate($<HTMLInputElement>("eval-n").value));
   $("bench-run").onclick = () => quiet(benchmark());
   const home = state.entry!.inDistribution;
+  labelSets();
+  $<HTMLSelectElement>("set").value = home;
+  showThumbs(home);
   ($("thumbs").querySelector("button") as HTMLButtonElement).setAttribute("aria-pressed", "true");
   await inspect(imageOf(home, 0), `${home} #0`);
   state.ready = true;

@@ -268,8 +268,6 @@ export interface BenchRow {
   runs: number;
 }
 
-export const benchWorkloadNames = () => kernelWorkloads().map((w) => w.name);
-
 /**
  * The workloads `npm run bench` times by default, on this backend: one warm-up run, then 2-5 timed
  * runs (stopping after 1.5 s once 2 are done), the median; each run ends with a readback.
