@@ -237,7 +237,7 @@ if (!have) {
     await audit(c, "loaded (VAE, first result)");
   });
 
-  S("NLL, score and z-scores of known test images equal Deno's to 1e-4 (WebGPU; VAE, pixel Glow, logit Glow)", async () => {
+  S("NLL, score and z-scores of known test images equal Deno's to 1e-4 (WebGPU; VAE, pixel Glow, logit Glow, an MNIST model)", async () => {
     const c = chrome!;
     const check = async (model: string, set: string, i: number) => assertSame(await c.eval<PageResult>(LAST), await deno(model, testImage(set, i)), `${model} ${set} #${i}`);
     await useModel(c, "vae-fashion");
@@ -259,6 +259,11 @@ if (!have) {
     const t = await c.eval<{ n: number; bad: string[] }>(CHART_TEXT);
     assert.ok(t.n > 30 && t.bad.length === 0, `chart text on the logit Glow: ${t.bad.join("; ")}`);
     await c.screenshotViewport(`${SHOTS}/view-glow-large.png`);
+    // An MNIST model: its detector fitted on MNIST, the sets' roles swapped.
+    await c.eval(`fimscope.selectModel("vae-mnist")`);
+    await check("vae-mnist", "fashion", 3);
+    assert.is(await c.eval("document.querySelector('#set option[value=mnist]').textContent"), "MNIST: in-distribution for this model");
+    assert.ok(await c.eval("document.getElementById('glow-edges').hidden"));
     await c.eval(`fimscope.selectModel("vae-fashion")`);
     assert.ok(await c.eval("document.getElementById('glow-edges').hidden"));
   });

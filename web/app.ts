@@ -356,7 +356,8 @@ function renderModel(ms: number) {
   $("measure-formula").textContent = m.kind === "eps-loss"
     ? "ε-loss(x) = mean over pixels of |ε − ε̂(√ᾱ₁ x + √(1 − ᾱ₁) ε, t = 1)|, one fixed draw ε ~ N(0, I)"
     : "NLL(x) = −log p(x); in bits per pixel: NLL / (784 ln 2)";
-  $("glow-edges").hidden = md.kind !== "glow";
+  // Measured on the FashionMNIST Glows (docs/page.md).
+  $("glow-edges").hidden = !(md.kind === "glow" && entry.inDistribution === "fashion");
   // The layer list: one group per block.
   const blocks = [...new Set(loaded.layers.map((l) => l.block))];
   $<HTMLSelectElement>("layer").innerHTML = `<option value="">none (the map shows the score)</option>` + blocks.map((b) => `<optgroup label="${V.esc(V.shortBlock(b))}">` +
@@ -466,7 +467,7 @@ function inspect(image: Uint8Array, source: string, notes: string[] = []): Promi
   const prev = state.jobs.filter((j) => j.panel === "input");
   prev.forEach((j) => j.ac.abort(new DOMException("superseded by a newer input", "AbortError")));
   $("input-notes").textContent = notes.join(" ");
-  return startJob("input", `inspecting ${source}`, async (j, signal) => {
+  const job = startJob("input", `inspecting ${source}`, async (j, signal) => {
     const loaded = state.loaded;
     if (!loaded) throw new Error("no model loaded");
     progress(j, 0, 0, `NLL, ${loaded.layers.length} gradient norms and the saliency map (forward, backward, double backward)`);
@@ -482,6 +483,9 @@ function inspect(image: Uint8Array, source: string, notes: string[] = []): Promi
     if (Number.isNaN(state.firstResultMs)) state.firstResultMs = performance.now();
     return state.last;
   });
+  // A failed inspection leaves no stale result beside its error.
+  job.catch((e) => isAbort(e) || clearResult(`No result: ${(e as Error)?.message ?? e}`));
+  return job;
 }
 
 function clearResult(why: string) {
@@ -869,11 +873,14 @@ async function start() {
   document.body.dataset.ready = "1";
 }
 
-/** Switching models cancels the old model's work, clears its outputs, loads the new one and re-inspects the current input. */
+/**
+ * Switching models cancels the work in progress (the new model's load waits, shown, until it has
+ * stopped), clears the old model's outputs, loads the new one and re-inspects the current input.
+ */
 async function switchModel(id: string) {
-  await cancel();
+  const stopped = cancel();
   clearModelOutputs();
-  await loadModel(id);
+  await Promise.all([stopped, loadModel(id)]);
   if (state.image) await inspect(state.image, state.source, state.notes);
 }
 
