@@ -403,6 +403,28 @@ S("samplers: shapes, range, determinism under a seed (DDIM and DDPM)", async () 
   assert.throws(() => m.ops.ddim([1, 1, 4, 4], gen(1), 0), /steps 0 must be an integer in \[1, 20\]/);
 });
 
+S("samplers step by step (signal, onStep): the same images; an abort stops between steps and frees the step's tensor", async () => {
+  const m = tinyModel(6, 20);
+  for (const o of [{ steps: 5 }, { sampler: "ddpm" as const }]) {
+    const total = o.steps ?? 20, seen: number[] = [];
+    const plain = await m.sample(3, gen(1), o);
+    const hooked = await m.sample(3, gen(1), { ...o, signal: new AbortController().signal, onStep: (k, n) => seen.push(k, n) });
+    assert.equal([...hooked], [...plain], `${o.sampler ?? "ddim"}: hooks change nothing`);
+    assert.equal(seen.filter((_, i) => i % 2 === 0), [...range(1, total + 1)], "onStep counts every step once");
+    assert.ok(seen.filter((_, i) => i % 2 === 1).every((n) => n === total));
+    // Abort after step 2: rejected with the signal's reason, no step after it, the live x freed.
+    const ac = new AbortController(), steps: number[] = [];
+    const live: T.Tensor[] = [];
+    const gen0 = o.sampler === "ddpm" ? m.ops.ddpmSteps([3, 1, 4, 4], gen(1), f64) : m.ops.ddimSteps([3, 1, 4, 4], gen(1), total, f64);
+    live.push(gen0.next().value);
+    gen0.return(undefined as never);
+    assert.ok(live[0].disposed, "a sampler stopped early frees its current x");
+    const err = await m.sample(3, gen(1), { ...o, signal: ac.signal, onStep: (k) => (steps.push(k), k === 2 && ac.abort(new Error("cancelled here"))) }).then(() => null, (e) => e);
+    assert.match(String(err), /cancelled here/);
+    assert.equal(steps, [1, 2]);
+  }
+});
+
 S("batched per-group features equal the per-input loop on every tensor (each score, B = 1 and 3; cpu and webgpu)", async () => {
   for (const [name, backend] of [["cpu", T.cpu], ["webgpu", await webgpu()]] as const) {
     if (!backend) continue;

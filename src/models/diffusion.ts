@@ -295,40 +295,68 @@ export class DiffusionOps {
 
   /** Ancestral sampling: T network calls; returns x_0 in [-1, 1]. */
   ddpm(shape: number[], gen: T.Generator, o: { backend?: T.Tensor["backend"]; dtype?: T.Tensor["dtype"] } = {}): T.Tensor {
-    let x = T.randn(gen, shape, o);
+    return finish(this.ddpmSteps(shape, gen, o));
+  }
+
+  /** ddpm one step at a time (see ddimSteps). */
+  *ddpmSteps(shape: number[], gen: T.Generator, o: { backend?: T.Tensor["backend"]; dtype?: T.Tensor["dtype"] } = {}): SamplerSteps {
     const p = this.p;
-    for (let t = p.T; t >= 1; t--) {
-      const next = T.tidy(() => T.noGrad(() => {
-        const ts = new Array(shape[0]).fill(t);
-        const x0 = this.#x0(x, t, this.eps(x, ts));
-        const mean = T.add(T.mul(x0, p.coef0[t - 1]), T.mul(x, p.coefT[t - 1]));
-        return t > 1 ? T.add(mean, T.mul(T.randn(gen, shape, o), Math.sqrt(p.sigma2[t - 1]))) : mean;
-      }));
-      x.dispose();
-      x = next;
-    }
-    return x;
+    return yield* stepwise(T.randn(gen, shape, o), p.T, (x, i) => {
+      const t = p.T - i, ts = new Array(shape[0]).fill(t);
+      const x0 = this.#x0(x, t, this.eps(x, ts));
+      const mean = T.add(T.mul(x0, p.coef0[t - 1]), T.mul(x, p.coefT[t - 1]));
+      return t > 1 ? T.add(mean, T.mul(T.randn(gen, shape, o), Math.sqrt(p.sigma2[t - 1]))) : mean;
+    });
   }
 
   /** Deterministic DDIM (eta = 0) over `steps` evenly spaced steps; returns x_0 in [-1, 1]. */
   ddim(shape: number[], gen: T.Generator, steps: number, o: { backend?: T.Tensor["backend"]; dtype?: T.Tensor["dtype"] } = {}): T.Tensor {
+    return finish(this.ddimSteps(shape, gen, steps, o));
+  }
+
+  /**
+   * ddim one step at a time: yields x after each step but the last (valid until the next step runs)
+   * and returns x_0; stopped early (return()), it disposes its current x.
+   */
+  *ddimSteps(shape: number[], gen: T.Generator, steps: number, o: { backend?: T.Tensor["backend"]; dtype?: T.Tensor["dtype"] } = {}): SamplerSteps {
     const p = this.p;
     if (!(Number.isInteger(steps) && steps >= 1 && steps <= p.T)) throw new Error(`ddim: steps ${steps} must be an integer in [1, ${p.T}]`);
     const times = [...Array(steps + 1).keys()].map((i) => Math.round(p.T - (i * p.T) / steps)); // T .. 0
-    let x = T.randn(gen, shape, o);
-    for (let i = 0; i < steps; i++) {
+    return yield* stepwise(T.randn(gen, shape, o), steps, (x, i) => {
       const t = times[i], s = times[i + 1];
-      const next = T.tidy(() => T.noGrad(() => {
-        const x0 = this.#x0(x, t, this.eps(x, new Array(shape[0]).fill(t)));
-        if (s === 0) return x0;
-        const a = p.abar[t - 1], as = p.abar[s - 1];
-        const e = T.mul(T.sub(x, T.mul(x0, Math.sqrt(a))), 1 / Math.sqrt(1 - a)); // eps consistent with the clipped x_0
-        return T.add(T.mul(x0, Math.sqrt(as)), T.mul(e, Math.sqrt(1 - as)));
-      }));
+      const x0 = this.#x0(x, t, this.eps(x, new Array(shape[0]).fill(t)));
+      if (s === 0) return x0;
+      const a = p.abar[t - 1], as = p.abar[s - 1];
+      const e = T.mul(T.sub(x, T.mul(x0, Math.sqrt(a))), 1 / Math.sqrt(1 - a)); // eps consistent with the clipped x_0
+      return T.add(T.mul(x0, Math.sqrt(as)), T.mul(e, Math.sqrt(1 - as)));
+    });
+  }
+}
+
+/** A sampler run step by step: yields the intermediate x, returns the final one. */
+type SamplerSteps = Generator<T.Tensor, T.Tensor, undefined>;
+
+/** The one step loop of both samplers: x_{i+1} = step(x_i, i), the previous x freed; stopped early, the current x is freed. */
+function* stepwise(x0: T.Tensor, n: number, step: (x: T.Tensor, i: number) => T.Tensor): SamplerSteps {
+  let x = x0, done = false;
+  try {
+    for (let i = 0; i < n; i++) {
+      const next = T.tidy(() => T.noGrad(() => step(x, i)));
       x.dispose();
       x = next;
+      if (i < n - 1) yield x;
     }
+    done = true;
     return x;
+  } finally {
+    if (!done) x.dispose();
+  }
+}
+
+function finish(steps: SamplerSteps): T.Tensor {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
   }
 }
 
@@ -471,8 +499,31 @@ export class Diffusion extends Module implements GenerativeModel {
   async sample(n: number, gen: T.Generator, o: SampleOptions = {}): Promise<Uint8Array> {
     const { backend, dtype } = this;
     const shape = [n, ...this.cfg.image];
-    const x = o.sampler === "ddpm" ? this.ops.ddpm(shape, gen, { backend, dtype }) : this.ops.ddim(shape, gen, o.steps ?? 100, { backend, dtype });
+    const ddpm = o.sampler === "ddpm", total = ddpm ? this.process.T : o.steps ?? 100;
+    const steps = ddpm ? this.ops.ddpmSteps(shape, gen, { backend, dtype }) : this.ops.ddimSteps(shape, gen, total, { backend, dtype });
+    let r = steps.next(), done = 0;
+    if (o.signal || o.onStep) {
+      // Each step finishes before the next is queued, so a cancel leaves nothing running.
+      try {
+        while (!r.done) {
+          await r.value.data();
+          o.signal?.throwIfAborted();
+          o.onStep?.(++done, total);
+          r = steps.next();
+        }
+      } catch (e) {
+        steps.return(undefined as never);
+        throw e;
+      }
+    }
+    while (!r.done) r = steps.next();
+    const x = r.value;
     const d = await x.data();
+    if (o.signal?.aborted) {
+      x.dispose();
+      o.signal.throwIfAborted();
+    }
+    o.onStep?.(total, total);
     x.dispose();
     return Uint8Array.from(d, (v) => Math.round(Math.min(1, Math.max(-1, v)) * 127.5 + 127.5));
   }

@@ -17,6 +17,14 @@ export interface SampleOptions {
   sampler?: "ddim" | "ddpm";
   /** DDIM steps (default 100). */
   steps?: number;
+  /**
+   * Stops a many-step sampler (the diffusion model's) between steps: with a signal or onStep each step
+   * is awaited before the next is queued, and an aborted signal rejects with its reason, nothing left
+   * queued or allocated. Models that sample in one pass ignore them.
+   */
+  signal?: AbortSignal;
+  /** Called after each step of a many-step sampler: steps done, of total. */
+  onStep?: (done: number, total: number) => void;
 }
 
 export interface NllOptions {

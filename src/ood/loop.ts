@@ -26,6 +26,8 @@ export interface LoopOptions {
   signal?: AbortSignal;
   /** After each batch: inputs done and the total. */
   onProgress?: (done: number, total: number) => void;
+  /** Awaited after each batch (a page's chance to paint and take a cancel). */
+  pause?: () => Promise<void>;
 }
 
 export interface Batch {
@@ -89,6 +91,7 @@ export async function forEachBatch(model: GenerativeModel, objective: Objective,
       noise?.dispose();
     }
     o.onProgress?.(i + idx.length, n);
+    await o.pause?.();
   }
 }
 
