@@ -113,14 +113,8 @@ function earlierReportFiles(dir: string): string[] {
  * folder that this one did not rewrite (stale figures), then the manifest.
  */
 export function writeReport(dir: string, evals: Evaluation[], meta: Record<string, unknown>, main?: string[], extra: [string, Uint8Array][] = []): string[] {
-  Deno.mkdirSync(dir, { recursive: true });
-  const earlier = earlierReportFiles(dir);
-  const files: string[] = [], names: string[] = [];
-  const put = (name: string, text: string | Uint8Array) => {
-    writeFileAtomic(`${dir}/${name}`, text);
-    files.push(`${dir}/${name}`);
-    names.push(name);
-  };
+  const out: [string, string | Uint8Array][] = [];
+  const put = (name: string, text: string | Uint8Array) => out.push([name, text]);
   put("table.md", `# OOD detection: AUROC (in-distribution = positive)\n\n${tableMarkdown(evals, main)}\n## All methods and metrics\n\n${detailMarkdown(evals)}`);
   put("layers.md", `# Per-layer diagnostics: log ||grad||^2 of each parameter tensor alone\n\n${evals.map(layersMarkdown).join("")}`);
   put("table.json", JSON.stringify({
@@ -160,6 +154,23 @@ export function writeReport(dir: string, evals: Evaluation[], meta: Record<strin
     }
   }
   for (const [name, bytes] of extra) put(name, bytes);
+  return writeReportFiles(dir, out);
+}
+
+/**
+ * A report folder's files (plain names), each written atomically; then the files of an earlier
+ * report in the folder that this one did not rewrite are removed (stale figures), then the
+ * manifest. Returns the paths written.
+ */
+export function writeReportFiles(dir: string, entries: [string, string | Uint8Array][]): string[] {
+  Deno.mkdirSync(dir, { recursive: true });
+  const earlier = earlierReportFiles(dir);
+  const files: string[] = [], names: string[] = [];
+  for (const [name, data] of entries) {
+    writeFileAtomic(`${dir}/${name}`, data);
+    files.push(`${dir}/${name}`);
+    names.push(name);
+  }
   for (const f of earlier) {
     if (names.includes(f) || isProtected(`${dir}/${f}`)) continue;
     try {

@@ -1,0 +1,132 @@
+// Novelty at first exposure (src/models/novelty.ts): each recorded example's n(x) equals
+// g^T diag(v_hat + eps)^{-1} g with g the example's own gradient computed one example at a time in
+// float64 and v_hat read from the checkpoint written right after that step; recording changes no
+// training number; a run stopped and resumed writes the same record as an uninterrupted one; a
+// record that does not belong to the checkpoint is refused.
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import * as T from "../src/autograd/index.ts";
+import { loadMnist } from "../src/data/mnist.ts";
+import { range, subset } from "../src/data/dataset.ts";
+import { readCheckpoint } from "../src/io/safetensors.ts";
+import { createModel } from "../src/models/registry.ts";
+import { Glow } from "../src/models/glow.ts";
+import { VAE } from "../src/models/vae.ts";
+import type { GenerativeModel } from "../src/models/model.ts";
+import { noveltyHooks, noveltyNoise, planNoveltyRecord, readNoveltyRecord } from "../src/models/novelty.ts";
+import { stepGen, train, type TrainOptions } from "../src/models/train.ts";
+
+const S = suite("novelty");
+const tmp = Deno.makeTempDirSync({ prefix: "fimscope-novelty-" });
+const data = subset(loadMnist("train"), range(0, 96));
+const CFG = {
+  glow: { levels: 2, steps: 1, hidden: 4, image: [1, 28, 28], logit: 1e-6 },
+  vae: { latent: 3, channels: [2, 4], outChannels: 2, image: [1, 28, 28] },
+} as const;
+const base = (over: Partial<TrainOptions>): TrainOptions => ({
+  steps: 4, batch: 16, lr: 3e-3, seed: 3, optimizer: "adam", clip: 100, warmup: 1, checkpointEvery: 1000, checkpointPath: `${tmp}/unused.ckpt.safetensors`, data: "mnist", ...over,
+});
+
+async function recordRun(kind: "glow" | "vae", name: string, steps: number, resume?: string, every = 1000) {
+  const model = await createModel(kind, CFG[kind], T.cpu, 1);
+  const ckpt = `${tmp}/${name}.ckpt.safetensors`, path = `${tmp}/${name}.csv`;
+  const startStep = resume ? Number(readCheckpoint(resume).metadata.step) : 0;
+  const plan = await planNoveltyRecord({
+    path, force: false, kind, config: (await createModel(kind, CFG[kind], T.cpu)).config, data: "mnist", seed: 3, batch: 16, optimizer: "adam",
+    trainN: data.n, resumeStep: startStep, weights: `${tmp}/${name}.safetensors`, others: [ckpt],
+  });
+  await train(model, data, base({ steps, resume, checkpointPath: ckpt, checkpointEvery: every, ...noveltyHooks(plan, model, data) }));
+  return { model, ckpt, path };
+}
+
+/** A float64 copy of a model with the checkpoint's weights. */
+function f64Model(kind: "glow" | "vae", ckpt: string): GenerativeModel {
+  // Seed 1 as recordRun's models: the 1x1 convolutions' fixed permutations come from the init generator.
+  const init = { backend: T.cpu, dtype: "float64" as const, gen: new T.Generator(1) };
+  const m = kind === "glow" ? new Glow({ ...CFG.glow, image: [1, 28, 28] }, init) : new VAE({ ...CFG.vae, channels: [...CFG.vae.channels], image: [1, 28, 28] }, init);
+  const d = readCheckpoint(ckpt);
+  for (const [n, p] of m.namedParameters()) p.assign(T.tensor(Float64Array.from(d.tensors.get(n)!.data), [...p.shape], { backend: T.cpu, dtype: "float64" }));
+  (m as { markInitialized?: () => void }).markInitialized?.();
+  m.train();
+  return m;
+}
+
+for (const kind of ["glow", "vae"] as const) {
+  S(`${kind}: n(x) equals g^T diag(v_hat + eps)^{-1} g, g one example at a time in float64, v_hat from the next checkpoint`, async () => {
+    // Steps 0-2, then resumed to step 4 with a checkpoint after every step: the step-3 rows are
+    // computed at the step-3 checkpoint's weights with the step-4 checkpoint's v.
+    const first = await recordRun(kind, `${kind}-a`, 3);
+    Deno.copyFileSync(first.path, `${tmp}/${kind}-b.csv`);
+    const at3 = `${tmp}/${kind}-at3.ckpt.safetensors`;
+    Deno.copyFileSync(first.ckpt, at3);
+    const second = await recordRun(kind, `${kind}-b`, 4, at3, 1);
+    const rec = await readNoveltyRecord(second.path);
+    assert.equal(rec.rows.map((r) => r.step), [0, 1, 2, 3].flatMap((s) => Array(8).fill(s)));
+    const rows = rec.rows.filter((r) => r.step === 3);
+    const m = f64Model(kind, at3), d4 = readCheckpoint(second.ckpt), t = 4, c2 = 1 - 0.999 ** t;
+    const x32 = m.input(data, rows.map((r) => r.index), stepGen(3, 3));
+    const x = T.tensor(Float64Array.from(x32.dataSync()), [...x32.shape], { backend: T.cpu, dtype: "float64" });
+    const noise32 = noveltyNoise(await createModel(kind, CFG[kind], T.cpu), 3, 3, rows.length);
+    const noise = noise32 && T.tensor(Float64Array.from(noise32.dataSync()), [...noise32.shape], { backend: T.cpu, dtype: "float64" });
+    const named = m.namedParameters();
+    rows.forEach((r, j) => {
+      const sl = (u: T.Tensor) => T.slice(u, [j], [j + 1]);
+      const loss = T.div(T.sum(m.nll(sl(x), { noise: noise && sl(noise) })), m.dims * Math.LN2);
+      const g = T.grad(loss, named.map(([, p]) => p));
+      let n = 0;
+      named.forEach(([name, p], l) => {
+        const gl = g[l]!.dataSync(), v = d4.tensors.get(`optimizer.v.${name}`)!.data;
+        let nl = 0, fl = 0;
+        for (let i = 0; i < gl.length; i++) {
+          nl += gl[i] ** 2 / (v[i] / c2 + 1e-16);
+          fl += gl[i] ** 2;
+        }
+        n += nl;
+        assert.ok(Math.abs(r.logNovelty[l] - Math.log(nl)) < 1e-3, `${kind} row ${j} ${name}: log n_l ${r.logNovelty[l]} vs ${Math.log(nl)} (float64)`);
+        assert.ok(Math.abs(r.logF[l] - Math.log(fl)) < 1e-3, `${kind} row ${j} ${name}: log f_l ${r.logF[l]} vs ${Math.log(fl)}`);
+        assert.is(p.dtype, "float64");
+      });
+      assert.ok(Math.abs(r.novelty - n) / n < 1e-4, `${kind} row ${j}: n ${r.novelty} vs ${n}`);
+      assert.ok(Math.abs(r.loss - loss.dataSync()[0]) < 1e-5, `${kind} row ${j}: loss ${r.loss} vs ${loss.dataSync()[0]}`);
+    });
+  });
+}
+
+S("recording changes no training number, and a resumed run writes the uninterrupted run's record", async () => {
+  const plain = await createModel("glow", CFG.glow, T.cpu, 1);
+  await train(plain, data, base({ steps: 5, checkpointPath: `${tmp}/plain.ckpt.safetensors` }));
+  const straight = await recordRun("glow", "straight", 5);
+  plain.parameters().forEach((p, i) => assert.equal([...straight.model.parameters()[i].dataSync()], [...p.dataSync()], `parameter ${p.name} differs with recording`));
+  const first = await recordRun("glow", "part", 2);
+  const resumed = await recordRun("glow", "part", 5, first.ckpt.replace("part", "part"));
+  assert.is(Deno.readTextFileSync(resumed.path).replaceAll(`${tmp}/part.safetensors`, "W"), Deno.readTextFileSync(straight.path).replaceAll(`${tmp}/straight.safetensors`, "W"));
+  // The window: 96 images in batches of 16 is 6 steps; 5 steps record 5 x 8 rows.
+  assert.is((await readNoveltyRecord(straight.path)).rows.length, 40);
+});
+
+S("a record that is not the checkpoint's is refused before work, naming the option and file", async () => {
+  const cfg = (await createModel("glow", CFG.glow, T.cpu)).config;
+  const common = { force: false, kind: "glow", config: cfg, data: "mnist", seed: 3, batch: 16, optimizer: "adam", trainN: data.n, weights: `${tmp}/w.safetensors`, others: [] };
+  const run = await recordRun("glow", "ref", 3);
+  const refused = async (over: Record<string, unknown>, re: RegExp) => {
+    try {
+      await planNoveltyRecord({ ...common, path: run.path, resumeStep: 3, ...over });
+    } catch (e) {
+      assert.match((e as Error).message, re);
+      return;
+    }
+    assert.unreachable(`accepted ${JSON.stringify(over)}`);
+  };
+  await refused({ resumeStep: 0 }, /^train: --record-novelty '.*ref\.csv': exists; a new run records into a new file/);
+  await refused({ resumeStep: 4 }, /lacks the rows of step 3 \(it holds 0, expected 8/);
+  await refused({ seed: 4 }, /other settings than the checkpoint's \(seed: 3 vs 4\)/);
+  await refused({ optimizer: "adamax" }, /needs --optimizer adam/);
+  await refused({ kind: "diffusion" }, /eps-loss/);
+  await refused({ path: `${tmp}/none.csv` }, /no such file; resuming at step 3, inside the first epoch/);
+  await refused({ others: [run.path] }, /is also one of this run's other files/);
+  // The record's rows of steps at or after the checkpoint are dropped: resuming at step 2 keeps steps 0-1.
+  const plan = await planNoveltyRecord({ ...common, path: run.path, resumeStep: 2 });
+  assert.equal([...new Set(plan.rows.map((r) => r.step))], [0, 1]);
+});
+
+S.run();
