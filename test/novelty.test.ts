@@ -15,6 +15,8 @@ import { VAE } from "../src/models/vae.ts";
 import type { GenerativeModel } from "../src/models/model.ts";
 import { noveltyHooks, noveltyNoise, planNoveltyRecord, readNoveltyRecord } from "../src/models/novelty.ts";
 import { stepGen, train, type TrainOptions } from "../src/models/train.ts";
+import { type Init, Module } from "../src/nn/module.ts";
+import { groupSquaredNorm, perGroupGradientParts, perGroupGradients, perGroupPass } from "../src/nn/per_group.ts";
 
 const S = suite("novelty");
 const tmp = Deno.makeTempDirSync({ prefix: "fimscope-novelty-" });
@@ -27,13 +29,14 @@ const base = (over: Partial<TrainOptions>): TrainOptions => ({
   steps: 4, batch: 16, lr: 3e-3, seed: 3, optimizer: "adam", clip: 100, warmup: 1, checkpointEvery: 1000, checkpointPath: `${tmp}/unused.ckpt.safetensors`, data: "mnist", ...over,
 });
 
-async function recordRun(kind: "glow" | "vae", name: string, steps: number, resume?: string, every = 1000) {
+/** A recording run (8 of each batch of 16 at every step: the record's rows follow the batches' order). */
+async function recordRun(kind: "glow" | "vae", name: string, steps: number, resume?: string, every = 1000, recordEvery = 1) {
   const model = await createModel(kind, CFG[kind], T.cpu, 1);
   const ckpt = `${tmp}/${name}.ckpt.safetensors`, path = `${tmp}/${name}.csv`;
   const startStep = resume ? Number(readCheckpoint(resume).metadata.step) : 0;
   const plan = await planNoveltyRecord({
     path, force: false, kind, config: (await createModel(kind, CFG[kind], T.cpu)).config, data: "mnist", seed: 3, batch: 16, optimizer: "adam",
-    trainN: data.n, resumeStep: startStep, weights: `${tmp}/${name}.safetensors`, others: [ckpt],
+    trainN: data.n, resumeStep: startStep, weights: `${tmp}/${name}.safetensors`, others: [ckpt], perBatch: 8, every: recordEvery,
   });
   await train(model, data, base({ steps, resume, checkpointPath: ckpt, checkpointEvery: every, ...noveltyHooks(plan, model, data) }));
   return { model, ckpt, path };
@@ -102,11 +105,14 @@ S("recording changes no training number, and a resumed run writes the uninterrup
   assert.is(Deno.readTextFileSync(resumed.path).replaceAll(`${tmp}/part.safetensors`, "W"), Deno.readTextFileSync(straight.path).replaceAll(`${tmp}/straight.safetensors`, "W"));
   // The window: 96 images in batches of 16 is 6 steps; 5 steps record 5 x 8 rows.
   assert.is((await readNoveltyRecord(straight.path)).rows.length, 40);
+  // Every other step: steps 0, 2, 4 of the 6-step window.
+  const sparse = await recordRun("glow", "sparse", 6, undefined, 1000, 2);
+  assert.equal([...new Set((await readNoveltyRecord(sparse.path)).rows.map((r) => r.step))], [0, 2, 4]);
 });
 
 S("a record that is not the checkpoint's is refused before work, naming the option and file", async () => {
   const cfg = (await createModel("glow", CFG.glow, T.cpu)).config;
-  const common = { force: false, kind: "glow", config: cfg, data: "mnist", seed: 3, batch: 16, optimizer: "adam", trainN: data.n, weights: `${tmp}/w.safetensors`, others: [] };
+  const common = { force: false, kind: "glow", config: cfg, data: "mnist", seed: 3, batch: 16, optimizer: "adam", trainN: data.n, weights: `${tmp}/w.safetensors`, others: [], perBatch: 8, every: 1 };
   const run = await recordRun("glow", "ref", 3);
   const refused = async (over: Record<string, unknown>, re: RegExp) => {
     try {
@@ -120,6 +126,7 @@ S("a record that is not the checkpoint's is refused before work, naming the opti
   await refused({ resumeStep: 0 }, /^train: --record-novelty '.*ref\.csv': exists; a new run records into a new file/);
   await refused({ resumeStep: 4 }, /lacks the rows of step 3 \(it holds 0, expected 8/);
   await refused({ seed: 4 }, /other settings than the checkpoint's \(seed: 3 vs 4\)/);
+  await refused({ every: 2 }, /other settings than the checkpoint's \(every: 1 vs 2\)/);
   await refused({ optimizer: "adamax" }, /needs --optimizer adam/);
   await refused({ kind: "diffusion" }, /eps-loss/);
   await refused({ path: `${tmp}/none.csv` }, /no such file; resuming at step 3, inside the first epoch/);
@@ -127,6 +134,42 @@ S("a record that is not the checkpoint's is refused before work, naming the opti
   // The record's rows of steps at or after the checkpoint are dropped: resuming at step 2 keeps steps 0-1.
   const plan = await planNoveltyRecord({ ...common, path: run.path, resumeStep: 2 });
   assert.equal([...new Set(plan.rows.map((r) => r.step))], [0, 1]);
+});
+
+/** Two products with square weights (so orientation matters): y = x A, then z = y B^T, with a bias. */
+class TwoProducts extends Module {
+  readonly A: T.Tensor;
+  readonly B: T.Tensor;
+  readonly c: T.Tensor;
+  constructor(o: Init) {
+    super();
+    this.A = this.param("A", T.randn(o.gen, [3, 3], { backend: o.backend, dtype: o.dtype }));
+    this.B = this.param("B", T.randn(o.gen, [3, 3], { backend: o.backend, dtype: o.dtype }));
+    this.c = this.param("c", T.randn(o.gen, [3], { backend: o.backend, dtype: o.dtype }));
+  }
+  forward(x: T.Tensor): T.Tensor {
+    const z = T.mm(T.tanh(T.mm(x, this.A)), this.B, false, true);
+    return T.sum(T.square(T.add(z, T.reshape(this.c, [1, 3]))), 1);
+  }
+}
+
+S("weighted per-group norms of the Gram form (y = a W and y = a W^T, 1 and 2 rows per group) equal sum w g^2 of the materialised gradients", () => {
+  const f64 = { backend: T.cpu, dtype: "float64" as const };
+  for (const R of [1, 2]) {
+    const m = new TwoProducts({ ...f64, gen: new T.Generator(5) }), G = 3, x = T.randn(new T.Generator(6), [G * R, 3], f64);
+    const params = m.parameters(), weights = params.map((p, i) => T.rand(new T.Generator(20 + i), [...p.shape], { ...f64, low: 0.5, high: 2 }));
+    const dense = perGroupGradients(perGroupPass(m, { groups: G }, [x], (xg) => m.forward(xg!)), params);
+    const parts = perGroupGradientParts(perGroupPass(m, { groups: G, normsOnly: true }, [x], (xg) => m.forward(xg!)), params);
+    assert.ok(parts.filter((p) => "a" in p).length === 2, "A and B are Gram sites");
+    params.forEach((p, l) => {
+      const got = groupSquaredNorm(parts[l], G, weights[l]).dataSync(), g = dense[l].dataSync(), w = weights[l].dataSync(), P = p.size;
+      for (let j = 0; j < G; j++) {
+        let want = 0;
+        for (let i = 0; i < P; i++) want += w[i] * g[j * P + i] ** 2;
+        assert.ok(Math.abs(got[j] - want) <= 1e-12 * Math.max(1, want), `R=${R} ${p.name} group ${j}: ${got[j]} vs ${want}`);
+      }
+    });
+  }
 });
 
 S.run();

@@ -1,7 +1,7 @@
-// Novelty at first exposure (train --record-novelty FILE): during the first epoch, for the first
-// NOVELTY_PER_BATCH examples of every batch (a seeded random subset of the training set, since
-// batches are a random permutation), the FIM-induced squared norm of the example's own gradient
-// under the model at that moment,
+// Novelty at first exposure (train --record-novelty FILE): during the first epoch, at every
+// NOVELTY_EVERY-th step (0, 8, 16, ...), for each example of the step's batch (so a seeded random
+// eighth of the training set, since batches are a random permutation), the FIM-induced squared norm
+// of the example's own gradient under the model at that moment,
 //
 //   n(x) = g_x^T diag(v_hat + eps)^{-1} g_x = sum_l n_l(x),
 //
@@ -22,8 +22,9 @@
 // (it averages gradients of earlier weights) and sees clipped gradients (clip 100: rarely active).
 // eps = Adam's eps^2 = 1e-16: the floor Adam's own denominator sqrt(v_hat) + eps puts on v_hat.
 //
-// Cost: one extra per-group pass (forward and backward with per-example parameter copies) over k
-// examples per step, during the first epoch only (docs/dynamics.md has the measured overhead).
+// Cost: one extra per-group pass (forward and backward with per-example parameter copies) over a
+// batch every NOVELTY_EVERY steps, during the first epoch only: the pass costs about a training
+// step, so 1/8 of one per step of the first epoch and nothing after (docs/dynamics.md, measured).
 // The record is CSV with a header line; it is rewritten (atomically) with every checkpoint, holding
 // exactly the rows of the steps before that checkpoint's, so a resumed run (exact resume) continues
 // it and ends with the same rows as an uninterrupted one. Recording changes no training number:
@@ -32,15 +33,16 @@ import * as T from "../autograd/index.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { usageError } from "../io/options.ts";
-import { perGroupGradients, perGroupPass } from "../nn/per_group.ts";
+import { groupSquaredNorm, type GroupGradient, perGroupGradientParts, perGroupPass } from "../nn/per_group.ts";
 import { type GenerativeModel, LN2 } from "./model.ts";
 import { createModel } from "./registry.ts";
 import { canonical } from "./resume.ts";
 import { type StepInfo, stepGen } from "./train.ts";
 
 export const NOVELTY_FORMAT = "fimscope-novelty-1";
-/** Examples recorded per batch (the first k of each batch of the first epoch). */
-export const NOVELTY_PER_BATCH = 8;
+/** Examples recorded per recorded batch (all of a batch of 64; the first k of a larger one) and the steps between recorded batches. */
+export const NOVELTY_PER_BATCH = 64;
+export const NOVELTY_EVERY = 8;
 
 export interface NoveltyHeader {
   format: string;
@@ -50,7 +52,9 @@ export interface NoveltyHeader {
   seed: number;
   batch: number;
   perBatch: number;
-  /** Steps recorded: those of the first epoch, floor(training images / batch). */
+  /** Steps between recorded steps. */
+  every: number;
+  /** Steps recorded: those of the first epoch (floor(training images / batch)) that are multiples of every. */
   window: number;
   optimizer: string;
   beta2: number;
@@ -104,9 +108,9 @@ export function parseNoveltyRecord(text: string, file: string): NoveltyRecord {
     throw new Error(`novelty record ${file}: line 1's header is not valid JSON`);
   }
   const ok = header && typeof header === "object" && Array.isArray(header.layers) && header.layers.every((l) => typeof l === "string") &&
-    ["seed", "batch", "perBatch", "window", "beta2", "eps"].every((k) => Number.isFinite((header as unknown as Record<string, number>)[k])) &&
+    ["seed", "batch", "perBatch", "every", "window", "beta2", "eps"].every((k) => Number.isFinite((header as unknown as Record<string, number>)[k])) &&
     ["kind", "data", "optimizer", "weights"].every((k) => typeof (header as unknown as Record<string, unknown>)[k] === "string");
-  if (!ok) throw new Error(`novelty record ${file}: line 1's header lacks fields (layers, seed, batch, perBatch, window, beta2, eps, kind, data, optimizer, weights)`);
+  if (!ok) throw new Error(`novelty record ${file}: line 1's header lacks fields (layers, seed, batch, perBatch, every, window, beta2, eps, kind, data, optimizer, weights)`);
   const cols = columns(header);
   if (lines[1] !== cols.join(",")) throw new Error(`novelty record ${file}: line 2 is not the column line for the header's ${header.layers.length} layers`);
   const L = header.layers.length, rows: NoveltyRow[] = [];
@@ -146,6 +150,9 @@ export interface NoveltyPlanInput {
   weights: string;
   /** The run's other files (weights, checkpoint, the checkpoint resumed from): the record must be none of them. */
   others: string[];
+  /** Tests only: other than NOVELTY_PER_BATCH and NOVELTY_EVERY. */
+  perBatch?: number;
+  every?: number;
 }
 
 export interface NoveltyPlan {
@@ -174,7 +181,7 @@ export async function planNoveltyRecord(i: NoveltyPlanInput): Promise<NoveltyPla
   const probe = await createModel(i.kind, i.config, T.cpu, 0);
   const window = Math.floor(i.trainN / i.batch);
   const header: NoveltyHeader = {
-    format: NOVELTY_FORMAT, kind: i.kind, config: i.config, data: i.data, seed: i.seed, batch: i.batch, perBatch: Math.min(NOVELTY_PER_BATCH, i.batch), window,
+    format: NOVELTY_FORMAT, kind: i.kind, config: i.config, data: i.data, seed: i.seed, batch: i.batch, perBatch: Math.min(i.perBatch ?? NOVELTY_PER_BATCH, i.batch), every: i.every ?? NOVELTY_EVERY, window,
     optimizer: i.optimizer, beta2: ADAM.beta2, eps: ADAM.eps ** 2, loss: "bits/dim", weights: i.weights, layers: probe.namedParameters().map(([n]) => n),
   };
   let exists = false;
@@ -196,37 +203,49 @@ export async function planNoveltyRecord(i: NoveltyPlanInput): Promise<NoveltyPla
     throw fail((e as Error).message);
   }
   const h = rec.header;
-  const diff = (["kind", "data", "seed", "batch", "perBatch", "window", "optimizer", "beta2", "eps"] as const).filter((k) => h[k] !== header[k]);
+  const diff = (["kind", "data", "seed", "batch", "perBatch", "every", "window", "optimizer", "beta2", "eps"] as const).filter((k) => h[k] !== header[k]);
   if (canonical(h.config) !== canonical(header.config)) diff.push("config" as never);
   if (canonical(h.layers) !== canonical(header.layers)) diff.push("layers" as never);
   if (diff.length) throw fail(`was recorded with other settings than the checkpoint's (${diff.map((k) => `${k}: ${JSON.stringify(h[k])} vs ${JSON.stringify(header[k])}`).join("; ")})`);
   const rows = rec.rows.filter((r) => r.step < i.resumeStep);
-  const need = Math.min(i.resumeStep, window);
   const per = new Map<number, number>();
   for (const r of rows) per.set(r.step, (per.get(r.step) ?? 0) + 1);
-  const missing = Array.from({ length: need }, (_, s) => s).find((s) => per.get(s) !== header.perBatch);
-  if (missing !== undefined) throw fail(`lacks the rows of step ${missing} (it holds ${per.get(missing) ?? 0}, expected ${header.perBatch} for each of steps 0-${need - 1}); it is not the record of the run that wrote this checkpoint`);
+  const steps = recordedSteps(header, i.resumeStep);
+  const missing = steps.find((s) => per.get(s) !== header.perBatch), extra = [...per.keys()].find((s) => !steps.includes(s));
+  if (missing !== undefined) throw fail(`lacks the rows of step ${missing} (it holds ${per.get(missing) ?? 0}, expected ${header.perBatch} for each recorded step before ${i.resumeStep}); it is not the record of the run that wrote this checkpoint`);
+  if (extra !== undefined) throw fail(`holds rows of step ${extra}, which is not a recorded step (multiples of ${header.every} below ${window}); it is not a record written by train`);
   return { path: i.path, header, rows };
 }
 
-/** Per-example loss (bits/dim) and the squares of each example's gradient per parameter tensor ([k, P_l]), at the current weights. */
-export function exampleGradientSquares(model: GenerativeModel, x: T.Tensor, noise: T.Tensor | undefined): { loss: T.Tensor; squares: T.Tensor[] } {
+/** The steps a run records before step `before`. */
+export function recordedSteps(h: Pick<NoveltyHeader, "every" | "window">, before: number): number[] {
+  const out: number[] = [];
+  for (let s = 0; s < Math.min(before, h.window); s += h.every) out.push(s);
+  return out;
+}
+
+/**
+ * Per-example loss (bits/dim) and each example's gradient per parameter tensor at the current
+ * weights, by one norms-only per-group pass (one group per example): convolution gradients
+ * materialised ([k, P_l]), linear layers as their Gram factors (never [k, in, out]).
+ */
+export function exampleGradients(model: GenerativeModel, x: T.Tensor, noise: T.Tensor | undefined): { loss: T.Tensor; parts: GroupGradient[] } {
   const k = x.shape[0], scale = 1 / (model.dims * LN2);
   return T.tidy(() => {
-    const pass = perGroupPass(model, { groups: k }, [x, noise], (xg, ng) => T.mul(model.nll(xg!, { noise: ng }), scale));
-    const grads = perGroupGradients(pass, model.parameters());
-    return { loss: pass.loss, squares: grads.map((g) => T.square(T.reshape(g, [k, -1]))) };
+    const pass = perGroupPass(model, { groups: k, normsOnly: true }, [x, noise], (xg, ng) => T.mul(model.nll(xg!, { noise: ng }), scale));
+    return { loss: pass.loss, parts: perGroupGradientParts(pass, model.parameters()) };
   });
 }
 
-/** [k, 2L] table: per layer sum g^2 / (vhat + eps), then per layer sum g^2 (f_l). */
-export function weightedNorms(squares: T.Tensor[], vhat: T.Tensor[], eps: number): T.Tensor {
-  const k = squares[0].shape[0];
+/** [k, 2L] table: per layer sum_i g_i^2 / (vhat_i + eps) (n_l), then per layer sum_i g_i^2 (f_l). */
+export function exampleNorms(parts: GroupGradient[], k: number, vhat: T.Tensor[], eps: number): T.Tensor {
   return T.tidy(() => T.concat([
-    ...squares.map((s, l) => T.reshape(T.sum(T.div(s, T.reshape(T.add(vhat[l], eps), [1, -1])), 1), [k, 1])),
-    ...squares.map((s) => T.reshape(T.sum(s, 1), [k, 1])),
+    ...parts.map((p, l) => T.reshape(groupSquaredNorm(p, k, T.div(1, T.add(vhat[l], eps))), [k, 1])),
+    ...parts.map((p) => T.reshape(groupSquaredNorm(p, k), [k, 1])),
   ], 1));
 }
+
+const partTensors = (p: GroupGradient) => ("dense" in p ? [p.dense] : [p.a, p.dy]);
 
 /** The seeded noise of a VAE's recorded examples at a step (models without noise: none). */
 export function noveltyNoise(model: GenerativeModel, seed: number, step: number, k: number): T.Tensor | undefined {
@@ -243,18 +262,18 @@ export function noveltyHooks(plan: NoveltyPlan, model: GenerativeModel, data: Im
   let written = -1;
   return {
     onStep: (s) => {
-      if (s.step >= h.window) return Promise.resolve();
+      if (s.step >= h.window || s.step % h.every) return Promise.resolve();
       const idx = s.idx.slice(0, h.perBatch), k = idx.length;
       // The examples exactly as the step sees them: the same dequantisation draws (the first k images' of the batch).
       const x = model.input(data, idx, stepGen(h.seed, s.step)), noise = noveltyNoise(model, h.seed, s.step, k);
-      const { loss, squares } = exampleGradientSquares(model, x, noise);
+      const { loss, parts } = exampleGradients(model, x, noise);
       x.dispose();
       noise?.dispose();
       return Promise.resolve(async () => {
         const opt = s.optimizer, c2 = 1 - opt.beta2 ** opt.step;
-        const table = T.tidy(() => T.concat([T.reshape(loss, [k, 1]), weightedNorms(squares, opt.v.map((v) => T.div(v, c2)), h.eps)], 1));
+        const table = T.tidy(() => T.concat([T.reshape(loss, [k, 1]), exampleNorms(parts, k, opt.v.map((v) => T.div(v, c2)), h.eps)], 1));
         const d = Float64Array.from(await table.data());
-        [table, loss, ...squares].forEach((t) => t.dispose());
+        [table, loss, ...parts.flatMap(partTensors)].forEach((t) => t.dispose());
         for (let j = 0; j < k; j++) {
           const r = d.subarray(j * (1 + 2 * L), (j + 1) * (1 + 2 * L)), n = r.subarray(1, 1 + L);
           rows.push({
