@@ -162,16 +162,17 @@ export function intervalsLog2Svg(title: string, xl: string, yl: string, panels: 
   const W = pw * cols + legend, H = ph * rows + 30;
   const all = panels.flatMap((p) => p.series.flatMap((s) => s.points)).filter((q) => q.x > 0 && Number.isFinite(q.y));
   if (!all.length) return frame(W, H, "", title);
-  const lx = all.map((q) => Math.log2(q.x)), xlo = Math.min(...lx), xhi = Math.max(Math.max(...lx), xlo + 1);
+  const lx = all.map((q) => Math.log2(q.x)), pad = 0.04 * Math.max(1, Math.max(...lx) - Math.min(...lx)), xlo = Math.min(...lx) - pad, xhi = Math.max(...lx) + pad;
   const [ylo, yhi] = yRange ?? [Math.min(...all.map((q) => Number.isFinite(q.lo) ? q.lo : q.y)), Math.max(...all.map((q) => Number.isFinite(q.hi) ? q.hi : q.y))];
-  const ticks = [...new Set(lx.map(Math.round))].sort((a, b) => a - b);
+  // Ticks at the x values themselves (the steps), labelled by value.
+  const ticks = [...new Set(all.map((q) => q.x))].sort((a, b) => a - b);
   const names = [...new Set(panels.flatMap((p) => p.series.map((s) => s.name)))];
   let body = "";
   panels.forEach((p, k) => {
     const x0 = (k % cols) * pw + 50, y0 = 25 + Math.floor(k / cols) * ph + ph - 45, x1 = (k % cols) * pw + pw - 10, y1 = 25 + Math.floor(k / cols) * ph + 20;
     const xs = scaleLinear().domain([xlo, xhi]).range([x0, x1]), ys = scaleLinear().domain([ylo, yhi === ylo ? ylo + 0.1 : yhi]).range([y0, y1]).nice();
     body += axes(x0, y0, x1, y1, xs, ys, [], ys.ticks(5), xl, yl);
-    for (const t of ticks) body += `<line x1="${xs(t)}" y1="${y0}" x2="${xs(t)}" y2="${y0 + 4}" stroke="black"/><text x="${xs(t)}" y="${y0 + 15}" text-anchor="middle">${+(2 ** t).toPrecision(3)}</text>`;
+    for (const t of ticks) body += `<line x1="${xs(Math.log2(t))}" y1="${y0}" x2="${xs(Math.log2(t))}" y2="${y0 + 4}" stroke="black"/><text x="${xs(Math.log2(t))}" y="${y0 + 14}" text-anchor="middle" font-size="8">${t}</text>`;
     body += `<text x="${(x0 + x1) / 2}" y="${y1 - 6}" text-anchor="middle">${esc(p.label)}</text>`;
     p.series.forEach((s, i) => {
       const col = PALETTE[names.indexOf(s.name) % PALETTE.length], off = (i - (p.series.length - 1) / 2) * 2.5;
