@@ -16,7 +16,7 @@ import { BACKEND, flag, inFile, int, outDir, parseOptions, usageError, workStart
 import { subset } from "../data/dataset.ts";
 import { DATASETS, loadDataset, splitSize } from "../data/mnist.ts";
 import { selectBackend } from "../kernels/select.ts";
-import { loadModel } from "../models/registry.ts";
+import { loadModel, resolveConfig } from "../models/registry.ts";
 import { readNoveltyRecord } from "../models/novelty.ts";
 import { canonical } from "../models/resume.ts";
 import { lossesOf } from "../ood/features_of.ts";
@@ -56,7 +56,8 @@ try {
 }
 const { models } = await checkModels("novelty", "--model", [modelPath], h.data);
 const m = models[0];
-if (m.file.kind !== h.kind || canonical(m.file.config) !== canonical(h.config)) {
+// Both configs merged with today's defaults, so a record and weights of one model compare equal.
+if (m.file.kind !== h.kind || canonical(m.file.config) !== canonical(await resolveConfig(h.kind, h.config, `novelty record ${a.record}: header config`))) {
   throw usageError("novelty", "--model", modelPath, `is a ${m.file.kind} with config ${canonical(m.file.config)}, the record's model is a ${h.kind} with config ${canonical(h.config)}`);
 }
 if (m.file.decoded.metadata.data !== undefined && m.file.decoded.metadata.data !== h.data) throw usageError("novelty", "--model", modelPath, `was trained on ${m.file.decoded.metadata.data}, the record on ${h.data}`);
