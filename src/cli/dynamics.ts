@@ -44,6 +44,7 @@ const a = parseOptions("dynamics", {
 });
 const paths = expandFiles("dynamics", "--checkpoints", a.checkpoints);
 const { models, inName } = await checkModels("dynamics", "--checkpoints", paths, a.data);
+models.sort((x, y) => x.step - y.step);
 for (const m of models) if (Number.isNaN(m.step)) throw usageError("dynamics", "--checkpoints", m.path, "has no training step in its metadata (allowed: weights or checkpoints written by train, with step or steps)");
 const dup = models.find((m, i) => models.findIndex((x) => x.step === m.step) !== i);
 if (dup) throw usageError("dynamics", "--checkpoints", a.checkpoints, `two files are at step ${dup.step} (${models.filter((m) => m.step === dup.step).map((m) => m.path).join(", ")}); one run's checkpoints, each step once`);
@@ -74,6 +75,7 @@ let done = 0;
 const results = await dynamicsOf(models.map((m) => ({ label: m.label, step: m.step, load: () => loadModel(m.path, backend, m.file) })), { fit, inEval, ood }, {
   Bs: a.B, protocols: a.protocol, batch: a.batch, seed: a.seed, lambdaScale: a["fim-lambda"],
   onProgress: (k) => bar.update((done += k), perCheckpoint * models.length),
+  onCheckpoint: (r) => console.log(`\nstep ${r.step} (${r.checkpoint}): eval NLL ${r.evalNll.toFixed(3)} bits/dim; ${((performance.now() - t0) / 1000).toFixed(0)} s so far`),
 }).finally(() => bar.stop());
 const md = dynamicsMarkdown(results, inName);
 console.log(`\n${md}`);

@@ -9,16 +9,19 @@ function checkPaired(x: ArrayLike<number>, y: ArrayLike<number>, what: string): 
   for (let i = 0; i < x.length; i++) if (Number.isNaN(x[i]) || Number.isNaN(y[i])) throw new Error(`${what}: NaN at index ${i}`);
 }
 
-/** Ranks 1..n, tied values sharing the average of their ranks. */
+/**
+ * Ranks 1..n, tied values sharing the average of their ranks: a native numeric sort of the values,
+ * then each distinct value's average rank (first + 1 + last) / 2 looked up per element.
+ */
 export function ranks(x: ArrayLike<number>): Float64Array {
-  const n = x.length, order = Array.from({ length: n }, (_, i) => i).sort((a, b) => x[a] - x[b]), r = new Float64Array(n);
+  const n = x.length, sorted = Float64Array.from(x).sort(), avg = new Map<number, number>(), r = new Float64Array(n);
   for (let i = 0; i < n;) {
-    let j = i;
-    while (j < n && x[order[j]] === x[order[i]]) j++;
-    const avg = (i + 1 + j) / 2;
-    for (let k = i; k < j; k++) r[order[k]] = avg;
+    let j = i + 1;
+    while (j < n && sorted[j] === sorted[i]) j++;
+    avg.set(sorted[i], (i + 1 + j) / 2);
     i = j;
   }
+  for (let i = 0; i < n; i++) r[i] = avg.get(x[i])!;
   return r;
 }
 
