@@ -8,7 +8,7 @@ import process from "node:process";
 import { BACKEND, choice, int, parseOptions } from "../src/io/options.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { selectBackend } from "../src/kernels/select.ts";
-import { noveltyHooks, planNoveltyRecord } from "../src/models/novelty.ts";
+import { NOVELTY_EVERY, noveltyHooks, planNoveltyRecord } from "../src/models/novelty.ts";
 import { createModel } from "../src/models/registry.ts";
 import { train } from "../src/models/train.ts";
 
@@ -50,7 +50,7 @@ for (let r = 0; r < a.rounds; r++) {
   }
 }
 const p = res.plain, q = res.record;
-console.log(`${a.model}, backend ${backend.name}, ${a.rounds} rounds of ${a.steps} steps (batch 64; recording: a whole batch every 8th step), per step, medians:`);
+console.log(`${a.model}, backend ${backend.name}, ${a.rounds} rounds of ${a.steps} steps (batch 64; recording: a whole batch every ${NOVELTY_EVERY}th step), per step, medians:`);
 console.log(`  plain:     wall ${med(p.wall).toFixed(1)} ms, CPU ${med(p.cpu).toFixed(1)} ms`);
 console.log(`  recording: wall ${med(q.wall).toFixed(1)} ms, CPU ${med(q.cpu).toFixed(1)} ms`);
 console.log(`  overhead:  wall ${(100 * (med(q.wall) / med(p.wall) - 1)).toFixed(1)}%, CPU ${(100 * (med(q.cpu) / med(p.cpu) - 1)).toFixed(1)}%; per-round ratios (wall) ${q.wall.map((w, i) => (w / p.wall[i]).toFixed(2)).join(", ")}`);

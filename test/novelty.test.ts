@@ -17,6 +17,9 @@ import { noveltyHooks, noveltyNoise, planNoveltyRecord, readNoveltyRecord } from
 import { stepGen, train, type TrainOptions } from "../src/models/train.ts";
 import { type Init, Module } from "../src/nn/module.ts";
 import { groupSquaredNorm, perGroupGradientParts, perGroupGradients, perGroupPass } from "../src/nn/per_group.ts";
+import { analyseNovelty, noveltyScale, noveltyStrips, withinStep } from "../src/ood/novelty_report.ts";
+import { spearman } from "../src/ood/stats.ts";
+import type { NoveltyRecord } from "../src/models/novelty.ts";
 
 const S = suite("novelty");
 const tmp = Deno.makeTempDirSync({ prefix: "fimscope-novelty-" });
@@ -170,6 +173,32 @@ S("weighted per-group norms of the Gram form (y = a W and y = a W^T, 1 and 2 row
       }
     });
   }
+});
+
+S("the record's analysis: relative novelty subtracts the batch's median; correlations, strips and scale as computed directly", () => {
+  const g = new T.Generator(12), L = 2;
+  const rows = Array.from({ length: 40 }, (_, i) => {
+    const step = 16 * Math.floor(i / 10), novelty = Math.exp(g.normal() + step / 8);
+    return { step, index: (i * 7) % data.n, label: i % 3, loss: 3 + g.normal(), novelty, logNovelty: new Float64Array(L), logF: Float64Array.from({ length: L }, () => g.normal()) };
+  });
+  const rec: NoveltyRecord = { header: { format: "fimscope-novelty-1", kind: "vae", config: {}, data: "mnist", seed: 0, batch: 10, perBatch: 10, every: 16, window: 64, optimizer: "adam", beta2: 0.999, eps: 1e-16, loss: "bits/dim", weights: "-", layers: ["a", "b"] }, rows };
+  const rel = withinStep(rec, (i) => Math.log(rows[i].novelty));
+  for (let s = 0; s < 4; s++) {
+    const v = rows.slice(10 * s, 10 * s + 10).map((r) => Math.log(r.novelty)).sort((a, b) => a - b), med = (v[4] + v[5]) / 2;
+    rows.slice(10 * s, 10 * s + 10).forEach((r, j) => assert.ok(Math.abs(rel[10 * s + j] - (Math.log(r.novelty) - med)) < 1e-12));
+  }
+  const fin = rows.map((r) => r.loss + g.normal());
+  const an = analyseNovelty(rec, fin, { reps: 50 });
+  assert.ok(Math.abs(an.correlations[0].spearman.value - spearman(rows.map((r) => Math.log(r.novelty)), fin)) < 1e-12);
+  assert.ok(Math.abs(an.correlations[1].spearman.value - spearman(rel, fin)) < 1e-12);
+  assert.equal(an.perClass.map((c) => c.n), [14, 13, 13]);
+  const strips = noveltyStrips(rec, rel, data, 3);
+  const class0 = rows.map((r, i) => ({ r, i })).filter((x) => x.r.label === 0).sort((a, b) => rel[b.i] - rel[a.i]);
+  assert.equal(strips.picks[0].most, class0.slice(0, 3).map((x) => x.r.index));
+  assert.equal(strips.picks[0].least, class0.slice(-3).reverse().map((x) => x.r.index));
+  const sc = noveltyScale(rec, 5, [0, 16, 64]);
+  assert.equal(sc.map((x) => x.images), [10, 30]);
+  assert.ok(Math.abs(sc[0].mean - rows.slice(0, 10).reduce((t, r) => t + r.novelty / 50, 0) / 10) < 1e-12);
 });
 
 S.run();

@@ -20,7 +20,7 @@ import { loadModel, resolveConfig } from "../models/registry.ts";
 import { readNoveltyRecord } from "../models/novelty.ts";
 import { canonical } from "../models/resume.ts";
 import { lossesOf } from "../ood/features_of.ts";
-import { analyseNovelty, noveltyStrips } from "../ood/novelty_report.ts";
+import { analyseNovelty, noveltyScale, noveltyStrips } from "../ood/novelty_report.ts";
 import { scatterSvg } from "../ood/plots.ts";
 import { writeReportFiles } from "../ood/report.ts";
 import { checkModels, checkReportFolder } from "./model_inputs.ts";
@@ -79,6 +79,10 @@ const f3 = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : "-");
 let md = `# Novelty at first exposure\n\nRecord: ${a.record} (${h.kind} on ${h.data}, batch ${h.batch}, a whole batch every ${h.every}th step of the first ${h.window} steps: ${an.rows} images at ${an.steps} steps). Final weights: ${modelPath}. Loss: NLL in ${h.loss}.\n\n`;
 md += "| Spearman correlation | rho [95% CI] |\n|---|---|\n" + an.correlations.map((c) => `| ${c.what} | ${f3(c.spearman.value)} [${f3(c.spearman.ci[0])}, ${f3(c.spearman.ci[1])}] |\n`).join("");
 md += "\nPer class: relative novelty vs final loss.\n\n| class | images | Spearman |\n|---|---|---|\n" + an.perClass.map((c) => `| ${c.label} | ${c.n} | ${f3(c.spearman)} |\n`).join("");
+const P = model.numParameters(), w = h.window;
+const scale = noveltyScale(rec, P, [0, 1, Math.ceil(w / 4), Math.ceil(w / 2), w]);
+md += `\nn(x) / (b P) (b = ${h.batch}, P = ${P} parameters): about 1 if v_hat were diag(F) / b with a negligible mean gradient.\n\n| steps | images | median | mean |\n|---|---|---|---|\n` +
+  scale.map((s) => `| ${s.from}-${s.to - 1} | ${s.images} | ${s.median.toPrecision(3)} | ${s.mean.toPrecision(3)} |\n`).join("");
 md += `\nmost-novel.png / least-novel.png: one row per class (${strips.picks.map((p) => p.label).join(", ")}), ${a.top} images each, by relative novelty (most novel first / least novel first).\n`;
 console.log(`\n${md}`);
 const pts = (x: ArrayLike<number>, y: ArrayLike<number>) => Array.from(x, (v, i) => [v, y[i]] as [number, number]);
@@ -91,7 +95,7 @@ const svg = scatterSvg(`Novelty at first exposure (${h.kind} on ${h.data}, ${an.
 ], 1500);
 writeReportFiles(a.out, [
   ["table.md", md],
-  ["table.json", JSON.stringify({ record: a.record, model: modelPath, header: { ...h, layers: h.layers.length }, correlations: an.correlations, perClass: an.perClass, strips: strips.picks }, null, 1)],
+  ["table.json", JSON.stringify({ record: a.record, model: modelPath, header: { ...h, layers: h.layers.length }, parameters: P, correlations: an.correlations, perClass: an.perClass, scale, strips: strips.picks }, null, 1)],
   ["most-novel.png", strips.most],
   ["least-novel.png", strips.least],
   ["novelty-vs-step.svg", svg],

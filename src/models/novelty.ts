@@ -1,7 +1,7 @@
 // Novelty at first exposure (train --record-novelty FILE): during the first epoch, at every
-// NOVELTY_EVERY-th step (0, 8, 16, ...), for each example of the step's batch (so a seeded random
-// eighth of the training set, since batches are a random permutation), the FIM-induced squared norm
-// of the example's own gradient under the model at that moment,
+// NOVELTY_EVERY-th step (0, 16, 32, ...), for each example of the step's batch (so a seeded random
+// sixteenth of the training set, since batches are a random permutation), the FIM-induced squared
+// norm of the example's own gradient under the model at that moment,
 //
 //   n(x) = g_x^T diag(v_hat + eps)^{-1} g_x = sum_l n_l(x),
 //
@@ -22,9 +22,10 @@
 // (it averages gradients of earlier weights) and sees clipped gradients (clip 100: rarely active).
 // eps = Adam's eps^2 = 1e-16: the floor Adam's own denominator sqrt(v_hat) + eps puts on v_hat.
 //
-// Cost: one extra per-group pass (forward and backward with per-example parameter copies) over a
-// batch every NOVELTY_EVERY steps, during the first epoch only: the pass costs about a training
-// step, so 1/8 of one per step of the first epoch and nothing after (docs/dynamics.md, measured).
+// Cost: one extra per-group pass (forward and backward with per-example parameter copies; linear
+// layers by their Gram factors) over a batch every NOVELTY_EVERY steps, during the first epoch only:
+// the pass costs about 1.5 training steps, so about a tenth of one per step of the first epoch and
+// nothing after (bench/novelty_cost.ts; docs/dynamics.md has the measurements).
 // The record is CSV with a header line; it is rewritten (atomically) with every checkpoint, holding
 // exactly the rows of the steps before that checkpoint's, so a resumed run (exact resume) continues
 // it and ends with the same rows as an uninterrupted one. Recording changes no training number:
@@ -42,7 +43,7 @@ import { type StepInfo, stepGen } from "./train.ts";
 export const NOVELTY_FORMAT = "fimscope-novelty-1";
 /** Examples recorded per recorded batch (all of a batch of 64; the first k of a larger one) and the steps between recorded batches. */
 export const NOVELTY_PER_BATCH = 64;
-export const NOVELTY_EVERY = 8;
+export const NOVELTY_EVERY = 16;
 
 export interface NoveltyHeader {
   format: string;

@@ -96,3 +96,16 @@ export function noveltyStrips(rec: NoveltyRecord, relative: ArrayLike<number>, t
   };
   return { most: grid("most"), least: grid("least"), picks };
 }
+
+/**
+ * n(x) against what v_hat ~ diag(F) / b predicts: if the mean gradient were negligible, each of the
+ * P parameters would contribute about b to n(x) on average, so E[n] ~ b P. Per range of steps, the
+ * median and mean of n(x) / (b P) over the images recorded in it.
+ */
+export function noveltyScale(rec: NoveltyRecord, parameters: number, edges: number[]): { from: number; to: number; images: number; median: number; mean: number }[] {
+  const bP = rec.header.batch * parameters;
+  return edges.slice(0, -1).map((from, k) => {
+    const to = edges[k + 1], v = rec.rows.filter((r) => r.step >= from && r.step < to).map((r) => r.novelty / bP).sort((a, b) => a - b);
+    return { from, to, images: v.length, median: quantileSorted(v, 0.5), mean: v.reduce((s, x) => s + x, 0) / v.length };
+  });
+}
