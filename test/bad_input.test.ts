@@ -16,7 +16,7 @@ import { BACKEND_CHOICES } from "../src/kernels/select.ts";
 import { choice, flag, inFile, int, ints, nameOrPath, num, parseOptions } from "../src/io/options.ts";
 import { createModel, loadModel } from "../src/models/registry.ts";
 import { metadataOf } from "../src/models/train.ts";
-import { noveltyText } from "../src/models/novelty.ts";
+import { NOVELTY_EVERY, NOVELTY_PER_BATCH, noveltyText } from "../src/models/novelty.ts";
 
 const S = suite("bad input");
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
@@ -111,7 +111,7 @@ const VAE_COPY = `${tmp}/vae-copy.safetensors`;
 Deno.copyFileSync(VAE, VAE_COPY);
 const NO_STEP = vaeWith((_, m) => delete m.steps, "no-step.safetensors");
 const vaeRecord = (weights: string) => noveltyText({
-  header: { format: "fimscope-novelty-1", kind: "vae", config: { ...JSON.parse(shippedVae.metadata.config), image: [1, 28, 28] }, data: "fashion", seed: 0, batch: 64, perBatch: 64, every: 8, window: 937, optimizer: "adam", beta2: 0.999, eps: 1e-8 ** 2, loss: "bits/dim", weights, layers: vaeTensors.map((t) => t.name) },
+  header: { format: "fimscope-novelty-1", kind: "vae", config: { ...JSON.parse(shippedVae.metadata.config), image: [1, 28, 28] }, data: "fashion", seed: 0, batch: 64, perBatch: NOVELTY_PER_BATCH, every: NOVELTY_EVERY, window: 937, optimizer: "adam", beta2: 0.999, eps: 1e-8 ** 2, loss: "bits/dim", weights, layers: vaeTensors.map((t) => t.name) },
   rows: [{ step: 0, index: 5, label: 1, loss: 4, novelty: 2, logNovelty: new Float64Array(vaeTensors.length), logF: new Float64Array(vaeTensors.length) }],
 });
 const RECORD = `${tmp}/record.csv`, RECORD_GONE = `${tmp}/record-gone.csv`;
