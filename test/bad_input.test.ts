@@ -19,6 +19,7 @@ import { metadataOf } from "../src/models/train.ts";
 import { encodeNpy, encodePngImage } from "../src/data/image_files.ts";
 import { encodeMat, svhnColumnMajor } from "../src/data/mat.ts";
 import { encodeNpz } from "../src/data/npz.ts";
+import { NOVELTY_EVERY, NOVELTY_PER_BATCH, noveltyText } from "../src/models/novelty.ts";
 
 const S = suite("bad input");
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
@@ -197,6 +198,18 @@ Deno.writeFileSync(MODEL_HUGE, new Uint8Array(8));
 Deno.truncateSync(MODEL_HUGE, 2 ** 30 + 8);
 const DET_BOM = `${tmp}/bom.detector.json`;
 Deno.writeTextFileSync(DET_BOM, "\uFEFF" + JSON.stringify(detectorJson));
+// For compare-models, dynamics and novelty: a copy of the VAE (same step), the VAE without a step, novelty records.
+const DIFFUSION = `${W}/diffusion-fashion.safetensors`, GLOW_CKPTS = `${W}/checkpoints/glow-fashion-step3000.ckpt.safetensors,${W}/checkpoints/glow-fashion-step6000.ckpt.safetensors`;
+const VAE_COPY = `${tmp}/vae-copy.safetensors`;
+Deno.copyFileSync(VAE, VAE_COPY);
+const NO_STEP = vaeWith((_, m) => delete m.steps, "no-step.safetensors");
+const vaeRecord = (weights: string) => noveltyText({
+  header: { format: "fimscope-novelty-1", kind: "vae", config: { ...JSON.parse(shippedVae.metadata.config), image: [1, 28, 28] }, data: "fashion", seed: 0, batch: 64, perBatch: NOVELTY_PER_BATCH, every: NOVELTY_EVERY, window: 937, optimizer: "adam", beta2: 0.999, eps: 1e-8 ** 2, loss: "bits/dim", weights, layers: vaeTensors.map((t) => t.name) },
+  rows: [{ step: 0, index: 5, label: 1, loss: 4, novelty: 2, logNovelty: new Float64Array(vaeTensors.length), logF: new Float64Array(vaeTensors.length) }],
+});
+const RECORD = `${tmp}/record.csv`, RECORD_GONE = `${tmp}/record-gone.csv`;
+Deno.writeTextFileSync(RECORD, vaeRecord(VAE));
+Deno.writeTextFileSync(RECORD_GONE, vaeRecord(`${tmp}/gone.safetensors`));
 
 // ---- the CLI cases ------------------------------------------------------------------------
 
@@ -408,6 +421,49 @@ const cases: Case[] = [
   { cmd: "train", args: ["--resume", VAE_CKPT, "--steps", "7000", "--batch", "32", "--lr", "0.01", "--optimizer", "adamax", "--seed", "3"], error: /differs from the checkpoint: --batch 32 \(checkpoint: 64\), --lr 0\.01 \(checkpoint: 0\.002\), --optimizer adamax \(checkpoint: adam\), --seed 3 \(checkpoint: 0\);/ },
   { cmd: "train", args: ["--resume", VAE_CKPT, "--steps", "7000", "--model", "glow"], error: /^error: train: --resume '.*': the model differs from the checkpoint's: --model glow \(checkpoint: vae\)/ },
   { cmd: "train", args: ["--resume", VAE_CKPT, "--steps", "7000", "--config", '{"latent":8}', "--force"], error: /the model differs from the checkpoint's: --config .*"latent":8.* \(checkpoint: .*"latent":16/ },
+  // train --record-novelty, compare-models, dynamics, novelty (docs/dynamics.md)
+  { cmd: "train", args: ["--model", "glow", "--record-novelty", `${tmp}/r.csv`], error: /^error: train: --record-novelty '.*r\.csv': needs --optimizer adam/ },
+  { cmd: "train", args: ["--model", "diffusion", "--optimizer", "adam", "--record-novelty", `${tmp}/r.csv`], error: /^error: train: --record-novelty '.*r\.csv': the diffusion model trains on an eps-loss/ },
+  { cmd: "train", args: ["--record-novelty", USER_FILE, "--out", `${tmp}/x.safetensors`], error: /^error: train: --record-novelty '.*user-notes\.txt': exists; a new run records into a new file/, keep: [USER_FILE] },
+  { cmd: "train", args: ["--record-novelty", `${tmp}/r.csv.gz`], error: /^error: train: --record-novelty '.*r\.csv\.gz': the live record is plain CSV/ },
+  { cmd: "train", args: ["--record-novelty", `${tmp}/x.safetensors`, "--out", `${tmp}/x.safetensors`], error: /^error: train: --record-novelty '.*x\.safetensors': is also one of this run's other files/ },
+  { cmd: "train", args: ["--record-novelty", VAE], error: /^error: train: --record-novelty '.*vae-fashion\.safetensors': .* is a shipped file/ },
+  { cmd: "train", args: ["--resume", VAE_CKPT, "--steps", "7000", "--record-novelty", `${tmp}/r.csv`, "--out", `${tmp}/y.safetensors`], error: /^error: train: --record-novelty '.*r\.csv': no such file; the checkpoint is at step 6000, past the first epoch/ },
+  { cmd: "train", args: ["--resume", VAE_CKPT, "--steps", "7000", "--record-novelty", RECORD, "--out", `${tmp}/y.safetensors`], error: /^error: train: --record-novelty '.*record\.csv': lacks the rows of step 0 \(it holds 1, expected 64 for each recorded step before 6000\)/, keep: [RECORD] },
+  { cmd: "compare_models", args: ["--bogus", "1"], error: /^error: compare-models: unknown option '--bogus' \(allowed: .*--models/ },
+  { cmd: "compare_models", args: [], error: /^error: compare-models: --models is required$/ },
+  { cmd: "compare_models", args: ["--models", VAE], error: /^error: compare-models: --models '.*vae-fashion\.safetensors': needs at least two model files/ },
+  { cmd: "compare_models", args: ["--models", `${VAE},${VAE}`], error: /^error: compare-models: --models '.*' is listed twice/ },
+  { cmd: "compare_models", args: ["--models", `${VAE},${VAE_COPY}`, "--n", "0"], error: /^error: compare-models: --n '0': out of range/ },
+  { cmd: "compare_models", args: ["--models", `${VAE},${GLOW}`, "--n", "6000"], error: /^error: compare-models: --n '6000': at most 5000 \(the second half of the fashion test split\)/ },
+  { cmd: "compare_models", args: ["--models", `${VAE},${GLOW}`, "--fit", "1"], error: /^error: compare-models: --fit '1': out of range/ },
+  { cmd: "compare_models", args: ["--models", `${VAE},${tmp}/missing.safetensors`], error: /^error: compare-models: --models '.*': '.*missing\.safetensors': no such file/ },
+  { cmd: "compare_models", args: ["--models", `${VAE},${DIFFUSION}`], error: /^error: compare-models: --models '.*diffusion-fashion\.safetensors': is a diffusion model/ },
+  { cmd: "compare_models", args: ["--models", `${VAE},${VAE_MNIST}`], error: /^error: compare-models: --models '.*': the models were trained on different data \(fashion, mnist\); give --data/ },
+  { cmd: "compare_models", args: ["--models", `${VAE},${GLOW}`, "--input", "mnist"], error: /^error: compare-models: --input 'mnist': must include the in-distribution set fashion/ },
+  { cmd: "compare_models", args: ["--models", `${VAE},${GLOW}`, "--input", "fashion,cifar"], error: /^error: compare-models: --input 'fashion,cifar': 'cifar' is not allowed/ },
+  { cmd: "compare_models", args: ["--models", `${VAE},${GLOW_CIFAR}`], error: /^error: compare-models: --models .*glow-32x32\.safetensors: the glow takes 3x32x32 images/ },
+  { cmd: "compare_models", args: ["--models", `${VAE},${NAN}`], error: /^error: checkpoint .*nan\.safetensors: tensor/ },
+  { cmd: "compare_models", args: ["--models", `${VAE},${GLOW}`, "--out", W], error: /^error: compare-models: --out '.*weights': .* holds the shipped weights/ },
+  { cmd: "dynamics", args: [], error: /^error: dynamics: --checkpoints is required$/ },
+  { cmd: "dynamics", args: ["--checkpoints", `${tmp}/nothing*.safetensors`], error: /^error: dynamics: --checkpoints '.*nothing\*\.safetensors': the pattern '.*' matches no file$/ },
+  { cmd: "dynamics", args: ["--checkpoints", `${VAE},,${GLOW}`], error: /^error: dynamics: --checkpoints '.*': empty item/ },
+  { cmd: "dynamics", args: ["--checkpoints", `${VAE},${VAE_COPY}`], error: /^error: dynamics: --checkpoints '.*': two files are at step 6000/ },
+  { cmd: "dynamics", args: ["--checkpoints", NO_STEP], error: /^error: dynamics: --checkpoints '.*no-step\.safetensors': has no training step in its metadata/ },
+  { cmd: "dynamics", args: ["--checkpoints", `${VAE},${VAE_MNIST}`], error: /^error: dynamics: --checkpoints '.*': the models were trained on different data/ },
+  { cmd: "dynamics", args: ["--checkpoints", GLOW_CKPTS, "--ood", "fashion"], error: /^error: dynamics: --ood 'fashion': fashion is the in-distribution data/ },
+  { cmd: "dynamics", args: ["--checkpoints", GLOW_CKPTS, "--fit", "4", "--B", "1,5"], error: /^error: dynamics: --B '1,5': group size 5 leaves 0 fit group\(s\)/ },
+  { cmd: "dynamics", args: ["--checkpoints", GLOW_CKPTS, "--eval", "6000"], error: /^error: dynamics: --eval '6000': out of range/ },
+  { cmd: "dynamics", args: ["--checkpoints", GLOW_CKPTS, "--protocol", "both"], error: /^error: dynamics: --protocol 'both': 'both' is not allowed \(any of disjoint, overlap/ },
+  { cmd: "dynamics", args: ["--checkpoints", `${DIFFUSION}`], error: /^error: dynamics: --checkpoints '.*diffusion-fashion\.safetensors': is a diffusion model/ },
+  { cmd: "dynamics", args: ["--checkpoints", GLOW_CKPTS, "--out", W], error: /^error: dynamics: --out '.*weights': .* holds the shipped weights/ },
+  { cmd: "novelty", args: [], error: /^error: novelty: --record is required$/ },
+  { cmd: "novelty", args: ["--record", USER_FILE], error: /^error: novelty: --record '.*user-notes\.txt': novelty record .*: line 1 does not start with '# fimscope-novelty-1'/, keep: [USER_FILE] },
+  { cmd: "novelty", args: ["--record", RECORD_GONE], error: /^error: novelty: --model '.*gone\.safetensors': no such file \(the weights file the record names; give --model\)$/ },
+  { cmd: "novelty", args: ["--record", RECORD, "--model", GLOW], error: /^error: novelty: --model '.*glow-fashion\.safetensors': is a glow with config .*, the record's model is a vae/ },
+  { cmd: "novelty", args: ["--record", RECORD, "--model", VAE_MNIST], error: /^error: novelty: --model '.*vae-mnist\.safetensors': was trained on mnist, the record on fashion$/ },
+  { cmd: "novelty", args: ["--record", RECORD, "--top", "0"], error: /^error: novelty: --top '0': out of range/ },
+  { cmd: "novelty", args: ["--record", RECORD, "--out", W], error: /^error: novelty: --out '.*weights': .* holds the shipped weights/ },
 ];
 
 interface Result { code: number; out: string; err: string; ms: number; cwdBefore: string[]; cwdAfter: string[]; keepOk: boolean }
@@ -456,7 +512,8 @@ cases.forEach((c, k) => {
 
 S("control: with FIMSCOPE_STOP_BEFORE_WORK=1 valid options stop at the end of validation with exit 0 (so a refusal after it would fail the cases above)", async () => {
   const cwd = Deno.makeTempDirSync({ dir: tmp });
-  for (const [cmd, args] of [["ood", ["--model", VAE, "--fit", "10"]], ["nll", ["--model", GLOW]], ["train", ["--resume", VAE_CKPT, "--steps", "7000"]], ["export", ["--checkpoint", VAE_CKPT, "--out", `${cwd}/x.safetensors`]], ["fim", []], ["samples", ["--out", `${cwd}/s.png`]], ["demo", []]] as const) {
+  for (const [cmd, args] of [["ood", ["--model", VAE, "--fit", "10"]], ["nll", ["--model", GLOW]], ["train", ["--resume", VAE_CKPT, "--steps", "7000"]], ["export", ["--checkpoint", VAE_CKPT, "--out", `${cwd}/x.safetensors`]], ["fim", []], ["samples", ["--out", `${cwd}/s.png`]], ["demo", []],
+    ["train", ["--record-novelty", `${cwd}/r.csv`, "--out", `${cwd}/v.safetensors`]], ["compare_models", ["--models", `${VAE},${GLOW}`, "--out", `${cwd}/c`]], ["dynamics", ["--checkpoints", GLOW_CKPTS, "--out", `${cwd}/d`]], ["novelty", ["--record", RECORD, "--out", `${cwd}/n`]]] as const) {
     const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", `${ROOT}/src/cli/${cmd}.ts`, ...args], cwd, stdout: "piped", stderr: "piped", env: { FIMSCOPE_STOP_BEFORE_WORK: "1", FIMSCOPE_FASHION_CACHE: `${tmp}/never-built.bin` } }).output();
     assert.is(r.code, 0, `${cmd}: ${dec.decode(r.stderr)}`);
     assert.match(dec.decode(r.stderr), /^checked: all options valid/);

@@ -208,6 +208,8 @@ export interface GramSite {
   groups: number;
   input: Tensor;
   output: Tensor;
+  /** y = a W^T (W is [N, K]) rather than y = a W (W is [K, N]). */
+  transposed: boolean;
 }
 
 /**

@@ -2,6 +2,7 @@
 //       [--optimizer adam|adamax] [--clip 100] [--warmup 200] [--config JSON]
 //       [--out weights/runs/<model>-<data>-<k>.safetensors] [--checkpoint-every 500]
 //       [--resume FILE.ckpt.safetensors] [--eval-n 10000] [--backend auto|cpu|webgpu|wasm] [--force]
+//       [--record-novelty FILE.csv]
 // --steps is the total step count (a resumed run continues to it; it must exceed the checkpoint's
 // step). The default --out is a new file under weights/runs/ (never a shipped file); the checkpoint
 // goes next to it as <out>.ckpt.safetensors. --resume continues with the checkpoint's settings;
@@ -9,6 +10,9 @@
 // --data also takes image files (a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX
 // *-ubyte file, CIFAR-10 binary): all but the last tenth train, the last tenth is the test set; a
 // Glow then takes the files' image shape unless --config gives one.
+// --record-novelty FILE: during the first epoch, each recorded training example's FIM-induced norm
+// at first exposure under Adam's v_hat, its loss and per-layer norms (src/models/novelty.ts; Adam,
+// vae or glow); written with every checkpoint, continued by --resume (npm run novelty reads it).
 import { notice, onFailure, workStarts } from "./errors.ts";
 import { BACKEND, checkApart, checkOutput, choice, flag, inFile, int, jsonObject, nameOrPath, num, outFile, parseOptions, UsageError, usageError } from "../io/options.ts";
 import { isBuiltinSet, setLabel, trainTestSets } from "../data/image_files.ts";
@@ -19,6 +23,7 @@ import { selectBackend } from "../kernels/select.ts";
 import { checkImageShape, checkModelFile, createModel, isTrainingCheckpoint, MODEL_KINDS, resolveConfig } from "../models/registry.ts";
 import { planResume, type RunSettings, type SettingName, storedSettings } from "../models/resume.ts";
 import { evaluate, metadataOf, train } from "../models/train.ts";
+import { noveltyHooks, planNoveltyRecord } from "../models/novelty.ts";
 import { barFor } from "./progress.ts";
 
 const OPTIMIZERS = ["adam", "adamax"] as const;
@@ -49,6 +54,7 @@ const a = parseOptions("train", {
   backend: BACKEND,
   config: jsonObject(),
   force: flag(),
+  "record-novelty": outFile(),
 });
 
 // Image files as data: read now (a bad file is refused before any work), split train / last tenth test.
@@ -130,6 +136,9 @@ checkApart("train", [{ option: a.out === undefined ? "--out (default)" : "--out"
   { option: given.has("data") || !a.resume ? "--data" : `--data (from ${a.resume})`, path: settings.data },
   { option: "--resume", path: a.resume },
 ]);
+const novelty = a["record-novelty"] === undefined ? undefined : await planNoveltyRecord({
+  path: a["record-novelty"], force: a.force, ...settings, trainN, resumeStep: startStep, weights: out, others: [out, ckpt, ...(a.resume ? [a.resume] : [])],
+});
 
 workStarts();
 if (a.out === undefined) {
@@ -150,6 +159,7 @@ const res = await train(model, trainSet, {
   clip: settings.clip, warmup: settings.warmup, checkpointEvery: a["checkpoint-every"],
   checkpointPath: ckpt, resume: a.resume, data: settings.data,
   onProgress: (p) => trainBar.update(p.step, p.steps, { loss: Number.isFinite(p.loss) ? p.loss.toFixed(3) : "-" }),
+  ...(novelty ? noveltyHooks(novelty, model, trainSet) : {}),
 }).finally(() => trainBar.stop());
 const evalN = Math.min(a["eval-n"], testSet.n);
 const evalBar = barFor("eval ", "ex");

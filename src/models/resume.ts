@@ -25,7 +25,8 @@ export const OPTION_OF: Record<SettingName, string> = {
   kind: "--model", config: "--config", data: "--data", batch: "--batch", lr: "--lr", optimizer: "--optimizer", seed: "--seed", clip: "--clip", warmup: "--warmup",
 };
 
-const canonical = (v: unknown): string => {
+/** JSON with object keys sorted (at every depth), so equal settings compare equal as text. */
+export const canonical = (v: unknown): string => {
   if (v && typeof v === "object" && !Array.isArray(v)) return JSON.stringify(Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, JSON.parse(canonical(x))])));
   return JSON.stringify(v);
 };

@@ -22,6 +22,20 @@ export interface TrainOptions {
   data: string;
   /** Called once before the first step and after every step (the CLI draws a bar from it). */
   onProgress?: (p: TrainProgress) => void;
+  /**
+   * Called at every step after the backward pass (gradients clipped), before the update; a function
+   * it returns runs right after the update (novelty recording, src/models/novelty.ts).
+   */
+  onStep?: (s: StepInfo) => Promise<(() => Promise<void>) | void>;
+  /** Called after each checkpoint is written, with its step. */
+  onCheckpoint?: (step: number) => Promise<void>;
+}
+
+/** What onStep sees: the step, its batch (indices into the training set) and the optimiser (its state before the update). */
+export interface StepInfo {
+  step: number;
+  idx: number[];
+  optimizer: Adam | Adamax;
 }
 
 export interface TrainProgress {
@@ -98,7 +112,9 @@ export async function train(model: GenerativeModel, data: ImageSet, o: TrainOpti
       return l;
     });
     const norm = clipGradNorm(params.map(([, p]) => p), o.clip);
+    const afterUpdate = o.onStep ? await o.onStep({ step, idx, optimizer: opt }) : undefined;
     opt.update();
+    if (afterUpdate) await afterUpdate();
     const [lv] = await Promise.all([loss.item(), norm.item()]);
     loss.dispose();
     norm.dispose();
@@ -108,7 +124,10 @@ export async function train(model: GenerativeModel, data: ImageSet, o: TrainOpti
     lastLoss = lv;
     const secs = (performance.now() - t0) / 1000;
     o.onProgress?.({ step: step + 1, steps: o.steps, loss: lv, examplesPerSecond: ((step + 1 - start) * o.batch) / secs });
-    if ((step + 1) % o.checkpointEvery === 0 || step + 1 === o.steps) await save(step + 1);
+    if ((step + 1) % o.checkpointEvery === 0 || step + 1 === o.steps) {
+      await save(step + 1);
+      await o.onCheckpoint?.(step + 1);
+    }
   }
   model.eval();
   return { steps: o.steps, seconds: elapsedBefore + (performance.now() - t0) / 1000, lastLoss };

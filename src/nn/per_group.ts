@@ -63,14 +63,17 @@ export function perGroupGradients(pass: PerGroupPass, params: readonly T.Tensor[
 }
 
 /**
- * Each group's squared gradient norm ||dL_g/dp||^2, [G] per parameter. For a Gram site y = a W
- * (rows of a group: R), group g's gradient is A_g^T Y'_g, whose squared norm is
- * sum_{t,s} (a_t.a_s)(y'_t.y'_s) over the group's rows (|a|^2 |y'|^2 when R = 1): no [G, in, out]
- * gradient is made. A parameter that reaches the loss through a Gram site and any other way (a
- * shared weight) is refused: its norm is not the sum of its uses' norms.
+ * Each group's gradient of a parameter as a norms-only pass gives it: materialised ([G, ...p.shape]),
+ * or, for a Gram site y = a W (or a W^T), its rows a with dL/dy (group g's gradient is A_g^T Y'_g, never formed).
  */
-export function perGroupSquaredNorms(pass: PerGroupPass, params: readonly T.Tensor[]): T.Tensor[] {
-  const G = pass.groups;
+export type GroupGradient = { dense: T.Tensor } | { a: T.Tensor; dy: T.Tensor; transposed: boolean };
+
+/**
+ * Each group's gradient of every parameter, by one backward of a (norms-only) pass, in the form
+ * groupSquaredNorm takes. A parameter that reaches the loss through a Gram site and any other way
+ * (a shared weight) is refused: its norm is not the sum of its uses' norms.
+ */
+export function perGroupGradientParts(pass: PerGroupPass, params: readonly T.Tensor[]): GroupGradient[] {
   const siteOf = new Map<T.Tensor, T.GramSite>();
   for (const s of pass.gramSites) {
     const p = s.copy.groupCopy!.of;
@@ -80,19 +83,49 @@ export function perGroupSquaredNorms(pass: PerGroupPass, params: readonly T.Tens
   const copies = params.map((p) => copyOf(pass, p));
   const sites = [...siteOf.values()];
   const grads = T.grad(T.sum(pass.loss), [...copies, ...sites.map((s) => s.output)]);
-  const byParam = new Map<T.Tensor, T.Tensor>();
+  const byParam = new Map<T.Tensor, GroupGradient>();
   sites.forEach((s, i) => {
-    const p = s.copy.groupCopy!.of;
-    if (grads[params.length + i]) byParam.set(p, gramNorm(s.input, grads[params.length + i]!, G));
+    const dy = grads[params.length + i];
+    if (dy) byParam.set(s.copy.groupCopy!.of, { a: s.input, dy, transposed: s.transposed });
   });
   return params.map((p, i) => {
     const g = grads[i];
     if (g && siteOf.has(p)) throw new Error(`parameter ${nameOf(p)} enters the loss more than once; its per-group norm needs it once`);
-    if (g) return T.sumSquares(T.reshape(T.unbatch(g), [G, -1]), 1);
+    if (g) return { dense: T.reshape(T.unbatch(g), [pass.groups, -1]) };
     const n = byParam.get(p);
     if (!n) throw new Error(`parameter ${nameOf(p)} does not reach the loss`);
     return n;
   });
+}
+
+/**
+ * Each of G groups' squared gradient norm of one parameter, [G]; with `weight` (p's shape) the
+ * weighted sum_i w_i (dL_g/dp_i)^2. For a Gram site with R rows per group, group g's gradient is
+ * sum_t a_t^T y'_t, so its weighted norm is sum_{t,s} (a_t * a_s)^T W (y'_t * y'_s) over the group's
+ * row pairs (W = weight as [K, N]; R = 1: (a^2)^T W (y'^2)), and without weights the Gram form
+ * sum_{t,s} (a_t.a_s)(y'_t.y'_s): no [G, K, N] gradient either way.
+ */
+export function groupSquaredNorm(part: GroupGradient, G: number, weight?: T.Tensor): T.Tensor {
+  if ("dense" in part) return weight ? T.sum(T.mul(T.square(part.dense), T.reshape(weight, [1, -1])), 1) : T.sumSquares(part.dense, 1);
+  const { a, dy } = part;
+  if (!weight) return gramNorm(a, dy, G);
+  const K = a.shape[1], N = dy.shape[1], R = a.shape[0] / G;
+  const w = part.transposed ? T.transpose(T.reshape(weight, [N, K])) : T.reshape(weight, [K, N]);
+  if (R === 1) return T.sum(T.mul(T.mm(T.square(a), w), T.square(dy)), 1);
+  // Row pairs within each group: [G, R, R, K] and [G, R, R, N].
+  const pa = T.mul(T.reshape(a, [G, R, 1, K]), T.reshape(a, [G, 1, R, K])), pd = T.mul(T.reshape(dy, [G, R, 1, N]), T.reshape(dy, [G, 1, R, N]));
+  return T.sum(T.reshape(T.mul(T.mm(T.reshape(pa, [G * R * R, K]), w), T.reshape(pd, [G * R * R, N])), [G, -1]), 1);
+}
+
+/**
+ * Each group's squared gradient norm ||dL_g/dp||^2, [G] per parameter. For a Gram site y = a W
+ * (rows of a group: R), group g's gradient is A_g^T Y'_g, whose squared norm is
+ * sum_{t,s} (a_t.a_s)(y'_t.y'_s) over the group's rows (|a|^2 |y'|^2 when R = 1): no [G, in, out]
+ * gradient is made. A parameter that reaches the loss through a Gram site and any other way (a
+ * shared weight) is refused: its norm is not the sum of its uses' norms.
+ */
+export function perGroupSquaredNorms(pass: PerGroupPass, params: readonly T.Tensor[]): T.Tensor[] {
+  return perGroupGradientParts(pass, params).map((part) => groupSquaredNorm(part, pass.groups));
 }
 
 /** sum_{t,s} (a_t.a_s)(g_t.g_s) within each of G groups of rows: a [G*R, K], g [G*R, N] -> [G]. */

@@ -151,3 +151,40 @@ export function lineLog2Svg(title: string, xl: string, yl: string, series: { nam
   });
   return frame(W, H, body, title);
 }
+
+/**
+ * Small multiples of lines over a log2 x axis with an interval per point (e.g. AUROC and its
+ * bootstrap interval against the training step): each panel overlays its series on a y range
+ * shared by all panels, so panels compare at a glance.
+ */
+export function intervalsLog2Svg(title: string, xl: string, yl: string, panels: { label: string; series: { name: string; points: { x: number; y: number; lo: number; hi: number }[] }[] }[], yRange?: [number, number]): string {
+  const pw = 340, ph = 250, cols = Math.min(2, Math.max(1, panels.length)), rows = Math.ceil(panels.length / cols), legend = 150;
+  const W = pw * cols + legend, H = ph * rows + 30;
+  const all = panels.flatMap((p) => p.series.flatMap((s) => s.points)).filter((q) => q.x > 0 && Number.isFinite(q.y));
+  if (!all.length) return frame(W, H, "", title);
+  const lx = all.map((q) => Math.log2(q.x)), pad = 0.04 * Math.max(1, Math.max(...lx) - Math.min(...lx)), xlo = Math.min(...lx) - pad, xhi = Math.max(...lx) + pad;
+  const [ylo, yhi] = yRange ?? [Math.min(...all.map((q) => Number.isFinite(q.lo) ? q.lo : q.y)), Math.max(...all.map((q) => Number.isFinite(q.hi) ? q.hi : q.y))];
+  // Ticks at the x values themselves (the steps), labelled by value.
+  const ticks = [...new Set(all.map((q) => q.x))].sort((a, b) => a - b);
+  const names = [...new Set(panels.flatMap((p) => p.series.map((s) => s.name)))];
+  let body = "";
+  panels.forEach((p, k) => {
+    const x0 = (k % cols) * pw + 50, y0 = 25 + Math.floor(k / cols) * ph + ph - 45, x1 = (k % cols) * pw + pw - 10, y1 = 25 + Math.floor(k / cols) * ph + 20;
+    const xs = scaleLinear().domain([xlo, xhi]).range([x0, x1]), ys = scaleLinear().domain([ylo, yhi === ylo ? ylo + 0.1 : yhi]).range([y0, y1]).nice();
+    body += axes(x0, y0, x1, y1, xs, ys, [], ys.ticks(5), xl, yl);
+    for (const t of ticks) body += `<line x1="${xs(Math.log2(t))}" y1="${y0}" x2="${xs(Math.log2(t))}" y2="${y0 + 4}" stroke="black"/><text x="${xs(Math.log2(t))}" y="${y0 + 14}" text-anchor="middle" font-size="8">${t}</text>`;
+    body += `<text x="${(x0 + x1) / 2}" y="${y1 - 6}" text-anchor="middle">${esc(p.label)}</text>`;
+    p.series.forEach((s, i) => {
+      const col = PALETTE[names.indexOf(s.name) % PALETTE.length], off = (i - (p.series.length - 1) / 2) * 2.5;
+      const pts = s.points.filter((q) => q.x > 0 && Number.isFinite(q.y));
+      body += `<path d="${line()(pts.map((q) => [xs(Math.log2(q.x)) + off, ys(q.y)] as [number, number])) ?? ""}" fill="none" stroke="${col}" stroke-width="1.4"/>`;
+      for (const q of pts) {
+        const cx = (xs(Math.log2(q.x)) + off).toFixed(1);
+        if (Number.isFinite(q.lo) && Number.isFinite(q.hi)) body += `<line x1="${cx}" y1="${ys(q.lo).toFixed(1)}" x2="${cx}" y2="${ys(q.hi).toFixed(1)}" stroke="${col}" stroke-opacity="0.6"/>`;
+        body += `<circle cx="${cx}" cy="${ys(q.y).toFixed(1)}" r="2.2" fill="${col}"/>`;
+      }
+    });
+  });
+  names.forEach((n, i) => { body += `<rect x="${W - legend + 10}" y="${40 + 14 * i}" width="9" height="9" fill="${PALETTE[i % PALETTE.length]}"/><text x="${W - legend + 23}" y="${48 + 14 * i}">${esc(n)}</text>`; });
+  return frame(W, H, body, title);
+}

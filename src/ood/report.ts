@@ -114,13 +114,8 @@ function earlierReportFiles(dir: string): string[] {
  * except the files of an earlier report that this one did not rewrite (stale figures).
  */
 export function writeReport(dir: string, evals: Evaluation[], meta: Record<string, unknown>, main?: string[], extra: [string, Uint8Array][] = []): string[] {
-  const earlier = earlierReportFiles(dir);
-  const files: string[] = [], names: string[] = [], contents: [string, string | Uint8Array][] = [];
-  const put = (name: string, text: string | Uint8Array) => {
-    contents.push([name, text]);
-    files.push(`${dir}/${name}`);
-    names.push(name);
-  };
+  const out: [string, string | Uint8Array][] = [];
+  const put = (name: string, text: string | Uint8Array) => out.push([name, text]);
   put("table.md", `# OOD detection: AUROC (in-distribution = positive)\n\n${tableMarkdown(evals, main)}\n## All methods and metrics\n\n${detailMarkdown(evals)}`);
   put("layers.md", `# Per-layer diagnostics: log ||grad||^2 of each parameter tensor alone\n\n${evals.map(layersMarkdown).join("")}`);
   put("table.json", JSON.stringify({
@@ -160,7 +155,18 @@ export function writeReport(dir: string, evals: Evaluation[], meta: Record<strin
     }
   }
   for (const [name, bytes] of extra) put(name, bytes);
-  contents.push([REPORT_MANIFEST, JSON.stringify({ files: names }, null, 1) + "\n"]);
-  writeDirAtomic(dir, contents, { keep: (f) => f !== REPORT_MANIFEST && (!earlier.includes(f) || isProtected(`${dir}/${f}`)) });
-  return files;
+  return writeReportFiles(dir, out);
+}
+
+/**
+ * A report folder's files (plain names) written as a whole (writeDirAtomic: a killed run leaves the
+ * previous report or this one, never a mix), with the manifest; whatever else the folder held is
+ * kept, except the files of an earlier report that this one did not rewrite (stale figures).
+ * Returns the paths written.
+ */
+export function writeReportFiles(dir: string, entries: [string, string | Uint8Array][]): string[] {
+  const earlier = earlierReportFiles(dir);
+  const names = entries.map(([n]) => n);
+  writeDirAtomic(dir, [...entries, [REPORT_MANIFEST, JSON.stringify({ files: names }, null, 1) + "\n"]], { keep: (f) => f !== REPORT_MANIFEST && (!earlier.includes(f) || isProtected(`${dir}/${f}`)) });
+  return names.map((n) => `${dir}/${n}`);
 }

@@ -50,7 +50,7 @@ function batchedMm(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tens
       const output = mm(input, copy.of.detach(), false, transB);
       // The caller differentiates with respect to the output even where nothing before it needs grad (a first layer).
       if (isGradEnabled() && !output.requiresGrad) output.requireGrad();
-      copy.gramSites.push({ copy: b, groups: G, input, output });
+      copy.gramSites.push({ copy: b, groups: G, input, output, transposed: transB });
       return unfolded(output, G);
     }
     if (!b.groups) return unfolded(mm(folded(a), b, false, transB), G);
