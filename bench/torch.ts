@@ -155,101 +155,115 @@ async function invconvConstants(model: GenerativeModel): Promise<NamedTensor[]> 
   return out;
 }
 
+/** One work of one model on one of our backends: the timed run, our numbers for the parity check, and what the peer needs. */
+export interface OurWork {
+  run: () => Promise<unknown>;
+  check: () => Promise<{ sq?: Float64Array; nll?: Float64Array; stepLoss?: number }>;
+  /** Parameter names, in the features' order. */
+  names: string[];
+  /** Every parameter, the Glow's fixed permutations and signs, the inputs and noise ("data.*"), for the peer. */
+  tensors: () => Promise<NamedTensor[]>;
+  meta: Record<string, unknown>;
+}
+
+/**
+ * The paper's feature pass for 64 test images, or a training step as bench/train_step.ts does it
+ * (objective, backward, clipping to 100, Adam 1e-4, readback) on a fixed batch of the training
+ * set (64 images; 32 for the diffusion model, its eps-loss at one uniform step per image).
+ */
+export async function ourWork(path: string, work: "features" | "step", backend: Backend): Promise<OurWork> {
+  const model = await loadModel(path, backend);
+  const params = model.namedParameters();
+  const meta: Record<string, unknown> = { kind: model.kind, config: model.config, names: params.map(([n]) => n), dims: model.dims };
+  const data: [string, readonly number[], () => Promise<ArrayLike<number>>][] = [];
+  const tensor = (name: string, t: T.Tensor) => data.push([name, t.shape, () => host(t)]);
+  const fixed = (name: string, shape: number[], v: ArrayLike<number>) => data.push([name, shape, () => Promise.resolve(v)]);
+  // taken before any step changes the parameters
+  const weights = [...await Promise.all(params.map(async ([n, p]) => named(n, p.shape, await host(p)))), ...await invconvConstants(model)];
+  const tensors = async () => [...weights, ...await Promise.all(data.map(async ([n, shape, v]) => named(n, shape, await v())))];
+  const diffusion = model.kind === "diffusion" ? model as unknown as Diffusion : null;
+  if (work === "features") {
+    forFeatures(model);
+    const x = model.input(loadDataset("fashion", "test"), range(0, N));
+    const noise = noiseFor(model, N, new T.Generator(1));
+    tensor("data.x", x);
+    if (noise) tensor("data.noise", noise);
+    if (diffusion) {
+      const s = PAPER_SCORE as { t: number; loss: string };
+      const a = diffusion.process.abar[s.t - 1];
+      fixed("data.temb", [N, diffusion.cfg.dim], timeEmbedding(new Array(N).fill(s.t), diffusion.cfg.dim));
+      fixed("data.ca", [N], new Array(N).fill(Math.sqrt(a)));
+      fixed("data.cb", [N], new Array(N).fill(Math.sqrt(1 - a)));
+      meta.featureLoss = s.loss;
+    }
+    const check = async () => {
+      const f = await ourFeatures(model, x, noise);
+      return { sq: f.sq, nll: f.nll };
+    };
+    return { run: () => ourFeatures(model, x, noise), check, names: meta.names as string[], tensors, meta };
+  }
+  const B = diffusion ? 32 : 64;
+  const gen = stepGen(0, 0);
+  const x = model.input(loadDataset("fashion", "train"), range(0, B), gen);
+  tensor("data.step_x", x);
+  let objective: () => T.Tensor;
+  if (diffusion) {
+    const t = Array.from({ length: B }, () => 1 + gen.int(diffusion.process.T));
+    const eps = T.randn(gen, [...x.shape], { backend, dtype: x.dtype });
+    objective = () => T.mean(diffusion.ops.epsLoss(x, t, eps, diffusion.cfg.trainLoss));
+    const ab = t.map((s) => diffusion.process.abar[s - 1]);
+    tensor("data.step_noise", eps);
+    fixed("data.step_temb", [B, diffusion.cfg.dim], timeEmbedding(t, diffusion.cfg.dim));
+    fixed("data.step_ca", [B], ab.map(Math.sqrt));
+    fixed("data.step_cb", [B], ab.map((a) => Math.sqrt(1 - a)));
+    meta.trainLoss = diffusion.cfg.trainLoss;
+  } else {
+    const noise = noiseFor(model, B, gen);
+    objective = () => T.div(T.mean(model.nll(x, { noise })), model.dims * LN2);
+    if (noise) tensor("data.step_noise", noise);
+  }
+  const l0 = T.noGrad(objective);
+  const first = (await l0.data())[0];
+  l0.dispose();
+  const ps = params.map(([, p]) => p);
+  const opt = new Adam(ps, { lr: 1e-4 });
+  model.train();
+  const run = async () => {
+    const loss = T.tidy(() => {
+      const l = objective();
+      for (const p of ps) p.zeroGrad();
+      l.backward();
+      return l;
+    });
+    const norm = clipGradNorm(ps, 100);
+    opt.update();
+    await Promise.all([loss.item(), norm.item()]);
+    loss.dispose();
+    norm.dispose();
+  };
+  return { run, check: () => Promise.resolve({ stepLoss: first }), names: meta.names as string[], tensors, meta };
+}
+
 interface Side {
   /** One timed run of each of our engines. */
   ours: Map<string, () => Promise<unknown>>;
-  /** Parameter names, in the features' order. */
   names: string[];
-  /** Our numbers for the parity check. */
-  check: () => Promise<{ sq?: Float64Array; nll?: Float64Array; stepLoss?: number }>;
+  check: OurWork["check"];
 }
 
-/** One model on our engines and in the peer, for one work; the file for the peer written to dir. */
+/** One model on our engines and in the peer (its file written to dir), for one work. */
 async function prepare(path: string, work: "features" | "step", backends: [string, Backend][], dir: string, id: string, peer: Peer): Promise<Side> {
   const ours = new Map<string, () => Promise<unknown>>();
-  const tensors: NamedTensor[] = [];
-  const meta: Record<string, unknown> = {};
-  let check: Side["check"] = () => Promise.resolve({});
-  for (const [bi, [engine, backend]] of backends.entries()) {
-    const model = await loadModel(path, backend);
-    const first = bi === 0;
-    if (first) {
-      const params = model.namedParameters();
-      Object.assign(meta, { kind: model.kind, config: model.config, names: params.map(([n]) => n), dims: model.dims });
-      for (const [n, p] of params) tensors.push(named(n, p.shape, await host(p)));
-      tensors.push(...await invconvConstants(model));
-    }
-    const diffusion = model.kind === "diffusion" ? model as unknown as Diffusion : null;
-    if (work === "features") {
-      forFeatures(model);
-      const x = model.input(loadDataset("fashion", "test"), range(0, N));
-      const noise = noiseFor(model, N, new T.Generator(1));
-      ours.set(engine, () => ourFeatures(model, x, noise));
-      if (first) {
-        tensors.push(named("data.x", x.shape, await host(x)));
-        if (noise) tensors.push(named("data.noise", noise.shape, await host(noise)));
-        if (diffusion) {
-          const s = PAPER_SCORE as { t: number; loss: string };
-          const a = diffusion.process.abar[s.t - 1];
-          tensors.push(named("data.temb", [N, diffusion.cfg.dim], timeEmbedding(new Array(N).fill(s.t), diffusion.cfg.dim)));
-          tensors.push(named("data.ca", [N], new Array(N).fill(Math.sqrt(a))), named("data.cb", [N], new Array(N).fill(Math.sqrt(1 - a))));
-          meta.featureLoss = s.loss;
-        }
-        check = async () => {
-          const f = await ourFeatures(model, x, noise);
-          return { sq: f.sq, nll: f.nll };
-        };
-      }
-      continue;
-    }
-    // A training step as bench/train_step.ts, on a fixed batch (the same numbers reach the peer).
-    const B = diffusion ? 32 : 64;
-    const gen = stepGen(0, 0);
-    const x = model.input(loadDataset("fashion", "train"), range(0, B), gen);
-    let objective: () => T.Tensor;
-    if (diffusion) {
-      const t = Array.from({ length: B }, () => 1 + gen.int(diffusion.process.T));
-      const eps = T.randn(gen, [...x.shape], { backend, dtype: x.dtype });
-      objective = () => T.mean(diffusion.ops.epsLoss(x, t, eps, diffusion.cfg.trainLoss));
-      if (first) {
-        const ab = t.map((s) => diffusion.process.abar[s - 1]);
-        tensors.push(named("data.step_noise", eps.shape, await host(eps)), named("data.step_temb", [B, diffusion.cfg.dim], timeEmbedding(t, diffusion.cfg.dim)));
-        tensors.push(named("data.step_ca", [B], ab.map(Math.sqrt)), named("data.step_cb", [B], ab.map((a) => Math.sqrt(1 - a))));
-        meta.trainLoss = diffusion.cfg.trainLoss;
-      }
-    } else {
-      const noise = noiseFor(model, B, gen);
-      objective = () => T.div(T.mean(model.nll(x, { noise })), model.dims * LN2);
-      if (first && noise) tensors.push(named("data.step_noise", noise.shape, await host(noise)));
-    }
-    if (first) {
-      tensors.push(named("data.step_x", x.shape, await host(x)));
-      const l0 = T.noGrad(objective);
-      const v = (await l0.data())[0];
-      l0.dispose();
-      check = () => Promise.resolve({ stepLoss: v });
-    }
-    const params = model.namedParameters().map(([, p]) => p);
-    const opt = new Adam(params, { lr: 1e-4 });
-    model.train();
-    ours.set(engine, async () => {
-      const loss = T.tidy(() => {
-        const l = objective();
-        for (const p of params) p.zeroGrad();
-        l.backward();
-        return l;
-      });
-      const norm = clipGradNorm(params, 100);
-      opt.update();
-      await Promise.all([loss.item(), norm.item()]);
-      loss.dispose();
-      norm.dispose();
-    });
+  const ws: OurWork[] = [];
+  for (const [engine, backend] of backends) {
+    const w = await ourWork(path, work, backend);
+    ours.set(engine, w.run);
+    ws.push(w);
   }
   const file = `${dir}/${id}.safetensors`;
-  Deno.writeFileSync(file, encodeSafetensors(tensors));
-  await peer.ask({ cmd: "load", id, file, meta });
-  return { ours, check, names: meta.names as string[] };
+  Deno.writeFileSync(file, encodeSafetensors(await ws[0].tensors()));
+  await peer.ask({ cmd: "load", id, file, meta: ws[0].meta });
+  return { ours, check: ws[0].check, names: ws[0].names };
 }
 
 const label = (path: string) => path.replace(/^.*\//, "").replace(/\.safetensors$/, "");
