@@ -6,6 +6,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
+import { KI } from "../src/kernels/wasm/runtime.ts";
 import { Glow } from "../src/models/glow.ts";
 import { VAE } from "../src/models/vae.ts";
 import { maxRelErr } from "./helpers.ts";
@@ -113,6 +114,30 @@ S("strided copies in wasm (boxes of 1-4 dimensions, vector, splat and scalar row
     wb.release(got);
   }
   assert.ok(viaKernel > 150, `${viaKernel} specs of 64 elements or more`);
+});
+
+S("copypad (the convolutions' padded blocks): every destination float written once, the box placed and zeros around it, on random boxes (empty, strided, vector and scalar rows)", () => {
+  const g = new T.Generator(53);
+  const ri = (n: number) => Math.floor(g.uniform() * n);
+  const rt = wb.runtime;
+  for (let t = 0; t < 300; t++) {
+    const D0 = 1 + ri(4), Dh = 1 + ri(9), Dw = 1 + ri(21);
+    const R = ri(Dh + 1), C = ri(Dw + 1), r0 = ri(Dh - R + 1), c0 = ri(Dw - C + 1);
+    const cs = 1 + ri(3); // source column step: 1 (vector rows) or a stride
+    const srcRow = Math.max(1, C * cs + ri(3)), srcBlk = Math.max(1, R * srcRow + ri(5));
+    const src = wb.upload(Float32Array.from({ length: D0 * srcBlk }, (_, i) => i + 0.5), "float32");
+    const dBlk = Dh * Dw + ri(3); // blocks may be apart: what lies between is not written
+    const dst = wb.alloc(D0 * dBlk); // poisoned
+    rt.run([[KI.copypad, src.byteOffset, srcBlk * 4, srcRow * 4, cs * 4, dst.byteOffset, dBlk * 4, D0, Dh, Dw, r0, R, c0, C]], 0);
+    for (let i = 0; i < D0; i++) for (let y = 0; y < Dh; y++) for (let x = 0; x < Dw; x++) {
+      const inside = y >= r0 && y < r0 + R && x >= c0 && x < c0 + C;
+      const want = inside ? src[i * srcBlk + (y - r0) * srcRow + (x - c0) * cs] : 0;
+      if (dst[i * dBlk + y * Dw + x] !== want) assert.unreachable(`case ${t} ${JSON.stringify({ D0, Dh, Dw, r0, R, c0, C, cs })}: [${i}][${y}][${x}] = ${dst[i * dBlk + y * Dw + x]}, want ${want}`);
+    }
+    for (let i = 0; i < D0; i++) for (let q = Dh * Dw; q < dBlk; q++) assert.ok(Number.isNaN(dst[i * dBlk + q]), "wrote past a block");
+    wb.release(src);
+    wb.release(dst);
+  }
 });
 
 S("sum and sumsq kernels equal the reference bit for bit (rows, column blocks, column tails, threaded, NaN and infinities)", () => {

@@ -4,7 +4,7 @@
 // run as SIMD128 kernels on all cores; convolutions in conv.ts; small products, max and the other
 // elementwise ops as tight TypeScript loops (js_ops.ts); float64 work on the CPU reference
 // backend, whose storages it shares.
-import type { Backend, BinaryOp, ConvParams, Data, DType, MatmulSpec, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
+import type { Backend, BinaryOp, ConvParams, Data, DType, MatmulSpec, MomentUpdate, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
 import { CpuBackend } from "../cpu.ts";
 import type { KernelName } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
@@ -255,6 +255,25 @@ export class WasmBackend implements Backend<Data> {
     const dx = this.#m.out(rows * M);
     groupNormGradInto(g, y, rstd, rows, M, dx);
     return dx;
+  }
+
+  // ---- the optimisers' update (optim.ts) ----
+  momentUpdate(p: Data, g: Data, mo: Data, v: Data, n: number, u: MomentUpdate, dtype: DType): { p: Data; m: Data; v: Data } | null {
+    if (dtype === "float64") return null;
+    const m = this.#m, rt = this.#rt;
+    const po = m.out(n), mOut = m.out(n), vOut = m.out(n);
+    return rt.op(() => {
+      const hp = m.tmp(9);
+      m.f32.set([u.kind === "adam" ? 0 : 1, u.b1, u.omb1, u.b2, u.omb2, u.invC2, u.eps, u.lrc, u.wd], hp / 4);
+      const a = [p, g, mo, v].map((d) => m.addr(d)), o = [po, mOut, vOut].map((d) => m.dst(d));
+      const parts = n >= PARALLEL_EW ? rt.threads * 2 : 1;
+      const tasks: Task[] = ranges(n >> 2, parts).map(([lo, hi]) => {
+        const end = hi === n >> 2 ? n : hi * 4, b = lo * 16; // the last range takes the tail
+        return [KI.moment, a[0] + b, a[1] + b, a[2] + b, a[3] + b, o[0] + b, o[1] + b, o[2] + b, end - lo * 4, hp];
+      });
+      rt.pool.run(tasks.length ? tasks : [[KI.moment, ...a, ...o, n, hp]], parts > 1);
+      return { p: m.land(po, o[0]), m: m.land(mOut, o[1]), v: m.land(vOut, o[2]) };
+    });
   }
 
   // ---- matrix products ----

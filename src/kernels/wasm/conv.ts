@@ -35,21 +35,27 @@ function phaseLayout(rt: WasmRuntime, p: ConvParams, allowInPlace: boolean, MR: 
   return { cg, Hph, Wph, Q, P, tab, cpan, XB, inPlace };
 }
 
-/** Copies x into zeroed phase blocks [n][g] of XB floats; returns their address. */
+/**
+ * Writes x into phase blocks [n][g] of XB floats (every float written once: the box of input
+ * rows and columns, zeros around it and in the block's tail; copypad); returns their address.
+ */
 function phases(rt: WasmRuntime, xo: number, p: ConvParams, L: PhaseLayout, tasks: Task[]): number {
   const m = rt.mem;
   const { N, Cin, H, W, stride: s, pad, groups } = p;
   const { cg, Hph, Wph, XB } = L;
   if (L.inPlace) return xo;
   const xp = m.tmp(N * groups * XB);
-  m.zero(xp, N * groups * XB);
-  for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) {
-    const y0 = (((a - pad) % s) + s) % s, x0 = (((b - pad) % s) + s) % s;
-    if (y0 >= H || x0 >= W) continue;
-    const rows = Math.ceil((H - y0) / s), cols = Math.ceil((W - x0) / s);
-    const t0 = (y0 + pad - a) / s, u0 = (x0 + pad - b) / s;
-    tasks.push([KI.copy3d, xo + (((n * Cin + g * cg) * H + y0) * W + x0) * 4, H * W * 4, s * W * 4, s * 4,
-      xp + ((n * groups + g) * XB + (a * s + b) * cg * Hph * Wph + t0 * Wph + u0) * 4, Hph * Wph * 4, Wph * 4, 4, cg, rows, cols]);
+  const used = s * s * cg * Hph * Wph;
+  for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+    const blk = xp + (n * groups + g) * XB * 4;
+    for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) {
+      const y0 = (((a - pad) % s) + s) % s, x0 = (((b - pad) % s) + s) % s;
+      const rows = y0 < H ? Math.ceil((H - y0) / s) : 0, cols = x0 < W ? Math.ceil((W - x0) / s) : 0;
+      const t0 = (y0 + pad - a) / s, u0 = (x0 + pad - b) / s;
+      tasks.push([KI.copypad, xo + (((n * Cin + g * cg) * H + y0) * W + x0) * 4, H * W * 4, s * W * 4, s * 4,
+        blk + (a * s + b) * cg * Hph * Wph * 4, Hph * Wph * 4, cg, Hph, Wph, t0, rows, u0, cols]);
+    }
+    tasks.push([KI.fill32, blk + used * 4, XB - used, 0]);
   }
   return xp;
 }
@@ -146,11 +152,12 @@ export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParam
     rt.run(flip, groups * cg * Qg * 64, "conv prep");
     const WPB = rpan * Qg * MR;
     const gb = inPlace ? gyo : m.tmp(N * groups * GB);
-    if (!inPlace) m.zero(gb, N * groups * GB);
     const prep: Task[] = [];
+    // gy into its zero-bordered blocks, every float written once (copypad), the blocks' tails zeroed
     if (!inPlace) for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
-      prep.push([KI.copy3d, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4,
-        gb + ((n * groups + g) * GB + at0) * 4, Hg * Wg * 4, Wg * 4, 4, og, OH, OW]);
+      const blk = gb + (n * groups + g) * GB * 4;
+      prep.push([KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, Hg * Wg * 4, og, Hg, Wg, Math.floor(at0 / Wg), OH, at0 % Wg, OW]);
+      prep.push([KI.fill32, blk + og * Hg * Wg * 4, GB - og * Hg * Wg, 0]);
     }
     const wp = m.tmp(groups * WPB);
     for (let g = 0; g < groups; g++) prep.push([R.packA, wfo + g * cg * Qg * 4, 4, Qg * 4, Qg, cg, 0, rpan, wp + g * WPB * 4]);
@@ -185,11 +192,11 @@ function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Flo
     const P = Tmax * Wg, cpan = Math.ceil(P / NR), ldc = cpan * NR, CB = rpan * MR * ldc;
     const GB = Math.ceil((og * Hg * Wg + 16) / 16) * 16 + NR * 2;
     const gb = m.tmp(N * groups * GB);
-    m.zero(gb, N * groups * GB);
     const prep: Task[] = [];
     for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
-      prep.push([KI.copy3d, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4,
-        gb + ((n * groups + g) * GB + P0 * Wg + Q0) * 4, Hg * Wg * 4, Wg * 4, 4, og, OH, OW]);
+      const blk = gb + (n * groups + g) * GB * 4;
+      prep.push([KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, Hg * Wg * 4, og, Hg, Wg, P0, OH, Q0, OW]);
+      prep.push([KI.fill32, blk + og * Hg * Wg * 4, GB - og * Hg * Wg, 0]);
     }
     type Phase = { a: number; b: number; K: number; wp: number; WPB: number; tab: number };
     const phases: Phase[] = [], flip: Task[] = [], pack: Task[] = [];
@@ -258,9 +265,10 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     const xp = phases(rt, xo, p, L, prep);
     const GYB = og * P + 16;
     const gq = m.tmp(N * groups * GYB);
-    m.zero(gq, N * groups * GYB);
     for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
-      prep.push([KI.copy3d, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, gq + (n * groups + g) * GYB * 4, P * 4, Wph * 4, 4, og, OH, OW]);
+      const blk = gq + (n * groups + g) * GYB * 4;
+      prep.push([KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, P * 4, og, OH, Wph, 0, OH, 0, OW]);
+      prep.push([KI.fill32, blk + og * P * 4, GYB - og * P, 0]);
     }
     const work = N * Cout * Q * OH * OW;
     rt.run(prep, work, "conv prep");
