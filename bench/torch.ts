@@ -12,6 +12,7 @@
 // pass), the step's first loss to 1e-5 relative. Without torch for /usr/bin/python3 the bench says so and skips.
 //   deno run -A bench/torch.ts [--models a.safetensors,...] [--work features,step] [--rounds 13]
 //        [--engines fimscope wasm,fimscope webgpu,pytorch loop,pytorch vmap] [--threads 2] [--json out.json]
+//        [--omp-wait passive|active|default]
 // (also `npm run bench -- --only=torch`). --json writes run.ts's format: { "rows": [{ "workload",
 // "engines": { "<engine>": <median ms> }, "spread": { "<engine>": [min, max] }, "cpu": { "<engine>": <median CPU ms> } }] }.
 import process from "node:process";
@@ -47,6 +48,8 @@ export interface TorchOptions {
   rounds: number;
   engines: readonly TorchEngine[];
   threads: number;
+  /** OpenMP's wait policy for PyTorch's threads (Peer). */
+  ompWait?: "passive" | "active" | "default";
   log: (line: string) => void;
 }
 
@@ -75,14 +78,15 @@ class Peer {
   readonly #proc: Deno.ChildProcess;
   readonly #w: WritableStreamDefaultWriter<Uint8Array>;
   readonly #lines: AsyncIterator<string>;
-  constructor(threads: number) {
+  constructor(threads: number, ompWait: "passive" | "active" | "default") {
     const script = new URL("./torch_peer.py", import.meta.url).pathname;
-    // OMP_WAIT_POLICY passive: torch's OpenMP threads sleep between its runs instead of spinning
-    // while ours run (honest interleaving on 2 cores).
-    this.#proc = new Deno.Command(PYTHON, {
-      args: [script, String(threads)], stdin: "piped", stdout: "piped", stderr: "inherit",
-      env: { OMP_WAIT_POLICY: "PASSIVE", PYTHONUNBUFFERED: "1" },
-    }).spawn();
+    // OpenMP's wait policy for torch's threads: "default" spins a while at each barrier, which on a
+    // loaded machine (a lagging thread descheduled) stalls torch by orders of magnitude (a VAE
+    // round went from seconds to minutes at load 15); "passive" sleeps at once (what a loaded
+    // machine needs); "active" spins (an idle machine: try both and keep PyTorch's best).
+    const env: Record<string, string> = { PYTHONUNBUFFERED: "1" };
+    if (ompWait !== "default") env.OMP_WAIT_POLICY = ompWait.toUpperCase();
+    this.#proc = new Deno.Command(PYTHON, { args: [script, String(threads)], stdin: "piped", stdout: "piped", stderr: "inherit", env }).spawn();
     this.#w = this.#proc.stdin.getWriter();
     this.#lines = lines(this.#proc.stdout)[Symbol.asyncIterator]();
   }
@@ -311,12 +315,12 @@ export async function torchBench(o: TorchOptions): Promise<Row[]> {
       o.log(`fimscope webgpu left out: no WebGPU (${(e as Error).message.split("\n")[0]})`);
     }
   }
-  const peer = new Peer(o.threads);
+  const peer = new Peer(o.threads, o.ompWait ?? "passive");
   const dir = Deno.makeTempDirSync({ prefix: "fimscope-torch-" });
   const rows: Row[] = [];
   try {
     const hello = await peer.ask({ cmd: "hello" });
-    o.log(`pytorch ${hello.torch} (${hello.capability || "cpu"}), ${hello.threads} threads; ours: ${backends.map(([e, b]) => `${e} (${(b as { description?: string }).description ?? b.name})`).join(", ")}`);
+    o.log(`pytorch ${hello.torch} (${hello.capability || "cpu"}), ${hello.threads} threads, OMP_WAIT_POLICY ${o.ompWait ?? "passive"}; ours: ${backends.map(([e, b]) => `${e} (${(b as { description?: string }).description ?? b.name})`).join(", ")}`);
     o.log(`${o.rounds} interleaved rounds (+1 warm-up), engine order alternating; medians, wall and process CPU time`);
     const torchEngines = o.engines.filter((e) => e.startsWith("pytorch"));
     for (const path of o.models) {
@@ -401,14 +405,14 @@ export async function torchBench(o: TorchOptions): Promise<Row[]> {
 
 if (import.meta.main) {
   await import("../src/cli/errors.ts");
-  const { choices, inFiles, int, outFile, parseOptions } = await import("../src/io/options.ts");
+  const { choice, choices, inFiles, int, outFile, parseOptions } = await import("../src/io/options.ts");
   const { writeFileAtomic } = await import("../src/io/atomic.ts");
   const a = parseOptions("torch", {
     models: inFiles().default(TORCH_MODELS), work: choices(TORCH_WORK).default([...TORCH_WORK]),
     rounds: int({ min: 1, max: 1000 }).default(13), engines: choices(TORCH_ENGINES).default(["fimscope wasm", "pytorch loop", "pytorch vmap"]),
-    threads: int({ min: 1, max: 64 }).default(2), json: outFile(),
+    threads: int({ min: 1, max: 64 }).default(2), json: outFile(), "omp-wait": choice(["passive", "active", "default"] as const).default("passive"),
   });
-  const rows = await torchBench({ ...a, log: (l) => console.log(l) });
+  const rows = await torchBench({ ...a, ompWait: a["omp-wait"], log: (l) => console.log(l) });
   if (a.json) writeFileAtomic(a.json, JSON.stringify({ rows }, null, 2));
   Deno.exit(0);
 }

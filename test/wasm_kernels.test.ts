@@ -42,6 +42,9 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
   await compare(wb, "conv in place", (x, w) => T.conv2d(x, w), [[2, 5, 9, 11], [4, 5, 3, 2]], { tol: 1e-4 });
   await compare(wb, "conv in place 1x1 groups", (x, w) => T.conv2d(x, w, { groups: 2 }), [[3, 6, 7, 5], [10, 3, 1, 1]], { tol: 1e-4 });
   await compare(wb, "conv many groups", (x, w) => T.conv2d(x, w, { padding: 1, groups: 16 }), [[2, 32, 9, 9], [48, 2, 3, 3]], { tol: 1e-4 });
+  // GroupNorm's kernels on rows split among the threads (odd row length: the scalar tail), and its gradient
+  await compare(wb, "groupNorm threaded", (x, w, b) => T.groupNorm(x, 8, w, b), [[5, 16, 29, 31], [16], [16]], { tol: 1e-4 });
+  await compare(wb, "groupNormGrad threaded", (g, y, r) => T.groupNormGrad(g, y, T.addScalar(T.abs(r), 0.5)), [[93, 1001], [93, 1001], [93, 1]], { tol: 1e-4 });
 });
 
 S("convolutions on rows that share their zero border (stride 1, pad 1..k-1; non-square kernels; pad past k-1 on two borders) equal the reference", async () => {
