@@ -296,6 +296,15 @@ function compare(sq: ArrayLike<number>, nll: ArrayLike<number>, theirSq: ArrayLi
   return { log, nll: rel, skipped };
 }
 
+/** The rows as one Markdown table: medians (wall, CPU) and best PyTorch / fimscope in both. */
+export function summary(rows: Row[]): string {
+  const f = (r: Row, e: string) => r.engines[e] === undefined ? "-" : `${r.engines[e]} (${r.cpu[e]})`;
+  const best = (r: Row, k: "engines" | "cpu") => Math.min(...Object.entries(r[k]).filter(([e]) => e.startsWith("pytorch")).map(([, v]) => v));
+  const ours = (r: Row, k: "engines" | "cpu") => r[k]["fimscope wasm"] ?? r[k]["fimscope webgpu"];
+  return ["", "| work | fimscope wasm, ms (CPU ms) | pytorch loop | pytorch vmap | best pytorch / fimscope: wall | CPU |", "| --- | --- | --- | --- | --- | --- |",
+    ...rows.map((r) => `| ${r.workload} | ${f(r, "fimscope wasm")} | ${f(r, "pytorch loop")} | ${f(r, "pytorch vmap")} | ${(best(r, "engines") / ours(r, "engines")).toFixed(2)}x | ${(best(r, "cpu") / ours(r, "cpu")).toFixed(2)}x |`)].join("\n");
+}
+
 /** The comparison rows (run.ts's format). Throws when the two sides disagree. */
 export async function torchBench(o: TorchOptions): Promise<Row[]> {
   const missing = await torchMissing();
@@ -395,6 +404,7 @@ export async function torchBench(o: TorchOptions): Promise<Row[]> {
         }
       }
     }
+    o.log(summary(rows));
   } finally {
     await peer.close();
     if (!Deno.env.get("TORCH_KEEP")) Deno.removeSync(dir, { recursive: true });
