@@ -8,6 +8,7 @@
 # shipped model, and writes $OUT/gpu.json and $OUT/gpu.md. Its first output line names the adapter.
 # A CPU adapter (lavapipe) counts as no GPU: every check says "skipped: no GPU adapter", unless
 # --allow-cpu (or FIMSCOPE_GPU_ALLOW_CPU=1) asks for a dry run of every step on it at small sizes.
+# Exit status: 0 every step ran, 1 a check failed, 2 no GPU adapter (nothing measured).
 #
 # What it needs beside the tree (prepare once on a machine with the network, in the repo root):
 #  - the Vulkan loader and GL dispatch libraries as .deb files in .gl/ (not committed: .git/info/exclude):

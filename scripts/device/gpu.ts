@@ -8,6 +8,7 @@
 // sizes): then no check is reported as passed on a GPU; without any adapter every check says
 // "skipped: no GPU adapter".
 //   deno run -A scripts/device/gpu.ts [--out gpu-out] [--allow-cpu] [--budget 270]
+// Exit status: 1 when a check failed, 2 when there was no GPU adapter (every step skipped), else 0.
 import "../../src/cli/errors.ts";
 import { flag, int, parseOptions, text } from "../../src/io/options.ts";
 import { writeFileAtomic } from "../../src/io/atomic.ts";
@@ -208,4 +209,5 @@ for (const s of report.steps) {
 writeFileAtomic(`${a.out}/gpu.json`, JSON.stringify(report, null, 2));
 writeFileAtomic(`${a.out}/gpu.md`, md.join("\n") + "\n");
 console.log(`wrote ${a.out}/gpu.json and ${a.out}/gpu.md (${elapsed().toFixed(0)} s)`);
-Deno.exit(report.steps.some((s) => s.status === "failed") ? 1 : 0);
+// 1: a check failed; 2: no GPU adapter (nothing measured); 0: every step ran.
+Deno.exit(report.steps.some((s) => s.status === "failed") ? 1 : noGpu ? 2 : 0);
