@@ -6,6 +6,9 @@
 //        [--matmul <variant>] [--conv <variant>] [--json out.json]
 // --matmul/--conv set the WebGPU backend's kernel variants; --json writes { "rows": [{ "model", "task",
 // "ms", "range": [min, max], "cpuMs" }] } (task: "<backend> batched" or "<backend> loop").
+// Also the cost of the inputs' random draws (src/ood/loop.ts): each input's from a hash of its
+// pixels (today's rule) against one generator drawing by position (the rule before), both timed in
+// the same run and set against the batched pass.
 // --profile: also time every kernel of one batched pass on the device (timestamp queries) and
 // print where the device time goes; on the other backends, the wall time per op (by shape with
 // --by-shape) of one batched pass and one loop.
@@ -21,8 +24,8 @@ import { range } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from "../src/kernels/select.ts";
 import { loadModel } from "../src/models/registry.ts";
-import { type Diffusion, PAPER_SCORE } from "../src/models/diffusion.ts";
-import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
+import { featuresBatched, featuresLoop } from "../src/ood/features.ts";
+import { inputNoise } from "../src/ood/loop.ts";
 import * as T from "../src/autograd/index.ts";
 import { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
@@ -78,15 +81,17 @@ console.log(`backends ${backends.map(desc).join(", ")}; ${n} inputs, B=1; median
 for (const path of a.models) {
   const tasks: [string, () => Promise<unknown>][] = [];
   const cleanup: (() => void)[] = [];
+  let draws: { model: Awaited<ReturnType<typeof loadModel>>; objective: ReturnType<Awaited<ReturnType<typeof loadModel>>["objective"]> } | null = null;
   for (const backend of backends) {
     const model = await loadModel(path, backend);
-    // The diffusion model's features in the default ood job: the paper's one-step L1 eps-loss.
-    if (model.kind === "diffusion") (model as unknown as Diffusion).setScore(PAPER_SCORE);
+    // The model's default objective, as in the default ood job (the diffusion model: the paper's one-step L1 eps-loss).
+    const objective = model.objective();
     const x = model.input(data, range(0, n));
-    const noise = noiseFor(model, n, new T.Generator(1));
+    const noise = inputNoise(model, objective, data, range(0, n));
     const label = labels[backends.indexOf(backend)];
-    tasks.push([`${label} batched`, () => featuresBatched(model, x, 1, noise)]);
-    if (!a["no-loop"]) tasks.push([`${label} loop`, () => featuresLoop(model, x, 1, noise)]);
+    tasks.push([`${label} batched`, () => featuresBatched(model, objective, x, 1, noise)]);
+    if (!a["no-loop"]) tasks.push([`${label} loop`, () => featuresLoop(model, objective, x, 1, noise)]);
+    if (backend === backends[0]) draws = { model, objective };
     cleanup.push(() => { x.dispose(); noise?.dispose(); });
   }
   for (const [, f] of tasks) await f();
@@ -112,6 +117,21 @@ for (const path of a.models) {
   const cpuUps = a["no-loop"] ? [] : backends.map((_, i) => `${tasks[2 * i][0].replace(/ batched$/, "")} speed-up ${(cpuMed[2 * i + 1] / cpuMed[2 * i]).toFixed(2)}x`);
   console.log(`  CPU time: ${[...tasks.map(([name], i) => `${name} ${cpuMed[i].toFixed(0)} ms`), ...cpuUps].join(", ")}`);
   tasks.forEach(([name], i) => jsonRows.push({ model: path, task: name, ms: +med[i].toFixed(2), range: [+samples[i][0].toFixed(2), +samples[i][samples[i].length - 1].toFixed(2)], cpuMs: +cpuMed[i].toFixed(2) }));
+  if (draws && draws.objective.noiseShape(n)) {
+    // The draws for the batch, interleaved: per input from its pixels (now) and from one generator by position (before).
+    const { model, objective } = draws, shape = objective.noiseShape(n)!, gen = new T.Generator(1);
+    const t: Record<string, number[]> = { content: [], position: [] };
+    for (let r = 0; r < Math.max(20, rounds); r++) {
+      let t0 = performance.now();
+      inputNoise(model, objective, data, range(0, n))!.dispose();
+      t.content.push(performance.now() - t0);
+      t0 = performance.now();
+      T.randn(gen, shape, { backend: model.backend, dtype: model.dtype }).dispose();
+      t.position.push(performance.now() - t0);
+    }
+    const m = (v: number[]) => v.sort((p, q) => p - q)[Math.floor(v.length / 2)];
+    console.log(`  draws for ${n} inputs (${shape.slice(1).join("x")} each): from each input's pixels ${m(t.content).toFixed(2)} ms, by position from one generator ${m(t.position).toFixed(2)} ms; the difference is ${(100 * (m(t.content) - m(t.position)) / med[0]).toFixed(2)}% of the ${tasks[0][0]} pass (the draws themselves ${(100 * m(t.content) / med[0]).toFixed(2)}%)`);
+  }
   for (const [i, b] of backends.entries()) {
     if (!a.profile) break;
     const per = a["no-loop"] ? 1 : 2;

@@ -3,11 +3,12 @@
 // in alternating order, with process CPU time per pass (lavapipe's threads included), which other
 // load on the machine disturbs far less than wall time, and the dispatch count of one pass.
 //   deno run -A bench/features_ab.ts --old /tmp/old [--rounds 15] [--models a.safetensors,b.safetensors]
-// Both versions must export loadModel, featuresBatched, noiseFor, loadDataset and range from the
-// usual modules and have a WebGPU backend with rt.startProfile/stopProfile.
+// Both versions must export loadModel, featuresBatched, loadDataset and range from the usual
+// modules (bench/feature_pass.ts bridges the feature API before and after explicit objectives).
 import "../src/cli/errors.ts";
 import process from "node:process";
 import { inFiles, int, parseOptions, text } from "../src/io/options.ts";
+import { featurePasses } from "./feature_pass.ts";
 import { oldCheckout } from "./old_checkout.ts";
 
 const a = parseOptions("features_ab", {
@@ -41,8 +42,7 @@ for (const [name, root] of roots) {
   for (const path of models) {
     const model = await reg.loadModel(`${here}${path}`, be);
     const x = model.input(data, ds.range(0, 64));
-    const noise = feat.noiseFor(model, 64, new T.Generator(1));
-    side.run.set(path, () => feat.featuresBatched(model, x, 1, noise));
+    side.run.set(path, featurePasses(feat, T, model, x, 64).batched);
   }
   sides.push(side);
 }

@@ -17,12 +17,12 @@
 // "engines": { "<engine>": <median ms> }, "spread": { "<engine>": [min, max] }, "cpu": { "<engine>": <median CPU ms> } }] }.
 import process from "node:process";
 import * as T from "../src/autograd/index.ts";
-import { range } from "../src/data/dataset.ts";
+import { type ImageSet, range } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { encodeSafetensors, type NamedTensor } from "../src/io/safetensors.ts";
 import type { Backend } from "../src/kernels/backend.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
-import { type Diffusion, PAPER_SCORE } from "../src/models/diffusion.ts";
+import type { Diffusion } from "../src/models/diffusion.ts";
 import { InvConv1x1 } from "../src/models/glow_layers.ts";
 import { LN2 } from "../src/models/model.ts";
 import type { GenerativeModel } from "../src/models/model.ts";
@@ -31,7 +31,9 @@ import { stepGen } from "../src/models/train.ts";
 import { timeEmbedding } from "../src/models/unet.ts";
 import { withParameters } from "../src/nn/module.ts";
 import { Adam, clipGradNorm } from "../src/nn/optim.ts";
-import { featuresBatched, noiseFor } from "../src/ood/features.ts";
+import type { Objective } from "../src/models/objective.ts";
+import { featuresBatched } from "../src/ood/features.ts";
+import { inputNoise } from "../src/ood/loop.ts";
 
 export const TORCH_MODELS = [
   "weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors", "weights/glow-fashion-large.safetensors", "weights/diffusion-fashion.safetensors",
@@ -119,16 +121,16 @@ async function* lines(s: ReadableStream<Uint8Array>): AsyncIterable<string> {
 }
 
 /**
- * Our feature pass (the one call to adapt when the feature API changes): per-example squared
- * gradient norms of the NLL, batched, B = 1. Diffusion models compute the paper's score.
+ * Our feature pass (the calls to adapt when the feature API changes): per-example squared
+ * gradient norms of the model's default objective (the NLL; the diffusion model's, the paper's L1
+ * eps-loss at t = 1), batched, B = 1, with each input's draws as the ood loop makes them.
  */
-function ourFeatures(model: GenerativeModel, x: T.Tensor, noise: T.Tensor | undefined) {
-  return featuresBatched(model, x, 1, noise);
+function ourFeatures(model: GenerativeModel, objective: Objective, x: T.Tensor, noise: T.Tensor | undefined) {
+  return featuresBatched(model, objective, x, 1, noise);
 }
-/** Sets a model up for ourFeatures (the diffusion model's paper score). */
-function forFeatures(model: GenerativeModel): GenerativeModel {
-  if (model.kind === "diffusion") (model as unknown as Diffusion).setScore(PAPER_SCORE);
-  return model;
+function forFeatures(model: GenerativeModel, set: ImageSet, n: number): { objective: Objective; noise: T.Tensor | undefined } {
+  const objective = model.objective();
+  return { objective, noise: inputNoise(model, objective, set, range(0, n)) };
 }
 
 const host = async (t: T.Tensor) => Float32Array.from(await t.data());
@@ -187,24 +189,26 @@ export async function ourWork(path: string, work: "features" | "step", backend: 
   const tensors = async () => [...weights, ...await Promise.all(data.map(async ([n, shape, v]) => named(n, shape, await v())))];
   const diffusion = model.kind === "diffusion" ? model as unknown as Diffusion : null;
   if (work === "features") {
-    forFeatures(model);
-    const x = model.input(loadDataset("fashion", "test"), range(0, N));
-    const noise = noiseFor(model, N, new T.Generator(1));
+    const test = loadDataset("fashion", "test");
+    const x = model.input(test, range(0, N));
+    const { objective, noise } = forFeatures(model, test, N);
     tensor("data.x", x);
     if (noise) tensor("data.noise", noise);
     if (diffusion) {
-      const s = PAPER_SCORE as { t: number; loss: string };
-      const a = diffusion.process.abar[s.t - 1];
-      fixed("data.temb", [N, diffusion.cfg.dim], timeEmbedding(new Array(N).fill(s.t), diffusion.cfg.dim));
+      // the eps-loss objectives are named "<l1|l2>-t<step>"
+      const m = /^(l1|l2)-t(\d+)$/.exec(objective.name);
+      if (!m) throw new Error(`torch peer: the diffusion model's objective '${objective.name}' is not an eps-loss at one step`);
+      const t = Number(m[2]), a = diffusion.process.abar[t - 1];
+      fixed("data.temb", [N, diffusion.cfg.dim], timeEmbedding(new Array(N).fill(t), diffusion.cfg.dim));
       fixed("data.ca", [N], new Array(N).fill(Math.sqrt(a)));
       fixed("data.cb", [N], new Array(N).fill(Math.sqrt(1 - a)));
-      meta.featureLoss = s.loss;
+      meta.featureLoss = m[1];
     }
     const check = async () => {
-      const f = await ourFeatures(model, x, noise);
-      return { sq: f.sq, nll: f.nll };
+      const f = await ourFeatures(model, objective, x, noise);
+      return { sq: f.sq, nll: f.value };
     };
-    return { run: () => ourFeatures(model, x, noise), check, names: meta.names as string[], tensors, meta };
+    return { run: () => ourFeatures(model, objective, x, noise), check, names: meta.names as string[], tensors, meta };
   }
   const B = diffusion ? 32 : 64;
   const gen = stepGen(0, 0);
@@ -222,8 +226,10 @@ export async function ourWork(path: string, work: "features" | "step", backend: 
     fixed("data.step_cb", [B], ab.map((a) => Math.sqrt(1 - a)));
     meta.trainLoss = diffusion.cfg.trainLoss;
   } else {
-    const noise = noiseFor(model, B, gen);
-    objective = () => T.div(T.mean(model.nll(x, { noise })), model.dims * LN2);
+    // the trainer's objective, the NLL in bits/dim, with the VAE's latent draws fixed
+    const nll = model.objective(), shape = nll.noiseShape(B);
+    const noise = shape ? T.randn(gen, shape, { backend, dtype: x.dtype }) : undefined;
+    objective = () => T.div(T.mean(nll.value(x, noise)), model.dims * LN2);
     if (noise) tensor("data.step_noise", noise);
   }
   const l0 = T.noGrad(objective);

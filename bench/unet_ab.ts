@@ -9,6 +9,7 @@ import "../src/cli/errors.ts";
 import process from "node:process";
 import { choice, flag, inFile, int, parseOptions, text } from "../src/io/options.ts";
 import { oldCheckout } from "./old_checkout.ts";
+import { featurePasses } from "./feature_pass.ts";
 
 const a = parseOptions("unet_ab", {
   old: text().required(), backend: choice(["wasm", "webgpu", "cpu"] as const).default("wasm"),
@@ -36,12 +37,11 @@ for (const [name, root] of roots) {
   const be = await sel.selectBackend(a.backend, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) });
   const test = mn.loadDataset("fashion", "test"), trainSet = mn.loadDataset("fashion", "train");
   const m = await reg.loadModel(a.model, be);
-  m.setScore(diff.PAPER_SCORE);
   const x = m.input(test, ds.range(0, n));
-  const noise = feat.noiseFor(m, n, new T.Generator(1));
+  const pass = featurePasses(feat, T, m, x, n, { paperScore: diff.PAPER_SCORE });
   const t = new Map<string, Task>();
-  t.set("features batched", () => feat.featuresBatched(m, x, 1, noise));
-  if (a.loop) t.set("features loop", () => feat.featuresLoop(m, x, 1, noise));
+  t.set("features batched", pass.batched);
+  if (a.loop) t.set("features loop", pass.loop);
   // A second copy of the model for training, so the feature model's weights stay as shipped.
   const mt = await reg.loadModel(a.model, be);
   const params = mt.namedParameters().map(([, p]: [string, unknown]) => p);

@@ -12,6 +12,7 @@ import "../src/cli/errors.ts";
 import process from "node:process";
 import { choices, int, parseOptions, text } from "../src/io/options.ts";
 import { oldCheckout } from "./old_checkout.ts";
+import { featurePasses } from "./feature_pass.ts";
 
 const WORK = ["vae-step", "glow-step", "vae-features", "glow-features", "large-step", "large-features", "unet-step", "unet-features"] as const;
 const DEFAULT_WORK = ["vae-step", "glow-step", "vae-features", "glow-features"] as const;
@@ -49,11 +50,10 @@ async function side(name: string, root: string): Promise<Side> {
   for (const w of a.work) {
     const [kind, what] = w.split("-") as [keyof typeof MODELS, "step" | "features"];
     const model = await reg.loadModel(`${here}/${MODELS[kind]}`, be);
-    if (kind === "unet" && what === "features") model.setScore(diff.PAPER_SCORE);
     if (what === "features") {
       const x = model.input(testSet, ds.range(0, 64));
-      const noise = feat.noiseFor(model, 64, new T.Generator(1));
-      s.run.set(w, () => feat.featuresBatched(model, x, 1, noise));
+      // the U-Net's features: the paper's score (the default objective now; set on the model in older checkouts)
+      s.run.set(w, featurePasses(feat, T, model, x, 64, { paperScore: diff.PAPER_SCORE }).batched);
       continue;
     }
     const params = model.namedParameters().map(([, p]: Any) => p);

@@ -1,20 +1,16 @@
-// The benchmark workloads, written once for our engine (any backend), once for TensorFlow.js and
-// once for jax-js (on the device it is given). Every run ends with a full readback of its result
-// so queued work is counted.
+// The benchmark workloads: ours from the library (src/nn/workloads.ts, which the page's benchmark
+// panel runs too), plus the same arithmetic for TensorFlow.js and for jax-js (on the device it is
+// given), and the opt-in U-Net step. Every run ends with a full readback of its result so queued
+// work is counted.
 import * as T from "../src/autograd/index.ts";
-import type { Backend } from "../src/kernels/backend.ts";
+import { CONV_SHAPE, type ConvKind, convWorkload, type KernelWorkload, MATMUL_SIZES, matmulWorkload, MLP, MLP_BATCH as BATCH, mlpWorkload } from "../src/nn/workloads.ts";
 import { timeEmbedding, Unet, UNET_DEFAULT } from "../src/models/unet.ts";
 import { Adam } from "../src/nn/optim.ts";
 import { tfUnet } from "./unet_tf.ts";
 
-export interface Workload {
-  name: string;
-  /** Floating-point operations per run (0: not counted). */
-  flops: number;
+export interface Workload extends KernelWorkload {
   /** Run only when `--only` names it (a slow row: minutes per round for some engines). */
   optIn?: boolean;
-  /** Builds inputs once; returns the timed function and a disposer. */
-  ours(b: Backend): { run: () => Promise<unknown>; dispose: () => void };
   // deno-lint-ignore no-explicit-any
   tf?(tf: any): { run: () => Promise<unknown>; dispose: () => void };
   // deno-lint-ignore no-explicit-any
@@ -32,26 +28,11 @@ function values(n: number, seed: number, scale = 1): Float32Array {
   return out;
 }
 
-const MLP = [784, 512, 512, 784], BATCH = 128;
-const mlpFlops = () => {
-  let f = 0;
-  for (let i = 0; i < 3; i++) f += 2 * BATCH * MLP[i] * MLP[i + 1];
-  return 3 * f - 2 * BATCH * MLP[0] * MLP[1]; // forward, weight grads, input grads but not the data's
-};
-
 export function workloads(): Workload[] {
   const list: Workload[] = [];
-  for (const n of [256, 512, 1024]) {
+  for (const n of MATMUL_SIZES) {
     list.push({
-      name: `matmul ${n}`,
-      flops: 2 * n ** 3,
-      ours(b) {
-        const a = T.randn(new T.Generator(1), [n, n], { backend: b }), c = T.randn(new T.Generator(2), [n, n], { backend: b });
-        return {
-          run: async () => { const y = T.matmul(a, c); await y.data(); y.dispose(); },
-          dispose: () => { a.dispose(); c.dispose(); },
-        };
-      },
+      ...matmulWorkload(n),
       tf(tf) {
         const a = tf.randomNormal([n, n]), c = tf.randomNormal([n, n]);
         return { run: async () => { const y = tf.matMul(a, c); await y.data(); y.dispose(); }, dispose: () => tf.dispose([a, c]) };
@@ -64,20 +45,9 @@ export function workloads(): Workload[] {
     });
   }
   // conv2d 3x3, padding 1, on [64, 32, 28, 28] with 32 output channels.
-  const [N, C, H, W] = [64, 32, 28, 28];
-  const convFlops = 2 * N * C * H * W * C * 9;
-  const convCase = (kind: "forward" | "input-grad" | "weight-grad"): Workload => ({
-    name: `conv2d 3x3 ${kind}`,
-    flops: convFlops,
-    ours(b) {
-      const g = new T.Generator(3);
-      const x = T.randn(g, [N, C, H, W], { backend: b }), w = T.randn(g, [C, C, 3, 3], { backend: b, std: 0.1 });
-      const gy = T.randn(g, [N, C, H, W], { backend: b });
-      const o = { padding: 1 };
-      const f = kind === "forward" ? () => T.conv2d(x, w, o)
-        : kind === "input-grad" ? () => T.conv2dInputGrad(gy, w, x.shape, o) : () => T.conv2dWeightGrad(x, gy, w.shape, o);
-      return { run: async () => { const y = f(); await y.data(); y.dispose(); }, dispose: () => [x, w, gy].forEach((t) => t.dispose()) };
-    },
+  const [N, C, H, W] = CONV_SHAPE;
+  const convCase = (kind: ConvKind): Workload => ({
+    ...convWorkload(kind),
     tf(tf) {
       // TF.js kernels are NHWC / HWIO: the same arithmetic in its native layout.
       const x = tf.randomNormal([N, H, W, C]), w = tf.randomNormal([3, 3, C, C]), dy = tf.randomNormal([N, H, W, C]);
@@ -108,32 +78,7 @@ export function workloads(): Workload[] {
   list.push(convCase("forward"), convCase("input-grad"), convCase("weight-grad"));
 
   list.push({
-    name: `MLP ${MLP.join("-")} step, batch ${BATCH}`,
-    flops: mlpFlops(),
-    ours(b) {
-      const g = new T.Generator(4);
-      const ps: T.Tensor[] = [];
-      for (let i = 0; i < 3; i++) {
-        ps.push(T.randn(g, [MLP[i], MLP[i + 1]], { backend: b, std: Math.sqrt(2 / MLP[i]), requiresGrad: true }));
-        ps.push(T.zeros([MLP[i + 1]], { backend: b, requiresGrad: true }));
-      }
-      const x = T.rand(g, [BATCH, MLP[0]], { backend: b });
-      const step = () => T.tidy(() => {
-        let h = x;
-        for (let i = 0; i < 3; i++) {
-          h = T.add(T.matmul(h, ps[2 * i]), ps[2 * i + 1]);
-          if (i < 2) h = T.relu(h);
-        }
-        const loss = T.mean(T.square(T.sub(h, x)));
-        const gs = T.grad(loss, ps);
-        T.noGrad(() => ps.forEach((p, i) => p.assign(T.sub(p, T.mul(gs[i]!, 0.01)))));
-        return loss;
-      });
-      return {
-        run: async () => { const l = step(); await Promise.all([l.data(), ps[4].data()]); l.dispose(); },
-        dispose: () => [x, ...ps].forEach((t) => t.dispose()),
-      };
-    },
+    ...mlpWorkload(),
     tf(tf) {
       const ps: unknown[] = [];
       for (let i = 0; i < 3; i++) {

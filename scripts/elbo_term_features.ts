@@ -18,9 +18,9 @@ import { type ImageSet, subset } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { type BackendChoice, selectBackend } from "../src/kernels/select.ts";
 import { loadModel } from "../src/models/registry.ts";
-import type { Diffusion } from "../src/models/diffusion.ts";
+import { Diffusion } from "../src/models/diffusion.ts";
 import { DiagonalGaussian } from "../src/ood/density.ts";
-import { noiseFor } from "../src/ood/features.ts";
+import { inputNoise } from "../src/ood/loop.ts";
 import { allMetrics } from "../src/ood/metrics.ts";
 
 const opt = (d?: string) => ({ type: "string" as const, default: d });
@@ -28,9 +28,11 @@ const { values: args } = parseArgs({ args: Deno.args, options: { model: opt("wei
 const n = Number(args.n), seed = Number(args.seed);
 if (!(Number.isInteger(n) && n >= 10 && n % 5 === 0)) throw new Error(`--n '${args.n}': expected a multiple of 5, at least 10`);
 const backend = await selectBackend(args.backend as BackendChoice);
-const model = await loadModel(args.model!, backend) as unknown as Diffusion;
-if (model.kind !== "diffusion") throw new Error(`--model ${args.model}: a diffusion model is needed`);
-model.setScore({ kind: "elbo" });
+const loaded = await loadModel(args.model!, backend);
+if (!(loaded instanceof Diffusion)) throw new Error(`--model ${args.model}: a diffusion model is needed`);
+const model: Diffusion = loaded;
+// The bound with its K + 1 draws per input, each input's from its pixels and --seed (as the features' loop draws them).
+const bound = model.objective("elbo");
 const ops = model.ops, K = model.cfg.strata, img = model.cfg.image;
 const params = model.namedParameters().map(([, p]) => p);
 const L = params.length;
@@ -68,11 +70,10 @@ const variants: Variant[] = [
 
 /** log features per variant for B = 1 and B = 5 groups of a set. */
 function setFeatures(set: ImageSet): Record<number, number[][][]> {
-  const gen = new T.Generator(seed * 7 + 3); // the ood job's per-set noise generator
   const out: Record<number, number[][][]> = { 1: variants.map(() => []), 5: variants.map(() => []) };
   let group: Float32Array[][] | null = null;
   for (let i = 0; i < set.n; i++) {
-    const g = T.tidy(() => termGrads(model.input(set, [i]), noiseFor(model, 1, gen)!));
+    const g = T.tidy(() => termGrads(model.input(set, [i]), inputNoise(model, bound, set, [i], seed)!));
     variants.forEach((v, j) => out[1][j].push(v.feats(g).map(Math.log)));
     if (!group) group = g;
     else group.forEach((row, k) => row.forEach((a, l) => { const b = g[k][l]; for (let j = 0; j < a.length; j++) a[j] += b[j]; }));

@@ -14,17 +14,19 @@ import { subset } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { selectBackend, type BackendChoice } from "../src/kernels/select.ts";
 import { loadModel } from "../src/models/registry.ts";
-import type { Diffusion } from "../src/models/diffusion.ts";
-import { noiseFor } from "../src/ood/features.ts";
+import { Diffusion } from "../src/models/diffusion.ts";
+import { inputNoise } from "../src/ood/loop.ts";
 
 const opt = (d?: string) => ({ type: "string" as const, default: d });
 const { values: args } = parseArgs({ args: Deno.args, options: { model: opt("weights/diffusion-fashion.safetensors"), n: opt("4"), sets: opt("fashion,mnist"), backend: opt("wasm"), json: opt(), seed: opt("0") } });
 const n = Number(args.n), seed = Number(args.seed);
 if (!(Number.isInteger(n) && n >= 1)) throw new Error(`--n '${args.n}': expected an integer >= 1`);
 const backend = await selectBackend(args.backend as BackendChoice);
-const model = await loadModel(args.model!, backend) as unknown as Diffusion;
-if (model.kind !== "diffusion") throw new Error(`--model ${args.model}: a diffusion model is needed`);
-model.setScore({ kind: "elbo" });
+const loaded = await loadModel(args.model!, backend);
+if (!(loaded instanceof Diffusion)) throw new Error(`--model ${args.model}: a diffusion model is needed`);
+const model: Diffusion = loaded;
+// The bound with its K + 1 draws per input, each input's from its pixels and --seed (as the features' loop draws them).
+const bound = model.objective("elbo");
 const ops = model.ops, K = model.cfg.strata, img = model.cfg.image;
 const named = model.namedParameters();
 const params = named.map(([, p]) => p);
@@ -46,7 +48,7 @@ function termNorms(x: T.Tensor, noise: T.Tensor): { sq: number[][]; full: number
   sq.push(params.map(() => 0)); // the prior KL has no parameters
   const value = [...terms, prior].map((v) => v.dataSync()[0]);
   // The bound as the features see it (model.nll: one network call on all slots): its per-layer norms, and its value against the terms' sum.
-  const total = T.sum(model.nll(x, { noise }));
+  const total = T.sum(bound.value(x, noise));
   const full = T.grad(total, params).map((g) => g ? T.sumSquares(g).dataSync()[0] : 0);
   const check = Math.abs(total.dataSync()[0] - value.reduce((s, v) => s + v, 0)) / Math.abs(total.dataSync()[0]);
   return { sq, full, value, check };
@@ -59,13 +61,12 @@ for (const name of args.sets!.split(",")) {
   // The ood job's sets: the in-distribution evaluation half of a seeded permutation; another dataset's first images of its permutation.
   const idx = name === "fashion" ? new T.Generator(1000 + seed).permutation(test.n).subarray(test.n / 2, test.n / 2 + n) : new T.Generator(3000 + seed).permutation(test.n).subarray(0, n);
   const set = subset(test, idx, name);
-  const gen = new T.Generator(seed * 7 + 3);
   const perInput: ReturnType<typeof termNorms>[] = [];
   const t0 = performance.now();
   for (let i = 0; i < n; i++) {
     perInput.push(T.tidy(() => {
       const x = model.input(set, [i]);
-      const noise = noiseFor(model, 1, gen)!;
+      const noise = inputNoise(model, bound, set, [i], seed)!;
       return termNorms(x, noise);
     }));
   }

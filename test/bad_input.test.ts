@@ -16,6 +16,9 @@ import { BACKEND_CHOICES } from "../src/kernels/select.ts";
 import { choice, flag, inFile, int, ints, nameOrPath, num, parseOptions } from "../src/io/options.ts";
 import { createModel, loadModel } from "../src/models/registry.ts";
 import { metadataOf } from "../src/models/train.ts";
+import { encodeNpy, encodePngImage } from "../src/data/image_files.ts";
+import { encodeMat, svhnColumnMajor } from "../src/data/mat.ts";
+import { encodeNpz } from "../src/data/npz.ts";
 
 const S = suite("bad input");
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
@@ -82,7 +85,7 @@ const KIND_BAD = vaeWith((_, m) => (m.kind = "gan"), "kind.safetensors");
 const GLOW_CIFAR = `${tmp}/glow-32x32.safetensors`;
 {
   const g = await createModel("glow", { image: [3, 32, 32], steps: 1, hidden: 4 }, T.cpu, 1);
-  await saveTensors(GLOW_CIFAR, g.namedParameters(), metadataOf(g, { data: "fashion" }));
+  await saveTensors(GLOW_CIFAR, g.namedState(), metadataOf(g, { data: "fashion" }));
 }
 const WRONG_SHAPE = vaeWith((_, m) => (m.config = JSON.stringify({ latent: 8, channels: [16, 32], outChannels: 8 })), "wrong-shape.safetensors");
 const NO_MOMENTS = `${tmp}/no-moments.ckpt.safetensors`;
@@ -104,6 +107,96 @@ const CKPT_COPY = `${tmp}/copy.ckpt.safetensors`;
 Deno.copyFileSync(VAE_CKPT, CKPT_COPY);
 const A_DIR = `${tmp}/a-folder`;
 Deno.mkdirSync(A_DIR);
+// Data files for the readers (src/data): each refused when read, before any work.
+const SVHN_DOUBLE = `${tmp}/svhn-double.mat`;
+Deno.writeFileSync(SVHN_DOUBLE, encodeMat([{ name: "X", cls: "double", dims: [32, 32, 3, 1], values: svhnColumnMajor(new Uint8Array(3072)) }, { name: "y", cls: "double", dims: [1, 1], values: [1] }], { compress: true }));
+const SVHN_CUT = `${tmp}/svhn-cut.mat`;
+Deno.writeFileSync(SVHN_CUT, encodeMat([{ name: "X", cls: "uint8", dims: [32, 32, 3, 2], values: new Uint8Array(6144) }, { name: "y", cls: "double", dims: [2, 1], values: [1, 2] }]).subarray(0, 3000));
+const GTSRB_BAD = `${tmp}/gtsrb-bad`;
+Deno.mkdirSync(GTSRB_BAD);
+Deno.writeTextFileSync(`${GTSRB_BAD}/GT-final_test.csv`, "Filename;Width;Height;Roi.X1;Roi.Y1;Roi.X2;Roi.Y2;ClassId\n00000.ppm;8;8;0;0;7;7;1\n");
+Deno.writeTextFileSync(`${GTSRB_BAD}/00000.ppm`, "P3\n8 8\n255\n0 0 0\n");
+const INET_FLOAT = `${tmp}/imagenet32-float.npz`;
+Deno.writeFileSync(INET_FLOAT, encodeNpz({ "data.npy": encodeNpy(new Uint8Array(4 * 3072), [1, 3072], "<f4") }, true));
+const EMPTY_NPY = `${tmp}/empty.npy`;
+Deno.writeFileSync(EMPTY_NPY, encodeNpy(new Uint8Array(0), [0, 28, 28]));
+const EMPTY_CELEBA = `${tmp}/celeba-empty`;
+Deno.mkdirSync(EMPTY_CELEBA);
+const HUGE_PNG = `${tmp}/huge.png`;
+{
+  const png = encodePngImage(new Uint8Array(4), 1, 2, 2);
+  new DataView(png.buffer, png.byteOffset).setUint32(16, 24000);
+  new DataView(png.buffer, png.byteOffset).setUint32(20, 24000);
+  Deno.writeFileSync(HUGE_PNG, png);
+}
+const DANGLING_DIR = `${tmp}/png-dangling`;
+Deno.mkdirSync(DANGLING_DIR);
+Deno.writeFileSync(`${DANGLING_DIR}/a.png`, encodePngImage(new Uint8Array(784), 1, 28, 28));
+Deno.symlinkSync(`${tmp}/gone.png`, `${DANGLING_DIR}/b.png`);
+
+// Issue 19: stored constants and exact tensor sets (A), outputs apart from inputs (B), file limits and checks before work (C).
+const shippedGlow = readCheckpoint(GLOW);
+function glowWith(edit: (ts: NamedTensor[], meta: Record<string, string>) => NamedTensor[] | void, name: string): string {
+  const meta = { ...shippedGlow.metadata };
+  let ts: NamedTensor[] = [...shippedGlow.tensors.values()].map((t) => ({ ...t, data: t.data.slice() }));
+  ts = edit(ts, meta) ?? ts;
+  const p = `${tmp}/${name}`;
+  Deno.writeFileSync(p, encodeSafetensors(ts, meta));
+  return p;
+}
+const GLOW_NO_CONSTANTS = glowWith((ts) => ts.filter((t) => !/\.invconv\.(perm|sign)$/.test(t.name)), "glow-no-constants.safetensors");
+// The metadata says 3 steps per level, the tensors are the 4-step model's: the 4th steps' tensors are not used.
+const GLOW_EXTRA = glowWith((_, m) => void (m.config = JSON.stringify({ ...JSON.parse(m.config), steps: 3 })), "glow-3-of-4-steps.safetensors");
+const GLOW_BAD_PERM = glowWith((ts) => {
+  const p = ts.find((t) => t.name === "levels.0.steps.0.invconv.perm")!;
+  p.data.fill(0);
+  p.data.fill(1, 0, 2); // row 0 holds two 1s
+}, "glow-bad-perm.safetensors");
+const GLOW_BAD_SIGN = glowWith((ts) => void (ts.find((t) => t.name === "levels.1.steps.2.invconv.sign")!.data[1] = 0.5), "glow-bad-sign.safetensors");
+const CKPT_EXTRA = `${tmp}/extra.ckpt.safetensors`;
+Deno.writeFileSync(CKPT_EXTRA, encodeSafetensors([...shippedCkpt.tensors.values(), { name: "notes", shape: [1], data: new Float32Array(1) }], shippedCkpt.metadata));
+const MOMENTS_NO_STEP = `${tmp}/moments-no-step.safetensors`;
+{
+  const { step: _, ...meta } = shippedCkpt.metadata;
+  Deno.writeFileSync(MOMENTS_NO_STEP, encodeSafetensors([...shippedCkpt.tensors.values()], meta));
+}
+// Image files and a detector, as inputs that outputs must stay apart from.
+const fashion10 = new Uint8Array(10 * 784).map((_, i) => (i * 37) % 256);
+const PNG = `${tmp}/input.png`;
+Deno.writeFileSync(PNG, encodePngImage(fashion10.subarray(0, 784), 1, 28, 28));
+const NPY = `${tmp}/images.npy`;
+Deno.writeFileSync(NPY, encodeNpy(fashion10, [10, 28, 28]));
+const PNG_DIR = `${tmp}/pngs`;
+Deno.mkdirSync(PNG_DIR);
+for (let i = 0; i < 4; i++) Deno.writeFileSync(`${PNG_DIR}/img${i}.png`, encodePngImage(fashion10.subarray(i * 784, (i + 1) * 784), 1, 28, 28));
+const PNG_DIR_LINK = `${tmp}/pngs-link`;
+Deno.symlinkSync(PNG_DIR, PNG_DIR_LINK);
+const DETECTOR = `${tmp}/glow.detector.json`;
+const detectorJson = JSON.parse(Deno.readTextFileSync(`${ROOT}/web/data/glow-fashion.detector.json`));
+Deno.writeTextFileSync(DETECTOR, JSON.stringify(detectorJson));
+const CKPT_HARDLINK = `${tmp}/hardlink.ckpt.safetensors`;
+Deno.linkSync(CKPT_COPY, CKPT_HARDLINK);
+const NOT_OURS_DIR = `${tmp}/someones-folder`;
+Deno.mkdirSync(NOT_OURS_DIR);
+Deno.writeTextFileSync(`${NOT_OURS_DIR}/thesis.tex`, "keep me");
+// Model paths inside a detector that are not regular files, and files over the size limits.
+const withModelPath = (path: string, name: string) => {
+  const p = `${tmp}/${name}`;
+  Deno.writeTextFileSync(p, JSON.stringify({ ...detectorJson, model: { ...detectorJson.model, path } }));
+  return p;
+};
+const DET_DEVZERO = withModelPath("/dev/zero", "devzero.detector.json");
+const FIFO = `${tmp}/model.fifo`;
+new Deno.Command("mkfifo", { args: [FIFO] }).outputSync();
+const DET_FIFO = withModelPath(FIFO, "fifo.detector.json");
+const DET_HUGE = `${tmp}/huge.detector.json`;
+Deno.writeTextFileSync(DET_HUGE, "{");
+Deno.truncateSync(DET_HUGE, 600 * 2 ** 20); // sparse: no disk used
+const MODEL_HUGE = `${tmp}/huge.safetensors`;
+Deno.writeFileSync(MODEL_HUGE, new Uint8Array(8));
+Deno.truncateSync(MODEL_HUGE, 2 ** 30 + 8);
+const DET_BOM = `${tmp}/bom.detector.json`;
+Deno.writeTextFileSync(DET_BOM, "\uFEFF" + JSON.stringify(detectorJson));
 
 // ---- the CLI cases ------------------------------------------------------------------------
 
@@ -183,7 +276,7 @@ const cases: Case[] = [
   { cmd: "ood", args: ["--ood", "fashion"], error: /^error: ood: --ood 'fashion': fashion is the in-distribution data of .*vae-fashion\.safetensors \(trained on it\)/ },
   { cmd: "ood", args: ["--model", VAE_MNIST, "--ood", "mnist,noise"], error: /^error: ood: --ood 'mnist,noise': mnist is the in-distribution data of .*vae-mnist/ },
   { cmd: "ood", args: ["--data", "mnist", "--ood", "mnist"], error: /^error: ood: --ood 'mnist': mnist is the in-distribution data .*\(--data\)/ },
-  { cmd: "samples", args: ["--model", VAE, "--temperature", "0.5"], error: /^error: samples: --temperature '0.5': applies to glow models only/ },
+  { cmd: "samples", args: ["--model", VAE, "--temperature", "0.5"], error: /^error: samples: --temperature '0.5': does not apply to .*, a vae model \(its sample options: none\)/ },
   // input files
   { cmd: "nll", args: [], error: /^error: nll: --model is required$/ },
   { cmd: "nll", args: ["--model", `${tmp}/missing.safetensors`], error: /^error: nll: --model '.*missing\.safetensors': no such file/ },
@@ -235,13 +328,78 @@ const cases: Case[] = [
   { cmd: "export", args: ["--checkpoint", VAE_CKPT], error: /^error: export: --out is required$/ },
   { cmd: "train", args: ["--out", "/dev/null"], error: /^error: train: --out '\/dev\/null': is not a regular file/ },
   { cmd: "samples", args: ["--out", LINK], error: /^error: samples: --out '.*link\.png': is a symbolic link/, keep: [USER_FILE] },
-  { cmd: "samples", args: ["--model", CKPT_COPY, "--out", CKPT_COPY], error: /^error: samples: --out '.*copy\.ckpt\.safetensors': is the model file itself/, keep: [CKPT_COPY] },
-  { cmd: "export", args: ["--checkpoint", CKPT_COPY, "--out", CKPT_COPY], error: /^error: export: --out '.*copy\.ckpt\.safetensors': is the checkpoint itself/, keep: [CKPT_COPY] },
+  { cmd: "samples", args: ["--model", CKPT_COPY, "--out", CKPT_COPY], error: /^error: samples: --out '.*copy\.ckpt\.safetensors': is --model '.*copy\.ckpt\.safetensors' itself, an input of this command/, keep: [CKPT_COPY] },
+  { cmd: "export", args: ["--checkpoint", CKPT_COPY, "--out", CKPT_COPY], error: /^error: export: --out '.*copy\.ckpt\.safetensors': is --checkpoint '.*copy\.ckpt\.safetensors' itself, an input of this command/, keep: [CKPT_COPY] },
   { cmd: "ood", args: ["--out", `${USER_FILE}/report`], error: /^error: ood: --out '.*user-notes\.txt\/report': .*user-notes\.txt is not a folder/, keep: [USER_FILE] },
   { cmd: "ood", args: ["--out", ""], error: /^error: ood: --out '': empty \(allowed: a folder path\)$/ },
   { cmd: "ood", args: ["--out", USER_FILE], error: /^error: ood: --out '.*user-notes\.txt': is an existing file, not a folder/, keep: [USER_FILE] },
   { cmd: "ood", args: ["--out", W], error: /^error: ood: --out '.*weights': .* holds the shipped weights/ },
   { cmd: "ood", args: ["--out", ROOT], error: /^error: ood: --out '.*': .* holds the shipped weights/ },
+  // data files through the readers (FORMAT:PATH and plain paths): refused when read, before any work
+  { cmd: "ood", args: ["--data", `svhn:${SVHN_DOUBLE}`], error: /^error: SVHN file .*svhn-double\.mat: variable 'X' is double, expected uint8 pixels/ },
+  { cmd: "ood", args: ["--data", `svhn:${SVHN_CUT}`], error: /^error: SVHN file .*svhn-cut\.mat: truncated/ },
+  { cmd: "ood", args: ["--ood", `svhn:${tmp}/no-such.mat`], error: /^error: ood: --ood 'svhn:.*no-such\.mat': 'svhn:.*no-such\.mat' is not allowed/ },
+  { cmd: "ood", args: ["--ood", EMPTY_NPY], error: /^error: npy file .*empty\.npy: holds no images \(shape \(0, 28, 28\)\)$/ },
+  { cmd: "ood", args: ["--ood", `imagenet32:${INET_FLOAT}`], error: /^error: ImageNet32 file .*imagenet32-float\.npz: data\.npy: dtype '<f4', expected uint8/ },
+  { cmd: "ood", args: ["--data", HUGE_PNG], error: /^error: PNG file .*huge\.png: 24000x24000 pixels \(allowed: .*checked before decoding\)$/ },
+  { cmd: "ood", args: ["--data", DANGLING_DIR], error: /^error: data: .*png-dangling\/b\.png is a symbolic link to .*gone\.png, which does not exist \(a dangling link\)$/ },
+  { cmd: "fit", args: ["--model", VAE, "--out", "d.json", "--data", `gtsrb:${GTSRB_BAD}`], error: /^error: PPM file .*gtsrb-bad\/00000\.ppm: an ASCII PPM \(P3\); expected binary P6 with maxval 255$/ },
+  { cmd: "fit", args: ["--model", VAE, "--out", "d.json", "--data", `omniglot:${EMPTY_CELEBA}`], error: /^error: Omniglot folder .*celeba-empty: holds no \.png files/ },
+  { cmd: "train", args: ["--data", `celeba:${EMPTY_CELEBA}`], error: /^error: CelebA folder .*celeba-empty: holds neither list_eval_partition\.txt nor any \.jpg file$/ },
+  { cmd: "train", args: ["--data", `svhn:${EMPTY_CELEBA}`], error: /^error: data: svhn:.*celeba-empty: .*celeba-empty is not a file \(svhn: takes an SVHN MAT-file/ },
+  // issue 19 A: a model file holds exactly the model's tensors, its stored constants included and valid
+  { cmd: "nll", args: ["--model", GLOW_NO_CONSTANTS], error: /^error: checkpoint .*glow-no-constants\.safetensors: the model's stored constants are missing \(tensor 'levels\.0\.steps\.0\.invconv\.perm' and 15 more\): .*migrate it with deno run -A scripts\/migrate_weights\.ts .*glow-no-constants\.safetensors$/ },
+  { cmd: "samples", args: ["--model", GLOW_NO_CONSTANTS, "--out", `${tmp}/s.png`], error: /stored constants are missing/ },
+  { cmd: "nll", args: ["--model", GLOW_EXTRA], error: /^error: checkpoint .*glow-3-of-4-steps\.safetensors: tensors the model does not use: levels\.0\.steps\.3\.actnorm\.bias, .*\(26 in all\)$/ },
+  { cmd: "ood", args: ["--model", GLOW_EXTRA], error: /tensors the model does not use: levels\.0\.steps\.3/ },
+  { cmd: "nll", args: ["--model", GLOW_BAD_PERM], error: /^error: checkpoint .*glow-bad-perm\.safetensors: tensor 'levels\.0\.steps\.0\.invconv\.perm' is not a permutation matrix/ },
+  { cmd: "fim", args: ["--model", GLOW_BAD_SIGN], error: /^error: checkpoint .*glow-bad-sign\.safetensors: tensor 'levels\.1\.steps\.2\.invconv\.sign' holds 0\.5 at index 1 \(allowed: signs, \+1 or -1\)$/ },
+  { cmd: "train", args: ["--resume", CKPT_EXTRA, "--steps", "7000"], error: /^error: checkpoint .*extra\.ckpt\.safetensors: tensors the model does not use: notes$/ },
+  { cmd: "nll", args: ["--model", MOMENTS_NO_STEP], error: /^error: checkpoint .*moments-no-step\.safetensors: holds optimiser moments but no step in __metadata__/ },
+  // issue 19 B: no output is an input of the same command, lies inside one or holds one (links resolved)
+  { cmd: "score", args: ["--detector", DETECTOR, "--input", "fashion:test:0-10", "--out", DETECTOR], error: /^error: score: --out '.*glow\.detector\.json': is --detector '.*glow\.detector\.json' itself, an input of this command/, keep: [DETECTOR] },
+  { cmd: "influence", args: ["--model", GLOW, "--input", PNG, "--out", PNG], error: /^error: influence: --out '.*input\.png': is --input '.*input\.png' itself/, keep: [PNG] },
+  { cmd: "score", args: ["--detector", DETECTOR, "--input", PNG, "--saliency", PNG, "--model", GLOW], error: /^error: score: --saliency '.*input\.png': is --input '.*input\.png' itself/, keep: [PNG] },
+  { cmd: "train", args: ["--data", NPY, "--out", NPY, "--batch", "4"], error: /^error: train: --out '.*images\.npy': is --data '.*images\.npy' itself/, keep: [NPY] },
+  { cmd: "ood", args: ["--data", PNG_DIR, "--out", PNG_DIR], error: /^error: ood: --out '.*pngs': is --data '.*pngs' itself/ },
+  { cmd: "ood", args: ["--data", PNG_DIR, "--out", PNG_DIR_LINK], error: /^error: ood: --out '.*pngs-link': is --data '.*pngs' itself/ },
+  { cmd: "ood", args: ["--model", GLOW, "--ood", PNG_DIR, "--out", `${PNG_DIR}/report`], error: /^error: ood: --out '.*pngs\/report': lies inside --ood '.*pngs', an input of this command/ },
+  { cmd: "fit", args: ["--model", GLOW, "--data", PNG_DIR_LINK, "--out", `${PNG_DIR}/detector.json`], error: /^error: fit: --out '.*pngs\/detector\.json': lies inside --data '.*pngs-link'/ },
+  { cmd: "export", args: ["--checkpoint", CKPT_COPY, "--out", CKPT_HARDLINK], error: /^error: export: --out '.*hardlink\.ckpt\.safetensors': is --checkpoint '.*copy\.ckpt\.safetensors' itself/, keep: [CKPT_COPY] },
+  { cmd: "score", args: ["--detector", DETECTOR, "--input", PNG, "--out", `${tmp}/scores.json`, "--saliency", `${tmp}/scores.json`], error: /^error: score: --saliency '.*scores\.json': meets --out '.*scores\.json': two outputs of this command would write over each other/ },
+  { cmd: "ood", args: ["--model", VAE, "--out", "."], error: /^error: ood: --out '\.': holds the current folder \(a report folder is replaced as a whole\)/ },
+  { cmd: "ood", args: ["--model", VAE, "--out", NOT_OURS_DIR], error: /^error: ood: --out '.*someones-folder': holds 1 entries but was not written by this project \(no \.fimscope-dir\.json\)/, keep: [`${NOT_OURS_DIR}/thesis.tex`] },
+  { cmd: "ablation", args: ["--out", NOT_OURS_DIR], error: /^error: ablation: --out '.*someones-folder': holds 1 entries but was not written by this project/, keep: [`${NOT_OURS_DIR}/thesis.tex`] },
+  // issue 19 C: model and detector files are regular files within a size limit; checks before work
+  { cmd: "score", args: ["--detector", DET_DEVZERO, "--input", PNG], error: /^error: .*devzero\.detector\.json names its model: model file \/dev\/zero: a character device, not a regular file \(allowed: a regular file of at most 1 GiB\); pass --model$/ },
+  { cmd: "score", args: ["--detector", DET_FIFO, "--input", PNG], error: /^error: .*fifo\.detector\.json names its model: model file .*model\.fifo: a pipe \(FIFO\), not a regular file/ },
+  { cmd: "score", args: ["--detector", DET_HUGE, "--input", PNG], error: /^error: detector file .*huge\.detector\.json: 629145600 bytes, more than the 64 MiB allowed for a detector file$/ },
+  { cmd: "nll", args: ["--model", MODEL_HUGE], error: /^error: checkpoint .*huge\.safetensors: 1073741832 bytes, more than the 1 GiB allowed for a checkpoint$/ },
+  { cmd: "influence", args: ["--model", GLOW_CIFAR, "--data", NPY, "--input", PNG, "--out", `${tmp}/strip.png`], error: /^error: influence: --data .*images\.npy: images are 1x28x28 \(CxHxW\), the model takes 3x32x32$/ },
+  { cmd: "influence", args: ["--model", GLOW, "--data", NPY, "--input", NPY, "--out", `${tmp}/strip.png`, "--first", "11"], error: /^error: influence: --first '11': at most 10 \(the images of --input .*images\.npy\)$/ },
+  { cmd: "influence", args: ["--model", GLOW, "--data", NPY, "--input", PNG, "--out", `${tmp}/strip.png`, "--n", "20"], error: /^error: influence: --n '20': at most 10 \(the training images of .*images\.npy\)$/ },
+  { cmd: "influence", args: ["--model", GLOW, "--data", NPY, "--input", PNG, "--out", `${tmp}/strip.png`, "--top", "11"], error: /^error: influence: --top '11': at most 10 \(the training images F_N is fitted on\)$/ },
+  { cmd: "train", args: ["--data", NPY, "--batch", "4", "--eval-n", "5"], error: /^error: train: --eval-n '5': at most the 1 images of the .*images\.npy test set/ },
+  // options that do not apply to the chosen model (these were refused before issue 19 too)
+  { cmd: "samples", args: ["--model", `${W}/diffusion-fashion.safetensors`, "--temperature", "0.5"], error: /^error: samples: --temperature '0\.5': does not apply to .*, a diffusion model \(its sample options: sampler, steps\)/ },
+  { cmd: "samples", args: ["--model", GLOW, "--sampler", "ddpm"], error: /^error: samples: --sampler 'ddpm': does not apply to .*, a glow model \(its sample options: temperature\)/ },
+  { cmd: "samples", args: ["--model", `${W}/diffusion-fashion.safetensors`, "--steps", "2000"], error: /^error: samples: --steps '2000': at most 1000 \(the steps of this diffusion model\)/ },
+  { cmd: "samples", args: ["--model", VAE, "--steps", "10"], error: /^error: samples: --steps '10': does not apply to .*, a vae model \(its sample options: none\)/ },
+  // ood: options no model of the run takes are refused, not ignored (issue 19)
+  { cmd: "ood", args: ["--model", VAE, "--diffusion-t", "5"], error: /^error: ood: --diffusion-t '5': applies to diffusion models only, and none of the models is one/ },
+  { cmd: "ood", args: ["--model", VAE, "--diffusion-fit", "20"], error: /^error: ood: --diffusion-fit '20': applies to diffusion models only/ },
+  { cmd: "ood", args: ["--model", `${W}/diffusion-fashion.safetensors`, "--fit", "20"], error: /^error: ood: --fit '20': applies to VAE and Glow models; every model here is a diffusion model \(use --diffusion-fit\)/ },
+  { cmd: "ood", args: ["--model", `${W}/diffusion-fashion.safetensors`, "--diffusion-score", "elbo", "--diffusion-t", "3"], error: /^error: ood: --diffusion-t '3': applies to the eps-losses \(--diffusion-score l1 or l2\), not to elbo/ },
+  { cmd: "ood", args: ["--model", `${W}/diffusion-fashion.safetensors`, "--diffusion-t", "1001"], error: /^error: ood: --diffusion-score 'l1-t1001': .*step 1001 is outside 1\.\.1000/ },
+  { cmd: "ood", args: ["--model", VAE, "--fim-lambda", "2"], error: /^error: ood: --fim-lambda '2': applies to the full-FIM scores only; add --fim/ },
+  { cmd: "ood", args: ["--model", VAE, "--fim", "--fim-lambda", "1e-320"], error: /^error: ood: --fim-lambda '1e-320': out of range/ },
+  // features files
+  { cmd: "features", args: ["--model", VAE, "--input", "fashion:test:0-10", "--out", `${tmp}/f.txt`], error: /^error: features: --out '.*f\.txt': expected a file name ending in \.npz or \.csv/ },
+  { cmd: "features", args: ["--model", VAE, "--input", "fashion:test:0-10", "--out", `${tmp}/f.npz`, "--shard", "3/2"], error: /^error: features: --shard '3\/2': expected k\/n with 0 <= k < n/ },
+  { cmd: "features", args: ["--model", VAE, "--input", "fashion:test:0-10", "--out", `${tmp}/f.npz`, "--objective", "l1-t1"], error: /^error: features: --objective 'l1-t1': .*allowed: nll/ },
+  { cmd: "features", args: ["--model", VAE, "--input", "fashion:test:20-10", "--out", `${tmp}/f.npz`], error: /^error: features: --input 'fashion:test:20-10': positions \[20, 10\) must satisfy from < to <= 10000/ },
+  { cmd: "features", args: ["--model", VAE, "--input", "fashion:test:0-64", "--out", `${tmp}/f.npz`, "--shard", "0/2"], error: /^error: features: --shard '0\/2': is empty: 64 inputs in passes of 64 make 1 pass\(es\), fewer than 2 shards/ },
+  { cmd: "fit", args: ["--model", VAE, "--out", `${tmp}/d.json`, "--objective", "elbo"], error: /^error: fit: --objective 'elbo': .*allowed: nll/ },
   // resume: mismatches listed, --steps total and above the checkpoint's step
   { cmd: "train", args: ["--resume", VAE_CKPT], error: /^error: train: --steps is required with --resume .*more than the checkpoint's 6000/ },
   { cmd: "train", args: ["--resume", VAE_CKPT, "--steps", "5000"], error: /^error: train: --steps '5000': the checkpoint is already at step 6000; --steps is the total step count/ },
@@ -263,6 +421,7 @@ async function runCase(c: Case, k: number): Promise<Result> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}/src/cli/${c.cmd}.ts`, ...c.args], cwd, stdout: "piped", stderr: "piped",
     env: { FIMSCOPE_FASHION_CACHE: `${tmp}/never-built.bin`, FIMSCOPE_STOP_BEFORE_WORK: "1" },
+    signal: AbortSignal.timeout(60_000), // a refusal that never comes (a read that blocks) fails its case, not the suite
   }).output();
   const ms = performance.now() - t0;
   return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr), ms, cwdBefore, cwdAfter: listTree(cwd), keepOk: [...keep].every(([f, h]) => sha(f) === h) };
@@ -303,6 +462,15 @@ S("control: with FIMSCOPE_STOP_BEFORE_WORK=1 valid options stop at the end of va
     assert.match(dec.decode(r.stderr), /^checked: all options valid/);
   }
   assert.equal(listTree(cwd), [], "nothing written before work");
+});
+
+S("control: a detector file or --config text that starts with a UTF-8 byte-order mark is read as without it", async () => {
+  const cwd = Deno.makeTempDirSync({ dir: tmp });
+  for (const [cmd, args] of [["score", ["--detector", DET_BOM, "--input", PNG, "--model", GLOW]], ["train", ["--config", '\uFEFF{"latent":8}', "--steps", "1"]]] as const) {
+    const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", `${ROOT}/src/cli/${cmd}.ts`, ...args], cwd, stdout: "piped", stderr: "piped", env: { FIMSCOPE_STOP_BEFORE_WORK: "1", FIMSCOPE_FASHION_CACHE: `${tmp}/never-built.bin` } }).output();
+    assert.is(r.code, 0, `${cmd}: ${dec.decode(r.stderr)}`);
+    assert.match(dec.decode(r.stderr), /^checked: all options valid/);
+  }
 });
 
 // ---- the reader ---------------------------------------------------------------------------
@@ -429,8 +597,8 @@ S("a reused report folder loses the previous report's files, and only those", as
   const dir = Deno.makeTempDirSync({ dir: tmp });
   const m = await createModel("vae", { latent: 2, channels: [2, 2], outChannels: 2 }, T.cpu, 3);
   // Two models of the same kind and data: their rows and files are told apart by file name.
-  await saveTensors(`${dir}/a.safetensors`, m.namedParameters(), metadataOf(m, { data: "fashion" }));
-  await saveTensors(`${dir}/b.safetensors`, m.namedParameters(), metadataOf(m, { data: "fashion" }));
+  await saveTensors(`${dir}/a.safetensors`, m.namedState(), metadataOf(m, { data: "fashion" }));
+  await saveTensors(`${dir}/b.safetensors`, m.namedState(), metadataOf(m, { data: "fashion" }));
   const common = ["--fit", "8", "--eval", "4", "--ood", "noise", "--backend", "cpu", "--out", `${dir}/r`];
   const one = await cli("ood", ["--model", `${dir}/a.safetensors,${dir}/b.safetensors`, "--B", "1,2", ...common], dir);
   assert.is(one.code, 0, one.err);
@@ -454,6 +622,73 @@ S("atomic writes: the content lands whole, and a failed write leaves no temp fil
   Deno.writeTextFileSync(`${dir}/d/x`, "");
   assert.throws(() => writeFileAtomic(`${dir}/d`, "over a folder"), /cannot write .*\/d: /);
   assert.equal(listTree(dir), ["d/", "d/x", "f.bin"]);
+});
+
+S("default outputs are reserved atomically: two train runs and two samples runs started at once each write their own file", async () => {
+  const cwd = Deno.makeTempDirSync({ dir: tmp });
+  const args = ["--batch", "4", "--eval-n", "4", "--backend", "cpu", "--config", '{"latent":2,"channels":[2,2],"outChannels":2}', "--data", "mnist", "--steps", "1"];
+  const runs = await Promise.all([cli("train", args, cwd), cli("train", args, cwd)]);
+  for (const r of runs) assert.is(r.code, 0, r.err);
+  const outs = runs.map((r) => /weights: (\S+)/.exec(r.out)?.[1]);
+  assert.equal(outs.sort(), ["weights/runs/vae-mnist-1.safetensors", "weights/runs/vae-mnist-2.safetensors"], runs.map((r) => r.out).join("\n"));
+  assert.equal(listTree(`${cwd}/weights/runs`), ["vae-mnist-1.ckpt.safetensors", "vae-mnist-1.safetensors", "vae-mnist-2.ckpt.safetensors", "vae-mnist-2.safetensors"]);
+  for (const f of listTree(`${cwd}/weights/runs`)) assert.is(readCheckpoint(`${cwd}/weights/runs/${f}`).metadata.kind, "vae");
+  const shots = await Promise.all([0, 1].map(() => cli("samples", ["--model", VAE, "--n", "2", "--backend", "cpu"], cwd)));
+  for (const r of shots) assert.is(r.code, 0, r.err);
+  assert.equal(listTree(`${cwd}/reports/samples`), ["vae-fashion-samples-2.png", "vae-fashion-samples.png"]);
+  for (const f of listTree(`${cwd}/reports/samples`)) assert.equal([...Deno.readFileSync(`${cwd}/reports/samples/${f}`).subarray(1, 4)], [0x50, 0x4e, 0x47]);
+});
+
+/** Runs code in a fresh process with the project's imports, where Deno.renameSync ends the process (as a kill would) at its k-th call after `arm()`. */
+async function crashingRun(code: string, k: number) {
+  const prelude = `let __n = 0, __armed = false; const __rename = Deno.renameSync; const arm = () => (__armed = true);
+    Deno.renameSync = (a, b) => { if (__armed && ++__n === ${k}) Deno.exit(86); return __rename(a, b); };\n`;
+  return await new Deno.Command(Deno.execPath(), { args: ["eval", prelude + code], cwd: ROOT, stdout: "piped", stderr: "piped" }).output();
+}
+
+S("a report folder is replaced as a whole: a run killed at any rename of its write leaves the old report or the new one, never a mix", async () => {
+  const dir = `${tmp}/report-crash`;
+  const code = `import { writeReport } from "${ROOT}/src/ood/report.ts";
+    const figs = (v) => Array.from({ length: 12 }, (_, i) => ["fig-" + i + ".svg", new TextEncoder().encode(v + " " + i)]);
+    writeReport(${JSON.stringify(dir)}, [], { v: "old" }, undefined, figs("old"));
+    arm();
+    writeReport(${JSON.stringify(dir)}, [], { v: "new" }, undefined, figs("new"));`;
+  const seen = new Set<string>();
+  for (let k = 1; k <= 18; k++) {
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* first round */ }
+    const r = await crashingRun(code, k);
+    assert.ok(r.code === 86 || r.code === 0, dec.decode(r.stderr));
+    // What the next write into the folder does first: recover from a swap cut short (old code: nothing to call).
+    const A = await import("../src/io/atomic.ts") as { recoverDir?: (d: string) => void };
+    A.recoverDir?.(dir);
+    const figs = listTree(dir).filter((f) => f.startsWith("fig-"));
+    assert.is(figs.length, 12, `after a kill at rename ${k}: ${listTree(dir).join(", ")}`);
+    const versions = new Set([...figs.map((f) => Deno.readTextFileSync(`${dir}/${f}`).split(" ")[0]), JSON.parse(Deno.readTextFileSync(`${dir}/table.json`)).meta.v]);
+    assert.is(versions.size, 1, `a kill at rename ${k} left a mix of the old and the new report`);
+    seen.add([...versions][0]);
+    assert.equal([...Deno.readDirSync(tmp)].map((e) => e.name).filter((n) => n.startsWith(".report-crash.")), [], "a killed write's folders were left behind");
+  }
+  assert.equal([...seen].sort(), ["new", "old"], "the kills should cover both outcomes");
+});
+
+S("temp files and folders of killed writes are removed by the next write there; a live writer's and the user's are kept", async () => {
+  const dir = Deno.makeTempDirSync({ dir: tmp });
+  const r = await crashingRun(`import { writeFileAtomic } from "${ROOT}/src/io/atomic.ts"; arm(); writeFileAtomic(${JSON.stringify(`${dir}/w.bin`)}, new Uint8Array(1000));`, 1);
+  assert.is(r.code, 86, dec.decode(r.stderr));
+  const killed = listTree(dir);
+  assert.is(killed.length, 1, "the killed write left its temp file");
+  const deadPid = killed[0].split(".").at(-3)!;
+  const live = `.x.bin.${Deno.pid}.abcdefgh.tmp`, stale = `.y.bin.${Deno.pid}.zzzzzzzz.tmp`, users = [".notes.tmp", "notes.1.abc.tmp"];
+  for (const f of [live, stale, ...users]) Deno.writeTextFileSync(`${dir}/${f}`, "x");
+  Deno.utimeSync(`${dir}/${stale}`, new Date(Date.now() - 2 * 3600_000), new Date(Date.now() - 2 * 3600_000));
+  Deno.mkdirSync(`${dir}/.r.fimscope-new.${deadPid}.abcdefgh`);
+  Deno.writeTextFileSync(`${dir}/.r.fimscope-new.${deadPid}.abcdefgh/half`, "x");
+  const A = await import("../src/io/atomic.ts") as { writeDirAtomic?: (d: string, f: [string, string][]) => void };
+  writeFileAtomic(`${dir}/f.bin`, "data");
+  A.writeDirAtomic?.(`${dir}/r`, [["a.txt", "1"]]);
+  assert.equal(listTree(dir).filter((f) => f === "r/" || !f.startsWith("r/")), ["f.bin", live, ...users, "r/"].sort());
 });
 
 S("FashionMNIST cache: a corrupt cache is noticed (one line), rebuilt, and the data are unchanged", async () => {

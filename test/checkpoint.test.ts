@@ -24,7 +24,7 @@ S("save then load reproduces the model's outputs bit for bit", async () => {
   const x = T.rand(new T.Generator(2), [2, 1, 28, 28], { backend: T.cpu, low: -1, high: 1 });
   const before = m.nll(x, { gen: new T.Generator(3) }).dataSync();
   const f = `${tmp}/vae.safetensors`;
-  await saveTensors(f, m.namedParameters(), metadataOf(m, { note: "test" }));
+  await saveTensors(f, m.namedState(), metadataOf(m, { note: "test" }));
   const m2 = await loadModel(f, T.cpu);
   const after = m2.nll(x, { gen: new T.Generator(3) }).dataSync();
   assert.equal([...after], [...before]);
@@ -34,7 +34,7 @@ S("save then load reproduces the model's outputs bit for bit", async () => {
 S("truncated, corrupt or mismatched files are refused, naming the file and tensor", async () => {
   const m = new VAE(VAE_DEFAULT, { backend: T.cpu, gen: new T.Generator(1) });
   const f = `${tmp}/v.safetensors`;
-  await saveTensors(f, m.namedParameters(), metadataOf(m, {}));
+  await saveTensors(f, m.namedState(), metadataOf(m, {}));
   const bytes = Deno.readFileSync(f);
   assert.throws(() => decodeSafetensors(bytes.subarray(0, bytes.length - 10), "v.safetensors"), /checkpoint v.safetensors: tensor '[^']+' ends at byte \d+ of a \d+-byte data section \(file truncated\)/);
   assert.throws(() => decodeSafetensors(bytes.subarray(0, 4), "v.safetensors"), /truncated/);

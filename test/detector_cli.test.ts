@@ -40,7 +40,7 @@ S("setup: a tiny Glow and image files", async () => {
   const x = T.rand(new T.Generator(2), [16, 1, 28, 28], { backend: T.cpu, low: -0.5, high: 0.5 });
   m.initialize!(x);
   m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(new T.Generator(10 + i), [...p.shape], { backend: T.cpu, std: 0.02 }))));
-  await saveTensors(model, m.namedParameters(), metadataOf(m, { data: "fashion" }));
+  await saveTensors(model, m.namedState(), metadataOf(m, { data: "fashion" }));
   const fit = images(24, 1, 28, 28, 1);
   Deno.writeFileSync(`${dir}/fit.npy`, encodeNpy(fit.images, [24, 28, 28]));
   writePngFolder(`${dir}/test-png`, images(5, 1, 28, 28, 2), "t");
@@ -56,14 +56,15 @@ S("fit writes a detector; score prints and writes per-file scores equal to the d
   assert.is(det.file.model.path, model);
   const s = await run("score", "--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--backend", "cpu", "--out", `${dir}/s.csv`);
   assert.is(s.code, 0, s.err + s.out);
-  assert.match(s.out, /^t0\.png\s+\d+\.\d{3}\s+-?\d+\.\d{2}\s+\d+\.\d\s+(in|ood)\s+\S+ [+-]\d+\.\d{2}, /m);
+  assert.match(s.out, /^t0\.png\s+\d+\.\d{4}\s+-?\d+\.\d{2}\s+\d+\.\d\s+(in|ood)\s+\S+ [+-]\d+\.\d{2}, /m);
   assert.match(s.out, /5 inputs scored \(gradient; threshold/);
   const csv = Deno.readTextFileSync(`${dir}/s.csv`).trim().split("\n").map((l) => l.split(","));
-  assert.equal(csv[0].slice(0, 5), ["input", "nll_bpd", "score", "percentile", "verdict"]);
+  assert.equal(csv[0].slice(0, 5), ["input", "value", "score", "percentile", "verdict"]);
+  assert.is(csv[0][13], "score:gradient");
   assert.equal(csv.slice(1).map((r) => r[0]), ["t0.png", "t1.png", "t2.png", "t3.png", "t4.png"]);
   // The CLI's score column is the detector's method applied to the row; check consistency of the columns.
   for (const r of csv.slice(1)) {
-    assert.is(r[2], r[11], "score = score:gradient");
+    assert.is(r[2], r[13], "score = score:gradient");
     const pct = Number(r[3]), thr = det.file.threshold95.gradient;
     assert.is(r[4], Number(r[2]) >= thr ? "in" : "ood");
     assert.ok(pct >= 0 && pct <= 100);
@@ -156,28 +157,28 @@ S("scoringSelection: the positions outside the fit and calibration ranges, the d
 S("score refuses a model whose hash differs, bad detector files, wrong shapes and bad options, in one line", async () => {
   const other = `${dir}/other.safetensors`;
   const m2 = await createModel("glow", { levels: 2, steps: 1, hidden: 8, image: [1, 28, 28] }, T.cpu, 4);
-  await saveTensors(other, m2.namedParameters(), metadataOf(m2, { data: "fashion" }));
+  await saveTensors(other, m2.namedState(), metadataOf(m2, { data: "fashion" }));
   Deno.writeTextFileSync(`${dir}/broken.json`, "{\"format\": \"fimscope-detector\", \"version\": 1}");
   Deno.writeTextFileSync(`${dir}/notjson.json`, "{{");
   const cases: [string, string[], RegExp][] = [
     ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--model", other], /^error: .*det\.json: fitted on a model with SHA-256 [0-9a-f]{16}\.\.\., but .*other\.safetensors has [0-9a-f]{16}/],
-    ["score", ["--detector", `${dir}/broken.json`, "--input", `${dir}/test-png`], /^error: detector file .*broken\.json: "model" must hold/],
+    ["score", ["--detector", `${dir}/broken.json`, "--input", `${dir}/test-png`], /^error: detector file .*broken\.json: it is format version 1; this fimscope reads version 2 only \(refit it with npm run fit\)/],
     ["score", ["--detector", `${dir}/notjson.json`, "--input", `${dir}/test-png`], /^error: detector file .*notjson\.json: not valid JSON/],
     ["score", ["--detector", `${dir}/nope.json`, "--input", `${dir}/test-png`], /^error: score: --detector '.*nope\.json': no such file/],
-    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/rgb-png`], /^error: --input .*rgb-png: images are 3x32x32 \(CxHxW\), the model takes 1x28x28/],
-    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/missing-folder`], /^error: score: --input '.*missing-folder': neither a packaged set \(fashion, mnist, optionally :train or :test and :from-to, e\.g\. fashion:test:5000-6000\) nor an existing file or folder/],
+    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/rgb-png`], /^error: score: --input .*rgb-png: images are 3x32x32 \(CxHxW\), the model takes 1x28x28/],
+    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/missing-folder`], /^error: score: --input '.*missing-folder': neither a packaged set \(fashion, mnist, optionally :train or :test and :from-to, e\.g\. fashion:test:5000-6000\), an image file or folder, nor \.npz\/\.csv features files/],
     ["score", ["--detector", `${dir}/det.json`, "--input", "fashion:test:5-3"], /^error: score: --input fashion:test:5-3: positions \[5, 3\) must satisfy from < to <= 10000/],
     ["score", ["--detector", `${dir}/det.json`, "--input", "fashion:valid"], /^error: score: --input 'fashion:valid': neither a packaged set/],
     ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--out", `${dir}/s.txt`], /^error: score: --out '.*s\.txt': expected a file name ending in \.csv or \.json/],
     ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--batch", "0"], /^error: score: --batch '0': out of range/],
     ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--frobnicate"], /^error: score: unknown option '--frobnicate'/],
-    ["fit", ["--model", model, "--data", `${dir}/rgb-png`, "--out", `${dir}/d2.json`, "--backend", "cpu"], /^error: --data .*rgb-png: images are 3x32x32/],
+    ["fit", ["--model", model, "--data", `${dir}/rgb-png`, "--out", `${dir}/d2.json`, "--backend", "cpu"], /^error: fit: --data .*rgb-png \(--model .*\): images are 3x32x32/],
     ["fit", ["--model", model, "--out", `${dir}/d2.json`, "--B", "x"], /^error: fit: --B 'x': not a number/],
     ["fit", ["--model", model, "--out", `${dir}/d2.txt`], /^error: fit: --out '.*d2\.txt': expected a file name ending in \.json/],
     ["fit", ["--model", `${dir}/none.safetensors`, "--out", `${dir}/d2.json`], /^error: fit: --model '.*none\.safetensors': no such file/],
     ["fit", ["--model", model, "--out", `${dir}/d2.json`, "--data", `${dir}/test-png/../nothing.npy`], /^error: fit: --data '.*nothing\.npy': neither fashion, mnist nor an existing file or folder/],
     ["influence", ["--model", model, "--input", `${dir}/test-png`, "--out", `${dir}/d2.png`, "--fim", "exact"], /^error: influence: --fim 'exact': not one of full, diag/],
-    ["influence", ["--model", model, "--input", `${dir}/rgb-png`, "--out", `${dir}/d2.png`, "--backend", "cpu"], /^error: --input .*rgb-png: images are 3x32x32/],
+    ["influence", ["--model", model, "--input", `${dir}/rgb-png`, "--out", `${dir}/d2.png`, "--backend", "cpu"], /^error: influence: --input .*rgb-png: images are 3x32x32/],
     ["influence", ["--model", model, "--input", `${dir}/test-png`, "--out", `${dir}/d2.jpg`], /^error: influence: --out '.*d2\.jpg': expected a file name ending in \.png/],
   ];
   for (const [cli, args, re] of cases) {

@@ -6,13 +6,12 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { makeSet, range } from "../src/data/dataset.ts";
-import { approxNormalCdf, betaSchedule, Diffusion, discretizedGaussianLogProb, DiffusionOps, gaussianKL, parseDiffusionScore, Process, resolveConfig, scoreLabel } from "../src/models/diffusion.ts";
-import { nllMeasure } from "../src/ood/inspect.ts";
+import { approxNormalCdf, betaSchedule, Diffusion, discretizedGaussianLogProb, DiffusionOps, gaussianKL, Process, diffusionConfig } from "../src/models/diffusion.ts";
 import type { UnetConfig } from "../src/models/unet.ts";
-import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
+import { featuresBatched, featuresLoop } from "../src/ood/features.ts";
 import { saveTensors } from "../src/io/safetensors.ts";
 import { metadataOf, train } from "../src/models/train.ts";
-import { gen, rand64, webgpu } from "./helpers.ts";
+import { gen, rand64, webgpu, drawsOf } from "./helpers.ts";
 
 const S = suite("diffusion");
 const f64 = { backend: T.cpu, dtype: "float64" as const };
@@ -20,7 +19,7 @@ const tinyUnet: UnetConfig = { image: [1, 4, 4], dim: 8, dimMults: [1, 2], resBl
 
 /** A tiny model in float64 with every parameter perturbed (zero-initialised layers would hide gradients). */
 function tinyModel(seed = 1, steps = 50) {
-  const m = new Diffusion(resolveConfig({ ...tinyUnet, steps, strata: 4 }), { ...f64, gen: gen(seed) });
+  const m = new Diffusion(diffusionConfig({ ...tinyUnet, steps, strata: 4 }), { ...f64, gen: gen(seed) });
   m.namedParameters().forEach(([, p], i) => p.assign(T.add(p, T.randn(gen(100 + i), [...p.shape], { ...f64, std: 0.2 }))));
   return m;
 }
@@ -68,7 +67,7 @@ S("U-Net eps-loss: gradients w.r.t. every parameter tensor and the input vs cent
 });
 
 S("the bound's gradient w.r.t. parameters vs central differences (float64; decoder, KL and prior terms)", () => {
-  const m = tinyModel(8).setScore({ kind: "elbo" });
+  const m = tinyModel(8);
   // Inputs on pixel levels, edge levels included (the decoder's tail branches).
   const levels = [0, 255, 128, 3, 250, 77, 180, 0, 255, 64, 10, 200, 90, 140, 33, 255];
   const x = T.tensor([...levels, ...levels.reverse()].map((v) => (2 * v) / 255 - 1), [2, 1, 4, 4], f64);
@@ -136,7 +135,7 @@ S("training the tiny U-Net lowers the eps-loss (cpu backend, float32)", async ()
     for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) imgs[i * 64 + (oy + y) * 8 + ox + x] = 255;
   }
   const data = makeSet("squares", imgs, new Uint8Array(n), 1, 8, 8);
-  const m = new Diffusion(resolveConfig({ image: [1, 8, 8], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4, steps: 100 }), { backend: T.cpu, gen: gen(2) });
+  const m = new Diffusion(diffusionConfig({ image: [1, 8, 8], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4, steps: 100 }), { backend: T.cpu, gen: gen(2) });
   const lossOn = () => T.tidy(() => T.noGrad(() => {
     let s = 0;
     for (let r = 0; r < 4; r++) s += T.mean(m.trainingLoss(m.input(data, range(0, n)), gen(77 + r))).dataSync()[0];
@@ -328,20 +327,32 @@ S("samplers with the exact denoiser of the two-image distribution draw those two
   }
 });
 
-S("nll: per-input draws, so a batch gives each input what it gets alone (bound and eps-loss scores)", () => {
+S("objectives: per-input draws, so a batch gives each input what it gets alone (bound, bound without t = T, eps-loss)", () => {
   const m = tinyModel(5);
   const x = rand64(50, [3, 1, 4, 4]);
-  for (const score of [{ kind: "elbo" as const }, { kind: "elbo" as const, dropLast: true }, { kind: "loss" as const, t: 1, loss: "l1" as const }]) {
-    m.setScore(score);
-    const noise = T.randn(gen(51), m.noiseShape(3), f64);
-    const all = m.nll(x, { noise }).dataSync();
+  for (const name of ["elbo", "elbo-nolast", "l1-t1", "l2-t7"]) {
+    const o = m.objective(name);
+    const noise = T.randn(gen(51), o.noiseShape(3)!, f64);
+    const all = o.value(x, noise).dataSync();
     for (let i = 0; i < 3; i++) {
-      const one = m.nll(T.slice(x, [i], [i + 1]), { noise: T.slice(noise, [i], [i + 1]) }).dataSync()[0];
-      assert.ok(Math.abs(one - all[i]) < 1e-12 * Math.max(1, Math.abs(one)), `${JSON.stringify(score)} input ${i}`);
+      const one = o.value(T.slice(x, [i], [i + 1]), T.slice(noise, [i], [i + 1])).dataSync()[0];
+      assert.ok(Math.abs(one - all[i]) < 1e-12 * Math.max(1, Math.abs(one)), `${name} input ${i}`);
     }
   }
-  assert.throws(() => m.setScore({ kind: "loss", t: 0, loss: "l1" }), /t 0 must be an integer in \[1, 50\]/);
-  assert.throws(() => m.nll(x, { noise: T.randn(gen(1), [3, 2, 4, 4], f64) }), /noise \[3,2,4,4\], expected \[3,1,4,4\]/);
+  // "nll" is the bound; the model's own nll() with the same draws gives the same values.
+  const noise = T.randn(gen(52), m.noiseShape(3), f64);
+  assert.equal(Array.from(m.objective("nll").value(x, noise).dataSync()), Array.from(m.nll(x, { noise }).dataSync()));
+  assert.is(m.objective("nll").name, "elbo");
+  assert.is(m.defaultObjective, "l1-t1");
+  assert.throws(() => m.objective("l1-t0"), /step 0 is outside 1\.\.50/);
+  assert.throws(() => m.objective("l1-t51"), /step 51 is outside 1\.\.50/);
+  assert.throws(() => m.objective("l3-t1"), /objective 'l3-t1' is not one of the diffusion model's \(allowed: l1-t<t>, l2-t<t>/);
+  assert.throws(() => m.objective("l1-t1").value(x), /needs its per-input draws/);
+  assert.throws(() => m.nll(x, { noise: T.randn(gen(1), [3, 2, 4, 4], f64) }), /noise \[3,2,4,4\], expected \[3,5,1,4,4\]/);
+  // The eps-loss reports itself as it is; the bound in bits/dim.
+  assert.is(m.objective("l1-t1").measure.kind, "loss");
+  assert.is(m.objective("l1-t1").report(0.5), 0.5);
+  assert.ok(Math.abs(m.objective("elbo").report(16 * Math.LN2) - 1) < 1e-15);
 });
 
 S("the bound without its t = T term (elbo-nolast): the bound less that term, value and parameter gradient (float64); refused with one stratum", () => {
@@ -351,12 +362,10 @@ S("the bound without its t = T term (elbo-nolast): the bound less that term, val
   const x = rand64(60, [2, 1, 4, 4]);
   const noise = T.randn(gen(61), m.noiseShape(2), f64);
   const params = m.namedParameters().map(([, p]) => p);
-  m.setScore({ kind: "elbo" });
-  const full = m.nll(x, { noise });
+  const full = m.objective("elbo").value(x, noise);
   const gFull = T.grad(T.sum(full), params);
-  m.setScore({ kind: "elbo", dropLast: true });
-  assert.equal(m.noiseShape(2), [2, K + 1, 1, 4, 4]); // the same draws as the bound's, the last slot unused
-  const part = m.nll(x, { noise });
+  assert.equal(m.objective("elbo-nolast").noiseShape(2), [2, K + 1, 1, 4, 4]); // the same draws as the bound's, the last slot unused
+  const part = m.objective("elbo-nolast").value(x, noise);
   const gPart = T.grad(T.sum(part), params);
   // The left-out term on its own: stratum K - 1 (width 1) at t = 50 with noise slot K.
   const last = ops.klTerm(x, [50, 50], T.reshape(T.slice(noise, [0, K], [2, K + 1]), [2, 1, 4, 4]));
@@ -372,12 +381,10 @@ S("the bound without its t = T term (elbo-nolast): the bound less that term, val
     for (let j = 0; j < a.length; j++) worst = Math.max(worst, Math.abs(a[j] - c[j] - b[j]) / Math.max(1, Math.abs(a[j])));
   });
   assert.ok(worst < 1e-10, `gradient: bound - last vs elbo-nolast, worst ${worst}`);
-  assert.is(scoreLabel(m.score), "elbo-nolast");
-  assert.is(nllMeasure(m).short, "NLL bound w/o t = T");
-  assert.equal(parseDiffusionScore("elbo-nolast", "1"), { kind: "elbo", dropLast: true });
-  assert.throws(() => parseDiffusionScore("elbo-last", "1"), /expected l1, l2, elbo or elbo-nolast/);
-  const one = new Diffusion(resolveConfig({ ...tinyUnet, steps: 50, strata: 1 }), { ...f64, gen: gen(12) });
-  assert.throws(() => one.setScore({ kind: "elbo", dropLast: true }), /elbo-nolast: needs at least 2 strata .* this model has 1/);
+  assert.is(m.objective("elbo-nolast").measure.short, "NLL bound w/o t = T");
+  assert.throws(() => m.objective("elbo-last"), /objective 'elbo-last' is not one of the diffusion model's/);
+  const one = new Diffusion(diffusionConfig({ ...tinyUnet, steps: 50, strata: 1 }), { ...f64, gen: gen(12) });
+  assert.throws(() => one.objective("elbo-nolast"), /elbo-nolast': needs at least 2 strata .* this model has 1/);
   assert.throws(() => one.ops.elbo(x, [[2, 2]], T.randn(gen(1), [2, 2, 1, 4, 4], f64), { dropLast: true }), /dropLast needs at least 2 strata/);
 });
 
@@ -396,18 +403,40 @@ S("samplers: shapes, range, determinism under a seed (DDIM and DDPM)", async () 
   assert.throws(() => m.ops.ddim([1, 1, 4, 4], gen(1), 0), /steps 0 must be an integer in \[1, 20\]/);
 });
 
+S("samplers step by step (signal, onStep): the same images; an abort stops between steps and frees the step's tensor", async () => {
+  const m = tinyModel(6, 20);
+  for (const o of [{ steps: 5 }, { sampler: "ddpm" as const }]) {
+    const total = o.steps ?? 20, seen: number[] = [];
+    const plain = await m.sample(3, gen(1), o);
+    const hooked = await m.sample(3, gen(1), { ...o, signal: new AbortController().signal, onStep: (k, n) => seen.push(k, n) });
+    assert.equal([...hooked], [...plain], `${o.sampler ?? "ddim"}: hooks change nothing`);
+    assert.equal(seen.filter((_, i) => i % 2 === 0), [...range(1, total + 1)], "onStep counts every step once");
+    assert.ok(seen.filter((_, i) => i % 2 === 1).every((n) => n === total));
+    // Abort after step 2: rejected with the signal's reason, no step after it, the live x freed.
+    const ac = new AbortController(), steps: number[] = [];
+    const live: T.Tensor[] = [];
+    const gen0 = o.sampler === "ddpm" ? m.ops.ddpmSteps([3, 1, 4, 4], gen(1), f64) : m.ops.ddimSteps([3, 1, 4, 4], gen(1), total, f64);
+    live.push(gen0.next().value);
+    gen0.return(undefined as never);
+    assert.ok(live[0].disposed, "a sampler stopped early frees its current x");
+    const err = await m.sample(3, gen(1), { ...o, signal: ac.signal, onStep: (k) => (steps.push(k), k === 2 && ac.abort(new Error("cancelled here"))) }).then(() => null, (e) => e);
+    assert.match(String(err), /cancelled here/);
+    assert.equal(steps, [1, 2]);
+  }
+});
+
 S("batched per-group features equal the per-input loop on every tensor (each score, B = 1 and 3; cpu and webgpu)", async () => {
   for (const [name, backend] of [["cpu", T.cpu], ["webgpu", await webgpu()]] as const) {
     if (!backend) continue;
-    const m = new Diffusion(resolveConfig({ ...tinyUnet, steps: 50, strata: 3 }), { backend, gen: gen(7) });
+    const m = new Diffusion(diffusionConfig({ ...tinyUnet, steps: 50, strata: 3 }), { backend, gen: gen(7) });
     m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(gen(200 + i), [...p.shape], { backend, std: 0.1 }))));
     m.eval();
     const x = T.rand(gen(8), [6, 1, 4, 4], { backend, low: -1, high: 1 });
-    for (const score of [{ kind: "loss" as const, t: 1, loss: "l1" as const }, { kind: "elbo" as const }, { kind: "elbo" as const, dropLast: true }]) {
-      m.setScore(score);
-      const noise = noiseFor(m, 6, gen(9));
+    for (const score of ["l1-t1", "elbo", "elbo-nolast"]) {
+      const o = m.objective(score);
+      const noise = drawsOf(m, o, 6, gen(9));
       for (const B of [1, 3]) {
-        const a = await featuresBatched(m, x, B, noise), r = await featuresLoop(m, x, B, noise);
+        const a = await featuresBatched(m, o, x, B, noise), r = await featuresLoop(m, o, x, B, noise);
         assert.is(a.names.length, m.namedParameters().length);
         let zeros = 0;
         for (let i = 0; i < a.sq.length; i++) {
@@ -417,7 +446,7 @@ S("batched per-group features equal the per-input loop on every tensor (each sco
           assert.ok(ok, `${name} ${JSON.stringify(score)} B=${B} ${a.names[i % a.names.length]} group ${Math.floor(i / a.names.length)}: batched ${a.sq[i]} vs loop ${r.sq[i]}`);
         }
         assert.ok(zeros <= a.groups, `${zeros} zero norms`);
-        for (let g = 0; g < a.groups; g++) assert.ok(Math.abs(a.nll[g] - r.nll[g]) < 1e-4 * Math.abs(r.nll[g]), `${name} ${JSON.stringify(score)} B=${B} nll ${g}`);
+        for (let g = 0; g < a.groups; g++) assert.ok(Math.abs(a.value[g] - r.value[g]) < 1e-4 * Math.abs(r.value[g]), `${name} ${score} B=${B} value ${g}`);
       }
     }
   }
@@ -425,10 +454,10 @@ S("batched per-group features equal the per-input loop on every tensor (each sco
 
 S("the ood and timestep-ablation commands run on a tiny diffusion model and write their files", async () => {
   const dir = Deno.makeTempDirSync();
-  const m = new Diffusion(resolveConfig({ image: [1, 28, 28], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4, steps: 100 }), { backend: T.cpu, gen: gen(3) });
+  const m = new Diffusion(diffusionConfig({ image: [1, 28, 28], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4, steps: 100 }), { backend: T.cpu, gen: gen(3) });
   m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(gen(300 + i), [...p.shape], { backend: T.cpu, std: 0.05 }))));
   const wpath = `${dir}/tiny-diffusion.safetensors`;
-  await saveTensors(wpath, m.namedParameters(), metadataOf(m, { data: "fashion" }));
+  await saveTensors(wpath, m.namedState(), metadataOf(m, { data: "fashion" }));
   const run = async (...args: string[]) => {
     const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", ...args], stdout: "piped", stderr: "piped" }).output();
     return { code: r.code, out: new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr) };
@@ -446,17 +475,28 @@ S("the ood and timestep-ablation commands run on a tiny diffusion model and writ
   assert.is((Deno.readTextFileSync(`${dir}/abl/auroc-vs-t.svg`).match(/<circle /g) ?? []).length, 4);
   const bad = await run("src/cli/ablation.ts", "--model", wpath, "--t", "1,200", "--backend", "cpu", "--out", `${dir}/abl2`);
   assert.is(bad.code, 1);
-  assert.match(bad.out, /error: ablation: --t '1,200': step 200 exceeds the model's 100 steps/);
+  assert.match(bad.out, /error: ablation: --t '1,200': objective 'l1-t200': step 200 is outside 1\.\.100/);
   const badScore = await run("src/cli/ood.ts", "--model", wpath, "--diffusion-score", "l3", "--backend", "cpu");
   assert.is(badScore.code, 1);
   assert.match(badScore.out, /error: ood: --diffusion-score 'l3'.*elbo-nolast/);
+  // A diffusion-only option on a run without a diffusion model, and --fit on a run of diffusion models only: refused, not ignored.
+  const glowPath = `${dir}/tiny-glow.safetensors`;
+  const { createModel } = await import("../src/models/registry.ts");
+  const g = await createModel("glow", { levels: 1, steps: 1, hidden: 4, image: [1, 28, 28] }, T.cpu, 1);
+  await saveTensors(glowPath, g.namedState(), metadataOf(g, { data: "fashion" }));
+  const notDiff = await run("src/cli/ood.ts", "--model", glowPath, "--diffusion-t", "5", "--backend", "cpu", "--out", `${dir}/ood4`);
+  assert.is(notDiff.code, 1);
+  assert.match(notDiff.out, /error: ood: --diffusion-t '5': applies to diffusion models only, and none of the models is one/);
+  const fitOnDiff = await run("src/cli/ood.ts", "--model", wpath, "--fit", "20", "--backend", "cpu", "--out", `${dir}/ood5`);
+  assert.is(fitOnDiff.code, 1);
+  assert.match(fitOnDiff.out, /error: ood: --fit '20': applies to VAE and Glow models; every model here is a diffusion model \(use --diffusion-fit\)/);
   // The bound without its t = T term needs that term in a stratum of its own: refused before work for a one-stratum model.
-  const one = new Diffusion(resolveConfig({ image: [1, 28, 28], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4, steps: 100, strata: 1 }), { backend: T.cpu, gen: gen(4) });
+  const one = new Diffusion(diffusionConfig({ image: [1, 28, 28], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4, steps: 100, strata: 1 }), { backend: T.cpu, gen: gen(4) });
   const onePath = `${dir}/one-stratum.safetensors`;
-  await saveTensors(onePath, one.namedParameters(), metadataOf(one, { data: "fashion" }));
+  await saveTensors(onePath, one.namedState(), metadataOf(one, { data: "fashion" }));
   const badStrata = await run("src/cli/ood.ts", "--model", onePath, "--diffusion-score", "elbo-nolast", "--backend", "cpu", "--out", `${dir}/ood3`);
   assert.is(badStrata.code, 1);
-  assert.match(badStrata.out, /error: ood: --diffusion-score 'elbo-nolast': .*has 1 stratum/);
+  assert.match(badStrata.out, /error: ood: --diffusion-score 'elbo-nolast': .*needs at least 2 strata.*this model has 1/);
   assert.throws(() => Deno.statSync(`${dir}/ood3`), (e: unknown) => e instanceof Deno.errors.NotFound, "nothing written");
   Deno.removeSync(dir, { recursive: true });
 });

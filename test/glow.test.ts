@@ -4,7 +4,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { Glow } from "../src/models/glow.ts";
-import { ActNorm, AffineCoupling, FlowStep, InvConv1x1, LogitPreprocess, squeeze, unsqueeze } from "../src/models/glow_layers.ts";
+import { ActNorm, AffineCoupling, FlowStep, InvConv1x1, depthToSpace, LogitPreprocess, spaceToDepth } from "../src/models/glow_layers.ts";
 import { logAbsDet } from "../src/models/host_linalg.ts";
 import { gpuTest, maxRelErr, webgpu } from "./helpers.ts";
 
@@ -40,11 +40,11 @@ function jacobianLogDet(f: (x: T.Tensor) => T.Tensor, x: T.Tensor): number {
 
 const X = () => rnd(1, [2, 4, 4, 4]);
 
-S("squeeze / unsqueeze are exact inverses and a permutation", () => {
+S("spaceToDepth / depthToSpace (Glow's squeeze and unsqueeze) are exact inverses and a permutation", () => {
   const x = rnd(2, [2, 3, 4, 6]);
-  const y = squeeze(x);
+  const y = spaceToDepth(x);
   assert.equal(y.shape, [2, 12, 2, 3]);
-  assert.equal([...unsqueeze(y).dataSync()], [...x.dataSync()]);
+  assert.equal([...depthToSpace(y).dataSync()], [...x.dataSync()]);
   assert.equal([...y.dataSync()].sort(), [...x.dataSync()].sort());
 });
 

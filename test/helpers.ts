@@ -102,3 +102,12 @@ export async function withVariants<R>(gpu: WebGPUBackend, v: Partial<KernelVaria
     gpu.variants = saved;
   }
 }
+
+/**
+ * Standard-normal draws for an objective and a batch of n synthetic inputs (made in code, not
+ * from a set: src/ood/loop.ts's inputNoise draws from a set's pixels), on the model's backend.
+ */
+export function drawsOf(model: { backend: T.Tensor["backend"]; dtype: T.Tensor["dtype"] }, objective: { noiseShape(B: number): number[] | null }, n: number, g: T.Generator): T.Tensor | undefined {
+  const s = objective.noiseShape(n);
+  return s ? T.randn(g, s, { backend: model.backend, dtype: model.dtype }) : undefined;
+}

@@ -4,13 +4,14 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
+import { drawsOf } from "./helpers.ts";
 import { loadCifar10 } from "../src/data/cifar.ts";
 import { range, subset } from "../src/data/dataset.ts";
 import { encodeCifar10 } from "../src/data/image_files.ts";
 import { createModel } from "../src/models/registry.ts";
 import { evaluate, train } from "../src/models/train.ts";
-import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
-import { setFeatures } from "../src/ood/pipeline.ts";
+import { featuresBatched, featuresLoop } from "../src/ood/features.ts";
+import { setFeatures } from "../src/ood/loop.ts";
 
 const S = suite("image_shape");
 
@@ -61,16 +62,16 @@ S("VAE and Glow train and give batched features equal to the loop on 3x32x32 CIF
 
       const x = m.input(data, range(0, 6));
       assert.equal(x.shape, [6, 3, 32, 32]);
-      const noise = noiseFor(m, 6, new T.Generator(3));
+      const noise = drawsOf(m, m.objective(), 6, new T.Generator(3));
       for (const B of [1, 3]) {
-        const a = await featuresBatched(m, x, B, noise), l = await featuresLoop(m, x, B, noise);
+        const a = await featuresBatched(m, m.objective(), x, B, noise), l = await featuresLoop(m, m.objective(), x, B, noise);
         assert.is(a.groups, 6 / B);
         for (let i = 0; i < a.sq.length; i++) {
           const rel = Math.abs(a.sq[i] - l.sq[i]) / Math.abs(l.sq[i]);
           assert.ok(l.sq[i] > 0 && rel < 1e-4, `${kind} B=${B} ${a.names[i % a.names.length]}: batched ${a.sq[i]} vs loop ${l.sq[i]}`);
         }
       }
-      const f = await setFeatures(m, subset(data, range(0, 4), "cifar-4"), { groupSize: 2, batch: 4 });
+      const f = await setFeatures(m, m.objective(), subset(data, range(0, 4), "cifar-4"), { groupSize: 2, batch: 4 });
       assert.is(f.logf.length, 2);
       assert.ok(f.logf.every((row) => row.every(Number.isFinite)));
       const s = await m.sample(2, new T.Generator(4));
@@ -91,7 +92,7 @@ S("a set of another image shape is refused before any features are computed", as
     const data = loadCifar10([`${dir}/b.bin`]);
     const gray = { ...data, name: "gray", c: 1, h: 28, w: 28, images: new Uint8Array(2 * 784) };
     let msg = "";
-    try { await setFeatures(m, gray, { groupSize: 1, batch: 2 }); } catch (e) { msg = (e as Error).message; }
+    try { await setFeatures(m, m.objective(), gray, { groupSize: 1, batch: 2 }); } catch (e) { msg = (e as Error).message; }
     assert.match(msg, /set gray has 1x28x28 images, the model takes 3x32x32/);
   } finally {
     Deno.removeSync(dir, { recursive: true });

@@ -6,7 +6,8 @@ import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { Glow } from "../src/models/glow.ts";
 import { influenceStripPng, topInfluences } from "../src/ood/influence.ts";
-import { groupGradients, WoodburyFim } from "../src/ood/woodbury.ts";
+import { WoodburyFim } from "../src/ood/woodbury.ts";
+import { groupGradients } from "../src/ood/features.ts";
 import { decode } from "fast-png";
 
 const S = suite("influence");
@@ -19,8 +20,8 @@ S("top influences: |s_x^T F^-1 s_t| largest first, symmetric with inner(s_t, s_x
   m.eval();
   const fitX = T.rand(new T.Generator(3), [12, 1, 4, 4], { ...f64, low: -0.5, high: 0.5 });
   const testX = T.rand(new T.Generator(4), [2, 1, 4, 4], { ...f64, low: -0.5, high: 0.5 });
-  const fim = await WoodburyFim.fit(groupGradients(m, fitX, 1));
-  const g = groupGradients(m, testX, 1), fitG = groupGradients(m, fitX, 1);
+  const fim = await WoodburyFim.fit(groupGradients(m, m.objective(), fitX, 1));
+  const g = groupGradients(m, m.objective(), testX, 1), fitG = groupGradients(m, m.objective(), fitX, 1);
   for (const diagonal of [false, true]) {
     const top = await topInfluences(fim, g, 5, diagonal);
     const back = diagonal ? null : await fim.inner(fitG, g); // [12, 2]: s_t^T F^-1 s_x

@@ -1,39 +1,49 @@
 // One input end to end (src/ood/inspect.ts): the saliency map (double backprop) against float64
-// central differences of the score and of one layer's log f_l; the score against DiagonalGaussian;
-// the shipped detector files against the shipped models; bad input refused.
+// central differences of the score and of one layer's log f_l; the score against the detector's
+// own scoring; the input's draws from its pixels (the same answer as the loop over a set); the
+// shipped detector files against the shipped models; bad input refused.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
+import { makeSet } from "../src/data/dataset.ts";
 import { Glow } from "../src/models/glow.ts";
 import type { GenerativeModel } from "../src/models/model.ts";
 import { VAE } from "../src/models/vae.ts";
 import { loadModelBytes } from "../src/models/from_bytes.ts";
-import { DiagonalGaussian } from "../src/ood/density.ts";
-import { gpuTest, webgpu } from "./helpers.ts";
-import { checkDetector, type DiagonalDetector, diagonalDetector, inspectImage, inspectInput, scoreRow } from "../src/ood/inspect.ts";
-import { parseDetector } from "../src/ood/detector.ts";
+import { featuresLoop } from "../src/ood/features.ts";
+import { drawsOf, gpuTest, webgpu } from "./helpers.ts";
+import { detectorObjective, inspectImage, inspectInput } from "../src/ood/inspect.ts";
+import { Detector, fitDetector, readDetectorText } from "../src/ood/detector.ts";
+import { setFeatures } from "../src/ood/loop.ts";
 
 const S = suite("inspect");
 const f64 = { backend: T.cpu, dtype: "float64" as const };
 
 /** A detector fitted on the features of a few random inputs, so z-scores are of order one. */
-async function fakeDetector(model: GenerativeModel, xs: T.Tensor[]): Promise<DiagonalDetector> {
-  const rows: Float64Array[] = [];
-  for (const [i, x] of xs.entries()) rows.push((await inspectInput(model, x, { model: "", groupSize: 1, names: [], mean: [], variance: [], kept: [], threshold: 0, tpr: 0.95, made: {} }, { saliency: "none", noiseSeed: i })).logf);
-  const names = model.namedParameters().map(([n]) => n);
-  const d = new DiagonalGaussian(rows, names.length);
-  return diagonalDetector(d, names, 0, 0.95, "test", {});
+async function fakeDetector(model: GenerativeModel, xs: T.Tensor[]): Promise<Detector> {
+  const o = model.objective(), rows: Float64Array[] = [], nll: number[] = [];
+  for (const [i, x] of xs.entries()) {
+    const f = await featuresLoop(model, o, x, 1, drawsOf(model, o, 1, new T.Generator(i)));
+    rows.push(Float64Array.from(f.sq, Math.log));
+    nll.push(o.report(f.value[0]));
+  }
+  const named = model.namedParameters();
+  return new Detector(fitDetector({
+    model: { path: "test", sha256: "0".repeat(64), kind: model.kind, image: [...model.imageShape], objective: o.name }, groupSize: 1, seed: 0,
+    names: named.map(([n]) => n), sizes: named.map(([, p]) => p.size), logf: rows, nll, data: "random",
+  }));
 }
 
 async function checkSaliency(model: GenerativeModel, shape: number[]) {
   const xs = [1, 2, 3, 4].map((s) => T.rand(new T.Generator(s), shape, { ...f64, low: -0.4, high: 0.4 }));
   const det = await fakeDetector(model, xs);
+  const o = model.objective(), noise = drawsOf(model, o, 1, new T.Generator(7));
   const x = xs[0];
   const base = x.dataSync() as Float64Array;
   for (const target of ["score", 2] as const) {
-    const r = await inspectInput(model, x, det, { saliency: target, noiseSeed: 7 });
+    const r = await inspectInput(model, o, x, noise, det, { saliency: target });
     assert.is(r.saliency!.length, base.length);
-    const value = (d: Float64Array) => inspectInput(model, T.tensor(d, shape, f64), det, { saliency: "none", noiseSeed: 7 })
+    const value = (d: Float64Array) => inspectInput(model, o, T.tensor(d, shape, f64), noise, det, { saliency: "none" })
       .then((q) => (target === "score" ? q.score : q.logf[target]));
     let worst = 0, largest = 0;
     for (const i of [0, 5, 13, Math.floor(base.length / 2), base.length - 1]) {
@@ -63,60 +73,66 @@ S("saliency (Glow, float64): d score/dx and d log f_2/dx match central differenc
   await checkSaliency(glow, [1, 1, 8, 8]);
 });
 
-S("shipped detectors: match their models, score as DiagonalGaussian, flag a constant image", async () => {
-  const img = Deno.readFileSync("web/data/fashion.u8").subarray(0, 784);
+S("shipped detectors: match their models, score as the detector does, agree with the loop over a set, flag a constant image", async () => {
+  const imgs = Deno.readFileSync("web/data/fashion.u8");
   for (const m of ["vae-fashion", "glow-fashion"]) {
     const { model } = await loadModelBytes(Deno.readFileSync(`weights/${m}.safetensors`), T.cpu, m);
-    const det = checkDetector(JSON.parse(Deno.readTextFileSync(`web/data/${m}.detector.json`)), model.namedParameters().map(([n]) => n), m);
+    const det = readDetectorText(Deno.readTextFileSync(`web/data/${m}.detector.json`), m);
+    const img = imgs.subarray(0, 784);
     const r = await inspectImage(model, img, det, { saliency: "none" });
-    assert.ok(r.bitsPerDim > 1 && r.bitsPerDim < 8, `${m}: ${r.bitsPerDim} bits/dim`);
-    assert.ok(Math.abs(scoreRow(det, r.logf) - r.score) < 1e-12 && r.z.every(Number.isFinite));
+    assert.ok(r.value > 1 && r.value < 8, `${m}: ${r.value} bits/dim`);
+    assert.equal(r.scores, det.scoreRow(r.logf, r.value).scores);
+    assert.ok(r.z.every(Number.isFinite));
+    // The same image inside a set, at another position, through the one loop (the batched pass): the
+    // same draws, so the same features and value up to float32 rounding of the two gradient paths.
+    const set = makeSet("s", Uint8Array.from([...imgs.subarray(784, 3 * 784), ...img]), new Uint8Array(3), 1, 28, 28);
+    const f = await setFeatures(model, detectorObjective(model, det), set, { seed: det.file.seed });
+    const worst = Math.max(...r.logf.map((v, l) => Math.abs(v - f.logf[2][l])));
+    assert.ok(worst < 1e-4, `${m}: features of the image alone and third in a set differ by ${worst} in log f`);
+    assert.ok(Math.abs(f.nll[2] - r.value) < 1e-5 * r.value, `${m}: ${f.nll[2]} vs ${r.value}`);
+    // With other draws (another seed) the VAE's features move: the draws really are the input's own.
+    if (m === "vae-fashion") {
+      const g = await setFeatures(model, detectorObjective(model, det), set, { seed: det.file.seed + 1 });
+      assert.ok(Math.max(...g.logf[2].map((v, l) => Math.abs(v - f.logf[2][l]))) > 1e-3, "another seed, other draws");
+    }
     const flat = await inspectImage(model, new Uint8Array(784).fill(128), det, { saliency: "none" });
-    assert.ok(!flat.inDistribution && flat.score < det.threshold, `${m}: a constant image scores ${flat.score} under the threshold ${det.threshold}`);
+    assert.ok(flat.verdict === "ood" && flat.score < det.file.threshold95.gradient, `${m}: a constant image scores ${flat.score} under the threshold ${det.file.threshold95.gradient}`);
   }
 });
 
-S("a detector file (format fimscope-detector 1) is read as its diagonal Gaussian and threshold; the shipped ones carry their calibration", () => {
-  const file = parseDetector(JSON.parse(Deno.readTextFileSync("web/data/vae-fashion.detector.json")), "vae");
-  const g = file.densities.gradient;
-  const d = checkDetector(file, file.features, "vae");
-  const row = Array.from(g.mean, (m, l) => m + 0.3 * Math.sqrt(g.variance[l]));
-  assert.is(scoreRow(d, row), DiagonalGaussian.fromParams(g).score(row));
-  assert.is(d.threshold, file.threshold95.gradient);
-  assert.is(d.nllMean, file.fit.nllMean);
+S("the shipped detector files are format 2, fitted with held-out calibration, and checked against their models", async () => {
+  const det = readDetectorText(Deno.readTextFileSync("web/data/vae-fashion.detector.json"), "vae");
+  const file = det.file;
   // The page's files: fitted on positions [0, 500) of the permuted test split, thresholds from [500, 1000).
   assert.equal(file.fit.selection, { set: "fashion", split: "test", seed: 1000, from: 0, to: 500 });
   assert.equal(file.calibration?.selection, { set: "fashion", split: "test", seed: 1000, from: 500, to: 1000 });
-  assert.match(String(d.made.threshold), /95% of 500 fashion test split, positions \[500, 1000\) of its permutation by Generator\(1000\) \(held out\)/);
-  assert.throws(() => checkDetector({ ...file, groupSize: 5 }, file.features, "fit.json"), /fit.json: groupSize 5/);
-  assert.throws(() => checkDetector({ ...file, threshold95: {} }, file.features, "fit.json"), /threshold95/);
-  assert.throws(() => checkDetector({ ...file, calibration: { data: 3 } }, file.features, "fit.json"), /"calibration" must hold data and groups/);
-  assert.throws(() => checkDetector({ ...file, fit: { ...file.fit, selection: { set: "fashion", split: "val", seed: 1, from: 0, to: 5 } } }, file.features, "fit.json"), /fit.selection must be/);
-  // The former page format is no longer read.
-  assert.throws(() => checkDetector({ format: "fimscope-diag-detector/1", names: file.features }, file.features, "old.json"), /old.json: not a fimscope detector/);
+  assert.is(file.model.objective, "nll");
+  const { model } = await loadModelBytes(Deno.readFileSync("weights/vae-fashion.safetensors"), T.cpu, "vae");
+  assert.is(detectorObjective(model, det, "vae").name, "nll");
+  const five = new Detector({ ...file, groupSize: 5 });
+  assert.throws(() => detectorObjective(model, five, "fit.json", { single: true }), /fit.json: groupSize 5: one input at a time needs a detector fitted at B = 1/);
+  const other = new Detector({ ...file, model: { ...file.model, objective: "l1-t1" } });
+  assert.throws(() => detectorObjective(model, other, "fit.json"), /fit.json: model.objective: objective 'l1-t1' is not one of the vae model's \(allowed: nll\)/);
 });
 
 S("bad input refused with a message naming it", async () => {
   const vae = new VAE({ latent: 4, channels: [4, 8], outChannels: 4 }, { backend: T.cpu, gen: new T.Generator(3) });
-  const names = vae.namedParameters().map(([n]) => n);
-  const det = diagonalDetector(new DiagonalGaussian([new Float64Array(names.length), new Float64Array(names.length).fill(1)], names.length), names, 0, 0.95, "x", {});
+  const det = await fakeDetector(vae, [1, 2].map((s) => T.rand(new T.Generator(s), [1, 1, 28, 28], { low: -0.4, high: 0.4 })));
   const rejects = async (p: Promise<unknown>, re: RegExp) => {
     const e = await p.then(() => null, (e: Error) => e);
     assert.ok(e && re.test(e.message), `expected an error matching ${re}, got ${e?.message ?? "none"}`);
   };
   await rejects(inspectImage(vae, new Uint8Array(100), det), /100 bytes/);
-  await rejects(inspectImage(vae, new Uint8Array(784), det, { saliency: names.length }), /out of range/);
-  const file = JSON.parse(Deno.readTextFileSync("web/data/vae-fashion.detector.json"));
-  assert.throws(() => checkDetector(file, names.slice(1), "d.json"), /d.json: its 16 features do not match the model's 15/);
-  assert.throws(() => checkDetector({ ...file, format: "x" }, names, "d.json"), /d.json: not a fimscope detector/);
+  await rejects(inspectImage(vae, new Uint8Array(784), det, { saliency: det.names.length }), /out of range/);
+  const glow = new Glow({ levels: 2, steps: 1, hidden: 4, image: [1, 28, 28] }, { backend: T.cpu, gen: new T.Generator(5) });
+  await rejects(inspectImage(glow, new Uint8Array(784), det), /detector: has 16 features, but the glow model has 24 parameter tensors/);
 });
 
 const gpu = await webgpu();
 gpuTest(S, gpu)("WebGPU: 20 inspections with saliency (double backprop) keep GPU memory flat; numbers match the CPU", async (gpu) => {
   const bytes = Deno.readFileSync("weights/glow-fashion.safetensors");
   const onGpu = (await loadModelBytes(bytes, gpu, "glow")).model, onCpu = (await loadModelBytes(bytes, T.cpu, "glow")).model;
-  const names = onGpu.namedParameters().map(([n]) => n);
-  const det = checkDetector(JSON.parse(Deno.readTextFileSync("web/data/glow-fashion.detector.json")), names);
+  const det = readDetectorText(Deno.readTextFileSync("web/data/glow-fashion.detector.json"), "glow");
   const img = (i: number) => Deno.readFileSync("web/data/mnist.u8").slice(i * 784, (i + 1) * 784);
   for (let i = 0; i < 3; i++) await inspectImage(onGpu, img(i), det);
   await gpu.sync();
@@ -129,7 +145,7 @@ gpuTest(S, gpu)("WebGPU: 20 inspections with saliency (double backprop) keep GPU
   const a = await inspectImage(onGpu, img(1), det), b = await inspectImage(onCpu, img(1), det);
   // float32 on both; the Glow's score sums 90 squared z-scores, some with small SDs, so it carries
   // more rounding than the NLL (this image: 1.2e-4 relative between lavapipe and the CPU).
-  assert.ok(Math.abs(a.score - b.score) < 1e-3 * Math.abs(b.score) && Math.abs(a.bitsPerDim - b.bitsPerDim) < 1e-5 * b.bitsPerDim, `${a.score} vs ${b.score}`);
+  assert.ok(Math.abs(a.score - b.score) < 1e-3 * Math.abs(b.score) && Math.abs(a.value - b.value) < 1e-5 * b.value, `${a.score} vs ${b.score}`);
   onGpu.parameters().forEach((p) => p.dispose());
 });
 

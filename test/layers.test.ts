@@ -84,6 +84,37 @@ S("the check sees imports: the kernels import the shaders, autograd the kernels"
   assert.equal(layerOf("src/kernels/webgpu/x.ts"), "kernels");
 });
 
+
+/**
+ * Outside the library: what each top-level folder may import (relative imports, resolved). The page
+ * bundles only the library (never benchmark code); benches and scripts use the library and the
+ * options library (src/io/options.ts), never a command's module; of src/cli only the error reporter
+ * every entry point shares (src/cli/errors.ts: one `error:` line, --help); examples use the public
+ * API (mod.ts) and the packaged datasets. Tests may import what they test.
+ */
+const OUTSIDE: Record<string, { may: (t: string) => boolean; rule: string }> = {
+  web: { may: (t) => t === "mod.ts" || t.startsWith("web/") || (t.startsWith("src/") && !t.startsWith("src/cli/")), rule: "web/ may import mod.ts, src/ (not src/cli) and web/" },
+  bench: { may: (t) => t === "mod.ts" || t.startsWith("bench/") || t.startsWith("shaders/") || t === "src/cli/errors.ts" || (t.startsWith("src/") && !t.startsWith("src/cli/")), rule: "bench/ may import mod.ts, src/ (of src/cli only errors.ts), shaders/ and bench/" },
+  scripts: { may: (t) => t === "mod.ts" || t.startsWith("scripts/") || t.startsWith("web/") || t.startsWith("shaders/") || t === "src/cli/errors.ts" || (t.startsWith("src/") && !t.startsWith("src/cli/")), rule: "scripts/ may import mod.ts, src/ (of src/cli only errors.ts), shaders/, web/ and scripts/" },
+  examples: { may: (t) => t === "mod.ts" || t === "src/data/mnist.ts" || t.startsWith("examples/"), rule: "examples/ may import mod.ts (the public API), the packaged datasets and examples/" },
+};
+
+function outsideViolations(): string[] {
+  const bad: string[] = [];
+  for (const [dir, { may, rule }] of Object.entries(OUTSIDE)) {
+    for (const f of walk(dir)) for (const t of importsOf(f)) if (!may(t)) bad.push(`${f} -> ${t} (${rule})`);
+  }
+  return bad;
+}
+
+S("web/, bench/, scripts/ and examples/ import only what their rule allows (the page bundles no benchmark code)", () => {
+  const bad = outsideViolations();
+  assert.equal(bad, [], `imports outside the library against its rules:\n  ${bad.join("\n  ")}`);
+  // The scanner sees these folders' imports.
+  assert.ok(importsOf("web/app.ts").includes("mod.ts"), "web/app.ts's import of mod.ts not seen");
+  assert.ok(walk("bench").flatMap(importsOf).includes("src/io/options.ts"), "bench's imports of the options library not seen");
+});
+
 S.run();
 
 /**

@@ -4,14 +4,16 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { createModel } from "../src/models/registry.ts";
-import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
+import { makeObjective } from "../src/models/objective.ts";
+import { inputNoise } from "../src/ood/loop.ts";
+import { featuresBatched, featuresLoop } from "../src/ood/features.ts";
 import { auroc, averagePrecision, fprAtTpr, aurocBootstrap } from "../src/ood/metrics.ts";
 import { ChiSquarePerLayer, DiagonalGaussian, FullGaussian, lgamma } from "../src/ood/density.ts";
 import { saveTensors } from "../src/io/safetensors.ts";
 import { metadataOf } from "../src/models/train.ts";
 import { leadingEigen, shiftDiagnostic } from "../src/ood/shift.ts";
 import { makeSet, range } from "../src/data/dataset.ts";
-import { gpuTest, webgpu } from "./helpers.ts";
+import { gpuTest, webgpu, drawsOf } from "./helpers.ts";
 
 const S = suite("ood");
 const tmp = Deno.makeTempDirSync(); // removed after the suite
@@ -26,16 +28,16 @@ async function compareBatchedLoop(backendName: string, backend: T.Tensor["backen
     // Move every parameter off its initial value (zero-initialised convs would give zero gradients).
     m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(new T.Generator(10 + i), [...p.shape], { backend, std: 0.02 }))));
     m.eval();
-    const noise = noiseFor(m, 10, new T.Generator(3));
+    const noise = drawsOf(m, m.objective(), 10, new T.Generator(3));
     for (const B of [1, 5]) {
-      const a = await featuresBatched(m, x, B, noise), r = await featuresLoop(m, x, B, noise);
+      const a = await featuresBatched(m, m.objective(), x, B, noise), r = await featuresLoop(m, m.objective(), x, B, noise);
       assert.is(a.groups, 10 / B);
       assert.is(a.names.length, m.namedParameters().length);
       for (let i = 0; i < a.sq.length; i++) {
         const rel = Math.abs(a.sq[i] - r.sq[i]) / Math.abs(r.sq[i]);
         assert.ok(r.sq[i] > 0 && rel < 1e-4, `${backendName} ${kind} B=${B} ${a.names[i % a.names.length]} group ${Math.floor(i / a.names.length)}: batched ${a.sq[i]} vs loop ${r.sq[i]}`);
       }
-      for (let g = 0; g < a.groups; g++) assert.ok(Math.abs(a.nll[g] - r.nll[g]) < 1e-4 * Math.abs(r.nll[g]));
+      for (let g = 0; g < a.groups; g++) assert.ok(Math.abs(a.value[g] - r.value[g]) < 1e-4 * Math.abs(r.value[g]));
     }
   }
 }
@@ -61,8 +63,8 @@ S("... and on wasm", async () => {
 S("a group's features are those of its summed NLL (B=2 by hand on a tiny VAE)", async () => {
   const m = await createModel("vae", { latent: 2, channels: [2, 2], outChannels: 2 }, T.cpu, 4);
   const x = T.rand(new T.Generator(5), [2, 1, 28, 28], { backend: T.cpu, low: -1, high: 1 });
-  const noise = noiseFor(m, 2, new T.Generator(6));
-  const f = await featuresBatched(m, x, 2, noise);
+  const noise = drawsOf(m, m.objective(), 2, new T.Generator(6));
+  const f = await featuresBatched(m, m.objective(), x, 2, noise);
   const gs = T.grad(T.sum(m.nll(x, { noise })), m.parameters());
   gs.forEach((g, l) => {
     const want = [...g!.dataSync()].reduce((s, v) => s + v * v, 0);
@@ -97,12 +99,12 @@ S("the norms-only pass refuses a linear weight that enters the NLL twice", async
   const model = {
     kind: "toy", config: {}, dims: 4,
     namedParameters: () => lin.namedParameters(), parameters: () => lin.parameters(), modules: () => lin.modules(),
-    nll: (x: T.Tensor) => T.sum(T.square(lin.forward(lin.forward(x))), 1),
     noiseShape: () => null,
   } as unknown as Parameters<typeof featuresBatched>[0];
+  const twice = makeObjective({ name: "twice", dims: 4, noiseShape: () => null, value: (x) => T.sum(T.square(lin.forward(lin.forward(x))), 1), measure: { kind: "loss", short: "", label: "", unit: "" } });
   const x = T.randn(new T.Generator(2), [2, 4], { backend: T.cpu });
   let msg = "";
-  try { await featuresBatched(model, x, 1); } catch (e) { msg = (e as Error).message; }
+  try { await featuresBatched(model, twice, x, 1); } catch (e) { msg = (e as Error).message; }
   assert.match(msg, /parameter weight enters the loss more than once/);
 });
 
@@ -195,7 +197,7 @@ S("the ood command runs on a few dozen inputs and writes every report file", asy
   const dir = Deno.makeTempDirSync({ dir: tmp });
   const m = await createModel("vae", { latent: 2, channels: [2, 4], outChannels: 2 }, T.cpu, 9);
   const wpath = `${dir}/tiny-vae.safetensors`;
-  await saveTensors(wpath, m.namedParameters(), metadataOf(m, { data: "fashion" }));
+  await saveTensors(wpath, m.namedState(), metadataOf(m, { data: "fashion" }));
   const cmd = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "src/cli/ood.ts", "--model", wpath, "--fit", "20", "--eval", "10", "--data", "fashion", "--ood", "mnist,noise,vflip", "--backend", "cpu", "--out", `${dir}/report`],
     stdout: "piped", stderr: "piped",
@@ -265,7 +267,8 @@ S("Fisher study: F restricted to the chosen weights equals the mean of g g^T ove
   const r = await fimStudy(m, o);
   const k = 6;
   // The reference draws what fimStudy draws, in the same order (weights, samples, then per batch
-  // the inputs and the noise), and takes each sample's gradient by its own backward pass.
+  // the inputs; each sample's noise from its own pixels and the seed), and takes each sample's
+  // gradient by its own backward pass.
   const gen = new T.Generator(o.seed);
   const named = new Map(m.namedParameters());
   const chosen = r.layers.map((n) => ({ p: named.get(n)!, idx: [...gen.permutation(named.get(n)!.size).subarray(0, o.perLayer)] }));
@@ -275,7 +278,7 @@ S("Fisher study: F restricted to the chosen weights equals the mean of g g^T ove
   for (let i = 0; i < o.samples; i += o.batch) {
     const idx = range(i, Math.min(o.samples, i + o.batch));
     const x = m.input(set, idx, gen);
-    const noise = noiseFor(m, idx.length, gen);
+    const noise = inputNoise(m, m.objective("nll"), set, idx, o.seed);
     const nll = m.nll(x, { noise });
     for (let g = 0; g < idx.length; g++) {
       const grads = T.grad(T.sum(T.slice(nll, [g], [g + 1])), chosen.map((c) => c.p));

@@ -224,6 +224,19 @@ S("SIMD exp, sigmoid, softplus, silu and siluGrad (polynomial exp and log1p) wit
   }
 });
 
+S("polynomial-exp ops give an element the same bits at any array length (1 to 70 and long), so results never depend on a batch's size", () => {
+  // Arrays under 64 elements once took a TypeScript loop with Math.exp while longer ones ran the
+  // kernel's polynomial: a VAE input's features then changed with how many inputs shared its batch.
+  const long = 300, xs = Float32Array.from({ length: long }, (_, i) => Math.sin(i * 0.7) * 9);
+  for (const op of ["exp", "sigmoid", "softplus", "silu"] as const) {
+    const full = (T as unknown as Record<string, (t: T.Tensor) => T.Tensor>)[op](T.tensor(xs, [long], { backend: wb })).dataSync();
+    for (const n of [1, 2, 3, 4, 5, 7, 63, 64, 65, 70]) {
+      const part = (T as unknown as Record<string, (t: T.Tensor) => T.Tensor>)[op](T.tensor(xs.subarray(0, n), [n], { backend: wb })).dataSync();
+      for (let i = 0; i < n; i++) assert.ok(Object.is(part[i], full[i]) && Number.isFinite(part[i]), `${op} of ${n} elements, element ${i}: ${part[i]} vs ${full[i]}`);
+    }
+  }
+});
+
 S("the worker threads take part (tasks run by workers, not only by the caller)", async () => {
   if (wb.threads < 2) return console.warn("  (one thread here: nothing to check)");
   const before = wb.workerTasks;

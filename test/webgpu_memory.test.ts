@@ -2,11 +2,11 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
-import { gpuTest, webgpu } from "./helpers.ts";
+import { gpuTest, webgpu, drawsOf } from "./helpers.ts";
 import { KEPT_PATCHES_MAX_BYTES } from "../src/kernels/webgpu/patches.ts";
 import { createModel } from "../src/models/registry.ts";
-import { featuresBatched, featuresLoop, noiseFor } from "../src/ood/features.ts";
-import { Diffusion, resolveConfig } from "../src/models/diffusion.ts";
+import { featuresBatched, featuresLoop } from "../src/ood/features.ts";
+import { Diffusion, diffusionConfig } from "../src/models/diffusion.ts";
 import { Adam } from "../src/nn/optim.ts";
 
 const gpu = await webgpu();
@@ -49,10 +49,10 @@ G("repeated OOD feature passes (per-group and loop, VAE and Glow): nothing creat
     const x = T.rand(new T.Generator(6), [6, 1, 28, 28], { backend: gpu, low: -0.5, high: 0.5 });
     if (m.initialize) m.initialize(x);
     m.eval();
-    const noise = noiseFor(m, 6, new T.Generator(7));
+    const noise = drawsOf(m, m.objective(), 6, new T.Generator(7));
     const pass = async () => {
-      for (const B of [1, 3]) await featuresBatched(m, x, B, noise);
-      await featuresLoop(m, x, 3, noise);
+      for (const B of [1, 3]) await featuresBatched(m, m.objective(), x, B, noise);
+      await featuresLoop(m, m.objective(), x, 3, noise);
     };
     await pass();
     await gpu.sync();
@@ -66,10 +66,10 @@ G("repeated OOD feature passes (per-group and loop, VAE and Glow): nothing creat
 });
 
 G("the diffusion model (fused GroupNorm, attention): training steps and feature passes create nothing after warm-up, leave nothing in use", async (gpu) => {
-  const m = new Diffusion(resolveConfig({ image: [1, 8, 8], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 2, steps: 50 }), { backend: gpu, gen: new T.Generator(9) });
+  const m = new Diffusion(diffusionConfig({ image: [1, 8, 8], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 2, steps: 50 }), { backend: gpu, gen: new T.Generator(9) });
   const params = m.parameters(), opt = new Adam(params, { lr: 1e-3 });
   const x = T.rand(new T.Generator(10), [4, 1, 8, 8], { backend: gpu, low: -1, high: 1 });
-  const noise = noiseFor(m, 4, new T.Generator(11));
+  const noise = drawsOf(m, m.objective(), 4, new T.Generator(11));
   let k = 0;
   const round = async () => {
     m.train();
@@ -83,8 +83,8 @@ G("the diffusion model (fused GroupNorm, attention): training steps and feature 
     await l.item();
     l.dispose();
     m.eval();
-    await featuresBatched(m, x, 2, noise);
-    await featuresLoop(m, x, 2, noise);
+    await featuresBatched(m, m.objective(), x, 2, noise);
+    await featuresLoop(m, m.objective(), x, 2, noise);
   };
   await round();
   await round();

@@ -6,7 +6,9 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { Glow } from "../src/models/glow.ts";
-import { cholesky, diagonalFim, diagonalInner, groupGradients, groupGradientsLoop, lowerInverse, WoodburyFim } from "../src/ood/woodbury.ts";
+import { WoodburyFim } from "../src/ood/woodbury.ts";
+import { cholesky, lowerInverse } from "../src/ood/linalg.ts";
+import { groupGradients, groupGradientsLoop } from "../src/ood/features.ts";
 import { invert } from "../src/models/host_linalg.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 import type { Backend } from "../src/kernels/backend.ts";
@@ -56,7 +58,7 @@ const rel = (a: number, b: number) => Math.abs(a - b) / Math.max(1e-12, Math.abs
 S("batched per-group gradients equal the per-group loop (B = 1 and 2)", () => {
   const m = tinyGlow(), x = inputs(3, 6);
   for (const B of [1, 2]) {
-    const a = groupGradients(m, x, B), b = groupGradientsLoop(m, x, B);
+    const a = groupGradients(m, m.objective(), x, B), b = groupGradientsLoop(m, m.objective(), x, B);
     assert.is(a.length, m.namedParameters().length);
     a.forEach((t, l) => {
       assert.equal(t.shape, b[l].shape);
@@ -83,7 +85,7 @@ const triFloats = (n: number, k: number) => {
 async function woodburyVsExplicit(sliceRows?: number, batchRows?: number, triangleBlocks?: number) {
   const m = tinyGlow();
   const N = 7;
-  const fitG = groupGradients(m, inputs(4, N), 1), testG = groupGradients(m, inputs(5, 4), 1);
+  const fitG = groupGradients(m, m.objective(), inputs(4, N), 1), testG = groupGradients(m, m.objective(), inputs(5, 4), 1);
   const sizes = fitG.map((t) => t.shape[1]);
   assert.ok(sizes.some((p) => p < N) && sizes.some((p) => p >= N), `want layers on both sides of N: ${sizes}`);
   // As batches of batchRows rows (as setGradients gives them), or all N rows at once.
@@ -141,7 +143,7 @@ async function woodburyVsExplicit(sliceRows?: number, batchRows?: number, triang
 
 S("FIM inner products: symmetric, equal the explicit inverse, and inner(a, a) is the score", async () => {
   const m = tinyGlow();
-  const fitG = groupGradients(m, inputs(6, 9), 1), a = groupGradients(m, inputs(7, 3), 1), b = groupGradients(m, inputs(8, 5), 1);
+  const fitG = groupGradients(m, m.objective(), inputs(6, 9), 1), a = groupGradients(m, m.objective(), inputs(7, 3), 1), b = groupGradients(m, m.objective(), inputs(8, 5), 1);
   const fim = await WoodburyFim.fit(copies(fitG), { sliceRows: 4 });
   const ab = await fim.inner(a, b), ba = await fim.inner(b, a), aa = await fim.inner(a, a);
   // Without the block version the layers are merged into chunks of up to sliceRows parameters: the same products.
@@ -159,15 +161,18 @@ S("FIM inner products: symmetric, equal the explicit inverse, and inner(a, a) is
   const sc = await fim.score(a);
   for (let i = 0; i < 3; i++) assert.ok(rel(aa[i * 3 + i], sc.full[i]) < 1e-10);
   // Against the fit set itself: the fast N A^{-1} S g form equals inner() with the fit rows, both ways.
-  const fitCopy = groupGradients(m, inputs(6, 9), 1);
+  const fitCopy = groupGradients(m, m.objective(), inputs(6, 9), 1);
   const fa = await fim.fitInner(a), af = await fim.inner(fitCopy, a);
   for (let i = 0; i < 3; i++) for (let t = 0; t < 9; t++) assert.ok(rel(fa[i * 9 + t], af[t * 3 + i]) < 1e-9, `fitInner ${i},${t}: ${fa[i * 9 + t]} vs ${af[t * 3 + i]}`);
-  // The diagonal alternative is symmetric too, and equals sum a b / (mean s^2 + lambda).
-  const d = diagonalFim(fitG, fim.lambda);
-  const dab = await diagonalInner(d, a, b), dba = await diagonalInner(d, b, a);
-  for (let i = 0; i < 3; i++) for (let j = 0; j < 5; j++) assert.ok(rel(dab[i * 5 + j], dba[j * 3 + i]) < 1e-12);
-  const fd = await fim.fitInner(a, true), df = await diagonalInner(d, a, fitCopy);
-  for (let i = 0; i < 27; i++) assert.ok(rel(fd[i], df[i]) < 1e-12, `diagonal fitInner ${i}`);
+  // The diagonal alternative equals sum_p a_p s_p / (mean over the fit of s_p^2 + lambda), computed here on the host.
+  const Sfit = rows(fitCopy), Ah = rows(a), P = Sfit.P;
+  const dg = Float64Array.from({ length: P }, (_, p) => fim.lambda + Array.from({ length: 9 }, (_, t) => Sfit.data[t * P + p] ** 2).reduce((x, y) => x + y, 0) / 9);
+  const fd = await fim.fitInner(a, true);
+  for (let i = 0; i < 3; i++) for (let t = 0; t < 9; t++) {
+    let want = 0;
+    for (let p = 0; p < P; p++) want += (Ah.data[i * P + p] * Sfit.data[t * P + p]) / dg[p];
+    assert.ok(rel(fd[i * 9 + t], want) < 1e-10, `diagonal fitInner ${i},${t}: ${fd[i * 9 + t]} vs ${want}`);
+  }
   fim.dispose();
 });
 

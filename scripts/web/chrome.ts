@@ -1,6 +1,7 @@
 // A small DevTools-protocol driver for Debian's headless chromium (no browser download): start it,
-// open a page, evaluate expressions (awaiting promises), send mouse events, take screenshots.
-// Used by test/browser.test.ts and scripts/web/bench_fallback.ts.
+// open a page, evaluate expressions (awaiting promises), send mouse and key events, set the
+// viewport, take screenshots, run an axe-core accessibility audit in the page.
+// Used by test/browser.test.ts and the scripts in scripts/web/.
 import { writeFileAtomic } from "../../src/io/atomic.ts";
 
 export interface ChromeOptions {
@@ -140,6 +141,64 @@ export class Chrome {
 
   mouse(type: "mousePressed" | "mouseMoved" | "mouseReleased", x: number, y: number): Promise<unknown> {
     return this.send("Input.dispatchMouseEvent", { type, x, y, button: "left", buttons: type === "mouseReleased" ? 0 : 1, clickCount: 1, pointerType: "mouse" });
+  }
+
+  /** A click with real mouse events at the centre of the element `selector` matches (scrolled into view). */
+  async click(selector: string): Promise<void> {
+    const box = await this.eval<number[] | null>(`(() => { const e = document.querySelector(${JSON.stringify(selector)}); if (!e) return null; e.scrollIntoView({ block: "center" });
+      const r = e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()`);
+    if (!box) throw new Error(`click: nothing matches ${selector}`);
+    await this.mouse("mouseMoved", box[0], box[1]);
+    await this.mouse("mousePressed", box[0], box[1]);
+    await this.mouse("mouseReleased", box[0], box[1]);
+  }
+
+  /** One key press (keyDown, then keyUp) on the focused element: Tab, Enter, " ", ArrowDown, ..., with shift optionally. */
+  async key(key: string, o: { shift?: boolean } = {}): Promise<void> {
+    const codes: Record<string, [string, number, string?]> = {
+      Tab: ["Tab", 9], Enter: ["Enter", 13, "\r"], " ": ["Space", 32, " "], Escape: ["Escape", 27], Home: ["Home", 36], End: ["End", 35],
+      ArrowLeft: ["ArrowLeft", 37], ArrowUp: ["ArrowUp", 38], ArrowRight: ["ArrowRight", 39], ArrowDown: ["ArrowDown", 40],
+    };
+    const c = codes[key];
+    if (!c) throw new Error(`key: ${key} is not one of ${Object.keys(codes).join(", ")}`);
+    const [code, vk, text] = c;
+    const base = { key, code, windowsVirtualKeyCode: vk, nativeVirtualKeyCode: vk, modifiers: o.shift ? 8 : 0 };
+    await this.send("Input.dispatchKeyEvent", { type: text ? "keyDown" : "rawKeyDown", ...base, ...(text ? { text, unmodifiedText: text } : {}) });
+    await this.send("Input.dispatchKeyEvent", { type: "keyUp", ...base });
+  }
+
+  /** The viewport's size in CSS pixels (mobile: a touch screen's meta-viewport handling); null restores the window's. */
+  async viewport(size: { width: number; height: number; mobile?: boolean } | null): Promise<void> {
+    if (size) await this.send("Emulation.setDeviceMetricsOverride", { width: size.width, height: size.height, deviceScaleFactor: 1, mobile: size.mobile ?? false });
+    else await this.send("Emulation.clearDeviceMetricsOverride");
+  }
+
+  /** A screenshot of the viewport only (what a person sees without scrolling). */
+  async screenshotViewport(path: string): Promise<void> {
+    const r = await this.send<{ data: string }>("Page.captureScreenshot", { format: "png" });
+    writeFileAtomic(path, Uint8Array.from(atob(r.data), (c) => c.charCodeAt(0)));
+  }
+
+  /**
+   * axe-core's audit of the page as it is now (its script injected over the DevTools protocol, once
+   * per document): the violations of the given impacts, each with its rule, impact, help and the
+   * first few elements it names.
+   */
+  async axe(impacts = ["serious", "critical"]): Promise<{ id: string; impact: string; help: string; nodes: string[] }[]> {
+    if (!(await this.eval<boolean>("typeof axe === 'object'"))) {
+      const file = new URL("../../node_modules/axe-core/axe.min.js", import.meta.url);
+      let src: string;
+      try {
+        src = Deno.readTextFileSync(file);
+      } catch {
+        throw new Error(`axe-core is not installed (${file.pathname}): npm install (it is a dev dependency)`);
+      }
+      const r = await this.send<{ exceptionDetails?: unknown }>("Runtime.evaluate", { expression: src, returnByValue: true });
+      if (r.exceptionDetails) throw new Error(`axe-core did not load: ${JSON.stringify(r.exceptionDetails).slice(0, 300)}`);
+    }
+    return await this.eval(`axe.run(document, { resultTypes: ["violations"] }).then((r) => r.violations
+      .filter((v) => ${JSON.stringify(impacts)}.includes(v.impact))
+      .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 4).map((n) => n.target.join(" ") + ": " + (n.failureSummary || "").split("\\n").slice(0, 2).join(" ")) })))`);
   }
 
   async close(): Promise<void> {

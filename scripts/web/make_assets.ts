@@ -5,19 +5,21 @@
 //                          (src/ood/detector.ts: every density over log f_l at B = 1, the model's
 //                          SHA-256), with a calibration set: its quantiles and thresholds at 95%
 //                          in-distribution TPR are those of held-out images. The features are those of
-//                          `npm run ood` (setFeatures at B = 1): the gradient of the NLL, or for the
-//                          diffusion model of the L1 eps-loss at t = 1, one noise draw per input
-//                          (useDetectorScore), not of its bound.
+//                          `npm run ood` (setFeatures at B = 1, seed 0): the gradient of the model's
+//                          default objective: the NLL, or for the diffusion model the L1 eps-loss at
+//                          t = 1, one noise draw per input from its pixels, not of its bound.
 // Protocol (that of `npm run ood`, seed 0): FashionMNIST's test split is permuted with
 // Generator(1000); the detector is fitted on permuted images [0, fit) and its threshold set on
 // [fit, fit + calib), both in the first half; the shipped FashionMNIST images come from the second
 // half ([5000, 5000 + n)), the images `npm run ood` evaluates on, so none was used to fit. MNIST: its test split
-// permuted with Generator(3000), the first n.
+// permuted with Generator(3000), the first n. An MNIST-trained model's detector is fitted on that
+// permutation's [n, n + fit) and calibrated on [n + fit, n + fit + calib), after the shipped images.
 //   deno run -A scripts/web/make_assets.ts [--n 256] [--fit 500] [--calib 500] [--models vae-fashion,glow-fashion]
 //     [--backend webgpu|wasm|cpu] [--out web/data] [--force]
-// The shipped files: vae-fashion and glow-fashion from the defaults; diffusion-fashion from
-// `--models diffusion-fashion --out <temp dir>` (its detector copied in; the images and sets.json it
-// wrote there are byte-identical to the shipped ones).
+// The shipped files: vae-fashion and glow-fashion from the defaults; diffusion-fashion,
+// glow-fashion-large (the logit-space Glow) and the four MNIST models from `--models <ids> --out <temp
+// dir>` (their detectors copied in; the images and sets.json written there are byte-identical to the
+// shipped ones).
 import "../../src/cli/errors.ts";
 import { choice, flag, int, outDir, parseOptions, text, usageError } from "../../src/io/options.ts";
 import * as T from "../../src/autograd/index.ts";
@@ -28,9 +30,8 @@ import { readCheckpoint } from "../../src/io/safetensors.ts";
 import { selectBackend } from "../../src/kernels/select.ts";
 import { loadModel } from "../../src/models/registry.ts";
 import { detectorText, fitDetector, sha256Hex } from "../../src/ood/detector.ts";
-import { useDetectorScore } from "../../src/ood/inspect.ts";
 import type { SetSelection } from "../../src/data/selection.ts";
-import { setFeatures } from "../../src/ood/pipeline.ts";
+import { setFeatures } from "../../src/ood/loop.ts";
 
 const a = parseOptions("make_assets", {
   n: int({ min: 1, max: 5000 }).default(256),
@@ -51,7 +52,8 @@ for (const m of models) {
     throw new Error(`make_assets: --models: no weights/${m}.safetensors`);
   }
   const data = readCheckpoint(`weights/${m}.safetensors`).metadata.data;
-  if (data !== "fashion") throw new Error(`make_assets: --models: ${m} was trained on ${data}; the shipped protocol is for FashionMNIST models`);
+  if (data !== "fashion" && data !== "mnist") throw new Error(`make_assets: --models: ${m} was trained on ${data}; the shipped protocol is for FashionMNIST and MNIST models`);
+  if (data === "mnist" && n + nFit + nCal > 10000) throw usageError("make_assets", "--n + --fit + --calib", `${n} + ${nFit} + ${nCal}`, "at most MNIST's 10000 test images");
 }
 const out = a.out;
 const targets = ["fashion.u8", "mnist.u8", "sets.json", ...models.map((m) => `${m}.detector.json`)].map((f) => `${out}/${f}`);
@@ -74,27 +76,29 @@ const detectors: Record<string, string> = {};
 for (const m of models) {
   const path = `weights/${m}.safetensors`;
   const model = await loadModel(path, backend);
-  const measure = useDetectorScore(model); // the diffusion model: the L1 eps-loss at t = 1, as `npm run ood`
-  const fit = await setFeatures(model, subset(fashion, permF.subarray(0, nFit), "fit"), { groupSize: 1, batch: 64, seed: 0 });
-  const cal = await setFeatures(model, subset(fashion, permF.subarray(nFit, nFit + nCal), "calibration"), { groupSize: 1, batch: 64, seed: 1 });
+  const objective = model.objective(); // the diffusion model: the L1 eps-loss at t = 1, as `npm run ood`
   const meta = readCheckpoint(path).metadata;
-  const sel = (from: number, to: number): SetSelection => ({ set: "fashion", split: "test", seed: 1000, from, to });
+  // The model's own test split: FashionMNIST's first half, or MNIST's permutation after the shipped images.
+  const home = meta.data === "mnist" ? { set: mnist, perm: permM, seed: 3000, from: n } : { set: fashion, perm: permF, seed: 1000, from: 0 };
+  const at = (k: number) => home.perm.subarray(home.from + k, home.from + k + (k === 0 ? nFit : nCal));
+  const fit = await setFeatures(model, objective, subset(home.set, at(0), "fit"), { groupSize: 1, batch: 64, seed: 0 });
+  const cal = await setFeatures(model, objective, subset(home.set, at(nFit), "calibration"), { groupSize: 1, batch: 64, seed: 0 });
+  const sel = (from: number, to: number): SetSelection => ({ set: meta.data, split: "test", seed: home.seed, from: home.from + from, to: home.from + to });
   const det = fitDetector({
-    model: { path, sha256: await sha256Hex(Deno.readFileSync(path)), kind: model.kind, image: [...model.imageShape] },
-    groupSize: 1, names: fit.names, logf: fit.logf, nll: fit.nll, data: "fashion-test", selection: sel(0, nFit),
-    calibration: { logf: cal.logf, nll: cal.nll, data: "fashion-test", selection: sel(nFit, nFit + nCal) },
+    model: { path, sha256: await sha256Hex(Deno.readFileSync(path)), kind: model.kind, image: [...model.imageShape], objective: objective.name },
+    groupSize: 1, seed: 0, sizes: model.namedParameters().map(([, p]) => p.size), names: fit.names, logf: fit.logf, nll: fit.nll, data: `${meta.data}-test`, selection: sel(0, nFit),
+    calibration: { logf: cal.logf, nll: cal.nll, data: `${meta.data}-test`, selection: sel(nFit, nFit + nCal) },
     made: {
       command: `deno run -A scripts/web/make_assets.ts --n ${n} --fit ${nFit} --calib ${nCal} --models ${models.join(",")} --backend ${a.backend}`,
-      noise: "features at B=1 (featuresBatched), noise seed 0 for the fit images, 1 for the calibration images",
+      draws: "features at B=1 (setFeatures), each input's draws from its pixels and seed 0",
       weights: { steps: meta.steps, test_bpd: meta.test_bpd },
       backend: backend.name,
-      // Only where nll() is not a likelihood (the diffusion model).
-      ...(measure.kind === "eps-loss" ? { nll: `${measure.label}; nllMean is that loss / (784 ln 2), as setFeatures scales it` } : {}),
+      value: objective.measure.label,
     },
   });
   const threshold = det.threshold95.gradient;
   write(`${out}/${m}.detector.json`, detectorText(det));
-  const kept = det.densities.gradient.kept.length;
+  const kept = det.features.kept.length;
   detectors[m] = `${m}.detector.json`;
   console.log(`${m}: ${fit.names.length} features, ${kept} kept, threshold ${threshold.toFixed(3)} (95% of ${nCal} calibration images at or above)`);
 }

@@ -3,8 +3,13 @@
 //   /web/*       the page's files and data (web/models.json lists the models)
 //   /weights/*   shipped weights and sample grids (top-level files only)
 //   /gpu.js      gpu.js's browser build, fetched by the page only when it falls back from WebGPU
+//   /favicon.ico the page's icon (web/favicon.svg)
 // Open the printed address in Chrome (WebGPU; elsewhere the page falls back to gpu.js's WebGL2).
+// URL options: ?model=<id in web/models.json>, ?backend=webgpu|gpujs|wasm|cpu, ?gpujs=all.
+//   npm run web [-- --port 8770] [--no-build]
 //   deno run -A scripts/web/serve.ts [--port 8770] [--no-build]
+// A port already in use is one `error:` line and exit 1.
+import { flag, int, parseOptions, usageError } from "../../src/io/options.ts";
 import { build } from "./build.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -17,6 +22,7 @@ const TYPES: Record<string, string> = {
 export function resolvePath(path: string): string | null {
   if (path === "/" || path === "/index.html") return `${root}web/index.html`;
   if (path === "/gpu.js") return `${root}node_modules/gpu.js/dist/gpu-browser.min.js`;
+  if (path === "/favicon.ico") return `${root}web/favicon.svg`;
   if (path.includes("..") || path.includes("\\")) return null;
   if (/^\/(web|dist)\/[\w./-]+$/.test(path)) return `${root}${path.slice(1)}`;
   if (/^\/weights\/[\w.-]+$/.test(path)) return `${root}${path.slice(1)}`;
@@ -44,18 +50,22 @@ export function serve(port: number): Deno.HttpServer {
 }
 
 if (import.meta.main) {
-  const pi = Deno.args.indexOf("--port");
-  const port = pi >= 0 ? Number(Deno.args[pi + 1]) : 8770;
-  if (!(Number.isInteger(port) && port > 0 && port < 65536)) {
-    console.error(`error: --port ${Deno.args[pi + 1]} is not a port number (1-65535)`);
-    Deno.exit(1);
+  // Only as a command: errors.ts ends the process on an error (tests import serve()).
+  await import("../../src/cli/errors.ts");
+  const a = parseOptions("web", { port: int({ min: 1, max: 65535 }).default(8770), "no-build": flag() });
+  // Before building: a port in use is known at once.
+  try {
+    Deno.listen({ port: a.port, hostname: "127.0.0.1" }).close();
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) throw usageError("web", "--port", a.port, "a free port: this one is in use (stop what holds it, or pass another)");
+    throw e;
   }
-  const unknown = Deno.args.filter((a, i) => a.startsWith("--") && !["--port", "--no-build"].includes(a) && Deno.args[i - 1] !== "--port");
-  if (unknown.length) {
-    console.error(`error: unknown option ${unknown[0]} (expected --port N, --no-build)`);
-    Deno.exit(1);
+  if (!a["no-build"]) for (const b of await build()) console.log(`built ${b.file}: ${(b.bytes / 1024).toFixed(1)} KiB (${(b.gzip / 1024).toFixed(1)} KiB gzipped)`);
+  try {
+    serve(a.port);
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) throw usageError("web", "--port", a.port, "a free port: this one is in use (stop what holds it, or pass another)");
+    throw e;
   }
-  if (!Deno.args.includes("--no-build")) for (const b of await build()) console.log(`built ${b.file}: ${(b.bytes / 1024).toFixed(1)} KiB (${(b.gzip / 1024).toFixed(1)} KiB gzipped)`);
-  serve(port);
-  console.log(`fimscope page: http://127.0.0.1:${port}/  (Ctrl-C to stop)`);
+  console.log(`fimscope page: http://127.0.0.1:${a.port}/  (Ctrl-C to stop)`);
 }

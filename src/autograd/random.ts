@@ -87,3 +87,31 @@ export function rand(gen: Generator, shape: Shape, o: RandOptions & { low?: numb
   for (let i = 0; i < n; i++) d[i] = lo + (hi - lo) * gen.uniform();
   return tensor(d, shape, o);
 }
+
+/**
+ * A 32-bit hash of bytes and a seed (MurmurHash3's x86_32 mixing): the seed of an input's own
+ * random draws, so they follow its pixels, not its position in a set (src/ood/loop.ts).
+ */
+export function hashBytes(bytes: Uint8Array, seed = 0): number {
+  const c1 = 0xcc9e2d51, c2 = 0x1b873593, n = bytes.length, words = n >>> 2;
+  let h = seed >>> 0;
+  for (let i = 0; i < words; i++) {
+    const j = i << 2;
+    let k = bytes[j] | (bytes[j + 1] << 8) | (bytes[j + 2] << 16) | (bytes[j + 3] << 24);
+    k = Math.imul(k, c1);
+    k = Math.imul((k << 15) | (k >>> 17), c2);
+    h ^= k;
+    h = (h << 13) | (h >>> 19);
+    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
+  }
+  let k = 0;
+  for (let j = n - 1; j >= words << 2; j--) k = (k << 8) | bytes[j];
+  if (n & 3) {
+    k = Math.imul(k, c1);
+    h ^= Math.imul((k << 15) | (k >>> 17), c2);
+  }
+  h ^= n;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}

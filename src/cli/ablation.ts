@@ -6,16 +6,15 @@
 // typicality (on that same loss) against t, in-distribution test images vs the OOD set, at B = 5.
 // Writes table.md, table.json and auroc-vs-t.svg. Same protocol as `ood` (seeded permutations of
 // the test splits; fit on the first half, evaluate on the second).
-import { notice } from "./errors.ts";
-import { BACKEND, choice, flag, inFile, int, ints, outDir, parseOptions, shippedDefault, usageError, workStarts } from "../io/options.ts";
-import * as T from "../autograd/index.ts";
-import { subset } from "../data/dataset.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, checkApart, choice, flag, inFile, int, ints, outDir, parseOptions, shippedDefault, usageError } from "../io/options.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
-import { protectedReason, writeFileAtomic } from "../io/atomic.ts";
+import { writeDirAtomic } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
-import type { Diffusion } from "../models/diffusion.ts";
 import { checkImageShape, checkModelFile, loadModel } from "../models/registry.ts";
-import { evaluateSets, setFeatures } from "../ood/pipeline.ts";
+import { protocolSets } from "../ood/job.ts";
+import { groupedCount, setFeatures } from "../ood/loop.ts";
+import { evaluateSets } from "../ood/pipeline.ts";
 import { lineLog2Svg } from "../ood/plots.ts";
 import { progressBar } from "./progress.ts";
 
@@ -30,16 +29,20 @@ const a = parseOptions("ablation", {
   batch: int({ min: 1, max: 4096 }).default(64),
   backend: BACKEND,
   seed: int({ max: 2 ** 32 - 1 }).default(0),
-  out: outDir().default("reports/ablation"),
+  out: outDir({ replaced: true }).default("reports/ablation"),
   force: flag(),
 });
 
 const B = a.B, nFit = a.fit, nEval = a.eval, seed = a.seed;
 const file = await checkModelFile(a.model);
-if (file.kind !== "diffusion") throw usageError("ablation", "--model", a.model, `is a ${file.kind} model; the timestep ablation needs a diffusion model`);
-const T_MAX = file.config.steps as number;
-const badT = a.t.find((t) => t > T_MAX);
-if (badT !== undefined) throw usageError("ablation", "--t", a.t.join(","), `step ${badT} exceeds the model's ${T_MAX} steps`);
+// The model must offer the eps-loss at every step asked for (a diffusion model's objectives).
+for (const t of a.t) {
+  try {
+    file.probe.objective(`${a.loss}-t${t}`);
+  } catch (e) {
+    throw usageError("ablation", a.t.length > 1 ? "--t" : "--model", a.t.length > 1 ? a.t.join(",") : a.model, `${(e as Error).message} (${a.model}; the timestep ablation needs a model with the eps-loss objectives l1-t<t>, l2-t<t>)`);
+  }
+}
 const meta = file.decoded.metadata;
 const inName = (DATASETS as readonly string[]).includes(meta.data ?? "") ? meta.data! : "fashion";
 const oodName = a.ood ?? DATASETS.find((d) => d !== inName)!;
@@ -49,31 +52,27 @@ const half = Math.floor(splitSize(inName, "test") / 2);
 if (nFit > half) throw usageError("ablation", "--fit", String(nFit), `at most ${half} (the first half of the ${inName} test split)`);
 if (nEval > half || nEval > splitSize(oodName, "test")) throw usageError("ablation", "--eval", String(nEval), `at most ${Math.min(half, splitSize(oodName, "test"))}`);
 if (Math.floor(nFit / B) < 2 || Math.floor(nEval / B) < 1) throw usageError("ablation", "--B", String(B), `leaves too few groups of --fit ${nFit} / --eval ${nEval} (allowed: B <= ${Math.min(Math.floor(nFit / 2), nEval)})`);
-const outWhy = a.force ? null : protectedReason(a.out);
-if (outWhy) throw usageError("ablation", "--out", a.out, `${outWhy}; choose another folder or add --force`);
+checkApart("ablation", [{ option: "--out", path: a.out, kind: "dir" }], [{ option: "--model", path: a.model }]);
 workStarts();
 const backend = await selectBackend(a.backend, { onNotice: notice });
-const model = await loadModel(a.model, backend, file) as unknown as Diffusion;
-const steps = a.t.map((t) => ({ kind: "loss" as const, t, loss: a.loss }));
-const test = loadDataset(inName, "test", { onNotice: notice });
-const perm = new T.Generator(1000 + seed).permutation(test.n);
-const fitSet = subset(test, perm.subarray(0, nFit), `${inName}-fit`), inSet = subset(test, perm.subarray(half, half + nEval), inName);
-const other = loadDataset(oodName, "test", { onNotice: notice });
-const oodSet = subset(other, new T.Generator(3000 + seed).permutation(other.n).subarray(0, nEval), oodName);
+const model = await loadModel(a.model, backend, file);
+const sets = protocolSets(loadDataset(inName, "test", { onNotice: notice }), inName, [{ name: oodName, images: loadDataset(oodName, "test", { onNotice: notice }) }], { nFit, nEval, seed });
+const oodSet = sets.ood[0];
 
 const t0 = performance.now();
 const rows: { t: number; gradient: number; typicality: number; likelihood: number; ci: [number, number]; ciTyp: [number, number] }[] = [];
 const bar = progressBar(`ablation B=${B}`, "t {t}");
-bar.start(steps.length * (nFit + 2 * nEval), 0, { t: "-" });
+const all = [sets.fit, sets.inEval, oodSet];
+bar.start(a.t.length * all.reduce((n, s) => n + groupedCount(s, B), 0), 0, { t: "-" });
 let done = 0;
-for (const s of steps) {
-  model.setScore(s);
-  const t = s.kind === "loss" ? s.t : 0;
+for (const t of a.t) {
+  const objective = model.objective(`${a.loss}-t${t}`);
   const feats = [];
-  for (const set of [fitSet, inSet, oodSet]) {
-    feats.push(await setFeatures(model, set, { groupSize: B, batch: Number(a.batch), seed, onProgress: (k) => bar.update((done += k), { t }) }));
+  for (const set of all) {
+    feats.push(await setFeatures(model, objective, set, { groupSize: B, batch: Number(a.batch), seed, onProgress: (k) => bar.update(done + k, { t }) }));
+    done += groupedCount(set, B);
   }
-  const e = evaluateSets(`diffusion-t${t}`, B, feats[0].names, feats[0], feats[1], [feats[2]], seed);
+  const e = evaluateSets(`diffusion-t${t}`, B, feats[0], feats[1], [feats[2]], seed);
   const m = (name: string) => e.results[oodSet.name].find((r) => r.method === name)!.metrics;
   rows.push({ t, gradient: m("gradient").auroc, typicality: m("typicality").auroc, likelihood: m("likelihood").auroc, ci: m("gradient").aurocCI, ciTyp: m("typicality").aurocCI });
 }
@@ -82,14 +81,15 @@ const f3 = (v: number) => v.toFixed(3);
 const md = `# Timestep ablation: ${a.model}, ${inName} vs ${oodSet.name}, B = ${B}, ${a.loss} eps-loss\n\n` +
   `fit ${nFit}, evaluate ${nEval} per set; AUROC with 95% bootstrap intervals.\n\n| t | gradient | typicality | likelihood |\n|---|---|---|---|\n` +
   rows.map((r) => `| ${r.t} | ${f3(r.gradient)} [${f3(r.ci[0])}, ${f3(r.ci[1])}] | ${f3(r.typicality)} [${f3(r.ciTyp[0])}, ${f3(r.ciTyp[1])}] | ${f3(r.likelihood)} |`).join("\n") + "\n";
-Deno.mkdirSync(a.out, { recursive: true });
-const write = (name: string, text: string) => writeFileAtomic(`${a.out}/${name}`, text);
-write("table.md", md);
-write("table.json", JSON.stringify({ model: a.model, B, fit: nFit, eval: nEval, ood: oodSet.name, loss: a.loss, seed, rows }, null, 2));
-write("auroc-vs-t.svg", lineLog2Svg(`${inName} vs ${oodSet.name}, B=${B}: AUROC against the step t`, "t", "AUROC", [
-  { name: "gradient", points: rows.map((r) => [r.t, r.gradient]) },
-  { name: "typicality", points: rows.map((r) => [r.t, r.typicality]) },
-]));
+// The folder is replaced as a whole (a killed run leaves the old tables or the new ones); other files in it are kept.
+writeDirAtomic(a.out, [
+  ["table.md", md],
+  ["table.json", JSON.stringify({ model: a.model, B, fit: nFit, eval: nEval, ood: oodSet.name, loss: a.loss, seed, rows }, null, 2)],
+  ["auroc-vs-t.svg", lineLog2Svg(`${inName} vs ${oodSet.name}, B=${B}: AUROC against the step t`, "t", "AUROC", [
+    { name: "gradient", points: rows.map((r) => [r.t, r.gradient]) },
+    { name: "typicality", points: rows.map((r) => [r.t, r.typicality]) },
+  ])],
+], { keep: () => true });
 console.log("\n" + md);
 console.log(`${a.out}/: table.md, table.json, auroc-vs-t.svg (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 Deno.exit(0);

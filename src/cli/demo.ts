@@ -1,8 +1,8 @@
 // The engine's demo: build a small conv net + MLP, check its gradients (float64 finite
 // differences on the CPU, then WebGPU or wasm against CPU) and print a timing table.
 //   npm run demo [-- --backend auto|cpu|webgpu|wasm]
-import { notice } from "./errors.ts";
-import { BACKEND, parseOptions, workStarts } from "../io/options.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, parseOptions } from "../io/options.ts";
 import * as T from "../autograd/index.ts";
 import type { Backend } from "../kernels/backend.ts";
 import { selectBackend } from "../kernels/select.ts";

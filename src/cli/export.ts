@@ -4,8 +4,8 @@
 // recording steps, training time and the command in the metadata. The input must be a training
 // checkpoint (step and optimiser state), not a weights file; writing over a shipped or git-tracked
 // file needs --force.
-import { notice } from "./errors.ts";
-import { BACKEND, flag, inFile, int, outFile, parseOptions, text, usageError, workStarts } from "../io/options.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, checkApart, flag, inFile, int, outFile, parseOptions, text, usageError } from "../io/options.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
 import { selectBackend } from "../kernels/select.ts";
@@ -21,11 +21,7 @@ const a = parseOptions("export", {
   command: text(),
   force: flag(),
 });
-try {
-  if (Deno.realPathSync(a.out) === Deno.realPathSync(a.checkpoint)) throw usageError("export", "--out", a.out, "is the checkpoint itself (its optimiser state would be lost); choose another path");
-} catch (e) {
-  if (!(e instanceof Deno.errors.NotFound)) throw e;
-}
+checkApart("export", [{ option: "--out", path: a.out, kind: "file" }], [{ option: "--checkpoint", path: a.checkpoint }]);
 const file = await checkModelFile(a.checkpoint);
 const meta = file.decoded.metadata;
 if (!isTrainingCheckpoint(file.decoded)) {
@@ -43,7 +39,7 @@ const backend = await selectBackend(a.backend, { onNotice: notice });
 const model = await loadModel(a.checkpoint, backend, file);
 const bar = barFor("eval ", "ex");
 const bpd = await evaluate(model, loadDataset(data, "test", { onNotice: notice }), n, { onProgress: (d, t) => bar.update(d, t) }).finally(() => bar.stop());
-await saveTensors(a.out, model.namedParameters(), metadataOf(model, {
+await saveTensors(a.out, model.namedState(), metadataOf(model, {
   data, steps: meta.step, seed: meta.seed, lr: meta.lr, batch: meta.batch, optimizer: meta.optimizer,
   train_seconds: Number(meta.elapsed_s ?? 0).toFixed(0), test_bpd: bpd.toFixed(4), test_eval_n: n,
   command: a.command ?? `npm run train -- --model ${model.kind} --data ${data} (checkpoint at step ${meta.step})`,

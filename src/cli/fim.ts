@@ -2,8 +2,8 @@
 //     [--backend auto|cpu|webgpu|wasm]
 // Estimates the Fisher information from model samples for a few random weights in two layers and
 // prints how the layer-diagonal blocks compare with the cross-layer block.
-import { notice } from "./errors.ts";
-import { BACKEND, inFile, int, parseOptions, shippedDefault, text, usageError, workStarts } from "../io/options.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, inFile, int, parseOptions, shippedDefault, text, usageError } from "../io/options.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";
 import { fimStudy } from "../ood/fim.ts";
@@ -18,7 +18,7 @@ const a = parseOptions("fim", {
 });
 const file = await checkModelFile(a.model);
 // The chosen layers must be two different parameter tensors of this model with at least --weights entries.
-const sizes = new Map([...file.decoded.tensors].filter(([n]) => !n.startsWith("optimizer.")).map(([n, t]) => [n, t.data.length]));
+const sizes = new Map(file.shapes.map(([n, s]) => [n, s.reduce((p, d) => p * d, 1)]));
 let layers: [string, string] | undefined;
 if (a.layers !== undefined) {
   const ls = a.layers.split(",").map((s) => s.trim());

@@ -1,8 +1,8 @@
 // nll --model weights/glow-fashion.safetensors [--data fashion,mnist] [--n 10000] [--backend auto|cpu|webgpu|wasm]
 // Mean test NLL (bits/dim) of a model on each dataset's test split: the likelihood failure shows
 // as a lower NLL on the dataset the model never saw.
-import { notice } from "./errors.ts";
-import { BACKEND, choices, inFile, int, parseOptions, workStarts } from "../io/options.ts";
+import { notice, workStarts } from "./errors.ts";
+import { BACKEND, choices, inFile, int, parseOptions } from "../io/options.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkImageShape, checkModelFile, loadModel } from "../models/registry.ts";

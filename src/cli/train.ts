@@ -9,13 +9,14 @@
 // --data also takes image files (a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an IDX
 // *-ubyte file, CIFAR-10 binary): all but the last tenth train, the last tenth is the test set; a
 // Glow then takes the files' image shape unless --config gives one.
-import { notice } from "./errors.ts";
-import { BACKEND, checkOutput, choice, flag, inFile, int, jsonObject, nameOrPath, num, outFile, parseOptions, UsageError, usageError, workStarts } from "../io/options.ts";
+import { notice, onFailure, workStarts } from "./errors.ts";
+import { BACKEND, checkApart, checkOutput, choice, flag, inFile, int, jsonObject, nameOrPath, num, outFile, parseOptions, UsageError, usageError } from "../io/options.ts";
 import { isBuiltinSet, setLabel, trainTestSets } from "../data/image_files.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
+import { releaseReservation, reserveNewName } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
-import { checkImageShape, checkModelFile, checkTrainingState, createModel, isTrainingCheckpoint, MODEL_KINDS, resolveConfig } from "../models/registry.ts";
+import { checkImageShape, checkModelFile, createModel, isTrainingCheckpoint, MODEL_KINDS, resolveConfig } from "../models/registry.ts";
 import { planResume, type RunSettings, type SettingName, storedSettings } from "../models/resume.ts";
 import { evaluate, metadataOf, train } from "../models/train.ts";
 import { barFor } from "./progress.ts";
@@ -78,7 +79,6 @@ let settings = cli, startStep = 0;
 if (a.resume) {
   const file = await checkModelFile(a.resume);
   if (!isTrainingCheckpoint(file.decoded)) throw usageError("train", "--resume", a.resume, "is a weights file, not a training checkpoint (allowed: a *.ckpt.safetensors written by train)");
-  checkTrainingState(file, a.resume);
   startStep = Number(file.decoded.metadata.step);
   // The stored config merged with the defaults (as checkModelFile resolved it), so both sides compare in full.
   const plan = planResume(cli, given, { ...storedSettings(file.decoded, a.resume), config: file.config });
@@ -103,29 +103,41 @@ const steps = a.steps ?? 3000;
 checkImageShape(settings.kind, settings.config, shapeOfData(settings.data), settings.data, given.has("config") ? "train: --config" : "train: --model");
 const trainN = isBuiltinSet(settings.data) ? splitSize(settings.data, "train") : setsOf(settings.data).train.n;
 if (settings.batch > trainN) throw usageError("train", "--batch", String(settings.batch), `at most the ${trainN} images of the ${settings.data} training split`);
+const testN = isBuiltinSet(settings.data) ? splitSize(settings.data, "test") : setsOf(settings.data).test.n;
+if (a.given.has("eval-n") && a["eval-n"] > testN) throw usageError("train", "--eval-n", String(a["eval-n"]), `at most the ${testN} images of the ${settings.data} test set (the default takes them all)`);
 
-// Outputs: checked now, before any work. The default is a new name, so nothing is ever replaced.
+// Outputs: checked now, before any work. The default is a new name, so nothing is ever replaced:
+// the first free one is checked here and reserved (exclusive create) once work starts, so runs
+// started at once take different names.
+const defaultOut = (k: number) => `weights/runs/${settings.kind}-${setLabel(settings.data)}-${k}.safetensors`;
 let out = a.out;
 if (out === undefined) {
   checkOutput("train", "--out (default)", "weights/runs", a.force, "dir"); // created once work starts
   for (let k = 1; ; k++) {
-    const c = `weights/runs/${settings.kind}-${setLabel(settings.data)}-${k}.safetensors`;
-    if (![c, ckptOf(c)].some(exists)) {
-      out = c;
+    if (![defaultOut(k), ckptOf(defaultOut(k))].some(exists)) {
+      out = defaultOut(k);
       break;
     }
   }
 }
-const ckpt = ckptOf(out);
+let ckpt = ckptOf(out);
 // (A default in a folder that does not exist yet is a new file; its nearest folder was checked above.)
 if (a.out !== undefined || exists("weights/runs")) {
   checkOutput("train", a.out === undefined ? "--out (default)" : "--out", out, a.force);
   checkOutput("train", "checkpoint (from --out)", ckpt, a.force);
 }
-if (a.resume && sameFile(a.resume, out)) throw usageError("train", "--out", out, "is the checkpoint being resumed from (the weights would replace it); choose another path");
+checkApart("train", [{ option: a.out === undefined ? "--out (default)" : "--out", path: out, kind: "file" }, { option: "checkpoint (from --out)", path: ckpt, kind: "file" }], [
+  { option: given.has("data") || !a.resume ? "--data" : `--data (from ${a.resume})`, path: settings.data },
+  { option: "--resume", path: a.resume },
+]);
 
 workStarts();
-if (a.out === undefined) Deno.mkdirSync("weights/runs", { recursive: true });
+if (a.out === undefined) {
+  Deno.mkdirSync("weights/runs", { recursive: true });
+  const reserved = out = reserveNewName(defaultOut, (p) => !exists(ckptOf(p)));
+  ckpt = ckptOf(out);
+  onFailure(() => releaseReservation(reserved));
+}
 const backend = await selectBackend(a.backend, { onNotice: notice });
 const model = await createModel(settings.kind, settings.config, backend, settings.seed);
 console.log(`${settings.kind} on ${settings.data}: ${model.numParameters()} parameters, backend ${backend.name}${isBuiltinSet(settings.data) ? "" : `; test set: ${setsOf(settings.data).note}`}`);
@@ -143,7 +155,7 @@ const evalN = Math.min(a["eval-n"], testSet.n);
 const evalBar = barFor("eval ", "ex");
 const bpd = await evaluate(model, testSet, evalN, { onProgress: (d, n) => evalBar.update(d, n) }).finally(() => evalBar.stop());
 console.log(`trained ${res.steps} steps in ${(res.seconds / 60).toFixed(1)} min; test NLL ${bpd.toFixed(4)} bits/dim (${settings.data} test, ${evalN} images)`);
-await saveTensors(out, model.namedParameters(), metadataOf(model, {
+await saveTensors(out, model.namedState(), metadataOf(model, {
   data: settings.data, steps: res.steps, seed: settings.seed, lr: settings.lr, batch: settings.batch, optimizer: settings.optimizer,
   train_seconds: res.seconds.toFixed(0), test_bpd: bpd.toFixed(4), test_eval_n: evalN,
   command: `npm run train -- ${Deno.args.join(" ")}`,
@@ -158,13 +170,6 @@ function exists(p: string): boolean {
   try {
     Deno.statSync(p);
     return true;
-  } catch {
-    return false;
-  }
-}
-function sameFile(x: string, y: string): boolean {
-  try {
-    return Deno.realPathSync(x) === Deno.realPathSync(y);
   } catch {
     return false;
   }

@@ -8,7 +8,7 @@
 // package stores the official test images first) and the other 6000 the training split (60,000).
 // Both splits are ordered by class: class 0's images, then class 1's, ...
 import { type ImageSet, makeSet } from "./dataset.ts";
-import { packageFile, readBytes } from "./files.ts";
+import { concatBytes, packageFile, readBytes } from "./files.ts";
 import { parseIdx } from "./idx.ts";
 import { createHash } from "node:crypto";
 import { writeFileAtomic } from "../io/atomic.ts";
@@ -127,16 +127,6 @@ function loadFashionAll(opts: LoadOptions): FashionAll {
     writeFileAtomic(cache, concatBytes([new TextEncoder().encode(CACHE_MAGIC), sum, body]));
   } catch { /* cache is an optimisation only */ }
   return { perClass };
-}
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 let fashion: FashionAll | null = null;

@@ -16,7 +16,11 @@
 //   a.steps;          // number (a default or .required() makes it non-optional)
 //   a.given.has("B"); // whether the user gave --B (resume logic needs this)
 //   if (bad) throw usageError("mycmd", "--fit", a.fit, "at most 5000 (half of the test split)");
-//   workStarts();     // call once every check is done, right before the first real work
+//   workStarts();     // (src/cli/errors.ts) call once every check is done, right before the first real work
+//
+// Outputs apart from inputs: every command that writes calls checkApart(cmd, outputs, inputs)
+// once its output paths are known (before work): no output may be an input, lie inside an input
+// folder or hold an input (after resolving links; hard links to one file count as the same file).
 //
 // Option types: int, num (min/gt/max), ints (comma list), choice, choices (comma list), text,
 // jsonObject, flag, inFile, inFiles (comma list), nameOrPath (a built-in name or an existing path),
@@ -28,7 +32,7 @@
 // one dash (`--B -1` is refused by the range, not by the parser). Unknown options, positional
 // arguments, an option given twice and a missing value are errors. Cross-option rules (e.g. --fit
 // against the split size) are checked by the command right after parseOptions, still before work.
-import { isProtected, PROJECT_ROOT, protectedReason } from "./atomic.ts";
+import { DIR_MANIFEST, isDirManifest, isProtected, PROJECT_ROOT, protectedReason, realPathOf } from "./atomic.ts";
 import { BACKEND_CHOICES } from "../kernels/select.ts";
 
 /** A shipped file as a default: the path as given if it exists from here, else inside the project. */
@@ -184,7 +188,7 @@ export function jsonObject(): Opt<Record<string, unknown>> {
   return new Opt((raw, c) => {
     let v: unknown;
     try {
-      v = JSON.parse(raw);
+      v = JSON.parse(raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw); // a byte-order mark (text pasted from a file) is not part of the JSON
     } catch (e) {
       throw fail(c, raw, `not valid JSON (${(e as Error).message}; allowed: a JSON object)`);
     }
@@ -221,35 +225,45 @@ export function inFile(): Opt<string> {
 }
 
 /**
+ * Whether `raw` names an existing file or folder: as it is, or as `format:PATH` (a data reader's
+ * prefix, e.g. svhn:test_32x32.mat; the data layer knows the formats and refuses an unknown one
+ * when it reads the set, before any work).
+ */
+export function pathOrPrefixedExists(raw: string): boolean {
+  for (const p of [raw, /^[a-z][a-z0-9-]*:(.+)$/s.exec(raw)?.[1]]) {
+    if (p === undefined) continue;
+    try {
+      Deno.statSync(p);
+      return true;
+    } catch { /* try the next reading */ }
+  }
+  return false;
+}
+
+/**
  * A packaged set as `name[:train|test][:from-to]` (`isSet` decides: src/data/selection.ts's
- * parseSetSpec) or the path of an existing file or folder: refused when it is neither.
+ * parseSetSpec) or the path of an existing file or folder (optionally `format:PATH`): refused when it is neither.
  */
 export function setOrPath<C extends string>(names: readonly C[], isSet: (raw: string) => boolean): Opt<string> {
   return new Opt((raw, c) => {
     if (isSet(raw)) return raw;
     if (raw.trim() === "") throw fail(c, raw, `empty (allowed: ${names.join(", ")} with an optional :train or :test and :from-to, or the path of an existing file or folder)`);
-    try {
-      Deno.statSync(raw);
-    } catch {
-      throw fail(c, raw, `neither a packaged set (${names.join(", ")}, optionally :train or :test and :from-to, e.g. ${names[0]}:test:5000-6000) nor an existing file or folder`);
+    if (!pathOrPrefixedExists(raw)) {
+      throw fail(c, raw, `neither a packaged set (${names.join(", ")}, optionally :train or :test and :from-to, e.g. ${names[0]}:test:5000-6000) nor an existing file or folder (optionally as format:PATH)`);
     }
     return raw;
   });
 }
 
 /**
- * A built-in name or the path of an existing file or folder (for data options that also take
- * images from disk): refused when it is neither.
+ * A built-in name or the path of an existing file or folder, optionally as `format:PATH` (for data
+ * options that also take images from disk): refused when it is neither.
  */
 export function nameOrPath<C extends string>(names: readonly C[]): Opt<string> {
   return new Opt((raw, c) => {
     if ((names as readonly string[]).includes(raw)) return raw;
     if (raw.trim() === "") throw fail(c, raw, `empty (allowed: ${names.join(", ")}, or the path of an existing file or folder)`);
-    try {
-      Deno.statSync(raw);
-    } catch {
-      throw fail(c, raw, `neither ${names.join(", ")} nor an existing file or folder`);
-    }
+    if (!pathOrPrefixedExists(raw)) throw fail(c, raw, `neither ${names.join(", ")} nor an existing file or folder`);
     return raw;
   });
 }
@@ -312,11 +326,17 @@ export function outFile(): Opt<string> {
 
 /**
  * An output folder: non-empty, not a file; it or its nearest existing ancestor is a writable folder
- * (missing folders are created when writing).
+ * (missing folders are created when writing). With replaced (a report folder, which
+ * writeDirAtomic replaces as a whole) also not a shipped or git-tracked folder (unless --force);
+ * checkApart adds the rest for such folders (kind "dir").
  */
-export function checkOutDir(path: string, c: Ctx): void {
+export function checkOutDir(path: string, c: Ctx, replaced = false): void {
   if (path.trim() === "") throw fail(c, path, "empty (allowed: a folder path)");
   let p = path.replace(/\/+$/, "") || "/";
+  if (replaced) {
+    const why = c.force ? null : protectedReason(path);
+    if (why) throw fail(c, path, `${why}; refusing to replace it (a report folder is replaced as a whole: choose another folder, or add --force)`);
+  }
   try {
     const st = Deno.statSync(p);
     if (!st.isDirectory) throw fail(c, path, "is an existing file, not a folder (allowed: a folder path)");
@@ -336,8 +356,9 @@ export function checkOutDir(path: string, c: Ctx): void {
   probeWritableDir(p, c, path);
 }
 
-export function outDir(): Opt<string> {
-  return new Opt((raw) => raw, false, undefined, false, checkOutDir);
+/** An output folder (see checkOutDir); replaced: a report folder, replaced as a whole by writeDirAtomic. */
+export function outDir(o: { replaced?: boolean } = {}): Opt<string> {
+  return new Opt((raw) => raw, false, undefined, false, (v, c) => checkOutDir(v, c, o.replaced));
 }
 
 /** The backend option every command shares. */
@@ -386,15 +407,69 @@ export function parseOptions<S extends Record<string, AnyOpt>>(cmd: string, spec
   return out as Values<S>;
 }
 
+/** A path a command reads or writes, and the option (or label) that named it. Undefined paths are skipped. */
+export interface PathUse {
+  option: string;
+  path: string | undefined;
+  /** For outputs: a file or a folder the command writes (a folder is replaced as a whole). */
+  kind?: "file" | "dir";
+}
+
 /**
- * Marks the end of validation. With FIMSCOPE_STOP_BEFORE_WORK=1 the command stops here (exit 0,
- * "checked" on stderr): the bad-input tests run every refused case this way, so a check that only
- * fires once work has started makes its case exit 0 and fail.
+ * Refuses (one line naming the output and the input) an output that is an input of the same
+ * command, lies inside an input folder, or is a folder holding an input, and two outputs that
+ * meet the same way; and an output folder (kind "dir", replaced as a whole by writeDirAtomic)
+ * that holds the current folder or that holds entries but is not a folder this project wrote
+ * (no .fimscope-dir.json or older report manifest: never, say, /tmp or a home folder). Paths are
+ * compared by real path (links resolved in the existing part) and, for existing files, by device
+ * and inode (hard links). An input `format:PATH` is compared as PATH; inputs that do not exist
+ * on disk are names of packaged sets (e.g. fashion:test), not paths, and are skipped.
  */
-export function workStarts(): void {
-  if (Deno.env.get("FIMSCOPE_STOP_BEFORE_WORK") === "1") {
-    console.error("checked: all options valid; stopping before work (FIMSCOPE_STOP_BEFORE_WORK=1)");
-    Deno.exit(0);
+export function checkApart(cmd: string, outputs: PathUse[], inputs: PathUse[]): void {
+  const where = (u: PathUse) => {
+    let st: Deno.FileInfo | null = null;
+    try {
+      st = Deno.statSync(u.path!);
+    } catch { /* a new output */ }
+    return { ...u, path: u.path!, real: realPathOf(u.path!), st };
+  };
+  const outs = outputs.filter((u) => u.path !== undefined && u.path.trim() !== "").map(where);
+  // An input is compared as given or, for `format:PATH` (e.g. svhn:test_32x32.mat), as its PATH.
+  const onDisk = (p: string) => {
+    try {
+      Deno.lstatSync(p);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const ins = inputs.flatMap((u) => {
+    if (u.path === undefined || u.path.trim() === "") return [];
+    const p = [u.path, /^[a-z][a-z0-9-]*:(.+)$/s.exec(u.path)?.[1]].find((q) => q !== undefined && onDisk(q));
+    return p === undefined ? [] : [where({ ...u, path: p })];
+  });
+  const same = (a: ReturnType<typeof where>, b: ReturnType<typeof where>) =>
+    a.real === b.real || (a.st !== null && b.st !== null && a.st.isFile && b.st.isFile && a.st.dev === b.st.dev && a.st.ino !== null && a.st.ino === b.st.ino);
+  const within = (inner: string, outer: string) => inner.startsWith(outer === "/" ? "/" : `${outer}/`);
+  const what = (u: PathUse) => `${u.option} '${u.path}'`;
+  for (const [i, o] of outs.entries()) {
+    for (const inp of ins) {
+      if (same(o, inp)) throw usageError(cmd, o.option, o.path, `is ${what(inp)} itself, an input of this command (an output never replaces an input); choose another path`);
+      if (within(o.real, inp.real)) throw usageError(cmd, o.option, o.path, `lies inside ${what(inp)}, an input of this command (writing there would change the input); choose a path outside it`);
+      if (within(inp.real, o.real)) throw usageError(cmd, o.option, o.path, `holds ${what(inp)}, an input of this command (the output ${o.kind === "dir" ? "folder is replaced as a whole" : "would replace it"}); choose another path`);
+    }
+    if (o.kind === "dir") {
+      // A folder is replaced as a whole: never the one the command runs in or one above it, and only a folder this project wrote.
+      const cwd = realPathOf(Deno.cwd());
+      if (cwd === o.real || within(cwd, o.real)) throw usageError(cmd, o.option, o.path, "holds the current folder (a report folder is replaced as a whole); choose a folder of its own, e.g. reports/out");
+      const names = o.st?.isDirectory ? [...Deno.readDirSync(o.path)].map((e) => e.name) : [];
+      if (names.length && !names.some(isDirManifest)) {
+        throw usageError(cmd, o.option, o.path, `holds ${names.length} entries but was not written by this project (no ${DIR_MANIFEST}); a report folder is replaced as a whole: choose a new or empty folder`);
+      }
+    }
+    for (const o2 of outs.slice(i + 1)) {
+      if (same(o, o2) || within(o.real, o2.real) || within(o2.real, o.real)) throw usageError(cmd, o2.option, o2.path, `meets ${what(o)}: two outputs of this command would write over each other; choose another path`);
+    }
   }
 }
 

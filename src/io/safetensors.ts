@@ -2,7 +2,7 @@
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}}, then raw
 // little-endian data. float32 ("F32") only, which is what the engine trains in.
 import * as T from "../autograd/index.ts";
-import { writeFileAtomic } from "./atomic.ts";
+import { readRegularFile, writeFileAtomic } from "./atomic.ts";
 
 export interface NamedTensor {
   name: string;
@@ -121,53 +121,51 @@ export async function saveTensors(path: string, named: [string, T.Tensor][], met
   writeFileAtomic(path, encodeSafetensors(list, metadata)); // a crash mid-write never leaves a half checkpoint
 }
 
+/** The largest model or checkpoint file read (a model has at most 50M parameters: 200 MB, 600 MB with Adam's moments). */
+export const MODEL_MAX_BYTES = 1024 * 2 ** 20;
+
+/** A model file from disk: a regular file of at most MODEL_MAX_BYTES (readRegularFile), then decoded and checked. */
 export function readCheckpoint(path: string): Decoded {
-  let bytes: Uint8Array;
-  try {
+  const bytes = readRegularFile(path, MODEL_MAX_BYTES, "checkpoint", {
     // The header length first: a large file that is not safetensors is refused without reading it all.
-    const f = Deno.openSync(path, { read: true });
-    try {
-      const size = f.statSync().size, head = new Uint8Array(8);
-      if (size >= 8 && f.readSync(head) === 8) {
-        const hlen = Number(new DataView(head.buffer).getBigUint64(0, true));
-        if (hlen > size - 8) throw new Error(`checkpoint ${path}: header length ${hlen} exceeds file size ${size} (truncated or not safetensors)`);
-      }
-    } finally {
-      f.close();
-    }
-    bytes = Deno.readFileSync(path);
-  } catch (e) {
-    if ((e as Error).message.startsWith(`checkpoint ${path}:`)) throw e;
-    throw new Error(`checkpoint ${path}: cannot read (${(e as Error).message})`);
-  }
+    headBytes: 8,
+    head: (first, size) => {
+      if (first.length < 8) return;
+      const hlen = Number(new DataView(first.buffer, first.byteOffset, 8).getBigUint64(0, true));
+      if (hlen > size - 8) throw new Error(`checkpoint ${path}: header length ${hlen} exceeds file size ${size} (truncated or not safetensors)`);
+    },
+  });
   return decodeSafetensors(bytes, path);
 }
 
 /**
- * Checks that every expected tensor is present with its shape (extra tensors are an error unless
- * allowExtra); the errors name the file and the tensor. Used before any work, and by loadInto.
+ * Checks that the file holds exactly the expected tensors, each with its shape: a missing one, a
+ * shape that differs and a tensor the model does not use are all refused (a tensor too many means
+ * the file is not what its metadata says). The errors name the file and the tensor.
  */
-export function checkTensors(d: Decoded, file: string, expected: [string, readonly number[]][], opts: { allowExtra?: boolean } = {}): void {
+export function checkTensors(d: Decoded, file: string, expected: [string, readonly number[]][]): void {
+  checkPresent(d, file, expected);
+  const known = new Set(expected.map(([n]) => n));
+  const extra = [...d.tensors.keys()].filter((n) => !known.has(n));
+  if (extra.length) throw new Error(`checkpoint ${file}: tensors the model does not use: ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? `, ... (${extra.length} in all)` : ""}`);
+}
+
+function checkPresent(d: Decoded, file: string, expected: [string, readonly number[]][]): void {
   for (const [name, shape] of expected) {
     const t = d.tensors.get(name);
     if (!t) throw new Error(`checkpoint ${file}: tensor '${name}' missing (the model expects shape [${shape}])`);
     if (t.shape.join() !== shape.join()) throw new Error(`checkpoint ${file}: tensor '${name}' has shape [${t.shape}], the model expects [${shape}]`);
   }
-  if (!opts.allowExtra) {
-    const known = new Set(expected.map(([n]) => n));
-    const extra = [...d.tensors.keys()].filter((n) => !known.has(n));
-    if (extra.length) throw new Error(`checkpoint ${file}: tensors not in the model: ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ", ..." : ""}`);
-  }
 }
 
 /**
- * Loads tensors into existing parameters by name. Every parameter must be present with the same
- * shape; extra tensors are an error unless allowExtra.
+ * Loads tensors into existing ones by name; each must be present with the same shape. What else
+ * the file may hold is checkTensors' business (the caller checks the whole file first).
  */
-export function loadInto(d: Decoded, file: string, params: [string, T.Tensor][], opts: { allowExtra?: boolean } = {}): void {
-  checkTensors(d, file, params.map(([n, p]) => [n, p.shape]), opts);
-  for (const [name, p] of params) {
-    const src = T.tensor(d.tensors.get(name)!.data, p.shape, { backend: p.backend });
+export function loadInto(d: Decoded, file: string, targets: [string, T.Tensor][]): void {
+  checkPresent(d, file, targets.map(([n, p]) => [n, p.shape]));
+  for (const [name, p] of targets) {
+    const src = T.tensor(d.tensors.get(name)!.data, p.shape, { backend: p.backend, dtype: p.dtype });
     p.assign(src);
     src.dispose();
   }

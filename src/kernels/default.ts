@@ -4,7 +4,7 @@
 import type { Backend } from "./backend.ts";
 import { CpuBackend } from "./cpu.ts";
 
-export const cpu = new CpuBackend();
+export const cpu: CpuBackend = new CpuBackend();
 let current: Backend = cpu;
 
 export function defaultBackend(): Backend {

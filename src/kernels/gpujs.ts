@@ -24,7 +24,7 @@ export function gpujsPolicy(renderer: string): { ops: GpujsOp[]; minMacs: number
   return { ops: [...GPUJS_OPS], minMacs: 1 << 22, why: "hardware WebGL2 (not measured on these machines)" };
 }
 
-export const isSoftwareRenderer = (r: string) => /swiftshader|llvmpipe|softpipe|lavapipe|software|mesa offscreen/i.test(r);
+export const isSoftwareRenderer = (r: string): boolean => /swiftshader|llvmpipe|softpipe|lavapipe|software|mesa offscreen/i.test(r);
 
 /** The browser's WebGL2 renderer (unmasked where allowed), or "" where there is no WebGL2. */
 export function webgl2Renderer(): string {
@@ -159,7 +159,7 @@ export class GpujsBackend implements Backend<Data> {
   readonly name = "gpujs" as const;
   readonly description: string;
   readonly renderer: string;
-  readonly cpu = new CpuBackend();
+  readonly cpu: CpuBackend = new CpuBackend();
   readonly ops: ReadonlySet<GpujsOp>;
   readonly minMacs: number;
   /** How many calls each op sent to gpu.js and to the CPU (for the page and the tests). */

@@ -100,6 +100,11 @@ export const CONFIG_RULES: Record<string, KindRules> = {
   },
 };
 
+/** [C, H, W] of the images a model of this kind and (merged) config takes. */
+export function modelImageShape(kind: string, merged: Record<string, unknown>): [number, number, number] {
+  return [...CONFIG_RULES[kind].imageShape(merged)];
+}
+
 /** Throws (naming `source`) unless a model of this kind and (merged) config takes images of `shape`. */
 export function checkImageShape(kind: string, merged: Record<string, unknown>, shape: readonly number[], data: string, source: string): void {
   const want = CONFIG_RULES[kind].imageShape(merged);

@@ -25,7 +25,8 @@ import * as T from "../autograd/index.ts";
 import { type ImageSet, toTensor } from "../data/dataset.ts";
 import { type Init, Module } from "../nn/module.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
-import { checkImageShape, type GenerativeModel, type ImageShape, type NllOptions, type SampleOptions } from "./model.ts";
+import { parseImageShape, type GenerativeModel, type ImageShape, type NllOptions, type SampleOptions } from "./model.ts";
+import { makeObjective, type Objective, unknownObjective } from "./objective.ts";
 import { Unet, UNET_DEFAULT, UNET_PAPER, type UnetConfig } from "./unet.ts";
 
 export type BetaSchedule = "sigmoid" | "linear" | "cosine";
@@ -47,35 +48,6 @@ export const DIFFUSION_DEFAULT: DiffusionConfig = { ...UNET_DEFAULT, steps: 1000
  * 32x32 images, L1 loss: `--config '{"image":[3,32,32],"dim":32,"dimMults":[1,2,4,8],"resBlocks":2,"trainLoss":"l1"}'`.
  */
 export const DIFFUSION_PAPER: DiffusionConfig = { ...UNET_PAPER, steps: 1000, schedule: "sigmoid", trainLoss: "l1", strata: 10 };
-
-/**
- * What nll() returns, i.e. what the OOD features differentiate. `dropLast`: the bound without its
- * t = T stratum, the last step's KL term (weighted ~500 by beta_T = 0.999; nearly constant in x_0,
- * since x_T is nearly pure noise): its gradient dominates every layer's norm of the bound's
- * (scripts/elbo_terms.ts; README, "Why the bound is a weak feature").
- */
-export type DiffusionScore =
-  | { kind: "loss"; t: number; loss: "l1" | "l2" }
-  | { kind: "elbo"; dropLast?: boolean };
-
-/** The paper's feature: the L1 eps-loss at the first step, one noise draw per input. */
-export const PAPER_SCORE: DiffusionScore = { kind: "loss", t: 1, loss: "l1" };
-
-/** Fit and evaluation images per set in the default `npm run ood` job (its U-Net pass per input costs ~10x the VAE's). */
-export const DIFFUSION_OOD_COUNT = 200;
-
-/** A score from the command line: "l1" | "l2" (the eps-loss at step t), "elbo" or "elbo-nolast" (the bound without its t = T term). */
-export function parseDiffusionScore(kind: string, t: string): DiffusionScore {
-  if (kind === "elbo") return { kind: "elbo" };
-  if (kind === "elbo-nolast") return { kind: "elbo", dropLast: true };
-  if (kind !== "l1" && kind !== "l2") throw new Error(`--diffusion-score '${kind}': expected l1, l2, elbo or elbo-nolast`);
-  const step = Number(t);
-  if (!(Number.isInteger(step) && step >= 1)) throw new Error(`--diffusion-t '${t}': expected an integer step >= 1`);
-  return { kind: "loss", t: step, loss: kind };
-}
-
-/** A short name for reports: "elbo", "elbo-nolast" or e.g. "l1-t1". */
-export const scoreLabel = (s: DiffusionScore) => (s.kind === "elbo" ? (s.dropLast ? "elbo-nolast" : "elbo") : `${s.loss}-t${s.t}`);
 
 export function betaSchedule(kind: BetaSchedule, T: number): Float64Array {
   if (!(Number.isInteger(T) && T >= 2)) throw new Error(`betaSchedule: steps ${T} must be an integer >= 2`);
@@ -323,40 +295,68 @@ export class DiffusionOps {
 
   /** Ancestral sampling: T network calls; returns x_0 in [-1, 1]. */
   ddpm(shape: number[], gen: T.Generator, o: { backend?: T.Tensor["backend"]; dtype?: T.Tensor["dtype"] } = {}): T.Tensor {
-    let x = T.randn(gen, shape, o);
+    return finish(this.ddpmSteps(shape, gen, o));
+  }
+
+  /** ddpm one step at a time (see ddimSteps). */
+  *ddpmSteps(shape: number[], gen: T.Generator, o: { backend?: T.Tensor["backend"]; dtype?: T.Tensor["dtype"] } = {}): SamplerSteps {
     const p = this.p;
-    for (let t = p.T; t >= 1; t--) {
-      const next = T.tidy(() => T.noGrad(() => {
-        const ts = new Array(shape[0]).fill(t);
-        const x0 = this.#x0(x, t, this.eps(x, ts));
-        const mean = T.add(T.mul(x0, p.coef0[t - 1]), T.mul(x, p.coefT[t - 1]));
-        return t > 1 ? T.add(mean, T.mul(T.randn(gen, shape, o), Math.sqrt(p.sigma2[t - 1]))) : mean;
-      }));
-      x.dispose();
-      x = next;
-    }
-    return x;
+    return yield* stepwise(T.randn(gen, shape, o), p.T, (x, i) => {
+      const t = p.T - i, ts = new Array(shape[0]).fill(t);
+      const x0 = this.#x0(x, t, this.eps(x, ts));
+      const mean = T.add(T.mul(x0, p.coef0[t - 1]), T.mul(x, p.coefT[t - 1]));
+      return t > 1 ? T.add(mean, T.mul(T.randn(gen, shape, o), Math.sqrt(p.sigma2[t - 1]))) : mean;
+    });
   }
 
   /** Deterministic DDIM (eta = 0) over `steps` evenly spaced steps; returns x_0 in [-1, 1]. */
   ddim(shape: number[], gen: T.Generator, steps: number, o: { backend?: T.Tensor["backend"]; dtype?: T.Tensor["dtype"] } = {}): T.Tensor {
+    return finish(this.ddimSteps(shape, gen, steps, o));
+  }
+
+  /**
+   * ddim one step at a time: yields x after each step but the last (valid until the next step runs)
+   * and returns x_0; stopped early (return()), it disposes its current x.
+   */
+  *ddimSteps(shape: number[], gen: T.Generator, steps: number, o: { backend?: T.Tensor["backend"]; dtype?: T.Tensor["dtype"] } = {}): SamplerSteps {
     const p = this.p;
     if (!(Number.isInteger(steps) && steps >= 1 && steps <= p.T)) throw new Error(`ddim: steps ${steps} must be an integer in [1, ${p.T}]`);
     const times = [...Array(steps + 1).keys()].map((i) => Math.round(p.T - (i * p.T) / steps)); // T .. 0
-    let x = T.randn(gen, shape, o);
-    for (let i = 0; i < steps; i++) {
+    return yield* stepwise(T.randn(gen, shape, o), steps, (x, i) => {
       const t = times[i], s = times[i + 1];
-      const next = T.tidy(() => T.noGrad(() => {
-        const x0 = this.#x0(x, t, this.eps(x, new Array(shape[0]).fill(t)));
-        if (s === 0) return x0;
-        const a = p.abar[t - 1], as = p.abar[s - 1];
-        const e = T.mul(T.sub(x, T.mul(x0, Math.sqrt(a))), 1 / Math.sqrt(1 - a)); // eps consistent with the clipped x_0
-        return T.add(T.mul(x0, Math.sqrt(as)), T.mul(e, Math.sqrt(1 - as)));
-      }));
+      const x0 = this.#x0(x, t, this.eps(x, new Array(shape[0]).fill(t)));
+      if (s === 0) return x0;
+      const a = p.abar[t - 1], as = p.abar[s - 1];
+      const e = T.mul(T.sub(x, T.mul(x0, Math.sqrt(a))), 1 / Math.sqrt(1 - a)); // eps consistent with the clipped x_0
+      return T.add(T.mul(x0, Math.sqrt(as)), T.mul(e, Math.sqrt(1 - as)));
+    });
+  }
+}
+
+/** A sampler run step by step: yields the intermediate x, returns the final one. */
+type SamplerSteps = Generator<T.Tensor, T.Tensor, undefined>;
+
+/** The one step loop of both samplers: x_{i+1} = step(x_i, i), the previous x freed; stopped early, the current x is freed. */
+function* stepwise(x0: T.Tensor, n: number, step: (x: T.Tensor, i: number) => T.Tensor): SamplerSteps {
+  let x = x0, done = false;
+  try {
+    for (let i = 0; i < n; i++) {
+      const next = T.tidy(() => T.noGrad(() => step(x, i)));
       x.dispose();
       x = next;
+      if (i < n - 1) yield x;
     }
+    done = true;
     return x;
+  } finally {
+    if (!done) x.dispose();
+  }
+}
+
+function finish(steps: SamplerSteps): T.Tensor {
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
   }
 }
 
@@ -369,7 +369,7 @@ export function flattenConfig(c: Record<string, unknown> = {}): Record<string, u
   return unet && typeof unet === "object" && !Array.isArray(unet) ? { ...(unet as object), ...rest } : c;
 }
 
-export function resolveConfig(c: Partial<DiffusionConfig> = {}): DiffusionConfig {
+export function diffusionConfig(c: Partial<DiffusionConfig> = {}): DiffusionConfig {
   return { ...DIFFUSION_DEFAULT, ...flattenConfig(c as Record<string, unknown>) } as DiffusionConfig;
 }
 
@@ -384,13 +384,11 @@ export class Diffusion extends Module implements GenerativeModel {
   readonly unet: Unet;
   readonly process: Process;
   readonly ops: DiffusionOps;
-  /** What nll() computes: the bound (default; what bits/dim report), or an eps-loss for the OOD features (setScore). */
-  score: DiffusionScore = { kind: "elbo" };
 
   constructor(readonly cfg: DiffusionConfig, o: Init) {
     super();
     this.config = { ...cfg };
-    const [C, H, W] = this.imageShape = checkImageShape("Diffusion", cfg.image);
+    const [C, H, W] = this.imageShape = parseImageShape("Diffusion", cfg.image);
     this.dims = C * H * W;
     this.backend = o.backend ?? T.defaultBackend();
     this.dtype = o.dtype ?? "float32";
@@ -400,21 +398,14 @@ export class Diffusion extends Module implements GenerativeModel {
     this.ops = new DiffusionOps(this.process, (x, t) => this.unet.forward(x, t));
   }
 
-  setScore(s: DiffusionScore): this {
-    if (s.kind === "loss" && !(Number.isInteger(s.t) && s.t >= 1 && s.t <= this.process.T)) throw new Error(`diffusion score: t ${s.t} must be an integer in [1, ${this.process.T}]`);
-    if (s.kind === "elbo" && s.dropLast && this.cfg.strata < 2) throw new Error(`diffusion score elbo-nolast: needs at least 2 strata (the last one is then t = ${this.process.T} alone); this model has ${this.cfg.strata}`);
-    this.score = s;
-    return this;
-  }
-
   /** Pixels to [-1, 1] levels (2v/255 - 1), no dequantisation (the decoder is discrete). */
   input(s: ImageSet, idx: ArrayLike<number>): T.Tensor {
     return toTensor(s, idx, { backend: this.backend, offset: 0, divisor: 255, scale: 2, shift: -1 });
   }
 
+  /** The bound's draws: [B, K + 1, ...image] (slot 0 the decoder's, slot k + 1 stratum k's). */
   noiseShape(B: number): number[] {
-    const img = this.cfg.image;
-    return this.score.kind === "loss" ? [B, ...img] : [B, this.cfg.strata + 1, ...img];
+    return [B, this.cfg.strata + 1, ...this.cfg.image];
   }
 
   #noise(B: number, x: T.Tensor, o: NllOptions): T.Tensor {
@@ -427,20 +418,61 @@ export class Diffusion extends Module implements GenerativeModel {
   }
 
   /**
-   * Per image [B]: with score "loss", the eps-loss at step t (mean over pixels); with "elbo", the
-   * negative bound in nats (with dropLast: without its t = T term). Draws: noise from o.noise (per input) or o.gen; the bound's steps from
-   * o.gen per image when a generator is given, else one fixed seeded step per stratum for all images.
+   * The negative bound in nats per image [B] (bits/dim after / (D ln 2)). Draws: noise from o.noise
+   * (per input) or o.gen; the steps from o.gen per image when a generator is given, else one fixed
+   * seeded step per stratum for all images (so given noise gives a deterministic value).
    */
   nll(x: T.Tensor, o: NllOptions = {}): T.Tensor {
-    const B = x.shape[0];
-    const s = this.score;
-    if (s.kind === "loss") return this.ops.epsLoss(x, new Array(B).fill(s.t), this.#noise(B, x, o), s.loss);
-    const noise = this.#noise(B, x, o);
-    const ts = o.gen && !o.noise ? this.ops.drawSteps(B, this.cfg.strata, o.gen) : this.ops.drawSteps(B, this.cfg.strata, new T.Generator(12345), true);
-    return this.ops.elbo(x, ts, noise, { dropLast: s.dropLast }).total;
+    return this.#bound(x, this.#noise(x.shape[0], x, o), o.gen && !o.noise ? o.gen : null, false);
   }
 
-  /** The negative bound in nats [B] with fresh draws from gen (steps per image), whatever the score. */
+  #bound(x: T.Tensor, noise: T.Tensor, gen: T.Generator | null, dropLast: boolean): T.Tensor {
+    const B = x.shape[0], K = this.cfg.strata;
+    const ts = gen ? this.ops.drawSteps(B, K, gen) : this.ops.drawSteps(B, K, new T.Generator(12345), true);
+    return this.ops.elbo(x, ts, noise, { dropLast }).total;
+  }
+
+  get objectives(): string {
+    return `l1-t<t>, l2-t<t> (the eps-loss at step t, t in 1..${this.process.T}), elbo (or nll)${this.cfg.strata >= 2 ? ", elbo-nolast" : ""}`;
+  }
+  /** The paper's feature: the L1 eps-loss at the first step, one noise draw per input. */
+  readonly defaultObjective = "l1-t1";
+
+  /**
+   * Every model's "nll" is here "elbo". "l1-t<t>" | "l2-t<t>": the eps-loss at step t (mean over pixels of |eps - eps_hat| or its
+   * square; one noise draw [B, ...image]); "elbo": the negative bound (its K + 1 draws per input);
+   * "elbo-nolast": the bound without its t = T term (and its network call), whose gradient
+   * dominates every layer's norm of the bound's (scripts/elbo_terms.ts; docs/diffusion.md).
+   */
+  objective(name: string = this.defaultObjective): Objective {
+    const m = /^(l1|l2)-t(\d+)$/.exec(name);
+    if (m) {
+      const loss = m[1] as "l1" | "l2", t = Number(m[2]);
+      if (!(t >= 1 && t <= this.process.T)) throw new Error(`objective '${name}': step ${t} is outside 1..${this.process.T}, the steps of this diffusion model (allowed: ${this.objectives})`);
+      const what = loss === "l1" ? "|eps - eps_hat|" : "(eps - eps_hat)^2";
+      return makeObjective({
+        name, dims: this.dims, noiseShape: (B) => [B, ...this.cfg.image],
+        value: (x, noise) => this.ops.epsLoss(x, new Array(x.shape[0]).fill(t), noise!, loss),
+        measure: {
+          kind: "loss", short: `${loss.toUpperCase()} eps-loss, t = ${t}`, unit: "",
+          label: `${loss.toUpperCase()} eps-loss at t = ${t}: the mean over pixels of ${what} for one noise draw (what stands in for the likelihood; not a likelihood)`,
+        },
+      });
+    }
+    if (name === "nll") name = "elbo"; // every model's "nll": here the negative bound
+    if (name !== "elbo" && name !== "elbo-nolast") throw unknownObjective("diffusion", name, this.objectives);
+    const dropLast = name === "elbo-nolast";
+    if (dropLast && this.cfg.strata < 2) throw new Error(`objective 'elbo-nolast': needs at least 2 strata (the last one is then t = ${this.process.T} alone); this model has ${this.cfg.strata} (allowed: ${this.objectives})`);
+    return makeObjective({
+      name, dims: this.dims, maxBatch: this.evalBatch, noiseShape: (B) => this.noiseShape(B),
+      value: (x, noise) => this.#bound(x, noise!, null, dropLast),
+      measure: dropLast
+        ? { kind: "nll", short: "NLL bound w/o t = T", label: "negative variational bound without its t = T KL term, bits/dim (stratified estimate)", unit: "bits/dim" }
+        : { kind: "nll", short: "NLL bound", label: "negative variational bound, bits/dim (stratified estimate)", unit: "bits/dim" },
+    });
+  }
+
+  /** The negative bound in nats [B] with fresh draws from gen (steps per image). */
   elboNll(x: T.Tensor, gen: T.Generator): T.Tensor {
     const B = x.shape[0];
     const noise = T.randn(gen, [B, this.cfg.strata + 1, ...this.cfg.image], { backend: x.backend, dtype: x.dtype });
@@ -455,12 +487,43 @@ export class Diffusion extends Module implements GenerativeModel {
     return this.ops.epsLoss(x, t, noise, this.cfg.trainLoss);
   }
 
+  readonly sampleOptions = ["sampler", "steps"] as const;
+  describeSampling(o: SampleOptions): string {
+    if (o.sampler === "ddpm") return "(ancestral DDPM, every step)";
+    const steps = o.steps ?? 100;
+    if (!(Number.isInteger(steps) && steps >= 1 && steps <= this.process.T)) throw new Error(`steps ${steps}: at most ${this.process.T} (the steps of this diffusion model)`);
+    return `(DDIM, ${steps} steps)`;
+  }
+
   /** n images as 0..255 levels: DDIM with o.steps steps (default 100; deterministic given gen), or ancestral DDPM. */
   async sample(n: number, gen: T.Generator, o: SampleOptions = {}): Promise<Uint8Array> {
     const { backend, dtype } = this;
     const shape = [n, ...this.cfg.image];
-    const x = o.sampler === "ddpm" ? this.ops.ddpm(shape, gen, { backend, dtype }) : this.ops.ddim(shape, gen, o.steps ?? 100, { backend, dtype });
+    const ddpm = o.sampler === "ddpm", total = ddpm ? this.process.T : o.steps ?? 100;
+    const steps = ddpm ? this.ops.ddpmSteps(shape, gen, { backend, dtype }) : this.ops.ddimSteps(shape, gen, total, { backend, dtype });
+    let r = steps.next(), done = 0;
+    if (o.signal || o.onStep) {
+      // Each step finishes before the next is queued, so a cancel leaves nothing running.
+      try {
+        while (!r.done) {
+          await r.value.data();
+          o.signal?.throwIfAborted();
+          o.onStep?.(++done, total);
+          r = steps.next();
+        }
+      } catch (e) {
+        steps.return(undefined as never);
+        throw e;
+      }
+    }
+    while (!r.done) r = steps.next();
+    const x = r.value;
     const d = await x.data();
+    if (o.signal?.aborted) {
+      x.dispose();
+      o.signal.throwIfAborted();
+    }
+    o.onStep?.(total, total);
     x.dispose();
     return Uint8Array.from(d, (v) => Math.round(Math.min(1, Math.max(-1, v)) * 127.5 + 127.5));
   }

@@ -3,7 +3,7 @@
 import type { Backend } from "../kernels/backend.ts";
 import { decodeSafetensors, loadInto } from "../io/safetensors.ts";
 import type { GenerativeModel } from "./model.ts";
-import { createModel } from "./registry.ts";
+import { checkModelTensors, createModel, modelSpecOf } from "./registry.ts";
 
 export interface LoadedModel {
   model: GenerativeModel;
@@ -12,16 +12,10 @@ export interface LoadedModel {
 
 export async function loadModelBytes(bytes: Uint8Array, backend: Backend, file = "model.safetensors"): Promise<LoadedModel> {
   const d = decodeSafetensors(bytes, file);
-  const kind = d.metadata.kind;
-  if (!kind) throw new Error(`checkpoint ${file}: no 'kind' in __metadata__ (not a fimscope model checkpoint)`);
-  let config: Record<string, unknown>;
-  try {
-    config = JSON.parse(d.metadata.config ?? "{}");
-  } catch {
-    throw new Error(`checkpoint ${file}: __metadata__.config is not valid JSON`);
-  }
-  const model = await createModel(kind, config, backend);
-  loadInto(d, file, model.namedParameters(), { allowExtra: true });
+  const { kind, config } = await modelSpecOf(d, file);
+  const model = await createModel(kind, config, backend, 0, `checkpoint ${file}: __metadata__.config`);
+  checkModelTensors(d, file, model);
+  loadInto(d, file, model.namedState());
   (model as { markInitialized?: () => void }).markInitialized?.();
   model.eval();
   return { model, metadata: d.metadata };

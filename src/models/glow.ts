@@ -3,9 +3,10 @@
 import * as T from "../autograd/index.ts";
 import { type ImageSet, toTensor } from "../data/dataset.ts";
 import { type Init, Module } from "../nn/module.ts";
-import { FlowStep, gaussianLogProb, LogitPreprocess, SplitPrior, squeeze, unsqueeze } from "./glow_layers.ts";
+import { type ActNorm, FlowStep, gaussianLogProb, LogitPreprocess, SplitPrior, depthToSpace, spaceToDepth } from "./glow_layers.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
-import { checkImageShape, type GenerativeModel, type ImageShape, type SampleOptions } from "./model.ts";
+import { parseImageShape, type GenerativeModel, type ImageShape, type SampleOptions } from "./model.ts";
+import { makeObjective, type Objective, unknownObjective } from "./objective.ts";
 
 export interface GlowConfig {
   levels: number;
@@ -55,7 +56,7 @@ export class Glow extends Module implements GenerativeModel {
   constructor(readonly cfg: GlowConfig, o: Init) {
     super();
     this.config = { ...cfg };
-    const [C, H, W] = this.imageShape = checkImageShape("Glow", cfg.image);
+    const [C, H, W] = this.imageShape = parseImageShape("Glow", cfg.image);
     this.backend = o.backend ?? T.defaultBackend();
     this.dtype = o.dtype ?? "float32";
     if (H % 2 ** cfg.levels || W % 2 ** cfg.levels) throw new Error(`Glow: image ${H}x${W} not divisible by 2^${cfg.levels}`);
@@ -80,7 +81,18 @@ export class Glow extends Module implements GenerativeModel {
     return null;
   }
 
-  actnorms() {
+  readonly objectives = "nll";
+  readonly defaultObjective = "nll";
+  /** "nll": the exact NLL of the pixels at their bin centres (no dequantisation noise, so nothing is drawn). */
+  objective(name = "nll"): Objective {
+    if (name !== "nll") throw unknownObjective("glow", name, this.objectives);
+    return makeObjective({
+      name, dims: this.dims, noiseShape: () => null, value: (x) => this.nll(x),
+      measure: { kind: "nll", short: "NLL", label: "NLL, bits/dim (exact, pixels at their bin centres)", unit: "bits/dim" },
+    });
+  }
+
+  actnorms(): ActNorm[] {
     return this.levels.flatMap((l) => l.steps.map((s) => s.actnorm));
   }
 
@@ -106,7 +118,7 @@ export class Glow extends Module implements GenerativeModel {
     }
     const zs: T.Tensor[] = [];
     for (const level of this.levels) {
-      h = squeeze(h);
+      h = spaceToDepth(h);
       for (const step of level.steps) {
         const r = step.forward(h);
         h = r.y;
@@ -141,7 +153,7 @@ export class Glow extends Module implements GenerativeModel {
         h = T.concat([h, z2At(l, mean, logs)], 1);
       }
       for (let k = level.steps.length - 1; k >= 0; k--) h = await level.steps[k].reverse(h);
-      h = unsqueeze(h);
+      h = depthToSpace(h);
     }
     return this.logit ? this.logit.reverse(h) : h;
   }
@@ -153,6 +165,13 @@ export class Glow extends Module implements GenerativeModel {
   nll(x: T.Tensor): T.Tensor {
     const { logdet, logpz } = this.encode(x);
     return T.add(T.neg(T.add(logpz, logdet)), this.dims * Math.log(256));
+  }
+
+  readonly sampleOptions = ["temperature"] as const;
+  describeSampling(o: SampleOptions): string {
+    const t = o.temperature ?? 1;
+    if (!(t >= 0 && Number.isFinite(t))) throw new Error(`temperature ${t}: expected a finite number >= 0`);
+    return `at temperature ${t}`;
   }
 
   /** n samples at a temperature (o.temperature, default 1), as 0..255 levels [n*C*H*W]. */

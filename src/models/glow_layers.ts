@@ -9,14 +9,15 @@ export interface FlowOut {
   logdet: T.Tensor;
 }
 
-/** Space-to-depth 2x2: [B, C, H, W] -> [B, 4C, H/2, W/2]; volume preserving. */
-export function squeeze(x: T.Tensor): T.Tensor {
+/** Space-to-depth 2x2 (the Glow paper's "squeeze"): [B, C, H, W] -> [B, 4C, H/2, W/2]; volume preserving. */
+export function spaceToDepth(x: T.Tensor): T.Tensor {
   const [B, C, H, W] = x.shape;
-  if (H % 2 || W % 2) throw new Error(`squeeze: ${T.fmt(x.shape)} needs even H and W`);
+  if (H % 2 || W % 2) throw new Error(`spaceToDepth: ${T.fmt(x.shape)} needs even H and W`);
   return T.reshape(T.permute(T.reshape(x, [B, C, H / 2, 2, W / 2, 2]), [0, 1, 3, 5, 2, 4]), [B, 4 * C, H / 2, W / 2]);
 }
 
-export function unsqueeze(x: T.Tensor): T.Tensor {
+/** Its inverse (the Glow paper's "unsqueeze"; not T.unsqueeze, which adds an axis). */
+export function depthToSpace(x: T.Tensor): T.Tensor {
   const [B, C4, h, w] = x.shape;
   return T.reshape(T.permute(T.reshape(x, [B, C4 / 4, 2, 2, h, w]), [0, 1, 4, 2, 5, 3]), [B, C4 / 4, 2 * h, 2 * w]);
 }
@@ -85,9 +86,33 @@ export class ActNorm extends Module {
   }
 }
 
+/** Why values are not an n x n permutation matrix (0/1, one 1 in each row and column), or null. */
+export function permutationMatrixProblem(v: ArrayLike<number>, n: number): string | null {
+  if (v.length !== n * n) return `has ${v.length} values, not ${n}x${n}`;
+  for (let i = 0; i < v.length; i++) if (v[i] !== 0 && v[i] !== 1) return `holds ${v[i]} at index ${i} (allowed: a permutation matrix of 0s and 1s)`;
+  for (let i = 0; i < n; i++) {
+    let row = 0, col = 0;
+    for (let j = 0; j < n; j++) {
+      row += v[i * n + j];
+      col += v[j * n + i];
+    }
+    if (row !== 1 || col !== 1) return `is not a permutation matrix (row or column ${i} does not hold exactly one 1)`;
+  }
+  return null;
+}
+
+/** Why values are not all +1 or -1, or null. */
+export function signsProblem(v: ArrayLike<number>): string | null {
+  for (let i = 0; i < v.length; i++) if (v[i] !== 1 && v[i] !== -1) return `holds ${v[i]} at index ${i} (allowed: signs, +1 or -1)`;
+  return null;
+}
+
 /**
  * Invertible 1x1 convolution, LU-parameterised: W = P L (U + diag(sign * exp(logs))), P and sign
- * fixed, L unit lower-triangular; log|det W| = sum(logs), times H*W positions.
+ * fixed, L unit lower-triangular; log|det W| = sum(logs), times H*W positions. P ("perm", the
+ * n x n permutation matrix) and sign come from the LU factors of a random rotation drawn from the
+ * init generator; they are buffers, stored in the model file, so a loaded model never depends on
+ * that draw (files written before they were stored: scripts/migrate_weights.ts).
  */
 export class InvConv1x1 extends Module {
   readonly lower: T.Tensor;
@@ -107,8 +132,8 @@ export class InvConv1x1 extends Module {
     const diag = [...Array(n).keys()].map((i) => u[i * n + i]);
     const strictU = u.map((v, k) => (Math.floor(k / n) < k % n ? v : 0));
     const strictL = l.map((v, k) => (Math.floor(k / n) > k % n ? v : 0));
-    this.#p = mk(permutationMatrix(perm), [n, n]);
-    this.#sign = mk(diag.map(Math.sign), [n]);
+    this.#p = this.buffer("perm", mk(permutationMatrix(perm), [n, n]), (v) => permutationMatrixProblem(v, n));
+    this.#sign = this.buffer("sign", mk(diag.map(Math.sign), [n]), signsProblem);
     this.#lmask = mk(Array.from({ length: n * n }, (_, k) => (Math.floor(k / n) > k % n ? 1 : 0)), [n, n]);
     this.#umask = mk(Array.from({ length: n * n }, (_, k) => (Math.floor(k / n) < k % n ? 1 : 0)), [n, n]);
     this.#eye = mk(Array.from({ length: n * n }, (_, k) => (Math.floor(k / n) === k % n ? 1 : 0)), [n, n]);

@@ -3,6 +3,7 @@ import type * as T from "../autograd/index.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
 import type { Module } from "../nn/module.ts";
+import type { Objective } from "./objective.ts";
 
 /** One image's shape: channels, height, width. */
 export type ImageShape = readonly [number, number, number];
@@ -16,6 +17,14 @@ export interface SampleOptions {
   sampler?: "ddim" | "ddpm";
   /** DDIM steps (default 100). */
   steps?: number;
+  /**
+   * Stops a many-step sampler (the diffusion model's) between steps: with a signal or onStep each step
+   * is awaited before the next is queued, and an aborted signal rejects with its reason, nothing left
+   * queued or allocated. Models that sample in one pass ignore them.
+   */
+  signal?: AbortSignal;
+  /** Called after each step of a many-step sampler: steps done, of total. */
+  onStep?: (done: number, total: number) => void;
 }
 
 export interface NllOptions {
@@ -42,6 +51,10 @@ export interface GenerativeModel extends Module {
   nll(x: T.Tensor, o?: NllOptions): T.Tensor;
   /** Shape of the per-example noise nll() draws for a batch of B ([B, ...]), or null if it draws none. */
   noiseShape(B: number): number[] | null;
+  /** The sample options this model takes (the others do not apply to it). */
+  readonly sampleOptions: readonly (keyof SampleOptions)[];
+  /** How `sample` draws with these options, for messages ("at temperature 0.7"); throws one line when an option is out of range for this model. */
+  describeSampling(o: SampleOptions): string;
   /** n samples from the model, as 8-bit images (n*C*H*W bytes, planar, in imageShape). */
   sample(n: number, gen: T.Generator, o?: SampleOptions): Promise<Uint8Array>;
   /**
@@ -51,14 +64,20 @@ export interface GenerativeModel extends Module {
   trainingLoss?(x: T.Tensor, gen: T.Generator): T.Tensor;
   /** The largest batch evaluation should pass to nll (the diffusion bound runs K + 1 U-Net passes per image). */
   readonly evalBatch?: number;
+  /** The objectives this model offers, for messages: "nll", or the diffusion model's "l1-t<t>, l2-t<t> (t in 1..T), elbo, elbo-nolast". */
+  readonly objectives: string;
+  /** What the OOD features differentiate unless told otherwise: the NLL; for the diffusion model the paper's L1 eps-loss at t = 1. */
+  readonly defaultObjective: string;
+  /** An objective by name (default: defaultObjective; every model offers "nll", its NLL or bound on it); throws one line naming the allowed ones. */
+  objective(name?: string): Objective;
   /** Data-dependent initialisation on a first batch (ActNorm); a no-op where none is needed. */
   initialize?(x: T.Tensor): void;
 }
 
-export const LN2 = Math.log(2);
+export const LN2: number = Math.log(2);
 
 /** [C, H, W] checked: positive integers. */
-export function checkImageShape(model: string, s: readonly number[]): ImageShape {
+export function parseImageShape(model: string, s: readonly number[]): ImageShape {
   if (s.length !== 3 || !s.every((d) => Number.isInteger(d) && d >= 1)) throw new Error(`${model}: image must be [C, H, W] of positive integers, got ${JSON.stringify(s)}`);
   return [s[0], s[1], s[2]];
 }

@@ -67,6 +67,56 @@ export interface ModelFile {
   config: Record<string, unknown>;
   /** The model's parameter names and shapes (all present in the file). */
   shapes: [string, number[]][];
+  /** The model's buffers (stored constants, e.g. Glow's permutations): names and shapes, all present in the file. */
+  buffers: [string, number[]][];
+  /**
+   * The model built on the CPU from the metadata with initial weights (not the file's): what a
+   * command asks before any work, such as its objectives (probe.objective(name) throws on a bad one).
+   */
+  probe: GenerativeModel;
+}
+
+/** The command that adds the stored constants to a file written before they were stored. */
+export const MIGRATE_COMMAND = "deno run -A scripts/migrate_weights.ts";
+
+/**
+ * Checks that a file holds exactly what the model uses: every parameter and buffer with its shape,
+ * nothing else, except that a training checkpoint (a step in its metadata) holds both optimiser
+ * moments of every parameter (optimizer.m.<name>, optimizer.v.<name>) and nothing else extra. Each
+ * buffer's values pass its check (Glow's permutations are permutation matrices, its signs +1 or -1).
+ * A file without the buffers is one from before they were stored: the error says how to migrate it.
+ */
+export function checkModelTensors(d: Decoded, file: string, model: GenerativeModel): void {
+  const shapesOf = (ts: [string, T.Tensor][]) => ts.map(([n, t]) => [n, [...t.shape]] as [string, number[]]);
+  const params = shapesOf(model.namedParameters()), buffers = shapesOf(model.namedBuffers());
+  const absent = buffers.filter(([n]) => !d.tensors.has(n));
+  if (absent.length === buffers.length && absent.length > 0) {
+    throw new Error(`checkpoint ${file}: the model's stored constants are missing (tensor '${absent[0][0]}'${absent.length > 1 ? ` and ${absent.length - 1} more` : ""}): a file written before they were stored; migrate it with ${MIGRATE_COMMAND} ${file}`);
+  }
+  const expected = [...params, ...buffers];
+  if ([...d.tensors.keys()].some((n) => n.startsWith("optimizer."))) {
+    if (!/^\d+$/.test(d.metadata.step ?? "")) throw new Error(`checkpoint ${file}: holds optimiser moments but no step in __metadata__ (a training checkpoint records its step)`);
+    expected.push(...params.flatMap(([n, s]) => [[`optimizer.m.${n}`, s], [`optimizer.v.${n}`, s]] as [string, number[]][]));
+  }
+  checkTensors(d, file, expected);
+  for (const [name, check] of model.bufferChecks()) {
+    const why = check(d.tensors.get(name)!.data);
+    if (why) throw new Error(`checkpoint ${file}: tensor '${name}' ${why}`);
+  }
+}
+
+/** A file's model kind and its config merged with the defaults, from its metadata (checked; errors name the file and key). */
+export async function modelSpecOf(d: Decoded, path: string): Promise<{ kind: string; config: Record<string, unknown> }> {
+  const kind = d.metadata.kind;
+  if (!kind) throw new Error(`checkpoint ${path}: no 'kind' in __metadata__ (not a fimscope model checkpoint)`);
+  if (!MODEL_KINDS.includes(kind)) throw new Error(`checkpoint ${path}: __metadata__.kind '${kind}' is not a model kind (allowed: ${MODEL_KINDS.join(", ")})`);
+  let config: unknown;
+  try {
+    config = JSON.parse(d.metadata.config ?? "{}");
+  } catch {
+    throw new Error(`checkpoint ${path}: __metadata__.config is not valid JSON`);
+  }
+  return { kind, config: await resolveConfig(kind, config, `checkpoint ${path}: __metadata__.config`) };
 }
 
 /**
@@ -75,42 +125,29 @@ export interface ModelFile {
  */
 export async function checkModelFile(path: string): Promise<ModelFile> {
   const decoded = readCheckpoint(path);
-  const kind = decoded.metadata.kind;
-  if (!kind) throw new Error(`checkpoint ${path}: no 'kind' in __metadata__ (not a fimscope model checkpoint)`);
-  if (!MODEL_KINDS.includes(kind)) throw new Error(`checkpoint ${path}: __metadata__.kind '${kind}' is not a model kind (allowed: ${MODEL_KINDS.join(", ")})`);
-  let config: unknown;
-  try {
-    config = JSON.parse(decoded.metadata.config ?? "{}");
-  } catch {
-    throw new Error(`checkpoint ${path}: __metadata__.config is not valid JSON`);
-  }
-  const merged = await resolveConfig(kind, config, `checkpoint ${path}: __metadata__.config`);
+  const { kind, config: merged } = await modelSpecOf(decoded, path);
   // The tensors must fit the model the metadata describes: built on the CPU only to read its shapes.
   const probe = await createModel(kind, merged, T.cpu, 0, `checkpoint ${path}: __metadata__.config`);
+  checkModelTensors(decoded, path, probe);
   const shapes = probe.namedParameters().map(([n, p]) => [n, [...p.shape]] as [string, number[]]);
-  checkTensors(decoded, path, shapes, { allowExtra: true });
-  return { decoded, kind, config: merged, shapes };
+  const buffers = probe.namedBuffers().map(([n, p]) => [n, [...p.shape]] as [string, number[]]);
+  return { decoded, kind, config: merged, shapes, buffers, probe };
 }
 
-/** A model rebuilt from a checkpoint's metadata, with its weights loaded (pass `file` if already checked). */
+/** A model rebuilt from a checkpoint's metadata, with its weights and stored constants loaded (pass `file` if already checked). */
 export async function loadModel(path: string, backend: Backend, file?: ModelFile): Promise<GenerativeModel> {
   const f = file ?? await checkModelFile(path);
   const model = await createModel(f.kind, f.config, backend, 0, `checkpoint ${path}: __metadata__.config`);
-  loadInto(f.decoded, path, model.namedParameters(), { allowExtra: true });
+  loadInto(f.decoded, path, model.namedState());
   (model as { markInitialized?: () => void }).markInitialized?.();
   model.eval();
   return model;
 }
 
 /** Throws unless a model of this kind and config takes images of the dataset's shape; `source` names the option or file. */
-export { checkImageShape } from "./config_check.ts";
+export { checkImageShape, modelImageShape } from "./config_check.ts";
 
 /** Whether a file is a training checkpoint (step in the metadata and the optimiser's moments), not shipped weights. */
 export function isTrainingCheckpoint(d: Decoded): boolean {
   return /^\d+$/.test(d.metadata.step ?? "") && [...d.tensors.keys()].some((n) => n.startsWith("optimizer.m."));
-}
-
-/** Throws (naming the file and tensor) unless a checkpoint holds exactly the parameters and both optimiser moments of each. */
-export function checkTrainingState(f: ModelFile, path: string): void {
-  checkTensors(f.decoded, path, f.shapes.flatMap(([n, s]) => [[n, s], [`optimizer.m.${n}`, s], [`optimizer.v.${n}`, s]] as [string, number[]][]));
 }

@@ -53,14 +53,14 @@ export function metadataOf(model: GenerativeModel, extra: Record<string, string 
 }
 
 export async function train(model: GenerativeModel, data: ImageSet, o: TrainOptions): Promise<TrainResult> {
-  const params = model.namedParameters();
+  const params = model.namedParameters(), buffers = model.namedBuffers();
   if (o.optimizer !== "adam" && o.optimizer !== "adamax") throw new Error(`train: optimizer '${o.optimizer}' (allowed: adam, adamax)`);
   const opt = o.optimizer === "adamax" ? new Adamax(params.map(([, p]) => p), { lr: o.lr }) : new Adam(params.map(([, p]) => p), { lr: o.lr });
   let start = 0, elapsedBefore = 0;
   if (o.resume) {
     const d = readCheckpoint(o.resume);
     const optNamed: [string, T.Tensor][] = params.flatMap(([n], i) => [[`optimizer.m.${n}`, opt.m[i]], [`optimizer.v.${n}`, opt.v[i]]] as [string, T.Tensor][]);
-    loadInto(d, o.resume, [...params, ...optNamed]);
+    loadInto(d, o.resume, [...params, ...buffers, ...optNamed]);
     start = Number(d.metadata.step ?? NaN);
     if (!Number.isInteger(start)) throw new Error(`checkpoint ${o.resume}: no step in __metadata__ (not a training checkpoint)`);
     if (start >= o.steps) throw new Error(`train: the checkpoint ${o.resume} is at step ${start}; steps ${o.steps} is the total step count and must exceed it`);
@@ -76,7 +76,7 @@ export async function train(model: GenerativeModel, data: ImageSet, o: TrainOpti
   let lastLoss = NaN;
   const save = async (step: number) => {
     const optNamed: [string, T.Tensor][] = params.flatMap(([n], i) => [[`optimizer.m.${n}`, opt.m[i]], [`optimizer.v.${n}`, opt.v[i]]] as [string, T.Tensor][]);
-    await saveTensors(o.checkpointPath, [...params, ...optNamed], metadataOf(model, {
+    await saveTensors(o.checkpointPath, [...params, ...buffers, ...optNamed], metadataOf(model, {
       step, seed: o.seed, data: o.data, lr: o.lr, batch: o.batch, optimizer: o.optimizer, clip: o.clip, warmup: o.warmup, elapsed_s: elapsedBefore + (performance.now() - t0) / 1000,
     }));
   };

@@ -7,7 +7,8 @@ import * as T from "../autograd/index.ts";
 import { type ImageSet, toTensor } from "../data/dataset.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
 import { Conv2d, type Init, Linear, Module } from "../nn/module.ts";
-import { checkImageShape, type GenerativeModel, type ImageShape, type NllOptions, type SampleOptions } from "./model.ts";
+import { parseImageShape, type GenerativeModel, type ImageShape, type NllOptions, type SampleOptions } from "./model.ts";
+import { makeObjective, type Objective, unknownObjective } from "./objective.ts";
 
 export interface VaeConfig {
   latent: number;
@@ -63,7 +64,7 @@ export class VAE extends Module implements GenerativeModel {
   constructor(readonly cfg: VaeConfig, o: Init) {
     super();
     this.config = { ...cfg };
-    const [C, H, W] = this.imageShape = checkImageShape("VAE", cfg.image ?? VAE_DEFAULT.image);
+    const [C, H, W] = this.imageShape = parseImageShape("VAE", cfg.image ?? VAE_DEFAULT.image);
     if (H % 4 || W % 4) throw new Error(`VAE: image ${H}x${W} needs H and W divisible by 4`);
     this.dims = C * H * W;
     this.backend = o.backend ?? T.defaultBackend();
@@ -118,6 +119,17 @@ export class VAE extends Module implements GenerativeModel {
     return [B, this.cfg.latent];
   }
 
+  readonly objectives = "nll";
+  readonly defaultObjective = "nll";
+  /** "nll": the negative ELBO with one reparameterised latent sample per input (its standard-normal draw given). */
+  objective(name = "nll"): Objective {
+    if (name !== "nll") throw unknownObjective("vae", name, this.objectives);
+    return makeObjective({
+      name, dims: this.dims, noiseShape: (B) => this.noiseShape(B), value: (x, noise) => this.nll(x, { noise }),
+      measure: { kind: "nll", short: "NLL", label: "NLL: negative ELBO, bits/dim (one latent sample)", unit: "bits/dim" },
+    });
+  }
+
   /** One reparameterised sample per example (eps from gen, or given): ELBO terms in nats, each [B]. */
   elbo(x: T.Tensor, gen: T.Generator | T.Tensor): { elbo: T.Tensor; rec: T.Tensor; kl: T.Tensor } {
     const { mu, logvar } = this.encode(x);
@@ -153,6 +165,11 @@ export class VAE extends Module implements GenerativeModel {
     const logQz = T.mul(T.sum(T.add(T.add(T.square(eps), lvK), log2pi), 1), -0.5);
     const logW = T.reshape(T.sub(T.add(logPxz, logPz), logQz), [K, B]);
     return T.neg(T.sub(T.logsumexp(logW, 0), Math.log(K)));
+  }
+
+  readonly sampleOptions = ["mean"] as const;
+  describeSampling(o: SampleOptions): string {
+    return o.mean ?? false ? "(decoder means)" : "(drawn from the decoder's logistic)";
   }
 
   /**

@@ -1,28 +1,45 @@
 // A small module system: parameters with stable dotted names, children in a fixed order,
-// train/eval modes, and calls with substituted parameters (withParameters).
+// train/eval modes, and calls with substituted parameters (withParameters). Buffers are the
+// constants a model computes with but does not train (Glow's 1x1-convolution permutations): saved
+// and loaded with the parameters (namedState), never in namedParameters, so they are neither
+// optimised nor features; each may carry a check of its meaning, run on a file's values at load.
 import * as T from "../autograd/index.ts";
 import type { Backend, DType } from "../kernels/backend.ts";
+
+/** Why a buffer's stored values are not valid (e.g. not a permutation matrix), or null when they are. */
+export type BufferCheck = (values: ArrayLike<number>) => string | null;
 
 export abstract class Module {
   training = true;
   #params: [string, T.Tensor][] = [];
+  #buffers: [string, T.Tensor, BufferCheck | undefined][] = [];
   #children: [string, Module][] = [];
+
+  #unique(name: string): void {
+    if ([...this.#params, ...this.#buffers, ...this.#children].some(([n]) => n === name)) {
+      throw new Error(`Module ${this.constructor.name}: '${name}' registered twice`);
+    }
+  }
 
   /** Register a parameter (a leaf that requires grad) under `name`. */
   protected param(name: string, t: T.Tensor): T.Tensor {
-    if (this.#params.some(([n]) => n === name) || this.#children.some(([n]) => n === name)) {
-      throw new Error(`Module ${this.constructor.name}: '${name}' registered twice`);
-    }
+    this.#unique(name);
     t.requireGrad();
     T.keep(t);
     this.#params.push([name, t]);
     return t;
   }
 
+  /** Register a buffer: a constant saved with the model (no gradient, not trained); `check` validates a file's values. */
+  protected buffer(name: string, t: T.Tensor, check?: BufferCheck): T.Tensor {
+    this.#unique(name);
+    T.keep(t);
+    this.#buffers.push([name, t, check]);
+    return t;
+  }
+
   protected child<M extends Module>(name: string, m: M): M {
-    if (this.#params.some(([n]) => n === name) || this.#children.some(([n]) => n === name)) {
-      throw new Error(`Module ${this.constructor.name}: '${name}' registered twice`);
-    }
+    this.#unique(name);
     this.#children.push([name, m]);
     return m;
   }
@@ -33,6 +50,26 @@ export abstract class Module {
     for (const [n, c] of this.#children) out.push(...c.namedParameters(`${prefix}${n}.`));
     for (const [n, t] of out) t.name = n;
     return out;
+  }
+
+  /** Every buffer with its dotted name, in registration order (depth first). */
+  namedBuffers(prefix = ""): [string, T.Tensor][] {
+    const out: [string, T.Tensor][] = this.#buffers.map(([n, t]) => [prefix + n, t]);
+    for (const [n, c] of this.#children) out.push(...c.namedBuffers(`${prefix}${n}.`));
+    return out;
+  }
+
+  /** The checks of the buffers that have one, by dotted name. */
+  bufferChecks(prefix = ""): Map<string, BufferCheck> {
+    const out = new Map<string, BufferCheck>();
+    for (const [n, , check] of this.#buffers) if (check) out.set(prefix + n, check);
+    for (const [n, c] of this.#children) for (const [k, v] of c.bufferChecks(`${prefix}${n}.`)) out.set(k, v);
+    return out;
+  }
+
+  /** What a model file holds: the parameters, then the buffers. */
+  namedState(): [string, T.Tensor][] {
+    return [...this.namedParameters(), ...this.namedBuffers()];
   }
 
   parameters(): T.Tensor[] {

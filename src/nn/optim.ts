@@ -65,10 +65,10 @@ abstract class MomentOptimizer {
 
 /** Adam (Kingma & Ba 2015) with bias correction. */
 export class Adam extends MomentOptimizer {
-  protected second(v: T.Tensor, g: T.Tensor) {
+  protected second(v: T.Tensor, g: T.Tensor): T.Tensor {
     return T.add(T.mul(v, this.beta2), T.mul(T.square(g), 1 - this.beta2));
   }
-  protected delta(m: T.Tensor, v: T.Tensor) {
+  protected delta(m: T.Tensor, v: T.Tensor): T.Tensor {
     const c1 = 1 - this.beta1 ** this.step, c2 = 1 - this.beta2 ** this.step;
     return T.mul(T.div(m, T.add(T.sqrt(T.div(v, c2)), this.eps)), this.lr / c1);
   }
@@ -80,10 +80,10 @@ export class Adam extends MomentOptimizer {
 
 /** Adamax: the infinity-norm variant of Adam (the Glow paper's optimiser). */
 export class Adamax extends MomentOptimizer {
-  protected second(v: T.Tensor, g: T.Tensor) {
+  protected second(v: T.Tensor, g: T.Tensor): T.Tensor {
     return T.maximum(T.mul(v, this.beta2), T.abs(g));
   }
-  protected delta(m: T.Tensor, v: T.Tensor) {
+  protected delta(m: T.Tensor, v: T.Tensor): T.Tensor {
     const c1 = 1 - this.beta1 ** this.step;
     return T.mul(T.div(m, T.add(v, this.eps)), this.lr / c1);
   }

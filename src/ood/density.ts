@@ -1,5 +1,8 @@
 // Densities fitted on in-distribution features; each scores a row (higher = more in-distribution).
-// Rows are per input (or group): the L layer features.
+// Rows are per input (or group): the L layer features log f_l, floored and restricted to the kept
+// features by a FeatureSpace first (the rule for degenerate features). The scores built on these,
+// their names, fits and detector-file forms, are registered in scores.ts.
+import { cholesky, forwardSubstitute } from "./linalg.ts";
 
 export interface Scorer {
   readonly name: string;
@@ -13,6 +16,70 @@ function meanVar(rows: ArrayLike<number>[], L: number): { mean: Float64Array; va
   for (const r of rows) for (let l = 0; l < L; l++) mean[l] += r[l] / n;
   for (const r of rows) for (let l = 0; l < L; l++) variance[l] += (r[l] - mean[l]) ** 2 / n;
   return { mean, variance };
+}
+
+/** How far below the fit's median a feature's floor lies: 10^-6 of the median f_l (6 decades). */
+export const FLOOR_DECADES = 6;
+
+/** A feature left out of every score, and why (recorded in detector files and reports). */
+export interface DroppedFeature {
+  feature: number;
+  reason: string;
+}
+
+/**
+ * The rule for degenerate features. A squared gradient norm f_l can be exactly 0 for some inputs
+ * (the diffusion model's output bias under the L1 eps-loss: the mean of the residual signs, 0 when
+ * they balance), so log f_l = -inf. Each feature gets a floor relative to the fit's own scale,
+ * floor_l = median over the fit of log f_l - 6 ln 10 (f_l at 10^-6 of its median), and every row,
+ * fit or scored, is clamped below at it: never -inf, so never a NaN variance or a -inf score. A
+ * feature constant on the (floored) fit rows carries no information and is dropped, with the
+ * reason recorded. NaN or +inf in a row is an error (the model's gradient overflowed), never scored.
+ */
+export class FeatureSpace {
+  constructor(readonly floor: Float64Array, readonly kept: number[], readonly dropped: DroppedFeature[]) {}
+
+  static fit(rows: ArrayLike<number>[], names: readonly string[]): FeatureSpace {
+    const L = names.length;
+    if (rows.length < 2) throw new Error(`features: need at least 2 fit rows, got ${rows.length}`);
+    rows.forEach((r, i) => checkRow(r, names, `fit row ${i}`));
+    const floor = new Float64Array(L);
+    for (let l = 0; l < L; l++) {
+      const finite = rows.map((r) => r[l]).filter((v) => v > -Infinity).sort((a, b) => a - b);
+      // Every fit row at 0: the floor is a fixed tiny value, and the feature is dropped below as constant.
+      floor[l] = finite.length ? finite[Math.floor((finite.length - 1) / 2)] - FLOOR_DECADES * Math.LN10 : Math.log(Number.MIN_VALUE);
+    }
+    const space = new FeatureSpace(floor, [], []);
+    const floored = rows.map((r) => space.apply(r));
+    const kept: number[] = [], dropped: DroppedFeature[] = [];
+    for (let l = 0; l < L; l++) {
+      let mean = 0, v = 0;
+      for (const r of floored) mean += r[l] / floored.length;
+      for (const r of floored) v += (r[l] - mean) ** 2 / floored.length;
+      if (v > 1e-12 * Math.max(1, mean * mean)) kept.push(l);
+      else dropped.push({ feature: l, reason: `constant on the ${floored.length} fit rows (log f = ${mean.toPrecision(6)})` });
+    }
+    return new FeatureSpace(floor, kept, dropped);
+  }
+
+  /** A row clamped below at the floors (a copy; throws on NaN or +inf). */
+  apply(row: ArrayLike<number>, what = "row", names?: readonly string[]): Float64Array {
+    if (names) checkRow(row, names, what);
+    const out = new Float64Array(this.floor.length);
+    for (let l = 0; l < out.length; l++) {
+      const v = row[l];
+      if (Number.isNaN(v) || v === Infinity) throw new Error(`features: ${what} has log f = ${v} for feature ${l} (a non-finite gradient norm)`);
+      out[l] = v > this.floor[l] ? v : this.floor[l];
+    }
+    return out;
+  }
+}
+
+function checkRow(r: ArrayLike<number>, names: readonly string[], what: string): void {
+  if (r.length !== names.length) throw new Error(`features: ${what} has ${r.length} values, expected ${names.length} (one per feature)`);
+  for (let l = 0; l < r.length; l++) {
+    if (Number.isNaN(r[l]) || r[l] === Infinity) throw new Error(`features: ${what} has log f = ${r[l]} for ${names[l]} (a non-finite gradient norm)`);
+  }
 }
 
 /** The parameters of a fitted DiagonalGaussian (saved in detector files). */
@@ -32,10 +99,11 @@ export class DiagonalGaussian implements Scorer {
   readonly mean: Float64Array;
   readonly variance: Float64Array;
   readonly kept: number[];
-  constructor(rows: ArrayLike<number>[], L: number) {
+  /** `kept`: the features to score (a FeatureSpace's); default those with non-zero variance. */
+  constructor(rows: ArrayLike<number>[], L: number, kept?: number[]) {
     if (rows.length < 2) throw new Error(`DiagonalGaussian: need at least 2 fit rows, got ${rows.length}`);
     ({ mean: this.mean, variance: this.variance } = meanVar(rows, L));
-    this.kept = [...Array(L).keys()].filter((l) => this.variance[l] > 1e-12 * Math.max(1, this.mean[l] ** 2));
+    this.kept = kept ? [...kept] : [...Array(L).keys()].filter((l) => this.variance[l] > 1e-12 * Math.max(1, this.mean[l] ** 2));
   }
   static fromParams(p: DiagonalParams): DiagonalGaussian {
     const d = Object.create(DiagonalGaussian.prototype) as DiagonalGaussian;
@@ -74,6 +142,8 @@ export interface FullOptions {
    */
   shrink?: "ridge" | "ledoit-wolf";
   ridge?: number;
+  /** The features to use (a FeatureSpace's); default those with non-zero variance. */
+  kept?: number[];
 }
 
 /**
@@ -113,7 +183,7 @@ export class FullGaussian implements Scorer {
       this.shrinkage = { ...p.shrinkage };
       if (this.cov.length !== this.kept.length ** 2) throw new Error(`FullGaussian: covariance has ${this.cov.length} entries, expected ${this.kept.length}^2`);
     } else {
-      const diag = new DiagonalGaussian(rows, L);
+      const diag = new DiagonalGaussian(rows, L, o.kept);
       this.kept = diag.kept;
       this.mean = diag.mean;
       const k = this.kept.length, n = rows.length;
@@ -142,15 +212,9 @@ export class FullGaussian implements Scorer {
       }
       this.cov = cov;
     }
-    // Cholesky, lower.
-    const k = this.kept.length, cov = this.cov, c = new Float64Array(k * k);
-    for (let i = 0; i < k; i++) {
-      for (let j = 0; j <= i; j++) {
-        let s = cov[i * k + j];
-        for (let p = 0; p < j; p++) s -= c[i * k + p] * c[j * k + p];
-        c[i * k + j] = i === j ? Math.sqrt(Math.max(s, 1e-300)) : s / c[j * k + j];
-      }
-    }
+    // The lower Cholesky factor; throws when the covariance is not positive definite (a file's, say).
+    const k = this.kept.length;
+    const c = cholesky(this.cov, k);
     this.#chol = c;
     let ld = 0;
     for (let i = 0; i < k; i++) ld += 2 * Math.log(c[i * k + i]);
@@ -161,15 +225,8 @@ export class FullGaussian implements Scorer {
   }
   /** Squared Mahalanobis distance of a row from the fit mean (forward substitution with the Cholesky factor). */
   mahalanobis2(row: ArrayLike<number>): number {
-    const k = this.kept.length, c = this.#chol, y = new Float64Array(k);
-    let q = 0;
-    for (let i = 0; i < k; i++) {
-      let s = row[this.kept[i]] - this.mean[this.kept[i]];
-      for (let p = 0; p < i; p++) s -= c[i * k + p] * y[p];
-      y[i] = s / c[i * k + i];
-      q += y[i] ** 2;
-    }
-    return q;
+    const y = forwardSubstitute(this.#chol, this.kept.length, this.kept.map((l) => row[l] - this.mean[l]));
+    return y.reduce((q, v) => q + v * v, 0);
   }
   score(row: ArrayLike<number>): number {
     return -0.5 * (this.kept.length * LOG2PI + this.#logdet + this.mahalanobis2(row));
@@ -220,10 +277,10 @@ export class ChiSquarePerLayer implements Scorer {
   params(): ChiSquareParams {
     return { k: Array.from(this.k), s: Array.from(this.s), kept: [...this.kept] };
   }
-  constructor(logRows: ArrayLike<number>[], L: number) {
+  constructor(logRows: ArrayLike<number>[], L: number, kept?: number[]) {
     const rows = logRows.map((r) => Float64Array.from({ length: L }, (_, l) => Math.exp(r[l])));
     const { mean, variance } = meanVar(rows, L);
-    this.kept = [...Array(L).keys()].filter((l) => variance[l] > 0 && mean[l] > 0);
+    this.kept = (kept ?? [...Array(L).keys()]).filter((l) => variance[l] > 0 && mean[l] > 0);
     this.k = new Float64Array(L);
     this.s = new Float64Array(L);
     for (const l of this.kept) {
@@ -238,5 +295,34 @@ export class ChiSquarePerLayer implements Scorer {
       t += (k / 2 - 1) * Math.log(y) - y / 2 - (k / 2) * Math.LN2 - lgamma(k / 2) - Math.log(s);
     }
     return t;
+  }
+}
+
+/**
+ * log of the two-sided normal tail 2 Phi(-|z|) = erfc(|z| / sqrt 2), accurate in the far tail:
+ * Chebyshev fit of erfc (Numerical Recipes' erfcc, fractional error < 1.2e-7 for every argument),
+ * taken in logs so that |z| = 40 gives -804, not log 0.
+ */
+export function logTwoSidedTail(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2, t = 1 / (1 + 0.5 * x);
+  const poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 +
+    t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  return Math.log(t) - x * x + poly;
+}
+
+/**
+ * Fisher's method over the layers: each kept feature's two-sided p-value under the diagonal
+ * Gaussian, p_l = 2 Phi(-|z_l|), combined as sum_l log p_l (-2 times it is chi-square with 2k
+ * degrees of freedom when the features are independent and in-distribution). Higher = more
+ * in-distribution. It weighs every layer's surprise alike, where the Gaussian's log density
+ * also rewards layers whose fit is narrow.
+ */
+export class FisherCombined implements Scorer {
+  readonly name = "gradient-fisher";
+  constructor(readonly d: DiagonalGaussian) {}
+  score(row: ArrayLike<number>): number {
+    let s = 0;
+    for (const l of this.d.kept) s += logTwoSidedTail(this.d.z(row, l));
+    return s;
   }
 }

@@ -5,7 +5,7 @@ import * as T from "../autograd/index.ts";
 import { makeSet, range } from "../data/dataset.ts";
 import type { GenerativeModel } from "../models/model.ts";
 import { perGroupGradients, perGroupPass } from "../nn/per_group.ts";
-import { noiseFor } from "./features.ts";
+import { inputNoise } from "./loop.ts";
 
 export interface FimStudy {
   layers: [string, string];
@@ -26,8 +26,10 @@ export interface FimStudy {
   maxSampleShare: number;
 }
 
-export async function fimStudy(model: GenerativeModel, o: { samples: number; perLayer: number; layers?: [string, string]; batch?: number; seed?: number }): Promise<FimStudy> {
+export async function fimStudy(model: GenerativeModel, o: { samples: number; perLayer: number; layers?: [string, string]; batch?: number; seed?: number; objective?: string }): Promise<FimStudy> {
   const gen = new T.Generator(o.seed ?? 0);
+  // F = E_{x ~ p}[g g^T] with g the gradient of log p(x): the NLL, not a surrogate objective.
+  const objective = model.objective(o.objective ?? "nll");
   const named = model.namedParameters();
   const pick = o.layers ?? (() => {
     const big = named.filter(([, p]) => p.size >= o.perLayer);
@@ -50,11 +52,11 @@ export async function fimStudy(model: GenerativeModel, o: { samples: number; per
   for (let i = 0; i < o.samples; i += batch) {
     const idx = range(i, Math.min(o.samples, i + batch));
     const x = model.input(set, idx, gen);
-    const noise = noiseFor(model, idx.length, gen);
+    const noise = inputNoise(model, objective, set, idx, o.seed ?? 0);
     const G = idx.length;
     const rows = T.tidy(() => {
       const params = chosen.map((c) => c.p);
-      const pass = perGroupPass(model, { groups: G, params }, [x, noise], (xg, ng) => model.nll(xg!, { noise: ng }));
+      const pass = perGroupPass(model, { groups: G, params }, [x, noise], (xg, ng) => objective.value(xg!, ng));
       return perGroupGradients(pass, params).map((g) => T.reshape(g, [G, -1]));
     });
     const vals = await Promise.all(rows.map((r) => r.data()));

@@ -59,8 +59,10 @@ export function fprAtTpr(inScores: ArrayLike<number>, outScores: ArrayLike<numbe
 /** Percentile bootstrap interval for AUROC (resampling each class with replacement, seeded). */
 export function aurocBootstrap(inScores: ArrayLike<number>, outScores: ArrayLike<number>, reps = 500, level = 0.95, seed = 0): [number, number] {
   const g = new Generator(seed);
-  const draw = (a: ArrayLike<number>) => Array.from({ length: a.length }, () => a[g.int(a.length)]);
-  const vals = Array.from({ length: reps }, () => auroc(draw(inScores), draw(outScores))).sort((a, b) => a - b);
+  // Resampled from the sorted scores, so the interval depends on the sets of scores, not on the inputs' order.
+  const [ins, outs] = [inScores, outScores].map((a) => Float64Array.from(a).sort());
+  const draw = (a: Float64Array) => Array.from({ length: a.length }, () => a[g.int(a.length)]);
+  const vals = Array.from({ length: reps }, () => auroc(draw(ins), draw(outs))).sort((a, b) => a - b);
   const lo = vals[Math.floor(((1 - level) / 2) * reps)], hi = vals[Math.min(reps - 1, Math.ceil(((1 + level) / 2) * reps) - 1)];
   return [lo, hi];
 }

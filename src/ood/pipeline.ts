@@ -1,56 +1,16 @@
-// The OOD evaluation: features for the fit, in-distribution evaluation and OOD sets; the method's
-// density and its variants; the likelihood and typicality baselines; metrics per OOD set.
-import * as T from "../autograd/index.ts";
-import { type ImageSet, range } from "../data/dataset.ts";
+// The OOD evaluation of one model at one group size: every registered score (scores.ts) fitted on
+// the fit set's features and compared, in-distribution evaluation set against each OOD set, by
+// AUROC and the other metrics; and the full-FIM scores from the sets' gradients (`--fim`).
+import type * as T from "../autograd/index.ts";
+import type { ImageSet } from "../data/dataset.ts";
 import type { GenerativeModel } from "../models/model.ts";
-import { LN2 } from "../models/model.ts";
-import { ChiSquarePerLayer, DiagonalGaussian, FullGaussian, NaiveTotalNorm, type Scorer } from "./density.ts";
-import { featuresBatched, featuresLoop, noiseFor } from "./features.ts";
+import type { Measure, Objective } from "../models/objective.ts";
+import type { DiagonalGaussian, FullGaussian } from "./density.ts";
+import { FullGaussian as Full } from "./density.ts";
+import { forEachGradientBatch, type LoopOptions, type SetFeatures } from "./loop.ts";
 import { allMetrics, type Metrics, rocCurve } from "./metrics.ts";
-
-export interface SetFeatures {
-  name: string;
-  /** Group rows of log f_l. */
-  logf: Float64Array[];
-  /** Mean NLL per input of each group, bits/dim. */
-  nll: Float64Array;
-}
-
-export interface FeatureOptions {
-  groupSize: number;
-  batch: number;
-  loop?: boolean;
-  seed?: number;
-  onProgress?: (done: number) => void;
-}
-
-/** Features of every group of `groupSize` consecutive images of a set (a multiple of groupSize of them). */
-export async function setFeatures(model: GenerativeModel, set: ImageSet, o: FeatureOptions): Promise<SetFeatures & { names: string[] }> {
-  const B = o.groupSize;
-  const [C, H, W] = model.imageShape;
-  if (set.c !== C || set.h !== H || set.w !== W) throw new Error(`features: set ${set.name} has ${set.c}x${set.h}x${set.w} images, the model takes ${C}x${H}x${W}`);
-  const n = set.n - (set.n % B);
-  const per = Math.max(B, o.batch - (o.batch % B));
-  const logf: Float64Array[] = [], nll: number[] = [];
-  let names: string[] = [];
-  const gen = new T.Generator((o.seed ?? 0) * 7 + 3);
-  for (let i = 0; i < n; i += per) {
-    const idx = range(i, Math.min(n, i + per));
-    const x = model.input(set, idx);
-    const noise = noiseFor(model, idx.length, gen);
-    const f = await (o.loop ? featuresLoop : featuresBatched)(model, x, B, noise);
-    x.dispose();
-    noise?.dispose();
-    names = f.names;
-    const L = f.names.length;
-    for (let g = 0; g < f.groups; g++) {
-      logf.push(Float64Array.from({ length: L }, (_, l) => Math.log(f.sq[g * L + l])));
-      nll.push(f.nll[g] / B / (model.dims * LN2));
-    }
-    o.onProgress?.(idx.length);
-  }
-  return { name: set.name, logf, nll: Float64Array.from(nll), names };
-}
+import { FEATURE_SCORES, FittedScores } from "./scores.ts";
+import { type FimOptions, WoodburyFim } from "./woodbury.ts";
 
 export interface MethodResult {
   method: string;
@@ -62,34 +22,63 @@ export interface Evaluation {
   model: string;
   groupSize: number;
   names: string[];
+  objective: string;
+  measure: Measure;
+  /** The sets' features, rows floored by the fit's feature space (density.ts: FeatureSpace). */
   fit: SetFeatures;
   inEval: SetFeatures;
   ood: SetFeatures[];
-  /** Per OOD set, per method. */
+  /** Per OOD set, per score. */
   results: Record<string, MethodResult[]>;
+  fitted: FittedScores;
   scorers: { diag: DiagonalGaussian; full: FullGaussian };
 }
 
-export const METHODS = ["likelihood", "typicality", "gradient", "gradient-fullcov", "gradient-fullcov-lw", "gradient-naive", "gradient-chi2"] as const;
+const floored = (f: FittedScores, s: SetFeatures): SetFeatures => ({ ...s, logf: s.logf.map((r, i) => f.floor(r, `${s.name} group ${i}`)) });
 
-/** Fit on `fit`, score in-distribution evaluation vs each OOD set. */
-export function evaluateSets(model: string, B: number, names: string[], fit: SetFeatures, inEval: SetFeatures, ood: SetFeatures[], seed = 0): Evaluation {
-  const L = names.length;
-  const diag = new DiagonalGaussian(fit.logf, L), full = new FullGaussian(fit.logf, L);
-  const scorers: Scorer[] = [diag, full, new FullGaussian(fit.logf, L, { shrink: "ledoit-wolf" }), new NaiveTotalNorm(), new ChiSquarePerLayer(fit.logf, L)];
-  const fitMean = fit.nll.reduce((s, v) => s + v, 0) / fit.nll.length;
-  const score = (method: string, s: SetFeatures): number[] => {
-    if (method === "likelihood") return Array.from(s.nll, (v) => -v);
-    if (method === "typicality") return Array.from(s.nll, (v) => -Math.abs(v - fitMean));
-    const sc = scorers.find((x) => x.name === method)!;
-    return s.logf.map((r) => sc.score(r));
-  };
+/** Fits every feature score on `fit` and scores the in-distribution evaluation set against each OOD set. */
+export function evaluateSets(model: string, B: number, fit: SetFeatures, inEval: SetFeatures, ood: SetFeatures[], seed = 0): Evaluation {
+  const fitted = FittedScores.fit(fit.names, fit.logf, fit.nll);
+  const [fitF, inF, oodF] = [floored(fitted, fit), floored(fitted, inEval), ood.map((o) => floored(fitted, o))];
+  const scores = (name: string, s: SetFeatures) => s.logf.map((r, i) => fitted.score(name, r, s.nll[i]));
   const results: Record<string, MethodResult[]> = {};
-  for (const o of ood) {
-    results[o.name] = METHODS.map((m) => {
-      const si = score(m, inEval), so = score(m, o);
-      return { method: m, metrics: allMetrics(si, so, seed), roc: rocCurve(si, so) };
+  for (const o of oodF) {
+    results[o.name] = FEATURE_SCORES.map(({ name }) => {
+      const si = scores(name, inF), so = scores(name, o);
+      return { method: name, metrics: allMetrics(si, so, seed), roc: rocCurve(si, so) };
     });
   }
-  return { model, groupSize: B, names, fit, inEval, ood, results, scorers: { diag, full } };
+  const diag = fitted.diagonal, full = new Full(fitted.params["gradient-fullcov"] as ConstructorParameters<typeof Full>[0] & object);
+  return { model, groupSize: B, names: fit.names, objective: fit.objective, measure: fit.measure, fit: fitF, inEval: inF, ood: oodF, results, fitted, scorers: { diag, full } };
+}
+
+/** Adds a score's results (higher = more in-distribution) to an evaluation, per OOD set. */
+export function addMethod(e: Evaluation, method: string, inScores: number[], oodScores: Record<string, number[]>, seed = 0): void {
+  for (const [set, so] of Object.entries(oodScores)) e.results[set].push({ method, metrics: allMetrics(inScores, so, seed), roc: rocCurve(inScores, so) });
+}
+
+/**
+ * The full-FIM scores (scores.ts GRADIENT_SCORES) of an evaluation, in one pass of the loop over
+ * its sets: the fit set's per-group gradients (the same groups and draws as its features) are kept
+ * and F_N is fitted on them when the next set starts; every other set's groups are scored batch by
+ * batch. Returns F_N (call dispose()).
+ */
+export async function addFimScores(e: Evaluation, model: GenerativeModel, objective: Objective, sets: { fit: ImageSet; inEval: ImageSet; ood: ImageSet[] }, o: LoopOptions & FimOptions): Promise<WoodburyFim> {
+  const all = [sets.fit, sets.inEval, ...sets.ood], fitParts: T.Tensor[][] = [];
+  const q = all.map(() => ({ full: [] as number[], block: [] as number[] }));
+  let fim: WoodburyFim | null = null;
+  await forEachGradientBatch(model, objective, all, o, async (g, k) => {
+    if (k === 0) {
+      fitParts.push(g);
+      return true; // kept for the fit
+    }
+    fim ??= await WoodburyFim.fit(fitParts, o);
+    const s = await fim.score(g);
+    q[k].full.push(...s.full);
+    q[k].block.push(...s.block);
+  });
+  const neg = (v: number[]) => v.map((x) => -x);
+  addMethod(e, "gradient-fim", neg(q[1].full), Object.fromEntries(e.ood.map((s, i) => [s.name, neg(q[2 + i].full)])), o.seed);
+  addMethod(e, "gradient-fim-block", neg(q[1].block), Object.fromEntries(e.ood.map((s, i) => [s.name, neg(q[2 + i].block)])), o.seed);
+  return fim!;
 }

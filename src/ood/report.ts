@@ -1,5 +1,5 @@
 // The report folder: table (Markdown, JSON), features (CSV), figures (SVG).
-import { isProtected, writeFileAtomic } from "../io/atomic.ts";
+import { isProtected, writeDirAtomic } from "../io/atomic.ts";
 import type { Evaluation } from "./pipeline.ts";
 import { auroc } from "./metrics.ts";
 import { correlationSvg, histogramsSvg, rocSvg, scatterSvg } from "./plots.ts";
@@ -86,7 +86,7 @@ export function shiftMarkdown(ds: ShiftDiagnostic[]): string {
 }
 
 function featuresCsv(e: Evaluation): string {
-  const lines = [["set", "role", "group", "nll_bpd", ...e.names.map((n) => `log_sqnorm:${n}`)].join(",")];
+  const lines = [["set", "role", "group", `value:${e.objective}`, ...e.names.map((n) => `log_sqnorm:${n}`)].join(",")];
   const add = (s: { name: string; logf: Float64Array[]; nll: Float64Array }, role: string) =>
     s.logf.forEach((r, g) => lines.push([s.name, role, g, s.nll[g].toPrecision(8), ...Array.from(r, (v) => v.toPrecision(8))].join(",")));
   add(e.fit, "fit");
@@ -109,15 +109,15 @@ function earlierReportFiles(dir: string): string[] {
 }
 
 /**
- * Writes every report file atomically, then removes the files of an earlier report in the same
- * folder that this one did not rewrite (stale figures), then the manifest.
+ * Writes the report folder as a whole (writeDirAtomic: a killed run leaves the previous report or
+ * this one, never a mix): this report's files, the manifest, and whatever else the folder held
+ * except the files of an earlier report that this one did not rewrite (stale figures).
  */
 export function writeReport(dir: string, evals: Evaluation[], meta: Record<string, unknown>, main?: string[], extra: [string, Uint8Array][] = []): string[] {
-  Deno.mkdirSync(dir, { recursive: true });
   const earlier = earlierReportFiles(dir);
-  const files: string[] = [], names: string[] = [];
+  const files: string[] = [], names: string[] = [], contents: [string, string | Uint8Array][] = [];
   const put = (name: string, text: string | Uint8Array) => {
-    writeFileAtomic(`${dir}/${name}`, text);
+    contents.push([name, text]);
     files.push(`${dir}/${name}`);
     names.push(name);
   };
@@ -160,12 +160,7 @@ export function writeReport(dir: string, evals: Evaluation[], meta: Record<strin
     }
   }
   for (const [name, bytes] of extra) put(name, bytes);
-  for (const f of earlier) {
-    if (names.includes(f) || isProtected(`${dir}/${f}`)) continue;
-    try {
-      Deno.removeSync(`${dir}/${f}`);
-    } catch { /* already gone */ }
-  }
-  writeFileAtomic(`${dir}/${REPORT_MANIFEST}`, JSON.stringify({ files: names }, null, 1) + "\n");
+  contents.push([REPORT_MANIFEST, JSON.stringify({ files: names }, null, 1) + "\n"]);
+  writeDirAtomic(dir, contents, { keep: (f) => f !== REPORT_MANIFEST && (!earlier.includes(f) || isProtected(`${dir}/${f}`)) });
   return files;
 }

@@ -6,37 +6,42 @@
 // space (x as model.input makes it); an overlay only needs their magnitude.
 import * as T from "../autograd/index.ts";
 import { imageGridPng } from "../io/png.ts";
+import type { ImageSet } from "../data/dataset.ts";
 import type { GenerativeModel } from "../models/model.ts";
+import type { Objective } from "../models/objective.ts";
 import type { DiagonalGaussian } from "./density.ts";
+import { inputNoise } from "./loop.ts";
 
 export type SaliencyTarget =
   | { kind: "layer"; layer: number }
-  | { kind: "score"; density: Pick<DiagonalGaussian, "mean" | "variance" | "kept"> };
+  /** The diagonal Gaussian's score of the features floored at `floor` (density.ts FeatureSpace). */
+  | { kind: "score"; density: Pick<DiagonalGaussian, "mean" | "variance" | "kept">; floor: ArrayLike<number> };
 
-/** The objective as a function of x [1, C, H, W]: log f_l, or the diagonal Gaussian's score. */
-export function saliencyObjective(model: GenerativeModel, x: T.Tensor, target: SaliencyTarget, noise?: T.Tensor): T.Tensor {
+/** The target as a function of x [1, C, H, W]: log f_l, or the diagonal Gaussian's score (up to a constant). */
+export function saliencyTarget(model: GenerativeModel, objective: Objective, x: T.Tensor, target: SaliencyTarget, noise?: T.Tensor): T.Tensor {
   const params = model.parameters();
-  const nll = T.sum(model.nll(x, { noise }));
+  const v = T.sum(objective.value(x, noise));
   if (target.kind === "layer") {
-    const [g] = T.grad(nll, [params[target.layer]], { createGraph: true });
+    const [g] = T.grad(v, [params[target.layer]], { createGraph: true });
     return T.log(T.sumSquares(g!));
   }
   const d = target.density;
-  const grads = T.grad(nll, d.kept.map((l) => params[l]), { createGraph: true });
+  const grads = T.grad(v, d.kept.map((l) => params[l]), { createGraph: true });
   let s: T.Tensor | null = null;
   d.kept.forEach((l, i) => {
-    const term = T.mul(T.square(T.sub(T.log(T.sumSquares(grads[i]!)), d.mean[l])), -0.5 / d.variance[l]);
+    const lf = T.maximum(T.log(T.sumSquares(grads[i]!)), target.floor[l]);
+    const term = T.mul(T.square(T.sub(lf, d.mean[l])), -0.5 / d.variance[l]);
     s = s ? T.add(s, term) : term;
   });
   return s!;
 }
 
-/** d objective / d x for one input x [1, C, H, W]: a [1, C, H, W] tensor, and the objective's value. */
-export async function saliency(model: GenerativeModel, x: T.Tensor, target: SaliencyTarget, noise?: T.Tensor): Promise<{ grad: Float64Array; value: number }> {
+/** d target / d x for one input x [1, C, H, W]: a [1, C, H, W] tensor, and the target's value. */
+export async function saliency(model: GenerativeModel, objective: Objective, x: T.Tensor, target: SaliencyTarget, noise?: T.Tensor): Promise<{ grad: Float64Array; value: number }> {
   if (x.shape[0] !== 1) throw new Error(`saliency: one input at a time, got a batch of ${x.shape[0]}`);
   const [g, v] = T.tidy(() => {
     const xs = x.detach().requireGrad();
-    const obj = saliencyObjective(model, xs, target, noise);
+    const obj = saliencyTarget(model, objective, xs, target, noise);
     const [gx] = T.grad(obj, [xs]);
     return [gx!.detach(), obj.detach()];
   });
@@ -94,15 +99,15 @@ export function saliencyPng(rows: { image: Uint8Array; grad: ArrayLike<number> }
 
 /**
  * Saliency of the diagonal Gaussian's score for the k inputs of a set that it scores lowest (the
- * most strongly flagged), given the set's per-input feature rows (B = 1, in set order).
+ * most strongly flagged), given the set's per-input floored feature rows (B = 1, in set order);
+ * each input with its own draws (its pixels and `seed`, as in the loop).
  */
-export async function flaggedSaliency(model: GenerativeModel, density: DiagonalGaussian, set: { images: Uint8Array; c: number; h: number; w: number; n: number }, rows: ArrayLike<number>[], k: number, noise?: (i: number) => T.Tensor | undefined): Promise<{ index: number; score: number; image: Uint8Array; grad: Float64Array }[]> {
+export async function flaggedSaliency(model: GenerativeModel, objective: Objective, density: DiagonalGaussian, floor: ArrayLike<number>, set: ImageSet, rows: ArrayLike<number>[], k: number, seed = 0): Promise<{ index: number; score: number; image: Uint8Array; grad: Float64Array }[]> {
   const order = rows.map((r, i) => [density.score(r), i] as const).sort((a, b) => a[0] - b[0]).slice(0, k);
   const d = set.c * set.h * set.w, out = [];
   for (const [score, i] of order) {
-    const x = model.input(set as Parameters<GenerativeModel["input"]>[0], [i]);
-    const nz = noise?.(i);
-    const { grad } = await saliency(model, x, { kind: "score", density }, nz);
+    const x = model.input(set, [i]), nz = inputNoise(model, objective, set, [i], seed);
+    const { grad } = await saliency(model, objective, x, { kind: "score", density, floor }, nz);
     x.dispose();
     nz?.dispose();
     out.push({ index: i, score, image: set.images.slice(i * d, (i + 1) * d), grad });

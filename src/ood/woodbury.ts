@@ -22,75 +22,7 @@
 // Memory: S is P x N floats; L^{-T} about 0.63 N^2; the block version adds about 0.63 N^2 per layer
 // with P_l >= N and P_l^2 per smaller layer (Glow, N = 1000: 30.3 M + 0.6 M + 12.5 M + 1.4 M floats).
 import * as T from "../autograd/index.ts";
-import type { GenerativeModel } from "../models/model.ts";
-import { perGroupGradients, perGroupPass } from "../nn/per_group.ts";
-
-/** Lower Cholesky factor of a symmetric positive definite n x n matrix (row-major). */
-export function cholesky(a: ArrayLike<number>, n: number): Float64Array {
-  const c = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const ri = i * n;
-    for (let j = 0; j <= i; j++) {
-      const rj = j * n;
-      let s = a[ri + j];
-      for (let p = 0; p < j; p++) s -= c[ri + p] * c[rj + p];
-      if (i === j) {
-        if (!(s > 0)) throw new Error(`cholesky: matrix is not positive definite (pivot ${i}: ${s})`);
-        c[ri + i] = Math.sqrt(s);
-      } else c[ri + j] = s / c[rj + j];
-    }
-  }
-  return c;
-}
-
-/**
- * Inverse of a lower-triangular n x n matrix (row-major; lower triangular too), column by column:
- * forward substitution L x = e_j reads rows of L and x contiguously (2.5x the row-times-column
- * order at n = 1000, same result).
- */
-export function lowerInverse(l: Float64Array, n: number): Float64Array {
-  const inv = new Float64Array(n * n), x = new Float64Array(n);
-  for (let j = 0; j < n; j++) {
-    for (let i = j; i < n; i++) {
-      const ri = i * n;
-      let s = i === j ? 1 : 0;
-      for (let p = j; p < i; p++) s -= l[ri + p] * x[p];
-      x[i] = s / l[ri + i];
-    }
-    for (let i = j; i < n; i++) inv[i * n + j] = x[i];
-  }
-  return inv;
-}
-
-/**
- * Per-group gradients of the summed NLL, one [G, P_l] matrix per parameter tensor, by one forward
- * and one backward with per-group parameter copies (no norms-only shortcut: the vectors are needed).
- */
-export function groupGradients(model: GenerativeModel, x: T.Tensor, B: number, noise?: T.Tensor): T.Tensor[] {
-  const G = x.shape[0] / B;
-  if (!Number.isInteger(G)) throw new Error(`gradients: ${x.shape[0]} inputs do not split into groups of ${B}`);
-  const params = model.parameters();
-  return T.tidy(() => {
-    const pass = perGroupPass(model, { groups: G }, [x, noise], (xg, ng) => model.nll(xg!, { noise: ng }));
-    return perGroupGradients(pass, params).map((g) => T.reshape(g, [G, -1]));
-  });
-}
-
-/** The reference: one backward per group. Same layout as groupGradients. */
-export function groupGradientsLoop(model: GenerativeModel, x: T.Tensor, B: number, noise?: T.Tensor): T.Tensor[] {
-  const G = x.shape[0] / B;
-  const params = model.parameters();
-  const rows: T.Tensor[][] = [];
-  for (let g = 0; g < G; g++) {
-    rows.push(T.tidy(() => {
-      const sl = (t: T.Tensor) => T.slice(t, [g * B], [(g + 1) * B]);
-      return T.grad(T.sum(model.nll(sl(x), { noise: noise && sl(noise) })), params).map((gr) => T.reshape(gr!, [1, -1]));
-    }));
-  }
-  const out = params.map((_, l) => T.concat(rows.map((r) => r[l]), 0));
-  rows.flat().forEach((t) => t.dispose());
-  return out;
-}
+import { addDiagonal, cholesky, lowerInverse } from "./linalg.ts";
 
 /**
  * An upper-triangular N x N matrix U (here L^{-T}) kept as column blocks: block j holds columns
@@ -371,30 +303,4 @@ export class WoodburyFim {
     this.#u.dispose();
     this.#blocks?.forEach((b) => (b.kind === "woodbury" ? b.u.dispose() : b.m.dispose()));
   }
-}
-
-function addDiagonal(m: Float64Array, n: number, v: number): Float64Array {
-  const out = Float64Array.from(m);
-  for (let i = 0; i < n; i++) out[i * n + i] += v;
-  return out;
-}
-
-/**
- * The diagonal of the empirical FIM (per parameter, mean of s^2 over the fit gradients) plus the
- * same lambda: the cheap alternative to F_N for inner products (influence with --fim diag).
- */
-export function diagonalFim(layers: T.Tensor[], lambda: number): T.Tensor[] {
-  return layers.map((t) => T.keep(T.tidy(() => T.add(T.mean(T.square(t), 0), lambda))));
-}
-
-/** g_a^T D^{-1} g_b for diagonal D (per layer [P_l]), every pair: a [Ga, Gb] row-major matrix. */
-export async function diagonalInner(d: T.Tensor[], a: T.Tensor[], b: T.Tensor[]): Promise<Float64Array> {
-  return await host(T.tidy(() => {
-    let acc: T.Tensor | null = null;
-    d.forEach((dl, l) => {
-      const x = T.mm(T.div(a[l], T.reshape(dl, [1, -1])), b[l], false, true);
-      acc = acc ? T.add(acc, x) : x;
-    });
-    return acc!;
-  }));
 }

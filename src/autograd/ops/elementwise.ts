@@ -39,12 +39,12 @@ export function full(shape: Shape, value: number, o: Creation = {}): Tensor {
   checkDtype(b, o.dtype ?? "float32");
   return make(b.fill(sizeOf(shape), value, o.dtype ?? "float32"), shape, o, b);
 }
-export const zeros = (shape: Shape, o: Creation = {}) => full(shape, 0, o);
-export const ones = (shape: Shape, o: Creation = {}) => full(shape, 1, o);
-export const fullLike = (t: Tensor, v: number) => full(t.shape, v, { backend: t.backend, dtype: t.dtype });
-export const zerosLike = (t: Tensor) => fullLike(t, 0);
-export const onesLike = (t: Tensor) => fullLike(t, 1);
-export const scalarLike = (t: Tensor, v: number) => full([], v, { backend: t.backend, dtype: t.dtype });
+export const zeros = (shape: Shape, o: Creation = {}): Tensor => full(shape, 0, o);
+export const ones = (shape: Shape, o: Creation = {}): Tensor => full(shape, 1, o);
+export const fullLike = (t: Tensor, v: number): Tensor => full(t.shape, v, { backend: t.backend, dtype: t.dtype });
+export const zerosLike = (t: Tensor): Tensor => fullLike(t, 0);
+export const onesLike = (t: Tensor): Tensor => fullLike(t, 1);
+export const scalarLike = (t: Tensor, v: number): Tensor => full([], v, { backend: t.backend, dtype: t.dtype });
 
 // ---- unary ----
 
@@ -86,26 +86,26 @@ export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {
   return y;
 }
 
-export const neg = (x: Tensor) => unary("neg", x);
-export const exp = (x: Tensor) => unary("exp", x);
-export const log = (x: Tensor) => unary("log", x);
-export const sqrt = (x: Tensor) => unary("sqrt", x);
-export const abs = (x: Tensor) => unary("abs", x);
-export const relu = (x: Tensor) => unary("relu", x);
-export const sigmoid = (x: Tensor) => unary("sigmoid", x);
-export const softplus = (x: Tensor) => unary("softplus", x);
-export const tanh = (x: Tensor) => unary("tanh", x);
-export const square = (x: Tensor) => unary("square", x);
-export const recip = (x: Tensor) => unary("recip", x);
-export const sign = (x: Tensor) => unary("sign", x);
-export const powScalar = (x: Tensor, p: number) => unary("powScalar", x, p);
-export const mulScalar = (x: Tensor, p: number) => unary("mulScalar", x, p);
-export const addScalar = (x: Tensor, p: number) => unary("addScalar", x, p);
-export const leakyRelu = (x: Tensor, slope = 0.01) => unary("leakyRelu", x, slope);
+export const neg = (x: Tensor): Tensor => unary("neg", x);
+export const exp = (x: Tensor): Tensor => unary("exp", x);
+export const log = (x: Tensor): Tensor => unary("log", x);
+export const sqrt = (x: Tensor): Tensor => unary("sqrt", x);
+export const abs = (x: Tensor): Tensor => unary("abs", x);
+export const relu = (x: Tensor): Tensor => unary("relu", x);
+export const sigmoid = (x: Tensor): Tensor => unary("sigmoid", x);
+export const softplus = (x: Tensor): Tensor => unary("softplus", x);
+export const tanh = (x: Tensor): Tensor => unary("tanh", x);
+export const square = (x: Tensor): Tensor => unary("square", x);
+export const recip = (x: Tensor): Tensor => unary("recip", x);
+export const sign = (x: Tensor): Tensor => unary("sign", x);
+export const powScalar = (x: Tensor, p: number): Tensor => unary("powScalar", x, p);
+export const mulScalar = (x: Tensor, p: number): Tensor => unary("mulScalar", x, p);
+export const addScalar = (x: Tensor, p: number): Tensor => unary("addScalar", x, p);
+export const leakyRelu = (x: Tensor, slope = 0.01): Tensor => unary("leakyRelu", x, slope);
 /** log(sigmoid(x)) = -softplus(-x), stable for large |x|. */
-export const logSigmoid = (x: Tensor) => neg(softplus(neg(x)));
+export const logSigmoid = (x: Tensor): Tensor => neg(softplus(neg(x)));
 /** x sigmoid(x), one kernel (its derivative another, siluGrad). */
-export const silu = (x: Tensor) => unary("silu", x);
+export const silu = (x: Tensor): Tensor => unary("silu", x);
 
 // ---- binary with broadcasting ----
 
@@ -153,7 +153,7 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   return out;
 }
 
-type Operand = Tensor | number;
+export type Operand = Tensor | number;
 const lift = (like: Tensor, v: Operand) => (typeof v === "number" ? scalarLike(like, v) : v);
 
 export function add(a: Operand, b: Operand): Tensor {
@@ -176,16 +176,16 @@ export function div(a: Operand, b: Operand): Tensor {
   if (typeof a === "number") return mulScalar(recip(b), a);
   return binary("div", a, b);
 }
-const cmp = (op: BinaryOp) => (a: Tensor, b: Operand) => binary(op, a, lift(a, b));
-export const maximum = cmp("maximum");
-export const minimum = cmp("minimum");
-export const gt = cmp("gt");
-export const ge = cmp("ge");
-export const lt = cmp("lt");
-export const le = cmp("le");
-export const eq = cmp("eq");
+const cmp = (op: BinaryOp): (a: Tensor, b: Operand) => Tensor => (a: Tensor, b: Operand): Tensor => binary(op, a, lift(a, b));
+export const maximum: (a: Tensor, b: Operand) => Tensor = cmp("maximum");
+export const minimum: (a: Tensor, b: Operand) => Tensor = cmp("minimum");
+export const gt: (a: Tensor, b: Operand) => Tensor = cmp("gt");
+export const ge: (a: Tensor, b: Operand) => Tensor = cmp("ge");
+export const lt: (a: Tensor, b: Operand) => Tensor = cmp("lt");
+export const le: (a: Tensor, b: Operand) => Tensor = cmp("le");
+export const eq: (a: Tensor, b: Operand) => Tensor = cmp("eq");
 /** a where b > 0, else 0: ReLU's backward in one kernel (instead of a step and a product). */
-export const reluMask = (a: Tensor, b: Tensor) => binary("reluMask", a, b);
+export const reluMask = (a: Tensor, b: Tensor): Tensor => binary("reluMask", a, b);
 
 /** where(cond, a, b): a where cond != 0, else b; broadcasting all three. */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {

@@ -11,14 +11,15 @@ import { reshape } from "./movement.ts";
 import { mean, sum } from "./reduce.ts";
 
 /**
- * x [N, C, ...] normalised over each of its N * groups groups of C / groups channels (and all
- * spatial positions): (x - mean) / sqrt(var + eps), the biased variance. Batched x: its groups
- * fold into N (the statistics are per example, so the fold is exact).
+ * x [N, C, ...] normalised over each of its N * channelGroups groups of C / channelGroups
+ * channels (and all spatial positions): (x - mean) / sqrt(var + eps), the biased variance. A
+ * batched x (x.groups: a per-group pass's groups, src/autograd/batched.ts): those fold into N (the
+ * statistics are per example, so the fold is exact).
  */
-export function normalizeGroups(x: Tensor, groups: number, eps = 1e-5): Tensor {
-  if (x.rank < 2 || !(groups >= 1) || x.shape[1] % groups) throw new Error(`normalizeGroups: ${x.shape[1]} channels of ${fmt(x.shape)} not divisible into ${groups} groups`);
-  if (x.groups) return unfolded(normalizeGroups(folded(x), groups, eps), x.groups);
-  const rows = x.shape[0] * groups, M = rows ? sizeOf(x.shape) / rows : 0;
+export function normalizeGroups(x: Tensor, channelGroups: number, eps = 1e-5): Tensor {
+  if (x.rank < 2 || !(channelGroups >= 1) || x.shape[1] % channelGroups) throw new Error(`normalizeGroups: ${x.shape[1]} channels of ${fmt(x.shape)} not divisible into ${channelGroups} groups`);
+  if (x.groups) return unfolded(normalizeGroups(folded(x), channelGroups, eps), x.groups);
+  const rows = x.shape[0] * channelGroups, M = rows ? sizeOf(x.shape) / rows : 0;
   const s = x.backend.groupNorm(x.storage("normalizeGroups"), rows, M, eps, x.dtype);
   // d rstd / dx = -rstd^3 (x - mean) / M = -(rstd^2 / M) y.
   const rstd: Tensor = result("groupNormRstd", [x], s.rstd, [rows, 1], (g) => [reshape(mul(yRows, mul(g, mul(square(rstd), -1 / M))), x.shape)], x);

@@ -75,7 +75,7 @@ function reduceBatch(g: Tensor, x: Tensor): Tensor {
   return reshape(g, x.shape);
 }
 
-export const matmul = (a: Tensor, b: Tensor) => mm(a, b, false, false);
+export const matmul = (a: Tensor, b: Tensor): Tensor => mm(a, b, false, false);
 
 /**
  * a [G, R, K] times b [G, K, N] (or b[g] transposed, [G, N, K]) where the caller guarantees that

@@ -17,7 +17,7 @@ import { conv2d, conv2dInputGrad, conv2dWeightGrad } from "./conv.ts";
 import { strided } from "./movement.ts";
 
 export type { WasmOptions };
-const SIMD_UN = new Set<string>([...SIMD_UNARY, ...SIMD_APPROX]), SIMD_BIN = new Set<string>(SIMD_BINARY);
+const SIMD_UN = new Set<string>([...SIMD_UNARY, ...SIMD_APPROX]), SIMD_BIN = new Set<string>(SIMD_BINARY), APPROX = new Set<string>(SIMD_APPROX);
 /**
  * Products of at most this many multiply-adds (per batch item) run as a TypeScript loop: the
  * Glow's batched 8x8 weight products (64 per call) cost ~0.4 ms each through packing and tasks.
@@ -39,7 +39,7 @@ function bstrides(shape: readonly number[], outShape: readonly number[]): number
 
 export class WasmBackend implements Backend<Data> {
   readonly name = "wasm" as const;
-  readonly ref = new CpuBackend();
+  readonly ref: CpuBackend = new CpuBackend();
   readonly description: string;
   readonly #rt: WasmRuntime;
   readonly #m: WasmMemory;
@@ -124,13 +124,18 @@ export class WasmBackend implements Backend<Data> {
   unary(op: UnaryOp, x: Data, size: number, dtype: DType, p: number): Data {
     if (dtype === "float64") return this.ref.unary(op, x, size, dtype, p);
     const out = this.#m.out(size);
-    if (!SIMD_UN.has(op) || size < 64) {
+    // Small arrays take the TypeScript loop, except the ops the kernels compute with a polynomial
+    // exp (a few ulp from Math's): those always run the kernel (a short array as its tail, one lane
+    // of the vector code), so an element's value never depends on the array's length, i.e. on how
+    // many other inputs share its batch (src/ood/loop.ts: the same input, the same answer).
+    if (!SIMD_UN.has(op) || (size < 64 && !APPROX.has(op))) {
       unaryInto(op, x, out, size, p);
       return out;
     }
     try {
       const xo = this.#m.addr(x), fn = KI[`un_${op}` as KernelName], oo = this.#m.dst(out);
-      const tasks: Task[] = ranges(size >> 2, size >= PARALLEL_EW ? this.#rt.threads * 2 : 1).map(([a, b]) => {
+      // Under 4 elements there is no vector range: one task, all tail.
+      const tasks: Task[] = size < 4 ? [[fn, xo, oo, size, F32_BITS(p)]] : ranges(size >> 2, size >= PARALLEL_EW ? this.#rt.threads * 2 : 1).map(([a, b]) => {
         const end = b === size >> 2 ? size : b * 4; // the last range takes the tail
         return [fn, xo + a * 16, oo + a * 16, end - a * 4, F32_BITS(p)];
       });
