@@ -452,13 +452,13 @@ if (!have) {
     assert.is(await c.eval("document.getElementById('bpd').textContent"), readCheckpoint("weights/diffusion-fashion.safetensors").metadata.test_bpd);
     const page = await c.eval<PageResult>(LAST);
     const ref = await deno("diffusion-fashion", testImage("mnist", 7));
-    assert.is(page.measure.kind, "eps-loss");
+    assert.is(page.measure.kind, "loss");
     assert.ok(rel(page.raw, ref.raw) < 1e-4, `eps-loss ${page.raw} in the page, ${ref.raw} in Deno`);
     assertSame(page, ref, "diffusion-fashion mnist #7");
     assertSaliency(page, ref, "diffusion score's map");
     assert.is(await c.eval("document.getElementById('nll').textContent"), page.value.toFixed(4));
     assert.is(page.value, page.raw, "the page shows the loss itself");
-    assert.match(await c.eval<string>("[...document.querySelectorAll('.measure-name')].map((e) => e.textContent).join()"), /^(L1 ε-loss \(t = 1\),?)+$/);
+    assert.match(await c.eval<string>("[...document.querySelectorAll('.measure-name')].map((e) => e.textContent).join()"), /^(L1 ε-loss, t = 1,?)+$/);
     const t = await c.eval<{ n: number; bad: string[] }>(CHART_TEXT);
     assert.ok(t.n > 30 && t.bad.length === 0, `chart text at 112 tensors: ${t.bad.join("; ")}`);
     // Sampling: progress by DDIM step, the button disabled; then cancelled.
@@ -479,7 +479,7 @@ if (!have) {
     const ev = await c.eval<{ auroc: Record<string, number> }>("fimscope.evaluate(4)");
     assert.ok(Object.keys(ev.auroc).every((k) => !/likelihood/.test(k)), `ROC labels: ${Object.keys(ev.auroc)}`);
     const histLabel = await c.eval<string>("[...document.querySelectorAll('#eval-out .chart-title')].map((e) => e.textContent).join(' | ')");
-    assert.match(histLabel, /L1 ε-loss \(t = 1\) \(mean \|ε − ε̂\| per pixel\)/);
+    assert.match(histLabel, /L1 ε-loss, t = 1 \(mean \|ε − ε̂\| per pixel\)/);
     const ticks = await c.eval<number[]>("[...document.querySelectorAll('#eval-out svg[aria-label^=\"Histograms of L1\"] text')].map((t) => Number(t.textContent))");
     assert.ok(ticks.length > 1 && Math.max(...ticks.map(Math.abs)) > 0.05, `the eps-loss histogram's axis is in the loss's units: ${ticks}`);
     // A switch while sampling cancels it and shows the new model only.

@@ -72,7 +72,10 @@ export interface Measure {
 export function measureOf(objective: F.Objective): Measure {
   const m = objective.measure;
   return m.kind === "loss"
-    ? { kind: "eps-loss", name: m.short, unit: "mean per pixel", about: `A diffusion model has no exact likelihood; the detector differentiates what stands in for it: the ${m.label}.` }
+    ? {
+      kind: "eps-loss", name: m.short.replace("eps", "ε"), unit: `mean ${/^L1/.test(m.short) ? "|ε − ε̂|" : "(ε − ε̂)²"} per pixel`,
+      about: `A diffusion model has no exact likelihood; the detector differentiates what stands in for it: the ${m.label}.`,
+    }
     : { kind: "nll", name: m.short, unit: m.unit, about: `${m.label}.` };
 }
 

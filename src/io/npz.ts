@@ -1,8 +1,9 @@
-// NumPy's .npy and .npz files, the subset fimscope writes and reads: little-endian float32,
-// float64, int64 and uint8 arrays and fixed-width unicode strings ('<U'), C order, format 1.0,
-// and .npz as a zip of .npy entries (stored, as numpy.savez writes them; deflated entries are read
-// too). numpy.load reads them without pickle (allow_pickle=False). Zip through fflate.
+// NumPy arrays beyond image bytes, and .npz: little-endian float32, float64, int64 and uint8 arrays
+// and fixed-width unicode strings ('<U'), C order (headers: npy.ts), and .npz as a zip of .npy
+// entries (stored, as numpy.savez writes them; deflated entries are read too). numpy.load reads
+// them without pickle (allow_pickle=False). Zip through fflate. The features files use these.
 import { unzipSync, zipSync } from "fflate";
+import { npyHeader, parseNpyHeader } from "./npy.ts";
 
 export type NpyArray =
   | { dtype: "f4"; shape: number[]; data: Float32Array }
@@ -11,7 +12,6 @@ export type NpyArray =
   | { dtype: "u1"; shape: number[]; data: Uint8Array }
   | { dtype: "U"; shape: number[]; data: string[] };
 
-const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** One array as .npy bytes. */
@@ -28,36 +28,18 @@ export function encodeNpy(a: NpyArray): Uint8Array {
     descr = a.dtype === "u1" ? "|u1" : `<${a.dtype}`;
     body = new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength);
   }
-  const shape = a.shape.length === 1 ? `(${a.shape[0]},)` : `(${a.shape.join(", ")})`;
-  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;
-  const total = 10 + header.length + 1;
-  header += " ".repeat((64 - (total % 64)) % 64) + "\n";
-  const out = new Uint8Array(10 + header.length + body.length);
-  out.set(MAGIC, 0);
-  out[6] = 1;
-  out[7] = 0;
-  out[8] = header.length & 0xff;
-  out[9] = header.length >> 8;
-  out.set(new TextEncoder().encode(header), 10);
-  out.set(body, 10 + header.length);
+  const head = npyHeader(descr, a.shape), out = new Uint8Array(head.length + body.length);
+  out.set(head);
+  out.set(body, head.length);
   return out;
 }
 
 /** One .npy file's array; errors name `what` and the cause. */
 export function decodeNpy(bytes: Uint8Array, what: string): NpyArray {
   const fail = (why: string) => new Error(`${what}: ${why}`);
-  if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw fail("not a .npy array (no \\x93NUMPY magic)");
-  const major = bytes[6];
-  const hl = major === 1 ? bytes[8] | (bytes[9] << 8) : new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true);
-  const start = major === 1 ? 10 : 12;
-  if (major < 1 || major > 3 || start + hl > bytes.length) throw fail(`unsupported .npy version ${major} or truncated header`);
-  const header = new TextDecoder().decode(bytes.subarray(start, start + hl));
-  const m = /'descr':\s*'([^']+)'.*'fortran_order':\s*(True|False).*'shape':\s*\(([^)]*)\)/s.exec(header);
-  if (!m) throw fail(`unreadable .npy header ${JSON.stringify(header.trim())}`);
-  if (m[2] === "True") throw fail("Fortran-ordered arrays are not read (save with C order)");
-  const shape = m[3].split(",").map((s) => s.trim()).filter(Boolean).map(Number);
-  if (!shape.every((d) => Number.isInteger(d) && d >= 0)) throw fail(`bad shape (${m[3]})`);
-  const n = size(shape), body = bytes.slice(start + hl), descr = m[1];
+  const h = parseNpyHeader(bytes, fail);
+  if (h.fortran) throw fail("Fortran-ordered arrays are not read (save with C order)");
+  const shape = h.shape, n = size(shape), body = bytes.slice(h.dataOffset), descr = h.descr;
   const need = (per: number) => {
     if (body.length !== n * per) throw fail(`${body.length} data bytes for shape [${shape}] of ${descr} (expected ${n * per}; truncated?)`);
   };
