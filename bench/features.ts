@@ -3,6 +3,9 @@
 // with several backends (--backend wasm,webgpu) all of them interleaved in the same rounds.
 //   deno run -A bench/features.ts [--models weights/vae-fashion.safetensors,weights/glow-fashion.safetensors] [--n 64] [--rounds 3]
 //        [--backend auto|cpu|webgpu|wasm|wasm:<threads>[,...]] [--no-loop] [--profile] [--by-shape]
+//        [--matmul <variant>] [--conv <variant>] [--json out.json]
+// --matmul/--conv set the WebGPU backend's kernel variants; --json writes { "rows": [{ "model", "task",
+// "ms", "range": [min, max], "cpuMs" }] } (task: "<backend> batched" or "<backend> loop").
 // Also the cost of the inputs' random draws (src/ood/loop.ts): each input's from a hash of its
 // pixels (today's rule) against one generator drawing by position (the rule before), both timed in
 // the same run and set against the batched pass.
@@ -13,7 +16,10 @@ import process from "node:process";
 import { usageError } from "../src/io/options.ts";
 import "../src/cli/errors.ts";
 import { Bench } from "tinybench";
-import { flag, inFiles, int, parseOptions, text } from "../src/io/options.ts";
+import { choice, flag, inFiles, int, outFile, parseOptions, text } from "../src/io/options.ts";
+import { writeFileAtomic } from "../src/io/atomic.ts";
+import { MATMUL_VARIANTS, SUBGROUP_VARIANTS } from "../shaders/matmul.wgsl.ts";
+import { CONV_VARIANTS } from "../shaders/conv2d.wgsl.ts";
 import { range } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from "../src/kernels/select.ts";
@@ -42,7 +48,9 @@ const a = parseOptions("features", {
   models: inFiles().default(["weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors"]),
   n: int({ min: 1, max: 10000 }).default(64), rounds: int({ min: 1, max: 1000 }).default(3),
   backend: text().default("auto"), profile: flag(), "by-shape": flag(), "no-loop": flag(),
+  matmul: choice([...MATMUL_VARIANTS, ...SUBGROUP_VARIANTS]), conv: choice(CONV_VARIANTS), json: outFile(),
 });
+const jsonRows: { model: string; task: string; ms: number; range: [number, number]; cpuMs: number }[] = [];
 // wasm:N: the wasm backend with N threads (the pool's size; default all cores).
 const backendChoices = a.backend.split(",");
 for (const c of backendChoices) {
@@ -56,6 +64,11 @@ for (const c of backendChoices) {
   const [name, threads] = c.split(":");
   if (name === "wasm" && threads) backends.push(await createWasmBackend({ threads: Number(threads) }));
   else backends.push(await selectBackend(c as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) }));
+}
+for (const b of backends) {
+  if (!(b instanceof WebGPUBackend)) continue;
+  if (a.matmul) b.variants.matmul = a.matmul;
+  if (a.conv) b.variants.conv = a.conv;
 }
 // Task names: the backend's name, with the thread count where one name runs twice, and the
 // option's own word where that still repeats (wasm and wasm:2 on two cores).
@@ -103,6 +116,7 @@ for (const path of a.models) {
   const cpuMed = cpuMs.map((s) => s.sort((p, q) => p - q)[Math.floor(s.length / 2)]);
   const cpuUps = a["no-loop"] ? [] : backends.map((_, i) => `${tasks[2 * i][0].replace(/ batched$/, "")} speed-up ${(cpuMed[2 * i + 1] / cpuMed[2 * i]).toFixed(2)}x`);
   console.log(`  CPU time: ${[...tasks.map(([name], i) => `${name} ${cpuMed[i].toFixed(0)} ms`), ...cpuUps].join(", ")}`);
+  tasks.forEach(([name], i) => jsonRows.push({ model: path, task: name, ms: +med[i].toFixed(2), range: [+samples[i][0].toFixed(2), +samples[i][samples[i].length - 1].toFixed(2)], cpuMs: +cpuMed[i].toFixed(2) }));
   if (draws && draws.objective.noiseShape(n)) {
     // The draws for the batch, interleaved: per input from its pixels (now) and from one generator by position (before).
     const { model, objective } = draws, shape = objective.noiseShape(n)!, gen = new T.Generator(1);
@@ -139,4 +153,5 @@ for (const path of a.models) {
   }
   cleanup.forEach((f) => f());
 }
+if (a.json) writeFileAtomic(a.json, JSON.stringify({ backends: backends.map(desc), n, rounds, rows: jsonRows }, null, 2));
 Deno.exit(0);

@@ -1,5 +1,6 @@
 // Wall time per backend op, for the benches' --profile on backends without timestamp queries
 // (the wasm and CPU backends run each op synchronously, so an op's wall time is its cost).
+import process from "node:process";
 import type { Backend } from "../src/kernels/backend.ts";
 
 const OPS = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dInputGrad", "conv2dWeightGrad", "groupNorm", "groupNormGrad"] as const;
@@ -25,10 +26,12 @@ function keyOf(op: string, xs: unknown[], byShape: boolean): string {
 }
 
 /**
- * Wraps every op of b to sum its wall time and call count under keyOf; returns the table and a
+ * Wraps every op of b to sum its wall (or process CPU) time and call count under keyOf; returns the table and a
  * function that restores the backend.
  */
-export function timeOps(b: Backend, byShape = false): { acc: Map<string, { ms: number; n: number }>; restore: () => void } {
+export function timeOps(b: Backend, byShape = false, clock: "wall" | "cpu" = "wall"): { acc: Map<string, { ms: number; n: number }>; restore: () => void } {
+  // cpu: process CPU time (all threads), what a loaded machine disturbs least
+  const now = clock === "cpu" ? () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; } : () => performance.now();
   const acc = new Map<string, { ms: number; n: number }>();
   // deno-lint-ignore no-explicit-any
   const bb = b as any;
@@ -38,10 +41,10 @@ export function timeOps(b: Backend, byShape = false): { acc: Map<string, { ms: n
     const orig = bb[op];
     saved.push([op, Object.prototype.hasOwnProperty.call(bb, op) ? orig : undefined]);
     bb[op] = (...xs: unknown[]) => {
-      const t0 = performance.now();
+      const t0 = now();
       const r = orig.apply(b, xs);
       const k = keyOf(op, xs, byShape), e = acc.get(k) ?? { ms: 0, n: 0 };
-      e.ms += performance.now() - t0;
+      e.ms += now() - t0;
       e.n++;
       acc.set(k, e);
       return r;

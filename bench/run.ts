@@ -2,6 +2,8 @@
 // (`fimscope wasm`, `fimscope webgpu`, optionally `fimscope cpu`) and the peers (`jax-js wasm`,
 // `jax-js webgpu`, `tfjs webgpu`; bench-only devDependencies) on the same machine and adapter.
 // The U-Net training step runs only when --only names it (TF.js takes about a minute a step).
+// --only=torch runs the PyTorch comparison instead (bench/torch.ts: feature passes and training
+// steps of the shipped models; engines fimscope wasm [fimscope webgpu with --engines], pytorch loop, pytorch vmap).
 // Prints median ms per engine (and GFLOP/s), the spread (min-max over rounds) and our best engine
 // against each peer.
 //   npx deno run -A bench/run.ts [--only=matmul,conv,MLP,U-Net] [--engines=fimscope wasm,jax-js wasm,...]
@@ -33,6 +35,15 @@ let wanted: Engine[] = ALL.filter((e) => e !== "fimscope cpu" || args.cpu).filte
 if (args.engines) wanted = args.engines;
 const only = args.only?.split(",");
 const list = workloads().filter((w) => only ? only.some((o) => w.name.includes(o)) : !w.optIn);
+
+// --only=torch: the PyTorch comparison on the paper's workload (bench/torch.ts), in this format.
+if (only?.includes("torch")) {
+  const { torchBench, TORCH_ENGINES, TORCH_MODELS } = await import("./torch.ts");
+  const engines = TORCH_ENGINES.filter((e) => args.engines ? (args.engines as string[]).includes(e) || e.startsWith("pytorch") : e !== "fimscope webgpu");
+  const rows = await torchBench({ models: TORCH_MODELS, work: ["features", "step"], rounds: args.iterations, engines, threads: 2, log: (l) => console.log(l) });
+  if (args.json) writeFileAtomic(args.json, JSON.stringify({ notes: ["pytorch peer (bench/torch.ts)"], iterations: args.iterations, rows }, null, 2));
+  Deno.exit(0);
+}
 
 type Handle = { run: () => Promise<unknown>; dispose: () => void };
 const makers: Partial<Record<Engine, (w: Workload) => (() => Handle) | null>> = {};

@@ -2,10 +2,17 @@
 // per step) of the shipped models' architectures, on each backend, interleaved rounds, medians.
 //   deno run -A bench/train_step.ts [--models weights/glow-fashion.safetensors,weights/vae-fashion.safetensors]
 //        [--backends wasm,webgpu] [--batch 64] [--rounds 5] [--profile]
+//        [--matmul <variant>] [--conv <variant>] [--json out.json]
 // --profile: wall time per backend op (and per wasm kernel phase) over one step of each model.
+// --matmul/--conv set the WebGPU backend's kernel variants; --json writes { "rows": [{ "model",
+// "backend", "ms", "range": [min, max] }] }.
 import "../src/cli/errors.ts";
 import { Bench } from "tinybench";
-import { choices, flag, inFiles, int, parseOptions } from "../src/io/options.ts";
+import { choice, choices, flag, inFiles, int, outFile, parseOptions } from "../src/io/options.ts";
+import { writeFileAtomic } from "../src/io/atomic.ts";
+import { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
+import { MATMUL_VARIANTS, SUBGROUP_VARIANTS } from "../shaders/matmul.wgsl.ts";
+import { CONV_VARIANTS } from "../shaders/conv2d.wgsl.ts";
 import * as T from "../src/autograd/index.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { type BackendChoice, BACKEND_CHOICES, selectBackend } from "../src/kernels/select.ts";
@@ -21,10 +28,17 @@ const a = parseOptions("train_step", {
   backends: choices(BACKEND_CHOICES.filter((c) => c !== "auto")).default(["wasm", "webgpu"]),
   batch: int({ min: 1, max: 4096 }).default(64), rounds: int({ min: 1, max: 1000 }).default(5),
   profile: flag(), "conv-shapes": flag(),
+  matmul: choice([...MATMUL_VARIANTS, ...SUBGROUP_VARIANTS]), conv: choice(CONV_VARIANTS), json: outFile(),
 });
+const jsonRows: { model: string; backend: string; ms: number; range: [number, number] }[] = [];
 const names = a.backends;
 const backends: [string, Backend][] = [];
 for (const n of names) backends.push([n, await selectBackend(n as BackendChoice, { makeDefault: false, onNotice: (m: string) => console.error(`notice: ${m}`) })]);
+for (const [, b] of backends) {
+  if (!(b instanceof WebGPUBackend)) continue;
+  if (a.matmul) b.variants.matmul = a.matmul;
+  if (a.conv) b.variants.conv = a.conv;
+}
 const batch = a.batch, rounds = a.rounds;
 const data = loadDataset("fashion", "train");
 console.log(`${backends.map(([n, b]) => `${n}${"description" in b ? ` (${(b as { description: string }).description})` : ""}`).join(", ")}; batch ${batch}; medians of ${rounds} interleaved rounds`);
@@ -65,6 +79,7 @@ for (const path of a.models) {
   }
   const cells = steps.map(([n], i) => {
     const s = samples[i].sort((p, q) => p - q);
+    jsonRows.push({ model: path, backend: n, ms: +s[Math.floor(s.length / 2)].toFixed(2), range: [+s[0].toFixed(2), +s[s.length - 1].toFixed(2)] });
     return `${n} ${s[Math.floor(s.length / 2)].toFixed(0)} ms [${s[0].toFixed(0)}-${s[s.length - 1].toFixed(0)}]`;
   });
   console.log(`${path}: ${cells.join(", ")}`);
@@ -83,4 +98,5 @@ for (const path of a.models) {
     }
   }
 }
+if (a.json) writeFileAtomic(a.json, JSON.stringify({ batch, rounds, rows: jsonRows }, null, 2));
 Deno.exit(0);

@@ -2,26 +2,32 @@
 // (e.g. `git archive <commit> | tar -x -C /tmp/old`, node_modules linked), each with its own
 // backend and models, on the issue-15 workloads: a training step (batch 64, Adam, clipping, loss
 // readback, as bench/train_step.ts) and the batched feature pass (64 inputs, B=1, as
-// bench/features.ts) of the shipped VAE and Glow. Each round runs every workload once per side,
+// bench/features.ts) of the shipped VAE, Glow, logit Glow ("large") and diffusion U-Net ("unet": the
+// paper's L1 eps-loss at t = 1 for the features, its training eps-loss on a fixed batch of 32 and
+// fixed steps for the step, as bench/torch.ts). Each round runs every workload once per side,
 // the sides in alternating order; wall time and process CPU time (all threads; the idle side's
 // workers sleep), medians and ranges. CPU time is what other load on the machine disturbs least.
-//   deno run -A bench/wasm_ab.ts --old /tmp/old [--rounds 9] [--work vae-step,glow-step,vae-features,glow-features] [--threads 2]
+//   deno run -A bench/wasm_ab.ts --old /tmp/old [--rounds 9] [--work vae-step,glow-step,vae-features,glow-features,large-...,unet-...] [--threads 2]
 import "../src/cli/errors.ts";
 import process from "node:process";
 import { choices, int, parseOptions, text } from "../src/io/options.ts";
 import { oldCheckout } from "./old_checkout.ts";
 import { featurePasses } from "./feature_pass.ts";
 
-const WORK = ["vae-step", "glow-step", "vae-features", "glow-features"] as const;
+const WORK = ["vae-step", "glow-step", "vae-features", "glow-features", "large-step", "large-features", "unet-step", "unet-features"] as const;
+const DEFAULT_WORK = ["vae-step", "glow-step", "vae-features", "glow-features"] as const;
 const a = parseOptions("wasm_ab", {
   old: text().required(),
   rounds: int({ min: 1, max: 1000 }).default(9),
-  work: choices(WORK).default([...WORK]),
+  work: choices(WORK).default([...DEFAULT_WORK]),
   threads: int({ min: 1, max: 64 }).default(0),
 });
 const oldAbs = oldCheckout("wasm_ab", a.old, "src/kernels/wasm/backend.ts");
 const here = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
-const MODELS = { vae: "weights/vae-fashion.safetensors", glow: "weights/glow-fashion.safetensors" };
+const MODELS = {
+  vae: "weights/vae-fashion.safetensors", glow: "weights/glow-fashion.safetensors",
+  large: "weights/glow-fashion-large.safetensors", unet: "weights/diffusion-fashion.safetensors",
+};
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -33,31 +39,37 @@ interface Side {
 
 async function side(name: string, root: string): Promise<Side> {
   const imp = (p: string) => import(`${root}/src/${p}`);
-  const [wasm, reg, feat, mn, ds, T, model_, optim, train] = await Promise.all([
+  const [wasm, reg, feat, mn, ds, T, model_, optim, train, diff] = await Promise.all([
     imp("kernels/wasm/backend.ts"), imp("models/registry.ts"), imp("ood/features.ts"), imp("data/mnist.ts"),
     imp("data/dataset.ts"), imp("autograd/index.ts"), imp("models/model.ts"), imp("nn/optim.ts"), imp("models/train.ts"),
+    imp("models/diffusion.ts"),
   ]);
   const be = await wasm.createWasmBackend(a.threads ? { threads: a.threads } : {});
   const s: Side = { name, be, run: new Map() };
   const trainSet = mn.loadDataset("fashion", "train"), testSet = mn.loadDataset("fashion", "test");
   for (const w of a.work) {
-    const [kind, what] = w.split("-") as ["vae" | "glow", "step" | "features"];
+    const [kind, what] = w.split("-") as [keyof typeof MODELS, "step" | "features"];
     const model = await reg.loadModel(`${here}/${MODELS[kind]}`, be);
     if (what === "features") {
       const x = model.input(testSet, ds.range(0, 64));
-      s.run.set(w, featurePasses(feat, T, model, x, 64).batched);
+      // the U-Net's features: the paper's score (the default objective now; set on the model in older checkouts)
+      s.run.set(w, featurePasses(feat, T, model, x, 64, { paperScore: diff.PAPER_SCORE }).batched);
       continue;
     }
     const params = model.namedParameters().map(([, p]: Any) => p);
     const opt = new optim.Adam(params, { lr: 1e-4 });
     model.train();
     let step = 0;
+    // the U-Net: its training eps-loss on one fixed batch of 32 with fixed steps and noise
+    const B = 32, g0 = train.stepGen(0, 0);
+    const ux = kind === "unet" ? model.input(trainSet, ds.range(0, B)) : null;
+    const ut = Array.from({ length: B }, () => 1 + g0.int(1000)), ue = ux && T.randn(g0, [...ux.shape], { backend: be });
     s.run.set(w, async () => {
       const idx = Array.from({ length: 64 }, (_, i) => (step * 64 + i) % trainSet.n);
       const gen = train.stepGen(0, step++);
       const loss = T.tidy(() => {
-        const x = model.input(trainSet, idx, gen);
-        const l = T.div(T.mean(model.nll(x, { gen })), model.dims * model_.LN2);
+        const x = ux ?? model.input(trainSet, idx, gen);
+        const l = ux ? T.mean(model.ops.epsLoss(ux, ut, ue, model.cfg.trainLoss)) : T.div(T.mean(model.nll(x, { gen })), model.dims * model_.LN2);
         for (const p of params) p.zeroGrad();
         l.backward();
         return l;

@@ -19,9 +19,13 @@ const IO = (a: string, b: string, out: string) => `${PARAMS}
 @group(0) @binding(2) var<storage, read> ${b}: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ${out}: array<f32>;`;
 
-/** gemm: im2col + the matmul kernels (shaders/conv2d_gemm.wgsl.ts); the others are direct convolutions here. */
-export type ConvVariant = "auto" | "direct" | "block4" | "uniform4" | "uniform8" | "uniform16" | "uniform32" | "gemm";
-export const CONV_VARIANTS: ConvVariant[] = ["auto", "direct", "block4", "uniform4", "uniform8", "uniform16", "uniform32", "gemm"];
+/**
+ * gemm: im2col + the matmul kernels (shaders/conv2d_gemm.wgsl.ts); shared: for real GPUs, the forward
+ * an implicit GEMM on shared-memory tiles, the gradients gemm on the shared4x4 matmul; the others
+ * are direct convolutions here.
+ */
+export type ConvVariant = "auto" | "direct" | "block4" | "uniform4" | "uniform8" | "uniform16" | "uniform32" | "gemm" | "shared";
+export const CONV_VARIANTS: ConvVariant[] = ["auto", "direct", "block4", "uniform4", "uniform8", "uniform16", "uniform32", "gemm", "shared"];
 
 /** Channels per workgroup of a uniform variant (0 for the others). */
 export function uniformChannels(v: ConvVariant): number {

@@ -4,6 +4,7 @@
 // matches the OIHW weight, so group g's rows are a contiguous block and W[g] is an [og, cg*KH*KW] matrix.
 import { wgsl } from "wgsl-preprocessor";
 import { CONV } from "./conv2d.wgsl.ts";
+import { sharedTiles } from "./matmul.wgsl.ts";
 import { entry, PARAMS } from "./preamble.ts";
 
 const DIMS = `
@@ -75,4 +76,42 @@ ${DIMS}
     DX[idx * W + ix] = acc;
   }
 }`;
+}
+
+/**
+ * The forward as an implicit GEMM on shared-memory tiles (the matmul's shared kernel, real GPUs):
+ * batch z = (image n, group g), C[z] = W[g] [og, K] x patches(n, g) [K, OH*OW] with the patch
+ * entries gathered from X while staging (zero over the padding), no im2col buffer; the weights
+ * as vec4s along K where K % 4 == 0. Y's [n][g*og + co][p] is C[z][co][p].
+ */
+export function conv2dSharedShader(RM: number, RN: number, vecA: boolean): string {
+  const head = `${PARAMS}
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read> ${vecA ? "W4: array<vec4<f32>>" : "Wt: array<f32>"};
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+fn storeY(b: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) {
+  if (m >= M) { return; }
+  let o = b * M * N + m * N;
+  for (var j = 0u; j < 4u; j++) {
+    if (n0 + j < N) { C[o + n0 + j] = v[j]; }
+  }
+}
+fn patchAt(b: u32, k: u32, p: u32) -> f32 {
+  ${CONV.declare("Cin", "H", "W", "KH", "KW", "S", "PAD", "G", "OW")}
+  let cg = Cin / G;
+  let n = b / G; let g = b % G;
+  let ci = k / (KH * KW); let r = k % (KH * KW);
+  let iy = i32((p / OW) * S + r / KW) - i32(PAD);
+  let ix = i32((p % OW) * S + r % KW) - i32(PAD);
+  if (iy < 0 || iy >= i32(H) || ix < 0 || ix >= i32(W)) { return 0.0; }
+  return X[((n * Cin + g * cg + ci) * H + u32(iy)) * W + u32(ix)];
+}`;
+  const setup = `${CONV.declare("Cin", "KH", "KW", "G", "OH", "OW", "Cout")}
+  let M = Cout / G; let K = (Cin / G) * KH * KW; let N = OH * OW;
+  let aBase = (b % G) * M * K;`;
+  return sharedTiles(RM, RN, {
+    head, setup, vecA, vecB: false,
+    a: (m, k) => vecA ? `W4[(aBase + ${m} * K + ${k}) / 4u]` : `Wt[aBase + ${m} * K + ${k}]`,
+    b: (k, n) => `patchAt(b, ${k}, ${n})`,
+  }, "wid.z", "storeY");
 }

@@ -34,11 +34,15 @@ fn store(base: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) {
 
 export type MatmulVariant =
   | "auto" | "naive" | "block2x4" | "block4x4" | "block4x8" | "block8x4" | "block8x8"
-  | "grouped4x4" | "grouped4x8" | "grouped8x8" | "rows4x8" | "rows8x8" | "rows16x4" | "tiled";
+  | "grouped4x4" | "grouped4x8" | "grouped8x8" | "rows4x8" | "rows8x8" | "rows16x4" | "tiled"
+  | "shared4x4" | "shared8x8" | "subgroup";
+/** Every variant an adapter without the `subgroups` feature runs (the lavapipe-tuned ones first). */
 export const MATMUL_VARIANTS: MatmulVariant[] = [
   "naive", "block2x4", "block4x4", "block4x8", "block8x4", "block8x8", "grouped4x4", "grouped4x8", "grouped8x8",
-  "rows4x8", "rows8x8", "rows16x4", "tiled",
+  "rows4x8", "rows8x8", "rows16x4", "tiled", "shared4x4", "shared8x8",
 ];
+/** Variants that need the adapter's `subgroups` feature (the device is asked for it where the adapter has it). */
+export const SUBGROUP_VARIANTS: MatmulVariant[] = ["subgroup"];
 
 /** Rows and columns per invocation of a block variant. */
 export function blockDims(v: MatmulVariant): [number, number] | null {
@@ -207,13 +211,185 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 ${STORE}`;
 }
 
+/** Rows and columns of C per lane of a shared variant (a 16 x 16 workgroup: tiles of 16 RM x 16 RN). */
+export function sharedDims(v: MatmulVariant): [number, number] | null {
+  const m = /^shared(\d)x(\d)$/.exec(v);
+  return m ? [+m[1], +m[2]] : null;
+}
+/** Depth of the K slices the shared variants stage in workgroup memory. */
+export const SHARED_K = 8;
+/** The shared variants' workgroup side (lanes per tile row and column). */
+export const SHARED_LANES = 16;
+
+/**
+ * How a tiled kernel reads its operands: WGSL expressions (over the index names given) for A(m, k)
+ * and B(k, n) of batch b, and whether a lane may fetch four consecutive k of A (vecA) or four
+ * consecutive n of B (vecB) with one vec4 load. Bounds are the kernel's: the loaders see
+ * in-range indices only.
+ */
+export interface TileOperands {
+  /** Declarations and bindings before the kernel (params, A, B, C). */
+  head: string;
+  /** Statements at the top of main (after M, K, N and b are known). */
+  setup: string;
+  /** A(m, k), or with vecA the vec4 of A(m, k..k+3) (k a multiple of 4). */
+  a: (m: string, k: string) => string;
+  b: (k: string, n: string) => string;
+  vecA: boolean;
+  vecB: boolean;
+}
+
+/**
+ * Shared-memory tiling for real GPUs: a 16 x 16 workgroup computes a (16 RM) x (16 RN) tile of C,
+ * each lane an RM x RN block in vec4 registers; per SHARED_K slice of K every lane stages a few
+ * elements of A and of B in workgroup memory (one vec4 global load each where the layout allows),
+ * then reads its RM rows and RN columns as vec4s: RM/4 + RN/4 shared loads per RM*RN FMAs.
+ * A is held k-major ([k][m]), so a lane's 4 rows are one vec4; B likewise [k][n].
+ */
+export function sharedTiles(RM: number, RN: number, o: TileOperands, batchExpr: string, store: string): string {
+  const L = SHARED_LANES, TK = SHARED_K, TM = L * RM, TN = L * RN;
+  if (RM % 4 || RN % 4) throw new Error("shared tiles: RM and RN must be multiples of 4");
+  const rows = [...Array(RM).keys()], rq = [...Array(RM / 4).keys()], cq = [...Array(RN / 4).keys()];
+  // Staging: the tile's TM*TK elements of A by the L*L lanes, in vec4s along k where vecA, else
+  // one element at a time; B likewise along n.
+  const stageA = o.vecA
+    ? `for (var e = tid; e < ${TM * TK / 4}u; e += ${L * L}u) {
+      let m = e / ${TK / 4}u; let kq = (e % ${TK / 4}u) * 4u; let gm = mBase + m; let gk = k0 + kq;
+      var v = vec4<f32>(0.0);
+      if (gm < M && gk < K) { v = ${o.a("gm", "gk")}; }
+      As[(kq) * ${TM / 4}u + m / 4u][m % 4u] = v.x; As[(kq + 1u) * ${TM / 4}u + m / 4u][m % 4u] = v.y;
+      As[(kq + 2u) * ${TM / 4}u + m / 4u][m % 4u] = v.z; As[(kq + 3u) * ${TM / 4}u + m / 4u][m % 4u] = v.w;
+    }`
+    : `for (var e = tid; e < ${TM * TK}u; e += ${L * L}u) {
+      let kk = e / ${TM}u; let m = e % ${TM}u; let gm = mBase + m; let gk = k0 + kk;
+      var v = 0.0;
+      if (gm < M && gk < K) { v = ${o.a("gm", "gk")}; }
+      As[kk * ${TM / 4}u + m / 4u][m % 4u] = v;
+    }`;
+  const stageB = o.vecB
+    ? `for (var e = tid; e < ${TN * TK / 4}u; e += ${L * L}u) {
+      let kk = e / ${TN / 4}u; let nq = (e % ${TN / 4}u) * 4u; let gn = nBase + nq; let gk = k0 + kk;
+      var v = vec4<f32>(0.0);
+      if (gn < N && gk < K) { v = ${o.b("gk", "gn")}; }
+      Bs[kk * ${TN / 4}u + nq / 4u] = v;
+    }`
+    : `for (var e = tid; e < ${TN * TK}u; e += ${L * L}u) {
+      let kk = e / ${TN}u; let n = e % ${TN}u; let gn = nBase + n; let gk = k0 + kk;
+      var v = 0.0;
+      if (gn < N && gk < K) { v = ${o.b("gk", "gn")}; }
+      Bs[kk * ${TN / 4}u + n / 4u][n % 4u] = v;
+    }`;
+  return `${o.head}
+var<workgroup> As: array<vec4<f32>, ${TK * TM / 4}>;  // [k][m / 4]
+var<workgroup> Bs: array<vec4<f32>, ${TK * TN / 4}>;  // [k][n / 4]
+@compute @workgroup_size(${L}, ${L})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let b = ${batchExpr};
+  ${o.setup}
+  let mBase = wid.y * ${TM}u;
+  let nBase = wid.x * ${TN}u;
+  let tid = lid.y * ${L}u + lid.x;
+  ${rows.map((r) => cq.map((q) => `var r${r}_${q} = vec4<f32>(0.0);`).join(" ")).join("\n  ")}
+  for (var k0 = 0u; k0 < K; k0 += ${TK}u) {
+    ${stageA}
+    ${stageB}
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${TK}u; kk++) {
+      ${rq.map((q) => `let a${q} = As[kk * ${TM / 4}u + lid.y * ${RM / 4}u + ${q}u];`).join(" ")}
+      ${cq.map((q) => `let b${q} = Bs[kk * ${TN / 4}u + lid.x * ${RN / 4}u + ${q}u];`).join(" ")}
+      ${rows.map((r) => cq.map((q) => `r${r}_${q} = fma(vec4<f32>(a${r >> 2}[${r & 3}]), b${q}, r${r}_${q});`).join(" ")).join("\n      ")}
+    }
+    workgroupBarrier();
+  }
+  let m0 = mBase + lid.y * ${RM}u;
+  let n0 = nBase + lid.x * ${RN}u;
+  ${rows.map((r) => cq.map((q) => `${store}(b, m0 + ${r}u, n0 + ${q * 4}u, M, N, r${r}_${q});`).join(" ")).join("\n  ")}
+}`;
+}
+
+/** The matmul's operands for the shared variants: vec4 loads where the strides allow (the driver checks, the key records it). */
+function sharedMatmul(RM: number, RN: number, vecA: boolean, vecB: boolean): string {
+  const head = `${PARAMS}
+@group(0) @binding(1) var<storage, read> A${vecA ? "4: array<vec4<f32>>" : ": array<f32>"};
+@group(0) @binding(2) var<storage, read> B${vecB ? "4: array<vec4<f32>>" : ": array<f32>"};
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+${STORE}
+fn storeB(b: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) { store(b * M * N, m, n0, M, N, v); }`;
+  const setup = `${DIMS} let aBase = (b % ${L.u("aWrap")}) * ${L.u("aBatch")}; let bBase = b * ${L.u("bBatch")};
+  ${L.declare("aM", "aK", "bK", "bN")}`;
+  return sharedTiles(RM, RN, {
+    head, setup, vecA, vecB,
+    a: (m, k) => vecA ? `A4[(aBase + ${m} * aM + ${k}) / 4u]` : `A[aBase + ${m} * aM + ${k} * aK]`,
+    b: (k, n) => vecB ? `B4[(bBase + ${k} * bK + ${n}) / 4u]` : `B[bBase + ${k} * bK + ${n} * bN]`,
+  }, "wid.z", "storeB");
+}
+
+/**
+ * Split-K within subgroups, for products with few outputs and a long sum (a convolution's weight
+ * gradient: K = output positions): a workgroup of WG lanes owns a 4 x 4 block of C, each lane sums
+ * every WG-th k, subgroupAdd reduces a subgroup's partial blocks in registers, and one lane per
+ * subgroup adds its block into workgroup memory (atomically placed, so nothing assumes how lanes
+ * form subgroups); lane 0 writes the total. Needs the adapter's \`subgroups\` feature.
+ */
+function subgroupSplitK(): string {
+  return `enable subgroups;
+${IO}
+${STORE}
+var<workgroup> part: array<vec4<f32>, ${4 * WG}>;
+var<workgroup> slots: atomic<u32>;
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_invocation_id) sl: u32) {
+  ${DIMS}
+  let tm = (M + 3u) / 4u;
+  let tn = (N + 3u) / 4u;
+  let blk = wid.x + wid.y * nwg.x;
+  if (blk >= ${L.u("batch")} * tm * tn) { return; }
+  let b = blk / (tm * tn);
+  let m0 = ((blk / tn) % tm) * 4u;
+  let n0 = (blk % tn) * 4u;
+  if (lid == 0u) { atomicStore(&slots, 0u); }
+  workgroupBarrier();
+  ${L.declare("aM", "aK", "bK", "bN")}
+  let aBase = (b % ${L.u("aWrap")}) * ${L.u("aBatch")};
+  let bBase = b * ${L.u("bBatch")};
+  let ar = vec4<u32>(min(m0, M - 1u), min(m0 + 1u, M - 1u), min(m0 + 2u, M - 1u), min(m0 + 3u, M - 1u)) * aM + vec4<u32>(aBase);
+  let bc = vec4<u32>(min(n0, N - 1u), min(n0 + 1u, N - 1u), min(n0 + 2u, N - 1u), min(n0 + 3u, N - 1u)) * bN + vec4<u32>(bBase);
+  var r0 = vec4<f32>(0.0); var r1 = vec4<f32>(0.0); var r2 = vec4<f32>(0.0); var r3 = vec4<f32>(0.0);
+  for (var k = lid; k < K; k += ${WG}u) {
+    let bv = vec4<f32>(B[bc.x + k * bK], B[bc.y + k * bK], B[bc.z + k * bK], B[bc.w + k * bK]);
+    r0 = fma(vec4<f32>(A[ar.x + k * aK]), bv, r0);
+    r1 = fma(vec4<f32>(A[ar.y + k * aK]), bv, r1);
+    r2 = fma(vec4<f32>(A[ar.z + k * aK]), bv, r2);
+    r3 = fma(vec4<f32>(A[ar.w + k * aK]), bv, r3);
+  }
+  r0 = subgroupAdd(r0); r1 = subgroupAdd(r1); r2 = subgroupAdd(r2); r3 = subgroupAdd(r3);
+  if (sl == 0u) {
+    let s = atomicAdd(&slots, 1u);
+    part[4u * s] = r0; part[4u * s + 1u] = r1; part[4u * s + 2u] = r2; part[4u * s + 3u] = r3;
+  }
+  workgroupBarrier();
+  if (lid == 0u) {
+    let n = atomicLoad(&slots);
+    var t0 = part[0]; var t1 = part[1]; var t2 = part[2]; var t3 = part[3];
+    for (var s = 1u; s < n; s++) { t0 += part[4u * s]; t1 += part[4u * s + 1u]; t2 += part[4u * s + 2u]; t3 += part[4u * s + 3u]; }
+    let base = b * M * N;
+    store(base, m0, n0, M, N, t0); store(base, m0 + 1u, n0, M, N, t1); store(base, m0 + 2u, n0, M, N, t2); store(base, m0 + 3u, n0, M, N, t3);
+  }
+}`;
+}
+
 /** Rows and columns per lane of a rows-uniform variant. */
 export function rowsDims(v: MatmulVariant): [number, number] | null {
   const m = /^rows(\d+)x(\d)$/.exec(v);
   return m ? [+m[1], +m[2]] : null;
 }
 
-export function matmulShader(v: MatmulVariant): string {
+/** The shader of a variant; the shared variants also by whether A and B are read as vec4s (the driver decides). */
+export function matmulShader(v: MatmulVariant, vecA = false, vecB = false): string {
+  const sd = sharedDims(v);
+  if (sd) return sharedMatmul(sd[0], sd[1], vecA, vecB);
+  if (v === "subgroup") return subgroupSplitK();
   const rd = rowsDims(v);
   if (rd) return rowsUniform(rd[0], rd[1]);
   const bd = blockDims(v);

@@ -154,6 +154,36 @@ S("every op with a batching rule: per-group gradients equal the loop (parameters
   }
 });
 
+S("a convolution with a per-group weight copy (one shared-weight convolution) equals per-group weights: values, first and second derivatives, stride, padding, groups, several images per group", () => {
+  const cases: [number[], number[], T.ConvOptions][] = [
+    [[6, 4, 5, 7], [6, 2, 3, 3], { padding: 1, groups: 2 }],
+    [[3, 3, 6, 5], [4, 3, 3, 2], { stride: 2, padding: 1 }],
+    [[2, 2, 4, 4], [3, 2, 1, 1], {}],
+  ];
+  for (const [i, [sx, sw, o]] of cases.entries()) {
+    const G = sx[0] === 6 ? 3 : sx[0], Bg = sx[0] / G;
+    const f64r = (seed: number, shape: number[]) => T.randn(new T.Generator(seed), shape, { backend: T.cpu, dtype: "float64" });
+    const x0 = f64r(300 + i, sx), w0 = f64r(310 + i, sw);
+    /** per-group weights as a leaf [G, ...] (its batched view takes the grouped-convolution rule), or a per-group copy (the shared-weight rule) */
+    const run = (copy: boolean) => {
+      const x = T.tensor(x0.dataSync(), sx, { backend: T.cpu, dtype: "float64", requiresGrad: true });
+      const leaf = copy ? T.groupCopy(T.tensor(w0.dataSync(), sw, { backend: T.cpu, dtype: "float64" }), G)
+        : T.tensor(Float64Array.from({ length: G * w0.size }, (_, k) => w0.dataSync()[k % w0.size]), [G, ...sw], { backend: T.cpu, dtype: "float64", requiresGrad: true });
+      const w = copy ? leaf : T.batch(leaf);
+      const xb = T.batch(T.reshape(x, [G, Bg, ...sx.slice(1)]));
+      const y = T.conv2d(xb, w, o);
+      const yv = T.unbatch(y).dataSync();
+      const loss = T.sum(T.square(T.unbatch(y)));
+      const [gx, gw] = T.grad(loss, [x, leaf], { createGraph: true });
+      // a second-order term: the input gradient's squared norm, differentiated by the weights
+      const [ggw] = T.grad(T.sum(T.square(gx!)), [leaf]);
+      return [yv, gx!.dataSync(), T.unbatch(gw!).dataSync(), T.unbatch(ggw!).dataSync()].map((a) => Float64Array.from(a));
+    };
+    const [want, got] = [run(false), run(true)];
+    ["values", "input gradient", "weight gradients", "second derivative"].forEach((what, k) => closeTo(got[k], want[k], `case ${i} ${what}`));
+  }
+});
+
 S("norms-only: a weight used by a product and anywhere else is refused; without normsOnly its gradient is the sum of both uses", () => {
   const lin = new Linear(3, 2, init(12));
   const x = T.randn(new T.Generator(13), [4, 3], { backend: T.cpu, dtype: "float64" });

@@ -6,6 +6,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
+import { KI } from "../src/kernels/wasm/runtime.ts";
 import { Glow } from "../src/models/glow.ts";
 import { VAE } from "../src/models/vae.ts";
 import { maxRelErr } from "./helpers.ts";
@@ -41,6 +42,9 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
   await compare(wb, "conv in place", (x, w) => T.conv2d(x, w), [[2, 5, 9, 11], [4, 5, 3, 2]], { tol: 1e-4 });
   await compare(wb, "conv in place 1x1 groups", (x, w) => T.conv2d(x, w, { groups: 2 }), [[3, 6, 7, 5], [10, 3, 1, 1]], { tol: 1e-4 });
   await compare(wb, "conv many groups", (x, w) => T.conv2d(x, w, { padding: 1, groups: 16 }), [[2, 32, 9, 9], [48, 2, 3, 3]], { tol: 1e-4 });
+  // GroupNorm's kernels on rows split among the threads (odd row length: the scalar tail), and its gradient
+  await compare(wb, "groupNorm threaded", (x, w, b) => T.groupNorm(x, 8, w, b), [[5, 16, 29, 31], [16], [16]], { tol: 1e-4 });
+  await compare(wb, "groupNormGrad threaded", (g, y, r) => T.groupNormGrad(g, y, T.addScalar(T.abs(r), 0.5)), [[93, 1001], [93, 1001], [93, 1]], { tol: 1e-4 });
 });
 
 S("convolutions on rows that share their zero border (stride 1, pad 1..k-1; non-square kernels; pad past k-1 on two borders) equal the reference", async () => {
@@ -113,6 +117,30 @@ S("strided copies in wasm (boxes of 1-4 dimensions, vector, splat and scalar row
     wb.release(got);
   }
   assert.ok(viaKernel > 150, `${viaKernel} specs of 64 elements or more`);
+});
+
+S("copypad (the convolutions' padded blocks): every destination float written once, the box placed and zeros around it, on random boxes (empty, strided, vector and scalar rows)", () => {
+  const g = new T.Generator(53);
+  const ri = (n: number) => Math.floor(g.uniform() * n);
+  const rt = wb.runtime;
+  for (let t = 0; t < 300; t++) {
+    const D0 = 1 + ri(4), Dh = 1 + ri(9), Dw = 1 + ri(21);
+    const R = ri(Dh + 1), C = ri(Dw + 1), r0 = ri(Dh - R + 1), c0 = ri(Dw - C + 1);
+    const cs = 1 + ri(3); // source column step: 1 (vector rows) or a stride
+    const srcRow = Math.max(1, C * cs + ri(3)), srcBlk = Math.max(1, R * srcRow + ri(5));
+    const src = wb.upload(Float32Array.from({ length: D0 * srcBlk }, (_, i) => i + 0.5), "float32");
+    const dBlk = Dh * Dw + ri(3); // blocks may be apart: what lies between is not written
+    const dst = wb.alloc(D0 * dBlk); // poisoned
+    rt.run([[KI.copypad, src.byteOffset, srcBlk * 4, srcRow * 4, cs * 4, dst.byteOffset, dBlk * 4, D0, Dh, Dw, r0, R, c0, C]], 0);
+    for (let i = 0; i < D0; i++) for (let y = 0; y < Dh; y++) for (let x = 0; x < Dw; x++) {
+      const inside = y >= r0 && y < r0 + R && x >= c0 && x < c0 + C;
+      const want = inside ? src[i * srcBlk + (y - r0) * srcRow + (x - c0) * cs] : 0;
+      if (dst[i * dBlk + y * Dw + x] !== want) assert.unreachable(`case ${t} ${JSON.stringify({ D0, Dh, Dw, r0, R, c0, C, cs })}: [${i}][${y}][${x}] = ${dst[i * dBlk + y * Dw + x]}, want ${want}`);
+    }
+    for (let i = 0; i < D0; i++) for (let q = Dh * Dw; q < dBlk; q++) assert.ok(Number.isNaN(dst[i * dBlk + q]), "wrote past a block");
+    wb.release(src);
+    wb.release(dst);
+  }
 });
 
 S("sum and sumsq kernels equal the reference bit for bit (rows, column blocks, column tails, threaded, NaN and infinities)", () => {

@@ -4,7 +4,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
-import { MATMUL_VARIANTS } from "../shaders/matmul.wgsl.ts";
+import { MATMUL_VARIANTS, SUBGROUP_VARIANTS } from "../shaders/matmul.wgsl.ts";
 import { CONV_VARIANTS } from "../shaders/conv2d.wgsl.ts";
 import { STRIDED_VARIANTS } from "../src/kernels/webgpu/strided.ts";
 import { PROFILE_BATCH } from "../src/kernels/webgpu/profiler.ts";
@@ -50,13 +50,18 @@ G("the profiler counts every dispatch by kernel, over more than one query batch"
   assert.equal(await gpu.rt.stopProfile(), []);
 });
 
+// The subgroup variants where the device has the feature (not lavapipe under Deno); where it has
+// not, a notice says so (a skipped test would fail CI's FIMSCOPE_REQUIRE_WEBGPU=1 run on lavapipe).
+const subgroups = gpu?.rt.device.features.has("subgroups") ? SUBGROUP_VARIANTS : [];
+if (gpu && !subgroups.length) console.warn(`notice: matmul variants ${SUBGROUP_VARIANTS.join(", ")} not checked: no subgroups feature on ${gpu.description}`);
+
 // The shared cases (test/kernel_parity.ts) over every kernel variant.
 kernelParity({
   backend: gpu!,
   test: (name, fn) => G(name, fn),
-  variants: { reduce: ["loop", "wide", "auto"], strided: STRIDED_VARIANTS, matmul: MATMUL_VARIANTS, conv: CONV_VARIANTS },
+  variants: { reduce: ["loop", "wide", "auto"], strided: STRIDED_VARIANTS, matmul: [...MATMUL_VARIANTS, ...subgroups], conv: CONV_VARIANTS },
   // gemm runs on the matmul kernels: check it over each of them (per-group weights repeat across images).
-  convMatmuls: (conv) => conv === "gemm" ? ["auto", "naive", "block4x8", "grouped8x8", "rows8x8", "rows16x4", "tiled"] : ["auto"],
+  convMatmuls: (conv) => conv === "gemm" ? ["auto", "naive", "block4x8", "grouped8x8", "rows8x8", "rows16x4", "tiled", "shared4x4", "shared8x8", ...subgroups] : ["auto"],
   withVariants: (v, f) => withVariants(gpu!, v, f),
 });
 

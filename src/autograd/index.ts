@@ -10,6 +10,7 @@ export * from "./ops/linalg.ts";
 export * from "./ops/conv.ts";
 export * from "./ops/nn.ts";
 export * from "./ops/groupnorm.ts";
+export * from "./ops/optim.ts";
 export { Generator, hashBytes, rand, randn } from "./random.ts";
 export { cpu, defaultBackend, onBackend, setDefaultBackend } from "./device.ts";
 export { fmt, sizeOf, type Shape } from "./shape.ts";

@@ -33,6 +33,19 @@ export interface MatmulSpec {
   transA: boolean; transB: boolean;
 }
 
+/**
+ * One Adam or Adamax update of a parameter (Kingma & Ba 2015), the arithmetic of src/nn/optim.ts's
+ * composed form in the same order, each step rounded to the storage's precision:
+ *   g' = g + wd p (when wd != 0); m' = b1 m + omb1 g';
+ *   adam: v' = b2 v + omb2 g'^2, p' = p - m' / (sqrt(v' invC2) + eps) lrc;
+ *   adamax: v' = max(b2 v, |g'|), p' = p - m' / (v' + eps) lrc.
+ * omb1 and omb2 are given (1 - b1 rounded once, as the composed form rounds it).
+ */
+export interface MomentUpdate {
+  kind: "adam" | "adamax";
+  b1: number; omb1: number; b2: number; omb2: number; invC2: number; eps: number; lrc: number; wd: number;
+}
+
 export interface Backend<S = unknown> {
   readonly name: "cpu" | "webgpu" | "gpujs" | "wasm";
   upload(data: ArrayLike<number>, dtype: DType): S;
@@ -61,6 +74,8 @@ export interface Backend<S = unknown> {
    * dx = rstd * (g - mean(g) - y * mean(g * y)).
    */
   groupNormGrad(g: S, y: S, rstd: S, rows: number, M: number, dtype: DType): S;
+  /** Optional: a fused MomentUpdate of n elements, new storages (backends without it run the composed ops). */
+  momentUpdate?(p: S, g: S, m: S, v: S, n: number, u: MomentUpdate, dtype: DType): { p: S; m: S; v: S } | null;
   /** Wait for queued work (no-op on CPU). */
   sync(): Promise<void>;
 }

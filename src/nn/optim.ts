@@ -34,8 +34,17 @@ abstract class MomentOptimizer {
   update(): void {
     this.step++;
     T.tidy(() => T.noGrad(() => {
+      const fused = this.fused();
       this.params.forEach((p, i) => {
         if (!p.grad) return;
+        // The backend's fused kernel where it has one (the same arithmetic in one op), else the ops below.
+        const r = T.momentUpdate(p, p.grad, this.m[i], this.v[i], fused);
+        if (r) {
+          this.m[i].assign(r.m);
+          this.v[i].assign(r.v);
+          p.assign(r.p);
+          return;
+        }
         let g = p.grad;
         if (this.weightDecay) g = T.add(g, T.mul(p, this.weightDecay));
         this.m[i].assign(T.add(T.mul(this.m[i], this.beta1), T.mul(g, 1 - this.beta1)));
@@ -47,6 +56,11 @@ abstract class MomentOptimizer {
 
   protected abstract second(v: T.Tensor, g: T.Tensor): T.Tensor;
   protected abstract delta(m: T.Tensor, v: T.Tensor): T.Tensor;
+  /** This step's update as the fused kernel's constants (the composed ops' scalars, in their order). */
+  protected abstract fused(): T.MomentUpdate;
+  protected moments(): Pick<T.MomentUpdate, "b1" | "omb1" | "b2" | "omb2" | "eps" | "wd"> {
+    return { b1: this.beta1, omb1: 1 - this.beta1, b2: this.beta2, omb2: 1 - this.beta2, eps: this.eps, wd: this.weightDecay };
+  }
 }
 
 /** Adam (Kingma & Ba 2015) with bias correction. */
@@ -57,6 +71,10 @@ export class Adam extends MomentOptimizer {
   protected delta(m: T.Tensor, v: T.Tensor): T.Tensor {
     const c1 = 1 - this.beta1 ** this.step, c2 = 1 - this.beta2 ** this.step;
     return T.mul(T.div(m, T.add(T.sqrt(T.div(v, c2)), this.eps)), this.lr / c1);
+  }
+  protected fused(): T.MomentUpdate {
+    const c1 = 1 - this.beta1 ** this.step, c2 = 1 - this.beta2 ** this.step;
+    return { kind: "adam", ...this.moments(), invC2: 1 / c2, lrc: this.lr / c1 };
   }
 }
 
@@ -69,6 +87,9 @@ export class Adamax extends MomentOptimizer {
     const c1 = 1 - this.beta1 ** this.step;
     return T.mul(T.div(m, T.add(v, this.eps)), this.lr / c1);
   }
+  protected fused(): T.MomentUpdate {
+    return { kind: "adamax", ...this.moments(), invC2: 1, lrc: this.lr / (1 - this.beta1 ** this.step) };
+  }
 }
 
 /**
@@ -79,8 +100,9 @@ export function clipGradNorm(params: T.Tensor[], maxNorm: number): T.Tensor {
   const withGrad = params.filter((p) => p.grad);
   return T.keep(T.tidy(() => T.noGrad(() => {
     if (!withGrad.length) return T.zeros([], { backend: params[0]?.backend });
-    let sq = T.sum(T.square(withGrad[0].grad!));
-    for (const p of withGrad.slice(1)) sq = T.add(sq, T.sum(T.square(p.grad!)));
+    // one kernel per tensor (squares summed in double), then the tensors' sums added in order
+    let sq = T.sumSquares(withGrad[0].grad!);
+    for (const p of withGrad.slice(1)) sq = T.add(sq, T.sumSquares(p.grad!));
     const norm = T.sqrt(sq);
     const scale = T.minimum(T.div(maxNorm, T.add(norm, 1e-6)), 1);
     for (const p of withGrad) p.grad!.assign(T.mul(p.grad!, scale));

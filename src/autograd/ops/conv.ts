@@ -47,6 +47,9 @@ export function conv2d(x: Tensor, w: Tensor, o: ConvOptions = {}): Tensor {
 function batchedConv2d(x: Tensor, w: Tensor, o: ConvOptions): Tensor {
   const G = groupsOf("conv2d", [x, w]);
   if (!w.groups) return unfolded(conv2d(folded(x), w, o), G);
+  // A per-group copy (every group holds the same weight): one convolution of all the groups'
+  // images with the shared weight (packed once), the copy's gradient per group.
+  if (w.groupCopy && x.groups) return unfolded(convSharedW(folded(x), w, o), G);
   const xb = x.groups ? x : batch(broadcastTo(reshape(x, [1, ...x.shape]), [G, ...x.shape]));
   const [Bg, Cin, H, W] = xb.shape;
   const [Cout, cg, kh, kw] = w.shape;
@@ -58,6 +61,56 @@ function batchedConv2d(x: Tensor, w: Tensor, o: ConvOptions): Tensor {
   return Bg === 1
     ? batch(y, G, [1, Cout, OH, OW])
     : batch(permute(reshape(y, [Bg, G, Cout, OH, OW]), [1, 0, 2, 3, 4]));
+}
+
+/**
+ * conv2d of x [G*B, ...] (B images per group) with a per-group copy w of one weight (G groups, each
+ * holding the same values): the forward reads the copied weight itself, so it is an ordinary
+ * convolution of the G*B images; the derivatives are those of the per-group convolution (w's is
+ * each group's weight gradient, the input's is convSharedWInputGrad, whose own derivatives are
+ * this op again and the per-group weight gradient), so higher orders stay exact.
+ */
+export function convSharedW(x: Tensor, w: Tensor, o: ConvOptions): Tensor {
+  const c = sharedCopy("convSharedW", w);
+  const p = params(x.shape, w.shape, o);
+  const s = x.backend.conv2d(x.storage("convSharedW"), c.storage("convSharedW"), { ...p, weightGradFollows: isGradEnabled() && w.requiresGrad }, x.dtype);
+  return result("convSharedW", [x, w], s, outShape(p), (g, needs) => [
+    needs[0] ? convSharedWInputGrad(g, w, x.shape, optsOf(p)) : null,
+    needs[1] ? perGroupWeightGrad(x, g, w, optsOf(p)) : null,
+  ], x);
+}
+
+/** d(convSharedW)/dx applied to gy: the transposed convolution with the shared weight. */
+export function convSharedWInputGrad(gy: Tensor, w: Tensor, xShape: readonly number[], o: ConvOptions): Tensor {
+  const c = sharedCopy("convSharedWInputGrad", w);
+  const p = params(xShape, w.shape, o);
+  if (gy.shape.join() !== outShape(p).join()) throw new Error(`convSharedWInputGrad: gradient ${fmt(gy.shape)} but conv output is ${fmt(outShape(p))}`);
+  const s = gy.backend.conv2dInputGrad(gy.storage("convSharedWInputGrad"), c.storage("convSharedWInputGrad"), p, gy.dtype);
+  return result("convSharedWInputGrad", [gy, w], s, xShape, (h, needs) => [
+    needs[0] ? convSharedW(h, w, o) : null,
+    needs[1] ? perGroupWeightGrad(h, gy, w, o) : null,
+  ], gy);
+}
+
+/** The weight a per-group copy holds (its groups' common values). */
+function sharedCopy(op: string, w: Tensor): Tensor {
+  if (!w.groupCopy || !w.groups) throw new Error(`${op}: ${w} is not a per-group copy`);
+  return w.groupCopy.of;
+}
+
+/**
+ * Each group's weight gradient, batched [G | ...w.shape], of images x [G*B, ...] and output
+ * gradients gy [G*B, ...]: the groups as channel groups of one weight-gradient convolution.
+ */
+function perGroupWeightGrad(x: Tensor, gy: Tensor, w: Tensor, o: ConvOptions): Tensor {
+  const G = w.groups, B = x.shape[0] / G;
+  const asGroups = (t: Tensor) => {
+    const [, C, H, W] = t.shape;
+    return B === 1 ? reshape(t, [1, G * C, H, W]) : reshape(permute(reshape(t, [G, B, C, H, W]), [1, 0, 2, 3, 4]), [B, G * C, H, W]);
+  };
+  const [Cout, cg, kh, kw] = w.shape;
+  const dw = conv2dWeightGrad(asGroups(x), asGroups(gy), [G * Cout, cg, kh, kw], { ...o, groups: G * (o.groups ?? 1) });
+  return batch(dw, G, w.shape);
 }
 
 /** d(conv2d)/dx applied to gy: the transposed convolution. */

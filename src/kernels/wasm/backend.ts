@@ -1,10 +1,11 @@
 // The wasm backend: the Backend contract over a WasmRuntime (runtime.ts: the module, the memory
 // of memory.ts and the thread pool of pool.ts). Matrix products (gemm.ts kernels), the common
-// elementwise ops and `where` (elementwise.ts), sums (reduce.ts) and strided copies (movement.ts)
+// elementwise ops and `where` (elementwise.ts), sums (reduce.ts), strided copies (movement.ts),
+// GroupNorm (groupnorm.ts) and the optimisers' update (optim.ts)
 // run as SIMD128 kernels on all cores; convolutions in conv.ts; small products, max and the other
 // elementwise ops as tight TypeScript loops (js_ops.ts); float64 work on the CPU reference
 // backend, whose storages it shares.
-import type { Backend, BinaryOp, ConvParams, Data, DType, MatmulSpec, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
+import type { Backend, BinaryOp, ConvParams, Data, DType, MatmulSpec, MomentUpdate, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
 import { CpuBackend } from "../cpu.ts";
 import type { KernelName } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
@@ -14,7 +15,6 @@ import { binaryInto, coalesce, matmulInto, reduceInto, stridedInto, unaryInto, w
 import { SIMD_APPROX, SIMD_BINARY, SIMD_UNARY } from "./elementwise.ts";
 import { conv2d, conv2dInputGrad, conv2dWeightGrad } from "./conv.ts";
 import { strided } from "./movement.ts";
-import { groupNormGradInto, groupNormInto } from "./groupnorm.ts";
 
 export type { WasmOptions };
 const SIMD_UN = new Set<string>([...SIMD_UNARY, ...SIMD_APPROX]), SIMD_BIN = new Set<string>(SIMD_BINARY), APPROX = new Set<string>(SIMD_APPROX);
@@ -248,18 +248,48 @@ export class WasmBackend implements Backend<Data> {
     return out;
   }
 
-  // ---- GroupNorm (groupnorm.ts) ----
+  // ---- GroupNorm (groupnorm.ts): rows split among the threads ----
   groupNorm(x: Data, rows: number, M: number, eps: number, dtype: DType): { y: Data; rstd: Data } {
     if (dtype === "float64") return this.ref.groupNorm(x, rows, M, eps, dtype);
-    const y = this.#m.out(rows * M), rstd = this.#m.out(rows);
-    groupNormInto(x, rows, M, eps, y, rstd);
-    return { y, rstd };
+    const m = this.#m, rt = this.#rt;
+    const y = m.out(rows * M), rstd = m.out(rows);
+    return rt.op(() => {
+      const xo = m.addr(x), yo = m.dst(y), ro = m.dst(rstd);
+      const e = new DataView(new Float64Array([eps]).buffer), lo = e.getInt32(0, true), hi = e.getInt32(4, true);
+      const parts = rows * M >= PARALLEL_EW ? rt.threads * 2 : 1;
+      rt.pool.run(ranges(rows, parts).map(([a, b]) => [KI.gn_fwd, xo, yo, ro, a, b, M, lo, hi]), parts > 1);
+      return { y: m.land(y, yo), rstd: m.land(rstd, ro) };
+    });
   }
   groupNormGrad(g: Data, y: Data, rstd: Data, rows: number, M: number, dtype: DType): Data {
     if (dtype === "float64") return this.ref.groupNormGrad(g, y, rstd, rows, M, dtype);
-    const dx = this.#m.out(rows * M);
-    groupNormGradInto(g, y, rstd, rows, M, dx);
-    return dx;
+    const m = this.#m, rt = this.#rt;
+    const dx = m.out(rows * M);
+    return rt.op(() => {
+      const go = m.addr(g), yo = m.addr(y), ro = m.addr(rstd), oo = m.dst(dx);
+      const parts = rows * M >= PARALLEL_EW ? rt.threads * 2 : 1;
+      rt.pool.run(ranges(rows, parts).map(([a, b]) => [KI.gn_bwd, go, yo, ro, oo, a, b, M]), parts > 1);
+      return m.land(dx, oo);
+    });
+  }
+
+  // ---- the optimisers' update (optim.ts) ----
+  momentUpdate(p: Data, g: Data, mo: Data, v: Data, n: number, u: MomentUpdate, dtype: DType): { p: Data; m: Data; v: Data } | null {
+    if (dtype === "float64") return null;
+    const m = this.#m, rt = this.#rt;
+    const po = m.out(n), mOut = m.out(n), vOut = m.out(n);
+    return rt.op(() => {
+      const hp = m.tmp(9);
+      m.f32.set([u.kind === "adam" ? 0 : 1, u.b1, u.omb1, u.b2, u.omb2, u.invC2, u.eps, u.lrc, u.wd], hp / 4);
+      const a = [p, g, mo, v].map((d) => m.addr(d)), o = [po, mOut, vOut].map((d) => m.dst(d));
+      const parts = n >= PARALLEL_EW ? rt.threads * 2 : 1;
+      const tasks: Task[] = ranges(n >> 2, parts).map(([lo, hi]) => {
+        const end = hi === n >> 2 ? n : hi * 4, b = lo * 16; // the last range takes the tail
+        return [KI.moment, a[0] + b, a[1] + b, a[2] + b, a[3] + b, o[0] + b, o[1] + b, o[2] + b, end - lo * 4, hp];
+      });
+      rt.pool.run(tasks.length ? tasks : [[KI.moment, ...a, ...o, n, hp]], parts > 1);
+      return { p: m.land(po, o[0]), m: m.land(mOut, o[1]), v: m.land(vOut, o[2]) };
+    });
   }
 
   // ---- matrix products ----

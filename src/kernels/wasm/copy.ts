@@ -115,3 +115,55 @@ export function fill32Fn(): Fn {
   });
   return f;
 }
+
+/**
+ * copypad(src, s0, s1, s2, dst, d0, D0, Dh, Dw, r0, R, c0, C): writes every element of D0 blocks
+ * of Dh rows by Dw floats (block i at dst + i d0, rows contiguous), with src's R x C box (byte
+ * strides s0, s1, s2 per block, row, column) placed at row r0, column c0, and zero everywhere
+ * else: one pass over the destination, where a zero fill and then a copy made two (the
+ * convolutions' padded phase blocks). Rows move as vectors where the source's columns are
+ * contiguous (s2 = 4).
+ */
+export function copyPadFn(): Fn {
+  const f = new Fn("copypad", Array(13).fill(I32));
+  const [src, s0, s1, s2, dst, d0, D0, Dh, Dw, r0, R, c0, C] = Array.from({ length: 13 }, (_, i) => i);
+  const i = f.local(), y = f.local(), x = f.local(), pd = f.local(), ps = f.local(), row = f.local(), wv = f.local(), cv = f.local(), rb = f.local();
+  const z = f.local(V128);
+  f.i32(0).simd(0x11).set(z); // i32x4.splat 0
+  f.get(Dw).i32(-4).op(op.and).set(wv);
+  f.get(C).i32(-4).op(op.and).set(cv);
+  f.get(s2).i32(4).op(op.ne).if(() => f.i32(0).set(cv)); // strided columns: scalar copies
+  f.get(Dw).i32(2).op(op.shl).set(rb); // bytes per row
+  f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
+    f.get(dst).get(i).get(d0).op(op.mul).op(op.add).set(row);
+    f.loop(y, () => f.i32(0), () => f.get(Dh), 1, () => {
+      // zeros over the whole row first (it is in cache for the copy that follows)
+      f.get(row).set(pd);
+      f.loop(x, () => f.i32(0), () => f.get(wv), 4, () => {
+        f.get(pd).get(z).simd(0x0b, 0, 0);
+        f.get(pd).i32(16).op(op.add).set(pd);
+      });
+      f.loop(x, () => f.get(wv), () => f.get(Dw), 1, () => {
+        f.get(pd).i32(0).op(0x36, 0, 0); // i32.store 0
+        f.get(pd).i32(4).op(op.add).set(pd);
+      });
+      // rows r0 .. r0 + R - 1 take the box's row y - r0
+      f.get(y).get(r0).op(op.geS).get(y).get(r0).get(R).op(op.add).op(op.ltS).op(op.and).if(() => {
+        f.get(src).get(i).get(s0).op(op.mul).op(op.add).get(y).get(r0).op(op.sub).get(s1).op(op.mul).op(op.add).set(ps);
+        f.get(row).get(c0).i32(2).op(op.shl).op(op.add).set(pd);
+        f.loop(x, () => f.i32(0), () => f.get(cv), 4, () => {
+          f.get(pd).get(ps).simd(0x00, 0, 0).simd(0x0b, 0, 0); // unaligned v128 load/store
+          f.get(ps).i32(16).op(op.add).set(ps);
+          f.get(pd).i32(16).op(op.add).set(pd);
+        });
+        f.loop(x, () => f.get(cv), () => f.get(C), 1, () => {
+          f.get(pd).get(ps).op(0x2a, 0, 0).op(0x38, 0, 0);
+          f.get(ps).get(s2).op(op.add).set(ps);
+          f.get(pd).i32(4).op(op.add).set(pd);
+        });
+      });
+      f.get(row).get(rb).op(op.add).set(row);
+    });
+  });
+  return f;
+}

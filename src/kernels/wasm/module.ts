@@ -3,13 +3,15 @@
 import { Fn, moduleBytes, simd } from "./emit.ts";
 import { GEMM_DEFAULT, type GemmShape, gemmFn, packFn } from "./gemm.ts";
 import { binaryFn, SIMD_APPROX, SIMD_BINARY, SIMD_UNARY, unaryFn, whereFn } from "./elementwise.ts";
-import { copy3dFn, copy4dFn, fill32Fn } from "./copy.ts";
+import { copy3dFn, copy4dFn, copyPadFn, fill32Fn } from "./copy.ts";
 import { reduceFn } from "./reduce.ts";
+import { momentFn } from "./optim.ts";
+import { groupNormBwdFn, groupNormFwdFn } from "./groupnorm.ts";
 
 export const KERNELS = [
   "gemm_pp", "gemm_pt", "gemm_tp", "pack_a", "pack_b", "copy3d", "gemm_pp4", "gemm_pt4", "gemm_tp4", "pack_a4",
   ...SIMD_UNARY.map((o) => `un_${o}` as const), ...SIMD_APPROX.map((o) => `un_${o}` as const), ...SIMD_BINARY.map((o) => `bin_${o}` as const),
-  "copy4d", "fill32", "red_sum", "red_sumsq", "where",
+  "copy4d", "fill32", "red_sum", "red_sumsq", "where", "copypad", "moment", "gn_fwd", "gn_bwd",
 ] as const;
 export type KernelName = typeof KERNELS[number];
 
@@ -21,7 +23,7 @@ export function kernelFns(s: GemmShape): Fn[] {
     gemmFn({ ...s, MR: 4 }, "packed", "packed", "gemm_pp4"), gemmFn({ ...s, MR: 4 }, "packed", "table", "gemm_pt4"),
     gemmFn({ ...s, MR: 4 }, "table", "packed", "gemm_tp4"), packFn(4, "pack_a4"),
     ...SIMD_UNARY.map(unaryFn), ...SIMD_APPROX.map(unaryFn), ...SIMD_BINARY.map(binaryFn),
-    copy4dFn(), fill32Fn(), reduceFn("sum"), reduceFn("sumsq"), whereFn(),
+    copy4dFn(), fill32Fn(), reduceFn("sum"), reduceFn("sumsq"), whereFn(), copyPadFn(), momentFn(), groupNormFwdFn(), groupNormBwdFn(),
   ];
 }
 

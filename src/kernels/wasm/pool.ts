@@ -53,10 +53,14 @@ else import("node:worker_threads").then((w) => w.parentPort.once("message", star
 function call(fns: ((...a: number[]) => void)[], t: Task): void {
   const f = fns[t[0]];
   switch (t.length) {
+    case 4: return f(t[1], t[2], t[3]);
     case 5: return f(t[1], t[2], t[3], t[4]);
+    case 8: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
+    case 9: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8]);
     case 10: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9]);
     case 12: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11]);
     case 13: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12]);
+    case 14: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13]);
     case 15: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14]);
     case 16: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]);
     case 17: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15], t[16]);

@@ -8,7 +8,7 @@ import type { GpuStorage, Runtime } from "./runtime.ts";
 import { groups } from "./elementwise.ts";
 import { reduce } from "./reduce.ts";
 import type { MatmulVariant } from "../../../shaders/matmul.wgsl.ts";
-import { conv2dGemm, conv2dInputGradGemm, conv2dWeightGradGemm, convParams } from "./conv_gemm.ts";
+import { conv2dGemm, conv2dInputGradGemm, conv2dShared, conv2dWeightGradGemm, convParams } from "./conv_gemm.ts";
 import { MAX_GROUPS_X, WG } from "../../../shaders/preamble.ts";
 
 /** Largest patch matrix auto gives to gemm. */
@@ -39,6 +39,7 @@ export function conv2d(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvParams,
   const og = p.Cout / p.groups;
   variant = resolve(rt, variant, p, og);
   if (variant === "gemm") return conv2dGemm(rt, x, w, p, mm);
+  if (variant === "shared") return conv2dShared(rt, x, w, p);
   const out = rt.alloc(p.N * p.Cout * p.OH * p.OW);
   const ch = uniformChannels(variant);
   if (ch) {
@@ -55,6 +56,7 @@ export function conv2d(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvParams,
 export function conv2dInputGrad(rt: Runtime, gy: GpuStorage, w: GpuStorage, p: ConvParams, variant: ConvVariant, mm: MatmulVariant = "auto"): GpuStorage {
   variant = resolve(rt, variant, p, p.Cin / p.groups);
   if (variant === "gemm") return conv2dInputGradGemm(rt, gy, w, p, mm);
+  if (variant === "shared") return conv2dInputGradGemm(rt, gy, w, p, "shared4x4");
   const n = p.N * p.Cin * p.H * p.W;
   const out = rt.alloc(n);
   const ch = uniformChannels(variant);
@@ -68,6 +70,7 @@ export function conv2dInputGrad(rt: Runtime, gy: GpuStorage, w: GpuStorage, p: C
 export function conv2dWeightGrad(rt: Runtime, x: GpuStorage, gy: GpuStorage, p: ConvParams, variant: ConvVariant, mm: MatmulVariant = "auto"): GpuStorage {
   variant = resolve(rt, variant, p, p.Cout / p.groups);
   if (variant === "gemm") return conv2dWeightGradGemm(rt, x, gy, p, mm);
+  if (variant === "shared") return conv2dWeightGradGemm(rt, x, gy, p, "shared4x4");
   const per = (p.Cin / p.groups) * p.KH * p.KW;
   const ch = uniformChannels(variant);
   if (!ch) {

@@ -2,7 +2,9 @@
 // W[g] (A repeats every `groups` batches) with image n's patch block of group g, so outputs land
 // in NCHW directly and per-group weights (the per-example OOD pass) cost no transpose.
 import type { ConvParams } from "../backend.ts";
-import { col2imShader, im2colShader } from "../../../shaders/conv2d_gemm.wgsl.ts";
+import { col2imShader, conv2dSharedShader, im2colShader } from "../../../shaders/conv2d_gemm.wgsl.ts";
+import { SHARED_LANES } from "../../../shaders/matmul.wgsl.ts";
+import { MAX_GROUPS_X } from "../../../shaders/preamble.ts";
 import { CONV } from "../../../shaders/conv2d.wgsl.ts";
 import type { MatmulVariant } from "../../../shaders/matmul.wgsl.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
@@ -49,6 +51,21 @@ export function conv2dGemm(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvPar
   const y = matmulStrided(rt, w, col, p.N * G, og, K, P, { aBatch: og * K, aM: K, aK: 1, bBatch: K * P, bK: P, bN: 1, aWrap: G }, mm);
   if (col !== x && !keepPatches(rt, x, p, col)) rt.free(col);
   return y;
+}
+
+/**
+ * The forward on shared-memory tiles (conv variant "shared"), an implicit GEMM with the patches
+ * gathered while staging: 64 x 64 tiles of Y[n, g] = W[g] x patches(n, g). Past MAX_GROUPS_X
+ * (image, group) pairs, the gemm path.
+ */
+export function conv2dShared(rt: Runtime, x: GpuStorage, w: GpuStorage, p: ConvParams): GpuStorage {
+  const { K, P, og, G } = dims(p);
+  if (p.N * G > MAX_GROUPS_X) return conv2dGemm(rt, x, w, p, "shared4x4");
+  const vecA = K % 4 === 0;
+  const out = rt.alloc(p.N * p.Cout * P);
+  const side = SHARED_LANES * 4;
+  rt.dispatch(`conv2d:shared:${+vecA}`, () => conv2dSharedShader(4, 4, vecA), convParams(p), [x, w], out, [Math.ceil(P / side), Math.ceil(og / side), p.N * G]);
+  return out;
 }
 
 /** dcol[n, g] = W[g]^T [K, og] x dY[n, g] [og, P], then summed back onto the input grid. */

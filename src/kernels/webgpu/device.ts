@@ -55,8 +55,9 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
     const v = (adapter.limits as unknown as Record<string, number>)[k];
     if (typeof v === "number") requiredLimits[k] = v;
   }
-  // Timestamp queries let the runtime's profiler time each kernel on the device.
-  const requiredFeatures: GPUFeatureName[] = adapter.features.has("timestamp-query") ? ["timestamp-query"] : [];
+  // Timestamp queries let the runtime's profiler time each kernel on the device; subgroups enable
+  // the subgroup kernel variants (shaders/matmul.wgsl.ts).
+  const requiredFeatures = (["timestamp-query", "subgroups"] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const info = adapter.info ?? {};
   const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(" ") || "unknown adapter";

@@ -1,0 +1,49 @@
+// Two checkouts' wasm convolution kernels on the shipped models' shapes, alternating, each
+// kernel's best process CPU time of 6 runs (after 2 warm-ups): the A/B for kernel-level changes,
+// where whole passes (bench/wasm_ab.ts) on this shared machine vary more than the change.
+//   deno run -A bench/wasm_conv_ab.ts --old <checkout> [--threads 1]
+import "../src/cli/errors.ts";
+import process from "node:process";
+import { int, parseOptions, text } from "../src/io/options.ts";
+import type { ConvParams } from "../src/kernels/backend.ts";
+import type { WasmBackend } from "../src/kernels/wasm/backend.ts";
+import { oldCheckout } from "./old_checkout.ts";
+
+const a = parseOptions("wasm_conv_ab", { old: text().required(), threads: int({ min: 1, max: 64 }).default(1) });
+const roots = [oldCheckout("wasm_conv_ab", a.old, "src/kernels/wasm/backend.ts"), new URL("../", import.meta.url).pathname.replace(/\/$/, "")];
+const cpu = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+const bes: WasmBackend[] = await Promise.all(roots.map(async (r) => (await import(`${r}/src/kernels/wasm/backend.ts`)).createWasmBackend({ threads: a.threads })));
+const P = (N: number, Cin: number, H: number, Cout: number, groups = 1): ConvParams => ({ N, Cin, H, W: H, Cout, KH: 3, KW: 3, stride: 1, pad: 1, groups, OH: H, OW: H });
+// the U-Net's and VAE's training shapes, and per-group shapes of the feature passes (64 groups)
+const shapes = [P(32, 32, 28, 16), P(32, 16, 28, 16), P(32, 32, 14, 32), P(32, 64, 14, 32), P(64, 32, 14, 16), P(64, 16, 28, 8), P(1, 64 * 32, 28, 64 * 16, 64), P(1, 64 * 4, 14, 64 * 32, 64)];
+const OPS = ["conv2d", "conv2dInputGrad", "conv2dWeightGrad"] as const;
+const total = [0, 0];
+console.log(`old ${roots[0]}, new ${roots[1]}; ${bes[1].description}; GFLOP/s old -> new (best CPU time of 6)`);
+for (const p of shapes) {
+  const flops = 2 * p.N * p.Cout * (p.Cin / p.groups) * 9 * p.OH * p.OW;
+  const cells: string[] = [];
+  for (const op of OPS) {
+    const best = [Infinity, Infinity];
+    const xs = p.N * p.Cin * p.H * p.W, ws = p.Cout * (p.Cin / p.groups) * 9, ys = p.N * p.Cout * p.OH * p.OW;
+    const [n0, n1] = op === "conv2d" ? [xs, ws] : op === "conv2dInputGrad" ? [ys, ws] : [xs, ys];
+    const bufs = bes.map((b) => [b.alloc(n0).fill(0.5), b.alloc(n1).fill(0.25)]);
+    for (let r = 0; r < 8; r++) {
+      for (const i of r % 2 ? [1, 0] : [0, 1]) {
+        const t0 = cpu();
+        const o = bes[i][op](bufs[i][0], bufs[i][1], p, "float32");
+        if (r >= 2) best[i] = Math.min(best[i], cpu() - t0);
+        bes[i].release(o);
+      }
+    }
+    bufs.forEach((bs, i) => bs.forEach((s) => bes[i].release(s)));
+    total[0] += best[0];
+    total[1] += best[1];
+    cells.push(`${op} ${(flops / best[0] / 1e6).toFixed(1)} -> ${(flops / best[1] / 1e6).toFixed(1)}`);
+  }
+  console.log(`[${p.N},${p.Cin},${p.H},${p.W}]->${p.Cout} g${p.groups}: ${cells.join(", ")}`);
+}
+console.log(`all kernels, CPU ms: old ${total[0].toFixed(1)}, new ${total[1].toFixed(1)}, old/new ${(total[0] / total[1]).toFixed(2)}x; load average ${Deno.loadavg()[0].toFixed(1)}`);
+Deno.exit(0);

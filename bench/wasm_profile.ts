@@ -1,0 +1,140 @@
+// Where the wasm backend's time goes on the PyTorch comparison's rows (bench/torch.ts's work: the
+// feature pass for 64 images and the training step of each shipped model), in process CPU time,
+// which the other jobs on this shared machine disturb least: per run the whole CPU time, the part
+// inside backend ops (the rest is JavaScript around them: autograd, shapes, allocation, GC), and
+// with --threads 2 the wall time against CPU time (how busy both cores are); then the ops by kind
+// and shape, and the kernel phases (WasmBackend.profile), summed over --runs runs after a warm-up.
+// The products (convolutions and matrix products) are counted in FLOPs (2 per multiply-add) and, with
+// --replay, each distinct product shape is run again alone (--threads, the same storages' sizes,
+// best of 5) for its GFLOP/s: how far each kind of product is from the kernels' peak (bench/wasm_peak.ts).
+//   deno run -A bench/wasm_profile.ts [--models a.safetensors,...] [--work features,step] [--threads 1] [--runs 5] [--top 25] [--replay]
+import "../src/cli/errors.ts";
+import process from "node:process";
+import { choices, flag, inFiles, int, parseOptions } from "../src/io/options.ts";
+import type { ConvParams, MatmulSpec } from "../src/kernels/backend.ts";
+import { createWasmBackend, type WasmBackend } from "../src/kernels/wasm/backend.ts";
+import { opTable, timeOps } from "./op_timer.ts";
+import { ourWork, TORCH_MODELS, TORCH_WORK } from "./torch.ts";
+
+const a = parseOptions("wasm_profile", {
+  models: inFiles().default(TORCH_MODELS), work: choices(TORCH_WORK).default([...TORCH_WORK]),
+  threads: int({ min: 1, max: 64 }).default(1), runs: int({ min: 1, max: 1000 }).default(5), top: int({ min: 1, max: 1000 }).default(25),
+  replay: flag(),
+});
+
+type Product = { op: "conv2d" | "conv2dInputGrad" | "conv2dWeightGrad"; p: ConvParams } | { op: "matmul"; s: MatmulSpec };
+const flopsOf = (q: Product) => q.op === "matmul"
+  ? 2 * Math.max(q.s.batchA, q.s.batchB) * q.s.M * q.s.K * q.s.N
+  : 2 * q.p.N * q.p.Cout * (q.p.Cin / q.p.groups) * q.p.KH * q.p.KW * q.p.OH * q.p.OW;
+const keyOf = (q: Product) => q.op === "matmul" ? `matmul ${q.s.batchA}/${q.s.batchB} ${q.s.M}x${q.s.K}x${q.s.N}${q.s.transA ? " tA" : ""}${q.s.transB ? " tB" : ""}`
+  : `${q.op} [${q.p.N},${q.p.Cin},${q.p.H},${q.p.W}]->${q.p.Cout} k${q.p.KH} s${q.p.stride} g${q.p.groups}`;
+
+/** Records every product of b (its kind and shape) while on; returns the list and a restore function. */
+function recordProducts(b: WasmBackend): { list: Product[]; restore: () => void } {
+  const list: Product[] = [];
+  // deno-lint-ignore no-explicit-any
+  const bb = b as any;
+  for (const op of ["conv2d", "conv2dInputGrad", "conv2dWeightGrad", "matmul"] as const) {
+    bb[op] = (...xs: unknown[]) => {
+      if ((xs[3] as string) !== "float64") list.push(op === "matmul" ? { op, s: xs[2] as MatmulSpec } : { op, p: xs[2] as ConvParams });
+      return Object.getPrototypeOf(b)[op].apply(b, xs);
+    };
+  }
+  return { list, restore: () => { for (const op of ["conv2d", "conv2dInputGrad", "conv2dWeightGrad", "matmul"]) delete bb[op]; } };
+}
+
+/** Best-of-5 process CPU ms of one product alone (what the load on this machine disturbs least), on storages of its operands' sizes. */
+function replay(b: WasmBackend, q: Product): number {
+  let x: Float32Array, y: Float32Array, f: () => Float32Array;
+  if (q.op === "matmul") {
+    const { batchA, batchB, M, K, N } = q.s;
+    x = b.alloc(batchA * M * K).fill(0.5);
+    y = b.alloc(batchB * K * N).fill(0.25);
+    f = () => b.matmul(x, y, q.s, "float32") as Float32Array;
+  } else {
+    const p = q.p, xs = p.N * p.Cin * p.H * p.W, ws = p.Cout * (p.Cin / p.groups) * p.KH * p.KW, ys = p.N * p.Cout * p.OH * p.OW;
+    const [n0, n1] = q.op === "conv2d" ? [xs, ws] : q.op === "conv2dInputGrad" ? [ys, ws] : [xs, ys];
+    x = b.alloc(n0).fill(0.5);
+    y = b.alloc(n1).fill(0.25);
+    f = () => (b[q.op] as (a: Float32Array, c: Float32Array, p: ConvParams, d: "float32") => Float32Array)(x, y, p, "float32");
+  }
+  let best = Infinity;
+  for (let r = 0; r < 6; r++) {
+    const t0 = cpuMs();
+    const o = f();
+    if (r) best = Math.min(best, cpuMs() - t0);
+    b.release(o);
+  }
+  b.release(x);
+  b.release(y);
+  return best;
+}
+const be = await createWasmBackend({ threads: a.threads });
+const cpuMs = () => {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+};
+/** CPU ms of this process's main thread (Linux /proc, 10 ms ticks): with --threads 2, how much of the work the caller carries. */
+function mainThreadMs(): number {
+  try {
+    const f = Deno.readTextFileSync(`/proc/${Deno.pid}/task/${Deno.pid}/stat`).split(") ")[1].split(" ");
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+const med = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)];
+console.log(`${be.description}; ${a.runs} runs after a warm-up; load average ${Deno.loadavg()[0].toFixed(1)}`);
+for (const path of a.models) {
+  for (const work of a.work) {
+    const w = await ourWork(path, work, be);
+    await w.run();
+    const wall: number[] = [], cpu: number[] = [];
+    const m0 = mainThreadMs(), cAll0 = cpuMs();
+    for (let r = 0; r < a.runs; r++) {
+      const t0 = performance.now(), c0 = cpuMs();
+      await w.run();
+      cpu.push(cpuMs() - c0);
+      wall.push(performance.now() - t0);
+    }
+    const mainShare = (mainThreadMs() - m0) / (cpuMs() - cAll0);
+    // the same runs again with every op timed (CPU) and the kernel phases (wall) summed
+    const rec = recordProducts(be);
+    const t = timeOps(be, true, "cpu");
+    const phases = new Map<string, number>();
+    be.profile = phases;
+    const c0 = cpuMs();
+    for (let r = 0; r < a.runs; r++) await w.run();
+    const total = cpuMs() - c0;
+    be.profile = null;
+    t.restore();
+    rec.restore();
+    const inOps = [...t.acc.values()].reduce((s, v) => s + v.ms, 0);
+    console.log(`\n${path} ${work}: wall ${med(wall).toFixed(1)} ms, CPU ${med(cpu).toFixed(1)} ms (medians; wall/CPU ${(med(wall) / med(cpu)).toFixed(2)}; the main thread's share of the CPU time ${(100 * mainShare).toFixed(0)}%); ` +
+      `timed runs: CPU ${(total / a.runs).toFixed(1)} ms per run, ${(inOps / a.runs).toFixed(1)} in ops, ${((total - inOps) / a.runs).toFixed(1)} outside (${(100 * (total - inOps) / total).toFixed(0)}%)`);
+    console.log(opTable(new Map([...t.acc].map(([k, v]) => [k, { ms: v.ms / a.runs, n: v.n / a.runs }])), a.top));
+    console.log(`    kernel phases (wall, per run): ${[...phases].sort((p, q) => q[1] - p[1]).map(([k, v]) => `${k || "copy"} ${(v / a.runs).toFixed(1)}`).join(", ")}`);
+    const byShape = new Map<string, { q: Product; n: number }>();
+    for (const q of rec.list) {
+      const e = byShape.get(keyOf(q)) ?? { q, n: 0 };
+      e.n++;
+      byShape.set(keyOf(q), e);
+    }
+    const flops = rec.list.reduce((s, q) => s + flopsOf(q), 0) / a.runs;
+    const prodMs = [...t.acc].filter(([k]) => /^(conv|matmul)/.test(k)).reduce((s, [, v]) => s + v.ms, 0) / a.runs;
+    console.log(`    products: ${(flops / 1e9).toFixed(3)} GFLOP per run in ${(rec.list.length / a.runs).toFixed(0)} calls, ${prodMs.toFixed(1)} ms CPU: ${(flops / prodMs / 1e6).toFixed(1)} GFLOP/s per CPU-second`);
+    if (a.replay) {
+      let sumMs = 0;
+      const rows: [string, number, number, number][] = [];
+      for (const [k, { q, n }] of byShape) {
+        const ms = replay(be, q) * n / a.runs;
+        sumMs += ms;
+        rows.push([k, n / a.runs, flopsOf(q) * n / a.runs, ms]);
+      }
+      rows.sort((p, q) => q[3] - p[3]);
+      console.log(`    replayed alone (best of 5, process CPU time, ${a.threads} thread${a.threads > 1 ? "s" : ""}): ${sumMs.toFixed(1)} ms per run, ${(flops / sumMs / 1e6).toFixed(1)} GFLOP/s`);
+      for (const [k, n, f, ms] of rows.slice(0, a.top)) console.log(`    ${ms.toFixed(2).padStart(8)} ms ${String(n).padStart(4)}x ${(f / ms / 1e6).toFixed(1).padStart(6)} GFLOP/s  ${k}`);
+    }
+  }
+}
+Deno.exit(0);
