@@ -196,7 +196,7 @@ S("dynamics: a checkpoint's rows equal evaluating it directly, and do not depend
   for (const [k, step] of [[3, 10], [4, 40]]) {
     const m = await tiny(k, {});
     paths.push(`${tmp}/step${step}.safetensors`);
-    await saveTensors(paths.at(-1)!, m.namedParameters(), metadataOf(m, { data: "mnist", steps: step }));
+    await saveTensors(paths.at(-1)!, m.namedState(), metadataOf(m, { data: "mnist", steps: step }));
   }
   const sets = { fit: fitSet, inEval: ins, ood: [outs] }, o = { Bs: [1, 2], batch: 5, seed: 1 };
   const entry = (p: string, step: number) => ({ label: p.replace(/^.*\//, ""), step, load: () => loadModel(p, T.cpu) });
