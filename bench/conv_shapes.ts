@@ -7,7 +7,7 @@ import type { ConvParams } from "../src/kernels/backend.ts";
 import { selectBackend } from "../src/kernels/select.ts";
 import type { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import type { GpuStorage } from "../src/kernels/webgpu/runtime.ts";
-import { CONV_VARIANTS } from "../shaders/conv2d.wgsl.ts";
+import { CONV_VARIANTS } from "../shaders/conv.wgsl.ts";
 
 const a = parseOptions("conv_shapes", { variants: choices(CONV_VARIANTS).default(["uniform16", "gemm"]), repeats: int({ min: 1, max: 1000 }).default(5) });
 const be = await selectBackend("webgpu") as WebGPUBackend;

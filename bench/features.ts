@@ -19,7 +19,7 @@ import { Bench } from "tinybench";
 import { choice, flag, inFiles, int, outFile, parseOptions, text } from "../src/io/options.ts";
 import { writeFileAtomic } from "../src/io/atomic.ts";
 import { MATMUL_VARIANTS, SUBGROUP_VARIANTS } from "../shaders/matmul.wgsl.ts";
-import { CONV_VARIANTS } from "../shaders/conv2d.wgsl.ts";
+import { CONV_VARIANTS } from "../shaders/conv.wgsl.ts";
 import { range } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { BACKEND_CHOICES, type BackendChoice, selectBackend } from "../src/kernels/select.ts";

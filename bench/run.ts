@@ -19,7 +19,7 @@ import { createWasmBackend, type WasmBackend } from "../src/kernels/wasm/backend
 import type { Backend } from "../src/kernels/backend.ts";
 import { type Workload, workloads } from "./workloads.ts";
 import { MATMUL_VARIANTS } from "../shaders/matmul.wgsl.ts";
-import { CONV_VARIANTS } from "../shaders/conv2d.wgsl.ts";
+import { CONV_VARIANTS } from "../shaders/conv.wgsl.ts";
 
 const ALL = ["fimscope wasm", "fimscope webgpu", "fimscope cpu", "jax-js wasm", "jax-js webgpu", "tfjs webgpu"] as const;
 type Engine = typeof ALL[number];

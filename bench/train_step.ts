@@ -12,7 +12,7 @@ import { choice, choices, flag, inFiles, int, outFile, parseOptions } from "../s
 import { writeFileAtomic } from "../src/io/atomic.ts";
 import { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import { MATMUL_VARIANTS, SUBGROUP_VARIANTS } from "../shaders/matmul.wgsl.ts";
-import { CONV_VARIANTS } from "../shaders/conv2d.wgsl.ts";
+import { CONV_VARIANTS } from "../shaders/conv.wgsl.ts";
 import * as T from "../src/autograd/index.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { type BackendChoice, BACKEND_CHOICES, selectBackend } from "../src/kernels/select.ts";

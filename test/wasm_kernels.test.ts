@@ -274,13 +274,13 @@ S("without shared memory (a browser page that is not cross-origin isolated): one
 
 S("a kernel that traps (on a worker or the caller) ends the call with an error, not a hang or a crash; the pool goes on", async () => {
   const { Fn, I32, moduleBytes } = await import("../src/kernels/wasm/emit.ts");
-  const { Pool } = await import("../src/kernels/wasm/pool.ts");
+  const { Workers } = await import("../src/kernels/wasm/workers.ts");
   // boom(x): traps when x is odd (so the caller, claiming tasks too, may or may not hit one itself)
   const f = new Fn("boom", [I32]);
   f.get(0).i32(1).op(0x71).if(() => f.op(0x00)); // i32.and; unreachable
   const mem = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true } as WebAssembly.MemoryDescriptor);
   const module = new WebAssembly.Module(moduleBytes([f], { initial: 1, maximum: 1, shared: true }));
-  const pool = await Pool.create(module, mem, ["boom"], new WebAssembly.Instance(module, { env: { mem } }), 2);
+  const pool = await Workers.create(module, mem, ["boom"], new WebAssembly.Instance(module, { env: { mem } }), 2);
   try {
     pool.run(Array.from({ length: 8 }, () => [0, 0] as [number, number])); // even: fine
     await new Promise((r) => setTimeout(r, 50));

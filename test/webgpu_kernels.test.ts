@@ -5,8 +5,9 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { MATMUL_VARIANTS, SUBGROUP_VARIANTS } from "../shaders/matmul.wgsl.ts";
-import { CONV_VARIANTS } from "../shaders/conv2d.wgsl.ts";
+import { CONV_VARIANTS } from "../shaders/conv.wgsl.ts";
 import { STRIDED_VARIANTS } from "../src/kernels/webgpu/strided.ts";
+import { REDUCE_VARIANTS } from "../src/kernels/webgpu/reduce.ts";
 import { PROFILE_BATCH } from "../src/kernels/webgpu/profiler.ts";
 import { gpuTest, webgpu, withVariants } from "./helpers.ts";
 import { kernelParity } from "./kernel_parity.ts";
@@ -59,7 +60,7 @@ if (gpu && !subgroups.length) console.warn(`notice: matmul variants ${SUBGROUP_V
 kernelParity({
   backend: gpu!,
   test: (name, fn) => G(name, fn),
-  variants: { reduce: ["loop", "wide", "auto"], strided: STRIDED_VARIANTS, matmul: [...MATMUL_VARIANTS, ...subgroups], conv: CONV_VARIANTS },
+  variants: { reduce: REDUCE_VARIANTS, strided: STRIDED_VARIANTS, matmul: [...MATMUL_VARIANTS, ...subgroups], conv: CONV_VARIANTS },
   // gemm runs on the matmul kernels: check it over each of them (per-group weights repeat across images).
   convMatmuls: (conv) => conv === "gemm" ? ["auto", "naive", "block4x8", "grouped8x8", "rows8x8", "rows16x4", "tiled", "shared4x4", "shared8x8", ...subgroups] : ["auto"],
   withVariants: (v, f) => withVariants(gpu!, v, f),

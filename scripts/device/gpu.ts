@@ -15,7 +15,7 @@ import { writeFileAtomic } from "../../src/io/atomic.ts";
 import * as T from "../../src/autograd/index.ts";
 import { createWebGPUBackend, type WebGPUBackend } from "../../src/kernels/webgpu/backend.ts";
 import { MATMUL_VARIANTS, type MatmulVariant, SUBGROUP_VARIANTS } from "../../shaders/matmul.wgsl.ts";
-import { CONV_VARIANTS, type ConvVariant } from "../../shaders/conv2d.wgsl.ts";
+import { CONV_VARIANTS, type ConvVariant } from "../../shaders/conv.wgsl.ts";
 
 const a = parseOptions("gpu", { out: text().default("gpu-out"), "allow-cpu": flag(), budget: int({ min: 30, max: 3600 }).default(270) });
 const t0 = performance.now();

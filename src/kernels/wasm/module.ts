@@ -38,17 +38,6 @@ export function hasRelaxedSimd(): boolean {
   }
 }
 
-/** Whether this engine has SIMD128 at all. */
-export function hasSimd(): boolean {
-  const f = new Fn("t", []);
-  f.f32(1).simd(simd.f32x4splat).op(0x1a);
-  try {
-    return WebAssembly.validate(moduleBytes([f], { initial: 1, maximum: 1, shared: false }));
-  } catch {
-    return false;
-  }
-}
-
 export const MAX_PAGES = 32768; // 2 GiB of 64 KiB pages
 
 export function buildModule(shared: boolean, shape: GemmShape = { ...GEMM_DEFAULT, fma: hasRelaxedSimd() }): { module: WebAssembly.Module; shape: GemmShape; shared: boolean } {

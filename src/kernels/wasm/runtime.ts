@@ -4,7 +4,7 @@
 import { buildModule, KERNELS, type KernelName, MAX_PAGES } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
 import { WasmMemory } from "./memory.ts";
-import { Pool, type Task } from "./pool.ts";
+import { Workers, type Task } from "./workers.ts";
 
 export type { Task };
 /** Kernel indices by name, for tasks. */
@@ -37,13 +37,13 @@ export interface WasmOptions {
 
 export class WasmRuntime {
   readonly mem: WasmMemory;
-  readonly pool: Pool;
+  readonly pool: Workers;
   readonly shape: GemmShape;
   readonly threads: number;
   /** When set, wall time per kernel phase (ms) is summed here. */
   profile: Map<string, number> | null = null;
 
-  private constructor(mem: WasmMemory, pool: Pool, shape: GemmShape) {
+  private constructor(mem: WasmMemory, pool: Workers, shape: GemmShape) {
     this.mem = mem;
     this.pool = pool;
     this.shape = shape;
@@ -62,7 +62,7 @@ export class WasmRuntime {
     const { module, shape } = buildModule(canShare);
     const mem = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: canShare } as WebAssembly.MemoryDescriptor);
     const inst = new WebAssembly.Instance(module, { env: { mem } });
-    const pool = await Pool.create(module, mem, [...KERNELS], inst, threads);
+    const pool = await Workers.create(module, mem, [...KERNELS], inst, threads);
     const fill32 = inst.exports.fill32 as (at: number, n: number, bits: number) => void;
     return new WasmRuntime(new WasmMemory(mem, fill32), pool, shape);
   }

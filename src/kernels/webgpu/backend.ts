@@ -1,7 +1,7 @@
 // The WebGPU backend: float32 storages in pooled GPU buffers, one driver per kernel family.
 import type { Backend, BinaryOp, ConvParams, Data, DType, MatmulSpec, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
 import type { MatmulVariant } from "../../../shaders/matmul.wgsl.ts";
-import type { ConvVariant } from "../../../shaders/conv2d.wgsl.ts";
+import type { ConvVariant } from "../../../shaders/conv.wgsl.ts";
 import { acquireDevice } from "./device.ts";
 import { type GpuStorage, Runtime } from "./runtime.ts";
 import * as EW from "./elementwise.ts";

@@ -3,7 +3,7 @@ import type { ConvParams } from "../backend.ts";
 import {
   conv2dForwardShader, conv2dForwardUniformShader, conv2dInputGradShader, conv2dInputGradUniformShader,
   conv2dWeightGradShader, conv2dWeightGradUniformShader, type ConvVariant, uniformChannels,
-} from "../../../shaders/conv2d.wgsl.ts";
+} from "../../../shaders/conv.wgsl.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
 import { groups } from "./elementwise.ts";
 import { reduce } from "./reduce.ts";

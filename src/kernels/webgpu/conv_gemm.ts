@@ -2,10 +2,10 @@
 // W[g] (A repeats every `groups` batches) with image n's patch block of group g, so outputs land
 // in NCHW directly and per-group weights (the per-example OOD pass) cost no transpose.
 import type { ConvParams } from "../backend.ts";
-import { col2imShader, conv2dSharedShader, im2colShader } from "../../../shaders/conv2d_gemm.wgsl.ts";
+import { col2imShader, conv2dSharedShader, im2colShader } from "../../../shaders/conv_gemm.wgsl.ts";
 import { SHARED_LANES } from "../../../shaders/matmul.wgsl.ts";
 import { MAX_GROUPS_X } from "../../../shaders/preamble.ts";
-import { CONV } from "../../../shaders/conv2d.wgsl.ts";
+import { CONV } from "../../../shaders/conv.wgsl.ts";
 import type { MatmulVariant } from "../../../shaders/matmul.wgsl.ts";
 import type { GpuStorage, Runtime } from "./runtime.ts";
 import { groups } from "./elementwise.ts";

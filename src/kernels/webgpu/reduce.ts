@@ -11,6 +11,8 @@ const WIDE_WG = WG;
 const WIDE_MAX_OUTPUTS = 2048, WIDE_MIN_R = 256;
 
 export type ReduceVariant = "auto" | "loop" | "wide";
+/** Every reduce variant, for the parity tests and the benches. */
+export const REDUCE_VARIANTS: ReduceVariant[] = ["loop", "wide", "auto"];
 
 export function reduce(rt: Runtime, op: ReduceOp, x: GpuStorage, outer: number, R: number, inner: number, variant: ReduceVariant = "auto"): GpuStorage {
   const n = outer * inner;

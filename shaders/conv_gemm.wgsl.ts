@@ -1,9 +1,9 @@
 // conv2d as explicit GEMM: im2col unrolls input patches into a [N, Cin*KH*KW, OH*OW] matrix so
 // the matmul kernels (the fastest we have) do the arithmetic; col2im sums such a matrix back onto
-// the input grid (the input gradient). Params: CONV (conv2d.wgsl.ts). Row order (ci, ky, kx)
+// the input grid (the input gradient). Params: CONV (conv.wgsl.ts). Row order (ci, ky, kx)
 // matches the OIHW weight, so group g's rows are a contiguous block and W[g] is an [og, cg*KH*KW] matrix.
 import { wgsl } from "wgsl-preprocessor";
-import { CONV } from "./conv2d.wgsl.ts";
+import { CONV } from "./conv.wgsl.ts";
 import { sharedTiles } from "./matmul.wgsl.ts";
 import { entry, PARAMS } from "./preamble.ts";
 

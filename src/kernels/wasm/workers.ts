@@ -68,7 +68,7 @@ function call(fns: ((...a: number[]) => void)[], t: Task): void {
   }
 }
 
-export class Pool {
+export class Workers {
   readonly #c: Int32Array;
   readonly #fns: ((...a: number[]) => void)[];
   readonly #workers: { terminate(): unknown }[] = [];
@@ -85,12 +85,12 @@ export class Pool {
   }
 
   /** A pool of `threads - 1` workers (none when threads <= 1 or Workers/SharedArrayBuffer are missing). */
-  static async create(module: WebAssembly.Module, mem: WebAssembly.Memory, names: string[], instance: WebAssembly.Instance, threads: number): Promise<Pool> {
+  static async create(module: WebAssembly.Module, mem: WebAssembly.Memory, names: string[], instance: WebAssembly.Instance, threads: number): Promise<Workers> {
     const fns = names.map((n) => instance.exports[n] as (...a: number[]) => void);
     const shared = typeof SharedArrayBuffer !== "undefined" && mem.buffer instanceof SharedArrayBuffer;
-    if (!shared || threads <= 1) return new Pool(fns, new Int32Array(TASKS + CAP * STRIDE), 1);
+    if (!shared || threads <= 1) return new Workers(fns, new Int32Array(TASKS + CAP * STRIDE), 1);
     const sab = new SharedArrayBuffer((TASKS + CAP * STRIDE) * 4);
-    const pool = new Pool(fns, new Int32Array(sab), threads);
+    const pool = new Workers(fns, new Int32Array(sab), threads);
     const msg = { module, mem, sab, names };
     // deno-lint-ignore no-explicit-any
     const g = globalThis as any;

@@ -2,7 +2,7 @@
 import { entry, Layout, PARAMS, WG } from "./preamble.ts";
 
 /**
- * Params of every conv kernel (here and in conv2d_gemm.wgsl.ts): the conv's sizes, stride S,
+ * Params of every conv kernel (here and in conv_gemm.wgsl.ts): the conv's sizes, stride S,
  * padding PAD and groups G; SPLITS only for the uniform weight gradient (0 elsewhere).
  */
 export const CONV = new Layout({
@@ -20,7 +20,7 @@ const IO = (a: string, b: string, out: string) => `${PARAMS}
 @group(0) @binding(3) var<storage, read_write> ${out}: array<f32>;`;
 
 /**
- * gemm: im2col + the matmul kernels (shaders/conv2d_gemm.wgsl.ts); shared: for real GPUs, the forward
+ * gemm: im2col + the matmul kernels (shaders/conv_gemm.wgsl.ts); shared: for real GPUs, the forward
  * an implicit GEMM on shared-memory tiles, the gradients gemm on the shared4x4 matmul; the others
  * are direct convolutions here.
  */
