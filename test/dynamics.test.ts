@@ -12,7 +12,8 @@ import type { GenerativeModel } from "../src/models/model.ts";
 import { createModel, loadModel } from "../src/models/registry.ts";
 import { metadataOf } from "../src/models/train.ts";
 import { comparePair, matchRoles, modelNovelty, rolesOf } from "../src/ood/compare.ts";
-import { DiagonalGaussian } from "../src/ood/density.ts";
+import { DiagonalGaussian, FeatureSpace } from "../src/ood/density.ts";
+import { Diffusion, diffusionConfig } from "../src/models/diffusion.ts";
 import { dynamicsOf, evaluateCheckpoint } from "../src/ood/dynamics.ts";
 import { featuresLoop, groupGradientsLoop } from "../src/ood/features.ts";
 import { auroc } from "../src/ood/metrics.ts";
@@ -187,6 +188,25 @@ S("compare: each score, its correlations and the per-layer agreement equal direc
   const ia = na.names.indexOf(layer.a), ib = nb.names.indexOf(layer.b);
   const col = (d: typeof da, l: number) => [...d[0].rows, ...d[1].rows].map((r) => r[l]);
   assert.ok(Math.abs(layer.spearman - brutePearson(bruteRanks(col(da, ia)), bruteRanks(col(db, ib)))) < 1e-6);
+});
+
+S("compare: a diffusion model at initialisation (zero output conv: every other tensor's gradient is 0, log f = -inf) gets finite scores by the floor rule", async () => {
+  const m = new Diffusion(diffusionConfig({ image: [1, 28, 28], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 4, steps: 100 }), { backend: T.cpu, gen: new T.Generator(2) });
+  const nov = await modelNovelty(m, "diffusion", fitSet, [ins, outs], { batch: 5, seed: 1 });
+  const o = m.objective(), fo = { groupSize: 1, batch: 5, seed: 1 };
+  const fitRows = (await setFeatures(m, o, fitSet, fo)).logf;
+  const zero = nov.names.filter((_, l) => fitRows.every((r) => r[l] === -Infinity));
+  assert.ok(zero.length >= nov.names.length - 2, `${zero.length} of ${nov.names.length} tensors have a zero gradient on every fit input`);
+  const space = FeatureSpace.fit(fitRows, nov.names), diag = new DiagonalGaussian(fitRows.map((r) => space.apply(r)), nov.names.length, space.kept);
+  assert.ok(space.kept.every((l) => nov.names[l].startsWith("unet.out.conv.")), "only the output conv's tensors are kept");
+  for (const [k, s] of [ins, outs].entries()) {
+    const rows = (await setFeatures(m, o, s, fo)).logf.map((r) => space.apply(r));
+    for (const sc of ["diag", "logsum", "fim"] as const) assert.ok(nov.sets[k].scores[sc].every(Number.isFinite), `${s.name} ${sc}: every score finite`);
+    rows.forEach((r, i) => {
+      assert.ok(Math.abs(nov.sets[k].scores.diag[i] + diag.score(r)) <= 1e-9 * Math.max(1, Math.abs(diag.score(r))), `${s.name} input ${i} diag`);
+      assert.ok(Math.abs(nov.sets[k].scores.logsum[i] - r.reduce((a, v) => a + v, 0)) <= 1e-6 * Math.max(1, Math.abs(nov.sets[k].scores.logsum[i])), `${s.name} input ${i} logsum`);
+    });
+  }
 });
 
 // ---- the checkpoint series ---------------------------------------------------------------------

@@ -3,7 +3,7 @@
 //   npm run compare-models -- --models a.safetensors,b.safetensors[,...] [--input fashion,mnist] [--n 1000]
 //                             [--fit 500] [--data fashion|mnist] [--out reports/compare-models] [--batch 64]
 //                             [--seed 0] [--fim-lambda 1] [--backend auto|cpu|webgpu|wasm] [--force]
-// For each model (vae or glow; at least two), each input's novelty (B = 1) by three scores: the
+// For each model (any kind; at least two), each input's novelty (B = 1) from the gradient of its default objective (its NLL; a diffusion model's L1 eps-loss at t = 1) by three scores: the
 // method's diagonal Gaussian (-log density of log f_l), the sum of the layer log-norms sum_l log f_l,
 // and the full-FIM norm log q (Woodbury); the Gaussian and F_N are fitted on --fit images of the
 // first half of the in-distribution test split (disjoint from the inputs). --input: the sets scored,

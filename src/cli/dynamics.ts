@@ -4,7 +4,7 @@
 //                       [--fit 500] [--eval 500] [--protocol disjoint,overlap] [--data fashion|mnist]
 //                       [--out reports/dynamics] [--batch 64] [--seed 0] [--fim-lambda 1]
 //                       [--backend auto|cpu|webgpu|wasm] [--force]
-// --checkpoints: weights or training checkpoints of one run (vae or glow, trained on the same data),
+// --checkpoints: weights or training checkpoints of one run (any kind, trained on the same data; the default objective),
 // each with its step in the metadata (step, or steps), each step once; a quoted glob such as
 // '/work/runs/glow-fashion-h32/step*.safetensors' is expanded here. For each checkpoint, each B and
 // each OOD set: the AUROC with a 95% bootstrap interval of the likelihood, typicality, the gradient

@@ -25,7 +25,7 @@ function labelOf(path: string, taken: string[]): string {
 }
 
 /**
- * Reads and checks every model file (once each, vae or glow), finds the in-distribution data
+ * Reads and checks every model file (once each), finds the in-distribution data
  * (`data` if given, else the files' metadata, which must agree) and checks each model takes its images.
  */
 export async function checkModels(cmd: string, option: string, paths: string[], data: string | undefined): Promise<{ models: CheckedModel[]; inName: string }> {
@@ -35,7 +35,6 @@ export async function checkModels(cmd: string, option: string, paths: string[], 
     if (seen.has(real)) throw usageError(cmd, option, paths.join(","), `${path} and ${seen.get(real)} are the same file (allowed: each model once)`);
     seen.set(real, path);
     const file = await checkModelFile(path);
-    if (file.kind === "diffusion") throw usageError(cmd, option, path, "is a diffusion model (allowed: vae and glow models, whose feature is the gradient of their NLL)");
     const m = file.decoded.metadata, step = Number(m.step ?? m.steps ?? NaN);
     models.push({ path, file, label: labelOf(path, models.map((x) => x.label)), step: Number.isInteger(step) && step >= 0 ? step : NaN });
   }

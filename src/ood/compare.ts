@@ -1,10 +1,12 @@
 // Do the FIM-induced norms of one model agree with another's on the same inputs? For each model:
-// per input, three novelty scores (higher = more novel) from the gradient of its NLL,
+// per input, three novelty scores (higher = more novel) from the gradient of its default objective
+// (its NLL; a diffusion model's L1 eps-loss at t = 1),
 //   diag:   -log density of the method's diagonal Gaussian over log f_l (fitted on a fit set),
-//   logsum: sum_l log f_l (the log of the product of the layer norms; no fit),
+//   logsum: sum_l log f_l (the log of the product of the layer norms),
 //   fim:    log q, q = g^T F_N^{-1} g the full-FIM norm through Woodbury (F_N from the fit set's gradients),
-// and the per-layer log f_l. Between two models: Pearson and Spearman correlations of each score
-// with bootstrap intervals, overall and per input set; the overlap of their top 5% most novel
+// and the per-layer log f_l, every log f_l floored at the fit's floors (the method's rule for a
+// zero norm, density.ts FeatureSpace: the diffusion model's output bias under the L1 loss).
+// Between two models: Pearson and Spearman correlations of each score with bootstrap intervals, overall and per input set; the overlap of their top 5% most novel
 // inputs; how well one model's score predicts the other's verdict (flagged at its 95%-TPR
 // threshold on the in-distribution inputs); and the per-layer features matched by role.
 //
@@ -17,7 +19,7 @@
 // step at the same depth of the flow; tensors of types b lacks (a VAE against a Glow) go unmatched.
 import type { ImageSet } from "../data/dataset.ts";
 import type { GenerativeModel } from "../models/model.ts";
-import { DiagonalGaussian } from "./density.ts";
+import { DiagonalGaussian, FeatureSpace } from "./density.ts";
 import { featuresOf, fimNormsOf, fimOf } from "./features_of.ts";
 import { auroc, aurocBootstrap } from "./metrics.ts";
 import { cohenKappa, correlation, type Estimate, quantileSorted, spearman, topOverlap } from "./stats.ts";
@@ -59,18 +61,21 @@ export interface NoveltyOptions {
 export async function modelNovelty(model: GenerativeModel, label: string, fit: ImageSet, inputs: ImageSet[], o: NoveltyOptions): Promise<ModelNovelty> {
   const fo = { groupSize: 1, batch: o.batch, seed: o.seed, onProgress: o.onProgress };
   const fitF = await featuresOf(model, fit, fo);
-  const L = fitF.names.length, diag = new DiagonalGaussian(fitF.logf, L);
+  // The method's rule for degenerate features (density.ts): every row floored at the fit's floors.
+  const L = fitF.names.length, space = FeatureSpace.fit(fitF.logf, fitF.names);
+  const diag = new DiagonalGaussian(fitF.logf.map((r) => space.apply(r)), L, space.kept);
   const fim = await fimOf(model, fit, { ...fo, lambdaScale: o.lambdaScale });
   try {
     const sets: SetNovelty[] = [];
     for (const s of inputs) {
       const f = await featuresOf(model, s, fo);
       const q = await fimNormsOf(fim, model, s, fo);
+      const logf = f.logf.map((r, i) => space.apply(r, `${s.name} input ${i}`, fitF.names));
       sets.push({
-        name: s.name, logf: f.logf, nll: f.nll,
+        name: s.name, logf, nll: f.nll,
         scores: {
-          diag: Float64Array.from(f.logf, (r) => -diag.score(r)),
-          logsum: Float64Array.from(f.logf, (r) => r.reduce((a, v) => a + v, 0)),
+          diag: Float64Array.from(logf, (r) => -diag.score(r)),
+          logsum: Float64Array.from(logf, (r) => r.reduce((a, v) => a + v, 0)),
           fim: Float64Array.from(q, (v) => Math.log(v)),
         },
       });
