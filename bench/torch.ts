@@ -22,7 +22,7 @@ import { loadDataset } from "../src/data/mnist.ts";
 import { encodeSafetensors, type NamedTensor } from "../src/io/safetensors.ts";
 import type { Backend } from "../src/kernels/backend.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
-import type { Diffusion } from "../src/models/diffusion.ts";
+import { Diffusion } from "../src/models/diffusion.ts";
 import { InvConv1x1 } from "../src/models/glow_layers.ts";
 import { LN2 } from "../src/models/model.ts";
 import type { GenerativeModel } from "../src/models/model.ts";
@@ -187,7 +187,7 @@ export async function ourWork(path: string, work: "features" | "step", backend: 
   // taken before any step changes the parameters
   const weights = [...await Promise.all(params.map(async ([n, p]) => named(n, p.shape, await host(p)))), ...await invconvConstants(model)];
   const tensors = async () => [...weights, ...await Promise.all(data.map(async ([n, shape, v]) => named(n, shape, await v())))];
-  const diffusion = model.kind === "diffusion" ? model as unknown as Diffusion : null;
+  const diffusion = model instanceof Diffusion ? model : null;
   if (work === "features") {
     const test = loadDataset("fashion", "test");
     const x = model.input(test, range(0, N));

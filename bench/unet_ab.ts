@@ -28,7 +28,6 @@ for (const [name, root] of roots) {
   const sel = await import(`${root}/kernels/select.ts`);
   const reg = await import(`${root}/models/registry.ts`);
   const feat = await import(`${root}/ood/features.ts`);
-  const diff = await import(`${root}/models/diffusion.ts`);
   const mn = await import(`${root}/data/mnist.ts`);
   const ds = await import(`${root}/data/dataset.ts`);
   const optim = await import(`${root}/nn/optim.ts`);
@@ -38,7 +37,7 @@ for (const [name, root] of roots) {
   const test = mn.loadDataset("fashion", "test"), trainSet = mn.loadDataset("fashion", "train");
   const m = await reg.loadModel(a.model, be);
   const x = m.input(test, ds.range(0, n));
-  const pass = featurePasses(feat, T, m, x, n, { paperScore: diff.PAPER_SCORE });
+  const pass = featurePasses(feat, T, m, x, n);
   const t = new Map<string, Task>();
   t.set("features batched", pass.batched);
   if (a.loop) t.set("features loop", pass.loop);

@@ -39,10 +39,9 @@ interface Side {
 
 async function side(name: string, root: string): Promise<Side> {
   const imp = (p: string) => import(`${root}/src/${p}`);
-  const [wasm, reg, feat, mn, ds, T, model_, optim, train, diff] = await Promise.all([
+  const [wasm, reg, feat, mn, ds, T, model_, optim, train] = await Promise.all([
     imp("kernels/wasm/backend.ts"), imp("models/registry.ts"), imp("ood/features.ts"), imp("data/mnist.ts"),
     imp("data/dataset.ts"), imp("autograd/index.ts"), imp("models/model.ts"), imp("nn/optim.ts"), imp("models/train.ts"),
-    imp("models/diffusion.ts"),
   ]);
   const be = await wasm.createWasmBackend(a.threads ? { threads: a.threads } : {});
   const s: Side = { name, be, run: new Map() };
@@ -53,7 +52,7 @@ async function side(name: string, root: string): Promise<Side> {
     if (what === "features") {
       const x = model.input(testSet, ds.range(0, 64));
       // the U-Net's features: the paper's score (the default objective now; set on the model in older checkouts)
-      s.run.set(w, featurePasses(feat, T, model, x, 64, { paperScore: diff.PAPER_SCORE }).batched);
+      s.run.set(w, featurePasses(feat, T, model, x, 64).batched);
       continue;
     }
     const params = model.namedParameters().map(([, p]: Any) => p);
