@@ -36,7 +36,7 @@ export { type ImageSet, makeSet, subset, toTensor } from "./src/data/dataset.ts"
 export { type Batch, forEachBatch, forEachGradientBatch, inputNoise, type LoopOptions, passSize, type SetFeatures, setFeatures, setGradients } from "./src/ood/loop.ts";
 export { featuresBatched, featuresLoop, type GradFeatures, groupGradients, groupGradientsLoop } from "./src/ood/features.ts";
 export { DiagonalGaussian, FeatureSpace, FullGaussian, type Scorer } from "./src/ood/density.ts";
-export { FEATURE_SCORE_NAMES, FEATURE_SCORES, type FeatureScore, FittedScores, GRADIENT_SCORES, SCORE_NAMES } from "./src/ood/scores.ts";
+export { FEATURE_SCORES, type FeatureScore, featureScoreNames, FittedScores, GRADIENT_SCORES } from "./src/ood/scores.ts";
 export { Detector, type DetectorFile, detectorText, fitDetector, type InputScore, parseDetector, readDetectorText } from "./src/ood/detector.ts";
 export { evaluateSets, type Evaluation } from "./src/ood/pipeline.ts";
 export { WoodburyFim } from "./src/ood/woodbury.ts";

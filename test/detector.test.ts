@@ -6,7 +6,9 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { checkAgainstModel, checkModelHash, Detector, type DetectorFile, detectorText, fitDetector, percentileOf, percentiles, readDetectorText, sha256Hex, threshold95 } from "../src/ood/detector.ts";
-import { FEATURE_SCORE_NAMES } from "../src/ood/scores.ts";
+import { FEATURE_SCORES, type FeatureScore, featureScoreNames } from "../src/ood/scores.ts";
+import { evaluateSets } from "../src/ood/pipeline.ts";
+import { auroc } from "../src/ood/metrics.ts";
 import { FLOOR_DECADES } from "../src/ood/density.ts";
 
 const S = suite("detector");
@@ -30,13 +32,13 @@ function fitted() {
 
 S("a saved and reloaded detector gives identical scores, for every score of the registry", () => {
   const f = fitted();
-  assert.equal(Object.keys(f.scores).sort(), [...FEATURE_SCORE_NAMES].sort());
+  assert.equal(Object.keys(f.scores).sort(), [...featureScoreNames()].sort());
   const a = new Detector(f), b = readDetectorText(detectorText(f), "mem.json");
   const test = [...rows(2, 30, names.length), ...rows(3, 30, names.length, 1.5)];
   for (const [i, r] of test.entries()) {
     const sa = a.scoreRow(r, 4 + i * 0.01), sb = b.scoreRow(r, 4 + i * 0.01);
     assert.equal(sb, sa);
-    for (const name of FEATURE_SCORE_NAMES) assert.ok(Number.isFinite(sa.scores[name]), `${name}: ${sa.scores[name]}`);
+    for (const name of featureScoreNames()) assert.ok(Number.isFinite(sa.scores[name]), `${name}: ${sa.scores[name]}`);
   }
   // Shifted rows are flagged more often than fresh in-distribution ones.
   const ood = test.slice(30).filter((r) => a.scoreRow(r, 4).verdict === "ood").length;
@@ -59,7 +61,7 @@ S("a zero gradient norm (log f = -inf) gets the floor: in the fit, no NaN varian
   const zero = Float64Array.from(rows(2, 1, names.length)[0]);
   zero[4] = -Infinity;
   const s = d.scoreRow(zero, 4);
-  for (const name of FEATURE_SCORE_NAMES) assert.ok(Number.isFinite(s.scores[name]), `${name} of a zero norm: ${s.scores[name]}`);
+  for (const name of featureScoreNames()) assert.ok(Number.isFinite(s.scores[name]), `${name} of a zero norm: ${s.scores[name]}`);
   // At the floor the input is scored as far out as the floor, not as -inf: the same as a row at the floor itself.
   const atFloor = Float64Array.from(zero);
   atFloor[4] = f.features.floor[4];
@@ -198,6 +200,47 @@ S("the detector must match the model: names, sizes, in order", async () => {
   assert.is(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   checkModelHash(f, f.model.sha256, "m.safetensors");
   assert.throws(() => checkModelHash(f, h, "m.safetensors", "d.json"), /d.json: fitted on a model with SHA-256 abababab.*but m.safetensors has ba7816bf/);
+});
+
+
+S("a toy score added to the registry alone is fitted, written to and checked in detector files, scored, and evaluated in the ood table", () => {
+  // The toy: minus the distance of a row's sum over the kept features from the fit's mean sum.
+  const sum = (r: ArrayLike<number>, kept: number[]) => kept.reduce((a, l) => a + r[l], 0);
+  const toy: FeatureScore<{ mean: number }> = {
+    name: "toy-sum",
+    about: "minus |sum of the kept log f_l - its fit mean|",
+    fit: (d) => ({ mean: d.rows.reduce((a, r) => a + sum(r, d.kept), 0) / d.rows.length }),
+    check: (p, ctx) => {
+      const m = (p as { mean?: unknown })?.mean;
+      if (typeof m !== "number" || !Number.isFinite(m)) throw ctx.fail("scores.toy-sum.mean", `must be a finite number, got ${JSON.stringify(m)}`);
+      return { mean: m };
+    },
+    scorer: (p, ctx) => (row) => -Math.abs(sum(row, ctx.kept) - p.mean),
+  };
+  FEATURE_SCORES.push(toy as FeatureScore<unknown>);
+  try {
+    const fit = rows(1, 200, names.length), f = fitted();
+    const mean = fit.reduce((a, r) => a + sum(r, f.features.kept), 0) / fit.length;
+    assert.ok(Math.abs((f.scores["toy-sum"] as { mean: number }).mean - mean) < 1e-9, "fitted on the fit rows");
+    assert.is(f.quantiles["toy-sum"].length, 101);
+    const d = readDetectorText(detectorText(f), "mem.json");
+    const r = rows(5, 1, names.length)[0];
+    assert.ok(Math.abs(d.scoreRow(r, 4).scores["toy-sum"] - -Math.abs(sum(r, f.features.kept) - mean)) < 1e-9, "scored after a round trip");
+    const bad = JSON.parse(detectorText(f));
+    bad.scores["toy-sum"].mean = "x";
+    assert.throws(() => readDetectorText(JSON.stringify(bad), "bad.json"), /bad\.json: scores\.toy-sum\.mean must be a finite number, got "x"/);
+    // The ood evaluation gets its column, its AUROC that of the toy scores computed here.
+    const set = (name: string, logf: Float64Array[]) => ({ name, names, logf, nll: new Float64Array(logf.length).fill(4), measure: { kind: "nll" as const, short: "NLL", label: "NLL", unit: "bits/dim" }, objective: "nll" });
+    const inRows = rows(2, 60, names.length), oodRows = rows(3, 60, names.length, 1.5);
+    const e = evaluateSets("toy", 1, set("fit", fit), set("in", inRows), [set("ood", oodRows)]);
+    const got = e.results.ood.find((m) => m.method === "toy-sum");
+    assert.ok(got, "the ood results have a toy-sum entry");
+    const m0 = e.fitted.params["toy-sum"] as { mean: number }, kept = e.fitted.space.kept;
+    const direct = auroc(inRows.map((x) => -Math.abs(sum(x, kept) - m0.mean)), oodRows.map((x) => -Math.abs(sum(x, kept) - m0.mean)));
+    assert.ok(Math.abs(got.metrics.auroc - direct) < 1e-12, `AUROC ${got.metrics.auroc} vs ${direct}`);
+  } finally {
+    FEATURE_SCORES.splice(FEATURE_SCORES.indexOf(toy as FeatureScore<unknown>), 1);
+  }
 });
 
 S.run();

@@ -32,7 +32,7 @@ import { checkAgainstModel, checkModelHash, DETECTOR_MAX_BYTES, type InputScore,
 import { isFeatureFile, mergeFeatureFiles, parseFeatureFile } from "../ood/feature_file.ts";
 import { setFeatures } from "../ood/loop.ts";
 import { flaggedSaliency, saliencyPng } from "../ood/saliency.ts";
-import { FEATURE_SCORE_NAMES } from "../ood/scores.ts";
+import { featureScoreNames } from "../ood/scores.ts";
 import { MODEL_MAX_BYTES } from "../io/safetensors.ts";
 
 const a = parseOptions("score", {
@@ -154,10 +154,10 @@ if (a.out) {
     writeFileAtomic(a.out, JSON.stringify({ detector: a.detector, model: modelPath, objective: det.file.model.objective, measure, groupSize: B, method: det.file.method, threshold95: det.file.threshold95[det.file.method], scores: scored }, null, 1) + "\n");
   } else {
     const q = (s: string) => /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-    const lines = [["input", "value", "score", "percentile", "verdict", "layer1", "z1", "layer2", "z2", "layer3", "z3", ...FEATURE_SCORE_NAMES.map((m) => `score:${m}`)].join(",")];
+    const lines = [["input", "value", "score", "percentile", "verdict", "layer1", "z1", "layer2", "z2", "layer3", "z3", ...featureScoreNames().map((m) => `score:${m}`)].join(",")];
     for (const r of scored) {
       const top = [0, 1, 2].flatMap((i) => (r.top[i] ? [r.top[i].name, r.top[i].z.toPrecision(6)] : ["", ""]));
-      lines.push([q(r.id), r.nll.toPrecision(8), r.score.toPrecision(10), r.percentile.toFixed(2), r.verdict, ...top, ...FEATURE_SCORE_NAMES.map((m) => r.scores[m].toPrecision(10))].join(","));
+      lines.push([q(r.id), r.nll.toPrecision(8), r.score.toPrecision(10), r.percentile.toFixed(2), r.verdict, ...top, ...featureScoreNames().map((m) => r.scores[m].toPrecision(10))].join(","));
     }
     writeFileAtomic(a.out, lines.join("\n") + "\n");
   }

@@ -25,7 +25,7 @@
 // names, sizes and the objective. Errors name the file and the field.
 import type { SetSelection } from "../data/selection.ts";
 import { type DroppedFeature, FeatureSpace } from "./density.ts";
-import { type CheckContext, FEATURE_SCORE_NAMES, FEATURE_SCORES, FittedScores } from "./scores.ts";
+import { type CheckContext, featureScoreNames, FEATURE_SCORES, FittedScores } from "./scores.ts";
 
 export const DETECTOR_FORMAT = "fimscope-detector";
 export const DETECTOR_VERSION = 2;
@@ -125,13 +125,13 @@ export function fitDetector(f: FitInput): DetectorFile {
   if (f.sizes.length !== L) throw new Error(`detector: ${f.sizes.length} tensor sizes for ${L} features`);
   const fitted = FittedScores.fit(f.names, f.logf, f.nll);
   const method = f.method ?? "gradient";
-  if (!FEATURE_SCORE_NAMES.includes(method)) throw new Error(`detector: method '${method}' is not a feature score (allowed: ${FEATURE_SCORE_NAMES.join(", ")})`);
+  if (!featureScoreNames().includes(method)) throw new Error(`detector: method '${method}' is not a feature score (allowed: ${featureScoreNames().join(", ")})`);
   const c = f.calibration;
   if (c && (c.logf.length < 1 || c.logf.length !== c.nll.length)) throw new Error(`detector: calibration has ${c.logf.length} feature rows and ${c.nll.length} values`);
   const rows = c ? c.logf : f.logf, values = c ? c.nll : f.nll, what = c ? "calibration group" : "fit group";
   const quantiles: Record<string, number[]> = {}, thr: Record<string, number> = {};
   const all = Array.from(rows, (r, i) => fitted.all(r, values[i], `${what} ${i}`));
-  for (const name of FEATURE_SCORE_NAMES) {
+  for (const name of featureScoreNames()) {
     const s = all.map((x) => x[name]);
     const bad = s.findIndex((v) => !Number.isFinite(v));
     if (bad >= 0) throw new Error(`detector: score ${name} of ${what} ${bad} is ${s[bad]}`);
@@ -187,7 +187,7 @@ export class Detector {
     if (logf.length !== f.features.names.length) throw new Error(`detector: feature row has ${logf.length} values, the detector has ${f.features.names.length} features`);
     const row = this.fitted.floor(logf);
     const scores: Record<string, number> = {};
-    for (const name of FEATURE_SCORE_NAMES) scores[name] = this.fitted.score(name, row, nll);
+    for (const name of featureScoreNames()) scores[name] = this.fitted.score(name, row, nll);
     const score = scores[f.method];
     const d = this.fitted.diagonal;
     const top = d.kept.map((l) => ({ name: f.features.names[l], z: d.z(row, l) }))
@@ -276,12 +276,12 @@ export function parseDetector(json: unknown, file: string): DetectorFile {
     if (!(s.name in scores)) throw fail(`scores.${s.name}`, "is missing");
     checked[s.name] = s.check(scores[s.name], ctx);
   }
-  const extra = Object.keys(scores).filter((k) => !FEATURE_SCORE_NAMES.includes(k));
-  if (extra.length) throw fail("scores", `has unknown score(s) ${extra.join(", ")} (known: ${FEATURE_SCORE_NAMES.join(", ")})`);
-  if (typeof d.method !== "string" || !FEATURE_SCORE_NAMES.includes(d.method)) throw fail("method", `must be one of ${FEATURE_SCORE_NAMES.join(", ")}, got ${JSON.stringify(d.method)}`);
+  const extra = Object.keys(scores).filter((k) => !featureScoreNames().includes(k));
+  if (extra.length) throw fail("scores", `has unknown score(s) ${extra.join(", ")} (known: ${featureScoreNames().join(", ")})`);
+  if (typeof d.method !== "string" || !featureScoreNames().includes(d.method)) throw fail("method", `must be one of ${featureScoreNames().join(", ")}, got ${JSON.stringify(d.method)}`);
   const q = d.quantiles as Record<string, unknown>, t = d.threshold95 as Record<string, unknown>;
   if (!isObj(q) || !isObj(t)) throw fail("quantiles", "and threshold95 must be objects with one entry per score");
-  for (const name of FEATURE_SCORE_NAMES) {
+  for (const name of featureScoreNames()) {
     const qs = q[name];
     if (!Array.isArray(qs) || qs.length !== 101 || !qs.every((v) => typeof v === "number" && Number.isFinite(v))) throw fail(`quantiles.${name}`, "must be 101 finite numbers");
     const i = qs.findIndex((v, k) => k > 0 && v < qs[k - 1]);

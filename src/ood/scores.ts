@@ -192,8 +192,8 @@ const chi2: FeatureScore<ChiSquareParams> = {
   },
 };
 
-/** Every feature score, in table order. */
-export const FEATURE_SCORES: readonly FeatureScore<unknown>[] = [
+/** Every feature score, in table order: the registry (a score added here reaches the ood table, detector files, score and the page). */
+export const FEATURE_SCORES: FeatureScore<unknown>[] = [
   likelihood, typicality, gradient,
   fullScore("gradient-fullcov", "ridge", "a full-covariance Gaussian over the kept layers' log f_l (ridge: 1e-3 of the mean variance)"),
   fullScore("gradient-fullcov-lw", "ledoit-wolf", "a full-covariance Gaussian, the correlations shrunk toward the diagonal with the Ledoit-Wolf intensity"),
@@ -206,14 +206,16 @@ export const GRADIENT_SCORES = [
   { name: "gradient-fim-block", about: "the same with F block-diagonal over parameter tensors, summed over layers, negated" },
 ] as const;
 
-export const FEATURE_SCORE_NAMES: string[] = FEATURE_SCORES.map((s) => s.name);
-export const SCORE_NAMES: string[] = [...FEATURE_SCORE_NAMES, ...GRADIENT_SCORES.map((s) => s.name)];
+/** The registry's names, in table order (read from it on every call). */
+export function featureScoreNames(): string[] {
+  return FEATURE_SCORES.map((s) => s.name);
+}
 /** The `ood` table's columns (the rest are in its detail table). */
 export const MAIN_SCORES = ["likelihood", "typicality", "gradient"];
 
 export function featureScore(name: string): FeatureScore<unknown> {
   const s = FEATURE_SCORES.find((x) => x.name === name);
-  if (!s) throw new Error(`score '${name}' is not a feature score (allowed: ${FEATURE_SCORE_NAMES.join(", ")})`);
+  if (!s) throw new Error(`score '${name}' is not a feature score (allowed: ${featureScoreNames().join(", ")})`);
   return s;
 }
 
