@@ -50,7 +50,12 @@ const a = parseOptions("train", {
   backend: BACKEND,
   config: new Opt<string | Record<string, unknown>>((raw, c) => {
     if (PRESET_NAMES.includes(raw)) return raw;
-    if (/^[A-Za-z][\w-]*$/.test(raw)) throw usageError("train", "--config", raw, `not a named config (allowed: ${PRESET_NAMES.join(", ")}, or a JSON object of config keys)`);
+    try {
+      JSON.parse(raw);
+    } catch {
+      // A bare word that is no JSON: a misspelt name rather than broken JSON.
+      if (/^[A-Za-z][\w-]*$/.test(raw)) throw usageError("train", "--config", raw, `not a named config (allowed: ${PRESET_NAMES.join(", ")}, or a JSON object of config keys)`);
+    }
     return jsonObject().parse(raw, c);
   }),
   force: flag(),
