@@ -13,7 +13,8 @@ import { createModel } from "../src/models/registry.ts";
 import { metadataOf, train } from "../src/models/train.ts";
 import { type FeatureMeta, parseFeatureFile, shardRange } from "../src/ood/feature_file.ts";
 import { auroc, type Metrics } from "../src/ood/metrics.ts";
-import { completeRun, fitGroups, type FoundFile, type Grid, gridMarkdown, gridSummary, ownShards, roundHalfEven, type RunKey } from "../src/ood/paper.ts";
+import { completeRun, fitGroups, type FoundFile, type Grid, gridMarkdown, gridSummary, halvesUnlike, ownShards, roundHalfEven, type RunKey } from "../src/ood/paper.ts";
+import { makeSet } from "../src/data/dataset.ts";
 import { FittedScores } from "../src/ood/scores.ts";
 import { writePaperStandins } from "../scripts/data/paper_standins.ts";
 
@@ -66,6 +67,13 @@ S("a run counts only when every shard is there and the model, objective, B, seed
   assert.is(completeRun(shards.slice(0, 2), key), null);
   // Shards of two runs (other pass size) do not mix.
   assert.is(completeRun([f("s0", meta({ k: 0, of: 2 })), f("t1", meta({ k: 1, of: 2, batch: 4 }))], key), null);
+});
+
+S("a labelled set stored by class is said: its halves would be different classes", () => {
+  const set = (labels: number[]) => makeSet("s", new Uint8Array(labels.length * 4), Uint8Array.from(labels), 1, 2, 2);
+  assert.match(halvesUnlike(set([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])) ?? "", /^its labels differ between its halves \(total variation 1\.00; first half classes 0, second half 1\)/);
+  assert.is(halvesUnlike(set([0, 1, 0, 1, 0, 1, 0, 1, 0, 1])), null);
+  assert.is(halvesUnlike(set([255, 255, 255, 255])), null);
 });
 
 const metrics = (v: number): Metrics => ({ auroc: v, aurocCI: [v, v], auprIn: v, auprOut: v, fpr95: 0 });

@@ -38,7 +38,7 @@ import { checkModelFile, loadModel, MODEL_KINDS, type ModelFile } from "../model
 import { sha256Hex } from "../ood/detector.ts";
 import { passSize } from "../ood/loop.ts";
 import {
-  completeRun, computeShard, evaluateRow, fitGroups, type FoundFile, type Grid, gridCsv, gridMarkdown, gridRocSvgs, type GridSet, groupsOf, locatePaperSets, matchesRun,
+  completeRun, computeShard, evaluateRow, fitGroups, type FoundFile, type Grid, gridCsv, gridMarkdown, gridRocSvgs, type GridSet, groupsOf, halvesUnlike, locatePaperSets, matchesRun,
   ownShardPath, ownShards, PAPER_SETS, readRun, type RunKey, scanFeatures, writeShard,
 } from "../ood/paper.ts";
 import { progressBar } from "./progress.ts";
@@ -228,6 +228,10 @@ for (const m of models) {
 workStarts();
 for (const line of skipped) console.log(line);
 for (const b of scan.bad) notice(`ignored ${b.path}: ${b.why}`);
+for (const [name, d] of loaded) {
+  const why = models.some((m) => m.set === name) ? halvesUnlike(d.set) : null;
+  if (why) notice(`set ${name}: ${why}`);
+}
 console.log(`sets: ${sets.map((s) => `${s.name} (${sizeOf.get(s.name)} images${s.official && s.official !== sizeOf.get(s.name) ? `; the official test split has ${s.official}` : ""}${loaded.has(s.name) ? "" : ", features all present, not read"})`).join(", ")}`);
 console.log(`models: ${models.map((m) => `${m.label} (${m.family} of ${m.set}, objective ${m.objective}, sha256 ${m.sha256.slice(0, 12)})`).join(", ")}`);
 const nRuns = models.length * sets.length * a.B.length;

@@ -84,6 +84,26 @@ export function locatePaperSets(dir: string): { sets: GridSet[]; missing: { name
   return { sets, missing };
 }
 
+/**
+ * Why a labelled set's two halves are unlike each other (a split stored class by class, whose
+ * halves the protocol would make different classes), or null: the total variation distance
+ * between the label histograms of its first and second halves, when it exceeds `threshold`.
+ */
+export function halvesUnlike(set: ImageSet, threshold = 0.5): string | null {
+  const half = Math.floor(set.n / 2);
+  if (half < 1 || set.labels.every((l) => l === 255)) return null;
+  const hist = (a: number, b: number) => {
+    const h = new Map<number, number>();
+    for (let i = a; i < b; i++) h.set(set.labels[i], (h.get(set.labels[i]) ?? 0) + 1 / (b - a));
+    return h;
+  };
+  const p = hist(0, half), q = hist(half, set.n), keys = new Set([...p.keys(), ...q.keys()]);
+  const tv = [...keys].reduce((d, k) => d + Math.abs((p.get(k) ?? 0) - (q.get(k) ?? 0)), 0) / 2;
+  if (tv <= threshold) return null;
+  const classes = (h: Map<number, number>) => [...h.keys()].sort((x, y) => x - y).join(" ");
+  return `its labels differ between its halves (total variation ${tv.toFixed(2)}; first half classes ${classes(p)}, second half ${classes(q)}): is it stored by class? The fit half and the evaluation half would then be different classes`;
+}
+
 // ---- features files: finding, planning, computing ----
 
 /** What a (model, set, B) run's features must match. */
