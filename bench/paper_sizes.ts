@@ -1,7 +1,7 @@
 // The paper's model sizes (the named configs glow-paper, diffusion-paper, vae-paper) on this
 // machine: parameter counts against the authors' architectures (bench/paper_counts.ts), the time of
 // one training step of `npm run train` (src/models/train.ts, at the authors' batch or the largest
-// that fits the backend's memory) and of one per-example feature pass (B = 1, 64 images, through
+// that fits the backend's memory) and of per-example feature passes (B = 1 over 64 images, B = 5 over 60, through
 // src/ood/loop.ts), and what they extrapolate to: 250 epochs of each training split, and the
 // paper's grid (every test split at B = 1 and B = 5). docs/paper-grid.md holds the numbers.
 //
@@ -68,10 +68,11 @@ if (a.one) {
     Deno.removeSync(ckpt);
     console.log(JSON.stringify({ seconds: times.sort((x, y) => x - y)[Math.floor(times.length / 2)], steps: times.length }));
   } else {
-    const objective = model.objective();
-    await setFeatures(model, objective, images(batch), { groupSize: 1, batch }); // warm-up pass
+    // features:B — B = 1 over 64 images; B = 5 over the 60 of them that make whole groups.
+    const B = Number(what.split("-")[1] ?? 1), objective = model.objective(), pass = Math.max(B, batch - (batch % B));
+    await setFeatures(model, objective, images(pass), { groupSize: B, batch: pass }); // warm-up pass
     const t0 = performance.now();
-    await setFeatures(model, objective, images(FEATURE_IMAGES), { groupSize: 1, batch });
+    await setFeatures(model, objective, images(FEATURE_IMAGES), { groupSize: B, batch: pass });
     console.log(JSON.stringify({ seconds: (performance.now() - t0) / 1000 }));
   }
   Deno.exit(0);
@@ -99,20 +100,23 @@ for (const name of a.models) {
   const ours = (await createModel(p.kind, p.config, T.cpu, 0)).numParameters(), au = AUTHORS[name];
   const halving = (from: number) => Array.from({ length: Math.log2(from) + 1 }, (_, i) => from >> i);
   const step = await measure("train", name, halving(au.batch));
-  const feat = await measure("features", name, halving(FEATURE_IMAGES));
-  const perImageTrain = step.seconds / step.batch, perImageFeature = feat.seconds / FEATURE_IMAGES;
+  const feat = await measure("features-1", name, halving(FEATURE_IMAGES));
+  const feat5 = await measure("features-5", name, halving(FEATURE_IMAGES).filter((b) => b >= 5));
+  const inputs5 = FEATURE_IMAGES - (FEATURE_IMAGES % 5);
+  const perImageTrain = step.seconds / step.batch, perImageFeature = feat.seconds / FEATURE_IMAGES, perImageFeature5 = feat5.seconds / inputs5;
   const trainHere = Object.fromEntries(Object.entries(TRAIN).map(([s, n]) => [s, EPOCHS * n * perImageTrain]));
-  const gridFeatures = Object.values(TEST).reduce((x, n) => x + n, 0) * 2 * perImageFeature; // B = 1 and B = 5, every test split, per model
+  const gridFeatures = Object.values(TEST).reduce((x, n) => x + n, 0) * (perImageFeature + perImageFeature5); // B = 1 and B = 5, every test split, per model
   const r = {
     name, kind: p.kind, config: p.config, parameters: ours, authors: au.parameters(), authorsSource: au.source,
     differences: p.kind === "glow" ? glowDifferences(3, 3, 32, 512) : undefined,
     trainStep: { batch: step.batch, authorsBatch: au.batch, seconds: step.seconds, failedBatches: step.failed, perImage: perImageTrain },
     featurePass: { images: FEATURE_IMAGES, passSize: feat.batch, seconds: feat.seconds, failedPassSizes: feat.failed, perImage: perImageFeature },
+    featurePassB5: { inputs: inputs5, passSize: feat5.batch, seconds: feat5.seconds, failedPassSizes: feat5.failed, perImage: perImageFeature5 },
     trainHereSeconds: trainHere, gridFeaturesHereSeconds: gridFeatures, loadAverage: load(),
   };
   results.push(r);
   console.log(`${name}: ${ours.toLocaleString("en")} parameters (authors' ${au.parameters().toLocaleString("en")}); training step ${step.seconds.toFixed(2)} s at batch ${step.batch}` +
-    `${step.batch !== au.batch ? ` (the authors' ${au.batch} does not fit: ${(perImageTrain * au.batch).toFixed(2)} s scaled)` : ""}; features of ${FEATURE_IMAGES} images at B = 1 ${feat.seconds.toFixed(2)} s (passes of ${feat.batch})`);
+    `${step.batch !== au.batch ? ` (the authors' ${au.batch} does not fit: ${(perImageTrain * au.batch).toFixed(2)} s scaled)` : ""}; features of ${FEATURE_IMAGES} images at B = 1 ${feat.seconds.toFixed(2)} s (passes of ${feat.batch}), of ${inputs5} at B = 5 ${feat5.seconds.toFixed(2)} s (passes of ${feat5.batch - (feat5.batch % 5)})`);
   console.log(`  250 epochs here: ${Object.entries(trainHere).map(([s, t]) => `${s} ${hours(t)}`).join(", ")}; the grid's features (5 test splits x B = 1, 5) ${hours(gridFeatures)} per model; load ${load()}`);
 }
 if (a.out) writeFileAtomic(a.out, JSON.stringify({ backend: a.backend, date: new Date().toISOString(), results }, null, 1) + "\n");
