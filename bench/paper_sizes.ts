@@ -113,7 +113,7 @@ for (const name of a.models) {
   const r = {
     name, kind: p.kind, config: p.config, parameters: ours, authors: au.parameters(), authorsSource: au.source,
     differences: p.kind === "glow" ? glowDifferences(3, 3, 32, 512) : undefined,
-    trainStep: { batch: step.batch, authorsBatch: au.batch, seconds: step.seconds, failedBatches: step.failed, perImage: perImageTrain },
+    trainStep: { batch: step.batch, documentedBatch: au.batch, seconds: step.seconds, failedBatches: step.failed, perImage: perImageTrain },
     featurePass: { images: FEATURE_IMAGES, passSize: feat.batch, seconds: feat.seconds, failedPassSizes: feat.failed, perImage: perImageFeature },
     featurePassB5: { inputs: inputs5, passSize: feat5.batch, seconds: feat5.seconds, failedPassSizes: feat5.failed, perImage: perImageFeature5 },
     trainHereSeconds: trainHere, gridFeaturesHereSeconds: gridFeatures, loadAverage: load(),
