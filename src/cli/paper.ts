@@ -300,7 +300,7 @@ const header = [
   "",
   `Sets (columns and rows): ${sets.map((s) => `${s.label} = \`${s.name}\` (${sizeOf.get(s.name)} images)`).join(", ")}.`,
   `Models: ${models.map((m) => `\`${m.label}\` (${m.family}, trained on ${m.set}; objective ${m.objective}; sha256 ${m.sha256.slice(0, 12)})`).join(", ")}.`,
-  `Protocol: each set is its whole test split in order, in groups of B consecutive inputs; the first round(G/2) groups of the in-distribution set fit, the rest are evaluated against every group of each OOD set; seed ${a.seed}. Bold: the better of typicality and the gradient method for that pair.`,
+  `Protocol: each set's images in their order (a --data-dir set: its whole official test split), in groups of B consecutive inputs; the first round(G/2) groups of the in-distribution set fit, the rest are evaluated against every group of each OOD set; seed ${a.seed}. Bold: the better of typicality and the gradient method for that pair; paper.csv has every AUROC's 95% bootstrap interval.`,
   ...(skipped.length ? ["", ...skipped.map((s) => `- ${s}`)] : []),
   "",
 ];
