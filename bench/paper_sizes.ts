@@ -5,11 +5,11 @@
 // src/ood/loop.ts), and what they extrapolate to: 250 epochs of each training split, and the
 // paper's grid (every test split at B = 1 and B = 5). docs/paper-grid.md holds the numbers.
 //
-//   deno run -A bench/paper_sizes.ts [--models glow-paper,diffusion-paper,vae-paper] [--backend wasm] [--steps 2] [--out FILE.json]
+//   deno run -A bench/paper_sizes.ts [--models glow-paper,diffusion-paper,vae-paper] [--backend wasm] [--fallback cpu] [--steps 2] [--out FILE.json]
 //
 // Each measurement runs in its own process (a batch that does not fit the wasm backend's 2 GiB
-// fails there, and the next smaller one is tried); images are random bytes (the cost does not
-// depend on them). Timings on a shared machine drift: quote the load with them.
+// fails there, and the next smaller one is tried; when none fits, batch 1 on --fallback); images are
+// random bytes (the cost does not depend on them). Timings on a shared machine drift: quote the load with them.
 import "../src/cli/errors.ts";
 import * as T from "../src/autograd/index.ts";
 import { makeSet } from "../src/data/dataset.ts";
@@ -24,6 +24,7 @@ import { authorsGlow, authorsUnet, authorsVae, glowDifferences } from "./paper_c
 const a = parseOptions("paper_sizes", {
   models: choices(PRESET_NAMES).default([...PRESET_NAMES]),
   backend: choice(BACKEND_CHOICES.filter((b) => b !== "auto")).default("wasm"),
+  fallback: choice(BACKEND_CHOICES.filter((b) => b !== "auto")).default("cpu"),
   steps: int({ min: 1, max: 100 }).default(2),
   out: outFile(),
   // One measurement, in a child process: what, which preset, at which batch.
@@ -82,17 +83,24 @@ if (a.one) {
   Deno.exit(0);
 }
 
-/** Runs one measurement in a child at the first batch of `batches` that completes. */
-async function measure(what: string, name: string, batches: number[]): Promise<{ batch: number; seconds: number; failed: number[] }> {
-  const failed: number[] = [];
-  for (const b of batches) {
-    const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", new URL(import.meta.url).pathname, "--one", `${what}:${name}:${b}`, "--backend", a.backend, "--steps", String(a.steps)], stdout: "piped", stderr: "piped" }).output();
-    const line = new TextDecoder().decode(r.stdout).trim().split("\n").pop() ?? "";
-    if (r.code === 0 && line.startsWith("{")) return { batch: b, seconds: JSON.parse(line).seconds, failed };
-    console.error(`${name} ${what} at batch ${b}: failed (${new TextDecoder().decode(r.stderr).trim().split("\n").pop()}); trying a smaller one`);
-    failed.push(b);
+/**
+ * Runs one measurement in a child at the first batch of `batches` that completes on the backend;
+ * when none does (the wasm backend's memory is 2 GiB), on the fallback backend at batch 1 (the CPU
+ * backend's memory is the machine's).
+ */
+async function measure(what: string, name: string, batches: number[]): Promise<{ backend: string; batch: number; seconds: number; failed: string[] }> {
+  const failed: string[] = [];
+  for (const [backend, bs] of [[a.backend, batches], [a.fallback, [1]]] as const) {
+    for (const b of bs) {
+      const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", new URL(import.meta.url).pathname, "--one", `${what}:${name}:${b}`, "--backend", backend, "--steps", String(a.steps)], stdout: "piped", stderr: "piped" }).output();
+      const line = new TextDecoder().decode(r.stdout).trim().split("\n").pop() ?? "";
+      if (r.code === 0 && line.startsWith("{")) return { backend, batch: b, seconds: JSON.parse(line).seconds, failed };
+      const why = new TextDecoder().decode(r.stderr).trim().split("\n").pop() ?? "";
+      console.error(`${name} ${what} on ${backend} at batch ${b}: failed (${why.slice(0, 160)})`);
+      failed.push(`${backend} at ${b}: ${why.replace(/^error: /, "").slice(0, 80)}`);
+    }
   }
-  throw new Error(`${name}: ${what} failed at every batch ${batches.join(", ")}`);
+  throw new Error(`${name}: ${what} failed at every batch ${batches.join(", ")} on ${a.backend} and at batch 1 on ${a.fallback}`);
 }
 
 const hours = (s: number) => (s / 3600 < 48 ? `${(s / 3600).toFixed(1)} h` : `${(s / 86400).toFixed(1)} days`);
@@ -113,14 +121,14 @@ for (const name of a.models) {
   const r = {
     name, kind: p.kind, config: p.config, parameters: ours, authors: au.parameters(), authorsSource: au.source,
     differences: p.kind === "glow" ? glowDifferences(3, 3, 32, 512) : undefined,
-    trainStep: { batch: step.batch, documentedBatch: au.batch, seconds: step.seconds, failedBatches: step.failed, perImage: perImageTrain },
-    featurePass: { images: FEATURE_IMAGES, passSize: feat.batch, seconds: feat.seconds, failedPassSizes: feat.failed, perImage: perImageFeature },
-    featurePassB5: { inputs: inputs5, passSize: feat5.batch, seconds: feat5.seconds, failedPassSizes: feat5.failed, perImage: perImageFeature5 },
+    trainStep: { backend: step.backend, batch: step.batch, documentedBatch: au.batch, seconds: step.seconds, failedBatches: step.failed, perImage: perImageTrain },
+    featurePass: { backend: feat.backend, images: FEATURE_IMAGES, passSize: feat.batch, seconds: feat.seconds, failedPassSizes: feat.failed, perImage: perImageFeature },
+    featurePassB5: { backend: feat5.backend, inputs: inputs5, passSize: feat5.batch, seconds: feat5.seconds, failedPassSizes: feat5.failed, perImage: perImageFeature5 },
     trainHereSeconds: trainHere, gridFeaturesHereSeconds: gridFeatures, loadAverage: load(),
   };
   results.push(r);
-  console.log(`${name}: ${ours.toLocaleString("en")} parameters (authors' ${au.parameters().toLocaleString("en")}); training step ${step.seconds.toFixed(2)} s at batch ${step.batch}` +
-    `${step.batch !== au.batch ? ` (${au.batch} does not fit: ${(perImageTrain * au.batch).toFixed(2)} s scaled)` : ""}; features of ${FEATURE_IMAGES} images at B = 1 ${feat.seconds.toFixed(2)} s (passes of ${feat.batch}), of ${inputs5} at B = 5 ${feat5.seconds.toFixed(2)} s (passes of ${feat5.batch - (feat5.batch % 5)})`);
+  console.log(`${name}: ${ours.toLocaleString("en")} parameters (authors' ${au.parameters().toLocaleString("en")}); training step ${step.seconds.toFixed(2)} s at batch ${step.batch} on ${step.backend}` +
+    `${step.batch !== au.batch ? ` (${au.batch} does not fit: ${(perImageTrain * au.batch).toFixed(2)} s scaled)` : ""}; features of ${FEATURE_IMAGES} images at B = 1 ${feat.seconds.toFixed(2)} s (passes of ${feat.batch} on ${feat.backend}), of ${inputs5} at B = 5 ${feat5.seconds.toFixed(2)} s (passes of ${feat5.batch - (feat5.batch % 5)} on ${feat5.backend})`);
   console.log(`  250 epochs here: ${Object.entries(trainHere).map(([s, t]) => `${s} ${hours(t)}`).join(", ")}; the grid's features (5 test splits x B = 1, 5) ${hours(gridFeatures)} per model; load ${load()}`);
 }
 if (a.out) writeFileAtomic(a.out, JSON.stringify({ backend: a.backend, date: new Date().toISOString(), results }, null, 1) + "\n");
