@@ -331,7 +331,7 @@ const cases: Case[] = [
   { cmd: "paper", args: ["--sets", "mnist,fashion", "--models", `fashion=${VAE},fashion=${VAE_MNIST}`], error: /vae-mnist\.safetensors and .*vae-fashion\.safetensors are both vae models of fashion \(allowed: one per family and set\)$/ },
   { cmd: "paper", args: ["--sets", "mnist,fashion", "--models", `svhn=${VAE}`], error: /^error: paper: --models '.*': 'svhn' is not one of the sets \(mnist, fashion\)$/ },
   { cmd: "paper", args: ["--sets", `mnist:test:0-10,ten=${TEN_NPY}`, "--models", `mnist=${GLOW_CIFAR}`], error: /^error: paper: set mnist \(mnist:test:0-10\) for .*glow-32x32\.safetensors: images are 1x28x28 \(CxHxW\), the model takes 3x32x32$/ },
-  { cmd: "paper", args: ["--sets", `mnist:test:0-10,ten=${TEN_NPY}`, "--models", VAE_MNIST, "--B", "1,4"], error: /^error: paper: --B '1,4': B = 4 makes 2 group\(s\) of the 10 images of mnist; an in-distribution set needs at least 2 fit groups and 1 evaluation group \(allowed: B <= 2\)$/ },
+  { cmd: "paper", args: ["--sets", `mnist:test:0-10,ten=${TEN_NPY}`, "--models", VAE_MNIST, "--B", "1,4"], error: /^error: paper: --B '1,4': B = 4 makes 2 group\(s\) of the 10 images of mnist; an in-distribution set needs at least 2 fit groups and 1 evaluation group, 3 groups in all \(allowed: B <= 3\)$/ },
   { cmd: "paper", args: ["--sets", `mnist:test:0-40,ten=${TEN_NPY}`, "--models", VAE_MNIST, "--B", "11"], error: /^error: paper: --B '11': B = 11 is more than the 10 image\(s\) of ten$/ },
 ];
 

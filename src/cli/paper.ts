@@ -198,7 +198,7 @@ for (const s of sets) {
   for (const B of a.B) {
     const G = groupsOf(n, B);
     if (models.some((m) => m.set === s.name) && (fitGroups(G) < 2 || G - fitGroups(G) < 1)) {
-      throw usageError(CMD, "--B", a.B.join(","), `B = ${B} makes ${G} group(s) of the ${n} images of ${s.name}; an in-distribution set needs at least 2 fit groups and 1 evaluation group (allowed: B <= ${Math.floor(n / 4)})`);
+      throw usageError(CMD, "--B", a.B.join(","), `B = ${B} makes ${G} group(s) of the ${n} images of ${s.name}; an in-distribution set needs at least 2 fit groups and 1 evaluation group, 3 groups in all (allowed: B <= ${Math.floor(n / 3)})`);
     }
     if (G < 1) throw usageError(CMD, "--B", a.B.join(","), `B = ${B} is more than the ${n} image(s) of ${s.name}`);
   }
