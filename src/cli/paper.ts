@@ -274,7 +274,7 @@ if (todo.length) {
 
 // ---- the grids ----
 const tg = performance.now();
-const files = scanFeatures(featuresDir).files;
+const files = todo.length ? scanFeatures(featuresDir).files : scan.files;
 const grids: Grid[] = [];
 for (const family of families) {
   const fm = models.filter((m) => m.family === family);
