@@ -5,10 +5,11 @@
 // src/ood/loop.ts), and what they extrapolate to: 250 epochs of each training split, and the
 // paper's grid (every test split at B = 1 and B = 5). docs/paper-grid.md holds the numbers.
 //
-//   deno run -A bench/paper_sizes.ts [--models glow-paper,diffusion-paper,vae-paper] [--backend wasm] [--fallback cpu] [--steps 2] [--out FILE.json]
+//   deno run -A bench/paper_sizes.ts [--models glow-paper,diffusion-paper,vae-paper] [--backend wasm] [--fallback cpu] [--steps 2] [--timeout 1200] [--out FILE.json]
 //
 // Each measurement runs in its own process (a batch that does not fit the wasm backend's 2 GiB
-// fails there, and the next smaller one is tried; when none fits, batch 1 on --fallback); images are
+// fails there, and the next smaller one is tried; when none fits, batch 1 on --fallback; a child
+// past --timeout seconds is stopped and its measurement reported as not finished); images are
 // random bytes (the cost does not depend on them). Timings on a shared machine drift: quote the load with them.
 import "../src/cli/errors.ts";
 import * as T from "../src/autograd/index.ts";
@@ -26,6 +27,7 @@ const a = parseOptions("paper_sizes", {
   backend: choice(BACKEND_CHOICES.filter((b) => b !== "auto")).default("wasm"),
   fallback: choice(BACKEND_CHOICES.filter((b) => b !== "auto")).default("cpu"),
   steps: int({ min: 1, max: 100 }).default(2),
+  timeout: int({ min: 1, max: 86400 }).default(1200),
   out: outFile(),
   // One measurement, in a child process: what, which preset, at which batch.
   one: text(),
@@ -88,20 +90,24 @@ if (a.one) {
  * when none does (the wasm backend's memory is 2 GiB), on the fallback backend at batch 1 (the CPU
  * backend's memory is the machine's).
  */
-async function measure(what: string, name: string, batches: number[]): Promise<{ backend: string; batch: number; seconds: number; failed: string[] }> {
+async function measure(what: string, name: string, batches: number[]): Promise<{ backend: string; batch: number; seconds: number; failed: string[] } | { failed: string[] }> {
   const failed: string[] = [];
   for (const [backend, bs] of [[a.backend, batches], [a.fallback, [1]]] as const) {
     for (const b of bs) {
-      const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", new URL(import.meta.url).pathname, "--one", `${what}:${name}:${b}`, "--backend", backend, "--steps", String(a.steps)], stdout: "piped", stderr: "piped" }).output();
+      // A child past --timeout is stopped: the measurement is reported as not finished.
+      const signal = AbortSignal.timeout(a.timeout * 1000);
+      const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", new URL(import.meta.url).pathname, "--one", `${what}:${name}:${b}`, "--backend", backend, "--steps", String(a.steps)], stdout: "piped", stderr: "piped", signal }).output()
+        .catch(() => ({ code: -1, stdout: new Uint8Array(), stderr: new Uint8Array() }));
       const line = new TextDecoder().decode(r.stdout).trim().split("\n").pop() ?? "";
       if (r.code === 0 && line.startsWith("{")) return { backend, batch: b, seconds: JSON.parse(line).seconds, failed };
-      const why = new TextDecoder().decode(r.stderr).trim().split("\n").pop() ?? "";
+      const why = signal.aborted ? `not finished in ${a.timeout} s` : new TextDecoder().decode(r.stderr).trim().split("\n").pop() ?? "";
       console.error(`${name} ${what} on ${backend} at batch ${b}: failed (${why.slice(0, 160)})`);
       failed.push(`${backend} at ${b}: ${why.replace(/^error: /, "").slice(0, 80)}`);
     }
   }
-  throw new Error(`${name}: ${what} failed at every batch ${batches.join(", ")} on ${a.backend} and at batch 1 on ${a.fallback}`);
+  return { failed };
 }
+const done = (m: Awaited<ReturnType<typeof measure>>) => "seconds" in m ? m : null;
 
 const hours = (s: number) => (s / 3600 < 48 ? `${(s / 3600).toFixed(1)} h` : `${(s / 86400).toFixed(1)} days`);
 const load = () => Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
@@ -111,24 +117,27 @@ for (const name of a.models) {
   const p = await presetConfig(name);
   const ours = (await createModel(p.kind, p.config, T.cpu, 0)).numParameters(), au = AUTHORS[name];
   const halving = (from: number) => Array.from({ length: Math.log2(from) + 1 }, (_, i) => from >> i);
-  const step = await measure("train", name, halving(au.batch));
-  const feat = await measure("features-1", name, halving(FEATURE_IMAGES));
-  const feat5 = await measure("features-5", name, halving(FEATURE_IMAGES).filter((b) => b >= 5));
+  const step = done(await measure("train", name, halving(au.batch)));
+  const feat = done(await measure("features-1", name, halving(FEATURE_IMAGES)));
+  const m5 = await measure("features-5", name, halving(FEATURE_IMAGES).filter((b) => b >= 5)), feat5 = done(m5);
   const inputs5 = FEATURE_IMAGES - (FEATURE_IMAGES % 5);
-  const perImageTrain = step.seconds / step.batch, perImageFeature = feat.seconds / FEATURE_IMAGES, perImageFeature5 = feat5.seconds / inputs5;
+  const perImageTrain = step ? step.seconds / step.batch : NaN, perImageFeature = feat ? feat.seconds / FEATURE_IMAGES : NaN;
+  // B = 5 where it was measured; otherwise (said) at the B = 1 cost per input.
+  const perImageFeature5 = feat5 ? feat5.seconds / inputs5 : perImageFeature;
   const trainHere = Object.fromEntries(Object.entries(TRAIN).map(([s, n]) => [s, EPOCHS * n * perImageTrain]));
   const gridFeatures = Object.values(TEST).reduce((x, n) => x + n, 0) * (perImageFeature + perImageFeature5); // B = 1 and B = 5, every test split, per model
   const r = {
     name, kind: p.kind, config: p.config, parameters: ours, authors: au.parameters(), authorsSource: au.source,
     differences: p.kind === "glow" ? glowDifferences(3, 3, 32, 512) : undefined,
-    trainStep: { backend: step.backend, batch: step.batch, documentedBatch: au.batch, seconds: step.seconds, failedBatches: step.failed, perImage: perImageTrain },
-    featurePass: { backend: feat.backend, images: FEATURE_IMAGES, passSize: feat.batch, seconds: feat.seconds, failedPassSizes: feat.failed, perImage: perImageFeature },
-    featurePassB5: { backend: feat5.backend, inputs: inputs5, passSize: feat5.batch, seconds: feat5.seconds, failedPassSizes: feat5.failed, perImage: perImageFeature5 },
+    trainStep: step && { backend: step.backend, batch: step.batch, documentedBatch: au.batch, seconds: step.seconds, failed: step.failed, perImage: perImageTrain },
+    featurePass: feat && { backend: feat.backend, images: FEATURE_IMAGES, passSize: feat.batch, seconds: feat.seconds, failed: feat.failed, perImage: perImageFeature },
+    featurePassB5: feat5 ? { backend: feat5.backend, inputs: inputs5, passSize: feat5.batch - (feat5.batch % 5), seconds: feat5.seconds, failed: feat5.failed, perImage: perImageFeature5 } : { notMeasured: m5.failed, assumedPerImage: perImageFeature5 },
     trainHereSeconds: trainHere, gridFeaturesHereSeconds: gridFeatures, loadAverage: load(),
   };
   results.push(r);
-  console.log(`${name}: ${ours.toLocaleString("en")} parameters (authors' ${au.parameters().toLocaleString("en")}); training step ${step.seconds.toFixed(2)} s at batch ${step.batch} on ${step.backend}` +
-    `${step.batch !== au.batch ? ` (${au.batch} does not fit: ${(perImageTrain * au.batch).toFixed(2)} s scaled)` : ""}; features of ${FEATURE_IMAGES} images at B = 1 ${feat.seconds.toFixed(2)} s (passes of ${feat.batch} on ${feat.backend}), of ${inputs5} at B = 5 ${feat5.seconds.toFixed(2)} s (passes of ${feat5.batch - (feat5.batch % 5)} on ${feat5.backend})`);
-  console.log(`  250 epochs here: ${Object.entries(trainHere).map(([s, t]) => `${s} ${hours(t)}`).join(", ")}; the grid's features (5 test splits x B = 1, 5) ${hours(gridFeatures)} per model; load ${load()}`);
+  const say = (x: { backend: string; batch: number; seconds: number } | null, unit: string) => x ? `${x.seconds.toFixed(2)} s (${unit} ${x.batch} on ${x.backend})` : "not measured";
+  console.log(`${name}: ${ours.toLocaleString("en")} parameters (authors' ${au.parameters().toLocaleString("en")}); training step ${say(step, "batch")}` +
+    `${step && step.batch !== au.batch ? ` (${au.batch} does not fit: ${(perImageTrain * au.batch).toFixed(2)} s scaled)` : ""}; features of ${FEATURE_IMAGES} images at B = 1 ${say(feat, "passes of")}, of ${inputs5} at B = 5 ${say(feat5 && { ...feat5, batch: feat5.batch - (feat5.batch % 5) }, "passes of")}`);
+  console.log(`  250 epochs here: ${Object.entries(trainHere).map(([s, t]) => `${s} ${hours(t)}`).join(", ")}; the grid's features (5 test splits x B = 1, 5${feat5 ? "" : "; B = 5 at B = 1's cost per input"}) ${hours(gridFeatures)} per model; load ${load()}`);
 }
 if (a.out) writeFileAtomic(a.out, JSON.stringify({ backend: a.backend, date: new Date().toISOString(), results }, null, 1) + "\n");
