@@ -16,7 +16,8 @@ import { BACKEND_CHOICES } from "../src/kernels/select.ts";
 import { choice, flag, inFile, int, ints, nameOrPath, num, parseOptions } from "../src/io/options.ts";
 import { createModel, loadModel } from "../src/models/registry.ts";
 import { metadataOf } from "../src/models/train.ts";
-import { encodeNpy, encodePngImage } from "../src/data/image_files.ts";
+import { encodeCifar10, encodeNpy, encodePngImage } from "../src/data/image_files.ts";
+import { makeSet } from "../src/data/dataset.ts";
 import { encodeMat, svhnColumnMajor } from "../src/data/mat.ts";
 import { encodeNpz } from "../src/data/npz.ts";
 import { NOVELTY_EVERY, NOVELTY_PER_BATCH, noveltyText } from "../src/models/novelty.ts";
@@ -210,6 +211,12 @@ const vaeRecord = (weights: string) => noveltyText({
 const RECORD = `${tmp}/record.csv`, RECORD_GONE = `${tmp}/record-gone.csv`;
 Deno.writeTextFileSync(RECORD, vaeRecord(VAE));
 Deno.writeTextFileSync(RECORD_GONE, vaeRecord(`${tmp}/gone.safetensors`));
+// For paper: ten grey images, and a data folder holding only the CIFAR-10 test file of the paper's layout.
+const TEN_NPY = `${tmp}/ten.npy`;
+Deno.writeFileSync(TEN_NPY, encodeNpy(new Uint8Array(10 * 784).map((_, i) => i % 251), [10, 28, 28]));
+const PAPER_DIR = `${tmp}/paper-data`;
+Deno.mkdirSync(`${PAPER_DIR}/cifar10`, { recursive: true });
+Deno.writeFileSync(`${PAPER_DIR}/cifar10/test_batch.bin`, encodeCifar10(makeSet("c", new Uint8Array(20 * 3072).map((_, i) => i % 253), new Uint8Array(20), 3, 32, 32)));
 
 // ---- the CLI cases ------------------------------------------------------------------------
 
@@ -462,6 +469,40 @@ const cases: Case[] = [
   { cmd: "novelty", args: ["--record", RECORD, "--model", VAE_MNIST], error: /^error: novelty: --model '.*vae-mnist\.safetensors': was trained on mnist, the record on fashion$/ },
   { cmd: "novelty", args: ["--record", RECORD, "--top", "0"], error: /^error: novelty: --top '0': out of range/ },
   { cmd: "novelty", args: ["--record", RECORD, "--out", W], error: /^error: novelty: --out '.*weights': .* holds the shipped weights/ },
+  // named configs (the paper's sizes)
+  { cmd: "train", args: ["--config", "glow-papr"], error: /^error: train: --config 'glow-papr': not a named config \(allowed: vae-paper, glow-paper, diffusion-paper, or a JSON object of config keys\)$/ },
+  { cmd: "train", args: ["--model", "vae", "--config", "glow-paper"], error: /^error: train: --config 'glow-paper': is a glow config, but --model is vae \(leave --model out, or give --model glow\)$/ },
+  { cmd: "train", args: ["--config", "diffusion-paper"], error: /^error: train: --config: the diffusion takes 3x32x32 images but fashion has 1x28x28 images$/ },
+  // paper: every option refused before any work
+  { cmd: "paper", args: ["--bogus", "1"], error: /^error: paper: unknown option '--bogus' \(allowed: .*--backend/ },
+  { cmd: "paper", args: [], error: /^error: paper: give exactly one of --data-dir \(the paper's sets in their official files\) and --sets/ },
+  { cmd: "paper", args: ["--data-dir", A_DIR, "--sets", "mnist,fashion"], error: /^error: paper: give exactly one of --data-dir/ },
+  { cmd: "paper", args: ["--data-dir", `${tmp}/no-such-dir`], error: /^error: paper: --data-dir '.*no-such-dir': not an existing folder \(allowed: a folder holding svhn\/test_32x32\.mat, celeba \(with list_eval_partition\.txt, img_align_celeba\), gtsrb \(with GT-final_test\.csv\), cifar10\/test_batch\.bin, imagenet32\/val_data\.npz\)$/ },
+  { cmd: "paper", args: ["--data-dir", USER_FILE], error: /^error: paper: --data-dir '.*user-notes\.txt': not an existing folder/ },
+  { cmd: "paper", args: ["--data-dir", A_DIR], error: /^error: paper: --data-dir '.*a-folder': holds none of the paper's sets \(looked for svhn\/test_32x32\.mat, / },
+  { cmd: "paper", args: ["--data-dir", PAPER_DIR, "--models", `svhn=${GLOW_CIFAR}`], error: /^error: paper: no model has its set here \(1 skipped\); pass --models for the sets in .*paper-data$/ },
+  { cmd: "paper", args: ["--sets", "mnist"], error: /^error: paper: --sets 'mnist': needs at least two sets/ },
+  { cmd: "paper", args: ["--sets", "mnist,,fashion"], error: /^error: paper: --sets 'mnist,,fashion': empty item in the list \(allowed: SPEC or NAME=SPEC/ },
+  { cmd: "paper", args: ["--sets", `mnist,${tmp}/nope.npy`], error: /^error: paper: --sets '.*': '.*nope\.npy' is neither a packaged set \(fashion, mnist, optionally :train or :test and :from-to\) nor an existing file or folder/ },
+  { cmd: "paper", args: ["--sets", "mnist,mnist:test:0-10"], error: /^error: paper: --sets 'mnist,mnist:test:0-10': two sets are named 'mnist' \(give each its own NAME=SPEC\)$/ },
+  { cmd: "paper", args: ["--sets", `mnist,a b=${TEN_NPY}`], error: /^error: paper: --sets '.*': 'a b' is not a set name/ },
+  { cmd: "paper", args: ["--sets", "mnist,fashion", "--family", "gan"], error: /^error: paper: --family 'gan': not one of vae, glow, diffusion$/ },
+  { cmd: "paper", args: ["--sets", "mnist,fashion", "--B", "0"], error: /^error: paper: --B '0': 0 is out of range/ },
+  { cmd: "paper", args: ["--sets", "mnist,fashion", "--batch", "0"], error: /^error: paper: --batch '0': out of range/ },
+  { cmd: "paper", args: ["--sets", "mnist,fashion", "--seed", "-1"], error: /^error: paper: --seed '-1': out of range/ },
+  { cmd: "paper", args: ["--sets", "mnist,fashion", "--out", USER_FILE], error: /^error: paper: --out '.*user-notes\.txt': is an existing file, not a folder/ },
+  { cmd: "paper", args: ["--sets", "mnist,fashion", "--out", `${ROOT}/docs`], error: /^error: paper: --out '.*docs': .*holds files tracked by git; the report goes to its own folder \(e\.g\. reports\/paper\), or add --force$/ },
+  { cmd: "paper", args: ["--sets", "mnist,fashion"], error: /^error: paper: no models: none of weights\/paper\/<family>-<set>\.safetensors exists for vae, glow, diffusion and mnist, fashion; pass --models$/ },
+  { cmd: "paper", args: ["--sets", "mnist,fashion", "--models", `${tmp}/none.safetensors`], error: /^error: paper: --models '.*none\.safetensors': '.*none\.safetensors' is not an existing file/ },
+  { cmd: "paper", args: ["--sets", "mnist,fashion", "--models", `mnist=${NOT_ST}`], error: /^error: checkpoint .*not-safetensors\.safetensors/ },
+  { cmd: "paper", args: ["--sets", `mnist,ten=${TEN_NPY}`, "--models", VAE], error: /^error: paper: --models '.*': .*vae-fashion\.safetensors was trained on 'fashion', which is none of the sets \(mnist, ten\); name its set as SET=/ },
+  { cmd: "paper", args: ["--sets", "mnist,fashion", "--models", VAE, "--family", "glow"], error: /^error: paper: --models '.*': .*vae-fashion\.safetensors is a vae model, but --family is glow$/ },
+  { cmd: "paper", args: ["--sets", "mnist,fashion", "--models", `${VAE},fashion=${VAE}`], error: /are the same file \(allowed: each model once\)$/ },
+  { cmd: "paper", args: ["--sets", "mnist,fashion", "--models", `fashion=${VAE},fashion=${VAE_MNIST}`], error: /vae-mnist\.safetensors and .*vae-fashion\.safetensors are both vae models of fashion \(allowed: one per family and set\)$/ },
+  { cmd: "paper", args: ["--sets", "mnist,fashion", "--models", `svhn=${VAE}`], error: /^error: paper: --models '.*': 'svhn' is not one of the sets \(mnist, fashion\)$/ },
+  { cmd: "paper", args: ["--sets", `mnist:test:0-10,ten=${TEN_NPY}`, "--models", `mnist=${GLOW_CIFAR}`], error: /^error: paper: set mnist \(mnist:test:0-10\) for .*glow-32x32\.safetensors: images are 1x28x28 \(CxHxW\), the model takes 3x32x32$/ },
+  { cmd: "paper", args: ["--sets", `mnist:test:0-10,ten=${TEN_NPY}`, "--models", VAE_MNIST, "--B", "1,4"], error: /^error: paper: --B '1,4': B = 4 makes 2 group\(s\) of the 10 images of mnist; an in-distribution set needs at least 2 fit groups and 1 evaluation group, 3 groups in all \(allowed: B <= 3\)$/ },
+  { cmd: "paper", args: ["--sets", `mnist:test:0-40,ten=${TEN_NPY}`, "--models", VAE_MNIST, "--B", "11"], error: /^error: paper: --B '11': B = 11 is more than the 10 image\(s\) of ten$/ },
 ];
 
 interface Result { code: number; out: string; err: string; ms: number; cwdBefore: string[]; cwdAfter: string[]; keepOk: boolean }
@@ -511,7 +552,9 @@ cases.forEach((c, k) => {
 S("control: with FIMSCOPE_STOP_BEFORE_WORK=1 valid options stop at the end of validation with exit 0 (so a refusal after it would fail the cases above)", async () => {
   const cwd = Deno.makeTempDirSync({ dir: tmp });
   for (const [cmd, args] of [["ood", ["--model", VAE, "--fit", "10"]], ["nll", ["--model", GLOW]], ["train", ["--resume", VAE_CKPT, "--steps", "7000"]], ["export", ["--checkpoint", VAE_CKPT, "--out", `${cwd}/x.safetensors`]], ["fim", []], ["samples", ["--out", `${cwd}/s.png`]], ["demo", []],
-    ["train", ["--record-novelty", `${cwd}/r.csv`, "--out", `${cwd}/v.safetensors`]], ["compare_models", ["--models", `${VAE},${GLOW}`, "--out", `${cwd}/c`]], ["dynamics", ["--checkpoints", GLOW_CKPTS, "--out", `${cwd}/d`]], ["novelty", ["--record", RECORD, "--out", `${cwd}/n`]]] as const) {
+    ["train", ["--record-novelty", `${cwd}/r.csv`, "--out", `${cwd}/v.safetensors`]], ["compare_models", ["--models", `${VAE},${GLOW}`, "--out", `${cwd}/c`]], ["dynamics", ["--checkpoints", GLOW_CKPTS, "--out", `${cwd}/d`]], ["novelty", ["--record", RECORD, "--out", `${cwd}/n`]],
+    ["paper", ["--sets", `mnist:test:0-20,ten=${TEN_NPY}`, "--models", VAE_MNIST, "--out", `${cwd}/paper`]], ["paper", ["--data-dir", PAPER_DIR, "--models", `cifar10=${GLOW_CIFAR}`, "--out", `${cwd}/paper`]],
+    ["train", ["--config", "vae-paper", "--data", `cifar10:${PAPER_DIR}/cifar10/test_batch.bin`, "--batch", "4", "--out", `${cwd}/v.safetensors`]]] as const) {
     const r = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", `${ROOT}/src/cli/${cmd}.ts`, ...args], cwd, stdout: "piped", stderr: "piped", env: { FIMSCOPE_STOP_BEFORE_WORK: "1", FIMSCOPE_FASHION_CACHE: `${tmp}/never-built.bin` } }).output();
     assert.is(r.code, 0, `${cmd}: ${dec.decode(r.stderr)}`);
     assert.match(dec.decode(r.stderr), /^checked: all options valid/);

@@ -16,9 +16,9 @@
 import { notice, workStarts } from "./errors.ts";
 import { BACKEND, flag, inFile, int, outFile, parseOptions, setOrPath, text, usageError } from "../io/options.ts";
 import { subset } from "../data/dataset.ts";
-import { conformShape, loadImageFiles } from "../data/image_files.ts";
-import { DATASETS, loadDataset } from "../data/mnist.ts";
-import { parseSetSpec, selectionIndices } from "../data/selection.ts";
+import { conformShape, loadSetSpec } from "../data/image_files.ts";
+import { DATASETS } from "../data/mnist.ts";
+import { parseSetSpec } from "../data/selection.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel } from "../models/registry.ts";
@@ -52,20 +52,7 @@ if (a.shard !== undefined) {
 }
 const file = await checkModelFile(a.model);
 const objectiveName = objectiveFor("features", file, a.model, a.objective);
-const spec = parseSetSpec(a.input, DATASETS);
-let set, ids: string[];
-if (spec) {
-  const split = spec.split ?? "test", all = loadDataset(spec.set, split, { onNotice: notice });
-  const [from, to] = spec.range ?? [0, all.n];
-  if (!(from < to && to <= all.n)) throw usageError("features", "--input", a.input, `positions [${from}, ${to}) must satisfy from < to <= ${all.n} (the ${spec.set} ${split} split)`);
-  const idx = selectionIndices({ set: spec.set, split, seed: null, from, to }, all.n);
-  set = subset(all, idx, spec.set);
-  ids = Array.from(idx, (i) => `${spec.set}-${split}:${i}`);
-} else {
-  const fs = loadImageFiles(a.input);
-  set = fs.set;
-  ids = fs.ids;
-}
+const { set, ids } = loadSetSpec(a.input, { onNotice: notice, what: "features: --input" });
 const conformed = conformShape(set, file.probe.imageShape, `features: --input ${a.input} (--model ${a.model})`);
 const B = a.B;
 if (set.n < B) throw usageError("features", "--B", String(B), `is more than the ${set.n} image(s) of ${a.input}`);

@@ -13,14 +13,16 @@
 // --record-novelty FILE: during the first epoch, each recorded training example's FIM-induced norm
 // at first exposure under Adam's v_hat, its loss and per-layer norms (src/models/novelty.ts; Adam,
 // vae or glow); written with every checkpoint, continued by --resume (npm run novelty reads it).
+// --config: a JSON object of the model's config keys, or a named config (the paper's sizes:
+// glow-paper, diffusion-paper, vae-paper; docs/paper-grid.md), which also names the model kind.
 import { notice, onFailure, workStarts } from "./errors.ts";
-import { BACKEND, checkApart, checkOutput, choice, flag, inFile, int, jsonObject, nameOrPath, num, outFile, parseOptions, UsageError, usageError } from "../io/options.ts";
+import { BACKEND, checkApart, checkOutput, choice, flag, inFile, int, jsonObject, nameOrPath, num, Opt, outFile, parseOptions, UsageError, usageError } from "../io/options.ts";
 import { isBuiltinSet, setLabel, trainTestSets } from "../data/image_files.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
 import { releaseReservation, reserveNewName } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
-import { checkImageShape, checkModelFile, createModel, isTrainingCheckpoint, MODEL_KINDS, resolveConfig } from "../models/registry.ts";
+import { checkImageShape, checkModelFile, createModel, isTrainingCheckpoint, MODEL_KINDS, presetConfig, PRESET_NAMES, resolveConfig } from "../models/registry.ts";
 import { planResume, type RunSettings, type SettingName, storedSettings } from "../models/resume.ts";
 import { evaluate, metadataOf, train } from "../models/train.ts";
 import { noveltyHooks, planNoveltyRecord } from "../models/novelty.ts";
@@ -52,10 +54,24 @@ const a = parseOptions("train", {
   resume: inFile(),
   "eval-n": int({ min: 1, max: 10000 }).default(10000),
   backend: BACKEND,
-  config: jsonObject(),
+  config: new Opt<string | Record<string, unknown>>((raw, c) => {
+    if (PRESET_NAMES.includes(raw)) return raw;
+    try {
+      JSON.parse(raw);
+    } catch {
+      // A bare word that is no JSON: a misspelt name rather than broken JSON.
+      if (/^[A-Za-z][\w-]*$/.test(raw)) throw usageError("train", "--config", raw, `not a named config (allowed: ${PRESET_NAMES.join(", ")}, or a JSON object of config keys)`);
+    }
+    return jsonObject().parse(raw, c);
+  }),
   force: flag(),
   "record-novelty": outFile(),
 });
+// A named config carries its kind: --model may repeat it, not contradict it.
+const preset = typeof a.config === "string" ? await presetConfig(a.config) : null;
+if (preset && a.given.has("model") && a.model !== preset.kind) throw usageError("train", "--config", a.config as string, `is a ${preset.kind} config, but --model is ${a.model} (leave --model out, or give --model ${preset.kind})`);
+const kind = preset?.kind ?? a.model;
+const config = preset ? preset.config : a.config as Record<string, unknown> | undefined;
 
 // Image files as data: read now (a bad file is refused before any work), split train / last tenth test.
 const fileSets = new Map<string, ReturnType<typeof trainTestSets>>();
@@ -68,19 +84,20 @@ const shapeOfData = (spec: string): [number, number, number] => {
   const t = setsOf(spec).train;
   return [t.c, t.h, t.w];
 };
-const glowImage = a.model === "glow" && !isBuiltinSet(a.data) && !a.config?.image ? { image: shapeOfData(a.data) } : {};
+const glowImage = kind === "glow" && !isBuiltinSet(a.data) && !config?.image ? { image: shapeOfData(a.data) } : {};
 
 // The settings from the command line (defaults filled in), then the checkpoint's when resuming.
 const cli: RunSettings = {
-  kind: a.model, data: a.data, batch: a.batch, seed: a.seed, clip: a.clip, warmup: a.warmup,
-  config: await resolveConfig(a.model, a.config || Object.keys(glowImage).length ? { ...a.config, ...glowImage } : undefined, "train: --config"),
-  lr: a.lr ?? (a.model === "vae" ? 2e-3 : 1e-3),
-  optimizer: a.optimizer ?? (a.model === "glow" ? "adamax" : "adam"),
+  kind, data: a.data, batch: a.batch, seed: a.seed, clip: a.clip, warmup: a.warmup,
+  config: await resolveConfig(kind, config || Object.keys(glowImage).length ? { ...config, ...glowImage } : undefined, "train: --config"),
+  lr: a.lr ?? (kind === "vae" ? 2e-3 : 1e-3),
+  optimizer: a.optimizer ?? (kind === "glow" ? "adamax" : "adam"),
 };
 const given = new Set<SettingName>();
 for (const [opt, s] of [["model", "kind"], ["config", "config"], ["data", "data"], ["batch", "batch"], ["lr", "lr"], ["optimizer", "optimizer"], ["seed", "seed"], ["clip", "clip"], ["warmup", "warmup"]] as const) {
   if (a.given.has(opt)) given.add(s);
 }
+if (preset) given.add("kind"); // a named config names the kind
 let settings = cli, startStep = 0;
 if (a.resume) {
   const file = await checkModelFile(a.resume);

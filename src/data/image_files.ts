@@ -10,15 +10,16 @@
 import { convertIndexedToRgb, decode } from "fast-png";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { imageGridPng } from "../io/png.ts";
-import { type ImageSet, makeSet } from "./dataset.ts";
+import { type ImageSet, makeSet, subset } from "./dataset.ts";
 import { readCeleba } from "./celeba.ts";
 import { readCifar10 } from "./cifar.ts";
 import { linkIsFile, listFiles, readBytes } from "./files.ts";
 import { readGtsrb } from "./gtsrb.ts";
 import { parseIdx } from "./idx.ts";
 import { readSvhn } from "./mat.ts";
-import { loadDataset, type LoadOptions, type Split } from "./mnist.ts";
+import { loadDataset, type LoadOptions, type Split, splitSize } from "./mnist.ts";
 import { NPY_MAGIC, parseNpy } from "./npy.ts";
+import { parseSetSpec, selectionIndices } from "./selection.ts";
 import { readImagenet32 } from "./npz.ts";
 import { resizeTorchBilinear } from "./resize.ts";
 
@@ -331,6 +332,38 @@ export function loadNamedSet(spec: string, split: Split, opts: LoadOptions = {})
     return { set: s, ids: Array.from({ length: s.n }, (_, i) => `${spec}-${split}:${i}`) };
   }
   return loadImageFiles(spec);
+}
+
+/**
+ * The images a set spec names, in order, with their ids: a packaged set `name[:train|test][:from-to]`
+ * (the split's own order, the test split unless named; positions [from, to); ids `name-split:i`),
+ * or image files (loadImageFiles). `key` names the images independently of where they are stored:
+ * `name:split:from-to` for a packaged set; for files the reader's prefix and the file or folder's
+ * own name (`svhn:test_32x32.mat`, `:fashion-vflip-ubyte`), which with the count identifies a
+ * set in a conventional layout on any machine. `what` names the option in a refusal
+ * (`features: --input`).
+ */
+export function loadSetSpec(spec: string, opts: LoadOptions & { what?: string } = {}): FileSet & { key: string } {
+  const p = parseSetSpec(spec, BUILTIN);
+  if (p) {
+    const split = p.split ?? "test", all = loadDataset(p.set, split, opts);
+    const [from, to] = p.range ?? [0, all.n];
+    if (!(from < to && to <= all.n)) throw new Error(`${opts.what ? `${opts.what} '${spec}'` : `data: ${spec}`}: positions [${from}, ${to}) must satisfy from < to <= ${all.n} (the ${p.set} ${split} split)`);
+    const idx = selectionIndices({ set: p.set, split, seed: null, from, to }, all.n);
+    return { set: subset(all, idx, p.set), ids: Array.from(idx, (i) => `${p.set}-${split}:${i}`), key: setKey(spec) };
+  }
+  return { ...loadImageFiles(spec), key: setKey(spec) };
+}
+
+/** loadSetSpec's key of a spec, without reading it. */
+export function setKey(spec: string): string {
+  const p = parseSetSpec(spec, BUILTIN);
+  if (p) {
+    const split = p.split ?? "test", [from, to] = p.range ?? [0, splitSize(p.set, split)];
+    return `${p.set}:${split}:${from}-${to}`;
+  }
+  const rs = readerSpec(spec);
+  return `${rs?.format ?? ""}:${(rs?.path ?? spec).replace(/\/+$/, "").split("/").pop()}`;
 }
 
 /**

@@ -17,16 +17,33 @@ const KINDS: Record<string, {
   build: (config: Record<string, unknown>, init: Init) => Promise<GenerativeModel>;
   /** Rewrites a config as given (e.g. nested keys) into the flat form the rules check; optional. */
   normalize?: (config: Record<string, unknown>) => Promise<Record<string, unknown>>;
+  /** Named configs of this kind (`train --config glow-paper`): what each is, and the config. */
+  presets?: Record<string, { about: string; config: () => Promise<Record<string, unknown>> }>;
 }> = {
   vae: {
     defaults: () => Promise.resolve({ ...VAE_DEFAULT }),
     build: (c, init) => Promise.resolve(new VAE(c as unknown as VaeConfig, init)),
+    presets: {
+      // The authors' VAE (SamD770/Generative-Models-Knowledge, LargeEncoder/LargeDecoder) has five
+      // stride-2 convs of widths 32..512 with BatchNorm and latent 64; ours has two stride-2 convs and
+      // no BatchNorm, so the paper size here is the latent and the outer widths (docs/paper-grid.md).
+      "vae-paper": {
+        about: "the paper's VAE size on 3x32x32 images: latent 64, encoder widths 32 and 256 (the authors': 32..512 over five convs, 3.25M parameters)",
+        config: () => Promise.resolve({ image: [3, 32, 32], latent: 64, channels: [32, 256], outChannels: 32 }),
+      },
+    },
   },
   glow: {
     defaults: async () => ({ ...(await import("./glow.ts")).GLOW_DEFAULT }),
     build: async (c, init) => {
       const { Glow } = await import("./glow.ts");
       return new Glow(c as unknown as ConstructorParameters<typeof Glow>[0], init);
+    },
+    presets: {
+      "glow-paper": {
+        about: "the paper's Glow (y0ast/Glow-PyTorch defaults): L = 3 levels, K = 32 steps, 512 hidden channels, affine coupling, LU 1x1 convolutions, on 3x32x32 pixels minus 1/2",
+        config: () => Promise.resolve({ image: [3, 32, 32], levels: 3, steps: 32, hidden: 512 }),
+      },
     },
   },
   diffusion: {
@@ -36,10 +53,29 @@ const KINDS: Record<string, {
       return new Diffusion(c as unknown as ConstructorParameters<typeof Diffusion>[0], init);
     },
     normalize: async (c) => (await import("./diffusion.ts")).flattenConfig(c),
+    presets: {
+      "diffusion-paper": {
+        about: "the paper's diffusion model: a U-Net of dim 32 and widths x(1, 2, 4, 8) on 3x32x32 images (denoising-diffusion-pytorch 1.5.5's Unet(dim=32, dim_mults=(1,2,4,8))), L1 loss, 1000 steps",
+        config: async () => ({ ...(await import("./diffusion.ts")).DIFFUSION_PAPER }),
+      },
+    },
   },
 };
 for (const k of Object.keys(KINDS)) if (!CONFIG_RULES[k]) throw new Error(`registry: model kind '${k}' has no entry in CONFIG_RULES`);
 export const MODEL_KINDS = Object.keys(KINDS);
+
+/** Every named config, with its kind and what it is. */
+export const PRESETS: Record<string, { kind: string; about: string }> = Object.fromEntries(
+  Object.entries(KINDS).flatMap(([kind, k]) => Object.entries(k.presets ?? {}).map(([name, p]) => [name, { kind, about: p.about }])),
+);
+export const PRESET_NAMES = Object.keys(PRESETS);
+
+/** A named config: its kind and its config (checked as any config is when used). */
+export async function presetConfig(name: string): Promise<{ kind: string; config: Record<string, unknown> }> {
+  const p = PRESETS[name];
+  if (!p) throw new Error(`unknown named config '${name}' (allowed: ${PRESET_NAMES.join(", ")})`);
+  return { kind: p.kind, config: await KINDS[p.kind].presets![name].config() };
+}
 
 function kindOf(kind: string) {
   const k = KINDS[kind];

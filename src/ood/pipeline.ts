@@ -36,14 +36,17 @@ export interface Evaluation {
 
 const floored = (f: FittedScores, s: SetFeatures): SetFeatures => ({ ...s, logf: s.logf.map((r, i) => f.floor(r, `${s.name} group ${i}`)) });
 
-/** Fits every feature score on `fit` and scores the in-distribution evaluation set against each OOD set. */
-export function evaluateSets(model: string, B: number, fit: SetFeatures, inEval: SetFeatures, ood: SetFeatures[], seed = 0): Evaluation {
+/**
+ * Fits every feature score on `fit` and scores the in-distribution evaluation set against each OOD
+ * set; `methods` limits the metrics (and their bootstrap intervals) to those scores.
+ */
+export function evaluateSets(model: string, B: number, fit: SetFeatures, inEval: SetFeatures, ood: SetFeatures[], seed = 0, methods?: string[]): Evaluation {
   const fitted = FittedScores.fit(fit.names, fit.logf, fit.nll);
   const [fitF, inF, oodF] = [floored(fitted, fit), floored(fitted, inEval), ood.map((o) => floored(fitted, o))];
   const scores = (name: string, s: SetFeatures) => s.logf.map((r, i) => fitted.score(name, r, s.nll[i]));
   const results: Record<string, MethodResult[]> = {};
   for (const o of oodF) {
-    results[o.name] = FEATURE_SCORES.map(({ name }) => {
+    results[o.name] = FEATURE_SCORES.filter(({ name }) => !methods || methods.includes(name)).map(({ name }) => {
       const si = scores(name, inF), so = scores(name, o);
       return { method: name, metrics: allMetrics(si, so, seed), roc: rocCurve(si, so) };
     });
