@@ -18,6 +18,7 @@
 import { notice, onFailure, workStarts } from "./errors.ts";
 import { BACKEND, checkApart, checkOutput, choice, flag, inFile, int, jsonObject, nameOrPath, num, Opt, outFile, parseOptions, UsageError, usageError } from "../io/options.ts";
 import { isBuiltinSet, setLabel, trainTestSets } from "../data/image_files.ts";
+import { pathExists as exists } from "../data/files.ts";
 import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts";
 import { saveTensors } from "../io/safetensors.ts";
 import { releaseReservation, reserveNewName } from "../io/atomic.ts";
@@ -192,12 +193,4 @@ Deno.exit(0);
 
 function ckptOf(path: string): string {
   return path.replace(/\.safetensors$/, "") + ".ckpt.safetensors";
-}
-function exists(p: string): boolean {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -13,7 +13,7 @@
 // gives the measured difference).
 import jpeg from "jpeg-js";
 import { type ImageSet, makeSet } from "./dataset.ts";
-import { listFiles, readBytes } from "./files.ts";
+import { listFiles, pathExists as exists, readBytes } from "./files.ts";
 import { cropPlanar, planarRgb, resizePillowBilinear } from "./resize.ts";
 
 export const CELEBA_SIZE = [178, 218] as const; // width, height of the aligned images
@@ -56,15 +56,6 @@ export function celebaTransform(planar: Uint8Array, h: number, w: number, file: 
   const [l, t, r, b] = CELEBA_CROP;
   return resizePillowBilinear(cropPlanar(planar, 3, h, w, l, t, r - l, b - t), 3, b - t, r - l, SIDE, SIDE);
 }
-
-const exists = (p: string) => {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /**
  * The images a CelebA folder names: with list_eval_partition.txt in it, the test split (partition 2)

@@ -28,6 +28,16 @@ export function readBytes(path: string, what: string): Uint8Array {
 }
 
 /** Natural name order (img2 before img10), the order every folder of images is read in. */
+/** Whether a path exists (links followed: a dangling link does not). */
+export function pathExists(p: string): boolean {
+  try {
+    Deno.statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const byName = (a: string, b: string) => a.localeCompare(b, "en", { numeric: true });
 
 /**

@@ -18,6 +18,7 @@
 // --shard k/n` wrote on other machines count the same way (docs/paper-grid.md).
 import type { ImageSet } from "../data/dataset.ts";
 import { subset } from "../data/dataset.ts";
+import { pathExists as exists } from "../data/files.ts";
 import { setKey } from "../data/image_files.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import type { GenerativeModel } from "../models/model.ts";
@@ -57,15 +58,6 @@ export interface GridSet {
   /** The official test split's size, where the set is one of the paper's. */
   official?: number;
 }
-
-const exists = (p: string) => {
-  try {
-    Deno.statSync(p);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 /** The paper's sets found under a folder, in the tables' order; each missing one with why. */
 export function locatePaperSets(dir: string): { sets: GridSet[]; missing: { name: string; why: string }[] } {
