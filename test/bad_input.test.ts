@@ -414,6 +414,13 @@ const cases: Case[] = [
   { cmd: "ood", args: ["--model", VAE, "--fim-lambda", "2"], error: /^error: ood: --fim-lambda '2': applies to the full-FIM scores only; add --fim/ },
   { cmd: "ood", args: ["--model", VAE, "--fim", "--fim-lambda", "1e-320"], error: /^error: ood: --fim-lambda '1e-320': out of range/ },
   // features files
+  // Outputs apart from inputs, in features, paper, compare-models, dynamics and novelty too.
+  { cmd: "features", args: ["--model", VAE, "--input", PNG_DIR, "--out", `${PNG_DIR}/f.csv`], error: /^error: features: --out '.*pngs\/f\.csv': lies inside --input '.*pngs', an input of this command/ },
+  { cmd: "paper", args: ["--sets", `mnist:test:0-20,${TEN_NPY}`, "--models", VAE_MNIST, "--B", "1", "--out", tmp], error: /^error: paper: --out '.*': holds --sets '.*ten\.npy', an input of this command \(the output folder is replaced as a whole\)/ },
+  { cmd: "paper", args: ["--sets", "mnist:test:0-20,fashion:test:0-20", "--models", VAE_MNIST, "--B", "1", "--out", NOT_OURS_DIR], error: /^error: paper: --out '.*someones-folder': holds 1 entries but was not written by this project/, keep: [`${NOT_OURS_DIR}/thesis.tex`] },
+  { cmd: "compare_models", args: ["--models", `${VAE},${GLOW}`, "--out", NOT_OURS_DIR], error: /^error: compare-models: --out '.*someones-folder': holds 1 entries but was not written by this project/, keep: [`${NOT_OURS_DIR}/thesis.tex`] },
+  { cmd: "dynamics", args: ["--checkpoints", GLOW_CKPTS, "--out", NOT_OURS_DIR], error: /^error: dynamics: --out '.*someones-folder': holds 1 entries but was not written by this project/, keep: [`${NOT_OURS_DIR}/thesis.tex`] },
+  { cmd: "novelty", args: ["--record", RECORD, "--out", tmp], error: /^error: novelty: --out '.*': holds --record '.*record\.csv', an input of this command/ },
   { cmd: "features", args: ["--model", VAE, "--input", "fashion:test:0-10", "--out", `${tmp}/f.txt`], error: /^error: features: --out '.*f\.txt': expected a file name ending in \.npz or \.csv/ },
   { cmd: "features", args: ["--model", VAE, "--input", "fashion:test:0-10", "--out", `${tmp}/f.npz`, "--shard", "3/2"], error: /^error: features: --shard '3\/2': expected k\/n with 0 <= k < n/ },
   { cmd: "features", args: ["--model", VAE, "--input", "fashion:test:0-10", "--out", `${tmp}/f.npz`, "--objective", "l1-t1"], error: /^error: features: --objective 'l1-t1': .*allowed: nll/ },

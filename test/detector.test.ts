@@ -163,6 +163,7 @@ S("detector files are checked for meaning: every bad case is one line naming the
     [withScore("gradient", { ...g, variance: [1, 1, 1e400, 1, 1] }), /scores.gradient.variance entry 2 is null, not a finite number/],
     [withScore("gradient", { ...g, mean: [null, 1, 2, 3, 4] }), /scores.gradient.mean entry 0 is null, not a finite number/],
     [withScore("gradient", { ...g, kept: [0, 1] }), /scores.gradient.kept is \[0, 1\], but the detector's features.kept is \[0, 1, 2, 3, 4\]/],
+    [withScore("gradient-chi2", { ...(f.scores["gradient-chi2"] as object), kept: [] }), /scores.gradient-chi2.kept must list at least one feature/],
     [withScore("gradient-fullcov", { ...full, cov: notPd }), /scores.gradient-fullcov.cov is not positive definite/],
     [withScore("gradient-fullcov", { ...full, cov: asym }), /scores.gradient-fullcov.cov is not symmetric/],
     [withScore("typicality", { centre: "x" }), /scores.typicality.centre must be a finite number/],

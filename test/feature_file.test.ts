@@ -1,9 +1,10 @@
 // Features as files (src/ood/feature_file.ts, npm run features): .npz and .csv round trips, the
 // shards of a run merged equal one run bit for bit, and a fit on the merged shards equals the fit
-// on one run; score reads features files; bad files and bad shard sets refused in one line.
+// on one run; score and ood read features files; bad files and bad shard sets refused in one line.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { decodeNpy, decodeNpz, encodeNpy, encodeNpz } from "../src/io/npz.ts";
+import { encodeNpy as npyOf } from "../src/data/image_files.ts";
 import { encodeFeatureCsv, encodeFeatureNpz, type FeatureFile, FEATURES_FORMAT, FEATURES_VERSION, mergeFeatureFiles, parseFeatureFile, shardRange } from "../src/ood/feature_file.ts";
 
 const S = suite("feature files");
@@ -143,6 +144,44 @@ S("npm run features: two shards merged equal one run bit for bit; fit on the sha
     const badObjective = await run("src/cli/features.ts", ...common, "--objective", "l1-t1", "--out", `${dir}/z.npz`);
     assert.is(badObjective.code, 1);
     assert.match(badObjective.out, /error: features: --objective 'l1-t1': .*allowed: nll/);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+S("ood --ood f.npz: an OOD set given as a features file scores exactly as its images do (B = 1); refused when it is not this run's", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    // 30 MNIST-like images of our own as an .npy, and their features.
+    const px = new Uint8Array(30 * 784).map((_, i) => (i * 7 + (i >> 9)) % 256);
+    Deno.writeFileSync(`${dir}/set.npy`, npyOf(px, [30, 28, 28]));
+    const vae = "weights/vae-fashion.safetensors";
+    const f = await run("src/cli/features.ts", "--model", vae, "--input", `${dir}/set.npy`, "--out", `${dir}/set.npz`);
+    assert.is(f.code, 0, f.out);
+    const common = ["--model", vae, "--fit", "40", "--eval", "20", "--B", "1", "--saliency", "0"];
+    const fromImages = await run("src/cli/ood.ts", ...common, "--ood", `${dir}/set.npy`, "--out", `${dir}/r1`);
+    const fromFeatures = await run("src/cli/ood.ts", ...common, "--ood", `${dir}/set.npz`, "--out", `${dir}/r2`);
+    assert.is(fromImages.code + fromFeatures.code, 0, fromImages.out + fromFeatures.out);
+    const rows = (d: string) => (JSON.parse(Deno.readTextFileSync(`${d}/table.json`)).evaluations as { results: unknown; shift: unknown }[]).map((e) => JSON.stringify([e.results, e.shift]));
+    const r1 = rows(`${dir}/r1`), r2 = rows(`${dir}/r2`);
+    assert.ok(r1.length > 0);
+    assert.equal(r2, r1, "every score's metrics equal");
+    // Refusals before any work: another B, seed, model, the full FIM, the fit set as features.
+    for (const [args, want] of [
+      [["--B", "1,5"], /^error: ood: --B '1,5': --ood .*set\.npz holds groups of B = 1 only; give --B 1$/m],
+      [["--B", "1", "--seed", "3"], /^error: ood: --ood '.*set\.npz': its features were made with --seed 0; give --seed 0$/m],
+      [["--B", "1", "--fim"], /^error: ood: --fim '': the full-FIM scores need the images' gradients; --ood .*set\.npz is a features file$/m],
+    ] as [string[], RegExp][]) {
+      const r = await run("src/cli/ood.ts", "--model", vae, "--fit", "40", "--eval", "20", "--saliency", "0", "--ood", `${dir}/set.npz`, ...args, "--out", `${dir}/x`);
+      assert.is(r.code, 1, r.out);
+      assert.match(r.out, want);
+    }
+    const other = await run("src/cli/ood.ts", "--model", "weights/glow-fashion.safetensors", "--B", "1", "--ood", `${dir}/set.npz`, "--out", `${dir}/x`);
+    assert.is(other.code, 1);
+    assert.match(other.out, /^error: ood: --ood '.*set\.npz': its features are of a model with SHA-256 [0-9a-f]{16}\.\.\. \(weights\/vae-fashion\.safetensors\), not of weights\/glow-fashion\.safetensors/m);
+    const asData = await run("src/cli/ood.ts", "--model", vae, "--data", `${dir}/set.npz`, "--out", `${dir}/x`);
+    assert.is(asData.code, 1);
+    assert.match(asData.out, /^error: ood: --data '.*set\.npz': is a features file; /m);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

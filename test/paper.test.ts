@@ -224,5 +224,25 @@ S("shards written by npm run features are used as the job's own (same rows); a s
   assert.is(Deno.readTextFileSync(`${tmp}/out/paper.md`), first.md);
 });
 
+S("a set missing from the data folder is skipped and said (its model not looked for); the printed tables are the written ones", async () => {
+  // The same stand-ins but CelebA, linked into another folder; the same features folder (all there).
+  const part = `${tmp}/data-part`;
+  Deno.mkdirSync(part);
+  for (const s of NAMES.filter((s) => s !== "celeba")) Deno.symlinkSync(`${tmp}/data/${s}`, `${part}/${s}`);
+  const r = await runPaper(["--data-dir", "data-part", "--B", "1,5", "--out", "out", "--backend", "wasm", "--batch", "8"]);
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /^skipped set celeba: .*not found/m);
+  assert.match(r.out, /0 to compute/);
+  const md = Deno.readTextFileSync(`${tmp}/out/paper.md`);
+  assert.ok(!md.includes("CelebA |"), "no CelebA row or column");
+  assert.match(md, /- skipped set celeba: /);
+  // Each table printed is the one written, cell for cell.
+  const rows = md.split("\n").filter((l) => l.startsWith("| "));
+  assert.is(rows.length, 6 * (2 + 2 * (1 + 4)), "six tables (3 families x B = 1, 5) over the four sets: header, rule, and per method a label row and a row per set");
+  for (const l of rows) assert.ok(r.out.includes(l), `printed: ${l}`);
+  // The VAE's grid is now 4x4: 12 pairs per method.
+  assert.match(md, /\*typicality: mean [01]\.\d{3}, quartiles .* \(12 pairs\); gradient: .* \(12 pairs\)\.\*/);
+});
+
 S.after(() => Deno.removeSync(tmp, { recursive: true }));
 S.run();

@@ -50,7 +50,7 @@ for (const s of inputs) {
   const most = s === inName ? splitSize(s, "test") - half : splitSize(s, "test");
   if (a.n > most) throw usageError("compare-models", "--n", String(a.n), `at most ${most} (${s === inName ? `the second half of the ${s} test split` : `the ${s} test split`})`);
 }
-checkReportFolder("compare-models", a.out, a.force);
+checkReportFolder("compare-models", a.out, a.force, models.map((m) => ({ option: "--models", path: m.path })));
 workStarts();
 
 const t0 = performance.now();

@@ -57,7 +57,7 @@ for (const B of a.B) {
   if (Math.floor(a.fit / B) < 2) throw usageError("dynamics", "--B", a.B.join(","), `group size ${B} leaves ${Math.floor(a.fit / B)} fit group(s) of --fit ${a.fit}; the density needs at least 2`);
   if (Math.floor(a.eval / B) < 1) throw usageError("dynamics", "--B", a.B.join(","), `group size ${B} is larger than --eval ${a.eval}`);
 }
-checkReportFolder("dynamics", a.out, a.force);
+checkReportFolder("dynamics", a.out, a.force, models.map((m) => ({ option: "--checkpoints", path: m.path })));
 workStarts();
 
 const t0 = performance.now();

@@ -3,8 +3,8 @@
 // The layer-wise gradient features of a set as a file (src/ood/feature_file.ts): per input (or
 // group of B consecutive inputs) log f_l for every parameter tensor, the objective's value and an
 // id. .npz: numpy.load(f) gives features float32 [N, L], layers [L], sizes [L], nll [N], ids [N] and
-// meta (JSON); .csv: pandas.read_csv(f, comment="#"). `fit`, `score` and `ood` take these files in
-// place of images.
+// meta (JSON); .csv: pandas.read_csv(f, comment="#"). `fit` and `score` take these files in
+// place of images, `ood` as OOD sets.
 // --input: a packaged set `mnist|fashion[:train|test][:from-to]` (the split's own order; ids
 // `fashion-test:i`) or image files (a folder of PNGs, .npy, IDX, CIFAR-10 binary; ids are file names
 // or `file:index`). --objective: what is differentiated (the model's default: the NLL; a diffusion
@@ -14,7 +14,7 @@
 // n machines can share a set: merged in order, the shards hold exactly the rows of one run, and
 // `fit --data s0.npz,s1.npz,...` fits exactly as on one file. (README, "Features as files".)
 import { notice, workStarts } from "./errors.ts";
-import { BACKEND, flag, inFile, int, outFile, parseOptions, setOrPath, text, usageError } from "../io/options.ts";
+import { BACKEND, checkApart, flag, inFile, int, outFile, parseOptions, setOrPath, text, usageError } from "../io/options.ts";
 import { subset } from "../data/dataset.ts";
 import { conformShape, loadSetSpec } from "../data/image_files.ts";
 import { DATASETS } from "../data/mnist.ts";
@@ -50,6 +50,7 @@ if (a.shard !== undefined) {
   if (!m || !(Number(m[2]) >= 1) || !(Number(m[1]) < Number(m[2]))) throw usageError("features", "--shard", a.shard, "expected k/n with 0 <= k < n (e.g. 0/4: the first of 4 shards)");
   [k, nShards] = [Number(m[1]), Number(m[2])];
 }
+checkApart("features", [{ option: "--out", path: a.out, kind: "file" }], [{ option: "--model", path: a.model }, { option: "--input", path: a.input }]);
 const file = await checkModelFile(a.model);
 const objectiveName = objectiveFor("features", file, a.model, a.objective);
 const { set, ids } = loadSetSpec(a.input, { onNotice: notice, what: "features: --input" });

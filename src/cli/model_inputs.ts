@@ -2,7 +2,7 @@
 // checked, each once, of a kind the commands take, images of the data's shape), the in-distribution
 // data they agree on, report labels from file names, and the report folder.
 import { protectedReason } from "../io/atomic.ts";
-import { usageError } from "../io/options.ts";
+import { checkApart, type PathUse, usageError } from "../io/options.ts";
 import { DATASETS, imageShapeOf } from "../data/mnist.ts";
 import { checkImageShape, checkModelFile, type ModelFile } from "../models/registry.ts";
 
@@ -48,10 +48,15 @@ export async function checkModels(cmd: string, option: string, paths: string[], 
   return { models, inName };
 }
 
-/** A report folder must not hold shipped weights or tracked files unless --force. */
-export function checkReportFolder(cmd: string, out: string, force: boolean): void {
+/**
+ * A report folder must not hold shipped weights or tracked files unless --force; and, as it is
+ * replaced as a whole, it must be new, empty or one this project wrote, and neither hold nor lie
+ * inside an input.
+ */
+export function checkReportFolder(cmd: string, out: string, force: boolean, inputs: PathUse[]): void {
   const why = force ? null : protectedReason(out);
   if (why) throw usageError(cmd, "--out", out, `${why}; the report goes to its own folder (e.g. reports/${cmd}), or add --force`);
+  checkApart(cmd, [{ option: "--out", path: out, kind: "dir" }], inputs);
 }
 
 /**

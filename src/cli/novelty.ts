@@ -61,7 +61,7 @@ if (m.file.kind !== h.kind || canonical(m.file.config) !== canonical(await resol
   throw usageError("novelty", "--model", modelPath, `is a ${m.file.kind} with config ${canonical(m.file.config)}, the record's model is a ${h.kind} with config ${canonical(h.config)}`);
 }
 if (m.file.decoded.metadata.data !== undefined && m.file.decoded.metadata.data !== h.data) throw usageError("novelty", "--model", modelPath, `was trained on ${m.file.decoded.metadata.data}, the record on ${h.data}`);
-checkReportFolder("novelty", a.out, a.force);
+checkReportFolder("novelty", a.out, a.force, [{ option: "--record", path: a.record }, { option: "--model", path: modelPath }]);
 workStarts();
 
 const t0 = performance.now();

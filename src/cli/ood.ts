@@ -3,7 +3,7 @@
 // groups of B = 1 and 5, score them with every registered score (src/ood/scores.ts: the method, its
 // variants and the likelihood and typicality baselines), print one table, write a report.
 //
-//   npm run ood -- [--model a.safetensors,b.safetensors,...] [--data fashion|mnist|<images>] [--ood mnist,noise,constant,vflip,invert,<images>]
+//   npm run ood -- [--model a.safetensors,b.safetensors,...] [--data fashion|mnist|<images>] [--ood mnist,noise,constant,vflip,invert,<images>,<features.npz>]
 //                  [--B 1,5] [--fit 500] [--eval 500] [--batch 64] [--backend auto|cpu|webgpu|wasm] [--out reports/ood]
 //                  [--seed 0] [--loop] [--force] [--fim] [--fim-lambda 1] [--saliency 4]
 //                  [--diffusion-score l1|l2|elbo|elbo-nolast] [--diffusion-t 1] [--diffusion-fit 200] [--diffusion-eval 200]
@@ -22,7 +22,9 @@
 // --data and --ood also take image files: a folder of PNGs, an .npy of uint8 [N,H,W] or [N,C,H,W], an
 // IDX *-ubyte file, CIFAR-10 binary, or the paper's sets in their official files as FORMAT:PATH
 // (svhn:, gtsrb:, gtsrb-roi:, celeba:, imagenet32:, cifar10:, omniglot:; docs/datasets.md); all of
-// a file's images (--data's are split in halves as above).
+// a file's images (--data's are split in halves as above). --ood also takes a features file of
+// `npm run features` (.npz/.csv) of the one --model, its objective and --seed, at --B its own B:
+// up to --eval / B of its groups in the OOD sets' seeded permutation, scored as computed ones are.
 // --fim adds the full-FIM scores (gradient-fim, gradient-fim-block, src/ood/woodbury.ts): a second
 // gradient pass that keeps the fit set's per-input gradients; --fim-lambda scales its lambda.
 // --saliency k: at B=1, the k inputs of each set that the diagonal Gaussian flags most strongly, with
@@ -36,7 +38,9 @@ import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts
 import { protectedReason } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkImageShape, checkModelFile, loadModel, modelImageShape, type ModelFile } from "../models/registry.ts";
-import { evaluateModel, isSynthetic, protocolSets, SYNTHETIC_SETS } from "../ood/job.ts";
+import { evaluateModel, isSynthetic, protocolFeatures, protocolSets, SYNTHETIC_SETS } from "../ood/job.ts";
+import { asSetFeatures, type FeatureFile, isFeatureFile, parseFeatureFile } from "../ood/feature_file.ts";
+import { checkAgainstModel, sha256Hex } from "../ood/detector.ts";
 import type { Evaluation } from "../ood/pipeline.ts";
 import { tableText, writeReport } from "../ood/report.ts";
 import { MAIN_SCORES } from "../ood/scores.ts";
@@ -47,13 +51,13 @@ const OOD_SETS = ["mnist", "fashion", ...SYNTHETIC_SETS] as const;
 const DIFFUSION_OOD_COUNT = 200;
 const defaults = ["weights/vae-fashion.safetensors", "weights/glow-fashion-large.safetensors", "weights/diffusion-fashion.safetensors"].map(shippedDefault);
 const exists = pathOrPrefixedExists;
-/** A comma list of OOD sets: the names above or paths of image files, each once. */
+/** A comma list of OOD sets: the names above, paths of image files, or features files (.npz/.csv of npm run features), each once. */
 const oodList = () => new Opt<string[]>((raw, c) => {
   const parts = raw.split(",").map((p) => p.trim());
   for (const [i, p] of parts.entries()) {
     if (p === "") throw usageError(c.cmd, "--ood", raw, `empty item in the list (allowed: any of ${OOD_SETS.join(", ")} or paths of image files, separated by commas)`);
     if (parts.indexOf(p) !== i) throw usageError(c.cmd, "--ood", raw, `'${p}' is listed twice (each once)`);
-    if (!(OOD_SETS as readonly string[]).includes(p) && !exists(p)) throw usageError(c.cmd, "--ood", raw, `'${p}' is not allowed (any of ${OOD_SETS.join(", ")}, or the path of an image file or folder)`);
+    if (!(OOD_SETS as readonly string[]).includes(p) && !exists(p)) throw usageError(c.cmd, "--ood", raw, `'${p}' is not allowed (any of ${OOD_SETS.join(", ")}, the path of an image file or folder, or a features file)`);
   }
   return parts;
 });
@@ -103,12 +107,19 @@ const shapeOf = (spec: string, want: [number, number, number]): [number, number,
   const s = setFor(spec, want);
   return [s.c, s.h, s.w];
 };
+// Features files named by --ood: read once, while checking.
+const featureFiles = new Map<string, FeatureFile>();
+function featuresOf(path: string): FeatureFile {
+  if (!featureFiles.has(path)) featureFiles.set(path, parseFeatureFile(Deno.readFileSync(path), path));
+  return featureFiles.get(path)!;
+}
 const sizeOf = (spec: string) => isBuiltinSet(spec) ? splitSize(spec, "test") : filesOf(spec).set.n;
 const objectiveName = a["diffusion-score"].startsWith("elbo") ? a["diffusion-score"] : `${a["diffusion-score"]}-t${a["diffusion-t"]}`;
 
 const t0 = performance.now();
 const timings: [string, number][] = [];
 
+if (a.data && isFeatureFile(a.data)) throw usageError("ood", "--data", a.data, "is a features file; the in-distribution set is split here into fit and evaluation images (give images or fashion/mnist), while OOD sets may be features files (--ood f.npz); to fit on features, use npm run fit --data f.npz");
 const modelPaths = a.model ?? defaults.filter(exists);
 if (!modelPaths.length) throw new Error(`ood: no model weights found (looked for ${defaults.join(", ")}); pass --model`);
 const Bs = a.B, seed = a.seed;
@@ -145,17 +156,36 @@ for (const path of modelPaths) {
   }
   const want = modelImageShape(file.kind, file.config);
   checkImageShape(file.kind, file.config, shapeOf(inName, want), inName, `ood: --model ${path}`);
-  for (const o of oodSets) if (!isSynthetic(o)) checkImageShape(file.kind, file.config, shapeOf(o, want), o, `ood: --model ${path} (--ood ${o})`);
+  const imageSet = (o: string) => !isSynthetic(o) && !isFeatureFile(o);
+  for (const o of oodSets) if (imageSet(o)) checkImageShape(file.kind, file.config, shapeOf(o, want), o, `ood: --model ${path} (--ood ${o})`);
+  // An OOD set given as a features file: of this model (its SHA-256 and tensors), this objective,
+  // --seed and every --B; scored as computed features are (no saliency maps or full FIM for it).
+  const given = oodSets.filter(isFeatureFile);
+  if (given.length) {
+    if (modelPaths.length > 1) throw usageError("ood", "--ood", given[0], `a features file is one model's; give that model alone with --model (here ${modelPaths.length} models)`);
+    if (a.fim) throw usageError("ood", "--fim", "", `the full-FIM scores need the images' gradients; --ood ${given[0]} is a features file`);
+    const sha = await sha256Hex(Deno.readFileSync(path));
+    for (const g of given) {
+      const f = featuresOf(g), m = f.meta;
+      if (m.model.sha256 !== sha) throw usageError("ood", "--ood", g, `its features are of a model with SHA-256 ${m.model.sha256.slice(0, 16)}... (${m.model.path}), not of ${path} (${sha.slice(0, 16)}...)`);
+      checkAgainstModel({ features: { names: f.layers, sizes: f.sizes } } as Parameters<typeof checkAgainstModel>[0], file.shapes, path, g);
+      if (m.objective !== objective) throw usageError("ood", "--ood", g, `its features are of objective ${m.objective}; this run's is ${objective}`);
+      if (m.seed !== a.seed) throw usageError("ood", "--ood", g, `its features were made with --seed ${m.seed}; give --seed ${m.seed}`);
+      if (Bs.some((B) => B !== m.groupSize)) throw usageError("ood", "--B", Bs.join(","), `--ood ${g} holds groups of B = ${m.groupSize} only; give --B ${m.groupSize}`);
+      if (m.shard.n > 1) throw usageError("ood", "--ood", g, `is shard ${m.shard.k} of ${m.shard.n}; merge the shards first (fit --data takes shards) or give the whole run`);
+      if (!f.logf.length) throw usageError("ood", "--ood", g, "holds no groups");
+    }
+  }
   const testN = sizeOf(inName), half = Math.floor(testN / 2), what = isBuiltinSet(inName) ? `${inName} test split` : `set ${inName}`;
   if (nFit > half) throw usageError("ood", fitOpt, String(nFit), `at most ${half} (the first half of the ${testN}-image ${what}; the second half is for ${evalOpt})`);
   if (nEval > testN - half) throw usageError("ood", evalOpt, String(nEval), `at most ${testN - half} (the second half of the ${testN}-image ${what})`);
-  for (const o of oodSets) if (!isSynthetic(o) && nEval > sizeOf(o) && isBuiltinSet(o)) {
+  for (const o of oodSets) if (imageSet(o) && nEval > sizeOf(o) && isBuiltinSet(o)) {
     throw usageError("ood", evalOpt, String(nEval), `at most ${sizeOf(o)} (the ${o} test split, an OOD set)`);
   }
   for (const B of Bs) {
     if (Math.floor(nFit / B) < 2) throw usageError("ood", "--B", Bs.join(","), `group size ${B} leaves ${Math.floor(nFit / B)} fit group(s) of ${fitOpt} ${nFit}; the density needs at least 2 (allowed: B <= ${Math.floor(nFit / 2)})`);
     if (Math.floor(nEval / B) < 1) throw usageError("ood", "--B", Bs.join(","), `group size ${B} is larger than ${evalOpt} ${nEval} (allowed: B <= ${nEval})`);
-    for (const o of oodSets) if (!isSynthetic(o) && !isBuiltinSet(o) && Math.floor(Math.min(nEval, sizeOf(o)) / B) < 1) {
+    for (const o of oodSets) if (imageSet(o) && !isBuiltinSet(o) && Math.floor(Math.min(nEval, sizeOf(o)) / B) < 1) {
       throw usageError("ood", "--ood", o, `has ${sizeOf(o)} image(s), fewer than one group of B = ${B}`);
     }
   }
@@ -193,11 +223,14 @@ for (const { path, file, inName, label, oodSets, nFit, nEval, objective: objName
   const objective = model.objective(objName);
   const shape = model.imageShape;
   const test = isBuiltinSet(inName) ? loadDataset(inName, "test", { onNotice: notice }) : conformShape(filesOf(inName).set, shape, `--data ${inName}`);
-  const ood = oodSets.map((o) => ({
+  const ood = oodSets.filter((o) => !isFeatureFile(o)).map((o) => ({
     name: isSynthetic(o) || isBuiltinSet(o) ? o : setLabel(o),
     images: isSynthetic(o) ? undefined : isBuiltinSet(o) ? loadDataset(o, "test", { onNotice: notice }) : conformShape(filesOf(o).set, shape, `--ood ${o}`),
   }));
-  const sets = protocolSets(test, setLabel(inName), ood, { nFit, nEval, seed });
+  const sets = {
+    ...protocolSets(test, setLabel(inName), ood, { nFit, nEval, seed }),
+    oodFeatures: oodSets.filter(isFeatureFile).map((o) => protocolFeatures(asSetFeatures(featuresOf(o), setLabel(o)), featuresOf(o).meta.groupSize, { nEval, seed })),
+  };
   timings.push([`load ${label} and data`, (performance.now() - tl) / 1000]);
   console.log(`${label}: ${objective.measure.short} (objective ${objective.name}), fit ${nFit}, eval ${nEval} per set`);
   let bar: ReturnType<typeof progressBar> | null = null, stage = "", tb = 0;

@@ -25,14 +25,16 @@
 // set name and size) is not computed again, and a set whose features are all there is not read.
 // Shards written by `npm run features --shard k/n` into that folder are used the same way.
 // Output: the tables printed and written to OUT/paper.md, every cell with its bootstrap interval and
-// the other metrics in OUT/paper.csv, ROC figures OUT/roc-<family>-B<B>-<set>.svg.
+// the other metrics in OUT/paper.csv, ROC figures OUT/roc-<family>-B<B>-<set>.svg. OUT is this
+// command's folder (new, empty or written by it; never holding or inside a set or model): the report
+// replaces the last one as a whole, features/ carried over.
 import { notice, workStarts } from "./errors.ts";
-import { BACKEND, checkOutDir, choice, flag, int, ints, outDir, parseOptions, pathOrPrefixedExists, shippedDefault, text, UsageError, usageError } from "../io/options.ts";
+import { BACKEND, checkApart, checkOutDir, choice, flag, int, ints, outDir, parseOptions, pathOrPrefixedExists, shippedDefault, text, UsageError, usageError } from "../io/options.ts";
 import type { ImageSet } from "../data/dataset.ts";
 import { conformShape, loadSetSpec, readerSpec, setKey, setLabel } from "../data/image_files.ts";
 import { DATASETS } from "../data/mnist.ts";
 import { parseSetSpec } from "../data/selection.ts";
-import { protectedReason, writeFileAtomic } from "../io/atomic.ts";
+import { protectedReason, writeDirAtomic } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
 import { checkModelFile, loadModel, MODEL_KINDS, type ModelFile } from "../models/registry.ts";
 import { sha256Hex } from "../ood/detector.ts";
@@ -225,7 +227,22 @@ for (const m of models) {
   }
 }
 
+// No output touches an input: the report folder (replaced as a whole, its features/ carried over)
+// neither holds nor lies inside a set or a model, and is new, empty or one this command wrote.
+checkApart(CMD, [{ option: "--out", path: out, kind: "dir" }], [
+  ...(a["data-dir"] ? [{ option: "--data-dir", path: a["data-dir"] }] : []),
+  ...sets.map((s) => ({ option: a["data-dir"] ? "--data-dir" : "--sets", path: s.spec })),
+  ...models.map((m) => ({ option: "--models", path: m.path })),
+]);
+
 workStarts();
+// The folder is this command's from the start (its manifest), so a run killed while computing
+// features can be resumed into it.
+let held: string[] = [];
+try {
+  held = [...Deno.readDirSync(out)].map((e) => e.name);
+} catch { /* a new folder */ }
+if (!held.length) writeDirAtomic(out, []);
 for (const line of skipped) console.log(line);
 for (const b of scan.bad) notice(`ignored ${b.path}: ${b.why}`);
 for (const [name, d] of loaded) {
@@ -305,11 +322,9 @@ const header = [
   "",
 ];
 const body = grids.map(gridMarkdown).join("\n\n");
-Deno.mkdirSync(out, { recursive: true });
-writeFileAtomic(`${out}/paper.md`, `${header.join("\n")}\n${body}\n`);
-writeFileAtomic(`${out}/paper.csv`, gridCsv(grids));
 const figures = grids.flatMap(gridRocSvgs);
-for (const [name, svg] of figures) writeFileAtomic(`${out}/${name}`, svg);
+// The report replaces the last one as a whole (no stale figure stays); features/ is carried over.
+writeDirAtomic(out, [["paper.md", `${header.join("\n")}\n${body}\n`], ["paper.csv", gridCsv(grids)], ...figures], { keep: (name) => name === "features" });
 console.log(`\n${body}\n`);
 console.log(`report: ${out}/paper.md, ${out}/paper.csv, ${figures.length} ROC figure(s) ${out}/roc-*.svg`);
 console.log(`elapsed ${((performance.now() - t0) / 1000).toFixed(1)} s (features ${computeSeconds.toFixed(1)} s, grids ${gridSeconds.toFixed(1)} s)`);

@@ -1,4 +1,4 @@
-// score --detector detector.json --input <file|folder|fashion[:test|train][:from-to]|features.npz>
+// score --detector detector.json --input <file|folder|FORMAT:PATH|fashion[:test|train][:from-to]|features.npz>
 //       [--out scores.csv|scores.json] [--model M] [--batch 64] [--backend auto|cpu|webgpu|wasm]
 //       [--quiet] [--saliency overlays.png] [--saliency-k 8] [--force]
 // Scores images against a detector from `npm run fit`: per input (or group of B consecutive inputs),
@@ -20,7 +20,7 @@
 // --saliency (B = 1): a PNG of the --saliency-k lowest-scoring inputs, each beside an overlay of
 // d score / d pixels (double backprop: which pixels drive the score).
 import { notice, workStarts } from "./errors.ts";
-import { BACKEND, checkApart, flag, inFile, int, outFile, parseOptions, text, usageError } from "../io/options.ts";
+import { BACKEND, checkApart, flag, inFile, int, outFile, parseOptions, pathOrPrefixedExists, text, usageError } from "../io/options.ts";
 import { DATASETS, loadDataset } from "../data/mnist.ts";
 import { subset } from "../data/dataset.ts";
 import { describeSelection, parseSetSpec, scoringSelection, type SetSelection, selectionIndices } from "../data/selection.ts";
@@ -108,10 +108,8 @@ if (fromFiles) {
     const all = loadDataset(spec.set, selection.split, { onNotice: notice }), idx = selectionIndices(selection, all.n);
     input = { set: subset(all, idx, spec.set), ids: Array.from(idx, (i) => `${spec.set}-${selection!.split}:${i}`) };
   } else {
-    try {
-      Deno.statSync(a.input);
-    } catch {
-      throw usageError("score", "--input", a.input, `neither a packaged set (${DATASETS.join(", ")}, optionally :train or :test and :from-to, e.g. fashion:test:5000-6000), an image file or folder, nor .npz/.csv features files`);
+    if (!pathOrPrefixedExists(a.input)) {
+      throw usageError("score", "--input", a.input, `neither a packaged set (${DATASETS.join(", ")}, optionally :train or :test and :from-to, e.g. fashion:test:5000-6000), an image file or folder (optionally as FORMAT:PATH, e.g. svhn:test_32x32.mat), nor .npz/.csv features files`);
     }
     input = loadImageFiles(a.input);
   }

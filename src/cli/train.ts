@@ -23,7 +23,7 @@ import { DATASETS, imageShapeOf, loadDataset, splitSize } from "../data/mnist.ts
 import { saveTensors } from "../io/safetensors.ts";
 import { releaseReservation, reserveNewName } from "../io/atomic.ts";
 import { selectBackend } from "../kernels/select.ts";
-import { checkImageShape, checkModelFile, createModel, isTrainingCheckpoint, MODEL_KINDS, presetConfig, PRESET_NAMES, resolveConfig } from "../models/registry.ts";
+import { checkImageShape, checkModelFile, createModel, isTrainingCheckpoint, MODEL_KINDS, presetConfig, PRESET_NAMES, resolveConfig, trainingDefaults } from "../models/registry.ts";
 import { planResume, type RunSettings, type SettingName, storedSettings } from "../models/resume.ts";
 import { evaluate, metadataOf, train } from "../models/train.ts";
 import { noveltyHooks, planNoveltyRecord } from "../models/novelty.ts";
@@ -85,14 +85,14 @@ const shapeOfData = (spec: string): [number, number, number] => {
   const t = setsOf(spec).train;
   return [t.c, t.h, t.w];
 };
-const glowImage = kind === "glow" && !isBuiltinSet(a.data) && !config?.image ? { image: shapeOfData(a.data) } : {};
+const imageOfData = trainingDefaults(kind).imageFromData && !isBuiltinSet(a.data) && !config?.image ? { image: shapeOfData(a.data) } : {};
 
 // The settings from the command line (defaults filled in), then the checkpoint's when resuming.
 const cli: RunSettings = {
   kind, data: a.data, batch: a.batch, seed: a.seed, clip: a.clip, warmup: a.warmup,
-  config: await resolveConfig(kind, config || Object.keys(glowImage).length ? { ...config, ...glowImage } : undefined, "train: --config"),
-  lr: a.lr ?? (kind === "vae" ? 2e-3 : 1e-3),
-  optimizer: a.optimizer ?? (kind === "glow" ? "adamax" : "adam"),
+  config: await resolveConfig(kind, config || Object.keys(imageOfData).length ? { ...config, ...imageOfData } : undefined, "train: --config"),
+  lr: a.lr ?? trainingDefaults(kind).lr,
+  optimizer: a.optimizer ?? trainingDefaults(kind).optimizer,
 };
 const given = new Set<SettingName>();
 for (const [opt, s] of [["model", "kind"], ["config", "config"], ["data", "data"], ["batch", "batch"], ["lr", "lr"], ["optimizer", "optimizer"], ["seed", "seed"], ["clip", "clip"], ["warmup", "warmup"]] as const) {

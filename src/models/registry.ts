@@ -19,10 +19,13 @@ const KINDS: Record<string, {
   normalize?: (config: Record<string, unknown>) => Promise<Record<string, unknown>>;
   /** Named configs of this kind (`train --config glow-paper`): what each is, and the config. */
   presets?: Record<string, { about: string; config: () => Promise<Record<string, unknown>> }>;
+  /** `train`'s defaults for this kind: learning rate, optimiser, and whether the image shape comes from the data files when the config has none. */
+  training: { lr: number; optimizer: "adam" | "adamax"; imageFromData: boolean };
 }> = {
   vae: {
     defaults: () => Promise.resolve({ ...VAE_DEFAULT }),
     build: (c, init) => Promise.resolve(new VAE(c as unknown as VaeConfig, init)),
+    training: { lr: 2e-3, optimizer: "adam", imageFromData: false },
     presets: {
       // The authors' VAE (SamD770/Generative-Models-Knowledge, LargeEncoder/LargeDecoder) has five
       // stride-2 convs of widths 32..512 with BatchNorm and latent 64; ours has two stride-2 convs and
@@ -39,6 +42,7 @@ const KINDS: Record<string, {
       const { Glow } = await import("./glow.ts");
       return new Glow(c as unknown as ConstructorParameters<typeof Glow>[0], init);
     },
+    training: { lr: 1e-3, optimizer: "adamax", imageFromData: true },
     presets: {
       "glow-paper": {
         about: "the paper's Glow (y0ast/Glow-PyTorch defaults): L = 3 levels, K = 32 steps, 512 hidden channels, affine coupling, LU 1x1 convolutions, on 3x32x32 pixels minus 1/2",
@@ -53,6 +57,7 @@ const KINDS: Record<string, {
       return new Diffusion(c as unknown as ConstructorParameters<typeof Diffusion>[0], init);
     },
     normalize: async (c) => (await import("./diffusion.ts")).flattenConfig(c),
+    training: { lr: 1e-3, optimizer: "adam", imageFromData: false },
     presets: {
       "diffusion-paper": {
         about: "the paper's diffusion model: a U-Net of dim 32 and widths x(1, 2, 4, 8) on 3x32x32 images (denoising-diffusion-pytorch 1.5.5's Unet(dim=32, dim_mults=(1,2,4,8))), L1 loss, 1000 steps",
@@ -63,6 +68,9 @@ const KINDS: Record<string, {
 };
 for (const k of Object.keys(KINDS)) if (!CONFIG_RULES[k]) throw new Error(`registry: model kind '${k}' has no entry in CONFIG_RULES`);
 export const MODEL_KINDS = Object.keys(KINDS);
+
+/** `train`'s defaults for a kind (see KINDS). */
+export const trainingDefaults = (kind: string) => kindOf(kind).training;
 
 /** Every named config, with its kind and what it is. */
 export const PRESETS: Record<string, { kind: string; about: string }> = Object.fromEntries(

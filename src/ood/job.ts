@@ -7,13 +7,16 @@
 // second half; an OOD set is nEval images of another set in its own seeded permutation
 // (Generator(3000 + seed)), or a synthetic set made from the evaluation images. For each group
 // size B, the features of every set (src/ood/loop.ts), every registered score fitted on the fit
-// set (src/ood/scores.ts) and the metrics of the evaluation set against each OOD set.
+// set (src/ood/scores.ts) and the metrics of the evaluation set against each OOD set. An OOD set
+// may also come as features already computed (a features file of `npm run features`): its groups
+// at that file's B, up to nEval / B of them in a seeded permutation (Generator(3000 + seed)), scored
+// as the computed ones are.
 import * as T from "../autograd/index.ts";
 import { type ImageSet, subset } from "../data/dataset.ts";
 import { constantImages, flipVertical, invert, uniformNoise } from "../data/synthetic.ts";
 import type { GenerativeModel } from "../models/model.ts";
 import type { Objective } from "../models/objective.ts";
-import { groupedCount, type LoopOptions, setFeatures } from "./loop.ts";
+import { groupedCount, type LoopOptions, type SetFeatures, setFeatures } from "./loop.ts";
 import { addFimScores, type Evaluation, evaluateSets } from "./pipeline.ts";
 import { flaggedSaliency, saliencyPng } from "./saliency.ts";
 
@@ -25,6 +28,15 @@ export interface ProtocolSets {
   fit: ImageSet;
   inEval: ImageSet;
   ood: ImageSet[];
+  /** OOD sets given as features (evaluated after the image sets), each at its group size B. */
+  oodFeatures?: { B: number; features: SetFeatures }[];
+}
+
+/** An OOD set's precomputed groups as the protocol takes them: at most nEval / B groups, in a seeded permutation. */
+export function protocolFeatures(f: SetFeatures, B: number, o: { nEval: number; seed: number }): { B: number; features: SetFeatures } {
+  const n = f.logf.length, keep = Math.min(n, Math.floor(o.nEval / B));
+  const idx = new T.Generator(3000 + o.seed).permutation(n).subarray(0, keep);
+  return { B, features: { ...f, logf: Array.from(idx, (i) => f.logf[i]), nll: Float64Array.from(idx, (i) => f.nll[i]) } };
 }
 
 /**
@@ -97,6 +109,10 @@ export async function evaluateModel(model: GenerativeModel, objective: Objective
       };
       feats.push(await setFeatures(model, objective, set, loop));
       before += groupedCount(set, B);
+    }
+    for (const g of sets.oodFeatures ?? []) {
+      if (g.B !== B) throw new Error(`ood job: OOD set ${g.features.name} is given as features at B = ${g.B}, not at B = ${B} (a features file serves its own group size only)`);
+      feats.push(g.features);
     }
     stage(`features ${o.label} B=${B} (${total} inputs)`);
     const ev = evaluateSets(o.label, B, feats[0], feats[1], feats.slice(2), o.seed);

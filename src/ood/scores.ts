@@ -179,6 +179,7 @@ const chi2: FeatureScore<ChiSquareParams> = {
     if (!isObj(p) || !Array.isArray(p.kept)) throw ctx.fail(field, "must be { k, s, kept }");
     const allowed = new Set(ctx.kept);
     const kept = p.kept as unknown[];
+    if (!kept.length) throw ctx.fail(`${field}.kept`, "must list at least one feature (a score over no layer is 0 for every input)");
     if (!kept.every((l, i) => Number.isInteger(l) && allowed.has(l as number) && (i === 0 || (l as number) > (kept[i - 1] as number)))) {
       throw ctx.fail(`${field}.kept`, "must list increasing feature indices from features.kept");
     }
