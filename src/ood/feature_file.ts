@@ -225,4 +225,5 @@ export function asSetFeatures(f: FeatureFile, name: string): SetFeatures {
   return { name, names: f.layers, logf: f.logf, nll: f.nll, measure: f.meta.measure, objective: f.meta.objective };
 }
 
-export const isFeatureFile = (path: string) => /\.(npz|csv)$/i.test(path);
+/** A features file by its name: .npz or .csv, not a reader's FORMAT:PATH (imagenet32:val_data.npz is images). */
+export const isFeatureFile = (path: string) => /\.(npz|csv)$/i.test(path) && !/^[a-z][a-z0-9-]*:/.test(path);
