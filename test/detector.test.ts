@@ -10,6 +10,11 @@ import { FEATURE_SCORES, type FeatureScore, featureScoreNames } from "../src/ood
 import { evaluateSets } from "../src/ood/pipeline.ts";
 import { auroc } from "../src/ood/metrics.ts";
 import { FLOOR_DECADES } from "../src/ood/density.ts";
+import { selectBackend } from "../src/kernels/select.ts";
+import { loadModel } from "../src/models/registry.ts";
+import { loadDataset } from "../src/data/mnist.ts";
+import { subset } from "../src/data/dataset.ts";
+import { setFeatures } from "../src/ood/loop.ts";
 
 const S = suite("detector");
 
@@ -242,6 +247,25 @@ S("a toy score added to the registry alone is fitted, written to and checked in 
   } finally {
     FEATURE_SCORES.splice(FEATURE_SCORES.indexOf(toy as FeatureScore<unknown>), 1);
   }
+});
+
+S("the real case: the shipped diffusion model's L1 output bias has f = 0 on MNIST test image 173 (its residual signs balance, with its own ε draw); a detector fitted with it keeps the tensor, and scores the image finitely", async () => {
+  const backend = await selectBackend("wasm", { onNotice: () => {} });
+  const m = await loadModel("weights/diffusion-fashion.safetensors", backend);
+  const mnist = loadDataset("mnist", "test");
+  const set = subset(mnist, Array.from({ length: 16 }, (_, i) => 168 + i), "mnist"); // 173 is the 6th
+  const f = await setFeatures(m, m.objective(), set, { groupSize: 1, batch: 8, seed: 0 });
+  const bias = f.names.indexOf("unet.out.conv.bias");
+  assert.ok(bias >= 0, `names: ${f.names.slice(-4)}`);
+  assert.is(f.logf[5][bias], -Infinity, "image 173: the residual signs balance");
+  assert.ok(f.logf.filter((r) => r[bias] === -Infinity).length < 16, "not every image");
+  const sizes = m.namedParameters().map(([, p]) => p.size);
+  const det = fitDetector({ model: { ...model, kind: "diffusion", objective: m.objective().name }, groupSize: 1, seed: 0, names: f.names, sizes, data: "mnist:test:168-184", logf: f.logf, nll: f.nll });
+  assert.ok(det.features.kept.includes(bias), "the tensor is kept");
+  const g = det.scores.gradient as { variance: number[] };
+  assert.ok(g.variance.every((v) => Number.isFinite(v) && v > 0));
+  const d = readDetectorText(detectorText(det), "mem.json");
+  for (const name of featureScoreNames()) assert.ok(Number.isFinite(d.scoreRow(f.logf[5], f.nll[5]).scores[name]), name);
 });
 
 S.run();
