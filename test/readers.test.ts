@@ -16,7 +16,7 @@ import { CELEBA_CROP, celebaTransform, decodeJpeg } from "../src/data/celeba.ts"
 import { encodePpm } from "../src/data/gtsrb.ts";
 import { conformShape, encodeCifar10, encodeIdx, encodeNpy, encodePngImage, greyIfEqual, loadImageFiles, loadNamedSet, readerSpec, setLabel, writePngFolder } from "../src/data/image_files.ts";
 import { encodeMat, type MatVariable, svhnColumnMajor } from "../src/data/mat.ts";
-import { npyHeader } from "../src/data/npy.ts";
+import { npyHeader, parseNpy } from "../src/data/npy.ts";
 import { encodeNpz } from "../src/data/npz.ts";
 import { cropPlanar, resizePillowBilinear, resizeTorchBilinear } from "../src/data/resize.ts";
 
@@ -290,6 +290,22 @@ S("CelebA: the crop (15, 40, 163, 188) then Pillow's bilinear resize; JPEGs deco
   // Grey JPEGs are repeated over the channels, as PIL's convert("RGB").
   const g = decodeJpeg(jpeg.encode({ data: new Uint8Array(4 * 16).fill(200), width: 4, height: 4 }, 90).data, "g.jpg");
   assert.ok(same(g.data.subarray(0, 16), g.data.subarray(16, 32)) && same(g.data.subarray(0, 16), g.data.subarray(32)));
+});
+
+S("the CelebA reader against PIL: a PIL-written 178x218 JPEG (quality 95, 4:2:0) through jpeg-js, the crop and resize is within 5 levels of PIL 9.4's 32x32 (fixtures: scripts/data/make_fixtures.py)", () => {
+  const bytes = Deno.readFileSync(`${FIX}/celeba-pil.jpg`);
+  const d = decodeJpeg(bytes, "celeba-pil.jpg");
+  const ours = celebaTransform(d.data, d.h, d.w, "celeba-pil.jpg");
+  const pil = parseNpy(Deno.readFileSync(`${FIX}/celeba-pil-32.npy`), "celeba-pil-32.npy");
+  assert.equal(pil.shape, [3, 32, 32]);
+  let max = 0, sum = 0;
+  for (let i = 0; i < pil.data.length; i++) {
+    const diff = Math.abs(ours[i] - pil.data[i]);
+    max = Math.max(max, diff);
+    sum += diff;
+  }
+  assert.ok(max <= 5, `max difference ${max}`);
+  assert.ok(sum / pil.data.length <= 1, `mean difference ${(sum / pil.data.length).toFixed(3)}`);
 });
 
 S("CelebA refusals: truncated or broken JPEG, not 178x218, malformed partition file, no test images, empty folder", () => {

@@ -47,6 +47,23 @@ else:
         for c_ in range(6):
             im.putpixel((c_, r_), int((r_ + c_) % 3 == 0))
     im.save(os.path.join(OUT, "bits1.png"))
+    # A CelebA-shaped JPEG by PIL (178x218, quality 95, 4:2:0, as CelebA's files) of a smooth
+    # synthetic picture (coloured blobs and fine noise), and PIL's 32x32 of the authors' transform
+    # (crop (15, 40, 163, 188), Resize(32) bilinear), planar uint8 [3, 32, 32]: the CelebA reader
+    # decodes with jpeg-js, and the test bounds its difference from PIL's result.
+    import io
+    g = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:218, 0:178].astype(np.float64)
+    pic = np.zeros((218, 178, 3)) + 90
+    for _ in range(12):
+        cy, cx, r = g.uniform(0, 218), g.uniform(0, 178), g.uniform(15, 60)
+        pic += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))[..., None] * g.uniform(-90, 120, 3)
+    pic = np.clip(pic + g.normal(0, 3, pic.shape), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(pic).save(buf, "JPEG", quality=95, subsampling="4:2:0")
+    open(os.path.join(OUT, "celeba-pil.jpg"), "wb").write(buf.getvalue())
+    small = Image.open(io.BytesIO(buf.getvalue())).convert("RGB").crop((15, 40, 178 - 15, 218 - 30)).resize((32, 32), Image.BILINEAR)
+    np.save(os.path.join(OUT, "celeba-pil-32.npy"), np.asarray(small).transpose(2, 0, 1).copy())
     refs["pil_version"] = Image.__version__ if hasattr(Image, "__version__") else __import__("PIL").__version__
     refs["torch_version"] = torch.__version__
     json.dump(refs, open(os.path.join(OUT, "references.json"), "w"), indent=1)
