@@ -250,7 +250,7 @@ S("a toy score added to the registry alone is fitted, written to and checked in 
 });
 
 S("the real case: the shipped diffusion model's L1 output bias has f = 0 on MNIST test image 173 (its residual signs balance, with its own ε draw); a detector fitted with it keeps the tensor, and scores the image finitely", async () => {
-  const backend = await selectBackend("wasm", { onNotice: () => {} });
+  const backend = await selectBackend("wasm", { makeDefault: false, onNotice: () => {} });
   const m = await loadModel("weights/diffusion-fashion.safetensors", backend);
   const mnist = loadDataset("mnist", "test");
   const set = subset(mnist, Array.from({ length: 16 }, (_, i) => 168 + i), "mnist"); // 173 is the 6th

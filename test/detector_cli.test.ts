@@ -166,7 +166,7 @@ S("score refuses a model whose hash differs, bad detector files, wrong shapes an
     ["score", ["--detector", `${dir}/notjson.json`, "--input", `${dir}/test-png`], /^error: detector file .*notjson\.json: not valid JSON/],
     ["score", ["--detector", `${dir}/nope.json`, "--input", `${dir}/test-png`], /^error: score: --detector '.*nope\.json': no such file/],
     ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/rgb-png`], /^error: score: --input .*rgb-png: images are 3x32x32 \(CxHxW\), the model takes 1x28x28/],
-    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/missing-folder`], /^error: score: --input '.*missing-folder': neither a packaged set \(fashion, mnist, optionally :train or :test and :from-to, e\.g\. fashion:test:5000-6000\), an image file or folder, nor \.npz\/\.csv features files/],
+    ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/missing-folder`], /^error: score: --input '.*missing-folder': neither a packaged set \(fashion, mnist, optionally :train or :test and :from-to, e\.g\. fashion:test:5000-6000\), an image file or folder \(optionally as FORMAT:PATH, e\.g\. svhn:test_32x32\.mat\), nor \.npz\/\.csv features files/],
     ["score", ["--detector", `${dir}/det.json`, "--input", "fashion:test:5-3"], /^error: score: --input fashion:test:5-3: positions \[5, 3\) must satisfy from < to <= 10000/],
     ["score", ["--detector", `${dir}/det.json`, "--input", "fashion:valid"], /^error: score: --input 'fashion:valid': neither a packaged set/],
     ["score", ["--detector", `${dir}/det.json`, "--input", `${dir}/test-png`, "--out", `${dir}/s.txt`], /^error: score: --out '.*s\.txt': expected a file name ending in \.csv or \.json/],

@@ -61,7 +61,7 @@ S("score and ood: a PNG folder in two orders under other names gives identical p
 });
 
 S("every model that draws (VAE: a latent sample; diffusion: t's noise ε), and the Glow: an image's features are the same bit for bit in another order, another batch and beside other images (wasm)", async () => {
-  const backend = await selectBackend("wasm", { onNotice: () => {} });
+  const backend = await selectBackend("wasm", { makeDefault: false, onNotice: () => {} });
   const mnist = loadDataset("mnist", "test");
   const idx = [3, 14, 15, 92, 65, 35, 8, 27];
   const a = subset(mnist, idx, "a"), b = subset(mnist, [...idx].reverse(), "b"), c = subset(mnist, [500, 501, 14, 502], "c"); // 14 again, among others
