@@ -215,6 +215,10 @@ Deno.writeTextFileSync(RECORD_GONE, vaeRecord(`${tmp}/gone.safetensors`));
 const TEN_NPY = `${tmp}/ten.npy`;
 Deno.writeFileSync(TEN_NPY, encodeNpy(new Uint8Array(10 * 784).map((_, i) => i % 251), [10, 28, 28]));
 const PAPER_DIR = `${tmp}/paper-data`;
+// A data folder whose SVHN test file is truncated: paper reads it before any work.
+const PAPER_BAD = `${tmp}/paper-bad`;
+Deno.mkdirSync(`${PAPER_BAD}/svhn`, { recursive: true });
+Deno.copyFileSync(SVHN_CUT, `${PAPER_BAD}/svhn/test_32x32.mat`);
 Deno.mkdirSync(`${PAPER_DIR}/cifar10`, { recursive: true });
 Deno.writeFileSync(`${PAPER_DIR}/cifar10/test_batch.bin`, encodeCifar10(makeSet("c", new Uint8Array(20 * 3072).map((_, i) => i % 253), new Uint8Array(20), 3, 32, 32)));
 
@@ -488,6 +492,7 @@ const cases: Case[] = [
   { cmd: "paper", args: ["--data-dir", USER_FILE], error: /^error: paper: --data-dir '.*user-notes\.txt': not an existing folder/ },
   { cmd: "paper", args: ["--data-dir", A_DIR], error: /^error: paper: --data-dir '.*a-folder': holds none of the paper's sets \(looked for svhn\/test_32x32\.mat, / },
   { cmd: "paper", args: ["--data-dir", PAPER_DIR, "--models", `svhn=${GLOW_CIFAR}`], error: /^error: paper: no model has its set here \(1 skipped\); pass --models for the sets in .*paper-data$/ },
+  { cmd: "paper", args: ["--data-dir", PAPER_BAD, "--models", `svhn=${GLOW_CIFAR}`], error: /^error: SVHN file .*paper-bad\/svhn\/test_32x32\.mat: truncated/ },
   { cmd: "paper", args: ["--sets", "mnist"], error: /^error: paper: --sets 'mnist': needs at least two sets/ },
   { cmd: "paper", args: ["--sets", "mnist,,fashion"], error: /^error: paper: --sets 'mnist,,fashion': empty item in the list \(allowed: SPEC or NAME=SPEC/ },
   { cmd: "paper", args: ["--sets", `mnist,${tmp}/nope.npy`], error: /^error: paper: --sets '.*': '.*nope\.npy' is neither a packaged set \(fashion, mnist, optionally :train or :test and :from-to\) nor an existing file or folder/ },
