@@ -13,7 +13,7 @@ import { imageGridPng } from "../io/png.ts";
 import { type ImageSet, makeSet, subset } from "./dataset.ts";
 import { readCeleba } from "./celeba.ts";
 import { readCifar10 } from "./cifar.ts";
-import { linkIsFile, listFiles, readBytes } from "./files.ts";
+import { linkIsFile, listFiles, pathExists, readBytes } from "./files.ts";
 import { readGtsrb } from "./gtsrb.ts";
 import { parseIdx } from "./idx.ts";
 import { readSvhn } from "./mat.ts";
@@ -230,15 +230,6 @@ export function readerSpec(spec: string): { format: string; path: string } | nul
 
 /** The file or folder a set spec reads (its path after any FORMAT: prefix). */
 export const specPath = (spec: string) => readerSpec(spec)?.path ?? spec;
-
-function pathExists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function isDir(path: string): boolean {
   try {
