@@ -65,7 +65,7 @@ if (a.one) {
     let last = 0;
     const ckpt = Deno.makeTempFileSync({ prefix: "paper-sizes-", suffix: ".ckpt.safetensors" });
     await train(model, images(batch * (a.steps + 1)), {
-      steps: a.steps + 1, batch, lr: AUTHORS[name].lr, seed: 0, optimizer: AUTHORS[name].optimizer, clip: 100, warmup: 0, checkpointEvery: 1e9, checkpointPath: ckpt, data: "random",
+      steps: a.steps + 1, batch, lr: AUTHORS[name].lr, seed: 0, optimizer: AUTHORS[name].optimizer, clip: 100, warmup: 1000, checkpointEvery: 1e9, checkpointPath: ckpt, data: "random", // warm-up: an untrained model on random bytes diverges at full lr (the cost does not depend on lr)
       onProgress: (s) => {
         const now = performance.now();
         if (s.step >= 2) times.push((now - last) / 1000); // step 1 initialises (ActNorm) and warms up

@@ -4,7 +4,7 @@
 // maximum) stands in for the backend's 2 GiB, with a plain fill in place of the module's kernel.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { WasmMemory } from "../src/kernels/wasm/memory.ts";
+import { sizeClass, WasmMemory } from "../src/kernels/wasm/memory.ts";
 
 const S = suite("wasm memory pool");
 const KiB = 1024, SLACK = 64;
@@ -76,7 +76,6 @@ S("random storages, releases and scratch blocks at the maximum: live blocks neve
   const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
   const live: { s: Float32Array; v: number }[] = [];
   let scratch: [number, number][] = [], full = 0, reclaimed = 0;
-  const sizeClass = (b: number) => Math.max(256, 2 ** Math.ceil(Math.log2(b)));
   const check = (step: number) => {
     const spans = [...live.map(({ s }) => [s.byteOffset, s.byteLength + SLACK]), ...scratch.map(([at, n]) => [at, n * 4 + SLACK])]
       .map(([at, b]) => [at, at + sizeClass(b)]).sort((p, q) => p[0] - q[0]);
@@ -112,6 +111,16 @@ S("random storages, releases and scratch blocks at the maximum: live blocks neve
   // Not vacuous: the memory was full at times and the reclaim returned spans at the top.
   assert.is(m.mem.buffer.byteLength, 8 * 65536);
   assert.ok(full > 0 && reclaimed > 0, `${full} requests did not fit, ${reclaimed} reclaims lowered the top`);
+});
+
+S("size classes: four per octave above 1 KiB, each a multiple of 256, a request's class at most 1.25x (2x at or below 1 KiB) its size, and a class is its own class", () => {
+  assert.equal([1, 256, 257, 1024, 1025, 1280, 1281, 1536, 1792, 2048, 2049].map(sizeClass), [256, 256, 512, 1024, 1280, 1280, 1536, 1536, 1792, 2048, 2560]);
+  assert.is(sizeClass(4 * 2 ** 20 + SLACK), 5 * 2 ** 20, "a 2^20-float tensor and its slack: 1.25x, not 2x");
+  for (let b = 1; b < 3e6; b = Math.ceil(b * 1.37) + 11) {
+    const c = sizeClass(b);
+    assert.ok(c >= b && c % 256 === 0 && c <= Math.max(2 * b, 256) && (b <= 1024 || c <= 1.25 * b), `bytes ${b}: class ${c}`);
+    assert.is(sizeClass(c), c);
+  }
 });
 
 S.run();

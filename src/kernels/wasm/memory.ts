@@ -1,5 +1,6 @@
-// The wasm backend's storage: blocks of one WebAssembly.Memory, pooled by size class (a power of
-// two; at the memory's maximum, pooled blocks are split or merged into other classes, #reclaim),
+// The wasm backend's storage: blocks of one WebAssembly.Memory, pooled by size class (sizeClass:
+// four per octave above 1 KiB, so a block wastes at most a fifth of itself; at the memory's
+// maximum, pooled blocks are split or merged into other classes, #reclaim),
 // handed out as Float32Array views (storages) or as scratch
 // addresses that live for one op. A storage is a Float32Array or Float64Array: a view of this
 // memory (what the backend writes, returned by release), or an ordinary array (float64 results,
@@ -8,7 +9,24 @@
 import type { Data } from "../backend.ts";
 
 const PAGE = 65536;
-const sizeClass = (bytes: number) => Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, bytes))));
+/**
+ * The size class of a request: powers of two up to 1 KiB, then 2^k x {1, 1.25, 1.5, 1.75} (all
+ * multiples of 256 bytes, so blocks stay 256-aligned). A tensor of 2^k floats plus its slack takes
+ * 1.25 x its size, where power-of-two classes took 2x.
+ */
+export function sizeClass(bytes: number): number {
+  if (bytes <= 1024) return Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, bytes))));
+  const p = 2 ** Math.floor(Math.log2(bytes));
+  for (const m of [1, 1.25, 1.5, 1.75]) if (p * m >= bytes) return p * m;
+  return 2 * p;
+}
+/** The largest size class of at most `bytes` (a multiple of 256, at least 256). */
+function largestClassAtMost(bytes: number): number {
+  const p = 2 ** Math.floor(Math.log2(bytes));
+  if (p < 1024) return p;
+  for (const m of [1.75, 1.5, 1.25]) if (p * m <= bytes) return p * m;
+  return p;
+}
 /**
  * Bytes past every storage and scratch block, zeroed: a kernel reading a storage in place may run
  * up to a vector past its end, and what it reads there must be finite (a weight gradient
@@ -65,7 +83,7 @@ export class WasmMemory {
     this.#buffers.add(buf);
     return new Float32Array(buf);
   }
-  /** A block of at least `bytes` (a power of two, 256-byte aligned); its address. */
+  /** A block of at least `bytes` (its size class, 256-byte aligned); its address. */
   #alloc(bytes: number): number {
     const cls = sizeClass(bytes);
     const list = this.#free.get(cls);
@@ -95,17 +113,24 @@ export class WasmMemory {
    * A block of class cls carved out of the pool when the memory cannot grow (a long run whose
    * block sizes shift, e.g. batched feature passes followed by one input's double backprop, holds
    * its memory in classes the new work does not ask for): first the smallest larger free block,
-   * split in halves down to cls; failing that, the free blocks merged into contiguous spans and
-   * re-cut into the largest powers of two, then the same split. Null if nothing is large enough.
+   * cls cut from its start and the rest returned to the pool in the largest classes it holds;
+   * failing that, the free blocks merged into contiguous spans and re-cut into the largest
+   * classes, then the same split. Null if nothing is large enough.
    */
   #reclaim(cls: number): number | null {
+    const cutRest = (at: number, len: number) => {
+      while (len >= 256) {
+        const c = largestClassAtMost(len);
+        this.#freeBlock(at, c);
+        at += c;
+        len -= c;
+      }
+    };
     const split = (): number | null => {
-      let c = cls * 2;
-      const maxCls = Math.max(0, ...this.#free.keys());
-      while (c <= maxCls && !this.#free.get(c)?.length) c *= 2;
-      if (c > maxCls) return null;
+      const c = Math.min(Infinity, ...[...this.#free.keys()].filter((k) => k > cls && this.#free.get(k)!.length));
+      if (c === Infinity) return null;
       const at = this.#free.get(c)!.pop()!;
-      for (let h = c / 2; h >= cls; h /= 2) this.#freeBlock(at + h, h);
+      cutRest(at + cls, c - cls);
       return at;
     };
     const at = split();
@@ -120,17 +145,12 @@ export class WasmMemory {
       if (last && last[0] + last[1] === a) last[1] += c;
       else spans.push([a, c]);
     }
-    for (let [a, len] of spans) {
+    for (const [a, len] of spans) {
       if (a + len === this.#top) { // a span at the top goes back to the unallocated memory
         this.#top = a;
         continue;
       }
-      while (len >= 256) {
-        const c = 2 ** Math.floor(Math.log2(len));
-        this.#freeBlock(a, c);
-        a += c;
-        len -= c;
-      }
+      cutRest(a, len);
     }
     if (this.#top + cls <= this.mem.buffer.byteLength) {
       const top = this.#top;
