@@ -55,6 +55,8 @@ export class WasmMemory {
   poison = false;
   readonly #buffers = new WeakSet<ArrayBufferLike>();
   readonly #free = new Map<number, number[]>();
+  /** The size of each block handed out and not yet returned, by address. */
+  readonly #size = new Map<number, number>();
   #top = 1024; // offset 0 stays unused, so no storage sits at address 0
   #f32: Float32Array;
   /** Scratch blocks of the op in progress, freed by endOp. */
@@ -86,14 +88,39 @@ export class WasmMemory {
   /** A block of at least `bytes` (its size class, 256-byte aligned); its address. */
   #alloc(bytes: number): number {
     const cls = sizeClass(bytes);
+    const at = this.#take(cls);
+    this.#size.set(at, this.#lastSize);
+    return at;
+  }
+  /** The size of the block #take last handed out. */
+  #lastSize = 0;
+  /** Whether the memory has failed to grow (its maximum reached): pooled blocks are then split to fit. */
+  #atMax = false;
+  /**
+   * A block for class cls: a pooled one of that class; else the smallest pooled one of a larger
+   * class up to twice cls (the reuse power-of-two classes gave, so a run whose sizes drift does not
+   * grow the memory for each new class): whole while the memory can grow, and once it could not,
+   * cls cut from its start and the rest pooled; else new memory at the top; at the maximum, #reclaim.
+   */
+  #take(cls: number): number {
+    this.#lastSize = cls;
     const list = this.#free.get(cls);
     if (list?.length) return list.pop()!;
+    let near = Infinity;
+    for (const [c, l] of this.#free) if (c > cls && c <= 2 * cls && c < near && l.length) near = c;
+    if (near !== Infinity) {
+      const at = this.#free.get(near)!.pop()!;
+      if (this.#atMax) this.#cutRest(at + cls, near - cls);
+      else this.#lastSize = near;
+      return at;
+    }
     const need = Math.ceil((this.#top + cls) / PAGE) - this.mem.buffer.byteLength / PAGE;
     if (need > 0) {
       try {
         this.mem.grow(need);
       } catch (e) {
         // At the memory's maximum: serve the request from pooled blocks of other classes.
+        this.#atMax = true;
         const at = this.#reclaim(cls);
         if (at !== null) return at;
         throw new Error(`wasm backend: out of memory: a block of ${cls} bytes does not fit in ${this.mem.buffer.byteLength} bytes (${this.#pooledBytes()} of them pooled in blocks too small even when merged): ${(e as Error).message}`);
@@ -117,20 +144,21 @@ export class WasmMemory {
    * failing that, the free blocks merged into contiguous spans and re-cut into the largest
    * classes, then the same split. Null if nothing is large enough.
    */
+  /** Pools the free span [at, at + len) (len a multiple of 256) as blocks of the largest classes it holds. */
+  #cutRest(at: number, len: number): void {
+    while (len >= 256) {
+      const c = largestClassAtMost(len);
+      this.#freeBlock(at, c);
+      at += c;
+      len -= c;
+    }
+  }
   #reclaim(cls: number): number | null {
-    const cutRest = (at: number, len: number) => {
-      while (len >= 256) {
-        const c = largestClassAtMost(len);
-        this.#freeBlock(at, c);
-        at += c;
-        len -= c;
-      }
-    };
     const split = (): number | null => {
       const c = Math.min(Infinity, ...[...this.#free.keys()].filter((k) => k > cls && this.#free.get(k)!.length));
       if (c === Infinity) return null;
       const at = this.#free.get(c)!.pop()!;
-      cutRest(at + cls, c - cls);
+      this.#cutRest(at + cls, c - cls);
       return at;
     };
     const at = split();
@@ -150,7 +178,7 @@ export class WasmMemory {
         this.#top = a;
         continue;
       }
-      cutRest(a, len);
+      this.#cutRest(a, len);
     }
     if (this.#top + cls <= this.mem.buffer.byteLength) {
       const top = this.#top;
@@ -160,7 +188,9 @@ export class WasmMemory {
     return this.#free.get(cls)?.pop() ?? split();
   }
   #freeBlock(at: number, bytes: number): void {
-    const cls = sizeClass(bytes);
+    // A handed-out block goes back at the size it has (a reused larger block included).
+    const cls = this.#size.get(at) ?? sizeClass(bytes);
+    this.#size.delete(at);
     let list = this.#free.get(cls);
     if (!list) this.#free.set(cls, list = []);
     list.push(at);
