@@ -104,6 +104,13 @@ const outWhy = a.force ? null : protectedReason(out);
 if (outWhy) throw usageError(CMD, "--out", a.out, `${outWhy}; the report goes to its own folder (e.g. reports/paper), or add --force`);
 const featuresDir = `${out}/features`;
 checkOutDir(featuresDir, { cmd: CMD, name: "out", label: "--out (its features/ folder)", force: a.force });
+// The folder against the inputs as given, before any set or model is read (again below, with the
+// default models found).
+checkApart(CMD, [{ option: "--out", path: out, kind: "dir" }], [
+  ...(a["data-dir"] ? [{ option: "--data-dir", path: a["data-dir"] }] : []),
+  ...sets.map((s) => ({ option: a["data-dir"] ? "--data-dir" : "--sets", path: s.spec })),
+  ...(a.models ?? "").split(",").map((m) => m.trim().replace(/^[A-Za-z0-9][A-Za-z0-9_.-]*=/, "")).filter((m) => m !== "").map((m) => ({ option: "--models", path: m })),
+]);
 
 // ---- the models ----
 interface Model {
