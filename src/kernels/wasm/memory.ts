@@ -55,8 +55,8 @@ export class WasmMemory {
   poison = false;
   readonly #buffers = new WeakSet<ArrayBufferLike>();
   readonly #free = new Map<number, number[]>();
-  /** The size of each block handed out and not yet returned, by address. */
-  readonly #size = new Map<number, number>();
+  /** Blocks handed out larger than their request's class (a pooled block reused whole), by address: their size. */
+  readonly #larger = new Map<number, number>();
   #top = 1024; // offset 0 stays unused, so no storage sits at address 0
   #f32: Float32Array;
   /** Scratch blocks of the op in progress, freed by endOp. */
@@ -85,33 +85,21 @@ export class WasmMemory {
     this.#buffers.add(buf);
     return new Float32Array(buf);
   }
-  /** A block of at least `bytes` (its size class, 256-byte aligned); its address. */
-  #alloc(bytes: number): number {
-    const cls = sizeClass(bytes);
-    const at = this.#take(cls);
-    this.#size.set(at, this.#lastSize);
-    return at;
-  }
-  /** The size of the block #take last handed out. */
-  #lastSize = 0;
-  /** Whether the memory has failed to grow (its maximum reached): pooled blocks are then split to fit. */
-  #atMax = false;
   /**
-   * A block for class cls: a pooled one of that class; else the smallest pooled one of a larger
-   * class up to twice cls (the reuse power-of-two classes gave, so a run whose sizes drift does not
+   * A block of at least `bytes` (its size class cls, 256-byte aligned); its address: a pooled one
+   * of that class; else the smallest pooled one of a larger class up to twice cls (the reuse power-of-two classes gave, so a run whose sizes drift does not
    * grow the memory for each new class): whole while the memory can grow, and once it could not,
    * cls cut from its start and the rest pooled; else new memory at the top; at the maximum, #reclaim.
    */
-  #take(cls: number): number {
-    this.#lastSize = cls;
+  #alloc(bytes: number): number {
+    const cls = sizeClass(bytes);
     const list = this.#free.get(cls);
     if (list?.length) return list.pop()!;
-    let near = Infinity;
-    for (const [c, l] of this.#free) if (c > cls && c <= 2 * cls && c < near && l.length) near = c;
-    if (near !== Infinity) {
+    const near = this.#smallestPooledAbove(cls, 2 * cls);
+    if (near !== null) {
       const at = this.#free.get(near)!.pop()!;
       if (this.#atMax) this.#cutRest(at + cls, near - cls);
-      else this.#lastSize = near;
+      else this.#larger.set(at, near);
       return at;
     }
     const need = Math.ceil((this.#top + cls) / PAGE) - this.mem.buffer.byteLength / PAGE;
@@ -131,6 +119,14 @@ export class WasmMemory {
     this.#top += cls;
     return at;
   }
+  /** Whether the memory has failed to grow (its maximum reached): pooled blocks are then split to fit. */
+  #atMax = false;
+  /** The smallest class above cls (and at most `most`) with a pooled block, or null. */
+  #smallestPooledAbove(cls: number, most = Infinity): number | null {
+    let best: number | null = null;
+    for (const [c, l] of this.#free) if (c > cls && c <= most && l.length && (best === null || c < best)) best = c;
+    return best;
+  }
   #pooledBytes(): number {
     let b = 0;
     for (const [cls, list] of this.#free) b += cls * list.length;
@@ -144,19 +140,10 @@ export class WasmMemory {
    * failing that, the free blocks merged into contiguous spans and re-cut into the largest
    * classes, then the same split. Null if nothing is large enough.
    */
-  /** Pools the free span [at, at + len) (len a multiple of 256) as blocks of the largest classes it holds. */
-  #cutRest(at: number, len: number): void {
-    while (len >= 256) {
-      const c = largestClassAtMost(len);
-      this.#freeBlock(at, c);
-      at += c;
-      len -= c;
-    }
-  }
   #reclaim(cls: number): number | null {
     const split = (): number | null => {
-      const c = Math.min(Infinity, ...[...this.#free.keys()].filter((k) => k > cls && this.#free.get(k)!.length));
-      if (c === Infinity) return null;
+      const c = this.#smallestPooledAbove(cls);
+      if (c === null) return null;
       const at = this.#free.get(c)!.pop()!;
       this.#cutRest(at + cls, c - cls);
       return at;
@@ -187,10 +174,19 @@ export class WasmMemory {
     }
     return this.#free.get(cls)?.pop() ?? split();
   }
+  /** Pools the free span [at, at + len) (len a multiple of 256) as blocks of the largest classes it holds. */
+  #cutRest(at: number, len: number): void {
+    while (len >= 256) {
+      const c = largestClassAtMost(len);
+      this.#freeBlock(at, c);
+      at += c;
+      len -= c;
+    }
+  }
   #freeBlock(at: number, bytes: number): void {
-    // A handed-out block goes back at the size it has (a reused larger block included).
-    const cls = this.#size.get(at) ?? sizeClass(bytes);
-    this.#size.delete(at);
+    // A block goes back at the size it has (a pooled block reused whole is larger than the request's class).
+    const cls = this.#larger.get(at) ?? sizeClass(bytes);
+    this.#larger.delete(at);
     let list = this.#free.get(cls);
     if (!list) this.#free.set(cls, list = []);
     list.push(at);
