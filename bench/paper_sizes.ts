@@ -38,8 +38,8 @@ const a = parseOptions("paper_sizes", {
  * (the authors': Glow 64, Adamax 5e-4; the VAE 64, Adam 3e-4; the diffusion model Adam 3e-4 at
  * batch 8 in their script, 64 here, as 250 epochs of ImageNet32 at batch 8 exceed train's 10^7 steps).
  */
-const AUTHORS: Record<string, { batch: number; optimizer: "adam" | "adamax"; lr: number; parameters: () => number; source: string }> = {
-  "glow-paper": { batch: 64, optimizer: "adamax", lr: 5e-4, parameters: () => authorsGlow(3, 3, 32, 512), source: "y0ast/Glow-PyTorch (train.py defaults)" },
+const AUTHORS: Record<string, { batch: number; optimizer: "adam" | "adamax"; lr: number; parameters: () => number; source: string; differences?: () => unknown }> = {
+  "glow-paper": { batch: 64, optimizer: "adamax", lr: 5e-4, parameters: () => authorsGlow(3, 3, 32, 512), source: "y0ast/Glow-PyTorch (train.py defaults)", differences: () => glowDifferences(3, 3, 32, 512) },
   "diffusion-paper": { batch: 64, optimizer: "adam", lr: 3e-4, parameters: () => authorsUnet(3, 32, [1, 2, 4, 8]), source: "denoising-diffusion-pytorch 1.5.5 Unet (the authors' diffusion_model/model.py trains at batch 8, Adam 3e-4)" },
   "vae-paper": { batch: 64, optimizer: "adam", lr: 3e-4, parameters: () => authorsVae(3).total, source: "the authors' VAE_model/model.py (LargeEncoder/LargeDecoder, batch 64, Adam 3e-4)" },
 };
@@ -128,7 +128,7 @@ for (const name of a.models) {
   const gridFeatures = Object.values(TEST).reduce((x, n) => x + n, 0) * (perImageFeature + perImageFeature5); // B = 1 and B = 5, every test split, per model
   const r = {
     name, kind: p.kind, config: p.config, parameters: ours, authors: au.parameters(), authorsSource: au.source,
-    differences: p.kind === "glow" ? glowDifferences(3, 3, 32, 512) : undefined,
+    differences: au.differences?.(),
     trainStep: step && { backend: step.backend, batch: step.batch, documentedBatch: au.batch, seconds: step.seconds, failed: step.failed, perImage: perImageTrain },
     featurePass: feat && { backend: feat.backend, images: FEATURE_IMAGES, passSize: feat.batch, seconds: feat.seconds, failed: feat.failed, perImage: perImageFeature },
     featurePassB5: feat5 ? { backend: feat5.backend, inputs: inputs5, passSize: feat5.batch - (feat5.batch % 5), seconds: feat5.seconds, failed: feat5.failed, perImage: perImageFeature5 } : { notMeasured: m5.failed, assumedPerImage: perImageFeature5 },

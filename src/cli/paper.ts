@@ -104,13 +104,16 @@ const outWhy = a.force ? null : protectedReason(out);
 if (outWhy) throw usageError(CMD, "--out", a.out, `${outWhy}; the report goes to its own folder (e.g. reports/paper), or add --force`);
 const featuresDir = `${out}/features`;
 checkOutDir(featuresDir, { cmd: CMD, name: "out", label: "--out (its features/ folder)", force: a.force });
-// The folder against the inputs as given, before any set or model is read (again below, with the
-// default models found).
-checkApart(CMD, [{ option: "--out", path: out, kind: "dir" }], [
-  ...(a["data-dir"] ? [{ option: "--data-dir", path: a["data-dir"] }] : []),
-  ...sets.map((s) => ({ option: a["data-dir"] ? "--data-dir" : "--sets", path: s.spec })),
-  ...(a.models ?? "").split(",").map((m) => m.trim().replace(/^[A-Za-z0-9][A-Za-z0-9_.-]*=/, "")).filter((m) => m !== "").map((m) => ({ option: "--models", path: m })),
-]);
+// No output touches an input: the report folder (replaced as a whole, its features/ carried over)
+// neither holds nor lies inside a set or a model, and is new, empty or one this command wrote.
+// Checked against the inputs as given before any set or model is read; the default models, once found.
+const checkOutApart = (modelPaths: string[]) =>
+  checkApart(CMD, [{ option: "--out", path: out, kind: "dir" }], [
+    ...(a["data-dir"] ? [{ option: "--data-dir", path: a["data-dir"] }] : []),
+    ...sets.map((s) => ({ option: a["data-dir"] ? "--data-dir" : "--sets", path: s.spec })),
+    ...modelPaths.map((m) => ({ option: "--models", path: m })),
+  ]);
+checkOutApart((a.models ?? "").split(",").map((m) => m.trim().replace(/^[A-Za-z0-9][A-Za-z0-9_.-]*=/, "")).filter((m) => m !== ""));
 
 // ---- the models ----
 interface Model {
@@ -234,13 +237,7 @@ for (const m of models) {
   }
 }
 
-// No output touches an input: the report folder (replaced as a whole, its features/ carried over)
-// neither holds nor lies inside a set or a model, and is new, empty or one this command wrote.
-checkApart(CMD, [{ option: "--out", path: out, kind: "dir" }], [
-  ...(a["data-dir"] ? [{ option: "--data-dir", path: a["data-dir"] }] : []),
-  ...sets.map((s) => ({ option: a["data-dir"] ? "--data-dir" : "--sets", path: s.spec })),
-  ...models.map((m) => ({ option: "--models", path: m.path })),
-]);
+if (a.models === undefined) checkOutApart(models.map((m) => m.path));
 
 workStarts();
 // The folder is this command's from the start (its manifest), so a run killed while computing
