@@ -18,7 +18,11 @@ const cpu = () => {
 const bes: WasmBackend[] = await Promise.all(roots.map(async (r) => (await import(`${r}/src/kernels/wasm/backend.ts`)).createWasmBackend({ threads: a.threads })));
 const P = (N: number, Cin: number, H: number, Cout: number, groups = 1): ConvParams => ({ N, Cin, H, W: H, Cout, KH: 3, KW: 3, stride: 1, pad: 1, groups, OH: H, OW: H });
 // the U-Net's and VAE's training shapes, and per-group shapes of the feature passes (64 groups)
-const shapes = [P(32, 32, 28, 16), P(32, 16, 28, 16), P(32, 32, 14, 32), P(32, 64, 14, 32), P(64, 32, 14, 16), P(64, 16, 28, 8), P(1, 64 * 32, 28, 64 * 16, 64), P(1, 64 * 4, 14, 64 * 32, 64)];
+const shapes = [P(32, 32, 28, 16), P(32, 16, 28, 16), P(32, 32, 14, 32), P(32, 64, 14, 32), P(64, 32, 14, 16), P(64, 16, 28, 8), P(1, 64 * 32, 28, 64 * 16, 64), P(1, 64 * 4, 14, 64 * 32, 64),
+  // one or two rows per product (the 2x16 block): the Glows' coupling halves (input gradient of 2 channels), the VAE's 2-channel output
+  P(64, 2, 14, 64), P(64, 8, 28, 2),
+  // at most 4 output channels in the weight gradient: the logit Glow's coupling conv3, batched and per group
+  P(64, 64, 14, 4), P(1, 64 * 64, 14, 64 * 4, 64)];
 const OPS = ["conv2d", "conv2dInputGrad", "conv2dWeightGrad"] as const;
 const total = [0, 0];
 console.log(`old ${roots[0]}, new ${roots[1]}; ${bes[1].description}; GFLOP/s old -> new (best CPU time of 6)`);

@@ -6,7 +6,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
-import { KI } from "../src/kernels/wasm/runtime.ts";
+import { KI, WasmRuntime } from "../src/kernels/wasm/runtime.ts";
 import { Glow } from "../src/models/glow.ts";
 import { VAE } from "../src/models/vae.ts";
 import { maxRelErr } from "./helpers.ts";
@@ -45,6 +45,37 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
   // GroupNorm's kernels on rows split among the threads (odd row length: the scalar tail), and its gradient
   await compare(wb, "groupNorm threaded", (x, w, b) => T.groupNorm(x, 8, w, b), [[5, 16, 29, 31], [16], [16]], { tol: 1e-4 });
   await compare(wb, "groupNormGrad threaded", (g, y, r) => T.groupNormGrad(g, y, T.addScalar(T.abs(r), 0.5)), [[93, 1001], [93, 1001], [93, 1]], { tol: 1e-4 });
+});
+
+S("narrow products take their own blocks (2x16: forward with 1-2 output channels, input gradient with 1-2 input channels, the Glow couplings' halves; 8x4: weight gradients with 1-4 output channels), in place only where the panels stay in the slack, and equal the reference", async () => {
+  const rt = await WasmRuntime.create({ threads: 1 });
+  assert.equal([1, 2, 3, 4, 8].map((m) => `${rt.tableRows(m).MR}x${rt.tableRows(m).NR}`), ["2x16", "2x16", "4x8", "4x8", "4x8"]);
+  assert.equal(rt.tableRows(6).MR, 6);
+  assert.equal([1, 4, 5, 8].map((og) => `${rt.weightGradBlock(45, og).MR}x${rt.weightGradBlock(45, og).NR}`), ["8x4", "8x4", "6x8", "6x8"]);
+  rt.pool.close();
+  const cases: [number[], number[], T.ConvOptions][] = [
+    [[5, 2, 14, 14], [64, 2, 3, 3], { padding: 1 }], // the Glow's coupling conv1: input gradient of 2 rows, 210 columns (not a multiple of 16)
+    [[3, 8, 9, 11], [2, 8, 3, 3], { padding: 1 }], // forward of 2 rows
+    [[2, 1, 13, 7], [1, 1, 3, 3], { padding: 1 }], // one row both ways
+    [[2, 3, 9, 11], [2, 3, 3, 3], {}], // unpadded 3x3 with 16-wide panels: copied, not read in place
+    [[3, 2, 5, 7], [5, 2, 1, 1], {}], // 1x1 unpadded: the input gradient's 2 rows read in place
+    [[2, 2, 9, 8], [6, 2, 3, 3], { stride: 2, padding: 1 }], // strided: the input gradient by stride phases, 2 rows
+    [[2, 8, 7, 7], [8, 2, 3, 3], { padding: 1, groups: 4 }], // grouped, 2 rows per group both ways
+    [[37, 2, 14, 14], [16, 2, 3, 3], { padding: 1 }], // many images: threaded, in chunks
+    [[3, 5, 6, 7], [3, 5, 3, 3], { padding: 1 }], // weight gradient of 3 columns, 45 taps (not a multiple of 8)
+    [[2, 64, 7, 9], [4, 64, 3, 3], { padding: 1 }], // the coupling's conv3: 4 columns, 576 taps (past the reduction block)
+    [[1, 8, 5, 5], [8, 2, 1, 1], { groups: 4 }], // 1x1 grouped: 2 columns and 2 taps per group
+  ];
+  const was = one.poison;
+  one.poison = true;
+  try {
+    for (const [sx, sw, o] of cases) {
+      await compare(wb, `conv 2-row ${JSON.stringify([sx, sw, o])}`, (x, w) => T.conv2d(x, w, o), [sx, sw], { tol: 1e-4 });
+      await compare(one, `conv 2-row 1 thread ${JSON.stringify([sx, sw, o])}`, (x, w) => T.conv2d(x, w, o), [sx, sw], { tol: 1e-4 });
+    }
+  } finally {
+    one.poison = was;
+  }
 });
 
 S("convolutions on rows that share their zero border (stride 1, pad 1..k-1; non-square kernels; pad past k-1 on two borders) equal the reference", async () => {

@@ -3,7 +3,7 @@
 // gradients as products of the same kind (the input gradient as a correlation with the flipped
 // filters, one stride phase at a time when strided; the weight gradient summed over images).
 import type { ConvParams, Data } from "../backend.ts";
-import { KI, type Task, type WasmRuntime } from "./runtime.ts";
+import { KI, type TableBlock, type Task, type WasmRuntime } from "./runtime.ts";
 
 interface PhaseLayout {
   cg: number; Hph: number; Wph: number; Q: number; P: number; tab: Int32Array; cpan: number; XB: number;
@@ -11,8 +11,11 @@ interface PhaseLayout {
   inPlace: boolean;
 }
 
-/** Layout of one (image, group) input block: [s*s phases][cg][Hph][Wph], and the offset table. */
-function phaseLayout(rt: WasmRuntime, p: ConvParams, allowInPlace: boolean, MR: number): PhaseLayout {
+/**
+ * Layout of one (image, group) input block: [s*s phases][cg][Hph][Wph], and the offset table (its
+ * length a multiple of MR, for the weight gradient's rows); column panels NR wide.
+ */
+function phaseLayout(p: ConvParams, allowInPlace: boolean, MR: number, NR: number): PhaseLayout {
   const { Cin, H, W, KH, KW, stride: s, pad, groups, OH } = p;
   const cg = Cin / groups;
   // Stride 1 with 0 < pad < KW: rows of W + pad, the pad zeros after a row serving as the left
@@ -28,10 +31,12 @@ function phaseLayout(rt: WasmRuntime, p: ConvParams, allowInPlace: boolean, MR: 
     tab[(ci * KH + ky) * KW + kx] = e * 4;
     maxTab = Math.max(maxTab, e);
   }
-  const cpan = Math.ceil(P / rt.shape.NR);
-  const inPlace = allowInPlace && pad === 0 && s === 1;
-  // In place, the kernels read past the last block by less than one vector (storages keep 64 bytes of slack).
-  const XB = inPlace ? cg * H * W : Math.ceil(Math.max(s * s * cg * Hph * Wph, maxTab + cpan * rt.shape.NR) / 16) * 16 + 16;
+  const cpan = Math.ceil(P / NR);
+  // In place, the kernels read past the last block by less than KW - 1 + NR floats (the last row's
+  // discarded columns and its panel's tail): within the 64 bytes of slack storages keep for 8
+  // columns and KW <= 9; wider panels take the copy.
+  const inPlace = allowInPlace && pad === 0 && s === 1 && (KW - 1 + NR) * 4 <= 64;
+  const XB = inPlace ? cg * H * W : Math.ceil(Math.max(s * s * cg * Hph * Wph, maxTab + cpan * NR) / 16) * 16 + 16;
   return { cg, Hph, Wph, Q, P, tab, cpan, XB, inPlace };
 }
 
@@ -83,13 +88,13 @@ const CHUNK_BYTES = 1 << 20;
  * are at `b` (in place), or written chunk by chunk by `fill` (tasks for blocks [ng0, ng1) at
  * dst); `pre` (the filters' packing) runs with the first chunk's fill.
  */
-function productsOut(rt: WasmRuntime, pt: number, o: {
+function productsOut(rt: WasmRuntime, R: TableBlock, o: {
   N: number; groups: number; rows: number; H: number; W: number; pitch: number; pre: Task[];
   a: number; AB: number; b: number | null; fill: (ng0: number, ng1: number, dst: number, tasks: Task[]) => void; BB: number;
   tab: Int32Array; K: number; rpan: number; cpan: number; work: number;
 }): Float32Array {
   const m = rt.mem, { N, groups, rows, H, W, pitch, a, AB, BB, K, rpan, cpan, work } = o;
-  const { MR } = rt.rows(rows), ldc = cpan * rt.shape.NR, CB = rpan * MR * ldc;
+  const { MR, NR, pt } = R, ldc = cpan * NR, CB = rpan * MR * ldc;
   const total = N * groups;
   const chunk = Math.min(total, Math.max(rt.threads * 2, Math.floor(CHUNK_BYTES / (4 * ((o.b === null ? BB : 0) + CB)))));
   const tab = m.table(o.tab);
@@ -118,16 +123,16 @@ export function conv2d(rt: WasmRuntime, x: Data, w: Data, p: ConvParams): Float3
   const m = rt.mem;
   const { N, Cout, groups, OH, OW } = p;
   const og = Cout / groups;
-  const R = rt.rows(og), MR = R.MR;
+  const R = rt.tableRows(og), MR = R.MR;
   try {
-    const L = phaseLayout(rt, p, true, MR);
+    const L = phaseLayout(p, true, MR, R.NR);
     const { Q, Wph, cpan, XB } = L;
     const xo = m.addr(x), wo = m.addr(w);
     const rpan = Math.ceil(og / MR), WPB = rpan * Q * MR;
     const wp = m.tmp(groups * WPB), pre: Task[] = [];
     for (let g = 0; g < groups; g++) pre.push([R.packA, wo + g * og * Q * 4, 4, Q * 4, Q, og, 0, rpan, wp + g * WPB * 4]);
     const work = N * Cout * Q * OH * OW;
-    return productsOut(rt, R.pt, {
+    return productsOut(rt, R, {
       N, groups, rows: og, H: OH, W: OW, pitch: Wph, pre, a: wp, AB: WPB, b: L.inPlace ? xo : null, BB: XB,
       fill: (ng0, ng1, dst, tasks) => phaseTasks(xo, p, L, ng0, ng1, dst, tasks), tab: L.tab, K: Q, rpan, cpan, work,
     });
@@ -140,9 +145,8 @@ export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParam
   const m = rt.mem;
   if (p.stride > 1) return inputGradPhases(rt, gy, w, p);
   const { N, Cin, H, W, Cout, KH, KW, stride: s, pad, groups, OH, OW } = p;
-  const { NR } = rt.shape;
   const cg = Cin / groups, og = Cout / groups;
-  const R = rt.rows(cg), MR = R.MR;
+  const R = rt.tableRows(cg), { MR, NR } = R;
   try {
     // gy into zeroed blocks [og][Hg][Wg] with a border of B = k-1-pad (the taps that reach past
     // it); then a correlation with the flipped, transposed filters gives the input's gradient.
@@ -150,8 +154,9 @@ export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParam
     // left of column 0 wraps into them), so each input row computes Bw discarded columns (7x7
     // rows: 8 instead of the 11 of a block with both borders). pad > k-1 keeps both borders.
     const Bh = KH - 1 - pad, Bw = KW - 1 - pad, shared = Bh >= 0 && Bw >= 0;
-    // A 1x1 unpadded filter needs no border: the output gradient is read in place.
-    const inPlace = KH === 1 && KW === 1 && s === 1 && pad === 0;
+    // A 1x1 unpadded filter needs no border: the output gradient is read in place (its last
+    // panel reads past the block by less than NR floats: within the storages' 64 bytes of slack).
+    const inPlace = KH === 1 && KW === 1 && s === 1 && pad === 0 && NR * 4 <= 64;
     const Hg = inPlace ? H : shared ? OH + 2 * Bh + 1 : H + 2 * pad + KH - 1, Wg = shared ? OW + Bw : W + 2 * pad + KW - 1;
     const at0 = shared ? Bh * Wg + Bw : (KH - 1) * Wg + KW - 1, tap0 = shared ? 0 : pad; // gy's first element; the taps' shift
     const Qg = og * KH * KW, P = H * Wg, cpan = Math.ceil(P / NR), rpan = Math.ceil(cg / MR);
@@ -185,7 +190,7 @@ export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParam
     const wp = m.tmp(groups * WPB), pre: Task[] = [];
     for (let g = 0; g < groups; g++) pre.push([R.packA, wfo + g * cg * Qg * 4, 4, Qg * 4, Qg, cg, 0, rpan, wp + g * WPB * 4]);
     const work = N * Cin * Qg * H * W;
-    return productsOut(rt, R.pt, { N, groups, rows: cg, H, W, pitch: Wg, pre, a: wp, AB: WPB, b: inPlace ? gyo : null, fill, BB: GB, tab: tabA, K: Qg, rpan, cpan, work });
+    return productsOut(rt, R, { N, groups, rows: cg, H, W, pitch: Wg, pre, a: wp, AB: WPB, b: inPlace ? gyo : null, fill, BB: GB, tab: tabA, K: Qg, rpan, cpan, work });
   } finally {
     m.endOp();
   }
@@ -200,9 +205,8 @@ export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParam
 function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Float32Array {
   const m = rt.mem;
   const { N, Cin, H, W, Cout, KH, KW, stride: s, pad, groups, OH, OW } = p;
-  const { NR } = rt.shape;
   const cg = Cin / groups, og = Cout / groups;
-  const R = rt.rows(cg), MR = R.MR, rpan = Math.ceil(cg / MR);
+  const R = rt.tableRows(cg), { MR, NR } = R, rpan = Math.ceil(cg / MR);
   const P0 = Math.ceil(KH / s) - 1, Q0 = Math.ceil(KW / s) - 1; // border: the most taps a phase has, less one
   const Tmax = Math.ceil((H + 2 * pad) / s), Umax = Math.ceil((W + 2 * pad) / s);
   const Hg = Math.max(OH, Tmax) + P0 + 1, Wg = Math.max(OW, Umax) + Q0 + 1;
@@ -273,13 +277,12 @@ function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Flo
 export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvParams): Float32Array {
   const m = rt.mem;
   const { N, Cout, groups, OH, OW } = p;
-  const { NR } = rt.shape;
   const og = Cout / groups;
-  const R = rt.rows(p.Cin / groups * p.KH * p.KW), MR = R.MR;
+  const R = rt.weightGradBlock(p.Cin / groups * p.KH * p.KW, og), { MR, NR } = R;
   try {
     // dW^T[q][co] = sum over images and positions of X[tab[q] + p'] gy'[co][p'], with gy' the
     // output gradient on the phase grid (zero in the columns past OW).
-    const L = phaseLayout(rt, p, true, MR);
+    const L = phaseLayout(p, true, MR, NR);
     const { Q, Wph, P, XB } = L;
     const xo = m.addr(x), gyo = m.addr(gy);
     const qpan = Math.ceil(Q / MR), opan = Math.ceil(og / NR), ldc = opan * NR, CB = qpan * MR * ldc;
@@ -299,7 +302,7 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     const pack: Task[] = [];
     for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
       const ng = n * groups + g;
-      pack.push([KI.pack_b, gq + ng * GYB * 4, 4, P * 4, P, og, 0, opan, bp + ng * BPB * 4]);
+      pack.push([R.packB, gq + ng * GYB * 4, 4, P * 4, P, og, 0, opan, bp + ng * BPB * 4]);
     }
     rt.run(pack, work, "conv pack");
     const tab = m.table(L.tab);

@@ -10,9 +10,12 @@ import { groupNormBwdFn, groupNormFwdFn } from "./groupnorm.ts";
 
 export const KERNELS = [
   "gemm_pp", "gemm_pt", "gemm_tp", "pack_a", "pack_b", "copy3d", "gemm_pp4", "gemm_pt4", "gemm_tp4", "pack_a4",
+  "gemm_pt2", "pack_a2", "gemm_tp8x4", "pack_b4",
   ...SIMD_UNARY.map((o) => `un_${o}` as const), ...SIMD_APPROX.map((o) => `un_${o}` as const), ...SIMD_BINARY.map((o) => `bin_${o}` as const),
   "copy4d", "fill32", "red_sum", "red_sumsq", "where", "copypad", "moment", "gn_fwd", "gn_bwd",
 ] as const;
+/** Columns of the 2-row block gemm_pt2. */
+export const TABLE2_NR = 16;
 export type KernelName = typeof KERNELS[number];
 
 export function kernelFns(s: GemmShape): Fn[] {
@@ -22,6 +25,10 @@ export function kernelFns(s: GemmShape): Fn[] {
     // a 4-row block for products with few rows (4 or 8 channels: no padded rows)
     gemmFn({ ...s, MR: 4 }, "packed", "packed", "gemm_pp4"), gemmFn({ ...s, MR: 4 }, "packed", "table", "gemm_pt4"),
     gemmFn({ ...s, MR: 4 }, "table", "packed", "gemm_tp4"), packFn(4, "pack_a4"),
+    // a 2-row block, 16 columns wide, for convolutions with 1 or 2 rows (runtime.ts tableRows)
+    gemmFn({ ...s, MR: 2, NR: TABLE2_NR }, "packed", "table", "gemm_pt2"), packFn(2, "pack_a2"),
+    // an 8x4 block for weight gradients with at most 4 output channels (runtime.ts weightGradBlock)
+    gemmFn({ ...s, MR: 8, NR: 4 }, "table", "packed", "gemm_tp8x4"), packFn(4, "pack_b4"),
     ...SIMD_UNARY.map(unaryFn), ...SIMD_APPROX.map(unaryFn), ...SIMD_BINARY.map(binaryFn),
     copy4dFn(), fill32Fn(), reduceFn("sum"), reduceFn("sumsq"), whereFn(), copyPadFn(), momentFn(), groupNormFwdFn(), groupNormBwdFn(),
   ];

@@ -1,7 +1,7 @@
 // What every wasm op runs on: the compiled module (module.ts), one memory (memory.ts) and the
 // thread pool over it (pool.ts), with the helpers the ops share to cut work into tasks. The ops
 // themselves (backend.ts, conv.ts, ...) take a WasmRuntime and know nothing of how it was made.
-import { buildModule, KERNELS, type KernelName, MAX_PAGES } from "./module.ts";
+import { buildModule, KERNELS, type KernelName, MAX_PAGES, TABLE2_NR } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
 import { WasmMemory } from "./memory.ts";
 import { Workers, type Task } from "./workers.ts";
@@ -25,8 +25,12 @@ export function ranges(n: number, parts: number): [number, number][] {
   return out;
 }
 
-/** The kernels for one row block size of a product. */
-export interface RowBlock { MR: number; pp: number; pt: number; tp: number; packA: number }
+/** The kernels for one block size of a product whose B is read by table (packed A): MR rows by NR columns. */
+export interface TableBlock { MR: number; NR: number; pt: number; packA: number }
+/** The kernels for one block size of a product whose A is read by table (packed B): MR rows by NR columns. */
+export interface ColumnBlock { MR: number; NR: number; tp: number; packB: number }
+/** The kernels for one row block size of a product (all three operand forms; NR the module's). */
+export interface RowBlock extends TableBlock { pp: number; tp: number }
 
 export interface WasmOptions {
   /** Threads including the caller (default: navigator.hardwareConcurrency, 1 without shared memory). */
@@ -83,8 +87,28 @@ export class WasmRuntime {
    */
   rows(M: number): RowBlock {
     const six = Math.ceil(M / 6) * 6 / 59.8, four = Math.ceil(M / 4) * 4 / 52.5;
-    return four < six ? { MR: 4, pp: KI.gemm_pp4, pt: KI.gemm_pt4, tp: KI.gemm_tp4, packA: KI.pack_a4 }
-      : { MR: 6, pp: KI.gemm_pp, pt: KI.gemm_pt, tp: KI.gemm_tp, packA: KI.pack_a };
+    const NR = this.shape.NR;
+    return four < six ? { MR: 4, NR, pp: KI.gemm_pp4, pt: KI.gemm_pt4, tp: KI.gemm_tp4, packA: KI.pack_a4 }
+      : { MR: 6, NR, pp: KI.gemm_pp, pt: KI.gemm_pt, tp: KI.gemm_tp, packA: KI.pack_a };
+  }
+  /**
+   * The block for a product with M rows whose B is read by table (the forward and input-gradient
+   * convolutions): rows(M), or for M <= 2 a 2-row block 16 columns wide (8 accumulators, as many as
+   * the 4x8 block's), where a 4-row block would compute at least half its rows for nothing (the
+   * Glow couplings' 2-channel halves, a 1-channel image).
+   */
+  tableRows(M: number): TableBlock {
+    return M <= 2 ? { MR: 2, NR: TABLE2_NR, pt: KI.gemm_pt2, packA: KI.pack_a2 } : this.rows(M);
+  }
+  /**
+   * The block for a weight gradient (Q rows of taps read by table, og columns of output channels
+   * packed): rows(Q) at the module's width, or for og <= 4 an 8x4 block, where 8 columns would
+   * compute at least half of them for nothing (the Glow couplings' last convolution: 4 channels).
+   */
+  weightGradBlock(Q: number, og: number): ColumnBlock {
+    if (og <= 4) return { MR: 8, NR: 4, tp: KI.gemm_tp8x4, packB: KI.pack_b4 };
+    const R = this.rows(Q);
+    return { MR: R.MR, NR: R.NR, tp: R.tp, packB: KI.pack_b };
   }
   /** Splits n panels into tasks for the threads (a few per thread, for balance). */
   split(n: number, perThread = 3): [number, number][] {
