@@ -7,6 +7,12 @@
 // Control words (Int32Array over their own SharedArrayBuffer):
 // A task's slot: kernel, argument count, up to 16 arguments (the rest of the stride unused).
 const GEN = 0, NEXT = 1, END = 2, DONE = 3, BY_WORKERS = 4, FAILED = 5, TASKS = 8, STRIDE = 20, CAP = 4096, MAX_ARGS = 16;
+/**
+ * Polls of a control word before a thread sleeps in Atomics.wait: a worker waiting for the next
+ * phase, the caller waiting for a phase's last tasks. A pass is thousands of short phases with a
+ * little JavaScript between them, and waking a sleeping thread costs tens of microseconds.
+ */
+const SPIN = 20000;
 
 export type Task = [fn: number, ...args: number[]];
 
@@ -35,6 +41,7 @@ function start(d) {
   const fns = d.names.map((n) => inst.exports[n]);
   let gen = 0;
   for (;;) {
+    for (let i = 0; i < ${SPIN} && Atomics.load(c, ${GEN}) === gen; i++);
     Atomics.wait(c, ${GEN}, gen);
     gen = Atomics.load(c, ${GEN});
     if (gen < 0) return;
@@ -144,6 +151,7 @@ export class Workers {
       } catch (e) {
         err = e; // finish the phase first, so the pool stays consistent
       }
+      for (let i = 0; i < SPIN && Atomics.load(c, DONE) < end; i++);
       for (;;) {
         const d = Atomics.load(c, DONE);
         if (d >= end) break;
