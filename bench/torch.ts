@@ -13,7 +13,10 @@
 //   deno run -A bench/torch.ts [--models a.safetensors,...] [--work features,step] [--rounds 13]
 //        [--engines fimscope wasm,fimscope webgpu,pytorch loop,pytorch vmap] [--threads 2] [--json out.json]
 //        [--omp-wait passive|active|default]
-// (also `npm run bench -- --only=torch`). --json writes run.ts's format: { "rows": [{ "workload",
+// (also `npm run bench -- --only=torch`). Each row also counts its products (the convolutions and
+// matrix products of one of our runs, bench/products.ts) and gives every engine's GFLOP/s per CPU
+// second against the wasm SIMD128 ceiling measured at the start (bench/peak.ts). --json writes
+// run.ts's format: { "ceiling": <GFLOP/s per CPU second, one thread>, "rows": [{ "workload", "gflop",
 // "engines": { "<engine>": <median ms> }, "spread": { "<engine>": [min, max] }, "cpu": { "<engine>": <median CPU ms> } }] }.
 import process from "node:process";
 import * as T from "../src/autograd/index.ts";
@@ -34,6 +37,8 @@ import { Adam, clipGradNorm } from "../src/nn/optim.ts";
 import type { Objective } from "../src/models/objective.ts";
 import { featuresBatched } from "../src/ood/features.ts";
 import { inputNoise } from "../src/ood/loop.ts";
+import { singleThreadPeak } from "./peak.ts";
+import { flopsOf, recordProducts } from "./products.ts";
 
 export const TORCH_MODELS = [
   "weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors", "weights/glow-fashion-large.safetensors", "weights/diffusion-fashion.safetensors",
@@ -303,20 +308,35 @@ function compare(sq: ArrayLike<number>, nll: ArrayLike<number>, theirSq: ArrayLi
 }
 
 /** The rows as one Markdown table: medians (wall, CPU) and best PyTorch / fimscope in both. */
-export function summary(rows: Row[]): string {
+/**
+ * The rows as a Markdown table: times, the ratios, and the products' GFLOP/s per CPU second of
+ * ours and of PyTorch's best, the latter also as a share of the wasm SIMD128 ceiling (`ceiling`,
+ * GFLOP/s per CPU second on one thread): where PyTorch runs the whole row near that share, no
+ * wasm kernel can match it.
+ */
+export function summary(rows: Row[], ceiling: number): string {
   const f = (r: Row, e: string) => r.engines[e] === undefined ? "-" : `${r.engines[e]} (${r.cpu[e]})`;
   const best = (r: Row, k: "engines" | "cpu") => Math.min(...Object.entries(r[k]).filter(([e]) => e.startsWith("pytorch")).map(([, v]) => v));
   const ours = (r: Row, k: "engines" | "cpu") => r[k]["fimscope wasm"] ?? r[k]["fimscope webgpu"];
-  return ["", "| work | fimscope wasm, ms (CPU ms) | pytorch loop | pytorch vmap | best pytorch / fimscope: wall | CPU |", "| --- | --- | --- | --- | --- | --- |",
-    ...rows.map((r) => `| ${r.workload} | ${f(r, "fimscope wasm")} | ${f(r, "pytorch loop")} | ${f(r, "pytorch vmap")} | ${(best(r, "engines") / ours(r, "engines")).toFixed(2)}x | ${(best(r, "cpu") / ours(r, "cpu")).toFixed(2)}x |`)].join("\n");
+  const rate = (r: Row, ms: number) => r.gflop * 1e3 / ms;
+  return ["", `| work | GFLOP | fimscope wasm, ms (CPU ms) | pytorch loop | pytorch vmap | best pytorch / fimscope: wall | CPU | GFLOP/s per CPU-second: fimscope | best pytorch (share of the wasm ceiling, ${ceiling.toFixed(1)}) |`,
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...rows.map((r) => `| ${r.workload} | ${r.gflop.toFixed(2)} | ${f(r, "fimscope wasm")} | ${f(r, "pytorch loop")} | ${f(r, "pytorch vmap")} | ${(best(r, "engines") / ours(r, "engines")).toFixed(2)}x | ${(best(r, "cpu") / ours(r, "cpu")).toFixed(2)}x | ` +
+      `${rate(r, ours(r, "cpu")).toFixed(1)} | ${rate(r, best(r, "cpu")).toFixed(1)} (${(100 * rate(r, best(r, "cpu")) / ceiling).toFixed(0)}%) |`)].join("\n");
 }
 
-/** The comparison rows (run.ts's format). Throws when the two sides disagree. */
-export async function torchBench(o: TorchOptions): Promise<Row[]> {
+export interface TorchResult {
+  rows: Row[];
+  /** The wasm SIMD128 ceiling measured at the start (bench/peak.ts): GFLOP/s per CPU second on one thread; 0 when skipped. */
+  ceiling: number;
+}
+
+/** The comparison rows (run.ts's format) and the ceiling. Throws when the two sides disagree. */
+export async function torchBench(o: TorchOptions): Promise<TorchResult> {
   const missing = await torchMissing();
   if (missing) {
     o.log(`pytorch peer skipped: ${missing}`);
-    return [];
+    return { rows: [], ceiling: 0 };
   }
   const backends: [string, Backend][] = [];
   if (o.engines.includes("fimscope wasm")) backends.push(["fimscope wasm", await createWasmBackend({ threads: o.threads })]);
@@ -337,6 +357,8 @@ export async function torchBench(o: TorchOptions): Promise<Row[]> {
     const hello = await peer.ask({ cmd: "hello" });
     o.log(`pytorch ${hello.torch} (${hello.capability || "cpu"}), ${hello.threads} threads, OMP_WAIT_POLICY ${o.ompWait ?? "passive"}; ours: ${backends.map(([e, b]) => `${e} (${(b as { description?: string }).description ?? b.name})`).join(", ")}`);
     o.log(`${o.rounds} interleaved rounds (+1 warm-up), engine order alternating; medians, wall and process CPU time`);
+    const peak = singleThreadPeak();
+    o.log(`the wasm SIMD128 ceiling (bench/peak.ts: 12 independent f32x4.relaxed_madd chains, one thread): ${peak.cpu.toFixed(1)} GFLOP/s per CPU second`);
     const torchEngines = o.engines.filter((e) => e.startsWith("pytorch"));
     for (const path of o.models) {
       for (const work of o.work) {
@@ -384,6 +406,14 @@ export async function torchBench(o: TorchOptions): Promise<Row[]> {
           const engine = e.replace("pytorch ", "");
           runs.push([e, async () => (await peer.ask({ cmd: "run", id, work, engine })) as { wall: number; cpu: number }]);
         }
+        // the products of one run of ours, counted on its backend (the same work on every backend)
+        const rec = recordProducts(backends[0][1]);
+        try {
+          await side.ours.get(backends[0][0])!();
+        } finally {
+          rec.restore();
+        }
+        const gflop = rec.list.reduce((t, q) => t + flopsOf(q), 0) / 1e9;
         for (const [, r] of runs) await r(); // warm-up
         const wall: number[][] = runs.map(() => []), cpu: number[][] = runs.map(() => []);
         for (let r = 0; r < o.rounds; r++) {
@@ -395,7 +425,7 @@ export async function torchBench(o: TorchOptions): Promise<Row[]> {
             cpu[i].push(m.cpu);
           }
         }
-        const row: Row = { workload: work === "features" ? `features ${label(path)}, ${N} images` : `Adam step ${label(path)}, batch ${label(path).startsWith("diffusion") ? 32 : 64}`, gflop: 0, engines: {}, spread: {}, cpu: {} };
+        const row: Row = { workload: work === "features" ? `features ${label(path)}, ${N} images` : `Adam step ${label(path)}, batch ${label(path).startsWith("diffusion") ? 32 : 64}`, gflop: +gflop.toFixed(4), engines: {}, spread: {}, cpu: {} };
         runs.forEach(([e], i) => {
           row.engines[e] = +med(wall[i]).toFixed(1);
           row.spread[e] = [+Math.min(...wall[i]).toFixed(1), +Math.max(...wall[i]).toFixed(1)];
@@ -406,17 +436,18 @@ export async function torchBench(o: TorchOptions): Promise<Row[]> {
         o.log(`${row.workload} (load ${Deno.loadavg()[0].toFixed(1)})`);
         for (const [e] of runs) {
           const ratio = e.startsWith("fimscope") && Number.isFinite(best) ? `  best pytorch / this: ${(best / row.engines[e]).toFixed(2)}x` : "";
-          o.log(`  ${e.padEnd(16)} ${row.engines[e].toFixed(1).padStart(8)} ms [${row.spread[e][0]}-${row.spread[e][1]}]  CPU ${row.cpu[e].toFixed(1).padStart(8)} ms${ratio}`);
+          o.log(`  ${e.padEnd(16)} ${row.engines[e].toFixed(1).padStart(8)} ms [${row.spread[e][0]}-${row.spread[e][1]}]  CPU ${row.cpu[e].toFixed(1).padStart(8)} ms  ` +
+            `${(gflop * 1e3 / row.cpu[e]).toFixed(1).padStart(5)} GFLOP/s per CPU second (${(100 * gflop * 1e3 / row.cpu[e] / peak.cpu).toFixed(0)}% of the wasm ceiling)${ratio}`);
         }
       }
     }
-    o.log(summary(rows));
+    o.log(summary(rows, peak.cpu));
+    return { rows, ceiling: +peak.cpu.toFixed(1) };
   } finally {
     await peer.close();
     if (!Deno.env.get("TORCH_KEEP")) Deno.removeSync(dir, { recursive: true });
     else o.log(`kept ${dir}`);
   }
-  return rows;
 }
 
 if (import.meta.main) {
@@ -428,7 +459,7 @@ if (import.meta.main) {
     rounds: int({ min: 1, max: 1000 }).default(13), engines: choices(TORCH_ENGINES).default(["fimscope wasm", "pytorch loop", "pytorch vmap"]),
     threads: int({ min: 1, max: 64 }).default(2), json: outFile(), "omp-wait": choice(["passive", "active", "default"] as const).default("passive"),
   });
-  const rows = await torchBench({ ...a, ompWait: a["omp-wait"], log: (l) => console.log(l) });
-  if (a.json) writeFileAtomic(a.json, JSON.stringify({ rows }, null, 2));
+  const { rows, ceiling } = await torchBench({ ...a, ompWait: a["omp-wait"], log: (l) => console.log(l) });
+  if (a.json) writeFileAtomic(a.json, JSON.stringify({ ceiling, rows }, null, 2));
   Deno.exit(0);
 }

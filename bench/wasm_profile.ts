@@ -11,9 +11,10 @@
 import "../src/cli/errors.ts";
 import process from "node:process";
 import { choices, flag, inFiles, int, parseOptions } from "../src/io/options.ts";
-import type { ConvParams, MatmulSpec } from "../src/kernels/backend.ts";
+import type { ConvParams } from "../src/kernels/backend.ts";
 import { createWasmBackend, type WasmBackend } from "../src/kernels/wasm/backend.ts";
 import { opTable, timeOps } from "./op_timer.ts";
+import { flopsOf, keyOf, type Product, recordProducts } from "./products.ts";
 import { ourWork, TORCH_MODELS, TORCH_WORK } from "./torch.ts";
 
 const a = parseOptions("wasm_profile", {
@@ -21,27 +22,6 @@ const a = parseOptions("wasm_profile", {
   threads: int({ min: 1, max: 64 }).default(1), runs: int({ min: 1, max: 1000 }).default(5), top: int({ min: 1, max: 1000 }).default(25),
   replay: flag(),
 });
-
-type Product = { op: "conv2d" | "conv2dInputGrad" | "conv2dWeightGrad"; p: ConvParams } | { op: "matmul"; s: MatmulSpec };
-const flopsOf = (q: Product) => q.op === "matmul"
-  ? 2 * Math.max(q.s.batchA, q.s.batchB) * q.s.M * q.s.K * q.s.N
-  : 2 * q.p.N * q.p.Cout * (q.p.Cin / q.p.groups) * q.p.KH * q.p.KW * q.p.OH * q.p.OW;
-const keyOf = (q: Product) => q.op === "matmul" ? `matmul ${q.s.batchA}/${q.s.batchB} ${q.s.M}x${q.s.K}x${q.s.N}${q.s.transA ? " tA" : ""}${q.s.transB ? " tB" : ""}`
-  : `${q.op} [${q.p.N},${q.p.Cin},${q.p.H},${q.p.W}]->${q.p.Cout} k${q.p.KH} s${q.p.stride} g${q.p.groups}`;
-
-/** Records every product of b (its kind and shape) while on; returns the list and a restore function. */
-function recordProducts(b: WasmBackend): { list: Product[]; restore: () => void } {
-  const list: Product[] = [];
-  // deno-lint-ignore no-explicit-any
-  const bb = b as any;
-  for (const op of ["conv2d", "conv2dInputGrad", "conv2dWeightGrad", "matmul"] as const) {
-    bb[op] = (...xs: unknown[]) => {
-      if ((xs[3] as string) !== "float64") list.push(op === "matmul" ? { op, s: xs[2] as MatmulSpec } : { op, p: xs[2] as ConvParams });
-      return Object.getPrototypeOf(b)[op].apply(b, xs);
-    };
-  }
-  return { list, restore: () => { for (const op of ["conv2d", "conv2dInputGrad", "conv2dWeightGrad", "matmul"]) delete bb[op]; } };
-}
 
 /** Best-of-5 process CPU ms of one product alone (what the load on this machine disturbs least), on storages of its operands' sizes. */
 function replay(b: WasmBackend, q: Product): number {
