@@ -7,10 +7,10 @@
 // The products (convolutions and matrix products) are counted in FLOPs (2 per multiply-add) and, with
 // --replay, each distinct product shape is run again alone (--threads, the same storages' sizes,
 // best of 5) for its GFLOP/s: how far each kind of product is from the kernels' peak (bench/wasm_peak.ts).
-//   deno run -A bench/wasm_profile.ts [--models a.safetensors,...] [--work features,step] [--threads 1] [--runs 5] [--top 25] [--replay]
+//   deno run -A bench/wasm_profile.ts [--models a.safetensors,...] [--work features,step] [--threads 1] [--runs 5] [--top 25] [--replay] [--clock cpu|wall]
 import "../src/cli/errors.ts";
 import process from "node:process";
-import { choices, flag, inFiles, int, parseOptions } from "../src/io/options.ts";
+import { choice, choices, flag, inFiles, int, parseOptions } from "../src/io/options.ts";
 import type { ConvParams } from "../src/kernels/backend.ts";
 import { createWasmBackend, type WasmBackend } from "../src/kernels/wasm/backend.ts";
 import { opTable, timeOps } from "./op_timer.ts";
@@ -20,7 +20,7 @@ import { ourWork, TORCH_MODELS, TORCH_WORK } from "./torch.ts";
 const a = parseOptions("wasm_profile", {
   models: inFiles().default(TORCH_MODELS), work: choices(TORCH_WORK).default([...TORCH_WORK]),
   threads: int({ min: 1, max: 64 }).default(1), runs: int({ min: 1, max: 1000 }).default(5), top: int({ min: 1, max: 1000 }).default(25),
-  replay: flag(),
+  replay: flag(), clock: choice(["cpu", "wall"] as const).default("cpu"),
 });
 
 /** Best-of-5 process CPU ms of one product alone (what the load on this machine disturbs least), on storages of its operands' sizes. */
@@ -78,20 +78,22 @@ for (const path of a.models) {
       wall.push(performance.now() - t0);
     }
     const mainShare = (mainThreadMs() - m0) / (cpuMs() - cAll0);
-    // the same runs again with every op timed (CPU) and the kernel phases (wall) summed
+    // the same runs again with every op timed (--clock: process CPU time, or wall time, which
+    // charges an op run on the caller alone nothing for the other threads) and the kernel phases (wall) summed
     const rec = recordProducts(be);
-    const t = timeOps(be, true, "cpu");
+    const t = timeOps(be, true, a.clock);
     const phases = new Map<string, number>();
     be.profile = phases;
-    const c0 = cpuMs();
+    const now = a.clock === "cpu" ? cpuMs : () => performance.now();
+    const c0 = now();
     for (let r = 0; r < a.runs; r++) await w.run();
-    const total = cpuMs() - c0;
+    const total = now() - c0;
     be.profile = null;
     t.restore();
     rec.restore();
     const inOps = [...t.acc.values()].reduce((s, v) => s + v.ms, 0);
     console.log(`\n${path} ${work}: wall ${med(wall).toFixed(1)} ms, CPU ${med(cpu).toFixed(1)} ms (medians; wall/CPU ${(med(wall) / med(cpu)).toFixed(2)}; the main thread's share of the CPU time ${(100 * mainShare).toFixed(0)}%); ` +
-      `timed runs: CPU ${(total / a.runs).toFixed(1)} ms per run, ${(inOps / a.runs).toFixed(1)} in ops, ${((total - inOps) / a.runs).toFixed(1)} outside (${(100 * (total - inOps) / total).toFixed(0)}%)`);
+      `timed runs: ${a.clock === "cpu" ? "CPU" : "wall"} ${(total / a.runs).toFixed(1)} ms per run, ${(inOps / a.runs).toFixed(1)} in ops, ${((total - inOps) / a.runs).toFixed(1)} outside (${(100 * (total - inOps) / total).toFixed(0)}%)`);
     console.log(opTable(new Map([...t.acc].map(([k, v]) => [k, { ms: v.ms / a.runs, n: v.n / a.runs }])), a.top));
     console.log(`    kernel phases (wall, per run): ${[...phases].sort((p, q) => q[1] - p[1]).map(([k, v]) => `${k || "copy"} ${(v / a.runs).toFixed(1)}`).join(", ")}`);
     const byShape = new Map<string, { q: Product; n: number }>();
@@ -102,7 +104,7 @@ for (const path of a.models) {
     }
     const flops = rec.list.reduce((s, q) => s + flopsOf(q), 0) / a.runs;
     const prodMs = [...t.acc].filter(([k]) => /^(conv|matmul)/.test(k)).reduce((s, [, v]) => s + v.ms, 0) / a.runs;
-    console.log(`    products: ${(flops / 1e9).toFixed(3)} GFLOP per run in ${(rec.list.length / a.runs).toFixed(0)} calls, ${prodMs.toFixed(1)} ms CPU: ${(flops / prodMs / 1e6).toFixed(1)} GFLOP/s per CPU-second`);
+    console.log(`    products: ${(flops / 1e9).toFixed(3)} GFLOP per run in ${(rec.list.length / a.runs).toFixed(0)} calls, ${prodMs.toFixed(1)} ms ${a.clock === "cpu" ? "CPU" : "wall"}: ${(flops / prodMs / 1e6).toFixed(1)} GFLOP/s per ${a.clock === "cpu" ? "CPU" : "wall"}-second`);
     if (a.replay) {
       let sumMs = 0;
       const rows: [string, number, number, number][] = [];
