@@ -87,10 +87,12 @@ class Peer {
   readonly #lines: AsyncIterator<string>;
   constructor(threads: number, ompWait: "passive" | "active" | "default") {
     const script = new URL("./torch_peer.py", import.meta.url).pathname;
-    // OpenMP's wait policy for torch's threads: "default" spins a while at each barrier, which on a
-    // loaded machine (a lagging thread descheduled) stalls torch by orders of magnitude (a VAE
-    // round went from seconds to minutes at load 15); "passive" sleeps at once (what a loaded
-    // machine needs); "active" spins (an idle machine: try both and keep PyTorch's best).
+    // OpenMP's wait policy for torch's threads: "default" spins a while at each barrier, then
+    // sleeps: PyTorch's fastest on an idle machine (2026-12-06, bench/README.md: up to 1.8x over
+    // "passive" on the Glow's step), but on a loaded machine (a lagging thread descheduled) it
+    // stalls torch by orders of magnitude (a VAE round went from seconds to minutes at load 15):
+    // there "passive", which sleeps at once. "active" spins without end, also while our side runs,
+    // taking its cores (its runs time PyTorch alone, not us).
     const env: Record<string, string> = { PYTHONUNBUFFERED: "1" };
     if (ompWait !== "default") env.OMP_WAIT_POLICY = ompWait.toUpperCase();
     this.#proc = new Deno.Command(PYTHON, { args: [script, String(threads)], stdin: "piped", stdout: "piped", stderr: "inherit", env }).spawn();
@@ -350,12 +352,12 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
       o.log(`fimscope webgpu left out: no WebGPU (${(e as Error).message.split("\n")[0]})`);
     }
   }
-  const peer = new Peer(o.threads, o.ompWait ?? "passive");
+  const peer = new Peer(o.threads, o.ompWait ?? "default");
   const dir = Deno.makeTempDirSync({ prefix: "fimscope-torch-" });
   const rows: Row[] = [];
   try {
     const hello = await peer.ask({ cmd: "hello" });
-    o.log(`pytorch ${hello.torch} (${hello.capability || "cpu"}), ${hello.threads} threads, OMP_WAIT_POLICY ${o.ompWait ?? "passive"}; ours: ${backends.map(([e, b]) => `${e} (${(b as { description?: string }).description ?? b.name})`).join(", ")}`);
+    o.log(`pytorch ${hello.torch} (${hello.capability || "cpu"}), ${hello.threads} threads, OMP_WAIT_POLICY ${o.ompWait ?? "default"}; ours: ${backends.map(([e, b]) => `${e} (${(b as { description?: string }).description ?? b.name})`).join(", ")}`);
     o.log(`${o.rounds} interleaved rounds (+1 warm-up), engine order alternating; medians, wall and process CPU time`);
     const peak = singleThreadPeak();
     o.log(`the wasm SIMD128 ceiling (bench/peak.ts: 12 independent f32x4.relaxed_madd chains, one thread): ${peak.cpu.toFixed(1)} GFLOP/s per CPU second`);
@@ -457,7 +459,7 @@ if (import.meta.main) {
   const a = parseOptions("torch", {
     models: inFiles().default(TORCH_MODELS), work: choices(TORCH_WORK).default([...TORCH_WORK]),
     rounds: int({ min: 1, max: 1000 }).default(13), engines: choices(TORCH_ENGINES).default(["fimscope wasm", "pytorch loop", "pytorch vmap"]),
-    threads: int({ min: 1, max: 64 }).default(2), json: outFile(), "omp-wait": choice(["passive", "active", "default"] as const).default("passive"),
+    threads: int({ min: 1, max: 64 }).default(2), json: outFile(), "omp-wait": choice(["passive", "active", "default"] as const).default("default"),
   });
   const { rows, ceiling } = await torchBench({ ...a, ompWait: a["omp-wait"], log: (l) => console.log(l) });
   if (a.json) writeFileAtomic(a.json, JSON.stringify({ ceiling, rows }, null, 2));
