@@ -6,7 +6,9 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
-import { KI, WasmRuntime } from "../src/kernels/wasm/runtime.ts";
+import { KI, type Task, WasmRuntime } from "../src/kernels/wasm/runtime.ts";
+import { buildModule, KERNELS, MAX_PAGES } from "../src/kernels/wasm/module.ts";
+import { Workers } from "../src/kernels/wasm/workers.ts";
 import { Glow } from "../src/models/glow.ts";
 import { VAE } from "../src/models/vae.ts";
 import { maxRelErr } from "./helpers.ts";
@@ -47,7 +49,7 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
   await compare(wb, "groupNormGrad threaded", (g, y, r) => T.groupNormGrad(g, y, T.addScalar(T.abs(r), 0.5)), [[93, 1001], [93, 1001], [93, 1]], { tol: 1e-4 });
 });
 
-S("narrow products take their own blocks (2x16: forward with 1-2 output channels, input gradient with 1-2 input channels, the Glow couplings' halves; 8x4: weight gradients with 1-4 output channels), in place only where the panels stay in the slack, and equal the reference", async () => {
+S("narrow products take their own blocks (2x16: forward with 1-2 output channels, input gradient with 1-2 input channels, the Glow couplings' halves; 8x4: weight gradients with 1-4 output channels) on in-place, copied, strided, grouped, chunked and long-reduction shapes, and equal the reference", async () => {
   const rt = await WasmRuntime.create({ threads: 1 });
   assert.equal([1, 2, 3, 4, 8].map((m) => `${rt.tableRows(m).MR}x${rt.tableRows(m).NR}`), ["2x16", "2x16", "4x8", "4x8", "4x8"]);
   assert.equal(rt.tableRows(6).MR, 6);
@@ -57,13 +59,14 @@ S("narrow products take their own blocks (2x16: forward with 1-2 output channels
     [[5, 2, 14, 14], [64, 2, 3, 3], { padding: 1 }], // the Glow's coupling conv1: input gradient of 2 rows, 210 columns (not a multiple of 16)
     [[3, 8, 9, 11], [2, 8, 3, 3], { padding: 1 }], // forward of 2 rows
     [[2, 1, 13, 7], [1, 1, 3, 3], { padding: 1 }], // one row both ways
-    [[2, 3, 9, 11], [2, 3, 3, 3], {}], // unpadded 3x3 with 16-wide panels: copied, not read in place
+    [[2, 3, 9, 11], [2, 3, 3, 3], {}], // unpadded 3x3 with 16-wide panels (copied: read in place they would pass the slack)
     [[3, 2, 5, 7], [5, 2, 1, 1], {}], // 1x1 unpadded: the input gradient's 2 rows read in place
     [[2, 2, 9, 8], [6, 2, 3, 3], { stride: 2, padding: 1 }], // strided: the input gradient by stride phases, 2 rows
     [[2, 8, 7, 7], [8, 2, 3, 3], { padding: 1, groups: 4 }], // grouped, 2 rows per group both ways
-    [[37, 2, 14, 14], [16, 2, 3, 3], { padding: 1 }], // many images: threaded, in chunks
+    [[37, 2, 14, 14], [16, 2, 3, 3], { padding: 1 }], // many images, threaded
+    [[9, 2, 28, 28], [64, 2, 3, 3], { padding: 1 }], // the input gradient's blocks (64 x 31 x 29 floats) in chunks of 4 images
     [[3, 5, 6, 7], [3, 5, 3, 3], { padding: 1 }], // weight gradient of 3 columns, 45 taps (not a multiple of 8)
-    [[2, 64, 7, 9], [4, 64, 3, 3], { padding: 1 }], // the coupling's conv3: 4 columns, 576 taps (past the reduction block)
+    [[2, 64, 20, 20], [4, 64, 3, 3], { padding: 1 }], // the coupling's conv3: 4 columns, 576 taps, a reduction over 2 x 420 positions (past the block of 256)
     [[1, 8, 5, 5], [8, 2, 1, 1], { groups: 4 }], // 1x1 grouped: 2 columns and 2 taps per group
   ];
   const was = one.poison;
@@ -279,6 +282,29 @@ S("the worker threads take part (tasks run by workers, not only by the caller)",
   }
   a.dispose();
   assert.ok(wb.workerTasks > before, `workers ran ${wb.workerTasks - before} tasks`);
+});
+
+S("the pool's counters start over past their limits (tasks and phases: Int32 words that would turn negative in a long run) and every phase still runs every task once", async () => {
+  const { module } = buildModule(true);
+  const mem = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true } as WebAssembly.MemoryDescriptor);
+  const inst = new WebAssembly.Instance(module, { env: { mem } });
+  // limits of 7 tasks and 3 phases: the task counters start over every few phases, GEN every fourth
+  const pool = await Workers.create(module, mem, [...KERNELS], inst, 2, { tasks: 7, phases: 3 });
+  try {
+    const f = new Float32Array(mem.buffer);
+    const at = 4096, words = 16;
+    for (let phase = 0; phase < 300; phase++) {
+      const k = 1 + (phase % 9); // 1..9 tasks, each filling its own 16 floats with the phase number
+      const tasks: Task[] = Array.from({ length: k }, (_, t) => [KI.fill32, (at + t * words) * 4, words, new Int32Array(new Float32Array([phase]).buffer)[0]]);
+      pool.run(tasks, true);
+      for (let t = 0; t < k; t++) for (let w = 0; w < words; w++) {
+        if (f[at + t * words + w] !== phase) assert.unreachable(`phase ${phase}, task ${t}: ${f[at + t * words + w]}`);
+      }
+    }
+    if (pool.threads > 1) assert.ok(pool.workerTasks > 0, "the worker ran none of 1,500 tasks");
+  } finally {
+    pool.close();
+  }
 });
 
 S("without shared memory (a browser page that is not cross-origin isolated): one thread, ordinary arrays, growth keeps every result", async () => {

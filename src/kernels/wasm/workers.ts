@@ -16,6 +16,19 @@ const SPIN = 20000;
 
 export type Task = [fn: number, ...args: number[]];
 
+/**
+ * Where the control words start over. NEXT, END and DONE count tasks and GEN counts phases, all
+ * upward in Int32 words: past 2^31 they would turn negative (a phase nobody claims, a caller that
+ * waits forever, workers that take a negative GEN for close()). Between phases, when every task
+ * is done, the task counters go back to 0 once they pass `tasks`; GEN wraps past `phases`.
+ * Long training runs reach 2^31 tasks (thousands per step); tests pass small limits.
+ */
+export interface PoolLimits {
+  tasks: number;
+  phases: number;
+}
+const LIMITS: PoolLimits = { tasks: 2 ** 30, phases: 2 ** 30 };
+
 // The worker's whole program, as a string so the backend needs no separate file (bundles, Node).
 const WORKER_SRC = `
 const ctrl = { c: null, fns: null };
@@ -85,19 +98,22 @@ export class Workers {
   /** Threads including the caller. */
   readonly threads: number;
 
-  private constructor(fns: ((...a: number[]) => void)[], c: Int32Array, threads: number) {
+  readonly #limits: PoolLimits;
+
+  private constructor(fns: ((...a: number[]) => void)[], c: Int32Array, threads: number, limits: PoolLimits) {
     this.#fns = fns;
     this.#c = c;
     this.threads = threads;
+    this.#limits = limits;
   }
 
   /** A pool of `threads - 1` workers (none when threads <= 1 or Workers/SharedArrayBuffer are missing). */
-  static async create(module: WebAssembly.Module, mem: WebAssembly.Memory, names: string[], instance: WebAssembly.Instance, threads: number): Promise<Workers> {
+  static async create(module: WebAssembly.Module, mem: WebAssembly.Memory, names: string[], instance: WebAssembly.Instance, threads: number, limits: PoolLimits = LIMITS): Promise<Workers> {
     const fns = names.map((n) => instance.exports[n] as (...a: number[]) => void);
     const shared = typeof SharedArrayBuffer !== "undefined" && mem.buffer instanceof SharedArrayBuffer;
-    if (!shared || threads <= 1) return new Workers(fns, new Int32Array(TASKS + CAP * STRIDE), 1);
+    if (!shared || threads <= 1) return new Workers(fns, new Int32Array(TASKS + CAP * STRIDE), 1, limits);
     const sab = new SharedArrayBuffer((TASKS + CAP * STRIDE) * 4);
-    const pool = new Workers(fns, new Int32Array(sab), threads);
+    const pool = new Workers(fns, new Int32Array(sab), threads, limits);
     const msg = { module, mem, sab, names };
     // deno-lint-ignore no-explicit-any
     const g = globalThis as any;
@@ -133,7 +149,15 @@ export class Workers {
     const c = this.#c;
     for (let from = 0; from < tasks.length; from += CAP) {
       const part = tasks.slice(from, from + CAP);
-      const base = Atomics.load(c, NEXT);
+      let base = Atomics.load(c, NEXT);
+      if (base > this.#limits.tasks) {
+        // Every task of the last phase is done (NEXT = END = DONE). END first: a worker still in
+        // its claim loop then sees NEXT >= END whichever of the two it reads, and claims nothing.
+        Atomics.store(c, END, 0);
+        Atomics.store(c, NEXT, 0);
+        Atomics.store(c, DONE, 0);
+        base = 0;
+      }
       part.forEach((t, i) => {
         if (t.length - 1 > MAX_ARGS) throw new Error(`wasm pool: a task of ${t.length - 1} arguments (at most ${MAX_ARGS})`);
         const b = TASKS + ((base + i) % CAP) * STRIDE;
@@ -143,7 +167,8 @@ export class Workers {
       });
       const end = base + part.length;
       Atomics.store(c, END, end);
-      Atomics.add(c, GEN, 1);
+      const gen = Atomics.load(c, GEN);
+      Atomics.store(c, GEN, gen >= this.#limits.phases ? 0 : gen + 1);
       Atomics.notify(c, GEN);
       let err: unknown = null;
       try {
