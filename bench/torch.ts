@@ -88,8 +88,8 @@ class Peer {
   constructor(threads: number, ompWait: "passive" | "active" | "default") {
     const script = new URL("./torch_peer.py", import.meta.url).pathname;
     // OpenMP's wait policy for torch's threads: "default" spins a while at each barrier, then
-    // sleeps: PyTorch's fastest on an idle machine (2026-12-06, bench/README.md: up to 1.8x over
-    // "passive" on the Glow's step), but on a loaded machine (a lagging thread descheduled) it
+    // sleeps: PyTorch's fastest on an idle machine (2026-12-06, bench/README.md: up to 1.7x over
+    // "passive", on the VAE's features; 1.55x on the Glow's step), but on a loaded machine (a lagging thread descheduled) it
     // stalls torch by orders of magnitude (a VAE round went from seconds to minutes at load 15):
     // there "passive", which sleeps at once. "active" spins without end, also while our side runs,
     // taking its cores (its runs time PyTorch alone, not us).
