@@ -11,7 +11,7 @@ import { blockOf } from "../web/engine.ts";
 import { readCheckpoint } from "../src/io/safetensors.ts";
 import { kernelWorkloads } from "../src/nn/workloads.ts";
 import { workloads } from "../bench/workloads.ts";
-import { centralDifferences, edgeShare, f64Glow, maps, pageImage, profile, shipped } from "../scripts/web/glow_edges.ts";
+import { centralDifferences, edgeShare, f64Copy, maps, pageImage, profile, shipped } from "../scripts/web/glow_edges.ts";
 import { makeSet } from "../src/data/dataset.ts";
 
 const S = suite("page engine");
@@ -68,7 +68,7 @@ S("the Glow's edge columns are the model's: the map equals float64 central diffe
     rows += edgeShare(p.rows) / 8;
   }
   assert.ok(cols > 0.5 && rows < 0.45, `outer columns ${cols.toFixed(3)}, outer rows ${rows.toFixed(3)} of |d score/dx|`);
-  const m64 = await f64Glow(model);
+  const m64 = await f64Copy(model);
   const x = Float64Array.from(await model.input(makeSet("x", pageImage("fashion", 0), new Uint8Array([0]), 1, 28, 28), [0]).data());
   for (const [r, c] of [[14, 0], [13, 27]]) {
     const { exact, fd } = await centralDifferences(m64, det, x, r, c, [1e-6]);

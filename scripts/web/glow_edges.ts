@@ -8,9 +8,9 @@
 import * as T from "../../src/autograd/index.ts";
 import { makeSet } from "../../src/data/dataset.ts";
 import { loadDataset } from "../../src/data/mnist.ts";
-import { Glow, type GlowConfig } from "../../src/models/glow.ts";
 import { loadModelBytes } from "../../src/models/from_bytes.ts";
 import type { GenerativeModel } from "../../src/models/model.ts";
+import { createModel } from "../../src/models/registry.ts";
 import { inspectInput } from "../../src/ood/inspect.ts";
 import { type Detector, readDetectorText } from "../../src/ood/detector.ts";
 
@@ -52,13 +52,12 @@ export async function maps(model: GenerativeModel, det: Detector, img: Uint8Arra
   return { score: r.saliency!, nll };
 }
 
-/** The same weights as a float64 Glow on the CPU, for central differences. */
-export async function f64Glow(model: GenerativeModel): Promise<GenerativeModel> {
-  const g = new Glow(model.config as unknown as GlowConfig, { ...f64, gen: new T.Generator(0) });
-  const src = new Map(model.namedParameters());
-  const src2 = new Map(model.namedState());
-  for (const [n, p] of g.namedState()) p.assign(T.tensor(Float64Array.from(await (src.get(n) ?? src2.get(n))!.data()), [...p.shape], f64));
-  g.markInitialized();
+/** The same model and weights in float64 on the CPU (built from its kind and config by the registry), for central differences. */
+export async function f64Copy(model: GenerativeModel): Promise<GenerativeModel> {
+  const g = await createModel(model.kind, model.config, T.cpu, 0, `${model.kind} config`, "float64");
+  const src = new Map(model.namedState());
+  for (const [n, p] of g.namedState()) p.assign(T.tensor(Float64Array.from(await src.get(n)!.data()), [...p.shape], f64));
+  (g as { markInitialized?: () => void }).markInitialized?.();
   g.eval();
   return g;
 }
@@ -111,7 +110,7 @@ if (import.meta.main) {
     console.log(line(`${id}: ... per row`, sr));
     console.log(line(`${id}: % of \\|d NLL/dx\\| per column`, nc));
     console.log(`${id}: the 8 outer columns (0-3, 24-27, 29% of the pixels) hold ${pct(edgeShare(sc))}% of |d score/dx|, the 8 outer rows ${pct(edgeShare(sr))}%`);
-    const m64 = await f64Glow(model);
+    const m64 = await f64Copy(model);
     const x = Float64Array.from(await model.input(makeSet("x", pageImage("fashion", 0), new Uint8Array([0]), 1, S, S), [0]).data());
     const hs = [1e-3, 1e-4, 1e-5, 1e-6, 1e-7];
     for (const [r, c] of [[14, 0], [13, 27], [0, 14], [14, 14]]) {

@@ -1,7 +1,7 @@
 // Building models by kind and loading them from checkpoints (whose metadata carries kind and config).
 // Configs are checked by config_check.ts before anything is allocated.
 import * as T from "../autograd/index.ts";
-import type { Backend } from "../kernels/backend.ts";
+import type { Backend, DType } from "../kernels/backend.ts";
 import { checkTensors, type Decoded, loadInto, readCheckpoint } from "../io/safetensors.ts";
 import { checkConfig, CONFIG_RULES } from "./config_check.ts";
 import type { GenerativeModel } from "./model.ts";
@@ -100,9 +100,10 @@ export async function resolveConfig(kind: string, config: unknown, source: strin
   return merged;
 }
 
-export async function createModel(kind: string, config: Record<string, unknown> | undefined, backend: Backend, seed = 0, source = `${kind} config`): Promise<GenerativeModel> {
+/** A model of a kind from its config, with initial weights (dtype: float64 on the CPU backend is for gradient checks). */
+export async function createModel(kind: string, config: Record<string, unknown> | undefined, backend: Backend, seed = 0, source = `${kind} config`, dtype?: DType): Promise<GenerativeModel> {
   const merged = await resolveConfig(kind, config, source);
-  return kindOf(kind).build(merged, { backend, gen: new T.Generator(seed) });
+  return kindOf(kind).build(merged, { backend, gen: new T.Generator(seed), dtype });
 }
 
 export interface ModelFile {
