@@ -4,13 +4,13 @@
 //   deno run -A bench/novelty_cost.ts [--model vae|glow] [--rounds 5] [--steps 20] [--backend wasm]
 // glow is the logit Glow of the dynamics series (L = 2, K = 4, hidden 32, logit 1e-6, Adam).
 import "../src/cli/errors.ts";
-import process from "node:process";
 import { BACKEND, choice, int, parseOptions } from "../src/io/options.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { selectBackend } from "../src/kernels/select.ts";
 import { NOVELTY_EVERY, noveltyHooks, planNoveltyRecord } from "../src/models/novelty.ts";
 import { createModel } from "../src/models/registry.ts";
 import { train } from "../src/models/train.ts";
+import { cpuMs } from "./op_timer.ts";
 
 const a = parseOptions("novelty_cost", {
   model: choice(["vae", "glow"] as const).default("vae"),
@@ -22,19 +22,18 @@ const backend = await selectBackend(a.backend, { onNotice: (m) => console.error(
 const data = loadDataset("fashion", "train");
 const config = a.model === "glow" ? { levels: 2, steps: 4, hidden: 32, image: [1, 28, 28], logit: 1e-6 } : {};
 const tmp = Deno.makeTempDirSync({ prefix: "fimscope-novelty-cost-" });
-const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 
 async function run(record: boolean, k: number): Promise<{ wall: number; cpu: number }> {
   const model = await createModel(a.model, config, backend, 0);
   const plan = record
     ? await planNoveltyRecord({ path: `${tmp}/r${k}.csv`, force: true, kind: a.model, config: model.config, data: "fashion", seed: 0, batch: 64, optimizer: "adam", trainN: data.n, resumeStep: 0, weights: "-", others: [] })
     : null;
-  const t0 = performance.now(), c0 = cpu();
+  const t0 = performance.now(), c0 = cpuMs();
   await train(model, data, {
     steps: a.steps, batch: 64, lr: 1e-3, seed: 0, optimizer: "adam", clip: 100, warmup: 200, checkpointEvery: 1e9, checkpointPath: `${tmp}/c${k}.ckpt.safetensors`, data: "fashion",
     ...(plan ? noveltyHooks(plan, model, data) : {}),
   });
-  const out = { wall: (performance.now() - t0) / a.steps, cpu: (cpu() - c0) / a.steps };
+  const out = { wall: (performance.now() - t0) / a.steps, cpu: (cpuMs() - c0) / a.steps };
   model.parameters().forEach((p) => p.dispose());
   return out;
 }

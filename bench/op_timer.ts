@@ -3,6 +3,12 @@
 import process from "node:process";
 import type { Backend } from "../src/kernels/backend.ts";
 
+/** This process's CPU time (all threads, user and system) in ms: what the benches measure where other load disturbs wall time. */
+export function cpuMs(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1000;
+}
+
 const OPS = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dInputGrad", "conv2dWeightGrad", "groupNorm", "groupNormGrad"] as const;
 
 /** A short key per call: the op, its elementwise kind, and with byShape the operands' shapes. */
@@ -31,7 +37,7 @@ function keyOf(op: string, xs: unknown[], byShape: boolean): string {
  */
 export function timeOps(b: Backend, byShape = false, clock: "wall" | "cpu" = "wall"): { acc: Map<string, { ms: number; n: number }>; restore: () => void } {
   // cpu: process CPU time (all threads), what a loaded machine disturbs least
-  const now = clock === "cpu" ? () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; } : () => performance.now();
+  const now = clock === "cpu" ? cpuMs : () => performance.now();
   const acc = new Map<string, { ms: number; n: number }>();
   // deno-lint-ignore no-explicit-any
   const bb = b as any;

@@ -1,8 +1,8 @@
 // The wasm SIMD128 arithmetic ceiling on this CPU (bench/wasm_peak.ts, bench/torch.ts): a kernel of
 // independent f32x4.relaxed_madd chains in registers, no memory traffic, in GFLOP/s (2 per lane per
 // multiply-add) on the calling thread.
-import process from "node:process";
 import { Fn, I32, moduleBytes, simd, V128 } from "../src/kernels/wasm/emit.ts";
+import { cpuMs } from "./op_timer.ts";
 
 /** peak(n): n iterations of `chains` independent acc = acc * b + c (relaxed madd); returns lane 0 of the sum so nothing is dead. */
 function peakFn(chains: number): Fn {
@@ -26,10 +26,6 @@ export function peakBytes(chains: number): Uint8Array<ArrayBuffer> {
   return moduleBytes([peakFn(chains)], { initial: 1, maximum: 1, shared: false });
 }
 
-const cpuMs = () => {
-  const c = process.cpuUsage();
-  return (c.user + c.system) / 1000;
-};
 
 /** The best of `runs` runs of `iterations` iterations on this thread: GFLOP/s per wall second and per process CPU second. */
 export function singleThreadPeak(chains = 12, iterations = 20_000_000, runs = 3): { wall: number; cpu: number } {

@@ -18,7 +18,6 @@
 // second against the wasm SIMD128 ceiling measured at the start (bench/peak.ts). --json writes
 // run.ts's format: { "ceiling": <GFLOP/s per CPU second, one thread>, "rows": [{ "workload", "gflop",
 // "engines": { "<engine>": <median ms> }, "spread": { "<engine>": [min, max] }, "cpu": { "<engine>": <median CPU ms> } }] }.
-import process from "node:process";
 import * as T from "../src/autograd/index.ts";
 import { type ImageSet, range } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
@@ -39,6 +38,7 @@ import { featuresBatched } from "../src/ood/features.ts";
 import { inputNoise } from "../src/ood/loop.ts";
 import { singleThreadPeak } from "./peak.ts";
 import { flopsOf, recordProducts } from "./products.ts";
+import { cpuMs } from "./op_timer.ts";
 
 export const TORCH_MODELS = [
   "weights/vae-fashion.safetensors", "weights/glow-fashion.safetensors", "weights/glow-fashion-large.safetensors", "weights/diffusion-fashion.safetensors",
@@ -285,10 +285,6 @@ async function prepare(path: string, work: "features" | "step", backends: [strin
 
 const label = (path: string) => path.replace(/^.*\//, "").replace(/\.safetensors$/, "");
 const med = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)];
-const cpuMs = () => {
-  const c = process.cpuUsage();
-  return (c.user + c.system) / 1000;
-};
 
 /**
  * Largest |log ours - log theirs| over the features, and the largest relative NLL difference.
@@ -408,15 +404,14 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
           const engine = e.replace("pytorch ", "");
           runs.push([e, async () => (await peer.ask({ cmd: "run", id, work, engine })) as { wall: number; cpu: number }]);
         }
-        // the products of one run of ours, counted on its backend (the same work on every backend)
+        // warm-up, counting the products of our first engine's run on its backend (the same work on every backend)
         const rec = recordProducts(backends[0][1]);
         try {
-          await side.ours.get(backends[0][0])!();
+          for (const [, r] of runs) await r();
         } finally {
           rec.restore();
         }
         const gflop = rec.list.reduce((t, q) => t + flopsOf(q), 0) / 1e9;
-        for (const [, r] of runs) await r(); // warm-up
         const wall: number[][] = runs.map(() => []), cpu: number[][] = runs.map(() => []);
         for (let r = 0; r < o.rounds; r++) {
           const order = runs.map((_, i) => i);

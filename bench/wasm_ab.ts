@@ -9,10 +9,10 @@
 // workers sleep), medians and ranges. CPU time is what other load on the machine disturbs least.
 //   deno run -A bench/wasm_ab.ts --old /tmp/old [--rounds 9] [--work vae-step,glow-step,vae-features,glow-features,large-...,unet-...] [--threads 2]
 import "../src/cli/errors.ts";
-import process from "node:process";
 import { choices, int, parseOptions, text } from "../src/io/options.ts";
 import { oldCheckout } from "./old_checkout.ts";
 import { featurePasses } from "./feature_pass.ts";
+import { cpuMs } from "./op_timer.ts";
 
 const WORK = ["vae-step", "glow-step", "vae-features", "glow-features", "large-step", "large-features", "unet-step", "unet-features"] as const;
 const DEFAULT_WORK = ["vae-step", "glow-step", "vae-features", "glow-features"] as const;
@@ -85,10 +85,6 @@ async function side(name: string, root: string): Promise<Side> {
 
 const sides = [await side("old", oldAbs), await side("new", here)];
 const med = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)];
-const cpuMs = () => {
-  const c = process.cpuUsage();
-  return (c.user + c.system) / 1000;
-};
 console.log(`old ${a.old} (${sides[0].be.description}), new ${here} (${sides[1].be.description}); ${a.rounds} interleaved rounds, medians (range)`);
 const load0 = Deno.loadavg();
 for (const w of a.work) {

@@ -3,18 +3,14 @@
 // where whole passes (bench/wasm_ab.ts) on this shared machine vary more than the change.
 //   deno run -A bench/wasm_conv_ab.ts --old <checkout> [--threads 1]
 import "../src/cli/errors.ts";
-import process from "node:process";
 import { int, parseOptions, text } from "../src/io/options.ts";
 import type { ConvParams } from "../src/kernels/backend.ts";
 import type { WasmBackend } from "../src/kernels/wasm/backend.ts";
 import { oldCheckout } from "./old_checkout.ts";
+import { cpuMs } from "./op_timer.ts";
 
 const a = parseOptions("wasm_conv_ab", { old: text().required(), threads: int({ min: 1, max: 64 }).default(1) });
 const roots = [oldCheckout("wasm_conv_ab", a.old, "src/kernels/wasm/backend.ts"), new URL("../", import.meta.url).pathname.replace(/\/$/, "")];
-const cpu = () => {
-  const c = process.cpuUsage();
-  return (c.user + c.system) / 1000;
-};
 const bes: WasmBackend[] = await Promise.all(roots.map(async (r) => (await import(`${r}/src/kernels/wasm/backend.ts`)).createWasmBackend({ threads: a.threads })));
 const P = (N: number, Cin: number, H: number, Cout: number, groups = 1): ConvParams => ({ N, Cin, H, W: H, Cout, KH: 3, KW: 3, stride: 1, pad: 1, groups, OH: H, OW: H });
 // the U-Net's and VAE's training shapes, and per-group shapes of the feature passes (64 groups)
@@ -36,9 +32,9 @@ for (const p of shapes) {
     const bufs = bes.map((b) => [b.alloc(n0).fill(0.5), b.alloc(n1).fill(0.25)]);
     for (let r = 0; r < 8; r++) {
       for (const i of r % 2 ? [1, 0] : [0, 1]) {
-        const t0 = cpu();
+        const t0 = cpuMs();
         const o = bes[i][op](bufs[i][0], bufs[i][1], p, "float32");
-        if (r >= 2) best[i] = Math.min(best[i], cpu() - t0);
+        if (r >= 2) best[i] = Math.min(best[i], cpuMs() - t0);
         bes[i].release(o);
       }
     }

@@ -6,9 +6,9 @@
 // (bench/README.md); PyTorch's AVX2/AVX-512 kernels have two to four times the lanes.
 //   deno run -A bench/wasm_peak.ts [--threads 2] [--chains 12] [--iterations 20000000]
 import "../src/cli/errors.ts";
-import process from "node:process";
 import { int, parseOptions } from "../src/io/options.ts";
 import { peakBytes, singleThreadPeak } from "./peak.ts";
+import { cpuMs } from "./op_timer.ts";
 
 const a = parseOptions("wasm_peak", {
   threads: int({ min: 1, max: 64 }).default(2), chains: int({ min: 1, max: 32 }).default(12),
@@ -17,10 +17,6 @@ const a = parseOptions("wasm_peak", {
 
 const bytes = peakBytes(a.chains);
 const flops = 2 * 4 * a.chains * a.iterations;
-const cpuMs = () => {
-  const c = process.cpuUsage();
-  return (c.user + c.system) / 1000;
-};
 const one = singleThreadPeak(a.chains, a.iterations);
 console.log(`1 thread: ${one.wall.toFixed(1)} GFLOP/s per wall second, ${one.cpu.toFixed(1)} per CPU second (${a.chains} chains of f32x4.relaxed_madd)`);
 if (a.threads > 1) {

@@ -9,11 +9,10 @@
 // best of 5) for its GFLOP/s: how far each kind of product is from the kernels' peak (bench/wasm_peak.ts).
 //   deno run -A bench/wasm_profile.ts [--models a.safetensors,...] [--work features,step] [--threads 1] [--runs 5] [--top 25] [--replay] [--clock cpu|wall]
 import "../src/cli/errors.ts";
-import process from "node:process";
 import { choice, choices, flag, inFiles, int, parseOptions } from "../src/io/options.ts";
 import type { ConvParams } from "../src/kernels/backend.ts";
 import { createWasmBackend, type WasmBackend } from "../src/kernels/wasm/backend.ts";
-import { opTable, timeOps } from "./op_timer.ts";
+import { cpuMs, opTable, timeOps } from "./op_timer.ts";
 import { flopsOf, keyOf, type Product, recordProducts } from "./products.ts";
 import { ourWork, TORCH_MODELS, TORCH_WORK } from "./torch.ts";
 
@@ -50,10 +49,6 @@ function replay(b: WasmBackend, q: Product): number {
   return best;
 }
 const be = await createWasmBackend({ threads: a.threads });
-const cpuMs = () => {
-  const c = process.cpuUsage();
-  return (c.user + c.system) / 1000;
-};
 /** CPU ms of this process's main thread (Linux /proc, 10 ms ticks): with --threads 2, how much of the work the caller carries. */
 function mainThreadMs(): number {
   try {
@@ -84,7 +79,7 @@ for (const path of a.models) {
     const t = timeOps(be, true, a.clock);
     const phases = new Map<string, number>();
     be.profile = phases;
-    const now = a.clock === "cpu" ? cpuMs : () => performance.now();
+    const now = a.clock === "cpu" ? cpuMs : () => performance.now(), clockName = a.clock === "cpu" ? "CPU" : "wall";
     const c0 = now();
     for (let r = 0; r < a.runs; r++) await w.run();
     const total = now() - c0;
@@ -93,7 +88,7 @@ for (const path of a.models) {
     rec.restore();
     const inOps = [...t.acc.values()].reduce((s, v) => s + v.ms, 0);
     console.log(`\n${path} ${work}: wall ${med(wall).toFixed(1)} ms, CPU ${med(cpu).toFixed(1)} ms (medians; wall/CPU ${(med(wall) / med(cpu)).toFixed(2)}; the main thread's share of the CPU time ${(100 * mainShare).toFixed(0)}%); ` +
-      `timed runs: ${a.clock === "cpu" ? "CPU" : "wall"} ${(total / a.runs).toFixed(1)} ms per run, ${(inOps / a.runs).toFixed(1)} in ops, ${((total - inOps) / a.runs).toFixed(1)} outside (${(100 * (total - inOps) / total).toFixed(0)}%)`);
+      `timed runs: ${clockName} ${(total / a.runs).toFixed(1)} ms per run, ${(inOps / a.runs).toFixed(1)} in ops, ${((total - inOps) / a.runs).toFixed(1)} outside (${(100 * (total - inOps) / total).toFixed(0)}%)`);
     console.log(opTable(new Map([...t.acc].map(([k, v]) => [k, { ms: v.ms / a.runs, n: v.n / a.runs }])), a.top));
     console.log(`    kernel phases (wall, per run): ${[...phases].sort((p, q) => q[1] - p[1]).map(([k, v]) => `${k || "copy"} ${(v / a.runs).toFixed(1)}`).join(", ")}`);
     const byShape = new Map<string, { q: Product; n: number }>();
@@ -104,7 +99,7 @@ for (const path of a.models) {
     }
     const flops = rec.list.reduce((s, q) => s + flopsOf(q), 0) / a.runs;
     const prodMs = [...t.acc].filter(([k]) => /^(conv|matmul)/.test(k)).reduce((s, [, v]) => s + v.ms, 0) / a.runs;
-    console.log(`    products: ${(flops / 1e9).toFixed(3)} GFLOP per run in ${(rec.list.length / a.runs).toFixed(0)} calls, ${prodMs.toFixed(1)} ms ${a.clock === "cpu" ? "CPU" : "wall"}: ${(flops / prodMs / 1e6).toFixed(1)} GFLOP/s per ${a.clock === "cpu" ? "CPU" : "wall"}-second`);
+    console.log(`    products: ${(flops / 1e9).toFixed(3)} GFLOP per run in ${(rec.list.length / a.runs).toFixed(0)} calls, ${prodMs.toFixed(1)} ms ${clockName}: ${(flops / prodMs / 1e6).toFixed(1)} GFLOP/s per ${clockName}-second`);
     if (a.replay) {
       let sumMs = 0;
       const rows: [string, number, number, number][] = [];
