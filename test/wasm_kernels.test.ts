@@ -287,21 +287,64 @@ S("the worker threads take part (tasks run by workers, not only by the caller)",
 S("the pool's counters start over past their limits (tasks and phases: Int32 words that would turn negative in a long run) and every phase still runs every task once", async () => {
   const { module } = buildModule(true);
   const mem = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true } as WebAssembly.MemoryDescriptor);
+  mem.grow(32); // 3 MiB: room for 9 tasks of 128 KiB
   const inst = new WebAssembly.Instance(module, { env: { mem } });
   // limits of 7 tasks and 3 phases: the task counters start over every few phases, GEN every fourth
   const pool = await Workers.create(module, mem, [...KERNELS], inst, 2, { tasks: 7, phases: 3 });
   try {
     const f = new Float32Array(mem.buffer);
-    const at = 4096, words = 16;
+    // tasks long enough (32k floats each) for the worker to claim some while the caller works;
+    // first, until the worker has started (it instantiates the module on its own thread)
+    const at = 4096, words = 1 << 15;
+    for (let i = 0; i < 200 && pool.workerTasks === 0; i++) {
+      pool.run(Array.from({ length: 9 }, (_, t) => [KI.fill32, (at + t * words) * 4, words, 0] as Task), true);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const before = pool.workerTasks;
     for (let phase = 0; phase < 300; phase++) {
-      const k = 1 + (phase % 9); // 1..9 tasks, each filling its own 16 floats with the phase number
+      const k = 1 + (phase % 9); // 1..9 tasks, each filling its own floats with the phase number
       const tasks: Task[] = Array.from({ length: k }, (_, t) => [KI.fill32, (at + t * words) * 4, words, new Int32Array(new Float32Array([phase]).buffer)[0]]);
       pool.run(tasks, true);
-      for (let t = 0; t < k; t++) for (let w = 0; w < words; w++) {
+      for (let t = 0; t < k; t++) for (const w of [0, 1, words >> 1, words - 2, words - 1]) {
         if (f[at + t * words + w] !== phase) assert.unreachable(`phase ${phase}, task ${t}: ${f[at + t * words + w]}`);
       }
     }
-    if (pool.threads > 1) assert.ok(pool.workerTasks > 0, "the worker ran none of 1,500 tasks");
+    if (pool.threads > 1) assert.ok(pool.workerTasks > before, "the worker ran none of 1,500 tasks");
+  } finally {
+    pool.close();
+  }
+});
+
+S("a group of tasks runs in order on one thread: each task sees its group's earlier writes; groups and single tasks mix, and a phase of more task slots than the ring holds runs in parts", async () => {
+  const { module } = buildModule(true);
+  const mem = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true } as WebAssembly.MemoryDescriptor);
+  const inst = new WebAssembly.Instance(module, { env: { mem } });
+  const pool = await Workers.create(module, mem, [...KERNELS], inst, 2);
+  try {
+    const f = new Float32Array(mem.buffer);
+    const bits = (v: number) => new Int32Array(new Float32Array([v]).buffer)[0];
+    const words = 64, scratch = 4096, out = scratch + 3000 * words;
+    for (let round = 0; round < 20 && (round < 3 || pool.workerTasks === 0); round++) {
+      // 2,000 jobs: groups of three (fill a scratch block with a value, then with the value + 1,
+      // then copy it out) and, every fifth, a single fill of its output block; 5,200 task slots
+      const n = 2000, jobs: (Task | Task[])[] = [];
+      for (let i = 0; i < n; i++) {
+        const v = round * 10000 + i, sb = (scratch + i * words) * 4, ob = (out + i * words) * 4;
+        jobs.push(i % 5 === 4 ? [KI.fill32, ob, words, bits(v + 1)] : [
+          [KI.fill32, sb, words, bits(v)],
+          [KI.fill32, sb, words >> 1, bits(v + 1)],
+          [KI.fill32, sb + (words >> 1) * 4, words >> 1, bits(v + 1)],
+          [KI.copy3d, sb, 0, 0, 4, ob, 0, 0, 4, 1, 1, words],
+        ]);
+      }
+      f.fill(NaN, out, out + n * words);
+      pool.run(jobs, true);
+      for (let i = 0; i < n; i++) for (let w = 0; w < words; w++) {
+        if (f[out + i * words + w] !== round * 10000 + i + 1) assert.unreachable(`round ${round}, job ${i}, word ${w}: ${f[out + i * words + w]}`);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    if (pool.threads > 1) assert.ok(pool.workerTasks > 0, "the worker ran no task");
   } finally {
     pool.close();
   }

@@ -63,14 +63,6 @@ function phaseTasks(xo: number, p: ConvParams, L: PhaseLayout, ng0: number, ng1:
   }
 }
 
-/** x's phase blocks for every (n, g), or x itself when it is its own block (unpadded stride 1). */
-function phases(rt: WasmRuntime, xo: number, p: ConvParams, L: PhaseLayout, tasks: Task[]): number {
-  if (L.inPlace) return xo;
-  const xp = rt.mem.tmp(p.N * p.groups * L.XB);
-  phaseTasks(xo, p, L, 0, p.N * p.groups, xp, tasks);
-  return xp;
-}
-
 /**
  * Bytes of B blocks and result blocks a chunk of (image, group) pairs of the forward or input
  * gradient holds: each chunk is filled, multiplied and copied out before the next, so its blocks
@@ -104,17 +96,27 @@ function productsOut(rt: WasmRuntime, R: TableBlock, o: {
   for (let ng0 = 0; ng0 < total; ng0 += chunk) {
     const ng1 = Math.min(total, ng0 + chunk), share = work * (ng1 - ng0) / total;
     const prep: Task[] = ng0 === 0 ? [...o.pre] : [];
-    if (o.b === null) o.fill(ng0, ng1, bb, prep);
-    if (prep.length) rt.run(prep, share, "conv prep");
-    const mm: Task[] = [], cp: Task[] = [];
-    const parts = ng1 - ng0 >= rt.threads * 4 ? 1 : 3;
+    // With a few images for every thread, each image is one job: its block filled, multiplied and
+    // copied out by one thread, so its blocks stay in that core's caches (three phases, with
+    // blocks claimed by either thread in each, ran the Glows' 4-channel convolutions no faster on
+    // two threads than on one). With fewer, each image's columns are split over the threads.
+    const whole = ng1 - ng0 >= rt.threads * 4;
+    const jobs: Task[][] = [], mm: Task[] = [], cp: Task[] = [];
     for (let ng = ng0; ng < ng1; ng++) {
       const g = ng % groups, blk = o.b === null ? bb + (ng - ng0) * BB * 4 : bb + ng * BB * 4, cc = c + (ng - ng0) * CB * 4;
-      for (const [j0, j1] of rt.split(cpan, parts)) mm.push([pt, a + g * AB * 4, 0, blk, tab, cc, ldc, K, 0, rpan, j0, j1, 0, 1, 0, 0]);
-      cp.push([KI.copy3d, cc, ldc * 4, pitch * 4, 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, 4, rows, H, W]);
+      const fill: Task[] = [], job: Task[] = [];
+      if (o.b === null) o.fill(ng, ng + 1, blk, whole ? fill : prep);
+      for (const [j0, j1] of rt.split(cpan, whole ? 1 : 3)) (whole ? job : mm).push([pt, a + g * AB * 4, 0, blk, tab, cc, ldc, K, 0, rpan, j0, j1, 0, 1, 0, 0]);
+      const out: Task = [KI.copy3d, cc, ldc * 4, pitch * 4, 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, 4, rows, H, W];
+      if (whole) jobs.push([...fill, ...job, out]);
+      else cp.push(out);
     }
-    rt.run(mm, share, "conv gemm");
-    rt.run(cp, share, "conv out");
+    if (prep.length) rt.run(prep, share, "conv prep");
+    if (whole) rt.run(jobs, share, "conv gemm");
+    else {
+      rt.run(mm, share, "conv gemm");
+      rt.run(cp, share, "conv out");
+    }
   }
   return m.land(out, oo);
 }
@@ -274,6 +276,13 @@ function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Flo
   }
 }
 
+/**
+ * Images per job of a weight gradient: each job sums its images' products into a C of its own,
+ * and the jobs' Cs are summed in order. By the batch size alone, so the result does not depend on
+ * the number of threads; per-group passes (one image per group) take one job per group.
+ */
+const WEIGHT_GRAD_IMAGES = 8;
+
 export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvParams): Float32Array {
   const m = rt.mem;
   const { N, Cout, groups, OH, OW } = p;
@@ -286,38 +295,50 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     const { Q, Wph, P, XB } = L;
     const xo = m.addr(x), gyo = m.addr(gy);
     const qpan = Math.ceil(Q / MR), opan = Math.ceil(og / NR), ldc = opan * NR, CB = qpan * MR * ldc;
-    const prep: Task[] = [];
-    const xp = phases(rt, xo, p, L, prep);
-    const GYB = og * P + 16;
-    const gq = m.tmp(N * groups * GYB);
-    for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
-      const blk = gq + (n * groups + g) * GYB * 4;
-      prep.push([KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, P * 4, og, OH, Wph, 0, OH, 0, OW]);
-      prep.push([KI.fill32, blk + og * P * 4, GYB - og * P, 0]);
+    const GYB = og * P + 16, BPB = opan * P * NR;
+    const xp = L.inPlace ? xo : m.tmp(N * groups * XB), gq = m.tmp(N * groups * GYB), bp = m.tmp(N * groups * BPB);
+    const tab = m.table(L.tab);
+    const parts = Math.ceil(N / WEIGHT_GRAD_IMAGES);
+    const c = m.tmp(groups * parts * CB);
+    // With enough (group, part) jobs for every thread, each job fills, packs and multiplies its
+    // own images on one thread (its blocks stay in that core's caches); with fewer, the filling
+    // and packing run as phases and each product's rows are split over the threads.
+    const whole = groups * parts >= rt.threads * 2;
+    const jobs: Task[][] = [], prep: Task[] = [], pack: Task[] = [], mm: Task[] = [];
+    for (let g = 0; g < groups; g++) for (let k = 0; k < parts; k++) {
+      const n0 = k * WEIGHT_GRAD_IMAGES, n1 = Math.min(N, n0 + WEIGHT_GRAD_IMAGES);
+      const fill: Task[] = whole ? [] : prep, packs: Task[] = whole ? [] : pack, tiles: Task[] = whole ? [] : mm;
+      for (let n = n0; n < n1; n++) {
+        const ng = n * groups + g, blk = gq + ng * GYB * 4;
+        if (!L.inPlace) phaseTasks(xo, p, L, ng, ng + 1, xp + ng * XB * 4, fill);
+        fill.push([KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, P * 4, og, OH, Wph, 0, OH, 0, OW]);
+        fill.push([KI.fill32, blk + og * P * 4, GYB - og * P, 0]);
+        packs.push([R.packB, blk, 4, P * 4, P, og, 0, opan, bp + ng * BPB * 4]);
+      }
+      const at = n0 * groups + g;
+      for (const [i0, i1] of whole ? [[0, qpan]] : rt.split(qpan, 2)) {
+        tiles.push([R.tp, xp + at * XB * 4, tab, bp + at * BPB * 4, 0, c + (g * parts + k) * CB * 4, ldc, P, i0, i1, 0, opan, 0, n1 - n0, groups * XB * 4, groups * BPB * 4]);
+      }
+      if (whole) jobs.push([...fill, ...packs, ...tiles]);
     }
     const work = N * Cout * Q * OH * OW;
-    rt.run(prep, work, "conv prep");
-    const BPB = opan * P * NR;
-    const bp = m.tmp(N * groups * BPB);
-    const pack: Task[] = [];
-    for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
-      const ng = n * groups + g;
-      pack.push([R.packB, gq + ng * GYB * 4, 4, P * 4, P, og, 0, opan, bp + ng * BPB * 4]);
+    if (whole) rt.run(jobs, work, "conv gemm");
+    else {
+      rt.run(prep, work, "conv prep");
+      rt.run(pack, work, "conv pack");
+      rt.run(mm, work, "conv gemm");
     }
-    rt.run(pack, work, "conv pack");
-    const tab = m.table(L.tab);
-    const c = m.tmp(groups * CB);
-    const mm: Task[] = [];
-    for (let g = 0; g < groups; g++) {
-      const tiles = groups >= rt.threads * 2 ? [[0, qpan]] as [number, number][] : rt.split(qpan, 2);
-      for (const [i0, i1] of tiles) {
-        mm.push([R.tp, xp + g * XB * 4, tab, bp + g * BPB * 4, 0, c + g * CB * 4, ldc, P, i0, i1, 0, opan, 0, N, groups * XB * 4, groups * BPB * 4]);
-      }
+    // the parts' sums, in order (f64), then dW = C^T for each group
+    let sum = c;
+    if (parts > 1) {
+      sum = m.tmp(groups * CB);
+      const red: Task[] = [];
+      for (let g = 0; g < groups; g++) red.push([KI.red_sum, c + g * parts * CB * 4, sum + g * CB * 4, 1, parts, CB, CB]);
+      rt.run(red, groups * parts * CB);
     }
-    rt.run(mm, work, "conv gemm");
     const out = m.out(Cout * Q), oo = m.dst(out);
     const cp: Task[] = [];
-    for (let g = 0; g < groups; g++) cp.push([KI.copy3d, c + g * CB * 4, 0, 4, ldc * 4, oo + g * og * Q * 4, 0, Q * 4, 4, 1, og, Q]);
+    for (let g = 0; g < groups; g++) cp.push([KI.copy3d, sum + g * CB * 4, 0, 4, ldc * 4, oo + g * og * Q * 4, 0, Q * 4, 4, 1, og, Q]);
     rt.run(cp, 0);
     return m.land(out, oo);
   } finally {

@@ -4,9 +4,9 @@
 import { buildModule, KERNELS, type KernelName, MAX_PAGES, TABLE2_NR } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
 import { WasmMemory } from "./memory.ts";
-import { Workers, type Task } from "./workers.ts";
+import { type Job, Workers, type Task } from "./workers.ts";
 
-export type { Task };
+export type { Job, Task };
 /** Kernel indices by name, for tasks. */
 export const KI = Object.fromEntries(KERNELS.map((n, i) => [n, i])) as Record<KernelName, number>;
 /** A float's bits as an i32 argument. */
@@ -72,10 +72,11 @@ export class WasmRuntime {
   }
 
   /**
-   * Runs one phase of tasks: on all threads when it has at least PARALLEL_MIN units of `work`
-   * (multiply-adds, or elements times a weight), else on the caller alone.
+   * Runs one phase of jobs (tasks, or groups of tasks one thread runs in order): on all threads
+   * when it has at least PARALLEL_MIN units of `work` (multiply-adds, or elements times a
+   * weight), else on the caller alone.
    */
-  run(tasks: Task[], work: number, label = ""): void {
+  run(tasks: Job[], work: number, label = ""): void {
     if (!this.profile) return this.pool.run(tasks, work >= PARALLEL_MIN);
     const t0 = performance.now();
     this.pool.run(tasks, work >= PARALLEL_MIN);

@@ -1,12 +1,16 @@
 // Threads for the wasm kernels: Workers sharing one WebAssembly.Memory (SharedArrayBuffer) and the
-// module. A phase is a list of tasks (an exported kernel and its i32 arguments); every thread, the
-// caller included, claims tasks until none are left, and the caller returns when all are done, so
-// the backend's ops stay synchronous. Claiming is a compare-exchange on a monotonic counter that
-// may not pass `end`, which is published only after the phase's tasks are written.
+// module. A phase is a list of jobs: a task (an exported kernel and its i32 arguments) or a group
+// of tasks that one thread runs in order (an image's copy, product and copy out, whose blocks then
+// stay in that core's caches). Every thread, the caller included, claims jobs until none are left,
+// and the caller returns when all are done, so the backend's ops stay synchronous. Claiming is a
+// compare-exchange on a monotonic job counter that may not pass `end`, which is published only
+// after the phase's jobs are written.
 //
-// Control words (Int32Array over their own SharedArrayBuffer):
-// A task's slot: kernel, argument count, up to 16 arguments (the rest of the stride unused).
-const GEN = 0, NEXT = 1, END = 2, DONE = 3, BY_WORKERS = 4, FAILED = 5, TASKS = 8, STRIDE = 20, CAP = 4096, MAX_ARGS = 16;
+// Control words (Int32Array over their own SharedArrayBuffer): the counters; per job (a ring of
+// CAP) its first task slot and its task count; per task slot (CAP of them, written from 0 each
+// phase: the last phase's jobs are all done by then) the kernel, its argument count and up to 16
+// arguments (the rest of the stride unused).
+const GEN = 0, NEXT = 1, END = 2, DONE = 3, BY_WORKERS = 4, FAILED = 5, JOBS = 8, CAP = 4096, TASKS = JOBS + 2 * CAP, STRIDE = 20, MAX_ARGS = 16;
 /**
  * Polls of a control word before a thread sleeps in Atomics.wait: a worker waiting for the next
  * phase, the caller waiting for a phase's last tasks. A pass is thousands of short phases with a
@@ -15,13 +19,15 @@ const GEN = 0, NEXT = 1, END = 2, DONE = 3, BY_WORKERS = 4, FAILED = 5, TASKS = 
 const SPIN = 20000;
 
 export type Task = [fn: number, ...args: number[]];
+/** A task, or tasks one thread runs in order (a kernel that traps ends its group). */
+export type Job = Task | Task[];
 
 /**
- * Where the control words start over. NEXT, END and DONE count tasks and GEN counts phases, all
+ * Where the control words start over. NEXT, END and DONE count jobs and GEN counts phases, all
  * upward in Int32 words: past 2^31 they would turn negative (a phase nobody claims, a caller that
- * waits forever, workers that take a negative GEN for close()). Between phases, when every task
- * is done, the task counters go back to 0 once they pass `tasks`; GEN wraps past `phases`.
- * Long training runs reach 2^31 tasks (thousands per step); tests pass small limits.
+ * waits forever, workers that take a negative GEN for close()). Between phases, when every job
+ * is done, the job counters go back to 0 once they pass `tasks`; GEN wraps past `phases`.
+ * Long training runs reach 2^31 jobs (thousands per step); tests pass small limits.
  */
 export interface PoolLimits {
   tasks: number;
@@ -37,14 +43,16 @@ function work(c, fns) {
     const t = Atomics.load(c, ${NEXT});
     if (t >= Atomics.load(c, ${END})) return;
     if (Atomics.compareExchange(c, ${NEXT}, t, t + 1) !== t) continue;
-    const b = ${TASKS} + (t % ${CAP}) * ${STRIDE};
+    const j = ${JOBS} + (t % ${CAP}) * 2, n = c[j + 1];
     try {
-      // always 16 arguments: a wasm export ignores those past its parameters (no array, no spread)
-      fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16], c[b + 17]);
+      for (let i = 0, b = ${TASKS} + c[j] * ${STRIDE}; i < n; i++, b += ${STRIDE}) {
+        // always 16 arguments: a wasm export ignores those past its parameters (no array, no spread)
+        fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16], c[b + 17]);
+      }
     } catch {
       Atomics.store(c, ${FAILED}, 1); // a trap: counted done, reported by the caller (an uncaught error would end the process)
     }
-    Atomics.add(c, ${BY_WORKERS}, 1);
+    Atomics.add(c, ${BY_WORKERS}, n);
     if (Atomics.add(c, ${DONE}, 1) + 1 === Atomics.load(c, ${END})) Atomics.notify(c, ${DONE});
   }
 }
@@ -86,6 +94,10 @@ function call(fns: ((...a: number[]) => void)[], t: Task): void {
     case 17: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15], t[16]);
     default: return f(...t.slice(1));
   }
+}
+
+function isGroup(j: Job): j is Task[] {
+  return Array.isArray(j[0]);
 }
 
 export class Workers {
@@ -140,32 +152,46 @@ export class Workers {
     return pool;
   }
 
-  /** Runs every task (on all threads when there are several) and returns when all are done. */
-  run(tasks: Task[], parallel = true): void {
-    if (this.threads === 1 || !parallel || tasks.length === 1) {
-      for (let i = 0; i < tasks.length; i++) call(this.#fns, tasks[i]);
+  /** Runs every job (on all threads when there are several) and returns when all are done. */
+  run(jobs: Job[], parallel = true): void {
+    if (this.threads === 1 || !parallel || jobs.length === 1) {
+      for (let i = 0; i < jobs.length; i++) {
+        const t = jobs[i];
+        if (isGroup(t)) for (let k = 0; k < t.length; k++) call(this.#fns, t[k]);
+        else call(this.#fns, t);
+      }
       return;
     }
     const c = this.#c;
-    for (let from = 0; from < tasks.length; from += CAP) {
-      const part = tasks.slice(from, from + CAP);
+    for (let from = 0; from < jobs.length;) {
       let base = Atomics.load(c, NEXT);
       if (base > this.#limits.tasks) {
-        // Every task of the last phase is done (NEXT = END = DONE). END first: a worker still in
+        // Every job of the last phase is done (NEXT = END = DONE). END first: a worker still in
         // its claim loop then sees NEXT >= END whichever of the two it reads, and claims nothing.
         Atomics.store(c, END, 0);
         Atomics.store(c, NEXT, 0);
         Atomics.store(c, DONE, 0);
         base = 0;
       }
-      part.forEach((t, i) => {
-        if (t.length - 1 > MAX_ARGS) throw new Error(`wasm pool: a task of ${t.length - 1} arguments (at most ${MAX_ARGS})`);
-        const b = TASKS + ((base + i) % CAP) * STRIDE;
-        c[b] = t[0];
-        c[b + 1] = t.length - 1;
-        for (let j = 1; j < t.length; j++) c[b + 1 + j] = t[j];
-      });
-      const end = base + part.length;
+      // as many jobs as the job ring and the task slots hold
+      let k = 0, slot = 0;
+      for (; from + k < jobs.length && k < CAP; k++) {
+        const job = jobs[from + k], group = isGroup(job) ? job : [job];
+        if (group.length > CAP) throw new Error(`wasm pool: a group of ${group.length} tasks (at most ${CAP})`);
+        if (slot + group.length > CAP) break;
+        const j = JOBS + ((base + k) % CAP) * 2;
+        c[j] = slot;
+        c[j + 1] = group.length;
+        for (const t of group) {
+          if (t.length - 1 > MAX_ARGS) throw new Error(`wasm pool: a task of ${t.length - 1} arguments (at most ${MAX_ARGS})`);
+          const b = TASKS + slot++ * STRIDE;
+          c[b] = t[0];
+          c[b + 1] = t.length - 1;
+          for (let a = 1; a < t.length; a++) c[b + 1 + a] = t[a];
+        }
+      }
+      from += k;
+      const end = base + k;
       Atomics.store(c, END, end);
       const gen = Atomics.load(c, GEN);
       Atomics.store(c, GEN, gen >= this.#limits.phases ? 0 : gen + 1);
@@ -200,17 +226,19 @@ export class Workers {
       const t = Atomics.load(c, NEXT);
       if (t >= Atomics.load(c, END)) return;
       if (Atomics.compareExchange(c, NEXT, t, t + 1) !== t) continue;
-      const b = TASKS + (t % CAP) * STRIDE;
+      const j = JOBS + (t % CAP) * 2, n = c[j + 1];
       try {
-        // always 16 arguments, as on the workers (a wasm export ignores the extra ones)
-        fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16], c[b + 17]);
+        for (let i = 0, b = TASKS + c[j] * STRIDE; i < n; i++, b += STRIDE) {
+          // always 16 arguments, as on the workers (a wasm export ignores the extra ones)
+          fns[c[b]](c[b + 2], c[b + 3], c[b + 4], c[b + 5], c[b + 6], c[b + 7], c[b + 8], c[b + 9], c[b + 10], c[b + 11], c[b + 12], c[b + 13], c[b + 14], c[b + 15], c[b + 16], c[b + 17]);
+        }
       } finally {
         Atomics.add(c, DONE, 1);
       }
     }
   }
 
-  /** Tasks the workers (not the caller) have run so far. */
+  /** Tasks the workers (not the caller) have run so far (a group's every task counted). */
   get workerTasks(): number {
     return Atomics.load(this.#c, BY_WORKERS);
   }
