@@ -5,6 +5,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
+import type { ConvParams } from "../src/kernels/backend.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 import { KI, type Task, WasmRuntime } from "../src/kernels/wasm/runtime.ts";
 import { buildModule, KERNELS, MAX_PAGES } from "../src/kernels/wasm/module.ts";
@@ -47,6 +48,26 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
   // GroupNorm's kernels on rows split among the threads (odd row length: the scalar tail), and its gradient
   await compare(wb, "groupNorm threaded", (x, w, b) => T.groupNorm(x, 8, w, b), [[5, 16, 29, 31], [16], [16]], { tol: 1e-4 });
   await compare(wb, "groupNormGrad threaded", (g, y, r) => T.groupNormGrad(g, y, T.addScalar(T.abs(r), 0.5)), [[93, 1001], [93, 1001], [93, 1]], { tol: 1e-4 });
+});
+
+S("a convolution's weight gradient is the same to the bit on one thread and on two (its images summed in jobs of 8 by the batch size alone, the jobs' sums in order), with as many jobs as threads or fewer", async () => {
+  const one = await createWasmBackend({ threads: 1 });
+  try {
+    const P = (N: number, Cin: number, H: number, Cout: number, groups: number, k: number, stride = 1): ConvParams => {
+      const pad = (k - 1) >> 1, OH = Math.floor((H + 2 * pad - k) / stride) + 1;
+      return { N, Cin, H, W: H + 1, Cout, KH: k, KW: k, stride, pad, groups, OH, OW: Math.floor((H + 1 + 2 * pad - k) / stride) + 1 };
+    };
+    // 3 jobs (fewer than 2 threads x 2: phases; one thread: jobs), 8 jobs, grouped, 1x1 in place, strided, 1 image
+    for (const p of [P(20, 5, 9, 4, 1, 3), P(64, 3, 7, 7, 1, 3), P(5, 6, 8, 9, 3, 3), P(17, 8, 6, 16, 1, 1), P(12, 4, 11, 6, 2, 3, 2), P(1, 7, 5, 3, 1, 3)]) {
+      const xs = p.N * p.Cin * p.H * p.W, ys = p.N * p.Cout * p.OH * p.OW;
+      const x = Float32Array.from({ length: xs }, (_, i) => Math.sin(i * 0.37)), gy = Float32Array.from({ length: ys }, (_, i) => Math.cos(i * 0.21));
+      const [a, b] = [one, wb].map((be) => Array.from(be.conv2dWeightGrad(be.upload(x, "float32"), be.upload(gy, "float32"), p, "float32") as Float32Array));
+      assert.equal(b, a, `[${p.N},${p.Cin},${p.H},${p.W}]->${p.Cout} g${p.groups} k${p.KH} s${p.stride}`);
+      assert.ok(a.some((v) => v !== 0), "a zero gradient");
+    }
+  } finally {
+    one.close();
+  }
 });
 
 S("narrow products take their own blocks (2x16: forward with 1-2 output channels, input gradient with 1-2 input channels, the Glow couplings' halves; 8x4: weight gradients with 1-4 output channels) on in-place, copied, strided, grouped, chunked and long-reduction shapes, and equal the reference", async () => {
