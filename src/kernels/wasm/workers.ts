@@ -2,15 +2,19 @@
 // module. A phase is a list of jobs: a task (an exported kernel and its i32 arguments) or a group
 // of tasks that one thread runs in order (an image's copy, product and copy out, whose blocks then
 // stay in that core's caches). Every thread, the caller included, claims jobs until none are left,
-// and the caller returns when all are done, so the backend's ops stay synchronous. Claiming is a
-// compare-exchange on a monotonic job counter that may not pass `end`, which is published only
-// after the phase's jobs are written.
+// and the caller returns when all are done, so the backend's ops stay synchronous.
 //
-// Control words (Int32Array over their own SharedArrayBuffer): the counters; per job (a ring of
-// CAP) its first task slot and its task count; per task slot (CAP of them, written from 0 each
-// phase: the last phase's jobs are all done by then) the kernel, its argument count and up to 16
+// The caller claims jobs from the front of the list, the workers from its back: ops cut their
+// work into jobs in memory order, so with two threads each core goes on with the part of the data
+// it wrote in the op before (in its own L2) rather than whichever part it happens to claim. A
+// claim is a compare-exchange on one word holding both ends (front in the low 16 bits, back in the
+// high), published only after the phase's jobs are written. Every count starts from 0 each phase
+// (the last phase's jobs are all done by then), so only the phase counter grows.
+//
+// Control words (Int32Array over their own SharedArrayBuffer): the counters; per job its first
+// task slot and its task count; per task slot the kernel, its argument count and up to 16
 // arguments (the rest of the stride unused).
-const GEN = 0, NEXT = 1, END = 2, DONE = 3, BY_WORKERS = 4, FAILED = 5, JOBS = 8, CAP = 4096, TASKS = JOBS + 2 * CAP, STRIDE = 20, MAX_ARGS = 16;
+const GEN = 0, CLAIM = 1, END = 2, DONE = 3, BY_WORKERS = 4, FAILED = 5, JOBS = 8, CAP = 4096, TASKS = JOBS + 2 * CAP, STRIDE = 20, MAX_ARGS = 16;
 /**
  * Polls of a control word before a thread sleeps in Atomics.wait: a worker waiting for the next
  * phase, the caller waiting for a phase's last tasks. A pass is thousands of short phases with a
@@ -23,27 +27,24 @@ export type Task = [fn: number, ...args: number[]];
 export type Job = Task | Task[];
 
 /**
- * Where the control words start over. NEXT, END and DONE count jobs and GEN counts phases, all
- * upward in Int32 words: past 2^31 they would turn negative (a phase nobody claims, a caller that
- * waits forever, workers that take a negative GEN for close()). Between phases, when every job
- * is done, the job counters go back to 0 once they pass `tasks`; GEN wraps past `phases`.
- * Long training runs reach 2^31 jobs (thousands per step); tests pass small limits.
+ * Where the phase counter starts over: GEN counts phases upward in an Int32 word, and past 2^31
+ * it would turn negative (workers take a negative GEN for close()). It wraps past `phases`; tests
+ * pass a small limit.
  */
 export interface PoolLimits {
-  tasks: number;
   phases: number;
 }
-const LIMITS: PoolLimits = { tasks: 2 ** 30, phases: 2 ** 30 };
+const LIMITS: PoolLimits = { phases: 2 ** 30 };
 
 // The worker's whole program, as a string so the backend needs no separate file (bundles, Node).
 const WORKER_SRC = `
 const ctrl = { c: null, fns: null };
 function work(c, fns) {
   for (;;) {
-    const t = Atomics.load(c, ${NEXT});
-    if (t >= Atomics.load(c, ${END})) return;
-    if (Atomics.compareExchange(c, ${NEXT}, t, t + 1) !== t) continue;
-    const j = ${JOBS} + (t % ${CAP}) * 2, n = c[j + 1];
+    const w = Atomics.load(c, ${CLAIM});
+    if ((w & 0xffff) >= w >>> 16) return;
+    if (Atomics.compareExchange(c, ${CLAIM}, w, w - 0x10000) !== w) continue;
+    const j = ${JOBS} + ((w >>> 16) - 1) * 2, n = c[j + 1]; // the last job left
     try {
       for (let i = 0, b = ${TASKS} + c[j] * ${STRIDE}; i < n; i++, b += ${STRIDE}) {
         // always 16 arguments: a wasm export ignores those past its parameters (no array, no spread)
@@ -164,24 +165,14 @@ export class Workers {
     }
     const c = this.#c;
     for (let from = 0; from < jobs.length;) {
-      let base = Atomics.load(c, NEXT);
-      if (base > this.#limits.tasks) {
-        // Every job of the last phase is done (NEXT = END = DONE). END first: a worker still in
-        // its claim loop then sees NEXT >= END whichever of the two it reads, and claims nothing.
-        Atomics.store(c, END, 0);
-        Atomics.store(c, NEXT, 0);
-        Atomics.store(c, DONE, 0);
-        base = 0;
-      }
-      // as many jobs as the job ring and the task slots hold
+      // as many jobs as the job table and the task slots hold
       let k = 0, slot = 0;
       for (; from + k < jobs.length && k < CAP; k++) {
         const job = jobs[from + k], group = isGroup(job) ? job : [job];
         if (group.length > CAP) throw new Error(`wasm pool: a group of ${group.length} tasks (at most ${CAP})`);
         if (slot + group.length > CAP) break;
-        const j = JOBS + ((base + k) % CAP) * 2;
-        c[j] = slot;
-        c[j + 1] = group.length;
+        c[JOBS + k * 2] = slot;
+        c[JOBS + k * 2 + 1] = group.length;
         for (const t of group) {
           if (t.length - 1 > MAX_ARGS) throw new Error(`wasm pool: a task of ${t.length - 1} arguments (at most ${MAX_ARGS})`);
           const b = TASKS + slot++ * STRIDE;
@@ -191,8 +182,13 @@ export class Workers {
         }
       }
       from += k;
-      const end = base + k;
+      const end = k;
+      // A worker still in its claim loop from the last phase reads an empty CLAIM (front = back)
+      // until the store below, which publishes this phase's jobs; one that read a non-empty
+      // CLAIM earlier can only succeed against this phase's word, and then runs this phase's job.
+      Atomics.store(c, DONE, 0);
       Atomics.store(c, END, end);
+      Atomics.store(c, CLAIM, end << 16);
       const gen = Atomics.load(c, GEN);
       Atomics.store(c, GEN, gen >= this.#limits.phases ? 0 : gen + 1);
       Atomics.notify(c, GEN);
@@ -223,10 +219,10 @@ export class Workers {
   #work(): void {
     const c = this.#c, fns = this.#fns;
     for (;;) {
-      const t = Atomics.load(c, NEXT);
-      if (t >= Atomics.load(c, END)) return;
-      if (Atomics.compareExchange(c, NEXT, t, t + 1) !== t) continue;
-      const j = JOBS + (t % CAP) * 2, n = c[j + 1];
+      const w = Atomics.load(c, CLAIM);
+      if ((w & 0xffff) >= w >>> 16) return;
+      if (Atomics.compareExchange(c, CLAIM, w, w + 1) !== w) continue;
+      const j = JOBS + (w & 0xffff) * 2, n = c[j + 1]; // the first job left
       try {
         for (let i = 0, b = TASKS + c[j] * STRIDE; i < n; i++, b += STRIDE) {
           // always 16 arguments, as on the workers (a wasm export ignores the extra ones)
