@@ -36,7 +36,7 @@ export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string): Fn
   const [a, atab, b, btab, c, ldc, K, i0, i1, j0, j1, accum, nImg, aImg, bImg] = GEMM_ARGS.map((_, i) => i);
   const img = f.local(), kb = f.local(), kl = f.local(), ib = f.local(), ie = f.local(), j = f.local(), i = f.local();
   const pa = f.local(), pb = f.local(), pt = f.local(), pc = f.local(), k = f.local(), ldcB = f.local(), ai = f.local(), bi = f.local();
-  const addr = f.local();
+  const addr = f.local(), ke = f.local();
   const ar: number[] = [];
   if (am === "table") for (let r = 0; r < MR; r++) ar.push(f.local());
   const acc: number[] = [];
@@ -80,25 +80,39 @@ export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string): Fn
                 f.get(pc).get(ldcB).i32(r).op(op.mul).op(op.add).v128load(v * 16).set(acc[r * NV + v]);
               }
             });
-            f.loop(k, () => f.i32(0), () => f.get(kl), 1, () => {
+            // one step of k at offset u (0 or 1) from the pointers: the loop runs two at a time
+            // and advances the pointers once (fewer scalar instructions per multiply-add)
+            const step = (u: number) => {
               if (bm === "packed") {
-                for (let v = 0; v < NV; v++) f.get(pb).v128load(v * 16).set(bv[v]);
-                f.get(pb).i32(NR * 4).op(op.add).set(pb);
+                for (let v = 0; v < NV; v++) f.get(pb).v128load(u * NR * 4 + v * 16).set(bv[v]);
               } else {
-                f.get(pb).get(pt).op(0x28, 2, 0).op(op.add).set(addr);
+                f.get(pb).get(pt).op(0x28, 2, u * 4).op(op.add).set(addr);
                 for (let v = 0; v < NV; v++) f.get(addr).simd(0x00, 0, v * 16).set(bv[v]); // unaligned v128.load
-                f.get(pt).i32(4).op(op.add).set(pt);
               }
               for (let r = 0; r < MR; r++) {
-                if (am === "packed") f.get(pa).splatLoad(r * 4).set(sv);
-                else f.get(ar[r]).get(pa).op(op.add).splatLoad(0).set(sv);
+                if (am === "packed") f.get(pa).splatLoad(u * MR * 4 + r * 4).set(sv);
+                else f.get(ar[r]).get(pa).op(op.add).splatLoad(u * 4).set(sv);
                 for (let v = 0; v < NV; v++) {
                   const x = acc[r * NV + v];
                   if (fma) f.get(sv).get(bv[v]).get(x).simd(simd.relaxedMadd).set(x);
                   else f.get(x).get(sv).get(bv[v]).simd(simd.f32x4mul).simd(simd.f32x4add).set(x);
                 }
               }
-              f.get(pa).i32(am === "packed" ? MR * 4 : 4).op(op.add).set(pa);
+            };
+            const advance = (u: number) => {
+              if (bm === "packed") f.get(pb).i32(u * NR * 4).op(op.add).set(pb);
+              else f.get(pt).i32(u * 4).op(op.add).set(pt);
+              f.get(pa).i32(u * (am === "packed" ? MR * 4 : 4)).op(op.add).set(pa);
+            };
+            f.get(kl).i32(-2).op(0x71).set(ke); // i32.and: kl rounded down to even
+            f.loop(k, () => f.i32(0), () => f.get(ke), 2, () => {
+              step(0);
+              step(1);
+              advance(2);
+            });
+            f.get(kl).i32(1).op(0x71).if(() => {
+              step(0);
+              advance(1);
             });
             for (let r = 0; r < MR; r++) for (let v = 0; v < NV; v++) {
               f.get(pc).get(ldcB).i32(r).op(op.mul).op(op.add).get(acc[r * NV + v]).v128store(v * 16);
