@@ -304,6 +304,11 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     // own images on one thread (its blocks stay in that core's caches); with fewer, the filling
     // and packing run as phases and each product's rows are split over the threads.
     const whole = groups * parts >= rt.threads * 2;
+    // dW = C^T for each group (its parts' sum when it has several), copied out by the job that
+    // made it where there is one job per group (its C still in that core's cache)
+    const out = m.out(Cout * Q), oo = m.dst(out);
+    const sum = parts > 1 ? m.tmp(groups * CB) : c;
+    const copyOut = (g: number): Task => [KI.copy3d, sum + g * CB * 4, 0, 4, ldc * 4, oo + g * og * Q * 4, 0, Q * 4, 4, 1, og, Q];
     const jobs: Task[][] = [], prep: Task[] = [], pack: Task[] = [], mm: Task[] = [];
     for (let g = 0; g < groups; g++) for (let k = 0; k < parts; k++) {
       const n0 = k * WEIGHT_GRAD_IMAGES, n1 = Math.min(N, n0 + WEIGHT_GRAD_IMAGES);
@@ -319,7 +324,7 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
       for (const [i0, i1] of whole ? [[0, qpan]] : rt.split(qpan, 2)) {
         tiles.push([R.tp, xp + at * XB * 4, tab, bp + at * BPB * 4, 0, c + (g * parts + k) * CB * 4, ldc, P, i0, i1, 0, opan, 0, n1 - n0, groups * XB * 4, groups * BPB * 4]);
       }
-      if (whole) jobs.push([...fill, ...packs, ...tiles]);
+      if (whole) jobs.push(parts === 1 ? [...fill, ...packs, ...tiles, copyOut(g)] : [...fill, ...packs, ...tiles]);
     }
     const work = N * Cout * Q * OH * OW;
     if (whole) rt.run(jobs, work, "conv gemm");
@@ -328,18 +333,14 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
       rt.run(pack, work, "conv pack");
       rt.run(mm, work, "conv gemm");
     }
-    // the parts' sums, in order (f64), then dW = C^T for each group
-    let sum = c;
-    if (parts > 1) {
-      sum = m.tmp(groups * CB);
-      const red: Task[] = [];
-      for (let g = 0; g < groups; g++) red.push([KI.red_sum, c + g * parts * CB * 4, sum + g * CB * 4, 1, parts, CB, CB]);
-      rt.run(red, groups * parts * CB);
+    if (parts > 1 || !whole) {
+      // per group: the parts' sums in order (f64), then the copy out
+      const fin: Task[][] = [];
+      for (let g = 0; g < groups; g++) {
+        fin.push(parts > 1 ? [[KI.red_sum, c + g * parts * CB * 4, sum + g * CB * 4, 1, parts, CB, CB], copyOut(g)] : [copyOut(g)]);
+      }
+      rt.run(fin, groups * (parts + 1) * CB, "conv out");
     }
-    const out = m.out(Cout * Q), oo = m.dst(out);
-    const cp: Task[] = [];
-    for (let g = 0; g < groups; g++) cp.push([KI.copy3d, sum + g * CB * 4, 0, 4, ldc * 4, oo + g * og * Q * 4, 0, Q * 4, 4, 1, og, Q]);
-    rt.run(cp, 0);
     return m.land(out, oo);
   } finally {
     m.endOp();
