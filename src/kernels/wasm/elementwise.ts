@@ -47,7 +47,7 @@ function binExpr(f: Fn, o: BinaryOp, x: number, y: number, one: number, zero: nu
  */
 function expV(f: Fn, x: number, t: number[]): void {
   const [n, r, p, xc] = t;
-  const c = (v: number) => f.f32(v).simd(simd.f32x4splat);
+  const c = (v: number) => f.constF32x4(v);
   // clamp by pmax, pmin (a < b ? b : a, b < a ? b : a: one instruction each, where max and min
   // propagate NaN in several); NaN stays NaN as the first operand
   f.get(x); c(-87.3); f.simd(0xeb); c(88.7228); f.simd(0xea).set(xc);
@@ -59,7 +59,7 @@ function expV(f: Fn, x: number, t: number[]): void {
   // times 2^n1 2^n2, n1 = n >> 1, n2 = n - n1: (k + 127) << 23 read as float bits
   f.get(n).simd(0xf8).set(r); // i32x4.trunc_sat_f32x4_s (r now holds the integer n)
   f.get(r).i32(1).simd(0xac).set(xc); // n1 = n >> 1 (i32x4.shr_s)
-  const pow2 = (k: number) => { f.get(k).i32(127).simd(0x11).simd(0xae).i32(23).simd(0xab); }; // splat, add, shl
+  const pow2 = (k: number) => { f.get(k).constI32x4(127).simd(0xae).i32(23).simd(0xab); }; // add, shl
   f.get(p); pow2(xc); f.simd(V.mul);
   f.get(r).get(xc).simd(0xb1).set(xc); // n2 = n - n1 (i32x4.sub)
   pow2(xc); f.simd(V.mul).set(p);
@@ -98,7 +98,7 @@ function unExpr(f: Fn, o: UnaryOp, x: number, p: number, one: number, zero: numb
         f.get(x).simd(V.abs).simd(V.neg).set(t);
         expV(f, t, tmp);
         f.set(t);
-        const c = (v: number) => f.f32(v).simd(simd.f32x4splat);
+        const c = (v: number) => f.constF32x4(v);
         f.get(t); c(2); f.get(t).simd(V.add).simd(V.div).set(sv);
         f.get(sv).get(sv).simd(V.mul).set(s2);
         c(1 / 13);

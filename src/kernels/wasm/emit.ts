@@ -60,6 +60,20 @@ export class Fn {
   v128load(off = 0) { return this.simd(0x00, 4, off); }
   v128store(off = 0) { return this.simd(0x0b, 4, off); }
   splatLoad(off = 0) { return this.simd(0x09, 2, off); }
+  /**
+   * A constant f32x4 (every lane v) or i32x4 on the stack, from a local the function's prologue
+   * sets once: V8 does not hoist a splat out of a loop, so a polynomial's constants re-splatted
+   * per vector cost as many instructions as its arithmetic.
+   */
+  constF32x4(v: number) { return this.get(this.#pooled("f", v)); }
+  constI32x4(v: number) { return this.get(this.#pooled("i", v)); }
+  readonly #pool = new Map<string, [number, "f" | "i", number]>();
+  #pooled(kind: "f" | "i", v: number): number {
+    const key = `${kind}${Object.is(v, -0) ? "-0" : v}`;
+    let e = this.#pool.get(key);
+    if (!e) this.#pool.set(key, e = [this.local(V128), kind, v]);
+    return e[0];
+  }
 
   /** for (i = from; i < to; i += step) body(), with `from`, `to` emitted by callbacks (i32 values). */
   loop(i: number, from: () => void, to: () => void, step: number, body: () => void) {
@@ -93,7 +107,13 @@ export class Fn {
     }
     uleb(groups.length, out);
     for (const [n, t] of groups) { uleb(n, out); out.push(t); }
-    out.push(...this.c, 0x0b);
+    // the pooled constants, set once at entry
+    const pre = new Fn(this.name, this.params);
+    for (const [local, kind, v] of this.#pool.values()) {
+      if (kind === "f") pre.f32(v).simd(0x13).set(local); // f32x4.splat
+      else pre.i32(v).simd(0x11).set(local); // i32x4.splat
+    }
+    out.push(...pre.c, ...this.c, 0x0b);
     const framed: number[] = [];
     uleb(out.length, framed);
     return framed.concat(out);
