@@ -7,6 +7,8 @@
 // The products (convolutions and matrix products) are counted in FLOPs (2 per multiply-add) and, with
 // --replay, each distinct product shape is run again alone (--threads, the same storages' sizes,
 // best of 5) for its GFLOP/s: how far each kind of product is from the kernels' peak (bench/wasm_peak.ts).
+// Last, the runs with every kernel phase skipped: the caller's serial part (JavaScript and the
+// TypeScript-loop ops), during which the other threads wait.
 //   deno run -A bench/wasm_profile.ts [--models a.safetensors,...] [--work features,step] [--threads 1] [--runs 5] [--top 25] [--replay] [--clock cpu|wall]
 import "../src/cli/errors.ts";
 import { choice, choices, flag, inFiles, int, parseOptions } from "../src/io/options.ts";
@@ -111,6 +113,25 @@ for (const path of a.models) {
       rows.sort((p, q) => q[3] - p[3]);
       console.log(`    replayed alone (best of 5, process CPU time, ${a.threads} thread${a.threads > 1 ? "s" : ""}): ${sumMs.toFixed(1)} ms per run, ${(flops / sumMs / 1e6).toFixed(1)} GFLOP/s`);
       for (const [k, n, f, ms] of rows.slice(0, a.top)) console.log(`    ${ms.toFixed(2).padStart(8)} ms ${String(n).padStart(4)}x ${(f / ms / 1e6).toFixed(1).padStart(6)} GFLOP/s  ${k}`);
+    }
+    // Last (the values are garbage from here on): the same runs with every kernel phase skipped,
+    // i.e. what the caller does alone while no worker has work: JavaScript (autograd, shapes,
+    // allocation, task lists) and the ops small enough for TypeScript loops. Ops are synchronous,
+    // so this part of the wall time is serial; only running ahead of the kernels would overlap it.
+    const pool = be.runtime.pool as { run: unknown };
+    pool.run = () => {};
+    try {
+      const serial: number[] = [];
+      for (let r = 0; r < a.runs; r++) {
+        const t0 = performance.now();
+        await w.run();
+        serial.push(performance.now() - t0);
+      }
+      console.log(`    with every kernel phase skipped (the caller's serial part): wall ${med(serial).toFixed(1)} ms per run, ${(100 * med(serial) / med(wall)).toFixed(0)}% of the run's wall time`);
+    } catch (e) {
+      console.log(`    with every kernel phase skipped: not measured (${(e as Error).message})`);
+    } finally {
+      delete pool.run;
     }
   }
 }
