@@ -43,6 +43,12 @@ interface StorageRef {
 function unref(r: StorageRef): void {
   if (--r.refs === 0) r.backend.release(r.s);
 }
+/**
+ * Releases the storage of a tensor that was dropped without dispose(). Only tensors no tidy()
+ * scope owns are registered: a scope disposes what it owns when it ends, and registers what
+ * leaves it (its result, when no outer scope takes it; keep(); everything, when f throws).
+ * Registering every tensor cost a sixth of a feature pass's JavaScript time.
+ */
 const finalizer = new FinalizationRegistry<StorageRef>(unref);
 
 export class Tensor {
@@ -67,7 +73,7 @@ export class Tensor {
   groupCopy: GroupCopy | null = null;
   #ref: StorageRef;
   #disposed = false;
-  #token = {};
+  #token: object | null = null;
 
   constructor(readonly backend: Backend, storage: unknown, shape: Shape, readonly dtype: DType, share?: Tensor, groups = 0) {
     this.shape = Object.freeze([...shape]);
@@ -77,8 +83,15 @@ export class Tensor {
       this.#ref = share.#ref;
       this.#ref.refs++;
     } else this.#ref = { backend, s: storage, refs: 1 };
-    finalizer.register(this, this.#ref, this.#token);
     if (scopes.length) scopes[scopes.length - 1].add(this);
+    else this.unowned();
+  }
+
+  /** Registers this tensor with the finalizer, once: no scope owns it any more (see `finalizer`). */
+  unowned(): void {
+    if (this.#token || this.#disposed) return;
+    this.#token = {};
+    finalizer.register(this, this.#ref, this.#token);
   }
 
   get rank(): number {
@@ -109,7 +122,7 @@ export class Tensor {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    finalizer.unregister(this.#token);
+    if (this.#token) finalizer.unregister(this.#token);
     unref(this.#ref);
     for (const s of scopes) s.delete(this);
   }
@@ -151,8 +164,10 @@ export class Tensor {
     const old = this.#ref;
     this.#ref = src.#ref;
     this.#ref.refs++;
-    finalizer.unregister(this.#token);
-    finalizer.register(this, this.#ref, this.#token);
+    if (this.#token) {
+      finalizer.unregister(this.#token);
+      finalizer.register(this, this.#ref, this.#token);
+    }
     unref(old);
     return this;
   }
@@ -242,6 +257,13 @@ export function tidy<T>(f: () => T): T {
   let out: T;
   try {
     out = f();
+  } catch (e) {
+    // what f made stays alive, as before it threw; the finalizer (or an outer scope) frees it
+    for (const t of scope) {
+      if (scopes.length > 1) scopes[scopes.length - 2].add(t);
+      else t.unowned();
+    }
+    throw e;
   } finally {
     scopes.pop();
   }
@@ -251,6 +273,7 @@ export function tidy<T>(f: () => T): T {
   for (const t of scope) {
     if (keepSet.has(t)) {
       if (scopes.length) scopes[scopes.length - 1].add(t);
+      else t.unowned();
     } else t.dispose();
   }
   return out;
@@ -259,6 +282,7 @@ export function tidy<T>(f: () => T): T {
 /** Take t out of every enclosing scope so tidy() won't free it. */
 export function keep<T extends Tensor>(t: T): T {
   for (const s of scopes) s.delete(t);
+  t.unowned();
   return t;
 }
 
