@@ -422,11 +422,13 @@ S("a kernel that traps (on a worker or the caller) ends the call with an error, 
   }
 });
 
-S("strided convolutions' input gradient by stride phases: strides 2 and 3, filters narrower than the stride, padding, groups", async () => {
+S("strided convolutions' input gradient by stride phases: strides 2 and 3, filters narrower than the stride, padding, groups, one job per image or phases of tasks", async () => {
   const cases: [number[], number[], T.ConvOptions][] = [
     [[2, 3, 9, 8], [4, 3, 3, 3], { stride: 2, padding: 1 }], [[1, 2, 7, 7], [3, 2, 1, 1], { stride: 2 }],
     [[2, 4, 10, 11], [6, 2, 3, 2], { stride: 3, padding: 2, groups: 2 }], [[1, 3, 8, 8], [2, 3, 4, 4], { stride: 2, padding: 1 }],
     [[3, 2, 5, 6], [2, 2, 2, 3], { stride: 3 }], [[64, 16, 14, 14], [32, 16, 3, 3], { stride: 2, padding: 1 }],
+    // enough images for one job per image (8 or more at 2 threads), with phases that have no taps
+    [[8, 3, 9, 9], [4, 3, 1, 1], { stride: 2 }], [[9, 2, 8, 7], [3, 2, 2, 2], { stride: 3, padding: 1 }], [[4, 6, 9, 9], [4, 3, 3, 3], { stride: 2, padding: 1, groups: 2 }],
   ];
   for (const [sx, sw, o] of cases) await compare(wb, `conv ${JSON.stringify(o)}`, (x, w) => T.conv2d(x, w, o), [sx, sw], { tol: 1e-4 });
 });

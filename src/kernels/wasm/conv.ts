@@ -213,19 +213,10 @@ function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Flo
   const Tmax = Math.ceil((H + 2 * pad) / s), Umax = Math.ceil((W + 2 * pad) / s);
   const Hg = Math.max(OH, Tmax) + P0 + 1, Wg = Math.max(OW, Umax) + Q0 + 1;
   const out = m.out(N * Cin * H * W);
-  m.fill(out, 0); // phases with no taps (a filter narrower than the stride) stay zero
   try {
     const gyo = m.addr(gy), oo = m.dst(out);
-    if (!m.inMem(out)) m.zero(oo, out.length);
     const P = Tmax * Wg, cpan = Math.ceil(P / NR), ldc = cpan * NR, CB = rpan * MR * ldc;
     const GB = Math.ceil((og * Hg * Wg + 16) / 16) * 16 + NR * 2;
-    const gb = m.tmp(N * groups * GB);
-    const prep: Task[] = [];
-    for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
-      const blk = gb + (n * groups + g) * GB * 4;
-      prep.push([KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, Hg * Wg * 4, og, Hg, Wg, P0, OH, Q0, OW]);
-      prep.push([KI.fill32, blk + og * Hg * Wg * 4, GB - og * Hg * Wg, 0]);
-    }
     type Phase = { a: number; b: number; K: number; wp: number; WPB: number; tab: number };
     const phases: Phase[] = [], flip: Task[] = [], pack: Task[] = [];
     const wo = m.addr(w), KK = KH * KW;
@@ -248,28 +239,43 @@ function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Flo
       for (let g = 0; g < groups; g++) pack.push([R.packA, wfo + g * cg * K * 4, 4, K * 4, K, cg, 0, rpan, wp + g * WPB * 4]);
       phases.push({ a, b, K, wp, WPB, tab: m.table(tab) });
     }
+    // input pixels of a phase with no taps (a filter narrower than the stride) get no gradient;
+    // every other pixel is written by its phase's copy
+    if (phases.length < s * s) m.zero(oo, N * Cin * H * W);
     rt.run(flip, groups * og * cg * KK * 64, "conv prep");
-    prep.push(...pack);
     const work = N * Cin * og * Math.ceil(KH / s) * Math.ceil(KW / s) * H * W;
-    rt.run(prep, work, "conv prep");
-    const c = m.tmp(N * groups * phases.length * CB);
-    const mm: Task[] = [], cp: Task[] = [];
-    const parts = N * groups * phases.length >= rt.threads * 4 ? 1 : 3;
-    phases.forEach((ph, k) => {
-      // input rows y = a + s t - pad in [0, H): t in [t0, t1]; columns likewise
-      const t0 = Math.max(0, Math.ceil((pad - ph.a) / s)), t1 = Math.floor((H - 1 + pad - ph.a) / s);
-      const u0 = Math.max(0, Math.ceil((pad - ph.b) / s)), u1 = Math.floor((W - 1 + pad - ph.b) / s);
-      for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
-        const ng = n * groups + g, cc = c + ((ng * phases.length) + k) * CB * 4;
-        for (const [j0, j1] of rt.split(cpan, parts)) mm.push([R.pt, ph.wp + g * ph.WPB * 4, 0, gb + ng * GB * 4, ph.tab, cc, ldc, ph.K, 0, rpan, j0, j1, 0, 1, 0, 0]);
+    rt.run(pack, work, "conv prep");
+    const gb = m.tmp(N * groups * GB), c = m.tmp(N * groups * phases.length * CB);
+    // With a few images for every thread, each (image, group) is one job: its block filled, then
+    // each phase's product and copy out on one thread; with fewer, phases of tasks, each
+    // product's columns split over the threads.
+    const whole = N * groups >= rt.threads * 4;
+    const jobs: Task[][] = [], prep: Task[] = [], mm: Task[] = [], cp: Task[] = [];
+    for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
+      const ng = n * groups + g, blk = gb + ng * GB * 4;
+      const job: Task[] = [];
+      const fill: Task[] = whole ? job : prep;
+      fill.push([KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, Hg * Wg * 4, og, Hg, Wg, P0, OH, Q0, OW]);
+      fill.push([KI.fill32, blk + og * Hg * Wg * 4, GB - og * Hg * Wg, 0]);
+      phases.forEach((ph, k) => {
+        // input rows y = a + s t - pad in [0, H): t in [t0, t1]; columns likewise
+        const t0 = Math.max(0, Math.ceil((pad - ph.a) / s)), t1 = Math.floor((H - 1 + pad - ph.a) / s);
+        const u0 = Math.max(0, Math.ceil((pad - ph.b) / s)), u1 = Math.floor((W - 1 + pad - ph.b) / s);
+        const cc = c + (ng * phases.length + k) * CB * 4;
+        for (const [j0, j1] of rt.split(cpan, whole ? 1 : 3)) (whole ? job : mm).push([R.pt, ph.wp + g * ph.WPB * 4, 0, blk, ph.tab, cc, ldc, ph.K, 0, rpan, j0, j1, 0, 1, 0, 0]);
         if (t1 >= t0 && u1 >= u0) {
           const y0 = ph.a + s * t0 - pad, x0 = ph.b + s * u0 - pad;
-          cp.push([KI.copy3d, cc + (t0 * Wg + u0) * 4, ldc * 4, Wg * 4, 4, oo + (((n * Cin + g * cg) * H + y0) * W + x0) * 4, H * W * 4, s * W * 4, s * 4, cg, t1 - t0 + 1, u1 - u0 + 1]);
+          (whole ? job : cp).push([KI.copy3d, cc + (t0 * Wg + u0) * 4, ldc * 4, Wg * 4, 4, oo + (((n * Cin + g * cg) * H + y0) * W + x0) * 4, H * W * 4, s * W * 4, s * 4, cg, t1 - t0 + 1, u1 - u0 + 1]);
         }
-      }
-    });
-    rt.run(mm, work, "conv gemm");
-    rt.run(cp, work, "conv out");
+      });
+      if (whole) jobs.push(job);
+    }
+    if (whole) rt.run(jobs, work, "conv gemm");
+    else {
+      rt.run(prep, work, "conv prep");
+      rt.run(mm, work, "conv gemm");
+      rt.run(cp, work, "conv out");
+    }
     return m.land(out, oo);
   } finally {
     m.endOp();

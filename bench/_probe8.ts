@@ -1,0 +1,12 @@
+const root = Deno.args[2] ?? "..";
+const { createWasmBackend } = await import(`${root}/src/kernels/wasm/backend.ts`);
+const { ourWork } = await import(`${root}/bench/torch.ts`);
+const be = await createWasmBackend({ threads: 2 });
+const w = await ourWork(Deno.args[0] ?? "weights/glow-fashion.safetensors", (Deno.args[1] ?? "features") as "step", be);
+for (let i = 0; i < 3; i++) await w.run();
+const pool = (be as any).runtime.pool;
+if (Deno.args[3] !== "real") pool.run = () => {};
+const t0 = performance.now();
+const times: number[] = []; for (let i = 0; i < 60; i++) { const t = performance.now(); await w.run(); times.push(performance.now() - t); } times.sort((a, b) => a - b); console.log("median", times[30].toFixed(1));
+console.log(((performance.now() - t0) / 300).toFixed(1), "ms per run, no phases");
+Deno.exit(0);
