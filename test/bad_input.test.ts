@@ -554,7 +554,7 @@ cases.forEach((c, k) => {
     const lines = r.err.split("\n").filter((l) => l.trim() !== "");
     assert.is(r.code, 1, `exit code ${r.code}; stderr: ${r.err}; stdout: ${r.out}`);
     assert.is(lines.length, 1, `expected exactly one line on stderr, got:\n${r.err}`);
-    assert.match(lines[0], c.error);
+    assert.match(lines[0], c.error, `stderr: ${lines[0]}`);
     assert.is(r.out, "", `nothing may be printed before the refusal (work started?): ${r.out}`);
     assert.equal(r.cwdAfter, r.cwdBefore, "the command created files");
     assert.ok(r.keepOk, "a file the command was pointed at changed");

@@ -46,7 +46,8 @@ function unref(r: StorageRef): void {
 /**
  * Releases the storage of a tensor that was dropped without dispose(). Only tensors no tidy()
  * scope owns are registered: a scope disposes what it owns when it ends, and registers what
- * leaves it (its result, when no outer scope takes it; keep(); everything, when f throws).
+ * leaves it (its result, when no outer scope takes it; keep(); everything it still holds, when
+ * it ends by an error).
  * Registering every tensor cost a sixth of a feature pass's JavaScript time.
  */
 const finalizer = new FinalizationRegistry<StorageRef>(unref);
@@ -258,25 +259,35 @@ export function tidy<T>(f: () => T): T {
   try {
     out = f();
   } catch (e) {
-    // what f made stays alive, as before it threw; the finalizer (or an outer scope) frees it
-    for (const t of scope) {
-      if (scopes.length > 1) scopes[scopes.length - 2].add(t);
-      else t.unowned();
-    }
+    abandon(scope);
     throw e;
   } finally {
     scopes.pop();
   }
-  if (out instanceof Promise) throw new Error("tidy: f must be synchronous (await outside tidy)");
-  const keepSet = new Set<Tensor>();
-  collect(out, keepSet);
-  for (const t of scope) {
-    if (keepSet.has(t)) {
-      if (scopes.length) scopes[scopes.length - 1].add(t);
-      else t.unowned();
-    } else t.dispose();
+  try {
+    if (out instanceof Promise) throw new Error("tidy: f must be synchronous (await outside tidy)");
+    const keepSet = new Set<Tensor>();
+    collect(out, keepSet);
+    for (const t of scope) {
+      if (keepSet.has(t)) {
+        if (scopes.length) scopes[scopes.length - 1].add(t);
+        else t.unowned();
+      } else t.dispose();
+    }
+  } catch (e) {
+    abandon(scope);
+    throw e;
   }
   return out;
+}
+
+/**
+ * A scope that ends by an error (f threw, returned a Promise, or a dispose failed): what it still
+ * holds stays alive, as it did when every tensor was registered at birth, and only the finalizer
+ * frees it.
+ */
+function abandon(scope: Set<Tensor>): void {
+  for (const t of scope) t.unowned();
 }
 
 /** Take t out of every enclosing scope so tidy() won't free it. */

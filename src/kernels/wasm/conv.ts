@@ -283,11 +283,14 @@ function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Flo
 }
 
 /**
- * Images per job of a weight gradient: each job sums its images' products into a C of its own,
- * and the jobs' Cs are summed in order. By the batch size alone, so the result does not depend on
- * the number of threads; per-group passes (one image per group) take one job per group.
+ * The jobs of a weight gradient per group: each sums its images' products into a C of its own,
+ * and the jobs' Cs are summed in order. About 8 images a job, at most 8 jobs, and their Cs at most
+ * 64 MB together (a wide layer at a large batch); by the shapes alone, so the result does not
+ * depend on the number of threads. Per-group passes (one image per group) take one job per group.
  */
-const WEIGHT_GRAD_IMAGES = 8;
+function weightGradParts(N: number, groups: number, CB: number): number {
+  return Math.max(1, Math.min(Math.ceil(N / 8), 8, Math.floor((1 << 24) / (groups * CB))));
+}
 
 export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvParams): Float32Array {
   const m = rt.mem;
@@ -304,7 +307,7 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     const GYB = og * P + 16, BPB = opan * P * NR;
     const xp = L.inPlace ? xo : m.tmp(N * groups * XB), gq = m.tmp(N * groups * GYB), bp = m.tmp(N * groups * BPB);
     const tab = m.table(L.tab);
-    const parts = Math.ceil(N / WEIGHT_GRAD_IMAGES);
+    const parts = weightGradParts(N, groups, CB), per = Math.ceil(N / parts);
     const c = m.tmp(groups * parts * CB);
     // With enough (group, part) jobs for every thread, each job fills, packs and multiplies its
     // own images on one thread (its blocks stay in that core's caches); with fewer, the filling
@@ -317,7 +320,7 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     const copyOut = (g: number): Task => [KI.copy3d, sum + g * CB * 4, 0, 4, ldc * 4, oo + g * og * Q * 4, 0, Q * 4, 4, 1, og, Q];
     const jobs: Task[][] = [], prep: Task[] = [], pack: Task[] = [], mm: Task[] = [];
     for (let g = 0; g < groups; g++) for (let k = 0; k < parts; k++) {
-      const n0 = k * WEIGHT_GRAD_IMAGES, n1 = Math.min(N, n0 + WEIGHT_GRAD_IMAGES);
+      const n0 = Math.min(N, k * per), n1 = Math.min(N, n0 + per);
       const fill: Task[] = whole ? [] : prep, packs: Task[] = whole ? [] : pack, tiles: Task[] = whole ? [] : mm;
       for (let n = n0; n < n1; n++) {
         const ng = n * groups + g, blk = gq + ng * GYB * 4;

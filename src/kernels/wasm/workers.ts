@@ -155,6 +155,8 @@ export class Workers {
 
   /** Runs every job (on all threads when there are several) and returns when all are done. */
   run(jobs: Job[], parallel = true): void {
+    if (this.#failed) throw new Error(`wasm worker failed: ${(this.#failed as Error).message ?? this.#failed}`);
+    jobs = jobs.filter((j) => j.length > 0); // an empty group has nothing to run
     if (this.threads === 1 || !parallel || jobs.length === 1) {
       for (let i = 0; i < jobs.length; i++) {
         const t = jobs[i];
