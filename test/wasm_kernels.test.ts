@@ -10,6 +10,7 @@ import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 import { KI, type Task, WasmRuntime } from "../src/kernels/wasm/runtime.ts";
 import { buildModule, KERNELS, MAX_PAGES } from "../src/kernels/wasm/module.ts";
 import { Workers } from "../src/kernels/wasm/workers.ts";
+import { conv2dWeightGrad } from "../src/kernels/wasm/conv.ts";
 import { Glow } from "../src/models/glow.ts";
 import { VAE } from "../src/models/vae.ts";
 import { maxRelErr } from "./helpers.ts";
@@ -71,11 +72,28 @@ S("a convolution's weight gradient is the same to the bit on one thread and on t
   }
 });
 
-S("narrow products take their own blocks (2x16: forward with 1-2 output channels, input gradient with 1-2 input channels, the Glow couplings' halves; 8x4: weight gradients with 1-4 output channels) on in-place, copied, strided, grouped, chunked and long-reduction shapes, and equal the reference", async () => {
+S("narrow products take their own kernels (2x16: forward with 1-2 output channels, input gradient with 1-2 input channels, the Glow couplings' halves; dot products along the positions: weight gradients with 1-4 output channels per group) on in-place, copied, strided, grouped, chunked, odd-length and long-reduction shapes, and equal the reference", async () => {
   const rt = await WasmRuntime.create({ threads: 1 });
   assert.equal([1, 2, 3, 4, 8].map((m) => `${rt.tableRows(m).MR}x${rt.tableRows(m).NR}`), ["2x16", "2x16", "4x8", "4x8", "4x8"]);
   assert.equal(rt.tableRows(6).MR, 6);
-  assert.equal([1, 4, 5, 8].map((og) => `${rt.weightGradBlock(45, og).MR}x${rt.weightGradBlock(45, og).NR}`), ["8x4", "8x4", "6x8", "6x8"]);
+  // the kernels a weight gradient runs, by its output channels per group
+  const kernelsOf = (og: number, groups = 1) => {
+    const seen = new Set<number>(), pool = rt.pool as unknown as { run: (jobs: (Task | Task[])[], par?: boolean) => void };
+    const run = pool.run.bind(pool);
+    pool.run = (jobs, par) => {
+      for (const j of jobs) for (const t of (Array.isArray(j[0]) ? j as Task[] : [j as Task])) seen.add(t[0]);
+      run(jobs, par);
+    };
+    const p: ConvParams = { N: 3, Cin: 5 * groups, H: 6, W: 7, Cout: og * groups, KH: 3, KW: 3, stride: 1, pad: 1, groups, OH: 6, OW: 7 };
+    try {
+      conv2dWeightGrad(rt, new Float32Array(3 * 5 * groups * 42).fill(1), new Float32Array(3 * og * groups * 42).fill(1), p);
+    } finally {
+      delete (pool as { run?: unknown }).run;
+    }
+    return seen;
+  };
+  for (const og of [1, 3, 4]) assert.ok(kernelsOf(og).has(KI.wgrad_dot) && kernelsOf(og, 2).has(KI.wgrad_dot), `${og} channels: the dot kernel`);
+  for (const og of [5, 8]) assert.ok(!kernelsOf(og).has(KI.wgrad_dot) && kernelsOf(og).has(KI.gemm_tp), `${og} channels: the 6x8 product`);
   rt.pool.close();
   const cases: [number[], number[], T.ConvOptions][] = [
     [[5, 2, 14, 14], [64, 2, 3, 3], { padding: 1 }], // the Glow's coupling conv1: input gradient of 2 rows, 210 columns (not a multiple of 16)
@@ -90,6 +108,11 @@ S("narrow products take their own blocks (2x16: forward with 1-2 output channels
     [[3, 5, 6, 7], [3, 5, 3, 3], { padding: 1 }], // weight gradient of 3 columns, 45 taps (not a multiple of 8)
     [[2, 64, 20, 20], [4, 64, 3, 3], { padding: 1 }], // the coupling's conv3: 4 columns, 576 taps, a reduction over 2 x 420 positions (past the block of 256)
     [[1, 8, 5, 5], [8, 2, 1, 1], { groups: 4 }], // 1x1 grouped: 2 columns and 2 taps per group
+    [[2, 3, 5, 5], [3, 3, 3, 3], { padding: 1 }], // weight gradient by dot products over 30 positions: 28 in vectors, a tail of 2
+    [[3, 2, 9, 8], [3, 2, 3, 3], { stride: 2, padding: 1 }], // strided, 3 channels: 25 positions on the phase grid (a tail of 1)
+    [[2, 4, 7, 7], [1, 4, 3, 3], { padding: 1 }], // one output channel (3 of the kernel's 4 rows are zeros)
+    [[1, 32, 7, 9], [16, 4, 3, 3], { padding: 1, groups: 8 }], // per group 2 channels of 4 inputs, 36 taps
+    [[17, 6, 4, 6], [4, 6, 1, 1], {}], // 1x1 in place over 17 images: jobs of several images, 24 positions
   ];
   const was = one.poison;
   one.poison = true;

@@ -4,6 +4,7 @@
 // filters, one stride phase at a time when strided; the weight gradient summed over images).
 import type { ConvParams, Data } from "../backend.ts";
 import { KI, type TableBlock, type Task, type WasmRuntime } from "./runtime.ts";
+import { DOT_COLS, DOT_ROWS } from "./gemm.ts";
 
 interface PhaseLayout {
   cg: number; Hph: number; Wph: number; Q: number; P: number; tab: Int32Array; cpan: number; XB: number;
@@ -296,7 +297,12 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
   const m = rt.mem;
   const { N, Cout, groups, OH, OW } = p;
   const og = Cout / groups;
-  const R = rt.weightGradBlock(p.Cin / groups * p.KH * p.KW, og), { MR, NR } = R;
+  // at most 4 output channels per group: dot products along the positions (gemm.ts dotFn), 2 taps
+  // by 4 channels a block, reading the output gradient's rows as they are; else a product kernel
+  // over the packed output gradient
+  const dot = og <= DOT_COLS;
+  const R = dot ? null : rt.weightGradBlock(p.Cin / groups * p.KH * p.KW);
+  const MR = R?.MR ?? DOT_ROWS, NR = R?.NR ?? DOT_COLS;
   try {
     // dW^T[q][co] = sum over images and positions of X[tab[q] + p'] gy'[co][p'], with gy' the
     // output gradient on the phase grid (zero in the columns past OW).
@@ -304,8 +310,9 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     const { Q, Wph, P, XB } = L;
     const xo = m.addr(x), gyo = m.addr(gy);
     const qpan = Math.ceil(Q / MR), opan = Math.ceil(og / NR), ldc = opan * NR, CB = qpan * MR * ldc;
-    const GYB = og * P + 16, BPB = opan * P * NR;
-    const xp = L.inPlace ? xo : m.tmp(N * groups * XB), gq = m.tmp(N * groups * GYB), bp = m.tmp(N * groups * BPB);
+    // the dot kernel reads 4 channel rows: those past og are zeros
+    const GYB = (dot ? DOT_COLS : og) * P + 16, BPB = R ? opan * P * NR : 0;
+    const xp = L.inPlace ? xo : m.tmp(N * groups * XB), gq = m.tmp(N * groups * GYB), bp = R ? m.tmp(N * groups * BPB) : 0;
     const tab = m.table(L.tab);
     const parts = weightGradParts(N, groups, CB), per = Math.ceil(N / parts);
     const c = m.tmp(groups * parts * CB);
@@ -327,11 +334,12 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
         if (!L.inPlace) phaseTasks(xo, p, L, ng, ng + 1, xp + ng * XB * 4, fill);
         fill.push([KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, P * 4, og, OH, Wph, 0, OH, 0, OW]);
         fill.push([KI.fill32, blk + og * P * 4, GYB - og * P, 0]);
-        packs.push([R.packB, blk, 4, P * 4, P, og, 0, opan, bp + ng * BPB * 4]);
+        if (R) packs.push([R.packB, blk, 4, P * 4, P, og, 0, opan, bp + ng * BPB * 4]);
       }
-      const at = n0 * groups + g;
+      const at = n0 * groups + g, cc = c + (g * parts + k) * CB * 4;
       for (const [i0, i1] of whole ? [[0, qpan]] : rt.split(qpan, 2)) {
-        tiles.push([R.tp, xp + at * XB * 4, tab, bp + at * BPB * 4, 0, c + (g * parts + k) * CB * 4, ldc, P, i0, i1, 0, opan, 0, n1 - n0, groups * XB * 4, groups * BPB * 4]);
+        tiles.push(R ? [R.tp, xp + at * XB * 4, tab, bp + at * BPB * 4, 0, cc, ldc, P, i0, i1, 0, opan, 0, n1 - n0, groups * XB * 4, groups * BPB * 4]
+          : [KI.wgrad_dot, xp + at * XB * 4, tab, gq + at * GYB * 4, P * 4, cc, ldc, P, i0, i1, n1 - n0, groups * XB * 4, groups * GYB * 4]);
       }
       if (whole) jobs.push(parts === 1 ? [...fill, ...packs, ...tiles, copyOut(g)] : [...fill, ...packs, ...tiles]);
     }
@@ -339,7 +347,7 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     if (whole) rt.run(jobs, work, "conv gemm");
     else {
       rt.run(prep, work, "conv prep");
-      rt.run(pack, work, "conv pack");
+      if (pack.length) rt.run(pack, work, "conv pack");
       rt.run(mm, work, "conv gemm");
     }
     if (parts > 1 || !whole) {

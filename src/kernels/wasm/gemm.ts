@@ -178,3 +178,71 @@ export function packFn(W: number, name: string): Fn {
   });
   return f;
 }
+
+/** Rows (taps) and columns (output channels) of one block of dotFn. */
+export const DOT_ROWS = 2, DOT_COLS = 4;
+
+/**
+ * The weight gradient of a convolution with at most 4 output channels per group, as dot products
+ * along the positions: C[q][co] = sum over images and p < P of X[tab[q] + p] G[co][p], where a
+ * product kernel would have 4 useful columns (a panel of 4 broadcasts 8 rows per position). Here
+ * the positions are the lanes: a block of 2 taps by 4 channels keeps 8 f32x4 sums, loads 2 input
+ * vectors and 4 gradient vectors per 4 positions, and reads nothing past P (a scalar tail).
+ *   wgrad_dot(x, tab, g, gRow, c, ldc, P, i0, i1, nImg, xImg, gImg): blocks [i0, i1) of 2 taps;
+ * x, g, c and the strides in bytes (gRow: from one channel's row of G to the next; 4 rows read,
+ * those past the group's channels discarded by the caller); C rows at c + 4 ldc q, written whole
+ * (not accumulated); each block's sums kept in registers over all nImg images, the lanes then
+ * added in a fixed order.
+ */
+export function dotFn(s: GemmShape, name: string): Fn {
+  const QB = DOT_ROWS, NC = DOT_COLS;
+  const f = new Fn(name, Array(12).fill(I32));
+  const [xa, tab, g, gRow, c, ldc, P, i0, i1, nImg, xImg, gImg] = Array.from({ length: 12 }, (_, i) => i);
+  const ib = f.local(), img = f.local(), p = f.local(), p4 = f.local(), xb = f.local(), gb = f.local();
+  const xr = Array.from({ length: QB }, () => f.local()), gr = Array.from({ length: NC }, () => f.local());
+  const acc = Array.from({ length: QB * NC }, () => f.local(V128)), xv = Array.from({ length: QB }, () => f.local(V128)), gv = Array.from({ length: NC }, () => f.local(V128));
+  const tail = Array.from({ length: QB * NC }, () => f.local(F32)), xs = f.local(F32);
+  f.get(P).i32(-4).op(op.and).set(p4);
+  f.loop(ib, () => f.get(i0), () => f.get(i1), 1, () => {
+    for (const a of acc) f.f32(0).simd(simd.f32x4splat).set(a);
+    for (const a of tail) f.f32(0).set(a);
+    f.loop(img, () => f.i32(0), () => f.get(nImg), 1, () => {
+      f.get(xa).get(img).get(xImg).op(op.mul).op(op.add).set(xb);
+      f.get(g).get(img).get(gImg).op(op.mul).op(op.add).set(gb);
+      for (let r = 0; r < QB; r++) f.get(tab).get(ib).i32(QB * 4).op(op.mul).op(op.add).op(0x28, 2, r * 4).get(xb).op(op.add).set(xr[r]);
+      for (let k = 0; k < NC; k++) f.get(gb).get(gRow).i32(k).op(op.mul).op(op.add).set(gr[k]);
+      f.loop(p, () => f.i32(0), () => f.get(p4), 4, () => {
+        for (let r = 0; r < QB; r++) f.get(xr[r]).simd(0x00, 0, 0).set(xv[r]); // unaligned v128.load
+        for (let k = 0; k < NC; k++) f.get(gr[k]).simd(0x00, 0, 0).set(gv[k]);
+        for (let r = 0; r < QB; r++) for (let k = 0; k < NC; k++) {
+          const a = acc[r * NC + k];
+          if (s.fma) f.get(xv[r]).get(gv[k]).get(a).simd(simd.relaxedMadd).set(a);
+          else f.get(a).get(xv[r]).get(gv[k]).simd(simd.f32x4mul).simd(simd.f32x4add).set(a);
+        }
+        for (let r = 0; r < QB; r++) f.get(xr[r]).i32(16).op(op.add).set(xr[r]);
+        for (let k = 0; k < NC; k++) f.get(gr[k]).i32(16).op(op.add).set(gr[k]);
+      });
+      f.loop(p, () => f.get(p4), () => f.get(P), 1, () => {
+        for (let r = 0; r < QB; r++) {
+          f.get(xr[r]).op(0x2a, 0, 0).set(xs); // f32.load, align 1
+          for (let k = 0; k < NC; k++) {
+            const a = tail[r * NC + k];
+            f.get(a).get(xs).get(gr[k]).op(0x2a, 0, 0).op(op.f32mul).op(op.f32add).set(a);
+          }
+          f.get(xr[r]).i32(4).op(op.add).set(xr[r]);
+        }
+        for (let k = 0; k < NC; k++) f.get(gr[k]).i32(4).op(op.add).set(gr[k]);
+      });
+    });
+    for (let r = 0; r < QB; r++) for (let k = 0; k < NC; k++) {
+      const a = acc[r * NC + k];
+      // C[ib*QB + r][k] = ((l0 + l1) + (l2 + l3)) + tail
+      f.get(c).get(ib).i32(QB).op(op.mul).i32(r).op(op.add).get(ldc).op(op.mul).i32(k).op(op.add).i32(2).op(op.shl).op(op.add);
+      f.get(a).simd(simd.f32x4extract, 0).get(a).simd(simd.f32x4extract, 1).op(op.f32add);
+      f.get(a).simd(simd.f32x4extract, 2).get(a).simd(simd.f32x4extract, 3).op(op.f32add).op(op.f32add);
+      f.get(tail[r * NC + k]).op(op.f32add);
+      f.op(0x38, 2, 0); // f32.store
+    }
+  });
+  return f;
+}

@@ -1,7 +1,7 @@
 // The wasm backend's module: every kernel generated here at load time (emit.ts), compiled once
 // and instantiated on each thread over one shared memory.
 import { Fn, moduleBytes, simd } from "./emit.ts";
-import { GEMM_DEFAULT, type GemmShape, gemmFn, packFn } from "./gemm.ts";
+import { dotFn, GEMM_DEFAULT, type GemmShape, gemmFn, packFn } from "./gemm.ts";
 import { binaryFn, SIMD_APPROX, SIMD_BINARY, SIMD_UNARY, unaryFn, whereFn } from "./elementwise.ts";
 import { copy3dFn, copy4dFn, copyPadFn, fill32Fn } from "./copy.ts";
 import { reduceFn } from "./reduce.ts";
@@ -10,7 +10,7 @@ import { groupNormBwdFn, groupNormFwdFn } from "./groupnorm.ts";
 
 export const KERNELS = [
   "gemm_pp", "gemm_pt", "gemm_tp", "pack_a", "pack_b", "copy3d", "gemm_pp4", "gemm_pt4", "gemm_tp4", "pack_a4",
-  "gemm_pt2", "pack_a2", "gemm_tp8x4", "pack_b4",
+  "gemm_pt2", "pack_a2", "wgrad_dot",
   ...SIMD_UNARY.map((o) => `un_${o}` as const), ...SIMD_APPROX.map((o) => `un_${o}` as const), ...SIMD_BINARY.map((o) => `bin_${o}` as const),
   "copy4d", "fill32", "red_sum", "red_sumsq", "where", "copypad", "moment", "gn_fwd", "gn_bwd",
 ] as const;
@@ -27,8 +27,8 @@ export function kernelFns(s: GemmShape): Fn[] {
     gemmFn({ ...s, MR: 4 }, "table", "packed", "gemm_tp4"), packFn(4, "pack_a4"),
     // a 2-row block, 16 columns wide, for convolutions with 1 or 2 rows (runtime.ts tableRows)
     gemmFn({ ...s, MR: 2, NR: TABLE2_NR }, "packed", "table", "gemm_pt2"), packFn(2, "pack_a2"),
-    // an 8x4 block for weight gradients with at most 4 output channels (runtime.ts weightGradBlock)
-    gemmFn({ ...s, MR: 8, NR: 4 }, "table", "packed", "gemm_tp8x4"), packFn(4, "pack_b4"),
+    // weight gradients with at most 4 output channels per group, as dot products along the positions (conv.ts)
+    dotFn(s, "wgrad_dot"),
     ...SIMD_UNARY.map(unaryFn), ...SIMD_APPROX.map(unaryFn), ...SIMD_BINARY.map(binaryFn),
     copy4dFn(), fill32Fn(), reduceFn("sum"), reduceFn("sumsq"), whereFn(), copyPadFn(), momentFn(), groupNormFwdFn(), groupNormBwdFn(),
   ];

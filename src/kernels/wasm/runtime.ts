@@ -102,12 +102,11 @@ export class WasmRuntime {
     return M <= 2 ? { MR: 2, NR: TABLE2_NR, pt: KI.gemm_pt2, packA: KI.pack_a2 } : this.rows(M);
   }
   /**
-   * The block for a weight gradient (Q rows of taps read by table, og columns of output channels
-   * packed): rows(Q) at the module's width, or for og <= 4 an 8x4 block, where 8 columns would
-   * compute at least half of them for nothing (the Glow couplings' last convolution: 4 channels).
+   * The block for a weight gradient with more than 4 output channels per group (Q rows of taps
+   * read by table, og columns of output channels packed): rows(Q) at the module's width. With at
+   * most 4, conv.ts takes the dot-product kernel (gemm.ts dotFn) instead.
    */
-  weightGradBlock(Q: number, og: number): ColumnBlock {
-    if (og <= 4) return { MR: 8, NR: 4, tp: KI.gemm_tp8x4, packB: KI.pack_b4 };
+  weightGradBlock(Q: number): ColumnBlock {
     const R = this.rows(Q);
     return { MR: R.MR, NR: R.NR, tp: R.tp, packB: KI.pack_b };
   }
