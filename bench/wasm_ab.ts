@@ -7,6 +7,9 @@
 // fixed steps for the step, as bench/torch.ts). Each round runs every workload once per side,
 // the sides in alternating order; wall time and process CPU time (all threads; the idle side's
 // workers sleep), medians and ranges. CPU time is what other load on the machine disturbs least.
+// Both trees share one JavaScript heap: a change to what the JavaScript allocates or registers
+// (e.g. finalizers) burdens the other tree's garbage collection too, so measure such a change in
+// separate processes, alternated.
 //   deno run -A bench/wasm_ab.ts --old /tmp/old [--rounds 9] [--work vae-step,glow-step,vae-features,glow-features,large-...,unet-...] [--threads 2]
 import "../src/cli/errors.ts";
 import { choices, int, parseOptions, text } from "../src/io/options.ts";
