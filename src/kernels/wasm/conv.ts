@@ -73,6 +73,22 @@ function phaseTasks(xo: number, p: ConvParams, L: PhaseLayout, ng0: number, ng1:
 const CHUNK_BYTES = 1 << 20;
 
 /**
+ * Runs the work of several (image, group) items, each given as stages (fill, products, copy out,
+ * ...): with `whole` (a few items for every thread), each item's stages as one job that one
+ * thread runs in order, so its blocks stay in that core's caches (three phases, with blocks
+ * claimed by either thread in each, ran the Glows' 4-channel convolutions no faster on two
+ * threads than on one); else each stage as one phase over all items, for few items whose
+ * products the caller has split finer.
+ */
+function runStaged(rt: WasmRuntime, items: Task[][][], whole: boolean, work: number, labels: string[]): void {
+  if (whole) return rt.run(items.map((stages) => stages.flat()), work, "conv gemm");
+  labels.forEach((label, k) => {
+    const tasks = items.flatMap((stages) => stages[k] ?? []);
+    if (tasks.length) rt.run(tasks, work, label);
+  });
+}
+
+/**
  * The products of the forward and the stride-1 input gradient, and their results copied out:
  * for each image n and group g, the packed filters of g (A panels at `a`, AB floats a group)
  * times the (n, g) block (BB floats a block, read through the tap table `tab`, K taps) into a
@@ -96,28 +112,18 @@ function productsOut(rt: WasmRuntime, R: TableBlock, o: {
   const out = m.out(total * rows * H * W), oo = m.dst(out);
   for (let ng0 = 0; ng0 < total; ng0 += chunk) {
     const ng1 = Math.min(total, ng0 + chunk), share = work * (ng1 - ng0) / total;
-    const prep: Task[] = ng0 === 0 ? [...o.pre] : [];
-    // With a few images for every thread, each image is one job: its block filled, multiplied and
-    // copied out by one thread, so its blocks stay in that core's caches (three phases, with
-    // blocks claimed by either thread in each, ran the Glows' 4-channel convolutions no faster on
-    // two threads than on one). With fewer, each image's columns are split over the threads.
+    if (ng0 === 0 && o.pre.length) rt.run(o.pre, share, "conv prep");
+    // with fewer images than a few for every thread, each image's columns are split over them
     const whole = ng1 - ng0 >= rt.threads * 4;
-    const jobs: Task[][] = [], mm: Task[] = [], cp: Task[] = [];
+    const items: Task[][][] = [];
     for (let ng = ng0; ng < ng1; ng++) {
       const g = ng % groups, blk = o.b === null ? bb + (ng - ng0) * BB * 4 : bb + ng * BB * 4, cc = c + (ng - ng0) * CB * 4;
-      const fill: Task[] = [], job: Task[] = [];
-      if (o.b === null) o.fill(ng, ng + 1, blk, whole ? fill : prep);
-      for (const [j0, j1] of rt.split(cpan, whole ? 1 : 3)) (whole ? job : mm).push([pt, a + g * AB * 4, 0, blk, tab, cc, ldc, K, 0, rpan, j0, j1, 0, 1, 0, 0]);
-      const out: Task = [KI.copy3d, cc, ldc * 4, pitch * 4, 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, 4, rows, H, W];
-      if (whole) jobs.push([...fill, ...job, out]);
-      else cp.push(out);
+      const fill: Task[] = [];
+      if (o.b === null) o.fill(ng, ng + 1, blk, fill);
+      const mm = rt.split(cpan, whole ? 1 : 3).map(([j0, j1]): Task => [pt, a + g * AB * 4, 0, blk, tab, cc, ldc, K, 0, rpan, j0, j1, 0, 1, 0, 0]);
+      items.push([fill, mm, [[KI.copy3d, cc, ldc * 4, pitch * 4, 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, 4, rows, H, W]]]);
     }
-    if (prep.length) rt.run(prep, share, "conv prep");
-    if (whole) rt.run(jobs, share, "conv gemm");
-    else {
-      rt.run(mm, share, "conv gemm");
-      rt.run(cp, share, "conv out");
-    }
+    runStaged(rt, items, whole, share, ["conv prep", "conv gemm", "conv out"]);
   }
   return m.land(out, oo);
 }
@@ -247,36 +253,30 @@ function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Flo
     const work = N * Cin * og * Math.ceil(KH / s) * Math.ceil(KW / s) * H * W;
     rt.run(pack, work, "conv prep");
     const gb = m.tmp(N * groups * GB), c = m.tmp(N * groups * phases.length * CB);
-    // With a few images for every thread, each (image, group) is one job: its block filled, then
-    // each phase's product and copy out on one thread; with fewer, phases of tasks, each
-    // product's columns split over the threads.
+    // each (image, group): its block filled, then each phase's product and copy out
     const whole = N * groups >= rt.threads * 4;
-    const jobs: Task[][] = [], prep: Task[] = [], mm: Task[] = [], cp: Task[] = [];
+    const items: Task[][][] = [];
     for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
       const ng = n * groups + g, blk = gb + ng * GB * 4;
-      const job: Task[] = [];
-      const fill: Task[] = whole ? job : prep;
-      fill.push([KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, Hg * Wg * 4, og, Hg, Wg, P0, OH, Q0, OW]);
-      fill.push([KI.fill32, blk + og * Hg * Wg * 4, GB - og * Hg * Wg, 0]);
+      const fill: Task[] = [
+        [KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, Hg * Wg * 4, og, Hg, Wg, P0, OH, Q0, OW],
+        [KI.fill32, blk + og * Hg * Wg * 4, GB - og * Hg * Wg, 0],
+      ];
+      const mm: Task[] = [], cp: Task[] = [];
       phases.forEach((ph, k) => {
         // input rows y = a + s t - pad in [0, H): t in [t0, t1]; columns likewise
         const t0 = Math.max(0, Math.ceil((pad - ph.a) / s)), t1 = Math.floor((H - 1 + pad - ph.a) / s);
         const u0 = Math.max(0, Math.ceil((pad - ph.b) / s)), u1 = Math.floor((W - 1 + pad - ph.b) / s);
         const cc = c + (ng * phases.length + k) * CB * 4;
-        for (const [j0, j1] of rt.split(cpan, whole ? 1 : 3)) (whole ? job : mm).push([R.pt, ph.wp + g * ph.WPB * 4, 0, blk, ph.tab, cc, ldc, ph.K, 0, rpan, j0, j1, 0, 1, 0, 0]);
+        for (const [j0, j1] of rt.split(cpan, whole ? 1 : 3)) mm.push([R.pt, ph.wp + g * ph.WPB * 4, 0, blk, ph.tab, cc, ldc, ph.K, 0, rpan, j0, j1, 0, 1, 0, 0]);
         if (t1 >= t0 && u1 >= u0) {
           const y0 = ph.a + s * t0 - pad, x0 = ph.b + s * u0 - pad;
-          (whole ? job : cp).push([KI.copy3d, cc + (t0 * Wg + u0) * 4, ldc * 4, Wg * 4, 4, oo + (((n * Cin + g * cg) * H + y0) * W + x0) * 4, H * W * 4, s * W * 4, s * 4, cg, t1 - t0 + 1, u1 - u0 + 1]);
+          cp.push([KI.copy3d, cc + (t0 * Wg + u0) * 4, ldc * 4, Wg * 4, 4, oo + (((n * Cin + g * cg) * H + y0) * W + x0) * 4, H * W * 4, s * W * 4, s * 4, cg, t1 - t0 + 1, u1 - u0 + 1]);
         }
       });
-      if (whole) jobs.push(job);
+      items.push([fill, mm, cp]);
     }
-    if (whole) rt.run(jobs, work, "conv gemm");
-    else {
-      rt.run(prep, work, "conv prep");
-      rt.run(mm, work, "conv gemm");
-      rt.run(cp, work, "conv out");
-    }
+    runStaged(rt, items, whole, work, ["conv prep", "conv gemm", "conv out"]);
     return m.land(out, oo);
   } finally {
     m.endOp();
@@ -299,9 +299,9 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
   const og = Cout / groups;
   // at most 4 output channels per group: dot products along the positions (gemm.ts dotFn), 2 taps
   // by 4 channels a block, reading the output gradient's rows as they are; else a product kernel
-  // over the packed output gradient
+  // (rows of taps read by table) over the packed output gradient
   const dot = og <= DOT_COLS;
-  const R = dot ? null : rt.weightGradBlock(p.Cin / groups * p.KH * p.KW);
+  const R = dot ? null : rt.rows(p.Cin / groups * p.KH * p.KW);
   const MR = R?.MR ?? DOT_ROWS, NR = R?.NR ?? DOT_COLS;
   try {
     // dW^T[q][co] = sum over images and positions of X[tab[q] + p'] gy'[co][p'], with gy' the
@@ -316,46 +316,36 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     const tab = m.table(L.tab);
     const parts = weightGradParts(N, groups, CB), per = Math.ceil(N / parts);
     const c = m.tmp(groups * parts * CB);
-    // With enough (group, part) jobs for every thread, each job fills, packs and multiplies its
-    // own images on one thread (its blocks stay in that core's caches); with fewer, the filling
-    // and packing run as phases and each product's rows are split over the threads.
+    // one item per (group, part): its images' blocks filled (and packed), its products, and where
+    // it is the group's only part, the copy out (its C then still in that core's cache)
     const whole = groups * parts >= rt.threads * 2;
-    // dW = C^T for each group (its parts' sum when it has several), copied out by the job that
-    // made it where there is one job per group (its C still in that core's cache)
     const out = m.out(Cout * Q), oo = m.dst(out);
     const sum = parts > 1 ? m.tmp(groups * CB) : c;
+    // dW = C^T for each group (the sum of its parts' Cs when it has several)
     const copyOut = (g: number): Task => [KI.copy3d, sum + g * CB * 4, 0, 4, ldc * 4, oo + g * og * Q * 4, 0, Q * 4, 4, 1, og, Q];
-    const jobs: Task[][] = [], prep: Task[] = [], pack: Task[] = [], mm: Task[] = [];
+    const items: Task[][][] = [];
     for (let g = 0; g < groups; g++) for (let k = 0; k < parts; k++) {
       const n0 = Math.min(N, k * per), n1 = Math.min(N, n0 + per);
-      const fill: Task[] = whole ? [] : prep, packs: Task[] = whole ? [] : pack, tiles: Task[] = whole ? [] : mm;
+      const fill: Task[] = [], packs: Task[] = [];
       for (let n = n0; n < n1; n++) {
         const ng = n * groups + g, blk = gq + ng * GYB * 4;
         if (!L.inPlace) phaseTasks(xo, p, L, ng, ng + 1, xp + ng * XB * 4, fill);
         fill.push([KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, P * 4, og, OH, Wph, 0, OH, 0, OW]);
         fill.push([KI.fill32, blk + og * P * 4, GYB - og * P, 0]);
-        if (R) packs.push([R.packB, blk, 4, P * 4, P, og, 0, opan, bp + ng * BPB * 4]);
+        if (R) packs.push([KI.pack_b, blk, 4, P * 4, P, og, 0, opan, bp + ng * BPB * 4]);
       }
       const at = n0 * groups + g, cc = c + (g * parts + k) * CB * 4;
-      for (const [i0, i1] of whole ? [[0, qpan]] : rt.split(qpan, 2)) {
-        tiles.push(R ? [R.tp, xp + at * XB * 4, tab, bp + at * BPB * 4, 0, cc, ldc, P, i0, i1, 0, opan, 0, n1 - n0, groups * XB * 4, groups * BPB * 4]
-          : [KI.wgrad_dot, xp + at * XB * 4, tab, gq + at * GYB * 4, P * 4, cc, ldc, P, i0, i1, n1 - n0, groups * XB * 4, groups * GYB * 4]);
-      }
-      if (whole) jobs.push(parts === 1 ? [...fill, ...packs, ...tiles, copyOut(g)] : [...fill, ...packs, ...tiles]);
+      const tiles = (whole ? [[0, qpan]] : rt.split(qpan, 2)).map(([i0, i1]): Task => R
+        ? [R.tp, xp + at * XB * 4, tab, bp + at * BPB * 4, 0, cc, ldc, P, i0, i1, 0, opan, 0, n1 - n0, groups * XB * 4, groups * BPB * 4]
+        : [KI.wgrad_dot, xp + at * XB * 4, tab, gq + at * GYB * 4, P * 4, cc, ldc, P, i0, i1, n1 - n0, groups * XB * 4, groups * GYB * 4]);
+      items.push(parts === 1 ? [fill, packs, tiles, [copyOut(g)]] : [fill, packs, tiles]);
     }
     const work = N * Cout * Q * OH * OW;
-    if (whole) rt.run(jobs, work, "conv gemm");
-    else {
-      rt.run(prep, work, "conv prep");
-      if (pack.length) rt.run(pack, work, "conv pack");
-      rt.run(mm, work, "conv gemm");
-    }
-    if (parts > 1 || !whole) {
+    runStaged(rt, items, whole, work, ["conv prep", "conv pack", "conv gemm", "conv out"]);
+    if (parts > 1) {
       // per group: the parts' sums in order (f64), then the copy out
       const fin: Task[][] = [];
-      for (let g = 0; g < groups; g++) {
-        fin.push(parts > 1 ? [[KI.red_sum, c + g * parts * CB * 4, sum + g * CB * 4, 1, parts, CB, CB], copyOut(g)] : [copyOut(g)]);
-      }
+      for (let g = 0; g < groups; g++) fin.push([[KI.red_sum, c + g * parts * CB * 4, sum + g * CB * 4, 1, parts, CB, CB], copyOut(g)]);
       rt.run(fin, groups * (parts + 1) * CB, "conv out");
     }
     return m.land(out, oo);

@@ -27,8 +27,6 @@ export function ranges(n: number, parts: number): [number, number][] {
 
 /** The kernels for one block size of a product whose B is read by table (packed A): MR rows by NR columns. */
 export interface TableBlock { MR: number; NR: number; pt: number; packA: number }
-/** The kernels for one block size of a product whose A is read by table (packed B): MR rows by NR columns. */
-export interface ColumnBlock { MR: number; NR: number; tp: number; packB: number }
 /** The kernels for one row block size of a product (all three operand forms; NR the module's). */
 export interface RowBlock extends TableBlock { pp: number; tp: number }
 
@@ -100,15 +98,6 @@ export class WasmRuntime {
    */
   tableRows(M: number): TableBlock {
     return M <= 2 ? { MR: 2, NR: TABLE2_NR, pt: KI.gemm_pt2, packA: KI.pack_a2 } : this.rows(M);
-  }
-  /**
-   * The block for a weight gradient with more than 4 output channels per group (Q rows of taps
-   * read by table, og columns of output channels packed): rows(Q) at the module's width. With at
-   * most 4, conv.ts takes the dot-product kernel (gemm.ts dotFn) instead.
-   */
-  weightGradBlock(Q: number): ColumnBlock {
-    const R = this.rows(Q);
-    return { MR: R.MR, NR: R.NR, tp: R.tp, packB: KI.pack_b };
   }
   /** Splits n panels into tasks for the threads (a few per thread, for balance). */
   split(n: number, perThread = 3): [number, number][] {
