@@ -38,7 +38,6 @@ const LIMITS: PoolLimits = { phases: 2 ** 30 };
 
 // The worker's whole program, as a string so the backend needs no separate file (bundles, Node).
 const WORKER_SRC = `
-const ctrl = { c: null, fns: null };
 function work(c, fns) {
   for (;;) {
     const w = Atomics.load(c, ${CLAIM});
@@ -97,8 +96,9 @@ function call(fns: ((...a: number[]) => void)[], t: Task): void {
   }
 }
 
+/** A group (an empty one included: nothing to run), not a task (its kernel index first). */
 function isGroup(j: Job): j is Task[] {
-  return Array.isArray(j[0]);
+  return j.length === 0 || Array.isArray(j[0]);
 }
 
 export class Workers {
@@ -156,7 +156,6 @@ export class Workers {
   /** Runs every job (on all threads when there are several) and returns when all are done. */
   run(jobs: Job[], parallel = true): void {
     if (this.#failed) throw new Error(`wasm worker failed: ${(this.#failed as Error).message ?? this.#failed}`);
-    jobs = jobs.filter((j) => j.length > 0); // an empty group has nothing to run
     if (this.threads === 1 || !parallel || jobs.length === 1) {
       for (let i = 0; i < jobs.length; i++) {
         const t = jobs[i];
