@@ -257,14 +257,11 @@ export function tidy<T>(f: () => T): T {
   scopes.push(scope);
   let out: T;
   try {
-    out = f();
-  } catch (e) {
-    abandon(scope);
-    throw e;
-  } finally {
-    scopes.pop();
-  }
-  try {
+    try {
+      out = f();
+    } finally {
+      scopes.pop();
+    }
     if (out instanceof Promise) throw new Error("tidy: f must be synchronous (await outside tidy)");
     const keepSet = new Set<Tensor>();
     collect(out, keepSet);
