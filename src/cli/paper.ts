@@ -113,7 +113,12 @@ const checkOutApart = (modelPaths: string[]) =>
     ...sets.map((s) => ({ option: a["data-dir"] ? "--data-dir" : "--sets", path: s.spec })),
     ...modelPaths.map((m) => ({ option: "--models", path: m })),
   ]);
-checkOutApart((a.models ?? "").split(",").map((m) => m.trim().replace(/^[A-Za-z0-9][A-Za-z0-9_.-]*=/, "")).filter((m) => m !== ""));
+// --models as given: PATH or SET=PATH items
+const given = a.models?.split(",").map((s) => s.trim()).map((item): { set?: string; path: string } => {
+  const eq = item.indexOf("=");
+  return eq < 0 ? { path: item } : { set: item.slice(0, eq), path: item.slice(eq + 1) };
+});
+checkOutApart((given ?? []).map((e) => e.path).filter((m) => m !== ""));
 
 // ---- the models ----
 interface Model {
@@ -129,11 +134,8 @@ const setNames = sets.map((s) => s.name);
 const paperNames = PAPER_SETS.map((p) => p.name as string);
 const families = a.family ? [a.family] : MODEL_KINDS;
 let entries: { set?: string; path: string }[];
-if (a.models !== undefined) {
-  entries = a.models.split(",").map((s) => s.trim()).map((item) => {
-    const eq = item.indexOf("=");
-    return eq < 0 ? { path: item } : { set: item.slice(0, eq), path: item.slice(eq + 1) };
-  });
+if (given !== undefined) {
+  entries = given;
   for (const e of entries) {
     if (e.path === "" || e.set === "") throw usageError(CMD, "--models", a.models, "empty item in the list (allowed: PATH or SET=PATH, separated by commas)");
     try {
@@ -237,7 +239,7 @@ for (const m of models) {
   }
 }
 
-if (a.models === undefined) checkOutApart(models.map((m) => m.path));
+if (given === undefined) checkOutApart(models.map((m) => m.path));
 
 workStarts();
 // The folder is this command's from the start (its manifest), so a run killed while computing
