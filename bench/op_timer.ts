@@ -1,13 +1,16 @@
 // Wall time per backend op, for the benches' --profile on backends without timestamp queries
 // (the wasm and CPU backends run each op synchronously, so an op's wall time is its cost).
 import process from "node:process";
-import type { Backend } from "../src/kernels/backend.ts";
+import type { Backend, ConvParams, MatmulSpec } from "../src/kernels/backend.ts";
+import { keyOf as productKey } from "./products.ts";
 
 /** This process's CPU time (all threads, user and system) in ms: what the benches measure where other load disturbs wall time. */
 export function cpuMs(): number {
   const c = process.cpuUsage();
   return (c.user + c.system) / 1000;
 }
+/** A clock in ms: process CPU time (cpuMs) or wall time. */
+export const clockMs = (clock: "cpu" | "wall"): () => number => clock === "cpu" ? cpuMs : () => performance.now();
 
 const OPS = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dInputGrad", "conv2dWeightGrad", "groupNorm", "groupNormGrad"] as const;
 
@@ -16,14 +19,8 @@ function keyOf(op: string, xs: unknown[], byShape: boolean): string {
   if (op === "unary" || op === "reduce") return byShape && op === "reduce" ? `${op} ${xs[0]} [${xs[2]},${xs[3]},${xs[4]}]` : `${op} ${xs[0]}`;
   if (op === "binary") return byShape ? `${op} ${xs[0]} [${xs[2]}]x[${xs[4]}]` : `${op} ${xs[0]}`;
   if (!byShape) return op;
-  if (op.startsWith("conv")) {
-    const p = xs[2] as { N: number; Cin: number; H: number; W: number; Cout: number; KH: number; stride: number; groups: number };
-    return `${op} [${p.N},${p.Cin},${p.H},${p.W}]->${p.Cout} k${p.KH} s${p.stride} g${p.groups}`;
-  }
-  if (op === "matmul") {
-    const s = xs[2] as { batchA: number; batchB: number; M: number; K: number; N: number; transA: boolean; transB: boolean };
-    return `matmul ${s.batchA}/${s.batchB} x ${s.M}x${s.K}x${s.N}${s.transA ? " tA" : ""}${s.transB ? " tB" : ""}`;
-  }
+  if (op === "conv2d" || op === "conv2dInputGrad" || op === "conv2dWeightGrad") return productKey({ op, p: xs[2] as ConvParams });
+  if (op === "matmul") return productKey({ op, s: xs[2] as MatmulSpec });
   if (op === "strided") {
     const s = xs[1] as { inShape: number[]; outShape: number[] };
     return `strided [${s.inShape}]->[${s.outShape}]`;
@@ -37,7 +34,7 @@ function keyOf(op: string, xs: unknown[], byShape: boolean): string {
  */
 export function timeOps(b: Backend, byShape = false, clock: "wall" | "cpu" = "wall"): { acc: Map<string, { ms: number; n: number }>; restore: () => void } {
   // cpu: process CPU time (all threads), what a loaded machine disturbs least
-  const now = clock === "cpu" ? cpuMs : () => performance.now();
+  const now = clockMs(clock);
   const acc = new Map<string, { ms: number; n: number }>();
   // deno-lint-ignore no-explicit-any
   const bb = b as any;

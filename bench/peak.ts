@@ -26,7 +26,6 @@ export function peakBytes(chains: number): Uint8Array<ArrayBuffer> {
   return moduleBytes([peakFn(chains)], { initial: 1, maximum: 1, shared: false });
 }
 
-
 /** The best of `runs` runs of `iterations` iterations on this thread: GFLOP/s per wall second and per process CPU second. */
 export function singleThreadPeak(chains = 12, iterations = 20_000_000, runs = 3): { wall: number; cpu: number } {
   const module = new WebAssembly.Module(peakBytes(chains));

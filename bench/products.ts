@@ -10,16 +10,18 @@ export const flopsOf = (q: Product) => q.op === "matmul"
 export const keyOf = (q: Product) => q.op === "matmul" ? `matmul ${q.s.batchA}/${q.s.batchB} ${q.s.M}x${q.s.K}x${q.s.N}${q.s.transA ? " tA" : ""}${q.s.transB ? " tB" : ""}`
   : `${q.op} [${q.p.N},${q.p.Cin},${q.p.H},${q.p.W}]->${q.p.Cout} k${q.p.KH} s${q.p.stride} g${q.p.groups}`;
 
+const PRODUCT_OPS = ["conv2d", "conv2dInputGrad", "conv2dWeightGrad", "matmul"] as const;
+
 /** Records every product of b (its kind and shape) while on; returns the list and a restore function. */
 export function recordProducts(b: Backend): { list: Product[]; restore: () => void } {
   const list: Product[] = [];
   // deno-lint-ignore no-explicit-any
   const bb = b as any;
-  for (const op of ["conv2d", "conv2dInputGrad", "conv2dWeightGrad", "matmul"] as const) {
+  for (const op of PRODUCT_OPS) {
     bb[op] = (...xs: unknown[]) => {
       if ((xs[3] as string) !== "float64") list.push(op === "matmul" ? { op, s: xs[2] as MatmulSpec } : { op, p: xs[2] as ConvParams });
       return Object.getPrototypeOf(b)[op].apply(b, xs);
     };
   }
-  return { list, restore: () => { for (const op of ["conv2d", "conv2dInputGrad", "conv2dWeightGrad", "matmul"]) delete bb[op]; } };
+  return { list, restore: () => { for (const op of PRODUCT_OPS) delete bb[op]; } };
 }

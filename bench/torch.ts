@@ -305,7 +305,6 @@ function compare(sq: ArrayLike<number>, nll: ArrayLike<number>, theirSq: ArrayLi
   return { log, nll: rel, skipped };
 }
 
-/** The rows as one Markdown table: medians (wall, CPU) and best PyTorch / fimscope in both. */
 /**
  * The rows as a Markdown table: times, the ratios, and the products' GFLOP/s per CPU second of
  * ours and of PyTorch's best, the latter also as a share of the wasm SIMD128 ceiling (`ceiling`,

@@ -9,10 +9,10 @@ import { choice, int, parseOptions, text } from "../src/io/options.ts";
 import type { ConvParams } from "../src/kernels/backend.ts";
 import type { WasmBackend } from "../src/kernels/wasm/backend.ts";
 import { oldCheckout } from "./old_checkout.ts";
-import { cpuMs } from "./op_timer.ts";
+import { clockMs } from "./op_timer.ts";
 
 const a = parseOptions("wasm_conv_ab", { old: text().required(), threads: int({ min: 1, max: 64 }).default(1), clock: choice(["cpu", "wall"] as const).default("cpu") });
-const clock = a.clock === "wall" ? () => performance.now() : cpuMs;
+const clock = clockMs(a.clock);
 const roots = [oldCheckout("wasm_conv_ab", a.old, "src/kernels/wasm/backend.ts"), new URL("../", import.meta.url).pathname.replace(/\/$/, "")];
 const bes: WasmBackend[] = await Promise.all(roots.map(async (r) => (await import(`${r}/src/kernels/wasm/backend.ts`)).createWasmBackend({ threads: a.threads })));
 const P = (N: number, Cin: number, H: number, Cout: number, groups = 1): ConvParams => ({ N, Cin, H, W: H, Cout, KH: 3, KW: 3, stride: 1, pad: 1, groups, OH: H, OW: H });

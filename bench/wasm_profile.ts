@@ -14,7 +14,7 @@ import "../src/cli/errors.ts";
 import { choice, choices, flag, inFiles, int, parseOptions } from "../src/io/options.ts";
 import type { ConvParams } from "../src/kernels/backend.ts";
 import { createWasmBackend, type WasmBackend } from "../src/kernels/wasm/backend.ts";
-import { cpuMs, opTable, timeOps } from "./op_timer.ts";
+import { clockMs, cpuMs, opTable, timeOps } from "./op_timer.ts";
 import { flopsOf, keyOf, type Product, recordProducts } from "./products.ts";
 import { ourWork, TORCH_MODELS, TORCH_WORK } from "./torch.ts";
 
@@ -81,7 +81,7 @@ for (const path of a.models) {
     const t = timeOps(be, true, a.clock);
     const phases = new Map<string, number>();
     be.profile = phases;
-    const now = a.clock === "cpu" ? cpuMs : () => performance.now(), clockName = a.clock === "cpu" ? "CPU" : "wall";
+    const now = clockMs(a.clock), clockName = a.clock === "cpu" ? "CPU" : "wall";
     const c0 = now();
     for (let r = 0; r < a.runs; r++) await w.run();
     const total = now() - c0;
