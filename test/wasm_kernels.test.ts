@@ -52,23 +52,23 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
 });
 
 S("a convolution's weight gradient is the same to the bit on one thread and on two (its images summed in jobs chosen by the shapes alone, the jobs' sums in order), with as many jobs as threads or fewer, and past 8 jobs", async () => {
-  const one = await createWasmBackend({ threads: 1 });
-  try {
-    const P = (N: number, Cin: number, H: number, Cout: number, groups: number, k: number, stride = 1): ConvParams => {
-      const pad = (k - 1) >> 1, OH = Math.floor((H + 2 * pad - k) / stride) + 1;
-      return { N, Cin, H, W: H + 1, Cout, KH: k, KW: k, stride, pad, groups, OH, OW: Math.floor((H + 1 + 2 * pad - k) / stride) + 1 };
-    };
-    // 3 jobs (fewer than 2 threads x 2: phases; one thread: jobs), 8 jobs, 8 jobs of 9-10 images (75), 7 jobs (a wide
-    // layer: 64 MB of partial sums allow 7), grouped, 1x1 in place, strided, 1 image
-    for (const p of [P(20, 5, 9, 4, 1, 3), P(64, 3, 7, 7, 1, 3), P(75, 2, 5, 3, 1, 3), P(64, 512, 1, 512, 1, 3), P(5, 6, 8, 9, 3, 3), P(17, 8, 6, 16, 1, 1), P(12, 4, 11, 6, 2, 3, 2), P(1, 7, 5, 3, 1, 3)]) {
-      const xs = p.N * p.Cin * p.H * p.W, ys = p.N * p.Cout * p.OH * p.OW;
-      const x = Float32Array.from({ length: xs }, (_, i) => Math.sin(i * 0.37)), gy = Float32Array.from({ length: ys }, (_, i) => Math.cos(i * 0.21));
-      const [a, b] = [one, wb].map((be) => Array.from(be.conv2dWeightGrad(be.upload(x, "float32"), be.upload(gy, "float32"), p, "float32") as Float32Array));
-      assert.equal(b, a, `[${p.N},${p.Cin},${p.H},${p.W}]->${p.Cout} g${p.groups} k${p.KH} s${p.stride}`);
-      assert.ok(a.some((v) => v !== 0), "a zero gradient");
-    }
-  } finally {
-    one.close();
+  const P = (N: number, Cin: number, H: number, Cout: number, groups: number, k: number, stride = 1): ConvParams => {
+    const pad = (k - 1) >> 1, OH = Math.floor((H + 2 * pad - k) / stride) + 1;
+    return { N, Cin, H, W: H + 1, Cout, KH: k, KW: k, stride, pad, groups, OH, OW: Math.floor((H + 1 + 2 * pad - k) / stride) + 1 };
+  };
+  // 3 jobs (fewer than 2 threads x 2: phases; one thread: jobs), 8 jobs, 8 jobs of 9-10 images (75), 7 jobs (a wide
+  // layer: 64 MB of partial sums allow 7), grouped, 1x1 in place, strided, 1 image
+  for (const p of [P(20, 5, 9, 4, 1, 3), P(64, 3, 7, 7, 1, 3), P(75, 2, 5, 3, 1, 3), P(64, 512, 1, 512, 1, 3), P(5, 6, 8, 9, 3, 3), P(17, 8, 6, 16, 1, 1), P(12, 4, 11, 6, 2, 3, 2), P(1, 7, 5, 3, 1, 3)]) {
+    const xs = p.N * p.Cin * p.H * p.W, ys = p.N * p.Cout * p.OH * p.OW;
+    const x = Float32Array.from({ length: xs }, (_, i) => Math.sin(i * 0.37)), gy = Float32Array.from({ length: ys }, (_, i) => Math.cos(i * 0.21));
+    const [a, b] = [one, wb].map((be) => {
+      const xd = be.upload(x, "float32"), gd = be.upload(gy, "float32"), dw = be.conv2dWeightGrad(xd, gd, p, "float32");
+      const v = Array.from(dw as Float32Array);
+      for (const d of [xd, gd, dw]) be.release(d);
+      return v;
+    });
+    assert.equal(b, a, `[${p.N},${p.Cin},${p.H},${p.W}]->${p.Cout} g${p.groups} k${p.KH} s${p.stride}`);
+    assert.ok(a.some((v) => v !== 0), "a zero gradient");
   }
 });
 
