@@ -118,6 +118,8 @@ export function kernelParity(t: ParityTarget): void {
       await cmp(`concat ${variant}`, (a, b, c) => T.concat([a, b, c], 1), [[3, 2, 5], [3, 1, 5], [3, 4, 5]]);
       await cmp(`concat last ${variant}`, (a, b) => T.concat([a, b], 2), [[2, 3, 1], [2, 3, 7]]);
       await cmp(`concat long ${variant}`, (a, b) => T.concat([a, b], 1), [[2, 1030, 1], [2, 5, 1]]);
+      // Large enough for the wasm backend's threads (at least 65536 elements), rows split unevenly.
+      await cmp(`concat large ${variant}`, (a, b) => T.concat([a, b], 1), [[5, 130, 101], [5, 3, 101]]);
     });
   });
 
