@@ -2,6 +2,7 @@
 // kind and shape, and their FLOPs (2 per multiply-add): what bench/wasm_profile.ts and the
 // PyTorch comparison (bench/torch.ts) count a row's GFLOP/s by.
 import type { Backend, ConvParams, MatmulSpec } from "../src/kernels/backend.ts";
+import type { WasmBackend } from "../src/kernels/wasm/backend.ts";
 
 export type Product = { op: "conv2d" | "conv2dInputGrad" | "conv2dWeightGrad"; p: ConvParams } | { op: "matmul"; s: MatmulSpec };
 export const flopsOf = (q: Product) => q.op === "matmul"
@@ -24,4 +25,47 @@ export function recordProducts(b: Backend): { list: Product[]; restore: () => vo
     };
   }
   return { list, restore: () => { for (const op of PRODUCT_OPS) delete bb[op]; } };
+}
+
+/** The distinct products of a list (by keyOf), each with how many times it occurs, in order of first occurrence. */
+export function distinctProducts(list: Product[]): { q: Product; n: number }[] {
+  const byKey = new Map<string, { q: Product; n: number }>();
+  for (const q of list) {
+    const e = byKey.get(keyOf(q)) ?? { q, n: 0 };
+    e.n++;
+    byKey.set(keyOf(q), e);
+  }
+  return [...byKey.values()];
+}
+
+/**
+ * One product alone on the wasm backend, on storages of its operands' sizes (the same ones every
+ * run, so its data stays in the caches): the best of `runs` timed runs after one untimed, in ms
+ * of the clock `now` (op_timer's clockMs: process CPU time, which the machine's other load
+ * disturbs least, or wall time).
+ */
+export function productAloneMs(b: WasmBackend, q: Product, now: () => number, runs = 5): number {
+  let x: Float32Array, y: Float32Array, f: () => Float32Array;
+  if (q.op === "matmul") {
+    const { batchA, batchB, M, K, N } = q.s;
+    x = b.alloc(batchA * M * K).fill(0.5);
+    y = b.alloc(batchB * K * N).fill(0.25);
+    f = () => b.matmul(x, y, q.s, "float32") as Float32Array;
+  } else {
+    const p = q.p, xs = p.N * p.Cin * p.H * p.W, ws = p.Cout * (p.Cin / p.groups) * p.KH * p.KW, ys = p.N * p.Cout * p.OH * p.OW;
+    const [n0, n1] = q.op === "conv2d" ? [xs, ws] : q.op === "conv2dInputGrad" ? [ys, ws] : [xs, ys];
+    x = b.alloc(n0).fill(0.5);
+    y = b.alloc(n1).fill(0.25);
+    f = () => (b[q.op] as (a: Float32Array, c: Float32Array, p: ConvParams, d: "float32") => Float32Array)(x, y, p, "float32");
+  }
+  let best = Infinity;
+  for (let r = 0; r <= runs; r++) {
+    const t0 = now();
+    const o = f();
+    if (r) best = Math.min(best, now() - t0);
+    b.release(o);
+  }
+  b.release(x);
+  b.release(y);
+  return best;
 }

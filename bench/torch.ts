@@ -15,15 +15,18 @@
 //        [--omp-wait passive|active|default]
 // (also `npm run bench -- --only=torch`). Each row also counts its products (the convolutions and
 // matrix products of one of our runs, bench/products.ts) and gives every engine's GFLOP/s per CPU
-// second against the wasm SIMD128 ceiling measured at the start (bench/peak.ts). --json writes
-// run.ts's format: { "ceiling": <GFLOP/s per CPU second, one thread>, "rows": [{ "workload", "gflop",
-// "engines": { "<engine>": <median ms> }, "spread": { "<engine>": [min, max] }, "cpu": { "<engine>": <median CPU ms> } }] }.
+// second against the wasm SIMD128 ceiling measured at the start (bench/peak.ts); then runs those
+// products each alone on both sides (the same shapes on our wasm backend and on PyTorch's kernels,
+// best of 7, wall): how much of a row is products, and how far apart the two sides' kernels are
+// on exactly that work. --json writes run.ts's format: { "ceiling": <GFLOP/s per CPU second, one
+// thread>, "rows": [{ "workload", "gflop", "engines": { "<engine>": <median ms> }, "spread":
+// { "<engine>": [min, max] }, "cpu": { "<engine>": <median CPU ms> }, "products": { "fimscope",
+// "pytorch": <ms> } }] }.
 import * as T from "../src/autograd/index.ts";
 import { type ImageSet, range } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
 import { encodeSafetensors, type NamedTensor } from "../src/io/safetensors.ts";
 import type { Backend } from "../src/kernels/backend.ts";
-import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 import { Diffusion } from "../src/models/diffusion.ts";
 import { InvConv1x1 } from "../src/models/glow_layers.ts";
 import { LN2 } from "../src/models/model.ts";
@@ -37,7 +40,8 @@ import type { Objective } from "../src/models/objective.ts";
 import { featuresBatched } from "../src/ood/features.ts";
 import { inputNoise } from "../src/ood/loop.ts";
 import { singleThreadPeak } from "./peak.ts";
-import { flopsOf, recordProducts } from "./products.ts";
+import { distinctProducts, flopsOf, type Product, productAloneMs, recordProducts } from "./products.ts";
+import { createWasmBackend, WasmBackend } from "../src/kernels/wasm/backend.ts";
 import { cpuMs } from "./op_timer.ts";
 
 export const TORCH_MODELS = [
@@ -66,6 +70,29 @@ export interface Row {
   engines: Record<string, number>;
   spread: Record<string, [number, number]>;
   cpu: Record<string, number>;
+  /**
+   * The row's products (convolutions, their gradients, matrix products: one of our runs', by kind
+   * and shape) each run alone on the same operands, its best of PRODUCT_RUNS, wall ms summed over
+   * the row: on our wasm backend and on PyTorch's kernels, at the same thread count.
+   */
+  products?: { fimscope: number; pytorch: number };
+}
+
+/** Timed runs (after one untimed) of each product alone; the best is kept. */
+const PRODUCT_RUNS = 7;
+
+/**
+ * The products of `list` each alone on our wasm backend and on PyTorch's kernels (the peer's
+ * "products"), best of PRODUCT_RUNS wall ms each, times how often the row runs it, summed: how
+ * long the row's products take with everything else (the other ops, JavaScript or Python,
+ * allocation, memory traffic between ops) left out.
+ */
+async function productsAlone(b: WasmBackend, list: Product[], peer: Peer): Promise<{ fimscope: number; pytorch: number }> {
+  const d = distinctProducts(list);
+  const wall = () => performance.now();
+  const fimscope = d.reduce((t, { q, n }) => t + productAloneMs(b, q, wall, PRODUCT_RUNS) * n, 0);
+  const theirs = (await peer.ask({ cmd: "products", list: d.map(({ q }) => q), runs: PRODUCT_RUNS })).ms as number[];
+  return { fimscope: +fimscope.toFixed(1), pytorch: +d.reduce((t, { n }, i) => t + theirs[i] * n, 0).toFixed(1) };
 }
 
 /** Why PyTorch cannot run here (one line), or null when it can. */
@@ -309,17 +336,22 @@ function compare(sq: ArrayLike<number>, nll: ArrayLike<number>, theirSq: ArrayLi
  * The rows as a Markdown table: times, the ratios, and the products' GFLOP/s per CPU second of
  * ours and of PyTorch's best, the latter also as a share of the wasm SIMD128 ceiling (`ceiling`,
  * GFLOP/s per CPU second on one thread): where PyTorch runs the whole row near that share, no
- * wasm kernel can match it.
+ * wasm kernel can match it. Then the row's products each alone (Row.products) on both sides, and
+ * what the row takes besides them: for a training step, the same products on both sides; a
+ * feature row's PyTorch engines run products of their own (vmap's batched rules), so there only ours.
  */
 export function summary(rows: Row[], ceiling: number): string {
   const f = (r: Row, e: string) => r.engines[e] === undefined ? "-" : `${r.engines[e]} (${r.cpu[e]})`;
   const best = (r: Row, k: "engines" | "cpu") => Math.min(...Object.entries(r[k]).filter(([e]) => e.startsWith("pytorch")).map(([, v]) => v));
   const ours = (r: Row, k: "engines" | "cpu") => r[k]["fimscope wasm"] ?? r[k]["fimscope webgpu"];
   const rate = (r: Row, ms: number) => r.gflop * 1e3 / ms;
-  return ["", `| work | GFLOP | fimscope wasm, ms (CPU ms) | pytorch loop | pytorch vmap | best pytorch / fimscope: wall | CPU | GFLOP/s per CPU-second: fimscope | best pytorch (share of the wasm ceiling, ${ceiling.toFixed(1)}) |`,
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  const alone = (r: Row) => r.products ? `${r.products.fimscope} / ${r.products.pytorch}` : "-";
+  const rest = (r: Row) => !r.products || r.engines["fimscope wasm"] === undefined ? "-"
+    : `${(r.engines["fimscope wasm"] - r.products.fimscope).toFixed(1)} / ${r.workload.startsWith("features") ? "-" : (best(r, "engines") - r.products.pytorch).toFixed(1)}`;
+  return ["", `| work | GFLOP | fimscope wasm, ms (CPU ms) | pytorch loop | pytorch vmap | best pytorch / fimscope: wall | CPU | GFLOP/s per CPU-second: fimscope | best pytorch (share of the wasm ceiling, ${ceiling.toFixed(1)}) | products alone, ms: fimscope / pytorch | the rest, ms: fimscope / pytorch |`,
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...rows.map((r) => `| ${r.workload} | ${r.gflop.toFixed(2)} | ${f(r, "fimscope wasm")} | ${f(r, "pytorch loop")} | ${f(r, "pytorch vmap")} | ${(best(r, "engines") / ours(r, "engines")).toFixed(2)}x | ${(best(r, "cpu") / ours(r, "cpu")).toFixed(2)}x | ` +
-      `${rate(r, ours(r, "cpu")).toFixed(1)} | ${rate(r, best(r, "cpu")).toFixed(1)} (${(100 * rate(r, best(r, "cpu")) / ceiling).toFixed(0)}%) |`)].join("\n");
+      `${rate(r, ours(r, "cpu")).toFixed(1)} | ${rate(r, best(r, "cpu")).toFixed(1)} (${(100 * rate(r, best(r, "cpu")) / ceiling).toFixed(0)}%) | ${alone(r)} | ${rest(r)} |`)].join("\n");
 }
 
 export interface TorchResult {
@@ -427,6 +459,8 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
           row.spread[e] = [+Math.min(...wall[i]).toFixed(1), +Math.max(...wall[i]).toFixed(1)];
           row.cpu[e] = +med(cpu[i]).toFixed(1);
         });
+        const wasm = backends.find(([e]) => e === "fimscope wasm")?.[1];
+        if (wasm instanceof WasmBackend && backends[0][1] === wasm && torchEngines.length) row.products = await productsAlone(wasm, rec.list, peer);
         rows.push(row);
         const best = Math.min(...runs.filter(([e]) => e.startsWith("pytorch")).map(([e]) => row.engines[e]));
         o.log(`${row.workload} (load ${Deno.loadavg()[0].toFixed(1)})`);
@@ -434,6 +468,10 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
           const ratio = e.startsWith("fimscope") && Number.isFinite(best) ? `  best pytorch / this: ${(best / row.engines[e]).toFixed(2)}x` : "";
           o.log(`  ${e.padEnd(16)} ${row.engines[e].toFixed(1).padStart(8)} ms [${row.spread[e][0]}-${row.spread[e][1]}]  CPU ${row.cpu[e].toFixed(1).padStart(8)} ms  ` +
             `${(gflop * 1e3 / row.cpu[e]).toFixed(1).padStart(5)} GFLOP/s per CPU second (${(100 * gflop * 1e3 / row.cpu[e] / peak.cpu).toFixed(0)}% of the wasm ceiling)${ratio}`);
+        }
+        if (row.products) {
+          const pr = row.products;
+          o.log(`  products alone (${rec.list.length} in ${distinctProducts(rec.list).length} shapes, each alone, best of ${PRODUCT_RUNS}, wall): fimscope wasm ${pr.fimscope} ms, pytorch ${pr.pytorch} ms (pytorch / fimscope ${(pr.pytorch / pr.fimscope).toFixed(2)}x)`);
         }
       }
     }

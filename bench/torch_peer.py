@@ -9,6 +9,10 @@
 #                                           first step's loss, for the parity check
 #   {"cmd": "run", "id", "work": "features" | "step", "engine": "loop" | "vmap"}
 #                                           one timed run: {"wall": ms, "cpu": ms} (process CPU time, all threads)
+#   {"cmd": "products", "list": [{"op", "p" | "s"}], "runs"}
+#                                           each product alone (bench/products.ts's kinds and shapes: a
+#                                           convolution, its input or weight gradient, a matrix product),
+#                                           on the same operands every run: {"ms": [best of runs, wall ms]}
 #   {"cmd": "quit"}
 # float32, torch.set_num_threads(threads) (default 2); per-example gradients by a loop of
 # autograd.grad calls ("loop") or functorch's vmap(grad) ("vmap").
@@ -302,6 +306,43 @@ class Peer:
         return loss.item()
 
 
+def product_fn(q):
+    """A function running one product alone (bench/products.ts's Product), on operands made once."""
+    if q["op"] == "matmul":
+        s = q["s"]
+        # A is [batchA][M][K] (stored [K][M] when transA), B [batchB][K][N] ([N][K] when transB)
+        a = torch.rand(s["batchA"], *((s["K"], s["M"]) if s["transA"] else (s["M"], s["K"])))
+        b = torch.rand(s["batchB"], *((s["N"], s["K"]) if s["transB"] else (s["K"], s["N"])))
+        a = a.transpose(1, 2) if s["transA"] else a
+        b = b.transpose(1, 2) if s["transB"] else b
+        if s["batchA"] == 1 and s["batchB"] == 1:
+            a, b = a[0], b[0]
+        return lambda: torch.matmul(a, b)
+    p = q["p"]
+    x = torch.rand(p["N"], p["Cin"], p["H"], p["W"])
+    w = torch.rand(p["Cout"], p["Cin"] // p["groups"], p["KH"], p["KW"])
+    gy = torch.rand(p["N"], p["Cout"], p["OH"], p["OW"])
+    st, pad, g = [p["stride"]] * 2, [p["pad"]] * 2, p["groups"]
+    if q["op"] == "conv2d":
+        return lambda: F.conv2d(x, w, None, stride=st, padding=pad, groups=g)
+    # the gradients as autograd computes them in a step: aten's convolution backward, one output asked for
+    mask = [True, False, False] if q["op"] == "conv2dInputGrad" else [False, True, False]
+    return lambda: torch.ops.aten.convolution_backward(gy, x, w, None, st, pad, [1, 1], False, [0, 0], g, mask)
+
+
+def product_ms(q, runs):
+    """Best of `runs` wall-clock ms of one product alone, after one untimed run."""
+    f = product_fn(q)
+    best = math.inf
+    with torch.no_grad():
+        for r in range(runs + 1):
+            t0 = time.perf_counter()
+            f()
+            if r:
+                best = min(best, (time.perf_counter() - t0) * 1000)
+    return best
+
+
 def main():
     peers, refs = {}, {}
     out = sys.stdout
@@ -342,6 +383,8 @@ def main():
                 c0, t0 = time.process_time(), time.perf_counter()
                 fn()
                 res = {"wall": (time.perf_counter() - t0) * 1000, "cpu": (time.process_time() - c0) * 1000}
+            elif cmd == "products":
+                res = {"ms": [product_ms(q, req["runs"]) for q in req["list"]]}
             else:
                 raise ValueError(f"unknown command {cmd}")
         except Exception as e:  # reported to the driver, which stops with the message

@@ -12,10 +12,9 @@
 //   deno run -A bench/wasm_profile.ts [--models a.safetensors,...] [--work features,step] [--threads 1] [--runs 5] [--top 25] [--replay] [--clock cpu|wall]
 import "../src/cli/errors.ts";
 import { choice, choices, flag, inFiles, int, parseOptions } from "../src/io/options.ts";
-import type { ConvParams } from "../src/kernels/backend.ts";
-import { createWasmBackend, type WasmBackend } from "../src/kernels/wasm/backend.ts";
+import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 import { clockMs, cpuMs, opTable, timeOps } from "./op_timer.ts";
-import { flopsOf, keyOf, type Product, recordProducts } from "./products.ts";
+import { distinctProducts, flopsOf, keyOf, productAloneMs, recordProducts } from "./products.ts";
 import { ourWork, TORCH_MODELS, TORCH_WORK } from "./torch.ts";
 
 const a = parseOptions("wasm_profile", {
@@ -24,32 +23,6 @@ const a = parseOptions("wasm_profile", {
   replay: flag(), clock: choice(["cpu", "wall"] as const).default("cpu"),
 });
 
-/** Best-of-5 process CPU ms of one product alone (what the load on this machine disturbs least), on storages of its operands' sizes. */
-function replay(b: WasmBackend, q: Product): number {
-  let x: Float32Array, y: Float32Array, f: () => Float32Array;
-  if (q.op === "matmul") {
-    const { batchA, batchB, M, K, N } = q.s;
-    x = b.alloc(batchA * M * K).fill(0.5);
-    y = b.alloc(batchB * K * N).fill(0.25);
-    f = () => b.matmul(x, y, q.s, "float32") as Float32Array;
-  } else {
-    const p = q.p, xs = p.N * p.Cin * p.H * p.W, ws = p.Cout * (p.Cin / p.groups) * p.KH * p.KW, ys = p.N * p.Cout * p.OH * p.OW;
-    const [n0, n1] = q.op === "conv2d" ? [xs, ws] : q.op === "conv2dInputGrad" ? [ys, ws] : [xs, ys];
-    x = b.alloc(n0).fill(0.5);
-    y = b.alloc(n1).fill(0.25);
-    f = () => (b[q.op] as (a: Float32Array, c: Float32Array, p: ConvParams, d: "float32") => Float32Array)(x, y, p, "float32");
-  }
-  let best = Infinity;
-  for (let r = 0; r < 6; r++) {
-    const t0 = cpuMs();
-    const o = f();
-    if (r) best = Math.min(best, cpuMs() - t0);
-    b.release(o);
-  }
-  b.release(x);
-  b.release(y);
-  return best;
-}
 const be = await createWasmBackend({ threads: a.threads });
 /** CPU ms of this process's main thread (Linux /proc, 10 ms ticks): with --threads 2, how much of the work the caller carries. */
 function mainThreadMs(): number {
@@ -93,22 +66,16 @@ for (const path of a.models) {
       `timed runs: ${clockName} ${(total / a.runs).toFixed(1)} ms per run, ${(inOps / a.runs).toFixed(1)} in ops, ${((total - inOps) / a.runs).toFixed(1)} outside (${(100 * (total - inOps) / total).toFixed(0)}%)`);
     console.log(opTable(new Map([...t.acc].map(([k, v]) => [k, { ms: v.ms / a.runs, n: v.n / a.runs }])), a.top));
     console.log(`    kernel phases (wall, per run): ${[...phases].sort((p, q) => q[1] - p[1]).map(([k, v]) => `${k || "copy"} ${(v / a.runs).toFixed(1)}`).join(", ")}`);
-    const byShape = new Map<string, { q: Product; n: number }>();
-    for (const q of rec.list) {
-      const e = byShape.get(keyOf(q)) ?? { q, n: 0 };
-      e.n++;
-      byShape.set(keyOf(q), e);
-    }
     const flops = rec.list.reduce((s, q) => s + flopsOf(q), 0) / a.runs;
     const prodMs = [...t.acc].filter(([k]) => /^(conv|matmul)/.test(k)).reduce((s, [, v]) => s + v.ms, 0) / a.runs;
     console.log(`    products: ${(flops / 1e9).toFixed(3)} GFLOP per run in ${(rec.list.length / a.runs).toFixed(0)} calls, ${prodMs.toFixed(1)} ms ${clockName}: ${(flops / prodMs / 1e6).toFixed(1)} GFLOP/s per ${clockName}-second`);
     if (a.replay) {
       let sumMs = 0;
       const rows: [string, number, number, number][] = [];
-      for (const [k, { q, n }] of byShape) {
-        const ms = replay(be, q) * n / a.runs;
+      for (const { q, n } of distinctProducts(rec.list)) {
+        const ms = productAloneMs(be, q, cpuMs) * n / a.runs;
         sumMs += ms;
-        rows.push([k, n / a.runs, flopsOf(q) * n / a.runs, ms]);
+        rows.push([keyOf(q), n / a.runs, flopsOf(q) * n / a.runs, ms]);
       }
       rows.sort((p, q) => q[3] - p[3]);
       console.log(`    replayed alone (best of 5, process CPU time, ${a.threads} thread${a.threads > 1 ? "s" : ""}): ${sumMs.toFixed(1)} ms per run, ${(flops / sumMs / 1e6).toFixed(1)} GFLOP/s`);
