@@ -12,13 +12,13 @@
 // pass), the step's first loss to 1e-5 relative. Without torch for /usr/bin/python3 the bench says so and skips.
 //   deno run -A bench/torch.ts [--models a.safetensors,...] [--work features,step] [--rounds 13]
 //        [--engines fimscope wasm,fimscope webgpu,pytorch loop,pytorch vmap] [--threads 2] [--json out.json]
-//        [--omp-wait passive|active|default]
+//        [--omp-wait passive|active|default] [--shapes]
 // (also `npm run bench -- --only=torch`). Each row also counts its products (the convolutions and
 // matrix products of one of our runs, bench/products.ts) and gives every engine's GFLOP/s per CPU
 // second against the wasm SIMD128 ceiling measured at the start (bench/peak.ts); then runs those
 // products each alone on both sides (the same shapes on our wasm backend and on PyTorch's kernels,
-// best of 7, wall): how much of a row is products, and how far apart the two sides' kernels are
-// on exactly that work. --json writes run.ts's format: { "ceiling": <GFLOP/s per CPU second, one
+// best of 3 x 7, wall): how much of a row is products, and how far apart the two sides' kernels are
+// on exactly that work (--shapes: per shape). --json writes run.ts's format: { "ceiling": <GFLOP/s per CPU second, one
 // thread>, "rows": [{ "workload", "gflop", "engines": { "<engine>": <median ms> }, "spread":
 // { "<engine>": [min, max] }, "cpu": { "<engine>": <median CPU ms> }, "products": { "fimscope",
 // "pytorch": <ms> } }] }.
@@ -40,7 +40,7 @@ import type { Objective } from "../src/models/objective.ts";
 import { featuresBatched } from "../src/ood/features.ts";
 import { inputNoise } from "../src/ood/loop.ts";
 import { singleThreadPeak } from "./peak.ts";
-import { distinctProducts, flopsOf, type Product, productAloneMs, recordProducts } from "./products.ts";
+import { distinctProducts, flopsOf, keyOf, type Product, productAloneMs, recordProducts } from "./products.ts";
 import { createWasmBackend, WasmBackend } from "../src/kernels/wasm/backend.ts";
 import { cpuMs } from "./op_timer.ts";
 
@@ -61,6 +61,8 @@ export interface TorchOptions {
   threads: number;
   /** OpenMP's wait policy for PyTorch's threads (Peer). */
   ompWait?: "passive" | "active" | "default";
+  /** Log every product shape of a row alone on both sides, not only their sums. */
+  shapes?: boolean;
   log: (line: string) => void;
 }
 
@@ -72,28 +74,46 @@ export interface Row {
   cpu: Record<string, number>;
   /**
    * The row's products (convolutions, their gradients, matrix products: one of our runs', by kind
-   * and shape) each run alone on the same operands, its best of PRODUCT_RUNS, wall ms summed over
+   * and shape) each run alone on the same operands, its best wall time (productsAlone) summed over
    * the row: on our wasm backend and on PyTorch's kernels, at the same thread count.
    */
   products?: { fimscope: number; pytorch: number };
 }
 
-/** Timed runs (after one untimed) of each product alone; the best is kept. */
-const PRODUCT_RUNS = 7;
+/** Timed runs (after one untimed) of each product alone, in each of PRODUCT_ROUNDS rounds; the best is kept. */
+const PRODUCT_RUNS = 7, PRODUCT_ROUNDS = 3;
 
 /**
  * The products of `list` each alone on our wasm backend and on PyTorch's kernels (the peer's
- * "products"), best of PRODUCT_RUNS wall ms each, times how often the row runs it, summed: how
- * long the row's products take with everything else (the other ops, JavaScript or Python,
- * allocation, memory traffic between ops) left out.
+ * "products"), best of PRODUCT_RUNS wall ms each, in PRODUCT_ROUNDS rounds whose order of the
+ * sides alternates (the best of all kept: PyTorch's time for one shape moved 3x between runs),
+ * times how often the row runs it, summed: how long the row's products take with everything else
+ * (the other ops, JavaScript or Python, allocation, memory traffic between ops) left out.
  */
-async function productsAlone(b: WasmBackend, list: Product[], peer: Peer): Promise<{ fimscope: number; pytorch: number }> {
+async function productsAlone(b: WasmBackend, list: Product[], peer: Peer): Promise<{ fimscope: number; pytorch: number; shapes: ProductShape[] }> {
   const d = distinctProducts(list);
   const wall = () => performance.now();
-  const fimscope = d.reduce((t, { q, n }) => t + productAloneMs(b, q, wall, PRODUCT_RUNS) * n, 0);
-  const theirs = (await peer.ask({ cmd: "products", list: d.map(({ q }) => q), runs: PRODUCT_RUNS })).ms as number[];
-  return { fimscope: +fimscope.toFixed(1), pytorch: +d.reduce((t, { n }, i) => t + theirs[i] * n, 0).toFixed(1) };
+  const ours = d.map(() => Infinity), theirs = d.map(() => Infinity);
+  const runOurs = () => d.forEach(({ q }, i) => ours[i] = Math.min(ours[i], productAloneMs(b, q, wall, PRODUCT_RUNS)));
+  const runTheirs = async () => {
+    const ms = (await peer.ask({ cmd: "products", list: d.map(({ q }) => q), runs: PRODUCT_RUNS })).ms as number[];
+    ms.forEach((v, i) => theirs[i] = Math.min(theirs[i], v));
+  };
+  for (let r = 0; r < PRODUCT_ROUNDS; r++) {
+    if (r % 2) {
+      await runTheirs();
+      runOurs();
+    } else {
+      runOurs();
+      await runTheirs();
+    }
+  }
+  const shapes = d.map(({ q, n }, i) => ({ key: keyOf(q), n, gflop: flopsOf(q) / 1e9, fimscope: ours[i], pytorch: theirs[i] }));
+  const sum = (k: "fimscope" | "pytorch") => +shapes.reduce((t, x) => t + x[k] * x.n, 0).toFixed(1);
+  return { fimscope: sum("fimscope"), pytorch: sum("pytorch"), shapes };
 }
+/** One product shape of a row alone on both sides: ms per call (the best of productsAlone's runs, wall), calls per run, GFLOP per call. */
+interface ProductShape { key: string; n: number; gflop: number; fimscope: number; pytorch: number }
 
 /** Why PyTorch cannot run here (one line), or null when it can. */
 export async function torchMissing(): Promise<string | null> {
@@ -460,7 +480,12 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
           row.cpu[e] = +med(cpu[i]).toFixed(1);
         });
         const wasm = backends.find(([e]) => e === "fimscope wasm")?.[1];
-        if (wasm instanceof WasmBackend && backends[0][1] === wasm && torchEngines.length) row.products = await productsAlone(wasm, rec.list, peer);
+        let shapes: ProductShape[] = [];
+        if (wasm instanceof WasmBackend && backends[0][1] === wasm && torchEngines.length) {
+          const p = await productsAlone(wasm, rec.list, peer);
+          row.products = { fimscope: p.fimscope, pytorch: p.pytorch };
+          shapes = p.shapes;
+        }
         rows.push(row);
         const best = Math.min(...runs.filter(([e]) => e.startsWith("pytorch")).map(([e]) => row.engines[e]));
         o.log(`${row.workload} (load ${Deno.loadavg()[0].toFixed(1)})`);
@@ -471,7 +496,13 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
         }
         if (row.products) {
           const pr = row.products;
-          o.log(`  products alone (${rec.list.length} in ${distinctProducts(rec.list).length} shapes, each alone, best of ${PRODUCT_RUNS}, wall): fimscope wasm ${pr.fimscope} ms, pytorch ${pr.pytorch} ms (pytorch / fimscope ${(pr.pytorch / pr.fimscope).toFixed(2)}x)`);
+          o.log(`  products alone (${rec.list.length} in ${shapes.length} shapes, each alone, best of ${PRODUCT_ROUNDS} x ${PRODUCT_RUNS}, wall): fimscope wasm ${pr.fimscope} ms, pytorch ${pr.pytorch} ms (pytorch / fimscope ${(pr.pytorch / pr.fimscope).toFixed(2)}x)`);
+          // with --shapes, every shape, largest gap (calls x (ours - theirs)) first
+          if (o.shapes) {
+            for (const x of [...shapes].sort((p, q) => q.n * (q.fimscope - q.pytorch) - p.n * (p.fimscope - p.pytorch))) {
+              o.log(`    ${String(x.n).padStart(3)}x ${x.key.padEnd(44)} fimscope ${x.fimscope.toFixed(3).padStart(7)} ms (${(x.gflop * 1e3 / x.fimscope).toFixed(1).padStart(5)} GFLOP/s)  pytorch ${x.pytorch.toFixed(3).padStart(7)} ms (${(x.gflop * 1e3 / x.pytorch).toFixed(1).padStart(5)} GFLOP/s)`);
+            }
+          }
         }
       }
     }
@@ -486,12 +517,13 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
 
 if (import.meta.main) {
   await import("../src/cli/errors.ts");
-  const { choice, choices, inFiles, int, outFile, parseOptions } = await import("../src/io/options.ts");
+  const { choice, choices, flag, inFiles, int, outFile, parseOptions } = await import("../src/io/options.ts");
   const { writeFileAtomic } = await import("../src/io/atomic.ts");
   const a = parseOptions("torch", {
     models: inFiles().default(TORCH_MODELS), work: choices(TORCH_WORK).default([...TORCH_WORK]),
     rounds: int({ min: 1, max: 1000 }).default(13), engines: choices(TORCH_ENGINES).default(["fimscope wasm", "pytorch loop", "pytorch vmap"]),
     threads: int({ min: 1, max: 64 }).default(2), json: outFile(), "omp-wait": choice(["passive", "active", "default"] as const).default("default"),
+    shapes: flag(),
   });
   const { rows, ceiling } = await torchBench({ ...a, ompWait: a["omp-wait"], log: (l) => console.log(l) });
   if (a.json) writeFileAtomic(a.json, JSON.stringify({ ceiling, rows }, null, 2));
