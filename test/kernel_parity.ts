@@ -118,7 +118,7 @@ export function kernelParity(t: ParityTarget): void {
       await cmp(`concat ${variant}`, (a, b, c) => T.concat([a, b, c], 1), [[3, 2, 5], [3, 1, 5], [3, 4, 5]]);
       await cmp(`concat last ${variant}`, (a, b) => T.concat([a, b], 2), [[2, 3, 1], [2, 3, 7]]);
       await cmp(`concat long ${variant}`, (a, b) => T.concat([a, b], 1), [[2, 1030, 1], [2, 5, 1]]);
-      // Large enough for the wasm backend's threads (at least 65536 elements), rows split unevenly.
+      // Large enough for the wasm backend's threads (at least 65536 elements): 5 rows in ranges of 1 or 2 (test/wasm_kernels.test.ts also checks nothing past the output is written).
       await cmp(`concat large ${variant}`, (a, b) => T.concat([a, b], 1), [[5, 130, 101], [5, 3, 101]]);
     });
   });
@@ -149,6 +149,8 @@ export function kernelParity(t: ParityTarget): void {
       // 1x1 unpadded, grouped and not, a padded 1x1, an unpadded strided non-square kernel.
       [[2, 6, 3, 5], [9, 2, 1, 1], { groups: 3 }], [[1, 3, 4, 4], [2, 3, 1, 1], { padding: 1 }],
       [[1, 3, 6, 5], [2, 3, 2, 3], { stride: 2 }],
+      // a strided 1x1 with more than 4 output channels: the output gradient's rows are the phase grid's (packed where it is)
+      [[2, 3, 9, 13], [6, 3, 1, 1], { stride: 2 }],
     ];
     // gemm convolutions run on the matrix-product kernels: each listed one is checked.
     for (const mm of t.convMatmuls?.(variant) ?? ["default"]) {

@@ -403,6 +403,7 @@ S("without shared memory (a browser page that is not cross-origin isolated): one
     await compare(solo, "mm unshared", (a, b) => T.mm(a, b, false, true), [[67, 130], [33, 130]], { tol: 1e-4 });
     await compare(solo, "conv unshared", (x, w) => T.conv2d(x, w, { padding: 1, stride: 2 }), [[2, 5, 9, 8], [7, 5, 3, 3]], { tol: 1e-4 });
     await compare(solo, "elementwise unshared", (a, b) => T.relu(T.sigmoid(T.add(a, b))), [[3, 70, 9], [70, 1]], { tol: 1e-4 });
+    await compare(solo, "concat unshared", (a, b, c) => T.concat([a, b, c], 1), [[3, 4, 5], [3, 1, 5], [3, 2, 5]]);
     solo.poison = false;
     // results made before the memory grows (a non-shared buffer detaches when it grows) stay intact
     const a = T.tensor(Float32Array.from({ length: 300 * 300 }, (_, i) => Math.sin(i)), [300, 300], { backend: solo });
@@ -414,6 +415,36 @@ S("without shared memory (a browser page that is not cross-origin isolated): one
     big.dispose();
   } finally {
     solo.close();
+  }
+});
+
+S("concat writes its output and nothing past it: rows split among the threads, the output in a reused block with a live storage right after it", async () => {
+  // a backend of its own: its memory is fresh, so blocks are handed out from the top, in order
+  const be = await createWasmBackend({ threads: 2 });
+  try {
+    const outer = 5, blocks = [130 * 101, 3 * 101], total = blocks[0] + blocks[1], n = outer * total; // 67,165 floats: the threaded path
+    const parts = blocks.map((b, k) => be.upload(Float32Array.from({ length: outer * b }, (_, i) => k * 1e6 + i), "float32") as Float32Array);
+    // a block of the output's size with a sentinel right after it; released, the concat's output takes it
+    const slot = be.alloc(n), sentinel = be.alloc(1 << 17).fill(7);
+    assert.ok(sentinel.byteOffset > slot.byteOffset && sentinel.byteOffset - slot.byteOffset < 2 * n * 4, "the sentinel sits right after the slot");
+    const at = slot.byteOffset;
+    be.release(slot);
+    const out = be.concat(parts, blocks, outer, "float32") as Float32Array;
+    assert.is(out.byteOffset, at, "the output reused the slot");
+    let bad = -1;
+    for (let o = 0; o < outer && bad < 0; o++) {
+      for (let j = 0; j < total; j++) {
+        const want = j < blocks[0] ? o * blocks[0] + j : 1e6 + o * blocks[1] + (j - blocks[0]);
+        if (out[o * total + j] !== Math.fround(want)) {
+          bad = o * total + j;
+          break;
+        }
+      }
+    }
+    assert.is(bad, -1, `output element ${bad} wrong`);
+    assert.ok(sentinel.every((v) => v === 7), "concat wrote past its output");
+  } finally {
+    be.close();
   }
 });
 

@@ -72,6 +72,13 @@ function phaseTasks(xo: number, p: ConvParams, L: PhaseLayout, ng0: number, ng1:
  */
 const CHUNK_BYTES = 1 << 20;
 
+/** An item's stages as one group of tasks (a loop: Array.prototype.flat cost the Glow step's JavaScript 8%). */
+function joined(stages: Task[][]): Task[] {
+  const out: Task[] = [];
+  for (const s of stages) for (const t of s) out.push(t);
+  return out;
+}
+
 /**
  * Runs the work of several (image, group) items, each given as stages (fill, products, copy out,
  * ...): with `whole` (a few items for every thread), each item's stages as one job that one
@@ -80,13 +87,6 @@ const CHUNK_BYTES = 1 << 20;
  * threads than on one); else each stage as one phase over all items, for few items whose
  * products the caller has split finer.
  */
-/** An item's stages as one group of tasks (a loop: Array.prototype.flat cost the Glow step's JavaScript 8%). */
-function joined(stages: Task[][]): Task[] {
-  const out: Task[] = [];
-  for (const s of stages) for (const t of s) out.push(t);
-  return out;
-}
-
 function runStaged(rt: WasmRuntime, items: Task[][][], whole: boolean, work: number, labels: string[]): void {
   if (whole) return rt.run(items.map(joined), work, "conv gemm");
   labels.forEach((label, k) => {
@@ -317,9 +317,12 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     const { Q, Wph, P, XB } = L;
     const xo = m.addr(x), gyo = m.addr(gy);
     const qpan = Math.ceil(Q / MR), opan = Math.ceil(og / NR), ldc = opan * NR, CB = qpan * MR * ldc;
-    // the dot kernel reads 4 channel rows: those past og are zeros
+    // the dot kernel reads 4 channel rows: those past og are zeros. The product kernel reads the
+    // output gradient packed; where its rows are the phase grid's already (a 1x1 unpadded filter:
+    // Wph = OW), it is packed from where it is, without a copy first.
+    const gyAsIs = R !== null && Wph === OW;
     const GYB = (dot ? DOT_COLS : og) * P + 16, BPB = R ? opan * P * NR : 0;
-    const xp = L.inPlace ? xo : m.tmp(N * groups * XB), gq = m.tmp(N * groups * GYB), bp = R ? m.tmp(N * groups * BPB) : 0;
+    const xp = L.inPlace ? xo : m.tmp(N * groups * XB), gq = gyAsIs ? 0 : m.tmp(N * groups * GYB), bp = R ? m.tmp(N * groups * BPB) : 0;
     const tab = m.table(L.tab);
     const parts = weightGradParts(N, groups, CB), per = Math.ceil(N / parts);
     const c = m.tmp(groups * parts * CB);
@@ -335,10 +338,12 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
       const n0 = Math.min(N, k * per), n1 = Math.min(N, n0 + per);
       const fill: Task[] = [], packs: Task[] = [];
       for (let n = n0; n < n1; n++) {
-        const ng = n * groups + g, blk = gq + ng * GYB * 4;
+        const ng = n * groups + g, at = gyo + (n * Cout + g * og) * OH * OW * 4, blk = gyAsIs ? at : gq + ng * GYB * 4;
         if (!L.inPlace) phaseTasks(xo, p, L, ng, ng + 1, xp + ng * XB * 4, fill);
-        fill.push([KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, P * 4, og, OH, Wph, 0, OH, 0, OW]);
-        fill.push([KI.fill32, blk + og * P * 4, GYB - og * P, 0]);
+        if (!gyAsIs) {
+          fill.push([KI.copypad, at, OH * OW * 4, OW * 4, 4, blk, P * 4, og, OH, Wph, 0, OH, 0, OW]);
+          fill.push([KI.fill32, blk + og * P * 4, GYB - og * P, 0]);
+        }
         if (R) packs.push([KI.pack_b, blk, 4, P * 4, P, og, 0, opan, bp + ng * BPB * 4]);
       }
       const at = n0 * groups + g, cc = c + (g * parts + k) * CB * 4;
