@@ -9,7 +9,7 @@ export const flopsOf = (q: Product) => q.op === "matmul"
   ? 2 * Math.max(q.s.batchA, q.s.batchB) * q.s.M * q.s.K * q.s.N
   : 2 * q.p.N * q.p.Cout * (q.p.Cin / q.p.groups) * q.p.KH * q.p.KW * q.p.OH * q.p.OW;
 export const keyOf = (q: Product) => q.op === "matmul" ? `matmul ${q.s.batchA}/${q.s.batchB} ${q.s.M}x${q.s.K}x${q.s.N}${q.s.transA ? " tA" : ""}${q.s.transB ? " tB" : ""}`
-  : `${q.op} [${q.p.N},${q.p.Cin},${q.p.H},${q.p.W}]->${q.p.Cout} k${q.p.KH} s${q.p.stride} g${q.p.groups}`;
+  : `${q.op} [${q.p.N},${q.p.Cin},${q.p.H},${q.p.W}]->${q.p.Cout} k${q.p.KH}${q.p.KW === q.p.KH ? "" : `x${q.p.KW}`} s${q.p.stride} p${q.p.pad} g${q.p.groups}`;
 
 const PRODUCT_OPS = ["conv2d", "conv2dInputGrad", "conv2dWeightGrad", "matmul"] as const;
 

@@ -315,8 +315,11 @@ def product_fn(q):
         b = torch.rand(s["batchB"], *((s["N"], s["K"]) if s["transB"] else (s["K"], s["N"])))
         a = a.transpose(1, 2) if s["transA"] else a
         b = b.transpose(1, 2) if s["transB"] else b
+        # a shared operand as a matrix, as the models pass it (torch folds a batch into one product only then)
+        if s["batchB"] == 1:
+            b = b[0]
         if s["batchA"] == 1 and s["batchB"] == 1:
-            a, b = a[0], b[0]
+            a = a[0]
         return lambda: torch.matmul(a, b)
     p = q["p"]
     x = torch.rand(p["N"], p["Cin"], p["H"], p["W"])

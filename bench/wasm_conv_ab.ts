@@ -15,7 +15,7 @@ const a = parseOptions("wasm_conv_ab", { old: text().required(), threads: int({ 
 const clock = clockMs(a.clock);
 const roots = [oldCheckout("wasm_conv_ab", a.old, "src/kernels/wasm/backend.ts"), new URL("../", import.meta.url).pathname.replace(/\/$/, "")];
 const bes: WasmBackend[] = await Promise.all(roots.map(async (r) => (await import(`${r}/src/kernels/wasm/backend.ts`)).createWasmBackend({ threads: a.threads })));
-const P = (N: number, Cin: number, H: number, Cout: number, groups = 1): ConvParams => ({ N, Cin, H, W: H, Cout, KH: 3, KW: 3, stride: 1, pad: 1, groups, OH: H, OW: H });
+const P = (N: number, Cin: number, H: number, Cout: number, groups = 1, k = 3): ConvParams => ({ N, Cin, H, W: H, Cout, KH: k, KW: k, stride: 1, pad: k >> 1, groups, OH: H, OW: H });
 // the U-Net's and VAE's training shapes, and per-group shapes of the feature passes (64 groups)
 const shapes = [P(32, 32, 28, 16), P(32, 16, 28, 16), P(32, 32, 14, 32), P(32, 64, 14, 32), P(64, 32, 14, 16), P(64, 16, 28, 8), P(1, 64 * 32, 28, 64 * 16, 64), P(1, 64 * 4, 14, 64 * 32, 64),
   // one or two rows per product (the 2x16 block): the Glows' coupling halves (input gradient of 2 channels), the VAE's 2-channel output
@@ -23,16 +23,18 @@ const shapes = [P(32, 32, 28, 16), P(32, 16, 28, 16), P(32, 32, 14, 32), P(32, 6
   // at most 4 output channels in the weight gradient: the logit Glow's coupling conv3, batched and per group
   P(64, 64, 14, 4), P(1, 64 * 64, 14, 64 * 4, 64),
   // the shipped Glow's coupling convolutions at batch 64 (its training step): 4 output channels from 32, 32 from 2
-  P(64, 32, 14, 4), P(64, 2, 14, 32)];
+  P(64, 32, 14, 4), P(64, 2, 14, 32),
+  // the Glows' 1x1 convolutions (the couplings' middle one; the shipped Glow's 32 channels at both levels, the logit Glow's 64)
+  P(64, 32, 14, 32, 1, 1), P(64, 32, 7, 32, 1, 1), P(64, 64, 14, 64, 1, 1), P(64, 64, 7, 64, 1, 1)];
 const OPS = ["conv2d", "conv2dInputGrad", "conv2dWeightGrad"] as const;
 const total = [0, 0];
 console.log(`old ${roots[0]}, new ${roots[1]}; ${bes[1].description}; GFLOP/s old -> new (best ${a.clock === "wall" ? "wall" : "CPU"} time of 6)`);
 for (const p of shapes) {
-  const flops = 2 * p.N * p.Cout * (p.Cin / p.groups) * 9 * p.OH * p.OW;
+  const flops = 2 * p.N * p.Cout * (p.Cin / p.groups) * p.KH * p.KW * p.OH * p.OW;
   const cells: string[] = [];
   for (const op of OPS) {
     const best = [Infinity, Infinity];
-    const xs = p.N * p.Cin * p.H * p.W, ws = p.Cout * (p.Cin / p.groups) * 9, ys = p.N * p.Cout * p.OH * p.OW;
+    const xs = p.N * p.Cin * p.H * p.W, ws = p.Cout * (p.Cin / p.groups) * p.KH * p.KW, ys = p.N * p.Cout * p.OH * p.OW;
     const [n0, n1] = op === "conv2d" ? [xs, ws] : op === "conv2dInputGrad" ? [ys, ws] : [xs, ys];
     const bufs = bes.map((b) => [b.alloc(n0).fill(0.5), b.alloc(n1).fill(0.25)]);
     for (let r = 0; r < 8; r++) {
@@ -48,7 +50,7 @@ for (const p of shapes) {
     total[1] += best[1];
     cells.push(`${op} ${(flops / best[0] / 1e6).toFixed(1)} -> ${(flops / best[1] / 1e6).toFixed(1)}`);
   }
-  console.log(`[${p.N},${p.Cin},${p.H},${p.W}]->${p.Cout} g${p.groups}: ${cells.join(", ")}`);
+  console.log(`[${p.N},${p.Cin},${p.H},${p.W}]->${p.Cout} k${p.KH} g${p.groups}: ${cells.join(", ")}`);
 }
 console.log(`all kernels, ${a.clock === "wall" ? "wall" : "CPU"} ms: old ${total[0].toFixed(1)}, new ${total[1].toFixed(1)}, old/new ${(total[0] / total[1]).toFixed(2)}x; load average ${Deno.loadavg()[0].toFixed(1)}`);
 Deno.exit(0);
