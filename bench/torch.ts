@@ -21,7 +21,7 @@
 // on exactly that work (--shapes: per shape). --json writes run.ts's format: { "ceiling": <GFLOP/s per CPU second, one
 // thread>, "rows": [{ "workload", "gflop", "engines": { "<engine>": <median ms> }, "spread":
 // { "<engine>": [min, max] }, "cpu": { "<engine>": <median CPU ms> }, "products": { "fimscope",
-// "pytorch": <ms> } }] }.
+// "pytorch": <ms>, with --shapes "shapes": [{ "key", "n", "gflop", "fimscope", "pytorch" }] } }] }.
 import * as T from "../src/autograd/index.ts";
 import { type ImageSet, range } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
@@ -75,9 +75,10 @@ export interface Row {
   /**
    * The row's products (convolutions, their gradients, matrix products: one of our runs', by kind
    * and shape) each run alone on the same operands, its best wall time (productsAlone) summed over
-   * the row: on our wasm backend and on PyTorch's kernels, at the same thread count.
+   * the row: on our wasm backend and on PyTorch's kernels, at the same thread count; with
+   * --shapes, each shape as well (ms per call, calls per run, GFLOP per call).
    */
-  products?: { fimscope: number; pytorch: number };
+  products?: { fimscope: number; pytorch: number; shapes?: ProductShape[] };
 }
 
 /** Timed runs (after one untimed) of each product alone, in each of PRODUCT_ROUNDS rounds; the best is kept. */
@@ -483,7 +484,8 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
         let shapes: ProductShape[] = [];
         if (wasm instanceof WasmBackend && backends[0][1] === wasm && torchEngines.length) {
           const p = await productsAlone(wasm, rec.list, peer);
-          row.products = { fimscope: p.fimscope, pytorch: p.pytorch };
+          const r4 = (v: number) => +v.toFixed(4);
+          row.products = { fimscope: p.fimscope, pytorch: p.pytorch, ...(o.shapes ? { shapes: p.shapes.map((x) => ({ ...x, gflop: r4(x.gflop), fimscope: r4(x.fimscope), pytorch: r4(x.pytorch) })) } : {}) };
           shapes = p.shapes;
         }
         rows.push(row);
