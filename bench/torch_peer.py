@@ -165,7 +165,7 @@ def glow_nll(p, cfg, x, _noise=None):
     return -(logpz + logdet) + C * H * W * math.log(256)
 
 
-# ---- the diffusion model's U-Net (src/models/unet.ts) and its eps-loss (diffusion.ts) ----
+# ---- the diffusion model's U-Net (src/models/unet.ts) and its eps-loss (diffusion_process.ts) ----
 def resblock(p, name, x, temb, groups):
     cout = p[name + ".conv1.weight"].shape[0]
     h = conv(p, name + ".conv1", F.silu(F.group_norm(x, groups, p[name + ".norm1.weight"], p[name + ".norm1.bias"], 1e-5)))

@@ -118,7 +118,7 @@ export function kernelParity(t: ParityTarget): void {
       await cmp(`concat ${variant}`, (a, b, c) => T.concat([a, b, c], 1), [[3, 2, 5], [3, 1, 5], [3, 4, 5]]);
       await cmp(`concat last ${variant}`, (a, b) => T.concat([a, b], 2), [[2, 3, 1], [2, 3, 7]]);
       await cmp(`concat long ${variant}`, (a, b) => T.concat([a, b], 1), [[2, 1030, 1], [2, 5, 1]]);
-      // Large enough for the wasm backend's threads (at least 65536 elements): 5 rows in ranges of 1 or 2 (test/wasm_kernels.test.ts also checks nothing past the output is written).
+      // Large enough for the wasm backend's threads (at least 65536 elements): 5 rows in ranges of 1 or 2 (test/wasm_kernels.test.ts checks for writes past the output).
       await cmp(`concat large ${variant}`, (a, b) => T.concat([a, b], 1), [[5, 130, 101], [5, 3, 101]]);
     });
   });

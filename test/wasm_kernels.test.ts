@@ -428,6 +428,8 @@ S("concat writes its output and nothing past it: rows split among the threads, t
     const slot = be.alloc(n), sentinel = be.alloc(1 << 17).fill(7);
     assert.ok(sentinel.byteOffset > slot.byteOffset && sentinel.byteOffset - slot.byteOffset < 2 * n * 4, "the sentinel sits right after the slot");
     const at = slot.byteOffset;
+    // the rest of the slot's block (its size class is larger than n floats) marked too
+    const gap = new Float32Array(slot.buffer, at + n * 4, (sentinel.byteOffset - at) / 4 - n).fill(7);
     be.release(slot);
     const out = be.concat(parts, blocks, outer, "float32") as Float32Array;
     assert.is(out.byteOffset, at, "the output reused the slot");
@@ -442,7 +444,9 @@ S("concat writes its output and nothing past it: rows split among the threads, t
       }
     }
     assert.is(bad, -1, `output element ${bad} wrong`);
-    assert.ok(sentinel.every((v) => v === 7), "concat wrote past its output");
+    // past the output: its 16 floats of slack, zeroed by the allocator, then the block's rest and the sentinel as marked
+    assert.ok(gap.subarray(0, 16).every((v) => v === 0) && gap.subarray(16).every((v) => v === 7), "concat wrote past its output, in its block");
+    assert.ok(sentinel.every((v) => v === 7), "concat wrote past its output's block");
   } finally {
     be.close();
   }

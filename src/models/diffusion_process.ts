@@ -1,7 +1,7 @@
-// A denoising diffusion model (Ho et al. 2020): the forward process q(x_t | x_0) with T steps,
-// a U-Net predicting the noise eps, training on the eps-prediction loss, ancestral (DDPM) and
-// deterministic (DDIM, Song et al. 2021) samplers, and the variational bound on the 256 discrete
-// pixel levels in nats (bits/dim after dividing by D ln 2).
+// The process of a denoising diffusion model (Ho et al. 2020), for any noise predictor eps (the
+// model's U-Net: diffusion.ts): the forward process q(x_t | x_0) with T steps, the eps-prediction
+// loss, ancestral (DDPM) and deterministic (DDIM, Song et al. 2021) samplers, and the variational
+// bound on the 256 discrete pixel levels in nats (bits/dim after dividing by D ln 2).
 //
 // Steps are numbered t = 1..T as in Ho et al.; denoising-diffusion-pytorch's index is t - 1.
 //

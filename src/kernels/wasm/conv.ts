@@ -321,8 +321,9 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     const xo = m.addr(x), gyo = m.addr(gy);
     const qpan = Math.ceil(Q / MR), opan = Math.ceil(og / NR), ldc = opan * NR, CB = qpan * MR * ldc;
     // the dot kernel reads 4 channel rows: those past og are zeros. The product kernel reads the
-    // output gradient packed; where its rows are the phase grid's already (a 1x1 unpadded filter:
-    // Wph = OW), it is packed from where it is, without a copy first.
+    // output gradient packed; where its rows are the phase grid's already (Wph = OW, so the copy
+    // would change nothing: any 1x1 filter, and wider ones whose phase rows are as wide as the
+    // output's), it is packed from where it is, without a copy first.
     const gyAsIs = R !== null && Wph === OW;
     const GYB = (dot ? DOT_COLS : og) * P + 16, BPB = R ? opan * P * NR : 0;
     const xp = L.inPlace ? xo : m.tmp(N * groups * XB), gq = gyAsIs ? 0 : m.tmp(N * groups * GYB), bp = R ? m.tmp(N * groups * BPB) : 0;
