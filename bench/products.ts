@@ -38,6 +38,13 @@ export function distinctProducts(list: Product[]): { q: Product; n: number }[] {
   return [...byKey.values()];
 }
 
+/** Elements of a product's two operands, in the order the backend takes them (conv2d: x, w; input gradient: gy, w; weight gradient: x, gy; matmul: a, b). */
+export function operandSizes(q: Product): [number, number] {
+  if (q.op === "matmul") return [q.s.batchA * q.s.M * q.s.K, q.s.batchB * q.s.K * q.s.N];
+  const p = q.p, xs = p.N * p.Cin * p.H * p.W, ws = p.Cout * (p.Cin / p.groups) * p.KH * p.KW, ys = p.N * p.Cout * p.OH * p.OW;
+  return q.op === "conv2d" ? [xs, ws] : q.op === "conv2dInputGrad" ? [ys, ws] : [xs, ys];
+}
+
 /**
  * One product alone on the wasm backend, on storages of its operands' sizes (the same ones every
  * run, so its data stays in the caches): the best of `runs` timed runs after one untimed, in ms
@@ -45,19 +52,10 @@ export function distinctProducts(list: Product[]): { q: Product; n: number }[] {
  * disturbs least, or wall time).
  */
 export function productAloneMs(b: WasmBackend, q: Product, now: () => number, runs = 5): number {
-  let x: Float32Array, y: Float32Array, f: () => Float32Array;
-  if (q.op === "matmul") {
-    const { batchA, batchB, M, K, N } = q.s;
-    x = b.alloc(batchA * M * K).fill(0.5);
-    y = b.alloc(batchB * K * N).fill(0.25);
-    f = () => b.matmul(x, y, q.s, "float32") as Float32Array;
-  } else {
-    const p = q.p, xs = p.N * p.Cin * p.H * p.W, ws = p.Cout * (p.Cin / p.groups) * p.KH * p.KW, ys = p.N * p.Cout * p.OH * p.OW;
-    const [n0, n1] = q.op === "conv2d" ? [xs, ws] : q.op === "conv2dInputGrad" ? [ys, ws] : [xs, ys];
-    x = b.alloc(n0).fill(0.5);
-    y = b.alloc(n1).fill(0.25);
-    f = () => (b[q.op] as (a: Float32Array, c: Float32Array, p: ConvParams, d: "float32") => Float32Array)(x, y, p, "float32");
-  }
+  const [n0, n1] = operandSizes(q);
+  const x = b.alloc(n0).fill(0.5), y = b.alloc(n1).fill(0.25);
+  const f = q.op === "matmul" ? () => b.matmul(x, y, q.s, "float32") as Float32Array
+    : () => (b[q.op] as (a: Float32Array, c: Float32Array, p: ConvParams, d: "float32") => Float32Array)(x, y, q.p, "float32");
   let best = Infinity;
   for (let r = 0; r <= runs; r++) {
     const t0 = now();

@@ -10,6 +10,7 @@ import type { ConvParams } from "../src/kernels/backend.ts";
 import type { WasmBackend } from "../src/kernels/wasm/backend.ts";
 import { oldCheckout } from "./old_checkout.ts";
 import { clockMs } from "./op_timer.ts";
+import { operandSizes } from "./products.ts";
 
 const a = parseOptions("wasm_conv_ab", { old: text().required(), threads: int({ min: 1, max: 64 }).default(1), clock: choice(["cpu", "wall"] as const).default("cpu") });
 const clock = clockMs(a.clock);
@@ -34,8 +35,7 @@ for (const p of shapes) {
   const cells: string[] = [];
   for (const op of OPS) {
     const best = [Infinity, Infinity];
-    const xs = p.N * p.Cin * p.H * p.W, ws = p.Cout * (p.Cin / p.groups) * p.KH * p.KW, ys = p.N * p.Cout * p.OH * p.OW;
-    const [n0, n1] = op === "conv2d" ? [xs, ws] : op === "conv2dInputGrad" ? [ys, ws] : [xs, ys];
+    const [n0, n1] = operandSizes({ op, p });
     const bufs = bes.map((b) => [b.alloc(n0).fill(0.5), b.alloc(n1).fill(0.25)]);
     for (let r = 0; r < 8; r++) {
       for (const i of r % 2 ? [1, 0] : [0, 1]) {

@@ -225,10 +225,11 @@ function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Flo
   const R = rt.tableRows(cg), { MR, NR } = R, rpan = Math.ceil(cg / MR);
   const P0 = Math.ceil(KH / s) - 1, Q0 = Math.ceil(KW / s) - 1; // border: the most taps a phase has, less one
   const Tmax = Math.ceil((H + 2 * pad) / s), Umax = Math.ceil((W + 2 * pad) / s);
-  // Blocks of rows [Q0 zeros][OW of gy][zeros]: a tap left of column 0 reads the row's own border,
-  // one right of the data the row's tail or the next row's border; Wg >= Umax keeps every computed
-  // column in its row (the U-Net's and VAE's 3x3 stride 2: 8 columns where 10 were computed).
-  const Hg = Math.max(OH, Tmax) + P0 + 1, Wg = Math.max(Umax, OW + Q0);
+  // Blocks of rows [Q0 zeros][OW of gy][zeros], Umax wide (always at least OW + Q0: floor((L - KW) / s)
+  // + ceil(KW / s) <= ceil(L / s)): a tap left of column 0 reads the row's own border, one right of
+  // the data the row's tail or the next row's border, and every computed column stays in its row
+  // (the U-Net's and VAE's 3x3 stride 2: 8 columns where 10 were computed).
+  const Hg = Math.max(OH, Tmax) + P0 + 1, Wg = Umax;
   const out = m.out(N * Cin * H * W);
   try {
     const gyo = m.addr(gy), oo = m.dst(out);

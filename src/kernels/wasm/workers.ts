@@ -169,18 +169,13 @@ export class Workers {
       // as many jobs as the job table and the task slots hold
       let k = 0, slot = 0;
       for (; from + k < jobs.length && k < CAP; k++) {
-        const job = jobs[from + k], group = isGroup(job) ? job : [job];
-        if (group.length > CAP) throw new Error(`wasm pool: a group of ${group.length} tasks (at most ${CAP})`);
-        if (slot + group.length > CAP) break;
+        const job = jobs[from + k], group = isGroup(job), n = group ? job.length : 1;
+        if (n > CAP) throw new Error(`wasm pool: a group of ${n} tasks (at most ${CAP})`);
+        if (slot + n > CAP) break;
         c[JOBS + k * 2] = slot;
-        c[JOBS + k * 2 + 1] = group.length;
-        for (const t of group) {
-          if (t.length - 1 > MAX_ARGS) throw new Error(`wasm pool: a task of ${t.length - 1} arguments (at most ${MAX_ARGS})`);
-          const b = TASKS + slot++ * STRIDE;
-          c[b] = t[0];
-          c[b + 1] = t.length - 1;
-          for (let a = 1; a < t.length; a++) c[b + 1 + a] = t[a];
-        }
+        c[JOBS + k * 2 + 1] = n;
+        if (group) for (let i = 0; i < n; i++) this.#write(slot++, job[i]);
+        else this.#write(slot++, job);
       }
       from += k;
       const end = k;
@@ -215,6 +210,15 @@ export class Workers {
       if (Atomics.exchange(c, FAILED, 0)) err ??= new Error("wasm: a kernel trapped on a worker thread");
       if (err) throw err;
     }
+  }
+
+  /** Writes one task into its slot of the control words. */
+  #write(slot: number, t: Task): void {
+    if (t.length - 1 > MAX_ARGS) throw new Error(`wasm pool: a task of ${t.length - 1} arguments (at most ${MAX_ARGS})`);
+    const c = this.#c, b = TASKS + slot * STRIDE;
+    c[b] = t[0];
+    c[b + 1] = t.length - 1;
+    for (let a = 1; a < t.length; a++) c[b + 1 + a] = t[a];
   }
 
   #work(): void {
