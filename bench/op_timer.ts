@@ -12,7 +12,7 @@ export function cpuMs(): number {
 /** A clock in ms: process CPU time (cpuMs) or wall time. */
 export const clockMs = (clock: "cpu" | "wall"): () => number => clock === "cpu" ? cpuMs : () => performance.now();
 
-const OPS = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dInputGrad", "conv2dWeightGrad", "groupNorm", "groupNormGrad"] as const;
+const OPS = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dBias", "conv2dInputGrad", "conv2dWeightGrad", "groupNorm", "groupNormGrad", "momentUpdate"] as const;
 
 /** A short key per call: the op, its elementwise kind, and with byShape the operands' shapes. */
 function keyOf(op: string, xs: unknown[], byShape: boolean): string {
@@ -20,6 +20,7 @@ function keyOf(op: string, xs: unknown[], byShape: boolean): string {
   if (op === "binary") return byShape ? `${op} ${xs[0]} [${xs[2]}]x[${xs[4]}]` : `${op} ${xs[0]}`;
   if (!byShape) return op;
   if (op === "conv2d" || op === "conv2dInputGrad" || op === "conv2dWeightGrad") return productKey({ op, p: xs[2] as ConvParams });
+  if (op === "conv2dBias") return `${productKey({ op: "conv2d", p: xs[3] as ConvParams })} +bias ${xs[4]}`;
   if (op === "matmul") return productKey({ op, s: xs[2] as MatmulSpec });
   if (op === "strided") {
     const s = xs[1] as { inShape: number[]; outShape: number[] };

@@ -13,18 +13,29 @@ export const keyOf = (q: Product) => q.op === "matmul" ? `matmul ${q.s.batchA}/$
 
 const PRODUCT_OPS = ["conv2d", "conv2dInputGrad", "conv2dWeightGrad", "matmul"] as const;
 
-/** Records every product of b (its kind and shape) while on; returns the list and a restore function. */
+/**
+ * Records every product of b (its kind and shape) while on; returns the list and a restore
+ * function. A fused convolution with its bias and activation (conv2dBias) counts as its conv2d.
+ */
 export function recordProducts(b: Backend): { list: Product[]; restore: () => void } {
   const list: Product[] = [];
   // deno-lint-ignore no-explicit-any
-  const bb = b as any;
+  const bb = b as any, proto = Object.getPrototypeOf(b);
   for (const op of PRODUCT_OPS) {
     bb[op] = (...xs: unknown[]) => {
       if ((xs[3] as string) !== "float64") list.push(op === "matmul" ? { op, s: xs[2] as MatmulSpec } : { op, p: xs[2] as ConvParams });
-      return Object.getPrototypeOf(b)[op].apply(b, xs);
+      return proto[op].apply(b, xs);
     };
   }
-  return { list, restore: () => { for (const op of PRODUCT_OPS) delete bb[op]; } };
+  const fused = typeof proto.conv2dBias === "function";
+  if (fused) {
+    bb.conv2dBias = (...xs: unknown[]) => {
+      const r = proto.conv2dBias.apply(b, xs);
+      if (r) list.push({ op: "conv2d", p: xs[3] as ConvParams });
+      return r;
+    };
+  }
+  return { list, restore: () => { for (const op of [...PRODUCT_OPS, ...fused ? ["conv2dBias"] : []]) delete bb[op]; } };
 }
 
 /** The distinct products of a list (by keyOf), each with how many times it occurs, in order of first occurrence. */

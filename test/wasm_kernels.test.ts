@@ -529,6 +529,60 @@ function modelGrads(make: (be: typeof T.cpu | typeof wb) => { m: { nll(x: T.Tens
   return [nll.dataSync(), ...gs.map((g) => g!.dataSync())];
 }
 
+S("a convolution with its bias and activation in one op (conv2dBias: the epilogue in the copy out) equals the composed ops bit for bit: values, every gradient and second-order gradients, on odd, size-1, short-row, strided, grouped, in-place 1x1 and threaded shapes", async () => {
+  const proto = Object.getPrototypeOf(wb) as { conv2dBias: (...a: unknown[]) => unknown };
+  const fused = proto.conv2dBias;
+  let calls = 0;
+  proto.conv2dBias = function (this: unknown, ...a: unknown[]) {
+    calls++;
+    return fused.apply(this, a);
+  };
+  const cases: [number[], number, number, T.ConvOptions][] = [ // x shape, Cout, k, options
+    [[2, 3, 5, 7], 4, 3, { padding: 1 }], // odd sizes, rows past a vector
+    [[1, 1, 1, 1], 1, 1, {}], // size 1: one lane
+    [[2, 2, 3, 2], 5, 3, { padding: 1 }], // rows of 2 and 3 floats: lanes of the vector code
+    [[3, 4, 9, 5], 6, 3, { stride: 2, padding: 1, groups: 2 }], // strided, grouped: the bias by group
+    [[2, 32, 7, 7], 8, 1, {}], // 1x1 read in place
+    [[64, 2, 14, 14], 32, 3, { padding: 1 }], // the Glow coupling's first layer, threaded
+  ];
+  try {
+    for (const [sx, Cout, k, o] of cases) {
+      for (const act of ["none", "relu", "silu"] as const) {
+        const g = new T.Generator(sx.reduce((p, q) => p * 7 + q, Cout));
+        const sw = [Cout, sx[1] / (o.groups ?? 1), k, k];
+        const xs = T.randn(g, sx, { backend: T.cpu }).dataSync(), ws = T.randn(g, sw, { backend: T.cpu }).dataSync(), bs = T.randn(g, [Cout], { backend: T.cpu }).dataSync();
+        const run = (composed: boolean) => {
+          // the composed path on the same backend: conv2dBias hidden by an own property
+          if (composed) (wb as unknown as Record<string, unknown>).conv2dBias = undefined;
+          try {
+            const x = T.tensor(xs, sx, { backend: wb, requiresGrad: true }), w = T.tensor(ws, sw, { backend: wb, requiresGrad: true }), b = T.tensor(bs, [Cout], { backend: wb, requiresGrad: true });
+            const y = T.conv2dBias(x, w, b, { ...o, act });
+            const gy = T.tensor(Array.from({ length: y.size }, (_, i) => Math.sin(i + 1)), y.shape, { backend: wb });
+            const [gx, gw, gb] = T.grad(T.sum(T.mul(y, gy)), [x, w, b], { createGraph: true });
+            // a second order: d/d(x, w, b) of the gradients' weighted sum
+            const second = T.grad(T.add(T.add(T.sum(T.square(gx!)), T.sum(T.square(gw!))), T.sum(T.square(gb!))), [x, w, b]);
+            // (null where nothing depends on an input: b's second order without an activation)
+            return [y, gx, gw, gb, ...second].map((t) => t?.dataSync() ?? new Float32Array(0));
+          } finally {
+            if (composed) delete (wb as unknown as Record<string, unknown>).conv2dBias;
+          }
+        };
+        const before = calls, f = run(false);
+        assert.ok(calls > before, "the fused op ran");
+        const c = run(true);
+        ["y", "dx", "dw", "db", "d2x", "d2w", "d2b"].forEach((name, i) => {
+          assert.ok(i < 4 ? f[i].length > 0 : f[i].length === c[i].length, `${JSON.stringify([sx, Cout, k, o])} ${act}: ${name} missing`);
+          assert.ok(f[i].every(Number.isFinite), `${JSON.stringify([sx, Cout, k, o])} ${act}: poison or a non-finite value left in ${name}`);
+          const at = f[i].findIndex((v, j) => !Object.is(v, c[i][j]));
+          assert.ok(at < 0, `${JSON.stringify([sx, Cout, k, o])} ${act}: ${name}[${at}] is ${f[i][at]} fused, ${c[i][at]} composed`);
+        });
+      }
+    }
+  } finally {
+    proto.conv2dBias = fused;
+  }
+});
+
 S("whole models: Glow and VAE NLL and every parameter gradient match the cpu backend", () => {
   const data = (be: typeof wb | typeof T.cpu, shape: number[]) => T.tensor(T.rand(new T.Generator(21), shape, { low: -0.5, high: 0.5, backend: T.cpu }).dataSync(), shape, { backend: be });
   const glow = (be: typeof wb | typeof T.cpu) => ({

@@ -46,6 +46,9 @@ export interface MomentUpdate {
   b1: number; omb1: number; b2: number; omb2: number; invC2: number; eps: number; lrc: number; wd: number;
 }
 
+/** The activation a fused convolution applies after its bias (Backend.conv2dBias). */
+export type ConvAct = "none" | "relu" | "silu";
+
 export interface Backend<S = unknown> {
   readonly name: "cpu" | "webgpu" | "gpujs" | "wasm";
   upload(data: ArrayLike<number>, dtype: DType): S;
@@ -64,6 +67,13 @@ export interface Backend<S = unknown> {
   conv2d(x: S, w: S, p: ConvParams, dtype: DType): S;
   conv2dInputGrad(gy: S, w: S, p: ConvParams, dtype: DType): S;
   conv2dWeightGrad(x: S, gy: S, p: ConvParams, dtype: DType): S;
+  /**
+   * Optional: conv2d with a bias per output channel and an activation, one op: pre = conv2d(x, w)
+   * + b (b [Cout] broadcast over images and positions) and y = act(pre) (null for "none"), each
+   * value the composed ops' (conv2d, binary add, unary act) bit for bit; null where this backend
+   * composes them for this dtype (backends without it always do).
+   */
+  conv2dBias?(x: S, w: S, b: S, p: ConvParams, act: ConvAct, dtype: DType): { pre: S; y: S | null } | null;
   /**
    * Normalise each row of x seen as [rows, M]: y = (x - mean) * rstd with
    * rstd = 1 / sqrt(var + eps) (the biased variance); returns y [rows, M] and rstd [rows].

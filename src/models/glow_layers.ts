@@ -184,7 +184,7 @@ export class AffineCoupling extends Module {
 
   #st(xa: T.Tensor): { shift: T.Tensor; raw: T.Tensor } {
     const [B, , H, W] = xa.shape, h = this.channels / 2;
-    const o = this.conv3.forward(T.relu(this.conv2.forward(T.relu(this.conv1.forward(xa)))));
+    const o = this.conv3.forward(this.conv2.forward(this.conv1.forward(xa, "relu"), "relu"));
     return { shift: T.slice(o, [0, 0, 0, 0], [B, h, H, W]), raw: T.add(T.slice(o, [0, h, 0, 0], [B, 2 * h, H, W]), 2) };
   }
 

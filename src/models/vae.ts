@@ -89,8 +89,8 @@ export class VAE extends Module implements GenerativeModel {
   /** q(z|x): mean and log-variance, each [B, latent]. */
   encode(x: T.Tensor): { mu: T.Tensor; logvar: T.Tensor } {
     const B = x.shape[0], L = this.cfg.latent;
-    let h = T.silu(this.enc1.forward(x));
-    h = T.silu(this.enc2.forward(h));
+    let h = this.enc1.forward(x, "silu");
+    h = this.enc2.forward(h, "silu");
     const o = this.encOut.forward(T.reshape(h, [B, -1]));
     return { mu: T.slice(o, [0, 0], [B, L]), logvar: T.slice(o, [0, L], [B, 2 * L]) };
   }
@@ -99,9 +99,9 @@ export class VAE extends Module implements GenerativeModel {
   decode(z: T.Tensor): { mean: T.Tensor; logScale: T.Tensor } {
     const B = z.shape[0], [C, H, W] = this.imageShape;
     let h = T.reshape(T.silu(this.decIn.forward(z)), [B, ...this.#latentMap]);
-    h = T.silu(this.dec1.forward(h));
-    h = T.silu(this.dec2.forward(T.upsampleNearest(h)));
-    h = T.silu(this.dec3.forward(T.upsampleNearest(h)));
+    h = this.dec1.forward(h, "silu");
+    h = this.dec2.forward(T.upsampleNearest(h), "silu");
+    h = this.dec3.forward(T.upsampleNearest(h), "silu");
     const o = this.decOut.forward(h);
     return {
       mean: T.slice(o, [0, 0, 0, 0], [B, C, H, W]),

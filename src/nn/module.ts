@@ -168,8 +168,10 @@ export class Conv2d extends Module {
     this.bias = o.bias === false ? null : this.param("bias", zerosFor([cout], o));
   }
   readonly opts: T.ConvOptions;
-  forward(x: T.Tensor): T.Tensor {
+  /** The convolution, its bias and an activation (relu or silu): one op where the backend fuses them (T.conv2dBias). */
+  forward(x: T.Tensor, act: T.ConvAct = "none"): T.Tensor {
+    if (this.bias) return T.conv2dBias(x, this.weight, this.bias, { ...this.opts, act });
     const y = T.conv2d(x, this.weight, this.opts);
-    return this.bias ? T.add(y, T.reshape(this.bias, [1, this.cout, 1, 1])) : y;
+    return act === "none" ? y : T.unary(act, y);
   }
 }

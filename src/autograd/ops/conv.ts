@@ -1,10 +1,14 @@
 // conv2d NCHW with stride, zero padding and groups, and its two backward ops.
 // The three are bilinear and each one's gradients are the other two, so grad-of-grad works.
-import type { ConvParams } from "../../kernels/backend.ts";
+import type { ConvAct, ConvParams } from "../../kernels/backend.ts";
 import { fmt } from "../shape.ts";
 import { assertSameBackend, isGradEnabled, result, type Tensor } from "../tensor.ts";
 import { batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
 import { broadcastTo, permute, reshape } from "./movement.ts";
+import { add, unary, unaryOf } from "./elementwise.ts";
+import { sumTo } from "./reduce.ts";
+
+export type { ConvAct };
 
 export interface ConvOptions {
   stride?: number;
@@ -38,6 +42,31 @@ export function conv2d(x: Tensor, w: Tensor, o: ConvOptions = {}): Tensor {
     needs[0] ? conv2dInputGrad(g, w, x.shape, optsOf(p)) : null,
     needs[1] ? conv2dWeightGrad(x, g, w.shape, optsOf(p)) : null,
   ], x);
+}
+
+/**
+ * act(conv2d(x, w) + b), b [Cout] one bias per output channel: the composed ops' nodes and values
+ * bit for bit (a bias-add node, whose derivatives are the convolution's and the bias's sum over
+ * images and positions, then the activation's own node), computed in one op where the backend
+ * fuses them (Backend.conv2dBias: the bias and activation in the convolution's copy out, where the
+ * composed ops made two more passes over its result). Per-group operands compose.
+ */
+export function conv2dBias(x: Tensor, w: Tensor, b: Tensor, o: ConvOptions & { act?: ConvAct } = {}): Tensor {
+  assertSameBackend("conv2dBias", [x, w, b]);
+  const act = o.act ?? "none", Cout = w.shape[0];
+  if (b.shape.length !== 1 || b.shape[0] !== Cout) throw new Error(`conv2dBias: bias ${fmt(b.shape)} for weight ${fmt(w.shape)} (allowed: [${Cout}], one per output channel)`);
+  const p = params(x.shape, w.shape, o);
+  const r = x.groups || w.groups || b.groups ? null : x.backend.conv2dBias?.(x.storage("conv2dBias"), w.storage("conv2dBias"), b.storage("conv2dBias"), { ...p, weightGradFollows: isGradEnabled() && w.requiresGrad }, act, x.dtype);
+  if (!r) {
+    const pre = add(conv2d(x, w, o), reshape(b, [1, Cout, 1, 1]));
+    return act === "none" ? pre : unary(act, pre);
+  }
+  const pre = result("conv2dBias", [x, w, b], r.pre, outShape(p), (g, needs) => [
+    needs[0] ? conv2dInputGrad(g, w, x.shape, optsOf(p)) : null,
+    needs[1] ? conv2dWeightGrad(x, g, w.shape, optsOf(p)) : null,
+    needs[2] ? reshape(sumTo(g, [1, Cout, 1, 1]), [Cout]) : null,
+  ], x);
+  return act === "none" ? pre : unaryOf(act, pre, r.y);
 }
 
 /**

@@ -79,7 +79,14 @@ const UNARY_GRAD: Record<UnaryOp, UnaryGrad> = {
 
 export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {
   if (x.groups) return batch(unary(op, unbatch(x), p));
-  const s = x.backend.unary(op, x.storage(op), x.size, x.dtype, p);
+  return unaryOf(op, x, x.backend.unary(op, x.storage(op), x.size, x.dtype, p), p);
+}
+
+/**
+ * The node of unary op `op` on x whose values `s` a fused kernel has computed already (the
+ * convolution's epilogue, conv.ts): the same node, backward included, as unary(op, x, p) makes.
+ */
+export function unaryOf(op: UnaryOp, x: Tensor, s: unknown, p = 0): Tensor {
   let y: Tensor;
   const grad = UNARY_GRAD[op];
   y = result(op, [x], s, x.shape, (g) => [grad(x, y, g, p)], x);

@@ -5,7 +5,7 @@
 // run as SIMD128 kernels on all cores; convolutions in conv.ts; small products, max and the other
 // elementwise ops as tight TypeScript loops (js_ops.ts); float64 work on the CPU reference
 // backend, whose storages it shares.
-import type { Backend, BinaryOp, ConvParams, Data, DType, MatmulSpec, MomentUpdate, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
+import type { Backend, BinaryOp, ConvAct, ConvParams, Data, DType, MatmulSpec, MomentUpdate, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
 import { CpuBackend } from "../cpu.ts";
 import type { KernelName } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
@@ -13,7 +13,7 @@ import type { WasmMemory } from "./memory.ts";
 import { F32_BITS, KI, ranges, type Task, type WasmOptions, WasmRuntime } from "./runtime.ts";
 import { binaryInto, coalesce, matmulInto, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
 import { SIMD_APPROX, SIMD_BINARY, SIMD_UNARY } from "./elementwise.ts";
-import { conv2d, conv2dInputGrad, conv2dWeightGrad } from "./conv.ts";
+import { conv2d, conv2dBias, conv2dInputGrad, conv2dWeightGrad } from "./conv.ts";
 import { strided } from "./movement.ts";
 
 export type { WasmOptions };
@@ -356,6 +356,10 @@ export class WasmBackend implements Backend<Data> {
   conv2d(x: Data, w: Data, p: ConvParams, dtype: DType): Data {
     if (dtype === "float64") return this.ref.conv2d(x, w, p, dtype);
     return conv2d(this.#rt, x, w, p);
+  }
+  conv2dBias(x: Data, w: Data, b: Data, p: ConvParams, act: ConvAct, dtype: DType): { pre: Data; y: Data | null } | null {
+    if (dtype === "float64") return null;
+    return conv2dBias(this.#rt, x, w, b, p, act);
   }
   conv2dInputGrad(gy: Data, w: Data, p: ConvParams, dtype: DType): Data {
     if (dtype === "float64") return this.ref.conv2dInputGrad(gy, w, p, dtype);

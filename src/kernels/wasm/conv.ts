@@ -2,9 +2,12 @@
 // image and group), read in place by the product kernels through a table of tap offsets; the
 // gradients as products of the same kind (the input gradient as a correlation with the flipped
 // filters, one stride phase at a time when strided; the weight gradient summed over images).
-import type { ConvParams, Data } from "../backend.ts";
+import type { ConvAct, ConvParams, Data } from "../backend.ts";
 import { KI, type TableBlock, type Task, type WasmRuntime } from "./runtime.ts";
 import { DOT_COLS, DOT_ROWS } from "./gemm.ts";
+
+/** A forward's epilogue: the bias (its address, Cout floats) added and the activation applied in the copy out (copy.ts epilogueFn). */
+interface Epilogue { bias: number; act: ConvAct }
 
 interface PhaseLayout {
   cg: number; Hph: number; Wph: number; Q: number; P: number; tab: Int32Array; cpan: number; XB: number;
@@ -102,13 +105,15 @@ function runStaged(rt: WasmRuntime, items: Task[][][], whole: boolean, work: num
  * result block of rpan * MR rows by cpan * NR columns, then its first `rows` rows, each H rows
  * of W columns at a row pitch of `pitch`, copied into out [N][groups * rows][H][W]. The blocks
  * are at `b` (in place), or written chunk by chunk by `fill` (tasks for blocks [ng0, ng1) at
- * dst); `pre` (the filters' packing) runs with the first chunk's fill.
+ * dst); `pre` (the filters' packing) runs with the first chunk's fill. With an epilogue `ep`
+ * (the forward's bias and activation), the copy out adds row r's bias of group g (bias[g * rows +
+ * r]) and, with an activation, writes its values to a second result: [out, y], else [out, null].
  */
 function productsOut(rt: WasmRuntime, R: TableBlock, o: {
   N: number; groups: number; rows: number; H: number; W: number; pitch: number; pre: Task[];
   a: number; AB: number; b: number | null; fill: (ng0: number, ng1: number, dst: number, tasks: Task[]) => void; BB: number;
-  tab: Int32Array; K: number; rpan: number; cpan: number; work: number;
-}): Float32Array {
+  tab: Int32Array; K: number; rpan: number; cpan: number; work: number; ep?: Epilogue;
+}): [Float32Array, Float32Array | null] {
   const m = rt.mem, { N, groups, rows, H, W, pitch, a, AB, BB, K, rpan, cpan, work } = o;
   const { MR, NR, pt } = R, ldc = cpan * NR, CB = rpan * MR * ldc;
   const total = N * groups;
@@ -117,6 +122,10 @@ function productsOut(rt: WasmRuntime, R: TableBlock, o: {
   const bb = o.b ?? m.tmp(chunk * BB);
   const c = m.tmp(chunk * CB);
   const out = m.out(total * rows * H * W), oo = m.dst(out);
+  const ep = o.ep, y = ep && ep.act !== "none" ? m.out(total * rows * H * W) : null, yo = y ? m.dst(y) : 0;
+  const copyOut = (cc: number, ng: number): Task => ep
+    ? [KI[`ep_${ep.act}`], cc, ldc * 4, pitch * 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, rows, H, W, ep.bias + (ng % groups) * rows * 4, yo + ng * rows * H * W * 4]
+    : [KI.copy3d, cc, ldc * 4, pitch * 4, 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, 4, rows, H, W];
   for (let ng0 = 0; ng0 < total; ng0 += chunk) {
     const ng1 = Math.min(total, ng0 + chunk), share = work * (ng1 - ng0) / total;
     if (ng0 === 0 && o.pre.length) rt.run(o.pre, share, "conv prep");
@@ -128,14 +137,28 @@ function productsOut(rt: WasmRuntime, R: TableBlock, o: {
       const fill: Task[] = [];
       if (o.b === null) o.fill(ng, ng + 1, blk, fill);
       const mm = rt.split(cpan, whole ? 1 : 3).map(([j0, j1]): Task => [pt, a + g * AB * 4, 0, blk, tab, cc, ldc, K, 0, rpan, j0, j1, 0, 1, 0, 0]);
-      items.push([fill, mm, [[KI.copy3d, cc, ldc * 4, pitch * 4, 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, 4, rows, H, W]]]);
+      items.push([fill, mm, [copyOut(cc, ng)]]);
     }
     runStaged(rt, items, whole, share, ["conv prep", "conv gemm", "conv out"]);
   }
-  return m.land(out, oo);
+  return [m.land(out, oo), y && m.land(y, yo)];
 }
 
 export function conv2d(rt: WasmRuntime, x: Data, w: Data, p: ConvParams): Float32Array {
+  return forward(rt, x, w, p)[0];
+}
+
+/**
+ * conv2d with b [Cout] added per output channel and an activation, in the copy out: pre =
+ * conv2d(x, w) + b and y = act(pre) (null for "none"), each value bin_add's and un_<act>'s bit for
+ * bit, without the two passes over the result the composed ops make.
+ */
+export function conv2dBias(rt: WasmRuntime, x: Data, w: Data, b: Data, p: ConvParams, act: ConvAct): { pre: Float32Array; y: Float32Array | null } {
+  const [pre, y] = forward(rt, x, w, p, b, act);
+  return { pre, y };
+}
+
+function forward(rt: WasmRuntime, x: Data, w: Data, p: ConvParams, b?: Data, act: ConvAct = "none"): [Float32Array, Float32Array | null] {
   const m = rt.mem;
   const { N, Cout, groups, OH, OW } = p;
   const og = Cout / groups;
@@ -143,14 +166,14 @@ export function conv2d(rt: WasmRuntime, x: Data, w: Data, p: ConvParams): Float3
   try {
     const L = phaseLayout(p, true, MR, R.NR);
     const { Q, Wph, cpan, XB } = L;
-    const xo = m.addr(x), wo = m.addr(w);
+    const xo = m.addr(x), wo = m.addr(w), ep = b === undefined ? undefined : { bias: m.addr(b), act };
     const rpan = Math.ceil(og / MR), WPB = rpan * Q * MR;
     const wp = m.tmp(groups * WPB), pre: Task[] = [];
     for (let g = 0; g < groups; g++) pre.push([R.packA, wo + g * og * Q * 4, 4, Q * 4, Q, og, 0, rpan, wp + g * WPB * 4]);
     const work = N * Cout * Q * OH * OW;
     return productsOut(rt, R, {
       N, groups, rows: og, H: OH, W: OW, pitch: Wph, pre, a: wp, AB: WPB, b: L.inPlace ? xo : null, BB: XB,
-      fill: (ng0, ng1, dst, tasks) => phaseTasks(xo, p, L, ng0, ng1, dst, tasks), tab: L.tab, K: Q, rpan, cpan, work,
+      fill: (ng0, ng1, dst, tasks) => phaseTasks(xo, p, L, ng0, ng1, dst, tasks), tab: L.tab, K: Q, rpan, cpan, work, ep,
     });
   } finally {
     m.endOp();
@@ -206,7 +229,7 @@ export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParam
     const wp = m.tmp(groups * WPB), pre: Task[] = [];
     for (let g = 0; g < groups; g++) pre.push([R.packA, wfo + g * cg * Qg * 4, 4, Qg * 4, Qg, cg, 0, rpan, wp + g * WPB * 4]);
     const work = N * Cin * Qg * H * W;
-    return productsOut(rt, R, { N, groups, rows: cg, H, W, pitch: Wg, pre, a: wp, AB: WPB, b: inPlace ? gyo : null, fill, BB: GB, tab: tabA, K: Qg, rpan, cpan, work });
+    return productsOut(rt, R, { N, groups, rows: cg, H, W, pitch: Wg, pre, a: wp, AB: WPB, b: inPlace ? gyo : null, fill, BB: GB, tab: tabA, K: Qg, rpan, cpan, work })[0];
   } finally {
     m.endOp();
   }

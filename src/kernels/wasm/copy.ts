@@ -1,7 +1,9 @@
 // The wasm backend's copy kernels: strided block copies between byte-strided layouts (the
 // convolutions' phase blocks and results, the strided op's boxes), vectors along the innermost
 // dimension where both sides allow.
-import { Fn, I32, op, V128 } from "./emit.ts";
+import { Fn, I32, op, simd, V128 } from "./emit.ts";
+import { unaryVec } from "./elementwise.ts";
+import type { ConvAct } from "../backend.ts";
 
 /**
  * copy3d(src, s0, s1, s2, dst, d0, d1, d2, D0, D1, D2): dst[i][j][k] = src[i][j][k] for the
@@ -163,6 +165,69 @@ export function copyPadFn(): Fn {
         });
       });
       f.get(row).get(rb).op(op.add).set(row);
+    });
+  });
+  return f;
+}
+
+/** The activations a convolution's copy out can apply (conv.ts), as its kernels' names end: every ConvAct. */
+export const EPILOGUE_ACTS = ["none", "relu", "silu"] as const satisfies readonly ConvAct[];
+
+/**
+ * ep_<act>(src, s0, s1, dst, d0, d1, D0, D1, D2, bias, ydst): a convolution's result copied out
+ * with its bias and activation, over D0 channels x D1 rows x D2 contiguous floats (byte strides
+ * per channel and row on both sides): pre = src + bias[i] at dst, and with an activation also
+ * y = act(pre) at ydst (same strides as dst). One pass where the composed ops (the bias add, the
+ * activation) made two more over the result. The values are those of bin_add and un_<act> bit for
+ * bit: the same f32x4 instructions, rows of 4 or more as vectors (the last one overlapping the one
+ * before), shorter rows one lane of the vector code.
+ */
+export function epilogueFn(act: ConvAct): Fn {
+  const f = new Fn(`ep_${act}`, Array(11).fill(I32));
+  const [src, s0, s1, dst, d0, d1, D0, D1, D2, bias, ydst] = Array.from({ length: 11 }, (_, i) => i);
+  const i = f.local(), j = f.local(), k = f.local(), rs = f.local(), rd = f.local(), ry = f.local(), vend = f.local(), at = f.local();
+  const vb = f.local(V128), v = f.local(V128), one = f.local(V128), zero = f.local(V128);
+  f.f32(1).simd(simd.f32x4splat).set(one);
+  f.f32(0).simd(simd.f32x4splat).set(zero);
+  f.get(D2).i32(4).op(op.sub).set(vend);
+  // one vector at byte offset `at` of the current rows: pre, and y = act(pre)
+  const vector = () => {
+    f.get(rs).get(at).op(op.add).simd(0x00, 0, 0).get(vb).simd(simd.f32x4add).set(v);
+    f.get(rd).get(at).op(op.add).get(v).simd(0x0b, 0, 0);
+    if (act !== "none") {
+      f.get(ry).get(at).op(op.add);
+      unaryVec(f, act, v, one, zero);
+      f.simd(0x0b, 0, 0);
+    }
+  };
+  f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
+    f.get(bias).get(i).i32(2).op(op.shl).op(op.add).splatLoad(0).set(vb);
+    f.get(src).get(i).get(s0).op(op.mul).op(op.add).set(rs);
+    f.get(dst).get(i).get(d0).op(op.mul).op(op.add).set(rd);
+    f.get(ydst).get(i).get(d0).op(op.mul).op(op.add).set(ry);
+    f.loop(j, () => f.i32(0), () => f.get(D1), 1, () => {
+      f.get(D2).i32(4).op(op.geS).if(() => {
+        f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
+          f.get(k).i32(2).op(op.shl).set(at);
+          vector();
+        });
+        f.get(vend).i32(2).op(op.shl).set(at);
+        vector();
+      }, () => {
+        f.loop(k, () => f.i32(0), () => f.get(D2), 1, () => {
+          f.get(k).i32(2).op(op.shl).set(at);
+          f.get(rs).get(at).op(op.add).splatLoad(0).get(vb).simd(simd.f32x4add).set(v);
+          f.get(rd).get(at).op(op.add).get(v).simd(simd.f32x4extract, 0).op(0x38, 0, 0);
+          if (act !== "none") {
+            f.get(ry).get(at).op(op.add);
+            unaryVec(f, act, v, one, zero);
+            f.simd(simd.f32x4extract, 0).op(0x38, 0, 0);
+          }
+        });
+      });
+      f.get(rs).get(s1).op(op.add).set(rs);
+      f.get(rd).get(d1).op(op.add).set(rd);
+      f.get(ry).get(d1).op(op.add).set(ry);
     });
   });
   return f;

@@ -129,6 +129,15 @@ function unExpr(f: Fn, o: UnaryOp, x: number, p: number, one: number, zero: numb
   }
 }
 
+/**
+ * The vector form of a unary op that takes no scalar parameter, on a v128 local x, its result on
+ * the stack: the same instructions as its un_<op> kernel, so a fused kernel's values are the
+ * unary kernel's bit for bit (the convolutions' epilogue, copy.ts).
+ */
+export function unaryVec(f: Fn, o: "relu" | "silu", x: number, one: number, zero: number): void {
+  unExpr(f, o, x, zero, one, zero, true);
+}
+
 export function unaryFn(o: UnaryOp): Fn {
   const f = new Fn(`un_${o}`, [I32, I32, I32, I32]); // every argument i32: tasks pass through an Int32Array
   const [x, out, n, pbits] = [0, 1, 2, 3];
