@@ -45,11 +45,12 @@ export function conv2d(x: Tensor, w: Tensor, o: ConvOptions = {}): Tensor {
 }
 
 /**
- * act(conv2d(x, w) + b), b [Cout] one bias per output channel: the composed ops' nodes and values
- * bit for bit (a bias-add node, whose derivatives are the convolution's and the bias's sum over
- * images and positions, then the activation's own node), computed in one op where the backend
- * fuses them (Backend.conv2dBias: the bias and activation in the convolution's copy out, where the
- * composed ops made two more passes over its result). Per-group operands compose.
+ * act(conv2d(x, w) + b), b [Cout] one bias per output channel, in one op where the backend fuses
+ * them (Backend.conv2dBias: the bias and activation in the convolution's copy out, where the
+ * composed ops made two more passes over its result): one node for the convolution and its bias,
+ * whose derivatives are the composed pair's ops (the convolution's two gradients, the bias's sum
+ * over images and positions), then the activation's own node; values and derivatives of every
+ * order are the composed ops' bit for bit. Per-group operands, and backends without the op, compose.
  */
 export function conv2dBias(x: Tensor, w: Tensor, b: Tensor, o: ConvOptions & { act?: ConvAct } = {}): Tensor {
   assertSameBackend("conv2dBias", [x, w, b]);
