@@ -9,10 +9,14 @@
 // workers sleep), medians and ranges. CPU time is what other load on the machine disturbs least.
 // Both trees share one JavaScript heap: a change to what the JavaScript allocates or registers
 // (e.g. finalizers) burdens the other tree's garbage collection too, so measure such a change in
-// separate processes, alternated.
-//   deno run -A bench/wasm_ab.ts --old /tmp/old [--rounds 9] [--work vae-step,glow-step,vae-features,glow-features,large-...,unet-...] [--threads 2]
+// separate processes, alternated: --processes K. So must a change to the thread pool's waiting
+// (how long its threads poll before they sleep): in one process, a side whose threads poll longer
+// keeps a core busy while the other side runs. With --processes K, K processes run each tree
+// alone (--rounds rounds of each workload after a warm-up), the trees' processes alternated
+// (old, new, then new, old, ...); the medians are over every round of a tree's processes.
+//   deno run -A bench/wasm_ab.ts --old /tmp/old [--rounds 9] [--work vae-step,glow-step,vae-features,glow-features,large-...,unet-...] [--threads 2] [--processes 3]
 import "../src/cli/errors.ts";
-import { choices, int, parseOptions, text } from "../src/io/options.ts";
+import { choice, choices, int, parseOptions, text } from "../src/io/options.ts";
 import { oldCheckout } from "./old_checkout.ts";
 import { featurePasses } from "./feature_pass.ts";
 import { cpuMs } from "./op_timer.ts";
@@ -24,6 +28,9 @@ const a = parseOptions("wasm_ab", {
   rounds: int({ min: 1, max: 1000 }).default(9),
   work: choices(WORK).default([...DEFAULT_WORK]),
   threads: int({ min: 1, max: 64 }).default(0),
+  processes: int({ min: 1, max: 100 }).default(0),
+  // the tree a child process of --processes runs alone
+  side: choice(["both", "old", "new"] as const).default("both"),
 });
 const oldAbs = oldCheckout("wasm_ab", a.old, "src/kernels/wasm/backend.ts");
 const here = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
@@ -86,23 +93,62 @@ async function side(name: string, root: string): Promise<Side> {
   return s;
 }
 
-const sides = [await side("old", oldAbs), await side("new", here)];
+type Times = Record<string, { wall: Record<string, number[]>; cpu: Record<string, number[]> }>;
 const med = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)];
-console.log(`old ${a.old} (${sides[0].be.description}), new ${here} (${sides[1].be.description}); ${a.rounds} interleaved rounds, medians (range)`);
-const load0 = Deno.loadavg();
-for (const w of a.work) {
-  const wall: Record<string, number[]> = {}, cpu: Record<string, number[]> = {};
-  for (const s of sides) for (let i = 0; i < 2; i++) await s.run.get(w)!(); // warm-up
-  for (let r = 0; r < a.rounds; r++) {
-    for (const s of r % 2 ? [...sides].reverse() : sides) {
-      const t0 = performance.now(), c0 = cpuMs();
-      await s.run.get(w)!();
-      (cpu[s.name] ??= []).push(cpuMs() - c0);
-      (wall[s.name] ??= []).push(performance.now() - t0);
+
+/** Runs the workloads on the given sides, interleaved (rounds alternate the sides' order), after a warm-up. */
+async function measure(sides: Side[]): Promise<Times> {
+  const out: Times = {};
+  for (const w of a.work) {
+    const t = out[w] = { wall: {} as Record<string, number[]>, cpu: {} as Record<string, number[]> };
+    for (const s of sides) for (let i = 0; i < 2; i++) await s.run.get(w)!(); // warm-up
+    for (let r = 0; r < a.rounds; r++) {
+      for (const s of r % 2 ? [...sides].reverse() : sides) {
+        const t0 = performance.now(), c0 = cpuMs();
+        await s.run.get(w)!();
+        (t.cpu[s.name] ??= []).push(cpuMs() - c0);
+        (t.wall[s.name] ??= []).push(performance.now() - t0);
+      }
     }
   }
+  return out;
+}
+
+/** A child of --processes: one tree alone, its times as one JSON line. */
+if (a.side !== "both") {
+  console.log(JSON.stringify(await measure([await side(a.side, a.side === "old" ? oldAbs : here)])));
+  Deno.exit(0);
+}
+
+const load0 = Deno.loadavg();
+let times: Times, what: string;
+if (a.processes) {
+  // each tree alone in its own processes, alternated; every round of a tree's processes pooled
+  times = {};
+  const args = (s: string) => ["run", "-A", new URL(import.meta.url).pathname, "--old", oldAbs, "--rounds", String(a.rounds), "--work", a.work.join(","), "--side", s, ...(a.threads ? ["--threads", String(a.threads)] : [])];
+  for (let k = 0; k < a.processes; k++) {
+    for (const s of k % 2 ? ["new", "old"] : ["old", "new"]) {
+      const r = await new Deno.Command(Deno.execPath(), { args: args(s), stdout: "piped", stderr: "inherit" }).output();
+      if (!r.success) throw new Error(`wasm_ab: the ${s} tree's process ${k + 1} failed`);
+      const t: Times = JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").pop()!);
+      for (const [w, v] of Object.entries(t)) {
+        const into = times[w] ??= { wall: {}, cpu: {} };
+        (into.wall[s] ??= []).push(...v.wall[s]);
+        (into.cpu[s] ??= []).push(...v.cpu[s]);
+      }
+    }
+  }
+  what = `old ${a.old}, new ${here}; ${a.processes} processes per tree, alternated, ${a.rounds} rounds each: medians of all rounds (range)`;
+} else {
+  const sides = [await side("old", oldAbs), await side("new", here)];
+  times = await measure(sides);
+  what = `old ${a.old} (${sides[0].be.description}), new ${here} (${sides[1].be.description}); ${a.rounds} interleaved rounds, medians (range)`;
+}
+console.log(what);
+for (const w of a.work) {
+  const { wall, cpu } = times[w];
   const f = (v: number[]) => `${med(v).toFixed(1)} (${Math.min(...v).toFixed(0)}-${Math.max(...v).toFixed(0)})`;
-  const cells = sides.map((s) => `${s.name} wall ${f(wall[s.name])} CPU ${f(cpu[s.name])}`);
+  const cells = ["old", "new"].map((s) => `${s} wall ${f(wall[s])} CPU ${f(cpu[s])}`);
   const ratio = (k: Record<string, number[]>) => (med(k.old) / med(k.new)).toFixed(2);
   console.log(`${w}: ${cells.join(", ")}; old/new wall ${ratio(wall)}x, CPU ${ratio(cpu)}x`);
 }

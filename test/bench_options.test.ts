@@ -23,6 +23,8 @@ const CASES: [string, string, string[], string][] = [
   ["unet_ab", "unet_ab", ["--old", ROOT, "--n", "0"], "--n"],
   ["unet_ab", "unet_ab", ["--old", `${ROOT}/no-such-checkout`], "--old"],
   ["wasm_ab", "wasm_ab", ["--old", ROOT, "--rounds", "1.5"], "--rounds"],
+  ["wasm_ab", "wasm_ab", ["--old", ROOT, "--processes", "0"], "--processes"],
+  ["wasm_ab", "wasm_ab", ["--old", ROOT, "--side", "both,old"], "--side"],
   ["wasm_gemm", "wasm_gemm", ["--n", "0"], "--n"],
 ];
 
