@@ -9,7 +9,7 @@ import type { ConvParams } from "../src/kernels/backend.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 import { KI, type Task, WasmRuntime } from "../src/kernels/wasm/runtime.ts";
 import { buildModule, KERNELS, MAX_PAGES } from "../src/kernels/wasm/module.ts";
-import { Workers } from "../src/kernels/wasm/workers.ts";
+import { JobList, Workers } from "../src/kernels/wasm/workers.ts";
 import { conv2dWeightGrad } from "../src/kernels/wasm/conv.ts";
 import { Glow } from "../src/models/glow.ts";
 import { VAE } from "../src/models/vae.ts";
@@ -78,17 +78,23 @@ S("narrow products take their own kernels (2x16: forward with 1-2 output channel
   assert.equal(rt.tableRows(6).MR, 6);
   // the kernels a weight gradient runs, by its output channels per group
   const kernelsOf = (og: number, groups = 1) => {
-    const seen = new Set<number>(), pool = rt.pool as unknown as { run: (jobs: (Task | Task[])[], par?: boolean) => void };
-    const run = pool.run.bind(pool);
+    const seen = new Set<number>();
+    const pool = rt.pool as unknown as { run: (jobs: (Task | Task[])[], par?: boolean) => void; runList: (L: JobList, par?: boolean) => void };
+    const run = pool.run.bind(pool), runList = pool.runList.bind(pool);
     pool.run = (jobs, par) => {
       for (const j of jobs) for (const t of (Array.isArray(j[0]) ? j as Task[] : [j as Task])) seen.add(t[0]);
       run(jobs, par);
+    };
+    pool.runList = (L, par) => {
+      for (let i = 0; i < L.tasks; i++) seen.add(L.kernelOf(i));
+      runList(L, par);
     };
     const p: ConvParams = { N: 3, Cin: 5 * groups, H: 6, W: 7, Cout: og * groups, KH: 3, KW: 3, stride: 1, pad: 1, groups, OH: 6, OW: 7 };
     try {
       conv2dWeightGrad(rt, new Float32Array(3 * 5 * groups * 42).fill(1), new Float32Array(3 * og * groups * 42).fill(1), p);
     } finally {
       delete (pool as { run?: unknown }).run;
+      delete (pool as { runList?: unknown }).runList;
     }
     return seen;
   };
@@ -360,7 +366,7 @@ S("the pool's phase counter wraps past its limit (an Int32 word that would turn 
   }
 });
 
-S("a group of tasks runs in order on one thread: each task sees its group's earlier writes; groups and single tasks mix, and a phase of more task slots than the ring holds runs in parts", async () => {
+S("a group of tasks runs in order on one thread: each task sees its group's earlier writes; groups and single tasks mix, and a phase of more task slots than the ring holds runs in parts; the same jobs as arrays (run) and written flat (a JobList grown past its first size, empty jobs dropped: runList)", async () => {
   const { module } = buildModule(true);
   const mem = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true } as WebAssembly.MemoryDescriptor);
   const inst = new WebAssembly.Instance(module, { env: { mem } });
@@ -382,10 +388,21 @@ S("a group of tasks runs in order on one thread: each task sees its group's earl
           [KI.copy3d, sb, 0, 0, 4, ob, 0, 0, 4, 1, 1, words],
         ]);
       }
-      f.fill(NaN, out, out + n * words);
-      pool.run(jobs, true);
-      for (let i = 0; i < n; i++) for (let w = 0; w < words; w++) {
-        if (f[out + i * words + w] !== round * 10000 + i + 1) assert.unreachable(`round ${round}, job ${i}, word ${w}: ${f[out + i * words + w]}`);
+      for (const flat of [false, true]) {
+        f.fill(NaN, out, out + n * words);
+        if (flat) {
+          const L = new JobList();
+          for (const j of jobs) {
+            for (const t of (Array.isArray(j[0]) ? j as Task[] : [j as Task])) L.task(t[0], ...t.slice(1));
+            L.endJob();
+            L.endJob(); // an empty job: dropped
+          }
+          assert.is(L.jobs, n);
+          pool.runList(L, true);
+        } else pool.run(jobs, true);
+        for (let i = 0; i < n; i++) for (let w = 0; w < words; w++) {
+          if (f[out + i * words + w] !== round * 10000 + i + 1) assert.unreachable(`${flat ? "list" : "arrays"}, round ${round}, job ${i}, word ${w}: ${f[out + i * words + w]}`);
+        }
       }
       await new Promise((r) => setTimeout(r, 10));
     }

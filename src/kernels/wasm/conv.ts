@@ -3,7 +3,7 @@
 // gradients as products of the same kind (the input gradient as a correlation with the flipped
 // filters, one stride phase at a time when strided; the weight gradient summed over images).
 import type { ConvAct, ConvParams, Data } from "../backend.ts";
-import { KI, type TableBlock, type Task, type WasmRuntime } from "./runtime.ts";
+import { type JobList, KI, type TableBlock, type WasmRuntime } from "./runtime.ts";
 import { DOT_COLS, DOT_ROWS } from "./gemm.ts";
 
 /** A forward's epilogue: the bias (its address, Cout floats) added and the activation applied in the copy out (copy.ts epilogueFn). */
@@ -45,26 +45,22 @@ function phaseLayout(p: ConvParams, allowInPlace: boolean, MR: number, NR: numbe
 }
 
 /**
- * Tasks writing x's phase blocks (n, g) = ng in [ng0, ng1) at dst (XB floats each, in order):
- * every float written once (copypad: the box of input rows and columns, zeros around it), the
- * block's tail zeroed.
+ * Tasks writing x's phase block (n, g) = ng at blk (XB floats): every float written once
+ * (copypad: the box of input rows and columns, zeros around it), the block's tail zeroed.
  */
-function phaseTasks(xo: number, p: ConvParams, L: PhaseLayout, ng0: number, ng1: number, dst: number, tasks: Task[]): void {
+function phaseTasks(xo: number, p: ConvParams, L: PhaseLayout, ng: number, blk: number, jl: JobList): void {
   const { Cin, H, W, stride: s, pad, groups } = p;
   const { cg, Hph, Wph, XB } = L;
   const used = s * s * cg * Hph * Wph;
-  for (let ng = ng0; ng < ng1; ng++) {
-    const n = Math.floor(ng / groups), g = ng % groups;
-    const blk = dst + (ng - ng0) * XB * 4;
-    for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) {
-      const y0 = (((a - pad) % s) + s) % s, x0 = (((b - pad) % s) + s) % s;
-      const rows = y0 < H ? Math.ceil((H - y0) / s) : 0, cols = x0 < W ? Math.ceil((W - x0) / s) : 0;
-      const t0 = (y0 + pad - a) / s, u0 = (x0 + pad - b) / s;
-      tasks.push([KI.copypad, xo + (((n * Cin + g * cg) * H + y0) * W + x0) * 4, H * W * 4, s * W * 4, s * 4,
-        blk + (a * s + b) * cg * Hph * Wph * 4, Hph * Wph * 4, cg, Hph, Wph, t0, rows, u0, cols]);
-    }
-    tasks.push([KI.fill32, blk + used * 4, XB - used, 0]);
+  const n = Math.floor(ng / groups), g = ng % groups;
+  for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) {
+    const y0 = (((a - pad) % s) + s) % s, x0 = (((b - pad) % s) + s) % s;
+    const rows = y0 < H ? Math.ceil((H - y0) / s) : 0, cols = x0 < W ? Math.ceil((W - x0) / s) : 0;
+    const t0 = (y0 + pad - a) / s, u0 = (x0 + pad - b) / s;
+    jl.task(KI.copypad, xo + (((n * Cin + g * cg) * H + y0) * W + x0) * 4, H * W * 4, s * W * 4, s * 4,
+      blk + (a * s + b) * cg * Hph * Wph * 4, Hph * Wph * 4, cg, Hph, Wph, t0, rows, u0, cols);
   }
+  jl.task(KI.fill32, blk + used * 4, XB - used, 0);
 }
 
 /**
@@ -75,28 +71,31 @@ function phaseTasks(xo: number, p: ConvParams, L: PhaseLayout, ng0: number, ng1:
  */
 const CHUNK_BYTES = 1 << 20;
 
-/** An item's stages as one group of tasks (a loop: Array.prototype.flat cost the Glow step's JavaScript 8%). */
-function joined(stages: Task[][]): Task[] {
-  const out: Task[] = [];
-  for (const s of stages) for (const t of s) out.push(t);
-  return out;
+/**
+ * Runs the work of the (image, group) items [i0, i1), each in stages (fill, products, copy out,
+ * ...: `stage(jl, i, k)` writes item i's tasks of stage k): with `whole` (a few items for every
+ * thread), each item's stages as one job that one thread runs in order, so its blocks stay in
+ * that core's caches (three phases, with blocks claimed by either thread in each, ran the Glows'
+ * 4-channel convolutions no faster on two threads than on one); else each stage as one phase
+ * over all items, for few items whose products the caller has split finer. The tasks go into
+ * the runtime's job list: nothing is allocated per item or task.
+ */
+function runStaged(rt: WasmRuntime, i0: number, i1: number, stage: (jl: JobList, i: number, k: number) => void, whole: boolean, work: number, labels: string[]): void {
+  if (whole) {
+    const jl = rt.list();
+    for (let i = i0; i < i1; i++) {
+      for (let k = 0; k < labels.length; k++) stage(jl, i, k);
+      jl.endJob();
+    }
+    return rt.run(jl, work, "conv gemm");
+  }
+  for (let k = 0; k < labels.length; k++) {
+    const jl = rt.list(true);
+    for (let i = i0; i < i1; i++) stage(jl, i, k);
+    if (jl.tasks) rt.run(jl, work, labels[k]);
+  }
 }
 
-/**
- * Runs the work of several (image, group) items, each given as stages (fill, products, copy out,
- * ...): with `whole` (a few items for every thread), each item's stages as one job that one
- * thread runs in order, so its blocks stay in that core's caches (three phases, with blocks
- * claimed by either thread in each, ran the Glows' 4-channel convolutions no faster on two
- * threads than on one); else each stage as one phase over all items, for few items whose
- * products the caller has split finer.
- */
-function runStaged(rt: WasmRuntime, items: Task[][][], whole: boolean, work: number, labels: string[]): void {
-  if (whole) return rt.run(items.map(joined), work, "conv gemm");
-  labels.forEach((label, k) => {
-    const tasks = items.flatMap((stages) => stages[k] ?? []);
-    if (tasks.length) rt.run(tasks, work, label);
-  });
-}
 
 /**
  * The products of the forward and the stride-1 input gradient, and their results copied out:
@@ -104,14 +103,14 @@ function runStaged(rt: WasmRuntime, items: Task[][][], whole: boolean, work: num
  * times the (n, g) block (BB floats a block, read through the tap table `tab`, K taps) into a
  * result block of rpan * MR rows by cpan * NR columns, then its first `rows` rows, each H rows
  * of W columns at a row pitch of `pitch`, copied into out [N][groups * rows][H][W]. The blocks
- * are at `b` (in place), or written chunk by chunk by `fill` (tasks for blocks [ng0, ng1) at
- * dst); `pre` (the filters' packing) runs with the first chunk's fill. With an epilogue `ep`
+ * are at `b` (in place), or written chunk by chunk by `fill` (the tasks writing block ng at
+ * blk); `pre` (the filters' packing, one task per group) runs before the first chunk. With an epilogue `ep`
  * (the forward's bias and activation), the copy out adds row r's bias of group g (bias[g * rows +
  * r]) and, with an activation, writes its values to a second result: [out, y], else [out, null].
  */
 function productsOut(rt: WasmRuntime, R: TableBlock, o: {
-  N: number; groups: number; rows: number; H: number; W: number; pitch: number; pre: Task[];
-  a: number; AB: number; b: number | null; fill: (ng0: number, ng1: number, dst: number, tasks: Task[]) => void; BB: number;
+  N: number; groups: number; rows: number; H: number; W: number; pitch: number; pre: (jl: JobList, g: number) => void;
+  a: number; AB: number; b: number | null; fill: (jl: JobList, ng: number, blk: number) => void; BB: number;
   tab: Int32Array; K: number; rpan: number; cpan: number; work: number; ep?: Epilogue;
 }): [Float32Array, Float32Array | null] {
   const m = rt.mem, { N, groups, rows, H, W, pitch, a, AB, BB, K, rpan, cpan, work } = o;
@@ -123,23 +122,31 @@ function productsOut(rt: WasmRuntime, R: TableBlock, o: {
   const c = m.tmp(chunk * CB);
   const out = m.out(total * rows * H * W), oo = m.dst(out);
   const ep = o.ep, y = ep && ep.act !== "none" ? m.out(total * rows * H * W) : null, yo = y ? m.dst(y) : 0;
-  const copyOut = (cc: number, ng: number): Task => ep
-    ? [KI[`ep_${ep.act}`], cc, ldc * 4, pitch * 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, rows, H, W, ep.bias + (ng % groups) * rows * 4, yo + ng * rows * H * W * 4]
-    : [KI.copy3d, cc, ldc * 4, pitch * 4, 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, 4, rows, H, W];
+  const epFn = ep ? KI[`ep_${ep.act}`] : 0;
+  {
+    const jl = rt.list(true);
+    for (let g = 0; g < groups; g++) o.pre(jl, g);
+    if (jl.tasks) rt.run(jl, work * Math.min(chunk, total) / total, "conv prep");
+  }
   for (let ng0 = 0; ng0 < total; ng0 += chunk) {
     const ng1 = Math.min(total, ng0 + chunk), share = work * (ng1 - ng0) / total;
-    if (ng0 === 0 && o.pre.length) rt.run(o.pre, share, "conv prep");
     // with fewer images than a few for every thread, each image's columns are split over them
-    const whole = ng1 - ng0 >= rt.threads * 4;
-    const items: Task[][][] = [];
-    for (let ng = ng0; ng < ng1; ng++) {
+    const whole = ng1 - ng0 >= rt.threads * 4, parts = rt.parts(cpan, whole ? 1 : 3);
+    runStaged(rt, ng0, ng1, (jl, ng, k) => {
       const g = ng % groups, blk = o.b === null ? bb + (ng - ng0) * BB * 4 : bb + ng * BB * 4, cc = c + (ng - ng0) * CB * 4;
-      const fill: Task[] = [];
-      if (o.b === null) o.fill(ng, ng + 1, blk, fill);
-      const mm = rt.split(cpan, whole ? 1 : 3).map(([j0, j1]): Task => [pt, a + g * AB * 4, 0, blk, tab, cc, ldc, K, 0, rpan, j0, j1, 0, 1, 0, 0]);
-      items.push([fill, mm, [copyOut(cc, ng)]]);
-    }
-    runStaged(rt, items, whole, share, ["conv prep", "conv gemm", "conv out"]);
+      if (k === 0) {
+        if (o.b === null) o.fill(jl, ng, blk);
+      } else if (k === 1) {
+        for (let i = 0; i < parts; i++) {
+          const j0 = Math.floor((i * cpan) / parts), j1 = Math.floor(((i + 1) * cpan) / parts);
+          if (j1 > j0) jl.task(pt, a + g * AB * 4, 0, blk, tab, cc, ldc, K, 0, rpan, j0, j1, 0, 1, 0, 0);
+        }
+      } else if (ep) {
+        jl.task(epFn, cc, ldc * 4, pitch * 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, rows, H, W, ep.bias + g * rows * 4, yo + ng * rows * H * W * 4);
+      } else {
+        jl.task(KI.copy3d, cc, ldc * 4, pitch * 4, 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, 4, rows, H, W);
+      }
+    }, whole, share, ["conv prep", "conv gemm", "conv out"]);
   }
   return [m.land(out, oo), y && m.land(y, yo)];
 }
@@ -168,12 +175,12 @@ function forward(rt: WasmRuntime, x: Data, w: Data, p: ConvParams, b?: Data, act
     const { Q, Wph, cpan, XB } = L;
     const xo = m.addr(x), wo = m.addr(w), ep = b === undefined ? undefined : { bias: m.addr(b), act };
     const rpan = Math.ceil(og / MR), WPB = rpan * Q * MR;
-    const wp = m.tmp(groups * WPB), pre: Task[] = [];
-    for (let g = 0; g < groups; g++) pre.push([R.packA, wo + g * og * Q * 4, 4, Q * 4, Q, og, 0, rpan, wp + g * WPB * 4]);
+    const wp = m.tmp(groups * WPB);
     const work = N * Cout * Q * OH * OW;
     return productsOut(rt, R, {
-      N, groups, rows: og, H: OH, W: OW, pitch: Wph, pre, a: wp, AB: WPB, b: L.inPlace ? xo : null, BB: XB,
-      fill: (ng0, ng1, dst, tasks) => phaseTasks(xo, p, L, ng0, ng1, dst, tasks), tab: L.tab, K: Q, rpan, cpan, work, ep,
+      N, groups, rows: og, H: OH, W: OW, pitch: Wph, a: wp, AB: WPB, b: L.inPlace ? xo : null, BB: XB,
+      pre: (jl, g) => jl.task(R.packA, wo + g * og * Q * 4, 4, Q * 4, Q, og, 0, rpan, wp + g * WPB * 4),
+      fill: (jl, ng, blk) => phaseTasks(xo, p, L, ng, blk, jl), tab: L.tab, K: Q, rpan, cpan, work, ep,
     });
   } finally {
     m.endOp();
@@ -212,22 +219,20 @@ export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParam
     // per-group weights this is half a million elements).
     const gyo = m.addr(gy), wo = m.addr(w), KK = KH * KW;
     const wfo = m.tmp(groups * cg * Qg);
-    const flip: Task[] = [];
+    const flip = rt.list(true);
     for (let g = 0; g < groups; g++) {
-      flip.push([KI.copy3d, wo + (g * og * cg * KK + KK - 1) * 4, KK * 4, cg * KK * 4, -4, wfo + g * cg * og * KK * 4, og * KK * 4, KK * 4, 4, cg, og, KK]);
+      flip.task(KI.copy3d, wo + (g * og * cg * KK + KK - 1) * 4, KK * 4, cg * KK * 4, -4, wfo + g * cg * og * KK * 4, og * KK * 4, KK * 4, 4, cg, og, KK);
     }
     rt.run(flip, groups * cg * Qg * 64, "conv prep");
     const WPB = rpan * Qg * MR;
     // gy into its zero-bordered blocks, every float written once (copypad), the blocks' tails zeroed
-    const fill = (ng0: number, ng1: number, dst: number, tasks: Task[]) => {
-      for (let ng = ng0; ng < ng1; ng++) {
-        const n = Math.floor(ng / groups), g = ng % groups, blk = dst + (ng - ng0) * GB * 4;
-        tasks.push([KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, Hg * Wg * 4, og, Hg, Wg, Math.floor(at0 / Wg), OH, at0 % Wg, OW]);
-        tasks.push([KI.fill32, blk + og * Hg * Wg * 4, GB - og * Hg * Wg, 0]);
-      }
+    const fill = (jl: JobList, ng: number, blk: number) => {
+      const n = Math.floor(ng / groups), g = ng % groups;
+      jl.task(KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, Hg * Wg * 4, og, Hg, Wg, Math.floor(at0 / Wg), OH, at0 % Wg, OW);
+      jl.task(KI.fill32, blk + og * Hg * Wg * 4, GB - og * Hg * Wg, 0);
     };
-    const wp = m.tmp(groups * WPB), pre: Task[] = [];
-    for (let g = 0; g < groups; g++) pre.push([R.packA, wfo + g * cg * Qg * 4, 4, Qg * 4, Qg, cg, 0, rpan, wp + g * WPB * 4]);
+    const wp = m.tmp(groups * WPB);
+    const pre = (jl: JobList, g: number) => jl.task(R.packA, wfo + g * cg * Qg * 4, 4, Qg * 4, Qg, cg, 0, rpan, wp + g * WPB * 4);
     const work = N * Cin * Qg * H * W;
     return productsOut(rt, R, { N, groups, rows: cg, H, W, pitch: Wg, pre, a: wp, AB: WPB, b: inPlace ? gyo : null, fill, BB: GB, tab: tabA, K: Qg, rpan, cpan, work })[0];
   } finally {
@@ -258,8 +263,8 @@ function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Flo
     const gyo = m.addr(gy), oo = m.dst(out);
     const P = Tmax * Wg, cpan = Math.ceil(P / NR), ldc = cpan * NR, CB = rpan * MR * ldc;
     const GB = Math.ceil((og * Hg * Wg + 16) / 16) * 16 + NR * 2;
-    type Phase = { a: number; b: number; K: number; wp: number; WPB: number; tab: number };
-    const phases: Phase[] = [], flip: Task[] = [], pack: Task[] = [];
+    type Phase = { a: number; b: number; Ja: number; Lb: number; K: number; wfo: number; wp: number; WPB: number; tab: number };
+    const phases: Phase[] = [];
     const wo = m.addr(w), KK = KH * KW;
     for (let a = 0; a < s; a++) for (let b = 0; b < s; b++) {
       const Ja = Math.ceil((KH - a) / s), Lb = Math.ceil((KW - b) / s);
@@ -271,46 +276,54 @@ function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Flo
       for (let co = 0; co < og; co++) for (let j = 0; j < Ja; j++) for (let l = 0; l < Lb; l++) {
         tab[(co * Ja + j) * Lb + l] = (co * Hg * Wg + (P0 - j) * Wg + (Q0 - l)) * 4;
       }
-      const wfo = m.tmp(groups * cg * K);
-      for (let g = 0; g < groups; g++) for (let co = 0; co < og; co++) {
-        flip.push([KI.copy3d, wo + ((g * og + co) * cg * KK + a * KW + b) * 4, KK * 4, s * KW * 4, s * 4,
-          wfo + (g * cg * K + co * Ja * Lb) * 4, K * 4, Lb * 4, 4, cg, Ja, Lb]);
-      }
-      const WPB = rpan * K * MR, wp = m.tmp(groups * WPB);
-      for (let g = 0; g < groups; g++) pack.push([R.packA, wfo + g * cg * K * 4, 4, K * 4, K, cg, 0, rpan, wp + g * WPB * 4]);
-      phases.push({ a, b, K, wp, WPB, tab: m.table(tab) });
+      const wfo = m.tmp(groups * cg * K), WPB = rpan * K * MR, wp = m.tmp(groups * WPB);
+      phases.push({ a, b, Ja, Lb, K, wfo, wp, WPB, tab: m.table(tab) });
     }
     // input pixels of a phase with no taps (a filter narrower than the stride) get no gradient;
     // every other pixel is written by its phase's copy
     if (phases.length < s * s) m.zero(oo, N * Cin * H * W);
+    const flip = rt.list(true);
+    for (const { a, b, Ja, Lb, K, wfo } of phases) {
+      for (let g = 0; g < groups; g++) for (let co = 0; co < og; co++) {
+        flip.task(KI.copy3d, wo + ((g * og + co) * cg * KK + a * KW + b) * 4, KK * 4, s * KW * 4, s * 4,
+          wfo + (g * cg * K + co * Ja * Lb) * 4, K * 4, Lb * 4, 4, cg, Ja, Lb);
+      }
+    }
     rt.run(flip, groups * og * cg * KK * 64, "conv prep");
     const work = N * Cin * og * Math.ceil(KH / s) * Math.ceil(KW / s) * H * W;
+    const pack = rt.list(true);
+    for (const { K, wfo, wp, WPB } of phases) {
+      for (let g = 0; g < groups; g++) pack.task(R.packA, wfo + g * cg * K * 4, 4, K * 4, K, cg, 0, rpan, wp + g * WPB * 4);
+    }
     rt.run(pack, work, "conv prep");
     const gb = m.tmp(N * groups * GB), c = m.tmp(N * groups * phases.length * CB);
     // each (image, group): its block filled, then each phase's product and copy out
-    const whole = N * groups >= rt.threads * 4;
-    const items: Task[][][] = [];
-    for (let n = 0; n < N; n++) for (let g = 0; g < groups; g++) {
-      const ng = n * groups + g, blk = gb + ng * GB * 4;
-      const fill: Task[] = [
-        [KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, Hg * Wg * 4, og, Hg, Wg, P0, OH, Q0, OW],
-        [KI.fill32, blk + og * Hg * Wg * 4, GB - og * Hg * Wg, 0],
-      ];
-      const mm: Task[] = [], cp: Task[] = [];
-      phases.forEach((ph, k) => {
+    const whole = N * groups >= rt.threads * 4, parts = rt.parts(cpan, whole ? 1 : 3);
+    runStaged(rt, 0, N * groups, (jl, ng, stage) => {
+      const n = Math.floor(ng / groups), g = ng % groups, blk = gb + ng * GB * 4;
+      if (stage === 0) {
+        jl.task(KI.copypad, gyo + (n * Cout + g * og) * OH * OW * 4, OH * OW * 4, OW * 4, 4, blk, Hg * Wg * 4, og, Hg, Wg, P0, OH, Q0, OW);
+        jl.task(KI.fill32, blk + og * Hg * Wg * 4, GB - og * Hg * Wg, 0);
+        return;
+      }
+      for (let k = 0; k < phases.length; k++) {
+        const ph = phases[k], cc = c + (ng * phases.length + k) * CB * 4;
+        if (stage === 1) {
+          for (let i = 0; i < parts; i++) {
+            const j0 = Math.floor((i * cpan) / parts), j1 = Math.floor(((i + 1) * cpan) / parts);
+            if (j1 > j0) jl.task(R.pt, ph.wp + g * ph.WPB * 4, 0, blk, ph.tab, cc, ldc, ph.K, 0, rpan, j0, j1, 0, 1, 0, 0);
+          }
+          continue;
+        }
         // input rows y = a + s t - pad in [0, H): t in [t0, t1]; columns likewise
         const t0 = Math.max(0, Math.ceil((pad - ph.a) / s)), t1 = Math.floor((H - 1 + pad - ph.a) / s);
         const u0 = Math.max(0, Math.ceil((pad - ph.b) / s)), u1 = Math.floor((W - 1 + pad - ph.b) / s);
-        const cc = c + (ng * phases.length + k) * CB * 4;
-        for (const [j0, j1] of rt.split(cpan, whole ? 1 : 3)) mm.push([R.pt, ph.wp + g * ph.WPB * 4, 0, blk, ph.tab, cc, ldc, ph.K, 0, rpan, j0, j1, 0, 1, 0, 0]);
         if (t1 >= t0 && u1 >= u0) {
           const y0 = ph.a + s * t0 - pad, x0 = ph.b + s * u0 - pad;
-          cp.push([KI.copy3d, cc + (t0 * Wg + u0) * 4, ldc * 4, Wg * 4, 4, oo + (((n * Cin + g * cg) * H + y0) * W + x0) * 4, H * W * 4, s * W * 4, s * 4, cg, t1 - t0 + 1, u1 - u0 + 1]);
+          jl.task(KI.copy3d, cc + (t0 * Wg + u0) * 4, ldc * 4, Wg * 4, 4, oo + (((n * Cin + g * cg) * H + y0) * W + x0) * 4, H * W * 4, s * W * 4, s * 4, cg, t1 - t0 + 1, u1 - u0 + 1);
         }
-      });
-      items.push([fill, mm, cp]);
-    }
-    runStaged(rt, items, whole, work, ["conv prep", "conv gemm", "conv out"]);
+      }
+    }, whole, work, ["conv prep", "conv gemm", "conv out"]);
     return m.land(out, oo);
   } finally {
     m.endOp();
@@ -360,32 +373,43 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     const out = m.out(Cout * Q), oo = m.dst(out);
     const sum = parts > 1 ? m.tmp(groups * CB) : c;
     // dW = C^T for each group (the sum of its parts' Cs when it has several)
-    const copyOut = (g: number): Task => [KI.copy3d, sum + g * CB * 4, 0, 4, ldc * 4, oo + g * og * Q * 4, 0, Q * 4, 4, 1, og, Q];
-    const items: Task[][][] = [];
-    for (let g = 0; g < groups; g++) for (let k = 0; k < parts; k++) {
-      const n0 = Math.min(N, k * per), n1 = Math.min(N, n0 + per);
-      const fill: Task[] = [], packs: Task[] = [];
-      for (let n = n0; n < n1; n++) {
-        const ng = n * groups + g, at = gyo + (n * Cout + g * og) * OH * OW * 4, blk = gyAsIs ? at : gq + ng * GYB * 4;
-        if (!L.inPlace) phaseTasks(xo, p, L, ng, ng + 1, xp + ng * XB * 4, fill);
-        if (!gyAsIs) {
-          fill.push([KI.copypad, at, OH * OW * 4, OW * 4, 4, blk, P * 4, og, OH, Wph, 0, OH, 0, OW]);
-          fill.push([KI.fill32, blk + og * P * 4, GYB - og * P, 0]);
-        }
-        if (R) packs.push([KI.pack_b, blk, 4, P * 4, P, og, 0, opan, bp + ng * BPB * 4]);
-      }
-      const at = n0 * groups + g, cc = c + (g * parts + k) * CB * 4;
-      const tiles = (whole ? [[0, qpan]] : rt.split(qpan, 2)).map(([i0, i1]): Task => R
-        ? [R.tp, xp + at * XB * 4, tab, bp + at * BPB * 4, 0, cc, ldc, P, i0, i1, 0, opan, 0, n1 - n0, groups * XB * 4, groups * BPB * 4]
-        : [KI.wgrad_dot, xp + at * XB * 4, tab, gq + at * GYB * 4, P * 4, cc, ldc, P, i0, i1, n1 - n0, groups * XB * 4, groups * GYB * 4]);
-      items.push(parts === 1 ? [fill, packs, tiles, [copyOut(g)]] : [fill, packs, tiles]);
-    }
+    const copyOut = (jl: JobList, g: number) => jl.task(KI.copy3d, sum + g * CB * 4, 0, 4, ldc * 4, oo + g * og * Q * 4, 0, Q * 4, 4, 1, og, Q);
+    const tileParts = whole ? 1 : rt.parts(qpan, 2);
     const work = N * Cout * Q * OH * OW;
-    runStaged(rt, items, whole, work, ["conv prep", "conv pack", "conv gemm", "conv out"]);
+    runStaged(rt, 0, groups * parts, (jl, item, stage) => {
+      const g = Math.floor(item / parts), k = item % parts;
+      const n0 = Math.min(N, k * per), n1 = Math.min(N, n0 + per);
+      if (stage === 0 || stage === 1) {
+        for (let n = n0; n < n1; n++) {
+          const ng = n * groups + g, at = gyo + (n * Cout + g * og) * OH * OW * 4, blk = gyAsIs ? at : gq + ng * GYB * 4;
+          if (stage === 1) {
+            if (R) jl.task(KI.pack_b, blk, 4, P * 4, P, og, 0, opan, bp + ng * BPB * 4);
+            continue;
+          }
+          if (!L.inPlace) phaseTasks(xo, p, L, ng, xp + ng * XB * 4, jl);
+          if (!gyAsIs) {
+            jl.task(KI.copypad, at, OH * OW * 4, OW * 4, 4, blk, P * 4, og, OH, Wph, 0, OH, 0, OW);
+            jl.task(KI.fill32, blk + og * P * 4, GYB - og * P, 0);
+          }
+        }
+      } else if (stage === 2) {
+        const at = n0 * groups + g, cc = c + (g * parts + k) * CB * 4;
+        for (let i = 0; i < tileParts; i++) {
+          const i0 = whole ? 0 : Math.floor((i * qpan) / tileParts), i1 = whole ? qpan : Math.floor(((i + 1) * qpan) / tileParts);
+          if (i1 <= i0) continue;
+          if (R) jl.task(R.tp, xp + at * XB * 4, tab, bp + at * BPB * 4, 0, cc, ldc, P, i0, i1, 0, opan, 0, n1 - n0, groups * XB * 4, groups * BPB * 4);
+          else jl.task(KI.wgrad_dot, xp + at * XB * 4, tab, gq + at * GYB * 4, P * 4, cc, ldc, P, i0, i1, n1 - n0, groups * XB * 4, groups * GYB * 4);
+        }
+      } else if (parts === 1) copyOut(jl, g);
+    }, whole, work, ["conv prep", "conv pack", "conv gemm", "conv out"]);
     if (parts > 1) {
       // per group: the parts' sums in order (f64), then the copy out
-      const fin: Task[][] = [];
-      for (let g = 0; g < groups; g++) fin.push([[KI.red_sum, c + g * parts * CB * 4, sum + g * CB * 4, 1, parts, CB, CB], copyOut(g)]);
+      const fin = rt.list();
+      for (let g = 0; g < groups; g++) {
+        fin.task(KI.red_sum, c + g * parts * CB * 4, sum + g * CB * 4, 1, parts, CB, CB);
+        copyOut(fin, g);
+        fin.endJob();
+      }
       rt.run(fin, groups * (parts + 1) * CB, "conv out");
     }
     return m.land(out, oo);

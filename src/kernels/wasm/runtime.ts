@@ -4,8 +4,9 @@
 import { buildModule, KERNELS, type KernelName, MAX_PAGES, TABLE2_NR } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
 import { WasmMemory } from "./memory.ts";
-import { type Job, Workers, type Task } from "./workers.ts";
+import { type Job, JobList, Workers, type Task } from "./workers.ts";
 
+export { JobList };
 export type { Job, Task };
 /** Kernel indices by name, for tasks. */
 export const KI = Object.fromEntries(KERNELS.map((n, i) => [n, i])) as Record<KernelName, number>;
@@ -74,12 +75,20 @@ export class WasmRuntime {
    * when it has at least PARALLEL_MIN units of `work` (multiply-adds, or elements times a
    * weight), else on the caller alone.
    */
-  run(tasks: Job[], work: number, label = ""): void {
-    if (!this.profile) return this.pool.run(tasks, work >= PARALLEL_MIN);
-    const t0 = performance.now();
-    this.pool.run(tasks, work >= PARALLEL_MIN);
-    this.profile.set(label, (this.profile.get(label) ?? 0) + performance.now() - t0);
+  run(tasks: Job[] | JobList, work: number, label = ""): void {
+    const t0 = this.profile ? performance.now() : 0;
+    if (tasks instanceof JobList) this.pool.runList(tasks, work >= PARALLEL_MIN);
+    else this.pool.run(tasks, work >= PARALLEL_MIN);
+    if (this.profile) this.profile.set(label, (this.profile.get(label) ?? 0) + performance.now() - t0);
   }
+  /**
+   * The runtime's job list, emptied (`single`: each task a job of its own), for an op to write a
+   * phase into and run: one list, reused by every phase, so only one phase at a time may use it.
+   */
+  list(single = false): JobList {
+    return this.#list.clear(single);
+  }
+  readonly #list = new JobList();
   /**
    * The row block for a product with M rows: 6 (the faster kernel) unless 4 wastes fewer padded
    * rows by more than 6's speed-up (measured 59.8 vs 52.5 GFLOP/s, bench/README.md): M = 4, 8, 2, ...
@@ -101,7 +110,11 @@ export class WasmRuntime {
   }
   /** Splits n panels into tasks for the threads (a few per thread, for balance). */
   split(n: number, perThread = 3): [number, number][] {
-    return ranges(n, this.threads === 1 ? 1 : this.threads * perThread);
+    return ranges(n, this.parts(n, perThread));
+  }
+  /** How many pieces split(n, perThread) makes: piece i is [floor(i n / p), floor((i + 1) n / p)). */
+  parts(n: number, perThread = 3): number {
+    return Math.max(1, Math.min(n, this.threads === 1 ? 1 : this.threads * perThread));
   }
   /** Runs `body` with this op's scratch blocks freed afterwards, whatever happens. */
   op<R>(body: () => R): R {

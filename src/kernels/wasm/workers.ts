@@ -96,6 +96,63 @@ function call(fns: ((...a: number[]) => void)[], t: Task): void {
   }
 }
 
+/**
+ * A phase's jobs written flat into arrays kept from call to call, so that building a phase
+ * allocates nothing (the convolutions' per-image jobs were arrays of arrays: about 100 KB of
+ * garbage per convolution, and the scavenges it caused). task() appends a task, its kernel index
+ * and up to 16 arguments (the rest 0: a wasm export ignores arguments past its parameters), to
+ * the open job; endJob() closes the open job (an empty one is dropped). After clear(true), every
+ * task is a job of its own.
+ */
+export class JobList {
+  /** Tasks, STRIDE words each: the kernel index, an unused word, 16 arguments. */
+  t = new Int32Array(STRIDE * 256);
+  /** Per job: its first task and its number of tasks. */
+  j = new Int32Array(2 * 256);
+  tasks = 0;
+  jobs = 0;
+  #start = 0;
+  #single = false;
+
+  /** Empties the list; `single`: each task a job of its own from here on. */
+  clear(single = false): this {
+    this.tasks = this.jobs = this.#start = 0;
+    this.#single = single;
+    return this;
+  }
+
+  task(fn: number, a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0, a9 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0, a14 = 0, a15 = 0): void {
+    if ((this.tasks + 1) * STRIDE > this.t.length) {
+      const t = new Int32Array(this.t.length * 2);
+      t.set(this.t);
+      this.t = t;
+    }
+    const t = this.t, b = this.tasks++ * STRIDE;
+    t[b] = fn;
+    t[b + 2] = a0; t[b + 3] = a1; t[b + 4] = a2; t[b + 5] = a3; t[b + 6] = a4; t[b + 7] = a5; t[b + 8] = a6; t[b + 9] = a7;
+    t[b + 10] = a8; t[b + 11] = a9; t[b + 12] = a10; t[b + 13] = a11; t[b + 14] = a12; t[b + 15] = a13; t[b + 16] = a14; t[b + 17] = a15;
+    if (this.#single) this.endJob();
+  }
+
+  /** The kernel index of task i. */
+  kernelOf(i: number): number {
+    return this.t[i * STRIDE];
+  }
+
+  endJob(): void {
+    if (this.tasks === this.#start) return;
+    if ((this.jobs + 1) * 2 > this.j.length) {
+      const j = new Int32Array(this.j.length * 2);
+      j.set(this.j);
+      this.j = j;
+    }
+    this.j[this.jobs * 2] = this.#start;
+    this.j[this.jobs * 2 + 1] = this.tasks - this.#start;
+    this.jobs++;
+    this.#start = this.tasks;
+  }
+}
+
 /** A group (an empty one included: nothing to run), not a task (its kernel index first). */
 function isGroup(j: Job): j is Task[] {
   return j.length === 0 || Array.isArray(j[0]);
@@ -178,38 +235,74 @@ export class Workers {
         else this.#write(slot++, job);
       }
       from += k;
-      const end = k;
-      // A worker still in its claim loop from the last phase reads an empty CLAIM (front = back)
-      // until the store below, which publishes this phase's jobs; one that read a non-empty
-      // CLAIM earlier can only succeed against this phase's word, and then runs this phase's job.
-      Atomics.store(c, DONE, 0);
-      Atomics.store(c, END, end);
-      Atomics.store(c, CLAIM, end << 16);
-      const gen = Atomics.load(c, GEN);
-      Atomics.store(c, GEN, gen >= this.#limits.phases ? 0 : gen + 1);
-      Atomics.notify(c, GEN);
-      let err: unknown = null;
-      try {
-        this.#work();
-      } catch (e) {
-        err = e; // finish the phase first, so the pool stays consistent
+      this.#phase(k);
+    }
+  }
+
+  /** Runs the jobs of a JobList (its open job closed first), as run() runs jobs. */
+  runList(L: JobList, parallel = true): void {
+    if (this.#failed) throw new Error(`wasm worker failed: ${(this.#failed as Error).message ?? this.#failed}`);
+    L.endJob();
+    const t = L.t, jt = L.j;
+    if (this.threads === 1 || !parallel || L.jobs === 1) {
+      const fns = this.#fns;
+      for (let i = 0, b = 0; i < L.tasks; i++, b += STRIDE) {
+        fns[t[b]](t[b + 2], t[b + 3], t[b + 4], t[b + 5], t[b + 6], t[b + 7], t[b + 8], t[b + 9], t[b + 10], t[b + 11], t[b + 12], t[b + 13], t[b + 14], t[b + 15], t[b + 16], t[b + 17]);
       }
-      for (let i = 0; i < SPIN && Atomics.load(c, DONE) < end; i++);
-      for (;;) {
-        const d = Atomics.load(c, DONE);
-        if (d >= end) break;
-        if (this.#failed) throw new Error(`wasm worker failed: ${(this.#failed as Error).message ?? this.#failed}`);
-        if (this.#canWait) {
-          try {
-            Atomics.wait(c, DONE, d, 50);
-          } catch {
-            this.#canWait = false; // a browser's main thread: spin instead
-          }
+      return;
+    }
+    const c = this.#c;
+    for (let from = 0; from < L.jobs;) {
+      // as many jobs as the job table and the task slots hold; a list's jobs are contiguous runs of its tasks
+      const first = jt[from * 2];
+      let k = 0, slot = 0;
+      for (; from + k < L.jobs && k < CAP; k++) {
+        const n = jt[(from + k) * 2 + 1];
+        if (n > CAP) throw new Error(`wasm pool: a group of ${n} tasks (at most ${CAP})`);
+        if (slot + n > CAP) break;
+        c[JOBS + k * 2] = slot;
+        c[JOBS + k * 2 + 1] = n;
+        slot += n;
+      }
+      c.set(t.subarray(first * STRIDE, (first + slot) * STRIDE), TASKS);
+      from += k;
+      this.#phase(k);
+    }
+  }
+
+  /** Publishes a phase of `end` jobs written into the control words, works on it and waits for its end. */
+  #phase(end: number): void {
+    const c = this.#c;
+    // A worker still in its claim loop from the last phase reads an empty CLAIM (front = back)
+    // until the store below, which publishes this phase's jobs; one that read a non-empty
+    // CLAIM earlier can only succeed against this phase's word, and then runs this phase's job.
+    Atomics.store(c, DONE, 0);
+    Atomics.store(c, END, end);
+    Atomics.store(c, CLAIM, end << 16);
+    const gen = Atomics.load(c, GEN);
+    Atomics.store(c, GEN, gen >= this.#limits.phases ? 0 : gen + 1);
+    Atomics.notify(c, GEN);
+    let err: unknown = null;
+    try {
+      this.#work();
+    } catch (e) {
+      err = e; // finish the phase first, so the pool stays consistent
+    }
+    for (let i = 0; i < SPIN && Atomics.load(c, DONE) < end; i++);
+    for (;;) {
+      const d = Atomics.load(c, DONE);
+      if (d >= end) break;
+      if (this.#failed) throw new Error(`wasm worker failed: ${(this.#failed as Error).message ?? this.#failed}`);
+      if (this.#canWait) {
+        try {
+          Atomics.wait(c, DONE, d, 50);
+        } catch {
+          this.#canWait = false; // a browser's main thread: spin instead
         }
       }
-      if (Atomics.exchange(c, FAILED, 0)) err ??= new Error("wasm: a kernel trapped on a worker thread");
-      if (err) throw err;
     }
+    if (Atomics.exchange(c, FAILED, 0)) err ??= new Error("wasm: a kernel trapped on a worker thread");
+    if (err) throw err;
   }
 
   /** Writes one task into its slot of the control words. */
