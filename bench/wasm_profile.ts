@@ -85,8 +85,8 @@ for (const path of a.models) {
     // i.e. what the caller does alone while no worker has work: JavaScript (autograd, shapes,
     // allocation, task lists) and the ops small enough for TypeScript loops. Ops are synchronous,
     // so this part of the wall time is serial; only running ahead of the kernels would overlap it.
-    const pool = be.runtime.pool as { run: unknown };
-    pool.run = () => {};
+    const pool = be.runtime.pool as { run?: unknown; runList?: unknown };
+    pool.run = pool.runList = () => {}; // both forms of a phase: task arrays and job lists
     try {
       const serial: number[] = [];
       for (let r = 0; r < a.runs; r++) {
@@ -99,6 +99,7 @@ for (const path of a.models) {
       console.log(`    with every kernel phase skipped: not measured (${(e as Error).message})`);
     } finally {
       delete pool.run;
+      delete pool.runList;
     }
   }
 }
