@@ -16,7 +16,7 @@
 // (old, new, then new, old, ...); the medians are over every round of a tree's processes.
 //   deno run -A bench/wasm_ab.ts --old /tmp/old [--rounds 9] [--work vae-step,glow-step,vae-features,glow-features,large-...,unet-...] [--threads 2] [--processes 3]
 import "../src/cli/errors.ts";
-import { choice, choices, int, parseOptions, text } from "../src/io/options.ts";
+import { choice, choices, int, parseOptions, text, usageError } from "../src/io/options.ts";
 import { oldCheckout } from "./old_checkout.ts";
 import { featurePasses } from "./feature_pass.ts";
 import { cpuMs } from "./op_timer.ts";
@@ -32,8 +32,9 @@ const a = parseOptions("wasm_ab", {
   // the tree a child process of --processes runs alone
   side: choice(["both", "old", "new"] as const).default("both"),
 });
+if (a.processes && a.side !== "both") throw usageError("wasm_ab", "--side", a.side, "both (the default) with --processes: --side names the tree a child process runs");
 const oldAbs = oldCheckout("wasm_ab", a.old, "src/kernels/wasm/backend.ts");
-const here = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
+const here = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 const MODELS = {
   vae: "weights/vae-fashion.safetensors", glow: "weights/glow-fashion.safetensors",
   large: "weights/glow-fashion-large.safetensors", unet: "weights/diffusion-fashion.safetensors",
@@ -114,9 +115,10 @@ async function measure(sides: Side[]): Promise<Times> {
   return out;
 }
 
-/** A child of --processes: one tree alone, its times as one JSON line. */
+/** A child of --processes: one tree alone, its times and its backend as one JSON line. */
 if (a.side !== "both") {
-  console.log(JSON.stringify(await measure([await side(a.side, a.side === "old" ? oldAbs : here)])));
+  const s = await side(a.side, a.side === "old" ? oldAbs : here);
+  console.log(JSON.stringify({ times: await measure([s]), backend: s.be.description }));
   Deno.exit(0);
 }
 
@@ -125,12 +127,14 @@ let times: Times, what: string;
 if (a.processes) {
   // each tree alone in its own processes, alternated; every round of a tree's processes pooled
   times = {};
-  const args = (s: string) => ["run", "-A", new URL(import.meta.url).pathname, "--old", oldAbs, "--rounds", String(a.rounds), "--work", a.work.join(","), "--side", s, ...(a.threads ? ["--threads", String(a.threads)] : [])];
+  const backends: Record<string, string> = {};
+  const args = (s: string) => ["run", "-A", decodeURIComponent(new URL(import.meta.url).pathname), "--old", oldAbs, "--rounds", String(a.rounds), "--work", a.work.join(","), "--side", s, ...(a.threads ? ["--threads", String(a.threads)] : [])];
   for (let k = 0; k < a.processes; k++) {
     for (const s of k % 2 ? ["new", "old"] : ["old", "new"]) {
       const r = await new Deno.Command(Deno.execPath(), { args: args(s), stdout: "piped", stderr: "inherit" }).output();
       if (!r.success) throw new Error(`wasm_ab: the ${s} tree's process ${k + 1} failed`);
-      const t: Times = JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").pop()!);
+      const { times: t, backend } = JSON.parse(new TextDecoder().decode(r.stdout).trim().split("\n").pop()!) as { times: Times; backend: string };
+      backends[s] = backend;
       for (const [w, v] of Object.entries(t)) {
         const into = times[w] ??= { wall: {}, cpu: {} };
         (into.wall[s] ??= []).push(...v.wall[s]);
@@ -138,7 +142,7 @@ if (a.processes) {
       }
     }
   }
-  what = `old ${a.old}, new ${here}; ${a.processes} processes per tree, alternated, ${a.rounds} rounds each: medians of all rounds (range)`;
+  what = `old ${a.old} (${backends.old}), new ${here} (${backends.new}); ${a.processes} processes per tree, alternated, ${a.rounds} rounds each: medians of all rounds (range)`;
 } else {
   const sides = [await side("old", oldAbs), await side("new", here)];
   times = await measure(sides);

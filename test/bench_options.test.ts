@@ -25,6 +25,7 @@ const CASES: [string, string, string[], string][] = [
   ["wasm_ab", "wasm_ab", ["--old", ROOT, "--rounds", "1.5"], "--rounds"],
   ["wasm_ab", "wasm_ab", ["--old", ROOT, "--processes", "0"], "--processes"],
   ["wasm_ab", "wasm_ab", ["--old", ROOT, "--side", "both,old"], "--side"],
+  ["wasm_ab", "wasm_ab", ["--old", ROOT, "--processes", "2", "--side", "old"], "--side"], // a child's option: refused with --processes
   ["wasm_gemm", "wasm_gemm", ["--n", "0"], "--n"],
 ];
 

@@ -595,6 +595,13 @@ S("a convolution with its bias and activation in one op (conv2dBias: the epilogu
         });
       }
     }
+    // a backend that breaks the contract (no activation values) is an error, not a tensor without storage
+    proto.conv2dBias = function (this: unknown, ...a: unknown[]) {
+      const r = fused.apply(this, a) as { pre: unknown; y: unknown };
+      return { pre: r.pre, y: null };
+    };
+    const x = T.ones([1, 1, 3, 3], { backend: wb }), w = T.ones([2, 1, 1, 1], { backend: wb }), b = T.zeros([2], { backend: wb });
+    assert.throws(() => T.conv2dBias(x, w, b, { act: "relu" }), /returned no relu values/);
   } finally {
     proto.conv2dBias = fused;
   }

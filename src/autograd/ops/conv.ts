@@ -67,7 +67,9 @@ export function conv2dBias(x: Tensor, w: Tensor, b: Tensor, o: ConvOptions & { a
     needs[1] ? conv2dWeightGrad(x, g, w.shape, optsOf(p)) : null,
     needs[2] ? reshape(sumTo(g, [1, Cout, 1, 1]), [Cout]) : null,
   ], x);
-  return act === "none" ? pre : unaryOf(act, pre, r.y);
+  if (act === "none") return pre;
+  if (r.y === null) throw new Error(`conv2dBias: the ${x.backend.name} backend returned no ${act} values (its contract: y for every activation but "none")`);
+  return unaryOf(act, pre, r.y);
 }
 
 /**
