@@ -607,6 +607,64 @@ S("a convolution with its bias and activation in one op (conv2dBias: the epilogu
   }
 });
 
+S("the per-group pass's convolution with bias and activation (each group one image, the weight and bias per-group copies: one fused op with the shared weight and bias) equals the composed ops: values and the images' and copies' gradients bit for bit, second-order gradients to rounding (the graph sums a tensor's second-order terms in another order); several images per group compose", async () => {
+  const proto = Object.getPrototypeOf(wb) as { conv2dBias: (...a: unknown[]) => unknown };
+  const fused = proto.conv2dBias;
+  let calls = 0;
+  proto.conv2dBias = function (this: unknown, ...a: unknown[]) {
+    calls++;
+    return fused.apply(this, a);
+  };
+  const cases: [number, number, number[], number, number, T.ConvOptions][] = [ // groups, images per group, image shape, Cout, k, options
+    [3, 1, [2, 5, 7], 4, 3, { padding: 1 }],
+    [5, 1, [4, 9, 5], 6, 3, { stride: 2, padding: 1, groups: 2 }],
+    [64, 1, [2, 14, 14], 32, 3, { padding: 1 }], // the Glow coupling's first layer over 64 groups: threaded
+    [2, 1, [1, 1, 1], 1, 1, {}],
+    [3, 2, [2, 5, 7], 4, 3, { padding: 1 }], // two images per group: composed
+  ];
+  try {
+    for (const [G, B, img, Cout, k, o] of cases) {
+      for (const act of ["none", "relu", "silu"] as const) {
+        const g = new T.Generator(G * 31 + B * 7 + Cout);
+        const Cin = img[0], sw = [Cout, Cin / (o.groups ?? 1), k, k];
+        const xs = T.randn(g, [G, B, ...img], { backend: T.cpu }).dataSync(), ws = T.randn(g, sw, { backend: T.cpu }).dataSync(), bs = T.randn(g, [Cout], { backend: T.cpu }).dataSync();
+        const run = (composed: boolean) => {
+          if (composed) (wb as unknown as Record<string, unknown>).conv2dBias = undefined;
+          try {
+            const x0 = T.tensor(xs, [G, B, ...img], { backend: wb, requiresGrad: true });
+            const w = T.tensor(ws, sw, { backend: wb, requiresGrad: true }), b = T.tensor(bs, [Cout], { backend: wb, requiresGrad: true });
+            const wc = T.groupCopy(w, G), bc = T.groupCopy(b, G);
+            const y = T.conv2dBias(T.batch(x0), wc, bc, { ...o, act });
+            const gy = T.tensor(Array.from({ length: G * y.size }, (_, i) => Math.cos(i + 1)), [G, ...y.shape], { backend: wb });
+            const [gx, gw, gb] = T.grad(T.sum(T.mul(T.unbatch(y), gy)), [x0, wc, bc], { createGraph: true });
+            const second = T.grad(T.add(T.add(T.sum(T.square(gx!)), T.sum(T.square(T.unbatch(gw!)))), T.sum(T.square(T.unbatch(gb!)))), [x0, w, b]);
+            return [T.unbatch(y), gx, T.unbatch(gw!), T.unbatch(gb!), ...second].map((t) => t?.dataSync() ?? new Float32Array(0));
+          } finally {
+            if (composed) delete (wb as unknown as Record<string, unknown>).conv2dBias;
+          }
+        };
+        const before = calls, f = run(false);
+        assert.is(calls > before, B === 1, `${G}x${B} ${act}: the fused op ran ${calls - before} times`);
+        const c = run(true);
+        ["y", "dx", "dw per group", "db per group", "d2x", "d2w", "d2b"].forEach((name, i) => {
+          assert.ok(i < 4 ? f[i].length > 0 : f[i].length === c[i].length, `${G}x${B} ${act}: ${name} missing`);
+          assert.ok(f[i].every(Number.isFinite), `${G}x${B} ${act}: poison or a non-finite value left in ${name}`);
+          if (i < 4) {
+            const at = f[i].findIndex((v, j) => !Object.is(v, c[i][j]));
+            assert.ok(at < 0, `${G}x${B} ${JSON.stringify(o)} ${act}: ${name}[${at}] is ${f[i][at]} fused, ${c[i][at]} composed`);
+          } else if (f[i].length) {
+            const scale = Math.max(...Array.from(c[i], Math.abs));
+            const diff = Math.max(...Array.from(f[i], (v, j) => Math.abs(v - c[i][j]))), e = diff === 0 ? 0 : diff / scale;
+            assert.ok(e < 1e-6, `${G}x${B} ${JSON.stringify(o)} ${act}: ${name} differs by ${e} of its largest value ${scale}`);
+          }
+        });
+      }
+    }
+  } finally {
+    proto.conv2dBias = fused;
+  }
+});
+
 S("whole models: Glow and VAE NLL and every parameter gradient match the cpu backend", () => {
   const data = (be: typeof wb | typeof T.cpu, shape: number[]) => T.tensor(T.rand(new T.Generator(21), shape, { low: -0.5, high: 0.5, backend: T.cpu }).dataSync(), shape, { backend: be });
   const glow = (be: typeof wb | typeof T.cpu) => ({

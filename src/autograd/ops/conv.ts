@@ -50,26 +50,59 @@ export function conv2d(x: Tensor, w: Tensor, o: ConvOptions = {}): Tensor {
  * composed ops made two more passes over its result): one node for the convolution and its bias,
  * whose derivatives are the composed pair's ops (the convolution's two gradients, the bias's sum
  * over images and positions), then the activation's own node; values and derivatives of every
- * order are the composed ops' bit for bit. Per-group operands, and backends without the op, compose.
+ * order are the composed ops' bit for bit. The per-group pass's case (one image per group, the
+ * weight and bias per-group copies) is sharedConv2dBias; other per-group operands, and backends
+ * without the op, compose.
  */
 export function conv2dBias(x: Tensor, w: Tensor, b: Tensor, o: ConvOptions & { act?: ConvAct } = {}): Tensor {
   assertSameBackend("conv2dBias", [x, w, b]);
   const act = o.act ?? "none", Cout = w.shape[0];
   if (b.shape.length !== 1 || b.shape[0] !== Cout) throw new Error(`conv2dBias: bias ${fmt(b.shape)} for weight ${fmt(w.shape)} (allowed: [${Cout}], one per output channel)`);
+  if (x.groups || w.groups || b.groups) return sharedConv2dBias(x, w, b, o, act) ?? composedConv2dBias(x, w, b, o, act);
   const p = params(x.shape, w.shape, o);
-  const r = x.groups || w.groups || b.groups ? null : x.backend.conv2dBias?.(x.storage("conv2dBias"), w.storage("conv2dBias"), b.storage("conv2dBias"), { ...p, weightGradFollows: isGradEnabled() && w.requiresGrad }, act, x.dtype);
-  if (!r) {
-    const pre = add(conv2d(x, w, o), reshape(b, [1, Cout, 1, 1]));
-    return act === "none" ? pre : unary(act, pre);
-  }
+  const r = x.backend.conv2dBias?.(x.storage("conv2dBias"), w.storage("conv2dBias"), b.storage("conv2dBias"), { ...p, weightGradFollows: isGradEnabled() && w.requiresGrad }, act, x.dtype);
+  if (!r) return composedConv2dBias(x, w, b, o, act);
   const pre = result("conv2dBias", [x, w, b], r.pre, outShape(p), (g, needs) => [
     needs[0] ? conv2dInputGrad(g, w, x.shape, optsOf(p)) : null,
     needs[1] ? conv2dWeightGrad(x, g, w.shape, optsOf(p)) : null,
     needs[2] ? reshape(sumTo(g, [1, Cout, 1, 1]), [Cout]) : null,
   ], x);
+  return activated(pre, r.y, act, x);
+}
+
+function composedConv2dBias(x: Tensor, w: Tensor, b: Tensor, o: ConvOptions, act: ConvAct): Tensor {
+  const pre = add(conv2d(x, w, o), reshape(b, [1, w.shape[0], 1, 1]));
+  return act === "none" ? pre : unary(act, pre);
+}
+
+/** The activation's own node over pre, its values y from the fused op (none: pre itself). */
+function activated(pre: Tensor, y: unknown, act: ConvAct, x: Tensor): Tensor {
   if (act === "none") return pre;
-  if (r.y === null) throw new Error(`conv2dBias: the ${x.backend.name} backend returned no ${act} values (its contract: y for every activation but "none")`);
-  return unaryOf(act, pre, r.y);
+  if (y === null) throw new Error(`conv2dBias: the ${x.backend.name} backend returned no ${act} values (its contract: y for every activation but "none")`);
+  return pre.groups ? batch(unaryOf(act, unbatch(pre), y)) : unaryOf(act, pre, y);
+}
+
+/**
+ * The per-group pass's case (each group one image, weight and bias per-group copies): one fused
+ * op over all groups' images with the shared weight and bias (every group holds their values), as
+ * convSharedW does for the weight, whose derivatives are the composed ops' (convSharedW's two, and
+ * per group the bias's sum over positions, as the folded bias add's); the composed ops' values bit
+ * for bit. null where it does not apply (several images per group, ordinary operands, a backend
+ * without the op), and the ops compose.
+ */
+function sharedConv2dBias(x: Tensor, w: Tensor, b: Tensor, o: ConvOptions, act: ConvAct): Tensor | null {
+  if (!x.groups || !w.groupCopy || !w.groups || !b.groupCopy || !b.groups || x.shape[0] !== 1 || !x.backend.conv2dBias) return null;
+  const G = groupsOf("conv2dBias", [x, w, b]), Cout = w.shape[0];
+  const xf = folded(x);
+  const p = params(xf.shape, w.shape, o);
+  const r = x.backend.conv2dBias(xf.storage("conv2dBias"), w.groupCopy.of.storage("conv2dBias"), b.groupCopy.of.storage("conv2dBias"), { ...p, weightGradFollows: isGradEnabled() && w.requiresGrad }, act, x.dtype);
+  if (!r) return null;
+  const pre = result("conv2dBiasSharedW", [xf, w, b], r.pre, outShape(p), (g, needs) => [
+    needs[0] ? convSharedWInputGrad(g, w, xf.shape, optsOf(p)) : null,
+    needs[1] ? perGroupWeightGrad(xf, g, w, optsOf(p)) : null,
+    needs[2] ? batch(reshape(sumTo(g, [G, Cout, 1, 1]), [G, Cout]), G, [Cout]) : null,
+  ], xf);
+  return activated(unfolded(pre, G), r.y, act, x);
 }
 
 /**
