@@ -51,7 +51,7 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
   await compare(wb, "groupNormGrad threaded", (g, y, r) => T.groupNormGrad(g, y, T.addScalar(T.abs(r), 0.5)), [[93, 1001], [93, 1001], [93, 1]], { tol: 1e-4 });
 });
 
-S("a convolution's weight gradient is the same to the bit on one thread and on two (its images summed in jobs chosen by the shapes alone, the jobs' sums in order), with as many jobs as threads or fewer, and past 8 jobs", async () => {
+S("a convolution's weight gradient is the same to the bit on one thread and on two (its images summed in jobs chosen by the shapes alone, the jobs' sums in order), with as many jobs as threads or fewer, and past 8 jobs", () => {
   const P = (N: number, Cin: number, H: number, Cout: number, groups: number, k: number, stride = 1): ConvParams => {
     const pad = (k - 1) >> 1, OH = Math.floor((H + 2 * pad - k) / stride) + 1;
     return { N, Cin, H, W: H + 1, Cout, KH: k, KW: k, stride, pad, groups, OH, OW: Math.floor((H + 1 + 2 * pad - k) / stride) + 1 };
@@ -546,14 +546,19 @@ function modelGrads(make: (be: typeof T.cpu | typeof wb) => { m: { nll(x: T.Tens
   return [nll.dataSync(), ...gs.map((g) => g!.dataSync())];
 }
 
-S("a convolution with its bias and activation in one op (conv2dBias: the epilogue in the copy out) equals the composed ops bit for bit: values, every gradient and second-order gradients, on odd, size-1, short-row, strided, grouped, in-place 1x1 and threaded shapes", async () => {
+/** Counts the wasm backend's fused convolution calls (conv2dBias) until restore(); `proto`/`fused` to break it on purpose. */
+function countFused() {
   const proto = Object.getPrototypeOf(wb) as { conv2dBias: (...a: unknown[]) => unknown };
-  const fused = proto.conv2dBias;
-  let calls = 0;
+  const fused = proto.conv2dBias, n = { calls: 0 };
   proto.conv2dBias = function (this: unknown, ...a: unknown[]) {
-    calls++;
+    n.calls++;
     return fused.apply(this, a);
   };
+  return { n, proto, fused, restore: () => { proto.conv2dBias = fused; } };
+}
+
+S("a convolution with its bias and activation in one op (conv2dBias: the epilogue in the copy out) equals the composed ops bit for bit: values, every gradient and second-order gradients, on odd, size-1, short-row, strided, grouped, in-place 1x1 and threaded shapes", () => {
+  const { n, proto, fused, restore } = countFused();
   const cases: [number[], number, number, T.ConvOptions][] = [ // x shape, Cout, k, options
     [[2, 3, 5, 7], 4, 3, { padding: 1 }], // odd sizes, rows past a vector
     [[1, 1, 1, 1], 1, 1, {}], // size 1: one lane
@@ -584,8 +589,8 @@ S("a convolution with its bias and activation in one op (conv2dBias: the epilogu
             if (composed) delete (wb as unknown as Record<string, unknown>).conv2dBias;
           }
         };
-        const before = calls, f = run(false);
-        assert.ok(calls > before, "the fused op ran");
+        const before = n.calls, f = run(false);
+        assert.ok(n.calls > before, "the fused op ran");
         const c = run(true);
         ["y", "dx", "dw", "db", "d2x", "d2w", "d2b"].forEach((name, i) => {
           assert.ok(i < 4 ? f[i].length > 0 : f[i].length === c[i].length, `${JSON.stringify([sx, Cout, k, o])} ${act}: ${name} missing`);
@@ -603,18 +608,12 @@ S("a convolution with its bias and activation in one op (conv2dBias: the epilogu
     const x = T.ones([1, 1, 3, 3], { backend: wb }), w = T.ones([2, 1, 1, 1], { backend: wb }), b = T.zeros([2], { backend: wb });
     assert.throws(() => T.conv2dBias(x, w, b, { act: "relu" }), /returned no relu values/);
   } finally {
-    proto.conv2dBias = fused;
+    restore();
   }
 });
 
-S("the per-group pass's convolution with bias and activation (each group one image, the weight and bias per-group copies: one fused op with the shared weight and bias) equals the composed ops: values and the images' and copies' gradients bit for bit, second-order gradients to rounding (the graph sums a tensor's second-order terms in another order); several images per group compose", async () => {
-  const proto = Object.getPrototypeOf(wb) as { conv2dBias: (...a: unknown[]) => unknown };
-  const fused = proto.conv2dBias;
-  let calls = 0;
-  proto.conv2dBias = function (this: unknown, ...a: unknown[]) {
-    calls++;
-    return fused.apply(this, a);
-  };
+S("the per-group pass's convolution with bias and activation (each group one image, the weight and bias per-group copies: one fused op with the shared weight and bias) equals the composed ops: values and the images' and copies' gradients bit for bit, second-order gradients to rounding (the graph sums a tensor's second-order terms in another order); several images per group compose", () => {
+  const { n, restore } = countFused();
   const cases: [number, number, number[], number, number, T.ConvOptions][] = [ // groups, images per group, image shape, Cout, k, options
     [3, 1, [2, 5, 7], 4, 3, { padding: 1 }],
     [5, 1, [4, 9, 5], 6, 3, { stride: 2, padding: 1, groups: 2 }],
@@ -643,8 +642,8 @@ S("the per-group pass's convolution with bias and activation (each group one ima
             if (composed) delete (wb as unknown as Record<string, unknown>).conv2dBias;
           }
         };
-        const before = calls, f = run(false);
-        assert.is(calls > before, B === 1, `${G}x${B} ${act}: the fused op ran ${calls - before} times`);
+        const before = n.calls, f = run(false);
+        assert.is(n.calls > before, B === 1, `${G}x${B} ${act}: the fused op ran ${n.calls - before} times`);
         const c = run(true);
         ["y", "dx", "dw per group", "db per group", "d2x", "d2w", "d2b"].forEach((name, i) => {
           assert.ok(i < 4 ? f[i].length > 0 : f[i].length === c[i].length, `${G}x${B} ${act}: ${name} missing`);
@@ -661,7 +660,7 @@ S("the per-group pass's convolution with bias and activation (each group one ima
       }
     }
   } finally {
-    proto.conv2dBias = fused;
+    restore();
   }
 });
 
