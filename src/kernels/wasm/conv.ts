@@ -3,7 +3,7 @@
 // gradients as products of the same kind (the input gradient as a correlation with the flipped
 // filters, one stride phase at a time when strided; the weight gradient summed over images).
 import type { ConvAct, ConvParams, Data } from "../backend.ts";
-import { type JobList, KI, type TableBlock, type WasmRuntime } from "./runtime.ts";
+import { cut, type JobList, KI, type TableBlock, type WasmRuntime } from "./runtime.ts";
 import { DOT_COLS, DOT_ROWS } from "./gemm.ts";
 
 /** A forward's epilogue: the bias (its address, Cout floats) added and the activation applied in the copy out (copy.ts epilogueFn). */
@@ -138,7 +138,7 @@ function productsOut(rt: WasmRuntime, R: TableBlock, o: {
         if (o.b === null) o.fill(jl, ng, blk);
       } else if (k === 1) {
         for (let i = 0; i < parts; i++) {
-          const j0 = Math.floor((i * cpan) / parts), j1 = Math.floor(((i + 1) * cpan) / parts);
+          const j0 = cut(i, cpan, parts), j1 = cut(i + 1, cpan, parts);
           if (j1 > j0) jl.task(pt, a + g * AB * 4, 0, blk, tab, cc, ldc, K, 0, rpan, j0, j1, 0, 1, 0, 0);
         }
       } else if (ep) {
@@ -310,7 +310,7 @@ function inputGradPhases(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Flo
         const ph = phases[k], cc = c + (ng * phases.length + k) * CB * 4;
         if (stage === 1) {
           for (let i = 0; i < parts; i++) {
-            const j0 = Math.floor((i * cpan) / parts), j1 = Math.floor(((i + 1) * cpan) / parts);
+            const j0 = cut(i, cpan, parts), j1 = cut(i + 1, cpan, parts);
             if (j1 > j0) jl.task(R.pt, ph.wp + g * ph.WPB * 4, 0, blk, ph.tab, cc, ldc, ph.K, 0, rpan, j0, j1, 0, 1, 0, 0);
           }
           continue;
@@ -395,7 +395,7 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
       } else if (stage === 2) {
         const at = n0 * groups + g, cc = c + (g * parts + k) * CB * 4;
         for (let i = 0; i < tileParts; i++) {
-          const i0 = whole ? 0 : Math.floor((i * qpan) / tileParts), i1 = whole ? qpan : Math.floor(((i + 1) * qpan) / tileParts);
+          const i0 = cut(i, qpan, tileParts), i1 = cut(i + 1, qpan, tileParts);
           if (i1 <= i0) continue;
           if (R) jl.task(R.tp, xp + at * XB * 4, tab, bp + at * BPB * 4, 0, cc, ldc, P, i0, i1, 0, opan, 0, n1 - n0, groups * XB * 4, groups * BPB * 4);
           else jl.task(KI.wgrad_dot, xp + at * XB * 4, tab, gq + at * GYB * 4, P * 4, cc, ldc, P, i0, i1, n1 - n0, groups * XB * 4, groups * GYB * 4);

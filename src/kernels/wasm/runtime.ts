@@ -15,12 +15,15 @@ export { f32Bits as F32_BITS } from "./memory.ts";
 /** Below this many multiply-adds a phase runs on the calling thread alone (waking workers costs more). */
 export const PARALLEL_MIN = 1 << 18;
 
+/** Where piece i of n items cut into p nearly equal pieces starts (piece i is [cut(i), cut(i + 1))). */
+export const cut = (i: number, n: number, p: number): number => Math.floor((i * n) / p);
+
 /** [from, to) ranges splitting n items into at most `parts` nearly equal pieces. */
 export function ranges(n: number, parts: number): [number, number][] {
   const p = Math.max(1, Math.min(n, parts));
   const out: [number, number][] = [];
   for (let i = 0; i < p; i++) {
-    const a = Math.floor((i * n) / p), b = Math.floor(((i + 1) * n) / p);
+    const a = cut(i, n, p), b = cut(i + 1, n, p);
     if (b > a) out.push([a, b]);
   }
   return out;
@@ -112,7 +115,7 @@ export class WasmRuntime {
   split(n: number, perThread = 3): [number, number][] {
     return ranges(n, this.parts(n, perThread));
   }
-  /** How many pieces split(n, perThread) makes: piece i is [floor(i n / p), floor((i + 1) n / p)). */
+  /** How many pieces split(n, perThread) makes: piece i is [cut(i, n, p), cut(i + 1, n, p)). */
   parts(n: number, perThread = 3): number {
     return Math.max(1, Math.min(n, this.threads === 1 ? 1 : this.threads * perThread));
   }

@@ -75,28 +75,6 @@ else import("node:worker_threads").then((w) => w.parentPort.once("message", star
 `;
 
 /**
- * Runs one task on this thread, without the iterator, rest and spread of `fn(...args)` (they
- * cost microseconds per call, and the Glow's per-example pass runs thousands of small tasks).
- */
-function call(fns: ((...a: number[]) => void)[], t: Task): void {
-  const f = fns[t[0]];
-  switch (t.length) {
-    case 4: return f(t[1], t[2], t[3]);
-    case 5: return f(t[1], t[2], t[3], t[4]);
-    case 8: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
-    case 9: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8]);
-    case 10: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9]);
-    case 12: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11]);
-    case 13: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12]);
-    case 14: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13]);
-    case 15: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14]);
-    case 16: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15]);
-    case 17: return f(t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15], t[16]);
-    default: return f(...t.slice(1));
-  }
-}
-
-/**
  * A phase's jobs written flat into arrays kept from call to call, so that building a phase
  * allocates nothing (the convolutions' per-image jobs were arrays of arrays: about 100 KB of
  * garbage per convolution, and the scavenges it caused). task() appends a task, its kernel index
@@ -151,6 +129,12 @@ export class JobList {
     this.jobs++;
     this.#start = this.tasks;
   }
+}
+
+/** Appends a task given as an array to L (arguments past the task's own read as undefined: L's 0). */
+function addTask(L: JobList, t: Task): void {
+  if (t.length - 1 > MAX_ARGS) throw new Error(`wasm pool: a task of ${t.length - 1} arguments (at most ${MAX_ARGS})`);
+  L.task(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11], t[12], t[13], t[14], t[15], t[16]);
 }
 
 /** A group (an empty one included: nothing to run), not a task (its kernel index first). */
@@ -210,36 +194,23 @@ export class Workers {
     return pool;
   }
 
-  /** Runs every job (on all threads when there are several) and returns when all are done. */
+  /**
+   * Runs every job (on all threads when there are several) and returns when all are done: the
+   * jobs written into the pool's own job list, then run as runList runs a list.
+   */
   run(jobs: Job[], parallel = true): void {
-    if (this.#failed) throw new Error(`wasm worker failed: ${(this.#failed as Error).message ?? this.#failed}`);
-    if (this.threads === 1 || !parallel || jobs.length === 1) {
-      for (let i = 0; i < jobs.length; i++) {
-        const t = jobs[i];
-        if (isGroup(t)) for (let k = 0; k < t.length; k++) call(this.#fns, t[k]);
-        else call(this.#fns, t);
-      }
-      return;
+    const L = this.#list.clear();
+    for (const job of jobs) {
+      if (isGroup(job)) for (const t of job) addTask(L, t);
+      else addTask(L, job);
+      L.endJob();
     }
-    const c = this.#c;
-    for (let from = 0; from < jobs.length;) {
-      // as many jobs as the job table and the task slots hold
-      let k = 0, slot = 0;
-      for (; from + k < jobs.length && k < CAP; k++) {
-        const job = jobs[from + k], group = isGroup(job), n = group ? job.length : 1;
-        if (n > CAP) throw new Error(`wasm pool: a group of ${n} tasks (at most ${CAP})`);
-        if (slot + n > CAP) break;
-        c[JOBS + k * 2] = slot;
-        c[JOBS + k * 2 + 1] = n;
-        if (group) for (let i = 0; i < n; i++) this.#write(slot++, job[i]);
-        else this.#write(slot++, job);
-      }
-      from += k;
-      this.#phase(k);
-    }
+    this.runList(L, parallel);
   }
+  /** The list run() writes its jobs into (the runtime's own list is apart: an op may build that one while it runs arrays). */
+  readonly #list = new JobList();
 
-  /** Runs the jobs of a JobList (its open job closed first), as run() runs jobs. */
+  /** Runs the jobs of a JobList (its open job closed first), on all threads when there are several, and returns when all are done. */
   runList(L: JobList, parallel = true): void {
     if (this.#failed) throw new Error(`wasm worker failed: ${(this.#failed as Error).message ?? this.#failed}`);
     L.endJob();
@@ -303,15 +274,6 @@ export class Workers {
     }
     if (Atomics.exchange(c, FAILED, 0)) err ??= new Error("wasm: a kernel trapped on a worker thread");
     if (err) throw err;
-  }
-
-  /** Writes one task into its slot of the control words. */
-  #write(slot: number, t: Task): void {
-    if (t.length - 1 > MAX_ARGS) throw new Error(`wasm pool: a task of ${t.length - 1} arguments (at most ${MAX_ARGS})`);
-    const c = this.#c, b = TASKS + slot * STRIDE;
-    c[b] = t[0];
-    c[b + 1] = t.length - 1;
-    for (let a = 1; a < t.length; a++) c[b + 1 + a] = t[a];
   }
 
   #work(): void {
