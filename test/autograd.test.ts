@@ -2,7 +2,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
-import { maxRelErr, rand64 } from "./helpers.ts";
+import { gradcheck, gradcheck2, maxRelErr, rand64 } from "./helpers.ts";
 
 const S = suite("autograd");
 const f64 = { dtype: "float64" as const, backend: T.cpu };
@@ -123,6 +123,92 @@ S("storages are released exactly once: by tidy() for what a scope owns, by dispo
   assert.equal(at["after scopes"], { scoped: 2, "inner-result": 1 });
   assert.equal(at["before gc"], { scoped: 2, "inner-result": 1, disposed: 1 });
   assert.equal(at["after gc"], { scoped: 2, "inner-result": 1, disposed: 1, unscoped: 1, escaped: 1, kept: 1, thrown: 1, "thrown-nested": 1, promised: 1 });
+});
+
+// A slice's gradient is a box of its input (BoxGrad); the engine joins an input's boxes with one
+// concat where they tile an axis, else pads and adds them as before.
+/** x's gradient under f, with the backend's strided copies that pad and its concats counted. */
+function sliceGrads(f: (x: T.Tensor) => T.Tensor, x0: T.Tensor): { g: Float64Array | Float32Array; pads: number; concats: number } {
+  const be = T.cpu, strided = be.strided, concat = be.concat;
+  let pads = 0, concats = 0;
+  be.strided = (x, spec, dtype) => {
+    // a read outside the input: padding (a broadcast's step 0 reads its start throughout)
+    if (spec.start.some((s, i) => s < 0 || s + (spec.outShape[i] - 1) * spec.step[i] >= spec.inShape[spec.map[i]])) pads++;
+    return strided.call(be, x, spec, dtype);
+  };
+  be.concat = (...a) => {
+    concats++;
+    return concat.apply(be, a);
+  };
+  try {
+    const x = T.tensor(x0.dataSync(), x0.shape, { dtype: x0.dtype, backend: be, requiresGrad: true });
+    return { g: T.grad(f(x), [x])[0]!.dataSync(), pads, concats };
+  } finally {
+    be.strided = strided;
+    be.concat = concat;
+  }
+}
+/** The same gradient by the padded sum, written out: each slice's gradient (grad w.r.t. the slice) padded to x's shape, added in the given order. */
+function paddedSum(f: (x: T.Tensor, s: (b: number[], e: number[]) => T.Tensor) => T.Tensor, x0: T.Tensor): Float64Array | Float32Array {
+  const x = T.tensor(x0.dataSync(), x0.shape, { dtype: x0.dtype, backend: T.cpu });
+  const boxes: [T.Tensor, number[]][] = [];
+  const y = f(x, (b, e) => {
+    const s = T.slice(x, b, e).detach();
+    s.requiresGrad = true;
+    boxes.push([s, b]);
+    return s;
+  });
+  const gs = T.grad(y, boxes.map(([s]) => s));
+  let sum: T.Tensor | null = null;
+  boxes.forEach(([s, b], i) => {
+    const p = T.pad(gs[i]!, x.shape.map((d, a) => [b[a], d - b[a] - s.shape[a]] as [number, number]));
+    sum = sum ? T.add(sum, p) : p;
+  });
+  return sum!.dataSync();
+}
+
+S("slices' gradients: halves and out-of-order thirds of an axis join by one concat (no padding), bit for bit the padded sum; gaps and overlaps pad and add", () => {
+  for (const dtype of ["float32", "float64"] as const) {
+    const x0 = T.tensor(rand64(5, [2, 4, 3, 5]).dataSync(), [2, 4, 3, 5], { dtype, backend: T.cpu });
+    const w = (s: T.Tensor, k: number) => T.sum(T.mulScalar(T.exp(T.mulScalar(s, 0.5)), k)); // a different weight per piece
+    const cases: [string, [number[], number[]][], { pads: number; concats: number }][] = [
+      ["halves of axis 1", [[[0, 0, 0, 0], [2, 2, 3, 5]], [[0, 2, 0, 0], [2, 4, 3, 5]]], { pads: 0, concats: 1 }],
+      ["thirds of axis 3, last first", [[[0, 0, 0, 3], [2, 4, 3, 5]], [[0, 0, 0, 0], [2, 4, 3, 1]], [[0, 0, 0, 1], [2, 4, 3, 3]]], { pads: 0, concats: 1 }],
+      ["a gap on axis 1", [[[0, 0, 0, 0], [2, 1, 3, 5]], [[0, 2, 0, 0], [2, 4, 3, 5]]], { pads: 2, concats: 0 }],
+      ["overlapping on axis 1", [[[0, 0, 0, 0], [2, 3, 3, 5]], [[0, 1, 0, 0], [2, 4, 3, 5]]], { pads: 2, concats: 0 }],
+      ["boxes on two axes", [[[0, 0, 0, 0], [2, 2, 3, 5]], [[0, 2, 0, 0], [2, 4, 2, 5]], [[0, 2, 2, 0], [2, 4, 3, 5]]], { pads: 3, concats: 0 }],
+      ["one slice", [[[0, 1, 0, 0], [2, 3, 3, 5]]], { pads: 1, concats: 0 }],
+    ];
+    for (const [name, boxes, want] of cases) {
+      const f = (x: T.Tensor, s: (b: number[], e: number[]) => T.Tensor) => boxes.map(([b, e], k) => w(s(b, e), k + 2)).reduce((p, q) => T.add(p, q));
+      const got = sliceGrads((x) => f(x, (b, e) => T.slice(x, b, e)), x0);
+      const ref = paddedSum(f, x0);
+      assert.equal({ pads: got.pads, concats: got.concats }, want, `${dtype} ${name}: the backend calls`);
+      assert.equal([...got.g].map((v) => Object.is(v, -0) ? 0 : v), [...ref].map((v) => Object.is(v, -0) ? 0 : v), `${dtype} ${name}: the gradient`);
+      assert.ok(got.g.some((v) => v !== 0), `${dtype} ${name}: a gradient that is not all zero`);
+    }
+  }
+});
+
+S("slices' gradients beside whole ones: first and second order match central differences", () => {
+  // x reaches y through its halves and whole (a whole gradient between two boxes: the first box is padded when it comes)
+  const f = (x: T.Tensor) => {
+    const a = T.slice(x, [0, 0], [3, 2]), b = T.slice(x, [0, 2], [3, 5]);
+    return T.add(T.add(T.sum(T.mul(T.exp(a), 0.3)), T.sum(T.square(x))), T.sum(T.mul(T.sigmoid(b), T.sum(a))));
+  };
+  const x0 = rand64(7, [3, 5]);
+  assert.ok(gradcheck(f, [x0]) < 1e-7, "first order");
+  const h = (x: T.Tensor, cg: boolean) => T.sum(T.square(T.grad(f(x), [x], { createGraph: cg })[0]!));
+  const { err, an } = gradcheck2(h, x0);
+  assert.ok(err < 1e-6, `second order: ${err}`);
+  assert.ok(an.some((v) => v !== 0));
+  // the halves alone (no whole gradient between them): joined, and still right to second order
+  const halves = (x: T.Tensor) => T.add(T.sum(T.mul(T.exp(T.slice(x, [0, 0], [3, 2])), 0.3)), T.sum(T.sigmoid(T.slice(x, [0, 2], [3, 5]))));
+  assert.ok(gradcheck(halves, [x0]) < 1e-7, "first order, halves");
+  const h2 = (x: T.Tensor, cg: boolean) => T.sum(T.square(T.grad(halves(x), [x], { createGraph: cg })[0]!));
+  const r2 = gradcheck2(h2, x0);
+  assert.ok(r2.err < 1e-6, `second order, halves: ${r2.err}`);
+  assert.equal((({ pads, concats }) => ({ pads, concats }))(sliceGrads(halves, x0)), { pads: 0, concats: 1 });
 });
 
 S.run();

@@ -1,8 +1,8 @@
 // Reverse-mode differentiation over the recorded graph.
 import { fmt, sameShape } from "./shape.ts";
-import { keep, Tensor, tidy, withGradMode } from "./tensor.ts";
+import { BoxGrad, keep, Tensor, tidy, withGradMode } from "./tensor.ts";
 import { add, onesLike } from "./ops/elementwise.ts";
-import { reshape } from "./ops/movement.ts";
+import { concat, reshape } from "./ops/movement.ts";
 
 /** A fresh tensor object for g, so that storing it never aliases another holder. */
 function own(g: Tensor, createGraph: boolean): Tensor {
@@ -41,6 +41,33 @@ function topoOrder(root: Tensor): Tensor[] {
 }
 
 /**
+ * The sum of an input's boxes (BoxGrad) as one tensor of x's shape: where they tile one axis of x
+ * (each whole along the other axes, together covering that axis once), they are joined in order
+ * by one concat; else each is padded to x's shape and they are added in the order they came. The
+ * two agree: at each element one box holds the value and the others add zeros.
+ */
+function joinBoxes(boxes: BoxGrad[], x: Tensor): Tensor {
+  if (boxes.length > 1) {
+    const r = x.rank;
+    const ordinary = !x.groups && boxes.every((b) => !b.g.groups && b.g.rank === r);
+    // the axis along which the boxes differ: the first where one of them is not whole
+    const axis = ordinary ? [...Array(r).keys()].find((i) => boxes.some((b) => b.g.shape[i] !== x.shape[i])) : undefined;
+    if (axis !== undefined && boxes.every((b) => b.g.shape.every((d, i) => i === axis || (d === x.shape[i] && b.begin[i] === 0)))) {
+      const sorted = [...boxes].sort((p, q) => p.begin[axis] - q.begin[axis]);
+      let at = 0;
+      for (const b of sorted) {
+        if (b.begin[axis] !== at) break;
+        at += b.g.shape[axis];
+      }
+      if (at === x.shape[axis] && sorted.every((b, i) => i === 0 || b.begin[axis] > sorted[i - 1].begin[axis])) return concat(sorted.map((b) => b.g), axis);
+    }
+  }
+  let sum = boxes[0].padded();
+  for (const b of boxes.slice(1)) sum = add(sum, b.padded());
+  return sum;
+}
+
+/**
  * Core pass: propagates from `root` and calls `sink(t, g)` once per tensor with its total gradient.
  * Returns nothing; what sink keeps it must keep().
  */
@@ -55,9 +82,24 @@ function propagate(root: Tensor, seed: Tensor | undefined, createGraph: boolean,
   }
   const order = topoOrder(root);
   const grads = new Map<Tensor, Tensor>();
+  // boxes (slices' gradients) of an input that came after its last whole gradient, joined when a
+  // whole one comes or the input's turn does: so the sum keeps the order in which they came
+  const boxes = new Map<Tensor, BoxGrad[]>();
+  const accumulate = (x: Tensor, gx: Tensor) => {
+    const prev = grads.get(x);
+    // (Gradient tensors are never changed in place, so one may stand for several inputs.)
+    grads.set(x, prev ? add(prev, gx) : gx.groups === x.groups && sameShape(gx.shape, x.shape) ? gx : reshape(gx, x.shape));
+  };
+  const flush = (x: Tensor) => {
+    const bs = boxes.get(x);
+    if (!bs) return;
+    boxes.delete(x);
+    accumulate(x, joinBoxes(bs, x));
+  };
   withGradMode(createGraph, () => {
     grads.set(root, seed ? reshape(seed, root.shape) : onesLike(root));
     for (const t of order) {
+      flush(t);
       let g = grads.get(t);
       if (!g) continue;
       grads.delete(t);
@@ -72,12 +114,17 @@ function propagate(root: Tensor, seed: Tensor | undefined, createGraph: boolean,
       for (let i = 0; i < ins.length; i++) {
         const x = ins[i], gx = gs[i];
         if (!gx || !x.requiresGrad) continue;
+        if (gx instanceof BoxGrad) {
+          const bs = boxes.get(x);
+          if (bs) bs.push(gx);
+          else boxes.set(x, [gx]);
+          continue;
+        }
         if (gx.size !== x.size) {
           throw new Error(`backward of ${t.node.op}: gradient ${fmt(gx.shape)} for input ${fmt(x.shape)}`);
         }
-        const prev = grads.get(x);
-        // (Gradient tensors are never changed in place, so one may stand for several inputs.)
-        grads.set(x, prev ? add(prev, gx) : gx.groups === x.groups && sameShape(gx.shape, x.shape) ? gx : reshape(gx, x.shape));
+        flush(x);
+        accumulate(x, gx);
       }
     }
   });

@@ -2,8 +2,17 @@
 import type { Backend, Data, DType } from "../kernels/backend.ts";
 import { fmt, type Shape, sizeOf } from "./shape.ts";
 
+/**
+ * An input's gradient that is zero outside a box of the input: `g` fills the box whose first
+ * corner is `begin` (what a slice's backward gives). The engine gathers an input's boxes until it
+ * needs the input's whole gradient; where they tile one axis exactly, it joins them with one
+ * concat, else it pads each to the input's shape (`padded`) and adds them, as it adds gradients.
+ */
+export class BoxGrad {
+  constructor(readonly g: Tensor, readonly begin: readonly number[], readonly padded: () => Tensor) {}
+}
 /** Gradients of the inputs given the output gradient; `needs[i]` says whether input i wants one. */
-export type GradFn = (g: Tensor, needs: boolean[]) => (Tensor | null)[];
+export type GradFn = (g: Tensor, needs: boolean[]) => (Tensor | BoxGrad | null)[];
 export interface Node {
   op: string;
   inputs: Tensor[];

@@ -2,7 +2,7 @@
 // (output dim -> input dim, start, step, out-of-range reads give padValue).
 import type { StridedSpec } from "../../kernels/backend.ts";
 import { fmt, type Shape, sameShape, sizeOf } from "../shape.ts";
-import { assertSameBackend, result, type Tensor } from "../tensor.ts";
+import { assertSameBackend, BoxGrad, result, type Tensor } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
 import { aligned, batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
 
@@ -27,7 +27,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   return result("reshape", [x], null, s, (g) => [reshape(g, x.shape)], x, x);
 }
 
-function strided(op: string, x: Tensor, spec: Omit<StridedSpec, "inShape">, backward: (g: Tensor) => Tensor): Tensor {
+function strided(op: string, x: Tensor, spec: Omit<StridedSpec, "inShape">, backward: (g: Tensor) => Tensor | BoxGrad): Tensor {
   const full: StridedSpec = { inShape: x.shape, ...spec };
   const s = x.backend.strided(x.storage(op), full, x.dtype);
   return result(op, [x], s, spec.outShape, (g) => [backward(g)], x);
@@ -83,8 +83,9 @@ export function slice(x: Tensor, begin: readonly number[], end?: readonly number
     return batch(slice(unbatch(x), [0, ...b0], [x.groups, ...e0]));
   }
   const outShape = ident(r).map((i) => e0[i] - b0[i]);
+  // the gradient: g in the slice's box of x, zero around it (the engine joins the boxes of x's slices)
   return strided("slice", x, { outShape, map: ident(r), start: b0, step: outShape.map(() => 1), padValue: 0 },
-    (g) => pad(g, ident(r).map((i) => [b0[i], x.shape[i] - e0[i]] as [number, number])));
+    (g) => new BoxGrad(g, b0, () => pad(g, ident(r).map((i) => [b0[i], x.shape[i] - e0[i]] as [number, number]))));
 }
 
 /** Pad each axis by [before, after] with a constant. */
