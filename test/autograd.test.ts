@@ -180,7 +180,7 @@ S("slices' gradients: halves and out-of-order thirds of an axis join by one conc
       ["one slice", [[[0, 1, 0, 0], [2, 3, 3, 5]]], { pads: 1, concats: 0 }],
     ];
     for (const [name, boxes, want] of cases) {
-      const f = (x: T.Tensor, s: (b: number[], e: number[]) => T.Tensor) => boxes.map(([b, e], k) => w(s(b, e), k + 2)).reduce((p, q) => T.add(p, q));
+      const f = (_x: T.Tensor, s: (b: number[], e: number[]) => T.Tensor) => boxes.map(([b, e], k) => w(s(b, e), k + 2)).reduce((p, q) => T.add(p, q));
       const got = sliceGrads((x) => f(x, (b, e) => T.slice(x, b, e)), x0);
       const ref = paddedSum(f, x0);
       assert.equal({ pads: got.pads, concats: got.concats }, want, `${dtype} ${name}: the backend calls`);

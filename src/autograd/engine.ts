@@ -1,6 +1,6 @@
 // Reverse-mode differentiation over the recorded graph.
 import { fmt, sameShape } from "./shape.ts";
-import { BoxGrad, keep, Tensor, tidy, withGradMode } from "./tensor.ts";
+import { BoxGrad, keep, type Tensor, tidy, withGradMode } from "./tensor.ts";
 import { add, onesLike } from "./ops/elementwise.ts";
 import { concat, reshape } from "./ops/movement.ts";
 
