@@ -12,10 +12,11 @@ export function cpuMs(): number {
 /** A clock in ms: process CPU time (cpuMs) or wall time. */
 export const clockMs = (clock: "cpu" | "wall"): () => number => clock === "cpu" ? cpuMs : () => performance.now();
 
-const OPS = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dBias", "conv2dInputGrad", "conv2dWeightGrad", "groupNorm", "groupNormGrad", "momentUpdate"] as const;
+const OPS = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dBias", "conv2dInputGrad", "conv2dWeightGrad", "groupNorm", "groupNormGrad", "momentUpdate", "mulUnary"] as const;
 
 /** A short key per call: the op, its elementwise kind, and with byShape the operands' shapes. */
 function keyOf(op: string, xs: unknown[], byShape: boolean): string {
+  if (op === "mulUnary") return `${op} ${xs[1]}`;
   if (op === "unary" || op === "reduce") return byShape && op === "reduce" ? `${op} ${xs[0]} [${xs[2]},${xs[3]},${xs[4]}]` : `${op} ${xs[0]}`;
   if (op === "binary") return byShape ? `${op} ${xs[0]} [${xs[2]}]x[${xs[4]}]` : `${op} ${xs[0]}`;
   if (!byShape) return op;

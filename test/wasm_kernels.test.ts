@@ -612,6 +612,54 @@ S("a convolution with its bias and activation in one op (conv2dBias: the epilogu
   }
 });
 
+S("g times an activation's derivative in one op (mulUnary: mu_<op>, the backward of silu and softplus) equals mul(g, unary(op, x)) bit for bit: values, both gradients and second-order gradients, at lengths 1 to past the threaded split, with NaN, infinities, signed zeros, denormals and large arguments; grouped operands compose", () => {
+  const proto = Object.getPrototypeOf(wb) as { mulUnary: (...a: unknown[]) => unknown };
+  const fused = proto.mulUnary, n = { calls: 0 };
+  proto.mulUnary = function (this: unknown, ...a: unknown[]) {
+    n.calls++;
+    return fused.apply(this, a);
+  };
+  const special = [NaN, Infinity, -Infinity, 0, -0, 1e-40, -1e-40, 100, -100, 88.8, -87.5, 20, -20];
+  try {
+    for (const size of [1, 3, 4, 5, 63, 64, 65, 1001, 70001]) {
+      for (const op of ["siluGrad", "sigmoid", "exp", "softplus", "silu"] as const) {
+        const xs = Array.from({ length: size }, (_, i) => i < special.length && size > 20 ? special[i] : 4 * Math.sin(i * 1.7 + size)), gs = Array.from({ length: size }, (_, i) => Math.cos(i * 0.3 + 1));
+        const run = (composed: boolean) => {
+          if (composed) (wb as unknown as Record<string, unknown>).mulUnary = undefined;
+          try {
+            const g = T.tensor(gs, [size], { backend: wb, requiresGrad: true }), x = T.tensor(xs, [size], { backend: wb, requiresGrad: true });
+            const y = T.mulUnary(g, op, x);
+            const w = T.tensor(Array.from({ length: size }, (_, i) => Math.sin(i + 2)), [size], { backend: wb });
+            const [dg, dx] = T.grad(T.sum(T.mul(y, w)), [g, x], { createGraph: true });
+            // the second order on finite values only (NaN and infinities propagate into every sum)
+            const fin = T.tensor(xs.map((v) => Number.isFinite(v) && Math.abs(v) < 50 ? 1 : 0), [size], { backend: wb });
+            const second = T.grad(T.add(T.sum(T.mul(T.square(dg!), fin)), T.sum(T.mul(T.square(dx!), fin))), [g, x]);
+            return [y, dg, dx, ...second].map((t) => t!.dataSync());
+          } finally {
+            if (composed) delete (wb as unknown as Record<string, unknown>).mulUnary;
+          }
+        };
+        const before = n.calls, f = run(false);
+        assert.ok(n.calls > before, `${op} ${size}: the fused op ran`);
+        const c = run(true);
+        ["y", "dg", "dx", "d2g", "d2x"].forEach((name, i) => {
+          const at = f[i].findIndex((v, j) => !Object.is(v, c[i][j]));
+          assert.ok(at < 0, `${op} at length ${size}: ${name}[${at}] is ${f[i][at]} fused, ${c[i][at]} composed (x = ${xs[at]})`);
+        });
+        assert.ok(f[0].some((v) => v !== 0 && Number.isFinite(v)), `${op} ${size}: values that are not all zero`);
+      }
+    }
+    // the per-group pass's operands (grouped) and float64 compose
+    const before = n.calls;
+    const x = T.batch(T.tensor([1, 2, 3, 4], [2, 2], { backend: wb })), g = T.batch(T.tensor([1, 1, 1, 1], [2, 2], { backend: wb }));
+    const y = T.mulUnary(g, "siluGrad", x);
+    assert.equal([...T.unbatch(y).dataSync()], [...T.mul(T.tensor([1, 1, 1, 1], [2, 2], { backend: wb }), T.unary("siluGrad", T.tensor([1, 2, 3, 4], [2, 2], { backend: wb }))).dataSync()]);
+    assert.is(n.calls, before, "grouped operands: composed");
+  } finally {
+    proto.mulUnary = fused;
+  }
+});
+
 S("the per-group pass's convolution with bias and activation (each group one image, the weight and bias per-group copies: one fused op with the shared weight and bias) equals the composed ops: values and the images' and copies' gradients bit for bit, second-order gradients to rounding (the graph sums a tensor's second-order terms in another order); several images per group compose", () => {
   const { n, restore } = countFused();
   const cases: [number, number, number[], number, number, T.ConvOptions][] = [ // groups, images per group, image shape, Cout, k, options

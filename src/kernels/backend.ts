@@ -75,6 +75,12 @@ export interface Backend<S = unknown> {
    */
   conv2dBias?(x: S, w: S, b: S, p: ConvParams, act: ConvAct, dtype: DType): { pre: S; y: S | null } | null;
   /**
+   * Optional: g * op(x) for n elements of each (an activation's backward: g times its derivative
+   * at x), one op whose values are binary mul(g, unary(op, x)) bit for bit; null where this backend
+   * composes them for this op and dtype (backends without it always do).
+   */
+  mulUnary?(g: S, op: UnaryOp, x: S, n: number, p: number, dtype: DType): S | null;
+  /**
    * Normalise each row of x seen as [rows, M]: y = (x - mean) * rstd with
    * rstd = 1 / sqrt(var + eps) (the biased variance); returns y [rows, M] and rstd [rows].
    */

@@ -3,7 +3,7 @@
 import type { BinaryOp, DType, UnaryOp } from "../../kernels/backend.ts";
 import type { Backend } from "../../kernels/backend.ts";
 import { defaultBackend } from "../device.ts";
-import { broadcastShapes, checkShape, fmt, type Shape, sizeOf } from "../shape.ts";
+import { broadcastShapes, checkShape, fmt, sameShape, type Shape, sizeOf } from "../shape.ts";
 import { assertSameBackend, result, Tensor } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
 import { aligned, batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
@@ -60,7 +60,7 @@ const UNARY_GRAD: Record<UnaryOp, UnaryGrad> = {
   step: () => null,
   sign: () => null,
   sigmoid: (_x, y, g) => mul(g, mul(y, addScalar(neg(y), 1))),
-  softplus: (x, _y, g) => mul(g, sigmoid(x)),
+  softplus: (x, _y, g) => mulUnary(g, "sigmoid", x),
   tanh: (_x, y, g) => mul(g, addScalar(neg(square(y)), 1)),
   square: (x, _y, g) => mul(g, mulScalar(x, 2)),
   recip: (_x, y, g) => neg(mul(g, square(y))),
@@ -69,7 +69,7 @@ const UNARY_GRAD: Record<UnaryOp, UnaryGrad> = {
   addScalar: (_x, _y, g) => g,
   leakyRelu: (x, _y, g, p) => mul(g, unary("leakyStep", x, p)),
   leakyStep: () => null,
-  silu: (x, _y, g) => mul(g, unary("siluGrad", x)),
+  silu: (x, _y, g) => mulUnary(g, "siluGrad", x),
   // d/dx s (1 + x (1 - s)) = s (1 - s) (2 + x (1 - 2 s)), composed (so every order follows).
   siluGrad: (x, _y, g) => {
     const s = sigmoid(x), t = mul(s, addScalar(neg(s), 1));
@@ -87,10 +87,26 @@ export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {
  * convolution's epilogue, conv.ts): the same node, backward included, as unary(op, x, p) makes.
  */
 export function unaryOf(op: UnaryOp, x: Tensor, s: unknown, p = 0): Tensor {
-  let y: Tensor;
   const grad = UNARY_GRAD[op];
-  y = result(op, [x], s, x.shape, (g) => [grad(x, y, g, p)], x);
+  const y: Tensor = result(op, [x], s, x.shape, (g) => [grad(x, y, g, p)], x);
   return y;
+}
+
+/**
+ * g * op(x), as mul(g, unary(op, x)) (an activation's backward: the incoming gradient times the
+ * derivative at x): one node and one kernel where the backend has it (Backend.mulUnary) for
+ * ordinary operands of one shape, else the composed ops. The fused node's gradients are the
+ * composed graph's (op(x) recomputed: the same values), so every order follows bit for bit.
+ */
+export function mulUnary(g: Tensor, op: UnaryOp, x: Tensor, p = 0): Tensor {
+  const s = !g.groups && !x.groups && g.backend === x.backend && g.dtype === x.dtype && sameShape(g.shape, x.shape)
+    ? x.backend.mulUnary?.(g.storage("mulUnary"), op, x.storage("mulUnary"), x.size, p, x.dtype) ?? null : null;
+  if (!s) return mul(g, unary(op, x, p));
+  return result("mulUnary", [g, x], s, x.shape, (gg, needs) => {
+    const u = unary(op, x, p);
+    // mul(g, u)'s gradients, then u's node's for its share
+    return [needs[0] ? mul(gg, u) : null, needs[1] ? UNARY_GRAD[op](x, u, mul(gg, g), p) : null];
+  }, x);
 }
 
 export const neg = (x: Tensor): Tensor => unary("neg", x);

@@ -132,18 +132,30 @@ export class WasmBackend implements Backend<Data> {
       unaryInto(op, x, out, size, p);
       return out;
     }
+    return this.#unaryPhase(KI[`un_${op}` as KernelName], x, out, size, p, null);
+  }
+  /** The phase of a un_/mu_ kernel over size elements of x (and of g for mu_) into out: vector ranges per thread. */
+  #unaryPhase(fn: number, x: Data, out: Float32Array, size: number, p: number, g: Data | null): Data {
     try {
-      const xo = this.#m.addr(x), fn = KI[`un_${op}` as KernelName], oo = this.#m.dst(out);
+      const xo = this.#m.addr(x), go = g ? this.#m.addr(g) : 0, oo = this.#m.dst(out);
       // Under 4 elements there is no vector range: one task, all tail.
-      const tasks: Task[] = size < 4 ? [[fn, xo, oo, size, F32_BITS(p)]] : ranges(size >> 2, size >= PARALLEL_EW ? this.#rt.threads * 2 : 1).map(([a, b]) => {
+      const tasks: Task[] = size < 4 ? [[fn, xo, oo, size, F32_BITS(p), go]] : ranges(size >> 2, size >= PARALLEL_EW ? this.#rt.threads * 2 : 1).map(([a, b]) => {
         const end = b === size >> 2 ? size : b * 4; // the last range takes the tail
-        return [fn, xo + a * 16, oo + a * 16, end - a * 4, F32_BITS(p)];
+        return [fn, xo + a * 16, oo + a * 16, end - a * 4, F32_BITS(p), go + a * 16];
       });
       this.#rt.pool.run(tasks, size >= PARALLEL_EW);
       return this.#m.land(out, oo);
     } finally {
       this.#m.endOp();
     }
+  }
+  /**
+   * g * op(x) in one pass for the approximated ops (mu_<op>), which the composed path computes by
+   * their kernel at every length: the same values bit for bit; null (composed) for the others and float64.
+   */
+  mulUnary(g: Data, op: UnaryOp, x: Data, size: number, p: number, dtype: DType): Data | null {
+    if (dtype === "float64" || !APPROX.has(op)) return null;
+    return this.#unaryPhase(KI[`mu_${op}` as KernelName], x, this.#m.out(size), size, p, g);
   }
   binary(op: BinaryOp, a: Data, aShape: readonly number[], b: Data, bShape: readonly number[], outShape: readonly number[], dtype: DType): Data {
     if (dtype === "float64") return this.ref.binary(op, a, aShape, b, bShape, outShape, dtype);

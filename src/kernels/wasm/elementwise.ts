@@ -138,9 +138,15 @@ export function unaryVec(f: Fn, o: "relu" | "silu", x: number, one: number, zero
   unExpr(f, o, x, zero, one, zero, true);
 }
 
-export function unaryFn(o: UnaryOp): Fn {
-  const f = new Fn(`un_${o}`, [I32, I32, I32, I32]); // every argument i32: tasks pass through an Int32Array
-  const [x, out, n, pbits] = [0, 1, 2, 3];
+/**
+ * un_<op>(x, out, n, pbits): out = op(x). With `times` (the approximated ops' mu_<op>(x, out, n,
+ * pbits, g)): out = g * op(x), op's value by the same instructions, then one f32 multiply, so
+ * each element is bin_mul(g, un_<op>(x))'s bit for bit (an activation's backward in one pass).
+ */
+export function unaryFn(o: UnaryOp, times = false): Fn {
+  const f = new Fn(times ? `mu_${o}` : `un_${o}`, times ? [I32, I32, I32, I32, I32] : [I32, I32, I32, I32]); // every argument i32: tasks pass through an Int32Array
+  const [x, out, n, pbits, g] = [0, 1, 2, 3, 4];
+  const pg = times ? f.local() : -1, vg = times ? f.local(V128) : -1;
   const p = f.local(F32);
   const i = f.local(), vend = f.local(), px = f.local(), po = f.local();
   const vx = f.local(V128), vp = f.local(V128), v1 = f.local(V128), v0 = f.local(V128);
@@ -154,21 +160,30 @@ export function unaryFn(o: UnaryOp): Fn {
   f.get(n).i32(-4).op(op.and).set(vend);
   f.get(x).set(px);
   f.get(out).set(po);
+  if (times) f.get(g).set(pg);
   f.loop(i, () => f.i32(0), () => f.get(vend), 4, () => {
     f.get(px).simd(0x00, 0, 0).set(vx);
     f.get(po);
+    if (times) f.get(pg).simd(0x00, 0, 0).set(vg).get(vg);
     unExpr(f, o, vx, vp, v1, v0, true);
+    if (times) f.simd(V.mul);
     f.simd(0x0b, 0, 0);
     f.get(px).i32(16).op(op.add).set(px);
     f.get(po).i32(16).op(op.add).set(po);
+    if (times) f.get(pg).i32(16).op(op.add).set(pg);
   });
   const approx = (SIMD_APPROX as readonly string[]).includes(o);
+  if (times && !approx) throw new Error(`mu_${o}: only the approximated ops (whose unary always runs the kernel)`);
   f.loop(i, () => f.get(vend), () => f.get(n), 1, () => {
     if (approx) { // the tail through one lane of the vector code
       f.get(px).simd(0x09, 0, 0).set(vx);
       f.get(po);
+      if (times) f.get(pg).op(0x2a, 0, 0);
       unExpr(f, o, vx, vp, v1, v0, true);
-      f.simd(simd.f32x4extract, 0).op(0x38, 0, 0);
+      f.simd(simd.f32x4extract, 0);
+      if (times) f.op(S.mul);
+      f.op(0x38, 0, 0);
+      if (times) f.get(pg).i32(4).op(op.add).set(pg);
     } else {
       f.get(px).op(0x2a, 0, 0).set(sx);
       f.get(po);

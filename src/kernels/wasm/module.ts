@@ -13,7 +13,7 @@ export const KERNELS = [
   "gemm_pt2", "pack_a2", "wgrad_dot",
   ...SIMD_UNARY.map((o) => `un_${o}` as const), ...SIMD_APPROX.map((o) => `un_${o}` as const), ...SIMD_BINARY.map((o) => `bin_${o}` as const),
   "copy4d", "fill32", "red_sum", "red_sumsq", "where", "copypad", "moment", "gn_fwd", "gn_bwd",
-  ...EPILOGUE_ACTS.map((a) => `ep_${a}` as const),
+  ...EPILOGUE_ACTS.map((a) => `ep_${a}` as const), ...SIMD_APPROX.map((o) => `mu_${o}` as const),
 ] as const;
 /** Columns of the 2-row block gemm_pt2. */
 export const TABLE2_NR = 16;
@@ -30,9 +30,9 @@ export function kernelFns(s: GemmShape): Fn[] {
     gemmFn({ ...s, MR: 2, NR: TABLE2_NR }, "packed", "table", "gemm_pt2"), packFn(2, "pack_a2"),
     // weight gradients with at most 4 output channels per group, as dot products along the positions (conv.ts)
     dotFn(s, "wgrad_dot"),
-    ...SIMD_UNARY.map(unaryFn), ...SIMD_APPROX.map(unaryFn), ...SIMD_BINARY.map(binaryFn),
+    ...SIMD_UNARY.map((o) => unaryFn(o)), ...SIMD_APPROX.map((o) => unaryFn(o)), ...SIMD_BINARY.map(binaryFn),
     copy4dFn(), fill32Fn(), reduceFn("sum"), reduceFn("sumsq"), whereFn(), copyPadFn(), momentFn(), groupNormFwdFn(), groupNormBwdFn(),
-    ...EPILOGUE_ACTS.map(epilogueFn),
+    ...EPILOGUE_ACTS.map(epilogueFn), ...SIMD_APPROX.map((o) => unaryFn(o, true)),
   ];
 }
 
