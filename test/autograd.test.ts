@@ -190,6 +190,19 @@ S("slices' gradients: halves and out-of-order thirds of an axis join by one conc
   }
 });
 
+S("a batched tensor's slices (the per-group pass): their gradients join by one concat too, equal to each group's own", () => {
+  const G = 3, x0 = rand64(11, [G, 2, 4, 3]);
+  const f = (x: T.Tensor) => T.add(T.sum(T.mulScalar(T.exp(T.slice(x, [0, 0, 0], [2, 2, 3])), 0.5)), T.sum(T.square(T.slice(x, [0, 2, 0], [2, 4, 3]))));
+  // batched: x's groups carry the first axis; the loss sums every group's f
+  const got = sliceGrads((x) => T.sum(T.unbatch(f(T.batch(x)))), x0);
+  assert.equal({ pads: got.pads, concats: got.concats }, { pads: 0, concats: 1 });
+  const loop = [...Array(G).keys()].flatMap((k) => {
+    const xk = T.tensor(x0.dataSync().slice(k * 24, k * 24 + 24), [2, 4, 3], { dtype: "float64", backend: T.cpu, requiresGrad: true });
+    return [...T.grad(f(xk), [xk])[0]!.dataSync()];
+  });
+  assert.equal([...got.g], loop);
+});
+
 S("slices' gradients beside whole ones: first and second order match central differences", () => {
   // x reaches y through its halves and whole (a whole gradient between two boxes: the first box is padded when it comes)
   const f = (x: T.Tensor) => {

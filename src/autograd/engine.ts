@@ -49,9 +49,10 @@ function topoOrder(root: Tensor): Tensor[] {
 function joinBoxes(boxes: BoxGrad[], x: Tensor): Tensor {
   if (boxes.length > 1) {
     const r = x.rank;
-    const ordinary = !x.groups && boxes.every((b) => !b.g.groups && b.g.rank === r);
+    // (a batched x's boxes are batched alike: shapes and corners per group)
+    const alike = boxes.every((b) => b.g.groups === x.groups && b.g.rank === r);
     // the axis along which the boxes differ: the first where one of them is not whole
-    const axis = ordinary ? [...Array(r).keys()].find((i) => boxes.some((b) => b.g.shape[i] !== x.shape[i])) : undefined;
+    const axis = alike ? [...Array(r).keys()].find((i) => boxes.some((b) => b.g.shape[i] !== x.shape[i])) : undefined;
     if (axis !== undefined && boxes.every((b) => b.g.shape.every((d, i) => i === axis || (d === x.shape[i] && b.begin[i] === 0)))) {
       const sorted = [...boxes].sort((p, q) => p.begin[axis] - q.begin[axis]);
       let at = 0;

@@ -2,7 +2,7 @@
 // (output dim -> input dim, start, step, out-of-range reads give padValue).
 import type { StridedSpec } from "../../kernels/backend.ts";
 import { fmt, type Shape, sameShape, sizeOf } from "../shape.ts";
-import { assertSameBackend, BoxGrad, result, type Tensor } from "../tensor.ts";
+import { assertSameBackend, BoxGrad, noGrad, result, type Tensor } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
 import { aligned, batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
 
@@ -78,14 +78,17 @@ export function slice(x: Tensor, begin: readonly number[], end?: readonly number
       throw new Error(`slice: range [${begin}]..[${end ?? ""}] out of bounds for ${fmt(x.shape)} at axis ${i}`);
     }
   }
-  if (x.groups) {
-    if (b0[0] === 0 && e0[0] === x.shape[0]) return unfolded(slice(folded(x), [0, ...b0.slice(1)], [x.groups * x.shape[0], ...e0.slice(1)]), x.groups);
-    return batch(slice(unbatch(x), [0, ...b0], [x.groups, ...e0]));
-  }
   const outShape = ident(r).map((i) => e0[i] - b0[i]);
   // the gradient: g in the slice's box of x, zero around it (the engine joins the boxes of x's slices)
-  return strided("slice", x, { outShape, map: ident(r), start: b0, step: outShape.map(() => 1), padValue: 0 },
-    (g) => new BoxGrad(g, b0, () => pad(g, ident(r).map((i) => [b0[i], x.shape[i] - e0[i]] as [number, number]))));
+  const box = (g: Tensor) => new BoxGrad(g, b0, () => pad(g, ident(r).map((i) => [b0[i], x.shape[i] - e0[i]] as [number, number])));
+  if (x.groups) {
+    if (b0[0] !== 0 || e0[0] !== x.shape[0]) return batch(slice(unbatch(x), [0, ...b0], [x.groups, ...e0]));
+    // the groups folded into the first axis for the copy; the node on x itself, so that the boxes
+    // of x's slices meet (through a folded view of their own, each would be padded alone)
+    const flat = noGrad(() => slice(folded(x), [0, ...b0.slice(1)], [x.groups * x.shape[0], ...e0.slice(1)]));
+    return result("slice", [x], null, outShape, (g) => [box(g)], flat, flat, x.groups);
+  }
+  return strided("slice", x, { outShape, map: ident(r), start: b0, step: outShape.map(() => 1), padValue: 0 }, box);
 }
 
 /** Pad each axis by [before, after] with a constant. */
