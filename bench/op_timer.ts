@@ -12,7 +12,7 @@ export function cpuMs(): number {
 /** A clock in ms: process CPU time (cpuMs) or wall time. */
 export const clockMs = (clock: "cpu" | "wall"): () => number => clock === "cpu" ? cpuMs : () => performance.now();
 
-const OPS = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dBias", "conv2dInputGrad", "conv2dWeightGrad", "groupNorm", "groupNormGrad", "momentUpdate", "mulUnary"] as const;
+const OPS = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dBias", "conv2dInputGrad", "conv2dWeightGrad", "groupNorm", "groupNormGrad", "momentUpdate", "mulUnary", "conv2dInputGradTimes"] as const;
 
 /** A short key per call: the op, its elementwise kind, and with byShape the operands' shapes. */
 function keyOf(op: string, xs: unknown[], byShape: boolean): string {
@@ -22,6 +22,7 @@ function keyOf(op: string, xs: unknown[], byShape: boolean): string {
   if (!byShape) return op;
   if (op === "conv2d" || op === "conv2dInputGrad" || op === "conv2dWeightGrad") return productKey({ op, p: xs[2] as ConvParams });
   if (op === "conv2dBias") return `${productKey({ op: "conv2d", p: xs[3] as ConvParams })} +bias ${xs[4]}`;
+  if (op === "conv2dInputGradTimes") return `${productKey({ op: "conv2dInputGrad", p: xs[2] as ConvParams })} x ${xs[3]}'`;
   if (op === "matmul") return productKey({ op, s: xs[2] as MatmulSpec });
   if (op === "strided") {
     const s = xs[1] as { inShape: number[]; outShape: number[] };

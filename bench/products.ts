@@ -15,7 +15,8 @@ const PRODUCT_OPS = ["conv2d", "conv2dInputGrad", "conv2dWeightGrad", "matmul"] 
 
 /**
  * Records every product of b (its kind and shape) while on; returns the list and a restore
- * function. A fused convolution with its bias and activation (conv2dBias) counts as its conv2d.
+ * function. A fused convolution with its bias and activation (conv2dBias) counts as its conv2d, an
+ * input gradient times an activation's derivative (conv2dInputGradTimes) as its conv2dInputGrad.
  */
 export function recordProducts(b: Backend): { list: Product[]; restore: () => void } {
   const list: Product[] = [];
@@ -27,15 +28,16 @@ export function recordProducts(b: Backend): { list: Product[]; restore: () => vo
       return proto[op].apply(b, xs);
     };
   }
-  const fused = typeof proto.conv2dBias === "function";
-  if (fused) {
-    bb.conv2dBias = (...xs: unknown[]) => {
-      const r = proto.conv2dBias.apply(b, xs);
-      if (r) list.push({ op: "conv2d", p: xs[3] as ConvParams });
+  // the fused ops, each as its product: conv2dBias's params 4th, conv2dInputGradTimes's 3rd
+  const fused = ([["conv2dBias", "conv2d", 3], ["conv2dInputGradTimes", "conv2dInputGrad", 2]] as const).filter(([f]) => typeof proto[f] === "function");
+  for (const [f, op, at] of fused) {
+    bb[f] = (...xs: unknown[]) => {
+      const r = proto[f].apply(b, xs);
+      if (r) list.push({ op, p: xs[at] as ConvParams });
       return r;
     };
   }
-  return { list, restore: () => { for (const op of [...PRODUCT_OPS, ...fused ? ["conv2dBias"] : []]) delete bb[op]; } };
+  return { list, restore: () => { for (const op of [...PRODUCT_OPS, ...fused.map(([f]) => f)]) delete bb[op]; } };
 }
 
 /** The distinct products of a list (by keyOf), each with how many times it occurs, in order of first occurrence. */

@@ -200,7 +200,7 @@ Deno.truncateSync(MODEL_HUGE, 2 ** 30 + 8);
 const DET_BOM = `${tmp}/bom.detector.json`;
 Deno.writeTextFileSync(DET_BOM, "\uFEFF" + JSON.stringify(detectorJson));
 // For compare-models, dynamics and novelty: a copy of the VAE (same step), the VAE without a step, novelty records.
-const DIFFUSION = `${W}/diffusion-fashion.safetensors`, GLOW_CKPTS = `${W}/checkpoints/glow-fashion-step3000.ckpt.safetensors,${W}/checkpoints/glow-fashion-step6000.ckpt.safetensors`;
+const GLOW_CKPTS = `${W}/checkpoints/glow-fashion-step3000.ckpt.safetensors,${W}/checkpoints/glow-fashion-step6000.ckpt.safetensors`;
 const VAE_COPY = `${tmp}/vae-copy.safetensors`;
 Deno.copyFileSync(VAE, VAE_COPY);
 const NO_STEP = vaeWith((_, m) => delete m.steps, "no-step.safetensors");

@@ -147,7 +147,7 @@ const tinyLogit = () => {
   return g;
 };
 
-S("logit preprocessing: inverse to 1e-10, log-determinant equals log|det J|, black pixels stay bounded", async () => {
+S("logit preprocessing: inverse to 1e-10, log-determinant equals log|det J|, black pixels stay bounded", () => {
   const pre = new LogitPreprocess(0.05);
   const x = pixels(19, [2, 4, 4, 4]);
   const { y, logdet } = pre.forward(x);

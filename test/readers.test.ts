@@ -10,7 +10,6 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { createHash } from "node:crypto";
 import jpeg from "jpeg-js";
-import { encode as encodePng } from "fast-png";
 import { makeSet } from "../src/data/dataset.ts";
 import { CELEBA_CROP, celebaTransform, decodeJpeg } from "../src/data/celeba.ts";
 import { encodePpm } from "../src/data/gtsrb.ts";

@@ -660,6 +660,119 @@ S("g times an activation's derivative in one op (mulUnary: mu_<op>, the backward
   }
 });
 
+/** Counts the calls of one of the wasm backend's fused ops until restore(). */
+function countOp(name: "conv2dInputGradTimes") {
+  const proto = Object.getPrototypeOf(wb) as Record<string, (...a: unknown[]) => unknown>;
+  const fused = proto[name], n = { calls: 0, fused: 0 };
+  proto[name] = function (this: unknown, ...a: unknown[]) {
+    n.calls++;
+    const r = fused.apply(this, a);
+    if (r) n.fused++;
+    return r;
+  };
+  return { n, restore: () => { proto[name] = fused; } };
+}
+/** The values of `run` with the backend's op `name` hidden (the composed path), then restored. */
+function composedRun<R>(name: string, run: () => R): R {
+  (wb as unknown as Record<string, unknown>)[name] = undefined;
+  try {
+    return run();
+  } finally {
+    delete (wb as unknown as Record<string, unknown>)[name];
+  }
+}
+const firstDiff = (f: ArrayLike<number>, c: ArrayLike<number>) => {
+  if (f.length !== c.length) return -2;
+  for (let i = 0; i < f.length; i++) if (!Object.is(f[i], c[i])) return i;
+  return -1;
+};
+
+S("an input gradient times an activation's derivative in its copy out (conv2dInputGradTimes: ed_relu, ed_silu) equals reluMask(dx, z) and mulUnary(dx, siluGrad, z) bit for bit, on odd, size-1, short-row, grouped, in-place 1x1 and threaded shapes, with poisoned outputs; a strided convolution composes", () => {
+  const cases: [number[], number, number, T.ConvOptions][] = [ // x shape, Cout, k, options
+    [[2, 3, 5, 7], 4, 3, { padding: 1 }],
+    [[1, 1, 1, 1], 1, 1, {}],
+    [[2, 2, 3, 2], 5, 3, { padding: 1 }], // rows of 2 and 3 floats: one lane of the vector code
+    [[3, 4, 9, 5], 6, 3, { padding: 1, groups: 2 }],
+    [[2, 32, 7, 7], 8, 1, {}], // 1x1 read in place
+    [[64, 32, 14, 14], 4, 3, { padding: 1 }], // the Glow coupling's last layer, threaded
+    [[3, 4, 9, 5], 6, 3, { stride: 2, padding: 1 }], // strided: null, composed
+  ];
+  for (const [sx, Cout, k, o] of cases) {
+    const g = new T.Generator(sx.reduce((p, q) => p * 5 + q, Cout + k));
+    const sw = [Cout, sx[1] / (o.groups ?? 1), k, k];
+    const gyT = T.conv2d(T.zeros(sx, { backend: T.cpu }), T.zeros(sw, { backend: T.cpu }), o);
+    const gy = T.tensor(T.randn(g, gyT.shape, { backend: T.cpu }).dataSync(), gyT.shape, { backend: wb });
+    const w = T.tensor(T.randn(g, sw, { backend: T.cpu }).dataSync(), sw, { backend: wb });
+    const zs = T.randn(g, sx, { backend: T.cpu }).dataSync();
+    if (zs.length > 8) [zs[0], zs[1], zs[2], zs[3], zs[4]] = [0, -0, NaN, 40, -40];
+    const z = T.tensor(zs, sx, { backend: wb });
+    for (const act of ["relu", "silu"] as const) {
+      const f = T.noGrad(() => T.conv2dInputGradTimes(gy, w, sx, o, act, z));
+      if ((o.stride ?? 1) > 1) {
+        assert.is(f, null, "a strided convolution: null");
+        continue;
+      }
+      const dx = T.conv2dInputGrad(gy, w, sx, o);
+      const c = act === "relu" ? T.reluMask(dx, z) : T.mulUnary(dx, "siluGrad", z);
+      const fv = f!.dataSync(), cv = c.dataSync();
+      assert.ok(fv.every((v, i) => Number.isFinite(v) || Number.isNaN(zs[i])), `${JSON.stringify([sx, Cout, k, o])} ${act}: poison left`);
+      const at = firstDiff(fv, cv);
+      assert.ok(at === -1, `${JSON.stringify([sx, Cout, k, o])} ${act}: [${at}] is ${fv[at]} fused, ${cv[at]} composed`);
+      if (fv.length > 8) assert.ok(fv.some((v) => v !== 0), `${JSON.stringify([sx, Cout, k, o])} ${act}: not all zero`);
+    }
+  }
+  // under a recorded graph it is not differentiable: null, the engine composes
+  const x = T.ones([1, 1, 3, 3], { backend: wb }), w = T.ones([1, 1, 1, 1], { backend: wb, requiresGrad: true });
+  assert.is(T.conv2dInputGradTimes(T.ones([1, 1, 3, 3], { backend: wb }), w, [1, 1, 3, 3], {}, "relu", x), null);
+});
+
+S("the engine hands a convolution's input gradient to the ReLU or SiLU before it (Node.takes: one op) only where nothing else needs that gradient; the gradients equal the composed ops' bit for bit either way", () => {
+  const { n, restore } = countOp("conv2dInputGradTimes");
+  try {
+    for (const act of ["relu", "silu"] as const) {
+      const gen = new T.Generator(act === "relu" ? 3 : 4);
+      const xs = T.randn(gen, [4, 3, 6, 5], { backend: T.cpu }).dataSync(), w1s = T.randn(gen, [8, 3, 3, 3], { backend: T.cpu }).dataSync();
+      const w2s = T.randn(gen, [4, 8, 1, 1], { backend: T.cpu }).dataSync(), w3s = T.randn(gen, [2, 4, 3, 3], { backend: T.cpu }).dataSync();
+      const b1s = T.randn(gen, [8], { backend: T.cpu }).dataSync();
+      // x -> conv1 + b1, act -> conv2, act -> conv3 -> loss; `variant` changes who else needs h1's gradient
+      const run = (variant: string) => {
+        const x = T.tensor(xs, [4, 3, 6, 5], { backend: wb, requiresGrad: true }), w1 = T.tensor(w1s, [8, 3, 3, 3], { backend: wb, requiresGrad: true });
+        const b1 = T.tensor(b1s, [8], { backend: wb, requiresGrad: true });
+        const w2 = T.tensor(w2s, [4, 8, 1, 1], { backend: wb, requiresGrad: true }), w3 = T.tensor(w3s, [2, 4, 3, 3], { backend: wb, requiresGrad: true });
+        const h1 = T.conv2dBias(x, w1, b1, { padding: 1, act });
+        const seen: number[] = [];
+        if (variant === "hook") h1.registerHook((g) => { seen.push(g.size); });
+        if (variant === "retained") h1.retainGrad();
+        const h2 = T.unary(act, T.conv2d(h1, w2));
+        const y = T.conv2d(h2, w3, { padding: 1 });
+        let loss = T.sum(T.mul(y, y));
+        if (variant === "two uses") loss = T.add(loss, T.sum(T.mul(h1, 0.5)));
+        if (variant === "retained" || variant === "backward") { // .grad of the leaves (and of h1, retained)
+          loss.backward();
+          return [x, w1, b1, w2, w3, ...variant === "retained" ? [h1] : []].map((t) => t.grad!.dataSync());
+        }
+        const wrt = variant === "asked" ? [x, w1, b1, w2, w3, h1] : [x, w1, b1, w2, w3];
+        const gs = T.grad(loss, wrt, { createGraph: variant === "graph" });
+        if (variant === "hook") assert.equal(seen, [h1.size], "the hook saw h1's gradient");
+        return gs.map((t) => t!.dataSync());
+      };
+      // variant: how many input gradients the engine may hand over (h2's always; h1's only when alone)
+      for (const [variant, fused] of [["plain", 2], ["backward", 2], ["hook", 1], ["retained", 1], ["asked", 1], ["two uses", 1], ["graph", 0]] as const) {
+        const before = n.fused;
+        const f = run(variant);
+        assert.is(n.fused - before, fused, `${act} ${variant}: fused input gradients`);
+        const c = composedRun("conv2dInputGradTimes", () => run(variant));
+        f.forEach((v, i) => {
+          const at = firstDiff(v, c[i]);
+          assert.ok(at === -1, `${act} ${variant}: gradient ${i} [${at}] is ${v[at]} fused, ${c[i][at]} composed`);
+        });
+      }
+    }
+  } finally {
+    restore();
+  }
+});
+
 S("the per-group pass's convolution with bias and activation (each group one image, the weight and bias per-group copies: one fused op with the shared weight and bias) equals the composed ops: values and the images' and copies' gradients bit for bit, second-order gradients to rounding (the graph sums a tensor's second-order terms in another order); several images per group compose", () => {
   const { n, restore } = countFused();
   const cases: [number, number, number[], number, number, T.ConvOptions][] = [ // groups, images per group, image shape, Cout, k, options

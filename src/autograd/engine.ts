@@ -1,6 +1,6 @@
 // Reverse-mode differentiation over the recorded graph.
 import { fmt, sameShape } from "./shape.ts";
-import { BoxGrad, keep, type Tensor, tidy, withGradMode } from "./tensor.ts";
+import { BoxGrad, keep, ProductGrad, type Tensor, tidy, withGradMode } from "./tensor.ts";
 import { add, onesLike } from "./ops/elementwise.ts";
 import { concat, reshape } from "./ops/movement.ts";
 
@@ -69,10 +69,11 @@ function joinBoxes(boxes: BoxGrad[], x: Tensor): Tensor {
 }
 
 /**
- * Core pass: propagates from `root` and calls `sink(t, g)` once per tensor with its total gradient.
- * Returns nothing; what sink keeps it must keep().
+ * Core pass: propagates from `root` and calls `sink(t, g)` once per tensor with its total gradient
+ * (`wants(t)`: whether sink keeps t's; a tensor it does not want may pass its gradient on
+ * uncomputed, Node.takes). Returns nothing; what sink keeps it must keep().
  */
-function propagate(root: Tensor, seed: Tensor | undefined, createGraph: boolean, sink: (t: Tensor, g: Tensor) => void) {
+function propagate(root: Tensor, seed: Tensor | undefined, createGraph: boolean, sink: (t: Tensor, g: Tensor) => void, wants: (t: Tensor) => boolean) {
   if (!root.requiresGrad) throw new Error(`backward: ${root} does not require grad (no input of it has requiresGrad)`);
   if (root.groups) throw new Error(`backward: ${root} is batched; differentiate an ordinary tensor (unbatch, then sum)`);
   if (!seed && root.size !== 1) {
@@ -91,7 +92,14 @@ function propagate(root: Tensor, seed: Tensor | undefined, createGraph: boolean,
     // (Gradient tensors are never changed in place, so one may stand for several inputs.)
     grads.set(x, prev ? add(prev, gx) : gx.groups === x.groups && sameShape(gx.shape, x.shape) ? gx : reshape(gx, x.shape));
   };
+  // a product's gradient of an input, not yet computed: kept while it is the input's only one
+  const products = new Map<Tensor, ProductGrad>();
   const flush = (x: Tensor) => {
+    const d = products.get(x);
+    if (d) {
+      products.delete(x);
+      accumulate(x, d.value());
+    }
     const bs = boxes.get(x);
     if (!bs) return;
     boxes.delete(x);
@@ -100,29 +108,47 @@ function propagate(root: Tensor, seed: Tensor | undefined, createGraph: boolean,
   withGradMode(createGraph, () => {
     grads.set(root, seed ? reshape(seed, root.shape) : onesLike(root));
     for (const t of order) {
-      flush(t);
-      let g = grads.get(t);
-      if (!g) continue;
-      grads.delete(t);
-      for (const h of t.hooks) {
-        const r = h(g);
-        if (r) g = r;
+      // t's node takes t's only gradient uncomputed, where nothing else needs it
+      const d = products.get(t);
+      let gs: (Tensor | BoxGrad | ProductGrad | null)[] | null = null;
+      if (d && !boxes.has(t) && !grads.has(t) && !createGraph && !t.hooks.length && !wants(t) && t.node?.takes) {
+        gs = t.node.takes(d);
+        if (gs) products.delete(t);
       }
-      sink(t, g);
-      if (!t.node) continue;
-      const ins = t.node.inputs;
-      const gs = t.node.backward(g, ins.map((x) => x.requiresGrad));
+      if (!gs) {
+        flush(t);
+        let g = grads.get(t);
+        if (!g) continue;
+        grads.delete(t);
+        for (const h of t.hooks) {
+          const r = h(g);
+          if (r) g = r;
+        }
+        sink(t, g);
+        if (!t.node) continue;
+        gs = t.node.backward(g, t.node.inputs.map((x) => x.requiresGrad));
+      }
+      const ins = t.node!.inputs;
       for (let i = 0; i < ins.length; i++) {
         const x = ins[i], gx = gs[i];
         if (!gx || !x.requiresGrad) continue;
         if (gx instanceof BoxGrad) {
+          if (products.has(x)) flush(x); // an earlier product's gradient first: the order they came in
           const bs = boxes.get(x);
           if (bs) bs.push(gx);
           else boxes.set(x, [gx]);
           continue;
         }
+        if (gx instanceof ProductGrad) {
+          // kept only as x's first gradient; after others it is computed in its turn
+          if (grads.has(x) || boxes.has(x) || products.has(x)) {
+            flush(x);
+            accumulate(x, gx.value());
+          } else products.set(x, gx);
+          continue;
+        }
         if (gx.size !== x.size) {
-          throw new Error(`backward of ${t.node.op}: gradient ${fmt(gx.shape)} for input ${fmt(x.shape)}`);
+          throw new Error(`backward of ${t.node!.op}: gradient ${fmt(gx.shape)} for input ${fmt(x.shape)}`);
         }
         flush(x);
         accumulate(x, gx);
@@ -135,12 +161,13 @@ function propagate(root: Tensor, seed: Tensor | undefined, createGraph: boolean,
 export function backward(root: Tensor, opts: GradOptions = {}): void {
   const createGraph = opts.createGraph ?? false;
   const run = () => {
+    const wants = (t: Tensor) => t.isLeaf || t.retainsGrad;
     propagate(root, opts.seed, createGraph, (t, g) => {
-      if (!(t.isLeaf || t.retainsGrad)) return;
+      if (!wants(t)) return;
       const next = t.grad ? add(t.grad, g) : own(g, createGraph);
       t.grad?.dispose();
       t.grad = keep(next);
-    });
+    }, wants);
   };
   // Without createGraph, every intermediate gradient is freed at the end.
   if (createGraph) run();
@@ -156,7 +183,7 @@ export function grad(root: Tensor, wrt: Tensor[], opts: GradOptions = {}): (Tens
     propagate(root, opts.seed, createGraph, (t, g) => {
       const i = want.get(t);
       if (i !== undefined) out[i] = own(g, createGraph);
-    });
+    }, (t) => want.has(t));
     return out;
   };
   return createGraph ? run() : tidy(run);

@@ -11,12 +11,24 @@ import { fmt, type Shape, sizeOf } from "./shape.ts";
 export class BoxGrad {
   constructor(readonly g: Tensor, readonly begin: readonly number[], readonly padded: () => Tensor) {}
 }
+/**
+ * An input's gradient that a product (a convolution's input gradient) has not computed yet. The
+ * engine computes it (`value`), unless it is the whole gradient of an activation's output that no
+ * one else asks for (no hooks, not a leaf, not retained or asked for, no graph recorded): then
+ * that activation's node takes it (Node.takes), and `times(act, z)` computes the activation's
+ * input gradient in one op, the product times the derivative at z (null: not fused here).
+ */
+export class ProductGrad {
+  constructor(readonly value: () => Tensor, readonly times: (act: "relu" | "silu", z: Tensor) => Tensor | null) {}
+}
 /** Gradients of the inputs given the output gradient; `needs[i]` says whether input i wants one. */
-export type GradFn = (g: Tensor, needs: boolean[]) => (Tensor | BoxGrad | null)[];
+export type GradFn = (g: Tensor, needs: boolean[]) => (Tensor | BoxGrad | ProductGrad | null)[];
 export interface Node {
   op: string;
   inputs: Tensor[];
   backward: GradFn;
+  /** Optional: the inputs' gradients from an output gradient not yet computed (ProductGrad), in one op; null where it cannot. */
+  takes?: (d: ProductGrad) => (Tensor | null)[] | null;
 }
 export type Hook = (g: Tensor) => Tensor | void;
 

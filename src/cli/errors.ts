@@ -31,7 +31,7 @@ globalThis.addEventListener("error", (ev) => {
 
 if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
   const src = Deno.readTextFileSync(new URL(Deno.mainModule));
-  const head = src.split("\n").filter((l, i, all) => all.slice(0, i + 1).every((x) => x.startsWith("//")));
+  const head = src.split("\n").filter((_l, i, all) => all.slice(0, i + 1).every((x) => x.startsWith("//")));
   console.log(head.map((l) => l.replace(/^\/\/ ?/, "")).join("\n"));
   Deno.exit(0);
 }

@@ -68,6 +68,13 @@ export interface Backend<S = unknown> {
   conv2dInputGrad(gy: S, w: S, p: ConvParams, dtype: DType): S;
   conv2dWeightGrad(x: S, gy: S, p: ConvParams, dtype: DType): S;
   /**
+   * Optional: conv2dInputGrad(gy, w) times an activation's derivative at z (the activation's
+   * input, shaped as the convolution's input): for relu binary reluMask(dx, z), for silu
+   * mulUnary(dx, siluGrad, z), bit for bit; null where this backend composes them (backends
+   * without it always do).
+   */
+  conv2dInputGradTimes?(gy: S, w: S, p: ConvParams, act: "relu" | "silu", z: S, dtype: DType): S | null;
+  /**
    * Optional: conv2d with a bias per output channel and an activation, one op: pre = conv2d(x, w)
    * + b (b [Cout] broadcast over images and positions) and y = act(pre) (null for "none"), each
    * value the composed ops' (conv2d, binary add, unary act) bit for bit; null where this backend

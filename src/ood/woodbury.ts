@@ -151,7 +151,7 @@ export class WoodburyFim {
    */
   static async fit(gradients: T.Tensor[] | T.Tensor[][], o: FimOptions = {}): Promise<WoodburyFim> {
     const batches = (Array.isArray(gradients[0]) ? gradients : [gradients]) as T.Tensor[][];
-    const sizes = batches[0].map((t) => t.shape[1]), L = sizes.length;
+    const sizes = batches[0].map((t) => t.shape[1]);
     const n = batches.reduce((a, b) => a + b[0].shape[0], 0), P = sizes.reduce((a, b) => a + b, 0);
     const backend = batches[0][0].backend, dtype = batches[0][0].dtype, scale = o.lambdaScale ?? 1, parts = o.triangleBlocks ?? 4;
     const onDevice = (m: Float64Array, r: number, c: number) => T.keep(T.tensor(m, [r, c], { backend, dtype }));

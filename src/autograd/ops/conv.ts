@@ -2,7 +2,7 @@
 // The three are bilinear and each one's gradients are the other two, so grad-of-grad works.
 import type { ConvAct, ConvParams } from "../../kernels/backend.ts";
 import { fmt } from "../shape.ts";
-import { assertSameBackend, isGradEnabled, result, type Tensor } from "../tensor.ts";
+import { assertSameBackend, isGradEnabled, ProductGrad, result, type Tensor } from "../tensor.ts";
 import { batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
 import { broadcastTo, permute, reshape } from "./movement.ts";
 import { add, unary, unaryOf } from "./elementwise.ts";
@@ -39,9 +39,18 @@ export function conv2d(x: Tensor, w: Tensor, o: ConvOptions = {}): Tensor {
   if (x.groups || w.groups) return batchedConv2d(x, w, o);
   const s = x.backend.conv2d(x.storage("conv2d"), w.storage("conv2d"), { ...p, weightGradFollows: isGradEnabled() && w.requiresGrad }, x.dtype);
   return result("conv2d", [x, w], s, outShape(p), (g, needs) => [
-    needs[0] ? conv2dInputGrad(g, w, x.shape, optsOf(p)) : null,
+    needs[0] ? inputGradOf(g, w, x, p) : null,
     needs[1] ? conv2dWeightGrad(x, g, w.shape, optsOf(p)) : null,
   ], x);
+}
+
+/**
+ * A convolution node's input gradient, given to the engine uncomputed (ProductGrad): it computes
+ * conv2dInputGrad, or, where the input is an activation's output that needs its gradient for
+ * nothing else, the activation's node takes it times its derivative in one op (conv2dInputGradTimes).
+ */
+function inputGradOf(g: Tensor, w: Tensor, x: Tensor, p: ConvParams): ProductGrad {
+  return new ProductGrad(() => conv2dInputGrad(g, w, x.shape, optsOf(p)), (act, z) => conv2dInputGradTimes(g, w, x.shape, optsOf(p), act, z));
 }
 
 /**
@@ -63,7 +72,7 @@ export function conv2dBias(x: Tensor, w: Tensor, b: Tensor, o: ConvOptions & { a
   const r = x.backend.conv2dBias?.(x.storage("conv2dBias"), w.storage("conv2dBias"), b.storage("conv2dBias"), { ...p, weightGradFollows: isGradEnabled() && w.requiresGrad }, act, x.dtype);
   if (!r) return composedConv2dBias(x, w, b, o, act);
   const pre = result("conv2dBias", [x, w, b], r.pre, outShape(p), (g, needs) => [
-    needs[0] ? conv2dInputGrad(g, w, x.shape, optsOf(p)) : null,
+    needs[0] ? inputGradOf(g, w, x, p) : null,
     needs[1] ? conv2dWeightGrad(x, g, w.shape, optsOf(p)) : null,
     needs[2] ? reshape(sumTo(g, [1, Cout, 1, 1]), [Cout]) : null,
   ], x);
@@ -187,6 +196,24 @@ export function conv2dInputGrad(gy: Tensor, w: Tensor, xShape: readonly number[]
     needs[0] ? conv2d(h, w, o) : null,
     needs[1] ? conv2dWeightGrad(h, gy, w.shape, o) : null,
   ], gy);
+}
+
+/**
+ * conv2dInputGrad(gy, w) times an activation's derivative at z (its input, shaped as the
+ * convolution's input) in one op, where the backend fuses it into the product's copy out
+ * (Backend.conv2dInputGradTimes): reluMask(dx, z) or mulUnary(dx, siluGrad, z) bit for bit. Not
+ * differentiable: null while a graph is recorded (the engine composes then), for batched
+ * operands, and where the backend composes.
+ */
+export function conv2dInputGradTimes(gy: Tensor, w: Tensor, xShape: readonly number[], o: ConvOptions, act: "relu" | "silu", z: Tensor): Tensor | null {
+  if (isGradEnabled() || !gy.backend.conv2dInputGradTimes || gy.groups || w.groups || z.groups) return null;
+  assertSameBackend("conv2dInputGradTimes", [gy, w, z]);
+  const p = params(xShape, w.shape, o);
+  if (gy.shape.join() !== outShape(p).join() || z.shape.join() !== xShape.join() || z.dtype !== gy.dtype) {
+    throw new Error(`conv2dInputGradTimes: gradient ${fmt(gy.shape)} and activation input ${fmt(z.shape)} for a convolution of ${fmt(xShape)} to ${fmt(outShape(p))}`);
+  }
+  const s = gy.backend.conv2dInputGradTimes(gy.storage("conv2dInputGradTimes"), w.storage("conv2dInputGradTimes"), p, act, z.storage("conv2dInputGradTimes"), gy.dtype);
+  return s ? result("conv2dInputGradTimes", [gy, w, z], s, xShape, null, gy) : null;
 }
 
 /** d(conv2d)/dw applied to gy: correlation of input and output gradient. */

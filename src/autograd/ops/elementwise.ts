@@ -89,6 +89,14 @@ export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {
 export function unaryOf(op: UnaryOp, x: Tensor, s: unknown, p = 0): Tensor {
   const grad = UNARY_GRAD[op];
   const y: Tensor = result(op, [x], s, x.shape, (g) => [grad(x, y, g, p)], x);
+  // ReLU's and SiLU's backward from a product's gradient not yet computed (a convolution's input
+  // gradient): the product times the derivative at x in one op, the values of grad's bit for bit
+  if (y.node && (op === "relu" || op === "silu")) {
+    y.node.takes = (d) => {
+      const r = d.times(op, x);
+      return r && [r];
+    };
+  }
   return y;
 }
 

@@ -13,7 +13,7 @@ import type { WasmMemory } from "./memory.ts";
 import { F32_BITS, KI, ranges, type Task, type WasmOptions, WasmRuntime } from "./runtime.ts";
 import { binaryInto, coalesce, matmulInto, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
 import { SIMD_APPROX, SIMD_BINARY, SIMD_UNARY } from "./elementwise.ts";
-import { conv2d, conv2dBias, conv2dInputGrad, conv2dWeightGrad } from "./conv.ts";
+import { conv2d, conv2dBias, conv2dInputGrad, conv2dInputGradTimes, conv2dWeightGrad } from "./conv.ts";
 import { strided } from "./movement.ts";
 
 export type { WasmOptions };
@@ -376,6 +376,10 @@ export class WasmBackend implements Backend<Data> {
   conv2dInputGrad(gy: Data, w: Data, p: ConvParams, dtype: DType): Data {
     if (dtype === "float64") return this.ref.conv2dInputGrad(gy, w, p, dtype);
     return conv2dInputGrad(this.#rt, gy, w, p);
+  }
+  conv2dInputGradTimes(gy: Data, w: Data, p: ConvParams, act: "relu" | "silu", z: Data, dtype: DType): Data | null {
+    if (dtype === "float64") return null;
+    return conv2dInputGradTimes(this.#rt, gy, w, p, act, z);
   }
   conv2dWeightGrad(x: Data, gy: Data, p: ConvParams, dtype: DType): Data {
     if (dtype === "float64") return this.ref.conv2dWeightGrad(x, gy, p, dtype);

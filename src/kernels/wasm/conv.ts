@@ -6,8 +6,12 @@ import type { ConvAct, ConvParams, Data } from "../backend.ts";
 import { cut, type JobList, KI, type TableBlock, type WasmRuntime } from "./runtime.ts";
 import { DOT_COLS, DOT_ROWS } from "./gemm.ts";
 
-/** A forward's epilogue: the bias (its address, Cout floats) added and the activation applied in the copy out (copy.ts epilogueFn). */
-interface Epilogue { bias: number; act: ConvAct }
+/**
+ * What a copy out applies: a forward's bias (its address, Cout floats) and activation (copy.ts
+ * epilogueFn), or an input gradient's activation derivative at z (the address of the activation's
+ * input, laid out as the result: derivEpilogueFn).
+ */
+type Epilogue = { bias: number; act: ConvAct } | { z: number; act: "relu" | "silu" };
 
 interface PhaseLayout {
   cg: number; Hph: number; Wph: number; Q: number; P: number; tab: Int32Array; cpan: number; XB: number;
@@ -121,8 +125,8 @@ function productsOut(rt: WasmRuntime, R: TableBlock, o: {
   const bb = o.b ?? m.tmp(chunk * BB);
   const c = m.tmp(chunk * CB);
   const out = m.out(total * rows * H * W), oo = m.dst(out);
-  const ep = o.ep, y = ep && ep.act !== "none" ? m.out(total * rows * H * W) : null, yo = y ? m.dst(y) : 0;
-  const epFn = ep ? KI[`ep_${ep.act}`] : 0;
+  const ep = o.ep, y = ep && "bias" in ep && ep.act !== "none" ? m.out(total * rows * H * W) : null, yo = y ? m.dst(y) : 0;
+  const epFn = !ep ? 0 : "bias" in ep ? KI[`ep_${ep.act}`] : KI[`ed_${ep.act}`];
   {
     const jl = rt.list(true);
     for (let g = 0; g < groups; g++) o.pre(jl, g);
@@ -141,8 +145,10 @@ function productsOut(rt: WasmRuntime, R: TableBlock, o: {
           const j0 = cut(i, cpan, parts), j1 = cut(i + 1, cpan, parts);
           if (j1 > j0) jl.task(pt, a + g * AB * 4, 0, blk, tab, cc, ldc, K, 0, rpan, j0, j1, 0, 1, 0, 0);
         }
-      } else if (ep) {
+      } else if (ep && "bias" in ep) {
         jl.task(epFn, cc, ldc * 4, pitch * 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, rows, H, W, ep.bias + g * rows * 4, yo + ng * rows * H * W * 4);
+      } else if (ep) {
+        jl.task(epFn, cc, ldc * 4, pitch * 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, rows, H, W, ep.z + ng * rows * H * W * 4);
       } else {
         jl.task(KI.copy3d, cc, ldc * 4, pitch * 4, 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, 4, rows, H, W);
       }
@@ -188,8 +194,21 @@ function forward(rt: WasmRuntime, x: Data, w: Data, p: ConvParams, b?: Data, act
 }
 
 export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams): Float32Array {
+  return inputGrad(rt, gy, w, p, null)!;
+}
+
+/**
+ * The input gradient times an activation's derivative at z (the activation's input, shaped as the
+ * convolution's input), in the copy out: reluMask(dx, z) or dx * siluGrad(z) bit for bit; null
+ * for a strided convolution (its phases copy out otherwise: the caller composes).
+ */
+export function conv2dInputGradTimes(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams, act: "relu" | "silu", z: Data): Float32Array | null {
+  return inputGrad(rt, gy, w, p, { z, act });
+}
+
+function inputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams, times: { z: Data; act: "relu" | "silu" } | null): Float32Array | null {
   const m = rt.mem;
-  if (p.stride > 1) return inputGradPhases(rt, gy, w, p);
+  if (p.stride > 1) return times ? null : inputGradPhases(rt, gy, w, p);
   const { N, Cin, H, W, Cout, KH, KW, stride: s, pad, groups, OH, OW } = p;
   const cg = Cin / groups, og = Cout / groups;
   const R = rt.tableRows(cg), { MR, NR } = R;
@@ -234,7 +253,8 @@ export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParam
     const wp = m.tmp(groups * WPB);
     const pre = (jl: JobList, g: number) => jl.task(R.packA, wfo + g * cg * Qg * 4, 4, Qg * 4, Qg, cg, 0, rpan, wp + g * WPB * 4);
     const work = N * Cin * Qg * H * W;
-    return productsOut(rt, R, { N, groups, rows: cg, H, W, pitch: Wg, pre, a: wp, AB: WPB, b: inPlace ? gyo : null, fill, BB: GB, tab: tabA, K: Qg, rpan, cpan, work })[0];
+    const ep = times ? { z: m.addr(times.z), act: times.act } : undefined;
+    return productsOut(rt, R, { N, groups, rows: cg, H, W, pitch: Wg, pre, a: wp, AB: WPB, b: inPlace ? gyo : null, fill, BB: GB, tab: tabA, K: Qg, rpan, cpan, work, ep })[0];
   } finally {
     m.endOp();
   }

@@ -172,6 +172,59 @@ export function copyPadFn(): Fn {
 
 /** The activations a convolution's copy out can apply (conv.ts), as its kernels' names end: every ConvAct. */
 export const EPILOGUE_ACTS = ["none", "relu", "silu"] as const satisfies readonly ConvAct[];
+/** The activations whose derivative an input gradient's copy out can apply (ed_<act>). */
+export const DERIV_ACTS = ["relu", "silu"] as const satisfies readonly ConvAct[];
+
+/**
+ * The loop of a convolution's copy out: D0 channels x D1 rows x D2 contiguous floats, with byte
+ * strides per channel and row on the source (s0, s1) and on the destination (d0, d1), which a
+ * third array (param `third`) shares. `at(lane, k)` writes the values at byte offset local k of
+ * the current rows (locals rs, rd, rt: source, destination, third): a vector, or with `lane` one
+ * lane of the vector code. Rows of 4 or more floats go as vectors, the last one overlapping the
+ * one before (recomputed from the same inputs); shorter rows one lane at a time. `channel(i)`
+ * runs first for each channel i.
+ */
+function copyOutLoop(f: Fn, third: number, channel: (i: number) => void, at: (lane: boolean, k: number, rows: { rs: number; rd: number; rt: number }) => void): void {
+  const [src, s0, s1, dst, d0, d1, D0, D1, D2] = Array.from({ length: 9 }, (_, i) => i);
+  const i = f.local(), j = f.local(), k = f.local(), rs = f.local(), rd = f.local(), rt = f.local(), vend = f.local(), off = f.local();
+  const rows = { rs, rd, rt };
+  f.get(D2).i32(4).op(op.sub).set(vend);
+  f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
+    channel(i);
+    f.get(src).get(i).get(s0).op(op.mul).op(op.add).set(rs);
+    f.get(dst).get(i).get(d0).op(op.mul).op(op.add).set(rd);
+    f.get(third).get(i).get(d0).op(op.mul).op(op.add).set(rt);
+    f.loop(j, () => f.i32(0), () => f.get(D1), 1, () => {
+      f.get(D2).i32(4).op(op.geS).if(() => {
+        f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
+          f.get(k).i32(2).op(op.shl).set(off);
+          at(false, off, rows);
+        });
+        f.get(vend).i32(2).op(op.shl).set(off);
+        at(false, off, rows);
+      }, () => {
+        f.loop(k, () => f.i32(0), () => f.get(D2), 1, () => {
+          f.get(k).i32(2).op(op.shl).set(off);
+          at(true, off, rows);
+        });
+      });
+      f.get(rs).get(s1).op(op.add).set(rs);
+      f.get(rd).get(d1).op(op.add).set(rd);
+      f.get(rt).get(d1).op(op.add).set(rt);
+    });
+  });
+}
+
+/** Loads the float(s) at byte offset k of row r: a vector, or with `lane` one float splat to all lanes. */
+function loadAt(f: Fn, lane: boolean, r: number, k: number): Fn {
+  f.get(r).get(k).op(op.add);
+  return lane ? f.splatLoad(0) : f.simd(0x00, 0, 0);
+}
+/** Stores the vector on the stack at byte offset k of row r (after the address pushed by storeAddr): a vector, or lane 0. */
+function storeAt(f: Fn, lane: boolean): void {
+  if (lane) f.simd(simd.f32x4extract, 0).op(0x38, 0, 0);
+  else f.simd(0x0b, 0, 0);
+}
 
 /**
  * ep_<act>(src, s0, s1, dst, d0, d1, D0, D1, D2, bias, ydst): a convolution's result copied out
@@ -184,51 +237,46 @@ export const EPILOGUE_ACTS = ["none", "relu", "silu"] as const satisfies readonl
  */
 export function epilogueFn(act: ConvAct): Fn {
   const f = new Fn(`ep_${act}`, Array(11).fill(I32));
-  const [src, s0, s1, dst, d0, d1, D0, D1, D2, bias, ydst] = Array.from({ length: 11 }, (_, i) => i);
-  const i = f.local(), j = f.local(), k = f.local(), rs = f.local(), rd = f.local(), ry = f.local(), vend = f.local(), at = f.local();
+  const bias = 9, ydst = 10;
   const vb = f.local(V128), v = f.local(V128), one = f.local(V128), zero = f.local(V128);
   f.f32(1).simd(simd.f32x4splat).set(one);
   f.f32(0).simd(simd.f32x4splat).set(zero);
-  f.get(D2).i32(4).op(op.sub).set(vend);
-  // one vector at byte offset `at` of the current rows: pre, and y = act(pre)
-  const vector = () => {
-    f.get(rs).get(at).op(op.add).simd(0x00, 0, 0).get(vb).simd(simd.f32x4add).set(v);
-    f.get(rd).get(at).op(op.add).get(v).simd(0x0b, 0, 0);
+  copyOutLoop(f, ydst, (i) => { f.get(bias).get(i).i32(2).op(op.shl).op(op.add).splatLoad(0).set(vb); }, (lane, k, { rs, rd, rt }) => {
+    loadAt(f, lane, rs, k).get(vb).simd(simd.f32x4add).set(v);
+    f.get(rd).get(k).op(op.add).get(v);
+    storeAt(f, lane);
     if (act !== "none") {
-      f.get(ry).get(at).op(op.add);
+      f.get(rt).get(k).op(op.add);
       unaryVec(f, act, v, one, zero);
-      f.simd(0x0b, 0, 0);
+      storeAt(f, lane);
     }
-  };
-  f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
-    f.get(bias).get(i).i32(2).op(op.shl).op(op.add).splatLoad(0).set(vb);
-    f.get(src).get(i).get(s0).op(op.mul).op(op.add).set(rs);
-    f.get(dst).get(i).get(d0).op(op.mul).op(op.add).set(rd);
-    f.get(ydst).get(i).get(d0).op(op.mul).op(op.add).set(ry);
-    f.loop(j, () => f.i32(0), () => f.get(D1), 1, () => {
-      f.get(D2).i32(4).op(op.geS).if(() => {
-        f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
-          f.get(k).i32(2).op(op.shl).set(at);
-          vector();
-        });
-        f.get(vend).i32(2).op(op.shl).set(at);
-        vector();
-      }, () => {
-        f.loop(k, () => f.i32(0), () => f.get(D2), 1, () => {
-          f.get(k).i32(2).op(op.shl).set(at);
-          f.get(rs).get(at).op(op.add).splatLoad(0).get(vb).simd(simd.f32x4add).set(v);
-          f.get(rd).get(at).op(op.add).get(v).simd(simd.f32x4extract, 0).op(0x38, 0, 0);
-          if (act !== "none") {
-            f.get(ry).get(at).op(op.add);
-            unaryVec(f, act, v, one, zero);
-            f.simd(simd.f32x4extract, 0).op(0x38, 0, 0);
-          }
-        });
-      });
-      f.get(rs).get(s1).op(op.add).set(rs);
-      f.get(rd).get(d1).op(op.add).set(rd);
-      f.get(ry).get(d1).op(op.add).set(ry);
-    });
+  });
+  return f;
+}
+
+/**
+ * ed_<act>(src, s0, s1, dst, d0, d1, D0, D1, D2, z): an input gradient copied out times its
+ * activation's derivative at z (the activation's input; same strides as dst): relu, src where
+ * z > 0, else 0 (bin_reluMask(src, z)); silu, src * siluGrad(z) (mu_siluGrad). One pass where the
+ * composed ops made another over the gradient; their values bit for bit, as ep_<act>'s.
+ */
+export function derivEpilogueFn(act: typeof DERIV_ACTS[number]): Fn {
+  const f = new Fn(`ed_${act}`, Array(10).fill(I32));
+  const zsrc = 9;
+  const v = f.local(V128), z = f.local(V128), one = f.local(V128), zero = f.local(V128);
+  f.f32(1).simd(simd.f32x4splat).set(one);
+  f.f32(0).simd(simd.f32x4splat).set(zero);
+  copyOutLoop(f, zsrc, () => {}, (lane, k, { rs, rd, rt }) => {
+    loadAt(f, lane, rs, k).set(v);
+    loadAt(f, lane, rt, k).set(z);
+    f.get(rd).get(k).op(op.add);
+    if (act === "relu") f.get(v).get(zero).get(z).get(zero).simd(simd.f32x4gt).simd(simd.v128bitselect);
+    else {
+      f.get(v);
+      unaryVec(f, "siluGrad", z, one, zero);
+      f.simd(simd.f32x4mul);
+    }
+    storeAt(f, lane);
   });
   return f;
 }
