@@ -773,6 +773,42 @@ S("the engine hands a convolution's input gradient to the ReLU or SiLU before it
   }
 });
 
+S("in the per-group pass (each group one image, per-group copies of the weights) the input gradient reaches the activation through the views between them (unbatch, batch, reshape pass it on uncomputed): handed over, the groups' gradients equal the composed ops' bit for bit", () => {
+  const { n, restore } = countOp("conv2dInputGradTimes");
+  try {
+    for (const act of ["relu", "silu"] as const) {
+      const G = 5, gen = new T.Generator(act === "relu" ? 8 : 9);
+      const xs = T.randn(gen, [G, 1, 3, 6, 5], { backend: T.cpu }).dataSync(), w1s = T.randn(gen, [8, 3, 3, 3], { backend: T.cpu }).dataSync();
+      const b1s = T.randn(gen, [8], { backend: T.cpu }).dataSync(), b2s = T.randn(gen, [4], { backend: T.cpu }).dataSync();
+      const w2s = T.randn(gen, [4, 8, 1, 1], { backend: T.cpu }).dataSync(), w3s = T.randn(gen, [2, 4, 3, 3], { backend: T.cpu }).dataSync();
+      const run = () => {
+        const x0 = T.tensor(xs, [G, 1, 3, 6, 5], { backend: wb });
+        const ws = [[w1s, [8, 3, 3, 3]], [b1s, [8]], [w2s, [4, 8, 1, 1]], [b2s, [4]], [w3s, [2, 4, 3, 3]]] as const;
+        const leaves = ws.map(([v, sh]) => T.tensor(v, [...sh], { backend: wb, requiresGrad: true }));
+        const [w1, b1, w2, b2, w3] = leaves.map((t) => T.groupCopy(t, G));
+        const h1 = T.conv2dBias(T.batch(x0), w1, b1, { padding: 1, act });
+        const h2 = T.conv2dBias(h1, w2, b2, { act });
+        const y = T.conv2d(h2, w3, { padding: 1 });
+        // per group: the sum of squares of its output; the gradients of every group's copies
+        const per = T.sum(T.mul(y, y));
+        const gs = T.grad(T.sum(T.unbatch(per)), [w1, b1, w2, b2, w3]);
+        return gs.map((g) => T.unbatch(g!).dataSync());
+      };
+      const before = n.fused;
+      const f = run();
+      assert.is(n.fused - before, 2, `${act}: both activations' input gradients handed over`);
+      const c = composedRun("conv2dInputGradTimes", run);
+      f.forEach((v, i) => {
+        const at = firstDiff(v, c[i]);
+        assert.ok(at === -1, `${act}: gradient ${i} [${at}] is ${v[at]} fused, ${c[i][at]} composed`);
+        assert.ok(v.some((e) => e !== 0));
+      });
+    }
+  } finally {
+    restore();
+  }
+});
+
 S("the per-group pass's convolution with bias and activation (each group one image, the weight and bias per-group copies: one fused op with the shared weight and bias) equals the composed ops: values and the images' and copies' gradients bit for bit, second-order gradients to rounding (the graph sums a tensor's second-order terms in another order); several images per group compose", () => {
   const { n, restore } = countFused();
   const cases: [number, number, number[], number, number, T.ConvOptions][] = [ // groups, images per group, image shape, Cout, k, options

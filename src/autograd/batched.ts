@@ -10,7 +10,7 @@
 // the kernels see the shapes of an ordinary batch (data flows through a per-group pass at the cost
 // of an ordinary forward).
 import { fmt, sizeOf } from "./shape.ts";
-import { type GramSite, noGrad, result, Tensor } from "./tensor.ts";
+import { type GramSite, noGrad, passesProducts, result, Tensor } from "./tensor.ts";
 import { broadcastTo, reshape } from "./ops/movement.ts";
 
 /**
@@ -27,7 +27,8 @@ export function unbatch(t: Tensor, as?: readonly number[]): Tensor {
   src.physicalStorage("unbatch");
   const shape = as ?? [t.groups, ...t.shape];
   if (sizeOf(shape) !== t.groups * t.size) throw new Error(`unbatch: ${t} cannot be viewed as ${fmt(shape)}`);
-  return result("unbatch", [t], null, shape, (g) => [batch(g, t.groups, t.shape)], t, src);
+  const u = result("unbatch", [t], null, shape, (g) => [batch(g, t.groups, t.shape)], t, src);
+  return c ? u : passesProducts(u, (g) => batch(g, t.groups, t.shape), (z) => unbatch(z, shape));
 }
 
 /**
@@ -52,7 +53,7 @@ export function batch(p: Tensor, G = p.shape[0], shape: readonly number[] = p.sh
   if (p.groups) throw new Error(`batch: ${p} is already batched`);
   if (p.rank < 1 || !(G >= 1) || G * sizeOf(shape) !== p.size) throw new Error(`batch: ${p} is not ${G} groups of ${fmt(shape)}`);
   const from = p.shape;
-  return result("batch", [p], null, shape, (g) => [unbatch(g, from)], p, p, G);
+  return passesProducts(result("batch", [p], null, shape, (g) => [unbatch(g, from)], p, p, G), (g) => unbatch(g, from), (z) => batch(z, G, shape));
 }
 
 /** The common group count of the batched operands (0 if none is batched); mismatches are refused. */

@@ -21,14 +21,28 @@ export class BoxGrad {
 export class ProductGrad {
   constructor(readonly value: () => Tensor, readonly times: (act: "relu" | "silu", z: Tensor) => Tensor | null) {}
 }
+/**
+ * Makes view t's node (a reshape, batch or unbatch: its input's elements in the same order) pass a
+ * product's gradient on uncomputed (Node.takes): `back` maps a gradient of t to its input's (what
+ * its backward does), `fwd` an activation input z of the input's shape to t's.
+ */
+export function passesProducts(t: Tensor, back: (g: Tensor) => Tensor, fwd: (z: Tensor) => Tensor): Tensor {
+  if (t.node) {
+    t.node.takes = (d) => [new ProductGrad(() => back(d.value()), (act, z) => {
+      const r = d.times(act, fwd(z));
+      return r && back(r);
+    })];
+  }
+  return t;
+}
 /** Gradients of the inputs given the output gradient; `needs[i]` says whether input i wants one. */
 export type GradFn = (g: Tensor, needs: boolean[]) => (Tensor | BoxGrad | ProductGrad | null)[];
 export interface Node {
   op: string;
   inputs: Tensor[];
   backward: GradFn;
-  /** Optional: the inputs' gradients from an output gradient not yet computed (ProductGrad), in one op; null where it cannot. */
-  takes?: (d: ProductGrad) => (Tensor | null)[] | null;
+  /** Optional: the inputs' gradients from an output gradient not yet computed (ProductGrad): in one op, or passed on uncomputed (a view); null where it cannot. */
+  takes?: (d: ProductGrad) => (Tensor | ProductGrad | null)[] | null;
 }
 export type Hook = (g: Tensor) => Tensor | void;
 

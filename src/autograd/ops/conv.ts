@@ -107,7 +107,7 @@ function sharedConv2dBias(x: Tensor, w: Tensor, b: Tensor, o: ConvOptions, act: 
   const r = x.backend.conv2dBias(xf.storage("conv2dBias"), w.groupCopy.of.storage("conv2dBias"), b.groupCopy.of.storage("conv2dBias"), { ...p, weightGradFollows: isGradEnabled() && w.requiresGrad }, act, x.dtype);
   if (!r) return null;
   const pre = result("conv2dBiasSharedW", [xf, w, b], r.pre, outShape(p), (g, needs) => [
-    needs[0] ? convSharedWInputGrad(g, w, xf.shape, optsOf(p)) : null,
+    needs[0] ? sharedInputGradOf(g, w, xf, p) : null,
     needs[1] ? perGroupWeightGrad(xf, g, w, optsOf(p)) : null,
     needs[2] ? batch(reshape(sumTo(g, [G, Cout, 1, 1]), [G, Cout]), G, [Cout]) : null,
   ], xf);
@@ -149,9 +149,14 @@ export function convSharedW(x: Tensor, w: Tensor, o: ConvOptions): Tensor {
   const p = params(x.shape, w.shape, o);
   const s = x.backend.conv2d(x.storage("convSharedW"), c.storage("convSharedW"), { ...p, weightGradFollows: isGradEnabled() && w.requiresGrad }, x.dtype);
   return result("convSharedW", [x, w], s, outShape(p), (g, needs) => [
-    needs[0] ? convSharedWInputGrad(g, w, x.shape, optsOf(p)) : null,
+    needs[0] ? sharedInputGradOf(g, w, x, p) : null,
     needs[1] ? perGroupWeightGrad(x, g, w, optsOf(p)) : null,
   ], x);
+}
+
+/** inputGradOf for a per-group copy w: convSharedWInputGrad, or the product with the weight the copy holds times the derivative. */
+function sharedInputGradOf(g: Tensor, w: Tensor, x: Tensor, p: ConvParams): ProductGrad {
+  return new ProductGrad(() => convSharedWInputGrad(g, w, x.shape, optsOf(p)), (act, z) => conv2dInputGradTimes(g, sharedCopy("convSharedW", w), x.shape, optsOf(p), act, z));
 }
 
 /** d(convSharedW)/dx applied to gy: the transposed convolution with the shared weight. */

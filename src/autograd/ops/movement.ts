@@ -2,7 +2,7 @@
 // (output dim -> input dim, start, step, out-of-range reads give padValue).
 import type { StridedSpec } from "../../kernels/backend.ts";
 import { fmt, type Shape, sameShape, sizeOf } from "../shape.ts";
-import { assertSameBackend, BoxGrad, noGrad, result, type Tensor } from "../tensor.ts";
+import { assertSameBackend, BoxGrad, noGrad, passesProducts, result, type Tensor } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
 import { aligned, batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
 
@@ -22,9 +22,8 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   if (x.groups) {
     // Each group's storage is contiguous: the batched result is a view of x's (a copy's reads go through unbatch).
     if (x.groupCopy) return batch(unbatch(x), x.groups, s);
-    return result("reshape", [x], null, s, (g) => [reshape(g, x.shape)], x, x, x.groups);
   }
-  return result("reshape", [x], null, s, (g) => [reshape(g, x.shape)], x, x);
+  return passesProducts(result("reshape", [x], null, s, (g) => [reshape(g, x.shape)], x, x, x.groups), (g) => reshape(g, x.shape), (z) => reshape(z, s));
 }
 
 function strided(op: string, x: Tensor, spec: Omit<StridedSpec, "inShape">, backward: (g: Tensor) => Tensor | BoxGrad): Tensor {
