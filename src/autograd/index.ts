@@ -8,6 +8,7 @@ export * from "./ops/reduce.ts";
 export * from "./ops/movement.ts";
 export * from "./ops/linalg.ts";
 export * from "./ops/conv.ts";
+export * from "./ops/coupling.ts";
 export * from "./ops/nn.ts";
 export * from "./ops/groupnorm.ts";
 export * from "./ops/optim.ts";

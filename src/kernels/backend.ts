@@ -97,6 +97,19 @@ export interface Backend<S = unknown> {
    * dx = rstd * (g - mean(g) - y * mean(g * y)).
    */
   groupNormGrad(g: S, y: S, rstd: S, rows: number, M: number, dtype: DType): S;
+  /**
+   * Optional: the affine coupling's elementwise part over n images (src/autograd/ops/coupling.ts):
+   * from xb [n][half] and o [n][2 half] (shift, raw), the result [n][2 half]: yb = (xb + shift) *
+   * sigmoid(raw + offset), then ls = logSigmoid(raw + offset), each value the composed ops' bit for
+   * bit; null where this backend composes them.
+   */
+  affineCoupling?(xb: S, o: S, n: number, half: number, offset: number, dtype: DType): S | null;
+  /**
+   * Optional: its backward from g [n][2 half] (yb's gradient, then ls's): dxb [n][half] and
+   * do [n][2 half] (the shift's gradient, equal to dxb, then raw's), each value the composed ops'
+   * backward rules' bit for bit; null where this backend composes them.
+   */
+  affineCouplingGrad?(g: S, xb: S, o: S, n: number, half: number, offset: number, dtype: DType): { dxb: S; do: S } | null;
   /** Optional: a fused MomentUpdate of n elements, new storages (backends without it run the composed ops). */
   momentUpdate?(p: S, g: S, m: S, v: S, n: number, u: MomentUpdate, dtype: DType): { p: S; m: S; v: S } | null;
   /** Wait for queued work (no-op on CPU). */

@@ -182,9 +182,14 @@ export class AffineCoupling extends Module {
     this.conv3 = this.child("conv3", new Conv2d(hidden, channels, 3, { ...o, zero: true }));
   }
 
+  /** The network's output for xa: the shift, then the raw scale (before its offset of 2), along the channels. */
+  #net(xa: T.Tensor): T.Tensor {
+    return this.conv3.forward(this.conv2.forward(this.conv1.forward(xa, "relu"), "relu"));
+  }
+
   #st(xa: T.Tensor): { shift: T.Tensor; raw: T.Tensor } {
     const [B, , H, W] = xa.shape, h = this.channels / 2;
-    const o = this.conv3.forward(this.conv2.forward(this.conv1.forward(xa, "relu"), "relu"));
+    const o = this.#net(xa);
     return { shift: T.slice(o, [0, 0, 0, 0], [B, h, H, W]), raw: T.add(T.slice(o, [0, h, 0, 0], [B, 2 * h, H, W]), 2) };
   }
 
@@ -195,9 +200,9 @@ export class AffineCoupling extends Module {
 
   forward(x: T.Tensor): FlowOut {
     const [xa, xb] = this.#halves(x);
-    const { shift, raw } = this.#st(xa);
-    const yb = T.mul(T.add(xb, shift), T.sigmoid(raw));
-    return { y: T.concat([xa, yb], 1), logdet: T.sum(T.logSigmoid(raw), [1, 2, 3]) };
+    // yb = (xb + shift) sigmoid(raw + 2), ls = log sigmoid(raw + 2)
+    const { yb, ls } = T.affineCoupling(xb, this.#net(xa), 2);
+    return { y: T.concat([xa, yb], 1), logdet: T.sum(ls, [1, 2, 3]) };
   }
 
   reverse(y: T.Tensor): T.Tensor {

@@ -157,6 +157,33 @@ export class WasmBackend implements Backend<Data> {
     if (dtype === "float64" || !APPROX.has(op)) return null;
     return this.#unaryPhase(KI[`mu_${op}` as KernelName], x, this.#m.out(size), size, p, g);
   }
+  affineCoupling(xb: Data, o: Data, n: number, half: number, offset: number, dtype: DType): Data | null {
+    if (dtype === "float64") return null;
+    const m = this.#m, out = m.out(n * 2 * half);
+    try {
+      const xo = m.addr(xb), oo = m.addr(o), yo = m.dst(out);
+      this.#perImages(n, half, (i0, i1) => [KI.cpl_fwd, xo + i0 * half * 4, oo + i0 * 2 * half * 4, yo + i0 * 2 * half * 4, i1 - i0, half, F32_BITS(offset)]);
+      return m.land(out, yo);
+    } finally {
+      m.endOp();
+    }
+  }
+  affineCouplingGrad(g: Data, xb: Data, o: Data, n: number, half: number, offset: number, dtype: DType): { dxb: Data; do: Data } | null {
+    if (dtype === "float64") return null;
+    const m = this.#m, dxb = m.out(n * half), dout = m.out(n * 2 * half);
+    try {
+      const go = m.addr(g), xo = m.addr(xb), oo = m.addr(o), dxo = m.dst(dxb), doo = m.dst(dout);
+      this.#perImages(n, half, (i0, i1) => [KI.cpl_bwd, go + i0 * 2 * half * 4, xo + i0 * half * 4, oo + i0 * 2 * half * 4, dxo + i0 * half * 4, doo + i0 * 2 * half * 4, i1 - i0, half, F32_BITS(offset)]);
+      return { dxb: m.land(dxb, dxo), do: m.land(dout, doo) };
+    } finally {
+      m.endOp();
+    }
+  }
+  /** One phase over n images of `half` floats per block: a few image ranges per thread (task(i0, i1)). */
+  #perImages(n: number, half: number, task: (i0: number, i1: number) => Task): void {
+    const size = n * half;
+    this.#rt.pool.run(ranges(n, size >= PARALLEL_EW ? this.#rt.threads * 2 : 1).map(([i0, i1]) => task(i0, i1)), size >= PARALLEL_EW);
+  }
   binary(op: BinaryOp, a: Data, aShape: readonly number[], b: Data, bShape: readonly number[], outShape: readonly number[], dtype: DType): Data {
     if (dtype === "float64") return this.ref.binary(op, a, aShape, b, bShape, outShape, dtype);
     const n = outShape.reduce((p, q) => p * q, 1);

@@ -134,7 +134,7 @@ function unExpr(f: Fn, o: UnaryOp, x: number, p: number, one: number, zero: numb
  * the stack: the same instructions as its un_<op> kernel, so a fused kernel's values are the
  * unary kernel's bit for bit (the convolutions' epilogue, copy.ts).
  */
-export function unaryVec(f: Fn, o: "relu" | "silu" | "siluGrad", x: number, one: number, zero: number): void {
+export function unaryVec(f: Fn, o: "relu" | "silu" | "siluGrad" | "sigmoid" | "softplus", x: number, one: number, zero: number): void {
   unExpr(f, o, x, zero, one, zero, true);
 }
 

@@ -2,6 +2,7 @@
 // and instantiated on each thread over one shared memory.
 import { Fn, moduleBytes, simd } from "./emit.ts";
 import { dotFn, GEMM_DEFAULT, type GemmShape, gemmFn, packFn } from "./gemm.ts";
+import { couplingBwdFn, couplingFwdFn } from "./coupling.ts";
 import { binaryFn, SIMD_APPROX, SIMD_BINARY, SIMD_UNARY, unaryFn, whereFn } from "./elementwise.ts";
 import { copy3dFn, copy4dFn, copyPadFn, DERIV_ACTS, derivEpilogueFn, EPILOGUE_ACTS, epilogueFn, fill32Fn } from "./copy.ts";
 import { reduceFn } from "./reduce.ts";
@@ -14,6 +15,7 @@ export const KERNELS = [
   ...SIMD_UNARY.map((o) => `un_${o}` as const), ...SIMD_APPROX.map((o) => `un_${o}` as const), ...SIMD_BINARY.map((o) => `bin_${o}` as const),
   "copy4d", "fill32", "red_sum", "red_sumsq", "where", "copypad", "moment", "gn_fwd", "gn_bwd",
   ...EPILOGUE_ACTS.map((a) => `ep_${a}` as const), ...SIMD_APPROX.map((o) => `mu_${o}` as const), ...DERIV_ACTS.map((a) => `ed_${a}` as const),
+  "cpl_fwd", "cpl_bwd",
 ] as const;
 /** Columns of the 2-row block gemm_pt2. */
 export const TABLE2_NR = 16;
@@ -33,6 +35,7 @@ export function kernelFns(s: GemmShape): Fn[] {
     ...SIMD_UNARY.map((o) => unaryFn(o)), ...SIMD_APPROX.map((o) => unaryFn(o)), ...SIMD_BINARY.map(binaryFn),
     copy4dFn(), fill32Fn(), reduceFn("sum"), reduceFn("sumsq"), whereFn(), copyPadFn(), momentFn(), groupNormFwdFn(), groupNormBwdFn(),
     ...EPILOGUE_ACTS.map(epilogueFn), ...SIMD_APPROX.map((o) => unaryFn(o, true)), ...DERIV_ACTS.map(derivEpilogueFn),
+    couplingFwdFn(), couplingBwdFn(),
   ];
 }
 

@@ -1,0 +1,129 @@
+// The affine coupling's elementwise part (Glow's, Kingma & Dhariwal 2018) in one pass each way, over
+// n images whose blocks are `half` floats: xb [n][half], o [n][2 half] (shift, then raw), and the
+// result [n][2 half] (yb, then ls):
+//   s = sigmoid(raw + offset), yb = (xb + shift) * s, ls = logSigmoid(raw + offset) = -softplus(-(raw + offset)),
+// and its backward from g [n][2 half] (gyb, then gls) to dxb [n][half] and do [n][2 half] (dshift = dxb, then draw):
+//   du = gyb * s, draw = (gyb * u) * (s * (1 - s)) + -(-gls * sigmoid(-(raw + offset))), u = xb + shift.
+// Each value is the composed ops' (addScalar, sigmoid, add, mul, neg, softplus, and their
+// backward rules in src/autograd/ops/elementwise.ts) bit for bit: the same f32x4 instructions in
+// the same order, a block's last floats one lane of the vector code.
+//   cpl_fwd(xb, o, out, n, half, offsetBits)    cpl_bwd(g, xb, o, dxb, do, n, half, offsetBits)
+import { Fn, I32, op, simd, V128 } from "./emit.ts";
+import { unaryVec } from "./elementwise.ts";
+
+const V = { add: 0xe4, mul: 0xe6, neg: 0xe1 };
+
+/**
+ * The loop over n images of `half` floats: `image(i)` sets the blocks' addresses of image i, then
+ * `at(lane, off)` computes and stores the floats at byte offset `off` of the blocks: vectors, then
+ * the last half % 4 one lane at a time.
+ */
+function perImage(f: Fn, n: number, half: number, image: (i: number) => void, at: (lane: boolean, off: number) => void): void {
+  const i = f.local(), k = f.local(), vend = f.local(), off = f.local();
+  f.get(half).i32(-4).op(op.and).set(vend);
+  f.loop(i, () => f.i32(0), () => f.get(n), 1, () => {
+    image(i);
+    f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
+      f.get(k).i32(2).op(op.shl).set(off);
+      at(false, off);
+    });
+    f.loop(k, () => f.get(vend), () => f.get(half), 1, () => {
+      f.get(k).i32(2).op(op.shl).set(off);
+      at(true, off);
+    });
+  });
+}
+
+/** Loads from block base + off into local dst: a vector, or one float in every lane. */
+function load(f: Fn, lane: boolean, base: number, off: number, dst: number): void {
+  f.get(base).get(off).op(op.add);
+  (lane ? f.splatLoad(0) : f.simd(0x00, 0, 0)).set(dst);
+}
+/** Stores local v at block base + off: a vector, or its lane 0. */
+function store(f: Fn, lane: boolean, base: number, off: number, v: number): void {
+  f.get(base).get(off).op(op.add).get(v);
+  if (lane) f.simd(simd.f32x4extract, 0).op(0x38, 0, 0);
+  else f.simd(0x0b, 0, 0);
+}
+
+/** Addresses of image i's blocks: base + i * floats * 4, into local dst. */
+function blockOf(f: Fn, base: number, i: number, floats: number, times: number, dst: number): void {
+  f.get(base).get(i).get(floats).op(op.mul).i32(4 * times).op(op.mul).op(op.add).set(dst);
+}
+
+export function couplingFwdFn(): Fn {
+  const f = new Fn("cpl_fwd", Array(6).fill(I32));
+  const [xb, o, out, n, half, obits] = [0, 1, 2, 3, 4, 5];
+  const px = f.local(), po = f.local(), pr = f.local(), py = f.local(), pl = f.local();
+  const vx = f.local(V128), vs = f.local(V128), vr = f.local(V128), s = f.local(V128), t = f.local(V128), voff = f.local(V128);
+  const one = f.local(V128), zero = f.local(V128);
+  f.f32(1).simd(simd.f32x4splat).set(one);
+  f.f32(0).simd(simd.f32x4splat).set(zero);
+  f.get(obits).op(0xbe).simd(simd.f32x4splat).set(voff); // f32.reinterpret_i32
+  perImage(f, n, half, (i) => {
+    blockOf(f, xb, i, half, 1, px);
+    blockOf(f, o, i, half, 2, po);
+    f.get(po).get(half).i32(4).op(op.mul).op(op.add).set(pr);
+    blockOf(f, out, i, half, 2, py);
+    f.get(py).get(half).i32(4).op(op.mul).op(op.add).set(pl);
+  }, (lane, off) => {
+    load(f, lane, px, off, vx);
+    load(f, lane, po, off, vs);
+    load(f, lane, pr, off, vr);
+    f.get(vr).get(voff).simd(V.add).set(vr); // raw + offset (addScalar)
+    unaryVec(f, "sigmoid", vr, one, zero);
+    f.set(s);
+    f.get(vx).get(vs).simd(V.add).get(s).simd(V.mul).set(t); // (xb + shift) * s
+    store(f, lane, py, off, t);
+    f.get(vr).simd(V.neg).set(t);
+    unaryVec(f, "softplus", t, one, zero);
+    f.simd(V.neg).set(t); // -softplus(-raw)
+    store(f, lane, pl, off, t);
+  });
+  return f;
+}
+
+export function couplingBwdFn(): Fn {
+  const f = new Fn("cpl_bwd", Array(8).fill(I32));
+  const [g, xb, o, dxb, dout, n, half, obits] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const pg = f.local(), pgl = f.local(), px = f.local(), po = f.local(), pr = f.local(), pdx = f.local(), pd = f.local(), pdr = f.local();
+  const gy = f.local(V128), gl = f.local(V128), vx = f.local(V128), vs = f.local(V128), vr = f.local(V128), s = f.local(V128);
+  const du = f.local(V128), a = f.local(V128), b = f.local(V128), voff = f.local(V128), one = f.local(V128), zero = f.local(V128);
+  f.f32(1).simd(simd.f32x4splat).set(one);
+  f.f32(0).simd(simd.f32x4splat).set(zero);
+  f.get(obits).op(0xbe).simd(simd.f32x4splat).set(voff);
+  perImage(f, n, half, (i) => {
+    blockOf(f, g, i, half, 2, pg);
+    f.get(pg).get(half).i32(4).op(op.mul).op(op.add).set(pgl);
+    blockOf(f, xb, i, half, 1, px);
+    blockOf(f, o, i, half, 2, po);
+    f.get(po).get(half).i32(4).op(op.mul).op(op.add).set(pr);
+    blockOf(f, dxb, i, half, 1, pdx);
+    blockOf(f, dout, i, half, 2, pd);
+    f.get(pd).get(half).i32(4).op(op.mul).op(op.add).set(pdr);
+  }, (lane, off) => {
+    load(f, lane, pg, off, gy);
+    load(f, lane, pgl, off, gl);
+    load(f, lane, px, off, vx);
+    load(f, lane, po, off, vs);
+    load(f, lane, pr, off, vr);
+    f.get(vr).get(voff).simd(V.add).set(vr); // raw + offset
+    unaryVec(f, "sigmoid", vr, one, zero);
+    f.set(s);
+    f.get(gy).get(s).simd(V.mul).set(du); // mul's gradient of u: g * s
+    store(f, lane, pdx, off, du);
+    store(f, lane, pd, off, du); // the shift's gradient: add passes it on
+    // sigmoid's rule: g_s * (s * (-s + 1)), g_s = g * u (mul's gradient of s), u = xb + shift
+    f.get(s).simd(V.neg).get(one).simd(V.add).set(a);
+    f.get(s).get(a).simd(V.mul).set(a);
+    f.get(gy).get(vx).get(vs).simd(V.add).simd(V.mul).get(a).simd(V.mul).set(a);
+    // logSigmoid's: neg, softplus (mulUnary(g, sigmoid, -raw)), neg, from -gls
+    f.get(vr).simd(V.neg).set(b);
+    f.get(gl).simd(V.neg);
+    unaryVec(f, "sigmoid", b, one, zero);
+    f.simd(V.mul).simd(V.neg).set(b);
+    f.get(a).get(b).simd(V.add).set(a);
+    store(f, lane, pdr, off, a);
+  });
+  return f;
+}
