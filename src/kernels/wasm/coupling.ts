@@ -50,29 +50,41 @@ function store(f: Fn, lane: boolean, base: number, off: number, v: number): void
 function blockOf(f: Fn, base: number, i: number, floats: number, times: number, dst: number): void {
   f.get(base).get(i).get(floats).op(op.mul).i32(4 * times).op(op.mul).op(op.add).set(dst);
 }
+/** Image i's block of two halves at base (2 half floats an image): the first half's address into a, the second's into b. */
+function halvesOf(f: Fn, base: number, i: number, half: number, a: number, b: number): void {
+  blockOf(f, base, i, half, 2, a);
+  f.get(a).get(half).i32(4).op(op.mul).op(op.add).set(b);
+}
+/** The kernels' constants: 1, 0 and the offset (its f32 bits in param obits) in every lane. */
+function constants(f: Fn, obits: number): { one: number; zero: number; voff: number } {
+  const one = f.local(V128), zero = f.local(V128), voff = f.local(V128);
+  f.f32(1).simd(simd.f32x4splat).set(one);
+  f.f32(0).simd(simd.f32x4splat).set(zero);
+  f.get(obits).op(0xbe).simd(simd.f32x4splat).set(voff); // f32.reinterpret_i32
+  return { one, zero, voff };
+}
+/** raw + offset into vr (addScalar's add), then sigmoid of it into s (un_sigmoid's instructions). */
+function scaleOf(f: Fn, vr: number, s: number, c: { one: number; zero: number; voff: number }): void {
+  f.get(vr).get(c.voff).simd(V.add).set(vr);
+  unaryVec(f, "sigmoid", vr, c.one, c.zero);
+  f.set(s);
+}
 
 export function couplingFwdFn(): Fn {
   const f = new Fn("cpl_fwd", Array(6).fill(I32));
   const [xb, o, out, n, half, obits] = [0, 1, 2, 3, 4, 5];
   const px = f.local(), po = f.local(), pr = f.local(), py = f.local(), pl = f.local();
-  const vx = f.local(V128), vs = f.local(V128), vr = f.local(V128), s = f.local(V128), t = f.local(V128), voff = f.local(V128);
-  const one = f.local(V128), zero = f.local(V128);
-  f.f32(1).simd(simd.f32x4splat).set(one);
-  f.f32(0).simd(simd.f32x4splat).set(zero);
-  f.get(obits).op(0xbe).simd(simd.f32x4splat).set(voff); // f32.reinterpret_i32
+  const vx = f.local(V128), vs = f.local(V128), vr = f.local(V128), s = f.local(V128), t = f.local(V128);
+  const c = constants(f, obits), { one, zero } = c;
   perImage(f, n, half, (i) => {
     blockOf(f, xb, i, half, 1, px);
-    blockOf(f, o, i, half, 2, po);
-    f.get(po).get(half).i32(4).op(op.mul).op(op.add).set(pr);
-    blockOf(f, out, i, half, 2, py);
-    f.get(py).get(half).i32(4).op(op.mul).op(op.add).set(pl);
+    halvesOf(f, o, i, half, po, pr);
+    halvesOf(f, out, i, half, py, pl);
   }, (lane, off) => {
     load(f, lane, px, off, vx);
     load(f, lane, po, off, vs);
     load(f, lane, pr, off, vr);
-    f.get(vr).get(voff).simd(V.add).set(vr); // raw + offset (addScalar)
-    unaryVec(f, "sigmoid", vr, one, zero);
-    f.set(s);
+    scaleOf(f, vr, s, c);
     f.get(vx).get(vs).simd(V.add).get(s).simd(V.mul).set(t); // (xb + shift) * s
     store(f, lane, py, off, t);
     f.get(vr).simd(V.neg).set(t);
@@ -88,28 +100,21 @@ export function couplingBwdFn(): Fn {
   const [g, xb, o, dxb, dout, n, half, obits] = [0, 1, 2, 3, 4, 5, 6, 7];
   const pg = f.local(), pgl = f.local(), px = f.local(), po = f.local(), pr = f.local(), pdx = f.local(), pd = f.local(), pdr = f.local();
   const gy = f.local(V128), gl = f.local(V128), vx = f.local(V128), vs = f.local(V128), vr = f.local(V128), s = f.local(V128);
-  const du = f.local(V128), a = f.local(V128), b = f.local(V128), voff = f.local(V128), one = f.local(V128), zero = f.local(V128);
-  f.f32(1).simd(simd.f32x4splat).set(one);
-  f.f32(0).simd(simd.f32x4splat).set(zero);
-  f.get(obits).op(0xbe).simd(simd.f32x4splat).set(voff);
+  const du = f.local(V128), a = f.local(V128), b = f.local(V128);
+  const c = constants(f, obits), { one, zero } = c;
   perImage(f, n, half, (i) => {
-    blockOf(f, g, i, half, 2, pg);
-    f.get(pg).get(half).i32(4).op(op.mul).op(op.add).set(pgl);
+    halvesOf(f, g, i, half, pg, pgl);
     blockOf(f, xb, i, half, 1, px);
-    blockOf(f, o, i, half, 2, po);
-    f.get(po).get(half).i32(4).op(op.mul).op(op.add).set(pr);
+    halvesOf(f, o, i, half, po, pr);
     blockOf(f, dxb, i, half, 1, pdx);
-    blockOf(f, dout, i, half, 2, pd);
-    f.get(pd).get(half).i32(4).op(op.mul).op(op.add).set(pdr);
+    halvesOf(f, dout, i, half, pd, pdr);
   }, (lane, off) => {
     load(f, lane, pg, off, gy);
     load(f, lane, pgl, off, gl);
     load(f, lane, px, off, vx);
     load(f, lane, po, off, vs);
     load(f, lane, pr, off, vr);
-    f.get(vr).get(voff).simd(V.add).set(vr); // raw + offset
-    unaryVec(f, "sigmoid", vr, one, zero);
-    f.set(s);
+    scaleOf(f, vr, s, c);
     f.get(gy).get(s).simd(V.mul).set(du); // mul's gradient of u: g * s
     store(f, lane, pdx, off, du);
     store(f, lane, pd, off, du); // the shift's gradient: add passes it on
