@@ -3,6 +3,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { gradcheck, gradcheck2, maxRelErr, rand64 } from "./helpers.ts";
+import { result } from "../src/autograd/tensor.ts";
 
 const S = suite("autograd");
 const f64 = { dtype: "float64" as const, backend: T.cpu };
@@ -201,6 +202,37 @@ S("a batched tensor's slices (the per-group pass): their gradients join by one c
     return [...T.grad(f(xk), [xk])[0]!.dataSync()];
   });
   assert.equal([...got.g], loop);
+});
+
+/** A slice as it was before boxes: its backward gives the whole gradient, g padded to x's shape. */
+function paddedSlice(x: T.Tensor, b: number[], e: number[]): T.Tensor {
+  const y = T.noGrad(() => T.slice(x, b, e));
+  return result("paddedSlice", [x], null, y.shape, (g) => [T.pad(g, x.shape.map((d, i) => [b[i], d - e[i]] as [number, number]))], y, y);
+}
+
+S("slices' gradients beside whole ones, in either order, tiling or overlapping: bit for bit what padded slices gave (tiling: up to a zero's sign)", () => {
+  const x0 = rand64(13, [3, 6, 4]);
+  const w = T.tensor(rand64(14, [3, 6, 4]).dataSync(), [3, 6, 4], { dtype: "float32", backend: T.cpu });
+  const layouts: [string, [number[], number[]][]][] = [
+    ["tiling", [[[0, 0, 0], [3, 2, 4]], [[0, 2, 0], [3, 6, 4]]]],
+    ["overlapping", [[[0, 0, 0], [3, 4, 4]], [[0, 2, 0], [3, 6, 4]]]],
+    ["three, overlapping and a gap", [[[0, 0, 0], [3, 2, 4]], [[0, 1, 0], [3, 3, 4]], [[0, 4, 0], [3, 6, 4]]]],
+  ];
+  for (const [name, boxes] of layouts) {
+    for (const wholeFirst of [true, false]) {
+      const f = (sl: (x: T.Tensor, b: number[], e: number[]) => T.Tensor) => (x: T.Tensor) => {
+        const whole = T.sum(T.mul(T.exp(T.mulScalar(x, 0.3)), w));
+        const parts = boxes.map(([b, e], k) => T.sum(T.mulScalar(T.exp(T.mulScalar(sl(x, b, e), 0.7 + k)), 1 / (k + 1))));
+        const p = parts.reduce((a, c) => T.add(a, c));
+        return wholeFirst ? T.add(whole, p) : T.add(p, whole);
+      };
+      const x32 = () => T.tensor(x0.dataSync(), x0.shape, { dtype: "float32", backend: T.cpu, requiresGrad: true });
+      const xn = x32(), xo = x32();
+      const gn = T.grad(f(T.slice)(xn), [xn])[0]!.dataSync(), go = T.grad(f(paddedSlice)(xo), [xo])[0]!.dataSync();
+      const norm = (v: ArrayLike<number>) => Array.from(v, (e) => name === "tiling" && Object.is(e, -0) ? 0 : e);
+      assert.equal(norm(gn), norm(go), `${name}, the whole gradient ${wholeFirst ? "first" : "last"}`);
+    }
+  }
 });
 
 S("slices' gradients beside whole ones: first and second order match central differences", () => {

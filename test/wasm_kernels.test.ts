@@ -616,8 +616,9 @@ S("g times an activation's derivative in one op (mulUnary: mu_<op>, the backward
   const proto = Object.getPrototypeOf(wb) as { mulUnary: (...a: unknown[]) => unknown };
   const fused = proto.mulUnary, n = { calls: 0 };
   proto.mulUnary = function (this: unknown, ...a: unknown[]) {
-    n.calls++;
-    return fused.apply(this, a);
+    const r = fused.apply(this, a);
+    if (r) n.calls++; // a fused result (null: the caller composes)
+    return r;
   };
   const special = [NaN, Infinity, -Infinity, 0, -0, 1e-40, -1e-40, 100, -100, 88.8, -87.5, 20, -20];
   try {
@@ -812,56 +813,80 @@ S("in the per-group pass (each group one image, per-group copies of the weights)
 S("the affine coupling's elementwise part in one op each way (affineCoupling: cpl_fwd, cpl_bwd) equals the composed ops bit for bit: yb, ls and both gradients, on odd, size-1 and threaded shapes with zeros, NaN, infinities and large values, batched (the per-group pass) too; second order (the composed rules written out) to rounding", () => {
   const cases: [number[], boolean][] = [[[3, 2, 5, 7], false], [[1, 1, 1, 1], false], [[2, 3, 1, 3], false], [[64, 4, 16, 16], false], [[2, 2, 3, 5], true]];
   const special = [0, -0, NaN, Infinity, -Infinity, 100, -100, 30, -30, 1e-40];
-  for (const [sx, batched] of cases) {
-    const [B, h, ...rest] = sx, so = [B, 2 * h, ...rest];
-    const g = new T.Generator(sx.reduce((p, q) => p * 3 + q, 1));
-    const xbs = T.randn(g, sx, { backend: T.cpu }).dataSync(), os = T.mulScalar(T.randn(g, so, { backend: T.cpu }), 3).dataSync();
-    const ws = T.randn(g, so, { backend: T.cpu }).dataSync();
-    if (xbs.length > 20) special.forEach((v, i) => { os[os.length / 2 + i] = v; os[i + 3] = v; });
-    const run = (composed: boolean, second: boolean) => {
-      const hide = composed ? ["affineCoupling", "affineCouplingGrad"] : [];
-      for (const k of hide) (wb as unknown as Record<string, unknown>)[k] = undefined;
-      try {
-        const G = 3;
-        const mk = (v: Float32Array | Float64Array, sh: number[]) => batched
-          ? T.tensor(Array.from({ length: G }, () => [...v]).flat(), [G, ...sh], { backend: wb, requiresGrad: true })
-          : T.tensor(v, sh, { backend: wb, requiresGrad: true });
-        const xb = mk(xbs, sx), o = mk(os, so);
-        const { yb, ls } = batched ? T.affineCoupling(T.batch(xb), T.batch(o), 2) : T.affineCoupling(xb, o, 2);
-        const Y = T.concat([yb, ls], 1), w = T.tensor(batched ? Array.from({ length: 3 }, () => [...ws]).flat() : ws, batched ? [3, ...so] : so, { backend: wb });
-        // a weighted sum of finite values only (NaN and infinities would spread through every sum)
-        const loss = T.sum(T.mul(T.where(T.eq(T.unbatch(Y), T.unbatch(Y)), T.unbatch(Y), T.zerosLike(T.unbatch(Y))), w));
-        const [dxb, dO] = T.grad(loss, [xb, o], { createGraph: second });
-        if (!second) return [T.unbatch(Y), dxb, dO].map((t) => t!.dataSync());
-        const fin = (t: T.Tensor) => T.where(T.eq(t, t), t, T.zerosLike(t));
-        const [d2x, d2o] = T.grad(T.add(T.sum(T.square(fin(dxb!))), T.sum(T.square(fin(dO!)))), [xb, o]);
-        return [d2x, d2o].map((t) => t!.dataSync());
-      } finally {
-        for (const k of hide) delete (wb as unknown as Record<string, unknown>)[k];
-      }
+  // the fused ops' results (not calls: a null result means the caller composed)
+  const proto = Object.getPrototypeOf(wb) as Record<string, (...a: unknown[]) => unknown>;
+  const kept = { affineCoupling: proto.affineCoupling, affineCouplingGrad: proto.affineCouplingGrad }, n = { affineCoupling: 0, affineCouplingGrad: 0 };
+  for (const k of ["affineCoupling", "affineCouplingGrad"] as const) {
+    proto[k] = function (this: unknown, ...a: unknown[]) {
+      const r = kept[k].apply(this, a);
+      if (r) n[k]++;
+      return r;
     };
-    const f = run(false, false), c = run(true, false);
-    ["[yb; ls]", "dxb", "do"].forEach((name, i) => {
-      const at = firstDiff(f[i], c[i]);
-      assert.ok(at === -1, `${JSON.stringify(sx)}${batched ? " batched" : ""}: ${name}[${at}] is ${f[i][at]} fused, ${c[i][at]} composed`);
-      assert.ok(f[i].some((v) => v !== 0 && Number.isFinite(v)));
-    });
-    const f2 = run(false, true), c2 = run(true, true);
-    f2.forEach((v, i) => {
-      let scale = 1e-30, diff = 0;
-      v.forEach((a, j) => {
-        const b = c2[i][j];
-        if (!Number.isFinite(a) || !Number.isFinite(b)) return;
-        scale = Math.max(scale, Math.abs(b));
-        diff = Math.max(diff, Math.abs(a - b));
-      });
-      const err = diff / scale;
-      assert.ok(err < 1e-5, `${JSON.stringify(sx)}${batched ? " batched" : ""}: second order ${i} off by ${err} of its scale`);
-    });
   }
-  // the shapes it refuses
-  const x = T.ones([2, 3, 4, 4], { backend: wb });
-  assert.throws(() => T.affineCoupling(x, T.ones([2, 5, 4, 4], { backend: wb }), 2), /allowed: o with twice xb's channels/);
+  try {
+    for (const [sx, batched] of cases) {
+      const [B, h, ...rest] = sx, so = [B, 2 * h, ...rest];
+      const g = new T.Generator(sx.reduce((p, q) => p * 3 + q, 1));
+      const xbs = T.randn(g, sx, { backend: T.cpu }).dataSync(), os = T.mulScalar(T.randn(g, so, { backend: T.cpu }), 3).dataSync();
+      const ws = T.randn(g, so, { backend: T.cpu }).dataSync();
+      if (xbs.length > 20) special.forEach((v, i) => { os[os.length / 2 + i] = v; os[i + 3] = v; });
+      const run = (composed: boolean, second: boolean) => {
+        const hide = composed ? ["affineCoupling", "affineCouplingGrad"] : [];
+        for (const k of hide) (wb as unknown as Record<string, unknown>)[k] = undefined;
+        try {
+          const G = 3;
+          const mk = (v: Float32Array | Float64Array, sh: number[]) => batched
+            ? T.tensor(Array.from({ length: G }, () => [...v]).flat(), [G, ...sh], { backend: wb, requiresGrad: true })
+            : T.tensor(v, sh, { backend: wb, requiresGrad: true });
+          const xb = mk(xbs, sx), o = mk(os, so);
+          const { yb, ls } = batched ? T.affineCoupling(T.batch(xb), T.batch(o), 2) : T.affineCoupling(xb, o, 2);
+          const Y = T.concat([yb, ls], 1), w = T.tensor(batched ? Array.from({ length: 3 }, () => [...ws]).flat() : ws, batched ? [3, ...so] : so, { backend: wb });
+          // a weighted sum of finite values only (NaN and infinities would spread through every sum)
+          const loss = T.sum(T.mul(T.where(T.eq(T.unbatch(Y), T.unbatch(Y)), T.unbatch(Y), T.zerosLike(T.unbatch(Y))), w));
+          const [dxb, dO] = T.grad(loss, [xb, o], { createGraph: second });
+          if (!second) return [T.unbatch(Y), dxb, dO].map((t) => t!.dataSync());
+          const fin = (t: T.Tensor) => T.where(T.eq(t, t), t, T.zerosLike(t));
+          const [d2x, d2o] = T.grad(T.add(T.sum(T.square(fin(dxb!))), T.sum(T.square(fin(dO!)))), [xb, o]);
+          return [d2x, d2o].map((t) => t!.dataSync());
+        } finally {
+          for (const k of hide) delete (wb as unknown as Record<string, unknown>)[k];
+        }
+      };
+      const before = { ...n };
+      const f = run(false, false);
+      assert.ok(n.affineCoupling > before.affineCoupling && n.affineCouplingGrad > before.affineCouplingGrad, `${JSON.stringify(sx)}: both fused ops ran`);
+      const c = run(true, false);
+      ["[yb; ls]", "dxb", "do"].forEach((name, i) => {
+        const at = firstDiff(f[i], c[i]);
+        assert.ok(at === -1, `${JSON.stringify(sx)}${batched ? " batched" : ""}: ${name}[${at}] is ${f[i][at]} fused, ${c[i][at]} composed`);
+        assert.ok(f[i].some((v) => v !== 0 && Number.isFinite(v)));
+      });
+      const f2 = run(false, true), c2 = run(true, true);
+      f2.forEach((v, i) => {
+        let scale = 1e-30, diff = 0;
+        v.forEach((a, j) => {
+          const b = c2[i][j];
+          if (!Number.isFinite(a) || !Number.isFinite(b)) return;
+          scale = Math.max(scale, Math.abs(b));
+          diff = Math.max(diff, Math.abs(a - b));
+        });
+        const err = diff / scale;
+        assert.ok(err < 1e-5, `${JSON.stringify(sx)}${batched ? " batched" : ""}: second order ${i} off by ${err} of its scale`);
+      });
+    }
+    // an offset that is not a float32 composes (the kernels add it as one; short arrays' addScalar in double)
+    const xb = T.tensor([0.5, -1, 2], [1, 1, 1, 3], { backend: wb }), o = T.tensor([0.1, 0.2, -0.3, 1.5, -2, 0.25], [1, 2, 1, 3], { backend: wb });
+    const before = n.affineCoupling;
+    const third = T.affineCoupling(xb, o, 1 / 3);
+    assert.is(n.affineCoupling, before, "offset 1/3: composed");
+    const ref = composedRun("affineCoupling", () => T.affineCoupling(xb, o, 1 / 3));
+    assert.equal([...third.yb.dataSync(), ...third.ls.dataSync()], [...ref.yb.dataSync(), ...ref.ls.dataSync()]);
+    // the shapes it refuses
+    const x = T.ones([2, 3, 4, 4], { backend: wb });
+    assert.throws(() => T.affineCoupling(x, T.ones([2, 5, 4, 4], { backend: wb }), 2), /allowed: o with twice xb's channels/);
+  } finally {
+    Object.assign(proto, kept);
+  }
 });
 
 S("the per-group pass's convolution with bias and activation (each group one image, the weight and bias per-group copies: one fused op with the shared weight and bias) equals the composed ops: values and the images' and copies' gradients bit for bit, second-order gradients to rounding (the graph sums a tensor's second-order terms in another order); several images per group compose", () => {

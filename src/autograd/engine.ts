@@ -41,31 +41,26 @@ function topoOrder(root: Tensor): Tensor[] {
 }
 
 /**
- * The sum of an input's boxes (BoxGrad) as one tensor of x's shape: where they tile one axis of x
- * (each whole along the other axes, together covering that axis once), they are joined in order
- * by one concat; else each is padded to x's shape and they are added in the order they came. The
- * two agree: at each element one box holds the value and the others add zeros.
+ * An input's boxes (BoxGrad) as one tensor of x's shape where they tile one axis of x (each whole
+ * along the other axes, together covering that axis once): joined in order by one concat, which
+ * equals their padded sum (at each element one box holds the value, the others add zeros; up to
+ * a zero's sign). Null where they do not tile: then each is padded and added as it came.
  */
-function joinBoxes(boxes: BoxGrad[], x: Tensor): Tensor {
-  if (boxes.length > 1) {
-    const r = x.rank;
-    // (a batched x's boxes are batched alike: shapes and corners per group)
-    const alike = boxes.every((b) => b.g.groups === x.groups && b.g.rank === r);
-    // the axis along which the boxes differ: the first where one of them is not whole
-    const axis = alike ? [...Array(r).keys()].find((i) => boxes.some((b) => b.g.shape[i] !== x.shape[i])) : undefined;
-    if (axis !== undefined && boxes.every((b) => b.g.shape.every((d, i) => i === axis || (d === x.shape[i] && b.begin[i] === 0)))) {
-      const sorted = [...boxes].sort((p, q) => p.begin[axis] - q.begin[axis]);
-      let at = 0;
-      for (const b of sorted) {
-        if (b.begin[axis] !== at) break;
-        at += b.g.shape[axis];
-      }
-      if (at === x.shape[axis] && sorted.every((b, i) => i === 0 || b.begin[axis] > sorted[i - 1].begin[axis])) return concat(sorted.map((b) => b.g), axis);
-    }
+function joinBoxes(boxes: BoxGrad[], x: Tensor): Tensor | null {
+  if (boxes.length < 2) return null;
+  const r = x.rank;
+  // (a batched x's boxes are batched alike: shapes and corners per group)
+  const alike = boxes.every((b) => b.g.groups === x.groups && b.g.rank === r);
+  // the axis along which the boxes differ: the first where one of them is not whole
+  const axis = alike ? [...Array(r).keys()].find((i) => boxes.some((b) => b.g.shape[i] !== x.shape[i])) : undefined;
+  if (axis === undefined || !boxes.every((b) => b.g.shape.every((d, i) => i === axis || (d === x.shape[i] && b.begin[i] === 0)))) return null;
+  const sorted = [...boxes].sort((p, q) => p.begin[axis] - q.begin[axis]);
+  let at = 0;
+  for (const b of sorted) {
+    if (b.begin[axis] !== at) return null; // a gap or an overlap
+    at += b.g.shape[axis];
   }
-  let sum = boxes[0].padded();
-  for (const b of boxes.slice(1)) sum = add(sum, b.padded());
-  return sum;
+  return at === x.shape[axis] ? concat(sorted.map((b) => b.g), axis) : null;
 }
 
 /**
@@ -103,7 +98,9 @@ function propagate(root: Tensor, seed: Tensor | undefined, createGraph: boolean,
     const bs = boxes.get(x);
     if (!bs) return;
     boxes.delete(x);
-    accumulate(x, joinBoxes(bs, x));
+    const joined = joinBoxes(bs, x);
+    if (joined) accumulate(x, joined);
+    else for (const b of bs) accumulate(x, b.padded()); // each added as it came, as a whole gradient is
   };
   withGradMode(createGraph, () => {
     grads.set(root, seed ? reshape(seed, root.shape) : onesLike(root));

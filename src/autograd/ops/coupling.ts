@@ -47,7 +47,9 @@ function halves(o: Tensor, offset: number): { shift: Tensor; raw: Tensor } {
  */
 function fused(xb: Tensor, o: Tensor, offset: number): Tensor | null {
   const be = xb.backend;
-  if (!be.affineCoupling || !be.affineCouplingGrad) return null;
+  // the kernels add the offset as a float32; the composed addScalar on short arrays adds it in
+  // double, so an offset that is not a float32 composes (Glow's 2 is one)
+  if (!be.affineCoupling || !be.affineCouplingGrad || Math.fround(offset) !== offset) return null;
   if (xb.groups || o.groups) {
     const G = groupsOf("affineCoupling", [xb, o]);
     if (!xb.groups || !o.groups || xb.groupCopy || o.groupCopy) return null;
