@@ -17,6 +17,7 @@ const CASES: [string, string, string[], string][] = [
   ["features", "features", ["--backend", "tpu"], "--backend"],
   ["features", "features", ["--backend", "wasm,wasm"], "--backend"], // ran the models, then failed on a duplicate task name
   ["features_ab", "features_ab", ["--old", `${ROOT}/no-such-checkout`], "--old"],
+  ["fused_ab", "fused_ab", ["--ops", "relu"], "--ops"],
   ["groupnorm", "groupnorm", ["--rounds", "x"], "--rounds"],
   ["small_ops", "small_ops", ["--iterations", "-1"], "--iterations"],
   ["train_step", "train_step", ["--batch", "0"], "--batch"],
