@@ -1,5 +1,5 @@
 // Tensor: a shape, a dtype and a storage on a backend, plus the autograd node that made it.
-import type { Backend, Data, DType } from "../kernels/backend.ts";
+import type { Backend, Data, DerivAct, DType } from "../kernels/backend.ts";
 import { fmt, type Shape, sizeOf } from "./shape.ts";
 
 /**
@@ -19,7 +19,7 @@ export class BoxGrad {
  * input gradient in one op, the product times the derivative at z (null: not fused here).
  */
 export class ProductGrad {
-  constructor(readonly value: () => Tensor, readonly times: (act: "relu" | "silu", z: Tensor) => Tensor | null) {}
+  constructor(readonly value: () => Tensor, readonly times: (act: DerivAct, z: Tensor) => Tensor | null) {}
 }
 /**
  * Makes view t's node (a reshape, batch or unbatch: its input's elements in the same order) pass a

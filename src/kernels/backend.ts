@@ -48,6 +48,8 @@ export interface MomentUpdate {
 
 /** The activation a fused convolution applies after its bias (Backend.conv2dBias). */
 export type ConvAct = "none" | "relu" | "silu";
+/** An activation whose derivative a convolution's input gradient can apply (Backend.conv2dInputGradTimes). */
+export type DerivAct = Exclude<ConvAct, "none">;
 
 export interface Backend<S = unknown> {
   readonly name: "cpu" | "webgpu" | "gpujs" | "wasm";
@@ -73,7 +75,7 @@ export interface Backend<S = unknown> {
    * mulUnary(dx, siluGrad, z), bit for bit; null where this backend composes them (backends
    * without it always do).
    */
-  conv2dInputGradTimes?(gy: S, w: S, p: ConvParams, act: "relu" | "silu", z: S, dtype: DType): S | null;
+  conv2dInputGradTimes?(gy: S, w: S, p: ConvParams, act: DerivAct, z: S, dtype: DType): S | null;
   /**
    * Optional: conv2d with a bias per output channel and an activation, one op: pre = conv2d(x, w)
    * + b (b [Cout] broadcast over images and positions) and y = act(pre) (null for "none"), each

@@ -187,12 +187,6 @@ export class AffineCoupling extends Module {
     return this.conv3.forward(this.conv2.forward(this.conv1.forward(xa, "relu"), "relu"));
   }
 
-  #st(xa: T.Tensor): { shift: T.Tensor; raw: T.Tensor } {
-    const [B, , H, W] = xa.shape, h = this.channels / 2;
-    const o = this.#net(xa);
-    return { shift: T.slice(o, [0, 0, 0, 0], [B, h, H, W]), raw: T.add(T.slice(o, [0, h, 0, 0], [B, 2 * h, H, W]), 2) };
-  }
-
   #halves(x: T.Tensor): [T.Tensor, T.Tensor] {
     const [B, C, H, W] = x.shape;
     return [T.slice(x, [0, 0, 0, 0], [B, C / 2, H, W]), T.slice(x, [0, C / 2, 0, 0], [B, C, H, W])];
@@ -207,8 +201,7 @@ export class AffineCoupling extends Module {
 
   reverse(y: T.Tensor): T.Tensor {
     const [ya, yb] = this.#halves(y);
-    const { shift, raw } = this.#st(ya);
-    return T.concat([ya, T.sub(T.div(yb, T.sigmoid(raw)), shift)], 1);
+    return T.concat([ya, T.affineCouplingInverse(yb, this.#net(ya), 2)], 1);
   }
 }
 

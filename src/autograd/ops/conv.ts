@@ -1,6 +1,6 @@
 // conv2d NCHW with stride, zero padding and groups, and its two backward ops.
 // The three are bilinear and each one's gradients are the other two, so grad-of-grad works.
-import type { ConvAct, ConvParams } from "../../kernels/backend.ts";
+import type { ConvAct, ConvParams, DerivAct } from "../../kernels/backend.ts";
 import { fmt } from "../shape.ts";
 import { assertSameBackend, isGradEnabled, ProductGrad, result, type Tensor } from "../tensor.ts";
 import { batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
@@ -210,7 +210,7 @@ export function conv2dInputGrad(gy: Tensor, w: Tensor, xShape: readonly number[]
  * differentiable: null while a graph is recorded (the engine composes then), for batched
  * operands, and where the backend composes.
  */
-export function conv2dInputGradTimes(gy: Tensor, w: Tensor, xShape: readonly number[], o: ConvOptions, act: "relu" | "silu", z: Tensor): Tensor | null {
+export function conv2dInputGradTimes(gy: Tensor, w: Tensor, xShape: readonly number[], o: ConvOptions, act: DerivAct, z: Tensor): Tensor | null {
   if (isGradEnabled() || !gy.backend.conv2dInputGradTimes || gy.groups || w.groups || z.groups) return null;
   assertSameBackend("conv2dInputGradTimes", [gy, w, z]);
   const p = params(xShape, w.shape, o);

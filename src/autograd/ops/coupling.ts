@@ -7,7 +7,7 @@
 import { fmt } from "../shape.ts";
 import { assertSameBackend, isGradEnabled, result, type Tensor } from "../tensor.ts";
 import { folded, groupsOf, unfolded } from "../batched.ts";
-import { add, addScalar, logSigmoid, mul, mulUnary, neg, sigmoid } from "./elementwise.ts";
+import { add, addScalar, div, logSigmoid, mul, mulUnary, neg, sigmoid, sub } from "./elementwise.ts";
 import { concat, slice } from "./movement.ts";
 
 /** The coupling's yb and ls (each [B, h, ...]) from xb [B, h, ...] and o [B, 2h, ...]. */
@@ -21,6 +21,12 @@ export function affineCoupling(xb: Tensor, o: Tensor, offset: number): { yb: Ten
   if (!Y) return composed(xb, o, offset);
   const [yb, ls] = split(Y);
   return { yb, ls };
+}
+
+/** The inverse: xb = yb / sigmoid(raw + offset) - shift, from yb [B, h, ...] and o [B, 2h, ...] (composed ops). */
+export function affineCouplingInverse(yb: Tensor, o: Tensor, offset: number): Tensor {
+  const { shift, raw } = halves(o, offset);
+  return sub(div(yb, sigmoid(raw)), shift);
 }
 
 /** The composed ops (every backend without the fused op, float64). */

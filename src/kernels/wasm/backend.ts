@@ -5,7 +5,7 @@
 // run as SIMD128 kernels on all cores; convolutions in conv.ts; small products, max and the other
 // elementwise ops as tight TypeScript loops (js_ops.ts); float64 work on the CPU reference
 // backend, whose storages it shares.
-import type { Backend, BinaryOp, ConvAct, ConvParams, Data, DType, MatmulSpec, MomentUpdate, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
+import type { Backend, BinaryOp, ConvAct, ConvParams, Data, DerivAct, DType, MatmulSpec, MomentUpdate, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
 import { CpuBackend } from "../cpu.ts";
 import type { KernelName } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
@@ -404,7 +404,7 @@ export class WasmBackend implements Backend<Data> {
     if (dtype === "float64") return this.ref.conv2dInputGrad(gy, w, p, dtype);
     return conv2dInputGrad(this.#rt, gy, w, p);
   }
-  conv2dInputGradTimes(gy: Data, w: Data, p: ConvParams, act: "relu" | "silu", z: Data, dtype: DType): Data | null {
+  conv2dInputGradTimes(gy: Data, w: Data, p: ConvParams, act: DerivAct, z: Data, dtype: DType): Data | null {
     if (dtype === "float64") return null;
     return conv2dInputGradTimes(this.#rt, gy, w, p, act, z);
   }

@@ -2,7 +2,7 @@
 // image and group), read in place by the product kernels through a table of tap offsets; the
 // gradients as products of the same kind (the input gradient as a correlation with the flipped
 // filters, one stride phase at a time when strided; the weight gradient summed over images).
-import type { ConvAct, ConvParams, Data } from "../backend.ts";
+import type { ConvAct, ConvParams, Data, DerivAct } from "../backend.ts";
 import { cut, type JobList, KI, type TableBlock, type WasmRuntime } from "./runtime.ts";
 import { DOT_COLS, DOT_ROWS } from "./gemm.ts";
 
@@ -11,7 +11,7 @@ import { DOT_COLS, DOT_ROWS } from "./gemm.ts";
  * epilogueFn), or an input gradient's activation derivative at z (the address of the activation's
  * input, laid out as the result: derivEpilogueFn).
  */
-type Epilogue = { bias: number; act: ConvAct } | { z: number; act: "relu" | "silu" };
+type Epilogue = { bias: number; act: ConvAct } | { z: number; act: DerivAct };
 
 interface PhaseLayout {
   cg: number; Hph: number; Wph: number; Q: number; P: number; tab: Int32Array; cpan: number; XB: number;
@@ -202,11 +202,11 @@ export function conv2dInputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParam
  * convolution's input), in the copy out: reluMask(dx, z) or dx * siluGrad(z) bit for bit; null
  * for a strided convolution (its phases copy out otherwise: the caller composes).
  */
-export function conv2dInputGradTimes(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams, act: "relu" | "silu", z: Data): Float32Array | null {
+export function conv2dInputGradTimes(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams, act: DerivAct, z: Data): Float32Array | null {
   return inputGrad(rt, gy, w, p, { z, act });
 }
 
-function inputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams, times: { z: Data; act: "relu" | "silu" } | null): Float32Array | null {
+function inputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams, times: { z: Data; act: DerivAct } | null): Float32Array | null {
   const m = rt.mem;
   if (p.stride > 1) return times ? null : inputGradPhases(rt, gy, w, p);
   const { N, Cin, H, W, Cout, KH, KW, stride: s, pad, groups, OH, OW } = p;

@@ -3,7 +3,7 @@
 // dimension where both sides allow.
 import { Fn, I32, op, simd, V128 } from "./emit.ts";
 import { unaryVec } from "./elementwise.ts";
-import type { ConvAct } from "../backend.ts";
+import type { ConvAct, DerivAct } from "../backend.ts";
 
 /**
  * copy3d(src, s0, s1, s2, dst, d0, d1, d2, D0, D1, D2): dst[i][j][k] = src[i][j][k] for the
@@ -173,7 +173,7 @@ export function copyPadFn(): Fn {
 /** The activations a convolution's copy out can apply (conv.ts), as its kernels' names end: every ConvAct. */
 export const EPILOGUE_ACTS = ["none", "relu", "silu"] as const satisfies readonly ConvAct[];
 /** The activations whose derivative an input gradient's copy out can apply (ed_<act>). */
-export const DERIV_ACTS = ["relu", "silu"] as const satisfies readonly ConvAct[];
+export const DERIV_ACTS = ["relu", "silu"] as const satisfies readonly DerivAct[];
 
 /**
  * The loop of a convolution's copy out: D0 channels x D1 rows x D2 contiguous floats, with byte
@@ -260,7 +260,7 @@ export function epilogueFn(act: ConvAct): Fn {
  * z > 0, else 0 (bin_reluMask(src, z)); silu, src * siluGrad(z) (mu_siluGrad). One pass where the
  * composed ops made another over the gradient; their values bit for bit, as ep_<act>'s.
  */
-export function derivEpilogueFn(act: typeof DERIV_ACTS[number]): Fn {
+export function derivEpilogueFn(act: DerivAct): Fn {
   const f = new Fn(`ed_${act}`, Array(10).fill(I32));
   const zsrc = 9;
   const v = f.local(V128), z = f.local(V128), one = f.local(V128), zero = f.local(V128);
