@@ -25,7 +25,7 @@ function definition(x: Float64Array, shape: number[], groups: number, eps: numbe
 
 const SHAPES: [number[], number][] = [[[2, 4, 3, 5], 2], [[1, 1], 1], [[3, 6, 1, 1], 3], [[1, 3, 7], 3], [[2, 8, 2, 2], 8], [[1, 2, 1, 1], 1]];
 
-S("values: y and rstd equal the definition, incl. one-element groups (y = 0) and offset data", () => {
+S("values: y and rstd equal the definition, incl. one-element groups (y = 0) and offset data; the affine and an activation after it", () => {
   for (const [i, [shape, groups]] of SHAPES.entries()) {
     for (const offset of [0, 1000]) {
       const x = T.add(rand64(10 + i, shape), offset), xd = x.dataSync() as Float64Array;
@@ -44,17 +44,27 @@ S("values: y and rstd equal the definition, incl. one-element groups (y = 0) and
     const c = Math.floor(k / 3) % 4;
     assert.ok(Math.abs(y[k] - (n[k] * wd[c] + bd[c])) < 1e-12, `affine at ${k}`);
   }
+  // With an activation after it (the U-Net's SiLU; fused on the wasm backend, test/wasm_kernels.test.ts).
+  for (const act of ["relu", "silu"] as const) {
+    const ya = T.groupNorm(x, 2, w, b, 1e-5, act).dataSync();
+    for (let k = 0; k < ya.length; k++) {
+      const p = y[k], want = act === "relu" ? Math.max(p, 0) : p / (1 + Math.exp(-p));
+      assert.ok(Math.abs(ya[k] - want) < 1e-12, `${act} at ${k}: ${ya[k]} vs ${want}`);
+    }
+  }
   assert.throws(() => T.normalizeGroups(rand64(33, [2, 6, 2]), 4), /not divisible into 4 groups/);
   assert.throws(() => T.groupNormGrad(rand64(34, [2, 3]), rand64(35, [2, 4]), rand64(36, [2, 1])), /are not \[rows, M\]/);
 });
 
-S("gradients vs central differences: normalizeGroups, groupNorm with affine, groupNormGrad in each input", () => {
+S("gradients vs central differences: normalizeGroups, groupNorm with affine (and SiLU after it), groupNormGrad in each input", () => {
   for (const [i, [shape, groups]] of SHAPES.entries()) {
     const err = gradcheck((x) => T.normalizeGroups(x, groups), [rand64(40 + i, shape)]);
     assert.ok(err < TOL, `normalizeGroups ${JSON.stringify(shape)} / ${groups}: err ${err}`);
   }
   const err = gradcheck((x, w, b) => T.groupNorm(x, 2, w, b), [rand64(50, [2, 4, 3, 2]), rand64(51, [4]), rand64(52, [4])]);
   assert.ok(err < TOL, `groupNorm affine: err ${err}`);
+  const errSilu = gradcheck((x, w, b) => T.groupNorm(x, 2, w, b, 1e-5, "silu"), [rand64(53, [2, 4, 3, 2]), rand64(54, [4]), rand64(55, [4])]);
+  assert.ok(errSilu < TOL, `groupNorm affine and SiLU: err ${errSilu}`);
   // groupNormGrad is a function of arbitrary (g, y, rstd): its own backward checked directly.
   for (const [rows, M] of [[3, 5], [1, 1], [2, 7]]) {
     const e = gradcheck((g, y, r) => T.groupNormGrad(g, y, r), [rand64(60 + M, [rows, M]), rand64(61 + M, [rows, M]), rand64(62 + M, [rows, 1], 0.5, 2)]);

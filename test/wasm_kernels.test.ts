@@ -12,8 +12,10 @@ import { buildModule, KERNELS, MAX_PAGES } from "../src/kernels/wasm/module.ts";
 import { JobList, Workers } from "../src/kernels/wasm/workers.ts";
 import { conv2dWeightGrad } from "../src/kernels/wasm/conv.ts";
 import { Glow } from "../src/models/glow.ts";
+import { Diffusion, diffusionConfig } from "../src/models/diffusion.ts";
+import { featuresBatched, groupGradients } from "../src/ood/features.ts";
 import { VAE } from "../src/models/vae.ts";
-import { maxRelErr } from "./helpers.ts";
+import { drawsOf, maxRelErr } from "./helpers.ts";
 import { compare, kernelParity } from "./kernel_parity.ts";
 
 const wb = await createWasmBackend();
@@ -607,6 +609,106 @@ S("a convolution with its bias and activation in one op (conv2dBias: the epilogu
     };
     const x = T.ones([1, 1, 3, 3], { backend: wb }), w = T.ones([2, 1, 1, 1], { backend: wb }), b = T.zeros([2], { backend: wb });
     assert.throws(() => T.conv2dBias(x, w, b, { act: "relu" }), /returned no relu values/);
+  } finally {
+    restore();
+  }
+});
+
+/** Counts the wasm backend's groupNormAffine calls until restore(), and those on a per-group pass's folded batch (N = `folded`). */
+function countGroupNorm(folded = -1) {
+  const proto = Object.getPrototypeOf(wb) as { groupNormAffine: (...a: unknown[]) => unknown };
+  const fused = proto.groupNormAffine, n = { calls: 0, folded: 0 };
+  proto.groupNormAffine = function (this: unknown, ...a: unknown[]) {
+    n.calls++;
+    if (a[1] === folded) n.folded++;
+    return fused.apply(this, a);
+  };
+  return { n, proto, fused, restore: () => { proto.groupNormAffine = fused; } };
+}
+
+S("GroupNorm with its affine and activation in one op (groupNormAffine: ga_<act> right after gn_fwd) equals the composed ops bit for bit: values, every gradient and second-order gradients, on odd, size-1, rank-2, short-plane and threaded shapes; a backend that returns no activation values is an error", () => {
+  const { n, proto, fused, restore } = countGroupNorm();
+  const cases: [number[], number][] = [ // x shape, channel groups
+    [[2, 4, 3, 5], 2], // odd planes (15 floats: vectors, the last overlapping)
+    [[1, 1, 1, 1], 1], // size 1: one lane
+    [[3, 6, 1, 2], 3], // planes of 2 floats: lanes of the vector code
+    [[4, 6], 2], // rank 2: planes of one float
+    [[2, 8, 7, 7], 4], // the U-Net's 7x7 planes
+    [[32, 16, 28, 28], 8], // the U-Net's first level at batch 32: threaded, ranges of rows
+    [[7, 6, 40, 41], 3], // threaded, ranges of rows starting inside an image (the channel index wraps)
+  ];
+  try {
+    for (const [sx, G] of cases) {
+      for (const act of ["none", "relu", "silu"] as const) {
+        const g = new T.Generator(sx.reduce((p, q) => p * 7 + q, G)), C = sx[1];
+        const xs = T.randn(g, sx, { backend: T.cpu }).dataSync(), ws = T.randn(g, [C], { backend: T.cpu }).dataSync(), bs = T.randn(g, [C], { backend: T.cpu }).dataSync();
+        const run = (composed: boolean) => {
+          // the composed path on the same backend: groupNormAffine hidden by an own property
+          if (composed) (wb as unknown as Record<string, unknown>).groupNormAffine = undefined;
+          try {
+            const x = T.tensor(xs, sx, { backend: wb, requiresGrad: true }), w = T.tensor(ws, [C], { backend: wb, requiresGrad: true }), b = T.tensor(bs, [C], { backend: wb, requiresGrad: true });
+            const y = T.groupNorm(x, G, w, b, 1e-5, act);
+            const gy = T.tensor(Array.from({ length: y.size }, (_, i) => Math.sin(i + 1)), y.shape, { backend: wb });
+            const [gx, gw, gb] = T.grad(T.sum(T.mul(y, gy)), [x, w, b], { createGraph: true });
+            const second = T.grad(T.add(T.add(T.sum(T.square(gx!)), T.sum(T.square(gw!))), T.sum(T.square(gb!))), [x, w, b]);
+            return [y, gx, gw, gb, ...second].map((t) => t?.dataSync() ?? new Float32Array(0));
+          } finally {
+            if (composed) delete (wb as unknown as Record<string, unknown>).groupNormAffine;
+          }
+        };
+        const before = n.calls, f = run(false);
+        assert.ok(n.calls > before, `${JSON.stringify(sx)} ${act}: the fused op ran`);
+        const c = run(true);
+        ["y", "dx", "dw", "db", "d2x", "d2w", "d2b"].forEach((name, i) => {
+          assert.ok(i < 4 ? f[i].length > 0 : f[i].length === c[i].length, `${JSON.stringify(sx)} ${act}: ${name} missing`);
+          assert.ok(f[i].every(Number.isFinite), `${JSON.stringify(sx)} ${act}: poison or a non-finite value left in ${name}`);
+          const at = f[i].findIndex((v, j) => !Object.is(v, c[i][j]));
+          assert.ok(at < 0, `${JSON.stringify(sx)} ${act}: ${name}[${at}] is ${f[i][at]} fused, ${c[i][at]} composed`);
+        });
+      }
+    }
+    proto.groupNormAffine = function (this: unknown, ...a: unknown[]) {
+      const r = fused.apply(this, a) as { out: unknown };
+      return { ...r, out: null };
+    };
+    const x = T.ones([1, 2, 3, 3], { backend: wb }), w = T.ones([2], { backend: wb }), b = T.zeros([2], { backend: wb });
+    assert.throws(() => T.groupNorm(x, 1, w, b, 1e-5, "silu"), /returned no silu values/);
+  } finally {
+    restore();
+  }
+});
+
+S("groupNormAffine in a per-group pass (each group one image, the weight and bias per-group copies: one op over the folded batch with the shared ones) gives the composed ops' per-group gradients and features bit for bit (a small U-Net, eps-loss at t = 1)", async () => {
+  const G = 5;
+  const { n, restore } = countGroupNorm(G);
+  try {
+    const m = new Diffusion(diffusionConfig({ image: [1, 4, 4], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 2, steps: 50 }), { backend: wb, gen: new T.Generator(11) });
+    // every parameter perturbed: the zero-initialised layers would hide the gradients behind them
+    m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(new T.Generator(300 + i), [...p.shape], { backend: wb, std: 0.2 }))));
+    m.eval();
+    const x = T.rand(new T.Generator(12), [G, 1, 4, 4], { backend: wb, low: -1, high: 1 });
+    const o = m.objective("l1-t1"), noise = drawsOf(m, o, G, new T.Generator(13));
+    const run = async (composed: boolean) => {
+      if (composed) (wb as unknown as Record<string, unknown>).groupNormAffine = undefined;
+      try {
+        const grads = groupGradients(m, o, x, 1, noise).map((t) => t.dataSync());
+        const f = await featuresBatched(m, o, x, 1, noise);
+        return [...grads, f.sq, f.value];
+      } finally {
+        if (composed) delete (wb as unknown as Record<string, unknown>).groupNormAffine;
+      }
+    };
+    const f = await run(false);
+    assert.ok(n.folded >= 2, `the fused op ran on the folded batch (${n.folded} calls)`);
+    const c = await run(true);
+    const names = [...m.namedParameters().map(([k]) => k), "features", "values"];
+    assert.is(f.length, names.length);
+    f.forEach((a, i) => {
+      assert.ok(a.length > 0 && a.every(Number.isFinite), `${names[i]}: empty, or poison left`);
+      const at = Array.from(a).findIndex((v, j) => !Object.is(v, c[i][j]));
+      assert.ok(at < 0, `${names[i]}[${at}] is ${a[at]} fused, ${c[i][at]} composed`);
+    });
+    assert.ok(f[names.indexOf("unet.down.0.0.norm1.weight")].some((v) => v !== 0), "a GroupNorm weight's per-group gradient is not all zeros");
   } finally {
     restore();
   }

@@ -100,6 +100,14 @@ export interface Backend<S = unknown> {
    */
   groupNormGrad(g: S, y: S, rstd: S, rows: number, M: number, dtype: DType): S;
   /**
+   * Optional: groupNorm of x [N, C, HW] in `groups` channel groups (rows N * groups of
+   * M = C / groups * HW), then the per-channel affine and an activation: y and rstd as groupNorm's,
+   * pre = y * w + b (w, b [C] broadcast over images and positions) and out = act(pre) (null for
+   * "none"), each value the composed ops' (groupNorm, binary mul, binary add, unary act) bit for
+   * bit; null where this backend composes them for this dtype (backends without it always do).
+   */
+  groupNormAffine?(x: S, N: number, C: number, HW: number, groups: number, eps: number, w: S, b: S, act: ConvAct, dtype: DType): { y: S; rstd: S; pre: S; out: S | null } | null;
+  /**
    * Optional: the affine coupling's elementwise part over n images (src/autograd/ops/coupling.ts):
    * from xb [n][half] and o [n][2 half] (shift, raw), the result [n][2 half]: yb = (xb + shift) *
    * sigmoid(raw + offset), then ls = logSigmoid(raw + offset), each value the composed ops' bit for

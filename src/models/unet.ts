@@ -58,8 +58,9 @@ export class GroupNorm extends Module {
     this.weight = this.param("weight", T.ones([channels], { backend: o.backend, dtype: o.dtype }));
     this.bias = this.param("bias", zerosFor([channels], o));
   }
-  forward(x: T.Tensor): T.Tensor {
-    return T.groupNorm(x, this.groups, this.weight, this.bias);
+  /** The normalised x, its affine, and `act` after them (one fused op where the backend has it). */
+  forward(x: T.Tensor, act: T.ConvAct = "none"): T.Tensor {
+    return T.groupNorm(x, this.groups, this.weight, this.bias, 1e-5, act);
   }
 }
 
@@ -82,9 +83,9 @@ export class ResBlock extends Module {
   }
   /** x [B, cin, H, W], temb [B, tdim] (already through the MLP's last layer). */
   forward(x: T.Tensor, temb: T.Tensor): T.Tensor {
-    let h = this.conv1.forward(T.silu(this.norm1.forward(x)));
+    let h = this.conv1.forward(this.norm1.forward(x, "silu"));
     h = T.add(h, T.reshape(this.time.forward(T.silu(temb)), [x.shape[0], this.cout, 1, 1]));
-    h = this.conv2.forward(T.silu(this.norm2.forward(h)));
+    h = this.conv2.forward(this.norm2.forward(h, "silu"));
     return T.add(h, this.shortcut ? this.shortcut.forward(x) : x);
   }
 }
@@ -188,6 +189,6 @@ export class Unet extends Module {
       for (const b of this.up[l]) h = b.forward(T.concat([h, skips.pop()!], 1), temb);
       if (l > 0) h = this.upsample[l - 1].forward(T.upsampleNearest(h));
     }
-    return this.convOut.forward(T.silu(this.normOut.forward(h)));
+    return this.convOut.forward(this.normOut.forward(h, "silu"));
   }
 }

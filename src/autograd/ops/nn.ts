@@ -1,11 +1,12 @@
 // Neural-network ops composed of primitives (their gradients come for free).
 import { fmt } from "../shape.ts";
 import type { Tensor } from "../tensor.ts";
-import { add, exp, mul, sub, tensor } from "./elementwise.ts";
+import type { ConvAct } from "../../kernels/backend.ts";
+import { add, exp, mul, sub, tensor, unary } from "./elementwise.ts";
 import { matmul } from "./linalg.ts";
 import { broadcastTo, reshape } from "./movement.ts";
 import { logsumexp, mean } from "./reduce.ts";
-import { normalizeGroups } from "./groupnorm.ts";
+import { affineGroupNorm, normalizeGroups } from "./groupnorm.ts";
 
 /** Average pooling with a k x k window and stride k (NCHW; H and W divisible by k). */
 export function avgPool2d(x: Tensor, k = 2): Tensor {
@@ -22,15 +23,22 @@ export function upsampleNearest(x: Tensor, factor = 2): Tensor {
   return reshape(b, [N, C, H * factor, W * factor]);
 }
 
-/** Group normalisation over (C/groups, H, W) per example (one fused op, groupnorm.ts), with optional per-channel affine. */
-export function groupNorm(x: Tensor, groups: number, weight?: Tensor, bias?: Tensor, eps = 1e-5): Tensor {
+/**
+ * Group normalisation over (C/groups, H, W) per example (one fused op, groupnorm.ts), with optional
+ * per-channel affine and an activation after it (act: the U-Net's SiLU). With both weight and
+ * bias, one op where the backend fuses the three (affineGroupNorm), the same values and
+ * derivatives as the composed ops.
+ */
+export function groupNorm(x: Tensor, groups: number, weight?: Tensor, bias?: Tensor, eps = 1e-5, act: ConvAct = "none"): Tensor {
   const C = x.shape[1];
   if (x.rank < 2 || C % groups) throw new Error(`groupNorm: ${C} channels of ${fmt(x.shape)} not divisible into ${groups} groups`);
+  const fused = weight && bias ? affineGroupNorm(x, groups, weight, bias, eps, act) : null;
+  if (fused) return fused;
   let y = normalizeGroups(x, groups, eps);
   const cshape = [1, C, ...x.shape.slice(2).map(() => 1)];
   if (weight) y = mul(y, reshape(weight, cshape));
   if (bias) y = add(y, reshape(bias, cshape));
-  return y;
+  return act === "none" ? y : unary(act, y);
 }
 
 /**

@@ -310,6 +310,30 @@ export class WasmBackend implements Backend<Data> {
       return { y: m.land(y, yo), rstd: m.land(rstd, ro) };
     });
   }
+  /**
+   * groupNorm, the per-channel affine and the activation as one phase: per range of rows, gn_fwd
+   * then ga_<act> over the same rows' channel planes (one job: one thread, the rows still in its
+   * cache), where the composed ops made three more passes over the whole tensor.
+   */
+  groupNormAffine(x: Data, N: number, C: number, HW: number, groups: number, eps: number, w: Data, b: Data, act: ConvAct, dtype: DType): { y: Data; rstd: Data; pre: Data; out: Data | null } | null {
+    if (dtype === "float64") return null;
+    const m = this.#m, rt = this.#rt;
+    const rows = N * groups, cg = C / groups, M = cg * HW;
+    const y = m.out(rows * M), rstd = m.out(rows), pre = m.out(rows * M), out = act === "none" ? null : m.out(rows * M);
+    return rt.op(() => {
+      const xo = m.addr(x), wo = m.addr(w), bo = m.addr(b), yo = m.dst(y), ro = m.dst(rstd), po = m.dst(pre), oo = out ? m.dst(out) : 0;
+      const e = new DataView(new Float64Array([eps]).buffer), lo = e.getInt32(0, true), hi = e.getInt32(4, true);
+      const parts = rows * M >= PARALLEL_EW ? rt.threads * 2 : 1, jl = rt.list(), ga = KI[`ga_${act}`];
+      for (const [a, z] of ranges(rows, parts)) {
+        jl.task(KI.gn_fwd, xo, yo, ro, a, z, M, lo, hi);
+        const at = a * M * 4;
+        jl.task(ga, yo + at, HW * 4, 0, po + at, HW * 4, 0, (z - a) * cg, 1, HW, oo + at, wo, bo, C, a * cg);
+        jl.endJob();
+      }
+      rt.pool.runList(jl, parts > 1);
+      return { y: m.land(y, yo), rstd: m.land(rstd, ro), pre: m.land(pre, po), out: out && m.land(out, oo) };
+    });
+  }
   groupNormGrad(g: Data, y: Data, rstd: Data, rows: number, M: number, dtype: DType): Data {
     if (dtype === "float64") return this.ref.groupNormGrad(g, y, rstd, rows, M, dtype);
     const m = this.#m, rt = this.#rt;

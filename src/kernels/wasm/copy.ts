@@ -176,7 +176,7 @@ export const EPILOGUE_ACTS = ["none", "relu", "silu"] as const satisfies readonl
 export const DERIV_ACTS = ["relu", "silu"] as const satisfies readonly DerivAct[];
 
 /**
- * The loop of a convolution's copy out: D0 channels x D1 rows x D2 contiguous floats, with byte
+ * The loop of a convolution's copy out (and of GroupNorm's affine, groupnorm.ts): D0 channels x D1 rows x D2 contiguous floats, with byte
  * strides per channel and row on the source (s0, s1) and on the destination (d0, d1), which a
  * third array (param `third`) shares. `at(lane, k)` writes the values at byte offset local k of
  * the current rows (locals rs, rd, rt: source, destination, third): a vector, or with `lane` one
@@ -184,7 +184,7 @@ export const DERIV_ACTS = ["relu", "silu"] as const satisfies readonly DerivAct[
  * one before (recomputed from the same inputs); shorter rows one lane at a time. `channel(i)`
  * runs first for each channel i.
  */
-function copyOutLoop(f: Fn, third: number, channel: (i: number) => void, at: (lane: boolean, k: number, rows: { rs: number; rd: number; rt: number }) => void): void {
+export function copyOutLoop(f: Fn, third: number, channel: (i: number) => void, at: (lane: boolean, k: number, rows: { rs: number; rd: number; rt: number }) => void): void {
   const [src, s0, s1, dst, d0, d1, D0, D1, D2] = Array.from({ length: 9 }, (_, i) => i);
   const i = f.local(), j = f.local(), k = f.local(), rs = f.local(), rd = f.local(), rt = f.local(), vend = f.local(), off = f.local();
   const rows = { rs, rd, rt };
@@ -216,12 +216,12 @@ function copyOutLoop(f: Fn, third: number, channel: (i: number) => void, at: (la
 }
 
 /** Loads the float(s) at byte offset k of row r: a vector, or with `lane` one float splat to all lanes. */
-function loadAt(f: Fn, lane: boolean, r: number, k: number): Fn {
+export function loadAt(f: Fn, lane: boolean, r: number, k: number): Fn {
   f.get(r).get(k).op(op.add);
   return lane ? f.splatLoad(0) : f.simd(0x00, 0, 0);
 }
 /** Stores the vector on the stack at byte offset k of row r (after the address pushed by storeAddr): a vector, or lane 0. */
-function storeAt(f: Fn, lane: boolean): void {
+export function storeAt(f: Fn, lane: boolean): void {
   if (lane) f.simd(simd.f32x4extract, 0).op(0x38, 0, 0);
   else f.simd(0x0b, 0, 0);
 }

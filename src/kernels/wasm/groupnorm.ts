@@ -8,7 +8,13 @@
 //     rstd = 1 / sqrt(var + eps) (eps a double, as two i32 halves), the statistics shifted by the
 //     row's first element (so the sum of squares does not cancel for rows far from zero).
 //   gn_bwd(g, y, rstd, dx, r0, r1, M): dx = rstd g - rstd mean(g) - y rstd mean(g y).
-import { F64, Fn, I32, op, V128 } from "./emit.ts";
+//   ga_<act>(y, s0, s1, pre, d0, d1, D0, D1, D2, out, w, b, C, c0): the per-channel affine and an
+//     activation after it, over D0 channel planes of D1 x D2 floats (the rows gn_fwd just wrote,
+//     still in cache): pre = y * w[c] + b[c] and out = act(pre), c = (c0 + i) % C for plane i.
+import { F64, Fn, I32, op, simd, V128 } from "./emit.ts";
+import type { ConvAct } from "../backend.ts";
+import { copyOutLoop, loadAt, storeAt } from "./copy.ts";
+import { unaryVec } from "./elementwise.ts";
 
 // f64x2 and scalar f64 opcodes
 const D = { splat: 0x14, add: 0xf0, sub: 0xf1, mul: 0xf2, extract: 0x21, promoteLow: 0x5f, demote: 0x5e, load64zero: 0x5d, store64lane: 0x5b };
@@ -134,6 +140,37 @@ export function groupNormBwdFn(): Fn {
       f.get(py).i32(4).op(op.add).set(py);
       f.get(po).i32(4).op(op.add).set(po);
     });
+  });
+  return f;
+}
+
+/**
+ * ga_<act>: GroupNorm's per-channel affine and the activation after it, one pass over the planes
+ * gn_fwd wrote, where the composed ops made three (a multiply and an add broadcast per channel,
+ * the activation): pre = y * w[c] + b[c] at pre (y's strides), and with an activation
+ * out = act(pre) at out. Each value is bin_mul's, bin_add's and un_<act>'s bit for bit: the same
+ * f32x4 instructions (a multiply, then an add: no fused multiply-add), planes of 4 or more floats
+ * as vectors, shorter ones one lane of the vector code (copy.ts copyOutLoop).
+ */
+export function groupNormAffineFn(act: ConvAct): Fn {
+  const f = new Fn(`ga_${act}`, Array(14).fill(I32));
+  const out = 9, w = 10, b = 11, C = 12, c0 = 13;
+  const ch = f.local(), vw = f.local(V128), vb = f.local(V128), v = f.local(V128), one = f.local(V128), zero = f.local(V128);
+  f.f32(1).simd(simd.f32x4splat).set(one);
+  f.f32(0).simd(simd.f32x4splat).set(zero);
+  copyOutLoop(f, out, (i) => {
+    f.get(c0).get(i).op(op.add).get(C).op(op.remU).i32(2).op(op.shl).set(ch);
+    f.get(w).get(ch).op(op.add).splatLoad(0).set(vw);
+    f.get(b).get(ch).op(op.add).splatLoad(0).set(vb);
+  }, (lane, k, { rs, rd, rt }) => {
+    loadAt(f, lane, rs, k).get(vw).simd(simd.f32x4mul).get(vb).simd(simd.f32x4add).set(v);
+    f.get(rd).get(k).op(op.add).get(v);
+    storeAt(f, lane);
+    if (act !== "none") {
+      f.get(rt).get(k).op(op.add);
+      unaryVec(f, act, v, one, zero);
+      storeAt(f, lane);
+    }
   });
   return f;
 }
