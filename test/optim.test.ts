@@ -78,6 +78,67 @@ S("the fused update (wasm momentUpdate) equals the composed ops: Adam and Adamax
   }
 });
 
+S("clipping and the update of many parameters, one op each (wasm sumSquaresAll, scaleAll, momentUpdate over a list), equal the composed ops bit for bit: sizes 1 to past the threaded split and a scalar, clipping off and on, three steps, poisoned outputs", async () => {
+  const wb = await createWasmBackend();
+  wb.poison = true;
+  const FUSED = ["momentUpdate", "sumSquaresAll", "scaleAll"] as const;
+  const proto = Object.getPrototypeOf(wb) as Record<string, (...a: unknown[]) => unknown>;
+  const saved = FUSED.map((k) => proto[k]), calls = { n: 0 };
+  FUSED.forEach((k, i) => { proto[k] = function (this: unknown, ...a: unknown[]) { calls.n++; return saved[i].apply(this, a); }; });
+  try {
+    // under 256 elements the reduce is a TypeScript loop, from 256 a kernel; under 64 the multiply is a loop
+    const sizes: number[][] = [[1], [3], [63], [64], [255], [256], [4, 67], [70001], []];
+    for (const maxNorm of [1e9, 5, 0.5]) {
+      for (const Opt of [Adam, Adamax]) {
+        const g = new T.Generator(maxNorm === 5 ? 2 : 3);
+        const init = sizes.map((sh) => T.rand(g, sh, { backend: T.cpu, low: -1, high: 1 }).dataSync());
+        const grads = [0, 1, 2].map(() => sizes.map((sh) => T.rand(g, sh, { backend: T.cpu, low: -2, high: 2 }).dataSync()));
+        const run = (composed: boolean) => {
+          if (composed) for (const k of FUSED) (wb as unknown as Record<string, unknown>)[k] = undefined;
+          try {
+            const ps = sizes.map((sh, i) => T.tensor(init[i], sh, { backend: wb, requiresGrad: true }));
+            const opt = new Opt(ps, { lr: 0.01, weightDecay: 0.01 });
+            const norms: number[] = [];
+            for (const gr of grads) {
+              ps.forEach((p, i) => { p.grad = T.tensor(gr[i], sizes[i], { backend: wb }); });
+              const n = clipGradNorm(ps, maxNorm);
+              norms.push(n.dataSync()[0]);
+              n.dispose();
+              opt.update();
+            }
+            return { norms, grads: ps.map((p) => p.grad!.dataSync()), state: [...ps, ...opt.m, ...opt.v].map((t) => t.dataSync()) };
+          } finally {
+            if (composed) for (const k of FUSED) delete (wb as unknown as Record<string, unknown>)[k];
+          }
+        };
+        const before = calls.n, f = run(false);
+        assert.is(calls.n - before, 9, "three fused ops a step");
+        const c = run(true);
+        assert.equal(f.norms, c.norms, `${Opt.name} max ${maxNorm}: the norms`);
+        if (maxNorm === 0.5) assert.ok(f.norms.every((n) => n > 0.5), "clipping was active");
+        f.grads.forEach((a, i) => {
+          const at = Array.from(a).findIndex((v, j) => !Object.is(v, c.grads[i][j]));
+          assert.ok(at < 0, `${Opt.name} max ${maxNorm}: clipped gradient of [${sizes[i]}] at ${at}: ${a[at]} fused, ${c.grads[i][at]} composed`);
+          assert.ok(a.every(Number.isFinite), "poison left in a clipped gradient");
+        });
+        f.state.forEach((a, i) => {
+          const k = i % sizes.length, n = sizes[k].reduce((p, q) => p * q, 1);
+          // under 64 elements the composed ops are TypeScript loops (products in double): a few ulp
+          // of the tensor's scale apart after three steps; from 64 the same kernels, bit for bit
+          const scale = Math.max(1e-30, ...Array.from(c.state[i], Math.abs));
+          const e = n >= 64 ? maxRel(a, c.state[i]) : Math.max(...Array.from(a, (v, j) => Math.abs(v - c.state[i][j]))) / scale;
+          assert.ok(n >= 64 ? e === 0 : e < 1e-5, `${Opt.name} max ${maxNorm}: ${["p", "m", "v"][Math.floor(i / sizes.length)]} of [${sizes[k]}] differs by ${e}`);
+          assert.ok(a.every(Number.isFinite), "poison left in an update");
+        });
+      }
+    }
+  } finally {
+    FUSED.forEach((k, i) => { proto[k] = saved[i]; });
+    wb.poison = false;
+    wb.close();
+  }
+});
+
 function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let e = 0;
   for (let i = 0; i < a.length; i++) e = Math.max(e, Math.abs(a[i] - b[i]) / Math.max(1e-30, Math.abs(b[i])));

@@ -33,6 +33,11 @@ export interface MatmulSpec {
   transA: boolean; transB: boolean;
 }
 
+/** One parameter of a fused moment update: its values, gradient and two moments, n elements each. */
+export interface MomentItem<S = unknown> {
+  p: S; g: S; m: S; v: S; n: number;
+}
+
 /**
  * One Adam or Adamax update of a parameter (Kingma & Ba 2015), the arithmetic of src/nn/optim.ts's
  * composed form in the same order, each step rounded to the storage's precision:
@@ -120,8 +125,19 @@ export interface Backend<S = unknown> {
    * backward rules' bit for bit; null where this backend composes them.
    */
   affineCouplingGrad?(g: S, xb: S, o: S, n: number, half: number, offset: number, dtype: DType): { dxb: S; do: S } | null;
-  /** Optional: a fused MomentUpdate of n elements, new storages (backends without it run the composed ops). */
-  momentUpdate?(p: S, g: S, m: S, v: S, n: number, u: MomentUpdate, dtype: DType): { p: S; m: S; v: S } | null;
+  /**
+   * Optional: a fused MomentUpdate of every parameter in `items` (its gradient and two moments, n
+   * elements each), all in one op; new storages (backends without it run the composed ops).
+   */
+  momentUpdate?(items: readonly MomentItem<S>[], u: MomentUpdate, dtype: DType): { p: S; m: S; v: S }[] | null;
+  /**
+   * Optional: the sum over i of reduce("sumsq", xs[i]) (each over its ns[i] elements), the
+   * tensors' sums added in order in the dtype's precision: the composed reduce and add ops'
+   * value bit for bit, in one op ([] storage); null where this backend composes them.
+   */
+  sumSquaresAll?(xs: readonly S[], ns: readonly number[], dtype: DType): S | null;
+  /** Optional: each xs[i] (ns[i] elements) times the scalar s ([] storage): binary mul's values, in one op; null where this backend composes them. */
+  scaleAll?(xs: readonly S[], ns: readonly number[], s: S, dtype: DType): S[] | null;
   /** Wait for queued work (no-op on CPU). */
   sync(): Promise<void>;
 }

@@ -34,23 +34,26 @@ abstract class MomentOptimizer {
   update(): void {
     this.step++;
     T.tidy(() => T.noGrad(() => {
-      const fused = this.fused();
-      this.params.forEach((p, i) => {
-        if (!p.grad) return;
-        // The backend's fused kernel where it has one (the same arithmetic in one op), else the ops below.
-        const r = T.momentUpdate(p, p.grad, this.m[i], this.v[i], fused);
-        if (r) {
-          this.m[i].assign(r.m);
-          this.v[i].assign(r.v);
-          p.assign(r.p);
-          return;
-        }
-        let g = p.grad;
+      const live = this.params.flatMap((p, i) => p.grad ? [i] : []);
+      // The backend's fused kernel where it has one (every parameter in one op, the same
+      // arithmetic as the ops below), else the ops below.
+      const r = T.momentUpdate(live.map((i) => ({ p: this.params[i], g: this.params[i].grad!, m: this.m[i], v: this.v[i] })), this.fused());
+      if (r) {
+        live.forEach((i, k) => {
+          this.m[i].assign(r[k].m);
+          this.v[i].assign(r[k].v);
+          this.params[i].assign(r[k].p);
+        });
+        return;
+      }
+      for (const i of live) {
+        const p = this.params[i];
+        let g = p.grad!;
         if (this.weightDecay) g = T.add(g, T.mul(p, this.weightDecay));
         this.m[i].assign(T.add(T.mul(this.m[i], this.beta1), T.mul(g, 1 - this.beta1)));
         this.v[i].assign(this.second(this.v[i], g));
         p.assign(T.sub(p, this.delta(this.m[i], this.v[i])));
-      });
+      }
     }));
   }
 
@@ -100,12 +103,12 @@ export function clipGradNorm(params: T.Tensor[], maxNorm: number): T.Tensor {
   const withGrad = params.filter((p) => p.grad);
   return T.keep(T.tidy(() => T.noGrad(() => {
     if (!withGrad.length) return T.zeros([], { backend: params[0]?.backend });
-    // one kernel per tensor (squares summed in double), then the tensors' sums added in order
-    let sq = T.sumSquares(withGrad[0].grad!);
-    for (const p of withGrad.slice(1)) sq = T.add(sq, T.sumSquares(p.grad!));
-    const norm = T.sqrt(sq);
+    // each tensor's squares summed (in double), then the tensors' sums added in order: one op
+    // where the backend fuses it, as is the scaling of every gradient
+    const grads = withGrad.map((p) => p.grad!);
+    const norm = T.sqrt(T.sumSquaresAll(grads));
     const scale = T.minimum(T.div(maxNorm, T.add(norm, 1e-6)), 1);
-    for (const p of withGrad) p.grad!.assign(T.mul(p.grad!, scale));
+    T.scaleAll(grads, scale).forEach((g, i) => withGrad[i].grad!.assign(g));
     return norm;
   })));
 }

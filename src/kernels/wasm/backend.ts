@@ -5,7 +5,7 @@
 // run as SIMD128 kernels on all cores; convolutions in conv.ts; small products, max and the other
 // elementwise ops as tight TypeScript loops (js_ops.ts); float64 work on the CPU reference
 // backend, whose storages it shares.
-import type { Backend, BinaryOp, ConvAct, ConvParams, Data, DerivAct, DType, MatmulSpec, MomentUpdate, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
+import type { Backend, BinaryOp, ConvAct, ConvParams, Data, DerivAct, DType, MatmulSpec, MomentItem, MomentUpdate, ReduceOp, StridedSpec, UnaryOp } from "../backend.ts";
 import { CpuBackend } from "../cpu.ts";
 import type { KernelName } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
@@ -347,21 +347,76 @@ export class WasmBackend implements Backend<Data> {
   }
 
   // ---- the optimisers' update (optim.ts) ----
-  momentUpdate(p: Data, g: Data, mo: Data, v: Data, n: number, u: MomentUpdate, dtype: DType): { p: Data; m: Data; v: Data } | null {
+  momentUpdate(items: readonly MomentItem<Data>[], u: MomentUpdate, dtype: DType): { p: Data; m: Data; v: Data }[] | null {
     if (dtype === "float64") return null;
     const m = this.#m, rt = this.#rt;
-    const po = m.out(n), mOut = m.out(n), vOut = m.out(n);
+    const outs = items.map(({ n }) => ({ p: m.out(n), m: m.out(n), v: m.out(n) }));
     return rt.op(() => {
       const hp = m.tmp(9);
       m.f32.set([u.kind === "adam" ? 0 : 1, u.b1, u.omb1, u.b2, u.omb2, u.invC2, u.eps, u.lrc, u.wd], hp / 4);
-      const a = [p, g, mo, v].map((d) => m.addr(d)), o = [po, mOut, vOut].map((d) => m.dst(d));
-      const parts = n >= PARALLEL_EW ? rt.threads * 2 : 1;
-      const tasks: Task[] = ranges(n >> 2, parts).map(([lo, hi]) => {
-        const end = hi === n >> 2 ? n : hi * 4, b = lo * 16; // the last range takes the tail
-        return [KI.moment, a[0] + b, a[1] + b, a[2] + b, a[3] + b, o[0] + b, o[1] + b, o[2] + b, end - lo * 4, hp];
+      // every parameter's ranges in one phase: on the threads where a parameter is large enough
+      // to be split among them (as a single one would be), else on the caller
+      const tasks: Task[] = [], parallel = items.some(({ n }) => n >= PARALLEL_EW);
+      const os = items.map(({ p, g, m: mo, v, n }, k) => {
+        const a = [p, g, mo, v].map((d) => m.addr(d)), o = [outs[k].p, outs[k].m, outs[k].v].map((d) => m.dst(d));
+        const parts = n >= PARALLEL_EW ? rt.threads * 2 : 1;
+        const rs = ranges(n >> 2, parts);
+        if (!rs.length) tasks.push([KI.moment, ...a, ...o, n, hp]);
+        for (const [lo, hi] of rs) {
+          const end = hi === n >> 2 ? n : hi * 4, b = lo * 16; // the last range takes the tail
+          tasks.push([KI.moment, a[0] + b, a[1] + b, a[2] + b, a[3] + b, o[0] + b, o[1] + b, o[2] + b, end - lo * 4, hp]);
+        }
+        return o;
       });
-      rt.pool.run(tasks.length ? tasks : [[KI.moment, ...a, ...o, n, hp]], parts > 1);
-      return { p: m.land(po, o[0]), m: m.land(mOut, o[1]), v: m.land(vOut, o[2]) };
+      rt.pool.run(tasks, parallel);
+      return outs.map((r, k) => ({ p: m.land(r.p, os[k][0]), m: m.land(r.m, os[k][1]), v: m.land(r.v, os[k][2]) }));
+    });
+  }
+  /**
+   * The tensors' sums of squares as reduce("sumsq") makes each (a TypeScript loop under 256
+   * elements, else one red_sumsq task), the large ones in one phase, then added in order in f32
+   * (binary add's values on scalars).
+   */
+  sumSquaresAll(xs: readonly Data[], ns: readonly number[], dtype: DType): Data | null {
+    if (dtype === "float64" || xs.length === 0) return null;
+    const m = this.#m, rt = this.#rt;
+    const sums = new Float32Array(xs.length), out = m.out(1);
+    rt.op(() => {
+      const big = ns.map((n, i) => n >= 256 ? i : -1).filter((i) => i >= 0);
+      // one task a tensor (as reduce runs it), on the threads where there are several large ones
+      const at = m.tmp(Math.max(1, big.length)), parallel = big.filter((i) => ns[i] >= PARALLEL_EW).length > 1;
+      rt.pool.run(big.map((i, k) => [KI.red_sumsq, m.addr(xs[i]), at + k * 4, 1, ns[i], 1, 1]), parallel);
+      big.forEach((i, k) => { sums[i] = m.f32[at / 4 + k]; });
+      ns.forEach((n, i) => { if (n < 256) reduceInto("sumsq", xs[i], 1, n, 1, sums.subarray(i, i + 1)); });
+    });
+    let sq = sums[0];
+    for (let i = 1; i < sums.length; i++) sq = Math.fround(sq + sums[i]);
+    out[0] = sq;
+    return out;
+  }
+  /** Each tensor times s: under 64 elements binary mul's TypeScript loop, else un_mulScalar's phase (the same f32 products). */
+  scaleAll(xs: readonly Data[], ns: readonly number[], s: Data, dtype: DType): Data[] | null {
+    if (dtype === "float64") return null;
+    const m = this.#m, rt = this.#rt, v = (s as Float32Array)[0];
+    const outs = ns.map((n) => m.out(n));
+    return rt.op(() => {
+      const tasks: Task[] = [], parallel = ns.some((n) => n >= PARALLEL_EW), fn = KI.un_mulScalar, bits = F32_BITS(v);
+      const os = ns.map((n, i) => {
+        if (n < 64) {
+          const x = xs[i] as Float32Array, o = outs[i];
+          for (let k = 0; k < n; k++) o[k] = x[k] * v;
+          return -1;
+        }
+        const xo = m.addr(xs[i]), oo = m.dst(outs[i]);
+        const parts = n >= PARALLEL_EW ? rt.threads * 2 : 1;
+        for (const [lo, hi] of ranges(n >> 2, parts)) {
+          const end = hi === n >> 2 ? n : hi * 4;
+          tasks.push([fn, xo + lo * 16, oo + lo * 16, end - lo * 4, bits]);
+        }
+        return oo;
+      });
+      rt.pool.run(tasks, parallel);
+      return outs.map((o, i) => os[i] < 0 ? o : m.land(o, os[i]));
     });
   }
 
