@@ -559,7 +559,7 @@ function countFused() {
   return { n, proto, fused, restore: () => { proto.conv2dBias = fused; } };
 }
 
-S("a convolution with its bias and activation in one op (conv2dBias: the epilogue in the copy out) equals the composed ops bit for bit: values, every gradient and second-order gradients, on odd, size-1, short-row, strided, grouped, in-place 1x1 and threaded shapes", () => {
+S("a convolution with its bias and activation in one op (conv2dBias: the epilogue in the copy out; for a ReLU only its output, one node) equals the composed ops bit for bit: values, every gradient and second-order gradients, on odd, size-1, short-row, strided, grouped, in-place 1x1 and threaded shapes", () => {
   const { n, proto, fused, restore } = countFused();
   const cases: [number[], number, number, T.ConvOptions][] = [ // x shape, Cout, k, options
     [[2, 3, 5, 7], 4, 3, { padding: 1 }], // odd sizes, rows past a vector
@@ -602,13 +602,20 @@ S("a convolution with its bias and activation in one op (conv2dBias: the epilogu
         });
       }
     }
-    // a backend that breaks the contract (no activation values) is an error, not a tensor without storage
+    // a backend that breaks the contract (no activation values; no pre-activation but for a ReLU)
+    // is an error, not a tensor without storage
     proto.conv2dBias = function (this: unknown, ...a: unknown[]) {
       const r = fused.apply(this, a) as { pre: unknown; y: unknown };
       return { pre: r.pre, y: null };
     };
     const x = T.ones([1, 1, 3, 3], { backend: wb }), w = T.ones([2, 1, 1, 1], { backend: wb }), b = T.zeros([2], { backend: wb });
     assert.throws(() => T.conv2dBias(x, w, b, { act: "relu" }), /returned no relu values/);
+    assert.throws(() => T.conv2dBias(x, w, b, { act: "silu" }), /returned no silu values/);
+    proto.conv2dBias = function (this: unknown, ...a: unknown[]) {
+      const r = fused.apply(this, a) as { pre: unknown; y: unknown };
+      return { pre: null, y: r.y };
+    };
+    assert.throws(() => T.conv2dBias(x, w, b, { act: "silu" }), /returned no pre-activation for silu/);
   } finally {
     restore();
   }

@@ -85,9 +85,10 @@ export interface Backend<S = unknown> {
    * Optional: conv2d with a bias per output channel and an activation, one op: pre = conv2d(x, w)
    * + b (b [Cout] broadcast over images and positions) and y = act(pre) (null for "none"), each
    * value the composed ops' (conv2d, binary add, unary act) bit for bit; null where this backend
-   * composes them for this dtype (backends without it always do).
+   * composes them for this dtype (backends without it always do). For "relu" pre may be null (not
+   * kept): the ReLU's derivative is then read from y (y > 0 exactly where pre > 0).
    */
-  conv2dBias?(x: S, w: S, b: S, p: ConvParams, act: ConvAct, dtype: DType): { pre: S; y: S | null } | null;
+  conv2dBias?(x: S, w: S, b: S, p: ConvParams, act: ConvAct, dtype: DType): { pre: S | null; y: S | null } | null;
   /**
    * Optional: g * op(x) for n elements of each (an activation's backward: g times its derivative
    * at x), one op whose values are binary mul(g, unary(op, x)) bit for bit; null where this backend

@@ -5,7 +5,7 @@ import { fmt } from "../shape.ts";
 import { assertSameBackend, isGradEnabled, ProductGrad, result, type Tensor } from "../tensor.ts";
 import { batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
 import { broadcastTo, permute, reshape } from "./movement.ts";
-import { add, unary, unaryOf } from "./elementwise.ts";
+import { add, reluMask, unary, unaryOf } from "./elementwise.ts";
 import { sumTo } from "./reduce.ts";
 
 export type { ConvAct };
@@ -71,12 +71,35 @@ export function conv2dBias(x: Tensor, w: Tensor, b: Tensor, o: ConvOptions & { a
   const p = params(x.shape, w.shape, o);
   const r = x.backend.conv2dBias?.(x.storage("conv2dBias"), w.storage("conv2dBias"), b.storage("conv2dBias"), { ...p, weightGradFollows: isGradEnabled() && w.requiresGrad }, act, x.dtype);
   if (!r) return composedConv2dBias(x, w, b, o, act);
-  const pre = result("conv2dBias", [x, w, b], r.pre, outShape(p), (g, needs) => [
+  // the composed pair's derivatives from the gradient at pre
+  const grads = (g: Tensor, needs: boolean[]) => [
     needs[0] ? inputGradOf(g, w, x, p) : null,
     needs[1] ? conv2dWeightGrad(x, g, w.shape, optsOf(p)) : null,
     needs[2] ? reshape(sumTo(g, [1, Cout, 1, 1]), [Cout]) : null,
-  ], x);
+  ];
+  if (r.pre === null) return reluNode("conv2dBiasRelu", [x, w, b], r.y, outShape(p), grads, x, act);
+  const pre = result("conv2dBias", [x, w, b], r.pre, outShape(p), grads, x);
   return activated(pre, r.y, act, x);
+}
+
+/**
+ * relu(pre) where the backend kept only y, not pre (Backend.conv2dBias for "relu"): one node for
+ * the convolution, its bias and the ReLU, whose derivatives are the composed ops': the gradient
+ * at pre is the ReLU's backward, reluMask(g, y) (y > 0 exactly where pre > 0: the values of
+ * reluMask(g, pre) bit for bit), then `grads` (the pair's). Like the ReLU's own node, it takes a
+ * convolution's input gradient uncomputed with its derivative (conv2dInputGradTimes at z = y).
+ */
+function reluNode(op: string, inputs: Tensor[], s: unknown, shape: number[], grads: (g: Tensor, needs: boolean[]) => (Tensor | ProductGrad | null)[], like: Tensor, act: ConvAct): Tensor {
+  if (act !== "relu") throw new Error(`conv2dBias: the ${like.backend.name} backend returned no pre-activation for ${act} (its contract: pre for every activation but "relu")`);
+  if (s === null) throw new Error(`conv2dBias: the ${like.backend.name} backend returned no relu values (its contract: y for every activation but "none")`);
+  const y: Tensor = result(op, inputs, s, shape, (g, needs) => grads(reluMask(g, y), needs), like);
+  if (y.node) {
+    y.node.takes = (d) => {
+      const gp = d.times("relu", y);
+      return gp && grads(gp, inputs.map((t) => t.requiresGrad));
+    };
+  }
+  return y;
 }
 
 function composedConv2dBias(x: Tensor, w: Tensor, b: Tensor, o: ConvOptions, act: ConvAct): Tensor {
@@ -106,11 +129,13 @@ function sharedConv2dBias(x: Tensor, w: Tensor, b: Tensor, o: ConvOptions, act: 
   const p = params(xf.shape, w.shape, o);
   const r = x.backend.conv2dBias(xf.storage("conv2dBias"), w.groupCopy.of.storage("conv2dBias"), b.groupCopy.of.storage("conv2dBias"), { ...p, weightGradFollows: isGradEnabled() && w.requiresGrad }, act, x.dtype);
   if (!r) return null;
-  const pre = result("conv2dBiasSharedW", [xf, w, b], r.pre, outShape(p), (g, needs) => [
+  const grads = (g: Tensor, needs: boolean[]) => [
     needs[0] ? sharedInputGradOf(g, w, xf, p) : null,
     needs[1] ? perGroupWeightGrad(xf, g, w, optsOf(p)) : null,
     needs[2] ? batch(reshape(sumTo(g, [G, Cout, 1, 1]), [G, Cout]), G, [Cout]) : null,
-  ], xf);
+  ];
+  if (r.pre === null) return unfolded(reluNode("conv2dBiasReluSharedW", [xf, w, b], r.y, outShape(p), grads, xf, act), G);
+  const pre = result("conv2dBiasSharedW", [xf, w, b], r.pre, outShape(p), grads, xf);
   return activated(unfolded(pre, G), r.y, act, x);
 }
 

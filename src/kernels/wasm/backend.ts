@@ -475,7 +475,7 @@ export class WasmBackend implements Backend<Data> {
     if (dtype === "float64") return this.ref.conv2d(x, w, p, dtype);
     return conv2d(this.#rt, x, w, p);
   }
-  conv2dBias(x: Data, w: Data, b: Data, p: ConvParams, act: ConvAct, dtype: DType): { pre: Data; y: Data | null } | null {
+  conv2dBias(x: Data, w: Data, b: Data, p: ConvParams, act: ConvAct, dtype: DType): { pre: Data | null; y: Data | null } | null {
     if (dtype === "float64") return null;
     return conv2dBias(this.#rt, x, w, b, p, act);
   }

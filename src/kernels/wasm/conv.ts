@@ -125,7 +125,8 @@ function productsOut(rt: WasmRuntime, R: TableBlock, o: {
   const bb = o.b ?? m.tmp(chunk * BB);
   const c = m.tmp(chunk * CB);
   const out = m.out(total * rows * H * W), oo = m.dst(out);
-  const ep = o.ep, y = ep && "bias" in ep && ep.act !== "none" ? m.out(total * rows * H * W) : null, yo = y ? m.dst(y) : 0;
+  // a second result (y) for SiLU only: ReLU's ep_relu writes its y as the one result
+  const ep = o.ep, y = ep && "bias" in ep && ep.act === "silu" ? m.out(total * rows * H * W) : null, yo = y ? m.dst(y) : 0;
   const epFn = !ep ? 0 : "bias" in ep ? KI[`ep_${ep.act}`] : KI[`ed_${ep.act}`];
   {
     const jl = rt.list(true);
@@ -164,11 +165,12 @@ export function conv2d(rt: WasmRuntime, x: Data, w: Data, p: ConvParams): Float3
 /**
  * conv2d with b [Cout] added per output channel and an activation, in the copy out: pre =
  * conv2d(x, w) + b and y = act(pre) (null for "none"), each value bin_add's and un_<act>'s bit for
- * bit, without the two passes over the result the composed ops make.
+ * bit, without the two passes over the result the composed ops make. For ReLU only y (pre null):
+ * its derivative is read from y, so pre is neither written nor kept.
  */
-export function conv2dBias(rt: WasmRuntime, x: Data, w: Data, b: Data, p: ConvParams, act: ConvAct): { pre: Float32Array; y: Float32Array | null } {
-  const [pre, y] = forward(rt, x, w, p, b, act);
-  return { pre, y };
+export function conv2dBias(rt: WasmRuntime, x: Data, w: Data, b: Data, p: ConvParams, act: ConvAct): { pre: Float32Array | null; y: Float32Array | null } {
+  const [out, y] = forward(rt, x, w, p, b, act);
+  return act === "relu" ? { pre: null, y: out } : { pre: out, y };
 }
 
 function forward(rt: WasmRuntime, x: Data, w: Data, p: ConvParams, b?: Data, act: ConvAct = "none"): [Float32Array, Float32Array | null] {

@@ -229,8 +229,9 @@ export function storeAt(f: Fn, lane: boolean): void {
 /**
  * ep_<act>(src, s0, s1, dst, d0, d1, D0, D1, D2, bias, ydst): a convolution's result copied out
  * with its bias and activation, over D0 channels x D1 rows x D2 contiguous floats (byte strides
- * per channel and row on both sides): pre = src + bias[i] at dst, and with an activation also
- * y = act(pre) at ydst (same strides as dst). One pass where the composed ops (the bias add, the
+ * per channel and row on both sides): pre = src + bias[i] at dst, and with SiLU also
+ * y = act(pre) at ydst (same strides as dst); with ReLU only y, at dst (its derivative is read
+ * from y: y > 0 exactly where pre > 0, so pre need not be kept). One pass where the composed ops (the bias add, the
  * activation) made two more over the result. The values are those of bin_add and un_<act> bit for
  * bit: the same f32x4 instructions, rows of 4 or more as vectors (the last one overlapping the one
  * before), shorter rows one lane of the vector code.
@@ -243,6 +244,11 @@ export function epilogueFn(act: ConvAct): Fn {
   f.f32(0).simd(simd.f32x4splat).set(zero);
   copyOutLoop(f, ydst, (i) => { f.get(bias).get(i).i32(2).op(op.shl).op(op.add).splatLoad(0).set(vb); }, (lane, k, { rs, rd, rt }) => {
     loadAt(f, lane, rs, k).get(vb).simd(simd.f32x4add).set(v);
+    if (act === "relu") { // y only, at dst: a ReLU's derivative is read from its output
+      f.get(rd).get(k).op(op.add);
+      unaryVec(f, act, v, one, zero);
+      return storeAt(f, lane);
+    }
     f.get(rd).get(k).op(op.add).get(v);
     storeAt(f, lane);
     if (act !== "none") {
