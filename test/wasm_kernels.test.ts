@@ -548,6 +548,26 @@ function modelGrads(make: (be: typeof T.cpu | typeof wb) => { m: { nll(x: T.Tens
   return [nll.dataSync(), ...gs.map((g) => g!.dataSync())];
 }
 
+/**
+ * An op of three inputs (x, w, b) on the wasm backend, with the backend method `hide` present or
+ * (composed) hidden by an own property, so the autograd composes it on the same backend: its
+ * values, the three gradients of sum(y * sin) and a second order (d/d(x, w, b) of the gradients'
+ * squares summed; empty where nothing depends on an input).
+ */
+function valuesAndGrads(hide: string, composed: boolean, data: [ArrayLike<number>, number[]][], op: (x: T.Tensor, w: T.Tensor, b: T.Tensor) => T.Tensor): number[][] {
+  if (composed) (wb as unknown as Record<string, unknown>)[hide] = undefined;
+  try {
+    const [x, w, b] = data.map(([v, shape]) => T.tensor(v, shape, { backend: wb, requiresGrad: true }));
+    const y = op(x, w, b);
+    const gy = T.tensor(Array.from({ length: y.size }, (_, i) => Math.sin(i + 1)), y.shape, { backend: wb });
+    const [gx, gw, gb] = T.grad(T.sum(T.mul(y, gy)), [x, w, b], { createGraph: true });
+    const second = T.grad(T.add(T.add(T.sum(T.square(gx!)), T.sum(T.square(gw!))), T.sum(T.square(gb!))), [x, w, b]);
+    return [y, gx, gw, gb, ...second].map((t) => t ? Array.from(t.dataSync()) : []);
+  } finally {
+    if (composed) delete (wb as unknown as Record<string, unknown>)[hide];
+  }
+}
+
 /** Counts the wasm backend's fused convolution calls (conv2dBias) until restore(); `proto`/`fused` to break it on purpose. */
 function countFused() {
   const proto = Object.getPrototypeOf(wb) as { conv2dBias: (...a: unknown[]) => unknown };
@@ -575,22 +595,7 @@ S("a convolution with its bias and activation in one op (conv2dBias: the epilogu
         const g = new T.Generator(sx.reduce((p, q) => p * 7 + q, Cout));
         const sw = [Cout, sx[1] / (o.groups ?? 1), k, k];
         const xs = T.randn(g, sx, { backend: T.cpu }).dataSync(), ws = T.randn(g, sw, { backend: T.cpu }).dataSync(), bs = T.randn(g, [Cout], { backend: T.cpu }).dataSync();
-        const run = (composed: boolean) => {
-          // the composed path on the same backend: conv2dBias hidden by an own property
-          if (composed) (wb as unknown as Record<string, unknown>).conv2dBias = undefined;
-          try {
-            const x = T.tensor(xs, sx, { backend: wb, requiresGrad: true }), w = T.tensor(ws, sw, { backend: wb, requiresGrad: true }), b = T.tensor(bs, [Cout], { backend: wb, requiresGrad: true });
-            const y = T.conv2dBias(x, w, b, { ...o, act });
-            const gy = T.tensor(Array.from({ length: y.size }, (_, i) => Math.sin(i + 1)), y.shape, { backend: wb });
-            const [gx, gw, gb] = T.grad(T.sum(T.mul(y, gy)), [x, w, b], { createGraph: true });
-            // a second order: d/d(x, w, b) of the gradients' weighted sum
-            const second = T.grad(T.add(T.add(T.sum(T.square(gx!)), T.sum(T.square(gw!))), T.sum(T.square(gb!))), [x, w, b]);
-            // (null where nothing depends on an input: b's second order without an activation)
-            return [y, gx, gw, gb, ...second].map((t) => t?.dataSync() ?? new Float32Array(0));
-          } finally {
-            if (composed) delete (wb as unknown as Record<string, unknown>).conv2dBias;
-          }
-        };
+        const run = (composed: boolean) => valuesAndGrads("conv2dBias", composed, [[xs, sx], [ws, sw], [bs, [Cout]]], (x, w, b) => T.conv2dBias(x, w, b, { ...o, act }));
         const before = n.calls, f = run(false);
         assert.ok(n.calls > before, "the fused op ran");
         const c = run(true);
@@ -649,20 +654,7 @@ S("GroupNorm with its affine and activation in one op (groupNormAffine: ga_<act>
       for (const act of ["none", "relu", "silu"] as const) {
         const g = new T.Generator(sx.reduce((p, q) => p * 7 + q, G)), C = sx[1];
         const xs = T.randn(g, sx, { backend: T.cpu }).dataSync(), ws = T.randn(g, [C], { backend: T.cpu }).dataSync(), bs = T.randn(g, [C], { backend: T.cpu }).dataSync();
-        const run = (composed: boolean) => {
-          // the composed path on the same backend: groupNormAffine hidden by an own property
-          if (composed) (wb as unknown as Record<string, unknown>).groupNormAffine = undefined;
-          try {
-            const x = T.tensor(xs, sx, { backend: wb, requiresGrad: true }), w = T.tensor(ws, [C], { backend: wb, requiresGrad: true }), b = T.tensor(bs, [C], { backend: wb, requiresGrad: true });
-            const y = T.groupNorm(x, G, w, b, 1e-5, act);
-            const gy = T.tensor(Array.from({ length: y.size }, (_, i) => Math.sin(i + 1)), y.shape, { backend: wb });
-            const [gx, gw, gb] = T.grad(T.sum(T.mul(y, gy)), [x, w, b], { createGraph: true });
-            const second = T.grad(T.add(T.add(T.sum(T.square(gx!)), T.sum(T.square(gw!))), T.sum(T.square(gb!))), [x, w, b]);
-            return [y, gx, gw, gb, ...second].map((t) => t?.dataSync() ?? new Float32Array(0));
-          } finally {
-            if (composed) delete (wb as unknown as Record<string, unknown>).groupNormAffine;
-          }
-        };
+        const run = (composed: boolean) => valuesAndGrads("groupNormAffine", composed, [[xs, sx], [ws, [C]], [bs, [C]]], (x, w, b) => T.groupNorm(x, G, w, b, 1e-5, act));
         const before = n.calls, f = run(false);
         assert.ok(n.calls > before, `${JSON.stringify(sx)} ${act}: the fused op ran`);
         const c = run(true);

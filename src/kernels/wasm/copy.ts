@@ -221,7 +221,7 @@ export function loadAt(f: Fn, lane: boolean, r: number, k: number): Fn {
   return lane ? f.splatLoad(0) : f.simd(0x00, 0, 0);
 }
 /** Stores the vector on the stack at byte offset k of row r (after the address pushed by storeAddr): a vector, or lane 0. */
-export function storeAt(f: Fn, lane: boolean): void {
+function storeAt(f: Fn, lane: boolean): void {
   if (lane) f.simd(simd.f32x4extract, 0).op(0x38, 0, 0);
   else f.simd(0x0b, 0, 0);
 }
@@ -239,25 +239,36 @@ export function storeAt(f: Fn, lane: boolean): void {
 export function epilogueFn(act: ConvAct): Fn {
   const f = new Fn(`ep_${act}`, Array(11).fill(I32));
   const bias = 9, ydst = 10;
-  const vb = f.local(V128), v = f.local(V128), one = f.local(V128), zero = f.local(V128);
-  f.f32(1).simd(simd.f32x4splat).set(one);
-  f.f32(0).simd(simd.f32x4splat).set(zero);
-  copyOutLoop(f, ydst, (i) => { f.get(bias).get(i).i32(2).op(op.shl).op(op.add).splatLoad(0).set(vb); }, (lane, k, { rs, rd, rt }) => {
-    loadAt(f, lane, rs, k).get(vb).simd(simd.f32x4add).set(v);
-    if (act === "relu") { // y only, at dst: a ReLU's derivative is read from its output
-      f.get(rd).get(k).op(op.add);
-      unaryVec(f, act, v, one, zero);
-      return storeAt(f, lane);
-    }
-    f.get(rd).get(k).op(op.add).get(v);
-    storeAt(f, lane);
-    if (act !== "none") {
-      f.get(rt).get(k).op(op.add);
-      unaryVec(f, act, v, one, zero);
-      storeAt(f, lane);
-    }
+  const vb = f.local(V128), v = f.local(V128), k01 = actConstants(f);
+  copyOutLoop(f, ydst, (i) => { f.get(bias).get(i).i32(2).op(op.shl).op(op.add).splatLoad(0).set(vb); }, (lane, k, rows) => {
+    loadAt(f, lane, rows.rs, k).get(vb).simd(simd.f32x4add).set(v);
+    storeActivated(f, lane, k, rows, v, act, k01, act === "relu");
   });
   return f;
+}
+
+/** The constants an activation's vector code reads (1 and 0 splat), in two v128 locals. */
+export function actConstants(f: Fn): { one: number; zero: number } {
+  const one = f.local(V128), zero = f.local(V128);
+  f.f32(1).simd(simd.f32x4splat).set(one);
+  f.f32(0).simd(simd.f32x4splat).set(zero);
+  return { one, zero };
+}
+
+/**
+ * In a copyOutLoop's `at`: the pre-activation v (a local) stored at byte offset k of the
+ * destination rows and act(v) (un_<act>'s instructions) at the third's; with `yOnly` act(v) alone,
+ * at the destination (a ReLU's derivative is read from its output).
+ */
+export function storeActivated(f: Fn, lane: boolean, k: number, rows: { rd: number; rt: number }, v: number, act: ConvAct, c: { one: number; zero: number }, yOnly = false): void {
+  if (!yOnly) {
+    f.get(rows.rd).get(k).op(op.add).get(v);
+    storeAt(f, lane);
+    if (act === "none") return;
+  }
+  f.get(yOnly ? rows.rd : rows.rt).get(k).op(op.add);
+  unaryVec(f, act as DerivAct, v, c.one, c.zero);
+  storeAt(f, lane);
 }
 
 /**
@@ -269,9 +280,7 @@ export function epilogueFn(act: ConvAct): Fn {
 export function derivEpilogueFn(act: DerivAct): Fn {
   const f = new Fn(`ed_${act}`, Array(10).fill(I32));
   const zsrc = 9;
-  const v = f.local(V128), z = f.local(V128), one = f.local(V128), zero = f.local(V128);
-  f.f32(1).simd(simd.f32x4splat).set(one);
-  f.f32(0).simd(simd.f32x4splat).set(zero);
+  const v = f.local(V128), z = f.local(V128), { one, zero } = actConstants(f);
   copyOutLoop(f, zsrc, () => {}, (lane, k, { rs, rd, rt }) => {
     loadAt(f, lane, rs, k).set(v);
     loadAt(f, lane, rt, k).set(z);

@@ -13,8 +13,7 @@
 //     still in cache): pre = y * w[c] + b[c] and out = act(pre), c = (c0 + i) % C for plane i.
 import { F64, Fn, I32, op, simd, V128 } from "./emit.ts";
 import type { ConvAct } from "../backend.ts";
-import { copyOutLoop, loadAt, storeAt } from "./copy.ts";
-import { unaryVec } from "./elementwise.ts";
+import { actConstants, copyOutLoop, loadAt, storeActivated } from "./copy.ts";
 
 // f64x2 and scalar f64 opcodes
 const D = { splat: 0x14, add: 0xf0, sub: 0xf1, mul: 0xf2, extract: 0x21, promoteLow: 0x5f, demote: 0x5e, load64zero: 0x5d, store64lane: 0x5b };
@@ -155,22 +154,14 @@ export function groupNormBwdFn(): Fn {
 export function groupNormAffineFn(act: ConvAct): Fn {
   const f = new Fn(`ga_${act}`, Array(14).fill(I32));
   const out = 9, w = 10, b = 11, C = 12, c0 = 13;
-  const ch = f.local(), vw = f.local(V128), vb = f.local(V128), v = f.local(V128), one = f.local(V128), zero = f.local(V128);
-  f.f32(1).simd(simd.f32x4splat).set(one);
-  f.f32(0).simd(simd.f32x4splat).set(zero);
+  const ch = f.local(), vw = f.local(V128), vb = f.local(V128), v = f.local(V128), k01 = actConstants(f);
   copyOutLoop(f, out, (i) => {
     f.get(c0).get(i).op(op.add).get(C).op(op.remU).i32(2).op(op.shl).set(ch);
     f.get(w).get(ch).op(op.add).splatLoad(0).set(vw);
     f.get(b).get(ch).op(op.add).splatLoad(0).set(vb);
-  }, (lane, k, { rs, rd, rt }) => {
-    loadAt(f, lane, rs, k).get(vw).simd(simd.f32x4mul).get(vb).simd(simd.f32x4add).set(v);
-    f.get(rd).get(k).op(op.add).get(v);
-    storeAt(f, lane);
-    if (act !== "none") {
-      f.get(rt).get(k).op(op.add);
-      unaryVec(f, act, v, one, zero);
-      storeAt(f, lane);
-    }
+  }, (lane, k, rows) => {
+    loadAt(f, lane, rows.rs, k).get(vw).simd(simd.f32x4mul).get(vb).simd(simd.f32x4add).set(v);
+    storeActivated(f, lane, k, rows, v, act, k01);
   });
   return f;
 }
