@@ -375,6 +375,30 @@ export function summary(rows: Row[], ceiling: number): string {
       `${rate(r, ours(r, "cpu")).toFixed(1)} | ${rate(r, best(r, "cpu")).toFixed(1)} (${(100 * rate(r, best(r, "cpu")) / ceiling).toFixed(0)}%) | ${alone(r)} | ${rest(r)} |`)].join("\n");
 }
 
+/**
+ * Where each row's gap is, from its products alone (Row.products): the products' least time at
+ * the wasm ceiling (the row's GFLOP over both cores at `ceiling` GFLOP/s per CPU second: 2 x),
+ * ours as a share of it, the rest (the row less its products; PyTorch's on the steps only, where
+ * both sides run the same products), and "to tie": the share of the ceiling ours would need on
+ * every product for the row to tie PyTorch's best with our rest as it is (above 100%: no wasm
+ * kernel could; "cannot" where our rest alone is longer than PyTorch's whole row). bench/README.md's
+ * products-alone table.
+ */
+export function analysis(rows: Row[], ceiling: number, threads = 2): string {
+  const out = ["", `| row | products alone, ms: fimscope / pytorch | our products at the ceiling (${threads} x ${ceiling.toFixed(1)} GFLOP/s), ms | our products' share of the ceiling | the rest, ms: fimscope / pytorch | to tie |`,
+    "| --- | --- | --- | --- | --- | --- |"];
+  for (const r of rows) {
+    const ours = r.engines["fimscope wasm"], pt = Object.entries(r.engines).filter(([e]) => e.startsWith("pytorch")).map(([, v]) => v);
+    if (!r.products || ours === undefined || !pt.length || !(ceiling > 0)) continue;
+    const best = Math.min(...pt), at = r.gflop * 1e3 / (threads * ceiling), rest = ours - r.products.fimscope;
+    const theirs = r.workload.startsWith("features") ? "-" : (best - r.products.pytorch).toFixed(1);
+    const left = best - rest;
+    const tie = left > 0 ? `${(100 * at / left).toFixed(0)}%` : `cannot: our rest alone (${rest.toFixed(1)}) is longer than PyTorch's best (${best})`;
+    out.push(`| ${r.workload} | ${r.products.fimscope} / ${r.products.pytorch} | ${at.toFixed(1)} | ${(100 * at / r.products.fimscope).toFixed(0)}% | ${rest.toFixed(1)} / ${theirs} | ${tie} |`);
+  }
+  return out.length > 3 ? out.join("\n") : "";
+}
+
 export interface TorchResult {
   rows: Row[];
   /** The wasm SIMD128 ceiling measured at the start (bench/peak.ts): GFLOP/s per CPU second on one thread; 0 when skipped. */
@@ -509,6 +533,8 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
       }
     }
     o.log(summary(rows, peak.cpu));
+    const gaps = analysis(rows, peak.cpu, o.threads);
+    if (gaps) o.log(gaps);
     return { rows, ceiling: +peak.cpu.toFixed(1) };
   } finally {
     await peer.close();
