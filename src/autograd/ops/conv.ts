@@ -58,8 +58,9 @@ function inputGradOf(g: Tensor, w: Tensor, x: Tensor, p: ConvParams): ProductGra
  * them (Backend.conv2dBias: the bias and activation in the convolution's copy out, where the
  * composed ops made two more passes over its result): one node for the convolution and its bias,
  * whose derivatives are the composed pair's ops (the convolution's two gradients, the bias's sum
- * over images and positions), then the activation's own node; values and derivatives of every
- * order are the composed ops' bit for bit. The per-group pass's case (one image per group, the
+ * over images and positions), then the activation's own node (a ReLU whose backend kept only its
+ * output: one node for all three, reluNode); values and derivatives of every order are the
+ * composed ops' bit for bit. The per-group pass's case (one image per group, the
  * weight and bias per-group copies) is sharedConv2dBias; other per-group operands, and backends
  * without the op, compose.
  */
