@@ -361,18 +361,32 @@ function compare(sq: ArrayLike<number>, nll: ArrayLike<number>, theirSq: ArrayLi
  * what the row takes besides them: for a training step, the same products on both sides; a
  * feature row's PyTorch engines run products of their own (vmap's batched rules), so there only ours.
  */
+/** PyTorch's best engine on a row, wall ms ("engines") or CPU ms (Infinity where none ran). */
+const bestPytorch = (r: Row, k: "engines" | "cpu" = "engines") => Math.min(...Object.entries(r[k]).filter(([e]) => e.startsWith("pytorch")).map(([, v]) => v));
+
+/**
+ * The row less its products alone, ms: ours, and PyTorch's on a training step (null on a feature
+ * row, whose PyTorch engines run products of their own); null without products alone or our wasm run.
+ */
+function rests(r: Row): { ours: number; theirs: number | null } | null {
+  if (!r.products || r.engines["fimscope wasm"] === undefined) return null;
+  return { ours: r.engines["fimscope wasm"] - r.products.fimscope, theirs: r.workload.startsWith("features") ? null : bestPytorch(r) - r.products.pytorch };
+}
+const restCell = (x: { ours: number; theirs: number | null }) => `${x.ours.toFixed(1)} / ${x.theirs === null ? "-" : x.theirs.toFixed(1)}`;
+
 export function summary(rows: Row[], ceiling: number): string {
   const f = (r: Row, e: string) => r.engines[e] === undefined ? "-" : `${r.engines[e]} (${r.cpu[e]})`;
-  const best = (r: Row, k: "engines" | "cpu") => Math.min(...Object.entries(r[k]).filter(([e]) => e.startsWith("pytorch")).map(([, v]) => v));
   const ours = (r: Row, k: "engines" | "cpu") => r[k]["fimscope wasm"] ?? r[k]["fimscope webgpu"];
   const rate = (r: Row, ms: number) => r.gflop * 1e3 / ms;
   const alone = (r: Row) => r.products ? `${r.products.fimscope} / ${r.products.pytorch}` : "-";
-  const rest = (r: Row) => !r.products || r.engines["fimscope wasm"] === undefined ? "-"
-    : `${(r.engines["fimscope wasm"] - r.products.fimscope).toFixed(1)} / ${r.workload.startsWith("features") ? "-" : (best(r, "engines") - r.products.pytorch).toFixed(1)}`;
+  const rest = (r: Row) => {
+    const x = rests(r);
+    return x ? restCell(x) : "-";
+  };
   return ["", `| work | GFLOP | fimscope wasm, ms (CPU ms) | pytorch loop | pytorch vmap | best pytorch / fimscope: wall | CPU | GFLOP/s per CPU-second: fimscope | best pytorch (share of the wasm ceiling, ${ceiling.toFixed(1)}) | products alone, ms: fimscope / pytorch | the rest, ms: fimscope / pytorch |`,
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ...rows.map((r) => `| ${r.workload} | ${r.gflop.toFixed(2)} | ${f(r, "fimscope wasm")} | ${f(r, "pytorch loop")} | ${f(r, "pytorch vmap")} | ${(best(r, "engines") / ours(r, "engines")).toFixed(2)}x | ${(best(r, "cpu") / ours(r, "cpu")).toFixed(2)}x | ` +
-      `${rate(r, ours(r, "cpu")).toFixed(1)} | ${rate(r, best(r, "cpu")).toFixed(1)} (${(100 * rate(r, best(r, "cpu")) / ceiling).toFixed(0)}%) | ${alone(r)} | ${rest(r)} |`)].join("\n");
+    ...rows.map((r) => `| ${r.workload} | ${r.gflop.toFixed(2)} | ${f(r, "fimscope wasm")} | ${f(r, "pytorch loop")} | ${f(r, "pytorch vmap")} | ${(bestPytorch(r, "engines") / ours(r, "engines")).toFixed(2)}x | ${(bestPytorch(r, "cpu") / ours(r, "cpu")).toFixed(2)}x | ` +
+      `${rate(r, ours(r, "cpu")).toFixed(1)} | ${rate(r, bestPytorch(r, "cpu")).toFixed(1)} (${(100 * rate(r, bestPytorch(r, "cpu")) / ceiling).toFixed(0)}%) | ${alone(r)} | ${rest(r)} |`)].join("\n");
 }
 
 /**
@@ -388,13 +402,11 @@ export function analysis(rows: Row[], ceiling: number, threads = 2): string {
   const out = ["", `| row | products alone, ms: fimscope / pytorch | our products at the ceiling (${threads} x ${ceiling.toFixed(1)} GFLOP/s), ms | our products' share of the ceiling | the rest, ms: fimscope / pytorch | to tie |`,
     "| --- | --- | --- | --- | --- | --- |"];
   for (const r of rows) {
-    const ours = r.engines["fimscope wasm"], pt = Object.entries(r.engines).filter(([e]) => e.startsWith("pytorch")).map(([, v]) => v);
-    if (!r.products || ours === undefined || !pt.length || !(ceiling > 0)) continue;
-    const best = Math.min(...pt), at = r.gflop * 1e3 / (threads * ceiling), rest = ours - r.products.fimscope;
-    const theirs = r.workload.startsWith("features") ? "-" : (best - r.products.pytorch).toFixed(1);
-    const left = best - rest;
-    const tie = left > 0 ? `${(100 * at / left).toFixed(0)}%` : `cannot: our rest alone (${rest.toFixed(1)}) is longer than PyTorch's best (${best})`;
-    out.push(`| ${r.workload} | ${r.products.fimscope} / ${r.products.pytorch} | ${at.toFixed(1)} | ${(100 * at / r.products.fimscope).toFixed(0)}% | ${rest.toFixed(1)} / ${theirs} | ${tie} |`);
+    const x = rests(r), best = bestPytorch(r);
+    if (!x || !r.products || !Number.isFinite(best) || !(ceiling > 0)) continue;
+    const at = r.gflop * 1e3 / (threads * ceiling), left = best - x.ours;
+    const tie = left > 0 ? `${(100 * at / left).toFixed(0)}%` : `cannot: our rest alone (${x.ours.toFixed(1)}) is longer than PyTorch's best (${best})`;
+    out.push(`| ${r.workload} | ${r.products.fimscope} / ${r.products.pytorch} | ${at.toFixed(1)} | ${(100 * at / r.products.fimscope).toFixed(0)}% | ${restCell(x)} | ${tie} |`);
   }
   return out.length > 3 ? out.join("\n") : "";
 }

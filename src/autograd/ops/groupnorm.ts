@@ -62,16 +62,14 @@ export function affineGroupNorm(x: Tensor, channelGroups: number, weight: Tensor
   if (!s) return null;
   const y = normalized(xf, rows, M, s);
   const unit = xf.shape.slice(2).map(() => 1), cshape = [1, C, ...unit];
-  // the composed ops' derivatives: the multiply's (g w; the sum of g y over the broadcast axes)
-  // and the add's (the sum of g), per group where the weight and bias are per-group copies
-  const pre = result(shared ? "groupNormAffineSharedW" : "groupNormAffine", [y, weight, bias], s.pre, xf.shape, (g, needs) => shared ? [
-    needs[0] ? mul(g, folded(reshape(weight, cshape))) : null,
-    needs[1] ? batch(reshape(sumTo(mul(g, y), [G, C, ...unit]), [G, C]), G, [C]) : null,
-    needs[2] ? batch(reshape(sumTo(g, [G, C, ...unit]), [G, C]), G, [C]) : null,
-  ] : [
-    needs[0] ? mul(g, reshape(weight, cshape)) : null,
-    needs[1] ? reshape(sumTo(mul(g, y), cshape), [C]) : null,
-    needs[2] ? reshape(sumTo(g, cshape), [C]) : null,
+  // t summed over images and positions to one value per channel: [C], or per group [G | C] where
+  // the weight and bias are per-group copies (each group one image)
+  const perChannel = (t: Tensor) => shared ? batch(reshape(sumTo(t, [G, C, ...unit]), [G, C]), G, [C]) : reshape(sumTo(t, cshape), [C]);
+  // the composed ops' derivatives: the multiply's (g w; the sum of g y) and the add's (the sum of g)
+  const pre = result(shared ? "groupNormAffineSharedW" : "groupNormAffine", [y, weight, bias], s.pre, xf.shape, (g, needs) => [
+    needs[0] ? mul(g, shared ? folded(reshape(weight, cshape)) : reshape(weight, cshape)) : null,
+    needs[1] ? perChannel(mul(g, y)) : null,
+    needs[2] ? perChannel(g) : null,
   ], xf);
   if (act !== "none" && s.out === null) throw new Error(`groupNormAffine: the ${x.backend.name} backend returned no ${act} values (its contract: out for every activation but "none")`);
   const out = act === "none" ? pre : unaryOf(act, pre, s.out);

@@ -25,6 +25,16 @@ const SIMD_UN = new Set<string>([...SIMD_UNARY, ...SIMD_APPROX]), SIMD_BIN = new
 const SMALL_MM = 4096;
 /** Elementwise ops of at least this many elements run on all threads. */
 const PARALLEL_EW = 1 << 16;
+/** Elementwise ops on fewer elements run as TypeScript loops (js_ops.ts), but the approximated unary ops. */
+const SMALL_EW = 64;
+/** Reductions over fewer elements run as TypeScript loops; sumSquaresAll must choose as reduce does. */
+const SMALL_REDUCE = 256;
+
+/** eps (a double) as the two i32 halves the GroupNorm kernels take. */
+function epsBits(eps: number): [number, number] {
+  const e = new DataView(new Float64Array([eps]).buffer);
+  return [e.getInt32(0, true), e.getInt32(4, true)];
+}
 
 /** Strides of shape seen from outShape (numpy broadcasting: 0 where broadcast). */
 function bstrides(shape: readonly number[], outShape: readonly number[]): number[] {
@@ -128,21 +138,29 @@ export class WasmBackend implements Backend<Data> {
     // exp (a few ulp from Math's): those always run the kernel (a short array as its tail, one lane
     // of the vector code), so an element's value never depends on the array's length, i.e. on how
     // many other inputs share its batch (src/ood/loop.ts: the same input, the same answer).
-    if (!SIMD_UN.has(op) || (size < 64 && !APPROX.has(op))) {
+    if (!SIMD_UN.has(op) || (size < SMALL_EW && !APPROX.has(op))) {
       unaryInto(op, x, out, size, p);
       return out;
     }
     return this.#unaryPhase(KI[`un_${op}` as KernelName], x, out, size, p, null);
   }
+  /** How many pieces an op over `size` elements splits into: a few per thread from PARALLEL_EW, else one. */
+  #parts(size: number): number {
+    return size >= PARALLEL_EW ? this.#rt.threads * 2 : 1;
+  }
+  /**
+   * n floats as vector ranges for the threads, [first float, count]: whole vectors, the last range
+   * taking the tail; under 4 floats one range, all tail.
+   */
+  #floatRanges(n: number): [number, number][] {
+    if (n < 4) return [[0, n]];
+    return ranges(n >> 2, this.#parts(n)).map(([a, b]) => [a * 4, (b === n >> 2 ? n : b * 4) - a * 4]);
+  }
   /** The phase of a un_/mu_ kernel over size elements of x (and of g for mu_) into out: vector ranges per thread. */
   #unaryPhase(fn: number, x: Data, out: Float32Array, size: number, p: number, g: Data | null): Data {
     try {
       const xo = this.#m.addr(x), go = g ? this.#m.addr(g) : 0, oo = this.#m.dst(out);
-      // Under 4 elements there is no vector range: one task, all tail.
-      const tasks: Task[] = size < 4 ? [[fn, xo, oo, size, F32_BITS(p), go]] : ranges(size >> 2, size >= PARALLEL_EW ? this.#rt.threads * 2 : 1).map(([a, b]) => {
-        const end = b === size >> 2 ? size : b * 4; // the last range takes the tail
-        return [fn, xo + a * 16, oo + a * 16, end - a * 4, F32_BITS(p), go + a * 16];
-      });
+      const tasks: Task[] = this.#floatRanges(size).map(([f, k]) => [fn, xo + f * 4, oo + f * 4, k, F32_BITS(p), go + f * 4]);
       this.#rt.pool.run(tasks, size >= PARALLEL_EW);
       return this.#m.land(out, oo);
     } finally {
@@ -182,13 +200,13 @@ export class WasmBackend implements Backend<Data> {
   /** One phase over n images of `half` floats per block: a few image ranges per thread (task(i0, i1)). */
   #perImages(n: number, half: number, task: (i0: number, i1: number) => Task): void {
     const size = n * half;
-    this.#rt.pool.run(ranges(n, size >= PARALLEL_EW ? this.#rt.threads * 2 : 1).map(([i0, i1]) => task(i0, i1)), size >= PARALLEL_EW);
+    this.#rt.pool.run(ranges(n, this.#parts(size)).map(([i0, i1]) => task(i0, i1)), size >= PARALLEL_EW);
   }
   binary(op: BinaryOp, a: Data, aShape: readonly number[], b: Data, bShape: readonly number[], outShape: readonly number[], dtype: DType): Data {
     if (dtype === "float64") return this.ref.binary(op, a, aShape, b, bShape, outShape, dtype);
     const n = outShape.reduce((p, q) => p * q, 1);
     const out = this.#m.out(n);
-    const c = SIMD_BIN.has(op) && n >= 64 ? coalesce(outShape, [aShape, bShape].map((s) => bstrides(s, outShape))) : null;
+    const c = SIMD_BIN.has(op) && n >= SMALL_EW ? coalesce(outShape, [aShape, bShape].map((s) => bstrides(s, outShape))) : null;
     if (!c || c.shape.length > 3) {
       binaryInto(op, a, aShape, b, bShape, outShape, out);
       return out;
@@ -199,7 +217,7 @@ export class WasmBackend implements Backend<Data> {
       const D = [...Array(pad).fill(1), ...c.shape], sa = [...Array(pad).fill(0), ...c.strides[0]].map((s) => s * 4), sb = [...Array(pad).fill(0), ...c.strides[1]].map((s) => s * 4);
       // split the outermost dimension with more than one index among the threads
       const d = D[0] > 1 ? 0 : 1;
-      const parts = n >= PARALLEL_EW ? this.#rt.threads * 2 : 1;
+      const parts = this.#parts(n);
       const tasks: Task[] = ranges(D[d], parts).map(([lo, hi]) => {
         const Dd = [...D];
         Dd[d] = hi - lo;
@@ -216,7 +234,7 @@ export class WasmBackend implements Backend<Data> {
     if (dtype === "float64") return this.ref.where(c, cShape, a, aShape, b, bShape, outShape, dtype);
     const n = outShape.reduce((p, q) => p * q, 1);
     const out = this.#m.out(n);
-    const cs = n >= 64 ? coalesce(outShape, [cShape, aShape, bShape].map((s) => bstrides(s, outShape))) : null;
+    const cs = n >= SMALL_EW ? coalesce(outShape, [cShape, aShape, bShape].map((s) => bstrides(s, outShape))) : null;
     if (!cs || cs.shape.length > 3) {
       whereInto(c, cShape, a, aShape, b, bShape, outShape, out);
       return out;
@@ -227,7 +245,7 @@ export class WasmBackend implements Backend<Data> {
       const D = [...Array(pad).fill(1), ...cs.shape];
       const [sc, sa, sb] = cs.strides.map((st) => [...Array(pad).fill(0), ...st].map((s) => s * 4));
       const d = D[0] > 1 ? 0 : 1, inner = d === 0 ? D[1] * D[2] : D[2];
-      const tasks: Task[] = ranges(D[d], n >= PARALLEL_EW ? this.#rt.threads * 2 : 1).map(([lo, hi]) => {
+      const tasks: Task[] = ranges(D[d], this.#parts(n)).map(([lo, hi]) => {
         const Dd = [...D];
         Dd[d] = hi - lo;
         return [KI.where, co + lo * sc[d], sc[0], sc[1], sc[2], ao + lo * sa[d], sa[0], sa[1], sa[2], bo + lo * sb[d], sb[0], sb[1], sb[2], oo + lo * inner * 4, Dd[0], Dd[1], Dd[2]];
@@ -238,7 +256,7 @@ export class WasmBackend implements Backend<Data> {
   }
   reduce(op: ReduceOp, x: Data, outer: number, R: number, inner: number, dtype: DType): Data {
     if (dtype === "float64") return this.ref.reduce(op, x, outer, R, inner, dtype);
-    if (op === "max" || outer * R * inner < 256) {
+    if (op === "max" || outer * R * inner < SMALL_REDUCE) {
       const out = this.#m.out(outer * inner);
       reduceInto(op, x, outer, R, inner, out);
       return out;
@@ -248,7 +266,7 @@ export class WasmBackend implements Backend<Data> {
       const out = m.out(outer * inner);
       const xo = m.addr(x), oo = m.dst(out);
       const fn = op === "sum" ? KI.red_sum : KI.red_sumsq;
-      const parts = outer * R * inner >= PARALLEL_EW ? rt.threads * 2 : 1;
+      const parts = this.#parts(outer * R * inner);
       const tasks: Task[] = [];
       if (outer >= parts || inner < 8) { // by rows
         for (const [a, b] of ranges(outer, parts)) tasks.push([fn, xo + a * R * inner * 4, oo + a * inner * 4, b - a, R, inner, inner]);
@@ -282,7 +300,7 @@ export class WasmBackend implements Backend<Data> {
     // per part (a TypeScript loop of subarray views cost the Glow's feature pass ~0.1 ms a call),
     // its rows split among the threads when the whole is large
     return rt.op(() => {
-      const oo = m.dst(out), split = n >= PARALLEL_EW ? rt.threads * 2 : 1, tasks: Task[] = [];
+      const oo = m.dst(out), split = this.#parts(n), tasks: Task[] = [];
       let off = 0;
       parts.forEach((x, i) => {
         const blk = blocks[i];
@@ -304,8 +322,7 @@ export class WasmBackend implements Backend<Data> {
     const y = m.out(rows * M), rstd = m.out(rows);
     return rt.op(() => {
       const xo = m.addr(x), yo = m.dst(y), ro = m.dst(rstd);
-      const e = new DataView(new Float64Array([eps]).buffer), lo = e.getInt32(0, true), hi = e.getInt32(4, true);
-      const parts = rows * M >= PARALLEL_EW ? rt.threads * 2 : 1;
+      const [lo, hi] = epsBits(eps), parts = this.#parts(rows * M);
       rt.pool.run(ranges(rows, parts).map(([a, b]) => [KI.gn_fwd, xo, yo, ro, a, b, M, lo, hi]), parts > 1);
       return { y: m.land(y, yo), rstd: m.land(rstd, ro) };
     });
@@ -322,8 +339,7 @@ export class WasmBackend implements Backend<Data> {
     const y = m.out(rows * M), rstd = m.out(rows), pre = m.out(rows * M), out = act === "none" ? null : m.out(rows * M);
     return rt.op(() => {
       const xo = m.addr(x), wo = m.addr(w), bo = m.addr(b), yo = m.dst(y), ro = m.dst(rstd), po = m.dst(pre), oo = out ? m.dst(out) : 0;
-      const e = new DataView(new Float64Array([eps]).buffer), lo = e.getInt32(0, true), hi = e.getInt32(4, true);
-      const parts = rows * M >= PARALLEL_EW ? rt.threads * 2 : 1, jl = rt.list(), ga = KI[`ga_${act}`];
+      const [lo, hi] = epsBits(eps), parts = this.#parts(rows * M), jl = rt.list(), ga = KI[`ga_${act}`];
       for (const [a, z] of ranges(rows, parts)) {
         jl.task(KI.gn_fwd, xo, yo, ro, a, z, M, lo, hi);
         const at = a * M * 4;
@@ -340,7 +356,7 @@ export class WasmBackend implements Backend<Data> {
     const dx = m.out(rows * M);
     return rt.op(() => {
       const go = m.addr(g), yo = m.addr(y), ro = m.addr(rstd), oo = m.dst(dx);
-      const parts = rows * M >= PARALLEL_EW ? rt.threads * 2 : 1;
+      const parts = this.#parts(rows * M);
       rt.pool.run(ranges(rows, parts).map(([a, b]) => [KI.gn_bwd, go, yo, ro, oo, a, b, M]), parts > 1);
       return m.land(dx, oo);
     });
@@ -359,13 +375,7 @@ export class WasmBackend implements Backend<Data> {
       const tasks: Task[] = [], parallel = items.some(({ n }) => n >= PARALLEL_EW);
       const os = items.map(({ p, g, m: mo, v, n }, k) => {
         const a = [p, g, mo, v].map((d) => m.addr(d)), o = [outs[k].p, outs[k].m, outs[k].v].map((d) => m.dst(d));
-        const parts = n >= PARALLEL_EW ? rt.threads * 2 : 1;
-        const rs = ranges(n >> 2, parts);
-        if (!rs.length) tasks.push([KI.moment, ...a, ...o, n, hp]);
-        for (const [lo, hi] of rs) {
-          const end = hi === n >> 2 ? n : hi * 4, b = lo * 16; // the last range takes the tail
-          tasks.push([KI.moment, a[0] + b, a[1] + b, a[2] + b, a[3] + b, o[0] + b, o[1] + b, o[2] + b, end - lo * 4, hp]);
-        }
+        for (const [f, c] of this.#floatRanges(n)) tasks.push([KI.moment, a[0] + f * 4, a[1] + f * 4, a[2] + f * 4, a[3] + f * 4, o[0] + f * 4, o[1] + f * 4, o[2] + f * 4, c, hp]);
         return o;
       });
       rt.pool.run(tasks, parallel);
@@ -373,8 +383,8 @@ export class WasmBackend implements Backend<Data> {
     });
   }
   /**
-   * The tensors' sums of squares as reduce("sumsq") makes each (a TypeScript loop under 256
-   * elements, else one red_sumsq task), the large ones in one phase, then added in order in f32
+   * The tensors' sums of squares as reduce("sumsq") makes each (a TypeScript loop under
+   * SMALL_REDUCE elements, else one red_sumsq task), the large ones in one phase, then added in order in f32
    * (binary add's values on scalars).
    */
   sumSquaresAll(xs: readonly Data[], ns: readonly number[], dtype: DType): Data | null {
@@ -382,19 +392,19 @@ export class WasmBackend implements Backend<Data> {
     const m = this.#m, rt = this.#rt;
     const sums = new Float32Array(xs.length), out = m.out(1);
     rt.op(() => {
-      const big = ns.map((n, i) => n >= 256 ? i : -1).filter((i) => i >= 0);
+      const big = ns.map((n, i) => n >= SMALL_REDUCE ? i : -1).filter((i) => i >= 0);
       // one task a tensor (as reduce runs it), on the threads where there are several large ones
       const at = m.tmp(Math.max(1, big.length)), parallel = big.filter((i) => ns[i] >= PARALLEL_EW).length > 1;
       rt.pool.run(big.map((i, k) => [KI.red_sumsq, m.addr(xs[i]), at + k * 4, 1, ns[i], 1, 1]), parallel);
       big.forEach((i, k) => { sums[i] = m.f32[at / 4 + k]; });
-      ns.forEach((n, i) => { if (n < 256) reduceInto("sumsq", xs[i], 1, n, 1, sums.subarray(i, i + 1)); });
+      ns.forEach((n, i) => { if (n < SMALL_REDUCE) reduceInto("sumsq", xs[i], 1, n, 1, sums.subarray(i, i + 1)); });
     });
     let sq = sums[0];
     for (let i = 1; i < sums.length; i++) sq = Math.fround(sq + sums[i]);
     out[0] = sq;
     return out;
   }
-  /** Each tensor times s: under 64 elements binary mul's TypeScript loop, else un_mulScalar's phase (the same f32 products). */
+  /** Each tensor times s: under SMALL_EW elements binary mul's TypeScript loop, else un_mulScalar's phase (the same f32 products). */
   scaleAll(xs: readonly Data[], ns: readonly number[], s: Data, dtype: DType): Data[] | null {
     if (dtype === "float64") return null;
     const m = this.#m, rt = this.#rt, v = (s as Float32Array)[0];
@@ -402,17 +412,13 @@ export class WasmBackend implements Backend<Data> {
     return rt.op(() => {
       const tasks: Task[] = [], parallel = ns.some((n) => n >= PARALLEL_EW), fn = KI.un_mulScalar, bits = F32_BITS(v);
       const os = ns.map((n, i) => {
-        if (n < 64) {
+        if (n < SMALL_EW) {
           const x = xs[i] as Float32Array, o = outs[i];
           for (let k = 0; k < n; k++) o[k] = x[k] * v;
           return -1;
         }
         const xo = m.addr(xs[i]), oo = m.dst(outs[i]);
-        const parts = n >= PARALLEL_EW ? rt.threads * 2 : 1;
-        for (const [lo, hi] of ranges(n >> 2, parts)) {
-          const end = hi === n >> 2 ? n : hi * 4;
-          tasks.push([fn, xo + lo * 16, oo + lo * 16, end - lo * 4, bits]);
-        }
+        for (const [f, c] of this.#floatRanges(n)) tasks.push([fn, xo + f * 4, oo + f * 4, c, bits]);
         return oo;
       });
       rt.pool.run(tasks, parallel);
