@@ -1,6 +1,7 @@
 // The import direction between layers (docs/architecture.md): every relative import in src/ and
 // shaders/, static or dynamic, type-only or not, must point to a layer its importer may use.
 // Shaders may reach into src/ only for leaf modules (files that import nothing).
+// Also: package.json's npm scripts, each named once and running a file that exists.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 
@@ -146,6 +147,25 @@ T("the check sees console calls and skips comments", () => {
 });
 
 T.run();
+
+const N = suite("npm scripts");
+
+N("package.json names each npm script once (JSON keeps a repeated key's last value, silently), and each runs a file that exists", () => {
+  const text = Deno.readTextFileSync(new URL("package.json", ROOT));
+  const block = /"scripts":\s*\{([^}]*)\}/.exec(text);
+  assert.ok(block, "a scripts block");
+  const names = [...block![1].matchAll(/"([^"]+)"\s*:/g)].map((m) => m[1]);
+  assert.equal(names.filter((n, i) => names.indexOf(n) !== i), [], "script names given twice");
+  const scripts = JSON.parse(text).scripts as Record<string, string>;
+  assert.is(Object.keys(scripts).length, names.length);
+  for (const [name, cmd] of Object.entries(scripts)) {
+    for (const m of cmd.matchAll(/deno run -A (\S+\.ts)/g)) {
+      assert.ok(Deno.statSync(new URL(m[1], ROOT)).isFile, `npm run ${name}: ${m[1]}`);
+    }
+  }
+});
+
+N.run();
 
 const L = suite("params layouts (shaders/preamble.ts)");
 

@@ -59,8 +59,8 @@ S("a convolution's weight gradient is the same to the bit on one thread and on t
     return { N, Cin, H, W: H + 1, Cout, KH: k, KW: k, stride, pad, groups, OH, OW: Math.floor((H + 1 + 2 * pad - k) / stride) + 1 };
   };
   // 3 jobs (fewer than 2 threads x 2: phases; one thread: jobs), 8 jobs, 8 jobs of 9-10 images (75), 7 jobs (a wide
-  // layer: 64 MB of partial sums allow 7), grouped, 1x1 in place, strided, 1 image
-  for (const p of [P(20, 5, 9, 4, 1, 3), P(64, 3, 7, 7, 1, 3), P(75, 2, 5, 3, 1, 3), P(64, 512, 1, 512, 1, 3), P(5, 6, 8, 9, 3, 3), P(17, 8, 6, 16, 1, 1), P(12, 4, 11, 6, 2, 3, 2), P(1, 7, 5, 3, 1, 3)]) {
+  // layer: 64 MB of partial sums allow 7), grouped, 1x1 in place, strided, 1 image, dot products in channel blocks (2 inputs to 9)
+  for (const p of [P(20, 5, 9, 4, 1, 3), P(64, 3, 7, 7, 1, 3), P(75, 2, 5, 3, 1, 3), P(64, 512, 1, 512, 1, 3), P(5, 6, 8, 9, 3, 3), P(17, 8, 6, 16, 1, 1), P(12, 4, 11, 6, 2, 3, 2), P(1, 7, 5, 3, 1, 3), P(20, 2, 14, 9, 1, 3)]) {
     const xs = p.N * p.Cin * p.H * p.W, ys = p.N * p.Cout * p.OH * p.OW;
     const x = Float32Array.from({ length: xs }, (_, i) => Math.sin(i * 0.37)), gy = Float32Array.from({ length: ys }, (_, i) => Math.cos(i * 0.21));
     const [a, b] = [one, wb].map((be) => {
@@ -74,12 +74,12 @@ S("a convolution's weight gradient is the same to the bit on one thread and on t
   }
 });
 
-S("narrow products take their own kernels (2x16: forward with 1-2 output channels, input gradient with 1-2 input channels, the Glow couplings' halves; dot products along the positions: weight gradients with 1-4 output channels per group) on in-place, copied, strided, grouped, chunked, odd-length and long-reduction shapes, and equal the reference", async () => {
+S("narrow products take their own kernels (2x16: forward with 1-2 output channels, input gradient with 1-2 input channels, the Glow couplings' halves; dot products along the positions: weight gradients with 1-4 output channels per group, or from 1-2 input channels of a 3x3 filter over 128 positions or more, 4 channels at a time) on in-place, copied, strided, grouped, chunked, odd-length and long-reduction shapes, and equal the reference", async () => {
   const rt = await WasmRuntime.create({ threads: 1 });
   assert.equal([1, 2, 3, 4, 8].map((m) => `${rt.tableRows(m).MR}x${rt.tableRows(m).NR}`), ["2x16", "2x16", "4x8", "4x8", "4x8"]);
   assert.equal(rt.tableRows(6).MR, 6);
   // the kernels a weight gradient runs, by its output channels per group
-  const kernelsOf = (og: number, groups = 1) => {
+  const kernelsOf = (og: number, groups = 1, cin = 5, H = 6, W = 7) => {
     const seen = new Set<number>();
     const pool = rt.pool as unknown as { run: (jobs: (Task | Task[])[], par?: boolean) => void; runList: (L: JobList, par?: boolean) => void };
     const run = pool.run.bind(pool), runList = pool.runList.bind(pool);
@@ -91,9 +91,9 @@ S("narrow products take their own kernels (2x16: forward with 1-2 output channel
       for (let i = 0; i < L.tasks; i++) seen.add(L.kernelOf(i));
       runList(L, par);
     };
-    const p: ConvParams = { N: 3, Cin: 5 * groups, H: 6, W: 7, Cout: og * groups, KH: 3, KW: 3, stride: 1, pad: 1, groups, OH: 6, OW: 7 };
+    const p: ConvParams = { N: 3, Cin: cin * groups, H, W, Cout: og * groups, KH: 3, KW: 3, stride: 1, pad: 1, groups, OH: H, OW: W };
     try {
-      conv2dWeightGrad(rt, new Float32Array(3 * 5 * groups * 42).fill(1), new Float32Array(3 * og * groups * 42).fill(1), p);
+      conv2dWeightGrad(rt, new Float32Array(3 * cin * groups * H * W).fill(1), new Float32Array(3 * og * groups * H * W).fill(1), p);
     } finally {
       delete (pool as { run?: unknown }).run;
       delete (pool as { runList?: unknown }).runList;
@@ -102,6 +102,12 @@ S("narrow products take their own kernels (2x16: forward with 1-2 output channel
   };
   for (const og of [1, 3, 4]) assert.ok(kernelsOf(og).has(KI.wgrad_dot) && kernelsOf(og, 2).has(KI.wgrad_dot), `${og} channels: the dot kernel`);
   for (const og of [5, 8]) assert.ok(!kernelsOf(og).has(KI.wgrad_dot) && kernelsOf(og).has(KI.gemm_tp), `${og} channels: the 6x8 product`);
+  // few taps over many positions: 1-2 input channels of a 3x3 filter, 10 rows of 13 = 130 positions (not 9 rows: 117)
+  for (const [og, cin] of [[5, 2], [32, 1]]) {
+    assert.ok(kernelsOf(og, 1, cin, 10, 12).has(KI.wgrad_dot) && kernelsOf(og, 2, cin, 10, 12).has(KI.wgrad_dot), `${og} channels from ${cin}: the dot kernel`);
+    assert.ok(!kernelsOf(og, 1, cin, 9, 12).has(KI.wgrad_dot), `${og} channels from ${cin}, 117 positions: the product`);
+  }
+  assert.ok(!kernelsOf(8, 1, 3, 10, 12).has(KI.wgrad_dot), "8 channels from 3 (27 taps): the product");
   rt.pool.close();
   const cases: [number[], number[], T.ConvOptions][] = [
     [[5, 2, 14, 14], [64, 2, 3, 3], { padding: 1 }], // the Glow's coupling conv1: input gradient of 2 rows, 210 columns (not a multiple of 16)
@@ -121,6 +127,10 @@ S("narrow products take their own kernels (2x16: forward with 1-2 output channel
     [[2, 4, 7, 7], [1, 4, 3, 3], { padding: 1 }], // one output channel (3 of the kernel's 4 rows are zeros)
     [[1, 32, 7, 9], [16, 4, 3, 3], { padding: 1, groups: 8 }], // per group 2 channels of 4 inputs, 36 taps
     [[17, 6, 4, 6], [4, 6, 1, 1], {}], // 1x1 in place over 17 images: jobs of several images, 24 positions
+    [[3, 2, 14, 14], [9, 2, 3, 3], { padding: 1 }], // weight gradient by dot products, 9 channels in 3 blocks of 4 (the last one row), 210 positions
+    [[11, 1, 12, 12], [32, 1, 3, 3], { padding: 1 }], // one input channel to 32: 8 blocks, 156 positions, jobs of several images
+    [[2, 4, 12, 12], [10, 2, 3, 3], { padding: 1, groups: 2 }], // grouped: 5 channels per group in 2 blocks
+    [[2, 1, 28, 27], [6, 1, 3, 3], { padding: 1, stride: 2 }], // strided: 14 rows of 15 on the phase grid
   ];
   const was = one.poison;
   one.poison = true;
@@ -912,15 +922,26 @@ S("in the per-group pass (each group one image, per-group copies of the weights)
 });
 
 S("the affine coupling's elementwise part in one op each way (affineCoupling: cpl_fwd, cpl_bwd) equals the composed ops bit for bit: yb, ls and both gradients, on odd, size-1 and threaded shapes with zeros, NaN, infinities and large values, batched (the per-group pass) too; second order (the composed rules written out) to rounding", () => {
-  const cases: [number[], boolean][] = [[[3, 2, 5, 7], false], [[1, 1, 1, 1], false], [[2, 3, 1, 3], false], [[64, 4, 16, 16], false], [[2, 2, 3, 5], true]];
+  const cases: [number[], boolean][] = [[[3, 2, 5, 7], false], [[1, 1, 1, 1], false], [[2, 3, 1, 3], false], [[64, 4, 16, 16], false], [[64, 2, 14, 14], false], [[2, 2, 3, 5], true]];
   const special = [0, -0, NaN, Infinity, -Infinity, 100, -100, 30, -30, 1e-40];
   // the fused ops' results (not calls: a null result means the caller composed)
   const proto = Object.getPrototypeOf(wb) as Record<string, (...a: unknown[]) => unknown>;
   const kept = { affineCoupling: proto.affineCoupling, affineCouplingGrad: proto.affineCouplingGrad }, n = { affineCoupling: 0, affineCouplingGrad: 0 };
+  // and of those, the calls whose phase was offered to every thread (the pool's run asked to go parallel)
+  const threaded = { affineCoupling: 0, affineCouplingGrad: 0 };
+  const pool = wb.runtime.pool as unknown as { run: (jobs: Task[], parallel?: boolean) => void };
+  const poolRun = pool.run;
+  let parallel = false;
+  pool.run = function (this: unknown, jobs: Task[], par?: boolean) {
+    parallel ||= par === true;
+    return poolRun.call(this, jobs, par);
+  };
   for (const k of ["affineCoupling", "affineCouplingGrad"] as const) {
     proto[k] = function (this: unknown, ...a: unknown[]) {
+      parallel = false;
       const r = kept[k].apply(this, a);
       if (r) n[k]++;
+      if (r && parallel) threaded[k]++;
       return r;
     };
   }
@@ -953,9 +974,14 @@ S("the affine coupling's elementwise part in one op each way (affineCoupling: cp
           for (const k of hide) delete (wb as unknown as Record<string, unknown>)[k];
         }
       };
-      const before = { ...n };
+      const before = { ...n }, beforeThreaded = { ...threaded };
       const f = run(false, false);
       assert.ok(n.affineCoupling > before.affineCoupling && n.affineCouplingGrad > before.affineCouplingGrad, `${JSON.stringify(sx)}: both fused ops ran`);
+      // the Glow's couplings at batch 64 ([64,2,14,14]: 25,088 floats a half) run on all threads:
+      // an element costs 16 adds, so a phase of 4,096 elements is worth waking the workers for
+      if (sx[0] === 64 && wb.threads > 1) {
+        assert.ok(threaded.affineCoupling > beforeThreaded.affineCoupling && threaded.affineCouplingGrad > beforeThreaded.affineCouplingGrad, `${JSON.stringify(sx)}: both fused ops threaded (${JSON.stringify([beforeThreaded, threaded])})`);
+      }
       const c = run(true, false);
       ["[yb; ls]", "dxb", "do"].forEach((name, i) => {
         const at = firstDiff(f[i], c[i]);
@@ -987,6 +1013,7 @@ S("the affine coupling's elementwise part in one op each way (affineCoupling: cp
     assert.throws(() => T.affineCoupling(x, T.ones([2, 5, 4, 4], { backend: wb }), 2), /allowed: o with twice xb's channels/);
   } finally {
     Object.assign(proto, kept);
+    delete (pool as { run?: unknown }).run;
   }
 });
 

@@ -23,8 +23,14 @@ const SIMD_UN = new Set<string>([...SIMD_UNARY, ...SIMD_APPROX]), SIMD_BIN = new
  * Glow's batched 8x8 weight products (64 per call) cost ~0.4 ms each through packing and tasks.
  */
 const SMALL_MM = 4096;
-/** Elementwise ops of at least this many elements run on all threads. */
+/** Elementwise ops of at least this many elements (of an add's cost) run on all threads. */
 const PARALLEL_EW = 1 << 16;
+/**
+ * An element's cost in adds, for PARALLEL_EW: the approximated unary ops (exp 5x, sigmoid 7x on
+ * one thread) and the affine coupling (sigmoid and softplus: 16x), so that the Glow's couplings
+ * (25,088 elements at batch 64, 140 us alone) run on all threads.
+ */
+const COST_APPROX = 6, COST_COUPLING = 16;
 /** Elementwise ops on fewer elements run as TypeScript loops (js_ops.ts), but the approximated unary ops. */
 const SMALL_EW = 64;
 /** Reductions over fewer elements run as TypeScript loops; sumSquaresAll must choose as reduce does. */
@@ -142,9 +148,9 @@ export class WasmBackend implements Backend<Data> {
       unaryInto(op, x, out, size, p);
       return out;
     }
-    return this.#unaryPhase(KI[`un_${op}` as KernelName], x, out, size, p, null);
+    return this.#unaryPhase(KI[`un_${op}` as KernelName], x, out, size, p, null, APPROX.has(op) ? COST_APPROX : 1);
   }
-  /** How many pieces an op over `size` elements splits into: a few per thread from PARALLEL_EW, else one. */
+  /** How many pieces an op over `size` elements (of an add's cost) splits into: a few per thread from PARALLEL_EW, else one. */
   #parts(size: number): number {
     return size >= PARALLEL_EW ? this.#rt.threads * 2 : 1;
   }
@@ -152,16 +158,16 @@ export class WasmBackend implements Backend<Data> {
    * n floats as vector ranges for the threads, [first float, count]: whole vectors, the last range
    * taking the tail; under 4 floats one range, all tail.
    */
-  #floatRanges(n: number): [number, number][] {
+  #floatRanges(n: number, cost = 1): [number, number][] {
     if (n < 4) return [[0, n]];
-    return ranges(n >> 2, this.#parts(n)).map(([a, b]) => [a * 4, (b === n >> 2 ? n : b * 4) - a * 4]);
+    return ranges(n >> 2, this.#parts(n * cost)).map(([a, b]) => [a * 4, (b === n >> 2 ? n : b * 4) - a * 4]);
   }
   /** The phase of a un_/mu_ kernel over size elements of x (and of g for mu_) into out: vector ranges per thread. */
-  #unaryPhase(fn: number, x: Data, out: Float32Array, size: number, p: number, g: Data | null): Data {
+  #unaryPhase(fn: number, x: Data, out: Float32Array, size: number, p: number, g: Data | null, cost: number): Data {
     try {
       const xo = this.#m.addr(x), go = g ? this.#m.addr(g) : 0, oo = this.#m.dst(out);
-      const tasks: Task[] = this.#floatRanges(size).map(([f, k]) => [fn, xo + f * 4, oo + f * 4, k, F32_BITS(p), go + f * 4]);
-      this.#rt.pool.run(tasks, size >= PARALLEL_EW);
+      const tasks: Task[] = this.#floatRanges(size, cost).map(([f, k]) => [fn, xo + f * 4, oo + f * 4, k, F32_BITS(p), go + f * 4]);
+      this.#rt.pool.run(tasks, size * cost >= PARALLEL_EW);
       return this.#m.land(out, oo);
     } finally {
       this.#m.endOp();
@@ -173,7 +179,7 @@ export class WasmBackend implements Backend<Data> {
    */
   mulUnary(g: Data, op: UnaryOp, x: Data, size: number, p: number, dtype: DType): Data | null {
     if (dtype === "float64" || !APPROX.has(op)) return null;
-    return this.#unaryPhase(KI[`mu_${op}` as KernelName], x, this.#m.out(size), size, p, g);
+    return this.#unaryPhase(KI[`mu_${op}` as KernelName], x, this.#m.out(size), size, p, g, COST_APPROX);
   }
   affineCoupling(xb: Data, o: Data, n: number, half: number, offset: number, dtype: DType): Data | null {
     if (dtype === "float64") return null;
@@ -197,10 +203,10 @@ export class WasmBackend implements Backend<Data> {
       m.endOp();
     }
   }
-  /** One phase over n images of `half` floats per block: a few image ranges per thread (task(i0, i1)). */
+  /** One coupling phase over n images of `half` floats per block: a few image ranges per thread (task(i0, i1)). */
   #perImages(n: number, half: number, task: (i0: number, i1: number) => Task): void {
-    const size = n * half;
-    this.#rt.pool.run(ranges(n, this.#parts(size)).map(([i0, i1]) => task(i0, i1)), size >= PARALLEL_EW);
+    const work = n * half * COST_COUPLING;
+    this.#rt.pool.run(ranges(n, this.#parts(work)).map(([i0, i1]) => task(i0, i1)), work >= PARALLEL_EW);
   }
   binary(op: BinaryOp, a: Data, aShape: readonly number[], b: Data, bShape: readonly number[], outShape: readonly number[], dtype: DType): Data {
     if (dtype === "float64") return this.ref.binary(op, a, aShape, b, bShape, outShape, dtype);

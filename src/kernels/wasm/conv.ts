@@ -366,11 +366,15 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
   const m = rt.mem;
   const { N, Cout, groups, OH, OW } = p;
   const og = Cout / groups;
-  // at most 4 output channels per group: dot products along the positions (gemm.ts dotFn), 2 taps
-  // by 4 channels a block, reading the output gradient's rows as they are; else a product kernel
-  // (rows of taps read by table) over the packed output gradient
-  const dot = og <= DOT_COLS;
-  const R = dot ? null : rt.rows(p.Cin / groups * p.KH * p.KW);
+  // dot products along the positions (gemm.ts dotFn), 2 taps by 4 channels a block, reading the
+  // output gradient's rows as they are: for at most 4 output channels per group, and for few taps
+  // over many positions (at most 2 input channels of a 3x3 filter, 128 positions or more: the
+  // Glows' first coupling convolutions, 1.13-1.16x, the VAE's first, 1.41x, measured
+  // interleaved), where packing the output gradient would cost about as much as the product;
+  // else a product kernel (rows of taps read by table) over the packed output gradient
+  const Qg = p.Cin / groups * p.KH * p.KW;
+  const dot = og <= DOT_COLS || (Qg <= 18 && phaseLayout(p, true, DOT_ROWS, DOT_COLS).P >= 128);
+  const R = dot ? null : rt.rows(Qg);
   const MR = R?.MR ?? DOT_ROWS, NR = R?.NR ?? DOT_COLS;
   try {
     // dW^T[q][co] = sum over images and positions of X[tab[q] + p'] gy'[co][p'], with gy' the
@@ -384,7 +388,7 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     // would change nothing: any 1x1 filter, and wider ones whose phase rows are as wide as the
     // output's), it is packed from where it is, without a copy first.
     const gyAsIs = R !== null && Wph === OW;
-    const GYB = (dot ? DOT_COLS : og) * P + 16, BPB = R ? opan * P * NR : 0;
+    const GYB = (dot ? opan * DOT_COLS : og) * P + 16, BPB = R ? opan * P * NR : 0;
     const xp = L.inPlace ? xo : m.tmp(N * groups * XB), gq = gyAsIs ? 0 : m.tmp(N * groups * GYB), bp = R ? m.tmp(N * groups * BPB) : 0;
     const tab = m.table(L.tab);
     const parts = weightGradParts(N, groups, CB), per = Math.ceil(N / parts);
@@ -420,7 +424,11 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
           const i0 = cut(i, qpan, tileParts), i1 = cut(i + 1, qpan, tileParts);
           if (i1 <= i0) continue;
           if (R) jl.task(R.tp, xp + at * XB * 4, tab, bp + at * BPB * 4, 0, cc, ldc, P, i0, i1, 0, opan, 0, n1 - n0, groups * XB * 4, groups * BPB * 4);
-          else jl.task(KI.wgrad_dot, xp + at * XB * 4, tab, gq + at * GYB * 4, P * 4, cc, ldc, P, i0, i1, n1 - n0, groups * XB * 4, groups * GYB * 4);
+          else {
+            for (let cb = 0; cb < opan; cb++) {
+              jl.task(KI.wgrad_dot, xp + at * XB * 4, tab, gq + (at * GYB + cb * DOT_COLS * P) * 4, P * 4, cc + cb * DOT_COLS * 4, ldc, P, i0, i1, n1 - n0, groups * XB * 4, groups * GYB * 4);
+            }
+          }
         }
       } else if (parts === 1) copyOut(jl, g);
     }, whole, work, ["conv prep", "conv pack", "conv gemm", "conv out"]);

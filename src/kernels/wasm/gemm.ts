@@ -183,9 +183,10 @@ export function packFn(W: number, name: string): Fn {
 export const DOT_ROWS = 2, DOT_COLS = 4;
 
 /**
- * The weight gradient of a convolution with at most 4 output channels per group, as dot products
- * along the positions: C[q][co] = sum over images and p < P of X[tab[q] + p] G[co][p], where a
- * product kernel would have 4 useful columns (a panel of 4 broadcasts 8 rows per position). Here
+ * The weight gradient of a convolution, 4 output channels at a time (conv.ts calls it once per 4
+ * channels), as dot products along the positions: C[q][co] = sum over images and p < P of
+ * X[tab[q] + p] G[co][p], where a product kernel would have 4 useful columns (a panel of 4
+ * broadcasts 8 rows per position), or would pack G for few taps (conv.ts says when). Here
  * the positions are the lanes: a block of 2 taps by 4 channels keeps 8 f32x4 sums, loads 2 input
  * vectors and 4 gradient vectors per 4 positions, and reads nothing past P (a scalar tail).
  *   wgrad_dot(x, tab, g, gRow, c, ldc, P, i0, i1, nImg, xImg, gImg): blocks [i0, i1) of 2 taps;
