@@ -21,11 +21,6 @@ export interface GemmShape {
 /** 6x8 with FMA measured best of 4x8, 6x8, 8x8, 4x12, 4x16 (bench/wasm_gemm.ts, bench/README.md). */
 export const GEMM_DEFAULT: GemmShape = { MR: 6, NR: 8, KC: 256, MCP: 16, fma: true };
 
-/**
- * Steps of k per pass of the inner loop (its pointers advanced once per pass): 4 measured 1.01-1.02x
- * over 2 on the shipped models' convolutions (bench/wasm_conv_ab.ts, all 54 kernels together).
- */
-const UNROLL = 4;
 export type Operand = "packed" | "table";
 export const GEMM_ARGS = ["a", "atab", "b", "btab", "c", "ldc", "K", "i0", "i1", "j0", "j1", "accum", "nImg", "aImg", "bImg"] as const;
 
@@ -85,8 +80,8 @@ export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string): Fn
                 f.get(pc).get(ldcB).i32(r).op(op.mul).op(op.add).v128load(v * 16).set(acc[r * NV + v]);
               }
             });
-            // one step of k at offset u (0 to UNROLL - 1) from the pointers: the loop runs UNROLL at
-            // a time and advances the pointers once (fewer scalar instructions per multiply-add)
+            // one step of k at offset u (0 or 1) from the pointers: the loop runs two at a time
+            // and advances the pointers once (fewer scalar instructions per multiply-add)
             const step = (u: number) => {
               if (bm === "packed") {
                 for (let v = 0; v < NV; v++) f.get(pb).v128load(u * NR * 4 + v * 16).set(bv[v]);
@@ -109,13 +104,13 @@ export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string): Fn
               else f.get(pt).i32(u * 4).op(op.add).set(pt);
               f.get(pa).i32(u * (am === "packed" ? MR * 4 : 4)).op(op.add).set(pa);
             };
-            const U = UNROLL;
-            f.get(kl).i32(-U).op(0x71).set(ke); // i32.and: kl rounded down to a multiple of U
-            f.loop(k, () => f.i32(0), () => f.get(ke), U, () => {
-              for (let u = 0; u < U; u++) step(u);
-              advance(U);
+            f.get(kl).i32(-2).op(0x71).set(ke); // i32.and: kl rounded down to even
+            f.loop(k, () => f.i32(0), () => f.get(ke), 2, () => {
+              step(0);
+              step(1);
+              advance(2);
             });
-            f.loop(k, () => f.get(ke), () => f.get(kl), 1, () => {
+            f.get(kl).i32(1).op(0x71).if(() => {
               step(0);
               advance(1);
             });
