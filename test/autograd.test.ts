@@ -114,7 +114,7 @@ S("seeded generators repeat and differ by seed", () => {
   assert.ok(Math.abs(nm) < 0.03 && Math.abs(nv - 1) < 0.05, `normal mean ${nm} var ${nv}`);
 });
 
-S("storages are released exactly once: by tidy() for what a scope owns, by dispose(), and by the finalizer for a tensor dropped without either (outside any scope, a scope's result, kept, made in a scope that threw or returned a Promise, and after assign() the storage it took)", async () => {
+S("storages are released exactly once: by tidy() for what a scope owns, by dispose(), and by the finalizer for a tensor dropped without either (outside any scope, a scope's result, kept, made in a scope that threw or returned a Promise, and after assign() the storage it took), and never while another tensor holds the storage", async () => {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--v8-flags=--expose-gc", new URL("./fixtures/finalizer_child.ts", import.meta.url).pathname], stdout: "piped", stderr: "piped",
   }).output();
@@ -122,8 +122,10 @@ S("storages are released exactly once: by tidy() for what a scope owns, by dispo
   assert.ok(r.success, err);
   const at = JSON.parse(new TextDecoder().decode(r.stdout));
   assert.equal(at["after scopes"], { scoped: 2, "inner-result": 1 });
-  assert.equal(at["before gc"], { scoped: 2, "inner-result": 1, "assign-old": 1, disposed: 1 });
-  assert.equal(at["after gc"], { scoped: 2, "inner-result": 1, "assign-old": 1, disposed: 1, unscoped: 1, escaped: 1, kept: 1, thrown: 1, "thrown-nested": 1, promised: 1, "assign-new": 1 });
+  assert.equal(at["before gc"], { scoped: 2, "inner-result": 1, "assign-old": 1, disposed: 1, "assign-disposed": 1 });
+  // "shared-live" never: a tensor still holds it
+  assert.equal(at["after gc"], { scoped: 2, "inner-result": 1, "assign-old": 1, disposed: 1, "assign-disposed": 1, unscoped: 1, escaped: 1, kept: 1, thrown: 1, "thrown-nested": 1, promised: 1, "assign-new": 1 });
+  assert.equal(at["live"], { size: 3 });
 });
 
 // A slice's gradient is a box of its input (BoxGrad); the engine joins an input's boxes with one

@@ -150,7 +150,7 @@ T.run();
 
 const N = suite("npm scripts");
 
-N("package.json names each npm script once (JSON keeps a repeated key's last value, silently), and each runs a file that exists", () => {
+N("package.json names each npm script once (JSON keeps a repeated key's last value, silently), and each runs a TypeScript file (deno run -A) that exists", () => {
   const text = Deno.readTextFileSync(new URL("package.json", ROOT));
   const block = /"scripts":\s*\{([^}]*)\}/.exec(text);
   assert.ok(block, "a scripts block");
@@ -159,9 +159,9 @@ N("package.json names each npm script once (JSON keeps a repeated key's last val
   const scripts = JSON.parse(text).scripts as Record<string, string>;
   assert.is(Object.keys(scripts).length, names.length);
   for (const [name, cmd] of Object.entries(scripts)) {
-    for (const m of cmd.matchAll(/deno run -A (\S+\.ts)/g)) {
-      assert.ok(Deno.statSync(new URL(m[1], ROOT)).isFile, `npm run ${name}: ${m[1]}`);
-    }
+    const files = [...cmd.matchAll(/deno run -A (\S+\.ts)/g)].map((m) => m[1]);
+    assert.ok(files.length, `npm run ${name}: no 'deno run -A <file>.ts' in '${cmd}'`);
+    for (const f of files) assert.ok(Deno.statSync(new URL(f, ROOT)).isFile, `npm run ${name}: ${f}`);
   }
 });
 

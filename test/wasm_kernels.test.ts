@@ -74,12 +74,12 @@ S("a convolution's weight gradient is the same to the bit on one thread and on t
   }
 });
 
-S("narrow products take their own kernels (2x16: forward with 1-2 output channels, input gradient with 1-2 input channels, the Glow couplings' halves; dot products along the positions: weight gradients with 1-4 output channels per group, or from 1-2 input channels of a 3x3 filter over 128 positions or more, 4 channels at a time) on in-place, copied, strided, grouped, chunked, odd-length and long-reduction shapes, and equal the reference", async () => {
+S("narrow products take their own kernels (2x16: forward with 1-2 output channels, input gradient with 1-2 input channels, the Glow couplings' halves; dot products along the positions: weight gradients with 1-4 output channels per group, or of a filter wider than 1x1 with at most 18 taps a group over 128 positions or more, 4 channels at a time) on in-place, copied, strided, grouped, chunked, odd-length and long-reduction shapes, and equal the reference", async () => {
   const rt = await WasmRuntime.create({ threads: 1 });
   assert.equal([1, 2, 3, 4, 8].map((m) => `${rt.tableRows(m).MR}x${rt.tableRows(m).NR}`), ["2x16", "2x16", "4x8", "4x8", "4x8"]);
   assert.equal(rt.tableRows(6).MR, 6);
   // the kernels a weight gradient runs, by its output channels per group
-  const kernelsOf = (og: number, groups = 1, cin = 5, H = 6, W = 7) => {
+  const kernelsOf = (og: number, groups = 1, cin = 5, H = 6, W = 7, k = 3) => {
     const seen = new Set<number>();
     const pool = rt.pool as unknown as { run: (jobs: (Task | Task[])[], par?: boolean) => void; runList: (L: JobList, par?: boolean) => void };
     const run = pool.run.bind(pool), runList = pool.runList.bind(pool);
@@ -91,7 +91,7 @@ S("narrow products take their own kernels (2x16: forward with 1-2 output channel
       for (let i = 0; i < L.tasks; i++) seen.add(L.kernelOf(i));
       runList(L, par);
     };
-    const p: ConvParams = { N: 3, Cin: cin * groups, H, W, Cout: og * groups, KH: 3, KW: 3, stride: 1, pad: 1, groups, OH: H, OW: W };
+    const p: ConvParams = { N: 3, Cin: cin * groups, H, W, Cout: og * groups, KH: k, KW: k, stride: 1, pad: k >> 1, groups, OH: H, OW: W };
     try {
       conv2dWeightGrad(rt, new Float32Array(3 * cin * groups * H * W).fill(1), new Float32Array(3 * og * groups * H * W).fill(1), p);
     } finally {
@@ -108,6 +108,7 @@ S("narrow products take their own kernels (2x16: forward with 1-2 output channel
     assert.ok(!kernelsOf(og, 1, cin, 9, 12).has(KI.wgrad_dot), `${og} channels from ${cin}, 117 positions: the product`);
   }
   assert.ok(!kernelsOf(8, 1, 3, 10, 12).has(KI.wgrad_dot), "8 channels from 3 (27 taps): the product");
+  assert.ok(!kernelsOf(8, 1, 16, 12, 12, 1).has(KI.wgrad_dot), "1x1, 8 channels from 16 (16 taps, 144 positions): the product");
   rt.pool.close();
   const cases: [number[], number[], T.ConvOptions][] = [
     [[5, 2, 14, 14], [64, 2, 3, 3], { padding: 1 }], // the Glow's coupling conv1: input gradient of 2 rows, 210 columns (not a multiple of 16)
@@ -919,6 +920,33 @@ S("in the per-group pass (each group one image, per-group copies of the weights)
     }
   } finally {
     restore();
+  }
+});
+
+S("the thread split weighs an element by its cost: exp, and sigmoid's mulUnary, on 25,088 floats (6 adds an element) are offered to every thread, an add on as many (1) is not, and the values do not depend on it", () => {
+  const pool = wb.runtime.pool as unknown as { run: (jobs: Task[], parallel?: boolean) => void };
+  const seen: boolean[] = [];
+  pool.run = function (this: unknown, jobs: Task[], par?: boolean) {
+    seen.push(par === true);
+    return Workers.prototype.run.call(this as Workers, jobs, par);
+  };
+  try {
+    const n = 25088, x = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7) * 8), g = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.3));
+    const xd = wb.upload(x, "float32"), gd = wb.upload(g, "float32");
+    const parallelOf = (f: () => unknown) => {
+      seen.length = 0;
+      wb.release(f() as Float32Array);
+      return seen.length === 1 && seen[0];
+    };
+    assert.ok(parallelOf(() => wb.unary("exp", xd, n, "float32", 0)), "exp: every thread");
+    assert.ok(parallelOf(() => wb.mulUnary(gd, "sigmoid", xd, n, 0, "float32")), "mulUnary sigmoid: every thread");
+    assert.not.ok(parallelOf(() => wb.binary("add", xd, [n], gd, [n], [n], "float32")), "add: the caller alone");
+    // each element by the same vector code: the same values on one thread, whose phase runs whole
+    const a = wb.unary("exp", xd, n, "float32", 0) as Float32Array, b = one.unary("exp", one.upload(x, "float32"), n, "float32", 0) as Float32Array;
+    assert.ok(a.every((v, i) => Object.is(v, b[i])), "exp: one thread and two agree to the bit");
+    for (const d of [xd, gd, a]) wb.release(d);
+  } finally {
+    delete (pool as { run?: unknown }).run;
   }
 });
 

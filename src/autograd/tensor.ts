@@ -86,7 +86,7 @@ function unref(r: StorageRef): void {
  * Registering every tensor cost a sixth of a feature pass's JavaScript time. The held value is
  * a cell holding the tensor's storage, so assign() (every parameter, moment and clipped
  * gradient of an optimiser step: 360 of a Glow step's tensors) swaps the storage in the cell
- * where it unregistered and registered the tensor again.
+ * instead of unregistering the tensor and registering it again.
  */
 interface Held { ref: StorageRef }
 const finalizer = new FinalizationRegistry<Held>((h) => unref(h.ref));

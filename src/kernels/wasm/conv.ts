@@ -371,18 +371,21 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
   const og = Cout / groups;
   // dot products along the positions (gemm.ts dotFn), 2 taps by 4 channels a block, reading the
   // output gradient's rows as they are: for at most 4 output channels per group, and for few taps
-  // over many positions (at most 2 input channels of a 3x3 filter, 128 positions or more: the
-  // Glows' first coupling convolutions, 1.13-1.16x, the VAE's first, 1.41x, measured
-  // interleaved), where packing the output gradient would cost about as much as the product;
-  // else a product kernel (rows of taps read by table) over the packed output gradient
+  // over many positions (a filter wider than 1x1 with at most 18 taps a group, e.g. 2 input
+  // channels of a 3x3, over 128 positions or more of the phase grid, its padded columns counted:
+  // the Glows' first coupling convolutions, 1.13-1.16x, the VAE's first, 1.41x, measured
+  // interleaved; 1x1 filters measured 0.62-0.98x, 7x7 grids 0.90-1.09x), where packing the
+  // output gradient would cost about as much as the product; else a product kernel (rows of taps
+  // read by table) over the packed output gradient
   const Qg = p.Cin / groups * p.KH * p.KW;
-  const dot = og <= DOT_COLS || (Qg <= 18 && phaseLayout(p, true, DOT_ROWS, DOT_COLS).P >= 128);
+  const Ldot = phaseLayout(p, true, DOT_ROWS, DOT_COLS);
+  const dot = og <= DOT_COLS || (p.KH * p.KW > 1 && Qg <= 18 && Ldot.P >= 128);
   const R = dot ? null : rt.rows(Qg);
   const MR = R?.MR ?? DOT_ROWS, NR = R?.NR ?? DOT_COLS;
   try {
     // dW^T[q][co] = sum over images and positions of X[tab[q] + p'] gy'[co][p'], with gy' the
     // output gradient on the phase grid (zero in the columns past OW).
-    const L = phaseLayout(p, true, MR, NR);
+    const L = R ? phaseLayout(p, true, MR, NR) : Ldot;
     const { Q, Wph, P, XB } = L;
     const xo = m.addr(x), gyo = m.addr(gy);
     const qpan = Math.ceil(Q / MR), opan = Math.ceil(og / NR), ldc = opan * NR, CB = qpan * MR * ldc;
