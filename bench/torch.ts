@@ -6,13 +6,16 @@
 // stdin/stdout: each timed run is one request, answered with its wall and process CPU time, while
 // this process idles; ours run here between them. Each round runs every engine of a row once, in
 // an order that alternates between rounds, so a slow patch of this shared machine hits all alike.
+// With --warm K, each timed run follows K untimed runs of the same engine: a loop's steady state,
+// not a run right after the other process's (ours ran 13-14% slower interleaved than alone on the
+// Glow's features; K = 1 changed neither side beyond the noise, so that is not a cold start).
 // Before timing, both sides' numbers are compared on the same inputs and noise (written here into
 // one safetensors file per model with every parameter, the Glow's fixed permutations and signs,
 // the inputs and the noise): log features to 1e-3 (PyTorch loop and vmap against our batched
 // pass), the step's first loss to 1e-5 relative. Without torch for /usr/bin/python3 the bench says so and skips.
 //   deno run -A bench/torch.ts [--models a.safetensors,...] [--work features,step] [--rounds 13]
 //        [--engines fimscope wasm,fimscope webgpu,pytorch loop,pytorch vmap] [--threads 2] [--json out.json]
-//        [--omp-wait passive|active|default] [--shapes]
+//        [--omp-wait passive|active|default] [--shapes] [--warm 0]
 // (also `npm run bench -- --only=torch`). Each row also counts its products (the convolutions and
 // matrix products of one of our runs, bench/products.ts) and gives every engine's GFLOP/s per CPU
 // second against the wasm SIMD128 ceiling measured at the start (bench/peak.ts); then runs those
@@ -63,6 +66,8 @@ export interface TorchOptions {
   ompWait?: "passive" | "active" | "default";
   /** Log every product shape of a row alone on both sides, not only their sums. */
   shapes?: boolean;
+  /** Untimed runs of an engine right before each of its timed runs (default 0). */
+  warm?: number;
   log: (line: string) => void;
 }
 
@@ -442,7 +447,7 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
   try {
     const hello = await peer.ask({ cmd: "hello" });
     o.log(`pytorch ${hello.torch} (${hello.capability || "cpu"}), ${hello.threads} threads, OMP_WAIT_POLICY ${o.ompWait ?? "default"}; ours: ${backends.map(([e, b]) => `${e} (${(b as { description?: string }).description ?? b.name})`).join(", ")}`);
-    o.log(`${o.rounds} interleaved rounds (+1 warm-up), engine order alternating; medians, wall and process CPU time`);
+    o.log(`${o.rounds} interleaved rounds (+1 warm-up), engine order alternating${o.warm ? `, each timed run after ${o.warm} untimed run${o.warm > 1 ? "s" : ""} of its engine` : ""}; medians, wall and process CPU time`);
     const peak = singleThreadPeak();
     o.log(`the wasm SIMD128 ceiling (bench/peak.ts: 12 independent f32x4.relaxed_madd chains, one thread): ${peak.cpu.toFixed(1)} GFLOP/s per CPU second`);
     const torchEngines = o.engines.filter((e) => e.startsWith("pytorch"));
@@ -505,6 +510,7 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
           const order = runs.map((_, i) => i);
           if (r % 2) order.reverse();
           for (const i of order) {
+            for (let w = 0; w < (o.warm ?? 0); w++) await runs[i][1]();
             const m = await runs[i][1]();
             wall[i].push(m.wall);
             cpu[i].push(m.cpu);
@@ -563,7 +569,7 @@ if (import.meta.main) {
     models: inFiles().default(TORCH_MODELS), work: choices(TORCH_WORK).default([...TORCH_WORK]),
     rounds: int({ min: 1, max: 1000 }).default(13), engines: choices(TORCH_ENGINES).default(["fimscope wasm", "pytorch loop", "pytorch vmap"]),
     threads: int({ min: 1, max: 64 }).default(2), json: outFile(), "omp-wait": choice(["passive", "active", "default"] as const).default("default"),
-    shapes: flag(),
+    shapes: flag(), warm: int({ min: 0, max: 100 }).default(0),
   });
   const { rows, ceiling } = await torchBench({ ...a, ompWait: a["omp-wait"], log: (l) => console.log(l) });
   if (a.json) writeFileAtomic(a.json, JSON.stringify({ ceiling, rows }, null, 2));

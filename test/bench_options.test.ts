@@ -20,6 +20,7 @@ const CASES: [string, string, string[], string][] = [
   ["fused_ab", "fused_ab", ["--ops", "relu"], "--ops"],
   ["groupnorm", "groupnorm", ["--rounds", "x"], "--rounds"],
   ["small_ops", "small_ops", ["--iterations", "-1"], "--iterations"],
+  ["torch", "torch", ["--warm", "-1"], "--warm"],
   ["torch_shapes", "torch_shapes", ["--json", `${ROOT}/package.json`, "--run", "x", "--out", "/tmp/fimscope-shapes.md"], "--json"], // a JSON without the run's shapes
   ["train_step", "train_step", ["--batch", "0"], "--batch"],
   ["unet_ab", "unet_ab", ["--old", ROOT, "--n", "0"], "--n"],
