@@ -11,7 +11,7 @@ import type { KernelName } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
 import type { WasmMemory } from "./memory.ts";
 import { F32_BITS, KI, ranges, type Task, type WasmOptions, WasmRuntime } from "./runtime.ts";
-import { binaryInto, coalesce, matmulInto, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
+import { binaryInto, bstrides, coalesce, matmulInto, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
 import { SIMD_APPROX, SIMD_BINARY, SIMD_UNARY } from "./elementwise.ts";
 import { conv2d, conv2dBias, conv2dInputGrad, conv2dInputGradTimes, conv2dWeightGrad } from "./conv.ts";
 import { strided } from "./movement.ts";
@@ -40,17 +40,6 @@ const SMALL_REDUCE = 256;
 function epsBits(eps: number): [number, number] {
   const e = new DataView(new Float64Array([eps]).buffer);
   return [e.getInt32(0, true), e.getInt32(4, true)];
-}
-
-/** Strides of shape seen from outShape (numpy broadcasting: 0 where broadcast). */
-function bstrides(shape: readonly number[], outShape: readonly number[]): number[] {
-  const r = outShape.length, off = r - shape.length;
-  const st = new Array<number>(r).fill(0);
-  for (let d = shape.length - 1, s = 1; d >= 0; d--) {
-    st[d + off] = shape[d] === 1 ? 0 : s;
-    s *= shape[d];
-  }
-  return st;
 }
 
 export class WasmBackend implements Backend<Data> {
@@ -410,7 +399,7 @@ export class WasmBackend implements Backend<Data> {
     out[0] = sq;
     return out;
   }
-  /** Each tensor times s: under SMALL_EW elements binary mul's TypeScript loop, else un_mulScalar's phase (the same f32 products). */
+  /** Each tensor times s: under SMALL_EW elements binary mul's TypeScript loop (binaryInto), else un_mulScalar's phase (the same f32 products). */
   scaleAll(xs: readonly Data[], ns: readonly number[], s: Data, dtype: DType): Data[] | null {
     if (dtype === "float64") return null;
     const m = this.#m, rt = this.#rt, v = (s as Float32Array)[0];
@@ -419,8 +408,7 @@ export class WasmBackend implements Backend<Data> {
       const tasks: Task[] = [], parallel = ns.some((n) => n >= PARALLEL_EW), fn = KI.un_mulScalar, bits = F32_BITS(v);
       const os = ns.map((n, i) => {
         if (n < SMALL_EW) {
-          const x = xs[i] as Float32Array, o = outs[i];
-          for (let k = 0; k < n; k++) o[k] = x[k] * v;
+          binaryInto("mul", xs[i], [n], s, [], [n], outs[i]);
           return -1;
         }
         const xo = m.addr(xs[i]), oo = m.dst(outs[i]);

@@ -10,6 +10,7 @@
 //   cpl_fwd(xb, o, out, n, half, offsetBits)    cpl_bwd(g, xb, o, dxb, do, n, half, offsetBits)
 import { Fn, I32, op, simd, V128 } from "./emit.ts";
 import { unaryVec } from "./elementwise.ts";
+import { actConstants } from "./copy.ts";
 
 const V = { add: 0xe4, mul: 0xe6, neg: 0xe1 };
 
@@ -55,13 +56,11 @@ function halvesOf(f: Fn, base: number, i: number, half: number, a: number, b: nu
   blockOf(f, base, i, half, 2, a);
   f.get(a).get(half).i32(4).op(op.mul).op(op.add).set(b);
 }
-/** The kernels' constants: 1, 0 and the offset (its f32 bits in param obits) in every lane. */
+/** The kernels' constants: 1 and 0 (the activations', copy.ts) and the offset (its f32 bits in param obits) in every lane. */
 function constants(f: Fn, obits: number): { one: number; zero: number; voff: number } {
-  const one = f.local(V128), zero = f.local(V128), voff = f.local(V128);
-  f.f32(1).simd(simd.f32x4splat).set(one);
-  f.f32(0).simd(simd.f32x4splat).set(zero);
+  const c = actConstants(f), voff = f.local(V128);
   f.get(obits).op(0xbe).simd(simd.f32x4splat).set(voff); // f32.reinterpret_i32
-  return { one, zero, voff };
+  return { ...c, voff };
 }
 /** raw + offset into vr (addScalar's add), then sigmoid of it into s (un_sigmoid's instructions). */
 function scaleOf(f: Fn, vr: number, s: number, c: { one: number; zero: number; voff: number }): void {

@@ -9,7 +9,7 @@ import { sigmoid, softplus } from "../scalar_ops.ts";
 type F = Float32Array | Float64Array;
 
 /** Strides of `shape` (row-major) seen from `outShape` (numpy broadcasting: 0 where broadcast). */
-function bstrides(shape: readonly number[], outShape: readonly number[]): number[] {
+export function bstrides(shape: readonly number[], outShape: readonly number[]): number[] {
   const r = outShape.length, off = r - shape.length;
   const st = new Array<number>(r).fill(0);
   let s = 1;
