@@ -4,6 +4,7 @@ import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { gradcheck, gradcheck2, maxRelErr, rand64 } from "./helpers.ts";
 import { result } from "../src/autograd/tensor.ts";
+import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 
 const S = suite("autograd");
 const f64 = { dtype: "float64" as const, backend: T.cpu };
@@ -256,6 +257,138 @@ S("slices' gradients beside whole ones: first and second order match central dif
   const r2 = gradcheck2(h2, x0);
   assert.ok(r2.err < 1e-6, `second order, halves: ${r2.err}`);
   assert.equal((({ pads, concats }) => ({ pads, concats }))(sliceGrads(halves, x0)), { pads: 0, concats: 1 });
+});
+
+
+// Without a recorded graph, the engine frees each intermediate gradient once nothing needs it
+// (engine.ts EarlyRelease): its storage goes back to the backend during the pass, not at its end.
+/**
+ * Runs f on a copy of T.cpu whose every op's result is recorded and whose release is watched:
+ * the most storages made during f that were still held at any op (made and not yet released).
+ */
+function mostHeld(f: () => void): { most: number; made: number } {
+  const be = T.cpu as unknown as Record<string, unknown>;
+  const saved = new Map<string, unknown>();
+  const held = new Set<unknown>();
+  let most = 0, made = 0;
+  for (const k of Object.getOwnPropertyNames(Object.getPrototypeOf(be)).concat(Object.keys(be))) {
+    const fn = be[k];
+    if (typeof fn !== "function" || k === "constructor" || saved.has(k)) continue;
+    saved.set(k, Object.prototype.hasOwnProperty.call(be, k) ? fn : undefined);
+    be[k] = k === "release" ? (s: unknown) => {
+      held.delete(s);
+      return (fn as (s: unknown) => void).call(be, s);
+    } : (...a: unknown[]) => {
+      most = Math.max(most, held.size);
+      const r = (fn as (...a: unknown[]) => unknown).apply(be, a);
+      if (r instanceof Float64Array || r instanceof Float32Array) {
+        held.add(r);
+        made++;
+      }
+      return r;
+    };
+  }
+  try {
+    f();
+  } finally {
+    for (const [k, own] of saved) {
+      if (own === undefined) delete be[k];
+      else be[k] = own;
+    }
+  }
+  return { most, made };
+}
+
+S("a pass that records no graph frees each intermediate gradient once nothing needs it (a chain of 24 ops holds at most 3 gradients at once, where it held all of them), with the same gradients bit for bit as a pass that frees none (createGraph)", () => {
+  const x = rand64(31, [40]).requireGrad();
+  let h = x;
+  for (let k = 0; k < 12; k++) h = T.exp(T.mulScalar(h, 0.1));
+  const y = T.sum(h);
+  let g: T.Tensor | null = null;
+  const r = mostHeld(() => {
+    g = T.grad(y, [x])[0];
+  });
+  assert.ok(r.made >= 24, `the backward made ${r.made} storages`);
+  assert.ok(r.most <= 3, `at most ${r.most} of the pass's storages held at once`);
+  const ref = T.grad(y, [x], { createGraph: true })[0]!;
+  assert.equal([...g!.dataSync()], [...ref.dataSync()]);
+  // a product's deferred input gradient (ProductGrad) and the ReLU that takes it
+  const xi = rand64(32, [2, 3, 6, 6]).requireGrad(), w1 = rand64(33, [4, 3, 3, 3]).requireGrad(), w2 = rand64(34, [4, 4, 3, 3]).requireGrad();
+  let z = T.conv2d(xi, w1, { padding: 1 });
+  for (let k = 0; k < 6; k++) z = T.conv2d(T.relu(z), w2, { padding: 1 });
+  const yc = T.sum(T.square(z));
+  let gc: (T.Tensor | null)[] = [];
+  const rc = mostHeld(() => {
+    gc = T.grad(yc, [xi, w1, w2]);
+  });
+  const refc = T.grad(yc, [xi, w1, w2], { createGraph: true });
+  gc.forEach((t, i) => assert.equal([...t!.dataSync()], [...refc[i]!.dataSync()], `convolutions: gradient ${i}`));
+  assert.ok(rc.most <= 8, `convolutions: at most ${rc.most} of the pass's ${rc.made} storages held at once`);
+});
+
+S("freeing gradients early, where an activation takes a convolution's input gradient uncomputed (through views too): the same gradients bit for bit as a pass that frees none, on the CPU and on wasm (whose blocks are reused)", async () => {
+  // CPU float64: the ReLU's node takes the product through two reshapes (passesProducts)
+  const x = rand64(51, [2, 3, 5, 5]).requireGrad(), w = rand64(52, [3, 3, 3, 3]).requireGrad();
+  const r = T.reshape(T.reshape(T.relu(T.conv2d(x, w, { padding: 1 })), [2, 75]), [2, 3, 5, 5]);
+  const y = T.sum(T.square(T.conv2d(r, w, { padding: 1 })));
+  const got = T.grad(y, [x, w]), ref = T.grad(y, [x, w], { createGraph: true });
+  got.forEach((g, i) => assert.equal([...g!.dataSync()], [...ref[i]!.dataSync()], `CPU: gradient ${i}`));
+  // wasm float32: conv2dBias with its ReLU, SiLU between reshapes, the fused input gradients
+  const be = await createWasmBackend({ threads: 2 });
+  try {
+    const f32 = (seed: number, shape: number[]) => T.tensor(rand64(seed, shape).dataSync(), shape, { backend: be, requiresGrad: true });
+    const xi = f32(53, [4, 3, 9, 9]), w1 = f32(54, [8, 3, 3, 3]), b1 = f32(55, [8]), w2 = f32(56, [8, 8, 3, 3]), b2 = f32(57, [8]), w3 = f32(58, [2, 8, 1, 1]);
+    const net = () => {
+      let z = T.conv2dBias(xi, w1, b1, { padding: 1, act: "relu" });
+      z = T.conv2dBias(z, w2, b2, { padding: 1 });
+      z = T.reshape(T.silu(T.reshape(z, [4, 8 * 81])), [4, 8, 9, 9]);
+      z = T.conv2dBias(z, w2, b2, { padding: 1, act: "relu" });
+      return T.sum(T.square(T.conv2d(z, w3)));
+    };
+    let fused = 0;
+    const times = be.conv2dInputGradTimes!;
+    be.conv2dInputGradTimes = (...a) => {
+      fused++;
+      return times.apply(be, a);
+    };
+    const ps = [xi, w1, b1, w2, b2, w3];
+    const gw = T.grad(net(), ps);
+    be.conv2dInputGradTimes = times;
+    const gr = T.grad(net(), ps, { createGraph: true });
+    assert.ok(fused >= 2, `the fused input gradient ran ${fused} times`);
+    gw.forEach((g, i) => assert.equal([...g!.dataSync()], [...gr[i]!.dataSync()], `wasm: gradient ${i}`));
+  } finally {
+    be.close();
+  }
+});
+
+S("freeing gradients early keeps every gradient someone still needs: one gradient object standing for several inputs, one a hook keeps for a later hook, a slice's box that is also the other half's", () => {
+  // add's backward gives the same gradient object to both inputs; A also receives it again
+  const A = rand64(41, [5]).requireGrad(), C = rand64(42, [5]).requireGrad();
+  const [gA, gC] = T.grad(T.sum(T.exp(T.add(A, T.add(A, C)))), [A, C]);
+  const e = T.exp(T.add(T.mulScalar(A, 2), C)).dataSync();
+  assert.ok(maxRelErr(gA!.dataSync(), e.map((v) => 2 * v)) < 1e-14 && maxRelErr(gC!.dataSync(), e) < 1e-14);
+  // a gradient one hook keeps and a later hook reads
+  const x = rand64(43, [6]).requireGrad();
+  const h = T.mulScalar(T.exp(x), 3);
+  let seen: T.Tensor | null = null, later: number[] = [];
+  const m = T.tanh(h);
+  m.registerHook((g) => {
+    seen = g;
+  });
+  h.registerHook(() => {
+    later = [...seen!.dataSync()];
+  });
+  const seed = rand64(44, [6]);
+  T.mul(m, 2).backward({ seed });
+  assert.equal(later, [...T.mulScalar(seed, 2).dataSync()]);
+  // a slice's gradient (a box) that is also the other half's
+  const s = rand64(45, [4, 3]).requireGrad();
+  const top = T.slice(s, [0, 0], [2, 3]), bottom = T.slice(s, [2, 0], [4, 3]);
+  const [gs] = T.grad(T.sum(T.mul(T.add(top, bottom), T.exp(top))), [s]);
+  const t0 = T.slice(s, [0, 0], [2, 3]).dataSync(), b0 = T.slice(s, [2, 0], [4, 3]).dataSync();
+  const want = [...t0.map((v, i) => Math.exp(v) * (1 + v + b0[i])), ...t0.map((v) => Math.exp(v))];
+  assert.ok(maxRelErr(gs!.dataSync(), Float64Array.from(want)) < 1e-14);
 });
 
 S.run();

@@ -10,6 +10,10 @@ import { fmt, type Shape, sizeOf } from "./shape.ts";
  */
 export class BoxGrad {
   constructor(readonly g: Tensor, readonly begin: readonly number[], readonly padded: () => Tensor) {}
+  /** The gradients `padded` reads. */
+  get holds(): readonly Tensor[] {
+    return [this.g];
+  }
 }
 /**
  * An input's gradient that a product (a convolution's input gradient) has not computed yet. The
@@ -19,7 +23,8 @@ export class BoxGrad {
  * input gradient in one op, the product times the derivative at z (null: not fused here).
  */
 export class ProductGrad {
-  constructor(readonly value: () => Tensor, readonly times: (act: DerivAct, z: Tensor) => Tensor | null) {}
+  /** `holds`: the gradients `value` and `times` read (the engine frees them only once this one is computed). */
+  constructor(readonly value: () => Tensor, readonly times: (act: DerivAct, z: Tensor) => Tensor | null, readonly holds: readonly Tensor[]) {}
 }
 /**
  * Makes view t's node (a reshape, batch or unbatch: its input's elements in the same order) pass a
@@ -31,7 +36,7 @@ export function passesProducts(t: Tensor, back: (g: Tensor) => Tensor, fwd: (z: 
     t.node.takes = (d) => [new ProductGrad(() => back(d.value()), (act, z) => {
       const r = d.times(act, fwd(z));
       return r && back(r);
-    })];
+    }, d.holds)];
   }
   return t;
 }
@@ -322,6 +327,11 @@ export function tidy<T>(f: () => T): T {
  */
 function abandon(scope: Set<Tensor>): void {
   for (const t of scope) t.unowned();
+}
+
+/** Disposes t now if the innermost tidy() scope owns it (made there and not kept); else leaves it. */
+export function releaseScoped(t: Tensor): void {
+  if (scopes.length && scopes[scopes.length - 1].has(t)) t.dispose();
 }
 
 /** Take t out of every enclosing scope so tidy() won't free it. */

@@ -50,7 +50,7 @@ export function conv2d(x: Tensor, w: Tensor, o: ConvOptions = {}): Tensor {
  * nothing else, the activation's node takes it times its derivative in one op (conv2dInputGradTimes).
  */
 function inputGradOf(g: Tensor, w: Tensor, x: Tensor, p: ConvParams): ProductGrad {
-  return new ProductGrad(() => conv2dInputGrad(g, w, x.shape, optsOf(p)), (act, z) => conv2dInputGradTimes(g, w, x.shape, optsOf(p), act, z));
+  return new ProductGrad(() => conv2dInputGrad(g, w, x.shape, optsOf(p)), (act, z) => conv2dInputGradTimes(g, w, x.shape, optsOf(p), act, z), [g]);
 }
 
 /**
@@ -182,7 +182,7 @@ export function convSharedW(x: Tensor, w: Tensor, o: ConvOptions): Tensor {
 
 /** inputGradOf for a per-group copy w: convSharedWInputGrad, or the product with the weight the copy holds times the derivative. */
 function sharedInputGradOf(g: Tensor, w: Tensor, x: Tensor, p: ConvParams): ProductGrad {
-  return new ProductGrad(() => convSharedWInputGrad(g, w, x.shape, optsOf(p)), (act, z) => conv2dInputGradTimes(g, sharedCopy("convSharedW", w), x.shape, optsOf(p), act, z));
+  return new ProductGrad(() => convSharedWInputGrad(g, w, x.shape, optsOf(p)), (act, z) => conv2dInputGradTimes(g, sharedCopy("convSharedW", w), x.shape, optsOf(p), act, z), [g]);
 }
 
 /** d(convSharedW)/dx applied to gy: the transposed convolution with the shared weight. */
