@@ -9,11 +9,11 @@
 // samples of V8's own tick profiler (--prof) leave builtins and garbage collection unnamed; the
 // inspector's name them.
 //   deno run -A bench/js_profile.ts [--model weights/glow-fashion.safetensors] [--work step|features] [--runs 200] [--skip-kernels] [--top 30] [--interval 100] [--out run.cpuprofile]
-// It runs the work in a child process under `--inspect-wait` on a free local port, and talks to it
-// over the Chrome DevTools protocol: the child warms up, asks (a runtime binding) for the profiler
-// to start, runs the timed runs, and asks for it to stop.
+// It runs the work in a child process with its inspector on a free local port, and talks to it
+// over the Chrome DevTools protocol: the child warms up, asks (a runtime binding the parent adds)
+// for the profiler to start, runs the timed runs, and asks for it to stop.
 import "../src/cli/errors.ts";
-import { choice, flag, inFile, int, outFile, parseOptions, usageError } from "../src/io/options.ts";
+import { checkApart, choice, flag, inFile, int, outFile, parseOptions, usageError } from "../src/io/options.ts";
 import { writeFileAtomic } from "../src/io/atomic.ts";
 
 interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; children?: number[] }
@@ -23,25 +23,31 @@ export interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDelta
 /** A function's key: its name, and its file (relative to `root`) and line. */
 function keyOf(n: ProfileNode, root: string): string {
   const f = n.callFrame, url = f.url.replace(`file://${root}/`, "");
-  return url ? `${f.functionName || "(anonymous)"} ${url}:${f.lineNumber + 1}` : f.functionName || "(anonymous)";
+  const name = f.functionName || (f.lineNumber < 0 ? "(module)" : "(anonymous)");
+  return url ? `${name} ${url}${f.lineNumber >= 0 ? `:${f.lineNumber + 1}` : ""}` : name;
 }
 
 /**
  * Self and inclusive time per function in ms, and the profile's total: each sample's interval
  * (the delta to the next sample) charged to its function (self) and once to every distinct
- * function on its stack (inclusive).
+ * function on its stack (inclusive). Samples of "(idle)" (the thread waiting: the start and stop
+ * round trips) are counted apart (idleMs), not in the total or the tables.
  */
-export function summarize(p: CpuProfile, root = ""): { totalMs: number; self: Map<string, number>; inclusive: Map<string, number> } {
+export function summarize(p: CpuProfile, root = ""): { totalMs: number; idleMs: number; self: Map<string, number>; inclusive: Map<string, number> } {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const self = new Map<string, number>(), inclusive = new Map<string, number>();
-  let total = 0;
+  let total = 0, idle = 0;
   for (let i = 0; i < p.samples.length; i++) {
     const dt = (i + 1 < p.timeDeltas.length ? p.timeDeltas[i + 1] : 0) / 1000;
-    total += dt;
     let id: number | undefined = p.samples[i];
     const k = keyOf(byId.get(id)!, root);
+    if (k === "(idle)") {
+      idle += dt;
+      continue;
+    }
+    total += dt;
     self.set(k, (self.get(k) ?? 0) + dt);
     const seen = new Set<string>();
     for (; id !== undefined; id = parent.get(id)) {
@@ -51,13 +57,114 @@ export function summarize(p: CpuProfile, root = ""): { totalMs: number; self: Ma
       inclusive.set(kk, (inclusive.get(kk) ?? 0) + dt);
     }
   }
-  return { totalMs: total, self, inclusive };
+  return { totalMs: total, idleMs: idle, self, inclusive };
 }
 
 /** The `top` largest entries, one line each: share of the total, ms per run, the function. */
 export function topLines(m: Map<string, number>, totalMs: number, runs: number, top: number): string[] {
   return [...m].sort((a, b) => b[1] - a[1]).slice(0, top)
     .map(([k, ms]) => `${(100 * ms / totalMs).toFixed(1).padStart(6)}%  ${(ms / runs).toFixed(3).padStart(8)} ms  ${k}`);
+}
+
+/** Lines of the child's stderr that are the inspector's own banner and farewell (not passed on). */
+const INSPECTOR_LINES = /^(Debugger listening on |Visit chrome:\/\/inspect|Deno is waiting for debugger|Waiting for the debugger to disconnect|Debugger session (started|ended))/;
+
+/**
+ * Drives a child started with --inspect: reads the inspector's address from its stderr
+ * (passing the child's other lines on), starts the profiler when the child asks ("start"), stops
+ * it when it asks again ("stop"), answers each ask, then lets go of the inspector (the child
+ * waits for that before it exits) and waits for the child's end. Rejects, with the child's own
+ * message where it sent one, if the child fails, exits early or the connection closes.
+ */
+async function profileChild(proc: Deno.ChildProcess, interval: number): Promise<CpuProfile> {
+  const reader = proc.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = "", url = "";
+  const passOn = (line: string) => {
+    if (!INSPECTOR_LINES.test(line)) Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
+  };
+  while (!url) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`js_profile: the child exited before its inspector listened${pending.trim() ? `: ${pending.trim()}` : ""}`);
+    pending += value;
+    const lines = pending.split("\n");
+    pending = lines.pop()!;
+    for (const l of lines) {
+      const m = /^Debugger listening on (ws:\/\/\S+)/.exec(l.trim());
+      if (m && !url) url = m[1];
+      else passOn(l);
+    }
+  }
+  (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) {
+        if (pending) passOn(pending);
+        return;
+      }
+      pending += value;
+      const lines = pending.split("\n");
+      pending = lines.pop()!;
+      for (const l of lines) passOn(l);
+    }
+  })();
+  const ws = new WebSocket(url);
+  let id = 0;
+  const replies = new Map<number, { ok: (r: unknown) => void; fail: (e: Error) => void }>();
+  let profile: CpuProfile | null = null, failed = "", broken: Error | null = null;
+  let end!: () => void, lost!: (e: Error) => void;
+  const finished = new Promise<void>((ok, fail) => {
+    end = ok;
+    lost = fail;
+  });
+  const breakOff = (e: Error) => {
+    broken ??= e;
+    for (const r of replies.values()) r.fail(e);
+    replies.clear();
+    lost(e);
+  };
+  const send = <R>(method: string, params: unknown = {}) => new Promise<R>((ok, fail) => {
+    if (broken) return fail(broken);
+    replies.set(++id, { ok: ok as (r: unknown) => void, fail });
+    ws.send(JSON.stringify({ id, method, params }));
+  });
+  await new Promise<void>((ok, fail) => {
+    ws.onopen = () => ok();
+    ws.onerror = (e) => fail(new Error(`js_profile: cannot reach the child's inspector at ${url}: ${(e as ErrorEvent).message}`));
+  });
+  ws.onerror = (e) => breakOff(new Error(`js_profile: the connection to the child's inspector failed: ${(e as ErrorEvent).message} (a profile over 64 MiB does not come back: fewer --runs or a longer --interval)`));
+  ws.onclose = () => breakOff(new Error("js_profile: the child's inspector closed the connection (a profile over 64 MiB does not come back: fewer --runs or a longer --interval)"));
+  ws.onmessage = (e) => {
+    const m = JSON.parse(e.data);
+    if (m.id !== undefined) {
+      const r = replies.get(m.id);
+      replies.delete(m.id);
+      if (m.error) r?.fail(new Error(`js_profile: the inspector refused a request: ${m.error.message}`));
+      else r?.ok(m.result);
+    } else if (m.method === "Runtime.bindingCalled" && m.params.name === "__jsProfile") {
+      const what: string = m.params.payload;
+      (async () => {
+        if (what === "start") await send("Profiler.start");
+        else if (what === "stop") profile = (await send<{ profile: CpuProfile }>("Profiler.stop")).profile;
+        else failed = what.replace(/^error /, "");
+        // the answer lets the child go on (after "stop" or an error it exits, so its reply may never come)
+        const go = send("Runtime.evaluate", { expression: "globalThis.__jsProfileGo()" });
+        if (profile || failed) end();
+        else await go;
+      })().catch(breakOff);
+    }
+  };
+  await send("Runtime.enable");
+  await send("Profiler.enable");
+  await send("Profiler.setSamplingInterval", { interval });
+  await send("Runtime.addBinding", { name: "__jsProfile" });
+  await send("Runtime.runIfWaitingForDebugger");
+  const early = await Promise.race([finished.then(() => null), proc.status]);
+  ws.onclose = null; // closing it now is ours
+  ws.close();
+  if (early && !profile && !failed) throw new Error(`js_profile: the child exited (code ${early.code}) before its profile was taken`);
+  await proc.status;
+  if (failed) throw new Error(`js_profile: the work failed in the child: ${failed}`);
+  return profile!;
 }
 
 const ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
@@ -68,8 +175,26 @@ if (import.meta.main && Deno.args[0] === "--child") {
   const o = JSON.parse(Deno.args[1]) as { model: string; work: "step" | "features"; runs: number; skip: boolean };
   // deno-lint-ignore no-explicit-any
   const g = globalThis as any;
-  const ask = (what: string) => new Promise<void>((go) => {
-    g.__jsProfileGo = go;
+  // The parent answers through the inspector (Runtime.evaluate). The timer keeps the event loop
+  // alive meanwhile (with one thread no worker does) and ends a child whose parent went away.
+  const ask = async (what: string) => {
+    // the binding appears once the parent has connected (the child runs from the start: a parent
+    // that never connects, or died, leaves the child to end by itself)
+    for (let i = 0; typeof g.__jsProfile !== "function"; i++) {
+      if (i > 6000) throw new Error("no profiler connected in 10 minutes");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await askNow(what);
+  };
+  const askNow = (what: string) => new Promise<void>((go) => {
+    const t = setTimeout(() => {
+      console.error(`js_profile: no answer from the parent to '${what.split(" ")[0]}' in 10 minutes`);
+      Deno.exit(1);
+    }, 600_000);
+    g.__jsProfileGo = () => {
+      clearTimeout(t);
+      go();
+    };
     g.__jsProfile(what);
   });
   try {
@@ -92,7 +217,8 @@ if (import.meta.main && Deno.args[0] === "--child") {
     Deno.exit(0);
   } catch (e) {
     // told to the parent, which lets go of the inspector (a child with a debugger attached waits for it before it exits)
-    await ask(`error ${(e as Error).message}`);
+    if (typeof g.__jsProfile === "function") await askNow(`error ${(e as Error).message}`);
+    else console.error(`js_profile: ${(e as Error).message}`);
     Deno.exit(1);
   }
 }
@@ -103,6 +229,7 @@ if (import.meta.main) {
     runs: int({ min: 1, max: 100000 }).default(200), "skip-kernels": flag(), top: int({ min: 1, max: 1000 }).default(30),
     interval: int({ min: 10, max: 100000 }).default(100), out: outFile(),
   });
+  checkApart("js_profile", [{ option: "--out", path: a.out, kind: "file" }], [{ option: "--model", path: a.model }]);
   // the model read here first, so that a file that is no model is refused before any work
   try {
     const { loadModel } = await import("../src/models/registry.ts");
@@ -113,67 +240,20 @@ if (import.meta.main) {
   }
   const child = { model: a.model, work: a.work, runs: a.runs, skip: a["skip-kernels"] };
   const proc = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--inspect-wait=127.0.0.1:0", here, "--child", JSON.stringify(child)], stdout: "inherit", stderr: "piped",
+    args: ["run", "-A", "--inspect=127.0.0.1:0", here, "--child", JSON.stringify(child)], stdout: "inherit", stderr: "piped",
   }).spawn();
-  // the inspector's address, from the child's first lines on stderr (the rest passed on)
-  const lines = proc.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "", url = "";
-  while (!url) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error(`js_profile: the child exited before its inspector listened: ${buf.trim()}`);
-    buf += value;
-    url = /ws:\/\/[^\s]+/.exec(buf)?.[0] ?? "";
+  let p: CpuProfile;
+  try {
+    p = await profileChild(proc, a.interval);
+  } catch (e) {
+    try {
+      proc.kill("SIGKILL"); // a child with its inspector attached would otherwise wait for it to leave
+    } catch { /* gone already */ }
+    throw e;
   }
-  (async () => {
-    for (;;) {
-      const { value, done } = await lines.read();
-      if (done) return;
-      if (!value.includes("Debugger session") && !value.includes("Waiting for the debugger")) Deno.stderr.writeSync(new TextEncoder().encode(value));
-    }
-  })();
-  const ws = new WebSocket(url);
-  await new Promise((ok, fail) => {
-    ws.onopen = ok;
-    ws.onerror = (e) => fail(new Error(`js_profile: cannot reach the child's inspector at ${url}: ${(e as ErrorEvent).message}`));
-  });
-  let id = 0;
-  const replies = new Map<number, (r: unknown) => void>();
-  const send = <R>(method: string, params: unknown = {}) => new Promise<R>((ok) => {
-    replies.set(++id, ok as (r: unknown) => void);
-    ws.send(JSON.stringify({ id, method, params }));
-  });
-  let profile: CpuProfile | null = null, failed = "";
-  const finished = new Promise<void>((end) => {
-    ws.onmessage = async (e) => {
-      const m = JSON.parse(e.data);
-      if (m.id !== undefined) {
-        replies.get(m.id)?.(m.result);
-        replies.delete(m.id);
-      } else if (m.method === "Runtime.bindingCalled" && m.params.name === "__jsProfile") {
-        const what: string = m.params.payload;
-        if (what === "start") await send("Profiler.start");
-        else if (what === "stop") profile = (await send<{ profile: CpuProfile }>("Profiler.stop")).profile;
-        else failed = what.replace(/^error /, "");
-        await send("Runtime.evaluate", { expression: "globalThis.__jsProfileGo()" });
-        if (profile || failed) end();
-      }
-    };
-  });
-  await send("Runtime.enable");
-  await send("Profiler.enable");
-  await send("Profiler.setSamplingInterval", { interval: a.interval });
-  await send("Runtime.addBinding", { name: "__jsProfile" });
-  await send("Runtime.runIfWaitingForDebugger");
-  // (a child with a debugger attached waits for it to leave before it exits)
-  const early = await Promise.race([finished.then(() => null), proc.status]);
-  if (early) throw new Error(`js_profile: the child exited (code ${early.code}) before its profile was taken`);
-  ws.close();
-  await proc.status;
-  if (failed) throw new Error(`js_profile: the work failed in the child: ${failed}`);
-  const p = profile as CpuProfile | null; // set by the message handler before `finished`
-  if (!p) throw new Error("js_profile: no profile came back");
   const s = summarize(p, ROOT);
-  console.log(`profiled ${s.totalMs.toFixed(0)} ms (${a.runs} runs, ${p.samples.length} samples every ${a.interval} us); per function: share of the profiled time, ms per run`);
+  if (s.totalMs <= 0) throw new Error(`js_profile: the profile holds no samples of the work (${p.samples.length} samples): give more --runs or a shorter --interval`);
+  console.log(`profiled ${s.totalMs.toFixed(0)} ms (${a.runs} runs, ${p.samples.length} samples every ${a.interval} us; ${s.idleMs.toFixed(0)} ms idle, left out); per function: share of the profiled time, ms per run`);
   console.log(`self time (the function's own code; "(garbage collector)", "(program)": V8's own work):`);
   for (const l of topLines(s.self, s.totalMs, a.runs, a.top)) console.log(l);
   console.log(`inclusive time (with its callees):`);

@@ -30,30 +30,53 @@ S("a profile's samples summed by function: each sample's interval to its functio
   assert.equal(topLines(s.self, s.totalMs, 2, 1), ["  70.0%     3.500 ms  f src/x.ts:10"]);
 });
 
-S("the tool end to end: a VAE step profiled over 3 runs, both tables and the .cpuprofile written", async () => {
+S("the tool end to end: a VAE step profiled over its 3 timed runs only (not its warm-up), both tables 4 rows long, the .cpuprofile written", async () => {
   const out = await Deno.makeTempFile({ suffix: ".cpuprofile" });
   try {
     const r = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", `${ROOT}/bench/js_profile.ts`, "--model", `${ROOT}/weights/vae-fashion.safetensors`, "--runs", "3", "--top", "4", "--out", out],
-      stdout: "piped", stderr: "piped",
+      stdout: "piped", stderr: "piped", signal: AbortSignal.timeout(180_000),
     }).output();
     const text = new TextDecoder().decode(r.stdout), err = new TextDecoder().decode(r.stderr);
     assert.is(r.code, 0, err);
     const lines = text.split("\n");
-    for (const head of ["self time", "inclusive time"]) {
+    const perRun = Number(/: ([\d.]+) ms per run while profiled/.exec(text)?.[1]);
+    assert.ok(perRun > 0, text);
+    assert.match(text, /^profiled \d+ ms \(3 runs, \d+ samples every 100 us; \d+ ms idle, left out\)/m);
+    for (const [head, next] of [["self time", "inclusive time"], ["inclusive time", "wrote "]]) {
       const at = lines.findIndex((l) => l.startsWith(head));
       assert.ok(at >= 0, `${head}: ${text}`);
-      const rows = lines.slice(at + 1, at + 5);
-      assert.equal(rows.length, 4);
-      for (const l of rows) assert.match(l, /^ +\d+\.\d% +\d+\.\d{3} ms {2}\S/);
+      for (const l of lines.slice(at + 1, at + 5)) assert.match(l, /^ +\d+\.\d% +\d+\.\d{3} ms {2}\S/);
+      assert.ok(lines[at + 5].startsWith(next), `--top 4: four rows, then '${next}': ${text}`);
     }
     const p = JSON.parse(Deno.readTextFileSync(out)) as CpuProfile;
     assert.ok(p.nodes.length > 10 && p.samples.length > 10 && p.samples.length === p.timeDeltas.length);
+    // the timed runs alone: the 23 warm-up runs before them would make the profile several times longer
+    const s = summarize(p, ROOT);
+    assert.ok(s.totalMs > 0.5 * 3 * perRun && s.totalMs < 2 * 3 * perRun + 20, `profiled ${s.totalMs} ms for 3 runs of ${perRun} ms`);
     // the profiled work is the model's: the training step's backward pass is on some sample's stack
-    const inclusive = [...summarize(p, ROOT).inclusive.keys()];
+    const inclusive = [...s.inclusive.keys()];
     assert.ok(inclusive.some((k) => k.startsWith("propagate src/autograd/engine.ts:")), inclusive.slice(0, 20).join("\n"));
   } finally {
     Deno.removeSync(out);
+  }
+});
+
+S("the tool refuses, before any work, an --out that is its --model (the model is not overwritten)", async () => {
+  const model = await Deno.makeTempFile({ suffix: ".safetensors" });
+  try {
+    Deno.copyFileSync(`${ROOT}/weights/vae-fashion.safetensors`, model);
+    const before = Deno.readFileSync(model);
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}/bench/js_profile.ts`, "--model", model, "--out", model], stdout: "piped", stderr: "piped", signal: AbortSignal.timeout(60_000),
+    }).output();
+    const err = new TextDecoder().decode(r.stderr).trim();
+    assert.is(r.code, 1);
+    assert.is(new TextDecoder().decode(r.stdout), "");
+    assert.match(err, /^error: js_profile: --out '.+': is --model '.+' itself/);
+    assert.equal(Deno.readFileSync(model), before);
+  } finally {
+    Deno.removeSync(model);
   }
 });
 
