@@ -66,6 +66,17 @@ export function topLines(m: Map<string, number>, totalMs: number, runs: number, 
     .map(([k, ms]) => `${(100 * ms / totalMs).toFixed(1).padStart(6)}%  ${(ms / runs).toFixed(3).padStart(8)} ms  ${k}`);
 }
 
+/** A byte stream's lines (the last one even without its newline). */
+async function* linesOf(stream: Deno.ChildProcess["stderr"]): AsyncGenerator<string> {
+  let pending = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    const lines = (pending + chunk).split("\n");
+    pending = lines.pop()!;
+    yield* lines;
+  }
+  if (pending) yield pending;
+}
+
 /** Lines of the child's stderr that are the inspector's own banner and farewell (not passed on). */
 const INSPECTOR_LINES = /^(Debugger listening on |Visit chrome:\/\/inspect|Deno is waiting for debugger|Waiting for the debugger to disconnect|Debugger session (started|ended))/;
 
@@ -77,35 +88,24 @@ const INSPECTOR_LINES = /^(Debugger listening on |Visit chrome:\/\/inspect|Deno 
  * message where it sent one, if the child fails, exits early or the connection closes.
  */
 async function profileChild(proc: Deno.ChildProcess, interval: number): Promise<CpuProfile> {
-  const reader = proc.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let pending = "", url = "";
+  const lines = linesOf(proc.stderr);
+  let url = "";
   const passOn = (line: string) => {
     if (!INSPECTOR_LINES.test(line)) Deno.stderr.writeSync(new TextEncoder().encode(line + "\n"));
   };
+  const seen: string[] = [];
   while (!url) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`js_profile: the child exited before its inspector listened${pending.trim() ? `: ${pending.trim()}` : ""}`);
-    pending += value;
-    const lines = pending.split("\n");
-    pending = lines.pop()!;
-    for (const l of lines) {
-      const m = /^Debugger listening on (ws:\/\/\S+)/.exec(l.trim());
-      if (m && !url) url = m[1];
-      else passOn(l);
+    const { value: l, done } = await lines.next();
+    if (done) throw new Error(`js_profile: the child exited before its inspector listened${seen.length ? `: ${seen.join(" ").trim()}` : ""}`);
+    const m = /^Debugger listening on (ws:\/\/\S+)/.exec(l.trim());
+    if (m) url = m[1];
+    else {
+      seen.push(l);
+      passOn(l);
     }
   }
   (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) {
-        if (pending) passOn(pending);
-        return;
-      }
-      pending += value;
-      const lines = pending.split("\n");
-      pending = lines.pop()!;
-      for (const l of lines) passOn(l);
-    }
+    for await (const l of lines) passOn(l);
   })();
   const ws = new WebSocket(url);
   let id = 0;
@@ -200,14 +200,11 @@ if (import.meta.main && Deno.args[0] === "--child") {
   try {
     const { createWasmBackend } = await import("../src/kernels/wasm/backend.ts");
     const { ourWork } = await import("./torch.ts");
+    const { skipKernelPhases } = await import("./op_timer.ts");
     const be = await createWasmBackend();
     const w = await ourWork(o.model, o.work, be);
     for (let i = 0; i < 3; i++) await w.run();
-    if (o.skip) {
-      // both forms of a phase (task arrays and job lists); the values are garbage from here on
-      const pool = be.runtime.pool as { run?: unknown; runList?: unknown };
-      pool.run = pool.runList = () => {};
-    }
+    if (o.skip) skipKernelPhases(be);
     for (let i = 0; i < 20; i++) await w.run();
     await ask("start");
     const t0 = performance.now();

@@ -2,6 +2,7 @@
 // (the wasm and CPU backends run each op synchronously, so an op's wall time is its cost).
 import process from "node:process";
 import type { Backend, ConvParams, MatmulSpec } from "../src/kernels/backend.ts";
+import type { WasmBackend } from "../src/kernels/wasm/backend.ts";
 import { keyOf as productKey } from "./products.ts";
 
 /** This process's CPU time (all threads, user and system) in ms: what the benches measure where other load disturbs wall time. */
@@ -80,4 +81,19 @@ export function opTable(acc: Map<string, { ms: number; n: number }>, top = 15): 
   }
   const byKind = [...kinds].sort((p, q) => q[1].ms - p[1].ms).map(([k, v]) => `${k} ${v.ms.toFixed(0)} (${v.n})`).join(", ");
   return [`    ops: ${calls} calls, ${total.toFixed(0)} ms: ${byKind}`, ...rows.slice(0, top).map(([k, v]) => `    ${v.ms.toFixed(1).padStart(8)} ms ${String(v.n).padStart(6)}x  ${k}`)].join("\n");
+}
+
+/**
+ * Skips every kernel phase of a wasm backend (both forms of a phase: task arrays and job lists),
+ * so that a pass runs only what the caller does alone: JavaScript (autograd, shapes, allocation,
+ * task lists) and the ops small enough for TypeScript loops. The values are garbage from then on.
+ * Returns the function that puts the phases back.
+ */
+export function skipKernelPhases(be: WasmBackend): () => void {
+  const pool = be.runtime.pool as { run?: unknown; runList?: unknown };
+  pool.run = pool.runList = () => {};
+  return () => {
+    delete pool.run;
+    delete pool.runList;
+  };
 }

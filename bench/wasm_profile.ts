@@ -13,7 +13,7 @@
 import "../src/cli/errors.ts";
 import { choice, choices, flag, inFiles, int, parseOptions } from "../src/io/options.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
-import { clockMs, cpuMs, opTable, timeOps } from "./op_timer.ts";
+import { clockMs, cpuMs, opTable, skipKernelPhases, timeOps } from "./op_timer.ts";
 import { distinctProducts, flopsOf, keyOf, productAloneMs, recordProducts } from "./products.ts";
 import { ourWork, TORCH_MODELS, TORCH_WORK } from "./torch.ts";
 
@@ -82,11 +82,9 @@ for (const path of a.models) {
       for (const [k, n, f, ms] of rows.slice(0, a.top)) console.log(`    ${ms.toFixed(2).padStart(8)} ms ${String(n).padStart(4)}x ${(f / ms / 1e6).toFixed(1).padStart(6)} GFLOP/s  ${k}`);
     }
     // Last (the values are garbage from here on): the same runs with every kernel phase skipped,
-    // i.e. what the caller does alone while no worker has work: JavaScript (autograd, shapes,
-    // allocation, task lists) and the ops small enough for TypeScript loops. Ops are synchronous,
-    // so this part of the wall time is serial; only running ahead of the kernels would overlap it.
-    const pool = be.runtime.pool as { run?: unknown; runList?: unknown };
-    pool.run = pool.runList = () => {}; // both forms of a phase: task arrays and job lists
+    // i.e. what the caller does alone while no worker has work. Ops are synchronous, so this part
+    // of the wall time is serial; only running ahead of the kernels would overlap it.
+    const restore = skipKernelPhases(be);
     try {
       const serial: number[] = [];
       for (let r = 0; r < a.runs; r++) {
@@ -98,8 +96,7 @@ for (const path of a.models) {
     } catch (e) {
       console.log(`    with every kernel phase skipped: not measured (${(e as Error).message})`);
     } finally {
-      delete pool.run;
-      delete pool.runList;
+      restore();
     }
   }
 }

@@ -9,10 +9,10 @@ import { fmt, type Shape, sizeOf } from "./shape.ts";
  * concat, else it pads each to the input's shape (`padded`) and adds them, as it adds gradients.
  */
 export class BoxGrad {
-  constructor(readonly g: Tensor, readonly begin: readonly number[], readonly padded: () => Tensor) {}
   /** The gradients `padded` reads. */
-  get holds(): readonly Tensor[] {
-    return [this.g];
+  readonly holds: readonly Tensor[];
+  constructor(readonly g: Tensor, readonly begin: readonly number[], readonly padded: () => Tensor) {
+    this.holds = [g];
   }
 }
 /**
