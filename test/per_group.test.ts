@@ -89,6 +89,48 @@ class OpZoo extends Module {
   }
 }
 
+/**
+ * A weight made from parameters alone, as Glow's invertible 1x1 convolution makes it (W = P L U from
+ * its LU factors): in a per-group pass every group's W holds the same values.
+ */
+class LuConv extends Module {
+  readonly lower: T.Tensor;
+  readonly upper: T.Tensor;
+  readonly logs: T.Tensor;
+  readonly #p: T.Tensor;
+  readonly #lmask: T.Tensor;
+  readonly #umask: T.Tensor;
+  readonly #eye: T.Tensor;
+  readonly #sign: T.Tensor;
+  /** The weight of the last forward, for the test to look at. */
+  last: T.Tensor | null = null;
+  constructor(readonly n: number, o: Init) {
+    super();
+    const mk = (v: ArrayLike<number>, shape: number[]) => T.tensor(v, shape, { backend: o.backend, dtype: o.dtype });
+    const at = (f: (r: number, c: number) => number) => mk(Array.from({ length: n * n }, (_, k) => f(Math.floor(k / n), k % n)), [n, n]);
+    this.#p = at((r, c) => (c === (r + 1) % n ? 1 : 0));
+    this.#lmask = at((r, c) => (r > c ? 1 : 0));
+    this.#umask = at((r, c) => (r < c ? 1 : 0));
+    this.#eye = at((r, c) => (r === c ? 1 : 0));
+    this.#sign = mk(Array.from({ length: n }, (_, i) => (i % 2 ? -1 : 1)), [n]);
+    this.lower = this.param("lower", T.mul(T.randn(o.gen, [n, n], { backend: o.backend, dtype: o.dtype }), this.#lmask));
+    this.upper = this.param("upper", T.mul(T.randn(o.gen, [n, n], { backend: o.backend, dtype: o.dtype }), this.#umask));
+    this.logs = this.param("logs", T.mul(T.randn(o.gen, [n], { backend: o.backend, dtype: o.dtype }), 0.3));
+  }
+  weight(): T.Tensor {
+    const L = T.add(T.mul(this.lower, this.#lmask), this.#eye);
+    const U = T.add(T.mul(this.upper, this.#umask), T.mul(this.#eye, T.mul(this.#sign, T.exp(this.logs))));
+    return T.matmul(T.matmul(this.#p, L), U);
+  }
+  /** Per-example loss [B] of x [B, n, H, W]: the squared output and a log-determinant term of the parameters alone. */
+  loss(x: T.Tensor): T.Tensor {
+    const [B, n, H, W] = x.shape;
+    this.last = this.weight();
+    const y = T.conv2d(x, T.reshape(this.last, [n, n, 1, 1]));
+    return T.add(T.sum(T.reshape(T.square(y), [B, -1]), 1), T.mul(T.sum(this.logs), -H * W));
+  }
+}
+
 /** Reference: one backward per group of Bg consecutive examples. */
 function loopGradients(params: T.Tensor[], inputs: T.Tensor[], G: number, loss: (...xs: T.Tensor[]) => T.Tensor): Float64Array[][] {
   const out: Float64Array[][] = [];
@@ -181,6 +223,45 @@ S("a convolution with a per-group weight copy (one shared-weight convolution) eq
     };
     const [want, got] = [run(false), run(true)];
     ["values", "input gradient", "weight gradients", "second derivative"].forEach((what, k) => closeTo(got[k], want[k], `case ${i} ${what}`));
+  }
+});
+
+S("a weight made from parameters alone is computed once, as a per-group copy that the convolution reads as one shared weight: per-group gradients, norms and second derivatives equal the loop", () => {
+  const G = 3, Bg = 2, n = 4;
+  const m = new LuConv(n, init(20));
+  const x = T.randn(new T.Generator(21), [G * Bg, n, 3, 5], { backend: T.cpu, dtype: "float64" });
+  // how the pass convolves: one shared-weight convolution of every image, not a grouped one of G weights
+  const be = T.cpu as unknown as { conv2d: (...a: unknown[]) => unknown };
+  const conv = be.conv2d, seen: string[] = [];
+  be.conv2d = function (this: unknown, ...a: unknown[]) {
+    const p = a[2] as { N: number; Cin: number; groups: number };
+    seen.push(`N${p.N} Cin${p.Cin} g${p.groups}`);
+    return conv.apply(this, a);
+  };
+  try {
+    const pass = perGroupPass(m, { groups: G }, [x], (xs) => m.loss(xs!));
+    assert.is(m.last!.groups, G);
+    assert.ok(m.last!.groupCopy, "the pass's weight is a per-group copy, not [G, n, n] values");
+    assert.equal(seen, [`N${G * Bg} Cin${n} g1`]);
+    pass.loss.dispose();
+  } finally {
+    be.conv2d = conv;
+  }
+  checkAgainstLoop(m, [x], G, (xs) => m.loss(xs));
+  // second derivatives: each group's gradient of lower, its squared norm differentiated by that group's upper and logs
+  const params = [m.lower, m.upper, m.logs];
+  const pass = perGroupPass(m, { groups: G }, [x], (xs) => m.loss(xs!));
+  const copies = params.map((p) => pass.copies.get(p)!);
+  const [gl] = T.grad(T.sum(pass.loss), [copies[0]], { createGraph: true });
+  const got = T.grad(T.sum(T.square(T.unbatch(gl!))), [copies[1], copies[2]]).map((g) => Float64Array.from(T.unbatch(g!).dataSync()));
+  for (let g = 0; g < G; g++) {
+    const xg = T.slice(x, [g * Bg], [(g + 1) * Bg]);
+    const [l] = T.grad(T.sum(m.loss(xg)), [m.lower], { createGraph: true });
+    const want = T.grad(T.sum(T.square(l!)), [m.upper, m.logs]).map((w) => w!.dataSync());
+    want.forEach((w, k) => {
+      assert.ok(w.some((v) => Math.abs(v) > 1e-3), "the second derivative is not zero");
+      closeTo(got[k].subarray(g * w.length, (g + 1) * w.length), w, `second derivative by ${["upper", "logs"][k]}, group ${g}`);
+    });
   }
 });
 

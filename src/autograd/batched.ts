@@ -8,10 +8,13 @@
 //
 // Where a rule can, it folds the group axis into the operand's first axis ([G*d0, ...]) so that
 // the kernels see the shapes of an ordinary batch (data flows through a per-group pass at the cost
-// of an ordinary forward).
+// of an ordinary forward). Where every batched operand is a per-group copy (a parameter's, or a
+// value computed from parameters alone), the op runs once on the shared values (onCopies), as
+// vmap leaves unbatched what does not depend on the batched axis.
 import { fmt, sizeOf } from "./shape.ts";
-import { type GramSite, noGrad, passesProducts, result, Tensor } from "./tensor.ts";
+import { type GramSite, isGradEnabled, noGrad, passesProducts, result, Tensor } from "./tensor.ts";
 import { broadcastTo, reshape } from "./ops/movement.ts";
+import { grad } from "./engine.ts";
 
 /**
  * The batched tensor t as an ordinary one: [G, ...t.shape], or any shape of that size and layout
@@ -43,6 +46,44 @@ export function groupCopy(p: Tensor, G: number, gramSites?: GramSite[]): Tensor 
   c.groupCopy = { of: p, gramSites };
   c.name = p.name;
   return c.requireGrad();
+}
+
+/**
+ * An op on operands whose batched ones are all per-group copies: every group would compute the same
+ * values, so `run` computes them once on the shared values, and the result is a per-group copy of
+ * them (a derived copy; a convolution reads it as one shared weight). Its backward takes the
+ * groups' gradients (batched) through run's own node at the shared values: each group's gradient
+ * exactly, by the ops' batching rules, with only the gradients batched. Recording a graph of that
+ * backward (higher orders), it differentiates `batched` (the op's batching rule on the copies
+ * themselves) instead, so each group's gradient depends on its own copy. Null (the caller batches
+ * as usual) where a batched operand is not a copy, none is batched, or an ordinary operand wants a
+ * gradient (it would need the sum over the groups).
+ */
+export function onCopies(ts: readonly Tensor[], run: (shared: Tensor[]) => Tensor, batched: () => Tensor): Tensor | null {
+  let G = 0;
+  for (const t of ts) {
+    if (t.groups) {
+      if (!t.groupCopy) return null;
+      G = t.groups;
+    } else if (t.requiresGrad) return null;
+  }
+  if (!G) return null;
+  const rec = isGradEnabled();
+  const shared = ts.map((t) => (t.groups ? t.groupCopy!.of.detach().requireGrad(rec && t.requiresGrad) : t));
+  const y = run(shared);
+  const node = y.node;
+  if (y.groups || (node && (node.inputs.length !== shared.length || node.inputs.some((x, i) => x !== shared[i])))) {
+    y.dispose(); // more than one node (a reduction over separate runs of axes): batched as usual
+    return null;
+  }
+  const c = result(node?.op ?? "copy", [...ts], null, y.shape, node && ((g, needs) => {
+    if (!isGradEnabled()) return node.backward(g, needs);
+    const wrt = ts.filter((_, i) => needs[i]);
+    const gs = grad(unbatch(batched()), wrt, { seed: unbatch(g), createGraph: true });
+    return ts.map((t) => (wrt.includes(t) ? gs[wrt.indexOf(t)] : null));
+  }), y, y, G);
+  c.groupCopy = { of: y };
+  return c;
 }
 
 /**

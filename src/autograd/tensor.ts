@@ -286,8 +286,11 @@ export function result(op: string, inputs: Tensor[], storage: unknown, shape: Sh
 // ---- scopes: deterministic release of GPU memory ----
 
 function collect(v: unknown, into: Set<Tensor>, seen = new Set<unknown>()): void {
-  if (v instanceof Tensor) into.add(v);
-  else if (v && typeof v === "object" && !seen.has(v)) {
+  if (v instanceof Tensor) {
+    into.add(v);
+    // a copy computed from parameters reads its shared value (batched.ts onCopies)
+    if (v.groupCopy) into.add(v.groupCopy.of);
+  } else if (v && typeof v === "object" && !seen.has(v)) {
     seen.add(v);
     for (const x of Object.values(v as object)) collect(x, into, seen);
   }

@@ -6,7 +6,7 @@ import { defaultBackend } from "../device.ts";
 import { broadcastShapes, checkShape, fmt, sameShape, type Shape, sizeOf } from "../shape.ts";
 import { assertSameBackend, result, Tensor } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
-import { aligned, batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
+import { aligned, batch, folded, groupsOf, onCopies, unbatch, unfolded } from "../batched.ts";
 
 export interface Creation {
   backend?: Backend;
@@ -78,7 +78,10 @@ const UNARY_GRAD: Record<UnaryOp, UnaryGrad> = {
 };
 
 export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {
-  if (x.groups) return batch(unary(op, unbatch(x), p));
+  if (x.groups) {
+    const batched = () => batch(unary(op, unbatch(x), p));
+    return onCopies([x], ([s]) => unary(op, s, p), batched) ?? batched();
+  }
   return unaryOf(op, x, x.backend.unary(op, x.storage(op), x.size, x.dtype, p), p);
 }
 
@@ -157,12 +160,18 @@ const BINARY_GRAD: Record<BinaryOp, BinaryGrad> = {
   reluMask: (_a, b, g) => [reluMask(g, b), null],
 };
 
+/** The broadcasting ops on batched operands: once on the shared values where all are per-group copies (onCopies), else broadcastRule. */
+function batchedBroadcast(op: string, ts: Tensor[], run: (ps: Tensor[]) => Tensor): Tensor {
+  const batched = () => broadcastRule(op, ts, run);
+  return onCopies(ts, run, batched) ?? batched();
+}
+
 /**
  * Batching rule of the broadcasting ops: `run` applied to ordinary operands. When every batched
  * operand spans the result's first axis and no ordinary one does, the groups fold into that axis
  * (the kernels see an ordinary batch); otherwise batched operands get the group axis in front.
  */
-function batchedBroadcast(op: string, ts: Tensor[], run: (ps: Tensor[]) => Tensor): Tensor {
+function broadcastRule(op: string, ts: Tensor[], run: (ps: Tensor[]) => Tensor): Tensor {
   const G = groupsOf(op, ts);
   const shape = ts.reduce<readonly number[]>((s, t) => broadcastShapes(op, s, t.shape), []);
   const r = shape.length;

@@ -4,7 +4,7 @@ import { fmt } from "../shape.ts";
 import { assertSameBackend, isGradEnabled, result, type Tensor } from "../tensor.ts";
 import { reshape } from "./movement.ts";
 import { sum } from "./reduce.ts";
-import { batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
+import { batch, folded, groupsOf, onCopies, unbatch, unfolded } from "../batched.ts";
 
 function as3(x: Tensor): [number, number, number] {
   if (x.rank === 2) return [1, x.shape[0], x.shape[1]];
@@ -35,13 +35,19 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor
   }, a);
 }
 
+/** Batched operands: once on the shared values where both are per-group copies (onCopies), else mmRule. */
+function batchedMm(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
+  const batched = () => mmRule(a, b, transA, transB);
+  return onCopies([a, b], ([pa, pb]) => mm(pa, pb, transA, transB), batched) ?? batched();
+}
+
 /**
  * Batching rule. Rows of a batched a against an ordinary b fold into one product. A per-group copy
  * b (every group holds the same matrix) costs the same product (mmSharedB), or, in a norms-only
  * pass, is a Gram site: the shared matrix itself, with input and output recorded, and no gradient
  * for b at all (the caller forms each group's norm from a and dL/dy). Otherwise: one product per group.
  */
-function batchedMm(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
+function mmRule(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
   const G = groupsOf("matmul", [a, b]);
   const copy = b.groupCopy;
   if (a.groups && a.rank === 2 && b.rank === 2 && !transA) {

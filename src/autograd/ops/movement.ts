@@ -4,7 +4,7 @@ import type { StridedSpec } from "../../kernels/backend.ts";
 import { fmt, type Shape, sameShape, sizeOf } from "../shape.ts";
 import { assertSameBackend, BoxGrad, noGrad, passesProducts, result, type Tensor } from "../tensor.ts";
 import { sumTo } from "./reduce.ts";
-import { aligned, batch, folded, groupsOf, unbatch, unfolded } from "../batched.ts";
+import { aligned, batch, folded, groupsOf, onCopies, unbatch, unfolded } from "../batched.ts";
 
 // Batching rules: a batched operand's group axis leads; where the op leaves the first axis alone,
 // the groups fold into it, so the kernel runs at the rank of an ordinary batch.
@@ -21,7 +21,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   }
   if (x.groups) {
     // Each group's storage is contiguous: the batched result is a view of x's (a copy's reads go through unbatch).
-    if (x.groupCopy) return batch(unbatch(x), x.groups, s);
+    if (x.groupCopy) return onCopies([x], ([v]) => reshape(v, s), () => batch(unbatch(x), x.groups, s))!;
   }
   return passesProducts(result("reshape", [x], null, s, (g) => [reshape(g, x.shape)], x, x, x.groups), (g) => reshape(g, x.shape), (z) => reshape(z, s));
 }

@@ -6,15 +6,15 @@ import { result, type Tensor } from "../tensor.ts";
 import { add, div, eq, exp, log, mul, sub } from "./elementwise.ts";
 import { broadcastTo, reshape } from "./movement.ts";
 import { noGrad } from "../tensor.ts";
-import { batch, folded, unbatch, unfolded } from "../batched.ts";
+import { batch, folded, onCopies, unbatch, unfolded } from "../batched.ts";
 
 type Reduction = (x: Tensor, axes?: number | number[], keepdims?: boolean) => Tensor;
 
 /** Batching rule of a reduction: over the groups' own axes; folded when the first axis is kept. */
 function batchedReduce(f: Reduction, op: string, x: Tensor, axes: number | number[] | undefined, keepdims: boolean): Tensor {
   const ax = normAxes(op, axes, x.rank);
-  if (x.rank > 0 && !ax.includes(0)) return unfolded(f(folded(x), ax, keepdims), x.groups);
-  return batch(f(unbatch(x), ax.map((a) => a + 1), keepdims));
+  const batched = () => x.rank > 0 && !ax.includes(0) ? unfolded(f(folded(x), ax, keepdims), x.groups) : batch(f(unbatch(x), ax.map((a) => a + 1), keepdims));
+  return onCopies([x], ([s]) => f(s, axes, keepdims), batched) ?? batched();
 }
 
 function keptShape(shape: Shape, axes: number[]): number[] {
