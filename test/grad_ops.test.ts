@@ -180,6 +180,35 @@ S("nn: avgPool2d, upsampleNearest, groupNorm, gatherRows", () => {
   }
 });
 
+S("upsampleConv3x3: the upsampled 3x3 convolution's values and gradients (float64, odd and size-1 sizes, each activation, with and without bias); its gradients against central differences", () => {
+  const cases: [number[], number][] = [[[2, 3, 3, 5], 4], [[1, 1, 1, 1], 1], [[3, 2, 4, 1], 3]];
+  for (const [i, [sx, Co]] of cases.entries()) {
+    const x = rand64(110 + i, sx), w = rand64(120 + i, [Co, sx[1], 3, 3]), b = rand64(130 + i, [Co]);
+    for (const act of ["none", "silu", "relu"] as const) {
+      for (const bias of [true, false]) {
+        const leaves = [x, w, b].map((t) => T.tensor(t.dataSync(), t.shape, { dtype: "float64", backend: T.cpu, requiresGrad: true }));
+        const [lx, lw, lb] = leaves;
+        const r = rand64(140 + i, [sx[0], Co, 2 * sx[2], 2 * sx[3]]);
+        const want = T.conv2d(T.upsampleNearest(lx), lw, { padding: 1 });
+        const wantY = act === "none" ? (bias ? T.add(want, T.reshape(lb, [1, Co, 1, 1])) : want) : T.unary(act, bias ? T.add(want, T.reshape(lb, [1, Co, 1, 1])) : want);
+        const got = T.upsampleConv3x3(lx, lw, bias ? lb : null, act);
+        assert.equal(got.shape, wantY.shape);
+        const scale = Math.max(...wantY.dataSync().map(Math.abs));
+        got.dataSync().forEach((v, k) => assert.ok(Math.abs(v - wantY.dataSync()[k]) <= 1e-13 * scale, `case ${i} ${act} value ${k}: ${v} vs ${wantY.dataSync()[k]}`));
+        const gw = T.grad(T.sum(T.mul(wantY, r)), bias ? leaves : [lx, lw]);
+        const gg = T.grad(T.sum(T.mul(got, r)), bias ? leaves : [lx, lw]);
+        gg.forEach((g, j) => {
+          const a = g!.dataSync(), e = gw[j]!.dataSync(), sc = Math.max(1e-300, ...e.map(Math.abs));
+          a.forEach((v, k) => assert.ok(Math.abs(v - e[k]) <= 1e-12 * sc, `case ${i} ${act} gradient ${j}[${k}]: ${v} vs ${e[k]}`));
+        });
+      }
+    }
+    const err = gradcheck((xx, ww, bb) => T.upsampleConv3x3(xx, ww, bb), [x, w, b]);
+    assert.ok(err < TOL, `case ${i}: err ${err}`);
+  }
+  assert.throws(() => T.upsampleConv3x3(rand64(1, [1, 2, 3, 3]), rand64(2, [4, 2, 5, 5]), null), /upsampleConv3x3: input \[1,2,3,3\], weight \[4,2,5,5\]/);
+});
+
 S("softmax over the last axis and over axis 0; its gradient is differentiable (second order)", () => {
   for (const [i, [sh, ax]] of ([[[3, 5], -1], [[2, 3, 4], -1], [[1, 1], -1], [[4, 3], 0], [[2, 7, 1], 1]] as [number[], number][]).entries()) {
     const err = gradcheck((x) => T.softmax(x, ax), [rand64(120 + i, sh, -3, 3)]);

@@ -265,6 +265,23 @@ S("a weight made from parameters alone is computed once, as a per-group copy tha
   }
 });
 
+S("an upsampling convolution (upsampleConv3x3: a transposed convolution with a kernel made from the weight) with per-group copies: gradients and norms equal the loop; an ordinary weight folds the groups", () => {
+  for (const Bg of [1, 2]) {
+    const G = 3;
+    const conv = new Conv2d(2, 3, 3, init(30));
+    const x = T.randn(new T.Generator(31), [G * Bg, 2, 3, 4], { backend: T.cpu, dtype: "float64" });
+    const loss = (xs: T.Tensor) => T.sum(T.reshape(T.square(conv.forwardUpsampled(xs, "silu")), [xs.shape[0], -1]), 1);
+    checkAgainstLoop(conv, [x], G, loss);
+  }
+  // an ordinary kernel against batched images: each group's transposed convolution
+  const gy = T.randn(new T.Generator(32), [6, 2, 3, 4], { backend: T.cpu, dtype: "float64" });
+  const k = T.randn(new T.Generator(33), [2, 3, 4, 4], { backend: T.cpu, dtype: "float64" });
+  const o = { stride: 2, padding: 1 };
+  const y = T.unbatch(T.conv2dInputGrad(T.batch(T.reshape(gy, [3, 2, 2, 3, 4])), k, [2, 3, 6, 8], o));
+  closeTo(y.dataSync(), T.conv2dInputGrad(gy, k, [6, 3, 6, 8], o).dataSync(), "folded transposed convolution");
+  assert.throws(() => T.conv2dInputGrad(T.batch(T.reshape(gy, [3, 2, 2, 3, 4])), T.batch(T.broadcastTo(T.reshape(k, [1, 2, 3, 4, 4]), [3, 2, 3, 4, 4])), [2, 3, 6, 8], o), /no batching rule .*\(only a per-group copy\)/);
+});
+
 S("norms-only: a weight used by a product and anywhere else is refused; without normsOnly its gradient is the sum of both uses", () => {
   const lin = new Linear(3, 2, init(12));
   const x = T.randn(new T.Generator(13), [4, 3], { backend: T.cpu, dtype: "float64" });
@@ -289,8 +306,8 @@ S("a module's own forward is unchanged outside a pass, and withParameters restor
 
 S("an op without a batching rule refuses a batched operand instead of reading its storage", () => {
   const g = T.batch(T.randn(new T.Generator(8), [2, 1, 1, 3, 3], { backend: T.cpu, dtype: "float64" }));
-  const w = T.randn(new T.Generator(9), [1, 1, 3, 3], { backend: T.cpu, dtype: "float64" });
-  assert.throws(() => T.conv2dInputGrad(g, w, [1, 1, 3, 3], { padding: 1 }), /batched over 2 groups and conv2dInputGrad has no batching rule/);
+  const x = T.randn(new T.Generator(9), [1, 1, 3, 3], { backend: T.cpu, dtype: "float64" });
+  assert.throws(() => T.conv2dWeightGrad(x, g, [1, 1, 3, 3], { padding: 1 }), /batched over 2 groups and conv2dWeightGrad has no batching rule/);
 });
 
 S("the Gram form agrees with explicit per-group weight gradients of rank-3 inputs (rows of all tokens)", () => {

@@ -187,7 +187,7 @@ export class Unet extends Module {
     h = this.mid2.forward(this.attn.forward(this.mid1.forward(h, temb)), temb);
     for (let l = this.up.length - 1; l >= 0; l--) {
       for (const b of this.up[l]) h = b.forward(T.concat([h, skips.pop()!], 1), temb);
-      if (l > 0) h = this.upsample[l - 1].forward(T.upsampleNearest(h));
+      if (l > 0) h = this.upsample[l - 1].forwardUpsampled(h);
     }
     return this.convOut.forward(this.normOut.forward(h, "silu"));
   }

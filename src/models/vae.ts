@@ -100,8 +100,8 @@ export class VAE extends Module implements GenerativeModel {
     const B = z.shape[0], [C, H, W] = this.imageShape;
     let h = T.reshape(T.silu(this.decIn.forward(z)), [B, ...this.#latentMap]);
     h = this.dec1.forward(h, "silu");
-    h = this.dec2.forward(T.upsampleNearest(h), "silu");
-    h = this.dec3.forward(T.upsampleNearest(h), "silu");
+    h = this.dec2.forwardUpsampled(h, "silu");
+    h = this.dec3.forwardUpsampled(h, "silu");
     const o = this.decOut.forward(h);
     return {
       mean: T.slice(o, [0, 0, 0, 0], [B, C, H, W]),

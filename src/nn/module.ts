@@ -168,6 +168,16 @@ export class Conv2d extends Module {
     this.bias = o.bias === false ? null : this.param("bias", zerosFor([cout], o));
   }
   readonly opts: T.ConvOptions;
+  /**
+   * This convolution of x upsampled 2x by nearest neighbour (then its bias and activation), without
+   * the upsampled image where it is a 3x3 of stride 1, padding 1 and one group (T.upsampleConv3x3:
+   * 4/9 of the products), else of T.upsampleNearest(x).
+   */
+  forwardUpsampled(x: T.Tensor, act: T.ConvAct = "none"): T.Tensor {
+    const { stride, padding, groups } = this.opts;
+    if (this.k === 3 && stride === 1 && padding === 1 && groups === 1) return T.upsampleConv3x3(x, this.weight, this.bias, act);
+    return this.forward(T.upsampleNearest(x), act);
+  }
   /** The convolution, its bias and an activation (relu or silu): one op where the backend fuses them (T.conv2dBias). */
   forward(x: T.Tensor, act: T.ConvAct = "none"): T.Tensor {
     if (this.bias) return T.conv2dBias(x, this.weight, this.bias, { ...this.opts, act });

@@ -220,6 +220,7 @@ function perGroupWeightGrad(x: Tensor, gy: Tensor, w: Tensor, o: ConvOptions): T
 
 /** d(conv2d)/dx applied to gy: the transposed convolution. */
 export function conv2dInputGrad(gy: Tensor, w: Tensor, xShape: readonly number[], o: ConvOptions): Tensor {
+  if (gy.groups || w.groups) return batchedConv2dInputGrad(gy, w, xShape, o);
   const p = params(xShape, w.shape, o);
   if (gy.shape.join() !== outShape(p).join()) throw new Error(`conv2dInputGrad: gradient ${fmt(gy.shape)} but conv output is ${fmt(outShape(p))}`);
   const s = gy.backend.conv2dInputGrad(gy.storage("conv2dInputGrad"), w.storage("conv2dInputGrad"), p, gy.dtype);
@@ -227,6 +228,19 @@ export function conv2dInputGrad(gy: Tensor, w: Tensor, xShape: readonly number[]
     needs[0] ? conv2d(h, w, o) : null,
     needs[1] ? conv2dWeightGrad(h, gy, w.shape, o) : null,
   ], gy);
+}
+
+/**
+ * Batching rule (a transposed convolution in a per-group pass: upsampleConv3x3). An ordinary
+ * weight: the groups' gradients are one batch. A per-group copy: convSharedWInputGrad over all
+ * groups' images, the copy's gradient per group. xShape is what one group sees.
+ */
+function batchedConv2dInputGrad(gy: Tensor, w: Tensor, xShape: readonly number[], o: ConvOptions): Tensor {
+  const G = groupsOf("conv2dInputGrad", [gy, w]);
+  const all = [G * xShape[0], ...xShape.slice(1)];
+  if (!w.groups) return unfolded(conv2dInputGrad(folded(gy), w, all, o), G);
+  if (w.groupCopy && gy.groups) return unfolded(convSharedWInputGrad(folded(gy), w, all, o), G);
+  throw new Error(`conv2dInputGrad: no batching rule for ${gy} with the per-group weight ${w} (only a per-group copy)`);
 }
 
 /**

@@ -40,8 +40,8 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
     throw new Error(`permute: ${JSON.stringify(perm)} is not a permutation of the axes of ${fmt(x.shape)}`);
   }
   if (x.groups) {
-    if (perm[0] === 0) return unfolded(permute(folded(x), perm), x.groups);
-    return batch(permute(unbatch(x), [0, ...perm.map((p) => p + 1)]));
+    const batched = () => perm[0] === 0 ? unfolded(permute(folded(x), perm), x.groups) : batch(permute(unbatch(x), [0, ...perm.map((p) => p + 1)]));
+    return onCopies([x], ([v]) => permute(v, perm), batched) ?? batched();
   }
   const inv = new Array<number>(r);
   perm.forEach((p, i) => (inv[p] = i));
