@@ -131,6 +131,32 @@ class LuConv extends Module {
   }
 }
 
+/**
+ * Values of the parameters alone in the shapes onCopies meets (batched.ts): a copy used twice by
+ * one op, an operand made from another, rank-3 products of copies, logsumexp and softmax of a
+ * parameter, and each of them meeting the data.
+ */
+class CopyZoo extends Module {
+  readonly p: T.Tensor;
+  readonly q: T.Tensor;
+  readonly r: T.Tensor;
+  constructor(o: Init) {
+    super();
+    this.p = this.param("p", T.rand(o.gen, [3, 3], { backend: o.backend, dtype: o.dtype }));
+    this.q = this.param("q", T.randn(o.gen, [3, 3], { backend: o.backend, dtype: o.dtype }));
+    this.r = this.param("r", T.randn(o.gen, [2, 3, 3], { backend: o.backend, dtype: o.dtype }));
+  }
+  loss(x: T.Tensor): T.Tensor { // x [B, 3]
+    const { p, q, r } = this;
+    const twice = T.add(T.add(T.mul(q, q), T.add(p, p)), T.matmul(q, q));
+    const chained = T.add(T.div(p, T.addScalar(p, 1)), T.maximum(q, T.square(q)));
+    const rank3 = T.sum(T.mm(r, r), 0);
+    const soft = T.add(T.softmax(q, 1), T.reshape(T.logsumexp(r, [0, 2]), [3, 1]));
+    const m = T.add(T.add(twice, chained), T.add(rank3, soft)); // [3, 3]
+    return T.sum(T.square(T.mm(x, m)), 1);
+  }
+}
+
 /** Reference: one backward per group of Bg consecutive examples. */
 function loopGradients(params: T.Tensor[], inputs: T.Tensor[], G: number, loss: (...xs: T.Tensor[]) => T.Tensor): Float64Array[][] {
   const out: Float64Array[][] = [];
@@ -265,7 +291,7 @@ S("a weight made from parameters alone is computed once, as a per-group copy tha
   }
 });
 
-S("an upsampling convolution (upsampleConv3x3: a transposed convolution with a kernel made from the weight) with per-group copies: gradients and norms equal the loop; an ordinary weight folds the groups", () => {
+S("an upsampling convolution (upsampleConv3x3: a transposed convolution with a kernel made from the weight) with per-group copies: gradients and norms equal the loop; an ordinary kernel folds the groups, per-group kernels are each group's own", () => {
   for (const Bg of [1, 2]) {
     const G = 3;
     const conv = new Conv2d(2, 3, 3, init(30));
@@ -279,7 +305,81 @@ S("an upsampling convolution (upsampleConv3x3: a transposed convolution with a k
   const o = { stride: 2, padding: 1 };
   const y = T.unbatch(T.conv2dInputGrad(T.batch(T.reshape(gy, [3, 2, 2, 3, 4])), k, [2, 3, 6, 8], o));
   closeTo(y.dataSync(), T.conv2dInputGrad(gy, k, [6, 3, 6, 8], o).dataSync(), "folded transposed convolution");
-  assert.throws(() => T.conv2dInputGrad(T.batch(T.reshape(gy, [3, 2, 2, 3, 4])), T.batch(T.broadcastTo(T.reshape(k, [1, 2, 3, 4, 4]), [3, 2, 3, 4, 4])), [2, 3, 6, 8], o), /no batching rule .*\(only a per-group copy\)/);
+  // per-group kernels (not copies): each group's own transposed convolution
+  const ks = T.randn(new T.Generator(34), [3, 2, 3, 4, 4], { backend: T.cpu, dtype: "float64" });
+  const yk = T.unbatch(T.conv2dInputGrad(T.batch(T.reshape(gy, [3, 2, 2, 3, 4])), T.batch(ks), [2, 3, 6, 8], o)).dataSync();
+  for (let g = 0; g < 3; g++) {
+    const one = T.conv2dInputGrad(T.slice(gy, [2 * g], [2 * g + 2]), T.reshape(T.slice(ks, [g], [g + 1]), [2, 3, 4, 4]), [2, 3, 6, 8], o).dataSync();
+    closeTo(yk.subarray(g * one.length, (g + 1) * one.length), one, `per-group kernel, group ${g}`);
+  }
+});
+
+S("values of the parameters alone in every form onCopies meets (a copy used twice by one op, an operand made from another, rank-3 products, logsumexp, softmax): gradients, norms and second derivatives equal the loop; hooks run once", () => {
+  const G = 3, Bg = 2;
+  const m = new CopyZoo(init(40));
+  const x = T.randn(new T.Generator(41), [G * Bg, 3], { backend: T.cpu, dtype: "float64" });
+  checkAgainstLoop(m, [x], G, (xs) => m.loss(xs));
+  // second derivatives: each group's squared gradient of p and of r, differentiated by p, q and r
+  for (const first of [m.p, m.r]) {
+    const pass = perGroupPass(m, { groups: G }, [x], (xs) => m.loss(xs!));
+    const cs = [m.p, m.q, m.r].map((t) => pass.copies.get(t)!);
+    const [g1] = T.grad(T.sum(pass.loss), [pass.copies.get(first)!], { createGraph: true });
+    const got = T.grad(T.sum(T.square(T.unbatch(g1!))), cs).map((g) => Float64Array.from(T.unbatch(g!).dataSync()));
+    for (let g = 0; g < G; g++) {
+      const [l] = T.grad(T.sum(m.loss(T.slice(x, [g * Bg], [(g + 1) * Bg]))), [first], { createGraph: true });
+      T.grad(T.sum(T.square(l!)), [m.p, m.q, m.r]).forEach((w, k) => {
+        const d = w!.dataSync();
+        closeTo(got[k].subarray(g * d.length, (g + 1) * d.length), d, `d/d${"pqr"[k]} of |dL/d${first.name}|^2, group ${g}`);
+      });
+    }
+  }
+  // a hook on a copy runs once per backward and its doubling is seen once, recording a graph or not
+  const plain = perGroupPass(m, { groups: G }, [x], (xs) => m.loss(xs!));
+  const want = T.unbatch(T.grad(T.sum(plain.loss), [plain.copies.get(m.q)!])[0]!).dataSync();
+  for (const createGraph of [false, true]) {
+    const pass = perGroupPass(m, { groups: G }, [x], (xs) => m.loss(xs!));
+    const c = pass.copies.get(m.q)!;
+    let calls = 0;
+    c.registerHook((g) => {
+      calls++;
+      return T.mul(g, 2);
+    });
+    const [g2] = T.grad(T.sum(pass.loss), [c], { createGraph });
+    assert.is(calls, 1, `hook calls, createGraph ${createGraph}`);
+    closeTo(T.unbatch(g2!).dataSync(), want.map((v) => 2 * v), `hooked gradient, createGraph ${createGraph}`);
+  }
+});
+
+S("a derived copy reads as its values repeated per group, survives the scope it leaves, refuses another group count; forwardUpsampled takes ordinary images and per-group weights as forward(upsampleNearest(x)) does", () => {
+  const f64 = (seed: number, shape: number[]) => T.randn(new T.Generator(seed), shape, { backend: T.cpu, dtype: "float64" });
+  const p = f64(50, [2, 3]);
+  const c = T.groupCopy(p, 3);
+  const e = T.exp(c);
+  assert.ok(e.groupCopy, "exp of a copy is a copy");
+  const want = T.exp(p).dataSync();
+  assert.equal(Array.from(T.unbatch(e).dataSync()), [...want, ...want, ...want]);
+  assert.equal(Array.from(e.detach().groupCopy ? T.unbatch(e.detach()).dataSync() : []), [...want, ...want, ...want]);
+  const xb = T.batch(f64(51, [3, 2, 3]));
+  const kept = T.tidy(() => {
+    const d = T.exp(c);
+    T.mul(d, xb); // makes d's [G, ...] values inside this scope
+    return d;
+  });
+  closeTo(T.unbatch(T.mul(kept, xb)).dataSync(), T.unbatch(T.mul(T.exp(c), xb)).dataSync(), "a derived copy after its scope");
+  assert.throws(() => T.add(T.groupCopy(p, 2), T.groupCopy(p, 3)), /operands batched over 2 and 3 groups/);
+  // forwardUpsampled against forward(upsampleNearest(x)) in a pass: ordinary images (one per group's copy), and a per-group weight
+  const conv = new Conv2d(2, 3, 3, init(52));
+  const x = f64(53, [2, 2, 3, 4]);
+  const run = (up: boolean) => {
+    const pass = perGroupPass(conv, { groups: 3 }, [], () => T.reshape(T.sum(T.square(up ? conv.forwardUpsampled(x, "relu") : conv.forward(T.upsampleNearest(x), "relu"))), [1]));
+    return perGroupGradients(pass, conv.parameters()).map((g) => Float64Array.from(g.dataSync()));
+  };
+  const [a, b] = [run(true), run(false)];
+  a.forEach((g, i) => closeTo(g, b[i], `ordinary images, parameter ${i}`));
+  const wb = T.batch(f64(54, [3, 3, 2, 3, 3]));
+  const y1 = T.unbatch(T.upsampleConv3x3(T.batch(f64(55, [3, 2, 2, 3, 4])), wb, null));
+  const y2 = T.unbatch(T.conv2d(T.upsampleNearest(T.batch(f64(55, [3, 2, 2, 3, 4]))), wb, { padding: 1 }));
+  closeTo(y1.dataSync(), y2.dataSync(), "per-group weights");
 });
 
 S("norms-only: a weight used by a product and anywhere else is refused; without normsOnly its gradient is the sum of both uses", () => {

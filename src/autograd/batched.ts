@@ -23,7 +23,7 @@ import { grad } from "./engine.ts";
 export function unbatch(t: Tensor, as?: readonly number[]): Tensor {
   if (!t.groups) return t;
   const c = t.groupCopy;
-  if (c && !c.expanded) {
+  if (c && (!c.expanded || c.expanded.disposed)) {
     c.expanded = noGrad(() => broadcastTo(reshape(c.of.detach(), [1, ...c.of.shape]), [t.groups, ...c.of.shape]));
   }
   const src = c ? c.expanded! : t;
@@ -54,16 +54,19 @@ export function groupCopy(p: Tensor, G: number, gramSites?: GramSite[]): Tensor 
  * them (a derived copy; a convolution reads it as one shared weight). Its backward takes the
  * groups' gradients (batched) through run's own node at the shared values: each group's gradient
  * exactly, by the ops' batching rules, with only the gradients batched. Recording a graph of that
- * backward (higher orders), it differentiates `batched` (the op's batching rule on the copies
- * themselves) instead, so each group's gradient depends on its own copy. Null (the caller batches
- * as usual) where a batched operand is not a copy, none is batched, or an ordinary operand wants a
- * gradient (it would need the sum over the groups).
+ * backward (higher orders), it differentiates `batched` (the op's batching rule) at fresh copies
+ * of the operands' values, each its own leaf, so the gradients are this op's alone (not also
+ * through an operand made from another, nor twice for an operand given twice, and no hooks run);
+ * those copies then pass what reaches them to the operands, so each group's gradient depends on
+ * its own copy to every order. Null (the caller batches as usual) where a batched operand is not a
+ * copy, none is batched, the group counts differ, an ordinary operand wants a gradient (it would
+ * need the sum over the groups), or run makes more than one node.
  */
-export function onCopies(ts: readonly Tensor[], run: (shared: Tensor[]) => Tensor, batched: () => Tensor): Tensor | null {
+export function onCopies(ts: readonly Tensor[], run: (shared: Tensor[]) => Tensor, batched: (ops: Tensor[]) => Tensor): Tensor | null {
   let G = 0;
   for (const t of ts) {
     if (t.groups) {
-      if (!t.groupCopy) return null;
+      if (!t.groupCopy || (G && t.groups !== G)) return null;
       G = t.groups;
     } else if (t.requiresGrad) return null;
   }
@@ -73,17 +76,30 @@ export function onCopies(ts: readonly Tensor[], run: (shared: Tensor[]) => Tenso
   const y = run(shared);
   const node = y.node;
   if (y.groups || (node && (node.inputs.length !== shared.length || node.inputs.some((x, i) => x !== shared[i])))) {
-    y.dispose(); // more than one node (a reduction over separate runs of axes): batched as usual
+    y.dispose();
     return null;
   }
   const c = result(node?.op ?? "copy", [...ts], null, y.shape, node && ((g, needs) => {
     if (!isGradEnabled()) return node.backward(g, needs);
-    const wrt = ts.filter((_, i) => needs[i]);
-    const gs = grad(unbatch(batched()), wrt, { seed: unbatch(g), createGraph: true });
-    return ts.map((t) => (wrt.includes(t) ? gs[wrt.indexOf(t)] : null));
+    const leaves = ts.map((t, i) => (t.groups && needs[i] ? copyOf(t) : t));
+    const wrt = leaves.filter((_, i) => ts[i].groups && needs[i]);
+    const gs = grad(unbatch(batched(leaves)), wrt, { seed: unbatch(g), createGraph: true });
+    wrt.forEach((l, k) => {
+      const t = ts[leaves.indexOf(l)];
+      l.node = { op: "copy", inputs: [t], backward: (h) => [h] };
+      if (!gs[k]) gs[k] = null;
+    });
+    return leaves.map((l) => (wrt.includes(l) ? gs[wrt.indexOf(l)] : null));
   }), y, y, G);
   c.groupCopy = { of: y };
   return c;
+}
+
+/** A leaf per-group copy of copy t's values (no graph behind it). */
+function copyOf(t: Tensor): Tensor {
+  const c = new Tensor(t.backend, null, t.shape, t.dtype, t.groupCopy!.of, t.groups);
+  c.groupCopy = { of: t.groupCopy!.of };
+  return c.requireGrad();
 }
 
 /**

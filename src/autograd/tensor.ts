@@ -215,13 +215,24 @@ export class Tensor {
     return this;
   }
 
-  /** Same storage, cut from the graph. */
+  /** Same storage, cut from the graph (a per-group copy: a copy of the same values). */
   detach(): Tensor {
+    if (this.groupCopy) {
+      const c = new Tensor(this.backend, null, this.shape, this.dtype, this.groupCopy.of, this.groups);
+      c.groupCopy = { of: this.groupCopy.of };
+      return c;
+    }
     return shareStorage(this, this.shape, "detach");
   }
 
-  /** The values; for a batched tensor all groups' ([groups, ...shape]). */
+  /** The values; for a batched tensor all groups' ([groups, ...shape]; a per-group copy's repeated). */
   async data(): Promise<Data> {
+    if (this.groupCopy) {
+      const one = await this.groupCopy.of.data();
+      const all = new (one.constructor as { new (n: number): typeof one })(one.length * this.groups);
+      for (let g = 0; g < this.groups; g++) all.set(one, g * one.length);
+      return all;
+    }
     return await this.backend.read(this.physicalStorage("data"), this.size * Math.max(1, this.groups), this.dtype);
   }
 

@@ -231,16 +231,22 @@ export function conv2dInputGrad(gy: Tensor, w: Tensor, xShape: readonly number[]
 }
 
 /**
- * Batching rule (a transposed convolution in a per-group pass: upsampleConv3x3). An ordinary
- * weight: the groups' gradients are one batch. A per-group copy: convSharedWInputGrad over all
- * groups' images, the copy's gradient per group. xShape is what one group sees.
+ * Batching rule (a transposed convolution in a per-group pass: upsampleConv3x3), as conv2d's. An
+ * ordinary weight: the groups' gradients are one batch. A per-group copy: convSharedWInputGrad
+ * over all groups' images, the copy's gradient per group. Any other batched weight: the groups as
+ * channel groups of one grouped transposed convolution. xShape is what one group sees.
  */
 function batchedConv2dInputGrad(gy: Tensor, w: Tensor, xShape: readonly number[], o: ConvOptions): Tensor {
   const G = groupsOf("conv2dInputGrad", [gy, w]);
   const all = [G * xShape[0], ...xShape.slice(1)];
   if (!w.groups) return unfolded(conv2dInputGrad(folded(gy), w, all, o), G);
-  if (w.groupCopy && gy.groups) return unfolded(convSharedWInputGrad(folded(gy), w, all, o), G);
-  throw new Error(`conv2dInputGrad: no batching rule for ${gy} with the per-group weight ${w} (only a per-group copy)`);
+  const gb = gy.groups ? gy : batch(broadcastTo(reshape(gy, [1, ...gy.shape]), [G, ...gy.shape]));
+  if (w.groupCopy) return unfolded(convSharedWInputGrad(folded(gb), w, all, o), G);
+  const [Bg, C, H, W] = gb.shape, [, Cx, XH, XW] = xShape;
+  const gs = Bg === 1 ? unbatch(gb, [1, G * C, H, W]) : reshape(permute(unbatch(gb), [1, 0, 2, 3, 4]), [Bg, G * C, H, W]);
+  const [wc, cg, kh, kw] = w.shape;
+  const x = conv2dInputGrad(gs, unbatch(w, [G * wc, cg, kh, kw]), [Bg, G * Cx, XH, XW], { ...o, groups: G * (o.groups ?? 1) });
+  return Bg === 1 ? batch(x, G, [1, Cx, XH, XW]) : batch(permute(reshape(x, [Bg, G, Cx, XH, XW]), [1, 0, 2, 3, 4]));
 }
 
 /**

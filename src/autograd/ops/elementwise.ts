@@ -79,8 +79,8 @@ const UNARY_GRAD: Record<UnaryOp, UnaryGrad> = {
 
 export function unary(op: UnaryOp, x: Tensor, p = 0): Tensor {
   if (x.groups) {
-    const batched = () => batch(unary(op, unbatch(x), p));
-    return onCopies([x], ([s]) => unary(op, s, p), batched) ?? batched();
+    const batched = ([v]: Tensor[]) => batch(unary(op, unbatch(v), p));
+    return onCopies([x], ([s]) => unary(op, s, p), batched) ?? batched([x]);
   }
   return unaryOf(op, x, x.backend.unary(op, x.storage(op), x.size, x.dtype, p), p);
 }
@@ -162,8 +162,9 @@ const BINARY_GRAD: Record<BinaryOp, BinaryGrad> = {
 
 /** The broadcasting ops on batched operands: once on the shared values where all are per-group copies (onCopies), else broadcastRule. */
 function batchedBroadcast(op: string, ts: Tensor[], run: (ps: Tensor[]) => Tensor): Tensor {
-  const batched = () => broadcastRule(op, ts, run);
-  return onCopies(ts, run, batched) ?? batched();
+  const batched = (ops: Tensor[]) => broadcastRule(op, ops, run);
+  // (where's node is on its two values alone, not its condition: batched as usual)
+  return (op === "where" ? null : onCopies(ts, run, batched)) ?? batched(ts);
 }
 
 /**

@@ -35,10 +35,14 @@ export function mm(a: Tensor, b: Tensor, transA = false, transB = false): Tensor
   }, a);
 }
 
-/** Batched operands: once on the shared values where both are per-group copies (onCopies), else mmRule. */
+/**
+ * Batched operands: once on the shared values where both are per-group copies of matrices
+ * (onCopies: its backward's products, a batched gradient against a shared matrix, have rules
+ * for rank 2), else mmRule.
+ */
 function batchedMm(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
-  const batched = () => mmRule(a, b, transA, transB);
-  return onCopies([a, b], ([pa, pb]) => mm(pa, pb, transA, transB), batched) ?? batched();
+  const batched = ([pa, pb]: Tensor[]) => mmRule(pa, pb, transA, transB);
+  return (a.rank === 2 && b.rank === 2 ? onCopies([a, b], ([pa, pb]) => mm(pa, pb, transA, transB), batched) : null) ?? batched([a, b]);
 }
 
 /**

@@ -21,7 +21,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   }
   if (x.groups) {
     // Each group's storage is contiguous: the batched result is a view of x's (a copy's reads go through unbatch).
-    if (x.groupCopy) return onCopies([x], ([v]) => reshape(v, s), () => batch(unbatch(x), x.groups, s))!;
+    if (x.groupCopy) return onCopies([x], ([v]) => reshape(v, s), ([v]) => batch(unbatch(v), v.groups, s))!;
   }
   return passesProducts(result("reshape", [x], null, s, (g) => [reshape(g, x.shape)], x, x, x.groups), (g) => reshape(g, x.shape), (z) => reshape(z, s));
 }
@@ -40,8 +40,8 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
     throw new Error(`permute: ${JSON.stringify(perm)} is not a permutation of the axes of ${fmt(x.shape)}`);
   }
   if (x.groups) {
-    const batched = () => perm[0] === 0 ? unfolded(permute(folded(x), perm), x.groups) : batch(permute(unbatch(x), [0, ...perm.map((p) => p + 1)]));
-    return onCopies([x], ([v]) => permute(v, perm), batched) ?? batched();
+    const batched = ([v]: Tensor[]) => perm[0] === 0 ? unfolded(permute(folded(v), perm), v.groups) : batch(permute(unbatch(v), [0, ...perm.map((p) => p + 1)]));
+    return onCopies([x], ([v]) => permute(v, perm), batched) ?? batched([x]);
   }
   const inv = new Array<number>(r);
   perm.forEach((p, i) => (inv[p] = i));

@@ -13,8 +13,8 @@ type Reduction = (x: Tensor, axes?: number | number[], keepdims?: boolean) => Te
 /** Batching rule of a reduction: over the groups' own axes; folded when the first axis is kept. */
 function batchedReduce(f: Reduction, op: string, x: Tensor, axes: number | number[] | undefined, keepdims: boolean): Tensor {
   const ax = normAxes(op, axes, x.rank);
-  const batched = () => x.rank > 0 && !ax.includes(0) ? unfolded(f(folded(x), ax, keepdims), x.groups) : batch(f(unbatch(x), ax.map((a) => a + 1), keepdims));
-  return onCopies([x], ([s]) => f(s, axes, keepdims), batched) ?? batched();
+  const batched = ([v]: Tensor[]) => v.rank > 0 && !ax.includes(0) ? unfolded(f(folded(v), ax, keepdims), v.groups) : batch(f(unbatch(v), ax.map((a) => a + 1), keepdims));
+  return onCopies([x], ([s]) => f(s, axes, keepdims), batched) ?? batched([x]);
 }
 
 function keptShape(shape: Shape, axes: number[]): number[] {
