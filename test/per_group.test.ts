@@ -8,6 +8,7 @@ import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import { Conv2d, type Init, Linear, Module, withParameters } from "../src/nn/module.ts";
 import { gramNorm, perGroupGradients, perGroupPass, perGroupSquaredNorms } from "../src/nn/per_group.ts";
+import { InvConv1x1 } from "../src/models/glow_layers.ts";
 
 const S = suite("per_group");
 const init = (seed: number): Init => ({ backend: T.cpu, dtype: "float64", gen: new T.Generator(seed) });
@@ -86,48 +87,6 @@ class OpZoo extends Module {
     const sel = T.where(T.gt(mx, 0), T.maximum(mx, T.slice(this.a, [0, 0], [1, 1])), T.square(mx));
     const edge = T.sum(T.slice(T.flip(T.permute(this.n, [1, 2, 0]), [2]), [0, 0, 1], [1, 4, 2])); // batching rules on a parameter's own axes
     return T.add(T.sum(T.square(sel), 1), T.mul(T.add(T.logsumexp(T.reshape(h, [B, -1]), 1), edge), T.sum(T.square(this.n))));
-  }
-}
-
-/**
- * A weight made from parameters alone, as Glow's invertible 1x1 convolution makes it (W = P L U from
- * its LU factors): in a per-group pass every group's W holds the same values.
- */
-class LuConv extends Module {
-  readonly lower: T.Tensor;
-  readonly upper: T.Tensor;
-  readonly logs: T.Tensor;
-  readonly #p: T.Tensor;
-  readonly #lmask: T.Tensor;
-  readonly #umask: T.Tensor;
-  readonly #eye: T.Tensor;
-  readonly #sign: T.Tensor;
-  /** The weight of the last forward, for the test to look at. */
-  last: T.Tensor | null = null;
-  constructor(readonly n: number, o: Init) {
-    super();
-    const mk = (v: ArrayLike<number>, shape: number[]) => T.tensor(v, shape, { backend: o.backend, dtype: o.dtype });
-    const at = (f: (r: number, c: number) => number) => mk(Array.from({ length: n * n }, (_, k) => f(Math.floor(k / n), k % n)), [n, n]);
-    this.#p = at((r, c) => (c === (r + 1) % n ? 1 : 0));
-    this.#lmask = at((r, c) => (r > c ? 1 : 0));
-    this.#umask = at((r, c) => (r < c ? 1 : 0));
-    this.#eye = at((r, c) => (r === c ? 1 : 0));
-    this.#sign = mk(Array.from({ length: n }, (_, i) => (i % 2 ? -1 : 1)), [n]);
-    this.lower = this.param("lower", T.mul(T.randn(o.gen, [n, n], { backend: o.backend, dtype: o.dtype }), this.#lmask));
-    this.upper = this.param("upper", T.mul(T.randn(o.gen, [n, n], { backend: o.backend, dtype: o.dtype }), this.#umask));
-    this.logs = this.param("logs", T.mul(T.randn(o.gen, [n], { backend: o.backend, dtype: o.dtype }), 0.3));
-  }
-  weight(): T.Tensor {
-    const L = T.add(T.mul(this.lower, this.#lmask), this.#eye);
-    const U = T.add(T.mul(this.upper, this.#umask), T.mul(this.#eye, T.mul(this.#sign, T.exp(this.logs))));
-    return T.matmul(T.matmul(this.#p, L), U);
-  }
-  /** Per-example loss [B] of x [B, n, H, W]: the squared output and a log-determinant term of the parameters alone. */
-  loss(x: T.Tensor): T.Tensor {
-    const [B, n, H, W] = x.shape;
-    this.last = this.weight();
-    const y = T.conv2d(x, T.reshape(this.last, [n, n, 1, 1]));
-    return T.add(T.sum(T.reshape(T.square(y), [B, -1]), 1), T.mul(T.sum(this.logs), -H * W));
   }
 }
 
@@ -252,9 +211,13 @@ S("a convolution with a per-group weight copy (one shared-weight convolution) eq
   }
 });
 
-S("a weight made from parameters alone is computed once, as a per-group copy that the convolution reads as one shared weight: per-group gradients, norms and second derivatives equal the loop", () => {
+S("a weight made from parameters alone (Glow's 1x1 convolution, W = P L U from its LU factors) is computed once, as a per-group copy that the convolution reads as one shared weight: per-group gradients, norms and second derivatives equal the loop", () => {
   const G = 3, Bg = 2, n = 4;
-  const m = new LuConv(n, init(20));
+  const m = new InvConv1x1(n, init(20));
+  const loss = (x: T.Tensor) => {
+    const { y, logdet } = m.forward(x);
+    return T.add(T.sum(T.reshape(T.square(y), [x.shape[0], -1]), 1), logdet);
+  };
   const x = T.randn(new T.Generator(21), [G * Bg, n, 3, 5], { backend: T.cpu, dtype: "float64" });
   // how the pass convolves: one shared-weight convolution of every image, not a grouped one of G weights
   const be = T.cpu as unknown as { conv2d: (...a: unknown[]) => unknown };
@@ -265,52 +228,33 @@ S("a weight made from parameters alone is computed once, as a per-group copy tha
     return conv.apply(this, a);
   };
   try {
-    const pass = perGroupPass(m, { groups: G }, [x], (xs) => m.loss(xs!));
-    assert.is(m.last!.groups, G);
-    assert.ok(m.last!.groupCopy, "the pass's weight is a per-group copy, not [G, n, n] values");
+    let w: T.Tensor | null = null;
+    const pass = perGroupPass(m, { groups: G }, [x], (xs) => {
+      w = m.weight();
+      return loss(xs!);
+    });
+    assert.is(w!.groups, G);
+    assert.ok(w!.groupCopy, "the pass's weight is a per-group copy, not [G, n, n] values");
     assert.equal(seen, [`N${G * Bg} Cin${n} g1`]);
     pass.loss.dispose();
   } finally {
     be.conv2d = conv;
   }
-  checkAgainstLoop(m, [x], G, (xs) => m.loss(xs));
+  checkAgainstLoop(m, [x], G, loss);
   // second derivatives: each group's gradient of lower, its squared norm differentiated by that group's upper and logs
   const params = [m.lower, m.upper, m.logs];
-  const pass = perGroupPass(m, { groups: G }, [x], (xs) => m.loss(xs!));
+  const pass = perGroupPass(m, { groups: G }, [x], (xs) => loss(xs!));
   const copies = params.map((p) => pass.copies.get(p)!);
   const [gl] = T.grad(T.sum(pass.loss), [copies[0]], { createGraph: true });
   const got = T.grad(T.sum(T.square(T.unbatch(gl!))), [copies[1], copies[2]]).map((g) => Float64Array.from(T.unbatch(g!).dataSync()));
   for (let g = 0; g < G; g++) {
     const xg = T.slice(x, [g * Bg], [(g + 1) * Bg]);
-    const [l] = T.grad(T.sum(m.loss(xg)), [m.lower], { createGraph: true });
+    const [l] = T.grad(T.sum(loss(xg)), [m.lower], { createGraph: true });
     const want = T.grad(T.sum(T.square(l!)), [m.upper, m.logs]).map((w) => w!.dataSync());
     want.forEach((w, k) => {
       assert.ok(w.some((v) => Math.abs(v) > 1e-3), "the second derivative is not zero");
       closeTo(got[k].subarray(g * w.length, (g + 1) * w.length), w, `second derivative by ${["upper", "logs"][k]}, group ${g}`);
     });
-  }
-});
-
-S("an upsampling convolution (upsampleConv3x3: a transposed convolution with a kernel made from the weight) with per-group copies: gradients and norms equal the loop; an ordinary kernel folds the groups, per-group kernels are each group's own", () => {
-  for (const Bg of [1, 2]) {
-    const G = 3;
-    const conv = new Conv2d(2, 3, 3, init(30));
-    const x = T.randn(new T.Generator(31), [G * Bg, 2, 3, 4], { backend: T.cpu, dtype: "float64" });
-    const loss = (xs: T.Tensor) => T.sum(T.reshape(T.square(conv.forwardUpsampled(xs, "silu")), [xs.shape[0], -1]), 1);
-    checkAgainstLoop(conv, [x], G, loss);
-  }
-  // an ordinary kernel against batched images: each group's transposed convolution
-  const gy = T.randn(new T.Generator(32), [6, 2, 3, 4], { backend: T.cpu, dtype: "float64" });
-  const k = T.randn(new T.Generator(33), [2, 3, 4, 4], { backend: T.cpu, dtype: "float64" });
-  const o = { stride: 2, padding: 1 };
-  const y = T.unbatch(T.conv2dInputGrad(T.batch(T.reshape(gy, [3, 2, 2, 3, 4])), k, [2, 3, 6, 8], o));
-  closeTo(y.dataSync(), T.conv2dInputGrad(gy, k, [6, 3, 6, 8], o).dataSync(), "folded transposed convolution");
-  // per-group kernels (not copies): each group's own transposed convolution
-  const ks = T.randn(new T.Generator(34), [3, 2, 3, 4, 4], { backend: T.cpu, dtype: "float64" });
-  const yk = T.unbatch(T.conv2dInputGrad(T.batch(T.reshape(gy, [3, 2, 2, 3, 4])), T.batch(ks), [2, 3, 6, 8], o)).dataSync();
-  for (let g = 0; g < 3; g++) {
-    const one = T.conv2dInputGrad(T.slice(gy, [2 * g], [2 * g + 2]), T.reshape(T.slice(ks, [g], [g + 1]), [2, 3, 4, 4]), [2, 3, 6, 8], o).dataSync();
-    closeTo(yk.subarray(g * one.length, (g + 1) * one.length), one, `per-group kernel, group ${g}`);
   }
 });
 
