@@ -258,6 +258,29 @@ S("a weight made from parameters alone (Glow's 1x1 convolution, W = P L U from i
   }
 });
 
+S("an upsampling convolution (upsampleConv3x3: a transposed convolution with a kernel made from the weight) with per-group copies: gradients and norms equal the loop; an ordinary kernel folds the groups, per-group kernels are each group's own", () => {
+  for (const Bg of [1, 2]) {
+    const G = 3;
+    const conv = new Conv2d(2, 3, 3, init(30));
+    const x = T.randn(new T.Generator(31), [G * Bg, 2, 3, 4], { backend: T.cpu, dtype: "float64" });
+    const loss = (xs: T.Tensor) => T.sum(T.reshape(T.square(conv.forwardUpsampled(xs, "silu")), [xs.shape[0], -1]), 1);
+    checkAgainstLoop(conv, [x], G, loss);
+  }
+  // an ordinary kernel against batched images: each group's transposed convolution
+  const gy = T.randn(new T.Generator(32), [6, 2, 3, 4], { backend: T.cpu, dtype: "float64" });
+  const k = T.randn(new T.Generator(33), [2, 3, 4, 4], { backend: T.cpu, dtype: "float64" });
+  const o = { stride: 2, padding: 1 };
+  const y = T.unbatch(T.conv2dInputGrad(T.batch(T.reshape(gy, [3, 2, 2, 3, 4])), k, [2, 3, 6, 8], o));
+  closeTo(y.dataSync(), T.conv2dInputGrad(gy, k, [6, 3, 6, 8], o).dataSync(), "folded transposed convolution");
+  // per-group kernels (not copies): each group's own transposed convolution
+  const ks = T.randn(new T.Generator(34), [3, 2, 3, 4, 4], { backend: T.cpu, dtype: "float64" });
+  const yk = T.unbatch(T.conv2dInputGrad(T.batch(T.reshape(gy, [3, 2, 2, 3, 4])), T.batch(ks), [2, 3, 6, 8], o)).dataSync();
+  for (let g = 0; g < 3; g++) {
+    const one = T.conv2dInputGrad(T.slice(gy, [2 * g], [2 * g + 2]), T.reshape(T.slice(ks, [g], [g + 1]), [2, 3, 4, 4]), [2, 3, 6, 8], o).dataSync();
+    closeTo(yk.subarray(g * one.length, (g + 1) * one.length), one, `per-group kernel, group ${g}`);
+  }
+});
+
 S("values of the parameters alone in every form onCopies meets (a copy used twice by one op, an operand made from another, rank-3 products, logsumexp, softmax): gradients, norms and second derivatives equal the loop; hooks run once", () => {
   const G = 3, Bg = 2;
   const m = new CopyZoo(init(40));
