@@ -84,11 +84,7 @@ export function onCopies(ts: readonly Tensor[], run: (shared: Tensor[]) => Tenso
     const leaves = ts.map((t, i) => (t.groups && needs[i] ? copyOf(t) : t));
     const wrt = leaves.filter((_, i) => ts[i].groups && needs[i]);
     const gs = grad(unbatch(batched(leaves)), wrt, { seed: unbatch(g), createGraph: true });
-    wrt.forEach((l, k) => {
-      const t = ts[leaves.indexOf(l)];
-      l.node = { op: "copy", inputs: [t], backward: (h) => [h] };
-      if (!gs[k]) gs[k] = null;
-    });
+    for (const l of wrt) l.node = { op: "copy", inputs: [ts[leaves.indexOf(l)]], backward: (h) => [h] };
     return leaves.map((l) => (wrt.includes(l) ? gs[wrt.indexOf(l)] : null));
   }), y, y, G);
   c.groupCopy = { of: y };
