@@ -55,7 +55,7 @@ export function groupCopy(p: Tensor, G: number, gramSites?: GramSite[]): Tensor 
  * groups' gradients (batched) through run's own node at the shared values: each group's gradient
  * exactly, by the ops' batching rules, with only the gradients batched. Recording a graph of that
  * backward (higher orders), it differentiates `batched` (the op's batching rule) at fresh copies
- * of the operands' values, each its own leaf, so the gradients are this op's alone (not also
+ * of the operands' values (their detach()), each its own leaf, so the gradients are this op's alone (not also
  * through an operand made from another, nor twice for an operand given twice, and no hooks run);
  * those copies then pass what reaches them to the operands, so each group's gradient depends on
  * its own copy to every order. Null (the caller batches as usual) where a batched operand is not a
@@ -81,7 +81,7 @@ export function onCopies(ts: readonly Tensor[], run: (shared: Tensor[]) => Tenso
   }
   const c = result(node?.op ?? "copy", [...ts], null, y.shape, node && ((g, needs) => {
     if (!isGradEnabled()) return node.backward(g, needs);
-    const leaves = ts.map((t, i) => (t.groups && needs[i] ? copyOf(t) : t));
+    const leaves = ts.map((t, i) => (t.groups && needs[i] ? t.detach().requireGrad() : t));
     const wrt = leaves.filter((_, i) => ts[i].groups && needs[i]);
     const gs = grad(unbatch(batched(leaves)), wrt, { seed: unbatch(g), createGraph: true });
     for (const l of wrt) l.node = { op: "copy", inputs: [ts[leaves.indexOf(l)]], backward: (h) => [h] };
@@ -89,13 +89,6 @@ export function onCopies(ts: readonly Tensor[], run: (shared: Tensor[]) => Tenso
   }), y, y, G);
   c.groupCopy = { of: y };
   return c;
-}
-
-/** A leaf per-group copy of copy t's values (no graph behind it). */
-function copyOf(t: Tensor): Tensor {
-  const c = new Tensor(t.backend, null, t.shape, t.dtype, t.groupCopy!.of, t.groups);
-  c.groupCopy = { of: t.groupCopy!.of };
-  return c.requireGrad();
 }
 
 /**

@@ -150,17 +150,25 @@ function batchedConv2d(x: Tensor, w: Tensor, o: ConvOptions): Tensor {
   // A per-group copy (every group holds the same weight): one convolution of all the groups'
   // images with the shared weight (packed once), the copy's gradient per group.
   if (w.groupCopy && x.groups) return unfolded(convSharedW(folded(x), w, o), G);
-  const xb = x.groups ? x : batch(broadcastTo(reshape(x, [1, ...x.shape]), [G, ...x.shape]));
-  const [Bg, Cin, H, W] = xb.shape;
-  const [Cout, cg, kh, kw] = w.shape;
-  const xs = Bg === 1
-    ? unbatch(xb, [1, G * Cin, H, W])
-    : reshape(permute(unbatch(xb), [1, 0, 2, 3, 4]), [Bg, G * Cin, H, W]);
-  const y = conv2d(xs, unbatch(w, [G * Cout, cg, kh, kw]), { ...o, groups: G * (o.groups ?? 1) });
-  const [, , OH, OW] = y.shape;
-  return Bg === 1
-    ? batch(y, G, [1, Cout, OH, OW])
-    : batch(permute(reshape(y, [Bg, G, Cout, OH, OW]), [1, 0, 2, 3, 4]));
+  return channelGroups(everyGroup(x, G), w, o, (xs, ws, og) => conv2d(xs, ws, og));
+}
+
+/** x batched over G groups as it is, or an ordinary x as every group's. */
+function everyGroup(x: Tensor, G: number): Tensor {
+  return x.groups ? x : batch(broadcastTo(reshape(x, [1, ...x.shape]), [G, ...x.shape]));
+}
+
+/**
+ * A convolution (`run`: conv2d or conv2dInputGrad) of batched images xb [G | B, C, H, W] with a
+ * batched weight w [G | ...]: the groups as channel groups of one grouped op, each group's images
+ * side by side, the result batched back.
+ */
+function channelGroups(xb: Tensor, w: Tensor, o: ConvOptions, run: (xs: Tensor, ws: Tensor, o: ConvOptions) => Tensor): Tensor {
+  const G = xb.groups, [Bg, C, H, W] = xb.shape, [wc, cg, kh, kw] = w.shape;
+  const xs = Bg === 1 ? unbatch(xb, [1, G * C, H, W]) : reshape(permute(unbatch(xb), [1, 0, 2, 3, 4]), [Bg, G * C, H, W]);
+  const y = run(xs, unbatch(w, [G * wc, cg, kh, kw]), { ...o, groups: G * (o.groups ?? 1) });
+  const [, GC, OH, OW] = y.shape, Co = GC / G;
+  return Bg === 1 ? batch(y, G, [1, Co, OH, OW]) : batch(permute(reshape(y, [Bg, G, Co, OH, OW]), [1, 0, 2, 3, 4]));
 }
 
 /**
@@ -240,13 +248,10 @@ function batchedConv2dInputGrad(gy: Tensor, w: Tensor, xShape: readonly number[]
   const G = groupsOf("conv2dInputGrad", [gy, w]);
   const all = [G * xShape[0], ...xShape.slice(1)];
   if (!w.groups) return unfolded(conv2dInputGrad(folded(gy), w, all, o), G);
-  const gb = gy.groups ? gy : batch(broadcastTo(reshape(gy, [1, ...gy.shape]), [G, ...gy.shape]));
+  const gb = everyGroup(gy, G);
   if (w.groupCopy) return unfolded(convSharedWInputGrad(folded(gb), w, all, o), G);
-  const [Bg, C, H, W] = gb.shape, [, Cx, XH, XW] = xShape;
-  const gs = Bg === 1 ? unbatch(gb, [1, G * C, H, W]) : reshape(permute(unbatch(gb), [1, 0, 2, 3, 4]), [Bg, G * C, H, W]);
-  const [wc, cg, kh, kw] = w.shape;
-  const x = conv2dInputGrad(gs, unbatch(w, [G * wc, cg, kh, kw]), [Bg, G * Cx, XH, XW], { ...o, groups: G * (o.groups ?? 1) });
-  return Bg === 1 ? batch(x, G, [1, Cx, XH, XW]) : batch(permute(reshape(x, [Bg, G, Cx, XH, XW]), [1, 0, 2, 3, 4]));
+  const [Bg, Cx, XH, XW] = [gb.shape[0], ...xShape.slice(1)];
+  return channelGroups(gb, w, o, (gs, ws, og) => conv2dInputGrad(gs, ws, [Bg, G * Cx, XH, XW], og));
 }
 
 /**
