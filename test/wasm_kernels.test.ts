@@ -10,7 +10,7 @@ import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 import { KI, type Task, WasmRuntime } from "../src/kernels/wasm/runtime.ts";
 import { buildModule, KERNELS, MAX_PAGES } from "../src/kernels/wasm/module.ts";
 import { JobList, Workers } from "../src/kernels/wasm/workers.ts";
-import { conv2dWeightGrad } from "../src/kernels/wasm/conv.ts";
+import { conv2dWeightGrad, winogradFits } from "../src/kernels/wasm/conv.ts";
 import { Glow } from "../src/models/glow.ts";
 import { Diffusion, diffusionConfig } from "../src/models/diffusion.ts";
 import { featuresBatched, groupGradients } from "../src/ood/features.ts";
@@ -51,6 +51,52 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
   // GroupNorm's kernels on rows split among the threads (odd row length: the scalar tail), and its gradient
   await compare(wb, "groupNorm threaded", (x, w, b) => T.groupNorm(x, 8, w, b), [[5, 16, 29, 31], [16], [16]], { tol: 1e-4 });
   await compare(wb, "groupNormGrad threaded", (g, y, r) => T.groupNormGrad(g, y, T.addScalar(T.abs(r), 0.5)), [[93, 1001], [93, 1001], [93, 1]], { tol: 1e-4 });
+});
+
+S("Winograd F(2x2, 3x3) (the stride-1 3x3 convolutions with 16 channels or more, forward and input gradient) against the CPU on size-1, odd, non-tile, several-images-a-band and banded shapes, on one thread and two, with poisoned outputs; each image's result the same to the bit alone and at any position in a batch, and on one thread and two", async () => {
+  const cases: [number[], number][] = [ // x shape, Cout
+    [[1, 16, 1, 1], 16], // size 1: one tile, 3 of its 4 outputs discarded
+    [[2, 16, 5, 7], 17], // odd sizes: a half-empty last tile row and column; 17 rows (a padded row panel)
+    [[3, 17, 9, 8], 16], // 17 channels: K past a multiple of 4
+    [[9, 16, 7, 7], 20], // 7x7: four images a band, the last item one image
+    [[2, 16, 30, 13], 16], // 15 tile rows in bands of 8: a short last band
+    [[1, 20, 29, 35], 18], // 18 tiles a row (24 with the padding), 15 tile rows in bands of 3
+    [[40, 16, 6, 6], 16], // many items: whole jobs on two threads
+  ];
+  const P = (s: number[], Cout: number): ConvParams => ({ N: s[0], Cin: s[1], H: s[2], W: s[3], Cout, KH: 3, KW: 3, stride: 1, pad: 1, groups: 1, OH: s[2], OW: s[3] });
+  for (const [sx, Cout] of cases) {
+    const p = P(sx, Cout);
+    assert.ok(winogradFits(p) && winogradFits({ ...p, Cin: Cout, Cout: sx[1] }), `${JSON.stringify(sx)} -> ${Cout} takes Winograd`);
+    for (const be of [wb, one]) await compare(be, `winograd ${JSON.stringify(sx)} -> ${Cout}`, (x, w) => T.conv2d(x, w, { padding: 1 }), [sx, [Cout, sx[1], 3, 3]], { tol: 1e-4 });
+  }
+  assert.not.ok(winogradFits(P([2, 15, 8, 8], 16)) || winogradFits(P([2, 16, 8, 8], 15)) || winogradFits({ ...P([2, 16, 8, 8], 16), stride: 2, OH: 4, OW: 4 }) || winogradFits({ ...P([2, 16, 8, 8], 16), groups: 2 }), "fewer than 16 channels, a stride or groups: the direct kernels");
+  // bit for bit: each image alone against the batch, and one thread against two
+  one.poison = true;
+  try {
+    for (const [sx, Cout] of [[[9, 16, 7, 7], 20], [[3, 16, 30, 13], 16], [[40, 16, 6, 6], 16]] as [number[], number][]) {
+      const p = P(sx, Cout), [N, C, H, W] = sx, g = new T.Generator(N * 31 + W);
+      const x = T.randn(g, sx, { backend: T.cpu }).dataSync(), w = T.randn(g, [Cout, C, 3, 3], { backend: T.cpu }).dataSync(), gy = T.randn(g, [N, Cout, H, W], { backend: T.cpu }).dataSync();
+      for (const grad of [false, true]) {
+        const [src, K, rows] = grad ? [gy, Cout, C] : [x, C, Cout];
+        const run = async (be: typeof wb, at: number, n: number) => {
+          const pn = { ...p, N: n }, s = be.upload(src.subarray(at * K * H * W, (at + n) * K * H * W), "float32"), wt = be.upload(w, "float32");
+          const o = grad ? be.conv2dInputGrad(s, wt, pn, "float32") : be.conv2d(s, wt, pn, "float32");
+          const v = (await be.read(o)).slice();
+          [s, wt, o].forEach((t) => be.release(t));
+          return v;
+        };
+        const all = await run(wb, 0, N), all1 = await run(one, 0, N);
+        assert.ok(all.every(Number.isFinite), `${JSON.stringify(sx)} ${grad ? "input gradient" : "forward"}: poison left`);
+        assert.is(firstDiff(all1, all), -1, `${JSON.stringify(sx)} ${grad ? "input gradient" : "forward"}: one thread against two`);
+        for (const i of [0, N >> 1, N - 1]) {
+          const alone = await run(wb, i, 1);
+          assert.is(firstDiff(alone, all.subarray(i * rows * H * W, (i + 1) * rows * H * W)), -1, `${JSON.stringify(sx)} ${grad ? "input gradient" : "forward"}: image ${i} alone against in the batch`);
+        }
+      }
+    }
+  } finally {
+    one.poison = false;
+  }
 });
 
 S("a convolution's weight gradient is the same to the bit on one thread and on two (its images summed in jobs chosen by the shapes alone, the jobs' sums in order), with as many jobs as threads or fewer, and past 8 jobs", () => {
@@ -600,6 +646,8 @@ S("a convolution with its bias and activation in one op (conv2dBias: the epilogu
     [[3, 4, 9, 5], 6, 3, { stride: 2, padding: 1, groups: 2 }], // strided, grouped: the bias by group
     [[2, 32, 7, 7], 8, 1, {}], // 1x1 read in place
     [[64, 2, 14, 14], 32, 3, { padding: 1 }], // the Glow coupling's first layer, threaded
+    [[2, 16, 5, 7], 17, 3, { padding: 1 }], // Winograd: odd sizes, its result blocks' copy out
+    [[9, 16, 7, 7], 16, 3, { padding: 1 }], // Winograd: four images a band
   ];
   try {
     for (const [sx, Cout, k, o] of cases) {
@@ -809,6 +857,8 @@ S("an input gradient times an activation's derivative in its copy out (conv2dInp
     [[3, 4, 9, 5], 6, 3, { padding: 1, groups: 2 }],
     [[2, 32, 7, 7], 8, 1, {}], // 1x1 read in place
     [[64, 32, 14, 14], 4, 3, { padding: 1 }], // the Glow coupling's last layer, threaded
+    [[2, 17, 5, 7], 16, 3, { padding: 1 }], // Winograd: odd sizes, its result blocks' copy out
+    [[9, 16, 7, 7], 16, 3, { padding: 1 }], // Winograd: four images a band
     [[3, 4, 9, 5], 6, 3, { stride: 2, padding: 1 }], // strided: null, composed
   ];
   for (const [sx, Cout, k, o] of cases) {

@@ -127,10 +127,7 @@ function productsOut(rt: WasmRuntime, R: TableBlock, o: {
   const tab = m.table(o.tab);
   const bb = o.b ?? m.tmp(chunk * BB);
   const c = m.tmp(chunk * CB);
-  const out = m.out(total * rows * H * W), oo = m.dst(out);
-  // a second result (y) for SiLU only: ReLU's ep_relu writes its y as the one result
-  const ep = o.ep, y = ep && "bias" in ep && ep.act === "silu" ? m.out(total * rows * H * W) : null, yo = y ? m.dst(y) : 0;
-  const epFn = !ep ? 0 : "bias" in ep ? KI[`ep_${ep.act}`] : KI[`ed_${ep.act}`];
+  const res = results(m, total, rows, H, W, o.ep);
   {
     const jl = rt.list(true);
     for (let g = 0; g < groups; g++) o.pre(jl, g);
@@ -149,16 +146,135 @@ function productsOut(rt: WasmRuntime, R: TableBlock, o: {
           const j0 = cut(i, cpan, parts), j1 = cut(i + 1, cpan, parts);
           if (j1 > j0) jl.task(pt, a + g * AB * 4, 0, blk, tab, cc, ldc, K, 0, rpan, j0, j1, 0, 1, 0, 0);
         }
-      } else if (ep && "bias" in ep) {
-        jl.task(epFn, cc, ldc * 4, pitch * 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, rows, H, W, ep.bias + g * rows * 4, yo + ng * rows * H * W * 4);
-      } else if (ep) {
-        jl.task(epFn, cc, ldc * 4, pitch * 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, rows, H, W, ep.z + ng * rows * H * W * 4);
-      } else {
-        jl.task(KI.copy3d, cc, ldc * 4, pitch * 4, 4, oo + ng * rows * H * W * 4, H * W * 4, W * 4, 4, rows, H, W);
-      }
+      } else copyOut(jl, res, cc, ldc * 4, pitch * 4, ng, g);
     }, whole, share, ["conv prep", "conv gemm", "conv out"]);
   }
-  return [m.land(out, oo), y && m.land(y, yo)];
+  return res.land();
+}
+
+/**
+ * The results of a product whose copy out applies `ep` (the forward's bias and activation, or an
+ * input gradient's activation derivative): [N][rows][H][W] floats, and with SiLU's forward a
+ * second result y (ReLU's ep_relu writes its y as the one result).
+ */
+interface Results {
+  oo: number; yo: number; epFn: number; ep?: Epilogue; rows: number; H: number; W: number;
+  land: () => [Float32Array, Float32Array | null];
+}
+function results(m: WasmRuntime["mem"], N: number, rows: number, H: number, W: number, ep?: Epilogue): Results {
+  const out = m.out(N * rows * H * W), oo = m.dst(out);
+  const y = ep && "bias" in ep && ep.act === "silu" ? m.out(N * rows * H * W) : null, yo = y ? m.dst(y) : 0;
+  const epFn = !ep ? 0 : "bias" in ep ? KI[`ep_${ep.act}`] : KI[`ed_${ep.act}`];
+  return { oo, yo, epFn, ep, rows, H, W, land: () => [m.land(out, oo), y && m.land(y, yo)] };
+}
+
+/**
+ * The copy out of item ng (image n, group g: rows channels) from its result block cc (channel c's
+ * H rows at cc + c chan, `pitch` bytes apart), with the epilogue: group g's bias and the
+ * activation, or the derivative at z's item ng; plain copies without one.
+ */
+function copyOut(jl: JobList, r: Results, cc: number, chan: number, pitch: number, ng: number, g: number): void {
+  const { oo, yo, epFn, ep, rows, H, W } = r, at = ng * rows * H * W * 4;
+  if (ep && "bias" in ep) jl.task(epFn, cc, chan, pitch, oo + at, H * W * 4, W * 4, rows, H, W, ep.bias + g * rows * 4, yo + at);
+  else if (ep) jl.task(epFn, cc, chan, pitch, oo + at, H * W * 4, W * 4, rows, H, W, ep.z + at);
+  else jl.task(KI.copy3d, cc, chan, pitch, 4, oo + at, H * W * 4, W * 4, 4, rows, H, W);
+}
+
+/**
+ * Channels, in and out, from which a stride-1 3x3 convolution with padding 1 (and its input
+ * gradient) takes Winograd F(2x2, 3x3) (winograd.ts): below them the transforms cost more than
+ * the multiply-adds they save (bench/README.md).
+ */
+const WINO_MIN = 16;
+/** Bytes of scratch (padded inputs, transformed operands, results) a round of Winograd items holds at most. */
+const WINO_ROUND_BYTES = 8 << 20;
+
+export function winogradFits(p: ConvParams): boolean {
+  return p.KH === 3 && p.KW === 3 && p.stride === 1 && p.pad === 1 && p.groups === 1 && p.Cin >= WINO_MIN && p.Cout >= WINO_MIN;
+}
+
+/**
+ * A stride-1 3x3 correlation with padding 1 by Winograd F(2x2, 3x3): src [N][K][H][W] with the
+ * filters (rows x K, 3x3 each, at filter.w with byte strides sRow and sK, reversed with flip)
+ * into [N][rows][H][W], with the copy out's epilogue `ep` (productsOut's). The 4x4-tile transforms
+ * of the filters (once), then per item (a few images of few tiles, or one image) its images
+ * zero-padded, and per band of about 64 tiles the inputs' transforms, the 16 products (the gemm
+ * kernel, packed operands) and the outputs' transforms into the item's result blocks, copied out
+ * last. Items are whole jobs where there are enough for every thread, so each band's operands
+ * stay in one core's cache; otherwise each step is a phase, split over channels or products.
+ * Every output is a sum in a fixed order over its own tile: it does not depend on the batch.
+ */
+function winograd(rt: WasmRuntime, o: {
+  N: number; K: number; rows: number; H: number; W: number; src: number; filter: { w: number; sRow: number; sK: number; flip: number }; ep?: Epilogue; work: number;
+}): [Float32Array, Float32Array | null] {
+  const m = rt.mem, { N, K, rows, H, W, src, filter: f, work } = o;
+  const R = rt.rows(rows), MR = R.MR, NR = rt.shape.NR;
+  if (NR !== 8) throw new Error(`winograd: wino_in packs 8-wide panels, the gemm's are ${NR}`);
+  // the 16 points' operands lie a stride apart that is not a multiple of 4 KB (64 bytes past one):
+  // 16 arrays a power of two apart fall into the same cache sets (wino_in's 16 stores per tile)
+  const rp = Math.ceil(rows / MR), AB = rp * K * MR + 16;
+  const TH = Math.ceil(H / 2), TWp = Math.ceil(Math.ceil(W / 2) / 4) * 4, Hp = 2 * TH + 2, Wp = 2 * TWp + 2;
+  const XB = K * Hp * Wp, pitch = 2 * TWp, chan = 2 * TH * pitch, OB = rows * chan;
+  // bands of about 64 tiles: several small images' rows, or a band of one image's tile rows
+  const tb = Math.max(1, Math.round(64 / TWp));
+  const ipc = TH <= tb ? Math.min(N, Math.max(1, Math.floor(tb / TH))) : 1, bandRows = Math.min(TH, tb), bands = Math.ceil(TH / bandRows);
+  const cpMax = Math.ceil(ipc * bandRows * TWp / NR), ldc = cpMax * NR, VB = cpMax * K * NR + 16, MB = rp * MR * ldc + 16;
+  const BAND = 16 * (VB + MB), itemFloats = ipc * (XB + OB) + bands * BAND;
+  const items = Math.ceil(N / ipc);
+  const most = Math.min(items, Math.max(rt.threads * 4, Math.floor(WINO_ROUND_BYTES / (4 * itemFloats))));
+  const round = Math.ceil(items / Math.ceil(items / most));
+  const a = m.tmp(16 * AB), scratch = m.tmp(round * itemFloats);
+  const res = results(m, N, rows, H, W, o.ep);
+  {
+    const jl = rt.list(true), parts = rt.parts(rp, 1);
+    for (let i = 0; i < parts; i++) {
+      const p0 = cut(i, rp, parts), p1 = cut(i + 1, rp, parts);
+      if (p1 > p0) jl.task(KI.wino_filter, f.w, f.sRow, f.sK, p0 * MR, p1 * MR, rows, K, f.flip, a, AB * 4, MR);
+    }
+    rt.run(jl, rows * K * 64, "conv prep");
+  }
+  const labels = ["conv prep"];
+  for (let b = 0; b < bands; b++) labels.push("conv transform", "conv gemm", "conv transform");
+  labels.push("conv out");
+  for (let i0 = 0; i0 < items; i0 += round) {
+    const i1 = Math.min(items, i0 + round), whole = i1 - i0 >= rt.threads * 2;
+    const inParts = whole ? 1 : rt.parts(K, 1), outParts = whole ? 1 : rt.parts(rows, 1);
+    runStaged(rt, i0, i1, (jl, it, k) => {
+      const xb = scratch + (it - i0) * itemFloats * 4, ob = xb + ipc * XB * 4;
+      const n0 = it * ipc, n1 = Math.min(N, n0 + ipc);
+      if (k === 0) {
+        for (let n = n0; n < n1; n++) jl.task(KI.copypad, src + n * K * H * W * 4, H * W * 4, W * 4, 4, xb + (n - n0) * XB * 4, Hp * Wp * 4, K, Hp, Wp, 1, H, 1, W);
+        return;
+      }
+      if (k === labels.length - 1) {
+        for (let n = n0; n < n1; n++) copyOut(jl, res, ob + (n - n0) * OB * 4, chan * 4, pitch * 4, n, 0);
+        return;
+      }
+      const b = Math.floor((k - 1) / 3), step = (k - 1) % 3;
+      const v = ob + ipc * OB * 4 + b * BAND * 4, c = v + 16 * VB * 4;
+      const ty0 = b * bandRows, ty1 = Math.min(TH, ty0 + bandRows), per = (ty1 - ty0) * TWp;
+      if (step === 1) {
+        const cp = Math.ceil((n1 - n0) * per / NR);
+        for (let e = 0; e < 16; e++) jl.task(R.pp, a + e * AB * 4, 0, v + e * VB * 4, 0, c + e * MB * 4, ldc, K, 0, rp, 0, cp, 0, 1, 0, 0);
+        return;
+      }
+      for (let n = n0; n < n1; n++) {
+        const col0 = (n - n0) * per;
+        if (step === 0) {
+          for (let i = 0; i < inParts; i++) {
+            const c0 = cut(i, K, inParts), c1 = cut(i + 1, K, inParts);
+            if (c1 > c0) jl.task(KI.wino_in, xb + (n - n0) * XB * 4, Hp * Wp * 4, Wp * 4, c0, c1, ty0, ty1, TWp, v, VB * 4, col0, K);
+          }
+        } else {
+          for (let i = 0; i < outParts; i++) {
+            const r0 = cut(i, rows, outParts), r1 = cut(i + 1, rows, outParts);
+            if (r1 > r0) jl.task(KI.wino_out, c, MB * 4, ldc * 4, r0, r1, ty0, ty1, TWp, col0, ob + (n - n0) * OB * 4, chan * 4, pitch * 4);
+          }
+        }
+      }
+    }, whole, work * (i1 - i0) / items, labels);
+  }
+  return res.land();
 }
 
 export function conv2d(rt: WasmRuntime, x: Data, w: Data, p: ConvParams): Float32Array {
@@ -182,9 +298,13 @@ function forward(rt: WasmRuntime, x: Data, w: Data, p: ConvParams, b?: Data, act
   const og = Cout / groups;
   const R = rt.tableRows(og), MR = R.MR;
   try {
+    const xo = m.addr(x), wo = m.addr(w), ep = b === undefined ? undefined : { bias: m.addr(b), act };
+    if (winogradFits(p)) {
+      const { Cin } = p;
+      return winograd(rt, { N, K: Cin, rows: Cout, H: OH, W: OW, src: xo, filter: { w: wo, sRow: Cin * 36, sK: 36, flip: 0 }, ep, work: N * Cout * Cin * 9 * OH * OW });
+    }
     const L = phaseLayout(p, true, MR, R.NR);
     const { Q, Wph, cpan, XB } = L;
-    const xo = m.addr(x), wo = m.addr(w), ep = b === undefined ? undefined : { bias: m.addr(b), act };
     const rpan = Math.ceil(og / MR), WPB = rpan * Q * MR;
     const wp = m.tmp(groups * WPB);
     const work = N * Cout * Q * OH * OW;
@@ -218,6 +338,10 @@ function inputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams, times: { z
   const cg = Cin / groups, og = Cout / groups;
   const R = rt.tableRows(cg), { MR, NR } = R;
   try {
+    if (winogradFits(p)) {
+      const ep = times ? { z: m.addr(times.z), act: times.act } : undefined;
+      return winograd(rt, { N, K: Cout, rows: Cin, H, W, src: m.addr(gy), filter: { w: m.addr(w), sRow: 36, sK: Cin * 36, flip: 1 }, ep, work: N * Cin * Cout * 9 * H * W })[0];
+    }
     // gy into zeroed blocks [og][Hg][Wg] with a border of B = k-1-pad (the taps that reach past
     // it); then a correlation with the flipped, transposed filters gives the input's gradient.
     // Rows are OW + Bw wide: the Bw zeros after a row are the left border of the next (a tap

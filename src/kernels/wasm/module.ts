@@ -8,6 +8,7 @@ import { copy3dFn, copy4dFn, copyPadFn, DERIV_ACTS, derivEpilogueFn, EPILOGUE_AC
 import { reduceFn } from "./reduce.ts";
 import { momentFn } from "./optim.ts";
 import { groupNormAffineFn, groupNormBwdFn, groupNormFwdFn } from "./groupnorm.ts";
+import { winoFilterFn, winoInFn, winoOutFn } from "./winograd.ts";
 
 export const KERNELS = [
   "gemm_pp", "gemm_pt", "gemm_tp", "pack_a", "pack_b", "copy3d", "gemm_pp4", "gemm_pt4", "gemm_tp4", "pack_a4",
@@ -15,7 +16,7 @@ export const KERNELS = [
   ...SIMD_UNARY.map((o) => `un_${o}` as const), ...SIMD_APPROX.map((o) => `un_${o}` as const), ...SIMD_BINARY.map((o) => `bin_${o}` as const),
   "copy4d", "fill32", "red_sum", "red_sumsq", "where", "copypad", "moment", "gn_fwd", "gn_bwd",
   ...EPILOGUE_ACTS.map((a) => `ep_${a}` as const), ...SIMD_APPROX.map((o) => `mu_${o}` as const), ...DERIV_ACTS.map((a) => `ed_${a}` as const),
-  "cpl_fwd", "cpl_bwd", ...EPILOGUE_ACTS.map((a) => `ga_${a}` as const),
+  "cpl_fwd", "cpl_bwd", ...EPILOGUE_ACTS.map((a) => `ga_${a}` as const), "wino_filter", "wino_in", "wino_out",
 ] as const;
 /** Columns of the 2-row block gemm_pt2. */
 export const TABLE2_NR = 16;
@@ -36,6 +37,8 @@ export function kernelFns(s: GemmShape): Fn[] {
     copy4dFn(), fill32Fn(), reduceFn("sum"), reduceFn("sumsq"), whereFn(), copyPadFn(), momentFn(), groupNormFwdFn(), groupNormBwdFn(),
     ...EPILOGUE_ACTS.map(epilogueFn), ...SIMD_APPROX.map((o) => unaryFn(o, true)), ...DERIV_ACTS.map(derivEpilogueFn),
     couplingFwdFn(), couplingBwdFn(), ...EPILOGUE_ACTS.map(groupNormAffineFn),
+    // the stride-1 3x3 convolutions' Winograd transforms (conv.ts)
+    winoFilterFn(), winoInFn(), winoOutFn(),
   ];
 }
 
