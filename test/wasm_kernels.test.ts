@@ -53,7 +53,7 @@ S("large shapes: K past the reduction block, rows past an L2 block, the threaded
   await compare(wb, "groupNormGrad threaded", (g, y, r) => T.groupNormGrad(g, y, T.addScalar(T.abs(r), 0.5)), [[93, 1001], [93, 1001], [93, 1]], { tol: 1e-4 });
 });
 
-S("Winograd F(2x2, 3x3) (the stride-1 3x3 convolutions with 16 channels or more, forward and input gradient) against the CPU on size-1, odd, non-tile, several-images-a-band and banded shapes, on one thread and two, with poisoned outputs; each image's result the same to the bit alone and at any position in a batch, and on one thread and two", async () => {
+S("Winograd F(2x2, 3x3) (the stride-1 3x3 convolutions with 8 channels in and out or more, forward and input gradient) against the CPU on size-1, odd, non-tile, several-images-a-band and banded shapes, on one thread and two, with poisoned outputs; each image's result the same to the bit alone and at any position in a batch, and on one thread and two", async () => {
   const cases: [number[], number][] = [ // x shape, Cout
     [[1, 16, 1, 1], 16], // size 1: one tile, 3 of its 4 outputs discarded
     [[2, 16, 5, 7], 17], // odd sizes: a half-empty last tile row and column; 17 rows (a padded row panel)
@@ -62,14 +62,16 @@ S("Winograd F(2x2, 3x3) (the stride-1 3x3 convolutions with 16 channels or more,
     [[2, 16, 30, 13], 16], // 15 tile rows in bands of 8: a short last band
     [[1, 20, 29, 35], 18], // 18 tiles a row (24 with the padding), 15 tile rows in bands of 3
     [[40, 16, 6, 6], 16], // many items: whole jobs on two threads
+    [[3, 8, 9, 10], 8], // 8 channels in and out
   ];
   const P = (s: number[], Cout: number): ConvParams => ({ N: s[0], Cin: s[1], H: s[2], W: s[3], Cout, KH: 3, KW: 3, stride: 1, pad: 1, groups: 1, OH: s[2], OW: s[3] });
   for (const [sx, Cout] of cases) {
     const p = P(sx, Cout);
-    assert.ok(winogradFits(p) && winogradFits({ ...p, Cin: Cout, Cout: sx[1] }), `${JSON.stringify(sx)} -> ${Cout} takes Winograd`);
+    assert.ok(winogradFits(p), `${JSON.stringify(sx)} -> ${Cout} takes Winograd`);
     for (const be of [wb, one]) await compare(be, `winograd ${JSON.stringify(sx)} -> ${Cout}`, (x, w) => T.conv2d(x, w, { padding: 1 }), [sx, [Cout, sx[1], 3, 3]], { tol: 1e-4 });
   }
-  assert.not.ok(winogradFits(P([2, 15, 8, 8], 16)) || winogradFits(P([2, 16, 8, 8], 15)) || winogradFits({ ...P([2, 16, 8, 8], 16), stride: 2, OH: 4, OW: 4 }) || winogradFits({ ...P([2, 16, 8, 8], 16), groups: 2 }), "fewer than 16 channels, a stride or groups: the direct kernels");
+  assert.not.ok(winogradFits(P([2, 7, 8, 8], 16)) || winogradFits(P([2, 16, 8, 8], 7)) || winogradFits({ ...P([2, 16, 8, 8], 16), stride: 2, OH: 4, OW: 4 }) ||
+    winogradFits({ ...P([2, 16, 8, 8], 16), groups: 2 }) || winogradFits({ ...P([2, 16, 8, 8], 16), pad: 0, OH: 6, OW: 6 }), "fewer than 8 channels, a stride, groups, no padding: the direct kernels");
   // bit for bit: each image alone against the batch, and one thread against two
   one.poison = true;
   try {

@@ -53,7 +53,7 @@ export class WasmBackend implements Backend<Data> {
     this.#rt = rt;
     this.#m = rt.mem;
     const { shape, threads } = rt;
-    this.description = `wasm simd128 ${shape.MR}x${shape.NR}, 4x${shape.NR}, 2x16 and 2x4-dot${shape.fma ? " relaxed-madd" : ""}, ${threads} thread${threads > 1 ? "s" : ""}`;
+    this.description = `wasm simd128 ${shape.MR}x${shape.NR}, 4x${shape.NR}, 2x16 and 2x4-dot${shape.fma ? " relaxed-madd" : ""}, ${threads} thread${threads > 1 ? "s" : ""}${rt.winograd ? "" : ", no Winograd"}`;
   }
 
   static async create(opts: WasmOptions = {}): Promise<WasmBackend> {

@@ -181,24 +181,25 @@ function copyOut(jl: JobList, r: Results, cc: number, chan: number, pitch: numbe
 }
 
 /**
- * Channels, in and out, from which a stride-1 3x3 convolution with padding 1 (and its input
- * gradient) takes Winograd F(2x2, 3x3) (winograd.ts): below them the transforms cost more than
- * the multiply-adds they save (bench/README.md).
+ * Whether a stride-1 3x3 convolution with padding 1 takes Winograd F(2x2, 3x3) (winograd.ts) for
+ * its forward and its input gradient (a correlation of the output gradient with the flipped
+ * filters): with at least 8 channels in and 8 out. Against the direct kernels (bench/README.md):
+ * 8 to 64 channels 1.06-1.5x on two threads; below, the transforms cost about what they save or
+ * more (4 channels out of 32 or 64: 0.83-0.92x on two threads; 2 or 4 in: 0.71-0.87x on one).
  */
-const WINO_MIN = 16;
+export function winogradFits(p: ConvParams): boolean {
+  return p.KH === 3 && p.KW === 3 && p.stride === 1 && p.pad === 1 && p.groups === 1 && p.Cin >= 8 && p.Cout >= 8;
+}
+
 /** Bytes of scratch (padded inputs, transformed operands, results) a round of Winograd items holds at most. */
 const WINO_ROUND_BYTES = 8 << 20;
-
-export function winogradFits(p: ConvParams): boolean {
-  return p.KH === 3 && p.KW === 3 && p.stride === 1 && p.pad === 1 && p.groups === 1 && p.Cin >= WINO_MIN && p.Cout >= WINO_MIN;
-}
 
 /**
  * A stride-1 3x3 correlation with padding 1 by Winograd F(2x2, 3x3): src [N][K][H][W] with the
  * filters (rows x K, 3x3 each, at filter.w with byte strides sRow and sK, reversed with flip)
  * into [N][rows][H][W], with the copy out's epilogue `ep` (productsOut's). The 4x4-tile transforms
  * of the filters (once), then per item (a few images of few tiles, or one image) its images
- * zero-padded, and per band of about 64 tiles the inputs' transforms, the 16 products (the gemm
+ * zero-padded, and per band of about 256 tiles the inputs' transforms, the 16 products (the gemm
  * kernel, packed operands) and the outputs' transforms into the item's result blocks, copied out
  * last. Items are whole jobs where there are enough for every thread, so each band's operands
  * stay in one core's cache; otherwise each step is a phase, split over channels or products.
@@ -215,14 +216,17 @@ function winograd(rt: WasmRuntime, o: {
   const rp = Math.ceil(rows / MR), AB = rp * K * MR + 16;
   const TH = Math.ceil(H / 2), TWp = Math.ceil(Math.ceil(W / 2) / 4) * 4, Hp = 2 * TH + 2, Wp = 2 * TWp + 2;
   const XB = K * Hp * Wp, pitch = 2 * TWp, chan = 2 * TH * pitch, OB = rows * chan;
-  // bands of about 64 tiles: several small images' rows, or a band of one image's tile rows
-  const tb = Math.max(1, Math.round(64 / TWp));
+  // bands of about 256 tiles: several small images, or a band of one image's tile rows (64 to 512
+  // tiles measured within 5% of each other: bench/README.md)
+  const tb = Math.max(1, Math.round(256 / TWp));
   const ipc = TH <= tb ? Math.min(N, Math.max(1, Math.floor(tb / TH))) : 1, bandRows = Math.min(TH, tb), bands = Math.ceil(TH / bandRows);
   const cpMax = Math.ceil(ipc * bandRows * TWp / NR), ldc = cpMax * NR, VB = cpMax * K * NR + 16, MB = rp * MR * ldc + 16;
   const BAND = 16 * (VB + MB), itemFloats = ipc * (XB + OB) + bands * BAND;
   const items = Math.ceil(N / ipc);
+  // rounds of nearly equal size, a multiple of the threads (whole items: 32 images in rounds of 12,
+  // 12 and 8, not 11, 11 and 10, where one thread ran an item more than the other)
   const most = Math.min(items, Math.max(rt.threads * 4, Math.floor(WINO_ROUND_BYTES / (4 * itemFloats))));
-  const round = Math.ceil(items / Math.ceil(items / most));
+  const round = Math.min(items, Math.ceil(Math.ceil(items / Math.ceil(items / most)) / rt.threads) * rt.threads);
   const a = m.tmp(16 * AB), scratch = m.tmp(round * itemFloats);
   const res = results(m, N, rows, H, W, o.ep);
   {
@@ -299,7 +303,7 @@ function forward(rt: WasmRuntime, x: Data, w: Data, p: ConvParams, b?: Data, act
   const R = rt.tableRows(og), MR = R.MR;
   try {
     const xo = m.addr(x), wo = m.addr(w), ep = b === undefined ? undefined : { bias: m.addr(b), act };
-    if (winogradFits(p)) {
+    if (rt.winograd && winogradFits(p)) {
       const { Cin } = p;
       return winograd(rt, { N, K: Cin, rows: Cout, H: OH, W: OW, src: xo, filter: { w: wo, sRow: Cin * 36, sK: 36, flip: 0 }, ep, work: N * Cout * Cin * 9 * OH * OW });
     }
@@ -338,7 +342,7 @@ function inputGrad(rt: WasmRuntime, gy: Data, w: Data, p: ConvParams, times: { z
   const cg = Cin / groups, og = Cout / groups;
   const R = rt.tableRows(cg), { MR, NR } = R;
   try {
-    if (winogradFits(p)) {
+    if (rt.winograd && winogradFits(p)) {
       const ep = times ? { z: m.addr(times.z), act: times.act } : undefined;
       return winograd(rt, { N, K: Cout, rows: Cin, H, W, src: m.addr(gy), filter: { w: m.addr(w), sRow: 36, sK: Cin * 36, flip: 1 }, ep, work: N * Cin * Cout * 9 * H * W })[0];
     }

@@ -39,6 +39,11 @@ export interface WasmOptions {
   threads?: number;
   /** Use a shared memory (default: where SharedArrayBuffer is available and, in a browser, the page is cross-origin isolated). */
   shared?: boolean;
+  /**
+   * Winograd F(2x2, 3x3) for the stride-1 3x3 convolutions with 16 channels or more (default
+   * true; false: the direct kernels, for A/B measurements and tests).
+   */
+  winograd?: boolean;
 }
 
 export class WasmRuntime {
@@ -48,12 +53,15 @@ export class WasmRuntime {
   readonly threads: number;
   /** When set, wall time per kernel phase (ms) is summed here. */
   profile: Map<string, number> | null = null;
+  /** Whether the stride-1 3x3 convolutions that fit take Winograd (conv.ts winogradFits). */
+  readonly winograd: boolean;
 
-  private constructor(mem: WasmMemory, pool: Workers, shape: GemmShape) {
+  private constructor(mem: WasmMemory, pool: Workers, shape: GemmShape, winograd: boolean) {
     this.mem = mem;
     this.pool = pool;
     this.shape = shape;
     this.threads = pool.threads;
+    this.winograd = winograd;
   }
 
   static async create(opts: WasmOptions = {}): Promise<WasmRuntime> {
@@ -70,7 +78,7 @@ export class WasmRuntime {
     const inst = new WebAssembly.Instance(module, { env: { mem } });
     const pool = await Workers.create(module, mem, [...KERNELS], inst, threads);
     const fill32 = inst.exports.fill32 as (at: number, n: number, bits: number) => void;
-    return new WasmRuntime(new WasmMemory(mem, fill32), pool, shape);
+    return new WasmRuntime(new WasmMemory(mem, fill32), pool, shape, opts.winograd ?? true);
   }
 
   /**
