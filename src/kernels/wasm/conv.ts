@@ -184,7 +184,7 @@ function copyOut(jl: JobList, r: Results, cc: number, chan: number, pitch: numbe
  * Whether a stride-1 3x3 convolution with padding 1 takes Winograd F(2x2, 3x3) (winograd.ts) for
  * its forward and its input gradient (a correlation of the output gradient with the flipped
  * filters): with at least 8 channels in and 8 out. Against the direct kernels (bench/README.md):
- * 8 to 64 channels 1.06-1.5x on two threads; below, the transforms cost about what they save or
+ * 8 to 64 channels 1.01-1.5x on two threads; below, the transforms cost about what they save or
  * more (4 channels out of 32 or 64: 0.83-0.92x on two threads; 2 or 4 in: 0.71-0.87x on one).
  */
 export function winogradFits(p: ConvParams): boolean {
