@@ -58,10 +58,11 @@ S("Winograd F(2x2, 3x3) (the stride-1 3x3 convolutions with 8 channels in and ou
     [[1, 16, 1, 1], 16], // size 1: one tile, 3 of its 4 outputs discarded
     [[2, 16, 5, 7], 17], // odd sizes: a half-empty last tile row and column; 17 rows (a padded row panel)
     [[3, 17, 9, 8], 16], // 17 channels: K past a multiple of 4
-    [[9, 16, 7, 7], 20], // 7x7: four images a band, the last item one image
-    [[2, 16, 30, 13], 16], // 15 tile rows in bands of 8: a short last band
-    [[1, 20, 29, 35], 18], // 18 tiles a row (24 with the padding), 15 tile rows in bands of 3
-    [[40, 16, 6, 6], 16], // many items: whole jobs on two threads
+    [[9, 16, 7, 7], 20], // 7x7: nine images in one band (up to 16 of 16 tiles each)
+    [[2, 16, 30, 13], 16], // two images of 15 tile rows of 7 (8 with the padding) in one band
+    [[1, 20, 29, 35], 18], // 18 tiles a row (20 with the padding), 15 tile rows in bands of 13: a short last band
+    [[1, 16, 40, 64], 16], // 20 tile rows of 32 in bands of 8: 8, 8 and 4
+    [[8, 8, 28, 28], 8], // an image an item, 8 items: whole jobs on two threads
     [[3, 8, 9, 10], 8], // 8 channels in and out
   ];
   const P = (s: number[], Cout: number): ConvParams => ({ N: s[0], Cin: s[1], H: s[2], W: s[3], Cout, KH: 3, KW: 3, stride: 1, pad: 1, groups: 1, OH: s[2], OW: s[3] });
@@ -75,7 +76,7 @@ S("Winograd F(2x2, 3x3) (the stride-1 3x3 convolutions with 8 channels in and ou
   // bit for bit: each image alone against the batch, and one thread against two
   one.poison = true;
   try {
-    for (const [sx, Cout] of [[[9, 16, 7, 7], 20], [[3, 16, 30, 13], 16], [[40, 16, 6, 6], 16]] as [number[], number][]) {
+    for (const [sx, Cout] of [[[9, 16, 7, 7], 20], [[3, 16, 30, 13], 16], [[8, 8, 28, 28], 8], [[2, 16, 40, 64], 16]] as [number[], number][]) {
       const p = P(sx, Cout), [N, C, H, W] = sx, g = new T.Generator(N * 31 + W);
       const x = T.randn(g, sx, { backend: T.cpu }).dataSync(), w = T.randn(g, [Cout, C, 3, 3], { backend: T.cpu }).dataSync(), gy = T.randn(g, [N, Cout, H, W], { backend: T.cpu }).dataSync();
       for (const grad of [false, true]) {
@@ -474,13 +475,14 @@ S("a group of tasks runs in order on one thread: each task sees its group's earl
   }
 });
 
-S("without shared memory (a browser page that is not cross-origin isolated): one thread, ordinary arrays, growth keeps every result", async () => {
+S("without shared memory (a browser page that is not cross-origin isolated): one thread, ordinary arrays (the direct and the Winograd convolutions), growth keeps every result", async () => {
   const solo = await createWasmBackend({ shared: false });
   try {
     assert.is(solo.threads, 1);
     solo.poison = true;
     await compare(solo, "mm unshared", (a, b) => T.mm(a, b, false, true), [[67, 130], [33, 130]], { tol: 1e-4 });
     await compare(solo, "conv unshared", (x, w) => T.conv2d(x, w, { padding: 1, stride: 2 }), [[2, 5, 9, 8], [7, 5, 3, 3]], { tol: 1e-4 });
+    await compare(solo, "winograd conv unshared", (x, w) => T.conv2d(x, w, { padding: 1 }), [[3, 8, 9, 7], [9, 8, 3, 3]], { tol: 1e-4 });
     await compare(solo, "elementwise unshared", (a, b) => T.relu(T.sigmoid(T.add(a, b))), [[3, 70, 9], [70, 1]], { tol: 1e-4 });
     await compare(solo, "concat unshared", (a, b, c) => T.concat([a, b, c], 1), [[3, 4, 5], [3, 1, 5], [3, 2, 5]]);
     solo.poison = false;

@@ -217,11 +217,14 @@ function winograd(rt: WasmRuntime, o: {
   const TH = Math.ceil(H / 2), TWp = Math.ceil(Math.ceil(W / 2) / 4) * 4, Hp = 2 * TH + 2, Wp = 2 * TWp + 2;
   const XB = K * Hp * Wp, pitch = 2 * TWp, chan = 2 * TH * pitch, OB = rows * chan;
   // bands of about 256 tiles: several small images, or a band of one image's tile rows (64 to 512
-  // tiles measured within 5% of each other: bench/README.md)
-  const tb = Math.max(1, Math.round(256 / TWp));
+  // tiles measured within 5% of each other for 16 to 64 channels: bench/README.md); fewer for wide
+  // layers, so a band's 16 transformed operands stay within about 2 MB. One band's operands per item,
+  // used by its bands in turn (a band's steps run after the band before it: in one job, or as
+  // phases in order).
+  const tb = Math.max(1, Math.round(Math.min(256, (1 << 15) / (K + rows)) / TWp));
   const ipc = TH <= tb ? Math.min(N, Math.max(1, Math.floor(tb / TH))) : 1, bandRows = Math.min(TH, tb), bands = Math.ceil(TH / bandRows);
   const cpMax = Math.ceil(ipc * bandRows * TWp / NR), ldc = cpMax * NR, VB = cpMax * K * NR + 16, MB = rp * MR * ldc + 16;
-  const BAND = 16 * (VB + MB), itemFloats = ipc * (XB + OB) + bands * BAND;
+  const BAND = 16 * (VB + MB), itemFloats = ipc * (XB + OB) + BAND;
   const items = Math.ceil(N / ipc);
   // rounds of nearly equal size, a multiple of the threads (whole items: 32 images in rounds of 12,
   // 12 and 8, not 11, 11 and 10, where one thread ran an item more than the other)
@@ -255,7 +258,7 @@ function winograd(rt: WasmRuntime, o: {
         return;
       }
       const b = Math.floor((k - 1) / 3), step = (k - 1) % 3;
-      const v = ob + ipc * OB * 4 + b * BAND * 4, c = v + 16 * VB * 4;
+      const v = ob + ipc * OB * 4, c = v + 16 * VB * 4;
       const ty0 = b * bandRows, ty1 = Math.min(TH, ty0 + bandRows), per = (ty1 - ty0) * TWp;
       if (step === 1) {
         const cp = Math.ceil((n1 - n0) * per / NR);
