@@ -191,8 +191,19 @@ export function winogradFits(p: ConvParams): boolean {
   return p.KH === 3 && p.KW === 3 && p.stride === 1 && p.pad === 1 && p.groups === 1 && p.Cin >= 8 && p.Cout >= 8;
 }
 
-/** Bytes of scratch (padded inputs, transformed operands, results) a round of Winograd items holds at most. */
+/**
+ * Bytes of scratch (padded inputs, transformed operands, results) a round of Winograd items holds
+ * where its items are small; a round holds two items per thread at least (as the direct path's
+ * chunks do), so large images' rounds hold more.
+ */
 const WINO_ROUND_BYTES = 8 << 20;
+
+/**
+ * A stride between 16 arrays that is not a multiple of 4 KB (one 64-byte line past one): arrays a
+ * multiple of 4 KB apart fall into the same cache sets (wino_in's 16 stores per tile, the first
+ * version's [32,16,28,28]->16 at 0.89x of the direct kernels, 1.15x with the lines apart).
+ */
+const apartFloats = (n: number) => Math.ceil(n / 1024) * 1024 + 16;
 
 /**
  * A stride-1 3x3 correlation with padding 1 by Winograd F(2x2, 3x3): src [N][K][H][W] with the
@@ -211,9 +222,7 @@ function winograd(rt: WasmRuntime, o: {
   const m = rt.mem, { N, K, rows, H, W, src, filter: f, work } = o;
   const R = rt.rows(rows), MR = R.MR, NR = rt.shape.NR;
   if (NR !== 8) throw new Error(`winograd: wino_in packs 8-wide panels, the gemm's are ${NR}`);
-  // the 16 points' operands lie a stride apart that is not a multiple of 4 KB (64 bytes past one):
-  // 16 arrays a power of two apart fall into the same cache sets (wino_in's 16 stores per tile)
-  const rp = Math.ceil(rows / MR), AB = rp * K * MR + 16;
+  const rp = Math.ceil(rows / MR), AB = apartFloats(rp * K * MR);
   const TH = Math.ceil(H / 2), TWp = Math.ceil(Math.ceil(W / 2) / 4) * 4, Hp = 2 * TH + 2, Wp = 2 * TWp + 2;
   const XB = K * Hp * Wp, pitch = 2 * TWp, chan = 2 * TH * pitch, OB = rows * chan;
   // bands of about 256 tiles: several small images, or a band of one image's tile rows (64 to 512
@@ -223,13 +232,17 @@ function winograd(rt: WasmRuntime, o: {
   // phases in order).
   const tb = Math.max(1, Math.round(Math.min(256, (1 << 15) / (K + rows)) / TWp));
   const ipc = TH <= tb ? Math.min(N, Math.max(1, Math.floor(tb / TH))) : 1, bandRows = Math.min(TH, tb), bands = Math.ceil(TH / bandRows);
-  const cpMax = Math.ceil(ipc * bandRows * TWp / NR), ldc = cpMax * NR, VB = cpMax * K * NR + 16, MB = rp * MR * ldc + 16;
+  const cpMax = Math.ceil(ipc * bandRows * TWp / NR), ldc = cpMax * NR, VB = apartFloats(cpMax * K * NR), MB = apartFloats(rp * MR * ldc);
   const BAND = 16 * (VB + MB), itemFloats = ipc * (XB + OB) + BAND;
   const items = Math.ceil(N / ipc);
-  // rounds of nearly equal size, a multiple of the threads (whole items: 32 images in rounds of 12,
-  // 12 and 8, not 11, 11 and 10, where one thread ran an item more than the other)
-  const most = Math.min(items, Math.max(rt.threads * 4, Math.floor(WINO_ROUND_BYTES / (4 * itemFloats))));
-  const round = Math.min(items, Math.ceil(Math.ceil(items / Math.ceil(items / most)) / rt.threads) * rt.threads);
+  // rounds of nearly equal size in whole multiples of the threads (32 images in rounds of 10, 10
+  // and 12, not 11, 11 and 10, where one thread ran an item more than the other; 25 in 6, 6, 6
+  // and 7, not 8, 8, 8 and a last one of 1)
+  const most = Math.min(items, Math.max(rt.threads * 2, Math.floor(WINO_ROUND_BYTES / (4 * itemFloats))));
+  const units = Math.ceil(items / rt.threads), nr = Math.ceil(items / most);
+  const edge = (r: number) => Math.min(items, cut(r, units, nr) * rt.threads);
+  let round = 0;
+  for (let r = 0; r < nr; r++) round = Math.max(round, edge(r + 1) - edge(r));
   const a = m.tmp(16 * AB), scratch = m.tmp(round * itemFloats);
   const res = results(m, N, rows, H, W, o.ep);
   {
@@ -243,8 +256,9 @@ function winograd(rt: WasmRuntime, o: {
   const labels = ["conv prep"];
   for (let b = 0; b < bands; b++) labels.push("conv transform", "conv gemm", "conv transform");
   labels.push("conv out");
-  for (let i0 = 0; i0 < items; i0 += round) {
-    const i1 = Math.min(items, i0 + round), whole = i1 - i0 >= rt.threads * 2;
+  for (let r = 0; r < nr; r++) {
+    const i0 = edge(r), i1 = edge(r + 1), whole = i1 - i0 >= rt.threads * 2;
+    if (i1 <= i0) continue;
     const inParts = whole ? 1 : rt.parts(K, 1), outParts = whole ? 1 : rt.parts(rows, 1);
     runStaged(rt, i0, i1, (jl, it, k) => {
       const xb = scratch + (it - i0) * itemFloats * 4, ob = xb + ipc * XB * 4;

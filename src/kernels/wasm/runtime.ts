@@ -40,7 +40,7 @@ export interface WasmOptions {
   /** Use a shared memory (default: where SharedArrayBuffer is available and, in a browser, the page is cross-origin isolated). */
   shared?: boolean;
   /**
-   * Winograd F(2x2, 3x3) for the stride-1 3x3 convolutions with 16 channels or more (default
+   * Winograd F(2x2, 3x3) for the stride-1 3x3 convolutions with 8 channels or more in and out (default
    * true; false: the direct kernels, for A/B measurements and tests).
    */
   winograd?: boolean;
