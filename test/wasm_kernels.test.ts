@@ -586,7 +586,7 @@ S("one thread and several give the same bits", () => {
   r1.forEach((v, i) => assert.ok(v.every((e, j) => Object.is(e, r2[i][j])), `result ${i} differs`));
 });
 
-S("memory stays flat over a loop of products and convolutions", () => {
+S("memory stays flat over a loop of products and convolutions (8 channels in and out: the Winograd forward and input gradient)", () => {
   const g = new T.Generator(8);
   const x = T.randn(g, [8, 8, 12, 12], { backend: wb, requiresGrad: true }), w = T.randn(g, [8, 8, 3, 3], { backend: wb, requiresGrad: true });
   const step = () => T.tidy(() => {
@@ -599,6 +599,7 @@ S("memory stays flat over a loop of products and convolutions", () => {
   const before = wb.memoryBytes;
   for (let i = 0; i < 20; i++) step();
   assert.is(wb.memoryBytes, before);
+  assert.ok(winogradFits({ N: 8, Cin: 8, H: 12, W: 12, Cout: 8, KH: 3, KW: 3, stride: 1, pad: 1, groups: 1, OH: 12, OW: 12 }), "the loop's convolution takes Winograd");
 });
 
 /** A model's per-example NLL and the gradient of its sum w.r.t. every parameter, on one backend. */
