@@ -28,6 +28,13 @@ const CASES: Record<string, Case> = {
     x: [2, 1, 28, 28], noise: [2, 2],
     loss: (m, x, noise) => T.sum((m as VAE).nll(x, { noise })),
   },
+  // the decoder's first convolution 8 -> 8 channels at 7x7, stride 1: on wasm a Winograd one
+  // (forward and input gradient), its weight gradient direct
+  "vae with 8 channels": {
+    make: (backend, dtype) => new VAE({ latent: 2, channels: [2, 8], outChannels: 2 }, { backend, dtype, gen: new T.Generator(23) }),
+    x: [2, 1, 28, 28], noise: [2, 2],
+    loss: (m, x, noise) => T.sum((m as VAE).nll(x, { noise })),
+  },
   glow: {
     make: (backend, dtype) => new Glow({ levels: 2, steps: 1, hidden: 4, image: [1, 8, 8] }, { backend, dtype, gen: new T.Generator(22) }),
     x: [2, 1, 8, 8],
