@@ -37,7 +37,7 @@ export function kernelFns(s: GemmShape): Fn[] {
     copy4dFn(), fill32Fn(), reduceFn("sum"), reduceFn("sumsq"), whereFn(), copyPadFn(), momentFn(), groupNormFwdFn(), groupNormBwdFn(),
     ...EPILOGUE_ACTS.map(epilogueFn), ...SIMD_APPROX.map((o) => unaryFn(o, true)), ...DERIV_ACTS.map(derivEpilogueFn),
     couplingFwdFn(), couplingBwdFn(), ...EPILOGUE_ACTS.map(groupNormAffineFn),
-    // the stride-1 3x3 convolutions' Winograd transforms (conv.ts)
+    // the stride-1 3x3 convolutions' Winograd transforms (conv_winograd.ts)
     winoFilterFn(), winoInFn(), winoOutFn(),
   ];
 }

@@ -53,7 +53,7 @@ export class WasmRuntime {
   readonly threads: number;
   /** When set, wall time per kernel phase (ms) is summed here. */
   profile: Map<string, number> | null = null;
-  /** Whether the stride-1 3x3 convolutions that fit take Winograd (conv.ts winogradFits). */
+  /** Whether the stride-1 3x3 convolutions that fit take Winograd (conv_winograd.ts winogradFits). */
   readonly winograd: boolean;
 
   private constructor(mem: WasmMemory, pool: Workers, shape: GemmShape, winograd: boolean) {

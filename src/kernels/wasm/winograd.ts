@@ -5,12 +5,10 @@
 //   B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1],  G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
 //   A^T = [1 1 1 0; 0 1 -1 -1].
 // These three kernels are its transforms; the products are the gemm family's (packed operands),
-// and conv.ts drives them. The input and output transforms work on 4 horizontally adjacent tiles
-// at once, one per lane.
+// and conv_winograd.ts drives them. The input and output transforms work on 4 horizontally
+// adjacent tiles at once, one per lane.
 import { F32, Fn, I32, op, simd, V128 } from "./emit.ts";
 
-const f32load = (f: Fn, off = 0) => f.op(0x2a, 0, off); // align 1: byte-strided filters
-const f32store = (f: Fn, off = 0) => f.op(0x38, 0, off);
 const vload = (f: Fn, off = 0) => f.simd(0x00, 0, off); // unaligned v128.load
 const vstore = (f: Fn, off = 0) => f.simd(0x0b, 0, off);
 const shuffle = (f: Fn, lanes: number[]) => f.simd(0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]));
@@ -37,9 +35,9 @@ export function winoFilterFn(): Fn {
       f.get(r).get(rows).op(op.ltS).if(() => {
         f.get(w).get(r).get(sRow).op(op.mul).op(op.add).get(k).get(sK).op(op.mul).op(op.add).set(src);
         f.get(flip).if(() => {
-          for (let i = 0; i < 9; i++) f32load(f.get(src), (8 - i) * 4).set(g[i]);
+          for (let i = 0; i < 9; i++) f.get(src).f32load((8 - i) * 4).set(g[i]);
         }, () => {
-          for (let i = 0; i < 9; i++) f32load(f.get(src), i * 4).set(g[i]);
+          for (let i = 0; i < 9; i++) f.get(src).f32load(i * 4).set(g[i]);
         });
         // t = G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2 (g's rows: g[3 y + x])
         for (let x = 0; x < 3; x++) {
@@ -52,13 +50,13 @@ export function winoFilterFn(): Fn {
         for (let y = 0; y < 4; y++) {
           const [p, q, s] = [t[3 * y], t[3 * y + 1], t[3 * y + 2]];
           const at = (x: number) => f.get(dst).get(AB).i32(4 * y + x).op(op.mul).op(op.add);
-          f32store(at(0).get(p));
-          f32store(at(1).get(p).get(q).op(op.f32add).get(s).op(op.f32add).get(half).op(op.f32mul));
-          f32store(at(2).get(p).get(q).op(op.f32sub).get(s).op(op.f32add).get(half).op(op.f32mul));
-          f32store(at(3).get(s));
+          at(0).get(p).f32store();
+          at(1).get(p).get(q).op(op.f32add).get(s).op(op.f32add).get(half).op(op.f32mul).f32store();
+          at(2).get(p).get(q).op(op.f32sub).get(s).op(op.f32add).get(half).op(op.f32mul).f32store();
+          at(3).get(s).f32store();
         }
       }, () => {
-        for (let e = 0; e < 16; e++) f32store(f.get(dst).get(AB).i32(e).op(op.mul).op(op.add).f32(0));
+        for (let e = 0; e < 16; e++) f.get(dst).get(AB).i32(e).op(op.mul).op(op.add).f32(0).f32store();
       });
     });
   });
