@@ -373,6 +373,31 @@ S("SIMD exp, sigmoid, softplus, silu and siluGrad (polynomial exp and log1p) wit
   }
 });
 
+S("the sigmoid family's exp of a non-positive argument (one scaling by 2^n) gives exp's own bits (two scalings): sigmoid(x) for x <= 0 is e / (1 + e) with e = exp(x) to the bit, down to 2^-126 and across the -87.3 cut", () => {
+  // every float in [-87.5, -80] (where n reaches -126: the least normal scale), and a sweep of
+  // [-80, 0], with -0 and -Infinity
+  const dense: number[] = [];
+  for (let v = Math.fround(-87.5); v <= -80; v = nextUp(v)) dense.push(v);
+  for (let i = 0; i < 200000; i++) dense.push(Math.fround(-80 * i / 200000));
+  dense.push(-0, -Infinity, -87.3, Math.fround(-87.3), -1e-40);
+  const xs = Float32Array.from(dense);
+  const e = wb.unary("exp", xs, xs.length, "float32", 0), s = wb.unary("sigmoid", xs, xs.length, "float32", 0);
+  let least = 0;
+  for (let i = 0; i < xs.length; i++) {
+    const q = Math.fround(1 / Math.fround(1 + e[i])), want = Math.fround(e[i] * q);
+    if (!Object.is(s[i], want)) assert.unreachable(`sigmoid(${xs[i]}) = ${s[i]}, e / (1 + e) with exp's e = ${want}`);
+    if (e[i] > 0 && e[i] < 2 ** -125) least++;
+  }
+  assert.ok(least > 1000, `the sweep reaches results scaled by 2^-126 (${least})`);
+});
+
+/** The next float32 above v (v finite and negative here). */
+function nextUp(v: number): number {
+  const f = new Float32Array([v]), u = new Uint32Array(f.buffer);
+  u[0] -= 1;
+  return f[0];
+}
+
 S("polynomial-exp ops give an element the same bits at any array length (1 to 70 and long), so results never depend on a batch's size", () => {
   // Arrays under 64 elements once took a TypeScript loop with Math.exp while longer ones ran the
   // kernel's polynomial: a VAE input's features then changed with how many inputs shared its batch.
