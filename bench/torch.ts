@@ -24,7 +24,10 @@
 // on exactly that work (--shapes: per shape). --json writes run.ts's format: { "ceiling": <GFLOP/s per CPU second, one
 // thread>, "rows": [{ "workload", "gflop", "engines": { "<engine>": <median ms> }, "spread":
 // { "<engine>": [min, max] }, "cpu": { "<engine>": <median CPU ms> }, "products": { "fimscope",
-// "pytorch": <ms>, with --shapes "shapes": [{ "key", "n", "gflop", "fimscope", "pytorch" }] } }] }.
+// "pytorch": <ms>, with --shapes "shapes": [{ "key", "n", "gflop", "fimscope", "pytorch" }] }, "paired":
+// { "<our engine>": { "median", "lo", "hi", "coverage", "rounds" } } }] }: "paired" is the best PyTorch
+// engine's time over ours round by round (pairedRatio: the drift between rounds cancels), its
+// median and a distribution-free interval for it.
 import * as T from "../src/autograd/index.ts";
 import { type ImageSet, range } from "../src/data/dataset.ts";
 import { loadDataset } from "../src/data/mnist.ts";
@@ -84,6 +87,46 @@ export interface Row {
    * --shapes, each shape as well (ms per call, calls per run, GFLOP per call).
    */
   products?: { fimscope: number; pytorch: number; shapes?: ProductShape[] };
+  /** Per engine of ours: the round-by-round ratio against the best PyTorch engine (pairedRatio). */
+  paired?: Record<string, Paired>;
+}
+
+/** A ratio taken round by round: its median over the rounds and a distribution-free interval for that median. */
+export interface Paired {
+  median: number;
+  lo: number;
+  hi: number;
+  /** The interval's coverage (at least 0.95 from 6 rounds; below that [min, max] and what it covers). */
+  coverage: number;
+  rounds: number;
+}
+
+/**
+ * The best PyTorch engine's wall time over ours, round by round: the two ran back to back in each
+ * round, so the machine's drift between rounds (10-50% here) cancels in each round's ratio, where a
+ * ratio of the two medians carries it. Its median over the n rounds, and the interval between the
+ * k-th smallest and the k-th largest ratio, which holds the true median with probability
+ * 1 - 2 P(B < k) for B ~ binomial(n, 1/2) (no assumption on the ratios' distribution): k the
+ * largest with that at least 0.95 (n = 21: k = 6, 97.3%); below 6 rounds no k reaches it, and the
+ * interval is the least to the largest ratio.
+ */
+export function pairedRatio(theirs: readonly number[], ours: readonly number[]): Paired {
+  const n = Math.min(theirs.length, ours.length);
+  if (!n) throw new Error("pairedRatio: no rounds");
+  const r = Array.from({ length: n }, (_, i) => theirs[i] / ours[i]).sort((p, q) => p - q);
+  // P(B <= j) for j = 0.., summed from the binomial(n, 1/2) terms
+  const below = (k: number) => {
+    let t = 0, c = 1; // c = binomial(n, j)
+    for (let j = 0; j < k; j++) {
+      t += c;
+      c = c * (n - j) / (j + 1);
+    }
+    return t / 2 ** n;
+  };
+  let k = 1;
+  while (k + 1 <= Math.ceil(n / 2) && 1 - 2 * below(k + 1) >= 0.95) k++;
+  const median = n % 2 ? r[(n - 1) / 2] : (r[n / 2 - 1] + r[n / 2]) / 2;
+  return { median, lo: r[k - 1], hi: r[n - k], coverage: 1 - 2 * below(k), rounds: n };
 }
 
 /** Timed runs (after one untimed) of each product alone, in each of PRODUCT_ROUNDS rounds; the best is kept. */
@@ -379,6 +422,11 @@ function rests(r: Row): { ours: number; theirs: number | null } | null {
 }
 const restCell = (x: { ours: number; theirs: number | null }) => `${x.ours.toFixed(1)} / ${x.theirs === null ? "-" : x.theirs.toFixed(1)}`;
 
+/** A paired ratio as a table cell: "0.93x (0.85-1.02x, 97%)". */
+export function pairedCell(p: Paired): string {
+  return `${p.median.toFixed(2)}x (${p.lo.toFixed(2)}-${p.hi.toFixed(2)}x, ${(100 * p.coverage).toFixed(0)}%)`;
+}
+
 export function summary(rows: Row[], ceiling: number): string {
   const f = (r: Row, e: string) => r.engines[e] === undefined ? "-" : `${r.engines[e]} (${r.cpu[e]})`;
   const ours = (r: Row, k: "engines" | "cpu") => r[k]["fimscope wasm"] ?? r[k]["fimscope webgpu"];
@@ -388,9 +436,13 @@ export function summary(rows: Row[], ceiling: number): string {
     const x = rests(r);
     return x ? restCell(x) : "-";
   };
-  return ["", `| work | GFLOP | fimscope wasm, ms (CPU ms) | pytorch loop | pytorch vmap | best pytorch / fimscope: wall | CPU | GFLOP/s per CPU-second: fimscope | best pytorch (share of the wasm ceiling, ${ceiling.toFixed(1)}) | products alone, ms: fimscope / pytorch | the rest, ms: fimscope / pytorch |`,
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ...rows.map((r) => `| ${r.workload} | ${r.gflop.toFixed(2)} | ${f(r, "fimscope wasm")} | ${f(r, "pytorch loop")} | ${f(r, "pytorch vmap")} | ${(bestPytorch(r, "engines") / ours(r, "engines")).toFixed(2)}x | ${(bestPytorch(r, "cpu") / ours(r, "cpu")).toFixed(2)}x | ` +
+  const paired = (r: Row) => {
+    const p = r.paired?.["fimscope wasm"] ?? r.paired?.["fimscope webgpu"];
+    return p ? pairedCell(p) : "-";
+  };
+  return ["", `| work | GFLOP | fimscope wasm, ms (CPU ms) | pytorch loop | pytorch vmap | best pytorch / fimscope: wall | round by round: median (interval, coverage) | CPU | GFLOP/s per CPU-second: fimscope | best pytorch (share of the wasm ceiling, ${ceiling.toFixed(1)}) | products alone, ms: fimscope / pytorch | the rest, ms: fimscope / pytorch |`,
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ...rows.map((r) => `| ${r.workload} | ${r.gflop.toFixed(2)} | ${f(r, "fimscope wasm")} | ${f(r, "pytorch loop")} | ${f(r, "pytorch vmap")} | ${(bestPytorch(r, "engines") / ours(r, "engines")).toFixed(2)}x | ${paired(r)} | ${(bestPytorch(r, "cpu") / ours(r, "cpu")).toFixed(2)}x | ` +
       `${rate(r, ours(r, "cpu")).toFixed(1)} | ${rate(r, bestPytorch(r, "cpu")).toFixed(1)} (${(100 * rate(r, bestPytorch(r, "cpu")) / ceiling).toFixed(0)}%) | ${alone(r)} | ${rest(r)} |`)].join("\n");
 }
 
@@ -522,6 +574,14 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
           row.spread[e] = [+Math.min(...wall[i]).toFixed(1), +Math.max(...wall[i]).toFixed(1)];
           row.cpu[e] = +med(cpu[i]).toFixed(1);
         });
+        // each of our engines against the PyTorch engine of the least median, round by round
+        const bestTorch = runs.map(([e], i) => [e, i] as const).filter(([e]) => e.startsWith("pytorch")).sort((p, q) => row.engines[p[0]] - row.engines[q[0]])[0];
+        if (bestTorch) {
+          row.paired = {};
+          runs.forEach(([e], i) => {
+            if (e.startsWith("fimscope")) row.paired![e] = pairedRatio(wall[bestTorch[1]], wall[i]);
+          });
+        }
         const wasm = backends.find(([e]) => e === "fimscope wasm")?.[1];
         let shapes: ProductShape[] = [];
         if (wasm instanceof WasmBackend && backends[0][1] === wasm && torchEngines.length) {
@@ -534,7 +594,9 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
         const best = Math.min(...runs.filter(([e]) => e.startsWith("pytorch")).map(([e]) => row.engines[e]));
         o.log(`${row.workload} (load ${Deno.loadavg()[0].toFixed(1)})`);
         for (const [e] of runs) {
-          const ratio = e.startsWith("fimscope") && Number.isFinite(best) ? `  best pytorch / this: ${(best / row.engines[e]).toFixed(2)}x` : "";
+          const pr = row.paired?.[e];
+          const ratio = e.startsWith("fimscope") && Number.isFinite(best) ? `  best pytorch / this: ${(best / row.engines[e]).toFixed(2)}x` +
+            (pr ? `; round by round ${pairedCell(pr)}` : "") : "";
           o.log(`  ${e.padEnd(16)} ${row.engines[e].toFixed(1).padStart(8)} ms [${row.spread[e][0]}-${row.spread[e][1]}]  CPU ${row.cpu[e].toFixed(1).padStart(8)} ms  ` +
             `${(gflop * 1e3 / row.cpu[e]).toFixed(1).padStart(5)} GFLOP/s per CPU second (${(100 * gflop * 1e3 / row.cpu[e] / peak.cpu).toFixed(0)}% of the wasm ceiling)${ratio}`);
         }

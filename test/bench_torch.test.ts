@@ -1,8 +1,8 @@
-// bench/torch.ts's products-alone analysis (bench/README.md's table of where each row's gap is),
-// on made-up rows whose every number is worked out by hand here.
+// bench/torch.ts's products-alone analysis (bench/README.md's table of where each row's gap is)
+// and its round-by-round ratio, on made-up rows whose every number is worked out by hand here.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { analysis, type Row } from "../bench/torch.ts";
+import { analysis, pairedCell, pairedRatio, type Row, summary } from "../bench/torch.ts";
 
 const S = suite("bench torch analysis");
 
@@ -33,6 +33,41 @@ S("the least time at the ceiling, our share of it, the rests and the share neede
   // nothing to analyse: no table, and no measured ceiling
   assert.is(analysis(rows.slice(3), 50), "");
   assert.is(analysis(rows, 0), "");
+});
+
+S("the round-by-round ratio: each round's best PyTorch time over ours, its median and the order-statistic interval for the median", () => {
+  // 21 rounds; the machine's speed drifts 2x over them (both sides alike: it cancels in each
+  // round's ratio), the ratio 0.9 but for one round off each way
+  const speed = Array.from({ length: 21 }, (_, i) => 1 + i / 20);
+  const ours = speed.map((v) => 50 * v), theirs = ours.map((v, i) => v * (i === 3 ? 1.5 : i === 17 ? 0.5 : 0.9));
+  const p = pairedRatio(theirs, ours);
+  assert.is(p.rounds, 21);
+  assert.ok(Math.abs(p.median - 0.9) < 1e-12, `${p.median}`);
+  // k = 6 for n = 21: P(B <= 5) = (1 + 21 + 210 + 1330 + 5985 + 20349) / 2^21 = 27896 / 2097152,
+  // coverage 1 - 2 x that = 0.97340; the 6th smallest and 6th largest ratios are both 0.9 here
+  assert.ok(Math.abs(p.coverage - (1 - 2 * 27896 / 2097152)) < 1e-12, `${p.coverage}`);
+  assert.ok(Math.abs(p.lo - 0.9) < 1e-12 && Math.abs(p.hi - 0.9) < 1e-12, `${p.lo} ${p.hi}`);
+  // k = 7 would cover 1 - 2 x 82160 / 2097152 = 0.9216 < 0.95, so 6 is the largest
+  // spread ratios 1..21 (over ours = 1): median 11, interval [6, 16]
+  const q = pairedRatio(Array.from({ length: 21 }, (_, i) => 21 - i), Array(21).fill(1));
+  assert.equal([q.median, q.lo, q.hi], [11, 6, 16]);
+  assert.is(pairedCell(q), "11.00x (6.00-16.00x, 97%)");
+  // an even count takes the mean of the middle two; n = 6: k = 1 (P(B = 0) = 1/64: 96.9%)
+  const e = pairedRatio([1, 2, 3, 4, 5, 6], Array(6).fill(1));
+  assert.equal([e.median, e.lo, e.hi], [3.5, 1, 6]);
+  assert.ok(Math.abs(e.coverage - (1 - 2 / 64)) < 1e-12);
+  // below 6 rounds no interval reaches 95%: the least to the largest, with its coverage (n = 3: 75%)
+  const t = pairedRatio([3, 1, 2], [1, 1, 1]);
+  assert.equal([t.median, t.lo, t.hi, t.coverage], [2, 1, 3, 0.75]);
+  assert.throws(() => pairedRatio([], []), /no rounds/);
+});
+
+S("the summary table gives the round-by-round column of our engine", () => {
+  const r: Row = { ...row("Adam step a, batch 64", 1.0, { "fimscope wasm": 30, "pytorch loop": 25 }), paired: { "fimscope wasm": { median: 0.83, lo: 0.8, hi: 0.87, coverage: 0.973, rounds: 21 } } };
+  const line = summary([r], 50).trim().split("\n")[2];
+  assert.ok(line.startsWith("| Adam step a, batch 64 | 1.00 | 30 (30) | 25 (25) | - | 0.83x | 0.83x (0.80-0.87x, 97%) | 0.83x |"), line);
+  // a row without it (no PyTorch engine ran) shows "-"
+  assert.ok(summary([row("features b", 1, { "fimscope wasm": 30, "pytorch loop": 40 })], 50).includes("| 1.33x | - |"));
 });
 
 S.run();
