@@ -7,8 +7,11 @@
 // the most self time and the most inclusive time (their callees' included), each as a share of the
 // profiled time; with --out also writes the profile (`.cpuprofile`: Chrome DevTools opens it). The
 // samples of V8's own tick profiler (--prof) leave builtins and garbage collection unnamed; the
-// inspector's name them.
-//   deno run -A bench/js_profile.ts [--model weights/glow-fashion.safetensors] [--work step|features] [--runs 200] [--skip-kernels] [--top 30] [--interval 100] [--out run.cpuprofile]
+// inspector's name them. With --heap, the allocations instead: V8's sampling heap profiler (a
+// sample every --heap-interval bytes on average, the objects that the garbage collector has
+// already freed included), bytes allocated per run by function (self: the function's own
+// allocations; inclusive: with its callees'), where the young generation's scavenges come from.
+//   deno run -A bench/js_profile.ts [--model weights/glow-fashion.safetensors] [--work step|features] [--runs 200] [--skip-kernels] [--top 30] [--interval 100] [--out run.cpuprofile] [--heap] [--heap-interval 4096]
 // It runs the work in a child process with its inspector on a free local port, and talks to it
 // over the Chrome DevTools protocol: the child warms up, asks (a runtime binding the parent adds)
 // for the profiler to start, runs the timed runs, and asks for it to stop.
@@ -20,8 +23,11 @@ interface ProfileNode { id: number; callFrame: { functionName: string; url: stri
 /** V8's CPU profile (the Profiler domain's, and a .cpuprofile file's, format). */
 export interface CpuProfile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number }
 
+/** V8's sampling heap profile (the HeapProfiler domain's): a tree of call frames, each with the bytes its samples stand for. */
+export interface HeapNode { callFrame: ProfileNode["callFrame"]; selfSize: number; children?: HeapNode[] }
+
 /** A function's key: its name, and its file (relative to `root`) and line. */
-function keyOf(n: ProfileNode, root: string): string {
+function keyOf(n: { callFrame: ProfileNode["callFrame"] }, root: string): string {
   const f = n.callFrame, url = f.url.replace(`file://${root}/`, "");
   const name = f.functionName || (f.lineNumber < 0 ? "(module)" : "(anonymous)");
   return url ? `${name} ${url}${f.lineNumber >= 0 ? `:${f.lineNumber + 1}` : ""}` : name;
@@ -60,6 +66,32 @@ export function summarize(p: CpuProfile, root = ""): { totalMs: number; idleMs: 
   return { totalMs: total, idleMs: idle, self, inclusive };
 }
 
+/**
+ * Bytes allocated per function in a sampling heap profile: each node's selfSize charged to its
+ * function (self) and once to every distinct function on its stack (inclusive), and the total.
+ */
+export function summarizeHeap(head: HeapNode, root = ""): { totalBytes: number; self: Map<string, number>; inclusive: Map<string, number> } {
+  const self = new Map<string, number>(), inclusive = new Map<string, number>();
+  let total = 0;
+  const walk = (n: HeapNode, stack: string[]) => {
+    const k = keyOf(n, root), on = [...stack, k];
+    if (n.selfSize > 0) {
+      total += n.selfSize;
+      self.set(k, (self.get(k) ?? 0) + n.selfSize);
+      for (const kk of new Set(on)) inclusive.set(kk, (inclusive.get(kk) ?? 0) + n.selfSize);
+    }
+    for (const c of n.children ?? []) walk(c, on);
+  };
+  walk(head, []);
+  return { totalBytes: total, self, inclusive };
+}
+
+/** The `top` largest entries of a byte map, one line each: share of the total, KB per run, the function. */
+export function topBytes(m: Map<string, number>, totalBytes: number, runs: number, top: number): string[] {
+  return [...m].sort((a, b) => b[1] - a[1]).slice(0, top)
+    .map(([k, b]) => `${(100 * b / totalBytes).toFixed(1).padStart(6)}%  ${(b / runs / 1024).toFixed(1).padStart(8)} KB  ${k}`);
+}
+
 /** The `top` largest entries, one line each: share of the total, ms per run, the function. */
 export function topLines(m: Map<string, number>, totalMs: number, runs: number, top: number): string[] {
   return [...m].sort((a, b) => b[1] - a[1]).slice(0, top)
@@ -87,7 +119,7 @@ const INSPECTOR_LINES = /^(Debugger listening on |Visit chrome:\/\/inspect|Deno 
  * waits for that before it exits) and waits for the child's end. Rejects, with the child's own
  * message where it sent one, if the child fails, exits early or the connection closes.
  */
-async function profileChild(proc: Deno.ChildProcess, interval: number): Promise<CpuProfile> {
+async function profileChild(proc: Deno.ChildProcess, interval: number, heapInterval = 0): Promise<CpuProfile | HeapNode> {
   const lines = linesOf(proc.stderr);
   let url = "";
   const passOn = (line: string) => {
@@ -110,7 +142,7 @@ async function profileChild(proc: Deno.ChildProcess, interval: number): Promise<
   const ws = new WebSocket(url);
   let id = 0;
   const replies = new Map<number, { ok: (r: unknown) => void; fail: (e: Error) => void }>();
-  let profile: CpuProfile | null = null, failed = "", broken: Error | null = null;
+  let profile: CpuProfile | HeapNode | null = null, failed = "", broken: Error | null = null;
   let end!: () => void, lost!: (e: Error) => void;
   const finished = new Promise<void>((ok, fail) => {
     end = ok;
@@ -143,8 +175,12 @@ async function profileChild(proc: Deno.ChildProcess, interval: number): Promise<
     } else if (m.method === "Runtime.bindingCalled" && m.params.name === "__jsProfile") {
       const what: string = m.params.payload;
       (async () => {
-        if (what === "start") await send("Profiler.start");
-        else if (what === "stop") profile = (await send<{ profile: CpuProfile }>("Profiler.stop")).profile;
+        if (what === "start") {
+          if (heapInterval) await send("HeapProfiler.startSampling", { samplingInterval: heapInterval, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+          else await send("Profiler.start");
+        } else if (what === "stop") {
+          profile = heapInterval ? (await send<{ profile: { head: HeapNode } }>("HeapProfiler.stopSampling")).profile.head : (await send<{ profile: CpuProfile }>("Profiler.stop")).profile;
+        }
         else failed = what.replace(/^error /, "");
         // the answer lets the child go on (after "stop" or an error it exits, so its reply may never come)
         const go = send("Runtime.evaluate", { expression: "globalThis.__jsProfileGo()" });
@@ -154,8 +190,11 @@ async function profileChild(proc: Deno.ChildProcess, interval: number): Promise<
     }
   };
   await send("Runtime.enable");
-  await send("Profiler.enable");
-  await send("Profiler.setSamplingInterval", { interval });
+  if (heapInterval) await send("HeapProfiler.enable");
+  else {
+    await send("Profiler.enable");
+    await send("Profiler.setSamplingInterval", { interval });
+  }
   await send("Runtime.addBinding", { name: "__jsProfile" });
   await send("Runtime.runIfWaitingForDebugger");
   const early = await Promise.race([finished.then(() => null), proc.status]);
@@ -224,7 +263,7 @@ if (import.meta.main) {
   const a = parseOptions("js_profile", {
     model: inFile().default(`${ROOT}/weights/glow-fashion.safetensors`), work: choice(["step", "features"] as const).default("step"),
     runs: int({ min: 1, max: 100000 }).default(200), "skip-kernels": flag(), top: int({ min: 1, max: 1000 }).default(30),
-    interval: int({ min: 10, max: 100000 }).default(100), out: outFile(),
+    interval: int({ min: 10, max: 100000 }).default(100), out: outFile(), heap: flag(), "heap-interval": int({ min: 64, max: 1 << 24 }).default(4096),
   });
   checkApart("js_profile", [{ option: "--out", path: a.out, kind: "file" }], [{ option: "--model", path: a.model }]);
   // the model read here first, so that a file that is no model is refused before any work
@@ -239,15 +278,29 @@ if (import.meta.main) {
   const proc = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--inspect=127.0.0.1:0", here, "--child", JSON.stringify(child)], stdout: "inherit", stderr: "piped",
   }).spawn();
-  let p: CpuProfile;
+  let got: CpuProfile | HeapNode;
   try {
-    p = await profileChild(proc, a.interval);
+    got = await profileChild(proc, a.interval, a.heap ? a["heap-interval"] : 0);
   } catch (e) {
     try {
       proc.kill("SIGKILL"); // a child with its inspector attached would otherwise wait for it to leave
     } catch { /* gone already */ }
     throw e;
   }
+  if (a.heap) {
+    const h = summarizeHeap(got as HeapNode, ROOT);
+    console.log(`allocated ${(h.totalBytes / a.runs / 1024).toFixed(0)} KB per run (${a.runs} runs, a sample every ${a["heap-interval"]} bytes on average, freed objects included); per function: share, KB per run`);
+    console.log("self (the function's own allocations):");
+    for (const l of topBytes(h.self, h.totalBytes, a.runs, a.top)) console.log(l);
+    console.log("inclusive (with its callees'):");
+    for (const l of topBytes(h.inclusive, h.totalBytes, a.runs, a.top)) console.log(l);
+    if (a.out) {
+      writeFileAtomic(a.out, JSON.stringify({ head: got }));
+      console.log(`wrote ${a.out}`);
+    }
+    Deno.exit(0);
+  }
+  const p = got as CpuProfile;
   const s = summarize(p, ROOT);
   if (s.totalMs <= 0) throw new Error(`js_profile: the profile holds no samples of the work (${p.samples.length} samples): give more --runs or a shorter --interval`);
   console.log(`profiled ${s.totalMs.toFixed(0)} ms (${a.runs} runs, ${p.samples.length} samples every ${a.interval} us; ${s.idleMs.toFixed(0)} ms idle, left out); per function: share of the profiled time, ms per run`);

@@ -1,8 +1,9 @@
-// bench/js_profile.ts: a CPU profile summed by function (self and inclusive time), and the tool
-// end to end on a small run (a child process under the inspector).
+// bench/js_profile.ts: a CPU profile summed by function (self and inclusive time), a sampling
+// heap profile summed by function (bytes), and the tool end to end on small runs (a child process
+// under the inspector).
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { type CpuProfile, summarize, topLines } from "../bench/js_profile.ts";
+import { type CpuProfile, type HeapNode, summarize, summarizeHeap, topBytes, topLines } from "../bench/js_profile.ts";
 
 const S = suite("js_profile");
 const ROOT = decodeURIComponent(new URL("..", import.meta.url).pathname).replace(/\/$/, "");
@@ -60,6 +61,40 @@ S("the tool end to end: a VAE step profiled over its 3 timed runs only (not its 
   } finally {
     Deno.removeSync(out);
   }
+});
+
+S("a heap profile's bytes summed by function: each node's own bytes to its function (self) and once to every function on its stack (inclusive)", () => {
+  const frame = (functionName: string, line = 0) => ({ functionName, url: `file://${ROOT}/src/x.ts`, lineNumber: line });
+  // (root) -> f (100 bytes) -> g (300) and -> f again (recursion: 50, counted once in f's inclusive bytes)
+  const head: HeapNode = {
+    callFrame: { functionName: "(root)", url: "", lineNumber: -1 }, selfSize: 0,
+    children: [{ callFrame: frame("f", 9), selfSize: 100, children: [{ callFrame: frame("g", 19), selfSize: 300 }, { callFrame: frame("f", 9), selfSize: 50 }] }],
+  };
+  const h = summarizeHeap(head, ROOT);
+  assert.is(h.totalBytes, 450);
+  assert.equal(Object.fromEntries(h.self), { "f src/x.ts:10": 150, "g src/x.ts:20": 300 });
+  assert.equal(Object.fromEntries(h.inclusive), { "(root)": 450, "f src/x.ts:10": 450, "g src/x.ts:20": 300 });
+  // 300 bytes over 2 runs: 0.1 KB a run
+  assert.equal(topBytes(h.self, h.totalBytes, 2, 1), ["  66.7%       0.1 KB  g src/x.ts:20"]);
+});
+
+S("the tool's --heap end to end: a VAE step's allocations over its 3 timed runs, both tables in the format, the backward pass among the 40 largest allocators with their callees", async () => {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}/bench/js_profile.ts`, "--model", `${ROOT}/weights/vae-fashion.safetensors`, "--runs", "3", "--top", "40", "--heap", "--heap-interval", "1024"],
+    stdout: "piped", stderr: "piped", signal: AbortSignal.timeout(180_000),
+  }).output();
+  const text = new TextDecoder().decode(r.stdout), err = new TextDecoder().decode(r.stderr);
+  assert.is(r.code, 0, err);
+  const kb = Number(/^allocated (\d+) KB per run \(3 runs, a sample every 1024 bytes/m.exec(text)?.[1]);
+  // a step makes hundreds of tensors and op records: well above 10 KB, well below a gigabyte
+  assert.ok(kb > 10 && kb < 1e6, text);
+  const lines = text.split("\n");
+  for (const head of ["self (", "inclusive ("]) {
+    const at = lines.findIndex((l) => l.startsWith(head));
+    assert.ok(at >= 0, `${head}: ${text}`);
+    for (const l of lines.slice(at + 1, at + 5)) assert.match(l, /^ +\d+\.\d% +\d+\.\d KB {2}\S/);
+  }
+  assert.match(text, /KB {2}propagate src\/autograd\/engine\.ts:/);
 });
 
 S("the tool refuses, before any work, an --out that is its --model (the model is not overwritten)", async () => {
