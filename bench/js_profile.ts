@@ -10,7 +10,9 @@
 // inspector's name them. With --heap, the allocations instead: V8's sampling heap profiler (a
 // sample every --heap-interval bytes on average, the objects that the garbage collector has
 // already freed included), bytes allocated per run by function (self: the function's own
-// allocations; inclusive: with its callees'), where the young generation's scavenges come from.
+// allocations; inclusive: with its callees'), where the young generation's scavenges come from;
+// --out then writes the profile's call tree as `{ "head": ... }` (the HeapProfiler's sampling
+// profile, without its list of samples).
 //   deno run -A bench/js_profile.ts [--model weights/glow-fashion.safetensors] [--work step|features] [--runs 200] [--skip-kernels] [--top 30] [--interval 100] [--out run.cpuprofile] [--heap] [--heap-interval 4096]
 // It runs the work in a child process with its inspector on a free local port, and talks to it
 // over the Chrome DevTools protocol: the child warms up, asks (a runtime binding the parent adds)
@@ -289,6 +291,7 @@ if (import.meta.main) {
   }
   if (a.heap) {
     const h = summarizeHeap(got as HeapNode, ROOT);
+    if (h.totalBytes <= 0) throw new Error(`js_profile: the heap profile holds no samples of the work: give more --runs or a smaller --heap-interval`);
     console.log(`allocated ${(h.totalBytes / a.runs / 1024).toFixed(0)} KB per run (${a.runs} runs, a sample every ${a["heap-interval"]} bytes on average, freed objects included); per function: share, KB per run`);
     console.log("self (the function's own allocations):");
     for (const l of topBytes(h.self, h.totalBytes, a.runs, a.top)) console.log(l);

@@ -114,7 +114,7 @@ export function pairedRatio(theirs: readonly number[], ours: readonly number[]):
   const n = Math.min(theirs.length, ours.length);
   if (!n) throw new Error("pairedRatio: no rounds");
   const r = Array.from({ length: n }, (_, i) => theirs[i] / ours[i]).sort((p, q) => p - q);
-  // P(B <= j) for j = 0.., summed from the binomial(n, 1/2) terms
+  // below(k) = P(B < k) = P(B <= k - 1), summed from the binomial(n, 1/2) terms
   const below = (k: number) => {
     let t = 0, c = 1; // c = binomial(n, j)
     for (let j = 0; j < k; j++) {
