@@ -90,14 +90,16 @@ export function summarizeHeap(head: HeapNode, root = ""): { totalBytes: number; 
 
 /** The `top` largest entries of a byte map, one line each: share of the total, KB per run, the function. */
 export function topBytes(m: Map<string, number>, totalBytes: number, runs: number, top: number): string[] {
-  return [...m].sort((a, b) => b[1] - a[1]).slice(0, top)
-    .map(([k, b]) => `${(100 * b / totalBytes).toFixed(1).padStart(6)}%  ${(b / runs / 1024).toFixed(1).padStart(8)} KB  ${k}`);
+  return topLines(m, totalBytes, runs, top, (b) => `${(b / 1024).toFixed(1).padStart(8)} KB`);
 }
 
-/** The `top` largest entries, one line each: share of the total, ms per run, the function. */
-export function topLines(m: Map<string, number>, totalMs: number, runs: number, top: number): string[] {
+/**
+ * The `top` largest entries, one line each: share of the total, the amount per run (`cell`: ms by
+ * default), the function.
+ */
+export function topLines(m: Map<string, number>, total: number, runs: number, top: number, cell = (ms: number) => `${ms.toFixed(3).padStart(8)} ms`): string[] {
   return [...m].sort((a, b) => b[1] - a[1]).slice(0, top)
-    .map(([k, ms]) => `${(100 * ms / totalMs).toFixed(1).padStart(6)}%  ${(ms / runs).toFixed(3).padStart(8)} ms  ${k}`);
+    .map(([k, v]) => `${(100 * v / total).toFixed(1).padStart(6)}%  ${cell(v / runs)}  ${k}`);
 }
 
 /** A byte stream's lines (the last one even without its newline). */

@@ -575,11 +575,11 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
           row.cpu[e] = +med(cpu[i]).toFixed(1);
         });
         // each of our engines against the PyTorch engine of the least median, round by round
-        const bestTorch = runs.map(([e], i) => [e, i] as const).filter(([e]) => e.startsWith("pytorch")).sort((p, q) => row.engines[p[0]] - row.engines[q[0]])[0];
-        if (bestTorch) {
+        const best = bestPytorch(row), bi = runs.findIndex(([e]) => e.startsWith("pytorch") && row.engines[e] === best);
+        if (bi >= 0) {
           row.paired = {};
           runs.forEach(([e], i) => {
-            if (e.startsWith("fimscope")) row.paired![e] = pairedRatio(wall[bestTorch[1]], wall[i]);
+            if (e.startsWith("fimscope")) row.paired![e] = pairedRatio(wall[bi], wall[i]);
           });
         }
         const wasm = backends.find(([e]) => e === "fimscope wasm")?.[1];
@@ -591,7 +591,6 @@ export async function torchBench(o: TorchOptions): Promise<TorchResult> {
           shapes = p.shapes;
         }
         rows.push(row);
-        const best = Math.min(...runs.filter(([e]) => e.startsWith("pytorch")).map(([e]) => row.engines[e]));
         o.log(`${row.workload} (load ${Deno.loadavg()[0].toFixed(1)})`);
         for (const [e] of runs) {
           const pr = row.paired?.[e];
