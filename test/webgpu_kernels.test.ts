@@ -51,10 +51,11 @@ G("the profiler counts every dispatch by kernel, over more than one query batch"
   assert.equal(await gpu.rt.stopProfile(), []);
 });
 
-// The subgroup variants where the device has the feature (not lavapipe under Deno); where it has
-// not, a notice says so (a skipped test would fail CI's FIMSCOPE_REQUIRE_WEBGPU=1 run on lavapipe).
+// The subgroup variants where the device has the feature (not lavapipe under Deno: Chromium's
+// SwiftShader has it, and test/browser_kernels.test.ts runs them there); where it has not, a notice
+// says so (a skipped test would fail CI's FIMSCOPE_REQUIRE_WEBGPU=1 run on lavapipe).
 const subgroups = gpu?.rt.device.features.has("subgroups") ? SUBGROUP_VARIANTS : [];
-if (gpu && !subgroups.length) console.warn(`notice: matmul variants ${SUBGROUP_VARIANTS.join(", ")} not checked: no subgroups feature on ${gpu.description}`);
+if (gpu && !subgroups.length) console.warn(`notice: matmul variants ${SUBGROUP_VARIANTS.join(", ")} not checked here: no subgroups feature on ${gpu.description} (test/browser_kernels.test.ts checks them in chromium)`);
 
 // The shared cases (test/kernel_parity.ts) over every kernel variant.
 kernelParity({
