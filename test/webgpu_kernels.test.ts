@@ -4,13 +4,10 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
-import { MATMUL_VARIANTS, SUBGROUP_VARIANTS } from "../shaders/matmul.wgsl.ts";
-import { CONV_VARIANTS } from "../shaders/conv.wgsl.ts";
-import { STRIDED_VARIANTS } from "../src/kernels/webgpu/strided.ts";
-import { REDUCE_VARIANTS } from "../src/kernels/webgpu/reduce.ts";
+import { SUBGROUP_VARIANTS } from "../shaders/matmul.wgsl.ts";
 import { PROFILE_BATCH } from "../src/kernels/webgpu/profiler.ts";
-import { gpuTest, webgpu, withVariants } from "./helpers.ts";
-import { kernelParity } from "./kernel_parity.ts";
+import { gpuTest, webgpu } from "./helpers.ts";
+import { subgroupVariants, webgpuParity } from "./webgpu_parity.ts";
 
 const gpu = await webgpu();
 const S = suite("webgpu kernels vs cpu (float32, poisoned outputs)");
@@ -52,19 +49,11 @@ G("the profiler counts every dispatch by kernel, over more than one query batch"
 });
 
 // The subgroup variants where the device has the feature (not lavapipe under Deno: Chromium's
-// SwiftShader has it, and test/browser_kernels.test.ts runs them there); where it has not, a notice
-// says so (a skipped test would fail CI's FIMSCOPE_REQUIRE_WEBGPU=1 run on lavapipe).
-const subgroups = gpu?.rt.device.features.has("subgroups") ? SUBGROUP_VARIANTS : [];
-if (gpu && !subgroups.length) console.warn(`notice: matmul variants ${SUBGROUP_VARIANTS.join(", ")} not checked here: no subgroups feature on ${gpu.description} (test/browser_kernels.test.ts checks them in chromium)`);
+// SwiftShader has it, and test/browser_kernels.test.ts runs every case there too); where it has
+// not, a notice says so (a skipped test would fail CI's FIMSCOPE_REQUIRE_WEBGPU=1 run on lavapipe).
+if (gpu && !subgroupVariants(gpu).length) console.warn(`notice: matmul variants ${SUBGROUP_VARIANTS.join(", ")} not checked here: no subgroups feature on ${gpu.description} (test/browser_kernels.test.ts checks them in chromium)`);
 
 // The shared cases (test/kernel_parity.ts) over every kernel variant.
-kernelParity({
-  backend: gpu!,
-  test: (name, fn) => G(name, fn),
-  variants: { reduce: REDUCE_VARIANTS, strided: STRIDED_VARIANTS, matmul: [...MATMUL_VARIANTS, ...subgroups], conv: CONV_VARIANTS },
-  // gemm runs on the matmul kernels: check it over each of them (per-group weights repeat across images).
-  convMatmuls: (conv) => conv === "gemm" ? ["auto", "naive", "block4x8", "grouped8x8", "rows8x8", "rows16x4", "tiled", "shared4x4", "shared8x8", ...subgroups] : ["auto"],
-  withVariants: (v, f) => withVariants(gpu!, v, f),
-});
+webgpuParity(gpu, (name, fn) => G(name, fn));
 
 S.run();
