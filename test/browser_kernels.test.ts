@@ -1,5 +1,6 @@
 // Every WebGPU kernel case of the Deno suite (test/webgpu_parity.ts over every variant: CPU
-// reference, odd, size-1 and non-tile shapes, outputs poisoned with NaN), run again in headless
+// reference, odd, size-1 and non-tile shapes, outputs poisoned with NaN) and each model's loss
+// gradient against float64 central differences (test/model_grads.ts), run again in headless
 // Chromium by test/parity_page.ts, bundled and served here. Chrome compiles the WGSL with Tint
 // where Deno has naga (Tint rejected powScalar's constant NaN, which naga took: every unary op
 // failed to compile in Chrome until 2026-12-07), and its SwiftShader adapter has the `subgroups`
@@ -13,6 +14,7 @@ import { Chrome, chromiumPath } from "../scripts/web/chrome.ts";
 import type { ParityPage } from "./parity_page.ts";
 import { SUBGROUP_VARIANTS } from "../shaders/matmul.wgsl.ts";
 import { webgpuParity } from "./webgpu_parity.ts";
+import { modelGradients } from "./model_grads.ts";
 
 const S = suite("webgpu kernels vs cpu in chromium (float32, poisoned outputs)");
 const root = new URL("../", import.meta.url).pathname;
@@ -56,9 +58,10 @@ if (chromiumPath() === null) {
   if (!page.subgroups) console.warn(`notice: matmul variants ${SUBGROUP_VARIANTS.join(", ")} not checked in chromium either: no subgroups feature on ${page.adapter}`);
   const isSubgroupCase = (name: string) => SUBGROUP_VARIANTS.some((v) => name.includes(`matmul variant ${v}`)) || name.includes("conv2d variant gemm");
   S(`the page ran the suite's cases on ${page.adapter}${page.subgroups ? ` (${sizes})` : ""}`, () => {
-    // the cases the Deno suite registers on an adapter without subgroups, and with them one more per subgroup variant
+    // the cases the Deno suites register on an adapter without subgroups, and with them one more per subgroup variant
     const expected: string[] = [];
     webgpuParity(null, (name) => expected.push(name));
+    modelGradients((name) => expected.push(name), "");
     const subgroupCases = page.subgroups ? SUBGROUP_VARIANTS.map((v) => `matmul variant ${v}: transposes, batch broadcast, odd sizes`) : [];
     assert.equal(page.cases.map((c) => c.name).sort(), [...expected, ...subgroupCases].sort());
   });

@@ -1,7 +1,9 @@
 // The page of the browser kernel-parity run (bundled and driven by test/browser_kernels.test.ts):
 // every WebGPU kernel case of the Deno suite (test/webgpu_parity.ts: the shared parity cases of
-// test/kernel_parity.ts over every kernel variant, outputs poisoned with NaN) on the page's
-// WebGPU, where Chrome compiles the WGSL with its own compiler (Tint, where Deno has naga) and,
+// test/kernel_parity.ts over every kernel variant, outputs poisoned with NaN), then each model's
+// loss gradient against float64 central differences (test/model_grads.ts, as
+// test/webgpu_grads.test.ts), on the page's WebGPU, where Chrome compiles the WGSL with its own
+// compiler (Tint, where Deno has naga) and,
 // without a GPU, SwiftShader runs it: an adapter with the `subgroups` feature, which Deno's
 // lavapipe lacks, so the subgroup variants run here. Writes `window.parity`: the adapter, its
 // subgroup sizes, whether it has the feature, and per case its name, error (null: passed) and
@@ -9,6 +11,7 @@
 import { SUBGROUP_VARIANTS } from "../shaders/matmul.wgsl.ts";
 import { createWebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import { webgpuParity } from "./webgpu_parity.ts";
+import { modelGradients } from "./model_grads.ts";
 
 export interface ParityCase {
   name: string;
@@ -35,7 +38,9 @@ async function run(): Promise<ParityPage> {
   };
   const tests: [string, () => Promise<void>][] = [];
   webgpuParity(gpu, (name, fn) => tests.push([name, fn]));
+  modelGradients((name, fn) => tests.push([name, () => fn(gpu)]), "webgpu (chromium)");
   const counted = feats.has("timestamp-query");
+  // every fresh output poisoned with NaN, the model gradients' too: an element no kernel wrote shows
   gpu.rt.poison = true;
   for (const [name, fn] of tests) {
     if (counted) gpu.rt.startProfile();
