@@ -327,16 +327,19 @@ fn storeB(b: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) { store(b * M *
 /**
  * Split-K within subgroups, for products with few outputs and a long sum (a convolution's weight
  * gradient: K = output positions): a workgroup of WG lanes owns a 4 x 4 block of C, each lane sums
- * every WG-th k, subgroupAdd reduces a subgroup's partial blocks in registers, and one lane per
- * subgroup adds its block into workgroup memory (atomically placed, so nothing assumes how lanes
- * form subgroups); lane 0 writes the total. Needs the adapter's \`subgroups\` feature.
+ * every WG-th k, subgroupAdd reduces a subgroup's partial blocks in registers, the first lane of
+ * each subgroup writes its block into workgroup memory at its own index (the other lanes zeros, so
+ * nothing assumes how lanes form subgroups), and a tree over the WG slots in a fixed order sums
+ * them: the same input gives the same bits run after run (partial blocks placed by an atomic
+ * counter were summed in the order the subgroups finished). Lane 0 writes the total. Needs the
+ * adapter's \`subgroups\` feature.
  */
 function subgroupSplitK(): string {
+  if (WG & (WG - 1)) throw new Error(`subgroup matmul: its tree needs a power-of-two workgroup (WG = ${WG})`);
   return `enable subgroups;
 ${IO}
 ${STORE}
 var<workgroup> part: array<vec4<f32>, ${4 * WG}>;
-var<workgroup> slots: atomic<u32>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_invocation_id) sl: u32) {
@@ -348,8 +351,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let b = blk / (tm * tn);
   let m0 = ((blk / tn) % tm) * 4u;
   let n0 = (blk % tn) * 4u;
-  if (lid == 0u) { atomicStore(&slots, 0u); }
-  workgroupBarrier();
   ${L.declare("aM", "aK", "bK", "bN")}
   let aBase = (b % ${L.u("aWrap")}) * ${L.u("aBatch")};
   let bBase = b * ${L.u("bBatch")};
@@ -364,17 +365,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     r3 = fma(vec4<f32>(A[ar.w + k * aK]), bv, r3);
   }
   r0 = subgroupAdd(r0); r1 = subgroupAdd(r1); r2 = subgroupAdd(r2); r3 = subgroupAdd(r3);
-  if (sl == 0u) {
-    let s = atomicAdd(&slots, 1u);
-    part[4u * s] = r0; part[4u * s + 1u] = r1; part[4u * s + 2u] = r2; part[4u * s + 3u] = r3;
-  }
+  let lead = sl == 0u;
+  part[4u * lid] = select(vec4<f32>(0.0), r0, lead); part[4u * lid + 1u] = select(vec4<f32>(0.0), r1, lead);
+  part[4u * lid + 2u] = select(vec4<f32>(0.0), r2, lead); part[4u * lid + 3u] = select(vec4<f32>(0.0), r3, lead);
   workgroupBarrier();
+  for (var s = ${WG / 2}u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      let o = 4u * (lid + s);
+      part[4u * lid] += part[o]; part[4u * lid + 1u] += part[o + 1u]; part[4u * lid + 2u] += part[o + 2u]; part[4u * lid + 3u] += part[o + 3u];
+    }
+    workgroupBarrier();
+  }
   if (lid == 0u) {
-    let n = atomicLoad(&slots);
-    var t0 = part[0]; var t1 = part[1]; var t2 = part[2]; var t3 = part[3];
-    for (var s = 1u; s < n; s++) { t0 += part[4u * s]; t1 += part[4u * s + 1u]; t2 += part[4u * s + 2u]; t3 += part[4u * s + 3u]; }
     let base = b * M * N;
-    store(base, m0, n0, M, N, t0); store(base, m0 + 1u, n0, M, N, t1); store(base, m0 + 2u, n0, M, N, t2); store(base, m0 + 3u, n0, M, N, t3);
+    store(base, m0, n0, M, N, part[0]); store(base, m0 + 1u, n0, M, N, part[1]); store(base, m0 + 2u, n0, M, N, part[2]); store(base, m0 + 3u, n0, M, N, part[3]);
   }
 }`;
 }
