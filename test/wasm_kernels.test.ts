@@ -35,9 +35,22 @@ S("poisoning catches an element a kernel did not write", () => {
 
 // Every test of this suite runs on poisoned outputs (tests set nothing back: a test's reset would
 // leave the tests after it unpoisoned).
-S.before(() => { wb.poison = true; });
-S.after(() => { wb.poison = false; });
+S.before(() => { wb.poison = plain.poison = true; });
+S.after(() => { wb.poison = plain.poison = false; });
 kernelParity({ backend: wb, test: (name, fn) => S(name, fn) });
+
+// The product kernels as engines without relaxed SIMD run them (a multiply, then an add: any
+// engine where f32x4.relaxed_madd does not validate), which no engine here would pick.
+const plain = await createWasmBackend({ fma: false });
+S("without relaxed SIMD: the module is built with a multiply and an add", () => {
+  assert.is(plain.shape.fma, false);
+  assert.ok(!/relaxed/.test(plain.description), plain.description);
+  assert.ok(wb.shape.fma, "this engine has relaxed SIMD: the default backend uses it");
+});
+kernelParity({ backend: plain, test: (name, fn) => S(`${name} (no relaxed SIMD)`, fn) });
+S("without relaxed SIMD: a Winograd convolution and its gradients", async () => {
+  await compare(plain, "winograd, mul then add", (x, w) => T.conv2d(x, w, { padding: 1 }), [[2, 9, 7, 6], [10, 9, 3, 3]], { tol: 1e-4 });
+});
 
 S("large shapes: K past the reduction block, rows past an L2 block, the threaded path", async () => {
   await compare(wb, "mm big", (a, b) => T.mm(a, b), [[131, 600], [600, 70]], { tol: 1e-4 });

@@ -1,8 +1,8 @@
 // What every wasm op runs on: the compiled module (module.ts), one memory (memory.ts) and the
 // thread pool over it (pool.ts), with the helpers the ops share to cut work into tasks. The ops
 // themselves (backend.ts, conv.ts, ...) take a WasmRuntime and know nothing of how it was made.
-import { buildModule, KERNELS, type KernelName, MAX_PAGES, TABLE2_NR } from "./module.ts";
-import type { GemmShape } from "./gemm.ts";
+import { buildModule, hasRelaxedSimd, KERNELS, type KernelName, MAX_PAGES, TABLE2_NR } from "./module.ts";
+import { GEMM_DEFAULT, type GemmShape } from "./gemm.ts";
 import { WasmMemory } from "./memory.ts";
 import { type Job, JobList, Workers, type Task } from "./workers.ts";
 
@@ -44,6 +44,11 @@ export interface WasmOptions {
    * true; false: the direct kernels, for A/B measurements and tests).
    */
   winograd?: boolean;
+  /**
+   * f32x4.relaxed_madd in the product kernels (default: where the engine has relaxed SIMD); false:
+   * a multiply then an add, as engines without relaxed SIMD run them (tests, A/B measurements).
+   */
+  fma?: boolean;
 }
 
 export class WasmRuntime {
@@ -73,7 +78,9 @@ export class WasmRuntime {
     }
     hc ??= 1;
     const threads = canShare ? Math.max(1, opts.threads ?? hc) : 1;
-    const { module, shape } = buildModule(canShare);
+    const relaxed = hasRelaxedSimd(), fma = opts.fma ?? relaxed;
+    if (fma && !relaxed) throw new Error("wasm backend: fma: this engine has no relaxed SIMD (f32x4.relaxed_madd)");
+    const { module, shape } = buildModule(canShare, { ...GEMM_DEFAULT, fma });
     const mem = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: canShare } as WebAssembly.MemoryDescriptor);
     const inst = new WebAssembly.Instance(module, { env: { mem } });
     const pool = await Workers.create(module, mem, [...KERNELS], inst, threads);
