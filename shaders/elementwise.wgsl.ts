@@ -1,7 +1,7 @@
 // Elementwise kernels: unary (with a scalar parameter), broadcasting binary, where, fill.
 import { wgsl } from "wgsl-preprocessor";
 import type { BinaryOp, UnaryOp } from "../src/kernels/ops.ts";
-import { entry, Layout, MAX_RANK, PARAMS } from "./preamble.ts";
+import { entry, Layout, MAX_RANK, nonFinite, PARAMS } from "./preamble.ts";
 
 /** One WGSL expression per op, in x and p; stable forms mirror src/kernels/scalar_ops.ts. */
 export const UNARY_WGSL: Record<UnaryOp, string> = {
@@ -42,9 +42,8 @@ export const BINARY_WGSL: Record<BinaryOp, string> = {
   reluMask: "select(0.0, a, b > 0.0)",
 };
 
-// pow for negative bases with integer exponents, as Math.pow does. Its NaN is made from a runtime
-// value (p's bits and 0): Chrome's WGSL compiler (Tint) rejects a const-expression whose value is
-// NaN ("value nan cannot be represented as 'f32'"), as reduce.wgsl.ts's -inf.
+// pow for negative bases with integer exponents, as Math.pow does; its NaN made at run time from p
+// (preamble.ts nonFinite).
 const POW = /* wgsl */ `
 fn powScalar(x: f32, p: f32) -> f32 {
   if (p == 0.0) { return 1.0; }
@@ -52,7 +51,7 @@ fn powScalar(x: f32, p: f32) -> f32 {
   if (p == 2.0) { return x * x; }
   let m = pow(abs(x), p);
   if (x >= 0.0) { return m; }
-  if (fract(p) != 0.0) { return bitcast<f32>(0x7fc00000u | (bitcast<u32>(p) & 0u)); }
+  if (fract(p) != 0.0) { return ${nonFinite(0x7fc00000, "bitcast<u32>(p)")}; }
   if (fract(p * 0.5) != 0.0) { return -m; }
   return m;
 }`;

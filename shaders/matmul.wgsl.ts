@@ -330,8 +330,9 @@ fn storeB(b: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) { store(b * M *
  * every WG-th k, subgroupAdd reduces a subgroup's partial blocks in registers, the first lane of
  * each subgroup writes its block into workgroup memory at its own index (the other lanes zeros, so
  * nothing assumes how lanes form subgroups), and a tree over the WG slots in a fixed order sums
- * them: the same input gives the same bits run after run (partial blocks placed by an atomic
- * counter were summed in the order the subgroups finished). Lane 0 writes the total. Needs the
+ * them: the same input gives the same bits run after run, wherever the device forms its subgroups
+ * the same way each time (partial blocks placed by an atomic counter were summed in the order the
+ * subgroups finished). Lane 0 writes the total. Needs the
  * adapter's \`subgroups\` feature.
  */
 function subgroupSplitK(): string {

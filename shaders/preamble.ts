@@ -12,6 +12,14 @@ export const MAX_RANK = 8;
 /** An f32 value as the u32 word that carries it in a params buffer (read back with pf). */
 export const f32bits = (v: number): number => new Uint32Array(new Float32Array([v]).buffer)[0];
 
+/**
+ * A float that is not finite (NaN, +-inf) as a WGSL expression: its bits or-ed with a run-time
+ * zero (`u32Expr & 0u`, a u32 the shader computes), since Chrome's WGSL compiler (Tint) refuses a
+ * const-expression whose value is not finite ("value nan cannot be represented as 'f32'"), where
+ * Deno's naga takes it.
+ */
+export const nonFinite = (bits: number, u32Expr: string): string => `bitcast<f32>(0x${bits.toString(16)}u | (${u32Expr} & 0u))`;
+
 /** Params are a u32 array at binding 0; f32 values travel bit-cast. */
 export const PARAMS = /* wgsl */ `
 @group(0) @binding(0) var<storage, read> P: array<u32>;

@@ -1,14 +1,12 @@
 // Reduction of the middle axis of [outer, R, inner].
 import type { ReduceOp } from "../src/kernels/ops.ts";
-import { entry, Layout, PARAMS } from "./preamble.ts";
+import { entry, Layout, nonFinite, PARAMS } from "./preamble.ts";
 
 /** Params: n = outer * inner outputs, each the reduction of R elements inner apart. */
 export const REDUCE = new Layout({ n: 1, R: 1, inner: 1 });
 
-// max starts at -inf. Not as a constant: Chrome's WGSL compiler (Tint) rejects a const-expression
-// whose value is -inf ("value -inf cannot be represented as 'f32'"), so the bits are or-ed with a
-// runtime zero (n & 0u; both shaders declare n first).
-const INIT = { sum: "0.0", max: "bitcast<f32>(0xff800000u | (n & 0u))", sumsq: "0.0" };
+// max starts at -inf, made at run time from n (both shaders declare n first: preamble.ts nonFinite).
+const INIT = { sum: "0.0", max: nonFinite(0xff800000, "n"), sumsq: "0.0" };
 // max propagates NaN like the CPU reference.
 const STEP = { sum: "acc + v", max: "select(acc, v, v > acc || v != v)", sumsq: "fma(v, v, acc)" };
 // Combining two partial results (the workgroup tree): partial sums of squares add.

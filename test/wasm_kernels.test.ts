@@ -7,6 +7,9 @@ import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
 import type { ConvParams } from "../src/kernels/backend.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
+import { kernelFns } from "../src/kernels/wasm/module.ts";
+import { moduleBytes } from "../src/kernels/wasm/emit.ts";
+import { GEMM_DEFAULT } from "../src/kernels/wasm/gemm.ts";
 import { KI, type Task, WasmRuntime } from "../src/kernels/wasm/runtime.ts";
 import { buildModule, KERNELS, MAX_PAGES } from "../src/kernels/wasm/module.ts";
 import { JobList, Workers } from "../src/kernels/wasm/workers.ts";
@@ -33,20 +36,28 @@ S("poisoning catches an element a kernel did not write", () => {
   wb.release(out);
 });
 
+// The product kernels as engines without relaxed SIMD run them (a multiply, then an add: any
+// engine where f32x4.relaxed_madd does not validate), which no engine here would pick.
+const plain = await createWasmBackend({ fma: false });
+S("without relaxed SIMD: the kernels hold no relaxed_madd, and the backend is built so", () => {
+  // f32x4.relaxed_madd is 0xfd 0x85 0x02 (the SIMD prefix, then 0x105 as LEB128)
+  const madds = (fma: boolean) => {
+    const b = moduleBytes(kernelFns({ ...GEMM_DEFAULT, fma }), { initial: 1, maximum: 1, shared: false });
+    let n = 0;
+    for (let i = 0; i + 2 < b.length; i++) if (b[i] === 0xfd && b[i + 1] === 0x85 && b[i + 2] === 0x02) n++;
+    return n;
+  };
+  assert.is(madds(false), 0);
+  assert.ok(madds(true) > 0, "the relaxed form holds relaxed_madd");
+  assert.is(plain.shape.fma, false);
+  assert.ok(!/relaxed/.test(plain.description), plain.description);
+  assert.ok(wb.shape.fma, "this engine has relaxed SIMD: the default backend uses it");
+});
 // Every test of this suite runs on poisoned outputs (tests set nothing back: a test's reset would
 // leave the tests after it unpoisoned).
 S.before(() => { wb.poison = plain.poison = true; });
 S.after(() => { wb.poison = plain.poison = false; });
 kernelParity({ backend: wb, test: (name, fn) => S(name, fn) });
-
-// The product kernels as engines without relaxed SIMD run them (a multiply, then an add: any
-// engine where f32x4.relaxed_madd does not validate), which no engine here would pick.
-const plain = await createWasmBackend({ fma: false });
-S("without relaxed SIMD: the module is built with a multiply and an add", () => {
-  assert.is(plain.shape.fma, false);
-  assert.ok(!/relaxed/.test(plain.description), plain.description);
-  assert.ok(wb.shape.fma, "this engine has relaxed SIMD: the default backend uses it");
-});
 kernelParity({ backend: plain, test: (name, fn) => S(`${name} (no relaxed SIMD)`, fn) });
 S("without relaxed SIMD: a Winograd convolution and its gradients", async () => {
   await compare(plain, "winograd, mul then add", (x, w) => T.conv2d(x, w, { padding: 1 }), [[2, 9, 7, 6], [10, 9, 3, 3]], { tol: 1e-4 });

@@ -16,24 +16,33 @@ async function gzipSize(bytes: Uint8Array): Promise<number> {
   return (await new Response(s).arrayBuffer()).byteLength;
 }
 
+/**
+ * One ES module for browsers from `entry` (a path from the repository root) at `file`, written
+ * atomically: refused where it still imports a node: module the browser lacks.
+ */
+export async function bundle(entry: string, file: string, o: { minify?: boolean } = {}): Promise<void> {
+  const tmp = `${file}.tmp.js`;
+  const r = await new Deno.Command(Deno.execPath(), {
+    // browser_imports.json: deno.json's import map plus browser stand-ins for the node: modules
+    // the library's Deno-only file helpers import at load time.
+    args: ["bundle", "--quiet", "--platform=browser", ...(o.minify ? ["--minify"] : []), "--import-map", `${root}scripts/web/browser_imports.json`, `${root}${entry}`, "-o", tmp],
+    cwd: root, stdout: "piped", stderr: "piped",
+  }).output();
+  if (r.code !== 0) throw new Error(`build: deno bundle ${entry} failed:\n${new TextDecoder().decode(r.stderr)}`);
+  const node = Deno.readTextFileSync(tmp).match(/from\s*"(node:[\w/]+)"/);
+  if (node) {
+    Deno.removeSync(tmp);
+    throw new Error(`build: ${entry} imports ${node[1]}, which browsers do not have (map it in scripts/web/browser_imports.json)`);
+  }
+  Deno.renameSync(tmp, file);
+}
+
 export async function build(out = `${root}dist`): Promise<Built[]> {
   Deno.mkdirSync(out, { recursive: true });
   const built: Built[] = [];
   for (const [entry, name] of [["mod.ts", "fimscope.js"], ["web/app.ts", "web.js"]]) {
-    const file = `${out}/${name}`, tmp = `${file}.tmp.js`;
-    const r = await new Deno.Command(Deno.execPath(), {
-      // browser_imports.json: deno.json's import map plus browser stand-ins for the node: modules
-      // the library's Deno-only file helpers import at load time.
-      args: ["bundle", "--quiet", "--platform=browser", "--minify", "--import-map", `${root}scripts/web/browser_imports.json`, `${root}${entry}`, "-o", tmp],
-      cwd: root, stdout: "piped", stderr: "piped",
-    }).output();
-    if (r.code !== 0) throw new Error(`build: deno bundle ${entry} failed:\n${new TextDecoder().decode(r.stderr)}`);
-    const node = Deno.readTextFileSync(tmp).match(/from\s*"(node:[\w/]+)"/);
-    if (node) {
-      Deno.removeSync(tmp);
-      throw new Error(`build: ${entry} imports ${node[1]}, which browsers do not have (map it in scripts/web/browser_imports.json)`);
-    }
-    Deno.renameSync(tmp, file);
+    const file = `${out}/${name}`;
+    await bundle(entry, file, { minify: true });
     const bytes = Deno.readFileSync(file);
     built.push({ file: file.replace(root, ""), bytes: bytes.length, gzip: await gzipSize(bytes) });
   }

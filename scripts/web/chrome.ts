@@ -42,6 +42,12 @@ export class Chrome {
         this.console.push(`exception: ${m.params.exceptionDetails?.exception?.description ?? m.params.exceptionDetails?.text}`);
       }
     };
+    // chromium gone (crashed, killed): every call still waiting fails, rather than waiting forever
+    ws.onclose = () => {
+      const e = new Error(`chromium's DevTools connection closed; its last stderr: ${stderr.join("").slice(-500)}`);
+      for (const p of this.#pending.values()) p.err(e);
+      this.#pending.clear();
+    };
   }
 
   static async launch(o: ChromeOptions = {}): Promise<Chrome> {
@@ -78,24 +84,29 @@ export class Chrome {
         }
       } catch { /* closed */ }
     })();
-    if (!port) {
-      try { proc.kill(); } catch { /* gone */ }
-      throw new Error(`chromium did not start: ${text.slice(-500)}`);
+    try {
+      if (!port) throw new Error(`chromium did not start: ${text.slice(-500)}`);
+      let target: { webSocketDebuggerUrl: string } | undefined;
+      for (let i = 0; i < 50 && !target; i++) {
+        try {
+          target = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()).find((t: { type: string }) => t.type === "page");
+        } catch { /* not yet */ }
+        if (!target) await new Promise((r) => setTimeout(r, 100));
+      }
+      if (!target) throw new Error("chromium: no page target");
+      const ws = new WebSocket(target.webSocketDebuggerUrl);
+      await new Promise((r, j) => { ws.onopen = r; ws.onerror = () => j(new Error("chromium: the DevTools websocket did not open")); });
+      const c = new Chrome(proc, ws, profile, this_stderr);
+      await c.send("Runtime.enable");
+      await c.send("Page.enable");
+      return c;
+    } catch (e) {
+      // not started after all: nothing is left running or on disk
+      try { proc.kill("SIGKILL"); } catch { /* gone */ }
+      await proc.status;
+      await removeProfile(profile);
+      throw e;
     }
-    let target: { webSocketDebuggerUrl: string } | undefined;
-    for (let i = 0; i < 50 && !target; i++) {
-      try {
-        target = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()).find((t: { type: string }) => t.type === "page");
-      } catch { /* not yet */ }
-      if (!target) await new Promise((r) => setTimeout(r, 100));
-    }
-    if (!target) throw new Error("chromium: no page target");
-    const ws = new WebSocket(target.webSocketDebuggerUrl);
-    await new Promise((r, j) => { ws.onopen = r; ws.onerror = j; });
-    const c = new Chrome(proc, ws, profile, this_stderr);
-    await c.send("Runtime.enable");
-    await c.send("Page.enable");
-    return c;
   }
 
   send<T = Record<string, unknown>>(method: string, params: object = {}): Promise<T> {
@@ -202,15 +213,32 @@ export class Chrome {
   }
 
   async close(): Promise<void> {
+    // asked to close first (its processes end and stop writing the profile), killed if it has not within 2 s
+    await Promise.race([this.send("Browser.close").catch(() => {}), new Promise((r) => setTimeout(r, 2000))]);
     try { this.ws.close(); } catch { /* closed */ }
     try { this.proc.kill("SIGKILL"); } catch { /* gone */ }
     await this.proc.status;
-    // Killed, Chromium leaves the folder of its singleton socket (/tmp/org.chromium.Chromium.*),
-    // which the profile links to: remove it too.
+    await removeProfile(this.profile);
+  }
+}
+
+/**
+ * Removes a chromium profile folder, and the folder of its singleton socket
+ * (/tmp/org.chromium.Chromium.*, which the profile links to and a killed chromium leaves); a few
+ * tries, as chromium's last child processes may still be writing into it.
+ */
+async function removeProfile(profile: string): Promise<void> {
+  try {
+    const socketDir = Deno.readLinkSync(`${profile}/SingletonSocket`).replace(/\/SingletonSocket$/, "");
+    if (/\/org\.chromium\.Chromium\.\w+$/.test(socketDir)) Deno.removeSync(socketDir, { recursive: true });
+  } catch { /* no socket link */ }
+  for (let i = 0; i < 5; i++) {
     try {
-      const socketDir = Deno.readLinkSync(`${this.profile}/SingletonSocket`).replace(/\/SingletonSocket$/, "");
-      if (/\/org\.chromium\.Chromium\.\w+$/.test(socketDir)) Deno.removeSync(socketDir, { recursive: true });
-    } catch { /* no socket link */ }
-    try { Deno.removeSync(this.profile, { recursive: true }); } catch { /* busy */ }
+      Deno.removeSync(profile, { recursive: true });
+      return;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 }
