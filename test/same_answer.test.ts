@@ -13,6 +13,8 @@ import * as T from "../src/autograd/index.ts";
 import { selectBackend } from "../src/kernels/select.ts";
 import { loadModel } from "../src/models/registry.ts";
 import { setFeatures } from "../src/ood/loop.ts";
+import type { Backend } from "../src/kernels/backend.ts";
+import { gpuTest, webgpu } from "./helpers.ts";
 
 const S = suite("same input, same answer");
 
@@ -60,8 +62,8 @@ S("score and ood: a PNG folder in two orders under other names gives identical p
   }
 });
 
-S("every model that draws (VAE: a latent sample; diffusion: t's noise ε), and the Glow: an image's features are the same bit for bit in another order, another batch and beside other images (wasm)", async () => {
-  const backend = await selectBackend("wasm", { makeDefault: false, onNotice: () => {} });
+/** An image's features and NLL on `backend` the same bit for bit in another order, another batch and beside other images. */
+async function sameAcrossBatches(backend: Backend): Promise<void> {
   const mnist = loadDataset("mnist", "test");
   const idx = [3, 14, 15, 92, 65, 35, 8, 27];
   const a = subset(mnist, idx, "a"), b = subset(mnist, [...idx].reverse(), "b"), c = subset(mnist, [500, 501, 14, 502], "c"); // 14 again, among others
@@ -79,6 +81,14 @@ S("every model that draws (VAE: a latent sample; diffusion: t's noise ε), and t
     const f7 = await setFeatures(m, o, a, { groupSize: 1, batch: 3, seed: 7 });
     if (!path.includes("glow")) assert.ok(f7.logf.some((r, i) => r.some((v, l) => v !== fa.logf[i][l])), `${path}: seed 7 differs`);
   }
+}
+
+S("every model that draws (VAE: a latent sample; diffusion: t's noise ε), and the Glow: an image's features are the same bit for bit in another order, another batch and beside other images (wasm)", async () => {
+  await sameAcrossBatches(await selectBackend("wasm", { makeDefault: false, onNotice: () => {} }));
 });
+
+// the same on WebGPU, the backend a real GPU runs (its kernels sum in orders of their own)
+const gpu = await webgpu();
+gpuTest(S, gpu)("the same for every model on WebGPU", async (g) => await sameAcrossBatches(g));
 
 S.run();
