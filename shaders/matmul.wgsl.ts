@@ -335,10 +335,9 @@ fn storeB(b: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) { store(b * M *
  * subgroups finished). Lane 0 writes the total. Needs the
  * adapter's \`subgroups\` feature.
  */
-function subgroupSplitK(): string {
+function subgroupSplitK(header: string): string {
   if (WG & (WG - 1)) throw new Error(`subgroup matmul: its tree needs a power-of-two workgroup (WG = ${WG})`);
-  return `enable subgroups;
-${IO}
+  return `${header}${IO}
 ${STORE}
 var<workgroup> part: array<vec4<f32>, ${4 * WG}>;
 @compute @workgroup_size(${WG})
@@ -390,11 +389,15 @@ export function rowsDims(v: MatmulVariant): [number, number] | null {
   return m ? [+m[1], +m[2]] : null;
 }
 
-/** The shader of a variant; the shared variants also by whether A and B are read as vec4s (the driver decides). */
-export function matmulShader(v: MatmulVariant, vecA = false, vecB = false): string {
+/**
+ * The shader of a variant; the shared variants also by whether A and B are read as vec4s (the
+ * driver decides); the subgroup one begins with `subgroupHeader`, the line the device's WGSL
+ * compiler wants before subgroup builtins (`enable subgroups;`, or nothing for naga: device.ts).
+ */
+export function matmulShader(v: MatmulVariant, vecA = false, vecB = false, subgroupHeader = "enable subgroups;\n"): string {
   const sd = sharedDims(v);
   if (sd) return sharedMatmul(sd[0], sd[1], vecA, vecB);
-  if (v === "subgroup") return subgroupSplitK();
+  if (v === "subgroup") return subgroupSplitK(subgroupHeader);
   const rd = rowsDims(v);
   if (rd) return rowsUniform(rd[0], rd[1]);
   const bd = blockDims(v);

@@ -28,7 +28,7 @@ async function runPage(): Promise<ParityPage> {
     const js = Deno.readFileSync(`${dir}/parity.js`);
     // an error before the page's own try (a module that fails to load) ends the run at once, with its message
     const page = `<!doctype html><html><head><title>running</title><script>
-      const fail = (m) => { window.parity = { adapter: "", subgroups: false, subgroupSizes: null, cases: [], error: String(m) }; document.title = "done"; };
+      const fail = (m) => { window.parity = { adapter: "", subgroups: false, subgroupHeader: null, subgroupSizes: null, cases: [], error: String(m) }; document.title = "done"; };
       addEventListener("error", (e) => fail(e.message));
       addEventListener("unhandledrejection", (e) => fail(e.reason && e.reason.stack || e.reason));
     </script></head><body><script type="module" src="/parity.js"></script></body></html>`;
@@ -69,6 +69,11 @@ if (chromiumPath() === null) {
     const subgroupCases = page.subgroups ? SUBGROUP_VARIANTS.map((v) => `matmul variant ${v}: transposes, batch broadcast, odd sizes`) : [];
     assert.equal(page.cases.map((c) => c.name).sort(), [...expected, ...subgroupCases].sort());
   });
+  if (page.subgroups) {
+    S("chrome's compiler (Tint) takes the subgroup shaders with `enable subgroups;`, as the WGSL spec asks", () => {
+      assert.is(page.subgroupHeader, "enable subgroups;\n");
+    });
+  }
   for (const c of page.cases) {
     S(`${c.name} (in chromium)`, () => {
       assert.is(c.error, null, c.error ?? "");

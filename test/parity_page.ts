@@ -22,6 +22,8 @@ export interface ParityCase {
 export interface ParityPage {
   adapter: string;
   subgroups: boolean;
+  /** The first line the backend gives its subgroup shaders on this device (src/kernels/webgpu/device.ts). */
+  subgroupHeader: string | null;
   subgroupSizes: [number, number] | null;
   cases: ParityCase[];
   error?: string;
@@ -33,7 +35,7 @@ async function run(): Promise<ParityPage> {
   // deno-lint-ignore no-explicit-any
   const info = (gpu.rt.device as any).adapterInfo ?? {};
   const page: ParityPage = {
-    adapter: gpu.description, subgroups: feats.has("subgroups"),
+    adapter: gpu.description, subgroups: feats.has("subgroups"), subgroupHeader: gpu.rt.subgroupHeader,
     subgroupSizes: typeof info.subgroupMinSize === "number" ? [info.subgroupMinSize, info.subgroupMaxSize] : null, cases: [],
   };
   const tests: [string, () => Promise<void>][] = [];
@@ -61,6 +63,6 @@ const w = globalThis as unknown as { parity?: ParityPage };
 try {
   w.parity = await run();
 } catch (e) {
-  w.parity = { adapter: "", subgroups: false, subgroupSizes: null, cases: [], error: String((e as Error).stack ?? e) };
+  w.parity = { adapter: "", subgroups: false, subgroupHeader: null, subgroupSizes: null, cases: [], error: String((e as Error).stack ?? e) };
 }
 document.title = "done";

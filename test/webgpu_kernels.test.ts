@@ -4,7 +4,8 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import * as T from "../src/autograd/index.ts";
-import { SUBGROUP_VARIANTS } from "../shaders/matmul.wgsl.ts";
+import { matmulShader, SUBGROUP_VARIANTS } from "../shaders/matmul.wgsl.ts";
+import { probeSubgroupHeader } from "../src/kernels/webgpu/device.ts";
 import { PROFILE_BATCH } from "../src/kernels/webgpu/profiler.ts";
 import { gpuTest, webgpu } from "./helpers.ts";
 import { subgroupVariants, webgpuParity } from "./webgpu_parity.ts";
@@ -46,6 +47,26 @@ G("the profiler counts every dispatch by kernel, over more than one query batch"
   // Stopped: nothing more is timed.
   T.tidy(() => void T.exp(T.ones([3], { backend: gpu })));
   assert.equal(await gpu.rt.stopProfile(), []);
+});
+
+S("the subgroup shaders' first line: `enable subgroups;` where the compiler takes it, none where it refuses it (naga), no subgroup kernels where neither compiles", async () => {
+  // a device whose compiler refuses what `refuses` matches, seen through its validation error scope
+  const device = (features: string[], refuses: RegExp) => {
+    let last = "";
+    return {
+      features: new Set(features) as unknown as GPUSupportedFeatures,
+      pushErrorScope: () => undefined,
+      createShaderModule: (d: GPUShaderModuleDescriptor) => { last = d.code; return {} as GPUShaderModule; },
+      popErrorScope: () => Promise.resolve(refuses.test(last) ? { message: "refused" } as GPUError : null),
+    };
+  };
+  assert.is(await probeSubgroupHeader(device(["subgroups"], /^$/)), "enable subgroups;\n");
+  assert.is(await probeSubgroupHeader(device(["subgroups"], /enable subgroups/)), "");
+  assert.is(await probeSubgroupHeader(device(["subgroups"], /subgroupAdd/)), null);
+  assert.is(await probeSubgroupHeader(device([], /^$/)), null);
+  // and the kernel takes the device's first line
+  assert.ok(!matmulShader("subgroup", false, false, "").includes("enable subgroups"));
+  assert.ok(matmulShader("subgroup", false, false, "enable subgroups;\n").startsWith("enable subgroups;\n"));
 });
 
 // The subgroup variants where the device has the feature (not lavapipe under Deno: Chromium's

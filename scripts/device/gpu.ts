@@ -26,9 +26,9 @@ Deno.mkdirSync(a.out, { recursive: true });
 type Status = "passed" | "failed" | "measured" | `${"passed" | "measured"} on a CPU adapter (dry run, not a GPU result)` | `skipped: ${string}`;
 interface Step { name: string; status: Status; seconds: number; detail?: unknown }
 const report: {
-  adapter: string; features: string[]; cpuAdapter: boolean; dryRun: boolean; deno: string; started: string;
+  adapter: string; features: string[]; cpuAdapter: boolean; dryRun: boolean; deno: string; started: string; subgroups: string;
   steps: Step[]; matmul: Record<string, unknown>[]; conv: Record<string, unknown>[]; winners: Record<string, string>;
-} = { adapter: "", features: [], cpuAdapter: false, dryRun: false, deno: Deno.version.deno, started: new Date().toISOString(), steps: [], matmul: [], conv: [], winners: {} };
+} = { adapter: "", features: [], cpuAdapter: false, dryRun: false, deno: Deno.version.deno, started: new Date().toISOString(), subgroups: "", steps: [], matmul: [], conv: [], winners: {} };
 
 // ---- the adapter (named on the first line) ----
 const adapter = await navigator.gpu?.requestAdapter({ powerPreference: "high-performance" }).catch(() => null) ?? null;
@@ -78,7 +78,12 @@ await step("WebGPU kernel parity suite (test/webgpu_kernels.test.ts)", async () 
 // ---- 2. the bench's WebGPU rows over every variant ----
 let gpu: WebGPUBackend | null = null;
 if (!noGpu) gpu = await createWebGPUBackend();
-const subgroups = gpu?.rt.device.features.has("subgroups") ? SUBGROUP_VARIANTS : [];
+const subgroups = gpu && gpu.rt.subgroupHeader !== null ? SUBGROUP_VARIANTS : [];
+// how the device's WGSL compiler took the subgroup builtins (src/kernels/webgpu/device.ts), so a variant left out says why
+report.subgroups = !gpu ? "no adapter" : !gpu.rt.device.features.has("subgroups") ? "no subgroups feature: the subgroup variant is left out"
+  : gpu.rt.subgroupHeader === null ? "a subgroups feature, but neither form of subgroup shader compiles: the subgroup variant is left out"
+  : gpu.rt.subgroupHeader ? "the subgroup variant runs, its shader with `enable subgroups;`" : "the subgroup variant runs, its shader without `enable subgroups;` (naga refuses it)";
+if (gpu) console.log(`subgroups: ${report.subgroups}`);
 const values = (n: number, seed: number) => T.rand(new T.Generator(seed), [n], { backend: gpu!, low: -0.5, high: 0.5 });
 
 /** ms per launch: reps launches back to back, one readback at the end (after two warm-ups). */
@@ -204,7 +209,7 @@ if (noData) {
 
 // ---- the report ----
 const label = (p: string) => p.replace(/^.*\//, "").replace(/\.safetensors$/, "");
-const md: string[] = [`# GPU measurement, ${report.started}`, "", `Adapter: **${report.adapter}**${report.cpuAdapter ? " (a CPU adapter: nothing here is a GPU result)" : ""}; Deno ${report.deno}; ${elapsed().toFixed(0)} s.`, "",
+const md: string[] = [`# GPU measurement, ${report.started}`, "", `Adapter: **${report.adapter}**${report.cpuAdapter ? " (a CPU adapter: nothing here is a GPU result)" : ""}; Deno ${report.deno}; ${elapsed().toFixed(0)} s. Subgroups: ${report.subgroups}.`, "",
   "| step | status | seconds |", "| --- | --- | --- |", ...report.steps.map((s) => `| ${s.name} | ${s.status}${typeof s.detail === "string" ? `: ${s.detail}` : ""} | ${s.seconds} |`)];
 if (report.matmul.length) {
   md.push("", "| matmul n | variant | ms per launch | GFLOP/s |", "| --- | --- | --- | --- |", ...report.matmul.map((r) => `| ${r.n} | ${r.variant}${r.variant === report.winners.matmul ? " (best)" : ""} | ${r.ms} | ${r.gflops} |`));

@@ -93,6 +93,6 @@ export class WebGPUBackend implements Backend<GpuStorage> {
 }
 
 export async function createWebGPUBackend(): Promise<WebGPUBackend> {
-  const { device, description } = await acquireDevice();
-  return new WebGPUBackend(new Runtime(device, description));
+  const { device, description, subgroupHeader } = await acquireDevice();
+  return new WebGPUBackend(new Runtime(device, description, subgroupHeader));
 }

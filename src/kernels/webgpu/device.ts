@@ -31,6 +31,27 @@ async function getGPU(): Promise<GPU | null> {
 export interface AcquiredDevice {
   device: GPUDevice;
   description: string;
+  /**
+   * How this device's WGSL compiler takes the subgroup builtins (subgroupAdd, subgroup_invocation_id):
+   * the line a subgroup shader begins with, `enable subgroups;` (the WGSL spec: Chrome's Tint) or
+   * nothing (Deno 2.9's naga, which refuses that directive); null where the device has no
+   * `subgroups` feature or neither form compiles (the subgroup kernel variants are then unusable).
+   */
+  subgroupHeader: string | null;
+}
+
+/** The first of the subgroup shader headers that compiles on the device (AcquiredDevice.subgroupHeader). */
+export async function probeSubgroupHeader(device: Pick<GPUDevice, "features" | "pushErrorScope" | "popErrorScope" | "createShaderModule">): Promise<string | null> {
+  if (!device.features.has("subgroups")) return null;
+  for (const header of ["enable subgroups;\n", ""]) {
+    device.pushErrorScope("validation");
+    device.createShaderModule({
+      code: `${header}@group(0) @binding(0) var<storage, read_write> o: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(subgroup_invocation_id) l: u32) { o[l] = subgroupAdd(1.0); }`,
+    });
+    if (!(await device.popErrorScope())) return header;
+  }
+  return null;
 }
 
 export async function acquireDevice(): Promise<AcquiredDevice> {
@@ -61,5 +82,5 @@ export async function acquireDevice(): Promise<AcquiredDevice> {
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
   const info = adapter.info ?? {};
   const description = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(" ") || "unknown adapter";
-  return { device, description };
+  return { device, description, subgroupHeader: await probeSubgroupHeader(device) };
 }

@@ -38,14 +38,16 @@ export function matmulStrided(
   // rows, tiled and shared put the batch on the z grid axis (at most MAX_GROUPS_X workgroups per axis); block kernels use a flat grid.
   const zBatch = rowsDims(variant) || sharedDims(variant) || variant === "tiled";
   if ((rowsDims(variant) && !vec4B) || (zBatch && batch > MAX_GROUPS_X)) variant = "block8x8";
-  if (variant === "subgroup" && !rt.device.features.has("subgroups")) throw new Error("matmul variant subgroup: this device has no `subgroups` feature");
+  if (variant === "subgroup" && rt.subgroupHeader === null) {
+    throw new Error(`matmul variant subgroup: ${rt.device.features.has("subgroups") ? "this device's WGSL compiler takes no subgroup shader" : "this device has no `subgroups` feature"}`);
+  }
   const out = rt.alloc(batch * M * N);
   const params = MATMUL.pack({ batch, M, K, N, ...s, aWrap: s.aWrap ?? batch });
   // The shared variants read A (B) as vec4s along k (n) when four consecutive elements are contiguous and aligned everywhere.
   const vecA = !!sharedDims(variant) && s.aK === 1 && K % 4 === 0 && s.aM % 4 === 0 && s.aBatch % 4 === 0;
   const vecB = !!sharedDims(variant) && s.bN === 1 && N % 4 === 0 && s.bK % 4 === 0 && s.bBatch % 4 === 0;
   const key = sharedDims(variant) ? `matmul:${variant}:${+vecA}${+vecB}` : `matmul:${variant}`;
-  const code = () => matmulShader(variant, vecA, vecB);
+  const code = () => matmulShader(variant, vecA, vecB, rt.subgroupHeader ?? "");
   const rd = rowsDims(variant), sd = sharedDims(variant);
   if (rd) rt.dispatch(key, code, params, [a, b], out, [Math.ceil(N / (WG * rd[1])), Math.ceil(M / rd[0]), batch]);
   else if (sd) rt.dispatch(key, code, params, [a, b], out, [Math.ceil(N / (SHARED_LANES * sd[1])), Math.ceil(M / (SHARED_LANES * sd[0])), batch]);

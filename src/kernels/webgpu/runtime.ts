@@ -35,7 +35,11 @@ export class Runtime {
   /** Patch matrices kept by conv forwards for their weight gradients, freed with their inputs. */
   readonly patches: KeptPatches;
 
-  constructor(readonly device: GPUDevice, readonly description: string) {
+  /**
+   * @param subgroupHeader what a subgroup shader begins with on this device (device.ts
+   * AcquiredDevice.subgroupHeader); null: no subgroup kernels here
+   */
+  constructor(readonly device: GPUDevice, readonly description: string, readonly subgroupHeader: string | null = null) {
     this.pool = new BufferPool(device, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
     this.staging = new BufferPool(device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
     this.patches = new KeptPatches((s) => this.pool.release(s.buf));
