@@ -394,10 +394,13 @@ export function rowsDims(v: MatmulVariant): [number, number] | null {
  * driver decides); the subgroup one begins with `subgroupHeader`, the line the device's WGSL
  * compiler wants before subgroup builtins (`enable subgroups;`, or nothing for naga: device.ts).
  */
-export function matmulShader(v: MatmulVariant, vecA = false, vecB = false, subgroupHeader = "enable subgroups;\n"): string {
+export function matmulShader(v: MatmulVariant, vecA = false, vecB = false, subgroupHeader?: string): string {
   const sd = sharedDims(v);
   if (sd) return sharedMatmul(sd[0], sd[1], vecA, vecB);
-  if (v === "subgroup") return subgroupSplitK(subgroupHeader);
+  if (v === "subgroup") {
+    if (subgroupHeader === undefined) throw new Error("matmulShader: the subgroup variant needs the device's subgroup header (src/kernels/webgpu/device.ts)");
+    return subgroupSplitK(subgroupHeader);
+  }
   const rd = rowsDims(v);
   if (rd) return rowsUniform(rd[0], rd[1]);
   const bd = blockDims(v);

@@ -50,29 +50,51 @@ G("the profiler counts every dispatch by kernel, over more than one query batch"
 });
 
 S("the subgroup shaders' first line: `enable subgroups;` where the compiler takes it, none where it refuses it (naga), no subgroup kernels where neither compiles", async () => {
-  // a device whose compiler refuses what `refuses` matches, seen through its validation error scope
-  const device = (features: string[], refuses: RegExp) => {
+  // a device whose compiler refuses what `refuses` matches (at the module, or at the pipeline), seen
+  // through its error scopes, which the probe must push and pop in pairs
+  const device = (features: string[], refuses: RegExp, at: "module" | "pipeline" = "module", filter: GPUErrorFilter = "validation") => {
     let last = "";
-    return {
+    const scopes: GPUErrorFilter[] = [], errors: (GPUError | null)[] = [];
+    const d = {
       features: new Set(features) as unknown as GPUSupportedFeatures,
-      pushErrorScope: () => undefined,
-      createShaderModule: (d: GPUShaderModuleDescriptor) => { last = d.code; return {} as GPUShaderModule; },
-      popErrorScope: () => Promise.resolve(refuses.test(last) ? { message: "refused" } as GPUError : null),
+      pushErrorScope: (f: GPUErrorFilter): undefined => { scopes.push(f); errors.push(null); },
+      createShaderModule: (m: GPUShaderModuleDescriptor) => {
+        last = m.code;
+        if (at === "module" && refuses.test(last)) errors[scopes.lastIndexOf("validation")] = { message: "refused" } as GPUError;
+        return {} as GPUShaderModule;
+      },
+      createComputePipeline: () => {
+        if (at === "pipeline" && refuses.test(last)) errors[scopes.lastIndexOf(filter)] = { message: "refused" } as GPUError;
+        return {} as GPUComputePipeline;
+      },
+      popErrorScope: () => { scopes.pop(); return Promise.resolve(errors.pop() ?? null); },
+      open: () => scopes.length,
     };
+    return d;
   };
-  assert.is(await probeSubgroupHeader(device(["subgroups"], /^$/)), "enable subgroups;\n");
-  assert.is(await probeSubgroupHeader(device(["subgroups"], /enable subgroups/)), "");
-  assert.is(await probeSubgroupHeader(device(["subgroups"], /subgroupAdd/)), null);
+  for (const at of ["module", "pipeline"] as const) {
+    const tint = device(["subgroups"], /^$/, at), naga = device(["subgroups"], /enable subgroups/, at), neither = device(["subgroups"], /subgroupAdd/, at);
+    assert.is(await probeSubgroupHeader(tint), "enable subgroups;\n");
+    assert.is(await probeSubgroupHeader(naga), "");
+    assert.is(await probeSubgroupHeader(neither), null);
+    assert.equal([tint.open(), naga.open(), neither.open()], [0, 0, 0], "every scope popped");
+  }
+  // a driver's failure reported as an internal error at the pipeline
+  assert.is(await probeSubgroupHeader(device(["subgroups"], /enable subgroups/, "pipeline", "internal")), "");
   assert.is(await probeSubgroupHeader(device([], /^$/)), null);
-  // and the kernel takes the device's first line
+  // the kernel takes the device's first line, and none without one
   assert.ok(!matmulShader("subgroup", false, false, "").includes("enable subgroups"));
   assert.ok(matmulShader("subgroup", false, false, "enable subgroups;\n").startsWith("enable subgroups;\n"));
+  assert.throws(() => matmulShader("subgroup"), /subgroup header/);
 });
 
 // The subgroup variants where the device has the feature (not lavapipe under Deno: Chromium's
 // SwiftShader has it, and test/browser_kernels.test.ts runs every case there too); where it has
 // not, a notice says so (a skipped test would fail CI's FIMSCOPE_REQUIRE_WEBGPU=1 run on lavapipe).
-if (gpu && !subgroupVariants(gpu).length) console.warn(`notice: matmul variants ${SUBGROUP_VARIANTS.join(", ")} not checked here: no subgroups feature on ${gpu.description} (test/browser_kernels.test.ts checks them in chromium)`);
+if (gpu && !subgroupVariants(gpu).length) {
+  const why = gpu.rt.device.features.has("subgroups") ? "its WGSL compiler takes no subgroup shader" : "no subgroups feature";
+  console.warn(`notice: matmul variants ${SUBGROUP_VARIANTS.join(", ")} not checked here: ${why} on ${gpu.description} (test/browser_kernels.test.ts checks them in chromium)`);
+}
 
 // The shared cases (test/kernel_parity.ts) over every kernel variant.
 webgpuParity(gpu, (name, fn) => G(name, fn));

@@ -1,5 +1,6 @@
 // Getting a GPUDevice: Deno and browsers have navigator.gpu; Node uses the `webgpu` package (Dawn).
 /// <reference types="@webgpu/types" />
+import { matmulShader } from "../../../shaders/matmul.wgsl.ts";
 
 const WANTED_LIMITS = [
   "maxStorageBufferBindingSize", "maxBufferSize", "maxComputeWorkgroupStorageSize",
@@ -40,16 +41,31 @@ export interface AcquiredDevice {
   subgroupHeader: string | null;
 }
 
-/** The first of the subgroup shader headers that compiles on the device (AcquiredDevice.subgroupHeader). */
-export async function probeSubgroupHeader(device: Pick<GPUDevice, "features" | "pushErrorScope" | "popErrorScope" | "createShaderModule">): Promise<string | null> {
+/**
+ * The first of the subgroup shader headers with which the subgroup kernel itself (the matmul
+ * variant `subgroup`) compiles into a pipeline on the device (AcquiredDevice.subgroupHeader): its
+ * module and its pipeline made inside validation and internal error scopes, so an error from
+ * either stage (naga parses at the module, drivers compile at the pipeline) is caught here and
+ * never reaches the runtime's uncaptured errors.
+ */
+export async function probeSubgroupHeader(
+  device: Pick<GPUDevice, "features" | "pushErrorScope" | "popErrorScope" | "createShaderModule" | "createComputePipeline">,
+): Promise<string | null> {
   if (!device.features.has("subgroups")) return null;
   for (const header of ["enable subgroups;\n", ""]) {
     device.pushErrorScope("validation");
-    device.createShaderModule({
-      code: `${header}@group(0) @binding(0) var<storage, read_write> o: array<f32>;
-@compute @workgroup_size(64) fn main(@builtin(subgroup_invocation_id) l: u32) { o[l] = subgroupAdd(1.0); }`,
-    });
-    if (!(await device.popErrorScope())) return header;
+    device.pushErrorScope("internal");
+    let thrown = false;
+    try {
+      const module = device.createShaderModule({ code: matmulShader("subgroup", false, false, header) });
+      device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
+    } catch {
+      thrown = true;
+    } finally {
+      // both scopes popped whatever happened: an open scope would swallow every later error
+      const internal = await device.popErrorScope(), validation = await device.popErrorScope();
+      if (!thrown && !internal && !validation) return header;
+    }
   }
   return null;
 }

@@ -47,7 +47,7 @@ export function matmulStrided(
   const vecA = !!sharedDims(variant) && s.aK === 1 && K % 4 === 0 && s.aM % 4 === 0 && s.aBatch % 4 === 0;
   const vecB = !!sharedDims(variant) && s.bN === 1 && N % 4 === 0 && s.bK % 4 === 0 && s.bBatch % 4 === 0;
   const key = sharedDims(variant) ? `matmul:${variant}:${+vecA}${+vecB}` : `matmul:${variant}`;
-  const code = () => matmulShader(variant, vecA, vecB, rt.subgroupHeader ?? "");
+  const code = () => matmulShader(variant, vecA, vecB, rt.subgroupHeader ?? undefined);
   const rd = rowsDims(variant), sd = sharedDims(variant);
   if (rd) rt.dispatch(key, code, params, [a, b], out, [Math.ceil(N / (WG * rd[1])), Math.ceil(M / rd[0]), batch]);
   else if (sd) rt.dispatch(key, code, params, [a, b], out, [Math.ceil(N / (SHARED_LANES * sd[1])), Math.ceil(M / (SHARED_LANES * sd[0])), batch]);
