@@ -61,11 +61,10 @@ export async function probeSubgroupHeader(
       device.createComputePipeline({ layout: "auto", compute: { module, entryPoint: "main" } });
     } catch {
       thrown = true;
-    } finally {
-      // both scopes popped whatever happened: an open scope would swallow every later error
-      const internal = await device.popErrorScope(), validation = await device.popErrorScope();
-      if (!thrown && !internal && !validation) return header;
     }
+    // both scopes popped whatever happened: an open scope would swallow every later error
+    const internal = await device.popErrorScope(), validation = await device.popErrorScope();
+    if (!thrown && !internal && !validation) return header;
   }
   return null;
 }
