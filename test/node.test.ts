@@ -8,20 +8,13 @@
 // (visibly) without node, or without chromium's SwiftShader driver for the WebGPU run.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
+import { pathExists } from "../src/data/files.ts";
 
 const S = suite("the engine under node");
 const SWIFTSHADER = "/usr/lib/chromium/vk_swiftshader_icd.json";
 const has = (cmd: string[]) => {
   try {
     return new Deno.Command(cmd[0], { args: cmd.slice(1), stdout: "null", stderr: "null" }).outputSync().success;
-  } catch {
-    return false;
-  }
-};
-const exists = (p: string) => {
-  try {
-    Deno.statSync(p);
-    return true;
   } catch {
     return false;
   }
@@ -37,7 +30,7 @@ async function check(args: string[]): Promise<{ code: number; result: Record<str
 
 const node = has(["node", "--version"]);
 for (const [name, args, needs] of [
-  ["WebGPU through Dawn (the webgpu package) on SwiftShader's Vulkan driver", ["--swiftshader"], exists(SWIFTSHADER) ? null : `no ${SWIFTSHADER} (apt-get install -y chromium)`],
+  ["WebGPU through Dawn (the webgpu package) on SwiftShader's Vulkan driver", ["--swiftshader"], pathExists(SWIFTSHADER) ? null : `no ${SWIFTSHADER} (apt-get install -y chromium)`],
   ["the wasm backend on node:worker_threads", ["--wasm"], null],
 ] as [string, string[], string | null][]) {
   const why = !node ? "no node" : needs;

@@ -27,7 +27,6 @@ export function readBytes(path: string, what: string): Uint8Array {
   }
 }
 
-/** Natural name order (img2 before img10), the order every folder of images is read in. */
 /** Whether a path exists (links followed: a dangling link does not). */
 export function pathExists(p: string): boolean {
   try {
@@ -38,6 +37,7 @@ export function pathExists(p: string): boolean {
   }
 }
 
+/** Natural name order (img2 before img10), the order every folder of images is read in. */
 export const byName = (a: string, b: string) => a.localeCompare(b, "en", { numeric: true });
 
 /**
