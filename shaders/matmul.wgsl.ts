@@ -332,8 +332,7 @@ fn storeB(b: u32, m: u32, n0: u32, M: u32, N: u32, v: vec4<f32>) { store(b * M *
  * nothing assumes how lanes form subgroups), and a tree over the WG slots in a fixed order sums
  * them: the same input gives the same bits run after run, wherever the device forms its subgroups
  * the same way each time (partial blocks placed by an atomic counter were summed in the order the
- * subgroups finished). Lane 0 writes the total. Needs the
- * adapter's \`subgroups\` feature.
+ * subgroups finished). Lane 0 writes the total. Needs the adapter's \`subgroups\` feature.
  */
 function subgroupSplitK(header: string): string {
   if (WG & (WG - 1)) throw new Error(`subgroup matmul: its tree needs a power-of-two workgroup (WG = ${WG})`);

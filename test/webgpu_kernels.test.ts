@@ -92,8 +92,7 @@ S("the subgroup shaders' first line: `enable subgroups;` where the compiler take
 // SwiftShader has it, and test/browser_kernels.test.ts runs every case there too); where it has
 // not, a notice says so (a skipped test would fail CI's FIMSCOPE_REQUIRE_WEBGPU=1 run on lavapipe).
 if (gpu && !subgroupVariants(gpu).length) {
-  const why = gpu.rt.device.features.has("subgroups") ? "its WGSL compiler takes no subgroup shader" : "no subgroups feature";
-  console.warn(`notice: matmul variants ${SUBGROUP_VARIANTS.join(", ")} not checked here: ${why} on ${gpu.description} (test/browser_kernels.test.ts checks them in chromium)`);
+  console.warn(`notice: matmul variants ${SUBGROUP_VARIANTS.join(", ")} not checked here: ${gpu.rt.subgroupsOff} (${gpu.description}; test/browser_kernels.test.ts checks them in chromium)`);
 }
 
 // The shared cases (test/kernel_parity.ts) over every kernel variant.

@@ -12,7 +12,7 @@ import type { WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 
 /** The subgroup variants the device can run (none without its `subgroups` feature, or where its compiler takes no subgroup shader). */
 export function subgroupVariants(gpu: WebGPUBackend | null): typeof SUBGROUP_VARIANTS {
-  return gpu && gpu.rt.subgroupHeader !== null ? SUBGROUP_VARIANTS : [];
+  return gpu && !gpu.rt.subgroupsOff ? SUBGROUP_VARIANTS : [];
 }
 
 /** Registers every case, over every variant, with `test` (which skips them where gpu is null: no adapter). */

@@ -78,10 +78,9 @@ await step("WebGPU kernel parity suite (test/webgpu_kernels.test.ts)", async () 
 // ---- 2. the bench's WebGPU rows over every variant ----
 let gpu: WebGPUBackend | null = null;
 if (!noGpu) gpu = await createWebGPUBackend();
-const subgroups = gpu && gpu.rt.subgroupHeader !== null ? SUBGROUP_VARIANTS : [];
+const subgroups = gpu && !gpu.rt.subgroupsOff ? SUBGROUP_VARIANTS : [];
 // how the device's WGSL compiler took the subgroup builtins (src/kernels/webgpu/device.ts), so a variant left out says why
-report.subgroups = !gpu ? "no adapter" : !gpu.rt.device.features.has("subgroups") ? "no subgroups feature: the subgroup variant is left out"
-  : gpu.rt.subgroupHeader === null ? "a subgroups feature, but neither form of subgroup shader compiles: the subgroup variant is left out"
+report.subgroups = !gpu ? "no adapter" : gpu.rt.subgroupsOff ? `${gpu.rt.subgroupsOff}: the subgroup variant is left out`
   : gpu.rt.subgroupHeader ? "the subgroup variant runs, its shader with `enable subgroups;`" : "the subgroup variant runs, its shader without `enable subgroups;` (naga refuses it)";
 if (gpu) console.log(`subgroups: ${report.subgroups}`);
 const values = (n: number, seed: number) => T.rand(new T.Generator(seed), [n], { backend: gpu!, low: -0.5, high: 0.5 });

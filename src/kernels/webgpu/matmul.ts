@@ -38,9 +38,7 @@ export function matmulStrided(
   // rows, tiled and shared put the batch on the z grid axis (at most MAX_GROUPS_X workgroups per axis); block kernels use a flat grid.
   const zBatch = rowsDims(variant) || sharedDims(variant) || variant === "tiled";
   if ((rowsDims(variant) && !vec4B) || (zBatch && batch > MAX_GROUPS_X)) variant = "block8x8";
-  if (variant === "subgroup" && rt.subgroupHeader === null) {
-    throw new Error(`matmul variant subgroup: ${rt.device.features.has("subgroups") ? "this device's WGSL compiler takes no subgroup shader" : "this device has no `subgroups` feature"}`);
-  }
+  if (variant === "subgroup" && rt.subgroupsOff) throw new Error(`matmul variant subgroup: ${rt.subgroupsOff}`);
   const out = rt.alloc(batch * M * N);
   const params = MATMUL.pack({ batch, M, K, N, ...s, aWrap: s.aWrap ?? batch });
   // The shared variants read A (B) as vec4s along k (n) when four consecutive elements are contiguous and aligned everywhere.

@@ -48,6 +48,12 @@ export class Runtime {
     });
   }
 
+  /** Why the subgroup kernel variants cannot run on this device, or null where they can. */
+  get subgroupsOff(): string | null {
+    if (this.subgroupHeader !== null) return null;
+    return this.device.features.has("subgroups") ? "this device's WGSL compiler takes no subgroup shader" : "this device has no `subgroups` feature";
+  }
+
   /** Throws the first WebGPU validation error seen since the last check. */
   checkErrors(where: string): void {
     if (this.#error) {
