@@ -15,9 +15,11 @@ export function subgroupVariants(gpu: WebGPUBackend | null): typeof SUBGROUP_VAR
   return gpu && !gpu.rt.subgroupsOff ? SUBGROUP_VARIANTS : [];
 }
 
-/** Registers every case, over every variant, with `test` (which skips them where gpu is null: no adapter). */
-export function webgpuParity(gpu: WebGPUBackend | null, test: (name: string, fn: () => Promise<void>) => void): void {
-  const subgroups = subgroupVariants(gpu);
+/**
+ * Registers every case, over every variant, with `test` (which skips them where gpu is null: no
+ * adapter); the subgroup variants are the device's unless given.
+ */
+export function webgpuParity(gpu: WebGPUBackend | null, test: (name: string, fn: () => Promise<void>) => void, subgroups = subgroupVariants(gpu)): void {
   kernelParity({
     backend: gpu!,
     test,
