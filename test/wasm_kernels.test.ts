@@ -13,7 +13,7 @@ import { GEMM_DEFAULT } from "../src/kernels/wasm/gemm.ts";
 import { KI, type Task, WasmRuntime } from "../src/kernels/wasm/runtime.ts";
 import { buildModule, KERNELS, MAX_PAGES } from "../src/kernels/wasm/module.ts";
 import { JobList, Workers } from "../src/kernels/wasm/workers.ts";
-import { conv2dWeightGrad } from "../src/kernels/wasm/conv.ts";
+import { conv2d, conv2dBias, conv2dInputGrad, conv2dInputGradTimes, conv2dWeightGrad } from "../src/kernels/wasm/conv.ts";
 import { winogradFits } from "../src/kernels/wasm/conv_winograd.ts";
 import { Glow } from "../src/models/glow.ts";
 import { Diffusion, diffusionConfig } from "../src/models/diffusion.ts";
@@ -217,6 +217,87 @@ S("narrow products take their own kernels (2x16: forward with 1-2 output channel
     }
   } finally {
     one.poison = was;
+  }
+});
+
+S("1x1 convolutions store their products straight into the output with the epilogue (gemm_ptd_<ep>, gemm_pt4d_<ep>: none, a bias, a bias and ReLU, ReLU's derivative), where the reduction is one block and the rows take a 4- or 6-row block; on odd, size-1, lane-tail, grouped, one-image and threaded shapes they equal the reference (poisoned outputs)", async () => {
+  const rt = await WasmRuntime.create({ threads: 2 });
+  const pool = rt.pool as unknown as { runList: (L: JobList, par?: boolean) => void };
+  const runList = pool.runList.bind(pool);
+  /** The kernel names an op dispatched. */
+  const kernels = (f: () => unknown) => {
+    const seen = new Set<string>();
+    pool.runList = (L, par) => {
+      for (let i = 0; i < L.tasks; i++) seen.add(KERNELS[L.kernelOf(i)]);
+      runList(L, par);
+    };
+    try {
+      f();
+    } finally {
+      delete (pool as { runList?: unknown }).runList;
+    }
+    return seen;
+  };
+  const P = (N: number, Cin: number, H: number, W: number, Cout: number, k = 1): ConvParams => ({ N, Cin, H, W, Cout, KH: k, KW: k, stride: 1, pad: k >> 1, groups: 1, OH: H, OW: W });
+  const ones = (n: number) => new Float32Array(n).fill(0.5);
+  const run = (p: ConvParams, what: "fwd" | "none" | "relu" | "silu" | "dx" | "drelu" | "dsilu") => kernels(() => {
+    const x = ones(p.N * p.Cin * p.H * p.W), w = ones(p.Cout * p.Cin * p.KH * p.KW), gy = ones(p.N * p.Cout * p.OH * p.OW), b = ones(p.Cout);
+    if (what === "fwd") return conv2d(rt, x, w, p);
+    if (what === "none" || what === "relu" || what === "silu") return conv2dBias(rt, x, w, b, p, what);
+    if (what === "dx") return conv2dInputGrad(rt, gy, w, p);
+    return conv2dInputGradTimes(rt, gy, w, p, what === "drelu" ? "relu" : "silu", x);
+  });
+  try {
+    const direct = (p: ConvParams, what: Parameters<typeof run>[1], kernel: string) => {
+      const k = run(p, what);
+      // no product into result blocks, no copy out (an input gradient's copy3d flips its filters)
+      const blocks = ["gemm_pt", "gemm_pt4", "gemm_pt2"].some((n) => k.has(n)), copyOut = (what === "fwd" && k.has("copy3d")) || [...k].some((n) => /^e[pd]_/.test(n));
+      assert.ok(k.has(kernel) && !blocks && !copyOut, `${JSON.stringify(p)} ${what}: ${[...k]}`);
+    };
+    direct(P(4, 32, 14, 14, 32), "fwd", "gemm_ptd_none");
+    direct(P(4, 32, 14, 14, 32), "none", "gemm_ptd_bias");
+    direct(P(4, 32, 14, 14, 32), "relu", "gemm_ptd_relu");
+    direct(P(3, 32, 7, 7, 8), "relu", "gemm_pt4d_relu");
+    direct(P(3, 8, 7, 7, 32), "dx", "gemm_pt4d_none"); // the input gradient's rows are the 8 input channels
+    direct(P(3, 32, 7, 7, 8), "drelu", "gemm_ptd_drelu");
+    direct(P(1, 4, 1, 1, 4), "drelu", "gemm_pt4d_drelu");
+    // the copy out where the kernel cannot apply the epilogue, the reduction is longer than a block, the rows take the 2-row block, or the rows are not the output's
+    const copied = (p: ConvParams, what: Parameters<typeof run>[1], why: string) => {
+      const k = run(p, what);
+      assert.ok(![...k].some((n) => /^gemm_pt4?d_/.test(n)) && [...k].some((n) => /^gemm_pt[42]?$/.test(n)) && [...k].some((n) => n === "copy3d" || /^e[pd]_/.test(n)), `${why}: ${[...k]}`);
+    };
+    copied(P(2, 8, 5, 5, 8), "silu", "SiLU's two results");
+    copied(P(2, 8, 5, 5, 8), "dsilu", "SiLU's derivative");
+    copied(P(2, 300, 3, 3, 8), "relu", "K = 300 > KC");
+    copied(P(2, 8, 5, 5, 2), "relu", "2 rows");
+    copied(P(2, 4, 5, 5, 4, 3), "relu", "3x3: rows of W + 1 columns");
+  } finally {
+    rt.pool.close();
+  }
+  const cases: [number[], number, number][] = [ // x shape, Cout, groups
+    [[3, 5, 7, 7], 7, 1], // 49 positions (a tail of one lane), 7 rows (a 6-row block and one row)
+    [[1, 3, 1, 1], 4, 1], // one image of one position: its columns split over the threads
+    [[2, 6, 3, 5], 6, 2], // grouped: 3 rows per group (4-row block), the bias by group, 15 positions
+    [[17, 6, 4, 6], 12, 1], // 17 images, jobs of several; whole panels
+    [[4, 32, 14, 14], 32, 1], // the Glow's coupling conv2: 196 positions (a tail of one vector)
+    [[2, 300, 3, 3], 9, 1], // a reduction past the block: the copy out
+  ];
+  const was = [wb.poison, one.poison];
+  wb.poison = one.poison = true;
+  try {
+    for (const [sx, Cout, groups] of cases) {
+      const sw = [Cout, sx[1] / groups, 1, 1], s2 = [5, Cout, 1, 1], tag = JSON.stringify([sx, Cout, groups]);
+      for (const be of [wb, one]) {
+        await compare(be, `1x1 ${tag}`, (x, w) => T.conv2d(x, w, { groups }), [sx, sw], { tol: 1e-4 });
+        for (const act of ["none", "relu"] as const) {
+          await compare(be, `1x1 bias ${act} ${tag}`, (x, w, b) => T.conv2dBias(x, w, b, { groups, act }), [sx, sw, [Cout]], { tol: 1e-4 });
+        }
+        // ReLU's output into a 1x1 convolution alone: its input gradient times the derivative
+        await compare(be, `1x1 relu into 1x1 ${tag}`, (x, w, b, w2) => T.conv2d(T.conv2dBias(x, w, b, { groups, act: "relu" }), w2), [sx, sw, [Cout], s2], { tol: 1e-4 });
+      }
+    }
+  } finally {
+    [wb.poison, one.poison] = was;
   }
 });
 

@@ -7,6 +7,7 @@
 // phases) is read in place, one byte offset per (channel, ky, kx). A loop over images runs inside,
 // summing into C (the weight gradient's sum over the batch).
 import { F32, Fn, I32, op, simd, V128 } from "./emit.ts";
+import { unaryVec } from "./elementwise.ts";
 
 export interface GemmShape {
   MR: number;
@@ -25,15 +26,34 @@ export type Operand = "packed" | "table";
 export const GEMM_ARGS = ["a", "atab", "b", "btab", "c", "ldc", "K", "i0", "i1", "j0", "j1", "accum", "nImg", "aImg", "bImg"] as const;
 
 /**
+ * What a direct product (packed A, B by table: a 1x1 convolution's forward or input gradient,
+ * whose result rows are the output's rows) applies as it stores its tiles into the output itself,
+ * each value the copy out's (copy.ts ep_<act>, ed_relu) bit for bit: "none" the plain product,
+ * "bias" plus the row's bias, "relu" relu of that, "drelu" the product where z > 0, else 0.
+ */
+export const DIRECT_EPS = ["none", "bias", "relu", "drelu"] as const;
+export type DirectEp = typeof DIRECT_EPS[number];
+/**
+ * A direct product's arguments (gemmFn with `direct`): as GEMM_ARGS, with the product's rows M
+ * and columns N (the tiles' stores stop there: C is the output), the bias's address and z's offset
+ * from C in bytes (zd: z[r][n] at c + zd + 4 (r ldc + n)) in place of accum and the image loop's.
+ * One image, one block of K (K <= KC: the epilogue applies to whole sums).
+ */
+export const GEMM_DIRECT_ARGS = ["a", "atab", "b", "btab", "c", "ldc", "K", "i0", "i1", "j0", "j1", "M", "N", "bias", "zd"] as const;
+
+/**
  * gemm(a, atab, b, btab, c, ldc, K, i0, i1, j0, j1, accum, nImg, aImg, bImg): addresses and image
  * strides in bytes, the rest in elements. Writes C tiles (row panels [i0,i1) x column panels
  * [j0,j1)) at c with row stride ldc; adds to what C holds when accum is 1.
  */
-export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string): Fn {
+export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string, direct?: DirectEp): Fn {
   const { MR, NR, KC, MCP, fma } = s;
   const NV = NR / 4;
+  if (direct && (am !== "packed" || bm !== "table")) throw new Error(`gemmFn ${name}: a direct product reads A packed and B by table`);
   const f = new Fn(name, GEMM_ARGS.map(() => I32));
   const [a, atab, b, btab, c, ldc, K, i0, i1, j0, j1, accum, nImg, aImg, bImg] = GEMM_ARGS.map((_, i) => i);
+  // a direct product's own arguments in the last four places (GEMM_DIRECT_ARGS): one image, stored with its epilogue
+  const [M, N, bias, zd] = [accum, nImg, aImg, bImg];
   const img = f.local(), kb = f.local(), kl = f.local(), ib = f.local(), ie = f.local(), j = f.local(), i = f.local();
   const pa = f.local(), pb = f.local(), pt = f.local(), pc = f.local(), k = f.local(), ldcB = f.local(), ai = f.local(), bi = f.local();
   const addr = f.local(), ke = f.local();
@@ -44,11 +64,22 @@ export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string): Fn
   const bv: number[] = [];
   for (let v = 0; v < NV; v++) bv.push(f.local(V128));
   const sv = f.local(V128);
+  const rowsLeft = f.local(), colsLeft = f.local(), rowAt = f.local(), vb = f.local(V128), vz = f.local(V128);
+  const one = f.local(V128), zero = f.local(V128);
+  if (direct) {
+    f.f32(1).simd(simd.f32x4splat).set(one);
+    f.f32(0).simd(simd.f32x4splat).set(zero);
+  }
 
   f.get(ldc).i32(2).op(op.shl).set(ldcB);
-  f.loop(img, () => f.i32(0), () => f.get(nImg), 1, () => {
-    f.get(a).get(img).get(aImg).op(op.mul).op(op.add).set(ai);
-    f.get(b).get(img).get(bImg).op(op.mul).op(op.add).set(bi);
+  f.loop(img, () => f.i32(0), () => direct ? f.i32(1) : f.get(nImg), 1, () => {
+    if (direct) {
+      f.get(a).set(ai);
+      f.get(b).set(bi);
+    } else {
+      f.get(a).get(img).get(aImg).op(op.mul).op(op.add).set(ai);
+      f.get(b).get(img).get(bImg).op(op.mul).op(op.add).set(bi);
+    }
     f.loop(kb, () => f.i32(0), () => f.get(K), KC, () => {
       f.get(K).get(kb).op(op.sub).set(kl);
       f.get(kl).i32(KC).op(op.gtS).if(() => f.i32(KC).set(kl));
@@ -73,7 +104,9 @@ export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string): Fn
             }
             f.get(c).get(i).i32(MR).op(op.mul).get(ldc).op(op.mul).get(j).i32(NR).op(op.mul).op(op.add).i32(2).op(op.shl).op(op.add).set(pc);
             // zero on the first block of a fresh product, else continue the partial sums in C
-            f.get(kb).get(img).op(0x72).get(accum).op(0x72).op(op.eqz).if(() => { // i32.or
+            if (direct) f.get(kb).op(op.eqz);
+            else f.get(kb).get(img).op(0x72).get(accum).op(0x72).op(op.eqz); // i32.or
+            f.if(() => {
               for (const x of acc) f.f32(0).simd(simd.f32x4splat).set(x);
             }, () => {
               for (let r = 0; r < MR; r++) for (let v = 0; v < NV; v++) {
@@ -114,8 +147,44 @@ export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string): Fn
               step(0);
               advance(1);
             });
-            for (let r = 0; r < MR; r++) for (let v = 0; v < NV; v++) {
-              f.get(pc).get(ldcB).i32(r).op(op.mul).op(op.add).get(acc[r * NV + v]).v128store(v * 16);
+            // a direct product's tile into the output: rows below M, columns below N (lane by lane
+            // in the last column panel when it is partial), each value through the epilogue
+            function storeDirect() {
+              f.get(M).get(i).i32(MR).op(op.mul).op(op.sub).set(rowsLeft);
+              f.get(N).get(j).i32(NR).op(op.mul).op(op.sub).set(colsLeft);
+              for (let r = 0; r < MR; r++) {
+                f.i32(r).get(rowsLeft).op(op.ltS).if(() => {
+                  f.get(pc).get(ldcB).i32(r).op(op.mul).op(op.add).set(rowAt);
+                  if (direct === "bias" || direct === "relu") f.get(bias).get(i).i32(MR * 4).op(op.mul).op(op.add).splatLoad(r * 4).set(vb);
+                  for (let v = 0; v < NV; v++) {
+                    const x = acc[r * NV + v];
+                    if (direct === "bias" || direct === "relu") f.get(x).get(vb).simd(simd.f32x4add).set(x);
+                    if (direct === "relu") {
+                      unaryVec(f, "relu", x, one, zero);
+                      f.set(x);
+                    }
+                    if (direct === "drelu") {
+                      f.get(rowAt).get(zd).op(op.add).simd(0x00, 0, v * 16).set(vz); // unaligned v128.load (z's storage keeps a vector of slack)
+                      f.get(x).get(zero).get(vz).get(zero).simd(simd.f32x4gt).simd(simd.v128bitselect).set(x);
+                    }
+                  }
+                  f.get(colsLeft).i32(NR).op(op.geS).if(() => {
+                    for (let v = 0; v < NV; v++) f.get(rowAt).get(acc[r * NV + v]).simd(0x0b, 0, v * 16); // unaligned v128.store
+                  }, () => {
+                    for (let v = 0; v < NV; v++) for (let l = 0; l < 4; l++) {
+                      f.i32(v * 4 + l).get(colsLeft).op(op.ltS).if(() => {
+                        f.get(rowAt).get(acc[r * NV + v]).simd(simd.f32x4extract, l).op(0x38, 0, (v * 4 + l) * 4); // f32.store, align 1
+                      });
+                    }
+                  });
+                });
+              }
+            }
+            if (direct) storeDirect();
+            else {
+              for (let r = 0; r < MR; r++) for (let v = 0; v < NV; v++) {
+                f.get(pc).get(ldcB).i32(r).op(op.mul).op(op.add).get(acc[r * NV + v]).v128store(v * 16);
+              }
             }
           });
         });

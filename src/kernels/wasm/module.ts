@@ -1,7 +1,7 @@
 // The wasm backend's module: every kernel generated here at load time (emit.ts), compiled once
 // and instantiated on each thread over one shared memory.
 import { Fn, moduleBytes, simd } from "./emit.ts";
-import { dotFn, GEMM_DEFAULT, type GemmShape, gemmFn, packFn } from "./gemm.ts";
+import { DIRECT_EPS, dotFn, GEMM_DEFAULT, type GemmShape, gemmFn, packFn } from "./gemm.ts";
 import { couplingBwdFn, couplingFwdFn } from "./coupling.ts";
 import { binaryFn, SIMD_APPROX, SIMD_BINARY, SIMD_UNARY, unaryFn, whereFn } from "./elementwise.ts";
 import { copy3dFn, copy4dFn, copyPadFn, DERIV_ACTS, derivEpilogueFn, EPILOGUE_ACTS, epilogueFn, fill32Fn } from "./copy.ts";
@@ -17,6 +17,7 @@ export const KERNELS = [
   "copy4d", "fill32", "red_sum", "red_sumsq", "where", "copypad", "moment", "gn_fwd", "gn_bwd",
   ...EPILOGUE_ACTS.map((a) => `ep_${a}` as const), ...SIMD_APPROX.map((o) => `mu_${o}` as const), ...DERIV_ACTS.map((a) => `ed_${a}` as const),
   "cpl_fwd", "cpl_bwd", ...EPILOGUE_ACTS.map((a) => `ga_${a}` as const), "wino_filter", "wino_in", "wino_out",
+  ...DIRECT_EPS.map((e) => `gemm_ptd_${e}` as const), ...DIRECT_EPS.map((e) => `gemm_pt4d_${e}` as const),
 ] as const;
 /** Columns of the 2-row block gemm_pt2. */
 export const TABLE2_NR = 16;
@@ -39,6 +40,8 @@ export function kernelFns(s: GemmShape): Fn[] {
     couplingFwdFn(), couplingBwdFn(), ...EPILOGUE_ACTS.map(groupNormAffineFn),
     // the stride-1 3x3 convolutions' Winograd transforms (conv_winograd.ts)
     winoFilterFn(), winoInFn(), winoOutFn(),
+    // the 1x1 convolutions' products stored into the output with their epilogue (conv.ts productsOut)
+    ...DIRECT_EPS.map((e) => gemmFn(s, "packed", "table", `gemm_ptd_${e}`, e)), ...DIRECT_EPS.map((e) => gemmFn({ ...s, MR: 4 }, "packed", "table", `gemm_pt4d_${e}`, e)),
   ];
 }
 
