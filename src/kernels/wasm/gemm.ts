@@ -52,8 +52,8 @@ export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string, dir
   if (direct && (am !== "packed" || bm !== "table")) throw new Error(`gemmFn ${name}: a direct product reads A packed and B by table`);
   const f = new Fn(name, GEMM_ARGS.map(() => I32));
   const [a, atab, b, btab, c, ldc, K, i0, i1, j0, j1, accum, nImg, aImg, bImg] = GEMM_ARGS.map((_, i) => i);
-  // a direct product's own arguments in the last four places (GEMM_DIRECT_ARGS): one image, stored with its epilogue
-  const [M, N, bias, zd] = [accum, nImg, aImg, bImg];
+  // a direct product's own arguments in the last four places: one image, stored with its epilogue
+  const [M, N, bias, zd] = (["M", "N", "bias", "zd"] as const).map((n) => GEMM_DIRECT_ARGS.indexOf(n));
   const img = f.local(), kb = f.local(), kl = f.local(), ib = f.local(), ie = f.local(), j = f.local(), i = f.local();
   const pa = f.local(), pb = f.local(), pt = f.local(), pc = f.local(), k = f.local(), ldcB = f.local(), ai = f.local(), bi = f.local();
   const addr = f.local(), ke = f.local();
@@ -64,8 +64,9 @@ export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string, dir
   const bv: number[] = [];
   for (let v = 0; v < NV; v++) bv.push(f.local(V128));
   const sv = f.local(V128);
-  const rowsLeft = f.local(), colsLeft = f.local(), rowAt = f.local(), vb = f.local(V128), vz = f.local(V128);
-  const one = f.local(V128), zero = f.local(V128);
+  // a direct product's locals: the tile's rows and columns left, a row's address, the bias and z vectors, 1 and 0
+  const [rowsLeft, colsLeft, rowAt] = direct ? [f.local(), f.local(), f.local()] : [-1, -1, -1];
+  const [vb, vz, one, zero] = direct ? [f.local(V128), f.local(V128), f.local(V128), f.local(V128)] : [-1, -1, -1, -1];
   if (direct) {
     f.f32(1).simd(simd.f32x4splat).set(one);
     f.f32(0).simd(simd.f32x4splat).set(zero);
