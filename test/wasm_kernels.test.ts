@@ -220,7 +220,7 @@ S("narrow products take their own kernels (2x16: forward with 1-2 output channel
   }
 });
 
-S("1x1 convolutions store their products straight into the output with the epilogue (gemm_ptd_<ep>, gemm_pt4d_<ep>: none, a bias, a bias and ReLU, ReLU's derivative), where the reduction is one block and the rows take a 4- or 6-row block; on odd, size-1, lane-tail, grouped, one-image and threaded shapes they equal the reference (poisoned outputs)", async () => {
+S("1x1 convolutions store their products straight into the output with the epilogue (gemm_ptd_<ep>, gemm_pt4d_<ep>: none, a bias, a bias and ReLU, ReLU's derivative), where the reduction is one block and the rows take a 4- or 6-row block; they write nothing past the output's last row and column, and on odd, size-1, lane-tail, grouped, one-image, threaded and unshared-memory shapes they equal the reference (poisoned outputs)", async () => {
   const rt = await WasmRuntime.create({ threads: 2 });
   const pool = rt.pool as unknown as { runList: (L: JobList, par?: boolean) => void };
   const runList = pool.runList.bind(pool);
@@ -273,6 +273,36 @@ S("1x1 convolutions store their products straight into the output with the epilo
     copied(P(2, 4, 5, 5, 4, 3), "relu", "3x3: rows of W + 1 columns");
   } finally {
     rt.pool.close();
+  }
+  // the stores stop at the output's last row and column: an output in a reused block with a live storage right after it
+  const be = await createWasmBackend({ threads: 2 });
+  try {
+    const p = P(3, 7, 7, 7, 7), n = 3 * 7 * 49; // 7 rows (a 6-row block and one row), 49 positions (a tail of one lane)
+    const x = be.upload(Float32Array.from({ length: n }, (_, i) => Math.sin(i)), "float32"), w = be.upload(Float32Array.from({ length: 49 }, (_, i) => Math.cos(i)), "float32");
+    const b = be.upload(new Float32Array(7).fill(0.25), "float32");
+    for (const what of ["relu", "drelu"] as const) {
+      const slot = be.alloc(n), sentinel = be.alloc(1 << 12).fill(7), at = slot.byteOffset;
+      assert.ok(sentinel.byteOffset > at && sentinel.byteOffset - at < 2 * n * 4, "the sentinel sits right after the slot");
+      const gap = new Float32Array(slot.buffer, at + n * 4, (sentinel.byteOffset - at) / 4 - n).fill(7);
+      be.release(slot);
+      const out = (what === "relu" ? be.conv2dBias(x, w, b, p, "relu", "float32")!.y : be.conv2dInputGradTimes(x, w, p, "relu", x, "float32")) as Float32Array;
+      assert.is(out.byteOffset, at, `${what}: the output reused the slot`);
+      assert.ok(out.every(Number.isFinite), `${what}: every output written`);
+      assert.ok(gap.subarray(0, 16).every((v) => v === 0) && gap.subarray(16).every((v) => v === 7), `${what}: wrote past its output, in its block`);
+      assert.ok(sentinel.every((v) => v === 7), `${what}: wrote past its output's block`);
+      be.release(out);
+      be.release(sentinel);
+    }
+  } finally {
+    be.close();
+  }
+  // without shared memory (one thread, ordinary arrays copied in and out)
+  const solo = await createWasmBackend({ shared: false });
+  try {
+    solo.poison = true;
+    await compare(solo, "1x1 relu into 1x1 unshared", (x, w, b, w2) => T.conv2d(T.conv2dBias(x, w, b, { act: "relu" }), w2), [[3, 5, 7, 7], [7, 5, 1, 1], [7], [6, 7, 1, 1]], { tol: 1e-4 });
+  } finally {
+    solo.close();
   }
   const cases: [number[], number, number][] = [ // x shape, Cout, groups
     [[3, 5, 7, 7], 7, 1], // 49 positions (a tail of one lane), 7 rows (a 6-row block and one row)
