@@ -1,5 +1,6 @@
 // Two checkouts' wasm convolution kernels on the shipped models' shapes, alternating, each
-// kernel's best process CPU time of 6 runs (after 2 warm-ups): the A/B for kernel-level changes,
+// kernel's best process CPU time of 6 runs (after 2 warm-ups; each timed run after a 1 ms pause
+// and an untimed run of the same side, so the other side's pool is asleep and its own awake): the A/B for kernel-level changes,
 // where whole passes (bench/wasm_ab.ts) on this shared machine vary more than the change. With
 // --clock wall, the best wall time instead (for how the threads share the work: process CPU time
 // also counts a thread's polling).
@@ -28,6 +29,15 @@ const shapes = [P(32, 32, 28, 16), P(32, 16, 28, 16), P(32, 32, 14, 32), P(32, 6
   // the Glows' 1x1 convolutions (the couplings' middle one; the shipped Glow's 32 channels at both levels, the logit Glow's 64)
   P(64, 32, 14, 32, 1, 1), P(64, 32, 7, 32, 1, 1), P(64, 64, 14, 64, 1, 1), P(64, 64, 7, 64, 1, 1)];
 const OPS = ["conv2d", "conv2dInputGrad", "conv2dWeightGrad"] as const;
+/**
+ * A millisecond's pause, then an untimed run of the same side, before each timed call: each tree
+ * has its own thread pool, whose worker polls for tens of microseconds after a phase before it
+ * sleeps. Without the pause one side's polling worker shared the two cores with the other side's
+ * run (unchanged kernels came out 0.5-2x apart: the 1x1 [64,32,7,7]->32 38.1 -> 19.3 GFLOP/s);
+ * without the untimed run each timed call woke its own worker first.
+ */
+const pause = new Int32Array(new SharedArrayBuffer(4));
+const rest = () => Atomics.wait(pause, 0, 0, 1);
 const total = [0, 0];
 console.log(`old ${roots[0]}, new ${roots[1]}; ${bes[1].description}; GFLOP/s old -> new (best ${a.clock === "wall" ? "wall" : "CPU"} time of 6)`);
 for (const p of shapes) {
@@ -39,6 +49,8 @@ for (const p of shapes) {
     const bufs = bes.map((b) => [b.alloc(n0).fill(0.5), b.alloc(n1).fill(0.25)]);
     for (let r = 0; r < 8; r++) {
       for (const i of r % 2 ? [1, 0] : [0, 1]) {
+        rest();
+        bes[i].release(bes[i][op](bufs[i][0], bufs[i][1], p, "float32")); // its own worker awake again, the other's asleep
         const t0 = clock();
         const o = bes[i][op](bufs[i][0], bufs[i][1], p, "float32");
         if (r >= 2) best[i] = Math.min(best[i], clock() - t0);
