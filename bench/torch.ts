@@ -452,18 +452,24 @@ export function summary(rows: Row[], ceiling: number): string {
  * ours as a share of it, the rest (the row less its products; PyTorch's on the steps only, where
  * both sides run the same products), and "to tie": the share of the ceiling ours would need on
  * every product for the row to tie PyTorch's best with our rest as it is (above 100%: no wasm
- * kernel could; "cannot" where our rest alone is longer than PyTorch's whole row). bench/README.md's
- * products-alone table.
+ * kernel could; "cannot" where our rest alone is longer than PyTorch's whole row). With the
+ * shapes (--shapes), the row were each of our products as fast as PyTorch's kernel on it, or, where
+ * that kernel is faster than any wasm kernel could be, at the ceiling (ours where already faster),
+ * our rest as it is: its time and best PyTorch over it (below 1.0: matching PyTorch's kernels
+ * wherever 4 lanes allow would not tie the row). bench/README.md's products-alone table.
  */
 export function analysis(rows: Row[], ceiling: number, threads = 2): string {
-  const out = ["", `| row | products alone, ms: fimscope / pytorch | our products at the ceiling (${threads} x ${ceiling.toFixed(1)} GFLOP/s), ms | our products' share of the ceiling | the rest, ms: fimscope / pytorch | to tie |`,
-    "| --- | --- | --- | --- | --- | --- |"];
+  const out = ["", `| row | products alone, ms: fimscope / pytorch | our products at the ceiling (${threads} x ${ceiling.toFixed(1)} GFLOP/s), ms | our products' share of the ceiling | the rest, ms: fimscope / pytorch | to tie | each product at PyTorch's speed or the ceiling's, whichever is slower: products + our rest = the row, ms (best pytorch / that) |`,
+    "| --- | --- | --- | --- | --- | --- | --- |"];
   for (const r of rows) {
     const x = rests(r), best = bestPytorch(r);
     if (!x || !r.products || !Number.isFinite(best) || !(ceiling > 0)) continue;
     const at = r.gflop * 1e3 / (threads * ceiling), left = best - x.ours;
     const tie = left > 0 ? `${(100 * at / left).toFixed(0)}%` : `cannot: our rest alone (${x.ours.toFixed(1)}) is longer than PyTorch's best (${best})`;
-    out.push(`| ${r.workload} | ${r.products.fimscope} / ${r.products.pytorch} | ${at.toFixed(1)} | ${(100 * at / r.products.fimscope).toFixed(0)}% | ${restCell(x)} | ${tie} |`);
+    const sh = r.products.shapes;
+    const matched = sh?.length ? sh.reduce((t, s) => t + s.n * Math.min(s.fimscope, Math.max(s.pytorch, s.gflop * 1e3 / (threads * ceiling))), 0) : null;
+    const shapeCell = matched === null ? "-" : `${matched.toFixed(1)} + ${x.ours.toFixed(1)} = ${(matched + x.ours).toFixed(1)} (${(best / (matched + x.ours)).toFixed(2)}x)`;
+    out.push(`| ${r.workload} | ${r.products.fimscope} / ${r.products.pytorch} | ${at.toFixed(1)} | ${(100 * at / r.products.fimscope).toFixed(0)}% | ${restCell(x)} | ${tie} | ${shapeCell} |`);
   }
   return out.length > 3 ? out.join("\n") : "";
 }

@@ -9,7 +9,7 @@ const S = suite("bench torch analysis");
 const row = (workload: string, gflop: number, engines: Record<string, number>, products?: { fimscope: number; pytorch: number }): Row =>
   ({ workload, gflop, engines, spread: {}, cpu: engines, ...(products ? { products } : {}) });
 
-S("the least time at the ceiling, our share of it, the rests and the share needed to tie, per row", () => {
+S("the least time at the ceiling, our share of it, the rests, the share needed to tie and the row with each product at PyTorch's speed or the ceiling's, per row", () => {
   const rows = [
     // at the ceiling: 1.0 GFLOP over 2 x 50 GFLOP/s = 10 ms; ours 20 ms alone: 50%; our rest 30 - 20 = 10;
     // PyTorch's best 25 (the loop), its rest 25 - 8 = 17; to tie, our products in 25 - 10 = 15 ms: 10 / 15 = 67%
@@ -21,17 +21,27 @@ S("the least time at the ceiling, our share of it, the rests and the share neede
     row("Adam step c, batch 32", 0.5, { "fimscope wasm": 45, "pytorch loop": 30 }, { fimscope: 10, pytorch: 5 }),
     // no products alone: left out
     row("Adam step d, batch 64", 1.0, { "fimscope wasm": 30, "pytorch loop": 25 }),
+    // with the shapes: the row were each product as fast as PyTorch's kernel or, where that is
+    // faster than the ceiling allows, at the ceiling (2 x 50 GFLOP/s), ours where faster:
+    //   2 calls of 0.1 GFLOP, ours 3 ms, PyTorch's 1: the ceiling's 1.0 ms, max(1, 1.0) = 1.0, x2 = 2.0
+    //   1 call of 0.05 GFLOP, ours 2, PyTorch's 0.2: faster than the ceiling's 0.5, so 0.5
+    //   4 calls of 0.01 GFLOP, ours 0.1, PyTorch's 0.5: ours, x4 = 0.4
+    // products 2.9, our rest 30 - 20 = 10: the row 12.9, PyTorch's best 25 over it 1.94x
+    { ...row("Adam step e, batch 64", 1.0, { "fimscope wasm": 30, "pytorch loop": 25 }, { fimscope: 20, pytorch: 8 }),
+      products: { fimscope: 20, pytorch: 8, shapes: [
+        { key: "a", n: 2, gflop: 0.1, fimscope: 3, pytorch: 1 }, { key: "b", n: 1, gflop: 0.05, fimscope: 2, pytorch: 0.2 }, { key: "c", n: 4, gflop: 0.01, fimscope: 0.1, pytorch: 0.5 }] } },
   ];
   const lines = analysis(rows, 50).trim().split("\n");
-  assert.is(lines.length, 2 + 3, lines.join("\n"));
+  assert.is(lines.length, 2 + 4, lines.join("\n"));
   assert.ok(lines[0].includes("2 x 50.0 GFLOP/s"), lines[0]);
-  assert.is(lines[2], "| Adam step a, batch 64 | 20 / 8 | 10.0 | 50% | 10.0 / 17.0 | 67% |");
-  assert.is(lines[3], "| features b, 64 images | 40 / 30 | 20.0 | 50% | 10.0 / - | 67% |");
-  assert.is(lines[4], "| Adam step c, batch 32 | 10 / 5 | 5.0 | 50% | 35.0 / 25.0 | cannot: our rest alone (35.0) is longer than PyTorch's best (30) |");
+  assert.is(lines[2], "| Adam step a, batch 64 | 20 / 8 | 10.0 | 50% | 10.0 / 17.0 | 67% | - |");
+  assert.is(lines[3], "| features b, 64 images | 40 / 30 | 20.0 | 50% | 10.0 / - | 67% | - |");
+  assert.is(lines[4], "| Adam step c, batch 32 | 10 / 5 | 5.0 | 50% | 35.0 / 25.0 | cannot: our rest alone (35.0) is longer than PyTorch's best (30) | - |");
+  assert.is(lines[5], "| Adam step e, batch 64 | 20 / 8 | 10.0 | 50% | 10.0 / 17.0 | 67% | 2.9 + 10.0 = 12.9 (1.94x) |");
   // one thread: the ceiling counted once
   assert.ok(analysis(rows.slice(0, 1), 50, 1).includes("| 20.0 | 100% |"));
   // nothing to analyse: no table, and no measured ceiling
-  assert.is(analysis(rows.slice(3), 50), "");
+  assert.is(analysis(rows.slice(3, 4), 50), "");
   assert.is(analysis(rows, 0), "");
 });
 
