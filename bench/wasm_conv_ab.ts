@@ -1,9 +1,9 @@
 // Two checkouts' wasm convolution kernels on the shipped models' shapes, alternating, each
 // kernel's best process CPU time of 6 runs (after 2 warm-ups; each timed run after a 1 ms pause
-// and an untimed run of the same side, so the other side's pool is asleep and its own awake): the A/B for kernel-level changes,
-// where whole passes (bench/wasm_ab.ts) on this shared machine vary more than the change. With
-// --clock wall, the best wall time instead (for how the threads share the work: process CPU time
-// also counts a thread's polling).
+// and an untimed run of the same side, so the other side's pool is asleep and its own awake):
+// the A/B for kernel-level changes, where whole passes (bench/wasm_ab.ts) on this shared machine
+// vary more than the change. With --clock wall, the best wall time instead (for how the threads
+// share the work: process CPU time also counts a thread's polling).
 //   deno run -A bench/wasm_conv_ab.ts --old <checkout> [--threads 1] [--clock cpu|wall]
 import "../src/cli/errors.ts";
 import { choice, int, parseOptions, text } from "../src/io/options.ts";
