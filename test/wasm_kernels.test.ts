@@ -274,24 +274,31 @@ S("1x1 convolutions store their products straight into the output with the epilo
   } finally {
     rt.pool.close();
   }
-  // the stores stop at the output's last row and column: an output in a reused block with a live storage right after it
+  // the stores stop at the output's last row and column: an output in a reused block with a live
+  // storage right after it, the block past its slack marked. 7 rows take the 4-row block (4, then
+  // 3 and a row past M), 5 the 6-row one (a row past M); 49 positions, a tail of one lane. Rows
+  // past M would write zeros over the marks (their filter rows are zero padding); a column past N
+  // in the last row lands in the slack (for ReLU, relu(b) there, 0.25; for ReLU's derivative a 0
+  // from z's zeroed slack: within a row, the values against the reference below catch it)
   const be = await createWasmBackend({ threads: 2 });
+  be.poison = true;
   try {
-    const p = P(3, 7, 7, 7, 7), n = 3 * 7 * 49; // 7 rows (a 6-row block and one row), 49 positions (a tail of one lane)
-    const x = be.upload(Float32Array.from({ length: n }, (_, i) => Math.sin(i)), "float32"), w = be.upload(Float32Array.from({ length: 49 }, (_, i) => Math.cos(i)), "float32");
-    const b = be.upload(new Float32Array(7).fill(0.25), "float32");
-    for (const what of ["relu", "drelu"] as const) {
+    for (const [C, what] of [[7, "relu"], [7, "drelu"], [5, "relu"], [5, "drelu"]] as const) {
+      const p = P(3, C, 7, 7, C), n = 3 * C * 49;
+      const x = be.upload(Float32Array.from({ length: n }, (_, i) => Math.sin(i)), "float32"), w = be.upload(Float32Array.from({ length: C * C }, (_, i) => Math.cos(i)), "float32");
+      const b = be.upload(new Float32Array(C).fill(0.25), "float32");
       const slot = be.alloc(n), sentinel = be.alloc(1 << 12).fill(7), at = slot.byteOffset;
       assert.ok(sentinel.byteOffset > at && sentinel.byteOffset - at < 2 * n * 4, "the sentinel sits right after the slot");
       const gap = new Float32Array(slot.buffer, at + n * 4, (sentinel.byteOffset - at) / 4 - n).fill(7);
       be.release(slot);
       const out = (what === "relu" ? be.conv2dBias(x, w, b, p, "relu", "float32")!.y : be.conv2dInputGradTimes(x, w, p, "relu", x, "float32")) as Float32Array;
-      assert.is(out.byteOffset, at, `${what}: the output reused the slot`);
-      assert.ok(out.every(Number.isFinite), `${what}: every output written`);
-      assert.ok(gap.subarray(0, 16).every((v) => v === 0) && gap.subarray(16).every((v) => v === 7), `${what}: wrote past its output, in its block`);
-      assert.ok(sentinel.every((v) => v === 7), `${what}: wrote past its output's block`);
+      assert.is(out.byteOffset, at, `${what} ${C}: the output reused the slot`);
+      assert.ok(out.every(Number.isFinite), `${what} ${C}: every output written (the fresh output poisoned)`);
+      assert.ok(gap.subarray(0, 16).every((v) => v === 0) && gap.subarray(16).every((v) => v === 7), `${what} ${C}: wrote past its output, in its block`);
+      assert.ok(sentinel.every((v) => v === 7), `${what} ${C}: wrote past its output's block`);
       be.release(out);
       be.release(sentinel);
+      [x, w, b].forEach((s) => be.release(s));
     }
   } finally {
     be.close();
@@ -305,8 +312,8 @@ S("1x1 convolutions store their products straight into the output with the epilo
     solo.close();
   }
   const cases: [number[], number, number][] = [ // x shape, Cout, groups
-    [[3, 5, 7, 7], 7, 1], // 49 positions (a tail of one lane), 7 rows (a 6-row block and one row)
-    [[1, 3, 1, 1], 4, 1], // one image of one position: its columns split over the threads
+    [[3, 5, 7, 7], 7, 1], // 49 positions (a tail of one lane), 7 rows (4-row blocks: 4, then 3 and a row past M)
+    [[1, 3, 1, 1], 4, 1], // one image of one position: one panel, one lane
     [[2, 6, 3, 5], 6, 2], // grouped: 3 rows per group (4-row block), the bias by group, 15 positions
     [[17, 6, 4, 6], 12, 1], // 17 images, jobs of several; whole panels
     [[4, 32, 14, 14], 32, 1], // the Glow's coupling conv2: 196 positions (a tail of one vector)

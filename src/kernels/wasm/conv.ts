@@ -81,7 +81,8 @@ const CHUNK_BYTES = 1 << 20;
  * blk); `pre` (the filters' packing, one task per group) runs before the first chunk. With an epilogue `ep`
  * (the forward's bias and activation), the copy out adds row r's bias of group g (bias[g * rows +
  * r]) and, with an activation, writes its values to a second result: [out, y], else [out, null].
- * Where the result rows are the output's (a 1x1 convolution: directKernel), the products store
+ * Where the result rows are the output's (pitch = W: a 1x1 convolution, and any other whose result
+ * columns are the output's positions, e.g. 2x2 with stride 2: directKernel), the products store
  * into the output with the epilogue themselves, and nothing is copied out.
  */
 function productsOut(rt: WasmRuntime, R: TableBlock, o: {
@@ -129,7 +130,8 @@ function productsOut(rt: WasmRuntime, R: TableBlock, o: {
 
 /**
  * The direct product kernel (gemm.ts DIRECT_EPS) for productsOut's product where its result rows
- * are the output's (pitch = W: a 1x1 convolution), its reduction one block (K <= KC) and its
+ * are the output's (pitch = W: a 1x1 convolution, or another whose result columns are the output's
+ * positions, as a 2x2 one with stride 2), its reduction one block (K <= KC) and its
  * epilogue one the kernel applies (none, a bias with no activation or ReLU, ReLU's derivative),
  * with a 4- or 6-row block: the tiles go straight into the output, with no result blocks to copy
  * out (0.06 of the 0.48 ms of the Glow's [64,32,14,14]->32 forward with bias and ReLU). Else null.

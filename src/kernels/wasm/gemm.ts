@@ -26,8 +26,8 @@ export type Operand = "packed" | "table";
 export const GEMM_ARGS = ["a", "atab", "b", "btab", "c", "ldc", "K", "i0", "i1", "j0", "j1", "accum", "nImg", "aImg", "bImg"] as const;
 
 /**
- * What a direct product (packed A, B by table: a 1x1 convolution's forward or input gradient,
- * whose result rows are the output's rows) applies as it stores its tiles into the output itself,
+ * What a direct product (packed A, B by table: a convolution's forward or input gradient whose
+ * result rows are the output's rows, as a 1x1 convolution's) applies as it stores its tiles into the output itself,
  * each value the copy out's (copy.ts ep_<act>, ed_relu) bit for bit: "none" the plain product,
  * "bias" plus the row's bias, "relu" relu of that, "drelu" the product where z > 0, else 0.
  */
