@@ -2,7 +2,7 @@
 // convolutions' phase blocks and results, the strided op's boxes), vectors along the innermost
 // dimension where both sides allow.
 import { Fn, I32, op, simd, V128 } from "./emit.ts";
-import { unaryVec } from "./elementwise.ts";
+import { binaryVec, unaryVec } from "./elementwise.ts";
 import type { ConvAct, DerivAct } from "../backend.ts";
 
 /**
@@ -285,7 +285,7 @@ export function derivEpilogueFn(act: DerivAct): Fn {
     loadAt(f, lane, rs, k).set(v);
     loadAt(f, lane, rt, k).set(z);
     f.get(rd).get(k).op(op.add);
-    if (act === "relu") f.get(v).get(zero).get(z).get(zero).simd(simd.f32x4gt).simd(simd.v128bitselect);
+    if (act === "relu") binaryVec(f, "reluMask", v, z, one, zero);
     else {
       f.get(v);
       unaryVec(f, "siluGrad", z, one, zero);

@@ -150,6 +150,15 @@ export function unaryVec(f: Fn, o: "relu" | "silu" | "siluGrad" | "sigmoid" | "s
 }
 
 /**
+ * The vector form of a binary op on v128 locals x and y, its result on the stack: the
+ * instructions of its bin_<op> kernel, so a fused kernel's values are bin_<op>'s bit for bit (the
+ * convolutions' epilogues: an input gradient times ReLU's derivative, reluMask; copy.ts, gemm.ts).
+ */
+export function binaryVec(f: Fn, o: BinaryOp, x: number, y: number, one: number, zero: number): void {
+  binExpr(f, o, x, y, one, zero, true);
+}
+
+/**
  * un_<op>(x, out, n, pbits): out = op(x). With `times` (the approximated ops' mu_<op>(x, out, n,
  * pbits, g)): out = g * op(x), op's value by the same instructions, then one f32 multiply, so
  * each element is bin_mul(g, un_<op>(x))'s bit for bit (an activation's backward in one pass).

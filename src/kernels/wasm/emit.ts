@@ -128,7 +128,7 @@ export const op = {
 // SIMD opcodes
 export const simd = {
   f32x4splat: 0x13, f32x4add: 0xe4, f32x4sub: 0xe5, f32x4mul: 0xe6, f32x4min: 0xe8, f32x4max: 0xe9,
-  f32x4extract: 0x1f, relaxedMadd: 0x105, f32x4gt: 0x44, v128bitselect: 0x52,
+  f32x4extract: 0x1f, relaxedMadd: 0x105,
 } as const;
 
 /** The module's bytes: every function exported under its name; memory imported as env.mem (shared when asked). */

@@ -7,7 +7,7 @@
 // phases) is read in place, one byte offset per (channel, ky, kx). A loop over images runs inside,
 // summing into C (the weight gradient's sum over the batch).
 import { F32, Fn, I32, op, simd, V128 } from "./emit.ts";
-import { unaryVec } from "./elementwise.ts";
+import { binaryVec, unaryVec } from "./elementwise.ts";
 
 export interface GemmShape {
   MR: number;
@@ -67,6 +67,7 @@ export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string, dir
   // a direct product's locals: the tile's rows and columns left, a row's address, the bias and z vectors, 1 and 0
   const [rowsLeft, colsLeft, rowAt] = direct ? [f.local(), f.local(), f.local()] : [-1, -1, -1];
   const [vb, vz, one, zero] = direct ? [f.local(V128), f.local(V128), f.local(V128), f.local(V128)] : [-1, -1, -1, -1];
+  const biased = direct === "bias" || direct === "relu";
   if (direct) {
     f.f32(1).simd(simd.f32x4splat).set(one);
     f.f32(0).simd(simd.f32x4splat).set(zero);
@@ -156,17 +157,21 @@ export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string, dir
               for (let r = 0; r < MR; r++) {
                 f.i32(r).get(rowsLeft).op(op.ltS).if(() => {
                   f.get(pc).get(ldcB).i32(r).op(op.mul).op(op.add).set(rowAt);
-                  if (direct === "bias" || direct === "relu") f.get(bias).get(i).i32(MR * 4).op(op.mul).op(op.add).splatLoad(r * 4).set(vb);
+                  if (biased) f.get(bias).get(i).i32(MR * 4).op(op.mul).op(op.add).splatLoad(r * 4).set(vb);
                   for (let v = 0; v < NV; v++) {
                     const x = acc[r * NV + v];
-                    if (direct === "bias" || direct === "relu") f.get(x).get(vb).simd(simd.f32x4add).set(x);
+                    if (biased) {
+                      binaryVec(f, "add", x, vb, one, zero);
+                      f.set(x);
+                    }
                     if (direct === "relu") {
                       unaryVec(f, "relu", x, one, zero);
                       f.set(x);
                     }
                     if (direct === "drelu") {
                       f.get(rowAt).get(zd).op(op.add).simd(0x00, 0, v * 16).set(vz); // unaligned v128.load (z's storage keeps a vector of slack)
-                      f.get(x).get(zero).get(vz).get(zero).simd(simd.f32x4gt).simd(simd.v128bitselect).set(x);
+                      binaryVec(f, "reluMask", x, vz, one, zero);
+                      f.set(x);
                     }
                   }
                   f.get(colsLeft).i32(NR).op(op.geS).if(() => {
