@@ -123,48 +123,94 @@ export function fill32Fn(): Fn {
  * of Dh rows by Dw floats (block i at dst + i d0, rows contiguous), with src's R x C box (byte
  * strides s0, s1, s2 per block, row, column) placed at row r0, column c0, and zero everywhere
  * else: one pass over the destination, where a zero fill and then a copy made two (the
- * convolutions' padded phase blocks). Rows move as vectors where the source's columns are
- * contiguous (s2 = 4).
+ * convolutions' padded phase blocks). Where the source's columns are contiguous (s2 = 4), rows
+ * are at least 4 wide and the box's rows empty or at least 4 wide (every 3x3 convolution's
+ * blocks), each row is a few vectors: zeros where the box is not (the last vector ending at the
+ * row's end, so it may reach into the box), then the box's row (its last vector overlapping the
+ * one before), so nothing is stored outside the row and no float is zeroed and then copied
+ * except where a zero vector overlaps the box; 1.3-1.9x faster than the general rows (whole row
+ * zeroed, then vectors and a scalar tail), which stay for the other cases.
  */
 export function copyPadFn(): Fn {
   const f = new Fn("copypad", Array(13).fill(I32));
   const [src, s0, s1, s2, dst, d0, D0, Dh, Dw, r0, R, c0, C] = Array.from({ length: 13 }, (_, i) => i);
   const i = f.local(), y = f.local(), x = f.local(), pd = f.local(), ps = f.local(), row = f.local(), wv = f.local(), cv = f.local(), rb = f.local();
+  const lastZ = f.local(), lastC = f.local(), endB = f.local(), c0b = f.local(), inBox = f.local();
   const z = f.local(V128);
   f.i32(0).simd(0x11).set(z); // i32x4.splat 0
-  f.get(Dw).i32(-4).op(op.and).set(wv);
-  f.get(C).i32(-4).op(op.and).set(cv);
-  f.get(s2).i32(4).op(op.ne).if(() => f.i32(0).set(cv)); // strided columns: scalar copies
   f.get(Dw).i32(2).op(op.shl).set(rb); // bytes per row
-  f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
-    f.get(dst).get(i).get(d0).op(op.mul).op(op.add).set(row);
-    f.loop(y, () => f.i32(0), () => f.get(Dh), 1, () => {
-      // zeros over the whole row first (it is in cache for the copy that follows)
-      f.get(row).set(pd);
-      f.loop(x, () => f.i32(0), () => f.get(wv), 4, () => {
-        f.get(pd).get(z).simd(0x0b, 0, 0);
-        f.get(pd).i32(16).op(op.add).set(pd);
+  // fast rows: s2 = 4, Dw >= 4, C = 0 or C >= 4
+  f.get(s2).i32(4).op(op.eq).get(Dw).i32(4).op(op.geS).op(op.and).get(C).op(op.eqz).get(C).i32(4).op(op.geS).op(op.or).op(op.and).if(() => {
+    f.get(Dw).i32(4).op(op.sub).i32(2).op(op.shl).set(lastZ); // byte offset of a row's last zero vector
+    f.get(C).i32(4).op(op.sub).i32(2).op(op.shl).set(lastC); // byte offset of the box row's last vector
+    f.get(c0).i32(2).op(op.shl).set(c0b);
+    f.get(c0).get(C).op(op.add).i32(2).op(op.shl).set(endB); // the box's end in the row, bytes
+    f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
+      f.get(dst).get(i).get(d0).op(op.mul).op(op.add).set(row);
+      f.loop(y, () => f.i32(0), () => f.get(Dh), 1, () => {
+        f.get(y).get(r0).op(op.geS).get(y).get(r0).get(R).op(op.add).op(op.ltS).op(op.and).get(C).i32(0).op(op.ne).op(op.and).set(inBox);
+        f.get(inBox).if(() => {
+          // zeros left of the box (each vector ends at or before the box's last column)
+          f.loop(x, () => f.i32(0), () => f.get(c0b), 16, () => {
+            f.get(row).get(x).op(op.add).get(z).simd(0x0b, 0, 0);
+          });
+          // zeros right of the box, the last vector ending at the row's end
+          f.get(endB).get(rb).op(op.ltS).if(() => {
+            f.loop(x, () => f.get(endB), () => f.get(lastZ), 16, () => {
+              f.get(row).get(x).op(op.add).get(z).simd(0x0b, 0, 0);
+            });
+            f.get(row).get(lastZ).op(op.add).get(z).simd(0x0b, 0, 0);
+          });
+          // the box's row, its last vector overlapping the one before
+          f.get(src).get(i).get(s0).op(op.mul).op(op.add).get(y).get(r0).op(op.sub).get(s1).op(op.mul).op(op.add).set(ps);
+          f.get(row).get(c0b).op(op.add).set(pd);
+          f.loop(x, () => f.i32(0), () => f.get(lastC), 16, () => {
+            f.get(pd).get(x).op(op.add).get(ps).get(x).op(op.add).simd(0x00, 0, 0).simd(0x0b, 0, 0);
+          });
+          f.get(pd).get(lastC).op(op.add).get(ps).get(lastC).op(op.add).simd(0x00, 0, 0).simd(0x0b, 0, 0);
+        }, () => {
+          f.loop(x, () => f.i32(0), () => f.get(lastZ), 16, () => {
+            f.get(row).get(x).op(op.add).get(z).simd(0x0b, 0, 0);
+          });
+          f.get(row).get(lastZ).op(op.add).get(z).simd(0x0b, 0, 0);
+        });
+        f.get(row).get(rb).op(op.add).set(row);
       });
-      f.loop(x, () => f.get(wv), () => f.get(Dw), 1, () => {
-        f.get(pd).i32(0).op(0x36, 0, 0); // i32.store 0
-        f.get(pd).i32(4).op(op.add).set(pd);
-      });
-      // rows r0 .. r0 + R - 1 take the box's row y - r0
-      f.get(y).get(r0).op(op.geS).get(y).get(r0).get(R).op(op.add).op(op.ltS).op(op.and).if(() => {
-        f.get(src).get(i).get(s0).op(op.mul).op(op.add).get(y).get(r0).op(op.sub).get(s1).op(op.mul).op(op.add).set(ps);
-        f.get(row).get(c0).i32(2).op(op.shl).op(op.add).set(pd);
-        f.loop(x, () => f.i32(0), () => f.get(cv), 4, () => {
-          f.get(pd).get(ps).simd(0x00, 0, 0).simd(0x0b, 0, 0); // unaligned v128 load/store
-          f.get(ps).i32(16).op(op.add).set(ps);
+    });
+  }, () => {
+    f.get(Dw).i32(-4).op(op.and).set(wv);
+    f.get(C).i32(-4).op(op.and).set(cv);
+    f.get(s2).i32(4).op(op.ne).if(() => f.i32(0).set(cv)); // strided columns: scalar copies
+    f.loop(i, () => f.i32(0), () => f.get(D0), 1, () => {
+      f.get(dst).get(i).get(d0).op(op.mul).op(op.add).set(row);
+      f.loop(y, () => f.i32(0), () => f.get(Dh), 1, () => {
+        // zeros over the whole row first (it is in cache for the copy that follows)
+        f.get(row).set(pd);
+        f.loop(x, () => f.i32(0), () => f.get(wv), 4, () => {
+          f.get(pd).get(z).simd(0x0b, 0, 0);
           f.get(pd).i32(16).op(op.add).set(pd);
         });
-        f.loop(x, () => f.get(cv), () => f.get(C), 1, () => {
-          f.get(pd).get(ps).op(0x2a, 0, 0).op(0x38, 0, 0);
-          f.get(ps).get(s2).op(op.add).set(ps);
+        f.loop(x, () => f.get(wv), () => f.get(Dw), 1, () => {
+          f.get(pd).i32(0).op(0x36, 0, 0); // i32.store 0
           f.get(pd).i32(4).op(op.add).set(pd);
         });
+        // rows r0 .. r0 + R - 1 take the box's row y - r0
+        f.get(y).get(r0).op(op.geS).get(y).get(r0).get(R).op(op.add).op(op.ltS).op(op.and).if(() => {
+          f.get(src).get(i).get(s0).op(op.mul).op(op.add).get(y).get(r0).op(op.sub).get(s1).op(op.mul).op(op.add).set(ps);
+          f.get(row).get(c0).i32(2).op(op.shl).op(op.add).set(pd);
+          f.loop(x, () => f.i32(0), () => f.get(cv), 4, () => {
+            f.get(pd).get(ps).simd(0x00, 0, 0).simd(0x0b, 0, 0); // unaligned v128 load/store
+            f.get(ps).i32(16).op(op.add).set(ps);
+            f.get(pd).i32(16).op(op.add).set(pd);
+          });
+          f.loop(x, () => f.get(cv), () => f.get(C), 1, () => {
+            f.get(pd).get(ps).op(0x2a, 0, 0).op(0x38, 0, 0);
+            f.get(ps).get(s2).op(op.add).set(ps);
+            f.get(pd).i32(4).op(op.add).set(pd);
+          });
+        });
+        f.get(row).get(rb).op(op.add).set(row);
       });
-      f.get(row).get(rb).op(op.add).set(row);
     });
   });
   return f;
