@@ -174,15 +174,25 @@ S("narrow products take their own kernels (2x16: forward with 1-2 output channel
     }
     return seen;
   };
-  for (const og of [1, 3, 4]) assert.ok(kernelsOf(og).has(KI.wgrad_dot) && kernelsOf(og, 2).has(KI.wgrad_dot), `${og} channels: the dot kernel`);
-  for (const og of [5, 8]) assert.ok(!kernelsOf(og).has(KI.wgrad_dot) && kernelsOf(og).has(KI.gemm_tp), `${og} channels: the 6x8 product`);
+  // the dot kernel: by rows on the output gradient as it is (wgrad_dotr) where the channels per group
+  // are whole blocks of 4, else on a copy of it on the phase grid (wgrad_dot, its copypad)
+  const dotOf = (og: number) => og % 4 === 0 ? KI.wgrad_dotr : KI.wgrad_dot, notDot = (s: Set<number>) => !s.has(KI.wgrad_dot) && !s.has(KI.wgrad_dotr);
+  for (const og of [1, 3, 4]) {
+    for (const groups of [1, 2]) {
+      const s = kernelsOf(og, groups);
+      assert.ok(s.has(dotOf(og)) && !s.has(og % 4 === 0 ? KI.wgrad_dot : KI.wgrad_dotr), `${og} channels, ${groups} groups: the dot kernel`);
+    }
+  }
+  // 1x1 unpadded: the input read in place, so a copypad is the output gradient's copy
+  assert.ok(!kernelsOf(4, 1, 1, 10, 12, 1).has(KI.copypad) && kernelsOf(3, 1, 1, 10, 12, 1).has(KI.copypad), "1x1: the output gradient copied for 3 channels, read as it is for 4");
+  for (const og of [5, 8]) assert.ok(notDot(kernelsOf(og)) && kernelsOf(og).has(KI.gemm_tp), `${og} channels: the 6x8 product`);
   // few taps over many positions: 1-2 input channels of a 3x3 filter, 10 rows of 13 = 130 positions (not 9 rows: 117)
   for (const [og, cin] of [[5, 2], [32, 1]]) {
-    assert.ok(kernelsOf(og, 1, cin, 10, 12).has(KI.wgrad_dot) && kernelsOf(og, 2, cin, 10, 12).has(KI.wgrad_dot), `${og} channels from ${cin}: the dot kernel`);
-    assert.ok(!kernelsOf(og, 1, cin, 9, 12).has(KI.wgrad_dot), `${og} channels from ${cin}, 117 positions: the product`);
+    assert.ok(kernelsOf(og, 1, cin, 10, 12).has(dotOf(og)) && kernelsOf(og, 2, cin, 10, 12).has(dotOf(og)), `${og} channels from ${cin}: the dot kernel`);
+    assert.ok(notDot(kernelsOf(og, 1, cin, 9, 12)), `${og} channels from ${cin}, 117 positions: the product`);
   }
-  assert.ok(!kernelsOf(8, 1, 3, 10, 12).has(KI.wgrad_dot), "8 channels from 3 (27 taps): the product");
-  assert.ok(!kernelsOf(8, 1, 16, 12, 12, 1).has(KI.wgrad_dot), "1x1, 8 channels from 16 (16 taps, 144 positions): the product");
+  assert.ok(notDot(kernelsOf(8, 1, 3, 10, 12)), "8 channels from 3 (27 taps): the product");
+  assert.ok(notDot(kernelsOf(8, 1, 16, 12, 12, 1)), "1x1, 8 channels from 16 (16 taps, 144 positions): the product");
   rt.pool.close();
   const cases: [number[], number[], T.ConvOptions][] = [
     [[5, 2, 14, 14], [64, 2, 3, 3], { padding: 1 }], // the Glow's coupling conv1: input gradient of 2 rows, 210 columns (not a multiple of 16)
@@ -207,6 +217,13 @@ S("narrow products take their own kernels (2x16: forward with 1-2 output channel
     [[11, 1, 12, 12], [32, 1, 3, 3], { padding: 1 }], // one input channel to 32: 8 blocks, 156 positions, jobs of several images
     [[2, 4, 12, 12], [10, 2, 3, 3], { padding: 1, groups: 2 }], // grouped: 5 channels per group in 2 blocks
     [[2, 1, 28, 27], [6, 1, 3, 3], { padding: 1, stride: 2 }], // strided: 14 rows of 15 on the phase grid
+    // the dot kernel by rows on the output gradient as it is (4 channels a group): rows of 1, 2 and 3
+    // past the last whole vector, a row narrower than a vector, grouped, strided, in place
+    [[3, 5, 7, 9], [4, 5, 1, 1], {}], // 1x1 in place, rows of 9
+    [[2, 3, 5, 3], [4, 3, 3, 3], { padding: 1 }], // rows of 3: only the masked vector
+    [[3, 6, 11, 13], [8, 3, 3, 3], { padding: 1, groups: 2 }], // grouped, 4 channels a group, rows of 13
+    [[3, 6, 11, 9], [8, 3, 3, 3], { padding: 1, stride: 2, groups: 2 }], // strided and grouped, rows of 5
+    [[5, 2, 9, 15], [8, 2, 3, 3], { padding: 1 }], // 2 channels in, 8 out (18 taps, 9 rows of 16 on the phase grid), rows of 15
   ];
   const was = one.poison;
   one.poison = true;
