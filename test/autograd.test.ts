@@ -9,6 +9,16 @@ import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 const S = suite("autograd");
 const f64 = { dtype: "float64" as const, backend: T.cpu };
 
+S("a shape given as a typed array (a JavaScript caller's) works as its array: the tensor's shape is a frozen plain array", () => {
+  const shape = new Int32Array([2, 3]) as unknown as number[];
+  for (const t of [T.tensor(new Float32Array(6).fill(1.5), shape), T.zeros(shape)]) {
+    assert.ok(Array.isArray(t.shape) && Object.isFrozen(t.shape));
+    assert.equal([...t.shape], [2, 3]);
+    assert.is(t.size, 6);
+    t.dispose();
+  }
+});
+
 S("gradients accumulate across backward calls and zeroGrad clears them", () => {
   const x = T.tensor([1, 2, 3], [3], { ...f64, requiresGrad: true });
   T.sum(T.square(x)).backward();

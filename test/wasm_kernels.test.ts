@@ -148,12 +148,33 @@ S("a convolution's weight gradient is the same to the bit on one thread and on t
   }
 });
 
+S("a weight gradient by dot products keeps an input's Inf out of the sums it is not in (the last vector of a row reads past the row: its lanes masked in both operands), as the reference does", () => {
+  // 1x1 in place (rows of 3: the masked vector reads the next row and channel), and an unpadded
+  // 3x3 (the masked vector reads the row's last columns, which tap kx = 0 never uses); 4 output
+  // channels (the output gradient read as it is) and 3 (a copy with a zero channel)
+  const P = (Cin: number, H: number, W: number, Cout: number, k: number): ConvParams => ({ N: 2, Cin, H, W, Cout, KH: k, KW: k, stride: 1, pad: 0, groups: 1, OH: H - k + 1, OW: W - k + 1 });
+  for (const [p, inf] of [[P(2, 2, 3, 4, 1), 6], [P(2, 2, 3, 3, 1), 6], [P(2, 6, 9, 4, 3), 8], [P(2, 6, 9, 3, 3), 62]] as const) {
+    const x = Float32Array.from({ length: p.N * p.Cin * p.H * p.W }, (_, i) => (i === inf ? Infinity : 1 + (i % 5) / 8));
+    const gy = Float32Array.from({ length: p.N * p.Cout * p.OH * p.OW }, (_, i) => 1 + (i % 3) / 4);
+    const want = Array.from(T.cpu.conv2dWeightGrad(x, gy, p, "float32") as Float32Array);
+    const xd = wb.upload(x, "float32"), gd = wb.upload(gy, "float32"), dw = wb.conv2dWeightGrad(xd, gd, p, "float32");
+    const got = Array.from(dw as Float32Array);
+    for (const d of [xd, gd, dw]) wb.release(d);
+    assert.ok(want.some((v) => Number.isFinite(v)) && want.some((v) => !Number.isFinite(v)), "the reference has both finite and infinite entries");
+    for (let k = 0; k < want.length; k++) {
+      if (Number.isFinite(want[k]) !== Number.isFinite(got[k]) || (Number.isFinite(want[k]) && Math.abs(got[k] - want[k]) > 1e-5 * Math.abs(want[k]))) {
+        assert.unreachable(`[${p.N},${p.Cin},${p.H},${p.W}]->${p.Cout} k${p.KH}: dW[${k}] = ${got[k]}, the reference ${want[k]}`);
+      }
+    }
+  }
+});
+
 S("narrow products take their own kernels (2x16: forward with 1-2 output channels, input gradient with 1-2 input channels, the Glow couplings' halves; dot products along the positions: weight gradients with 1-4 output channels per group, or of a filter wider than 1x1 with at most 18 taps a group over 128 positions or more, 4 channels at a time) on in-place, copied, strided, grouped, chunked, odd-length and long-reduction shapes, and equal the reference", async () => {
   const rt = await WasmRuntime.create({ threads: 1 });
   assert.equal([1, 2, 3, 4, 8].map((m) => `${rt.tableRows(m).MR}x${rt.tableRows(m).NR}`), ["2x16", "2x16", "4x8", "4x8", "4x8"]);
   assert.equal(rt.tableRows(6).MR, 6);
   // the kernels a weight gradient runs, by its output channels per group
-  const kernelsOf = (og: number, groups = 1, cin = 5, H = 6, W = 7, k = 3) => {
+  const kernelsOf = (og: number, groups = 1, cin = 5, H = 6, W = 7, k = 3, stride = 1) => {
     const seen = new Set<number>();
     const pool = rt.pool as unknown as { run: (jobs: (Task | Task[])[], par?: boolean) => void; runList: (L: JobList, par?: boolean) => void };
     const run = pool.run.bind(pool), runList = pool.runList.bind(pool);
@@ -165,30 +186,26 @@ S("narrow products take their own kernels (2x16: forward with 1-2 output channel
       for (let i = 0; i < L.tasks; i++) seen.add(L.kernelOf(i));
       runList(L, par);
     };
-    const p: ConvParams = { N: 3, Cin: cin * groups, H, W, Cout: og * groups, KH: k, KW: k, stride: 1, pad: k >> 1, groups, OH: H, OW: W };
+    const pad = k >> 1, OH = Math.floor((H + 2 * pad - k) / stride) + 1, OW = Math.floor((W + 2 * pad - k) / stride) + 1;
+    const p: ConvParams = { N: 3, Cin: cin * groups, H, W, Cout: og * groups, KH: k, KW: k, stride, pad, groups, OH, OW };
     try {
-      conv2dWeightGrad(rt, new Float32Array(3 * cin * groups * H * W).fill(1), new Float32Array(3 * og * groups * H * W).fill(1), p);
+      conv2dWeightGrad(rt, new Float32Array(3 * cin * groups * H * W).fill(1), new Float32Array(3 * og * groups * OH * OW).fill(1), p);
     } finally {
       delete (pool as { run?: unknown }).run;
       delete (pool as { runList?: unknown }).runList;
     }
     return seen;
   };
-  // the dot kernel: by rows on the output gradient as it is (wgrad_dotr) where the channels per group
-  // are whole blocks of 4, else on a copy of it on the phase grid (wgrad_dot, its copypad)
-  const dotOf = (og: number) => og % 4 === 0 ? KI.wgrad_dotr : KI.wgrad_dot, notDot = (s: Set<number>) => !s.has(KI.wgrad_dot) && !s.has(KI.wgrad_dotr);
-  for (const og of [1, 3, 4]) {
-    for (const groups of [1, 2]) {
-      const s = kernelsOf(og, groups);
-      assert.ok(s.has(dotOf(og)) && !s.has(og % 4 === 0 ? KI.wgrad_dot : KI.wgrad_dotr), `${og} channels, ${groups} groups: the dot kernel`);
-    }
-  }
-  // 1x1 unpadded: the input read in place, so a copypad is the output gradient's copy
-  assert.ok(!kernelsOf(4, 1, 1, 10, 12, 1).has(KI.copypad) && kernelsOf(3, 1, 1, 10, 12, 1).has(KI.copypad), "1x1: the output gradient copied for 3 channels, read as it is for 4");
+  const dot = KI.wgrad_dot, notDot = (s: Set<number>) => !s.has(dot);
+  for (const og of [1, 3, 4]) for (const groups of [1, 2]) assert.ok(kernelsOf(og, groups).has(dot), `${og} channels, ${groups} groups: the dot kernel`);
+  // the value cases below that claim the dot kernel: strided and grouped (rows of 5), a row of 3, 18 taps over rows of 15
+  assert.ok(kernelsOf(4, 2, 3, 11, 9, 3, 2).has(dot) && kernelsOf(4, 1, 3, 5, 3).has(dot) && kernelsOf(8, 1, 2, 9, 15).has(dot), "strided, a row of 3, rows of 15: the dot kernel");
+  // 1x1 unpadded: the input read in place, so a fill is the output gradient's copy's (zero channels up to a block of 4)
+  assert.ok(!kernelsOf(4, 1, 1, 10, 12, 1).has(KI.fill32) && kernelsOf(3, 1, 1, 10, 12, 1).has(KI.fill32), "1x1: the output gradient copied for 3 channels, read as it is for 4");
   for (const og of [5, 8]) assert.ok(notDot(kernelsOf(og)) && kernelsOf(og).has(KI.gemm_tp), `${og} channels: the 6x8 product`);
   // few taps over many positions: 1-2 input channels of a 3x3 filter, 10 rows of 13 = 130 positions (not 9 rows: 117)
   for (const [og, cin] of [[5, 2], [32, 1]]) {
-    assert.ok(kernelsOf(og, 1, cin, 10, 12).has(dotOf(og)) && kernelsOf(og, 2, cin, 10, 12).has(dotOf(og)), `${og} channels from ${cin}: the dot kernel`);
+    assert.ok(kernelsOf(og, 1, cin, 10, 12).has(dot) && kernelsOf(og, 2, cin, 10, 12).has(dot), `${og} channels from ${cin}: the dot kernel`);
     assert.ok(notDot(kernelsOf(og, 1, cin, 9, 12)), `${og} channels from ${cin}, 117 positions: the product`);
   }
   assert.ok(notDot(kernelsOf(8, 1, 3, 10, 12)), "8 channels from 3 (27 taps): the product");
@@ -217,8 +234,8 @@ S("narrow products take their own kernels (2x16: forward with 1-2 output channel
     [[11, 1, 12, 12], [32, 1, 3, 3], { padding: 1 }], // one input channel to 32: 8 blocks, 156 positions, jobs of several images
     [[2, 4, 12, 12], [10, 2, 3, 3], { padding: 1, groups: 2 }], // grouped: 5 channels per group in 2 blocks
     [[2, 1, 28, 27], [6, 1, 3, 3], { padding: 1, stride: 2 }], // strided: 14 rows of 15 on the phase grid
-    // the dot kernel by rows on the output gradient as it is (4 channels a group): rows of 1, 2 and 3
-    // past the last whole vector, a row narrower than a vector, grouped, strided, in place
+    // the dot kernel on the output gradient as it is (4 channels a group): rows of 1, 2 and 3 past
+    // the last whole vector, a row narrower than a vector, grouped, strided, in place
     [[3, 5, 7, 9], [4, 5, 1, 1], {}], // 1x1 in place, rows of 9
     [[2, 3, 5, 3], [4, 3, 3, 3], { padding: 1 }], // rows of 3: only the masked vector
     [[3, 6, 11, 13], [8, 3, 3, 3], { padding: 1, groups: 2 }], // grouped, 4 channels a group, rows of 13
@@ -427,18 +444,21 @@ S("strided copies in wasm (boxes of 1-4 dimensions, vector, splat and scalar row
   assert.ok(viaKernel > 150, `${viaKernel} specs of 64 elements or more`);
 });
 
-S("copypad (the convolutions' padded blocks): every destination float written once, the box placed and zeros around it, on random boxes (empty, strided, vector and scalar rows)", () => {
+S("copypad (the convolutions' padded blocks): the box placed and zeros around it, nothing written outside the blocks (before the first, between, after the last), on random boxes (empty, strided, vector and scalar rows, the vector rows' path most often)", () => {
   const g = new T.Generator(53);
   const ri = (n: number) => Math.floor(g.uniform() * n);
   const rt = wb.runtime;
-  for (let t = 0; t < 300; t++) {
-    const D0 = 1 + ri(4), Dh = 1 + ri(9), Dw = 1 + ri(21);
+  let vectorRows = 0;
+  for (let t = 0; t < 400; t++) {
+    const D0 = 1 + ri(4), Dh = 1 + ri(9), Dw = 1 + ri(37);
     const R = ri(Dh + 1), C = ri(Dw + 1), r0 = ri(Dh - R + 1), c0 = ri(Dw - C + 1);
-    const cs = 1 + ri(3); // source column step: 1 (vector rows) or a stride
+    const cs = g.uniform() < 0.6 ? 1 : 2 + ri(2); // source column step: 1 (vector rows) or a stride
+    if (cs === 1 && Dw >= 4 && (C === 0 || C >= 4)) vectorRows++;
     const srcRow = Math.max(1, C * cs + ri(3)), srcBlk = Math.max(1, R * srcRow + ri(5));
     const src = wb.upload(Float32Array.from({ length: D0 * srcBlk }, (_, i) => i + 0.5), "float32");
     const dBlk = Dh * Dw + ri(3); // blocks may be apart: what lies between is not written
-    const dst = wb.alloc(D0 * dBlk); // poisoned
+    const off = 1 + ri(7), buf = wb.alloc(off + D0 * dBlk + 8); // poisoned; the blocks at an odd float offset inside it
+    const dst = buf.subarray(off);
     rt.run([[KI.copypad, src.byteOffset, srcBlk * 4, srcRow * 4, cs * 4, dst.byteOffset, dBlk * 4, D0, Dh, Dw, r0, R, c0, C]], 0);
     for (let i = 0; i < D0; i++) for (let y = 0; y < Dh; y++) for (let x = 0; x < Dw; x++) {
       const inside = y >= r0 && y < r0 + R && x >= c0 && x < c0 + C;
@@ -446,9 +466,12 @@ S("copypad (the convolutions' padded blocks): every destination float written on
       if (dst[i * dBlk + y * Dw + x] !== want) assert.unreachable(`case ${t} ${JSON.stringify({ D0, Dh, Dw, r0, R, c0, C, cs })}: [${i}][${y}][${x}] = ${dst[i * dBlk + y * Dw + x]}, want ${want}`);
     }
     for (let i = 0; i < D0; i++) for (let q = Dh * Dw; q < dBlk; q++) assert.ok(Number.isNaN(dst[i * dBlk + q]), "wrote past a block");
+    for (let q = 0; q < off; q++) assert.ok(Number.isNaN(buf[q]), "wrote before the first block");
+    for (let q = off + D0 * dBlk; q < buf.length; q++) assert.ok(Number.isNaN(buf[q]), "wrote after the last block");
     wb.release(src);
-    wb.release(dst);
+    wb.release(buf);
   }
+  assert.ok(vectorRows > 150, `${vectorRows} of 400 cases on the vector rows' path`);
 });
 
 S("sum and sumsq kernels equal the reference bit for bit (rows, column blocks, column tails, threaded, NaN and infinities)", () => {

@@ -122,7 +122,7 @@ export class Tensor {
   #held: Held | null = null;
 
   constructor(readonly backend: Backend, storage: unknown, shape: Shape, readonly dtype: DType, share?: Tensor, groups = 0) {
-    this.shape = Object.freeze(shape.slice());
+    this.shape = Object.freeze(Array.isArray(shape) ? shape.slice() : Array.from(shape)); // a typed array's slice would be one
     this.size = sizeOf(shape);
     this.groups = groups;
     if (share) {

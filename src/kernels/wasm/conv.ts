@@ -360,9 +360,8 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
   const { N, Cout, groups, OH, OW } = p;
   const og = Cout / groups;
   // dot products along the positions (gemm.ts dotFn), 2 taps by 4 channels a block, reading the
-  // output gradient's rows (as they are where its channels per group are whole blocks of 4:
-  // wgrad_dotr, 1.2-1.25x on the Glows' 2-channel ones; else a copy of them on the phase grid):
-  // for at most 4 output channels per group, and for few taps
+  // output gradient's rows as they are (where the channels per group are whole blocks of 4; else
+  // a copy with zero channels up to the next block of 4): for at most 4 output channels per group, and for few taps
   // over many positions (a filter wider than 1x1 with at most 18 taps a group, e.g. 2 input
   // channels of a 3x3, over 128 positions or more of the phase grid, its padded columns counted:
   // the Glows' first coupling convolutions, 1.13-1.16x, the VAE's first, 1.41x, measured
@@ -385,10 +384,12 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
     // output gradient packed; where its rows are the phase grid's already (Wph = OW, so the copy
     // would change nothing: any 1x1 filter, and wider ones whose phase rows are as wide as the
     // output's), it is packed from where it is, without a copy first.
-    // The dot kernel reads the output gradient as it is, row by row (wgrad_dotr), where its
-    // channels come in whole blocks of 4; else from a copy on the phase grid, zero rows past og.
-    const gyAsIs = (R !== null && Wph === OW) || (dot && og % DOT_COLS === 0);
-    const GYB = (dot ? opan * DOT_COLS : og) * P + 16, BPB = R ? opan * P * NR : 0;
+    // The dot kernel reads the output gradient's rows as they are, where its channels come in
+    // whole blocks of 4; else a copy of each (image, group) with zero channels up to a block of 4
+    // (GYB floats, a vector of slack past it). The product kernel reads it packed from the phase
+    // grid's rows (GYB floats per block, copied first unless they are the output's rows).
+    const gyAsIs = dot ? og % DOT_COLS === 0 : Wph === OW;
+    const GYB = dot ? opan * DOT_COLS * OH * OW + 16 : og * P + 16, BPB = R ? opan * P * NR : 0;
     const xp = L.inPlace ? xo : m.tmp(N * groups * XB), gq = gyAsIs ? 0 : m.tmp(N * groups * GYB), bp = R ? m.tmp(N * groups * BPB) : 0;
     const tab = m.table(L.tab);
     const parts = weightGradParts(N, groups, CB), per = Math.ceil(N / parts);
@@ -413,7 +414,11 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
             continue;
           }
           if (!L.inPlace) phaseTasks(xo, p, L, ng, xp + ng * XB * 4, jl);
-          if (!gyAsIs) {
+          if (gyAsIs) continue;
+          if (dot) {
+            jl.task(KI.copy3d, at, 0, 0, 4, blk, 0, 0, 4, 1, 1, og * OH * OW);
+            jl.task(KI.fill32, blk + og * OH * OW * 4, GYB - og * OH * OW, 0);
+          } else {
             jl.task(KI.copypad, at, OH * OW * 4, OW * 4, 4, blk, P * 4, og, OH, Wph, 0, OH, 0, OW);
             jl.task(KI.fill32, blk + og * P * 4, GYB - og * P, 0);
           }
@@ -426,9 +431,8 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
           if (R) jl.task(R.tp, xp + at * XB * 4, tab, bp + at * BPB * 4, 0, cc, ldc, P, i0, i1, 0, opan, 0, n1 - n0, groups * XB * 4, groups * BPB * 4);
           else {
             for (let cb = 0; cb < opan; cb++) {
-              if (gyAsIs) {
-                jl.task(KI.wgrad_dotr, xp + at * XB * 4, tab, gyo + (n0 * Cout + g * og + cb * DOT_COLS) * OH * OW * 4, OH * OW * 4, cc + cb * DOT_COLS * 4, ldc, OH, Wph * 4, OW * 4, OW, i0, i1, n1 - n0, groups * XB * 4, Cout * OH * OW * 4);
-              } else jl.task(KI.wgrad_dot, xp + at * XB * 4, tab, gq + (at * GYB + cb * DOT_COLS * P) * 4, P * 4, cc + cb * DOT_COLS * 4, ldc, P, i0, i1, n1 - n0, groups * XB * 4, groups * GYB * 4);
+              const [gb, gImg] = gyAsIs ? [gyo + (n0 * Cout + g * og) * OH * OW * 4, Cout * OH * OW * 4] : [gq + at * GYB * 4, groups * GYB * 4];
+              jl.task(KI.wgrad_dot, xp + at * XB * 4, tab, gb + cb * DOT_COLS * OH * OW * 4, OH * OW * 4, cc + cb * DOT_COLS * 4, ldc, OH, Wph * 4, OW * 4, OW, i0, i1, n1 - n0, groups * XB * 4, gImg);
             }
           }
         }

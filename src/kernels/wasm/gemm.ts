@@ -259,50 +259,41 @@ export const DOT_ROWS = 2, DOT_COLS = 4;
 
 /**
  * The weight gradient of a convolution, 4 output channels at a time (conv.ts calls it once per 4
- * channels), as dot products along the positions: C[q][co] = sum over images and p < P of
- * X[tab[q] + p] G[co][p], where a product kernel would have 4 useful columns (a panel of 4
- * broadcasts 8 rows per position), or would pack G for few taps (conv.ts says when). Here
- * the positions are the lanes: a block of 2 taps by 4 channels keeps 8 f32x4 sums, loads 2 input
- * vectors and 4 gradient vectors per 4 positions, and reads nothing past P (a scalar tail).
- *   wgrad_dot(x, tab, g, gRow, c, ldc, P, i0, i1, nImg, xImg, gImg): blocks [i0, i1) of 2 taps;
- * x, g, c and the strides in bytes (gRow: from one channel's row of G to the next; 4 rows read,
- * those past the group's channels discarded by the caller); C rows at c + 4 ldc q, written whole
- * (not accumulated); each block's sums kept in registers over all nImg images, the lanes then
- * added in a fixed order.
- * With `byRows` (wgrad_dotr), G is the output gradient as it is, OH rows of OW floats per channel,
- * where X's positions are rows of xRow bytes (the phase grid, wider than OW): row by row, OW / 4
- * vectors and, where OW is not a multiple of 4, one more whose gradient lanes past OW are zeroed
- * (it reads less than a vector past the row: the next row's, or the storage's slack), so the
- * output gradient needs no copy onto the phase grid (a third of the Glows' 2-channel weight
- * gradients' time).
- *   wgrad_dotr(x, tab, g, gChan, c, ldc, OH, xRow, gRow, OW, i0, i1, nImg, xImg, gImg): gChan the
- * bytes from one channel of G to the next, gRow from one row to the next (4 OW).
+ * channels), as dot products along the positions: C[q][co] = sum over images and output positions
+ * (y, x) of X[tab[q] + y xRow + x] G[co][y][x], where a product kernel would have 4 useful columns
+ * (a panel of 4 broadcasts 8 rows per position), or would pack G for few taps (conv.ts says when).
+ * Here the positions are the lanes: a block of 2 taps by 4 channels keeps 8 f32x4 sums and loads
+ * 2 input vectors and 4 gradient vectors per 4 positions. G is read row by row, OH rows of OW
+ * floats per channel (the output gradient as it is, or a copy with zero channels past the
+ * group's), X on the phase grid (rows of xRow bytes, as wide as OW or wider): OW / 4 vectors a
+ * row and, where OW is not a multiple of 4, one more whose lanes past OW are zeroed in both
+ * operands. That vector reads less than a vector past the row (the next row's, channel's or
+ * image's floats, or the storage's slack), and its masked lanes never reach a sum, so an Inf or
+ * NaN there stays out of it, as the reference keeps it.
+ *   wgrad_dot(x, tab, g, gChan, c, ldc, OH, xRow, gRow, OW, i0, i1, nImg, xImg, gImg): blocks
+ * [i0, i1) of 2 taps; x, g, c and the strides in bytes (gChan: from one channel of G to the next,
+ * 4 read, those past the group's channels discarded by the caller; gRow: from one row to the
+ * next); C rows at c + 4 ldc q, written whole (not accumulated); each block's sums kept in
+ * registers over all nImg images, the lanes then added in a fixed order.
  */
-export function dotFn(s: GemmShape, name: string, byRows = false): Fn {
+export function dotFn(s: GemmShape, name: string): Fn {
   const QB = DOT_ROWS, NC = DOT_COLS;
-  const f = new Fn(name, Array(byRows ? 15 : 12).fill(I32));
-  const [xa, tab, g, gRow, c, ldc, P, i0, i1, nImg, xImg, gImg] = Array.from({ length: 12 }, (_, i) => i);
-  // wgrad_dotr's parameters (gRow and P read as gChan and OH)
-  const [gChan, OH, xRowB, gRowB, OW, r0, r1, rImgs, rxImg, rgImg] = [3, 6, 7, 8, 9, 10, 11, 12, 13, 14];
-  const ib = f.local(), img = f.local(), p = f.local(), p4 = f.local(), xb = f.local(), gb = f.local();
+  const f = new Fn(name, Array(15).fill(I32));
+  const [xa, tab, g, gChan, c, ldc, OH, xRow, gRow, OW, i0, i1, nImg, xImg, gImg] = Array.from({ length: 15 }, (_, i) => i);
+  const ib = f.local(), img = f.local(), p = f.local(), xb = f.local(), gb = f.local(), yr = f.local(), full = f.local(), rem = f.local();
   const xr = Array.from({ length: QB }, () => f.local()), gr = Array.from({ length: NC }, () => f.local());
   const acc = Array.from({ length: QB * NC }, () => f.local(V128)), xv = Array.from({ length: QB }, () => f.local(V128)), gv = Array.from({ length: NC }, () => f.local(V128));
-  const tail = Array.from({ length: QB * NC }, () => f.local(F32)), xs = f.local(F32);
-  const yr = f.local(), full = f.local(), rem = f.local(), mask = f.local(V128);
-  /** One vector of positions at byte offset `at()` (none: 0) of the rows xr, gr: loads, the gradient's masked where asked, and the 8 sums. */
-  const step = (at: (() => void) | null, masked: boolean) => {
+  const mask = f.local(V128);
+  /** One vector of positions at byte offset `at()` of the rows xr, gr: the loads (both masked where asked), and the 8 sums. */
+  const step = (at: () => void, masked: boolean) => {
     const load = (base: number, into: number) => {
       f.get(base);
-      if (at) at(), f.op(op.add);
-      f.simd(0x00, 0, 0); // unaligned v128.load
+      at();
+      f.op(op.add).simd(0x00, 0, 0); // unaligned v128.load
       if (masked) f.get(mask).simd(0x4e); // v128.and
       f.set(into);
     };
-    for (let r = 0; r < QB; r++) {
-      f.get(xr[r]);
-      if (at) at(), f.op(op.add);
-      f.simd(0x00, 0, 0).set(xv[r]);
-    }
+    for (let r = 0; r < QB; r++) load(xr[r], xv[r]);
     for (let k = 0; k < NC; k++) load(gr[k], gv[k]);
     for (let r = 0; r < QB; r++) for (let k = 0; k < NC; k++) {
       const a = acc[r * NC + k];
@@ -310,54 +301,31 @@ export function dotFn(s: GemmShape, name: string, byRows = false): Fn {
       else f.get(a).get(xv[r]).get(gv[k]).simd(simd.f32x4mul).simd(simd.f32x4add).set(a);
     }
   };
-  if (byRows) {
-    // lanes below OW mod 4 kept in the last vector of a row
-    f.get(OW).i32(-4).op(op.and).i32(2).op(op.shl).set(full);
-    f.get(OW).i32(3).op(op.and).set(rem);
-    f.i32(0).simd(0x11).set(mask); // i32x4.splat 0
-    for (let l = 0; l < 4; l++) f.get(mask).i32(0).i32(l).get(rem).op(op.ltS).op(op.sub).simd(0x1c, l).set(mask); // i32x4.replace_lane
-  } else f.get(P).i32(-4).op(op.and).set(p4);
-  f.loop(ib, () => f.get(byRows ? r0 : i0), () => f.get(byRows ? r1 : i1), 1, () => {
+  // whole vectors of a row (bytes), and the lanes below OW mod 4 kept in its last vector
+  f.get(OW).i32(-4).op(op.and).i32(2).op(op.shl).set(full);
+  f.get(OW).i32(3).op(op.and).set(rem);
+  f.i32(0).simd(0x11).set(mask); // i32x4.splat 0
+  for (let l = 0; l < 4; l++) f.get(mask).i32(0).i32(l).get(rem).op(op.ltS).op(op.sub).simd(0x1c, l).set(mask); // i32x4.replace_lane
+  f.loop(ib, () => f.get(i0), () => f.get(i1), 1, () => {
     for (const a of acc) f.f32(0).simd(simd.f32x4splat).set(a);
-    if (!byRows) for (const a of tail) f.f32(0).set(a);
-    f.loop(img, () => f.i32(0), () => f.get(byRows ? rImgs : nImg), 1, () => {
-      f.get(xa).get(img).get(byRows ? rxImg : xImg).op(op.mul).op(op.add).set(xb);
-      f.get(g).get(img).get(byRows ? rgImg : gImg).op(op.mul).op(op.add).set(gb);
+    f.loop(img, () => f.i32(0), () => f.get(nImg), 1, () => {
+      f.get(xa).get(img).get(xImg).op(op.mul).op(op.add).set(xb);
+      f.get(g).get(img).get(gImg).op(op.mul).op(op.add).set(gb);
       for (let r = 0; r < QB; r++) f.get(tab).get(ib).i32(QB * 4).op(op.mul).op(op.add).op(0x28, 2, r * 4).get(xb).op(op.add).set(xr[r]);
-      for (let k = 0; k < NC; k++) f.get(gb).get(byRows ? gChan : gRow).i32(k).op(op.mul).op(op.add).set(gr[k]);
-      if (byRows) {
-        f.loop(yr, () => f.i32(0), () => f.get(OH), 1, () => {
-          f.loop(p, () => f.i32(0), () => f.get(full), 16, () => step(() => f.get(p), false));
-          f.get(rem).if(() => step(() => f.get(full), true));
-          for (let r = 0; r < QB; r++) f.get(xr[r]).get(xRowB).op(op.add).set(xr[r]);
-          for (let k = 0; k < NC; k++) f.get(gr[k]).get(gRowB).op(op.add).set(gr[k]);
-        });
-        return;
-      }
-      f.loop(p, () => f.i32(0), () => f.get(p4), 4, () => {
-        step(null, false);
-        for (let r = 0; r < QB; r++) f.get(xr[r]).i32(16).op(op.add).set(xr[r]);
-        for (let k = 0; k < NC; k++) f.get(gr[k]).i32(16).op(op.add).set(gr[k]);
-      });
-      f.loop(p, () => f.get(p4), () => f.get(P), 1, () => {
-        for (let r = 0; r < QB; r++) {
-          f.get(xr[r]).op(0x2a, 0, 0).set(xs); // f32.load, align 1
-          for (let k = 0; k < NC; k++) {
-            const a = tail[r * NC + k];
-            f.get(a).get(xs).get(gr[k]).op(0x2a, 0, 0).op(op.f32mul).op(op.f32add).set(a);
-          }
-          f.get(xr[r]).i32(4).op(op.add).set(xr[r]);
-        }
-        for (let k = 0; k < NC; k++) f.get(gr[k]).i32(4).op(op.add).set(gr[k]);
+      for (let k = 0; k < NC; k++) f.get(gb).get(gChan).i32(k).op(op.mul).op(op.add).set(gr[k]);
+      f.loop(yr, () => f.i32(0), () => f.get(OH), 1, () => {
+        f.loop(p, () => f.i32(0), () => f.get(full), 16, () => step(() => f.get(p), false));
+        f.get(rem).if(() => step(() => f.get(full), true));
+        for (let r = 0; r < QB; r++) f.get(xr[r]).get(xRow).op(op.add).set(xr[r]);
+        for (let k = 0; k < NC; k++) f.get(gr[k]).get(gRow).op(op.add).set(gr[k]);
       });
     });
     for (let r = 0; r < QB; r++) for (let k = 0; k < NC; k++) {
       const a = acc[r * NC + k];
-      // C[ib*QB + r][k] = ((l0 + l1) + (l2 + l3)) (+ tail)
+      // C[ib*QB + r][k] = (l0 + l1) + (l2 + l3)
       f.get(c).get(ib).i32(QB).op(op.mul).i32(r).op(op.add).get(ldc).op(op.mul).i32(k).op(op.add).i32(2).op(op.shl).op(op.add);
       f.get(a).simd(simd.f32x4extract, 0).get(a).simd(simd.f32x4extract, 1).op(op.f32add);
       f.get(a).simd(simd.f32x4extract, 2).get(a).simd(simd.f32x4extract, 3).op(op.f32add).op(op.f32add);
-      if (!byRows) f.get(tail[r * NC + k]).op(op.f32add);
       f.op(0x38, 2, 0); // f32.store
     }
   });

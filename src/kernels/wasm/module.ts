@@ -12,7 +12,7 @@ import { winoFilterFn, winoInFn, winoOutFn } from "./winograd.ts";
 
 export const KERNELS = [
   "gemm_pp", "gemm_pt", "gemm_tp", "pack_a", "pack_b", "copy3d", "gemm_pp4", "gemm_pt4", "gemm_tp4", "pack_a4",
-  "gemm_pt2", "pack_a2", "wgrad_dot", "wgrad_dotr",
+  "gemm_pt2", "pack_a2", "wgrad_dot",
   ...SIMD_UNARY.map((o) => `un_${o}` as const), ...SIMD_APPROX.map((o) => `un_${o}` as const), ...SIMD_BINARY.map((o) => `bin_${o}` as const),
   "copy4d", "fill32", "red_sum", "red_sumsq", "where", "copypad", "moment", "gn_fwd", "gn_bwd",
   ...EPILOGUE_ACTS.map((a) => `ep_${a}` as const), ...SIMD_APPROX.map((o) => `mu_${o}` as const), ...DERIV_ACTS.map((a) => `ed_${a}` as const),
@@ -32,9 +32,8 @@ export function kernelFns(s: GemmShape): Fn[] {
     gemmFn({ ...s, MR: 4 }, "table", "packed", "gemm_tp4"), packFn(4, "pack_a4"),
     // a 2-row block, 16 columns wide, for convolutions with 1 or 2 rows (runtime.ts tableRows)
     gemmFn({ ...s, MR: 2, NR: TABLE2_NR }, "packed", "table", "gemm_pt2"), packFn(2, "pack_a2"),
-    // weight gradients with at most 4 output channels per group, or few taps, as dot products along the positions (conv.ts);
-    // by rows, reading the output gradient as it is
-    dotFn(s, "wgrad_dot"), dotFn(s, "wgrad_dotr", true),
+    // weight gradients with at most 4 output channels per group, or few taps, as dot products along the positions (conv.ts)
+    dotFn(s, "wgrad_dot"),
     ...SIMD_UNARY.map((o) => unaryFn(o)), ...SIMD_APPROX.map((o) => unaryFn(o)), ...SIMD_BINARY.map(binaryFn),
     copy4dFn(), fill32Fn(), reduceFn("sum"), reduceFn("sumsq"), whereFn(), copyPadFn(), momentFn(), groupNormFwdFn(), groupNormBwdFn(),
     ...EPILOGUE_ACTS.map(epilogueFn), ...SIMD_APPROX.map((o) => unaryFn(o, true)), ...DERIV_ACTS.map(derivEpilogueFn),
