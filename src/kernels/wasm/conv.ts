@@ -374,20 +374,19 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
   const R = dot ? null : rt.rows(Qg);
   const MR = R?.MR ?? DOT_ROWS, NR = R?.NR ?? DOT_COLS;
   try {
-    // dW^T[q][co] = sum over images and positions of X[tab[q] + p'] gy'[co][p'], with gy' the
-    // output gradient on the phase grid (zero in the columns past OW).
+    // dW^T[q][co] = sum over images and output positions of X[tab[q] + p'] gy[co][p], p' the
+    // position's place on the phase grid (the product kernel: gy' on that grid, zero in the
+    // columns past OW; the dot kernel: row by row, the lanes past OW masked).
     const L = R ? phaseLayout(p, true, MR, NR) : Ldot;
     const { Q, Wph, P, XB } = L;
     const xo = m.addr(x), gyo = m.addr(gy);
     const qpan = Math.ceil(Q / MR), opan = Math.ceil(og / NR), ldc = opan * NR, CB = qpan * MR * ldc;
-    // the dot kernel reads 4 channel rows: those past og are zeros. The product kernel reads the
-    // output gradient packed; where its rows are the phase grid's already (Wph = OW, so the copy
-    // would change nothing: any 1x1 filter, and wider ones whose phase rows are as wide as the
-    // output's), it is packed from where it is, without a copy first.
-    // The dot kernel reads the output gradient's rows as they are, where its channels come in
-    // whole blocks of 4; else a copy of each (image, group) with zero channels up to a block of 4
-    // (GYB floats, a vector of slack past it). The product kernel reads it packed from the phase
-    // grid's rows (GYB floats per block, copied first unless they are the output's rows).
+    // The dot kernel reads 4 channel rows of the output gradient as they are, where its channels
+    // come in whole blocks of 4; else a copy of each (image, group) with zero channels up to a
+    // block of 4 (GYB floats, a vector of slack past it). The product kernel reads it packed from
+    // the phase grid's rows; where those are its rows already (Wph = OW, so the copy would change
+    // nothing: any 1x1 filter, and wider ones whose phase rows are as wide as the output's), it is
+    // packed from where it is, without a copy first.
     const gyAsIs = dot ? og % DOT_COLS === 0 : Wph === OW;
     const GYB = dot ? opan * DOT_COLS * OH * OW + 16 : og * P + 16, BPB = R ? opan * P * NR : 0;
     const xp = L.inPlace ? xo : m.tmp(N * groups * XB), gq = gyAsIs ? 0 : m.tmp(N * groups * GYB), bp = R ? m.tmp(N * groups * BPB) : 0;
