@@ -355,7 +355,40 @@ function weightGradParts(N: number, groups: number, CB: number): number {
   return Math.max(1, Math.min(Math.ceil(N / 8), 8, Math.floor((1 << 24) / (groups * CB))));
 }
 
+/**
+ * The weight gradient. The product kernel multiplies the input at the phase grid's discarded
+ * positions (past a row's outputs: they read the row's last and the next row's first columns) by
+ * the zero gradient there, so an Inf or NaN input there makes NaN of a weight the reference keeps
+ * finite (0 x Inf); the dot kernel masks those lanes. So where a product's result holds a
+ * non-finite value, it is computed again by dot products: per group where each group is one image
+ * (a per-group pass: the other groups' values stay as they were, each image's as alone), else
+ * whole. Finite results, the only ones finite inputs give, are never checked again.
+ */
 export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvParams): Float32Array {
+  const [dw, product] = weightGrad(rt, x, gy, p, false);
+  if (!product || allFinite(dw, 0, dw.length)) return dw;
+  const { N, Cin, H, W, Cout, groups, OH, OW } = p, cg = Cin / groups, og = Cout / groups, Q = cg * p.KH * p.KW;
+  if (groups === 1 || N > 1) {
+    rt.mem.release(dw);
+    return weightGrad(rt, x, gy, p, true)[0];
+  }
+  const one: ConvParams = { ...p, Cin: cg, Cout: og, groups: 1 };
+  for (let g = 0; g < groups; g++) {
+    if (allFinite(dw, g * og * Q, (g + 1) * og * Q)) continue;
+    const [d] = weightGrad(rt, x.subarray(g * cg * H * W, (g + 1) * cg * H * W), gy.subarray(g * og * OH * OW, (g + 1) * og * OH * OW), one, true);
+    dw.set(d, g * og * Q);
+    rt.mem.release(d);
+  }
+  return dw;
+}
+
+function allFinite(v: Float32Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (v[i] - v[i] !== 0) return false;
+  return true;
+}
+
+/** The weight gradient by the dot kernel or a product kernel (forceDot: the dot kernel), and whether a product kernel ran. */
+function weightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvParams, forceDot: boolean): [Float32Array, boolean] {
   const m = rt.mem;
   const { N, Cout, groups, OH, OW } = p;
   const og = Cout / groups;
@@ -370,7 +403,7 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
   // read by table) over the packed output gradient
   const Qg = p.Cin / groups * p.KH * p.KW;
   const Ldot = phaseLayout(p, true, DOT_ROWS, DOT_COLS);
-  const dot = og <= DOT_COLS || (p.KH * p.KW > 1 && Qg <= 18 && Ldot.P >= 128);
+  const dot = forceDot || og <= DOT_COLS || (p.KH * p.KW > 1 && Qg <= 18 && Ldot.P >= 128);
   const R = dot ? null : rt.rows(Qg);
   const MR = R?.MR ?? DOT_ROWS, NR = R?.NR ?? DOT_COLS;
   try {
@@ -447,7 +480,7 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
       }
       rt.run(fin, groups * (parts + 1) * CB, "conv out");
     }
-    return m.land(out, oo);
+    return [m.land(out, oo), R !== null];
   } finally {
     m.endOp();
   }
