@@ -149,23 +149,26 @@ S("a convolution's weight gradient is the same to the bit on one thread and on t
 });
 
 S("a weight gradient keeps an input's Inf out of the sums it is not in, as the reference does: the dot kernel masks a row's last lanes in both operands; a product kernel's result with a non-finite value is computed again by dot products, per group in a per-group pass (the other groups' bits unchanged)", () => {
-  // 1x1 in place (rows of 3: the masked vector reads the next row and channel), and an unpadded
-  // 3x3 (the masked vector reads the row's last columns, which tap kx = 0 never uses); 4 output
-  // channels (the output gradient read as it is) and 3 (a copy with a zero channel)
-  const P = (Cin: number, H: number, W: number, Cout: number, k: number): ConvParams => ({ N: 2, Cin, H, W, Cout, KH: k, KW: k, stride: 1, pad: 0, groups: 1, OH: H - k + 1, OW: W - k + 1 });
-  // the product kernel (8 channels, 27 or more taps): padded 3x3 with an Inf at a row's first and
-  // last column (the discarded positions read both), unpadded 5x5, strided 3x3
-  const Q = (Cin: number, H: number, W: number, Cout: number, k: number, pad: number, stride = 1): ConvParams =>
+  const P = (Cin: number, H: number, W: number, Cout: number, k: number, pad = 0, stride = 1): ConvParams =>
     ({ N: 2, Cin, H, W, Cout, KH: k, KW: k, stride, pad, groups: 1, OH: Math.floor((H + 2 * pad - k) / stride) + 1, OW: Math.floor((W + 2 * pad - k) / stride) + 1 });
+  /** The wasm backend's weight gradient, as an array. */
+  const wgrad = (x: Float32Array, gy: Float32Array, p: ConvParams) => {
+    const xd = wb.upload(x, "float32"), gd = wb.upload(gy, "float32"), dw = wb.conv2dWeightGrad(xd, gd, p, "float32");
+    const v = Array.from(dw as Float32Array);
+    for (const d of [xd, gd, dw]) wb.release(d);
+    return v;
+  };
+  // the dot kernel: 1x1 in place (rows of 3: the masked vector reads the next row and channel), and
+  // an unpadded 3x3 (the masked vector reads the row's last columns, which tap kx = 0 never uses);
+  // 4 output channels (the output gradient read as it is) and 3 (a copy with a zero channel). The
+  // product kernel (8 channels, 27 or more taps): padded 3x3 with an Inf at a row's first and last
+  // column (the discarded positions read both), unpadded 5x5, strided 3x3
   const cases: [ConvParams, number][] = [[P(2, 2, 3, 4, 1), 6], [P(2, 2, 3, 3, 1), 6], [P(2, 6, 9, 4, 3), 8], [P(2, 6, 9, 3, 3), 62],
-    [Q(8, 6, 9, 8, 3, 1), 8], [Q(8, 6, 9, 8, 3, 1), 18], [Q(8, 6, 9, 8, 5, 0), 8], [Q(3, 7, 9, 8, 3, 0, 2), 8]];
+    [P(8, 6, 9, 8, 3, 1), 8], [P(8, 6, 9, 8, 3, 1), 18], [P(8, 6, 9, 8, 5), 8], [P(3, 7, 9, 8, 3, 0, 2), 8]];
   for (const [p, inf] of cases) {
     const x = Float32Array.from({ length: p.N * p.Cin * p.H * p.W }, (_, i) => (i === inf ? Infinity : 1 + (i % 5) / 8));
     const gy = Float32Array.from({ length: p.N * p.Cout * p.OH * p.OW }, (_, i) => 1 + (i % 3) / 4);
-    const want = Array.from(T.cpu.conv2dWeightGrad(x, gy, p, "float32") as Float32Array);
-    const xd = wb.upload(x, "float32"), gd = wb.upload(gy, "float32"), dw = wb.conv2dWeightGrad(xd, gd, p, "float32");
-    const got = Array.from(dw as Float32Array);
-    for (const d of [xd, gd, dw]) wb.release(d);
+    const want = Array.from(T.cpu.conv2dWeightGrad(x, gy, p, "float32") as Float32Array), got = wgrad(x, gy, p);
     assert.ok(want.some((v) => Number.isFinite(v)) && want.some((v) => !Number.isFinite(v)), "the reference has both finite and infinite entries");
     for (let k = 0; k < want.length; k++) {
       if (Number.isFinite(want[k]) !== Number.isFinite(got[k]) || (Number.isFinite(want[k]) && Math.abs(got[k] - want[k]) > 1e-5 * Math.abs(want[k]))) {
@@ -179,15 +182,9 @@ S("a weight gradient keeps an input's Inf out of the sums it is not in, as the r
   const at = 2 * 3 * 54 + 9; // group 2, its first channel, row 1, column 0
   // values whose sums round (multiples of 1/32 would sum exactly in any order, hiding a changed order)
   const gy = Float32Array.from({ length: 32 * 54 }, (_, i) => Math.cos(i * 0.21));
-  const dwOf = (x: Float32Array) => {
-    const xd = wb.upload(x, "float32"), gd = wb.upload(gy, "float32"), dw = wb.conv2dWeightGrad(xd, gd, pg, "float32");
-    const v = Array.from(dw as Float32Array);
-    for (const d of [xd, gd, dw]) wb.release(d);
-    return v;
-  };
   const x = Float32Array.from({ length: 12 * 54 }, (_, i) => Math.sin(i * 0.37)), xi = x.slice();
   xi[at] = Infinity;
-  const clean = dwOf(x), dirty = dwOf(xi), want = Array.from(T.cpu.conv2dWeightGrad(xi, gy, pg, "float32") as Float32Array);
+  const clean = wgrad(x, gy, pg), dirty = wgrad(xi, gy, pg), want = Array.from(T.cpu.conv2dWeightGrad(xi, gy, pg, "float32") as Float32Array);
   const blk = 8 * 27;
   for (let k = 0; k < want.length; k++) {
     const g = Math.floor(k / blk);

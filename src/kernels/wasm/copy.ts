@@ -139,6 +139,13 @@ export function copyPadFn(): Fn {
   const z = f.local(V128);
   f.i32(0).simd(0x11).set(z); // i32x4.splat 0
   f.get(Dw).i32(2).op(op.shl).set(rb); // bytes per row
+  /** Zero vectors over the current row from byte offset `from` to its end, the last one ending there. */
+  const zerosToEnd = (from: () => void) => {
+    f.loop(x, from, () => f.get(lastZ), 16, () => {
+      f.get(row).get(x).op(op.add).get(z).simd(0x0b, 0, 0);
+    });
+    f.get(row).get(lastZ).op(op.add).get(z).simd(0x0b, 0, 0);
+  };
   // fast rows: s2 = 4, Dw >= 4, C = 0 or C >= 4
   f.get(s2).i32(4).op(op.eq).get(Dw).i32(4).op(op.geS).op(op.and).get(C).op(op.eqz).get(C).i32(4).op(op.geS).op(op.or).op(op.and).if(() => {
     f.get(Dw).i32(4).op(op.sub).i32(2).op(op.shl).set(lastZ); // byte offset of a row's last zero vector
@@ -155,12 +162,7 @@ export function copyPadFn(): Fn {
             f.get(row).get(x).op(op.add).get(z).simd(0x0b, 0, 0);
           });
           // zeros right of the box, the last vector ending at the row's end
-          f.get(endB).get(rb).op(op.ltS).if(() => {
-            f.loop(x, () => f.get(endB), () => f.get(lastZ), 16, () => {
-              f.get(row).get(x).op(op.add).get(z).simd(0x0b, 0, 0);
-            });
-            f.get(row).get(lastZ).op(op.add).get(z).simd(0x0b, 0, 0);
-          });
+          f.get(endB).get(rb).op(op.ltS).if(() => zerosToEnd(() => f.get(endB)));
           // the box's row, its last vector overlapping the one before
           f.get(src).get(i).get(s0).op(op.mul).op(op.add).get(y).get(r0).op(op.sub).get(s1).op(op.mul).op(op.add).set(ps);
           f.get(row).get(c0b).op(op.add).set(pd);
@@ -168,12 +170,7 @@ export function copyPadFn(): Fn {
             f.get(pd).get(x).op(op.add).get(ps).get(x).op(op.add).simd(0x00, 0, 0).simd(0x0b, 0, 0);
           });
           f.get(pd).get(lastC).op(op.add).get(ps).get(lastC).op(op.add).simd(0x00, 0, 0).simd(0x0b, 0, 0);
-        }, () => {
-          f.loop(x, () => f.i32(0), () => f.get(lastZ), 16, () => {
-            f.get(row).get(x).op(op.add).get(z).simd(0x0b, 0, 0);
-          });
-          f.get(row).get(lastZ).op(op.add).get(z).simd(0x0b, 0, 0);
-        });
+        }, () => zerosToEnd(() => f.i32(0)));
         f.get(row).get(rb).op(op.add).set(row);
       });
     });

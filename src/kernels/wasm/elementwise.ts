@@ -228,7 +228,7 @@ export function binaryFn(o: BinaryOp): Fn {
   f.f32(0).set(s0);
   f.get(out).set(po);
   // vectors only when each inner stride is 0 (splat) or 4 (contiguous)
-  const ok = (s: number) => { f.get(s).op(op.eqz).get(s).i32(4).op(op.eq).op(0x72); }; // i32.or
+  const ok = (s: number) => { f.get(s).op(op.eqz).get(s).i32(4).op(op.eq).op(op.or); };
   f.get(D2).i32(-4).op(op.and).set(vend);
   ok(a2); ok(b2); f.op(op.and).op(op.eqz).if(() => f.i32(0).set(vend));
   const load = (p: number, s: number, dst: number) => {
@@ -275,7 +275,7 @@ export function whereFn(): Fn {
   const vc = f.local(V128), va = f.local(V128), vb = f.local(V128), v0 = f.local(V128);
   f.f32(0).simd(simd.f32x4splat).set(v0);
   f.get(out).set(po);
-  const ok = (s: number) => { f.get(s).op(op.eqz).get(s).i32(4).op(op.eq).op(0x72); }; // i32.or
+  const ok = (s: number) => { f.get(s).op(op.eqz).get(s).i32(4).op(op.eq).op(op.or); };
   f.get(D2).i32(-4).op(op.and).set(vend);
   ok(c2); ok(a2); f.op(op.and); ok(b2); f.op(op.and).op(op.eqz).if(() => f.i32(0).set(vend));
   const load = (p: number, s: number, dst: number) => {

@@ -107,7 +107,7 @@ export function gemmFn(s: GemmShape, am: Operand, bm: Operand, name: string, dir
             f.get(c).get(i).i32(MR).op(op.mul).get(ldc).op(op.mul).get(j).i32(NR).op(op.mul).op(op.add).i32(2).op(op.shl).op(op.add).set(pc);
             // zero on the first block of a fresh product, else continue the partial sums in C
             if (direct) f.get(kb).op(op.eqz);
-            else f.get(kb).get(img).op(0x72).get(accum).op(0x72).op(op.eqz); // i32.or
+            else f.get(kb).get(img).op(op.or).get(accum).op(op.or).op(op.eqz);
             f.if(() => {
               for (const x of acc) f.f32(0).simd(simd.f32x4splat).set(x);
             }, () => {
