@@ -155,11 +155,18 @@ G("a conv forward keeps its patch matrix for the weight gradient: one im2col, fr
 
 G("tidy returns every temporary buffer to the pool", async (gpu) => {
   await gpu.sync();
+  // Counted with no await between the two reads: an earlier suite's unreferenced tensor can only be
+  // collected (and its buffer released) while this test awaits, so in-use moves by this test's work alone.
   const before = gpu.rt.pool.stats().inUse;
   const a = T.ones([100], { backend: gpu });
-  T.tidy(() => { T.sum(T.exp(T.mul(a, 2))); });
+  let inside = 0;
+  T.tidy(() => {
+    T.sum(T.exp(T.mul(a, 2)));
+    inside = gpu.rt.pool.stats().inUse;
+  });
+  assert.ok(inside >= before + 4, `temporaries held inside the tidy: ${inside - before}`);
+  assert.is(gpu.rt.pool.stats().inUse, before + 1);
   a.dispose();
-  await gpu.sync();
   assert.is(gpu.rt.pool.stats().inUse, before);
 });
 
