@@ -499,15 +499,19 @@ S("copypad (the convolutions' padded blocks): the box placed and zeros around it
   assert.ok(vectorRows > 150, `${vectorRows} of 400 cases on the vector rows' path`);
 });
 
-S("sum and sumsq kernels equal the reference bit for bit (rows, column blocks, column tails, threaded, NaN and infinities)", () => {
-  const shapes = [[1, 300, 1], [7, 33, 1], [3, 5, 4], [2, 9, 13], [1, 64, 1027], [5, 3, 70001], [1000, 70, 1], [64, 2, 1], [1, 1, 300]];
+S("sum and sumsq kernels equal the reference bit for bit (rows by eights, fours and ones, row tails, column blocks, column tails, threaded, NaN and infinities)", () => {
+  const shapes = [[1, 300, 1], [7, 33, 1], [3, 5, 4], [2, 9, 13], [1, 64, 1027], [5, 3, 70001], [1000, 70, 1], [64, 2, 1], [1, 1, 300], [2048, 196, 1], [13, 197, 1], [23, 3, 1], [300, 1, 1], [17, 21, 1], [9, 255, 1]];
   for (const [outer, R, inner] of shapes) {
     const n = outer * R * inner;
+    // values of one scale (with NaN and infinities); and rows (inner = 1) that start at 2^50 and
+    // end at -2^50, small values between: each partial sum rounds (f64's step at 2^50 is 1/4) and
+    // the big ones cancel, so only the reference's order gives its bits
     const x = Float32Array.from({ length: n }, (_, i) => (i % 997 === 5 ? [NaN, Infinity, -Infinity][i % 3] : Math.sin(i * 0.37) * 1e3 + 1e-3 * i));
-    for (const op of ["sum", "sumsq"] as const) {
-      const got = wb.reduce(op, x, outer, R, inner, "float32"), want = T.cpu.reduce(op, x, outer, R, inner, "float32");
+    const wide = Float32Array.from({ length: n }, (_, i) => i % R === 0 ? 2 ** 50 : i % R === R - 1 ? -(2 ** 50) : Math.sin(i * 0.37) * 100);
+    for (const [op, v] of [["sum", x], ["sumsq", x], ["sum", wide], ["sumsq", wide]] as const) {
+      const got = wb.reduce(op, v, outer, R, inner, "float32"), want = T.cpu.reduce(op, v, outer, R, inner, "float32");
       assert.is(got.length, want.length);
-      for (let i = 0; i < want.length; i++) if (!Object.is(got[i], want[i])) assert.unreachable(`${op} ${outer}x${R}x${inner} at ${i}: ${got[i]} vs ${want[i]}`);
+      for (let i = 0; i < want.length; i++) if (!Object.is(got[i], want[i])) assert.unreachable(`${op} ${v === x ? "" : "(wide) "}${outer}x${R}x${inner} at ${i}: ${got[i]} vs ${want[i]}`);
       wb.release(got);
     }
   }

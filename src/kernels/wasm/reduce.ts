@@ -1,7 +1,7 @@
 // The wasm backend's sum and sum-of-squares kernels over the middle axis of [outer, R, inner],
 // in double accumulators in the reference's order (so the results equal the reference's bit for
-// bit): four columns at a time as two f64x2 where inner >= 4, four rows at a time (one
-// sequential f64 sum each) where inner = 1. The backend splits them among the threads by rows or by column blocks; max
+// bit): four columns at a time as two f64x2 where inner >= 4; where inner = 1, eight rows at a
+// time (two rows to an f64x2, each lane a sequential sum), then four (one sequential f64 sum each). The backend splits them among the threads by rows or by column blocks; max
 // stays in js_ops.ts.
 import { F64, Fn, I32, op, V128 } from "./emit.ts";
 
@@ -18,12 +18,53 @@ export function reduceFn(kind: "sum" | "sumsq"): Fn {
   const sq = kind === "sumsq";
   f.get(ld).i32(2).op(op.shl).set(ldB);
   f.get(cols).i32(-4).op(op.and).set(vend);
-  // inner = 1: four rows at a time, each summed in order in its own f64 (four independent
+  // inner = 1: eight rows at a time, two to an f64x2 (each lane one row's sum, in order), four
+  // elements of each row per step; then four rows at a time, each in its own f64 (independent
   // chains instead of one add's latency per element)
-  const o4 = f.local(), ps = [f.local(), f.local(), f.local(), f.local()], ss = [f.local(F64), f.local(F64), f.local(F64), f.local(F64)];
+  const o8 = f.local(), o4 = f.local(), r4 = f.local(), ps = [f.local(), f.local(), f.local(), f.local()], ss = [f.local(F64), f.local(F64), f.local(F64), f.local(F64)];
+  const p8 = Array.from({ length: 8 }, () => f.local()), a2 = Array.from({ length: 4 }, () => f.local(V128)), va = f.local(V128), vb = f.local(V128);
+  f.i32(0).set(o8);
   f.i32(0).set(o4);
-  f.get(ld).i32(1).op(op.eq).if(() => f.get(rows).i32(-4).op(op.and).set(o4));
-  f.loop(o, () => f.i32(0), () => f.get(o4), 4, () => {
+  f.get(ld).i32(1).op(op.eq).if(() => {
+    f.get(rows).i32(-8).op(op.and).set(o8);
+    f.get(rows).i32(-4).op(op.and).set(o4);
+  });
+  f.get(R).i32(-4).op(op.and).i32(2).op(op.shl).set(r4);
+  /** acc += (lanes promoted to f64x2, squared for sumsq), the lanes on the stack as f32x4 (0 and 1 used). */
+  const addPair = (acc: number) => {
+    f.simd(0x5f).set(t); // f64x2.promote_low_f32x4
+    f.get(acc).get(t);
+    if (sq) f.get(t).simd(0xf2); // f64x2.mul
+    f.simd(0xf0).set(acc); // f64x2.add
+  };
+  f.loop(o, () => f.i32(0), () => f.get(o8), 8, () => {
+    p8.forEach((pk, k) => f.get(x).get(o).i32(k).op(op.add).get(R).op(op.mul).i32(2).op(op.shl).op(op.add).set(pk));
+    for (const a of a2) f.i32(0).simd(0x11).set(a); // i32x4.splat 0: f64x2 zeros
+    f.loop(r, () => f.i32(0), () => f.get(r4), 16, () => {
+      for (let q = 0; q < 4; q++) {
+        f.get(p8[2 * q]).get(r).op(op.add).simd(0x00, 0, 0).set(va); // unaligned v128.load
+        f.get(p8[2 * q + 1]).get(r).op(op.add).simd(0x00, 0, 0).set(vb);
+        for (let e = 0; e < 4; e++) {
+          const a = [0, 1, 2, 3].map((b) => 4 * e + b), b = a.map((i) => i + 16);
+          f.get(va).get(vb).simd(0x0d, ...a, ...b, ...a, ...b); // i8x16.shuffle: [row 2q's e-th, row 2q+1's e-th, ...]
+          addPair(a2[q]);
+        }
+      }
+    });
+    // the last R mod 4 elements of each row, two rows' at a time
+    f.loop(r, () => f.get(r4), () => f.get(R).i32(2).op(op.shl), 4, () => {
+      for (let q = 0; q < 4; q++) {
+        f.get(p8[2 * q]).get(r).op(op.add).splatLoad(0);
+        f.get(p8[2 * q + 1]).get(r).op(op.add).op(0x2a, 0, 0).simd(0x20, 1); // f32.load; f32x4.replace_lane 1
+        addPair(a2[q]);
+      }
+    });
+    for (let q = 0; q < 8; q++) {
+      f.get(out).get(o).i32(q).op(op.add).i32(2).op(op.shl).op(op.add);
+      f.get(a2[q >> 1]).simd(0x21, q & 1).op(0xb6).op(0x38, 0, 0); // f64x2.extract_lane, f32.demote_f64, f32.store
+    }
+  });
+  f.loop(o, () => f.get(o8), () => f.get(o4), 4, () => {
     ps.forEach((pk, k) => {
       f.get(x).get(o).i32(k).op(op.add).get(R).op(op.mul).i32(2).op(op.shl).op(op.add).set(pk);
       f.f32(0).op(0xbb).set(ss[k]);
