@@ -6,7 +6,9 @@
 // paper's L1 eps-loss at t = 1 for the features, its training eps-loss on a fixed batch of 32 and
 // fixed steps for the step, as bench/torch.ts). Each round runs every workload once per side,
 // the sides in alternating order; wall time and process CPU time (all threads; the idle side's
-// workers sleep), medians and ranges. CPU time is what other load on the machine disturbs least.
+// workers sleep), medians and ranges, and in one process the ratio round by round (each round's
+// old time over its new: the machine's drift between rounds cancels) with a distribution-free
+// interval for its median (torch.ts pairedRatio). CPU time is what other load disturbs least.
 // Both trees share one JavaScript heap: a change to what the JavaScript allocates or registers
 // (e.g. finalizers) burdens the other tree's garbage collection too, so measure such a change in
 // separate processes, alternated: --processes K. So must a change to the thread pool's waiting
@@ -18,6 +20,7 @@
 import "../src/cli/errors.ts";
 import { choice, choices, int, parseOptions, text, usageError } from "../src/io/options.ts";
 import { oldCheckout } from "./old_checkout.ts";
+import { pairedCell, pairedRatio } from "./torch.ts";
 import { featurePasses } from "./feature_pass.ts";
 import { cpuMs } from "./op_timer.ts";
 
@@ -154,7 +157,10 @@ for (const w of a.work) {
   const f = (v: number[]) => `${med(v).toFixed(1)} (${Math.min(...v).toFixed(0)}-${Math.max(...v).toFixed(0)})`;
   const cells = ["old", "new"].map((s) => `${s} wall ${f(wall[s])} CPU ${f(cpu[s])}`);
   const ratio = (k: Record<string, number[]>) => (med(k.old) / med(k.new)).toFixed(2);
-  console.log(`${w}: ${cells.join(", ")}; old/new wall ${ratio(wall)}x, CPU ${ratio(cpu)}x`);
+  // in one process each round ran both trees back to back: the ratio round by round, where the
+  // machine's drift between rounds cancels (separate processes' rounds are not paired)
+  const paired = a.processes ? "" : `; round by round: wall ${pairedCell(pairedRatio(wall.old, wall.new))}, CPU ${pairedCell(pairedRatio(cpu.old, cpu.new))}`;
+  console.log(`${w}: ${cells.join(", ")}; old/new wall ${ratio(wall)}x, CPU ${ratio(cpu)}x${paired}`);
 }
 console.log(`load average ${load0.map((v) => v.toFixed(1)).join(" ")} at the start, ${Deno.loadavg().map((v) => v.toFixed(1)).join(" ")} at the end`);
 Deno.exit(0);
