@@ -542,6 +542,17 @@ S("small products (the TypeScript path, batched, transposed, one side broadcast)
   await compare(wb, "mm past", (a, b) => T.mm(a, b), [[16, 16], [16, 17]], { tol: 1e-5 }); // the first through the kernels
 });
 
+S("operands packed from a transposed layout (4 k at a time, 4 x 4 transposes in registers, then the last k one at a time) equal the reference: every k mod 4, full and partial panels", async () => {
+  // transposed B (and A, with 4-row panels) reads its columns contiguous along k: the transposing
+  // pack; the gradients read other layouts (the copying and the scalar packs) of the same products
+  for (const K of [1, 2, 3, 4, 5, 6, 7, 9, 13, 64, 258]) {
+    for (const [M, N] of [[8, 522], [4, 1031], [12, 347], [20, 260]]) { // past the TypeScript path's 4096 multiply-adds at K = 1; N mod 8 = 2, 7, 3, 4
+      await compare(wb, `mm tB ${M}x${K}x${N}`, (a, b) => T.mm(a, b, false, true), [[M, K], [N, K]], { tol: 1e-4 });
+      await compare(wb, `mm tA tB ${M}x${K}x${N}`, (a, b) => T.mm(a, b, true, true), [[K, M], [N, K]], { tol: 1e-4 });
+    }
+  }
+});
+
 S("SIMD elementwise kernels equal the reference bit for bit, NaN, infinities and signed zeros included", () => {
   const special = [NaN, Infinity, -Infinity, 0, -0, 1, -1, 0.5, -2.5, 3e-39];
   const vals = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => (i % 7 === 3 ? special[(i * 31 + seed) % special.length] : Math.sin(i * 1.7 + seed) * 3));

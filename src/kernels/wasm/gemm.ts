@@ -208,6 +208,8 @@ export function packFn(W: number, name: string): Fn {
   const f = new Fn(name, [I32, I32, I32, I32, I32, I32, I32, I32]);
   const [src, sk, sn, K, ncols, j0, j1, dst] = [0, 1, 2, 3, 4, 5, 6, 7];
   const j = f.local(), k = f.local(), pd = f.local(), ps = f.local(), nb = f.local(), q = f.local();
+  const rp = W % 4 === 0 ? Array.from({ length: W }, () => f.local()) : [], k4 = f.local(), ko = f.local();
+  const rv = W % 4 === 0 ? Array.from({ length: 4 }, () => f.local(V128)) : [], tv = W % 4 === 0 ? Array.from({ length: 4 }, () => f.local(V128)) : [];
   f.loop(j, () => f.get(j0), () => f.get(j1), 1, () => {
     f.get(j).i32(W).op(op.mul).set(nb);
     f.get(dst).get(j).get(K).op(op.mul).i32(W * 4).op(op.mul).op(op.add).set(pd);
@@ -224,7 +226,7 @@ export function packFn(W: number, name: string): Fn {
             for (let v = 0; v < W / 4; v++) f.get(pd).get(ps).simd(0x00, 0, v * 16).v128store(v * 16);
             next();
           });
-        }, () => fullScalar());
+        }, () => f.get(sk).i32(4).op(op.eq).if(() => transposed(), () => fullScalar()));
       } else fullScalar();
     }, () => {
       f.loop(k, () => f.i32(0), () => f.get(K), 1, () => {
@@ -240,6 +242,35 @@ export function packFn(W: number, name: string): Fn {
         next();
       });
     });
+    // S's columns contiguous along k (sk = 4: a row-major matrix read transposed, as a weight
+    // gradient's output gradient or a transposed operand): 4 k at a time, each 4 columns' vectors
+    // transposed in registers (4 x 4 by two rounds of interleaving shuffles), then the k past the
+    // last 4 one at a time
+    function transposed() {
+      for (let w = 0; w < W; w++) f.get(ps).get(sn).i32(w).op(op.mul).op(op.add).set(rp[w]);
+      f.get(K).i32(-4).op(op.and).i32(2).op(op.shl).set(k4);
+      f.loop(ko, () => f.i32(0), () => f.get(k4), 16, () => {
+        for (let h = 0; h < W / 4; h++) {
+          for (let i = 0; i < 4; i++) f.get(rp[4 * h + i]).get(ko).op(op.add).simd(0x00, 0, 0).set(rv[i]); // unaligned v128.load
+          const lanes = (a: number, b: number) => [a, a + 1, a + 2, a + 3, b, b + 1, b + 2, b + 3];
+          const lo32 = [...lanes(0, 16), ...lanes(4, 20)], hi32 = [...lanes(8, 24), ...lanes(12, 28)];
+          f.get(rv[0]).get(rv[1]).simd(0x0d, ...lo32).set(tv[0]); // [r0k0 r1k0 r0k1 r1k1]
+          f.get(rv[2]).get(rv[3]).simd(0x0d, ...lo32).set(tv[1]); // [r2k0 r3k0 r2k1 r3k1]
+          f.get(rv[0]).get(rv[1]).simd(0x0d, ...hi32).set(tv[2]); // [r0k2 r1k2 r0k3 r1k3]
+          f.get(rv[2]).get(rv[3]).simd(0x0d, ...hi32).set(tv[3]);
+          const lo64 = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23], hi64 = lo64.map((i) => i + 8);
+          for (let e = 0; e < 4; e++) {
+            f.get(pd).get(tv[(e >> 1) * 2]).get(tv[(e >> 1) * 2 + 1]).simd(0x0d, ...(e & 1 ? hi64 : lo64)); // k = e: [r0 r1 r2 r3]
+            f.v128store(e * W * 4 + h * 16);
+          }
+        }
+        f.get(pd).i32(4 * W * 4).op(op.add).set(pd);
+      });
+      f.loop(ko, () => f.get(k4), () => f.get(K).i32(2).op(op.shl), 4, () => {
+        for (let w = 0; w < W; w++) f.get(pd).get(rp[w]).get(ko).op(op.add).op(0x2a, 0, 0).f32store(w * 4);
+        f.get(pd).i32(W * 4).op(op.add).set(pd);
+      });
+    }
     function fullScalar() {
       f.loop(k, () => f.i32(0), () => f.get(K), 1, () => {
         f.get(ps).set(q);
