@@ -1,8 +1,9 @@
 // The wasm backend's sum and sum-of-squares kernels over the middle axis of [outer, R, inner],
 // in double accumulators in the reference's order (so the results equal the reference's bit for
 // bit): four columns at a time as two f64x2 where inner >= 4; where inner = 1, eight rows at a
-// time (two rows to an f64x2, each lane a sequential sum), then four (one sequential f64 sum each). The backend splits them among the threads by rows or by column blocks; max
-// stays in js_ops.ts.
+// time (two rows to an f64x2, each lane a sequential sum), then four (one sequential f64 sum
+// each). The backend splits them among the threads by rows or by column blocks; max stays in
+// js_ops.ts.
 import { F64, Fn, I32, op, V128 } from "./emit.ts";
 
 /**
