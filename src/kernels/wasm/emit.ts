@@ -60,6 +60,8 @@ export class Fn {
   v128load(off = 0) { return this.simd(0x00, 4, off); }
   v128store(off = 0) { return this.simd(0x0b, 4, off); }
   splatLoad(off = 0) { return this.simd(0x09, 2, off); }
+  /** i8x16.shuffle by 32-bit lanes: lanes 0-3 from the first operand, 4-7 from the second. */
+  shuffle32(lanes: readonly number[]) { return this.simd(0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3])); }
   /**
    * A constant f32x4 (every lane v) or i32x4 on the stack, from a local the function's prologue
    * sets once: V8 does not hoist a splat out of a loop, so a polynomial's constants re-splatted

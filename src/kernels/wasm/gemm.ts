@@ -252,15 +252,12 @@ export function packFn(W: number, name: string): Fn {
       f.loop(ko, () => f.i32(0), () => f.get(k4), 16, () => {
         for (let h = 0; h < W / 4; h++) {
           for (let i = 0; i < 4; i++) f.get(rp[4 * h + i]).get(ko).op(op.add).simd(0x00, 0, 0).set(rv[i]); // unaligned v128.load
-          const lanes = (a: number, b: number) => [a, a + 1, a + 2, a + 3, b, b + 1, b + 2, b + 3];
-          const lo32 = [...lanes(0, 16), ...lanes(4, 20)], hi32 = [...lanes(8, 24), ...lanes(12, 28)];
-          f.get(rv[0]).get(rv[1]).simd(0x0d, ...lo32).set(tv[0]); // [r0k0 r1k0 r0k1 r1k1]
-          f.get(rv[2]).get(rv[3]).simd(0x0d, ...lo32).set(tv[1]); // [r2k0 r3k0 r2k1 r3k1]
-          f.get(rv[0]).get(rv[1]).simd(0x0d, ...hi32).set(tv[2]); // [r0k2 r1k2 r0k3 r1k3]
-          f.get(rv[2]).get(rv[3]).simd(0x0d, ...hi32).set(tv[3]);
-          const lo64 = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23], hi64 = lo64.map((i) => i + 8);
+          f.get(rv[0]).get(rv[1]).shuffle32([0, 4, 1, 5]).set(tv[0]); // [r0k0 r1k0 r0k1 r1k1]
+          f.get(rv[2]).get(rv[3]).shuffle32([0, 4, 1, 5]).set(tv[1]); // [r2k0 r3k0 r2k1 r3k1]
+          f.get(rv[0]).get(rv[1]).shuffle32([2, 6, 3, 7]).set(tv[2]); // [r0k2 r1k2 r0k3 r1k3]
+          f.get(rv[2]).get(rv[3]).shuffle32([2, 6, 3, 7]).set(tv[3]);
           for (let e = 0; e < 4; e++) {
-            f.get(pd).get(tv[(e >> 1) * 2]).get(tv[(e >> 1) * 2 + 1]).simd(0x0d, ...(e & 1 ? hi64 : lo64)); // k = e: [r0 r1 r2 r3]
+            f.get(pd).get(tv[(e >> 1) * 2]).get(tv[(e >> 1) * 2 + 1]).shuffle32(e & 1 ? [2, 3, 6, 7] : [0, 1, 4, 5]); // k = e: [r0 r1 r2 r3]
             f.v128store(e * W * 4 + h * 16);
           }
         }

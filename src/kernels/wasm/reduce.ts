@@ -46,8 +46,7 @@ export function reduceFn(kind: "sum" | "sumsq"): Fn {
         f.get(p8[2 * q]).get(r).op(op.add).simd(0x00, 0, 0).set(va); // unaligned v128.load
         f.get(p8[2 * q + 1]).get(r).op(op.add).simd(0x00, 0, 0).set(vb);
         for (let e = 0; e < 4; e++) {
-          const a = [0, 1, 2, 3].map((b) => 4 * e + b), b = a.map((i) => i + 16);
-          f.get(va).get(vb).simd(0x0d, ...a, ...b, ...a, ...b); // i8x16.shuffle: [row 2q's e-th, row 2q+1's e-th, ...]
+          f.get(va).get(vb).shuffle32([e, 4 + e, e, 4 + e]); // [row 2q's e-th, row 2q+1's e-th, ...]
           addPair(a2[q]);
         }
       }
@@ -90,15 +89,10 @@ export function reduceFn(kind: "sum" | "sumsq"): Fn {
       f.get(base).get(i).i32(2).op(op.shl).op(op.add).set(p);
       f.loop(r, () => f.i32(0), () => f.get(R), 1, () => {
         f.get(p).simd(0x00, 0, 0).set(v);
-        const add = (acc: number, lanes: () => void) => {
-          lanes();
-          f.simd(0x5f).set(t); // f64x2.promote_low_f32x4
-          f.get(acc).get(t);
-          if (sq) f.get(t).simd(0xf2); // f64x2.mul
-          f.simd(0xf0).set(acc); // f64x2.add
-        };
-        add(lo, () => f.get(v));
-        add(hi, () => f.get(v).get(v).simd(0x0d, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7)); // lanes 2, 3 first
+        f.get(v);
+        addPair(lo);
+        f.get(v).get(v).shuffle32([2, 3, 0, 1]); // lanes 2, 3 first
+        addPair(hi);
         f.get(p).get(ldB).op(op.add).set(p);
       });
       f.get(ob).get(i).i32(2).op(op.shl).op(op.add).get(lo).simd(0x5e).simd(0x5b, 0, 0, 0); // f32x4.demote_f64x2_zero; v128.store64_lane 0

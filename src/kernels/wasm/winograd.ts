@@ -11,7 +11,6 @@ import { F32, Fn, I32, op, simd, V128 } from "./emit.ts";
 
 const vload = (f: Fn, off = 0) => f.simd(0x00, 0, off); // unaligned v128.load
 const vstore = (f: Fn, off = 0) => f.simd(0x0b, 0, off);
-const shuffle = (f: Fn, lanes: number[]) => f.simd(0x0d, ...lanes.flatMap((l) => [4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3]));
 
 /**
  * wino_filter(w, sRow, sK, r0, r1, rows, K, flip, a, AB, MR): the transformed filters U = G g G^T
@@ -89,13 +88,13 @@ export function winoInFn(): Fn {
           // columns 2tx .. 2tx+7 and 2tx+2 .. 2tx+9: d_j = column 2 tx + j of each of the 4 tiles
           for (const [n, off] of [[0, 0], [1, 16], [2, 8], [3, 24]]) vload(f.get(p), off).set(v[n]);
           f.get(v[0]).get(v[1]);
-          shuffle(f, EVEN).set(d[0]);
+          f.shuffle32(EVEN).set(d[0]);
           f.get(v[0]).get(v[1]);
-          shuffle(f, ODD).set(d[1]);
+          f.shuffle32(ODD).set(d[1]);
           f.get(v[2]).get(v[3]);
-          shuffle(f, EVEN).set(d[2]);
+          f.shuffle32(EVEN).set(d[2]);
           f.get(v[2]).get(v[3]);
-          shuffle(f, ODD).set(d[3]);
+          f.shuffle32(ODD).set(d[3]);
           // d B: d0 - d2, d1 + d2, d2 - d1, d1 - d3
           f.get(d[0]).get(d[2]).simd(simd.f32x4sub).set(t[4 * i]);
           f.get(d[1]).get(d[2]).simd(simd.f32x4add).set(t[4 * i + 1]);
@@ -159,11 +158,11 @@ export function winoOutFn(): Fn {
         for (let a = 0; a < 2; a++) {
           f.get(q);
           f.get(y[2 * a]).get(y[2 * a + 1]);
-          shuffle(f, [0, 4, 1, 5]);
+          f.shuffle32([0, 4, 1, 5]);
           vstore(f, 0);
           f.get(q);
           f.get(y[2 * a]).get(y[2 * a + 1]);
-          shuffle(f, [2, 6, 3, 7]);
+          f.shuffle32([2, 6, 3, 7]);
           vstore(f, 16);
           f.get(q).get(pitch).op(op.add).set(q);
         }
