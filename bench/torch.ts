@@ -461,13 +461,15 @@ export function summary(rows: Row[], ceiling: number): string {
 export function analysis(rows: Row[], ceiling: number, threads = 2): string {
   const out = ["", `| row | products alone, ms: fimscope / pytorch | our products at the ceiling (${threads} x ${ceiling.toFixed(1)} GFLOP/s), ms | our products' share of the ceiling | the rest, ms: fimscope / pytorch | to tie | each product at PyTorch's speed or the ceiling's, whichever is slower: products + our rest = the row, ms (best pytorch / that) |`,
     "| --- | --- | --- | --- | --- | --- | --- |"];
+  /** The least time, ms, for `gflop` of products on every thread at the ceiling. */
+  const atCeiling = (gflop: number) => gflop * 1e3 / (threads * ceiling);
   for (const r of rows) {
     const x = rests(r), best = bestPytorch(r);
     if (!x || !r.products || !Number.isFinite(best) || !(ceiling > 0)) continue;
-    const at = r.gflop * 1e3 / (threads * ceiling), left = best - x.ours;
+    const at = atCeiling(r.gflop), left = best - x.ours;
     const tie = left > 0 ? `${(100 * at / left).toFixed(0)}%` : `cannot: our rest alone (${x.ours.toFixed(1)}) is longer than PyTorch's best (${best})`;
     const sh = r.products.shapes;
-    const matched = sh?.length ? sh.reduce((t, s) => t + s.n * Math.min(s.fimscope, Math.max(s.pytorch, s.gflop * 1e3 / (threads * ceiling))), 0) : null;
+    const matched = sh?.length ? sh.reduce((t, s) => t + s.n * Math.min(s.fimscope, Math.max(s.pytorch, atCeiling(s.gflop))), 0) : null;
     const shapeCell = matched === null ? "-" : `${matched.toFixed(1)} + ${x.ours.toFixed(1)} = ${(matched + x.ours).toFixed(1)} (${(best / (matched + x.ours)).toFixed(2)}x)`;
     out.push(`| ${r.workload} | ${r.products.fimscope} / ${r.products.pytorch} | ${at.toFixed(1)} | ${(100 * at / r.products.fimscope).toFixed(0)}% | ${restCell(x)} | ${tie} | ${shapeCell} |`);
   }
