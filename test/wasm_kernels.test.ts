@@ -543,8 +543,9 @@ S("small products (the TypeScript path, batched, transposed, one side broadcast)
 });
 
 S("operands packed from a transposed layout (4 k at a time, 4 x 4 transposes in registers, then the last k one at a time) equal the reference: every k mod 4, full and partial panels", async () => {
-  // transposed B (and A, with 4-row panels) reads its columns contiguous along k: the transposing
-  // pack; the gradients read other layouts (the copying and the scalar packs) of the same products
+  // B given transposed, and A as it is where its panels have 4 rows (M = 4, 8, 20), are stored
+  // along k: the transposing pack (A given transposed, and 6-row panels at M = 12, take the copying
+  // and the scalar packs); the gradients read the other layouts of the same products
   for (const K of [1, 2, 3, 4, 5, 6, 7, 9, 13, 64, 258]) {
     for (const [M, N] of [[8, 522], [4, 1031], [12, 347], [20, 260]]) { // past the TypeScript path's 4096 multiply-adds at K = 1; N mod 8 = 2, 7, 3, 4
       await compare(wb, `mm tB ${M}x${K}x${N}`, (a, b) => T.mm(a, b, false, true), [[M, K], [N, K]], { tol: 1e-4 });
