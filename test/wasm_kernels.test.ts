@@ -517,6 +517,37 @@ S("sum and sumsq kernels equal the reference bit for bit (rows by eights, fours 
   }
 });
 
+S("finite kernel (a weight gradient's check): 1 exactly when every float is finite, on every length 0-41 and at every offset mod 4, for NaN, +-Inf at each place (vector body, tail, first, last), and never for the floats around the block", () => {
+  const rt = wb.runtime;
+  // the block sits at offset `off` floats inside a buffer of NaN (read, the floats around it would say 0)
+  const extremes = [0, -0, 1e-45, -1e-45, 3.4028234663852886e38, -3.4028234663852886e38, 1.1754943508222875e-38, 1];
+  let checked = 0;
+  for (let n = 0; n <= 41; n++) {
+    for (let off = 0; off < 4; off++) {
+      const buf = wb.alloc(off + n + 8).fill(NaN), v = buf.subarray(off, off + n);
+      for (let i = 0; i < n; i++) v[i] = extremes[(i * 7 + off) % extremes.length];
+      assert.ok(rt.allFinite(v, 0, n), `finite n=${n} off=${off}`);
+      for (let at = 0; at < n; at++) {
+        for (const bad of [NaN, Infinity, -Infinity]) {
+          const keep = v[at];
+          v[at] = bad;
+          assert.not.ok(rt.allFinite(v, 0, n), `${bad} at ${at} of ${n} (off ${off})`);
+          // a range that leaves it out: finite
+          assert.ok(rt.allFinite(v, 0, at) && rt.allFinite(v, at + 1, n), `${bad} at ${at} of ${n} (off ${off}), ranges around it`);
+          v[at] = keep;
+          checked++;
+        }
+      }
+      wb.release(buf);
+    }
+  }
+  // an ordinary array (storages made elsewhere): the same answers by a loop
+  assert.ok(rt.allFinite(new Float32Array([1, 2, 3]), 0, 3));
+  assert.not.ok(rt.allFinite(new Float32Array([1, NaN, 3]), 0, 3));
+  assert.ok(rt.allFinite(new Float32Array([1, NaN, 3]), 2, 3));
+  assert.ok(checked > 9000, `${checked} cases`);
+});
+
 S("where kernel equals the reference (broadcast operands, NaN, -0 and infinities as conditions, vector and scalar rows)", () => {
   const special = [NaN, -0, 0, Infinity, -Infinity, 1e-45, -2];
   const cases: [number[], number[], number[], number[]][] = [

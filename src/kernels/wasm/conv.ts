@@ -366,7 +366,7 @@ function weightGradParts(N: number, groups: number, CB: number): number {
  */
 export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvParams): Float32Array {
   const [dw, product] = weightGrad(rt, x, gy, p, false);
-  if (!product || allFinite(dw, 0, dw.length)) return dw;
+  if (!product || rt.allFinite(dw, 0, dw.length)) return dw;
   const { N, Cin, H, W, Cout, groups, OH, OW } = p, cg = Cin / groups, og = Cout / groups, Q = cg * p.KH * p.KW;
   if (groups === 1 || N > 1) {
     rt.mem.release(dw);
@@ -374,17 +374,12 @@ export function conv2dWeightGrad(rt: WasmRuntime, x: Data, gy: Data, p: ConvPara
   }
   const one: ConvParams = { ...p, Cin: cg, Cout: og, groups: 1 };
   for (let g = 0; g < groups; g++) {
-    if (allFinite(dw, g * og * Q, (g + 1) * og * Q)) continue;
+    if (rt.allFinite(dw, g * og * Q, (g + 1) * og * Q)) continue;
     const [d] = weightGrad(rt, x.subarray(g * cg * H * W, (g + 1) * cg * H * W), gy.subarray(g * og * OH * OW, (g + 1) * og * OH * OW), one, true);
     dw.set(d, g * og * Q);
     rt.mem.release(d);
   }
   return dw;
-}
-
-function allFinite(v: Float32Array, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (v[i] - v[i] !== 0) return false;
-  return true;
 }
 
 /** The weight gradient by the dot kernel or a product kernel (forceDot: the dot kernel), and whether a product kernel ran. */

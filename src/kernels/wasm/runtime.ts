@@ -61,8 +61,11 @@ export class WasmRuntime {
   /** Whether the stride-1 3x3 convolutions that fit take Winograd (conv_winograd.ts winogradFits). */
   readonly winograd: boolean;
 
-  private constructor(mem: WasmMemory, pool: Workers, shape: GemmShape, winograd: boolean) {
+  readonly #finite: (at: number, n: number) => number;
+
+  private constructor(mem: WasmMemory, pool: Workers, shape: GemmShape, winograd: boolean, finite: (at: number, n: number) => number) {
     this.mem = mem;
+    this.#finite = finite;
     this.pool = pool;
     this.shape = shape;
     this.threads = pool.threads;
@@ -85,7 +88,7 @@ export class WasmRuntime {
     const inst = new WebAssembly.Instance(module, { env: { mem } });
     const pool = await Workers.create(module, mem, [...KERNELS], inst, threads);
     const fill32 = inst.exports.fill32 as (at: number, n: number, bits: number) => void;
-    return new WasmRuntime(new WasmMemory(mem, fill32), pool, shape, opts.winograd ?? true);
+    return new WasmRuntime(new WasmMemory(mem, fill32), pool, shape, opts.winograd ?? true, inst.exports.finite as (at: number, n: number) => number);
   }
 
   /**
@@ -133,6 +136,15 @@ export class WasmRuntime {
   /** How many pieces split(n, perThread) makes: piece i is [cut(i, n, p), cut(i + 1, n, p)). */
   parts(n: number, perThread = 3): number {
     return Math.max(1, Math.min(n, this.threads === 1 ? 1 : this.threads * perThread));
+  }
+  /**
+   * Whether v[from, to) holds only finite values: the finite kernel on this thread where v lives in
+   * this memory, else a loop (v - v is 0 for a finite v, NaN otherwise).
+   */
+  allFinite(v: Float32Array, from: number, to: number): boolean {
+    if (this.mem.inMem(v)) return to <= from || this.#finite(v.byteOffset + 4 * from, to - from) === 1;
+    for (let i = from; i < to; i++) if (v[i] - v[i] !== 0) return false;
+    return true;
   }
   /** Runs `body` with this op's scratch blocks freed afterwards, whatever happens. */
   op<R>(body: () => R): R {
