@@ -15,6 +15,7 @@ import { buildModule, KERNELS, MAX_PAGES } from "../src/kernels/wasm/module.ts";
 import { JobList, Workers } from "../src/kernels/wasm/workers.ts";
 import { conv2d, conv2dBias, conv2dInputGrad, conv2dInputGradTimes, conv2dWeightGrad } from "../src/kernels/wasm/conv.ts";
 import { winogradFits } from "../src/kernels/wasm/conv_winograd.ts";
+import { stridedBox } from "../src/kernels/wasm/movement.ts";
 import { Glow } from "../src/models/glow.ts";
 import { Diffusion, diffusionConfig } from "../src/models/diffusion.ts";
 import { featuresBatched, groupGradients } from "../src/ood/features.ts";
@@ -434,16 +435,17 @@ S("strided copies and broadcasts on random specs (negative steps, padding on eve
   }
 });
 
-S("strided copies in wasm (boxes of 1-4 dimensions, vector, splat and scalar rows, threaded) and the loop past them equal the reference", () => {
+S("strided copies in wasm (boxes of 1-4 dimensions, and of 5-7 as a copy per index of the dimensions past four; vector, splat and scalar rows, threaded) and the loop past them equal the reference", () => {
   const g = new T.Generator(47);
   const ri = (n: number) => Math.floor(g.uniform() * n);
-  let viaKernel = 0;
-  for (let t = 0; t < 600; t++) {
-    const rank = 1 + ri(5);
-    const inShape = Array.from({ length: rank }, () => 2 + ri(t < 20 ? 40 : 11));
+  let viaKernel = 0, past4 = 0;
+  for (let t = 0; t < 900; t++) {
+    // the last 300: ranks 5-7 with at least 5 output dimensions (boxes of 5 or more, mostly), small extents
+    const high = t >= 600, rank = high ? 5 + ri(3) : 1 + ri(5);
+    const inShape = Array.from({ length: rank }, () => 2 + ri(t < 20 ? 40 : high ? 4 : 11));
     // every output dimension on its own input dimension (a permutation of a subset), plus broadcasts
     const perm = inShape.map((_, i) => i).sort(() => g.uniform() - 0.5);
-    const map = perm.slice(0, 1 + ri(rank));
+    const map = perm.slice(0, high ? 5 + ri(rank - 4) : 1 + ri(rank));
     const outShape = map.map((m) => Math.max(1, inShape[m] + ri(5) - 2));
     const start = map.map((m) => ri(5) === 0 ? ri(inShape[m] + 2) - 1 : 0), step = map.map(() => [1, 1, 1, 0, -1, 2][ri(6)]);
     // a negative step starts at the far end (a flip), sometimes past it (padding)
@@ -453,6 +455,19 @@ S("strided copies in wasm (boxes of 1-4 dimensions, vector, splat and scalar row
     const want = T.cpu.strided(x, spec, "float32"), got = wb.strided(x, spec, "float32");
     assert.equal([...got], [...want], JSON.stringify(spec));
     if (want.length >= 64) viaKernel++;
+    const box = stridedBox(spec, 4);
+    if (want.length >= 64 && box === null && stridedBox(spec, Infinity) !== null) past4++;
+    wb.release(got);
+    wb.release(x);
+  }
+  // the Glow's squeeze and its inverse (6-d permutations: a box of 5 dimensions), threaded and not
+  for (const [inShape, map] of [[[64, 1, 14, 2, 14, 2], [0, 1, 3, 5, 2, 4]], [[64, 2, 7, 2, 7, 2], [0, 1, 3, 5, 2, 4]], [[64, 2, 2, 2, 7, 7], [0, 1, 4, 2, 5, 3]], [[3, 1, 5, 2, 3, 2], [0, 1, 3, 5, 2, 4]]]) {
+    const spec = { inShape, outShape: map.map((m) => inShape[m]), map, start: map.map(() => 0), step: map.map(() => 1), padValue: 0 };
+    const x = wb.upload(Float32Array.from({ length: inShape.reduce((p, q) => p * q, 1) }, (_, i) => i + 1), "float32");
+    const box = stridedBox(spec, Infinity);
+    assert.ok(box !== "empty" && box !== null && box.ext.length === 5, JSON.stringify(box));
+    const got = wb.strided(x, spec, "float32");
+    assert.equal([...got], [...T.cpu.strided(x, spec, "float32")], JSON.stringify(spec));
     wb.release(got);
     wb.release(x);
   }
@@ -467,6 +482,7 @@ S("strided copies in wasm (boxes of 1-4 dimensions, vector, splat and scalar row
     wb.release(got);
   }
   assert.ok(viaKernel > 150, `${viaKernel} specs of 64 elements or more`);
+  assert.ok(past4 > 100, `${past4} specs with boxes of more than 4 dimensions`);
 });
 
 S("copypad (the convolutions' padded blocks): the box placed and zeros around it, nothing written outside the blocks (before the first, between, after the last), on random boxes (empty, strided, vector and scalar rows, the vector rows' path most often)", () => {

@@ -1,10 +1,11 @@
 // The wasm backend's strided copies (the contract's `strided`: slices, pads, flips, broadcasts,
 // transposes, nearest upsampling): the spec reduced to a box of at most four dimensions that
 // walk the input and the output with fixed strides, copied by one SIMD128 kernel (a JS loop per
-// short row cost ~10 ns per element on a nearest upsampling, bench/README.md); the padding
-// around the box filled first. Specs that need more dimensions go to js_ops.ts's loop.
+// short row cost ~10 ns per element on a nearest upsampling, bench/README.md), once per index of
+// the box's dimensions past four; the padding around the box filled first. Specs that map two
+// output dimensions to one input dimension go to js_ops.ts's loop.
 import type { StridedSpec } from "../backend.ts";
-import { KI, ranges, type Task, type WasmRuntime } from "./runtime.ts";
+import { cut, KI, ranges, type Task, type WasmRuntime } from "./runtime.ts";
 
 /** The box of a strided spec: input elements copied into the output, as up to `maxDims` dimensions. */
 export interface StridedBox {
@@ -81,10 +82,16 @@ export function stridedBox(spec: StridedSpec, maxDims = 4): StridedBox | "empty"
 /** Elements at least this many run on all threads. */
 const PARALLEL_COPY = 1 << 16;
 
-/** The strided copy in wasm, or null where the box needs more than four dimensions. */
+/**
+ * The strided copy in wasm, or null where the box maps two output dimensions to one input
+ * dimension (the reference's loop then). A box of at most four dimensions is one copy4d per
+ * thread's range of its outermost dimension; one of more (a 6-d permutation such as the Glow's
+ * squeeze, which a loop in js_ops.ts copied at ~5 ns an element) is one copy4d per index of its
+ * dimensions past the inner four, in groups of indices for the threads.
+ */
 export function strided(rt: WasmRuntime, x: Float32Array, spec: StridedSpec): Float32Array | null {
   const total = spec.outShape.reduce((p, q) => p * q, 1);
-  const box = stridedBox(spec);
+  const box = stridedBox(spec, Infinity);
   const m = rt.mem;
   if (box === "empty") return m.fill(m.out(total), spec.padValue);
   if (!box) return null;
@@ -92,18 +99,39 @@ export function strided(rt: WasmRuntime, x: Float32Array, spec: StridedSpec): Fl
     const out = m.out(total);
     const xo = m.addr(x), oo = m.dst(out);
     if (box.padded) m.fillAt(oo, total, spec.padValue);
-    const pad = 4 - box.ext.length;
-    const D = [...Array(pad).fill(1), ...box.ext];
-    const si = [...Array(pad).fill(0), ...box.sIn].map((s) => s * 4), so = [...Array(pad).fill(0), ...box.sOut].map((s) => s * 4);
+    const lead = Math.max(0, box.ext.length - 4), pad = Math.max(0, 4 - box.ext.length);
+    const D = [...Array(pad).fill(1), ...box.ext.slice(lead)];
+    const si = [...Array(pad).fill(0), ...box.sIn.slice(lead)].map((s) => s * 4), so = [...Array(pad).fill(0), ...box.sOut.slice(lead)].map((s) => s * 4);
     const n = box.ext.reduce((p, q) => p * q, 1);
+    const src = xo + box.src * 4, dst = oo + box.dst * 4;
+    if (lead > 0) {
+      // the leading dimensions' indices in order (the last fastest), a copy4d each
+      const count = box.ext.slice(0, lead).reduce((p, q) => p * q, 1), parts = n >= PARALLEL_COPY ? rt.threads * 2 : 1;
+      const jl = rt.list(), idx = new Array<number>(lead).fill(0);
+      let s = src, d = dst;
+      for (let q = 0, part = 1; q < count; q++) {
+        for (; part < parts && q >= cut(part, count, parts); part++) jl.endJob();
+        jl.task(KI.copy4d, s, si[0], si[1], si[2], si[3], d, so[0], so[1], so[2], so[3], D[0], D[1], D[2], D[3]);
+        // next index: the last leading dimension steps, carrying into the ones before it
+        for (let k = lead - 1; k >= 0; k--) {
+          s += box.sIn[k] * 4;
+          d += box.sOut[k] * 4;
+          if (++idx[k] < box.ext[k]) break;
+          s -= box.sIn[k] * 4 * box.ext[k];
+          d -= box.sOut[k] * 4 * box.ext[k];
+          idx[k] = 0;
+        }
+      }
+      rt.pool.runList(jl, n >= PARALLEL_COPY);
+      return m.land(out, oo);
+    }
     // split the outermost dimension with more than one index among the threads
-    const d = D.findIndex((e) => e > 1);
-    const dd = d < 0 ? 0 : d;
+    const dd = Math.max(0, D.findIndex((e) => e > 1));
     const parts = n >= PARALLEL_COPY ? rt.threads * 2 : 1;
     const tasks: Task[] = ranges(D[dd], parts).map(([lo, hi]) => {
       const Dd = [...D];
       Dd[dd] = hi - lo;
-      return [KI.copy4d, xo + box.src * 4 + lo * si[dd], si[0], si[1], si[2], si[3], oo + box.dst * 4 + lo * so[dd], so[0], so[1], so[2], so[3], Dd[0], Dd[1], Dd[2], Dd[3]];
+      return [KI.copy4d, src + lo * si[dd], si[0], si[1], si[2], si[3], dst + lo * so[dd], so[0], so[1], so[2], so[3], Dd[0], Dd[1], Dd[2], Dd[3]];
     });
     rt.pool.run(tasks, n >= PARALLEL_COPY);
     return m.land(out, oo);
