@@ -1,6 +1,6 @@
 // A fused op against the ops it replaces, in one process: the wasm backend's optional fused ops
 // (--ops: conv2dBias, mulUnary, conv2dInputGradTimes, affineCoupling and its gradient, groupNormAffine,
-// momentUpdate, sumSquaresAll, scaleAll) hidden on alternate runs of the same work, so the autograd falls back to the
+// momentUpdate, sumSquaresAll, scaleAll, channelAffine and its gradient) hidden on alternate runs of the same work, so the autograd falls back to the
 // composed ops there (their values are the fused ops' bit for bit). Everything else is the same
 // code, heap and threads, so the machine's drift between processes does not enter; a change to
 // the pool or to what the heap holds needs bench/wasm_ab.ts --processes instead. The work is
@@ -12,7 +12,7 @@ import { choices, inFiles, int, parseOptions } from "../src/io/options.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 import { ourWork, TORCH_MODELS, TORCH_WORK } from "./torch.ts";
 
-const FUSED = ["conv2dBias", "mulUnary", "conv2dInputGradTimes", "affineCoupling", "affineCouplingGrad", "momentUpdate", "sumSquaresAll", "scaleAll", "groupNormAffine"] as const;
+const FUSED = ["conv2dBias", "mulUnary", "conv2dInputGradTimes", "affineCoupling", "affineCouplingGrad", "momentUpdate", "sumSquaresAll", "scaleAll", "groupNormAffine", "channelAffine", "channelAffineGrad"] as const;
 const a = parseOptions("fused_ab", {
   ops: choices(FUSED).default(["conv2dInputGradTimes", "mulUnary"]),
   models: inFiles().default(TORCH_MODELS.slice(0, 2)), work: choices(TORCH_WORK).default([...TORCH_WORK]),

@@ -13,7 +13,7 @@ export function cpuMs(): number {
 /** A clock in ms: process CPU time (cpuMs) or wall time. */
 export const clockMs = (clock: "cpu" | "wall"): () => number => clock === "cpu" ? cpuMs : () => performance.now();
 
-const OPS = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dBias", "conv2dInputGrad", "conv2dWeightGrad", "groupNorm", "groupNormGrad", "momentUpdate", "mulUnary", "conv2dInputGradTimes", "affineCoupling", "affineCouplingGrad", "groupNormAffine", "sumSquaresAll", "scaleAll"] as const;
+const OPS = ["upload", "fill", "unary", "binary", "where", "reduce", "strided", "concat", "matmul", "conv2d", "conv2dBias", "conv2dInputGrad", "conv2dWeightGrad", "groupNorm", "groupNormGrad", "momentUpdate", "mulUnary", "conv2dInputGradTimes", "affineCoupling", "affineCouplingGrad", "groupNormAffine", "sumSquaresAll", "scaleAll", "channelAffine", "channelAffineGrad"] as const;
 
 /** A short key per call: the op, its elementwise kind, and with byShape the operands' shapes. */
 function keyOf(op: string, xs: unknown[], byShape: boolean): string {

@@ -9,6 +9,7 @@ export * from "./ops/movement.ts";
 export * from "./ops/linalg.ts";
 export * from "./ops/conv.ts";
 export * from "./ops/coupling.ts";
+export * from "./ops/channel_affine.ts";
 export * from "./ops/nn.ts";
 export * from "./ops/groupnorm.ts";
 export * from "./ops/optim.ts";

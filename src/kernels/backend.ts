@@ -127,6 +127,20 @@ export interface Backend<S = unknown> {
    */
   affineCouplingGrad?(g: S, xb: S, o: S, n: number, half: number, offset: number, dtype: DType): { dxb: S; do: S } | null;
   /**
+   * Optional: ActNorm's per-channel affine (src/autograd/ops/channel_affine.ts) over x [N][C][HW]:
+   * y = (x + bias[c]) * scale[c], bias and scale [C], each value the composed add's and
+   * multiply's bit for bit; null where this backend composes them.
+   */
+  channelAffine?(x: S, bias: S, scale: S, N: number, C: number, HW: number, dtype: DType): S | null;
+  /**
+   * Optional: its backward from g [N][C][HW]: dx = g * scale[c] (the multiply's gradient of x +
+   * bias, which the add passes on), and per row (image, channel) sumDx, the sum of its dx, and
+   * sumT, the sum of t = g * (x + bias[c]) (the multiply's gradient of the scale), [N][C] each:
+   * the values of those composed ops and of reduce("sum") over each row ([N * C, HW, 1]) bit for
+   * bit; null where this backend composes them.
+   */
+  channelAffineGrad?(g: S, x: S, bias: S, scale: S, N: number, C: number, HW: number, dtype: DType): { dx: S; sumDx: S; sumT: S } | null;
+  /**
    * Optional: a fused MomentUpdate of every parameter in `items` (its gradient and two moments, n
    * elements each), all in one op; new storages (backends without it run the composed ops).
    */

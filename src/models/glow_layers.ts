@@ -78,7 +78,7 @@ export class ActNorm extends Module {
       this.initialized = true;
     }
     const [, , H, W] = x.shape;
-    return { y: T.mul(T.add(x, this.#c(this.bias)), T.exp(this.#c(this.logs))), logdet: T.mul(T.sum(this.logs), H * W) };
+    return { y: T.channelAffine(x, this.bias, T.exp(this.logs)), logdet: T.mul(T.sum(this.logs), H * W) };
   }
 
   reverse(y: T.Tensor): T.Tensor {

@@ -10,11 +10,12 @@ import { CpuBackend } from "../cpu.ts";
 import type { KernelName } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
 import type { WasmMemory } from "./memory.ts";
-import { F32_BITS, KI, ranges, type Task, type WasmOptions, WasmRuntime } from "./runtime.ts";
+import { F32_BITS, KI, PARALLEL_EW, ranges, type Task, type WasmOptions, WasmRuntime } from "./runtime.ts";
 import { binaryInto, bstrides, coalesce, matmulInto, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
 import { SIMD_APPROX, SIMD_BINARY, SIMD_UNARY } from "./elementwise.ts";
 import { conv2d, conv2dBias, conv2dInputGrad, conv2dInputGradTimes, conv2dWeightGrad } from "./conv.ts";
 import { strided } from "./movement.ts";
+import { affineCoupling, affineCouplingGrad, channelAffine, channelAffineGrad } from "./flow.ts";
 
 export type { WasmOptions };
 const SIMD_UN = new Set<string>([...SIMD_UNARY, ...SIMD_APPROX]), SIMD_BIN = new Set<string>(SIMD_BINARY), APPROX = new Set<string>(SIMD_APPROX);
@@ -23,14 +24,8 @@ const SIMD_UN = new Set<string>([...SIMD_UNARY, ...SIMD_APPROX]), SIMD_BIN = new
  * Glow's batched 8x8 weight products (64 per call) cost ~0.4 ms each through packing and tasks.
  */
 const SMALL_MM = 4096;
-/** Elementwise ops of at least this many elements (of an add's cost) run on all threads. */
-const PARALLEL_EW = 1 << 16;
-/**
- * An element's cost in adds, for PARALLEL_EW: the approximated unary ops (exp 5x, sigmoid 7x on
- * one thread) and the affine coupling (sigmoid and softplus: 16x), so that the Glow's couplings
- * (25,088 elements at batch 64, 140 us alone) run on all threads.
- */
-const COST_APPROX = 6, COST_COUPLING = 16;
+/** An element's cost in adds, for PARALLEL_EW: the approximated unary ops (exp 5x, sigmoid 7x on one thread). */
+const COST_APPROX = 6;
 /** Elementwise ops on fewer elements run as TypeScript loops (js_ops.ts), but the approximated unary ops. */
 const SMALL_EW = 64;
 /** Reductions over fewer elements run as TypeScript loops; sumSquaresAll must choose as reduce does. */
@@ -141,7 +136,7 @@ export class WasmBackend implements Backend<Data> {
   }
   /** How many pieces an op over `size` elements (of an add's cost) splits into: a few per thread from PARALLEL_EW, else one. */
   #parts(size: number): number {
-    return size >= PARALLEL_EW ? this.#rt.threads * 2 : 1;
+    return this.#rt.ewParts(size);
   }
   /**
    * n floats as vector ranges for the threads, [first float, count]: whole vectors, the last range
@@ -171,31 +166,16 @@ export class WasmBackend implements Backend<Data> {
     return this.#unaryPhase(KI[`mu_${op}` as KernelName], x, this.#m.out(size), size, p, g, COST_APPROX);
   }
   affineCoupling(xb: Data, o: Data, n: number, half: number, offset: number, dtype: DType): Data | null {
-    if (dtype === "float64") return null;
-    const m = this.#m, out = m.out(n * 2 * half);
-    try {
-      const xo = m.addr(xb), oo = m.addr(o), yo = m.dst(out);
-      this.#perImages(n, half, (i0, i1) => [KI.cpl_fwd, xo + i0 * half * 4, oo + i0 * 2 * half * 4, yo + i0 * 2 * half * 4, i1 - i0, half, F32_BITS(offset)]);
-      return m.land(out, yo);
-    } finally {
-      m.endOp();
-    }
+    return dtype === "float64" ? null : affineCoupling(this.#rt, xb, o, n, half, offset);
   }
   affineCouplingGrad(g: Data, xb: Data, o: Data, n: number, half: number, offset: number, dtype: DType): { dxb: Data; do: Data } | null {
-    if (dtype === "float64") return null;
-    const m = this.#m, dxb = m.out(n * half), dout = m.out(n * 2 * half);
-    try {
-      const go = m.addr(g), xo = m.addr(xb), oo = m.addr(o), dxo = m.dst(dxb), doo = m.dst(dout);
-      this.#perImages(n, half, (i0, i1) => [KI.cpl_bwd, go + i0 * 2 * half * 4, xo + i0 * half * 4, oo + i0 * 2 * half * 4, dxo + i0 * half * 4, doo + i0 * 2 * half * 4, i1 - i0, half, F32_BITS(offset)]);
-      return { dxb: m.land(dxb, dxo), do: m.land(dout, doo) };
-    } finally {
-      m.endOp();
-    }
+    return dtype === "float64" ? null : affineCouplingGrad(this.#rt, g, xb, o, n, half, offset);
   }
-  /** One coupling phase over n images of `half` floats per block: a few image ranges per thread (task(i0, i1)). */
-  #perImages(n: number, half: number, task: (i0: number, i1: number) => Task): void {
-    const work = n * half * COST_COUPLING;
-    this.#rt.pool.run(ranges(n, this.#parts(work)).map(([i0, i1]) => task(i0, i1)), work >= PARALLEL_EW);
+  channelAffine(x: Data, bias: Data, scale: Data, N: number, C: number, HW: number, dtype: DType): Data | null {
+    return dtype === "float64" ? null : channelAffine(this.#rt, x, bias, scale, N, C, HW);
+  }
+  channelAffineGrad(g: Data, x: Data, bias: Data, scale: Data, N: number, C: number, HW: number, dtype: DType): { dx: Data; sumDx: Data; sumT: Data } | null {
+    return dtype === "float64" ? null : channelAffineGrad(this.#rt, g, x, bias, scale, N, C, HW);
   }
   binary(op: BinaryOp, a: Data, aShape: readonly number[], b: Data, bShape: readonly number[], outShape: readonly number[], dtype: DType): Data {
     if (dtype === "float64") return this.ref.binary(op, a, aShape, b, bShape, outShape, dtype);

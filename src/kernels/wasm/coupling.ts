@@ -1,3 +1,5 @@
+// The Glow flow layers' fused elementwise kernels: the affine coupling's and ActNorm's.
+//
 // The affine coupling's elementwise part (Glow's, Kingma & Dhariwal 2018) in one pass each way, over
 // n images whose blocks are `half` floats: xb [n][half], o [n][2 half] (shift, then raw), and the
 // result [n][2 half] (yb, then ls):
@@ -8,6 +10,12 @@
 // backward rules in src/autograd/ops/elementwise.ts) bit for bit: the same f32x4 instructions in
 // the same order, a block's last floats one lane of the vector code.
 //   cpl_fwd(xb, o, out, n, half, offsetBits)    cpl_bwd(g, xb, o, dxb, do, n, half, offsetBits)
+//
+// ActNorm's per-channel affine over rows of HW floats (row r = (image, channel), its channel r mod C):
+//   y = (x + bias[c]) * scale[c]
+// and its backward from g: dx = g * scale[c] and t = g * (x + bias[c]) (the composed add's and
+// multiply's values and their backward rules' bit for bit; the caller sums each row of both).
+//   ca_fwd(x, bias, scale, out, r0, r1, C, HW)    ca_bwd(g, x, bias, scale, dx, t, r0, r1, C, HW)
 import { Fn, I32, op, simd, V128 } from "./emit.ts";
 import { unaryVec } from "./elementwise.ts";
 import { actConstants } from "./copy.ts";
@@ -128,6 +136,74 @@ export function couplingBwdFn(): Fn {
     f.simd(V.mul).simd(V.neg).set(b);
     f.get(a).get(b).simd(V.add).set(a);
     store(f, lane, pdr, off, a);
+  });
+  return f;
+}
+
+/** Channel c = r mod C's bias and scale (at params bias, scale) into vector locals vb, vs, every lane. */
+function channelOf(f: Fn, r: number, C: number, bias: number, scale: number, vb: number, vs: number): void {
+  const c = f.local();
+  f.get(r).get(C).op(op.remU).i32(2).op(op.shl).set(c);
+  f.get(bias).get(c).op(op.add).splatLoad(0).set(vb);
+  f.get(scale).get(c).op(op.add).splatLoad(0).set(vs);
+}
+
+export function channelAffineFwdFn(): Fn {
+  const f = new Fn("ca_fwd", Array(8).fill(I32));
+  const [x, bias, scale, out, r0, r1, C, HW] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const r = f.local(), k = f.local(), vend = f.local(), px = f.local(), py = f.local(), off = f.local();
+  const vb = f.local(V128), vs = f.local(V128), v = f.local(V128);
+  f.get(HW).i32(-4).op(op.and).set(vend);
+  const at = (lane: boolean) => {
+    load(f, lane, px, off, v);
+    f.get(v).get(vb).simd(V.add).get(vs).simd(V.mul).set(v); // add's (x + bias), then mul's (* scale)
+    store(f, lane, py, off, v);
+  };
+  f.loop(r, () => f.get(r0), () => f.get(r1), 1, () => {
+    channelOf(f, r, C, bias, scale, vb, vs);
+    blockOf(f, x, r, HW, 1, px);
+    blockOf(f, out, r, HW, 1, py);
+    f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
+      f.get(k).i32(2).op(op.shl).set(off);
+      at(false);
+    });
+    f.loop(k, () => f.get(vend), () => f.get(HW), 1, () => {
+      f.get(k).i32(2).op(op.shl).set(off);
+      at(true);
+    });
+  });
+  return f;
+}
+
+/** ActNorm's backward over rows [r0, r1): dx = g * scale (mul's gradient of u = x + bias) and t = g * u (mul's gradient of the scale). */
+export function channelAffineBwdFn(): Fn {
+  const f = new Fn("ca_bwd", Array(10).fill(I32));
+  const [g, x, bias, scale, dx, tt, r0, r1, C, HW] = Array.from({ length: 10 }, (_, i) => i);
+  const r = f.local(), k = f.local(), vend = f.local(), pg = f.local(), px = f.local(), pd = f.local(), pt = f.local(), off = f.local();
+  const vb = f.local(V128), vs = f.local(V128), vg = f.local(V128), vx = f.local(V128), v = f.local(V128);
+  f.get(HW).i32(-4).op(op.and).set(vend);
+  const at = (lane: boolean) => {
+    load(f, lane, pg, off, vg);
+    load(f, lane, px, off, vx);
+    f.get(vg).get(vs).simd(V.mul).set(v);
+    store(f, lane, pd, off, v);
+    f.get(vg).get(vx).get(vb).simd(V.add).simd(V.mul).set(v);
+    store(f, lane, pt, off, v);
+  };
+  f.loop(r, () => f.get(r0), () => f.get(r1), 1, () => {
+    channelOf(f, r, C, bias, scale, vb, vs);
+    blockOf(f, g, r, HW, 1, pg);
+    blockOf(f, x, r, HW, 1, px);
+    blockOf(f, dx, r, HW, 1, pd);
+    blockOf(f, tt, r, HW, 1, pt);
+    f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
+      f.get(k).i32(2).op(op.shl).set(off);
+      at(false);
+    });
+    f.loop(k, () => f.get(vend), () => f.get(HW), 1, () => {
+      f.get(k).i32(2).op(op.shl).set(off);
+      at(true);
+    });
   });
   return f;
 }

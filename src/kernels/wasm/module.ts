@@ -2,7 +2,7 @@
 // and instantiated on each thread over one shared memory.
 import { Fn, moduleBytes, simd } from "./emit.ts";
 import { DIRECT_EPS, dotFn, GEMM_DEFAULT, type GemmShape, gemmFn, packFn } from "./gemm.ts";
-import { couplingBwdFn, couplingFwdFn } from "./coupling.ts";
+import { channelAffineBwdFn, channelAffineFwdFn, couplingBwdFn, couplingFwdFn } from "./coupling.ts";
 import { binaryFn, SIMD_APPROX, SIMD_BINARY, SIMD_UNARY, unaryFn, whereFn } from "./elementwise.ts";
 import { copy3dFn, copy4dFn, copyPadFn, DERIV_ACTS, derivEpilogueFn, EPILOGUE_ACTS, epilogueFn, fill32Fn } from "./copy.ts";
 import { finiteFn, reduceFn } from "./reduce.ts";
@@ -17,7 +17,7 @@ export const KERNELS = [
   "copy4d", "fill32", "red_sum", "red_sumsq", "where", "copypad", "moment", "gn_fwd", "gn_bwd",
   ...EPILOGUE_ACTS.map((a) => `ep_${a}` as const), ...SIMD_APPROX.map((o) => `mu_${o}` as const), ...DERIV_ACTS.map((a) => `ed_${a}` as const),
   "cpl_fwd", "cpl_bwd", ...EPILOGUE_ACTS.map((a) => `ga_${a}` as const), "wino_filter", "wino_in", "wino_out",
-  ...DIRECT_EPS.map((e) => `gemm_ptd_${e}` as const), ...DIRECT_EPS.map((e) => `gemm_pt4d_${e}` as const), "finite",
+  ...DIRECT_EPS.map((e) => `gemm_ptd_${e}` as const), ...DIRECT_EPS.map((e) => `gemm_pt4d_${e}` as const), "finite", "ca_fwd", "ca_bwd",
 ] as const;
 /** Columns of the 2-row block gemm_pt2. */
 export const TABLE2_NR = 16;
@@ -44,6 +44,8 @@ export function kernelFns(s: GemmShape): Fn[] {
     ...DIRECT_EPS.map((e) => gemmFn(s, "packed", "table", `gemm_ptd_${e}`, e)), ...DIRECT_EPS.map((e) => gemmFn({ ...s, MR: 4 }, "packed", "table", `gemm_pt4d_${e}`, e)),
     // whether a block of floats is all finite (the caller's check of a weight gradient, conv.ts)
     finiteFn(),
+    // ActNorm's per-channel affine each way (coupling.ts)
+    channelAffineFwdFn(), channelAffineBwdFn(),
   ];
 }
 

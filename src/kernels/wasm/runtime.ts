@@ -14,6 +14,8 @@ export const KI = Object.fromEntries(KERNELS.map((n, i) => [n, i])) as Record<Ke
 export { f32Bits as F32_BITS } from "./memory.ts";
 /** Below this many multiply-adds a phase runs on the calling thread alone (waking workers costs more). */
 export const PARALLEL_MIN = 1 << 18;
+/** Elementwise ops of at least this many elements (of an add's cost) run on all threads. */
+export const PARALLEL_EW = 1 << 16;
 
 /** Where piece i of n items cut into p nearly equal pieces starts (piece i is [cut(i), cut(i + 1))). */
 export const cut = (i: number, n: number, p: number): number => Math.floor((i * n) / p);
@@ -128,6 +130,10 @@ export class WasmRuntime {
    */
   tableRows(M: number): TableBlock {
     return M <= 2 ? { MR: 2, NR: TABLE2_NR, pt: KI.gemm_pt2, packA: KI.pack_a2 } : this.rows(M);
+  }
+  /** How many pieces an elementwise op over `size` elements (of an add's cost) splits into: a few per thread from PARALLEL_EW, else one. */
+  ewParts(size: number): number {
+    return size >= PARALLEL_EW ? this.threads * 2 : 1;
   }
   /** Splits n panels into tasks for the threads (a few per thread, for balance). */
   split(n: number, perThread = 3): [number, number][] {
