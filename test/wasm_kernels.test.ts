@@ -246,8 +246,9 @@ S("narrow products take their own kernels (2x16: forward with 1-2 output channel
     [[2, 2, 9, 8], [6, 2, 3, 3], { stride: 2, padding: 1 }], // strided: the input gradient by stride phases, 2 rows
     [[2, 8, 7, 7], [8, 2, 3, 3], { padding: 1, groups: 4 }], // grouped, 2 rows per group both ways
     [[37, 2, 14, 14], [16, 2, 3, 3], { padding: 1 }], // many images, threaded
-    [[9, 2, 28, 28], [64, 2, 3, 3], { padding: 1 }], // the input gradient's blocks (64 x 31 x 29 floats): at most 4 a chunk, so 3 chunks of 3 images
-    [[10, 2, 28, 28], [64, 2, 3, 3], { padding: 1 }], // 3 chunks of 4, 4 and 2 images
+    [[9, 2, 28, 28], [64, 2, 3, 3], { padding: 1 }], // the input gradient's blocks (64 x 31 x 29 floats): 9 images as whole jobs, one chunk
+    [[5, 2, 28, 28], [64, 2, 3, 3], { padding: 1 }], // 5 images (too few for whole jobs: phases): at most 4 a chunk, so chunks of 3 and 2
+    [[21, 2, 28, 28], [224, 2, 3, 3], { padding: 1 }], // whole jobs over 16 MB of blocks (the input gradient's: 224 x 31 x 29 floats an image): chunks
     [[3, 5, 6, 7], [3, 5, 3, 3], { padding: 1 }], // weight gradient of 3 columns, 45 taps (not a multiple of 8)
     [[2, 64, 20, 20], [4, 64, 3, 3], { padding: 1 }], // the coupling's conv3: 4 columns, 576 taps, a reduction over 2 x 420 positions (past the block of 256)
     [[1, 8, 5, 5], [8, 2, 1, 1], { groups: 4 }], // 1x1 grouped: 2 columns and 2 taps per group

@@ -65,11 +65,15 @@ function phaseTasks(xo: number, p: ConvParams, L: PhaseLayout, ng: number, blk: 
 
 /**
  * Bytes of B blocks and result blocks a chunk of (image, group) pairs of the forward or input
- * gradient holds: each chunk is filled, multiplied and copied out before the next, so its blocks
- * stay in the cores' L2 (the U-Net's 28x28 convolutions at batch 32 wrote 3.5 MB of phase blocks
- * and 1.9 MB of results before reading them back).
+ * gradient holds where the pairs' stages run as phases (too few pairs for whole jobs): each
+ * chunk is filled, multiplied and copied out before the next, so its blocks stay in the cores' L2
+ * (the U-Net's 28x28 convolutions at batch 32 wrote 3.5 MB of phase blocks and 1.9 MB of results
+ * before reading them back). Where each pair's stages are one job (runStaged's whole jobs), the
+ * job's blocks stay in its thread's caches whatever the chunk holds, so all pairs are one chunk
+ * up to WHOLE_BYTES of blocks: one phase, where chunks of 1 MB made three with a thread waiting
+ * at each one's end (the Glow step 1.04x, its logit Glow's 1.05x, interleaved).
  */
-const CHUNK_BYTES = 1 << 20;
+const CHUNK_BYTES = 1 << 20, WHOLE_BYTES = 16 << 20;
 
 /**
  * The products of the forward and the stride-1 input gradient, and their results copied out:
@@ -95,7 +99,8 @@ function productsOut(rt: WasmRuntime, R: TableBlock, o: {
   const total = N * groups;
   // chunks of nearly equal size (64 images at most 30 a chunk: 22, 22, 20, not 30, 30, 4, whose
   // last chunk had too few images for whole jobs and ran in three phases)
-  const most = Math.min(total, Math.max(rt.threads * 2, Math.floor(CHUNK_BYTES / (4 * ((o.b === null ? BB : 0) + CB)))));
+  const per = 4 * ((o.b === null ? BB : 0) + CB);
+  const most = total >= rt.threads * 4 && total * per <= WHOLE_BYTES ? total : Math.min(total, Math.max(rt.threads * 2, Math.floor(CHUNK_BYTES / per)));
   const chunk = Math.ceil(total / Math.ceil(total / most));
   const tab = m.table(o.tab);
   const bb = o.b ?? m.tmp(chunk * BB);
