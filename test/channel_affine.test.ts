@@ -9,8 +9,7 @@ import * as T from "../src/autograd/index.ts";
 import type { Task } from "../src/kernels/wasm/runtime.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 import { Glow } from "../src/models/glow.ts";
-import { featuresBatched, groupGradients } from "../src/ood/features.ts";
-import { drawsOf, gradcheck, rand64 } from "./helpers.ts";
+import { drawsOf, gradcheck, perGroupPass, perturbed, rand64 } from "./helpers.ts";
 
 const wb = await createWasmBackend();
 const S = suite(`channelAffine, ActNorm's affine: fused against composed (${wb.description}, poisoned outputs)`);
@@ -147,20 +146,13 @@ S("in a per-group pass (each group one image, bias and scale per-group copies) t
   const G = 5;
   const { onFolded, restore } = counting(G);
   try {
-    const m = new Glow({ levels: 2, steps: 2, hidden: 4, image: [1, 4, 4] }, { backend: wb, gen: new T.Generator(21) });
-    // every parameter perturbed: the zero-initialised layers would hide the gradients behind them
-    m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(new T.Generator(400 + i), [...p.shape], { backend: wb, std: 0.2 }))));
+    const m = perturbed(new Glow({ levels: 2, steps: 2, hidden: 4, image: [1, 4, 4] }, { backend: wb, gen: new T.Generator(21) }), 400);
     m.eval();
     const x = T.rand(new T.Generator(22), [G, 1, 4, 4], { backend: wb });
     const o = m.objective(), noise = drawsOf(m, o, G, new T.Generator(23));
-    const run = (composed: boolean) => withOps(composed, async () => {
-      const grads = groupGradients(m, o, x, 1, noise).map((t) => Array.from(t.dataSync()));
-      const f = await featuresBatched(m, o, x, 1, noise);
-      return [...grads, Array.from(f.sq), Array.from(f.value)];
-    });
-    const f = await run(false);
+    const f = await perGroupPass(m, o, x, noise);
     assert.ok(onFolded.channelAffine >= 4 && onFolded.channelAffineGrad >= 4, `the fused ops ran on the folded batch: ${JSON.stringify(onFolded)}`);
-    const c = await run(true);
+    const c = await perGroupPass(m, o, x, noise, OPS);
     sameBits(f, c, [...m.namedParameters().map(([k]) => k), "features", "values"], "per-group pass", true);
   } finally {
     restore();

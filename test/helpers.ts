@@ -2,6 +2,7 @@
 import * as T from "../src/autograd/index.ts";
 import type { KernelVariants, WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import type { Test } from "uvu";
+import { featuresBatched, groupGradients } from "../src/ood/features.ts";
 
 export const gen = (seed: number) => new T.Generator(seed);
 
@@ -110,4 +111,27 @@ export async function withVariants<R>(gpu: WebGPUBackend, v: Partial<KernelVaria
 export function drawsOf(model: { backend: T.Tensor["backend"]; dtype: T.Tensor["dtype"] }, objective: { noiseShape(B: number): number[] | null }, n: number, g: T.Generator): T.Tensor | undefined {
   const s = objective.noiseShape(n);
   return s ? T.randn(g, s, { backend: model.backend, dtype: model.dtype }) : undefined;
+}
+
+/** Every parameter of a model moved by N(0, 0.2^2) draws (seeds from `seed`): zero-initialised layers would hide the gradients behind them. */
+export function perturbed<M extends { parameters(): T.Tensor[] }>(model: M, seed: number): M {
+  model.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(gen(seed + i), [...p.shape], { backend: p.backend, std: 0.2 }))));
+  return model;
+}
+
+/**
+ * A per-group pass over x's G images (B = 1): each parameter's per-group gradients
+ * (groupGradients), then the features and values (featuresBatched), as arrays; with the backend's
+ * ops `hide` removed for the pass (the autograd then composes what they fuse).
+ */
+export async function perGroupPass(model: Parameters<typeof groupGradients>[0], objective: Parameters<typeof groupGradients>[1], x: T.Tensor, noise: T.Tensor | undefined, hide: readonly string[] = []): Promise<number[][]> {
+  const be = x.backend as unknown as Record<string, unknown>;
+  for (const k of hide) be[k] = undefined;
+  try {
+    const grads = groupGradients(model, objective, x, 1, noise).map((t) => Array.from(t.dataSync()));
+    const f = await featuresBatched(model, objective, x, 1, noise);
+    return [...grads, Array.from(f.sq), Array.from(f.value)];
+  } finally {
+    for (const k of hide) delete be[k];
+  }
 }

@@ -18,9 +18,8 @@ import { winogradFits } from "../src/kernels/wasm/conv_winograd.ts";
 import { stridedBox } from "../src/kernels/wasm/movement.ts";
 import { Glow } from "../src/models/glow.ts";
 import { Diffusion, diffusionConfig } from "../src/models/diffusion.ts";
-import { featuresBatched, groupGradients } from "../src/ood/features.ts";
 import { VAE } from "../src/models/vae.ts";
-import { drawsOf, maxRelErr } from "./helpers.ts";
+import { drawsOf, maxRelErr, perGroupPass, perturbed } from "./helpers.ts";
 import { compare, kernelParity } from "./kernel_parity.ts";
 
 const wb = await createWasmBackend();
@@ -1043,25 +1042,13 @@ S("groupNormAffine in a per-group pass (each group one image, the weight and bia
   const G = 5;
   const { n, restore } = countGroupNorm(G);
   try {
-    const m = new Diffusion(diffusionConfig({ image: [1, 4, 4], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 2, steps: 50 }), { backend: wb, gen: new T.Generator(11) });
-    // every parameter perturbed: the zero-initialised layers would hide the gradients behind them
-    m.parameters().forEach((p, i) => p.assign(T.add(p, T.randn(new T.Generator(300 + i), [...p.shape], { backend: wb, std: 0.2 }))));
+    const m = perturbed(new Diffusion(diffusionConfig({ image: [1, 4, 4], dim: 8, dimMults: [1, 2], resBlocks: 1, groups: 2, steps: 50 }), { backend: wb, gen: new T.Generator(11) }), 300);
     m.eval();
     const x = T.rand(new T.Generator(12), [G, 1, 4, 4], { backend: wb, low: -1, high: 1 });
     const o = m.objective("l1-t1"), noise = drawsOf(m, o, G, new T.Generator(13));
-    const run = async (composed: boolean) => {
-      if (composed) (wb as unknown as Record<string, unknown>).groupNormAffine = undefined;
-      try {
-        const grads = groupGradients(m, o, x, 1, noise).map((t) => t.dataSync());
-        const f = await featuresBatched(m, o, x, 1, noise);
-        return [...grads, f.sq, f.value];
-      } finally {
-        if (composed) delete (wb as unknown as Record<string, unknown>).groupNormAffine;
-      }
-    };
-    const f = await run(false);
+    const f = await perGroupPass(m, o, x, noise);
     assert.ok(n.folded >= 2, `the fused op ran on the folded batch (${n.folded} calls)`);
-    const c = await run(true);
+    const c = await perGroupPass(m, o, x, noise, ["groupNormAffine"]);
     const names = [...m.namedParameters().map(([k]) => k), "features", "values"];
     assert.is(f.length, names.length);
     f.forEach((a, i) => {

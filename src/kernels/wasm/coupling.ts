@@ -23,20 +23,20 @@ import { actConstants } from "./copy.ts";
 const V = { add: 0xe4, mul: 0xe6, neg: 0xe1 };
 
 /**
- * The loop over n images of `half` floats: `image(i)` sets the blocks' addresses of image i, then
- * `at(lane, off)` computes and stores the floats at byte offset `off` of the blocks: vectors, then
- * the last half % 4 one lane at a time.
+ * The loop over blocks i in [from, to) of `floats` floats (a param): `block(i)` sets block i's
+ * addresses, then `at(lane, off)` computes and stores the floats at byte offset `off` of the
+ * blocks: vectors, then the last floats % 4 one lane at a time.
  */
-function perImage(f: Fn, n: number, half: number, image: (i: number) => void, at: (lane: boolean, off: number) => void): void {
+function perBlock(f: Fn, from: () => void, to: () => void, floats: number, block: (i: number) => void, at: (lane: boolean, off: number) => void): void {
   const i = f.local(), k = f.local(), vend = f.local(), off = f.local();
-  f.get(half).i32(-4).op(op.and).set(vend);
-  f.loop(i, () => f.i32(0), () => f.get(n), 1, () => {
-    image(i);
+  f.get(floats).i32(-4).op(op.and).set(vend);
+  f.loop(i, from, to, 1, () => {
+    block(i);
     f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
       f.get(k).i32(2).op(op.shl).set(off);
       at(false, off);
     });
-    f.loop(k, () => f.get(vend), () => f.get(half), 1, () => {
+    f.loop(k, () => f.get(vend), () => f.get(floats), 1, () => {
       f.get(k).i32(2).op(op.shl).set(off);
       at(true, off);
     });
@@ -83,7 +83,7 @@ export function couplingFwdFn(): Fn {
   const px = f.local(), po = f.local(), pr = f.local(), py = f.local(), pl = f.local();
   const vx = f.local(V128), vs = f.local(V128), vr = f.local(V128), s = f.local(V128), t = f.local(V128);
   const c = constants(f, obits), { one, zero } = c;
-  perImage(f, n, half, (i) => {
+  perBlock(f, () => f.i32(0), () => f.get(n), half, (i) => {
     blockOf(f, xb, i, half, 1, px);
     halvesOf(f, o, i, half, po, pr);
     halvesOf(f, out, i, half, py, pl);
@@ -109,7 +109,7 @@ export function couplingBwdFn(): Fn {
   const gy = f.local(V128), gl = f.local(V128), vx = f.local(V128), vs = f.local(V128), vr = f.local(V128), s = f.local(V128);
   const du = f.local(V128), a = f.local(V128), b = f.local(V128);
   const c = constants(f, obits), { one, zero } = c;
-  perImage(f, n, half, (i) => {
+  perBlock(f, () => f.i32(0), () => f.get(n), half, (i) => {
     halvesOf(f, g, i, half, pg, pgl);
     blockOf(f, xb, i, half, 1, px);
     halvesOf(f, o, i, half, po, pr);
@@ -151,26 +151,15 @@ function channelOf(f: Fn, r: number, C: number, bias: number, scale: number, vb:
 export function channelAffineFwdFn(): Fn {
   const f = new Fn("ca_fwd", Array(8).fill(I32));
   const [x, bias, scale, out, r0, r1, C, HW] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const r = f.local(), k = f.local(), vend = f.local(), px = f.local(), py = f.local(), off = f.local();
-  const vb = f.local(V128), vs = f.local(V128), v = f.local(V128);
-  f.get(HW).i32(-4).op(op.and).set(vend);
-  const at = (lane: boolean) => {
-    load(f, lane, px, off, v);
-    f.get(v).get(vb).simd(V.add).get(vs).simd(V.mul).set(v); // add's (x + bias), then mul's (* scale)
-    store(f, lane, py, off, v);
-  };
-  f.loop(r, () => f.get(r0), () => f.get(r1), 1, () => {
+  const px = f.local(), py = f.local(), vb = f.local(V128), vs = f.local(V128), v = f.local(V128);
+  perBlock(f, () => f.get(r0), () => f.get(r1), HW, (r) => {
     channelOf(f, r, C, bias, scale, vb, vs);
     blockOf(f, x, r, HW, 1, px);
     blockOf(f, out, r, HW, 1, py);
-    f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
-      f.get(k).i32(2).op(op.shl).set(off);
-      at(false);
-    });
-    f.loop(k, () => f.get(vend), () => f.get(HW), 1, () => {
-      f.get(k).i32(2).op(op.shl).set(off);
-      at(true);
-    });
+  }, (lane, off) => {
+    load(f, lane, px, off, v);
+    f.get(v).get(vb).simd(V.add).get(vs).simd(V.mul).set(v); // add's (x + bias), then mul's (* scale)
+    store(f, lane, py, off, v);
   });
   return f;
 }
@@ -179,31 +168,21 @@ export function channelAffineFwdFn(): Fn {
 export function channelAffineBwdFn(): Fn {
   const f = new Fn("ca_bwd", Array(10).fill(I32));
   const [g, x, bias, scale, dx, tt, r0, r1, C, HW] = Array.from({ length: 10 }, (_, i) => i);
-  const r = f.local(), k = f.local(), vend = f.local(), pg = f.local(), px = f.local(), pd = f.local(), pt = f.local(), off = f.local();
+  const pg = f.local(), px = f.local(), pd = f.local(), pt = f.local();
   const vb = f.local(V128), vs = f.local(V128), vg = f.local(V128), vx = f.local(V128), v = f.local(V128);
-  f.get(HW).i32(-4).op(op.and).set(vend);
-  const at = (lane: boolean) => {
+  perBlock(f, () => f.get(r0), () => f.get(r1), HW, (r) => {
+    channelOf(f, r, C, bias, scale, vb, vs);
+    blockOf(f, g, r, HW, 1, pg);
+    blockOf(f, x, r, HW, 1, px);
+    blockOf(f, dx, r, HW, 1, pd);
+    blockOf(f, tt, r, HW, 1, pt);
+  }, (lane, off) => {
     load(f, lane, pg, off, vg);
     load(f, lane, px, off, vx);
     f.get(vg).get(vs).simd(V.mul).set(v);
     store(f, lane, pd, off, v);
     f.get(vg).get(vx).get(vb).simd(V.add).simd(V.mul).set(v);
     store(f, lane, pt, off, v);
-  };
-  f.loop(r, () => f.get(r0), () => f.get(r1), 1, () => {
-    channelOf(f, r, C, bias, scale, vb, vs);
-    blockOf(f, g, r, HW, 1, pg);
-    blockOf(f, x, r, HW, 1, px);
-    blockOf(f, dx, r, HW, 1, pd);
-    blockOf(f, tt, r, HW, 1, pt);
-    f.loop(k, () => f.i32(0), () => f.get(vend), 4, () => {
-      f.get(k).i32(2).op(op.shl).set(off);
-      at(false);
-    });
-    f.loop(k, () => f.get(vend), () => f.get(HW), 1, () => {
-      f.get(k).i32(2).op(op.shl).set(off);
-      at(true);
-    });
   });
   return f;
 }
