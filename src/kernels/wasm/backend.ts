@@ -134,17 +134,13 @@ export class WasmBackend implements Backend<Data> {
     }
     return this.#unaryPhase(KI[`un_${op}` as KernelName], x, out, size, p, null, APPROX.has(op) ? COST_APPROX : 1);
   }
-  /** How many pieces an op over `size` elements (of an add's cost) splits into: a few per thread from PARALLEL_EW, else one. */
-  #parts(size: number): number {
-    return this.#rt.ewParts(size);
-  }
   /**
    * n floats as vector ranges for the threads, [first float, count]: whole vectors, the last range
    * taking the tail; under 4 floats one range, all tail.
    */
   #floatRanges(n: number, cost = 1): [number, number][] {
     if (n < 4) return [[0, n]];
-    return ranges(n >> 2, this.#parts(n * cost)).map(([a, b]) => [a * 4, (b === n >> 2 ? n : b * 4) - a * 4]);
+    return ranges(n >> 2, this.#rt.ewParts(n * cost)).map(([a, b]) => [a * 4, (b === n >> 2 ? n : b * 4) - a * 4]);
   }
   /** The phase of a un_/mu_ kernel over size elements of x (and of g for mu_) into out: vector ranges per thread. */
   #unaryPhase(fn: number, x: Data, out: Float32Array, size: number, p: number, g: Data | null, cost: number): Data {
@@ -192,7 +188,7 @@ export class WasmBackend implements Backend<Data> {
       const D = [...Array(pad).fill(1), ...c.shape], sa = [...Array(pad).fill(0), ...c.strides[0]].map((s) => s * 4), sb = [...Array(pad).fill(0), ...c.strides[1]].map((s) => s * 4);
       // split the outermost dimension with more than one index among the threads
       const d = D[0] > 1 ? 0 : 1;
-      const parts = this.#parts(n);
+      const parts = this.#rt.ewParts(n);
       const tasks: Task[] = ranges(D[d], parts).map(([lo, hi]) => {
         const Dd = [...D];
         Dd[d] = hi - lo;
@@ -220,7 +216,7 @@ export class WasmBackend implements Backend<Data> {
       const D = [...Array(pad).fill(1), ...cs.shape];
       const [sc, sa, sb] = cs.strides.map((st) => [...Array(pad).fill(0), ...st].map((s) => s * 4));
       const d = D[0] > 1 ? 0 : 1, inner = d === 0 ? D[1] * D[2] : D[2];
-      const tasks: Task[] = ranges(D[d], this.#parts(n)).map(([lo, hi]) => {
+      const tasks: Task[] = ranges(D[d], this.#rt.ewParts(n)).map(([lo, hi]) => {
         const Dd = [...D];
         Dd[d] = hi - lo;
         return [KI.where, co + lo * sc[d], sc[0], sc[1], sc[2], ao + lo * sa[d], sa[0], sa[1], sa[2], bo + lo * sb[d], sb[0], sb[1], sb[2], oo + lo * inner * 4, Dd[0], Dd[1], Dd[2]];
@@ -241,7 +237,7 @@ export class WasmBackend implements Backend<Data> {
       const out = m.out(outer * inner);
       const xo = m.addr(x), oo = m.dst(out);
       const fn = op === "sum" ? KI.red_sum : KI.red_sumsq;
-      const parts = this.#parts(outer * R * inner);
+      const parts = this.#rt.ewParts(outer * R * inner);
       const tasks: Task[] = [];
       if (outer >= parts || inner < 8) { // by rows
         for (const [a, b] of ranges(outer, parts)) tasks.push([fn, xo + a * R * inner * 4, oo + a * inner * 4, b - a, R, inner, inner]);
@@ -275,7 +271,7 @@ export class WasmBackend implements Backend<Data> {
     // per part (a TypeScript loop of subarray views cost the Glow's feature pass ~0.1 ms a call),
     // its rows split among the threads when the whole is large
     return rt.op(() => {
-      const oo = m.dst(out), split = this.#parts(n), tasks: Task[] = [];
+      const oo = m.dst(out), split = this.#rt.ewParts(n), tasks: Task[] = [];
       let off = 0;
       parts.forEach((x, i) => {
         const blk = blocks[i];
@@ -297,7 +293,7 @@ export class WasmBackend implements Backend<Data> {
     const y = m.out(rows * M), rstd = m.out(rows);
     return rt.op(() => {
       const xo = m.addr(x), yo = m.dst(y), ro = m.dst(rstd);
-      const [lo, hi] = epsBits(eps), parts = this.#parts(rows * M);
+      const [lo, hi] = epsBits(eps), parts = this.#rt.ewParts(rows * M);
       rt.pool.run(ranges(rows, parts).map(([a, b]) => [KI.gn_fwd, xo, yo, ro, a, b, M, lo, hi]), parts > 1);
       return { y: m.land(y, yo), rstd: m.land(rstd, ro) };
     });
@@ -314,7 +310,7 @@ export class WasmBackend implements Backend<Data> {
     const y = m.out(rows * M), rstd = m.out(rows), pre = m.out(rows * M), out = act === "none" ? null : m.out(rows * M);
     return rt.op(() => {
       const xo = m.addr(x), wo = m.addr(w), bo = m.addr(b), yo = m.dst(y), ro = m.dst(rstd), po = m.dst(pre), oo = out ? m.dst(out) : 0;
-      const [lo, hi] = epsBits(eps), parts = this.#parts(rows * M), jl = rt.list(), ga = KI[`ga_${act}`];
+      const [lo, hi] = epsBits(eps), parts = this.#rt.ewParts(rows * M), jl = rt.list(), ga = KI[`ga_${act}`];
       for (const [a, z] of ranges(rows, parts)) {
         jl.task(KI.gn_fwd, xo, yo, ro, a, z, M, lo, hi);
         const at = a * M * 4;
@@ -331,7 +327,7 @@ export class WasmBackend implements Backend<Data> {
     const dx = m.out(rows * M);
     return rt.op(() => {
       const go = m.addr(g), yo = m.addr(y), ro = m.addr(rstd), oo = m.dst(dx);
-      const parts = this.#parts(rows * M);
+      const parts = this.#rt.ewParts(rows * M);
       rt.pool.run(ranges(rows, parts).map(([a, b]) => [KI.gn_bwd, go, yo, ro, oo, a, b, M]), parts > 1);
       return m.land(dx, oo);
     });

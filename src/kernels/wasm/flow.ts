@@ -2,7 +2,7 @@
 // elementwise part and ActNorm's per-channel affine, each way in one phase whose ranges of images
 // or rows the threads share.
 import type { Data } from "../backend.ts";
-import { F32_BITS, KI, PARALLEL_EW, ranges, type Task, type WasmRuntime } from "./runtime.ts";
+import { F32_BITS, type Job, KI, PARALLEL_EW, ranges, type WasmRuntime } from "./runtime.ts";
 
 /**
  * An element's cost in adds, for PARALLEL_EW: the affine coupling's (sigmoid and softplus: 16x),
@@ -14,10 +14,10 @@ import { F32_BITS, KI, PARALLEL_EW, ranges, type Task, type WasmRuntime } from "
  */
 const COST_COUPLING = 16, COST_AFFINE = 1;
 
-/** One phase over n items (images or rows) of `floats` floats each: a few item ranges per thread (task(i0, i1)). */
-function phase(rt: WasmRuntime, n: number, floats: number, cost: number, task: (i0: number, i1: number) => Task): void {
+/** One phase over n items (images or rows) of `floats` floats each: a few item ranges per thread (job(i0, i1): a task, or tasks one thread runs in order). */
+function phase(rt: WasmRuntime, n: number, floats: number, cost: number, job: (i0: number, i1: number) => Job): void {
   const work = n * floats * cost;
-  rt.pool.run(ranges(n, rt.ewParts(work)).map(([i0, i1]) => task(i0, i1)), work >= PARALLEL_EW);
+  rt.pool.run(ranges(n, rt.ewParts(work)).map(([i0, i1]) => job(i0, i1)), work >= PARALLEL_EW);
 }
 
 /** The coupling over n images of xb [n][half] and o [n][2 half]: [yb; ls] [n][2 half] (cpl_fwd). */
@@ -60,12 +60,11 @@ export function channelAffineGrad(rt: WasmRuntime, g: Data, x: Data, bias: Data,
   const m = rt.mem, rows = N * C, dx = m.out(rows * HW), sumDx = m.out(rows), sumT = m.out(rows);
   return rt.op(() => {
     const go = m.addr(g), xo = m.addr(x), bo = m.addr(bias), so = m.addr(scale), dxo = m.dst(dx), to = m.tmp(rows * HW), sdo = m.dst(sumDx), sto = m.dst(sumT);
-    const work = rows * HW * COST_AFFINE;
-    rt.pool.run(ranges(rows, rt.ewParts(work)).map(([r0, r1]): Task[] => [
+    phase(rt, rows, HW, COST_AFFINE, (r0, r1) => [
       [KI.ca_bwd, go, xo, bo, so, dxo, to, r0, r1, C, HW],
       [KI.red_sum, dxo + r0 * HW * 4, sdo + r0 * 4, r1 - r0, HW, 1, 1],
       [KI.red_sum, to + r0 * HW * 4, sto + r0 * 4, r1 - r0, HW, 1, 1],
-    ]), work >= PARALLEL_EW);
+    ]);
     return { dx: m.land(dx, dxo), sumDx: m.land(sumDx, sdo), sumT: m.land(sumT, sto) };
   });
 }

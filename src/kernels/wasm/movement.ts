@@ -102,11 +102,11 @@ export function strided(rt: WasmRuntime, x: Float32Array, spec: StridedSpec): Fl
     const lead = Math.max(0, box.ext.length - 4), pad = Math.max(0, 4 - box.ext.length);
     const D = [...Array(pad).fill(1), ...box.ext.slice(lead)];
     const si = [...Array(pad).fill(0), ...box.sIn.slice(lead)].map((s) => s * 4), so = [...Array(pad).fill(0), ...box.sOut.slice(lead)].map((s) => s * 4);
-    const n = box.ext.reduce((p, q) => p * q, 1);
+    const n = box.ext.reduce((p, q) => p * q, 1), parts = n >= PARALLEL_COPY ? rt.threads * 2 : 1;
     const src = xo + box.src * 4, dst = oo + box.dst * 4;
     if (lead > 0) {
       // the leading dimensions' indices in order (the last fastest), a copy4d each
-      const count = box.ext.slice(0, lead).reduce((p, q) => p * q, 1), parts = n >= PARALLEL_COPY ? rt.threads * 2 : 1;
+      const count = box.ext.slice(0, lead).reduce((p, q) => p * q, 1);
       const jl = rt.list(), idx = new Array<number>(lead).fill(0);
       let s = src, d = dst;
       for (let q = 0, part = 1; q < count; q++) {
@@ -127,7 +127,6 @@ export function strided(rt: WasmRuntime, x: Float32Array, spec: StridedSpec): Fl
     }
     // split the outermost dimension with more than one index among the threads
     const dd = Math.max(0, D.findIndex((e) => e > 1));
-    const parts = n >= PARALLEL_COPY ? rt.threads * 2 : 1;
     const tasks: Task[] = ranges(D[dd], parts).map(([lo, hi]) => {
       const Dd = [...D];
       Dd[dd] = hi - lo;
