@@ -9,7 +9,7 @@ import * as T from "../src/autograd/index.ts";
 import type { Task } from "../src/kernels/wasm/runtime.ts";
 import { createWasmBackend } from "../src/kernels/wasm/backend.ts";
 import { Glow } from "../src/models/glow.ts";
-import { drawsOf, gradcheck, perGroupPass, perturbed, rand64 } from "./helpers.ts";
+import { drawsOf, gradcheck, hideOps, perGroupPass, perturbed, rand64, sameBits } from "./helpers.ts";
 
 const wb = await createWasmBackend();
 const S = suite(`channelAffine, ActNorm's affine: fused against composed (${wb.description}, poisoned outputs)`);
@@ -46,16 +46,6 @@ function counting(folded = 0) {
   return { n, threaded, onFolded, restore: () => { for (const k of OPS) proto[k] = kept[k]; delete (pool as { run?: unknown }).run; } };
 }
 
-/** Runs f with the fused ops hidden (the composed ops then run), or as they are. */
-function withOps<R>(composed: boolean, f: () => R): R {
-  if (composed) for (const k of OPS) (wb as unknown as Record<string, unknown>)[k] = undefined;
-  try {
-    return f();
-  } finally {
-    if (composed) for (const k of OPS) delete (wb as unknown as Record<string, unknown>)[k];
-  }
-}
-
 const fin = (t: T.Tensor) => T.where(T.eq(t, t), t, T.zerosLike(t));
 
 /**
@@ -64,32 +54,28 @@ const fin = (t: T.Tensor) => T.where(T.eq(t, t), t, T.zerosLike(t));
  * recorded (the composed backward rules) and the second-order gradients of their squares' sum.
  */
 function valuesAndGrads(composed: boolean, second: boolean, data: { x: Float32Array; sx: number[]; b: Float32Array; s: Float32Array; w: Float32Array }): number[][] {
-  return withOps(composed, () => T.tidy(() => {
-    const C = data.sx[1];
-    const x = T.tensor(data.x, data.sx, { backend: wb, requiresGrad: true }), b = T.tensor(data.b, [C], { backend: wb, requiresGrad: true });
-    const s = T.tensor(data.s, [C], { backend: wb, requiresGrad: true });
-    const y = T.channelAffine(x, b, s);
-    const loss = T.sum(T.mul(fin(y), T.tensor(data.w, data.sx, { backend: wb })));
-    const gs = T.grad(loss, [x, b, s], { createGraph: second });
-    if (!second) return [y, ...gs].map((t) => Array.from(t!.dataSync()));
-    const d2 = T.grad(T.add(T.add(T.sum(T.square(fin(gs[0]!))), T.sum(T.square(fin(gs[1]!)))), T.sum(T.square(fin(gs[2]!)))), [x, b, s]);
-    return d2.map((t) => Array.from(t!.dataSync()));
-  }));
-}
-
-function sameBits(f: number[][], c: number[][], names: string[], what: string, finite: boolean): void {
-  names.forEach((name, i) => {
-    assert.ok(f[i].length > 0 && f[i].length === c[i].length, `${what}: ${name} missing`);
-    if (finite) assert.ok(f[i].every(Number.isFinite), `${what}: poison or a non-finite value left in ${name}`);
-    const at = f[i].findIndex((v, j) => !Object.is(v, c[i][j]));
-    assert.ok(at < 0, `${what}: ${name}[${at}] is ${f[i][at]} fused, ${c[i][at]} composed`);
-  });
+  const restore = hideOps(wb, composed ? OPS : []);
+  try {
+    return T.tidy(() => {
+      const C = data.sx[1];
+      const x = T.tensor(data.x, data.sx, { backend: wb, requiresGrad: true }), b = T.tensor(data.b, [C], { backend: wb, requiresGrad: true });
+      const s = T.tensor(data.s, [C], { backend: wb, requiresGrad: true });
+      const y = T.channelAffine(x, b, s);
+      const loss = T.sum(T.mul(fin(y), T.tensor(data.w, data.sx, { backend: wb })));
+      const gs = T.grad(loss, [x, b, s], { createGraph: second });
+      if (!second) return [y, ...gs].map((t) => Array.from(t!.dataSync()));
+      const d2 = T.grad(T.add(T.add(T.sum(T.square(fin(gs[0]!))), T.sum(T.square(fin(gs[1]!)))), T.sum(T.square(fin(gs[2]!)))), [x, b, s]);
+      return d2.map((t) => Array.from(t!.dataSync()));
+    });
+  } finally {
+    restore();
+  }
 }
 
 S("fused forward and backward equal the composed ops bit for bit (values, gradients of x, bias and scale, second-order gradients) on odd, short-row, rank-3, row-tail and threaded shapes, with NaN, infinities and signed zeros, and with rows whose sums round at every step (their order shows); rows of one position compose", () => {
   const { n, threaded, restore } = counting();
   const cases: [number[], boolean][] = [ // x shape; the fused ops run
-    [[2, 3, 5, 7], true], // rows of 35 floats: vectors and a tail; 6 rows: a block of four, two alone
+    [[2, 3, 5, 7], true], // rows of 35 floats: vectors and a tail; 6 rows: summed by reduce's kernel as a block of four and two alone
     [[1, 1, 1, 2], true], // one row of two floats: lanes only
     [[3, 4, 1, 3], true], // rows of 3 floats
     [[5, 3, 2, 2], true], // rows of one vector; 15 rows

@@ -2,6 +2,7 @@
 import * as T from "../src/autograd/index.ts";
 import type { KernelVariants, WebGPUBackend } from "../src/kernels/webgpu/backend.ts";
 import type { Test } from "uvu";
+import * as assert from "uvu/assert";
 import { featuresBatched, groupGradients } from "../src/ood/features.ts";
 
 export const gen = (seed: number) => new T.Generator(seed);
@@ -125,13 +126,40 @@ export function perturbed<M extends { parameters(): T.Tensor[] }>(model: M, seed
  * ops `hide` removed for the pass (the autograd then composes what they fuse).
  */
 export async function perGroupPass(model: Parameters<typeof groupGradients>[0], objective: Parameters<typeof groupGradients>[1], x: T.Tensor, noise: T.Tensor | undefined, hide: readonly string[] = []): Promise<number[][]> {
-  const be = x.backend as unknown as Record<string, unknown>;
-  for (const k of hide) be[k] = undefined;
+  const restore = hideOps(x.backend, hide);
   try {
     const grads = groupGradients(model, objective, x, 1, noise).map((t) => Array.from(t.dataSync()));
     const f = await featuresBatched(model, objective, x, 1, noise);
     return [...grads, Array.from(f.sq), Array.from(f.value)];
   } finally {
-    for (const k of hide) delete be[k];
+    restore();
   }
+}
+
+/**
+ * Hides a backend's optional ops `names` (each read as undefined on the instance, so the autograd
+ * composes what they fuse) until the returned function restores them.
+ */
+export function hideOps(backend: object, names: readonly string[]): () => void {
+  const b = backend as Record<string, unknown>;
+  for (const k of names) b[k] = undefined;
+  return () => {
+    for (const k of names) delete b[k];
+  };
+}
+
+/**
+ * Asserts that arrays f[i] (the fused ops') and c[i] (the composed ops'), one per name, are there,
+ * of equal length and equal bit for bit (Object.is: NaN to NaN, -0 apart from +0); with `finite`,
+ * that f's hold only finite values (no poison left).
+ */
+export function sameBits(f: ArrayLike<number>[], c: ArrayLike<number>[], names: readonly string[], what: string, finite: boolean): void {
+  assert.is(f.length, names.length, `${what}: ${f.length} arrays for ${names.length} names`);
+  names.forEach((name, i) => {
+    const a = Array.from(f[i]), b = Array.from(c[i]);
+    assert.ok(a.length > 0 && a.length === b.length, `${what}: ${name} missing`);
+    if (finite) assert.ok(a.every(Number.isFinite), `${what}: poison or a non-finite value left in ${name}`);
+    const at = a.findIndex((v, j) => !Object.is(v, b[j]));
+    assert.ok(at < 0, `${what}: ${name}[${at}] is ${a[at]} fused, ${b[at]} composed`);
+  });
 }
