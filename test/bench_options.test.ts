@@ -19,6 +19,8 @@ const CASES: [string, string, string[], string][] = [
   ["features_ab", "features_ab", ["--old", `${ROOT}/no-such-checkout`], "--old"],
   ["fused_ab", "fused_ab", ["--ops", "relu"], "--ops"],
   ["groupnorm", "groupnorm", ["--rounds", "x"], "--rounds"],
+  ["in_situ", "in_situ", ["--rounds", "0"], "--rounds"],
+  ["in_situ", "in_situ", ["--work", "both"], "--work"],
   ["js_profile", "js_profile", ["--runs", "0"], "--runs"],
   ["js_profile", "js_profile", ["--model", `${ROOT}/package.json`], "--model"], // a file that is no model: refused before the child starts
   ["small_ops", "small_ops", ["--iterations", "-1"], "--iterations"],
