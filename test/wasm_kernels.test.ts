@@ -63,6 +63,31 @@ S("without relaxed SIMD: a Winograd convolution and its gradients", async () => 
   await compare(plain, "winograd, mul then add", (x, w) => T.conv2d(x, w, { padding: 1 }), [[2, 9, 7, 6], [10, 9, 3, 3]], { tol: 1e-4 });
 });
 
+S("products with one step of k (outer products: a linear layer's per-group weight gradients) against the CPU, small (a loop) and large (a broadcast multiply), batched on either side or both, with each transpose; both ways the same bits (a zero's sign, NaN for 0 x Inf), with poisoned outputs", async () => {
+  for (const [sa, sb, tA, tB] of [[[5, 1], [1, 7], false, false], [[1, 5], [1, 7], true, false], [[5, 1], [7, 1], false, true], [[3, 70, 1], [3, 1, 90], false, false],
+    [[64, 1, 64], [64, 1, 32], true, false], [[1, 64], [64, 1, 33], true, false], [[64, 1, 65], [1, 31], true, false]] as [number[], number[], boolean, boolean][]) {
+    await compare(wb, `outer ${JSON.stringify(sa)}${tA ? "T" : ""} x ${JSON.stringify(sb)}${tB ? "T" : ""}`, (a, b) => T.mm(a, b, tA, tB), [sa, sb], { tol: 1e-6 });
+  }
+  // the loop (at most 4096 values) and the broadcast multiply (more): item by item the same bits
+  const M = 40, N = 30, B = 8, a = Float32Array.from({ length: B * M }, (_, i) => [0, -0, Infinity, -1e-30][i % 9] ?? Math.sin(i) * 1e3);
+  const b = Float32Array.from({ length: B * N }, (_, i) => [-0, Infinity, 3e-30, NaN][i % 7] ?? Math.cos(i) * 1e-3);
+  const run = (batch: number, at: number) => {
+    const ad = wb.upload(a.subarray(at * M, (at + batch) * M), "float32"), bd = wb.upload(b.subarray(at * N, (at + batch) * N), "float32");
+    const o = wb.matmul(ad, bd, { batchA: batch, batchB: batch, M, K: 1, N, transA: false, transB: false }, "float32") as Float32Array;
+    const v = Float32Array.from(o);
+    [ad, bd, o].forEach((d) => wb.release(d as Float32Array));
+    return v;
+  };
+  const all = run(B, 0);
+  assert.ok(B * M * N > 4096 && M * N <= 4096, "the batch takes the broadcast multiply, an item alone the loop");
+  for (let i = 0; i < B; i++) {
+    const one = run(1, i), want = Float32Array.from({ length: M * N }, (_, k) => Math.fround(a[i * M + Math.floor(k / N)] * b[i * N + k % N]));
+    assert.is(firstDiff(one, all.subarray(i * M * N, (i + 1) * M * N)), -1, `item ${i}: alone against in the batch`);
+    assert.is(firstDiff(one, want), -1, `item ${i}: each value the float32 product`);
+  }
+  assert.ok(all.some((v) => Object.is(v, -0)) && all.some((v) => Number.isNaN(v)) && all.some((v) => v === Infinity || v === -Infinity), "zeros' signs, NaN and Inf tested");
+});
+
 S("large shapes: K past the reduction block, rows past an L2 block, the threaded path", async () => {
   await compare(wb, "mm big", (a, b) => T.mm(a, b), [[131, 600], [600, 70]], { tol: 1e-4 });
   await compare(wb, "mm big T", (a, b) => T.mm(a, b, true, true), [[517, 101], [99, 517]], { tol: 1e-4 });

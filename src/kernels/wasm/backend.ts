@@ -11,7 +11,7 @@ import type { KernelName } from "./module.ts";
 import type { GemmShape } from "./gemm.ts";
 import type { WasmMemory } from "./memory.ts";
 import { F32_BITS, KI, PARALLEL_EW, ranges, type Task, type WasmOptions, WasmRuntime } from "./runtime.ts";
-import { binaryInto, bstrides, coalesce, matmulInto, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
+import { binaryInto, bstrides, coalesce, matmulInto, outerInto, reduceInto, stridedInto, unaryInto, whereInto } from "./js_ops.ts";
 import { SIMD_APPROX, SIMD_BINARY, SIMD_UNARY } from "./elementwise.ts";
 import { conv2d, conv2dBias, conv2dInputGrad, conv2dInputGradTimes, conv2dWeightGrad } from "./conv.ts";
 import { strided } from "./movement.ts";
@@ -402,6 +402,16 @@ export class WasmBackend implements Backend<Data> {
     const { batchA, batchB, M, K, N, transA, transB } = s;
     const batch = Math.max(batchA, batchB);
     if (K === 0 || M * N === 0) return this.fill(batch * M * N, 0, dtype);
+    // one step of k: an outer product per item, A's M floats by B's N whatever the transposes (the
+    // per-group weight gradients of a linear layer), each value the product rounded once: a
+    // broadcast multiply, or where small a loop with the same values bit for bit (where the
+    // product loop below would skip a zero of A: a zero's sign, and NaN for 0 x Inf as IEEE has it)
+    if (K === 1) {
+      if (batch * M * N > SMALL_MM) return this.binary("mul", a, [batchA, M, 1], b, [batchB, 1, N], [batch, M, N], dtype);
+      const out = this.#m.out(batch * M * N);
+      outerInto(a, b, s, out);
+      return out;
+    }
     if (M * K * N <= SMALL_MM) { // packing and a task per product cost more than the product
       const out = this.#m.out(batch * M * N);
       matmulInto(a, b, s, out);

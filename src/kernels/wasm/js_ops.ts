@@ -218,6 +218,18 @@ export function stridedInto(x: F, spec: StridedSpec, out: F): void {
 }
 
 /** out = A B for small products (every batch item), float accumulation in the reference's order. */
+/** A product with K = 1 (an outer product per batch item): out = a[m] b[n], each a float32 product rounded once (the binary multiply's values). */
+export function outerInto(a: F, b: F, s: MatmulSpec, out: F): void {
+  const { batchA, batchB, M, N } = s;
+  for (let bi = 0, o = 0; bi < Math.max(batchA, batchB); bi++) {
+    const ao = batchA === 1 ? 0 : bi * M, bo = batchB === 1 ? 0 : bi * N;
+    for (let m = 0; m < M; m++) {
+      const av = a[ao + m];
+      for (let n = 0; n < N; n++) out[o++] = av * b[bo + n];
+    }
+  }
+}
+
 export function matmulInto(a: F, b: F, s: MatmulSpec, out: F): void {
   const { batchA, batchB, M, K, N, transA, transB } = s;
   const batch = Math.max(batchA, batchB);
