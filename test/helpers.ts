@@ -137,6 +137,18 @@ export async function perGroupPass(model: Parameters<typeof groupGradients>[0], 
 }
 
 /**
+ * A per-group pass with the backend's fused ops and again with `hide` hidden (the composed ops):
+ * every parameter's per-group gradients, the features and the values the same to the bit and
+ * finite. Returns the fused pass's arrays and their names.
+ */
+export async function fusedPerGroupPassMatchesComposed(model: Parameters<typeof groupGradients>[0] & { namedParameters(): [string, unknown][] }, objective: Parameters<typeof groupGradients>[1], x: T.Tensor, noise: T.Tensor | undefined, hide: readonly string[]): Promise<{ f: number[][]; names: string[] }> {
+  const f = await perGroupPass(model, objective, x, noise), c = await perGroupPass(model, objective, x, noise, hide);
+  const names = [...model.namedParameters().map(([k]) => k), "features", "values"];
+  sameBits(f, c, names, "per-group pass", true);
+  return { f, names };
+}
+
+/**
  * Hides a backend's optional ops `names` (each read as undefined on the instance, so the autograd
  * composes what they fuse) until the returned function restores them.
  */
