@@ -217,7 +217,6 @@ export function stridedInto(x: F, spec: StridedSpec, out: F): void {
   }
 }
 
-/** out = A B for small products (every batch item), float accumulation in the reference's order. */
 /** A product with K = 1 (an outer product per batch item): out = a[m] b[n], each a float32 product rounded once (the binary multiply's values). */
 export function outerInto(a: F, b: F, s: MatmulSpec, out: F): void {
   const { batchA, batchB, M, N } = s;
@@ -230,6 +229,7 @@ export function outerInto(a: F, b: F, s: MatmulSpec, out: F): void {
   }
 }
 
+/** out = A B for small products (every batch item), float accumulation in the reference's order. */
 export function matmulInto(a: F, b: F, s: MatmulSpec, out: F): void {
   const { batchA, batchB, M, K, N, transA, transB } = s;
   const batch = Math.max(batchA, batchB);
